@@ -1,0 +1,273 @@
+"""Safe parsing of the little code a contract may carry.
+
+Contracts never execute code. Two kinds of text are *parsed* with :mod:`ast` and
+checked against an allow-list, then turned into data:
+
+* row predicates over columns, e.g. ``loan_amount <= 10 * annual_income``
+  (``type: custom``, ``engine: expression``) become an expression tree of nested
+  tuples, which :func:`to_polars` turns into a ``polars.Expr``;
+* pandera built-in check calls, e.g. ``Check.in_range(0, 1)`` (``type: custom``,
+  ``engine: pandera``), become ``(method, args, kwargs)`` with literal arguments only.
+
+Expression tree nodes::
+
+    ("col", name) | ("lit", value)
+    ("binop", "+"|"-"|"*"|"/"|"//"|"%"|"**", left, right)
+    ("cmp", "<"|"<="|">"|">="|"=="|"!=", left, right)
+    ("and", left, right) | ("or", left, right) | ("not", x) | ("neg", x)
+    ("call", "abs"|"is_null"|"is_not_null", x)
+    ("isin", x, (values...))
+"""
+
+from __future__ import annotations
+
+import ast
+import operator
+from collections.abc import Callable
+from typing import Any
+
+import polars as pl
+
+Node = tuple[Any, ...]
+
+_BINOPS: dict[type[ast.operator], str] = {
+    ast.Add: "+",
+    ast.Sub: "-",
+    ast.Mult: "*",
+    ast.Div: "/",
+    ast.FloorDiv: "//",
+    ast.Mod: "%",
+    ast.Pow: "**",
+}
+_CMPOPS: dict[type[ast.cmpop], str] = {
+    ast.Lt: "<",
+    ast.LtE: "<=",
+    ast.Gt: ">",
+    ast.GtE: ">=",
+    ast.Eq: "==",
+    ast.NotEq: "!=",
+}
+_FUNCS = ("abs", "is_null", "is_not_null")
+_POLARS_BINOPS: dict[str, Callable[[Any, Any], Any]] = {
+    "+": operator.add,
+    "-": operator.sub,
+    "*": operator.mul,
+    "/": operator.truediv,
+    "//": operator.floordiv,
+    "%": operator.mod,
+    "**": operator.pow,
+    "<": operator.lt,
+    "<=": operator.le,
+    ">": operator.gt,
+    ">=": operator.ge,
+    "==": operator.eq,
+    "!=": operator.ne,
+}
+
+EXPRESSION_HELP = (
+    "column names, numeric/string/boolean literals, + - * / // % **, comparisons "
+    "(< <= > >= == !=, chains allowed), and/or/not, `x in [literals]`, abs(x), is_null(x), is_not_null(x)"
+)
+
+
+class ExpressionError(ValueError):
+    """The text is not an allowed expression; the message says what is allowed."""
+
+
+def parse_expression(text: str) -> Node:
+    """Parse a row predicate into an expression tree, or raise :class:`ExpressionError`."""
+    try:
+        tree = ast.parse(text.strip(), mode="eval")
+    except SyntaxError as exc:
+        raise ExpressionError(f"cannot parse expression {text!r}: {exc.msg}") from None
+    return _node(tree.body, text)
+
+
+def _node(n: ast.AST, text: str) -> Node:
+    if isinstance(n, ast.Name):
+        return ("col", n.id)
+    if isinstance(n, ast.Constant) and isinstance(n.value, (int, float, str, bool)) or (
+        isinstance(n, ast.Constant) and n.value is None
+    ):
+        return ("lit", n.value)
+    if isinstance(n, ast.BinOp) and type(n.op) in _BINOPS:
+        return ("binop", _BINOPS[type(n.op)], _node(n.left, text), _node(n.right, text))
+    if isinstance(n, ast.UnaryOp) and isinstance(n.op, ast.USub):
+        inner = _node(n.operand, text)
+        if inner[0] == "lit" and isinstance(inner[1], (int, float)):
+            return ("lit", -inner[1])
+        return ("neg", inner)
+    if isinstance(n, ast.UnaryOp) and isinstance(n.op, ast.Not):
+        return ("not", _node(n.operand, text))
+    if isinstance(n, ast.BoolOp):
+        kind = "and" if isinstance(n.op, ast.And) else "or"
+        out = _node(n.values[0], text)
+        for v in n.values[1:]:
+            out = (kind, out, _node(v, text))
+        return out
+    if isinstance(n, ast.Compare):
+        parts: list[Node] = []
+        left = _node(n.left, text)
+        for op, comp in zip(n.ops, n.comparators, strict=True):
+            if isinstance(op, ast.In) or isinstance(op, ast.NotIn):
+                values = _literal_list(comp, text)
+                part: Node = ("isin", left, values)
+                parts.append(("not", part) if isinstance(op, ast.NotIn) else part)
+                left = ("lit", None)
+                continue
+            if type(op) not in _CMPOPS:
+                break
+            right = _node(comp, text)
+            parts.append(("cmp", _CMPOPS[type(op)], left, right))
+            left = right
+        else:
+            out = parts[0]
+            for p in parts[1:]:
+                out = ("and", out, p)
+            return out
+    if (
+        isinstance(n, ast.Call)
+        and isinstance(n.func, ast.Name)
+        and n.func.id in _FUNCS
+        and len(n.args) == 1
+        and not n.keywords
+    ):
+        return ("call", n.func.id, _node(n.args[0], text))
+    snippet = ast.get_source_segment(text, n) or type(n).__name__
+    raise ExpressionError(f"`{snippet}` is not allowed in a contract expression; allowed are {EXPRESSION_HELP}")
+
+
+def _literal_list(n: ast.AST, text: str) -> tuple[Any, ...]:
+    if isinstance(n, (ast.List, ast.Tuple, ast.Set)):
+        return tuple(_literal(e, text) for e in n.elts)
+    raise ExpressionError(f"`in` needs a literal list in {text!r}")
+
+
+def _literal(n: ast.AST, text: str) -> Any:
+    try:
+        return ast.literal_eval(n)
+    except ValueError:
+        snippet = ast.get_source_segment(text, n) or type(n).__name__
+        raise ExpressionError(f"`{snippet}` is not a literal; only literal arguments are allowed") from None
+
+
+def columns(node: Node) -> set[str]:
+    """The column names an expression tree reads."""
+    if node[0] == "col":
+        return {node[1]}
+    out: set[str] = set()
+    for part in node[1:]:
+        if isinstance(part, tuple) and part and isinstance(part[0], str) and part[0] in _NODE_KINDS:
+            out |= columns(part)
+    return out
+
+
+_NODE_KINDS = frozenset({"col", "lit", "binop", "cmp", "and", "or", "not", "neg", "call", "isin"})
+
+
+def to_polars(node: Node) -> pl.Expr:
+    """Turn an expression tree into a polars expression."""
+    kind = node[0]
+    if kind == "col":
+        return pl.col(node[1])
+    if kind == "lit":
+        return pl.lit(node[1])
+    if kind in ("binop", "cmp"):
+        return _POLARS_BINOPS[node[1]](to_polars(node[2]), to_polars(node[3]))  # type: ignore[no-any-return]
+    if kind == "and":
+        return to_polars(node[1]) & to_polars(node[2])
+    if kind == "or":
+        return to_polars(node[1]) | to_polars(node[2])
+    if kind == "not":
+        return ~to_polars(node[1])
+    if kind == "neg":
+        return -to_polars(node[1])
+    if kind == "call":
+        inner = to_polars(node[2])
+        return {"abs": inner.abs, "is_null": inner.is_null, "is_not_null": inner.is_not_null}[node[1]]()
+    if kind == "isin":
+        return to_polars(node[1]).is_in(list(node[2]))
+    raise ValueError(f"unknown expression node {kind!r}")
+
+
+def to_text(node: Node) -> str:
+    """A canonical rendering of an expression tree (used for stable rule names)."""
+    kind = node[0]
+    if kind == "col":
+        return str(node[1])
+    if kind == "lit":
+        return repr(node[1])
+    if kind in ("binop", "cmp"):
+        return f"({to_text(node[2])} {node[1]} {to_text(node[3])})"
+    if kind in ("and", "or"):
+        return f"({to_text(node[1])} {kind} {to_text(node[2])})"
+    if kind == "not":
+        return f"(not {to_text(node[1])})"
+    if kind == "neg":
+        return f"(-{to_text(node[1])})"
+    if kind == "call":
+        return f"{node[1]}({to_text(node[2])})"
+    if kind == "isin":
+        return f"({to_text(node[1])} in {list(node[2])!r})"
+    raise ValueError(f"unknown expression node {kind!r}")
+
+
+# --- pandera built-in check calls -------------------------------------------------
+
+#: pandera built-in checks a contract may name, with their parameter names in order.
+PANDERA_CHECKS: dict[str, tuple[str, ...]] = {
+    "equal_to": ("value",),
+    "eq": ("value",),
+    "not_equal_to": ("value",),
+    "ne": ("value",),
+    "greater_than": ("min_value",),
+    "gt": ("min_value",),
+    "greater_than_or_equal_to": ("min_value",),
+    "ge": ("min_value",),
+    "less_than": ("max_value",),
+    "lt": ("max_value",),
+    "less_than_or_equal_to": ("max_value",),
+    "le": ("max_value",),
+    "in_range": ("min_value", "max_value", "include_min", "include_max"),
+    "between": ("min_value", "max_value", "include_min", "include_max"),
+    "isin": ("allowed_values",),
+    "notin": ("forbidden_values",),
+    "str_matches": ("pattern",),
+    "str_contains": ("pattern",),
+    "str_startswith": ("string",),
+    "str_endswith": ("string",),
+    "str_length": ("min_value", "max_value"),
+}
+
+
+def parse_check_call(text: str) -> tuple[str, dict[str, Any]]:
+    """Parse ``Check.in_range(0, 1)`` (or ``pa.Check...``) into ``("in_range", {...})``.
+
+    Only the methods in :data:`PANDERA_CHECKS` with literal arguments are accepted.
+    """
+    allowed = ", ".join(sorted(PANDERA_CHECKS))
+    try:
+        tree = ast.parse(text.strip(), mode="eval")
+    except SyntaxError as exc:
+        raise ExpressionError(f"cannot parse pandera check {text!r}: {exc.msg}") from None
+    call = tree.body
+    if not (isinstance(call, ast.Call) and isinstance(call.func, ast.Attribute)):
+        raise ExpressionError(f"{text!r} is not a pandera check call such as `Check.in_range(0, 1)`")
+    owner = call.func.value
+    owner_ok = (isinstance(owner, ast.Name) and owner.id == "Check") or (
+        isinstance(owner, ast.Attribute) and owner.attr == "Check" and isinstance(owner.value, ast.Name)
+    )
+    method = call.func.attr
+    if not owner_ok or method not in PANDERA_CHECKS:
+        raise ExpressionError(f"{text!r} is not an allowed pandera check; allowed are Check.{{{allowed}}}")
+    params = PANDERA_CHECKS[method]
+    if len(call.args) > len(params):
+        raise ExpressionError(f"{text!r} passes too many arguments to Check.{method}{params}")
+    kwargs: dict[str, Any] = {}
+    for pname, arg in zip(params, call.args, strict=False):
+        kwargs[pname] = _literal(arg, text)
+    for kw in call.keywords:
+        if kw.arg not in params:
+            raise ExpressionError(f"Check.{method} has no argument {kw.arg!r}; it takes {', '.join(params)}")
+        kwargs[kw.arg] = _literal(kw.value, text)
+    return method, kwargs

@@ -1,0 +1,1 @@
+"""Kafka integration: a real local Apache Kafka broker for development and tests."""

@@ -1,0 +1,59 @@
+"""Plain records that travel between the Kafka client and the pure pipeline.
+
+The pipeline (:mod:`streams.kafka.pipeline`) turns a batch of :class:`Message`
+into :class:`OutRecord` lists without touching Kafka, so it is testable without a
+broker; the runtime (:mod:`streams.kafka.worker`) consumes and produces them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+Headers = tuple[tuple[str, bytes], ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    """One consumed Kafka record, exactly as it arrived."""
+
+    topic: str
+    partition: int
+    offset: int
+    value: bytes | None
+    key: bytes | None = None
+    headers: Headers = ()
+    timestamp_ms: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class OutRecord:
+    """One record to produce. ``partition`` None lets the producer's partitioner choose."""
+
+    topic: str
+    value: bytes | None
+    key: bytes | None = None
+    headers: Headers = ()
+    timestamp_ms: int | None = None
+    partition: int | None = None
+
+
+@dataclass(slots=True)
+class BatchResult:
+    """Everything one batch produces, plus what it measured. Built by the pure pipeline."""
+
+    validated: list[OutRecord] = field(default_factory=list)
+    quarantined: list[OutRecord] = field(default_factory=list)
+    dead_lettered: list[OutRecord] = field(default_factory=list)
+    events: list[OutRecord] = field(default_factory=list)
+    #: records (not messages) per outcome: valid, quarantined, dead_lettered
+    counts: dict[str, int] = field(default_factory=dict)
+    #: failing rows per rule name in this batch
+    rule_failures: dict[str, int] = field(default_factory=dict)
+    #: highest offset seen per partition (commit offset + 1 after delivery)
+    last_offsets: dict[int, int] = field(default_factory=dict)
+    decode_seconds: float = 0.0
+    validate_seconds: float = 0.0
+    report: object | None = None  # ValidationReport of the decoded records, when any
+
+    def outputs(self) -> list[OutRecord]:
+        return [*self.validated, *self.quarantined, *self.dead_lettered, *self.events]

@@ -1,0 +1,92 @@
+"""One frozen settings object for workers, the CLI and the demo.
+
+Every field can be set from the environment with the ``STREAMS_`` prefix
+(``STREAMS_MODE=monitor``, ``STREAMS_BATCH_MAX_RECORDS=2000``) or from a ``.env``
+file; ``KAFKA_BOOTSTRAP_SERVERS`` is honoured too, as the conventional name.
+Credentials are :class:`~pydantic.SecretStr` and never printed.
+"""
+
+from __future__ import annotations
+
+import enum
+from pathlib import Path
+
+from pydantic import AliasChoices, Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Mode(enum.StrEnum):
+    GATE = "gate"  # forward valid records to <topic>.validated
+    MONITOR = "monitor"  # observe only: quarantine, DLQ and events, no forwarding
+
+
+class SecurityProtocol(enum.StrEnum):
+    PLAINTEXT = "PLAINTEXT"
+    SSL = "SSL"
+    SASL_PLAINTEXT = "SASL_PLAINTEXT"
+    SASL_SSL = "SASL_SSL"
+
+
+class Settings(BaseSettings):
+    """Configuration of a quality-streams worker. Immutable once built."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="STREAMS_", env_file=".env", extra="ignore", frozen=True, populate_by_name=True
+    )
+
+    # --- where
+    bootstrap_servers: str = Field(
+        "127.0.0.1:9092",
+        validation_alias=AliasChoices("STREAMS_BOOTSTRAP_SERVERS", "KAFKA_BOOTSTRAP_SERVERS", "bootstrap_servers"),
+        description="Kafka bootstrap servers, comma-separated host:port.",
+    )
+    contracts_dir: Path = Field(Path("contracts"), description="Directory (or file) of ODCS contracts to enforce.")
+    app_id: str = Field("quality-streams", description="Application id: the consumer group and the faust app name.")
+    mode: Mode = Field(Mode.GATE, description="gate: forward valid records; monitor: observe only.")
+
+    # --- topics
+    events_topic: str = Field("dq.quality-events.v1", description="Topic for CloudEvents quality events.")
+    validated_suffix: str = ".validated"
+    quarantine_suffix: str = ".quarantine"
+    dlq_suffix: str = ".dlq"
+    create_topics: bool = Field(True, description="Create missing output topics at start.")
+    topic_partitions: int = Field(3, ge=1, description="Partitions for topics the worker creates.")
+    topic_replication: int = Field(1, ge=1, description="Replication factor for topics the worker creates.")
+
+    # --- batching
+    batch_max_records: int = Field(5000, ge=1, description="Most records handed to the engine in one batch.")
+    batch_max_latency_ms: int = Field(200, ge=1, description="Longest a record waits for its batch to fill.")
+    max_message_bytes: int = Field(1_048_576, ge=1, description="Larger messages are dead-lettered.")
+
+    # --- delivery
+    exactly_once: bool = Field(False, description="Use Kafka transactions (experimental) instead of at-least-once.")
+    header_prefix: str = Field("qstreams.", description="Prefix of the headers the worker adds.")
+    failure_case_sample: int = Field(20, ge=0, description="Failure cases carried by a rule-violation event.")
+
+    # --- security
+    security_protocol: SecurityProtocol = SecurityProtocol.PLAINTEXT
+    sasl_mechanism: str | None = Field(None, description="PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512.")
+    sasl_username: str | None = None
+    sasl_password: SecretStr | None = None
+    ssl_cafile: Path | None = None
+    ssl_certfile: Path | None = None
+    ssl_keyfile: Path | None = None
+    ssl_key_password: SecretStr | None = None
+
+    # --- web / observability
+    web_host: str = Field("127.0.0.1", description="Bind address of /metrics and /health.")
+    web_port: int = Field(6066, ge=0, le=65535, description="Port of /metrics and /health (0 = none).")
+    log_level: str = Field("INFO", description="Python logging level.")
+
+    @field_validator("bootstrap_servers")
+    @classmethod
+    def _servers(cls, v: str) -> str:
+        servers = [s.strip() for s in v.replace("PLAINTEXT://", "").split(",") if s.strip()]
+        if not servers or any(":" not in s for s in servers):
+            raise ValueError(f"bootstrap_servers must be host:port[,host:port...], got {v!r}")
+        return ",".join(servers)
+
+    def output_topic(self, topic: str, kind: str) -> str:
+        """``<topic>.validated`` / ``.quarantine`` / ``.dlq`` for a source topic."""
+        suffix = {"validated": self.validated_suffix, "quarantine": self.quarantine_suffix, "dlq": self.dlq_suffix}
+        return topic + suffix[kind]
