@@ -13,6 +13,7 @@ Load with ``pytest_plugins = ["tests.kafka_fixtures"]`` in ``tests/conftest.py``
 
 from __future__ import annotations
 
+import contextlib
 import re
 import uuid
 from collections.abc import Callable, Iterator
@@ -88,8 +89,6 @@ def kafka_topic_factory(
 
     yield create
     if admins:
-        try:
+        with contextlib.suppress(Exception):  # cleanup is best effort (the broker may be stopped)
             admins[0].delete_topics(created)
-        except Exception:  # noqa: BLE001 - cleanup is best effort (the broker may be stopped)
-            pass
         admins[0].close()

@@ -127,7 +127,13 @@ def _schema_findings(data: Any, lines: dict[Path_, int], path: str) -> list[Find
         # "unevaluatedProperties" only echoes another failure at the same place: report the cause
         causes = [e for e in errs if e.validator != "unevaluatedProperties"] or errs
         best = jsonschema.exceptions.best_match(causes)
-        out.append(Finding(path, _line(lines, tuple(best.absolute_path)), _describe(best, tuple(best.absolute_path))))
+        at = tuple(best.absolute_path)
+        if best.validator in ("additionalProperties", "unevaluatedProperties") and isinstance(best.instance, dict):
+            quoted = re.findall(r"'([^']+)'", best.message.split("(")[-1])
+            extra = [k for k in quoted if k in best.instance]
+            if extra:
+                at = (*at, extra[0])
+        out.append(Finding(path, _line(lines, at), _describe(best, tuple(best.absolute_path))))
     return out
 
 

@@ -167,12 +167,22 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def _port_free(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as Kafka does: TIME_WAIT is no conflict
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        return True
+
+
 def wait_for_broker(bootstrap: str, timeout: float = 60.0, _alive: Callable[[], bool] | None = None) -> None:
     """Block until ``bootstrap`` answers a Kafka metadata request with at least one broker."""
     from kafka.admin import KafkaAdminClient  # type: ignore[import-untyped,unused-ignore]
 
     deadline = time.monotonic() + timeout
-    host, _, port = bootstrap.split(",")[0].rpartition(":")
+    host, _, port = bootstrap.split(",", maxsplit=1)[0].rpartition(":")
     last: Exception | None = None
     while time.monotonic() < deadline:
         if _alive is not None and not _alive():
@@ -186,7 +196,7 @@ def wait_for_broker(bootstrap: str, timeout: float = 60.0, _alive: Callable[[], 
                     return
             finally:
                 admin.close()
-        except Exception as exc:  # noqa: BLE001 - any failure means "not ready yet"
+        except Exception as exc:  # any failure means "not ready yet"
             last = exc
         time.sleep(0.25)
     raise BrokerError(f"no Kafka broker answered at {bootstrap} within {timeout:.0f} s (last error: {last!r}).")
@@ -297,6 +307,9 @@ class DevBroker:
     def start(self) -> Self:
         if self._proc is not None and self._proc.poll() is None:
             return self
+        for port in (self.port, self.controller_port):
+            if not _port_free(port):
+                raise BrokerError(f"port {port} on 127.0.0.1 is already in use (another Kafka broker still running?).")
         config = self._write_config()
         self._format(config)
         started = time.monotonic()
@@ -370,7 +383,7 @@ def docker_available(timeout: float = 5.0) -> bool:
             return bool(client.ping())
         finally:
             client.close()
-    except Exception:  # noqa: BLE001 - no SDK, no socket, no engine: all mean "no"
+    except Exception:  # no SDK, no socket, no engine: all mean "no"
         return False
 
 

@@ -1,0 +1,1 @@
+"""The ``qstreams`` command line (see :mod:`streams.cli.main`)."""

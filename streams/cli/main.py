@@ -1,0 +1,185 @@
+"""The ``qstreams`` command line.
+
+Exit codes are a stable interface for CI jobs in data repos:
+
+* ``0`` — success (every error-severity rule passed; the contracts lint clean);
+* ``1`` — findings (a rule failed; lint found problems);
+* ``2`` — usage or contract errors (bad arguments, a contract that cannot be loaded).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from streams.errors import ContractError, DataFormatError, StreamsError
+
+app = typer.Typer(
+    name="qstreams",
+    help="Data contracts enforced on Kafka streams: lint and validate ODCS contracts, run stream workers.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+contracts_app = typer.Typer(help="Work with ODCS contract files.", no_args_is_help=True)
+dev_app = typer.Typer(help="Development helpers: a local Apache Kafka broker.", no_args_is_help=True)
+app.add_typer(contracts_app, name="contracts")
+app.add_typer(dev_app, name="dev")
+
+EXIT_OK, EXIT_FINDINGS, EXIT_USAGE = 0, 1, 2
+
+
+class OutputFormat(StrEnum):
+    TABLE = "table"
+    JSON = "json"
+
+
+def _fail(message: str, code: int = EXIT_USAGE) -> typer.Exit:
+    typer.echo(f"error: {message}", err=True)
+    return typer.Exit(code)
+
+
+@contracts_app.command("lint")
+def lint(
+    paths: Annotated[list[Path], typer.Argument(help="Contract files or directories (*.yaml, *.yml).")],
+) -> None:
+    """Check contracts against ODCS v3.1 and what the engine supports; print file:line: message."""
+    from streams.contracts.loader import _contract_files, lint_contract
+
+    files = list(_contract_files(list(paths)))
+    missing = [p for p in files if not p.exists()]
+    if missing:
+        raise _fail(f"no such file: {missing[0]}")
+    if not files:
+        raise _fail("no contract files (*.yaml, *.yml) found in the given paths")
+    findings = [f for p in files for f in lint_contract(p)]
+    for f in findings:
+        typer.echo(str(f))
+    if findings:
+        typer.echo(f"{len(findings)} problem(s) in {len({f.path for f in findings})} of {len(files)} file(s)", err=True)
+        raise typer.Exit(EXIT_FINDINGS)
+    typer.echo(f"{len(files)} contract file(s) OK", err=True)
+
+
+@app.command("validate")
+def validate(
+    data: Annotated[Path, typer.Argument(help="Parquet, NDJSON / JSON Lines or CSV file.")],
+    contract: Annotated[Path, typer.Option("--contract", "-c", help="ODCS contract file.")],
+    schema: Annotated[str | None, typer.Option(help="Schema object name (or topic) when the contract has several.")] = None,
+    fmt: Annotated[OutputFormat, typer.Option("--format", help="Output format.")] = OutputFormat.TABLE,
+    out_valid: Annotated[Path | None, typer.Option("--out-valid", help="Write valid rows here.")] = None,
+    out_invalid: Annotated[
+        Path | None, typer.Option("--out-invalid", help="Write invalid rows plus a `_violations` column here.")
+    ] = None,
+    max_cases: Annotated[int, typer.Option("--max-cases", min=0, help="Failure cases to show.")] = 20,
+) -> None:
+    """Validate a data file against a contract. Exit 0 if every error rule passes, 1 if one fails."""
+    from streams.cli.files import read_table, write_table
+    from streams.cli.render import render_report
+    from streams.contracts.loader import load_contract
+
+    try:
+        loaded = load_contract(contract)
+        schema_obj = loaded.schema(schema)
+    except ContractError as exc:
+        raise _fail(str(exc)) from None
+    except KeyError as exc:
+        raise _fail(str(exc.args[0])) from None
+    try:
+        df = read_table(data, schema_obj)
+    except DataFormatError as exc:
+        raise _fail(str(exc)) from None
+    report = loaded.validate(df, schema_obj.name)
+    if fmt is OutputFormat.JSON:
+        typer.echo(json.dumps(report.to_dict(max_cases=max_cases), default=str, indent=2))
+    else:
+        render_report(report, max_cases=max_cases)
+    try:
+        if out_valid is not None:
+            write_table(df.filter(report.valid_mask), out_valid)
+        if out_invalid is not None:
+            invalid = df.with_columns(report.violations.alias("_violations")).filter(~report.valid_mask)
+            write_table(invalid, out_invalid)
+    except DataFormatError as exc:
+        raise _fail(str(exc)) from None
+    raise typer.Exit(EXIT_OK if report.passed else EXIT_FINDINGS)
+
+
+@dev_app.command("broker")
+def dev_broker(
+    port: Annotated[int, typer.Option(help="Port of the PLAINTEXT listener on 127.0.0.1.")] = 9092,
+) -> None:
+    """Run a single-node KRaft Apache Kafka on 127.0.0.1 until Ctrl-C (uses KAFKA_BOOTSTRAP_SERVERS if set)."""
+    from streams.kafka.broker import run_dev_broker
+
+    _logging("INFO")
+
+    def ready(bootstrap: str) -> None:
+        typer.echo(f"Kafka is ready at {bootstrap} (Ctrl-C to stop)")
+        typer.echo(f"  export KAFKA_BOOTSTRAP_SERVERS={bootstrap}")
+
+    try:
+        run_dev_broker(port, ready)
+    except StreamsError as exc:
+        raise _fail(str(exc)) from None
+
+
+@app.command("worker")
+def worker(
+    contracts: Annotated[
+        Path | None, typer.Option("--contracts", help="Contract directory or file [env STREAMS_CONTRACTS_DIR].")
+    ] = None,
+    broker: Annotated[str | None, typer.Option("--broker", help="Bootstrap servers [env KAFKA_BOOTSTRAP_SERVERS].")] = None,
+    mode: Annotated[str | None, typer.Option("--mode", help="gate or monitor [env STREAMS_MODE].")] = None,
+    web_port: Annotated[int | None, typer.Option("--web-port", help="Port of /metrics and /health.")] = None,
+) -> None:
+    """Run a stream worker: validate every bound topic, route records, emit quality events."""
+    from pydantic import ValidationError
+
+    from streams.kafka.worker import run_worker
+    from streams.settings import Settings
+
+    overrides: dict[str, object] = {}
+    if contracts is not None:
+        overrides["contracts_dir"] = contracts
+    if broker is not None:
+        overrides["bootstrap_servers"] = broker
+    if mode is not None:
+        overrides["mode"] = mode
+    if web_port is not None:
+        overrides["web_port"] = web_port
+    try:
+        settings = Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        raise _fail(f"invalid settings: {exc}") from None
+    _logging(settings.log_level)
+    try:
+        code = run_worker(settings)
+    except ContractError as exc:
+        raise _fail(f"contract refused: {exc}") from None
+    except StreamsError as exc:
+        raise _fail(str(exc)) from None
+    raise typer.Exit(code)
+
+
+def _logging(level: str) -> None:
+    logging.basicConfig(
+        level=getattr(logging, level.upper(), logging.INFO),
+        format="%(asctime)s %(levelname)s %(name)s %(message)s",
+        stream=sys.stderr,
+    )
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,145 @@
+"""The result of validating one batch against one schema object of a contract.
+
+A :class:`ValidationReport` is *data*: per-rule results (:class:`CheckResult`), a
+per-row verdict (``valid_mask``), the per-row list of rules each row breaks
+(``violations``) and pandera-shaped ``failure_cases``. Reports are produced by
+:meth:`streams.validation.engine.CompiledPlan.validate`; nothing here raises on
+bad data.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import polars as pl
+
+from streams.contracts.model import Severity
+
+REDACTED = "[REDACTED]"
+
+#: The columns of ``ValidationReport.failure_cases``: pandera's layout plus ``rule``.
+FAILURE_CASE_SCHEMA = pl.Schema(
+    {
+        "failure_case": pl.String,
+        "schema_context": pl.String,
+        "column": pl.String,
+        "check": pl.String,
+        "check_number": pl.Int32,
+        "index": pl.Int32,
+        "rule": pl.String,
+    }
+)
+
+
+def empty_failure_cases() -> pl.DataFrame:
+    """A failure-case frame with no rows and the documented columns."""
+    return pl.DataFrame(schema=FAILURE_CASE_SCHEMA)
+
+
+@dataclass(frozen=True, slots=True)
+class CheckResult:
+    """The outcome of one rule on one batch.
+
+    ``failures`` counts the rows failing the rule's row predicate (for a batch
+    metric such as ``row_count`` or ``sql`` it is 1 when the metric breaks its
+    threshold, else 0); ``failure_rate`` is ``failures / rows`` (0.0 for batch
+    metrics and empty batches). ``value`` is the metric the threshold is applied
+    to: the failing row count, the failing percentage (``unit: percent``) or the
+    batch metric; it is ``None`` when the rule could not be executed, in which
+    case ``error`` says why and ``passed`` is False.
+    """
+
+    name: str
+    column: str | None
+    check: str
+    severity: Severity
+    failures: int
+    failure_rate: float
+    passed: bool
+    value: float | int | None
+    threshold: str
+    dimension: str | None
+    gates_rows: bool
+    error: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """The documented JSON form of one check."""
+        value = self.value
+        if isinstance(value, float) and not math.isfinite(value):
+            value = None
+        return {
+            "name": self.name,
+            "column": self.column,
+            "check": self.check,
+            "severity": self.severity.value,
+            "failures": self.failures,
+            "failure_rate": self.failure_rate,
+            "passed": self.passed,
+            "value": value,
+            "threshold": self.threshold,
+            "dimension": self.dimension,
+        }
+
+
+@dataclass(frozen=True, eq=False)
+class ValidationReport:
+    """Everything known about one validated batch.
+
+    * ``passed``: every error-severity rule passes its threshold (a declared
+      column missing from the batch fails that column's dtype rule);
+    * ``valid_mask`` (Boolean, one per row): the row breaks no row-gating rule
+      (error severity with a zero-tolerance threshold);
+    * ``violations`` (List[String], one per row): names of every rule the row
+      fails, gating or not, whatever the rule's threshold verdict;
+    * ``failure_cases``: pandera's failure-case layout (``failure_case``,
+      ``schema_context``, ``column``, ``check``, ``check_number``, ``index``) plus
+      ``rule``. Values of redacted columns read ``[REDACTED]``;
+    * ``missing_columns`` / ``extra_columns``: declared columns absent from the
+      batch, and batch columns the schema object does not declare (kept).
+    """
+
+    contract_id: str
+    contract_version: str
+    contract_sha256: str
+    schema: str
+    rows: int
+    valid_rows: int
+    invalid_rows: int
+    passed: bool
+    checks: tuple[CheckResult, ...]
+    valid_mask: pl.Series
+    violations: pl.Series
+    failure_cases: pl.DataFrame
+    missing_columns: tuple[str, ...] = ()
+    extra_columns: tuple[str, ...] = ()
+    elapsed_seconds: float = 0.0
+
+    def failed_checks(self) -> tuple[CheckResult, ...]:
+        """The checks that did not pass, whatever their severity."""
+        return tuple(c for c in self.checks if not c.passed)
+
+    def check(self, name: str) -> CheckResult:
+        """The result of the rule called ``name``."""
+        for c in self.checks:
+            if c.name == name:
+                return c
+        raise KeyError(name)
+
+    def to_dict(self, max_cases: int | None = None) -> dict[str, Any]:
+        """The documented JSON form of the report.
+
+        ``max_cases`` bounds the number of failure cases included (``None``: all).
+        """
+        cases = self.failure_cases if max_cases is None else self.failure_cases.head(max(max_cases, 0))
+        return {
+            "contract": {"id": self.contract_id, "version": self.contract_version, "sha256": self.contract_sha256},
+            "schema": self.schema,
+            "rows": self.rows,
+            "valid_rows": self.valid_rows,
+            "invalid_rows": self.invalid_rows,
+            "passed": self.passed,
+            "checks": [c.to_dict() for c in self.checks],
+            "failure_cases": cases.to_dicts(),
+        }
