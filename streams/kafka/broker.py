@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import atexit
 import base64
+import contextlib
 import importlib
 import logging
 import os
@@ -18,7 +19,6 @@ import signal
 import socket
 import subprocess
 import tempfile
-import threading
 import time
 import uuid
 from collections.abc import Callable
@@ -26,10 +26,13 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Protocol, Self
 
+from streams.errors import BrokerError
+
 __all__ = [
     "KAFKA_VERSION",
     "Broker",
     "BrokerError",
+    "ContainerBroker",
     "DevBroker",
     "bootstrap_from_env",
     "docker_available",
@@ -47,8 +50,15 @@ _DEPENDENCY_PLUGIN = "org.apache.maven.plugins:maven-dependency-plugin:3.8.1"
 _MARKER = "libs.complete"
 
 
-class BrokerError(RuntimeError):
-    """A Kafka broker cannot be resolved, started or reached."""
+def _die_with_parent() -> None:
+    """In the child, before exec: ask Linux to SIGTERM the broker when its parent dies (even by SIGKILL)."""
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):  # not Linux: atexit still stops the broker on normal exits
+        pass
 
 
 class Broker(Protocol):
@@ -124,35 +134,25 @@ def resolve_kafka_classpath(
             "or point KAFKA_BOOTSTRAP_SERVERS at a running broker."
         )
     home.mkdir(parents=True, exist_ok=True)
-    (home / "pom.xml").write_text(_POM.format(kafka=version, log4j=LOG4J_VERSION))
+    pom = home / "pom.xml"
+    pom.write_text(_POM.format(kafka=version, log4j=LOG4J_VERSION))
     staging = Path(tempfile.mkdtemp(prefix="libs-", dir=home))
-    cmd = [
-        mvn,
-        "-B",
-        "-q",
-        "-f",
-        str(home / "pom.xml"),
-        f"{_DEPENDENCY_PLUGIN}:copy-dependencies",
-        f"-DoutputDirectory={staging}",
-        "-DincludeScope=runtime",
-    ]
+    cmd = [mvn, "-B", "-q", "-f", str(pom), f"{_DEPENDENCY_PLUGIN}:copy-dependencies", f"-DoutputDirectory={staging}"]
     log.info("resolving Apache Kafka %s with Maven into %s", version, libs)
     started = time.monotonic()
     try:
         done = subprocess.run(cmd, capture_output=True, text=True, timeout=1200, check=False)
-    except subprocess.TimeoutExpired as exc:
+        names = sorted(p.name for p in staging.glob("*.jar"))
+        if done.returncode != 0 or not any(name.startswith("kafka_2.13-") for name in names):
+            raise BrokerError(
+                f"Maven could not resolve org.apache.kafka:kafka_2.13:{version} (exit {done.returncode}); the version "
+                f"may not exist or Maven Central may be unreachable:\n{(done.stdout + done.stderr)[-2000:]}"
+            )
+    except BaseException as exc:
         shutil.rmtree(staging, ignore_errors=True)
-        raise BrokerError(f"Maven did not finish resolving Kafka {version} within {exc.timeout:.0f} s.") from exc
-    if done.returncode != 0:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise BrokerError(
-            f"Maven could not resolve org.apache.kafka:kafka_2.13:{version} (exit {done.returncode}); "
-            f"the version may not exist or Maven Central may be unreachable:\n{(done.stdout + done.stderr)[-2000:]}"
-        )
-    names = sorted(p.name for p in staging.glob("*.jar"))
-    if not any(name.startswith("kafka_2.13-") for name in names):
-        shutil.rmtree(staging, ignore_errors=True)
-        raise BrokerError(f"Maven finished but no kafka_2.13 jar was copied into {staging}.")
+        if isinstance(exc, subprocess.TimeoutExpired):
+            raise BrokerError(f"Maven did not finish resolving Kafka {version} within {exc.timeout:.0f} s.") from exc
+        raise
     marker.unlink(missing_ok=True)
     shutil.rmtree(libs, ignore_errors=True)
     staging.rename(libs)
@@ -232,14 +232,13 @@ share.coordinator.state.topic.replication.factor=1
 share.coordinator.state.topic.min.isr=1
 group.initial.rebalance.delay.ms=0
 """
-_DETACHED: dict[str, Any] = {"stdin": subprocess.DEVNULL, "stderr": subprocess.STDOUT, "start_new_session": True}
-_JVM_OPTS = [
-    "-XX:+UseG1GC",
-    "-XX:MaxGCPauseMillis=20",
-    "-XX:+ExitOnOutOfMemoryError",
-    "-Djava.awt.headless=true",
-    "-Dlog4j2.shutdownHookEnabled=false",
-]
+_DETACHED: dict[str, Any] = {
+    "stdin": subprocess.DEVNULL,
+    "stderr": subprocess.STDOUT,
+    "start_new_session": True,
+    "preexec_fn": _die_with_parent,
+}
+_JVM_OPTS = ["-XX:+UseG1GC", "-XX:+ExitOnOutOfMemoryError", "-Dlog4j2.shutdownHookEnabled=false"]
 
 
 class DevBroker:
@@ -272,6 +271,9 @@ class DevBroker:
     def bootstrap_servers(self) -> str:
         return f"127.0.0.1:{self.port}"
 
+    def __str__(self) -> str:
+        return self.bootstrap_servers
+
     @property
     def pid(self) -> int | None:
         return self._proc.pid if self._proc is not None else None
@@ -296,7 +298,9 @@ class DevBroker:
     def _format(self, config: Path) -> None:
         if (self.data_dir / "kraft-logs" / "meta.properties").is_file():
             return
-        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
+        cluster_id = "-"
+        while cluster_id.startswith("-"):  # like Kafka's Uuid.randomUuid(): "-..." would parse as an option
+            cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
         cmd = self._java_cmd("kafka.tools.StorageTool", "format", "-t", cluster_id, "-c", str(config))
         done = subprocess.run(cmd, capture_output=True, text=True, timeout=120, check=False)
         if done.returncode != 0:
@@ -310,6 +314,8 @@ class DevBroker:
         for port in (self.port, self.controller_port):
             if not _port_free(port):
                 raise BrokerError(f"port {port} on 127.0.0.1 is already in use (another Kafka broker still running?).")
+        atexit.unregister(self.stop)  # at most one registration; it also cleans up after a failed start
+        atexit.register(self.stop)
         config = self._write_config()
         self._format(config)
         started = time.monotonic()
@@ -317,33 +323,29 @@ class DevBroker:
             self._proc = subprocess.Popen(
                 self._java_cmd("kafka.Kafka", str(config)), **_DETACHED, stdout=out, cwd=self.data_dir
             )
-        atexit.register(self.stop)
         proc = self._proc
         try:
             wait_for_broker(self.bootstrap_servers, self.start_timeout, _alive=lambda: proc.poll() is None)
-        except BrokerError as exc:
+        except BaseException as exc:
             self._kill(keep_data=True)
-            raise BrokerError(f"{exc}; broker log {self.log_path} ends with:\n{self._log_tail()}") from None
+            if isinstance(exc, BrokerError):
+                raise BrokerError(f"{exc}; from the broker log {self.log_path}:\n{self._log_tail()}") from None
+            raise
         took = time.monotonic() - started
-        log.info(
-            "Kafka %s ready at %s in %.1f s (pid %d, log %s)",
-            self.version,
-            self.bootstrap_servers,
-            took,
-            proc.pid,
-            self.log_path,
-        )
+        log.info("Kafka %s ready at %s in %.1f s (pid %d, log %s)", self.version, self, took, proc.pid, self.log_path)
         return self
 
-    def _log_tail(self, lines: int = 30) -> str:
+    def _log_tail(self) -> str:
+        """The ERROR/FATAL lines of the broker log (with the line after each), else its last 20 lines."""
         try:
-            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+            lines = self.log_path.read_text(errors="replace").splitlines()
         except OSError:
             return "(no log)"
+        hits = [i for i, line in enumerate(lines) if " ERROR " in line or " FATAL " in line][-3:]
+        return "\n".join(line for i in hits for line in lines[i : i + 2]) or "\n".join(lines[-20:])
 
     def _kill(self, *, keep_data: bool, timeout: float = 20.0) -> None:
         proc, self._proc = self._proc, None
-        atexit.unregister(self.stop)
         if proc is not None and proc.poll() is None:
             for sig, wait in ((signal.SIGTERM, timeout), (signal.SIGKILL, 10.0)):
                 try:
@@ -355,8 +357,10 @@ class DevBroker:
                     break
                 except subprocess.TimeoutExpired:
                     log.warning("Kafka broker pid %d ignored %s", proc.pid, sig.name)
-        if not keep_data and self._own_data:
-            shutil.rmtree(self.data_dir, ignore_errors=True)
+        if not keep_data:
+            atexit.unregister(self.stop)
+            if self._own_data:
+                shutil.rmtree(self.data_dir, ignore_errors=True)
 
     def stop(self) -> None:
         """Stop the broker (SIGTERM to its process group, SIGKILL if it lingers); remove a temp data dir."""
@@ -415,7 +419,11 @@ class ContainerBroker:
         if not self._started:
             self._container.start()
             self._started = True
-        wait_for_broker(self.bootstrap_servers, self.start_timeout)
+        try:
+            wait_for_broker(self.bootstrap_servers, self.start_timeout)
+        except BaseException:
+            self.stop()
+            raise
         return self
 
     def restart(self) -> None:
@@ -436,12 +444,9 @@ class ContainerBroker:
 
 def start_broker(port: int = 9092, *, version: str = KAFKA_VERSION) -> Broker:
     """Start a broker: the ``apache/kafka`` container when Docker answers, else a :class:`DevBroker`."""
-    broker: Broker
     if docker_available():
-        broker = ContainerBroker(port, version=version).start()
-    else:
-        broker = DevBroker(port, version=version).start()
-    return broker
+        return ContainerBroker(port, version=version).start()
+    return DevBroker(port, version=version).start()
 
 
 def run_dev_broker(port: int, on_ready: Callable[[str], None]) -> None:
@@ -449,20 +454,19 @@ def run_dev_broker(port: int, on_ready: Callable[[str], None]) -> None:
 
     Must be called from the main thread (it installs signal handlers, restored on return).
     """
-    stop = threading.Event()
-    previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
+    received: list[int] = []  # list.append takes no lock: safe in a signal handler, unlike Event.set()
+    previous = {sig: signal.signal(sig, lambda num, _: received.append(num)) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
-        env = bootstrap_from_env()
-        if env is not None:
-            wait_for_broker(env, 60.0)
-            on_ready(env)
-            while not stop.wait(0.5):
-                pass
-            return
-        with start_broker(port) as broker:
-            on_ready(broker.bootstrap_servers)
-            while not stop.wait(0.5):
-                pass
+        with contextlib.ExitStack() as stack:
+            bootstrap = bootstrap_from_env()
+            if bootstrap is None:
+                bootstrap = stack.enter_context(start_broker(port)).bootstrap_servers
+            else:
+                wait_for_broker(bootstrap, 60.0)
+            on_ready(bootstrap)
+            while not received:
+                time.sleep(0.2)
+            log.info("received %s: stopping", signal.Signals(received[0]).name)
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)

@@ -45,7 +45,7 @@ from typing import Any
 import polars as pl
 
 from streams.contracts.expressions import to_polars
-from streams.contracts.model import Contract, Field, Op, Rule, SchemaObject, Severity, Unit
+from streams.contracts.model import Contract, Field, Op, Rule, SchemaObject, Severity, Unit, check_label
 from streams.validation.report import (
     FAILURE_CASE_SCHEMA,
     REDACTED,
@@ -92,7 +92,13 @@ def plan_rules(schema_obj: SchemaObject) -> tuple[Rule, ...]:
     """The schema object's rules plus an implicit ``dtype`` rule for each field lacking one."""
     typed = {r.column for r in schema_obj.rules if r.op is Op.DTYPE}
     implicit = tuple(
-        Rule(name=f"{f.name}.dtype", op=Op.DTYPE, args=(), check=f"dtype('{f.dtype}')", column=f.name)
+        Rule(
+            name=f"{f.name}:dtype",
+            op=Op.DTYPE,
+            args=(),
+            check=check_label(Op.DTYPE, (), f.dtype),
+            column=f.name,
+        )
         for f in schema_obj.fields
         if f.name not in typed
     )
@@ -114,7 +120,7 @@ def rule_layout(schema_obj: SchemaObject) -> tuple[RuleSlot, ...]:
         elif native and rule.op is Op.UNIQUE:
             slots.append(RuleSlot(rule, "unique", None))
         elif (
-            rule.column is not None
+            rule.column in declared
             and rule.op is not Op.EXPRESSION
             and not rule.is_batch_metric
             and rule.threshold.zero_tolerance
@@ -241,7 +247,11 @@ def _to_datetime(c: pl.Expr, src: pl.DataType, dst: pl.Datetime) -> pl.Expr:
         return naive.dt.replace_time_zone(tz, ambiguous="null", non_existent="null") if tz else naive
 
     def from_aware(aware: pl.Expr) -> pl.Expr:
-        return aware.dt.convert_time_zone(tz) if tz else aware.dt.convert_time_zone("UTC").dt.replace_time_zone(None)
+        return (
+            aware.dt.convert_time_zone(tz)
+            if tz
+            else aware.dt.convert_time_zone("UTC").dt.replace_time_zone(None)
+        )
 
     if isinstance(src, pl.Datetime):
         cast = c.dt.cast_time_unit(unit)
@@ -307,43 +317,44 @@ class CompiledPlan:
         prefix = _PREFIX
         while any(n.startswith(prefix) for n in names):
             prefix = "_" + prefix
-        stage1: list[pl.Expr] = []
+        steps: list[tuple[pl.Expr, pl.Expr]] = []  # (expression, fallback if it cannot run)
         originals: dict[str, str] = {}
         mismatch: dict[str, str] = {}
         conformed: dict[str, pl.DataType] = dict(schema.items())
         for i, f in enumerate(self.schema_obj.fields):
+            null = pl.lit(None, dtype=f.dtype).alias(f.name)
             if f.name not in schema:
-                stage1.append(pl.lit(None, dtype=f.dtype).alias(f.name))
+                steps.append((null, null))
             elif schema[f.name] != f.dtype:
                 value, bad = _conform(f.name, schema[f.name], f.dtype)
                 originals[f.name] = f"{prefix}o{i}"
-                stage1 += [pl.col(f.name).alias(originals[f.name]), value.alias(f.name)]
+                steps += [(pl.col(f.name).alias(originals[f.name]),) * 2, (value.alias(f.name), null)]
                 if bad is not None:
                     mismatch[f.name] = f"{prefix}t{i}"
-                    stage1.append(bad.alias(mismatch[f.name]))
+                    steps.append(
+                        (bad.alias(mismatch[f.name]), pl.repeat(True, pl.len()).alias(mismatch[f.name]))
+                    )
             conformed[f.name] = f.dtype
-        stage1 = _usable(pl.DataFrame(schema=schema).lazy(), stage1, conformed, self._declared)
-        probe = pl.DataFrame(schema=schema).lazy().with_columns(stage1)
+        empty = pl.DataFrame(schema=schema).lazy()
+        stage1 = _runnable(empty, steps)
+        probe = empty.with_columns(stage1) if stage1 else empty
+        candidates: dict[int, tuple[pl.Expr, bool]] = {}
         masks: dict[int, str] = {}
-        stage2: list[pl.Expr] = []
         errors: dict[int, str] = {}
         for k, slot in enumerate(self.slots):
             rule = slot.rule
-            if rule.is_batch_metric:
-                continue
             if rule.op is Op.DTYPE:
                 if rule.column in mismatch:
-                    masks[k] = mismatch[rule.column]
-                continue
-            try:
-                expr = self._mask(rule, conformed)
-                masks[k] = f"{prefix}m{k}"
-                probe.select(expr.alias("m")).collect()
-            except Exception as exc:  # noqa: BLE001 - a rule that cannot run is reported, not raised
-                errors[k] = _error_text(exc)
-                masks.pop(k, None)
-                continue
-            stage2.append(expr.alias(masks[k]))
+                    masks[k] = mismatch[str(rule.column)]
+            elif not rule.is_batch_metric:
+                try:
+                    candidates[k] = self._predicate(rule, conformed)
+                except Exception as exc:  # a rule that cannot run is reported, not raised
+                    errors[k] = _error_text(exc)
+        stage2: list[pl.Expr] = []
+        for k, (pred, ignore_na) in _checked(probe, candidates, errors).items():
+            masks[k] = f"{prefix}m{k}"
+            stage2.append((pred.eq_missing(False) if ignore_na else pred.not_()).alias(masks[k]))
         declared = [f.name for f in self.schema_obj.fields]
         extra = tuple(n for n in schema.names() if n not in self._declared)
         prepared = _Prepared(
@@ -362,15 +373,14 @@ class CompiledPlan:
         self._cache[key] = prepared
         return prepared
 
-    def _mask(self, rule: Rule, conformed: dict[str, pl.DataType]) -> pl.Expr:
+    def _predicate(self, rule: Rule, conformed: dict[str, pl.DataType]) -> tuple[pl.Expr, bool]:
         if rule.op is Op.EXPRESSION:
-            pred, _ = predicate(rule, pl.lit(None))
-            return pred.eq_missing(False)
+            return predicate(rule, pl.lit(None))
         if rule.column is None:
             raise ValueError(f"rule {rule.name!r} ({rule.op.value}) needs a column")
         if rule.column not in conformed:
             raise ValueError(f"column {rule.column!r} is not in the batch")
-        return failure_expr(rule, pl.col(rule.column), conformed[rule.column])
+        return predicate(rule, pl.col(rule.column), conformed[rule.column])
 
     # -- public API ---------------------------------------------------------------
 
@@ -411,7 +421,9 @@ class CompiledPlan:
             violations = out.select(pl.concat_list(names).list.drop_nulls().alias("violations")).to_series()
         else:
             violations = pl.Series("violations", [[]], dtype=pl.List(pl.String)).new_from_index(0, rows)
-        cases = self._failure_cases(df, out, prepared, masks, failed_rows, summary_cases)
+        cases = self._failure_cases(
+            df, out, prepared, masks=masks, failed_rows=failed_rows, summary=summary_cases
+        )
         valid_rows = int(valid.sum())
         return ValidationReport(
             contract_id=self.contract.id,
@@ -451,7 +463,11 @@ class CompiledPlan:
                 failures = int(not passed)
             elif error is None:
                 failures = counts.get(k, 0)
-                metric = failures if rule.threshold.unit is Unit.ROWS else (100.0 * failures / rows if rows else 0.0)
+                metric = (
+                    failures
+                    if rule.threshold.unit is Unit.ROWS
+                    else (100.0 * failures / rows if rows else 0.0)
+                )
                 passed = rule.threshold.allows(metric)
                 if rule.op is Op.DTYPE and rule.column in prepared.missing:
                     passed = False
@@ -485,12 +501,18 @@ class CompiledPlan:
         df: pl.DataFrame,
         out: pl.DataFrame,
         prepared: _Prepared,
+        *,
         masks: dict[int, str],
         failed_rows: list[int],
         summary: list[tuple[int, dict[str, Any]]],
     ) -> pl.DataFrame:
         head = [
-            {"failure_case": n, "schema_context": FRAME_CONTEXT, "check": "column_in_dataframe", "rule": r.name}
+            {
+                "failure_case": n,
+                "schema_context": FRAME_CONTEXT,
+                "check": "column_in_dataframe",
+                "rule": r.name,
+            }
             for n in prepared.missing
             for r in (s.rule for s in self.slots)
             if r.op is Op.DTYPE and r.column == n
@@ -521,19 +543,19 @@ class CompiledPlan:
         parts.sort(key=lambda p: p[0])
         try:
             return pl.concat([p for _, p in parts], how="vertical").collect()
-        except Exception:  # noqa: BLE001 - fall back to whatever part can be rendered
+        except Exception:  # fall back to whatever part can be rendered
             frames = [empty_failure_cases()]
             for _, part in parts:
                 try:
                     frames.append(part.collect())
-                except Exception:  # noqa: BLE001
+                except Exception:
                     continue
             return pl.concat(frames, how="vertical")
 
     def _case_value(self, rule: Rule, df: pl.DataFrame, prepared: _Prepared, out: pl.DataFrame) -> pl.Expr:
         if rule.op is Op.EXPRESSION:
             fields = []
-            for name, dtype in df.schema.items():
+            for name in df.columns:
                 src = pl.col(prepared.originals.get(name, name))
                 fields.append((_redact(src) if name in self._redacted else src).alias(name))
             return pl.struct(fields).struct.json_encode() if fields else pl.lit("{}")
@@ -548,29 +570,46 @@ class CompiledPlan:
 # --- helpers --------------------------------------------------------------------------
 
 
-def _usable(
-    probe: pl.LazyFrame, stage1: list[pl.Expr], conformed: dict[str, pl.DataType], declared: dict[str, Field]
-) -> list[pl.Expr]:
-    """Drop-in replacements for conformance expressions that cannot run on this input."""
+def _runnable(probe: pl.LazyFrame, steps: list[tuple[pl.Expr, pl.Expr]]) -> list[pl.Expr]:
+    """The conformance expressions, each replaced by its fallback if it cannot run on this input."""
     try:
-        probe.with_columns(stage1).collect()
-        return stage1
-    except Exception:  # noqa: BLE001 - replaced below, expression by expression
+        probe.with_columns([e for e, _ in steps]).collect()
+        return [e for e, _ in steps]
+    except Exception:  # isolated below, expression by expression
         pass
-    safe: list[pl.Expr] = []
-    for expr in stage1:
+    out: list[pl.Expr] = []
+    for expr, fallback in steps:
         try:
             probe.select(expr).collect()
-            safe.append(expr)
-        except Exception:  # noqa: BLE001
-            name = expr.meta.output_name()
-            if name in declared:
-                safe.append(pl.lit(None, dtype=declared[name].dtype).alias(name))
-            elif name.endswith(tuple("0123456789")) and "t" in name:
-                safe.append(pl.repeat(True, pl.len()).alias(name))
-            else:
-                safe.append(pl.lit(None, dtype=pl.String).alias(name))
-    return safe
+            out.append(expr)
+        except Exception:
+            out.append(fallback)
+    return out
+
+
+def _checked(
+    probe: pl.LazyFrame, candidates: dict[int, tuple[pl.Expr, bool]], errors: dict[int, str]
+) -> dict[int, tuple[pl.Expr, bool]]:
+    """The predicates that run on this input and return booleans; the others go to ``errors``."""
+
+    def problem(group: dict[int, tuple[pl.Expr, bool]]) -> str | None:
+        try:
+            frame = probe.select([p.alias(str(k)) for k, (p, _) in group.items()]).collect()
+        except Exception as exc:
+            return _error_text(exc)
+        wrong = [(k, d) for k, d in frame.schema.items() if d not in (pl.Boolean, pl.Null)]
+        return f"the rule evaluates to {wrong[0][1]}, not Boolean" if wrong else None
+
+    if not candidates or problem(candidates) is None:
+        return candidates
+    good: dict[int, tuple[pl.Expr, bool]] = {}
+    for k, item in candidates.items():
+        error = problem({k: item})
+        if error is None:
+            good[k] = item
+        else:
+            errors[k] = error
+    return good
 
 
 def _run(df: pl.DataFrame, prepared: _Prepared, errors: dict[int, str]) -> pl.DataFrame:
@@ -578,11 +617,11 @@ def _run(df: pl.DataFrame, prepared: _Prepared, errors: dict[int, str]) -> pl.Da
     lf = df.lazy().with_columns(prepared.stage1) if prepared.stage1 else df.lazy()
     try:
         return lf.with_columns(prepared.stage2).collect() if prepared.stage2 else lf.collect()
-    except Exception:  # noqa: BLE001 - isolate below
+    except Exception:  # isolated below
         pass
     try:
         base = lf.collect()
-    except Exception as exc:  # noqa: BLE001 - conformance failed: every rule reports it
+    except Exception as exc:  # conformance failed: every rule reports it
         for k in prepared.masks:
             errors[k] = _error_text(exc)
         return df
@@ -592,7 +631,7 @@ def _run(df: pl.DataFrame, prepared: _Prepared, errors: dict[int, str]) -> pl.Da
         try:
             base.lazy().select(expr).collect()
             good.append(expr)
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             errors[by_name[expr.meta.output_name()]] = _error_text(exc)
     return base.with_columns(good) if good else base
 
@@ -604,7 +643,7 @@ def _batch_metric(rule: Rule, conformed: pl.DataFrame, object_name: str) -> tupl
         lf = conformed.lazy()
         ctx = pl.SQLContext(frames={object_name: lf, "batch": lf})
         result = ctx.execute(str(rule.args[0])).collect()
-    except Exception as exc:  # noqa: BLE001 - a failing query is a failed check
+    except Exception as exc:  # a failing query is a failed check
         return None, _error_text(exc)
     if result.height == 0 or result.width == 0:
         return None, "the SQL query returned no rows"

@@ -38,6 +38,36 @@ def empty_failure_cases() -> pl.DataFrame:
     return pl.DataFrame(schema=FAILURE_CASE_SCHEMA)
 
 
+def as_text(expr: pl.Expr, dtype: pl.DataType) -> pl.Expr:
+    """Render values as failure-case strings the way pandera does (nested values as JSON)."""
+    if isinstance(dtype, (pl.List, pl.Array, pl.Struct)):
+        return pl.struct(expr.alias("v")).struct.json_encode().str.slice(5).str.head(-1)
+    if dtype == pl.Object:
+        return expr.map_elements(str, return_dtype=pl.String)
+    if dtype == pl.Binary:
+        return expr.bin.encode("hex")
+    return expr.cast(pl.String)
+
+
+def redact(expr: pl.Expr) -> pl.Expr:
+    """``[REDACTED]`` in place of every non-null value."""
+    return pl.when(expr.is_null()).then(pl.lit(None, dtype=pl.String)).otherwise(pl.lit(REDACTED))
+
+
+def concat_cases(parts: list[pl.LazyFrame]) -> pl.DataFrame:
+    """Collect failure-case parts into one frame; a part that cannot be rendered is left out."""
+    try:
+        return pl.concat([empty_failure_cases().lazy(), *parts], how="vertical").collect()
+    except Exception:  # a part failed: keep every part that renders
+        frames = [empty_failure_cases()]
+        for part in parts:
+            try:
+                frames.append(part.collect())
+            except Exception:  # noqa: S112 - a value that cannot be rendered is not a reason to fail
+                continue
+        return pl.concat(frames, how="vertical")
+
+
 @dataclass(frozen=True, slots=True)
 class CheckResult:
     """The outcome of one rule on one batch.
@@ -134,7 +164,11 @@ class ValidationReport:
         """
         cases = self.failure_cases if max_cases is None else self.failure_cases.head(max(max_cases, 0))
         return {
-            "contract": {"id": self.contract_id, "version": self.contract_version, "sha256": self.contract_sha256},
+            "contract": {
+                "id": self.contract_id,
+                "version": self.contract_version,
+                "sha256": self.contract_sha256,
+            },
             "schema": self.schema,
             "rows": self.rows,
             "valid_rows": self.valid_rows,

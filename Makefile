@@ -1,0 +1,43 @@
+# The two commands a newcomer runs: `make demo` and `make test`.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: install demo test check bench-engine bench-worker broker clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e ".[dev]"
+	touch $(STAMP)
+
+install: $(STAMP)
+
+## Start a local Apache Kafka (unless KAFKA_BOOTSTRAP_SERVERS is set) and run the whole product for a few minutes.
+demo: install
+	scripts/install-kafka
+	$(BIN)/qstreams demo $(DEMO_ARGS)
+
+## Lint, type-check and run every test, including the ones against a real Apache Kafka broker.
+test: install
+	scripts/check
+	scripts/install-kafka
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+check: install
+	scripts/check
+
+broker: install
+	scripts/install-kafka
+	$(BIN)/qstreams dev broker
+
+bench-engine: install
+	$(BIN)/python benchmarks/bench_engine.py
+
+bench-worker: install
+	scripts/install-kafka
+	$(BIN)/python benchmarks/bench_worker.py
+
+clean:
+	rm -rf $(VENV) .mypy_cache .ruff_cache .hypothesis build *.egg-info

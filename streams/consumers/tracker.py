@@ -1,0 +1,153 @@
+"""Aggregate quality events into what a person (or a policy) acts on.
+
+:class:`EventTracker` is pure: feed it decoded CloudEvents with :meth:`EventTracker.add`
+and read totals per contract and outcome, the rules failing most, the latest
+events, and :class:`Signal` records — one per event that says something is wrong,
+with the time window of the records it is about. Matching signals to a time span
+is how the demo proves each scheduled incident was detected, and how response
+policies will decide what to do.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import Counter, deque
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from streams.events.types import EventType
+
+__all__ = ["EventTracker", "Signal"]
+
+
+@dataclass(frozen=True, slots=True)
+class Signal:
+    """Something a quality event reported as wrong, located in time (record timestamps)."""
+
+    kind: str  # violation | dead_letter | schema_drift
+    contract: str  # id@version
+    topic: str
+    start: dt.datetime
+    end: dt.datetime
+    severity: str
+    detail: str
+    count: int
+    fields: tuple[str, ...] = ()
+
+    def overlaps(self, start: dt.datetime, end: dt.datetime) -> bool:
+        return self.start <= end and self.end >= start
+
+
+@dataclass
+class EventTracker:
+    """Running aggregates of the quality-event stream."""
+
+    latest_size: int = 12
+    outcomes: dict[str, Counter[str]] = field(default_factory=dict)  # contract -> outcome -> records
+    rule_failures: Counter[tuple[str, str, str]] = field(default_factory=Counter)  # (contract, rule, severity)
+    signals: list[Signal] = field(default_factory=list)
+    lifecycle: list[dict[str, Any]] = field(default_factory=list)
+    seen_ids: set[str] = field(default_factory=set)
+    duplicates: int = 0
+    events: int = 0
+    latest: deque[tuple[dt.datetime, str, str, str, str]] = field(default_factory=deque)
+
+    def add(self, event_type: str, event_id: str, data: Mapping[str, Any], severity: str | None = None) -> None:
+        """Fold one event in; replays (same id) are counted once."""
+        if event_id in self.seen_ids:
+            self.duplicates += 1
+            return
+        self.seen_ids.add(event_id)
+        self.events += 1
+        contract = _ref(data)
+        topic = str(data.get("topic", ""))
+        start, end = _window(data)
+        summary = ""
+        if event_type == EventType.BATCH_SUMMARY:
+            counts = data.get("counts") or {}
+            bucket = self.outcomes.setdefault(contract, Counter())
+            for outcome, n in counts.items():
+                bucket[outcome] += int(n)
+            dead = int(counts.get("dead_lettered", 0))
+            if dead:
+                self.signals.append(Signal("dead_letter", contract, topic, start, end, "error", "undecodable", dead))
+            summary = ", ".join(f"{k} {v}" for k, v in counts.items())
+        elif event_type == EventType.RULE_VIOLATION:
+            rule = data.get("rule") or {}
+            name, sev = str(rule.get("name", "?")), str(rule.get("severity", severity or "error"))
+            failures = int(data.get("failures", 0))
+            self.rule_failures[(contract, name, sev)] += failures
+            column = rule.get("column")
+            self.signals.append(
+                Signal("violation", contract, topic, start, end, sev, name, failures, (column,) if column else ())
+            )
+            summary = f"{name}: {failures} failing rows ({sev})"
+        elif event_type == EventType.SCHEMA_DRIFT:
+            parts = []
+            for key in ("unknown_fields", "missing_fields", "type_mismatches"):
+                fields = data.get(key) or {}
+                if fields:
+                    parts.append(f"{key.replace('_', ' ')}: {', '.join(sorted(fields))}")
+                    self.signals.append(
+                        Signal(
+                            "schema_drift",
+                            contract,
+                            topic,
+                            start,
+                            end,
+                            "warning",
+                            key,
+                            sum(int(v) for v in fields.values()),
+                            tuple(sorted(fields)),
+                        )
+                    )
+            summary = "; ".join(parts)
+        elif event_type == EventType.WORKER_LIFECYCLE:
+            self.lifecycle.append(dict(data))
+            summary = str(data.get("phase", ""))
+        short = event_type.rsplit(".", 2)[-2] if event_type.count(".") >= 2 else event_type
+        self.latest.appendleft((end, short, contract, severity or "", summary))
+        while len(self.latest) > self.latest_size:
+            self.latest.pop()
+
+    def totals(self) -> Counter[str]:
+        """Records per outcome over every contract."""
+        out: Counter[str] = Counter()
+        for c in self.outcomes.values():
+            out.update(c)
+        return out
+
+    def top_rules(self, n: int = 8) -> list[tuple[tuple[str, str, str], int]]:
+        return self.rule_failures.most_common(n)
+
+    def signals_between(
+        self, start: dt.datetime, end: dt.datetime, kinds: Iterable[str] | None = None
+    ) -> list[Signal]:
+        wanted = set(kinds) if kinds is not None else None
+        return [s for s in self.signals if s.overlaps(start, end) and (wanted is None or s.kind in wanted)]
+
+
+def _ref(data: Mapping[str, Any]) -> str:
+    c = data.get("contract") or {}
+    if isinstance(c, Mapping):
+        return f"{c.get('id', '?')}@{c.get('version', '?')}"
+    return str(c)
+
+
+def _window(data: Mapping[str, Any]) -> tuple[dt.datetime, dt.datetime]:
+    w = data.get("window") or {}
+    now = dt.datetime.now(dt.UTC)
+    return _ts(w.get("start"), now), _ts(w.get("end"), now)
+
+
+def _ts(value: Any, default: dt.datetime) -> dt.datetime:
+    if isinstance(value, dt.datetime):
+        return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
+    if isinstance(value, str):
+        try:
+            parsed = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+        except ValueError:
+            return default
+        return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC)
+    return default

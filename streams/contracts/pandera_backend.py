@@ -1,0 +1,498 @@
+"""pandera, the semantic reference, in both directions.
+
+* :func:`to_pandera` turns a schema object of the rule IR into a
+  ``pandera.polars.DataFrameSchema``. Each rule sits where
+  :func:`streams.validation.engine.rule_layout` puts it, so pandera's
+  ``check_number`` matches the fused engine's: the dtype, ``nullable`` and
+  ``unique`` of a Column; a Column ``Check`` (element-wise built-in, or a custom
+  check sharing the engine's predicate) for zero-tolerance column rules; a
+  DataFrameSchema ``Check`` for expression rules (a row-wise boolean frame) and
+  for thresholded rules and batch metrics (True, or a :class:`ThresholdBreach`
+  carrying the metric: pandera 0.35 crashes when a scalar ``False`` failure case
+  meets string ones under ``lazy=True``). Every check's
+  ``error`` is the rule's ``check`` string; rules of warning/info severity use
+  ``raise_warning=True``. Governance metadata goes into ``metadata=``.
+* :func:`from_pandera` reads a pandera-native contract (a ``DataFrameSchema`` or
+  a ``DataFrameModel`` class) into the IR, recognizing built-in checks by their
+  ``name`` and ``statistics``; anything else raises :class:`UnsupportedRuleError`.
+* :func:`load_pandera_object` imports such an object from ``"module:attr"``. It
+  runs that module's code, so it is **opt-in and for trusted code only**.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import importlib
+import json
+from typing import Any
+
+import pandera.polars as pa
+import polars as pl
+from pandera.api.base.checks import BaseCheck
+from pandera.api.function_dispatch import Dispatcher
+from pandera.api.polars.types import PolarsData
+
+from streams.contracts import expressions
+from streams.contracts.model import (
+    Classification,
+    Contract,
+    Field,
+    Op,
+    Owner,
+    Rule,
+    SchemaObject,
+    Severity,
+    Threshold,
+    Unit,
+    check_label,
+)
+from streams.errors import ContractError, UnsupportedRuleError
+from streams.validation.engine import failure_expr, predicate, rule_layout
+
+#: pandera built-in check name -> (Op, the statistics giving Rule.args in order).
+BUILTINS: dict[str, tuple[Op, tuple[str, ...]]] = {
+    "equal_to": (Op.EQ, ("value",)),
+    "not_equal_to": (Op.NE, ("value",)),
+    "greater_than": (Op.GT, ("min_value",)),
+    "greater_than_or_equal_to": (Op.GE, ("min_value",)),
+    "less_than": (Op.LT, ("max_value",)),
+    "less_than_or_equal_to": (Op.LE, ("max_value",)),
+    "in_range": (Op.IN_RANGE, ("min_value", "max_value", "include_min", "include_max")),
+    "isin": (Op.ISIN, ("allowed_values",)),
+    "notin": (Op.NOTIN, ("forbidden_values",)),
+    "str_matches": (Op.STR_MATCHES, ("pattern",)),
+    "str_contains": (Op.STR_CONTAINS, ("pattern",)),
+    "str_startswith": (Op.STR_STARTSWITH, ("string",)),
+    "str_endswith": (Op.STR_ENDSWITH, ("string",)),
+    "str_length": (Op.STR_LENGTH, ("min_value", "max_value")),
+}
+_BY_OP: dict[Op, str] = {op: name for name, (op, _) in BUILTINS.items()}
+#: statistics key marking the custom checks written by :func:`to_pandera`.
+MARKER = "streams_rule"
+
+
+# --- IR -> pandera --------------------------------------------------------------------
+
+
+def to_pandera(schema_obj: SchemaObject, contract: Contract | None = None) -> pa.DataFrameSchema:
+    """The schema object as a ``pandera.polars.DataFrameSchema`` (see the module docstring)."""
+    declared = {f.name: f for f in schema_obj.fields}
+    nullable = dict.fromkeys(declared, True)
+    unique = dict.fromkeys(declared, False)
+    column_checks: dict[str, list[pa.Check]] = {name: [] for name in declared}
+    frame_checks: list[pa.Check] = []
+    for slot in rule_layout(schema_obj):
+        rule = slot.rule
+        if slot.placement == "nullable":
+            nullable[str(rule.column)] = False
+        elif slot.placement == "unique":
+            unique[str(rule.column)] = True
+        elif slot.placement == "column":
+            column_checks[str(rule.column)].append(_column_check(rule))
+        elif slot.placement == "frame":
+            frame_checks.append(_frame_check(rule, schema_obj.name))
+    columns = {
+        f.name: pa.Column(
+            f.dtype,
+            checks=column_checks[f.name],
+            nullable=nullable[f.name],
+            unique=unique[f.name],
+            required=True,
+            name=f.name,
+            description=f.description,
+            metadata=_field_metadata(f, schema_obj),
+        )
+        for f in schema_obj.fields
+    }
+    return pa.DataFrameSchema(
+        columns,
+        checks=frame_checks,
+        title=schema_obj.name,
+        description=schema_obj.description,
+        metadata=_schema_metadata(schema_obj, contract),
+    )
+
+
+def _column_check(rule: Rule) -> pa.Check:
+    warn = rule.severity is not Severity.ERROR
+    if rule.op in _BY_OP:
+        args: list[Any] = [list(a) if isinstance(a, (tuple, set, frozenset)) else a for a in rule.args]
+        check: pa.Check = getattr(pa.Check, _BY_OP[rule.op])(*args, raise_warning=warn)
+        if check.error != rule.check:
+            check = getattr(pa.Check, _BY_OP[rule.op])(*args, raise_warning=warn, error=rule.check)
+        return check
+    column = str(rule.column)
+
+    def fn(data: PolarsData) -> pl.LazyFrame:
+        dtype = data.lazyframe.collect_schema()[data.key]
+        return data.lazyframe.select(predicate(rule, pl.col(data.key), dtype)[0])
+
+    _, ignore_na = predicate(rule, pl.col(column))
+    return pa.Check(
+        fn,
+        ignore_na=ignore_na,
+        name=rule.op.value,
+        error=rule.check,
+        raise_warning=warn,
+        statistics=_statistics(rule),
+    )
+
+
+def _frame_check(rule: Rule, object_name: str) -> pa.Check:
+    warn = rule.severity is not Severity.ERROR
+    stats = _statistics(rule)
+    if rule.op is Op.EXPRESSION and rule.threshold.zero_tolerance:
+        node = rule.args[0]
+        return pa.Check(
+            lambda data: data.lazyframe.select(expressions.to_polars(node)),
+            ignore_na=True,
+            name="expression",
+            error=rule.check,
+            raise_warning=warn,
+            statistics=stats,
+        )
+
+    def fn(data: PolarsData) -> bool:
+        metric = _metric(rule, data.lazyframe, object_name)
+        if rule.threshold.allows(metric):
+            return True
+        # pandera 0.35 cannot concatenate a scalar ``False`` failure case with string
+        # ones under lazy=True (polars SchemaError), so a breach is raised instead: it
+        # is reported as a failure case carrying this message.
+        raise ThresholdBreach(f"{metric:g} breaks {rule.threshold.describe()}")
+
+    return pa.Check(fn, name=rule.op.value, error=rule.check, raise_warning=warn, statistics=stats)
+
+
+class ThresholdBreach(Exception):
+    """Raised by a frame-level threshold check whose metric breaks its threshold."""
+
+
+def _metric(rule: Rule, lf: pl.LazyFrame, object_name: str) -> float:
+    """The value a thresholded rule or batch metric compares with its threshold."""
+    if rule.op is Op.ROW_COUNT:
+        return float(lf.select(pl.len()).collect().item())
+    if rule.op is Op.SQL:
+        result = pl.SQLContext(frames={object_name: lf, "batch": lf}).execute(str(rule.args[0])).collect()
+        value = result.item(0, 0) if result.height and result.width else None
+        if not isinstance(value, (int, float)):
+            raise ValueError(f"the SQL query returned {value!r}, not a number")
+        return float(value)
+    if rule.op is Op.EXPRESSION:
+        fails = failure_expr(rule, pl.lit(None))
+    else:
+        column = str(rule.column)
+        fails = failure_expr(rule, pl.col(column), lf.collect_schema()[column])
+    count, rows = lf.select(fails.sum(), pl.len()).collect().row(0)
+    if rule.threshold.unit is Unit.PERCENT:
+        return 100.0 * count / rows if rows else 0.0
+    return float(count)
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, (tuple, list, set, frozenset)):
+        return [_jsonable(v) for v in value]
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    return str(value)
+
+
+def _statistics(rule: Rule) -> dict[str, Any]:
+    t = rule.threshold
+    args: Any = expressions.to_text(rule.args[0]) if rule.op is Op.EXPRESSION else list(rule.args)
+    return {
+        MARKER: {
+            "name": rule.name,
+            "op": rule.op.value,
+            "column": rule.column,
+            "args": args,
+            "threshold": {"operator": t.operator, "value": t.value, "unit": t.unit.value},
+        }
+    }
+
+
+def _rule_metadata(rule: Rule) -> dict[str, Any]:
+    return {
+        "op": rule.op.value,
+        "check": rule.check,
+        "column": rule.column,
+        "severity": rule.severity.value,
+        "dimension": rule.dimension,
+        "threshold": rule.threshold.describe(),
+        "gates_rows": rule.gates_rows,
+        "source": rule.source,
+        "description": rule.description,
+    }
+
+
+def _field_metadata(f: Field, schema_obj: SchemaObject) -> dict[str, Any]:
+    return {
+        "logical_type": f.logical_type,
+        "required": f.required,
+        "primary_key": f.primary_key,
+        "classification": f.classification.value if f.classification else None,
+        "redacted": f.redacted,
+        "rules": {r.name: _rule_metadata(r) for r in schema_obj.rules if r.column == f.name},
+    }
+
+
+def _schema_metadata(schema_obj: SchemaObject, contract: Contract | None) -> dict[str, Any]:
+    meta: dict[str, Any] = {
+        "schema": {"name": schema_obj.name, "topic": schema_obj.topic},
+        "rules": {r.name: _rule_metadata(r) for r in schema_obj.rules},
+    }
+    if contract is not None:
+        meta["contract"] = {
+            "id": contract.id,
+            "version": contract.version,
+            "sha256": contract.sha256,
+            "status": contract.status,
+            "name": contract.name,
+            "domain": contract.domain,
+            "owner": contract.owner.as_dict(),
+        }
+    return meta
+
+
+# --- pandera -> IR --------------------------------------------------------------------
+
+
+def from_pandera(
+    obj: Any,
+    *,
+    contract_id: str,
+    version: str,
+    owner: Owner | str | None = None,
+    status: str = "active",
+    name: str | None = None,
+    schema_name: str | None = None,
+    topic: str | None = None,
+) -> Contract:
+    """A contract from a pandera-native schema (``DataFrameSchema`` or ``DataFrameModel`` class).
+
+    Columns give fields (dtype, ``nullable=False`` -> required + ``not_nullable``,
+    ``unique`` -> ``field_uniqueness``); built-in checks become rules (recognized
+    by ``name`` and ``statistics``), ``raise_warning`` checks get warning
+    severity. Column ``metadata`` may set ``classification``, ``logical_type`` and
+    ``primary_key``. Regex columns, groupby or element-wise checks, custom
+    check functions and multi-column ``unique`` raise :class:`UnsupportedRuleError`.
+    ``strict``, ``ordered`` and ``coerce`` are ignored (the engine always conforms
+    dtypes and keeps extra columns). ``sha256`` hashes a canonical JSON of the IR.
+    """
+    schema = obj.to_schema() if isinstance(obj, type) and hasattr(obj, "to_schema") else obj
+    if not isinstance(schema, pa.DataFrameSchema):
+        raise ContractError(
+            f"expected a pandera.polars DataFrameSchema or DataFrameModel, got {type(obj).__name__}"
+        )
+    object_name = schema_name or schema.name or schema.title or contract_id
+    if schema.unique:
+        raise UnsupportedRuleError(
+            f"DataFrameSchema(unique={schema.unique!r}): multi-column uniqueness is not supported"
+        )
+    fields: list[Field] = []
+    rules: list[Rule] = []
+    for col_name, col in schema.columns.items():
+        if col.regex:
+            raise UnsupportedRuleError(f"column {col_name!r}: regex column selectors are not supported")
+        dtype = _polars_dtype(col.dtype, str(col_name))
+        meta = col.metadata or {}
+        classification = meta.get("classification")
+        field = Field(
+            name=str(col_name),
+            logical_type=str(meta.get("logical_type") or _logical_type(dtype)),
+            dtype=dtype,
+            required=not col.nullable,
+            unique=bool(col.unique),
+            primary_key=bool(meta.get("primary_key", False)),
+            classification=Classification(classification) if classification else None,
+            description=col.description,
+        )
+        fields.append(field)
+        rules.append(_schema_rule(field, "dtype", Op.DTYPE, "conformity"))
+        if not col.nullable:
+            rules.append(_schema_rule(field, "required", Op.NOT_NULL, "completeness"))
+        if col.unique:
+            rules.append(_schema_rule(field, "unique", Op.UNIQUE, "uniqueness"))
+        rules += [_from_check(c, field.name, dtype) for c in col.checks]
+    rules += [_from_check(c, None, None) for c in schema.checks]
+    schema_obj = SchemaObject(
+        name=object_name,
+        topic=topic or object_name,
+        fields=tuple(fields),
+        rules=_dedupe(rules),
+        description=schema.description,
+    )
+    team = Owner(team=owner) if isinstance(owner, str) else owner or Owner()
+    ir = Contract(id=contract_id, version=version, status=status, sha256="", schemas=(schema_obj,), name=name)
+    return Contract(
+        id=contract_id,
+        version=version,
+        status=status,
+        sha256=ir_sha256(ir),
+        schemas=(schema_obj,),
+        name=name,
+        owner=team,
+    )
+
+
+def _schema_rule(field: Field, suffix: str, op: Op, dimension: str) -> Rule:
+    check = check_label(op, (), field.dtype)
+    return Rule(f"{field.name}:{suffix}", op, (), check, field.name, dimension=dimension, source="pandera")
+
+
+def _from_check(check: Any, column: str | None, dtype: pl.DataType | None) -> Rule:
+    where = f"column {column!r}" if column else "the DataFrameSchema"
+    label = check.error or check.name or repr(check)
+    if check.groupby is not None or check.groups is not None or check.element_wise:
+        raise UnsupportedRuleError(
+            f"check {label!r} on {where}: groupby/element-wise checks are not supported"
+        )
+    severity = Severity.WARNING if check.raise_warning else Severity.ERROR
+    stats = check.statistics or {}
+    if MARKER in stats:
+        return _from_marker(stats[MARKER], severity, dtype)
+    fn = getattr(check, "_check_fn", None)  # schemas deep-copy checks: compare the dispatcher by name
+    builtin = isinstance(fn, Dispatcher) and fn.__name__ == check.name in BaseCheck.CHECK_FUNCTION_REGISTRY
+    if check.name in BUILTINS and builtin and column is not None:
+        op, keys = BUILTINS[check.name]
+        if op is Op.STR_LENGTH and stats.get("exact_value") is not None:
+            args: tuple[Any, ...] = (stats["exact_value"], stats["exact_value"])
+        elif op in (Op.ISIN, Op.NOTIN):
+            args = (tuple(stats[keys[0]]),)
+        else:
+            args = tuple(stats.get(k) for k in keys)
+        return Rule(
+            f"{column}:{op.value}", op, args, check_label(op, args, dtype), column, severity, source="pandera"
+        )
+    raise UnsupportedRuleError(
+        f"check {label!r} on {where} is a custom pandera check; only the built-in checks "
+        f"({', '.join(sorted(BUILTINS))}) can be read into a contract"
+    )
+
+
+def _from_marker(spec: dict[str, Any], severity: Severity, dtype: pl.DataType | None) -> Rule:
+    op = Op(spec["op"])
+    raw = spec["args"]
+    args = (expressions.parse_expression(raw),) if op is Op.EXPRESSION else tuple(raw)
+    if op in (Op.MISSING, Op.ISIN, Op.NOTIN):
+        args = (tuple(args[0]),)
+    t = spec["threshold"]
+    value = tuple(t["value"]) if isinstance(t["value"], (list, tuple)) else t["value"]
+    threshold = Threshold(t["operator"], value, Unit(t["unit"]))
+    column = spec.get("column")
+    return Rule(
+        str(spec["name"]),
+        op,
+        args,
+        check_label(op, args, dtype),
+        column,
+        severity,
+        threshold,
+        source="pandera",
+    )
+
+
+def _dedupe(rules: list[Rule]) -> tuple[Rule, ...]:
+    seen: dict[str, int] = {}
+    out = []
+    for r in rules:
+        n = seen.get(r.name, 0)
+        seen[r.name] = n + 1
+        out.append(r if n == 0 else dataclasses.replace(r, name=f"{r.name}#{n + 1}"))
+    return tuple(out)
+
+
+def _polars_dtype(dtype: Any, column: str) -> pl.DataType:
+    t = getattr(dtype, "type", None)
+    if t is None:
+        raise UnsupportedRuleError(f"column {column!r} has no polars dtype")
+    return t() if isinstance(t, type) else t  # type: ignore[no-any-return]
+
+
+def _logical_type(dtype: pl.DataType) -> str:
+    if dtype.is_integer():
+        return "integer"
+    if dtype.is_numeric():
+        return "number"
+    if dtype == pl.Boolean:
+        return "boolean"
+    if dtype == pl.Date:
+        return "date"
+    if isinstance(dtype, pl.Datetime):
+        return "timestamp"
+    if isinstance(dtype, (pl.List, pl.Array)):
+        return "array"
+    if isinstance(dtype, pl.Struct):
+        return "object"
+    return "string"
+
+
+def ir_sha256(contract: Contract) -> str:
+    """sha256 of a canonical JSON rendering of a contract's identity and rule IR."""
+    doc = {
+        "id": contract.id,
+        "version": contract.version,
+        "status": contract.status,
+        "schemas": [
+            {
+                "name": s.name,
+                "topic": s.topic,
+                "fields": [
+                    [
+                        f.name,
+                        f.logical_type,
+                        str(f.dtype),
+                        f.required,
+                        f.unique,
+                        f.primary_key,
+                        f.classification,
+                    ]
+                    for f in s.fields
+                ],
+                "rules": [
+                    {
+                        "name": r.name,
+                        "op": r.op.value,
+                        "args": _jsonable(r.args),
+                        "check": r.check,
+                        "column": r.column,
+                        "severity": r.severity.value,
+                        "threshold": [
+                            r.threshold.operator,
+                            _jsonable(r.threshold.value),
+                            r.threshold.unit.value,
+                        ],
+                        "dimension": r.dimension,
+                    }
+                    for r in s.rules
+                ],
+            }
+            for s in contract.schemas
+        ],
+    }
+    text = json.dumps(doc, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def load_pandera_object(spec: str) -> Any:
+    """Import ``"package.module:attr"`` (``attr`` may be dotted) and return the object.
+
+    This **imports and runs the module's code**: use it only for trusted,
+    reviewed code, and only when pandera-native contracts were explicitly enabled.
+    """
+    module_name, sep, attr = spec.partition(":")
+    if not sep or not module_name or not attr:
+        raise ContractError(f"{spec!r} is not of the form 'package.module:attribute'")
+    try:
+        obj: Any = importlib.import_module(module_name)
+        for part in attr.split("."):
+            obj = getattr(obj, part)
+    except (ImportError, AttributeError) as exc:
+        raise ContractError(f"cannot load pandera object {spec!r}: {exc}") from None
+    is_model = isinstance(obj, type) and hasattr(obj, "to_schema")
+    if not (is_model or isinstance(obj, pa.DataFrameSchema)):
+        raise ContractError(
+            f"{spec!r} is a {type(obj).__name__}, not a pandera DataFrameSchema or DataFrameModel"
+        )
+    return obj

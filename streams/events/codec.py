@@ -1,0 +1,197 @@
+"""Quality events on the wire: the CloudEvents Kafka protocol binding, binary content mode.
+
+An event travels as one Kafka record:
+
+* **value**: the event data, a JSON object serialized with orjson (UTF-8,
+  datetimes as ISO-8601 UTC with a ``Z`` suffix);
+* **headers**: ``content-type`` (the ``datacontenttype``, ``application/json``)
+  and one ``ce_<attribute>`` header per other attribute: ``ce_specversion``,
+  ``ce_id``, ``ce_type``, ``ce_source``, ``ce_subject``, ``ce_time``,
+  ``ce_dataschema`` and the extensions ``ce_contractid``, ``ce_contractversion``,
+  ``ce_contractsha256``, ``ce_severity`` (and ``ce_rule`` on rule violations);
+* **key**: the contract id (the ``contractid`` attribute), so every event of
+  one contract lands in one partition and is read in the order it was produced.
+  Events without a contract (a lifecycle event of a worker enforcing several
+  contracts) are keyed by their ``source``.
+
+The conversion itself is the SDK's (:mod:`cloudevents.core.bindings.kafka`);
+this module adapts it to the ``(key, value, headers)`` triples that
+kafka-python, aiokafka and confluent-kafka use, and validates event data
+against the JSON Schemas shipped in ``streams/events/schemas/``.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib.resources
+from collections.abc import Iterable, Mapping
+from typing import TYPE_CHECKING, Any
+
+import orjson
+from cloudevents.core.bindings import kafka
+from cloudevents.core.formats.json import JSONFormat
+from cloudevents.core.v1.event import CloudEvent
+
+from streams.events.types import CONTENT_TYPE, SCHEMA_FILES, SPECVERSION, EventType, dataschema_for
+
+if TYPE_CHECKING:
+    from jsonschema.protocols import Validator
+
+__all__ = [
+    "CloudEvent",
+    "KafkaHeaders",
+    "event_data",
+    "from_kafka",
+    "load_schema",
+    "to_kafka",
+    "validate_event",
+]
+
+#: Kafka headers as the Python clients take and give them.
+KafkaHeaders = list[tuple[str, bytes]]
+
+_PARTITIONKEY = "partitionkey"
+_KNOWN = frozenset(str(t) for t in EventType)
+_ORJSON_OPTIONS = orjson.OPT_UTC_Z | orjson.OPT_NAIVE_UTC | orjson.OPT_NON_STR_KEYS
+
+
+class _OrjsonFormat(JSONFormat):
+    """The SDK's JSON event format with the data (binary-mode payload) read and written by orjson."""
+
+    def write_data(self, data: dict[str, Any] | str | bytes | None, datacontenttype: str | None) -> bytes:
+        """Serialize event data: dicts as compact JSON, str as UTF-8, bytes as they are."""
+        if data is None:
+            return b""
+        if isinstance(data, bytes | bytearray):
+            return bytes(data)
+        if isinstance(data, str):
+            return data.encode("utf-8")
+        return orjson.dumps(data, option=_ORJSON_OPTIONS)
+
+    def read_data(self, body: bytes, datacontenttype: str | None) -> dict[str, Any] | str | bytes | None:
+        """Parse event data: JSON content types with orjson, anything else as text (or bytes)."""
+        if not body:
+            return None
+        content_type = datacontenttype or self.DEFAULT_CONTENT_TYPE
+        if self.JSON_CONTENT_TYPE_PATTERN.match(content_type):
+            try:
+                parsed: dict[str, Any] = orjson.loads(body)
+                return parsed
+            except orjson.JSONDecodeError:
+                pass
+        try:
+            return body.decode("utf-8")
+        except UnicodeDecodeError:
+            return body
+
+
+_FORMAT = _OrjsonFormat()
+
+
+def _message_key(event: CloudEvent) -> str:
+    """The default Kafka key: the ``partitionkey`` extension, else ``contractid``, else ``source``."""
+    for name in (_PARTITIONKEY, "contractid"):
+        value = event.get_extension(name)
+        if value:
+            return str(value)
+    return event.get_source()
+
+
+def to_kafka(event: CloudEvent, key: bytes | None = None) -> tuple[bytes | None, bytes, KafkaHeaders]:
+    """``(key, value, headers)`` of one Kafka record carrying ``event`` in binary content mode.
+
+    ``key`` defaults to the event's contract id (its ``contractid`` attribute), or
+    its ``source`` when it has none; a ``partitionkey`` attribute (set by
+    :func:`from_kafka`) is used as the key rather than sent as a header, as the
+    CloudEvents partitioning extension prescribes. Produce the triple as is::
+
+        key, value, headers = to_kafka(event)
+        producer.send(settings.events_topic, key=key, value=value, headers=headers)
+    """
+    attributes = dict(event.get_attributes())
+    attributes.pop(_PARTITIONKEY, None)
+    record_key = key if key is not None else _message_key(event).encode("utf-8")
+    message = kafka.to_binary(CloudEvent(attributes, event.get_data()), _FORMAT, key_mapper=lambda _e: None)
+    return record_key, message.value, list(message.headers.items())
+
+
+def from_kafka(
+    key: bytes | str | None,
+    value: bytes | None,
+    headers: Iterable[tuple[str, bytes | None]] | Mapping[str, bytes | None] | None,
+) -> CloudEvent:
+    """The CloudEvent carried by one Kafka record (binary mode; structured mode is accepted too).
+
+    ``headers`` is a client's header list (``[(name, value), ...]``) or a mapping;
+    names are matched case-insensitively. The record key, when present, becomes
+    the ``partitionkey`` extension attribute. Raises
+    :class:`~cloudevents.core.exceptions.CloudEventValidationError` when the
+    headers do not make a valid CloudEvents 1.0 event, :class:`ValueError` when
+    the record has no value.
+    """
+    if value is None:
+        raise ValueError("a quality event record has a value; got a tombstone (None)")
+    pairs = headers.items() if isinstance(headers, Mapping) else (headers or ())
+    header_map = {name.lower(): bytes(v) for name, v in pairs if v is not None}
+    message = kafka.KafkaMessage(headers=header_map, key=key, value=bytes(value))
+    event = kafka.from_kafka(message, _FORMAT, CloudEvent)
+    assert isinstance(event, CloudEvent)
+    return event
+
+
+def event_data(event: CloudEvent) -> dict[str, Any]:
+    """The data of a quality event as a dict (parsing it first if it arrived as JSON text or bytes)."""
+    data = event.get_data()
+    if isinstance(data, str | bytes):
+        data = orjson.loads(data)
+    if not isinstance(data, dict):
+        raise TypeError(f"event {event.get_id()} has no JSON object as data (got {type(data).__name__})")
+    return data
+
+
+@functools.cache
+def _schema_bytes(event_type: str) -> bytes:
+    try:
+        name = SCHEMA_FILES[EventType(event_type)]
+    except ValueError:
+        raise ValueError(f"unknown quality event type {event_type!r}") from None
+    return importlib.resources.files("streams.events").joinpath("schemas", name).read_bytes()
+
+
+def load_schema(event_type: str) -> dict[str, Any]:
+    """The JSON Schema (draft 2020-12) of the data of ``event_type`` (a fresh copy); :class:`ValueError` if unknown."""
+    schema: dict[str, Any] = orjson.loads(_schema_bytes(event_type))
+    return schema
+
+
+@functools.cache
+def _validator(event_type: str) -> Validator:
+    from jsonschema import Draft202012Validator, FormatChecker
+
+    schema = load_schema(event_type)
+    Draft202012Validator.check_schema(schema)
+    validator: Validator = Draft202012Validator(schema, format_checker=FormatChecker())
+    return validator
+
+
+def validate_event(event: CloudEvent) -> None:
+    """Check a quality event against its type's contract; raise if it breaks it.
+
+    Checks ``specversion`` (1.0), ``datacontenttype`` (JSON), that ``dataschema``
+    (when present) names the type's schema, and validates the data against that
+    JSON Schema. Raises :class:`ValueError` for an unknown type or wrong
+    attributes and :class:`jsonschema.ValidationError` for data breaking the schema.
+    """
+    event_type = event.get_type()
+    schema_id = dataschema_for(EventType(event_type)) if event_type in _KNOWN else None
+    if schema_id is None:
+        raise ValueError(f"event {event.get_id()}: unknown quality event type {event_type!r}")
+    if event.get_specversion() != SPECVERSION:
+        raise ValueError(f"event {event.get_id()}: specversion {event.get_specversion()!r}, expected {SPECVERSION}")
+    content_type = event.get_datacontenttype()
+    if content_type is not None and content_type.split(";")[0].strip() != CONTENT_TYPE:
+        raise ValueError(f"event {event.get_id()}: datacontenttype {content_type!r}, expected {CONTENT_TYPE}")
+    dataschema = event.get_dataschema()
+    if dataschema is not None and dataschema != schema_id:
+        raise ValueError(f"event {event.get_id()}: dataschema {dataschema!r}, expected {schema_id!r}")
+    _validator(event_type).validate(event_data(event))

@@ -1,0 +1,172 @@
+"""Names and wire conventions shared by the quality-event builders, the Kafka codec and consumers.
+
+Every quality event is a CloudEvents 1.0 event whose ``type`` is one of
+:class:`EventType`. The ``type`` string carries a major version suffix
+(``.v1``): a backwards-incompatible change of an event's data becomes a new
+type (``...summary.v2``) published side by side with the old one, so
+consumers can migrate at their own pace. Adding optional data fields is not a
+breaking change; consumers must ignore fields they do not know.
+
+Reserved for future types (not implemented; do not emit them)::
+
+    io.qualitystreams.drift.distribution.v1     feature distribution drift (PSI, KS) per window
+    io.qualitystreams.prediction.confidence.v1  model confidence / calibration of a prediction stream
+    io.qualitystreams.policy.action.v1          an automated action taken (rollback, retrain, pause)
+
+Each new type gets a member here, an entry in :data:`SCHEMA_FILES`, a JSON
+Schema in ``streams/events/schemas/`` and a section in ``docs/events.md``.
+
+The helpers at the bottom (:func:`context_attributes`, :func:`event_id`,
+:func:`iso_utc`, :func:`source_urn`) fix how every type renders its attributes.
+"""
+
+from __future__ import annotations
+
+import enum
+import hashlib
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any, Final
+from urllib.parse import quote
+
+import orjson
+
+if TYPE_CHECKING:
+    from streams.contracts.model import Contract
+
+__all__ = [
+    "CONTENT_TYPE",
+    "EXTENSIONS",
+    "SCHEMA_FILES",
+    "SPECVERSION",
+    "EventSeverity",
+    "EventType",
+    "LifecyclePhase",
+    "context_attributes",
+    "dataschema_for",
+    "event_id",
+    "iso_utc",
+    "source_urn",
+    "to_utc",
+]
+
+SPECVERSION: Final = "1.0"
+#: ``datacontenttype`` of every quality event (the data is a JSON object).
+CONTENT_TYPE: Final = "application/json"
+
+#: Extension attributes the builders set (lowercase alphanumerics, as the spec requires).
+EXTENSIONS: Final = ("contractid", "contractversion", "contractsha256", "severity", "rule")
+
+
+class EventType(enum.StrEnum):
+    """The ``type`` attribute of every quality event."""
+
+    BATCH_SUMMARY = "io.qualitystreams.batch.summary.v1"
+    RULE_VIOLATION = "io.qualitystreams.rule.violation.v1"
+    SCHEMA_DRIFT = "io.qualitystreams.schema.drift.v1"
+    WORKER_LIFECYCLE = "io.qualitystreams.worker.lifecycle.v1"
+    # Reserved, not implemented (see the module docstring):
+    # DISTRIBUTION_DRIFT = "io.qualitystreams.drift.distribution.v1"
+    # PREDICTION_CONFIDENCE = "io.qualitystreams.prediction.confidence.v1"
+    # POLICY_ACTION = "io.qualitystreams.policy.action.v1"
+
+    @property
+    def dataschema(self) -> str:
+        """The ``dataschema`` attribute: the ``$id`` of this type's JSON Schema."""
+        return dataschema_for(self)
+
+
+#: The JSON Schema file (in ``streams/events/schemas/``) of each event type's data.
+SCHEMA_FILES: Final[dict[EventType, str]] = {
+    EventType.BATCH_SUMMARY: "batch_summary.json",
+    EventType.RULE_VIOLATION: "rule_violation.json",
+    EventType.SCHEMA_DRIFT: "schema_drift.json",
+    EventType.WORKER_LIFECYCLE: "worker_lifecycle.json",
+}
+
+
+def dataschema_for(event_type: str) -> str:
+    """``urn:qstreams:schema:<type>``: the ``dataschema`` attribute and JSON Schema ``$id`` of a type."""
+    return f"urn:qstreams:schema:{event_type}"
+
+
+class EventSeverity(enum.StrEnum):
+    """The ``severity`` extension attribute: what a consumer should page, alert or log on.
+
+    Rule severities (:class:`~streams.contracts.model.Severity`) plus ``ok`` for
+    events that report nothing wrong.
+    """
+
+    OK = "ok"
+    INFO = "info"
+    WARNING = "warning"
+    ERROR = "error"
+
+    @property
+    def rank(self) -> int:
+        """0 (ok) to 3 (error): compare severities with this."""
+        return _RANK[self]
+
+    @classmethod
+    def highest(cls, severities: Iterable[str]) -> EventSeverity:
+        """The most severe of ``severities`` (strings or enums); ``ok`` when empty."""
+        return max((cls(str(s)) for s in severities), key=lambda s: s.rank, default=cls.OK)
+
+
+_RANK: Final = {EventSeverity.OK: 0, EventSeverity.INFO: 1, EventSeverity.WARNING: 2, EventSeverity.ERROR: 3}
+
+
+class LifecyclePhase(enum.StrEnum):
+    """The ``phase`` of a worker lifecycle event."""
+
+    STARTED = "started"
+    STOPPED = "stopped"
+    PARTITIONS_ASSIGNED = "partitions_assigned"
+    PARTITIONS_REVOKED = "partitions_revoked"
+    BINDING_FAILED = "binding_failed"
+
+
+def to_utc(moment: datetime) -> datetime:
+    """``moment`` in UTC; a naive datetime is taken to be UTC already (Kafka timestamps are epoch ms)."""
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+def iso_utc(moment: datetime) -> str:
+    """ISO-8601 in UTC with a ``Z`` suffix: how datetimes appear in event data and the ``ce_time`` header."""
+    text = to_utc(moment).isoformat()
+    return text[:-6] + "Z" if text.endswith("+00:00") else text
+
+
+def event_id(*parts: Any) -> str:
+    """A deterministic event id: the first 32 hex digits of the SHA-256 of the canonical JSON of ``parts``."""
+    return hashlib.sha256(orjson.dumps(parts)).hexdigest()[:32]
+
+
+def source_urn(kind: str, name: str) -> str:
+    """``urn:qstreams:<kind>:<name>``, the ``source`` attribute (``kind`` is ``topic`` or ``worker``)."""
+    return f"urn:qstreams:{kind}:{quote(name, safe=':@.-_~')}"
+
+
+def context_attributes(
+    event_type: EventType,
+    eid: str,
+    *,
+    source: str,
+    subject: str | None,
+    time: datetime,
+    contract: Contract | None,
+    severity: EventSeverity,
+    rule: str | None = None,
+) -> dict[str, Any]:
+    """The context attributes of a quality event, in the order they go on the wire."""
+    attributes: dict[str, Any] = {"specversion": SPECVERSION, "id": eid, "type": str(event_type), "source": source}
+    if subject:
+        attributes["subject"] = subject
+    attributes |= {"time": to_utc(time), "datacontenttype": CONTENT_TYPE, "dataschema": event_type.dataschema}
+    if contract is not None:
+        attributes |= {"contractid": contract.id, "contractversion": contract.version}
+        attributes["contractsha256"] = contract.sha256
+    attributes["severity"] = str(severity)
+    if rule is not None:
+        attributes["rule"] = rule
+    return attributes

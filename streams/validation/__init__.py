@@ -1,0 +1,13 @@
+"""Batch validation: the fused polars engine and the reports it produces.
+
+``compile_plan(contract, schema)`` compiles one schema object once;
+``plan.validate(df)`` returns a :class:`ValidationReport` per batch and never
+raises on bad data.
+"""
+
+from __future__ import annotations
+
+from streams.validation.engine import CompiledPlan, compile_plan
+from streams.validation.report import CheckResult, ValidationReport
+
+__all__ = ["CheckResult", "CompiledPlan", "ValidationReport", "compile_plan"]
