@@ -168,6 +168,74 @@ def worker(
     raise typer.Exit(code)
 
 
+@app.command("demo")
+def demo(
+    duration: Annotated[float, typer.Option(help="Seconds of traffic (incidents are scheduled within it).")] = 90.0,
+    rate: Annotated[float, typer.Option(help="Records per second, per producer.")] = 200.0,
+    headless: Annotated[bool, typer.Option(help="Print progress lines instead of the live view.")] = False,
+    contracts: Annotated[Path, typer.Option(help="Contracts the worker enforces.")] = Path("contracts"),
+    mode: Annotated[str, typer.Option(help="Worker mode: gate or monitor.")] = "gate",
+    broker: Annotated[
+        str | None, typer.Option(help="Use this Kafka instead of starting one [env KAFKA_BOOTSTRAP_SERVERS].")
+    ] = None,
+) -> None:
+    """Run everything: a local Kafka, a worker, producers with scheduled incidents, and a live view."""
+    from streams.demo.run import DemoOptions, run_demo
+
+    headless = headless or not sys.stdout.isatty()
+    options = DemoOptions(
+        duration_s=duration, rate=rate, headless=headless, contracts=contracts, mode=mode, broker=broker
+    )
+    try:
+        code = run_demo(options)
+    except StreamsError as exc:
+        raise _fail(str(exc)) from None
+    raise typer.Exit(code)
+
+
+@app.command("produce")
+def produce_cmd(
+    stream: Annotated[str, typer.Argument(help="features or predictions")],
+    rate: Annotated[float, typer.Option(help="Records per second.")] = 200.0,
+    duration: Annotated[float, typer.Option(help="Seconds to run; 0 runs until stopped.")] = 0.0,
+    incidents: Annotated[bool, typer.Option(help="Inject the demo's incidents, repeating every --cycle s.")] = False,
+    cycle: Annotated[float, typer.Option(help="Length of one incident cycle in seconds.")] = 300.0,
+    broker: Annotated[str | None, typer.Option(help="Bootstrap servers [env KAFKA_BOOTSTRAP_SERVERS].")] = None,
+) -> None:
+    """Produce realistic demo traffic to the example topics (what the Compose producers run)."""
+    import asyncio
+    import os
+
+    from streams.demo.producers import ProducerStats, produce
+    from streams.demo.scenario import default_schedule
+
+    if stream not in ("features", "predictions"):
+        raise _fail(f"unknown stream {stream!r}; use features or predictions")
+    bootstrap = broker or os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092")
+    schedule = default_schedule(cycle) if incidents else []
+
+    async def go() -> ProducerStats:
+        from aiokafka import AIOKafkaProducer
+
+        stats = ProducerStats()
+        producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=20, acks="all", enable_idempotence=True)
+        await producer.start()
+        try:
+            await produce(
+                producer, stream, rate=rate, duration_s=duration or None, incidents=schedule, stats=stats,
+                cycle_s=cycle if incidents else None,
+            )
+        finally:
+            await producer.stop()
+        return stats
+
+    try:
+        stats = asyncio.run(go())
+    except KeyboardInterrupt:
+        raise typer.Exit(130) from None
+    typer.echo(f"sent {stats.sent[stream]} {stream} records to {bootstrap}")
+
+
 def _logging(level: str) -> None:
     logging.basicConfig(
         level=getattr(logging, level.upper(), logging.INFO),

@@ -34,6 +34,7 @@ class Signal:
     detail: str
     count: int
     fields: tuple[str, ...] = ()
+    received: dt.datetime | None = None  # when the event reached this consumer
 
     def overlaps(self, start: dt.datetime, end: dt.datetime) -> bool:
         return self.start <= end and self.end >= start
@@ -53,7 +54,14 @@ class EventTracker:
     events: int = 0
     latest: deque[tuple[dt.datetime, str, str, str, str]] = field(default_factory=deque)
 
-    def add(self, event_type: str, event_id: str, data: Mapping[str, Any], severity: str | None = None) -> None:
+    def add(
+        self,
+        event_type: str,
+        event_id: str,
+        data: Mapping[str, Any],
+        severity: str | None = None,
+        received: dt.datetime | None = None,
+    ) -> None:
         """Fold one event in; replays (same id) are counted once."""
         if event_id in self.seen_ids:
             self.duplicates += 1
@@ -71,7 +79,7 @@ class EventTracker:
                 bucket[outcome] += int(n)
             dead = int(counts.get("dead_lettered", 0))
             if dead:
-                self.signals.append(Signal("dead_letter", contract, topic, start, end, "error", "undecodable", dead))
+                self.signals.append(Signal("dead_letter", contract, topic, start, end, "error", "undecodable", dead, (), received))
             summary = ", ".join(f"{k} {v}" for k, v in counts.items())
         elif event_type == EventType.RULE_VIOLATION:
             rule = data.get("rule") or {}
@@ -80,7 +88,7 @@ class EventTracker:
             self.rule_failures[(contract, name, sev)] += failures
             column = rule.get("column")
             self.signals.append(
-                Signal("violation", contract, topic, start, end, sev, name, failures, (column,) if column else ())
+                Signal("violation", contract, topic, start, end, sev, name, failures, (column,) if column else (), received)
             )
             summary = f"{name}: {failures} failing rows ({sev})"
         elif event_type == EventType.SCHEMA_DRIFT:
@@ -100,6 +108,7 @@ class EventTracker:
                             key,
                             sum(int(v) for v in fields.values()),
                             tuple(sorted(fields)),
+                            received,
                         )
                     )
             summary = "; ".join(parts)

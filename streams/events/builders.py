@@ -59,9 +59,14 @@ Offsets = Mapping[int, tuple[int, int]]
 # --------------------------------------------------------------------------- helpers
 
 
-def _finite(value: float | int | None) -> float | int | None:
-    """JSON has no NaN or infinity: those become null."""
-    return None if isinstance(value, float) and not math.isfinite(value) else value
+def _finite(value: Any) -> float | int | None:
+    """A JSON number: ints stay ints, other numbers become floats; None, NaN and infinities become null."""
+    if value is None:
+        return None
+    if isinstance(value, int):
+        return int(value)
+    number = float(value)
+    return number if math.isfinite(number) else None
 
 
 def _offset_list(offsets: Offsets) -> list[dict[str, int]]:
@@ -138,10 +143,10 @@ def _rule_dict(check: CheckResult) -> dict[str, Any]:
         "check": check.check,
         "severity": str(check.severity),
         "failures": int(check.failures),
-        "failure_rate": _finite(float(check.failure_rate)),
+        "failure_rate": _finite(check.failure_rate),
         "passed": bool(check.passed),
         "value": _finite(check.value),
-        "threshold": check.threshold,
+        "threshold": str(check.threshold),
         "dimension": check.dimension,
         "error": getattr(check, "error", None),
     }
@@ -279,12 +284,12 @@ def rule_violations(
 # --------------------------------------------------------------------------- schema drift
 
 
-def _field_counts(counts: Mapping[str, int]) -> list[tuple[str, int]]:
-    """``(field, records)`` sorted by field, zero counts dropped, negative counts refused."""
+def _field_counts(counts: Mapping[str, int]) -> dict[str, int]:
+    """``{field: records}`` sorted by field, zero counts dropped, negative counts refused."""
     for name, n in counts.items():
         if n < 0:
             raise ValueError(f"negative record count {n} for field {name!r}")
-    return sorted((str(name), int(n)) for name, n in counts.items() if n > 0)
+    return dict(sorted((str(name), int(n)) for name, n in counts.items() if n > 0))
 
 
 def schema_drift(
@@ -305,27 +310,29 @@ def schema_drift(
     ``unknown_fields``: fields the records carry that the schema does not
     declare; ``missing_fields``: declared fields absent from records;
     ``type_mismatches``: declared fields whose values do not have the declared
-    type. Severity: ``error`` for type mismatches or missing required fields,
+    type. The data carries them as ``{field: records}`` maps (zero counts left
+    out), plus ``missing_required`` (the missing fields the schema requires) and
+    ``expected_types`` (declared logical type of each mismatched field).
+    Severity: ``error`` for type mismatches or missing required fields,
     ``warning`` for unknown fields, ``info`` for missing optional fields, else ``ok``.
     """
     batch = _Batch(contract, schema_obj, source_topic, offsets, window_start, window_end, worker_id)
     declared = {f.name: f for f in schema_obj.fields}
-    unknown = [{"field": f, "records": n} for f, n in _field_counts(unknown_fields)]
-    missing = [
-        {"field": f, "records": n, "required": f in declared and declared[f].required}
-        for f, n in _field_counts(missing_fields)
-    ]
-    mismatched = [
-        {"field": f, "records": n, "expected": declared[f].logical_type if f in declared else None}
-        for f, n in _field_counts(type_mismatches)
-    ]
-    if mismatched or any(m["required"] for m in missing):
+    unknown, missing, mismatched = (_field_counts(m) for m in (unknown_fields, missing_fields, type_mismatches))
+    missing_required = [f for f in missing if f in declared and declared[f].required]
+    if mismatched or missing_required:
         severity = EventSeverity.ERROR
     elif unknown:
         severity = EventSeverity.WARNING
     else:
         severity = EventSeverity.INFO if missing else EventSeverity.OK
-    data = batch.data() | {"unknown_fields": unknown, "missing_fields": missing, "type_mismatches": mismatched}
+    data = batch.data() | {
+        "unknown_fields": unknown,
+        "missing_fields": missing,
+        "type_mismatches": mismatched,
+        "missing_required": missing_required,
+        "expected_types": {f: declared[f].logical_type for f in mismatched if f in declared},
+    }
     return batch.event(EventType.SCHEMA_DRIFT, data, severity)
 
 
@@ -375,12 +382,12 @@ def lifecycle(
         "partitions": [{"topic": t, "partition": p} for t, p in parts],
         "reason": reason,
         "started_at": started,
-        "generation": generation,
+        "generation": int(generation) if generation is not None else None,
     }
     event_type = EventType.WORKER_LIFECYCLE
     eid = event_id(
         str(event_type), str(step), worker_id, app_id, [[c.ref, c.sha256] for c in refs],
-        [list(p) for p in parts], reason, generation, started,
+        [list(p) for p in parts], reason, data["generation"], started,
     )  # fmt: skip
     only = refs[0] if len(refs) == 1 else None
     severity = EventSeverity.ERROR if step is LifecyclePhase.BINDING_FAILED else EventSeverity.INFO

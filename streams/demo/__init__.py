@@ -1,0 +1,1 @@
+"""``qstreams demo`` and the demo producers (see :mod:`streams.demo.run`)."""

@@ -1,0 +1,290 @@
+"""``qstreams demo``: the whole product on one machine, with one command.
+
+1. use ``KAFKA_BOOTSTRAP_SERVERS`` or start the dev broker (Apache Kafka from Maven jars);
+2. create the example topics and start a stream worker (``qstreams worker``, a child process)
+   on the example contracts;
+3. run a feature producer and a prediction producer at a steady rate, with scheduled
+   incidents (contract violations, undecodable messages, an upstream schema change);
+4. follow the quality-event topic and show progress live (or one line every few
+   seconds with ``--headless``);
+5. drain, stop everything, and print per incident whether, how and how fast it was detected.
+
+Ctrl-C stops it cleanly at any point: producers, the worker and the broker are stopped
+and no process is left behind. Exit code 0 when every incident was detected.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from rich.console import Console
+from rich.live import Live
+
+from streams.consumers.tracker import EventTracker
+from streams.demo.producers import FEATURES_TOPIC, PREDICTIONS_TOPIC, ProducerStats, produce
+from streams.demo.scenario import Incident, default_schedule
+from streams.demo.view import evaluate, live_view, progress_line, summary
+from streams.errors import BrokerError, StreamsError
+
+__all__ = ["DemoOptions", "run_demo"]
+
+EVENTS_TOPIC = "dq.quality-events.v1"
+
+
+@dataclass(frozen=True, slots=True)
+class DemoOptions:
+    duration_s: float = 90.0
+    rate: float = 200.0  # records/s per producer
+    headless: bool = False
+    contracts: Path = Path("contracts")
+    mode: str = "gate"
+    broker: str | None = None
+    partitions: int = 3
+    drain_timeout_s: float = 30.0
+
+
+def run_demo(options: DemoOptions, console: Console | None = None) -> int:
+    """Run the demo; return the process exit code (0 all incidents detected, 1 not, 130 interrupted)."""
+    out = console or Console()
+    if not options.contracts.exists():
+        raise StreamsError(
+            f"the example contracts directory {options.contracts} does not exist; run the demo from the "
+            "repository root or pass --contracts"
+        )
+    with contextlib.ExitStack() as stack:
+        bootstrap = options.broker or os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
+        if bootstrap:
+            out.print(f"using Kafka at {bootstrap}")
+        else:
+            out.print("starting a local Apache Kafka broker (KRaft, from Maven jars) ...")
+            from streams.kafka.broker import start_broker
+
+            broker = start_broker(port=0)
+            stack.callback(broker.stop)
+            bootstrap = broker.bootstrap_servers
+            out.print(f"Kafka is up at {bootstrap}")
+        _ensure_topics(bootstrap, [FEATURES_TOPIC, PREDICTIONS_TOPIC, EVENTS_TOPIC], options.partitions)
+        workdir = Path(tempfile.mkdtemp(prefix="qstreams-demo-"))
+        worker = stack.enter_context(_worker_process(bootstrap, options, workdir))
+        out.print(f"worker started (pid {worker.pid}, mode {options.mode}, log {workdir / 'worker.log'})")
+        try:
+            return asyncio.run(_main(bootstrap, options, out, worker, workdir))
+        except KeyboardInterrupt:
+            out.print("\ninterrupted: stopping producers, worker and broker ...")
+            return 130
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _ensure_topics(bootstrap: str, topics: list[str], partitions: int) -> None:
+    from kafka.admin import KafkaAdminClient, NewTopic
+    from kafka.errors import TopicAlreadyExistsError
+
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            admin = KafkaAdminClient(bootstrap_servers=bootstrap, client_id="qstreams-demo")
+            break
+        except Exception as exc:
+            if time.monotonic() > deadline:
+                raise BrokerError(f"cannot reach Kafka at {bootstrap}: {exc}") from None
+            time.sleep(1)
+    try:
+        existing = set(admin.list_topics())
+        new = [NewTopic(t, partitions, 1) for t in topics if t not in existing]
+        if new:
+            with contextlib.suppress(TopicAlreadyExistsError):
+                admin.create_topics(new)
+    finally:
+        admin.close()
+
+
+@contextlib.contextmanager
+def _worker_process(bootstrap: str, options: DemoOptions, workdir: Path) -> Iterator[subprocess.Popen[bytes]]:
+    env = dict(os.environ)
+    env.update(
+        KAFKA_BOOTSTRAP_SERVERS=bootstrap,
+        STREAMS_CONTRACTS_DIR=str(options.contracts.resolve()),
+        STREAMS_MODE=options.mode,
+        STREAMS_APP_ID=f"qstreams-demo-{uuid.uuid4().hex[:8]}",
+        STREAMS_WEB_PORT=str(_free_port()),
+        STREAMS_BATCH_MAX_LATENCY_MS="250",
+        STREAMS_TOPIC_PARTITIONS=str(options.partitions),
+        STREAMS_EVENTS_TOPIC=EVENTS_TOPIC,
+    )
+    log = (workdir / "worker.log").open("wb")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "streams.cli.main", "worker"],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+        start_new_session=True,  # Ctrl-C goes to the demo, which stops the worker in order
+    )
+    try:
+        yield proc
+    finally:
+        _stop(proc)
+        log.close()
+
+
+def _stop(proc: subprocess.Popen[bytes], timeout: float = 15.0) -> None:
+    if proc.poll() is not None:
+        return
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+
+
+async def _follow_events(bootstrap: str, tracker: EventTracker, ready: asyncio.Event) -> None:
+    from aiokafka import AIOKafkaConsumer, TopicPartition
+
+    from streams.events.codec import event_data, from_kafka
+
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, group_id=None)
+    await consumer.start()
+    try:
+        parts = consumer.partitions_for_topic(EVENTS_TOPIC) or {0}
+        tps = [TopicPartition(EVENTS_TOPIC, p) for p in sorted(parts)]
+        consumer.assign(tps)
+        await consumer.seek_to_end(*tps)
+        for tp in tps:
+            await consumer.position(tp)
+        ready.set()
+        while True:
+            batches = await consumer.getmany(timeout_ms=200, max_records=1000)
+            now = dt.datetime.now(dt.UTC)
+            for records in batches.values():
+                for rec in records:
+                    try:
+                        event = from_kafka(rec.key, rec.value, list(rec.headers or ()))
+                    except Exception:  # not a quality event: ignore, as consumers should
+                        continue
+                    ext = event.get_extension("severity")
+                    tracker.add(event.get_type(), event.get_id(), event_data(event), str(ext) if ext else None, now)
+    finally:
+        await consumer.stop()
+
+
+async def _main(
+    bootstrap: str, options: DemoOptions, out: Console, worker: subprocess.Popen[bytes], workdir: Path
+) -> int:
+    from aiokafka import AIOKafkaProducer
+
+    tracker = EventTracker()
+    stats = ProducerStats()
+    incidents = default_schedule(options.duration_s)
+    ready = asyncio.Event()
+    follower = asyncio.create_task(_follow_events(bootstrap, tracker, ready))
+    await asyncio.wait_for(ready.wait(), 60)
+    if not await _wait_worker_ready(tracker, worker, 90):
+        out.print(f"[red]the worker did not start; its log ({workdir / 'worker.log'}) ends with:[/]")
+        out.print(_tail(workdir / "worker.log"), markup=False, highlight=False)
+        follower.cancel()
+        return 1
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=20, acks="all", enable_idempotence=True)
+    await producer.start()
+    t0 = time.monotonic()
+    tasks = [
+        asyncio.create_task(
+            produce(producer, s, rate=options.rate, duration_s=options.duration_s, incidents=incidents, stats=stats,
+                    seed=seed, started=t0)
+        )
+        for s, seed in (("features", 11), ("predictions", 23))
+    ]
+    info = f"mode {options.mode}"
+    try:
+        if options.headless:
+            next_line = 0.0
+            while not all(t.done() for t in tasks):
+                elapsed = time.monotonic() - t0
+                if elapsed >= next_line:
+                    out.print(progress_line(tracker, stats, elapsed), markup=False, highlight=False)
+                    next_line += 5.0
+                _check_worker(worker, workdir)
+                await asyncio.sleep(0.25)
+        else:
+            with Live(console=out, refresh_per_second=4, transient=False) as live:
+                while not all(t.done() for t in tasks):
+                    elapsed = time.monotonic() - t0
+                    live.update(live_view(tracker, incidents, stats, elapsed, options.duration_s, info))
+                    _check_worker(worker, workdir)
+                    await asyncio.sleep(0.25)
+        for t in tasks:
+            t.result()  # surface producer errors
+        out.print("producers done; waiting for the worker to drain ...")
+        await _drain(tracker, stats, options.drain_timeout_s)
+    finally:
+        for t in tasks:
+            t.cancel()
+        await producer.stop()
+        follower.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await follower
+    results = evaluate(incidents, tracker, stats)
+    summary(results, tracker, out)
+    return 0 if all(r.detection.detected for r in results) else 1
+
+
+async def _wait_worker_ready(tracker: EventTracker, worker: subprocess.Popen[bytes], timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if worker.poll() is not None:
+            return False
+        if any(e.get("phase") in ("partitions_assigned", "started") for e in tracker.lifecycle):
+            if any(e.get("phase") == "partitions_assigned" for e in tracker.lifecycle):
+                return True
+        await asyncio.sleep(0.2)
+    return False
+
+
+def _check_worker(worker: subprocess.Popen[bytes], workdir: Path) -> None:
+    if worker.poll() is not None:
+        raise StreamsError(
+            f"the worker exited with code {worker.returncode}; see {workdir / 'worker.log'}:\n"
+            + _tail(workdir / "worker.log")
+        )
+
+
+async def _drain(tracker: EventTracker, stats: ProducerStats, timeout: float) -> None:
+    """Wait until the worker has reported every produced record (or the timeout passes)."""
+    deadline = time.monotonic() + timeout
+    sent = stats.sent["features"] + stats.sent["predictions"]
+    while time.monotonic() < deadline:
+        if sum(tracker.totals().values()) >= sent:
+            return
+        await asyncio.sleep(0.25)
+
+
+def _tail(path: Path, lines: int = 25) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return "(no log)"
+
+
+def incidents_for(duration_s: float) -> list[Incident]:
+    """The schedule a run of this length uses (for ``--help`` text and tests)."""
+    return default_schedule(duration_s)

@@ -1,0 +1,188 @@
+"""The demo's scheduled incidents: what goes wrong upstream, when, and how we know it was caught.
+
+An :class:`Incident` has a kind, a start and a duration relative to the start of
+the run. Each kind has two halves registered in :data:`KINDS`:
+
+* a *mutator*, applied by the producer to records produced while the incident is
+  active (or a *garbage* source that replaces them with undecodable bytes), and
+* a *detector*, which looks at the :class:`~streams.consumers.tracker.EventTracker`
+  fed from the quality-event topic and says whether, and how, the incident was seen.
+
+Later monitoring capabilities (distribution drift, prediction confidence, response
+policies) slot in as new kinds with their own mutator and detector.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import random
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from streams.consumers.tracker import EventTracker, Signal
+
+__all__ = ["KINDS", "Detection", "Incident", "IncidentKind", "default_schedule"]
+
+Record = dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Detection:
+    detected: bool
+    evidence: str
+    first_seen: dt.datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class IncidentKind:
+    name: str
+    description: str
+    #: changes one record (returns the record to produce) — None for kinds that send garbage instead
+    mutate: Callable[[Record, random.Random], Record] | None
+    #: the share of records affected while active
+    rate: float
+    detect: Callable[[EventTracker, dt.datetime, dt.datetime, int], Detection]
+    #: undecodable payloads to send instead of records (for kinds that break decoding)
+    garbage: Callable[[int, random.Random], bytes] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Incident:
+    kind: str
+    start_s: float
+    duration_s: float
+    topic: str = "features"  # features | predictions
+
+    @property
+    def end_s(self) -> float:
+        return self.start_s + self.duration_s
+
+    def active(self, elapsed_s: float) -> bool:
+        return self.start_s <= elapsed_s < self.end_s
+
+    @property
+    def spec(self) -> IncidentKind:
+        return KINDS[self.kind]
+
+
+# --- contract violations -----------------------------------------------------------------
+
+
+def _violate(record: Record, rng: random.Random) -> Record:
+    r = dict(record)
+    fault = rng.randrange(5)
+    if fault == 0:
+        r["amount"] = -abs(float(r.get("amount") or 1.0))  # exclusiveMinimum 0
+    elif fault == 1:
+        r["merchant_country"] = "ZZ"  # not a known country
+    elif fault == 2:
+        r["device_trust_score"] = 1.0 + rng.random()  # probability above 1
+    elif fault == 3:
+        r["txn_count_1h"] = int(r.get("txn_count_24h") or 0) + 5  # cross-field velocity rule
+    else:
+        r["card_hash"] = None  # required
+    return r
+
+
+def _first(signals: list[Signal]) -> dt.datetime | None:
+    times = [s.received for s in signals if s.received is not None]
+    return min(times) if times else None
+
+
+def _detect_violations(tracker: EventTracker, start: dt.datetime, end: dt.datetime, injected: int) -> Detection:
+    hits = [s for s in tracker.signals_between(start, end, ["violation"]) if s.severity == "error"]
+    if not hits:
+        return Detection(False, f"no error-severity rule violation reported for {injected} bad records")
+    rules = sorted({s.detail for s in hits})
+    rows = sum(s.count for s in hits)
+    return Detection(True, f"{len(rules)} rules fired ({', '.join(rules[:5])}); {rows} failing rows", _first(hits))
+
+
+# --- undecodable messages ----------------------------------------------------------------
+
+_GARBAGE: tuple[Callable[[random.Random], bytes], ...] = (
+    lambda rng: b'{"event_id": "' + bytes(rng.choice(b"abcdef") for _ in range(8)),  # truncated JSON
+    lambda rng: b"\xff\xfe\x00garbage" + rng.randbytes(8),  # not UTF-8
+    lambda rng: b"[1, 2, 3]",  # JSON, not an object
+    lambda rng: b"",  # empty
+    lambda rng: b"amount=12.5;currency=EUR",  # not JSON
+)
+
+
+def _garbage(i: int, rng: random.Random) -> bytes:
+    return _GARBAGE[i % len(_GARBAGE)](rng)
+
+
+def _detect_dead_letters(tracker: EventTracker, start: dt.datetime, end: dt.datetime, injected: int) -> Detection:
+    hits = tracker.signals_between(start, end, ["dead_letter"])
+    n = sum(s.count for s in hits)
+    if n == 0:
+        return Detection(False, f"no dead-lettered records reported for {injected} undecodable messages")
+    return Detection(True, f"{n} of {injected} undecodable messages dead-lettered", _first(hits))
+
+
+# --- upstream schema change ----------------------------------------------------------------
+
+NEW_FIELD = "merchant_geohash"
+RETYPED_FIELD = "amount"
+
+
+def _schema_change(record: Record, rng: random.Random) -> Record:
+    r = dict(record)
+    r[NEW_FIELD] = "".join(rng.choice("0123456789bcdefghjkmnpqrstuvwxyz") for _ in range(7))
+    r[RETYPED_FIELD] = f"{float(r.get(RETYPED_FIELD) or 0):.2f}"  # a number starts arriving as a string
+    return r
+
+
+def _detect_schema_change(tracker: EventTracker, start: dt.datetime, end: dt.datetime, injected: int) -> Detection:
+    hits = tracker.signals_between(start, end, ["schema_drift"])
+    new = [s for s in hits if s.detail == "unknown_fields" and NEW_FIELD in s.fields]
+    retyped = [s for s in hits if s.detail == "type_mismatches" and RETYPED_FIELD in s.fields]
+    seen = []
+    if new:
+        seen.append(f"new field {NEW_FIELD!r}")
+    if retyped:
+        seen.append(f"type change of {RETYPED_FIELD!r}")
+    if not (new and retyped):
+        missing = "new field" if not new else "type change"
+        return Detection(False, f"schema drift not fully reported ({missing} unseen); saw: {seen or 'nothing'}")
+    return Detection(True, " and ".join(seen) + " reported as schema drift", _first(new + retyped))
+
+
+KINDS: dict[str, IncidentKind] = {
+    "violations": IncidentKind(
+        "violations",
+        "burst of contract violations (negative amounts, unknown countries, trust scores > 1, "
+        "inconsistent velocity, missing card hash)",
+        _violate,
+        0.4,
+        _detect_violations,
+    ),
+    "undecodable": IncidentKind(
+        "undecodable",
+        "run of undecodable messages (truncated JSON, not UTF-8, arrays, empty, plain text)",
+        None,
+        0.25,
+        _detect_dead_letters,
+        garbage=_garbage,
+    ),
+    "schema_change": IncidentKind(
+        "schema_change",
+        f"upstream schema change: new field {NEW_FIELD!r}, {RETYPED_FIELD!r} sent as a string",
+        _schema_change,
+        1.0,
+        _detect_schema_change,
+    ),
+}
+
+
+def default_schedule(duration_s: float) -> list[Incident]:
+    """One incident of each kind, spread over the run with clean traffic between them."""
+    d = max(duration_s, 30.0)
+    length = max(4.0, min(10.0, d * 0.1))
+    return [
+        Incident("violations", round(d * 0.15, 1), length),
+        Incident("undecodable", round(d * 0.40, 1), length),
+        Incident("schema_change", round(d * 0.62, 1), length),
+    ]

@@ -1,0 +1,127 @@
+"""What the demo shows: live progress while it runs, and a per-incident summary at the end."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from rich import box
+from rich.console import Console, Group, RenderableType
+from rich.panel import Panel
+from rich.table import Table
+
+from streams.consumers.tracker import EventTracker
+from streams.demo.producers import ProducerStats
+from streams.demo.scenario import Detection, Incident
+
+__all__ = ["IncidentResult", "evaluate", "live_view", "progress_line", "summary"]
+
+
+@dataclass(frozen=True, slots=True)
+class IncidentResult:
+    incident: Incident
+    injected: int
+    detection: Detection
+    latency_s: float | None
+
+
+def evaluate(incidents: Sequence[Incident], tracker: EventTracker, stats: ProducerStats) -> list[IncidentResult]:
+    """Ask each incident's detector whether the quality events show it."""
+    out = []
+    for i, inc in enumerate(incidents):
+        injected = stats.injected.get(i, 0)
+        window = stats.windows.get(i)
+        if window is None or injected == 0:
+            out.append(IncidentResult(inc, 0, Detection(False, "not injected (the run ended first?)"), None))
+            continue
+        start, end = window
+        # a batch that holds the incident's last records is stamped up to a batch-latency later
+        det = inc.spec.detect(tracker, start, end + dt.timedelta(seconds=1), injected)
+        latency = (det.first_seen - start).total_seconds() if det.first_seen else None
+        out.append(IncidentResult(inc, injected, det, latency))
+    return out
+
+
+def _outcomes(tracker: EventTracker) -> Table:
+    t = Table(title="records by outcome", box=box.SIMPLE_HEAVY, expand=True)
+    for col in ("contract", "valid", "quarantined", "dead-lettered"):
+        t.add_column(col, justify="left" if col == "contract" else "right")
+    for contract, c in sorted(tracker.outcomes.items()):
+        t.add_row(contract.split(":")[-1], f"{c['valid']:,}", f"{c['quarantined']:,}", f"{c['dead_lettered']:,}")
+    return t
+
+
+def _rules(tracker: EventTracker) -> Table:
+    t = Table(title="top failing rules", box=box.SIMPLE_HEAVY, expand=True)
+    for col in ("rule", "severity", "failing rows"):
+        t.add_column(col, justify="right" if col == "failing rows" else "left")
+    for (contract, rule, sev), n in tracker.top_rules(6):
+        t.add_row(f"{rule} [dim]({contract.split(':')[-1]})[/]", sev, f"{n:,}")
+    return t
+
+
+def _latest(tracker: EventTracker) -> Table:
+    t = Table(title="latest quality events", box=box.SIMPLE, expand=True)
+    for col in ("window end", "type", "severity", "what"):
+        t.add_column(col, overflow="fold")
+    for end, kind, _contract, sev, what in list(tracker.latest)[:8]:
+        t.add_row(end.strftime("%H:%M:%S"), kind, sev, what[:90])
+    return t
+
+
+def _incidents(incidents: Sequence[Incident], elapsed: float, stats: ProducerStats) -> Table:
+    t = Table(title="scheduled incidents", box=box.SIMPLE_HEAVY, expand=True)
+    for col in ("at", "incident", "state", "injected"):
+        t.add_column(col)
+    for i, inc in enumerate(incidents):
+        state = "[yellow]active[/]" if inc.active(elapsed) else ("done" if elapsed >= inc.end_s else "[dim]upcoming[/]")
+        t.add_row(f"{inc.start_s:.0f}s", inc.spec.description[:70], state, str(stats.injected.get(i, 0)))
+    return t
+
+
+def live_view(
+    tracker: EventTracker, incidents: Sequence[Incident], stats: ProducerStats, elapsed: float, duration: float, info: str
+) -> RenderableType:
+    head = (
+        f"[bold]quality-streams demo[/]  {elapsed:5.0f}s / {duration:.0f}s   sent: features {stats.sent['features']:,}"
+        f"  predictions {stats.sent['predictions']:,}   events {tracker.events:,}   {info}"
+    )
+    return Panel(
+        Group(_incidents(incidents, elapsed, stats), _outcomes(tracker), _rules(tracker), _latest(tracker)),
+        title=head,
+        border_style="cyan",
+    )
+
+
+def progress_line(tracker: EventTracker, stats: ProducerStats, elapsed: float) -> str:
+    totals = tracker.totals()
+    top = ", ".join(f"{rule}={n}" for (_, rule, _), n in tracker.top_rules(3))
+    return (
+        f"[{elapsed:5.0f}s] sent features={stats.sent['features']} predictions={stats.sent['predictions']} | "
+        f"valid={totals['valid']} quarantined={totals['quarantined']} dead_lettered={totals['dead_lettered']} | "
+        f"events={tracker.events} | top rules: {top or '-'}"
+    )
+
+
+def summary(results: Sequence[IncidentResult], tracker: EventTracker, console: Console) -> None:
+    totals = tracker.totals()
+    console.print()
+    console.print("[bold]Summary[/]")
+    console.print(
+        f"records: valid {totals['valid']:,}, quarantined {totals['quarantined']:,}, "
+        f"dead-lettered {totals['dead_lettered']:,}; quality events {tracker.events:,} "
+        f"(duplicates ignored: {tracker.duplicates})"
+    )
+    t = Table(box=box.SIMPLE_HEAVY)
+    for col in ("incident", "injected", "detected", "time to detect", "evidence"):
+        t.add_column(col, overflow="fold")
+    for r in results:
+        mark = "[green]DETECTED[/]" if r.detection.detected else "[red]MISSED[/]"
+        latency = f"{r.latency_s:.1f}s" if r.latency_s is not None else "-"
+        t.add_row(r.incident.kind, str(r.injected), mark, latency, r.detection.evidence)
+    console.print(t)
+    for r in results:
+        # one plain line per incident, for logs and CI
+        word = "DETECTED" if r.detection.detected else "MISSED"
+        console.print(f"incident {r.incident.kind}: {word} - {r.detection.evidence}", highlight=False, markup=False)

@@ -1,0 +1,184 @@
+"""The Kafka headers quality-streams adds to the records it produces.
+
+Names live under ``Settings.header_prefix`` (``p`` below, default ``qstreams.``)
+and follow Kafka Connect's dead-letter conventions (``__connect.errors.*``):
+
+=============================  ===============================================================
+``{p}errors.topic``            source topic of the record
+``{p}errors.partition``        source partition (decimal)
+``{p}errors.offset``           source offset (decimal)
+``{p}errors.contract``         ``id@version`` of the contract enforced
+``{p}errors.rules``            comma-separated names of the rules the record(s) violate
+``{p}errors.class``            ``decode.<DecodeError>``, ``contract.violation`` or ``internal.<Exception>``
+``{p}errors.message``          one full sentence for a human, never a data value
+``{p}errors.stage``            ``decode`` | ``validate`` | ``internal``
+``{p}contract``                ``id@version`` (validated records)
+``{p}contract.sha256``         SHA-256 of the contract document (validated records)
+``{p}records``                 number of records carried by a re-encoded NDJSON/Arrow message
+``{p}records.index``           comma-separated positions of those records in the source message
+=============================  ===============================================================
+
+The source record's own headers are kept first, in order; ours are appended.
+Values are UTF-8 bytes of bounded length (:data:`MAX_VALUE_BYTES`, cut at a
+character boundary and marked with ``…``). Headers never carry record values,
+so classified (restricted, PII) columns cannot leak through them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from streams.kafka.records import Headers
+
+__all__ = [
+    "ARROW_STREAM",
+    "CONTENT_TYPE",
+    "MAX_VALUE_BYTES",
+    "NDJSON",
+    "HeaderNames",
+    "appended",
+    "bounded",
+    "content_type",
+    "header",
+]
+
+#: Longest header value we write, in bytes.
+MAX_VALUE_BYTES = 1024
+#: The conventional content-type header and the values that select a decoder.
+CONTENT_TYPE = "content-type"
+NDJSON = "application/x-ndjson"
+ARROW_STREAM = "application/vnd.apache.arrow.stream"
+_ELLIPSIS = "…".encode()
+
+
+def bounded(text: str, limit: int = MAX_VALUE_BYTES) -> bytes:
+    """``text`` as UTF-8, at most ``limit`` bytes: cut at a character boundary and ended with ``…``."""
+    data = text.encode("utf-8", "replace")
+    if len(data) <= limit:
+        return data
+    cut = data[: max(limit - len(_ELLIPSIS), 0)]
+    return cut.decode("utf-8", "ignore").encode("utf-8") + _ELLIPSIS
+
+
+def header(headers: Headers, name: str) -> bytes | None:
+    """The last value of header ``name`` (case-insensitive), or None."""
+    wanted = name.lower()
+    for key, value in reversed(headers):
+        if key.lower() == wanted:
+            return value
+    return None
+
+
+def content_type(headers: Headers) -> str | None:
+    """The media type of the ``content-type`` header, lower-cased, parameters dropped (``; charset=...``)."""
+    raw = header(headers, CONTENT_TYPE) if headers else None
+    if not raw:
+        return None
+    return raw.decode("latin-1").split(";", 1)[0].strip().lower() or None
+
+
+@dataclass(frozen=True, slots=True)
+class HeaderNames:
+    """Every header name for one prefix; build once per worker with ``HeaderNames(settings.header_prefix)``."""
+
+    prefix: str = "qstreams."
+
+    @property
+    def errors_topic(self) -> str:
+        return f"{self.prefix}errors.topic"
+
+    @property
+    def errors_partition(self) -> str:
+        return f"{self.prefix}errors.partition"
+
+    @property
+    def errors_offset(self) -> str:
+        return f"{self.prefix}errors.offset"
+
+    @property
+    def errors_contract(self) -> str:
+        return f"{self.prefix}errors.contract"
+
+    @property
+    def errors_rules(self) -> str:
+        return f"{self.prefix}errors.rules"
+
+    @property
+    def errors_class(self) -> str:
+        return f"{self.prefix}errors.class"
+
+    @property
+    def errors_message(self) -> str:
+        return f"{self.prefix}errors.message"
+
+    @property
+    def errors_stage(self) -> str:
+        return f"{self.prefix}errors.stage"
+
+    @property
+    def contract(self) -> str:
+        return f"{self.prefix}contract"
+
+    @property
+    def contract_sha256(self) -> str:
+        return f"{self.prefix}contract.sha256"
+
+    @property
+    def records(self) -> str:
+        return f"{self.prefix}records"
+
+    @property
+    def records_index(self) -> str:
+        return f"{self.prefix}records.index"
+
+    # -- builders ------------------------------------------------------------------
+
+    def contract_headers(self, ref: str, sha256: str) -> Headers:
+        """``{p}contract`` and ``{p}contract.sha256`` of a validated record."""
+        return ((self.contract, bounded(ref)), (self.contract_sha256, sha256.encode("ascii")))
+
+    def error_headers(
+        self,
+        *,
+        topic: str,
+        partition: int,
+        offset: int,
+        contract_ref: str,
+        stage: str,
+        error_class: str,
+        message: str,
+        rules: Iterable[str] = (),
+    ) -> Headers:
+        """The dead-letter headers of a quarantined or dead-lettered record."""
+        out: list[tuple[str, bytes]] = [
+            (self.errors_topic, bounded(topic)),
+            (self.errors_partition, str(partition).encode("ascii")),
+            (self.errors_offset, str(offset).encode("ascii")),
+            (self.errors_contract, bounded(contract_ref)),
+        ]
+        names = ",".join(rules)
+        if names:
+            out.append((self.errors_rules, bounded(names)))
+        out += [
+            (self.errors_class, bounded(error_class)),
+            (self.errors_message, bounded(message)),
+            (self.errors_stage, bounded(stage)),
+        ]
+        return tuple(out)
+
+    def record_headers(self, indexes: Iterable[int]) -> Headers:
+        """``{p}records`` (count) and ``{p}records.index`` of a re-encoded multi-record message."""
+        idx = list(indexes)
+        return (
+            (self.records, str(len(idx)).encode("ascii")),
+            (self.records_index, bounded(",".join(map(str, idx)))),
+        )
+
+
+def appended(original: Headers, *ours: Headers) -> Headers:
+    """The source headers first, unchanged and in order, then ours."""
+    out = tuple(original)
+    for extra in ours:
+        out += tuple(extra)
+    return out
