@@ -5,7 +5,8 @@
     from streams.testing import generate_feature_records, make_messages, run_batch
 
     batch = generate_feature_records(1000, seed=7, faults={"wrong_type": 0.01, "invalid_enum": 0.02})
-    result = run_batch("contracts/card_transactions.odcs.yaml", make_messages(batch.records, "features.card-transactions.v1"))
+    messages = make_messages(batch.records, "features.card-transactions.v1")
+    result = run_batch("contracts/card_transactions.odcs.yaml", messages)
     assert result.counts["quarantined"] == len(batch.expected_invalid)
 
 Generated records match ``contracts/card_transactions.odcs.yaml`` (features) and
@@ -188,18 +189,18 @@ _CHANNEL_WEIGHTS = (0.55, 0.35, 0.05, 0.05)
 _NAMES = ("ana", "sam", "lea", "omar", "yuki", "ines", "piet", "kofi", "mia", "raj", "eva", "li")
 _DOMAINS = ("example.com", "mail.example.org", "example.net")
 
-FEATURE_SCHEMA = pl.Schema(
-    {
-        "event_id": pl.String, "event_ts": pl.Datetime("ms", "UTC"), "card_hash": pl.String,
-        "customer_email": pl.String, "customer_id": pl.String, "merchant_id": pl.String,
-        "merchant_category_code": pl.String, "merchant_country": pl.String, "amount": pl.Float64,
-        "currency": pl.String, "amount_eur": pl.Float64, "channel": pl.String, "card_present": pl.Boolean,
-        "device_id": pl.String, "device_trust_score": pl.Float32, "is_new_device": pl.Boolean,
-        "ip_country": pl.String, "txn_count_1h": pl.Int32, "txn_count_24h": pl.Int32,
-        "amount_sum_24h_eur": pl.Float64, "distinct_merchants_24h": pl.Int32, "seconds_since_last_txn": pl.Int64,
-        "account_age_days": pl.Int32, "hour_of_day": pl.Int8,
-    }
-)  # fmt: skip
+_FEATURE_DTYPES: dict[str, Any] = {
+    "event_id": pl.String, "event_ts": pl.Datetime("ms", "UTC"), "card_hash": pl.String,
+    "customer_email": pl.String, "customer_id": pl.String, "merchant_id": pl.String,
+    "merchant_category_code": pl.String, "merchant_country": pl.String, "amount": pl.Float64,
+    "currency": pl.String, "amount_eur": pl.Float64, "channel": pl.String, "card_present": pl.Boolean,
+    "device_id": pl.String, "device_trust_score": pl.Float32, "is_new_device": pl.Boolean,
+    "ip_country": pl.String, "txn_count_1h": pl.Int32, "txn_count_24h": pl.Int32,
+    "amount_sum_24h_eur": pl.Float64, "distinct_merchants_24h": pl.Int32, "seconds_since_last_txn": pl.Int64,
+    "account_age_days": pl.Int32, "hour_of_day": pl.Int8,
+}  # fmt: skip
+#: The polars schema the features contract declares (what :func:`generate_feature_frame` returns).
+FEATURE_SCHEMA = pl.Schema(_FEATURE_DTYPES)
 
 
 def _feature(rng: random.Random, moment: datetime) -> dict[str, Any]:
@@ -271,9 +272,7 @@ _FEATURE_FAULTS: dict[Fault, list[Mutator]] = {
 }  # fmt: skip
 
 
-def generate_feature_records(
-    n: int, *, seed: int = 0, faults: Mapping[str, float] | None = None
-) -> GeneratedRecords:
+def generate_feature_records(n: int, *, seed: int = 0, faults: Mapping[str, float] | None = None) -> GeneratedRecords:
     """``n`` card-transaction feature records (``card_transactions``), some with injected faults."""
     rng = random.Random(seed)
     moment = _BASE + timedelta(seconds=rng.randrange(86_400))
@@ -290,7 +289,8 @@ def generate_feature_frame(n: int, seed: int = 0) -> pl.DataFrame:
     """``n`` clean feature rows as a polars DataFrame typed exactly as the contract declares."""
     records = generate_feature_records(n, seed=seed).records
     frame = pl.DataFrame(records, schema={**FEATURE_SCHEMA, "event_ts": pl.String}, orient="row")
-    return frame.with_columns(pl.col("event_ts").str.to_datetime("%Y-%m-%dT%H:%M:%S%.fZ", time_unit="ms", time_zone="UTC"))
+    ts = pl.col("event_ts").str.to_datetime("%Y-%m-%dT%H:%M:%S%.fZ", time_unit="ms", time_zone="UTC")
+    return frame.with_columns(ts)
 
 
 # --- fraud predictions -----------------------------------------------------------------------------------

@@ -346,14 +346,33 @@ def test_classified_values_are_redacted_even_if_the_report_leaks_them() -> None:
     assert all(SECRET.encode() not in to_kafka(event)[1] for event in events)
 
 
-def test_frame_level_cases_naming_a_classified_column_are_redacted() -> None:
+def test_frame_level_cases_hide_classified_values() -> None:
     contract = _contract()
-    check = _check("email_or_card", None, "expression(email != card_hash)", Severity.INFO, 1)
-    cases = _cases([('{"email": "x@example.com"}', "DataFrameSchema", None, check.check, 4, "email_or_card")])
+    check = _check("email_or_card", None, "expression(email != card_hash)", Severity.INFO, 3)
+    row = '{"email":"x@example.com","card_hash":"[REDACTED]","channel":"web"}'
+    cases = _cases([
+        (row, "DataFrameSchema", None, check.check, 4, "email_or_card"),  # the failing row, as the engine shows it
+        ("email=x@example.com", "DataFrameSchema", None, check.check, 5, "email_or_card"),  # unknown shape
+        ("no classified column named here", "DataFrameSchema", None, "other", 6, "email_or_card"),
+    ])  # fmt: skip
     (event,) = _violations(contract, _fake(contract, (check,), cases))
-    assert event_data(event)["sample"][0]["failure_case"] == "[REDACTED]"
+    shown = [c["failure_case"] for c in event_data(event)["sample"]]
+    assert orjson.loads(shown[0]) == {"email": "[REDACTED]", "card_hash": "[REDACTED]", "channel": "web"}
+    assert shown[1] == "[REDACTED]"
+    assert shown[2] == "[REDACTED]"  # the rule's check names classified columns
     assert event.get_extension("severity") == "info"
     validate_event(event)
+
+
+def test_batch_metric_cases_keep_their_value() -> None:
+    contract = _contract()
+    metric = Rule("enough_rows", Op.ROW_COUNT, (), "row_count", threshold=Threshold("mustBeGreaterThan", 500))
+    schema = dataclasses.replace(contract.schemas[0], rules=(*contract.schemas[0].rules, metric))
+    contract = dataclasses.replace(contract, schemas=(schema,))
+    check = _check("enough_rows", None, "row_count", Severity.ERROR, 1)
+    cases = _cases([("100", "DataFrameSchema", None, "row_count", 0, "enough_rows")])
+    (event,) = _violations(contract, _fake(contract, (check,), cases))
+    assert event_data(event)["sample"][0]["failure_case"] == "100"
 
 
 def test_sample_drops_unknown_failure_case_columns() -> None:

@@ -6,8 +6,14 @@ from pathlib import Path
 
 import polars as pl
 
-from streams.contracts.model import SchemaObject
+from typing import TYPE_CHECKING
+
+from streams.contracts.model import Contract, SchemaObject
 from streams.errors import DataFormatError
+
+if TYPE_CHECKING:
+    from streams.validation.engine import CompiledPlan
+    from streams.validation.report import ValidationReport
 
 _PARQUET = (".parquet", ".pq")
 _NDJSON = (".ndjson", ".jsonl", ".json")
@@ -23,43 +29,50 @@ def _kind(path: Path) -> str:
     raise DataFormatError(f"cannot tell the format of {path} from its extension; supported are {SUPPORTED}")
 
 
-def read_table(path: Path, schema: SchemaObject | None = None) -> pl.DataFrame:
-    """Read a data file into a DataFrame without enforcing the contract (the engine does that).
+def read_and_validate(path: Path, contract: Contract, schema: SchemaObject) -> tuple[pl.DataFrame, ValidationReport]:
+    """Read a data file and validate it, never aborting on a value that does not fit the contract.
 
-    Columns keep the types found in the file, so a value that does not fit the
-    contract is reported as a failing row instead of aborting the read.
+    Parquet and CSV keep the types found in the file and the engine conforms them;
+    NDJSON goes through the stream decoder, so a JSON value of the wrong type
+    (``"12"`` for an integer) is a failing ``dtype`` row exactly as on a topic.
     """
+    from streams.validation.engine import compile_plan
+
     kind = _kind(path)
     if not path.exists():
         raise DataFormatError(f"no such data file: {path}")
+    plan = compile_plan(contract, schema.name)
     try:
-        if kind == "parquet":
-            return pl.read_parquet(path)
         if kind == "ndjson":
-            return _read_ndjson(path)
-        sep = "\t" if path.suffix.lower() == ".tsv" else ","
-        return pl.read_csv(path, separator=sep, infer_schema_length=None, try_parse_dates=True)
+            return _ndjson(path, plan, schema)
+        if kind == "parquet":
+            df = pl.read_parquet(path)
+        else:
+            sep = "\t" if path.suffix.lower() == ".tsv" else ","
+            df = pl.read_csv(path, separator=sep, infer_schema_length=None, try_parse_dates=True)
     except DataFormatError:
         raise
     except Exception as exc:  # polars raises many kinds; all mean "this file is not readable as a table"
         raise DataFormatError(f"cannot read {path} as {kind}: {exc}") from None
+    return df, plan.validate(df)
 
 
-def _read_ndjson(path: Path) -> pl.DataFrame:
-    try:
-        return pl.read_ndjson(path, infer_schema_length=None)
-    except Exception:
-        # mixed types in one field: keep every record, values of a mixed field as text
-        import orjson
+def _ndjson(path: Path, plan: CompiledPlan, schema: SchemaObject) -> tuple[pl.DataFrame, ValidationReport]:
+    from streams.kafka.decode import Decoder
+    from streams.kafka.pipeline import merge_mismatches
+    from streams.kafka.records import Message
 
-        rows = []
-        for n, line in enumerate(path.read_bytes().splitlines(), start=1):
-            if line.strip():
-                try:
-                    rows.append(orjson.loads(line))
-                except orjson.JSONDecodeError as exc:
-                    raise DataFormatError(f"{path}:{n}: not a JSON object: {exc}") from None
-        return pl.DataFrame(rows, infer_schema_length=None, strict=False)
+    lines = [ln for ln in path.read_bytes().splitlines() if ln.strip()]
+    messages = [Message(str(path), 0, i, ln) for i, ln in enumerate(lines)]
+    decoded = Decoder(schema, max_message_bytes=1 << 30, pause_gc=False).decode(messages)
+    if decoded.dead:
+        first = decoded.dead[0]
+        raise DataFormatError(
+            f"{path}:{first.message + 1}: line is not a JSON object ({first.reason}: {first.detail}); "
+            f"{len(decoded.dead)} such line(s)"
+        )
+    report = merge_mismatches(plan.validate(decoded.frame), schema, decoded.mismatches)
+    return decoded.frame, report
 
 
 def write_table(df: pl.DataFrame, path: Path) -> None:

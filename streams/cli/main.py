@@ -80,7 +80,7 @@ def validate(
     max_cases: Annotated[int, typer.Option("--max-cases", min=0, help="Failure cases to show.")] = 20,
 ) -> None:
     """Validate a data file against a contract. Exit 0 if every error rule passes, 1 if one fails."""
-    from streams.cli.files import read_table, write_table
+    from streams.cli.files import read_and_validate, write_table
     from streams.cli.render import render_report
     from streams.contracts.loader import load_contract
 
@@ -92,10 +92,9 @@ def validate(
     except KeyError as exc:
         raise _fail(str(exc.args[0])) from None
     try:
-        df = read_table(data, schema_obj)
+        df, report = read_and_validate(data, loaded, schema_obj)
     except DataFormatError as exc:
         raise _fail(str(exc)) from None
-    report = loaded.validate(df, schema_obj.name)
     if fmt is OutputFormat.JSON:
         typer.echo(json.dumps(report.to_dict(max_cases=max_cases), default=str, indent=2))
     else:

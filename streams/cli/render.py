@@ -25,13 +25,11 @@ def render_report(report: ValidationReport, *, max_cases: int = 20, console: Con
             out.print(f"[yellow]{name} columns:[/] {', '.join(cols)}")
     failing = [c for c in report.checks if c.failures or not c.passed]
     table = Table(box=box.SIMPLE_HEAVY, title=f"{len(failing)} of {len(report.checks)} checks with failures")
-    for col in ("rule", "column", "check", "severity", "failures", "rate", "threshold", ""):
-        table.add_column(col, justify="right" if col in ("failures", "rate") else "left")
+    for col in ("rule", "severity", "failing rows", "threshold", ""):
+        table.add_column(col, justify="right" if col == "failing rows" else "left", no_wrap=col != "threshold")
     for c in failing:
         status = "[green]pass[/]" if c.passed else "[red]FAIL[/]"
-        table.add_row(
-            c.name, c.column or "", c.check, c.severity, f"{c.failures:,}", f"{c.failure_rate:.2%}", c.threshold, status
-        )
+        table.add_row(c.name, c.severity, f"{c.failures:,} ({c.failure_rate:.2%})", c.threshold, status)
     if failing:
         out.print(table)
     cases = report.failure_cases.head(max_cases)
@@ -40,5 +38,10 @@ def render_report(report: ValidationReport, *, max_cases: int = 20, console: Con
         for col in ("index", "column", "check", "failure_case"):
             t.add_column(col)
         for row in cases.iter_rows(named=True):
-            t.add_row(str(row["index"]), str(row["column"] or ""), str(row["check"]), str(row["failure_case"])[:60])
+            index = "" if row["index"] is None else str(row["index"])
+            t.add_row(index, str(row["column"] or ""), _short(str(row["check"])), _short(str(row["failure_case"]), 60))
         out.print(t)
+
+
+def _short(text: str, width: int = 40) -> str:
+    return text if len(text) <= width else text[: width - 1] + "…"

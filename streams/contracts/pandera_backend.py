@@ -88,10 +88,14 @@ def to_pandera(schema_obj: SchemaObject, contract: Contract | None = None) -> pa
             nullable[str(rule.column)] = False
         elif slot.placement == "unique":
             unique[str(rule.column)] = True
-        elif slot.placement == "column":
-            column_checks[str(rule.column)].append(_column_check(rule))
-        elif slot.placement == "frame":
-            frame_checks.append(_frame_check(rule, schema_obj.name))
+        elif slot.placement in ("column", "frame"):
+            try:
+                if slot.placement == "column":
+                    column_checks[str(rule.column)].append(_column_check(rule))
+                else:
+                    frame_checks.append(_frame_check(rule, schema_obj.name))
+            except (TypeError, ValueError) as exc:
+                raise ContractError(f"rule {rule.name!r} cannot be expressed in pandera: {exc}") from exc
     columns = {
         f.name: pa.Column(
             f.dtype,
@@ -174,7 +178,8 @@ def _metric(rule: Rule, lf: pl.LazyFrame, object_name: str) -> float:
     if rule.op is Op.ROW_COUNT:
         return float(lf.select(pl.len()).collect().item())
     if rule.op is Op.SQL:
-        result = pl.SQLContext(frames={object_name: lf, "batch": lf}).execute(str(rule.args[0])).collect()
+        query = pl.SQLContext(frames={object_name: lf, "batch": lf}).execute(str(rule.args[0]))
+        result = query.collect(engine="in-memory")
         value = result.item(0, 0) if result.height and result.width else None
         if not isinstance(value, (int, float)):
             raise ValueError(f"the SQL query returned {value!r}, not a number")
@@ -277,8 +282,10 @@ def from_pandera(
     severity. Column ``metadata`` may set ``classification``, ``logical_type`` and
     ``primary_key``. Regex columns, groupby or element-wise checks, custom
     check functions and multi-column ``unique`` raise :class:`UnsupportedRuleError`.
-    ``strict``, ``ordered`` and ``coerce`` are ignored (the engine always conforms
-    dtypes and keeps extra columns). ``sha256`` hashes a canonical JSON of the IR.
+    Built-in checks with ``ignore_na=False`` are refused too. ``strict``, ``ordered``,
+    ``coerce`` and ``required=False`` are ignored: the engine always conforms dtypes,
+    keeps extra columns and reports a missing declared column. ``sha256`` hashes a
+    canonical JSON of the IR (:func:`ir_sha256`).
     """
     schema = obj.to_schema() if isinstance(obj, type) and hasattr(obj, "to_schema") else obj
     if not isinstance(schema, pa.DataFrameSchema):
@@ -297,7 +304,12 @@ def from_pandera(
             raise UnsupportedRuleError(f"column {col_name!r}: regex column selectors are not supported")
         dtype = _polars_dtype(col.dtype, str(col_name))
         meta = col.metadata or {}
-        classification = meta.get("classification")
+        try:
+            classification = Classification(meta["classification"]) if meta.get("classification") else None
+        except ValueError:
+            raise ContractError(
+                f"column {col_name!r}: unknown classification {meta['classification']!r}"
+            ) from None
         field = Field(
             name=str(col_name),
             logical_type=str(meta.get("logical_type") or _logical_type(dtype)),
@@ -305,7 +317,7 @@ def from_pandera(
             required=not col.nullable,
             unique=bool(col.unique),
             primary_key=bool(meta.get("primary_key", False)),
-            classification=Classification(classification) if classification else None,
+            classification=classification,
             description=col.description,
         )
         fields.append(field)
@@ -324,16 +336,8 @@ def from_pandera(
         description=schema.description,
     )
     team = Owner(team=owner) if isinstance(owner, str) else owner or Owner()
-    ir = Contract(id=contract_id, version=version, status=status, sha256="", schemas=(schema_obj,), name=name)
-    return Contract(
-        id=contract_id,
-        version=version,
-        status=status,
-        sha256=ir_sha256(ir),
-        schemas=(schema_obj,),
-        name=name,
-        owner=team,
-    )
+    ir = Contract(contract_id, version, status, "", (schema_obj,), name=name, owner=team)
+    return dataclasses.replace(ir, sha256=ir_sha256(ir))
 
 
 def _schema_rule(field: Field, suffix: str, op: Op, dimension: str) -> Rule:
@@ -355,6 +359,8 @@ def _from_check(check: Any, column: str | None, dtype: pl.DataType | None) -> Ru
     fn = getattr(check, "_check_fn", None)  # schemas deep-copy checks: compare the dispatcher by name
     builtin = isinstance(fn, Dispatcher) and fn.__name__ == check.name in BaseCheck.CHECK_FUNCTION_REGISTRY
     if check.name in BUILTINS and builtin and column is not None:
+        if not check.ignore_na:
+            raise UnsupportedRuleError(f"check {label!r} on {where}: ignore_na=False is not supported")
         op, keys = BUILTINS[check.name]
         if op is Op.STR_LENGTH and stats.get("exact_value") is not None:
             args: tuple[Any, ...] = (stats["exact_value"], stats["exact_value"])
@@ -434,6 +440,9 @@ def ir_sha256(contract: Contract) -> str:
         "id": contract.id,
         "version": contract.version,
         "status": contract.status,
+        "name": contract.name,
+        "domain": contract.domain,
+        "owner": contract.owner.as_dict(),
         "schemas": [
             {
                 "name": s.name,

@@ -5,27 +5,22 @@ Every builder returns :class:`cloudevents.core.v1.event.CloudEvent` objects
 rendered as ISO-8601 UTC strings) that validates against the type's JSON
 Schema. Put them on Kafka with :func:`streams.events.codec.to_kafka`.
 
-**Deterministic ids.** The ``id`` of a batch event (summary, violation, drift)
-is the first 32 hex digits of a SHA-256 over the event type, the contract
-(``id@version`` and sha256), the schema object, the source topic and the
-sorted per-partition offset ranges of the batch (plus the rule name for a
-violation). Re-emitting the *same* batch (the worker crashed after producing
-its events but before committing its offsets, and re-reads from the same
-committed offsets into the same offset ranges) yields the same ids, so
-consumers de-duplicate by ``id``. A replay that cuts batches differently
-yields different ids; the offset ranges in the data identify the records.
-Lifecycle ids hash the phase, worker, app, contracts, partitions, consumer
-group generation and worker start time, which makes each occurrence distinct.
+**Deterministic ids.** A batch event's ``id`` hashes the event type, the
+contract (``id@version``, sha256), the schema object, the source topic and the
+sorted offset ranges (plus the rule for a violation): re-emitting the same
+batch after a crash yields the same ids, and consumers de-duplicate by ``id``
+(see ``docs/events.md``, "De-duplication"). Lifecycle ids make each start, stop
+and rebalance distinct.
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+import orjson
 import polars as pl
 from cloudevents.core.v1.event import CloudEvent
 
@@ -33,15 +28,18 @@ from streams.events.types import (
     EventSeverity,
     EventType,
     LifecyclePhase,
+    Offsets,
     context_attributes,
     event_id,
     iso_utc,
+    json_number,
+    offset_ranges,
     source_urn,
     to_utc,
 )
 
 if TYPE_CHECKING:
-    from streams.contracts.model import Contract, SchemaObject
+    from streams.contracts.model import Contract, Rule, SchemaObject
     from streams.validation.report import CheckResult, ValidationReport
 
 __all__ = ["REDACTED", "batch_summary", "lifecycle", "rule_violations", "schema_drift"]
@@ -53,32 +51,7 @@ REDACTED = "[REDACTED]"
 SAMPLE_FIELDS = ("failure_case", "schema_context", "column", "check", "check_number", "index", "rule")
 _COUNT_KEYS = ("valid", "quarantined", "dead_lettered")
 
-Offsets = Mapping[int, tuple[int, int]]
-
-
 # --------------------------------------------------------------------------- helpers
-
-
-def _finite(value: Any) -> float | int | None:
-    """A JSON number: ints stay ints, other numbers become floats; None, NaN and infinities become null."""
-    if value is None:
-        return None
-    if isinstance(value, int):
-        return int(value)
-    number = float(value)
-    return number if math.isfinite(number) else None
-
-
-def _offset_list(offsets: Offsets) -> list[dict[str, int]]:
-    """``[{partition, first, last}]`` sorted by partition; rejects empty or inverted ranges."""
-    if not offsets:
-        raise ValueError("a batch event needs the offset range of at least one partition")
-    out = []
-    for partition, (first, last) in sorted(offsets.items()):
-        if partition < 0 or first < 0 or last < first:
-            raise ValueError(f"bad offset range for partition {partition}: ({first}, {last})")
-        out.append({"partition": int(partition), "first": int(first), "last": int(last)})
-    return out
 
 
 def _contract_ref(contract: Contract) -> dict[str, str]:
@@ -106,7 +79,7 @@ class _Batch:
             "schema": self.schema_obj.name,
             "topic": self.topic,
             "worker_id": self.worker_id,
-            "offsets": _offset_list(self.offsets),
+            "offsets": offset_ranges(self.offsets),
             "window": {"start": iso_utc(self.start), "end": iso_utc(self.end)},
             "owner": self.contract.owner.as_dict(),
         }
@@ -143,9 +116,9 @@ def _rule_dict(check: CheckResult) -> dict[str, Any]:
         "check": check.check,
         "severity": str(check.severity),
         "failures": int(check.failures),
-        "failure_rate": _finite(check.failure_rate),
+        "failure_rate": json_number(check.failure_rate),
         "passed": bool(check.passed),
-        "value": _finite(check.value),
+        "value": json_number(check.value),
         "threshold": str(check.threshold),
         "dimension": check.dimension,
         "error": getattr(check, "error", None),
@@ -195,7 +168,7 @@ def batch_summary(
         "rows": rows,
         "passed": bool(report.passed) if report is not None else None,
         "rules": [_rule_dict(c) for c in checks],
-        "latency_seconds": _finite(max(float(latency_seconds), 0.0)),
+        "latency_seconds": json_number(max(float(latency_seconds), 0.0)),
     }
     return batch.event(EventType.BATCH_SUMMARY, data, severity)
 
@@ -203,33 +176,51 @@ def batch_summary(
 # --------------------------------------------------------------------------- rule violations
 
 
-def _mentions(text: object, names: frozenset[str]) -> bool:
-    return isinstance(text, str) and any(name in text for name in names)
+def _frame_case(value: str, check: CheckResult, metric: bool, redacted: frozenset[str]) -> str:
+    """A frame-level failure case with classified values hidden.
+
+    A JSON object (the failing row of a multi-column rule) keeps its keys and
+    loses the values of classified columns; a batch metric's number is kept;
+    anything else is hidden when it, or the rule's check, names a classified column.
+    """
+    try:
+        parsed = orjson.loads(value)
+    except orjson.JSONDecodeError:
+        parsed = None
+    if isinstance(parsed, dict):
+        return orjson.dumps({k: REDACTED if k in redacted else v for k, v in parsed.items()}).decode()
+    if metric and isinstance(parsed, int | float) and not isinstance(parsed, bool):
+        return value
+    names_one = any(name in value or name in check.check for name in redacted)
+    return REDACTED if names_one else value
 
 
 def _sample(
-    report: ValidationReport, check: CheckResult, rule_column: str | None, redacted: frozenset[str], size: int
+    report: ValidationReport, check: CheckResult, rule: Rule | None, redacted: frozenset[str], size: int
 ) -> list[dict[str, Any]]:
     """The first ``size`` failure cases of one rule, with every classified value replaced by ``[REDACTED]``.
 
-    The report redacts already; this is the second line of defence: a case is
-    redacted when its column, or the rule's column, is classified, or, for a
-    frame-level case (no column), when the case or the rule's check names a
-    classified column. Failure-case columns other than :data:`SAMPLE_FIELDS` are dropped.
+    The report redacts already; this is the second line of defence, by column
+    against the schema object (see :func:`_frame_case` for cases without a
+    column). Failure-case columns other than :data:`SAMPLE_FIELDS` are dropped.
     """
     cases = report.failure_cases
     if size <= 0 or "rule" not in cases.columns or cases.is_empty():
         return []
-    rule_redacted = bool({check.column, rule_column} & redacted)
+    rule_redacted = bool({check.column, rule.column if rule is not None else None} & redacted)
+    metric = rule is not None and rule.is_batch_metric
     sample = []
     for row in cases.filter(pl.col("rule") == check.name).head(size).to_dicts():
         record = {name: row.get(name) for name in SAMPLE_FIELDS}
         value, column = record["failure_case"], record["column"]
-        hidden = rule_redacted or column in redacted
-        if not hidden and column is None and redacted:
-            hidden = _mentions(value, redacted) or _mentions(check.check, redacted)
-        if value is not None:
-            record["failure_case"] = REDACTED if hidden else str(value)
+        if value is None:
+            pass
+        elif rule_redacted or column in redacted:
+            record["failure_case"] = REDACTED
+        elif column is None and redacted:
+            record["failure_case"] = _frame_case(str(value), check, metric, redacted)
+        else:
+            record["failure_case"] = str(value)
         sample.append(record)
     return sample
 
@@ -272,9 +263,7 @@ def rule_violations(
             "value": outcome["value"],
             "rows": int(report.rows),
             "error": outcome["error"],
-            "sample": _sample(
-                report, check, rule.column if rule is not None else None, schema_obj.redacted_columns, sample_size
-            ),
+            "sample": _sample(report, check, rule, schema_obj.redacted_columns, sample_size),
         }
         severity = EventSeverity(str(check.severity))
         events.append(batch.event(EventType.RULE_VIOLATION, data, severity, rule=check.name))

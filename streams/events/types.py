@@ -24,7 +24,8 @@ from __future__ import annotations
 
 import enum
 import hashlib
-from collections.abc import Iterable
+import math
+from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Final
 from urllib.parse import quote
@@ -42,10 +43,13 @@ __all__ = [
     "EventSeverity",
     "EventType",
     "LifecyclePhase",
+    "Offsets",
     "context_attributes",
     "dataschema_for",
     "event_id",
     "iso_utc",
+    "json_number",
+    "offset_ranges",
     "source_urn",
     "to_utc",
 ]
@@ -56,6 +60,10 @@ CONTENT_TYPE: Final = "application/json"
 
 #: Extension attributes the builders set (lowercase alphanumerics, as the spec requires).
 EXTENSIONS: Final = ("contractid", "contractversion", "contractsha256", "severity", "rule")
+
+
+#: Offset ranges of a batch: partition -> (first, last), both inclusive.
+Offsets = Mapping[int, tuple[int, int]]
 
 
 class EventType(enum.StrEnum):
@@ -170,3 +178,25 @@ def context_attributes(
     if rule is not None:
         attributes["rule"] = rule
     return attributes
+
+
+def json_number(value: Any) -> float | int | None:
+    """A JSON number: ints stay ints, other numbers become floats; None, NaN and infinities become null."""
+    if value is None:
+        return None
+    if isinstance(value, int):
+        return int(value)
+    number = float(value)
+    return number if math.isfinite(number) else None
+
+
+def offset_ranges(offsets: Offsets) -> list[dict[str, int]]:
+    """``[{partition, first, last}]`` sorted by partition; rejects empty or inverted ranges."""
+    if not offsets:
+        raise ValueError("a batch event needs the offset range of at least one partition")
+    out = []
+    for partition, (first, last) in sorted(offsets.items()):
+        if partition < 0 or first < 0 or last < first:
+            raise ValueError(f"bad offset range for partition {partition}: ({first}, {last})")
+        out.append({"partition": int(partition), "first": int(first), "last": int(last)})
+    return out

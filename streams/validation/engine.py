@@ -43,8 +43,9 @@ from __future__ import annotations
 
 import functools
 import operator
+import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -59,21 +60,19 @@ from streams.validation.report import (
     as_text,
     concat_cases,
     redact,
+    row_cases,
+    verdicts,
 )
 
 COLUMN_CONTEXT = "Column"
 FRAME_CONTEXT = "DataFrameSchema"
 _PREFIX = "__qs_"
-_ISO_AWARE = ("%Y-%m-%dT%H:%M:%S%.f%z", "%Y-%m-%dT%H:%M%z")
-_ISO_NAIVE = ("%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%dT%H:%M", "%Y-%m-%d")
+# ISO-8601 layouts polars tries when Arrow cannot parse a whole batch ("%#z": Z, +hh:mm or +hhmm)
+_ISO = tuple(f"%Y-%m-%d{t}{z}" for t in ("T%H:%M:%S%.f", " %H:%M:%S%.f", "T%H:%M") for z in ("%#z", ""))
+_ISO += ("%Y-%m-%d",)
 _CACHE_SIZE = 64
 _COMPARISONS: dict[Op, Callable[[pl.Expr, Any], pl.Expr]] = {
-    Op.EQ: pl.Expr.eq,
-    Op.NE: pl.Expr.ne,
-    Op.GT: pl.Expr.gt,
-    Op.GE: pl.Expr.ge,
-    Op.LT: pl.Expr.lt,
-    Op.LE: pl.Expr.le,
+    op: getattr(pl.Expr, op.name.lower()) for op in (Op.EQ, Op.NE, Op.GT, Op.GE, Op.LT, Op.LE)
 }
 
 
@@ -222,11 +221,13 @@ def _conform(name: str, src: pl.DataType, dst: pl.DataType) -> tuple[pl.Expr, pl
     if src.is_numeric() and dst.is_numeric():
         out = c.cast(dst, strict=False)
         if src.is_float() and dst.is_float():
-            return out, present & (out.is_null() | (out.is_infinite() & c.is_finite()))
-        return out, present & out.cast(src, strict=False).ne_missing(c)
+            bad = present & (out.is_null() | (out.is_infinite() & c.is_finite()))
+        else:
+            bad = present & out.cast(src, strict=False).ne_missing(c)
+        return pl.when(bad).then(None).otherwise(out), bad
     if src == pl.String and dst == pl.Date:
         out = c.str.to_date("%Y-%m-%d", strict=False)
-    elif isinstance(dst, pl.Datetime) and (src == pl.String or isinstance(src, pl.Datetime)):
+    elif isinstance(dst, pl.Datetime) and isinstance(src, pl.Datetime):
         out = _to_datetime(c, src, dst)
     elif src in (pl.Categorical, pl.Enum) and dst == pl.String:
         return c.cast(pl.String), None
@@ -237,7 +238,8 @@ def _conform(name: str, src: pl.DataType, dst: pl.DataType) -> tuple[pl.Expr, pl
     return out, present & out.is_null()
 
 
-def _to_datetime(c: pl.Expr, src: pl.DataType, dst: pl.Datetime) -> pl.Expr:
+def _to_datetime(c: pl.Expr, src: pl.DataType, dst: pl.Datetime, formats: Sequence[str] = _ISO) -> pl.Expr:
+    """Datetime (another unit/zone) or ISO-8601 text as ``dst``; text tries each of ``formats``."""
     unit, tz = dst.time_unit, dst.time_zone
 
     def localize(naive: pl.Expr) -> pl.Expr:
@@ -250,10 +252,43 @@ def _to_datetime(c: pl.Expr, src: pl.DataType, dst: pl.Datetime) -> pl.Expr:
     if isinstance(src, pl.Datetime):
         cast = c.dt.cast_time_unit(unit)
         return from_aware(cast) if src.time_zone else localize(cast)
-    text = c.str.replace(r"^(\d{4}-\d{2}-\d{2})[ t]", "${1}T").str.replace(r"[Zz]$", "+00:00")
-    parsed = [from_aware(text.str.to_datetime(f, time_unit=unit, strict=False)) for f in _ISO_AWARE]
-    parsed += [localize(text.str.to_datetime(f, time_unit=unit, strict=False)) for f in _ISO_NAIVE]
-    return pl.coalesce(parsed)
+    parsed = [
+        (from_aware if f.endswith("z") else localize)(c.str.to_datetime(f, time_unit=unit, strict=False))
+        for f in formats
+    ]
+    return parsed[0] if len(parsed) == 1 else pl.coalesce(parsed)
+
+
+def _first(values: pl.Series) -> Any:
+    present = values.is_not_null()
+    return values[present.arg_max() or 0] if present.any() else None
+
+
+def _arrow_timestamps(values: pl.Series, dst: pl.Datetime) -> pl.Series | None:
+    """ISO-8601 text parsed by Arrow, 10x faster than polars' formats, or None unless every
+    value parses with a zone designator (or every one without, like the first value)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if (first := _first(values)) is None:
+        return None
+    zoned = first[-1:] in ("Z", "z") or re.search(r"[+-]\d\d:?\d\d$", first[10:]) is not None
+    try:  # a failing cast is slow (~0.6 us a value): the first value picks the one attempt
+        parsed = pl.Series(
+            values.name, pc.cast(values.to_arrow(), pa.timestamp("ns", "UTC" if zoned else None))
+        )
+    except Exception:  # some value has another shape, or is out of the ns range
+        return None
+    return parsed.to_frame().select(_to_datetime(pl.col(values.name), parsed.dtype, dst)).to_series()
+
+
+def _batch_format(values: pl.Series, dst: pl.Datetime) -> str:
+    """The ISO-8601 layout of the batch's first non-null value."""
+    sample = pl.DataFrame({"v": [_first(values)]}, schema={"v": pl.String})
+    for fmt in _ISO:
+        if sample.select(_to_datetime(pl.col("v"), pl.String(), dst, (fmt,))).to_series().null_count() == 0:
+            return fmt
+    return _ISO[0]
 
 
 # --- the compiled plan ----------------------------------------------------------------------
@@ -268,6 +303,7 @@ class _Prepared:
     counts: dict[int, pl.Expr]  # slot -> aggregate: failing rows, or a may-have-duplicates flag
     errors: dict[int, str]  # slot -> why the rule cannot run on this input
     originals: dict[str, str]  # cast column -> column holding its original values
+    temporal: dict[str, tuple[str, pl.Datetime]]  # text column parsed per batch -> (mismatch mask, dtype)
     prefix: str  # of internal column names, distinct from every batch column
     output_columns: list[str]
     missing: tuple[str, ...]
@@ -285,6 +321,14 @@ class CompiledPlan:
         self._thresholds = [s.rule.threshold.describe() for s in self.slots]
         self._per_row = [s.per_row for s in self.slots]
         self._gates = [s.rule.gates_rows for s in self.slots]
+        self._clean = {  # the result of each row rule on a batch where no row fails it
+            k: CheckResult(
+                *(r.name, r.column, r.check, r.severity, 0, 0.0, r.threshold.allows(0), 0),
+                *(self._thresholds[k], r.dimension, self._gates[k]),
+            )
+            for k, r in enumerate(s.rule for s in self.slots)
+            if not r.is_batch_metric and r.threshold.allows(0)
+        }
         self._cache: dict[tuple[tuple[str, pl.DataType], ...], _Prepared] = {}
 
     def _prepare(self, schema: pl.Schema) -> _Prepared:
@@ -298,10 +342,15 @@ class CompiledPlan:
         steps: list[tuple[pl.Expr, pl.Expr]] = []  # (expression, fallback if it cannot run)
         originals: dict[str, str] = {}
         mismatch: dict[str, str] = {}
+        temporal: dict[str, tuple[str, pl.Datetime]] = {}
         for i, f in enumerate(fields.values()):
             null = pl.lit(None, dtype=f.dtype).alias(f.name)
             if f.name not in schema:
                 steps.append((null, null))
+            elif schema[f.name] == pl.String and isinstance(f.dtype, pl.Datetime):
+                originals[f.name], mismatch[f.name] = f"{prefix}o{i}", f"{prefix}t{i}"
+                steps.append((pl.col(f.name).alias(originals[f.name]),) * 2)
+                temporal[f.name] = (mismatch[f.name], f.dtype)
             elif schema[f.name] != f.dtype:
                 value, bad = _conform(f.name, schema[f.name], f.dtype)
                 originals[f.name] = f"{prefix}o{i}"
@@ -311,7 +360,11 @@ class CompiledPlan:
                     steps.append((bad.alias(name), pl.col(f.name).is_not_null().alias(name)))
         empty = pl.DataFrame(schema=schema)
         stage1 = [e if not _fails(empty, [e]) else fallback for e, fallback in steps]
-        probe = empty.with_columns(stage1)
+        probe = empty.with_columns(stage1).with_columns(
+            e
+            for n, (m, dtype) in temporal.items()
+            for e in (pl.lit(None, dtype).alias(n), pl.lit(False).alias(m))
+        )
         conformed = probe.schema
         errors: dict[int, str] = {}
         fails: dict[int, pl.Expr] = {}
@@ -339,19 +392,47 @@ class CompiledPlan:
         declared = list(fields)
         extra = tuple(n for n in schema.names() if n not in fields)
         missing = tuple(n for n in declared if n not in schema)
+        output = [*declared, *extra]
         prepared = _Prepared(
-            stage1, fails, counts, errors, originals, prefix, declared + [*extra], missing, extra
+            stage1, fails, counts, errors, originals, temporal, prefix, output, missing, extra
         )
         if len(self._cache) >= _CACHE_SIZE:
             self._cache.pop(next(iter(self._cache)))
         self._cache[key] = prepared
         return prepared
 
+    def _conformed(self, df: pl.DataFrame, prepared: _Prepared) -> pl.DataFrame:
+        """Conformance. Text timestamps go through Arrow's ISO-8601 parser (10x faster than
+        polars' chrono formats) when every value parses; otherwise they are parsed in the
+        layout of the batch's first value, and the rows it does not fit are retried with
+        every ISO-8601 layout."""
+        exprs: list[pl.Expr | pl.Series] = [*prepared.stage1]
+        slow = {}
+        for name, (mask, dst) in prepared.temporal.items():
+            fast = _arrow_timestamps(df.get_column(name), dst)
+            if fast is not None:
+                exprs += [fast, pl.lit(False).alias(mask)]
+            else:
+                slow[name] = (mask, dst)
+        for name, (mask, dst) in slow.items():
+            value = _to_datetime(pl.col(name), pl.String(), dst, (_batch_format(df.get_column(name), dst),))
+            exprs += [value.alias(name), (pl.col(name).is_not_null() & value.is_null()).alias(mask)]
+        base = df.with_columns(exprs) if exprs else df
+        for name, (mask, dst) in slow.items():
+            bad = base.get_column(mask)
+            if bad.any():
+                rows = bad.arg_true()
+                text = base.get_column(prepared.originals[name]).gather(rows).to_frame("v")
+                retry = text.select(_to_datetime(pl.col("v"), pl.String(), dst)).to_series()
+                fixed = base.get_column(name).clone().scatter(rows, retry)
+                base = base.with_columns(fixed, bad.clone().scatter(rows, retry.is_null()))
+        return base
+
     def conform(self, df: pl.DataFrame) -> pl.DataFrame:
         """The batch cast to the declared dtypes: null where a value does not conform,
         all-null where a column is missing; declared columns first, then extra ones."""
         prepared = self._prepare(df.schema)
-        return df.with_columns(prepared.stage1).select(prepared.output_columns)
+        return self._conformed(df, prepared).select(prepared.output_columns)
 
     def validate(self, df: pl.DataFrame) -> ValidationReport:
         """Validate one batch. Never raises on bad data: every problem is in the report."""
@@ -363,7 +444,7 @@ class CompiledPlan:
         prepared = self._prepare(df.schema)
         errors = dict(prepared.errors)
         try:
-            base = df.with_columns(prepared.stage1) if prepared.stage1 else df
+            base = self._conformed(df, prepared)
         except Exception as exc:  # conformance failed at run time: every row rule reports it
             errors.update(dict.fromkeys(prepared.fails, _error_text(exc)))
             base = df.with_columns(pl.lit(None, dtype=f.dtype).alias(f.name) for f in self.schema_obj.fields)
@@ -384,8 +465,10 @@ class CompiledPlan:
                     zip(exact, frame.select(pl.col(masks[k]).sum() for k in exact).row(0), strict=True)
                 )
                 failing = [k for k in failing if counts[k]]
-        valid, violations = self._verdicts(frame, [(masks[k], k) for k in failing])
-        conformed = base.select(prepared.output_columns)
+        valid, violations = verdicts(
+            frame, [(masks[k], self.slots[k].rule.name, self._gates[k]) for k in failing]
+        )
+        conformed = base.select(prepared.output_columns) if base is not df else df
         checks, cases = self._results(prepared, conformed, counts, errors)
         cases += self._row_cases(df, frame, prepared, [(masks[k], k) for k in failing if self._per_row[k]])
         valid_rows = int(valid.sum())
@@ -407,50 +490,13 @@ class CompiledPlan:
             elapsed_seconds=time.perf_counter() - start,
         )
 
-    def _verdicts(self, frame: pl.DataFrame, failing: list[tuple[str, int]]) -> tuple[pl.Series, pl.Series]:
-        """``valid_mask`` and ``violations``; rule-name lists are built once per distinct
-        combination of failed rules (a bit code per row), then gathered."""
-        no_violations = pl.Series("violations", [[]], dtype=pl.List(pl.String))
-        if not failing:
-            valid = pl.repeat(True, frame.height, eager=True, dtype=pl.Boolean).alias("valid")
-            return valid, no_violations.new_from_index(0, frame.height)
-        gating = [pl.col(m) for m, k in failing if self._gates[k]]
-        words = [
-            pl.sum_horizontal(
-                pl.when(pl.col(m)).then(pl.lit(1 << i, pl.UInt64)).otherwise(pl.lit(0, pl.UInt64))
-                for i, (m, _) in enumerate(failing[start : start + 63])
-            ).alias(f"w{start}")
-            for start in range(0, len(failing), 63)
-        ]
-        valid_expr = (
-            pl.any_horizontal(gating).fill_null(False).not_() if gating else pl.repeat(True, pl.len())
-        )
-        out = frame.select(valid_expr.alias("valid"), *words)
-        codes = out.drop("valid")
-        combos = codes.unique()
-        names = [
-            [self.slots[k].rule.name for i, (_, k) in enumerate(failing) if row[i // 63] >> (i % 63) & 1]
-            for row in combos.iter_rows()
-        ]
-        table = pl.Series("violations", names, dtype=pl.List(pl.String))
-        if codes.width == 1:
-            order = combos.to_series().arg_sort()
-            keys = combos.to_series().gather(order)
-            violations = table.gather(order).gather(keys.search_sorted(codes.to_series()))
-        else:
-            joined = codes.join(
-                combos.with_columns(table), on=codes.columns, how="left", maintain_order="left"
-            )
-            violations = joined.get_column("violations")
-        return out.get_column("valid"), violations
-
     def _results(
         self, prepared: _Prepared, conformed: pl.DataFrame, counts: dict[int, int], errors: dict[int, str]
     ) -> tuple[list[CheckResult], list[pl.LazyFrame]]:
         """Per-rule results, plus the schema-level and summary failure cases."""
         rows = conformed.height
         checks: list[CheckResult] = []
-        cases = [
+        cases: list[tuple[Any, ...]] = [
             (name, FRAME_CONTEXT, None, "column_in_dataframe", None, None, slot.rule.name)
             for name in prepared.missing
             for slot in self.slots
@@ -459,6 +505,9 @@ class CompiledPlan:
         for k, slot in enumerate(self.slots):
             rule, error = slot.rule, errors.get(k)
             failures, metric = counts.get(k, 0), None
+            if not failures and error is None and k in self._clean and rule.column not in prepared.missing:
+                checks.append(self._clean[k])
+                continue
             if error is None and rule.is_batch_metric:
                 metric, error = _batch_metric(rule, conformed, self.schema_obj.name)
             elif error is None:
@@ -474,22 +523,8 @@ class CompiledPlan:
             if rule.is_batch_metric:
                 failures = int(not passed)
             rate = failures / rows if rows and not rule.is_batch_metric else 0.0
-            checks.append(
-                CheckResult(
-                    rule.name,
-                    rule.column,
-                    rule.check,
-                    rule.severity,
-                    failures,
-                    rate,
-                    passed,
-                    metric,
-                    self._thresholds[k],
-                    rule.dimension,
-                    self._gates[k],
-                    error,
-                )  # fmt: skip
-            )
+            result = (rule.name, rule.column, rule.check, rule.severity, failures, rate, passed, metric)
+            checks.append(CheckResult(*result, self._thresholds[k], rule.dimension, self._gates[k], error))
         frames = [pl.LazyFrame(cases, schema=FAILURE_CASE_SCHEMA, orient="row")] if cases else []
         return checks, frames
 
@@ -497,37 +532,22 @@ class CompiledPlan:
         self, df: pl.DataFrame, frame: pl.DataFrame, prepared: _Prepared, failing: list[tuple[str, int]]
     ) -> list[pl.LazyFrame]:
         """One failure case per failing row of each zero-tolerance rule (built lazily)."""
-        if not failing:
-            return []
-        index = f"{prepared.prefix}index"
-        base = frame.lazy().with_row_index(index)
-        parts = []
+        specs = []
         for mask, k in failing:
             slot = self.slots[k]
-            rule = slot.rule
+            rule, name = slot.rule, str(slot.rule.column)
             if rule.op is Op.EXPRESSION:
-                shown = [pl.col(prepared.originals.get(n, n)).alias(n) for n in df.columns]
-                shown = [
-                    redact(e) if n in self._redacted else e for e, n in zip(shown, df.columns, strict=True)
-                ]
-                value = pl.struct(shown).struct.json_encode() if shown else pl.lit("{}")
+                shown = [(n, pl.col(prepared.originals.get(n, n))) for n in df.columns]
+                shown = [(n, redact(e) if n in self._redacted else e) for n, e in shown]
+                value = (
+                    pl.struct(e.alias(n) for n, e in shown).struct.json_encode() if shown else pl.lit("{}")
+                )
             else:
-                name = str(rule.column)
                 source = prepared.originals.get(name, name) if rule.op is Op.DTYPE else name
                 value = as_text(pl.col(source), frame.schema[source])
                 value = redact(value) if name in self._redacted else value
-            parts.append(
-                base.filter(pl.col(mask)).select(
-                    failure_case=value,
-                    schema_context=pl.lit(slot.context),
-                    column=pl.lit(rule.column, dtype=pl.String),
-                    check=pl.lit(rule.check),
-                    check_number=pl.lit(slot.check_number, dtype=pl.Int32),
-                    index=pl.col(index).cast(pl.Int32),
-                    rule=pl.lit(rule.name),
-                )
-            )
-        return parts
+            specs.append((mask, value, (slot.context, rule.column, rule.check, slot.check_number, rule.name)))
+        return row_cases(frame, f"{prepared.prefix}index", specs)
 
 
 # --- helpers ----------------------------------------------------------------------------------
@@ -567,7 +587,8 @@ def _batch_metric(rule: Rule, conformed: pl.DataFrame, object_name: str) -> tupl
         return conformed.height, None
     try:
         lf = conformed.lazy()
-        result = pl.SQLContext(frames={object_name: lf, "batch": lf}).execute(str(rule.args[0])).collect()
+        query = pl.SQLContext(frames={object_name: lf, "batch": lf}).execute(str(rule.args[0]))
+        result = query.collect(engine="in-memory")
     except Exception as exc:  # a failing query is a failed check
         return None, _error_text(exc)
     value = result.item(0, 0) if result.height and result.width else None

@@ -1,0 +1,378 @@
+"""The pure per-batch pipeline: messages in, routed records and quality events out, no I/O.
+
+:class:`Binding` binds one schema object of a contract to its topic; it is
+built once (the decoder and the fused validation plan are compiled then) and
+``process`` runs every batch:
+
+1. decode (:mod:`streams.kafka.decode`): records, provenance, dead letters, drift;
+2. validate with the engine, wrong-typed values merged in as ``dtype`` failures;
+3. route, with the headers of :mod:`streams.kafka.headers`:
+
+   * **gate** mode: a message whose one record is valid goes to ``<topic>.validated``
+     byte for byte (same key, value, headers and timestamp, plus ``{p}contract`` and
+     ``{p}contract.sha256``); an invalid one to ``<topic>.quarantine`` (original bytes,
+     the rules it breaks and a sentence); an undecodable one to ``<topic>.dlq``. Every
+     input message lands in exactly one of the three;
+   * **monitor** mode: the same, without the validated output (valid records stay where they are);
+   * **multi-record messages** (NDJSON, Arrow) are routed *per record*: the valid and the
+     invalid records of one message are re-encoded as one message each in the source format
+     (NDJSON: the original line bytes; Arrow: an IPC stream of the rows) with ``{p}records``
+     (count) and ``{p}records.index`` (positions in the source message); an undecodable line is
+     dead-lettered alone. There, "exactly one output" holds per record, not per message.
+
+   Outputs keep the source key and timestamp; ``partition`` is None (the producer partitions by key).
+4. events (CloudEvents, to ``Settings.events_topic``): one ``batch.summary``, one
+   ``rule.violation`` per rule that failed its threshold, one ``schema.drift`` when records
+   carried unknown fields, lacked declared ones, or held values of the wrong type.
+
+``process`` never raises on data. An unexpected exception is narrowed down to the
+messages that cause it (by bisection), which go to the DLQ with class
+``internal.<Exception>``; the rest of the batch is processed normally. Counts in
+:class:`BatchResult` are records: ``valid`` counts valid records in both modes.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from typing import cast
+
+import polars as pl
+import pyarrow as pa
+
+from streams.contracts.model import Contract, Op, SchemaObject, Severity, Unit
+from streams.events import builders
+from streams.events.codec import to_kafka
+from streams.kafka.decode import Decoded, Decoder, Format
+from streams.kafka.headers import HeaderNames, appended
+from streams.kafka.records import BatchResult, Headers, Message, OutRecord
+from streams.settings import Mode, Settings
+from streams.validation.engine import compile_plan, plan_rules
+from streams.validation.report import FAILURE_CASE_SCHEMA, CheckResult, ValidationReport
+
+__all__ = ["Binding", "merge_mismatches"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(slots=True)
+class _Routed:
+    validated: list[OutRecord] = field(default_factory=list)
+    quarantined: list[OutRecord] = field(default_factory=list)
+    dead: list[OutRecord] = field(default_factory=list)
+    counts: dict[str, int] = field(default_factory=lambda: {"valid": 0, "quarantined": 0, "dead_lettered": 0})
+    report: ValidationReport | None = None
+    decoded: Decoded | None = None
+    decode_seconds: float = 0.0
+    validate_seconds: float = 0.0
+
+
+class Binding:
+    """One contract schema object bound to its topic: build once, then ``process`` each batch."""
+
+    def __init__(self, contract: Contract, schema_obj: SchemaObject, settings: Settings) -> None:
+        self.contract = contract
+        self.schema = schema_obj
+        self.topic = schema_obj.topic
+        self.settings = settings
+        self.plan = compile_plan(contract, schema_obj.name)
+        self.decoder = Decoder(schema_obj, max_message_bytes=settings.max_message_bytes)
+        self.names = HeaderNames(settings.header_prefix)
+        self.gate = settings.mode is Mode.GATE
+        self._contract_headers = self.names.contract_headers(contract.ref, contract.sha256)
+        self._batch_metrics = frozenset(r.name for r in schema_obj.rules if r.is_batch_metric)
+        self._dtype_rule = {r.column: r.name for r in plan_rules(schema_obj) if r.op is Op.DTYPE and r.column}
+
+    def __repr__(self) -> str:
+        return f"Binding({self.contract.ref}, {self.schema.name!r}, topic={self.topic!r}, mode={self.settings.mode})"
+
+    # -- the batch --------------------------------------------------------------------------
+
+    def process(self, messages: Sequence[Message], *, worker_id: str) -> BatchResult:
+        """Route one batch and build its events. Pure: no I/O. Never raises on data."""
+        if not messages:
+            return BatchResult()
+        try:
+            routed = self._route(messages)
+        except Exception:
+            log.exception("batch of %d messages from %s failed; isolating the culprits", len(messages), self.topic)
+            routed = self._isolate(messages)
+        result = BatchResult(
+            validated=routed.validated,
+            quarantined=routed.quarantined,
+            dead_lettered=routed.dead,
+            counts=routed.counts,
+            last_offsets=_last_offsets(messages),
+            decode_seconds=routed.decode_seconds,
+            validate_seconds=routed.validate_seconds,
+            report=routed.report,
+        )
+        if routed.report is not None:
+            result.rule_failures = {
+                c.name: c.failures for c in routed.report.checks if c.failures and c.name not in self._batch_metrics
+            }
+        try:
+            result.events = self._events(messages, routed, worker_id)
+        except Exception:  # events describe the batch; losing them must not lose records
+            log.exception("could not build the quality events of a batch from %s", self.topic)
+        return result
+
+    def _route(self, messages: Sequence[Message]) -> _Routed:
+        out = _Routed()
+        start = time.perf_counter()
+        decoded = self.decoder.decode(messages)
+        out.decoded = decoded
+        out.decode_seconds = time.perf_counter() - start
+        for d in decoded.dead:
+            lines = decoded.lines.get(d.message)
+            self._dead_letter(
+                out, messages[d.message], cls=f"decode.{d.reason}", text=d.detail, lines=lines, line=d.line
+            )
+        if decoded.frame.height == 0:
+            return out
+        start = time.perf_counter()
+        report = merge_mismatches(self.plan.validate(decoded.frame), self.schema, decoded.mismatches)
+        out.report = report
+        out.validate_seconds = time.perf_counter() - start
+        valid = report.valid_mask.to_list()
+        msg_of = decoded.message.to_list()
+        line_of = decoded.line.to_list()
+        invalid_rows = [r for r, ok in enumerate(valid) if not ok]
+        rules_of = dict(zip(invalid_rows, report.violations.gather(invalid_rows).to_list(), strict=True))
+        groups: dict[int, tuple[list[int], list[int], list[str]]] = {}  # message -> (valid, invalid, rules)
+        formats = decoded.formats
+        for r, ok in enumerate(valid):
+            i = msg_of[r]
+            if ok:
+                out.counts["valid"] += 1
+            else:
+                out.counts["quarantined"] += 1
+            if formats[i] is Format.JSON:
+                m = messages[i]
+                if ok:
+                    if self.gate:
+                        self._validated(out, m, m.value, ())
+                else:
+                    self._quarantine(out, m, m.value, (), rules=rules_of[r], n=1, fmt=Format.JSON)
+                continue
+            group = groups.setdefault(i, ([], [], []))
+            if ok:
+                group[0].append(line_of[r])
+            else:
+                group[1].append(line_of[r])
+                group[2].extend(x for x in rules_of[r] if x not in group[2])
+        for i, (good, bad, rules) in groups.items():
+            m, fmt = messages[i], formats[i]
+            assert fmt is not None
+            if good and self.gate:
+                self._validated(out, m, _encode(decoded, i, good), self.names.record_headers(good))
+            if bad:
+                extra = self.names.record_headers(bad)
+                self._quarantine(out, m, _encode(decoded, i, bad), extra, rules=rules, n=len(bad), fmt=fmt)
+        return out
+
+    # -- outputs ------------------------------------------------------------------------------
+
+    def _validated(self, out: _Routed, m: Message, value: bytes | None, extra: Headers) -> None:
+        headers = appended(m.headers, self._contract_headers, extra)
+        topic = self.settings.output_topic(m.topic, "validated")
+        out.validated.append(OutRecord(topic, value, m.key, headers, m.timestamp_ms))
+
+    def _quarantine(
+        self, out: _Routed, m: Message, value: bytes | None, extra: Headers, *, rules: list[str], n: int, fmt: Format
+    ) -> None:
+        shown = ", ".join(rules) if rules else "none"
+        what = "The record" if fmt is Format.JSON else f"{n} record{'s' if n > 1 else ''} of this {fmt.upper()} message"
+        text = (
+            f"{what} {'breaks' if n == 1 else 'break'} contract {self.contract.ref} (schema {self.schema.name}); "
+            f"rules violated: {shown}."
+        )
+        headers = self.names.error_headers(
+            topic=m.topic, partition=m.partition, offset=m.offset, contract_ref=self.contract.ref,
+            stage="validate", error_class="contract.violation", message=text, rules=rules,
+        )  # fmt: skip
+        topic = self.settings.output_topic(m.topic, "quarantine")
+        out.quarantined.append(OutRecord(topic, value, m.key, appended(m.headers, headers, extra), m.timestamp_ms))
+
+    def _dead_letter(
+        self,
+        out: _Routed,
+        m: Message,
+        *,
+        cls: str,
+        text: str,
+        lines: list[bytes] | None = None,
+        line: int | None = None,
+    ) -> None:
+        value, extra = m.value, cast(Headers, ())
+        if line is not None and lines is not None:  # one undecodable line of an NDJSON message
+            value, extra = lines[line] + b"\n", self.names.record_headers([line])
+        stage = cls.split(".", 1)[0]
+        headers = self.names.error_headers(
+            topic=m.topic, partition=m.partition, offset=m.offset, contract_ref=self.contract.ref,
+            stage=stage, error_class=cls, message=text,
+        )  # fmt: skip
+        topic = self.settings.output_topic(m.topic, "dlq")
+        out.dead.append(OutRecord(topic, value, m.key, appended(m.headers, headers, extra), m.timestamp_ms))
+        out.counts["dead_lettered"] += 1
+
+    # -- unexpected exceptions ----------------------------------------------------------------
+
+    def _isolate(self, messages: Sequence[Message]) -> _Routed:
+        """Find the messages whose processing raises (bisecting), dead-letter them, route the rest together."""
+        culprits: dict[int, BaseException] = {}
+
+        def probe(lo: int, hi: int) -> None:
+            try:
+                self._route(messages[lo:hi])
+            except Exception as exc:
+                if hi - lo == 1:
+                    culprits[lo] = exc
+                else:
+                    mid = (lo + hi) // 2
+                    probe(lo, mid)
+                    probe(mid, hi)
+
+        probe(0, len(messages))
+        good = [m for k, m in enumerate(messages) if k not in culprits]
+        out = _Routed()
+        if good:
+            try:
+                out = self._route(good)
+            except Exception as exc:  # only the whole batch fails: give it all up, unchanged
+                log.exception("batch from %s still fails without its culprits", self.topic)
+                culprits = {k: culprits.get(k, exc) for k in range(len(messages))}
+                out = _Routed()
+        for k in sorted(culprits):
+            name = type(culprits[k]).__name__
+            text = f"Processing this message raised {name} inside quality-streams; it is kept here unchanged."
+            self._dead_letter(out, messages[k], cls=f"internal.{name}", text=text)
+        return out
+
+    # -- events --------------------------------------------------------------------------------
+
+    def _events(self, messages: Sequence[Message], routed: _Routed, worker_id: str) -> list[OutRecord]:
+        stamps = [m.timestamp_ms for m in messages if m.timestamp_ms is not None]
+        now = datetime.now(UTC)
+        start = datetime.fromtimestamp(min(stamps) / 1000, UTC) if stamps else now
+        end = datetime.fromtimestamp(max(stamps) / 1000, UTC) if stamps else now
+        offsets: dict[int, tuple[int, int]] = {}
+        for m in messages:
+            lo, hi = offsets.get(m.partition, (m.offset, m.offset))
+            offsets[m.partition] = (min(lo, m.offset), max(hi, m.offset))
+        latency = (now - start).total_seconds() if stamps else routed.decode_seconds + routed.validate_seconds
+        source = messages[0].topic
+        report, decoded = routed.report, routed.decoded
+        events = [
+            builders.batch_summary(
+                self.contract, self.schema, report, source_topic=source, offsets=offsets, window_start=start,
+                window_end=end, latency_seconds=latency, counts=routed.counts, mode=str(self.settings.mode),
+                worker_id=worker_id,
+            ),
+            *builders.rule_violations(
+                self.contract, self.schema, report, source_topic=source, offsets=offsets, window_start=start,
+                window_end=end, sample_size=self.settings.failure_case_sample, worker_id=worker_id,
+            ),
+        ]  # fmt: skip
+        if decoded is not None:
+            mismatched = dict(decoded.type_mismatches)
+            if report is not None:  # the engine's conformance failures too (int32 overflow, bad timestamp)
+                failures = {c.name: c.failures for c in report.checks}
+                mismatched |= {col: failures[name] for col, name in self._dtype_rule.items() if failures.get(name)}
+            if decoded.unknown_fields or decoded.missing_fields or mismatched:
+                events.append(
+                    builders.schema_drift(
+                        self.contract, self.schema, source_topic=source, offsets=offsets, window_start=start,
+                        window_end=end, unknown_fields=decoded.unknown_fields,
+                        missing_fields=decoded.missing_fields, type_mismatches=mismatched, worker_id=worker_id,
+                    )
+                )  # fmt: skip
+        topic = self.settings.events_topic
+        return [OutRecord(topic, value, key, tuple(headers)) for key, value, headers in map(to_kafka, events)]
+
+
+def _last_offsets(messages: Sequence[Message]) -> dict[int, int]:
+    last: dict[int, int] = {}
+    for m in messages:
+        if m.offset > last.get(m.partition, -1):
+            last[m.partition] = m.offset
+    return last
+
+
+def _encode(decoded: Decoded, i: int, positions: list[int]) -> bytes:
+    """Records ``positions`` of multi-record message ``i``, re-encoded in its format."""
+    if decoded.formats[i] is Format.NDJSON:
+        lines = decoded.lines[i]
+        return b"\n".join(lines[p] for p in positions) + b"\n"
+    table = decoded.tables[i].take(pa.array(positions, type=pa.int64()))
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, table.schema) as writer:
+        writer.write_table(table)
+    return bytes(sink.getvalue().to_pybytes())
+
+
+# --- wrong-typed values as failures of the dtype rule ---------------------------------------------------
+
+
+def merge_mismatches(report: ValidationReport, schema_obj: SchemaObject, mismatches: pl.DataFrame) -> ValidationReport:
+    """The report with the decoder's wrong-typed values (``Decoded.mismatches``) as failures of ``dtype`` rules.
+
+    Those values reached the engine as nulls, so every other rule already judged
+    them as the engine judges a value that does not conform; this adds the
+    ``dtype`` failures: the rule's count and verdict, the rows' ``violations`` and
+    validity, and one failure case per value (redacted for classified fields).
+    """
+    if mismatches.is_empty():
+        return report
+    rules = {r.column: r for r in plan_rules(schema_obj) if r.op is Op.DTYPE and r.column is not None}
+    per_col = dict(mismatches.group_by("column").len().iter_rows())
+    checks: list[CheckResult] = []
+    gating: list[str] = []
+    for c in report.checks:
+        rule = rules.get(c.column) if c.column is not None else None
+        if rule is None or rule.name != c.name or c.column not in per_col:
+            checks.append(c)
+            continue
+        assert c.column is not None
+        failures = c.failures + int(per_col[c.column])
+        value = failures if rule.threshold.unit is Unit.ROWS else 100.0 * failures / max(report.rows, 1)
+        passed = rule.threshold.allows(value) and c.column not in report.missing_columns
+        rate = failures / report.rows if report.rows else 0.0
+        checks.append(replace(c, failures=failures, failure_rate=rate, passed=passed, value=value))
+        if rule.gates_rows:
+            gating.append(c.column)
+    rule_of = {k: r.name for k, r in rules.items()}
+    named = mismatches.with_columns(pl.col("column").replace_strict(rule_of, return_dtype=pl.String).alias("rule"))
+    extra = named.group_by("row").agg(pl.col("rule"))
+    rows = pl.int_range(report.rows, dtype=pl.UInt32, eager=True)
+    joined = pl.DataFrame({"row": rows, "v": report.violations}).join(
+        extra, on="row", how="left", maintain_order="left"
+    )
+    violations = joined.select(
+        pl.concat_list("v", pl.col("rule").fill_null(pl.lit([], dtype=pl.List(pl.String)))).alias("violations")
+    ).to_series()
+    invalid = named.filter(pl.col("column").is_in(gating)).get_column("row")
+    valid = (report.valid_mask & ~rows.is_in(invalid.implode())).alias(report.valid_mask.name)
+    cases = named.select(
+        failure_case=pl.col("value"),
+        schema_context=pl.lit("Column"),
+        column=pl.col("column"),
+        check=pl.col("column").replace_strict({k: r.check for k, r in rules.items()}, return_dtype=pl.String),
+        check_number=pl.lit(None, dtype=pl.Int32),
+        index=pl.col("row").cast(pl.Int32),
+        rule=pl.col("rule"),
+    ).cast(dict(FAILURE_CASE_SCHEMA.items()))
+    valid_rows = int(valid.sum())
+    return replace(
+        report,
+        checks=tuple(checks),
+        valid_mask=valid,
+        violations=violations,
+        failure_cases=pl.concat([report.failure_cases, cases], how="vertical_relaxed"),
+        valid_rows=valid_rows,
+        invalid_rows=report.rows - valid_rows,
+        passed=all(c.passed for c in checks if c.severity is Severity.ERROR),
+    )

@@ -1,0 +1,389 @@
+"""The batch worker against a real broker: routing, rebalances, crashes, broker restarts, bad contracts.
+
+Every test has its own source topic, consumer group and events topic. Input
+messages carry a unique key ``in-<i>`` that the worker keeps on every output, so
+each input can be found in exactly one of ``.validated`` / ``.quarantine`` /
+``.dlq``; after a crash or rebalance a key seen twice is a duplicate (at-least-once),
+which the tests count and print (run with ``-s`` to see them).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import logging
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+
+from streams.settings import Settings
+
+pytestmark = [pytest.mark.kafka, pytest.mark.timeout(180)]
+
+ROOT = Path(__file__).resolve().parents[1]
+CONTRACT = ROOT / "contracts" / "card_transactions.odcs.yaml"
+SUMMARY = "io.qualitystreams.batch.summary.v1"
+FAULTS = {
+    "null_required": 0.02, "out_of_range": 0.02, "bad_pattern": 0.02, "invalid_enum": 0.02,
+    "wrong_type": 0.02, "cross_field": 0.02, "missing_field": 0.02, "unknown_field": 0.02,
+}  # fmt: skip
+Msg = tuple[bytes | None, bytes, list[tuple[str, bytes]]]
+
+
+# --- helpers ------------------------------------------------------------------------------------------------
+
+
+def contract_for(tmp_path: Path, topic: str) -> Path:
+    """The example feature contract bound to ``topic`` (its ``physicalName``), in its own directory."""
+    directory = tmp_path / "contracts"
+    directory.mkdir(exist_ok=True)
+    text = CONTRACT.read_text().replace("physicalName: features.card-transactions.v1", f"physicalName: {topic}")
+    (directory / "features.odcs.yaml").write_text(text)
+    return directory
+
+
+def dataset(n: int, seed: int = 7) -> tuple[list[Msg], int, int]:
+    """``n`` feature records with faults plus every kind of undecodable message: (messages, invalid, undecodable)."""
+    from streams.testing import generate_feature_records, undecodable_messages
+
+    batch = generate_feature_records(n, seed=seed, faults=FAULTS)
+    values: list[tuple[bytes, list[tuple[str, bytes]]]] = [(orjson.dumps(r), []) for r in batch.records]
+    bad = [(m.value or b"", list(m.headers)) for _, m in undecodable_messages(max_message_bytes=50_000)]
+    step = max(len(values) // (len(bad) + 1), 1)
+    for i, item in enumerate(bad):  # spread them over the stream
+        values.insert((i + 1) * step, item)
+    msgs = [(f"in-{i}".encode(), v, h) for i, (v, h) in enumerate(values)]
+    return msgs, len(batch.expected_invalid), len(bad)
+
+
+async def produce(bootstrap: str, topic: str, msgs: Iterable[Msg]) -> None:
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5, max_request_size=4_000_000)
+    await producer.start()
+    try:
+        futures = [await producer.send(topic, v, key=k, headers=h) for k, v, h in msgs]
+        await asyncio.gather(*futures)
+    finally:
+        await producer.stop()
+
+
+async def partitions(consumer: AIOKafkaConsumer, topic: str) -> list[TopicPartition]:
+    """The partitions of ``topic`` without auto-creating it (a metadata request for all topics)."""
+    cluster = await consumer._client.fetch_all_metadata()
+    return [TopicPartition(topic, p) for p in sorted(cluster.partitions_for_topic(topic) or ())]
+
+
+async def read_topic(bootstrap: str, topic: str, *, committed_only: bool = False) -> list[Any]:
+    """Every record of ``topic`` up to its current end offsets (no group)."""
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap, enable_auto_commit=False, auto_offset_reset="earliest",
+        isolation_level="read_committed" if committed_only else "read_uncommitted", max_partition_fetch_bytes=4 << 20,
+    )  # fmt: skip
+    await consumer.start()
+    try:
+        tps = await partitions(consumer, topic)
+        if not tps:
+            return []
+        consumer.assign(tps)
+        await consumer.seek_to_beginning(*tps)
+        end = await consumer.end_offsets(tps)
+        out: list[Any] = []
+        deadline = time.monotonic() + 30
+        while [tp for tp in tps if await consumer.position(tp) < end[tp]] and time.monotonic() < deadline:
+            for records in (await consumer.getmany(timeout_ms=500)).values():
+                out.extend(records)
+        return out
+    finally:
+        await consumer.stop()
+
+
+async def list_topics(bootstrap: str) -> set[str]:
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap)
+    await consumer.start()
+    try:
+        return set(await consumer.topics())
+    finally:
+        await consumer.stop()
+
+
+async def committed_total(bootstrap: str, group: str, topic: str) -> tuple[int, int]:
+    """(offsets committed by ``group``, end offsets) summed over the partitions of ``topic``."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        tps = await partitions(consumer, topic)
+        end = await consumer.end_offsets(tps)
+        done = [await consumer.committed(tp) or 0 for tp in tps]
+        return sum(done), sum(end.values())
+    finally:
+        await consumer.stop()
+
+
+async def wait_committed(
+    bootstrap: str, group: str, topic: str, *, at_least: int | None = None, timeout: float = 90
+) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        done, end = await committed_total(bootstrap, group, topic)
+        if done >= (end if at_least is None else at_least) and end > 0:
+            return
+        if time.monotonic() > deadline:
+            raise AssertionError(f"group {group} committed {done} of {end} offsets of {topic} within {timeout:.0f} s")
+        await asyncio.sleep(0.3)
+
+
+def settings_for(bootstrap: str, contracts: Path, group: str, events: str, **more: Any) -> Settings:
+    return Settings(
+        bootstrap_servers=bootstrap, contracts_dir=contracts, app_id=group, events_topic=events,
+        batch_max_records=500, batch_max_latency_ms=50, max_message_bytes=50_000, web_port=0,
+        topic_check_interval_s=1.0, retry_backoff_ms=100, **more,
+    )  # fmt: skip
+
+
+def make_worker(settings: Settings, worker_id: str = "w1") -> Any:
+    from streams.kafka.app import build_bindings
+    from streams.kafka.worker import BatchWorker
+
+    return BatchWorker(settings, build_bindings(settings), worker_id=worker_id)
+
+
+async def outputs(bootstrap: str, topic: str, *, committed_only: bool = False) -> dict[str, list[Any]]:
+    return {
+        kind: await read_topic(bootstrap, f"{topic}.{kind}", committed_only=committed_only)
+        for kind in ("validated", "quarantine", "dlq")
+    }
+
+
+def check_routing(
+    out: dict[str, list[Any]], msgs: list[Msg], *, invalid: int, undecodable: int, exact: bool, gate: bool = True
+) -> int:
+    """Every input key is in exactly one output kind (valid ones nowhere in monitor mode); returns the duplicates."""
+    where: dict[bytes, set[str]] = collections.defaultdict(set)
+    seen: collections.Counter[bytes] = collections.Counter()
+    for kind, records in out.items():
+        for r in records:
+            where[r.key].add(kind)
+            seen[r.key] += 1
+    keys = {k for k, _, _ in msgs}
+    if not gate:
+        assert not out["validated"], "monitor mode forwards nothing"
+        where.update({k: {"validated"} for k in keys - set(where)})
+    lost = keys - set(where)
+    assert not lost, f"{len(lost)} input messages are in no output topic, e.g. {sorted(lost)[:5]}"
+    assert set(where) == keys, "outputs carry keys that were never produced"
+    split = {k: kinds for k, kinds in where.items() if len(kinds) > 1}
+    assert not split, f"messages routed to several outputs: {list(split.items())[:5]}"
+    counts = collections.Counter(next(iter(kinds)) for kinds in where.values())
+    assert counts["dlq"] == undecodable
+    assert counts["quarantine"] == invalid
+    assert counts["validated"] == len(msgs) - invalid - undecodable
+    duplicates = sum(n - 1 for n in seen.values())
+    if exact:
+        assert duplicates == 0, f"{duplicates} duplicate outputs without any crash"
+    return duplicates
+
+
+def source_position(records: Iterable[Any]) -> set[tuple[int, int]]:
+    """(source partition, offset) from the dead-letter headers of quarantined / dead-lettered records."""
+    out = set()
+    for r in records:
+        h = dict(r.headers)
+        out.add((int(h["qstreams.errors.partition"]), int(h["qstreams.errors.offset"])))
+    return out
+
+
+def summary_counts(events: list[Any], topic: str) -> collections.Counter[str]:
+    total: collections.Counter[str] = collections.Counter()
+    for e in events:
+        if dict(e.headers).get("ce_type") == SUMMARY.encode():
+            data = orjson.loads(e.value)
+            if data["topic"] == topic:
+                total.update(data["counts"])
+    return total
+
+
+async def run_until_committed(workers: list[Any], bootstrap: str, group: str, topic: str, **wait: Any) -> None:
+    tasks = [asyncio.create_task(w.run()) for w in workers]
+    try:
+        await wait_committed(bootstrap, group, topic, **wait)
+    finally:
+        for w in workers:
+            w.stop()
+        await asyncio.gather(*tasks)
+
+
+# --- in-process workers ---------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("mode", ["gate", "monitor"])
+def test_routes_every_message_to_exactly_one_output(
+    mode: str, kafka_broker: Any, kafka_topic_factory: Callable[..., str], kafka_group_id: str, tmp_path: Path
+) -> None:
+    bootstrap, topic = kafka_broker.bootstrap_servers, kafka_topic_factory(partitions=3, prefix="features")
+    msgs, invalid, undecodable = dataset(3000)
+    settings = settings_for(bootstrap, contract_for(tmp_path, topic), kafka_group_id, f"{topic}.events", mode=mode)
+
+    async def scenario() -> None:
+        await produce(bootstrap, topic, msgs)
+        await run_until_committed([make_worker(settings)], bootstrap, kafka_group_id, topic)
+        out = await outputs(bootstrap, topic)
+        gate = mode == "gate"
+        check_routing(out, msgs, invalid=invalid, undecodable=undecodable, exact=True, gate=gate)
+        assert gate == (f"{topic}.validated" in await list_topics(bootstrap))
+        assert len(source_position(out["quarantine"] + out["dlq"])) == invalid + undecodable
+        counts = summary_counts(await read_topic(bootstrap, settings.events_topic), topic)
+        assert counts == {
+            "valid": len(msgs) - invalid - undecodable,
+            "quarantined": invalid,
+            "dead_lettered": undecodable,
+        }
+
+    asyncio.run(scenario())
+
+
+def test_rebalance_mid_stream_loses_nothing(
+    kafka_broker: Any, kafka_topic_factory: Callable[..., str], kafka_group_id: str, tmp_path: Path
+) -> None:
+    bootstrap, topic = kafka_broker.bootstrap_servers, kafka_topic_factory(partitions=4, prefix="features")
+    msgs, invalid, undecodable = dataset(4000, seed=11)
+    settings = settings_for(bootstrap, contract_for(tmp_path, topic), kafka_group_id, f"{topic}.events")
+    half = len(msgs) // 2
+
+    async def scenario() -> None:
+        first, second = make_worker(settings, "w1"), make_worker(settings, "w2")
+        await produce(bootstrap, topic, msgs[:half])
+        task = asyncio.create_task(first.run())
+        await wait_committed(bootstrap, kafka_group_id, topic, at_least=half // 2)
+        joined = asyncio.create_task(second.run())
+        await _trickle(bootstrap, topic, msgs[half:], seconds=6.0)
+        await wait_committed(bootstrap, kafka_group_id, topic)
+        first.stop()
+        second.stop()
+        await asyncio.gather(task, joined)
+        assert first.committed and second.committed, "both workers got partitions"
+        out = await outputs(bootstrap, topic)
+        duplicates = check_routing(out, msgs, invalid=invalid, undecodable=undecodable, exact=False)
+        print(f"\nrebalance: {duplicates} duplicate outputs of {len(msgs)} inputs; partitions committed by "
+              f"w1 {sorted(tp.partition for tp in first.committed)}, w2 {sorted(tp.partition for tp in second.committed)}")
+
+    asyncio.run(scenario())
+
+
+def test_broker_restart_mid_run(
+    owned_kafka_broker: Any, kafka_topic_factory: Callable[..., str], kafka_group_id: str, tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:  # fmt: skip
+    bootstrap, topic = (owned_kafka_broker.bootstrap_servers, kafka_topic_factory(partitions=2, prefix="features"))
+    msgs, invalid, undecodable = dataset(2000, seed=5)
+    settings = settings_for(bootstrap, contract_for(tmp_path, topic), kafka_group_id, f"{topic}.events")
+    half = len(msgs) // 2
+    caplog.set_level(logging.WARNING, logger="streams")
+
+    async def scenario() -> None:
+        worker = make_worker(settings)
+        await produce(bootstrap, topic, msgs[:half])
+        task = asyncio.create_task(worker.run())
+        await wait_committed(bootstrap, kafka_group_id, topic)
+        await asyncio.to_thread(owned_kafka_broker.restart)
+        await produce(bootstrap, topic, msgs[half:])
+        await wait_committed(bootstrap, kafka_group_id, topic, timeout=120)
+        worker.stop()
+        await task
+        out = await outputs(bootstrap, topic)
+        duplicates = check_routing(out, msgs, invalid=invalid, undecodable=undecodable, exact=False)
+        print(f"\nbroker restart: {duplicates} duplicate outputs of {len(msgs)} inputs")
+
+    asyncio.run(scenario())
+    assert any("unreachable, retrying in" in r.getMessage() for r in caplog.records), "no broker retry was logged"
+
+
+# --- the worker as a process ------------------------------------------------------------------------------------
+
+
+def worker_env(settings: Settings) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("STREAMS_")}
+    env |= {
+        "PYTHONPATH": str(ROOT), "KAFKA_BOOTSTRAP_SERVERS": settings.bootstrap_servers,
+        "STREAMS_CONTRACTS_DIR": str(settings.contracts_dir), "STREAMS_APP_ID": settings.app_id,
+        "STREAMS_EVENTS_TOPIC": settings.events_topic, "STREAMS_BATCH_MAX_RECORDS": str(settings.batch_max_records),
+        "STREAMS_BATCH_MAX_LATENCY_MS": str(settings.batch_max_latency_ms), "STREAMS_WEB_PORT": "0",
+        "STREAMS_MAX_MESSAGE_BYTES": str(settings.max_message_bytes), "STREAMS_TOPIC_CHECK_INTERVAL_S": "1",
+    }  # fmt: skip
+    return env
+
+
+def spawn(settings: Settings, log: Path) -> subprocess.Popen[bytes]:
+    with log.open("ab") as out:
+        return subprocess.Popen(
+            [sys.executable, "-m", "streams.kafka.worker"], env=worker_env(settings), cwd=ROOT, stdout=out, stderr=out
+        )
+
+
+def test_sigkill_and_restart_loses_nothing(
+    kafka_broker: Any, kafka_topic_factory: Callable[..., str], kafka_group_id: str, tmp_path: Path
+) -> None:
+    bootstrap, topic = kafka_broker.bootstrap_servers, kafka_topic_factory(partitions=3, prefix="features")
+    msgs, invalid, undecodable = dataset(5000, seed=3)
+    settings = settings_for(bootstrap, contract_for(tmp_path, topic), kafka_group_id, f"{topic}.events")
+    settings = settings.model_copy(update={"batch_max_records": 50})
+    log = tmp_path / "worker.log"
+    asyncio.run(produce(bootstrap, topic, msgs[: len(msgs) // 2]))
+    feeder = threading.Thread(target=lambda: asyncio.run(_trickle(bootstrap, topic, msgs[len(msgs) // 2 :], 4.0)))
+    feeder.start()
+    proc = spawn(settings, log)
+    try:
+        asyncio.run(wait_committed(bootstrap, kafka_group_id, topic, at_least=len(msgs) // 5))
+        proc.send_signal(signal.SIGKILL)
+        assert proc.wait(10) == -signal.SIGKILL
+        killed_at = asyncio.run(committed_total(bootstrap, kafka_group_id, topic))[0]
+        proc = spawn(settings, log)
+        feeder.join()
+        asyncio.run(wait_committed(bootstrap, kafka_group_id, topic))
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(30) == 0, log.read_text()[-3000:]
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        feeder.join()
+    out = asyncio.run(outputs(bootstrap, topic))
+    duplicates = check_routing(out, msgs, invalid=invalid, undecodable=undecodable, exact=False)
+    keys = collections.Counter(r.key for records in out.values() for r in records)
+    position = {r.key: (r.partition, r.offset) for r in asyncio.run(read_topic(bootstrap, topic))}
+    again = sorted(position[k] for k, n in keys.items() if n > 1)
+    for r in out["quarantine"] + out["dlq"]:  # error outputs name their source position in headers
+        assert source_position([r]) == {position[r.key]}
+    print(f"\nSIGKILL after {killed_at} committed offsets: {duplicates} duplicate outputs of {len(msgs)} inputs; "
+          f"re-emitted (source partition, offset): {again[:4]}{' ...' if len(again) > 4 else ''}")  # fmt: skip
+
+
+async def _trickle(bootstrap: str, topic: str, msgs: list[Msg], seconds: float) -> None:
+    chunks = 20
+    size = -(-len(msgs) // chunks)
+    for i in range(chunks):
+        await produce(bootstrap, topic, msgs[i * size : (i + 1) * size])
+        await asyncio.sleep(seconds / chunks)
+
+
+def test_malformed_contract_is_refused_with_file_and_line(tmp_path: Path) -> None:
+    bad = tmp_path / "contracts"
+    bad.mkdir()
+    path = bad / "broken.odcs.yaml"
+    path.write_text("apiVersion: v3.1.0\nkind: DataContract\nid: x\nschema:\n  - name: a\n   physicalName: [oops\n")
+    settings = Settings(bootstrap_servers="127.0.0.1:1", contracts_dir=bad, web_port=0)
+    done = subprocess.run(
+        [sys.executable, "-m", "streams.kafka.worker"], env=worker_env(settings), cwd=ROOT,
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert done.returncode == 2, done.stderr
+    assert f"{path}:" in done.stderr and "contract refused" in done.stderr, done.stderr
+    line = done.stderr.split(f"{path}:")[1].split(":")[0]
+    assert line.isdigit(), done.stderr
