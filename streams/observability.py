@@ -19,28 +19,45 @@ record id or a value)::
     qstreams_dead_lettered_batches_total{topic}             batches given up after retries (internal.*)
 
 :class:`Health` answers ``/health``: every binding must have polled (consumed, or
-found nothing while polling) within ``max_age`` seconds.
+found nothing while polling) within ``max_age`` seconds, and none may be marked down
+(source topic missing, batch failing, broker unreachable).
+
+:class:`Lifecycle` logs and emits the worker's ``worker.lifecycle`` CloudEvents.
+:func:`log_extra` gives the ``extra=`` of a log line about a record position;
+:func:`configure_logging` prints it as ``[topic=... partition=... offset=...]`` or as
+JSON lines, and rate-limits the Kafka clients' reconnect noise.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import logging
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+if TYPE_CHECKING:
+    from streams.contracts.model import Contract
+    from streams.settings import Settings
+
+log = logging.getLogger("streams.kafka.worker")
 
 __all__ = [
     "CONTENT_TYPE_LATEST",
     "Health",
     "JsonFormatter",
+    "Lifecycle",
     "Metrics",
+    "RateLimitFilter",
     "configure_logging",
     "log_extra",
+    "quiet_kafka_clients",
 ]
 
 _SECONDS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
@@ -178,6 +195,53 @@ class Health:
         return (200 if not problems else 503), body
 
 
+class Lifecycle:
+    """Logs and emits the ``worker.lifecycle`` events of one worker (started, stopped, partitions, failures).
+
+    ``send`` is the producer's ``send`` coroutine (None until connected: events are then only logged).
+    Emitting never raises: a lost lifecycle event must not stop the worker.
+    """
+
+    def __init__(self, settings: Settings, worker_id: str, contracts: Mapping[str, Contract]) -> None:
+        self.settings, self.worker_id, self.contracts = settings, worker_id, dict(contracts)
+        self.started_at = datetime.now(UTC)
+        self.generation = 0
+        self.send: Any = None
+
+    async def emit(
+        self,
+        phase: str,
+        *,
+        topics: Iterable[str] | None = None,
+        partitions: Sequence[tuple[str, int]] | None = None,
+        reason: str | None = None,
+        wait: bool = False,
+    ) -> None:
+        """One event naming the contracts of ``topics`` (or of the ``partitions``' topics, or of every binding)."""
+        from streams.events.builders import lifecycle
+        from streams.events.codec import to_kafka
+
+        parts = sorted(partitions or ())
+        wanted = set(topics) if topics is not None else {t for t, _ in parts} if partitions is not None else None
+        chosen = {c.ref: c for t, c in self.contracts.items() if wanted is None or t in wanted}
+        shown = ", ".join(f"{t}[{p}]" for t, p in parts)
+        log.info("lifecycle %s %s%s", phase, shown, f" ({reason})" if reason else "")
+        if self.send is None:
+            return
+        try:
+            event = lifecycle(
+                phase, worker_id=self.worker_id, app_id=self.settings.app_id, mode=str(self.settings.mode),
+                contracts=list(chosen.values()), partitions=parts, reason=reason, started_at=self.started_at,
+                generation=self.generation if partitions is not None else None,
+            )  # fmt: skip
+            key, value, headers = to_kafka(event)
+            future = await self.send(self.settings.events_topic, value, key=key, headers=headers)
+            if wait:
+                await asyncio.wait_for(future, 10.0)
+        except Exception as exc:
+            log.warning("could not emit the %s lifecycle event: %r", phase, exc)
+
+
 # --- logging ------------------------------------------------------------------------------
 
 _FIELDS = ("topic", "partition", "offset", "worker_id", "contract")
@@ -253,11 +317,19 @@ def configure_logging(level: str = "INFO", *, json_lines: bool = False) -> None:
     Kafka client logs are limited to WARNING and rate-limited by :class:`RateLimitFilter`.
     """
     handler = logging.StreamHandler()
-    handler.addFilter(RateLimitFilter())
     fmt = "%(asctime)s %(levelname)s %(name)s %(message)s"
     handler.setFormatter(JsonFormatter() if json_lines else _KeyValueFormatter(fmt))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(getattr(logging, level.upper(), logging.INFO))
-    logging.getLogger("aiokafka").setLevel(max(root.level, logging.WARNING))
-    logging.getLogger("kafka").setLevel(max(root.level, logging.WARNING))
+    quiet_kafka_clients()
+
+
+def quiet_kafka_clients() -> None:
+    """Kafka client loggers at WARNING at least, and a :class:`RateLimitFilter` on every root handler (once)."""
+    root = logging.getLogger()
+    for name in ("aiokafka", "kafka"):
+        logging.getLogger(name).setLevel(max(root.getEffectiveLevel(), logging.WARNING))
+    for handler in root.handlers:
+        if not any(isinstance(f, RateLimitFilter) for f in handler.filters):
+            handler.addFilter(RateLimitFilter())

@@ -64,7 +64,11 @@ class Settings(BaseSettings):
     failure_case_sample: int = Field(20, ge=0, description="Failure cases carried by a rule-violation event.")
 
     # --- worker runtime (streams.kafka.worker)
-    worker_id: str | None = Field(None, description="Worker identity in events and logs (default: host-pid).")
+    worker_id: str | None = Field(
+        None,
+        description="Worker identity in events, logs and the transactional id (default host-pid; set a stable "
+        "name such as the pod name with exactly_once).",
+    )
     max_inflight_batches: int = Field(
         8, ge=1, description="Batches whose outputs may await broker acknowledgement before polling pauses."
     )
@@ -74,9 +78,6 @@ class Settings(BaseSettings):
     retry_backoff_ms: int = Field(500, ge=1, description="First retry delay; doubles per attempt up to 30 s.")
     linger_ms: int = Field(5, ge=0, description="Producer linger: how long a batch of outputs waits to fill.")
     producer_batch_bytes: int = Field(1_048_576, ge=16_384, description="Largest record batch the producer builds.")
-    process_in_thread: bool = Field(
-        True, description="Decode and validate in a worker thread so produce/fetch I/O overlaps the CPU work."
-    )
     topic_check_interval_s: float = Field(
         5.0, gt=0, description="How often the broker is probed and missing source topics are looked for again."
     )

@@ -361,6 +361,11 @@ def test_row_count_and_sql_metrics() -> None:
         rule("avg", Op.SQL, ("SELECT AVG(amount) FROM batch",), threshold=Threshold("mustBeBetween", (0, 5))),
         rule("broken", Op.SQL, ("SELECT nope FROM orders",)),
         rule("text", Op.SQL, ("SELECT 'x' FROM orders LIMIT 1",)),
+        rule(
+            "pct",
+            Op.SQL,
+            ("SELECT 100.0 * SUM(CASE WHEN amount > 15 THEN 1 ELSE 0 END) / COUNT(*) FROM batch",),
+        ),
     ]
     plan = plan_for(ORDER_FIELDS, rules)
     r = plan.validate(orders())
@@ -370,6 +375,7 @@ def test_row_count_and_sql_metrics() -> None:
     broken = r.check("broken")
     assert not broken.passed and broken.value is None and "nope" in str(broken.error)
     assert "not a number" in str(r.check("text").error)
+    assert r.check("pct").value == pytest.approx(200 / 3) and r.check("pct").error is None  # a Decimal
     by_rule = {c["rule"]: c for c in cases(r)}
     assert by_rule["avg"]["failure_case"] == "20" and by_rule["avg"]["index"] is None
     assert by_rule["broken"]["failure_case"] == broken.error
@@ -502,3 +508,22 @@ def test_contract_validate_uses_the_engine_and_example_contracts_compile() -> No
     report = contract.validate(pl.DataFrame(schema=schema.polars_schema))
     assert report.rows == 0 and report.schema == schema.name
     assert isinstance(contract.to_pandera(), pa.DataFrameSchema)
+
+
+def test_run_time_failures_are_isolated_per_rule(monkeypatch: pytest.MonkeyPatch) -> None:
+    from streams.validation import engine
+
+    df = pl.DataFrame({"s": ["2024", "x"]})
+    errors: dict[int, str] = {}
+    strict = pl.col("s").str.to_date("%Y", strict=True).is_null().sum()  # fails only on data
+    out = engine._evaluate(df, {0: pl.col("s").is_null().sum(), 1: strict}, errors)
+    assert out.columns == ["0"] and list(errors) == [1]
+
+    def broken(*_: Any) -> pl.DataFrame:
+        raise RuntimeError("conformance exploded")
+
+    plan = plan_for(ORDER_FIELDS, [rule("amount:ge", Op.GE, (0,), "amount")])
+    monkeypatch.setattr(engine.CompiledPlan, "_conform", broken)
+    r = plan.validate(orders())
+    assert not r.passed and "conformance exploded" in str(r.check("amount:ge").error)
+    assert plan.conform(orders())["id"].to_list() == [None] * 3

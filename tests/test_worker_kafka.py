@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import logging
 import os
 import signal
@@ -18,7 +19,8 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -37,7 +39,7 @@ FAULTS = {
     "null_required": 0.02, "out_of_range": 0.02, "bad_pattern": 0.02, "invalid_enum": 0.02,
     "wrong_type": 0.02, "cross_field": 0.02, "missing_field": 0.02, "unknown_field": 0.02,
 }  # fmt: skip
-Msg = tuple[bytes | None, bytes, list[tuple[str, bytes]]]
+Msg = tuple[bytes, bytes, list[tuple[str, bytes]]]
 
 
 # --- helpers ------------------------------------------------------------------------------------------------
@@ -82,14 +84,20 @@ async def partitions(consumer: AIOKafkaConsumer, topic: str) -> list[TopicPartit
     return [TopicPartition(topic, p) for p in sorted(cluster.partitions_for_topic(topic) or ())]
 
 
-async def read_topic(bootstrap: str, topic: str, *, committed_only: bool = False) -> list[Any]:
-    """Every record of ``topic`` up to its current end offsets (no group)."""
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap, enable_auto_commit=False, auto_offset_reset="earliest",
-        isolation_level="read_committed" if committed_only else "read_uncommitted", max_partition_fetch_bytes=4 << 20,
-    )  # fmt: skip
+@contextlib.asynccontextmanager
+async def started(bootstrap: str, **config: Any) -> AsyncIterator[AIOKafkaConsumer]:
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, **config)
     await consumer.start()
     try:
+        yield consumer
+    finally:
+        await consumer.stop()
+
+
+async def read_topic(bootstrap: str, topic: str, *, committed_only: bool = False) -> list[Any]:
+    """Every record of ``topic`` up to its current end offsets (no group)."""
+    isolation = "read_committed" if committed_only else "read_uncommitted"
+    async with started(bootstrap, isolation_level=isolation, max_partition_fetch_bytes=4 << 20) as consumer:
         tps = await partitions(consumer, topic)
         if not tps:
             return []
@@ -102,30 +110,19 @@ async def read_topic(bootstrap: str, topic: str, *, committed_only: bool = False
             for records in (await consumer.getmany(timeout_ms=500)).values():
                 out.extend(records)
         return out
-    finally:
-        await consumer.stop()
 
 
 async def list_topics(bootstrap: str) -> set[str]:
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap)
-    await consumer.start()
-    try:
+    async with started(bootstrap) as consumer:
         return set(await consumer.topics())
-    finally:
-        await consumer.stop()
 
 
 async def committed_total(bootstrap: str, group: str, topic: str) -> tuple[int, int]:
     """(offsets committed by ``group``, end offsets) summed over the partitions of ``topic``."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False)
-    await consumer.start()
-    try:
+    async with started(bootstrap, group_id=group) as consumer:
         tps = await partitions(consumer, topic)
         end = await consumer.end_offsets(tps)
-        done = [await consumer.committed(tp) or 0 for tp in tps]
-        return sum(done), sum(end.values())
-    finally:
-        await consumer.stop()
+        return sum([await consumer.committed(tp) or 0 for tp in tps]), sum(end.values())
 
 
 async def wait_committed(
@@ -194,11 +191,8 @@ def check_routing(
 
 def source_position(records: Iterable[Any]) -> set[tuple[int, int]]:
     """(source partition, offset) from the dead-letter headers of quarantined / dead-lettered records."""
-    out = set()
-    for r in records:
-        h = dict(r.headers)
-        out.add((int(h["qstreams.errors.partition"]), int(h["qstreams.errors.offset"])))
-    return out
+    heads = [dict(r.headers) for r in records]
+    return {(int(h["qstreams.errors.partition"]), int(h["qstreams.errors.offset"])) for h in heads}
 
 
 def summary_counts(events: list[Any], topic: str) -> collections.Counter[str]:
@@ -209,16 +203,6 @@ def summary_counts(events: list[Any], topic: str) -> collections.Counter[str]:
             if data["topic"] == topic:
                 total.update(data["counts"])
     return total
-
-
-async def run_until_committed(workers: list[Any], bootstrap: str, group: str, topic: str, **wait: Any) -> None:
-    tasks = [asyncio.create_task(w.run()) for w in workers]
-    try:
-        await wait_committed(bootstrap, group, topic, **wait)
-    finally:
-        for w in workers:
-            w.stop()
-        await asyncio.gather(*tasks)
 
 
 # --- in-process workers ---------------------------------------------------------------------------------------
@@ -234,7 +218,11 @@ def test_routes_every_message_to_exactly_one_output(
 
     async def scenario() -> None:
         await produce(bootstrap, topic, msgs)
-        await run_until_committed([make_worker(settings)], bootstrap, kafka_group_id, topic)
+        worker = make_worker(settings)
+        task = asyncio.create_task(worker.run())
+        await wait_committed(bootstrap, kafka_group_id, topic)
+        worker.stop()
+        await task
         out = await outputs(bootstrap, topic)
         gate = mode == "gate"
         check_routing(out, msgs, invalid=invalid, undecodable=undecodable, exact=True, gate=gate)
@@ -272,8 +260,10 @@ def test_rebalance_mid_stream_loses_nothing(
         assert first.committed and second.committed, "both workers got partitions"
         out = await outputs(bootstrap, topic)
         duplicates = check_routing(out, msgs, invalid=invalid, undecodable=undecodable, exact=False)
-        print(f"\nrebalance: {duplicates} duplicate outputs of {len(msgs)} inputs; partitions committed by "
-              f"w1 {sorted(tp.partition for tp in first.committed)}, w2 {sorted(tp.partition for tp in second.committed)}")
+        print(
+            f"\nrebalance: {duplicates} duplicate outputs of {len(msgs)} inputs; partitions committed by "
+            f"w1 {sorted(tp.partition for tp in first.committed)}, w2 {sorted(tp.partition for tp in second.committed)}"
+        )
 
     asyncio.run(scenario())
 
@@ -282,28 +272,87 @@ def test_broker_restart_mid_run(
     owned_kafka_broker: Any, kafka_topic_factory: Callable[..., str], kafka_group_id: str, tmp_path: Path,
     caplog: pytest.LogCaptureFixture,
 ) -> None:  # fmt: skip
-    bootstrap, topic = (owned_kafka_broker.bootstrap_servers, kafka_topic_factory(partitions=2, prefix="features"))
+    bootstrap, topic = owned_kafka_broker.bootstrap_servers, kafka_topic_factory(partitions=2, prefix="features")
     msgs, invalid, undecodable = dataset(2000, seed=5)
     settings = settings_for(bootstrap, contract_for(tmp_path, topic), kafka_group_id, f"{topic}.events")
     half = len(msgs) // 2
     caplog.set_level(logging.WARNING, logger="streams")
+    worker = make_worker(settings)
+    loop = asyncio.new_event_loop()
+    # The worker runs on its own loop in a thread; the broker is restarted from the main thread
+    # (the dev broker dies with the thread that started it: PR_SET_PDEATHSIG is per thread).
+    runner = threading.Thread(target=loop.run_until_complete, args=(worker.run(),))
+    asyncio.run(produce(bootstrap, topic, msgs[:half]))
+    runner.start()
+    try:
+        asyncio.run(wait_committed(bootstrap, kafka_group_id, topic))
+        owned_kafka_broker.restart()
+        asyncio.run(produce(bootstrap, topic, msgs[half:]))
+        asyncio.run(wait_committed(bootstrap, kafka_group_id, topic, timeout=120))
+    finally:
+        loop.call_soon_threadsafe(worker.stop)
+        runner.join(60)
+        loop.close()
+    out = asyncio.run(outputs(bootstrap, topic))
+    duplicates = check_routing(out, msgs, invalid=invalid, undecodable=undecodable, exact=False)
+    print(f"\nbroker restart: {duplicates} duplicate outputs of {len(msgs)} inputs")
+    assert any("unreachable, retrying in" in r.getMessage() for r in caplog.records), "no broker retry was logged"
+
+
+class Exploding:
+    """A binding whose processing always raises (a bug, not bad data)."""
+
+    def __init__(self, inner: Any) -> None:
+        self.topic, self.contract, self.schema, self.calls = inner.topic, inner.contract, inner.schema, 0
+
+    def process(self, messages: Any, *, worker_id: str) -> Any:
+        self.calls += 1
+        raise RuntimeError("boom")
+
+
+def test_failing_binding_and_missing_topic_do_not_stop_the_others(
+    kafka_broker: Any, kafka_topic_factory: Callable[..., str], kafka_group_id: str, tmp_path: Path,
+    unique_name: Callable[[str], str],
+) -> None:  # fmt: skip
+    from streams.kafka.pipeline import Binding
+    from streams.kafka.worker import BatchWorker
+
+    bootstrap = kafka_broker.bootstrap_servers
+    good, bad, late = kafka_topic_factory(partitions=2), kafka_topic_factory(partitions=1), unique_name("late")
+    msgs, invalid, undecodable = dataset(600, seed=2)
+    settings = settings_for(bootstrap, contract_for(tmp_path, good), kafka_group_id, f"{good}.events", batch_retries=2)
+    from streams.kafka.app import build_bindings
+
+    (base,) = build_bindings(settings)
+    exploding = Exploding(Binding(base.contract, replace(base.schema, topic=bad), settings))
+    bindings = [base, exploding, Binding(base.contract, replace(base.schema, topic=late), settings)]
+    worker = BatchWorker(settings, bindings, worker_id="w1")  # type: ignore[arg-type]
 
     async def scenario() -> None:
-        worker = make_worker(settings)
-        await produce(bootstrap, topic, msgs[:half])
+        await produce(bootstrap, good, msgs)
+        await produce(bootstrap, bad, msgs[:100])
         task = asyncio.create_task(worker.run())
-        await wait_committed(bootstrap, kafka_group_id, topic)
-        await asyncio.to_thread(owned_kafka_broker.restart)
-        await produce(bootstrap, topic, msgs[half:])
-        await wait_committed(bootstrap, kafka_group_id, topic, timeout=120)
+        await wait_committed(bootstrap, kafka_group_id, good)
+        assert "source topic missing" in worker.health.problems()[late]
+        await produce(bootstrap, late, msgs[:50])  # the broker auto-creates it here; the worker picks it up
+        await wait_committed(bootstrap, kafka_group_id, bad, timeout=60)
+        await wait_committed(bootstrap, kafka_group_id, late, timeout=60)
         worker.stop()
         await task
-        out = await outputs(bootstrap, topic)
-        duplicates = check_routing(out, msgs, invalid=invalid, undecodable=undecodable, exact=False)
-        print(f"\nbroker restart: {duplicates} duplicate outputs of {len(msgs)} inputs")
+        check_routing(await outputs(bootstrap, good), msgs, invalid=invalid, undecodable=undecodable, exact=True)
+        dead = await read_topic(bootstrap, f"{bad}.dlq")
+        assert sorted(r.key for r in dead) == sorted(k for k, _, _ in msgs[:100])
+        assert {dict(r.headers)["qstreams.errors.class"] for r in dead} == {b"internal.RuntimeError"}
+        assert exploding.calls == 3  # the first attempt and two retries
+        assert (
+            len(await read_topic(bootstrap, f"{late}.quarantine"))
+            + len(await read_topic(bootstrap, f"{late}.validated"))
+            > 0
+        )
+        phases = [orjson.loads(e.value).get("phase") for e in await read_topic(bootstrap, settings.events_topic)]
+        assert phases.count("binding_failed") >= 3  # the missing topic, then each failed attempt
 
     asyncio.run(scenario())
-    assert any("unreachable, retrying in" in r.getMessage() for r in caplog.records), "no broker retry was logged"
 
 
 # --- the worker as a process ------------------------------------------------------------------------------------
@@ -317,8 +366,9 @@ def worker_env(settings: Settings) -> dict[str, str]:
         "STREAMS_EVENTS_TOPIC": settings.events_topic, "STREAMS_BATCH_MAX_RECORDS": str(settings.batch_max_records),
         "STREAMS_BATCH_MAX_LATENCY_MS": str(settings.batch_max_latency_ms), "STREAMS_WEB_PORT": "0",
         "STREAMS_MAX_MESSAGE_BYTES": str(settings.max_message_bytes), "STREAMS_TOPIC_CHECK_INTERVAL_S": "1",
+        "STREAMS_EXACTLY_ONCE": str(settings.exactly_once).lower(), "STREAMS_WORKER_ID": settings.worker_id or "",
     }  # fmt: skip
-    return env
+    return {k: v for k, v in env.items() if v}
 
 
 def spawn(settings: Settings, log: Path) -> subprocess.Popen[bytes]:
@@ -328,13 +378,15 @@ def spawn(settings: Settings, log: Path) -> subprocess.Popen[bytes]:
         )
 
 
+@pytest.mark.parametrize("exactly_once", [False, True], ids=["at-least-once", "exactly-once"])
 def test_sigkill_and_restart_loses_nothing(
-    kafka_broker: Any, kafka_topic_factory: Callable[..., str], kafka_group_id: str, tmp_path: Path
+    exactly_once: bool, kafka_broker: Any, kafka_topic_factory: Callable[..., str], kafka_group_id: str, tmp_path: Path
 ) -> None:
     bootstrap, topic = kafka_broker.bootstrap_servers, kafka_topic_factory(partitions=3, prefix="features")
     msgs, invalid, undecodable = dataset(5000, seed=3)
     settings = settings_for(bootstrap, contract_for(tmp_path, topic), kafka_group_id, f"{topic}.events")
-    settings = settings.model_copy(update={"batch_max_records": 50})
+    # a stable worker id: the restarted worker's transactional id fences the killed one's open transaction
+    settings = settings.model_copy(update={"batch_max_records": 50, "exactly_once": exactly_once, "worker_id": "w1"})
     log = tmp_path / "worker.log"
     asyncio.run(produce(bootstrap, topic, msgs[: len(msgs) // 2]))
     feeder = threading.Thread(target=lambda: asyncio.run(_trickle(bootstrap, topic, msgs[len(msgs) // 2 :], 4.0)))
@@ -354,15 +406,20 @@ def test_sigkill_and_restart_loses_nothing(
         if proc.poll() is None:
             proc.kill()
         feeder.join()
-    out = asyncio.run(outputs(bootstrap, topic))
-    duplicates = check_routing(out, msgs, invalid=invalid, undecodable=undecodable, exact=False)
+    out = asyncio.run(outputs(bootstrap, topic, committed_only=exactly_once))
+    duplicates = check_routing(out, msgs, invalid=invalid, undecodable=undecodable, exact=exactly_once)
     keys = collections.Counter(r.key for records in out.values() for r in records)
     position = {r.key: (r.partition, r.offset) for r in asyncio.run(read_topic(bootstrap, topic))}
     again = sorted(position[k] for k, n in keys.items() if n > 1)
     for r in out["quarantine"] + out["dlq"]:  # error outputs name their source position in headers
         assert source_position([r]) == {position[r.key]}
-    print(f"\nSIGKILL after {killed_at} committed offsets: {duplicates} duplicate outputs of {len(msgs)} inputs; "
-          f"re-emitted (source partition, offset): {again[:4]}{' ...' if len(again) > 4 else ''}")  # fmt: skip
+    mode = "at-least-once"
+    if exactly_once:  # the aborted writes of the killed worker's open transaction are there, uncommitted
+        raw = asyncio.run(outputs(bootstrap, topic))
+        aborted = sum(len(v) for v in raw.values()) - sum(len(v) for v in out.values())
+        mode = f"exactly-once (read_committed; {aborted} aborted records skipped)"
+    print(f"\nSIGKILL after {killed_at} committed offsets, {mode}: {duplicates} duplicate outputs of {len(msgs)} "
+          f"inputs; re-emitted (source partition, offset): {again[:4]}{' ...' if len(again) > 4 else ''}")  # fmt: skip
 
 
 async def _trickle(bootstrap: str, topic: str, msgs: list[Msg], seconds: float) -> None:

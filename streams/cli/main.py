@@ -185,8 +185,11 @@ def demo(
     options = DemoOptions(
         duration_s=duration, rate=rate, headless=headless, contracts=contracts, mode=mode, broker=broker
     )
+    from rich.console import Console
+
+    console = Console(width=140) if not sys.stdout.isatty() else Console()
     try:
-        code = run_demo(options)
+        code = run_demo(options, console)
     except StreamsError as exc:
         raise _fail(str(exc)) from None
     raise typer.Exit(code)

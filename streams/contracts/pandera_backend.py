@@ -48,7 +48,7 @@ from streams.contracts.model import (
     check_label,
 )
 from streams.errors import ContractError, UnsupportedRuleError
-from streams.validation.engine import failure_expr, predicate, rule_layout
+from streams.validation.engine import failure_expr, predicate, rule_layout, sql_metric
 
 #: pandera built-in check name -> (Op, the statistics giving Rule.args in order).
 BUILTINS: dict[str, tuple[Op, tuple[str, ...]]] = {
@@ -178,12 +178,7 @@ def _metric(rule: Rule, lf: pl.LazyFrame, object_name: str) -> float:
     if rule.op is Op.ROW_COUNT:
         return float(lf.select(pl.len()).collect().item())
     if rule.op is Op.SQL:
-        query = pl.SQLContext(frames={object_name: lf, "batch": lf}).execute(str(rule.args[0]))
-        result = query.collect(engine="in-memory")
-        value = result.item(0, 0) if result.height and result.width else None
-        if not isinstance(value, (int, float)):
-            raise ValueError(f"the SQL query returned {value!r}, not a number")
-        return float(value)
+        return sql_metric(str(rule.args[0]), lf, object_name)
     if rule.op is Op.EXPRESSION:
         fails = failure_expr(rule, pl.lit(None))
     else:

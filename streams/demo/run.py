@@ -77,11 +77,15 @@ def run_demo(options: DemoOptions, console: Console | None = None) -> int:
             bootstrap = broker.bootstrap_servers
             out.print(f"Kafka is up at {bootstrap}")
         _ensure_topics(bootstrap, [FEATURES_TOPIC, PREDICTIONS_TOPIC, EVENTS_TOPIC], options.partitions)
+        app_id = f"qstreams-demo-{uuid.uuid4().hex[:8]}"
+        # the demo is about now: a broker reused from earlier runs keeps their records, skip them
+        _commit_group_at_end(bootstrap, app_id, [FEATURES_TOPIC, PREDICTIONS_TOPIC])
         workdir = Path(tempfile.mkdtemp(prefix="qstreams-demo-"))
-        worker = stack.enter_context(_worker_process(bootstrap, options, workdir))
+        since_ms = int(time.time() * 1000) - 1000
+        worker = stack.enter_context(_worker_process(bootstrap, options, workdir, app_id))
         out.print(f"worker started (pid {worker.pid}, mode {options.mode}, log {workdir / 'worker.log'})")
         try:
-            return asyncio.run(_main(bootstrap, options, out, worker, workdir))
+            return asyncio.run(_main(bootstrap, options, out, worker, workdir, since_ms))
         except KeyboardInterrupt:
             out.print("\ninterrupted: stopping producers, worker and broker ...")
             return 130
@@ -116,16 +120,42 @@ def _ensure_topics(bootstrap: str, topics: list[str], partitions: int) -> None:
         admin.close()
 
 
+def _partitions(bootstrap: str, topic: str) -> set[int]:
+    from kafka import KafkaConsumer
+
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap)
+    try:
+        return set(consumer.partitions_for_topic(topic) or ())
+    finally:
+        consumer.close()
+
+
+def _commit_group_at_end(bootstrap: str, group: str, topics: list[str]) -> None:
+    from kafka import KafkaConsumer, TopicPartition
+    from kafka.structs import OffsetAndMetadata
+
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False)
+    try:
+        tps = [TopicPartition(t, p) for t in topics for p in sorted(consumer.partitions_for_topic(t) or ())]
+        consumer.assign(tps)
+        consumer.seek_to_end(*tps)
+        consumer.commit({tp: OffsetAndMetadata(consumer.position(tp), "", -1) for tp in tps})
+    finally:
+        consumer.close()
+
+
 @contextlib.contextmanager
-def _worker_process(bootstrap: str, options: DemoOptions, workdir: Path) -> Iterator[subprocess.Popen[bytes]]:
+def _worker_process(
+    bootstrap: str, options: DemoOptions, workdir: Path, app_id: str
+) -> Iterator[subprocess.Popen[bytes]]:
     env = dict(os.environ)
     env.update(
         KAFKA_BOOTSTRAP_SERVERS=bootstrap,
         STREAMS_CONTRACTS_DIR=str(options.contracts.resolve()),
         STREAMS_MODE=options.mode,
-        STREAMS_APP_ID=f"qstreams-demo-{uuid.uuid4().hex[:8]}",
+        STREAMS_APP_ID=app_id,
         STREAMS_WEB_PORT=str(_free_port()),
-        STREAMS_BATCH_MAX_LATENCY_MS="250",
+        STREAMS_BATCH_MAX_LATENCY_MS="500",
         STREAMS_TOPIC_PARTITIONS=str(options.partitions),
         STREAMS_EVENTS_TOPIC=EVENTS_TOPIC,
     )
@@ -158,7 +188,7 @@ def _stop(proc: subprocess.Popen[bytes], timeout: float = 15.0) -> None:
         proc.wait()
 
 
-async def _follow_events(bootstrap: str, tracker: EventTracker, ready: asyncio.Event) -> None:
+async def _follow_events(bootstrap: str, tracker: EventTracker, ready: asyncio.Event, since_ms: int) -> None:
     from aiokafka import AIOKafkaConsumer, TopicPartition
 
     from streams.events.codec import event_data, from_kafka
@@ -166,12 +196,19 @@ async def _follow_events(bootstrap: str, tracker: EventTracker, ready: asyncio.E
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, group_id=None)
     await consumer.start()
     try:
-        parts = consumer.partitions_for_topic(EVENTS_TOPIC) or {0}
+        parts = await asyncio.to_thread(_partitions, bootstrap, EVENTS_TOPIC)
+        if not parts:
+            raise StreamsError(f"the quality-event topic {EVENTS_TOPIC} has no partitions")
         tps = [TopicPartition(EVENTS_TOPIC, p) for p in sorted(parts)]
         consumer.assign(tps)
-        await consumer.seek_to_end(*tps)
+        # every event since the worker was started, however late this consumer gets going
+        starts = await consumer.offsets_for_times(dict.fromkeys(tps, since_ms))
         for tp in tps:
-            await consumer.position(tp)
+            found = starts.get(tp)
+            if found is None:
+                await consumer.seek_to_end(tp)
+            else:
+                consumer.seek(tp, found.offset)
         ready.set()
         while True:
             batches = await consumer.getmany(timeout_ms=200, max_records=1000)
@@ -189,7 +226,7 @@ async def _follow_events(bootstrap: str, tracker: EventTracker, ready: asyncio.E
 
 
 async def _main(
-    bootstrap: str, options: DemoOptions, out: Console, worker: subprocess.Popen[bytes], workdir: Path
+    bootstrap: str, options: DemoOptions, out: Console, worker: subprocess.Popen[bytes], workdir: Path, since_ms: int
 ) -> int:
     from aiokafka import AIOKafkaProducer
 
@@ -197,7 +234,7 @@ async def _main(
     stats = ProducerStats()
     incidents = default_schedule(options.duration_s)
     ready = asyncio.Event()
-    follower = asyncio.create_task(_follow_events(bootstrap, tracker, ready))
+    follower = asyncio.create_task(_follow_events(bootstrap, tracker, ready, since_ms))
     await asyncio.wait_for(ready.wait(), 60)
     if not await _wait_worker_ready(tracker, worker, 90):
         out.print(f"[red]the worker did not start; its log ({workdir / 'worker.log'}) ends with:[/]")

@@ -9,20 +9,45 @@
   it is idempotent (an existing topic is fine). *Source* topics are never created:
   those missing are returned so the worker can report them and look again later.
 
-Everything here is synchronous (kafka-python); the asyncio worker calls it in a thread.
+* :func:`producer_config` / :func:`consumer_config`: the worker's aiokafka clients.
+* :class:`KafkaSession` owns those clients: it ensures the topics, starts the clients
+  (retrying an unreachable broker forever, loudly), subscribes to the source topics
+  that exist and periodically probes the broker and looks for the missing ones.
+
+Topic administration is synchronous (kafka-python); the session runs it in a thread.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import functools
 import logging
-from collections.abc import Iterable, Sequence
+import os
+import socket
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener
+from aiokafka.errors import KafkaError
 
 from streams.errors import BrokerError, SettingsError
+from streams.observability import Health, Metrics
 from streams.settings import Mode, SecurityProtocol, Settings
 
-__all__ = ["TopicState", "client_config", "ensure_topics", "existing_topics", "output_topics"]
+__all__ = [
+    "KafkaSession",
+    "TopicState",
+    "backoff",
+    "client_config",
+    "consumer_config",
+    "default_worker_id",
+    "ensure_topics",
+    "existing_topics",
+    "output_topics",
+    "producer_config",
+]
 
 log = logging.getLogger(__name__)
 
@@ -79,6 +104,45 @@ def client_config(settings: Settings, client: Literal["kafka-python", "aiokafka"
         else:
             out |= {"ssl_cafile": cafile, "ssl_certfile": certfile, "ssl_keyfile": keyfile, "ssl_password": password}
     return out
+
+
+def default_worker_id() -> str:
+    """``<host>-<pid>``: unique, but not stable across restarts (set ``STREAMS_WORKER_ID`` for that)."""
+    return f"{socket.gethostname()}-{os.getpid()}"
+
+
+def producer_config(settings: Settings, worker_id: str, *, transactional: bool | None = None) -> dict[str, Any]:
+    """aiokafka producer arguments of a worker: idempotent, ``acks=all``; transactional with ``exactly_once``.
+
+    ``transactional_id`` is ``<app_id>-<worker_id>``: give workers stable ids (``STREAMS_WORKER_ID``, e.g. the
+    pod name) so a restarted worker fences its crashed predecessor's open transaction at once.
+    """
+    out: dict[str, Any] = {
+        "client_id": f"{settings.app_id}-{worker_id}", "acks": "all", "enable_idempotence": True,
+        "linger_ms": settings.linger_ms, "max_batch_size": settings.producer_batch_bytes,
+        "max_request_size": max(4 * 1_048_576, 2 * settings.max_message_bytes),
+    }  # fmt: skip
+    if settings.exactly_once if transactional is None else transactional:
+        out |= {"transactional_id": f"{settings.app_id}-{worker_id}", "transaction_timeout_ms": 30_000}
+    return out | client_config(settings, "aiokafka")
+
+
+def consumer_config(settings: Settings, worker_id: str) -> dict[str, Any]:
+    """aiokafka consumer arguments of a worker: group ``app_id``, manual commits, earliest, large fetches.
+
+    ``read_committed`` so that aborted transactional writes to a source topic are never validated.
+    """
+    return {
+        "client_id": f"{settings.app_id}-{worker_id}", "group_id": settings.app_id, "enable_auto_commit": False,
+        "auto_offset_reset": "earliest", "isolation_level": "read_committed",
+        "max_partition_fetch_bytes": max(8 * 1_048_576, 2 * settings.max_message_bytes),
+        "fetch_max_bytes": 64 * 1_048_576,
+    } | client_config(settings, "aiokafka")  # fmt: skip
+
+
+def backoff(settings: Settings, attempt: int, ceiling: float = 30.0) -> float:
+    """Seconds before retry ``attempt`` (1-based): ``retry_backoff_ms`` doubled per attempt, at most ``ceiling``."""
+    return float(min(settings.retry_backoff_ms / 1000 * 2 ** max(attempt - 1, 0), ceiling))
 
 
 def output_topics(settings: Settings, sources: Iterable[str]) -> list[str]:
@@ -172,3 +236,123 @@ def ensure_topics(settings: Settings, sources: Sequence[str], *, create: bool | 
             ", ".join(created), settings.topic_partitions, settings.topic_replication,
         )  # fmt: skip
     return TopicState(present, missing, tuple(created))
+
+
+# --- the Kafka clients of a worker -------------------------------------------------------------------
+
+T = TypeVar("T")
+
+
+class KafkaSession:
+    """The Kafka clients of one worker: output topics ensured, clients started and source topics subscribed.
+
+    An unreachable broker is retried forever with backoff, logged loudly (``broker host:port
+    unreachable, retrying in Ns``) and reported on ``/health``; only configuration errors raise.
+    Source topics that do not exist are not subscribed (nor created): :meth:`probe` looks again.
+    """
+
+    def __init__(self, settings: Settings, worker_id: str, sources: Sequence[str], *, stop: asyncio.Event,
+                 health: Health, metrics: Metrics) -> None:  # fmt: skip
+        self.settings, self.worker_id, self.sources = settings, worker_id, tuple(sources)
+        self.stop, self.health, self.metrics = stop, health, metrics
+        self.consumer: AIOKafkaConsumer | None = None
+        self.producer: AIOKafkaProducer | None = None
+        self.events: AIOKafkaProducer | None = None  # lifecycle events: never transactional
+        self.subscribed: tuple[str, ...] = ()
+        self.missing: tuple[str, ...] = ()
+        self._partitions: dict[str, int] = {}
+        self._unreachable = False
+
+    def _down(self, reason: str) -> None:
+        for topic in self.sources:
+            self.health.fail(topic, reason)
+            self.metrics.binding_up.labels(topic).set(0)
+
+    async def retrying(self, what: str, call: Callable[[], Awaitable[T]]) -> T | None:
+        """``await call()`` until it works; None once ``stop`` is set."""
+        attempt = 0
+        while not self.stop.is_set():
+            try:
+                return await call()
+            except (BrokerError, KafkaError, OSError) as exc:
+                attempt += 1
+                delay = backoff(self.settings, attempt)
+                log.error("broker %s unreachable, retrying in %.1fs (%s: %s)",
+                          self.settings.bootstrap_servers, delay, what, exc)  # fmt: skip
+                self._down("broker unreachable")
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self.stop.wait(), delay)
+        return None
+
+    async def connect(self, listener: ConsumerRebalanceListener) -> bool:
+        """Topics, clients, subscription; False when stopped before connecting."""
+        s = self.settings
+        state = await self.retrying("creating topics", lambda: asyncio.to_thread(ensure_topics, s, self.sources))
+        if state is None:
+            return False
+        self.producer = AIOKafkaProducer(**producer_config(s, self.worker_id))
+        self.consumer = AIOKafkaConsumer(**consumer_config(s, self.worker_id))
+        self.events = self.producer
+        if s.exactly_once:
+            self.events = AIOKafkaProducer(**producer_config(s, self.worker_id, transactional=False))
+        clients: list[AIOKafkaProducer | AIOKafkaConsumer] = [*dict.fromkeys((self.producer, self.events))]
+        for client in [*clients, self.consumer]:
+            if await self.retrying("starting the Kafka clients", functools.partial(_started, client)) is None:
+                return False
+        for topic in output_topics(s, state.sources_present):
+            await self.partition_count(topic)
+        self.missing = state.sources_missing
+        self.subscribe(state.sources_present, listener)
+        return True
+
+    def subscribe(self, topics: Sequence[str], listener: ConsumerRebalanceListener) -> None:
+        assert self.consumer is not None
+        wanted = tuple(sorted(topics))
+        if wanted and wanted != self.subscribed:
+            self.consumer.subscribe(list(wanted), listener=listener)
+        self.subscribed = wanted
+        for topic in wanted:
+            self.health.ok(topic)
+            self.metrics.binding_up.labels(topic).set(1)
+        for topic in self.missing:
+            self.health.fail(topic, "source topic missing")
+        self.health.polled(wanted)
+
+    async def probe(self, listener: ConsumerRebalanceListener) -> list[str]:
+        """Check the broker answers (loud log if not) and subscribe to source topics that appeared; returns those."""
+        assert self.consumer is not None
+        every = self.settings.topic_check_interval_s
+        try:
+            cluster_topics = await asyncio.wait_for(self.consumer.topics(), max(every, 5.0))
+            appeared = [t for t in self.missing if t in cluster_topics]
+            state = await asyncio.to_thread(ensure_topics, self.settings, self.sources) if appeared else None
+        except (TimeoutError, KafkaError, BrokerError, OSError) as exc:
+            log.error("broker %s unreachable, retrying in %.0fs (%r)", self.settings.bootstrap_servers, every, exc)
+            self._unreachable = True
+            self._down("broker unreachable")
+            return []
+        if self._unreachable:
+            log.warning("broker %s reachable again", self.settings.bootstrap_servers)
+            self._unreachable = False
+        if state is not None:
+            log.info("source topics now present: %s", ", ".join(appeared))
+            self.missing = state.sources_missing
+        self.subscribe(state.sources_present if state is not None else self.subscribed, listener)
+        return appeared
+
+    async def partition_count(self, topic: str) -> int:
+        if topic not in self._partitions:
+            assert self.producer is not None
+            self._partitions[topic] = len(await self.producer.partitions_for(topic))
+        return self._partitions[topic]
+
+    async def close(self) -> None:
+        for client in dict.fromkeys((self.consumer, self.events, self.producer)):
+            if client is not None:
+                with contextlib.suppress(Exception):
+                    await client.stop()
+
+
+async def _started(client: AIOKafkaProducer | AIOKafkaConsumer) -> bool:
+    await client.start()
+    return True

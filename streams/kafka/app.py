@@ -17,13 +17,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import signal
 import sys
 from typing import TYPE_CHECKING, Any
 
 from streams.errors import ContractError, SettingsError, StreamsError
-from streams.observability import CONTENT_TYPE_LATEST, Health, Metrics, configure_logging
+from streams.observability import CONTENT_TYPE_LATEST, Health, Metrics, configure_logging, quiet_kafka_clients
 from streams.settings import Settings
 
 if TYPE_CHECKING:
@@ -47,6 +48,12 @@ def build_bindings(settings: Settings) -> list[Binding]:
     if not contracts:
         raise SettingsError(f"no contracts (*.yaml, *.yml) found in {settings.contracts_dir}")
     return [PipelineBinding(c, s, settings) for c in contracts for s in c.schemas]
+
+
+def tune_gc() -> None:
+    from streams.kafka.worker import tune_gc as tune
+
+    tune()
 
 
 def make_worker(settings: Settings, metrics: Metrics | None = None, health: Health | None = None) -> BatchWorker:
@@ -95,11 +102,9 @@ async def run_worker_async(settings: Settings) -> int:
         with contextlib.suppress(NotImplementedError, RuntimeError):  # not the main thread, or not Unix
             loop.add_signal_handler(sig, worker.stop)
     runner = await start_web(settings, metrics, health)
+    tune_gc()
     try:
         await worker.run()
-    except asyncio.CancelledError:
-        if not worker.stopping:
-            raise
     finally:
         if runner is not None:
             await runner.cleanup()
@@ -111,18 +116,20 @@ async def run_worker_async(settings: Settings) -> int:
 
 
 def run_worker(settings: Settings) -> int:
-    """Run a worker until SIGINT/SIGTERM: 0 on a clean stop; raises :class:`ContractError`/:class:`SettingsError`."""
-    if settings.exactly_once:
-        log.info("exactly-once: each poll is one Kafka transaction (read_committed consumers see no duplicates)")
+    """Run a worker until SIGINT/SIGTERM: 0 on a clean stop; raises :class:`ContractError`/:class:`SettingsError`.
+
+    Kafka client logs are rate-limited on the root handlers (see :func:`quiet_kafka_clients`).
+    """
+    quiet_kafka_clients()
     return asyncio.run(run_worker_async(settings))
 
 
-def main(argv: list[str] | None = None) -> int:
+def main() -> int:
     """``python -m streams.kafka.worker``: settings from the environment; exit 2 on configuration errors."""
     from pydantic import ValidationError
 
     try:
-        settings = Settings()
+        settings = Settings()  # type: ignore[call-arg]
     except ValidationError as exc:
         print(f"error: invalid settings: {exc}", file=sys.stderr)
         return EXIT_CONFIG
@@ -160,7 +167,7 @@ def create_app(settings: Settings | None = None) -> faust.App:
     import faust
     from mode import Service
 
-    settings = settings or Settings()
+    settings = settings or Settings()  # type: ignore[call-arg]
     metrics, health = Metrics(), Health(max_age=settings.health_max_age_s)
     worker = make_worker(settings, metrics, health)
     app = faust.App(
@@ -168,13 +175,14 @@ def create_app(settings: Settings | None = None) -> faust.App:
         broker=[f"kafka://{s}" for s in settings.bootstrap_servers.split(",")],
         broker_credentials=_faust_credentials(settings),
         web_enabled=settings.web_port != 0, web_host=settings.web_host, web_port=settings.web_port or 6066,
-        web_bind=settings.web_host, autodiscover=False, topic_disable_leader=True,
+        web_bind=settings.web_host, autodiscover=False,
     )  # fmt: skip
 
     class WorkerService(Service):  # type: ignore[misc]
         """Runs the batch worker for as long as the faust app runs."""
 
         async def on_start(self) -> None:
+            tune_gc()
             self.add_future(self._run())
 
         async def _run(self) -> None:
@@ -193,7 +201,7 @@ def create_app(settings: Settings | None = None) -> faust.App:
 
     @app.page("/metrics")
     async def metrics_page(web: Any, request: Any) -> Any:
-        return web.bytes(metrics.render(), content_type=CONTENT_TYPE_LATEST)
+        return web.bytes(metrics.render(), headers={"Content-Type": CONTENT_TYPE_LATEST})
 
     @app.page("/health")
     async def health_page(web: Any, request: Any) -> Any:
@@ -204,14 +212,13 @@ def create_app(settings: Settings | None = None) -> faust.App:
     return app
 
 
-_APP: faust.App | None = None
+@functools.cache
+def _default_app() -> faust.App:
+    return create_app(Settings())  # type: ignore[call-arg]
 
 
 def __getattr__(name: str) -> Any:
     """``app`` is created on first access (``faust -A streams.kafka.app``), from the environment's settings."""
-    global _APP
     if name == "app":
-        if _APP is None:
-            _APP = create_app(Settings())
-        return _APP
+        return _default_app()
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -57,13 +57,19 @@ def redact(expr: pl.Expr) -> pl.Expr:
     return pl.when(expr.is_null()).then(pl.lit(None, dtype=pl.String)).otherwise(pl.lit(REDACTED))
 
 
-def verdicts(frame: pl.DataFrame, failing: list[tuple[str, str, bool]]) -> tuple[pl.Series, pl.Series]:
+def verdicts(
+    frame: pl.DataFrame,
+    failing: list[tuple[str, str, bool]],
+    tables: dict[tuple[str, ...], pl.Series] | None = None,
+) -> tuple[pl.Series, pl.Series]:
     """``valid_mask`` and ``violations`` from the failure masks of the failing rules.
 
     ``failing`` holds ``(mask column, rule name, gates rows)``; masks may be null
     (a pass). Rule-name lists are built once per distinct combination of failed
     rules (a bit code per row, 63 rules a word), then gathered: ``concat_list`` over
-    per-rule columns is two orders of magnitude slower.
+    per-rule columns is two orders of magnitude slower. With at most ``_FULL_TABLE``
+    failing rules the table has an entry for every code, so codes index it directly;
+    it is kept in ``tables`` (per list of rule names) for the next batch.
     """
     if not failing:
         valid = pl.Series("valid", [True], dtype=pl.Boolean).new_from_index(0, frame.height)
@@ -78,6 +84,16 @@ def verdicts(frame: pl.DataFrame, failing: list[tuple[str, str, bool]]) -> tuple
     ]
     verdict = pl.any_horizontal(gating).fill_null(False).not_() if gating else pl.repeat(True, pl.len())
     out = frame.select(verdict.alias("valid"), *words)
+    if len(failing) <= _FULL_TABLE:
+        names = tuple(name for _, name, _ in failing)
+        table = tables.get(names) if tables is not None else None
+        if table is None:
+            table = _names_table([(code,) for code in range(1 << len(failing))], failing)
+            if tables is not None:
+                if len(tables) >= _TABLES:
+                    tables.pop(next(iter(tables)))
+                tables[names] = table
+        return out.to_series(0), table.gather(out.to_series(1))
     if len(words) == 1:
         codes = out.to_series(1)
         keys = codes.unique().sort()
@@ -90,6 +106,10 @@ def verdicts(frame: pl.DataFrame, failing: list[tuple[str, str, bool]]) -> tuple
     return out.to_series(0), joined.get_column("violations")
 
 
+_FULL_TABLE = 8  # failing rules up to which the violations table covers every bit code
+_TABLES = 32  # tables kept per plan
+
+
 def _names_table(codes: list[tuple[int, ...]], failing: list[tuple[str, str, bool]]) -> pl.Series:
     """The rule names of each bit code (a tuple of 63-bit words)."""
     names = [
@@ -98,45 +118,62 @@ def _names_table(codes: list[tuple[int, ...]], failing: list[tuple[str, str, boo
     return pl.Series("violations", names, dtype=pl.List(pl.String))
 
 
-def row_cases(
-    frame: pl.DataFrame, index: str, specs: list[tuple[str, pl.Expr, tuple[Any, ...]]]
-) -> list[pl.LazyFrame]:
-    """Lazy failure cases, one per row where a mask column is True.
+def row_cases(frame: pl.DataFrame, index: str, specs: list[tuple[str, pl.Expr, tuple[Any, ...]]]) -> pl.DataFrame:
+    """Failure cases, one per row where a mask column is True, spec by spec in row order.
 
     Each spec is ``(mask column, failure_case expression, (schema_context, column,
-    check, check_number, rule))``; ``index`` names a column that ``frame`` gets for row numbers.
+    check, check_number, rule))``; ``index`` is a free column name (for row numbers). The
+    failing rows are picked first, so values are rendered for them only, in one pass; a
+    spec whose values cannot be rendered is left out (the others are kept).
     """
     if not specs:
-        return []
-    base = frame.lazy().with_row_index(index)
-    return [
-        base.filter(pl.col(mask)).select(
-            failure_case=value,
-            schema_context=pl.lit(context),
-            column=pl.lit(column, dtype=pl.String),
-            check=pl.lit(check),
-            check_number=pl.lit(number, dtype=pl.Int32),
-            index=pl.col(index).cast(pl.Int32),
-            rule=pl.lit(rule),
-        )
-        for mask, value, (context, column, check, number, rule) in specs
-    ]
-
-
-def concat_cases(parts: list[pl.LazyFrame]) -> pl.DataFrame:
-    """Collect failure-case parts into one frame; a part that cannot be rendered is left out."""
-    if not parts:
         return empty_failure_cases()
     try:
-        return pl.concat([empty_failure_cases().lazy(), *parts], how="vertical").collect(engine="in-memory")
-    except Exception:  # a part failed: keep every part that renders
-        frames = [empty_failure_cases()]
-        for part in parts:
+        return _row_cases(frame, index, specs)
+    except Exception:  # some value cannot be rendered: keep every spec that renders
+        parts = [empty_failure_cases()]
+        for spec in specs:
             try:
-                frames.append(part.collect(engine="in-memory"))
+                parts.append(_row_cases(frame, index, [spec]))
             except Exception:  # a value that cannot be rendered is no reason to fail
                 continue
-        return pl.concat(frames, how="vertical")
+        return pl.concat(parts, how="vertical")
+
+
+def _row_cases(frame: pl.DataFrame, index: str, specs: list[tuple[str, pl.Expr, tuple[Any, ...]]]) -> pl.DataFrame:
+    failing = frame.lazy().with_row_index(index).filter(pl.any_horizontal(pl.col(m) for m, _, _ in specs))
+    picked = failing.select(
+        part
+        for j, (mask, value, _) in enumerate(specs)
+        for part in (
+            value.filter(pl.col(mask)).implode().alias(f"v{j}"),
+            pl.col(index).filter(pl.col(mask)).implode().alias(f"i{j}"),
+        )
+    ).collect(engine="in-memory")
+    values = [picked.get_column(f"v{j}")[0] for j in range(len(specs))]
+    rows = [picked.get_column(f"i{j}")[0] for j in range(len(specs))]
+    meta = pl.DataFrame([spec[2] for spec in specs], schema=_META_SCHEMA, orient="row")
+    lengths = pl.DataFrame({"n": [len(v) for v in values]}, schema={"n": pl.UInt32})
+    spec_of_row = lengths.select(pl.int_range(pl.len(), dtype=pl.UInt32).repeat_by("n").explode()).to_series()
+    out = meta.select(pl.all().gather(spec_of_row)).with_columns(
+        pl.concat([v.cast(pl.String) for v in values]).alias("failure_case"),
+        pl.concat(rows).cast(pl.Int32).alias("index"),
+    )
+    return out.select(FAILURE_CASE_SCHEMA.names())
+
+
+_META_SCHEMA = pl.Schema(
+    {n: FAILURE_CASE_SCHEMA[n] for n in ("schema_context", "column", "check", "check_number", "rule")}
+)
+
+
+def concat_cases(summary: list[tuple[Any, ...]], rows: pl.DataFrame | None = None) -> pl.DataFrame:
+    """The failure-case frame: ``summary`` cases (tuples in ``FAILURE_CASE_SCHEMA`` order)
+    first, then the per-row cases ``rows``."""
+    head = pl.DataFrame(summary, schema=FAILURE_CASE_SCHEMA, orient="row") if summary else None
+    if rows is None or rows.height == 0:
+        return head if head is not None else empty_failure_cases()
+    return rows if head is None else pl.concat([head, rows], how="vertical")
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,0 +1,172 @@
+"""Evaluation guards, batch metrics and the materialization of results and failure cases.
+
+Everything here turns counts and failure masks computed by the fused plan
+(:mod:`streams.validation.engine`) into :class:`CheckResult` objects and pandera-shaped
+failure cases; nothing raises on data (a rule that cannot run is reported).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+import polars as pl
+
+from streams.contracts.model import Op, Rule, SchemaObject, Unit
+from streams.validation.predicates import FRAME_CONTEXT, RuleSlot, rule_layout
+from streams.validation.report import CheckResult, as_text, redact, row_cases
+
+
+def error_text(exc: BaseException) -> str:
+    message = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {message[0] if message else ''}".rstrip(": ")
+
+
+def probe(df: pl.DataFrame, exprs: list[pl.Expr], select: bool = False) -> str | None:
+    """Why ``exprs`` cannot run on ``df`` (predicates must be Boolean), or None."""
+    try:
+        out = df.select(exprs) if select else df.with_columns(exprs)
+    except Exception as exc:
+        return error_text(exc)
+    wrong = [d for d in out.schema.values() if d not in (pl.Boolean, pl.Null)] if select else []
+    return f"the rule evaluates to {wrong[0]}, not Boolean" if wrong else None
+
+
+def evaluate(df: pl.DataFrame, exprs: dict[int, pl.Expr], errors: dict[int, str], add: bool = False) -> pl.DataFrame:
+    """``df.select`` (or ``with_columns``) of ``exprs`` in one fused pass; expressions that
+    fail at run time are isolated, reported in ``errors`` and left out. ``select`` names
+    each output after its key."""
+    named = {k: e if add else e.alias(str(k)) for k, e in exprs.items()}
+    try:
+        return df.with_columns(named.values()) if add else df.select(named.values())
+    except Exception:  # isolated below
+        pass
+    for k, expr in list(named.items()):
+        try:
+            df.select(expr)
+        except Exception as exc:
+            errors[k] = error_text(exc)
+            del named[k]
+    return df.with_columns(named.values()) if add else df.select(named.values())
+
+
+def sql_metric(query: str, batch: pl.LazyFrame, object_name: str) -> float:
+    """The scalar result of ``query`` over ``batch``, registered under ``object_name`` and ``batch``.
+
+    Raises (a polars error, or ValueError when the result is not one number).
+    """
+    result = pl.SQLContext(frames={object_name: batch, "batch": batch}).execute(query).collect(engine="in-memory")
+    value = result.item(0, 0) if result.height and result.width else None
+    if isinstance(value, (bool, int)):
+        return int(value)
+    if isinstance(value, (float, Decimal)):
+        return float(value)
+    raise ValueError(f"the SQL query returned {value!r}, not a number")
+
+
+def batch_metric(rule: Rule, conformed: pl.DataFrame, object_name: str) -> tuple[float | None, str | None]:
+    if rule.op is Op.ROW_COUNT:
+        return conformed.height, None
+    try:
+        return sql_metric(str(rule.args[0]), conformed.lazy(), object_name), None
+    except Exception as exc:  # a failing query is a failed check
+        return None, error_text(exc)
+
+
+@dataclass(frozen=True, slots=True)
+class Reporter:
+    """The per-rule constants of a compiled schema object, and the report parts built from them."""
+
+    schema_obj: SchemaObject
+    slots: tuple[RuleSlot, ...]
+    thresholds: tuple[str, ...]
+    per_row: tuple[bool, ...]
+    gates: tuple[bool, ...]
+    clean: dict[int, CheckResult]  # the result of each row rule on a batch where no row fails it
+    redacted: frozenset[str]
+
+    @classmethod
+    def of(cls, schema_obj: SchemaObject) -> Reporter:
+        slots = rule_layout(schema_obj)
+        thresholds = tuple(s.rule.threshold.describe() for s in slots)
+        gates = tuple(s.rule.gates_rows for s in slots)
+        clean = {
+            k: CheckResult(
+                *(r.name, r.column, r.check, r.severity, 0, 0.0, r.threshold.allows(0), 0),
+                *(thresholds[k], r.dimension, gates[k]),
+            )
+            for k, r in enumerate(s.rule for s in slots)
+            if not r.is_batch_metric and r.threshold.allows(0)
+        }
+        per_row = tuple(s.per_row for s in slots)
+        return cls(schema_obj, slots, thresholds, per_row, gates, clean, schema_obj.redacted_columns)
+
+    def results(
+        self,
+        missing: tuple[str, ...],
+        conformed: pl.DataFrame,
+        counts: dict[int, int],
+        errors: dict[int, str],
+    ) -> tuple[list[CheckResult], list[tuple[Any, ...]]]:
+        """Per-rule results, plus the schema-level and summary failure cases (as tuples)."""
+        rows = conformed.height
+        checks: list[CheckResult] = []
+        cases: list[tuple[Any, ...]] = [
+            (name, FRAME_CONTEXT, None, "column_in_dataframe", None, None, slot.rule.name)
+            for name in missing
+            for slot in self.slots
+            if slot.rule.op is Op.DTYPE and slot.rule.column == name
+        ]
+        for k, slot in enumerate(self.slots):
+            rule, error = slot.rule, errors.get(k)
+            failures, metric = counts.get(k, 0), None
+            if not failures and error is None and k in self.clean and rule.column not in missing:
+                checks.append(self.clean[k])
+                continue
+            if error is None and rule.is_batch_metric:
+                metric, error = batch_metric(rule, conformed, self.schema_obj.name)
+            elif error is None:
+                metric = 100.0 * failures / rows if rows else 0.0
+                metric = metric if rule.threshold.unit is Unit.PERCENT else failures
+            passed = error is None and metric is not None and rule.threshold.allows(metric)
+            if rule.op is Op.DTYPE and rule.column in missing:
+                passed = False
+            elif error is not None or (not passed and not self.per_row[k]):
+                shown = error if error is not None else f"{metric:g}"
+                context = slot.context if error is not None else FRAME_CONTEXT
+                cases.append((shown, context, rule.column, rule.check, slot.check_number, None, rule.name))
+            if rule.is_batch_metric:
+                failures = int(not passed)
+            rate = failures / rows if rows and not rule.is_batch_metric else 0.0
+            result = (rule.name, rule.column, rule.check, rule.severity, failures, rate, passed, metric)
+            checks.append(CheckResult(*result, self.thresholds[k], rule.dimension, self.gates[k], error))
+        return checks, cases
+
+    def row_cases(
+        self,
+        df: pl.DataFrame,
+        frame: pl.DataFrame,
+        originals: dict[str, str],
+        index: str,
+        failing: list[tuple[str, int]],
+    ) -> pl.DataFrame:
+        """One failure case per failing row of each zero-tolerance rule.
+
+        ``failing`` holds ``(mask column of frame, slot)``; ``index`` is a free column name.
+        """
+        redacted = self.redacted
+        specs = []
+        for mask, k in failing:
+            slot = self.slots[k]
+            rule, name = slot.rule, str(slot.rule.column)
+            if rule.op is Op.EXPRESSION:
+                shown = [(n, pl.col(originals.get(n, n))) for n in df.columns]
+                shown = [(n, redact(e) if n in redacted else e) for n, e in shown]
+                value = pl.struct(e.alias(n) for n, e in shown).struct.json_encode() if shown else pl.lit("{}")
+            else:
+                source = originals.get(name, name) if rule.op is Op.DTYPE else name
+                value = as_text(pl.col(source), frame.schema[source])
+                value = redact(value) if name in redacted else value
+            specs.append((mask, value, (slot.context, rule.column, rule.check, slot.check_number, rule.name)))
+        return row_cases(frame, index, specs)

@@ -1,0 +1,166 @@
+"""Rule layout and row predicates: what each rule checks, as polars expressions.
+
+Shared by the fused engine (:mod:`streams.validation.engine`) and the pandera backend
+(:mod:`streams.contracts.pandera_backend`), so both place and evaluate every rule the
+same way; element-wise checks mirror ``pandera.backends.polars.builtin_checks``.
+"""
+
+from __future__ import annotations
+
+import functools
+import operator
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import polars as pl
+
+from streams.contracts.expressions import to_polars
+from streams.contracts.model import Op, Rule, SchemaObject, Severity, check_label
+from streams.validation.regex import fast_contains
+
+COLUMN_CONTEXT = "Column"
+FRAME_CONTEXT = "DataFrameSchema"
+#: ``isin`` of at most this many strings is an equality chain (faster than ``is_in`` below it)
+_EQ_CHAIN_MAX = 6
+_COMPARISONS: dict[Op, Callable[[pl.Expr, Any], pl.Expr]] = {
+    op: getattr(pl.Expr, op.name.lower()) for op in (Op.EQ, Op.NE, Op.GT, Op.GE, Op.LT, Op.LE)
+}
+
+
+# --- rule layout, shared with the pandera backend ---------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class RuleSlot:
+    """Where a rule sits in the equivalent pandera schema.
+
+    ``placement`` is ``dtype``/``nullable``/``unique`` (Column attributes),
+    ``column`` (a Check in the Column's list, numbered ``check_number``) or
+    ``frame`` (a DataFrameSchema-level Check, numbered ``check_number``).
+    """
+
+    rule: Rule
+    placement: str
+    check_number: int | None
+
+    @property
+    def per_row(self) -> bool:
+        """Failure cases are reported per failing row (else one summary case)."""
+        return not self.rule.is_batch_metric and self.rule.threshold.zero_tolerance
+
+    @property
+    def context(self) -> str:
+        return FRAME_CONTEXT if self.placement == "frame" else COLUMN_CONTEXT
+
+
+def plan_rules(schema_obj: SchemaObject) -> tuple[Rule, ...]:
+    """The schema object's rules, plus an implicit ``dtype`` rule for each field lacking one."""
+    typed = {r.column for r in schema_obj.rules if r.op is Op.DTYPE}
+    implicit = tuple(
+        Rule(f"{f.name}:dtype", Op.DTYPE, (), check_label(Op.DTYPE, (), f.dtype), f.name)
+        for f in schema_obj.fields
+        if f.name not in typed
+    )
+    return implicit + tuple(schema_obj.rules)
+
+
+def rule_layout(schema_obj: SchemaObject) -> tuple[RuleSlot, ...]:
+    """Assign every rule its pandera placement and ``check_number`` (see :class:`RuleSlot`)."""
+    declared = set(schema_obj.columns)
+    numbers: dict[str | None, int] = {}
+    slots: list[RuleSlot] = []
+    for rule in plan_rules(schema_obj):
+        strict = rule.threshold.zero_tolerance and rule.column in declared
+        native = strict and rule.severity is Severity.ERROR
+        if rule.op is Op.DTYPE:
+            slots.append(RuleSlot(rule, "dtype", None))
+        elif native and rule.op in (Op.NOT_NULL, Op.UNIQUE):
+            slots.append(RuleSlot(rule, "nullable" if rule.op is Op.NOT_NULL else "unique", None))
+        else:
+            key = rule.column if strict and rule.op is not Op.EXPRESSION and not rule.is_batch_metric else None
+            numbers[key] = numbers.get(key, -1) + 1
+            slots.append(RuleSlot(rule, "frame" if key is None else "column", numbers[key]))
+    return tuple(slots)
+
+
+# --- row predicates -----------------------------------------------------------------------
+
+
+def predicate(
+    rule: Rule, column: pl.Expr, dtype: pl.DataType | None = None, rows: int | None = None
+) -> tuple[pl.Expr, bool]:
+    """The row predicate of a row-level rule: ``(expr, ignore_na)``.
+
+    ``expr`` is True where the row passes. With ``ignore_na`` a null result is a
+    pass (pandera's ``ignore_na=True``); otherwise ``expr`` is never null. ``rows``
+    (the expected batch height, if known) only picks the cheaper of equal expressions.
+    """
+    op, args, c = rule.op, rule.args, column
+    if op is Op.NOT_NULL:
+        missing = c.is_null() | c.is_nan() if dtype is not None and dtype.is_float() else c.is_null()
+        return missing.not_(), False
+    if op is Op.UNIQUE:
+        return c.is_duplicated().not_(), False
+    if op is Op.MISSING:
+        values = list(args[0])
+        return (c.is_null() | c.is_in(values).fill_null(False) if values else c.is_null()).not_(), False
+    if op is Op.EXPRESSION:
+        return to_polars(args[0]), True
+    if op is Op.MULTIPLE_OF:
+        return (c % args[0]) == 0, True
+    return builtin(op, args, c, dtype, rows), True
+
+
+def builtin(
+    op: Op, args: tuple[Any, ...], c: pl.Expr, dtype: pl.DataType | None = None, rows: int | None = None
+) -> pl.Expr:
+    """pandera's built-in element-wise check ``op`` as a polars expression (True = pass).
+
+    Mirrors ``pandera.backends.polars.builtin_checks``, with two exact shortcuts on
+    String columns: ``isin``/``notin`` of a few strings use an equality chain (same
+    results, nulls included, 2-4x faster than ``is_in``), and simple anchored patterns
+    are evaluated without a regex (:mod:`streams.validation.regex`).
+    """
+    if op in _COMPARISONS:
+        return _COMPARISONS[op](c, args[0])
+    if op is Op.IN_RANGE:
+        lo, hi, include_min, include_max = args
+        return (c.ge(lo) if include_min else c.gt(lo)).and_(c.le(hi) if include_max else c.lt(hi))
+    if op in (Op.ISIN, Op.NOTIN):
+        values = list(args[0])
+        if dtype == pl.String and 0 < len(values) <= _EQ_CHAIN_MAX and all(isinstance(v, str) for v in values):
+            found = functools.reduce(operator.or_, [c.eq(v) for v in values])
+        else:
+            found = c.is_in(values)
+        return found if op is Op.ISIN else found.not_()
+    if op in (Op.STR_MATCHES, Op.STR_CONTAINS):
+        pattern = str(args[0])
+        if op is Op.STR_MATCHES and not pattern.startswith("^"):  # pandera anchors str_matches at the start
+            pattern = f"^{pattern}"
+        fast = fast_contains(c, pattern, rows) if dtype == pl.String else None
+        return fast if fast is not None else c.str.contains(pattern, literal=False)
+    if op is Op.STR_STARTSWITH:
+        return c.str.starts_with(args[0])
+    if op is Op.STR_ENDSWITH:
+        return c.str.ends_with(args[0])
+    if op is Op.STR_LENGTH:
+        lo, hi = args
+        n = c.str.len_chars()
+        if lo is None and hi is None:
+            raise ValueError("str_length needs a minimum or a maximum length")
+        return n.le(hi) if lo is None else n.ge(lo) if hi is None else n.is_between(lo, hi)
+    raise ValueError(f"operator {op.value!r} is not an element-wise check")
+
+
+def failure_expr(rule: Rule, column: pl.Expr, dtype: pl.DataType | None = None) -> pl.Expr:
+    """True where the row fails ``rule``; null (a pass) where an ``ignore_na`` predicate is null."""
+    return predicate(rule, column, dtype)[0].not_()
+
+
+def duplicates_possible(c: pl.Expr, dtype: pl.DataType) -> pl.Expr:
+    """A cheap flag, True whenever ``c.is_duplicated()`` has a True (nulls are equal).
+
+    Hashing strings first halves the cost; a collision only costs the exact pass.
+    """
+    return (c.hash() if dtype in (pl.String, pl.Binary) else c).n_unique() < pl.len()
