@@ -93,7 +93,12 @@ def test_several_schema_objects_bound_by_physical_name() -> None:
 @pytest.mark.parametrize(
     ("body", "error", "line", "fragment"),
     [
-        ("schema:\n  - name: t\n    properties:\n      - name: a\n       logicalType: x\n", ContractSyntaxError, 10, "YAML"),
+        (
+            "schema:\n  - name: t\n    properties:\n      - name: a\n       logicalType: x\n",
+            ContractSyntaxError,
+            10,
+            "YAML",
+        ),
         ("schema:\n  - name: t\n    propertys: []\n", ContractSchemaError, 8, "propertys"),
         (
             "schema:\n  - name: t\n    properties:\n      - name: a\n        logicalType: integer\n"
@@ -113,7 +118,7 @@ def test_several_schema_objects_bound_by_physical_name() -> None:
         (
             "schema:\n  - name: t\n    properties:\n      - name: a\n        logicalType: string\n"
             "        quality:\n          - type: custom\n            engine: pandera\n"
-            "            implementation: \"Check(lambda s: s > 0)\"\n",
+            '            implementation: "Check(lambda s: s > 0)"\n',
             UnsupportedRuleError,
             14,
             "pandera check",
@@ -128,7 +133,7 @@ def test_several_schema_objects_bound_by_physical_name() -> None:
         (
             "schema:\n  - name: t\n    properties:\n      - name: a\n        logicalType: integer\n"
             "    quality:\n      - type: custom\n        engine: expression\n"
-            "        implementation: \"a.__class__ == 1\"\n",
+            '        implementation: "a.__class__ == 1"\n',
             UnsupportedRuleError,
             14,
             "not allowed",
@@ -140,7 +145,12 @@ def test_several_schema_objects_bound_by_physical_name() -> None:
             12,
             "threshold operator",
         ),
-        ("schema:\n  - name: t\n    properties:\n      - name: a\n        logicalType: object\n", UnsupportedRuleError, 10, "object"),
+        (
+            "schema:\n  - name: t\n    properties:\n      - name: a\n        logicalType: object\n",
+            UnsupportedRuleError,
+            10,
+            "object",
+        ),
     ],
 )
 def test_bad_contracts_name_file_line_and_what_is_supported(

@@ -24,7 +24,7 @@ def test_schedule_has_one_incident_of_each_kind_inside_the_run() -> None:
     for duration in (30.0, 90.0, 600.0):
         incidents = default_schedule(duration)
         assert {i.kind for i in incidents} == set(KINDS)
-        assert all(0 < i.start_s and i.end_s < duration for i in incidents)
+        assert all(i.start_s > 0 and i.end_s < duration for i in incidents)
         ends = [i.end_s for i in incidents]
         starts = [i.start_s for i in incidents]
         assert all(e < s for e, s in zip(ends, starts[1:], strict=False)), "incidents must not overlap"
@@ -42,19 +42,36 @@ def test_detectors_need_the_right_evidence() -> None:
     tracker = EventTracker()
     assert not any(r.detection.detected for r in evaluate(incidents, tracker, stats))
     # a warning-severity violation is not evidence of the error burst; drift of only one kind is not enough
-    tracker.add(EventType.RULE_VIOLATION, "a", {"contract": contract, "window": window,
-                                                "rule": {"name": "w", "severity": "warning"}, "failures": 3})
-    tracker.add(EventType.SCHEMA_DRIFT, "b", {"contract": contract, "window": window,
-                                              "unknown_fields": {"merchant_geohash": 4}})
+    tracker.add(
+        EventType.RULE_VIOLATION,
+        "a",
+        {"contract": contract, "window": window, "rule": {"name": "w", "severity": "warning"}, "failures": 3},
+    )
+    tracker.add(
+        EventType.SCHEMA_DRIFT, "b", {"contract": contract, "window": window, "unknown_fields": {"merchant_geohash": 4}}
+    )
     assert not any(r.detection.detected for r in evaluate(incidents, tracker, stats))
-    tracker.add(EventType.RULE_VIOLATION, "c", {"contract": contract, "window": window,
-                                                "rule": {"name": "amount:exclusiveMinimum", "severity": "error"},
-                                                "failures": 3})
+    tracker.add(
+        EventType.RULE_VIOLATION,
+        "c",
+        {
+            "contract": contract,
+            "window": window,
+            "rule": {"name": "amount:exclusiveMinimum", "severity": "error"},
+            "failures": 3,
+        },
+    )
     tracker.add(EventType.SCHEMA_DRIFT, "d", {"contract": contract, "window": window, "type_mismatches": {"amount": 4}})
-    tracker.add(EventType.BATCH_SUMMARY, "e", {"contract": contract, "window": window,
-                                               "counts": {"valid": 5, "quarantined": 0, "dead_lettered": 2}})
-    tracker.add(EventType.BATCH_SUMMARY, "e", {"contract": contract, "window": window,
-                                               "counts": {"valid": 5, "quarantined": 0, "dead_lettered": 2}})
+    tracker.add(
+        EventType.BATCH_SUMMARY,
+        "e",
+        {"contract": contract, "window": window, "counts": {"valid": 5, "quarantined": 0, "dead_lettered": 2}},
+    )
+    tracker.add(
+        EventType.BATCH_SUMMARY,
+        "e",
+        {"contract": contract, "window": window, "counts": {"valid": 5, "quarantined": 0, "dead_lettered": 2}},
+    )
     assert tracker.duplicates == 1 and tracker.totals()["dead_lettered"] == 2
     assert all(r.detection.detected for r in evaluate(incidents, tracker, stats))
 

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import polars as pl
-
-from typing import TYPE_CHECKING
 
 from streams.contracts.model import Contract, SchemaObject
 from streams.errors import DataFormatError
@@ -86,7 +85,9 @@ def write_table(df: pl.DataFrame, path: Path) -> None:
             df.write_ndjson(path)
         else:
             flat = df.with_columns(
-                pl.col(c).list.join(";") for c, t in df.schema.items() if isinstance(t, pl.List) and t.inner == pl.String
+                pl.col(c).list.join(";")
+                for c, t in df.schema.items()
+                if isinstance(t, pl.List) and t.inner == pl.String
             )
             flat.write_csv(path, separator="\t" if path.suffix.lower() == ".tsv" else ",")
     except OSError as exc:

@@ -71,7 +71,9 @@ def lint(
 def validate(
     data: Annotated[Path, typer.Argument(help="Parquet, NDJSON / JSON Lines or CSV file.")],
     contract: Annotated[Path, typer.Option("--contract", "-c", help="ODCS contract file.")],
-    schema: Annotated[str | None, typer.Option(help="Schema object name (or topic) when the contract has several.")] = None,
+    schema: Annotated[
+        str | None, typer.Option(help="Schema object name (or topic) when the contract has several.")
+    ] = None,
     fmt: Annotated[OutputFormat, typer.Option("--format", help="Output format.")] = OutputFormat.TABLE,
     out_valid: Annotated[Path | None, typer.Option("--out-valid", help="Write valid rows here.")] = None,
     out_invalid: Annotated[
@@ -134,7 +136,9 @@ def worker(
     contracts: Annotated[
         Path | None, typer.Option("--contracts", help="Contract directory or file [env STREAMS_CONTRACTS_DIR].")
     ] = None,
-    broker: Annotated[str | None, typer.Option("--broker", help="Bootstrap servers [env KAFKA_BOOTSTRAP_SERVERS].")] = None,
+    broker: Annotated[
+        str | None, typer.Option("--broker", help="Bootstrap servers [env KAFKA_BOOTSTRAP_SERVERS].")
+    ] = None,
     mode: Annotated[str | None, typer.Option("--mode", help="gate or monitor [env STREAMS_MODE].")] = None,
     web_port: Annotated[int | None, typer.Option("--web-port", help="Port of /metrics and /health.")] = None,
 ) -> None:
@@ -224,7 +228,12 @@ def produce_cmd(
         await producer.start()
         try:
             await produce(
-                producer, stream, rate=rate, duration_s=duration or None, incidents=schedule, stats=stats,
+                producer,
+                stream,
+                rate=rate,
+                duration_s=duration or None,
+                incidents=schedule,
+                stats=stats,
                 cycle_s=cycle if incidents else None,
             )
         finally:

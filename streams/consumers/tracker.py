@@ -79,7 +79,9 @@ class EventTracker:
                 bucket[outcome] += int(n)
             dead = int(counts.get("dead_lettered", 0))
             if dead:
-                self.signals.append(Signal("dead_letter", contract, topic, start, end, "error", "undecodable", dead, (), received))
+                self.signals.append(
+                    Signal("dead_letter", contract, topic, start, end, "error", "undecodable", dead, (), received)
+                )
             summary = ", ".join(f"{k} {v}" for k, v in counts.items())
         elif event_type == EventType.RULE_VIOLATION:
             rule = data.get("rule") or {}
@@ -88,7 +90,9 @@ class EventTracker:
             self.rule_failures[(contract, name, sev)] += failures
             column = rule.get("column")
             self.signals.append(
-                Signal("violation", contract, topic, start, end, sev, name, failures, (column,) if column else (), received)
+                Signal(
+                    "violation", contract, topic, start, end, sev, name, failures, (column,) if column else (), received
+                )
             )
             summary = f"{name}: {failures} failing rows ({sev})"
         elif event_type == EventType.SCHEMA_DRIFT:
@@ -130,9 +134,7 @@ class EventTracker:
     def top_rules(self, n: int = 8) -> list[tuple[tuple[str, str, str], int]]:
         return self.rule_failures.most_common(n)
 
-    def signals_between(
-        self, start: dt.datetime, end: dt.datetime, kinds: Iterable[str] | None = None
-    ) -> list[Signal]:
+    def signals_between(self, start: dt.datetime, end: dt.datetime, kinds: Iterable[str] | None = None) -> list[Signal]:
         wanted = set(kinds) if kinds is not None else None
         return [s for s in self.signals if s.overlaps(start, end) and (wanted is None or s.kind in wanted)]
 

@@ -86,9 +86,7 @@ def parse_expression(text: str) -> Node:
 def _node(n: ast.AST, text: str) -> Node:
     if isinstance(n, ast.Name):
         return ("col", n.id)
-    if isinstance(n, ast.Constant) and isinstance(n.value, (int, float, str, bool)) or (
-        isinstance(n, ast.Constant) and n.value is None
-    ):
+    if isinstance(n, ast.Constant) and (n.value is None or isinstance(n.value, (int, float, str, bool))):
         return ("lit", n.value)
     if isinstance(n, ast.BinOp) and type(n.op) in _BINOPS:
         return ("binop", _BINOPS[type(n.op)], _node(n.left, text), _node(n.right, text))
@@ -109,7 +107,7 @@ def _node(n: ast.AST, text: str) -> Node:
         parts: list[Node] = []
         left = _node(n.left, text)
         for op, comp in zip(n.ops, n.comparators, strict=True):
-            if isinstance(op, ast.In) or isinstance(op, ast.NotIn):
+            if isinstance(op, (ast.In, ast.NotIn)):
                 values = _literal_list(comp, text)
                 part: Node = ("isin", left, values)
                 parts.append(("not", part) if isinstance(op, ast.NotIn) else part)

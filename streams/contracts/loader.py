@@ -287,7 +287,7 @@ def _owner(data: dict[str, Any]) -> Owner:
     support = data.get("support") or []
     if isinstance(support, dict):
         support = [support]
-    channel = next((s for s in support if s.get("channel")), {})
+    channel: dict[str, Any] = next((s for s in support if s.get("channel")), {})
     return Owner(
         team=team_name,
         members=tuple(str(m.get("username") or m.get("name")) for m in members if m.get("username") or m.get("name")),
@@ -465,7 +465,9 @@ def _property(prop: dict[str, Any], where: Path_, ctx: _Ctx) -> tuple[Field, lis
             value = _bound(opts[key], dtype, (*ow, key), ctx)
             rules.append(schema_rule(key, op, (value,), (*ow, key), "logicalTypeOptions"))
     if "multipleOf" in opts:
-        rules.append(schema_rule("multipleOf", Op.MULTIPLE_OF, (opts["multipleOf"],), (*ow, "multipleOf"), "logicalTypeOptions"))
+        rules.append(
+            schema_rule("multipleOf", Op.MULTIPLE_OF, (opts["multipleOf"],), (*ow, "multipleOf"), "logicalTypeOptions")
+        )
     if "pattern" in opts:
         pattern = str(opts["pattern"])
         _check_regex(pattern, (*ow, "pattern"), ctx)
@@ -511,7 +513,9 @@ def _check_regex(pattern: str, where: Path_, ctx: _Ctx) -> None:
     try:
         re.compile(pattern)
     except re.error as exc:
-        raise ctx.error(f"pattern {pattern!r} is not a valid regular expression: {exc}", where, ContractSchemaError) from None
+        raise ctx.error(
+            f"pattern {pattern!r} is not a valid regular expression: {exc}", where, ContractSchemaError
+        ) from None
 
 
 _METRICS = ("nullValues", "missingValues", "invalidValues", "duplicateValues", "rowCount")
@@ -569,7 +573,9 @@ def _quality(
         metric = q.get("metric") or q.get("rule")
         op, args, col = _library(metric, q, where, ctx, column, field)
         rule_name = q.get("name") or f"{label}:{metric}"
-        return Rule(name=str(rule_name), op=op, args=args, check=check_label(op, args), column=col, source="quality", **common)
+        return Rule(
+            name=str(rule_name), op=op, args=args, check=check_label(op, args), column=col, source="quality", **common
+        )
     if kind == "sql":
         query = str(q["query"])
         table = obj_name or "batch"
@@ -596,7 +602,15 @@ def _quality(
                 raise ctx.error(str(exc), (*where, "implementation")) from None
             op, args = _pandera_call(method, kwargs, where, ctx)
             rule_name = q.get("name") or f"{label}:{op.value}"
-            return Rule(name=str(rule_name), op=op, args=args, check=check_label(op, args), column=column, source="custom", **common)
+            return Rule(
+                name=str(rule_name),
+                op=op,
+                args=args,
+                check=check_label(op, args),
+                column=column,
+                source="custom",
+                **common,
+            )
         if engine in ("expression", "polars"):
             try:
                 node = expressions.parse_expression(impl)
@@ -604,12 +618,23 @@ def _quality(
                 raise ctx.error(str(exc), (*where, "implementation")) from None
             unknown = expressions.columns(node) - set(fields) if obj_name is not None else set()
             if unknown:
-                raise ctx.error(f"expression reads unknown properties: {', '.join(sorted(unknown))}", (*where, "implementation"))
+                raise ctx.error(
+                    f"expression reads unknown properties: {', '.join(sorted(unknown))}", (*where, "implementation")
+                )
             rule_name = q.get("name") or f"{label}:expression#{where[-1]}"
             op, args = Op.EXPRESSION, (node,)
-            return Rule(name=str(rule_name), op=op, args=args, check=check_label(op, args), column=None, source="custom", **common)
+            return Rule(
+                name=str(rule_name),
+                op=op,
+                args=args,
+                check=check_label(op, args),
+                column=None,
+                source="custom",
+                **common,
+            )
         raise ctx.error(
-            f"custom engine {engine!r} is not supported; use `pandera` (a built-in Check call) or `expression` (a row predicate)",
+            f"custom engine {engine!r} is not supported; use `pandera` (a built-in Check call) "
+            "or `expression` (a row predicate)",
             (*where, "engine"),
         )
     raise ctx.error(f"quality type {kind!r} is not supported; use library, sql, custom or text", (*where, "type"))

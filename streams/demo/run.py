@@ -246,8 +246,16 @@ async def _main(
     t0 = time.monotonic()
     tasks = [
         asyncio.create_task(
-            produce(producer, s, rate=options.rate, duration_s=options.duration_s, incidents=incidents, stats=stats,
-                    seed=seed, started=t0)
+            produce(
+                producer,
+                s,
+                rate=options.rate,
+                duration_s=options.duration_s,
+                incidents=incidents,
+                stats=stats,
+                seed=seed,
+                started=t0,
+            )
         )
         for s, seed in (("features", 11), ("predictions", 23))
     ]
@@ -290,9 +298,8 @@ async def _wait_worker_ready(tracker: EventTracker, worker: subprocess.Popen[byt
     while time.monotonic() < deadline:
         if worker.poll() is not None:
             return False
-        if any(e.get("phase") in ("partitions_assigned", "started") for e in tracker.lifecycle):
-            if any(e.get("phase") == "partitions_assigned" for e in tracker.lifecycle):
-                return True
+        if any(e.get("phase") == "partitions_assigned" for e in tracker.lifecycle):
+            return True
         await asyncio.sleep(0.2)
     return False
 

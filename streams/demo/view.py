@@ -81,7 +81,12 @@ def _incidents(incidents: Sequence[Incident], elapsed: float, stats: ProducerSta
 
 
 def live_view(
-    tracker: EventTracker, incidents: Sequence[Incident], stats: ProducerStats, elapsed: float, duration: float, info: str
+    tracker: EventTracker,
+    incidents: Sequence[Incident],
+    stats: ProducerStats,
+    elapsed: float,
+    duration: float,
+    info: str,
 ) -> RenderableType:
     head = (
         f"[bold]quality-streams demo[/]  {elapsed:5.0f}s / {duration:.0f}s   sent: features {stats.sent['features']:,}"

@@ -123,48 +123,34 @@ def row_cases(frame: pl.DataFrame, index: str, specs: list[tuple[str, pl.Expr, t
 
     Each spec is ``(mask column, failure_case expression, (schema_context, column,
     check, check_number, rule))``; ``index`` is a free column name (for row numbers). The
-    failing rows are picked first, so values are rendered for them only, in one pass; a
-    spec whose values cannot be rendered is left out (the others are kept).
+    failing rows are picked first, so values are rendered for them only; a spec whose
+    values cannot be rendered is left out (the others are kept).
     """
     if not specs:
         return empty_failure_cases()
+    failing = frame.lazy().with_row_index(index).filter(pl.any_horizontal(pl.col(m) for m, _, _ in specs))
+    parts = [
+        failing.filter(pl.col(mask)).select(
+            failure_case=value,
+            schema_context=pl.lit(context),
+            column=pl.lit(column, dtype=pl.String),
+            check=pl.lit(check),
+            check_number=pl.lit(number, dtype=pl.Int32),
+            index=pl.col(index).cast(pl.Int32),
+            rule=pl.lit(rule),
+        )
+        for mask, value, (context, column, check, number, rule) in specs
+    ]
     try:
-        return _row_cases(frame, index, specs)
-    except Exception:  # some value cannot be rendered: keep every spec that renders
-        parts = [empty_failure_cases()]
-        for spec in specs:
+        return pl.concat(parts, how="vertical").collect(engine="in-memory")
+    except Exception:  # a part failed: keep every part that renders
+        frames = [empty_failure_cases()]
+        for part in parts:
             try:
-                parts.append(_row_cases(frame, index, [spec]))
+                frames.append(part.collect(engine="in-memory"))
             except Exception:  # a value that cannot be rendered is no reason to fail
                 continue
-        return pl.concat(parts, how="vertical")
-
-
-def _row_cases(frame: pl.DataFrame, index: str, specs: list[tuple[str, pl.Expr, tuple[Any, ...]]]) -> pl.DataFrame:
-    failing = frame.lazy().with_row_index(index).filter(pl.any_horizontal(pl.col(m) for m, _, _ in specs))
-    picked = failing.select(
-        part
-        for j, (mask, value, _) in enumerate(specs)
-        for part in (
-            value.filter(pl.col(mask)).implode().alias(f"v{j}"),
-            pl.col(index).filter(pl.col(mask)).implode().alias(f"i{j}"),
-        )
-    ).collect(engine="in-memory")
-    values = [picked.get_column(f"v{j}")[0] for j in range(len(specs))]
-    rows = [picked.get_column(f"i{j}")[0] for j in range(len(specs))]
-    meta = pl.DataFrame([spec[2] for spec in specs], schema=_META_SCHEMA, orient="row")
-    lengths = pl.DataFrame({"n": [len(v) for v in values]}, schema={"n": pl.UInt32})
-    spec_of_row = lengths.select(pl.int_range(pl.len(), dtype=pl.UInt32).repeat_by("n").explode()).to_series()
-    out = meta.select(pl.all().gather(spec_of_row)).with_columns(
-        pl.concat([v.cast(pl.String) for v in values]).alias("failure_case"),
-        pl.concat(rows).cast(pl.Int32).alias("index"),
-    )
-    return out.select(FAILURE_CASE_SCHEMA.names())
-
-
-_META_SCHEMA = pl.Schema(
-    {n: FAILURE_CASE_SCHEMA[n] for n in ("schema_context", "column", "check", "check_number", "rule")}
-)
+        return pl.concat(frames, how="vertical")
 
 
 def concat_cases(summary: list[tuple[Any, ...]], rows: pl.DataFrame | None = None) -> pl.DataFrame:
