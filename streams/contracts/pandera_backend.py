@@ -284,9 +284,7 @@ def from_pandera(
     """
     schema = obj.to_schema() if isinstance(obj, type) and hasattr(obj, "to_schema") else obj
     if not isinstance(schema, pa.DataFrameSchema):
-        raise ContractError(
-            f"expected a pandera.polars DataFrameSchema or DataFrameModel, got {type(obj).__name__}"
-        )
+        raise ContractError(f"expected a pandera.polars DataFrameSchema or DataFrameModel, got {type(obj).__name__}")
     object_name = schema_name or schema.name or schema.title or contract_id
     if schema.unique:
         raise UnsupportedRuleError(
@@ -302,9 +300,7 @@ def from_pandera(
         try:
             classification = Classification(meta["classification"]) if meta.get("classification") else None
         except ValueError:
-            raise ContractError(
-                f"column {col_name!r}: unknown classification {meta['classification']!r}"
-            ) from None
+            raise ContractError(f"column {col_name!r}: unknown classification {meta['classification']!r}") from None
         field = Field(
             name=str(col_name),
             logical_type=str(meta.get("logical_type") or _logical_type(dtype)),
@@ -344,9 +340,7 @@ def _from_check(check: Any, column: str | None, dtype: pl.DataType | None) -> Ru
     where = f"column {column!r}" if column else "the DataFrameSchema"
     label = check.error or check.name or repr(check)
     if check.groupby is not None or check.groups is not None or check.element_wise:
-        raise UnsupportedRuleError(
-            f"check {label!r} on {where}: groupby/element-wise checks are not supported"
-        )
+        raise UnsupportedRuleError(f"check {label!r} on {where}: groupby/element-wise checks are not supported")
     severity = Severity.WARNING if check.raise_warning else Severity.ERROR
     stats = check.statistics or {}
     if MARKER in stats:
@@ -363,9 +357,7 @@ def _from_check(check: Any, column: str | None, dtype: pl.DataType | None) -> Ru
             args = (tuple(stats[keys[0]]),)
         else:
             args = tuple(stats.get(k) for k in keys)
-        return Rule(
-            f"{column}:{op.value}", op, args, check_label(op, args, dtype), column, severity, source="pandera"
-        )
+        return Rule(f"{column}:{op.value}", op, args, check_label(op, args, dtype), column, severity, source="pandera")
     raise UnsupportedRuleError(
         f"check {label!r} on {where} is a custom pandera check; only the built-in checks "
         f"({', '.join(sorted(BUILTINS))}) can be read into a contract"
@@ -496,7 +488,5 @@ def load_pandera_object(spec: str) -> Any:
         raise ContractError(f"cannot load pandera object {spec!r}: {exc}") from None
     is_model = isinstance(obj, type) and hasattr(obj, "to_schema")
     if not (is_model or isinstance(obj, pa.DataFrameSchema)):
-        raise ContractError(
-            f"{spec!r} is a {type(obj).__name__}, not a pandera DataFrameSchema or DataFrameModel"
-        )
+        raise ContractError(f"{spec!r} is a {type(obj).__name__}, not a pandera DataFrameSchema or DataFrameModel")
     return obj

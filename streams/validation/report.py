@@ -142,7 +142,7 @@ def row_cases(frame: pl.DataFrame, index: str, specs: list[tuple[str, pl.Expr, t
         for mask, value, (context, column, check, number, rule) in specs
     ]
     try:
-        return pl.concat(parts, how="vertical").collect(engine="in-memory")
+        return pl.concat([empty_failure_cases().lazy(), *parts], how="vertical").collect(engine="in-memory")
     except Exception:  # a part failed: keep every part that renders
         frames = [empty_failure_cases()]
         for part in parts:

@@ -1,0 +1,210 @@
+"""ODCS quality rules (library metrics, sql, custom) compiled into the rule IR."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from streams.contracts import expressions
+from streams.contracts.model import THRESHOLD_OPERATORS, Field, Op, Rule, Severity, Threshold, Unit, check_label
+from streams.contracts.source import Path_, SourceContext
+from streams.contracts.types import check_regex
+from streams.errors import ContractSchemaError
+
+__all__ = ["quality_rule"]
+
+
+_METRICS = ("nullValues", "missingValues", "invalidValues", "duplicateValues", "rowCount")
+
+
+def _threshold(q: dict[str, Any], where: Path_, ctx: SourceContext) -> Threshold:
+    present = [op for op in THRESHOLD_OPERATORS if op in q]
+    unit_text = str(q.get("unit") or "rows").lower()
+    if unit_text not in ("rows", "percent"):
+        raise ctx.error(f"unit {unit_text!r} is not supported; use rows or percent", (*where, "unit"))
+    unit = Unit(unit_text)
+    if not present:
+        return Threshold(unit=unit)
+    op = present[0]
+    raw = q[op]
+    if op in ("mustBeBetween", "mustNotBeBetween"):
+        if not (isinstance(raw, list) and len(raw) == 2 and all(isinstance(x, (int, float)) for x in raw)):
+            raise ctx.error(f"{op} needs two numbers, e.g. [1, 10]", (*where, op), ContractSchemaError)
+        return Threshold(op, (float(raw[0]), float(raw[1])), unit)
+    if isinstance(raw, bool) or not isinstance(raw, (int, float)):
+        raise ctx.error(f"{op} needs a number, got {raw!r}", (*where, op), ContractSchemaError)
+    return Threshold(op, float(raw), unit)
+
+
+def quality_rule(
+    q: dict[str, Any],
+    where: Path_,
+    ctx: SourceContext,
+    *,
+    column: str | None,
+    field: Field | None,
+    obj_name: str | None,
+    fields: dict[str, Field],
+) -> Rule | None:
+    kind = q.get("type") or ("library" if "metric" in q or "rule" in q else None)
+    if kind == "text":
+        return None  # human-readable only
+    severity_text = str(q.get("severity") or "error").lower()
+    try:
+        severity = Severity(severity_text)
+    except ValueError:
+        raise ctx.error(
+            f"severity {severity_text!r} is not supported; use error, warning or info", (*where, "severity")
+        ) from None
+    threshold = _threshold(q, where, ctx)
+    common: dict[str, Any] = {
+        "severity": severity,
+        "threshold": threshold,
+        "dimension": q.get("dimension"),
+        "description": q.get("description"),
+        "line": ctx.line(where),
+    }
+    label = column or obj_name or "object"
+    if kind == "library":
+        metric = q.get("metric") or q.get("rule")
+        op, args, col = _library(metric, q, where, ctx, column, field)
+        rule_name = q.get("name") or f"{label}:{metric}"
+        return Rule(
+            name=str(rule_name), op=op, args=args, check=check_label(op, args), column=col, source="quality", **common
+        )
+    if kind == "sql":
+        query = str(q["query"])
+        table = obj_name or "batch"
+        for token in ("${object}", "{object}", "${table}", "{table}"):
+            query = query.replace(token, table)
+        if column is not None:
+            for token in ("${property}", "{property}", "${column}", "{column}"):
+                query = query.replace(token, column)
+        if not re.match(r"(?is)^\s*(select|with)\b", query):
+            raise ctx.error("a sql rule must be a single SELECT query returning one value", (*where, "query"))
+        rule_name = q.get("name") or f"{label}:sql#{where[-1]}"
+        return Rule(name=str(rule_name), op=Op.SQL, args=(query,), check="sql", column=None, source="sql", **common)
+    if kind == "custom":
+        engine = str(q.get("engine", "")).lower()
+        impl = q.get("implementation")
+        if not isinstance(impl, str):
+            raise ctx.error("a custom rule's implementation must be a string", (*where, "implementation"))
+        if engine == "pandera":
+            if column is None:
+                raise ctx.error("a pandera check must be declared on a property (it checks one column)", where)
+            try:
+                method, kwargs = expressions.parse_check_call(impl)
+            except expressions.ExpressionError as exc:
+                raise ctx.error(str(exc), (*where, "implementation")) from None
+            op, args = _pandera_call(method, kwargs, where, ctx)
+            rule_name = q.get("name") or f"{label}:{op.value}"
+            return Rule(
+                name=str(rule_name),
+                op=op,
+                args=args,
+                check=check_label(op, args),
+                column=column,
+                source="custom",
+                **common,
+            )
+        if engine in ("expression", "polars"):
+            try:
+                node = expressions.parse_expression(impl)
+            except expressions.ExpressionError as exc:
+                raise ctx.error(str(exc), (*where, "implementation")) from None
+            unknown = expressions.columns(node) - set(fields) if obj_name is not None else set()
+            if unknown:
+                raise ctx.error(
+                    f"expression reads unknown properties: {', '.join(sorted(unknown))}", (*where, "implementation")
+                )
+            rule_name = q.get("name") or f"{label}:expression#{where[-1]}"
+            op, args = Op.EXPRESSION, (node,)
+            return Rule(
+                name=str(rule_name),
+                op=op,
+                args=args,
+                check=check_label(op, args),
+                column=None,
+                source="custom",
+                **common,
+            )
+        raise ctx.error(
+            f"custom engine {engine!r} is not supported; use `pandera` (a built-in Check call) "
+            "or `expression` (a row predicate)",
+            (*where, "engine"),
+        )
+    raise ctx.error(f"quality type {kind!r} is not supported; use library, sql, custom or text", (*where, "type"))
+
+
+def _library(
+    metric: Any, q: dict[str, Any], where: Path_, ctx: SourceContext, column: str | None, field: Field | None
+) -> tuple[Op, tuple[Any, ...], str | None]:
+    args_in = q.get("arguments") or {}
+    if metric == "rowCount":
+        return Op.ROW_COUNT, (), None
+    if metric not in _METRICS:
+        raise ctx.error(f"metric {metric!r} is not supported; supported are {', '.join(_METRICS)}", (*where, "metric"))
+    if column is None:
+        raise ctx.error(f"metric {metric} must be declared on a property", (*where, "metric"))
+    if metric == "nullValues":
+        return Op.NOT_NULL, (), column
+    if metric == "duplicateValues":
+        return Op.UNIQUE, (), column
+    if metric == "missingValues":
+        values = args_in.get("missingValues", [None, ""])
+        if not isinstance(values, list):
+            raise ctx.error("missingValues needs a list, e.g. [null, '', 'N/A']", (*where, "arguments"))
+        return Op.MISSING, (tuple(values),), column
+    # invalidValues
+    if "validValues" in args_in:
+        values = args_in["validValues"]
+        if not isinstance(values, list) or not values:
+            raise ctx.error("validValues needs a non-empty list", (*where, "arguments", "validValues"))
+        return Op.ISIN, (tuple(values),), column
+    if "pattern" in args_in:
+        check_regex(str(args_in["pattern"]), (*where, "arguments", "pattern"), ctx)
+        return Op.STR_CONTAINS, (str(args_in["pattern"]),), column
+    raise ctx.error("invalidValues needs arguments.validValues or arguments.pattern", (*where, "arguments"))
+
+
+_PANDERA_OPS: dict[str, Op] = {
+    "equal_to": Op.EQ,
+    "eq": Op.EQ,
+    "not_equal_to": Op.NE,
+    "ne": Op.NE,
+    "greater_than": Op.GT,
+    "gt": Op.GT,
+    "greater_than_or_equal_to": Op.GE,
+    "ge": Op.GE,
+    "less_than": Op.LT,
+    "lt": Op.LT,
+    "less_than_or_equal_to": Op.LE,
+    "le": Op.LE,
+    "in_range": Op.IN_RANGE,
+    "between": Op.IN_RANGE,
+    "isin": Op.ISIN,
+    "notin": Op.NOTIN,
+    "str_matches": Op.STR_MATCHES,
+    "str_contains": Op.STR_CONTAINS,
+    "str_startswith": Op.STR_STARTSWITH,
+    "str_endswith": Op.STR_ENDSWITH,
+    "str_length": Op.STR_LENGTH,
+}
+
+
+def _pandera_call(method: str, kw: dict[str, Any], where: Path_, ctx: SourceContext) -> tuple[Op, tuple[Any, ...]]:
+    op = _PANDERA_OPS[method]
+    try:
+        if op is Op.IN_RANGE:
+            return op, (kw["min_value"], kw["max_value"], kw.get("include_min", True), kw.get("include_max", True))
+        if op in (Op.ISIN, Op.NOTIN):
+            values = next(iter(kw.values()))
+            return op, (tuple(values),)
+        if op is Op.STR_LENGTH:
+            if kw.get("min_value") is None and kw.get("max_value") is None:
+                raise KeyError("min_value")
+            return op, (kw.get("min_value"), kw.get("max_value"))
+        (value,) = kw.values()
+        return op, (value,)
+    except (KeyError, ValueError, TypeError, StopIteration):
+        raise ctx.error(f"Check.{method} is missing required arguments", (*where, "implementation")) from None
