@@ -144,12 +144,23 @@ class Binding:
         rules_of = dict(zip(invalid_rows, report.violations.gather(invalid_rows).to_list(), strict=True))
         groups: dict[int, tuple[list[int], list[int], list[str]]] = {}  # message -> (valid, invalid, rules)
         formats = decoded.formats
+        n_valid = sum(valid)
+        out.counts["valid"] += n_valid
+        out.counts["quarantined"] += len(valid) - n_valid
+        if all(f is Format.JSON or f is None for f in formats):
+            # the common case, one record per message: no per-record bookkeeping beyond the outputs
+            if self.gate:
+                vt, ours = self.settings.output_topic(self.topic, "validated"), self._contract_headers
+                out.validated.extend(
+                    OutRecord(vt, m.value, m.key, m.headers + ours, m.timestamp_ms)
+                    for m in (messages[msg_of[r]] for r, ok in enumerate(valid) if ok)
+                )
+            for r in invalid_rows:
+                m = messages[msg_of[r]]
+                self._quarantine(out, m, m.value, (), rules=rules_of[r], n=1, fmt=Format.JSON)
+            return out
         for r, ok in enumerate(valid):
             i = msg_of[r]
-            if ok:
-                out.counts["valid"] += 1
-            else:
-                out.counts["quarantined"] += 1
             if formats[i] is Format.JSON:
                 m = messages[i]
                 if ok:

@@ -67,7 +67,7 @@ from streams.validation.predicates import (
     predicate,
     rule_layout,
 )
-from streams.validation.regex import FAST_MIN_ROWS
+from streams.validation.regex import FAST_MIN_ROWS, FAST_MIN_ROWS_OTHERS
 from streams.validation.report import ValidationReport, concat_cases, verdicts
 
 __all__ = [
@@ -86,6 +86,8 @@ __all__ = [
 ]
 
 _PREFIX = "__qs_"
+#: batch heights at which the cheapest of equal expressions may change (plans are cached per class)
+SIZE_CLASSES = (FAST_MIN_ROWS_OTHERS, FAST_MIN_ROWS)
 _CACHE_SIZE = 64
 _evaluate = evaluate  # the names before the split into modules
 _error_text = error_text
@@ -117,13 +119,13 @@ class CompiledPlan:
         self.schema_obj = schema_obj
         self.reporter = Reporter.of(schema_obj)
         self.slots = self.reporter.slots
-        self._cache: dict[tuple[tuple[tuple[str, pl.DataType], ...], bool], _Prepared] = {}
+        self._cache: dict[tuple[tuple[tuple[str, pl.DataType], ...], int | None], _Prepared] = {}
 
     def _prepare(self, schema: pl.Schema, rows: int | None = None) -> _Prepared:
         """The plan for batches of ``schema``; ``rows`` (the batch height) picks, among equal
         expressions, those cheaper for small or for large batches."""
-        large = rows is None or rows >= FAST_MIN_ROWS
-        key = (tuple(schema.items()), large)
+        size = rows if rows is None else max((n for n in SIZE_CLASSES if rows >= n), default=0)
+        key = (tuple(schema.items()), size)
         if key in self._cache:
             return self._cache[key]
         fields: dict[str, Field] = {f.name: f for f in self.schema_obj.fields}
@@ -166,7 +168,7 @@ class CompiledPlan:
                     if rule.op is not Op.EXPRESSION and column not in conformed:
                         raise ValueError(f"column {column!r} is not in the batch")
                     dtype = conformed.get(column)
-                    fails[k] = predicate(rule, pl.col(column), dtype, None if large else 0)[0].not_()
+                    fails[k] = predicate(rule, pl.col(column), dtype, size)[0].not_()
                 except Exception as exc:  # a rule that cannot run is reported, not raised
                     errors[k] = error_text(exc)
         if probe(probe_frame, list(fails.values()), select=True):

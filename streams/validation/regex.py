@@ -221,9 +221,11 @@ def _printable(ch: str) -> bool:
 
 
 Builder = Callable[[pl.Expr], pl.Expr]
-#: Batch height below which the byte-array strategies cost more than the regex (their fixed
-#: cost is ~0.1-0.3 ms a batch; measured crossovers 2-8k rows).
+#: Batch heights below which the byte-array strategies cost more than the regex (a fixed
+#: ~0.1-0.3 ms a batch; measured crossovers: 2-8k rows for one set of bytes, 10-20k rows
+#: when other positions are read one by one, e.g. the dashes of a UUID).
 FAST_MIN_ROWS = 4096
+FAST_MIN_ROWS_OTHERS = 16384
 
 
 @dataclass(frozen=True, slots=True)
@@ -366,7 +368,7 @@ def _fixed(positions: list[frozenset[int]], end: bool) -> FastPath | None:
         length = c.str.len_bytes()
         return (length.eq(n) if end else length.ge(n)).and_(check)  # False & null: False; null & null: null
 
-    return FastPath(build, FAST_MIN_ROWS)
+    return FastPath(build, FAST_MIN_ROWS_OTHERS if others else FAST_MIN_ROWS)
 
 
 def _negated(atom: Atom, end: bool) -> FastPath | None:

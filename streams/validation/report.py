@@ -83,7 +83,6 @@ def verdicts(
         for start in range(0, len(failing), 63)
     ]
     verdict = pl.any_horizontal(gating).fill_null(False).not_() if gating else pl.repeat(True, pl.len())
-    out = frame.select(verdict.alias("valid"), *words)
     if len(failing) <= _FULL_TABLE:
         names = tuple(name for _, name, _ in failing)
         table = tables.get(names) if tables is not None else None
@@ -93,7 +92,9 @@ def verdicts(
                 if len(tables) >= _TABLES:
                     tables.pop(next(iter(tables)))
                 tables[names] = table
-        return out.to_series(0), table.gather(out.to_series(1))
+        out = frame.select(verdict.alias("valid"), pl.lit(table).gather(words[0]))
+        return out.to_series(0), out.to_series(1)
+    out = frame.select(verdict.alias("valid"), *words)
     if len(words) == 1:
         codes = out.to_series(1)
         keys = codes.unique().sort()
