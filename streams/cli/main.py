@@ -14,11 +14,14 @@ import logging
 import sys
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from streams.errors import ContractError, DataFormatError, StreamsError
+
+if TYPE_CHECKING:
+    from streams.contracts.model import Contract
 
 app = typer.Typer(
     name="qstreams",
@@ -70,7 +73,7 @@ def lint(
 @app.command("validate")
 def validate(
     data: Annotated[Path, typer.Argument(help="Parquet, NDJSON / JSON Lines or CSV file.")],
-    contract: Annotated[Path, typer.Option("--contract", "-c", help="ODCS contract file.")],
+    contract: Annotated[Path | None, typer.Option("--contract", "-c", help="ODCS contract file.")] = None,
     schema: Annotated[
         str | None, typer.Option(help="Schema object name (or topic) when the contract has several.")
     ] = None,
@@ -80,14 +83,24 @@ def validate(
         Path | None, typer.Option("--out-invalid", help="Write invalid rows plus a `_violations` column here.")
     ] = None,
     max_cases: Annotated[int, typer.Option("--max-cases", min=0, help="Failure cases to show.")] = 20,
+    pandera: Annotated[
+        str | None,
+        typer.Option(
+            "--pandera",
+            help="A pandera.polars DataFrameModel/DataFrameSchema as package.module:attr, instead of --contract. "
+            "This IMPORTS AND RUNS that module: use it for trusted code only.",
+        ),
+    ] = None,
 ) -> None:
     """Validate a data file against a contract. Exit 0 if every error rule passes, 1 if one fails."""
     from streams.cli.files import read_and_validate, write_table
     from streams.cli.render import render_report
     from streams.contracts.loader import load_contract
 
+    if (contract is None) == (pandera is None):
+        raise _fail("give exactly one of --contract FILE or --pandera package.module:attr")
     try:
-        loaded = load_contract(contract)
+        loaded = load_contract(contract) if contract is not None else _pandera_contract(str(pandera))
         schema_obj = loaded.schema(schema)
     except ContractError as exc:
         raise _fail(str(exc)) from None
@@ -110,6 +123,17 @@ def validate(
     except DataFormatError as exc:
         raise _fail(str(exc)) from None
     raise typer.Exit(EXIT_OK if report.passed else EXIT_FINDINGS)
+
+
+def _pandera_contract(spec: str) -> Contract:
+    import os
+
+    from streams.contracts.pandera_backend import from_pandera, load_pandera_object
+
+    if str(Path.cwd()) not in sys.path:
+        sys.path.insert(0, os.getcwd())  # like `python -m`: modules of the data repo itself
+    obj = load_pandera_object(spec)
+    return from_pandera(obj, contract_id=f"pandera:{spec}", version="0")
 
 
 @dev_app.command("broker")
