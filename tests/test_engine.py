@@ -51,12 +51,8 @@ def typed(*fields: Field) -> list[Rule]:
 
 
 def plan_for(fields: list[Field], rules: list[Rule] | None = None, name: str = "orders") -> CompiledPlan:
-    so = SchemaObject(
-        name=name, topic=f"{name}.v1", fields=tuple(fields), rules=(*typed(*fields), *(rules or []))
-    )
-    return compile_plan(
-        Contract(id="urn:test", version="1.0.0", status="active", sha256="f" * 64, schemas=(so,))
-    )
+    so = SchemaObject(name=name, topic=f"{name}.v1", fields=tuple(fields), rules=(*typed(*fields), *(rules or [])))
+    return compile_plan(Contract(id="urn:test", version="1.0.0", status="active", sha256="f" * 64, schemas=(so,)))
 
 
 def cases(report: ValidationReport, rule_name: str | None = None) -> list[dict[str, Any]]:
@@ -210,9 +206,7 @@ def test_text_timestamps_parse_the_same_on_every_path(texts: list[str | None], e
     plan = plan_for([Field("t", "timestamp", pl.Datetime("ms", "UTC"))])
     df = pl.DataFrame({"t": texts}, schema={"t": pl.String()})
     assert plan.conform(df)["t"].to_list() == expected
-    assert [c["failure_case"] for c in cases(plan.validate(df), "t:dtype")] == [
-        t for t in texts if t == "later"
-    ]
+    assert [c["failure_case"] for c in cases(plan.validate(df), "t:dtype")] == [t for t in texts if t == "later"]
 
 
 def test_naive_text_timestamps_are_in_the_declared_zone() -> None:
@@ -223,11 +217,7 @@ def test_naive_text_timestamps_are_in_the_declared_zone() -> None:
 
 def test_datetime_units_and_zones_are_converted() -> None:
     plan = plan_for([Field("t", "timestamp", pl.Datetime("ms", "UTC"))])
-    paris = (
-        pl.Series("t", [dt.datetime(2024, 6, 1, 12)])
-        .dt.replace_time_zone("Europe/Paris")
-        .dt.cast_time_unit("ns")
-    )
+    paris = pl.Series("t", [dt.datetime(2024, 6, 1, 12)]).dt.replace_time_zone("Europe/Paris").dt.cast_time_unit("ns")
     r = plan.validate(paris.to_frame())
     assert r.passed
     assert plan.conform(paris.to_frame())["t"].to_list() == [dt.datetime(2024, 6, 1, 10, tzinfo=UTC)]
@@ -397,9 +387,7 @@ def test_expression_rules_fail_rows_as_json_and_pass_on_null() -> None:
 
 
 def test_uniqueness_counts_every_duplicate_and_nulls_like_pandera() -> None:
-    plan = plan_for(
-        [Field("k", "string", pl.String(), unique=True), Field("n", "integer", pl.Int64(), unique=True)]
-    )
+    plan = plan_for([Field("k", "string", pl.String(), unique=True), Field("n", "integer", pl.Int64(), unique=True)])
     r = plan.validate(pl.DataFrame({"k": ["a", "b", "a", None, None], "n": [1, 2, 3, 4, 5]}))
     assert [c["index"] for c in cases(r, "k:unique")] == [0, 2, 3, 4]
     assert r.check("k:unique").failures == 4 and r.check("n:unique").passed
@@ -527,3 +515,27 @@ def test_run_time_failures_are_isolated_per_rule(monkeypatch: pytest.MonkeyPatch
     r = plan.validate(orders())
     assert not r.passed and "conformance exploded" in str(r.check("amount:ge").error)
     assert plan.conform(orders())["id"].to_list() == [None] * 3
+
+
+def test_reports_do_not_depend_on_the_previous_batch() -> None:
+    """Masks of the rules that failed last time come from pass 1: a changing set of failing
+    rules, in both directions, gives the reports of a fresh plan."""
+    rules = [
+        rule("amount:ge", Op.GE, (0,), "amount"),
+        rule("email:pattern", Op.STR_CONTAINS, ("^[a-z]@x\\.io$",), "email"),
+        rule("few", Op.LE, (25,), "amount", threshold=Threshold("mustBeLessThan", 50, Unit.PERCENT)),
+        rule("e", Op.EXPRESSION, (parse_expression("amount > id"),)),
+    ]
+    batches = [
+        orders(),
+        orders(amount=[-1.0, 20.0, 30.0]),
+        orders(email=["a@x.io", "bb@x.io", None], id=[1, 1, 3]),
+        orders(),
+        orders(amount=[-1.0, 0.5, 40.0], email=["Z", "b@x.io", "c@x.io"]),
+        orders(amount=[None, None, None]),
+    ]
+    plan = plan_for(ORDER_FIELDS, rules)
+    for batch in batches * 2:
+        got, want = plan.validate(batch), plan_for(ORDER_FIELDS, rules).validate(batch)
+        assert got.checks == want.checks and got.failure_cases.equals(want.failure_cases)
+        assert got.valid_mask.equals(want.valid_mask) and got.violations.equals(want.violations)

@@ -227,6 +227,13 @@ def test_the_example_contract_patterns_use_the_fast_path() -> None:
     assert found.keys() == CONTRACT_PATTERNS.keys()
     for column, expr in found.items():
         assert "contains" not in expr and "reinterpret" in expr, (column, expr)
+    # the compiled plan uses them on large batches; on small ones the regex is cheaper
+    schema = contract.schema().polars_schema
+    for rows, fast in ((100_000, True), (20_000, True), (1_000, False)):
+        fails = plan._prepare(schema, rows).fails
+        for k, slot in enumerate(plan.slots):
+            if slot.rule.op is Op.STR_CONTAINS and slot.rule.column in CONTRACT_PATTERNS:
+                assert ("reinterpret" in str(fails[k])) is fast and ("contains" in str(fails[k])) is not fast
     # on a column of another dtype, or an unknown one, the regex runs (and fails the same way)
     assert "contains" in str(builtin(Op.STR_CONTAINS, ("^[0-9]{4}$",), pl.col("x"), None))
     assert "contains" in str(builtin(Op.STR_CONTAINS, ("^[0-9]{4}$",), pl.col("x"), pl.Categorical()))
@@ -249,3 +256,23 @@ def test_empty_frames_and_all_null_columns() -> None:
             None,
             None,
         ]
+
+
+def test_large_batches_are_checked_slice_by_slice() -> None:
+    from streams.testing import generate_feature_frame
+
+    df = generate_feature_frame(150_000, seed=3).select(*CONTRACT_PATTERNS)
+    n = df.height
+    broken = pl.int_range(n) % 997 == 0
+    df = df.with_columns(  # some values cut, some nulls, some with a trailing newline
+        pl.when(broken).then(pl.col(c).str.slice(1)).otherwise(pl.col(c)) for c in CONTRACT_PATTERNS
+    ).with_columns(
+        pl.when(pl.int_range(n) % 1009 == 0).then(None).otherwise(pl.col("event_id")).alias("event_id"),
+        pl.when(pl.int_range(n) % 1013 == 0).then(pl.col("card_hash") + "\n").otherwise(pl.col("card_hash")),
+    )
+    for column, pattern in CONTRACT_PATTERNS.items():
+        expr = fast_contains(pl.col(column), pattern, rows=1 << 17)
+        assert expr is not None and "slice" in str(expr)
+        got = df.select(expr.alias("fast"), pl.col(column).str.contains(pattern).alias("regex"))
+        assert got.height == n and got["fast"].to_list() == got["regex"].to_list()
+        assert 0 < got["fast"].not_().sum() < n

@@ -94,7 +94,8 @@ def predicate(
 
     ``expr`` is True where the row passes. With ``ignore_na`` a null result is a
     pass (pandera's ``ignore_na=True``); otherwise ``expr`` is never null. ``rows``
-    (the expected batch height, if known) only picks the cheaper of equal expressions.
+    (if known, a power of two with the batch height in ``[rows, 2 * rows)``) only picks
+    the cheapest of equal expressions.
     """
     op, args, c = rule.op, rule.args, column
     if op is Op.NOT_NULL:
@@ -135,9 +136,7 @@ def builtin(
             found = c.is_in(values)
         return found if op is Op.ISIN else found.not_()
     if op in (Op.STR_MATCHES, Op.STR_CONTAINS):
-        pattern = str(args[0])
-        if op is Op.STR_MATCHES and not pattern.startswith("^"):  # pandera anchors str_matches at the start
-            pattern = f"^{pattern}"
+        pattern = _pattern(op, args)
         fast = fast_contains(c, pattern, rows) if dtype == pl.String else None
         return fast if fast is not None else c.str.contains(pattern, literal=False)
     if op is Op.STR_STARTSWITH:
@@ -164,3 +163,24 @@ def duplicates_possible(c: pl.Expr, dtype: pl.DataType) -> pl.Expr:
     Hashing strings first halves the cost; a collision only costs the exact pass.
     """
     return (c.hash() if dtype in (pl.String, pl.Binary) else c).n_unique() < pl.len()
+
+
+def _pattern(op: Op, args: tuple[Any, ...]) -> str:
+    pattern = str(args[0])
+    if op is Op.STR_MATCHES and not pattern.startswith("^"):  # pandera anchors str_matches at the start
+        pattern = f"^{pattern}"
+    return pattern
+
+
+def cost(rule: Rule, dtype: pl.DataType | None, rows: int | None = None) -> float:
+    """A rough relative cost of evaluating ``rule`` over a batch (for ordering a fused select:
+    polars balances its threads better when the expensive expressions come last)."""
+    op = rule.op
+    if op in (Op.STR_MATCHES, Op.STR_CONTAINS):
+        fast = dtype == pl.String and fast_contains(pl.col(""), _pattern(op, rule.args), rows) is not None
+        return 4.0 if fast else 10.0
+    if op is Op.UNIQUE:
+        return 4.0
+    if dtype in (pl.String, pl.Categorical, pl.Binary) or op is Op.EXPRESSION:
+        return 1.0
+    return 0.1

@@ -77,8 +77,7 @@ def verdicts(
     gating = [pl.col(m) for m, _, gates in failing if gates]
     words = [
         pl.sum_horizontal(
-            pl.when(pl.col(m)).then(1 << i).otherwise(0)
-            for i, (m, _, _) in enumerate(failing[start : start + 63])
+            pl.when(pl.col(m)).then(1 << i).otherwise(0) for i, (m, _, _) in enumerate(failing[start : start + 63])
         ).alias(f"w{start}")
         for start in range(0, len(failing), 63)
     ]
@@ -113,9 +112,7 @@ _TABLES = 32  # tables kept per plan
 
 def _names_table(codes: list[tuple[int, ...]], failing: list[tuple[str, str, bool]]) -> pl.Series:
     """The rule names of each bit code (a tuple of 63-bit words)."""
-    names = [
-        [name for i, (_, name, _) in enumerate(failing) if words[i // 63] >> (i % 63) & 1] for words in codes
-    ]
+    names = [[name for i, (_, name, _) in enumerate(failing) if words[i // 63] >> (i % 63) & 1] for words in codes]
     return pl.Series("violations", names, dtype=pl.List(pl.String))
 
 
