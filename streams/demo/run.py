@@ -35,7 +35,7 @@ from rich.live import Live
 
 from streams.consumers.tracker import EventTracker
 from streams.demo.producers import FEATURES_TOPIC, PREDICTIONS_TOPIC, ProducerStats, produce
-from streams.demo.scenario import Incident, default_schedule
+from streams.demo.scenario import default_schedule
 from streams.demo.view import evaluate, live_view, progress_line, summary
 from streams.errors import BrokerError, StreamsError
 
@@ -98,26 +98,19 @@ def _free_port() -> int:
 
 
 def _ensure_topics(bootstrap: str, topics: list[str], partitions: int) -> None:
-    from kafka.admin import KafkaAdminClient, NewTopic
-    from kafka.errors import TopicAlreadyExistsError
+    from streams.kafka.admin import create_topics
+    from streams.settings import Settings
 
+    settings = Settings(bootstrap_servers=bootstrap, topic_partitions=partitions, app_id="qstreams-demo")
     deadline = time.monotonic() + 60
     while True:
         try:
-            admin = KafkaAdminClient(bootstrap_servers=bootstrap, client_id="qstreams-demo")
-            break
-        except Exception as exc:
+            create_topics(settings, topics)
+            return
+        except BrokerError:
             if time.monotonic() > deadline:
-                raise BrokerError(f"cannot reach Kafka at {bootstrap}: {exc}") from None
+                raise
             time.sleep(1)
-    try:
-        existing = set(admin.list_topics())
-        new = [NewTopic(t, partitions, 1) for t in topics if t not in existing]
-        if new:
-            with contextlib.suppress(TopicAlreadyExistsError):
-                admin.create_topics(new)
-    finally:
-        admin.close()
 
 
 def _partitions(bootstrap: str, topic: str) -> set[int]:
@@ -327,8 +320,3 @@ def _tail(path: Path, lines: int = 25) -> str:
         return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
     except OSError:
         return "(no log)"
-
-
-def incidents_for(duration_s: float) -> list[Incident]:
-    """The schedule a run of this length uses (for ``--help`` text and tests)."""
-    return default_schedule(duration_s)

@@ -204,6 +204,26 @@ def _check_created(response: Any) -> list[str]:
     return created
 
 
+def create_topics(settings: Settings, topics: Sequence[str]) -> list[str]:
+    """Create those of ``topics`` the cluster lacks (settings' partitions and replication); the names created."""
+    admin = _admin(settings)
+    try:
+        wanted = [t for t in dict.fromkeys(topics) if t not in set(admin.list_topics())]
+        if not wanted:
+            return []
+        spec = {"num_partitions": settings.topic_partitions, "replication_factor": settings.topic_replication}
+        created = _check_created(admin.create_topics({t: dict(spec) for t in wanted}, raise_errors=False))
+        if created and hasattr(admin, "wait_for_topics"):
+            admin.wait_for_topics(created)
+        return created
+    except (SettingsError, BrokerError):
+        raise
+    except Exception as exc:
+        raise BrokerError(f"broker {settings.bootstrap_servers} unreachable: {exc!r}") from exc
+    finally:
+        admin.close()
+
+
 def ensure_topics(settings: Settings, sources: Sequence[str], *, create: bool | None = None) -> TopicState:
     """Create the missing output topics of the ``sources`` that exist (and the events topic); report the rest.
 
