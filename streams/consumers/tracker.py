@@ -44,7 +44,7 @@ class Signal:
 class EventTracker:
     """Running aggregates of the quality-event stream."""
 
-    latest_size: int = 12
+    latest_size: int = 12  # the latest events worth reading: clean batch summaries are only counted
     outcomes: dict[str, Counter[str]] = field(default_factory=dict)  # contract -> outcome -> records
     rule_failures: Counter[tuple[str, str, str]] = field(default_factory=Counter)  # (contract, rule, severity)
     signals: list[Signal] = field(default_factory=list)
@@ -82,6 +82,8 @@ class EventTracker:
                 self.signals.append(
                     Signal("dead_letter", contract, topic, start, end, "error", "undecodable", dead, (), received)
                 )
+            if not dead and not int(counts.get("quarantined", 0)):
+                return  # a clean batch: counted above, not news
             summary = ", ".join(f"{k} {v}" for k, v in counts.items())
         elif event_type == EventType.RULE_VIOLATION:
             rule = data.get("rule") or {}
