@@ -38,6 +38,7 @@ from streams.events import (
     validate_event,
 )
 from streams.events.types import SCHEMA_FILES
+from streams.validation.report import CheckResult, ValidationReport
 
 TOPIC = "features.card-transactions.v1"
 START = datetime(2025, 3, 1, 12, 0, 0, tzinfo=UTC)
@@ -57,42 +58,10 @@ OWNER = OWNER_OBJ.as_dict()
 # --------------------------------------------------------------------------- fixtures
 
 
-@dataclasses.dataclass(frozen=True)
-class FakeCheck:
-    """Duck-typed stand-in for ``streams.validation.report.CheckResult`` (rates over 100 rows)."""
-
-    name: str
-    column: str | None
-    check: str
-    severity: Severity
-    failures: int
-    failure_rate: float
-    passed: bool
-    value: float | int | None
-    threshold: str = "mustBe 0 rows"
-    dimension: str | None = None
-    gates_rows: bool = True
-    error: str | None = None
-
-
-@dataclasses.dataclass(frozen=True)
-class FakeReport:
-    """Duck-typed stand-in for ``streams.validation.report.ValidationReport``."""
-
-    contract_id: str
-    contract_version: str
-    contract_sha256: str
-    schema: str
-    rows: int
-    valid_rows: int
-    invalid_rows: int
-    passed: bool
-    checks: tuple[FakeCheck, ...]
-    failure_cases: pl.DataFrame
-
-
-def _check(name: str, column: str | None, check: str, sev: Severity, failures: int, **kw: Any) -> FakeCheck:
-    return FakeCheck(name, column, check, sev, failures, failures / 100, failures == 0, failures, **kw)
+def _check(name: str, column: str | None, check: str, sev: Severity, failures: int, **kw: Any) -> CheckResult:
+    """A check result as the engine reports it, with rates over 100 rows."""
+    kw = {"threshold": "mustBe 0 rows", "dimension": None, "gates_rows": True, **kw}
+    return CheckResult(name, column, check, sev, failures, failures / 100, failures == 0, failures, **kw)
 
 
 def _contract(version: str = "1.4.0", sha: str = "a" * 64) -> Contract:
@@ -129,15 +98,20 @@ def _cases(rows: list[tuple[str | None, str, str | None, str, int, str]]) -> pl.
     return pl.DataFrame(data, schema=_CASE_SCHEMA, orient="row")
 
 
-def _fake(contract: Contract, checks: tuple[FakeCheck, ...], cases: pl.DataFrame, invalid: int = 0) -> FakeReport:
+def _fake(
+    contract: Contract, checks: tuple[CheckResult, ...], cases: pl.DataFrame, invalid: int = 0
+) -> ValidationReport:
+    """A real :class:`ValidationReport` of 100 rows with the given checks and failure cases."""
     passed = all(c.passed for c in checks if c.severity is Severity.ERROR)
-    c = contract
-    return FakeReport(
-        c.id, c.version, c.sha256, "card_transactions", 100, 100 - invalid, invalid, passed, checks, cases
-    )
+    return ValidationReport(
+        contract_id=contract.id, contract_version=contract.version, contract_sha256=contract.sha256,
+        schema="card_transactions", rows=100, valid_rows=100 - invalid, invalid_rows=invalid, passed=passed,
+        checks=checks, valid_mask=pl.Series([i >= invalid for i in range(100)]),
+        violations=pl.Series([[]] * 100, dtype=pl.List(pl.String)), failure_cases=cases,
+    )  # fmt: skip
 
 
-def _report(contract: Contract, *, leak: bool = False) -> FakeReport:
+def _report(contract: Contract, *, leak: bool = False) -> ValidationReport:
     """100 rows; amount_positive, card_hash_format (error) and channel_known (warning) fail."""
     secret = SECRET if leak else "[REDACTED]"
     checks = (
@@ -158,7 +132,7 @@ def _report(contract: Contract, *, leak: bool = False) -> FakeReport:
     return _fake(contract, checks, cases, invalid=5)
 
 
-def _passing_report(contract: Contract, failed_severity: Severity | None = None) -> FakeReport:
+def _passing_report(contract: Contract, failed_severity: Severity | None = None) -> ValidationReport:
     checks = [_check("amount_positive", "amount", "greater_than(0)", Severity.ERROR, 0)]
     if failed_severity is not None:
         checks.append(_check("channel_known", "channel", "isin", failed_severity, 9))
@@ -549,25 +523,3 @@ def test_validate_event_rejects_bad_events() -> None:
     with pytest.raises(ValueError, match="unknown quality event type"):
         validate_event(CloudEvent(attrs | {"type": "io.qualitystreams.policy.action.v1"}, data))
     validate_event(CloudEvent(attrs, orjson.dumps(data).decode()))  # JSON text is parsed first
-
-
-# --------------------------------------------------------------------------- the real report
-
-
-def test_builders_accept_the_real_validation_report() -> None:
-    report_module = pytest.importorskip("streams.validation.report")
-    contract = _contract()
-    fake = _report(contract, leak=True)
-    report = report_module.ValidationReport(
-        contract_id=contract.id, contract_version=contract.version, contract_sha256=contract.sha256,
-        schema="card_transactions", rows=100, valid_rows=95, invalid_rows=5, passed=False,
-        checks=tuple(report_module.CheckResult(**dataclasses.asdict(c)) for c in fake.checks),
-        valid_mask=pl.Series([True] * 100), violations=pl.Series([[]] * 100, dtype=pl.List(pl.String)),
-        failure_cases=fake.failure_cases,
-    )  # fmt: skip
-    validate_event(_summary(contract, report))
-    violations = _violations(contract, report)
-    assert len(violations) == 3
-    for event in violations:
-        validate_event(event)
-        assert SECRET not in orjson.dumps(event_data(event)).decode()
