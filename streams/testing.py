@@ -272,17 +272,29 @@ _FEATURE_FAULTS: dict[Fault, list[Mutator]] = {
 }  # fmt: skip
 
 
-def generate_feature_records(n: int, *, seed: int = 0, faults: Mapping[str, float] | None = None) -> GeneratedRecords:
-    """``n`` card-transaction feature records (``card_transactions``), some with injected faults."""
+def _generate(
+    n: int,
+    seed: int,
+    faults: Mapping[str, float] | None,
+    make: Callable[[random.Random, datetime], dict[str, Any]],
+    plan: Mapping[Fault, list[Mutator]],
+    id_field: str,
+) -> GeneratedRecords:
+    """``n`` records a few hundred milliseconds apart from a random moment of the base day, then the faults."""
     rng = random.Random(seed)
     moment = _BASE + timedelta(seconds=rng.randrange(86_400))
     records = []
     for _ in range(n):
         moment += timedelta(milliseconds=rng.randint(1, 400))
-        records.append(_feature(rng, moment))
+        records.append(make(rng, moment))
     labels = _fault_plan(n, faults, rng)
-    duplicate_of = _inject(records, labels, rng, _FEATURE_FAULTS, "event_id")
+    duplicate_of = _inject(records, labels, rng, plan, id_field)
     return GeneratedRecords(records, labels, duplicate_of)
+
+
+def generate_feature_records(n: int, *, seed: int = 0, faults: Mapping[str, float] | None = None) -> GeneratedRecords:
+    """``n`` card-transaction feature records (``card_transactions``), some with injected faults."""
+    return _generate(n, seed, faults, _feature, _FEATURE_FAULTS, "event_id")
 
 
 def generate_feature_frame(n: int, seed: int = 0) -> pl.DataFrame:
@@ -336,15 +348,7 @@ def generate_prediction_records(
     n: int, *, seed: int = 0, faults: Mapping[str, float] | None = None
 ) -> GeneratedRecords:
     """``n`` model prediction records (``card_fraud_predictions``), some with injected faults."""
-    rng = random.Random(seed)
-    moment = _BASE + timedelta(seconds=rng.randrange(86_400))
-    records = []
-    for _ in range(n):
-        moment += timedelta(milliseconds=rng.randint(1, 400))
-        records.append(_prediction(rng, moment))
-    labels = _fault_plan(n, faults, rng)
-    duplicate_of = _inject(records, labels, rng, _PREDICTION_FAULTS, "prediction_id")
-    return GeneratedRecords(records, labels, duplicate_of)
+    return _generate(n, seed, faults, _prediction, _PREDICTION_FAULTS, "prediction_id")
 
 
 # --- messages and batches --------------------------------------------------------------------------------
