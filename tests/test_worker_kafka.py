@@ -444,3 +444,32 @@ def test_malformed_contract_is_refused_with_file_and_line(tmp_path: Path) -> Non
     assert f"{path}:" in done.stderr and "contract refused" in done.stderr, done.stderr
     line = done.stderr.split(f"{path}:")[1].split(":")[0]
     assert line.isdigit(), done.stderr
+
+
+def test_faust_app_entry_point_runs_the_same_worker(
+    kafka_broker: Any, kafka_topic_factory: Callable[..., str], kafka_group_id: str, tmp_path: Path
+) -> None:
+    """``faust -A streams.kafka.app worker`` with settings from the environment routes like ``qstreams worker``."""
+    bootstrap, topic = kafka_broker.bootstrap_servers, kafka_topic_factory(partitions=2, prefix="features")
+    msgs, invalid, undecodable = dataset(600, seed=11)
+    settings = settings_for(bootstrap, contract_for(tmp_path, topic), kafka_group_id, f"{topic}.events")
+    asyncio.run(produce(bootstrap, topic, msgs))
+    log = tmp_path / "faust.log"
+    env = worker_env(settings) | {"FAUST_DATADIR": str(tmp_path / "faust-data")}
+    faust = Path(sys.executable).with_name("faust")
+    with log.open("ab") as out:
+        proc = subprocess.Popen(
+            [str(faust), "-A", "streams.kafka.app", "worker", "-l", "info"],
+            env=env,
+            cwd=tmp_path,
+            stdout=out,
+            stderr=out,
+        )
+    try:
+        asyncio.run(wait_committed(bootstrap, kafka_group_id, topic))
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(60) == 0, log.read_text()[-3000:]
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    check_routing(asyncio.run(outputs(bootstrap, topic)), msgs, invalid=invalid, undecodable=undecodable, exact=True)
