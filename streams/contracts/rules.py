@@ -65,13 +65,15 @@ def quality_rule(
         "line": ctx.line(where),
     }
     label = column or obj_name or "object"
+
+    def rule(default_name: str, op: Op, args: tuple[Any, ...], col: str | None, source: str) -> Rule:
+        name = str(q.get("name") or default_name)
+        return Rule(name=name, op=op, args=args, check=check_label(op, args), column=col, source=source, **common)
+
     if kind == "library":
         metric = q.get("metric") or q.get("rule")
         op, args, col = _library(metric, q, where, ctx, column, field)
-        rule_name = q.get("name") or f"{label}:{metric}"
-        return Rule(
-            name=str(rule_name), op=op, args=args, check=check_label(op, args), column=col, source="quality", **common
-        )
+        return rule(f"{label}:{metric}", op, args, col, "quality")
     if kind == "sql":
         query = str(q["query"])
         table = obj_name or "batch"
@@ -82,8 +84,7 @@ def quality_rule(
                 query = query.replace(token, column)
         if not re.match(r"(?is)^\s*(select|with)\b", query):
             raise ctx.error("a sql rule must be a single SELECT query returning one value", (*where, "query"))
-        rule_name = q.get("name") or f"{label}:sql#{where[-1]}"
-        return Rule(name=str(rule_name), op=Op.SQL, args=(query,), check="sql", column=None, source="sql", **common)
+        return rule(f"{label}:sql#{where[-1]}", Op.SQL, (query,), None, "sql")
     if kind == "custom":
         engine = str(q.get("engine", "")).lower()
         impl = q.get("implementation")
@@ -97,16 +98,7 @@ def quality_rule(
             except expressions.ExpressionError as exc:
                 raise ctx.error(str(exc), (*where, "implementation")) from None
             op, args = _pandera_call(method, kwargs, where, ctx)
-            rule_name = q.get("name") or f"{label}:{op.value}"
-            return Rule(
-                name=str(rule_name),
-                op=op,
-                args=args,
-                check=check_label(op, args),
-                column=column,
-                source="custom",
-                **common,
-            )
+            return rule(f"{label}:{op.value}", op, args, column, "custom")
         if engine in ("expression", "polars"):
             try:
                 node = expressions.parse_expression(impl)
@@ -117,17 +109,7 @@ def quality_rule(
                 raise ctx.error(
                     f"expression reads unknown properties: {', '.join(sorted(unknown))}", (*where, "implementation")
                 )
-            rule_name = q.get("name") or f"{label}:expression#{where[-1]}"
-            op, args = Op.EXPRESSION, (node,)
-            return Rule(
-                name=str(rule_name),
-                op=op,
-                args=args,
-                check=check_label(op, args),
-                column=None,
-                source="custom",
-                **common,
-            )
+            return rule(f"{label}:expression#{where[-1]}", Op.EXPRESSION, (node,), None, "custom")
         raise ctx.error(
             f"custom engine {engine!r} is not supported; use `pandera` (a built-in Check call) "
             "or `expression` (a row predicate)",
