@@ -1,9 +1,8 @@
 """quality-streams: data contracts enforced on Kafka streams for production ML.
 
-The public API is what this module exports; everything else is internal.
+The public API is what this module exports (``__all__``, checked against the module's
+actual public names by ``tests/test_exported_members.py``); everything else is internal.
 """
-
-from __future__ import annotations
 
 from streams.contracts.loader import lint_contract, load_contract, load_contracts, parse_contract
 from streams.contracts.model import Classification, Contract, Field, Owner, Rule, SchemaObject, Severity, Threshold
@@ -13,8 +12,11 @@ from streams.errors import (
     ContractSchemaError,
     ContractSyntaxError,
     DataFormatError,
+    EventDataError,
+    EventError,
     SettingsError,
     StreamsError,
+    UnknownSchemaError,
     UnsupportedRuleError,
 )
 from streams.settings import Mode, Settings
@@ -29,6 +31,8 @@ __all__ = [
     "ContractSchemaError",
     "ContractSyntaxError",
     "DataFormatError",
+    "EventDataError",
+    "EventError",
     "Field",
     "Mode",
     "Owner",
@@ -39,6 +43,7 @@ __all__ = [
     "Severity",
     "StreamsError",
     "Threshold",
+    "UnknownSchemaError",
     "UnsupportedRuleError",
     "ValidationReport",
     "__version__",
@@ -48,11 +53,17 @@ __all__ = [
     "parse_contract",
 ]
 
+#: public names imported on first use only (the report pulls in the validation engine)
+_LAZY = {"ValidationReport": "streams.validation.report"}
+
 
 def __getattr__(name: str) -> object:
-    # the report pulls in the validation engine; import it on first use only
-    if name == "ValidationReport":
-        from streams.validation.report import ValidationReport
+    if name in _LAZY:
+        import importlib
 
-        return ValidationReport
+        return getattr(importlib.import_module(_LAZY[name]), name)
     raise AttributeError(f"module 'streams' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_LAZY})

@@ -11,10 +11,16 @@ Every exception derives from :class:`StreamsError`::
     ├── ContractError                 a contract cannot be used
     │   ├── ContractSyntaxError       malformed YAML (file:line)
     │   ├── ContractSchemaError       the document breaks the ODCS JSON Schema (file:line)
-    │   └── UnsupportedRuleError      a rule kind, metric or custom implementation we do not run
+    │   ├── UnsupportedRuleError      a rule kind, metric or custom implementation we do not run
+    │   └── UnknownSchemaError        no such schema object or field in a contract (also a KeyError)
     ├── DataFormatError               an input file cannot be read as a table
     ├── BrokerError                   a Kafka broker cannot be started or reached
-    └── SettingsError                 a configuration value is invalid
+    ├── SettingsError                 a configuration value is invalid
+    └── EventError                    a quality event cannot be built or read (also a ValueError)
+        └── EventDataError            an event's data is not a JSON object (also a TypeError)
+
+Where a built-in exception was raised before, the subclass also derives from it
+(``except KeyError`` / ``except ValueError`` keep working).
 """
 
 from __future__ import annotations
@@ -25,8 +31,11 @@ __all__ = [
     "ContractSchemaError",
     "ContractSyntaxError",
     "DataFormatError",
+    "EventDataError",
+    "EventError",
     "SettingsError",
     "StreamsError",
+    "UnknownSchemaError",
     "UnsupportedRuleError",
 ]
 
@@ -69,6 +78,17 @@ class UnsupportedRuleError(ContractError):
     """A quality rule, metric, operator or custom implementation is not supported."""
 
 
+class UnknownSchemaError(ContractError, KeyError):
+    """A contract has no schema object (or a schema object no field) of the name asked for.
+
+    Also a :class:`KeyError`, which is what was raised before; ``str(error)`` is the
+    message itself (not ``KeyError``'s quoted repr).
+    """
+
+    def __str__(self) -> str:
+        return Exception.__str__(self)
+
+
 class DataFormatError(StreamsError):
     """An input data file cannot be read (unknown extension, corrupt file)."""
 
@@ -79,3 +99,12 @@ class BrokerError(StreamsError):
 
 class SettingsError(StreamsError):
     """A configuration value is invalid."""
+
+
+class EventError(StreamsError, ValueError):
+    """A quality event cannot be built (bad arguments) or read (a tombstone, an unknown type,
+    wrong attributes). Also a :class:`ValueError`, which is what was raised before."""
+
+
+class EventDataError(EventError, TypeError):
+    """A quality event's data is not a JSON object. Also a :class:`TypeError`, as before."""

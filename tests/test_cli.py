@@ -10,26 +10,12 @@ import polars as pl
 import pytest
 from typer.testing import CliRunner
 
-import streams
 from streams.cli.main import app
 from streams.testing import Fault, generate_feature_frame, generate_feature_records
 
 ROOT = Path(__file__).resolve().parents[1]
 FEATURES = ROOT / "contracts" / "card_transactions.odcs.yaml"
 runner = CliRunner()
-
-
-def test_public_api_is_curated() -> None:
-    assert sorted(streams.__all__) == [
-        "BrokerError", "Classification", "Contract", "ContractError", "ContractSchemaError", "ContractSyntaxError",
-        "DataFormatError", "Field", "Mode", "Owner", "Rule", "SchemaObject", "Settings", "SettingsError", "Severity",
-        "StreamsError", "Threshold", "UnsupportedRuleError", "ValidationReport", "__version__", "lint_contract",
-        "load_contract", "load_contracts", "parse_contract",
-    ]  # fmt: skip
-    for name in streams.__all__:
-        assert getattr(streams, name) is not None
-    for error in (streams.ContractError, streams.BrokerError, streams.DataFormatError, streams.SettingsError):
-        assert issubclass(error, streams.StreamsError)
 
 
 def test_lint_ok_and_findings(tmp_path: Path) -> None:

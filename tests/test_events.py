@@ -353,8 +353,13 @@ def test_sample_drops_unknown_failure_case_columns() -> None:
     contract = _contract()
     report = _report(contract)
     extra = report.failure_cases.with_columns(pl.lit(SECRET).alias("raw_record"))
-    for event in _violations(contract, dataclasses.replace(report, failure_cases=extra)):
-        assert all("raw_record" not in case for case in event_data(event)["sample"])
+    events = _violations(contract, dataclasses.replace(report, failure_cases=extra))
+    assert [e.get_extension("rule") for e in events] == ["amount_positive", "card_hash_format", "channel_known"]
+    for event in events:
+        sample = event_data(event)["sample"]
+        assert sample, f"no sample in {event.get_extension('rule')}: the check below would pass vacuously"
+        assert all("raw_record" not in case for case in sample)
+        assert SECRET.encode() not in to_kafka(event)[1]
 
 
 # --------------------------------------------------------------------------- schema drift

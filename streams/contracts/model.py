@@ -1,9 +1,11 @@
 """The in-memory contract: governance metadata plus a backend-neutral rule IR.
 
 A contract is parsed once into these frozen objects. Two backends execute the
-same rules: :mod:`streams.contracts.pandera_backend` (the semantic reference)
-and :mod:`streams.validation.engine` (the fused polars plan used on the hot
-path). Rules are *data*: an operator name plus arguments, never code.
+same rules: :mod:`streams.validation.pandera` (the semantic reference) and
+:mod:`streams.validation.engine` (the fused polars plan used on the hot path).
+They sit above this module and register themselves
+(:mod:`streams.contracts.backends`): nothing here imports them. Rules are *data*:
+an operator name plus arguments, never code.
 """
 
 from __future__ import annotations
@@ -15,7 +17,10 @@ from typing import TYPE_CHECKING, Any
 
 import polars as pl
 
-if TYPE_CHECKING:
+from streams.contracts.backends import get_backend
+from streams.errors import UnknownSchemaError
+
+if TYPE_CHECKING:  # typing only: the report is produced by the validation backend
     from streams.validation.report import ValidationReport
 
 
@@ -228,10 +233,12 @@ class SchemaObject:
         return tuple(f.name for f in self.fields)
 
     def field(self, name: str) -> Field:
+        """The field called ``name``; :class:`UnknownSchemaError` (a ``KeyError``) if there is none."""
         for f in self.fields:
             if f.name == name:
                 return f
-        raise KeyError(name)
+        names = ", ".join(self.columns) or "none"
+        raise UnknownSchemaError(f"Schema object {self.name!r} has no field {name!r}; its fields are: {names}.")
 
     @property
     def polars_schema(self) -> pl.Schema:
@@ -272,29 +279,47 @@ class Contract:
         return f"{self.id}@{self.version}"
 
     def schema(self, name: str | None = None) -> SchemaObject:
-        """The schema object called ``name`` (or bound to topic ``name``); the only one if omitted."""
+        """The schema object called ``name`` (or bound to topic ``name``); the only one if omitted.
+
+        Raises :class:`~streams.errors.UnknownSchemaError` (a ``ContractError`` and a
+        ``KeyError``) naming the schema objects the contract has.
+        """
         if name is None:
             if len(self.schemas) != 1:
-                names = ", ".join(s.name for s in self.schemas)
-                raise KeyError(f"contract {self.ref} has several schema objects ({names}); name one of them")
+                raise UnknownSchemaError(
+                    f"Contract {self._where()} has several schema objects, so one must be named; "
+                    f"its schema objects are: {self._schema_names()}."
+                )
             return self.schemas[0]
         for s in self.schemas:
             if name in (s.name, s.topic):
                 return s
-        names = ", ".join(s.name for s in self.schemas)
-        raise KeyError(f"contract {self.ref} has no schema object {name!r}; it has: {names}")
+        raise UnknownSchemaError(
+            f"Contract {self._where()} has no schema object {name!r}, by name or by topic (a typo, or the "
+            f"wrong contract?); its schema objects are: {self._schema_names()}."
+        )
+
+    def _where(self) -> str:
+        return f"{self.ref} ({self.path})" if self.path else self.ref
+
+    def _schema_names(self) -> str:
+        return ", ".join(f"{s.name} (topic {s.topic})" for s in self.schemas) or "none"
 
     def to_pandera(self, schema: str | None = None) -> Any:
-        """This contract as a ``pandera.polars.DataFrameSchema`` (the semantic reference)."""
-        from streams.contracts.pandera_backend import to_pandera
+        """This contract as a ``pandera.polars.DataFrameSchema`` (the semantic reference).
 
-        return to_pandera(self.schema(schema), contract=self)
+        Run by the ``pandera`` backend (:mod:`streams.validation.pandera`).
+        """
+        return get_backend("pandera")(self.schema(schema), self)
 
     def validate(self, df: pl.DataFrame, schema: str | None = None) -> ValidationReport:
-        """Validate a polars DataFrame with the fused engine; never raises on bad data."""
-        from streams.validation.engine import compile_plan
+        """Validate a polars DataFrame with the fused engine; never raises on bad data.
 
-        return compile_plan(self, schema).validate(df)
+        Run by the ``validate`` backend (:func:`streams.validation.compile_plan`); a worker
+        compiles the plan once instead (``compile_plan(contract, schema)``).
+        """
+        report: ValidationReport = get_backend("validate")(self, df, schema)
+        return report
 
 
 def check_label(op: Op, args: tuple[Any, ...], dtype: pl.DataType | None = None) -> str:

@@ -24,6 +24,7 @@ import orjson
 import polars as pl
 from cloudevents.core.v1.event import CloudEvent
 
+from streams.errors import EventError
 from streams.events.types import (
     EventSeverity,
     EventType,
@@ -73,7 +74,7 @@ class _Batch:
     def data(self) -> dict[str, Any]:
         """The data fields every batch event carries."""
         if to_utc(self.end) < to_utc(self.start):
-            raise ValueError(f"window_end {self.end.isoformat()} is before window_start {self.start.isoformat()}")
+            raise EventError(f"window_end {self.end.isoformat()} is before window_start {self.start.isoformat()}")
         return {
             "contract": _contract_ref(self.contract),
             "schema": self.schema_obj.name,
@@ -105,7 +106,7 @@ class _Batch:
         mine = (c.id, c.version, c.sha256, self.schema_obj.name)
         theirs = (report.contract_id, report.contract_version, report.contract_sha256, report.schema)
         if mine != theirs:
-            raise ValueError(f"report of {theirs} does not match contract/schema {mine}")
+            raise EventError(f"report of {theirs} does not match contract/schema {mine}")
 
 
 def _rule_dict(check: CheckResult) -> dict[str, Any]:
@@ -153,7 +154,7 @@ def batch_summary(
     batch = _Batch(contract, schema_obj, source_topic, offsets, window_start, window_end, worker_id)
     unknown = set(counts) - set(_COUNT_KEYS)
     if unknown:
-        raise ValueError(f"unknown count keys {sorted(unknown)}; expected {list(_COUNT_KEYS)}")
+        raise EventError(f"unknown count keys {sorted(unknown)}; expected {list(_COUNT_KEYS)}")
     count_data = {k: int(counts.get(k, 0)) for k in _COUNT_KEYS}
     if report is not None:
         batch.check(report)
@@ -277,7 +278,7 @@ def _field_counts(counts: Mapping[str, int]) -> dict[str, int]:
     """``{field: records}`` sorted by field, zero counts dropped, negative counts refused."""
     for name, n in counts.items():
         if n < 0:
-            raise ValueError(f"negative record count {n} for field {name!r}")
+            raise EventError(f"negative record count {n} for field {name!r}")
     return dict(sorted((str(name), int(n)) for name, n in counts.items() if n > 0))
 
 

@@ -32,6 +32,7 @@ from cloudevents.core.bindings import kafka
 from cloudevents.core.formats.json import JSONFormat
 from cloudevents.core.v1.event import CloudEvent
 
+from streams.errors import EventDataError, EventError
 from streams.events.types import CONTENT_TYPE, SCHEMA_FILES, SPECVERSION, EventType, dataschema_for
 
 if TYPE_CHECKING:
@@ -126,11 +127,11 @@ def from_kafka(
     names are matched case-insensitively. The record key, when present, becomes
     the ``partitionkey`` extension attribute. Raises
     :class:`~cloudevents.core.exceptions.CloudEventValidationError` when the
-    headers do not make a valid CloudEvents 1.0 event, :class:`ValueError` when
-    the record has no value.
+    headers do not make a valid CloudEvents 1.0 event, :class:`~streams.errors.EventError`
+    (a ``ValueError``) when the record has no value.
     """
     if value is None:
-        raise ValueError("a quality event record has a value; got a tombstone (None)")
+        raise EventError("a quality event record has a value; got a tombstone (None)")
     pairs = headers.items() if isinstance(headers, Mapping) else (headers or ())
     header_map = {name.lower(): bytes(v) for name, v in pairs if v is not None}
     message = kafka.KafkaMessage(headers=header_map, key=key, value=bytes(value))
@@ -145,7 +146,7 @@ def event_data(event: CloudEvent) -> dict[str, Any]:
     if isinstance(data, str | bytes):
         data = orjson.loads(data)
     if not isinstance(data, dict):
-        raise TypeError(f"event {event.get_id()} has no JSON object as data (got {type(data).__name__})")
+        raise EventDataError(f"event {event.get_id()} has no JSON object as data (got {type(data).__name__})")
     return data
 
 
@@ -154,12 +155,15 @@ def _schema_bytes(event_type: str) -> bytes:
     try:
         name = SCHEMA_FILES[EventType(event_type)]
     except ValueError:
-        raise ValueError(f"unknown quality event type {event_type!r}") from None
+        raise EventError(f"unknown quality event type {event_type!r}") from None
     return importlib.resources.files("streams.events").joinpath("schemas", name).read_bytes()
 
 
 def load_schema(event_type: str) -> dict[str, Any]:
-    """The JSON Schema (draft 2020-12) of the data of ``event_type`` (a fresh copy); :class:`ValueError` if unknown."""
+    """The JSON Schema (draft 2020-12) of the data of ``event_type`` (a fresh copy).
+
+    Raises :class:`~streams.errors.EventError` (a ``ValueError``) if the type is unknown.
+    """
     schema: dict[str, Any] = orjson.loads(_schema_bytes(event_type))
     return schema
 
@@ -179,19 +183,19 @@ def validate_event(event: CloudEvent) -> None:
 
     Checks ``specversion`` (1.0), ``datacontenttype`` (JSON), that ``dataschema``
     (when present) names the type's schema, and validates the data against that
-    JSON Schema. Raises :class:`ValueError` for an unknown type or wrong
+    JSON Schema. Raises :class:`~streams.errors.EventError` (a ``ValueError``) for an unknown type or wrong
     attributes and :class:`jsonschema.ValidationError` for data breaking the schema.
     """
     event_type = event.get_type()
     schema_id = dataschema_for(EventType(event_type)) if event_type in _KNOWN else None
     if schema_id is None:
-        raise ValueError(f"event {event.get_id()}: unknown quality event type {event_type!r}")
+        raise EventError(f"event {event.get_id()}: unknown quality event type {event_type!r}")
     if event.get_specversion() != SPECVERSION:
-        raise ValueError(f"event {event.get_id()}: specversion {event.get_specversion()!r}, expected {SPECVERSION}")
+        raise EventError(f"event {event.get_id()}: specversion {event.get_specversion()!r}, expected {SPECVERSION}")
     content_type = event.get_datacontenttype()
     if content_type is not None and content_type.split(";")[0].strip() != CONTENT_TYPE:
-        raise ValueError(f"event {event.get_id()}: datacontenttype {content_type!r}, expected {CONTENT_TYPE}")
+        raise EventError(f"event {event.get_id()}: datacontenttype {content_type!r}, expected {CONTENT_TYPE}")
     dataschema = event.get_dataschema()
     if dataschema is not None and dataschema != schema_id:
-        raise ValueError(f"event {event.get_id()}: dataschema {dataschema!r}, expected {schema_id!r}")
+        raise EventError(f"event {event.get_id()}: dataschema {dataschema!r}, expected {schema_id!r}")
     _validator(event_type).validate(event_data(event))

@@ -32,6 +32,8 @@ from urllib.parse import quote
 
 import orjson
 
+from streams.errors import EventError
+
 if TYPE_CHECKING:
     from streams.contracts.model import Contract
 
@@ -193,10 +195,10 @@ def json_number(value: Any) -> float | int | None:
 def offset_ranges(offsets: Offsets) -> list[dict[str, int]]:
     """``[{partition, first, last}]`` sorted by partition; rejects empty or inverted ranges."""
     if not offsets:
-        raise ValueError("a batch event needs the offset range of at least one partition")
+        raise EventError("a batch event needs the offset range of at least one partition")
     out = []
     for partition, (first, last) in sorted(offsets.items()):
         if partition < 0 or first < 0 or last < first:
-            raise ValueError(f"bad offset range for partition {partition}: ({first}, {last})")
+            raise EventError(f"bad offset range for partition {partition}: ({first}, {last})")
         out.append({"partition": int(partition), "first": int(first), "last": int(last)})
     return out

@@ -19,7 +19,7 @@ The modules: :mod:`~streams.validation.predicates` (rule layout and row predicat
 (results and failure cases) and :mod:`~streams.validation.report` (the report).
 
 Semantics follow pandera's polars backend (the reference:
-:mod:`streams.contracts.pandera_backend`) rule by rule. Deliberate differences:
+:mod:`streams.validation.pandera`) rule by rule. Deliberate differences:
 
 * **Conformance.** A column whose dtype differs from ``Field.dtype`` is cast with
   ``strict=False``: numeric to numeric, String to Date/Datetime (ISO-8601),

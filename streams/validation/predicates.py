@@ -1,7 +1,7 @@
 """Rule layout and row predicates: what each rule checks, as polars expressions.
 
 Shared by the fused engine (:mod:`streams.validation.engine`) and the pandera backend
-(:mod:`streams.contracts.pandera_backend`), so both place and evaluate every rule the
+(:mod:`streams.validation.pandera`), so both place and evaluate every rule the
 same way; element-wise checks mirror ``pandera.backends.polars.builtin_checks``.
 """
 

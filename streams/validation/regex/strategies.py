@@ -1,39 +1,6 @@
-"""Exact non-regex polars expressions for simple anchored patterns (the regex fast path).
+"""The strategies of the regex fast path: exact polars expressions for a parsed pattern.
 
-``fast_contains(c, pattern)`` returns an expression equal to ``c.str.contains(pattern)``
-on every String value (null stays null) or None when ``pattern`` is outside the subset
-analyzed here; callers then use the regex. The subset, parsed by a small strict parser
-(anything it does not know is a fallback, never a guess):
-
-* ``^`` at the start (required), optionally ``$`` at the very end; ``$`` is Rust's: the
-  end of the text only (``"1234\\n"`` does not match ``^[0-9]{4}$``);
-* atoms: printable ASCII literals, escaped meta characters (``\\.``, ``\\-``, ...),
-  ``\\n``, ``\\t``, ``\\r``, ``.`` and ASCII classes ``[a-f0-9_]`` / ``[^@ ]`` (ranges and
-  single characters; no ``\\d``/``\\w``/``\\s``, which are Unicode-aware in Rust, no nested
-  classes or set operations);
-* quantifiers ``{n}``, ``{m,}``, ``{m,n}``, ``*``, ``+``, ``?`` (greedy only).
-
-No groups, alternation, lookarounds, flags or non-ASCII literals. Without ``$`` a match
-is a prefix match, so the last atom only needs its minimum repetitions. Strategies:
-
-* only literals: ``c == "..."`` (with ``$``) or ``c.str.starts_with("...")``;
-* fixed width ``n`` (every atom a positive class or literal repeated exactly; bounded
-  repetitions expand into at most ``MAX_EXPANSIONS`` fixed widths, any of which may
-  match): the string's bytes reinterpreted as ``Array(UInt8, n)`` (null unless exactly
-  ``n`` bytes, so a non-ASCII character never passes) and the bytes outside the set of
-  the most common position counted; the other positions (at most ``MAX_OTHERS``) are
-  read with a stride from the flattened bytes. Their sets must be subsets of, or
-  disjoint from, the common set: as many bytes outside the common set as disjoint
-  positions, each holding one of its own set, leaves the common set to all others;
-* one negated class or ``.`` with any repetition, anchored at both ends:
-  ``len_chars`` in range and none of the excluded characters (``contains_any``).
-
-A pattern the Rust engine rejects (too large, ...) always falls back, so errors are
-those of the regex. Byte arrays have a fixed cost (~0.1-0.3 ms a batch), so they are
-used from ``min_rows`` rows on, and built in slices of a few MB on large batches.
-Single-threaded, at 100k rows: ``^[0-9a-f]{64}$`` 11 ms -> 2.2 ms, the UUID pattern
-6.3 ms -> 3.4 ms, ``^[0-9]{4}$`` 1.8 ms -> 0.5 ms; at 1M rows 110 -> 29 ms, 61 -> 51 ms
-and 18 -> 4 ms.
+See :mod:`streams.validation.regex` for the strategies and when each is used.
 """
 
 from __future__ import annotations
@@ -48,181 +15,15 @@ from dataclasses import dataclass
 
 import polars as pl
 
-#: Rust's meta characters, each of which may be escaped to stand for itself (Python agrees).
-_META = frozenset("\\.+*?()|[]{}^$#&-~")
-_PLAIN = frozenset("#&-~")  # meta characters that are literals outside a class (no x flag)
-_ESCAPES = {"n": "\n", "t": "\t", "r": "\r"}
+from streams.validation.regex.parser import Atom, Pattern, parse
+
+__all__ = ["FAST_MIN_ROWS", "FAST_MIN_ROWS_OTHERS", "FastPath", "fast_contains", "strategy"]
+
 MAX_WIDTH = 512  # widest fixed-width pattern reinterpreted as bytes
 MAX_OTHERS = 8  # positions read one by one (outside the most common set)
 MAX_RANGES = 8  # ranges (or single characters) per set
 MAX_EXCLUDED = 16  # characters excluded by a negated class
-MAX_COUNT = 1000  # largest repetition bound accepted
 MAX_EXPANSIONS = 4  # fixed-width checks per pattern (combinations of repetition counts)
-
-
-class _Unsupported(Exception):
-    """The pattern is outside the analyzed subset."""
-
-
-@dataclass(frozen=True, slots=True)
-class Atom:
-    """A set of ASCII code points (or its complement over all characters) repeated ``low`` to
-    ``high`` times (``high`` None: unbounded)."""
-
-    chars: frozenset[int]
-    negated: bool
-    low: int = 1
-    high: int | None = 1
-
-
-@dataclass(frozen=True, slots=True)
-class Pattern:
-    atoms: tuple[Atom, ...]
-    end: bool  # anchored at the end of the text
-
-
-def parse(pattern: str) -> Pattern | None:
-    """The pattern as a sequence of atoms, or None if it is outside the subset."""
-    try:
-        return _Parser(pattern).parse()
-    except _Unsupported:
-        return None
-
-
-class _Parser:
-    def __init__(self, text: str) -> None:
-        self.text = text
-        self.i = 0
-
-    def peek(self) -> str | None:
-        return self.text[self.i] if self.i < len(self.text) else None
-
-    def take(self) -> str:
-        ch = self.peek()
-        if ch is None:
-            raise _Unsupported("unexpected end")
-        self.i += 1
-        return ch
-
-    def parse(self) -> Pattern:
-        if self.peek() != "^":
-            raise _Unsupported("not anchored at the start")
-        self.i = 1
-        atoms: list[Atom] = []
-        end = False
-        while (ch := self.peek()) is not None:
-            if ch == "$":
-                if self.i != len(self.text) - 1:
-                    raise _Unsupported("$ before the end")
-                end = True
-                self.i += 1
-                break
-            chars, negated = self.atom()
-            low, high = self.quantifier()
-            atoms.append(Atom(chars, negated, low, high))
-        return Pattern(tuple(atoms), end)
-
-    def atom(self) -> tuple[frozenset[int], bool]:
-        ch = self.take()
-        if ch == "[":
-            return self.char_class()
-        if ch == ".":
-            return frozenset({ord("\n")}), True
-        if ch == "\\":
-            return frozenset({ord(self.escape())}), False
-        if (ch in _META and ch not in _PLAIN) or not _printable(ch):
-            raise _Unsupported(f"{ch!r} outside a class")
-        return frozenset({ord(ch)}), False
-
-    def escape(self) -> str:
-        ch = self.take()
-        if ch in _META:
-            return ch
-        if ch in _ESCAPES:
-            return _ESCAPES[ch]
-        raise _Unsupported(f"escape \\{ch}")
-
-    def class_char(self) -> str:
-        ch = self.take()
-        if ch == "\\":
-            return self.escape()
-        if ch in "[]&~-" or not _printable(ch):  # no nested classes, set operations or '--'
-            raise _Unsupported(f"{ch!r} in a class")
-        return ch
-
-    def char_class(self) -> tuple[frozenset[int], bool]:
-        negated = self.peek() == "^"
-        if negated:
-            self.i += 1
-        if self.peek() == "]":
-            raise _Unsupported("empty class or leading ]")
-        chars: set[int] = set()
-        first = True
-        while True:
-            ch = self.peek()
-            if ch == "]":
-                self.i += 1
-                break
-            if ch == "-":
-                self.i += 1
-                if (first or self.peek() == "]") and self.peek() != "-":
-                    chars.add(ord("-"))  # a literal '-' first or last
-                    first = False
-                    continue
-                raise _Unsupported("'-' inside a class")
-            lo = self.class_char()
-            hi = lo
-            if self.peek() == "-" and self.text[self.i + 1 : self.i + 2] not in ("]", ""):
-                self.i += 1
-                hi = self.class_char()
-                if self.peek() == "-" and self.text[self.i + 1 : self.i + 2] != "]":
-                    raise _Unsupported("chained range")
-                if ord(hi) < ord(lo) or "-" in (lo, hi):
-                    raise _Unsupported("reversed range or '-' as an end of a range")
-            chars.update(range(ord(lo), ord(hi) + 1))
-            first = False
-        return frozenset(chars), negated
-
-    def quantifier(self) -> tuple[int, int | None]:
-        ch = self.peek()
-        if ch not in ("{", "*", "+", "?"):
-            return 1, 1
-        self.i += 1
-        if ch == "*":
-            low, high = 0, None
-        elif ch == "+":
-            low, high = 1, None
-        elif ch == "?":
-            low, high = 0, 1
-        else:
-            low = self.number()
-            high = low
-            if self.peek() == ",":
-                self.i += 1
-                high = None if self.peek() == "}" else self.number()
-            if self.take() != "}" or (high is not None and high < low):
-                raise _Unsupported("bad counted repetition")
-        if self.peek() in ("{", "*", "+", "?"):
-            raise _Unsupported("lazy, possessive or stacked quantifier")
-        return low, high
-
-    def number(self) -> int:
-        start = self.i
-        while (ch := self.peek()) is not None and "0" <= ch <= "9":
-            self.i += 1
-        digits = self.text[start : self.i]
-        if not digits or int(digits) > MAX_COUNT:
-            raise _Unsupported("bad repetition count")
-        return int(digits)
-
-
-def _printable(ch: str) -> bool:
-    return " " <= ch <= "~"
-
-
-# --- strategies -----------------------------------------------------------------------------
-
-
 Builder = Callable[[pl.Expr], pl.Expr]
 #: Batch heights below which the byte-array strategies cost more than the regex (a fixed
 #: ~0.1-0.3 ms a batch; measured crossovers: 2-8k rows for one set of bytes, 10-20k rows

@@ -1,0 +1,138 @@
+"""The pandera checks a rule becomes, and the markers that let them be read back.
+
+Column rules become built-in ``pa.Check``s when pandera has one (recognized later by
+``name`` and ``statistics``), else a custom check sharing the engine's predicate
+(:func:`streams.validation.predicates.predicate`); frame rules become DataFrameSchema
+checks. Every custom check carries its rule in ``statistics[MARKER]``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pandera.polars as pa
+import polars as pl
+from pandera.api.polars.types import PolarsData
+
+from streams.contracts import expressions
+from streams.contracts.model import Op, Rule, Severity, Unit
+from streams.errors import StreamsError
+from streams.validation.failures import sql_metric
+from streams.validation.predicates import failure_expr, predicate
+
+__all__ = ["BUILTINS", "MARKER", "ThresholdBreach", "column_check", "frame_check", "jsonable"]
+
+#: pandera built-in check name -> (Op, the statistics giving Rule.args in order).
+BUILTINS: dict[str, tuple[Op, tuple[str, ...]]] = {
+    "equal_to": (Op.EQ, ("value",)),
+    "not_equal_to": (Op.NE, ("value",)),
+    "greater_than": (Op.GT, ("min_value",)),
+    "greater_than_or_equal_to": (Op.GE, ("min_value",)),
+    "less_than": (Op.LT, ("max_value",)),
+    "less_than_or_equal_to": (Op.LE, ("max_value",)),
+    "in_range": (Op.IN_RANGE, ("min_value", "max_value", "include_min", "include_max")),
+    "isin": (Op.ISIN, ("allowed_values",)),
+    "notin": (Op.NOTIN, ("forbidden_values",)),
+    "str_matches": (Op.STR_MATCHES, ("pattern",)),
+    "str_contains": (Op.STR_CONTAINS, ("pattern",)),
+    "str_startswith": (Op.STR_STARTSWITH, ("string",)),
+    "str_endswith": (Op.STR_ENDSWITH, ("string",)),
+    "str_length": (Op.STR_LENGTH, ("min_value", "max_value")),
+}
+_BY_OP: dict[Op, str] = {op: name for name, (op, _) in BUILTINS.items()}
+#: statistics key marking the custom checks written by :func:`to_pandera`.
+MARKER = "streams_rule"
+
+
+def column_check(rule: Rule) -> pa.Check:
+    warn = rule.severity is not Severity.ERROR
+    if rule.op in _BY_OP:
+        args: list[Any] = [list(a) if isinstance(a, (tuple, set, frozenset)) else a for a in rule.args]
+        check: pa.Check = getattr(pa.Check, _BY_OP[rule.op])(*args, raise_warning=warn)
+        if check.error != rule.check:
+            check = getattr(pa.Check, _BY_OP[rule.op])(*args, raise_warning=warn, error=rule.check)
+        return check
+    column = str(rule.column)
+
+    def fn(data: PolarsData) -> pl.LazyFrame:
+        dtype = data.lazyframe.collect_schema()[data.key]
+        return data.lazyframe.select(predicate(rule, pl.col(data.key), dtype)[0])
+
+    _, ignore_na = predicate(rule, pl.col(column))
+    return pa.Check(
+        fn,
+        ignore_na=ignore_na,
+        name=rule.op.value,
+        error=rule.check,
+        raise_warning=warn,
+        statistics=_statistics(rule),
+    )
+
+
+def frame_check(rule: Rule, object_name: str) -> pa.Check:
+    warn = rule.severity is not Severity.ERROR
+    stats = _statistics(rule)
+    if rule.op is Op.EXPRESSION and rule.threshold.zero_tolerance:
+        node = rule.args[0]
+        return pa.Check(
+            lambda data: data.lazyframe.select(expressions.to_polars(node)),
+            ignore_na=True,
+            name="expression",
+            error=rule.check,
+            raise_warning=warn,
+            statistics=stats,
+        )
+
+    def fn(data: PolarsData) -> bool:
+        metric = _metric(rule, data.lazyframe, object_name)
+        if rule.threshold.allows(metric):
+            return True
+        # pandera 0.35 cannot concatenate a scalar ``False`` failure case with string
+        # ones under lazy=True (polars SchemaError), so a breach is raised instead: it
+        # is reported as a failure case carrying this message.
+        raise ThresholdBreach(f"{metric:g} breaks {rule.threshold.describe()}")
+
+    return pa.Check(fn, name=rule.op.value, error=rule.check, raise_warning=warn, statistics=stats)
+
+
+class ThresholdBreach(StreamsError):
+    """Raised by a frame-level threshold check whose metric breaks its threshold."""
+
+
+def _metric(rule: Rule, lf: pl.LazyFrame, object_name: str) -> float:
+    """The value a thresholded rule or batch metric compares with its threshold."""
+    if rule.op is Op.ROW_COUNT:
+        return float(lf.select(pl.len()).collect().item())
+    if rule.op is Op.SQL:
+        return sql_metric(str(rule.args[0]), lf, object_name)
+    if rule.op is Op.EXPRESSION:
+        fails = failure_expr(rule, pl.lit(None))
+    else:
+        column = str(rule.column)
+        fails = failure_expr(rule, pl.col(column), lf.collect_schema()[column])
+    count, rows = lf.select(fails.sum(), pl.len()).collect().row(0)
+    if rule.threshold.unit is Unit.PERCENT:
+        return 100.0 * count / rows if rows else 0.0
+    return float(count)
+
+
+def jsonable(value: Any) -> Any:
+    if isinstance(value, (tuple, list, set, frozenset)):
+        return [jsonable(v) for v in value]
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    return str(value)
+
+
+def _statistics(rule: Rule) -> dict[str, Any]:
+    t = rule.threshold
+    args: Any = expressions.to_text(rule.args[0]) if rule.op is Op.EXPRESSION else list(rule.args)
+    return {
+        MARKER: {
+            "name": rule.name,
+            "op": rule.op.value,
+            "column": rule.column,
+            "args": args,
+            "threshold": {"operator": t.operator, "value": t.value, "unit": t.unit.value},
+        }
+    }
