@@ -21,6 +21,7 @@ from streams.contracts.model import Op
 from streams.validation.engine import compile_plan
 from streams.validation.predicates import builtin
 from streams.validation.regex import fast_contains, parse, strategy
+from streams.validation.regex.strategies import MAX_OTHERS
 
 ASCII = [chr(i) for i in range(0x20, 0x7F)] + ["\n", "\t", "\r"]
 EXTRA = ["é", "€", "日", "😀", "\u00a0", "\x00", "\x7f", "١"]
@@ -131,25 +132,55 @@ def assert_same(pattern: str, values: list[str | None]) -> None:
     assert got["fast"].to_list() == got["regex"].to_list(), (pattern, values)
 
 
-@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+def assert_engine_same(pattern: str, values: list[str | None]) -> None:
+    """The expression the engine uses (fast path or regex) equals the regex."""
+    expr = builtin(Op.STR_CONTAINS, (pattern,), pl.col("s"), pl.String())
+    df = pl.DataFrame({"s": values}, schema={"s": pl.String})
+    got = df.select(expr.alias("engine"), pl.col("s").str.contains(pattern).alias("regex"))
+    assert got["engine"].to_list() == got["regex"].to_list(), (pattern, values)
+
+
+def fast_path_expected(spec: list[tuple[frozenset[str], bool, int, int | None]]) -> bool:
+    """Whether a fixed-width pattern must take the fast path, from the rules in the module docstring:
+    only literals, or a most common set that every other position (at most ``MAX_OTHERS``) is a
+    subset of or disjoint from."""
+    positions = [chars for chars, _, low, _ in spec for _ in range(low)]
+    if all(len(s) == 1 for s in positions):
+        return True
+    return any(
+        sum(s != common for s in positions) <= MAX_OTHERS and all(s <= common or not s & common for s in positions)
+        for common in set(positions)
+    )
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.data())
 def test_fast_path_equals_the_regex(data: st.DataObject) -> None:
-    pattern, spec = data.draw(patterns())
-    event("fast path" if strategy(pattern) is not None else "regex")
-    if strategy(pattern) is None:  # outside what the fast path evaluates: the regex is used
-        assert parse(pattern) is not None
-        return
+    # only patterns with a fast path: hypothesis fails (filter_too_much) if they become rare
+    pattern, spec = data.draw(patterns().filter(lambda p: strategy(p[0]) is not None), label="pattern")
     assert_same(pattern, data.draw(samples(spec)))
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.data())
+def test_the_subset_parses_and_the_engine_agrees_with_the_regex_on_either_path(data: st.DataObject) -> None:
+    pattern, spec = data.draw(patterns())
+    assert parse(pattern) is not None  # the parser accepts the whole analyzed subset
+    event("fast path" if strategy(pattern) is not None else "regex")
+    assert_engine_same(pattern, data.draw(samples(spec)))
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.data())
 def test_fixed_width_patterns_take_the_fast_path(data: st.DataObject) -> None:
     pattern, spec = data.draw(patterns(fixed=True))
-    event("fast path" if strategy(pattern) is not None else "regex")
-    if strategy(pattern) is None:  # only when a set partly overlaps the most common one, or too many others
-        return
-    assert_same(pattern, data.draw(samples(spec)))
+    expected = fast_path_expected(spec)
+    event("fast path" if expected else "regex (a set partly overlaps the most common one, or too many others)")
+    assert (strategy(pattern) is not None) is expected, pattern
+    values = data.draw(samples(spec))
+    if expected:
+        assert_same(pattern, values)
+    assert_engine_same(pattern, values)
 
 
 @pytest.mark.parametrize(
