@@ -24,6 +24,7 @@ from streams.contracts.model import (
     Threshold,
     Unit,
 )
+from streams.errors import EventDataError, EventError, StreamsError
 from streams.events import (
     CloudEvent,
     EventType,
@@ -528,3 +529,20 @@ def test_validate_event_rejects_bad_events() -> None:
     with pytest.raises(ValueError, match="unknown quality event type"):
         validate_event(CloudEvent(attrs | {"type": "io.qualitystreams.policy.action.v1"}, data))
     validate_event(CloudEvent(attrs, orjson.dumps(data).decode()))  # JSON text is parsed first
+
+
+def test_event_errors_are_streams_errors_and_keep_their_builtin_base() -> None:
+    contract = _contract()
+    event = _summary(contract, _report(contract))
+    attrs = _attrs(event)
+    with pytest.raises(EventDataError, match="not valid JSON") as not_json:
+        event_data(CloudEvent(attrs, "{not json"))
+    with pytest.raises(EventDataError, match="no JSON object as data") as not_object:
+        event_data(CloudEvent(attrs, "[1, 2]"))
+    with pytest.raises(EventError, match="tombstone") as tombstone:
+        from_kafka(b"k", None, [])
+    with pytest.raises(EventError, match="at least one partition") as no_offsets:
+        _summary(contract, _report(contract), {})
+    errors = [not_json.value, not_object.value, tombstone.value, no_offsets.value]
+    assert all(isinstance(e, StreamsError) and isinstance(e, ValueError) for e in errors)
+    assert isinstance(not_object.value, TypeError)  # what event_data raised before

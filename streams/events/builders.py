@@ -74,7 +74,10 @@ class _Batch:
     def data(self) -> dict[str, Any]:
         """The data fields every batch event carries."""
         if to_utc(self.end) < to_utc(self.start):
-            raise EventError(f"window_end {self.end.isoformat()} is before window_start {self.start.isoformat()}")
+            raise EventError(
+                f"The batch window ends before it starts: window_end {self.end.isoformat()} is before window_start "
+                f"{self.start.isoformat()} (start and end swapped?)."
+            )
         return {
             "contract": _contract_ref(self.contract),
             "schema": self.schema_obj.name,
@@ -106,7 +109,10 @@ class _Batch:
         mine = (c.id, c.version, c.sha256, self.schema_obj.name)
         theirs = (report.contract_id, report.contract_version, report.contract_sha256, report.schema)
         if mine != theirs:
-            raise EventError(f"report of {theirs} does not match contract/schema {mine}")
+            raise EventError(
+                f"The report of {theirs} does not match contract/schema {mine}: it was produced for another "
+                "contract version or schema object."
+            )
 
 
 def _rule_dict(check: CheckResult) -> dict[str, Any]:
@@ -154,7 +160,9 @@ def batch_summary(
     batch = _Batch(contract, schema_obj, source_topic, offsets, window_start, window_end, worker_id)
     unknown = set(counts) - set(_COUNT_KEYS)
     if unknown:
-        raise EventError(f"unknown count keys {sorted(unknown)}; expected {list(_COUNT_KEYS)}")
+        raise EventError(
+            f"The batch counts have unknown count keys {sorted(unknown)}; expected some of {list(_COUNT_KEYS)}."
+        )
     count_data = {k: int(counts.get(k, 0)) for k in _COUNT_KEYS}
     if report is not None:
         batch.check(report)
@@ -278,7 +286,7 @@ def _field_counts(counts: Mapping[str, int]) -> dict[str, int]:
     """``{field: records}`` sorted by field, zero counts dropped, negative counts refused."""
     for name, n in counts.items():
         if n < 0:
-            raise EventError(f"negative record count {n} for field {name!r}")
+            raise EventError(f"A field count cannot be negative: negative record count {n} for field {name!r}.")
     return dict(sorted((str(name), int(n)) for name, n in counts.items() if n > 0))
 
 

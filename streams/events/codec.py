@@ -131,7 +131,9 @@ def from_kafka(
     (a ``ValueError``) when the record has no value.
     """
     if value is None:
-        raise EventError("a quality event record has a value; got a tombstone (None)")
+        raise EventError(
+            "A quality event record must have a value, but this one is a tombstone (None): it is not a quality event."
+        )
     pairs = headers.items() if isinstance(headers, Mapping) else (headers or ())
     header_map = {name.lower(): bytes(v) for name, v in pairs if v is not None}
     message = kafka.KafkaMessage(headers=header_map, key=key, value=bytes(value))
@@ -144,9 +146,17 @@ def event_data(event: CloudEvent) -> dict[str, Any]:
     """The data of a quality event as a dict (parsing it first if it arrived as JSON text or bytes)."""
     data = event.get_data()
     if isinstance(data, str | bytes):
-        data = orjson.loads(data)
+        try:
+            data = orjson.loads(data)
+        except orjson.JSONDecodeError as exc:
+            raise EventDataError(
+                f"Event {event.get_id()} has data that is not valid JSON ({exc}); it was not built by streams.events."
+            ) from exc
     if not isinstance(data, dict):
-        raise EventDataError(f"event {event.get_id()} has no JSON object as data (got {type(data).__name__})")
+        raise EventDataError(
+            f"Event {event.get_id()} has no JSON object as data (got {type(data).__name__}); it was not built by "
+            "streams.events."
+        )
     return data
 
 
@@ -155,7 +165,10 @@ def _schema_bytes(event_type: str) -> bytes:
     try:
         name = SCHEMA_FILES[EventType(event_type)]
     except ValueError:
-        raise EventError(f"unknown quality event type {event_type!r}") from None
+        raise EventError(
+            f"{event_type!r} is an unknown quality event type; the known types are: "
+            f"{', '.join(str(t) for t in EventType)}."
+        ) from None
     return importlib.resources.files("streams.events").joinpath("schemas", name).read_bytes()
 
 
@@ -189,13 +202,17 @@ def validate_event(event: CloudEvent) -> None:
     event_type = event.get_type()
     schema_id = dataschema_for(EventType(event_type)) if event_type in _KNOWN else None
     if schema_id is None:
-        raise EventError(f"event {event.get_id()}: unknown quality event type {event_type!r}")
+        raise EventError(
+            f"Event {event.get_id()} has an unknown quality event type {event_type!r} (from a newer producer?)."
+        )
     if event.get_specversion() != SPECVERSION:
-        raise EventError(f"event {event.get_id()}: specversion {event.get_specversion()!r}, expected {SPECVERSION}")
+        raise EventError(f"Event {event.get_id()} has specversion {event.get_specversion()!r}; expected {SPECVERSION}.")
     content_type = event.get_datacontenttype()
     if content_type is not None and content_type.split(";")[0].strip() != CONTENT_TYPE:
-        raise EventError(f"event {event.get_id()}: datacontenttype {content_type!r}, expected {CONTENT_TYPE}")
+        raise EventError(f"Event {event.get_id()} has datacontenttype {content_type!r}; expected {CONTENT_TYPE}.")
     dataschema = event.get_dataschema()
     if dataschema is not None and dataschema != schema_id:
-        raise EventError(f"event {event.get_id()}: dataschema {dataschema!r}, expected {schema_id!r}")
+        raise EventError(
+            f"Event {event.get_id()} names dataschema {dataschema!r}; expected {schema_id!r} for its type."
+        )
     _validator(event_type).validate(event_data(event))

@@ -195,10 +195,13 @@ def json_number(value: Any) -> float | int | None:
 def offset_ranges(offsets: Offsets) -> list[dict[str, int]]:
     """``[{partition, first, last}]`` sorted by partition; rejects empty or inverted ranges."""
     if not offsets:
-        raise EventError("a batch event needs the offset range of at least one partition")
+        raise EventError("A batch event needs the offset range of at least one partition; none was given.")
     out = []
     for partition, (first, last) in sorted(offsets.items()):
         if partition < 0 or first < 0 or last < first:
-            raise EventError(f"bad offset range for partition {partition}: ({first}, {last})")
+            raise EventError(
+                f"A bad offset range for partition {partition}: ({first}, {last}); partitions and offsets are "
+                "non-negative and the last offset is not before the first."
+            )
         out.append({"partition": int(partition), "first": int(first), "last": int(last)})
     return out
