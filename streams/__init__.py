@@ -7,6 +7,7 @@ actual public names by ``tests/test_exported_members.py``); everything else is i
 from streams.contracts.loader import lint_contract, load_contract, load_contracts, parse_contract
 from streams.contracts.model import Classification, Contract, Field, Owner, Rule, SchemaObject, Severity, Threshold
 from streams.errors import (
+    BackendNotFoundError,
     BrokerError,
     ContractError,
     ContractSchemaError,
@@ -16,6 +17,7 @@ from streams.errors import (
     EventError,
     SettingsError,
     StreamsError,
+    ThresholdBreach,
     UnknownSchemaError,
     UnsupportedRuleError,
 )
@@ -24,6 +26,7 @@ from streams.settings import Mode, Settings
 __version__ = "0.1.0"
 
 __all__ = [
+    "BackendNotFoundError",
     "BrokerError",
     "Classification",
     "Contract",
@@ -43,6 +46,7 @@ __all__ = [
     "Severity",
     "StreamsError",
     "Threshold",
+    "ThresholdBreach",
     "UnknownSchemaError",
     "UnsupportedRuleError",
     "ValidationReport",

@@ -12,12 +12,15 @@ Every exception derives from :class:`StreamsError`::
     │   ├── ContractSyntaxError       malformed YAML (file:line)
     │   ├── ContractSchemaError       the document breaks the ODCS JSON Schema (file:line)
     │   ├── UnsupportedRuleError      a rule kind, metric or custom implementation we do not run
-    │   └── UnknownSchemaError        no such schema object or field in a contract (also a KeyError)
+    │   ├── UnknownSchemaError        no such schema object or field in a contract (also a KeyError)
+    │   └── BackendNotFoundError      no backend registered to run a contract (validate, pandera)
     ├── DataFormatError               an input file cannot be read as a table
     ├── BrokerError                   a Kafka broker cannot be started or reached
     ├── SettingsError                 a configuration value is invalid
-    └── EventError                    a quality event cannot be built or read (also a ValueError)
-        └── EventDataError            an event's data is not a JSON object (also a TypeError)
+    ├── EventError                    a quality event cannot be built or read (also a ValueError)
+    │   └── EventDataError            an event's data is not a JSON object (also a TypeError)
+    └── ThresholdBreach               raised inside a pandera check whose metric breaks its threshold;
+                                      pandera reports it as a failure case, it never reaches callers
 
 Where a built-in exception was raised before, the subclass also derives from it
 (``except KeyError`` / ``except ValueError`` keep working).
@@ -26,6 +29,7 @@ Where a built-in exception was raised before, the subclass also derives from it
 from __future__ import annotations
 
 __all__ = [
+    "BackendNotFoundError",
     "BrokerError",
     "ContractError",
     "ContractSchemaError",
@@ -35,6 +39,7 @@ __all__ = [
     "EventError",
     "SettingsError",
     "StreamsError",
+    "ThresholdBreach",
     "UnknownSchemaError",
     "UnsupportedRuleError",
 ]
@@ -89,6 +94,10 @@ class UnknownSchemaError(ContractError, KeyError):
         return Exception.__str__(self)
 
 
+class BackendNotFoundError(ContractError):
+    """No backend is registered for a kind of contract execution (see :mod:`streams.contracts.backends`)."""
+
+
 class DataFormatError(StreamsError):
     """An input data file cannot be read (unknown extension, corrupt file)."""
 
@@ -108,3 +117,8 @@ class EventError(StreamsError, ValueError):
 
 class EventDataError(EventError, TypeError):
     """A quality event's data is not a JSON object. Also a :class:`TypeError`, as before."""
+
+
+class ThresholdBreach(StreamsError):
+    """Raised by a frame-level pandera check whose metric breaks its threshold (see
+    :mod:`streams.validation.pandera`); pandera turns it into a failure case."""

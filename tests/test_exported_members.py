@@ -12,6 +12,7 @@ import __future__
 
 import importlib
 import inspect
+import pkgutil
 import re
 import types
 
@@ -75,39 +76,54 @@ def test_the_lazy_name_resolves_to_the_report() -> None:
         _ = streams.nope  # type: ignore[attr-defined]
 
 
-def error_classes() -> list[type[BaseException]]:
-    return [
-        value
-        for value in vars(streams.errors).values()
-        if inspect.isclass(value) and issubclass(value, BaseException) and value.__module__ == "streams.errors"
-    ]
+#: the packages whose modules are imported to find every StreamsError subclass defined anywhere
+ERROR_PACKAGES = ["streams.contracts", "streams.validation", "streams.events", "streams.consumers"]
 
 
-def test_every_error_derives_from_streams_error_and_is_drawn_in_the_tree() -> None:
-    classes = error_classes()
-    assert len(classes) >= 10  # the tree has at least the root, contracts, data, broker, settings and events
+def all_error_classes() -> set[type[BaseException]]:
+    for package in ERROR_PACKAGES:
+        module = importlib.import_module(package)
+        for info in pkgutil.walk_packages(module.__path__, f"{package}."):
+            importlib.import_module(info.name)
+    found: set[type[BaseException]] = set()
+    todo: list[type[BaseException]] = [streams.errors.StreamsError]
+    while todo:
+        cls = todo.pop()
+        found.add(cls)
+        todo += cls.__subclasses__()
+    return found
+
+
+def drawn_tree() -> dict[str, int]:
+    """The classes drawn in the docstring of streams.errors: name -> column of the name."""
     doc = streams.errors.__doc__ or ""
-    drawn = set(re.findall(r"^\s*(?:[│├└─ ]*)([A-Z]\w+Error)\b", doc, flags=re.MULTILINE))
-    assert drawn == {c.__name__ for c in classes}
+    tree = doc[doc.index("    StreamsError") :].split("\n\n")[0]
+    drawn = {}
+    for line in tree.splitlines():
+        match = re.match(r"^[\s│├└─]*([A-Z]\w+)\b", line)
+        if match and match.group(1) not in drawn:
+            drawn[match.group(1)] = match.start(1)
+    return drawn
+
+
+def test_every_error_derives_from_streams_error_and_is_drawn_once_under_its_parent() -> None:
+    classes = {c for c in all_error_classes() if c.__module__.startswith("streams.")}
+    defined = {v for v in vars(streams.errors).values() if inspect.isclass(v) and issubclass(v, BaseException)}
+    assert classes == defined, "every StreamsError subclass is defined in streams.errors"
+    tree = drawn_tree()
+    assert set(tree) == {c.__name__ for c in classes}
+    doc = streams.errors.__doc__ or ""
+    names = list(tree)
     for cls in classes:
-        assert issubclass(cls, streams.errors.StreamsError), cls
+        assert len(re.findall(rf"[─ ]{cls.__name__}\b", doc)) == 1, f"{cls.__name__} is drawn more than once"
         assert cls.__name__ in streams.errors.__all__
         assert cls.__name__ in streams.__all__, f"{cls.__name__} is not part of the public API"
-        # each is drawn under its parent: the line above it at one level less of indent names an ancestor
-        lines = doc.splitlines()
-        (row,) = [i for i, line in enumerate(lines) if re.search(rf"[─ ]{cls.__name__}\b", line)]
         if cls is streams.errors.StreamsError:
             continue
-        depth = lines[row].index(cls.__name__)
-        parent_rows = [i for i in range(row) if re.search(r"\w+Error\b", lines[i]) and _col(lines[i]) < depth]
-        parent = re.search(r"(\w+Error)\b", lines[parent_rows[-1]])
-        assert parent is not None and parent.group(1) in {b.__name__ for b in cls.__mro__[1:]}, cls
-
-
-def _col(line: str) -> int:
-    match = re.search(r"\w+Error\b", line)
-    assert match is not None
-    return match.start()
+        # its parent in the drawing is the nearest class above it drawn one level less deep
+        above = names[: names.index(cls.__name__)]
+        parent = next(n for n in reversed(above) if tree[n] < tree[cls.__name__])
+        assert parent == cls.__mro__[1].__name__, (cls, parent)
 
 
 def test_errors_keep_the_builtin_base_they_had() -> None:

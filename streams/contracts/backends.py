@@ -23,7 +23,7 @@ import importlib
 from collections.abc import Callable
 from typing import Any
 
-from streams.errors import ContractError
+from streams.errors import BackendNotFoundError
 
 __all__ = ["DEFAULT_BACKENDS", "BackendNotFoundError", "get_backend", "register_backend"]
 
@@ -36,10 +36,6 @@ DEFAULT_BACKENDS: dict[str, str] = {
 }
 
 _REGISTRY: dict[str, Backend] = {}
-
-
-class BackendNotFoundError(ContractError):
-    """No backend is registered for a kind of execution (``validate``, ``pandera``)."""
 
 
 def register_backend(kind: str, backend: Backend) -> None:

@@ -16,7 +16,7 @@ from pandera.api.polars.types import PolarsData
 
 from streams.contracts import expressions
 from streams.contracts.model import Op, Rule, Severity, Unit
-from streams.errors import StreamsError
+from streams.errors import ThresholdBreach
 from streams.validation.failures import sql_metric
 from streams.validation.predicates import failure_expr, predicate
 
@@ -93,10 +93,6 @@ def frame_check(rule: Rule, object_name: str) -> pa.Check:
         raise ThresholdBreach(f"{metric:g} breaks {rule.threshold.describe()}")
 
     return pa.Check(fn, name=rule.op.value, error=rule.check, raise_warning=warn, statistics=stats)
-
-
-class ThresholdBreach(StreamsError):
-    """Raised by a frame-level threshold check whose metric breaks its threshold."""
 
 
 def _metric(rule: Rule, lf: pl.LazyFrame, object_name: str) -> float:
