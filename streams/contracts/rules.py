@@ -176,6 +176,8 @@ _PANDERA_OPS: dict[str, Op] = {
 
 def _pandera_call(method: str, kw: dict[str, Any], where: Path_, ctx: SourceContext) -> tuple[Op, tuple[Any, ...]]:
     op = _PANDERA_OPS[method]
+    if op in (Op.STR_MATCHES, Op.STR_CONTAINS) and isinstance(kw.get("pattern"), str):
+        check_regex(kw["pattern"], (*where, "implementation"), ctx)
     try:
         if op is Op.IN_RANGE:
             return op, (kw["min_value"], kw["max_value"], kw.get("include_min", True), kw.get("include_max", True))

@@ -11,7 +11,7 @@ import polars as pl
 from streams.contracts.source import Path_, SourceContext
 from streams.errors import ContractSchemaError
 
-__all__ = ["bound_value", "check_regex", "dtype_for"]
+__all__ = ["bound_value", "check_regex", "dtype_for", "regex_problem"]
 
 
 _INT_TYPES: dict[str, pl.DataType] = {
@@ -104,10 +104,41 @@ def bound_value(value: Any, dtype: pl.DataType, where: Path_, ctx: SourceContext
     raise ctx.error(f"{where[-1]} {value!r} is not a valid bound for a {dtype} property", where, ContractSchemaError)
 
 
-def check_regex(pattern: str, where: Path_, ctx: SourceContext) -> None:
+#: Patterns longer than this are refused before they reach the regex compiler.
+MAX_PATTERN_CHARS = 10_000
+
+
+def regex_problem(pattern: str) -> str | None:
+    """Why the engine's regex (polars, Rust ``regex`` crate) cannot run ``pattern``; None when it can.
+
+    The Rust engine has no look-around and no backreferences, bounds nesting (250 groups) and
+    the compiled size (10 MiB); it does support Unicode classes such as ``\\p{L}``.
+    """
+    if len(pattern) > MAX_PATTERN_CHARS:
+        return f"the pattern is {len(pattern):,} characters long; patterns are limited to {MAX_PATTERN_CHARS:,}"
     try:
-        re.compile(pattern)
-    except re.error as exc:
+        pl.Series("p", [], dtype=pl.String).str.contains(pattern)
+    except Exception as exc:  # polars ComputeError carrying the regex crate's message
+        return _regex_reason(str(exc))
+    return None
+
+
+def _regex_reason(text: str) -> str:
+    lines = [ln.strip() for ln in text.splitlines()]
+    for ln in lines:
+        if ln.startswith("error:"):
+            return ln.removeprefix("error:").strip()
+    first = lines[0] if lines else text
+    return first.removeprefix("regex error:").strip() or "the regex engine refused it"
+
+
+def check_regex(pattern: str, where: Path_, ctx: SourceContext) -> None:
+    problem = regex_problem(pattern)
+    if problem is not None:
+        shown = pattern if len(pattern) <= 80 else pattern[:77] + "..."
         raise ctx.error(
-            f"pattern {pattern!r} is not a valid regular expression: {exc}", where, ContractSchemaError
-        ) from None
+            f"pattern {shown!r} cannot run on the engine's regex (Rust syntax, no look-around or "
+            f"backreferences): {problem}",
+            where,
+            ContractSchemaError,
+        )

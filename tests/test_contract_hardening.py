@@ -1,0 +1,134 @@
+"""Contracts are untrusted input: bounded parsing, allow-listed SQL, file:line errors and never a traceback."""
+
+from __future__ import annotations
+
+import json
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from streams.contracts.expressions import ExpressionError, parse_expression
+from streams.contracts.loader import lint_contract, load_contract
+from streams.errors import ContractError, StreamsError
+
+HEADER = """\
+apiVersion: v3.1.0
+kind: DataContract
+id: urn:test:hardening
+version: 1.0.0
+status: active
+"""
+
+
+def write(tmp_path: Path, body: str, name: str = "c.yaml") -> Path:
+    p = tmp_path / name
+    p.write_text(HEADER + textwrap.dedent(body))
+    return p
+
+
+def custom_rule(impl: str, engine: str = "expression") -> str:
+    return f"""\
+schema:
+  - name: orders
+    properties:
+      - {{name: a, logicalType: integer}}
+      - {{name: b, logicalType: string}}
+    quality:
+      - type: custom
+        engine: {engine}
+        implementation: {impl!r}
+"""
+
+
+def refused(path: Path, line: int, *fragments: str) -> str:
+    """Loading fails with a ContractError at ``path:line`` and lint reports the same place."""
+    with pytest.raises(ContractError) as info:
+        load_contract(path)
+    msg = str(info.value)
+    assert msg.startswith(f"{path}:{line}: "), msg
+    for fragment in fragments:
+        assert fragment in msg, msg
+    findings = lint_contract(path)
+    assert [f.line for f in findings] == [line], findings
+    return msg
+
+
+def test_expression_error_is_a_streams_error() -> None:
+    assert issubclass(ExpressionError, StreamsError)
+    with pytest.raises(ContractError):
+        parse_expression("__import__('os')")
+
+
+@pytest.mark.parametrize(
+    ("impl", "fragment"),
+    [
+        ("not " * 5000 + "a > 0", "limited to"),
+        (" + ".join(["a"] * 2000) + " > 0", "limited to"),
+        ("-" * 3000 + "a > 0", "nested too deeply"),
+        ("(" * 900 + "a" + ")" * 900 + " > 0", "nested too deeply"),
+    ],
+    ids=["5000-not", "2000-term-sum", "3000-minus", "900-parens"],
+)
+def test_huge_or_deep_expressions_are_file_line_errors_not_recursion(tmp_path: Path, impl: str, fragment: str) -> None:
+    refused(write(tmp_path, custom_rule(impl)), 14, fragment)
+
+
+def test_deep_pandera_check_call_is_refused(tmp_path: Path) -> None:
+    impl = "Check.isin(" + "[" * 800 + "]" * 800 + ")"
+    body = f"""\
+    schema:
+      - name: orders
+        properties:
+          - name: b
+            logicalType: string
+            quality:
+              - {{type: custom, engine: pandera, implementation: {impl!r}}}
+    """
+    refused(write(tmp_path, body), 12, "nested too deeply")
+
+
+def test_ordinary_expressions_still_parse() -> None:
+    node = parse_expression(" + ".join(["a"] * 50) + " <= 10 and not b in ['x']")
+    assert node[0] == "and"
+
+
+@pytest.mark.parametrize(
+    ("pattern", "fragment"),
+    [
+        ("(?=a)b", "look-around"),
+        (r"(a)\1", "backreferences"),
+        ("(" * 1000 + "a" + ")" * 1000, "nested"),
+        (r"\w{1000}{1000}", "size limit"),
+        ("x" * 20_000, "limited to"),
+    ],
+    ids=["lookahead", "backreference", "1000-groups", "size-limit", "too-long"],
+)
+def test_patterns_compile_with_the_engine_regex(tmp_path: Path, pattern: str, fragment: str) -> None:
+    body = f"""\
+    schema:
+      - name: orders
+        properties:
+          - name: b
+            logicalType: string
+            logicalTypeOptions:
+              pattern: {json.dumps(pattern)}
+    """
+    refused(write(tmp_path, body), 12, "engine's regex", fragment)
+
+
+def test_unicode_classes_supported_by_the_engine_are_accepted(tmp_path: Path) -> None:
+    body = """\
+    schema:
+      - name: orders
+        properties:
+          - name: b
+            logicalType: string
+            logicalTypeOptions: {pattern: '^\\p{L}+$'}
+            quality:
+              - {type: custom, engine: pandera, implementation: "Check.str_matches(r'^\\\\p{Lu}')"}
+    """
+    path = write(tmp_path, body)
+    assert lint_contract(path) == []
+    rules = {r.name: r for r in load_contract(path).schema().rules}
+    assert rules["b:pattern"].args == (r"^\p{L}+$",)
