@@ -132,3 +132,82 @@ def test_unicode_classes_supported_by_the_engine_are_accepted(tmp_path: Path) ->
     assert lint_contract(path) == []
     rules = {r.name: r for r in load_contract(path).schema().rules}
     assert rules["b:pattern"].args == (r"^\p{L}+$",)
+
+
+BILLION_LAUGHS = """\
+a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]
+b: &b [*a,*a,*a,*a,*a,*a,*a,*a,*a]
+c: &c [*b,*b,*b,*b,*b,*b,*b,*b,*b]
+d: &d [*c,*c,*c,*c,*c,*c,*c,*c,*c]
+e: &e [*d,*d,*d,*d,*d,*d,*d,*d,*d]
+f: &f [*e,*e,*e,*e,*e,*e,*e,*e,*e]
+g: &g [*f,*f,*f,*f,*f,*f,*f,*f,*f]
+h: &h [*g,*g,*g,*g,*g,*g,*g,*g,*g]
+i: &i [*h,*h,*h,*h,*h,*h,*h,*h,*h]
+"""
+
+
+@pytest.mark.timeout(20)
+def test_billion_laughs_fails_fast_with_a_clear_error(tmp_path: Path) -> None:
+    assert len(BILLION_LAUGHS) < 400
+    path = tmp_path / "bomb.yaml"
+    path.write_text(BILLION_LAUGHS)
+    with pytest.raises(ContractError, match="expands to more than") as info:
+        load_contract(path)
+    assert str(info.value).startswith(f"{path}:")
+    findings = lint_contract(path)
+    assert len(findings) == 1 and "alias" in findings[0].message
+
+
+def test_many_aliases_are_refused(tmp_path: Path) -> None:
+    path = tmp_path / "aliases.yaml"
+    path.write_text("a: &a 1\nb: [" + ", ".join(["*a"] * 150) + "]\n")
+    refused(path, 2, "aliases")
+
+
+@pytest.mark.parametrize("style", ["flow", "block"])
+def test_deep_nesting_is_a_file_line_error_not_recursion(tmp_path: Path, style: str) -> None:
+    if style == "flow":
+        text = HEADER + "customProperties: " + "[" * 600 + "]" * 600 + "\n"
+    else:
+        text = HEADER + "customProperties:\n" + "".join("  " * i + "- \n" for i in range(1, 600))
+    path = tmp_path / "deep.yaml"
+    path.write_text(text)
+    msg = refused(path, 6 if style == "flow" else 6 + 64, "nested more than")
+    assert "RecursionError" not in msg
+
+
+def test_moderate_aliases_still_work(tmp_path: Path) -> None:
+    body = """\
+    schema:
+      - name: orders
+        properties:
+          - name: a
+            logicalType: string
+            quality: &q
+              - {type: library, metric: nullValues, mustBeLessThan: 1}
+          - name: b
+            logicalType: string
+            quality: *q
+    """
+    rules = load_contract(write(tmp_path, body)).schema().rules
+    assert {r.name for r in rules if r.source == "quality"} == {"a:nullValues", "b:nullValues"}
+
+
+def test_yaml_timestamps_are_strings_before_schema_validation(tmp_path: Path) -> None:
+    body = """\
+    schema:
+      - name: orders
+        properties:
+          - name: day
+            logicalType: date
+            examples: [2022-01-01, 2023-06-30]
+            logicalTypeOptions: {minimum: 2020-01-01}
+          - name: at
+            logicalType: timestamp
+            examples: [2022-01-01T10:00:00Z]
+    """
+    path = write(tmp_path, body)
+    assert lint_contract(path) == []
+    rules = {r.name: r for r in load_contract(path).schema().rules}
+    assert str(rules["day:minimum"].args[0]) == "2020-01-01"
