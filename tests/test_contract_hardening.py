@@ -211,3 +211,60 @@ def test_yaml_timestamps_are_strings_before_schema_validation(tmp_path: Path) ->
     assert lint_contract(path) == []
     rules = {r.name: r for r in load_contract(path).schema().rules}
     assert str(rules["day:minimum"].args[0]) == "2020-01-01"
+
+
+def sql_rule(query: str) -> str:
+    return f"""\
+schema:
+  - name: orders
+    physicalName: shop.orders.v1
+    properties:
+      - {{name: amount, logicalType: number}}
+      - {{name: email, logicalType: string, classification: pii}}
+    quality:
+      - type: sql
+        query: {json.dumps(query)}
+        mustBe: 0
+"""
+
+
+@pytest.mark.parametrize(
+    ("query", "fragment"),
+    [
+        ("SELECT COUNT(*) FROM read_csv('/etc/passwd')", "table function"),
+        ("SELECT COUNT(*) FROM read_parquet('http://example.com/x.parquet')", "table function"),
+        ("SELECT COUNT(*) FROM orders, orders, orders", "joins are not allowed"),
+        ("SELECT COUNT(*) FROM orders a JOIN orders b ON TRUE", "joins are not allowed"),
+        ("SELECT COUNT(*) FROM orders; SELECT 1", "exactly one SELECT"),
+        ("INSERT INTO orders VALUES (1, 'a')", "not INSERT"),
+        ("DROP TABLE orders", "not DROP"),
+        ("SELECT COUNT(*) FROM customers", "relation 'customers' is not allowed"),
+        ("SELECT COUNT(*) FROM shop.orders", "is not allowed"),
+        ("SELECT COUNT(*) FROM orders WHERE amount IN (SELECT x FROM secrets)", "relation 'secrets'"),
+        ("WITH x AS (SELECT amount FROM orders) SELECT COUNT(*) FROM x", "WITH is not allowed"),
+        ("SELECT pg_read_file('/etc/passwd')", "function 'PG_READ_FILE' is not allowed"),
+        ("SELECT COUNT(*) FROM orders WHERE amount2 > 0", "unknown columns: amount2"),
+        ("SELECT SUM(amount) OVER () FROM orders", "window functions"),
+        ("SELECT * FROM orders", "exactly one value"),
+        ("SELECT COUNT(*) FROM orders WHERE " + " AND ".join(["amount > 0"] * 400), "limited to"),
+        ("SELEC COUNT(*)", "cannot be parsed"),
+    ],
+    ids=lambda v: v if len(v) < 40 else v[:40],
+)
+def test_sql_rules_are_allow_listed(tmp_path: Path, query: str, fragment: str) -> None:
+    msg = refused(write(tmp_path, sql_rule(query)), 14, fragment)
+    assert "Traceback" not in msg
+
+
+def test_allowed_sql_runs_what_was_checked(tmp_path: Path) -> None:
+    import polars as pl
+
+    query = "select 100.0 * sum(case when amount > 10 then 1 else 0 end) / count(*) from ${object} where email ~ '@'"
+    path = write(tmp_path, sql_rule(query).replace("mustBe: 0", "mustBeLessThan: 50"))
+    assert lint_contract(path) == []
+    contract = load_contract(path)
+    (rule,) = [r for r in contract.schema().rules if r.source == "sql"]
+    assert rule.args[0].startswith("SELECT 100.0 * SUM(CASE WHEN amount > 10 THEN 1 ELSE 0 END) / COUNT(*) FROM orders")
+    df = pl.DataFrame({"amount": [1.0, 20.0, 30.0, 5.0], "email": ["a@x", "b@x", "c@x", "d@x"]})
+    (check,) = [c for c in contract.validate(df).checks if c.name == rule.name]
+    assert check.error is None and check.value == pytest.approx(50.0) and not check.passed

@@ -245,16 +245,19 @@ def _schema_object(obj: dict[str, Any], where: Path_, ctx: SourceContext) -> Sch
     topic = str(obj.get("physicalName") or name)
     fields: list[Field] = []
     rules: list[Rule] = []
+    names = frozenset(str(p.get("name")) for p in obj.get("properties") or [] if isinstance(p, dict))
     for i, prop in enumerate(obj.get("properties") or []):
         pw = (*where, "properties", i)
-        field, field_rules = _property(prop, pw, ctx)
+        field, field_rules = _property(prop, pw, ctx, name, names)
         if field.name in {f.name for f in fields}:
             raise ctx.error(f"property {field.name!r} is declared twice", pw, ContractSchemaError)
         fields.append(field)
         rules.extend(field_rules)
     field_map = {f.name: f for f in fields}
     for i, q in enumerate(obj.get("quality") or []):
-        rule = quality_rule(q, (*where, "quality", i), ctx, column=None, field=None, obj_name=name, fields=field_map)
+        rule = quality_rule(
+            q, (*where, "quality", i), ctx, column=None, field=None, obj_name=name, fields=field_map, table=name
+        )
         if rule is not None:
             rules.append(rule)
     _dedupe_names(rules, ctx, where)
@@ -300,7 +303,9 @@ def _classification(value: Any) -> Classification | None:
         return Classification.CONFIDENTIAL
 
 
-def _property(prop: dict[str, Any], where: Path_, ctx: SourceContext) -> tuple[Field, list[Rule]]:
+def _property(
+    prop: dict[str, Any], where: Path_, ctx: SourceContext, table: str, names: frozenset[str]
+) -> tuple[Field, list[Rule]]:
     name = str(prop["name"])
     dtype = dtype_for(prop, where, ctx)
     pk = bool(prop.get("primaryKey"))
@@ -357,7 +362,15 @@ def _property(prop: dict[str, Any], where: Path_, ctx: SourceContext) -> tuple[F
         rules.append(schema_rule("length", Op.STR_LENGTH, args, at, "logicalTypeOptions"))
     for i, q in enumerate(prop.get("quality") or []):
         rule = quality_rule(
-            q, (*where, "quality", i), ctx, column=name, field=field, obj_name=None, fields={name: field}
+            q,
+            (*where, "quality", i),
+            ctx,
+            column=name,
+            field=field,
+            obj_name=None,
+            fields={name: field},
+            table=table,
+            columns=names,
         )
         if rule is not None:
             rules.append(rule)

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import re
+from collections.abc import Collection
 from typing import Any
 
-from streams.contracts import expressions
+from streams.contracts import expressions, sql
 from streams.contracts.model import THRESHOLD_OPERATORS, Field, Op, Rule, Severity, Threshold, Unit, check_label
 from streams.contracts.source import Path_, SourceContext
 from streams.contracts.types import check_regex
@@ -45,7 +45,12 @@ def quality_rule(
     field: Field | None,
     obj_name: str | None,
     fields: dict[str, Field],
+    table: str | None = None,
+    columns: Collection[str] = (),
 ) -> Rule | None:
+    """Compile one ODCS quality rule; ``table`` is the schema object's name (SQL rules read it)
+    and ``fields`` every property of the object when known (SQL and expressions are checked
+    against them)."""
     kind = q.get("type") or ("library" if "metric" in q or "rule" in q else None)
     if kind == "text":
         return None  # human-readable only
@@ -75,16 +80,26 @@ def quality_rule(
         op, args, col = _library(metric, q, where, ctx, column, field)
         return rule(f"{label}:{metric}", op, args, col, "quality")
     if kind == "sql":
-        query = str(q["query"])
-        table = obj_name or "batch"
+        query = str(q.get("query") or "")
+        bound = table or obj_name or "batch"
         for token in ("${object}", "{object}", "${table}", "{table}"):
-            query = query.replace(token, table)
+            query = query.replace(token, bound)
         if column is not None:
             for token in ("${property}", "{property}", "${column}", "{column}"):
                 query = query.replace(token, column)
-        if not re.match(r"(?is)^\s*(select|with)\b", query):
-            raise ctx.error("a sql rule must be a single SELECT query returning one value", (*where, "query"))
-        return rule(f"{label}:sql#{where[-1]}", Op.SQL, (query,), None, "sql")
+        try:
+            checked = sql.check_sql(query, (bound, "batch"))
+        except sql.SqlRuleError as exc:
+            raise ctx.error(exc.message, (*where, "query")) from None
+        known = set(fields) | set(columns) if table is not None else None
+        unread = sorted(checked.columns - known - checked.aliases) if known is not None else []
+        if unread:
+            raise ctx.error(
+                f"the SQL query reads unknown columns: {', '.join(unread)} (the schema object has "
+                f"{', '.join(sorted(fields)) or 'no properties'})",
+                (*where, "query"),
+            )
+        return rule(f"{label}:sql#{where[-1]}", Op.SQL, (checked.query,), None, "sql")
     if kind == "custom":
         engine = str(q.get("engine", "")).lower()
         impl = q.get("implementation")
@@ -104,7 +119,8 @@ def quality_rule(
                 node = expressions.parse_expression(impl)
             except expressions.ExpressionError as exc:
                 raise ctx.error(str(exc), (*where, "implementation")) from None
-            unknown = expressions.columns(node) - set(fields) if obj_name is not None else set()
+            checked_names = obj_name is not None or table is not None
+            unknown = expressions.columns(node) - set(fields) - set(columns) if checked_names else set()
             if unknown:
                 raise ctx.error(
                     f"expression reads unknown properties: {', '.join(sorted(unknown))}", (*where, "implementation")
