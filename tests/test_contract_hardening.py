@@ -268,3 +268,48 @@ def test_allowed_sql_runs_what_was_checked(tmp_path: Path) -> None:
     df = pl.DataFrame({"amount": [1.0, 20.0, 30.0, 5.0], "email": ["a@x", "b@x", "c@x", "d@x"]})
     (check,) = [c for c in contract.validate(df).checks if c.name == rule.name]
     assert check.error is None and check.value == pytest.approx(50.0) and not check.passed
+
+
+V302 = """\
+apiVersion: v3.0.2
+kind: DataContract
+id: urn:test:v302
+version: 1.0.0
+status: active
+schema:
+  - name: orders
+    properties:
+      - name: amount
+        logicalType: number
+        logicalTypeOptions: {minimum: 0, exclusiveMinimum: true, maximum: 100, exclusiveMaximum: false}
+      - name: qty
+        logicalType: integer
+        logicalTypeOptions: {minimum: 1}
+"""
+
+
+def test_v302_contract_is_checked_against_its_own_schema(tmp_path: Path) -> None:
+    path = tmp_path / "v302.yaml"
+    path.write_text(V302)
+    assert lint_contract(path) == []
+    rules = {r.name: r for r in load_contract(path).schema().rules}
+    assert (rules["amount:exclusiveMinimum"].check, rules["amount:maximum"].check) == (
+        "greater_than(0)",
+        "less_than_or_equal_to(100)",
+    )
+    assert rules["qty:minimum"].check == "greater_than_or_equal_to(1)"
+    # the same document as v3.1.0 breaks that version's schema (exclusiveMinimum is a number there)
+    v310 = tmp_path / "v310.yaml"
+    v310.write_text(V302.replace("v3.0.2", "v3.1.0"))
+    findings = lint_contract(v310)
+    assert findings and all("exclusiveM" in f.message for f in findings), findings
+    assert findings[0].line == 11
+
+
+def test_v302_documents_using_v31_constructs_are_read_with_the_v31_schema(tmp_path: Path) -> None:
+    path = tmp_path / "v302-31.yaml"
+    path.write_text(
+        V302.replace("logicalType: integer", "logicalType: timestamp").replace("{minimum: 1}", "{minimum: 2020-01-01}")
+        + "    quality:\n      - {metric: rowCount, mustBeGreaterThan: 0}\n"
+    )
+    assert lint_contract(path) == []

@@ -65,17 +65,48 @@ class Finding:
 # --- JSON Schema ------------------------------------------------------------------
 
 
+#: The JSON Schema each apiVersion is checked against: v3.1.0 from the ``open-data-contract-standard``
+#: package, the v3.0.x ones vendored in ``streams/contracts/schemas/`` (see the README there).
+SCHEMA_FILES: dict[str, tuple[str, str]] = {
+    "v3.1.0": ("open_data_contract_standard", "schema.json"),
+    "v3.0.2": ("streams.contracts", "schemas/odcs-json-schema-v3.0.2.json"),
+    "v3.0.1": ("streams.contracts", "schemas/odcs-json-schema-v3.0.2.json"),
+    "v3.0.0": ("streams.contracts", "schemas/odcs-json-schema-v3.0.0.json"),
+}
+
+
 @functools.cache
-def _validator() -> jsonschema.protocols.Validator:
-    text = resources.files("open_data_contract_standard").joinpath("schema.json").read_text("utf-8")
+def _validator(api_version: str = "v3.1.0") -> jsonschema.protocols.Validator:
+    package, name = SCHEMA_FILES.get(api_version, SCHEMA_FILES["v3.1.0"])
+    text = resources.files(package).joinpath(name).read_text("utf-8")
     schema = json.loads(text)
     cls = jsonschema.validators.validator_for(schema)
     return cls(schema)  # type: ignore[no-any-return]
 
 
 def _schema_findings(data: Any, lines: dict[Path_, int], path: str) -> list[Finding]:
+    """Findings against the JSON Schema of the contract's own apiVersion.
+
+    A v3.0.x document is also accepted when it is valid against the v3.1.0 schema, which lists
+    the v3.0.x versions in its ``apiVersion`` enum: the standard's own examples declare v3.0.2
+    while using v3.1 constructs (``logicalType: timestamp``, ``quality`` without ``rule``, a
+    ``team`` object). When both fail, the schema with fewer findings is reported.
+    """
+    api = data.get("apiVersion") if isinstance(data, dict) else None
+    own = api if isinstance(api, str) and api in SCHEMA_FILES else "v3.1.0"
+    findings = _findings_against(_validator(own), data, lines, path)
+    if findings and own != "v3.1.0":
+        newer = _findings_against(_validator("v3.1.0"), data, lines, path)
+        if len(newer) < len(findings):
+            return newer
+    return findings
+
+
+def _findings_against(
+    validator: jsonschema.protocols.Validator, data: Any, lines: dict[Path_, int], path: str
+) -> list[Finding]:
     by_place: dict[Path_, list[jsonschema.ValidationError]] = {}
-    for err in _validator().iter_errors(data):
+    for err in validator.iter_errors(data):
         by_place.setdefault(tuple(err.absolute_path), []).append(err)
     out: list[Finding] = []
     for where in sorted(by_place, key=lambda w: [str(p) for p in w]):
@@ -345,9 +376,14 @@ def _property(
     ow = (*where, "logicalTypeOptions")
     bounds = (("minimum", Op.GE), ("exclusiveMinimum", Op.GT), ("maximum", Op.LE), ("exclusiveMaximum", Op.LT))
     for key, op in bounds:
-        if key in opts:
-            value = bound_value(opts[key], dtype, (*ow, key), ctx)
-            rules.append(schema_rule(key, op, (value,), (*ow, key), "logicalTypeOptions"))
+        if key not in opts or isinstance(opts[key], bool):
+            continue
+        value = bound_value(opts[key], dtype, (*ow, key), ctx)
+        # ODCS v3.0.x: `exclusiveMinimum: true` makes `minimum` strict (JSON Schema draft 4 style)
+        strict = {"minimum": "exclusiveMinimum", "maximum": "exclusiveMaximum"}.get(key)
+        if strict is not None and opts.get(strict) is True:
+            key, op = strict, (Op.GT if op is Op.GE else Op.LT)
+        rules.append(schema_rule(key, op, (value,), (*ow, key), "logicalTypeOptions"))
     if "multipleOf" in opts:
         rules.append(
             schema_rule("multipleOf", Op.MULTIPLE_OF, (opts["multipleOf"],), (*ow, "multipleOf"), "logicalTypeOptions")
