@@ -12,21 +12,14 @@ Loading is three steps, each with errors that name ``file:line``:
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import json
-import re
 from collections.abc import Iterator
-from dataclasses import dataclass
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
-import jsonschema
-
 from streams.contracts.model import (
     SLA,
-    THRESHOLD_OPERATORS,
     Classification,
     Contract,
     Field,
@@ -36,109 +29,16 @@ from streams.contracts.model import (
     SchemaObject,
     check_label,
 )
+from streams.contracts.odcs_schema import SCHEMA_FILES, Finding, schema_findings
 from streams.contracts.rules import quality_rule
-from streams.contracts.source import Path_, SourceContext, compose, line_of
+from streams.contracts.source import Path_, SourceContext, compose
 from streams.contracts.types import bound_value, check_regex, dtype_for
 from streams.errors import ContractError, ContractSchemaError, ContractSyntaxError
 
-__all__ = ["Finding", "lint_contract", "load_contract", "load_contracts", "parse_contract"]
+__all__ = ["SCHEMA_FILES", "Finding", "lint_contract", "load_contract", "load_contracts", "parse_contract"]
 
 SUPPORTED_API_VERSIONS = ("v3.1.0", "v3.0.2", "v3.0.1", "v3.0.0")
 CONTRACT_SUFFIXES = (".yaml", ".yml")
-
-
-@dataclass(frozen=True, slots=True)
-class Finding:
-    """One problem found in a contract file, printed as ``path:line: message``."""
-
-    path: str
-    line: int | None
-    message: str
-
-    def __str__(self) -> str:
-        return f"{self.path}:{self.line or 1}: {self.message}"
-
-
-# --- YAML with line numbers ---------------------------------------------------------
-
-
-# --- JSON Schema ------------------------------------------------------------------
-
-
-#: The JSON Schema each apiVersion is checked against: v3.1.0 from the ``open-data-contract-standard``
-#: package, the v3.0.x ones vendored in ``streams/contracts/schemas/`` (see the README there).
-SCHEMA_FILES: dict[str, tuple[str, str]] = {
-    "v3.1.0": ("open_data_contract_standard", "schema.json"),
-    "v3.0.2": ("streams.contracts", "schemas/odcs-json-schema-v3.0.2.json"),
-    "v3.0.1": ("streams.contracts", "schemas/odcs-json-schema-v3.0.2.json"),
-    "v3.0.0": ("streams.contracts", "schemas/odcs-json-schema-v3.0.0.json"),
-}
-
-
-@functools.cache
-def _validator(api_version: str = "v3.1.0") -> jsonschema.protocols.Validator:
-    package, name = SCHEMA_FILES.get(api_version, SCHEMA_FILES["v3.1.0"])
-    text = resources.files(package).joinpath(name).read_text("utf-8")
-    schema = json.loads(text)
-    cls = jsonschema.validators.validator_for(schema)
-    return cls(schema)  # type: ignore[no-any-return]
-
-
-def _schema_findings(data: Any, lines: dict[Path_, int], path: str) -> list[Finding]:
-    """Findings against the JSON Schema of the contract's own apiVersion.
-
-    A v3.0.x document is also accepted when it is valid against the v3.1.0 schema, which lists
-    the v3.0.x versions in its ``apiVersion`` enum: the standard's own examples declare v3.0.2
-    while using v3.1 constructs (``logicalType: timestamp``, ``quality`` without ``rule``, a
-    ``team`` object). When both fail, the schema with fewer findings is reported.
-    """
-    api = data.get("apiVersion") if isinstance(data, dict) else None
-    own = api if isinstance(api, str) and api in SCHEMA_FILES else "v3.1.0"
-    findings = _findings_against(_validator(own), data, lines, path)
-    if findings and own != "v3.1.0":
-        newer = _findings_against(_validator("v3.1.0"), data, lines, path)
-        if len(newer) < len(findings):
-            return newer
-    return findings
-
-
-def _findings_against(
-    validator: jsonschema.protocols.Validator, data: Any, lines: dict[Path_, int], path: str
-) -> list[Finding]:
-    by_place: dict[Path_, list[jsonschema.ValidationError]] = {}
-    for err in validator.iter_errors(data):
-        by_place.setdefault(tuple(err.absolute_path), []).append(err)
-    out: list[Finding] = []
-    for where in sorted(by_place, key=lambda w: [str(p) for p in w]):
-        errs = by_place[where]
-        # "unevaluatedProperties" only echoes another failure at the same place: report the cause
-        causes = [e for e in errs if e.validator != "unevaluatedProperties"] or errs
-        best = jsonschema.exceptions.best_match(causes)
-        at = tuple(best.absolute_path)
-        if best.validator in ("additionalProperties", "unevaluatedProperties") and isinstance(best.instance, dict):
-            quoted = re.findall(r"'([^']+)'", best.message.split("(")[-1])
-            extra = [k for k in quoted if k in best.instance]
-            if extra:
-                at = (*at, extra[0])
-        out.append(Finding(path, line_of(lines, at), _describe(best, tuple(best.absolute_path))))
-    return out
-
-
-def _describe(err: jsonschema.ValidationError, where: Path_) -> str:
-    field = ".".join(str(p) for p in where) or "(document)"
-    if err.validator in ("additionalProperties", "unevaluatedProperties"):
-        extra = re.findall(r"'([^']+)'", err.message.split("(")[-1]) or [err.message]
-        allowed = sorted(err.schema.get("properties", {}))
-        hint = f"; allowed here: {', '.join(allowed)}" if allowed else ""
-        return f"unknown field {', '.join(repr(e) for e in extra)} in {field}{hint}"
-    if err.validator == "required":
-        return f"{field}: {err.message}"
-    if err.validator == "oneOf" and "mustBe" in str(err.schema):
-        ops = ", ".join(THRESHOLD_OPERATORS)
-        return f"{field}: a rule needs exactly one threshold operator ({ops})"
-    if err.validator == "enum":
-        return f"{field}: {err.instance!r} is not one of {', '.join(map(str, err.validator_value))}"
-    return f"{field}: {err.message}"
 
 
 # --- public API -------------------------------------------------------------------
@@ -181,7 +81,7 @@ def lint_contract(path: str | Path) -> list[Finding]:
         return [Finding(exc.path or p, exc.line, exc.message)]
     except (OSError, UnicodeDecodeError) as exc:
         return [Finding(p, None, f"cannot read the contract: {exc}")]
-    findings = _schema_findings(data, lines, p)
+    findings = schema_findings(data, lines, p)
     if findings:
         return findings
     try:
@@ -194,7 +94,7 @@ def lint_contract(path: str | Path) -> list[Finding]:
 def parse_contract(text: str, path: str = "<contract>") -> Contract:
     """Compile contract text (YAML) into a :class:`Contract`."""
     data, lines = compose(text, path)
-    findings = _schema_findings(data, lines, path)
+    findings = schema_findings(data, lines, path)
     if findings:
         first = findings[0]
         more = f" (and {len(findings) - 1} more problem(s); run `qstreams contracts lint`)" if len(findings) > 1 else ""
