@@ -128,7 +128,7 @@ def test_several_schema_objects_bound_by_physical_name() -> None:
             "        quality:\n          - type: custom\n            engine: soda\n            implementation: x\n",
             UnsupportedRuleError,
             13,
-            "engine 'soda' is not supported",
+            "not supported: custom engine 'soda'",
         ),
         (
             "schema:\n  - name: t\n    properties:\n      - name: a\n        logicalType: integer\n"

@@ -64,10 +64,12 @@ def lint(
     findings = [f for p in files for f in lint_contract(p)]
     for f in findings:
         typer.echo(str(f))
-    if findings:
-        typer.echo(f"{len(findings)} problem(s) in {len({f.path for f in findings})} of {len(files)} file(s)", err=True)
+    problems = [f for f in findings if not f.note]
+    if problems:
+        typer.echo(f"{len(problems)} problem(s) in {len({f.path for f in problems})} of {len(files)} file(s)", err=True)
         raise typer.Exit(EXIT_FINDINGS)
-    typer.echo(f"{len(files)} contract file(s) OK", err=True)
+    notes = len(findings)
+    typer.echo(f"{len(files)} contract file(s) OK" + (f" ({notes} note(s): not enforced)" if notes else ""), err=True)
 
 
 @app.command("validate")

@@ -32,7 +32,7 @@ from streams.contracts.model import (
 from streams.contracts.odcs_schema import SCHEMA_FILES, Finding, schema_findings
 from streams.contracts.rules import quality_rule
 from streams.contracts.source import Path_, SourceContext, compose
-from streams.contracts.types import bound_value, check_regex, dtype_for
+from streams.contracts.types import bound_value, check_options, check_regex, dtype_for, logical_type
 from streams.errors import ContractError, ContractSchemaError, ContractSyntaxError
 
 __all__ = ["SCHEMA_FILES", "Finding", "lint_contract", "load_contract", "load_contracts", "parse_contract"]
@@ -84,11 +84,12 @@ def lint_contract(path: str | Path) -> list[Finding]:
     findings = schema_findings(data, lines, p)
     if findings:
         return findings
+    ctx = SourceContext(lines, p)
     try:
-        _build(data, lines, p)
+        _build(data, ctx, allow_empty=True)
     except ContractError as exc:
         return [Finding(exc.path or p, exc.line, exc.message)]
-    return []
+    return [Finding(p, line, message, note=True) for line, message in sorted(ctx.notes, key=lambda n: n[0] or 0)]
 
 
 def parse_contract(text: str, path: str = "<contract>") -> Contract:
@@ -101,7 +102,7 @@ def parse_contract(text: str, path: str = "<contract>") -> Contract:
         err = ContractSchemaError(first.message + more, path=path, line=first.line)
         err.findings = findings  # type: ignore[attr-defined]
         raise err
-    return _build(data, lines, path)
+    return _build(data, SourceContext(lines, path))
 
 
 def canonical_sha256(data: Any) -> str:
@@ -113,8 +114,10 @@ def canonical_sha256(data: Any) -> str:
 # --- compile to IR ------------------------------------------------------------------
 
 
-def _build(data: dict[str, Any], lines: dict[Path_, int], path: str) -> Contract:
-    ctx = SourceContext(lines, path)
+def _build(data: dict[str, Any], ctx: SourceContext, allow_empty: bool = False) -> Contract:
+    """Compile a schema-valid document. ``allow_empty``: a document without schema objects (roles,
+    SLA or server examples) is a valid contract to lint, noted, though a worker has nothing to bind."""
+    path = ctx.path
     if data.get("kind") != "DataContract":
         raise ctx.error("kind must be DataContract", ("kind",), ContractSchemaError)
     api = data.get("apiVersion")
@@ -125,8 +128,21 @@ def _build(data: dict[str, Any], lines: dict[Path_, int], path: str) -> Contract
         if not data.get(key):
             raise ctx.error(f"'{key}' is required for contracts used by quality-streams", (), ContractSchemaError)
     schemas = tuple(_schema_object(obj, ("schema", i), ctx) for i, obj in enumerate(data.get("schema") or []))
+    if not schemas and not allow_empty:
+        raise ctx.error(
+            "the contract has no schema objects, so there is nothing to validate or bind to a topic "
+            "(add a `schema:` list; `qstreams contracts lint` accepts it as a document)",
+            ("schema",),
+            ContractSchemaError,
+        )
     if not schemas:
-        raise ctx.error("the contract has no schema objects to validate", ("schema",), ContractSchemaError)
+        ctx.note("the contract has no schema objects: it is a valid document, but a worker has nothing to bind", ())
+    if data.get("slaProperties"):
+        ctx.note(
+            "slaProperties are not enforced by the worker (they are carried in the contract for people and "
+            "catalogs; latency and freshness are not measured against them)",
+            ("slaProperties",),
+        )
     topics = [s.topic for s in schemas]
     for t in topics:
         if topics.count(t) > 1:
@@ -239,13 +255,15 @@ def _property(
 ) -> tuple[Field, list[Rule]]:
     name = str(prop["name"])
     dtype = dtype_for(prop, where, ctx)
+    logical = logical_type(prop) or ""
+    check_options(prop, logical, where, ctx)
     pk = bool(prop.get("primaryKey"))
     required = bool(prop.get("required")) or pk
     unique = bool(prop.get("unique")) or pk
     line = ctx.line(where)
     field = Field(
         name=name,
-        logical_type=str(prop.get("logicalType")),
+        logical_type=logical,
         dtype=dtype,
         required=required,
         unique=unique,

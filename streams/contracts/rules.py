@@ -21,7 +21,7 @@ def _threshold(q: dict[str, Any], where: Path_, ctx: SourceContext) -> Threshold
     present = [op for op in THRESHOLD_OPERATORS if op in q]
     unit_text = str(q.get("unit") or "rows").lower()
     if unit_text not in ("rows", "percent"):
-        raise ctx.error(f"unit {unit_text!r} is not supported; use rows or percent", (*where, "unit"))
+        raise ctx.error(f"not supported: unit {unit_text!r}; use rows or percent", (*where, "unit"))
     unit = Unit(unit_text)
     if not present:
         return Threshold(unit=unit)
@@ -59,7 +59,7 @@ def quality_rule(
         severity = Severity(severity_text)
     except ValueError:
         raise ctx.error(
-            f"severity {severity_text!r} is not supported; use error, warning or info", (*where, "severity")
+            f"not supported: severity {severity_text!r}; use error, warning or info", (*where, "severity")
         ) from None
     threshold = _threshold(q, where, ctx)
     common: dict[str, Any] = {
@@ -127,11 +127,11 @@ def quality_rule(
                 )
             return rule(f"{label}:expression#{where[-1]}", Op.EXPRESSION, (node,), None, "custom")
         raise ctx.error(
-            f"custom engine {engine!r} is not supported; use `pandera` (a built-in Check call) "
+            f"not supported: custom engine {engine!r}; use `pandera` (a built-in Check call) "
             "or `expression` (a row predicate)",
             (*where, "engine"),
         )
-    raise ctx.error(f"quality type {kind!r} is not supported; use library, sql, custom or text", (*where, "type"))
+    raise ctx.error(f"not supported: quality type {kind!r}; use library, sql, custom or text", (*where, "type"))
 
 
 def _library(
@@ -139,9 +139,15 @@ def _library(
 ) -> tuple[Op, tuple[Any, ...], str | None]:
     args_in = q.get("arguments") or {}
     if metric == "rowCount":
+        if str(q.get("unit") or "rows").lower() == "percent":
+            raise ctx.error(
+                "not supported: rowCount with unit percent (a row count is a number of rows, not a share; "
+                "use unit: rows)",
+                (*where, "unit"),
+            )
         return Op.ROW_COUNT, (), None
     if metric not in _METRICS:
-        raise ctx.error(f"metric {metric!r} is not supported; supported are {', '.join(_METRICS)}", (*where, "metric"))
+        raise ctx.error(f"not supported: metric {metric!r}; supported are {', '.join(_METRICS)}", (*where, "metric"))
     if column is None:
         raise ctx.error(f"metric {metric} must be declared on a property", (*where, "metric"))
     if metric == "nullValues":
@@ -162,7 +168,11 @@ def _library(
     if "pattern" in args_in:
         check_regex(str(args_in["pattern"]), (*where, "arguments", "pattern"), ctx)
         return Op.STR_CONTAINS, (str(args_in["pattern"]),), column
-    raise ctx.error("invalidValues needs arguments.validValues or arguments.pattern", (*where, "arguments"))
+    raise ctx.error(
+        "not supported: invalidValues without arguments.validValues or arguments.pattern "
+        "(nothing to check values against)",
+        (*where, "arguments"),
+    )
 
 
 _PANDERA_OPS: dict[str, Op] = {

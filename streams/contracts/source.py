@@ -140,9 +140,16 @@ def line_of(lines: dict[Path_, int], where: Path_) -> int | None:
 
 
 class SourceContext:
+    """Where a contract's parts are (line numbers), and the non-fatal notes found while compiling it."""
+
     def __init__(self, lines: dict[Path_, int], path: str) -> None:
         self.lines = lines
         self.path = path
+        self.notes: list[tuple[int | None, str]] = []
+
+    def note(self, message: str, where: Path_) -> None:
+        """Record something the worker does not enforce (lint prints it; it does not fail)."""
+        self.notes.append((line_of(self.lines, where), message))
 
     def error(self, message: str, where: Path_, cls: type[ContractError] = UnsupportedRuleError) -> ContractError:
         field = ".".join(str(p) for p in where)
