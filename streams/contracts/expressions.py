@@ -138,7 +138,7 @@ def _node(n: ast.AST, text: str) -> Node:
     if isinstance(n, ast.Name):
         return ("col", n.id)
     if isinstance(n, ast.Constant) and (n.value is None or isinstance(n.value, (int, float, str, bool))):
-        return ("lit", n.value)
+        return ("lit", _in_range(n.value))
     if isinstance(n, ast.BinOp) and type(n.op) in _BINOPS:
         return ("binop", _BINOPS[type(n.op)], _node(n.left, text), _node(n.right, text))
     if isinstance(n, ast.UnaryOp) and isinstance(n.op, ast.USub):
@@ -192,10 +192,24 @@ def _literal_list(n: ast.AST, text: str) -> tuple[Any, ...]:
     raise ExpressionError(f"`in` needs a literal list in {text!r}")
 
 
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+
+
+def _in_range(value: Any) -> Any:
+    """Integers must fit the engine's Int64 (polars cannot type a larger literal against a column)."""
+    values = value if isinstance(value, (list, tuple, set)) else [value]
+    for v in values:
+        if isinstance(v, int) and not isinstance(v, bool) and not INT64_MIN <= v <= INT64_MAX:
+            raise ExpressionError(f"the integer {v} is outside the 64-bit range the engine computes in")
+    return value
+
+
 def _literal(n: ast.AST, text: str) -> Any:
     try:
-        return ast.literal_eval(n)
-    except ValueError:
+        return _in_range(ast.literal_eval(n))
+    except ExpressionError:
+        raise
+    except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
         snippet = ast.get_source_segment(text, n) or type(n).__name__
         raise ExpressionError(f"`{snippet}` is not a literal; only literal arguments are allowed") from None
 

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 import sqlglot
 from sqlglot import exp
 
+from streams.contracts.types import regex_problem
 from streams.errors import UnsupportedRuleError
 
 __all__ = ["AGGREGATES", "ALLOWED_FUNCTIONS", "SCALARS", "SqlRule", "SqlRuleError", "check_sql"]
@@ -202,6 +203,13 @@ def _check_node(node: exp.Expression, tables: tuple[str, ...]) -> None:
                 f"relation {node.sql(dialect=DIALECT)!r} is not allowed; a SQL rule reads only {_names(tables)}"
             )
         return
+    if isinstance(node, exp.RegexpLike):
+        pattern = node.expression
+        if not (isinstance(pattern, exp.Literal) and pattern.is_string):
+            raise _fail("a regex match in a SQL rule needs a literal pattern")
+        problem = regex_problem(pattern.this)
+        if problem is not None:
+            raise _fail(f"the pattern {pattern.this!r} cannot run on the engine's regex (Rust syntax): {problem}")
     if isinstance(node, (exp.Anonymous, exp.Func)) and not isinstance(node, _ALLOWED):
         name = node.name if isinstance(node, exp.Anonymous) else node.sql_name()
         raise _fail(f"function {name.upper()!r} is not allowed in a SQL rule; allowed are {ALLOWED_FUNCTIONS}")
