@@ -146,3 +146,13 @@ def test_contracts_without_schema_objects_lint_as_documents(tmp_path: Path, extr
     assert any("no schema objects" in f.message for f in findings)
     with pytest.raises(ContractError, match="nothing to validate or bind"):
         load_contract(path)
+
+
+def test_relationships_are_noted_not_silently_ignored(tmp_path: Path) -> None:
+    body = PROPS + (
+        "      - name: customer_id\n        logicalType: string\n"
+        "        relationships:\n          - {type: foreignKey, to: customers.id}\n"
+    )
+    findings = lint_contract(write(tmp_path, body))
+    assert [(f.line, f.note) for f in findings] == [(11, True)]
+    assert "relationships (foreign keys) are not checked" in findings[0].message

@@ -201,6 +201,13 @@ def _schema_object(obj: dict[str, Any], where: Path_, ctx: SourceContext) -> Sch
         fields.append(field)
         rules.extend(field_rules)
     field_map = {f.name: f for f in fields}
+    for at in [where, *((*where, "properties", i) for i in range(len(obj.get("properties") or [])))]:
+        node = obj if at == where else (obj.get("properties") or [])[int(at[-1])]
+        if isinstance(node, dict) and node.get("relationships"):
+            ctx.note(
+                "relationships (foreign keys) are not checked: a stream batch cannot see the referenced data",
+                (*at, "relationships"),
+            )
     for i, q in enumerate(obj.get("quality") or []):
         rule = quality_rule(
             q, (*where, "quality", i), ctx, column=None, field=None, obj_name=name, fields=field_map, table=name
