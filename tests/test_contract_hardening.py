@@ -315,3 +315,18 @@ def test_v302_documents_using_v31_constructs_are_read_with_the_v31_schema(tmp_pa
         + "    quality:\n      - {metric: rowCount, mustBeGreaterThan: 0}\n"
     )
     assert lint_contract(path) == []
+
+
+@pytest.mark.parametrize(
+    ("text", "line", "fragment"),
+    [
+        (HEADER + "? [a, b]\n: c\n", 6, "mapping key must be a plain string"),
+        (HEADER + "id: again\n", 6, "duplicate key 'id'"),
+        (HEADER + "1: 2\n", 6, "unknown field '1'"),
+    ],
+    ids=["complex-key", "duplicate-key", "int-key"],
+)
+def test_odd_yaml_keys_are_file_line_errors(tmp_path: Path, text: str, line: int, fragment: str) -> None:
+    path = tmp_path / "keys.yaml"
+    path.write_text(text)
+    refused(path, line, fragment)

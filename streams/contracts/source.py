@@ -31,7 +31,23 @@ MAX_BYTES = 5_000_000
 
 
 class ContractLoader(yaml.SafeLoader):
-    """The safe loader (no tags, no code) with timestamps left as strings."""
+    """The safe loader (no tags, no code) with timestamps left as strings and mapping keys as
+    their source text (JSON has only string keys); complex and duplicate keys are refused."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        self.flatten_mapping(node)  # `<<` merge keys
+        mapping: dict[Any, Any] = {}
+        for key_node, value_node in node.value:
+            if not isinstance(key_node, yaml.ScalarNode):
+                raise yaml.constructor.ConstructorError(
+                    None, None, "a mapping key must be a plain string, not a list or mapping", key_node.start_mark
+                )
+            if key_node.value in mapping:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"duplicate key {key_node.value!r} (YAML would keep only the last)", key_node.start_mark
+                )
+            mapping[key_node.value] = self.construct_object(value_node, deep=deep)
+        return mapping
 
 
 ContractLoader.yaml_implicit_resolvers = {
@@ -114,8 +130,8 @@ def compose(text: str, path: str) -> tuple[Any, dict[Path_, int]]:
     _index(node, (), lines)
     try:
         data = yaml.load(text, Loader=ContractLoader)  # a SafeLoader subclass: no tags, no code
-    except yaml.YAMLError as exc:  # e.g. a bad tag only the constructor sees
-        raise ContractSyntaxError(f"malformed YAML: {exc}", path=path) from None
+    except yaml.YAMLError as exc:  # e.g. a bad tag or key only the constructor sees
+        raise _syntax_error(exc, path) from None
     return data, lines
 
 
@@ -123,6 +139,8 @@ def _index(node: yaml.Node, where: Path_, lines: dict[Path_, int]) -> None:
     lines[where] = node.start_mark.line + 1
     if isinstance(node, yaml.MappingNode):
         for key, value in node.value:
+            if not isinstance(key, yaml.ScalarNode):
+                continue  # refused when the document is constructed
             k = key.value
             lines[(*where, k)] = key.start_mark.line + 1
             _index(value, (*where, k), lines)
