@@ -75,6 +75,12 @@ def write(tmp_path: Path, body: str) -> Path:
             11,
             "'Mars/Olympus' is not a known IANA time zone",
         ),
+        (
+            PROPS + "      - name: a\n        logicalType: timestamp\n"
+            "        logicalTypeOptions: {defaultTimezone: Europe/Pariss}\n",
+            11,
+            "'Europe/Pariss' is not a known IANA time zone",
+        ),
     ],
     ids=[
         "rowCount-percent",
@@ -86,6 +92,7 @@ def write(tmp_path: Path, body: str) -> Path:
         "array-without-items",
         "no-logical-type",
         "bad-time-zone",
+        "bad-default-time-zone",
     ],
 )
 def test_constructs_we_do_not_run_are_refused_precisely(tmp_path: Path, body: str, line: int, fragment: str) -> None:

@@ -275,3 +275,13 @@ def test_schema_findings_name_the_actual_mistake(
         assert fragment in finding.message, finding.message
     for fragment in not_expected:
         assert fragment not in finding.message.split("allowed here")[0], finding.message
+
+
+def test_a_key_only_another_variant_allows_is_still_an_error(tmp_path: Path) -> None:
+    body = (
+        "servers:\n  - {server: local-json, type: local, path: ./x.json, format: json, delimiter: new_line}\n"
+        + PROPERTY
+    )
+    findings = lint_contract(write(tmp_path, HEADER + body))
+    assert [f.line for f in findings] == [7], findings
+    assert "field 'delimiter' is not allowed in servers.0" in findings[0].message

@@ -89,8 +89,9 @@ def _findings_against(
     for err in validator.iter_errors(data):
         by_place.setdefault(tuple(err.absolute_path), []).append(err)
     root = validator.schema
+    causes_at = [w for w, errs in by_place.items() if any(e.validator not in _UNKNOWN_KEYS for e in errs)]
     out: list[Finding] = []
-    for where in sorted(by_place, key=lambda w: [str(p) for p in w]):
+    for where in sorted(by_place, key=lambda w: [f"{p:08d}" if isinstance(p, int) else p for p in w]):
         errs = by_place[where]
         field = ".".join(str(p) for p in where) or "(document)"
         unknown: list[str] = []
@@ -104,9 +105,22 @@ def _findings_against(
         if unknown:
             out.append(Finding(path, line_of(lines, (*where, unknown[0])), _unknown(unknown, known, field)))
             continue
-        # an unknown-key failure whose keys are all known only echoes a failure inside a branch
         causes = [e for e in errs if e.validator not in _UNKNOWN_KEYS]
         if not causes:
+            # keys known to the schema but not evaluated: an echo of a failure inside this object
+            # (reported there), or keys that only another variant of this object allows
+            if any(c[: len(where)] == where for c in causes_at):
+                continue
+            extra = [k for e in errs for k in re.findall(r"'([^']+)'", e.message.split("(")[-1]) if k in e.instance]
+            if extra:
+                out.append(
+                    Finding(
+                        path,
+                        line_of(lines, (*where, extra[0])),
+                        f"field {', '.join(repr(k) for k in dict.fromkeys(extra))} is not allowed in {field} as "
+                        "written (another variant of this object allows it; check its `type`)",
+                    )
+                )
             continue
         best = jsonschema.exceptions.best_match(causes)
         out.append(Finding(path, line_of(lines, tuple(best.absolute_path)), _describe(best, tuple(best.absolute_path))))

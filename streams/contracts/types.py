@@ -97,9 +97,10 @@ def dtype_for(prop: dict[str, Any], where: Path_, ctx: SourceContext) -> pl.Data
         if unit_match:
             unit = unit_match.group(1) or {"3": "ms", "6": "us", "9": "ns"}[unit_match.group(2)]
         tz: str | None = None
+        if opts.get("defaultTimezone") is not None:
+            _check_time_zone(str(opts["defaultTimezone"]), (*where, "logicalTypeOptions", "defaultTimezone"), ctx)
         if opts.get("timezone") is True or "tz" in base or "with time zone" in physical or "utc" in physical:
             tz = str(opts.get("defaultTimezone") or "UTC")
-            _check_time_zone(tz, (*where, "logicalTypeOptions", "defaultTimezone"), ctx)
         return pl.Datetime(unit, tz)  # type: ignore[arg-type]
     if logical == "array":
         items = prop.get("items") or {}
