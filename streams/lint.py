@@ -22,7 +22,7 @@ from streams.contracts.loader import Finding, lint_contract, load_contract
 from streams.contracts.model import Contract, Op, SchemaObject
 from streams.errors import ContractError
 
-__all__ = ["dry_run", "lint_file", "sample_frame"]
+__all__ = ["dry_run", "lint_file", "own_topics", "sample_frame"]
 
 _SAMPLE_ROWS = 2
 
@@ -36,7 +36,37 @@ def lint_file(path: str | Path) -> list[Finding]:
         contract = load_contract(path)
     except ContractError:  # a document without schema objects: lint_contract has noted it
         return findings
-    return findings + dry_run(contract)
+    return findings + own_topics(contract) + dry_run(contract)
+
+
+def own_topics(contract: Contract) -> list[Finding]:
+    """A schema object bound to the worker's events topic or to an output topic (``.validated``,
+    ``.quarantine``, ``.dlq``) would make the worker validate its own output, in a loop."""
+    from streams.settings import Settings
+
+    try:
+        settings = Settings()
+    except Exception:  # an invalid environment is reported by the worker; lint checks the defaults
+        settings = Settings.model_construct()
+    suffixes = (settings.validated_suffix, settings.quarantine_suffix, settings.dlq_suffix)
+    out: list[Finding] = []
+    for schema in contract.schemas:
+        topic = schema.topic
+        if topic == settings.events_topic:
+            why = "the worker's quality-events topic"
+        elif topic.endswith(suffixes):
+            why = f"an output topic of the worker (it ends with {next(x for x in suffixes if topic.endswith(x))!r})"
+        else:
+            continue
+        out.append(
+            Finding(
+                contract.path or "<contract>",
+                schema.line,
+                f"schema object {schema.name!r} is bound to topic {topic!r}, {why}; the worker would validate "
+                "its own output in a loop (bind the source topic instead)",
+            )
+        )
+    return out
 
 
 def dry_run(contract: Contract) -> list[Finding]:

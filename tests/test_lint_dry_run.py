@@ -109,3 +109,21 @@ def test_sample_frame_has_the_schema_dtypes() -> None:
     schema = parse_contract(HEADER + "          - {metric: nullValues, mustBe: 0}\n").schema()
     frame = sample_frame(schema)
     assert frame.schema == schema.polars_schema and frame.height == 2 and frame.null_count().sum_horizontal()[0] == 0
+
+
+@pytest.mark.parametrize(
+    ("topic", "fragment"),
+    [
+        ("dq.quality-events.v1", "quality-events topic"),
+        ("shop.orders.v1.quarantine", "output topic"),
+        ("shop.orders.v1.validated", "output topic"),
+        ("shop.orders.v1.dlq", "output topic"),
+    ],
+)
+def test_contracts_bound_to_the_workers_own_topics_are_lint_errors(tmp_path: Path, topic: str, fragment: str) -> None:
+    path = tmp_path / "c.yaml"
+    text = HEADER.replace("  - name: orders\n", f"  - name: orders\n    physicalName: {topic}\n")
+    path.write_text(text + "          - {metric: nullValues, mustBe: 0}\n")
+    problems = [f for f in lint_file(path) if not f.note]
+    assert [f.line for f in problems] == [7], problems
+    assert fragment in problems[0].message and "in a loop" in problems[0].message
