@@ -85,8 +85,22 @@ def test_rules_that_cannot_run_are_lint_errors(tmp_path: Path, rule: str, fragme
         "{type: custom, engine: pandera, implementation: \"Check.str_matches(r'^\\\\p{L}+$')\"}",
         '{type: custom, engine: expression, implementation: \'amount <= 10 * n and code in ["a", "b"]\'}',
         "{metric: invalidValues, arguments: {validValues: [a, b]}, mustBeLessThan: 5, unit: percent}",
+        "{type: sql, query: 'SELECT MEDIAN(amount) + TRY_CAST(MAX(code) AS INT) FROM orders', mustBeLessThan: 5}",
+        "{type: sql, query: \"SELECT COUNT(*) FROM orders WHERE REGEXP_LIKE(code, '^a') "
+        "AND SUBSTRING(email, 1, 1) = 'a'\", mustBe: 0}",
+        "{type: sql, query: 'SELECT COUNT(*) FILTER (WHERE n > 1) FROM orders WHERE n IN "
+        "(SELECT n FROM orders GROUP BY n HAVING COUNT(*) > 1)', mustBe: 0}",
     ],
-    ids=["sql-null-aggregate", "sql-count", "unicode-class", "expression", "valid-values"],
+    ids=[
+        "sql-null-aggregate",
+        "sql-count",
+        "unicode-class",
+        "expression",
+        "valid-values",
+        "sql-median-try-cast",
+        "sql-regex-substring",
+        "sql-filter-subquery",
+    ],
 )
 def test_rules_that_run_lint_clean(tmp_path: Path, rule: str) -> None:
     assert lint_rule(tmp_path, rule) == []

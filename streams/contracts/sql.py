@@ -20,6 +20,7 @@ from dataclasses import dataclass
 
 import sqlglot
 from sqlglot import exp
+from sqlglot.dialects.duckdb import DuckDB
 
 from streams.contracts.types import regex_problem
 from streams.errors import UnsupportedRuleError
@@ -29,7 +30,20 @@ __all__ = ["AGGREGATES", "ALLOWED_FUNCTIONS", "SCALARS", "SqlRule", "SqlRuleErro
 MAX_SQL_CHARS = 4_000
 MAX_SQL_NODES = 1_000
 MAX_SQL_DEPTH = 60
-DIALECT = "postgres"
+
+
+class PolarsSQL(DuckDB):
+    """The dialect we read and write: DuckDB's (the closest to polars SQL: TRY_CAST, MEDIAN, ...),
+    with regex matches written as polars' ``~`` operator."""
+
+    class Generator(DuckDB.Generator):  # type: ignore[misc,valid-type]
+        TRANSFORMS = {  # noqa: RUF012 - sqlglot's extension point
+            **DuckDB.Generator.TRANSFORMS,
+            exp.RegexpLike: lambda self, e: self.binary(e, "~"),
+        }
+
+
+DIALECT = PolarsSQL
 
 AGGREGATES: tuple[type[exp.Expression], ...] = (
     exp.Count,
