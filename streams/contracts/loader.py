@@ -1,13 +1,19 @@
-"""Load ODCS v3.1 YAML contracts into :class:`~streams.contracts.model.Contract`.
+"""Load ODCS v3.x YAML contracts into :class:`~streams.contracts.model.Contract`.
 
 Loading is three steps, each with errors that name ``file:line``:
 
-1. YAML is composed with line marks (safe loader: no tags, no code);
-2. the document is validated against the official ODCS JSON Schema shipped by the
-   ``open-data-contract-standard`` package (never fetched at run time);
+1. YAML is composed with line marks (safe loader: no tags, no code; depth, aliases and
+   size bounded; timestamps read as strings) — :mod:`streams.contracts.source`;
+2. the document is validated against the official ODCS JSON Schema of its own
+   ``apiVersion``, shipped with the package (never fetched at run time) —
+   :mod:`streams.contracts.odcs_schema`;
 3. schema objects, properties and quality rules are compiled into the rule IR.
    Anything we cannot run (an unknown metric, a custom engine we do not know, a
-   check outside the allow-list) is refused here, not skipped at run time.
+   check outside the allow-list, nested objects) is refused here with
+   ``not supported: ...``, not skipped at run time; what is not enforced but harmless
+   (``slaProperties``, representation ``format``s, ``relationships``) becomes a lint note.
+
+``qstreams contracts lint`` adds a dry run of every rule on the engine (:mod:`streams.lint`).
 """
 
 from __future__ import annotations
