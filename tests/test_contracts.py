@@ -128,7 +128,7 @@ def test_several_schema_objects_bound_by_physical_name() -> None:
             "        quality:\n          - type: custom\n            engine: soda\n            implementation: x\n",
             UnsupportedRuleError,
             13,
-            "engine 'soda' is not supported",
+            "not supported: custom engine 'soda'",
         ),
         (
             "schema:\n  - name: t\n    properties:\n      - name: a\n        logicalType: integer\n"
@@ -225,3 +225,63 @@ def test_schema_derived_rules_are_always_errors_and_primary_key_implies_required
     ops = {r.op: r for r in c.schema().rules}
     assert {Op.DTYPE, Op.NOT_NULL, Op.UNIQUE} <= set(ops)
     assert all(r.severity is Severity.ERROR and r.gates_rows for r in ops.values())
+
+
+PROPERTY = "schema:\n  - name: t\n    properties:\n      - name: a\n        logicalType: string\n"
+
+
+@pytest.mark.parametrize(
+    ("body", "line", "expected", "not_expected"),
+    [
+        # a bad metric name: the correct keys beside it are not "unknown"
+        (
+            PROPERTY + "        quality:\n          - metric: nullValue\n            mustBeLessThan: 1\n",
+            12,
+            ["'nullValue' is not one of", "did you mean 'nullValues'"],
+            ["unknown field", "'mustBeLessThan'"],
+        ),
+        # a typo'd key next to correct ones: only the typo is named
+        (
+            PROPERTY + "        nullValue: 1\n        required: true\n",
+            11,
+            ["unknown field 'nullValue'"],
+            ["'required',", "'logicalType',"],
+        ),
+        # a typo'd threshold operator is named, with a suggestion
+        (
+            PROPERTY + "        quality:\n          - metric: nullValues\n            mustBeLessThen: 1\n",
+            13,
+            ["unknown field 'mustBeLessThen'", "did you mean 'mustBeLessThan'"],
+            ["exactly one threshold operator"],
+        ),
+        # an empty description is reported as empty, not `name` as unknown
+        (
+            "schema:\n  - name: t\n    description:\n    properties:\n      - {name: a, logicalType: string}\n",
+            8,
+            ["schema.0.description is empty"],
+            ["unknown field", "'name'"],
+        ),
+    ],
+    ids=["bad-metric", "typo-key", "mustBeLessThen", "empty-description"],
+)
+def test_schema_findings_name_the_actual_mistake(
+    tmp_path: Path, body: str, line: int, expected: list[str], not_expected: list[str]
+) -> None:
+    findings = lint_contract(write(tmp_path, HEADER + body))
+    assert len(findings) == 1, findings
+    (finding,) = findings
+    assert finding.line == line
+    for fragment in expected:
+        assert fragment in finding.message, finding.message
+    for fragment in not_expected:
+        assert fragment not in finding.message.split("allowed here")[0], finding.message
+
+
+def test_a_key_only_another_variant_allows_is_still_an_error(tmp_path: Path) -> None:
+    body = (
+        "servers:\n  - {server: local-json, type: local, path: ./x.json, format: json, delimiter: new_line}\n"
+        + PROPERTY
+    )
+    findings = lint_contract(write(tmp_path, HEADER + body))
+    assert [f.line for f in findings] == [7], findings
+    assert "field 'delimiter' is not allowed in servers.0" in findings[0].message

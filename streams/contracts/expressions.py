@@ -23,10 +23,13 @@ from __future__ import annotations
 
 import ast
 import operator
+import re
 from collections.abc import Callable
 from typing import Any
 
 import polars as pl
+
+from streams.errors import UnsupportedRuleError
 
 Node = tuple[Any, ...]
 
@@ -70,16 +73,64 @@ EXPRESSION_HELP = (
 )
 
 
-class ExpressionError(ValueError):
+#: Bounds on contract code: text length, syntax-tree nodes and nesting depth. A contract is
+#: untrusted input; these keep parsing (and the polars plan built from it) small and recursion-free.
+MAX_EXPRESSION_CHARS = 4_000
+MAX_EXPRESSION_NODES = 1_000
+MAX_EXPRESSION_DEPTH = 100
+
+
+class ExpressionError(UnsupportedRuleError, ValueError):
     """The text is not an allowed expression; the message says what is allowed."""
+
+
+def _parse_bounded(text: str, what: str) -> ast.Expression:
+    """``ast.parse`` in eval mode, refusing text that is too long, too big or too deep."""
+    body = text.strip()
+    if len(body) > MAX_EXPRESSION_CHARS:
+        raise ExpressionError(
+            f"the {what} is {len(body):,} characters long; contract code is limited to {MAX_EXPRESSION_CHARS:,}"
+        )
+    # bracket/`not` nesting is what makes CPython's own parser recurse: bound it before parsing
+    depth = deepest = 0
+    for ch in body:
+        depth += ch in "([{"
+        depth -= ch in ")]}"
+        deepest = max(deepest, depth)
+    nots = len(re.findall(r"\bnot\b", body))
+    if deepest > MAX_EXPRESSION_DEPTH or nots > MAX_EXPRESSION_DEPTH:
+        raise ExpressionError(
+            f"the {what} is nested too deeply; contract code is limited to {MAX_EXPRESSION_DEPTH} levels"
+        )
+    try:
+        tree = ast.parse(body, mode="eval")
+    except SyntaxError as exc:
+        raise ExpressionError(f"cannot parse {what} {text!r}: {exc.msg}") from None
+    except (RecursionError, MemoryError):
+        raise ExpressionError(f"the {what} is nested too deeply to parse") from None
+    _check_size(tree, what)
+    return tree
+
+
+def _check_size(tree: ast.AST, what: str) -> None:
+    """Count nodes and measure depth without recursion."""
+    count = 0
+    stack: list[tuple[ast.AST, int]] = [(tree, 0)]
+    while stack:
+        node, depth = stack.pop()
+        count += 1
+        if count > MAX_EXPRESSION_NODES:
+            raise ExpressionError(f"the {what} is too large; contract code is limited to {MAX_EXPRESSION_NODES} terms")
+        if depth > MAX_EXPRESSION_DEPTH:
+            raise ExpressionError(
+                f"the {what} is nested too deeply; contract code is limited to {MAX_EXPRESSION_DEPTH} levels"
+            )
+        stack.extend((child, depth + 1) for child in ast.iter_child_nodes(node))
 
 
 def parse_expression(text: str) -> Node:
     """Parse a row predicate into an expression tree, or raise :class:`ExpressionError`."""
-    try:
-        tree = ast.parse(text.strip(), mode="eval")
-    except SyntaxError as exc:
-        raise ExpressionError(f"cannot parse expression {text!r}: {exc.msg}") from None
+    tree = _parse_bounded(text, "expression")
     return _node(tree.body, text)
 
 
@@ -87,7 +138,7 @@ def _node(n: ast.AST, text: str) -> Node:
     if isinstance(n, ast.Name):
         return ("col", n.id)
     if isinstance(n, ast.Constant) and (n.value is None or isinstance(n.value, (int, float, str, bool))):
-        return ("lit", n.value)
+        return ("lit", _in_range(n.value))
     if isinstance(n, ast.BinOp) and type(n.op) in _BINOPS:
         return ("binop", _BINOPS[type(n.op)], _node(n.left, text), _node(n.right, text))
     if isinstance(n, ast.UnaryOp) and isinstance(n.op, ast.USub):
@@ -141,10 +192,24 @@ def _literal_list(n: ast.AST, text: str) -> tuple[Any, ...]:
     raise ExpressionError(f"`in` needs a literal list in {text!r}")
 
 
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+
+
+def _in_range(value: Any) -> Any:
+    """Integers must fit the engine's Int64 (polars cannot type a larger literal against a column)."""
+    values = value if isinstance(value, (list, tuple, set)) else [value]
+    for v in values:
+        if isinstance(v, int) and not isinstance(v, bool) and not INT64_MIN <= v <= INT64_MAX:
+            raise ExpressionError(f"the integer {v} is outside the 64-bit range the engine computes in")
+    return value
+
+
 def _literal(n: ast.AST, text: str) -> Any:
     try:
-        return ast.literal_eval(n)
-    except ValueError:
+        return _in_range(ast.literal_eval(n))
+    except ExpressionError:
+        raise
+    except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
         snippet = ast.get_source_segment(text, n) or type(n).__name__
         raise ExpressionError(f"`{snippet}` is not a literal; only literal arguments are allowed") from None
 
@@ -244,10 +309,7 @@ def parse_check_call(text: str) -> tuple[str, dict[str, Any]]:
     Only the methods in :data:`PANDERA_CHECKS` with literal arguments are accepted.
     """
     allowed = ", ".join(sorted(PANDERA_CHECKS))
-    try:
-        tree = ast.parse(text.strip(), mode="eval")
-    except SyntaxError as exc:
-        raise ExpressionError(f"cannot parse pandera check {text!r}: {exc.msg}") from None
+    tree = _parse_bounded(text, "pandera check")
     call = tree.body
     if not (isinstance(call, ast.Call) and isinstance(call.func, ast.Attribute)):
         raise ExpressionError(f"{text!r} is not a pandera check call such as `Check.in_range(0, 1)`")

@@ -1,32 +1,31 @@
-"""Load ODCS v3.1 YAML contracts into :class:`~streams.contracts.model.Contract`.
+"""Load ODCS v3.x YAML contracts into :class:`~streams.contracts.model.Contract`.
 
 Loading is three steps, each with errors that name ``file:line``:
 
-1. YAML is composed with line marks (safe loader: no tags, no code);
-2. the document is validated against the official ODCS JSON Schema shipped by the
-   ``open-data-contract-standard`` package (never fetched at run time);
+1. YAML is composed with line marks (safe loader: no tags, no code; depth, aliases and
+   size bounded; timestamps read as strings) — :mod:`streams.contracts.source`;
+2. the document is validated against the official ODCS JSON Schema of its own
+   ``apiVersion``, shipped with the package (never fetched at run time) —
+   :mod:`streams.contracts.odcs_schema`;
 3. schema objects, properties and quality rules are compiled into the rule IR.
    Anything we cannot run (an unknown metric, a custom engine we do not know, a
-   check outside the allow-list) is refused here, not skipped at run time.
+   check outside the allow-list, nested objects) is refused here with
+   ``not supported: ...``, not skipped at run time; what is not enforced but harmless
+   (``slaProperties``, representation ``format``s, ``relationships``) becomes a lint note.
+
+``qstreams contracts lint`` adds a dry run of every rule on the engine (:mod:`streams.lint`).
 """
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import json
-import re
 from collections.abc import Iterator
-from dataclasses import dataclass
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
-import jsonschema
-
 from streams.contracts.model import (
     SLA,
-    THRESHOLD_OPERATORS,
     Classification,
     Contract,
     Field,
@@ -36,78 +35,16 @@ from streams.contracts.model import (
     SchemaObject,
     check_label,
 )
+from streams.contracts.odcs_schema import SCHEMA_FILES, Finding, schema_findings
 from streams.contracts.rules import quality_rule
-from streams.contracts.source import Path_, SourceContext, compose, line_of
-from streams.contracts.types import bound_value, check_regex, dtype_for
+from streams.contracts.source import Path_, SourceContext, compose
+from streams.contracts.types import bound_value, check_options, check_regex, dtype_for, logical_type
 from streams.errors import ContractError, ContractSchemaError, ContractSyntaxError
 
-__all__ = ["Finding", "lint_contract", "load_contract", "load_contracts", "parse_contract"]
+__all__ = ["SCHEMA_FILES", "Finding", "lint_contract", "load_contract", "load_contracts", "parse_contract"]
 
 SUPPORTED_API_VERSIONS = ("v3.1.0", "v3.0.2", "v3.0.1", "v3.0.0")
 CONTRACT_SUFFIXES = (".yaml", ".yml")
-
-
-@dataclass(frozen=True, slots=True)
-class Finding:
-    """One problem found in a contract file, printed as ``path:line: message``."""
-
-    path: str
-    line: int | None
-    message: str
-
-    def __str__(self) -> str:
-        return f"{self.path}:{self.line or 1}: {self.message}"
-
-
-# --- YAML with line numbers ---------------------------------------------------------
-
-
-# --- JSON Schema ------------------------------------------------------------------
-
-
-@functools.cache
-def _validator() -> jsonschema.protocols.Validator:
-    text = resources.files("open_data_contract_standard").joinpath("schema.json").read_text("utf-8")
-    schema = json.loads(text)
-    cls = jsonschema.validators.validator_for(schema)
-    return cls(schema)  # type: ignore[no-any-return]
-
-
-def _schema_findings(data: Any, lines: dict[Path_, int], path: str) -> list[Finding]:
-    by_place: dict[Path_, list[jsonschema.ValidationError]] = {}
-    for err in _validator().iter_errors(data):
-        by_place.setdefault(tuple(err.absolute_path), []).append(err)
-    out: list[Finding] = []
-    for where in sorted(by_place, key=lambda w: [str(p) for p in w]):
-        errs = by_place[where]
-        # "unevaluatedProperties" only echoes another failure at the same place: report the cause
-        causes = [e for e in errs if e.validator != "unevaluatedProperties"] or errs
-        best = jsonschema.exceptions.best_match(causes)
-        at = tuple(best.absolute_path)
-        if best.validator in ("additionalProperties", "unevaluatedProperties") and isinstance(best.instance, dict):
-            quoted = re.findall(r"'([^']+)'", best.message.split("(")[-1])
-            extra = [k for k in quoted if k in best.instance]
-            if extra:
-                at = (*at, extra[0])
-        out.append(Finding(path, line_of(lines, at), _describe(best, tuple(best.absolute_path))))
-    return out
-
-
-def _describe(err: jsonschema.ValidationError, where: Path_) -> str:
-    field = ".".join(str(p) for p in where) or "(document)"
-    if err.validator in ("additionalProperties", "unevaluatedProperties"):
-        extra = re.findall(r"'([^']+)'", err.message.split("(")[-1]) or [err.message]
-        allowed = sorted(err.schema.get("properties", {}))
-        hint = f"; allowed here: {', '.join(allowed)}" if allowed else ""
-        return f"unknown field {', '.join(repr(e) for e in extra)} in {field}{hint}"
-    if err.validator == "required":
-        return f"{field}: {err.message}"
-    if err.validator == "oneOf" and "mustBe" in str(err.schema):
-        ops = ", ".join(THRESHOLD_OPERATORS)
-        return f"{field}: a rule needs exactly one threshold operator ({ops})"
-    if err.validator == "enum":
-        return f"{field}: {err.instance!r} is not one of {', '.join(map(str, err.validator_value))}"
-    return f"{field}: {err.message}"
 
 
 # --- public API -------------------------------------------------------------------
@@ -150,27 +87,28 @@ def lint_contract(path: str | Path) -> list[Finding]:
         return [Finding(exc.path or p, exc.line, exc.message)]
     except (OSError, UnicodeDecodeError) as exc:
         return [Finding(p, None, f"cannot read the contract: {exc}")]
-    findings = _schema_findings(data, lines, p)
+    findings = schema_findings(data, lines, p)
     if findings:
         return findings
+    ctx = SourceContext(lines, p)
     try:
-        _build(data, lines, p)
+        _build(data, ctx, allow_empty=True)
     except ContractError as exc:
         return [Finding(exc.path or p, exc.line, exc.message)]
-    return []
+    return [Finding(p, line, message, note=True) for line, message in sorted(ctx.notes, key=lambda n: n[0] or 0)]
 
 
 def parse_contract(text: str, path: str = "<contract>") -> Contract:
     """Compile contract text (YAML) into a :class:`Contract`."""
     data, lines = compose(text, path)
-    findings = _schema_findings(data, lines, path)
+    findings = schema_findings(data, lines, path)
     if findings:
         first = findings[0]
         more = f" (and {len(findings) - 1} more problem(s); run `qstreams contracts lint`)" if len(findings) > 1 else ""
         err = ContractSchemaError(first.message + more, path=path, line=first.line)
         err.findings = findings  # type: ignore[attr-defined]
         raise err
-    return _build(data, lines, path)
+    return _build(data, SourceContext(lines, path))
 
 
 def canonical_sha256(data: Any) -> str:
@@ -182,8 +120,10 @@ def canonical_sha256(data: Any) -> str:
 # --- compile to IR ------------------------------------------------------------------
 
 
-def _build(data: dict[str, Any], lines: dict[Path_, int], path: str) -> Contract:
-    ctx = SourceContext(lines, path)
+def _build(data: dict[str, Any], ctx: SourceContext, allow_empty: bool = False) -> Contract:
+    """Compile a schema-valid document. ``allow_empty``: a document without schema objects (roles,
+    SLA or server examples) is a valid contract to lint, noted, though a worker has nothing to bind."""
+    path = ctx.path
     if data.get("kind") != "DataContract":
         raise ctx.error("kind must be DataContract", ("kind",), ContractSchemaError)
     api = data.get("apiVersion")
@@ -194,8 +134,21 @@ def _build(data: dict[str, Any], lines: dict[Path_, int], path: str) -> Contract
         if not data.get(key):
             raise ctx.error(f"'{key}' is required for contracts used by quality-streams", (), ContractSchemaError)
     schemas = tuple(_schema_object(obj, ("schema", i), ctx) for i, obj in enumerate(data.get("schema") or []))
+    if not schemas and not allow_empty:
+        raise ctx.error(
+            "the contract has no schema objects, so there is nothing to validate or bind to a topic "
+            "(add a `schema:` list; `qstreams contracts lint` accepts it as a document)",
+            ("schema",),
+            ContractSchemaError,
+        )
     if not schemas:
-        raise ctx.error("the contract has no schema objects to validate", ("schema",), ContractSchemaError)
+        ctx.note("the contract has no schema objects: it is a valid document, but a worker has nothing to bind", ())
+    if data.get("slaProperties"):
+        ctx.note(
+            "slaProperties are not enforced by the worker (they are carried in the contract for people and "
+            "catalogs; latency and freshness are not measured against them)",
+            ("slaProperties",),
+        )
     topics = [s.topic for s in schemas]
     for t in topics:
         if topics.count(t) > 1:
@@ -245,16 +198,26 @@ def _schema_object(obj: dict[str, Any], where: Path_, ctx: SourceContext) -> Sch
     topic = str(obj.get("physicalName") or name)
     fields: list[Field] = []
     rules: list[Rule] = []
+    names = frozenset(str(p.get("name")) for p in obj.get("properties") or [] if isinstance(p, dict))
     for i, prop in enumerate(obj.get("properties") or []):
         pw = (*where, "properties", i)
-        field, field_rules = _property(prop, pw, ctx)
+        field, field_rules = _property(prop, pw, ctx, name, names)
         if field.name in {f.name for f in fields}:
             raise ctx.error(f"property {field.name!r} is declared twice", pw, ContractSchemaError)
         fields.append(field)
         rules.extend(field_rules)
     field_map = {f.name: f for f in fields}
+    for at in [where, *((*where, "properties", i) for i in range(len(obj.get("properties") or [])))]:
+        node = obj if at == where else (obj.get("properties") or [])[int(at[-1])]
+        if isinstance(node, dict) and node.get("relationships"):
+            ctx.note(
+                "relationships (foreign keys) are not checked: a stream batch cannot see the referenced data",
+                (*at, "relationships"),
+            )
     for i, q in enumerate(obj.get("quality") or []):
-        rule = quality_rule(q, (*where, "quality", i), ctx, column=None, field=None, obj_name=name, fields=field_map)
+        rule = quality_rule(
+            q, (*where, "quality", i), ctx, column=None, field=None, obj_name=name, fields=field_map, table=name
+        )
         if rule is not None:
             rules.append(rule)
     _dedupe_names(rules, ctx, where)
@@ -300,16 +263,20 @@ def _classification(value: Any) -> Classification | None:
         return Classification.CONFIDENTIAL
 
 
-def _property(prop: dict[str, Any], where: Path_, ctx: SourceContext) -> tuple[Field, list[Rule]]:
+def _property(
+    prop: dict[str, Any], where: Path_, ctx: SourceContext, table: str, names: frozenset[str]
+) -> tuple[Field, list[Rule]]:
     name = str(prop["name"])
     dtype = dtype_for(prop, where, ctx)
+    logical = logical_type(prop) or ""
+    check_options(prop, logical, where, ctx)
     pk = bool(prop.get("primaryKey"))
     required = bool(prop.get("required")) or pk
     unique = bool(prop.get("unique")) or pk
     line = ctx.line(where)
     field = Field(
         name=name,
-        logical_type=str(prop.get("logicalType")),
+        logical_type=logical,
         dtype=dtype,
         required=required,
         unique=unique,
@@ -340,9 +307,14 @@ def _property(prop: dict[str, Any], where: Path_, ctx: SourceContext) -> tuple[F
     ow = (*where, "logicalTypeOptions")
     bounds = (("minimum", Op.GE), ("exclusiveMinimum", Op.GT), ("maximum", Op.LE), ("exclusiveMaximum", Op.LT))
     for key, op in bounds:
-        if key in opts:
-            value = bound_value(opts[key], dtype, (*ow, key), ctx)
-            rules.append(schema_rule(key, op, (value,), (*ow, key), "logicalTypeOptions"))
+        if key not in opts or isinstance(opts[key], bool):
+            continue
+        value = bound_value(opts[key], dtype, (*ow, key), ctx)
+        # ODCS v3.0.x: `exclusiveMinimum: true` makes `minimum` strict (JSON Schema draft 4 style)
+        strict = {"minimum": "exclusiveMinimum", "maximum": "exclusiveMaximum"}.get(key)
+        if strict is not None and opts.get(strict) is True:
+            key, op = strict, (Op.GT if op is Op.GE else Op.LT)
+        rules.append(schema_rule(key, op, (value,), (*ow, key), "logicalTypeOptions"))
     if "multipleOf" in opts:
         rules.append(
             schema_rule("multipleOf", Op.MULTIPLE_OF, (opts["multipleOf"],), (*ow, "multipleOf"), "logicalTypeOptions")
@@ -357,7 +329,15 @@ def _property(prop: dict[str, Any], where: Path_, ctx: SourceContext) -> tuple[F
         rules.append(schema_rule("length", Op.STR_LENGTH, args, at, "logicalTypeOptions"))
     for i, q in enumerate(prop.get("quality") or []):
         rule = quality_rule(
-            q, (*where, "quality", i), ctx, column=name, field=field, obj_name=None, fields={name: field}
+            q,
+            (*where, "quality", i),
+            ctx,
+            column=name,
+            field=field,
+            obj_name=None,
+            fields={name: field},
+            table=table,
+            columns=names,
         )
         if rule is not None:
             rules.append(rule)

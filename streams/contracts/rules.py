@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import re
+from collections.abc import Collection
 from typing import Any
 
-from streams.contracts import expressions
+from streams.contracts import expressions, sql
 from streams.contracts.model import THRESHOLD_OPERATORS, Field, Op, Rule, Severity, Threshold, Unit, check_label
 from streams.contracts.source import Path_, SourceContext
 from streams.contracts.types import check_regex
@@ -21,7 +21,7 @@ def _threshold(q: dict[str, Any], where: Path_, ctx: SourceContext) -> Threshold
     present = [op for op in THRESHOLD_OPERATORS if op in q]
     unit_text = str(q.get("unit") or "rows").lower()
     if unit_text not in ("rows", "percent"):
-        raise ctx.error(f"unit {unit_text!r} is not supported; use rows or percent", (*where, "unit"))
+        raise ctx.error(f"not supported: unit {unit_text!r}; use rows or percent", (*where, "unit"))
     unit = Unit(unit_text)
     if not present:
         return Threshold(unit=unit)
@@ -45,7 +45,12 @@ def quality_rule(
     field: Field | None,
     obj_name: str | None,
     fields: dict[str, Field],
+    table: str | None = None,
+    columns: Collection[str] = (),
 ) -> Rule | None:
+    """Compile one ODCS quality rule; ``table`` is the schema object's name (SQL rules read it)
+    and ``fields`` every property of the object when known (SQL and expressions are checked
+    against them)."""
     kind = q.get("type") or ("library" if "metric" in q or "rule" in q else None)
     if kind == "text":
         return None  # human-readable only
@@ -54,7 +59,7 @@ def quality_rule(
         severity = Severity(severity_text)
     except ValueError:
         raise ctx.error(
-            f"severity {severity_text!r} is not supported; use error, warning or info", (*where, "severity")
+            f"not supported: severity {severity_text!r}; use error, warning or info", (*where, "severity")
         ) from None
     threshold = _threshold(q, where, ctx)
     common: dict[str, Any] = {
@@ -75,16 +80,26 @@ def quality_rule(
         op, args, col = _library(metric, q, where, ctx, column, field)
         return rule(f"{label}:{metric}", op, args, col, "quality")
     if kind == "sql":
-        query = str(q["query"])
-        table = obj_name or "batch"
+        query = str(q.get("query") or "")
+        bound = table or obj_name or "batch"
         for token in ("${object}", "{object}", "${table}", "{table}"):
-            query = query.replace(token, table)
+            query = query.replace(token, bound)
         if column is not None:
             for token in ("${property}", "{property}", "${column}", "{column}"):
                 query = query.replace(token, column)
-        if not re.match(r"(?is)^\s*(select|with)\b", query):
-            raise ctx.error("a sql rule must be a single SELECT query returning one value", (*where, "query"))
-        return rule(f"{label}:sql#{where[-1]}", Op.SQL, (query,), None, "sql")
+        try:
+            checked = sql.check_sql(query, (bound, "batch"))
+        except sql.SqlRuleError as exc:
+            raise ctx.error(exc.message, (*where, "query")) from None
+        known = set(fields) | set(columns) if table is not None else None
+        unread = sorted(checked.columns - known - checked.aliases) if known is not None else []
+        if unread:
+            raise ctx.error(
+                f"the SQL query reads unknown columns: {', '.join(unread)} (the schema object has "
+                f"{', '.join(sorted(fields)) or 'no properties'})",
+                (*where, "query"),
+            )
+        return rule(f"{label}:sql#{where[-1]}", Op.SQL, (checked.query,), None, "sql")
     if kind == "custom":
         engine = str(q.get("engine", "")).lower()
         impl = q.get("implementation")
@@ -104,18 +119,19 @@ def quality_rule(
                 node = expressions.parse_expression(impl)
             except expressions.ExpressionError as exc:
                 raise ctx.error(str(exc), (*where, "implementation")) from None
-            unknown = expressions.columns(node) - set(fields) if obj_name is not None else set()
+            checked_names = obj_name is not None or table is not None
+            unknown = expressions.columns(node) - set(fields) - set(columns) if checked_names else set()
             if unknown:
                 raise ctx.error(
                     f"expression reads unknown properties: {', '.join(sorted(unknown))}", (*where, "implementation")
                 )
             return rule(f"{label}:expression#{where[-1]}", Op.EXPRESSION, (node,), None, "custom")
         raise ctx.error(
-            f"custom engine {engine!r} is not supported; use `pandera` (a built-in Check call) "
+            f"not supported: custom engine {engine!r}; use `pandera` (a built-in Check call) "
             "or `expression` (a row predicate)",
             (*where, "engine"),
         )
-    raise ctx.error(f"quality type {kind!r} is not supported; use library, sql, custom or text", (*where, "type"))
+    raise ctx.error(f"not supported: quality type {kind!r}; use library, sql, custom or text", (*where, "type"))
 
 
 def _library(
@@ -123,9 +139,15 @@ def _library(
 ) -> tuple[Op, tuple[Any, ...], str | None]:
     args_in = q.get("arguments") or {}
     if metric == "rowCount":
+        if str(q.get("unit") or "rows").lower() == "percent":
+            raise ctx.error(
+                "not supported: rowCount with unit percent (a row count is a number of rows, not a share; "
+                "use unit: rows)",
+                (*where, "unit"),
+            )
         return Op.ROW_COUNT, (), None
     if metric not in _METRICS:
-        raise ctx.error(f"metric {metric!r} is not supported; supported are {', '.join(_METRICS)}", (*where, "metric"))
+        raise ctx.error(f"not supported: metric {metric!r}; supported are {', '.join(_METRICS)}", (*where, "metric"))
     if column is None:
         raise ctx.error(f"metric {metric} must be declared on a property", (*where, "metric"))
     if metric == "nullValues":
@@ -146,7 +168,11 @@ def _library(
     if "pattern" in args_in:
         check_regex(str(args_in["pattern"]), (*where, "arguments", "pattern"), ctx)
         return Op.STR_CONTAINS, (str(args_in["pattern"]),), column
-    raise ctx.error("invalidValues needs arguments.validValues or arguments.pattern", (*where, "arguments"))
+    raise ctx.error(
+        "not supported: invalidValues without arguments.validValues or arguments.pattern "
+        "(nothing to check values against)",
+        (*where, "arguments"),
+    )
 
 
 _PANDERA_OPS: dict[str, Op] = {
@@ -176,6 +202,8 @@ _PANDERA_OPS: dict[str, Op] = {
 
 def _pandera_call(method: str, kw: dict[str, Any], where: Path_, ctx: SourceContext) -> tuple[Op, tuple[Any, ...]]:
     op = _PANDERA_OPS[method]
+    if op in (Op.STR_MATCHES, Op.STR_CONTAINS) and isinstance(kw.get("pattern"), str):
+        check_regex(kw["pattern"], (*where, "implementation"), ctx)
     try:
         if op is Op.IN_RANGE:
             return op, (kw["min_value"], kw["max_value"], kw.get("include_min", True), kw.get("include_max", True))

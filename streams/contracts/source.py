@@ -2,6 +2,13 @@
 
 Everything that reports a problem in a contract goes through :class:`SourceContext`,
 so every message names ``file:line``.
+
+A contract is untrusted input. Before anything is built from the YAML, its event stream
+(PyYAML's parser is a state machine, not recursive) is scanned once: nesting depth, alias
+uses and the size of the document *with aliases expanded* are bounded, so a "billion
+laughs" document or a 10,000-deep nesting fails at once with ``file:line`` instead of
+exhausting memory or the recursion limit. Timestamps are read as strings (JSON has no
+date type, and the ODCS JSON Schema expects strings), as JSON-based validators do.
 """
 
 from __future__ import annotations
@@ -16,23 +23,115 @@ __all__ = ["Path_", "SourceContext", "compose", "line_of"]
 
 Path_ = tuple[str | int, ...]
 
+#: Bounds on a contract document (real ODCS contracts are a few levels deep and a few thousand nodes).
+MAX_DEPTH = 64
+MAX_ALIASES = 100
+MAX_NODES = 200_000
+MAX_BYTES = 5_000_000
+
+
+class ContractLoader(yaml.SafeLoader):
+    """The safe loader (no tags, no code) with timestamps left as strings and mapping keys as
+    their source text (JSON has only string keys); complex and duplicate keys are refused."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        self.flatten_mapping(node)  # `<<` merge keys
+        mapping: dict[Any, Any] = {}
+        for key_node, value_node in node.value:
+            if not isinstance(key_node, yaml.ScalarNode):
+                raise yaml.constructor.ConstructorError(
+                    None, None, "a mapping key must be a plain string, not a list or mapping", key_node.start_mark
+                )
+            if key_node.value in mapping:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"duplicate key {key_node.value!r} (YAML would keep only the last)", key_node.start_mark
+                )
+            mapping[key_node.value] = self.construct_object(value_node, deep=deep)
+        return mapping
+
+
+ContractLoader.yaml_implicit_resolvers = {
+    first: [(tag, rx) for tag, rx in resolvers if tag != "tag:yaml.org,2002:timestamp"]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+
+
+def _syntax_error(exc: yaml.YAMLError, path: str) -> ContractSyntaxError:
+    mark = getattr(exc, "problem_mark", None)
+    line = mark.line + 1 if mark is not None else None
+    problem = getattr(exc, "problem", None) or str(exc)
+    return ContractSyntaxError(f"malformed YAML: {problem}", path=path, line=line)
+
+
+def check_bounds(text: str, path: str) -> None:
+    """Refuse documents too deep, with too many aliases, or too large once aliases are expanded."""
+    if len(text) > MAX_BYTES:
+        raise ContractSyntaxError(
+            f"the contract is {len(text):,} characters long; contracts are limited to {MAX_BYTES:,}", path=path, line=1
+        )
+    sizes: dict[str, int] = {}  # expanded node count of each anchored node
+    stack: list[tuple[str | None, int]] = [(None, 0)]  # (anchor, nodes so far) per open collection
+    aliases = 0
+    try:
+        for event in yaml.parse(text, Loader=ContractLoader):
+            line = event.start_mark.line + 1 if event.start_mark is not None else None
+            if isinstance(event, yaml.CollectionStartEvent):
+                if len(stack) > MAX_DEPTH:
+                    raise ContractSyntaxError(
+                        f"the YAML is nested more than {MAX_DEPTH} levels deep; contracts are limited to {MAX_DEPTH}",
+                        path=path,
+                        line=line,
+                    )
+                stack.append((event.anchor, 0))
+                continue
+            if isinstance(event, yaml.CollectionEndEvent):
+                anchor, count = stack.pop()
+                added = count + 1
+                if anchor is not None:
+                    sizes[anchor] = added
+            elif isinstance(event, yaml.AliasEvent):
+                aliases += 1
+                if aliases > MAX_ALIASES:
+                    raise ContractSyntaxError(
+                        f"the YAML uses more than {MAX_ALIASES} aliases (*name); contracts are limited to "
+                        f"{MAX_ALIASES} (a document that expands aliases exponentially is refused)",
+                        path=path,
+                        line=line,
+                    )
+                added = sizes.get(str(event.anchor), 1)
+            elif isinstance(event, yaml.ScalarEvent):
+                added = 1
+                if event.anchor is not None:
+                    sizes[event.anchor] = 1
+            else:
+                continue
+            anchor, count = stack[-1]
+            stack[-1] = (anchor, count + added)
+            if count + added > MAX_NODES:
+                raise ContractSyntaxError(
+                    f"the YAML expands to more than {MAX_NODES:,} nodes (aliases included); contracts are limited "
+                    f"to {MAX_NODES:,} (an alias bomb, or a far too large document)",
+                    path=path,
+                    line=line,
+                )
+    except yaml.YAMLError as exc:
+        raise _syntax_error(exc, path) from None
+
 
 def compose(text: str, path: str) -> tuple[Any, dict[Path_, int]]:
+    check_bounds(text, path)
     try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        node = yaml.compose(text, Loader=ContractLoader)
     except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = mark.line + 1 if mark is not None else None
-        problem = getattr(exc, "problem", None) or str(exc)
-        raise ContractSyntaxError(f"malformed YAML: {problem}", path=path, line=line) from None
+        raise _syntax_error(exc, path) from None
     if node is None:
         raise ContractSyntaxError("the file is empty; expected an ODCS contract document", path=path, line=1)
     lines: dict[Path_, int] = {}
     _index(node, (), lines)
     try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:  # e.g. a bad tag only the constructor sees
-        raise ContractSyntaxError(f"malformed YAML: {exc}", path=path) from None
+        data = yaml.load(text, Loader=ContractLoader)  # a SafeLoader subclass: no tags, no code
+    except yaml.YAMLError as exc:  # e.g. a bad tag or key only the constructor sees
+        raise _syntax_error(exc, path) from None
     return data, lines
 
 
@@ -40,6 +139,8 @@ def _index(node: yaml.Node, where: Path_, lines: dict[Path_, int]) -> None:
     lines[where] = node.start_mark.line + 1
     if isinstance(node, yaml.MappingNode):
         for key, value in node.value:
+            if not isinstance(key, yaml.ScalarNode):
+                continue  # refused when the document is constructed
             k = key.value
             lines[(*where, k)] = key.start_mark.line + 1
             _index(value, (*where, k), lines)
@@ -57,9 +158,16 @@ def line_of(lines: dict[Path_, int], where: Path_) -> int | None:
 
 
 class SourceContext:
+    """Where a contract's parts are (line numbers), and the non-fatal notes found while compiling it."""
+
     def __init__(self, lines: dict[Path_, int], path: str) -> None:
         self.lines = lines
         self.path = path
+        self.notes: list[tuple[int | None, str]] = []
+
+    def note(self, message: str, where: Path_) -> None:
+        """Record something the worker does not enforce (lint prints it; it does not fail)."""
+        self.notes.append((line_of(self.lines, where), message))
 
     def error(self, message: str, where: Path_, cls: type[ContractError] = UnsupportedRuleError) -> ContractError:
         field = ".".join(str(p) for p in where)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+import zoneinfo
 from typing import Any
 
 import polars as pl
@@ -11,7 +12,7 @@ import polars as pl
 from streams.contracts.source import Path_, SourceContext
 from streams.errors import ContractSchemaError
 
-__all__ = ["bound_value", "check_regex", "dtype_for"]
+__all__ = ["bound_value", "check_options", "check_regex", "dtype_for", "logical_type", "regex_problem"]
 
 
 _INT_TYPES: dict[str, pl.DataType] = {
@@ -39,10 +40,42 @@ _FLOAT_TYPES: dict[str, pl.DataType] = {
 }
 
 
+#: The logical type of a property that declares only a physicalType (ODCS makes logicalType optional).
+_PHYSICAL_LOGICAL: dict[str, str] = {
+    **dict.fromkeys(("text", "varchar", "char", "nvarchar", "nchar", "string", "str", "uuid", "clob"), "string"),
+    **dict.fromkeys((*_INT_TYPES, "int2", "int4", "int8", "short", "serial", "bigserial"), "integer"),
+    **dict.fromkeys((*_FLOAT_TYPES, "decimal", "numeric", "number", "float8", "float4"), "number"),
+    **dict.fromkeys(("bool", "boolean"), "boolean"),
+    "date": "date",
+    "time": "time",
+    **dict.fromkeys(
+        ("timestamp", "timestamptz", "datetime", "timestamp_ntz", "timestamp_tz", "timestamp_ltz"), "timestamp"
+    ),
+}
+_KINDS = "string, integer, number, boolean, date, time, timestamp, array of those"
+
+
+def logical_type(prop: dict[str, Any]) -> str | None:
+    """The declared logicalType, or the one implied by the physicalType."""
+    if prop.get("logicalType") is not None:
+        return str(prop["logicalType"])
+    physical = str(prop.get("physicalType") or "").strip().lower()
+    return _PHYSICAL_LOGICAL.get(re.split(r"[\s(\[]", physical, maxsplit=1)[0]) if physical else None
+
+
 def dtype_for(prop: dict[str, Any], where: Path_, ctx: SourceContext) -> pl.DataType:
     logical = prop.get("logicalType")
     physical = str(prop.get("physicalType") or "").strip().lower()
     base = re.split(r"[\s(\[]", physical, maxsplit=1)[0] if physical else ""
+    if logical is None:
+        logical = _PHYSICAL_LOGICAL.get(base)
+        if logical is None:
+            shown = f"physicalType {prop.get('physicalType')!r}" if physical else "no physicalType"
+            raise ctx.error(
+                f"not supported: a property without logicalType and with {shown}; the engine needs a type "
+                f"to check (declare logicalType: one of {_KINDS})",
+                where,
+            )
     if logical == "integer":
         return _INT_TYPES.get(base, pl.Int64()) if base != "integer" else pl.Int64()
     if logical == "number":
@@ -64,6 +97,8 @@ def dtype_for(prop: dict[str, Any], where: Path_, ctx: SourceContext) -> pl.Data
         if unit_match:
             unit = unit_match.group(1) or {"3": "ms", "6": "us", "9": "ns"}[unit_match.group(2)]
         tz: str | None = None
+        if opts.get("defaultTimezone") is not None:
+            _check_time_zone(str(opts["defaultTimezone"]), (*where, "logicalTypeOptions", "defaultTimezone"), ctx)
         if opts.get("timezone") is True or "tz" in base or "with time zone" in physical or "utc" in physical:
             tz = str(opts.get("defaultTimezone") or "UTC")
         return pl.Datetime(unit, tz)  # type: ignore[arg-type]
@@ -71,11 +106,74 @@ def dtype_for(prop: dict[str, Any], where: Path_, ctx: SourceContext) -> pl.Data
         items = prop.get("items") or {}
         if items.get("logicalType") in ("string", "integer", "number", "boolean", "date", "timestamp"):
             return pl.List(dtype_for(items, (*where, "items"), ctx))
-    kinds = "string, integer, number, boolean, date, time, timestamp, array of those"
-    raise ctx.error(
-        f"logicalType {logical!r} is not supported for stream validation; supported are {kinds}",
-        (*where, "logicalType"),
-    )
+        if items.get("logicalType") in ("object", "array"):
+            raise ctx.error(
+                f"not supported: an array of {items.get('logicalType')}s (nested records are not validated yet); "
+                f"supported are {_KINDS}",
+                (*where, "items", "logicalType"),
+            )
+        if not items.get("logicalType"):
+            raise ctx.error(
+                "not supported: an array without `items.logicalType` (the engine needs the element type)",
+                (*where, "logicalType"),
+            )
+    if logical == "object":
+        raise ctx.error(
+            "not supported: logicalType 'object' (nested properties are not validated yet; declare the "
+            f"nested fields as top-level properties, or leave the object out of the contract); supported are {_KINDS}",
+            (*where, "logicalType"),
+        )
+    raise ctx.error(f"not supported: logicalType {logical!r}; supported are {_KINDS}", (*where, "logicalType"))
+
+
+def _check_time_zone(tz: str, where: Path_, ctx: SourceContext) -> None:
+    try:
+        zoneinfo.ZoneInfo(tz)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        raise ctx.error(
+            f"defaultTimezone {tz!r} is not a known IANA time zone (e.g. UTC, Europe/Paris)", where, ContractSchemaError
+        ) from None
+
+
+_BOUNDS = frozenset({"minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"})
+#: logicalTypeOptions the engine runs, per logical type; others are refused (or noted, see below).
+_RUN_OPTIONS: dict[str, frozenset[str]] = {
+    "string": frozenset({"minLength", "maxLength", "pattern"}),
+    "integer": _BOUNDS | {"multipleOf"},
+    "number": _BOUNDS | {"multipleOf"},
+    "date": frozenset({"minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"}),
+    "time": frozenset({"minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"}),
+    "timestamp": frozenset(
+        {"minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum", "timezone", "defaultTimezone"}
+    ),
+}
+#: Options that describe the source representation rather than a check: noted, not refused.
+_NOTED_OPTIONS = {
+    "format": "describes how the source writes the value; the engine reads JSON/Arrow types and ISO-8601 text",
+    "timezone": "time zones apply to timestamps only",
+}
+
+
+def check_options(prop: dict[str, Any], logical: str, where: Path_, ctx: SourceContext) -> None:
+    """Refuse with ``not supported: ...`` every logicalTypeOption the engine would silently skip."""
+    opts = prop.get("logicalTypeOptions") or {}
+    if not isinstance(opts, dict):
+        return
+    allowed = _RUN_OPTIONS.get(logical, frozenset())
+    for key in opts:
+        if key in allowed:
+            continue
+        at = (*where, "logicalTypeOptions", key)
+        if key == "format" and logical == "string":
+            raise ctx.error(
+                f"not supported: logicalTypeOptions.format {opts[key]!r} on a string (formats such as email or "
+                "uuid are not checked; use `pattern` with a regular expression instead)",
+                at,
+            )
+        if key in _NOTED_OPTIONS:
+            ctx.note(f"logicalTypeOptions.{key} is not checked: {_NOTED_OPTIONS[key]}", at)
+            continue
+        raise ctx.error(f"not supported: logicalTypeOptions.{key} on a {logical} property (it is not checked)", at)
 
 
 def bound_value(value: Any, dtype: pl.DataType, where: Path_, ctx: SourceContext) -> Any:
@@ -91,6 +189,8 @@ def bound_value(value: Any, dtype: pl.DataType, where: Path_, ctx: SourceContext
             return v
         if isinstance(dtype, pl.Date):
             return value if isinstance(value, dt.date) else dt.date.fromisoformat(str(value))
+        if isinstance(dtype, pl.Time):
+            return value if isinstance(value, dt.time) else dt.time.fromisoformat(str(value))
         if dtype.is_numeric():
             if isinstance(value, bool) or not isinstance(value, (int, float)):
                 raise ValueError
@@ -98,16 +198,51 @@ def bound_value(value: Any, dtype: pl.DataType, where: Path_, ctx: SourceContext
     except ValueError:
         pass
     else:
-        if not (dtype.is_numeric() or isinstance(dtype, (pl.Date, pl.Datetime))):
-            raise ctx.error(f"{where[-1]} applies to numbers, dates and timestamps, not {dtype}", where)
+        if not (dtype.is_numeric() or isinstance(dtype, (pl.Date, pl.Datetime, pl.Time))):
+            raise ctx.error(
+                f"not supported: {where[-1]} on a {dtype} property "
+                "(bounds apply to numbers, dates, times and timestamps)",
+                where,
+            )
         return value
     raise ctx.error(f"{where[-1]} {value!r} is not a valid bound for a {dtype} property", where, ContractSchemaError)
 
 
-def check_regex(pattern: str, where: Path_, ctx: SourceContext) -> None:
+#: Patterns longer than this are refused before they reach the regex compiler.
+MAX_PATTERN_CHARS = 10_000
+
+
+def regex_problem(pattern: str) -> str | None:
+    """Why the engine's regex (polars, Rust ``regex`` crate) cannot run ``pattern``; None when it can.
+
+    The Rust engine has no look-around and no backreferences, bounds nesting (250 groups) and
+    the compiled size (10 MiB); it does support Unicode classes such as ``\\p{L}``.
+    """
+    if len(pattern) > MAX_PATTERN_CHARS:
+        return f"the pattern is {len(pattern):,} characters long; patterns are limited to {MAX_PATTERN_CHARS:,}"
     try:
-        re.compile(pattern)
-    except re.error as exc:
+        pl.Series("p", [], dtype=pl.String).str.contains(pattern)
+    except Exception as exc:  # polars ComputeError carrying the regex crate's message
+        return _regex_reason(str(exc))
+    return None
+
+
+def _regex_reason(text: str) -> str:
+    lines = [ln.strip() for ln in text.splitlines()]
+    for ln in lines:
+        if ln.startswith("error:"):
+            return ln.removeprefix("error:").strip()
+    first = lines[0] if lines else text
+    return first.removeprefix("regex error:").strip() or "the regex engine refused it"
+
+
+def check_regex(pattern: str, where: Path_, ctx: SourceContext) -> None:
+    problem = regex_problem(pattern)
+    if problem is not None:
+        shown = pattern if len(pattern) <= 80 else pattern[:77] + "..."
         raise ctx.error(
-            f"pattern {pattern!r} is not a valid regular expression: {exc}", where, ContractSchemaError
-        ) from None
+            f"pattern {shown!r} cannot run on the engine's regex (Rust syntax, no look-around or "
+            f"backreferences): {problem}",
+            where,
+            ContractSchemaError,
+        )

@@ -1,0 +1,171 @@
+"""The ODCS JSON Schema check: each ``apiVersion`` against its own schema, findings as ``file:line``.
+
+Findings are made for people: an ``unevaluatedProperties`` failure that only echoes a
+failure inside a branch (a bad ``metric`` value, an empty ``description:``) is not
+reported as "unknown field" for the correct keys beside it; a key that is truly unknown
+anywhere in the schema at that place is reported with a "did you mean" suggestion, in
+preference to the consequences it causes (``mustBeLessThen`` is not "needs exactly one
+threshold operator").
+"""
+
+from __future__ import annotations
+
+import difflib
+import functools
+import json
+import re
+from dataclasses import dataclass
+from importlib import resources
+from typing import Any
+
+import jsonschema
+
+from streams.contracts.model import THRESHOLD_OPERATORS
+from streams.contracts.source import Path_, line_of
+
+__all__ = ["SCHEMA_FILES", "Finding", "schema_findings"]
+
+_UNKNOWN_KEYS = ("additionalProperties", "unevaluatedProperties")
+
+
+@dataclass(frozen=True, slots=True)
+class Finding:
+    """One problem found in a contract file, printed as ``path:line: message``.
+
+    ``note`` findings are informational (something the worker does not enforce): lint prints
+    them but they do not make a contract invalid.
+    """
+
+    path: str
+    line: int | None
+    message: str
+    note: bool = False
+
+    def __str__(self) -> str:
+        return f"{self.path}:{self.line or 1}: {'note: ' if self.note else ''}{self.message}"
+
+
+#: The JSON Schema each apiVersion is checked against: v3.1.0 from the ``open-data-contract-standard``
+#: package, the v3.0.x ones vendored in ``streams/contracts/schemas/`` (see the README there).
+SCHEMA_FILES: dict[str, tuple[str, str]] = {
+    "v3.1.0": ("open_data_contract_standard", "schema.json"),
+    "v3.0.2": ("streams.contracts", "schemas/odcs-json-schema-v3.0.2.json"),
+    "v3.0.1": ("streams.contracts", "schemas/odcs-json-schema-v3.0.2.json"),
+    "v3.0.0": ("streams.contracts", "schemas/odcs-json-schema-v3.0.0.json"),
+}
+
+
+@functools.cache
+def _validator(api_version: str = "v3.1.0") -> jsonschema.protocols.Validator:
+    package, name = SCHEMA_FILES.get(api_version, SCHEMA_FILES["v3.1.0"])
+    text = resources.files(package).joinpath(name).read_text("utf-8")
+    schema = json.loads(text)
+    cls = jsonschema.validators.validator_for(schema)
+    return cls(schema)  # type: ignore[no-any-return]
+
+
+def schema_findings(data: Any, lines: dict[Path_, int], path: str) -> list[Finding]:
+    """Findings against the JSON Schema of the contract's own apiVersion.
+
+    A v3.0.x document is also accepted when it is valid against the v3.1.0 schema, which lists
+    the v3.0.x versions in its ``apiVersion`` enum: the standard's own examples declare v3.0.2
+    while using v3.1 constructs (``logicalType: timestamp``, ``quality`` without ``rule``, a
+    ``team`` object). When both fail, the schema with fewer findings is reported.
+    """
+    api = data.get("apiVersion") if isinstance(data, dict) else None
+    own = api if isinstance(api, str) and api in SCHEMA_FILES else "v3.1.0"
+    findings = _findings_against(_validator(own), data, lines, path)
+    if findings and own != "v3.1.0":
+        newer = _findings_against(_validator("v3.1.0"), data, lines, path)
+        if len(newer) < len(findings):
+            return newer
+    return findings
+
+
+def _findings_against(
+    validator: jsonschema.protocols.Validator, data: Any, lines: dict[Path_, int], path: str
+) -> list[Finding]:
+    by_place: dict[Path_, list[jsonschema.ValidationError]] = {}
+    for err in validator.iter_errors(data):
+        by_place.setdefault(tuple(err.absolute_path), []).append(err)
+    root = validator.schema
+    causes_at = [w for w, errs in by_place.items() if any(e.validator not in _UNKNOWN_KEYS for e in errs)]
+    out: list[Finding] = []
+    for where in sorted(by_place, key=lambda w: [f"{p:08d}" if isinstance(p, int) else p for p in w]):
+        errs = by_place[where]
+        field = ".".join(str(p) for p in where) or "(document)"
+        unknown: list[str] = []
+        known: set[str] = set()
+        for e in errs:
+            if e.validator in _UNKNOWN_KEYS and isinstance(e.instance, dict):
+                here = _known_keys(e.schema, root)
+                known |= here
+                listed = re.findall(r"'([^']+)'", e.message.split("(")[-1])
+                unknown += [k for k in listed if k in e.instance and k not in here and k not in unknown]
+        if unknown:
+            out.append(Finding(path, line_of(lines, (*where, unknown[0])), _unknown(unknown, known, field)))
+            continue
+        causes = [e for e in errs if e.validator not in _UNKNOWN_KEYS]
+        if not causes:
+            # keys known to the schema but not evaluated: an echo of a failure inside this object
+            # (reported there), or keys that only another variant of this object allows
+            if any(c[: len(where)] == where for c in causes_at):
+                continue
+            extra = [k for e in errs for k in re.findall(r"'([^']+)'", e.message.split("(")[-1]) if k in e.instance]
+            if extra:
+                out.append(
+                    Finding(
+                        path,
+                        line_of(lines, (*where, extra[0])),
+                        f"field {', '.join(repr(k) for k in dict.fromkeys(extra))} is not allowed in {field} as "
+                        "written (another variant of this object allows it; check its `type`)",
+                    )
+                )
+            continue
+        best = jsonschema.exceptions.best_match(causes)
+        out.append(Finding(path, line_of(lines, tuple(best.absolute_path)), _describe(best, tuple(best.absolute_path))))
+    return out
+
+
+def _known_keys(schema: Any, root: Any, seen: frozenset[str] = frozenset()) -> set[str]:
+    """Every property name a schema (with its $refs and allOf/anyOf/oneOf/if/then/else) declares."""
+    if not isinstance(schema, dict):
+        return set()
+    keys = set(schema.get("properties") or {})
+    ref = schema.get("$ref")
+    if isinstance(ref, str) and ref.startswith("#/") and ref not in seen:
+        target: Any = root
+        for part in ref[2:].split("/"):
+            target = target.get(part, {}) if isinstance(target, dict) else {}
+        keys |= _known_keys(target, root, seen | {ref})
+    for combinator in ("allOf", "anyOf", "oneOf"):
+        for sub in schema.get(combinator) or []:
+            keys |= _known_keys(sub, root, seen)
+    for branch in ("if", "then", "else"):
+        keys |= _known_keys(schema.get(branch), root, seen)
+    return keys
+
+
+def _unknown(unknown: list[str], known: set[str], field: str) -> str:
+    names = ", ".join(repr(k) for k in unknown)
+    guesses = [g for k in unknown for g in difflib.get_close_matches(k, sorted(known), n=1, cutoff=0.75)]
+    hint = f" (did you mean {', '.join(repr(g) for g in guesses)}?)" if guesses else ""
+    allowed = f"; allowed here: {', '.join(sorted(known))}" if known else ""
+    return f"unknown field {names} in {field}{hint}{allowed}"
+
+
+def _describe(err: jsonschema.ValidationError, where: Path_) -> str:
+    field = ".".join(str(p) for p in where) or "(document)"
+    if err.validator == "required":
+        return f"{field}: {err.message}"
+    if err.validator == "oneOf" and "mustBe" in str(err.schema):
+        ops = ", ".join(THRESHOLD_OPERATORS)
+        return f"{field}: a rule needs exactly one threshold operator ({ops})"
+    if err.validator == "enum":
+        options = [str(v) for v in err.validator_value]
+        guess = difflib.get_close_matches(str(err.instance), options, n=1, cutoff=0.75)
+        hint = f"; did you mean {guess[0]!r}?" if guess else ""
+        return f"{field}: {err.instance!r} is not one of {', '.join(options)}{hint}"
+    if err.validator == "type" and err.instance is None:
+        return f"{field} is empty (a key with no value); give it a value or remove the key"
+    return f"{field}: {err.message}"

@@ -1,0 +1,235 @@
+"""``type: sql`` quality rules: parsed with sqlglot and checked against an allow-list.
+
+A contract is untrusted input, and polars SQL can read files and URLs (``read_csv``,
+``read_parquet``, ...). So the query text is never handed to polars as written: it is
+parsed into an AST, every node is checked against the allow-list below, and the SQL
+that runs is *regenerated from the checked AST* (what was checked is what runs).
+
+Allowed: exactly one ``SELECT`` returning one column, over the bound schema object only
+(named as the contract names it, or ``batch``), with ``WHERE``/``GROUP BY``/``HAVING``/
+``ORDER BY``/``LIMIT``, subqueries over that same object, arithmetic, comparisons,
+``CASE``, ``CAST``, the aggregates and scalar functions of :data:`AGGREGATES` and
+:data:`SCALARS`. Refused: several statements, DML/DDL, table functions, other relations,
+joins (also self joins: a 3-way cross join of 500 rows is 125M rows), window functions,
+functions outside the list; the text, node count and nesting are bounded.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import sqlglot
+from sqlglot import exp
+from sqlglot.dialects.duckdb import DuckDB
+
+from streams.contracts.types import regex_problem
+from streams.errors import UnsupportedRuleError
+
+__all__ = ["AGGREGATES", "ALLOWED_FUNCTIONS", "SCALARS", "SqlRule", "SqlRuleError", "check_sql"]
+
+MAX_SQL_CHARS = 4_000
+MAX_SQL_NODES = 1_000
+MAX_SQL_DEPTH = 60
+
+
+class PolarsSQL(DuckDB):
+    """The dialect we read and write: DuckDB's (the closest to polars SQL: TRY_CAST, MEDIAN, ...),
+    with regex matches written as polars' ``~`` operator."""
+
+    class Generator(DuckDB.Generator):  # type: ignore[misc,valid-type]
+        TRANSFORMS = {  # noqa: RUF012 - sqlglot's extension point
+            **DuckDB.Generator.TRANSFORMS,
+            exp.RegexpLike: lambda self, e: self.binary(e, "~"),
+        }
+
+
+DIALECT = PolarsSQL
+
+AGGREGATES: tuple[type[exp.Expression], ...] = (
+    exp.Count,
+    exp.Sum,
+    exp.Avg,
+    exp.Min,
+    exp.Max,
+    exp.Stddev,
+    exp.StddevPop,
+    exp.StddevSamp,
+    exp.Variance,
+    exp.VariancePop,
+    exp.Median,
+)
+SCALARS: tuple[type[exp.Expression], ...] = (
+    exp.Abs,
+    exp.Coalesce,
+    exp.Nullif,
+    exp.Length,
+    exp.Lower,
+    exp.Upper,
+    exp.Trim,
+    exp.Round,
+    exp.Floor,
+    exp.Ceil,
+    exp.Sqrt,
+    exp.Ln,
+    exp.Log,
+    exp.Pow,
+    exp.Greatest,
+    exp.Least,
+    exp.Substring,
+    exp.Concat,
+    exp.DPipe,
+    exp.RegexpLike,
+    exp.Cast,
+    exp.TryCast,
+    exp.If,
+    exp.Case,
+)
+ALLOWED_FUNCTIONS = (
+    "the aggregates COUNT, SUM, AVG, MIN, MAX, STDDEV, STDDEV_POP, STDDEV_SAMP, VARIANCE, VAR_POP, MEDIAN "
+    "and the scalars ABS, COALESCE, NULLIF, LENGTH, LOWER, UPPER, TRIM, ROUND, FLOOR, CEIL, SQRT, LN, LOG, "
+    "POWER, GREATEST, LEAST, SUBSTRING, CONCAT, ||, ~ (regex match), CAST, TRY_CAST, CASE"
+)
+#: Syntax (not functions) a query may use.
+_SYNTAX: tuple[type[exp.Expression], ...] = (
+    exp.Select,
+    exp.From,
+    exp.Where,
+    exp.Group,
+    exp.Having,
+    exp.Order,
+    exp.Ordered,
+    exp.Limit,
+    exp.Distinct,
+    exp.Filter,
+    exp.Subquery,
+    exp.Table,
+    exp.TableAlias,
+    exp.Alias,
+    exp.Identifier,
+    exp.Column,
+    exp.Star,
+    exp.Literal,
+    exp.Boolean,
+    exp.Null,
+    exp.Paren,
+    exp.Neg,
+    exp.Add,
+    exp.Sub,
+    exp.Mul,
+    exp.Div,
+    exp.IntDiv,
+    exp.Mod,
+    exp.EQ,
+    exp.NEQ,
+    exp.GT,
+    exp.GTE,
+    exp.LT,
+    exp.LTE,
+    exp.Is,
+    exp.In,
+    exp.Between,
+    exp.Like,
+    exp.ILike,
+    exp.And,
+    exp.Or,
+    exp.Not,
+    exp.DataType,
+    exp.DataTypeParam,
+    exp.Tuple,
+)
+_ALLOWED = (*_SYNTAX, *AGGREGATES, *SCALARS)
+
+
+class SqlRuleError(UnsupportedRuleError):
+    """A SQL rule outside the allow-list (the message says what and why)."""
+
+
+@dataclass(frozen=True, slots=True)
+class SqlRule:
+    """A checked query: the SQL to run (regenerated from the AST) and the columns it reads."""
+
+    query: str
+    columns: frozenset[str]
+    aliases: frozenset[str]
+
+
+def _fail(message: str) -> SqlRuleError:
+    return SqlRuleError(message)
+
+
+def check_sql(query: str, tables: tuple[str, ...]) -> SqlRule:
+    """Parse and allow-list ``query``; ``tables`` are the relation names it may read.
+
+    Raises :class:`SqlRuleError` (without a location: the caller adds ``file:line``).
+    """
+    if len(query) > MAX_SQL_CHARS:
+        raise _fail(f"the SQL query is {len(query):,} characters long; SQL rules are limited to {MAX_SQL_CHARS:,}")
+    try:
+        statements = [s for s in sqlglot.parse(query, read=DIALECT) if s is not None]
+    except sqlglot.errors.ParseError as exc:
+        first = exc.errors[0]["description"] if exc.errors else str(exc).splitlines()[0]
+        raise _fail(f"the SQL query cannot be parsed: {first}") from None
+    except (sqlglot.errors.SqlglotError, RecursionError, ValueError) as exc:
+        raise _fail(
+            f"the SQL query cannot be parsed: {str(exc).splitlines()[0] if str(exc) else 'too complex'}"
+        ) from None
+    if len(statements) != 1:
+        raise _fail(f"a SQL rule must be exactly one SELECT statement, found {len(statements)} statements")
+    tree = statements[0]
+    if not isinstance(tree, exp.Select):
+        raise _fail(f"a SQL rule must be a SELECT query, not {tree.key.upper()}; nothing else may run from a contract")
+    if len(tree.expressions) != 1 or isinstance(tree.expressions[0], exp.Star):
+        raise _fail("a SQL rule must select exactly one value (e.g. SELECT COUNT(*) FROM orders WHERE ...)")
+    columns: set[str] = set()
+    aliases: set[str] = set()
+    stack: list[tuple[exp.Expression, int]] = [(tree, 0)]
+    count = 0
+    while stack:
+        node, depth = stack.pop()
+        count += 1
+        if count > MAX_SQL_NODES or depth > MAX_SQL_DEPTH:
+            raise _fail(
+                f"the SQL query is too large or too deeply nested; SQL rules are limited to {MAX_SQL_NODES} nodes "
+                f"and depth {MAX_SQL_DEPTH}"
+            )
+        _check_node(node, tables)
+        if isinstance(node, exp.Column):
+            columns.add(node.name)
+        elif isinstance(node, (exp.Alias, exp.TableAlias)):
+            aliases.add(node.alias if isinstance(node, exp.Alias) else node.name)
+        stack.extend((child, depth + 1) for child in node.iter_expressions())
+    return SqlRule(tree.sql(dialect=DIALECT), frozenset(columns), frozenset(aliases))
+
+
+def _check_node(node: exp.Expression, tables: tuple[str, ...]) -> None:
+    if isinstance(node, exp.Join):
+        raise _fail("joins are not allowed in a SQL rule (also self joins: their cost grows with the batch squared)")
+    if isinstance(node, exp.Window):
+        raise _fail("window functions (OVER ...) are not allowed in a SQL rule")
+    if isinstance(node, exp.Table):
+        if not isinstance(node.this, exp.Identifier):
+            raise _fail(
+                f"table function {node.this.sql(dialect=DIALECT)[:60]!r} is not allowed; "
+                f"a SQL rule reads only {_names(tables)}"
+            )
+        if node.args.get("db") or node.args.get("catalog") or node.name not in tables:
+            raise _fail(
+                f"relation {node.sql(dialect=DIALECT)!r} is not allowed; a SQL rule reads only {_names(tables)}"
+            )
+        return
+    if isinstance(node, exp.RegexpLike):
+        pattern = node.expression
+        if not (isinstance(pattern, exp.Literal) and pattern.is_string):
+            raise _fail("a regex match in a SQL rule needs a literal pattern")
+        problem = regex_problem(pattern.this)
+        if problem is not None:
+            raise _fail(f"the pattern {pattern.this!r} cannot run on the engine's regex (Rust syntax): {problem}")
+    if isinstance(node, (exp.Anonymous, exp.Func)) and not isinstance(node, _ALLOWED):
+        name = node.name if isinstance(node, exp.Anonymous) else node.sql_name()
+        raise _fail(f"function {name.upper()!r} is not allowed in a SQL rule; allowed are {ALLOWED_FUNCTIONS}")
+    if not isinstance(node, _ALLOWED):
+        raise _fail(f"{node.key.upper()} is not allowed in a SQL rule (one SELECT over the bound object only)")
+
+
+def _names(tables: tuple[str, ...]) -> str:
+    return " or ".join(repr(t) for t in tables)

@@ -1,0 +1,128 @@
+"""``qstreams contracts lint``: the contract checks plus a dry run of every rule on the engine.
+
+:func:`streams.contracts.loader.lint_contract` checks a contract statically (YAML, the ODCS
+JSON Schema of its version, what the compiler supports). That cannot see everything the
+engine will refuse at run time: a literal polars cannot type, an integer beyond int64, a
+string compared with a number, a SQL query returning text. So lint also **runs every rule**
+once, through the public :meth:`Contract.validate`, on a two-row frame of the schema's
+dtypes filled with ordinary values, and reports each rule that cannot be evaluated as a
+``file:line`` finding saying why. (This module sits above :mod:`streams.validation`; the
+contracts layer never imports the engine.)
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from streams.contracts.loader import Finding, lint_contract, load_contract
+from streams.contracts.model import Contract, Op, SchemaObject
+from streams.errors import ContractError
+
+__all__ = ["dry_run", "lint_file", "own_topics", "sample_frame"]
+
+_SAMPLE_ROWS = 2
+
+
+def lint_file(path: str | Path) -> list[Finding]:
+    """Every problem (and note) in one contract file, including rules the engine cannot run."""
+    findings = lint_contract(path)
+    if any(not f.note for f in findings):
+        return findings
+    try:
+        contract = load_contract(path)
+    except ContractError:  # a document without schema objects: lint_contract has noted it
+        return findings
+    return findings + own_topics(contract) + dry_run(contract)
+
+
+def own_topics(contract: Contract) -> list[Finding]:
+    """A schema object bound to the worker's events topic or to an output topic (``.validated``,
+    ``.quarantine``, ``.dlq``) would make the worker validate its own output, in a loop."""
+    from streams.settings import Settings
+
+    try:
+        settings = Settings()
+    except Exception:  # an invalid environment is reported by the worker; lint checks the defaults
+        settings = Settings.model_construct()
+    suffixes = (settings.validated_suffix, settings.quarantine_suffix, settings.dlq_suffix)
+    out: list[Finding] = []
+    for schema in contract.schemas:
+        topic = schema.topic
+        if topic == settings.events_topic:
+            why = "the worker's quality-events topic"
+        elif topic.endswith(suffixes):
+            why = f"an output topic of the worker (it ends with {next(x for x in suffixes if topic.endswith(x))!r})"
+        else:
+            continue
+        out.append(
+            Finding(
+                contract.path or "<contract>",
+                schema.line,
+                f"schema object {schema.name!r} is bound to topic {topic!r}, {why}; the worker would validate "
+                "its own output in a loop (bind the source topic instead)",
+            )
+        )
+    return out
+
+
+def dry_run(contract: Contract) -> list[Finding]:
+    """Run every rule of every schema object once; a finding for each rule that errors."""
+    path = contract.path or "<contract>"
+    out: list[Finding] = []
+    for schema in contract.schemas:
+        try:
+            report = contract.validate(sample_frame(schema), schema.name)
+        except Exception as exc:  # the engine refused the whole object: say so, never a traceback
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            out.append(Finding(path, schema.line, f"schema object {schema.name!r} cannot run on the engine: {first}"))
+            continue
+        rules = {r.name: r for r in schema.rules}
+        for check in report.checks:
+            rule = rules.get(check.name)
+            if check.error is None or rule is None or _data_dependent(rule.op, check.error):
+                continue
+            out.append(Finding(path, rule.line, f"rule {rule.name!r} cannot run on the engine: {_first(check.error)}"))
+    return out
+
+
+def _data_dependent(op: Op, error: str) -> bool:
+    """A SQL aggregate over no matching rows is NULL: that depends on the data, not the rule."""
+    return op is Op.SQL and "returned None" in error
+
+
+def _first(error: str) -> str:
+    lines = [ln.strip() for ln in error.strip().splitlines() if ln.strip()]
+    return "; ".join(lines[:3]) if lines else "unknown error"
+
+
+def sample_frame(schema: SchemaObject) -> pl.DataFrame:
+    """A small frame with the schema's columns and dtypes, holding ordinary non-null values."""
+    return pl.DataFrame(
+        [pl.Series(f.name, [_sample(f.dtype)] * _SAMPLE_ROWS, dtype=f.dtype) for f in schema.fields],
+        schema=schema.polars_schema,
+    )
+
+
+def _sample(dtype: pl.DataType) -> Any:
+    if isinstance(dtype, pl.List):
+        inner = dtype.inner
+        return [_sample(inner if isinstance(inner, pl.DataType) else inner())]
+    if isinstance(dtype, pl.Datetime):
+        return dt.datetime(2020, 1, 1, 12, tzinfo=dt.UTC if dtype.time_zone else None)
+    if isinstance(dtype, pl.Date):
+        return dt.date(2020, 1, 1)
+    if isinstance(dtype, pl.Time):
+        return dt.time(12)
+    if isinstance(dtype, pl.Boolean):
+        return True
+    if dtype.is_integer():
+        return 1
+    if dtype.is_float() or dtype.is_decimal():
+        return 1.0
+    if isinstance(dtype, pl.String):
+        return "a"
+    return None
