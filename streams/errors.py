@@ -12,6 +12,8 @@ Every exception derives from :class:`StreamsError`::
     │   ├── ContractSyntaxError       malformed YAML (file:line)
     │   ├── ContractSchemaError       the document breaks the ODCS JSON Schema (file:line)
     │   ├── UnsupportedRuleError      a rule kind, metric or custom implementation we do not run
+    │   │   ├── ExpressionError       a custom/expression rule outside the safe grammar (also a ValueError)
+    │   │   └── SqlRuleError          a SQL rule outside the allow-list (one SELECT over the bound object)
     │   ├── UnknownSchemaError        no such schema object or field in a contract (also a KeyError)
     │   └── BackendNotFoundError      no backend registered to run a contract (validate, pandera)
     ├── DataFormatError               an input file cannot be read as a table
@@ -37,7 +39,9 @@ __all__ = [
     "DataFormatError",
     "EventDataError",
     "EventError",
+    "ExpressionError",
     "SettingsError",
+    "SqlRuleError",
     "StreamsError",
     "ThresholdBreach",
     "UnknownSchemaError",
@@ -81,6 +85,14 @@ class ContractSchemaError(ContractError):
 
 class UnsupportedRuleError(ContractError):
     """A quality rule, metric, operator or custom implementation is not supported."""
+
+
+class ExpressionError(UnsupportedRuleError, ValueError):
+    """The text is not an allowed expression; the message says what is allowed."""
+
+
+class SqlRuleError(UnsupportedRuleError):
+    """A SQL rule outside the allow-list (the message says what and why)."""
 
 
 class UnknownSchemaError(ContractError, KeyError):

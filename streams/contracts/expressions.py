@@ -29,7 +29,7 @@ from typing import Any
 
 import polars as pl
 
-from streams.errors import UnsupportedRuleError
+from streams.errors import ExpressionError
 
 Node = tuple[Any, ...]
 
@@ -78,10 +78,6 @@ EXPRESSION_HELP = (
 MAX_EXPRESSION_CHARS = 4_000
 MAX_EXPRESSION_NODES = 1_000
 MAX_EXPRESSION_DEPTH = 100
-
-
-class ExpressionError(UnsupportedRuleError, ValueError):
-    """The text is not an allowed expression; the message says what is allowed."""
 
 
 def _parse_bounded(text: str, what: str) -> ast.Expression:

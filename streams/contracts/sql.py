@@ -23,7 +23,7 @@ from sqlglot import exp
 from sqlglot.dialects.duckdb import DuckDB
 
 from streams.contracts.types import regex_problem
-from streams.errors import UnsupportedRuleError
+from streams.errors import SqlRuleError
 
 __all__ = ["AGGREGATES", "ALLOWED_FUNCTIONS", "SCALARS", "SqlRule", "SqlRuleError", "check_sql"]
 
@@ -138,10 +138,6 @@ _SYNTAX: tuple[type[exp.Expression], ...] = (
     exp.Tuple,
 )
 _ALLOWED = (*_SYNTAX, *AGGREGATES, *SCALARS)
-
-
-class SqlRuleError(UnsupportedRuleError):
-    """A SQL rule outside the allow-list (the message says what and why)."""
 
 
 @dataclass(frozen=True, slots=True)
