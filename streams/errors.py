@@ -14,6 +14,8 @@ Every exception derives from :class:`StreamsError`::
     │   └── UnsupportedRuleError      a rule kind, metric or custom implementation we do not run
     ├── DataFormatError               an input file cannot be read as a table
     ├── BrokerError                   a Kafka broker cannot be started or reached
+    │   └── TransportError            a Kafka client operation failed (poll, commit)
+    │       └── CommitRefusedError    the group refused a commit (a rebalance is in progress)
     └── SettingsError                 a configuration value is invalid
 """
 
@@ -21,12 +23,14 @@ from __future__ import annotations
 
 __all__ = [
     "BrokerError",
+    "CommitRefusedError",
     "ContractError",
     "ContractSchemaError",
     "ContractSyntaxError",
     "DataFormatError",
     "SettingsError",
     "StreamsError",
+    "TransportError",
     "UnsupportedRuleError",
 ]
 
@@ -79,3 +83,11 @@ class BrokerError(StreamsError):
 
 class SettingsError(StreamsError):
     """A configuration value is invalid."""
+
+
+class TransportError(BrokerError):
+    """A Kafka client operation (poll, commit) failed; the cause is the client's own exception."""
+
+
+class CommitRefusedError(TransportError):
+    """The consumer group refused an offset commit, typically because a rebalance is in progress."""

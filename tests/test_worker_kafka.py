@@ -147,7 +147,7 @@ def settings_for(bootstrap: str, contracts: Path, group: str, events: str, **mor
 
 
 def make_worker(settings: Settings, worker_id: str = "w1") -> Any:
-    from streams.kafka.app import build_bindings
+    from streams.kafka.worker import build_bindings
     from streams.kafka.worker import BatchWorker
 
     return BatchWorker(settings, build_bindings(settings), worker_id=worker_id)
@@ -314,14 +314,14 @@ def test_failing_binding_and_missing_topic_do_not_stop_the_others(
     kafka_broker: Any, kafka_topic_factory: Callable[..., str], kafka_group_id: str, tmp_path: Path,
     unique_name: Callable[[str], str],
 ) -> None:  # fmt: skip
-    from streams.kafka.pipeline import Binding
     from streams.kafka.worker import BatchWorker
+    from streams.pipeline.binding import Binding
 
     bootstrap = kafka_broker.bootstrap_servers
     good, bad, late = kafka_topic_factory(partitions=2), kafka_topic_factory(partitions=1), unique_name("late")
     msgs, invalid, undecodable = dataset(600, seed=2)
     settings = settings_for(bootstrap, contract_for(tmp_path, good), kafka_group_id, f"{good}.events", batch_retries=2)
-    from streams.kafka.app import build_bindings
+    from streams.kafka.worker import build_bindings
 
     (base,) = build_bindings(settings)
     exploding = Exploding(Binding(base.contract, replace(base.schema, topic=bad), settings))

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from streams.errors import ContractError, DataFormatError, StreamsError
+from streams.errors import ContractError, DataFormatError, SettingsError, StreamsError
 
 if TYPE_CHECKING:
     from streams.contracts.model import Contract
@@ -141,7 +141,7 @@ def dev_broker(
     port: Annotated[int, typer.Option(help="Port of the PLAINTEXT listener on 127.0.0.1.")] = 9092,
 ) -> None:
     """Run a single-node KRaft Apache Kafka on 127.0.0.1 until Ctrl-C (uses KAFKA_BOOTSTRAP_SERVERS if set)."""
-    from streams.kafka.broker import run_dev_broker
+    from streams.dev.broker import run_dev_broker
 
     _logging("INFO")
 
@@ -167,10 +167,8 @@ def worker(
     web_port: Annotated[int | None, typer.Option("--web-port", help="Port of /metrics and /health.")] = None,
 ) -> None:
     """Run a stream worker: validate every bound topic, route records, emit quality events."""
-    from pydantic import ValidationError
-
     from streams.kafka.worker import run_worker
-    from streams.settings import Settings
+    from streams.settings import load_settings
 
     overrides: dict[str, object] = {}
     if contracts is not None:
@@ -182,8 +180,8 @@ def worker(
     if web_port is not None:
         overrides["web_port"] = web_port
     try:
-        settings = Settings(**overrides)  # type: ignore[arg-type]
-    except ValidationError as exc:
+        settings = load_settings(**overrides)
+    except SettingsError as exc:
         raise _fail(f"invalid settings: {exc}") from None
     _logging(settings.log_level)
     try:

@@ -70,7 +70,7 @@ def run_demo(options: DemoOptions, console: Console | None = None) -> int:
             out.print(f"using Kafka at {bootstrap}")
         else:
             out.print("starting a local Apache Kafka broker (KRaft, from Maven jars) ...")
-            from streams.kafka.broker import start_broker
+            from streams.dev.broker import start_broker
 
             broker = start_broker(port=0)
             stack.callback(broker.stop)
@@ -98,7 +98,7 @@ def _free_port() -> int:
 
 
 def _ensure_topics(bootstrap: str, topics: list[str], partitions: int) -> None:
-    from streams.kafka.admin import create_topics
+    from streams.kafka.topics import create_topics
     from streams.settings import Settings
 
     settings = Settings(bootstrap_servers=bootstrap, topic_partitions=partitions, app_id="qstreams-demo")
