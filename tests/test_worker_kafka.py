@@ -147,8 +147,7 @@ def settings_for(bootstrap: str, contracts: Path, group: str, events: str, **mor
 
 
 def make_worker(settings: Settings, worker_id: str = "w1") -> Any:
-    from streams.kafka.worker import build_bindings
-    from streams.kafka.worker import BatchWorker
+    from streams.kafka.worker import BatchWorker, build_bindings
 
     return BatchWorker(settings, build_bindings(settings), worker_id=worker_id)
 

@@ -351,7 +351,8 @@ class BatchWorker:
             self._uncommitted = {tp: o for tp, o in self._uncommitted.items() if tp in self._owned}
             for tp in revoked:
                 self._pending.pop(tp, None)
-        await self.observers.on_revoke(set(revoked))
+        if revoked:
+            await self.observers.on_revoke(set(revoked))
 
     async def partitions_assigned(self, assigned: set[TopicPartition]) -> None:
         self._owned |= set(assigned)
