@@ -315,9 +315,12 @@ def test_a_missing_source_topic_is_reported_not_consumed() -> None:
     async def scenario() -> None:
         transport = InMemoryTransport(sources=[TOPIC])
         worker = worker_for(transport)
+        transport.observer = worker.observers  # health and metrics hear of the subscription
         async with running(worker):
             await transport.wait_for(lambda: any(b"binding_failed" in (m.value or b"") for m in
                                                  transport.records(EVENTS)))  # fmt: skip
+            status, body = worker.health.report()
+            assert status == 503 and body["problems"] == {TOPIC: "source topic missing"}
         assert transport.subscribed == () and transport.missing == (TOPIC,) and transport.commits == []
 
     run(scenario)

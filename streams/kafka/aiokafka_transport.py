@@ -17,9 +17,9 @@ from aiokafka.errors import CommitFailedError, KafkaError, KafkaTimeoutError
 from aiokafka.structs import OffsetAndMetadata
 
 from streams.errors import CommitRefusedError, TransportError
+from streams.kafka.observers import WorkerObserver
 from streams.kafka.session import KafkaSession
 from streams.kafka.transport import AssignmentCallbacks, TopicPartition
-from streams.observability import Health, Metrics
 from streams.pipeline.records import Headers, Message, OutRecord
 from streams.settings import Settings
 
@@ -55,9 +55,10 @@ class AIOKafkaTransport:
     """One aiokafka consumer (the worker's group) and one idempotent producer (transactional with exactly-once)."""
 
     def __init__(self, settings: Settings, worker_id: str, sources: Sequence[str], *, stop: asyncio.Event,
-                 health: Health, metrics: Metrics) -> None:  # fmt: skip
+                 observer: WorkerObserver) -> None:  # fmt: skip
+        """``observer`` hears of subscriptions and of an unreachable broker (the worker passes its observers)."""
         self.settings = settings
-        self.session = KafkaSession(settings, worker_id, sources, stop=stop, health=health, metrics=metrics)
+        self.session = KafkaSession(settings, worker_id, sources, stop=stop, observer=observer)
         self._listener: _Listener | None = None
 
     # -- connection ---------------------------------------------------------------------------

@@ -111,8 +111,8 @@ class BatchWorker:
         if transport is None:
             from streams.kafka.aiokafka_transport import AIOKafkaTransport
 
-            transport = AIOKafkaTransport(settings, worker_id, [*self.bindings], stop=self._stop, health=self.health,
-                                          metrics=self.metrics)  # fmt: skip
+            transport = AIOKafkaTransport(settings, worker_id, [*self.bindings], stop=self._stop,
+                                          observer=self.observers)  # fmt: skip
         self.transport: Transport = transport
 
     # --- lifecycle ---------------------------------------------------------------------------------

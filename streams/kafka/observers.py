@@ -35,6 +35,12 @@ class WorkerObserver:
     async def on_binding_failed(self, topic: str, reason: str) -> None:
         """A bound source topic cannot be consumed (missing topic)."""
 
+    def on_subscribed(self, topics: Sequence[str], missing: Sequence[str]) -> None:
+        """The transport consumes ``topics``; bound ``missing`` ones do not exist (yet)."""
+
+    def on_unreachable(self, topics: Sequence[str], reason: str) -> None:
+        """The cluster cannot be reached: ``topics`` are not consumed until it answers again."""
+
     def on_poll(self, topics: Sequence[str]) -> None:
         """A poll returned (with or without records) for the subscribed ``topics``."""
 
@@ -80,6 +86,14 @@ class Observers(WorkerObserver):
     async def on_binding_failed(self, topic: str, reason: str) -> None:
         for o in self.observers:
             await o.on_binding_failed(topic, reason)
+
+    def on_subscribed(self, topics: Sequence[str], missing: Sequence[str]) -> None:
+        for o in self.observers:
+            o.on_subscribed(topics, missing)
+
+    def on_unreachable(self, topics: Sequence[str], reason: str) -> None:
+        for o in self.observers:
+            o.on_unreachable(topics, reason)
 
     def on_poll(self, topics: Sequence[str]) -> None:
         for o in self.observers:
@@ -132,6 +146,14 @@ class MetricsObserver(WorkerObserver):
             metrics.bind(b.contract.id, b.contract.version, b.contract.sha256, b.topic)
         self._severity = {t: {r.name: str(r.severity) for r in b.schema.rules} for t, b in bindings.items()}
 
+    def on_subscribed(self, topics: Sequence[str], missing: Sequence[str]) -> None:
+        for topic in topics:
+            self.metrics.binding_up.labels(topic).set(1)
+
+    def on_unreachable(self, topics: Sequence[str], reason: str) -> None:
+        for topic in topics:
+            self.metrics.binding_up.labels(topic).set(0)
+
     def on_batch_given_up(self, tp: TopicPartition, first: int, error: BaseException) -> None:
         self.metrics.dead_lettered_batches.labels(tp.topic).inc()
 
@@ -172,6 +194,17 @@ class HealthObserver(WorkerObserver):
     def __init__(self, health: Health, topics: Iterable[str]) -> None:
         self.health, self.topics = health, tuple(topics)
         health.register(self.topics)
+
+    def on_subscribed(self, topics: Sequence[str], missing: Sequence[str]) -> None:
+        for topic in topics:
+            self.health.ok(topic)
+        for topic in missing:
+            self.health.fail(topic, "source topic missing")
+        self.health.polled(topics)
+
+    def on_unreachable(self, topics: Sequence[str], reason: str) -> None:
+        for topic in topics:
+            self.health.fail(topic, reason)
 
     def on_poll(self, topics: Sequence[str]) -> None:
         self.health.polled(topics)

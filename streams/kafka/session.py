@@ -17,8 +17,8 @@ from aiokafka.errors import KafkaError
 
 from streams.errors import BrokerError
 from streams.kafka.connection import backoff, consumer_config, producer_config
+from streams.kafka.observers import WorkerObserver
 from streams.kafka.topics import ensure_topics, output_topics
-from streams.observability import Health, Metrics
 from streams.settings import Settings
 
 __all__ = ["KafkaSession"]
@@ -37,9 +37,9 @@ class KafkaSession:
     """
 
     def __init__(self, settings: Settings, worker_id: str, sources: Sequence[str], *, stop: asyncio.Event,
-                 health: Health, metrics: Metrics) -> None:  # fmt: skip
+                 observer: WorkerObserver) -> None:  # fmt: skip
         self.settings, self.worker_id, self.sources = settings, worker_id, tuple(sources)
-        self.stop, self.health, self.metrics = stop, health, metrics
+        self.stop, self.observer = stop, observer
         self.consumer: AIOKafkaConsumer | None = None
         self.producer: AIOKafkaProducer | None = None
         self.events: AIOKafkaProducer | None = None  # lifecycle events: never transactional
@@ -49,9 +49,7 @@ class KafkaSession:
         self._unreachable = False
 
     def _down(self, reason: str) -> None:
-        for topic in self.sources:
-            self.health.fail(topic, reason)
-            self.metrics.binding_up.labels(topic).set(0)
+        self.observer.on_unreachable(self.sources, reason)
 
     async def retrying(self, what: str, call: Callable[[], Awaitable[T]]) -> T | None:
         """``await call()`` until it works; None once ``stop`` is set."""
@@ -96,12 +94,7 @@ class KafkaSession:
         if wanted and wanted != self.subscribed:
             self.consumer.subscribe(list(wanted), listener=listener)
         self.subscribed = wanted
-        for topic in wanted:
-            self.health.ok(topic)
-            self.metrics.binding_up.labels(topic).set(1)
-        for topic in self.missing:
-            self.health.fail(topic, "source topic missing")
-        self.health.polled(wanted)
+        self.observer.on_subscribed(wanted, self.missing)
 
     async def probe(self, listener: ConsumerRebalanceListener) -> list[str]:
         """Check the broker answers (loud log if not) and subscribe to source topics that appeared; returns those."""

@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from streams.errors import CommitRefusedError
+from streams.kafka.observers import WorkerObserver
 from streams.kafka.transport import AssignmentCallbacks, TopicPartition
 from streams.pipeline.records import Headers, Message, OutRecord
 
@@ -59,8 +60,11 @@ class InMemoryTransport:
 
     def __init__(
         self, *, sources: Iterable[str], partitions: Mapping[str, int] | None = None, default_partitions: int = 1,
+        observer: WorkerObserver | None = None,
     ) -> None:  # fmt: skip
+        """``observer`` hears of subscriptions (give it the worker's: ``transport.observer = worker.observers``)."""
         self.sources = tuple(sources)
+        self.observer = observer
         self.default_partitions = default_partitions
         self.logs: dict[str, list[list[Message]]] = {t: [[] for _ in range(n)] for t, n in (partitions or {}).items()}
         self.committed: dict[TopicPartition, int] = {}
@@ -155,12 +159,16 @@ class InMemoryTransport:
         self._callbacks, self.closed = callbacks, False
         self._subscribed = tuple(sorted(t for t in self.sources if t in self.logs))
         self._next_assignment = {tp for t in self._subscribed for tp in self.partitions(t)}
+        if self.observer is not None:
+            self.observer.on_subscribed(self._subscribed, self.missing)
         return True
 
     async def probe(self, callbacks: AssignmentCallbacks) -> None:
         appeared = [t for t in self.sources if t in self.logs and t not in self._subscribed]
         if appeared:
             self._subscribed = tuple(sorted((*self._subscribed, *appeared)))
+            if self.observer is not None:
+                self.observer.on_subscribed(self._subscribed, self.missing)
             self.rebalance({*self.assignment, *(tp for t in appeared for tp in self.partitions(t))})
 
     async def close(self) -> None:
