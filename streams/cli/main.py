@@ -242,11 +242,20 @@ def produce_cmd(
     bootstrap = broker or os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092")
     schedule = default_schedule(cycle) if incidents else []
 
+    from streams.kafka.connection import plain_producer_config
+    from streams.settings import load_settings
+
+    try:  # the worker's connection settings: security (SASL/SSL) from STREAMS_* applies here too
+        config = plain_producer_config(load_settings(bootstrap_servers=bootstrap), "qstreams-produce",
+                                       linger_ms=20, acks="all", enable_idempotence=True)  # fmt: skip
+    except SettingsError as exc:
+        raise _fail(f"invalid settings: {exc}") from None
+
     async def go() -> ProducerStats:
         from aiokafka import AIOKafkaProducer
 
         stats = ProducerStats()
-        producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=20, acks="all", enable_idempotence=True)
+        producer = AIOKafkaProducer(**config)
         await producer.start()
         try:
             await produce(
