@@ -171,8 +171,7 @@ async def raw_loop(bootstrap: str, topic: str, records: int, batch: int, forward
 
 async def worker_loop(bootstrap: str, topic: str, records: int, batch: int, mode: str) -> tuple[float, list[float]]:
     from streams.contracts.loader import load_contracts
-    from streams.kafka.worker import build_bindings
-    from streams.kafka.worker import BatchWorker, tune_gc
+    from streams.kafka.worker import BatchWorker, build_bindings, tune_gc
     from streams.settings import Mode, Settings
 
     with tempfile.TemporaryDirectory() as tmp:

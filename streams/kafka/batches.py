@@ -1,4 +1,4 @@
-"""The batch hot path: one aiokafka consumer and one idempotent producer around the pure pipeline.
+"""The batch hot path: one consumer and one idempotent producer (behind a transport) around the pure pipeline.
 
 Per poll, :class:`BatchWorker` cuts ``getmany`` results into partition batches of at
 most ``batch_max_records``, runs each through its binding's pure ``process`` (inline:
