@@ -6,7 +6,7 @@ Every candidate decodes the same message values (one JSON object per message)
 of the example contracts into one column per declared field in the decoder's
 wire dtypes; the table shows the median time, rows/s and the speed ratio against
 the baseline, orjson per message + column building (what
-:class:`streams.kafka.decode.Decoder` does). The ``faulty`` rows have 1% of
+:class:`streams.formats.decoder.Decoder` does). The ``faulty`` rows have 1% of
 records with a wrong JSON type, which sends the joined-buffer readers to their
 per-message fallback.
 
@@ -59,8 +59,8 @@ import pyarrow.json as pj
 
 from streams.contracts.loader import load_contract
 from streams.contracts.model import SchemaObject
-from streams.kafka.decode import Decoder
-from streams.kafka.records import Message
+from streams.formats.decoder import Decoder
+from streams.pipeline.records import Message
 from streams.testing import generate_feature_records, generate_prediction_records, make_messages
 
 ROOT = Path(__file__).resolve().parents[1]

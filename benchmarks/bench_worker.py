@@ -2,7 +2,7 @@
 
     .venv/bin/python benchmarks/bench_worker.py [--records 500000] [--partitions 4] [--batch 5000]
 
-Uses the broker in ``KAFKA_BOOTSTRAP_SERVERS``, else starts one (``streams.kafka.broker``).
+Uses the broker in ``KAFKA_BOOTSTRAP_SERVERS``, else starts one (``streams.dev.broker``).
 Pre-produces ``--records`` feature records of ``contracts/card_transactions.odcs.yaml``
 (``streams.testing.generate_feature_records``, 1% faulty) onto a fresh topic with
 ``--partitions`` partitions, then runs, each in its own process (clean peak RSS) and
@@ -171,8 +171,7 @@ async def raw_loop(bootstrap: str, topic: str, records: int, batch: int, forward
 
 async def worker_loop(bootstrap: str, topic: str, records: int, batch: int, mode: str) -> tuple[float, list[float]]:
     from streams.contracts.loader import load_contracts
-    from streams.kafka.app import build_bindings
-    from streams.kafka.worker import BatchWorker, tune_gc
+    from streams.kafka.worker import BatchWorker, build_bindings, tune_gc
     from streams.settings import Mode, Settings
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -231,7 +230,7 @@ def main() -> None:
     import logging
 
     logging.basicConfig(level=logging.WARNING)
-    from streams.kafka.broker import bootstrap_from_env, start_broker
+    from streams.dev.broker import bootstrap_from_env, start_broker
 
     broker = None
     bootstrap = bootstrap_from_env()

@@ -9,6 +9,7 @@ from streams.contracts.model import Classification, Contract, Field, Owner, Rule
 from streams.errors import (
     BackendNotFoundError,
     BrokerError,
+    CommitRefusedError,
     ContractError,
     ContractSchemaError,
     ContractSyntaxError,
@@ -20,6 +21,7 @@ from streams.errors import (
     SqlRuleError,
     StreamsError,
     ThresholdBreach,
+    TransportError,
     UnknownSchemaError,
     UnsupportedRuleError,
 )
@@ -31,6 +33,7 @@ __all__ = [
     "BackendNotFoundError",
     "BrokerError",
     "Classification",
+    "CommitRefusedError",
     "Contract",
     "ContractError",
     "ContractSchemaError",
@@ -51,6 +54,7 @@ __all__ = [
     "StreamsError",
     "Threshold",
     "ThresholdBreach",
+    "TransportError",
     "UnknownSchemaError",
     "UnsupportedRuleError",
     "ValidationReport",

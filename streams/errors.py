@@ -18,6 +18,8 @@ Every exception derives from :class:`StreamsError`::
     │   └── BackendNotFoundError      no backend registered to run a contract (validate, pandera)
     ├── DataFormatError               an input file cannot be read as a table
     ├── BrokerError                   a Kafka broker cannot be started or reached
+    │   └── TransportError            a Kafka client operation failed (poll, commit)
+    │       └── CommitRefusedError    the group refused a commit (a rebalance is in progress)
     ├── SettingsError                 a configuration value is invalid
     ├── EventError                    a quality event cannot be built or read (also a ValueError)
     │   └── EventDataError            an event's data is not a JSON object (also a TypeError)
@@ -33,6 +35,7 @@ from __future__ import annotations
 __all__ = [
     "BackendNotFoundError",
     "BrokerError",
+    "CommitRefusedError",
     "ContractError",
     "ContractSchemaError",
     "ContractSyntaxError",
@@ -44,6 +47,7 @@ __all__ = [
     "SqlRuleError",
     "StreamsError",
     "ThresholdBreach",
+    "TransportError",
     "UnknownSchemaError",
     "UnsupportedRuleError",
 ]
@@ -134,3 +138,11 @@ class EventDataError(EventError, TypeError):
 class ThresholdBreach(StreamsError):
     """Raised by a frame-level pandera check whose metric breaks its threshold (see
     :mod:`streams.validation.pandera`); pandera turns it into a failure case."""
+
+
+class TransportError(BrokerError):
+    """A Kafka client operation (poll, commit) failed; the cause is the client's own exception."""
+
+
+class CommitRefusedError(TransportError):
+    """The consumer group refused an offset commit, typically because a rebalance is in progress."""

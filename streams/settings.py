@@ -10,9 +10,14 @@ from __future__ import annotations
 
 import enum
 from pathlib import Path
+from typing import Any
 
-from pydantic import AliasChoices, Field, SecretStr, field_validator
+from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from streams.errors import SettingsError
+
+__all__ = ["Mode", "SecurityProtocol", "Settings", "load_settings"]
 
 
 class Mode(enum.StrEnum):
@@ -112,3 +117,20 @@ class Settings(BaseSettings):
         """``<topic>.validated`` / ``.quarantine`` / ``.dlq`` for a source topic."""
         suffix = {"validated": self.validated_suffix, "quarantine": self.quarantine_suffix, "dlq": self.dlq_suffix}
         return topic + suffix[kind]
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """:class:`Settings` from the environment and ``overrides``; :class:`SettingsError` naming each bad variable."""
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        problems = []
+        for err in exc.errors():
+            name = str(err["loc"][0]) if err["loc"] else "?"
+            field = Settings.model_fields.get(name)
+            alias = field.validation_alias if field is not None else None
+            env = "KAFKA_BOOTSTRAP_SERVERS" if isinstance(alias, AliasChoices) else f"STREAMS_{name.upper()}"
+            problems.append(f"{env} ({name}): {err['msg']}")
+        raise SettingsError(
+            f"{len(problems)} invalid setting(s): " + "; ".join(problems) + ". Check the environment, .env and options."
+        ) from None

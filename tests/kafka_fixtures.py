@@ -22,7 +22,7 @@ from typing import Any
 
 import pytest
 
-from streams.kafka.broker import Broker, bootstrap_from_env, start_broker, wait_for_broker
+from streams.dev.broker import Broker, bootstrap_from_env, start_broker, wait_for_broker
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,7 @@ import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from kafka import KafkaConsumer, KafkaProducer  # type: ignore[import-untyped,unused-ignore]
 
-from streams.kafka.broker import Broker
+from streams.dev.broker import Broker
 
 pytestmark = pytest.mark.kafka
 

@@ -12,9 +12,10 @@ import pytest
 
 from streams.contracts.loader import load_contract
 from streams.contracts.model import SchemaObject
-from streams.kafka.decode import DecodeError, Decoder, Format
-from streams.kafka.headers import ARROW_STREAM, CONTENT_TYPE, NDJSON
-from streams.kafka.records import Message
+from streams.formats.decoder import Decoder
+from streams.formats.reasons import DecodeReason, Format
+from streams.pipeline.headers import ARROW_STREAM, CONTENT_TYPE, NDJSON
+from streams.pipeline.records import Message
 from streams.testing import (
     FEATURE_SCHEMA,
     Fault,
@@ -101,8 +102,8 @@ def test_byte_order_mark_is_tolerated(decoder: Decoder) -> None:
 # --- dead letters -----------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("reason", list(DecodeError))
-def test_every_decode_error_has_an_example_that_gets_it(decoder: Decoder, reason: DecodeError) -> None:
+@pytest.mark.parametrize("reason", list(DecodeReason))
+def test_every_decode_error_has_an_example_that_gets_it(decoder: Decoder, reason: DecodeReason) -> None:
     examples = dict(undecodable_messages(TOPIC))
     out = decoder.decode([examples[reason]])
     assert [(d.message, d.reason, d.line) for d in out.dead] == [(0, reason, None)]
@@ -113,20 +114,20 @@ def test_every_decode_error_has_an_example_that_gets_it(decoder: Decoder, reason
 @pytest.mark.parametrize(
     ("value", "reason"),
     [
-        (None, DecodeError.EMPTY),
-        (b"  \n\t ", DecodeError.EMPTY),
-        (b"42", DecodeError.NOT_OBJECT),
-        (b'"just a string"', DecodeError.NOT_OBJECT),
-        (b"null", DecodeError.NOT_OBJECT),
-        (b'{"a": 1,}', DecodeError.NOT_JSON),
-        (b"{'a': 1}", DecodeError.NOT_JSON),
-        (b'{"a": NaN}', DecodeError.NOT_JSON),
-        (b'{"a": [1, 2', DecodeError.TRUNCATED),
-        (b"\x00\x01\x02\x80\x81", DecodeError.NOT_UTF8),
-        (b"ARROW1\x00\x00garbage", DecodeError.BAD_ARROW),
+        (None, DecodeReason.EMPTY),
+        (b"  \n\t ", DecodeReason.EMPTY),
+        (b"42", DecodeReason.NOT_OBJECT),
+        (b'"just a string"', DecodeReason.NOT_OBJECT),
+        (b"null", DecodeReason.NOT_OBJECT),
+        (b'{"a": 1,}', DecodeReason.NOT_JSON),
+        (b"{'a': 1}", DecodeReason.NOT_JSON),
+        (b'{"a": NaN}', DecodeReason.NOT_JSON),
+        (b'{"a": [1, 2', DecodeReason.TRUNCATED),
+        (b"\x00\x01\x02\x80\x81", DecodeReason.NOT_UTF8),
+        (b"ARROW1\x00\x00garbage", DecodeReason.BAD_ARROW),
     ],
 )
-def test_dead_letter_reasons(decoder: Decoder, value: bytes | None, reason: DecodeError) -> None:
+def test_dead_letter_reasons(decoder: Decoder, value: bytes | None, reason: DecodeReason) -> None:
     out = decoder.decode([msg(value)])
     assert [d.reason for d in out.dead] == [reason]
 
@@ -134,7 +135,7 @@ def test_dead_letter_reasons(decoder: Decoder, value: bytes | None, reason: Deco
 def test_too_large_uses_the_configured_limit(schema: SchemaObject) -> None:
     value = orjson.dumps(records(1)[0])
     small = Decoder(schema, max_message_bytes=len(value) - 1)
-    assert [d.reason for d in small.decode([msg(value)]).dead] == [DecodeError.TOO_LARGE]
+    assert [d.reason for d in small.decode([msg(value)]).dead] == [DecodeReason.TOO_LARGE]
     assert not Decoder(schema, max_message_bytes=len(value)).decode([msg(value)]).dead
 
 
@@ -182,18 +183,18 @@ def test_ndjson_bad_lines_are_dead_lettered_alone(decoder: Decoder) -> None:
     out = decoder.decode([msg(b"\n".join(lines))])
     assert out.formats == [Format.NDJSON] and out.line.to_list() == [0, 3, 5]
     got = [(d.line, d.reason) for d in out.dead]
-    assert got == [(1, DecodeError.TRUNCATED), (2, DecodeError.NOT_OBJECT), (4, DecodeError.NOT_JSON)]
+    assert got == [(1, DecodeReason.TRUNCATED), (2, DecodeReason.NOT_OBJECT), (4, DecodeReason.NOT_JSON)]
     assert out.lines[0][4] == b"not json"
 
 
 def test_multiline_garbage_is_one_dead_message_not_ndjson(decoder: Decoder) -> None:
     out = decoder.decode([msg(b"hello\nworld"), msg(b'{\n  "event_id": "x",\n', 1)])
-    assert [(d.line, d.reason) for d in out.dead] == [(None, DecodeError.NOT_JSON), (None, DecodeError.TRUNCATED)]
+    assert [(d.line, d.reason) for d in out.dead] == [(None, DecodeReason.NOT_JSON), (None, DecodeReason.TRUNCATED)]
 
 
 def test_ndjson_without_records_is_empty(decoder: Decoder) -> None:
     out = decoder.decode([msg(b"\n\n", headers=((CONTENT_TYPE, NDJSON.encode()),))])
-    assert [d.reason for d in out.dead] == [DecodeError.EMPTY]
+    assert [d.reason for d in out.dead] == [DecodeReason.EMPTY]
 
 
 # --- Arrow IPC -------------------------------------------------------------------------------------------
@@ -242,7 +243,7 @@ def test_arrow_drift_and_wrong_typed_columns(decoder: Decoder) -> None:
 
 def test_empty_arrow_stream_is_empty(decoder: Decoder) -> None:
     out = decoder.decode([msg(arrow_stream(generate_feature_frame(2, seed=1).head(0)))])
-    assert [d.reason for d in out.dead] == [DecodeError.EMPTY]
+    assert [d.reason for d in out.dead] == [DecodeReason.EMPTY]
 
 
 # --- type mismatches and drift --------------------------------------------------------------------------------

@@ -16,10 +16,12 @@ from pydantic import SecretStr
 
 from streams.contracts.loader import load_contract
 from streams.errors import SettingsError
-from streams.kafka.admin import backoff, client_config, consumer_config, output_topics, producer_config
-from streams.kafka.records import Message
-from streams.kafka.worker import internal_dead_letters, to_messages
+from streams.kafka.aiokafka_transport import to_messages
+from streams.kafka.connection import backoff, client_config, consumer_config, producer_config
+from streams.kafka.topics import output_topics
 from streams.observability import Health, JsonFormatter, Lifecycle, Metrics, RateLimitFilter, log_extra
+from streams.pipeline.deadletter import internal_dead_letters
+from streams.pipeline.records import Message
 from streams.settings import Mode, SecurityProtocol, Settings
 
 CONTRACT = Path(__file__).resolve().parents[1] / "contracts" / "card_transactions.odcs.yaml"
@@ -153,7 +155,7 @@ def test_lifecycle_events_name_contracts_and_never_raise(caplog: pytest.LogCaptu
 def test_web_server_serves_metrics_and_health() -> None:
     from aiohttp import ClientSession
 
-    from streams.kafka.app import start_web
+    from streams.kafka.worker import start_web
 
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -229,10 +231,7 @@ def test_a_batch_given_up_goes_to_the_dlq_as_internal() -> None:
     messages = to_messages(records)
     assert messages[0] == Message(TOPIC, 2, 10, b"v0", b"k", (("h", b"1"),), 1_700_000_000_000)
 
-    class FakeBinding:
-        contract = load_contract(CONTRACT)
-
-    result = internal_dead_letters(FakeBinding(), messages, MemoryError("x"), Settings())  # type: ignore[arg-type]
+    result = internal_dead_letters(load_contract(CONTRACT).ref, messages, MemoryError("x"), Settings())
     assert result.counts == {"dead_lettered": 3} and result.last_offsets == {2: 12}
     first = result.dead_lettered[0]
     headers = dict(first.headers)

@@ -13,10 +13,10 @@ import pytest
 
 from streams.contracts.loader import load_contract
 from streams.contracts.model import Contract
-from streams.kafka.decode import DecodeError
-from streams.kafka.headers import MAX_VALUE_BYTES, NDJSON, header
-from streams.kafka.pipeline import Binding
-from streams.kafka.records import BatchResult, Message, OutRecord
+from streams.formats.reasons import DecodeReason
+from streams.pipeline.binding import Binding
+from streams.pipeline.headers import MAX_VALUE_BYTES, NDJSON, header
+from streams.pipeline.records import BatchResult, Message, OutRecord
 from streams.settings import Mode, Settings
 from streams.testing import (
     BASE_TIMESTAMP_MS,
@@ -141,7 +141,7 @@ def test_every_message_lands_in_exactly_one_output(features: Contract, seed: int
         assert not dropped
     else:
         assert not seen["validated"] and len(dropped) == result.counts["valid"]
-    assert len(seen["dlq"]) == len(DecodeError) == result.counts["dead_lettered"]
+    assert len(seen["dlq"]) == len(DecodeReason) == result.counts["dead_lettered"]
     assert result.counts["quarantined"] == len(batch.expected_invalid) == len(seen["quarantine"])
     assert sum(result.counts.values()) == len(msgs)
 

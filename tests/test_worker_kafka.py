@@ -20,7 +20,7 @@ import sys
 import threading
 import time
 from collections.abc import AsyncIterator, Callable, Iterable
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -146,9 +146,33 @@ def settings_for(bootstrap: str, contracts: Path, group: str, events: str, **mor
     )  # fmt: skip
 
 
+@dataclass(frozen=True)
+class Stream:
+    """A fresh feature topic on the test broker, its consumer group and the settings of a worker bound to it."""
+
+    bootstrap: str
+    topic: str
+    group: str
+    settings: Settings
+
+
+@pytest.fixture
+def feature_stream(
+    kafka_broker: Any, kafka_topic_factory: Callable[..., str], kafka_group_id: str, tmp_path: Path
+) -> Callable[..., Stream]:
+    """The prologue of the worker tests: ``feature_stream(partitions, **settings)``."""
+
+    def make(partitions: int, **more: Any) -> Stream:
+        bootstrap = kafka_broker.bootstrap_servers
+        topic = kafka_topic_factory(partitions=partitions, prefix="features")
+        settings = settings_for(bootstrap, contract_for(tmp_path, topic), kafka_group_id, f"{topic}.events", **more)
+        return Stream(bootstrap, topic, kafka_group_id, settings)
+
+    return make
+
+
 def make_worker(settings: Settings, worker_id: str = "w1") -> Any:
-    from streams.kafka.app import build_bindings
-    from streams.kafka.worker import BatchWorker
+    from streams.kafka.worker import BatchWorker, build_bindings
 
     return BatchWorker(settings, build_bindings(settings), worker_id=worker_id)
 
@@ -209,12 +233,10 @@ def summary_counts(events: list[Any], topic: str) -> collections.Counter[str]:
 
 
 @pytest.mark.parametrize("mode", ["gate", "monitor"])
-def test_routes_every_message_to_exactly_one_output(
-    mode: str, kafka_broker: Any, kafka_topic_factory: Callable[..., str], kafka_group_id: str, tmp_path: Path
-) -> None:
-    bootstrap, topic = kafka_broker.bootstrap_servers, kafka_topic_factory(partitions=3, prefix="features")
+def test_routes_every_message_to_exactly_one_output(mode: str, feature_stream: Callable[..., Stream]) -> None:
+    stream = feature_stream(3, mode=mode)
+    bootstrap, topic, kafka_group_id, settings = stream.bootstrap, stream.topic, stream.group, stream.settings
     msgs, invalid, undecodable = dataset(3000)
-    settings = settings_for(bootstrap, contract_for(tmp_path, topic), kafka_group_id, f"{topic}.events", mode=mode)
 
     async def scenario() -> None:
         await produce(bootstrap, topic, msgs)
@@ -238,12 +260,10 @@ def test_routes_every_message_to_exactly_one_output(
     asyncio.run(scenario())
 
 
-def test_rebalance_mid_stream_loses_nothing(
-    kafka_broker: Any, kafka_topic_factory: Callable[..., str], kafka_group_id: str, tmp_path: Path
-) -> None:
-    bootstrap, topic = kafka_broker.bootstrap_servers, kafka_topic_factory(partitions=4, prefix="features")
+def test_rebalance_mid_stream_loses_nothing(feature_stream: Callable[..., Stream]) -> None:
+    stream = feature_stream(4)
+    bootstrap, topic, kafka_group_id, settings = stream.bootstrap, stream.topic, stream.group, stream.settings
     msgs, invalid, undecodable = dataset(4000, seed=11)
-    settings = settings_for(bootstrap, contract_for(tmp_path, topic), kafka_group_id, f"{topic}.events")
     half = len(msgs) // 2
 
     async def scenario() -> None:
@@ -269,12 +289,11 @@ def test_rebalance_mid_stream_loses_nothing(
 
 
 def test_broker_restart_mid_run(
-    owned_kafka_broker: Any, kafka_topic_factory: Callable[..., str], kafka_group_id: str, tmp_path: Path,
-    caplog: pytest.LogCaptureFixture,
-) -> None:  # fmt: skip
-    bootstrap, topic = owned_kafka_broker.bootstrap_servers, kafka_topic_factory(partitions=2, prefix="features")
+    owned_kafka_broker: Any, feature_stream: Callable[..., Stream], caplog: pytest.LogCaptureFixture
+) -> None:
+    stream = feature_stream(2)
+    bootstrap, topic, kafka_group_id, settings = stream.bootstrap, stream.topic, stream.group, stream.settings
     msgs, invalid, undecodable = dataset(2000, seed=5)
-    settings = settings_for(bootstrap, contract_for(tmp_path, topic), kafka_group_id, f"{topic}.events")
     half = len(msgs) // 2
     caplog.set_level(logging.WARNING, logger="streams")
     worker = make_worker(settings)
@@ -314,14 +333,14 @@ def test_failing_binding_and_missing_topic_do_not_stop_the_others(
     kafka_broker: Any, kafka_topic_factory: Callable[..., str], kafka_group_id: str, tmp_path: Path,
     unique_name: Callable[[str], str],
 ) -> None:  # fmt: skip
-    from streams.kafka.pipeline import Binding
     from streams.kafka.worker import BatchWorker
+    from streams.pipeline.binding import Binding
 
     bootstrap = kafka_broker.bootstrap_servers
     good, bad, late = kafka_topic_factory(partitions=2), kafka_topic_factory(partitions=1), unique_name("late")
     msgs, invalid, undecodable = dataset(600, seed=2)
     settings = settings_for(bootstrap, contract_for(tmp_path, good), kafka_group_id, f"{good}.events", batch_retries=2)
-    from streams.kafka.app import build_bindings
+    from streams.kafka.worker import build_bindings
 
     (base,) = build_bindings(settings)
     exploding = Exploding(Binding(base.contract, replace(base.schema, topic=bad), settings))
@@ -380,11 +399,11 @@ def spawn(settings: Settings, log: Path) -> subprocess.Popen[bytes]:
 
 @pytest.mark.parametrize("exactly_once", [False, True], ids=["at-least-once", "exactly-once"])
 def test_sigkill_and_restart_loses_nothing(
-    exactly_once: bool, kafka_broker: Any, kafka_topic_factory: Callable[..., str], kafka_group_id: str, tmp_path: Path
+    exactly_once: bool, feature_stream: Callable[..., Stream], tmp_path: Path
 ) -> None:
-    bootstrap, topic = kafka_broker.bootstrap_servers, kafka_topic_factory(partitions=3, prefix="features")
+    stream = feature_stream(3)
+    bootstrap, topic, kafka_group_id, settings = stream.bootstrap, stream.topic, stream.group, stream.settings
     msgs, invalid, undecodable = dataset(5000, seed=3)
-    settings = settings_for(bootstrap, contract_for(tmp_path, topic), kafka_group_id, f"{topic}.events")
     # a stable worker id: the restarted worker's transactional id fences the killed one's open transaction
     settings = settings.model_copy(update={"batch_max_records": 50, "exactly_once": exactly_once, "worker_id": "w1"})
     log = tmp_path / "worker.log"
@@ -446,13 +465,11 @@ def test_malformed_contract_is_refused_with_file_and_line(tmp_path: Path) -> Non
     assert line.isdigit(), done.stderr
 
 
-def test_faust_app_entry_point_runs_the_same_worker(
-    kafka_broker: Any, kafka_topic_factory: Callable[..., str], kafka_group_id: str, tmp_path: Path
-) -> None:
+def test_faust_app_entry_point_runs_the_same_worker(feature_stream: Callable[..., Stream], tmp_path: Path) -> None:
     """``faust -A streams.kafka.app worker`` with settings from the environment routes like ``qstreams worker``."""
-    bootstrap, topic = kafka_broker.bootstrap_servers, kafka_topic_factory(partitions=2, prefix="features")
+    stream = feature_stream(2)
+    bootstrap, topic, kafka_group_id, settings = stream.bootstrap, stream.topic, stream.group, stream.settings
     msgs, invalid, undecodable = dataset(600, seed=11)
-    settings = settings_for(bootstrap, contract_for(tmp_path, topic), kafka_group_id, f"{topic}.events")
     asyncio.run(produce(bootstrap, topic, msgs))
     log = tmp_path / "faust.log"
     env = worker_env(settings) | {"FAUST_DATADIR": str(tmp_path / "faust-data")}

@@ -1,4 +1,4 @@
-"""Reading and writing the table files the CLI validates: Parquet, NDJSON / JSON Lines, CSV."""
+"""The CLI's data files: read with :mod:`streams.formats.files`, validate with the engine."""
 
 from __future__ import annotations
 
@@ -9,23 +9,12 @@ import polars as pl
 
 from streams.contracts.model import Contract, SchemaObject
 from streams.errors import DataFormatError
+from streams.formats.files import SUPPORTED, file_kind, read_ndjson, read_table, write_table
 
 if TYPE_CHECKING:
-    from streams.validation.engine import CompiledPlan
     from streams.validation.report import ValidationReport
 
-_PARQUET = (".parquet", ".pq")
-_NDJSON = (".ndjson", ".jsonl", ".json")
-_CSV = (".csv", ".tsv")
-SUPPORTED = ", ".join((*_PARQUET, *_NDJSON, *_CSV))
-
-
-def _kind(path: Path) -> str:
-    suffix = path.suffix.lower()
-    for kind, suffixes in (("parquet", _PARQUET), ("ndjson", _NDJSON), ("csv", _CSV)):
-        if suffix in suffixes:
-            return kind
-    raise DataFormatError(f"cannot tell the format of {path} from its extension; supported are {SUPPORTED}")
+__all__ = ["SUPPORTED", "read_and_validate", "write_table"]
 
 
 def read_and_validate(path: Path, contract: Contract, schema: SchemaObject) -> tuple[pl.DataFrame, ValidationReport]:
@@ -35,60 +24,20 @@ def read_and_validate(path: Path, contract: Contract, schema: SchemaObject) -> t
     NDJSON goes through the stream decoder, so a JSON value of the wrong type
     (``"12"`` for an integer) is a failing ``dtype`` row exactly as on a topic.
     """
+    from streams.pipeline.verdicts import merge_mismatches
     from streams.validation.engine import compile_plan
 
-    kind = _kind(path)
+    kind = file_kind(path)
     if not path.exists():
         raise DataFormatError(f"no such data file: {path}")
     plan = compile_plan(contract, schema.name)
+    if kind != "ndjson":
+        df = read_table(path)
+        return df, plan.validate(df)
     try:
-        if kind == "ndjson":
-            return _ndjson(path, plan, schema)
-        if kind == "parquet":
-            df = pl.read_parquet(path)
-        else:
-            sep = "\t" if path.suffix.lower() == ".tsv" else ","
-            df = pl.read_csv(path, separator=sep, infer_schema_length=None, try_parse_dates=True)
+        decoded = read_ndjson(path, schema)
     except DataFormatError:
         raise
-    except Exception as exc:  # polars raises many kinds; all mean "this file is not readable as a table"
+    except Exception as exc:
         raise DataFormatError(f"cannot read {path} as {kind}: {exc}") from None
-    return df, plan.validate(df)
-
-
-def _ndjson(path: Path, plan: CompiledPlan, schema: SchemaObject) -> tuple[pl.DataFrame, ValidationReport]:
-    from streams.kafka.decode import Decoder
-    from streams.kafka.pipeline import merge_mismatches
-    from streams.kafka.records import Message
-
-    lines = [ln for ln in path.read_bytes().splitlines() if ln.strip()]
-    messages = [Message(str(path), 0, i, ln) for i, ln in enumerate(lines)]
-    decoded = Decoder(schema, max_message_bytes=1 << 30, pause_gc=False).decode(messages)
-    if decoded.dead:
-        first = decoded.dead[0]
-        raise DataFormatError(
-            f"{path}:{first.message + 1}: line is not a JSON object ({first.reason}: {first.detail}); "
-            f"{len(decoded.dead)} such line(s)"
-        )
-    report = merge_mismatches(plan.validate(decoded.frame), schema, decoded.mismatches)
-    return decoded.frame, report
-
-
-def write_table(df: pl.DataFrame, path: Path) -> None:
-    """Write a DataFrame in the format its extension names."""
-    kind = _kind(path)
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        if kind == "parquet":
-            df.write_parquet(path)
-        elif kind == "ndjson":
-            df.write_ndjson(path)
-        else:
-            flat = df.with_columns(
-                pl.col(c).list.join(";")
-                for c, t in df.schema.items()
-                if isinstance(t, pl.List) and t.inner == pl.String
-            )
-            flat.write_csv(path, separator="\t" if path.suffix.lower() == ".tsv" else ",")
-    except OSError as exc:
-        raise DataFormatError(f"cannot write {path}: {exc.strerror}") from None
+    return decoded.frame, merge_mismatches(plan.validate(decoded.frame), schema, decoded.mismatches)

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from streams.errors import ContractError, DataFormatError, StreamsError
+from streams.errors import ContractError, DataFormatError, SettingsError, StreamsError
 
 if TYPE_CHECKING:
     from streams.contracts.model import Contract
@@ -132,7 +132,7 @@ def validate(
 def _pandera_contract(spec: str) -> Contract:
     import os
 
-    from streams.contracts.pandera_backend import from_pandera, load_pandera_object
+    from streams.validation.pandera import from_pandera, load_pandera_object
 
     if str(Path.cwd()) not in sys.path:
         sys.path.insert(0, os.getcwd())  # like `python -m`: modules of the data repo itself
@@ -145,7 +145,7 @@ def dev_broker(
     port: Annotated[int, typer.Option(help="Port of the PLAINTEXT listener on 127.0.0.1.")] = 9092,
 ) -> None:
     """Run a single-node KRaft Apache Kafka on 127.0.0.1 until Ctrl-C (uses KAFKA_BOOTSTRAP_SERVERS if set)."""
-    from streams.kafka.broker import run_dev_broker
+    from streams.dev.broker import run_dev_broker
 
     _logging("INFO")
 
@@ -171,10 +171,8 @@ def worker(
     web_port: Annotated[int | None, typer.Option("--web-port", help="Port of /metrics and /health.")] = None,
 ) -> None:
     """Run a stream worker: validate every bound topic, route records, emit quality events."""
-    from pydantic import ValidationError
-
     from streams.kafka.worker import run_worker
-    from streams.settings import Settings
+    from streams.settings import load_settings
 
     overrides: dict[str, object] = {}
     if contracts is not None:
@@ -186,8 +184,8 @@ def worker(
     if web_port is not None:
         overrides["web_port"] = web_port
     try:
-        settings = Settings(**overrides)  # type: ignore[arg-type]
-    except ValidationError as exc:
+        settings = load_settings(**overrides)
+    except SettingsError as exc:
         raise _fail(f"invalid settings: {exc}") from None
     _logging(settings.log_level)
     try:
@@ -248,11 +246,20 @@ def produce_cmd(
     bootstrap = broker or os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092")
     schedule = default_schedule(cycle) if incidents else []
 
+    from streams.kafka.connection import plain_producer_config
+    from streams.settings import load_settings
+
+    try:  # the worker's connection settings: security (SASL/SSL) from STREAMS_* applies here too
+        config = plain_producer_config(load_settings(bootstrap_servers=bootstrap), "qstreams-produce",
+                                       linger_ms=20, acks="all", enable_idempotence=True)  # fmt: skip
+    except SettingsError as exc:
+        raise _fail(f"invalid settings: {exc}") from None
+
     async def go() -> ProducerStats:
         from aiokafka import AIOKafkaProducer
 
         stats = ProducerStats()
-        producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=20, acks="all", enable_idempotence=True)
+        producer = AIOKafkaProducer(**config)
         await producer.start()
         try:
             await produce(

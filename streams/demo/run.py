@@ -70,7 +70,7 @@ def run_demo(options: DemoOptions, console: Console | None = None) -> int:
             out.print(f"using Kafka at {bootstrap}")
         else:
             out.print("starting a local Apache Kafka broker (KRaft, from Maven jars) ...")
-            from streams.kafka.broker import start_broker
+            from streams.dev.broker import start_broker
 
             broker = start_broker(port=0)
             stack.callback(broker.stop)
@@ -98,10 +98,10 @@ def _free_port() -> int:
 
 
 def _ensure_topics(bootstrap: str, topics: list[str], partitions: int) -> None:
-    from streams.kafka.admin import create_topics
-    from streams.settings import Settings
+    from streams.kafka.topics import create_topics
+    from streams.settings import load_settings
 
-    settings = Settings(bootstrap_servers=bootstrap, topic_partitions=partitions, app_id="qstreams-demo")
+    settings = load_settings(bootstrap_servers=bootstrap, topic_partitions=partitions, app_id="qstreams-demo")
     deadline = time.monotonic() + 60
     while True:
         try:
@@ -234,7 +234,12 @@ async def _main(
         out.print(_tail(workdir / "worker.log"), markup=False, highlight=False)
         follower.cancel()
         return 1
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=20, acks="all", enable_idempotence=True)
+    from streams.kafka.connection import plain_producer_config
+    from streams.settings import load_settings
+
+    settings = load_settings(bootstrap_servers=bootstrap)
+    config = plain_producer_config(settings, "qstreams-demo", linger_ms=20, acks="all", enable_idempotence=True)
+    producer = AIOKafkaProducer(**config)
     await producer.start()
     t0 = time.monotonic()
     tasks = [

@@ -9,7 +9,7 @@ and follow Kafka Connect's dead-letter conventions (``__connect.errors.*``):
 ``{p}errors.offset``           source offset (decimal)
 ``{p}errors.contract``         ``id@version`` of the contract enforced
 ``{p}errors.rules``            comma-separated names of the rules the record(s) violate
-``{p}errors.class``            ``decode.<DecodeError>``, ``contract.violation`` or ``internal.<Exception>``
+``{p}errors.class``            ``decode.<DecodeReason>``, ``contract.violation`` or ``internal.<Exception>``
 ``{p}errors.message``          one full sentence for a human, never a data value
 ``{p}errors.stage``            ``decode`` | ``validate`` | ``internal``
 ``{p}contract``                ``id@version`` (validated records)
@@ -29,7 +29,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from streams.kafka.records import Headers
+from streams.formats.content_types import ARROW_STREAM, CONTENT_TYPE, NDJSON, Headers, content_type, header
 
 __all__ = [
     "ARROW_STREAM",
@@ -45,10 +45,6 @@ __all__ = [
 
 #: Longest header value we write, in bytes.
 MAX_VALUE_BYTES = 1024
-#: The conventional content-type header and the values that select a decoder.
-CONTENT_TYPE = "content-type"
-NDJSON = "application/x-ndjson"
-ARROW_STREAM = "application/vnd.apache.arrow.stream"
 _ELLIPSIS = "…".encode()
 
 
@@ -59,23 +55,6 @@ def bounded(text: str, limit: int = MAX_VALUE_BYTES) -> bytes:
         return data
     cut = data[: max(limit - len(_ELLIPSIS), 0)]
     return cut.decode("utf-8", "ignore").encode("utf-8") + _ELLIPSIS
-
-
-def header(headers: Headers, name: str) -> bytes | None:
-    """The last value of header ``name`` (case-insensitive), or None."""
-    wanted = name.lower()
-    for key, value in reversed(headers):
-        if key.lower() == wanted:
-            return value
-    return None
-
-
-def content_type(headers: Headers) -> str | None:
-    """The media type of the ``content-type`` header, lower-cased, parameters dropped (``; charset=...``)."""
-    raw = header(headers, CONTENT_TYPE) if headers else None
-    if not raw:
-        return None
-    return raw.decode("latin-1").split(";", 1)[0].strip().lower() or None
 
 
 @dataclass(frozen=True, slots=True)

@@ -4,9 +4,9 @@
 built once (the decoder and the fused validation plan are compiled then) and
 ``process`` runs every batch:
 
-1. decode (:mod:`streams.kafka.decode`): records, provenance, dead letters, drift;
+1. decode (:mod:`streams.formats`): records, provenance, dead letters, drift;
 2. validate with the engine, wrong-typed values merged in as ``dtype`` failures;
-3. route, with the headers of :mod:`streams.kafka.headers`:
+3. route, with the headers of :mod:`streams.pipeline.headers`:
 
    * **gate** mode: a message whose one record is valid goes to ``<topic>.validated``
      byte for byte (same key, value, headers and timestamp, plus ``{p}contract`` and
@@ -36,24 +36,26 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import cast
 
-import polars as pl
 import pyarrow as pa
 
-from streams.contracts.model import Contract, Op, SchemaObject, Severity, Unit
+from streams.contracts.model import Contract, Op, SchemaObject
 from streams.events import builders
 from streams.events.codec import to_kafka
-from streams.kafka.decode import Decoded, Decoder, Format
-from streams.kafka.headers import HeaderNames, appended
-from streams.kafka.records import BatchResult, Headers, Message, OutRecord
+from streams.formats.decoder import Decoder
+from streams.formats.reasons import Decoded, Format
+from streams.pipeline.deadletter import dead_letter
+from streams.pipeline.headers import HeaderNames, appended
+from streams.pipeline.records import BatchResult, Headers, Message, OutRecord
+from streams.pipeline.verdicts import merge_mismatches
 from streams.settings import Mode, Settings
 from streams.validation.engine import compile_plan, plan_rules
-from streams.validation.report import FAILURE_CASE_SCHEMA, CheckResult, ValidationReport
+from streams.validation.report import ValidationReport
 
-__all__ = ["Binding", "merge_mismatches"]
+__all__ = ["Binding"]
 
 log = logging.getLogger(__name__)
 
@@ -218,16 +220,13 @@ class Binding:
         lines: list[bytes] | None = None,
         line: int | None = None,
     ) -> None:
-        value, extra = m.value, cast(Headers, ())
+        value, extra = None, cast(Headers, ())
         if line is not None and lines is not None:  # one undecodable line of an NDJSON message
             value, extra = lines[line] + b"\n", self.names.record_headers([line])
-        stage = cls.split(".", 1)[0]
-        headers = self.names.error_headers(
-            topic=m.topic, partition=m.partition, offset=m.offset, contract_ref=self.contract.ref,
-            stage=stage, error_class=cls, message=text,
+        out.dead.append(
+            dead_letter(m, settings=self.settings, names=self.names, contract_ref=self.contract.ref, error_class=cls,
+                        text=text, value=value, extra=extra)
         )  # fmt: skip
-        topic = self.settings.output_topic(m.topic, "dlq")
-        out.dead.append(OutRecord(topic, value, m.key, appended(m.headers, headers, extra), m.timestamp_ms))
         out.counts["dead_lettered"] += 1
 
     # -- unexpected exceptions ----------------------------------------------------------------
@@ -323,67 +322,3 @@ def _encode(decoded: Decoded, i: int, positions: list[int]) -> bytes:
     with pa.ipc.new_stream(sink, table.schema) as writer:
         writer.write_table(table)
     return bytes(sink.getvalue().to_pybytes())
-
-
-# --- wrong-typed values as failures of the dtype rule ---------------------------------------------------
-
-
-def merge_mismatches(report: ValidationReport, schema_obj: SchemaObject, mismatches: pl.DataFrame) -> ValidationReport:
-    """The report with the decoder's wrong-typed values (``Decoded.mismatches``) as failures of ``dtype`` rules.
-
-    Those values reached the engine as nulls, so every other rule already judged
-    them as the engine judges a value that does not conform; this adds the
-    ``dtype`` failures: the rule's count and verdict, the rows' ``violations`` and
-    validity, and one failure case per value (redacted for classified fields).
-    """
-    if mismatches.is_empty():
-        return report
-    rules = {r.column: r for r in plan_rules(schema_obj) if r.op is Op.DTYPE and r.column is not None}
-    per_col = dict(mismatches.group_by("column").len().iter_rows())
-    checks: list[CheckResult] = []
-    gating: list[str] = []
-    for c in report.checks:
-        rule = rules.get(c.column) if c.column is not None else None
-        if rule is None or rule.name != c.name or c.column not in per_col:
-            checks.append(c)
-            continue
-        assert c.column is not None
-        failures = c.failures + int(per_col[c.column])
-        value = failures if rule.threshold.unit is Unit.ROWS else 100.0 * failures / max(report.rows, 1)
-        passed = rule.threshold.allows(value) and c.column not in report.missing_columns
-        rate = failures / report.rows if report.rows else 0.0
-        checks.append(replace(c, failures=failures, failure_rate=rate, passed=passed, value=value))
-        if rule.gates_rows:
-            gating.append(c.column)
-    rule_of = {k: r.name for k, r in rules.items()}
-    named = mismatches.with_columns(pl.col("column").replace_strict(rule_of, return_dtype=pl.String).alias("rule"))
-    extra = named.group_by("row").agg(pl.col("rule"))
-    rows = pl.int_range(report.rows, dtype=pl.UInt32, eager=True)
-    joined = pl.DataFrame({"row": rows, "v": report.violations}).join(
-        extra, on="row", how="left", maintain_order="left"
-    )
-    violations = joined.select(
-        pl.concat_list("v", pl.col("rule").fill_null(pl.lit([], dtype=pl.List(pl.String)))).alias("violations")
-    ).to_series()
-    invalid = named.filter(pl.col("column").is_in(gating)).get_column("row")
-    valid = (report.valid_mask & ~rows.is_in(invalid.implode())).alias(report.valid_mask.name)
-    cases = named.select(
-        failure_case=pl.col("value"),
-        schema_context=pl.lit("Column"),
-        column=pl.col("column"),
-        check=pl.col("column").replace_strict({k: r.check for k, r in rules.items()}, return_dtype=pl.String),
-        check_number=pl.lit(None, dtype=pl.Int32),
-        index=pl.col("row").cast(pl.Int32),
-        rule=pl.col("rule"),
-    ).cast(dict(FAILURE_CASE_SCHEMA.items()))
-    valid_rows = int(valid.sum())
-    return replace(
-        report,
-        checks=tuple(checks),
-        valid_mask=valid,
-        violations=violations,
-        failure_cases=pl.concat([report.failure_cases, cases], how="vertical_relaxed"),
-        valid_rows=valid_rows,
-        invalid_rows=report.rows - valid_rows,
-        passed=all(c.passed for c in checks if c.severity is Severity.ERROR),
-    )

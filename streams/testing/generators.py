@@ -1,13 +1,4 @@
-"""Test a contract and its pipeline without Kafka: realistic records, injected faults, one-call batches.
-
-::
-
-    from streams.testing import generate_feature_records, make_messages, run_batch
-
-    batch = generate_feature_records(1000, seed=7, faults={"wrong_type": 0.01, "invalid_enum": 0.02})
-    messages = make_messages(batch.records, "features.card-transactions.v1")
-    result = run_batch("contracts/card_transactions.odcs.yaml", messages)
-    assert result.counts["quarantined"] == len(batch.expected_invalid)
+"""Realistic feature and prediction records with injected faults, deterministic given ``seed``.
 
 Generated records match ``contracts/card_transactions.odcs.yaml`` (features) and
 ``contracts/fraud_predictions.odcs.yaml`` (predictions). ``faults`` maps a
@@ -22,21 +13,12 @@ import enum
 import hashlib
 import random
 import uuid
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-import orjson
 import polars as pl
-
-from streams.kafka.decode import DecodeError
-from streams.kafka.headers import ARROW_STREAM, CONTENT_TYPE
-from streams.kafka.records import BatchResult, Message
-
-if TYPE_CHECKING:
-    from streams.contracts.model import Contract
 
 __all__ = [
     "CLEAN",
@@ -45,9 +27,6 @@ __all__ = [
     "generate_feature_frame",
     "generate_feature_records",
     "generate_prediction_records",
-    "make_messages",
-    "run_batch",
-    "undecodable_messages",
 ]
 
 CLEAN = "ok"
@@ -352,75 +331,3 @@ def generate_prediction_records(
 
 
 # --- messages and batches --------------------------------------------------------------------------------
-
-
-def make_messages(
-    records: Iterable[dict[str, Any] | bytes],
-    topic: str,
-    partition: int = 0,
-    start_offset: int = 0,
-    *,
-    key_field: str | None = None,
-    start_timestamp_ms: int = BASE_TIMESTAMP_MS,
-) -> list[Message]:
-    """One Kafka :class:`Message` per record: dicts serialized with orjson, bytes taken as they are.
-
-    Offsets count up from ``start_offset``, timestamps by 1 ms from ``start_timestamp_ms``;
-    the key is the UTF-8 of ``record[key_field]`` when given.
-    """
-    out = []
-    for i, record in enumerate(records):
-        key = None
-        if isinstance(record, bytes):
-            value = record
-        else:
-            value = orjson.dumps(record)
-            if key_field is not None and record.get(key_field) is not None:
-                key = str(record[key_field]).encode()
-        out.append(Message(topic, partition, start_offset + i, value, key, (), start_timestamp_ms + i))
-    return out
-
-
-def run_batch(
-    contract_or_path: Contract | str | Path,
-    messages: Iterable[Message],
-    mode: str = "gate",
-    *,
-    schema: str | None = None,
-    worker_id: str = "testing",
-    **settings: Any,
-) -> BatchResult:
-    """Run one batch through the pure pipeline (no Kafka); extra keyword arguments are :class:`Settings` fields."""
-    from streams.contracts.loader import load_contract
-    from streams.kafka.pipeline import Binding
-    from streams.settings import Mode, Settings
-
-    contract = contract_or_path
-    if isinstance(contract, (str, Path)):
-        contract = load_contract(contract)
-    binding = Binding(contract, contract.schema(schema), Settings(mode=Mode(mode), **settings))
-    return binding.process(list(messages), worker_id=worker_id)
-
-
-def undecodable_messages(
-    topic: str = "features.card-transactions.v1",
-    *,
-    partition: int = 0,
-    start_offset: int = 0,
-    max_message_bytes: int = 1_048_576,
-) -> Iterator[tuple[DecodeError, Message]]:
-    """One message per :class:`DecodeError`, paired with the reason the decoder must give."""
-    arrow = ((CONTENT_TYPE, ARROW_STREAM.encode()),)
-    pad = max_message_bytes
-    examples: list[tuple[DecodeError, bytes, tuple[tuple[str, bytes], ...]]] = [
-        (DecodeError.EMPTY, b"", ()),
-        (DecodeError.TOO_LARGE, b'{"padding": "' + b"x" * pad + b'"}', ()),
-        (DecodeError.NOT_UTF8, b'{"merchant_id": "caf\xe9 cr\xe8me"}', ()),
-        (DecodeError.NOT_JSON, b"event_id=42;amount=3.50", ()),
-        (DecodeError.NOT_OBJECT, b'[{"event_id": "a"}, {"event_id": "b"}]', ()),
-        (DecodeError.TRUNCATED, b'{"event_id": "3f1c2a9e-0b7d-4c1e-9', ()),
-        (DecodeError.BAD_ARROW, b"\xff\xff\xff\xff\x10\x00\x00\x00not an arrow schema", arrow),
-    ]
-    for i, (reason, value, headers) in enumerate(examples):
-        ts = BASE_TIMESTAMP_MS + i
-        yield reason, Message(topic, partition, start_offset + i, value, None, headers, ts)

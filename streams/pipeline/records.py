@@ -1,15 +1,17 @@
 """Plain records that travel between the Kafka client and the pure pipeline.
 
-The pipeline (:mod:`streams.kafka.pipeline`) turns a batch of :class:`Message`
+The pipeline (:mod:`streams.pipeline.binding`) turns a batch of :class:`Message`
 into :class:`OutRecord` lists without touching Kafka, so it is testable without a
-broker; the runtime (:mod:`streams.kafka.worker`) consumes and produces them.
+broker; the runtime (:mod:`streams.kafka`) consumes and produces them.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-Headers = tuple[tuple[str, bytes], ...]
+from streams.formats.content_types import Headers
+
+__all__ = ["BatchResult", "Headers", "Message", "OutRecord"]
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,0 +1,65 @@
+"""Arrow IPC stream (or file) values to wire-dtype columns, wrong-typed values as mismatches."""
+
+from __future__ import annotations
+
+import polars as pl
+import pyarrow as pa
+
+from streams.contracts.model import Field
+from streams.formats.columns import WIRE, Batch, Kind, Part, arrow_value, no_mismatches
+from streams.formats.reasons import DecodeReason, Format
+from streams.validation.report import REDACTED
+
+__all__ = ["ARROW_MAGIC", "decode_arrow"]
+
+ARROW_MAGIC = (b"\xff\xff\xff\xff", b"ARROW1")
+
+
+def decode_arrow(
+    b: Batch, i: int, v: bytes, fields: tuple[Field, ...], kinds: tuple[Kind, ...], declared: frozenset[str]
+) -> Part | None:
+    """Message ``i`` (value ``v``) of the batch as a part; None (and a dead letter) when unreadable or empty."""
+    out = b.out
+    try:
+        buf = pa.py_buffer(v)
+        table = (pa.ipc.open_file(buf) if v.startswith(b"ARROW1") else pa.ipc.open_stream(buf)).read_all()
+        df = pl.from_arrow(table)
+        assert isinstance(df, pl.DataFrame)
+    except Exception as exc:  # any failure to read is the message's, not the batch's
+        first = (str(exc).strip().splitlines() or [""])[0][:200]
+        b.dead(i, DecodeReason.BAD_ARROW, f"The message value is not a readable Arrow IPC stream ({first}).")
+        return None
+    if df.height == 0:
+        b.dead(i, DecodeReason.EMPTY, "The Arrow IPC stream has no record.")
+        return None
+    out.formats[i] = Format.ARROW
+    out.tables[i] = table
+    n = df.height
+    for name in df.columns:
+        if name not in declared:
+            out.unknown_fields[name] = out.unknown_fields.get(name, 0) + n
+    cols: list[pl.Expr] = []
+    bad = [no_mismatches()]
+    for f, kind in zip(fields, kinds, strict=True):
+        wire = WIRE.get(kind, f.dtype)
+        if f.name not in df.columns:
+            out.missing_fields[f.name] = out.missing_fields.get(f.name, 0) + n
+            cols.append(pl.lit(None, dtype=wire).alias(f.name))
+            continue
+        value = arrow_value(pl.col(f.name), df.schema[f.name], f.dtype, kind)
+        if value is None:  # every non-null value is of the wrong type
+            value = pl.lit(None, dtype=wire)
+        shown = pl.lit(REDACTED) if f.redacted else pl.col(f.name).cast(pl.String, strict=False)
+        mismatch = pl.col(f.name).is_not_null() & value.is_null()
+        wrong = (
+            df.lazy()
+            .select(pl.int_range(pl.len(), dtype=pl.UInt32).alias("row"), shown.alias("value"), mismatch.alias("m"))
+            .filter(pl.col("m"))
+            .select("row", pl.lit(f.name).alias("column"), pl.col("value").fill_null("<unprintable>"))
+            .collect()
+        )
+        if wrong.height:
+            out.type_mismatches[f.name] = out.type_mismatches.get(f.name, 0) + wrong.height
+            bad.append(wrong)
+        cols.append(value.alias(f.name))
+    return df.select(cols), pl.concat(bad, how="vertical"), [i] * n, list(range(n))

@@ -1,0 +1,147 @@
+"""Record values to strict wire-dtype columns: the type tests shared by the JSON and Arrow decoders."""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Sequence
+from typing import Any
+
+import orjson
+import polars as pl
+
+from streams.contracts.model import Field
+from streams.formats.reasons import MISMATCH_SCHEMA, DeadLetter, Decoded, DecodeReason
+
+__all__ = [
+    "WIRE",
+    "Batch",
+    "Kind",
+    "Part",
+    "arrow_value",
+    "assemble",
+    "fits",
+    "json_error",
+    "kind_of",
+    "lenient",
+    "no_mismatches",
+    "not_object",
+]
+
+_INT64 = (-(2**63), 2**63)
+
+
+class Kind(enum.Enum):
+    INT = "int"
+    FLOAT = "float"
+    STRING = "string"
+    BOOL = "bool"
+    OTHER = "other"  # nested or exotic declared dtypes: built leniently, the engine judges
+
+
+WIRE = {Kind.INT: pl.Int64(), Kind.FLOAT: pl.Float64(), Kind.STRING: pl.String(), Kind.BOOL: pl.Boolean()}
+
+
+def kind_of(dtype: pl.DataType) -> Kind:
+    if dtype.is_integer():
+        return Kind.INT
+    if dtype.is_float() or isinstance(dtype, pl.Decimal):
+        return Kind.FLOAT
+    if dtype == pl.Boolean:
+        return Kind.BOOL
+    if dtype == pl.String or isinstance(dtype, (pl.Datetime, pl.Date, pl.Time, pl.Categorical, pl.Enum)):
+        return Kind.STRING
+    return Kind.OTHER
+
+
+def fits(kind: Kind, x: Any) -> bool:
+    t = type(x)
+    if kind is Kind.INT:
+        return t is int and _INT64[0] <= x < _INT64[1]
+    if kind is Kind.FLOAT:
+        return t is float or (t is int and abs(x) < 2**1023)
+    if kind is Kind.STRING:
+        return t is str
+    return t is bool
+
+
+class Batch:
+    """What the hot loop accumulates: record tuples, their provenance and the result being built."""
+
+    def __init__(self, n_messages: int) -> None:
+        self.out = Decoded(pl.DataFrame(), pl.Series(), pl.Series(), [None] * n_messages)
+        self.rows: list[tuple[Any, ...]] = []
+        self.message: list[int] = []
+        self.line: list[int] = []
+
+    def dead(self, i: int, reason: DecodeReason, text: str, line: int | None = None) -> None:
+        self.out.dead.append(DeadLetter(i, reason, text, line))
+
+
+def json_error(value: bytes, exc: orjson.JSONDecodeError, what: str) -> tuple[DecodeReason, str]:
+    try:
+        text = value.decode("utf-8")
+    except UnicodeDecodeError as bad:
+        return DecodeReason.NOT_UTF8, f"{what} is not valid UTF-8 ({bad.reason} at byte {bad.start})."
+    if not text.strip():
+        return DecodeReason.EMPTY, f"{what} is blank."
+    if exc.msg == "unexpected end of data":
+        return DecodeReason.TRUNCATED, f"{what} ends in the middle of a JSON document (at character {exc.pos})."
+    return DecodeReason.NOT_JSON, f"{what} is not valid JSON ({exc.msg} at character {exc.pos})."
+
+
+def not_object(value: Any, what: str) -> tuple[DecodeReason, str]:
+    kind = {list: "an array", str: "a string", bool: "a boolean", type(None): "null"}.get(type(value), "a number")
+    return DecodeReason.NOT_OBJECT, f"{what} is JSON {kind}, not a JSON object."
+
+
+Part = tuple[pl.DataFrame, pl.DataFrame, list[int], list[int]]
+
+
+def no_mismatches() -> pl.DataFrame:
+    return pl.DataFrame(schema=MISMATCH_SCHEMA)
+
+
+def assemble(out: Decoded, parts: list[Part]) -> Decoded:
+    frames, mism, msgs, lines, offset = [], [], [], [], 0
+    for frame, mismatches, msg_idx, line_idx in parts:
+        frames.append(frame)
+        if mismatches.height:
+            mism.append(mismatches.with_columns(pl.col("row") + offset))
+        msgs += msg_idx
+        lines += line_idx
+        offset += frame.height
+    out.frame = pl.concat(frames, how="vertical") if len(frames) > 1 else frames[0]
+    out.message = pl.Series("message", msgs, dtype=pl.UInt32)
+    out.line = pl.Series("line", lines, dtype=pl.UInt32)
+    if mism:
+        out.mismatches = pl.concat(mism, how="vertical")
+    return out
+
+
+def lenient(f: Field, values: Sequence[Any]) -> pl.Series:
+    try:
+        return pl.Series(f.name, values, dtype=f.dtype, strict=False)
+    except Exception:  # the engine reports every value of an unbuildable column as a dtype failure
+        return pl.Series(f.name, [None if x is None else orjson.dumps(x).decode() for x in values], dtype=pl.String)
+
+
+def arrow_value(c: pl.Expr, src: pl.DataType, declared: pl.DataType, kind: Kind) -> pl.Expr | None:
+    """An Arrow column as its field's wire dtype, null where a value does not fit; None if no value can."""
+    if kind is Kind.OTHER:
+        return c.cast(declared, strict=False)
+    if src == pl.Null:
+        return c.cast(WIRE[kind])
+    if kind is Kind.INT and src.is_integer():
+        return c.cast(pl.Int64, strict=False)
+    if kind is Kind.FLOAT and (src.is_integer() or src.is_float() or isinstance(src, pl.Decimal)):
+        return c.cast(pl.Float64, strict=False)
+    if kind is Kind.BOOL and src == pl.Boolean:
+        return c
+    if kind is Kind.STRING:
+        if src == pl.String or isinstance(src, (pl.Categorical, pl.Enum)):
+            return c.cast(pl.String)
+        if isinstance(declared, pl.Datetime) and isinstance(src, pl.Datetime):
+            return c.dt.to_string("%Y-%m-%dT%H:%M:%S%.f%:z" if src.time_zone else "%Y-%m-%dT%H:%M:%S%.f")
+        if isinstance(declared, pl.Date) and isinstance(src, pl.Date):
+            return c.dt.to_string("%Y-%m-%d")
+    return None

@@ -1,0 +1,29 @@
+"""Media types that select a decoder, and reading them from Kafka-style headers (name, bytes) pairs."""
+
+from __future__ import annotations
+
+__all__ = ["ARROW_STREAM", "CONTENT_TYPE", "NDJSON", "Headers", "content_type", "header"]
+
+Headers = tuple[tuple[str, bytes], ...]
+
+#: The conventional content-type header and the values that select a decoder.
+CONTENT_TYPE = "content-type"
+NDJSON = "application/x-ndjson"
+ARROW_STREAM = "application/vnd.apache.arrow.stream"
+
+
+def header(headers: Headers, name: str) -> bytes | None:
+    """The last value of header ``name`` (case-insensitive), or None."""
+    wanted = name.lower()
+    for key, value in reversed(headers):
+        if key.lower() == wanted:
+            return value
+    return None
+
+
+def content_type(headers: Headers) -> str | None:
+    """The media type of the ``content-type`` header, lower-cased, parameters dropped (``; charset=...``)."""
+    raw = header(headers, CONTENT_TYPE) if headers else None
+    if not raw:
+        return None
+    return raw.decode("latin-1").split(";", 1)[0].strip().lower() or None

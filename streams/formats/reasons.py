@@ -1,0 +1,66 @@
+"""What decoding yields: the reason a value could not be decoded, the formats, and the decoded batch.
+
+:class:`DecodeReason` values are the wire values of the ``{p}errors.class`` header
+(``decode.<REASON>``); do not change them.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+
+import polars as pl
+import pyarrow as pa
+
+__all__ = ["MISMATCH_SCHEMA", "DeadLetter", "DecodeReason", "Decoded", "Format"]
+
+MISMATCH_SCHEMA = pl.Schema({"row": pl.UInt32, "column": pl.String, "value": pl.String})
+
+
+class DecodeReason(enum.StrEnum):
+    """Why a message (or one line of an NDJSON message) was dead-lettered."""
+
+    EMPTY = "EMPTY"  # no value (tombstone), only whitespace, or no record in it
+    TOO_LARGE = "TOO_LARGE"  # more than Settings.max_message_bytes
+    NOT_UTF8 = "NOT_UTF8"  # not UTF-8 text (and not Arrow)
+    NOT_JSON = "NOT_JSON"  # UTF-8 but not JSON
+    NOT_OBJECT = "NOT_OBJECT"  # JSON, but an array or a scalar, not an object
+    TRUNCATED = "TRUNCATED"  # JSON that stops in the middle of a document
+    BAD_ARROW = "BAD_ARROW"  # announced or looks like Arrow IPC but cannot be read
+
+
+class Format(enum.StrEnum):
+    JSON = "json"
+    NDJSON = "ndjson"
+    ARROW = "arrow"
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetter:
+    """A message (``line`` None) or one line of an NDJSON message that could not be decoded."""
+
+    message: int
+    reason: DecodeReason
+    detail: str  # one sentence, never a data value
+    line: int | None = None
+
+
+@dataclass(slots=True)
+class Decoded:
+    """The records of one batch, where each came from, and what did not decode."""
+
+    frame: pl.DataFrame  # one column per declared field (wire dtypes), one row per record
+    message: pl.Series  # UInt32 per row: index of the source message in the batch
+    line: pl.Series  # UInt32 per row: line (NDJSON), row (Arrow) or 0 (one JSON object)
+    formats: list[Format | None]  # per message; None when the whole message was dead-lettered
+    dead: list[DeadLetter] = field(default_factory=list)
+    lines: dict[int, list[bytes]] = field(default_factory=dict)  # NDJSON messages: their lines
+    tables: dict[int, pa.Table] = field(default_factory=dict)  # Arrow messages: their tables
+    mismatches: pl.DataFrame = field(default_factory=lambda: pl.DataFrame(schema=MISMATCH_SCHEMA))
+    unknown_fields: dict[str, int] = field(default_factory=dict)  # field -> records carrying it
+    missing_fields: dict[str, int] = field(default_factory=dict)  # declared field -> records lacking it
+    type_mismatches: dict[str, int] = field(default_factory=dict)  # declared field -> wrong-typed values
+
+    @property
+    def drifted(self) -> bool:
+        return bool(self.unknown_fields or self.missing_fields or self.type_mismatches)

@@ -1,0 +1,179 @@
+"""The :class:`~streams.kafka.transport.Transport` of a real worker: aiokafka clients around a :class:`KafkaSession`.
+
+Outputs are submitted with ``create_batch``/``send_batch`` (one record batch per output topic
+and partition), events with ``send``. Client exceptions become
+:class:`~streams.errors.TransportError` (the cause kept).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping, Sequence
+from typing import Any, cast
+
+import aiokafka
+from aiokafka import ConsumerRebalanceListener
+from aiokafka.errors import CommitFailedError, KafkaError, KafkaTimeoutError
+from aiokafka.structs import OffsetAndMetadata
+
+from streams.errors import CommitRefusedError, TransportError
+from streams.kafka.observers import WorkerObserver
+from streams.kafka.session import KafkaSession
+from streams.kafka.transport import AssignmentCallbacks, TopicPartition
+from streams.pipeline.records import Headers, Message, OutRecord
+from streams.settings import Settings
+
+__all__ = ["AIOKafkaTransport", "to_messages"]
+
+
+def to_messages(records: Sequence[Any]) -> list[Message]:
+    """aiokafka ``ConsumerRecord`` objects as pipeline :class:`Message` values."""
+    msg = Message
+    return [
+        msg(r.topic, r.partition, r.offset, r.value, r.key, r.headers if type(r.headers) is tuple else tuple(r.headers),
+            r.timestamp)
+        for r in records
+    ]  # fmt: skip
+
+
+def _tp(tp: TopicPartition) -> aiokafka.TopicPartition:
+    return tp if type(tp) is aiokafka.TopicPartition else aiokafka.TopicPartition(tp.topic, tp.partition)
+
+
+class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
+    def __init__(self, callbacks: AssignmentCallbacks) -> None:
+        self.callbacks = callbacks
+
+    async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
+        await self.callbacks.partitions_revoked(revoked)
+
+    async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
+        await self.callbacks.partitions_assigned(assigned)
+
+
+class AIOKafkaTransport:
+    """One aiokafka consumer (the worker's group) and one idempotent producer (transactional with exactly-once)."""
+
+    def __init__(self, settings: Settings, worker_id: str, sources: Sequence[str], *, stop: asyncio.Event,
+                 observer: WorkerObserver) -> None:  # fmt: skip
+        """``observer`` hears of subscriptions and of an unreachable broker (the worker passes its observers)."""
+        self.settings = settings
+        self.session = KafkaSession(settings, worker_id, sources, stop=stop, observer=observer)
+        self._listener: _Listener | None = None
+
+    # -- connection ---------------------------------------------------------------------------
+
+    @property
+    def subscribed(self) -> tuple[str, ...]:
+        return self.session.subscribed
+
+    @property
+    def missing(self) -> tuple[str, ...]:
+        return self.session.missing
+
+    @property
+    def connected(self) -> bool:
+        return self.session.consumer is not None and self.session.producer is not None
+
+    def _listener_for(self, callbacks: AssignmentCallbacks) -> _Listener:
+        if self._listener is None or self._listener.callbacks is not callbacks:
+            self._listener = _Listener(callbacks)
+        return self._listener
+
+    async def connect(self, callbacks: AssignmentCallbacks) -> bool:
+        return await self.session.connect(self._listener_for(callbacks))
+
+    async def probe(self, callbacks: AssignmentCallbacks) -> None:
+        await self.session.probe(self._listener_for(callbacks))
+
+    async def close(self) -> None:
+        await self.session.close()
+
+    # -- consuming ----------------------------------------------------------------------------
+
+    async def poll(self, max_records: int, timeout_ms: int) -> dict[TopicPartition, list[Message]]:
+        consumer = self.session.consumer
+        assert consumer is not None
+        try:
+            polled = await consumer.getmany(max_records=max_records, timeout_ms=timeout_ms)
+        except KafkaError as exc:
+            raise TransportError(f"poll failed: {exc!r}") from exc
+        return {cast(TopicPartition, tp): to_messages(rs) for tp, rs in polled.items()}
+
+    def highwater(self, tp: TopicPartition) -> int | None:
+        consumer = self.session.consumer
+        return consumer.highwater(_tp(tp)) if consumer is not None else None
+
+    def seek(self, tp: TopicPartition, offset: int) -> None:
+        assert self.session.consumer is not None
+        self.session.consumer.seek(_tp(tp), offset)
+
+    def pause(self, tp: TopicPartition) -> None:
+        assert self.session.consumer is not None
+        self.session.consumer.pause(_tp(tp))
+
+    def resume(self, tp: TopicPartition) -> None:
+        if self.session.consumer is not None:
+            self.session.consumer.resume(_tp(tp))
+
+    async def commit(self, offsets: Mapping[TopicPartition, int]) -> None:
+        assert self.session.consumer is not None
+        try:
+            await self.session.consumer.commit({_tp(tp): OffsetAndMetadata(o, "") for tp, o in offsets.items()})
+        except CommitFailedError as exc:
+            raise CommitRefusedError(str(exc)) from exc
+        except KafkaError as exc:
+            raise TransportError(f"commit failed: {exc!r}") from exc
+
+    # -- producing ----------------------------------------------------------------------------
+
+    async def partition_count(self, topic: str) -> int:
+        return await self.session.partition_count(topic)
+
+    async def send_batch(self, topic: str, partition: int, records: Sequence[OutRecord]) -> list[asyncio.Future[Any]]:
+        producer = self.session.producer
+        assert producer is not None
+        futures: list[asyncio.Future[Any]] = []
+        batch = producer.create_batch()
+        for r in records:
+            if batch.append(key=r.key, value=r.value, timestamp=r.timestamp_ms, headers=list(r.headers)) is None:
+                futures.append(await producer.send_batch(batch, topic, partition=partition))
+                batch = producer.create_batch()  # a record always fits an empty batch
+                batch.append(key=r.key, value=r.value, timestamp=r.timestamp_ms, headers=list(r.headers))
+        futures.append(await producer.send_batch(batch, topic, partition=partition))
+        return futures
+
+    async def send(self, record: OutRecord) -> asyncio.Future[Any]:
+        producer = self.session.producer
+        assert producer is not None
+        r = record
+        return cast(
+            "asyncio.Future[Any]", await producer.send(r.topic, r.value, r.key, r.partition, headers=list(r.headers))
+        )
+
+    async def send_event(
+        self, topic: str, value: bytes, *, key: bytes | None, headers: Headers | list[tuple[str, bytes]]
+    ) -> asyncio.Future[Any]:
+        assert self.session.events is not None
+        return cast("asyncio.Future[Any]", await self.session.events.send(topic, value, key=key, headers=headers))
+
+    def unreachable(self, error: BaseException) -> bool:
+        return isinstance(error, KafkaTimeoutError | TimeoutError | OSError) or bool(getattr(error, "retriable", False))
+
+    # -- transactions (exactly-once) -----------------------------------------------------------
+
+    async def begin_transaction(self) -> None:
+        assert self.session.producer is not None
+        await self.session.producer.begin_transaction()
+
+    async def send_offsets_to_transaction(self, offsets: Mapping[TopicPartition, int], group_id: str) -> None:
+        assert self.session.producer is not None
+        await self.session.producer.send_offsets_to_transaction({_tp(tp): o for tp, o in offsets.items()}, group_id)
+
+    async def commit_transaction(self) -> None:
+        assert self.session.producer is not None
+        await self.session.producer.commit_transaction()
+
+    async def abort_transaction(self) -> None:
+        assert self.session.producer is not None
+        await self.session.producer.abort_transaction()

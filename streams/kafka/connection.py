@@ -1,0 +1,115 @@
+"""The one Kafka connection model: bootstrap servers and security (SASL, SSL) of :class:`Settings` as client arguments.
+
+:func:`client_config` maps the security settings (secrets kept in :class:`~pydantic.SecretStr`
+until this call) to the keyword arguments of kafka-python (admin) or aiokafka (consumer,
+producer); every client quality-streams builds goes through it: the worker's
+(:func:`producer_config`, :func:`consumer_config`), topic admin, ``qstreams produce`` and the
+demo (:func:`plain_producer_config`).
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from typing import Any, Literal
+
+from streams.errors import SettingsError
+from streams.settings import SecurityProtocol, Settings
+
+__all__ = [
+    "backoff",
+    "client_config",
+    "consumer_config",
+    "default_worker_id",
+    "plain_producer_config",
+    "producer_config",
+]
+
+_SASL = (SecurityProtocol.SASL_PLAINTEXT, SecurityProtocol.SASL_SSL)
+_SSL = (SecurityProtocol.SSL, SecurityProtocol.SASL_SSL)
+
+
+def client_config(settings: Settings, client: Literal["kafka-python", "aiokafka"]) -> dict[str, Any]:
+    """``bootstrap_servers`` and security keyword arguments for a kafka-python or aiokafka client.
+
+    Raises :class:`SettingsError` for an incomplete combination (SASL without a
+    mechanism or credentials, a client key without its certificate).
+    """
+    proto = settings.security_protocol
+    out: dict[str, Any] = {"bootstrap_servers": settings.bootstrap_servers, "security_protocol": str(proto)}
+    if proto in _SASL:
+        mechanism = (settings.sasl_mechanism or "").upper()
+        if mechanism not in ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"):
+            raise SettingsError(
+                f"{proto} needs sasl_mechanism PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512, got {mechanism!r}"
+            )
+        if not settings.sasl_username or settings.sasl_password is None:
+            raise SettingsError(f"{proto} with {mechanism} needs sasl_username and sasl_password")
+        out |= {
+            "sasl_mechanism": mechanism,
+            "sasl_plain_username": settings.sasl_username,
+            "sasl_plain_password": settings.sasl_password.get_secret_value(),
+        }
+    if proto in _SSL:
+        if settings.ssl_keyfile is not None and settings.ssl_certfile is None:
+            raise SettingsError("ssl_keyfile is set but ssl_certfile is not")
+        cafile = str(settings.ssl_cafile) if settings.ssl_cafile else None
+        certfile = str(settings.ssl_certfile) if settings.ssl_certfile else None
+        keyfile = str(settings.ssl_keyfile) if settings.ssl_keyfile else None
+        password = settings.ssl_key_password.get_secret_value() if settings.ssl_key_password else None
+        if client == "aiokafka":
+            from aiokafka.helpers import create_ssl_context
+
+            try:
+                out["ssl_context"] = create_ssl_context(
+                    cafile=cafile, certfile=certfile, keyfile=keyfile, password=password
+                )
+            except (OSError, ValueError) as exc:
+                raise SettingsError(f"cannot build the TLS context: {exc}") from exc
+        else:
+            out |= {"ssl_cafile": cafile, "ssl_certfile": certfile, "ssl_keyfile": keyfile, "ssl_password": password}
+    return out
+
+
+def default_worker_id() -> str:
+    """``<host>-<pid>``: unique, but not stable across restarts (set ``STREAMS_WORKER_ID`` for that)."""
+    return f"{socket.gethostname()}-{os.getpid()}"
+
+
+def producer_config(settings: Settings, worker_id: str, *, transactional: bool | None = None) -> dict[str, Any]:
+    """aiokafka producer arguments of a worker: idempotent, ``acks=all``; transactional with ``exactly_once``.
+
+    ``transactional_id`` is ``<app_id>-<worker_id>``: give workers stable ids (``STREAMS_WORKER_ID``, e.g. the
+    pod name) so a restarted worker fences its crashed predecessor's open transaction at once.
+    """
+    out: dict[str, Any] = {
+        "client_id": f"{settings.app_id}-{worker_id}", "acks": "all", "enable_idempotence": True,
+        "linger_ms": settings.linger_ms, "max_batch_size": settings.producer_batch_bytes,
+        "max_request_size": max(4 * 1_048_576, 2 * settings.max_message_bytes),
+    }  # fmt: skip
+    if settings.exactly_once if transactional is None else transactional:
+        out |= {"transactional_id": f"{settings.app_id}-{worker_id}", "transaction_timeout_ms": 30_000}
+    return out | client_config(settings, "aiokafka")
+
+
+def consumer_config(settings: Settings, worker_id: str) -> dict[str, Any]:
+    """aiokafka consumer arguments of a worker: group ``app_id``, manual commits, earliest, large fetches.
+
+    ``read_committed`` so that aborted transactional writes to a source topic are never validated.
+    """
+    return {
+        "client_id": f"{settings.app_id}-{worker_id}", "group_id": settings.app_id, "enable_auto_commit": False,
+        "auto_offset_reset": "earliest", "isolation_level": "read_committed",
+        "max_partition_fetch_bytes": max(8 * 1_048_576, 2 * settings.max_message_bytes),
+        "fetch_max_bytes": 64 * 1_048_576,
+    } | client_config(settings, "aiokafka")  # fmt: skip
+
+
+def backoff(settings: Settings, attempt: int, ceiling: float = 30.0) -> float:
+    """Seconds before retry ``attempt`` (1-based): ``retry_backoff_ms`` doubled per attempt, at most ``ceiling``."""
+    return float(min(settings.retry_backoff_ms / 1000 * 2 ** max(attempt - 1, 0), ceiling))
+
+
+def plain_producer_config(settings: Settings, client_id: str, **overrides: Any) -> dict[str, Any]:
+    """aiokafka producer arguments for tools (``qstreams produce``, the demo): the settings' bootstrap and security."""
+    return {"client_id": client_id} | overrides | client_config(settings, "aiokafka")

@@ -1,0 +1,146 @@
+"""Topic administration for the stream worker (synchronous, kafka-python; the transport runs it in a thread).
+
+:func:`ensure_topics` creates the *output* topics the worker writes (``<topic>.validated`` in
+gate mode, ``<topic>.quarantine``, ``<topic>.dlq`` and the events topic) with
+``settings.topic_partitions``/``topic_replication``; it is idempotent (an existing topic is
+fine). *Source* topics are never created: those missing are returned so the worker can
+report them and look again later.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from streams.errors import BrokerError, SettingsError
+from streams.kafka.connection import client_config
+from streams.settings import Mode, Settings
+
+__all__ = ["TopicState", "create_topics", "ensure_topics", "existing_topics", "output_topics"]
+
+log = logging.getLogger(__name__)
+
+#: CreateTopics error codes that a retry cannot fix: the settings are wrong.
+_CONFIG_ERRORS = {
+    29: "topic authorization failed (the principal may not create topics)",
+    37: "invalid number of partitions",
+    38: "invalid replication factor (more replicas than brokers?)",
+    40: "invalid topic configuration",
+    44: "the broker's create-topic policy refused it",
+}
+_ALREADY_EXISTS = 36
+
+
+def output_topics(settings: Settings, sources: Iterable[str]) -> list[str]:
+    """Every topic the worker produces to, for the given source topics: outputs plus the events topic."""
+    kinds = ("validated", "quarantine", "dlq") if settings.mode is Mode.GATE else ("quarantine", "dlq")
+    out = [settings.output_topic(t, k) for t in sources for k in kinds]
+    return [*dict.fromkeys([*out, settings.events_topic])]
+
+
+@dataclass(frozen=True, slots=True)
+class TopicState:
+    """What :func:`ensure_topics` found and did."""
+
+    sources_present: tuple[str, ...]
+    sources_missing: tuple[str, ...]
+    created: tuple[str, ...]
+
+
+def _admin(settings: Settings) -> Any:
+    from kafka.admin import KafkaAdminClient  # type: ignore[import-untyped,unused-ignore]
+
+    config = {"client_id": f"{settings.app_id}-admin", "request_timeout_ms": 10_000}
+    if "bootstrap_timeout_ms" in KafkaAdminClient.DEFAULT_CONFIG:  # kafka-python >= 3
+        config["bootstrap_timeout_ms"] = 5_000
+    try:
+        return KafkaAdminClient(**config, **client_config(settings, "kafka-python"))
+    except SettingsError:
+        raise
+    except Exception as exc:  # NoBrokersAvailable, connection refused, DNS, auth failure...
+        raise BrokerError(f"broker {settings.bootstrap_servers} unreachable: {exc!r}") from exc
+
+
+def existing_topics(settings: Settings) -> set[str]:
+    """Names of the topics the cluster has; :class:`BrokerError` when it cannot be asked."""
+    admin = _admin(settings)
+    try:
+        return set(admin.list_topics())
+    except Exception as exc:
+        raise BrokerError(f"broker {settings.bootstrap_servers} unreachable: {exc!r}") from exc
+    finally:
+        admin.close()
+
+
+def _check_created(response: Any) -> list[str]:
+    """Names of the topics a CreateTopics response created; raises for errors other than "already exists"."""
+    entries = response.get("topics", ()) if isinstance(response, dict) else getattr(response, "topic_errors", ())
+    created = []
+    for entry in entries:
+        if isinstance(entry, dict):
+            name, code, message = str(entry.get("name")), int(entry.get("error_code", 0)), entry.get("error_message")
+        else:  # kafka-python 2: (name, error_code[, error_message]) tuples
+            name, code, message = str(entry[0]), int(entry[1]), entry[2] if len(entry) > 2 else None
+        if code == 0:
+            created.append(name)
+        elif code in _CONFIG_ERRORS:
+            raise SettingsError(f"cannot create topic {name!r}: {_CONFIG_ERRORS[code]}: {message}")
+        elif code != _ALREADY_EXISTS:
+            raise BrokerError(f"creating topic {name!r} failed (error {code}): {message}")
+    return created
+
+
+def create_topics(settings: Settings, topics: Sequence[str]) -> list[str]:
+    """Create those of ``topics`` the cluster lacks (settings' partitions and replication); the names created."""
+    admin = _admin(settings)
+    try:
+        wanted = [t for t in dict.fromkeys(topics) if t not in set(admin.list_topics())]
+        if not wanted:
+            return []
+        spec = {"num_partitions": settings.topic_partitions, "replication_factor": settings.topic_replication}
+        created = _check_created(admin.create_topics({t: dict(spec) for t in wanted}, raise_errors=False))
+        if created and hasattr(admin, "wait_for_topics"):
+            admin.wait_for_topics(created)
+        return created
+    except (SettingsError, BrokerError):
+        raise
+    except Exception as exc:
+        raise BrokerError(f"broker {settings.bootstrap_servers} unreachable: {exc!r}") from exc
+    finally:
+        admin.close()
+
+
+def ensure_topics(settings: Settings, sources: Sequence[str], *, create: bool | None = None) -> TopicState:
+    """Create the missing output topics of the ``sources`` that exist (and the events topic); report the rest.
+
+    Raises :class:`BrokerError` when the cluster cannot be reached (retry later)
+    and :class:`SettingsError` when it refuses the topics for a reason a retry
+    cannot fix (replication factor, authorization, policy).
+    """
+    admin = _admin(settings)
+    try:
+        have = set(admin.list_topics())
+        present = tuple(t for t in sources if t in have)
+        missing = tuple(t for t in sources if t not in have)
+        wanted = [t for t in output_topics(settings, present) if t not in have]
+        if not wanted or not (settings.create_topics if create is None else create):
+            return TopicState(present, missing, ())
+        spec = {"num_partitions": settings.topic_partitions, "replication_factor": settings.topic_replication}
+        response = admin.create_topics({t: dict(spec) for t in wanted}, raise_errors=False)
+        created = _check_created(response)
+        if created and hasattr(admin, "wait_for_topics"):  # kafka-python >= 3: until every partition has a leader
+            admin.wait_for_topics(created)
+    except (SettingsError, BrokerError):
+        raise
+    except Exception as exc:
+        raise BrokerError(f"broker {settings.bootstrap_servers} unreachable: {exc!r}") from exc
+    finally:
+        admin.close()
+    if created:
+        log.info(
+            "created topics %s (%d partitions, replication %d)",
+            ", ".join(created), settings.topic_partitions, settings.topic_replication,
+        )  # fmt: skip
+    return TopicState(present, missing, tuple(created))

@@ -1,0 +1,90 @@
+"""Wrong-typed values as failures of the ``dtype`` rule: the decoder's mismatches merged into the engine's report.
+
+The verdict of a rule (its metric against its threshold) belongs to the validation layer
+(:mod:`streams.validation.failures`); :func:`row_rule_verdict` below is the one place the
+pipeline re-derives it for a row rule whose failure count grew, with the same formula.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import polars as pl
+
+from streams.contracts.model import Op, Rule, SchemaObject, Severity, Unit
+from streams.validation.engine import plan_rules
+from streams.validation.report import FAILURE_CASE_SCHEMA, CheckResult, ValidationReport
+
+__all__ = ["merge_mismatches", "row_rule_verdict"]
+
+
+def row_rule_verdict(rule: Rule, failures: int, rows: int) -> tuple[float, bool]:
+    """``(metric, passed)`` of a row rule failing on ``failures`` of ``rows`` rows.
+
+    The same formula as :meth:`streams.validation.failures.Reporter.results` (a percentage of
+    the batch or a row count, against the rule's threshold). Kept here until the validation
+    layer exposes it; do not re-derive verdicts anywhere else.
+    """
+    metric: float = failures if rule.threshold.unit is Unit.ROWS else 100.0 * failures / max(rows, 1)
+    return metric, rule.threshold.allows(metric)
+
+
+def merge_mismatches(report: ValidationReport, schema_obj: SchemaObject, mismatches: pl.DataFrame) -> ValidationReport:
+    """The report with the decoder's wrong-typed values (``Decoded.mismatches``) as failures of ``dtype`` rules.
+
+    Those values reached the engine as nulls, so every other rule already judged
+    them as the engine judges a value that does not conform; this adds the
+    ``dtype`` failures: the rule's count and verdict, the rows' ``violations`` and
+    validity, and one failure case per value (redacted for classified fields).
+    """
+    if mismatches.is_empty():
+        return report
+    rules = {r.column: r for r in plan_rules(schema_obj) if r.op is Op.DTYPE and r.column is not None}
+    per_col = dict(mismatches.group_by("column").len().iter_rows())
+    checks: list[CheckResult] = []
+    gating: list[str] = []
+    for c in report.checks:
+        rule = rules.get(c.column) if c.column is not None else None
+        if rule is None or rule.name != c.name or c.column not in per_col:
+            checks.append(c)
+            continue
+        assert c.column is not None
+        failures = c.failures + int(per_col[c.column])
+        value, allowed = row_rule_verdict(rule, failures, report.rows)
+        passed = allowed and c.column not in report.missing_columns
+        rate = failures / report.rows if report.rows else 0.0
+        checks.append(replace(c, failures=failures, failure_rate=rate, passed=passed, value=value))
+        if rule.gates_rows:
+            gating.append(c.column)
+    rule_of = {k: r.name for k, r in rules.items()}
+    named = mismatches.with_columns(pl.col("column").replace_strict(rule_of, return_dtype=pl.String).alias("rule"))
+    extra = named.group_by("row").agg(pl.col("rule"))
+    rows = pl.int_range(report.rows, dtype=pl.UInt32, eager=True)
+    joined = pl.DataFrame({"row": rows, "v": report.violations}).join(
+        extra, on="row", how="left", maintain_order="left"
+    )
+    violations = joined.select(
+        pl.concat_list("v", pl.col("rule").fill_null(pl.lit([], dtype=pl.List(pl.String)))).alias("violations")
+    ).to_series()
+    invalid = named.filter(pl.col("column").is_in(gating)).get_column("row")
+    valid = (report.valid_mask & ~rows.is_in(invalid.implode())).alias(report.valid_mask.name)
+    cases = named.select(
+        failure_case=pl.col("value"),
+        schema_context=pl.lit("Column"),
+        column=pl.col("column"),
+        check=pl.col("column").replace_strict({k: r.check for k, r in rules.items()}, return_dtype=pl.String),
+        check_number=pl.lit(None, dtype=pl.Int32),
+        index=pl.col("row").cast(pl.Int32),
+        rule=pl.col("rule"),
+    ).cast(dict(FAILURE_CASE_SCHEMA.items()))
+    valid_rows = int(valid.sum())
+    return replace(
+        report,
+        checks=tuple(checks),
+        valid_mask=valid,
+        violations=violations,
+        failure_cases=pl.concat([report.failure_cases, cases], how="vertical_relaxed"),
+        valid_rows=valid_rows,
+        invalid_rows=report.rows - valid_rows,
+        passed=all(c.passed for c in checks if c.severity is Severity.ERROR),
+    )
