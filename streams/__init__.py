@@ -1,7 +1,7 @@
 """quality-streams: data contracts enforced on Kafka streams for production ML.
 
 The public API is what this module exports (``__all__``, checked against the module's
-actual public names by ``tests/test_exported_members.py``); everything else is internal.
+actual public names by ``tests/unit/test_exported_members.py``); everything else is internal.
 """
 
 from streams.contracts.loader import lint_contract, load_contract, load_contracts, parse_contract

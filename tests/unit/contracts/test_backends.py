@@ -16,7 +16,7 @@ from streams.contracts.loader import load_contract
 from streams.errors import ContractError
 from streams.validation import ValidationReport, compile_plan
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[3]
 FEATURES = ROOT / "contracts" / "card_transactions.odcs.yaml"
 
 

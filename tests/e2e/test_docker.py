@@ -12,7 +12,7 @@ import yaml
 
 from streams.settings import Settings
 
-DOCKER = Path(__file__).resolve().parents[1] / "docker"
+DOCKER = Path(__file__).resolve().parents[2] / "docker"
 
 
 @pytest.fixture(scope="module")

@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 from streams.cli.main import app
 from streams.testing import Fault, generate_feature_frame, generate_feature_records
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[3]
 FEATURES = ROOT / "contracts" / "card_transactions.odcs.yaml"
 runner = CliRunner()
 

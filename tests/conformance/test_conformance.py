@@ -10,7 +10,7 @@ The corpus lives outside the project (``shared/odcs-conformance/``, public files
   agree, except the differences listed in :data:`KNOWN_DIFFERENCES`, each with its reason (see
   docs/semantics.md).
 
-Figures: ``python tests/test_conformance.py`` prints them.
+Figures: ``python tests/conformance/test_conformance.py`` prints them.
 """
 
 from __future__ import annotations

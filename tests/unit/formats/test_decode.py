@@ -25,7 +25,7 @@ from streams.testing import (
     undecodable_messages,
 )
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[3]
 TOPIC = "features.card-transactions.v1"
 
 

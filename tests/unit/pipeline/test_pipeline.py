@@ -30,7 +30,7 @@ from streams.testing import (
 )
 from streams.validation.report import ValidationReport
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[3]
 FEATURES = ROOT / "contracts" / "card_transactions.odcs.yaml"
 PREDICTIONS = ROOT / "contracts" / "fraud_predictions.odcs.yaml"
 TOPIC = "features.card-transactions.v1"

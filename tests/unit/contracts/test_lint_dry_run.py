@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 from streams.cli.main import app
 from streams.lint import lint_file, sample_frame
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[3]
 HEADER = """\
 apiVersion: v3.1.0
 kind: DataContract

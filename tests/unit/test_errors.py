@@ -10,7 +10,7 @@ import pytest
 from streams.contracts.loader import load_contract
 from streams.errors import ContractError, StreamsError, UnknownSchemaError
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 FEATURES = ROOT / "contracts" / "card_transactions.odcs.yaml"
 
 

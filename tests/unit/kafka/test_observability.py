@@ -24,7 +24,7 @@ from streams.pipeline.deadletter import internal_dead_letters
 from streams.pipeline.records import Message
 from streams.settings import Mode, SecurityProtocol, Settings
 
-CONTRACT = Path(__file__).resolve().parents[1] / "contracts" / "card_transactions.odcs.yaml"
+CONTRACT = Path(__file__).resolve().parents[3] / "contracts" / "card_transactions.odcs.yaml"
 TOPIC = "features.card-transactions.v1"
 #: every label a quality-streams metric may carry: all bounded (no record ids, no values)
 ALLOWED_LABELS = {"contract", "topic", "outcome", "rule", "severity", "partition", "version", "sha256", "stage", "le"}

@@ -60,7 +60,7 @@ from streams.errors import ContractError, UnsupportedRuleError
 from streams.validation import compile_plan, engine
 from streams.validation.engine import rule_layout
 from streams.validation.pandera import from_pandera, load_pandera_object, to_pandera
-from tests.test_engine import ORDER_FIELDS, orders, plan_for, rule, typed
+from tests.unit.validation.test_engine import ORDER_FIELDS, orders, plan_for, rule, typed
 
 UTC = dt.UTC
 DATETIME = pl.Datetime("us", "UTC")

@@ -12,7 +12,7 @@ from streams.contracts.loader import lint_contract, load_contract, load_contract
 from streams.contracts.model import Classification, Op, Severity, Threshold, Unit
 from streams.errors import ContractSchemaError, ContractSyntaxError, UnsupportedRuleError
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[3]
 FEATURES = ROOT / "contracts" / "card_transactions.odcs.yaml"
 PREDICTIONS = ROOT / "contracts" / "fraud_predictions.odcs.yaml"
 

@@ -29,7 +29,7 @@ from streams.contracts.model import (
 )
 from streams.validation import CompiledPlan, ValidationReport, compile_plan
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[3]
 UTC = dt.UTC
 
 

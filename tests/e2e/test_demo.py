@@ -17,7 +17,7 @@ from streams.demo.scenario import KINDS, default_schedule
 from streams.demo.view import evaluate
 from streams.events.types import EventType
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_schedule_has_one_incident_of_each_kind_inside_the_run() -> None:

@@ -32,7 +32,7 @@ from streams.settings import Settings
 
 pytestmark = [pytest.mark.kafka, pytest.mark.timeout(180)]
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[3]
 CONTRACT = ROOT / "contracts" / "card_transactions.odcs.yaml"
 SUMMARY = "io.qualitystreams.batch.summary.v1"
 FAULTS = {

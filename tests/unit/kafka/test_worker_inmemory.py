@@ -23,7 +23,7 @@ from streams.settings import Settings
 from streams.testing import generate_feature_records
 from streams.testing.transport import InMemoryTransport
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[3]
 CONTRACT = ROOT / "contracts" / "card_transactions.odcs.yaml"
 TOPIC = "features.card-transactions.v1"
 EVENTS = "events"
