@@ -1,8 +1,8 @@
 """Wrong-typed values as failures of the ``dtype`` rule: the decoder's mismatches merged into the engine's report.
 
-The verdict of a rule (its metric against its threshold) belongs to the validation layer
-(:mod:`streams.validation.failures`); :func:`row_rule_verdict` below is the one place the
-pipeline re-derives it for a row rule whose failure count grew, with the same formula.
+The verdict of a rule (its metric against its threshold) belongs to the validation layer:
+:func:`streams.validation.failures.row_rule_metric` is the one definition, used here for a
+row rule whose failure count grew.
 """
 
 from __future__ import annotations
@@ -11,21 +11,17 @@ from dataclasses import replace
 
 import polars as pl
 
-from streams.contracts.model import Op, Rule, SchemaObject, Severity, Unit
+from streams.contracts.model import Op, Rule, SchemaObject, Severity
 from streams.validation.engine import plan_rules
+from streams.validation.failures import row_rule_metric
 from streams.validation.report import FAILURE_CASE_SCHEMA, CheckResult, ValidationReport
 
 __all__ = ["merge_mismatches", "row_rule_verdict"]
 
 
 def row_rule_verdict(rule: Rule, failures: int, rows: int) -> tuple[float, bool]:
-    """``(metric, passed)`` of a row rule failing on ``failures`` of ``rows`` rows.
-
-    The same formula as :meth:`streams.validation.failures.Reporter.results` (a percentage of
-    the batch or a row count, against the rule's threshold). Kept here until the validation
-    layer exposes it; do not re-derive verdicts anywhere else.
-    """
-    metric: float = failures if rule.threshold.unit is Unit.ROWS else 100.0 * failures / max(rows, 1)
+    """``(metric, passed)`` of a row rule failing on ``failures`` of ``rows`` rows (the validation layer's formula)."""
+    metric = row_rule_metric(rule, failures, rows)
     return metric, rule.threshold.allows(metric)
 
 

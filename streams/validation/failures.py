@@ -74,6 +74,16 @@ def batch_metric(rule: Rule, conformed: pl.DataFrame, object_name: str) -> tuple
         return None, error_text(exc)
 
 
+def row_rule_metric(rule: Rule, failures: int, rows: int) -> float:
+    """The metric a row rule is judged on: its failing rows, or their percentage of ``rows``.
+
+    The one place this is defined; the verdict is ``rule.threshold.allows(metric)``.
+    """
+    if rule.threshold.unit is Unit.PERCENT:
+        return 100.0 * failures / rows if rows else 0.0
+    return failures
+
+
 @dataclass(frozen=True, slots=True)
 class Reporter:
     """The per-rule constants of a compiled schema object, and the report parts built from them."""
@@ -127,8 +137,7 @@ class Reporter:
             if error is None and rule.is_batch_metric:
                 metric, error = batch_metric(rule, conformed, self.schema_obj.name)
             elif error is None:
-                metric = 100.0 * failures / rows if rows else 0.0
-                metric = metric if rule.threshold.unit is Unit.PERCENT else failures
+                metric = row_rule_metric(rule, failures, rows)
             passed = error is None and metric is not None and rule.threshold.allows(metric)
             if rule.op is Op.DTYPE and rule.column in missing:
                 passed = False
