@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from streams.cli.diff import contracts_diff
 from streams.errors import ContractError, DataFormatError, SettingsError, StreamsError
 
 if TYPE_CHECKING:
@@ -34,6 +35,7 @@ contracts_app = typer.Typer(help="Work with ODCS contract files.", no_args_is_he
 dev_app = typer.Typer(help="Development helpers: a local Apache Kafka broker.", no_args_is_help=True)
 app.add_typer(contracts_app, name="contracts")
 app.add_typer(dev_app, name="dev")
+contracts_app.command("diff")(contracts_diff)
 
 EXIT_OK, EXIT_FINDINGS, EXIT_USAGE = 0, 1, 2
 
