@@ -20,6 +20,7 @@ import polars as pl
 
 from streams.contracts.loader import Finding, lint_contract, load_contract
 from streams.contracts.model import Contract, Op, SchemaObject
+from streams.contracts.ownership import ownership_findings
 from streams.errors import ContractError
 
 __all__ = ["dry_run", "lint_file", "own_topics", "sample_frame"]
@@ -27,8 +28,9 @@ __all__ = ["dry_run", "lint_file", "own_topics", "sample_frame"]
 _SAMPLE_ROWS = 2
 
 
-def lint_file(path: str | Path) -> list[Finding]:
-    """Every problem (and note) in one contract file, including rules the engine cannot run."""
+def lint_file(path: str | Path, *, allow_unowned: bool = False) -> list[Finding]:
+    """Every problem (and note) in one contract file, including rules the engine cannot run, a contract
+    in use without an owner or support channel (unless ``allow_unowned``) and bad response policies."""
     findings = lint_contract(path)
     if any(not f.note for f in findings):
         return findings
@@ -36,7 +38,8 @@ def lint_file(path: str | Path) -> list[Finding]:
         contract = load_contract(path)
     except ContractError:  # a document without schema objects: lint_contract has noted it
         return findings
-    return findings + own_topics(contract) + dry_run(contract)
+    owned = ownership_findings(contract, allow_unowned=allow_unowned)
+    return findings + owned + own_topics(contract) + dry_run(contract)
 
 
 def own_topics(contract: Contract) -> list[Finding]:

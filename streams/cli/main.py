@@ -53,6 +53,9 @@ def _fail(message: str, code: int = EXIT_USAGE) -> typer.Exit:
 @contracts_app.command("lint")
 def lint(
     paths: Annotated[list[Path], typer.Argument(help="Contract files or directories (*.yaml, *.yml).")],
+    allow_unowned: Annotated[
+        bool, typer.Option(help="Accept contracts in use without owner or support channel.")
+    ] = False,
 ) -> None:
     """Check contracts against their ODCS version and what the engine runs (every rule is dry-run); print
     file:line: message. Notes (what the worker does not enforce) do not fail."""
@@ -65,7 +68,7 @@ def lint(
         raise _fail(f"no such file: {missing[0]}")
     if not files:
         raise _fail("no contract files (*.yaml, *.yml) found in the given paths")
-    findings = [f for p in files for f in lint_file(p)]
+    findings = [f for p in files for f in lint_file(p, allow_unowned=allow_unowned)]
     for f in findings:
         typer.echo(str(f))
     problems = [f for f in findings if not f.note]

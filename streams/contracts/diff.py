@@ -195,7 +195,7 @@ def _contract_changes(old: Contract, new: Contract) -> Iterator[Change]:
         retired = new.status == "retired"
         yield Change(ChangeKind.STATUS_CHANGED, None, None, old.status, new.status, False, retired, None,
                      f"status {old.status} → {new.status}")  # fmt: skip
-    if old.owner != new.owner:
+    if old.owner != new.owner or old.ownership != new.ownership:
         yield Change(ChangeKind.OWNER_CHANGED, None, None, old.owner.team, new.owner.team, False, False, None,
                      "the owning team, members, roles or support channel changed")  # fmt: skip
     olds, news = {s.name: s for s in old.schemas}, {s.name: s for s in new.schemas}

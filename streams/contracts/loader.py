@@ -36,8 +36,9 @@ from streams.contracts.model import (
     check_label,
 )
 from streams.contracts.odcs_schema import SCHEMA_FILES, Finding, schema_findings
+from streams.contracts.ownership import ownership_of
 from streams.contracts.rules import quality_rule
-from streams.contracts.source import Path_, SourceContext, compose
+from streams.contracts.source import Path_, SourceContext, SourceDocument, compose
 from streams.contracts.types import bound_value, check_options, check_regex, dtype_for, logical_type
 from streams.errors import ContractError, ContractSchemaError, ContractSyntaxError
 
@@ -168,6 +169,8 @@ def _build(data: dict[str, Any], ctx: SourceContext, allow_empty: bool = False) 
             for s in data.get("slaProperties") or []
         ),
         path=path,
+        ownership=ownership_of(data),
+        document=SourceDocument(path, data, ctx.lines),
     )
 
 

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 import polars as pl
 
 from streams.contracts.backends import get_backend
+from streams.contracts.source import SourceDocument
 from streams.errors import UnknownSchemaError
 
 if TYPE_CHECKING:  # typing only: the report is produced by the validation backend
@@ -218,6 +219,40 @@ class Owner:
 
 
 @dataclass(frozen=True, slots=True)
+class Ownership:
+    """Who answers for the contract, read from ODCS ``team``, ``support`` and ``authoritativeDefinitions``.
+
+    ``owners`` are the current team members whose ``role`` is ``owner`` (any case; a member with a
+    past ``dateOut`` or a future ``dateIn`` is not current); ``support_*`` is the first ``support``
+    entry; ``runbook_url`` the first ``authoritativeDefinitions`` entry of ``type: runbook`` (the
+    contract's, else the team's). :attr:`named` says whether anyone answers for it: the team has a
+    name, or a member is its owner.
+    """
+
+    team: str | None = None
+    owners: tuple[str, ...] = ()
+    members: tuple[str, ...] = ()
+    support_channel: str | None = None
+    support_url: str | None = None
+    support_tool: str | None = None
+    runbook_url: str | None = None
+
+    @property
+    def named(self) -> bool:
+        return bool(self.team or self.owners)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "team": self.team,
+            "owners": list(self.owners),
+            "members": list(self.members),
+            "support_channel": self.support_channel,
+            "support_url": self.support_url,
+            "runbook_url": self.runbook_url,
+        }
+
+
+@dataclass(frozen=True, slots=True)
 class SchemaObject:
     """An ODCS schema object: a table of records, bound to a Kafka topic by ``physicalName``."""
 
@@ -272,6 +307,10 @@ class Contract:
     owner: Owner = field(default_factory=Owner)
     slas: tuple[SLA, ...] = ()
     path: str | None = None
+    #: owners, support channel and runbook (:class:`Ownership`); ``owner`` is the older summary events carry
+    ownership: Ownership = field(default_factory=Ownership)
+    #: the source document (data and line numbers) it was compiled from, for checks that name ``file:line``
+    document: SourceDocument | None = field(default=None, compare=False, repr=False)
 
     @property
     def ref(self) -> str:

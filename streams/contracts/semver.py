@@ -6,7 +6,7 @@ accepted). Precedence follows semver: build metadata is ignored, a pre-release s
 before its release.
 
 The bump a change requires is one of :class:`Bump` (see ``docs/contracts-diff.md``, "The semver
-diff"): a **breaking** change (for producers or consumers) requires ``major``, a compatible
+check"): a **breaking** change (for producers or consumers) requires ``major``, a compatible
 change to what is checked or bound requires ``minor``, a change of metadata only (owners,
 descriptions, SLAs, policies) requires ``patch``. Below ``1.0.0`` semver promises no
 stability; we follow Cargo's convention there: in ``0.y.z`` a breaking change requires a

@@ -13,13 +13,14 @@ date type, and the ODCS JSON Schema expects strings), as JSON-based validators d
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import yaml
 
 from streams.errors import ContractError, ContractSyntaxError, UnsupportedRuleError
 
-__all__ = ["Path_", "SourceContext", "compose", "line_of"]
+__all__ = ["Path_", "SourceContext", "SourceDocument", "compose", "line_of"]
 
 Path_ = tuple[str | int, ...]
 
@@ -175,3 +176,20 @@ class SourceContext:
 
     def line(self, where: Path_) -> int | None:
         return line_of(self.lines, where)
+
+
+@dataclass(frozen=True, eq=False)
+class SourceDocument:
+    """A composed contract document kept beside the compiled contract: its data (JSON-like, as the
+    ODCS schema checked it) and the line of every path in it, so that later checks (ownership,
+    response policies) report ``file:line`` as the loader does."""
+
+    path: str
+    data: dict[str, Any]
+    lines: dict[Path_, int]
+
+    def line(self, where: Path_) -> int | None:
+        return line_of(self.lines, where)
+
+    def error(self, message: str, where: Path_, cls: type[ContractError] = ContractError) -> ContractError:
+        return cls(message, path=self.path, line=self.line(where), field=".".join(str(p) for p in where))
