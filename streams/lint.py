@@ -38,8 +38,10 @@ def lint_file(path: str | Path, *, allow_unowned: bool = False) -> list[Finding]
         contract = load_contract(path)
     except ContractError:  # a document without schema objects: lint_contract has noted it
         return findings
+    from streams.policies.spec import policy_findings  # policies sit above contracts and events
+
     owned = ownership_findings(contract, allow_unowned=allow_unowned)
-    return findings + owned + own_topics(contract) + dry_run(contract)
+    return findings + owned + policy_findings(contract) + own_topics(contract) + dry_run(contract)
 
 
 def own_topics(contract: Contract) -> list[Finding]:

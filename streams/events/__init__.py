@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from streams.events.builders import REDACTED, batch_summary, lifecycle, rule_violations, schema_drift
 from streams.events.codec import CloudEvent, KafkaHeaders, event_data, from_kafka, load_schema, to_kafka, validate_event
+from streams.events.policy import policy_resolved, policy_triggered
 from streams.events.types import CONTENT_TYPE, EventSeverity, EventType, LifecyclePhase, dataschema_for
 
 __all__ = [
@@ -29,6 +30,8 @@ __all__ = [
     "from_kafka",
     "lifecycle",
     "load_schema",
+    "policy_resolved",
+    "policy_triggered",
     "rule_violations",
     "schema_drift",
     "to_kafka",

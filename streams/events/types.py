@@ -75,6 +75,8 @@ class EventType(enum.StrEnum):
     RULE_VIOLATION = "io.qualitystreams.rule.violation.v1"
     SCHEMA_DRIFT = "io.qualitystreams.schema.drift.v1"
     WORKER_LIFECYCLE = "io.qualitystreams.worker.lifecycle.v1"
+    POLICY_TRIGGERED = "io.qualitystreams.policy.triggered.v1"
+    POLICY_RESOLVED = "io.qualitystreams.policy.resolved.v1"
     # Reserved, not implemented (see the module docstring):
     # DISTRIBUTION_DRIFT = "io.qualitystreams.drift.distribution.v1"
     # PREDICTION_CONFIDENCE = "io.qualitystreams.prediction.confidence.v1"
@@ -92,6 +94,8 @@ SCHEMA_FILES: Final[dict[EventType, str]] = {
     EventType.RULE_VIOLATION: "rule_violation.json",
     EventType.SCHEMA_DRIFT: "schema_drift.json",
     EventType.WORKER_LIFECYCLE: "worker_lifecycle.json",
+    EventType.POLICY_TRIGGERED: "policy_triggered.json",
+    EventType.POLICY_RESOLVED: "policy_resolved.json",
 }
 
 

@@ -176,6 +176,8 @@ def test_event_types_and_schemas() -> None:
         "io.qualitystreams.rule.violation.v1",
         "io.qualitystreams.schema.drift.v1",
         "io.qualitystreams.worker.lifecycle.v1",
+        "io.qualitystreams.policy.triggered.v1",
+        "io.qualitystreams.policy.resolved.v1",
     ]
     assert set(SCHEMA_FILES) == set(EventType)
     for event_type in EventType:
