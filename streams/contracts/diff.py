@@ -80,15 +80,20 @@ def diff_contracts(old: Contract, new: Contract) -> ContractDiff:
 
 
 def _contract_changes(old: Contract, new: Contract) -> Iterator[Change]:
+    def line(*keys: str) -> int | None:
+        doc = new.document
+        return next((doc.line((k,)) for k in keys if k in doc.data), None) if doc is not None else None
+
     if old.id != new.id:
-        yield Change(ChangeKind.CONTRACT_ID_CHANGED, None, None, old.id, new.id, True, True, None,
+        yield Change(ChangeKind.CONTRACT_ID_CHANGED, None, None, old.id, new.id, True, True, line("id"),
                      "the contract id changed: headers, events and bindings name the contract by id")  # fmt: skip
     if old.status != new.status:
         retired = new.status == "retired"
-        yield Change(ChangeKind.STATUS_CHANGED, None, None, old.status, new.status, False, retired, None,
+        yield Change(ChangeKind.STATUS_CHANGED, None, None, old.status, new.status, False, retired, line("status"),
                      f"status {old.status} → {new.status}")  # fmt: skip
     if old.owner != new.owner or old.ownership != new.ownership:
-        yield Change(ChangeKind.OWNER_CHANGED, None, None, old.owner.team, new.owner.team, False, False, None,
+        yield Change(ChangeKind.OWNER_CHANGED, None, None, old.owner.team, new.owner.team, False, False,
+                     line("team", "support", "roles"),
                      "the owning team, members, roles or support channel changed")  # fmt: skip
     olds, news = {s.name: s for s in old.schemas}, {s.name: s for s in new.schemas}
     for name, s in olds.items():

@@ -483,3 +483,10 @@ def test_semver_parsing_and_checks() -> None:
     assert not check_bump("one", "1.0.0", Bump.NONE, True).ok
     assert check_bump("1.2.3", "1.2.3+build.7", Bump.NONE, False).ok
     assert check_bump("1.0.0-rc.2", "1.0.0", Bump.MINOR, True).ok is False  # a release is a patch step from its rc
+
+
+def test_contract_level_changes_name_their_line() -> None:
+    new = BASE.replace("status: active", "status: retired").replace("team: {name: shop}", "team: {name: ops}")
+    changes = {c.kind: c for c in diff_contracts(parse_contract(BASE), parse_contract(new)).changes}
+    assert changes[ChangeKind.STATUS_CHANGED].line == 5 and changes[ChangeKind.STATUS_CHANGED].breaks_consumers
+    assert changes[ChangeKind.OWNER_CHANGED].line == 6 and not changes[ChangeKind.OWNER_CHANGED].breaking
