@@ -50,10 +50,21 @@ class ChangeKind(enum.StrEnum):
     SEVERITY_LOWERED = "severity_lowered"
     SEVERITY_CHANGED = "severity_changed"
     DESCRIPTION_CHANGED = "description_changed"
+    POLICY_ADDED = "policy_added"
+    POLICY_REMOVED = "policy_removed"
+    POLICY_CHANGED = "policy_changed"
 
 
 #: Kinds that change metadata only: never breaking, a patch bump.
-METADATA_KINDS = frozenset({ChangeKind.OWNER_CHANGED, ChangeKind.DESCRIPTION_CHANGED})
+METADATA_KINDS = frozenset(
+    {
+        ChangeKind.OWNER_CHANGED,
+        ChangeKind.DESCRIPTION_CHANGED,
+        ChangeKind.POLICY_ADDED,
+        ChangeKind.POLICY_REMOVED,
+        ChangeKind.POLICY_CHANGED,
+    }
+)
 
 
 @dataclass(frozen=True, slots=True)

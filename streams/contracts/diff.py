@@ -11,6 +11,7 @@ semver bump it requires, and :meth:`ContractDiff.semver`, the check of the contr
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -106,6 +107,44 @@ def _contract_changes(old: Contract, new: Contract) -> Iterator[Change]:
                          f"schema object {name!r} bound to topic {s.topic}")  # fmt: skip
         else:
             yield from _schema_changes(olds[name], s)
+    yield from _policy_changes(old, new)
+
+
+#: The schema-level custom property of response policies (``streams.policies`` parses it; a layer above).
+_POLICIES = "qstreams.policies"
+
+
+def _policies(contract: Contract) -> dict[tuple[str, str], tuple[str, int | None]]:
+    """``{(schema, policy name): (canonical JSON, line)}`` of the response policies a contract declares."""
+    doc = contract.document
+    out: dict[tuple[str, str], tuple[str, int | None]] = {}
+    for i, obj in enumerate((doc.data.get("schema") or []) if doc is not None else []):
+        for j, prop in enumerate((obj.get("customProperties") or []) if isinstance(obj, dict) else []):
+            if (
+                not isinstance(prop, dict)
+                or prop.get("property") != _POLICIES
+                or not isinstance(prop.get("value"), list)
+            ):
+                continue
+            for k, policy in enumerate(prop["value"]):
+                if isinstance(policy, dict) and isinstance(policy.get("name"), str):
+                    text = json.dumps(policy, sort_keys=True, default=str)
+                    line = doc.line(("schema", i, "customProperties", j, "value", k)) if doc is not None else None
+                    out[(str(obj.get("name")), policy["name"])] = (text, line)
+    return out
+
+
+def _policy_changes(old: Contract, new: Contract) -> Iterator[Change]:
+    """Response policies added, removed or changed: the monitoring plan, not the data (patch)."""
+    before, after = _policies(old), _policies(new)
+    for (schema, name), (_, line) in before.items():
+        if (schema, name) not in after:
+            yield Change(ChangeKind.POLICY_REMOVED, schema, name, None, None, False, False, line, "policy removed")
+    for (schema, name), (text, line) in after.items():
+        if (schema, name) not in before:
+            yield Change(ChangeKind.POLICY_ADDED, schema, name, None, None, False, False, line, "policy added")
+        elif before[(schema, name)][0] != text:
+            yield Change(ChangeKind.POLICY_CHANGED, schema, name, None, None, False, False, line, "policy changed")
 
 
 def _schema_changes(old: SchemaObject, new: SchemaObject) -> Iterator[Change]:

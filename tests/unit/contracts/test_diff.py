@@ -490,3 +490,18 @@ def test_contract_level_changes_name_their_line() -> None:
     changes = {c.kind: c for c in diff_contracts(parse_contract(BASE), parse_contract(new)).changes}
     assert changes[ChangeKind.STATUS_CHANGED].line == 5 and changes[ChangeKind.STATUS_CHANGED].breaks_consumers
     assert changes[ChangeKind.OWNER_CHANGED].line == 6 and not changes[ChangeKind.OWNER_CHANGED].breaking
+
+
+def test_response_policies_added_removed_changed_are_patch_changes() -> None:
+    def with_policies(text: str, policies: str) -> str:
+        block = f"    customProperties:\n      - property: qstreams.policies\n        value:\n{policies}"
+        return text.replace("    physicalName: shop.orders.v1\n", "    physicalName: shop.orders.v1\n" + block)
+
+    a = "          - {name: a, when: {metric: window.failed}}\n"
+    b = "          - {name: b, when: {metric: lag.records, above: 10}}\n"
+    old = with_policies(BASE, a + b)
+    new = with_policies(BASE, a.replace("window.failed", "window.records, below: 1") + b.replace("b,", "c,"))
+    result = diff_contracts(parse_contract(old), parse_contract(new.replace("1.2.3", "1.2.4")))
+    kinds = sorted((str(c.kind), c.subject, c.line) for c in result.changes)
+    assert kinds == [("policy_added", "c", 14), ("policy_changed", "a", 13), ("policy_removed", "b", 14)]
+    assert result.required_bump is Bump.PATCH and result.semver().ok
