@@ -25,6 +25,11 @@ class Mode(enum.StrEnum):
     MONITOR = "monitor"  # observe only: quarantine, DLQ and events, no forwarding
 
 
+class OnRuleError(enum.StrEnum):
+    QUARANTINE = "quarantine"  # fail closed: the rows of a rule that cannot run are invalid (reason rule_error)
+    PASS = "pass"  # report the error verdict only; the rows are judged by the other rules
+
+
 class SecurityProtocol(enum.StrEnum):
     PLAINTEXT = "PLAINTEXT"
     SSL = "SSL"
@@ -67,6 +72,11 @@ class Settings(BaseSettings):
     exactly_once: bool = Field(False, description="Use Kafka transactions (experimental) instead of at-least-once.")
     header_prefix: str = Field("qstreams.", description="Prefix of the headers the worker adds.")
     failure_case_sample: int = Field(20, ge=0, description="Failure cases carried by a rule-violation event.")
+    on_rule_error: OnRuleError = Field(
+        OnRuleError.QUARANTINE,
+        description="A rule that cannot be evaluated on a batch: quarantine its rows (fail closed, reason "
+        "rule_error) or pass them (the error verdict is reported either way).",
+    )
 
     # --- worker runtime (streams.kafka.worker)
     worker_id: str | None = Field(

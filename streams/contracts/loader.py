@@ -202,14 +202,28 @@ def _schema_object(obj: dict[str, Any], where: Path_, ctx: SourceContext) -> Sch
     fields: list[Field] = []
     rules: list[Rule] = []
     names = frozenset(str(p.get("name")) for p in obj.get("properties") or [] if isinstance(p, dict))
+    keys = _primary_key(obj.get("properties") or [])
     for i, prop in enumerate(obj.get("properties") or []):
         pw = (*where, "properties", i)
-        field, field_rules = _property(prop, pw, ctx, name, names)
+        field, field_rules = _property(prop, pw, ctx, name, names, composite_key=len(keys) > 1)
         if field.name in {f.name for f in fields}:
             raise ctx.error(f"property {field.name!r} is declared twice", pw, ContractSchemaError)
         fields.append(field)
         rules.extend(field_rules)
     field_map = {f.name: f for f in fields}
+    if len(keys) > 1:  # a composite primary key: one uniqueness rule over the tuple
+        at = (*where, "properties", keys[0][1])
+        args = (tuple(k for k, _ in keys),)
+        rules.append(
+            Rule(
+                name=f"{name}:primaryKey",
+                op=Op.UNIQUE,
+                args=args,
+                check=check_label(Op.UNIQUE, args),
+                dimension="uniqueness",
+                line=ctx.line(at),
+            )
+        )
     for at in [where, *((*where, "properties", i) for i in range(len(obj.get("properties") or [])))]:
         node = obj if at == where else (obj.get("properties") or [])[int(at[-1])]
         if isinstance(node, dict) and node.get("relationships"):
@@ -266,8 +280,25 @@ def _classification(value: Any) -> Classification | None:
         return Classification.CONFIDENTIAL
 
 
+def _primary_key(props: list[Any]) -> list[tuple[str, int]]:
+    """``(name, index)`` of the primary-key properties, ordered by ``primaryKeyPosition`` (then
+    declaration order: a missing or -1 position sorts after the positioned ones)."""
+    keys = [(p, i) for i, p in enumerate(props) if isinstance(p, dict) and p.get("primaryKey")]
+
+    def position(item: tuple[dict[str, Any], int]) -> tuple[int, int]:
+        pos = item[0].get("primaryKeyPosition")
+        return (pos if isinstance(pos, int) and not isinstance(pos, bool) and pos > 0 else 1 << 30, item[1])
+
+    return [(str(p.get("name")), i) for p, i in sorted(keys, key=position)]
+
+
 def _property(
-    prop: dict[str, Any], where: Path_, ctx: SourceContext, table: str, names: frozenset[str]
+    prop: dict[str, Any],
+    where: Path_,
+    ctx: SourceContext,
+    table: str,
+    names: frozenset[str],
+    composite_key: bool = False,
 ) -> tuple[Field, list[Rule]]:
     name = str(prop["name"])
     dtype = dtype_for(prop, where, ctx)
@@ -275,7 +306,7 @@ def _property(
     check_options(prop, logical, where, ctx)
     pk = bool(prop.get("primaryKey"))
     required = bool(prop.get("required")) or pk
-    unique = bool(prop.get("unique")) or pk
+    unique = bool(prop.get("unique")) or (pk and not composite_key)  # a composite key is unique as a tuple
     line = ctx.line(where)
     field = Field(
         name=name,

@@ -174,6 +174,12 @@ class Rule:
         return self.op in (Op.ROW_COUNT, Op.SQL)
 
     @property
+    def key_columns(self) -> tuple[str, ...]:
+        """The columns a composite uniqueness rule (primary key, schema-level ``duplicateValues``)
+        reads as one tuple; ``()`` for every other rule."""
+        return tuple(self.args[0]) if self.op is Op.UNIQUE and self.args else ()
+
+    @property
     def gates_rows(self) -> bool:
         """Rows failing this rule are invalid (quarantined in gate mode)."""
         return self.severity is Severity.ERROR and not self.is_batch_metric and self.threshold.zero_tolerance
@@ -365,6 +371,8 @@ def check_label(op: Op, args: tuple[Any, ...], dtype: pl.DataType | None = None)
     """pandera's name for a check (its ``error`` string), as failure cases report it."""
     if op is Op.DTYPE:
         return f"dtype('{dtype}')"
+    if op is Op.UNIQUE and args:
+        return f"multiple_fields_uniqueness({list(args[0])})"
     if op in (Op.NOT_NULL, Op.UNIQUE, Op.ROW_COUNT):
         return op.value
     if op in (Op.EQ, Op.NE, Op.GT, Op.GE, Op.LT, Op.LE, Op.MULTIPLE_OF):

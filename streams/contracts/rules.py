@@ -11,7 +11,36 @@ from streams.contracts.source import Path_, SourceContext
 from streams.contracts.types import check_regex
 from streams.errors import ContractSchemaError
 
-__all__ = ["quality_rule"]
+__all__ = ["quality_rule", "sql_reads"]
+
+
+def sql_reads(query: str, tables: tuple[str, ...]) -> tuple[frozenset[str] | None, frozenset[str] | None]:
+    """``(read, shown)`` of a SQL rule: every column it reads (its errors may quote their values)
+    and the columns whose values can reach its result: those of the selected expression outside
+    ``COUNT(...)`` (a count is a number of rows, a filter only selects rows). ``None`` when the
+    query does not pass the allow-list (take it to read and show every column). The report
+    redacts results and errors over classified columns with them."""
+    import sqlglot
+    from sqlglot import exp
+
+    try:
+        checked = sql.check_sql(query, tables)
+        tree = sqlglot.parse_one(checked.query, read=sql.DIALECT)
+    except (sql.SqlRuleError, sqlglot.errors.SqlglotError, RecursionError, ValueError):
+        return None, None
+    read = frozenset(checked.columns - checked.aliases)
+    if not isinstance(tree, exp.Select) or len(tree.expressions) != 1:
+        return read, read
+    shown: set[str] = set()
+    stack: list[exp.Expression] = [tree.expressions[0]]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, exp.Count):
+            continue
+        if isinstance(node, exp.Column):
+            shown.add(node.name)
+        stack.extend(node.iter_expressions())
+    return read, frozenset(shown)
 
 
 _METRICS = ("nullValues", "missingValues", "invalidValues", "duplicateValues", "rowCount")
@@ -77,7 +106,7 @@ def quality_rule(
 
     if kind == "library":
         metric = q.get("metric") or q.get("rule")
-        op, args, col = _library(metric, q, where, ctx, column, field)
+        op, args, col = _library(metric, q, where, ctx, column, field, fields)
         return rule(f"{label}:{metric}", op, args, col, "quality")
     if kind == "sql":
         query = str(q.get("query") or "")
@@ -135,7 +164,13 @@ def quality_rule(
 
 
 def _library(
-    metric: Any, q: dict[str, Any], where: Path_, ctx: SourceContext, column: str | None, field: Field | None
+    metric: Any,
+    q: dict[str, Any],
+    where: Path_,
+    ctx: SourceContext,
+    column: str | None,
+    field: Field | None,
+    fields: dict[str, Field],
 ) -> tuple[Op, tuple[Any, ...], str | None]:
     args_in = q.get("arguments") or {}
     if metric == "rowCount":
@@ -148,6 +183,24 @@ def _library(
         return Op.ROW_COUNT, (), None
     if metric not in _METRICS:
         raise ctx.error(f"not supported: metric {metric!r}; supported are {', '.join(_METRICS)}", (*where, "metric"))
+    if column is None and metric == "duplicateValues":  # ODCS 3.1: uniqueness of a tuple of properties
+        props = args_in.get("properties")
+        if not (isinstance(props, list) and props and all(isinstance(p, str) for p in props)):
+            raise ctx.error(
+                "a schema-level duplicateValues needs arguments.properties, a list of property names "
+                "(e.g. [tenant_id, order_id])",
+                (*where, "arguments"),
+            )
+        unknown = [p for p in props if p not in fields]
+        if unknown:
+            raise ctx.error(
+                f"duplicateValues names unknown properties: {', '.join(unknown)} (the schema object has "
+                f"{', '.join(sorted(fields)) or 'no properties'})",
+                (*where, "arguments", "properties"),
+            )
+        if len(set(props)) != len(props):
+            raise ctx.error("duplicateValues lists a property twice", (*where, "arguments", "properties"))
+        return Op.UNIQUE, (tuple(props),), None
     if column is None:
         raise ctx.error(f"metric {metric} must be declared on a property", (*where, "metric"))
     if metric == "nullValues":

@@ -32,18 +32,25 @@ Semantics follow pandera's polars backend (the reference:
   ``failure_case`` and the row ``index``. pandera (without ``coerce``) reports one
   column-level ``dtype('...')`` failure whose ``failure_case`` is the observed
   dtype and whose ``index`` is null. The other rules then see the conformed
-  column (null where the value did not conform).
-* **Missing columns** are reported like pandera (``column_in_dataframe``,
-  ``DataFrameSchema`` context, null column and index, failing the column's dtype
-  rule) and then treated as all-null, so required fields also fail
-  ``not_nullable`` on every row (pandera skips the column's other checks).
+  column (null where the value did not conform); ``not_nullable`` and
+  ``missing_values`` do not count those rows again (a dtype failure is not a null).
+* **Missing columns** of required fields are reported like pandera
+  (``column_in_dataframe``, ``DataFrameSchema`` context, null column and index,
+  failing the column's dtype rule) and then treated as all-null, so they also fail
+  ``not_nullable`` on every row (pandera skips the column's other checks). An
+  absent optional field passes its dtype rule (it is listed in ``missing_columns``).
+* **Uniqueness** ignores nulls (pandera counts repeated nulls as duplicates); the
+  rule's value is ODCS's ``duplicateValues``, rows minus distinct values, while every
+  row of a duplicated group fails the rule. Composite keys are one rule over the tuple.
 * **Thresholded rules** (not zero-tolerance) and batch metrics that fail report
   one summary case whose ``failure_case`` is the metric (pandera: the error of
   the scalar check); the failing rows of thresholded rules are in ``violations``.
 * A rule that cannot be evaluated (type error, unknown column, bad regex, SQL
   error) fails with ``CheckResult.error`` set and one failure case carrying the
-  error, as pandera does; other rules are unaffected. ``validate`` never raises
-  on data.
+  error, as pandera does; other rules are unaffected. With ``on_rule_error``
+  ``quarantine`` (the default) every row fails an error-severity rule that could not
+  run (fail closed: it is in the rows' ``gating_violations``). Error messages over
+  classified columns are redacted. ``validate`` never raises on data.
 """
 
 from __future__ import annotations
@@ -55,7 +62,17 @@ import polars as pl
 
 from streams.contracts.model import Contract, Field, Op, SchemaObject, Severity
 from streams.validation.conform import conform_column, parse_text_timestamps, retry_misfits
-from streams.validation.failures import Reporter, batch_metric, error_text, evaluate, probe, sql_metric
+from streams.validation.failures import (
+    Reporter,
+    batch_metric,
+    duplicates,
+    error_text,
+    errored,
+    evaluate,
+    probe,
+    redact_error,
+    sql_metric,
+)
 from streams.validation.predicates import (
     COLUMN_CONTEXT,
     FRAME_CONTEXT,
@@ -112,9 +129,12 @@ class _Prepared:
 class CompiledPlan:
     """One schema object compiled once for repeated, fused validation of polars batches."""
 
-    def __init__(self, contract: Contract, schema_obj: SchemaObject) -> None:
+    def __init__(self, contract: Contract, schema_obj: SchemaObject, on_rule_error: str = "quarantine") -> None:
+        if on_rule_error not in ("quarantine", "pass"):
+            raise ValueError(f"on_rule_error must be 'quarantine' or 'pass', not {on_rule_error!r}")
         self.contract = contract
         self.schema_obj = schema_obj
+        self.on_rule_error = on_rule_error
         self.reporter = Reporter.of(schema_obj)
         self.slots = self.reporter.slots
         self._cache: dict[tuple[tuple[tuple[str, pl.DataType], ...], int | None], _Prepared] = {}
@@ -164,10 +184,15 @@ class CompiledPlan:
                 fails[k] = pl.col(mismatch[column])
             elif rule.op is not Op.DTYPE and not rule.is_batch_metric:
                 try:
-                    if rule.op is not Op.EXPRESSION and column not in conformed:
-                        raise ValueError(f"column {column!r} is not in the batch")
+                    needed = rule.key_columns or (() if rule.op is Op.EXPRESSION else (column,))
+                    absent = [n for n in needed if n not in conformed]
+                    if absent:
+                        raise ValueError(f"column {absent[0]!r} is not in the batch")
                     dtype = conformed.get(column)
                     fails[k] = predicate(rule, pl.col(column), dtype, size)[0].not_()
+                    if rule.op in (Op.NOT_NULL, Op.MISSING) and column in mismatch:
+                        # a value failing its dtype is a dtype failure, not also a null
+                        fails[k] = fails[k] & pl.col(mismatch[column]).not_()
                 except Exception as exc:  # a rule that cannot run is reported, not raised
                     errors[k] = error_text(exc)
         if probe(probe_frame, list(fails.values()), select=True):
@@ -179,7 +204,7 @@ class CompiledPlan:
         for k, slot in enumerate(self.slots):
             if slot.rule.op is Op.UNIQUE and k in counts:
                 column = str(slot.rule.column)
-                counts[k] = duplicates_possible(pl.col(column), conformed[column])
+                counts[k] = duplicates_possible(slot.rule, pl.col(column), conformed.get(column))
         # cheap expressions first: polars balances its threads better (a third faster at 100k rows)
         weight = {k: cost(self.slots[k].rule, conformed.get(str(self.slots[k].rule.column)), size) for k in counts}
         counts = {k: counts[k] for k in sorted(counts, key=lambda k: (weight[k], k))}
@@ -227,14 +252,26 @@ class CompiledPlan:
         prepared = self._prepare(df.schema, df.height)
         errors = dict(prepared.errors)
         base, problem = self._conformed(df, prepared)
-        if problem is not None:
+        if problem is not None:  # its message may quote a value of any column
+            problem = redact_error(problem, self.reporter.redacted) if self.reporter.redacted else problem
             errors.update(dict.fromkeys(prepared.fails, problem))
         counts, frame, masks = self._failures(base, prepared, errors)
         reporter = self.reporter
-        failing = [(masks[k], self.slots[k].rule.name, reporter.gates[k]) for k in masks]
-        valid, violations = verdicts(frame, failing, prepared.tables)
+        measured = {k: duplicates(frame, masks[k], self.slots[k].rule) for k in masks if k in reporter.uniqueness}
         conformed = base.select(prepared.output_columns) if base is not df else df
-        checks, summary = reporter.results(prepared.missing, conformed, counts, errors)
+        checks, summary = reporter.results(prepared.missing, conformed, counts, errors, measured)
+        failing = [(masks[k], self.slots[k].rule.name, reporter.gates[k]) for k in masks]
+        if self.on_rule_error == "quarantine":  # fail closed: the rows of a rule that cannot run fail it
+            broken = [k for k, c in enumerate(checks) if c.error is not None and c.severity is Severity.ERROR]
+            if broken:
+                marks = {k: f"{prepared.prefix}e{k}" for k in broken}
+                frame = frame.with_columns(pl.lit(True).alias(m) for m in marks.values())
+                failing += [(marks[k], self.slots[k].rule.name, True) for k in broken]
+                checks = [
+                    errored(c, base.height, self.slots[k].rule.is_batch_metric) if k in marks else c
+                    for k, c in enumerate(checks)
+                ]
+        valid, violations, gating = verdicts(frame, failing, prepared.tables)
         per_row = [(mask, k) for k, mask in masks.items() if reporter.per_row[k]]
         rows_cases = reporter.row_cases(df, frame, prepared.originals, f"{prepared.prefix}index", per_row)
         rows, valid_rows = base.height, int(valid.sum())
@@ -250,6 +287,7 @@ class CompiledPlan:
             checks=tuple(checks),
             valid_mask=valid,
             violations=violations,
+            gating_violations=gating,
             failure_cases=concat_cases(summary, rows_cases),
             missing_columns=prepared.missing,
             extra_columns=prepared.extra,
@@ -289,6 +327,11 @@ def _size_class(rows: int | None) -> int | None:
     return None if rows is None else 1 << (rows.bit_length() - 1) if rows else 0
 
 
-def compile_plan(contract: Contract, schema: str | None = None) -> CompiledPlan:
-    """Compile the schema object ``schema`` of ``contract`` (the only one if omitted)."""
-    return CompiledPlan(contract, contract.schema(schema))
+def compile_plan(contract: Contract, schema: str | None = None, on_rule_error: str = "quarantine") -> CompiledPlan:
+    """Compile the schema object ``schema`` of ``contract`` (the only one if omitted).
+
+    ``on_rule_error`` (``STREAMS_ON_RULE_ERROR``): ``quarantine`` (fail closed, the default) makes
+    every row of a batch fail an error-severity rule that cannot be evaluated on it (the check's
+    ``error`` says why; the rows are invalid, listed in ``gating_violations``); ``pass`` only
+    reports the error verdict."""
+    return CompiledPlan(contract, contract.schema(schema), on_rule_error)

@@ -7,20 +7,45 @@ failure cases; nothing raises on data (a rule that cannot run is reported).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from decimal import Decimal
 from typing import Any
 
 import polars as pl
 
+from streams.contracts.expressions import columns as expression_columns
 from streams.contracts.model import Op, Rule, SchemaObject, Unit
-from streams.validation.predicates import FRAME_CONTEXT, RuleSlot, rule_layout
-from streams.validation.report import CheckResult, as_text, redact, row_cases
+from streams.contracts.rules import sql_reads
+from streams.validation.predicates import FRAME_CONTEXT, RuleSlot, rule_layout, unique_key
+from streams.validation.report import REDACTED, CheckResult, as_text, redact, row_cases
 
 
 def error_text(exc: BaseException) -> str:
     message = str(exc).strip().splitlines()
     return f"{type(exc).__name__}: {message[0] if message else ''}".rstrip(": ")
+
+
+def redact_error(error: str, columns: frozenset[str] | set[str]) -> str:
+    """``error`` without its message, which may quote values of the classified ``columns``
+    (a failing CAST prints the value): the exception type and why it is hidden."""
+    kind = error.split(":", 1)[0] if ":" in error else "error"
+    return f"{kind}: {REDACTED} (the message may carry values of classified column(s) {', '.join(sorted(columns))})"
+
+
+def duplicates(frame: pl.DataFrame, mask: str, rule: Rule) -> int:
+    """ODCS ``duplicateValues`` of a failing uniqueness rule: rows of the duplicated groups
+    (``mask``) minus their distinct keys, i.e. rows - distinct over the non-null keys."""
+    key, _ = unique_key(rule, pl.col(str(rule.column)))
+    rows, distinct = frame.lazy().filter(pl.col(mask)).select(pl.len(), key.n_unique()).collect().row(0)
+    return int(rows) - int(distinct)
+
+
+def errored(check: CheckResult, rows: int, batch_metric: bool) -> CheckResult:
+    """``check`` of a rule that could not run and whose rows are failed (fail closed): every
+    row of the batch fails it (a batch metric keeps its count of 1)."""
+    if batch_metric:
+        return check
+    return replace(check, failures=rows, failure_rate=1.0 if rows else 0.0)
 
 
 def probe(df: pl.DataFrame, exprs: list[pl.Expr], select: bool = False) -> str | None:
@@ -95,6 +120,10 @@ class Reporter:
     gates: tuple[bool, ...]
     clean: dict[int, CheckResult]  # the result of each row rule on a batch where no row fails it
     redacted: frozenset[str]
+    reads: tuple[frozenset[str], ...]  # per slot: the classified columns the rule reads
+    hidden: tuple[bool, ...]  # per slot: the rule's value would show a classified value (SQL)
+    required: frozenset[str]  # fields that must be present (an absent optional field passes)
+    uniqueness: frozenset[int]  # slots of uniqueness rules (their value is rows - distinct)
 
     @classmethod
     def of(cls, schema_obj: SchemaObject) -> Reporter:
@@ -110,7 +139,16 @@ class Reporter:
             if not r.is_batch_metric and r.threshold.allows(0)
         }
         per_row = tuple(s.per_row for s in slots)
-        return cls(schema_obj, slots, thresholds, per_row, gates, clean, schema_obj.redacted_columns)
+        redacted = schema_obj.redacted_columns
+        read = [_columns_read(s.rule, schema_obj) for s in slots]
+        reads = tuple(frozenset(columns) & redacted for columns, _ in read)
+        hidden = tuple(bool(shown & redacted) for _, shown in read)
+        required = frozenset(f.name for f in schema_obj.fields if f.required)
+        uniqueness = frozenset(k for k, s in enumerate(slots) if s.rule.op is Op.UNIQUE)
+        return cls(
+            *(schema_obj, slots, thresholds, per_row, gates, clean, redacted),
+            *(reads, hidden, required, uniqueness),
+        )
 
     def results(
         self,
@@ -118,36 +156,45 @@ class Reporter:
         conformed: pl.DataFrame,
         counts: dict[int, int],
         errors: dict[int, str],
+        measured: dict[int, int] | None = None,
     ) -> tuple[list[CheckResult], list[tuple[Any, ...]]]:
-        """Per-rule results, plus the schema-level and summary failure cases (as tuples)."""
+        """Per-rule results, plus the schema-level and summary failure cases (as tuples).
+
+        ``measured``: the value (in rows) of rules whose metric is not their failing-row count
+        (uniqueness: rows - distinct). An absent optional field passes its dtype rule."""
         rows = conformed.height
+        measured = measured or {}
+        absent = [name for name in missing if name in self.required]
         checks: list[CheckResult] = []
         cases: list[tuple[Any, ...]] = [
             (name, FRAME_CONTEXT, None, "column_in_dataframe", None, None, slot.rule.name)
-            for name in missing
+            for name in absent
             for slot in self.slots
             if slot.rule.op is Op.DTYPE and slot.rule.column == name
         ]
         for k, slot in enumerate(self.slots):
             rule, error = slot.rule, errors.get(k)
             failures, metric = counts.get(k, 0), None
-            if not failures and error is None and k in self.clean and rule.column not in missing:
+            if not failures and error is None and k in self.clean and rule.column not in absent:
                 checks.append(self.clean[k])
                 continue
             if error is None and rule.is_batch_metric:
                 metric, error = batch_metric(rule, conformed, self.schema_obj.name)
             elif error is None:
-                metric = row_rule_metric(rule, failures, rows)
+                metric = row_rule_metric(rule, measured.get(k, failures), rows)
+            if error is not None and self.reads[k]:
+                error = redact_error(error, self.reads[k])
             passed = error is None and metric is not None and rule.threshold.allows(metric)
-            if rule.op is Op.DTYPE and rule.column in missing:
+            if rule.op is Op.DTYPE and rule.column in absent:
                 passed = False
             elif error is not None or (not passed and not self.per_row[k]):
-                shown = error if error is not None else f"{metric:g}"
+                shown = error if error is not None else REDACTED if self.hidden[k] else f"{metric:g}"
                 context = slot.context if error is not None else FRAME_CONTEXT
                 cases.append((shown, context, rule.column, rule.check, slot.check_number, None, rule.name))
             if rule.is_batch_metric:
                 failures = int(not passed)
             rate = failures / rows if rows and not rule.is_batch_metric else 0.0
+            metric = None if self.hidden[k] else metric
             result = (rule.name, rule.column, rule.check, rule.severity, failures, rate, passed, metric)
             checks.append(CheckResult(*result, self.thresholds[k], rule.dimension, self.gates[k], error))
         return checks, cases
@@ -169,8 +216,8 @@ class Reporter:
         for mask, k in failing:
             slot = self.slots[k]
             rule, name = slot.rule, str(slot.rule.column)
-            if rule.op is Op.EXPRESSION:
-                shown = [(n, pl.col(originals.get(n, n))) for n in df.columns]
+            if rule.op is Op.EXPRESSION or rule.key_columns:
+                shown = [(n, pl.col(originals.get(n, n))) for n in rule.key_columns or df.columns]
                 shown = [(n, redact(e) if n in redacted else e) for n, e in shown]
                 value = pl.struct(e.alias(n) for n, e in shown).struct.json_encode() if shown else pl.lit("{}")
             else:
@@ -179,3 +226,18 @@ class Reporter:
                 value = redact(value) if name in redacted else value
             specs.append((mask, value, (slot.context, rule.column, rule.check, slot.check_number, rule.name)))
         return row_cases(frame, index, specs)
+
+
+def _columns_read(rule: Rule, schema_obj: SchemaObject) -> tuple[frozenset[str], frozenset[str]]:
+    """The columns ``rule`` reads (a SQL query the allow-list refuses: every column), and those whose
+    values can reach its value (a SQL rule's selected expression outside ``COUNT``; none for row rules,
+    whose value is a count of rows)."""
+    if rule.op is Op.SQL:
+        every = frozenset(schema_obj.columns)
+        read, shown = sql_reads(str(rule.args[0]), (schema_obj.name, "batch"))
+        return (every if read is None else read), (every if shown is None else shown)
+    if rule.op is Op.EXPRESSION:
+        return frozenset(expression_columns(rule.args[0])), frozenset()
+    if rule.key_columns:
+        return frozenset(rule.key_columns), frozenset()
+    return frozenset({rule.column} if rule.column is not None else ()), frozenset()

@@ -101,11 +101,13 @@ def predicate(
     if op is Op.NOT_NULL:
         missing = c.is_null() | c.is_nan() if dtype is not None and dtype.is_float() else c.is_null()
         return missing.not_(), False
-    if op is Op.UNIQUE:
-        return c.is_duplicated().not_(), False
-    if op is Op.MISSING:
-        values = list(args[0])
-        return (c.is_null() | c.is_in(values).fill_null(False) if values else c.is_null()).not_(), False
+    if op is Op.UNIQUE:  # nulls are not duplicates (ODCS leaves them to `required`)
+        key, present = unique_key(rule, c)
+        return (present & key.is_duplicated()).not_(), False
+    if op is Op.MISSING:  # nulls, and the listed values that the column's type can hold
+        values = typed_values(args[0], dtype)
+        listed = c.is_in(pl.Series(values, dtype=dtype) if dtype is not None else values) if values else None
+        return (c.is_null() | listed.fill_null(False) if listed is not None else c.is_null()).not_(), False
     if op is Op.EXPRESSION:
         return to_polars(args[0]), True
     if op is Op.MULTIPLE_OF:
@@ -157,12 +159,40 @@ def failure_expr(rule: Rule, column: pl.Expr, dtype: pl.DataType | None = None) 
     return predicate(rule, column, dtype)[0].not_()
 
 
-def duplicates_possible(c: pl.Expr, dtype: pl.DataType) -> pl.Expr:
-    """A cheap flag, True whenever ``c.is_duplicated()`` has a True (nulls are equal).
+def unique_key(rule: Rule, c: pl.Expr) -> tuple[pl.Expr, pl.Expr]:
+    """``(key, present)`` of a uniqueness rule: the column (or the tuple of a composite key as a
+    struct) and where it is complete (a key with a null part is never a duplicate)."""
+    names = rule.key_columns
+    if not names:
+        return c, c.is_not_null()
+    if len(names) == 1:
+        return pl.col(names[0]), pl.col(names[0]).is_not_null()
+    return pl.struct(*names), pl.all_horizontal(pl.col(n).is_not_null() for n in names)
+
+
+def typed_values(values: Any, dtype: pl.DataType | None) -> list[Any]:
+    """The non-null ``values`` a column of ``dtype`` can hold, cast to it (``''`` or ``'N/A'``
+    cannot appear in an Int64 column: they are dropped, not compared)."""
+    present = [v for v in values if v is not None]
+    if dtype is None or dtype == pl.Null:
+        return present
+    out = []
+    for v in present:
+        try:
+            out.append(pl.Series([v]).cast(dtype, strict=True)[0])
+        except Exception:  # not representable in the column's type: it cannot occur there
+            continue
+    return [v for v in out if v is not None]
+
+
+def duplicates_possible(rule: Rule, c: pl.Expr, dtype: pl.DataType | None) -> pl.Expr:
+    """A cheap flag, True whenever the uniqueness rule may have a duplicate (conservative:
+    nulls count as one value here, the exact pass drops them).
 
     Hashing strings first halves the cost; a collision only costs the exact pass.
     """
-    return (c.hash() if dtype in (pl.String, pl.Binary) else c).n_unique() < pl.len()
+    key, _ = unique_key(rule, c)
+    return (key.hash() if dtype in (pl.String, pl.Binary) else key).n_unique() < pl.len()
 
 
 def _pattern(op: Op, args: tuple[Any, ...]) -> str:

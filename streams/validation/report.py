@@ -61,8 +61,10 @@ def verdicts(
     frame: pl.DataFrame,
     failing: list[tuple[str, str, bool]],
     tables: dict[tuple[str, ...], pl.Series] | None = None,
-) -> tuple[pl.Series, pl.Series]:
-    """``valid_mask`` and ``violations`` from the failure masks of the failing rules.
+) -> tuple[pl.Series, pl.Series, pl.Series]:
+    """``valid_mask``, ``violations`` and ``gating_violations`` from the failure masks of the
+    failing rules (the last lists only the rules that gate rows: ``violations`` itself when
+    every failing rule gates).
 
     ``failing`` holds ``(mask column, rule name, gates rows)``; masks may be null
     (a pass). Rule-name lists are built once per distinct combination of failed
@@ -71,6 +73,18 @@ def verdicts(
     failing rules the table has an entry for every code, so codes index it directly;
     it is kept in ``tables`` (per list of rule names) for the next batch.
     """
+    valid, violations = _verdicts(frame, failing, tables)
+    gating = [f for f in failing if f[2]]
+    if len(gating) == len(failing):
+        return valid, violations, violations
+    return valid, violations, _verdicts(frame, gating, tables)[1]
+
+
+def _verdicts(
+    frame: pl.DataFrame,
+    failing: list[tuple[str, str, bool]],
+    tables: dict[tuple[str, ...], pl.Series] | None = None,
+) -> tuple[pl.Series, pl.Series]:
     if not failing:
         valid = pl.Series("valid", [True], dtype=pl.Boolean).new_from_index(0, frame.height)
         return valid, pl.Series("violations", [[]], dtype=pl.List(pl.String)).new_from_index(0, frame.height)
@@ -170,7 +184,11 @@ class CheckResult:
     metrics and empty batches). ``value`` is the metric the threshold is applied
     to: the failing row count, the failing percentage (``unit: percent``) or the
     batch metric; it is ``None`` when the rule could not be executed, in which
-    case ``error`` says why and ``passed`` is False.
+    case ``error`` says why and ``passed`` is False. A uniqueness rule's value is ODCS's
+    ``duplicateValues``: rows minus distinct values (nulls ignored); its ``failures`` are
+    every row of a duplicated group (the rows it quarantines). The value of a SQL rule
+    reading a classified column is ``None`` unless it is a bare ``COUNT``, and an ``error``
+    over classified columns carries no message (redacted).
     """
 
     name: str
@@ -202,6 +220,8 @@ class CheckResult:
             "value": value,
             "threshold": self.threshold,
             "dimension": self.dimension,
+            "gates_rows": self.gates_rows,
+            "error": self.error,
         }
 
 
@@ -215,6 +235,11 @@ class ValidationReport:
       (error severity with a zero-tolerance threshold);
     * ``violations`` (List[String], one per row): names of every rule the row
       fails, gating or not, whatever the rule's threshold verdict;
+    * ``gating_violations`` (List[String], one per row): only the rules that made
+      the row invalid (error severity, zero tolerance, or an error-severity rule that
+      could not run on the batch when ``on_rule_error`` is ``quarantine``): what a
+      quarantined record's reasons list. Empty exactly where ``valid_mask`` is True;
+      ``None`` on reports built by hand (read it through :meth:`gating`);
     * ``failure_cases``: pandera's failure-case layout (``failure_case``,
       ``schema_context``, ``column``, ``check``, ``check_number``, ``index``) plus
       ``rule``. Values of redacted columns read ``[REDACTED]``;
@@ -237,6 +262,21 @@ class ValidationReport:
     missing_columns: tuple[str, ...] = ()
     extra_columns: tuple[str, ...] = ()
     elapsed_seconds: float = 0.0
+    gating_violations: pl.Series | None = None
+
+    def gating(self) -> pl.Series:
+        """Per row, the rules that made it invalid (``violations`` of the invalid rows when the
+        report carries no ``gating_violations``)."""
+        if self.gating_violations is not None:
+            return self.gating_violations
+        empty = pl.lit([], dtype=pl.List(pl.String))
+        frame = pl.DataFrame({"v": self.violations, "ok": self.valid_mask})
+        return frame.select(pl.when(pl.col("ok")).then(empty).otherwise(pl.col("v")).alias("violations")).to_series()
+
+    @property
+    def rule_errors(self) -> dict[str, str]:
+        """``{rule: error}`` of the rules that could not be evaluated on this batch."""
+        return {c.name: c.error for c in self.checks if c.error is not None}
 
     def failed_checks(self) -> tuple[CheckResult, ...]:
         """The checks that did not pass, whatever their severity."""

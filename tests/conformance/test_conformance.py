@@ -72,15 +72,9 @@ ALLOW_UNOWNED_REASON = "ODCS does not require an owner; the examples illustrate 
 
 #: (case, rule) -> why our verdict differs from datacontract-cli's on purpose (see docs/semantics.md).
 KNOWN_DIFFERENCES: dict[tuple[str, str], str] = {}
-_UNIQUE_COUNT = (
-    "unique: we count every row of a duplicated group (pandera's field_uniqueness failure cases); "
-    "datacontract-cli counts rows - distinct. The verdict is the same."
-)
-#: (case, rule) -> why the measured value may differ while the verdict agrees.
-KNOWN_VALUE_DIFFERENCES: dict[tuple[str, str], str] = {
-    ("failed-samples", "id:unique"): _UNIQUE_COUNT,
-    ("metadata-only-csv", "order_id:unique"): _UNIQUE_COUNT,
-}
+#: (case, rule) -> why the measured value may differ while the verdict agrees. None since the value of
+#: a uniqueness rule is ODCS's duplicateValues, rows - distinct, as datacontract-cli measures it.
+KNOWN_VALUE_DIFFERENCES: dict[tuple[str, str], str] = {}
 
 
 # --- the standard's examples -----------------------------------------------------------------------

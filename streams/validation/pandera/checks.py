@@ -18,7 +18,7 @@ from streams.contracts import expressions
 from streams.contracts.model import Op, Rule, Severity, Unit
 from streams.errors import ThresholdBreach
 from streams.validation.failures import sql_metric
-from streams.validation.predicates import failure_expr, predicate
+from streams.validation.predicates import failure_expr, predicate, unique_key
 
 __all__ = ["BUILTINS", "MARKER", "ThresholdBreach", "column_check", "frame_check", "jsonable"]
 
@@ -72,6 +72,15 @@ def column_check(rule: Rule) -> pa.Check:
 def frame_check(rule: Rule, object_name: str) -> pa.Check:
     warn = rule.severity is not Severity.ERROR
     stats = _statistics(rule)
+    if rule.key_columns and rule.threshold.zero_tolerance:  # a composite key: row-wise, like the engine
+        return pa.Check(
+            lambda data: data.lazyframe.select(predicate(rule, pl.lit(None))[0]),
+            ignore_na=False,
+            name=rule.op.value,
+            error=rule.check,
+            raise_warning=warn,
+            statistics=stats,
+        )
     if rule.op is Op.EXPRESSION and rule.threshold.zero_tolerance:
         node = rule.args[0]
         return pa.Check(
@@ -106,7 +115,12 @@ def _metric(rule: Rule, lf: pl.LazyFrame, object_name: str) -> float:
     else:
         column = str(rule.column)
         fails = failure_expr(rule, pl.col(column), lf.collect_schema()[column])
-    count, rows = lf.select(fails.sum(), pl.len()).collect().row(0)
+    if rule.op is Op.UNIQUE:  # ODCS duplicateValues: rows - distinct over the duplicated (non-null) keys
+        key, _ = unique_key(rule, pl.col(str(rule.column)))
+        dup = lf.filter(fails).select(pl.len() - key.n_unique()).collect().item()
+        count, rows = dup, lf.select(pl.len()).collect().item()
+    else:
+        count, rows = lf.select(fails.sum(), pl.len()).collect().row(0)
     if rule.threshold.unit is Unit.PERCENT:
         return 100.0 * count / rows if rows else 0.0
     return float(count)
