@@ -77,6 +77,12 @@ class Metrics:
         self.rule_failures = Counter(
             "qstreams_rule_failures", "Failing rows per rule.", ["contract", "rule", "severity"], registry=r
         )
+        self.rule_errors = Counter(
+            "qstreams_rule_errors",
+            "Batches on which a rule could not be evaluated (its error verdict; rows failed closed by default).",
+            ["contract", "rule"],
+            registry=r,
+        )
         self.decode_seconds = Histogram(
             "qstreams_decode_seconds", "Time to decode one batch.", ["topic"], buckets=_SECONDS, registry=r
         )
@@ -129,8 +135,12 @@ class Metrics:
         severities: Mapping[str, str],
         decode_seconds: float,
         validate_seconds: float,
+        rule_errors: Iterable[str] = (),
     ) -> None:
-        """Record one processed batch (``severities`` maps rule name to severity)."""
+        """Record one processed batch (``severities`` maps rule name to severity; ``rule_errors``
+        names the rules that could not be evaluated on it)."""
+        for rule in rule_errors:
+            self.rule_errors.labels(contract_id, rule).inc()
         for outcome in OUTCOMES:
             n = int(counts.get(outcome, 0))
             if n:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import textwrap
+from datetime import UTC, datetime
 from pathlib import Path
 
 import polars as pl
@@ -14,10 +15,12 @@ import pytest
 
 from streams.contracts.loader import parse_contract
 from streams.contracts.model import Contract, Op
+from streams.events import batch_summary, event_data, rule_violations, validate_event
 from streams.lint import lint_file
 from streams.validation import compile_plan
 from streams.validation.report import REDACTED
 
+START = datetime(2025, 3, 1, 12, 0, 0, tzinfo=UTC)
 HEADER = """\
 apiVersion: v3.1.0
 kind: DataContract
@@ -280,3 +283,65 @@ def test_sql_results_and_errors_over_classified_columns_are_redacted() -> None:
     # a bare COUNT over a classified column carries no value: shown
     counted = contract(BROKEN.replace("SELECT MAX(LENGTH(email))", "SELECT COUNT(email)")).validate(users())
     assert counted.check("top_email").value == 2
+
+
+def test_rule_violation_events_carry_the_redacted_error_and_validate() -> None:
+    c = contract(BROKEN)
+    so = c.schema()
+    r = c.validate(users())
+    events = rule_violations(
+        c, so, r, source_topic=so.topic, offsets={0: (0, 1)}, window_start=START, window_end=START,
+        sample_size=5, worker_id="w",
+    )  # fmt: skip
+    by_rule = {e.get_extension("rule"): event_data(e) for e in events}
+    assert by_rule["code_numeric"]["error"] == r.check("code_numeric").error
+    assert by_rule["email_sum"]["error"].startswith(f"InvalidOperationError: {REDACTED}")
+    assert "bob@example.org" not in json.dumps([event_data(e) for e in events])
+    for e in events:
+        validate_event(e)
+
+
+# --- item 8: the owners in events ---------------------------------------------------------------------
+
+
+def test_owner_roles_name_the_owning_team_and_owner_members() -> None:
+    c = contract(
+        """\
+        team:
+          name: data-platform
+          members:
+            - {username: ada, role: Data Product Owner}
+            - {username: grace, role: Data Steward}
+            - {username: bob, role: owner, dateOut: "2020-01-01"}
+            - {username: eve, role: owner}
+        roles:
+          - {role: fraud-model-consumer, access: read}
+        schema:
+          - name: t
+            properties:
+              - {name: id, logicalType: integer}
+        """
+    )
+    assert c.owner.roles == ("data-platform", "ada", "eve")
+    assert c.owner.members == ("ada", "grace", "bob", "eve")
+    so = c.schema()
+    event = batch_summary(
+        c, so, c.validate(pl.DataFrame({"id": [1]})), source_topic=so.topic, offsets={0: (0, 0)},
+        window_start=START, window_end=START, counts={"valid": 1}, worker_id="w", latency_seconds=0.1, mode="gate",
+    )  # fmt: skip
+    assert event_data(event)["owner"]["roles"] == ["data-platform", "ada", "eve"]
+    validate_event(event)
+
+
+def test_rule_errors_are_counted_in_metrics() -> None:
+    from streams.observability import Metrics
+
+    r = contract(BROKEN).validate(users())
+    metrics = Metrics()
+    metrics.observe_batch(
+        contract_id="urn:test:semantics", topic="users", messages=2, counts={"quarantined": 2},
+        rule_failures={}, severities={}, decode_seconds=0.0, validate_seconds=0.0, rule_errors=r.rule_errors,
+    )  # fmt: skip
+    text = metrics.render().decode()
+    assert 'qstreams_rule_errors_total{contract="urn:test:semantics",rule="code_numeric"} 1.0' in text
+    assert "bob@example.org" not in text

@@ -18,8 +18,10 @@ Loading is three steps, each with errors that name ``file:line``:
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import json
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -187,10 +189,18 @@ def _owner(data: dict[str, Any]) -> Owner:
     if isinstance(support, dict):
         support = [support]
     channel: dict[str, Any] = next((s for s in support if s.get("channel")), {})
+    members = [m for m in members if isinstance(m, dict) and (m.get("username") or m.get("name"))]
+    today = dt.date.today().isoformat()
+    current = [m for m in members if not (m.get("dateOut") and str(m["dateOut"])[:10] <= today)]
+    owners = [m for m in current if re.search(r"\bowner\b", str(m.get("role") or ""), re.IGNORECASE)]
     return Owner(
         team=team_name,
-        members=tuple(str(m.get("username") or m.get("name")) for m in members if m.get("username") or m.get("name")),
-        roles=tuple(str(r.get("role")) for r in data.get("roles") or [] if r.get("role")),
+        members=tuple(str(m.get("username") or m.get("name")) for m in members),
+        # who owns the data: the owning team, then the current members whose role is an owner role
+        # (`owner`, `Data Product Owner`, ...); the contract's access `roles` are grants, not owners
+        roles=tuple(
+            ([str(team_name)] if team_name else []) + [str(m.get("username") or m.get("name")) for m in owners]
+        ),
         support_channel=channel.get("channel"),
         support_url=channel.get("url"),
     )

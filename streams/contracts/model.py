@@ -206,7 +206,12 @@ class Field:
 
 @dataclass(frozen=True, slots=True)
 class Owner:
-    """Who answers for the data: the team, its roles and where to reach it."""
+    """Who answers for the data: the team, its members and where to reach it.
+
+    ``roles`` names the owners: the owning team (ODCS ``team.name``), then the current team
+    members whose ``role`` is an owner role (``owner``, ``Data Product Owner``, ...). The
+    contract's access ``roles`` (grants to read or write) are not owners and are not here.
+    """
 
     team: str | None = None
     members: tuple[str, ...] = ()
