@@ -127,7 +127,8 @@ def validate(
         if out_valid is not None:
             write_table(df.filter(report.valid_mask), out_valid)
         if out_invalid is not None:
-            invalid = df.with_columns(report.violations.alias("_violations")).filter(~report.valid_mask)
+            # only the rules that made each row invalid (not warnings or thresholded rules)
+            invalid = df.with_columns(report.gating().alias("_violations")).filter(~report.valid_mask)
             write_table(invalid, out_invalid)
     except DataFormatError as exc:
         raise _fail(str(exc)) from None
