@@ -25,6 +25,7 @@ __all__ = [
     "lenient",
     "no_mismatches",
     "not_object",
+    "wire_value",
 ]
 
 _INT64 = (-(2**63), 2**63)
@@ -54,14 +55,24 @@ def kind_of(dtype: pl.DataType) -> Kind:
 
 
 def fits(kind: Kind, x: Any) -> bool:
+    """``x`` (a decoded JSON value) is a value of ``kind``. JSON has one number type: an integer
+    field takes a number with a zero fractional part (``517.0``, as JSON Schema's ``integer`` and
+    pandas' NaN-able integer columns have it) within int64; see :func:`wire_value`."""
     t = type(x)
     if kind is Kind.INT:
+        if t is float:
+            return x.is_integer() and _INT64[0] <= x < _INT64[1]
         return t is int and _INT64[0] <= x < _INT64[1]
     if kind is Kind.FLOAT:
         return t is float or (t is int and abs(x) < 2**1023)
     if kind is Kind.STRING:
         return t is str
     return t is bool
+
+
+def wire_value(kind: Kind, x: Any) -> Any:
+    """A value that :func:`fits` ``kind``, as its wire type (an integral float as an int)."""
+    return int(x) if kind is Kind.INT and type(x) is float else x
 
 
 class Batch:
@@ -133,6 +144,8 @@ def arrow_value(c: pl.Expr, src: pl.DataType, declared: pl.DataType, kind: Kind)
         return c.cast(WIRE[kind])
     if kind is Kind.INT and src.is_integer():
         return c.cast(pl.Int64, strict=False)
+    if kind is Kind.INT and src.is_float():  # integral floats (517.0) within int64, as in JSON
+        return pl.when(c.round(0) == c).then(c.cast(pl.Int64, strict=False))
     if kind is Kind.FLOAT and (src.is_integer() or src.is_float() or isinstance(src, pl.Decimal)):
         return c.cast(pl.Float64, strict=False)
     if kind is Kind.BOOL and src == pl.Boolean:

@@ -9,7 +9,9 @@ object) or an Arrow IPC stream (header ``application/vnd.apache.arrow.stream`` o
 :class:`Decoded` has a column per declared field in its *wire* dtype (Int64, Float64,
 Boolean; String for strings, timestamps and dates), so the engine's conformance still
 narrows and parses (an int32 overflow or a bad timestamp is a per-row ``dtype`` failure).
-A value of the wrong JSON type (``"12"`` or ``13.5`` for an integer, ``12`` for a string,
+JSON has one number type: an integer field takes a number with a zero fractional part
+(``517.0``, as pandas writes NaN-able integer columns and JSON Schema's ``integer`` allows)
+within int64. A value of the wrong JSON type (``"12"`` or ``13.5`` for an integer, ``12`` for a string,
 ``true`` for a number) is *not coerced*: it is null in the column and a row of
 ``mismatches``, which :func:`streams.pipeline.verdicts.merge_mismatches` turns into failures
 of the field's ``dtype`` rule in the engine's report, as if the engine had seen it.
@@ -47,7 +49,19 @@ import polars as pl
 
 from streams.contracts.model import Field, SchemaObject
 from streams.formats.arrow import ARROW_MAGIC, decode_arrow
-from streams.formats.columns import WIRE, Batch, Kind, Part, assemble, fits, json_error, kind_of, lenient, not_object
+from streams.formats.columns import (
+    WIRE,
+    Batch,
+    Kind,
+    Part,
+    assemble,
+    fits,
+    json_error,
+    kind_of,
+    lenient,
+    not_object,
+    wire_value,
+)
 from streams.formats.content_types import ARROW_STREAM, NDJSON, Headers, content_type
 from streams.formats.reasons import MISMATCH_SCHEMA, Decoded, DecodeReason, Format
 from streams.validation.report import REDACTED
@@ -234,7 +248,7 @@ class Decoder:
                 kept: list[Any] = []
                 for r, x in enumerate(values):
                     if x is None or fits(kind, x):
-                        kept.append(x)
+                        kept.append(wire_value(kind, x))
                         continue
                     kept.append(None)
                     bad["row"].append(r)
