@@ -32,7 +32,7 @@ def read_and_validate(path: Path, contract: Contract, schema: SchemaObject) -> t
         raise DataFormatError(f"no such data file: {path}")
     plan = compile_plan(contract, schema.name)
     if kind != "ndjson":
-        df = read_table(path)
+        df = read_table(path, schema)
         return df, plan.validate(df)
     try:
         decoded = read_ndjson(path, schema)

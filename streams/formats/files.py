@@ -1,6 +1,7 @@
 """Local data files as frames: Parquet, NDJSON / JSON Lines, CSV / TSV (what ``qstreams`` validates).
 
-Parquet and CSV keep the types found in the file (the engine conforms them). NDJSON goes
+Parquet and CSV keep the types found in the file (the engine conforms them); CSV's text
+properties are read as text (a zip code ``01234`` keeps its leading zero). NDJSON goes
 through the stream :class:`~streams.formats.decoder.Decoder` line by line, so a JSON value of
 the wrong type (``"12"`` for an integer) is a mismatch exactly as on a topic; each line is a
 bare :class:`~streams.formats.decoder.Value`, no Kafka type involved.
@@ -34,8 +35,13 @@ def file_kind(path: Path) -> str:
     raise DataFormatError(f"cannot tell the format of {path} from its extension; supported are {SUPPORTED}")
 
 
-def read_table(path: Path) -> pl.DataFrame:
-    """A Parquet or CSV/TSV file as a frame with the types found in the file."""
+def read_table(path: Path, schema: SchemaObject | None = None) -> pl.DataFrame:
+    """A Parquet or CSV/TSV file as a frame with the types found in the file.
+
+    CSV has no types: with ``schema``, its text properties (``logicalType: string``, enums) are
+    read as text, so ``01234`` stays a string with its leading zero instead of being inferred as
+    the number 1234; other columns are inferred, then conformed by the engine.
+    """
     kind = file_kind(path)
     if not path.exists():
         raise DataFormatError(f"no such data file: {path}")
@@ -43,9 +49,16 @@ def read_table(path: Path) -> pl.DataFrame:
         if kind == "parquet":
             return pl.read_parquet(path)
         sep = "\t" if path.suffix.lower() == ".tsv" else ","
-        return pl.read_csv(path, separator=sep, infer_schema_length=None, try_parse_dates=True)
+        text = {f.name: pl.String() for f in schema.fields if _text(f.dtype)} if schema is not None else {}
+        return pl.read_csv(
+            path, separator=sep, infer_schema_length=None, try_parse_dates=True, schema_overrides=text or None
+        )
     except Exception as exc:  # polars raises many kinds; all mean "this file is not readable as a table"
         raise DataFormatError(f"cannot read {path} as {kind}: {exc}") from None
+
+
+def _text(dtype: pl.DataType) -> bool:
+    return dtype == pl.String or isinstance(dtype, (pl.Categorical, pl.Enum))
 
 
 def read_ndjson(path: Path, schema: SchemaObject) -> Decoded:
