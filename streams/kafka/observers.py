@@ -165,6 +165,7 @@ class MetricsObserver(WorkerObserver):
             contract_id=binding.contract.id, topic=tp.topic, messages=messages, counts=result.counts,
             rule_failures=result.rule_failures, severities=self._severity[tp.topic],
             decode_seconds=result.decode_seconds, validate_seconds=result.validate_seconds,
+            rule_errors=getattr(result.report, "rule_errors", None) or (),
         )  # fmt: skip
         if lag is not None:
             m.set_lag(tp.topic, tp.partition, lag)

@@ -80,13 +80,14 @@ class Binding:
         self.schema = schema_obj
         self.topic = schema_obj.topic
         self.settings = settings
-        self.plan = compile_plan(contract, schema_obj.name)
+        self.plan = compile_plan(contract, schema_obj.name, settings.on_rule_error)
         self.decoder = Decoder(schema_obj, max_message_bytes=settings.max_message_bytes)
         self.names = HeaderNames(settings.header_prefix)
         self.gate = settings.mode is Mode.GATE
         self._contract_headers = self.names.contract_headers(contract.ref, contract.sha256)
         self._batch_metrics = frozenset(r.name for r in schema_obj.rules if r.is_batch_metric)
         self._dtype_rule = {r.column: r.name for r in plan_rules(schema_obj) if r.op is Op.DTYPE and r.column}
+        self._errored: frozenset[str] = frozenset()  # rules that could not run on the batch being routed
 
     def __repr__(self) -> str:
         return f"Binding({self.contract.ref}, {self.schema.name!r}, topic={self.topic!r}, mode={self.settings.mode})"
@@ -143,7 +144,10 @@ class Binding:
         msg_of = decoded.message.to_list()
         line_of = decoded.line.to_list()
         invalid_rows = [r for r, ok in enumerate(valid) if not ok]
-        rules_of = dict(zip(invalid_rows, report.violations.gather(invalid_rows).to_list(), strict=True))
+        # the reasons of an invalid record: only the rules that made it invalid (not warnings, thresholded
+        # rules or batch metrics); a rule that could not run on the batch fails its rows (fail closed)
+        rules_of = dict(zip(invalid_rows, report.gating().gather(invalid_rows).to_list(), strict=True))
+        self._errored = frozenset(report.rule_errors)
         groups: dict[int, tuple[list[int], list[int], list[str]]] = {}  # message -> (valid, invalid, rules)
         formats = decoded.formats
         n_valid = sum(valid)
@@ -199,13 +203,23 @@ class Binding:
     ) -> None:
         shown = ", ".join(rules) if rules else "none"
         what = "The record" if fmt is Format.JSON else f"{n} record{'s' if n > 1 else ''} of this {fmt.upper()} message"
-        text = (
-            f"{what} {'breaks' if n == 1 else 'break'} contract {self.contract.ref} (schema {self.schema.name}); "
-            f"rules violated: {shown}."
-        )
+        broken = [r for r in rules if r in self._errored]
+        if broken and len(broken) == len(rules):  # failed closed only: no rule judged the record
+            cls = "contract.rule_error"
+            text = (
+                f"{what} could not be judged against contract {self.contract.ref} (schema {self.schema.name}): "
+                f"rules that could not be evaluated on its batch: {', '.join(broken)} (their error is in the "
+                "batch's quality events); quarantined because STREAMS_ON_RULE_ERROR is quarantine."
+            )
+        else:
+            cls = "contract.violation"
+            text = (
+                f"{what} {'breaks' if n == 1 else 'break'} contract {self.contract.ref} (schema {self.schema.name}); "
+                f"rules violated: {shown}."
+            )
         headers = self.names.error_headers(
             topic=m.topic, partition=m.partition, offset=m.offset, contract_ref=self.contract.ref,
-            stage="validate", error_class="contract.violation", message=text, rules=rules,
+            stage="validate", error_class=cls, message=text, rules=rules,
         )  # fmt: skip
         topic = self.settings.output_topic(m.topic, "quarantine")
         out.quarantined.append(OutRecord(topic, value, m.key, appended(m.headers, headers, extra), m.timestamp_ms))

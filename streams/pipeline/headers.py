@@ -8,8 +8,11 @@ and follow Kafka Connect's dead-letter conventions (``__connect.errors.*``):
 ``{p}errors.partition``        source partition (decimal)
 ``{p}errors.offset``           source offset (decimal)
 ``{p}errors.contract``         ``id@version`` of the contract enforced
-``{p}errors.rules``            comma-separated names of the rules the record(s) violate
-``{p}errors.class``            ``decode.<DecodeReason>``, ``contract.violation`` or ``internal.<Exception>``
+``{p}errors.rules``            comma-separated names of the rules that made the record(s) invalid
+                               (warnings, thresholded rules and batch metrics are not listed)
+``{p}errors.class``            ``decode.<DecodeReason>``, ``contract.violation``, ``contract.rule_error``
+                               (only rules that could not be evaluated failed it: fail closed) or
+                               ``internal.<Exception>``
 ``{p}errors.message``          one full sentence for a human, never a data value
 ``{p}errors.stage``            ``decode`` | ``validate`` | ``internal``
 ``{p}contract``                ``id@version`` (validated records)

@@ -30,17 +30,40 @@ def merge_mismatches(report: ValidationReport, schema_obj: SchemaObject, mismatc
 
     Those values reached the engine as nulls, so every other rule already judged
     them as the engine judges a value that does not conform; this adds the
-    ``dtype`` failures: the rule's count and verdict, the rows' ``violations`` and
-    validity, and one failure case per value (redacted for classified fields).
+    ``dtype`` failures: the rule's count and verdict, the rows' ``violations``,
+    ``gating_violations`` and validity, and one failure case per value (redacted for
+    classified fields). As in the engine, a value failing its dtype is not also a null:
+    the field's ``not_nullable`` and ``missing_values`` failures on those rows are taken back.
     """
     if mismatches.is_empty():
         return report
     rules = {r.column: r for r in plan_rules(schema_obj) if r.op is Op.DTYPE and r.column is not None}
     per_col = dict(mismatches.group_by("column").len().iter_rows())
+    nullness = {
+        r.name: r for r in schema_obj.rules if r.op in (Op.NOT_NULL, Op.MISSING) and r.column in per_col
+    }  # rules that counted the mismatched (nulled) values as missing
+    rows = pl.int_range(report.rows, dtype=pl.UInt32, eager=True)
+    frame = pl.DataFrame({"row": rows, "v": report.violations, "g": report.gating()})
+    taken: dict[str, int] = {}
+    drop_cases = pl.lit(False)
+    for name, null_rule in nullness.items():
+        at = mismatches.filter(pl.col("column") == null_rule.column).get_column("row").unique().implode()
+        hit = pl.col("row").is_in(at) & pl.col("v").list.contains(name)
+        taken[name] = int(frame.select(hit.sum()).item())
+        frame = frame.with_columns(
+            pl.when(hit).then(pl.col(c).list.set_difference(pl.lit([name]))).otherwise(pl.col(c)).alias(c)
+            for c in ("v", "g")
+        )
+        drop_cases = drop_cases | ((pl.col("rule") == name) & pl.col("index").cast(pl.UInt32).is_in(at))
     checks: list[CheckResult] = []
-    gating: list[str] = []
     for c in report.checks:
         rule = rules.get(c.column) if c.column is not None else None
+        if c.name in nullness and taken.get(c.name):
+            failures = c.failures - taken[c.name]
+            value, passed = row_rule_verdict(nullness[c.name], failures, report.rows)
+            rate = failures / report.rows if report.rows else 0.0
+            checks.append(replace(c, failures=failures, failure_rate=rate, passed=passed, value=value))
+            continue
         if rule is None or rule.name != c.name or c.column not in per_col:
             checks.append(c)
             continue
@@ -50,20 +73,19 @@ def merge_mismatches(report: ValidationReport, schema_obj: SchemaObject, mismatc
         passed = allowed and c.column not in report.missing_columns
         rate = failures / report.rows if report.rows else 0.0
         checks.append(replace(c, failures=failures, failure_rate=rate, passed=passed, value=value))
-        if rule.gates_rows:
-            gating.append(c.column)
     rule_of = {k: r.name for k, r in rules.items()}
+    gates = {r.name for r in rules.values() if r.gates_rows}
     named = mismatches.with_columns(pl.col("column").replace_strict(rule_of, return_dtype=pl.String).alias("rule"))
-    extra = named.group_by("row").agg(pl.col("rule"))
-    rows = pl.int_range(report.rows, dtype=pl.UInt32, eager=True)
-    joined = pl.DataFrame({"row": rows, "v": report.violations}).join(
-        extra, on="row", how="left", maintain_order="left"
+    extra = named.group_by("row").agg(
+        pl.col("rule").alias("dv"), pl.col("rule").filter(pl.col("rule").is_in(list(gates))).alias("dg")
     )
-    violations = joined.select(
-        pl.concat_list("v", pl.col("rule").fill_null(pl.lit([], dtype=pl.List(pl.String)))).alias("violations")
-    ).to_series()
-    invalid = named.filter(pl.col("column").is_in(gating)).get_column("row")
-    valid = (report.valid_mask & ~rows.is_in(invalid.implode())).alias(report.valid_mask.name)
+    empty = pl.lit([], dtype=pl.List(pl.String))
+    joined = frame.join(extra, on="row", how="left", maintain_order="left").select(
+        pl.concat_list("v", pl.col("dv").fill_null(empty)).alias("violations"),
+        pl.concat_list("g", pl.col("dg").fill_null(empty)).alias("gating"),
+    )
+    violations, gating = joined.get_column("violations"), joined.get_column("gating")
+    valid = (gating.list.len() == 0).alias(report.valid_mask.name)
     cases = named.select(
         failure_case=pl.col("value"),
         schema_context=pl.lit("Column"),
@@ -73,13 +95,15 @@ def merge_mismatches(report: ValidationReport, schema_obj: SchemaObject, mismatc
         index=pl.col("row").cast(pl.Int32),
         rule=pl.col("rule"),
     ).cast(dict(FAILURE_CASE_SCHEMA.items()))
+    kept = report.failure_cases.filter(~drop_cases) if nullness else report.failure_cases
     valid_rows = int(valid.sum())
     return replace(
         report,
         checks=tuple(checks),
         valid_mask=valid,
         violations=violations,
-        failure_cases=pl.concat([report.failure_cases, cases], how="vertical_relaxed"),
+        gating_violations=gating,
+        failure_cases=pl.concat([kept, cases], how="vertical_relaxed"),
         valid_rows=valid_rows,
         invalid_rows=report.rows - valid_rows,
         passed=all(c.passed for c in checks if c.severity is Severity.ERROR),
