@@ -61,72 +61,89 @@ def verdicts(
     frame: pl.DataFrame,
     failing: list[tuple[str, str, bool]],
     tables: dict[tuple[str, ...], pl.Series] | None = None,
-) -> tuple[pl.Series, pl.Series, pl.Series]:
+    *,
+    judge: bool = True,
+) -> tuple[pl.Series, pl.Series, pl.Series | None]:
     """``valid_mask``, ``violations`` and ``gating_violations`` from the failure masks of the
     failing rules (the last lists only the rules that gate rows: ``violations`` itself when
-    every failing rule gates).
+    every failing rule gates, None when none does: every row is valid).
 
     ``failing`` holds ``(mask column, rule name, gates rows)``; masks may be null
     (a pass). Rule-name lists are built once per distinct combination of failed
     rules (a bit code per row, 63 rules a word), then gathered: ``concat_list`` over
     per-rule columns is two orders of magnitude slower. With at most ``_FULL_TABLE``
     failing rules the table has an entry for every code, so codes index it directly;
-    it is kept in ``tables`` (per list of rule names) for the next batch.
+    it is kept in ``tables`` (per list of rule names) for the next batch. The gating lists
+    come from the same codes (a second table, gathered in the same pass).
     """
-    valid, violations = _verdicts(frame, failing, tables)
-    gating = [f for f in failing if f[2]]
-    if len(gating) == len(failing):
-        return valid, violations, violations
-    return valid, violations, _verdicts(frame, gating, tables)[1]
-
-
-def _verdicts(
-    frame: pl.DataFrame,
-    failing: list[tuple[str, str, bool]],
-    tables: dict[tuple[str, ...], pl.Series] | None = None,
-) -> tuple[pl.Series, pl.Series]:
     if not failing:
         valid = pl.Series("valid", [True], dtype=pl.Boolean).new_from_index(0, frame.height)
-        return valid, pl.Series("violations", [[]], dtype=pl.List(pl.String)).new_from_index(0, frame.height)
+        none = pl.Series("violations", [[]], dtype=pl.List(pl.String)).new_from_index(0, frame.height)
+        return valid, none, none
     gating = [pl.col(m) for m, _, gates in failing if gates]
+    if not gating:  # only non-gating rules failed (thresholded, warnings): every row is valid
+        valid, violations, _ = verdicts(frame, [(m, name, True) for m, name, _ in failing], tables, judge=False)
+        return valid, violations, None  # no row has a gating violation: ValidationReport.gating() builds them
+    split = len(gating) < len(failing)  # else the gating lists are the violations
     words = [
         pl.sum_horizontal(
             pl.when(pl.col(m)).then(1 << i).otherwise(0) for i, (m, _, _) in enumerate(failing[start : start + 63])
         ).alias(f"w{start}")
         for start in range(0, len(failing), 63)
     ]
-    verdict = pl.any_horizontal(gating).fill_null(False).not_() if gating else pl.repeat(True, pl.len())
+    verdict = pl.any_horizontal(gating).fill_null(False).not_() if judge else pl.repeat(True, pl.len())
     if len(failing) <= _FULL_TABLE:
-        names = tuple(name for _, name, _ in failing)
+        names = tuple(name if gates else f"{name}\0" for _, name, gates in failing)  # keyed by gating too
         table = tables.get(names) if tables is not None else None
         if table is None:
-            table = _names_table([(code,) for code in range(1 << len(failing))], failing)
+            every: list[tuple[int, ...]] = [(code,) for code in range(1 << len(failing))]
+            table = pl.concat([_names_table(every, failing), _names_table(every, failing, gating_only=True)]).rechunk()
             if tables is not None:
                 if len(tables) >= _TABLES:
                     tables.pop(next(iter(tables)))
                 tables[names] = table
-        out = frame.select(verdict.alias("valid"), pl.lit(table).gather(words[0]))
-        return out.to_series(0), out.to_series(1)
+        size = 1 << len(failing)
+        exprs = [verdict.alias("valid"), pl.lit(table).gather(words[0]).alias("v")]
+        if split:
+            exprs.append(pl.lit(table).gather(words[0] + size).alias("g"))
+        out = frame.select(exprs)
+        violations = out.to_series(1).alias("violations")
+        return out.to_series(0), violations, out.to_series(2).alias("violations") if split else violations
     out = frame.select(verdict.alias("valid"), *words)
     if len(words) == 1:
         codes = out.to_series(1)
         keys = codes.unique().sort()
-        table = _names_table([(code,) for code in keys], failing)
-        return out.to_series(0), table.gather(keys.search_sorted(codes))
+        at = keys.search_sorted(codes)
+        violations = _names_table([(code,) for code in keys], failing).gather(at)
+        gated = _names_table([(code,) for code in keys], failing, gating_only=True).gather(at) if split else violations
+        return out.to_series(0), violations, gated
     codes_frame = out.drop("valid")
     combos = codes_frame.unique()
-    combos = combos.with_columns(_names_table(list(combos.iter_rows()), failing))
+    rows = list(combos.iter_rows())
+    combos = combos.with_columns(
+        _names_table(rows, failing), _names_table(rows, failing, gating_only=True).alias("gating")
+    )
     joined = codes_frame.join(combos, on=codes_frame.columns, how="left", maintain_order="left")
-    return out.to_series(0), joined.get_column("violations")
+    violations = joined.get_column("violations")
+    return out.to_series(0), violations, joined.get_column("gating").alias("violations") if split else violations
 
 
 _FULL_TABLE = 8  # failing rules up to which the violations table covers every bit code
 _TABLES = 32  # tables kept per plan
 
 
-def _names_table(codes: list[tuple[int, ...]], failing: list[tuple[str, str, bool]]) -> pl.Series:
-    """The rule names of each bit code (a tuple of 63-bit words)."""
-    names = [[name for i, (_, name, _) in enumerate(failing) if words[i // 63] >> (i % 63) & 1] for words in codes]
+def _names_table(
+    codes: list[tuple[int, ...]], failing: list[tuple[str, str, bool]], gating_only: bool = False
+) -> pl.Series:
+    """The rule names of each bit code (a tuple of 63-bit words); only the gating ones with ``gating_only``."""
+    names = [
+        [
+            name
+            for i, (_, name, gates) in enumerate(failing)
+            if words[i // 63] >> (i % 63) & 1 and (gates or not gating_only)
+        ]
+        for words in codes
+    ]
     return pl.Series("violations", names, dtype=pl.List(pl.String))
 
 
@@ -239,7 +256,8 @@ class ValidationReport:
       the row invalid (error severity, zero tolerance, or an error-severity rule that
       could not run on the batch when ``on_rule_error`` is ``quarantine``): what a
       quarantined record's reasons list. Empty exactly where ``valid_mask`` is True;
-      ``None`` on reports built by hand (read it through :meth:`gating`);
+      ``None`` when no row has one (it is not materialized) and on reports built by
+      hand: read it through :meth:`gating`;
     * ``failure_cases``: pandera's failure-case layout (``failure_case``,
       ``schema_context``, ``column``, ``check``, ``check_number``, ``index``) plus
       ``rule``. Values of redacted columns read ``[REDACTED]``;

@@ -345,3 +345,19 @@ def test_rule_errors_are_counted_in_metrics() -> None:
     text = metrics.render().decode()
     assert 'qstreams_rule_errors_total{contract="urn:test:semantics",rule="code_numeric"} 1.0' in text
     assert "bob@example.org" not in text
+
+
+@pytest.mark.parametrize("n", [3, 12, 70])  # the full table, one code word, several code words
+def test_gating_violations_on_every_verdict_path(n: int) -> None:
+    from streams.contracts.model import Field, Rule, SchemaObject, Severity, check_label
+
+    rules = tuple(
+        Rule(f"r{i}", Op.NE, (i,), check_label(Op.NE, (i,)), "x", Severity.WARNING if i % 2 else Severity.ERROR)
+        for i in range(n)
+    )
+    so = SchemaObject("t", "t", (Field("x", "integer", pl.Int64()),), rules)
+    c = Contract("urn:t", "1", "active", "0" * 64, (so,))
+    r = c.validate(pl.DataFrame({"x": [*range(n), 1000]}))
+    assert r.violations.to_list() == [[f"r{i}"] for i in range(n)] + [[]]
+    assert r.gating().to_list() == [[] if i % 2 else [f"r{i}"] for i in range(n)] + [[]]
+    assert r.valid_mask.to_list() == [bool(i % 2) for i in range(n)] + [True]
