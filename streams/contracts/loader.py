@@ -18,10 +18,8 @@ Loading is three steps, each with errors that name ``file:line``:
 
 from __future__ import annotations
 
-import datetime as dt
 import hashlib
 import json
-import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -189,18 +187,13 @@ def _owner(data: dict[str, Any]) -> Owner:
     if isinstance(support, dict):
         support = [support]
     channel: dict[str, Any] = next((s for s in support if s.get("channel")), {})
-    members = [m for m in members if isinstance(m, dict) and (m.get("username") or m.get("name"))]
-    today = dt.date.today().isoformat()
-    current = [m for m in members if not (m.get("dateOut") and str(m["dateOut"])[:10] <= today)]
-    owners = [m for m in current if re.search(r"\bowner\b", str(m.get("role") or ""), re.IGNORECASE)]
+    owners = ownership_of(data)  # the one definition of an owner: a current member with `role: owner`
     return Owner(
         team=team_name,
-        members=tuple(str(m.get("username") or m.get("name")) for m in members),
-        # who owns the data: the owning team, then the current members whose role is an owner role
-        # (`owner`, `Data Product Owner`, ...); the contract's access `roles` are grants, not owners
-        roles=tuple(
-            ([str(team_name)] if team_name else []) + [str(m.get("username") or m.get("name")) for m in owners]
-        ),
+        members=tuple(str(m.get("username") or m.get("name")) for m in members if m.get("username") or m.get("name")),
+        # who owns the data: the owning team, then its current members with role owner; the
+        # contract's access `roles` are grants to read or write, not owners
+        roles=(*([owners.team] if owners.team else []), *owners.owners),
         support_channel=channel.get("channel"),
         support_url=channel.get("url"),
     )

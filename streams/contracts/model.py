@@ -209,8 +209,8 @@ class Owner:
     """Who answers for the data: the team, its members and where to reach it.
 
     ``roles`` names the owners: the owning team (ODCS ``team.name``), then the current team
-    members whose ``role`` is an owner role (``owner``, ``Data Product Owner``, ...). The
-    contract's access ``roles`` (grants to read or write) are not owners and are not here.
+    members with ``role: owner`` (:attr:`Contract.ownership`'s ``owners``). The contract's
+    access ``roles`` (grants to read or write) are not owners and are not here.
     """
 
     team: str | None = None

@@ -190,9 +190,10 @@ def test_composite_primary_key_is_one_rule_over_the_tuple() -> None:
 
 def test_schema_level_duplicate_values_lints(tmp_path: Path) -> None:
     path = tmp_path / "c.odcs.yaml"
-    path.write_text(HEADER + COMPOSITE)
+    draft = HEADER.replace("status: active", "status: draft")  # no owner needed for this check
+    path.write_text(draft + COMPOSITE)
     assert [f for f in lint_file(path) if not f.note] == []
-    path.write_text(HEADER + COMPOSITE.replace("[order_id, line]", "[order_id, nope]"))
+    path.write_text(draft + COMPOSITE.replace("[order_id, line]", "[order_id, nope]"))
     [finding] = [f for f in lint_file(path) if not f.note]
     assert "unknown properties: nope" in finding.message and finding.line == 17
 
@@ -310,10 +311,10 @@ def test_owner_roles_name_the_owning_team_and_owner_members() -> None:
         team:
           name: data-platform
           members:
-            - {username: ada, role: Data Product Owner}
+            - {username: ada, role: owner}
             - {username: grace, role: Data Steward}
             - {username: bob, role: owner, dateOut: "2020-01-01"}
-            - {username: eve, role: owner}
+            - {username: eve, role: Owner}
         roles:
           - {role: fraud-model-consumer, access: read}
         schema:
