@@ -169,8 +169,8 @@ def test_quarantine_headers_name_rules_and_keep_the_original(features: Contract)
 
 
 def test_dead_letter_headers(features: Contract) -> None:
-    examples = list(undecodable_messages(TOPIC, max_message_bytes=1000))
-    result = binding(features, max_message_bytes=1000).process([m for _, m in examples], worker_id="w")
+    examples = list(undecodable_messages(TOPIC, max_message_bytes=5000))
+    result = binding(features, max_message_bytes=5000).process([m for _, m in examples], worker_id="w")
     assert len(result.dead_lettered) == len(examples)
     for (reason, m), d in zip(examples, result.dead_lettered, strict=True):
         assert (d.value, d.topic) == (m.value, TOPIC + ".dlq")
