@@ -157,7 +157,12 @@ def test_quarantine_headers_name_rules_and_keep_the_original(features: Contract)
     assert (q.value, q.key, q.timestamp_ms, q.partition) == (msgs[1].value, b"k", msgs[1].timestamp_ms, None)
     assert q.headers[0] == ("origin", b"svc-a")
     assert [k for k, _ in q.headers[1:]] == [
-        P + "errors." + n for n in ("topic", "partition", "offset", "contract", "rules", "class", "message", "stage")
+        *(
+            P + "errors." + n
+            for n in ("topic", "partition", "offset", "contract", "rules", "class", "message", "stage")
+        ),
+        P + "mode",
+        P + "worker",
     ]
     assert (h(q, "errors.topic"), h(q, "errors.partition"), h(q, "errors.offset")) == (TOPIC, "1", "8")
     assert h(q, "errors.contract") == features.ref

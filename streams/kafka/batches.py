@@ -205,7 +205,8 @@ class BatchWorker:
             log.error("giving up after %d attempts: dead-lettering %d messages as internal.%s", attempt + 1,
                       len(messages), type(exc).__name__, extra=log_extra(tp.topic, tp.partition, first))  # fmt: skip
             self.observers.on_batch_given_up(tp, first, exc)
-            result = internal_dead_letters(binding.contract.ref, messages, exc, self.settings)
+            result = internal_dead_letters(binding.contract.ref, messages, exc, self.settings,
+                                           worker_id=self.worker_id)  # fmt: skip
         self._attempts.pop((tp, first), None)
         futures = await self._send(tp, result)
         self._pending.setdefault(tp, deque()).append(_InFlight(tp, first, next_offset, futures, polled_at))
