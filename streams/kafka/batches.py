@@ -108,6 +108,7 @@ class BatchWorker:
         self._owned: set[TopicPartition] = set()
         self._attempts: dict[tuple[TopicPartition, int], tuple[int, BaseException]] = {}
         self._uncommitted: dict[TopicPartition, int] = {}
+        self._poll_failures = 0  # consecutive failed polls (fetches)
         if transport is None:
             from streams.kafka.aiokafka_transport import AIOKafkaTransport
 
@@ -169,9 +170,14 @@ class BatchWorker:
         try:
             polled = await transport.poll(size * max(len(self._owned), 1), self.settings.batch_max_latency_ms)
         except TransportError as exc:
-            log.error("poll failed, retrying in 1s: %r", exc.__cause__ or exc)
+            self._poll_failures += 1
+            cause = exc.__cause__ or exc
+            log.error("fetching %s failed (%d in a row), retrying in 1s: %r", ", ".join(transport.subscribed),
+                      self._poll_failures, cause)  # fmt: skip
+            self.observers.on_poll_failed(transport.subscribed, cause, self._poll_failures)
             await asyncio.sleep(1.0)
             return
+        self._poll_failures = 0
         polled_at = time.perf_counter()
         self.observers.on_poll(transport.subscribed)
         if polled:

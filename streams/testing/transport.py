@@ -11,7 +11,7 @@ worker runs unchanged against it, and a test drives what Kafka would do::
   list positions); output topics are created on first use with ``default_partitions``;
 * produced records are appended when *acknowledged*: immediately, or, with
   :meth:`hold_acks`, only on :meth:`ack` (or failed with :meth:`fail_held`);
-  :attr:`produce_failures` fails the next submissions;
+  :attr:`produce_failures` fails the next submissions, :attr:`poll_failures` the next polls;
 * the group's committed offsets are :attr:`committed`, every commit call is in
   :attr:`commits`; :attr:`commit_failures` makes the next commits raise;
 * assignment: every partition of the present sources at the first poll; :meth:`rebalance`
@@ -30,7 +30,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from streams.errors import CommitRefusedError
+from streams.errors import CommitRefusedError, TransportError
 from streams.kafka.observers import WorkerObserver
 from streams.kafka.transport import AssignmentCallbacks, TopicPartition
 from streams.pipeline.records import Headers, Message, OutRecord
@@ -74,6 +74,7 @@ class InMemoryTransport:
         self.seeks: list[tuple[TopicPartition, int]] = []
         self.produce_failures: deque[BaseException] = deque()
         self.commit_failures: deque[BaseException] = deque()
+        self.poll_failures: deque[BaseException] = deque()
         self.closed = False
         self._positions: dict[TopicPartition, int] = {}
         self._callbacks: AssignmentCallbacks | None = None
@@ -178,6 +179,8 @@ class InMemoryTransport:
 
     async def poll(self, max_records: int, timeout_ms: int) -> dict[TopicPartition, list[Message]]:
         await self._apply_rebalance()
+        if self.poll_failures:  # a fetch the client cannot complete (an unknown codec, an auth error...)
+            raise TransportError(f"poll failed: {self.poll_failures[0]!r}") from self.poll_failures.popleft()
         out = self._fetch(max_records)
         if not out:
             changed = self._event()
