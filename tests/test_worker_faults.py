@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-
 from streams.observability import Health
 from streams.testing.transport import InMemoryTransport
 from tests.test_worker_inmemory import TOPIC, feed, run, running, worker_for
