@@ -20,6 +20,7 @@ from streams.errors import CommitRefusedError, TransportError
 from streams.kafka.observers import WorkerObserver
 from streams.kafka.session import KafkaSession
 from streams.kafka.transport import AssignmentCallbacks, TopicPartition
+from streams.pipeline.fitting import BATCH_OVERHEAD, record_size
 from streams.pipeline.records import Headers, Message, OutRecord
 from streams.settings import Settings
 
@@ -130,16 +131,24 @@ class AIOKafkaTransport:
     async def partition_count(self, topic: str) -> int:
         return await self.session.partition_count(topic)
 
+    async def max_message_bytes(self, topic: str) -> int:
+        return await self.session.max_message_bytes(topic)
+
     async def send_batch(self, topic: str, partition: int, records: Sequence[OutRecord]) -> list[asyncio.Future[Any]]:
         producer = self.session.producer
         assert producer is not None
         futures: list[asyncio.Future[Any]] = []
-        batch = producer.create_batch()
+        limit = self.session.limits.get(topic)  # batches also cut at the topic's max.message.bytes, when known
+        batch, size = producer.create_batch(), BATCH_OVERHEAD
         for r in records:
-            if batch.append(key=r.key, value=r.value, timestamp=r.timestamp_ms, headers=list(r.headers)) is None:
+            n = record_size(r) if limit is not None else 0
+            full = limit is not None and size > BATCH_OVERHEAD and size + n > limit
+            if full or batch.append(key=r.key, value=r.value, timestamp=r.timestamp_ms,
+                                    headers=list(r.headers)) is None:  # fmt: skip
                 futures.append(await producer.send_batch(batch, topic, partition=partition))
-                batch = producer.create_batch()  # a record always fits an empty batch
+                batch, size = producer.create_batch(), BATCH_OVERHEAD  # a record always fits an empty batch
                 batch.append(key=r.key, value=r.value, timestamp=r.timestamp_ms, headers=list(r.headers))
+            size += n
         futures.append(await producer.send_batch(batch, topic, partition=partition))
         return futures
 

@@ -32,9 +32,9 @@ from typing import TYPE_CHECKING, Any
 from streams.errors import CommitRefusedError, SettingsError, TransportError
 from streams.kafka.connection import backoff
 from streams.kafka.observers import HealthObserver, LifecycleObserver, MetricsObserver, Observers, WorkerObserver
+from streams.kafka.outputs import OutputLimits, given_up
 from streams.kafka.transport import TopicPartition, Transport
 from streams.observability import Health, Lifecycle, Metrics, log_extra
-from streams.pipeline.deadletter import internal_dead_letters
 from streams.pipeline.records import BatchResult, Message, OutRecord
 from streams.settings import Settings
 
@@ -66,6 +66,7 @@ class _InFlight:
     next_offset: int
     futures: list[asyncio.Future[Any]]
     polled_at: float
+    attempt: int = 0  # failed attempts before this one (kept across poll cycles until the batch commits)
 
     def done(self) -> bool:
         return all(f.done() for f in self.futures)
@@ -106,7 +107,7 @@ class BatchWorker:
         self._stop, self._lock = asyncio.Event(), asyncio.Lock()
         self._pending: dict[TopicPartition, deque[_InFlight]] = {}
         self._owned: set[TopicPartition] = set()
-        self._attempts: dict[tuple[TopicPartition, int], tuple[int, BaseException]] = {}
+        self._attempts: dict[tuple[TopicPartition, int], tuple[int, BaseException, str]] = {}
         self._uncommitted: dict[TopicPartition, int] = {}
         self._poll_failures = 0  # consecutive failed polls (fetches)
         if transport is None:
@@ -115,6 +116,7 @@ class BatchWorker:
             transport = AIOKafkaTransport(settings, worker_id, [*self.bindings], stop=self._stop,
                                           observer=self.observers)  # fmt: skip
         self.transport: Transport = transport
+        self.outputs = OutputLimits(settings, transport)
 
     # --- lifecycle ---------------------------------------------------------------------------------
 
@@ -199,7 +201,7 @@ class BatchWorker:
         """Process one partition batch and submit its outputs (not awaiting the acknowledgements)."""
         binding = self.bindings[tp.topic]
         first, next_offset = messages[0].offset, messages[-1].offset + 1
-        attempt, error = self._attempts.get((tp, first), (0, None))
+        attempt, error, stage = self._attempts.get((tp, first), (0, None, ""))
         try:
             if error is not None and attempt > self.settings.batch_retries:
                 raise error  # its outputs kept failing: give up without processing again
@@ -211,18 +213,19 @@ class BatchWorker:
             log.error("giving up after %d attempts: dead-lettering %d messages as internal.%s", attempt + 1,
                       len(messages), type(exc).__name__, extra=log_extra(tp.topic, tp.partition, first))  # fmt: skip
             self.observers.on_batch_given_up(tp, first, exc)
-            result = internal_dead_letters(binding.contract.ref, messages, exc, self.settings,
-                                           worker_id=self.worker_id)  # fmt: skip
-        self._attempts.pop((tp, first), None)
+            result = given_up(binding.contract.ref, messages, exc, self.settings, worker_id=self.worker_id,
+                              refused=stage == "produce")  # fmt: skip
+        result = await self.outputs.fit(result, messages)
         futures = await self._send(tp, result)
-        self._pending.setdefault(tp, deque()).append(_InFlight(tp, first, next_offset, futures, polled_at))
+        batch = _InFlight(tp, first, next_offset, futures, polled_at, attempt)
+        self._pending.setdefault(tp, deque()).append(batch)
         highwater = self.transport.highwater(tp)
         lag = highwater - next_offset if highwater is not None else None
         self.observers.on_batch_end(tp, binding, len(messages), result, lag)
 
     async def _retry_later(self, tp: TopicPartition, first: int, attempt: int, exc: BaseException, stage: str) -> None:
         """Re-read the batch from ``first`` after a backoff, pausing only this partition."""
-        self._attempts[(tp, first)] = (attempt, exc)
+        self._attempts[(tp, first)] = (attempt, exc, stage)
         delay = backoff(self.settings, max(attempt, 1))
         log.error("%s failed (attempt %d of %d), retrying the batch in %.1fs: %r", stage, attempt,
                   self.settings.batch_retries + 1, delay, exc, extra=log_extra(tp.topic, tp.partition, first),
@@ -300,7 +303,8 @@ class BatchWorker:
                 if error is not None:  # re-read from this batch; later ones of the partition are redone too
                     queue.clear()
                     if tp in self._owned:
-                        attempt = self._attempts.get((tp, batch.first), (0, None))[0]
+                        attempt = batch.attempt
+                        self.outputs.refused(error)
                         if self.transport.unreachable(error):
                             log.error("broker %s unreachable: outputs of a batch were not acknowledged (%r)",
                                       self.settings.bootstrap_servers, error)  # fmt: skip
@@ -310,6 +314,7 @@ class BatchWorker:
                     break
                 offsets[tp] = batch.next_offset
                 done.append(batch)
+                self._attempts.pop((tp, batch.first), None)
             if not queue:
                 self._pending.pop(tp, None)
         if offsets and await self._commit(offsets):

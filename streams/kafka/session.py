@@ -18,7 +18,7 @@ from aiokafka.errors import KafkaError
 from streams.errors import BrokerError
 from streams.kafka.connection import backoff, consumer_config, producer_config
 from streams.kafka.observers import WorkerObserver
-from streams.kafka.topics import ensure_topics, output_topics
+from streams.kafka.topics import DEFAULT_MAX_MESSAGE_BYTES, ensure_topics, output_topics, topic_max_message_bytes
 from streams.settings import Settings
 
 __all__ = ["KafkaSession"]
@@ -46,6 +46,7 @@ class KafkaSession:
         self.subscribed: tuple[str, ...] = ()
         self.missing: tuple[str, ...] = ()
         self._partitions: dict[str, int] = {}
+        self.limits: dict[str, int] = {}  # max.message.bytes per output topic, as last read
         self._unreachable = False
 
     def _down(self, reason: str) -> None:
@@ -123,6 +124,19 @@ class KafkaSession:
             assert self.producer is not None
             self._partitions[topic] = len(await self.producer.partitions_for(topic))
         return self._partitions[topic]
+
+    async def max_message_bytes(self, topic: str) -> int:
+        """``max.message.bytes`` of ``topic`` from the broker, capped by the producer's request size; never raises.
+
+        On failure, the last known value (or Kafka's default) is kept and the failure logged.
+        """
+        try:
+            value = await asyncio.wait_for(asyncio.to_thread(topic_max_message_bytes, self.settings, topic), 15.0)
+        except Exception as exc:
+            value = self.limits.get(topic, DEFAULT_MAX_MESSAGE_BYTES)
+            log.warning("cannot read max.message.bytes of %s, assuming %d: %r", topic, value, exc)
+        self.limits[topic] = min(value, producer_config(self.settings, self.worker_id)["max_request_size"])
+        return self.limits[topic]
 
     async def close(self) -> None:
         for client in dict.fromkeys((self.consumer, self.events, self.producer)):

@@ -33,9 +33,16 @@ from typing import Any
 from streams.errors import CommitRefusedError, TransportError
 from streams.kafka.observers import WorkerObserver
 from streams.kafka.transport import AssignmentCallbacks, TopicPartition
+from streams.pipeline.fitting import BATCH_OVERHEAD, record_size
 from streams.pipeline.records import Headers, Message, OutRecord
 
-__all__ = ["Ack", "InMemoryTransport"]
+__all__ = ["Ack", "InMemoryTransport", "MessageSizeTooLargeError"]
+
+
+class MessageSizeTooLargeError(Exception):
+    """The broker refused a record batch larger than the topic's ``max.message.bytes`` (not retriable)."""
+
+    retriable = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,6 +82,9 @@ class InMemoryTransport:
         self.produce_failures: deque[BaseException] = deque()
         self.commit_failures: deque[BaseException] = deque()
         self.poll_failures: deque[BaseException] = deque()
+        #: ``max.message.bytes`` per topic (else ``default_limit``, Kafka's default): larger batches are refused
+        self.limits: dict[str, int] = {}
+        self.default_limit = 1_048_588
         self.closed = False
         self._positions: dict[TopicPartition, int] = {}
         self._callbacks: AssignmentCallbacks | None = None
@@ -249,8 +259,21 @@ class InMemoryTransport:
     async def partition_count(self, topic: str) -> int:
         return len(self._log(topic))
 
+    async def max_message_bytes(self, topic: str) -> int:
+        return self.limits.get(topic, self.default_limit)
+
     async def send_batch(self, topic: str, partition: int, records: Sequence[OutRecord]) -> list[asyncio.Future[Any]]:
-        return [self._submit(topic, partition, list(records))]
+        limit = self.limits.get(topic, self.default_limit)  # cut into record batches at the limit, as aiokafka's
+        chunks: list[list[OutRecord]] = [[]]
+        size = BATCH_OVERHEAD
+        for r in records:
+            n = record_size(r)
+            if chunks[-1] and size + n > limit:
+                chunks.append([])
+                size = BATCH_OVERHEAD
+            chunks[-1].append(r)
+            size += n
+        return [self._submit(topic, partition, chunk) for chunk in chunks]
 
     async def send(self, record: OutRecord) -> asyncio.Future[Any]:
         n = len(self._log(record.topic))
@@ -269,8 +292,12 @@ class InMemoryTransport:
 
     def _submit(self, topic: str, partition: int, records: list[OutRecord]) -> asyncio.Future[Any]:
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        limit = self.limits.get(topic, self.default_limit)
+        size = BATCH_OVERHEAD + sum(record_size(r) for r in records)
         if self.produce_failures:
             future.set_exception(self.produce_failures.popleft())
+        elif size > limit:
+            future.set_exception(MessageSizeTooLargeError(f"a batch of {size} bytes for {topic}, over {limit}"))
         elif self._transaction is not None:
             self._transaction.append((topic, partition, records))
             future.set_result(Ack(topic, partition, -1))
