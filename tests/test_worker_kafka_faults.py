@@ -4,17 +4,23 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from pathlib import Path
+from typing import Any
 
+import orjson
 import pytest
 from aiokafka import AIOKafkaProducer
 
 from tests.test_worker_kafka import (  # noqa: F401 (feature_stream: a fixture)
     Stream,
     check_routing,
+    contract_for,
     dataset,
     feature_stream,
     make_worker,
     outputs,
+    produce,
+    read_topic,
     wait_committed,
 )
 
@@ -43,5 +49,90 @@ def test_compressed_source_batches_are_consumed(codec: str, feature_stream: Call
             await task
         check_routing(await outputs(stream.bootstrap, stream.topic), msgs, invalid=invalid,
                       undecodable=undecodable, exact=True)  # fmt: skip
+
+    asyncio.run(scenario())
+
+
+# --- outputs that fit (issue 8 §3): the red team's three cases ---------------------------------------------------
+
+
+def _feature(i: int, **changes: Any) -> bytes:
+    from streams.testing import generate_feature_records
+
+    r = dict(generate_feature_records(i + 1, seed=31).records[i])
+    r.update(changes)
+    return orjson.dumps(r)
+
+
+def _mib(stream: Stream) -> Stream:
+    """The stream with the worker's default record limit (1 MiB) instead of the tests' 50 kB."""
+    return Stream(stream.bootstrap, stream.topic, stream.group,
+                  stream.settings.model_copy(update={"max_message_bytes": 1_048_576}))  # fmt: skip
+
+
+async def _run_until_committed(stream: Stream, msgs: list[tuple[bytes, bytes, list[tuple[str, bytes]]]]) -> Any:
+    await produce(stream.bootstrap, stream.topic, msgs)
+    worker = make_worker(stream.settings)
+    task = asyncio.create_task(worker.run())
+    try:
+        await wait_committed(stream.bootstrap, stream.group, stream.topic, timeout=90)
+        assert not task.done(), "the worker exited"
+    finally:
+        worker.stop()
+        await task
+    return worker
+
+
+def test_outputs_over_the_broker_limit_end_as_references_and_events_are_cut(
+    feature_stream: Callable[..., Stream],  # noqa: F811
+) -> None:
+    """A 1,048,300-byte invalid record on a 1 MiB broker; six 900 KB violations of a non-classified field."""
+    stream = _mib(feature_stream(1))
+    big = _feature(0, channel="web")
+    big = big[:-1] + b', "pad": "' + b"x" * (1_048_300 - len(big) - 11) + b'"}'
+    assert len(big) == 1_048_300
+    wide = [_feature(i + 1, merchant_category_code=str(i) * 900_000) for i in range(6)]
+    msgs = [(b"big", big, []), *[(f"wide-{i}".encode(), v, []) for i, v in enumerate(wide)]]
+
+    async def scenario() -> None:
+        await _run_until_committed(stream, msgs)
+        out = await outputs(stream.bootstrap, stream.topic)
+        [ref] = out["dlq"]
+        body = orjson.loads(ref.value)
+        assert (ref.key, body["reason"], body["offset"], body["output_topic"]) == (
+            b"big", "too_large_for_output", 0, f"{stream.topic}.quarantine")  # fmt: skip
+        assert body["limit"] == 1_048_588 and body["size"] > body["limit"]
+        assert dict(ref.headers)["qstreams.errors.class"] == b"output.too_large_for_output"
+        assert sorted(r.key for r in out["quarantine"]) == [f"wide-{i}".encode() for i in range(6)]
+        events = await read_topic(stream.bootstrap, stream.settings.events_topic)
+        kinds = [dict(e.headers).get("ce_type") for e in events]
+        assert b"io.qualitystreams.rule.violation.v1" in kinds
+        cut = [e for e in events if b"[truncated" in e.value]
+        assert cut and all(len(e.value) < 1_048_588 for e in events)
+
+    asyncio.run(scenario())
+
+
+def test_a_copy_the_dlq_would_refuse_becomes_a_reference(
+    feature_stream: Callable[..., Stream],  # noqa: F811
+    kafka_topic_factory: Callable[..., str],
+    tmp_path: Path,
+) -> None:
+    """A 1.5 MB record on a topic that allows 16 MB while the DLQ allows 1 MiB."""
+    base = _mib(feature_stream(1))
+    topic = kafka_topic_factory(1, prefix="big", config={"max.message.bytes": str(16 * 1_048_576)})
+    (tmp_path / "big").mkdir()
+    settings = base.settings.model_copy(update={"contracts_dir": contract_for(tmp_path / "big", topic)})
+    stream = Stream(base.bootstrap, topic, base.group, settings)
+    msgs = [(b"huge", _feature(0, pad="x" * 1_500_000), []), (b"fine", _feature(1), [])]
+
+    async def scenario() -> None:
+        await _run_until_committed(stream, msgs)
+        out = await outputs(stream.bootstrap, stream.topic)
+        [ref] = out["dlq"]
+        body = orjson.loads(ref.value)
+        assert (ref.key, body["reason"], body["output_topic"]) == (b"huge", "too_large_for_output", f"{topic}.dlq")
+        assert dict(ref.headers)["qstreams.errors.original_class"] == b"decode.TOO_LARGE"
+        assert [r.key for r in out["validated"]] == [b"fine"]
 
     asyncio.run(scenario())
