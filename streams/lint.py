@@ -14,13 +14,16 @@ from __future__ import annotations
 
 import datetime as dt
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import polars as pl
 
 from streams.contracts.loader import Finding, lint_contract, load_contract
 from streams.contracts.model import Contract, Op, SchemaObject
 from streams.errors import ContractError
+
+if TYPE_CHECKING:
+    from streams.settings import Settings
 
 __all__ = ["dry_run", "lint_file", "own_topics", "sample_frame"]
 
@@ -39,24 +42,25 @@ def lint_file(path: str | Path) -> list[Finding]:
     return findings + own_topics(contract) + dry_run(contract)
 
 
-def own_topics(contract: Contract) -> list[Finding]:
+def own_topics(contract: Contract, settings: Settings | None = None) -> list[Finding]:
     """A schema object bound to the worker's events topic or to an output topic (``.validated``,
-    ``.quarantine``, ``.dlq``) would make the worker validate its own output, in a loop."""
+    ``.quarantine``, ``.dlq``) would make the worker validate its own output, in a loop.
+
+    ``settings`` (the worker's) default to the environment's; the worker refuses such a contract at start.
+    """
+    from streams.kafka.topics import loop_reason
     from streams.settings import Settings
 
-    try:
-        settings = Settings()
-    except Exception:  # an invalid environment is reported by the worker; lint checks the defaults
-        settings = Settings.model_construct()
-    suffixes = (settings.validated_suffix, settings.quarantine_suffix, settings.dlq_suffix)
+    if settings is None:
+        try:
+            settings = Settings()
+        except Exception:  # an invalid environment is reported by the worker; lint checks the defaults
+            settings = Settings.model_construct()
     out: list[Finding] = []
     for schema in contract.schemas:
         topic = schema.topic
-        if topic == settings.events_topic:
-            why = "the worker's quality-events topic"
-        elif topic.endswith(suffixes):
-            why = f"an output topic of the worker (it ends with {next(x for x in suffixes if topic.endswith(x))!r})"
-        else:
+        why = loop_reason(settings, topic)
+        if why is None:
             continue
         out.append(
             Finding(

@@ -3,17 +3,24 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
+from pathlib import Path
 from typing import Any
 
 import orjson
 import pytest
 
+from streams.contracts.loader import load_contract
+from streams.errors import SettingsError
+from streams.kafka.batches import BatchWorker
 from streams.observability import Health
+from streams.pipeline.binding import Binding
 from streams.pipeline.records import Message, OutRecord
+from streams.settings import Settings
 from streams.testing import generate_feature_records
 from streams.testing.transport import InMemoryTransport
-from tests.test_worker_inmemory import EVENTS, TOPIC, TP0, feed, run, running, worker_for
+from tests.test_worker_inmemory import CONTRACT, EVENTS, TOPIC, TP0, feed, run, running, worker_for
 
 
 class UnsupportedCodecError(Exception):
@@ -168,3 +175,35 @@ def test_events_are_cut_to_fit_the_events_topic() -> None:
         assert b"[truncated" in b"".join(e.value or b"" for e in violations)
 
     run(scenario)
+
+
+# --- a contract bound to an output of the worker (issue 8 §5) ----------------------------------------------------
+
+
+@pytest.mark.parametrize("bound", ["my.events", f"{TOPIC}.dlq", "orders.validated", "orders.quarantine"])
+def test_a_contract_bound_to_an_output_topic_is_refused_at_start_with_exit_2(
+    bound: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from typer.testing import CliRunner
+
+    from streams.cli.main import app
+
+    text = CONTRACT.read_text().replace(f"physicalName: {TOPIC}", f"physicalName: {bound}")
+    (tmp_path / "c.yaml").write_text(text)
+    monkeypatch.setenv("STREAMS_EVENTS_TOPIC", "my.events")  # the worker's own settings, not lint's defaults
+    started: list[bool] = []
+    monkeypatch.setattr("streams.kafka.batches.BatchWorker.run", lambda self: started.append(True))
+    res = CliRunner().invoke(app, ["worker", "--contracts", str(tmp_path), "--broker", "127.0.0.1:1",
+                                   "--web-port", "0"])  # fmt: skip
+    assert res.exit_code == 2, res.output
+    assert "c.yaml:" in res.output and "would validate its own output" in res.output and bound in res.output
+    assert not started
+
+
+def test_the_batch_worker_refuses_a_binding_on_its_events_topic() -> None:
+    transport = InMemoryTransport(sources=[EVENTS], partitions={EVENTS: 1})
+    contract = load_contract(CONTRACT)
+    settings = Settings(events_topic=EVENTS, web_port=0)
+    binding = Binding(contract, dataclasses.replace(contract.schema(), topic=EVENTS), settings)
+    with pytest.raises(SettingsError, match="quality-events topic"):
+        BatchWorker(settings, [binding], worker_id="w1", transport=transport)

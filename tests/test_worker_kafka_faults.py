@@ -10,6 +10,7 @@ from typing import Any
 import orjson
 import pytest
 from aiokafka import AIOKafkaProducer
+from pydantic import SecretStr
 
 from tests.test_worker_kafka import (  # noqa: F401 (feature_stream: a fixture)
     Stream,
@@ -134,5 +135,33 @@ def test_a_copy_the_dlq_would_refuse_becomes_a_reference(
         assert (ref.key, body["reason"], body["output_topic"]) == (b"huge", "too_large_for_output", f"{topic}.dlq")
         assert dict(ref.headers)["qstreams.errors.original_class"] == b"decode.TOO_LARGE"
         assert [r.key for r in out["validated"]] == [b"fine"]
+
+    asyncio.run(scenario())
+
+
+# --- faults end bounded (issue 8 §5) -------------------------------------------------------------------------
+
+
+def test_an_authentication_error_is_reported_as_such_on_health(feature_stream: Callable[..., Stream]) -> None:  # noqa: F811
+    """SASL against the broker's PLAINTEXT listener: the broker refuses the handshake; not "unreachable"."""
+    stream = feature_stream(1)
+    settings = stream.settings.model_copy(update={
+        "security_protocol": "SASL_PLAINTEXT", "sasl_mechanism": "PLAIN", "sasl_username": "u",
+        "sasl_password": SecretStr("p"),
+    })  # fmt: skip
+    worker = make_worker(settings)
+
+    async def scenario() -> None:
+        task = asyncio.create_task(worker.run())
+        try:
+            deadline = asyncio.get_running_loop().time() + 30
+            while not any("authentication failed" in p for p in worker.health.problems().values()):
+                assert asyncio.get_running_loop().time() < deadline, worker.health.problems()
+                await asyncio.sleep(0.2)
+        finally:
+            worker.stop()
+            await asyncio.wait_for(task, 30)
+        status, body = worker.health.report()
+        assert status == 503 and "unreachable" not in body["problems"][stream.topic]
 
     asyncio.run(scenario())

@@ -33,6 +33,7 @@ from streams.errors import CommitRefusedError, SettingsError, TransportError
 from streams.kafka.connection import backoff
 from streams.kafka.observers import HealthObserver, LifecycleObserver, MetricsObserver, Observers, WorkerObserver
 from streams.kafka.outputs import OutputLimits, given_up
+from streams.kafka.topics import loop_reason
 from streams.kafka.transport import TopicPartition, Transport
 from streams.observability import Health, Lifecycle, Metrics, log_extra
 from streams.pipeline.records import BatchResult, Message, OutRecord
@@ -92,6 +93,10 @@ class BatchWorker:
         for b in bindings:
             if b.topic in self.bindings:
                 raise SettingsError(f"topic {b.topic!r} is bound by two schema objects; bind each topic once")
+            why = loop_reason(settings, b.topic)
+            if why is not None:
+                raise SettingsError(f"topic {b.topic!r} is {why}: the worker would validate its own output in a "
+                                    "loop; bind the source topic instead")  # fmt: skip
             self.bindings[b.topic] = b
         self.metrics = metrics or Metrics()
         self.health = health or Health(max_age=settings.health_max_age_s)

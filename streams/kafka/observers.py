@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING
 
+from streams.kafka.connection import auth_failure
 from streams.kafka.transport import TopicPartition, Transport
 from streams.observability import Health, Lifecycle, Metrics
 from streams.pipeline.records import BatchResult
@@ -229,9 +230,10 @@ class HealthObserver(WorkerObserver):
             self.health.ok(topic)
 
     def on_poll_failed(self, topics: Sequence[str], error: BaseException, consecutive: int) -> None:
-        if consecutive < self.FETCH_FAILURES:
+        refused = auth_failure(error)  # said at once: a retry does not fix credentials or ACLs
+        if consecutive < self.FETCH_FAILURES and refused is None:
             return
-        reason = f"fetch failed {consecutive} times in a row: {type(error).__name__}: {error}"[:300]
+        reason = refused or f"fetch failed {consecutive} times in a row: {type(error).__name__}: {error}"[:300]
         for topic in topics:
             self.fetch_failing[topic] = reason
             self.health.fail(topic, reason)

@@ -10,6 +10,7 @@ report them and look again later.
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -24,6 +25,7 @@ __all__ = [
     "create_topics",
     "ensure_topics",
     "existing_topics",
+    "loop_reason",
     "output_topics",
     "topic_max_message_bytes",
 ]
@@ -51,6 +53,20 @@ def output_topics(settings: Settings, sources: Iterable[str]) -> list[str]:
     return [*dict.fromkeys([*out, settings.events_topic])]
 
 
+def loop_reason(settings: Settings, topic: str) -> str | None:
+    """Why binding ``topic`` would make a worker validate its own output (None when it would not).
+
+    The events topic and any ``.validated`` / ``.quarantine`` / ``.dlq`` topic (the settings' suffixes) are
+    outputs of a worker: one record there becomes events about events, growing without end.
+    """
+    suffixes = (settings.validated_suffix, settings.quarantine_suffix, settings.dlq_suffix)
+    if topic == settings.events_topic:
+        return "the worker's quality-events topic"
+    if topic.endswith(suffixes):
+        return f"an output topic of the worker (it ends with {next(x for x in suffixes if topic.endswith(x))!r})"
+    return None
+
+
 @dataclass(frozen=True, slots=True)
 class TopicState:
     """What :func:`ensure_topics` found and did."""
@@ -66,12 +82,36 @@ def _admin(settings: Settings) -> Any:
     config = {"client_id": f"{settings.app_id}-admin", "request_timeout_ms": 10_000}
     if "bootstrap_timeout_ms" in KafkaAdminClient.DEFAULT_CONFIG:  # kafka-python >= 3
         config["bootstrap_timeout_ms"] = 5_000
+    recorder = _Recorder()  # kafka-python logs why a handshake failed, then raises only NoBrokersAvailable
+    kafka_log = logging.getLogger("kafka")
+    kafka_log.addHandler(recorder)
     try:
         return KafkaAdminClient(**config, **client_config(settings, "kafka-python"))
     except SettingsError:
         raise
     except Exception as exc:  # NoBrokersAvailable, connection refused, DNS, auth failure...
+        refused = next((m for m in recorder.messages if _REFUSED.search(m)), None)
+        if refused is not None:
+            raise BrokerError(f"broker {settings.bootstrap_servers} refused the handshake "
+                              f"(AuthenticationFailed): {refused[-200:]}") from exc  # fmt: skip
         raise BrokerError(f"broker {settings.bootstrap_servers} unreachable: {exc!r}") from exc
+    finally:
+        kafka_log.removeHandler(recorder)
+
+
+_REFUSED = re.compile(r"Sasl|Authentication|Authorization|CERTIFICATE_VERIFY_FAILED|SSLError", re.IGNORECASE)
+
+
+class _Recorder(logging.Handler):
+    """The kafka-python error lines logged while a client bootstraps (they name the handshake's failure)."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.ERROR)
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if len(self.messages) < 50:
+            self.messages.append(record.getMessage())
 
 
 def existing_topics(settings: Settings) -> set[str]:
