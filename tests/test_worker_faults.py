@@ -207,3 +207,41 @@ def test_the_batch_worker_refuses_a_binding_on_its_events_topic() -> None:
     binding = Binding(contract, dataclasses.replace(contract.schema(), topic=EVENTS), settings)
     with pytest.raises(SettingsError, match="quality-events topic"):
         BatchWorker(settings, [binding], worker_id="w1", transport=transport)
+
+
+# --- the events topic refusing writes (issue 8 §5) ---------------------------------------------------------------
+
+
+class RefusingForAWhile(RefusingTransport):
+    """Refuses writes to ``refused`` topics for the first ``times`` submissions, then accepts them."""
+
+    def __init__(self, refused: set[str], times: int, **kwargs: Any) -> None:
+        super().__init__(refused, **kwargs)
+        self.times, self.paused_seen = times, False
+
+    def _submit(self, topic: str, partition: int, records: list[OutRecord]) -> asyncio.Future[Any]:
+        self.paused_seen |= bool(self.paused)
+        if self.refusals >= self.times:
+            self.refused = set()
+        return super()._submit(topic, partition, records)
+
+
+def test_an_events_topic_refusing_writes_pauses_consumption_instead_of_resending_outputs() -> None:
+    """The red team: 3,100 duplicate outputs from 100 inputs in 15 s while the events topic refused writes."""
+    transport = RefusingForAWhile({EVENTS}, times=6, sources=[TOPIC], partitions={TOPIC: 1})
+    worker = worker_for(transport, batch_max_records=20)
+
+    async def scenario() -> None:
+        _, invalid = feed(transport, 100, 0)
+        async with running(worker):
+            await transport.wait_for(lambda: transport.committed.get(TP0) == 100, timeout=20)
+        outputs = transport.records(VALIDATED) + transport.records(QUARANTINE) + transport.records(DLQ)
+        assert len(outputs) == 100, f"{len(outputs) - 100} duplicate outputs"
+        assert transport.refusals >= 6 and transport.paused_seen
+        assert not transport.paused  # resumed once the events landed
+        summaries = [
+            e for e in transport.records(EVENTS) if dict(e.headers).get("ce_type", b"").endswith(b"summary.v1")
+        ]
+        assert sum(orjson.loads(e.value or b"")["counts"]["valid"] for e in summaries) == 100 - len(invalid)
+
+    run(scenario)

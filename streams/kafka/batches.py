@@ -26,10 +26,11 @@ import logging
 import time
 from collections import deque
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from streams.errors import CommitRefusedError, SettingsError, TransportError
+from streams.kafka.backpressure import EventDelivery
 from streams.kafka.connection import backoff
 from streams.kafka.observers import HealthObserver, LifecycleObserver, MetricsObserver, Observers, WorkerObserver
 from streams.kafka.outputs import OutputLimits, given_up
@@ -68,11 +69,14 @@ class _InFlight:
     futures: list[asyncio.Future[Any]]
     polled_at: float
     attempt: int = 0  # failed attempts before this one (kept across poll cycles until the batch commits)
+    events: list[OutRecord] = field(default_factory=list)
+    event_futures: list[asyncio.Future[Any]] = field(default_factory=list)  # re-sent alone when they fail
 
     def done(self) -> bool:
-        return all(f.done() for f in self.futures)
+        return all(f.done() for f in self.futures) and all(f.done() for f in self.event_futures)
 
     def error(self) -> BaseException | None:
+        """The first failure of the batch's *records* (an event failure is back-pressure, not a re-read)."""
         return next((f.exception() for f in self.futures if not f.cancelled() and f.exception() is not None), None)
 
 
@@ -122,6 +126,7 @@ class BatchWorker:
                                           observer=self.observers)  # fmt: skip
         self.transport: Transport = transport
         self.outputs = OutputLimits(settings, transport)
+        self.event_delivery = EventDelivery(settings, transport)
 
     # --- lifecycle ---------------------------------------------------------------------------------
 
@@ -222,7 +227,8 @@ class BatchWorker:
                               refused=stage == "produce")  # fmt: skip
         result = await self.outputs.fit(result, messages)
         futures = await self._send(tp, result)
-        batch = _InFlight(tp, first, next_offset, futures, polled_at, attempt)
+        batch = _InFlight(tp, first, next_offset, futures, polled_at, attempt, result.events,
+                          await self.event_delivery.send(result.events))  # fmt: skip
         self._pending.setdefault(tp, deque()).append(batch)
         highwater = self.transport.highwater(tp)
         lag = highwater - next_offset if highwater is not None else None
@@ -241,7 +247,7 @@ class BatchWorker:
         asyncio.get_running_loop().call_later(delay, self._resume, tp)
 
     def _resume(self, tp: TopicPartition) -> None:
-        if self.transport.connected and tp in self._owned:
+        if self.transport.connected and tp in self._owned and tp not in self.event_delivery.paused:
             self.transport.resume(tp)
 
     async def _send(self, tp: TopicPartition, result: BatchResult) -> list[asyncio.Future[Any]]:
@@ -254,8 +260,6 @@ class BatchWorker:
         for (topic, explicit), records in groups.items():
             part = tp.partition % await transport.partition_count(topic) if explicit is None else explicit
             futures += await transport.send_batch(topic, part, records)
-        for e in result.events:
-            futures.append(await transport.send(e))
         return futures
 
     async def _transaction(self, batches: Sequence[tuple[TopicPartition, Sequence[Message]]], polled_at: float) -> None:
@@ -291,7 +295,7 @@ class BatchWorker:
         inflight = sum(len(q) for q in self._pending.values())
         if inflight == 0 or (not wait and inflight <= self.settings.max_inflight_batches):
             return
-        oldest = [f for q in self._pending.values() for f in q[0].futures if not f.done()]
+        oldest = [f for q in self._pending.values() for f in (*q[0].futures, *q[0].event_futures) if not f.done()]
         if oldest:
             await asyncio.wait(oldest, timeout=1.0, return_when=asyncio.FIRST_COMPLETED)
         async with self._lock:
@@ -303,8 +307,12 @@ class BatchWorker:
         done: list[_InFlight] = []
         for tp, queue in list(self._pending.items()):
             while queue and queue[0].done():
-                batch = queue.popleft()
+                batch = queue[0]
                 error = batch.error()
+                if error is None and not await self.event_delivery.settle(batch.events, batch.event_futures,
+                                                                          self._owned):  # fmt: skip
+                    break  # its events are re-sent alone (consumption paused): the records are not sent again
+                queue.popleft()
                 if error is not None:  # re-read from this batch; later ones of the partition are redone too
                     queue.clear()
                     if tp in self._owned:
@@ -354,7 +362,7 @@ class BatchWorker:
 
     async def _drain(self, tps: set[TopicPartition]) -> None:
         """Await every in-flight batch of ``tps`` and commit what was acknowledged."""
-        futures = [f for tp in tps for b in self._pending.get(tp, ()) for f in b.futures]
+        futures = [f for tp in tps for b in self._pending.get(tp, ()) for f in (*b.futures, *b.event_futures)]
         if futures:
             await asyncio.wait(futures, timeout=30.0)
         await self._reap()
