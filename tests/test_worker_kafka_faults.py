@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -163,5 +164,81 @@ def test_an_authentication_error_is_reported_as_such_on_health(feature_stream: C
             await asyncio.wait_for(task, 30)
         status, body = worker.health.report()
         assert status == 503 and "unreachable" not in body["problems"][stream.topic]
+
+    asyncio.run(scenario())
+
+
+def _admin(bootstrap: str) -> Any:
+    from kafka.admin import KafkaAdminClient  # type: ignore[import-untyped,unused-ignore]
+
+    return KafkaAdminClient(bootstrap_servers=bootstrap, client_id="tests-faults")
+
+
+def test_new_source_partitions_are_consumed_within_the_check_interval(
+    feature_stream: Callable[..., Stream],  # noqa: F811
+) -> None:
+    """aiokafka refreshes metadata every 5 minutes by default: partitions added meanwhile were not consumed."""
+    from kafka.admin import NewPartitions  # type: ignore[import-untyped,unused-ignore]
+
+    stream = feature_stream(1)  # topic_check_interval_s=1
+    msgs, _, _ = dataset(200, seed=17)
+
+    async def scenario() -> None:
+        await produce(stream.bootstrap, stream.topic, msgs[:100])
+        worker = make_worker(stream.settings)
+        task = asyncio.create_task(worker.run())
+        try:
+            await wait_committed(stream.bootstrap, stream.group, stream.topic, timeout=60)
+            admin = _admin(stream.bootstrap)
+            try:
+                admin.create_partitions({stream.topic: NewPartitions(total_count=3)})
+            finally:
+                admin.close()
+            producer = AIOKafkaProducer(bootstrap_servers=stream.bootstrap, max_request_size=4_000_000)
+            await producer.start()
+            try:
+                await producer.client.force_metadata_update()
+                for k, v, h in msgs[100:]:
+                    await (await producer.send(stream.topic, v, key=k, headers=h, partition=2))
+            finally:
+                await producer.stop()
+            started = time.monotonic()
+            await wait_committed(stream.bootstrap, stream.group, stream.topic, timeout=30)
+            print(f"\nnew partition consumed {time.monotonic() - started:.1f} s after its records were written")
+            assert not task.done()
+        finally:
+            worker.stop()
+            await task
+
+    asyncio.run(scenario())
+
+
+def test_a_deleted_output_topic_is_recreated_without_a_crash(feature_stream: Callable[..., Stream]) -> None:  # noqa: F811
+    stream = feature_stream(3)
+    msgs, _, _ = dataset(600, seed=19)
+    validated = f"{stream.topic}.validated"
+
+    async def scenario() -> None:
+        await produce(stream.bootstrap, stream.topic, msgs[:300])
+        worker = make_worker(stream.settings)
+        task = asyncio.create_task(worker.run())
+        try:
+            await wait_committed(stream.bootstrap, stream.group, stream.topic, timeout=60)
+            admin = _admin(stream.bootstrap)
+            try:
+                admin.delete_topics([validated])
+            finally:
+                admin.close()
+            await asyncio.sleep(2.0)
+            await produce(stream.bootstrap, stream.topic, msgs[300:])
+            await wait_committed(stream.bootstrap, stream.group, stream.topic, timeout=90)
+            assert not task.done(), "the worker exited"
+        finally:
+            worker.stop()
+            await task
+        out = await outputs(stream.bootstrap, stream.topic)
+        later = {k for k, _, _ in msgs[300:]}
+        routed = {r.key for kind in out.values() for r in kind}
+        assert later <= routed, f"{len(later - routed)} records written after the deletion are in no output"
 
     asyncio.run(scenario())
