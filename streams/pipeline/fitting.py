@@ -131,11 +131,9 @@ def fit(
 
     validated, quarantined, dead = keep(result.validated), keep(result.quarantined), keep(result.dead_lettered)
     events = [e for e in (shrink_event(e, limit_of[e.topic]) for e in result.events) if e is not None]
-    counts = dict(result.counts)
-    if moved:
-        counts["too_large_for_output"] = counts.get("too_large_for_output", 0) + len(moved)
     out = BatchResult(
-        validated=validated, quarantined=quarantined, dead_lettered=[*dead, *moved], events=events, counts=counts,
+        validated=validated, quarantined=quarantined, dead_lettered=[*dead, *moved], events=events,
+        counts=result.counts,
         rule_failures=result.rule_failures, last_offsets=result.last_offsets, decode_seconds=result.decode_seconds,
         validate_seconds=result.validate_seconds, report=result.report,
     )  # fmt: skip
