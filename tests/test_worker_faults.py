@@ -245,3 +245,15 @@ def test_an_events_topic_refusing_writes_pauses_consumption_instead_of_resending
         assert sum(orjson.loads(e.value or b"")["counts"]["valid"] for e in summaries) == 100 - len(invalid)
 
     run(scenario)
+
+
+def test_event_samples_of_huge_values_are_cut_even_when_the_event_fits() -> None:
+    from streams.pipeline.fitting import SAMPLE_BOUND, shrink_event
+
+    value = orjson.dumps({"rule": {"name": "r"}, "failure_cases": [{"value": "v" * 200_000}]})
+    cut = shrink_event(OutRecord(EVENTS, value), 16 * 1_048_576)
+    assert cut is not None and len(cut.value or b"") < SAMPLE_BOUND
+    case = orjson.loads(cut.value or b"")["failure_cases"][0]["value"]
+    assert case.startswith("v" * 1024) and case.endswith("…[truncated 198976 bytes]")
+    small = OutRecord(EVENTS, orjson.dumps({"value": "v" * 5000}))
+    assert shrink_event(small, 1_048_588) is small

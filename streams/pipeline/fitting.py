@@ -31,6 +31,7 @@ from streams.settings import Settings
 
 __all__ = [
     "BATCH_OVERHEAD",
+    "SAMPLE_BOUND",
     "TOO_LARGE",
     "fit",
     "record_size",
@@ -46,6 +47,8 @@ TOO_LARGE = "too_large_for_output"
 #: bytes of a record batch's own header (v2), beside its records
 BATCH_OVERHEAD = 61
 _KEY_KEPT = 1024
+#: events larger than this have their long strings cut even when they fit their topic
+SAMPLE_BOUND = 65_536
 _MARKER = "…[truncated {n} bytes]"
 
 
@@ -158,8 +161,12 @@ def references(
 
 
 def shrink_event(e: OutRecord, limit: int) -> OutRecord | None:
-    """``e`` cut to fit ``limit`` (strings, then lists, shorter and shorter); None when it cannot fit."""
-    if fits(e, limit):
+    """``e`` cut to fit ``limit`` (strings, then lists, shorter and shorter); None when it cannot fit.
+
+    An event over ``SAMPLE_BOUND`` bytes has its strings cut to 1024 characters even when it fits: samples of
+    huge values say what they were without carrying them.
+    """
+    if fits(e, limit) and len(e.value or b"") <= SAMPLE_BOUND:
         return e
     try:
         data = orjson.loads(e.value or b"")
@@ -170,7 +177,7 @@ def shrink_event(e: OutRecord, limit: int) -> OutRecord | None:
             value = orjson.dumps(_cut(data, chars, items))
             candidate = OutRecord(e.topic, value, e.key, e.headers, e.timestamp_ms, e.partition)
             if fits(candidate, limit):
-                log.warning("an event for %s of %d bytes was cut to %d to fit the topic's limit of %d",
+                log.info("an event for %s of %d bytes was cut to %d to fit the topic's limit of %d",
                             e.topic, len(e.value or b""), len(value), limit)  # fmt: skip
                 return candidate
     log.error("an event for %s of %d bytes cannot be cut below the topic's limit of %d: dropped",
