@@ -22,6 +22,7 @@ __all__ = [
     "client_config",
     "consumer_config",
     "default_worker_id",
+    "max_request_size",
     "plain_producer_config",
     "producer_config",
 ]
@@ -86,12 +87,17 @@ def producer_config(settings: Settings, worker_id: str, *, transactional: bool |
     out: dict[str, Any] = {
         "client_id": f"{settings.app_id}-{worker_id}", "acks": "all", "enable_idempotence": True,
         "linger_ms": settings.linger_ms, "max_batch_size": settings.producer_batch_bytes,
-        "max_request_size": max(4 * 1_048_576, 2 * settings.max_message_bytes),
+        "max_request_size": max_request_size(settings),
         "metadata_max_age_ms": _metadata_age_ms(settings),
     }  # fmt: skip
     if settings.exactly_once if transactional is None else transactional:
         out |= {"transactional_id": f"{settings.app_id}-{worker_id}", "transaction_timeout_ms": 30_000}
     return out | client_config(settings, "aiokafka")
+
+
+def max_request_size(settings: Settings) -> int:
+    """The largest produce request a worker's producer sends (and so the largest record it can write)."""
+    return max(4 * 1_048_576, 2 * settings.max_message_bytes)
 
 
 def consumer_config(settings: Settings, worker_id: str) -> dict[str, Any]:

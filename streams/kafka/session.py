@@ -16,7 +16,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListen
 from aiokafka.errors import KafkaError
 
 from streams.errors import BrokerError
-from streams.kafka.connection import auth_failure, backoff, consumer_config, producer_config
+from streams.kafka.connection import auth_failure, backoff, consumer_config, max_request_size, producer_config
 from streams.kafka.observers import WorkerObserver
 from streams.kafka.topics import DEFAULT_MAX_MESSAGE_BYTES, ensure_topics, output_topics, topic_max_message_bytes
 from streams.settings import Settings
@@ -175,7 +175,7 @@ class KafkaSession:
         except Exception as exc:
             value = self.limits.get(topic, DEFAULT_MAX_MESSAGE_BYTES)
             log.warning("cannot read max.message.bytes of %s, assuming %d: %r", topic, value, exc)
-        self.limits[topic] = min(value, producer_config(self.settings, self.worker_id)["max_request_size"])
+        self.limits[topic] = min(value, max_request_size(self.settings))
         return self.limits[topic]
 
     async def close(self) -> None:
