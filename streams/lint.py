@@ -25,7 +25,7 @@ from streams.errors import ContractError
 if TYPE_CHECKING:
     from streams.settings import Settings
 
-__all__ = ["dry_run", "lint_file", "own_topics", "sample_frame"]
+__all__ = ["dry_run", "lint_file", "loop_reason", "own_topics", "sample_frame"]
 
 _SAMPLE_ROWS = 2
 
@@ -48,7 +48,6 @@ def own_topics(contract: Contract, settings: Settings | None = None) -> list[Fin
 
     ``settings`` (the worker's) default to the environment's; the worker refuses such a contract at start.
     """
-    from streams.kafka.topics import loop_reason
     from streams.settings import Settings
 
     if settings is None:
@@ -71,6 +70,20 @@ def own_topics(contract: Contract, settings: Settings | None = None) -> list[Fin
             )
         )
     return out
+
+
+def loop_reason(settings: Settings, topic: str) -> str | None:
+    """Why binding ``topic`` would make a worker validate its own output (None when it would not).
+
+    The events topic and any ``.validated`` / ``.quarantine`` / ``.dlq`` topic (the settings' suffixes) are
+    outputs of a worker: one record there becomes events about events, growing without end.
+    """
+    suffixes = (settings.validated_suffix, settings.quarantine_suffix, settings.dlq_suffix)
+    if topic == settings.events_topic:
+        return "the worker's quality-events topic"
+    if topic.endswith(suffixes):
+        return f"an output topic of the worker (it ends with {next(x for x in suffixes if topic.endswith(x))!r})"
+    return None
 
 
 def dry_run(contract: Contract) -> list[Finding]:

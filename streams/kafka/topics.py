@@ -25,7 +25,6 @@ __all__ = [
     "create_topics",
     "ensure_topics",
     "existing_topics",
-    "loop_reason",
     "output_topics",
     "topic_max_message_bytes",
 ]
@@ -51,20 +50,6 @@ def output_topics(settings: Settings, sources: Iterable[str]) -> list[str]:
     kinds = ("validated", "quarantine", "dlq") if settings.mode is Mode.GATE else ("quarantine", "dlq")
     out = [settings.output_topic(t, k) for t in sources for k in kinds]
     return [*dict.fromkeys([*out, settings.events_topic])]
-
-
-def loop_reason(settings: Settings, topic: str) -> str | None:
-    """Why binding ``topic`` would make a worker validate its own output (None when it would not).
-
-    The events topic and any ``.validated`` / ``.quarantine`` / ``.dlq`` topic (the settings' suffixes) are
-    outputs of a worker: one record there becomes events about events, growing without end.
-    """
-    suffixes = (settings.validated_suffix, settings.quarantine_suffix, settings.dlq_suffix)
-    if topic == settings.events_topic:
-        return "the worker's quality-events topic"
-    if topic.endswith(suffixes):
-        return f"an output topic of the worker (it ends with {next(x for x in suffixes if topic.endswith(x))!r})"
-    return None
 
 
 @dataclass(frozen=True, slots=True)
