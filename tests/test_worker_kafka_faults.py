@@ -242,3 +242,39 @@ def test_a_deleted_output_topic_is_recreated_without_a_crash(feature_stream: Cal
         assert later <= routed, f"{len(later - routed)} records written after the deletion are in no output"
 
     asyncio.run(scenario())
+
+
+def test_a_partition_whose_fetch_keeps_failing_fails_health_with_its_cause(
+    feature_stream: Callable[..., Stream],  # noqa: F811
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The red team's lz4 batch with the codec library missing: UnsupportedCodecError every poll, /health 200."""
+    import aiokafka.codec
+
+    stream = feature_stream(1)
+    msgs, _, _ = dataset(50, seed=23)
+
+    async def scenario() -> None:
+        producer = AIOKafkaProducer(bootstrap_servers=stream.bootstrap, compression_type="lz4", linger_ms=20)
+        await producer.start()
+        try:
+            await asyncio.gather(*[await producer.send(stream.topic, v, key=k, headers=h) for k, v, h in msgs])
+        finally:
+            await producer.stop()
+        monkeypatch.setattr(aiokafka.codec, "has_lz4", lambda: False)  # as on a machine without cramjam
+        worker = make_worker(stream.settings)
+        task = asyncio.create_task(worker.run())
+        try:
+            deadline = time.monotonic() + 30
+            while "UnsupportedCodecError" not in str(worker.health.problems()):
+                assert time.monotonic() < deadline, f"/health still says {worker.health.report()}"
+                await asyncio.sleep(0.2)
+            status, body = worker.health.report()
+            assert status == 503 and "fetch failed" in body["problems"][stream.topic]
+            await asyncio.sleep(2.5)  # probes (every 1 s) must not make it healthy again
+            assert worker.health.report()[0] == 503
+        finally:
+            worker.stop()
+            await task
+
+    asyncio.run(scenario())
