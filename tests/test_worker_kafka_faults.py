@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -276,5 +277,48 @@ def test_a_partition_whose_fetch_keeps_failing_fails_health_with_its_cause(
         finally:
             worker.stop()
             await task
+
+    asyncio.run(scenario())
+
+
+def test_an_events_topic_refusing_writes_pauses_consumption_without_duplicates(
+    feature_stream: Callable[..., Stream],  # noqa: F811
+) -> None:
+    """The red team: 3,100 duplicate outputs from 100 inputs in 15 s while the events topic refused writes.
+
+    The events topic refuses every record here by its own config (``message.timestamp.before.max.ms=0``:
+    InvalidTimestamp, not retriable) until the test lifts it.
+    """
+    from kafka.admin import ConfigResource, ConfigResourceType, NewTopic  # type: ignore[import-untyped,unused-ignore]
+
+    stream = feature_stream(1)
+    events = stream.settings.events_topic
+    msgs, invalid, undecodable = dataset(100, seed=29)
+    admin = _admin(stream.bootstrap)
+    admin.create_topics([NewTopic(events, 1, 1, topic_configs={"message.timestamp.before.max.ms": "0"})])
+
+    async def scenario() -> None:
+        await produce(stream.bootstrap, stream.topic, msgs)
+        worker = make_worker(stream.settings)
+        task = asyncio.create_task(worker.run())
+        try:
+            await asyncio.sleep(6.0)
+            assert not await read_topic(stream.bootstrap, events), "the events topic accepted writes: proves nothing"
+            before = await outputs(stream.bootstrap, stream.topic)
+            lifted = {"message.timestamp.before.max.ms": str(2**63 - 1)}
+            admin.alter_configs([ConfigResource(ConfigResourceType.TOPIC, events, configs=lifted)])
+            await wait_committed(stream.bootstrap, stream.group, stream.topic, timeout=60)
+            delivered = await read_topic(stream.bootstrap, events)
+        finally:
+            worker.stop()
+            await task
+            with contextlib.suppress(Exception):
+                admin.delete_topics([events])
+            admin.close()
+        written = sum(len(v) for v in before.values())
+        assert written <= len(msgs), f"{written - len(msgs)} duplicate outputs while the events topic refused writes"
+        check_routing(await outputs(stream.bootstrap, stream.topic), msgs, invalid=invalid, undecodable=undecodable,
+                      exact=True)  # fmt: skip
+        assert any(dict(e.headers).get("ce_type", b"").endswith(b"batch.summary.v1") for e in delivered)
 
     asyncio.run(scenario())
