@@ -9,6 +9,7 @@ Credentials are :class:`~pydantic.SecretStr` and never printed.
 from __future__ import annotations
 
 import enum
+import re
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +18,29 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from streams.errors import SettingsError
 
-__all__ = ["Mode", "SecurityProtocol", "Settings", "load_settings"]
+__all__ = ["Mode", "SecurityProtocol", "Settings", "load_settings", "normalize_bootstrap"]
+
+_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9_+.-]*://")
+
+
+def normalize_bootstrap(value: str) -> str:
+    """``host:port[,host:port...]`` from any form a broker is given in; ``ValueError`` naming the bad entry.
+
+    Accepted: comma or semicolon lists, blanks, and a URL scheme per entry (faust's ``kafka://host:port``,
+    ``PLAINTEXT://``, ``SASL_SSL://``...), with or without a trailing ``/``. A port is required.
+    """
+    servers = []
+    for entry in re.split(r"[,;]", value):
+        server = _SCHEME.sub("", entry.strip()).rstrip("/")
+        if not server:
+            continue
+        host, sep, port = server.rpartition(":")
+        if not sep or not host or not port.isdigit() or "/" in server:
+            raise ValueError(f"bootstrap servers must be host:port[,host:port...] (kafka:// allowed), got {entry!r}")
+        servers.append(server)
+    if not servers:
+        raise ValueError(f"bootstrap servers must be host:port[,host:port...], got {value!r}")
+    return ",".join(servers)
 
 
 class Mode(enum.StrEnum):
@@ -118,10 +141,7 @@ class Settings(BaseSettings):
     @field_validator("bootstrap_servers")
     @classmethod
     def _servers(cls, v: str) -> str:
-        servers = [s.strip() for s in v.replace("PLAINTEXT://", "").split(",") if s.strip()]
-        if not servers or any(":" not in s for s in servers):
-            raise ValueError(f"bootstrap_servers must be host:port[,host:port...], got {v!r}")
-        return ",".join(servers)
+        return normalize_bootstrap(v)
 
     def output_topic(self, topic: str, kind: str) -> str:
         """``<topic>.validated`` / ``.quarantine`` / ``.dlq`` for a source topic."""

@@ -30,9 +30,12 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    rich_markup_mode=None,  # plain click help: "[env X]" stays text, no "<bool>" beside --help
 )
-contracts_app = typer.Typer(help="Work with ODCS contract files.", no_args_is_help=True)
-dev_app = typer.Typer(help="Development helpers: a local Apache Kafka broker.", no_args_is_help=True)
+contracts_app = typer.Typer(help="Work with ODCS contract files.", no_args_is_help=True, rich_markup_mode=None)
+dev_app = typer.Typer(
+    help="Development helpers: a local Apache Kafka broker.", no_args_is_help=True, rich_markup_mode=None
+)
 app.add_typer(contracts_app, name="contracts")
 app.add_typer(dev_app, name="dev")
 contracts_app.command("diff")(contracts_diff)
@@ -82,20 +85,28 @@ def lint(
 @app.command("validate")
 def validate(
     data: Annotated[Path, typer.Argument(help="Parquet, NDJSON / JSON Lines or CSV file.")],
-    contract: Annotated[Path | None, typer.Option("--contract", "-c", help="ODCS contract file.")] = None,
+    contract: Annotated[
+        Path | None, typer.Option("--contract", "-c", metavar="FILE", help="ODCS contract file.")
+    ] = None,
     schema: Annotated[
-        str | None, typer.Option(help="Schema object name (or topic) when the contract has several.")
+        str | None, typer.Option(metavar="NAME", help="Schema object name (or topic) when the contract has several.")
     ] = None,
-    fmt: Annotated[OutputFormat, typer.Option("--format", help="Output format.")] = OutputFormat.TABLE,
-    out_valid: Annotated[Path | None, typer.Option("--out-valid", help="Write valid rows here.")] = None,
+    fmt: Annotated[
+        OutputFormat, typer.Option("--format", metavar="table|json", help="Output format.")
+    ] = OutputFormat.TABLE,
+    out_valid: Annotated[
+        Path | None, typer.Option("--out-valid", metavar="FILE", help="Write valid rows here.")
+    ] = None,
     out_invalid: Annotated[
-        Path | None, typer.Option("--out-invalid", help="Write invalid rows plus a `_violations` column here.")
+        Path | None,
+        typer.Option("--out-invalid", metavar="FILE", help="Write invalid rows plus a `_violations` column here."),
     ] = None,
-    max_cases: Annotated[int, typer.Option("--max-cases", min=0, help="Failure cases to show.")] = 20,
+    max_cases: Annotated[int, typer.Option("--max-cases", min=0, metavar="N", help="Failure cases to show.")] = 20,
     pandera: Annotated[
         str | None,
         typer.Option(
             "--pandera",
+            metavar="MODULE:ATTR",
             help="A pandera.polars DataFrameModel/DataFrameSchema as package.module:attr, instead of --contract. "
             "This IMPORTS AND RUNS that module: use it for trusted code only.",
         ),
@@ -148,12 +159,15 @@ def _pandera_contract(spec: str) -> Contract:
 
 @dev_app.command("broker")
 def dev_broker(
-    port: Annotated[int, typer.Option(help="Port of the PLAINTEXT listener on 127.0.0.1.")] = 9092,
+    port: Annotated[int, typer.Option(metavar="PORT", help="Port of the PLAINTEXT listener on 127.0.0.1.")] = 9092,
 ) -> None:
     """Run a single-node KRaft Apache Kafka on 127.0.0.1 until Ctrl-C (uses KAFKA_BOOTSTRAP_SERVERS if set)."""
     from streams.dev.broker import run_dev_broker
 
     _logging("INFO")
+    from streams.observability import quiet_kafka_clients
+
+    quiet_kafka_clients()  # kafka-python's INFO lines (connections, metadata) would flood the output
 
     def ready(bootstrap: str) -> None:
         typer.echo(f"Kafka is ready at {bootstrap} (Ctrl-C to stop)")
@@ -168,13 +182,28 @@ def dev_broker(
 @app.command("worker")
 def worker(
     contracts: Annotated[
-        Path | None, typer.Option("--contracts", help="Contract directory or file [env STREAMS_CONTRACTS_DIR].")
+        Path | None,
+        typer.Option("--contracts", metavar="PATH", help="Contract directory or file [env STREAMS_CONTRACTS_DIR]."),
     ] = None,
     broker: Annotated[
-        str | None, typer.Option("--broker", help="Bootstrap servers [env KAFKA_BOOTSTRAP_SERVERS].")
+        str | None,
+        typer.Option(
+            "--broker",
+            metavar="HOST:PORT",
+            help="Bootstrap servers, comma-separated; kafka://host:port accepted [env KAFKA_BOOTSTRAP_SERVERS].",
+        ),
     ] = None,
-    mode: Annotated[str | None, typer.Option("--mode", help="gate or monitor [env STREAMS_MODE].")] = None,
-    web_port: Annotated[int | None, typer.Option("--web-port", help="Port of /metrics and /health.")] = None,
+    mode: Annotated[
+        str | None, typer.Option("--mode", metavar="gate|monitor", help="gate or monitor [env STREAMS_MODE].")
+    ] = None,
+    web_port: Annotated[
+        int | None,
+        typer.Option(
+            "--web-port",
+            metavar="PORT",
+            help="Port of /metrics and /health (0: none) [env STREAMS_WEB_PORT, default 6066].",
+        ),
+    ] = None,
 ) -> None:
     """Run a stream worker: validate every bound topic, route records, emit quality events."""
     from streams.kafka.worker import run_worker
@@ -205,13 +234,16 @@ def worker(
 
 @app.command("demo")
 def demo(
-    duration: Annotated[float, typer.Option(help="Seconds of traffic (incidents are scheduled within it).")] = 90.0,
-    rate: Annotated[float, typer.Option(help="Records per second, per producer.")] = 200.0,
+    duration: Annotated[
+        float, typer.Option(metavar="SECONDS", help="Seconds of traffic (incidents are scheduled within it).")
+    ] = 90.0,
+    rate: Annotated[float, typer.Option(metavar="N", help="Records per second, per producer.")] = 200.0,
     headless: Annotated[bool, typer.Option(help="Print progress lines instead of the live view.")] = False,
-    contracts: Annotated[Path, typer.Option(help="Contracts the worker enforces.")] = Path("contracts"),
-    mode: Annotated[str, typer.Option(help="Worker mode: gate or monitor.")] = "gate",
+    contracts: Annotated[Path, typer.Option(metavar="PATH", help="Contracts the worker enforces.")] = Path("contracts"),
+    mode: Annotated[str, typer.Option(metavar="gate|monitor", help="Worker mode: gate or monitor.")] = "gate",
     broker: Annotated[
-        str | None, typer.Option(help="Use this Kafka instead of starting one [env KAFKA_BOOTSTRAP_SERVERS].")
+        str | None,
+        typer.Option(metavar="HOST:PORT", help="Use this Kafka instead of starting one [env KAFKA_BOOTSTRAP_SERVERS]."),
     ] = None,
 ) -> None:
     """Run everything: a local Kafka, a worker, producers with scheduled incidents, and a live view."""
@@ -234,11 +266,13 @@ def demo(
 @app.command("produce")
 def produce_cmd(
     stream: Annotated[str, typer.Argument(help="features or predictions")],
-    rate: Annotated[float, typer.Option(help="Records per second.")] = 200.0,
-    duration: Annotated[float, typer.Option(help="Seconds to run; 0 runs until stopped.")] = 0.0,
+    rate: Annotated[float, typer.Option(metavar="N", help="Records per second.")] = 200.0,
+    duration: Annotated[float, typer.Option(metavar="SECONDS", help="Seconds to run; 0 runs until stopped.")] = 0.0,
     incidents: Annotated[bool, typer.Option(help="Inject the demo's incidents, repeating every --cycle s.")] = False,
-    cycle: Annotated[float, typer.Option(help="Length of one incident cycle in seconds.")] = 300.0,
-    broker: Annotated[str | None, typer.Option(help="Bootstrap servers [env KAFKA_BOOTSTRAP_SERVERS].")] = None,
+    cycle: Annotated[float, typer.Option(metavar="SECONDS", help="Length of one incident cycle in seconds.")] = 300.0,
+    broker: Annotated[
+        str | None, typer.Option(metavar="HOST:PORT", help="Bootstrap servers [env KAFKA_BOOTSTRAP_SERVERS].")
+    ] = None,
 ) -> None:
     """Produce realistic demo traffic to the example topics (what the Compose producers run)."""
     import asyncio
@@ -285,7 +319,7 @@ def produce_cmd(
         stats = asyncio.run(go())
     except KeyboardInterrupt:
         raise typer.Exit(130) from None
-    typer.echo(f"sent {stats.sent[stream]} {stream} records to {bootstrap}")
+    typer.echo(f"sent {stats.sent[stream]} {stream} records to {config['bootstrap_servers']}")
 
 
 def _logging(level: str) -> None:

@@ -38,6 +38,7 @@ from streams.demo.producers import FEATURES_TOPIC, PREDICTIONS_TOPIC, ProducerSt
 from streams.demo.scenario import default_schedule
 from streams.demo.view import evaluate, live_view, progress_line, summary
 from streams.errors import BrokerError, StreamsError
+from streams.settings import normalize_bootstrap
 
 __all__ = ["DemoOptions", "run_demo"]
 
@@ -66,6 +67,11 @@ def run_demo(options: DemoOptions, console: Console | None = None) -> int:
         )
     with contextlib.ExitStack() as stack:
         bootstrap = options.broker or os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
+        if bootstrap:
+            try:  # kafka://host:port and lists, as every broker option takes them
+                bootstrap = normalize_bootstrap(bootstrap)
+            except ValueError as exc:
+                raise StreamsError(str(exc)) from None
         if bootstrap:
             out.print(f"using Kafka at {bootstrap}")
         else:

@@ -22,6 +22,7 @@ from streams.dev.jvm import DevBroker
 from streams.dev.maven import KAFKA_VERSION, resolve_kafka_classpath
 from streams.dev.net import wait_for_broker
 from streams.errors import BrokerError
+from streams.settings import normalize_bootstrap
 
 __all__ = [
     "KAFKA_VERSION",
@@ -52,8 +53,14 @@ class Broker(Protocol):
 
 
 def bootstrap_from_env() -> str | None:
-    """``KAFKA_BOOTSTRAP_SERVERS`` when it is set to something non-empty."""
-    return os.environ.get("KAFKA_BOOTSTRAP_SERVERS") or None
+    """``KAFKA_BOOTSTRAP_SERVERS`` (``kafka://`` and lists accepted) when it is set to something non-empty."""
+    value = os.environ.get("KAFKA_BOOTSTRAP_SERVERS") or None
+    if value is None:
+        return None
+    try:
+        return normalize_bootstrap(value)
+    except ValueError as exc:
+        raise BrokerError(f"KAFKA_BOOTSTRAP_SERVERS is not usable: {exc}") from None
 
 
 def start_broker(port: int = 9092, *, version: str = KAFKA_VERSION) -> Broker:

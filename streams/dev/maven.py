@@ -33,7 +33,7 @@ def _java() -> str:
     if found is None:
         raise BrokerError(
             "Java was not found on PATH (nor in JAVA_HOME); the local Kafka broker needs Java 17 or newer. "
-            "Install it (for example `apt-get install default-jre-headless`, or run .ci/install-kafka), "
+            "Install it (for example `apt-get install default-jre-headless`, or run scripts/install-kafka), "
             "or point KAFKA_BOOTSTRAP_SERVERS at a running broker."
         )
     return found
@@ -73,7 +73,7 @@ def resolve_kafka_classpath(
     if mvn is None:
         raise BrokerError(
             "Maven (mvn) was not found on PATH; it is needed once to download the Kafka jars from Maven Central. "
-            "Install it (for example `apt-get install maven`, or run .ci/install-kafka), "
+            "Install it (for example `apt-get install maven`, or run scripts/install-kafka), "
             "or point KAFKA_BOOTSTRAP_SERVERS at a running broker."
         )
     home.mkdir(parents=True, exist_ok=True)

@@ -10,6 +10,7 @@ import orjson
 import polars as pl
 
 from streams.contracts.model import Field
+from streams.formats.jsonvalues import shown
 from streams.formats.reasons import MISMATCH_SCHEMA, DeadLetter, Decoded, DecodeReason
 
 __all__ = [
@@ -95,6 +96,8 @@ def json_error(value: bytes, exc: orjson.JSONDecodeError, what: str) -> tuple[De
         return DecodeReason.NOT_UTF8, f"{what} is not valid UTF-8 ({bad.reason} at byte {bad.start})."
     if not text.strip():
         return DecodeReason.EMPTY, f"{what} is blank."
+    if exc.msg.startswith("depth limit"):
+        return DecodeReason.TOO_DEEP, f"{what} is JSON nested deeper than 1024 levels."
     if exc.msg == "unexpected end of data":
         return DecodeReason.TRUNCATED, f"{what} ends in the middle of a JSON document (at character {exc.pos})."
     return DecodeReason.NOT_JSON, f"{what} is not valid JSON ({exc.msg} at character {exc.pos})."
@@ -133,7 +136,7 @@ def lenient(f: Field, values: Sequence[Any]) -> pl.Series:
     try:
         return pl.Series(f.name, values, dtype=f.dtype, strict=False)
     except Exception:  # the engine reports every value of an unbuildable column as a dtype failure
-        return pl.Series(f.name, [None if x is None else orjson.dumps(x).decode() for x in values], dtype=pl.String)
+        return pl.Series(f.name, [None if x is None else shown(x) for x in values], dtype=pl.String)
 
 
 def arrow_value(c: pl.Expr, src: pl.DataType, declared: pl.DataType, kind: Kind) -> pl.Expr | None:

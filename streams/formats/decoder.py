@@ -63,12 +63,14 @@ from streams.formats.columns import (
     wire_value,
 )
 from streams.formats.content_types import ARROW_STREAM, NDJSON, Headers, content_type
+from streams.formats.jsonvalues import has_duplicate_keys, shown
 from streams.formats.reasons import MISMATCH_SCHEMA, Decoded, DecodeReason, Format
 from streams.validation.report import REDACTED
 
 __all__ = ["Decoder", "Payload", "Value"]
 
 _BOM = b"\xef\xbb\xbf"
+_DUPLICATE = "{what} repeats a key in one JSON object; readers disagree on its value, so it is not forwarded."
 
 
 class Payload(Protocol):
@@ -144,6 +146,9 @@ class Decoder:
             if type(d) is not dict:
                 b.dead(i, *not_object(d, "The message value"))
                 continue
+            if has_duplicate_keys(v, d):
+                b.dead(i, DecodeReason.DUPLICATE_KEY, _DUPLICATE.format(what="The message value"))
+                continue
             formats[i] = Format.JSON
             msg_idx.append(i)
             line_idx.append(0)
@@ -186,6 +191,9 @@ class Decoder:
                 d = orjson.loads(v[len(_BOM) :])
             except orjson.JSONDecodeError:
                 d = None
+            if type(d) is dict and has_duplicate_keys(v[len(_BOM) :], d):
+                b.dead(i, DecodeReason.DUPLICATE_KEY, _DUPLICATE.format(what="The message value"))
+                return
             if type(d) is dict:
                 b.out.formats[i] = Format.JSON
                 self._add(b, d, i, 0)
@@ -214,10 +222,12 @@ class Decoder:
             except orjson.JSONDecodeError as exc:
                 b.dead(i, *json_error(line, exc, what), n)
                 continue
-            if type(d) is dict:
-                self._add(b, d, i, n)
-            else:
+            if type(d) is not dict:
                 b.dead(i, *not_object(d, what), n)
+            elif has_duplicate_keys(line, d):
+                b.dead(i, DecodeReason.DUPLICATE_KEY, _DUPLICATE.format(what=what), n)
+            else:
+                self._add(b, d, i, n)
         if not found:
             b.dead(i, DecodeReason.EMPTY, "The NDJSON message has no record.")
             return
@@ -238,8 +248,10 @@ class Decoder:
                 series.append(lenient(f, values))
                 continue
             s = None
-            # pl.Series(strict=True) refuses every other JSON type, except bool for a number: test that one first
-            if kind not in (Kind.INT, Kind.FLOAT) or bool not in set(map(type, values)):
+            # pl.Series(strict=True) refuses every other JSON type, except bool for a number: test that one first;
+            # objects and arrays are judged value by value at once (polars takes seconds to refuse deep ones)
+            types = set(map(type, values))
+            if not (dict in types or list in types or (bool in types and kind in (Kind.INT, Kind.FLOAT))):
                 try:
                     s = pl.Series(f.name, values, dtype=WIRE[kind], strict=True)
                 except (TypeError, ValueError, OverflowError, pl.exceptions.PolarsError):
@@ -253,7 +265,7 @@ class Decoder:
                     kept.append(None)
                     bad["row"].append(r)
                     bad["column"].append(f.name)
-                    bad["value"].append(REDACTED if f.redacted else orjson.dumps(x).decode())
+                    bad["value"].append(REDACTED if f.redacted else shown(x))
                     b.out.type_mismatches[f.name] = b.out.type_mismatches.get(f.name, 0) + 1
                 s = pl.Series(f.name, kept, dtype=WIRE[kind], strict=False)
             series.append(s)

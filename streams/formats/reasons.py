@@ -27,6 +27,8 @@ class DecodeReason(enum.StrEnum):
     NOT_OBJECT = "NOT_OBJECT"  # JSON, but an array or a scalar, not an object
     TRUNCATED = "TRUNCATED"  # JSON that stops in the middle of a document
     BAD_ARROW = "BAD_ARROW"  # announced or looks like Arrow IPC but cannot be read
+    DUPLICATE_KEY = "DUPLICATE_KEY"  # an object repeats a key: readers disagree on its value
+    TOO_DEEP = "TOO_DEEP"  # JSON nested deeper than the parser's 1024 levels
 
 
 class Format(enum.StrEnum):

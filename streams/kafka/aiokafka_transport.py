@@ -13,13 +13,20 @@ from typing import Any, cast
 
 import aiokafka
 from aiokafka import ConsumerRebalanceListener
-from aiokafka.errors import CommitFailedError, KafkaError, KafkaTimeoutError
+from aiokafka.errors import (
+    CommitFailedError,
+    KafkaError,
+    KafkaTimeoutError,
+    NotLeaderForPartitionError,
+    UnknownTopicOrPartitionError,
+)
 from aiokafka.structs import OffsetAndMetadata
 
 from streams.errors import CommitRefusedError, TransportError
 from streams.kafka.observers import WorkerObserver
 from streams.kafka.session import KafkaSession
 from streams.kafka.transport import AssignmentCallbacks, TopicPartition
+from streams.pipeline.fitting import BATCH_OVERHEAD, record_size
 from streams.pipeline.records import Headers, Message, OutRecord
 from streams.settings import Settings
 
@@ -130,18 +137,34 @@ class AIOKafkaTransport:
     async def partition_count(self, topic: str) -> int:
         return await self.session.partition_count(topic)
 
+    async def max_message_bytes(self, topic: str) -> int:
+        return await self.session.max_message_bytes(topic)
+
     async def send_batch(self, topic: str, partition: int, records: Sequence[OutRecord]) -> list[asyncio.Future[Any]]:
+        futures: list[asyncio.Future[Any]] = []
+        try:
+            await self._send_batch(topic, partition, records, futures)
+        except (AssertionError, KafkaError) as exc:  # "Unrecognized partition": the topic was deleted or changed
+            self.session.stale(topic)
+            futures.append(_failed(topic, exc))
+        return futures
+
+    async def _send_batch(self, topic: str, partition: int, records: Sequence[OutRecord],
+                          futures: list[asyncio.Future[Any]]) -> None:  # fmt: skip
         producer = self.session.producer
         assert producer is not None
-        futures: list[asyncio.Future[Any]] = []
-        batch = producer.create_batch()
+        limit = self.session.limits.get(topic)  # batches also cut at the topic's max.message.bytes, when known
+        batch, size = producer.create_batch(), BATCH_OVERHEAD
         for r in records:
-            if batch.append(key=r.key, value=r.value, timestamp=r.timestamp_ms, headers=list(r.headers)) is None:
+            n = record_size(r) if limit is not None else 0
+            full = limit is not None and size > BATCH_OVERHEAD and size + n > limit
+            if full or batch.append(key=r.key, value=r.value, timestamp=r.timestamp_ms,
+                                    headers=list(r.headers)) is None:  # fmt: skip
                 futures.append(await producer.send_batch(batch, topic, partition=partition))
-                batch = producer.create_batch()  # a record always fits an empty batch
+                batch, size = producer.create_batch(), BATCH_OVERHEAD  # a record always fits an empty batch
                 batch.append(key=r.key, value=r.value, timestamp=r.timestamp_ms, headers=list(r.headers))
+            size += n
         futures.append(await producer.send_batch(batch, topic, partition=partition))
-        return futures
 
     async def send(self, record: OutRecord) -> asyncio.Future[Any]:
         producer = self.session.producer
@@ -158,6 +181,8 @@ class AIOKafkaTransport:
         return cast("asyncio.Future[Any]", await self.session.events.send(topic, value, key=key, headers=headers))
 
     def unreachable(self, error: BaseException) -> bool:
+        if isinstance(error, UnknownTopicOrPartitionError | NotLeaderForPartitionError):
+            self.session.stale(*self.session.known_outputs())  # an output topic went away: repair before resending
         return isinstance(error, KafkaTimeoutError | TimeoutError | OSError) or bool(getattr(error, "retriable", False))
 
     # -- transactions (exactly-once) -----------------------------------------------------------
@@ -177,3 +202,13 @@ class AIOKafkaTransport:
     async def abort_transaction(self) -> None:
         assert self.session.producer is not None
         await self.session.producer.abort_transaction()
+
+
+def _failed(topic: str, cause: BaseException) -> asyncio.Future[Any]:
+    """A future failed with a retriable :class:`TransportError`: the batch is sent again once the topic is repaired."""
+    error = TransportError(f"producing to {topic} failed on its metadata (deleted or re-partitioned?): {cause!r}")
+    error.retriable = True  # type: ignore[attr-defined]
+    error.__cause__ = cause
+    future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+    future.set_exception(error)
+    return future

@@ -26,15 +26,17 @@ import logging
 import time
 from collections import deque
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from streams.errors import CommitRefusedError, SettingsError, TransportError
+from streams.kafka.backpressure import EventDelivery
 from streams.kafka.connection import backoff
 from streams.kafka.observers import HealthObserver, LifecycleObserver, MetricsObserver, Observers, WorkerObserver
+from streams.kafka.outputs import OutputLimits, given_up
 from streams.kafka.transport import TopicPartition, Transport
+from streams.lint import loop_reason
 from streams.observability import Health, Lifecycle, Metrics, log_extra
-from streams.pipeline.deadletter import internal_dead_letters
 from streams.pipeline.records import BatchResult, Message, OutRecord
 from streams.settings import Settings
 
@@ -66,11 +68,15 @@ class _InFlight:
     next_offset: int
     futures: list[asyncio.Future[Any]]
     polled_at: float
+    attempt: int = 0  # failed attempts before this one (kept across poll cycles until the batch commits)
+    events: list[OutRecord] = field(default_factory=list)
+    event_futures: list[asyncio.Future[Any]] = field(default_factory=list)  # re-sent alone when they fail
 
     def done(self) -> bool:
-        return all(f.done() for f in self.futures)
+        return all(f.done() for f in self.futures) and all(f.done() for f in self.event_futures)
 
     def error(self) -> BaseException | None:
+        """The first failure of the batch's *records* (an event failure is back-pressure, not a re-read)."""
         return next((f.exception() for f in self.futures if not f.cancelled() and f.exception() is not None), None)
 
 
@@ -91,6 +97,10 @@ class BatchWorker:
         for b in bindings:
             if b.topic in self.bindings:
                 raise SettingsError(f"topic {b.topic!r} is bound by two schema objects; bind each topic once")
+            why = loop_reason(settings, b.topic)
+            if why is not None:
+                raise SettingsError(f"topic {b.topic!r} is {why}: the worker would validate its own output in a "
+                                    "loop; bind the source topic instead")  # fmt: skip
             self.bindings[b.topic] = b
         self.metrics = metrics or Metrics()
         self.health = health or Health(max_age=settings.health_max_age_s)
@@ -106,14 +116,17 @@ class BatchWorker:
         self._stop, self._lock = asyncio.Event(), asyncio.Lock()
         self._pending: dict[TopicPartition, deque[_InFlight]] = {}
         self._owned: set[TopicPartition] = set()
-        self._attempts: dict[tuple[TopicPartition, int], tuple[int, BaseException]] = {}
+        self._attempts: dict[tuple[TopicPartition, int], tuple[int, BaseException, str]] = {}
         self._uncommitted: dict[TopicPartition, int] = {}
+        self._poll_failures = 0  # consecutive failed polls (fetches)
         if transport is None:
             from streams.kafka.aiokafka_transport import AIOKafkaTransport
 
             transport = AIOKafkaTransport(settings, worker_id, [*self.bindings], stop=self._stop,
                                           observer=self.observers)  # fmt: skip
         self.transport: Transport = transport
+        self.outputs = OutputLimits(settings, transport)
+        self.event_delivery = EventDelivery(settings, transport)
 
     # --- lifecycle ---------------------------------------------------------------------------------
 
@@ -169,9 +182,14 @@ class BatchWorker:
         try:
             polled = await transport.poll(size * max(len(self._owned), 1), self.settings.batch_max_latency_ms)
         except TransportError as exc:
-            log.error("poll failed, retrying in 1s: %r", exc.__cause__ or exc)
+            self._poll_failures += 1
+            cause = exc.__cause__ or exc
+            log.error("fetching %s failed (%d in a row), retrying in 1s: %r", ", ".join(transport.subscribed),
+                      self._poll_failures, cause)  # fmt: skip
+            self.observers.on_poll_failed(transport.subscribed, cause, self._poll_failures)
             await asyncio.sleep(1.0)
             return
+        self._poll_failures = 0
         polled_at = time.perf_counter()
         self.observers.on_poll(transport.subscribed)
         if polled:
@@ -193,7 +211,7 @@ class BatchWorker:
         """Process one partition batch and submit its outputs (not awaiting the acknowledgements)."""
         binding = self.bindings[tp.topic]
         first, next_offset = messages[0].offset, messages[-1].offset + 1
-        attempt, error = self._attempts.get((tp, first), (0, None))
+        attempt, error, stage = self._attempts.get((tp, first), (0, None, ""))
         try:
             if error is not None and attempt > self.settings.batch_retries:
                 raise error  # its outputs kept failing: give up without processing again
@@ -205,17 +223,20 @@ class BatchWorker:
             log.error("giving up after %d attempts: dead-lettering %d messages as internal.%s", attempt + 1,
                       len(messages), type(exc).__name__, extra=log_extra(tp.topic, tp.partition, first))  # fmt: skip
             self.observers.on_batch_given_up(tp, first, exc)
-            result = internal_dead_letters(binding.contract.ref, messages, exc, self.settings)
-        self._attempts.pop((tp, first), None)
+            result = given_up(binding.contract.ref, messages, exc, self.settings, worker_id=self.worker_id,
+                              refused=stage == "produce")  # fmt: skip
+        result = await self.outputs.fit(result, messages)
         futures = await self._send(tp, result)
-        self._pending.setdefault(tp, deque()).append(_InFlight(tp, first, next_offset, futures, polled_at))
+        batch = _InFlight(tp, first, next_offset, futures, polled_at, attempt, result.events,
+                          await self.event_delivery.send(result.events))  # fmt: skip
+        self._pending.setdefault(tp, deque()).append(batch)
         highwater = self.transport.highwater(tp)
         lag = highwater - next_offset if highwater is not None else None
         self.observers.on_batch_end(tp, binding, len(messages), result, lag)
 
     async def _retry_later(self, tp: TopicPartition, first: int, attempt: int, exc: BaseException, stage: str) -> None:
         """Re-read the batch from ``first`` after a backoff, pausing only this partition."""
-        self._attempts[(tp, first)] = (attempt, exc)
+        self._attempts[(tp, first)] = (attempt, exc, stage)
         delay = backoff(self.settings, max(attempt, 1))
         log.error("%s failed (attempt %d of %d), retrying the batch in %.1fs: %r", stage, attempt,
                   self.settings.batch_retries + 1, delay, exc, extra=log_extra(tp.topic, tp.partition, first),
@@ -226,7 +247,7 @@ class BatchWorker:
         asyncio.get_running_loop().call_later(delay, self._resume, tp)
 
     def _resume(self, tp: TopicPartition) -> None:
-        if self.transport.connected and tp in self._owned:
+        if self.transport.connected and tp in self._owned and tp not in self.event_delivery.paused:
             self.transport.resume(tp)
 
     async def _send(self, tp: TopicPartition, result: BatchResult) -> list[asyncio.Future[Any]]:
@@ -239,8 +260,6 @@ class BatchWorker:
         for (topic, explicit), records in groups.items():
             part = tp.partition % await transport.partition_count(topic) if explicit is None else explicit
             futures += await transport.send_batch(topic, part, records)
-        for e in result.events:
-            futures.append(await transport.send(e))
         return futures
 
     async def _transaction(self, batches: Sequence[tuple[TopicPartition, Sequence[Message]]], polled_at: float) -> None:
@@ -276,7 +295,7 @@ class BatchWorker:
         inflight = sum(len(q) for q in self._pending.values())
         if inflight == 0 or (not wait and inflight <= self.settings.max_inflight_batches):
             return
-        oldest = [f for q in self._pending.values() for f in q[0].futures if not f.done()]
+        oldest = [f for q in self._pending.values() for f in (*q[0].futures, *q[0].event_futures) if not f.done()]
         if oldest:
             await asyncio.wait(oldest, timeout=1.0, return_when=asyncio.FIRST_COMPLETED)
         async with self._lock:
@@ -288,12 +307,17 @@ class BatchWorker:
         done: list[_InFlight] = []
         for tp, queue in list(self._pending.items()):
             while queue and queue[0].done():
-                batch = queue.popleft()
+                batch = queue[0]
                 error = batch.error()
+                if error is None and not await self.event_delivery.settle(batch.events, batch.event_futures,
+                                                                          self._owned):  # fmt: skip
+                    break  # its events are re-sent alone (consumption paused): the records are not sent again
+                queue.popleft()
                 if error is not None:  # re-read from this batch; later ones of the partition are redone too
                     queue.clear()
                     if tp in self._owned:
-                        attempt = self._attempts.get((tp, batch.first), (0, None))[0]
+                        attempt = batch.attempt
+                        self.outputs.refused(error)
                         if self.transport.unreachable(error):
                             log.error("broker %s unreachable: outputs of a batch were not acknowledged (%r)",
                                       self.settings.bootstrap_servers, error)  # fmt: skip
@@ -303,6 +327,7 @@ class BatchWorker:
                     break
                 offsets[tp] = batch.next_offset
                 done.append(batch)
+                self._attempts.pop((tp, batch.first), None)
             if not queue:
                 self._pending.pop(tp, None)
         if offsets and await self._commit(offsets):
@@ -337,7 +362,7 @@ class BatchWorker:
 
     async def _drain(self, tps: set[TopicPartition]) -> None:
         """Await every in-flight batch of ``tps`` and commit what was acknowledged."""
-        futures = [f for tp in tps for b in self._pending.get(tp, ()) for f in b.futures]
+        futures = [f for tp in tps for b in self._pending.get(tp, ()) for f in (*b.futures, *b.event_futures)]
         if futures:
             await asyncio.wait(futures, timeout=30.0)
         await self._reap()

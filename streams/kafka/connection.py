@@ -17,10 +17,12 @@ from streams.errors import SettingsError
 from streams.settings import SecurityProtocol, Settings
 
 __all__ = [
+    "auth_failure",
     "backoff",
     "client_config",
     "consumer_config",
     "default_worker_id",
+    "max_request_size",
     "plain_producer_config",
     "producer_config",
 ]
@@ -85,11 +87,17 @@ def producer_config(settings: Settings, worker_id: str, *, transactional: bool |
     out: dict[str, Any] = {
         "client_id": f"{settings.app_id}-{worker_id}", "acks": "all", "enable_idempotence": True,
         "linger_ms": settings.linger_ms, "max_batch_size": settings.producer_batch_bytes,
-        "max_request_size": max(4 * 1_048_576, 2 * settings.max_message_bytes),
+        "max_request_size": max_request_size(settings),
+        "metadata_max_age_ms": _metadata_age_ms(settings),
     }  # fmt: skip
     if settings.exactly_once if transactional is None else transactional:
         out |= {"transactional_id": f"{settings.app_id}-{worker_id}", "transaction_timeout_ms": 30_000}
     return out | client_config(settings, "aiokafka")
+
+
+def max_request_size(settings: Settings) -> int:
+    """The largest produce request a worker's producer sends (and so the largest record it can write)."""
+    return max(4 * 1_048_576, 2 * settings.max_message_bytes)
 
 
 def consumer_config(settings: Settings, worker_id: str) -> dict[str, Any]:
@@ -101,8 +109,14 @@ def consumer_config(settings: Settings, worker_id: str) -> dict[str, Any]:
         "client_id": f"{settings.app_id}-{worker_id}", "group_id": settings.app_id, "enable_auto_commit": False,
         "auto_offset_reset": "earliest", "isolation_level": "read_committed",
         "max_partition_fetch_bytes": max(8 * 1_048_576, 2 * settings.max_message_bytes),
-        "fetch_max_bytes": 64 * 1_048_576,
+        "fetch_max_bytes": 64 * 1_048_576, "metadata_max_age_ms": _metadata_age_ms(settings),
     } | client_config(settings, "aiokafka")  # fmt: skip
+
+
+def _metadata_age_ms(settings: Settings) -> int:
+    """Cluster metadata is refreshed every ``topic_check_interval_s`` (aiokafka's default is 5 minutes): new
+    source partitions are consumed, and re-partitioned or deleted output topics seen, within that interval."""
+    return max(int(settings.topic_check_interval_s * 1000), 1000)
 
 
 def backoff(settings: Settings, attempt: int, ceiling: float = 30.0) -> float:
@@ -113,3 +127,25 @@ def backoff(settings: Settings, attempt: int, ceiling: float = 30.0) -> float:
 def plain_producer_config(settings: Settings, client_id: str, **overrides: Any) -> dict[str, Any]:
     """aiokafka producer arguments for tools (``qstreams produce``, the demo): the settings' bootstrap and security."""
     return {"client_id": client_id} | overrides | client_config(settings, "aiokafka")
+
+
+_AUTH_NAMES = ("Authentication", "Sasl", "Authorization", "UnsupportedSaslMechanism", "SSLCertVerification")
+
+
+def auth_failure(error: BaseException) -> str | None:
+    """``"authentication failed: <cause>"`` when ``error`` (or what caused it) is the cluster refusing us, else None.
+
+    SASL and TLS failures and authorization refusals are not "broker unreachable": retrying does not fix
+    them, a person must (credentials, certificates, ACLs). The worker still retries (a rotated secret may
+    arrive) but says so, on ``/health`` too.
+    """
+    seen: set[int] = set()
+    e: BaseException | None = error
+    while e is not None and id(e) not in seen:
+        seen.add(id(e))
+        name = type(e).__name__
+        if any(n in name for n in _AUTH_NAMES) or "(AuthenticationFailed)" in str(e):
+            what = "authorization refused" if "Authorization" in name else "authentication failed"
+            return f"{what}: {name}: {e}"[:300]
+        e = e.__cause__ or e.__context__
+    return None

@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING
 
+from streams.kafka.connection import auth_failure
 from streams.kafka.transport import TopicPartition, Transport
 from streams.observability import Health, Lifecycle, Metrics
 from streams.pipeline.records import BatchResult
@@ -43,6 +44,9 @@ class WorkerObserver:
 
     def on_poll(self, topics: Sequence[str]) -> None:
         """A poll returned (with or without records) for the subscribed ``topics``."""
+
+    def on_poll_failed(self, topics: Sequence[str], error: BaseException, consecutive: int) -> None:
+        """A poll (fetch) of ``topics`` raised ``error`` (the client's), the ``consecutive``-th time in a row."""
 
     def on_batch_given_up(self, tp: TopicPartition, first: int, error: BaseException) -> None:
         """A batch failed on every retry: it is being dead-lettered as ``internal.<Exception>``."""
@@ -98,6 +102,10 @@ class Observers(WorkerObserver):
     def on_poll(self, topics: Sequence[str]) -> None:
         for o in self.observers:
             o.on_poll(topics)
+
+    def on_poll_failed(self, topics: Sequence[str], error: BaseException, consecutive: int) -> None:
+        for o in self.observers:
+            o.on_poll_failed(topics, error, consecutive)
 
     def on_batch_given_up(self, tp: TopicPartition, first: int, error: BaseException) -> None:
         for o in self.observers:
@@ -190,18 +198,27 @@ class MetricsObserver(WorkerObserver):
 
 
 class HealthObserver(WorkerObserver):
-    """What ``/health`` reports per binding."""
+    """What ``/health`` reports per binding.
+
+    A fetch failing ``FETCH_FAILURES`` times in a row fails the binding with its cause until a poll works
+    again; a (re)subscription or a probe of the cluster does not count as a poll.
+    """
+
+    FETCH_FAILURES = 3
 
     def __init__(self, health: Health, topics: Iterable[str]) -> None:
         self.health, self.topics = health, tuple(topics)
+        self.fetch_failing: dict[str, str] = {}
         health.register(self.topics)
 
     def on_subscribed(self, topics: Sequence[str], missing: Sequence[str]) -> None:
         for topic in topics:
             self.health.ok(topic)
+            if topic in self.fetch_failing:
+                self.health.fail(topic, self.fetch_failing[topic])
         for topic in missing:
             self.health.fail(topic, "source topic missing")
-        self.health.polled(topics)
+        self.health.polled(t for t in topics if t not in self.health.last_poll)  # starts the clock, never resets it
 
     def on_unreachable(self, topics: Sequence[str], reason: str) -> None:
         for topic in topics:
@@ -209,6 +226,18 @@ class HealthObserver(WorkerObserver):
 
     def on_poll(self, topics: Sequence[str]) -> None:
         self.health.polled(topics)
+        for topic in [t for t in topics if t in self.fetch_failing]:
+            del self.fetch_failing[topic]
+            self.health.ok(topic)
+
+    def on_poll_failed(self, topics: Sequence[str], error: BaseException, consecutive: int) -> None:
+        refused = auth_failure(error)  # said at once: a retry does not fix credentials or ACLs
+        if consecutive < self.FETCH_FAILURES and refused is None:
+            return
+        reason = refused or f"fetch failed {consecutive} times in a row: {type(error).__name__}: {error}"[:300]
+        for topic in topics:
+            self.fetch_failing[topic] = reason
+            self.health.fail(topic, reason)
 
     def on_batch_end(self, tp: TopicPartition, binding: Binding, messages: int, result: BatchResult,
                      lag: int | None) -> None:  # fmt: skip

@@ -10,6 +10,7 @@ report them and look again later.
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -18,7 +19,18 @@ from streams.errors import BrokerError, SettingsError
 from streams.kafka.connection import client_config
 from streams.settings import Mode, Settings
 
-__all__ = ["TopicState", "create_topics", "ensure_topics", "existing_topics", "output_topics"]
+__all__ = [
+    "DEFAULT_MAX_MESSAGE_BYTES",
+    "TopicState",
+    "create_topics",
+    "ensure_topics",
+    "existing_topics",
+    "output_topics",
+    "topic_max_message_bytes",
+]
+
+#: Kafka's default ``message.max.bytes`` (a topic without its own ``max.message.bytes``)
+DEFAULT_MAX_MESSAGE_BYTES = 1_048_588
 
 log = logging.getLogger(__name__)
 
@@ -55,12 +67,36 @@ def _admin(settings: Settings) -> Any:
     config = {"client_id": f"{settings.app_id}-admin", "request_timeout_ms": 10_000}
     if "bootstrap_timeout_ms" in KafkaAdminClient.DEFAULT_CONFIG:  # kafka-python >= 3
         config["bootstrap_timeout_ms"] = 5_000
+    recorder = _Recorder()  # kafka-python logs why a handshake failed, then raises only NoBrokersAvailable
+    kafka_log = logging.getLogger("kafka")
+    kafka_log.addHandler(recorder)
     try:
         return KafkaAdminClient(**config, **client_config(settings, "kafka-python"))
     except SettingsError:
         raise
     except Exception as exc:  # NoBrokersAvailable, connection refused, DNS, auth failure...
+        refused = next((m for m in recorder.messages if _REFUSED.search(m)), None)
+        if refused is not None:
+            raise BrokerError(f"broker {settings.bootstrap_servers} refused the handshake "
+                              f"(AuthenticationFailed): {refused[-200:]}") from exc  # fmt: skip
         raise BrokerError(f"broker {settings.bootstrap_servers} unreachable: {exc!r}") from exc
+    finally:
+        kafka_log.removeHandler(recorder)
+
+
+_REFUSED = re.compile(r"Sasl|Authentication|Authorization|CERTIFICATE_VERIFY_FAILED|SSLError", re.IGNORECASE)
+
+
+class _Recorder(logging.Handler):
+    """The kafka-python error lines logged while a client bootstraps (they name the handshake's failure)."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.ERROR)
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if len(self.messages) < 50:
+            self.messages.append(record.getMessage())
 
 
 def existing_topics(settings: Settings) -> set[str]:
@@ -144,3 +180,47 @@ def ensure_topics(settings: Settings, sources: Sequence[str], *, create: bool | 
             ", ".join(created), settings.topic_partitions, settings.topic_replication,
         )  # fmt: skip
     return TopicState(present, missing, tuple(created))
+
+
+def topic_max_message_bytes(settings: Settings, topic: str) -> int:
+    """The topic's ``max.message.bytes`` as the broker reports it (its own or the broker's default)."""
+    from kafka.admin import ConfigResource, ConfigResourceType  # type: ignore[import-untyped,unused-ignore]
+
+    admin = _admin(settings)
+    try:
+        resource = ConfigResource(ConfigResourceType.TOPIC, topic, configs={"max.message.bytes": None})
+        answer = admin.describe_configs([resource], config_filter="all") if _KP3 else admin.describe_configs([resource])
+        return _config_value(answer, topic, "max.message.bytes")
+    except (SettingsError, BrokerError):
+        raise
+    except Exception as exc:
+        raise BrokerError(
+            f"cannot read max.message.bytes of {topic!r} from {settings.bootstrap_servers}: {exc!r}"
+        ) from exc
+    finally:
+        admin.close()
+
+
+def _kp3() -> bool:
+    import kafka  # type: ignore[import-untyped,unused-ignore]
+
+    return int(str(kafka.__version__).split(".")[0]) >= 3
+
+
+_KP3 = _kp3()
+
+
+def _config_value(answer: Any, topic: str, key: str) -> int:
+    if isinstance(answer, dict):  # kafka-python 3: {"topic": {name: {key: {"value": ...}}}}
+        entry = answer.get("topic", {}).get(topic, {}).get(key)
+        value = entry.get("value") if isinstance(entry, dict) else entry
+    else:  # kafka-python 2: DescribeConfigsResponse objects
+        value = None
+        for response in answer:
+            for resource in response.resources:
+                for config in resource[4]:
+                    if config[0] == key:
+                        value = config[1]
+    if value is None:
+        return DEFAULT_MAX_MESSAGE_BYTES
+    return int(value)

@@ -85,6 +85,10 @@ class Transport(Protocol):
 
     async def partition_count(self, topic: str) -> int: ...
 
+    async def max_message_bytes(self, topic: str) -> int:
+        """The largest record batch ``topic`` accepts (its ``max.message.bytes``); never raises (a default then)."""
+        ...
+
     async def send_batch(self, topic: str, partition: int, records: Sequence[OutRecord]) -> list[asyncio.Future[Any]]:
         """Submit ``records`` to one partition (in as many record batches as needed); futures resolve on ack."""
         ...

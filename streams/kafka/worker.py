@@ -44,11 +44,15 @@ EXIT_OK, EXIT_CONFIG = 0, 2
 def build_bindings(settings: Settings) -> list[Binding]:
     """One pipeline binding per schema object of every contract; :class:`ContractError` names file:line."""
     from streams.contracts.loader import load_contracts
+    from streams.lint import own_topics
     from streams.pipeline.binding import Binding as PipelineBinding
 
     contracts = load_contracts(settings.contracts_dir)
     if not contracts:
         raise SettingsError(f"no contracts (*.yaml, *.yml) found in {settings.contracts_dir}")
+    loops = [f for c in contracts for f in own_topics(c, settings)]
+    if loops:  # lint's rule, with the worker's own settings: refused before any client starts
+        raise ContractError("; ".join(map(str, loops)))
     return [PipelineBinding(c, s, settings) for c in contracts for s in c.schemas]
 
 

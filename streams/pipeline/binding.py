@@ -36,7 +36,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import cast
 
@@ -105,8 +105,8 @@ class Binding:
             routed = self._isolate(messages)
         result = BatchResult(
             validated=routed.validated,
-            quarantined=routed.quarantined,
-            dead_lettered=routed.dead,
+            quarantined=self._signed(routed.quarantined, worker_id),
+            dead_lettered=self._signed(routed.dead, worker_id),
             counts=routed.counts,
             last_offsets=_last_offsets(messages),
             decode_seconds=routed.decode_seconds,
@@ -122,6 +122,13 @@ class Binding:
         except Exception:  # events describe the batch; losing them must not lose records
             log.exception("could not build the quality events of a batch from %s", self.topic)
         return result
+
+    def _signed(self, records: list[OutRecord], worker_id: str) -> list[OutRecord]:
+        """Bad records with the mode and worker that routed them (``{p}mode``, ``{p}worker``)."""
+        if not records:
+            return records
+        ours = self.names.provenance(str(self.settings.mode), worker_id)
+        return [replace(r, headers=r.headers + ours) for r in records]
 
     def _route(self, messages: Sequence[Message]) -> _Routed:
         out = _Routed()

@@ -26,15 +26,17 @@ def dead_letter(
 
 
 def internal_dead_letters(
-    contract_ref: str, messages: Sequence[Message], error: BaseException, settings: Settings
+    contract_ref: str, messages: Sequence[Message], error: BaseException, settings: Settings, *, worker_id: str = ""
 ) -> BatchResult:
     """A batch given up after retries: every message to ``<topic>.dlq`` with class ``internal.<Exception>``."""
     names = HeaderNames(settings.header_prefix)
     cls = f"internal.{type(error).__name__}"
     text = f"Processing this batch raised {type(error).__name__} on every retry; see the worker log."
+    signed = names.provenance(str(settings.mode), worker_id) if worker_id else ()
     out = [
-        dead_letter(m, settings=settings, names=names, contract_ref=contract_ref, error_class=cls, text=text)
+        dead_letter(m, settings=settings, names=names, contract_ref=contract_ref, error_class=cls, text=text,
+                    extra=signed)
         for m in messages
-    ]
+    ]  # fmt: skip
     last = {m.partition: m.offset for m in messages}
     return BatchResult(dead_lettered=out, counts={"dead_lettered": len(out)}, last_offsets=last)

@@ -19,6 +19,8 @@ and follow Kafka Connect's dead-letter conventions (``__connect.errors.*``):
 ``{p}contract.sha256``         SHA-256 of the contract document (validated records)
 ``{p}records``                 number of records carried by a re-encoded NDJSON/Arrow message
 ``{p}records.index``           comma-separated positions of those records in the source message
+``{p}mode``                    ``gate`` | ``monitor``: the mode of the worker that quarantined or dead-lettered it
+``{p}worker``                  the id of that worker (``Settings.worker_id``, default host-pid)
 =============================  ===============================================================
 
 The source record's own headers are kept first, in order; ours are appended.
@@ -114,7 +116,19 @@ class HeaderNames:
     def records_index(self) -> str:
         return f"{self.prefix}records.index"
 
+    @property
+    def mode(self) -> str:
+        return f"{self.prefix}mode"
+
+    @property
+    def worker(self) -> str:
+        return f"{self.prefix}worker"
+
     # -- builders ------------------------------------------------------------------
+
+    def provenance(self, mode: str, worker_id: str) -> Headers:
+        """``{p}mode`` and ``{p}worker`` of a quarantined or dead-lettered record: who routed it, how."""
+        return ((self.mode, bounded(mode)), (self.worker, bounded(worker_id)))
 
     def contract_headers(self, ref: str, sha256: str) -> Headers:
         """``{p}contract`` and ``{p}contract.sha256`` of a validated record."""

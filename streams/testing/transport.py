@@ -11,7 +11,7 @@ worker runs unchanged against it, and a test drives what Kafka would do::
   list positions); output topics are created on first use with ``default_partitions``;
 * produced records are appended when *acknowledged*: immediately, or, with
   :meth:`hold_acks`, only on :meth:`ack` (or failed with :meth:`fail_held`);
-  :attr:`produce_failures` fails the next submissions;
+  :attr:`produce_failures` fails the next submissions, :attr:`poll_failures` the next polls;
 * the group's committed offsets are :attr:`committed`, every commit call is in
   :attr:`commits`; :attr:`commit_failures` makes the next commits raise;
 * assignment: every partition of the present sources at the first poll; :meth:`rebalance`
@@ -30,12 +30,19 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from streams.errors import CommitRefusedError
+from streams.errors import CommitRefusedError, TransportError
 from streams.kafka.observers import WorkerObserver
 from streams.kafka.transport import AssignmentCallbacks, TopicPartition
+from streams.pipeline.fitting import BATCH_OVERHEAD, record_size
 from streams.pipeline.records import Headers, Message, OutRecord
 
-__all__ = ["Ack", "InMemoryTransport"]
+__all__ = ["Ack", "InMemoryTransport", "MessageSizeTooLargeError"]
+
+
+class MessageSizeTooLargeError(Exception):
+    """The broker refused a record batch larger than the topic's ``max.message.bytes`` (not retriable)."""
+
+    retriable = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,6 +81,10 @@ class InMemoryTransport:
         self.seeks: list[tuple[TopicPartition, int]] = []
         self.produce_failures: deque[BaseException] = deque()
         self.commit_failures: deque[BaseException] = deque()
+        self.poll_failures: deque[BaseException] = deque()
+        #: ``max.message.bytes`` per topic (else ``default_limit``, Kafka's default): larger batches are refused
+        self.limits: dict[str, int] = {}
+        self.default_limit = 1_048_588
         self.closed = False
         self._positions: dict[TopicPartition, int] = {}
         self._callbacks: AssignmentCallbacks | None = None
@@ -178,6 +189,8 @@ class InMemoryTransport:
 
     async def poll(self, max_records: int, timeout_ms: int) -> dict[TopicPartition, list[Message]]:
         await self._apply_rebalance()
+        if self.poll_failures:  # a fetch the client cannot complete (an unknown codec, an auth error...)
+            raise TransportError(f"poll failed: {self.poll_failures[0]!r}") from self.poll_failures.popleft()
         out = self._fetch(max_records)
         if not out:
             changed = self._event()
@@ -246,8 +259,21 @@ class InMemoryTransport:
     async def partition_count(self, topic: str) -> int:
         return len(self._log(topic))
 
+    async def max_message_bytes(self, topic: str) -> int:
+        return self.limits.get(topic, self.default_limit)
+
     async def send_batch(self, topic: str, partition: int, records: Sequence[OutRecord]) -> list[asyncio.Future[Any]]:
-        return [self._submit(topic, partition, list(records))]
+        limit = self.limits.get(topic, self.default_limit)  # cut into record batches at the limit, as aiokafka's
+        chunks: list[list[OutRecord]] = [[]]
+        size = BATCH_OVERHEAD
+        for r in records:
+            n = record_size(r)
+            if chunks[-1] and size + n > limit:
+                chunks.append([])
+                size = BATCH_OVERHEAD
+            chunks[-1].append(r)
+            size += n
+        return [self._submit(topic, partition, chunk) for chunk in chunks]
 
     async def send(self, record: OutRecord) -> asyncio.Future[Any]:
         n = len(self._log(record.topic))
@@ -266,8 +292,12 @@ class InMemoryTransport:
 
     def _submit(self, topic: str, partition: int, records: list[OutRecord]) -> asyncio.Future[Any]:
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        limit = self.limits.get(topic, self.default_limit)
+        size = BATCH_OVERHEAD + sum(record_size(r) for r in records)
         if self.produce_failures:
             future.set_exception(self.produce_failures.popleft())
+        elif size > limit:
+            future.set_exception(MessageSizeTooLargeError(f"a batch of {size} bytes for {topic}, over {limit}"))
         elif self._transaction is not None:
             self._transaction.append((topic, partition, records))
             future.set_result(Ack(topic, partition, -1))

@@ -146,7 +146,7 @@ def test_dead_letters_do_not_disturb_the_other_records(decoder: Decoder) -> None
     out = decoder.decode(make_messages(values, TOPIC))
     assert out.frame.height == 4
     assert sorted(d.message for d in out.dead) == list(range(1, 1 + len(bad)))
-    assert out.message.to_list() == [0, 8, 9, 10]
+    assert out.message.to_list() == [0, 1 + len(bad), 2 + len(bad), 3 + len(bad)]
 
 
 # --- NDJSON ---------------------------------------------------------------------------------------------

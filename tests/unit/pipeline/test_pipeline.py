@@ -157,7 +157,12 @@ def test_quarantine_headers_name_rules_and_keep_the_original(features: Contract)
     assert (q.value, q.key, q.timestamp_ms, q.partition) == (msgs[1].value, b"k", msgs[1].timestamp_ms, None)
     assert q.headers[0] == ("origin", b"svc-a")
     assert [k for k, _ in q.headers[1:]] == [
-        P + "errors." + n for n in ("topic", "partition", "offset", "contract", "rules", "class", "message", "stage")
+        *(
+            P + "errors." + n
+            for n in ("topic", "partition", "offset", "contract", "rules", "class", "message", "stage")
+        ),
+        P + "mode",
+        P + "worker",
     ]
     assert (h(q, "errors.topic"), h(q, "errors.partition"), h(q, "errors.offset")) == (TOPIC, "1", "8")
     assert h(q, "errors.contract") == features.ref
@@ -169,8 +174,8 @@ def test_quarantine_headers_name_rules_and_keep_the_original(features: Contract)
 
 
 def test_dead_letter_headers(features: Contract) -> None:
-    examples = list(undecodable_messages(TOPIC, max_message_bytes=1000))
-    result = binding(features, max_message_bytes=1000).process([m for _, m in examples], worker_id="w")
+    examples = list(undecodable_messages(TOPIC, max_message_bytes=5000))
+    result = binding(features, max_message_bytes=5000).process([m for _, m in examples], worker_id="w")
     assert len(result.dead_lettered) == len(examples)
     for (reason, m), d in zip(examples, result.dead_lettered, strict=True):
         assert (d.value, d.topic) == (m.value, TOPIC + ".dlq")
