@@ -22,9 +22,10 @@ from streams.contracts.loader import Finding, lint_contract, load_contract
 from streams.contracts.model import Contract, Op, SchemaObject
 from streams.contracts.ownership import ownership_findings
 from streams.errors import ContractError
+from streams.pipeline.loops import loop_reason, own_topics
 
 if TYPE_CHECKING:
-    from streams.settings import Settings
+    pass
 
 __all__ = ["dry_run", "lint_file", "loop_reason", "own_topics", "sample_frame"]
 
@@ -45,50 +46,6 @@ def lint_file(path: str | Path, *, allow_unowned: bool = False) -> list[Finding]
 
     owned = ownership_findings(contract, allow_unowned=allow_unowned)
     return findings + owned + policy_findings(contract) + own_topics(contract) + dry_run(contract)
-
-
-def own_topics(contract: Contract, settings: Settings | None = None) -> list[Finding]:
-    """A schema object bound to the worker's events topic or to an output topic (``.validated``,
-    ``.quarantine``, ``.dlq``) would make the worker validate its own output, in a loop.
-
-    ``settings`` (the worker's) default to the environment's; the worker refuses such a contract at start.
-    """
-    from streams.settings import Settings
-
-    if settings is None:
-        try:
-            settings = Settings()
-        except Exception:  # an invalid environment is reported by the worker; lint checks the defaults
-            settings = Settings.model_construct()
-    out: list[Finding] = []
-    for schema in contract.schemas:
-        topic = schema.topic
-        why = loop_reason(settings, topic)
-        if why is None:
-            continue
-        out.append(
-            Finding(
-                contract.path or "<contract>",
-                schema.line,
-                f"schema object {schema.name!r} is bound to topic {topic!r}, {why}; the worker would validate "
-                "its own output in a loop (bind the source topic instead)",
-            )
-        )
-    return out
-
-
-def loop_reason(settings: Settings, topic: str) -> str | None:
-    """Why binding ``topic`` would make a worker validate its own output (None when it would not).
-
-    The events topic and any ``.validated`` / ``.quarantine`` / ``.dlq`` topic (the settings' suffixes) are
-    outputs of a worker: one record there becomes events about events, growing without end.
-    """
-    suffixes = (settings.validated_suffix, settings.quarantine_suffix, settings.dlq_suffix)
-    if topic == settings.events_topic:
-        return "the worker's quality-events topic"
-    if topic.endswith(suffixes):
-        return f"an output topic of the worker (it ends with {next(x for x in suffixes if topic.endswith(x))!r})"
-    return None
 
 
 def dry_run(contract: Contract) -> list[Finding]:

@@ -35,8 +35,8 @@ from streams.kafka.connection import backoff
 from streams.kafka.observers import HealthObserver, LifecycleObserver, MetricsObserver, Observers, WorkerObserver
 from streams.kafka.outputs import OutputLimits, given_up
 from streams.kafka.transport import TopicPartition, Transport
-from streams.lint import loop_reason
 from streams.observability import Health, Lifecycle, Metrics, log_extra
+from streams.pipeline.loops import loop_reason
 from streams.pipeline.records import BatchResult, Message, OutRecord
 from streams.settings import Settings
 

@@ -44,8 +44,8 @@ EXIT_OK, EXIT_CONFIG = 0, 2
 def build_bindings(settings: Settings) -> list[Binding]:
     """One pipeline binding per schema object of every contract; :class:`ContractError` names file:line."""
     from streams.contracts.loader import load_contracts
-    from streams.lint import own_topics
     from streams.pipeline.binding import Binding as PipelineBinding
+    from streams.pipeline.loops import own_topics
 
     contracts = load_contracts(settings.contracts_dir)
     if not contracts:

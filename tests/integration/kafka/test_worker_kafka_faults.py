@@ -14,7 +14,7 @@ import pytest
 from aiokafka import AIOKafkaProducer
 from pydantic import SecretStr
 
-from tests.test_worker_kafka import (  # noqa: F401 (feature_stream: a fixture)
+from tests.integration.kafka.test_worker_kafka import (  # noqa: F401 (feature_stream: a fixture)
     Stream,
     check_routing,
     contract_for,

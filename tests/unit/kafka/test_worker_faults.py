@@ -20,7 +20,7 @@ from streams.pipeline.records import Message, OutRecord
 from streams.settings import Settings
 from streams.testing import generate_feature_records
 from streams.testing.transport import InMemoryTransport
-from tests.test_worker_inmemory import CONTRACT, EVENTS, TOPIC, TP0, feed, run, running, worker_for
+from tests.unit.kafka.test_worker_inmemory import CONTRACT, EVENTS, TOPIC, TP0, feed, run, running, worker_for
 
 
 class UnsupportedCodecError(Exception):

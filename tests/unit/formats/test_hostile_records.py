@@ -19,7 +19,7 @@ from streams.pipeline.headers import NDJSON, header
 from streams.settings import Settings
 from streams.testing import generate_feature_records, make_messages
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[3]
 TOPIC = "features.card-transactions.v1"
 
 

@@ -20,7 +20,7 @@ from streams.pipeline.headers import header
 from streams.settings import Mode, Settings, load_settings
 from streams.testing import Fault, generate_feature_records, make_messages
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 TOPIC = "features.card-transactions.v1"
 runner = CliRunner()
 
