@@ -1,0 +1,240 @@
+"""From one validated batch to window partials: the only place records meet windows.
+
+The worker (or a test) hands over, per record of the batch in poll order, its source
+partition and offset, its event time, and what :func:`annotate` found (late, skewed,
+the window being filled); for decoded rows also the conformed frame, the engine's
+report and the routing verdict, plus the per-row failures of stream uniqueness.
+:func:`batch_partials` returns one :class:`~streams.windows.partial.WindowPartial`
+per window the batch touches. Nothing here raises on data: a rule that cannot run
+on a slice is tallied with its error.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import numpy as np
+import polars as pl
+
+from streams.validation.failures import error_text, sql_metric
+from streams.validation.report import ValidationReport
+from streams.windows.clock import PartitionClock, observe, window_starts
+from streams.windows.hashing import stable_hash
+from streams.windows.partial import EVIDENCE, RuleTally, ValueCounts, WindowKey, WindowPartial
+from streams.windows.plan import RuleKind, WindowPlan
+
+__all__ = ["Marks", "annotate", "batch_partials", "eligible"]
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class Marks:
+    """Per record (poll order): where it came from and how it stands in event time."""
+
+    partitions: np.ndarray  # int64
+    offsets: np.ndarray  # int64
+    event_ms: np.ndarray  # int64
+    late: np.ndarray  # bool
+    skewed: np.ndarray  # bool
+    current: np.ndarray  # int64: window being filled on its partition (where a late record counts)
+
+    def take(self, rows: np.ndarray) -> Marks:
+        return Marks(*(a[rows] for a in (self.partitions, self.offsets, self.event_ms, self.late, self.skewed, self.current)))
+
+    @property
+    def size(self) -> int:
+        return len(self.offsets)
+
+
+def annotate(
+    clocks: Mapping[int, PartitionClock],
+    partitions: np.ndarray,
+    offsets: np.ndarray,
+    event_ms: np.ndarray,
+    *,
+    now_ms: int,
+    window_ms: int,
+    lateness_ms: int,
+    max_skew_ms: int,
+) -> tuple[Marks, dict[int, PartitionClock]]:
+    """Late / skewed / current-window marks of a batch's records, and the partition clocks after it.
+
+    Records of each partition are taken in the order given (offset order).
+    """
+    parts = np.asarray(partitions, dtype=np.int64)
+    ts = np.asarray(event_ms, dtype=np.int64)
+    n = len(ts)
+    late, skewed, current = np.zeros(n, dtype=bool), np.zeros(n, dtype=bool), np.zeros(n, dtype=np.int64)
+    out = dict(clocks)
+    for p in np.unique(parts):
+        rows = np.flatnonzero(parts == p)
+        seen = observe(
+            out.get(int(p), PartitionClock()),
+            ts[rows],
+            now_ms=now_ms,
+            window_ms=window_ms,
+            lateness_ms=lateness_ms,
+            max_skew_ms=max_skew_ms,
+        )
+        late[rows], skewed[rows], current[rows] = seen.late, seen.skewed, seen.current
+        out[int(p)] = seen.clock
+    return Marks(parts, np.asarray(offsets, dtype=np.int64), ts, late, skewed, current), out
+
+
+def eligible(report: ValidationReport, plan: WindowPlan) -> np.ndarray:
+    """Per row: breaks no gating rule other than stream uniqueness (accepted unless a duplicate)."""
+    gating = sorted(plan.gating)
+    if not gating or report.rows == 0:
+        return np.ones(report.rows, dtype=bool)
+    hit = report.violations.list.set_intersection(pl.Series([gating] * report.rows, dtype=pl.List(pl.String)))
+    return (hit.list.len() == 0).to_numpy()
+
+
+def _ranges(parts: np.ndarray, offs: np.ndarray) -> dict[int, tuple[tuple[int, int], ...]]:
+    out: dict[int, tuple[tuple[int, int], ...]] = {}
+    for p in np.unique(parts):
+        o = offs[parts == p]
+        out[int(p)] = ((int(o.min()), int(o.max())),)
+    return out
+
+
+def _evidence(parts: np.ndarray, offs: np.ndarray) -> tuple[tuple[int, int], ...]:
+    pairs = sorted(zip(parts.tolist(), offs.tolist(), strict=True))
+    return tuple((int(p), int(o)) for p, o in pairs[:EVIDENCE])
+
+
+def batch_partials(
+    plan: WindowPlan,
+    window_ms: int,
+    marks: Marks,
+    *,
+    frame: pl.DataFrame | None = None,
+    report: ValidationReport | None = None,
+    valid: np.ndarray | None = None,
+    unique_fails: Mapping[str, np.ndarray] | None = None,
+    dead: Marks | None = None,
+) -> dict[WindowKey, WindowPartial]:
+    """One partial per window touched by a batch.
+
+    ``marks``/``frame``/``report``/``valid``/``unique_fails`` describe the decoded rows
+    (same length, same order; ``frame`` conformed, needed when :attr:`WindowPlan.needs_frame`);
+    ``dead`` the dead-lettered records (their Kafka timestamps as event time). Late
+    records count only as ``late``, in the window being filled on their partition.
+    """
+    rows = report.rows if report is not None else 0
+    if marks.size != rows:
+        raise ValueError(f"{marks.size} record marks for {rows} validated rows")
+    verdict = np.asarray(valid, dtype=bool) if valid is not None else np.ones(rows, dtype=bool)
+    fails = dict(unique_fails or {})
+    dead = dead if dead is not None else Marks(*(np.zeros(0, dtype=t) for t in (np.int64,) * 3 + (bool, bool, np.int64)))
+    c = plan.contract
+    own = window_starts(marks.event_ms, window_ms)
+    home = np.where(marks.late, marks.current, own)
+    dead_home = np.where(dead.late, dead.current, window_starts(dead.event_ms, window_ms))
+    errors = {k.name: k.error for k in (report.checks if report is not None else ()) if k.error is not None}
+    missing = set(report.missing_columns) if report is not None else set()
+    named: dict[str, list[int]] = {}
+    if report is not None and rows:
+        exploded = pl.DataFrame({"row": np.arange(rows), "rule": report.violations}).explode("rule").drop_nulls("rule")
+        for name, part in exploded.group_by("rule"):
+            named[str(name[0])] = part.get_column("row").to_list()
+    out: dict[WindowKey, WindowPartial] = {}
+    for start in np.unique(np.concatenate([home, dead_home])):
+        key = WindowKey(c.id, c.version, plan.schema_obj.name, _topic(plan), int(start), int(start) + window_ms)
+        in_window = (home == start) & ~marks.late  # the window's own records
+        late_here = (home == start) & marks.late
+        d_in = (dead_home == start) & ~dead.late
+        d_late = (dead_home == start) & dead.late
+        n_rows, n_dead = int(in_window.sum()), int(d_in.sum())
+        touched = np.concatenate([marks.partitions[home == start], dead.partitions[dead_home == start]])
+        offs = np.concatenate([marks.offsets[home == start], dead.offsets[dead_home == start]])
+        rules: dict[str, RuleTally] = {}
+        evidence: dict[str, tuple[tuple[int, int], ...]] = {}
+        values: dict[str, ValueCounts] = {}
+        aggregates: dict[str, tuple[tuple[str, ...], tuple[int | float | None, ...]]] = {}
+        idx = np.flatnonzero(in_window)
+        sub = frame[idx] if frame is not None and plan.needs_frame and n_rows else None
+        for rp in plan.rules:
+            name = rp.rule.name
+            error = errors.get(name) if rp.kind is RuleKind.ROWS else None  # the others are judged here
+            if rp.rule.op.value == "dtype" and rp.rule.column in missing and n_rows:
+                error = error or f"column {rp.rule.column!r} is missing from the batch"
+            failing = np.zeros(0, dtype=np.int64)
+            if rp.kind is RuleKind.ROWS and name in named:
+                hit = np.zeros(rows, dtype=bool)
+                hit[named[name]] = True
+                failing = np.flatnonzero(hit & in_window)
+            elif rp.kind is RuleKind.STREAM and name in fails:
+                failing = np.flatnonzero(np.asarray(fails[name], dtype=bool) & in_window)
+            tally = RuleTally(len(failing), 0, error if n_rows else None)
+            if n_rows and error is None and rp.kind in (RuleKind.VALUES, RuleKind.SQL, RuleKind.SQL_BATCHES):
+                tally = _frame_rule(rp, sub, plan, values, aggregates, tally)
+            if tally != RuleTally():
+                rules[name] = tally
+            if len(failing):
+                evidence[name] = _evidence(marks.partitions[failing], marks.offsets[failing])
+            elif rp.kind is RuleKind.VALUES and name in values:
+                evidence.update(_duplicate_evidence(name, rp.rule.column, sub, marks.take(idx)))
+        out[key] = WindowPartial(
+            key,
+            c.sha256,
+            records=n_rows + n_dead,
+            rows=n_rows,
+            valid=int((verdict & in_window).sum()),
+            quarantined=int((~verdict & in_window).sum()),
+            dead_lettered=n_dead,
+            late=int(late_here.sum() + d_late.sum()),
+            skewed=int((marks.skewed & in_window).sum() + (dead.skewed & d_in).sum()),
+            rules=dict(sorted(rules.items())),
+            values=dict(sorted(values.items())),
+            aggregates=dict(sorted(aggregates.items())),
+            evidence=dict(sorted(evidence.items())),
+            offsets=_ranges(touched, offs),
+        )
+    return out
+
+
+def _topic(plan: WindowPlan) -> str:
+    return plan.schema_obj.topic
+
+
+def _frame_rule(
+    rp: object,
+    sub: pl.DataFrame | None,
+    plan: WindowPlan,
+    values: dict[str, ValueCounts],
+    aggregates: dict[str, tuple[tuple[str, ...], tuple[int | float | None, ...]]],
+    tally: RuleTally,
+) -> RuleTally:
+    """Tally a rule that reads the window's rows: duplicate counts or SQL."""
+    from streams.windows.plan import RulePlan
+
+    assert isinstance(rp, RulePlan)
+    if sub is None:
+        return RuleTally(0, 0, "the conformed rows were not provided, so this rule cannot be judged")
+    name, obj = rp.rule.name, plan.schema_obj.name
+    try:
+        if rp.kind is RuleKind.VALUES:
+            column = str(rp.rule.column)
+            if column not in sub.columns:
+                return RuleTally(0, 0, f"column {column!r} is not in the batch")
+            values[name] = ValueCounts.of(*stable_hash(sub.get_column(column)))
+            return tally
+        if rp.kind is RuleKind.SQL:
+            assert rp.sql is not None
+            aggregates[name] = (rp.sql.kinds, rp.sql.partial(sub, obj))
+            return tally
+        metric = sql_metric(str(rp.rule.args[0]), sub.lazy(), obj)
+        return RuleTally(int(not rp.rule.threshold.allows(metric)), 1, None)
+    except Exception as exc:  # a rule that cannot run on this slice is tallied, never raised
+        return RuleTally(0, 1 if rp.kind is RuleKind.SQL_BATCHES else 0, error_text(exc))
+
+
+def _duplicate_evidence(name: str, column: str | None, sub: pl.DataFrame | None, marks: Marks) -> dict[str, tuple[tuple[int, int], ...]]:
+    """The first records of the slice whose value repeats within the slice (evidence only)."""
+    if sub is None or column is None or column not in sub.columns or not sub.height:
+        return {}
+    dup = sub.get_column(column).is_duplicated().to_numpy()
+    if not dup.any():
+        return {}
+    return {name: _evidence(marks.partitions[dup], marks.offsets[dup])}

@@ -1,0 +1,130 @@
+"""A merged window partial becomes the window's verdict, with the engine's threshold semantics.
+
+Each check is a :class:`~streams.validation.report.CheckResult` computed exactly as
+:meth:`streams.validation.failures.Reporter.results` computes a batch's, with the
+window's records as the batch: the metric compared with the rule's threshold is the
+failing-record count (``unit: rows``) or percentage of the window's decoded records
+(``unit: percent``), the window's record count (``rowCount``) or the SQL value; a
+batch metric reports ``failures`` 1 when it breaks its threshold. Non-mergeable SQL
+rules (``evaluation: batches``) report as ``failures`` and ``value`` the number of
+batch slices that broke the threshold, and pass when none did.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from streams.contracts.model import Severity, Unit
+from streams.validation.failures import error_text
+from streams.validation.report import CheckResult
+from streams.windows.partial import Ranges, WindowKey, WindowPartial
+from streams.windows.plan import Evaluation, RuleKind, RulePlan, WindowPlan
+
+__all__ = ["WindowCheck", "WindowVerdict", "finalize"]
+
+
+@dataclass(frozen=True, slots=True)
+class WindowCheck:
+    """One rule's verdict on a window and what it was judged on."""
+
+    result: CheckResult
+    evaluation: Evaluation
+    evidence: tuple[tuple[int, int], ...] = ()  # first offending (partition, offset)
+
+
+@dataclass(frozen=True, slots=True)
+class WindowVerdict:
+    """The final word on one window: counts and every rule's check."""
+
+    key: WindowKey
+    contract_sha256: str
+    records: int
+    rows: int
+    valid: int
+    quarantined: int
+    dead_lettered: int
+    late: int
+    skewed: int
+    checks: tuple[WindowCheck, ...]
+    offsets: dict[int, Ranges]
+
+    @property
+    def passed(self) -> bool:
+        """Every error-severity rule passed."""
+        return all(c.result.passed for c in self.checks if c.result.severity is Severity.ERROR)
+
+    def check(self, name: str) -> WindowCheck:
+        for c in self.checks:
+            if c.result.name == name:
+                return c
+        raise KeyError(name)
+
+
+def _check(rp: RulePlan, partial: WindowPartial) -> CheckResult:
+    rule, rows = rp.rule, partial.rows
+    tally = partial.rules.get(rule.name)
+    error = tally.error if tally is not None else None
+    failures = tally.failures if tally is not None else 0
+    metric: float | int | None = None
+    if rp.kind is RuleKind.VALUES and rule.name in partial.values:
+        failures = partial.values[rule.name].duplicated
+    if error is None:
+        if rp.kind is RuleKind.ROW_COUNT:
+            metric = rows
+        elif rp.kind is RuleKind.SQL:
+            assert rp.sql is not None
+            state = partial.aggregates.get(rule.name)
+            try:
+                if state is None:
+                    raise ValueError("no partial aggregates were recorded for this window")
+                metric = rp.sql.final(state[1])
+            except Exception as exc:  # a failing query is a failed check
+                error = error_text(exc)
+        elif rp.kind is RuleKind.SQL_BATCHES:
+            metric = failures
+        else:
+            share = 100.0 * failures / rows if rows else 0.0
+            metric = share if rule.threshold.unit is Unit.PERCENT else failures
+    if rp.kind is RuleKind.SQL_BATCHES:
+        passed = error is None and failures == 0
+    else:
+        passed = error is None and metric is not None and rule.threshold.allows(metric)
+    batch_metric = rp.kind in (RuleKind.ROW_COUNT, RuleKind.SQL)
+    if batch_metric:
+        failures = int(not passed)
+    rate = failures / rows if rows and not rule.is_batch_metric else 0.0
+    return CheckResult(
+        rule.name,
+        rule.column,
+        rule.check,
+        rule.severity,
+        failures,
+        rate,
+        passed,
+        metric,
+        rule.threshold.describe(),
+        rule.dimension,
+        rule.gates_rows,
+        error,
+    )
+
+
+def finalize(plan: WindowPlan, partial: WindowPartial) -> WindowVerdict:
+    """The verdict of a window from the merge of all its partials."""
+    c = plan.contract
+    if (partial.key.contract_id, partial.key.contract_version, partial.contract_sha256) != (c.id, c.version, c.sha256):
+        raise ValueError(f"partial of {partial.key.contract_id}@{partial.key.contract_version} is not for {c.ref}")
+    checks = tuple(WindowCheck(_check(rp, partial), rp.evaluation, tuple(partial.evidence.get(rp.rule.name, ()))) for rp in plan.rules)
+    return WindowVerdict(
+        partial.key,
+        partial.contract_sha256,
+        partial.records,
+        partial.rows,
+        partial.valid,
+        partial.quarantined,
+        partial.dead_lettered,
+        partial.late,
+        partial.skewed,
+        checks,
+        dict(partial.offsets),
+    )
