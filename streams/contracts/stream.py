@@ -59,7 +59,7 @@ def parse_duration(value: Any) -> int:
     if isinstance(value, bool):
         raise DurationError(f"{value!r} is not a duration; write e.g. 30s, 1m, 2h, 1d or PT1M")
     if isinstance(value, (int, float)):
-        if value < 0 or value != value:  # NaN
+        if not value >= 0:  # negative or NaN
             raise DurationError(f"a duration cannot be negative or NaN, got {value!r}")
         return round(float(value) * 1000)
     text = str(value).strip()
@@ -109,7 +109,9 @@ def _entries(custom: Any, where: Path_, ctx: SourceContext) -> list[tuple[str, A
     out = []
     for i, item in enumerate(custom):
         if not isinstance(item, Mapping) or "property" not in item:
-            raise ctx.error("each customProperties entry needs `property` and `value`", (*where, i), ContractSchemaError)
+            raise ctx.error(
+                "each customProperties entry needs `property` and `value`", (*where, i), ContractSchemaError
+            )
         out.append((str(item["property"]), item.get("value"), (*where, i, "value")))
     return out
 

@@ -77,6 +77,7 @@ class EventType(enum.StrEnum):
     WORKER_LIFECYCLE = "io.qualitystreams.worker.lifecycle.v1"
     POLICY_TRIGGERED = "io.qualitystreams.policy.triggered.v1"
     POLICY_RESOLVED = "io.qualitystreams.policy.resolved.v1"
+    WINDOW_SUMMARY = "io.qualitystreams.window.summary.v1"
     # Reserved, not implemented (see the module docstring):
     # DISTRIBUTION_DRIFT = "io.qualitystreams.drift.distribution.v1"
     # PREDICTION_CONFIDENCE = "io.qualitystreams.prediction.confidence.v1"
@@ -96,6 +97,7 @@ SCHEMA_FILES: Final[dict[EventType, str]] = {
     EventType.WORKER_LIFECYCLE: "worker_lifecycle.json",
     EventType.POLICY_TRIGGERED: "policy_triggered.json",
     EventType.POLICY_RESOLVED: "policy_resolved.json",
+    EventType.WINDOW_SUMMARY: "window_summary.json",
 }
 
 

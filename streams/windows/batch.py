@@ -39,7 +39,9 @@ class Marks:
     current: np.ndarray  # int64: window being filled on its partition (where a late record counts)
 
     def take(self, rows: np.ndarray) -> Marks:
-        return Marks(*(a[rows] for a in (self.partitions, self.offsets, self.event_ms, self.late, self.skewed, self.current)))
+        return Marks(
+            *(a[rows] for a in (self.partitions, self.offsets, self.event_ms, self.late, self.skewed, self.current))
+        )
 
     @property
     def size(self) -> int:
@@ -126,7 +128,9 @@ def batch_partials(
         raise ValueError(f"{marks.size} record marks for {rows} validated rows")
     verdict = np.asarray(valid, dtype=bool) if valid is not None else np.ones(rows, dtype=bool)
     fails = dict(unique_fails or {})
-    dead = dead if dead is not None else Marks(*(np.zeros(0, dtype=t) for t in (np.int64,) * 3 + (bool, bool, np.int64)))
+    dead = (
+        dead if dead is not None else Marks(*(np.zeros(0, dtype=t) for t in (np.int64,) * 3 + (bool, bool, np.int64)))
+    )
     c = plan.contract
     own = window_starts(marks.event_ms, window_ms)
     home = np.where(marks.late, marks.current, own)
@@ -136,8 +140,8 @@ def batch_partials(
     named: dict[str, list[int]] = {}
     if report is not None and rows:
         exploded = pl.DataFrame({"row": np.arange(rows), "rule": report.violations}).explode("rule").drop_nulls("rule")
-        for name, part in exploded.group_by("rule"):
-            named[str(name[0])] = part.get_column("row").to_list()
+        for group, part in exploded.group_by("rule"):
+            named[str(group[0])] = part.get_column("row").to_list()
     out: dict[WindowKey, WindowPartial] = {}
     for start in np.unique(np.concatenate([home, dead_home])):
         key = WindowKey(c.id, c.version, plan.schema_obj.name, _topic(plan), int(start), int(start) + window_ms)
@@ -230,7 +234,9 @@ def _frame_rule(
         return RuleTally(0, 1 if rp.kind is RuleKind.SQL_BATCHES else 0, error_text(exc))
 
 
-def _duplicate_evidence(name: str, column: str | None, sub: pl.DataFrame | None, marks: Marks) -> dict[str, tuple[tuple[int, int], ...]]:
+def _duplicate_evidence(
+    name: str, column: str | None, sub: pl.DataFrame | None, marks: Marks
+) -> dict[str, tuple[tuple[int, int], ...]]:
     """The first records of the slice whose value repeats within the slice (evidence only)."""
     if sub is None or column is None or column not in sub.columns or not sub.height:
         return {}

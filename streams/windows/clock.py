@@ -125,7 +125,9 @@ class PartitionClock:
         def later(a: int | None, b: int | None) -> int | None:
             return b if a is None else a if b is None else max(a, b)
 
-        return PartitionClock(later(self.max_event_ms, other.max_event_ms), later(self.last_active_ms, other.last_active_ms))
+        return PartitionClock(
+            later(self.max_event_ms, other.max_event_ms), later(self.last_active_ms, other.last_active_ms)
+        )
 
 
 @dataclass(frozen=True, slots=True, eq=False)

@@ -114,7 +114,10 @@ def finalize(plan: WindowPlan, partial: WindowPartial) -> WindowVerdict:
     c = plan.contract
     if (partial.key.contract_id, partial.key.contract_version, partial.contract_sha256) != (c.id, c.version, c.sha256):
         raise ValueError(f"partial of {partial.key.contract_id}@{partial.key.contract_version} is not for {c.ref}")
-    checks = tuple(WindowCheck(_check(rp, partial), rp.evaluation, tuple(partial.evidence.get(rp.rule.name, ()))) for rp in plan.rules)
+    checks = tuple(
+        WindowCheck(_check(rp, partial), rp.evaluation, tuple(partial.evidence.get(rp.rule.name, ())))
+        for rp in plan.rules
+    )
     return WindowVerdict(
         partial.key,
         partial.contract_sha256,

@@ -182,6 +182,16 @@ class WindowPartial:
         )
 
 
+COUNT_FIELDS = ("records", "rows", "valid", "quarantined", "dead_lettered", "late", "skewed")
+
+
+def from_counts(counts: list[int]) -> dict[str, int]:
+    """Keyword arguments of :class:`WindowPartial` from :attr:`WindowPartial.counts`."""
+    if len(counts) != len(COUNT_FIELDS):
+        raise ValueError(f"expected {len(COUNT_FIELDS)} counts, got {len(counts)}")
+    return dict(zip(COUNT_FIELDS, counts, strict=True))
+
+
 def _merge_maps(a: Mapping[str, object], b: Mapping[str, object], add: object) -> dict[str, object]:
     out = dict(a)
     for k, v in b.items():
@@ -215,10 +225,11 @@ def merge(a: WindowPartial, b: WindowPartial) -> WindowPartial:
     """The partial of the records of ``a`` and ``b`` (disjoint records of the same window and contract)."""
     if a.key != b.key or a.contract_sha256 != b.contract_sha256:
         raise ValueError(f"cannot merge partials of different windows or contract versions: {a.key} and {b.key}")
+    total = [x + y for x, y in zip(a.counts, b.counts, strict=True)]
     return WindowPartial(
         a.key,
         a.contract_sha256,
-        *(x + y for x, y in zip(a.counts, b.counts, strict=True)),
+        **from_counts(total),
         rules=_merge_maps(a.rules, b.rules, RuleTally.__add__),  # type: ignore[arg-type]
         values=_merge_maps(a.values, b.values, ValueCounts.__add__),  # type: ignore[arg-type]
         aggregates=_merge_maps(a.aggregates, b.aggregates, _add_aggregates),  # type: ignore[arg-type]

@@ -113,7 +113,7 @@ def plan_sql(query: str) -> AggregatePlan | str:
     if scalar.find(exp.Select) or scalar.find(exp.Window):
         return "subqueries and window functions cannot be merged across batches"
     aggregates: list[tuple[str, exp.Expression]] = []  # (kind, argument or Star)
-    replacements: dict[int, exp.Expression] = {}
+    replacements: dict[int, Any] = {}  # aggregate node id -> its replacement expression
     for node in list(scalar.find_all(exp.AggFunc)):
         kind = next((k for cls, k in _KINDS.items() if type(node) is cls), None)
         is_avg = type(node) is exp.Avg

@@ -178,6 +178,7 @@ def test_event_types_and_schemas() -> None:
         "io.qualitystreams.worker.lifecycle.v1",
         "io.qualitystreams.policy.triggered.v1",
         "io.qualitystreams.policy.resolved.v1",
+        "io.qualitystreams.window.summary.v1",
     ]
     assert set(SCHEMA_FILES) == set(EventType)
     for event_type in EventType:

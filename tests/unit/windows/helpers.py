@@ -103,12 +103,19 @@ def plan() -> WindowPlan:
     return WindowPlan.of(c, c.schema(), spec)
 
 
-def frame(ids: list[int | None], ts: list[int], amounts: list[float | None], countries: list[str | None],
-          codes: list[str | None]) -> pl.DataFrame:
+def frame(
+    ids: list[int | None],
+    ts: list[int],
+    amounts: list[float | None],
+    countries: list[str | None],
+    codes: list[str | None],
+) -> pl.DataFrame:
     return pl.DataFrame(
         {
             "id": pl.Series(ids, dtype=pl.Int64),
-            "event_ts": pl.Series([datetime.fromtimestamp(t / 1000, tz=UTC) for t in ts], dtype=pl.Datetime("us", "UTC")),
+            "event_ts": pl.Series(
+                [datetime.fromtimestamp(t / 1000, tz=UTC) for t in ts], dtype=pl.Datetime("us", "UTC")
+            ),
             "amount": pl.Series(amounts, dtype=pl.Float64),
             "country": pl.Series(countries, dtype=pl.String),
             "code": pl.Series(codes, dtype=pl.String),
@@ -130,7 +137,9 @@ class Stream:
     def new(cls, p: WindowPlan) -> Stream:
         return cls(p, {}, {}, {}, [])
 
-    def batch(self, df: pl.DataFrame, partitions: np.ndarray, offsets: np.ndarray, now_ms: int) -> dict[WindowKey, WindowPartial]:
+    def batch(
+        self, df: pl.DataFrame, partitions: np.ndarray, offsets: np.ndarray, now_ms: int
+    ) -> dict[WindowKey, WindowPartial]:
         p = self.plan
         report = p.contract.validate(df)
         from streams.validation.engine import compile_plan
@@ -138,8 +147,14 @@ class Stream:
         conformed = compile_plan(p.contract).conform(df)
         times = event_times(conformed, "event_ts", np.zeros(df.height, dtype=np.int64))
         marks, self.clocks = annotate(
-            self.clocks, partitions, offsets, times.ms, now_ms=now_ms, window_ms=WINDOW_MS,
-            lateness_ms=LATENESS_MS, max_skew_ms=3_600_000,
+            self.clocks,
+            partitions,
+            offsets,
+            times.ms,
+            now_ms=now_ms,
+            window_ms=WINDOW_MS,
+            lateness_ms=LATENESS_MS,
+            max_skew_ms=3_600_000,
         )
         ok = eligible(report, p)
         fails: dict[str, np.ndarray] = {}

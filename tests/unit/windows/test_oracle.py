@@ -46,8 +46,13 @@ def run(records: list[tuple], cuts: list[int]) -> Stream:
         size = cuts[k % len(cuts)]
         k += 1
         chunk = records[i : i + size]
-        df = frame([r[1] for r in chunk], [T0 + r[2] for r in chunk], [r[3] for r in chunk],
-                   [r[4] for r in chunk], [r[5] for r in chunk])
+        df = frame(
+            [r[1] for r in chunk],
+            [T0 + r[2] for r in chunk],
+            [r[3] for r in chunk],
+            [r[4] for r in chunk],
+            [r[5] for r in chunk],
+        )
         stream.batch(df, np.array([r[0] for r in chunk]), np.array(offsets[i : i + size]), now_ms=T0 + 50_000)
         i += size
     return stream
@@ -61,7 +66,9 @@ def reference_uniqueness(stream: Stream) -> dict[int, set[int]]:
     for df, marks, _valid, _fails in stream.marks:
         report = stream.plan.contract.validate(df)
         gating = stream.plan.gating
-        for j, (ident, names) in enumerate(zip(df.get_column("id").to_list(), report.violations.to_list(), strict=True)):
+        for j, (ident, names) in enumerate(
+            zip(df.get_column("id").to_list(), report.violations.to_list(), strict=True)
+        ):
             part = int(marks.partitions[j])
             ok = not (set(names) & gating)
             if ident is not None and (ident, part) in claimed:
@@ -105,7 +112,9 @@ def test_window_checks_equal_the_window_validated_as_one_frame(records: list[tup
                 continue
             expected = oracle.check(rp.rule.name)
             got = check.result
-            assert (got.failures, got.passed, got.error) == (expected.failures, expected.passed, expected.error), rp.rule.name
+            assert (got.failures, got.passed, got.error) == (expected.failures, expected.passed, expected.error), (
+                rp.rule.name
+            )
             if expected.value is None:
                 assert got.value is None
             else:
@@ -122,11 +131,13 @@ def test_merge_is_associative_and_commutative(records: list[tuple], cuts: list[i
     parts: dict = {}
     # the batch partials, collected before they were absorbed
     original = stream.batch
+
     def collect(*args, **kwargs):  # type: ignore[no-untyped-def]
         out = original(*args, **kwargs)
         for k, v in out.items():
             parts.setdefault(k, []).append(v)
         return out
+
     stream.batch = collect  # type: ignore[method-assign]
     run_into(stream, records, cuts)
     for key, pieces in parts.items():
@@ -158,7 +169,12 @@ def run_into(stream: Stream, records: list[tuple], cuts: list[int]) -> None:
         size = cuts[k % len(cuts)]
         k += 1
         chunk = records[i : i + size]
-        df = frame([r[1] for r in chunk], [T0 + r[2] for r in chunk], [r[3] for r in chunk],
-                   [r[4] for r in chunk], [r[5] for r in chunk])
+        df = frame(
+            [r[1] for r in chunk],
+            [T0 + r[2] for r in chunk],
+            [r[3] for r in chunk],
+            [r[4] for r in chunk],
+            [r[5] for r in chunk],
+        )
         stream.batch(df, np.array([r[0] for r in chunk]), np.array(offsets[i : i + size]), now_ms=T0 + 50_000)
         i += size

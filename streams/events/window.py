@@ -1,0 +1,97 @@
+"""The ``io.qualitystreams.window.summary.v1`` event: the final verdict on one event-time window.
+
+Built from a :class:`~streams.windows.finalize.WindowVerdict` (the merge of every
+partition's and worker's partials of the window). Conventions as in
+:mod:`streams.events.builders`: data is JSON-native, times are ISO-8601 UTC with
+``Z``, the Kafka key is the contract id, and the ``id`` is deterministic per
+(contract version, schema object, source topic, window), so a summary published
+again (a new owner after a crash) de-duplicates on the consumer side.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from cloudevents.core.v1.event import CloudEvent
+
+from streams.events.types import (
+    EventSeverity,
+    EventType,
+    context_attributes,
+    event_id,
+    iso_utc,
+    json_number,
+    source_urn,
+)
+from streams.windows.clock import ms_to_datetime
+
+if TYPE_CHECKING:
+    from streams.contracts.model import Contract
+    from streams.windows.finalize import WindowCheck, WindowVerdict
+
+__all__ = ["window_summary", "window_summary_id"]
+
+
+def window_summary_id(contract: Contract, schema: str, topic: str, start_ms: int, end_ms: int) -> str:
+    """The deterministic id of a window's summary."""
+    return event_id(str(EventType.WINDOW_SUMMARY), contract.ref, contract.sha256, schema, topic, start_ms, end_ms)
+
+
+def _check_dict(check: WindowCheck) -> dict[str, Any]:
+    r = check.result
+    return {
+        "name": r.name,
+        "column": r.column,
+        "check": r.check,
+        "severity": str(r.severity),
+        "failures": int(r.failures),
+        "failure_rate": json_number(r.failure_rate),
+        "passed": bool(r.passed),
+        "value": json_number(r.value),
+        "threshold": str(r.threshold),
+        "dimension": r.dimension,
+        "error": r.error,
+        "evaluation": str(check.evaluation),
+        "first_offending": [{"partition": int(p), "offset": int(o)} for p, o in check.evidence],
+    }
+
+
+def window_summary(contract: Contract, verdict: WindowVerdict, *, worker_id: str) -> CloudEvent:
+    """One ``window.summary`` event for a finalized window.
+
+    ``severity`` is the highest severity among the checks that failed (``ok`` when none did).
+    """
+    k = verdict.key
+    if (k.contract_id, k.contract_version, verdict.contract_sha256) != (contract.id, contract.version, contract.sha256):
+        raise ValueError(f"verdict of {k.contract_id}@{k.contract_version} is not for contract {contract.ref}")
+    start, end = ms_to_datetime(k.start_ms), ms_to_datetime(k.end_ms)
+    partitions = [
+        {"partition": int(p), "first": int(ranges[0][0]), "last": int(ranges[-1][1])}
+        for p, ranges in sorted(verdict.offsets.items())
+        if ranges
+    ]
+    data = {
+        "contract": {"id": contract.id, "version": contract.version, "sha256": contract.sha256},
+        "schema": k.schema,
+        "topic": k.topic,
+        "window": {"start": iso_utc(start), "end": iso_utc(end)},
+        "records": verdict.records,
+        "rows": verdict.rows,
+        "valid": verdict.valid,
+        "quarantined": verdict.quarantined,
+        "dead_lettered": verdict.dead_lettered,
+        "late": verdict.late,
+        "skewed": verdict.skewed,
+        "passed": verdict.passed,
+        "checks": [_check_dict(c) for c in verdict.checks],
+        "owner": contract.owner.as_dict(),
+        "partitions": partitions,
+        "finalized_by": worker_id,
+    }
+    severity = EventSeverity.highest(str(c.result.severity) for c in verdict.checks if not c.result.passed)
+    eid = window_summary_id(contract, k.schema, k.topic, k.start_ms, k.end_ms)
+    attributes = context_attributes(
+        EventType.WINDOW_SUMMARY, eid, source=source_urn("topic", k.topic), subject=k.topic, time=end,
+        contract=contract, severity=severity,
+    )  # fmt: skip
+    return CloudEvent(attributes, data)
