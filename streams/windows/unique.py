@@ -6,13 +6,14 @@ uniqueness horizon. The first accepted record claims the value; within a batch,
 offset order decides; a record rejected for any reason claims nothing; null never
 fails and never claims.
 
-**State.** Each claim is a stable 64-bit hash of the value (:mod:`.hashing`) and the
-offset of the claiming record: 16 bytes per key, kept in sorted numpy runs grouped
-in time buckets (by the claimer's event time, 1/24 of the horizon each). Lookups are
-vectorised binary searches, one per run; a bucket that no longer receives claims is
-compacted to one run, the newest bucket keeps a few runs of geometric sizes.
-Claims expire by dropping whole buckets: a claim lives between ``horizon`` and
-``horizon + bucket`` after its event time.
+**State.** Each claim is a stable 64-bit hash of the value (:mod:`.hashing`), the
+offset of the claiming record and its time bucket (the claimer's event time in
+1/24 of the horizon): 20 bytes per key, plus a radix directory of about half a
+byte per key. Claims live in a few sorted runs of geometrically decreasing size
+(a log-structured merge: each claim is re-sorted O(log n) times, in linear-time
+merges); a lookup is a vectorised search per run, narrowed by the directory to a
+couple of cache misses. Claims expire by bucket: a claim lives between
+``horizon`` and ``horizon + bucket`` after its event time.
 
 **Replays.** A record fails only against a claim made at a *lower* offset. After a
 crash, records replayed from the last committed offset find their own claims
@@ -33,14 +34,14 @@ from those records.
 from __future__ import annotations
 
 import struct
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
 __all__ = ["BYTES_PER_KEY", "Chunk", "UniqueChanges", "UniqueState", "decode_chunk", "encode_chunk"]
 
-#: Memory of one live claim: a uint64 hash and an int64 offset.
-BYTES_PER_KEY = 16
+#: Memory of one live claim: a uint64 hash, an int64 offset and an int32 time bucket (plus ~0.5 B of directory).
+BYTES_PER_KEY = 20
 BUCKETS_PER_HORIZON = 24
 _MAGIC = b"QSU1"
 _HEADER = struct.Struct(">4sqI")  # magic, bucket, count
@@ -96,23 +97,65 @@ def decode_chunk(key: str, value: bytes) -> Chunk | str:
     return Chunk(bucket, seq, hashes, offsets)
 
 
-@dataclass(slots=True)
-class _Bucket:
-    runs: list[tuple[np.ndarray, np.ndarray]] = field(default_factory=list)  # (sorted hashes, offsets)
-    chunks: int = 0  # changelog records written for this bucket (next seq)
+class _Run:
+    """Claims sorted by hash, with a radix directory over the hash's top bits.
+
+    Hashes are uniform, so the directory (one entry per ~16 claims) narrows each lookup
+    to a few neighbouring claims: about two cache misses instead of a binary search's
+    twenty over a large array.
+    """
+
+    __slots__ = ("buckets", "directory", "hashes", "iterations", "offsets", "shift")
+
+    def __init__(self, hashes: np.ndarray, offsets: np.ndarray, buckets: np.ndarray, ordered: bool = False) -> None:
+        if not ordered:
+            order = np.argsort(hashes, kind="stable")  # sorted runs: timsort merges them in linear time
+            hashes, offsets, buckets = hashes[order], offsets[order], buckets[order]
+        self.hashes, self.offsets, self.buckets = hashes, offsets, buckets
+        n = len(hashes)
+        bits = max(0, int(np.log2(max(n, 1) / 16))) if n else 0
+        self.shift = np.uint64(64 - bits) if bits else np.uint64(0)
+        top = (hashes >> self.shift).astype(np.int64) if bits else np.zeros(n, dtype=np.int64)
+        self.directory = np.concatenate([[0], np.cumsum(np.bincount(top, minlength=1 << bits))]).astype(np.int64)
+        gap = int(np.diff(self.directory).max()) if n else 0
+        self.iterations = max(1, int(np.ceil(np.log2(gap + 1))) + 1)
+
+    def __len__(self) -> int:
+        return len(self.hashes)
 
     @property
-    def size(self) -> int:
-        return sum(len(h) for h, _ in self.runs)
+    def nbytes(self) -> int:
+        return self.hashes.nbytes + self.offsets.nbytes + self.buckets.nbytes + self.directory.nbytes
 
-    def add(self, hashes: np.ndarray, offsets: np.ndarray, compact: bool) -> None:
-        order = np.argsort(hashes, kind="stable")
-        self.runs.append((hashes[order], offsets[order]))
-        while len(self.runs) > 1 and (compact or len(self.runs[-2][0]) <= 2 * len(self.runs[-1][0])):
-            (h1, o1), (h2, o2) = self.runs[-2], self.runs[-1]
-            h, o = np.concatenate([h1, h2]), np.concatenate([o1, o2])
-            order = np.argsort(h, kind="stable")  # two sorted runs: timsort merges them in linear time
-            self.runs[-2:] = [(h[order], o[order])]
+    def find(self, h: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``(found, position)`` of each hash."""
+        n = len(self.hashes)
+        top = (h >> self.shift).astype(np.int64) if self.shift else np.zeros(len(h), dtype=np.int64)
+        lo, hi = self.directory[top], self.directory[top + 1]
+        for _ in range(self.iterations):  # vectorised lower bound within [lo, hi)
+            mid = (lo + hi) >> 1
+            less = self.hashes[np.minimum(mid, n - 1)] < h
+            active = lo < hi
+            lo = np.where(active & less, mid + 1, lo)
+            hi = np.where(active & ~less, mid, hi)
+        pos = np.minimum(lo, n - 1)
+        return (lo < n) & (self.hashes[pos] == h), pos
+
+    def merged(self, other: _Run) -> _Run:
+        return _Run(
+            np.concatenate([self.hashes, other.hashes]),
+            np.concatenate([self.offsets, other.offsets]),
+            np.concatenate([self.buckets, other.buckets]),
+        )
+
+    def without(self, cutoff: int) -> _Run | None:
+        """This run without the claims of buckets ``<= cutoff`` (None if empty)."""
+        keep = self.buckets > cutoff
+        if keep.all():
+            return self
+        if not keep.any():
+            return None
+        return _Run(self.hashes[keep], self.offsets[keep], self.buckets[keep], ordered=True)
 
 
 class UniqueState:
@@ -123,18 +166,24 @@ class UniqueState:
             raise ValueError(f"the uniqueness horizon must be longer than 0 ms, got {horizon_ms}")
         self.horizon_ms = int(horizon_ms)
         self.bucket_ms = int(bucket_ms or max(1, self.horizon_ms // BUCKETS_PER_HORIZON))
-        self._buckets: dict[int, _Bucket] = {}
+        self._runs: list[_Run] = []  # sizes decreasing geometrically (a log-structured merge)
+        self._chunks: dict[int, int] = {}  # bucket -> changelog records written for it (next seq)
         self._newest = -(2**62)  # newest claimer event time
         self._pending: list[Chunk] = []
         self._tombstones: list[str] = []
 
     # --- size
     def __len__(self) -> int:
-        return sum(b.size for b in self._buckets.values())
+        return sum(len(r) for r in self._runs)
 
     @property
     def nbytes(self) -> int:
-        return sum(h.nbytes + o.nbytes for b in self._buckets.values() for h, o in b.runs)
+        return sum(r.nbytes for r in self._runs)
+
+    @property
+    def buckets(self) -> int:
+        """Time buckets holding live claims."""
+        return len(self._chunks)
 
     # --- lookups
     def claimed_before(self, hashes: np.ndarray, offsets: np.ndarray) -> np.ndarray:
@@ -142,14 +191,10 @@ class UniqueState:
         h = np.asarray(hashes, dtype=np.uint64)
         own = np.asarray(offsets, dtype=np.int64)
         first = np.full(len(h), np.iinfo(np.int64).max, dtype=np.int64)
-        for bucket in self._buckets.values():
-            for run_h, run_o in bucket.runs:
-                if not len(run_h):
-                    continue
-                idx = np.searchsorted(run_h, h)
-                idx[idx == len(run_h)] = 0
-                hit = run_h[idx] == h
-                first = np.where(hit, np.minimum(first, run_o[idx]), first)
+        for run in self._runs:
+            if len(run):
+                hit, pos = run.find(h)
+                first = np.where(hit, np.minimum(first, run.offsets[pos]), first)
         return first < own
 
     def claimed(self, hashes: np.ndarray) -> np.ndarray:
@@ -201,38 +246,35 @@ class UniqueState:
         buckets = np.asarray(event_ms, dtype=np.int64)[keep] // self.bucket_ms
         if not len(h):
             return 0
-        newest = int(buckets.max())
         for b in np.unique(buckets):
             rows = buckets == b
-            chunk = Chunk(int(b), self._bucket(int(b)).chunks, h[rows], off[rows])
-            self._apply(chunk, compact=int(b) < max(newest, self._newest // self.bucket_ms))
+            chunk = Chunk(int(b), self._chunks.get(int(b), 0), h[rows], off[rows])
+            self._apply(chunk)
             self._pending.append(chunk)
         self._newest = max(self._newest, int(np.asarray(event_ms, dtype=np.int64)[keep].max()))
         return len(h)
 
-    def _bucket(self, b: int) -> _Bucket:
-        bucket = self._buckets.get(b)
-        if bucket is None:
-            bucket = self._buckets[b] = _Bucket()
-        return bucket
-
-    def _apply(self, chunk: Chunk, compact: bool) -> None:
-        bucket = self._bucket(chunk.bucket)
-        bucket.add(chunk.hashes, chunk.offsets, compact)
-        bucket.chunks = max(bucket.chunks, chunk.seq + 1)
+    def _apply(self, chunk: Chunk) -> None:
+        buckets = np.full(len(chunk.hashes), chunk.bucket, dtype=np.int32)
+        self._runs.append(_Run(chunk.hashes, chunk.offsets, buckets))
+        while len(self._runs) > 1 and len(self._runs[-2]) <= 2 * len(self._runs[-1]):
+            last = self._runs.pop()
+            self._runs[-1] = self._runs[-1].merged(last)
+        self._chunks[chunk.bucket] = max(self._chunks.get(chunk.bucket, 0), chunk.seq + 1)
 
     def expire(self, now_event_ms: int | None = None) -> int:
         """Drop the buckets wholly older than the horizon (before ``now_event_ms``, default the
         newest claim); returns the claims dropped. Their changelog keys become tombstones."""
         now = self._newest if now_event_ms is None else int(now_event_ms)
-        dropped = 0
-        for b in sorted(self._buckets):
-            if (b + 1) * self.bucket_ms + self.horizon_ms > now:
-                break
-            bucket = self._buckets.pop(b)
-            dropped += bucket.size
-            self._tombstones += [f"{b}/{seq}" for seq in range(bucket.chunks)]
-        return dropped
+        expired = sorted(b for b in self._chunks if (b + 1) * self.bucket_ms + self.horizon_ms <= now)
+        if not expired:
+            return 0
+        before = len(self)
+        runs = [r.without(expired[-1]) for r in self._runs]
+        self._runs = [r for r in runs if r is not None]
+        for b in expired:
+            self._tombstones += [f"{b}/{seq}" for seq in range(self._chunks.pop(b))]
+        return before - len(self)
 
     # --- checkpoints
     def take_changes(self) -> UniqueChanges:
@@ -246,6 +288,6 @@ class UniqueState:
         """The state rebuilt from the live changelog records (tombstoned keys left out by the caller)."""
         state = cls(horizon_ms, bucket_ms)
         for chunk in sorted(chunks, key=lambda c: (c.bucket, c.seq)):
-            state._apply(chunk, compact=True)
+            state._apply(chunk)
             state._newest = max(state._newest, (chunk.bucket + 1) * state.bucket_ms - 1)
         return state

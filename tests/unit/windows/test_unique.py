@@ -31,7 +31,7 @@ def test_first_accepted_record_claims_and_offset_order_decides() -> None:
     assert judge_and_claim(s, values, [0, 1, 2, 3, 4, 5], eligible) == [False, False, True, False, False, False]
     # a later batch: duplicates of claimed values fail, new values pass
     assert judge_and_claim(s, ["b", "c", "a"], [6, 7, 8], [True] * 3) == [True, False, True]
-    assert len(s) == 3 and s.nbytes == 3 * BYTES_PER_KEY
+    assert len(s) == 3 and 3 * BYTES_PER_KEY <= s.nbytes <= 3 * BYTES_PER_KEY + 64
 
 
 def test_a_replayed_batch_passes_again_and_claims_nothing_new() -> None:
