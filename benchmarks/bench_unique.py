@@ -90,7 +90,7 @@ def main() -> None:
         seen.update(values)
         base_t.append(time.perf_counter() - t0b)
     med = statistics.median
-    print(f"keys {size:,} ({args.kind}), batches of {b:,}, {state.buckets} buckets, {len(state._runs)} runs")  # noqa: SLF001
+    print(f"keys {size:,} ({args.kind}), batches of {b:,}, {state.buckets} buckets, {len(state._runs)} runs")
     print(f"state bytes per key            {state.nbytes / size:8.1f}")
     print(f"changelog bytes per key        {sum(len(v) for _, v in blobs) / size:8.1f}  ({len(blobs):,} records)")
     print(f"hash        keys/s (median)    {b / med(hash_t):12,.0f}")

@@ -24,7 +24,7 @@ from streams.windows.hashing import stable_hash
 from streams.windows.partial import EVIDENCE, RuleTally, ValueCounts, WindowKey, WindowPartial
 from streams.windows.plan import RuleKind, WindowPlan
 
-__all__ = ["Marks", "annotate", "batch_partials", "eligible"]
+__all__ = ["Marks", "annotate", "batch_partials", "eligible", "partition_partials"]
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -115,6 +115,8 @@ def batch_partials(
     valid: np.ndarray | None = None,
     unique_fails: Mapping[str, np.ndarray] | None = None,
     dead: Marks | None = None,
+    skip: np.ndarray | None = None,
+    dead_skip: np.ndarray | None = None,
 ) -> dict[WindowKey, WindowPartial]:
     """One partial per window touched by a batch.
 
@@ -122,7 +124,47 @@ def batch_partials(
     (same length, same order; ``frame`` conformed, needed when :attr:`WindowPlan.needs_frame`);
     ``dead`` the dead-lettered records (their Kafka timestamps as event time). Late
     records count only as ``late``, in the window being filled on their partition.
+    Rows where ``skip`` (``dead_skip``) is True were counted before (a replay) and are left out.
     """
+    args = (plan, window_ms, marks, frame, report, valid, unique_fails, dead, skip, dead_skip)
+    return {key: part for (key, _), part in _partials(*args, per_partition=False).items()}
+
+
+def partition_partials(
+    plan: WindowPlan,
+    window_ms: int,
+    marks: Marks,
+    *,
+    frame: pl.DataFrame | None = None,
+    report: ValidationReport | None = None,
+    valid: np.ndarray | None = None,
+    unique_fails: Mapping[str, np.ndarray] | None = None,
+    dead: Marks | None = None,
+    skip: np.ndarray | None = None,
+    dead_skip: np.ndarray | None = None,
+) -> dict[tuple[WindowKey, int], WindowPartial]:
+    """As :func:`batch_partials`, one partial per (window, source partition)."""
+    args = (plan, window_ms, marks, frame, report, valid, unique_fails, dead, skip, dead_skip)
+    return _partials(*args, per_partition=True)
+
+
+_SKIP = np.iinfo(np.int64).min
+
+
+def _partials(
+    plan: WindowPlan,
+    window_ms: int,
+    marks: Marks,
+    frame: pl.DataFrame | None,
+    report: ValidationReport | None,
+    valid: np.ndarray | None,
+    unique_fails: Mapping[str, np.ndarray] | None,
+    dead: Marks | None,
+    skip: np.ndarray | None,
+    dead_skip: np.ndarray | None,
+    *,
+    per_partition: bool,
+) -> dict[tuple[WindowKey, int], WindowPartial]:
     rows = report.rows if report is not None else 0
     if marks.size != rows:
         raise ValueError(f"{marks.size} record marks for {rows} validated rows")
@@ -135,6 +177,12 @@ def batch_partials(
     own = window_starts(marks.event_ms, window_ms)
     home = np.where(marks.late, marks.current, own)
     dead_home = np.where(dead.late, dead.current, window_starts(dead.event_ms, window_ms))
+    if skip is not None:
+        home[np.asarray(skip, dtype=bool)] = _SKIP
+    if dead_skip is not None:
+        dead_home[np.asarray(dead_skip, dtype=bool)] = _SKIP
+    row_part = marks.partitions if per_partition else np.zeros(rows, dtype=np.int64)
+    dead_part = dead.partitions if per_partition else np.zeros(dead.size, dtype=np.int64)
     errors = {k.name: k.error for k in (report.checks if report is not None else ()) if k.error is not None}
     missing = set(report.missing_columns) if report is not None else set()
     named: dict[str, list[int]] = {}
@@ -142,16 +190,20 @@ def batch_partials(
         exploded = pl.DataFrame({"row": np.arange(rows), "rule": report.violations}).explode("rule").drop_nulls("rule")
         for group, part in exploded.group_by("rule"):
             named[str(group[0])] = part.get_column("row").to_list()
-    out: dict[WindowKey, WindowPartial] = {}
-    for start in np.unique(np.concatenate([home, dead_home])):
+    out: dict[tuple[WindowKey, int], WindowPartial] = {}
+    pairs = np.unique(np.stack([np.concatenate([home, dead_home]), np.concatenate([row_part, dead_part])]), axis=1)
+    for start, part in pairs.T:
+        if start == _SKIP:
+            continue
         key = WindowKey(c.id, c.version, plan.schema_obj.name, _topic(plan), int(start), int(start) + window_ms)
-        in_window = (home == start) & ~marks.late  # the window's own records
-        late_here = (home == start) & marks.late
-        d_in = (dead_home == start) & ~dead.late
-        d_late = (dead_home == start) & dead.late
+        here, dead_here = (home == start) & (row_part == part), (dead_home == start) & (dead_part == part)
+        in_window = here & ~marks.late  # the window's own records
+        late_here = here & marks.late
+        d_in = dead_here & ~dead.late
+        d_late = dead_here & dead.late
         n_rows, n_dead = int(in_window.sum()), int(d_in.sum())
-        touched = np.concatenate([marks.partitions[home == start], dead.partitions[dead_home == start]])
-        offs = np.concatenate([marks.offsets[home == start], dead.offsets[dead_home == start]])
+        touched = np.concatenate([marks.partitions[here], dead.partitions[dead_here]])
+        offs = np.concatenate([marks.offsets[here], dead.offsets[dead_here]])
         rules: dict[str, RuleTally] = {}
         evidence: dict[str, tuple[tuple[int, int], ...]] = {}
         values: dict[str, ValueCounts] = {}
@@ -179,7 +231,7 @@ def batch_partials(
                 evidence[name] = _evidence(marks.partitions[failing], marks.offsets[failing])
             elif rp.kind is RuleKind.VALUES and name in values:
                 evidence.update(_duplicate_evidence(name, rp.rule.column, sub, marks.take(idx)))
-        out[key] = WindowPartial(
+        out[(key, int(part))] = WindowPartial(
             key,
             c.sha256,
             records=n_rows + n_dead,

@@ -58,6 +58,7 @@ class Heartbeat:
     partitions: int  # partitions of the source topic
     clock: PartitionClock
     sent_ms: int
+    counted_through: int = -1  # highest offset of the partition accounted in window partials
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,6 +113,7 @@ def encode(record: Record) -> bytes:
             "max_event_ms": record.clock.max_event_ms,
             "last_active_ms": record.clock.last_active_ms,
             "sent_ms": record.sent_ms,
+            "counted_through": record.counted_through,
         }
         return _frame(_HEARTBEAT, orjson.dumps(data))
     if isinstance(record, Closed):
@@ -158,7 +160,7 @@ def decode(value: bytes | None) -> Record | Undecodable:
             clock = PartitionClock(_opt_int(d["max_event_ms"]), _opt_int(d["last_active_ms"]))
             return Heartbeat(
                 _str(d["contract_id"]), _str(d["schema"]), _str(d["topic"]), _nat(d["partition"]),
-                _nat(d["partitions"]), clock, _int(d["sent_ms"]),
+                _nat(d["partitions"]), clock, _int(d["sent_ms"]), _int(d.get("counted_through", -1)),
             )  # fmt: skip
         if kind == _CLOSED:
             d = orjson.loads(body)

@@ -287,7 +287,16 @@ class UniqueState:
     def restore(cls, horizon_ms: int, chunks: list[Chunk], bucket_ms: int | None = None) -> UniqueState:
         """The state rebuilt from the live changelog records (tombstoned keys left out by the caller)."""
         state = cls(horizon_ms, bucket_ms)
-        for chunk in sorted(chunks, key=lambda c: (c.bucket, c.seq)):
-            state._apply(chunk)
-            state._newest = max(state._newest, (chunk.bucket + 1) * state.bucket_ms - 1)
+        if not chunks:
+            return state
+        for chunk in chunks:
+            state._chunks[chunk.bucket] = max(state._chunks.get(chunk.bucket, 0), chunk.seq + 1)
+        state._runs = [
+            _Run(
+                np.concatenate([c.hashes for c in chunks]),
+                np.concatenate([c.offsets for c in chunks]),
+                np.concatenate([np.full(len(c.hashes), c.bucket, dtype=np.int32) for c in chunks]),
+            )
+        ]
+        state._newest = max((c.bucket + 1) * state.bucket_ms - 1 for c in chunks)
         return state

@@ -13,7 +13,7 @@ import random
 import numpy as np
 import polars as pl
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
 from streams.windows.finalize import finalize
@@ -79,7 +79,12 @@ def reference_uniqueness(stream: Stream) -> dict[int, set[int]]:
     return {0: fails}
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(
+    max_examples=60,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+    phases=(Phase.explicit, Phase.reuse, Phase.generate),  # slow examples: report as found
+)
 @given(st.lists(record, min_size=1, max_size=50), st.lists(st.integers(1, 9), min_size=1, max_size=6))
 def test_window_checks_equal_the_window_validated_as_one_frame(records: list[tuple], cuts: list[int]) -> None:
     stream = run(records, cuts)

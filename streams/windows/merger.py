@@ -1,0 +1,103 @@
+"""Merging and finalizing one stream's windows from the internal topic: pure state, no Kafka.
+
+The worker that owns the internal-topic partition of a stream (contract id, schema
+object, source topic) feeds every record of it to a :class:`WindowMerger`:
+partial snapshots per (window, source partition), heartbeats per source partition,
+and the stream's ``closed`` marker. :meth:`WindowMerger.due` returns the windows that
+became final (every partition's watermark past their end, or the partition idle),
+each the merge of the latest snapshot of every partition; the caller finalizes and
+publishes their summaries, then publishes :meth:`WindowMerger.close` (the ``closed``
+marker, plus tombstones for the snapshots it no longer needs) so that a new owner,
+reading the compacted topic from the start, does not publish them again.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from streams.windows.clock import ALL_FINAL, PartitionClock, final_through
+from streams.windows.codec import Closed, Heartbeat, Partial, Record, record_key
+from streams.windows.partial import WindowKey, WindowPartial, covers, merge_all
+
+__all__ = ["MergerStats", "WindowMerger"]
+
+
+@dataclass(slots=True)
+class MergerStats:
+    """Records the merger could not use (each is logged and skipped by the caller)."""
+
+    stale: int = 0  # a snapshot older than one already held (a replay)
+    overlapping: int = 0  # a snapshot neither older nor newer than the one held (kept the larger)
+    after_close: int = 0  # a snapshot of a window already finalized (records arrived after an idle close)
+
+
+@dataclass(slots=True)
+class WindowMerger:
+    """The windows of one stream (see the module docstring)."""
+
+    contract_id: str
+    schema: str
+    topic: str
+    lateness_ms: int
+    idle_ms: int
+    partitions: int = 0
+    clocks: dict[int, PartitionClock] = field(default_factory=dict)
+    snapshots: dict[tuple[WindowKey, int], WindowPartial] = field(default_factory=dict)
+    closed_through: int = -(2**62)
+    stats: MergerStats = field(default_factory=MergerStats)
+
+    def feed(self, record: Record) -> None:
+        """Take one record of the internal topic (of this stream)."""
+        if isinstance(record, Heartbeat):
+            self.partitions = max(self.partitions, record.partitions)
+            old = self.clocks.get(record.partition)
+            self.clocks[record.partition] = record.clock if old is None else old.merge(record.clock)
+        elif isinstance(record, Closed):
+            self.closed_through = max(self.closed_through, record.through_ms)
+            self.snapshots = {k: v for k, v in self.snapshots.items() if k[0].end_ms > self.closed_through}
+        else:
+            self._snapshot(record)
+
+    def _snapshot(self, record: Partial) -> None:
+        part = record.partial
+        if part.key.end_ms <= self.closed_through:
+            self.stats.after_close += 1
+            return
+        slot = (part.key, record.partition)
+        held = self.snapshots.get(slot)
+        if held is None or covers(part, held):
+            self.snapshots[slot] = part
+        elif covers(held, part):
+            self.stats.stale += 1
+        else:
+            self.stats.overlapping += 1
+            if part.records > held.records:
+                self.snapshots[slot] = part
+
+    def due(self, now_ms: int) -> list[WindowPartial]:
+        """The windows that are final now and not yet published, merged over partitions, oldest first."""
+        if not self.partitions:
+            return []
+        through = final_through(
+            self.clocks, range(self.partitions), now_ms=now_ms, lateness_ms=self.lateness_ms, idle_ms=self.idle_ms
+        )
+        if through is None:
+            return []
+        ready: dict[WindowKey, list[WindowPartial]] = {}
+        for (key, _), part in sorted(self.snapshots.items(), key=lambda item: (item[0][0], item[0][1])):
+            if key.end_ms <= through or through == ALL_FINAL:
+                ready.setdefault(key, []).append(part)
+        out = [merge_all(parts) for parts in ready.values()]
+        return sorted((p for p in out if p is not None), key=lambda p: (p.key.start_ms, p.key))
+
+    def close(self, windows: Iterable[WindowPartial]) -> tuple[Closed, list[bytes]]:
+        """Mark ``windows`` published: the ``closed`` marker to publish and the snapshot keys to tombstone."""
+        ends = [w.key.end_ms for w in windows]
+        through = max([*ends, self.closed_through])
+        gone = [(k, p) for (k, p) in self.snapshots if k.end_ms <= through]
+        keys = [record_key(Partial(p, self.snapshots[(k, p)])) for k, p in gone]
+        for slot in gone:
+            del self.snapshots[slot]
+        self.closed_through = through
+        return Closed(self.contract_id, self.schema, self.topic, through), keys

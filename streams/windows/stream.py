@@ -1,0 +1,245 @@
+"""Stream time of one binding (schema object on its topic) on one worker: pure state, no Kafka.
+
+:class:`StreamTime` keeps, per source partition it consumes, the partition's clock,
+the open window partials (cumulative, one per window) and the uniqueness state, and
+turns each validated batch into
+
+* the verdict of stream uniqueness and event time per row (which rows fail
+  ``field_uniqueness``, which have no usable event time), for routing;
+* the records to publish on the internal topic (:mod:`.codec`): the snapshot of each
+  window partial the batch changed and a heartbeat per partition;
+* the uniqueness changelog records (new claims, tombstones of expired buckets).
+
+Publish both, flush, then commit offsets: after a crash, :meth:`StreamTime.assign`
+restores a partition from them, and replayed records at or below the heartbeat's
+``counted_through`` are routed again but not counted again.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+
+import numpy as np
+import polars as pl
+
+from streams.validation.report import ValidationReport
+from streams.windows.batch import Marks, annotate, eligible, partition_partials
+from streams.windows.clock import PartitionClock, event_times
+from streams.windows.codec import Heartbeat, Partial
+from streams.windows.hashing import stable_hash
+from streams.windows.partial import WindowKey, WindowPartial, absorb
+from streams.windows.plan import WindowPlan
+from streams.windows.unique import Chunk, UniqueChanges, UniqueState
+
+__all__ = ["EVENT_TIME_RULE", "BatchTime", "PartitionState", "StreamConfig", "StreamTime"]
+
+#: The rule name a record without a usable event time is quarantined for.
+EVENT_TIME_RULE = "event_time"
+
+
+@dataclass(frozen=True, slots=True)
+class StreamConfig:
+    """Durations (ms) of one binding: the contract's ``qstreams.*`` values or the settings' defaults."""
+
+    window_ms: int = 60_000
+    lateness_ms: int = 10_000
+    idle_ms: int = 30_000
+    max_skew_ms: int = 300_000
+    unique_ms: int = 86_400_000
+
+
+@dataclass(slots=True)
+class PartitionState:
+    """What one worker knows about one source partition of the binding."""
+
+    clock: PartitionClock
+    open: dict[WindowKey, WindowPartial] = field(default_factory=dict)
+    unique: dict[str, UniqueState] = field(default_factory=dict)  # column -> state
+    counted_through: int = -1
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class BatchTime:
+    """The stream-time outcome of one batch (rows in the batch's order)."""
+
+    unique_fails: dict[str, np.ndarray]  # stream-unique rule name -> bool per row
+    bad_time: np.ndarray  # bool per row: no usable event time (quarantined for EVENT_TIME_RULE)
+    valid: np.ndarray  # bool per row: the routing verdict (eligible, unique, with an event time)
+    marks: Marks
+    records: tuple[Partial | Heartbeat, ...]  # to publish on the internal topic
+    changes: dict[tuple[str, int], UniqueChanges]  # (column, partition) -> uniqueness changelog
+    replayed: int  # rows not counted again (at or below the partition's counted offset)
+
+
+class StreamTime:
+    """Stream time of one binding on one worker (see the module docstring)."""
+
+    def __init__(self, plan: WindowPlan, config: StreamConfig, partitions: int) -> None:
+        self.plan = plan
+        self.config = config
+        self.partitions = partitions  # of the source topic
+        self.states: dict[int, PartitionState] = {}
+        self._columns = tuple(sorted({str(rp.rule.column) for rp in plan.stream_unique}))
+
+    # --- assignment
+    def assign(
+        self,
+        partition: int,
+        now_ms: int,
+        *,
+        heartbeat: Heartbeat | None = None,
+        partials: Iterable[WindowPartial] = (),
+        chunks: Mapping[str, list[Chunk]] | None = None,
+    ) -> None:
+        """Start (or resume) a source partition from what the internal and changelog topics hold for it."""
+        clock = PartitionClock(None, now_ms)
+        counted = -1
+        if heartbeat is not None:
+            clock = PartitionClock(heartbeat.clock.max_event_ms, now_ms)
+            counted = heartbeat.counted_through
+        state = PartitionState(clock)
+        for p in partials:
+            state.open[p.key] = p
+            ranges = p.offsets.get(partition, ())
+            counted = max(counted, max((last for _, last in ranges), default=-1))
+        state.counted_through = counted
+        for column in self._columns:
+            restored = (chunks or {}).get(column, [])
+            state.unique[column] = UniqueState.restore(self.config.unique_ms, restored)
+        self.states[partition] = state
+
+    def revoke(self, partition: int) -> None:
+        self.states.pop(partition, None)
+
+    # --- batches
+    def process(
+        self,
+        report: ValidationReport,
+        conformed: pl.DataFrame,
+        partitions: np.ndarray,
+        offsets: np.ndarray,
+        kafka_ms: np.ndarray,
+        *,
+        now_ms: int,
+        dead: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
+    ) -> BatchTime:
+        """Judge one validated batch on stream time and account it in its windows.
+
+        ``partitions``/``offsets``/``kafka_ms`` per decoded row (the rows of ``report``);
+        ``dead``: ``(partitions, offsets, kafka_ms)`` of the batch's dead-lettered records.
+        """
+        cfg, plan = self.config, self.plan
+        parts = np.asarray(partitions, dtype=np.int64)
+        offs = np.asarray(offsets, dtype=np.int64)
+        for p in np.unique(parts):
+            if int(p) not in self.states:
+                self.assign(int(p), now_ms)
+        times = event_times(conformed, plan.stream.event_time, np.asarray(kafka_ms, dtype=np.int64))
+        empty = np.zeros(0, dtype=np.int64)
+        d_parts, d_offs, d_ts = (np.asarray(a, dtype=np.int64) for a in (dead or (empty, empty, empty)))
+        for p in np.unique(np.concatenate([parts, d_parts])):
+            if int(p) not in self.states:
+                self.assign(int(p), now_ms)
+        # rows and dead letters of a partition are observed together, in offset order
+        all_parts, all_offs = np.concatenate([parts, d_parts]), np.concatenate([offs, d_offs])
+        all_ts = np.concatenate([times.ms, d_ts])
+        skip_all = self._counted(all_parts, all_offs)
+        order = np.lexsort((all_offs, all_parts))
+        order = order[~skip_all[order]]
+        observed, clocks = annotate(
+            {p: st.clock for p, st in self.states.items()}, all_parts[order], all_offs[order], all_ts[order],
+            now_ms=now_ms, window_ms=cfg.window_ms, lateness_ms=cfg.lateness_ms, max_skew_ms=cfg.max_skew_ms,
+        )  # fmt: skip
+        everything = _spread(observed, order, all_parts, all_offs, all_ts)
+        n = len(parts)
+        marks, dead_marks = everything.take(np.arange(n)), everything.take(np.arange(n, len(all_parts)))
+        skip, dead_skip = skip_all[:n], skip_all[n:]
+        ok = eligible(report, plan) & ~times.bad
+        fails = self._uniqueness(conformed, parts, offs, marks.event_ms, ok)
+        valid = ok & ~np.logical_or.reduce(list(fails.values()), initial=False) if fails else ok
+        partials = partition_partials(
+            plan, cfg.window_ms, marks, frame=conformed, report=report, valid=valid, unique_fails=fails,
+            dead=dead_marks, skip=skip, dead_skip=dead_skip,
+        )  # fmt: skip
+        records: list[Partial | Heartbeat] = []
+        for (key, p), part in partials.items():
+            state = self.states[p]
+            merged, why = absorb(state.open.get(key), part)
+            if why is None:
+                state.open[key] = merged
+                records.append(Partial(p, merged))
+        touched = set(parts.tolist()) | set(dead_marks.partitions.tolist())
+        for p in sorted(touched):
+            state = self.states[p]
+            state.clock = clocks.get(p, state.clock)
+            seen = np.concatenate([offs[parts == p], dead_marks.offsets[dead_marks.partitions == p]])
+            state.counted_through = max(state.counted_through, int(seen.max()))
+        records += self.heartbeats(now_ms, sorted(touched))
+        return BatchTime(fails, times.bad, valid, marks, tuple(records), self._changes(), int(skip.sum()))
+
+    def heartbeats(self, now_ms: int, partitions: Iterable[int] | None = None) -> list[Heartbeat]:
+        """A heartbeat per (given) partition: send them periodically even when no record arrives."""
+        c, so = self.plan.contract, self.plan.schema_obj
+        chosen = self.states if partitions is None else partitions
+        return [
+            Heartbeat(c.id, so.name, so.topic, p, self.partitions, self.states[p].clock, now_ms,
+                      self.states[p].counted_through)
+            for p in sorted(chosen)
+            if p in self.states
+        ]  # fmt: skip
+
+    def close_through(self, partition: int, through_ms: int) -> None:
+        """Forget open partials of windows ending at or before ``through_ms`` (finalized by the merger)."""
+        state = self.states.get(partition)
+        if state is not None:
+            state.open = {k: v for k, v in state.open.items() if k.end_ms > through_ms}
+
+    def expire(self) -> None:
+        """Drop uniqueness buckets older than the horizon (call periodically)."""
+        for state in self.states.values():
+            for u in state.unique.values():
+                u.expire()
+
+    # --- helpers
+    def _counted(self, parts: np.ndarray, offs: np.ndarray) -> np.ndarray:
+        through = np.array([self.states[int(p)].counted_through for p in parts], dtype=np.int64)
+        return offs <= through
+
+    def _uniqueness(
+        self, conformed: pl.DataFrame, parts: np.ndarray, offs: np.ndarray, event_ms: np.ndarray, ok: np.ndarray
+    ) -> dict[str, np.ndarray]:
+        fails: dict[str, np.ndarray] = {}
+        hashed = {c: stable_hash(conformed.get_column(c)) for c in self._columns if c in conformed.columns}
+        for rp in self.plan.stream_unique:
+            column = str(rp.rule.column)
+            f = np.zeros(len(offs), dtype=bool)
+            if column in hashed:
+                h, nulls = hashed[column]
+                for p in np.unique(parts):
+                    rows = np.flatnonzero(parts == p)
+                    f[rows] = self.states[int(p)].unique[column].judge(h[rows], nulls[rows], offs[rows], ok[rows])
+            fails[rp.rule.name] = f
+        accepted = ok & ~np.logical_or.reduce(list(fails.values()), initial=False)
+        for column, (h, nulls) in hashed.items():
+            for p in np.unique(parts):
+                rows = np.flatnonzero((parts == p) & accepted)
+                self.states[int(p)].unique[column].claim(h[rows], nulls[rows], offs[rows], event_ms[rows])
+        return fails
+
+    def _changes(self) -> dict[tuple[str, int], UniqueChanges]:
+        out = {}
+        for p, state in self.states.items():
+            for column, u in state.unique.items():
+                changes = u.take_changes()
+                if changes.chunks or changes.tombstones:
+                    out[(column, p)] = changes
+        return out
+
+
+def _spread(fresh: Marks, rows: np.ndarray, parts: np.ndarray, offs: np.ndarray, ts: np.ndarray) -> Marks:
+    """Marks for every record from the marks of the records at positions ``rows`` (others: not late, not skewed)."""
+    n = len(parts)
+    late, skewed, current = np.zeros(n, dtype=bool), np.zeros(n, dtype=bool), np.asarray(ts, dtype=np.int64).copy()
+    late[rows], skewed[rows], current[rows] = fresh.late, fresh.skewed, fresh.current
+    return Marks(parts, offs, np.asarray(ts, dtype=np.int64), late, skewed, current)
