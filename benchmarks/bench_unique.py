@@ -52,9 +52,10 @@ def main() -> None:
         h, nulls = stable_hash(series)
         t1 = time.perf_counter()
         off = np.arange(offset, offset + b, dtype=np.int64)
-        fails = state.judge(h, nulls, off, np.ones(b, dtype=bool))
+        seen = np.zeros(b, dtype=bool)
+        fails = state.judge(h, nulls, off, np.ones(b, dtype=bool), seen=seen)
         ok = ~fails
-        state.claim(h[ok], nulls[ok], off[ok], np.full(int(ok.sum()), i * step, dtype=np.int64))
+        state.claim(h[ok], nulls[ok], off[ok], np.full(int(ok.sum()), i * step, dtype=np.int64), seen=seen[ok])
         t2 = time.perf_counter()
         hash_t.append(t1 - t0)
         insert_t.append(t2 - t1)

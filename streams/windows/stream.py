@@ -211,6 +211,7 @@ class StreamTime:
     ) -> dict[str, np.ndarray]:
         fails: dict[str, np.ndarray] = {}
         hashed = {c: stable_hash(conformed.get_column(c)) for c in self._columns if c in conformed.columns}
+        seen = {c: np.zeros(len(offs), dtype=bool) for c in hashed}
         for rp in self.plan.stream_unique:
             column = str(rp.rule.column)
             f = np.zeros(len(offs), dtype=bool)
@@ -218,13 +219,17 @@ class StreamTime:
                 h, nulls = hashed[column]
                 for p in np.unique(parts):
                     rows = np.flatnonzero(parts == p)
-                    f[rows] = self.states[int(p)].unique[column].judge(h[rows], nulls[rows], offs[rows], ok[rows])
+                    found = np.zeros(len(rows), dtype=bool)
+                    state = self.states[int(p)].unique[column]
+                    f[rows] = state.judge(h[rows], nulls[rows], offs[rows], ok[rows], seen=found)
+                    seen[column][rows] = found
             fails[rp.rule.name] = f
         accepted = ok & ~np.logical_or.reduce(list(fails.values()), initial=False)
         for column, (h, nulls) in hashed.items():
             for p in np.unique(parts):
                 rows = np.flatnonzero((parts == p) & accepted)
-                self.states[int(p)].unique[column].claim(h[rows], nulls[rows], offs[rows], event_ms[rows])
+                state = self.states[int(p)].unique[column]
+                state.claim(h[rows], nulls[rows], offs[rows], event_ms[rows], seen=seen[column][rows])
         return fails
 
     def _changes(self) -> dict[tuple[str, int], UniqueChanges]:

@@ -43,6 +43,7 @@ __all__ = ["BYTES_PER_KEY", "Chunk", "UniqueChanges", "UniqueState", "decode_chu
 #: Memory of one live claim: a uint64 hash, an int64 offset and an int32 time bucket (plus ~0.5 B of directory).
 BYTES_PER_KEY = 20
 BUCKETS_PER_HORIZON = 24
+NO_CLAIM = np.iinfo(np.int64).max
 _MAGIC = b"QSU1"
 _HEADER = struct.Struct(">4sqI")  # magic, bucket, count
 
@@ -186,20 +187,23 @@ class UniqueState:
         return len(self._chunks)
 
     # --- lookups
-    def claimed_before(self, hashes: np.ndarray, offsets: np.ndarray) -> np.ndarray:
-        """Per row: some claim of the same hash was made at a lower offset."""
+    def first_claims(self, hashes: np.ndarray) -> np.ndarray:
+        """Per hash, the lowest offset that claimed it (``NO_CLAIM`` when none did)."""
         h = np.asarray(hashes, dtype=np.uint64)
-        own = np.asarray(offsets, dtype=np.int64)
-        first = np.full(len(h), np.iinfo(np.int64).max, dtype=np.int64)
+        first = np.full(len(h), NO_CLAIM, dtype=np.int64)
         for run in self._runs:
             if len(run):
                 hit, pos = run.find(h)
                 first = np.where(hit, np.minimum(first, run.offsets[pos]), first)
-        return first < own
+        return first
+
+    def claimed_before(self, hashes: np.ndarray, offsets: np.ndarray) -> np.ndarray:
+        """Per row: some claim of the same hash was made at a lower offset."""
+        return self.first_claims(hashes) < np.asarray(offsets, dtype=np.int64)
 
     def claimed(self, hashes: np.ndarray) -> np.ndarray:
         """Per row: the hash has a live claim (whatever its offset)."""
-        return self.claimed_before(hashes, np.full(len(hashes), np.iinfo(np.int64).max, dtype=np.int64))
+        return self.first_claims(hashes) != NO_CLAIM
 
     def judge(
         self,
@@ -207,12 +211,15 @@ class UniqueState:
         nulls: np.ndarray,
         offsets: np.ndarray,
         eligible: np.ndarray,
+        seen: np.ndarray | None = None,
     ) -> np.ndarray:
         """Which records of one batch (offset order) fail uniqueness; nothing is claimed here.
 
         ``eligible``: the record passes every other gating rule (it is accepted unless
         it is a duplicate). A record fails when its value was claimed at a lower
         offset, or an earlier eligible, non-failing record of the batch has its value.
+        ``seen`` (optional, bool, one per row) is filled with "the value has a live
+        claim": pass it on to :meth:`claim` to spare it a second lookup.
         """
         n = len(hashes)
         h = np.asarray(hashes, dtype=np.uint64)
@@ -221,7 +228,11 @@ class UniqueState:
         fails = np.zeros(n, dtype=bool)
         if not n:
             return fails
-        fails[present] = self.claimed_before(h[present], off[present])
+        first = self.first_claims(h[present])
+        fails[present] = first < off[present]
+        if seen is not None:
+            seen[:] = False
+            seen[present] = first != NO_CLAIM
         idx = np.flatnonzero(present)
         order = idx[np.lexsort((off[idx], h[idx]))]  # by value, then offset
         hs = h[order]
@@ -234,14 +245,25 @@ class UniqueState:
         return fails
 
     # --- claims
-    def claim(self, hashes: np.ndarray, nulls: np.ndarray, offsets: np.ndarray, event_ms: np.ndarray) -> int:
+    def claim(
+        self,
+        hashes: np.ndarray,
+        nulls: np.ndarray,
+        offsets: np.ndarray,
+        event_ms: np.ndarray,
+        seen: np.ndarray | None = None,
+    ) -> int:
         """Record the claims of accepted records (pass only accepted rows); returns how many are new.
 
-        A value that already has a live claim (a replayed record) is not claimed twice.
+        A value that already has a live claim (a replayed record) is not claimed twice;
+        ``seen`` (from :meth:`judge`, for these rows) says which have one without a lookup.
         """
         h = np.asarray(hashes, dtype=np.uint64)
         keep = ~np.asarray(nulls, dtype=bool)
-        keep[keep] &= ~self.claimed(h[keep])
+        if seen is not None:
+            keep &= ~np.asarray(seen, dtype=bool)
+        else:
+            keep[keep] &= ~self.claimed(h[keep])
         h, off = h[keep], np.asarray(offsets, dtype=np.int64)[keep]
         buckets = np.asarray(event_ms, dtype=np.int64)[keep] // self.bucket_ms
         if not len(h):
