@@ -101,8 +101,14 @@ class WindowPlan:
 
     @property
     def gating(self) -> frozenset[str]:
-        """Names of the rules that quarantine a record, other than stream uniqueness."""
-        return frozenset(p.rule.name for p in self.rules if p.rule.gates_rows and p.kind is not RuleKind.STREAM)
+        """Names of the rules that quarantine a record on the stream, other than stream uniqueness.
+
+        Row rules that gate rows (error severity, zero tolerance). ``duplicateValues`` is
+        judged on the window only: on the stream it never quarantines a record (the
+        engine's per-batch duplicates depend on how batches are cut); per-record
+        routing of duplicates is what ``unique`` / ``primaryKey`` do.
+        """
+        return frozenset(p.rule.name for p in self.rules if p.rule.gates_rows and p.kind is RuleKind.ROWS)
 
     @property
     def needs_frame(self) -> bool:
