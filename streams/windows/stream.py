@@ -30,12 +30,10 @@ from streams.windows.codec import Heartbeat, Partial
 from streams.windows.hashing import stable_hash
 from streams.windows.partial import WindowKey, WindowPartial, absorb
 from streams.windows.plan import WindowPlan
+from streams.windows.route import EVENT_TIME_RULE
 from streams.windows.unique import Chunk, UniqueChanges, UniqueState
 
 __all__ = ["EVENT_TIME_RULE", "BatchTime", "PartitionState", "StreamConfig", "StreamTime"]
-
-#: The rule name a record without a usable event time is quarantined for.
-EVENT_TIME_RULE = "event_time"
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,0 +1,67 @@
+"""The routing verdict of a batch on the stream: the engine's report amended by stream time.
+
+The engine judges a batch as a frame: its ``unique`` rules fail every occurrence of a
+value repeated *within the batch*. On the stream, routing per record follows
+:attr:`~streams.windows.plan.WindowPlan.gating` (row rules), stream uniqueness
+(``field_uniqueness`` against the stream's history, :mod:`.unique`) and the event
+time (a record without a usable one fails the ``event_time`` rule). :func:`amend`
+rewrites ``valid_mask``, ``violations`` and the counts of a report accordingly, so
+the pipeline routes, and writes the ``errors.rules`` header, from the amended report.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import replace
+
+import numpy as np
+import polars as pl
+
+from streams.validation.report import ValidationReport
+from streams.windows.plan import WindowPlan
+
+__all__ = ["EVENT_TIME_RULE", "amend"]
+
+#: The rule a record without a usable event time fails (it is quarantined with it).
+EVENT_TIME_RULE = "event_time"
+
+
+def amend(
+    report: ValidationReport,
+    plan: WindowPlan,
+    valid: np.ndarray,
+    unique_fails: Mapping[str, np.ndarray],
+    bad_time: np.ndarray,
+) -> ValidationReport:
+    """``report`` with the stream's verdict: ``valid`` per row, and in ``violations`` the stream-unique
+    rules as judged on the stream (not the batch) and ``event_time`` where the event time is unusable."""
+    n = report.rows
+    if not n:
+        return report
+    batch_only = sorted({rp.rule.name for rp in plan.stream_unique} & _named(report))  # judged on the stream
+    violations = report.violations
+    if batch_only:
+        drop = pl.Series([batch_only] * n, dtype=pl.List(pl.String))
+        violations = violations.list.set_difference(drop)
+    extra: list[list[str]] = [[] for _ in range(n)]
+    for name, fails in sorted(unique_fails.items()):
+        for i in np.flatnonzero(fails):
+            extra[i].append(name)
+    for i in np.flatnonzero(bad_time):
+        extra[i].append(EVENT_TIME_RULE)
+    if any(extra):
+        both = pl.DataFrame({"a": violations, "b": pl.Series(extra, dtype=pl.List(pl.String))})
+        violations = both.select(pl.concat_list("a", "b")).to_series()
+    if not batch_only and not any(extra) and np.array_equal(report.valid_mask.to_numpy(), valid):
+        return report
+    mask = pl.Series("valid", np.asarray(valid, dtype=bool))
+    valid_rows = int(mask.sum())
+    return replace(report, valid_mask=mask, violations=violations.alias("violations"), valid_rows=valid_rows,
+                   invalid_rows=n - valid_rows)  # fmt: skip
+
+
+def _named(report: ValidationReport) -> set[str]:
+    """Rule names appearing in the report's violations."""
+    if not report.rows:
+        return set()
+    return set(report.violations.explode().drop_nulls().unique().to_list())
