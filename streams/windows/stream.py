@@ -173,6 +173,9 @@ class StreamTime:
             state.clock = clocks.get(p, state.clock)
             seen = np.concatenate([offs[parts == p], dead_marks.offsets[dead_marks.partitions == p]])
             state.counted_through = max(state.counted_through, int(seen.max()))
+            mark = state.clock.watermark(cfg.lateness_ms)
+            if mark is not None:  # windows closed on this partition: their last snapshot is published
+                state.open = {k: v for k, v in state.open.items() if k.end_ms > mark}
         records += self.heartbeats(now_ms, sorted(touched))
         return BatchTime(fails, times.bad, valid, marks, tuple(records), self._changes(), int(skip.sum()))
 
