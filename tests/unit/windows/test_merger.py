@@ -16,8 +16,9 @@ NOW = 1_000_000
 
 def snap(key: WindowKey, partition: int, first: int, last: int, failures: int = 0) -> Partial:
     n = last - first + 1
-    part = WindowPartial(key, "f" * 64, records=n, rows=n, valid=n - failures, quarantined=failures,
-                         rules={"r": RuleTally(failures)} if failures else {}, offsets={partition: ((first, last),)})  # fmt: skip
+    rules = {"r": RuleTally(failures)} if failures else {}
+    part = WindowPartial(key, "f" * 64, records=n, rows=n, valid=n - failures, quarantined=failures, rules=rules,
+                         offsets={partition: ((first, last),)})  # fmt: skip
     return Partial(partition, part)
 
 
