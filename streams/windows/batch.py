@@ -88,8 +88,8 @@ def eligible(report: ValidationReport, plan: WindowPlan) -> np.ndarray:
     gating = sorted(plan.gating)
     if not gating or report.rows == 0:
         return np.ones(report.rows, dtype=bool)
-    hit = report.violations.list.set_intersection(pl.Series([gating] * report.rows, dtype=pl.List(pl.String)))
-    return (hit.list.len() == 0).to_numpy()
+    hit = report.violations.list.eval(pl.element().is_in(gating)).list.any()
+    return (~hit.fill_null(False)).to_numpy()
 
 
 def _ranges(parts: np.ndarray, offs: np.ndarray) -> dict[int, tuple[tuple[int, int], ...]]:
@@ -149,6 +149,20 @@ def partition_partials(
 
 
 _SKIP = np.iinfo(np.int64).min
+_NONE = np.zeros(0, dtype=np.int64)
+
+
+def _failing_rows(report: ValidationReport) -> dict[str, np.ndarray]:
+    """Per rule named in ``violations``, the rows that fail it (ascending)."""
+    lengths = report.violations.list.len().fill_null(0).to_numpy()
+    if not lengths.any():
+        return {}
+    rows = np.repeat(np.arange(report.rows), lengths)
+    names = report.violations.explode().drop_nulls().to_numpy()
+    uniq, inverse = np.unique(names, return_inverse=True)
+    order = np.argsort(inverse, kind="stable")
+    bounds = np.searchsorted(inverse[order], np.arange(len(uniq) + 1))
+    return {str(n): rows[order[bounds[i] : bounds[i + 1]]] for i, n in enumerate(uniq)}
 
 
 def _partials(
@@ -185,11 +199,9 @@ def _partials(
     dead_part = dead.partitions if per_partition else np.zeros(dead.size, dtype=np.int64)
     errors = {k.name: k.error for k in (report.checks if report is not None else ()) if k.error is not None}
     missing = set(report.missing_columns) if report is not None else set()
-    named: dict[str, list[int]] = {}
-    if report is not None and rows:
-        exploded = pl.DataFrame({"row": np.arange(rows), "rule": report.violations}).explode("rule").drop_nulls("rule")
-        for group, part in exploded.group_by("rule"):
-            named[str(group[0])] = part.get_column("row").to_list()
+    failing_rows = _failing_rows(report) if report is not None and rows else {}
+    for name, f in fails.items():
+        failing_rows[name] = np.flatnonzero(np.asarray(f, dtype=bool))
     out: dict[tuple[WindowKey, int], WindowPartial] = {}
     pairs = np.unique(np.stack([np.concatenate([home, dead_home]), np.concatenate([row_part, dead_part])]), axis=1)
     for start, part in pairs.T:
@@ -215,13 +227,10 @@ def _partials(
             error = errors.get(name) if rp.kind is RuleKind.ROWS else None  # the others are judged here
             if rp.rule.op.value == "dtype" and rp.rule.column in missing and n_rows:
                 error = error or f"column {rp.rule.column!r} is missing from the batch"
-            failing = np.zeros(0, dtype=np.int64)
-            if rp.kind is RuleKind.ROWS and name in named:
-                hit = np.zeros(rows, dtype=bool)
-                hit[named[name]] = True
-                failing = np.flatnonzero(hit & in_window)
-            elif rp.kind is RuleKind.STREAM and name in fails:
-                failing = np.flatnonzero(np.asarray(fails[name], dtype=bool) & in_window)
+            failing = _NONE
+            if rp.kind in (RuleKind.ROWS, RuleKind.STREAM) and name in failing_rows:
+                candidates = failing_rows[name]
+                failing = candidates[in_window[candidates]]
             tally = RuleTally(len(failing), 0, error if n_rows else None)
             if n_rows and error is None and rp.kind in (RuleKind.VALUES, RuleKind.SQL, RuleKind.SQL_BATCHES):
                 tally = _frame_rule(rp, sub, plan, values, aggregates, tally)

@@ -41,18 +41,19 @@ def amend(
     batch_only = sorted({rp.rule.name for rp in plan.stream_unique} & _named(report))  # judged on the stream
     violations = report.violations
     if batch_only:
-        drop = pl.Series([batch_only] * n, dtype=pl.List(pl.String))
-        violations = violations.list.set_difference(drop)
-    extra: list[list[str]] = [[] for _ in range(n)]
-    for name, fails in sorted(unique_fails.items()):
-        for i in np.flatnonzero(fails):
-            extra[i].append(name)
-    for i in np.flatnonzero(bad_time):
-        extra[i].append(EVENT_TIME_RULE)
-    if any(extra):
-        both = pl.DataFrame({"a": violations, "b": pl.Series(extra, dtype=pl.List(pl.String))})
-        violations = both.select(pl.concat_list("a", "b")).to_series()
-    if not batch_only and not any(extra) and np.array_equal(report.valid_mask.to_numpy(), valid):
+        violations = violations.list.eval(pl.element().filter(~pl.element().is_in(batch_only)))
+    flags = [(name, np.asarray(f, dtype=bool)) for name, f in sorted(unique_fails.items())]
+    flags.append((EVENT_TIME_RULE, np.asarray(bad_time, dtype=bool)))
+    touched = np.flatnonzero(np.logical_or.reduce([f for _, f in flags]))
+    if len(touched):  # few rows: the appended names are built for them only
+        added = pl.Series([[name for name, f in flags if f[i]] for i in touched], dtype=pl.List(pl.String))
+        at = np.zeros(n, dtype=np.int64)
+        at[touched] = np.arange(len(touched))
+        hit = np.zeros(n, dtype=bool)
+        hit[touched] = True
+        both = pl.DataFrame({"v": violations, "e": added.gather(at), "t": hit})
+        violations = both.select(pl.when("t").then(pl.concat_list("v", "e")).otherwise("v")).to_series()
+    if not batch_only and not len(touched) and np.array_equal(report.valid_mask.to_numpy(), valid):
         return report
     mask = pl.Series("valid", np.asarray(valid, dtype=bool))
     valid_rows = int(mask.sum())

@@ -204,7 +204,9 @@ class StreamTime:
 
     # --- helpers
     def _counted(self, parts: np.ndarray, offs: np.ndarray) -> np.ndarray:
-        through = np.array([self.states[int(p)].counted_through for p in parts], dtype=np.int64)
+        through = np.full(len(offs), -1, dtype=np.int64)
+        for p in np.unique(parts):
+            through[parts == p] = self.states[int(p)].counted_through
         return offs <= through
 
     def _uniqueness(
