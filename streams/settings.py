@@ -123,6 +123,32 @@ class Settings(BaseSettings):
         30.0, gt=0, description="/health fails when a binding has not polled for this long."
     )
 
+    # --- stream time (streams.windows): defaults of the contracts' qstreams.* custom properties
+    stream_time: bool = Field(
+        True, description="Judge the stream over event-time windows and enforce stream uniqueness (window summaries)."
+    )
+    window_seconds: float = Field(60.0, gt=0, description="Tumbling event-time window size (qstreams.window).")
+    allowed_lateness_seconds: float = Field(
+        10.0, ge=0, description="How far behind a partition's newest event time a record still counts in its window."
+    )
+    window_idle_close_seconds: float = Field(
+        30.0, gt=0, description="A partition without records for this long (processing time) holds no window open."
+    )
+    max_clock_skew_seconds: float = Field(
+        300.0, ge=0, description="Event times beyond the wall clock plus this do not advance the watermark (skewed)."
+    )
+    unique_horizon_seconds: float = Field(
+        86_400.0,
+        gt=0,
+        description="How long a unique/primaryKey value stays claimed on the stream (qstreams.uniqueWithin).",
+    )
+    batch_events: bool = Field(
+        False, description="Also emit one batch.summary event per batch (off: window summaries)."
+    )
+    state_partitions: int = Field(
+        6, ge=1, description="Partitions of the compacted stream-time topics the worker creates."
+    )
+
     # --- security
     security_protocol: SecurityProtocol = SecurityProtocol.PLAINTEXT
     sasl_mechanism: str | None = Field(None, description="PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512.")

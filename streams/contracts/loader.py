@@ -39,6 +39,7 @@ from streams.contracts.odcs_schema import SCHEMA_FILES, Finding, schema_findings
 from streams.contracts.ownership import ownership_of
 from streams.contracts.rules import quality_rule
 from streams.contracts.source import Path_, SourceContext, SourceDocument, compose
+from streams.contracts.stream import parse_stream_spec
 from streams.contracts.types import bound_value, check_options, check_regex, dtype_for, logical_type
 from streams.errors import ContractError, ContractSchemaError, ContractSyntaxError
 
@@ -241,6 +242,19 @@ def _schema_object(obj: dict[str, Any], where: Path_, ctx: SourceContext) -> Sch
         if rule is not None:
             rules.append(rule)
     _dedupe_names(rules, ctx, where)
+    stream = parse_stream_spec(obj.get("customProperties"), (*where, "customProperties"), ctx,
+                               {f.name: f.dtype for f in fields})  # fmt: skip
+    for f in fields:
+        if f.unique:
+            ctx.note(
+                f"{f.name} is unique on the stream per source partition (within qstreams.uniqueWithin): "
+                "global only when messages are keyed by it",
+                (
+                    *where,
+                    "properties",
+                    next(i for i, p in enumerate(obj.get("properties") or []) if p.get("name") == f.name),
+                ),
+            )
     return SchemaObject(
         name=name,
         topic=topic,
@@ -248,6 +262,7 @@ def _schema_object(obj: dict[str, Any], where: Path_, ctx: SourceContext) -> Sch
         rules=tuple(rules),
         description=obj.get("description"),
         line=ctx.line(where),
+        stream=stream,
     )
 
 

@@ -19,6 +19,7 @@ import polars as pl
 
 from streams.contracts.backends import get_backend
 from streams.contracts.source import SourceDocument
+from streams.contracts.stream import StreamSpec
 from streams.errors import UnknownSchemaError
 
 if TYPE_CHECKING:  # typing only: the report is produced by the validation backend
@@ -273,6 +274,8 @@ class SchemaObject:
     rules: tuple[Rule, ...]
     description: str | None = None
     line: int | None = None
+    #: stream-time settings (``qstreams.*`` custom properties); None: the settings' defaults
+    stream: StreamSpec | None = None
 
     @property
     def columns(self) -> tuple[str, ...]:

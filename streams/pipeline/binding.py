@@ -50,6 +50,7 @@ from streams.formats.reasons import Decoded, Format
 from streams.pipeline.deadletter import dead_letter
 from streams.pipeline.headers import HeaderNames, appended
 from streams.pipeline.records import BatchResult, Headers, Message, OutRecord
+from streams.pipeline.stages import Stage
 from streams.pipeline.verdicts import merge_mismatches
 from streams.settings import Mode, Settings
 from streams.validation.engine import compile_plan, plan_rules
@@ -70,6 +71,7 @@ class _Routed:
     decoded: Decoded | None = None
     decode_seconds: float = 0.0
     validate_seconds: float = 0.0
+    state: list[OutRecord] = field(default_factory=list)  # records of the stages (stream-time state)
 
 
 class Binding:
@@ -88,6 +90,8 @@ class Binding:
         self._batch_metrics = frozenset(r.name for r in schema_obj.rules if r.is_batch_metric)
         self._dtype_rule = {r.column: r.name for r in plan_rules(schema_obj) if r.op is Op.DTYPE and r.column}
         self._errored: frozenset[str] = frozenset()  # rules that could not run on the batch being routed
+        #: amend the verdict before routing (stream time); see :mod:`streams.pipeline.stages`
+        self.stages: list[Stage] = []
 
     def __repr__(self) -> str:
         return f"Binding({self.contract.ref}, {self.schema.name!r}, topic={self.topic!r}, mode={self.settings.mode})"
@@ -121,6 +125,7 @@ class Binding:
             result.events = self._events(messages, routed, worker_id)
         except Exception:  # events describe the batch; losing them must not lose records
             log.exception("could not build the quality events of a batch from %s", self.topic)
+        result.events += routed.state
         return result
 
     def _signed(self, records: list[OutRecord], worker_id: str) -> list[OutRecord]:
@@ -142,9 +147,11 @@ class Binding:
                 out, messages[d.message], cls=f"decode.{d.reason}", text=d.detail, lines=lines, line=d.line
             )
         if decoded.frame.height == 0:
+            self._stages(out, messages, decoded, None)
             return out
         start = time.perf_counter()
         report = merge_mismatches(self.plan.validate(decoded.frame), self.schema, decoded.mismatches)
+        report = self._stages(out, messages, decoded, report)
         out.report = report
         out.validate_seconds = time.perf_counter() - start
         valid = report.valid_mask.to_list()
@@ -197,6 +204,19 @@ class Binding:
                 extra = self.names.record_headers(bad)
                 self._quarantine(out, m, _encode(decoded, i, bad), extra, rules=rules, n=len(bad), fmt=fmt)
         return out
+
+    def _stages(
+        self, out: _Routed, messages: Sequence[Message], decoded: Decoded, report: ValidationReport | None
+    ) -> ValidationReport | None:
+        """Let each stage amend the verdict and add its records (an exception is the batch's: it is retried)."""
+        if not self.stages:
+            return report
+        rows = decoded.message.to_list()
+        dead = sorted({d.message for d in decoded.dead})
+        for stage in self.stages:
+            report, records = stage.amend(messages, decoded.frame, rows, report, dead)
+            out.state += records
+        return report
 
     # -- outputs ------------------------------------------------------------------------------
 
@@ -297,12 +317,15 @@ class Binding:
         latency = (now - start).total_seconds() if stamps else routed.decode_seconds + routed.validate_seconds
         source = messages[0].topic
         report, decoded = routed.report, routed.decoded
-        events = [
+        summary = [
             builders.batch_summary(
                 self.contract, self.schema, report, source_topic=source, offsets=offsets, window_start=start,
                 window_end=end, latency_seconds=latency, counts=routed.counts, mode=str(self.settings.mode),
                 worker_id=worker_id,
             ),
+        ] if self.settings.batch_events else []  # fmt: skip
+        events = [
+            *summary,
             *builders.rule_violations(
                 self.contract, self.schema, report, source_topic=source, offsets=offsets, window_start=start,
                 window_end=end, sample_size=self.settings.failure_case_sample, worker_id=worker_id,

@@ -55,7 +55,10 @@ def run_batch(
     worker_id: str = "testing",
     **settings: Any,
 ) -> BatchResult:
-    """Run one batch through the pure pipeline (no Kafka); extra keyword arguments are :class:`Settings` fields."""
+    """Run one batch through the pure pipeline (no Kafka); extra keyword arguments are :class:`Settings` fields.
+
+    One batch has no stream: its ``batch.summary`` event is on unless ``batch_events=False``.
+    """
     from streams.contracts.loader import load_contract
     from streams.pipeline.binding import Binding
     from streams.settings import Mode, Settings
@@ -63,6 +66,7 @@ def run_batch(
     contract = contract_or_path
     if isinstance(contract, (str, Path)):
         contract = load_contract(contract)
+    settings.setdefault("batch_events", True)
     binding = Binding(contract, contract.schema(schema), Settings(mode=Mode(mode), **settings))
     return binding.process(list(messages), worker_id=worker_id)
 

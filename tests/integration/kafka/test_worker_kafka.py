@@ -142,7 +142,7 @@ def settings_for(bootstrap: str, contracts: Path, group: str, events: str, **mor
     return Settings(
         bootstrap_servers=bootstrap, contracts_dir=contracts, app_id=group, events_topic=events,
         batch_max_records=500, batch_max_latency_ms=50, max_message_bytes=50_000, web_port=0,
-        topic_check_interval_s=1.0, retry_backoff_ms=100, **more,
+        topic_check_interval_s=1.0, retry_backoff_ms=100, **({"batch_events": True} | more),
     )  # fmt: skip
 
 

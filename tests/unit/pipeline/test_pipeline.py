@@ -44,6 +44,7 @@ def features() -> Contract:
 
 
 def binding(contract: Contract, mode: str = "gate", **settings: Any) -> Binding:
+    settings.setdefault("batch_events", True)  # these tests read the per-batch events
     return Binding(contract, contract.schema(), Settings(mode=Mode(mode), **settings))
 
 

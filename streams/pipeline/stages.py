@@ -1,0 +1,39 @@
+"""Stages: what a higher layer may add to a binding's batch, between validation and routing.
+
+A :class:`Stage` sees the decoded rows, the engine's report and the dead-lettered messages
+of a batch before it is routed. It returns the report the batch is routed by (the same,
+or one whose ``valid_mask``/``violations`` it amended) and records to produce with the
+batch's outputs, so they are acknowledged before its offsets are committed (stream-time
+state, for instance: :mod:`streams.windows.worker`). The pipeline defines the seam; the
+implementations live above it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Protocol
+
+import polars as pl
+
+from streams.pipeline.records import Message, OutRecord
+from streams.validation.report import ValidationReport
+
+__all__ = ["Stage"]
+
+
+class Stage(Protocol):
+    def amend(
+        self,
+        messages: Sequence[Message],
+        frame: pl.DataFrame,
+        rows: Sequence[int],
+        report: ValidationReport | None,
+        dead: Sequence[int],
+    ) -> tuple[ValidationReport | None, list[OutRecord]]:
+        """``(report to route by, records to produce)`` for one batch.
+
+        ``frame``: the decoded rows (the rows of ``report``; ``report`` is None when no
+        record decoded); ``rows``: the index in ``messages`` of each row's message;
+        ``dead``: indices of the dead-lettered messages.
+        """
+        ...
