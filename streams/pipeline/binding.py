@@ -151,7 +151,7 @@ class Binding:
             return out
         start = time.perf_counter()
         report = merge_mismatches(self.plan.validate(decoded.frame), self.schema, decoded.mismatches)
-        report = self._stages(out, messages, decoded, report)
+        report = self._stages(out, messages, decoded, report) or report
         out.report = report
         out.validate_seconds = time.perf_counter() - start
         valid = report.valid_mask.to_list()
