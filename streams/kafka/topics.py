@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -128,14 +128,26 @@ def _check_created(response: Any) -> list[str]:
     return created
 
 
-def create_topics(settings: Settings, topics: Sequence[str]) -> list[str]:
-    """Create those of ``topics`` the cluster lacks (settings' partitions and replication); the names created."""
+def create_topics(
+    settings: Settings,
+    topics: Sequence[str],
+    *,
+    partitions: int | None = None,
+    configs: Mapping[str, str] | None = None,
+) -> list[str]:
+    """Create those of ``topics`` the cluster lacks (settings' partitions and replication, unless
+    ``partitions`` is given; topic ``configs`` such as ``cleanup.policy: compact``); the names created."""
     admin = _admin(settings)
     try:
         wanted = [t for t in dict.fromkeys(topics) if t not in set(admin.list_topics())]
         if not wanted:
             return []
-        spec = {"num_partitions": settings.topic_partitions, "replication_factor": settings.topic_replication}
+        spec: dict[str, Any] = {
+            "num_partitions": partitions or settings.topic_partitions,
+            "replication_factor": settings.topic_replication,
+        }
+        if configs:
+            spec["configs"] = dict(configs)
         created = _check_created(admin.create_topics({t: dict(spec) for t in wanted}, raise_errors=False))
         if created and hasattr(admin, "wait_for_topics"):
             admin.wait_for_topics(created)

@@ -1,0 +1,369 @@
+"""Stream time in the worker: a pipeline stage per binding and one observer of the worker's hooks.
+
+* :class:`WindowsStage` (one per binding) runs inside ``Binding.process`` between
+  validation and routing: stream uniqueness and event time amend the routing verdict
+  (:func:`~streams.windows.route.amend`), and the batch's window partials, heartbeat
+  and uniqueness changes become output records of the batch, so they are acknowledged
+  before its offsets are committed.
+* :class:`StreamTimeObserver` restores a source partition's state from the compacted
+  topics when it is assigned, sends heartbeats, and on the worker that consumes
+  partition 0 of a source topic merges the stream's partials and publishes one
+  ``window.summary`` per final window (built by the injected ``summarize``).
+
+Settings: ``STREAMS_WINDOW_SECONDS``, ``STREAMS_ALLOWED_LATENESS_SECONDS``,
+``STREAMS_WINDOW_IDLE_CLOSE_SECONDS``, ``STREAMS_MAX_CLOCK_SKEW_SECONDS``,
+``STREAMS_UNIQUE_HORIZON_SECONDS`` (the contract's ``qstreams.*`` values win).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from typing import Any, Protocol
+
+import numpy as np
+import polars as pl
+
+from streams.contracts.model import Contract, SchemaObject
+from streams.contracts.stream import StreamSpec
+from streams.kafka.observers import WorkerObserver
+from streams.kafka.transport import TopicPartition, Transport
+from streams.pipeline.records import Message, OutRecord
+from streams.settings import Settings
+from streams.validation.report import ValidationReport
+from streams.windows.codec import Closed, Heartbeat, Partial, Undecodable, decode, encode, record_key
+from streams.windows.finalize import WindowVerdict, finalize
+from streams.windows.merger import WindowMerger
+from streams.windows.plan import WindowPlan
+from streams.windows.route import amend
+from streams.windows.stream import StreamConfig, StreamTime
+from streams.windows.topics import (
+    MERGER_PARTITION,
+    changelog_key,
+    changelog_topic,
+    parse_changelog_key,
+    state_topic,
+    stream_partition,
+)
+from streams.windows.unique import Chunk, decode_chunk, encode_chunk
+
+__all__ = [
+    "StateReader",
+    "StreamTimeObserver",
+    "Summarize",
+    "TransportStateReader",
+    "WindowsStage",
+    "config_of",
+    "install",
+]
+
+log = logging.getLogger(__name__)
+
+#: Builds the ``window.summary`` record of a verdict (injected: events sit above this layer).
+Summarize = Callable[[Contract, WindowVerdict, str], OutRecord]
+
+
+class StateReader(Protocol):
+    """Reads a partition of a (compacted) topic from an offset to its current end."""
+
+    async def read(self, topic: str, partition: int, start: int = 0) -> tuple[list[Message], int]:
+        """The records from ``start`` to the end, and the next offset to read."""
+        ...
+
+
+def config_of(settings: Settings, spec: StreamSpec) -> StreamConfig:
+    """The binding's durations: the contract's ``qstreams.*`` values, else the settings'."""
+    s = spec.resolve(
+        window_s=settings.window_seconds,
+        lateness_s=settings.allowed_lateness_seconds,
+        unique_s=settings.unique_horizon_seconds,
+    )
+    assert s.window_ms is not None and s.allowed_lateness_ms is not None and s.unique_within_ms is not None
+    return StreamConfig(
+        window_ms=s.window_ms,
+        lateness_ms=s.allowed_lateness_ms,
+        idle_ms=round(settings.window_idle_close_seconds * 1000),
+        max_skew_ms=round(settings.max_clock_skew_seconds * 1000),
+        unique_ms=s.unique_within_ms,
+    )
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+class WindowsStage:
+    """Stream time of one binding (see the module docstring)."""
+
+    def __init__(self, contract: Contract, schema_obj: SchemaObject, settings: Settings) -> None:
+        spec = getattr(schema_obj, "stream", None) or StreamSpec()
+        self.plan = WindowPlan.of(contract, schema_obj, spec)
+        self.config = config_of(settings, spec)
+        self.settings = settings
+        self.stream = StreamTime(self.plan, self.config, partitions=1)
+        self.state_topic = state_topic(settings.app_id)
+        self.changelog_topic = changelog_topic(settings.app_id)
+        self.state_partitions = 1  # of the stream-time topics, set at start
+        self._empty: ValidationReport | None = None
+        self._conform: Callable[[pl.DataFrame], pl.DataFrame] | None = None
+        if self.plan.needs_frame:
+            from streams.validation.engine import compile_plan
+
+            self._conform = compile_plan(contract, schema_obj.name).conform
+
+    @property
+    def partition(self) -> int:
+        """This stream's partition of the stream-time topics."""
+        c, so = self.plan.contract, self.plan.schema_obj
+        return stream_partition(c.id, so.name, so.topic, self.state_partitions)
+
+    def amend(
+        self,
+        messages: Sequence[Message],
+        frame: pl.DataFrame,
+        rows: Sequence[int],
+        report: ValidationReport | None,
+        dead: Sequence[int],
+    ) -> tuple[ValidationReport | None, list[OutRecord]]:
+        """The batch's routing verdict on the stream, and its state records to produce with it.
+
+        ``frame``: the decoded rows (the rows of ``report``, None when nothing decoded);
+        ``rows``: the message index of each row; ``dead``: indices of dead-lettered messages.
+        """
+        parts = np.array([messages[i].partition for i in rows], dtype=np.int64)
+        offs = np.array([messages[i].offset for i in rows], dtype=np.int64)
+        stamps = np.array([messages[i].timestamp_ms or 0 for i in rows], dtype=np.int64)
+        dead_arrays = (
+            np.array([messages[i].partition for i in dead], dtype=np.int64),
+            np.array([messages[i].offset for i in dead], dtype=np.int64),
+            np.array([messages[i].timestamp_ms or 0 for i in dead], dtype=np.int64),
+        )
+        judged = report if report is not None else self._empty_report()
+        data = frame if report is not None else pl.DataFrame(schema=self.plan.schema_obj.polars_schema)
+        conformed = self._conform(data) if self._conform is not None and data.height else data
+        out = self.stream.process(judged, conformed, parts, offs, stamps, now_ms=_now_ms(), dead=dead_arrays)
+        records = [self._record(r) for r in out.records]
+        c, so = self.plan.contract, self.plan.schema_obj
+        for (column, p), changes in out.changes.items():
+            for chunk in changes.chunks:
+                key = changelog_key(c.id, so.name, so.topic, column, p, chunk.key)
+                records.append(OutRecord(self.changelog_topic, encode_chunk(chunk), key, partition=self.partition))
+            for tomb in changes.tombstones:
+                key = changelog_key(c.id, so.name, so.topic, column, p, tomb)
+                records.append(OutRecord(self.changelog_topic, None, key, partition=self.partition))
+        if report is None:
+            return None, records
+        return amend(report, self.plan, out.valid, out.unique_fails, out.bad_time), records
+
+    def _empty_report(self) -> ValidationReport:
+        if self._empty is None:
+            from streams.validation.engine import compile_plan
+
+            plan = compile_plan(self.plan.contract, self.plan.schema_obj.name)
+            self._empty = plan.validate(pl.DataFrame(schema=self.plan.schema_obj.polars_schema))
+        return self._empty
+
+    def _record(self, rec: Partial | Heartbeat | Closed) -> OutRecord:
+        value = encode(rec)
+        return OutRecord(self.state_topic, value, record_key(rec), partition=self.partition)
+
+    # --- restore (on assignment) and the merger ------------------------------------------------
+
+    def restore(self, partition: int, state: Sequence[Message], changelog: Sequence[Message], now_ms: int) -> None:
+        """Resume a source partition from the compacted topics' records of this stream."""
+        c, so = self.plan.contract, self.plan.schema_obj
+        heartbeat, partials = None, {}
+        for key, value in _compacted(state).items():
+            rec = decode(value)
+            if isinstance(rec, Undecodable):
+                log.warning("skipping a stream-time record of %s: %s", so.topic, rec.reason)
+            elif isinstance(rec, Heartbeat) and (rec.contract_id, rec.schema, rec.topic, rec.partition) == (
+                c.id, so.name, so.topic, partition,
+            ):  # fmt: skip
+                heartbeat = rec
+            elif isinstance(rec, Partial) and rec.partition == partition and _mine(rec.partial.key, c, so):
+                partials[key] = rec.partial
+        chunks: dict[str, list[Chunk]] = {}
+        for key, value in _compacted(changelog).items():
+            parsed = parse_changelog_key(key)
+            if parsed is None or parsed[0][:3] != (c.id, so.name, so.topic) or parsed[0][4] != partition:
+                continue
+            chunk = decode_chunk(parsed[1], value)
+            if isinstance(chunk, str):
+                log.warning("skipping a uniqueness changelog record of %s: %s", so.topic, chunk)
+                continue
+            chunks.setdefault(parsed[0][3], []).append(chunk)
+        self.stream.assign(partition, now_ms, heartbeat=heartbeat, partials=partials.values(), chunks=chunks)
+
+    def merger(self, state: Sequence[Message]) -> WindowMerger:
+        """A merger of this stream fed with the stream-time records read so far."""
+        c, so = self.plan.contract, self.plan.schema_obj
+        m = WindowMerger(c.id, so.name, so.topic, self.config.lateness_ms, self.config.idle_ms)
+        self.feed(m, state)
+        return m
+
+    def feed(self, merger: WindowMerger, records: Iterable[Message]) -> None:
+        c, so = self.plan.contract, self.plan.schema_obj
+        for m in records:
+            if m.value is None:
+                continue
+            rec = decode(m.value)
+            if isinstance(rec, Undecodable):
+                log.warning("skipping a stream-time record of %s: %s", so.topic, rec.reason)
+            elif isinstance(rec, Partial):
+                if _mine(rec.partial.key, c, so):
+                    merger.feed(rec)
+            elif (rec.contract_id, rec.schema, rec.topic) == (c.id, so.name, so.topic):
+                merger.feed(rec)
+
+
+def _mine(key: Any, c: Contract, so: SchemaObject) -> bool:
+    return bool((key.contract_id, key.contract_version, key.schema, key.topic) == (c.id, c.version, so.name, so.topic))
+
+
+def _compacted(records: Iterable[Message]) -> dict[bytes, bytes]:
+    """The live value of every key (the last one; a tombstone removes the key)."""
+    out: dict[bytes, bytes] = {}
+    for m in records:
+        if m.key is None:
+            continue
+        if m.value is None:
+            out.pop(m.key, None)
+        else:
+            out[m.key] = m.value
+    return out
+
+
+class StreamTimeObserver(WorkerObserver):
+    """Restores stream-time state on assignment, sends heartbeats, merges and publishes final windows."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        stages: dict[str, WindowsStage],
+        reader: StateReader,
+        summarize: Summarize,
+        *,
+        worker_id: str,
+        tick_seconds: float = 1.0,
+        prepare: Callable[[], Awaitable[None]] | None = None,
+    ) -> None:
+        self.settings, self.stages, self.reader, self.summarize = settings, stages, reader, summarize
+        self.prepare = prepare
+        self.worker_id, self.tick_seconds = worker_id, tick_seconds
+        self.transport: Transport | None = None
+        self.mergers: dict[str, tuple[WindowMerger, int]] = {}  # topic -> (merger, next offset of the state topic)
+        self.published: list[WindowVerdict] = []
+        self._task: asyncio.Task[None] | None = None
+
+    async def on_start(self, transport: Transport) -> None:
+        self.transport = transport
+        if self.prepare is not None:
+            await self.prepare()
+        state_partitions = await transport.partition_count(state_topic(self.settings.app_id))
+        for stage in self.stages.values():
+            stage.state_partitions = state_partitions
+            stage.stream.partitions = await transport.partition_count(stage.plan.schema_obj.topic)
+        self._task = asyncio.create_task(self._ticks())
+
+    async def on_assign(self, assigned: set[TopicPartition]) -> None:
+        now = _now_ms()
+        for tp in sorted(assigned):
+            stage = self.stages.get(tp.topic)
+            if stage is None:
+                continue
+            state, end = await self.reader.read(stage.state_topic, stage.partition)
+            changelog, _ = await self.reader.read(stage.changelog_topic, stage.partition)
+            stage.restore(tp.partition, state, changelog, now)
+            if tp.partition == MERGER_PARTITION:
+                self.mergers[tp.topic] = (stage.merger(state), end)
+
+    async def on_revoke(self, revoked: set[TopicPartition]) -> None:
+        for tp in revoked:
+            stage = self.stages.get(tp.topic)
+            if stage is not None:
+                stage.stream.revoke(tp.partition)
+            if tp.partition == MERGER_PARTITION:
+                self.mergers.pop(tp.topic, None)
+
+    async def on_stopping(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        await self.tick()
+
+    async def _ticks(self) -> None:
+        while True:
+            await asyncio.sleep(self.tick_seconds)
+            try:
+                await self.tick()
+            except Exception:  # a failed tick is retried at the next one; the worker keeps running
+                log.exception("stream-time tick failed")
+
+    async def tick(self, now_ms: int | None = None) -> list[WindowVerdict]:
+        """Heartbeats of the assigned partitions; the final windows of the streams merged here, published."""
+        transport = self.transport
+        if transport is None:
+            return []
+        now = _now_ms() if now_ms is None else now_ms
+        for stage in self.stages.values():
+            for hb in stage.stream.heartbeats(now):
+                await transport.send(stage._record(hb))
+        done: list[WindowVerdict] = []
+        for topic, (merger, position) in list(self.mergers.items()):
+            stage = self.stages[topic]
+            fresh, position = await self.reader.read(stage.state_topic, stage.partition, position)
+            stage.feed(merger, fresh)
+            self.mergers[topic] = (merger, position)
+            due = merger.due(now)
+            if not due:
+                continue
+            for partial in due:
+                verdict = finalize(stage.plan, partial)
+                await transport.send(self.summarize(stage.plan.contract, verdict, self.worker_id))
+                done.append(verdict)
+            closed, tombstones = merger.close(due)
+            await transport.send(stage._record(closed))
+            for key in tombstones:
+                await transport.send(OutRecord(stage.state_topic, None, key, partition=stage.partition))
+            for p in list(stage.stream.states):
+                stage.stream.close_through(p, closed.through_ms)
+        self.published += done
+        return done
+
+
+class TransportStateReader:
+    """Reads the stream-time topics from a transport that keeps them in memory (``records(topic, partition)``,
+    as :class:`streams.testing.transport.InMemoryTransport` does)."""
+
+    def __init__(self, transport: Any) -> None:
+        self.transport = transport
+
+    async def read(self, topic: str, partition: int, start: int = 0) -> tuple[list[Message], int]:
+        records = list(self.transport.records(topic, partition))
+        return records[start:], len(records)
+
+
+def install(
+    settings: Settings,
+    bindings: Iterable[Any],
+    summarize: Summarize,
+    reader: StateReader,
+    *,
+    worker_id: str,
+    tick_seconds: float = 1.0,
+    prepare: Callable[[], Awaitable[None]] | None = None,
+) -> StreamTimeObserver:
+    """Put a :class:`WindowsStage` on every binding and return the observer to give the worker."""
+    stages: dict[str, WindowsStage] = {}
+    for b in bindings:
+        stage = WindowsStage(b.contract, b.schema, settings)
+        b.stages.append(stage)
+        stages[b.topic] = stage
+    return StreamTimeObserver(
+        settings, stages, reader, summarize, worker_id=worker_id, tick_seconds=tick_seconds, prepare=prepare
+    )
