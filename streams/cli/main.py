@@ -223,8 +223,10 @@ def worker(
     except SettingsError as exc:
         raise _fail(f"invalid settings: {exc}") from None
     _logging(settings.log_level)
+    from streams.cli.stream_time import kafka_observers
+
     try:
-        code = run_worker(settings)
+        code = run_worker(settings, kafka_observers)
     except ContractError as exc:
         raise _fail(f"contract refused: {exc}") from None
     except StreamsError as exc:

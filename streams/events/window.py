@@ -10,12 +10,11 @@ again (a new owner after a crash) de-duplicates on the consumer side.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from cloudevents.core.v1.event import CloudEvent
 
-from streams.events.codec import to_kafka
 from streams.events.types import (
     EventSeverity,
     EventType,
@@ -25,14 +24,12 @@ from streams.events.types import (
     json_number,
     source_urn,
 )
-from streams.pipeline.records import OutRecord
-from streams.windows.clock import ms_to_datetime
 
 if TYPE_CHECKING:
     from streams.contracts.model import Contract
     from streams.windows.finalize import WindowCheck, WindowVerdict
 
-__all__ = ["summary_record", "window_summary", "window_summary_id"]
+__all__ = ["window_summary", "window_summary_id"]
 
 
 def window_summary_id(contract: Contract, schema: str, topic: str, start_ms: int, end_ms: int) -> str:
@@ -67,7 +64,7 @@ def window_summary(contract: Contract, verdict: WindowVerdict, *, worker_id: str
     k = verdict.key
     if (k.contract_id, k.contract_version, verdict.contract_sha256) != (contract.id, contract.version, contract.sha256):
         raise ValueError(f"verdict of {k.contract_id}@{k.contract_version} is not for contract {contract.ref}")
-    start, end = ms_to_datetime(k.start_ms), ms_to_datetime(k.end_ms)
+    start, end = (datetime.fromtimestamp(ms / 1000, tz=UTC) for ms in (k.start_ms, k.end_ms))
     partitions = [
         {"partition": int(p), "first": int(ranges[0][0]), "last": int(ranges[-1][1])}
         for p, ranges in sorted(verdict.offsets.items())
@@ -98,13 +95,3 @@ def window_summary(contract: Contract, verdict: WindowVerdict, *, worker_id: str
         contract=contract, severity=severity,
     )  # fmt: skip
     return CloudEvent(attributes, data)
-
-
-def summary_record(events_topic: str) -> Callable[[Contract, WindowVerdict, str], OutRecord]:
-    """What the stream-time observer calls to publish a verdict: a ``window.summary`` record for ``events_topic``."""
-
-    def build(contract: Contract, verdict: WindowVerdict, worker_id: str) -> OutRecord:
-        key, value, headers = to_kafka(window_summary(contract, verdict, worker_id=worker_id))
-        return OutRecord(events_topic, value, key, tuple(headers))
-
-    return build

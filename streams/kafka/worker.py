@@ -12,11 +12,13 @@ import contextlib
 import logging
 import signal
 import sys
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 from streams.errors import ContractError, SettingsError, StreamsError
 from streams.kafka.batches import BatchWorker, tune_gc
 from streams.kafka.connection import default_worker_id
+from streams.kafka.observers import WorkerObserver
 from streams.observability import CONTENT_TYPE_LATEST, Health, Metrics, configure_logging, quiet_kafka_clients
 from streams.settings import Settings, load_settings
 
@@ -56,9 +58,18 @@ def build_bindings(settings: Settings) -> list[Binding]:
     return [PipelineBinding(c, s, settings) for c in contracts for s in c.schemas]
 
 
-def make_worker(settings: Settings, metrics: Metrics | None = None, health: Health | None = None) -> BatchWorker:
+#: Builds further observers of a worker from its settings, bindings and id (e.g. stream time, assembled
+#: by a higher layer: ``streams.cli.stream_time.kafka_observers``).
+Extension = Callable[[Settings, Sequence["Binding"], str], Sequence[WorkerObserver]]
+
+
+def make_worker(
+    settings: Settings, metrics: Metrics | None = None, health: Health | None = None, *, extend: Extension | None = None
+) -> BatchWorker:
     worker_id = settings.worker_id or default_worker_id()
-    return BatchWorker(settings, build_bindings(settings), worker_id=worker_id, metrics=metrics, health=health)
+    bindings = build_bindings(settings)
+    observers = extend(settings, bindings, worker_id) if extend is not None else ()
+    return BatchWorker(settings, bindings, worker_id=worker_id, metrics=metrics, health=health, observers=observers)
 
 
 async def start_web(settings: Settings, metrics: Metrics, health: Health) -> web.AppRunner | None:
@@ -88,10 +99,10 @@ async def start_web(settings: Settings, metrics: Metrics, health: Health) -> web
     return runner
 
 
-async def run_worker_async(settings: Settings) -> int:
+async def run_worker_async(settings: Settings, extend: Extension | None = None) -> int:
     """Run one worker and its web server until SIGINT/SIGTERM; 0 on a clean stop."""
     metrics, health = Metrics(), Health(max_age=settings.health_max_age_s)
-    worker = make_worker(settings, metrics, health)
+    worker = make_worker(settings, metrics, health, extend=extend)
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         with contextlib.suppress(NotImplementedError, RuntimeError):  # not the main thread, or not Unix
@@ -110,13 +121,13 @@ async def run_worker_async(settings: Settings) -> int:
     return EXIT_OK
 
 
-def run_worker(settings: Settings) -> int:
+def run_worker(settings: Settings, extend: Extension | None = None) -> int:
     """Run a worker until SIGINT/SIGTERM: 0 on a clean stop; raises :class:`ContractError`/:class:`SettingsError`.
 
     Kafka client logs are rate-limited on the root handlers (see :func:`quiet_kafka_clients`).
     """
     quiet_kafka_clients()
-    return asyncio.run(run_worker_async(settings))
+    return asyncio.run(run_worker_async(settings, extend))
 
 
 def main() -> int:

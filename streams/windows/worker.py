@@ -294,7 +294,12 @@ class StreamTimeObserver(WorkerObserver):
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
-        await self.tick()
+        try:
+            await self.tick()
+        finally:
+            close = getattr(self.reader, "close", None)
+            if close is not None:
+                await close()
 
     async def _ticks(self) -> None:
         while True:

@@ -13,8 +13,8 @@ from typing import Any
 import orjson
 import polars as pl
 
+from streams.cli.stream_time import summary_record
 from streams.events.codec import event_data, from_kafka
-from streams.events.window import summary_record
 from streams.kafka.batches import BatchWorker
 from streams.kafka.transport import AssignmentCallbacks, TopicPartition
 from streams.observability import Health, Metrics

@@ -1,0 +1,79 @@
+"""The stream-time topics on a real cluster: created compacted, read back with a manual consumer.
+
+:class:`KafkaStateReader` reads one partition of a stream-time topic from an offset to its
+end with its own aiokafka consumer (no group: partitions assigned by hand, nothing
+committed), for restoring state on assignment and for the merger's tail.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from streams.kafka.connection import client_config
+from streams.kafka.topics import create_topics
+from streams.pipeline.records import Message
+from streams.settings import Settings
+from streams.windows.topics import changelog_topic, state_topic
+
+__all__ = ["COMPACTED", "KafkaStateReader", "ensure_state_topics"]
+
+#: Topic configuration of the stream-time topics: only the last record per key is kept.
+COMPACTED = {"cleanup.policy": "compact", "min.cleanable.dirty.ratio": "0.1", "segment.ms": "600000"}
+
+
+async def ensure_state_topics(settings: Settings) -> list[str]:
+    """Create the compacted stream-time topics the cluster lacks (``STREAMS_STATE_PARTITIONS`` partitions)."""
+    topics = [state_topic(settings.app_id), changelog_topic(settings.app_id)]
+    if not settings.create_topics:
+        return []
+    return await asyncio.to_thread(
+        create_topics, settings, topics, partitions=settings.state_partitions, configs=COMPACTED
+    )
+
+
+class KafkaStateReader:
+    """Reads partitions of the stream-time topics (see the module docstring)."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._consumer: Any = None
+        self._lock = asyncio.Lock()
+
+    async def _client(self) -> Any:
+        if self._consumer is None:
+            from aiokafka import AIOKafkaConsumer
+
+            consumer = AIOKafkaConsumer(
+                **client_config(self.settings, "aiokafka"), group_id=None, enable_auto_commit=False,
+                auto_offset_reset="earliest", client_id=f"{self.settings.app_id}-stream-time",
+            )  # fmt: skip
+            await consumer.start()
+            self._consumer = consumer
+        return self._consumer
+
+    async def read(self, topic: str, partition: int, start: int = 0) -> tuple[list[Message], int]:
+        from aiokafka import TopicPartition as AioTP
+
+        async with self._lock:
+            consumer = await self._client()
+            tp = AioTP(topic, partition)
+            consumer.assign([tp])
+            end = (await consumer.end_offsets([tp]))[tp]
+            if start >= end:
+                return [], max(start, end)
+            consumer.seek(tp, start)
+            out: list[Message] = []
+            while await consumer.position(tp) < end:
+                batches = await consumer.getmany(tp, timeout_ms=1_000, max_records=10_000)
+                for r in batches.get(tp, ()):
+                    if r.offset < end:
+                        out.append(
+                            Message(topic, partition, r.offset, r.value, r.key, tuple(r.headers or ()), r.timestamp)
+                        )
+            return out, end
+
+    async def close(self) -> None:
+        if self._consumer is not None:
+            await self._consumer.stop()
+            self._consumer = None
