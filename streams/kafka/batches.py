@@ -380,6 +380,9 @@ class BatchWorker:
             await self.observers.on_revoke(set(revoked))
 
     async def partitions_assigned(self, assigned: set[TopicPartition]) -> None:
-        self._owned |= set(assigned)
-        self._attempts = {k: v for k, v in self._attempts.items() if k[0] in self._owned}  # kept if still ours
-        await self.observers.on_assign(set(assigned))
+        # under the lock: batches of the new partitions (the client may fetch them already) wait until every
+        # observer has taken the assignment (e.g. restored the partitions' stream-time state)
+        async with self._lock:
+            self._owned |= set(assigned)
+            self._attempts = {k: v for k, v in self._attempts.items() if k[0] in self._owned}  # kept if still ours
+            await self.observers.on_assign(set(assigned))

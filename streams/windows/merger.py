@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 
 from streams.windows.clock import ALL_FINAL, PartitionClock, final_through
 from streams.windows.codec import Closed, Heartbeat, Partial, Record, record_key
-from streams.windows.partial import WindowKey, WindowPartial, covers, merge_all
+from streams.windows.partial import WindowKey, WindowPartial, covers, merge, merge_all, overlaps
 
 __all__ = ["MergerStats", "WindowMerger"]
 
@@ -67,11 +67,13 @@ class WindowMerger:
         slot = (part.key, record.partition)
         held = self.snapshots.get(slot)
         if held is None or covers(part, held):
-            self.snapshots[slot] = part
+            self.snapshots[slot] = part  # the cumulative partial grew
         elif covers(held, part):
-            self.stats.stale += 1
+            self.stats.stale += 1  # a replay of an older one
+        elif not overlaps(held, part):
+            self.snapshots[slot] = merge(held, part)  # another owner's records of the partition (a rebalance)
         else:
-            self.stats.overlapping += 1
+            self.stats.overlapping += 1  # records counted by two owners: keep the larger, never count twice
             if part.records > held.records:
                 self.snapshots[slot] = part
 

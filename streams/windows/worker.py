@@ -29,6 +29,7 @@ import polars as pl
 
 from streams.contracts.model import Contract, SchemaObject
 from streams.contracts.stream import StreamSpec
+from streams.errors import SettingsError
 from streams.kafka.observers import WorkerObserver
 from streams.kafka.transport import TopicPartition, Transport
 from streams.pipeline.records import Message, OutRecord
@@ -106,7 +107,9 @@ class WindowsStage:
         self.stream = StreamTime(self.plan, self.config, partitions=1)
         self.state_topic = state_topic(settings.app_id)
         self.changelog_topic = changelog_topic(settings.app_id)
-        self.state_partitions = 1  # of the stream-time topics, set at start
+        #: partitions of the stream-time topics: fixed by the settings, so every worker (and a restart, whatever
+        #: the order of start and first assignment) maps a stream to the same partition
+        self.state_partitions = settings.state_partitions
         self._empty: ValidationReport | None = None
         self._conform: Callable[[pl.DataFrame], pl.DataFrame] | None = None
         if self.plan.needs_frame:
@@ -197,6 +200,11 @@ class WindowsStage:
                 continue
             chunks.setdefault(parsed[0][3], []).append(chunk)
         self.stream.assign(partition, now_ms, heartbeat=heartbeat, partials=partials.values(), chunks=chunks)
+        log.info(
+            "restored %s[%d]: %d open window partials, %s uniqueness claims, counted through offset %d",
+            so.topic, partition, len(partials), {k: sum(len(c.hashes) for c in v) for k, v in chunks.items()},
+            self.stream.states[partition].counted_through,
+        )  # fmt: skip
 
     def merger(self, state: Sequence[Message]) -> WindowMerger:
         """A merger of this stream fed with the stream-time records read so far."""
@@ -263,23 +271,32 @@ class StreamTimeObserver(WorkerObserver):
         self.transport = transport
         if self.prepare is not None:
             await self.prepare()
-        state_partitions = await transport.partition_count(state_topic(self.settings.app_id))
+        for topic in (state_topic(self.settings.app_id), changelog_topic(self.settings.app_id)):
+            have = await transport.partition_count(topic)
+            if have < self.settings.state_partitions:
+                raise SettingsError(
+                    f"topic {topic} has {have} partitions, fewer than STREAMS_STATE_PARTITIONS="
+                    f"{self.settings.state_partitions}; create it with at least that many (compacted)"
+                )
         for stage in self.stages.values():
-            stage.state_partitions = state_partitions
             stage.stream.partitions = await transport.partition_count(stage.plan.schema_obj.topic)
         self._task = asyncio.create_task(self._ticks())
 
     async def on_assign(self, assigned: set[TopicPartition]) -> None:
+        """Restore every assigned source partition: the stream's two topic partitions are read once per stream."""
         now = _now_ms()
-        for tp in sorted(assigned):
-            stage = self.stages.get(tp.topic)
-            if stage is None:
-                continue
+        by_topic: dict[str, list[int]] = {}
+        for tp in assigned:
+            if tp.topic in self.stages:
+                by_topic.setdefault(tp.topic, []).append(tp.partition)
+        for topic, parts in sorted(by_topic.items()):
+            stage = self.stages[topic]
             state, end = await self.reader.read(stage.state_topic, stage.partition)
             changelog, _ = await self.reader.read(stage.changelog_topic, stage.partition)
-            stage.restore(tp.partition, state, changelog, now)
-            if tp.partition == MERGER_PARTITION:
-                self.mergers[tp.topic] = (stage.merger(state), end)
+            for p in sorted(parts):
+                stage.restore(p, state, changelog, now)
+            if MERGER_PARTITION in parts:
+                self.mergers[topic] = (stage.merger(state), end)
 
     async def on_revoke(self, revoked: set[TopicPartition]) -> None:
         for tp in revoked:
@@ -296,6 +313,8 @@ class StreamTimeObserver(WorkerObserver):
                 await self._task
         try:
             await self.tick()
+        except Exception:  # the last tick is best effort: the next owner publishes what is left
+            log.warning("stream-time: the last tick before stopping failed", exc_info=True)
         finally:
             close = getattr(self.reader, "close", None)
             if close is not None:

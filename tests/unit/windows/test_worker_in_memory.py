@@ -50,7 +50,7 @@ class Member(InMemoryTransport):
 def settings(idle: float) -> Settings:
     return Settings(bootstrap_servers="memory:9092", app_id=APP, events_topic=EVENTS, batch_max_latency_ms=5,
                     batch_max_records=7, topic_check_interval_s=60.0, web_port=0, window_idle_close_seconds=idle,
-                    max_clock_skew_seconds=10**9)  # fmt: skip
+                    max_clock_skew_seconds=10**9, state_partitions=3)  # fmt: skip
 
 
 def worker(transport: Member, name: str, idle: float = 0.4) -> BatchWorker:

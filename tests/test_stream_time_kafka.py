@@ -1,0 +1,150 @@
+"""Stream time on the real broker: two workers in one group over a 6-partition topic publish one summary per
+window whose counts equal one polars computation over the same records; uniqueness holds across batches and
+across a restart (state restored from the compacted topics)."""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import orjson
+import polars as pl
+import pytest
+
+from streams.cli.stream_time import kafka_observers
+from streams.contracts.loader import parse_contract
+from streams.kafka.worker import BatchWorker, build_bindings
+from streams.settings import Settings
+from tests.test_worker_kafka import produce, read_topic, settings_for, wait_committed
+from tests.unit.windows.helpers import CONTRACT, LATENESS_MS, T0, WINDOW_MS, frame
+
+pytestmark = [pytest.mark.kafka, pytest.mark.timeout(240)]
+SUMMARY = b"io.qualitystreams.window.summary.v1"
+
+
+def contracts_for(tmp_path: Path, topic: str) -> Path:
+    directory = tmp_path / "contracts"
+    directory.mkdir(exist_ok=True)
+    (directory / "orders.odcs.yaml").write_text(CONTRACT.replace("physicalName: orders.v1", f"physicalName: {topic}"))
+    return directory
+
+
+def worker(settings: Settings, name: str) -> BatchWorker:
+    s = settings.model_copy(update={"worker_id": name})
+    bindings = build_bindings(s)
+    return BatchWorker(s, bindings, worker_id=name, observers=kafka_observers(s, bindings, name))
+
+
+def message(ident: int | None, at: int, amount: float) -> tuple[bytes, bytes, list[tuple[str, bytes]]]:
+    ts = datetime.fromtimestamp((T0 + at) / 1000, tz=UTC).isoformat().replace("+00:00", "Z")
+    value = {"id": ident, "event_ts": ts, "amount": amount, "country": "DE", "code": f"c{ident}"}
+    return str(ident).encode(), orjson.dumps(value), []  # keyed by id: an id stays on one partition
+
+
+async def summaries(bootstrap: str, events: str) -> list[dict[str, Any]]:
+    return [
+        orjson.loads(r.value) for r in await read_topic(bootstrap, events) if dict(r.headers).get("ce_type") == SUMMARY
+    ]
+
+
+async def wait_for(condition: Callable[[], Any], timeout: float = 90.0) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        got = await condition()
+        if got:
+            return got
+        await asyncio.sleep(0.5)
+    raise AssertionError("condition not met in time")
+
+
+def oracle(records: list[Any]) -> dict[int, pl.DataFrame]:
+    """Non-late records per window, from the source topic's own order (partition, offset)."""
+    newest: dict[int, int] = {}
+    keep: dict[int, list[dict[str, Any]]] = collections.defaultdict(list)
+    for r in sorted(records, key=lambda r: (r.partition, r.offset)):
+        v = orjson.loads(r.value)
+        at = int(datetime.fromisoformat(v["event_ts"].replace("Z", "+00:00")).timestamp() * 1000) - T0
+        late = r.partition in newest and (at - at % WINDOW_MS) + WINDOW_MS <= newest[r.partition] - LATENESS_MS
+        newest[r.partition] = max(newest.get(r.partition, at), at)
+        if not late:
+            keep[T0 + at - at % WINDOW_MS].append(v | {"at": at})
+    return {
+        start: frame([v["id"] for v in vs], [T0 + v["at"] for v in vs], [v["amount"] for v in vs],
+                     [v["country"] for v in vs], [v["code"] for v in vs])
+        for start, vs in keep.items()
+    }  # fmt: skip
+
+
+def test_two_workers_six_partitions_one_summary_per_window_and_uniqueness_across_a_restart(
+    kafka_broker: Any, kafka_topic_factory: Callable[..., str], kafka_group_id: str, tmp_path: Path
+) -> None:
+    bootstrap = kafka_broker.bootstrap_servers
+    topic = kafka_topic_factory(partitions=6, prefix="orders")
+    events = f"{topic}.events"
+    settings = settings_for(
+        bootstrap, contracts_for(tmp_path, topic), kafka_group_id, events, batch_events=False,
+        window_idle_close_seconds=12.0, max_clock_skew_seconds=10**9, state_partitions=3,
+    ).model_copy(update={"batch_max_records": 40})  # fmt: skip
+    first = [message(i, (i * 137) % 32_000, float(i % 80) - 2) for i in range(400)]
+    first += [message(i, 33_000 + i, 5.0) for i in range(100, 110)]  # duplicates of accepted ids, later batches
+
+    async def scenario() -> None:
+        await produce(bootstrap, topic, first[:200])
+        a, b = worker(settings, "w-a"), worker(settings, "w-b")
+        tasks = [asyncio.create_task(a.run())]
+        await wait_committed(bootstrap, kafka_group_id, topic)
+        tasks.append(asyncio.create_task(b.run()))  # joins mid-stream: a rebalance, state moves with partitions
+        await asyncio.sleep(4.0)  # shorter than the idle close: no window closes meanwhile
+        await produce(bootstrap, topic, first[200:])
+        await wait_committed(bootstrap, kafka_group_id, topic)
+        source = await read_topic(bootstrap, topic)
+        expected = oracle(source)
+        got = await wait_for(lambda: _all(bootstrap, events, len(expected)))
+        assert a.committed and b.committed, "both workers consumed partitions"
+        starts = collections.Counter(s["window"]["start"] for s in got)
+        assert len(got) == len(expected) and set(starts.values()) == {1}, starts
+        truth = parse_contract(CONTRACT)
+        for s in got:
+            start = int(datetime.fromisoformat(s["window"]["start"].replace("Z", "+00:00")).timestamp() * 1000)
+            window = expected[start]
+            report = truth.validate(window)
+            assert (s["records"], s["rows"]) == (window.height, window.height)
+            checks = {c["name"]: c for c in s["checks"]}
+            for name in ("amount:minimum", "enough_rows", "big_share", "code_duplicates", "id:required"):
+                assert (checks[name]["failures"], checks[name]["passed"]) == (
+                    report.check(name).failures, report.check(name).passed,
+                ), name  # fmt: skip
+        unique = sum(next(c["failures"] for c in s["checks"] if c["name"] == "id:unique") for s in got)
+        assert unique == 10  # the ten later duplicates, whatever batch or worker saw them
+        a.stop()
+        b.stop()
+        await asyncio.gather(*tasks)
+        # a restart: a new worker restores the claims from the changelog
+        await produce(bootstrap, topic, [message(105, 40_000, 5.0), message(900, 40_500, 5.0)])
+        c = worker(settings, "w-c")
+        task = asyncio.create_task(c.run())
+        await wait_committed(bootstrap, kafka_group_id, topic)
+        later = await wait_for(lambda: _all(bootstrap, events, len(expected) + 1))
+        c.stop()
+        await task
+        [last] = [s for s in later if s not in got]
+        assert (last["records"], last["valid"], last["quarantined"]) == (2, 1, 1)
+        quarantined = await read_topic(bootstrap, f"{topic}.quarantine")
+        dups = [
+            orjson.loads(r.value)["id"]
+            for r in quarantined
+            if b"id:unique" in dict(r.headers).get("qstreams.errors.rules", b"")
+        ]
+        assert sorted(dups) == sorted([*range(100, 110), 105])
+
+    asyncio.run(scenario())
+
+
+async def _all(bootstrap: str, events: str, n: int) -> list[dict[str, Any]] | None:
+    got = await summaries(bootstrap, events)
+    return got if len(got) >= n else None
