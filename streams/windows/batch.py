@@ -88,8 +88,12 @@ def eligible(report: ValidationReport, plan: WindowPlan) -> np.ndarray:
     gating = sorted(plan.gating)
     if not gating or report.rows == 0:
         return np.ones(report.rows, dtype=bool)
-    hit = report.violations.list.eval(pl.element().is_in(gating)).list.any()
-    return (~hit.fill_null(False)).to_numpy()
+    ok = report.valid_mask.to_numpy().copy()  # valid for the engine: no gating rule failed at all
+    invalid = np.flatnonzero(~ok)
+    if len(invalid):  # usually few: look at their rules only
+        hit = report.violations.gather(invalid).list.eval(pl.element().is_in(gating)).list.any()
+        ok[invalid] = ~hit.fill_null(False).to_numpy()
+    return ok
 
 
 def _ranges(parts: np.ndarray, offs: np.ndarray) -> dict[int, tuple[tuple[int, int], ...]]:
@@ -150,19 +154,24 @@ def partition_partials(
 
 _SKIP = np.iinfo(np.int64).min
 _NONE = np.zeros(0, dtype=np.int64)
+_PARTS = 1 << 16  # partitions of a topic fit in 16 bits (Kafka's limit is far lower in practice)
 
 
 def _failing_rows(report: ValidationReport) -> dict[str, np.ndarray]:
     """Per rule named in ``violations``, the rows that fail it (ascending)."""
-    lengths = report.violations.list.len().fill_null(0).to_numpy()
-    if not lengths.any():
+    lengths = report.violations.list.len().fill_null(0)
+    if not lengths.sum():
         return {}
-    rows = np.repeat(np.arange(report.rows), lengths)
-    names = report.violations.explode().drop_nulls().to_numpy()
-    uniq, inverse = np.unique(names, return_inverse=True)
-    order = np.argsort(inverse, kind="stable")
-    bounds = np.searchsorted(inverse[order], np.arange(len(uniq) + 1))
-    return {str(n): rows[order[bounds[i] : bounds[i + 1]]] for i, n in enumerate(uniq)}
+    pairs = (
+        pl.DataFrame({"rule": report.violations})
+        .with_row_index("row")
+        .filter(lengths > 0)
+        .explode("rule")
+        .drop_nulls("rule")
+        .group_by("rule")
+        .agg(pl.col("row").sort())
+    )
+    return {str(name): np.asarray(rows, dtype=np.int64) for name, rows in pairs.iter_rows()}
 
 
 def _partials(
@@ -203,10 +212,10 @@ def _partials(
     for name, f in fails.items():
         failing_rows[name] = np.flatnonzero(np.asarray(f, dtype=bool))
     out: dict[tuple[WindowKey, int], WindowPartial] = {}
-    pairs = np.unique(np.stack([np.concatenate([home, dead_home]), np.concatenate([row_part, dead_part])]), axis=1)
-    for start, part in pairs.T:
-        if start == _SKIP:
-            continue
+    all_home, all_part = np.concatenate([home, dead_home]), np.concatenate([row_part, dead_part])
+    keep = all_home != _SKIP
+    groups = np.unique(all_home[keep] * _PARTS + all_part[keep])  # (window start, partition) in one int64
+    for start, part in zip(groups // _PARTS, groups % _PARTS, strict=True):
         key = WindowKey(c.id, c.version, plan.schema_obj.name, _topic(plan), int(start), int(start) + window_ms)
         here, dead_here = (home == start) & (row_part == part), (dead_home == start) & (dead_part == part)
         in_window = here & ~marks.late  # the window's own records
@@ -221,7 +230,11 @@ def _partials(
         values: dict[str, ValueCounts] = {}
         aggregates: dict[str, tuple[tuple[str, ...], tuple[int | float | None, ...]]] = {}
         idx = np.flatnonzero(in_window)
-        sub = frame[idx] if frame is not None and plan.needs_frame and n_rows else None
+        sub = (
+            frame.select(plan.frame_columns(frame.columns))[idx]
+            if frame is not None and plan.needs_frame and n_rows
+            else None
+        )
         for rp in plan.rules:
             name = rp.rule.name
             error = errors.get(name) if rp.kind is RuleKind.ROWS else None  # the others are judged here

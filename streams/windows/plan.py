@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from streams.contracts.model import Contract, Op, Rule, SchemaObject
 from streams.contracts.stream import StreamSpec
 from streams.validation.predicates import plan_rules
-from streams.windows.sql import AggregatePlan, plan_sql
+from streams.windows.sql import AggregatePlan, plan_sql, query_columns
 
 __all__ = ["Evaluation", "RuleKind", "RulePlan", "WindowPlan"]
 
@@ -109,6 +109,19 @@ class WindowPlan:
         routing of duplicates is what ``unique`` / ``primaryKey`` do.
         """
         return frozenset(p.rule.name for p in self.rules if p.rule.gates_rows and p.kind is RuleKind.ROWS)
+
+    def frame_columns(self, available: list[str]) -> list[str]:
+        """The columns the frame-reading rules need (all when an SQL query cannot be read for its columns)."""
+        wanted: set[str] = set()
+        for rp in self.of_kind(RuleKind.VALUES, RuleKind.SQL, RuleKind.SQL_BATCHES):
+            if rp.kind is RuleKind.VALUES:
+                wanted.add(str(rp.rule.column))
+                continue
+            read = query_columns(str(rp.rule.args[0]))
+            if read is None:
+                return list(available)
+            wanted |= read
+        return [c for c in available if c in wanted] or list(available[:1])
 
     @property
     def needs_frame(self) -> bool:

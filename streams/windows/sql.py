@@ -32,7 +32,7 @@ import polars as pl
 import sqlglot
 from sqlglot import exp
 
-__all__ = ["AggregatePlan", "merge_values", "plan_sql"]
+__all__ = ["AggregatePlan", "merge_values", "plan_sql", "query_columns"]
 
 _KINDS = {exp.Count: "count", exp.Sum: "sum", exp.Min: "min", exp.Max: "max"}
 _UNSUPPORTED_CLAUSES = ("joins", "group", "having", "distinct", "order", "limit", "offset", "qualify", "laterals")
@@ -157,3 +157,15 @@ def plan_sql(query: str) -> AggregatePlan | str:
     partial = f"SELECT {', '.join(parts)} FROM {table}{filter_sql}"
     final = f"SELECT {outer.sql(dialect='postgres')} AS value FROM partials"
     return AggregatePlan(partial, tuple(k for k, _ in aggregates), final)
+
+
+def query_columns(query: str) -> set[str] | None:
+    """The column names a query reads (None when it cannot be parsed, or reads ``*``)."""
+    try:
+        tree = sqlglot.parse_one(query, read="postgres")
+    except Exception:  # unparseable: the caller keeps every column
+        return None
+    if any(isinstance(s.this, exp.Star) if isinstance(s, exp.Column) else True for s in tree.find_all(exp.Star)):
+        if not all(isinstance(s.parent, exp.Count) for s in tree.find_all(exp.Star)):
+            return None
+    return {c.name for c in tree.find_all(exp.Column)}
