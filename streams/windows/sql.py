@@ -165,7 +165,6 @@ def query_columns(query: str) -> set[str] | None:
         tree = sqlglot.parse_one(query, read="postgres")
     except Exception:  # unparseable: the caller keeps every column
         return None
-    if any(isinstance(s.this, exp.Star) if isinstance(s, exp.Column) else True for s in tree.find_all(exp.Star)):
-        if not all(isinstance(s.parent, exp.Count) for s in tree.find_all(exp.Star)):
-            return None
+    if not all(isinstance(star.parent, exp.Count) for star in tree.find_all(exp.Star)):
+        return None  # SELECT * or t.*: every column
     return {c.name for c in tree.find_all(exp.Column)}
