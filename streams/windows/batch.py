@@ -20,7 +20,7 @@ import polars as pl
 from streams.validation.failures import error_text, sql_metric
 from streams.validation.report import ValidationReport
 from streams.windows.clock import PartitionClock, observe, window_starts
-from streams.windows.hashing import stable_hash
+from streams.windows.hashing import key_hash, key_of
 from streams.windows.partial import EVIDENCE, RuleTally, ValueCounts, WindowKey, WindowPartial
 from streams.windows.plan import RuleKind, WindowPlan
 
@@ -84,15 +84,15 @@ def annotate(
 
 
 def eligible(report: ValidationReport, plan: WindowPlan) -> np.ndarray:
-    """Per row: breaks no gating rule other than stream uniqueness (accepted unless a duplicate)."""
-    gating = sorted(plan.gating)
-    if not gating or report.rows == 0:
-        return np.ones(report.rows, dtype=bool)
+    """Per row: nothing but stream uniqueness (or ``duplicateValues``, a window verdict on the stream) made
+    it invalid for the engine, so it is accepted unless it is a duplicate on the stream."""
     ok = report.valid_mask.to_numpy().copy()  # valid for the engine: no gating rule failed at all
     invalid = np.flatnonzero(~ok)
-    if len(invalid):  # usually few: look at their rules only
-        hit = report.violations.gather(invalid).list.eval(pl.element().is_in(gating)).list.any()
-        ok[invalid] = ~hit.fill_null(False).to_numpy()
+    if len(invalid):  # usually few: look at the rules that made them invalid
+        ignored = sorted(plan.not_gating_on_stream)
+        reasons = report.gating().gather(invalid)
+        left = reasons.list.eval(pl.element().filter(~pl.element().is_in(ignored))).list.len()
+        ok[invalid] = (left.fill_null(0) == 0).to_numpy()
     return ok
 
 
@@ -293,10 +293,11 @@ def _frame_rule(
     name, obj = rp.rule.name, plan.schema_obj.name
     try:
         if rp.kind is RuleKind.VALUES:
-            column = str(rp.rule.column)
-            if column not in sub.columns:
-                return RuleTally(0, 0, f"column {column!r} is not in the batch")
-            values[name] = ValueCounts.of(*stable_hash(sub.get_column(column)))
+            columns = key_of(rp.rule)
+            absent = [c for c in columns if c not in sub.columns]
+            if absent or not columns:
+                return RuleTally(0, 0, f"column {absent[0] if absent else None!r} is not in the batch")
+            values[name] = ValueCounts.of(*key_hash(sub, columns))
             return tally
         if rp.kind is RuleKind.SQL:
             assert rp.sql is not None

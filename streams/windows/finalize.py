@@ -14,8 +14,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from streams.contracts.model import Severity, Unit
-from streams.validation.failures import error_text
+from streams.contracts.model import Severity
+from streams.validation.failures import error_text, row_rule_metric
 from streams.validation.report import CheckResult
 from streams.windows.partial import Ranges, WindowKey, WindowPartial
 from streams.windows.plan import Evaluation, RuleKind, RulePlan, WindowPlan
@@ -66,8 +66,10 @@ def _check(rp: RulePlan, partial: WindowPartial) -> CheckResult:
     error = tally.error if tally is not None else None
     failures = tally.failures if tally is not None else 0
     metric: float | int | None = None
+    measured = None
     if rp.kind is RuleKind.VALUES and rule.name in partial.values:
         failures = partial.values[rule.name].duplicated
+        measured = partial.values[rule.name].extra  # judged on rows - distinct, as the engine does
     if error is None:
         if rp.kind is RuleKind.ROW_COUNT:
             metric = rows
@@ -83,8 +85,7 @@ def _check(rp: RulePlan, partial: WindowPartial) -> CheckResult:
         elif rp.kind is RuleKind.SQL_BATCHES:
             metric = failures
         else:
-            share = 100.0 * failures / rows if rows else 0.0
-            metric = share if rule.threshold.unit is Unit.PERCENT else failures
+            metric = row_rule_metric(rule, failures if measured is None else measured, rows)
     if rp.kind is RuleKind.SQL_BATCHES:
         passed = error is None and failures == 0
     else:

@@ -25,7 +25,7 @@ import numpy as np
 import polars as pl
 import pyarrow as pa
 
-__all__ = ["mix64", "stable_hash"]
+__all__ = ["key_hash", "key_of", "mix64", "stable_hash"]
 
 _C1 = np.uint64(0xBF58476D1CE4E5B9)
 _C2 = np.uint64(0x94D049BB133111EB)
@@ -107,3 +107,22 @@ def _hash_bytes(s: pl.Series) -> np.ndarray:
                 word[short] &= keep
             h[active] = mix64(h[active] ^ word) + _GOLDEN
         return mix64(h)
+
+
+def key_of(rule: object) -> tuple[str, ...]:
+    """The columns of a uniqueness rule's key: its composite key, else its column."""
+    names = tuple(getattr(rule, "key_columns", ()) or ())
+    column = getattr(rule, "column", None)
+    return names or ((str(column),) if column is not None else ())
+
+
+def key_hash(frame: pl.DataFrame, columns: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray]:
+    """``(hashes, nulls)`` of a key over ``frame``: one column, or a composite key (as JSON text of its
+    parts; a key with a null part is null: never a duplicate, never claimed)."""
+    if len(columns) == 1:
+        return stable_hash(frame.get_column(columns[0]))
+    key = frame.select(pl.struct(*columns).alias("k")).to_series()
+    hashes, _ = stable_hash(key)
+    nulls = frame.select(pl.any_horizontal(pl.col(c).is_null() for c in columns)).to_series().to_numpy()
+    hashes[nulls] = 0
+    return hashes, np.asarray(nulls, dtype=bool)

@@ -83,8 +83,8 @@ class RuleTally:
 class ValueCounts:
     """Exact occurrences per value (by stable 64-bit hash, sorted) plus the nulls: ``duplicateValues``.
 
-    As in pandera (``is_duplicated``), every occurrence of a value seen more than once
-    fails, nulls included (they are equal to each other).
+    As in the engine, every occurrence of a value seen more than once fails; nulls (or a
+    composite key with a null part) are not duplicates, only counted.
     """
 
     hashes: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.uint64))
@@ -99,8 +99,14 @@ class ValueCounts:
 
     @property
     def duplicated(self) -> int:
-        """Records whose value occurs more than once."""
-        return int(self.counts[self.counts > 1].sum()) + (self.nulls if self.nulls > 1 else 0)
+        """Records whose value occurs more than once (nulls are not duplicates: ODCS leaves them to ``required``)."""
+        return int(self.counts[self.counts > 1].sum())
+
+    @property
+    def extra(self) -> int:
+        """ODCS ``duplicateValues``: records of repeated values minus their distinct values."""
+        repeated = self.counts[self.counts > 1]
+        return int(repeated.sum()) - len(repeated)
 
     def __add__(self, other: ValueCounts) -> ValueCounts:
         if not len(other.hashes):

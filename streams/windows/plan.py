@@ -115,13 +115,19 @@ class WindowPlan:
         wanted: set[str] = set()
         for rp in self.of_kind(RuleKind.VALUES, RuleKind.SQL, RuleKind.SQL_BATCHES):
             if rp.kind is RuleKind.VALUES:
-                wanted.add(str(rp.rule.column))
+                wanted |= set(rp.rule.key_columns or (str(rp.rule.column),))
                 continue
             read = query_columns(str(rp.rule.args[0]))
             if read is None:
                 return list(available)
             wanted |= read
         return [c for c in available if c in wanted] or list(available[:1])
+
+    @property
+    def not_gating_on_stream(self) -> frozenset[str]:
+        """Rules the engine may gate rows by that do not on the stream: batch uniqueness of ``unique`` /
+        ``primaryKey`` (judged on the stream's history instead) and ``duplicateValues`` (a window verdict)."""
+        return frozenset(p.rule.name for p in self.rules if p.kind in (RuleKind.STREAM, RuleKind.VALUES))
 
     @property
     def needs_frame(self) -> bool:

@@ -57,8 +57,19 @@ def amend(
         return report
     mask = pl.Series("valid", np.asarray(valid, dtype=bool))
     valid_rows = int(mask.sum())
+    ignored = sorted(plan.not_gating_on_stream)
+    gating = report.gating().list.eval(pl.element().filter(~pl.element().is_in(ignored)))
+    if len(touched):
+        both = pl.DataFrame({"g": gating, "e": added.gather(at), "t": hit})
+        gating = both.select(pl.when("t").then(pl.concat_list("g", "e")).otherwise("g")).to_series()
+    empty = pl.lit([], dtype=pl.List(pl.String))
+    gating = (
+        pl.DataFrame({"g": gating, "ok": mask})
+        .select(pl.when("ok").then(empty).otherwise(pl.col("g")).alias("violations"))
+        .to_series()
+    )
     return replace(report, valid_mask=mask, violations=violations.alias("violations"), valid_rows=valid_rows,
-                   invalid_rows=n - valid_rows)  # fmt: skip
+                   invalid_rows=n - valid_rows, gating_violations=gating)  # fmt: skip
 
 
 def _named(report: ValidationReport) -> set[str]:

@@ -27,7 +27,7 @@ from streams.validation.report import ValidationReport
 from streams.windows.batch import Marks, annotate, eligible, partition_partials
 from streams.windows.clock import PartitionClock, event_times
 from streams.windows.codec import Heartbeat, Partial
-from streams.windows.hashing import stable_hash
+from streams.windows.hashing import key_hash, key_of
 from streams.windows.partial import WindowKey, WindowPartial, absorb
 from streams.windows.plan import WindowPlan
 from streams.windows.route import EVENT_TIME_RULE
@@ -78,7 +78,8 @@ class StreamTime:
         self.config = config
         self.partitions = partitions  # of the source topic
         self.states: dict[int, PartitionState] = {}
-        self._columns = tuple(sorted({str(rp.rule.column) for rp in plan.stream_unique}))
+        self._keys = {rp.rule.name: key_of(rp.rule) for rp in plan.stream_unique}
+        self._columns = tuple(sorted({"+".join(k) for k in self._keys.values()}))  # one state per key
 
     # --- assignment
     def assign(
@@ -213,10 +214,14 @@ class StreamTime:
         self, conformed: pl.DataFrame, parts: np.ndarray, offs: np.ndarray, event_ms: np.ndarray, ok: np.ndarray
     ) -> dict[str, np.ndarray]:
         fails: dict[str, np.ndarray] = {}
-        hashed = {c: stable_hash(conformed.get_column(c)) for c in self._columns if c in conformed.columns}
+        hashed = {
+            "+".join(k): key_hash(conformed, k)
+            for k in self._keys.values()
+            if k and all(c in conformed.columns for c in k)
+        }
         seen = {c: np.zeros(len(offs), dtype=bool) for c in hashed}
         for rp in self.plan.stream_unique:
-            column = str(rp.rule.column)
+            column = "+".join(self._keys[rp.rule.name])
             f = np.zeros(len(offs), dtype=bool)
             if column in hashed:
                 h, nulls = hashed[column]
