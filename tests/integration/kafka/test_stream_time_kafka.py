@@ -20,7 +20,7 @@ from streams.cli.stream_time import kafka_observers
 from streams.contracts.loader import parse_contract
 from streams.kafka.worker import BatchWorker, build_bindings
 from streams.settings import Settings
-from tests.test_worker_kafka import produce, read_topic, settings_for, wait_committed
+from tests.integration.kafka.test_worker_kafka import produce, read_topic, settings_for, wait_committed
 from tests.unit.windows.helpers import CONTRACT, LATENESS_MS, T0, WINDOW_MS, frame
 
 pytestmark = [pytest.mark.kafka, pytest.mark.timeout(240)]
