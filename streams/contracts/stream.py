@@ -41,6 +41,8 @@ ALLOWED_LATENESS = "qstreams.allowedLateness"
 UNIQUE_WITHIN = "qstreams.uniqueWithin"
 #: Every ``qstreams.*`` key this module reads (other ``qstreams.*`` keys may be claimed by later layers).
 STREAM_KEYS = (EVENT_TIME, WINDOW, ALLOWED_LATENESS, UNIQUE_WITHIN)
+#: ``qstreams.*`` keys read (and checked) by other layers: response policies (issue 12), drift (issue 11).
+OTHER_KEYS = ("qstreams.policies", "qstreams.reference", "qstreams.prediction")
 
 _UNITS_MS = {"ms": 1, "s": 1000, "m": 60_000, "min": 60_000, "h": 3_600_000, "d": 86_400_000}
 _SIMPLE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|min|m|h|d)?\s*$")
@@ -121,7 +123,7 @@ def parse_stream_spec(
     where: Path_,
     ctx: SourceContext,
     dtypes: Mapping[str, pl.DataType],
-    reserved: Sequence[str] = (),
+    reserved: Sequence[str] = OTHER_KEYS,
 ) -> StreamSpec:
     """The :class:`StreamSpec` of one schema object from its raw ``customProperties`` at ``where``.
 

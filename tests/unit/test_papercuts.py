@@ -49,7 +49,7 @@ def test_a_broker_without_a_port_is_refused_with_its_entry(given: str) -> None:
 
 def test_worker_takes_a_kafka_url(monkeypatch: pytest.MonkeyPatch) -> None:
     seen: list[Settings] = []
-    monkeypatch.setattr("streams.kafka.worker.run_worker", lambda s: seen.append(s) or 0)
+    monkeypatch.setattr("streams.kafka.worker.run_worker", lambda s, *extend: seen.append(s) or 0)
     res = runner.invoke(app, ["worker", "--broker", "kafka://localhost:9092", "--web-port", "0"])
     assert res.exit_code == 0, res.output
     assert [s.bootstrap_servers for s in seen] == ["localhost:9092"]

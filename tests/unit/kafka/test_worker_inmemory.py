@@ -33,7 +33,7 @@ TP0, TP1 = TopicPartition(TOPIC, 0), TopicPartition(TOPIC, 1)
 def worker_for(transport: InMemoryTransport, *, observers: tuple[WorkerObserver, ...] = (), **more: Any) -> BatchWorker:
     config: dict[str, Any] = {
         "bootstrap_servers": "memory:9092", "events_topic": EVENTS, "batch_max_latency_ms": 5,
-        "retry_backoff_ms": 20, "topic_check_interval_s": 60.0, "web_port": 0,
+        "retry_backoff_ms": 20, "topic_check_interval_s": 60.0, "web_port": 0, "batch_events": True,
     } | more  # fmt: skip
     settings = Settings(**config)
     contract = load_contract(CONTRACT)
