@@ -52,6 +52,8 @@ class EventTracker:
     seen_ids: set[str] = field(default_factory=set)
     duplicates: int = 0
     events: int = 0
+    #: window summaries seen (per-window outcomes; the per-batch summaries carry the running counts)
+    windows: int = 0
     latest: deque[tuple[dt.datetime, str, str, str, str]] = field(default_factory=deque)
 
     def add(
@@ -118,6 +120,10 @@ class EventTracker:
                         )
                     )
             summary = "; ".join(parts)
+        elif event_type == EventType.WINDOW_SUMMARY:
+            self.windows += 1
+            outcomes = ("records", "valid", "quarantined", "dead_lettered", "late")
+            summary = ", ".join(f"{k} {data.get(k, 0)}" for k in outcomes)
         elif event_type == EventType.WORKER_LIFECYCLE:
             self.lifecycle.append(dict(data))
             summary = str(data.get("phase", ""))

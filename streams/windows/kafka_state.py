@@ -8,6 +8,7 @@ committed), for restoring state on assignment and for the merger's tail.
 from __future__ import annotations
 
 import asyncio
+import logging
 from typing import Any
 
 from streams.kafka.connection import client_config
@@ -15,6 +16,8 @@ from streams.kafka.topics import create_topics
 from streams.pipeline.records import Message
 from streams.settings import Settings
 from streams.windows.topics import changelog_topic, state_topic
+
+log = logging.getLogger(__name__)
 
 __all__ = ["COMPACTED", "KafkaStateReader", "ensure_state_topics"]
 
@@ -30,6 +33,27 @@ async def ensure_state_topics(settings: Settings) -> list[str]:
     return await asyncio.to_thread(
         create_topics, settings, topics, partitions=settings.state_partitions, configs=COMPACTED
     )
+
+
+async def _end_offset(consumer: Any, tp: Any, attempts: int = 6) -> int:
+    """The end offset of ``tp``, refreshing metadata between attempts.
+
+    A state topic created moments ago may have no known leader yet in this client's metadata
+    (``StaleMetadata``), and ``end_offsets`` then waits out its whole request timeout: ask again
+    with fresh metadata instead, so that restoring state on assignment never stalls a worker.
+    """
+    from aiokafka.errors import KafkaError
+
+    for attempt in range(attempts):
+        try:
+            return int((await asyncio.wait_for(consumer.end_offsets([tp]), timeout=10.0))[tp])
+        except (KafkaError, TimeoutError) as exc:
+            if attempt == attempts - 1:
+                raise
+            log.warning("end offset of %s[%d] unknown (%s); refreshing metadata", tp.topic, tp.partition, exc)
+            await consumer._client.force_metadata_update()
+            await asyncio.sleep(min(0.5 * 2**attempt, 5.0))
+    raise AssertionError("unreachable")
 
 
 class KafkaStateReader:
@@ -59,7 +83,7 @@ class KafkaStateReader:
             consumer = await self._client()
             tp = AioTP(topic, partition)
             consumer.assign([tp])
-            end = (await consumer.end_offsets([tp]))[tp]
+            end = await _end_offset(consumer, tp)
             if start >= end:
                 return [], max(start, end)
             consumer.seek(tp, start)
