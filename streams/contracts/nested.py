@@ -11,6 +11,7 @@ Refused with ``file:line``: a property name containing a dot (paths could not be
 siblings with the same name (their paths would clash), an object without ``properties``
 (nothing in it to check) and what an object property carries that we would not run
 (``quality``, ``unique``, ``primaryKey``, ``logicalTypeOptions`` such as ``maxProperties``).
+A required object with no required property inside is noted by lint: its absence goes unnoticed.
 Arrays of objects are refused by :func:`streams.contracts.types.dtype_for`.
 """
 
@@ -99,13 +100,25 @@ def _walk(
         if depth + 1 >= MAX_DEPTH:
             raise ctx.error(f"not supported: objects nested deeper than {MAX_DEPTH} levels ({path!r})", pw)
         own = prop.get("classification")
+        before = len(out)
+        is_required = required and bool(prop.get("required"))
         _walk(
             children,
             pw,
             ctx,
             path + ".",
-            required and bool(prop.get("required")),
+            is_required,
             (*inherited, own) if own is not None else inherited,
             out,
             depth + 1,
         )
+        if is_required and not any(_required(leaf) for leaf in out[before:]):
+            ctx.note(
+                f"the required object {path!r} declares no required property: the object itself is no column, "
+                "so a record without it passes (mark a nested property required to require the object)",
+                (*pw, "required"),
+            )
+
+
+def _required(leaf: Leaf) -> bool:
+    return leaf.ancestors_required and bool(leaf.prop.get("required") or leaf.prop.get("primaryKey"))

@@ -22,6 +22,7 @@ __all__ = [
     "arrow_value",
     "assemble",
     "fits",
+    "fits_list",
     "flatten_structs",
     "json_error",
     "kind_of",
@@ -74,6 +75,12 @@ def fits(kind: Kind, x: Any) -> bool:
     if kind is Kind.STRING:
         return t is str
     return t is bool
+
+
+def fits_list(item: Kind, x: Any) -> bool:
+    """``x`` is null or a JSON array whose elements are null or values of ``item`` (no coercion:
+    ``"x"`` is not ``["x"]``, ``1`` is not ``"1"``)."""
+    return x is None or (type(x) is list and all(e is None or fits(item, e) for e in x))
 
 
 def wire_value(kind: Kind, x: Any) -> Any:

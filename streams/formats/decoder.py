@@ -42,7 +42,7 @@ from __future__ import annotations
 import gc
 from collections.abc import Callable, Sequence
 from operator import itemgetter
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 import orjson
 import polars as pl
@@ -56,6 +56,7 @@ from streams.formats.columns import (
     Part,
     assemble,
     fits,
+    fits_list,
     json_error,
     kind_of,
     lenient,
@@ -109,8 +110,9 @@ class Decoder:
         self._paths = tuple(tuple(n.split(".")) for n in self.names)
         self._top = tuple(dict.fromkeys(p[0] for p in self._paths))
         self._declared = frozenset(self._top)
+        self._nested = any(len(p) > 1 for p in self._paths)
         self._get: Callable[[dict[str, Any]], tuple[Any, ...]]
-        if len(self._top) < len(self.names):
+        if self._nested:
             self._get = nested_getter(self._paths)
         elif len(self.names) > 1:
             self._get = itemgetter(*self.names)
@@ -193,7 +195,7 @@ class Decoder:
             out.unknown_fields[name] = out.unknown_fields.get(name, 0) + 1
         for name in self._declared - d.keys():
             out.missing_fields[name] = out.missing_fields.get(name, 0) + 1
-        if len(self._top) < len(self.names):
+        if self._nested:
             return tuple(value_at(d, p) for p in self._paths)
         return tuple(d.get(name) for name in self.names)
 
@@ -257,6 +259,17 @@ class Decoder:
         bad: dict[str, list[Any]] = {"row": [], "column": [], "value": []}
         for f, kind, values in zip(self.fields, self.kinds, zip(*b.rows, strict=True), strict=True):
             if kind is Kind.OTHER:
+                item = kind_of(cast(pl.DataType, f.dtype.inner)) if isinstance(f.dtype, pl.List) else Kind.OTHER
+                if item is not Kind.OTHER:  # an array of scalars: each element must fit (``"x"`` is no list)
+                    wrong = [r for r, x in enumerate(values) if not fits_list(item, x)]
+                    for r in wrong:
+                        bad["row"].append(r)
+                        bad["column"].append(f.name)
+                        bad["value"].append(REDACTED if f.redacted else shown_value(values[r]))
+                    if wrong:
+                        b.out.type_mismatches[f.name] = b.out.type_mismatches.get(f.name, 0) + len(wrong)
+                        gone = set(wrong)
+                        values = tuple(None if r in gone else x for r, x in enumerate(values))
                 series.append(lenient(f, values))
                 continue
             s = None

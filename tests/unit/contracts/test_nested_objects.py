@@ -166,3 +166,16 @@ def test_what_nesting_cannot_express_is_refused_with_file_line(
     assert str(info.value).startswith(f"{path}:{line}: "), str(info.value)
     assert fragment in str(info.value)
     assert [(f.line, f.note) for f in lint_contract(path)] == [(line, False)]
+
+
+def test_a_required_object_without_a_required_property_is_noted(tmp_path: Path) -> None:
+    props = (
+        "      - name: customer\n        logicalType: object\n        required: true\n        properties:\n"
+        "          - {name: tier, logicalType: string}\n"
+    )
+    path = write(tmp_path, props)
+    findings = lint_contract(path)
+    assert [(f.line, f.note) for f in findings] == [(11, True)], findings
+    assert "declares no required property" in findings[0].message
+    # with a required property inside, nothing to note
+    assert lint_contract(write(tmp_path, NESTED)) == []

@@ -178,3 +178,43 @@ def test_sql_and_expression_rules_read_nested_fields_by_path(tmp_path: Path) -> 
     checks = {c["name"]: c for c in json.loads(res.stdout)["checks"]}
     assert checks["orders:sql#0"]["value"] == 1 and checks["orders:sql#0"]["error"] is None
     assert checks["orders:expression#1"]["failures"] == 1
+
+
+ARRAYS = """\
+apiVersion: v3.1.0
+kind: DataContract
+id: urn:test:nested-arrays
+version: 1.0.0
+status: draft
+schema:
+  - name: orders
+    properties:
+      - {name: id, logicalType: integer, required: true}
+      - {name: tags, logicalType: array, items: {logicalType: string}}
+      - name: meta
+        logicalType: object
+        properties:
+          - {name: scores, logicalType: array, items: {logicalType: integer}}
+"""
+
+
+def test_arrays_of_scalars_are_typed_element_by_element_top_level_and_nested(tmp_path: Path) -> None:
+    """As many top-level keys as fields (id, tags, meta: 3) must not hide the nested path; an array's
+    elements are not coerced (`"x"` is no list, `1` no string, `2.5` no integer)."""
+    p = tmp_path / "c.yaml"
+    p.write_text(ARRAYS)
+    records = [
+        ({"id": 1, "tags": ["a", None], "meta": {"scores": [1, 2.0, None]}}, set()),
+        ({"id": 2, "tags": None, "meta": None}, set()),
+        ({"id": 3, "tags": ["a", 1], "meta": {"scores": [1]}}, {"tags:dtype"}),
+        ({"id": 4, "tags": "x", "meta": {"scores": [1]}}, {"tags:dtype"}),
+        ({"id": 5, "tags": ["a"], "meta": {"scores": [1, 2.5]}}, {"meta.scores:dtype"}),
+        ({"id": 6, "tags": ["a"], "meta": {"scores": "1"}}, {"meta.scores:dtype"}),
+    ]
+    values = [json.dumps(r).encode() for r, _ in records]
+    result = run_batch(load_contract(p), [Message("orders", 0, i, v) for i, v in enumerate(values)])
+    assert [r.value for r in result.validated] == [
+        v for v, (_, rules) in zip(values, records, strict=True) if not rules
+    ]
+    got = {r.value: set(dict(r.headers)["qstreams.errors.rules"].decode().split(",")) for r in result.quarantined}
+    assert got == {v: rules for v, (_, rules) in zip(values, records, strict=True) if rules}
