@@ -133,6 +133,8 @@ def parse_expression(text: str) -> Node:
 def _node(n: ast.AST, text: str) -> Node:
     if isinstance(n, ast.Name):
         return ("col", n.id)
+    if isinstance(n, ast.Attribute) and (path := _dotted(n)) is not None:
+        return ("col", path)  # a nested field, named by its dotted path (customer.address.zip)
     if isinstance(n, ast.Constant) and (n.value is None or isinstance(n.value, (int, float, str, bool))):
         return ("lit", _in_range(n.value))
     if isinstance(n, ast.BinOp) and type(n.op) in _BINOPS:
@@ -180,6 +182,17 @@ def _node(n: ast.AST, text: str) -> Node:
         return ("call", n.func.id, _node(n.args[0], text))
     snippet = ast.get_source_segment(text, n) or type(n).__name__
     raise ExpressionError(f"`{snippet}` is not allowed in a contract expression; allowed are {EXPRESSION_HELP}")
+
+
+def _dotted(n: ast.AST) -> str | None:
+    """``a.b.c`` when ``n`` is a chain of names, else None (``a.__class__`` is no path: refused)."""
+    parts: list[str] = []
+    while isinstance(n, ast.Attribute):
+        if n.attr.startswith("_"):
+            return None
+        parts.append(n.attr)
+        n = n.value
+    return ".".join([n.id, *reversed(parts)]) if isinstance(n, ast.Name) else None
 
 
 def _literal_list(n: ast.AST, text: str) -> tuple[Any, ...]:

@@ -9,7 +9,7 @@ Loading is three steps, each with errors that name ``file:line``:
    :mod:`streams.contracts.odcs_schema`;
 3. schema objects, properties and quality rules are compiled into the rule IR.
    Anything we cannot run (an unknown metric, a custom engine we do not know, a
-   check outside the allow-list, nested objects) is refused here with
+   check outside the allow-list, arrays of objects) is refused here with
    ``not supported: ...``, not skipped at run time; what is not enforced but harmless
    (``slaProperties``, representation ``format``s, ``relationships``) becomes a lint note.
 
@@ -35,6 +35,7 @@ from streams.contracts.model import (
     SchemaObject,
     check_label,
 )
+from streams.contracts.nested import Leaf, flatten
 from streams.contracts.odcs_schema import SCHEMA_FILES, Finding, schema_findings
 from streams.contracts.ownership import ownership_of
 from streams.contracts.rules import quality_rule
@@ -205,18 +206,19 @@ def _schema_object(obj: dict[str, Any], where: Path_, ctx: SourceContext) -> Sch
     topic = str(obj.get("physicalName") or name)
     fields: list[Field] = []
     rules: list[Rule] = []
-    names = frozenset(str(p.get("name")) for p in obj.get("properties") or [] if isinstance(p, dict))
-    keys = _primary_key(obj.get("properties") or [])
-    for i, prop in enumerate(obj.get("properties") or []):
-        pw = (*where, "properties", i)
-        field, field_rules = _property(prop, pw, ctx, name, names, composite_key=len(keys) > 1)
+    leaves = flatten(obj.get("properties") or [], where, ctx)  # nested objects: fields by dotted path
+    names = frozenset(leaf.path for leaf in leaves)
+    keys = _primary_key([leaf.prop for leaf in leaves], [leaf.path for leaf in leaves])
+    for leaf in leaves:
+        pw = leaf.where
+        field, field_rules = _property(leaf, ctx, name, names, composite_key=len(keys) > 1)
         if field.name in {f.name for f in fields}:
             raise ctx.error(f"property {field.name!r} is declared twice", pw, ContractSchemaError)
         fields.append(field)
         rules.extend(field_rules)
     field_map = {f.name: f for f in fields}
     if len(keys) > 1:  # a composite primary key: one uniqueness rule over the tuple
-        at = (*where, "properties", keys[0][1])
+        at = leaves[keys[0][1]].where
         args = (tuple(k for k, _ in keys),)
         rules.append(
             Rule(
@@ -228,8 +230,7 @@ def _schema_object(obj: dict[str, Any], where: Path_, ctx: SourceContext) -> Sch
                 line=ctx.line(at),
             )
         )
-    for at in [where, *((*where, "properties", i) for i in range(len(obj.get("properties") or [])))]:
-        node = obj if at == where else (obj.get("properties") or [])[int(at[-1])]
+    for at, node in [(where, obj), *((leaf.where, leaf.prop) for leaf in leaves)]:
         if isinstance(node, dict) and node.get("relationships"):
             ctx.note(
                 "relationships (foreign keys) are not checked: a stream batch cannot see the referenced data",
@@ -298,32 +299,37 @@ def _classification(value: Any) -> Classification | None:
         return Classification.CONFIDENTIAL
 
 
-def _primary_key(props: list[Any]) -> list[tuple[str, int]]:
-    """``(name, index)`` of the primary-key properties, ordered by ``primaryKeyPosition`` (then
-    declaration order: a missing or -1 position sorts after the positioned ones)."""
+def _inherited_classification(leaf: Leaf) -> Classification | None:
+    """A field's own classification, unless an enclosing object's is redacted and its own is not."""
+    labels = [_classification(v) for v in (*leaf.inherited, leaf.prop.get("classification")) if v is not None]
+    return next((c for c in labels if c is not None and c.redacted), labels[-1] if labels else None)
+
+
+def _primary_key(props: list[Any], names: list[str]) -> list[tuple[str, int]]:
+    """``(name, index)`` of the primary-key properties (named by ``names``, their paths), ordered by
+    ``primaryKeyPosition`` (then declaration order: a missing or -1 position sorts after the positioned ones)."""
     keys = [(p, i) for i, p in enumerate(props) if isinstance(p, dict) and p.get("primaryKey")]
 
     def position(item: tuple[dict[str, Any], int]) -> tuple[int, int]:
         pos = item[0].get("primaryKeyPosition")
         return (pos if isinstance(pos, int) and not isinstance(pos, bool) and pos > 0 else 1 << 30, item[1])
 
-    return [(str(p.get("name")), i) for p, i in sorted(keys, key=position)]
+    return [(names[i], i) for _, i in sorted(keys, key=position)]
 
 
 def _property(
-    prop: dict[str, Any],
-    where: Path_,
+    leaf: Leaf,
     ctx: SourceContext,
     table: str,
     names: frozenset[str],
     composite_key: bool = False,
 ) -> tuple[Field, list[Rule]]:
-    name = str(prop["name"])
+    prop, where, name = leaf.prop, leaf.where, leaf.path
     dtype = dtype_for(prop, where, ctx)
     logical = logical_type(prop) or ""
     check_options(prop, logical, where, ctx)
     pk = bool(prop.get("primaryKey"))
-    required = bool(prop.get("required")) or pk
+    required = (bool(prop.get("required")) or pk) and leaf.ancestors_required
     unique = bool(prop.get("unique")) or (pk and not composite_key)  # a composite key is unique as a tuple
     line = ctx.line(where)
     field = Field(
@@ -333,7 +339,7 @@ def _property(
         required=required,
         unique=unique,
         primary_key=pk,
-        classification=_classification(prop.get("classification")),
+        classification=_inherited_classification(leaf),
         description=prop.get("description"),
         line=line,
     )

@@ -6,7 +6,7 @@ import polars as pl
 import pyarrow as pa
 
 from streams.contracts.model import Field
-from streams.formats.columns import WIRE, Batch, Kind, Part, arrow_value, no_mismatches
+from streams.formats.columns import WIRE, Batch, Kind, Part, arrow_value, flatten_structs, no_mismatches
 from streams.formats.reasons import DecodeReason, Format
 from streams.validation.report import REDACTED
 
@@ -38,6 +38,7 @@ def decode_arrow(
     for name in df.columns:
         if name not in declared:
             out.unknown_fields[name] = out.unknown_fields.get(name, 0) + n
+    df = flatten_structs(df, [f.name for f in fields])  # nested fields: struct columns read by path
     cols: list[pl.Expr] = []
     bad = [no_mismatches()]
     for f, kind in zip(fields, kinds, strict=True):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import enum
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import orjson
@@ -17,15 +17,21 @@ __all__ = [
     "WIRE",
     "Batch",
     "Kind",
+    "NotAnObject",
     "Part",
     "arrow_value",
     "assemble",
     "fits",
+    "fits_list",
+    "flatten_structs",
     "json_error",
     "kind_of",
     "lenient",
+    "nested_getter",
     "no_mismatches",
     "not_object",
+    "shown_value",
+    "value_at",
     "wire_value",
 ]
 
@@ -71,9 +77,56 @@ def fits(kind: Kind, x: Any) -> bool:
     return t is bool
 
 
+def fits_list(item: Kind, x: Any) -> bool:
+    """``x`` is null or a JSON array whose elements are null or values of ``item`` (no coercion:
+    ``"x"`` is not ``["x"]``, ``1`` is not ``"1"``)."""
+    return x is None or (type(x) is list and all(e is None or fits(item, e) for e in x))
+
+
 def wire_value(kind: Kind, x: Any) -> Any:
     """A value that :func:`fits` ``kind``, as its wire type (an integral float as an int)."""
     return int(x) if kind is Kind.INT and type(x) is float else x
+
+
+class NotAnObject:
+    """The value of a nested field whose enclosing object is not a JSON object (``"customer": "x"``
+    for ``customer.email``): no kind :func:`fits` it, so it is a type mismatch of the field, shown as
+    the value found in place of the object."""
+
+    __slots__ = ("value",)
+
+    def __init__(self, value: Any) -> None:
+        self.value = value
+
+
+def value_at(d: dict[str, Any], path: tuple[str, ...]) -> Any:
+    """The value at a dotted path of a record: None when an enclosing object is missing or null."""
+    v = d.get(path[0])
+    for key in path[1:]:
+        if v is None:
+            return None
+        if type(v) is not dict:
+            return NotAnObject(v)
+        v = v.get(key)
+    return v
+
+
+def nested_getter(paths: tuple[tuple[str, ...], ...]) -> Callable[[dict[str, Any]], tuple[Any, ...]]:
+    """A record's values at ``paths``; raises ``KeyError`` when it lacks a declared top-level field
+    (as ``itemgetter`` does, so the decoder counts it as missing)."""
+    tops = tuple(dict.fromkeys(p[0] for p in paths))
+
+    def get(d: dict[str, Any]) -> tuple[Any, ...]:
+        for top in tops:
+            d[top]
+        return tuple(value_at(d, p) for p in paths)
+
+    return get
+
+
+def shown_value(x: Any) -> str:
+    """A mismatching value as JSON text (for a nested field under a non-object: what was found there)."""
+    return shown(x.value if type(x) is NotAnObject else x)
 
 
 class Batch:
@@ -136,7 +189,7 @@ def lenient(f: Field, values: Sequence[Any]) -> pl.Series:
     try:
         return pl.Series(f.name, values, dtype=f.dtype, strict=False)
     except Exception:  # the engine reports every value of an unbuildable column as a dtype failure
-        return pl.Series(f.name, [None if x is None else shown(x) for x in values], dtype=pl.String)
+        return pl.Series(f.name, [None if x is None else shown_value(x) for x in values], dtype=pl.String)
 
 
 def arrow_value(c: pl.Expr, src: pl.DataType, declared: pl.DataType, kind: Kind) -> pl.Expr | None:
@@ -161,3 +214,27 @@ def arrow_value(c: pl.Expr, src: pl.DataType, declared: pl.DataType, kind: Kind)
         if isinstance(declared, pl.Date) and isinstance(src, pl.Date):
             return c.dt.to_string("%Y-%m-%d")
     return None
+
+
+def flatten_structs(df: pl.DataFrame, names: Sequence[str]) -> pl.DataFrame:
+    """``df`` with a column per dotted ``name`` read from its struct columns (``customer.address.zip``
+    as ``pl.col("customer").struct.field("address").struct.field("zip")``), null where the struct
+    is null; a path the file does not hold is left out (a missing field). The struct columns stay
+    (they are not declared fields: the decoder and the engine ignore them)."""
+    cols: list[pl.Expr] = []
+    for name in names:
+        path = name.split(".")
+        if len(path) < 2 or name in df.columns or path[0] not in df.columns:
+            continue
+        dtype: Any = df.schema[path[0]]
+        expr = pl.col(path[0])
+        for key in path[1:]:
+            if not isinstance(dtype, pl.Struct):
+                break
+            inner = {f.name: f.dtype for f in dtype.fields}
+            if key not in inner:
+                break
+            expr, dtype = expr.struct.field(key), inner[key]
+        else:
+            cols.append(expr.alias(name))
+    return df.with_columns(cols) if cols else df

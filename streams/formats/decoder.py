@@ -42,7 +42,7 @@ from __future__ import annotations
 import gc
 from collections.abc import Callable, Sequence
 from operator import itemgetter
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 import orjson
 import polars as pl
@@ -56,14 +56,18 @@ from streams.formats.columns import (
     Part,
     assemble,
     fits,
+    fits_list,
     json_error,
     kind_of,
     lenient,
+    nested_getter,
     not_object,
+    shown_value,
+    value_at,
     wire_value,
 )
 from streams.formats.content_types import ARROW_STREAM, NDJSON, Headers, content_type
-from streams.formats.jsonvalues import has_duplicate_keys, shown
+from streams.formats.jsonvalues import has_duplicate_keys
 from streams.formats.reasons import MISMATCH_SCHEMA, Decoded, DecodeReason, Format
 from streams.validation.report import REDACTED
 
@@ -102,10 +106,18 @@ class Decoder:
         self.fields: tuple[Field, ...] = schema_obj.fields
         self.names = tuple(f.name for f in self.fields)
         self.kinds = tuple(kind_of(f.dtype) for f in self.fields)
-        self._declared = frozenset(self.names)
-        self._get: Callable[[dict[str, Any]], tuple[Any, ...]] = (
-            itemgetter(*self.names) if len(self.names) > 1 else (lambda d: (d[self.names[0]],))
-        )
+        # nested fields are named by their dotted path (a property name never holds a dot)
+        self._paths = tuple(tuple(n.split(".")) for n in self.names)
+        self._top = tuple(dict.fromkeys(p[0] for p in self._paths))
+        self._declared = frozenset(self._top)
+        self._nested = any(len(p) > 1 for p in self._paths)
+        self._get: Callable[[dict[str, Any]], tuple[Any, ...]]
+        if self._nested:
+            self._get = nested_getter(self._paths)
+        elif len(self.names) > 1:
+            self._get = itemgetter(*self.names)
+        else:
+            self._get = lambda d: (d[self.names[0]],)
 
     def decode(self, messages: Sequence[Payload]) -> Decoded:
         """Decode one batch. Never raises on data: what cannot be decoded is in ``Decoded.dead``."""
@@ -119,7 +131,7 @@ class Decoder:
                 gc.enable()
 
     def _decode(self, messages: Sequence[Payload]) -> Decoded:
-        loads, get, n_declared, limit = orjson.loads, self._get, len(self.names), self.max_message_bytes
+        loads, get, n_declared, limit = orjson.loads, self._get, len(self._top), self.max_message_bytes
         b = Batch(len(messages))
         rows, msg_idx, line_idx, formats = b.rows, b.message, b.line, b.out.formats
         arrow: list[int] = []
@@ -169,7 +181,7 @@ class Decoder:
     def _add(self, b: Batch, d: dict[str, Any], i: int, line: int) -> None:
         b.message.append(i)
         b.line.append(line)
-        if len(d) == len(self.names):
+        if len(d) == len(self._top):
             try:
                 b.rows.append(self._get(d))
                 return
@@ -183,6 +195,8 @@ class Decoder:
             out.unknown_fields[name] = out.unknown_fields.get(name, 0) + 1
         for name in self._declared - d.keys():
             out.missing_fields[name] = out.missing_fields.get(name, 0) + 1
+        if self._nested:
+            return tuple(value_at(d, p) for p in self._paths)
         return tuple(d.get(name) for name in self.names)
 
     def _undecodable(self, b: Batch, i: int, v: bytes, exc: orjson.JSONDecodeError) -> None:
@@ -245,6 +259,17 @@ class Decoder:
         bad: dict[str, list[Any]] = {"row": [], "column": [], "value": []}
         for f, kind, values in zip(self.fields, self.kinds, zip(*b.rows, strict=True), strict=True):
             if kind is Kind.OTHER:
+                item = kind_of(cast(pl.DataType, f.dtype.inner)) if isinstance(f.dtype, pl.List) else Kind.OTHER
+                if item is not Kind.OTHER:  # an array of scalars: each element must fit (``"x"`` is no list)
+                    wrong = [r for r, x in enumerate(values) if not fits_list(item, x)]
+                    for r in wrong:
+                        bad["row"].append(r)
+                        bad["column"].append(f.name)
+                        bad["value"].append(REDACTED if f.redacted else shown_value(values[r]))
+                    if wrong:
+                        b.out.type_mismatches[f.name] = b.out.type_mismatches.get(f.name, 0) + len(wrong)
+                        gone = set(wrong)
+                        values = tuple(None if r in gone else x for r, x in enumerate(values))
                 series.append(lenient(f, values))
                 continue
             s = None
@@ -265,7 +290,7 @@ class Decoder:
                     kept.append(None)
                     bad["row"].append(r)
                     bad["column"].append(f.name)
-                    bad["value"].append(REDACTED if f.redacted else shown(x))
+                    bad["value"].append(REDACTED if f.redacted else shown_value(x))
                     b.out.type_mismatches[f.name] = b.out.type_mismatches.get(f.name, 0) + 1
                 s = pl.Series(f.name, kept, dtype=WIRE[kind], strict=False)
             series.append(s)

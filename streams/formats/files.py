@@ -1,10 +1,11 @@
 """Local data files as frames: Parquet, NDJSON / JSON Lines, CSV / TSV (what ``qstreams`` validates).
 
-Parquet and CSV keep the types found in the file (the engine conforms them); CSV's text
-properties are read as text (a zip code ``01234`` keeps its leading zero). NDJSON goes
-through the stream :class:`~streams.formats.decoder.Decoder` line by line, so a JSON value of
-the wrong type (``"12"`` for an integer) is a mismatch exactly as on a topic; each line is a
-bare :class:`~streams.formats.decoder.Value`, no Kafka type involved.
+Parquet and CSV keep the types found in the file (the engine conforms them); nested fields
+(``customer.address.zip``) are read from Parquet struct columns by path, and from a CSV column
+whose header is the dotted path; CSV's text properties are read as text (a zip code ``01234``
+keeps its leading zero). NDJSON goes through the stream :class:`~streams.formats.decoder.Decoder`
+line by line, so a JSON value of the wrong type (``"12"`` for an integer) is a mismatch exactly as
+on a topic; each line is a bare :class:`~streams.formats.decoder.Value`, no Kafka type involved.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import polars as pl
 
 from streams.contracts.model import SchemaObject
 from streams.errors import DataFormatError
+from streams.formats.columns import flatten_structs
 from streams.formats.decoder import Decoder, Value
 from streams.formats.reasons import Decoded
 
@@ -46,8 +48,9 @@ def read_table(path: Path, schema: SchemaObject | None = None) -> pl.DataFrame:
     if not path.exists():
         raise DataFormatError(f"no such data file: {path}")
     try:
-        if kind == "parquet":
-            return pl.read_parquet(path)
+        if kind == "parquet":  # struct columns hold nested fields: read them by dotted path
+            df = pl.read_parquet(path)
+            return flatten_structs(df, [f.name for f in schema.fields]) if schema is not None else df
         sep = "\t" if path.suffix.lower() == ".tsv" else ","
         text = {f.name: pl.String() for f in schema.fields if _text(f.dtype)} if schema is not None else {}
         return pl.read_csv(
