@@ -14,7 +14,8 @@ Every exception derives from :class:`StreamsError`::
     │   └── UnsupportedRuleError      a rule kind, metric or custom implementation we do not run
     ├── DataFormatError               an input file cannot be read as a table
     ├── BrokerError                   a Kafka broker cannot be started or reached
-    └── SettingsError                 a configuration value is invalid
+    ├── SettingsError                 a configuration value is invalid
+    └── ProfileError                  a data profile is corrupt, of another contract or of another version
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ __all__ = [
     "ContractSchemaError",
     "ContractSyntaxError",
     "DataFormatError",
+    "ProfileError",
     "SettingsError",
     "StreamsError",
     "UnsupportedRuleError",
@@ -79,3 +81,17 @@ class BrokerError(StreamsError):
 
 class SettingsError(StreamsError):
     """A configuration value is invalid."""
+
+
+class ProfileError(StreamsError):
+    """A data profile (reference or window) cannot be used.
+
+    ``reason`` says why, as data: ``corrupt``, ``format_version``, ``contract``,
+    ``schema`` or ``binning``; ``path`` names the file when there is one.
+    """
+
+    def __init__(self, message: str, *, reason: str, path: str | None = None) -> None:
+        self.message = message
+        self.reason = reason
+        self.path = path
+        super().__init__(f"{path}: {message}" if path else message)

@@ -1,0 +1,233 @@
+"""Per-field partial profiles: computed by polars expressions, merged by plain arithmetic.
+
+Merging two partials gives the partial of the union:
+
+* counts, null counts, histogram bins, ``below`` and category counts add up exactly;
+* ``min`` / ``max`` are exact; the k-minimum-values sketch keeps the k smallest distinct hashes
+  (exact and order-free);
+* ``mean`` and ``m2`` (sum of squared deviations) combine with Chan et al.'s parallel formula,
+  exact in arithmetic and equal to a one-pass computation up to float rounding (~1e-12 relative);
+* category counts are exact while a field has at most ``cap`` distinct values in every partial;
+  above, the top ``cap`` values (by count, then value) are kept and the rest is summed in ``other``,
+  so a kept count may be underestimated by at most ``other``.
+
+NaN is profiled as null.
+"""
+
+from __future__ import annotations
+
+import base64
+import struct
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import polars as pl
+
+from streams.profiles.spec import FieldSpec, Kind
+
+__all__ = ["CategoricalProfile", "FieldProfile", "NumericProfile", "field_exprs", "field_from_row", "merge_fields"]
+
+
+@dataclass(frozen=True, slots=True)
+class NumericProfile:
+    count: int  # non-null values
+    nulls: int
+    min: float | None
+    max: float | None
+    mean: float
+    m2: float  # sum of squared deviations from the mean
+    hist: tuple[int, ...] = ()  # len(edges) + 1 right-closed bins, see streams.profiles.spec
+    below: int = 0  # values strictly below the first edge (the reference minimum)
+
+    @property
+    def variance(self) -> float:
+        """Sample variance (ddof=1); 0 with fewer than two values."""
+        return self.m2 / (self.count - 1) if self.count > 1 else 0.0
+
+    @property
+    def std(self) -> float:
+        return float(self.variance**0.5)
+
+    @property
+    def above(self) -> int:
+        """Values strictly above the last edge (the reference maximum)."""
+        return self.hist[-1] if self.hist else 0
+
+    def merge(self, other: NumericProfile) -> NumericProfile:
+        if len(self.hist) != len(other.hist):
+            raise ValueError("numeric profiles with different bins cannot merge")
+        hist = tuple(a + b for a, b in zip(self.hist, other.hist, strict=True))
+        nulls, below = self.nulls + other.nulls, self.below + other.below
+        if other.count == 0 or self.count == 0:
+            base = self if other.count == 0 else other
+            return NumericProfile(base.count, nulls, base.min, base.max, base.mean, base.m2, hist, below)
+        n = self.count + other.count
+        delta = other.mean - self.mean
+        mean = self.mean + delta * other.count / n
+        m2 = self.m2 + other.m2 + delta * delta * self.count * other.count / n
+        assert self.min is not None and other.min is not None and self.max is not None and other.max is not None
+        return NumericProfile(n, nulls, min(self.min, other.min), max(self.max, other.max), mean, m2, hist, below)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "kind": "numeric", "count": self.count, "nulls": self.nulls, "min": self.min, "max": self.max,
+            "mean": self.mean, "m2": self.m2, "hist": list(self.hist), "below": self.below,
+        }  # fmt: skip
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> NumericProfile:
+        lo, hi = d["min"], d["max"]
+        return cls(
+            int(d["count"]), int(d["nulls"]), None if lo is None else float(lo), None if hi is None else float(hi),
+            float(d["mean"]), float(d["m2"]), tuple(int(x) for x in d["hist"]), int(d["below"]),
+        )  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True)
+class CategoricalProfile:
+    count: int  # non-null values
+    nulls: int
+    counts: tuple[tuple[str, int], ...]  # (value, count), sorted by value
+    other: int  # values dropped by the cap
+    kmv: tuple[int, ...]  # the k smallest distinct 64-bit hashes, ascending
+    cap: int
+    k: int
+
+    @property
+    def truncated(self) -> bool:
+        return self.other > 0
+
+    @property
+    def distinct(self) -> float:
+        """Distinct non-null values: exact below ``k``, a KMV estimate (~1/sqrt(k-2) relative error) above."""
+        if len(self.kmv) < self.k:
+            return float(len(self.kmv))
+        return (self.k - 1) * 2.0**64 / (self.kmv[self.k - 1] + 1.0)
+
+    def frequencies(self) -> dict[str, int]:
+        return dict(self.counts)
+
+    def merge(self, other: CategoricalProfile) -> CategoricalProfile:
+        if (self.cap, self.k) != (other.cap, other.k):
+            raise ValueError("categorical profiles with different caps cannot merge")
+        merged = dict(self.counts)
+        for value, n in other.counts:
+            merged[value] = merged.get(value, 0) + n
+        counts, dropped = _cap(merged, self.cap)
+        kmv = tuple(sorted(set(self.kmv) | set(other.kmv))[: self.k])
+        return CategoricalProfile(
+            self.count + other.count, self.nulls + other.nulls, counts, self.other + other.other + dropped,
+            kmv, self.cap, self.k,
+        )  # fmt: skip
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "kind": "categorical", "count": self.count, "nulls": self.nulls,
+            "values": [v for v, _ in self.counts], "counts": [n for _, n in self.counts],
+            "other": self.other, "kmv": _pack(self.kmv), "cap": self.cap, "k": self.k,
+        }  # fmt: skip
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> CategoricalProfile:
+        values, counts = [str(v) for v in d["values"]], [int(n) for n in d["counts"]]
+        if len(values) != len(counts):
+            raise ValueError("categorical profile has different numbers of values and counts")
+        return cls(
+            int(d["count"]), int(d["nulls"]), tuple(zip(values, counts, strict=True)), int(d["other"]),
+            _unpack(str(d["kmv"])), int(d["cap"]), int(d["k"]),
+        )  # fmt: skip
+
+
+FieldProfile = NumericProfile | CategoricalProfile
+
+
+def _pack(hashes: Sequence[int]) -> str:
+    """Hashes as base64 of little-endian uint64s (11 characters each instead of ~20 digits)."""
+    return base64.b64encode(struct.pack(f"<{len(hashes)}Q", *hashes)).decode("ascii")
+
+
+def _unpack(text: str) -> tuple[int, ...]:
+    raw = base64.b64decode(text.encode("ascii"), validate=True)
+    if len(raw) % 8:
+        raise ValueError("distinct-count sketch is not a whole number of 64-bit hashes")
+    return struct.unpack(f"<{len(raw) // 8}Q", raw)
+
+
+def _cap(counts: Mapping[str, int], cap: int) -> tuple[tuple[tuple[str, int], ...], int]:
+    if len(counts) <= cap:
+        return tuple(sorted(counts.items())), 0
+    ranked = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
+    kept = ranked[:cap]
+    return tuple(sorted(kept)), sum(n for _, n in ranked[cap:])
+
+
+def merge_fields(a: FieldProfile, b: FieldProfile) -> FieldProfile:
+    if isinstance(a, NumericProfile) and isinstance(b, NumericProfile):
+        return a.merge(b)
+    if isinstance(a, CategoricalProfile) and isinstance(b, CategoricalProfile):
+        return a.merge(b)
+    raise ValueError("a numeric and a categorical profile cannot merge")
+
+
+# --- computing a partial with polars ------------------------------------------------------------------
+
+
+def field_exprs(spec: FieldSpec, kmv_k: int) -> list[pl.Expr]:
+    """One-row aggregate expressions for ``spec`` (aliases ``<name>\\x1f<stat>``), for a single ``select``."""
+    c = spec.name
+
+    def alias(e: pl.Expr, stat: str) -> pl.Expr:
+        return e.alias(f"{c}\x1f{stat}")
+
+    if spec.kind is Kind.NUMERIC:
+        x = pl.col(c).cast(pl.Float64).fill_nan(None)
+        out = [
+            alias(x.count(), "count"), alias(x.null_count(), "nulls"), alias(x.min(), "min"), alias(x.max(), "max"),
+            alias(x.mean(), "mean"), alias(x.var(ddof=0) * x.count(), "m2"),
+        ]  # fmt: skip
+        if spec.edges:
+            edges = pl.Series("edges", spec.edges, dtype=pl.Float64)
+            idx = pl.lit(edges).search_sorted(x.drop_nulls(), side="left")
+            out.append(alias(idx.value_counts(name="n").implode(), "hist"))
+            out.append(alias((x < spec.edges[0]).sum(), "below"))
+        return out
+    s = pl.col(c).cast(pl.String)
+    values = s.drop_nulls()
+    vc = values.value_counts(name="\x1fn")
+    top = vc.sort_by([vc.struct.field("\x1fn"), vc.struct.field(c)], descending=[True, False]).head(spec.cap)
+    return [
+        alias(s.count(), "count"),
+        alias(s.null_count(), "nulls"),
+        alias(top.implode(), "top"),
+        alias(values.hash(seed=0).unique().bottom_k(kmv_k).implode(), "kmv"),
+    ]
+
+
+def field_from_row(spec: FieldSpec, row: Mapping[str, Any], kmv_k: int) -> FieldProfile:
+    """Build the partial from the one-row result of :func:`field_exprs`."""
+    c = spec.name
+
+    def get(stat: str) -> Any:
+        return row[f"{c}\x1f{stat}"]
+
+    if spec.kind is Kind.NUMERIC:
+        count = int(get("count"))
+        hist: tuple[int, ...] = ()
+        below = 0
+        if spec.edges:
+            bins = [0] * (len(spec.edges) + 1)
+            for item in get("hist") or ():
+                bins[int(item["edges"])] += int(item["n"])
+            hist, below = tuple(bins), int(get("below"))
+        if count == 0:
+            return NumericProfile(0, int(get("nulls")), None, None, 0.0, 0.0, hist, below)
+        return NumericProfile(
+            count, int(get("nulls")), float(get("min")), float(get("max")), float(get("mean")), float(get("m2")),
+            hist, below,
+        )  # fmt: skip
+    top: Sequence[Mapping[str, Any]] = get("top") or ()
+    counts = tuple(sorted((str(item[c]), int(item["\x1fn"])) for item in top))
+    count = int(get("count"))
+    kmv = tuple(sorted(int(h) for h in (get("kmv") or ())))
+    return CategoricalProfile(count, int(get("nulls")), counts, count - sum(n for _, n in counts), kmv, spec.cap, kmv_k)

@@ -1,0 +1,166 @@
+"""Prediction monitoring: per-``model_version`` score profiles, CBPE-style expected accuracy.
+
+A :class:`ModelProfile` is a mergeable partial for the predictions of one model version: the
+score histogram on equal-width bins over [0, 1], the predicted-label mix, the confidence
+``max(s, 1 - s)`` and the sums behind confidence-based performance estimation (CBPE): for a
+calibrated binary classifier a positive prediction is right with probability ``s`` and a negative
+one with probability ``1 - s``, so the expected accuracy is
+``(sum of s over positive predictions + sum of (1 - s) over negative ones) / n``.
+Counts merge exactly; sums of scores merge up to float rounding.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import polars as pl
+
+from streams.profiles.spec import PredictionSpec
+
+__all__ = ["ModelProfile", "merge_models", "profile_models", "score_bin_expr"]
+
+#: Key used when the contract names no model-version field.
+NO_VERSION = ""
+
+
+def score_bin_expr(score: pl.Expr, bins: int) -> pl.Expr:
+    """Bin index of a score on ``bins`` equal-width bins over [0, 1]; 1.0 falls in the last bin."""
+    return (score * bins).floor().clip(0, bins - 1).cast(pl.Int64)
+
+
+@dataclass(frozen=True, slots=True)
+class ModelProfile:
+    count: int  # predictions with a score in [0, 1]
+    invalid: int  # predictions whose score is null, NaN or outside [0, 1]
+    hist: tuple[int, ...]
+    labels: tuple[tuple[str, int], ...]  # predicted label -> count, sorted
+    sum_score: float
+    sum_confidence: float
+    low_confidence: int  # confidence below the spec's threshold
+    positives: int  # positive predictions
+    sum_score_positive: float  # sum of s over positive predictions (expected true positives)
+    sum_score_negative: float  # sum of s over negative predictions (expected false negatives)
+
+    @property
+    def mean_score(self) -> float:
+        return self.sum_score / self.count if self.count else float("nan")
+
+    @property
+    def mean_confidence(self) -> float:
+        return self.sum_confidence / self.count if self.count else float("nan")
+
+    @property
+    def low_confidence_share(self) -> float:
+        return self.low_confidence / self.count if self.count else float("nan")
+
+    @property
+    def expected_accuracy(self) -> float:
+        """CBPE expected accuracy, assuming calibrated scores."""
+        if not self.count:
+            return float("nan")
+        negatives = self.count - self.positives
+        return (self.sum_score_positive + negatives - self.sum_score_negative) / self.count
+
+    @property
+    def expected_precision(self) -> float:
+        return self.sum_score_positive / self.positives if self.positives else float("nan")
+
+    @property
+    def expected_recall(self) -> float:
+        total = self.sum_score_positive + self.sum_score_negative
+        return self.sum_score_positive / total if total else float("nan")
+
+    def label_mix(self) -> dict[str, float]:
+        total = sum(n for _, n in self.labels)
+        return {label: n / total for label, n in self.labels} if total else {}
+
+    def merge(self, other: ModelProfile) -> ModelProfile:
+        if len(self.hist) != len(other.hist):
+            raise ValueError("model profiles with different score bins cannot merge")
+        labels = dict(self.labels)
+        for label, n in other.labels:
+            labels[label] = labels.get(label, 0) + n
+        return ModelProfile(
+            self.count + other.count, self.invalid + other.invalid,
+            tuple(a + b for a, b in zip(self.hist, other.hist, strict=True)), tuple(sorted(labels.items())),
+            self.sum_score + other.sum_score, self.sum_confidence + other.sum_confidence,
+            self.low_confidence + other.low_confidence, self.positives + other.positives,
+            self.sum_score_positive + other.sum_score_positive, self.sum_score_negative + other.sum_score_negative,
+        )  # fmt: skip
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "count": self.count, "invalid": self.invalid, "hist": list(self.hist),
+            "labels": [v for v, _ in self.labels], "label_counts": [n for _, n in self.labels],
+            "sum_score": self.sum_score, "sum_confidence": self.sum_confidence,
+            "low_confidence": self.low_confidence, "positives": self.positives,
+            "sum_score_positive": self.sum_score_positive, "sum_score_negative": self.sum_score_negative,
+        }  # fmt: skip
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> ModelProfile:
+        labels = tuple(zip([str(v) for v in d["labels"]], [int(n) for n in d["label_counts"]], strict=True))
+        return cls(
+            int(d["count"]), int(d["invalid"]), tuple(int(x) for x in d["hist"]), labels,
+            float(d["sum_score"]), float(d["sum_confidence"]), int(d["low_confidence"]), int(d["positives"]),
+            float(d["sum_score_positive"]), float(d["sum_score_negative"]),
+        )  # fmt: skip
+
+
+def merge_models(a: Mapping[str, ModelProfile], b: Mapping[str, ModelProfile]) -> dict[str, ModelProfile]:
+    out = dict(a)
+    for version, profile in b.items():
+        out[version] = out[version].merge(profile) if version in out else profile
+    return dict(sorted(out.items()))
+
+
+def positive_expr(spec: PredictionSpec) -> pl.Expr:
+    """True for a positive prediction: the positive label when named, else score >= decision threshold."""
+    if spec.positive_label is not None and spec.label is not None:
+        return pl.col(spec.label).cast(pl.String) == spec.positive_label
+    return pl.col(spec.score).cast(pl.Float64) >= spec.decision_threshold
+
+
+def profile_models(frame: pl.DataFrame, spec: PredictionSpec) -> dict[str, ModelProfile]:
+    """One :class:`ModelProfile` per model version present in ``frame`` (one group-by, vectorised)."""
+    if frame.height == 0:
+        return {}
+    score = pl.col(spec.score).cast(pl.Float64, strict=False).fill_nan(None)
+    valid = score.is_between(0.0, 1.0)
+    version = pl.col(spec.model_version).cast(pl.String).fill_null("") if spec.model_version else pl.lit(NO_VERSION)
+    label = pl.col(spec.label).cast(pl.String).fill_null("") if spec.label else pl.lit("")
+    conf = pl.max_horizontal(score, 1.0 - score)
+    positive = positive_expr(spec).fill_null(False)
+    base = frame.select(
+        version.alias("v"), score.alias("s"), valid.fill_null(False).alias("ok"), label.alias("l"),
+        conf.alias("c"), positive.alias("p"), score_bin_expr(score, spec.score_bins).alias("b"),
+    )  # fmt: skip
+    ok = base.filter(pl.col("ok"))
+    stats = base.group_by("v").agg(
+        pl.col("ok").sum().alias("count"), (~pl.col("ok")).sum().alias("invalid"),
+        pl.col("s").filter(pl.col("ok")).sum().alias("sum_score"),
+        pl.col("c").filter(pl.col("ok")).sum().alias("sum_confidence"),
+        (pl.col("ok") & (pl.col("c") < spec.confidence_threshold)).sum().alias("low_confidence"),
+        (pl.col("ok") & pl.col("p")).sum().alias("positives"),
+        pl.col("s").filter(pl.col("ok") & pl.col("p")).sum().alias("sum_score_positive"),
+        pl.col("s").filter(pl.col("ok") & ~pl.col("p")).sum().alias("sum_score_negative"),
+    )  # fmt: skip
+    bins = ok.group_by("v", "b").len()
+    labels = ok.filter(pl.col("l") != "").group_by("v", "l").len() if spec.label else None
+    out: dict[str, ModelProfile] = {}
+    for row in stats.iter_rows(named=True):
+        v = row["v"]
+        hist = [0] * spec.score_bins
+        for b, n in bins.filter(pl.col("v") == v).select("b", "len").iter_rows():
+            hist[b] += n
+        mix: tuple[tuple[str, int], ...] = ()
+        if labels is not None:
+            mix = tuple(sorted(labels.filter(pl.col("v") == v).select("l", "len").iter_rows()))
+        out[v] = ModelProfile(
+            int(row["count"]), int(row["invalid"]), tuple(hist), mix, float(row["sum_score"] or 0.0),
+            float(row["sum_confidence"] or 0.0), int(row["low_confidence"]), int(row["positives"]),
+            float(row["sum_score_positive"] or 0.0), float(row["sum_score_negative"] or 0.0),
+        )  # fmt: skip
+    return dict(sorted(out.items()))
