@@ -130,7 +130,8 @@ def _table(reference: Any, rows: list[dict[str, Any]]) -> None:
     out.print(
         f"reference of [bold]{reference.contract}[/] schema [bold]{reference.schema}[/]  "
         f"rows {reference.profile.rows:,}  built {reference.created}\n"
-        f"sha256 {reference.sha256}  contract sha256 {reference.contract_sha256[:16]}…  bins {reference.spec.binning_id}"
+        f"sha256 {reference.sha256}  contract sha256 {reference.contract_sha256[:16]}…  "
+        f"bins {reference.spec.binning_id}"
     )
     table = Table(box=box.SIMPLE_HEAVY)
     for col in ("field", "kind", "count", "nulls", "summary"):

@@ -39,6 +39,8 @@ class NumericProfile:
     m2: float  # sum of squared deviations from the mean
     hist: tuple[int, ...] = ()  # len(edges) + 1 right-closed bins, see streams.profiles.spec
     below: int = 0  # values strictly below the first edge (the reference minimum)
+    below_gap: float = 0.0  # sum of (first edge - v) over those values: the exact lower tail for Wasserstein
+    above_gap: float = 0.0  # sum of (v - last edge) over values above the last edge
 
     @property
     def variance(self) -> float:
@@ -59,20 +61,23 @@ class NumericProfile:
             raise ValueError("numeric profiles with different bins cannot merge")
         hist = tuple(a + b for a, b in zip(self.hist, other.hist, strict=True))
         nulls, below = self.nulls + other.nulls, self.below + other.below
+        gaps = (self.below_gap + other.below_gap, self.above_gap + other.above_gap)
         if other.count == 0 or self.count == 0:
             base = self if other.count == 0 else other
-            return NumericProfile(base.count, nulls, base.min, base.max, base.mean, base.m2, hist, below)
+            return NumericProfile(base.count, nulls, base.min, base.max, base.mean, base.m2, hist, below, *gaps)
         n = self.count + other.count
         delta = other.mean - self.mean
         mean = self.mean + delta * other.count / n
         m2 = self.m2 + other.m2 + delta * delta * self.count * other.count / n
         assert self.min is not None and other.min is not None and self.max is not None and other.max is not None
-        return NumericProfile(n, nulls, min(self.min, other.min), max(self.max, other.max), mean, m2, hist, below)
+        lo, hi = min(self.min, other.min), max(self.max, other.max)
+        return NumericProfile(n, nulls, lo, hi, mean, m2, hist, below, *gaps)
 
     def as_dict(self) -> dict[str, Any]:
         return {
             "kind": "numeric", "count": self.count, "nulls": self.nulls, "min": self.min, "max": self.max,
             "mean": self.mean, "m2": self.m2, "hist": list(self.hist), "below": self.below,
+            "below_gap": self.below_gap, "above_gap": self.above_gap,
         }  # fmt: skip
 
     @classmethod
@@ -81,6 +86,7 @@ class NumericProfile:
         return cls(
             int(d["count"]), int(d["nulls"]), None if lo is None else float(lo), None if hi is None else float(hi),
             float(d["mean"]), float(d["m2"]), tuple(int(x) for x in d["hist"]), int(d["below"]),
+            float(d["below_gap"]), float(d["above_gap"]),
         )  # fmt: skip
 
 
@@ -190,7 +196,10 @@ def field_exprs(spec: FieldSpec, kmv_k: int) -> list[pl.Expr]:
             edges = pl.Series("edges", spec.edges, dtype=pl.Float64)
             idx = pl.lit(edges).search_sorted(x.drop_nulls(), side="left")
             out.append(alias(idx.value_counts(name="n").implode(), "hist"))
-            out.append(alias((x < spec.edges[0]).sum(), "below"))
+            lo, hi = spec.edges[0], spec.edges[-1]
+            out.append(alias((x < lo).sum(), "below"))
+            out.append(alias((lo - x).filter(x < lo).sum(), "below_gap"))
+            out.append(alias((x - hi).filter(x > hi).sum(), "above_gap"))
         return out
     s = pl.col(c).cast(pl.String)
     values = s.drop_nulls()
@@ -214,17 +223,18 @@ def field_from_row(spec: FieldSpec, row: Mapping[str, Any], kmv_k: int) -> Field
     if spec.kind is Kind.NUMERIC:
         count = int(get("count"))
         hist: tuple[int, ...] = ()
-        below = 0
+        below, gaps = 0, (0.0, 0.0)
         if spec.edges:
             bins = [0] * (len(spec.edges) + 1)
             for item in get("hist") or ():
                 bins[int(item["edges"])] += int(item["n"])
             hist, below = tuple(bins), int(get("below"))
+            gaps = (float(get("below_gap") or 0.0), float(get("above_gap") or 0.0))
         if count == 0:
-            return NumericProfile(0, int(get("nulls")), None, None, 0.0, 0.0, hist, below)
+            return NumericProfile(0, int(get("nulls")), None, None, 0.0, 0.0, hist, below, *gaps)
         return NumericProfile(
             count, int(get("nulls")), float(get("min")), float(get("max")), float(get("mean")), float(get("m2")),
-            hist, below,
+            hist, below, *gaps,
         )  # fmt: skip
     top: Sequence[Mapping[str, Any]] = get("top") or ()
     counts = tuple(sorted((str(item[c]), int(item["\x1fn"])) for item in top))

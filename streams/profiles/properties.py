@@ -45,7 +45,9 @@ def _document(contract: Contract) -> dict[str, Any]:
     try:
         data = yaml.safe_load(Path(contract.path).read_text(encoding="utf-8"))
     except (OSError, yaml.YAMLError) as exc:
-        raise ContractError(f"cannot re-read the contract for its custom properties: {exc}", path=contract.path) from exc
+        raise ContractError(
+            f"cannot re-read the contract for its custom properties: {exc}", path=contract.path
+        ) from exc
     return data if isinstance(data, dict) else {}
 
 

@@ -143,7 +143,8 @@ def scan_batches(path: Path, schema: pl.Schema, batch_rows: int) -> Iterator[pl.
             raise DataFormatError(f"cannot tell the format of {path} from its extension; use Parquet, NDJSON or CSV")
         present = lf.collect_schema().names()
         columns = [
-            pl.col(c).cast(t, strict=False) if c in present else pl.lit(None, dtype=t).alias(c) for c, t in wanted.items()
+            pl.col(c).cast(t, strict=False) if c in present else pl.lit(None, dtype=t).alias(c)
+            for c, t in wanted.items()
         ]
         yield from lf.select(columns).collect_batches(chunk_size=batch_rows)
     except DataFormatError:
@@ -220,6 +221,4 @@ def build_reference(
             if progress is not None:
                 progress(2, rows)
     created = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-    return Reference(
-        contract.ref, contract.sha256, obj.name, spec, profile, created, tuple(str(p) for p in files)
-    )
+    return Reference(contract.ref, contract.sha256, obj.name, spec, profile, created, tuple(str(p) for p in files))

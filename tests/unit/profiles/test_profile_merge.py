@@ -59,10 +59,12 @@ def assert_same(merged: Profile, whole: Profile) -> None:
         assert exact == (w.count, w.nulls, w.min, w.max, w.hist, w.below), name
         scale = max(1.0, abs(w.mean))
         assert math.isclose(m.mean, w.mean, rel_tol=1e-9, abs_tol=1e-9 * scale), name
+        for gap in ("below_gap", "above_gap"):
+            assert math.isclose(getattr(m, gap), getattr(w, gap), rel_tol=1e-9, abs_tol=1e-9), name
         assert math.isclose(m.m2, w.m2, rel_tol=1e-9, abs_tol=1e-7 * max(1.0, w.mean**2) * max(1, w.count)), name
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=100, deadline=None)
 @given(st.lists(rows, min_size=0, max_size=60), st.lists(st.integers(0, 60), max_size=2), st.randoms())
 def test_merge_of_split_equals_profile_of_union(data, cuts, rnd):
     df = frame(data)
