@@ -9,12 +9,14 @@ CDFs are exact at every edge. From bins:
 * the KS statistic is the largest CDF gap *at the edges*; the exact two-sample statistic is at
   most ``max over bins of max(p_i, q_i)`` larger (the mass a gap can grow by inside one bin);
 * the Wasserstein-1 distance integrates ``|F - G|`` with both CDFs linear inside each bin (mass
-  spread uniformly); its error is at most ``sum over inner bins of width_i * max(p_i, q_i)``, usually far less; the tails beyond the
-  reference range are exact (per-profile sums of the distance beyond the outer edges).
+  spread uniformly); its error is at most ``sum over inner bins of width_i * max(p_i, q_i)``,
+  usually far less; the tails beyond the reference range are exact (per-profile sums of the
+  distance beyond the outer edges).
 """
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Sequence
 
@@ -195,4 +197,4 @@ def group_bins(reference: Sequence[int], groups: int) -> list[tuple[int, int]]:
                 cuts.append(i + 1)
             g += 1
     bounds = [0, *cuts, len(reference)]
-    return [(a, b) for a, b in zip(bounds, bounds[1:], strict=False)]
+    return [(a, b) for a, b in itertools.pairwise(bounds)]
