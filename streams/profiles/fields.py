@@ -26,7 +26,15 @@ import polars as pl
 
 from streams.profiles.spec import FieldSpec, Kind
 
-__all__ = ["CategoricalProfile", "FieldProfile", "NumericProfile", "field_exprs", "field_from_row", "merge_fields"]
+__all__ = [
+    "CategoricalProfile",
+    "FieldProfile",
+    "NumericProfile",
+    "field_exprs",
+    "field_from_row",
+    "hist_query",
+    "merge_fields",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,9 +46,8 @@ class NumericProfile:
     mean: float
     m2: float  # sum of squared deviations from the mean
     hist: tuple[int, ...] = ()  # len(edges) + 1 right-closed bins, see streams.profiles.spec
+    sums: tuple[float, ...] = ()  # sum of the values in each bin (exact Wasserstein tails, in-bin means)
     below: int = 0  # values strictly below the first edge (the reference minimum)
-    below_gap: float = 0.0  # sum of (first edge - v) over those values: the exact lower tail for Wasserstein
-    above_gap: float = 0.0  # sum of (v - last edge) over values above the last edge
 
     @property
     def variance(self) -> float:
@@ -61,23 +68,23 @@ class NumericProfile:
             raise ValueError("numeric profiles with different bins cannot merge")
         hist = tuple(a + b for a, b in zip(self.hist, other.hist, strict=True))
         nulls, below = self.nulls + other.nulls, self.below + other.below
-        gaps = (self.below_gap + other.below_gap, self.above_gap + other.above_gap)
+        sums = tuple(a + b for a, b in zip(self.sums, other.sums, strict=True))
         if other.count == 0 or self.count == 0:
             base = self if other.count == 0 else other
-            return NumericProfile(base.count, nulls, base.min, base.max, base.mean, base.m2, hist, below, *gaps)
+            return NumericProfile(base.count, nulls, base.min, base.max, base.mean, base.m2, hist, sums, below)
         n = self.count + other.count
         delta = other.mean - self.mean
         mean = self.mean + delta * other.count / n
         m2 = self.m2 + other.m2 + delta * delta * self.count * other.count / n
         assert self.min is not None and other.min is not None and self.max is not None and other.max is not None
         lo, hi = min(self.min, other.min), max(self.max, other.max)
-        return NumericProfile(n, nulls, lo, hi, mean, m2, hist, below, *gaps)
+        return NumericProfile(n, nulls, lo, hi, mean, m2, hist, sums, below)
 
     def as_dict(self) -> dict[str, Any]:
         return {
             "kind": "numeric", "count": self.count, "nulls": self.nulls, "min": self.min, "max": self.max,
             "mean": self.mean, "m2": self.m2, "hist": list(self.hist), "below": self.below,
-            "below_gap": self.below_gap, "above_gap": self.above_gap,
+            "sums": list(self.sums),
         }  # fmt: skip
 
     @classmethod
@@ -85,8 +92,8 @@ class NumericProfile:
         lo, hi = d["min"], d["max"]
         return cls(
             int(d["count"]), int(d["nulls"]), None if lo is None else float(lo), None if hi is None else float(hi),
-            float(d["mean"]), float(d["m2"]), tuple(int(x) for x in d["hist"]), int(d["below"]),
-            float(d["below_gap"]), float(d["above_gap"]),
+            float(d["mean"]), float(d["m2"]), tuple(int(x) for x in d["hist"]),
+            tuple(float(x) for x in d["sums"]), int(d["below"]),
         )  # fmt: skip
 
 
@@ -193,13 +200,7 @@ def field_exprs(spec: FieldSpec, kmv_k: int) -> list[pl.Expr]:
             alias(x.mean(), "mean"), alias(x.var(ddof=0) * x.count(), "m2"),
         ]  # fmt: skip
         if spec.edges:
-            edges = pl.Series("edges", spec.edges, dtype=pl.Float64)
-            idx = pl.lit(edges).search_sorted(x.drop_nulls(), side="left")
-            out.append(alias(idx.value_counts(name="n").implode(), "hist"))
-            lo, hi = spec.edges[0], spec.edges[-1]
-            out.append(alias((x < lo).sum(), "below"))
-            out.append(alias((lo - x).filter(x < lo).sum(), "below_gap"))
-            out.append(alias((x - hi).filter(x > hi).sum(), "above_gap"))
+            out.append(alias((x < spec.edges[0]).sum(), "below"))
         return out
     s = pl.col(c).cast(pl.String)
     values = s.drop_nulls()
@@ -213,8 +214,19 @@ def field_exprs(spec: FieldSpec, kmv_k: int) -> list[pl.Expr]:
     ]
 
 
-def field_from_row(spec: FieldSpec, row: Mapping[str, Any], kmv_k: int) -> FieldProfile:
-    """Build the partial from the one-row result of :func:`field_exprs`."""
+def hist_query(frame: pl.LazyFrame, spec: FieldSpec) -> pl.LazyFrame:
+    """Count and sum of the values per bin of ``spec.edges`` (bin index ``b``), one group-by."""
+    x = pl.col(spec.name).cast(pl.Float64).fill_nan(None)
+    edges = pl.Series("edges", spec.edges, dtype=pl.Float64)
+    values = frame.select(x.alias("v")).drop_nulls()
+    binned = values.select(pl.lit(edges).search_sorted(pl.col("v"), side="left").alias("b"), pl.col("v"))
+    return binned.group_by("b").agg(pl.len().alias("n"), pl.col("v").sum().alias("s"))
+
+
+def field_from_row(
+    spec: FieldSpec, row: Mapping[str, Any], kmv_k: int, hist: pl.DataFrame | None = None
+) -> FieldProfile:
+    """Build the partial from the one-row result of :func:`field_exprs` (and :func:`hist_query`'s)."""
     c = spec.name
 
     def get(stat: str) -> Any:
@@ -222,19 +234,19 @@ def field_from_row(spec: FieldSpec, row: Mapping[str, Any], kmv_k: int) -> Field
 
     if spec.kind is Kind.NUMERIC:
         count = int(get("count"))
-        hist: tuple[int, ...] = ()
-        below, gaps = 0, (0.0, 0.0)
+        hist_counts: tuple[int, ...] = ()
+        sums: tuple[float, ...] = ()
+        below = 0
         if spec.edges:
-            bins = [0] * (len(spec.edges) + 1)
-            for item in get("hist") or ():
-                bins[int(item["edges"])] += int(item["n"])
-            hist, below = tuple(bins), int(get("below"))
-            gaps = (float(get("below_gap") or 0.0), float(get("above_gap") or 0.0))
+            bins, totals = [0] * (len(spec.edges) + 1), [0.0] * (len(spec.edges) + 1)
+            for b, n, total in hist.iter_rows() if hist is not None else ():
+                bins[b], totals[b] = int(n), float(total)
+            hist_counts, sums, below = tuple(bins), tuple(totals), int(get("below"))
         if count == 0:
-            return NumericProfile(0, int(get("nulls")), None, None, 0.0, 0.0, hist, below, *gaps)
+            return NumericProfile(0, int(get("nulls")), None, None, 0.0, 0.0, hist_counts, sums, below)
         return NumericProfile(
             count, int(get("nulls")), float(get("min")), float(get("max")), float(get("mean")), float(get("m2")),
-            hist, below, *gaps,
+            hist_counts, sums, below,
         )  # fmt: skip
     top: Sequence[Mapping[str, Any]] = get("top") or ()
     counts = tuple(sorted((str(item[c]), int(item["\x1fn"])) for item in top))

@@ -25,6 +25,7 @@ from streams.profiles.fields import (
     NumericProfile,
     field_exprs,
     field_from_row,
+    hist_query,
     merge_fields,
 )
 from streams.profiles.prediction import ModelProfile, merge_models, profile_models
@@ -101,9 +102,13 @@ def profile_frame(frame: pl.DataFrame, spec: ProfileSpec) -> Profile:
     missing = [f.name for f in spec.fields if f.name not in frame.columns]
     if missing:  # an absent column is all nulls
         frame = frame.with_columns(pl.lit(None, dtype=pl.String).alias(name) for name in missing)
+    lazy = frame.lazy()
     exprs = [e for f in spec.fields for e in field_exprs(f, spec.kmv_k)]
-    row = frame.select(exprs).row(0, named=True) if exprs else {}
-    fields = {f.name: field_from_row(f, row, spec.kmv_k) for f in spec.fields}
+    binned = [f for f in spec.fields if f.kind is Kind.NUMERIC and f.edges]
+    results = pl.collect_all([lazy.select(exprs), *(hist_query(lazy, f) for f in binned)]) if exprs else []
+    row = results[0].row(0, named=True) if results else {}
+    hists = dict(zip((f.name for f in binned), results[1:], strict=True))
+    fields = {f.name: field_from_row(f, row, spec.kmv_k, hists.get(f.name)) for f in spec.fields}
     models = profile_models(frame, spec.prediction) if spec.prediction is not None else {}
     return Profile(spec.contract, spec.schema, spec.binning_id, frame.height, fields, models)
 
@@ -114,7 +119,7 @@ def empty_profile(spec: ProfileSpec) -> Profile:
     for f in spec.fields:
         if f.kind is Kind.NUMERIC:
             hist = (0,) * (len(f.edges) + 1) if f.edges else ()
-            fields[f.name] = NumericProfile(0, 0, None, None, 0.0, 0.0, hist, 0)
+            fields[f.name] = NumericProfile(0, 0, None, None, 0.0, 0.0, hist, tuple(float(x) for x in hist), 0)
         else:
             fields[f.name] = CategoricalProfile(0, 0, (), 0, (), f.cap, spec.kmv_k)
     return Profile(spec.contract, spec.schema, spec.binning_id, 0, fields, {})
