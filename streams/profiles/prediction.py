@@ -19,7 +19,15 @@ import polars as pl
 
 from streams.profiles.spec import PredictionSpec
 
-__all__ = ["ModelProfile", "merge_models", "profile_models", "score_bin_expr"]
+__all__ = [
+    "ModelDrift",
+    "ModelDriftConfig",
+    "ModelProfile",
+    "compare_models",
+    "merge_models",
+    "profile_models",
+    "score_bin_expr",
+]
 
 #: Key used when the contract names no model-version field.
 NO_VERSION = ""
@@ -164,3 +172,86 @@ def profile_models(frame: pl.DataFrame, spec: PredictionSpec) -> dict[str, Model
             float(row["sum_score_positive"] or 0.0), float(row["sum_score_negative"] or 0.0),
         )  # fmt: skip
     return dict(sorted(out.items()))
+
+
+@dataclass(frozen=True, slots=True)
+class ModelDrift:
+    """One model version's predictions against the reference's."""
+
+    model_version: str
+    verdict: str  # ok | drift | insufficient_data
+    new_version: bool  # not in the reference: compared with the reference's most frequent version
+    baseline_version: str | None
+    count: int
+    metrics: tuple[tuple[str, float, float | None, bool], ...]  # (metric, value, threshold, drifted)
+    mean_confidence: float
+    low_confidence_share: float
+    expected_accuracy: float
+    label_mix: tuple[tuple[str, float], ...]
+
+    def metric(self, name: str) -> tuple[float, float | None, bool]:
+        for metric, value, threshold, drifted in self.metrics:
+            if metric == name:
+                return value, threshold, drifted
+        raise KeyError(name)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "model_version": self.model_version, "verdict": self.verdict, "new_version": self.new_version,
+            "baseline_version": self.baseline_version, "count": self.count,
+            "metrics": [{"metric": n, "value": v, "threshold": t, "drifted": d} for n, v, t, d in self.metrics],
+            "mean_confidence": self.mean_confidence, "low_confidence_share": self.low_confidence_share,
+            "expected_accuracy": self.expected_accuracy, "label_mix": dict(self.label_mix),
+        }  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True)
+class ModelDriftConfig:
+    min_count: int = 30
+    large_sample: int = 1000
+    score_distance: float = 0.1  # Jensen–Shannon distance of score histograms (n > large_sample)
+    score_p_value: float = 0.05  # KS test of score histograms (n <= large_sample)
+    confidence_drop: float = 0.05  # mean confidence lower than the reference's by at least this
+    low_confidence_rise: float = 0.10  # share below the confidence threshold higher by at least this
+    label_mix_distance: float = 0.1  # Jensen–Shannon distance of predicted-label mixes
+
+
+def compare_models(
+    reference: Mapping[str, ModelProfile],
+    current: Mapping[str, ModelProfile],
+    config: ModelDriftConfig = ModelDriftConfig(),
+) -> tuple[ModelDrift, ...]:
+    """Each current model version against the same version in the reference (or its dominant one)."""
+    from streams.profiles import metrics as m
+
+    dominant = max(reference, key=lambda v: reference[v].count) if reference else None
+    out: list[ModelDrift] = []
+    for version, cur in current.items():
+        new = version not in reference
+        base_version = dominant if new else version
+        base = reference.get(base_version) if base_version is not None else None
+        summary = (cur.mean_confidence, cur.low_confidence_share, cur.expected_accuracy)
+        mix = tuple(sorted(cur.label_mix().items()))
+        if base is None or cur.count < config.min_count or base.count < config.min_count:
+            out.append(ModelDrift(version, "insufficient_data", new, base_version, cur.count, (), *summary, mix))
+            continue
+        rows: list[tuple[str, float, float | None, bool]] = []
+        if cur.count > config.large_sample:
+            js = m.js_distance(base.hist, cur.hist)
+            rows.append(("score_jensen_shannon", js, config.score_distance, js >= config.score_distance))
+        else:
+            ks = m.ks_statistic(base.hist, cur.hist)
+            p = m.ks_pvalue(ks, base.count, cur.count)
+            rows.append(("score_ks_p_value", p, config.score_p_value, p < config.score_p_value))
+        drop = base.mean_confidence - cur.mean_confidence
+        rows.append(("mean_confidence_drop", drop, config.confidence_drop, drop >= config.confidence_drop))
+        rise = cur.low_confidence_share - base.low_confidence_share
+        rows.append(("low_confidence_rise", rise, config.low_confidence_rise, rise >= config.low_confidence_rise))
+        labels = sorted(set(dict(base.labels)) | set(dict(cur.labels)))
+        if labels:
+            b, c = dict(base.labels), dict(cur.labels)
+            js = m.js_distance([b.get(x, 0) for x in labels], [c.get(x, 0) for x in labels])
+            rows.append(("label_mix_jensen_shannon", js, config.label_mix_distance, js >= config.label_mix_distance))
+        verdict = "drift" if any(r[3] for r in rows) else "ok"
+        out.append(ModelDrift(version, verdict, new, base_version, cur.count, tuple(rows), *summary, mix))
+    return tuple(out)
