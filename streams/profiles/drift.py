@@ -236,7 +236,7 @@ def _numeric(
     ks = m.ks_statistic(ref.hist, cur.hist)
     ks_p = m.ks_pvalue(ks, ref.count, cur.count)
     assert cur.min is not None and cur.max is not None and ref.min is not None and ref.max is not None
-    w = m.wasserstein(edges, ref.hist, ref.sums, cur.hist, cur.sums)
+    w = m.wasserstein(edges, ref.hist, cur.hist, (ref.below_gap, ref.above_gap), (cur.below_gap, cur.above_gap))
     w_norm = w / ref.std if ref.std > 0 else (0.0 if w == 0 else math.inf)
     groups = m.group_bins(ref.hist, config.coarse_bins)
     ref_coarse = [sum(ref.hist[a:b]) for a, b in groups]

@@ -17,6 +17,8 @@ NaN is profiled as null.
 from __future__ import annotations
 
 import base64
+import functools
+import math
 import struct
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -32,7 +34,6 @@ __all__ = [
     "NumericProfile",
     "field_exprs",
     "field_from_row",
-    "hist_query",
     "merge_fields",
 ]
 
@@ -46,8 +47,9 @@ class NumericProfile:
     mean: float
     m2: float  # sum of squared deviations from the mean
     hist: tuple[int, ...] = ()  # len(edges) + 1 right-closed bins, see streams.profiles.spec
-    sums: tuple[float, ...] = ()  # sum of the values in each bin (exact Wasserstein tails, in-bin means)
     below: int = 0  # values strictly below the first edge (the reference minimum)
+    below_gap: float = 0.0  # sum of (first edge - v) over those values: the exact lower tail for Wasserstein
+    above_gap: float = 0.0  # sum of (v - last edge) over values above the last edge
 
     @property
     def variance(self) -> float:
@@ -68,23 +70,23 @@ class NumericProfile:
             raise ValueError("numeric profiles with different bins cannot merge")
         hist = tuple(a + b for a, b in zip(self.hist, other.hist, strict=True))
         nulls, below = self.nulls + other.nulls, self.below + other.below
-        sums = tuple(a + b for a, b in zip(self.sums, other.sums, strict=True))
+        gaps = (self.below_gap + other.below_gap, self.above_gap + other.above_gap)
         if other.count == 0 or self.count == 0:
             base = self if other.count == 0 else other
-            return NumericProfile(base.count, nulls, base.min, base.max, base.mean, base.m2, hist, sums, below)
+            return NumericProfile(base.count, nulls, base.min, base.max, base.mean, base.m2, hist, below, *gaps)
         n = self.count + other.count
         delta = other.mean - self.mean
         mean = self.mean + delta * other.count / n
         m2 = self.m2 + other.m2 + delta * delta * self.count * other.count / n
         assert self.min is not None and other.min is not None and self.max is not None and other.max is not None
         lo, hi = min(self.min, other.min), max(self.max, other.max)
-        return NumericProfile(n, nulls, lo, hi, mean, m2, hist, sums, below)
+        return NumericProfile(n, nulls, lo, hi, mean, m2, hist, below, *gaps)
 
     def as_dict(self) -> dict[str, Any]:
         return {
             "kind": "numeric", "count": self.count, "nulls": self.nulls, "min": self.min, "max": self.max,
             "mean": self.mean, "m2": self.m2, "hist": list(self.hist), "below": self.below,
-            "sums": list(self.sums),
+            "below_gap": self.below_gap, "above_gap": self.above_gap,
         }  # fmt: skip
 
     @classmethod
@@ -92,8 +94,8 @@ class NumericProfile:
         lo, hi = d["min"], d["max"]
         return cls(
             int(d["count"]), int(d["nulls"]), None if lo is None else float(lo), None if hi is None else float(hi),
-            float(d["mean"]), float(d["m2"]), tuple(int(x) for x in d["hist"]),
-            tuple(float(x) for x in d["sums"]), int(d["below"]),
+            float(d["mean"]), float(d["m2"]), tuple(int(x) for x in d["hist"]), int(d["below"]),
+            float(d["below_gap"]), float(d["above_gap"]),
         )  # fmt: skip
 
 
@@ -186,8 +188,11 @@ def merge_fields(a: FieldProfile, b: FieldProfile) -> FieldProfile:
 # --- computing a partial with polars ------------------------------------------------------------------
 
 
-def field_exprs(spec: FieldSpec, kmv_k: int) -> list[pl.Expr]:
-    """One-row aggregate expressions for ``spec`` (aliases ``<name>\\x1f<stat>``), for a single ``select``."""
+def field_exprs(spec: FieldSpec, kmv_k: int, dtype: pl.DataType | None = None) -> list[pl.Expr]:
+    """One-row aggregate expressions for ``spec`` (aliases ``<name>\x1f<stat>``), for a single ``select``.
+
+    ``dtype`` is the column's type in the frame: booleans are counted with sums, not as strings.
+    """
     c = spec.name
 
     def alias(e: pl.Expr, stat: str) -> pl.Expr:
@@ -200,56 +205,98 @@ def field_exprs(spec: FieldSpec, kmv_k: int) -> list[pl.Expr]:
             alias(x.mean(), "mean"), alias(x.var(ddof=0) * x.count(), "m2"),
         ]  # fmt: skip
         if spec.edges:
-            out.append(alias((x < spec.edges[0]).sum(), "below"))
+            lo, hi = spec.edges[0], spec.edges[-1]
+            bins = [-math.inf, *spec.edges, math.inf]
+            out.append(alias(x.hist(bins=bins, include_breakpoint=False, include_category=False).implode(), "hist"))
+            out.append(alias((x < lo).sum(), "below"))
+            out.append(alias((lo - x).filter(x < lo).sum(), "below_gap"))
+            out.append(alias((x - hi).filter(x > hi).sum(), "above_gap"))
         return out
+    if dtype == pl.Boolean:
+        b = pl.col(c)
+        return [alias(b.count(), "count"), alias(b.null_count(), "nulls"), alias(b.sum(), "true")]
     s = pl.col(c).cast(pl.String)
     values = s.drop_nulls()
-    vc = values.value_counts(name="\x1fn")
-    top = vc.sort_by([vc.struct.field("\x1fn"), vc.struct.field(c)], descending=[True, False]).head(spec.cap)
-    return [
-        alias(s.count(), "count"),
-        alias(s.null_count(), "nulls"),
-        alias(top.implode(), "top"),
-        alias(values.hash(seed=0).unique().bottom_k(kmv_k).implode(), "kmv"),
-    ]
+    out = [alias(s.count(), "count"), alias(s.null_count(), "nulls")]
+    if spec.cap > 0:
+        # (value_counts must not feed a second expression: polars' common-subexpression elimination then
+        # loses the tie-breaking sort key, see test_cap_keeps_top_values_and_counts_the_rest)
+        vc = values.value_counts(name="\x1fn")
+        top = vc.sort_by([vc.struct.field("\x1fn"), vc.struct.field(c)], descending=[True, False]).head(spec.cap)
+        out.append(alias(top.implode(), "top"))
+    # the k smallest distinct hashes without a full unique: candidates up to the 4k-th smallest hash
+    h = values.hash(seed=0)
+    candidates = h.filter(h <= h.bottom_k(4 * kmv_k).max()).unique().bottom_k(kmv_k)
+    out += [alias(candidates.implode(), "kmv"), alias(values.len(), "n")]
+    return out
 
 
-def hist_query(frame: pl.LazyFrame, spec: FieldSpec) -> pl.LazyFrame:
-    """Count and sum of the values per bin of ``spec.edges`` (bin index ``b``), one group-by."""
-    x = pl.col(spec.name).cast(pl.Float64).fill_nan(None)
-    edges = pl.Series("edges", spec.edges, dtype=pl.Float64)
-    values = frame.select(x.alias("v")).drop_nulls()
-    binned = values.select(pl.lit(edges).search_sorted(pl.col("v"), side="left").alias("b"), pl.col("v"))
-    return binned.group_by("b").agg(pl.len().alias("n"), pl.col("v").sum().alias("s"))
+def hash_strings(values: Sequence[str]) -> tuple[int, ...]:
+    """polars' ``hash(seed=0)`` of strings, the hash of the distinct-count sketch (cached: values recur)."""
+    return _hash_strings(tuple(values))
+
+
+@functools.lru_cache(maxsize=4096)
+def _hash_strings(values: tuple[str, ...]) -> tuple[int, ...]:
+    return tuple(int(h) for h in pl.Series(list(values), dtype=pl.String).hash(seed=0).to_list())
+
+
+def _candidates(row: Mapping[str, Any], c: str, kmv_k: int) -> tuple[int, ...] | None:
+    """The KMV candidates from the row, or None when the shortcut may have missed distinct values."""
+    candidates = tuple(sorted(int(x) for x in (row[f"{c}\x1fkmv"] or ())))
+    if len(candidates) >= kmv_k or int(row[f"{c}\x1fn"]) <= 4 * kmv_k:
+        return candidates
+    return None
+
+
+def full_kmv(frame: pl.DataFrame, c: str, kmv_k: int) -> tuple[int, ...]:
+    values = pl.col(c).cast(pl.String).drop_nulls()
+    hashes = frame.select(values.hash(seed=0).unique().bottom_k(kmv_k)).to_series()
+    return tuple(sorted(int(x) for x in hashes))
 
 
 def field_from_row(
-    spec: FieldSpec, row: Mapping[str, Any], kmv_k: int, hist: pl.DataFrame | None = None
+    spec: FieldSpec, row: Mapping[str, Any], kmv_k: int, frame: pl.DataFrame | None = None
 ) -> FieldProfile:
-    """Build the partial from the one-row result of :func:`field_exprs` (and :func:`hist_query`'s)."""
+    """Build the partial from the one-row result of :func:`field_exprs` (``frame`` for a rare second pass)."""
     c = spec.name
 
     def get(stat: str) -> Any:
         return row[f"{c}\x1f{stat}"]
 
+    count, nulls = int(get("count")), int(get("nulls"))
     if spec.kind is Kind.NUMERIC:
-        count = int(get("count"))
-        hist_counts: tuple[int, ...] = ()
-        sums: tuple[float, ...] = ()
-        below = 0
+        hist: tuple[int, ...] = ()
+        below, gaps = 0, (0.0, 0.0)
         if spec.edges:
-            bins, totals = [0] * (len(spec.edges) + 1), [0.0] * (len(spec.edges) + 1)
-            for b, n, total in hist.iter_rows() if hist is not None else ():
-                bins[b], totals[b] = int(n), float(total)
-            hist_counts, sums, below = tuple(bins), tuple(totals), int(get("below"))
+            counts = get("hist")
+            hist = tuple(int(n) for n in counts) if counts else (0,) * (len(spec.edges) + 1)
+            below = int(get("below"))
+            gaps = (float(get("below_gap") or 0.0), float(get("above_gap") or 0.0))
         if count == 0:
-            return NumericProfile(0, int(get("nulls")), None, None, 0.0, 0.0, hist_counts, sums, below)
+            return NumericProfile(0, nulls, None, None, 0.0, 0.0, hist, below, *gaps)
         return NumericProfile(
-            count, int(get("nulls")), float(get("min")), float(get("max")), float(get("mean")), float(get("m2")),
-            hist_counts, sums, below,
+            count, nulls, float(get("min")), float(get("max")), float(get("mean")), float(get("m2")),
+            hist, below, *gaps,
         )  # fmt: skip
-    top: Sequence[Mapping[str, Any]] = get("top") or ()
-    counts = tuple(sorted((str(item[c]), int(item["\x1fn"])) for item in top))
-    count = int(get("count"))
-    kmv = tuple(sorted(int(h) for h in (get("kmv") or ())))
-    return CategoricalProfile(count, int(get("nulls")), counts, count - sum(n for _, n in counts), kmv, spec.cap, kmv_k)
+    if f"{c}\x1ftrue" in row:  # a boolean column
+        true = int(get("true") or 0)
+        found = {"true": true, "false": count - true}
+        kept = {k: n for k, n in found.items() if n}
+        pairs, dropped = _cap(kept, spec.cap) if spec.cap > 0 else ((), count)
+        hashes = tuple(sorted(hash_strings(sorted(kept))))
+        return CategoricalProfile(count, nulls, pairs, dropped, hashes[:kmv_k], spec.cap, kmv_k)
+    pairs = ()
+    if spec.cap > 0:
+        top: Sequence[Mapping[str, Any]] = get("top") or ()
+        pairs = tuple(sorted((str(item[c]), int(item["\x1fn"])) for item in top))
+    sketch: tuple[int, ...] | None
+    if spec.cap > 0 and len(pairs) < spec.cap:  # every distinct value is in the counts
+        sketch = tuple(sorted(hash_strings([v for v, _ in pairs])))[:kmv_k]
+    else:
+        sketch = _candidates(row, c, kmv_k)
+    if sketch is None:
+        if frame is None:
+            raise ValueError(f"the distinct-count sketch of {c!r} needs the frame for a second pass")
+        sketch = full_kmv(frame, c, kmv_k)
+    return CategoricalProfile(count, nulls, pairs, count - sum(n for _, n in pairs), sketch, spec.cap, kmv_k)

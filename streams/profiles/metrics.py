@@ -8,8 +8,10 @@ CDFs are exact at every edge. From bins:
 
 * the KS statistic is the largest CDF gap *at the edges*; the exact two-sample statistic is at
   most ``max over bins of max(p_i, q_i)`` larger (the mass a gap can grow by inside one bin);
-* the Wasserstein-1 distance is exact from the per-bin counts and sums except inside bins where
-  the two CDFs cross, where it can be at most ``width_i * max(p_i, q_i)`` too small.
+* the Wasserstein-1 distance integrates ``|F - G|`` with both CDFs linear inside each bin (mass
+  spread uniformly): off by at most ``sum over inner bins of width_i * max(p_i, q_i)``, usually
+  far less; the tails beyond the reference range are exact (per-profile sums of the distance
+  beyond the outer edges), and reference building adds finer edges in the outermost bins.
 """
 
 from __future__ import annotations
@@ -88,33 +90,35 @@ def ks_pvalue(statistic: float, n: int, m: int) -> float:
 def wasserstein(
     edges: Sequence[float],
     reference: Sequence[float],
-    reference_sums: Sequence[float],
     current: Sequence[float],
-    current_sums: Sequence[float],
+    reference_tails: tuple[float, float] = (0.0, 0.0),
+    current_tails: tuple[float, float] = (0.0, 0.0),
 ) -> float:
-    """W1 between two histograms on the right-closed bins of ``edges``, with the sum of values per bin.
+    """W1 between two histograms on the right-closed bins of ``edges`` (``len(edges) + 1`` counts).
 
-    ``∫ F`` over a bin ``(a, b]`` is exact from its count and sum: ``F(a) (b - a) + (count b - sum) / n``;
-    so each bin contributes ``|∫ (F - G)|``, which is ``∫ |F - G|`` exactly unless the CDFs cross inside
-    it (then at most ``width * max(p_i, q_i)`` less). The tails beyond the edges are exact likewise.
+    Inside ``[e0, em]`` both CDFs are taken linear within each bin. Outside, ``*_tails`` are
+    ``(sum of (e0 - v) over v < e0, sum of (v - em) over v > em)`` per distribution, which makes
+    the tails exact whenever only one side has mass there (always so against the reference the
+    edges came from).
     """
-    if len(edges) + 1 != len(reference) or not edges:
+    if len(edges) + 1 != len(reference) or len(reference) != len(current) or not edges:
         raise ValueError("wasserstein needs len(edges) + 1 bins per distribution")
-    if not len(reference) == len(current) == len(reference_sums) == len(current_sums):
-        raise ValueError("wasserstein needs counts and sums for the same bins")
     n_ref, n_cur = float(sum(reference)), float(sum(current))
     if n_ref == 0 or n_cur == 0:
         return math.nan
-    e0, em = edges[0], edges[-1]
-    total = abs((reference[0] * e0 - reference_sums[0]) / n_ref - (current[0] * e0 - current_sums[0]) / n_cur)
-    total += abs((reference_sums[-1] - reference[-1] * em) / n_ref - (current_sums[-1] - current[-1] * em) / n_cur)
-    cp, cq = reference[0] / n_ref, current[0] / n_cur
+    p, q = shares(reference), shares(current)
+    total = abs(reference_tails[0] / n_ref - current_tails[0] / n_cur)
+    total += abs(reference_tails[1] / n_ref - current_tails[1] / n_cur)
+    cp, cq = p[0], q[0]
     for i in range(1, len(edges)):
-        a, b = edges[i - 1], edges[i]
-        inside_p = cp * (b - a) + (reference[i] * b - reference_sums[i]) / n_ref
-        inside_q = cq * (b - a) + (current[i] * b - current_sums[i]) / n_cur
-        total += abs(inside_p - inside_q)
-        cp, cq = cp + reference[i] / n_ref, cq + current[i] / n_cur
+        width = edges[i] - edges[i - 1]
+        d0 = cp - cq
+        cp, cq = cp + p[i], cq + q[i]
+        d1 = cp - cq
+        if d0 * d1 >= 0:
+            total += width * (abs(d0) + abs(d1)) / 2
+        else:  # the CDFs cross inside the bin
+            total += width * (d0 * d0 + d1 * d1) / (2 * (abs(d0) + abs(d1)))
     return total
 
 

@@ -12,6 +12,7 @@ of the parts' profiles (see :mod:`streams.profiles.fields` for what is exact and
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -25,7 +26,6 @@ from streams.profiles.fields import (
     NumericProfile,
     field_exprs,
     field_from_row,
-    hist_query,
     merge_fields,
 )
 from streams.profiles.prediction import ModelProfile, merge_models, profile_models
@@ -97,18 +97,21 @@ class Profile:
         return cls(str(d["contract"]), str(d["schema"]), str(d["spec_id"]), int(d["rows"]), fields, models)
 
 
+@functools.lru_cache(maxsize=64)
+def _expressions(spec: ProfileSpec, dtypes: tuple[pl.DataType, ...]) -> tuple[pl.Expr, ...]:
+    """Built once per spec and column types: building polars expressions costs more than small batches."""
+    return tuple(e for f, dtype in zip(spec.fields, dtypes, strict=True) for e in field_exprs(f, spec.kmv_k, dtype))
+
+
 def profile_frame(frame: pl.DataFrame, spec: ProfileSpec) -> Profile:
     """Profile one batch: a single polars ``select`` for the fields, one group-by for the models."""
     missing = [f.name for f in spec.fields if f.name not in frame.columns]
     if missing:  # an absent column is all nulls
         frame = frame.with_columns(pl.lit(None, dtype=pl.String).alias(name) for name in missing)
-    lazy = frame.lazy()
-    exprs = [e for f in spec.fields for e in field_exprs(f, spec.kmv_k)]
-    binned = [f for f in spec.fields if f.kind is Kind.NUMERIC and f.edges]
-    results = pl.collect_all([lazy.select(exprs), *(hist_query(lazy, f) for f in binned)]) if exprs else []
-    row = results[0].row(0, named=True) if results else {}
-    hists = dict(zip((f.name for f in binned), results[1:], strict=True))
-    fields = {f.name: field_from_row(f, row, spec.kmv_k, hists.get(f.name)) for f in spec.fields}
+    schema = frame.schema
+    exprs = _expressions(spec, tuple(schema[f.name] for f in spec.fields))
+    row = frame.select(exprs).row(0, named=True) if exprs else {}
+    fields = {f.name: field_from_row(f, row, spec.kmv_k, frame) for f in spec.fields}
     models = profile_models(frame, spec.prediction) if spec.prediction is not None else {}
     return Profile(spec.contract, spec.schema, spec.binning_id, frame.height, fields, models)
 
@@ -119,7 +122,7 @@ def empty_profile(spec: ProfileSpec) -> Profile:
     for f in spec.fields:
         if f.kind is Kind.NUMERIC:
             hist = (0,) * (len(f.edges) + 1) if f.edges else ()
-            fields[f.name] = NumericProfile(0, 0, None, None, 0.0, 0.0, hist, tuple(float(x) for x in hist), 0)
+            fields[f.name] = NumericProfile(0, 0, None, None, 0.0, 0.0, hist, 0)
         else:
             fields[f.name] = CategoricalProfile(0, 0, (), 0, (), f.cap, spec.kmv_k)
     return Profile(spec.contract, spec.schema, spec.binning_id, 0, fields, {})

@@ -7,6 +7,8 @@ scans (only the profiled columns are read, so a reference larger than memory wor
    the bin edges are chosen: the KLL quantiles at ``i / bins`` (deduplicated), with the exact
    minimum and maximum as the outer edges;
 2. the profile on those edges: exact histogram counts, category counts, per-model scores.
+   Categorical fields with more distinct values than the cap in pass 1 (identifiers) are kept
+   with ``cap=0``: null and distinct counts only, which is all drift looks at for them.
 
 The file (``.qsref`` by convention) carries the contract ``id@version`` and its sha256, the schema
 object, the spec (every edge) and the profile; its own sha256 is :attr:`Reference.sha256`, which
@@ -17,7 +19,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -28,7 +30,7 @@ from streams.errors import DataFormatError, ProfileError
 from streams.profiles.codec import check_identity, decode_document, encode_document
 from streams.profiles.profile import Profile, empty_profile, profile_frame
 from streams.profiles.properties import prediction_spec
-from streams.profiles.spec import Kind, ProfileSpec, spec_for_schema
+from streams.profiles.spec import Kind, ProfileSpec, refine_tails, spec_for_schema
 
 if TYPE_CHECKING:
     from streams.contracts.model import Contract
@@ -79,8 +81,6 @@ def save_reference(reference: Reference, path: str | Path) -> Reference:
 
 
 def _with_sha(reference: Reference, blob: bytes) -> Reference:
-    from dataclasses import replace
-
     return replace(reference, sha256=hashlib.sha256(blob).hexdigest())
 
 
@@ -165,7 +165,7 @@ def _wide(dtype: pl.DataType) -> pl.DataType:
 def _choose_edges(sketch: Any, lo: float, hi: float, bins: int) -> tuple[float, ...]:
     qs = [i / bins for i in range(1, bins)]
     inner = [float(q) for q in sketch.get_quantiles(qs)] if not sketch.is_empty() else []
-    return tuple(sorted({lo, hi, *(q for q in inner if lo < q < hi)}))
+    return refine_tails(tuple(sorted({lo, hi, *(q for q in inner if lo < q < hi)})))
 
 
 def build_reference(
@@ -210,7 +210,10 @@ def build_reference(
         moments = first.numeric(name)
         if moments.count and moments.min is not None and moments.max is not None:
             edges[name] = _choose_edges(sketches[name], moments.min, moments.max, bins)
+    # identifier-like fields (more distinct values than the cap): only nulls and distinct count from now on
+    identifiers = {f.name for f in base.fields if f.kind is Kind.CATEGORICAL and first.categorical(f.name).truncated}
     spec = base.with_edges(edges)
+    spec = replace(spec, fields=tuple(replace(f, cap=0) if f.name in identifiers else f for f in spec.fields))
 
     profile = empty_profile(spec)
     rows = 0

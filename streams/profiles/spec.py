@@ -32,6 +32,7 @@ __all__ = [
     "PredictionSpec",
     "ProfileSpec",
     "hash_scheme",
+    "refine_tails",
     "spec_for_schema",
 ]
 
@@ -226,3 +227,31 @@ def spec_for_schema(
         elif isinstance(f.dtype, (pl.String, pl.Boolean, pl.Categorical, pl.Enum)):
             fields.append(FieldSpec(f.name, Kind.CATEGORICAL, cap=category_cap))
     return ProfileSpec(contract.ref, schema.name, tuple(fields), kmv_k=kmv_k, prediction=prediction)
+
+
+def refine_tails(edges: tuple[float, ...], per_side: int = 8, bins_per_side: int = 1) -> tuple[float, ...]:
+    """Split the ``bins_per_side`` outermost bins at each end into ``per_side`` sub-bins.
+
+    Quantile bins are widest in the tails (the top 1% of a heavy-tailed field can span most of its
+    range), where mass spread uniformly inside a bin is least true; finer edges there keep binned
+    Wasserstein distances close to the exact ones. Geometric spacing when the bin is positive and
+    spans more than a factor of 4, linear otherwise.
+    """
+    if len(edges) < 3 or per_side < 2:
+        return edges
+
+    def split(a: float, b: float) -> list[float]:
+        if a > 0 and b / a > 4:
+            ratio = (b / a) ** (1 / per_side)
+            return [a * ratio**i for i in range(1, per_side)]
+        if b < 0 and a / b > 4:
+            ratio = (a / b) ** (1 / per_side)
+            return [b * ratio**i for i in range(1, per_side)]
+        return [a + (b - a) * i / per_side for i in range(1, per_side)]
+
+    k = min(bins_per_side, (len(edges) - 1) // 2)
+    extra: set[float] = set()
+    for i in range(k):
+        extra.update(split(edges[i], edges[i + 1]))
+        extra.update(split(edges[-2 - i], edges[-1 - i]))
+    return tuple(sorted(set(edges) | {e for e in extra if edges[0] < e < edges[-1]}))

@@ -7,7 +7,7 @@ import polars as pl
 
 from streams.profiles.drift import DriftConfig, DriftReport, compare
 from streams.profiles.profile import Profile, profile_frame
-from streams.profiles.spec import FieldSpec, Kind, ProfileSpec
+from streams.profiles.spec import FieldSpec, Kind, ProfileSpec, refine_tails
 
 CATEGORIES = ("pos", "ecom", "atm", "moto")
 MIX = (0.55, 0.35, 0.05, 0.05)
@@ -38,12 +38,12 @@ def sample(
 
 
 def spec_from(reference: pl.DataFrame, bins: int = 100) -> ProfileSpec:
-    """Bins on the reference's exact quantiles (what build_reference approximates with KLL)."""
+    """Bins on the reference's exact quantiles, tails refined (what build_reference does with KLL quantiles)."""
     fields = []
     for name in ("x", "amount", "hour"):
         values = reference[name].cast(pl.Float64).fill_nan(None).drop_nulls().to_numpy()
         edges = tuple(sorted({float(q) for q in np.quantile(values, np.linspace(0, 1, bins + 1))}))
-        fields.append(FieldSpec(name, Kind.NUMERIC, edges))
+        fields.append(FieldSpec(name, Kind.NUMERIC, refine_tails(edges)))
     fields.append(FieldSpec("channel", Kind.CATEGORICAL))
     return ProfileSpec("urn:test:drift@1.0.0", "t", tuple(fields))
 
