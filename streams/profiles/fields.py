@@ -206,8 +206,17 @@ def field_exprs(spec: FieldSpec, kmv_k: int, dtype: pl.DataType | None = None) -
         ]  # fmt: skip
         if spec.edges:
             lo, hi = spec.edges[0], spec.edges[-1]
-            bins = [-math.inf, *spec.edges, math.inf]
-            out.append(alias(x.hist(bins=bins, include_breakpoint=False, include_category=False).implode(), "hist"))
+            # cumulative counts at every edge from the sorted values (cost independent of the number of bins);
+            # integers sort natively (radix), against edges rounded down: v <= e  <=>  v <= floor(e)
+            if dtype is not None and dtype.is_integer():
+                info = _int_range(dtype)
+                floors = [min(max(math.floor(e), info[0]), info[1]) for e in spec.edges]
+                edges = pl.Series("edges", floors, dtype=dtype)
+                xs = pl.col(c).drop_nulls().sort()
+            else:
+                edges = pl.Series("edges", spec.edges, dtype=pl.Float64)
+                xs = x.drop_nulls().sort()
+            out.append(alias(xs.search_sorted(pl.lit(edges), side="right").implode(), "cum"))
             out.append(alias((x < lo).sum(), "below"))
             out.append(alias((lo - x).filter(x < lo).sum(), "below_gap"))
             out.append(alias((x - hi).filter(x > hi).sum(), "above_gap"))
@@ -224,11 +233,20 @@ def field_exprs(spec: FieldSpec, kmv_k: int, dtype: pl.DataType | None = None) -
         vc = values.value_counts(name="\x1fn")
         top = vc.sort_by([vc.struct.field("\x1fn"), vc.struct.field(c)], descending=[True, False]).head(spec.cap)
         out.append(alias(top.implode(), "top"))
-    # the k smallest distinct hashes without a full unique: candidates up to the 4k-th smallest hash
-    h = values.hash(seed=0)
-    candidates = h.filter(h <= h.bottom_k(4 * kmv_k).max()).unique().bottom_k(kmv_k)
-    out += [alias(candidates.implode(), "kmv"), alias(values.len(), "n")]
+    else:  # identifiers: the k smallest distinct hashes without a full unique (candidates up to the 4k-th)
+        h = values.hash(seed=0)
+        candidates = h.filter(h <= h.bottom_k(4 * kmv_k).max()).unique().bottom_k(kmv_k)
+        out += [alias(candidates.implode(), "kmv"), alias(values.len(), "n")]
     return out
+
+
+def _int_range(dtype: pl.DataType) -> tuple[int, int]:
+    bits = {pl.Int8: 8, pl.Int16: 16, pl.Int32: 32, pl.Int64: 64, pl.UInt8: 8, pl.UInt16: 16, pl.UInt32: 32}
+    bits |= {pl.UInt64: 64}
+    width = next(b for t, b in bits.items() if dtype == t)
+    if dtype in (pl.UInt8, pl.UInt16, pl.UInt32, pl.UInt64):
+        return 0, 2**width - 1
+    return -(2 ** (width - 1)), 2 ** (width - 1) - 1
 
 
 def hash_strings(values: Sequence[str]) -> tuple[int, ...]:
@@ -243,6 +261,8 @@ def _hash_strings(values: tuple[str, ...]) -> tuple[int, ...]:
 
 def _candidates(row: Mapping[str, Any], c: str, kmv_k: int) -> tuple[int, ...] | None:
     """The KMV candidates from the row, or None when the shortcut may have missed distinct values."""
+    if f"{c}\x1fkmv" not in row:  # a capped field that overflowed its cap in this batch
+        return None
     candidates = tuple(sorted(int(x) for x in (row[f"{c}\x1fkmv"] or ())))
     if len(candidates) >= kmv_k or int(row[f"{c}\x1fn"]) <= 4 * kmv_k:
         return candidates
@@ -269,8 +289,8 @@ def field_from_row(
         hist: tuple[int, ...] = ()
         below, gaps = 0, (0.0, 0.0)
         if spec.edges:
-            counts = get("hist")
-            hist = tuple(int(n) for n in counts) if counts else (0,) * (len(spec.edges) + 1)
+            cum = [int(n) for n in (get("cum") or [0] * len(spec.edges))]
+            hist = tuple(b - a for a, b in zip([0, *cum], [*cum, count], strict=True))
             below = int(get("below"))
             gaps = (float(get("below_gap") or 0.0), float(get("above_gap") or 0.0))
         if count == 0:
