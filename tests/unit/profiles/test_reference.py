@@ -167,3 +167,32 @@ def test_cli_build_and_show(tmp_path, frame):
     default = runner.invoke(app, ["profile", "build", str(records), "--contract", str(contract)])
     assert default.exit_code == 0, default.output
     assert (tmp_path / "refs" / "predictions.qsref").exists()
+
+
+def test_drift_monitor_binds_the_contract_reference(tmp_path):
+    from streams.profiles.monitor import DriftMonitor
+
+    path = _prediction_contract(tmp_path)
+    contract = load_contract(path)
+    assert DriftMonitor.from_contract(load_contract(FEATURES)) is None  # no qstreams.reference
+    records = pl.DataFrame(generate_prediction_records(4_000, seed=8).records)
+    data = tmp_path / "preds.parquet"
+    records.write_parquet(data)
+    (tmp_path / "refs").mkdir()
+    save_reference(build_reference(contract, None, [data]), tmp_path / "refs" / "predictions.qsref")
+    monitor = DriftMonitor.from_contract(contract)
+    assert monitor is not None and monitor.overrides == {"latency_ms": {"method": "psi", "threshold": 0.2}}
+    same = pl.DataFrame(generate_prediction_records(3_000, seed=9).records)
+    window = monitor.empty().merge(monitor.profile(same[:1000])).merge(monitor.profile(same[1000:]))
+    report = monitor.drift(window)
+    assert report.reference_sha256 == monitor.reference.sha256
+    assert report.field("latency_ms").method.value == "psi"
+    assert report.drifted == (), report.drifted
+    slow = same.with_columns(pl.col("latency_ms") * 3)
+    assert "latency_ms" in monitor.drift(monitor.profile(slow)).drifted
+    (model,) = monitor.models(window)
+    assert model.model_version == "3.2.1" and model.verdict == "ok"
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(path.read_text().replace("{method: psi, threshold: 0.2}", "{method: chi2}"))
+    with pytest.raises(ContractError, match="does not apply to numeric"):
+        DriftMonitor.from_contract(load_contract(bad))
