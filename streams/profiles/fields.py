@@ -199,7 +199,13 @@ def field_exprs(spec: FieldSpec, kmv_k: int, dtype: pl.DataType | None = None) -
         return e.alias(f"{c}\x1f{stat}")
 
     if spec.kind is Kind.NUMERIC:
-        x = pl.col(c).cast(pl.Float64).fill_nan(None)
+        integer = dtype is not None and dtype.is_integer()
+        if integer:  # no NaN, no cast: mean / var are computed in float64 anyway
+            x = pl.col(c)
+        elif dtype == pl.Float64:
+            x = pl.col(c).fill_nan(None)
+        else:
+            x = pl.col(c).cast(pl.Float64).fill_nan(None)
         out = [
             alias(x.count(), "count"), alias(x.null_count(), "nulls"), alias(x.min(), "min"), alias(x.max(), "max"),
             alias(x.mean(), "mean"), alias(x.var(ddof=0) * x.count(), "m2"),
@@ -208,18 +214,19 @@ def field_exprs(spec: FieldSpec, kmv_k: int, dtype: pl.DataType | None = None) -
             lo, hi = spec.edges[0], spec.edges[-1]
             # cumulative counts at every edge from the sorted values (cost independent of the number of bins);
             # integers sort natively (radix), against edges rounded down: v <= e  <=>  v <= floor(e)
-            if dtype is not None and dtype.is_integer():
+            if integer:
+                assert dtype is not None
                 info = _int_range(dtype)
                 floors = [min(max(math.floor(e), info[0]), info[1]) for e in spec.edges]
                 edges = pl.Series("edges", floors, dtype=dtype)
-                xs = pl.col(c).drop_nulls().sort()
+                xs = x.drop_nulls().sort()
             else:
                 edges = pl.Series("edges", spec.edges, dtype=pl.Float64)
                 xs = x.drop_nulls().sort()
             out.append(alias(xs.search_sorted(pl.lit(edges), side="right").implode(), "cum"))
             out.append(alias((x < lo).sum(), "below"))
-            out.append(alias((lo - x).filter(x < lo).sum(), "below_gap"))
-            out.append(alias((x - hi).filter(x > hi).sum(), "above_gap"))
+            out.append(alias((lo - x).clip(lower_bound=0).sum(), "below_gap"))  # sum of (lo - v) over v < lo
+            out.append(alias((x - hi).clip(lower_bound=0).sum(), "above_gap"))
         return out
     if dtype == pl.Boolean:
         b = pl.col(c)
