@@ -146,3 +146,28 @@ def test_profiles_of_another_contract_version_schema_or_bins_are_refused():
     with pytest.raises(ProfileError) as err:
         profile_frame(frame([]), SPEC).merge(profile_frame(frame([]), other_bins))
     assert err.value.reason == "binning"
+
+
+def test_identifier_distinct_sketch_falls_back_when_values_repeat():
+    spec = ProfileSpec("urn:test@1.0.0", "t", (FieldSpec("id", Kind.CATEGORICAL, cap=0),), kmv_k=256)
+    values = [f"id-{i:04d}" for i in range(300)] * 20  # 6,000 rows: the 1,024 smallest hashes cover ~52 values
+    p = profile_frame(pl.DataFrame({"id": values}), spec).categorical("id")
+    exact = sorted(int(h) for h in pl.Series(values).unique().hash(seed=0).to_list())[:256]
+    assert p.kmv == tuple(exact) and p.counts == () and p.other == p.count == 6_000
+    assert abs(p.distinct - 300) / 300 < 0.2  # KMV estimate above k distinct values
+    small = profile_frame(pl.DataFrame({"id": values[:200]}), spec).categorical("id")
+    assert small.distinct == 200  # exact below k
+
+
+def test_feature_batches_merge_to_the_whole_with_reference_bins(tmp_path):
+    from streams.contracts.loader import load_contract
+    from streams.profiles.reference import build_reference
+    from streams.testing import generate_feature_frame
+
+    ref_data = tmp_path / "ref.parquet"
+    generate_feature_frame(5_000, seed=1).write_parquet(ref_data)
+    spec = build_reference(load_contract("contracts/card_transactions.odcs.yaml"), None, [ref_data]).spec
+    assert {f.name for f in spec.fields if f.cap == 0} == {"customer_id", "merchant_id", "device_id"}
+    df = generate_feature_frame(9_000, seed=2)
+    parts = [profile_frame(df[a:b], spec) for a, b in ((0, 2_000), (2_000, 7_500), (7_500, 9_000))]
+    assert_same(merge_profiles(parts[::-1]), profile_frame(df, spec))
