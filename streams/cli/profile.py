@@ -5,16 +5,19 @@ Registered in :mod:`streams.cli.main` with::
     from streams.cli.profile import profile_app
     app.add_typer(profile_app, name="profile")
 
-Exit codes as the rest of the CLI: 0 success, 2 usage errors (a contract that cannot be loaded, an
-unreadable data file, a corrupt reference or one of another contract or version).
+Exit codes as the rest of the CLI: 0 success, 1 drift found (``profile drift``), 2 usage errors (a
+contract that cannot be loaded, an unreadable data file, a corrupt reference or one of another
+contract or version).
 """
 
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 from typing import Annotated, Any
 
+import polars as pl
 import typer
 
 from streams.errors import ContractError, DataFormatError, ProfileError
@@ -106,6 +109,73 @@ def show(
         typer.echo(json.dumps({**head, "sha256": reference.sha256, "rows": reference.profile.rows, "fields": rows}))
         return
     _table(reference, rows)
+
+
+@profile_app.command("drift")
+def drift(
+    data: Annotated[list[Path], typer.Argument(help="Parquet, NDJSON / JSON Lines or CSV files to compare.")],
+    contract: Annotated[Path, typer.Option("--contract", "-c", help="ODCS contract file.")],
+    schema: Annotated[str | None, typer.Option(help="Schema object name (or topic) when there are several.")] = None,
+    reference: Annotated[
+        Path | None, typer.Option("--reference", "-r", help="Reference profile; default: qstreams.reference.")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the drift report as JSON.")] = False,
+) -> None:
+    """Compare data files with the reference profile. Exit 0 without drift, 1 with drift, 2 on errors."""
+    from streams.contracts.loader import load_contract
+    from streams.profiles.monitor import DriftMonitor
+    from streams.profiles.reference import scan_batches
+
+    try:
+        loaded = load_contract(contract)
+        obj = loaded.schema(schema)
+        monitor = DriftMonitor.from_contract(loaded, obj.name, path=reference)
+    except (ContractError, ProfileError) as exc:
+        raise _fail(str(exc)) from None
+    except KeyError as exc:
+        raise _fail(str(exc.args[0])) from None
+    if monitor is None:
+        raise _fail("give --reference PROFILE, or name it in the schema object's customProperties qstreams.reference")
+    needed = {f.name for f in monitor.spec.fields}
+    p = monitor.spec.prediction
+    if p is not None:
+        needed |= {n for n in (p.score, p.label, p.model_version) if n is not None}
+    columns = pl.Schema({f.name: f.dtype for f in obj.fields if f.name in needed})
+    current = monitor.empty()
+    try:
+        for path in data:
+            for batch in scan_batches(path, columns, 100_000):
+                current = current.merge(monitor.profile(batch))
+    except DataFormatError as exc:
+        raise _fail(str(exc)) from None
+    report = monitor.drift(current)
+    models = monitor.models(current)
+    if as_json:
+        typer.echo(json.dumps(_clean({**report.as_dict(), "models": [m.as_dict() for m in models]})))
+    else:
+        for f in report.fields:
+            main = f.metrics[0] if f.metrics else None
+            shown = f"{main.metric} {main.value:.4g} (threshold {main.threshold:g})" if main and main.threshold else ""
+            flagged = ", ".join(r.metric for r in f.metrics if r.drifted)
+            typer.echo(f"{f.verdict.value:>17}  {f.field:<28} {shown}  {flagged}".rstrip())
+        for m in models:
+            typer.echo(
+                f"{m.verdict:>17}  model {m.model_version or '(none)'}: expected accuracy {m.expected_accuracy:.4f}"
+            )
+        typer.echo(f"{len(report.drifted)} of {len(report.fields)} fields drifted; reference {report.reference_sha256}")
+    drifted = bool(report.drifted) or any(m.verdict == "drift" for m in models)
+    raise typer.Exit(1 if drifted else 0)
+
+
+def _clean(x: Any) -> Any:
+    """JSON-ready: non-finite floats become null."""
+    if isinstance(x, float):
+        return x if math.isfinite(x) else None
+    if isinstance(x, dict):
+        return {k: _clean(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_clean(v) for v in x]
+    return x
 
 
 def _summary(name: str, p: Any) -> dict[str, Any]:

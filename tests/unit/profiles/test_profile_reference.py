@@ -196,3 +196,34 @@ def test_drift_monitor_binds_the_contract_reference(tmp_path):
     bad.write_text(path.read_text().replace("{method: psi, threshold: 0.2}", "{method: chi2}"))
     with pytest.raises(ContractError, match="does not apply to numeric"):
         DriftMonitor.from_contract(load_contract(bad))
+
+
+def test_cli_drift_exit_codes(tmp_path):
+    import json as _json
+
+    app = typer.Typer()
+    app.add_typer(profile_app, name="profile")
+    runner = CliRunner()
+    ref_data, same, shifted = tmp_path / "ref.parquet", tmp_path / "same.parquet", tmp_path / "shifted.csv"
+
+    def frame(n: int, seed: int) -> pl.DataFrame:  # the generator's hours depend on the seed: spread them
+        return generate_feature_frame(n, seed=seed).with_columns(
+            (pl.int_range(n) % 24).cast(pl.Int8).alias("hour_of_day")
+        )
+
+    frame(8_000, 11).write_parquet(ref_data)
+    frame(3_000, 12).write_parquet(same)
+    moved = frame(3_000, 13).with_columns(pl.col("amount_eur") * 1.5)
+    moved.drop("event_ts").write_csv(shifted)
+    out = tmp_path / "f.qsref"
+    assert runner.invoke(app, ["profile", "build", str(ref_data), "-c", str(FEATURES), "-o", str(out)]).exit_code == 0
+    ok = runner.invoke(app, ["profile", "drift", str(same), "-c", str(FEATURES), "-r", str(out)])
+    assert ok.exit_code == 0, ok.output
+    assert "0 of 20 fields drifted" in ok.output
+    bad = runner.invoke(app, ["profile", "drift", str(shifted), "-c", str(FEATURES), "-r", str(out), "--json"])
+    assert bad.exit_code == 1, bad.output
+    report = _json.loads(bad.output)
+    assert report["reference_sha256"] == load_reference(out).sha256
+    assert "amount_eur" in [f["field"] for f in report["fields"] if f["verdict"] == "drift"]
+    missing = runner.invoke(app, ["profile", "drift", str(same), "-c", str(FEATURES)])
+    assert missing.exit_code == 2 and "qstreams.reference" in missing.output
