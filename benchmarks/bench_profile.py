@@ -12,7 +12,8 @@ On ``contracts/card_transactions.odcs.yaml`` with generated records (``streams.t
    reference-binned histogram (the whole numeric profile of that field: sorted values searched
    at the reference edges, moments and tails), and the merge of two of each.
 
-Every figure is a median of ``--repeat`` runs in the same process; ratios are what to compare.
+Every figure is a median of ``--repeat`` runs in the same process, the compared functions run
+round-robin; ratios are what to compare.
 """
 
 from __future__ import annotations
@@ -39,13 +40,20 @@ CONTRACT = Path(__file__).resolve().parents[1] / "contracts" / "card_transaction
 
 
 def median_seconds(fn: Callable[[], object], repeat: int) -> float:
-    fn()  # warm-up
-    times = []
+    return interleaved({"fn": fn}, repeat)["fn"]
+
+
+def interleaved(fns: dict[str, Callable[[], object]], repeat: int) -> dict[str, float]:
+    """Median seconds of each function, run round-robin so that a changing machine load hits all alike."""
+    for fn in fns.values():
+        fn()  # warm-up
+    times: dict[str, list[float]] = {name: [] for name in fns}
     for _ in range(repeat):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
+        for name, fn in fns.items():
+            t0 = time.perf_counter()
+            fn()
+            times[name].append(time.perf_counter() - t0)
+    return {name: statistics.median(ts) for name, ts in times.items()}
 
 
 def main() -> None:
@@ -76,12 +84,20 @@ def main() -> None:
     for n in sizes:
         df = generate_feature_frame(n, seed=n)
         other = generate_feature_frame(n, seed=n + 1)
-        t_validate = median_seconds(lambda df=df: plan.validate(df), args.repeat)
-        t_contract = median_seconds(lambda df=df: contract.validate(df), args.repeat)
-        t_profile = median_seconds(lambda df=df: profile_frame(df, spec), args.repeat)
+        t = interleaved(
+            {
+                "validate": lambda df=df: plan.validate(df),
+                "contract": lambda df=df: contract.validate(df),
+                "profile": lambda df=df: profile_frame(df, spec),
+                "numeric": lambda df=df: profile_frame(df, numeric_only),
+                "categorical": lambda df=df: profile_frame(df, categorical_only),
+            },
+            args.repeat,
+        )
+        t_validate, t_contract, t_profile, t_num, t_cat = (
+            t[k] for k in ("validate", "contract", "profile", "numeric", "categorical")
+        )
         a, b = profile_frame(df, spec), profile_frame(other, spec)
-        t_num = median_seconds(lambda df=df: profile_frame(df, numeric_only), args.repeat)
-        t_cat = median_seconds(lambda df=df: profile_frame(df, categorical_only), args.repeat)
         t_merge = median_seconds(lambda a=a, b=b: a.merge(b), args.repeat * 5)
         t_encode = median_seconds(lambda a=a: encode_profile(a), args.repeat * 5)
         print(
@@ -115,8 +131,8 @@ def sketch_choice(spec: object, sizes: list[int], repeat: int) -> None:
         def hist(df=df, one=one) -> object:
             return profile_frame(df, one)
 
-        t_kll = median_seconds(kll, repeat)
-        t_hist = median_seconds(hist, repeat)
+        both = interleaved({"kll": kll, "hist": hist}, repeat)
+        t_kll, t_hist = both["kll"], both["hist"]
         k1, k2 = kll(), kll()
         h1 = profile_frame(df, spec_only(spec, "amount_eur")).numeric("amount_eur")
 
