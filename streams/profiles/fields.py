@@ -205,7 +205,7 @@ def field_exprs(spec: FieldSpec, kmv_k: int, dtype: pl.DataType | None = None) -
         elif dtype == pl.Float64:
             x = pl.col(c).fill_nan(None)
         else:
-            x = pl.col(c).cast(pl.Float64).fill_nan(None)
+            x = pl.col(c).cast(pl.Float64, strict=False).fill_nan(None)  # never raise on data
         out = [
             alias(x.count(), "count"), alias(x.null_count(), "nulls"), alias(x.min(), "min"), alias(x.max(), "max"),
             alias(x.mean(), "mean"), alias(x.var(ddof=0) * x.count(), "m2"),

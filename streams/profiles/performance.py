@@ -160,7 +160,7 @@ def performance_partials(
             raise ValueError("a non-boolean actual column needs positiveLabel in qstreams.prediction")
         truth = truth.cast(pl.String) == spec.positive_label
     version = pl.col(spec.model_version).cast(pl.String).fill_null("") if spec.model_version else pl.lit(NO_VERSION)
-    delay = pl.col(delay_seconds).cast(pl.Float64) if delay_seconds else pl.lit(None, dtype=pl.Float64)
+    delay = pl.col(delay_seconds).cast(pl.Float64, strict=False) if delay_seconds else pl.lit(None, dtype=pl.Float64)
     base = frame.select(
         version.alias("v"), score.alias("s"), truth.alias("y"), positive_expr(spec).alias("p"),
         score_bin_expr(score, bins).alias("b"), delay.alias("d"),

@@ -128,7 +128,7 @@ def positive_expr(spec: PredictionSpec) -> pl.Expr:
     """True for a positive prediction: the positive label when named, else score >= decision threshold."""
     if spec.positive_label is not None and spec.label is not None:
         return pl.col(spec.label).cast(pl.String) == spec.positive_label
-    return pl.col(spec.score).cast(pl.Float64) >= spec.decision_threshold
+    return pl.col(spec.score).cast(pl.Float64, strict=False) >= spec.decision_threshold
 
 
 def profile_models(frame: pl.DataFrame, spec: PredictionSpec) -> dict[str, ModelProfile]:

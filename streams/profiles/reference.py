@@ -199,7 +199,7 @@ def build_reference(
         for batch in scan_batches(path, columns, batch_rows):
             first = first.merge(profile_frame(batch, base))
             for name in numeric:
-                values = batch.get_column(name).cast(pl.Float64).fill_nan(None).drop_nulls()
+                values = batch.get_column(name).cast(pl.Float64, strict=False).fill_nan(None).drop_nulls()
                 if len(values):
                     sketches[name].update(values.to_numpy(writable=True))
             rows += batch.height

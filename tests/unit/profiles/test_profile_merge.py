@@ -171,3 +171,12 @@ def test_feature_batches_merge_to_the_whole_with_reference_bins(tmp_path):
     df = generate_feature_frame(9_000, seed=2)
     parts = [profile_frame(df[a:b], spec) for a, b in ((0, 2_000), (2_000, 7_500), (7_500, 9_000))]
     assert_same(merge_profiles(parts[::-1]), profile_frame(df, spec))
+
+
+def test_bad_data_never_raises():
+    """A numeric field arriving as text, a missing column: nulls in the profile, no exception."""
+    odd = pl.DataFrame({"x": ["1.5", "abc", None], "c": [1, 2, 2], "b": [True, None, False]})
+    p = profile_frame(odd, SPEC)
+    assert (p.numeric("x").count, p.numeric("x").nulls) == (1, 2)
+    assert p.numeric("n").nulls == 3 and p.numeric("u").count == 0  # absent columns
+    assert p.categorical("c").frequencies() == {"1": 1, "2": 2}
