@@ -21,6 +21,7 @@ Every exception derives from :class:`StreamsError`::
     │   └── TransportError            a Kafka client operation failed (poll, commit)
     │       └── CommitRefusedError    the group refused a commit (a rebalance is in progress)
     ├── SettingsError                 a configuration value is invalid
+    ├── ProfileError                  a data profile is corrupt, of another contract or of another version
     ├── EventError                    a quality event cannot be built or read (also a ValueError)
     │   └── EventDataError            an event's data is not a JSON object (also a TypeError)
     └── ThresholdBreach               raised inside a pandera check whose metric breaks its threshold;
@@ -43,6 +44,7 @@ __all__ = [
     "EventDataError",
     "EventError",
     "ExpressionError",
+    "ProfileError",
     "SettingsError",
     "SqlRuleError",
     "StreamsError",
@@ -146,3 +148,17 @@ class TransportError(BrokerError):
 
 class CommitRefusedError(TransportError):
     """The consumer group refused an offset commit, typically because a rebalance is in progress."""
+
+
+class ProfileError(StreamsError):
+    """A data profile (reference or window) cannot be used.
+
+    ``reason`` says why, as data: ``corrupt``, ``format_version``, ``contract``,
+    ``schema`` or ``binning``; ``path`` names the file when there is one.
+    """
+
+    def __init__(self, message: str, *, reason: str, path: str | None = None) -> None:
+        self.message = message
+        self.reason = reason
+        self.path = path
+        super().__init__(f"{path}: {message}" if path else message)

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from streams.cli.diff import contracts_diff
+from streams.cli.profile import profile_app
 from streams.errors import ContractError, DataFormatError, SettingsError, StreamsError
 
 if TYPE_CHECKING:
@@ -38,6 +39,7 @@ dev_app = typer.Typer(
 )
 app.add_typer(contracts_app, name="contracts")
 app.add_typer(dev_app, name="dev")
+app.add_typer(profile_app, name="profile")
 contracts_app.command("diff")(contracts_diff)
 
 EXIT_OK, EXIT_FINDINGS, EXIT_USAGE = 0, 1, 2

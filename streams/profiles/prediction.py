@@ -1,0 +1,257 @@
+"""Prediction monitoring: per-``model_version`` score profiles, CBPE-style expected accuracy.
+
+A :class:`ModelProfile` is a mergeable partial for the predictions of one model version: the
+score histogram on equal-width bins over [0, 1], the predicted-label mix, the confidence
+``max(s, 1 - s)`` and the sums behind confidence-based performance estimation (CBPE): for a
+calibrated binary classifier a positive prediction is right with probability ``s`` and a negative
+one with probability ``1 - s``, so the expected accuracy is
+``(sum of s over positive predictions + sum of (1 - s) over negative ones) / n``.
+Counts merge exactly; sums of scores merge up to float rounding.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import polars as pl
+
+from streams.profiles.spec import PredictionSpec
+
+__all__ = [
+    "ModelDrift",
+    "ModelDriftConfig",
+    "ModelProfile",
+    "compare_models",
+    "merge_models",
+    "profile_models",
+    "score_bin_expr",
+]
+
+#: Key used when the contract names no model-version field.
+NO_VERSION = ""
+
+
+def score_bin_expr(score: pl.Expr, bins: int) -> pl.Expr:
+    """Bin index of a score on ``bins`` equal-width bins over [0, 1]; 1.0 falls in the last bin."""
+    return (score * bins).floor().clip(0, bins - 1).cast(pl.Int64)
+
+
+@dataclass(frozen=True, slots=True)
+class ModelProfile:
+    count: int  # predictions with a score in [0, 1]
+    invalid: int  # predictions whose score is null, NaN or outside [0, 1]
+    hist: tuple[int, ...]
+    labels: tuple[tuple[str, int], ...]  # predicted label -> count, sorted
+    sum_score: float
+    sum_confidence: float
+    low_confidence: int  # confidence below the spec's threshold
+    positives: int  # positive predictions
+    sum_score_positive: float  # sum of s over positive predictions (expected true positives)
+    sum_score_negative: float  # sum of s over negative predictions (expected false negatives)
+
+    @property
+    def mean_score(self) -> float:
+        return self.sum_score / self.count if self.count else float("nan")
+
+    @property
+    def mean_confidence(self) -> float:
+        return self.sum_confidence / self.count if self.count else float("nan")
+
+    @property
+    def low_confidence_share(self) -> float:
+        return self.low_confidence / self.count if self.count else float("nan")
+
+    @property
+    def expected_accuracy(self) -> float:
+        """CBPE expected accuracy, assuming calibrated scores."""
+        if not self.count:
+            return float("nan")
+        negatives = self.count - self.positives
+        return (self.sum_score_positive + negatives - self.sum_score_negative) / self.count
+
+    @property
+    def expected_precision(self) -> float:
+        return self.sum_score_positive / self.positives if self.positives else float("nan")
+
+    @property
+    def expected_recall(self) -> float:
+        total = self.sum_score_positive + self.sum_score_negative
+        return self.sum_score_positive / total if total else float("nan")
+
+    def label_mix(self) -> dict[str, float]:
+        total = sum(n for _, n in self.labels)
+        return {label: n / total for label, n in self.labels} if total else {}
+
+    def merge(self, other: ModelProfile) -> ModelProfile:
+        if len(self.hist) != len(other.hist):
+            raise ValueError("model profiles with different score bins cannot merge")
+        labels = dict(self.labels)
+        for label, n in other.labels:
+            labels[label] = labels.get(label, 0) + n
+        return ModelProfile(
+            self.count + other.count, self.invalid + other.invalid,
+            tuple(a + b for a, b in zip(self.hist, other.hist, strict=True)), tuple(sorted(labels.items())),
+            self.sum_score + other.sum_score, self.sum_confidence + other.sum_confidence,
+            self.low_confidence + other.low_confidence, self.positives + other.positives,
+            self.sum_score_positive + other.sum_score_positive, self.sum_score_negative + other.sum_score_negative,
+        )  # fmt: skip
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "count": self.count, "invalid": self.invalid, "hist": list(self.hist),
+            "labels": [v for v, _ in self.labels], "label_counts": [n for _, n in self.labels],
+            "sum_score": self.sum_score, "sum_confidence": self.sum_confidence,
+            "low_confidence": self.low_confidence, "positives": self.positives,
+            "sum_score_positive": self.sum_score_positive, "sum_score_negative": self.sum_score_negative,
+        }  # fmt: skip
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> ModelProfile:
+        labels = tuple(zip([str(v) for v in d["labels"]], [int(n) for n in d["label_counts"]], strict=True))
+        return cls(
+            int(d["count"]), int(d["invalid"]), tuple(int(x) for x in d["hist"]), labels,
+            float(d["sum_score"]), float(d["sum_confidence"]), int(d["low_confidence"]), int(d["positives"]),
+            float(d["sum_score_positive"]), float(d["sum_score_negative"]),
+        )  # fmt: skip
+
+
+def merge_models(a: Mapping[str, ModelProfile], b: Mapping[str, ModelProfile]) -> dict[str, ModelProfile]:
+    out = dict(a)
+    for version, profile in b.items():
+        out[version] = out[version].merge(profile) if version in out else profile
+    return dict(sorted(out.items()))
+
+
+def positive_expr(spec: PredictionSpec) -> pl.Expr:
+    """True for a positive prediction: the positive label when named, else score >= decision threshold."""
+    if spec.positive_label is not None and spec.label is not None:
+        return pl.col(spec.label).cast(pl.String) == spec.positive_label
+    return pl.col(spec.score).cast(pl.Float64, strict=False) >= spec.decision_threshold
+
+
+def profile_models(frame: pl.DataFrame, spec: PredictionSpec) -> dict[str, ModelProfile]:
+    """One :class:`ModelProfile` per model version present in ``frame`` (one group-by, vectorised)."""
+    if frame.height == 0:
+        return {}
+    score = pl.col(spec.score).cast(pl.Float64, strict=False).fill_nan(None)
+    valid = score.is_between(0.0, 1.0)
+    version = pl.col(spec.model_version).cast(pl.String).fill_null("") if spec.model_version else pl.lit(NO_VERSION)
+    label = pl.col(spec.label).cast(pl.String).fill_null("") if spec.label else pl.lit("")
+    conf = pl.max_horizontal(score, 1.0 - score)
+    positive = positive_expr(spec).fill_null(False)
+    base = frame.select(
+        version.alias("v"), score.alias("s"), valid.fill_null(False).alias("ok"), label.alias("l"),
+        conf.alias("c"), positive.alias("p"), score_bin_expr(score, spec.score_bins).alias("b"),
+    )  # fmt: skip
+    ok = base.filter(pl.col("ok"))
+    stats = base.group_by("v").agg(
+        pl.col("ok").sum().alias("count"), (~pl.col("ok")).sum().alias("invalid"),
+        pl.col("s").filter(pl.col("ok")).sum().alias("sum_score"),
+        pl.col("c").filter(pl.col("ok")).sum().alias("sum_confidence"),
+        (pl.col("ok") & (pl.col("c") < spec.confidence_threshold)).sum().alias("low_confidence"),
+        (pl.col("ok") & pl.col("p")).sum().alias("positives"),
+        pl.col("s").filter(pl.col("ok") & pl.col("p")).sum().alias("sum_score_positive"),
+        pl.col("s").filter(pl.col("ok") & ~pl.col("p")).sum().alias("sum_score_negative"),
+    )  # fmt: skip
+    bins = ok.group_by("v", "b").len()
+    labels = ok.filter(pl.col("l") != "").group_by("v", "l").len() if spec.label else None
+    out: dict[str, ModelProfile] = {}
+    for row in stats.iter_rows(named=True):
+        v = row["v"]
+        hist = [0] * spec.score_bins
+        for b, n in bins.filter(pl.col("v") == v).select("b", "len").iter_rows():
+            hist[b] += n
+        mix: tuple[tuple[str, int], ...] = ()
+        if labels is not None:
+            mix = tuple(sorted(labels.filter(pl.col("v") == v).select("l", "len").iter_rows()))
+        out[v] = ModelProfile(
+            int(row["count"]), int(row["invalid"]), tuple(hist), mix, float(row["sum_score"] or 0.0),
+            float(row["sum_confidence"] or 0.0), int(row["low_confidence"]), int(row["positives"]),
+            float(row["sum_score_positive"] or 0.0), float(row["sum_score_negative"] or 0.0),
+        )  # fmt: skip
+    return dict(sorted(out.items()))
+
+
+@dataclass(frozen=True, slots=True)
+class ModelDrift:
+    """One model version's predictions against the reference's."""
+
+    model_version: str
+    verdict: str  # ok | drift | insufficient_data
+    new_version: bool  # not in the reference: compared with the reference's most frequent version
+    baseline_version: str | None
+    count: int
+    metrics: tuple[tuple[str, float, float | None, bool], ...]  # (metric, value, threshold, drifted)
+    mean_confidence: float
+    low_confidence_share: float
+    expected_accuracy: float
+    label_mix: tuple[tuple[str, float], ...]
+
+    def metric(self, name: str) -> tuple[float, float | None, bool]:
+        for metric, value, threshold, drifted in self.metrics:
+            if metric == name:
+                return value, threshold, drifted
+        raise KeyError(name)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "model_version": self.model_version, "verdict": self.verdict, "new_version": self.new_version,
+            "baseline_version": self.baseline_version, "count": self.count,
+            "metrics": [{"metric": n, "value": v, "threshold": t, "drifted": d} for n, v, t, d in self.metrics],
+            "mean_confidence": self.mean_confidence, "low_confidence_share": self.low_confidence_share,
+            "expected_accuracy": self.expected_accuracy, "label_mix": dict(self.label_mix),
+        }  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True)
+class ModelDriftConfig:
+    min_count: int = 30
+    large_sample: int = 1000
+    score_distance: float = 0.1  # Jensen–Shannon distance of score histograms (n > large_sample)
+    score_p_value: float = 0.05  # KS test of score histograms (n <= large_sample)
+    confidence_drop: float = 0.05  # mean confidence lower than the reference's by at least this
+    low_confidence_rise: float = 0.10  # share below the confidence threshold higher by at least this
+    label_mix_distance: float = 0.1  # Jensen–Shannon distance of predicted-label mixes
+
+
+def compare_models(
+    reference: Mapping[str, ModelProfile],
+    current: Mapping[str, ModelProfile],
+    config: ModelDriftConfig = ModelDriftConfig(),
+) -> tuple[ModelDrift, ...]:
+    """Each current model version against the same version in the reference (or its dominant one)."""
+    from streams.profiles import metrics as m
+
+    dominant = max(reference, key=lambda v: reference[v].count) if reference else None
+    out: list[ModelDrift] = []
+    for version, cur in current.items():
+        new = version not in reference
+        base_version = dominant if new else version
+        base = reference.get(base_version) if base_version is not None else None
+        summary = (cur.mean_confidence, cur.low_confidence_share, cur.expected_accuracy)
+        mix = tuple(sorted(cur.label_mix().items()))
+        if base is None or cur.count < config.min_count or base.count < config.min_count:
+            out.append(ModelDrift(version, "insufficient_data", new, base_version, cur.count, (), *summary, mix))
+            continue
+        rows: list[tuple[str, float, float | None, bool]] = []
+        if cur.count > config.large_sample:
+            js = m.js_distance(base.hist, cur.hist)
+            rows.append(("score_jensen_shannon", js, config.score_distance, js >= config.score_distance))
+        else:
+            ks = m.ks_statistic(base.hist, cur.hist)
+            p = m.ks_pvalue(ks, base.count, cur.count)
+            rows.append(("score_ks_p_value", p, config.score_p_value, p < config.score_p_value))
+        drop = base.mean_confidence - cur.mean_confidence
+        rows.append(("mean_confidence_drop", drop, config.confidence_drop, drop >= config.confidence_drop))
+        rise = cur.low_confidence_share - base.low_confidence_share
+        rows.append(("low_confidence_rise", rise, config.low_confidence_rise, rise >= config.low_confidence_rise))
+        labels = sorted(set(dict(base.labels)) | set(dict(cur.labels)))
+        if labels:
+            b, c = dict(base.labels), dict(cur.labels)
+            js = m.js_distance([b.get(x, 0) for x in labels], [c.get(x, 0) for x in labels])
+            rows.append(("label_mix_jensen_shannon", js, config.label_mix_distance, js >= config.label_mix_distance))
+        verdict = "drift" if any(r[3] for r in rows) else "ok"
+        out.append(ModelDrift(version, verdict, new, base_version, cur.count, tuple(rows), *summary, mix))
+    return tuple(out)
