@@ -13,6 +13,7 @@ contracts layer never imports the engine.)
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -27,7 +28,7 @@ from streams.pipeline.loops import loop_reason, own_topics
 if TYPE_CHECKING:
     pass
 
-__all__ = ["dry_run", "lint_file", "loop_reason", "own_topics", "sample_frame"]
+__all__ = ["dry_run", "lint_file", "loop_reason", "monitoring_findings", "own_topics", "sample_frame"]
 
 _SAMPLE_ROWS = 2
 
@@ -45,7 +46,33 @@ def lint_file(path: str | Path, *, allow_unowned: bool = False) -> list[Finding]
     from streams.policies.spec import policy_findings  # policies sit above contracts and events
 
     owned = ownership_findings(contract, allow_unowned=allow_unowned)
-    return findings + owned + policy_findings(contract) + own_topics(contract) + dry_run(contract)
+    monitoring = monitoring_findings(contract)
+    return findings + owned + policy_findings(contract) + monitoring + own_topics(contract) + dry_run(contract)
+
+
+def monitoring_findings(contract: Contract) -> list[Finding]:
+    """``qstreams.reference`` (the file exists, is a profile of this contract and schema, and every
+    ``qstreams.drift`` override names a profiled field with a known method) and ``qstreams.prediction``
+    (its fields exist): what a worker would refuse at start, said by lint first."""
+    from streams.errors import ProfileError
+    from streams.profiles.monitor import DriftMonitor  # profiles sit above validation
+    from streams.profiles.properties import prediction_spec
+
+    path = contract.path or "<contract>"
+    out: list[Finding] = []
+    checks: tuple[Callable[[Contract, str], object], ...] = (
+        DriftMonitor.from_contract,
+        prediction_spec,
+    )
+    for schema in contract.schemas:
+        for check in checks:
+            try:
+                check(contract, schema.name)
+            except (ContractError, ProfileError, OSError) as exc:
+                # a ContractError's own location is the contract's; a ProfileError names the profile file
+                message = exc.message if isinstance(exc, ContractError) else str(exc)
+                out.append(Finding(path, schema.line, f"schema object {schema.name!r}: {message}"))
+    return out
 
 
 def dry_run(contract: Contract) -> list[Finding]:

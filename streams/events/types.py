@@ -7,10 +7,10 @@ type (``...summary.v2``) published side by side with the old one, so
 consumers can migrate at their own pace. Adding optional data fields is not a
 breaking change; consumers must ignore fields they do not know.
 
-Reserved for future types (not implemented; do not emit them)::
+The drift types (``distribution.drift``, ``prediction.confidence``, ``model.performance``)
+have their data schemas and data builders (:mod:`streams.profiles.evidence`); the worker does
+not emit them yet. Reserved for a future type (do not emit it)::
 
-    io.qualitystreams.drift.distribution.v1     feature distribution drift (PSI, KS) per window
-    io.qualitystreams.prediction.confidence.v1  model confidence / calibration of a prediction stream
     io.qualitystreams.policy.action.v1          an automated action taken (rollback, retrain, pause)
 
 Each new type gets a member here, an entry in :data:`SCHEMA_FILES`, a JSON
@@ -78,10 +78,10 @@ class EventType(enum.StrEnum):
     POLICY_TRIGGERED = "io.qualitystreams.policy.triggered.v1"
     POLICY_RESOLVED = "io.qualitystreams.policy.resolved.v1"
     WINDOW_SUMMARY = "io.qualitystreams.window.summary.v1"
-    # Reserved, not implemented (see the module docstring):
-    # DISTRIBUTION_DRIFT = "io.qualitystreams.drift.distribution.v1"
-    # PREDICTION_CONFIDENCE = "io.qualitystreams.prediction.confidence.v1"
-    # POLICY_ACTION = "io.qualitystreams.policy.action.v1"
+    # data schemas shipped (streams.profiles.evidence builds their data); not yet emitted by the worker
+    DISTRIBUTION_DRIFT = "io.qualitystreams.distribution.drift.v1"
+    PREDICTION_CONFIDENCE = "io.qualitystreams.prediction.confidence.v1"
+    MODEL_PERFORMANCE = "io.qualitystreams.model.performance.v1"
 
     @property
     def dataschema(self) -> str:
@@ -98,6 +98,9 @@ SCHEMA_FILES: Final[dict[EventType, str]] = {
     EventType.POLICY_TRIGGERED: "policy_triggered.json",
     EventType.POLICY_RESOLVED: "policy_resolved.json",
     EventType.WINDOW_SUMMARY: "window_summary.json",
+    EventType.DISTRIBUTION_DRIFT: "distribution_drift.json",
+    EventType.PREDICTION_CONFIDENCE: "prediction_confidence.json",
+    EventType.MODEL_PERFORMANCE: "model_performance.json",
 }
 
 

@@ -179,6 +179,9 @@ def test_event_types_and_schemas() -> None:
         "io.qualitystreams.policy.triggered.v1",
         "io.qualitystreams.policy.resolved.v1",
         "io.qualitystreams.window.summary.v1",
+        "io.qualitystreams.distribution.drift.v1",
+        "io.qualitystreams.prediction.confidence.v1",
+        "io.qualitystreams.model.performance.v1",
     ]
     assert set(SCHEMA_FILES) == set(EventType)
     for event_type in EventType:

@@ -227,3 +227,24 @@ def test_cli_drift_exit_codes(tmp_path):
     assert "amount_eur" in [f["field"] for f in report["fields"] if f["verdict"] == "drift"]
     missing = runner.invoke(app, ["profile", "drift", str(same), "-c", str(FEATURES)])
     assert missing.exit_code == 2 and "qstreams.reference" in missing.output
+
+
+def test_lint_checks_the_reference_and_prediction_properties(tmp_path):
+    from streams.lint import lint_file
+
+    path = _prediction_contract(tmp_path)
+    missing = [f.message for f in lint_file(path) if not f.note]
+    assert any("qsref" in m and "card_fraud_predictions" in m for m in missing), missing
+
+    records = generate_prediction_records(3_000, seed=3).records
+    data = tmp_path / "preds.ndjson"
+    pl.DataFrame(records).write_ndjson(data)
+    (tmp_path / "refs").mkdir()
+    save_reference(build_reference(load_contract(path), None, [data]), tmp_path / "refs" / "predictions.qsref")
+    assert [f.message for f in lint_file(path) if not f.note] == []
+
+    bad = tmp_path / "bad.odcs.yaml"
+    bad.write_text(path.read_text().replace("score: score,", "score: probability,"))
+    found = [f for f in lint_file(bad) if not f.note]
+    assert [f.message for f in found if "not a property" in f.message], [f.message for f in found]
+    assert all(f.line is not None for f in found)
