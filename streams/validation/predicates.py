@@ -106,7 +106,7 @@ def predicate(
         return (present & key.is_duplicated()).not_(), False
     if op is Op.MISSING:  # nulls, and the listed values that the column's type can hold
         values = typed_values(args[0], dtype)
-        listed = c.is_in(pl.Series(values, dtype=dtype) if dtype is not None else values) if values else None
+        listed = c.is_in(pl.Series(values, dtype=dtype).implode() if dtype is not None else values) if values else None
         return (c.is_null() | listed.fill_null(False) if listed is not None else c.is_null()).not_(), False
     if op is Op.EXPRESSION:
         return to_polars(args[0]), True
