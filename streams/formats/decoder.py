@@ -205,12 +205,12 @@ class Decoder:
                 d = orjson.loads(v[len(_BOM) :])
             except orjson.JSONDecodeError:
                 d = None
-            if type(d) is dict and has_duplicate_keys(v[len(_BOM) :], d):
-                b.dead(i, DecodeReason.DUPLICATE_KEY, _DUPLICATE.format(what="The message value"))
-                return
             if type(d) is dict:
-                b.out.formats[i] = Format.JSON
-                self._add(b, d, i, 0)
+                if has_duplicate_keys(v[len(_BOM) :], d):
+                    b.dead(i, DecodeReason.DUPLICATE_KEY, _DUPLICATE.format(what="The message value"))
+                else:
+                    b.out.formats[i] = Format.JSON
+                    self._add(b, d, i, 0)
                 return
         if b"\n" in v and exc.msg == "unexpected content after document":
             first = next((ln for ln in v.split(b"\n", 8) if ln.strip()), b"")
@@ -295,5 +295,3 @@ class Decoder:
                 s = pl.Series(f.name, kept, dtype=WIRE[kind], strict=False)
             series.append(s)
         return pl.DataFrame(series), pl.DataFrame(bad, schema=MISMATCH_SCHEMA), b.message, b.line
-
-    # -- Arrow ------------------------------------------------------------------------------
