@@ -32,7 +32,7 @@ so classified (restricted, PII) columns cannot leak through them.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field, fields
 
 from streams.formats.content_types import ARROW_STREAM, CONTENT_TYPE, NDJSON, Headers, content_type, header
 
@@ -67,62 +67,25 @@ class HeaderNames:
     """Every header name for one prefix; build once per worker with ``HeaderNames(settings.header_prefix)``."""
 
     prefix: str = "qstreams."
+    errors_topic: str = field(init=False, repr=False, compare=False)
+    errors_partition: str = field(init=False, repr=False, compare=False)
+    errors_offset: str = field(init=False, repr=False, compare=False)
+    errors_contract: str = field(init=False, repr=False, compare=False)
+    errors_rules: str = field(init=False, repr=False, compare=False)
+    errors_class: str = field(init=False, repr=False, compare=False)
+    errors_message: str = field(init=False, repr=False, compare=False)
+    errors_stage: str = field(init=False, repr=False, compare=False)
+    contract: str = field(init=False, repr=False, compare=False)
+    contract_sha256: str = field(init=False, repr=False, compare=False)
+    records: str = field(init=False, repr=False, compare=False)
+    records_index: str = field(init=False, repr=False, compare=False)
+    mode: str = field(init=False, repr=False, compare=False)
+    worker: str = field(init=False, repr=False, compare=False)
 
-    @property
-    def errors_topic(self) -> str:
-        return f"{self.prefix}errors.topic"
-
-    @property
-    def errors_partition(self) -> str:
-        return f"{self.prefix}errors.partition"
-
-    @property
-    def errors_offset(self) -> str:
-        return f"{self.prefix}errors.offset"
-
-    @property
-    def errors_contract(self) -> str:
-        return f"{self.prefix}errors.contract"
-
-    @property
-    def errors_rules(self) -> str:
-        return f"{self.prefix}errors.rules"
-
-    @property
-    def errors_class(self) -> str:
-        return f"{self.prefix}errors.class"
-
-    @property
-    def errors_message(self) -> str:
-        return f"{self.prefix}errors.message"
-
-    @property
-    def errors_stage(self) -> str:
-        return f"{self.prefix}errors.stage"
-
-    @property
-    def contract(self) -> str:
-        return f"{self.prefix}contract"
-
-    @property
-    def contract_sha256(self) -> str:
-        return f"{self.prefix}contract.sha256"
-
-    @property
-    def records(self) -> str:
-        return f"{self.prefix}records"
-
-    @property
-    def records_index(self) -> str:
-        return f"{self.prefix}records.index"
-
-    @property
-    def mode(self) -> str:
-        return f"{self.prefix}mode"
-
-    @property
-    def worker(self) -> str:
-        return f"{self.prefix}worker"
+    def __post_init__(self) -> None:  # the names are read per output record: built once, not per access
+        for f in fields(self):  # errors_topic is {p}errors.topic
+            if not f.init:
+                object.__setattr__(self, f.name, self.prefix + f.name.replace("_", "."))
 
     # -- builders ------------------------------------------------------------------
 
