@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from typing import Any
 
 import orjson
@@ -110,8 +111,7 @@ def fit(
     result: BatchResult, messages: Sequence[Message], limit_of: Mapping[str, int], *, settings: Settings,
 ) -> BatchResult:  # fmt: skip
     """``result`` with every output that would exceed its topic's limit replaced (see the module docstring)."""
-    outputs = (*result.validated, *result.quarantined, *result.dead_lettered, *result.events)
-    if all(fits(r, limit_of[r.topic]) for r in outputs):
+    if all(fits(r, limit_of[r.topic]) for r in result.outputs()):
         return result
     names = HeaderNames(settings.header_prefix)
     by_value = {id(m.value): m for m in messages if m.value is not None}
@@ -134,13 +134,7 @@ def fit(
 
     validated, quarantined, dead = keep(result.validated), keep(result.quarantined), keep(result.dead_lettered)
     events = [e for e in (shrink_event(e, limit_of[e.topic]) for e in result.events) if e is not None]
-    out = BatchResult(
-        validated=validated, quarantined=quarantined, dead_lettered=[*dead, *moved], events=events,
-        counts=result.counts,
-        rule_failures=result.rule_failures, last_offsets=result.last_offsets, decode_seconds=result.decode_seconds,
-        validate_seconds=result.validate_seconds, report=result.report,
-    )  # fmt: skip
-    return out
+    return replace(result, validated=validated, quarantined=quarantined, dead_lettered=[*dead, *moved], events=events)
 
 
 def references(
