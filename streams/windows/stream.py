@@ -131,9 +131,6 @@ class StreamTime:
         cfg, plan = self.config, self.plan
         parts = np.asarray(partitions, dtype=np.int64)
         offs = np.asarray(offsets, dtype=np.int64)
-        for p in np.unique(parts):
-            if int(p) not in self.states:
-                self.assign(int(p), now_ms)
         times = event_times(conformed, plan.stream.event_time, np.asarray(kafka_ms, dtype=np.int64))
         empty = np.zeros(0, dtype=np.int64)
         d_parts, d_offs, d_ts = (np.asarray(a, dtype=np.int64) for a in (dead or (empty, empty, empty)))
