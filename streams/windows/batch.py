@@ -22,7 +22,7 @@ from streams.validation.report import ValidationReport
 from streams.windows.clock import PartitionClock, observe, window_starts
 from streams.windows.hashing import key_hash, key_of
 from streams.windows.partial import EVIDENCE, RuleTally, ValueCounts, WindowKey, WindowPartial
-from streams.windows.plan import RuleKind, WindowPlan
+from streams.windows.plan import RuleKind, RulePlan, WindowPlan
 
 __all__ = ["Marks", "annotate", "batch_partials", "eligible", "partition_partials"]
 
@@ -130,26 +130,11 @@ def batch_partials(
     records count only as ``late``, in the window being filled on their partition.
     Rows where ``skip`` (``dead_skip``) is True were counted before (a replay) and are left out.
     """
-    args = (plan, window_ms, marks, frame, report, valid, unique_fails, dead, skip, dead_skip)
-    return {key: part for (key, _), part in _partials(*args, per_partition=False).items()}
-
-
-def partition_partials(
-    plan: WindowPlan,
-    window_ms: int,
-    marks: Marks,
-    *,
-    frame: pl.DataFrame | None = None,
-    report: ValidationReport | None = None,
-    valid: np.ndarray | None = None,
-    unique_fails: Mapping[str, np.ndarray] | None = None,
-    dead: Marks | None = None,
-    skip: np.ndarray | None = None,
-    dead_skip: np.ndarray | None = None,
-) -> dict[tuple[WindowKey, int], WindowPartial]:
-    """As :func:`batch_partials`, one partial per (window, source partition)."""
-    args = (plan, window_ms, marks, frame, report, valid, unique_fails, dead, skip, dead_skip)
-    return _partials(*args, per_partition=True)
+    by_partition = partition_partials(
+        plan, window_ms, marks, frame=frame, report=report, valid=valid, unique_fails=unique_fails,
+        dead=dead, skip=skip, dead_skip=dead_skip, per_partition=False,
+    )  # fmt: skip
+    return {key: part for (key, _), part in by_partition.items()}
 
 
 _SKIP = np.iinfo(np.int64).min
@@ -174,20 +159,22 @@ def _failing_rows(report: ValidationReport) -> dict[str, np.ndarray]:
     return {str(name): np.asarray(rows, dtype=np.int64) for name, rows in pairs.iter_rows()}
 
 
-def _partials(
+def partition_partials(
     plan: WindowPlan,
     window_ms: int,
     marks: Marks,
-    frame: pl.DataFrame | None,
-    report: ValidationReport | None,
-    valid: np.ndarray | None,
-    unique_fails: Mapping[str, np.ndarray] | None,
-    dead: Marks | None,
-    skip: np.ndarray | None,
-    dead_skip: np.ndarray | None,
     *,
-    per_partition: bool,
+    frame: pl.DataFrame | None = None,
+    report: ValidationReport | None = None,
+    valid: np.ndarray | None = None,
+    unique_fails: Mapping[str, np.ndarray] | None = None,
+    dead: Marks | None = None,
+    skip: np.ndarray | None = None,
+    dead_skip: np.ndarray | None = None,
+    per_partition: bool = True,
 ) -> dict[tuple[WindowKey, int], WindowPartial]:
+    """As :func:`batch_partials`, one partial per (window, source partition); with ``per_partition``
+    False, one per window (all under partition 0)."""
     rows = report.rows if report is not None else 0
     if marks.size != rows:
         raise ValueError(f"{marks.size} record marks for {rows} validated rows")
@@ -216,7 +203,8 @@ def _partials(
     keep = all_home != _SKIP
     groups = np.unique(all_home[keep] * _PARTS + all_part[keep])  # (window start, partition) in one int64
     for start, part in zip(groups // _PARTS, groups % _PARTS, strict=True):
-        key = WindowKey(c.id, c.version, plan.schema_obj.name, _topic(plan), int(start), int(start) + window_ms)
+        so = plan.schema_obj
+        key = WindowKey(c.id, c.version, so.name, so.topic, int(start), int(start) + window_ms)
         here, dead_here = (home == start) & (row_part == part), (dead_home == start) & (dead_part == part)
         in_window = here & ~marks.late  # the window's own records
         late_here = here & marks.late
@@ -272,12 +260,8 @@ def _partials(
     return out
 
 
-def _topic(plan: WindowPlan) -> str:
-    return plan.schema_obj.topic
-
-
 def _frame_rule(
-    rp: object,
+    rp: RulePlan,
     sub: pl.DataFrame | None,
     plan: WindowPlan,
     values: dict[str, ValueCounts],
@@ -285,9 +269,6 @@ def _frame_rule(
     tally: RuleTally,
 ) -> RuleTally:
     """Tally a rule that reads the window's rows: duplicate counts or SQL."""
-    from streams.windows.plan import RulePlan
-
-    assert isinstance(rp, RulePlan)
     if sub is None:
         return RuleTally(0, 0, "the conformed rows were not provided, so this rule cannot be judged")
     name, obj = rp.rule.name, plan.schema_obj.name

@@ -131,9 +131,6 @@ class StreamTime:
         cfg, plan = self.config, self.plan
         parts = np.asarray(partitions, dtype=np.int64)
         offs = np.asarray(offsets, dtype=np.int64)
-        for p in np.unique(parts):
-            if int(p) not in self.states:
-                self.assign(int(p), now_ms)
         times = event_times(conformed, plan.stream.event_time, np.asarray(kafka_ms, dtype=np.int64))
         empty = np.zeros(0, dtype=np.int64)
         d_parts, d_offs, d_ts = (np.asarray(a, dtype=np.int64) for a in (dead or (empty, empty, empty)))
@@ -155,8 +152,7 @@ class StreamTime:
         marks, dead_marks = everything.take(np.arange(n)), everything.take(np.arange(n, len(all_parts)))
         skip, dead_skip = skip_all[:n], skip_all[n:]
         ok = eligible(report, plan) & ~times.bad
-        fails = self._uniqueness(conformed, parts, offs, marks.event_ms, ok)
-        valid = ok & ~np.logical_or.reduce(list(fails.values()), initial=False) if fails else ok
+        fails, valid = self._uniqueness(conformed, parts, offs, marks.event_ms, ok)
         partials = partition_partials(
             plan, cfg.window_ms, marks, frame=conformed, report=report, valid=valid, unique_fails=fails,
             dead=dead_marks, skip=skip, dead_skip=dead_skip,
@@ -212,7 +208,9 @@ class StreamTime:
 
     def _uniqueness(
         self, conformed: pl.DataFrame, parts: np.ndarray, offs: np.ndarray, event_ms: np.ndarray, ok: np.ndarray
-    ) -> dict[str, np.ndarray]:
+    ) -> tuple[dict[str, np.ndarray], np.ndarray]:
+        """Per stream-unique rule, the rows failing it; and the routing verdict (``ok`` and unique), whose
+        rows claim their values."""
         fails: dict[str, np.ndarray] = {}
         hashed = {
             "+".join(k): key_hash(conformed, k)
@@ -238,7 +236,7 @@ class StreamTime:
                 rows = np.flatnonzero((parts == p) & accepted)
                 state = self.states[int(p)].unique[column]
                 state.claim(h[rows], nulls[rows], offs[rows], event_ms[rows], seen=seen[column][rows])
-        return fails
+        return fails, accepted
 
     def _changes(self) -> dict[tuple[str, int], UniqueChanges]:
         out = {}
