@@ -40,6 +40,8 @@ DRIFT = "qstreams.drift"
 
 
 def _document(contract: Contract) -> dict[str, Any]:
+    if contract.document is not None:  # the loader kept the composed document: no second read and parse
+        return contract.document.data
     if contract.path is None:
         return {}
     try:
