@@ -35,27 +35,6 @@ async def ensure_state_topics(settings: Settings) -> list[str]:
     )
 
 
-async def _end_offset(consumer: Any, tp: Any, attempts: int = 6) -> int:
-    """The end offset of ``tp``, refreshing metadata between attempts.
-
-    A state topic created moments ago may have no known leader yet in this client's metadata
-    (``StaleMetadata``), and ``end_offsets`` then waits out its whole request timeout: ask again
-    with fresh metadata instead, so that restoring state on assignment never stalls a worker.
-    """
-    from aiokafka.errors import KafkaError
-
-    for attempt in range(attempts):
-        try:
-            return int((await asyncio.wait_for(consumer.end_offsets([tp]), timeout=10.0))[tp])
-        except (KafkaError, TimeoutError) as exc:
-            if attempt == attempts - 1:
-                raise
-            log.warning("end offset of %s[%d] unknown (%s); refreshing metadata", tp.topic, tp.partition, exc)
-            await consumer._client.force_metadata_update()
-            await asyncio.sleep(min(0.5 * 2**attempt, 5.0))
-    raise AssertionError("unreachable")
-
-
 class KafkaStateReader:
     """Reads partitions of the stream-time topics (see the module docstring)."""
 
@@ -76,14 +55,37 @@ class KafkaStateReader:
             self._consumer = consumer
         return self._consumer
 
+    async def _end_offset(self, tp: Any, attempts: int = 8) -> tuple[Any, int]:
+        """The reader's consumer, assigned ``tp``, and the end offset of ``tp``.
+
+        A state topic created moments ago may have no known leader yet in this client's metadata
+        (``StaleMetadata``), or ``end_offsets`` may wait out its whole request timeout: the consumer is
+        then closed and built again (fresh metadata) with a backoff, so that restoring state on
+        assignment does not hang on one stale client.
+        """
+        from aiokafka.errors import KafkaError
+
+        for attempt in range(attempts):
+            consumer = await self._client()
+            consumer.assign([tp])
+            try:
+                return consumer, int((await asyncio.wait_for(consumer.end_offsets([tp]), timeout=10.0))[tp])
+            except (KafkaError, TimeoutError) as exc:
+                if attempt == attempts - 1:
+                    raise
+                log.warning(
+                    "end offset of %s[%d] unknown (%r); reconnecting the state reader", tp.topic, tp.partition, exc
+                )
+                await self.close()
+                await asyncio.sleep(min(0.5 * 2**attempt, 5.0))
+        raise AssertionError("unreachable")
+
     async def read(self, topic: str, partition: int, start: int = 0) -> tuple[list[Message], int]:
         from aiokafka import TopicPartition as AioTP
 
         async with self._lock:
-            consumer = await self._client()
             tp = AioTP(topic, partition)
-            consumer.assign([tp])
-            end = await _end_offset(consumer, tp)
+            consumer, end = await self._end_offset(tp)
             if start >= end:
                 return [], max(start, end)
             consumer.seek(tp, start)
