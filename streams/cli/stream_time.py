@@ -17,6 +17,7 @@ from streams.pipeline.records import OutRecord
 if TYPE_CHECKING:
     from streams.contracts.model import Contract
     from streams.kafka.observers import WorkerObserver
+    from streams.observability import Metrics
     from streams.pipeline.binding import Binding
     from streams.settings import Settings
     from streams.windows.finalize import WindowVerdict
@@ -34,11 +35,15 @@ def summary_record(events_topic: str) -> Callable[[Contract, WindowVerdict, str]
     return build
 
 
-def kafka_observers(settings: Settings, bindings: Sequence[Binding], worker_id: str) -> list[WorkerObserver]:
-    """The stream-time observer of a worker on a real cluster (none when ``STREAMS_STREAM_TIME=false``)."""
+def kafka_observers(
+    settings: Settings, bindings: Sequence[Binding], worker_id: str, metrics: Metrics | None = None
+) -> list[WorkerObserver]:
+    """The stream-time observer of a worker on a real cluster (none when ``STREAMS_STREAM_TIME=false``); its
+    series go to ``metrics``' registry."""
     if not settings.stream_time:
         return []
     from streams.windows.kafka_state import KafkaStateReader, ensure_state_topics
+    from streams.windows.metrics import StreamTimeMetrics
     from streams.windows.worker import install
 
     async def prepare() -> None:
@@ -46,5 +51,6 @@ def kafka_observers(settings: Settings, bindings: Sequence[Binding], worker_id: 
 
     return [
         install(settings, bindings, summary_record(settings.events_topic), KafkaStateReader(settings),
-                worker_id=worker_id, prepare=prepare)
+                worker_id=worker_id, prepare=prepare,
+                metrics=StreamTimeMetrics(metrics.registry) if metrics is not None else None)
     ]  # fmt: skip

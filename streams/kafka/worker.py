@@ -58,9 +58,9 @@ def build_bindings(settings: Settings) -> list[Binding]:
     return [PipelineBinding(c, s, settings) for c in contracts for s in c.schemas]
 
 
-#: Builds further observers of a worker from its settings, bindings and id (e.g. stream time, assembled
-#: by a higher layer: ``streams.cli.stream_time.kafka_observers``).
-Extension = Callable[[Settings, Sequence["Binding"], str], Sequence[WorkerObserver]]
+#: Builds further observers of a worker from its settings, bindings, id and metrics (e.g. stream time,
+#: assembled by a higher layer: ``streams.cli.stream_time.kafka_observers``).
+Extension = Callable[[Settings, Sequence["Binding"], str, Metrics], Sequence[WorkerObserver]]
 
 
 def make_worker(
@@ -68,7 +68,8 @@ def make_worker(
 ) -> BatchWorker:
     worker_id = settings.worker_id or default_worker_id()
     bindings = build_bindings(settings)
-    observers = extend(settings, bindings, worker_id) if extend is not None else ()
+    metrics = metrics if metrics is not None else Metrics()
+    observers = extend(settings, bindings, worker_id, metrics) if extend is not None else ()
     return BatchWorker(settings, bindings, worker_id=worker_id, metrics=metrics, health=health, observers=observers)
 
 

@@ -30,7 +30,17 @@ import orjson
 from streams.windows.clock import PartitionClock
 from streams.windows.partial import RuleTally, ValueCounts, WindowKey, WindowPartial, from_counts
 
-__all__ = ["FORMAT_VERSION", "Closed", "Heartbeat", "Partial", "Undecodable", "decode", "encode", "record_key"]
+__all__ = [
+    "FORMAT_VERSION",
+    "Closed",
+    "Heartbeat",
+    "Partial",
+    "Undecodable",
+    "decode",
+    "encode",
+    "record_key",
+    "record_kind",
+]
 
 MAGIC = b"QSW"
 FORMAT_VERSION = 1
@@ -92,6 +102,16 @@ def record_key(record: Record) -> bytes:
     else:
         parts = ["c", record.contract_id, record.schema, record.topic]
     return orjson.dumps(parts)
+
+
+def record_kind(value: bytes | None) -> str:
+    """What an encoded stream-time value holds, from its header alone: ``partial``, ``heartbeat``, ``closed``,
+    ``tombstone`` (None) or ``unknown``."""
+    if value is None:
+        return "tombstone"
+    if len(value) < len(MAGIC) + 2 or not value.startswith(MAGIC):
+        return "unknown"
+    return {_PARTIAL: "partial", _HEARTBEAT: "heartbeat", _CLOSED: "closed"}.get(value[len(MAGIC) + 1], "unknown")
 
 
 def _frame(kind: int, body: bytes) -> bytes:

@@ -79,7 +79,7 @@ class StreamTime:
         self.partitions = partitions  # of the source topic
         self.states: dict[int, PartitionState] = {}
         self._keys = {rp.rule.name: key_of(rp.rule) for rp in plan.stream_unique}
-        self._columns = tuple(sorted({"+".join(k) for k in self._keys.values()}))  # one state per key
+        self.unique_columns = tuple(sorted({"+".join(k) for k in self._keys.values()}))  # one state per key
 
     # --- assignment
     def assign(
@@ -103,7 +103,7 @@ class StreamTime:
             ranges = p.offsets.get(partition, ())
             counted = max(counted, max((last for _, last in ranges), default=-1))
         state.counted_through = counted
-        for column in self._columns:
+        for column in self.unique_columns:
             restored = (chunks or {}).get(column, [])
             state.unique[column] = UniqueState.restore(self.config.unique_ms, restored)
         self.states[partition] = state

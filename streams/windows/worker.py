@@ -35,12 +35,13 @@ from streams.kafka.transport import TopicPartition, Transport
 from streams.pipeline.records import Message, OutRecord
 from streams.settings import Settings
 from streams.validation.report import ValidationReport
-from streams.windows.codec import Closed, Heartbeat, Partial, Undecodable, decode, encode, record_key
+from streams.windows.codec import Closed, Heartbeat, Partial, Undecodable, decode, encode, record_key, record_kind
 from streams.windows.finalize import WindowVerdict, finalize
 from streams.windows.merger import WindowMerger
+from streams.windows.metrics import StreamTimeMetrics
 from streams.windows.plan import WindowPlan
 from streams.windows.route import amend
-from streams.windows.stream import StreamConfig, StreamTime
+from streams.windows.stream import BatchTime, StreamConfig, StreamTime
 from streams.windows.topics import (
     MERGER_PARTITION,
     changelog_key,
@@ -111,6 +112,8 @@ class WindowsStage:
         #: the order of start and first assignment) maps a stream to the same partition
         self.state_partitions = settings.state_partitions
         self._empty: ValidationReport | None = None
+        #: set by :func:`install` when the worker exposes metrics
+        self.metrics: StreamTimeMetrics | None = None
         self._conform: Callable[[pl.DataFrame], pl.DataFrame] | None = None
         if self.plan.needs_frame:
             from streams.validation.engine import compile_plan
@@ -157,9 +160,34 @@ class WindowsStage:
             for tomb in changes.tombstones:
                 key = changelog_key(c.id, so.name, so.topic, column, p, tomb)
                 records.append(OutRecord(self.changelog_topic, None, key, partition=self.partition))
+        if self.metrics is not None:
+            self._observe(out, records)
         if report is None:
             return None, records
         return amend(report, self.plan, out.valid, out.unique_fails, out.bad_time), records
+
+    def _observe(self, out: BatchTime, records: Sequence[OutRecord]) -> None:
+        m, topic = self.metrics, self.plan.schema_obj.topic
+        assert m is not None
+        m.marked(
+            topic,
+            late=int(out.marks.late.sum()),
+            skewed=int(out.marks.skewed.sum()),
+            no_event_time=int(out.bad_time.sum()),
+        )
+        for r in records:
+            m.wrote(topic, self._kind(r), r)
+        sizes: dict[str, tuple[int, int]] = {}
+        for state in self.stream.states.values():
+            for column, u in state.unique.items():
+                keys, nbytes = sizes.get(column, (0, 0))
+                sizes[column] = (keys + len(u), nbytes + u.nbytes)
+        m.uniqueness(topic, sizes)
+
+    def _kind(self, r: OutRecord) -> str:
+        if r.topic == self.changelog_topic:
+            return "changelog" if r.value is not None else "changelog_tombstone"
+        return record_kind(r.value)
 
     def _empty_report(self) -> ValidationReport:
         if self._empty is None:
@@ -172,6 +200,12 @@ class WindowsStage:
     def _record(self, rec: Partial | Heartbeat | Closed) -> OutRecord:
         value = encode(rec)
         return OutRecord(self.state_topic, value, record_key(rec), partition=self.partition)
+
+    async def send(self, transport: Transport, record: OutRecord) -> None:
+        """Produce one record of the observer's own (heartbeats, summaries, closed markers, tombstones)."""
+        if self.metrics is not None and record.topic in (self.state_topic, self.changelog_topic):
+            self.metrics.wrote(self.plan.schema_obj.topic, self._kind(record), record)
+        await transport.send(record)
 
     # --- restore (on assignment) and the merger ------------------------------------------------
 
@@ -336,7 +370,7 @@ class StreamTimeObserver(WorkerObserver):
         now = _now_ms() if now_ms is None else now_ms
         for stage in self.stages.values():
             for hb in stage.stream.heartbeats(now):
-                await transport.send(stage._record(hb))
+                await stage.send(transport, stage._record(hb))
         done: list[WindowVerdict] = []
         for topic, (merger, position) in list(self.mergers.items()):
             stage = self.stages[topic]
@@ -344,16 +378,20 @@ class StreamTimeObserver(WorkerObserver):
             stage.feed(merger, fresh)
             self.mergers[topic] = (merger, position)
             due = merger.due(now)
+            if stage.metrics is not None:
+                stage.metrics.open.labels(topic).set(len({k for k, _ in merger.snapshots}))
             if not due:
                 continue
             for partial in due:
                 verdict = finalize(stage.plan, partial)
                 await transport.send(self.summarize(stage.plan.contract, verdict, self.worker_id))
+                if stage.metrics is not None:
+                    stage.metrics.published(topic, window_end_ms=verdict.key.end_ms, now_ms=_now_ms())
                 done.append(verdict)
             closed, tombstones = merger.close(due)
-            await transport.send(stage._record(closed))
+            await stage.send(transport, stage._record(closed))
             for key in tombstones:
-                await transport.send(OutRecord(stage.state_topic, None, key, partition=stage.partition))
+                await stage.send(transport, OutRecord(stage.state_topic, None, key, partition=stage.partition))
             for p in list(stage.stream.states):
                 stage.stream.close_through(p, closed.through_ms)
         self.published += done
@@ -381,11 +419,15 @@ def install(
     worker_id: str,
     tick_seconds: float = 1.0,
     prepare: Callable[[], Awaitable[None]] | None = None,
+    metrics: StreamTimeMetrics | None = None,
 ) -> StreamTimeObserver:
     """Put a :class:`WindowsStage` on every binding and return the observer to give the worker."""
     stages: dict[str, WindowsStage] = {}
     for b in bindings:
         stage = WindowsStage(b.contract, b.schema, settings)
+        stage.metrics = metrics
+        if metrics is not None:
+            metrics.declare(b.topic, stage.stream.unique_columns)
         b.stages.append(stage)
         stages[b.topic] = stage
     return StreamTimeObserver(

@@ -21,6 +21,7 @@ from streams.observability import Health, Metrics
 from streams.pipeline.binding import Binding
 from streams.settings import Settings
 from streams.testing.transport import InMemoryTransport
+from streams.windows.metrics import StreamTimeMetrics
 from streams.windows.topics import changelog_topic, state_topic
 from streams.windows.worker import TransportStateReader, install
 
@@ -57,9 +58,10 @@ def worker(transport: Member, name: str, idle: float = 0.4) -> BatchWorker:
     s = settings(idle)
     c = contract()
     binding = Binding(c, c.schema(), s)
+    metrics = Metrics()
     observer = install(s, [binding], summary_record(EVENTS), TransportStateReader(transport), worker_id=name,
-                       tick_seconds=0.05)  # fmt: skip
-    return BatchWorker(s, [binding], worker_id=name, transport=transport, metrics=Metrics(),
+                       tick_seconds=0.05, metrics=StreamTimeMetrics(metrics.registry))  # fmt: skip
+    return BatchWorker(s, [binding], worker_id=name, transport=transport, metrics=metrics,
                        health=Health(max_age=60.0), observers=[observer])  # fmt: skip
 
 
@@ -87,6 +89,10 @@ def summaries(cluster: InMemoryTransport) -> list[dict[str, Any]]:
         if dict(m.headers).get("ce_type") == SUMMARY:
             out.append(event_data(from_kafka(m.key, m.value, m.headers)))
     return out
+
+
+def sample(w: BatchWorker, name: str, **labels: str) -> float:
+    return w.metrics.registry.get_sample_value(name, labels) or 0.0
 
 
 def oracle(rows: list[tuple[int, int | None, int, float | None, str | None]]) -> dict[int, pl.DataFrame]:
@@ -139,6 +145,15 @@ def test_two_workers_one_summary_per_window_equal_to_one_computation() -> None:
             assert s["finalized_by"] == "w-a"  # the consumer of partition 0 merges the stream
         assert sum(s["late"] for s in got) == 1
         assert sum(next(c["failures"] for c in s["checks"] if c["name"] == "id:unique") for s in got) == 1
+        # the stream-time metrics of the two workers add up to what the events say
+        assert sum(sample(w, "qstreams_windows_finalized_total", topic=TOPIC) for w in (a, b)) == len(got)
+        assert sum(sample(w, "qstreams_event_time_records_total", topic=TOPIC, kind="late") for w in (a, b)) == 1
+        claims = sum(sample(w, "qstreams_unique_keys", topic=TOPIC, column="id") for w in (a, b))
+        assert 0 < claims <= len({r[1] for r in ROWS if r[1] is not None})
+        for internal in (state_topic(APP), changelog_topic(APP)):  # every byte written is counted, once
+            written = sum(sample(w, "qstreams_state_bytes_total", topic=TOPIC, internal_topic=internal) for w in (a, b))
+            assert written == sum(len(m.key or b"") + len(m.value or b"") for m in cluster.records(internal)) > 0
+        assert sample(a, "qstreams_state_records_total", topic=TOPIC, kind="changelog") > 0
         quarantined = cluster.records(TOPIC + ".quarantine")
         rules = [dict(m.headers).get("qstreams.errors.rules") for m in quarantined]
         assert sum(1 for r in rules if r and b"id:unique" in r) == 2  # the later duplicate of 0 and the late 2
