@@ -11,7 +11,7 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 from streams.events.codec import to_kafka
-from streams.events.window import window_summary
+from streams.events.window import window_summary, window_violations
 from streams.pipeline.records import OutRecord
 
 if TYPE_CHECKING:
@@ -25,12 +25,14 @@ if TYPE_CHECKING:
 __all__ = ["kafka_observers", "summary_record"]
 
 
-def summary_record(events_topic: str) -> Callable[[Contract, WindowVerdict, str], OutRecord]:
-    """What the stream-time observer calls to publish a verdict: a ``window.summary`` record for ``events_topic``."""
+def summary_record(events_topic: str) -> Callable[[Contract, WindowVerdict, str], list[OutRecord]]:
+    """What the stream-time observer calls to publish a verdict: the ``window.summary`` record for ``events_topic``
+    and a ``rule.violation`` record per rule that failed in the window (scope ``window``)."""
 
-    def build(contract: Contract, verdict: WindowVerdict, worker_id: str) -> OutRecord:
-        key, value, headers = to_kafka(window_summary(contract, verdict, worker_id=worker_id))
-        return OutRecord(events_topic, value, key, tuple(headers))
+    def build(contract: Contract, verdict: WindowVerdict, worker_id: str) -> list[OutRecord]:
+        events = [window_summary(contract, verdict, worker_id=worker_id)]
+        events += window_violations(contract, verdict, worker_id=worker_id)
+        return [OutRecord(events_topic, value, key, tuple(headers)) for key, value, headers in map(to_kafka, events)]
 
     return build
 

@@ -18,7 +18,9 @@ from typing import Any
 
 from streams.events.types import EventType
 
-__all__ = ["EventTracker", "Signal"]
+__all__ = ["OUTCOMES", "EventTracker", "Signal"]
+
+OUTCOMES = ("valid", "quarantined", "dead_lettered")
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,15 +47,19 @@ class EventTracker:
     """Running aggregates of the quality-event stream."""
 
     latest_size: int = 12  # the latest events worth reading: clean batch summaries are only counted
-    outcomes: dict[str, Counter[str]] = field(default_factory=dict)  # contract -> outcome -> records
+    #: contract -> outcome -> records, from window summaries (final, per event-time window) and from batch
+    #: summaries (running, per batch; only with ``STREAMS_BATCH_EVENTS=true``)
+    window_outcomes: dict[str, Counter[str]] = field(default_factory=dict)
+    batch_outcomes: dict[str, Counter[str]] = field(default_factory=dict)
     rule_failures: Counter[tuple[str, str, str]] = field(default_factory=Counter)  # (contract, rule, severity)
     signals: list[Signal] = field(default_factory=list)
     lifecycle: list[dict[str, Any]] = field(default_factory=list)
     seen_ids: set[str] = field(default_factory=set)
+    remember: int = 200_000  # event ids kept for de-duplication (a bounded window of the latest)
+    _order: deque[str] = field(default_factory=deque, repr=False)
     duplicates: int = 0
     events: int = 0
-    #: window summaries seen (per-window outcomes; the per-batch summaries carry the running counts)
-    windows: int = 0
+    windows: int = 0  # window summaries seen
     latest: deque[tuple[dt.datetime, str, str, str, str]] = field(default_factory=deque)
 
     def add(
@@ -69,6 +75,9 @@ class EventTracker:
             self.duplicates += 1
             return
         self.seen_ids.add(event_id)
+        self._order.append(event_id)
+        if len(self._order) > self.remember:  # bounded memory: replays are recognised within the last ids
+            self.seen_ids.discard(self._order.popleft())
         self.events += 1
         contract = _ref(data)
         topic = str(data.get("topic", ""))
@@ -76,7 +85,7 @@ class EventTracker:
         summary = ""
         if event_type == EventType.BATCH_SUMMARY:
             counts = data.get("counts") or {}
-            bucket = self.outcomes.setdefault(contract, Counter())
+            bucket = self.batch_outcomes.setdefault(contract, Counter())
             for outcome, n in counts.items():
                 bucket[outcome] += int(n)
             dead = int(counts.get("dead_lettered", 0))
@@ -122,8 +131,15 @@ class EventTracker:
             summary = "; ".join(parts)
         elif event_type == EventType.WINDOW_SUMMARY:
             self.windows += 1
-            outcomes = ("records", "valid", "quarantined", "dead_lettered", "late")
-            summary = ", ".join(f"{k} {data.get(k, 0)}" for k in outcomes)
+            bucket = self.window_outcomes.setdefault(contract, Counter())
+            for outcome in OUTCOMES:
+                bucket[outcome] += int(data.get(outcome, 0))
+            dead = int(data.get("dead_lettered", 0))
+            if dead:
+                self.signals.append(
+                    Signal("dead_letter", contract, topic, start, end, "error", "undecodable", dead, (), received)
+                )
+            summary = ", ".join(f"{k} {data.get(k, 0)}" for k in ("records", *OUTCOMES, "late"))
         elif event_type == EventType.WORKER_LIFECYCLE:
             self.lifecycle.append(dict(data))
             summary = str(data.get("phase", ""))
@@ -132,8 +148,14 @@ class EventTracker:
         while len(self.latest) > self.latest_size:
             self.latest.pop()
 
+    @property
+    def outcomes(self) -> dict[str, Counter[str]]:
+        """Records per contract and outcome: the window summaries' when there are any (the stream's verdict),
+        else the batch summaries' running counts."""
+        return self.window_outcomes or self.batch_outcomes
+
     def totals(self) -> Counter[str]:
-        """Records per outcome over every contract."""
+        """Records per outcome over every contract (see :attr:`outcomes`)."""
         out: Counter[str] = Counter()
         for c in self.outcomes.values():
             out.update(c)

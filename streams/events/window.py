@@ -29,7 +29,7 @@ if TYPE_CHECKING:
     from streams.contracts.model import Contract
     from streams.windows.finalize import WindowCheck, WindowVerdict
 
-__all__ = ["window_summary", "window_summary_id"]
+__all__ = ["window_summary", "window_summary_id", "window_violations"]
 
 
 def window_summary_id(contract: Contract, schema: str, topic: str, start_ms: int, end_ms: int) -> str:
@@ -56,20 +56,82 @@ def _check_dict(check: WindowCheck) -> dict[str, Any]:
     }
 
 
+def _partitions(verdict: WindowVerdict) -> list[dict[str, int]]:
+    return [
+        {"partition": int(p), "first": int(ranges[0][0]), "last": int(ranges[-1][1])}
+        for p, ranges in sorted(verdict.offsets.items())
+        if ranges
+    ]
+
+
+def _bounds(contract: Contract, verdict: WindowVerdict) -> tuple[datetime, datetime]:
+    k = verdict.key
+    if (k.contract_id, k.contract_version, verdict.contract_sha256) != (contract.id, contract.version, contract.sha256):
+        raise ValueError(f"verdict of {k.contract_id}@{k.contract_version} is not for contract {contract.ref}")
+    start, end = (datetime.fromtimestamp(ms / 1000, tz=UTC) for ms in (k.start_ms, k.end_ms))
+    return start, end
+
+
+def window_violations(contract: Contract, verdict: WindowVerdict, *, worker_id: str) -> list[CloudEvent]:
+    """One ``rule.violation`` event (scope ``window``) per rule that failed in a finalized window.
+
+    Once per rule per window: the id is deterministic per (contract version, schema, topic,
+    window, rule). The data is the window's verdict on the rule and its first offending
+    records as (partition, offset); ``sample`` is empty (the failure cases stay in the
+    quarantine topic, where the offsets point).
+    """
+    k = verdict.key
+    start, end = _bounds(contract, verdict)
+    rules = {r.name: r for so in contract.schemas if so.name == k.schema for r in so.rules}
+    common = {
+        "contract": {"id": contract.id, "version": contract.version, "sha256": contract.sha256},
+        "schema": k.schema,
+        "topic": k.topic,
+        "worker_id": worker_id,
+        "offsets": _partitions(verdict),
+        "window": {"start": iso_utc(start), "end": iso_utc(end)},
+        "owner": contract.owner.as_dict(),
+        "scope": "window",
+    }
+    events = []
+    for check in verdict.checks:
+        r = check.result
+        if r.passed:
+            continue
+        rule = rules.get(r.name)
+        data = common | {
+            "rule": {
+                "name": r.name, "column": r.column, "check": r.check, "severity": str(r.severity),
+                "dimension": r.dimension, "threshold": str(r.threshold),
+                "description": rule.description if rule is not None else None,
+            },
+            "failures": int(r.failures),
+            "failure_rate": json_number(r.failure_rate),
+            "value": json_number(r.value),
+            "rows": verdict.rows,
+            "error": r.error,
+            "sample": [],
+            "evaluation": str(check.evaluation),
+            "first_offending": [{"partition": int(p), "offset": int(o)} for p, o in check.evidence],
+        }  # fmt: skip
+        eid = event_id(str(EventType.RULE_VIOLATION), contract.ref, contract.sha256, k.schema, k.topic,
+                       k.start_ms, k.end_ms, r.name)  # fmt: skip
+        attributes = context_attributes(
+            EventType.RULE_VIOLATION, eid, source=source_urn("topic", k.topic), subject=k.topic, time=end,
+            contract=contract, severity=EventSeverity(str(r.severity)), rule=r.name,
+        )  # fmt: skip
+        events.append(CloudEvent(attributes, data))
+    return events
+
+
 def window_summary(contract: Contract, verdict: WindowVerdict, *, worker_id: str) -> CloudEvent:
     """One ``window.summary`` event for a finalized window.
 
     ``severity`` is the highest severity among the checks that failed (``ok`` when none did).
     """
     k = verdict.key
-    if (k.contract_id, k.contract_version, verdict.contract_sha256) != (contract.id, contract.version, contract.sha256):
-        raise ValueError(f"verdict of {k.contract_id}@{k.contract_version} is not for contract {contract.ref}")
-    start, end = (datetime.fromtimestamp(ms / 1000, tz=UTC) for ms in (k.start_ms, k.end_ms))
-    partitions = [
-        {"partition": int(p), "first": int(ranges[0][0]), "last": int(ranges[-1][1])}
-        for p, ranges in sorted(verdict.offsets.items())
-        if ranges
-    ]
+    start, end = _bounds(contract, verdict)
+    partitions = _partitions(verdict)
     data = {
         "contract": {"id": contract.id, "version": contract.version, "sha256": contract.sha256},
         "schema": k.schema,

@@ -12,11 +12,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import importlib
 import logging
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from streams.errors import ContractError, SettingsError
-from streams.kafka.worker import make_worker, tune_gc
+from streams.kafka.worker import Extension, make_worker, tune_gc
 from streams.observability import CONTENT_TYPE_LATEST, Health, Metrics
 from streams.settings import Settings, load_settings
 
@@ -44,14 +45,25 @@ def _faust_credentials(settings: Settings) -> Any:
     return None
 
 
-def create_app(settings: Settings | None = None) -> faust.App:
-    """A faust application running the :class:`BatchWorker` as a service, with ``/metrics`` and ``/health`` pages."""
+#: The observers the default app's worker gets, resolved by module path on first use (a higher layer assembles
+#: them, as ``qstreams worker`` does): stream time (window verdicts, uniqueness).
+DEFAULT_EXTENSION = "streams.cli.stream_time:kafka_observers"
+
+
+def _extension(path: str) -> Extension:
+    module, _, name = path.partition(":")
+    return cast("Extension", getattr(importlib.import_module(module), name))
+
+
+def create_app(settings: Settings | None = None, *, extend: Extension | None = None) -> faust.App:
+    """A faust application running the :class:`BatchWorker` as a service, with ``/metrics`` and ``/health`` pages;
+    ``extend`` adds observers to the worker (see :data:`streams.kafka.worker.Extension`)."""
     import faust
     from mode import Service
 
     settings = settings or load_settings()
     metrics, health = Metrics(), Health(max_age=settings.health_max_age_s)
-    worker = make_worker(settings, metrics, health)
+    worker = make_worker(settings, metrics, health, extend=extend)
     app = faust.App(
         f"{settings.app_id}-faust",
         broker=[f"kafka://{s}" for s in settings.bootstrap_servers.split(",")],
@@ -96,7 +108,7 @@ def create_app(settings: Settings | None = None) -> faust.App:
 
 @functools.cache
 def _default_app() -> faust.App:
-    return create_app(load_settings())
+    return create_app(load_settings(), extend=_extension(DEFAULT_EXTENSION))
 
 
 def __getattr__(name: str) -> Any:

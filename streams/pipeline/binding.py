@@ -324,12 +324,13 @@ class Binding:
                 worker_id=worker_id,
             ),
         ] if self.settings.batch_events else []  # fmt: skip
+        per_batch = self.settings.batch_events or not any(s.judges_windows for s in self.stages)
         events = [
             *summary,
-            *builders.rule_violations(
+            *(builders.rule_violations(
                 self.contract, self.schema, report, source_topic=source, offsets=offsets, window_start=start,
                 window_end=end, sample_size=self.settings.failure_case_sample, worker_id=worker_id,
-            ),
+            ) if per_batch else []),
         ]  # fmt: skip
         if decoded is not None:
             mismatched = dict(decoded.type_mismatches)

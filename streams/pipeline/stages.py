@@ -22,6 +22,10 @@ __all__ = ["Stage"]
 
 
 class Stage(Protocol):
+    #: True when the stage judges event-time windows and publishes a verdict per window (``rule.violation``
+    #: once per rule per window): the binding then publishes per-batch events only with ``STREAMS_BATCH_EVENTS``.
+    judges_windows: bool
+
     def amend(
         self,
         messages: Sequence[Message],

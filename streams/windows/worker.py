@@ -64,8 +64,9 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-#: Builds the ``window.summary`` record of a verdict (injected: events sit above this layer).
-Summarize = Callable[[Contract, WindowVerdict, str], OutRecord]
+#: Builds the records of a final window's verdict: its ``window.summary`` and one ``rule.violation`` per failed
+#: rule (injected: events sit above this layer).
+Summarize = Callable[[Contract, WindowVerdict, str], Sequence[OutRecord]]
 
 
 class StateReader(Protocol):
@@ -99,6 +100,8 @@ def _now_ms() -> int:
 
 class WindowsStage:
     """Stream time of one binding (see the module docstring)."""
+
+    judges_windows = True  # rule violations are published per window (by the merger), not per batch
 
     def __init__(self, contract: Contract, schema_obj: SchemaObject, settings: Settings) -> None:
         spec = getattr(schema_obj, "stream", None) or StreamSpec()
@@ -384,7 +387,8 @@ class StreamTimeObserver(WorkerObserver):
                 continue
             for partial in due:
                 verdict = finalize(stage.plan, partial)
-                await transport.send(self.summarize(stage.plan.contract, verdict, self.worker_id))
+                for record in self.summarize(stage.plan.contract, verdict, self.worker_id):
+                    await transport.send(record)
                 if stage.metrics is not None:
                     stage.metrics.published(topic, window_end_ms=verdict.key.end_ms, now_ms=_now_ms())
                 done.append(verdict)

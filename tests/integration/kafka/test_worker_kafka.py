@@ -465,6 +465,20 @@ def test_malformed_contract_is_refused_with_file_and_line(tmp_path: Path) -> Non
     assert line.isdigit(), done.stderr
 
 
+async def window_summaries(bootstrap: str, events: str, records: int, timeout: float) -> list[dict[str, Any]]:
+    """The ``window.summary`` events on ``events``, once they count ``records`` records (or after ``timeout``)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        got = [
+            orjson.loads(r.value)
+            for r in await read_topic(bootstrap, events)
+            if dict(r.headers).get("ce_type") == b"io.qualitystreams.window.summary.v1"
+        ]
+        if sum(s["records"] for s in got) >= records or time.monotonic() > deadline:
+            return got
+        await asyncio.sleep(0.5)
+
+
 def test_faust_app_entry_point_runs_the_same_worker(feature_stream: Callable[..., Stream], tmp_path: Path) -> None:
     """``faust -A streams.kafka.app worker`` with settings from the environment routes like ``qstreams worker``."""
     stream = feature_stream(2)
@@ -472,7 +486,8 @@ def test_faust_app_entry_point_runs_the_same_worker(feature_stream: Callable[...
     msgs, invalid, undecodable = dataset(600, seed=11)
     asyncio.run(produce(bootstrap, topic, msgs))
     log = tmp_path / "faust.log"
-    env = worker_env(settings) | {"FAUST_DATADIR": str(tmp_path / "faust-data")}
+    env = worker_env(settings) | {"FAUST_DATADIR": str(tmp_path / "faust-data"),
+                                  "STREAMS_WINDOW_IDLE_CLOSE_SECONDS": "2"}  # fmt: skip
     faust = Path(sys.executable).with_name("faust")
     with log.open("ab") as out:
         proc = subprocess.Popen(
@@ -484,8 +499,12 @@ def test_faust_app_entry_point_runs_the_same_worker(feature_stream: Callable[...
         )
     try:
         asyncio.run(wait_committed(bootstrap, kafka_group_id, topic))
+        summaries = asyncio.run(window_summaries(bootstrap, settings.events_topic, len(msgs), timeout=60.0))
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(60) == 0, log.read_text()[-3000:]
+        # stream time runs in the faust app too: the idle stream's windows are final, one summary each
+        windows = [s["window"]["start"] for s in summaries]
+        assert len(windows) == len(set(windows)) and sum(s["records"] for s in summaries) == len(msgs)
     finally:
         if proc.poll() is None:
             proc.kill()

@@ -7,7 +7,7 @@ import pytest
 
 from streams.events import EventType, from_kafka, to_kafka, validate_event
 from streams.events.codec import event_data
-from streams.events.window import window_summary
+from streams.events.window import window_summary, window_violations
 from streams.windows.finalize import finalize
 
 from .helpers import T0, Stream, frame, plan
@@ -64,3 +64,22 @@ def test_a_verdict_of_another_contract_is_refused() -> None:
 
     with pytest.raises(ValueError, match="not for contract"):
         window_summary(replace(stream.plan.contract, version="9.9.9"), by_start[T0], worker_id="w")
+
+
+def test_window_violations_once_per_failed_rule_schema_valid_and_deterministic() -> None:
+    stream, by_start = verdicts()
+    verdict = by_start[T0]
+    c = stream.plan.contract
+    events = window_violations(c, verdict, worker_id="w-1")
+    failed = [ch.result.name for ch in verdict.checks if not ch.result.passed]
+    assert failed and [e.get_extension("rule") for e in events] == failed
+    for event in events:
+        validate_event(event)
+        assert event.get_type() == str(EventType.RULE_VIOLATION)
+    data = {event_data(e)["rule"]["name"]: event_data(e) for e in events}
+    assert data["amount:minimum"]["scope"] == "window" and data["amount:minimum"]["failures"] == 1
+    assert data["amount:minimum"]["first_offending"] == [{"partition": 1, "offset": 3}]
+    assert data["amount:minimum"]["window"] == {"start": "2026-01-01T00:00:00Z", "end": "2026-01-01T00:00:10Z"}
+    _, again = verdicts()  # the same window judged again: the same ids, so consumers de-duplicate
+    assert [e.get_id() for e in window_violations(c, again[T0], worker_id="w-2")] == [e.get_id() for e in events]
+    assert len({e.get_id() for e in events}) == len(events)

@@ -145,6 +145,20 @@ def test_two_workers_one_summary_per_window_equal_to_one_computation() -> None:
             assert s["finalized_by"] == "w-a"  # the consumer of partition 0 merges the stream
         assert sum(s["late"] for s in got) == 1
         assert sum(next(c["failures"] for c in s["checks"] if c["name"] == "id:unique") for s in got) == 1
+        # one rule.violation per failed rule per window, and none per batch
+        violations = [
+            event_data(from_kafka(m.key, m.value, m.headers))
+            for m in cluster.records(EVENTS)
+            if dict(m.headers).get("ce_type") == b"io.qualitystreams.rule.violation.v1"
+        ]
+        failed = Counter((s["window"]["start"], c["name"]) for s in got for c in s["checks"] if not c["passed"])
+        assert failed and Counter((v["window"]["start"], v["rule"]["name"]) for v in violations) == failed
+        assert {v["scope"] for v in violations} == {"window"}
+        for v in violations:
+            check = next(
+                c for s in got if s["window"] == v["window"] for c in s["checks"] if c["name"] == v["rule"]["name"]
+            )
+            assert (v["failures"], v["first_offending"]) == (check["failures"], check["first_offending"])
         # the stream-time metrics of the two workers add up to what the events say
         assert sum(sample(w, "qstreams_windows_finalized_total", topic=TOPIC) for w in (a, b)) == len(got)
         assert sum(sample(w, "qstreams_event_time_records_total", topic=TOPIC, kind="late") for w in (a, b)) == 1
