@@ -18,10 +18,10 @@ def test_window_summaries_are_the_counts_and_batch_summaries_only_a_fallback() -
              "counts": {"valid": 7, "quarantined": 1, "dead_lettered": 0}}  # fmt: skip
     tracker.add(EventType.BATCH_SUMMARY, "b1", batch)
     assert +tracker.totals() == {"valid": 7, "quarantined": 1}  # no window final yet: the running batch counts
-    tracker.add(EventType.WINDOW_SUMMARY, "w1", summary("2026-01-01T00:00:00Z", "2026-01-01T00:00:10Z",
-                                                        records=12, valid=9, quarantined=1, dead_lettered=2))  # fmt: skip
-    tracker.add(EventType.WINDOW_SUMMARY, "w2", summary("2026-01-01T00:00:10Z", "2026-01-01T00:00:20Z",
-                                                        records=3, valid=3, quarantined=0, dead_lettered=0))  # fmt: skip
+    first = summary("2026-01-01T00:00:00Z", "2026-01-01T00:00:10Z", records=12, valid=9, quarantined=1, dead_lettered=2)
+    second = summary("2026-01-01T00:00:10Z", "2026-01-01T00:00:20Z", records=3, valid=3, quarantined=0, dead_lettered=0)
+    tracker.add(EventType.WINDOW_SUMMARY, "w1", first)
+    tracker.add(EventType.WINDOW_SUMMARY, "w2", second)
     assert tracker.totals() == {"valid": 12, "quarantined": 1, "dead_lettered": 2}  # the windows' verdicts win
     [dead] = tracker.signals
     assert (dead.kind, dead.count, dead.start.second, dead.end.second) == ("dead_letter", 2, 0, 10)
