@@ -143,20 +143,20 @@ _PARTS = 1 << 16  # partitions of a topic fit in 16 bits (Kafka's limit is far l
 
 
 def _failing_rows(report: ValidationReport) -> dict[str, np.ndarray]:
-    """Per rule named in ``violations``, the rows that fail it (ascending)."""
-    lengths = report.violations.list.len().fill_null(0)
-    if not lengths.sum():
+    """Per rule named in ``violations``, the rows that fail it (ascending).
+
+    Only the failing rows' lists are read (Python work in the number of failing rows, none for a clean batch).
+    """
+    lengths = report.violations.list.len().fill_null(0).to_numpy()
+    rows = np.flatnonzero(lengths)
+    if not len(rows):
         return {}
-    pairs = (
-        pl.DataFrame({"rule": report.violations})
-        .with_row_index("row")
-        .filter(lengths > 0)
-        .explode("rule")
-        .drop_nulls("rule")
-        .group_by("rule")
-        .agg(pl.col("row").sort())
-    )
-    return {str(name): np.asarray(rows, dtype=np.int64) for name, rows in pairs.iter_rows()}
+    out: dict[str, list[int]] = {}
+    for row, names in zip(rows.tolist(), report.violations.gather(rows).to_list(), strict=True):
+        for name in names:
+            if name is not None:
+                out.setdefault(str(name), []).append(row)
+    return {name: np.asarray(sorted(set(r)), dtype=np.int64) for name, r in out.items()}
 
 
 def partition_partials(
@@ -202,7 +202,9 @@ def partition_partials(
     all_home, all_part = np.concatenate([home, dead_home]), np.concatenate([row_part, dead_part])
     keep = all_home != _SKIP
     groups = np.unique(all_home[keep] * _PARTS + all_part[keep])  # (window start, partition) in one int64
-    for start, part in zip(groups // _PARTS, groups % _PARTS, strict=True):
+    codes = np.where(home == _SKIP, -1, home * _PARTS + row_part)  # replayed rows belong to no slice
+    slices = _Slices.of(plan, frame, codes, marks.late, groups) if rows else None
+    for g, (start, part) in enumerate(zip(groups // _PARTS, groups % _PARTS, strict=True)):
         so = plan.schema_obj
         key = WindowKey(c.id, c.version, so.name, so.topic, int(start), int(start) + window_ms)
         here, dead_here = (home == start) & (row_part == part), (dead_home == start) & (dead_part == part)
@@ -218,11 +220,6 @@ def partition_partials(
         values: dict[str, ValueCounts] = {}
         aggregates: dict[str, tuple[tuple[str, ...], tuple[int | float | None, ...]]] = {}
         idx = np.flatnonzero(in_window)
-        sub = (
-            frame.select(plan.frame_columns(frame.columns))[idx]
-            if frame is not None and plan.needs_frame and n_rows
-            else None
-        )
         for rp in plan.rules:
             name = rp.rule.name
             error = errors.get(name) if rp.kind is RuleKind.ROWS else None  # the others are judged here
@@ -234,13 +231,15 @@ def partition_partials(
                 failing = candidates[in_window[candidates]]
             tally = RuleTally(len(failing), 0, error if n_rows else None)
             if n_rows and error is None and rp.kind in (RuleKind.VALUES, RuleKind.SQL, RuleKind.SQL_BATCHES):
-                tally = _frame_rule(rp, sub, plan, values, aggregates, tally)
+                assert slices is not None
+                tally = slices.tally(rp, g, idx, values, aggregates, tally)
             if tally != RuleTally():
                 rules[name] = tally
             if len(failing):
                 evidence[name] = _evidence(marks.partitions[failing], marks.offsets[failing])
             elif rp.kind is RuleKind.VALUES and name in values:
-                evidence.update(_duplicate_evidence(name, rp.rule.column, sub, marks.take(idx)))
+                assert slices is not None
+                evidence.update(slices.duplicate_evidence(name, idx, marks))
         out[(key, int(part))] = WindowPartial(
             key,
             c.sha256,
@@ -260,43 +259,88 @@ def partition_partials(
     return out
 
 
-def _frame_rule(
-    rp: RulePlan,
-    sub: pl.DataFrame | None,
-    plan: WindowPlan,
-    values: dict[str, ValueCounts],
-    aggregates: dict[str, tuple[tuple[str, ...], tuple[int | float | None, ...]]],
-    tally: RuleTally,
-) -> RuleTally:
-    """Tally a rule that reads the window's rows: duplicate counts or SQL."""
-    if sub is None:
-        return RuleTally(0, 0, "the conformed rows were not provided, so this rule cannot be judged")
-    name, obj = rp.rule.name, plan.schema_obj.name
-    try:
+@dataclass(slots=True)
+class _Slices:
+    """What the frame-reading rules need for every (window, partition) slice of a batch, computed once per
+    batch: the key hashes of ``duplicateValues`` rules and the partial aggregates of mergeable SQL rules (one
+    grouped query per rule instead of one query per slice). Errors are kept per rule, as a slice would raise."""
+
+    plan: WindowPlan
+    frame: pl.DataFrame | None  # the columns the rules read
+    hashes: dict[str, tuple[np.ndarray, np.ndarray] | str]  # rule -> (hashes, nulls) or why it cannot run
+    sql: dict[str, dict[int, tuple[int | float | None, ...]] | str]  # rule -> slice -> partial values, or error
+
+    @classmethod
+    def of(
+        cls, plan: WindowPlan, frame: pl.DataFrame | None, codes: np.ndarray, late: np.ndarray, groups: np.ndarray
+    ) -> _Slices:
+        if frame is None or not plan.needs_frame or not len(groups):
+            return cls(plan, None, {}, {})
+        sub = frame.select(plan.frame_columns(frame.columns))
+        hashes: dict[str, tuple[np.ndarray, np.ndarray] | str] = {}
+        sql: dict[str, dict[int, tuple[int | float | None, ...]] | str] = {}
+        slice_of = np.searchsorted(groups, codes)  # the slice index of each row: its own window's records only
+        found = (slice_of < len(groups)) & (groups[np.minimum(slice_of, len(groups) - 1)] == codes) & ~late
+        found &= codes >= 0
+        slice_of = np.where(found, slice_of, -1)
+        for rp in plan.of_kind(RuleKind.VALUES, RuleKind.SQL):
+            name = rp.rule.name
+            try:
+                if rp.kind is RuleKind.VALUES:
+                    columns = key_of(rp.rule)
+                    absent = [c for c in columns if c not in sub.columns]
+                    if absent or not columns:
+                        hashes[name] = f"column {absent[0] if absent else None!r} is not in the batch"
+                    else:
+                        hashes[name] = key_hash(sub, columns)
+                else:
+                    assert rp.sql is not None
+                    sql[name] = rp.sql.partials(sub, plan.schema_obj.name, slice_of)
+            except Exception as exc:  # a rule that cannot run on this batch is tallied on each slice, never raised
+                (hashes if rp.kind is RuleKind.VALUES else sql)[name] = error_text(exc)
+        return cls(plan, sub, hashes, sql)
+
+    def tally(
+        self,
+        rp: RulePlan,
+        g: int,
+        idx: np.ndarray,
+        values: dict[str, ValueCounts],
+        aggregates: dict[str, tuple[tuple[str, ...], tuple[int | float | None, ...]]],
+        tally: RuleTally,
+    ) -> RuleTally:
+        """Tally a rule that reads the slice's rows (``idx``: its rows in the batch): duplicate counts or SQL."""
+        if self.frame is None:
+            return RuleTally(0, 0, "the conformed rows were not provided, so this rule cannot be judged")
+        name = rp.rule.name
         if rp.kind is RuleKind.VALUES:
-            columns = key_of(rp.rule)
-            absent = [c for c in columns if c not in sub.columns]
-            if absent or not columns:
-                return RuleTally(0, 0, f"column {absent[0] if absent else None!r} is not in the batch")
-            values[name] = ValueCounts.of(*key_hash(sub, columns))
+            hashed = self.hashes[name]
+            if isinstance(hashed, str):
+                return RuleTally(0, 0, hashed)
+            values[name] = ValueCounts.of(hashed[0][idx], hashed[1][idx])
             return tally
         if rp.kind is RuleKind.SQL:
             assert rp.sql is not None
-            aggregates[name] = (rp.sql.kinds, rp.sql.partial(sub, obj))
+            partials = self.sql[name]
+            if isinstance(partials, str):
+                return RuleTally(0, 0, partials)
+            aggregates[name] = (rp.sql.kinds, partials[g])
             return tally
-        metric = sql_metric(str(rp.rule.args[0]), sub.lazy(), obj)
-        return RuleTally(int(not rp.rule.threshold.allows(metric)), 1, None)
-    except Exception as exc:  # a rule that cannot run on this slice is tallied, never raised
-        return RuleTally(0, 1 if rp.kind is RuleKind.SQL_BATCHES else 0, error_text(exc))
+        try:  # not mergeable: judged on the slice itself
+            metric = sql_metric(str(rp.rule.args[0]), self.frame[idx].lazy(), self.plan.schema_obj.name)
+            return RuleTally(int(not rp.rule.threshold.allows(metric)), 1, None)
+        except Exception as exc:
+            return RuleTally(0, 1, error_text(exc))
 
-
-def _duplicate_evidence(
-    name: str, column: str | None, sub: pl.DataFrame | None, marks: Marks
-) -> dict[str, tuple[tuple[int, int], ...]]:
-    """The first records of the slice whose value repeats within the slice (evidence only)."""
-    if sub is None or column is None or column not in sub.columns or not sub.height:
-        return {}
-    dup = sub.get_column(column).is_duplicated().to_numpy()
-    if not dup.any():
-        return {}
-    return {name: _evidence(marks.partitions[dup], marks.offsets[dup])}
+    def duplicate_evidence(self, name: str, idx: np.ndarray, marks: Marks) -> dict[str, tuple[tuple[int, int], ...]]:
+        """The first records of the slice whose (non-null) value repeats within the slice (evidence only)."""
+        hashed = self.hashes.get(name)
+        if hashed is None or isinstance(hashed, str) or not len(idx):
+            return {}
+        h, nulls = hashed[0][idx], hashed[1][idx]
+        _, inverse, counts = np.unique(h, return_inverse=True, return_counts=True)
+        dup = (counts[inverse] > 1) & ~nulls
+        if not dup.any():
+            return {}
+        rows = idx[dup]
+        return {name: _evidence(marks.partitions[rows], marks.offsets[rows])}

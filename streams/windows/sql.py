@@ -24,10 +24,12 @@ and the window's check counts the batch slices that broke the threshold
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
+import numpy as np
 import polars as pl
 import sqlglot
 from sqlglot import exp
@@ -37,6 +39,8 @@ __all__ = ["AggregatePlan", "merge_values", "plan_sql", "query_columns"]
 _KINDS = {exp.Count: "count", exp.Sum: "sum", exp.Min: "min", exp.Max: "max"}
 _UNSUPPORTED_CLAUSES = ("joins", "group", "having", "distinct", "order", "limit", "offset", "qualify", "laterals")
 Value = int | float | None
+#: the column naming each row's slice in :attr:`AggregatePlan.grouped_query`
+GROUP_COLUMN = "__qstreams_slice"
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,12 +50,29 @@ class AggregatePlan:
     partial_query: str  # SELECT <aggregates> AS a0.. FROM <table> [WHERE ...]
     kinds: tuple[str, ...]  # count | sum | min | max, one per partial value
     final_query: str  # SELECT <expression over a0..> FROM partials
+    grouped_query: str = ""  # the partial query per value of GROUP_COLUMN (one run for every slice of a batch)
 
     def partial(self, frame: pl.DataFrame, object_name: str) -> tuple[Value, ...]:
         """The partial values over ``frame`` (raises a polars error if the query cannot run)."""
         ctx = pl.SQLContext(frames={object_name: frame.lazy(), "batch": frame.lazy()})
         row = ctx.execute(self.partial_query).collect(engine="in-memory").row(0)
         return tuple(_number(v) for v in row)
+
+    def partials(self, frame: pl.DataFrame, object_name: str, groups: np.ndarray) -> dict[int, tuple[Value, ...]]:
+        """The partial values of each slice of ``frame`` (``groups``: the slice of each row, -1 for none) in one
+        run of the query; a slice whose rows the ``WHERE`` filters out gets the empty values (count 0, else NULL),
+        exactly what :meth:`partial` gives on the slice alone."""
+        if not self.grouped_query:
+            raise ValueError("this plan has no grouped query")
+        tagged = frame.with_columns(pl.Series(GROUP_COLUMN, groups, dtype=pl.Int64))
+        tagged = tagged.filter(pl.col(GROUP_COLUMN) >= 0)
+        ctx = pl.SQLContext(frames={object_name: tagged.lazy(), "batch": tagged.lazy()})
+        result = ctx.execute(self.grouped_query).collect(engine="in-memory")
+        empty: tuple[Value, ...] = tuple(0 if kind == "count" else None for kind in self.kinds)
+        out: dict[int, tuple[Value, ...]] = {int(g): empty for g in np.unique(groups[groups >= 0])}
+        for row in result.iter_rows():
+            out[int(row[0])] = tuple(_number(v) for v in row[1:])
+        return out
 
     def final(self, values: tuple[Value, ...]) -> float | int:
         """The query's scalar over the merged values (raises if it is not a number)."""
@@ -155,16 +176,18 @@ def plan_sql(query: str) -> AggregatePlan | str:
     table = source.this.sql(dialect="postgres")
     filter_sql = f" WHERE {where.this.sql(dialect='postgres')}" if where is not None else ""
     partial = f"SELECT {', '.join(parts)} FROM {table}{filter_sql}"
+    grouped = f"SELECT {GROUP_COLUMN}, {', '.join(parts)} FROM {table}{filter_sql} GROUP BY {GROUP_COLUMN}"
     final = f"SELECT {outer.sql(dialect='postgres')} AS value FROM partials"
-    return AggregatePlan(partial, tuple(k for k, _ in aggregates), final)
+    return AggregatePlan(partial, tuple(k for k, _ in aggregates), final, grouped)
 
 
-def query_columns(query: str) -> set[str] | None:
-    """The column names a query reads (None when it cannot be parsed, or reads ``*``)."""
+@functools.lru_cache(maxsize=256)
+def query_columns(query: str) -> frozenset[str] | None:
+    """The column names a query reads (None when it cannot be parsed, or reads ``*``); cached per query."""
     try:
         tree = sqlglot.parse_one(query, read="postgres")
     except Exception:  # unparseable: the caller keeps every column
         return None
     if not all(isinstance(star.parent, exp.Count) for star in tree.find_all(exp.Star)):
         return None  # SELECT * or t.*: every column
-    return {c.name for c in tree.find_all(exp.Column)}
+    return frozenset(c.name for c in tree.find_all(exp.Column))

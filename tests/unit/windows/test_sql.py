@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import polars as pl
 import pytest
 from hypothesis import given, settings
@@ -71,3 +72,24 @@ def test_columns_read_by_a_query() -> None:
     assert query_columns("SELECT COUNT(*) FROM t WHERE x > 1") == {"x"}
     assert query_columns("SELECT * FROM t") is None
     assert query_columns("SELECT COUNT(DISTINCT country) FROM t") == {"country"}
+
+
+@settings(max_examples=60, deadline=None)
+@given(rows, st.lists(st.integers(-1, 3), min_size=30, max_size=30))
+def test_grouped_partials_equal_each_slice_alone(data: list[tuple], labels: list[int]) -> None:
+    """One grouped run over a batch gives every slice exactly what the partial query gives on the slice alone
+    (a slice the WHERE filters out entirely included; rows of slice -1 belong to none)."""
+    frame = pl.DataFrame(
+        {"x": [r[0] for r in data], "d": [r[1] for r in data]}, schema={"x": pl.Int64, "d": pl.Float64}
+    )
+    groups = np.array(labels[: frame.height], dtype=np.int64)
+    for query in MERGEABLE:
+        plan = plan_sql(query)
+        assert isinstance(plan, AggregatePlan), query
+        got = plan.partials(frame, "t", groups)
+        expected = {int(g): plan.partial(frame.filter(pl.Series(groups == g)), "t") for g in set(groups) if g >= 0}
+        assert got.keys() == expected.keys(), query
+        for g, values in expected.items():
+            assert [v is None for v in got[g]] == [v is None for v in values], (query, g)
+            present = [(a, b) for a, b in zip(got[g], values, strict=True) if b is not None]
+            assert [a for a, _ in present] == pytest.approx([b for _, b in present], rel=1e-12), (query, g)

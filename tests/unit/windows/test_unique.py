@@ -102,3 +102,15 @@ def test_hashes_are_stable_and_integers_never_collide() -> None:
     same = stable_hash(pl.Series(["abc", "abc\x00", "ab", "", None]))
     assert len(set(same[0][:4].tolist())) == 4 and same[1].tolist() == [False] * 4 + [True]
     assert stable_hash(pl.Series([0.0, -0.0]))[0].tolist()[0] == stable_hash(pl.Series([-0.0]))[0][0]
+
+
+@settings(max_examples=80, deadline=None)
+@given(st.integers(0, 40), st.lists(st.text(st.characters(max_codepoint=127), max_size=40), min_size=1, max_size=20))
+def test_values_of_one_length_hash_as_in_a_mixed_column(length: int, texts: list[str]) -> None:
+    """The one-length fast path (ids, UUIDs) gives the hashes of the general path, so persisted claims
+    match whatever mix of lengths a batch has."""
+    same = [(t * (length // max(len(t), 1) + 1))[:length] if t else "x" * length for t in texts]
+    alone, _ = stable_hash(pl.Series(same, dtype=pl.String))
+    mixed, _ = stable_hash(pl.Series([*same, "a value of another length than the rest" + "!" * 41], dtype=pl.String))
+    assert len({len(t.encode()) for t in same}) == 1  # ASCII of one length: the fast path
+    assert np.array_equal(alone, mixed[:-1])
