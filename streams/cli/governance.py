@@ -1,0 +1,94 @@
+"""``qstreams archive``, ``qstreams evidence`` and ``qstreams report``: the governance commands.
+
+Exit codes as everywhere: ``0`` success, ``2`` usage errors (bad arguments, an archive another
+archiver holds, a contract that cannot be loaded, a broker that cannot be reached).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import signal
+import sys
+import threading
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+__all__ = ["register"]
+
+EXIT_OK, EXIT_USAGE = 0, 2
+
+
+def _fail(message: str) -> typer.Exit:
+    typer.echo(f"error: {message}", err=True)
+    return typer.Exit(EXIT_USAGE)
+
+
+def _since(text: str | None) -> dt.datetime | None:
+    """``--since``: an ISO date or datetime (UTC unless it says otherwise), or a duration back from now (``7d``)."""
+    if text is None:
+        return None
+    from streams.contracts.stream import DurationError, parse_duration
+
+    try:
+        moment = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+        return moment.replace(tzinfo=dt.UTC) if moment.tzinfo is None else moment.astimezone(dt.UTC)
+    except ValueError:
+        pass
+    try:
+        return dt.datetime.now(dt.UTC) - dt.timedelta(milliseconds=parse_duration(text))
+    except DurationError:
+        raise _fail(
+            f"--since {text!r} is neither a date (2026-12-01, 2026-12-01T12:00Z) nor a duration (7d, 12h)"
+        ) from None
+
+
+def archive(
+    to: Annotated[Path, typer.Option("--to", metavar="DIR", help="The archive directory (created if missing).")],
+    topic: Annotated[
+        str | None, typer.Option(metavar="TOPIC", help="The quality-event topic [default: STREAMS_EVENTS_TOPIC].")
+    ] = None,
+    retention_days: Annotated[
+        int | None, typer.Option("--retention-days", min=1, metavar="N", help="Delete days older than N days.")
+    ] = None,
+    bootstrap: Annotated[
+        str | None, typer.Option("--bootstrap-servers", metavar="HOST:PORT", help="Kafka [default: settings].")
+    ] = None,
+    batch: Annotated[int, typer.Option("--batch", min=1, metavar="N", help="Records per Parquet write.")] = 500,
+    idle_exit: Annotated[
+        float | None,
+        typer.Option("--idle-exit", min=0.0, metavar="SECONDS", help="Stop after this long without new events."),
+    ] = None,
+    log_level: Annotated[str, typer.Option(metavar="LEVEL", help="Python log level.")] = "INFO",
+) -> None:
+    """Consume the quality-event topic into date/contract-partitioned Parquet: each event id once, resumable
+    after a crash (the offsets live in DIR, written after the data), with optional retention."""
+    from streams.errors import StreamsError
+    from streams.governance.archive import Archive
+    from streams.governance.consume import run_archiver
+    from streams.settings import load_settings
+
+    logging.basicConfig(level=getattr(logging, log_level.upper(), logging.INFO), stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s %(message)s")  # fmt: skip
+    overrides: dict[str, Any] = {} if bootstrap is None else {"bootstrap_servers": bootstrap}
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    try:
+        settings = load_settings(**overrides)
+        with Archive(to, retention_days=retention_days) as store:
+            run = run_archiver(store, settings, topic=topic, max_records=batch, idle_exit_s=idle_exit, stop=stop)
+            total = len(store)
+    except StreamsError as exc:
+        raise _fail(str(exc)) from None
+    typer.echo(
+        f"archived {run.archived} event(s) ({run.duplicates} duplicate, {run.malformed} malformed, "
+        f"{run.expired} expired) into {to}; {total} event(s) in the archive"
+    )
+
+
+def register(app: typer.Typer) -> None:
+    """Add the governance commands to the ``qstreams`` app."""
+    app.command("archive")(archive)
