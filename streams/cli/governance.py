@@ -89,6 +89,44 @@ def archive(
     )
 
 
+def evidence(
+    contract: Annotated[
+        list[Path],
+        typer.Option(
+            "--contract",
+            "-c",
+            metavar="FILE",
+            help="The contract file (repeat for older versions; git history is added when tracked).",
+        ),
+    ],
+    out: Annotated[Path, typer.Option("--out", "-o", metavar="DIR", help="Where to write the bundle.")],
+    archive_dir: Annotated[
+        Path | None, typer.Option("--archive", metavar="DIR", help="The archive `qstreams archive` writes.")
+    ] = None,
+    since: Annotated[
+        str | None, typer.Option(metavar="WHEN", help="Only events since a date, a time or a duration ago (7d).")
+    ] = None,
+    git_history: Annotated[bool, typer.Option(help="Add the versions of the contract file committed in git.")] = True,
+) -> None:
+    """Write an evidence bundle for an assessor: contract versions with hashes and diffs, owners and roles, the
+    monitoring plan, event counts per window and each incident's trace, as Markdown plus Parquet."""
+    from streams.errors import StreamsError
+    from streams.governance.evidence import contract_versions, write_evidence
+
+    start = _since(since)
+    try:
+        versions = contract_versions(contract, git_history=git_history)
+        bundle = write_evidence(versions, out, archive=archive_dir, since=start)
+    except StreamsError as exc:
+        raise _fail(str(exc)) from None
+    open_incidents = bundle.incidents.filter(bundle.incidents["status"] == "open").height
+    typer.echo(
+        f"wrote {bundle.markdown} and {len(bundle.files) - 1} file(s): {len(versions)} contract version(s), "
+        f"{bundle.windows.height} window(s), {bundle.incidents.height} incident(s) ({open_incidents} open)"
+    )
+
+
 def register(app: typer.Typer) -> None:
     """Add the governance commands to the ``qstreams`` app."""
     app.command("archive")(archive)
+    app.command("evidence")(evidence)
