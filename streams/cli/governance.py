@@ -126,7 +126,31 @@ def evidence(
     )
 
 
+def report(
+    source: Annotated[Path, typer.Option("--from", metavar="ARCHIVE", help="The archive `qstreams archive` writes.")],
+    out: Annotated[Path, typer.Option("--out", "-o", metavar="FILE", help="The HTML file to write.")] = Path(
+        "report.html"
+    ),
+    since: Annotated[
+        str | None, typer.Option(metavar="WHEN", help="Only events since a date, a time or a duration ago (7d).")
+    ] = None,
+    contract: Annotated[str | None, typer.Option(metavar="ID", help="Only the events of this contract id.")] = None,
+) -> None:
+    """Write one self-contained HTML report (no network): failure rate per rule over time, window verdicts,
+    drift per field as a heatmap, confidence per model version, incidents with owner and action."""
+    from streams.errors import StreamsError
+    from streams.governance.report import write_report
+
+    start = _since(since)
+    try:
+        events = write_report(source, out, since=start, contract=contract)
+    except StreamsError as exc:
+        raise _fail(str(exc)) from None
+    typer.echo(f"wrote {out} ({out.stat().st_size:,} bytes) from {events.height} event(s)")
+
+
 def register(app: typer.Typer) -> None:
     """Add the governance commands to the ``qstreams`` app."""
     app.command("archive")(archive)
     app.command("evidence")(evidence)
+    app.command("report")(report)
