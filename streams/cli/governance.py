@@ -149,8 +149,50 @@ def report(
     typer.echo(f"wrote {out} ({out.stat().st_size:,} bytes) from {events.height} event(s)")
 
 
+def lineage(
+    source: Annotated[Path, typer.Option("--from", metavar="ARCHIVE", help="The archive `qstreams archive` writes.")],
+    file: Annotated[
+        Path | None,
+        typer.Option(
+            "--file",
+            metavar="FILE",
+            help="Append the events to FILE (the OpenLineage file transport) "
+            "instead of the transport openlineage.yml / OPENLINEAGE_* configure.",
+        ),
+    ] = None,
+    since: Annotated[
+        str | None, typer.Option(metavar="WHEN", help="Only windows since a date, a time or a duration ago (7d).")
+    ] = None,
+    bootstrap: Annotated[
+        str | None,
+        typer.Option("--bootstrap-servers", metavar="HOST:PORT", help="The Kafka cluster named in the datasets."),
+    ] = None,
+) -> None:
+    """Emit one OpenLineage run event per archived window summary, with DataQualityAssertions and
+    DataQualityMetrics facets on the Kafka dataset (needs the `openlineage` extra)."""
+    import orjson
+
+    from streams.errors import StreamsError
+    from streams.events.types import EventType
+    from streams.governance.archive import read_archive
+    from streams.governance.lineage import client_for, emit_window_summaries, kafka_namespace
+    from streams.settings import load_settings
+
+    start = _since(since)
+    try:
+        servers = bootstrap or load_settings().bootstrap_servers
+        events = read_archive(source, since=start, types=[str(EventType.WINDOW_SUMMARY)])
+        client = client_for(None if file is None else str(file))
+        rows = ((r["id"], r["type"], orjson.loads(r["data"])) for r in events.iter_rows(named=True))
+        sent = emit_window_summaries(rows, client, namespace=kafka_namespace(servers))
+    except StreamsError as exc:
+        raise _fail(str(exc)) from None
+    typer.echo(f"emitted {sent} OpenLineage run event(s)" + (f" to {file}" if file else ""))
+
+
 def register(app: typer.Typer) -> None:
     """Add the governance commands to the ``qstreams`` app."""
     app.command("archive")(archive)
     app.command("evidence")(evidence)
     app.command("report")(report)
+    app.command("lineage")(lineage)
