@@ -61,6 +61,17 @@ def archive(
         float | None,
         typer.Option("--idle-exit", min=0.0, metavar="SECONDS", help="Stop after this long without new events."),
     ] = None,
+    openlineage: Annotated[
+        bool,
+        typer.Option(
+            "--openlineage",
+            help="Emit an OpenLineage run event per newly archived window summary "
+            "through the transport openlineage.yml / OPENLINEAGE_* configure (extra `openlineage`).",
+        ),
+    ] = False,
+    openlineage_file: Annotated[
+        Path | None, typer.Option(metavar="FILE", help="As --openlineage, appending to FILE (the file transport).")
+    ] = None,
     log_level: Annotated[str, typer.Option(metavar="LEVEL", help="Python log level.")] = "INFO",
 ) -> None:
     """Consume the quality-event topic into date/contract-partitioned Parquet: each event id once, resumable
@@ -78,8 +89,17 @@ def archive(
         signal.signal(sig, lambda *_: stop.set())
     try:
         settings = load_settings(**overrides)
+        on_batch = None
+        if openlineage or openlineage_file is not None:
+            from streams.governance.lineage import lineage_observer
+
+            on_batch = lineage_observer(
+                settings.bootstrap_servers, None if openlineage_file is None else str(openlineage_file)
+            )
         with Archive(to, retention_days=retention_days) as store:
-            run = run_archiver(store, settings, topic=topic, max_records=batch, idle_exit_s=idle_exit, stop=stop)
+            run = run_archiver(
+                store, settings, topic=topic, max_records=batch, idle_exit_s=idle_exit, stop=stop, on_batch=on_batch
+            )
             total = len(store)
     except StreamsError as exc:
         raise _fail(str(exc)) from None

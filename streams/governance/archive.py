@@ -101,6 +101,8 @@ class IngestResult:
     malformed: int = 0
     expired: int = 0
     files: list[Path] = field(default_factory=list)
+    #: ``(id, type, data as JSON text)`` of each event archived by this call (for observers: lineage, metrics)
+    events: list[tuple[str, str, str]] = field(default_factory=list)
 
 
 def _time(value: Any) -> dt.datetime | None:
@@ -288,6 +290,7 @@ class Archive:
             result.files = self._write_rows(rows)
             self._ids |= batch_ids
             result.archived = len(rows)
+            result.events = [(r["id"], r["type"], r["data"]) for r in rows]
         advanced = {k: v for k, v in ends.items() if v > self.offsets.get(k, -1)}
         if advanced:
             self.offsets.update(advanced)

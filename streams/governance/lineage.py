@@ -21,8 +21,9 @@ OpenLineage way (``openlineage.yml``, ``OPENLINEAGE_*`` variables) or passed in.
 
 from __future__ import annotations
 
+import logging
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any, Final
 
 from streams.errors import SettingsError
@@ -32,7 +33,17 @@ if TYPE_CHECKING:
     from openlineage.client import OpenLineageClient
     from openlineage.client.event_v2 import RunEvent
 
-__all__ = ["JOB_NAMESPACE", "PRODUCER", "client_for", "emit_window_summaries", "kafka_namespace", "window_run_event"]
+__all__ = [
+    "JOB_NAMESPACE",
+    "PRODUCER",
+    "client_for",
+    "emit_window_summaries",
+    "kafka_namespace",
+    "lineage_observer",
+    "window_run_event",
+]
+
+log = logging.getLogger(__name__)
 
 JOB_NAMESPACE: Final = "qstreams"
 PRODUCER: Final = "https://github.com/quality-streams/quality-streams"
@@ -146,3 +157,30 @@ def emit_window_summaries(events: Iterable[tuple[str, str, Mapping[str, Any]]], 
         client.emit(window_run_event(eid, data, namespace=namespace))
         sent += 1
     return sent
+
+
+def lineage_observer(bootstrap_servers: str, file: str | None = None, *, client: Any = None) -> Callable[[Any], None]:
+    """An ``on_batch`` observer of the archiver: a run event per window summary the batch archived.
+
+    Best effort: the archive is the record. A transport that fails is logged, and the archiver goes on;
+    ``qstreams lineage --from ARCHIVE`` emits the same runs again later (same run ids).
+    """
+    import orjson
+
+    client = client if client is not None else client_for(file)
+    namespace = kafka_namespace(bootstrap_servers)
+
+    def observe(result: Any) -> None:
+        rows = [
+            (eid, kind, orjson.loads(data))
+            for eid, kind, data in result.events
+            if kind == str(EventType.WINDOW_SUMMARY)
+        ]
+        try:
+            emit_window_summaries(rows, client, namespace=namespace)
+        except Exception as exc:  # a lineage backend down must not stop the audit archive
+            log.warning(
+                "Could not emit %d OpenLineage run event(s): %s; re-emit with qstreams lineage.", len(rows), exc
+            )
+
+    return observe

@@ -79,3 +79,28 @@ def test_without_the_client_the_error_names_the_extra(monkeypatch: pytest.Monkey
     monkeypatch.setattr(builtins, "__import__", no_openlineage)
     with pytest.raises(SettingsError, match=r"pip install 'quality-streams\[openlineage\]'"):
         client_for("x.jsonl")
+
+
+def test_the_archiver_observer_emits_each_newly_archived_window_once(
+    tmp_path: Path, contract: Contract, caplog: pytest.LogCaptureFixture
+) -> None:
+    from streams.governance.lineage import lineage_observer
+
+    out = tmp_path / "live.jsonl"
+    observe = lineage_observer("localhost:9092", str(out))
+    events = records(scenario(contract))
+    with Archive(tmp_path / "archive") as store:
+        observe(store.ingest(events[:20], now=NOW))  # 5 windows' summaries among the first 20 events
+        assert len(read_events(out)) == 5
+        observe(store.ingest(events, now=NOW))  # a replay of those, then the rest
+    emitted = read_events(out)
+    assert len(emitted) == 14 and len({e["run"]["runId"] for e in emitted}) == 14
+
+    class Down:
+        def emit(self, event: object) -> None:
+            raise ConnectionError("lineage backend unreachable")
+
+    failing = lineage_observer("localhost:9092", client=Down())
+    with Archive(tmp_path / "other") as store:
+        failing(store.ingest(events, now=NOW))  # logged, not raised: the archive goes on
+    assert "Could not emit 14 OpenLineage run event(s): lineage backend unreachable" in caplog.text
