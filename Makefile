@@ -23,6 +23,7 @@ demo: install
 test: install
 	scripts/check
 	scripts/install-kafka
+	scripts/install-chromium
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 check: install

@@ -7,6 +7,7 @@ actual public names by ``tests/unit/test_exported_members.py``); everything else
 from streams.contracts.loader import lint_contract, load_contract, load_contracts, parse_contract
 from streams.contracts.model import Classification, Contract, Field, Owner, Rule, SchemaObject, Severity, Threshold
 from streams.errors import (
+    ArchiveError,
     BackendNotFoundError,
     BrokerError,
     CommitRefusedError,
@@ -31,6 +32,7 @@ from streams.settings import Mode, Settings
 __version__ = "0.1.0"
 
 __all__ = [
+    "ArchiveError",
     "BackendNotFoundError",
     "BrokerError",
     "Classification",

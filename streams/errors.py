@@ -22,6 +22,7 @@ Every exception derives from :class:`StreamsError`::
     │       └── CommitRefusedError    the group refused a commit (a rebalance is in progress)
     ├── SettingsError                 a configuration value is invalid
     ├── ProfileError                  a data profile is corrupt, of another contract or of another version
+    ├── ArchiveError                  the audit archive cannot be opened or written (locked, corrupt)
     ├── EventError                    a quality event cannot be built or read (also a ValueError)
     │   └── EventDataError            an event's data is not a JSON object (also a TypeError)
     └── ThresholdBreach               raised inside a pandera check whose metric breaks its threshold;
@@ -34,6 +35,7 @@ Where a built-in exception was raised before, the subclass also derives from it
 from __future__ import annotations
 
 __all__ = [
+    "ArchiveError",
     "BackendNotFoundError",
     "BrokerError",
     "CommitRefusedError",
@@ -162,3 +164,7 @@ class ProfileError(StreamsError):
         self.reason = reason
         self.path = path
         super().__init__(f"{path}: {message}" if path else message)
+
+
+class ArchiveError(StreamsError):
+    """The audit archive of quality events cannot be opened or written (another archiver holds it, a corrupt file)."""

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from streams.cli.diff import contracts_diff
+from streams.cli.governance import register as register_governance
 from streams.cli.profile import profile_app
 from streams.errors import ContractError, DataFormatError, SettingsError, StreamsError
 
@@ -41,6 +42,7 @@ app.add_typer(contracts_app, name="contracts")
 app.add_typer(dev_app, name="dev")
 app.add_typer(profile_app, name="profile")
 contracts_app.command("diff")(contracts_diff)
+register_governance(app)
 
 EXIT_OK, EXIT_FINDINGS, EXIT_USAGE = 0, 1, 2
 

@@ -1,0 +1,203 @@
+"""Tables derived from archived events (:func:`~streams.governance.archive.read_archive`), for evidence and report.
+
+Pure functions from the archive frame to polars frames: per-window counts and verdicts, rule
+failure rates, drift per field, confidence per model version, and incidents traced from their
+violation (the failing checks of the windows that triggered them) through the policy and its
+action to the owner and the resolution. Each returns a frame of a fixed schema, empty when the
+archive has no such event.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any, Final
+
+import orjson
+import polars as pl
+
+from streams.events.types import EventType
+
+__all__ = ["confidence_table", "drift_table", "incident_table", "rule_table", "window_table"]
+
+_UTC = pl.Datetime("us", "UTC")
+_WINDOW_KEY: Final = ["contract_id", "schema", "window_start", "window_end"]
+
+WINDOWS_SCHEMA: Final = {
+    "contract_id": pl.String(), "contract_version": pl.String(), "schema": pl.String(), "window_start": _UTC,
+    "window_end": _UTC, "events": pl.Int64(), "summaries": pl.Int64(), "violations": pl.Int64(),
+    "drift_events": pl.Int64(), "confidence_events": pl.Int64(), "policy_events": pl.Int64(),
+    "records": pl.Int64(), "quarantined": pl.Int64(), "dead_lettered": pl.Int64(), "passed": pl.Boolean(),
+}  # fmt: skip
+RULES_SCHEMA: Final = {
+    "contract_id": pl.String(), "schema": pl.String(), "window_start": _UTC, "window_end": _UTC,
+    "rule": pl.String(), "column": pl.String(), "severity": pl.String(), "failures": pl.Int64(),
+    "failure_rate": pl.Float64(), "passed": pl.Boolean(),
+}  # fmt: skip
+DRIFT_SCHEMA: Final = {
+    "contract_id": pl.String(), "schema": pl.String(), "window_start": _UTC, "window_end": _UTC,
+    "field": pl.String(), "verdict": pl.String(), "method": pl.String(), "value": pl.Float64(),
+    "threshold": pl.Float64(),
+}  # fmt: skip
+CONFIDENCE_SCHEMA: Final = {
+    "contract_id": pl.String(), "schema": pl.String(), "window_start": _UTC, "window_end": _UTC,
+    "model_version": pl.String(), "count": pl.Int64(), "mean_confidence": pl.Float64(),
+    "low_confidence_share": pl.Float64(), "verdict": pl.String(),
+}  # fmt: skip
+INCIDENTS_SCHEMA: Final = {
+    "incident_id": pl.String(), "contract_id": pl.String(), "contract_version": pl.String(), "schema": pl.String(),
+    "policy": pl.String(), "condition": pl.String(), "severity": pl.String(), "action": pl.String(),
+    "model_version": pl.String(), "opened_at": _UTC, "trigger_windows": pl.String(), "violations": pl.String(),
+    "actions_taken": pl.String(), "owner_team": pl.String(), "owners": pl.String(), "support_channel": pl.String(),
+    "runbook_url": pl.String(), "status": pl.String(), "resolved_at": _UTC, "resolved_how": pl.String(),
+    "resolved_by": pl.String(), "duration_seconds": pl.Float64(), "triggered_event": pl.String(),
+    "resolved_event": pl.String(),
+}  # fmt: skip
+
+
+def _of_type(frame: pl.DataFrame, event_type: EventType) -> pl.DataFrame:
+    return frame.filter(pl.col("type") == str(event_type)).unique("id", keep="first", maintain_order=True)
+
+
+def _rows(frame: pl.DataFrame) -> Iterator[tuple[dict[str, Any], dict[str, Any]]]:
+    """(archive row, parsed data) of each row."""
+    for row in frame.iter_rows(named=True):
+        yield row, orjson.loads(row["data"])
+
+
+def _key(row: dict[str, Any]) -> dict[str, Any]:
+    return {k: row[k] for k in _WINDOW_KEY}
+
+
+def window_table(frame: pl.DataFrame) -> pl.DataFrame:
+    """One row per (contract, schema, window): events per kind and the window's verdict."""
+    windowed = frame.filter(pl.col("window_start").is_not_null() & pl.col("schema").is_not_null())
+    if windowed.is_empty():
+        return pl.DataFrame(schema=WINDOWS_SCHEMA)
+    kinds = {
+        "summaries": [str(EventType.WINDOW_SUMMARY)],
+        "violations": [str(EventType.RULE_VIOLATION)],
+        "drift_events": [str(EventType.DISTRIBUTION_DRIFT)],
+        "confidence_events": [str(EventType.PREDICTION_CONFIDENCE)],
+        "policy_events": [str(EventType.POLICY_TRIGGERED), str(EventType.POLICY_RESOLVED)],
+    }
+    counts = windowed.group_by(_WINDOW_KEY).agg(
+        pl.col("contract_version").last(),
+        pl.len().cast(pl.Int64).alias("events"),
+        *[pl.col("type").is_in(types).sum().cast(pl.Int64).alias(name) for name, types in kinds.items()],
+    )
+    verdicts = [
+        {**_key(row), "records": d.get("records"), "quarantined": d.get("quarantined"),
+         "dead_lettered": d.get("dead_lettered"), "passed": d.get("passed")}
+        for row, d in _rows(_of_type(windowed, EventType.WINDOW_SUMMARY))
+    ]  # fmt: skip
+    summary_schema = {k: WINDOWS_SCHEMA[k] for k in (*_WINDOW_KEY, "records", "quarantined", "dead_lettered", "passed")}
+    summary = pl.DataFrame(verdicts, schema=summary_schema).unique(_WINDOW_KEY, keep="last")
+    joined = counts.join(summary, on=_WINDOW_KEY, how="left", nulls_equal=True)
+    return joined.select(list(WINDOWS_SCHEMA)).cast(WINDOWS_SCHEMA).sort("contract_id", "schema", "window_start")  # type: ignore[arg-type]
+
+
+def rule_table(frame: pl.DataFrame) -> pl.DataFrame:
+    """One row per (window, rule) from the window summaries."""
+    rows = [
+        {**_key(row), "rule": c.get("name"), "column": c.get("column"), "severity": c.get("severity"),
+         "failures": c.get("failures"), "failure_rate": c.get("failure_rate"), "passed": c.get("passed")}
+        for row, d in _rows(_of_type(frame, EventType.WINDOW_SUMMARY))
+        for c in d.get("checks") or []
+    ]  # fmt: skip
+    return pl.DataFrame(rows, schema=RULES_SCHEMA).sort("rule", "window_start")
+
+
+def drift_table(frame: pl.DataFrame) -> pl.DataFrame:
+    """One row per (window, field) from the drift events: the judged method's value and threshold."""
+    rows = []
+    for row, d in _rows(_of_type(frame, EventType.DISTRIBUTION_DRIFT)):
+        for f in d.get("fields") or []:
+            metrics: list[dict[str, Any]] = f.get("metrics") or []
+            judged = next((m for m in metrics if m.get("metric") == f.get("method")), metrics[0] if metrics else {})
+            rows.append({**_key(row), "field": f.get("field"), "verdict": f.get("verdict"), "method": f.get("method"),
+                         "value": judged.get("value"), "threshold": judged.get("threshold")})  # fmt: skip
+    return pl.DataFrame(rows, schema=DRIFT_SCHEMA).sort("field", "window_start")
+
+
+def confidence_table(frame: pl.DataFrame) -> pl.DataFrame:
+    """One row per (window, model version) from the prediction-confidence events."""
+    rows = [
+        {**_key(row), "model_version": d.get("model_version"), "count": d.get("count"),
+         "mean_confidence": d.get("mean_confidence"), "low_confidence_share": d.get("low_confidence_share"),
+         "verdict": d.get("verdict")}
+        for row, d in _rows(_of_type(frame, EventType.PREDICTION_CONFIDENCE))
+    ]  # fmt: skip
+    return pl.DataFrame(rows, schema=CONFIDENCE_SCHEMA).sort("model_version", "window_start")
+
+
+def _violations(
+    rules: pl.DataFrame, drift: pl.DataFrame, row: dict[str, Any], policy: dict[str, Any], windows: list[Any]
+) -> list[str]:
+    """What was seen in the trigger windows: the failing checks (of the policy's rule, for a rule metric) or the
+    drift of the policy's field (for a drift metric), from the archived window and drift events."""
+    metric, subject = str(policy.get("metric") or ""), policy.get("subject")
+    starts = [_second(w.get("start")) for w in windows if isinstance(w, dict)]
+    mine = (pl.col("contract_id") == row["contract_id"]) & (pl.col("schema") == row["schema"])
+    at = pl.col("window_start").dt.strftime("%Y-%m-%dT%H:%M:%SZ").is_in(starts)
+    out = []
+    if metric.startswith("drift."):
+        for r in drift.filter(mine & at & (pl.col("field") == subject)).iter_rows(named=True):
+            out.append(f"{r['window_start']:%Y-%m-%dT%H:%M:%SZ}: {r['field']} {r['method']} = {_cell(r['value'])} "
+                       f"(threshold {_cell(r['threshold'])}, verdict {r['verdict']})")  # fmt: skip
+        return out
+    failing = rules.filter(mine & at & ~pl.col("passed"))
+    if metric.startswith("rule.") and subject:
+        failing = failing.filter(pl.col("rule") == subject)
+    for r in failing.iter_rows(named=True):
+        rate = "" if r["failure_rate"] is None else f" ({r['failure_rate']:.2%})"
+        out.append(f"{r['window_start']:%Y-%m-%dT%H:%M:%SZ}: {r['rule']} failed, {r['failures']} record(s){rate}")
+    return out
+
+
+def _cell(value: Any) -> str:
+    return "–" if value is None else f"{value:.4g}" if isinstance(value, float) else str(value)
+
+
+def _second(text: Any) -> str:
+    """An ISO time cut to whole seconds with ``Z`` (event data carries ms or none)."""
+    s = str(text or "")
+    return s[:19] + "Z" if len(s) >= 19 else s
+
+
+def incident_table(frame: pl.DataFrame) -> pl.DataFrame:
+    """One row per incident: violation → policy → action → owner → resolution.
+
+    ``violations``: the failing checks of the windows that triggered it (from the window summaries);
+    ``actions_taken``: every other archived event that names the incident (``data.incident.id``), as
+    ``type@time``, so action and quarantine events land in the trace when they are archived.
+    """
+    rules, drift = rule_table(frame), drift_table(frame)
+    resolved = {d["incident"]["id"]: (row, d) for row, d in _rows(_of_type(frame, EventType.POLICY_RESOLVED))}
+    policy_types = {str(EventType.POLICY_TRIGGERED), str(EventType.POLICY_RESOLVED)}
+    others: dict[str, list[str]] = {}
+    mentions = frame.filter(~pl.col("type").is_in(list(policy_types)) & pl.col("data").str.contains('"incident"'))
+    for row, d in _rows(mentions):
+        incident = d.get("incident")
+        if isinstance(incident, dict) and incident.get("id"):
+            others.setdefault(str(incident["id"]), []).append(f"{row['type']}@{row['time']:%Y-%m-%dT%H:%M:%SZ}")
+    rows = []
+    for row, d in _rows(_of_type(frame, EventType.POLICY_TRIGGERED)):
+        iid, policy, owner = d["incident"]["id"], d.get("policy", {}), d.get("owner", {})
+        done = resolved.get(iid)
+        resolution = done[1].get("resolution", {}) if done else {}
+        rows.append({
+            "incident_id": iid, "contract_id": row["contract_id"], "contract_version": row["contract_version"],
+            "schema": d.get("schema"), "policy": policy.get("name"), "condition": policy.get("condition"),
+            "severity": policy.get("severity"), "action": d.get("action", {}).get("type"),
+            "model_version": d.get("action", {}).get("model_version"), "opened_at": row["time"],
+            "trigger_windows": orjson.dumps(d.get("windows", [])).decode(),
+            "violations": "\n".join(_violations(rules, drift, {**row, "schema": d.get("schema")}, policy,
+                                                 d.get("windows", []))),
+            "actions_taken": "\n".join(others.get(iid, [])), "owner_team": owner.get("team"),
+            "owners": ", ".join(owner.get("owners") or []), "support_channel": owner.get("support_channel"),
+            "runbook_url": owner.get("runbook_url"), "status": "resolved" if done else "open",
+            "resolved_at": done[0]["time"] if done else None, "resolved_how": resolution.get("how"),
+            "resolved_by": resolution.get("by"), "duration_seconds": resolution.get("duration_seconds"),
+            "triggered_event": row["id"], "resolved_event": done[0]["id"] if done else None,
+        })  # fmt: skip
+    return pl.DataFrame(rows, schema=INCIDENTS_SCHEMA).sort("opened_at", "incident_id")
