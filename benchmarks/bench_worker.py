@@ -12,7 +12,10 @@ consumer group, until every record is consumed:
 * ``copy``: raw consume -> produce loop (``create_batch``/``send_batch`` per partition,
   idempotent producer, commit after ack), i.e. forwarding without validation;
 * ``monitor`` / ``gate``: :class:`streams.kafka.worker.BatchWorker` in that mode;
-* ``eos``: gate mode with ``exactly_once`` (one Kafka transaction per poll).
+* ``eos``: gate mode with ``exactly_once`` (one Kafka transaction per poll);
+* ``monitor-st`` / ``gate-st``: as ``monitor`` / ``gate`` with stream time installed as ``qstreams worker``
+  does (event-time windows, stream uniqueness of ``event_id``, partials, heartbeats and changelogs produced
+  to the compacted topics, window summaries): the cost of stream time is ``gate-st`` next to ``gate``.
 
 Prints msg/s, the ratio to the baseline, the added latency per batch (getmany
 return to offsets committed: p50/p99) and the peak RSS of the process.
@@ -37,7 +40,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 CONTRACT = ROOT / "contracts" / "card_transactions.odcs.yaml"
-MODES = ("raw", "copy", "monitor", "gate", "eos")
+MODES = ("raw", "copy", "monitor", "gate", "eos", "monitor-st", "gate-st")
 
 
 # --- setup (parent process) ------------------------------------------------------------------------
@@ -170,9 +173,14 @@ async def raw_loop(bootstrap: str, topic: str, records: int, batch: int, forward
 
 
 async def worker_loop(bootstrap: str, topic: str, records: int, batch: int, mode: str) -> tuple[float, list[float]]:
+    from streams.cli.stream_time import kafka_observers
     from streams.contracts.loader import load_contracts
     from streams.kafka.worker import BatchWorker, build_bindings, tune_gc
+    from streams.observability import Metrics
     from streams.settings import Mode, Settings
+
+    stream_time = mode.endswith("-st")
+    mode = mode.removesuffix("-st")
 
     with tempfile.TemporaryDirectory() as tmp:
         text = CONTRACT.read_text().replace("physicalName: features.card-transactions.v1", f"physicalName: {topic}")
@@ -182,8 +190,11 @@ async def worker_loop(bootstrap: str, topic: str, records: int, batch: int, mode
             bootstrap_servers=bootstrap, contracts_dir=Path(tmp), app_id=f"bench-{uuid.uuid4().hex}",
             mode=Mode.GATE if mode == "eos" else Mode(mode), exactly_once=mode == "eos",
             events_topic=f"{topic}.events", batch_max_records=batch, web_port=0, topic_partitions=4,
+            stream_time=stream_time,
         )  # fmt: skip
-        worker = BatchWorker(settings, build_bindings(settings), worker_id="bench")
+        bindings, metrics = build_bindings(settings), Metrics()
+        observers = kafka_observers(settings, bindings, "bench", metrics)
+        worker = BatchWorker(settings, bindings, worker_id="bench", metrics=metrics, observers=observers)
         tune_gc()
         task = asyncio.create_task(worker.run())
         while not worker.commit_latencies:
