@@ -159,9 +159,7 @@ class Delivery:
 
 
 def _post(url: str, body: bytes, headers: dict[str, str], timeout: float) -> int:
-    request = urllib.request.Request(
-        url, data=body, headers=headers, method="POST"
-    )  # http(s) only (Webhook.url)
+    request = urllib.request.Request(url, data=body, headers=headers, method="POST")  # http(s) only (Webhook.url)
     with urllib.request.urlopen(request, timeout=timeout) as response:
         return int(response.status)
 

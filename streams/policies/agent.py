@@ -69,6 +69,7 @@ class PolicyAgent:
         self.outbox: dict[str, dict[str, Any]] = {}
         self.skipped = 0
         self._dirty: set[bytes] = set()
+        self._seq = 0
         self._webhooks = {w.name: w for w in settings.webhooks}
         self.metrics.update(self.book)
 
@@ -132,6 +133,9 @@ class PolicyAgent:
                 if obs.contract not in self.contracts:
                     return []
                 decisions = self.book.observe(obs)
+                for p in self.book.policies:  # every state it touched changed (last window, streaks)
+                    if (p.contract, p.schema) == (obs.contract, obs.schema):
+                        self._dirty.add(self._key("policy", p.key))
             elif kind == EventType.POLICY_COMMAND:
                 decisions = self._command(event_data(event), event.get_time())
             else:
@@ -206,8 +210,10 @@ class PolicyAgent:
 
     def _enqueue(self, alert: Alert, hook: Webhook) -> None:
         did = event_id("delivery", alert.incident_id, alert.decision, hook.name)
+        seq = 1 + max((int(e.get("seq", 0)) for e in self.outbox.values()), default=self._seq)
+        self._seq = seq
         self.outbox[did] = {"webhook": hook.name, "alert": asdict(alert), "rounds": 0, "next_at": 0.0,
-                            "reported": False}  # fmt: skip
+                            "reported": False, "seq": seq}  # fmt: skip
         self._dirty.add(self._key("outbox", did))
 
     # -- deliveries ----------------------------------------------------------------------------
@@ -215,13 +221,19 @@ class PolicyAgent:
     def due(self) -> list[tuple[str, Webhook, Alert]]:
         """The outbox entries to deliver now (entries of webhooks no longer configured are dropped)."""
         now, out = self.now(), []
-        for did, entry in sorted(self.outbox.items()):
+        waiting: set[tuple[str, str]] = set()  # (incident, webhook) with an earlier delivery pending
+        for did, entry in sorted(self.outbox.items(), key=lambda kv: int(kv[1].get("seq", 0))):
             hook = self._webhooks.get(entry["webhook"])
+            ordered = (entry["alert"]["incident_id"], entry["webhook"])
             if hook is None:
                 log.warning("dropping delivery %s: webhook %r is no longer configured", did, entry["webhook"])
                 self.outbox.pop(did)
                 self._dirty.add(self._key("outbox", did))
-            elif entry["next_at"] <= now:
+                continue
+            if ordered in waiting:  # a resolution never overtakes its trigger
+                continue
+            waiting.add(ordered)
+            if entry["next_at"] <= now:
                 a = dict(entry["alert"])
                 a["windows"] = tuple(tuple(w) for w in a["windows"])
                 out.append((did, hook, Alert(**a)))
