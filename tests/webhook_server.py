@@ -35,7 +35,7 @@ def webhook_server() -> Iterator[WebhookServer]:
     state: list[WebhookServer] = []
 
     class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:  # noqa: N802 (http.server's name)
+        def do_POST(self) -> None:
             raw = self.rfile.read(int(self.headers.get("Content-Length", 0)))
             server = state[0]
             with server.lock:

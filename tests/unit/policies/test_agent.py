@@ -132,7 +132,7 @@ def test_outbox_delivery_sent_failed_and_redelivered(contract: Contract) -> None
         ("chat", "window-failing"),
         ("pd", "amount-out-of-range"),
     ]
-    did, hook, alert = next(x for x in due if x[1].name == "pd")
+    did, _, alert = next(x for x in due if x[1].name == "pd")
     failed = agent.delivered(did, alert, Delivery("pd", False, 4, None, "ConnectionRefusedError"))
     [(_, data)] = events(failed)
     assert (data["status"], data["attempts"], data["channel"]) == ("failed", 4, "webhook")

@@ -9,8 +9,8 @@ from streams.contracts.model import Contract
 from streams.policies.actions import Alert, deliver, payload
 from streams.policies.agent import PolicyAgent
 from streams.policies.config import PolicySettings, Webhook, load_policy_settings
-
 from tests.webhook_server import webhook_server
+
 from .summaries import message, summary
 
 
