@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -105,8 +105,12 @@ class QuarantineStage:
 class ControlObserver(WorkerObserver):
     """Reads the control topic to its end when the worker starts, then follows it until the worker stops."""
 
-    def __init__(self, consumer_factory: Any, topic: str, engaged: Engaged, *, catch_up_s: float = 15.0) -> None:
+    def __init__(
+        self, consumer_factory: Any, topic: str, engaged: Engaged, *, catch_up_s: float = 15.0,
+        prepare: Callable[[], Awaitable[None]] | None = None,
+    ) -> None:  # fmt: skip
         self.factory, self.topic, self.engaged, self.catch_up_s = consumer_factory, topic, engaged, catch_up_s
+        self.prepare = prepare
         self._task: asyncio.Task[None] | None = None
         self._consumer: Any = None
 
@@ -114,8 +118,11 @@ class ControlObserver(WorkerObserver):
         from aiokafka import TopicPartition
 
         try:
+            if self.prepare is not None:
+                await self.prepare()
             self._consumer = consumer = self.factory()
             await consumer.start()
+            await consumer.topics()  # loads the cluster metadata
             parts = consumer.partitions_for_topic(self.topic) or {0}
             tps = [TopicPartition(self.topic, p) for p in sorted(parts)]
             consumer.assign(tps)
@@ -172,9 +179,12 @@ def _binding(key: bytes | None) -> tuple[str, str]:
         return "?", "?"
 
 
-def install_control(bindings: Sequence[Any], consumer_factory: Any, topic: str) -> ControlObserver:
+def install_control(
+    bindings: Sequence[Any], consumer_factory: Any, topic: str, *,
+    prepare: Callable[[], Awaitable[None]] | None = None,
+) -> ControlObserver:  # fmt: skip
     """Append a :class:`QuarantineStage` to every binding (after the stream-time stage) and return the observer."""
     engaged = Engaged()
     for b in bindings:
         b.stages.append(QuarantineStage(b.contract.id, b.schema.name, engaged))
-    return ControlObserver(consumer_factory, topic, engaged)
+    return ControlObserver(consumer_factory, topic, engaged, prepare=prepare)
