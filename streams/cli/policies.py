@@ -192,7 +192,7 @@ def events_tail(
         from aiokafka import TopicPartition
 
         from streams.events.codec import from_kafka
-        from streams.policies.runner import reader_consumer
+        from streams.policies.runner import partitions_of, reader_consumer
 
         stop = asyncio.Event()
         _stop_on_signals(stop)
@@ -200,8 +200,7 @@ def events_tail(
         await consumer.start()
         live: Any = None
         try:
-            await consumer.topics()
-            parts = sorted(consumer.partitions_for_topic(settings.events_topic) or ())
+            parts = await partitions_of(consumer, settings.events_topic)
             if not parts:
                 raise _fail(f"the quality-event topic {settings.events_topic} does not exist", 1)
             tps = [TopicPartition(settings.events_topic, p) for p in parts]

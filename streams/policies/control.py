@@ -122,8 +122,8 @@ class ControlObserver(WorkerObserver):
                 await self.prepare()
             self._consumer = consumer = self.factory()
             await consumer.start()
-            await consumer.topics()  # loads the cluster metadata
-            parts = consumer.partitions_for_topic(self.topic) or {0}
+            cluster = await consumer._client.fetch_all_metadata()  # does not auto-create the topic
+            parts = cluster.partitions_for_topic(self.topic) or {0}
             tps = [TopicPartition(self.topic, p) for p in sorted(parts)]
             consumer.assign(tps)
             await consumer.seek_to_beginning(*tps)

@@ -37,7 +37,7 @@ from streams.policies.config import PolicySettings
 from streams.policies.telemetry import PolicyMetrics
 from streams.settings import Settings
 
-__all__ = ["COMPACTED", "ensure_policy_topics", "reader_consumer", "run_agent"]
+__all__ = ["COMPACTED", "ensure_policy_topics", "partitions_of", "reader_consumer", "run_agent"]
 
 log = logging.getLogger(__name__)
 
@@ -63,12 +63,17 @@ def reader_consumer(settings: Settings, client_id: str) -> Any:
     )  # fmt: skip
 
 
+async def partitions_of(consumer: Any, topic: str) -> list[int]:
+    """The partitions of ``topic`` (a metadata request for all topics: it does not auto-create ``topic``)."""
+    cluster = await consumer._client.fetch_all_metadata()
+    return sorted(cluster.partitions_for_topic(topic) or ())
+
+
 async def _read_all(consumer: Any, topic: str) -> list[Message]:
     """Every committed record of ``topic`` (all partitions), from the beginning to its end now."""
     from aiokafka import TopicPartition
 
-    await consumer.topics()  # loads the cluster metadata
-    tps = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())]
+    tps = [TopicPartition(topic, p) for p in await partitions_of(consumer, topic)]
     if not tps:
         return []
     consumer.assign(tps)
@@ -110,9 +115,8 @@ class _Session:
                  len(self.agent.outbox))  # fmt: skip
         self.consumer = reader_consumer(s, f"{s.app_id}-{ps.agent_id}")
         await self.consumer.start()
-        await self.consumer.topics()
         tps = [TopicPartition(t, p) for t in (s.events_topic, ps.command_topic)
-               for p in sorted(self.consumer.partitions_for_topic(t) or ())]  # fmt: skip
+               for p in await partitions_of(self.consumer, t)]  # fmt: skip
         self.consumer.assign(tps)
         for tp in tps:
             offset = self.agent.offsets.get((tp.topic, tp.partition))
