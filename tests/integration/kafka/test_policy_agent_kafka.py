@@ -14,6 +14,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.request
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -115,8 +116,11 @@ def test_policy_agent_end_to_end(kafka_broker: Any, unique_name: Any, tmp_path: 
         "STREAMS_POLICY_REDELIVER_AFTER_S": "600", "STREAMS_POLICY_POLL_TIMEOUT_MS": "200",
         "PYTHONPATH": str(Path(__file__).resolve().parents[3]),
     }  # fmt: skip
+    metrics_port = free_port()
+    env["STREAMS_POLICY_METRICS_PORT"] = str(metrics_port)
     log = tmp_path / "agent.log"
     agent = Agent(path, env, log)
+    scraped: dict[str, bytes] = {}
 
     def windows(rates: dict[int, float]) -> list[tuple[bytes | None, bytes, list[tuple[str, bytes]]]]:
         return [to_kafka(summary(contract, i, r)) for i, r in rates.items()]
@@ -156,7 +160,28 @@ def test_policy_agent_end_to_end(kafka_broker: Any, unique_name: Any, tmp_path: 
             return d[("resolved", "window-failing")] >= 1 and d[("resolved", "amount-out-of-range")] >= 1
 
         await wait_until(recovered, "both incidents to resolve", log)
+        # a second incident of window-failing, resolved by hand with `qstreams incidents resolve ID`
+        await produce(bootstrap, events, windows({5: 0.02}))
+
+        async def reopened() -> list[str]:
+            got = await events_of(bootstrap, events)
+            return [d["incident"]["id"] for t, d in got if t == TRIGGERED and d["policy"]["name"] == "window-failing"][
+                1:
+            ]
+
+        [second] = await wait_until(reopened, "window-failing to open a second incident", log)
+        cli = [sys.executable, "-m", "streams.cli.main", "incidents", "resolve", second, "--by", "ana"]
+        done = subprocess.run(cli, env=env, capture_output=True, text=True, timeout=60, check=False)
+        assert done.returncode == 0 and second in done.stdout, done.stderr
+
+        async def by_hand() -> bool:
+            got = await events_of(bootstrap, events)
+            return any(t == RESOLVED and d["incident"]["id"] == second and d["resolution"]["how"] == "manual"
+                       and d["resolution"]["by"] == "ana" for t, d in got)  # fmt: skip
+
+        await wait_until(by_hand, "the manual resolution", log)
         await asyncio.sleep(1.5)  # room for any duplicate to show up
+        scraped["metrics"] = urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=5).read()
 
     try:
         asyncio.run(scenario())
@@ -165,14 +190,14 @@ def test_policy_agent_end_to_end(kafka_broker: Any, unique_name: Any, tmp_path: 
 
     got = asyncio.run(decisions())
     assert got == {
-        ("triggered", "window-failing"): 1, ("triggered", "amount-out-of-range"): 1,
-        ("resolved", "window-failing"): 1, ("resolved", "amount-out-of-range"): 1,
+        ("triggered", "window-failing"): 2, ("triggered", "amount-out-of-range"): 1,
+        ("resolved", "window-failing"): 2, ("resolved", "amount-out-of-range"): 1,
     }, got  # fmt: skip
     # the webhooks: once per decision (the page and its resolution), the owner and runbook in every alert
     team = server.bodies("/team")
     assert sorted((b["decision"], b["policy"]) for b in team) == [
-        ("resolved", "amount-out-of-range"), ("resolved", "window-failing"),
-        ("triggered", "amount-out-of-range"), ("triggered", "window-failing"),
+        ("resolved", "amount-out-of-range"), ("resolved", "window-failing"), ("resolved", "window-failing"),
+        ("triggered", "amount-out-of-range"), ("triggered", "window-failing"), ("triggered", "window-failing"),
     ]  # fmt: skip
     assert all(b["owner"] == "ana" and b["channel"] == "#payments-oncall" and b["runbook_url"] for b in team)
     pd = server.bodies("/pd")
@@ -183,7 +208,17 @@ def test_policy_agent_end_to_end(kafka_broker: Any, unique_name: Any, tmp_path: 
     assert ("resolved", "window-failing", f"{contract.id}/payments", "released") in acts
     # the control topic: engaged, then released (a tombstone)
     control = asyncio.run(read_topic(bootstrap, topics["control"], committed_only=True))
-    assert [orjson.loads(r.value)["policy"] if r.value else None for r in control] == ["window-failing", None]
+    assert [orjson.loads(r.value)["policy"] if r.value else None for r in control] == ["window-failing", None] * 2
+    # the agent's metrics, and the live view's JSON lines
+    metrics = scraped["metrics"].decode()
+    assert f'qstreams_policy_open_incidents{{contract="{contract.id}"}} 0.0' in metrics
+    assert 'qstreams_policy_actions_total{outcome="sent",webhook="team"}' in metrics
+    tail = [sys.executable, "-m", "streams.cli.main", "events", "tail", "--json", "--from-beginning",
+            "--type", "policy.triggered", "--max-events", "3", "--duration", "30"]  # fmt: skip
+    lines = subprocess.run(tail, env=env, capture_output=True, text=True, timeout=60, check=True).stdout.splitlines()
+    shown = [json.loads(line) for line in lines]
+    assert [e["data"]["policy"]["name"] for e in shown] == ["window-failing", "amount-out-of-range", "window-failing"]
+    assert {e["data"]["owner"]["owners"][0] for e in shown} == {"ana"}
     # the malformed record was skipped with a log line; the restart restored the state
     text = log.read_text()
     assert text.count("skipping record") == 1 and "2 open incident(s), 1 delivery(ies) pending" in text
