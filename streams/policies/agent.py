@@ -44,7 +44,7 @@ from streams.policies.telemetry import PolicyMetrics, policy_phase
 __all__ = ["PolicyAgent", "policy_phase"]
 
 
-def engaged_on(d: Decision) -> bool:
+def _opens(d: Decision) -> bool:
     return d.kind is DecisionKind.TRIGGERED
 
 
@@ -179,6 +179,7 @@ class PolicyAgent:
         decision, at = str(d.kind), d.window_end
 
         def action_event(channel: str, target: str, status: str) -> OutRecord:
+            self.metrics.actions.labels(channel, target, "sent").inc()
             return self._event(policy_action(
                 contract, schema=policy.schema, incident_id=d.incident_id, policy=policy.name, decision=decision,
                 action=str(policy.action), model_version=policy.model_version, channel=channel, target=target,
@@ -245,7 +246,7 @@ class PolicyAgent:
         if entry is None:
             return []
         self._dirty.add(self._key("outbox", did))
-        self.metrics.actions.labels(result.webhook, "sent" if result.ok else "failed").inc()
+        self.metrics.actions.labels("webhook", result.webhook, "sent" if result.ok else "failed").inc()
         status: str | None = None
         if result.ok:
             self.outbox.pop(did)

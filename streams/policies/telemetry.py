@@ -3,7 +3,7 @@
 qstreams_policy_open_incidents{contract}              gauge: incidents open now
 qstreams_policy_state{contract,policy,state}          1 for the policy's state: ok|pending|open|cooldown
 qstreams_policy_decisions_total{contract,policy,kind} kind: triggered | resolved
-qstreams_policy_actions_total{webhook,outcome}        webhook deliveries: sent | failed (per round)
+qstreams_policy_actions_total{channel,target,outcome} webhook rounds sent|failed; commands, quarantines sent
 qstreams_policy_skipped_records_total                 malformed records skipped on the input topics
 """
 
@@ -43,8 +43,8 @@ class PolicyMetrics:
                            ["contract", "policy", "state"], registry=r)  # fmt: skip
         self.decisions = Counter("qstreams_policy_decisions", "Incidents triggered and resolved.",
                                  ["contract", "policy", "kind"], registry=r)  # fmt: skip
-        self.actions = Counter("qstreams_policy_actions", "Webhook deliveries by outcome.", ["webhook", "outcome"],
-                               registry=r)  # fmt: skip
+        self.actions = Counter("qstreams_policy_actions", "Actions taken, by outcome.",
+                               ["channel", "target", "outcome"], registry=r)  # fmt: skip
         self.skipped = Counter("qstreams_policy_skipped_records", "Malformed input records skipped.", registry=r)
 
     def update(self, book: IncidentBook) -> None:

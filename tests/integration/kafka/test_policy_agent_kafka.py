@@ -212,7 +212,7 @@ def test_policy_agent_end_to_end(kafka_broker: Any, unique_name: Any, tmp_path: 
     # the agent's metrics, and the live view's JSON lines
     metrics = scraped["metrics"].decode()
     assert f'qstreams_policy_open_incidents{{contract="{contract.id}"}} 0.0' in metrics
-    assert 'qstreams_policy_actions_total{outcome="sent",webhook="team"}' in metrics
+    assert 'qstreams_policy_actions_total{channel="webhook",outcome="sent",target="team"}' in metrics
     tail = [sys.executable, "-m", "streams.cli.main", "events", "tail", "--json", "--from-beginning",
             "--type", "policy.triggered", "--max-events", "3", "--duration", "30"]  # fmt: skip
     lines = subprocess.run(tail, env=env, capture_output=True, text=True, timeout=60, check=True).stdout.splitlines()

@@ -67,6 +67,11 @@ def test_each_incident_triggers_and_resolves_once_with_owner_and_quarantine(cont
     assert len(control) == 2 and control[1].value is None and engaged.policies(contract.id, "payments") == []
     actions = [(d["channel"], d["status"]) for t, d in events(out) if t == str(EventType.POLICY_ACTION)]
     assert actions == [("quarantine", "engaged"), ("quarantine", "released")]
+    text = agent.metrics.render().decode()
+    assert (
+        f'qstreams_policy_actions_total{{channel="quarantine",outcome="sent",target="{contract.id}/payments"}} 2.0'
+        in text
+    )
 
 
 def test_replayed_events_and_a_restart_decide_nothing_twice(contract: Contract) -> None:
@@ -145,7 +150,9 @@ def test_outbox_delivery_sent_failed_and_redelivered(contract: Contract) -> None
     assert [d["status"] for _, d in events(sent)] == ["sent"] and did not in agent.outbox
     state = {orjson.loads(r.key)[1] for r in agent.state_records(STATE)}
     assert state == {"offset", "policy", "outbox"}
-    assert b'qstreams_policy_actions_total{outcome="failed",webhook="pd"} 2.0' in agent.metrics.render()
+    assert (
+        b'qstreams_policy_actions_total{channel="webhook",outcome="failed",target="pd"} 2.0' in agent.metrics.render()
+    )
 
 
 def test_metrics_of_open_incidents_and_states(contract: Contract) -> None:
