@@ -246,9 +246,10 @@ def events_tail(
 def worker_observers(settings: Settings, bindings: Sequence[Binding], worker_id: str) -> list[WorkerObserver]:
     """The worker's observers: stream time, then the quarantine control of ``quarantine-stream`` policies."""
     from streams.cli.stream_time import kafka_observers
+    from streams.kafka.topics import create_topics
     from streams.policies.config import load_policy_settings
     from streams.policies.control import install_control
-    from streams.policies.runner import ensure_policy_topics, reader_consumer
+    from streams.policies.runner import COMPACTED, reader_consumer
 
     observers = kafka_observers(settings, bindings, worker_id)
     ps = load_policy_settings()
@@ -256,7 +257,8 @@ def worker_observers(settings: Settings, bindings: Sequence[Binding], worker_id:
     def factory() -> Any:
         return reader_consumer(settings, f"{settings.app_id}-{worker_id}-control")
 
-    async def prepare() -> None:
-        await ensure_policy_topics(settings, ps)
+    async def prepare() -> None:  # the control topic only: the agent creates the rest
+        if settings.create_topics:
+            await asyncio.to_thread(create_topics, settings, [ps.control_topic], partitions=1, configs=COMPACTED)
 
     return [*observers, install_control(bindings, factory, ps.control_topic, prepare=prepare)]
