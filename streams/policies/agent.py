@@ -20,6 +20,7 @@ once as a ``policy.action`` ``failed`` event and retried every ``redeliver_after
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict
 from datetime import UTC, datetime
@@ -58,8 +59,6 @@ class PolicyAgent:
         self, contracts: Sequence[Contract], settings: PolicySettings, events_topic: str, *,
         metrics: PolicyMetrics | None = None, now: Callable[[], float] | None = None,
     ) -> None:  # fmt: skip
-        import time
-
         self.contracts = {c.id: c for c in contracts}
         self.book = IncidentBook(tuple(p for c in contracts for p in parse_policies(c)))
         self.settings, self.events_topic = settings, events_topic
@@ -90,12 +89,14 @@ class PolicyAgent:
             except (orjson.JSONDecodeError, TypeError, ValueError):
                 log.warning("skipping state record at offset %d: not the agent's (key %r)", r.offset, r.key)
                 continue
-            if kind == "policy":
-                policies.pop(rest[0], None) if value is None else policies.__setitem__(rest[0], value)
-            elif kind == "offset":
+            if kind == "offset":
                 self.offsets[(str(rest[0]), int(rest[1]))] = int(value) if value is not None else 0
-            elif kind == "outbox":
-                self.outbox.pop(rest[0], None) if value is None else self.outbox.__setitem__(rest[0], value)
+            elif kind in ("policy", "outbox"):
+                into = policies if kind == "policy" else self.outbox
+                if value is None:
+                    into.pop(rest[0], None)
+                else:
+                    into[rest[0]] = value
         self.book = IncidentBook.restore(self.book.policies, policies)
         self._dirty.clear()
         self.metrics.update(self.book)
