@@ -148,8 +148,7 @@ class PolicyAgent:
                         type(exc).__name__, str(exc)[:300])  # fmt: skip
             return []
         out = [r for d in decisions for r in self._decided(d)]
-        if decisions:
-            self.metrics.update(self.book)
+        self.metrics.update(self.book)  # states move without decisions too (pending, cooldown over)
         return out
 
     def _command(self, data: dict[str, Any], time: datetime | None) -> list[Decision]:

@@ -157,7 +157,10 @@ def test_outbox_delivery_sent_failed_and_redelivered(contract: Contract) -> None
 
 def test_metrics_of_open_incidents_and_states(contract: Contract) -> None:
     agent = PolicyAgent([contract], settings(), EVENTS)
-    feed(agent, contract, RATES[:3])
+    feed(agent, contract, RATES[:2])  # amount-out-of-range holds on 1 window of its 2
+    pending = f'qstreams_policy_state{{contract="{contract.id}",policy="amount-out-of-range",state="pending"}} 1.0'
+    assert pending in agent.metrics.render().decode()
+    feed(agent, contract, RATES[:3], start=2)
     text = agent.metrics.render().decode()
     assert f'qstreams_policy_open_incidents{{contract="{contract.id}"}} 2.0' in text
     assert f'qstreams_policy_state{{contract="{contract.id}",policy="amount-out-of-range",state="open"}} 1.0' in text
