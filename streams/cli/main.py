@@ -20,6 +20,7 @@ import typer
 
 from streams.cli.diff import contracts_diff
 from streams.cli.governance import register as register_governance
+from streams.cli.policies import register as register_policies
 from streams.cli.profile import profile_app
 from streams.errors import ContractError, DataFormatError, SettingsError, StreamsError
 
@@ -42,7 +43,8 @@ app.add_typer(contracts_app, name="contracts")
 app.add_typer(dev_app, name="dev")
 app.add_typer(profile_app, name="profile")
 contracts_app.command("diff")(contracts_diff)
-register_governance(app)
+register_governance(app)  # qstreams archive, evidence, report, lineage
+register_policies(app)  # qstreams policies run, incidents resolve, events tail
 
 EXIT_OK, EXIT_FINDINGS, EXIT_USAGE = 0, 1, 2
 
@@ -227,7 +229,7 @@ def worker(
     except SettingsError as exc:
         raise _fail(f"invalid settings: {exc}") from None
     _logging(settings.log_level)
-    from streams.cli.stream_time import kafka_observers
+    from streams.cli.policies import worker_observers as kafka_observers
 
     try:
         code = run_worker(settings, kafka_observers)

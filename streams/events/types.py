@@ -9,9 +9,9 @@ breaking change; consumers must ignore fields they do not know.
 
 The drift types (``distribution.drift``, ``prediction.confidence``, ``model.performance``)
 have their data schemas and data builders (:mod:`streams.profiles.evidence`); the worker does
-not emit them yet. Reserved for a future type (do not emit it)::
-
-    io.qualitystreams.policy.action.v1          an automated action taken (rollback, retrain, pause)
+not emit them yet. The policy agent (:mod:`streams.policies`) emits ``policy.action`` (an action
+taken or failed: a webhook, a command, quarantine engaged or released) on the quality-event topic
+and ``policy.command`` (retrain / rollback requests, manual resolutions) on the command topic.
 
 Each new type gets a member here, an entry in :data:`SCHEMA_FILES`, a JSON
 Schema in ``streams/events/schemas/`` and a section in ``docs/events.md``.
@@ -78,6 +78,8 @@ class EventType(enum.StrEnum):
     POLICY_TRIGGERED = "io.qualitystreams.policy.triggered.v1"
     POLICY_RESOLVED = "io.qualitystreams.policy.resolved.v1"
     WINDOW_SUMMARY = "io.qualitystreams.window.summary.v1"
+    POLICY_ACTION = "io.qualitystreams.policy.action.v1"
+    POLICY_COMMAND = "io.qualitystreams.policy.command.v1"
     # data schemas shipped (streams.profiles.evidence builds their data); not yet emitted by the worker
     DISTRIBUTION_DRIFT = "io.qualitystreams.distribution.drift.v1"
     PREDICTION_CONFIDENCE = "io.qualitystreams.prediction.confidence.v1"
@@ -98,6 +100,8 @@ SCHEMA_FILES: Final[dict[EventType, str]] = {
     EventType.POLICY_TRIGGERED: "policy_triggered.json",
     EventType.POLICY_RESOLVED: "policy_resolved.json",
     EventType.WINDOW_SUMMARY: "window_summary.json",
+    EventType.POLICY_ACTION: "policy_action.json",
+    EventType.POLICY_COMMAND: "policy_command.json",
     EventType.DISTRIBUTION_DRIFT: "distribution_drift.json",
     EventType.PREDICTION_CONFIDENCE: "prediction_confidence.json",
     EventType.MODEL_PERFORMANCE: "model_performance.json",

@@ -46,8 +46,9 @@ def _faust_credentials(settings: Settings) -> Any:
 
 
 #: The observers the default app's worker gets, resolved by module path on first use (a higher layer assembles
-#: them, as ``qstreams worker`` does): stream time (window verdicts, uniqueness).
-DEFAULT_EXTENSION = "streams.cli.stream_time:kafka_observers"
+#: them, as ``qstreams worker`` does): stream time (window verdicts, uniqueness) and the quarantine control of
+#: ``quarantine-stream`` policies.
+DEFAULT_EXTENSION = "streams.cli.policies:worker_observers"
 
 
 def _extension(path: str) -> Extension:

@@ -7,10 +7,17 @@
   (contract, policy), ``for`` windows, hysteresis, cooldown, replays recognised by window) and
   its serialisable snapshot;
 * :mod:`streams.policies.emit` — decisions as ``io.qualitystreams.policy.triggered.v1`` /
-  ``policy.resolved.v1`` CloudEvents.
+  ``policy.resolved.v1`` CloudEvents;
+* :mod:`streams.policies.observe` — a ``window.summary`` event's data as an :class:`Observation`;
+* :mod:`streams.policies.agent` — the agent's logic without Kafka (records in, records out, its
+  state as compacted-topic records, the webhook outbox); :mod:`streams.policies.runner` runs it on
+  Kafka with transactions (``qstreams policies run``);
+* :mod:`streams.policies.actions` — webhook payloads (generic, Slack, PagerDuty v2, Alertmanager)
+  and their delivery; :mod:`streams.policies.config` — the agent's settings (``STREAMS_POLICY_*``);
+* :mod:`streams.policies.control` — ``quarantine-stream`` on the workers (control topic, stage);
+* :mod:`streams.policies.tail` — ``qstreams events tail``; :mod:`streams.policies.telemetry` — metrics.
 
-The Kafka agent that feeds window events in and produces decisions out comes later; see
-``docs/policies.md``.
+See ``docs/policies.md``.
 """
 
 from __future__ import annotations

@@ -179,6 +179,8 @@ def test_event_types_and_schemas() -> None:
         "io.qualitystreams.policy.triggered.v1",
         "io.qualitystreams.policy.resolved.v1",
         "io.qualitystreams.window.summary.v1",
+        "io.qualitystreams.policy.action.v1",
+        "io.qualitystreams.policy.command.v1",
         "io.qualitystreams.distribution.drift.v1",
         "io.qualitystreams.prediction.confidence.v1",
         "io.qualitystreams.model.performance.v1",
@@ -190,7 +192,7 @@ def test_event_types_and_schemas() -> None:
         assert schema["$schema"] == "https://json-schema.org/draft/2020-12/schema"
         jsonschema.Draft202012Validator.check_schema(schema)
     with pytest.raises(ValueError, match="unknown quality event type"):
-        load_schema("io.qualitystreams.policy.action.v1")
+        load_schema("io.qualitystreams.policy.pause.v1")
 
 
 # --------------------------------------------------------------------------- batch summary
@@ -533,7 +535,7 @@ def test_validate_event_rejects_bad_events() -> None:
     with pytest.raises(ValueError, match="dataschema"):
         validate_event(CloudEvent(attrs | {"dataschema": "urn:other"}, data))
     with pytest.raises(ValueError, match="unknown quality event type"):
-        validate_event(CloudEvent(attrs | {"type": "io.qualitystreams.policy.action.v1"}, data))
+        validate_event(CloudEvent(attrs | {"type": "io.qualitystreams.policy.pause.v1"}, data))
     validate_event(CloudEvent(attrs, orjson.dumps(data).decode()))  # JSON text is parsed first
 
 

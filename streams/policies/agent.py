@@ -1,0 +1,275 @@
+"""The policy agent's logic, without Kafka: consumed records in, records to produce out.
+
+:class:`PolicyAgent` is fed the records of the quality-event topic and the command topic
+(:meth:`handle`) and answers with the records to produce: ``policy.triggered`` /
+``policy.resolved`` events, ``policy.action`` events, control records (``quarantine-stream``),
+command records (``retrain-candidate`` / ``rollback-candidate``). Its whole state is a set of
+keyed records for a compacted topic (:meth:`state_records`, :meth:`restore`): one per policy
+(the incident book), one per consumed input partition (the next offset), one per pending webhook
+delivery (the outbox). The runner (:mod:`streams.policies.runner`) produces a poll's outputs and
+the changed state records in **one Kafka transaction**, so after a crash the restored state and
+the produced decisions agree: each incident is triggered and resolved exactly once, whatever is
+replayed. Webhooks are side effects outside Kafka: a decision puts one delivery per webhook in the
+outbox (in the same transaction); the runner delivers it after the commit and removes it (a
+second transaction). A crash between the two redelivers it (PagerDuty's ``dedup_key`` and
+Alertmanager's ``incident`` label make that the same incident). A delivery that fails is reported
+once as a ``policy.action`` ``failed`` event and retried every ``redeliver_after_s`` for
+``max_delivery_rounds`` rounds; the incident stays open either way.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import asdict
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+
+from streams.contracts.model import Contract
+from streams.events.actions import policy_action, policy_command
+from streams.events.codec import event_data, from_kafka, to_kafka
+from streams.events.types import EventType, event_id, iso_utc, to_utc
+from streams.pipeline.records import Message, OutRecord
+from streams.policies.actions import Alert, Delivery, alert_of
+from streams.policies.config import PolicySettings, Webhook
+from streams.policies.control import control_record
+from streams.policies.emit import decision_event
+from streams.policies.incidents import Decision, DecisionKind, IncidentBook
+from streams.policies.observe import observation_of
+from streams.policies.spec import Action, parse_policies
+from streams.policies.telemetry import PolicyMetrics, policy_phase
+
+__all__ = ["PolicyAgent", "policy_phase"]
+
+
+def _opens(d: Decision) -> bool:
+    return d.kind is DecisionKind.TRIGGERED
+
+
+log = logging.getLogger(__name__)
+
+
+class PolicyAgent:
+    """See the module docstring. ``now`` is the wall clock (seconds), injectable for tests."""
+
+    def __init__(
+        self, contracts: Sequence[Contract], settings: PolicySettings, events_topic: str, *,
+        metrics: PolicyMetrics | None = None, now: Callable[[], float] | None = None,
+    ) -> None:  # fmt: skip
+        self.contracts = {c.id: c for c in contracts}
+        self.book = IncidentBook(tuple(p for c in contracts for p in parse_policies(c)))
+        self.settings, self.events_topic = settings, events_topic
+        self.metrics = metrics or PolicyMetrics()
+        self.now = now or time.time
+        self.offsets: dict[tuple[str, int], int] = {}
+        self.outbox: dict[str, dict[str, Any]] = {}
+        self.skipped = 0
+        self._dirty: set[bytes] = set()
+        self._seq = 0
+        self._webhooks = {w.name: w for w in settings.webhooks}
+        self.metrics.update(self.book)
+
+    # -- state ---------------------------------------------------------------------------------
+
+    def _key(self, *parts: Any) -> bytes:
+        return orjson.dumps([self.settings.agent_id, *parts])
+
+    def restore(self, records: Iterable[Message]) -> None:
+        """Continue from the state topic's records (in offset order; later ones win, tombstones delete)."""
+        policies: dict[str, dict[str, Any]] = {}
+        for r in records:
+            try:
+                agent, kind, *rest = orjson.loads(r.key or b"")
+                if agent != self.settings.agent_id:
+                    continue
+                value = orjson.loads(r.value) if r.value is not None else None
+            except (orjson.JSONDecodeError, TypeError, ValueError):
+                log.warning("skipping state record at offset %d: not the agent's (key %r)", r.offset, r.key)
+                continue
+            if kind == "offset":
+                self.offsets[(str(rest[0]), int(rest[1]))] = int(value) if value is not None else 0
+            elif kind in ("policy", "outbox"):
+                into = policies if kind == "policy" else self.outbox
+                if value is None:
+                    into.pop(rest[0], None)
+                else:
+                    into[rest[0]] = value
+        self.book = IncidentBook.restore(self.book.policies, policies)
+        self._dirty.clear()
+        self.metrics.update(self.book)
+
+    def state_records(self, topic: str) -> list[OutRecord]:
+        """The state records changed since the last call (to produce with the outputs, in one transaction)."""
+        snapshot, out = self.book.snapshot(), []
+        for key in sorted(self._dirty):
+            _, kind, *rest = orjson.loads(key)
+            value: Any
+            if kind == "policy":
+                value = snapshot.get(rest[0])
+            elif kind == "offset":
+                value = self.offsets.get((rest[0], rest[1]))
+            else:
+                value = self.outbox.get(rest[0])
+            out.append(OutRecord(topic, None if value is None else orjson.dumps(value), key, partition=0))
+        self._dirty.clear()
+        return out
+
+    # -- input ---------------------------------------------------------------------------------
+
+    def handle(self, msg: Message) -> list[OutRecord]:
+        """One consumed record of the quality-event or command topic; malformed ones are logged and skipped."""
+        tp = (msg.topic, msg.partition)
+        if msg.offset < self.offsets.get(tp, 0):
+            return []  # consumed before the restart: its outputs are already on the topics
+        self.offsets[tp] = msg.offset + 1
+        self._dirty.add(self._key("offset", msg.topic, msg.partition))
+        try:
+            event = from_kafka(msg.key, msg.value, msg.headers)
+            kind = event.get_type()
+            if kind == EventType.WINDOW_SUMMARY:
+                obs = observation_of(event_data(event))
+                if obs.contract not in self.contracts:
+                    return []
+                decisions = self.book.observe(obs)
+                for p in self.book.policies:  # every state it touched changed (last window, streaks)
+                    if (p.contract, p.schema) == (obs.contract, obs.schema):
+                        self._dirty.add(self._key("policy", p.key))
+            elif kind == EventType.POLICY_COMMAND:
+                decisions = self._command(event_data(event), event.get_time())
+            else:
+                return []
+        except Exception as exc:  # a record of another producer, garbage: never stop the agent
+            self.skipped += 1
+            self.metrics.skipped.inc()
+            log.warning("skipping record %s[%d]@%d: %s: %s", msg.topic, msg.partition, msg.offset,
+                        type(exc).__name__, str(exc)[:300])  # fmt: skip
+            return []
+        out = [r for d in decisions for r in self._decided(d)]
+        self.metrics.update(self.book)  # states move without decisions too (pending, cooldown over)
+        return out
+
+    def _command(self, data: dict[str, Any], time: datetime | None) -> list[Decision]:
+        if data.get("command") != "resolve-incident":
+            return []  # retrain / rollback requests are for automation (ours, echoed back)
+        incident = str(data["incident"]["id"])
+        at = to_utc(time or datetime.now(UTC))
+        opened = next((s.incident.opened_at for s in self.book.states.values()
+                       if s.incident is not None and s.incident.id == incident), None)  # fmt: skip
+        if opened is None:
+            log.info("resolve-incident %s: not open here (already resolved, or another agent's)", incident)
+            return []
+        return self.book.resolve(incident, max(at, opened), str(data.get("requested_by") or "unknown"))
+
+    # -- decisions -----------------------------------------------------------------------------
+
+    def _event(self, event: Any, topic: str | None = None) -> OutRecord:
+        key, value, headers = to_kafka(event)
+        return OutRecord(topic or self.events_topic, value, key, tuple(headers))
+
+    def _decided(self, d: Decision) -> list[OutRecord]:
+        policy, contract = d.policy, self.contracts[d.policy.contract]
+        self._dirty.add(self._key("policy", policy.key))
+        event = decision_event(d, contract)
+        self.metrics.decisions.labels(contract.id, policy.name, str(d.kind)).inc()
+        log.warning("policy %s of %s: incident %s %s", policy.name, contract.id, d.incident_id, d.kind)
+        out = [self._event(event)]
+        decision, at = str(d.kind), d.window_end
+
+        def action_event(channel: str, target: str, status: str) -> OutRecord:
+            self.metrics.actions.labels(channel, target, "sent").inc()
+            return self._event(policy_action(
+                contract, schema=policy.schema, incident_id=d.incident_id, policy=policy.name, decision=decision,
+                action=str(policy.action), model_version=policy.model_version, channel=channel, target=target,
+                status=status, time=at,
+            ))  # fmt: skip
+
+        if policy.action is Action.QUARANTINE_STREAM:
+            engaged = d.kind is DecisionKind.TRIGGERED
+            out.append(control_record(self.settings.control_topic, contract.id, policy.schema, policy.name,
+                                      engaged=engaged, incident=d.incident_id, since=iso_utc(d.opened_at)))  # fmt: skip
+            out.append(
+                action_event("quarantine", f"{contract.id}/{policy.schema}", "engaged" if engaged else "released")
+            )
+        elif (
+            policy.action in (Action.RETRAIN_CANDIDATE, Action.ROLLBACK_CANDIDATE) and d.kind is DecisionKind.TRIGGERED
+        ):
+            command = policy_command(
+                str(policy.action), incident_id=d.incident_id, time=at, contract=contract, schema=policy.schema,
+                policy=policy.name, model_version=policy.model_version, requested_by=self.settings.agent_id,
+                reason=f"policy {policy.name}: {policy.condition.describe()} on {len(d.windows)} window(s)",
+            )  # fmt: skip
+            out.append(self._event(command, self.settings.command_topic))
+            out.append(action_event("command", self.settings.command_topic, "requested"))
+        alert = alert_of(d, contract, event.get_id())
+        for hook in self.settings.webhooks:
+            if hook.wants(str(policy.action), contract.id):
+                self._enqueue(alert, hook)
+        return out
+
+    def _enqueue(self, alert: Alert, hook: Webhook) -> None:
+        did = event_id("delivery", alert.incident_id, alert.decision, hook.name)
+        seq = 1 + max((int(e.get("seq", 0)) for e in self.outbox.values()), default=self._seq)
+        self._seq = seq
+        self.outbox[did] = {"webhook": hook.name, "alert": asdict(alert), "rounds": 0, "next_at": 0.0,
+                            "reported": False, "seq": seq}  # fmt: skip
+        self._dirty.add(self._key("outbox", did))
+
+    # -- deliveries ----------------------------------------------------------------------------
+
+    def due(self) -> list[tuple[str, Webhook, Alert]]:
+        """The outbox entries to deliver now (entries of webhooks no longer configured are dropped)."""
+        now, out = self.now(), []
+        waiting: set[tuple[str, str]] = set()  # (incident, webhook) with an earlier delivery pending
+        for did, entry in sorted(self.outbox.items(), key=lambda kv: int(kv[1].get("seq", 0))):
+            hook = self._webhooks.get(entry["webhook"])
+            ordered = (entry["alert"]["incident_id"], entry["webhook"])
+            if hook is None:
+                log.warning("dropping delivery %s: webhook %r is no longer configured", did, entry["webhook"])
+                self.outbox.pop(did)
+                self._dirty.add(self._key("outbox", did))
+                continue
+            if ordered in waiting:  # a resolution never overtakes its trigger
+                continue
+            waiting.add(ordered)
+            if entry["next_at"] <= now:
+                a = dict(entry["alert"])
+                a["windows"] = tuple(tuple(w) for w in a["windows"])
+                out.append((did, hook, Alert(**a)))
+        return out
+
+    def delivered(self, did: str, alert: Alert, result: Delivery) -> list[OutRecord]:
+        """Record the outcome of a delivery: a ``policy.action`` event the first time it fails and when it is sent."""
+        entry = self.outbox.get(did)
+        if entry is None:
+            return []
+        self._dirty.add(self._key("outbox", did))
+        self.metrics.actions.labels("webhook", result.webhook, "sent" if result.ok else "failed").inc()
+        status: str | None = None
+        if result.ok:
+            self.outbox.pop(did)
+            status = "sent"
+        else:
+            entry["rounds"] += 1
+            entry["next_at"] = self.now() + self.settings.redeliver_after_s
+            status = None if entry["reported"] else "failed"
+            entry["reported"] = True
+            log.warning("webhook %s: %s of incident %s not delivered after %d attempt(s): %s", result.webhook,
+                        alert.decision, alert.incident_id, result.attempts, result.error)  # fmt: skip
+            if entry["rounds"] >= self.settings.max_delivery_rounds:
+                log.error("giving up webhook %s for incident %s after %d rounds", result.webhook, alert.incident_id,
+                          entry["rounds"])  # fmt: skip
+                self.outbox.pop(did)
+        if status is None:
+            return []
+        contract = self.contracts.get(alert.contract)
+        if contract is None:
+            return []
+        return [self._event(policy_action(
+            contract, schema=alert.schema, incident_id=alert.incident_id, policy=alert.policy,
+            decision=alert.decision, action=alert.action, model_version=alert.model_version, channel="webhook",
+            target=result.webhook, status=status, time=datetime.now(UTC), attempts=result.attempts,
+            error=result.error,
+        ))]  # fmt: skip

@@ -1,0 +1,192 @@
+"""``qstreams policies run``: the :class:`~streams.policies.agent.PolicyAgent` on a Kafka cluster.
+
+One session:
+
+1. create what is missing: the state and control topics (compacted, one partition), the command
+   topic and the quality-event topic;
+2. start a **transactional** producer (``transactional_id`` = ``<app_id>-<agent_id>``): starting
+   it fences a previous instance of the same agent and aborts its open transaction;
+3. restore the agent from the state topic, read ``read_committed`` to its end;
+4. assign every partition of the quality-event and command topics (no consumer group: the offsets
+   live in the state topic) and seek to the restored offsets;
+5. per poll: feed every record to the agent and produce its outputs **and** its changed state
+   records in one transaction; then deliver the due webhooks and record their outcome (a second
+   transaction).
+
+A Kafka error ends the session; the agent is then rebuilt from the state topic (what was
+committed) after a backoff, so its memory never runs ahead of what Kafka holds. Run one agent per
+``agent_id``: a second one with the same id fences the first.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from streams.contracts.model import Contract
+from streams.errors import BrokerError
+from streams.kafka.connection import client_config
+from streams.kafka.topics import create_topics
+from streams.pipeline.records import Message, OutRecord
+from streams.policies.actions import deliver, payload
+from streams.policies.agent import PolicyAgent
+from streams.policies.config import PolicySettings
+from streams.policies.telemetry import PolicyMetrics
+from streams.settings import Settings
+
+__all__ = ["COMPACTED", "ensure_policy_topics", "partitions_of", "reader_consumer", "run_agent"]
+
+log = logging.getLogger(__name__)
+
+COMPACTED = {"cleanup.policy": "compact", "min.cleanable.dirty.ratio": "0.1", "segment.ms": "600000"}
+
+
+async def ensure_policy_topics(settings: Settings, ps: PolicySettings) -> None:
+    """Create the agent's topics the cluster lacks (nothing when ``STREAMS_CREATE_TOPICS=false``)."""
+    if not settings.create_topics:
+        return
+    await asyncio.to_thread(create_topics, settings, [ps.state_topic, ps.control_topic], partitions=1,
+                            configs=COMPACTED)  # fmt: skip
+    await asyncio.to_thread(create_topics, settings, [ps.command_topic, settings.events_topic])
+
+
+def reader_consumer(settings: Settings, client_id: str) -> Any:
+    """A consumer without a group that reads only committed records (the agent writes transactionally)."""
+    from aiokafka import AIOKafkaConsumer
+
+    return AIOKafkaConsumer(
+        **client_config(settings, "aiokafka"), group_id=None, enable_auto_commit=False, client_id=client_id,
+        auto_offset_reset="earliest", isolation_level="read_committed",
+    )  # fmt: skip
+
+
+async def partitions_of(consumer: Any, topic: str) -> list[int]:
+    """The partitions of ``topic`` (a metadata request for all topics: it does not auto-create ``topic``)."""
+    cluster = await consumer._client.fetch_all_metadata()
+    return sorted(cluster.partitions_for_topic(topic) or ())
+
+
+async def _read_all(consumer: Any, topic: str) -> list[Message]:
+    """Every committed record of ``topic`` (all partitions), from the beginning to its end now."""
+    from aiokafka import TopicPartition
+
+    tps = [TopicPartition(topic, p) for p in await partitions_of(consumer, topic)]
+    if not tps:
+        return []
+    consumer.assign(tps)
+    await consumer.seek_to_beginning(*tps)
+    ends = await consumer.end_offsets(tps)
+    out: list[Message] = []
+    while any([await consumer.position(tp) < ends[tp] for tp in tps]):
+        for tp, records in (await consumer.getmany(*tps, timeout_ms=1000, max_records=10_000)).items():
+            out += [Message(tp.topic, tp.partition, r.offset, r.value, r.key, tuple(r.headers or ())) for r in records]
+    return out
+
+
+class _Session:
+    def __init__(self, settings: Settings, ps: PolicySettings, contracts: Sequence[Contract],
+                 metrics: PolicyMetrics) -> None:  # fmt: skip
+        self.settings, self.ps = settings, ps
+        self.agent = PolicyAgent(contracts, ps, settings.events_topic, metrics=metrics)
+        self.producer: Any = None
+        self.consumer: Any = None
+
+    async def start(self) -> None:
+        from aiokafka import AIOKafkaProducer, TopicPartition
+
+        s, ps = self.settings, self.ps
+        self.producer = AIOKafkaProducer(
+            **client_config(s, "aiokafka"), client_id=f"{s.app_id}-{ps.agent_id}", acks="all",
+            enable_idempotence=True, transactional_id=f"{s.app_id}-{ps.agent_id}", transaction_timeout_ms=60_000,
+        )  # fmt: skip
+        await self.producer.start()  # fences the predecessor: its open transaction is aborted
+        reader = reader_consumer(s, f"{s.app_id}-{ps.agent_id}-restore")
+        await reader.start()
+        try:
+            state = await _read_all(reader, ps.state_topic)
+        finally:
+            await reader.stop()
+        self.agent.restore(state)
+        log.info("policy agent %s restored: %d state records, offsets %s, %d open incident(s), %d delivery(ies) "
+                 "pending", ps.agent_id, len(state), self.agent.offsets, len(self.agent.book.open_incidents()),
+                 len(self.agent.outbox))  # fmt: skip
+        self.consumer = reader_consumer(s, f"{s.app_id}-{ps.agent_id}")
+        await self.consumer.start()
+        tps = [TopicPartition(t, p) for t in (s.events_topic, ps.command_topic)
+               for p in await partitions_of(self.consumer, t)]  # fmt: skip
+        self.consumer.assign(tps)
+        for tp in tps:
+            offset = self.agent.offsets.get((tp.topic, tp.partition))
+            if offset is None:
+                await self.consumer.seek_to_beginning(tp)
+            else:
+                self.consumer.seek(tp, offset)
+
+    async def produce(self, records: list[OutRecord]) -> None:
+        records = records + self.agent.state_records(self.ps.state_topic)
+        if not records:
+            return
+        async with self.producer.transaction():
+            for r in records:
+                await self.producer.send(r.topic, value=r.value, key=r.key, headers=list(r.headers),
+                                         partition=r.partition)  # fmt: skip
+
+    async def step(self) -> None:
+        batches = await self.consumer.getmany(timeout_ms=self.ps.poll_timeout_ms, max_records=2000)
+        out: list[OutRecord] = []
+        for tp, records in sorted(batches.items(), key=lambda kv: (kv[0].topic, kv[0].partition)):
+            for r in records:
+                out += self.agent.handle(
+                    Message(tp.topic, tp.partition, r.offset, r.value, r.key, tuple(r.headers or ()), r.timestamp)
+                )
+        await self.produce(out)
+        due = self.agent.due()
+        if due:
+            ps = self.ps
+            results = await asyncio.gather(*(
+                deliver(hook, payload(alert, hook), timeout_s=ps.webhook_timeout_s, retries=ps.webhook_retries,
+                        backoff_s=ps.webhook_backoff_s)
+                for _, hook, alert in due
+            ))  # fmt: skip
+            done = [r for (did, _, alert), res in zip(due, results, strict=True)
+                    for r in self.agent.delivered(did, alert, res)]  # fmt: skip
+            await self.produce(done)
+
+    async def close(self) -> None:
+        for client in (self.consumer, self.producer):
+            if client is not None:
+                with contextlib.suppress(Exception):
+                    await client.stop()
+
+
+async def run_agent(
+    settings: Settings, ps: PolicySettings, contracts: Sequence[Contract], *, stop: asyncio.Event,
+    metrics: PolicyMetrics | None = None, on_ready: Callable[[PolicyAgent], None] | None = None,
+) -> None:  # fmt: skip
+    """Run the agent until ``stop`` is set; a failed session is rebuilt from the state topic after a backoff."""
+    from aiokafka.errors import KafkaError
+
+    metrics = metrics or PolicyMetrics()
+    attempt = 0
+    while not stop.is_set():
+        session = _Session(settings, ps, contracts, metrics)
+        try:
+            await ensure_policy_topics(settings, ps)
+            await session.start()
+            attempt = 0
+            if on_ready is not None:
+                on_ready(session.agent)
+            while not stop.is_set():
+                await session.step()
+        except (KafkaError, OSError, BrokerError) as exc:
+            attempt += 1
+            delay = min(0.5 * 2**attempt, 30.0)
+            log.warning("policy agent session failed (%s: %s); restoring from the state topic in %.1fs",
+                        type(exc).__name__, exc, delay)  # fmt: skip
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), delay)
+        finally:
+            await session.close()
