@@ -14,13 +14,17 @@ reading the compacted topic from the start, does not publish them again.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from typing import Any
 
 from streams.windows.clock import ALL_FINAL, PartitionClock, final_through
 from streams.windows.codec import Closed, Heartbeat, Partial, Record, record_key
 from streams.windows.partial import WindowKey, WindowPartial, covers, merge, merge_all, overlaps
 
-__all__ = ["MergerStats", "WindowMerger"]
+__all__ = ["CLOSED_MEMORY", "MergerStats", "WindowMerger"]
+
+#: (window, partition) snapshots of published windows remembered to count records that arrive after them
+CLOSED_MEMORY = 4096
 
 
 @dataclass(slots=True)
@@ -30,6 +34,7 @@ class MergerStats:
     stale: int = 0  # a snapshot older than one already held (a replay)
     overlapping: int = 0  # a snapshot neither older nor newer than the one held (kept the larger)
     after_close: int = 0  # a snapshot of a window already finalized (records arrived after an idle close)
+    late_after_close: int = 0  # records those snapshots added: counted as late in the next window published
 
 
 @dataclass(slots=True)
@@ -46,6 +51,11 @@ class WindowMerger:
     snapshots: dict[tuple[WindowKey, int], WindowPartial] = field(default_factory=dict)
     closed_through: int = -(2**62)
     stats: MergerStats = field(default_factory=MergerStats)
+    #: records of each (window, partition) snapshot already published, for the windows published by this merger
+    #: (bounded: the latest CLOSED_MEMORY): a later snapshot of one of them adds late records, not lost ones
+    published: dict[tuple[WindowKey, int], WindowPartial] = field(default_factory=dict)
+    published_windows: dict[WindowKey, None] = field(default_factory=dict)  # insertion-ordered, bounded
+    pending_late: int = 0
 
     def feed(self, record: Record) -> None:
         """Take one record of the internal topic (of this stream)."""
@@ -63,6 +73,7 @@ class WindowMerger:
         part = record.partial
         if part.key.end_ms <= self.closed_through:
             self.stats.after_close += 1
+            self._after_close((part.key, record.partition), part)
             return
         slot = (part.key, record.partition)
         held = self.snapshots.get(slot)
@@ -77,6 +88,24 @@ class WindowMerger:
             if part.records > held.records:
                 self.snapshots[slot] = part
 
+    def _after_close(self, slot: tuple[WindowKey, int], part: WindowPartial) -> None:
+        """A snapshot of a published window: the records it adds are late (counted in the next window published).
+        Unknown after a restart of the merger (the published snapshots are tombstoned): then not counted."""
+        held = self.published.get(slot)
+        if held is None and slot[0] in self.published_windows:  # the partition had no records in it then
+            added, self.published[slot] = _total(part), part
+        elif held is None or covers(held, part):
+            return  # unknown (published before a restart), or a replay of what was published
+        elif covers(part, held):
+            added, self.published[slot] = _total(part) - _total(held), part
+        elif not overlaps(held, part):  # a fresh partial (its owner dropped the published one)
+            added, self.published[slot] = _total(part), merge(held, part)
+        else:
+            added = max(_total(part) - _total(held), 0)
+            self.published[slot] = part if _total(part) > _total(held) else held
+        self.pending_late += added
+        self.stats.late_after_close += added
+
     def due(self, now_ms: int) -> list[WindowPartial]:
         """The windows that are final now and not yet published, merged over partitions, oldest first."""
         if not self.partitions:
@@ -90,16 +119,36 @@ class WindowMerger:
         for (key, _), part in sorted(self.snapshots.items(), key=lambda item: (item[0][0], item[0][1])):
             if key.end_ms <= through or through == ALL_FINAL:
                 ready.setdefault(key, []).append(part)
-        out = [merge_all(parts) for parts in ready.values()]
-        return sorted((p for p in out if p is not None), key=lambda p: (p.key.start_ms, p.key))
+        out = sorted((p for p in (merge_all(parts) for parts in ready.values()) if p is not None),
+                     key=lambda p: (p.key.start_ms, p.key))  # fmt: skip
+        if out and self.pending_late:  # records that arrived after their window was published: late, here
+            out[-1] = replace(out[-1], late=out[-1].late + self.pending_late)
+        return out
 
     def close(self, windows: Iterable[WindowPartial]) -> tuple[Closed, list[bytes]]:
         """Mark ``windows`` published: the ``closed`` marker to publish and the snapshot keys to tombstone."""
-        ends = [w.key.end_ms for w in windows]
+        windows_ = list(windows)
+        ends = [w.key.end_ms for w in windows_]
         through = max([*ends, self.closed_through])
         gone = [(k, p) for (k, p) in self.snapshots if k.end_ms <= through]
         keys = [record_key(Partial(p, self.snapshots[(k, p)])) for k, p in gone]
         for slot in gone:
-            del self.snapshots[slot]
+            self.published[slot] = self.snapshots.pop(slot)
+        for w in windows_:
+            self.published_windows[w.key] = None
+        _bound(self.published)
+        _bound(self.published_windows)
+        if ends:
+            self.pending_late = 0
         self.closed_through = through
         return Closed(self.contract_id, self.schema, self.topic, through), keys
+
+
+def _total(p: WindowPartial) -> int:
+    return p.records + p.late
+
+
+def _bound(memory: dict[Any, Any]) -> None:
+    """Forget the oldest entries beyond :data:`CLOSED_MEMORY` (dicts keep insertion order)."""
+    while len(memory) > CLOSED_MEMORY:
+        del memory[next(iter(memory))]

@@ -80,3 +80,26 @@ def test_topic_keys_and_partitions() -> None:
     key = changelog_key("urn:c", "orders", "orders.v1", "id", 3, "17/2")
     assert parse_changelog_key(key) == (("urn:c", "orders", "orders.v1", "id", 3), "17/2")
     assert parse_changelog_key(b"nonsense") is None and parse_changelog_key(None) is None
+
+
+def test_records_after_a_published_window_are_counted_late_in_the_next_one() -> None:
+    """A window published by an idle close, then more of its records: counted as late in the next window
+    published (never lost from the counts, never counted twice when replayed)."""
+    m = merger()
+    m.feed(snap(W, 0, 0, 4))
+    m.feed(hb(0, 5_000))
+    m.feed(hb(1, None))
+    [first] = m.due(NOW + 30_000)  # idle close
+    m.close([first])
+    m.feed(snap(W, 0, 0, 6))  # the cumulative partial of a worker that kept it: 2 more records
+    m.feed(snap(W, 0, 0, 6))  # replayed: nothing more
+    m.feed(snap(W, 1, 0, 0))  # partition 1 had no records of W when it was published: 1 more
+    m.feed(snap(W, 0, 7, 9))  # a fresh partial (its owner dropped the published one): 3 more
+    m.feed(snap(W2, 0, 10, 14))
+    m.feed(hb(0, 40_000))
+    m.feed(hb(1, 40_000))
+    [second] = m.due(NOW + 30_000)
+    assert (second.key, second.records, second.late) == (W2, 5, 6) and m.stats.late_after_close == 6
+    m.close([second])
+    m.feed(snap(W2, 0, 10, 14))  # a replay of the published one adds nothing
+    assert m.pending_late == 0

@@ -54,7 +54,7 @@ def settings(idle: float) -> Settings:
                     max_clock_skew_seconds=10**9, state_partitions=3)  # fmt: skip
 
 
-def worker(transport: Member, name: str, idle: float = 0.4) -> BatchWorker:
+def worker(transport: Member, name: str, idle: float = 2.0) -> BatchWorker:
     s = settings(idle)
     c = contract()
     binding = Binding(c, c.schema(), s)
