@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import os
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -81,14 +80,6 @@ def oracle(records: list[Any]) -> dict[int, pl.DataFrame]:
     }  # fmt: skip
 
 
-@pytest.mark.skipif(
-    os.environ.get("QSTREAMS_STREAM_TIME_KAFKA") != "1",
-    reason=(
-        "known defect (issue 10, open): under a loaded full-suite run, one partition of the freshly created "
-        "stream-time topic can keep an unknown end offset, and restoring state on assignment never completes; "
-        "run with QSTREAMS_STREAM_TIME_KAFKA=1 (it passes when run alone)"
-    ),
-)
 def test_two_workers_six_partitions_one_summary_per_window_and_uniqueness_across_a_restart(
     kafka_broker: Any, kafka_topic_factory: Callable[..., str], kafka_group_id: str, tmp_path: Path
 ) -> None:
@@ -157,3 +148,51 @@ def test_two_workers_six_partitions_one_summary_per_window_and_uniqueness_across
 async def _all(bootstrap: str, events: str, n: int) -> list[dict[str, Any]] | None:
     got = await summaries(bootstrap, events)
     return got if len(got) >= n else None
+
+
+def test_the_state_reader_and_its_kafka_python_fallback_read_the_same_records(
+    kafka_broker: Any, kafka_group_id: str, tmp_path: Path
+) -> None:
+    """Restoring state reads a compacted stream-time topic to its end: the aiokafka reader and the kafka-python
+    fallback (used when the first client cannot find the partition's end) return the same records."""
+    from streams.windows.kafka_state import KafkaStateReader, ensure_state_topics, read_sync
+    from streams.windows.topics import state_topic
+
+    bootstrap = kafka_broker.bootstrap_servers
+    settings = settings_for(bootstrap, tmp_path, kafka_group_id, f"{kafka_group_id}.events", state_partitions=2)
+    topic = state_topic(settings.app_id)
+    records = [(f"k{i % 7}".encode(), None if i % 5 == 4 else f"v{i}".encode(), [("h", b"%d" % i)]) for i in range(40)]
+
+    async def scenario() -> None:
+        created = await ensure_state_topics(settings)
+        assert topic in created
+        producer_records = [(k, v, h) for k, v, h in records]
+        await produce_to(bootstrap, topic, 1, producer_records)
+        reader = KafkaStateReader(settings)
+        try:
+            for start in (0, 17, 40, 55):
+                got, end = await reader.read(topic, 1, start)
+                sync, sync_end = await asyncio.to_thread(read_sync, settings, topic, 1, start)
+                assert end == sync_end == max(40, start)
+                shape = [(m.offset, m.key, m.value, tuple(m.headers)) for m in got]
+                assert shape == [(m.offset, m.key, m.value, tuple(m.headers)) for m in sync]
+                assert [o for o, *_ in shape] == list(range(start, 40))
+                assert shape[:1] == ([] if start >= 40 else [(start, *records[start][:2], (("h", b"%d" % start),))])
+            empty, at = await reader.read(topic, 0)
+            assert (empty, at) == ([], 0)
+        finally:
+            await reader.close()
+
+    asyncio.run(scenario())
+
+
+async def produce_to(bootstrap: str, topic: str, partition: int, msgs: list[tuple[bytes, bytes | None, Any]]) -> None:
+    from aiokafka import AIOKafkaProducer
+
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
+    await producer.start()
+    try:
+        for key, value, headers in msgs:
+            await producer.send_and_wait(topic, value, key=key, headers=headers, partition=partition)
+    finally:
+        await producer.stop()
