@@ -152,7 +152,7 @@ class StreamTime:
         marks, dead_marks = everything.take(np.arange(n)), everything.take(np.arange(n, len(all_parts)))
         skip, dead_skip = skip_all[:n], skip_all[n:]
         ok = eligible(report, plan) & ~times.bad
-        fails, valid = self._uniqueness(conformed, parts, offs, marks.event_ms, ok)
+        fails, valid = self._uniqueness(conformed, parts, offs, marks.event_ms, ok, replayed=skip)
         partials = partition_partials(
             plan, cfg.window_ms, marks, frame=conformed, report=report, valid=valid, unique_fails=fails,
             dead=dead_marks, skip=skip, dead_skip=dead_skip,
@@ -164,6 +164,11 @@ class StreamTime:
             if why is None:
                 state.open[key] = merged
                 records.append(Partial(p, merged))
+        # a batch read again (its outputs were lost: an aborted transaction, a failed produce): the open partials
+        # of its partitions are published again, so the merger sees what they hold (a no-op if it already did)
+        again = {(key, p) for p in np.unique(all_parts[skip_all]).tolist() for key in self.states[int(p)].open}
+        for key, p in sorted(again - set(partials), key=lambda kp: (kp[1], kp[0])):
+            records.append(Partial(p, self.states[p].open[key]))
         touched = set(parts.tolist()) | set(dead_marks.partitions.tolist())
         for p in sorted(touched):
             state = self.states[p]
@@ -207,10 +212,16 @@ class StreamTime:
         return offs <= through
 
     def _uniqueness(
-        self, conformed: pl.DataFrame, parts: np.ndarray, offs: np.ndarray, event_ms: np.ndarray, ok: np.ndarray
+        self,
+        conformed: pl.DataFrame,
+        parts: np.ndarray,
+        offs: np.ndarray,
+        event_ms: np.ndarray,
+        ok: np.ndarray,
+        replayed: np.ndarray | None = None,
     ) -> tuple[dict[str, np.ndarray], np.ndarray]:
         """Per stream-unique rule, the rows failing it; and the routing verdict (``ok`` and unique), whose
-        rows claim their values."""
+        rows claim their values. ``replayed`` rows (read again) write their own claims to the changelog again."""
         fails: dict[str, np.ndarray] = {}
         hashed = {
             "+".join(k): key_hash(conformed, k)
@@ -236,6 +247,9 @@ class StreamTime:
                 rows = np.flatnonzero((parts == p) & accepted)
                 state = self.states[int(p)].unique[column]
                 state.claim(h[rows], nulls[rows], offs[rows], event_ms[rows], seen=seen[column][rows])
+                if replayed is not None:
+                    again = rows[np.asarray(replayed, dtype=bool)[rows] & ~nulls[rows]]
+                    state.reclaim(h[again], offs[again], event_ms[again])
         return fails, accepted
 
     def _changes(self) -> dict[tuple[str, int], UniqueChanges]:

@@ -276,6 +276,22 @@ class UniqueState:
         self._newest = max(self._newest, int(np.asarray(event_ms, dtype=np.int64)[keep].max()))
         return len(h)
 
+    def reclaim(self, hashes: np.ndarray, offsets: np.ndarray, event_ms: np.ndarray) -> int:
+        """Queue the changelog of claims already held again: those of ``hashes`` first claimed at ``offsets``
+        (a batch read again after its outputs, changelog included, were lost). Returns how many."""
+        h, off = np.asarray(hashes, dtype=np.uint64), np.asarray(offsets, dtype=np.int64)
+        if not len(h):
+            return 0
+        mine = self.first_claims(h) == off
+        h, off = h[mine], off[mine]
+        buckets = np.asarray(event_ms, dtype=np.int64)[mine] // self.bucket_ms
+        for b in np.unique(buckets).tolist():
+            rows = buckets == b
+            seq = self._chunks.get(b, 0)
+            self._pending.append(Chunk(b, seq, h[rows], off[rows]))
+            self._chunks[b] = seq + 1
+        return len(h)
+
     def _apply(self, chunk: Chunk) -> None:
         buckets = np.full(len(chunk.hashes), chunk.bucket, dtype=np.int32)
         self._runs.append(_Run(chunk.hashes, chunk.offsets, buckets))

@@ -132,8 +132,12 @@ def oracle(records: list[tuple]) -> dict[int, pl.DataFrame]:
 
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow], phases=NO_SHRINK)
-@given(st.lists(record, min_size=1, max_size=60), st.integers(1, 12), st.integers(0, 6))
-def test_two_workers_one_verdict_per_window_equal_to_one_frame(records: list[tuple], size: int, crash_at: int) -> None:
+@given(st.lists(record, min_size=1, max_size=60), st.integers(1, 12), st.integers(0, 6), st.integers(0, 6))
+def test_two_workers_one_verdict_per_window_equal_to_one_frame(
+    records: list[tuple], size: int, crash_at: int, abort_at: int
+) -> None:
+    """... also when worker a's outputs of batch ``abort_at`` are lost (an aborted transaction) and the batch is
+    read again by the same process, before a crash (its state must reach the topics all the same)."""
     internal, changelog = Topic(), Topic()
     p = plan()
     owners = {0: "a", 1: "a", 2: "b", 3: "b"}
@@ -149,6 +153,8 @@ def test_two_workers_one_verdict_per_window_equal_to_one_frame(records: list[tup
         for name, w in workers.items():
             rows = np.flatnonzero([owners[int(x)] == name for x in parts])
             if len(rows) and not (name == "a" and i == skip_a):
+                if name == "a" and i == abort_at:  # outputs lost, in-memory state kept: the poll is read again
+                    feed(w, df[rows], parts[rows], offs[rows], Topic(), Topic())
                 verdict = feed(w, df[rows], parts[rows], offs[rows], internal, changelog)
                 valid.update(
                     {(int(a), int(b)): bool(v) for a, b, v in zip(parts[rows], offs[rows], verdict, strict=True)}
@@ -194,3 +200,26 @@ def test_two_workers_one_verdict_per_window_equal_to_one_frame(records: list[tup
     # a second pass over the topic (a new merger owner) publishes nothing again
     _, again = merge_topic(internal, NOW + CONFIG.idle_ms)
     assert again == []
+
+
+def test_a_batch_read_again_after_its_outputs_were_lost_writes_its_claims_and_partials_again() -> None:
+    """Exactly-once abort (or a failed produce): the batch's outputs never reached the topics, the process kept its
+    state and reads the batch again. The second pass must publish the claims and partials, or a restart after it
+    lets a duplicate pass and a window lose records."""
+    p = plan()
+    internal, changelog = Topic(), Topic()
+    worker = StreamTime(p, CONFIG, PARTITIONS)
+    worker.assign(0, NOW)
+    [(df, parts, offs)] = batches([(0, 1, 1_000, 5.0, "DE"), (0, 2, 1_500, 5.0, "DE")], 10)
+    feed(worker, df, parts, offs, Topic(), Topic())  # its outputs are lost
+    assert feed(worker, df, parts, offs, internal, changelog).tolist() == [True, True]  # read again
+    restarted = StreamTime(p, CONFIG, PARTITIONS)
+    restore(restarted, 0, internal, changelog)
+    [(dup, dparts, _)] = batches([(0, 2, 2_000, 5.0, "DE")], 10)
+    assert feed(restarted, dup, dparts, np.array([2]), internal, changelog).tolist() == [False]  # id 2 is taken
+    for part in range(1, PARTITIONS):
+        restarted.assign(part, NOW)
+    for hb in restarted.heartbeats(NOW):
+        internal.send(record_key(hb), encode(hb))
+    _, verdicts = merge_topic(internal, NOW + CONFIG.idle_ms)
+    assert [(v.records, v.valid, v.quarantined) for v in verdicts] == [(3, 2, 1)]
