@@ -52,32 +52,41 @@ async def summaries(bootstrap: str, events: str) -> list[dict[str, Any]]:
     ]
 
 
-async def wait_for(condition: Callable[[], Any], timeout: float = 90.0) -> Any:
+async def wait_for(condition: Callable[[], Any], timeout: float = 90.0, why: Callable[[], str] = str) -> Any:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         got = await condition()
         if got:
             return got
         await asyncio.sleep(0.5)
-    raise AssertionError("condition not met in time")
+    raise AssertionError(f"condition not met in time {why()}")
 
 
-def oracle(records: list[Any]) -> dict[int, pl.DataFrame]:
-    """Non-late records per window, from the source topic's own order (partition, offset)."""
+def oracle(
+    records: list[Any], *, skewed_after_ms: int | None = None, before_ms: int | None = None
+) -> tuple[dict[int, pl.DataFrame], int]:
+    """Non-late records per window start and the number of late ones, from the source topic's own order
+    (partition, offset). Records after ``skewed_after_ms`` (absolute) are skewed: left out, and they do not advance
+    their partition's newest event time; windows from ``before_ms`` on are left out."""
     newest: dict[int, int] = {}
     keep: dict[int, list[dict[str, Any]]] = collections.defaultdict(list)
+    late = 0
     for r in sorted(records, key=lambda r: (r.partition, r.offset)):
         v = orjson.loads(r.value)
         at = int(datetime.fromisoformat(v["event_ts"].replace("Z", "+00:00")).timestamp() * 1000) - T0
-        late = r.partition in newest and (at - at % WINDOW_MS) + WINDOW_MS <= newest[r.partition] - LATENESS_MS
-        newest[r.partition] = max(newest.get(r.partition, at), at)
-        if not late:
+        if skewed_after_ms is not None and T0 + at > skewed_after_ms:
+            continue
+        if r.partition in newest and (at - at % WINDOW_MS) + WINDOW_MS <= newest[r.partition] - LATENESS_MS:
+            late += 1
+        else:
             keep[T0 + at - at % WINDOW_MS].append(v | {"at": at})
+        newest[r.partition] = max(newest.get(r.partition, at), at)
     return {
         start: frame([v["id"] for v in vs], [T0 + v["at"] for v in vs], [v["amount"] for v in vs],
                      [v["country"] for v in vs], [v["code"] for v in vs])
         for start, vs in keep.items()
-    }  # fmt: skip
+        if before_ms is None or start < before_ms
+    }, late  # fmt: skip
 
 
 def test_two_workers_six_partitions_one_summary_per_window_and_uniqueness_across_a_restart(
@@ -103,7 +112,7 @@ def test_two_workers_six_partitions_one_summary_per_window_and_uniqueness_across
         await produce(bootstrap, topic, first[200:])
         await wait_committed(bootstrap, kafka_group_id, topic)
         source = await read_topic(bootstrap, topic)
-        expected = oracle(source)
+        expected, _ = oracle(source)
         got = await wait_for(lambda: _all(bootstrap, events, len(expected)))
         assert a.committed and b.committed, "both workers consumed partitions"
         starts = collections.Counter(s["window"]["start"] for s in got)

@@ -18,14 +18,13 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-import polars as pl
 import pytest
 from aiokafka import AIOKafkaProducer
 
 from streams.contracts.loader import parse_contract
-from tests.integration.kafka.test_stream_time_kafka import _all, contracts_for
+from tests.integration.kafka.test_stream_time_kafka import _all, contracts_for, oracle, wait_for
 from tests.integration.kafka.test_worker_kafka import read_topic, settings_for, wait_committed, worker_env
-from tests.unit.windows.helpers import CONTRACT, LATENESS_MS, T0, WINDOW_MS, frame
+from tests.unit.windows.helpers import CONTRACT, T0
 
 pytestmark = [pytest.mark.kafka, pytest.mark.timeout(300)]
 CLOSER_MS = 200_000  # one record per partition this late in event time: every earlier window becomes final
@@ -76,31 +75,6 @@ def workers(env: dict[str, str], log_dir: Path) -> Iterator[Callable[[str], subp
                 p.kill()
 
 
-def oracle(records: list[Any], now_ms: int, max_skew_ms: int) -> tuple[dict[int, pl.DataFrame], int]:
-    """Non-late, non-skewed records per window (skewed ones do not advance a partition's newest event time) and
-    the number of late records, from the source topic's own order."""
-    newest: dict[int, int] = {}
-    keep: dict[int, list[dict[str, Any]]] = collections.defaultdict(list)
-    late = 0
-    for r in sorted(records, key=lambda r: (r.partition, r.offset)):
-        v = orjson.loads(r.value)
-        at = int(datetime.fromisoformat(v["event_ts"].replace("Z", "+00:00")).timestamp() * 1000) - T0
-        if T0 + at > now_ms + max_skew_ms:
-            continue  # skewed: its window is in the future (not published here), the watermark ignores it
-        if r.partition in newest and (at - at % WINDOW_MS) + WINDOW_MS <= newest[r.partition] - LATENESS_MS:
-            late += 1
-        else:
-            keep[T0 + at - at % WINDOW_MS].append(v | {"at": T0 + at})
-        newest[r.partition] = max(newest.get(r.partition, at), at)
-    windows = {
-        start: frame([v["id"] for v in vs], [v["at"] for v in vs], [v["amount"] for v in vs],
-                     [v["country"] for v in vs], [v["code"] for v in vs])
-        for start, vs in keep.items()
-        if start < T0 + CLOSER_MS
-    }  # fmt: skip
-    return windows, late
-
-
 def test_three_worker_processes_one_of_them_sigkilled_one_summary_per_window_and_no_duplicate_passes(
     kafka_broker: Any, kafka_topic_factory: Callable[..., str], kafka_group_id: str, tmp_path: Path
 ) -> None:
@@ -145,14 +119,14 @@ def test_three_worker_processes_one_of_them_sigkilled_one_summary_per_window_and
     with workers(env, tmp_path) as start:
         asyncio.run(scenario(start))
         source = asyncio.run(read_topic(bootstrap, topic))
-        expected, late = oracle(source, now_ms, skew_s * 1000)
+        expected, late = oracle(source, skewed_after_ms=now_ms + skew_s * 1000, before_ms=T0 + CLOSER_MS)
 
         async def wanted() -> list[dict[str, Any]] | None:
             got = await _all(bootstrap, events, len(expected))
             mine = [s for s in got or [] if _start(s) < T0 + CLOSER_MS]
             return mine if len(mine) >= len(expected) else None
 
-        got = asyncio.run(_wait(wanted, 120.0, tmp_path))
+        got = asyncio.run(wait_for(wanted, 120.0, why=lambda: worker_logs(tmp_path)))
     starts = collections.Counter(_start(s) for s in got)
     assert set(starts) == set(expected) and set(starts.values()) == {1}, starts  # one summary per window
     truth = parse_contract(CONTRACT)
@@ -180,12 +154,5 @@ def _start(summary: dict[str, Any]) -> int:
     return int(datetime.fromisoformat(summary["window"]["start"].replace("Z", "+00:00")).timestamp() * 1000)
 
 
-async def _wait(condition: Callable[[], Any], timeout: float, logs: Path) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        got = await condition()
-        if got:
-            return got
-        await asyncio.sleep(0.5)
-    tails = {p.name: p.read_text(errors="replace")[-1500:] for p in sorted(logs.glob("w*.log"))}
-    raise AssertionError(f"window summaries did not arrive in time; worker logs: {tails}")
+def worker_logs(logs: Path) -> str:
+    return repr({p.name: p.read_text(errors="replace")[-1500:] for p in sorted(logs.glob("w*.log"))})
