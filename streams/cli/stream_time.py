@@ -11,6 +11,7 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 from streams.events.codec import to_kafka
+from streams.events.drift import window_drift_events
 from streams.events.window import window_summary
 from streams.pipeline.records import OutRecord
 
@@ -24,12 +25,13 @@ if TYPE_CHECKING:
 __all__ = ["kafka_observers", "summary_record"]
 
 
-def summary_record(events_topic: str) -> Callable[[Contract, WindowVerdict, str], OutRecord]:
-    """What the stream-time observer calls to publish a verdict: a ``window.summary`` record for ``events_topic``."""
+def summary_record(events_topic: str) -> Callable[[Contract, WindowVerdict, str], list[OutRecord]]:
+    """What the stream-time observer calls to publish a verdict: the ``window.summary`` record for
+    ``events_topic``, then the window's drift events when the binding monitors drift."""
 
-    def build(contract: Contract, verdict: WindowVerdict, worker_id: str) -> OutRecord:
-        key, value, headers = to_kafka(window_summary(contract, verdict, worker_id=worker_id))
-        return OutRecord(events_topic, value, key, tuple(headers))
+    def build(contract: Contract, verdict: WindowVerdict, worker_id: str) -> list[OutRecord]:
+        events = [window_summary(contract, verdict, worker_id=worker_id), *window_drift_events(contract, verdict)]
+        return [OutRecord(events_topic, value, key, tuple(headers)) for key, value, headers in map(to_kafka, events)]
 
     return build
 

@@ -8,19 +8,48 @@ failing-record count (``unit: rows``) or percentage of the window's decoded reco
 batch metric reports ``failures`` 1 when it breaks its threshold. Non-mergeable SQL
 rules (``evaluation: batches``) report as ``failures`` and ``value`` the number of
 batch slices that broke the threshold, and pass when none did.
+
+When the binding monitors drift (a :class:`~streams.profiles.monitor.DriftMonitor`: the
+contract names a ``qstreams.reference``), the verdict also carries :class:`WindowDrift`: the
+window's merged profile judged against the reference, per field and per ``model_version``.
+A window without rows, or whose profile cannot be judged against the reference (its bins
+differ: the reference was replaced while workers ran), is judged on the empty profile, so
+every field reads ``insufficient_data``: no verdict, never a false alarm.
 """
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from streams.contracts.model import Severity
+from streams.profiles.drift import DriftReport
+from streams.profiles.prediction import ModelDrift
+from streams.profiles.profile import Profile
 from streams.validation.failures import error_text, row_rule_metric
 from streams.validation.report import CheckResult
 from streams.windows.partial import Ranges, WindowKey, WindowPartial
 from streams.windows.plan import Evaluation, RuleKind, RulePlan, WindowPlan
 
-__all__ = ["WindowCheck", "WindowVerdict", "finalize"]
+if TYPE_CHECKING:
+    from streams.profiles.monitor import DriftMonitor
+
+__all__ = ["WindowCheck", "WindowDrift", "WindowVerdict", "finalize", "judge_drift"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class WindowDrift:
+    """A window's profile against the reference: per field, and per model version for a prediction contract."""
+
+    profile: Profile  # the window's merged profile (what was judged)
+    report: DriftReport
+    models: tuple[ModelDrift, ...]
+    reference_sha256: str
+    reference_rows: int
+    confidence_threshold: float | None  # of the prediction spec; None for a feature contract
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,6 +76,7 @@ class WindowVerdict:
     skewed: int
     checks: tuple[WindowCheck, ...]
     offsets: dict[int, Ranges]
+    drift: WindowDrift | None = None  # when the binding monitors drift
 
     @property
     def passed(self) -> bool:
@@ -110,8 +140,23 @@ def _check(rp: RulePlan, partial: WindowPartial) -> CheckResult:
     )
 
 
-def finalize(plan: WindowPlan, partial: WindowPartial) -> WindowVerdict:
-    """The verdict of a window from the merge of all its partials."""
+def judge_drift(monitor: DriftMonitor, profile: Profile | None) -> WindowDrift:
+    """The drift of a window's merged profile (None: no rows were profiled) against the monitor's reference."""
+    current = profile if profile is not None else monitor.empty()
+    if current.spec_id != monitor.spec.binning_id:
+        log.warning("window profile with bins %s, not the reference's %s: judged as no data", current.spec_id,
+                    monitor.spec.binning_id)  # fmt: skip
+        current = monitor.empty()
+    ref = monitor.reference
+    prediction = monitor.spec.prediction
+    threshold = prediction.confidence_threshold if prediction is not None else None
+    return WindowDrift(
+        current, monitor.drift(current), monitor.models(current), ref.sha256, ref.profile.rows, threshold
+    )
+
+
+def finalize(plan: WindowPlan, partial: WindowPartial, monitor: DriftMonitor | None = None) -> WindowVerdict:
+    """The verdict of a window from the merge of all its partials (and its drift, given a ``monitor``)."""
     c = plan.contract
     if (partial.key.contract_id, partial.key.contract_version, partial.contract_sha256) != (c.id, c.version, c.sha256):
         raise ValueError(f"partial of {partial.key.contract_id}@{partial.key.contract_version} is not for {c.ref}")
@@ -131,4 +176,5 @@ def finalize(plan: WindowPlan, partial: WindowPartial) -> WindowVerdict:
         partial.skewed,
         checks,
         dict(partial.offsets),
+        judge_drift(monitor, partial.profile) if monitor is not None else None,
     )

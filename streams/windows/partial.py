@@ -4,9 +4,10 @@ A :class:`WindowPartial` summarises some records of one window of one (contract
 version, schema object, source topic): the counts, each rule's failures, exact
 per-value counts for ``duplicateValues`` rules, partial aggregates of mergeable SQL
 rules, the offset ranges it covers per source partition and the first offending
-offsets per rule. :func:`merge` adds two partials of **disjoint** records; it is
-associative and commutative, so partials from any partitions, batches and workers
-combine into the numbers of the window's records taken as one frame.
+offsets per rule, and (when the contract names a ``qstreams.reference``) the mergeable
+:class:`~streams.profiles.profile.Profile` of its decoded rows. :func:`merge` adds two
+partials of **disjoint** records; it is associative and commutative, so partials from any
+partitions, batches and workers combine into the numbers of the window's records taken as one frame.
 
 Replays are recognised by partition and offset: :func:`absorb` ignores a partial
 whose records are already covered (a replay after a crash) and refuses one that
@@ -16,11 +17,14 @@ overlaps partly, instead of counting records twice.
 from __future__ import annotations
 
 import heapq
+import logging
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 
 import numpy as np
 
+from streams.errors import ProfileError
+from streams.profiles.profile import Profile
 from streams.windows.sql import Value, merge_values
 
 __all__ = [
@@ -36,6 +40,8 @@ __all__ = [
     "merge_all",
     "overlaps",
 ]
+
+log = logging.getLogger(__name__)
 
 #: First offending (partition, offset) pairs kept per rule.
 EVIDENCE = 5
@@ -168,6 +174,8 @@ class WindowPartial:
     aggregates: Mapping[str, tuple[tuple[str, ...], tuple[Value, ...]]] = field(default_factory=dict)
     evidence: Mapping[str, tuple[tuple[int, int], ...]] = field(default_factory=dict)
     offsets: Mapping[int, Ranges] = field(default_factory=dict)
+    #: profile of the ``rows`` (drift monitoring); None when the contract names no reference or no row was decoded
+    profile: Profile | None = None
 
     @property
     def counts(self) -> tuple[int, ...]:
@@ -185,6 +193,7 @@ class WindowPartial:
             and dict(self.aggregates) == dict(other.aggregates)
             and dict(self.evidence) == dict(other.evidence)
             and dict(self.offsets) == dict(other.offsets)
+            and self.profile == other.profile
         )
 
 
@@ -241,7 +250,25 @@ def merge(a: WindowPartial, b: WindowPartial) -> WindowPartial:
         aggregates=_merge_maps(a.aggregates, b.aggregates, _add_aggregates),  # type: ignore[arg-type]
         evidence=_merge_maps(a.evidence, b.evidence, _add_evidence),  # type: ignore[arg-type]
         offsets=dict(sorted(_merge_offsets(a.offsets, b.offsets).items())),
+        profile=_merge_profiles(a.profile, b.profile),
     )
+
+
+def _merge_profiles(a: Profile | None, b: Profile | None) -> Profile | None:
+    """The profile of the union (a partial without rows carries none).
+
+    Profiles of one contract version merge unless the reference file was replaced (other bins) while
+    workers ran: then the larger one is kept (order-free) and the window's drift is judged on fewer rows
+    than it holds, which the drift event shows (its ``records`` is the profiled rows). Never raises.
+    """
+    if a is None or b is None:
+        return a if b is None else b
+    try:
+        return a.merge(b)
+    except ProfileError:
+        log.warning("window profiles of %s with other bins (%s, %s): keeping the larger", a.contract, a.spec_id,
+                    b.spec_id)  # fmt: skip
+        return max(a, b, key=lambda p: (p.rows, p.spec_id))
 
 
 def _merge_offsets(a: Mapping[int, Ranges], b: Mapping[int, Ranges]) -> dict[int, Ranges]:

@@ -17,15 +17,16 @@ restores a partition from them, and replayed records at or below the heartbeat's
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import polars as pl
 
+from streams.profiles.profile import Profile
 from streams.validation.report import ValidationReport
 from streams.windows.batch import Marks, annotate, eligible, partition_partials
-from streams.windows.clock import PartitionClock, event_times
+from streams.windows.clock import PartitionClock, event_times, window_starts
 from streams.windows.codec import Heartbeat, Partial
 from streams.windows.hashing import key_hash, key_of
 from streams.windows.partial import WindowKey, WindowPartial, absorb
@@ -73,8 +74,15 @@ class BatchTime:
 class StreamTime:
     """Stream time of one binding on one worker (see the module docstring)."""
 
-    def __init__(self, plan: WindowPlan, config: StreamConfig, partitions: int) -> None:
+    def __init__(
+        self,
+        plan: WindowPlan,
+        config: StreamConfig,
+        partitions: int,
+        profile: Callable[[pl.DataFrame], Profile] | None = None,
+    ) -> None:
         self.plan = plan
+        self.profile = profile  # profiles each window slice's rows (drift monitoring), when given
         self.config = config
         self.partitions = partitions  # of the source topic
         self.states: dict[int, PartitionState] = {}
@@ -157,6 +165,8 @@ class StreamTime:
             plan, cfg.window_ms, marks, frame=conformed, report=report, valid=valid, unique_fails=fails,
             dead=dead_marks, skip=skip, dead_skip=dead_skip,
         )  # fmt: skip
+        if self.profile is not None:
+            partials = self._profiled(partials, conformed, marks, skip)
         records: list[Partial | Heartbeat] = []
         for (key, p), part in partials.items():
             state = self.states[p]
@@ -200,6 +210,25 @@ class StreamTime:
                 u.expire()
 
     # --- helpers
+    def _profiled(
+        self,
+        partials: dict[tuple[WindowKey, int], WindowPartial],
+        conformed: pl.DataFrame,
+        marks: Marks,
+        skip: np.ndarray,
+    ) -> dict[tuple[WindowKey, int], WindowPartial]:
+        """Each partial with the profile of its rows: the same rows :func:`partition_partials` counts in it."""
+        assert self.profile is not None
+        own = ~marks.late & ~np.asarray(skip, dtype=bool)
+        starts = window_starts(marks.event_ms, self.config.window_ms)
+        out = {}
+        for (key, p), part in partials.items():
+            if part.rows:
+                rows = np.flatnonzero(own & (starts == key.start_ms) & (marks.partitions == p))
+                part = replace(part, profile=self.profile(conformed[rows]))
+            out[(key, p)] = part
+        return out
+
     def _counted(self, parts: np.ndarray, offs: np.ndarray) -> np.ndarray:
         through = np.full(len(offs), -1, dtype=np.int64)
         for p in np.unique(parts):

@@ -33,6 +33,7 @@ from streams.errors import SettingsError
 from streams.kafka.observers import WorkerObserver
 from streams.kafka.transport import TopicPartition, Transport
 from streams.pipeline.records import Message, OutRecord
+from streams.profiles.monitor import DriftMonitor
 from streams.settings import Settings
 from streams.validation.report import ValidationReport
 from streams.windows.codec import Closed, Heartbeat, Partial, Undecodable, decode, encode, record_key
@@ -63,8 +64,8 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-#: Builds the ``window.summary`` record of a verdict (injected: events sit above this layer).
-Summarize = Callable[[Contract, WindowVerdict, str], OutRecord]
+#: Builds the records of a verdict: its ``window.summary`` (and drift events; injected: events sit above this layer).
+Summarize = Callable[[Contract, WindowVerdict, str], OutRecord | Sequence[OutRecord]]
 
 
 class StateReader(Protocol):
@@ -104,7 +105,10 @@ class WindowsStage:
         self.plan = WindowPlan.of(contract, schema_obj, spec)
         self.config = config_of(settings, spec)
         self.settings = settings
-        self.stream = StreamTime(self.plan, self.config, partitions=1)
+        #: drift monitoring (the contract names a ``qstreams.reference``): window slices are profiled
+        self.monitor = DriftMonitor.from_contract(contract, schema_obj.name)
+        profile = self.monitor.profile if self.monitor is not None else None
+        self.stream = StreamTime(self.plan, self.config, partitions=1, profile=profile)
         self.state_topic = state_topic(settings.app_id)
         self.changelog_topic = changelog_topic(settings.app_id)
         #: partitions of the stream-time topics: fixed by the settings, so every worker (and a restart, whatever
@@ -112,7 +116,7 @@ class WindowsStage:
         self.state_partitions = settings.state_partitions
         self._empty: ValidationReport | None = None
         self._conform: Callable[[pl.DataFrame], pl.DataFrame] | None = None
-        if self.plan.needs_frame:
+        if self.plan.needs_frame or self.monitor is not None:
             from streams.validation.engine import compile_plan
 
             self._conform = compile_plan(contract, schema_obj.name).conform
@@ -347,8 +351,10 @@ class StreamTimeObserver(WorkerObserver):
             if not due:
                 continue
             for partial in due:
-                verdict = finalize(stage.plan, partial)
-                await transport.send(self.summarize(stage.plan.contract, verdict, self.worker_id))
+                verdict = finalize(stage.plan, partial, stage.monitor)
+                built = self.summarize(stage.plan.contract, verdict, self.worker_id)
+                for record in [built] if isinstance(built, OutRecord) else built:
+                    await transport.send(record)
                 done.append(verdict)
             closed, tombstones = merger.close(due)
             await transport.send(stage._record(closed))
