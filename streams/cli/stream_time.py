@@ -18,6 +18,7 @@ from streams.pipeline.records import OutRecord
 if TYPE_CHECKING:
     from streams.contracts.model import Contract
     from streams.kafka.observers import WorkerObserver
+    from streams.observability import Metrics
     from streams.pipeline.binding import Binding
     from streams.settings import Settings
     from streams.windows.finalize import WindowVerdict
@@ -36,8 +37,11 @@ def summary_record(events_topic: str) -> Callable[[Contract, WindowVerdict, str]
     return build
 
 
-def kafka_observers(settings: Settings, bindings: Sequence[Binding], worker_id: str) -> list[WorkerObserver]:
-    """The stream-time observer of a worker on a real cluster (none when ``STREAMS_STREAM_TIME=false``)."""
+def kafka_observers(
+    settings: Settings, bindings: Sequence[Binding], worker_id: str, metrics: Metrics | None = None
+) -> list[WorkerObserver]:
+    """The stream-time observer of a worker on a real cluster (none when ``STREAMS_STREAM_TIME=false``);
+    given the worker's ``metrics``, the drift gauges are registered in them."""
     if not settings.stream_time:
         return []
     from streams.windows.kafka_state import KafkaStateReader, ensure_state_topics
@@ -48,5 +52,5 @@ def kafka_observers(settings: Settings, bindings: Sequence[Binding], worker_id: 
 
     return [
         install(settings, bindings, summary_record(settings.events_topic), KafkaStateReader(settings),
-                worker_id=worker_id, prepare=prepare)
+                worker_id=worker_id, prepare=prepare, registry=metrics.registry if metrics is not None else None)
     ]  # fmt: skip

@@ -26,6 +26,7 @@ from typing import Any, Protocol
 
 import numpy as np
 import polars as pl
+from prometheus_client import CollectorRegistry
 
 from streams.contracts.model import Contract, SchemaObject
 from streams.contracts.stream import StreamSpec
@@ -37,6 +38,7 @@ from streams.profiles.monitor import DriftMonitor
 from streams.settings import Settings
 from streams.validation.report import ValidationReport
 from streams.windows.codec import Closed, Heartbeat, Partial, Undecodable, decode, encode, record_key
+from streams.windows.drift_metrics import DriftMetrics
 from streams.windows.finalize import WindowVerdict, finalize
 from streams.windows.merger import WindowMerger
 from streams.windows.plan import WindowPlan
@@ -262,8 +264,10 @@ class StreamTimeObserver(WorkerObserver):
         worker_id: str,
         tick_seconds: float = 1.0,
         prepare: Callable[[], Awaitable[None]] | None = None,
+        drift_metrics: DriftMetrics | None = None,
     ) -> None:
         self.settings, self.stages, self.reader, self.summarize = settings, stages, reader, summarize
+        self.drift_metrics = drift_metrics
         self.prepare = prepare
         self.worker_id, self.tick_seconds = worker_id, tick_seconds
         self.transport: Transport | None = None
@@ -352,6 +356,8 @@ class StreamTimeObserver(WorkerObserver):
                 continue
             for partial in due:
                 verdict = finalize(stage.plan, partial, stage.monitor)
+                if self.drift_metrics is not None:
+                    self.drift_metrics.observe(verdict)
                 built = self.summarize(stage.plan.contract, verdict, self.worker_id)
                 for record in [built] if isinstance(built, OutRecord) else built:
                     await transport.send(record)
@@ -387,13 +393,17 @@ def install(
     worker_id: str,
     tick_seconds: float = 1.0,
     prepare: Callable[[], Awaitable[None]] | None = None,
+    registry: CollectorRegistry | None = None,
 ) -> StreamTimeObserver:
-    """Put a :class:`WindowsStage` on every binding and return the observer to give the worker."""
+    """Put a :class:`WindowsStage` on every binding and return the observer to give the worker
+    (``registry``: the worker's metrics registry, for the drift gauges)."""
     stages: dict[str, WindowsStage] = {}
     for b in bindings:
         stage = WindowsStage(b.contract, b.schema, settings)
         b.stages.append(stage)
         stages[b.topic] = stage
+    drift = DriftMetrics(registry) if registry is not None and any(s.monitor for s in stages.values()) else None
     return StreamTimeObserver(
-        settings, stages, reader, summarize, worker_id=worker_id, tick_seconds=tick_seconds, prepare=prepare
-    )
+        settings, stages, reader, summarize, worker_id=worker_id, tick_seconds=tick_seconds, prepare=prepare,
+        drift_metrics=drift,
+    )  # fmt: skip
