@@ -16,6 +16,7 @@ one of the drift methods, and at most :data:`MAX_MODEL_VERSIONS` model versions 
 
 from __future__ import annotations
 
+import contextlib
 from collections import OrderedDict
 
 from prometheus_client import CollectorRegistry, Gauge
@@ -88,7 +89,5 @@ class DriftMetrics:
         while len(seen) > MAX_MODEL_VERSIONS:
             old, _ = seen.popitem(last=False)
             for gauge in (self.confidence, self.low_confidence, self.expected_accuracy):
-                try:
+                with contextlib.suppress(KeyError):
                     gauge.remove(contract, schema, old)
-                except KeyError:
-                    pass
