@@ -28,10 +28,14 @@ __all__ = ["kafka_observers", "summary_record"]
 
 def summary_record(events_topic: str) -> Callable[[Contract, WindowVerdict, str], list[OutRecord]]:
     """What the stream-time observer calls to publish a verdict: the ``window.summary`` record for
-    ``events_topic``, then the window's drift events when the binding monitors drift."""
+    ``events_topic``, then the window's drift events (schema drift, and distribution drift and prediction
+    confidence when the binding monitors drift)."""
 
     def build(contract: Contract, verdict: WindowVerdict, worker_id: str) -> list[OutRecord]:
-        events = [window_summary(contract, verdict, worker_id=worker_id), *window_drift_events(contract, verdict)]
+        events = [
+            window_summary(contract, verdict, worker_id=worker_id),
+            *window_drift_events(contract, verdict, worker_id=worker_id),
+        ]
         return [OutRecord(events_topic, value, key, tuple(headers)) for key, value, headers in map(to_kafka, events)]
 
     return build

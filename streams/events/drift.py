@@ -10,6 +10,10 @@ new owner after a crash) de-duplicates on the consumer side.
 * one ``io.qualitystreams.distribution.drift.v1`` per window of a binding with a reference, whatever
   its verdicts: severity ``warning`` when a field drifted, ``info`` when no field had enough values to
   be judged (``insufficient_data``: no verdict, never an alarm), else ``ok``;
+* one ``io.qualitystreams.schema.drift.v1`` per window whose records drifted from the schema object
+  (undeclared fields, declared fields missing, values of another type), with counts and the first
+  offending offsets per field (the per-batch form's fields, plus ``records``, ``never_present`` and
+  ``first_offending``);
 * one ``io.qualitystreams.prediction.confidence.v1`` per window and ``model_version`` seen in it, for a
   prediction contract: ``warning`` on drift, ``info`` for a version new to the reference (its first
   windows) or too few predictions, else ``ok``.
@@ -33,8 +37,15 @@ from streams.profiles.evidence import confidence_data, drift_data
 if TYPE_CHECKING:
     from streams.contracts.model import Contract
     from streams.windows.finalize import WindowVerdict
+    from streams.windows.partial import FieldTally
 
-__all__ = ["distribution_drift", "drift_event_id", "prediction_confidence", "window_drift_events"]
+__all__ = [
+    "distribution_drift",
+    "drift_event_id",
+    "prediction_confidence",
+    "window_drift_events",
+    "window_schema_drift",
+]
 
 
 def drift_event_id(
@@ -113,7 +124,62 @@ def prediction_confidence(contract: Contract, verdict: WindowVerdict) -> list[Cl
     return out
 
 
-def window_drift_events(contract: Contract, verdict: WindowVerdict) -> list[CloudEvent]:
-    """Every drift event of a finalized window: its ``distribution.drift`` then its ``prediction.confidence``."""
-    drift = distribution_drift(contract, verdict)
-    return ([drift] if drift is not None else []) + prediction_confidence(contract, verdict)
+def window_schema_drift(contract: Contract, verdict: WindowVerdict, *, worker_id: str) -> CloudEvent | None:
+    """The window's ``schema.drift`` event (None when its records carried exactly the declared fields)."""
+    _checked(contract, verdict)
+    sd = verdict.schema_drift
+    if sd is None:
+        return None
+    k = verdict.key
+    start, end = _window(verdict)
+    schema_obj = contract.schema(k.schema)
+    declared = {f.name: f for f in schema_obj.fields}
+    missing_required = [f for f in sd.missing if f in declared and declared[f].required]
+    if sd.types or missing_required:
+        severity = EventSeverity.ERROR
+    elif sd.unknown:
+        severity = EventSeverity.WARNING
+    else:
+        severity = EventSeverity.INFO
+
+    def evidence(tallies: dict[str, FieldTally]) -> dict[str, list[dict[str, int]]]:
+        return {n: [{"partition": p, "offset": o} for p, o in t.evidence] for n, t in tallies.items()}
+
+    data = {
+        "contract": {"id": contract.id, "version": contract.version, "sha256": contract.sha256},
+        "schema": k.schema,
+        "topic": k.topic,
+        "worker_id": worker_id,
+        "offsets": [
+            {"partition": int(p), "first": int(r[0][0]), "last": int(r[-1][1])}
+            for p, r in sorted(verdict.offsets.items())
+            if r
+        ],
+        "window": {"start": iso_utc(start), "end": iso_utc(end)},
+        "owner": contract.owner.as_dict(),
+        "records": verdict.rows,
+        "unknown_fields": {n: t.records for n, t in sd.unknown.items()},
+        "missing_fields": {n: t.records for n, t in sd.missing.items()},
+        "type_mismatches": {n: t.records for n, t in sd.types.items()},
+        "missing_required": missing_required,
+        "expected_types": {f: declared[f].logical_type for f in sd.types if f in declared},
+        "never_present": list(sd.never_present),
+        "first_offending": {
+            "unknown_fields": evidence(sd.unknown),
+            "missing_fields": evidence(sd.missing),
+            "type_mismatches": evidence(sd.types),
+        },
+    }
+    eid = drift_event_id(EventType.SCHEMA_DRIFT, contract, k.schema, k.topic, k.start_ms, k.end_ms)
+    attributes = context_attributes(
+        EventType.SCHEMA_DRIFT, eid, source=source_urn("topic", k.topic), subject=k.topic, time=end,
+        contract=contract, severity=severity,
+    )  # fmt: skip
+    return CloudEvent(attributes, data)
+
+
+def window_drift_events(contract: Contract, verdict: WindowVerdict, *, worker_id: str = "") -> list[CloudEvent]:
+    """Every drift event of a finalized window: ``schema.drift`` (if any), ``distribution.drift`` (if the
+    binding monitors drift), then ``prediction.confidence`` per model version."""
+    events = [window_schema_drift(contract, verdict, worker_id=worker_id), distribution_drift(contract, verdict)]
+    return [e for e in events if e is not None] + prediction_confidence(contract, verdict)

@@ -33,7 +33,7 @@ import orjson
 
 from streams.profiles.profile import Profile
 from streams.windows.clock import PartitionClock
-from streams.windows.partial import RuleTally, ValueCounts, WindowKey, WindowPartial, from_counts
+from streams.windows.partial import FieldTally, RuleTally, ValueCounts, WindowKey, WindowPartial, from_counts
 
 __all__ = ["FORMAT_VERSION", "Closed", "Heartbeat", "Partial", "Undecodable", "decode", "encode", "record_key"]
 
@@ -149,6 +149,9 @@ def encode(record: Record) -> bytes:
         "evidence": {n: [list(e) for e in ev] for n, ev in p.evidence.items()},
         "offsets": [[part, [list(r) for r in ranges]] for part, ranges in p.offsets.items()],
     }
+    if p.unknown or p.missing:
+        data["unknown"] = {n: [t.records, [list(e) for e in t.evidence]] for n, t in p.unknown.items()}
+        data["missing"] = {n: [t.records, [list(e) for e in t.evidence]] for n, t in p.missing.items()}
     if p.profile is not None:
         data["profile_format"] = PROFILE_FORMAT
         data["profile"] = _finite_json(p.profile.as_dict())
@@ -220,9 +223,13 @@ def _decode_partial(body: bytes) -> Partial:
             raise ValueError("offset ranges are not sorted and disjoint")
         offsets[_nat(part)] = rs
     profile = _decode_profile(d, key, counts[1]) if d.get("profile") is not None else None
+    unknown, missing = (
+        {_str(n): FieldTally(_nat(r), tuple((_nat(p), _nat(o)) for p, o in ev)) for n, (r, ev) in d.get(k, {}).items()}
+        for k in ("unknown", "missing")
+    )
     partial = WindowPartial(
         key, _str(d["sha256"]), **from_counts(counts), rules=rules, values=values, aggregates=aggregates,
-        evidence=evidence, offsets=offsets, profile=profile,
+        evidence=evidence, offsets=offsets, unknown=unknown, missing=missing, profile=profile,
     )  # fmt: skip
     return Partial(_nat(d["partition"]), partial)
 

@@ -29,13 +29,13 @@ from streams.profiles.prediction import ModelDrift
 from streams.profiles.profile import Profile
 from streams.validation.failures import error_text, row_rule_metric
 from streams.validation.report import CheckResult
-from streams.windows.partial import Ranges, WindowKey, WindowPartial
+from streams.windows.partial import FieldTally, Ranges, WindowKey, WindowPartial
 from streams.windows.plan import Evaluation, RuleKind, RulePlan, WindowPlan
 
 if TYPE_CHECKING:
     from streams.profiles.monitor import DriftMonitor
 
-__all__ = ["WindowCheck", "WindowDrift", "WindowVerdict", "finalize", "judge_drift"]
+__all__ = ["SchemaDrift", "WindowCheck", "WindowDrift", "WindowVerdict", "finalize", "judge_drift", "schema_drift"]
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +50,25 @@ class WindowDrift:
     reference_sha256: str
     reference_rows: int
     confidence_threshold: float | None  # of the prediction spec; None for a feature contract
+
+
+@dataclass(frozen=True, slots=True)
+class SchemaDrift:
+    """How a window's records drifted from the schema object, with counts and first offending offsets.
+
+    ``unknown``: undeclared fields the records carry; ``missing``: declared fields the records
+    lack; ``types``: declared fields whose values had another type (the ``dtype`` rules' failures);
+    ``never_present``: declared fields that no decoded record of the window carried.
+    """
+
+    unknown: dict[str, FieldTally]
+    missing: dict[str, FieldTally]
+    types: dict[str, FieldTally]
+    never_present: tuple[str, ...]
+
+    @property
+    def drifted(self) -> bool:
+        return bool(self.unknown or self.missing or self.types)
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,6 +96,7 @@ class WindowVerdict:
     checks: tuple[WindowCheck, ...]
     offsets: dict[int, Ranges]
     drift: WindowDrift | None = None  # when the binding monitors drift
+    schema_drift: SchemaDrift | None = None  # None: every record carried exactly the declared fields
 
     @property
     def passed(self) -> bool:
@@ -155,6 +175,20 @@ def judge_drift(monitor: DriftMonitor, profile: Profile | None) -> WindowDrift:
     )
 
 
+def schema_drift(plan: WindowPlan, partial: WindowPartial, checks: tuple[WindowCheck, ...]) -> SchemaDrift | None:
+    """The window's schema drift (None when there is none)."""
+    types = {
+        str(rp.rule.column): FieldTally(c.result.failures, c.evidence)
+        for rp, c in zip(plan.rules, checks, strict=True)
+        if rp.rule.op.value == "dtype" and rp.rule.column is not None and c.result.failures
+    }
+    found = SchemaDrift(
+        dict(partial.unknown), dict(partial.missing), dict(sorted(types.items())),
+        tuple(n for n, t in partial.missing.items() if partial.rows and t.records >= partial.rows),
+    )  # fmt: skip
+    return found if found.drifted else None
+
+
 def finalize(plan: WindowPlan, partial: WindowPartial, monitor: DriftMonitor | None = None) -> WindowVerdict:
     """The verdict of a window from the merge of all its partials (and its drift, given a ``monitor``)."""
     c = plan.contract
@@ -177,4 +211,5 @@ def finalize(plan: WindowPlan, partial: WindowPartial, monitor: DriftMonitor | N
         checks,
         dict(partial.offsets),
         judge_drift(monitor, partial.profile) if monitor is not None else None,
+        schema_drift(plan, partial, checks),
     )

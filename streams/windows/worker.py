@@ -136,6 +136,7 @@ class WindowsStage:
         rows: Sequence[int],
         report: ValidationReport | None,
         dead: Sequence[int],
+        irregular: Sequence[tuple[int, tuple[str, ...], tuple[str, ...]]] = (),
     ) -> tuple[ValidationReport | None, list[OutRecord]]:
         """The batch's routing verdict on the stream, and its state records to produce with it.
 
@@ -153,7 +154,9 @@ class WindowsStage:
         judged = report if report is not None else self._empty_report()
         data = frame if report is not None else pl.DataFrame(schema=self.plan.schema_obj.polars_schema)
         conformed = self._conform(data) if self._conform is not None and data.height else data
-        out = self.stream.process(judged, conformed, parts, offs, stamps, now_ms=_now_ms(), dead=dead_arrays)
+        out = self.stream.process(
+            judged, conformed, parts, offs, stamps, now_ms=_now_ms(), dead=dead_arrays, irregular=irregular
+        )
         records = [self._record(r) for r in out.records]
         c, so = self.plan.contract, self.plan.schema_obj
         for (column, p), changes in out.changes.items():
