@@ -72,10 +72,16 @@ def test_two_workers_one_drift_event_per_window_equal_to_one_computation(
     metrics = [Metrics(), Metrics()]
 
     async def scenario() -> None:
-        await produce(bootstrap, topic, [message(i, float(amounts[i])) for i in range(N)])
         workers = [worker(settings, "w-a", metrics[0]), worker(settings, "w-b", metrics[1])]
         tasks = [asyncio.create_task(w.run()) for w in workers]
         try:
+            # both in the group and each owning partitions before any record exists, so both consume some
+            async def split() -> bool:
+                owned = [w._owned for w in workers]
+                return all(owned) and sum(map(len, owned)) == 4
+
+            await wait_for(split, timeout=60.0)
+            await produce(bootstrap, topic, [message(i, float(amounts[i])) for i in range(N)])
             expected = oracle(await read_topic(bootstrap, topic))
             assert len(expected) == 3
 
