@@ -8,6 +8,7 @@ from __future__ import annotations
 import math
 import zlib
 from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 import orjson
@@ -240,3 +241,27 @@ def test_heartbeats_and_partials_without_profiles_still_decode() -> None:
     assert isinstance(back, Partial) and back.partial.profile is None and back.partial.same(bare)
     hb = Heartbeat(plan.contract.id, "orders", "orders.v1", 0, 4, PartitionClock(1, 2), 3)
     assert decode(encode(hb)) == hb
+
+
+def test_a_corrupt_or_foreign_reference_refuses_the_worker_at_start(tmp_path: Path) -> None:
+    from streams.contracts.loader import load_contract
+    from streams.errors import ProfileError
+    from streams.settings import Settings
+    from streams.windows.worker import WindowsStage
+
+    from .drift_helpers import write_contract
+
+    path = write_contract(tmp_path)
+    contract = load_contract(path)
+    settings = Settings(bootstrap_servers="memory:9092", app_id="qs-test", web_port=0)
+    stage = WindowsStage(contract, contract.schema(), settings)
+    assert stage.monitor is not None and stage.stream.profile is not None  # profiling on
+    (tmp_path / "ref.qsref").write_bytes(b"QSP\x01garbage")
+    with pytest.raises(ProfileError, match="corrupt"):
+        WindowsStage(load_contract(path), contract.schema(), settings)
+    other = tmp_path / "v2.yaml"
+    other.write_text(path.read_text().replace("version: 1.2.0", "version: 1.3.0"))
+    write_contract(tmp_path)  # a fresh reference of version 1.2.0, now read by the 1.3.0 contract
+    with pytest.raises(ProfileError, match="another version"):
+        c2 = load_contract(other)
+        WindowsStage(c2, c2.schema(), settings)
