@@ -25,7 +25,7 @@ __all__ = ["EventTracker", "Signal"]
 class Signal:
     """Something a quality event reported as wrong, located in time (record timestamps)."""
 
-    kind: str  # violation | dead_letter | schema_drift
+    kind: str  # violation | dead_letter | schema_drift | distribution_drift
     contract: str  # id@version
     topic: str
     start: dt.datetime
@@ -54,6 +54,8 @@ class EventTracker:
     events: int = 0
     #: window summaries seen (per-window outcomes; the per-batch summaries carry the running counts)
     windows: int = 0
+    #: end of the newest window judged for distribution drift (None before the first drift event)
+    drift_through: dt.datetime | None = None
     latest: deque[tuple[dt.datetime, str, str, str, str]] = field(default_factory=deque)
 
     def add(
@@ -120,6 +122,16 @@ class EventTracker:
                         )
                     )
             summary = "; ".join(parts)
+        elif event_type == EventType.DISTRIBUTION_DRIFT:
+            drifted = [str(f["field"]) for f in data.get("fields") or () if f.get("verdict") == "drift"]
+            records = int(data.get("records", 0))
+            for name in drifted:
+                self.signals.append(
+                    Signal("distribution_drift", contract, topic, start, end, "warning", name, records, (name,),
+                           received)
+                )  # fmt: skip
+            self.drift_through = end if self.drift_through is None else max(self.drift_through, end)
+            summary = f"drifted: {', '.join(drifted)}" if drifted else f"no drift ({records} records)"
         elif event_type == EventType.WINDOW_SUMMARY:
             self.windows += 1
             outcomes = ("records", "valid", "quarantined", "dead_lettered", "late")
