@@ -27,7 +27,7 @@ OUTCOMES = ("valid", "quarantined", "dead_lettered")
 class Signal:
     """Something a quality event reported as wrong, located in time (record timestamps)."""
 
-    kind: str  # violation | dead_letter | schema_drift
+    kind: str  # violation | dead_letter | schema_drift | distribution_drift
     contract: str  # id@version
     topic: str
     start: dt.datetime
@@ -60,6 +60,8 @@ class EventTracker:
     duplicates: int = 0
     events: int = 0
     windows: int = 0  # window summaries seen
+    #: end of the newest window judged for distribution drift (None before the first drift event)
+    drift_through: dt.datetime | None = None
     latest: deque[tuple[dt.datetime, str, str, str, str]] = field(default_factory=deque)
 
     def add(
@@ -129,6 +131,16 @@ class EventTracker:
                         )
                     )
             summary = "; ".join(parts)
+        elif event_type == EventType.DISTRIBUTION_DRIFT:
+            drifted = [str(f["field"]) for f in data.get("fields") or () if f.get("verdict") == "drift"]
+            records = int(data.get("records", 0))
+            for name in drifted:
+                self.signals.append(
+                    Signal("distribution_drift", contract, topic, start, end, "warning", name, records, (name,),
+                           received)
+                )  # fmt: skip
+            self.drift_through = end if self.drift_through is None else max(self.drift_through, end)
+            summary = f"drifted: {', '.join(drifted)}" if drifted else f"no drift ({records} records)"
         elif event_type == EventType.WINDOW_SUMMARY:
             self.windows += 1
             bucket = self.window_outcomes.setdefault(contract, Counter())

@@ -150,6 +150,43 @@ def _detect_schema_change(tracker: EventTracker, start: dt.datetime, end: dt.dat
     return Detection(True, " and ".join(seen) + " reported as schema drift", _first(new + retyped))
 
 
+# --- gradual covariate drift ---------------------------------------------------------------
+
+DRIFT_MCC = "7995"  # betting: a merchant category the reference never saw (a valid code for the contract)
+DRIFTED_FIELD = "merchant_category_code"  # no other incident touches it: the detector's evidence
+
+
+class _GradualDrift:
+    """Amounts slowly multiplied (up to 3x) and the merchant mix shifting toward :data:`DRIFT_MCC`, more with
+    every record of the incident (records are clean otherwise: every rule still passes)."""
+
+    ramp = 400  # records until the full shift
+
+    def __init__(self) -> None:
+        self.n = 0
+
+    def __call__(self, record: Record, rng: random.Random) -> Record:
+        step = min(self.n / self.ramp, 1.0)
+        self.n += 1
+        r = dict(record)
+        amount = r.get("amount")
+        if isinstance(amount, (int, float)) and not isinstance(amount, bool):
+            r["amount"] = round(float(amount) * (1.0 + 2.0 * step), 2)
+        if rng.random() < 0.6 * step:
+            r[DRIFTED_FIELD] = DRIFT_MCC
+        return r
+
+
+def _detect_covariate_drift(tracker: EventTracker, start: dt.datetime, end: dt.datetime, injected: int) -> Detection:
+    hits = tracker.signals_between(start, end, ["distribution_drift"])
+    mix = [s for s in hits if DRIFTED_FIELD in s.fields]
+    if not mix:
+        seen = sorted({f for s in hits for f in s.fields})
+        return Detection(False, f"no distribution drift of {DRIFTED_FIELD!r} reported (drifted: {seen or 'none'})")
+    fields = sorted({f for s in hits for f in s.fields})
+    return Detection(True, f"distribution drift of {', '.join(fields)} in {len(mix)} window(s)", _first(mix))
+
+
 KINDS: dict[str, IncidentKind] = {
     "violations": IncidentKind(
         "violations",
@@ -174,6 +211,13 @@ KINDS: dict[str, IncidentKind] = {
         1.0,
         _detect_schema_change,
     ),
+    "covariate_drift": IncidentKind(
+        "covariate_drift",
+        f"gradual covariate drift: amounts slowly multiplied, merchant mix shifting toward MCC {DRIFT_MCC}",
+        _GradualDrift(),
+        1.0,
+        _detect_covariate_drift,
+    ),
 }
 
 
@@ -185,4 +229,5 @@ def default_schedule(duration_s: float) -> list[Incident]:
         Incident("violations", round(d * 0.15, 1), length),
         Incident("undecodable", round(d * 0.40, 1), length),
         Incident("schema_change", round(d * 0.62, 1), length),
+        Incident("covariate_drift", round(d * 0.80, 1), length),
     ]

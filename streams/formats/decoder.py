@@ -170,7 +170,7 @@ class Decoder:
                     continue
                 except KeyError:
                     pass
-            rows.append(self._irregular(b.out, d))
+            rows.append(self._irregular(b.out, d, len(rows)))
         parts = [self._columns(b)]
         for i in arrow:
             part = decode_arrow(b, i, messages[i].value or b"", self.fields, self.kinds, self._declared)
@@ -187,14 +187,18 @@ class Decoder:
                 return
             except KeyError:
                 pass
-        b.rows.append(self._irregular(b.out, d))
+        b.rows.append(self._irregular(b.out, d, len(b.rows)))
 
-    def _irregular(self, out: Decoded, d: dict[str, Any]) -> tuple[Any, ...]:
-        """The declared values of a record that lacks declared fields or carries unknown ones."""
-        for name in d.keys() - self._declared:
+    def _irregular(self, out: Decoded, d: dict[str, Any], row: int) -> tuple[Any, ...]:
+        """The declared values of a record (row ``row`` of the JSON rows) that lacks declared fields or carries
+        unknown ones."""
+        unknown, missing = d.keys() - self._declared, self._declared - d.keys()
+        for name in unknown:
             out.unknown_fields[name] = out.unknown_fields.get(name, 0) + 1
-        for name in self._declared - d.keys():
+        for name in missing:
             out.missing_fields[name] = out.missing_fields.get(name, 0) + 1
+        if unknown or missing:
+            out.irregular.append((row, tuple(sorted(unknown)), tuple(sorted(missing))))
         if self._nested:
             return tuple(value_at(d, p) for p in self._paths)
         return tuple(d.get(name) for name in self.names)

@@ -214,7 +214,7 @@ class Binding:
         rows = decoded.message.to_list()
         dead = sorted({d.message for d in decoded.dead})
         for stage in self.stages:
-            report, records = stage.amend(messages, decoded.frame, rows, report, dead)
+            report, records = stage.amend(messages, decoded.frame, rows, report, dead, decoded.irregular)
             out.state += records
         return report
 
@@ -332,7 +332,7 @@ class Binding:
                 window_end=end, sample_size=self.settings.failure_case_sample, worker_id=worker_id,
             ) if per_batch else []),
         ]  # fmt: skip
-        if decoded is not None:
+        if decoded is not None and (self.settings.batch_events or not self.stages):  # else: one per window
             mismatched = dict(decoded.type_mismatches)
             if report is not None:  # the engine's conformance failures too (int32 overflow, bad timestamp)
                 failures = {c.name: c.failures for c in report.checks}

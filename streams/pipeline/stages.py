@@ -33,11 +33,13 @@ class Stage(Protocol):
         rows: Sequence[int],
         report: ValidationReport | None,
         dead: Sequence[int],
+        irregular: Sequence[tuple[int, tuple[str, ...], tuple[str, ...]]] = (),
     ) -> tuple[ValidationReport | None, list[OutRecord]]:
         """``(report to route by, records to produce)`` for one batch.
 
         ``frame``: the decoded rows (the rows of ``report``; ``report`` is None when no
         record decoded); ``rows``: the index in ``messages`` of each row's message;
-        ``dead``: indices of the dead-lettered messages.
+        ``dead``: indices of the dead-lettered messages; ``irregular``: the rows that carry
+        undeclared fields or lack declared ones (``Decoded.irregular``).
         """
         ...

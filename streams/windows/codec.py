@@ -12,13 +12,17 @@ Three kinds of record go to the internal compacted topic, all of one stream
 Wire format: ``b"QSW"``, a format version byte, a kind byte, a flags byte (bit 0:
 the body is zlib-compressed), then the body: for a partial, a 4-byte big-endian
 JSON length, the JSON, then the binary arrays the JSON points to (``[offset,
-length]``); for the others, JSON. :func:`decode` returns an :class:`Undecodable`
+length]``); for the others, JSON. A partial's window profile (drift monitoring, see
+:mod:`streams.profiles`) travels in its JSON as ``"profile"`` (``Profile.as_dict``, non-finite
+numbers as text) with its own ``"profile_format"`` version; a record without one decodes to a
+partial without a profile (records of workers that do not profile). :func:`decode` returns an :class:`Undecodable`
 with the reason for anything it cannot read (garbage, another format version, a
 field of the wrong type), and never raises.
 """
 
 from __future__ import annotations
 
+import math
 import struct
 import zlib
 from dataclasses import dataclass
@@ -27,8 +31,9 @@ from typing import Any
 import numpy as np
 import orjson
 
+from streams.profiles.profile import Profile
 from streams.windows.clock import PartitionClock
-from streams.windows.partial import RuleTally, ValueCounts, WindowKey, WindowPartial, from_counts
+from streams.windows.partial import FieldTally, RuleTally, ValueCounts, WindowKey, WindowPartial, from_counts
 
 __all__ = [
     "FORMAT_VERSION",
@@ -47,6 +52,8 @@ FORMAT_VERSION = 1
 _PARTIAL, _HEARTBEAT, _CLOSED = 1, 2, 3
 _ZLIB = 1
 _COMPRESS_ABOVE = 512
+#: version of the ``profile`` entry of a partial (``Profile.as_dict``)
+PROFILE_FORMAT = 1
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -162,6 +169,12 @@ def encode(record: Record) -> bytes:
         "evidence": {n: [list(e) for e in ev] for n, ev in p.evidence.items()},
         "offsets": [[part, [list(r) for r in ranges]] for part, ranges in p.offsets.items()],
     }
+    if p.unknown or p.missing:
+        data["unknown"] = {n: [t.records, [list(e) for e in t.evidence]] for n, t in p.unknown.items()}
+        data["missing"] = {n: [t.records, [list(e) for e in t.evidence]] for n, t in p.missing.items()}
+    if p.profile is not None:
+        data["profile_format"] = PROFILE_FORMAT
+        data["profile"] = _finite_json(p.profile.as_dict())
     head = orjson.dumps(data)
     return _frame(_PARTIAL, struct.pack(">I", len(head)) + head + b"".join(blobs))
 
@@ -229,11 +242,42 @@ def _decode_partial(body: bytes) -> Partial:
         if any(f > la for f, la in rs) or any(rs[i][1] >= rs[i + 1][0] for i in range(len(rs) - 1)):
             raise ValueError("offset ranges are not sorted and disjoint")
         offsets[_nat(part)] = rs
+    profile = _decode_profile(d, key, counts[1]) if d.get("profile") is not None else None
+    unknown, missing = (
+        {_str(n): FieldTally(_nat(r), tuple((_nat(p), _nat(o)) for p, o in ev)) for n, (r, ev) in d.get(k, {}).items()}
+        for k in ("unknown", "missing")
+    )
     partial = WindowPartial(
         key, _str(d["sha256"]), **from_counts(counts), rules=rules, values=values, aggregates=aggregates,
-        evidence=evidence, offsets=offsets,
+        evidence=evidence, offsets=offsets, unknown=unknown, missing=missing, profile=profile,
     )  # fmt: skip
     return Partial(_nat(d["partition"]), partial)
+
+
+def _finite_json(value: Any) -> Any:
+    """``value`` with non-finite floats as text (``"inf"``, ``"nan"``), which ``float()`` reads back."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return repr(value)
+    if isinstance(value, dict):
+        return {k: _finite_json(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_finite_json(v) for v in value]
+    return value
+
+
+def _decode_profile(d: dict[str, Any], key: WindowKey, rows: int) -> Profile:
+    """The partial's window profile, checked against its key (a profile of another stream is corrupt)."""
+    if d.get("profile_format") != PROFILE_FORMAT:
+        raise ValueError(f"window profile format {d.get('profile_format')!r} is not supported (this worker reads 1)")
+    profile = Profile.from_dict(d["profile"])
+    if (profile.contract, profile.schema) != (f"{key.contract_id}@{key.contract_version}", key.schema):
+        raise ValueError(f"window profile of {profile.contract}/{profile.schema} in a partial of another stream")
+    if not 0 <= profile.rows <= rows:
+        raise ValueError(f"window profile of {profile.rows} rows in a partial of {rows} rows")
+    for f in profile.fields.values():
+        if min(f.count, f.nulls) < 0 or f.count + f.nulls != profile.rows:
+            raise ValueError("window profile field counts do not add up to its rows")
+    return profile
 
 
 def _str(v: Any) -> str:

@@ -8,19 +8,67 @@ failing-record count (``unit: rows``) or percentage of the window's decoded reco
 batch metric reports ``failures`` 1 when it breaks its threshold. Non-mergeable SQL
 rules (``evaluation: batches``) report as ``failures`` and ``value`` the number of
 batch slices that broke the threshold, and pass when none did.
+
+When the binding monitors drift (a :class:`~streams.profiles.monitor.DriftMonitor`: the
+contract names a ``qstreams.reference``), the verdict also carries :class:`WindowDrift`: the
+window's merged profile judged against the reference, per field and per ``model_version``.
+A window without rows, or whose profile cannot be judged against the reference (its bins
+differ: the reference was replaced while workers ran), is judged on the empty profile, so
+every field reads ``insufficient_data``: no verdict, never a false alarm.
 """
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from streams.contracts.model import Severity
+from streams.profiles.drift import DriftReport
+from streams.profiles.prediction import ModelDrift
+from streams.profiles.profile import Profile
 from streams.validation.failures import error_text, row_rule_metric
 from streams.validation.report import CheckResult
-from streams.windows.partial import Ranges, WindowKey, WindowPartial
+from streams.windows.partial import FieldTally, Ranges, WindowKey, WindowPartial
 from streams.windows.plan import Evaluation, RuleKind, RulePlan, WindowPlan
 
-__all__ = ["WindowCheck", "WindowVerdict", "finalize"]
+if TYPE_CHECKING:
+    from streams.profiles.monitor import DriftMonitor
+
+__all__ = ["SchemaDrift", "WindowCheck", "WindowDrift", "WindowVerdict", "finalize", "judge_drift", "schema_drift"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class WindowDrift:
+    """A window's profile against the reference: per field, and per model version for a prediction contract."""
+
+    profile: Profile  # the window's merged profile (what was judged)
+    report: DriftReport
+    models: tuple[ModelDrift, ...]
+    reference_sha256: str
+    reference_rows: int
+    confidence_threshold: float | None  # of the prediction spec; None for a feature contract
+
+
+@dataclass(frozen=True, slots=True)
+class SchemaDrift:
+    """How a window's records drifted from the schema object, with counts and first offending offsets.
+
+    ``unknown``: undeclared fields the records carry; ``missing``: declared fields the records
+    lack; ``types``: declared fields whose values had another type (the ``dtype`` rules' failures);
+    ``never_present``: declared fields that no decoded record of the window carried.
+    """
+
+    unknown: dict[str, FieldTally]
+    missing: dict[str, FieldTally]
+    types: dict[str, FieldTally]
+    never_present: tuple[str, ...]
+
+    @property
+    def drifted(self) -> bool:
+        return bool(self.unknown or self.missing or self.types)
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,6 +95,8 @@ class WindowVerdict:
     skewed: int
     checks: tuple[WindowCheck, ...]
     offsets: dict[int, Ranges]
+    drift: WindowDrift | None = None  # when the binding monitors drift
+    schema_drift: SchemaDrift | None = None  # None: every record carried exactly the declared fields
 
     @property
     def passed(self) -> bool:
@@ -110,8 +160,37 @@ def _check(rp: RulePlan, partial: WindowPartial) -> CheckResult:
     )
 
 
-def finalize(plan: WindowPlan, partial: WindowPartial) -> WindowVerdict:
-    """The verdict of a window from the merge of all its partials."""
+def judge_drift(monitor: DriftMonitor, profile: Profile | None) -> WindowDrift:
+    """The drift of a window's merged profile (None: no rows were profiled) against the monitor's reference."""
+    current = profile if profile is not None else monitor.empty()
+    if current.spec_id != monitor.spec.binning_id:
+        log.warning("window profile with bins %s, not the reference's %s: judged as no data", current.spec_id,
+                    monitor.spec.binning_id)  # fmt: skip
+        current = monitor.empty()
+    ref = monitor.reference
+    prediction = monitor.spec.prediction
+    threshold = prediction.confidence_threshold if prediction is not None else None
+    return WindowDrift(
+        current, monitor.drift(current), monitor.models(current), ref.sha256, ref.profile.rows, threshold
+    )
+
+
+def schema_drift(plan: WindowPlan, partial: WindowPartial, checks: tuple[WindowCheck, ...]) -> SchemaDrift | None:
+    """The window's schema drift (None when there is none)."""
+    types = {
+        str(rp.rule.column): FieldTally(c.result.failures, c.evidence)
+        for rp, c in zip(plan.rules, checks, strict=True)
+        if rp.rule.op.value == "dtype" and rp.rule.column is not None and c.result.failures
+    }
+    found = SchemaDrift(
+        dict(partial.unknown), dict(partial.missing), dict(sorted(types.items())),
+        tuple(n for n, t in partial.missing.items() if partial.rows and t.records >= partial.rows),
+    )  # fmt: skip
+    return found if found.drifted else None
+
+
+def finalize(plan: WindowPlan, partial: WindowPartial, monitor: DriftMonitor | None = None) -> WindowVerdict:
+    """The verdict of a window from the merge of all its partials (and its drift, given a ``monitor``)."""
     c = plan.contract
     if (partial.key.contract_id, partial.key.contract_version, partial.contract_sha256) != (c.id, c.version, c.sha256):
         raise ValueError(f"partial of {partial.key.contract_id}@{partial.key.contract_version} is not for {c.ref}")
@@ -131,4 +210,6 @@ def finalize(plan: WindowPlan, partial: WindowPartial) -> WindowVerdict:
         partial.skewed,
         checks,
         dict(partial.offsets),
+        judge_drift(monitor, partial.profile) if monitor is not None else None,
+        schema_drift(plan, partial, checks),
     )

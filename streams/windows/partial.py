@@ -4,9 +4,12 @@ A :class:`WindowPartial` summarises some records of one window of one (contract
 version, schema object, source topic): the counts, each rule's failures, exact
 per-value counts for ``duplicateValues`` rules, partial aggregates of mergeable SQL
 rules, the offset ranges it covers per source partition and the first offending
-offsets per rule. :func:`merge` adds two partials of **disjoint** records; it is
-associative and commutative, so partials from any partitions, batches and workers
-combine into the numbers of the window's records taken as one frame.
+offsets per rule, the records with undeclared or missing fields (schema drift), and
+(when the contract names a ``qstreams.reference``) the mergeable
+:class:`~streams.profiles.profile.Profile` of its decoded rows. :func:`merge` adds two
+partials of **disjoint** records; it is associative and commutative, so partials from
+any partitions, batches and workers combine into the numbers of the window's records
+taken as one frame.
 
 Replays are recognised by partition and offset: :func:`absorb` ignores a partial
 whose records are already covered (a replay after a crash) and refuses one that
@@ -16,15 +19,20 @@ overlaps partly, instead of counting records twice.
 from __future__ import annotations
 
 import heapq
+import logging
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 
 import numpy as np
 
+from streams.errors import ProfileError
+from streams.profiles.profile import Profile
 from streams.windows.sql import Value, merge_values
 
 __all__ = [
     "EVIDENCE",
+    "MAX_UNKNOWN_FIELDS",
+    "FieldTally",
     "Ranges",
     "RuleTally",
     "ValueCounts",
@@ -37,10 +45,26 @@ __all__ = [
     "overlaps",
 ]
 
+log = logging.getLogger(__name__)
+
 #: First offending (partition, offset) pairs kept per rule.
 EVIDENCE = 5
 
+#: Undeclared field names kept per window (the most frequent, then by name): record keys are data.
+MAX_UNKNOWN_FIELDS = 64
+
 Ranges = tuple[tuple[int, int], ...]  # sorted, disjoint, inclusive offset ranges
+
+
+@dataclass(frozen=True, slots=True)
+class FieldTally:
+    """Records of a window that carry an undeclared field (or lack a declared one), and the first of them."""
+
+    records: int
+    evidence: tuple[tuple[int, int], ...] = ()  # first (partition, offset)
+
+    def __add__(self, other: FieldTally) -> FieldTally:
+        return FieldTally(self.records + other.records, _add_evidence(self.evidence, other.evidence))
 
 
 @dataclass(frozen=True, slots=True, order=True)
@@ -168,6 +192,10 @@ class WindowPartial:
     aggregates: Mapping[str, tuple[tuple[str, ...], tuple[Value, ...]]] = field(default_factory=dict)
     evidence: Mapping[str, tuple[tuple[int, int], ...]] = field(default_factory=dict)
     offsets: Mapping[int, Ranges] = field(default_factory=dict)
+    unknown: Mapping[str, FieldTally] = field(default_factory=dict)  # undeclared field -> records carrying it
+    missing: Mapping[str, FieldTally] = field(default_factory=dict)  # declared field -> records lacking it
+    #: profile of the ``rows`` (drift monitoring); None when the contract names no reference or no row was decoded
+    profile: Profile | None = None
 
     @property
     def counts(self) -> tuple[int, ...]:
@@ -185,6 +213,9 @@ class WindowPartial:
             and dict(self.aggregates) == dict(other.aggregates)
             and dict(self.evidence) == dict(other.evidence)
             and dict(self.offsets) == dict(other.offsets)
+            and dict(self.unknown) == dict(other.unknown)
+            and dict(self.missing) == dict(other.missing)
+            and self.profile == other.profile
         )
 
 
@@ -241,7 +272,35 @@ def merge(a: WindowPartial, b: WindowPartial) -> WindowPartial:
         aggregates=_merge_maps(a.aggregates, b.aggregates, _add_aggregates),  # type: ignore[arg-type]
         evidence=_merge_maps(a.evidence, b.evidence, _add_evidence),  # type: ignore[arg-type]
         offsets=dict(sorted(_merge_offsets(a.offsets, b.offsets).items())),
+        unknown=cap_unknown(_merge_maps(a.unknown, b.unknown, FieldTally.__add__)),  # type: ignore[arg-type]
+        missing=_merge_maps(a.missing, b.missing, FieldTally.__add__),  # type: ignore[arg-type]
+        profile=_merge_profiles(a.profile, b.profile),
     )
+
+
+def cap_unknown(tallies: Mapping[str, FieldTally]) -> dict[str, FieldTally]:
+    """At most :data:`MAX_UNKNOWN_FIELDS` undeclared fields: the most frequent (exact below the cap)."""
+    if len(tallies) <= MAX_UNKNOWN_FIELDS:
+        return dict(tallies)
+    kept = sorted(tallies.items(), key=lambda kv: (-kv[1].records, kv[0]))[:MAX_UNKNOWN_FIELDS]
+    return dict(sorted(kept))
+
+
+def _merge_profiles(a: Profile | None, b: Profile | None) -> Profile | None:
+    """The profile of the union (a partial without rows carries none).
+
+    Profiles of one contract version merge unless the reference file was replaced (other bins) while
+    workers ran: then the larger one is kept (order-free) and the window's drift is judged on fewer rows
+    than it holds, which the drift event shows (its ``records`` is the profiled rows). Never raises.
+    """
+    if a is None or b is None:
+        return a if b is None else b
+    try:
+        return a.merge(b)
+    except ProfileError:
+        log.warning("window profiles of %s with other bins (%s, %s): keeping the larger", a.contract, a.spec_id,
+                    b.spec_id)  # fmt: skip
+        return max(a, b, key=lambda p: (p.rows, p.spec_id))
 
 
 def _merge_offsets(a: Mapping[int, Ranges], b: Mapping[int, Ranges]) -> dict[int, Ranges]:

@@ -17,18 +17,19 @@ restores a partition from them, and replayed records at or below the heartbeat's
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import polars as pl
 
+from streams.profiles.profile import Profile
 from streams.validation.report import ValidationReport
 from streams.windows.batch import Marks, annotate, eligible, partition_partials
-from streams.windows.clock import PartitionClock, event_times
+from streams.windows.clock import PartitionClock, event_times, window_starts
 from streams.windows.codec import Heartbeat, Partial
 from streams.windows.hashing import key_hash, key_of
-from streams.windows.partial import WindowKey, WindowPartial, absorb
+from streams.windows.partial import FieldTally, WindowKey, WindowPartial, absorb, cap_unknown
 from streams.windows.plan import WindowPlan
 from streams.windows.route import EVENT_TIME_RULE
 from streams.windows.unique import Chunk, UniqueChanges, UniqueState
@@ -73,8 +74,15 @@ class BatchTime:
 class StreamTime:
     """Stream time of one binding on one worker (see the module docstring)."""
 
-    def __init__(self, plan: WindowPlan, config: StreamConfig, partitions: int) -> None:
+    def __init__(
+        self,
+        plan: WindowPlan,
+        config: StreamConfig,
+        partitions: int,
+        profile: Callable[[pl.DataFrame], Profile] | None = None,
+    ) -> None:
         self.plan = plan
+        self.profile = profile  # profiles each window slice's rows (drift monitoring), when given
         self.config = config
         self.partitions = partitions  # of the source topic
         self.states: dict[int, PartitionState] = {}
@@ -122,11 +130,13 @@ class StreamTime:
         *,
         now_ms: int,
         dead: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
+        irregular: Sequence[tuple[int, tuple[str, ...], tuple[str, ...]]] = (),
     ) -> BatchTime:
         """Judge one validated batch on stream time and account it in its windows.
 
         ``partitions``/``offsets``/``kafka_ms`` per decoded row (the rows of ``report``);
-        ``dead``: ``(partitions, offsets, kafka_ms)`` of the batch's dead-lettered records.
+        ``dead``: ``(partitions, offsets, kafka_ms)`` of the batch's dead-lettered records;
+        ``irregular``: ``(row, undeclared fields, missing fields)`` of the rows that drifted from the schema.
         """
         cfg, plan = self.config, self.plan
         parts = np.asarray(partitions, dtype=np.int64)
@@ -157,6 +167,10 @@ class StreamTime:
             plan, cfg.window_ms, marks, frame=conformed, report=report, valid=valid, unique_fails=fails,
             dead=dead_marks, skip=skip, dead_skip=dead_skip,
         )  # fmt: skip
+        if self.profile is not None:
+            partials = self._profiled(partials, conformed, marks, skip)
+        if irregular:
+            partials = _schema_drift(partials, marks, skip, irregular, cfg.window_ms)
         records: list[Partial | Heartbeat] = []
         for (key, p), part in partials.items():
             state = self.states[p]
@@ -205,6 +219,25 @@ class StreamTime:
                 u.expire()
 
     # --- helpers
+    def _profiled(
+        self,
+        partials: dict[tuple[WindowKey, int], WindowPartial],
+        conformed: pl.DataFrame,
+        marks: Marks,
+        skip: np.ndarray,
+    ) -> dict[tuple[WindowKey, int], WindowPartial]:
+        """Each partial with the profile of its rows: the same rows :func:`partition_partials` counts in it."""
+        assert self.profile is not None
+        own = ~marks.late & ~np.asarray(skip, dtype=bool)
+        starts = window_starts(marks.event_ms, self.config.window_ms)
+        out = {}
+        for (key, p), part in partials.items():
+            if part.rows:
+                rows = np.flatnonzero(own & (starts == key.start_ms) & (marks.partitions == p))
+                part = replace(part, profile=self.profile(conformed[rows]))
+            out[(key, p)] = part
+        return out
+
     def _counted(self, parts: np.ndarray, offs: np.ndarray) -> np.ndarray:
         through = np.full(len(offs), -1, dtype=np.int64)
         for p in np.unique(parts):
@@ -260,6 +293,36 @@ class StreamTime:
                 if changes.chunks or changes.tombstones:
                     out[(column, p)] = changes
         return out
+
+
+def _schema_drift(
+    partials: dict[tuple[WindowKey, int], WindowPartial],
+    marks: Marks,
+    skip: np.ndarray,
+    irregular: Sequence[tuple[int, tuple[str, ...], tuple[str, ...]]],
+    window_ms: int,
+) -> dict[tuple[WindowKey, int], WindowPartial]:
+    """Each partial with the undeclared and missing fields of its rows (the rows it counts)."""
+    own = ~marks.late & ~np.asarray(skip, dtype=bool)
+    starts = window_starts(marks.event_ms, window_ms)
+    slots: dict[tuple[int, int], tuple[dict[str, FieldTally], dict[str, FieldTally]]] = {}
+    for row, unknown, missing in irregular:
+        if not own[row]:
+            continue
+        p, first = int(marks.partitions[row]), ((int(marks.partitions[row]), int(marks.offsets[row])),)
+        found = slots.setdefault((int(starts[row]), p), ({}, {}))
+        for names, into in ((unknown, found[0]), (missing, found[1])):
+            for name in names:
+                into[name] = into[name] + FieldTally(1, first) if name in into else FieldTally(1, first)
+    out = {}
+    for (key, p), part in partials.items():
+        tallies = slots.get((key.start_ms, p))
+        if tallies is not None:
+            part = replace(
+                part, unknown=cap_unknown(dict(sorted(tallies[0].items()))), missing=dict(sorted(tallies[1].items()))
+            )
+        out[(key, p)] = part
+    return out
 
 
 def _spread(fresh: Marks, rows: np.ndarray, parts: np.ndarray, offs: np.ndarray, ts: np.ndarray) -> Marks:

@@ -26,6 +26,7 @@ from typing import Any, Protocol
 
 import numpy as np
 import polars as pl
+from prometheus_client import CollectorRegistry
 
 from streams.contracts.model import Contract, SchemaObject
 from streams.contracts.stream import StreamSpec
@@ -33,9 +34,11 @@ from streams.errors import SettingsError
 from streams.kafka.observers import WorkerObserver
 from streams.kafka.transport import TopicPartition, Transport
 from streams.pipeline.records import Message, OutRecord
+from streams.profiles.monitor import DriftMonitor
 from streams.settings import Settings
 from streams.validation.report import ValidationReport
 from streams.windows.codec import Closed, Heartbeat, Partial, Undecodable, decode, encode, record_key, record_kind
+from streams.windows.drift_metrics import DriftMetrics
 from streams.windows.finalize import WindowVerdict, finalize
 from streams.windows.merger import WindowMerger
 from streams.windows.metrics import StreamTimeMetrics
@@ -64,8 +67,8 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-#: Builds the records of a final window's verdict: its ``window.summary`` and one ``rule.violation`` per failed
-#: rule (injected: events sit above this layer).
+#: Builds the records of a final window's verdict: its ``window.summary``, one ``rule.violation`` per failed rule
+#: and its drift events (injected: events sit above this layer).
 Summarize = Callable[[Contract, WindowVerdict, str], Sequence[OutRecord]]
 
 
@@ -108,7 +111,10 @@ class WindowsStage:
         self.plan = WindowPlan.of(contract, schema_obj, spec)
         self.config = config_of(settings, spec)
         self.settings = settings
-        self.stream = StreamTime(self.plan, self.config, partitions=1)
+        #: drift monitoring (the contract names a ``qstreams.reference``): window slices are profiled
+        self.monitor = DriftMonitor.from_contract(contract, schema_obj.name)
+        profile = self.monitor.profile if self.monitor is not None else None
+        self.stream = StreamTime(self.plan, self.config, partitions=1, profile=profile)
         self.state_topic = state_topic(settings.app_id)
         self.changelog_topic = changelog_topic(settings.app_id)
         #: partitions of the stream-time topics: fixed by the settings, so every worker (and a restart, whatever
@@ -118,7 +124,7 @@ class WindowsStage:
         #: set by :func:`install` when the worker exposes metrics
         self.metrics: StreamTimeMetrics | None = None
         self._conform: Callable[[pl.DataFrame], pl.DataFrame] | None = None
-        if self.plan.needs_frame:
+        if self.plan.needs_frame or self.monitor is not None:
             from streams.validation.engine import compile_plan
 
             self._conform = compile_plan(contract, schema_obj.name).conform
@@ -136,6 +142,7 @@ class WindowsStage:
         rows: Sequence[int],
         report: ValidationReport | None,
         dead: Sequence[int],
+        irregular: Sequence[tuple[int, tuple[str, ...], tuple[str, ...]]] = (),
     ) -> tuple[ValidationReport | None, list[OutRecord]]:
         """The batch's routing verdict on the stream, and its state records to produce with it.
 
@@ -153,7 +160,9 @@ class WindowsStage:
         judged = report if report is not None else self._empty_report()
         data = frame if report is not None else pl.DataFrame(schema=self.plan.schema_obj.polars_schema)
         conformed = self._conform(data) if self._conform is not None and data.height else data
-        out = self.stream.process(judged, conformed, parts, offs, stamps, now_ms=_now_ms(), dead=dead_arrays)
+        out = self.stream.process(
+            judged, conformed, parts, offs, stamps, now_ms=_now_ms(), dead=dead_arrays, irregular=irregular
+        )
         records = [self._record(r) for r in out.records]
         c, so = self.plan.contract, self.plan.schema_obj
         for (column, p), changes in out.changes.items():
@@ -295,8 +304,10 @@ class StreamTimeObserver(WorkerObserver):
         worker_id: str,
         tick_seconds: float = 1.0,
         prepare: Callable[[], Awaitable[None]] | None = None,
+        drift_metrics: DriftMetrics | None = None,
     ) -> None:
         self.settings, self.stages, self.reader, self.summarize = settings, stages, reader, summarize
+        self.drift_metrics = drift_metrics
         self.prepare = prepare
         self.worker_id, self.tick_seconds = worker_id, tick_seconds
         self.transport: Transport | None = None
@@ -386,7 +397,9 @@ class StreamTimeObserver(WorkerObserver):
             if not due:
                 continue
             for partial in due:
-                verdict = finalize(stage.plan, partial)
+                verdict = finalize(stage.plan, partial, stage.monitor)
+                if self.drift_metrics is not None:
+                    self.drift_metrics.observe(verdict)
                 for record in self.summarize(stage.plan.contract, verdict, self.worker_id):
                     await transport.send(record)
                 if stage.metrics is not None:
@@ -424,8 +437,10 @@ def install(
     tick_seconds: float = 1.0,
     prepare: Callable[[], Awaitable[None]] | None = None,
     metrics: StreamTimeMetrics | None = None,
+    registry: CollectorRegistry | None = None,
 ) -> StreamTimeObserver:
-    """Put a :class:`WindowsStage` on every binding and return the observer to give the worker."""
+    """Put a :class:`WindowsStage` on every binding and return the observer to give the worker
+    (``metrics``: the stream-time series; ``registry``: the worker's metrics registry, for the drift gauges)."""
     stages: dict[str, WindowsStage] = {}
     for b in bindings:
         stage = WindowsStage(b.contract, b.schema, settings)
@@ -434,6 +449,8 @@ def install(
             metrics.declare(b.topic, stage.stream.unique_columns)
         b.stages.append(stage)
         stages[b.topic] = stage
+    drift = DriftMetrics(registry) if registry is not None and any(s.monitor for s in stages.values()) else None
     return StreamTimeObserver(
-        settings, stages, reader, summarize, worker_id=worker_id, tick_seconds=tick_seconds, prepare=prepare
-    )
+        settings, stages, reader, summarize, worker_id=worker_id, tick_seconds=tick_seconds, prepare=prepare,
+        drift_metrics=drift,
+    )  # fmt: skip

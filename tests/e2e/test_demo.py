@@ -50,7 +50,21 @@ def test_detectors_need_the_right_evidence() -> None:
     tracker.add(
         EventType.SCHEMA_DRIFT, "b", {"contract": contract, "window": window, "unknown_fields": {"merchant_geohash": 4}}
     )
+    # amounts drifting alone are not the covariate incident's evidence (violations and the retyping touch amounts)
+    drift = {"contract": contract, "window": window, "records": 500}
+    tracker.add(EventType.DISTRIBUTION_DRIFT, "f", drift | {"fields": [{"field": "amount", "verdict": "drift"}]})
+    tracker.add(
+        EventType.DISTRIBUTION_DRIFT, "g", drift | {"fields": [{"field": "merchant_category_code", "verdict": "ok"}]}
+    )
     assert not any(r.detection.detected for r in evaluate(incidents, tracker, stats))
+    tracker.add(
+        EventType.DISTRIBUTION_DRIFT,
+        "h",
+        drift
+        | {
+            "fields": [{"field": "amount", "verdict": "drift"}, {"field": "merchant_category_code", "verdict": "drift"}]
+        },
+    )
     tracker.add(
         EventType.RULE_VIOLATION,
         "c",

@@ -1,0 +1,121 @@
+"""What window profiles add to a batch on stream time: profiling each window slice, merging it into the open
+window partial, and the bigger internal-topic records, next to the engine's validation of the same batch.
+
+    PYTHONPATH=. .venv/bin/python benchmarks/bench_window_profiles.py [--sizes 10000,100000] [--batches 9]
+
+On ``contracts/card_transactions.odcs.yaml`` with generated records (``streams.testing``) and a reference
+built from 100,000 generated records, each batch (over 3 source partitions, event time advancing 2 s per
+batch, 10 s windows: every batch touches one window per partition) is, in the same run and round-robin:
+
+* validated by the compiled engine (the baseline: what the worker does per batch anyway);
+* judged on stream time without profiles (``StreamTime.process``: windows, uniqueness, partials);
+* judged on stream time with profiles (the same, plus ``DriftMonitor.profile`` of each window slice and the
+  profile merge into the open partial);
+* its internal-topic records encoded, without and with the profile.
+
+Medians per batch; ratios are to validation. The target (issue 11) is profiling <= 50% of the engine's time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+
+from streams.contracts.loader import load_contract
+from streams.contracts.stream import StreamSpec
+from streams.profiles.monitor import DriftMonitor
+from streams.profiles.reference import build_reference, save_reference
+from streams.testing import generate_feature_frame
+from streams.validation.engine import compile_plan
+from streams.windows.codec import encode
+from streams.windows.plan import WindowPlan
+from streams.windows.stream import StreamConfig, StreamTime
+
+CONTRACT = Path(__file__).resolve().parents[1] / "contracts" / "card_transactions.odcs.yaml"
+PARTITIONS = 3
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--sizes", default="10000,100000")
+    ap.add_argument("--batches", type=int, default=9)
+    args = ap.parse_args()
+    contract = load_contract(CONTRACT)
+    compiled = compile_plan(contract)
+    plan = WindowPlan.of(contract, contract.schema(), StreamSpec(event_time="event_ts"))
+    with tempfile.TemporaryDirectory() as tmp:
+        data = Path(tmp) / "reference.parquet"
+        generate_feature_frame(100_000, seed=100).write_parquet(data)
+        save_reference(build_reference(contract, None, [data]), Path(tmp) / "ref.qsref")
+        monitor = DriftMonitor.from_contract(contract, path=Path(tmp) / "ref.qsref")
+    assert monitor is not None
+    config = StreamConfig(window_ms=10_000, lateness_ms=1_000, idle_ms=30_000, max_skew_ms=10**12,
+                          unique_ms=86_400_000)  # fmt: skip
+    print(f"contract {contract.ref}: {len(monitor.spec.fields)} profiled fields; {PARTITIONS} partitions; "
+          f"polars {pl.__version__}; medians of {args.batches} batches")  # fmt: skip
+    print(f"{'rows':>8} {'validate ms':>12} {'stream ms':>10} {'stream+profile ms':>18} {'profile adds':>13} "
+          f"{'of validate':>12} {'encode ms':>10} {'+profile ms':>12} {'bytes':>8} {'+profile':>9}")  # fmt: skip
+    for n in (int(s) for s in args.sizes.split(",")):
+        pool = generate_feature_frame(n, seed=n)
+        base_ms = int(pool.get_column("event_ts").dt.epoch("ms").min() or 0)
+        base_ms -= base_ms % 10_000
+        plain = StreamTime(plan, config, PARTITIONS)
+        profiled = StreamTime(plan, config, PARTITIONS, profile=monitor.profile)
+        times: dict[str, list[float]] = {k: [] for k in ("validate", "plain", "profiled", "enc", "enc_p")}
+        sizes: dict[str, list[int]] = {"enc": [], "enc_p": []}
+        offsets = np.zeros(PARTITIONS, dtype=np.int64)
+        for i in range(args.batches + 1):  # the first is a warm-up
+            frame = pool.with_columns(
+                pl.col("event_id").str.slice(0, 24) + pl.lit(f"{i:012x}"),
+                (
+                    pl.lit(base_ms + i * 2_000).cast(pl.Datetime("ms", "UTC"))
+                    + pl.duration(microseconds=pl.int_range(pl.len()) * (2_000_000 // n))
+                ).alias("event_ts"),
+            )
+            parts = np.arange(n, dtype=np.int64) % PARTITIONS
+            offs = np.empty(n, dtype=np.int64)
+            for p in range(PARTITIONS):
+                rows = np.flatnonzero(parts == p)
+                offs[rows] = offsets[p] + np.arange(len(rows))
+                offsets[p] += len(rows)
+            kafka_ms = np.full(n, base_ms + i * 2_000, dtype=np.int64)
+            now = base_ms + i * 2_000
+            t0 = time.perf_counter()
+            report = compiled.validate(frame)
+            t1 = time.perf_counter()
+            conformed = compiled.conform(frame)
+            t2 = time.perf_counter()
+            out_plain = plain.process(report, conformed, parts, offs, kafka_ms, now_ms=now)
+            t3 = time.perf_counter()
+            out_prof = profiled.process(report, conformed, parts, offs, kafka_ms, now_ms=now)
+            t4 = time.perf_counter()
+            enc = [encode(r) for r in out_plain.records]
+            t5 = time.perf_counter()
+            enc_p = [encode(r) for r in out_prof.records]
+            t6 = time.perf_counter()
+            if i == 0:
+                continue
+            times["validate"].append(t1 - t0)
+            times["plain"].append(t3 - t2)
+            times["profiled"].append(t4 - t3)
+            times["enc"].append(t5 - t4)
+            times["enc_p"].append(t6 - t5)
+            sizes["enc"].append(sum(map(len, enc)))
+            sizes["enc_p"].append(sum(map(len, enc_p)))
+        med = {k: statistics.median(v) * 1e3 for k, v in times.items()}
+        adds = med["profiled"] - med["plain"] + med["enc_p"] - med["enc"]
+        print(
+            f"{n:>8,} {med['validate']:>12.1f} {med['plain']:>10.1f} {med['profiled']:>18.1f} {adds:>10.1f} ms "
+            f"{adds / med['validate']:>11.0%} {med['enc']:>10.2f} {med['enc_p']:>12.2f} "
+            f"{statistics.median(sizes['enc']):>8,.0f} {statistics.median(sizes['enc_p']):>9,.0f}"
+        )
+
+
+if __name__ == "__main__":
+    main()
