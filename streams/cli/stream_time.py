@@ -52,7 +52,7 @@ def kafka_observers(
         return []
     from streams.windows.kafka_state import KafkaStateReader, ensure_state_topics
     from streams.windows.metrics import StreamTimeMetrics
-    from streams.windows.worker import install
+    from streams.windows.observer import install
 
     async def prepare() -> None:
         await ensure_state_topics(settings)

@@ -4,8 +4,8 @@ A :class:`Stage` sees the decoded rows, the engine's report and the dead-lettere
 of a batch before it is routed. It returns the report the batch is routed by (the same,
 or one whose ``valid_mask``/``violations`` it amended) and records to produce with the
 batch's outputs, so they are acknowledged before its offsets are committed (stream-time
-state, for instance: :mod:`streams.windows.worker`). The pipeline defines the seam; the
-implementations live above it.
+state, for instance: :mod:`streams.windows.worker`, installed by :mod:`streams.windows.observer`).
+The pipeline defines the seam; the implementations live above it.
 """
 
 from __future__ import annotations

@@ -1,14 +1,11 @@
-"""Stream time in the worker: a pipeline stage per binding and one observer of the worker's hooks.
+"""Stream time in the worker: a pipeline stage per binding (the observer: :mod:`streams.windows.observer`).
 
-* :class:`WindowsStage` (one per binding) runs inside ``Binding.process`` between
-  validation and routing: stream uniqueness and event time amend the routing verdict
-  (:func:`~streams.windows.route.amend`), and the batch's window partials, heartbeat
-  and uniqueness changes become output records of the batch, so they are acknowledged
-  before its offsets are committed.
-* :class:`StreamTimeObserver` restores a source partition's state from the compacted
-  topics when it is assigned, sends heartbeats, and on the worker that consumes
-  partition 0 of a source topic merges the stream's partials and publishes one
-  ``window.summary`` per final window (built by the injected ``summarize``).
+:class:`WindowsStage` (one per binding) runs inside ``Binding.process`` between
+validation and routing: stream uniqueness and event time amend the routing verdict
+(:func:`~streams.windows.route.amend`), and the batch's window partials, heartbeat
+and uniqueness changes become output records of the batch, so they are acknowledged
+before its offsets are committed. It also restores a source partition from the
+compacted topics' records and feeds a stream's merger.
 
 Settings: ``STREAMS_WINDOW_SECONDS``, ``STREAMS_ALLOWED_LATENESS_SECONDS``,
 ``STREAMS_WINDOW_IDLE_CLOSE_SECONDS``, ``STREAMS_MAX_CLOCK_SKEW_SECONDS``,
@@ -17,36 +14,28 @@ Settings: ``STREAMS_WINDOW_SECONDS``, ``STREAMS_ALLOWED_LATENESS_SECONDS``,
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable, Iterable, Sequence
-from typing import Any, Protocol
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
 
 import numpy as np
 import polars as pl
-from prometheus_client import CollectorRegistry
 
 from streams.contracts.model import Contract, SchemaObject
 from streams.contracts.stream import StreamSpec
-from streams.errors import SettingsError
-from streams.kafka.observers import WorkerObserver
-from streams.kafka.transport import TopicPartition, Transport
+from streams.kafka.transport import Transport
 from streams.pipeline.records import Message, OutRecord
 from streams.profiles.monitor import DriftMonitor
 from streams.settings import Settings
 from streams.validation.report import ValidationReport
 from streams.windows.codec import Closed, Heartbeat, Partial, Undecodable, decode, encode, record_key, record_kind
-from streams.windows.drift_metrics import DriftMetrics
-from streams.windows.finalize import WindowVerdict, finalize
 from streams.windows.merger import WindowMerger
 from streams.windows.metrics import StreamTimeMetrics
 from streams.windows.plan import WindowPlan
 from streams.windows.route import amend
 from streams.windows.stream import BatchTime, StreamConfig, StreamTime
 from streams.windows.topics import (
-    MERGER_PARTITION,
     changelog_key,
     changelog_topic,
     parse_changelog_key,
@@ -55,29 +44,9 @@ from streams.windows.topics import (
 )
 from streams.windows.unique import Chunk, decode_chunk, encode_chunk
 
-__all__ = [
-    "StateReader",
-    "StreamTimeObserver",
-    "Summarize",
-    "TransportStateReader",
-    "WindowsStage",
-    "config_of",
-    "install",
-]
+__all__ = ["WindowsStage", "config_of", "now_ms"]
 
 log = logging.getLogger(__name__)
-
-#: Builds the records of a final window's verdict: its ``window.summary``, one ``rule.violation`` per failed rule
-#: and its drift events (injected: events sit above this layer).
-Summarize = Callable[[Contract, WindowVerdict, str], Sequence[OutRecord]]
-
-
-class StateReader(Protocol):
-    """Reads a partition of a (compacted) topic from an offset to its current end."""
-
-    async def read(self, topic: str, partition: int, start: int = 0) -> tuple[list[Message], int]:
-        """The records from ``start`` to the end, and the next offset to read."""
-        ...
 
 
 def config_of(settings: Settings, spec: StreamSpec) -> StreamConfig:
@@ -97,7 +66,7 @@ def config_of(settings: Settings, spec: StreamSpec) -> StreamConfig:
     )
 
 
-def _now_ms() -> int:
+def now_ms() -> int:
     return int(time.time() * 1000)
 
 
@@ -161,7 +130,7 @@ class WindowsStage:
         data = frame if report is not None else pl.DataFrame(schema=self.plan.schema_obj.polars_schema)
         conformed = self._conform(data) if self._conform is not None and data.height else data
         out = self.stream.process(
-            judged, conformed, parts, offs, stamps, now_ms=_now_ms(), dead=dead_arrays, irregular=irregular
+            judged, conformed, parts, offs, stamps, now_ms=now_ms(), dead=dead_arrays, irregular=irregular
         )
         records = [self._record(r) for r in out.records]
         c, so = self.plan.contract, self.plan.schema_obj
@@ -289,168 +258,3 @@ def _compacted(records: Iterable[Message]) -> dict[bytes, bytes]:
         else:
             out[m.key] = m.value
     return out
-
-
-class StreamTimeObserver(WorkerObserver):
-    """Restores stream-time state on assignment, sends heartbeats, merges and publishes final windows."""
-
-    def __init__(
-        self,
-        settings: Settings,
-        stages: dict[str, WindowsStage],
-        reader: StateReader,
-        summarize: Summarize,
-        *,
-        worker_id: str,
-        tick_seconds: float = 1.0,
-        prepare: Callable[[], Awaitable[None]] | None = None,
-        drift_metrics: DriftMetrics | None = None,
-    ) -> None:
-        self.settings, self.stages, self.reader, self.summarize = settings, stages, reader, summarize
-        self.drift_metrics = drift_metrics
-        self.prepare = prepare
-        self.worker_id, self.tick_seconds = worker_id, tick_seconds
-        self.transport: Transport | None = None
-        self.mergers: dict[str, tuple[WindowMerger, int]] = {}  # topic -> (merger, next offset of the state topic)
-        self.published: list[WindowVerdict] = []
-        self._task: asyncio.Task[None] | None = None
-
-    async def on_start(self, transport: Transport) -> None:
-        self.transport = transport
-        if self.prepare is not None:
-            await self.prepare()
-        for topic in (state_topic(self.settings.app_id), changelog_topic(self.settings.app_id)):
-            have = await transport.partition_count(topic)
-            if have < self.settings.state_partitions:
-                raise SettingsError(
-                    f"topic {topic} has {have} partitions, fewer than STREAMS_STATE_PARTITIONS="
-                    f"{self.settings.state_partitions}; create it with at least that many (compacted)"
-                )
-        for stage in self.stages.values():
-            stage.stream.partitions = await transport.partition_count(stage.plan.schema_obj.topic)
-        self._task = asyncio.create_task(self._ticks())
-
-    async def on_assign(self, assigned: set[TopicPartition]) -> None:
-        """Restore every assigned source partition: the stream's two topic partitions are read once per stream."""
-        now = _now_ms()
-        by_topic: dict[str, list[int]] = {}
-        for tp in assigned:
-            if tp.topic in self.stages:
-                by_topic.setdefault(tp.topic, []).append(tp.partition)
-        for topic, parts in sorted(by_topic.items()):
-            stage = self.stages[topic]
-            state, end = await self.reader.read(stage.state_topic, stage.partition)
-            changelog, _ = await self.reader.read(stage.changelog_topic, stage.partition)
-            for p in sorted(parts):
-                stage.restore(p, state, changelog, now)
-            if MERGER_PARTITION in parts:
-                self.mergers[topic] = (stage.merger(state), end)
-
-    async def on_revoke(self, revoked: set[TopicPartition]) -> None:
-        for tp in revoked:
-            stage = self.stages.get(tp.topic)
-            if stage is not None:
-                stage.stream.revoke(tp.partition)
-            if tp.partition == MERGER_PARTITION:
-                self.mergers.pop(tp.topic, None)
-
-    async def on_stopping(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-        try:
-            await self.tick()
-        except Exception:  # the last tick is best effort: the next owner publishes what is left
-            log.warning("stream-time: the last tick before stopping failed", exc_info=True)
-        finally:
-            close = getattr(self.reader, "close", None)
-            if close is not None:
-                await close()
-
-    async def _ticks(self) -> None:
-        while True:
-            await asyncio.sleep(self.tick_seconds)
-            try:
-                await self.tick()
-            except Exception:  # a failed tick is retried at the next one; the worker keeps running
-                log.exception("stream-time tick failed")
-
-    async def tick(self, now_ms: int | None = None) -> list[WindowVerdict]:
-        """Heartbeats of the assigned partitions; the final windows of the streams merged here, published."""
-        transport = self.transport
-        if transport is None:
-            return []
-        now = _now_ms() if now_ms is None else now_ms
-        for stage in self.stages.values():
-            for hb in stage.stream.heartbeats(now):
-                await stage.send(transport, stage._record(hb))
-        done: list[WindowVerdict] = []
-        for topic, (merger, position) in list(self.mergers.items()):
-            stage = self.stages[topic]
-            fresh, position = await self.reader.read(stage.state_topic, stage.partition, position)
-            stage.feed(merger, fresh)
-            self.mergers[topic] = (merger, position)
-            due = merger.due(now)
-            if stage.metrics is not None:
-                stage.metrics.open.labels(topic).set(len({k for k, _ in merger.snapshots}))
-            if not due:
-                continue
-            for partial in due:
-                verdict = finalize(stage.plan, partial, stage.monitor)
-                if self.drift_metrics is not None:
-                    self.drift_metrics.observe(verdict)
-                for record in self.summarize(stage.plan.contract, verdict, self.worker_id):
-                    await transport.send(record)
-                if stage.metrics is not None:
-                    stage.metrics.published(topic, window_end_ms=verdict.key.end_ms, now_ms=_now_ms())
-                done.append(verdict)
-            closed, tombstones = merger.close(due)
-            await stage.send(transport, stage._record(closed))
-            for key in tombstones:
-                await stage.send(transport, OutRecord(stage.state_topic, None, key, partition=stage.partition))
-            for p in list(stage.stream.states):
-                stage.stream.close_through(p, closed.through_ms)
-        self.published += done
-        return done
-
-
-class TransportStateReader:
-    """Reads the stream-time topics from a transport that keeps them in memory (``records(topic, partition)``,
-    as :class:`streams.testing.transport.InMemoryTransport` does)."""
-
-    def __init__(self, transport: Any) -> None:
-        self.transport = transport
-
-    async def read(self, topic: str, partition: int, start: int = 0) -> tuple[list[Message], int]:
-        records = list(self.transport.records(topic, partition))
-        return records[start:], len(records)
-
-
-def install(
-    settings: Settings,
-    bindings: Iterable[Any],
-    summarize: Summarize,
-    reader: StateReader,
-    *,
-    worker_id: str,
-    tick_seconds: float = 1.0,
-    prepare: Callable[[], Awaitable[None]] | None = None,
-    metrics: StreamTimeMetrics | None = None,
-    registry: CollectorRegistry | None = None,
-) -> StreamTimeObserver:
-    """Put a :class:`WindowsStage` on every binding and return the observer to give the worker
-    (``metrics``: the stream-time series; ``registry``: the worker's metrics registry, for the drift gauges)."""
-    stages: dict[str, WindowsStage] = {}
-    for b in bindings:
-        stage = WindowsStage(b.contract, b.schema, settings)
-        stage.metrics = metrics
-        if metrics is not None:
-            metrics.declare(b.topic, stage.stream.unique_columns)
-        b.stages.append(stage)
-        stages[b.topic] = stage
-    drift = DriftMetrics(registry) if registry is not None and any(s.monitor for s in stages.values()) else None
-    return StreamTimeObserver(
-        settings, stages, reader, summarize, worker_id=worker_id, tick_seconds=tick_seconds, prepare=prepare,
-        drift_metrics=drift,
-    )  # fmt: skip

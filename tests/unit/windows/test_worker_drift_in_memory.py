@@ -20,7 +20,7 @@ from streams.pipeline.binding import Binding
 from streams.profiles.drift import drift_against
 from streams.profiles.monitor import DriftMonitor
 from streams.validation.engine import compile_plan
-from streams.windows.worker import TransportStateReader, install
+from streams.windows.observer import TransportStateReader, install
 
 from .drift_helpers import write_contract
 from .helpers import T0

@@ -22,8 +22,8 @@ from streams.pipeline.binding import Binding
 from streams.settings import Settings
 from streams.testing.transport import InMemoryTransport
 from streams.windows.metrics import StreamTimeMetrics
+from streams.windows.observer import TransportStateReader, install
 from streams.windows.topics import changelog_topic, state_topic
-from streams.windows.worker import TransportStateReader, install
 
 from .helpers import LATENESS_MS, T0, WINDOW_MS, contract, frame
 
