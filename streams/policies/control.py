@@ -18,7 +18,7 @@ import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 import polars as pl
@@ -27,6 +27,9 @@ from streams.kafka.observers import WorkerObserver
 from streams.kafka.transport import Transport
 from streams.pipeline.records import Message, OutRecord
 from streams.validation.report import ValidationReport
+
+if TYPE_CHECKING:
+    from streams.pipeline.binding import Binding
 
 __all__ = ["ControlObserver", "Engaged", "QuarantineStage", "control_key", "control_record", "install_control"]
 
@@ -78,6 +81,8 @@ class Engaged:
 class QuarantineStage:
     """A binding's last stage: every decoded row of an engaged binding is invalid (reason ``policy:<name>``)."""
 
+    judges_windows = False
+
     def __init__(self, contract: str, schema: str, engaged: Engaged) -> None:
         self.contract, self.schema, self.engaged = contract, schema, engaged
 
@@ -88,6 +93,7 @@ class QuarantineStage:
         rows: Sequence[int],
         report: ValidationReport | None,
         dead: Sequence[int],
+        irregular: Sequence[tuple[int, tuple[str, ...], tuple[str, ...]]] = (),
     ) -> tuple[ValidationReport | None, list[OutRecord]]:
         policies = self.engaged.policies(self.contract, self.schema)
         if report is None or not policies or not report.rows:
@@ -180,7 +186,7 @@ def _binding(key: bytes | None) -> tuple[str, str]:
 
 
 def install_control(
-    bindings: Sequence[Any], consumer_factory: Any, topic: str, *,
+    bindings: Sequence[Binding], consumer_factory: Any, topic: str, *,
     prepare: Callable[[], Awaitable[None]] | None = None,
 ) -> ControlObserver:  # fmt: skip
     """Append a :class:`QuarantineStage` to every binding (after the stream-time stage) and return the observer."""
