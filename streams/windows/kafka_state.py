@@ -149,7 +149,7 @@ def read_sync(settings: Settings, topic: str, partition: int, start: int = 0) ->
 
     consumer = KafkaConsumer(
         **client_config(settings, "kafka-python"), group_id=None, enable_auto_commit=False,
-        client_id=f"{settings.app_id}-stream-time-sync", request_timeout_ms=15_000,
+        client_id=f"{settings.app_id}-stream-time-sync", request_timeout_ms=15_000, allow_auto_create_topics=False,
     )  # fmt: skip
     try:
         tp = TopicPartition(topic, partition)

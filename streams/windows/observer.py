@@ -72,24 +72,36 @@ class StreamTimeObserver(WorkerObserver):
         self.mergers: dict[str, tuple[WindowMerger, int]] = {}  # topic -> (merger, next offset of the state topic)
         self.published: list[WindowVerdict] = []
         self._task: asyncio.Task[None] | None = None
+        self._started = asyncio.Event()  # on_start finished (well or not)
+        self._ready = False  # ... and the stream-time topics are there
 
     async def on_start(self, transport: Transport) -> None:
-        self.transport = transport
-        if self.prepare is not None:
-            await self.prepare()
-        for topic in (state_topic(self.settings.app_id), changelog_topic(self.settings.app_id)):
-            have = await transport.partition_count(topic)
-            if have < self.settings.state_partitions:
-                raise SettingsError(
-                    f"topic {topic} has {have} partitions, fewer than STREAMS_STATE_PARTITIONS="
-                    f"{self.settings.state_partitions}; create it with at least that many (compacted)"
-                )
-        for stage in self.stages.values():
-            stage.stream.partitions = await transport.partition_count(stage.plan.schema_obj.topic)
-        self._task = asyncio.create_task(self._ticks())
+        """Create (or check) the stream-time topics. Until this is done, :meth:`on_assign` waits: a first
+        assignment can arrive while the topics are being created, and reading a topic that does not exist yet
+        lets the broker auto-create it with its defaults (one partition, not compacted)."""
+        try:
+            self.transport = transport
+            if self.prepare is not None:
+                await self.prepare()
+            for topic in (state_topic(self.settings.app_id), changelog_topic(self.settings.app_id)):
+                have = await transport.partition_count(topic)
+                if have < self.settings.state_partitions:
+                    raise SettingsError(
+                        f"topic {topic} has {have} partitions, fewer than STREAMS_STATE_PARTITIONS="
+                        f"{self.settings.state_partitions}; create it with at least that many (compacted)"
+                    )
+            for stage in self.stages.values():
+                stage.stream.partitions = await transport.partition_count(stage.plan.schema_obj.topic)
+            self._task = asyncio.create_task(self._ticks())
+            self._ready = True
+        finally:
+            self._started.set()
 
     async def on_assign(self, assigned: set[TopicPartition]) -> None:
         """Restore every assigned source partition: the stream's two topic partitions are read once per stream."""
+        await self._started.wait()
+        if not self._ready:
+            return  # the stream-time topics are not usable: the worker stops with on_start's error
         now = wall_ms()
         by_topic: dict[str, list[int]] = {}
         for tp in assigned:

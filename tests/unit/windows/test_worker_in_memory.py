@@ -196,3 +196,33 @@ def test_uniqueness_and_windows_survive_a_restart() -> None:
         )
 
     asyncio.run(asyncio.wait_for(scenario(), 60.0))
+
+
+def test_an_assignment_during_start_waits_for_the_stream_time_topics() -> None:
+    """A first assignment can arrive while on_start still creates the compacted topics: restoring must wait, or
+    reading a topic that does not exist yet lets the broker auto-create it with one partition, uncompacted."""
+    calls: list[str] = []
+
+    class Reader:
+        async def read(self, topic: str, partition: int, start: int = 0) -> tuple[list[Any], int]:
+            calls.append(f"read {topic}")
+            return [], 0
+
+    async def prepare() -> None:
+        await asyncio.sleep(0.2)
+        calls.append("created")
+
+    async def scenario() -> None:
+        s = settings(2.0)
+        c = contract()
+        observer = install(s, [Binding(c, c.schema(), s)], summary_record(EVENTS), Reader(), worker_id="w",
+                           prepare=prepare)  # fmt: skip
+        transport = Member(None, set(range(PARTITIONS)))
+        assign = asyncio.create_task(observer.on_assign({TopicPartition(TOPIC, 0)}))
+        await asyncio.sleep(0.05)
+        await observer.on_start(transport)
+        await assign
+        await observer.on_stopping()
+
+    asyncio.run(asyncio.wait_for(scenario(), 20.0))
+    assert calls[0] == "created" and calls[1:3] == [f"read {state_topic(APP)}", f"read {changelog_topic(APP)}"]
