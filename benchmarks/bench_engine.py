@@ -75,6 +75,9 @@ def card(n: int) -> tuple[pl.DataFrame, Kinds]:
     return generate_feature_frame(n, seed=0), kinds
 
 
+FRAUD = pl.lit("fraud")
+
+
 def predictions(n: int, plan: CompiledPlan) -> tuple[pl.DataFrame, Kinds]:
     records = generate_prediction_records(n, seed=0).records
     kinds = [
@@ -82,7 +85,7 @@ def predictions(n: int, plan: CompiledPlan) -> tuple[pl.DataFrame, Kinds]:
         ("model_name", pl.lit("card-fraud-xgb")),
         ("model_version", pl.lit("v3.2")),
         ("event_id", pl.lit(None, pl.String)),
-        ("predicted_label", pl.when(pl.col("predicted_label") == "fraud").then(pl.lit("legit")).otherwise("fraud")),
+        ("predicted_label", pl.when(pl.col("predicted_label") == "fraud").then(pl.lit("legit")).otherwise(FRAUD)),
     ]
     return plan.conform(pl.DataFrame(records)), kinds
 

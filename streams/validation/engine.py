@@ -260,9 +260,13 @@ class CompiledPlan:
         if problem is not None:  # its message may quote a value of any column
             problem = redact_error(problem, self.reporter.redacted) if self.reporter.redacted else problem
             errors.update(dict.fromkeys(prepared.fails, problem))
-        counts, frame, masks = self._failures(base, prepared, errors)
+        counts, frame, masks, measured = self._failures(base, prepared, errors)
         reporter = self.reporter
-        measured = {k: duplicates(frame, masks[k], self.slots[k].rule) for k in masks if k in reporter.uniqueness}
+        measured.update(
+            (k, duplicates(frame, masks[k], self.slots[k].rule))
+            for k in masks
+            if k in reporter.uniqueness and k not in measured
+        )
         conformed = base.select(prepared.output_columns) if base is not df else df
         checks, summary = reporter.results(prepared.missing, conformed, counts, errors, measured)
         failing = [(masks[k], self.slots[k].rule.name, reporter.gates[k]) for k in masks]
@@ -301,20 +305,22 @@ class CompiledPlan:
 
     def _failures(
         self, base: pl.DataFrame, prepared: _Prepared, errors: dict[int, str]
-    ) -> tuple[dict[int, int], pl.DataFrame, dict[int, str]]:
+    ) -> tuple[dict[int, int], pl.DataFrame, dict[int, str], dict[int, int]]:
         """One pass computes the failure mask of every row rule that runs, counted in the same frame
         (a uniqueness rule over text or composite keys: the rows whose key hash is duplicated, checked
         over those rows only). Returns the failing-row counts and ``base`` with the mask of each
-        failing rule (slot -> mask column, in slot order): violations and failure cases come from them."""
+        failing rule (slot -> mask column, in slot order): violations and failure cases come from them;
+        and the ``duplicateValues`` of the uniqueness rules checked over their candidates."""
         live = [k for k in prepared.counts if k not in errors]
         found = evaluate(base, {k: prepared.counts[k] for k in live}, errors)  # the one pass over the batch
         live = [k for k in live if k not in errors]
         sums = found.select(pl.col(str(k)).sum() for k in live).row(0) if live else ()
         counts = {k: int(n or 0) for k, n in zip(live, sums, strict=True)}
         columns = {k: found.get_column(str(k)) for k in live if counts[k]}
+        measured: dict[int, int] = {}
         for k in [k for k in columns if k in prepared.hashed]:  # candidates: compare their keys
             try:
-                columns[k] = verify_duplicates(base, columns[k], self.slots[k].rule)
+                columns[k], measured[k] = verify_duplicates(base, columns[k], self.slots[k].rule)
             except Exception as exc:  # as a rule that cannot run
                 errors[k] = error_text(exc)
                 del columns[k], counts[k]
@@ -324,7 +330,7 @@ class CompiledPlan:
                 del columns[k]
         masks = {k: f"{prepared.prefix}m{k}" for k in sorted(columns)}
         frame = base.with_columns(columns[k].alias(m) for k, m in masks.items()) if masks else base
-        return counts, frame, masks
+        return counts, frame, masks, measured
 
 
 def _size_class(rows: int | None) -> int | None:

@@ -78,16 +78,16 @@ def test_hash_candidates_that_are_not_duplicates_do_not_fail() -> None:
     """A hash collision puts rows among the candidates; comparing the keys clears them."""
     frame = pl.DataFrame({"k": ["a", "b", "a", "c", None]})
     candidates = pl.Series("m", [True, True, True, True, False])  # b and c as if their hashes collided
-    got = verify_duplicates(frame, candidates, unique_rule("k"))
-    assert got.to_list() == [True, False, True, False, False]
-    none = verify_duplicates(frame, pl.Series("m", [False] * 5), unique_rule("k"))
-    assert none.to_list() == [False] * 5
+    got, value = verify_duplicates(frame, candidates, unique_rule("k"))
+    assert got.to_list() == [True, False, True, False, False] and value == 1
+    none, value = verify_duplicates(frame, pl.Series("m", [False] * 5), unique_rule("k"))
+    assert none.to_list() == [False] * 5 and value == 0
 
 
 def test_composite_keys_are_verified_on_the_whole_tuple() -> None:
     frame = pl.DataFrame({"a": [1, 1, 1, 2], "b": ["x", "x", "y", "x"]})
-    got = verify_duplicates(frame, pl.Series("m", [True] * 4), unique_rule("a", "b"))
-    assert got.to_list() == [True, True, False, False]
+    got, value = verify_duplicates(frame, pl.Series("m", [True] * 4), unique_rule("a", "b"))
+    assert got.to_list() == [True, True, False, False] and value == 1
 
 
 def test_text_uniqueness_through_the_engine_matches_exact_duplicates() -> None:
@@ -102,3 +102,22 @@ def test_text_uniqueness_through_the_engine_matches_exact_duplicates() -> None:
     expected = pl.Series(values).is_duplicated() & pl.Series(values).is_not_null()
     assert report.valid_mask.to_list() == (~expected).to_list()
     assert report.check("k:unique").value == 3  # 6 rows of 3 repeated values - 3 distinct
+
+
+def test_contract_validate_compiles_once_per_contract(monkeypatch: pytest.MonkeyPatch) -> None:
+    from streams.validation import backend
+
+    contract = load_contract(ROOT / "benchmarks" / "contracts" / "sensor_readings.odcs.yaml")
+    compiled: list[str | None] = []
+    real = backend.compile_plan
+
+    def counting(c: Any, schema: str | None = None) -> engine.CompiledPlan:
+        compiled.append(schema)
+        return real(c, schema)
+
+    monkeypatch.setattr(backend, "compile_plan", counting)
+    first, second = contract.validate(sensor_batch()), contract.validate(sensor_batch())
+    assert len(compiled) == 1
+    assert first.checks == second.checks and first.failure_cases.equals(second.failure_cases)
+    other = load_contract(ROOT / "benchmarks" / "contracts" / "sensor_readings.odcs.yaml")  # equal, another object
+    assert other.validate(sensor_batch()).checks == first.checks and len(compiled) == 2
