@@ -121,3 +121,23 @@ def test_contract_validate_compiles_once_per_contract(monkeypatch: pytest.Monkey
     assert first.checks == second.checks and first.failure_cases.equals(second.failure_cases)
     other = load_contract(ROOT / "benchmarks" / "contracts" / "sensor_readings.odcs.yaml")  # equal, another object
     assert other.validate(sensor_batch()).checks == first.checks and len(compiled) == 2
+
+
+@pytest.mark.parametrize("rules", [5, 20])  # a table of every bit code; the codes present only
+def test_violation_lists_match_the_rules_each_row_breaks(rules: int) -> None:
+    from streams.contracts.model import Contract, SchemaObject, Severity
+
+    fields = (Field("x", "integer", pl.Int64()),)
+    made = [
+        Rule(f"r{i}", Op.LE, (i,), check_label(Op.LE, (i,), None), "x",
+             severity=Severity.WARNING if i % 3 == 0 else Severity.ERROR)
+        for i in range(rules)
+    ]  # fmt: skip
+    dtype = Rule("x:dtype", Op.DTYPE, (), check_label(Op.DTYPE, (), pl.Int64()), "x")
+    so = SchemaObject(name="o", topic="o.v1", fields=fields, rules=(dtype, *made))
+    plan = engine.compile_plan(Contract(id="urn:t", version="1.0.0", status="active", sha256="f" * 64, schemas=(so,)))
+    values = [v % (rules + 7) for v in range(3 * rules + 11)]  # x = v breaks r0 .. r(v-1)
+    report = plan.validate(pl.DataFrame({"x": values}))
+    assert report.violations.to_list() == [[f"r{i}" for i in range(min(v, rules))] for v in values]
+    assert report.gating().to_list() == [[f"r{i}" for i in range(min(v, rules)) if i % 3] for v in values]
+    assert report.valid_mask.to_list() == [v <= 1 for v in values]
