@@ -134,7 +134,7 @@ def timed(fn: Callable[[], object], cpu: list[float] | None = None) -> float:
 
 
 def measure(
-    plan: CompiledPlan, schema: Any, batches: dict[float, pl.DataFrame], repeat: int, pandera_repeat: int,
+    plan: Any, schema: Any, batches: dict[float, pl.DataFrame], repeat: int, pandera_repeat: int,
     pandera_shares: set[float],
 ) -> tuple[dict[float, float], dict[float, float], dict[float, float]]:  # fmt: skip
     """Median seconds per share: the engine (round-robin over the shares), pandera (on ``pandera_shares``)
@@ -170,11 +170,17 @@ def main() -> None:
     ap.add_argument("--pandera-repeat", type=int, default=5)
     ap.add_argument("--pandera-shares", default="0,0.01")
     ap.add_argument("--contracts", default=",".join(CONTRACTS))
+    ap.add_argument(
+        "--api",
+        choices=("plan", "contract"),
+        default="plan",
+        help="plan: CompiledPlan.validate (compiled once, as a worker); contract: Contract.validate",
+    )
     args = ap.parse_args()
     shares = [float(s) for s in args.shares.split(",")]
     pandera_shares = {float(s) for s in args.pandera_shares.split(",")}
     print(f"polars {pl.__version__}, pandera {pandera.__version__}; engine median of {args.repeat} round-robin "
-          f"rounds, pandera median of {args.pandera_repeat}")  # fmt: skip
+          f"rounds, pandera median of {args.pandera_repeat}; {args.api}.validate")  # fmt: skip
     header = (
         f"| {'contract':<11} | {'rows':>7} | {'bad':>4} | {'engine ms':>9} | {'vs clean':>8} | {'pandera ms':>10} | "
         f"{'vs pandera':>10} | {'rows/s':>11} | {'cpu ms':>6} | {'cpu vs clean':>12} | {'invalid':>7} | {'cases':>6} |"
@@ -187,8 +193,11 @@ def main() -> None:
         for size in (int(s) for s in args.sizes.split(",")):
             clean, kinds = frames(name, size, plan)
             batches = {share: with_bad_rows(clean, share, kinds) for share in shares}
-            engine, reference, cpu = measure(plan, contract.to_pandera(), batches, args.repeat, args.pandera_repeat,
-                                        pandera_shares)  # fmt: skip
+            target = plan if args.api == "plan" else contract
+            pandera_schema = contract.to_pandera()
+            engine, reference, cpu = measure(
+                target, pandera_schema, batches, args.repeat, args.pandera_repeat, pandera_shares
+            )
             for share, df in batches.items():
                 fused, ref = engine[share], reference.get(share)
                 report = plan.validate(df)
