@@ -57,7 +57,6 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Any
 
 import polars as pl
 
@@ -125,7 +124,7 @@ class _Prepared:
     missing: tuple[str, ...]
     extra: tuple[str, ...]
     hashed: frozenset[int] = frozenset()  # uniqueness slots whose pass-1 mask is a candidate superset
-    tables: dict[tuple[str, ...], Any] = field(default_factory=dict)  # violations tables (verdicts)
+    tables: dict[tuple[str, ...], pl.Series] = field(default_factory=dict)  # violations tables (verdicts)
 
 
 class CompiledPlan:

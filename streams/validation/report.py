@@ -11,15 +11,11 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import polars as pl
 
 from streams.contracts.model import Severity
-
-if TYPE_CHECKING:
-    import numpy as np
-    import pyarrow as pa
 
 REDACTED = "[REDACTED]"
 
@@ -64,7 +60,7 @@ def redact(expr: pl.Expr) -> pl.Expr:
 def verdicts(
     frame: pl.DataFrame,
     failing: list[tuple[str, str, bool]],
-    tables: dict[tuple[str, ...], tuple[_Lists, _Lists]] | None = None,
+    tables: dict[tuple[str, ...], pl.Series] | None = None,
     *,
     judge: bool = True,
 ) -> tuple[pl.Series, pl.Series, pl.Series | None]:
@@ -78,8 +74,7 @@ def verdicts(
     per-rule columns is two orders of magnitude slower. With at most ``_FULL_TABLE``
     failing rules the table has an entry for every code, so codes index it directly;
     it is kept in ``tables`` (per list of rule names) for the next batch. The gating lists
-    come from the same codes (a second table). Lists are assembled as Arrow offsets over the
-    table's names (:class:`_Lists`), not gathered by polars.
+    come from the same codes (a second table, gathered in the same pass).
     """
     if not failing:
         valid = pl.Series("valid", [True], dtype=pl.Boolean).new_from_index(0, frame.height)
@@ -102,23 +97,25 @@ def verdicts(
         table = tables.get(names) if tables is not None else None
         if table is None:
             every: list[tuple[int, ...]] = [(code,) for code in range(1 << len(failing))]
-            table = (_Lists.of(every, failing), _Lists.of(every, failing, gating_only=True))
+            table = pl.concat([_names_table(every, failing), _names_table(every, failing, gating_only=True)]).rechunk()
             if tables is not None:
                 if len(tables) >= _TABLES:
                     tables.pop(next(iter(tables)))
                 tables[names] = table
-        out = frame.select(verdict.alias("valid"), words[0])
-        codes = out.to_series(1).to_numpy()
-        violations = table[0].gather(codes)
-        return out.to_series(0), violations, table[1].gather(codes) if split else violations
+        size = 1 << len(failing)
+        exprs = [verdict.alias("valid"), pl.lit(table).gather(words[0]).alias("v")]
+        if split:
+            exprs.append(pl.lit(table).gather(words[0] + size).alias("g"))
+        out = frame.select(exprs)
+        violations = out.to_series(1).alias("violations")
+        return out.to_series(0), violations, out.to_series(2).alias("violations") if split else violations
     out = frame.select(verdict.alias("valid"), *words)
     if len(words) == 1:
-        found = out.to_series(1)
-        keys = found.unique().sort()
-        at = keys.search_sorted(found).to_numpy()
-        present: list[tuple[int, ...]] = [(int(code),) for code in keys]
-        violations = _Lists.of(present, failing).gather(at)
-        gated = _Lists.of(present, failing, gating_only=True).gather(at) if split else violations
+        codes = out.to_series(1)
+        keys = codes.unique().sort()
+        at = keys.search_sorted(codes)
+        violations = _names_table([(code,) for code in keys], failing).gather(at)
+        gated = _names_table([(code,) for code in keys], failing, gating_only=True).gather(at) if split else violations
         return out.to_series(0), violations, gated
     codes_frame = out.drop("valid")
     combos = codes_frame.unique()
@@ -135,47 +132,8 @@ _FULL_TABLE = 8  # failing rules up to which the violations table covers every b
 _TABLES = 32  # tables kept per plan
 
 
-@dataclass(frozen=True, slots=True)
-class _Lists:
-    """A table of rule-name lists (one per bit code) that builds the per-row lists of a batch as Arrow
-    offsets over the table's flattened names: polars' gather of list values costs ~25x more."""
-
-    lengths: np.ndarray[Any, np.dtype[np.int64]]
-    starts: np.ndarray[Any, np.dtype[np.int64]]
-    flat: pa.Array
-
-    @classmethod
-    def of(
-        cls, codes: list[tuple[int, ...]], failing: list[tuple[str, str, bool]], gating_only: bool = False
-    ) -> _Lists:
-        import numpy as np
-        import pyarrow as pa
-
-        names = _names_table(codes, failing, gating_only).to_list()
-        lengths = np.fromiter((len(n) for n in names), dtype=np.int64, count=len(names))
-        starts = np.zeros(len(names), dtype=np.int64)
-        np.cumsum(lengths[:-1], out=starts[1:])
-        return cls(lengths, starts, pa.array([n for row in names for n in row], pa.large_string()))
-
-    def gather(self, at: np.ndarray[Any, Any]) -> pl.Series:
-        """The list of table entry ``at[i]`` for every row ``i``, as a ``List(String)`` series."""
-        import numpy as np
-        import pyarrow as pa
-
-        at = at.astype(np.int64, copy=False)
-        lengths = self.lengths[at]
-        offsets = np.zeros(len(at) + 1, dtype=np.int64)
-        np.cumsum(lengths, out=offsets[1:])
-        total = int(offsets[-1])
-        if not total:
-            return _empty_lists(len(at))
-        index = np.repeat(self.starts[at] - offsets[:-1], lengths) + np.arange(total, dtype=np.int64)
-        values = self.flat.take(pa.array(index))
-        return pl.Series("violations", pa.LargeListArray.from_arrays(pa.array(offsets), values))
-
-
 def _empty_lists(rows: int) -> pl.Series:
-    """``rows`` empty rule-name lists (built from Arrow offsets: 40x faster than repeating an empty list)."""
+    """``rows`` empty rule-name lists, built from Arrow offsets (repeating an empty list costs 40x more)."""
     import numpy as np
     import pyarrow as pa
 
