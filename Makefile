@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install demo test check bench-engine bench-worker broker clean
+.PHONY: install demo test check bench-engine bench-worker bench-slow-feed broker clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -33,12 +33,18 @@ broker: install
 	scripts/install-kafka
 	$(BIN)/qstreams dev broker
 
+## Engine vs pandera on three contracts, clean and with 1/10/30% bad rows (BENCH_ARGS: --sizes, --repeat...).
 bench-engine: install
-	$(BIN)/python benchmarks/bench_engine.py
+	PYTHONPATH=. $(BIN)/python benchmarks/bench_engine.py $(BENCH_ARGS)
 
 bench-worker: install
 	scripts/install-kafka
 	$(BIN)/python benchmarks/bench_worker.py
+
+## A worker on a slow feed (300 records/s): batch size, CPU per record, latency; one getmany per poll vs filling.
+bench-slow-feed: install
+	scripts/install-kafka
+	PYTHONPATH=. $(BIN)/python benchmarks/bench_slow_feed.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .hypothesis build *.egg-info

@@ -23,6 +23,7 @@ from aiokafka.errors import (
 from aiokafka.structs import OffsetAndMetadata
 
 from streams.errors import CommitRefusedError, TransportError
+from streams.kafka.filling import fill
 from streams.kafka.observers import WorkerObserver
 from streams.kafka.session import KafkaSession
 from streams.kafka.transport import AssignmentCallbacks, TopicPartition
@@ -99,6 +100,17 @@ class AIOKafkaTransport:
     # -- consuming ----------------------------------------------------------------------------
 
     async def poll(self, max_records: int, timeout_ms: int) -> dict[TopicPartition, list[Message]]:
+        """Records fetched until ``max_records`` (or ``max_records`` / assigned partitions of one partition:
+        the worker's ``batch_max_records``) or ``timeout_ms`` after the first arrived (see
+        :func:`~streams.kafka.filling.fill`)."""
+        consumer = self.session.consumer
+        assert consumer is not None
+        per_partition = max_records // max(len(consumer.assignment()), 1)
+        return await fill(self.fetch, max_records, timeout_ms, per_partition=per_partition,
+                          interrupted=self.session.stop.is_set)  # fmt: skip
+
+    async def fetch(self, max_records: int, timeout_ms: int) -> dict[TopicPartition, list[Message]]:
+        """One ``getmany``: what is buffered, else what arrives within ``timeout_ms`` (the old poll)."""
         consumer = self.session.consumer
         assert consumer is not None
         try:

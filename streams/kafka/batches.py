@@ -180,7 +180,7 @@ class BatchWorker:
             await asyncio.sleep(self.settings.batch_max_latency_ms / 1000)
             return
         try:
-            polled = await transport.poll(size * max(len(self._owned), 1), self.settings.batch_max_latency_ms)
+            polled = await self._poll(size * max(len(self._owned), 1))
         except TransportError as exc:
             self._poll_failures += 1
             cause = exc.__cause__ or exc
@@ -206,6 +206,25 @@ class BatchWorker:
         async with self._lock:
             await self._reap()
         await self._backpressure(wait=not polled)
+
+    async def _poll(self, max_records: int) -> dict[TopicPartition, list[Message]]:
+        """``transport.poll``, committing the batches acknowledged meanwhile: a poll may take up to
+        ``batch_max_latency_ms`` while its batch fills, and the previous batches' commits do not wait for it."""
+        poll = asyncio.ensure_future(self.transport.poll(max_records, self.settings.batch_max_latency_ms))
+        try:
+            while not poll.done():
+                if any(q and q[0].done() for q in self._pending.values()):
+                    async with self._lock:
+                        await self._reap()
+                waiting = [f for q in self._pending.values() if q for f in (*q[0].futures, *q[0].event_futures)
+                           if not f.done()]  # fmt: skip
+                if not waiting:
+                    break  # nothing in flight to commit: wait for the poll alone
+                await asyncio.wait([poll, *waiting], return_when=asyncio.FIRST_COMPLETED)
+            return await poll
+        finally:
+            if not poll.done():
+                poll.cancel()
 
     async def _handle(self, tp: TopicPartition, messages: Sequence[Message], polled_at: float) -> None:
         """Process one partition batch and submit its outputs (not awaiting the acknowledgements)."""

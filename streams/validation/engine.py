@@ -1,17 +1,17 @@
 """The fused polars validation plan: the hot path of the stream workers.
 
 :func:`compile_plan` compiles one schema object of a :class:`Contract` once;
-:meth:`CompiledPlan.validate` then checks each micro-batch in (at most) two
-fused polars passes, with no per-rule Python work over rows:
+:meth:`CompiledPlan.validate` then checks each micro-batch in one fused polars pass,
+with no per-rule Python work over rows and no pass per failing rule:
 
-1. one ``select`` computing, for every row-level rule at once, its failing-row
-   count (uniqueness: a cheap may-have-duplicates flag), after an optional
-   conformance step (a no-op when the dtypes already match). Rules that failed on
-   the previous batch of the same schema are likely to fail again: their failure
-   masks come back whole from the same pass (``implode``), counted in Python;
-2. only if another rule failed, one ``with_columns`` adding its failure mask. The
-   masks of the failing rules give ``valid_mask``, ``violations`` and the failure
-   cases of the failing rows.
+1. after an optional conformance step (a no-op when the dtypes already match), one
+   ``select`` computes the failure mask of every row-level rule at once (uniqueness: a
+   candidate mask: rows whose key hash is duplicated), and the masks are counted;
+2. a clean batch stops there. Otherwise the masks of the failing rules give
+   ``valid_mask``, ``violations`` (a bit code per row gathered from a table of rule-name
+   lists) and the failure cases of the failing rows (rendered for those rows only). The
+   candidates of a uniqueness rule are checked over those rows only (a hash collision
+   is not a duplicate).
 
 The modules: :mod:`~streams.validation.predicates` (rule layout and row predicates),
 :mod:`~streams.validation.regex` (patterns evaluated without a regex),
@@ -72,6 +72,7 @@ from streams.validation.failures import (
     probe,
     redact_error,
     sql_metric,
+    verify_duplicates,
 )
 from streams.validation.predicates import (
     COLUMN_CONTEXT,
@@ -79,7 +80,7 @@ from streams.validation.predicates import (
     RuleSlot,
     builtin,
     cost,
-    duplicates_possible,
+    duplicate_candidates,
     failure_expr,
     plan_rules,
     predicate,
@@ -114,7 +115,7 @@ class _Prepared:
 
     stage1: list[pl.Expr]  # conformance: casts, added columns, original copies, mismatch masks
     fails: dict[int, pl.Expr]  # slot -> failure mask over the conformed frame (null = pass)
-    counts: dict[int, pl.Expr]  # slot -> aggregate: failing rows, or a may-have-duplicates flag
+    counts: dict[int, pl.Expr]  # slot -> its mask in the one pass (cheap ones first; uniqueness: candidates)
     errors: dict[int, str]  # slot -> why the rule cannot run on this input
     originals: dict[str, str]  # cast column -> column holding its original values
     temporal: dict[str, tuple[str, pl.Datetime]]  # text column parsed per batch -> (mismatch mask, dtype)
@@ -122,7 +123,7 @@ class _Prepared:
     output_columns: list[str]
     missing: tuple[str, ...]
     extra: tuple[str, ...]
-    hot: frozenset[int] = frozenset()  # slots that failed on the last batch (masks computed in pass 1)
+    hashed: frozenset[int] = frozenset()  # uniqueness slots whose pass-1 mask is a candidate superset
     tables: dict[tuple[str, ...], pl.Series] = field(default_factory=dict)  # violations tables (verdicts)
 
 
@@ -200,11 +201,14 @@ class CompiledPlan:
                 if (error := probe(probe_frame, [fails[k]], select=True)) is not None:
                     errors[k] = error
                     del fails[k]
-        counts = {k: e.sum() for k, e in fails.items()}
+        counts = dict(fails)
+        hashed = set()
         for k, slot in enumerate(self.slots):
             if slot.rule.op is Op.UNIQUE and k in counts:
                 column = str(slot.rule.column)
-                counts[k] = duplicates_possible(slot.rule, pl.col(column), conformed.get(column))
+                counts[k], exact = duplicate_candidates(slot.rule, pl.col(column), conformed.get(column))
+                if not exact:
+                    hashed.add(k)
         # cheap expressions first: polars balances its threads better (a third faster at 100k rows)
         weight = {k: cost(self.slots[k].rule, conformed.get(str(self.slots[k].rule.column)), size) for k in counts}
         counts = {k: counts[k] for k in sorted(counts, key=lambda k: (weight[k], k))}
@@ -213,6 +217,7 @@ class CompiledPlan:
         missing = tuple(n for n in declared if n not in schema)
         output = [*declared, *extra]
         prepared = _Prepared(stage1, fails, counts, errors, originals, temporal, prefix, output, missing, extra)
+        prepared.hashed = frozenset(hashed)
         if len(self._cache) >= _CACHE_SIZE:
             self._cache.pop(next(iter(self._cache)))
         self._cache[key] = prepared
@@ -255,9 +260,13 @@ class CompiledPlan:
         if problem is not None:  # its message may quote a value of any column
             problem = redact_error(problem, self.reporter.redacted) if self.reporter.redacted else problem
             errors.update(dict.fromkeys(prepared.fails, problem))
-        counts, frame, masks = self._failures(base, prepared, errors)
+        counts, frame, masks, measured = self._failures(base, prepared, errors)
         reporter = self.reporter
-        measured = {k: duplicates(frame, masks[k], self.slots[k].rule) for k in masks if k in reporter.uniqueness}
+        measured.update(
+            (k, duplicates(frame, masks[k], self.slots[k].rule))
+            for k in masks
+            if k in reporter.uniqueness and k not in measured
+        )
         conformed = base.select(prepared.output_columns) if base is not df else df
         checks, summary = reporter.results(prepared.missing, conformed, counts, errors, measured)
         failing = [(masks[k], self.slots[k].rule.name, reporter.gates[k]) for k in masks]
@@ -296,30 +305,32 @@ class CompiledPlan:
 
     def _failures(
         self, base: pl.DataFrame, prepared: _Prepared, errors: dict[int, str]
-    ) -> tuple[dict[int, int], pl.DataFrame, dict[int, str]]:
-        """The failing-row count of every row rule that runs, and ``base`` with the failure mask of
-        each failing one (slot -> mask column, in slot order)."""
-        hot = prepared.hot
+    ) -> tuple[dict[int, int], pl.DataFrame, dict[int, str], dict[int, int]]:
+        """One pass computes the failure mask of every row rule that runs, counted in the same frame
+        (a uniqueness rule over text or composite keys: the rows whose key hash is duplicated, checked
+        over those rows only). Returns the failing-row counts and ``base`` with the mask of each
+        failing rule (slot -> mask column, in slot order): violations and failure cases come from them;
+        and the ``duplicateValues`` of the uniqueness rules checked over their candidates."""
         live = [k for k in prepared.counts if k not in errors]
-        exprs = {k: prepared.fails[k].implode() if k in hot else prepared.counts[k] for k in live}
-        totals = evaluate(base, exprs, errors)  # pass 1
-        ready = {k: totals.get_column(str(k))[0] for k in live if k in hot and k not in errors}
-        counts = {k: int(totals.get_column(str(k)).item() or 0) for k in live if k not in hot and k not in errors}
-        counts.update((k, int(mask.sum())) for k, mask in ready.items())
-        masks = {k: f"{prepared.prefix}m{k}" for k in sorted(counts) if counts[k]}
-        later = [k for k in masks if k not in ready]
-        frame = base
-        if later:  # pass 2: the masks of the rules that failed unexpectedly
-            frame = evaluate(base, {k: prepared.fails[k].alias(masks[k]) for k in later}, errors, add=True)
-            exact = [k for k in later if k not in errors and self.slots[k].rule.op is Op.UNIQUE]
-            if exact:  # a may-have-duplicates flag becomes the count of duplicated rows
-                recount = frame.select(pl.col(masks[k]).sum() for k in exact).row(0)
-                counts.update(zip(exact, recount, strict=True))
-        found = [ready[k].alias(masks[k]) for k in masks if k in ready]
-        frame = frame.with_columns(found) if found else frame
-        masks = {k: mask for k, mask in masks.items() if k not in errors and counts[k]}
-        prepared.hot = frozenset(masks)
-        return counts, frame, masks
+        found = evaluate(base, {k: prepared.counts[k] for k in live}, errors)  # the one pass over the batch
+        live = [k for k in live if k not in errors]
+        sums = found.select(pl.col(str(k)).sum() for k in live).row(0) if live else ()
+        counts = {k: int(n or 0) for k, n in zip(live, sums, strict=True)}
+        columns = {k: found.get_column(str(k)) for k in live if counts[k]}
+        measured: dict[int, int] = {}
+        for k in [k for k in columns if k in prepared.hashed]:  # candidates: compare their keys
+            try:
+                columns[k], measured[k] = verify_duplicates(base, columns[k], self.slots[k].rule)
+            except Exception as exc:  # as a rule that cannot run
+                errors[k] = error_text(exc)
+                del columns[k], counts[k]
+                continue
+            counts[k] = int(columns[k].sum())
+            if not counts[k]:
+                del columns[k]
+        masks = {k: f"{prepared.prefix}m{k}" for k in sorted(columns)}
+        frame = base.with_columns(columns[k].alias(m) for k, m in masks.items()) if masks else base
+        return counts, frame, masks, measured
 
 
 def _size_class(rows: int | None) -> int | None:

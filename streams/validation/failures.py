@@ -40,6 +40,21 @@ def duplicates(frame: pl.DataFrame, mask: str, rule: Rule) -> int:
     return int(rows) - int(distinct)
 
 
+def verify_duplicates(frame: pl.DataFrame, candidates: pl.Series, rule: Rule) -> tuple[pl.Series, int]:
+    """The exact failure mask of a uniqueness rule from its candidate mask (rows whose key hash is
+    duplicated, see :func:`~streams.validation.predicates.duplicate_candidates`), and its ODCS
+    ``duplicateValues`` (rows of the duplicated groups minus their distinct keys): the candidates'
+    keys compared as they are, over those rows only."""
+    at = candidates.fill_null(False).arg_true()
+    key, _ = unique_key(rule, pl.col(str(rule.column)))
+    keys = frame.select(key.gather(at)).to_series()
+    repeated = keys.is_duplicated()
+    mask = pl.Series(candidates.name, [False], dtype=pl.Boolean).new_from_index(0, frame.height)
+    if not repeated.any():
+        return mask, 0
+    return mask.scatter(at.filter(repeated), True), int(repeated.sum()) - keys.filter(repeated).n_unique()
+
+
 def errored(check: CheckResult, rows: int, batch_metric: bool) -> CheckResult:
     """``check`` of a rule that could not run and whose rows are failed (fail closed): every
     row of the batch fails it (a batch metric keeps its count of 1)."""

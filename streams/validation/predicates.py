@@ -185,14 +185,18 @@ def typed_values(values: Any, dtype: pl.DataType | None) -> list[Any]:
     return [v for v in out if v is not None]
 
 
-def duplicates_possible(rule: Rule, c: pl.Expr, dtype: pl.DataType | None) -> pl.Expr:
-    """A cheap flag, True whenever the uniqueness rule may have a duplicate (conservative:
-    nulls count as one value here, the exact pass drops them).
+def duplicate_candidates(rule: Rule, c: pl.Expr, dtype: pl.DataType | None) -> tuple[pl.Expr, bool]:
+    """``(mask, exact)``: the rows a uniqueness rule may fail, from the same pass as every other rule.
 
-    Hashing strings first halves the cost; a collision only costs the exact pass.
+    Text, binary and composite keys are compared by their 64-bit hash (hashing first halves the
+    cost): the mask is a superset of the duplicated rows (``exact`` False), verified over the
+    candidate rows only (:func:`streams.validation.failures.verify_duplicates`); a collision only
+    costs that check. Other keys are compared as they are (``exact``).
     """
-    key, _ = unique_key(rule, c)
-    return (key.hash() if dtype in (pl.String, pl.Binary) else key).n_unique() < pl.len()
+    key, present = unique_key(rule, c)
+    if len(rule.key_columns) > 1 or dtype in (pl.String, pl.Binary):
+        return present & key.hash().is_duplicated(), False
+    return present & key.is_duplicated(), True
 
 
 def _pattern(op: Op, args: tuple[Any, ...]) -> str:
