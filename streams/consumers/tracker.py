@@ -27,7 +27,7 @@ OUTCOMES = ("valid", "quarantined", "dead_lettered")
 class Signal:
     """Something a quality event reported as wrong, located in time (record timestamps)."""
 
-    kind: str  # violation | dead_letter | schema_drift | distribution_drift
+    kind: str  # violation | dead_letter | schema_drift | distribution_drift | confidence | model_version
     contract: str  # id@version
     topic: str
     start: dt.datetime
@@ -37,6 +37,8 @@ class Signal:
     count: int
     fields: tuple[str, ...] = ()
     received: dt.datetime | None = None  # when the event reached this consumer
+    #: measured values behind the signal, e.g. a confidence signal's mean confidence and low-confidence share
+    measures: tuple[tuple[str, float], ...] = ()
 
     def overlaps(self, start: dt.datetime, end: dt.datetime) -> bool:
         return self.start <= end and self.end >= start
@@ -62,6 +64,11 @@ class EventTracker:
     windows: int = 0  # window summaries seen
     #: end of the newest window judged for distribution drift (None before the first drift event)
     drift_through: dt.datetime | None = None
+    #: end of the newest window judged for prediction confidence (None before the first confidence event)
+    confidence_through: dt.datetime | None = None
+    #: model version -> windows judged for prediction confidence, and how many of them drifted
+    confidence_windows: Counter[str] = field(default_factory=Counter)
+    confidence_alarms: Counter[str] = field(default_factory=Counter)
     latest: deque[tuple[dt.datetime, str, str, str, str]] = field(default_factory=deque)
 
     def add(
@@ -141,6 +148,8 @@ class EventTracker:
                 )  # fmt: skip
             self.drift_through = end if self.drift_through is None else max(self.drift_through, end)
             summary = f"drifted: {', '.join(drifted)}" if drifted else f"no drift ({records} records)"
+        elif event_type == EventType.PREDICTION_CONFIDENCE:
+            summary = self._confidence(data, contract, topic, start, end, severity, received)
         elif event_type == EventType.WINDOW_SUMMARY:
             self.windows += 1
             bucket = self.window_outcomes.setdefault(contract, Counter())
@@ -159,6 +168,47 @@ class EventTracker:
         self.latest.appendleft((end, short, contract, severity or "", summary))
         while len(self.latest) > self.latest_size:
             self.latest.pop()
+
+    def _confidence(
+        self,
+        data: Mapping[str, Any],
+        contract: str,
+        topic: str,
+        start: dt.datetime,
+        end: dt.datetime,
+        severity: str | None,
+        received: dt.datetime | None,
+    ) -> str:
+        """Fold one ``prediction.confidence`` event (one model version in one window): a ``confidence`` signal
+        when its predictions drifted from the reference's (``fields``: the metrics that fired), a
+        ``model_version`` signal when the version is new to the reference (whatever its verdict)."""
+        version = str(data.get("model_version", ""))
+        verdict = str(data.get("verdict", ""))
+        count = int(data.get("count") or 0)
+        measures = tuple(
+            (key, float(data[key]))
+            for key in ("mean_confidence", "low_confidence_share", "expected_accuracy")
+            if isinstance(data.get(key), (int, float)) and not isinstance(data.get(key), bool)
+        )
+        new = bool(data.get("new_version"))
+        if new:
+            self.signals.append(
+                Signal("model_version", contract, topic, start, end, "info", version, count, (), received, measures)
+            )
+        fired = tuple(
+            str(m.get("metric")) for m in data.get("metrics") or () if isinstance(m, Mapping) and m.get("drifted")
+        )
+        self.confidence_windows[version] += 1
+        if verdict == "drift":
+            self.confidence_alarms[version] += 1
+            self.signals.append(
+                Signal("confidence", contract, topic, start, end, severity or "warning", version, count, fired,
+                       received, measures)
+            )  # fmt: skip
+        self.confidence_through = end if self.confidence_through is None else max(self.confidence_through, end)
+        shown = ", ".join(f"{k.replace('_', ' ')} {v:.2f}" for k, v in measures[:2])
+        what = f"drift ({', '.join(fired)})" if verdict == "drift" else verdict
+        return f"model {version}{' (new)' if new else ''}: {what}; {shown}"
 
     @property
     def outcomes(self) -> dict[str, Counter[str]]:

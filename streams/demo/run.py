@@ -5,7 +5,8 @@
    on the example contracts;
 3. run a feature producer and a prediction producer at a steady rate, with scheduled
    incidents (contract violations, undecodable messages, an upstream schema change, a gradual
-   covariate drift judged per window against a reference profile built at start from clean traffic);
+   covariate drift, and a new model version whose confidence collapses — the last two judged per
+   window against reference profiles built at start from clean traffic);
 4. follow the quality-event topic and show progress live (or one line every few
    seconds with ``--headless``);
 5. drain, stop everything, and print per incident whether, how and how fast it was detected.
@@ -36,7 +37,8 @@ from rich.live import Live
 
 from streams.consumers.tracker import EventTracker
 from streams.demo.producers import FEATURES_TOPIC, PREDICTIONS_TOPIC, ProducerStats, produce
-from streams.demo.scenario import default_schedule
+from streams.demo.references import with_references
+from streams.demo.scenario import Incident, default_schedule
 from streams.demo.view import evaluate, live_view, progress_line, summary
 from streams.errors import BrokerError, StreamsError
 from streams.settings import normalize_bootstrap
@@ -88,7 +90,7 @@ def run_demo(options: DemoOptions, console: Console | None = None) -> int:
         # the demo is about now: a broker reused from earlier runs keeps their records, skip them
         _commit_group_at_end(bootstrap, app_id, [FEATURES_TOPIC, PREDICTIONS_TOPIC])
         workdir = Path(tempfile.mkdtemp(prefix="qstreams-demo-"))
-        options = replace(options, contracts=_with_reference(options.contracts, workdir))
+        options = replace(options, contracts=with_references(options.contracts, workdir))
         since_ms = int(time.time() * 1000) - 1000
         worker = stack.enter_context(_worker_process(bootstrap, options, workdir, app_id))
         out.print(f"worker started (pid {worker.pid}, mode {options.mode}, log {workdir / 'worker.log'})")
@@ -97,37 +99,6 @@ def run_demo(options: DemoOptions, console: Console | None = None) -> int:
         except KeyboardInterrupt:
             out.print("\ninterrupted: stopping producers, worker and broker ...")
             return 130
-
-
-FEATURES_CONTRACT = "card_transactions.odcs.yaml"
-
-
-def _with_reference(contracts: Path, workdir: Path) -> Path:
-    """A copy of the contracts whose features contract names a reference profile of clean generated traffic
-    (``qstreams.reference``), so the worker judges every window for distribution drift."""
-    import shutil
-
-    import polars as pl
-
-    from streams.contracts.loader import load_contract
-    from streams.profiles.reference import build_reference, save_reference
-    from streams.testing import generate_feature_records
-
-    target = workdir / "contracts"
-    shutil.copytree(contracts, target)
-    path = target / FEATURES_CONTRACT
-    if not path.exists():
-        return target
-    marker = "    physicalType: topic\n"
-    text = path.read_text()
-    if marker not in text or "qstreams.reference" in text:
-        return target
-    extra = "    customProperties:\n      - property: qstreams.reference\n        value: card_transactions.qsref\n"
-    path.write_text(text.replace(marker, marker + extra, 1))
-    data = workdir / "reference.ndjson"
-    pl.DataFrame(generate_feature_records(20_000, seed=101).records).write_ndjson(data)
-    save_reference(build_reference(load_contract(path), None, [data]), target / "card_transactions.qsref")
-    return target
 
 
 def _free_port() -> int:
@@ -323,9 +294,9 @@ async def _main(
         for t in tasks:
             t.result()  # surface producer errors
         out.print("producers done; waiting for the worker to drain ...")
-        drift = [stats.windows[i][1] for i, inc in enumerate(incidents) if inc.kind == "covariate_drift"
-                 and i in stats.windows]  # fmt: skip
-        await _drain(tracker, stats, options.drain_timeout_s, drift_until=max(drift, default=None))
+        drift = _last_end(incidents, stats, "covariate_drift")
+        collapse = _last_end(incidents, stats, "confidence_collapse")
+        await _drain(tracker, stats, options.drain_timeout_s, drift_until=drift, confidence_until=collapse)
     finally:
         for t in tasks:
             t.cancel()
@@ -357,15 +328,31 @@ def _check_worker(worker: subprocess.Popen[bytes], workdir: Path) -> None:
         )
 
 
+def _last_end(incidents: list[Incident], stats: ProducerStats, kind: str) -> dt.datetime | None:
+    """When the last record of an incident of ``kind`` was produced (None if none was)."""
+    ends = [stats.windows[i][1] for i, inc in enumerate(incidents) if inc.kind == kind and i in stats.windows]
+    return max(ends, default=None)
+
+
+def _judged(through: dt.datetime | None, until: dt.datetime | None) -> bool:
+    return until is None or (through is not None and through > until)
+
+
 async def _drain(
-    tracker: EventTracker, stats: ProducerStats, timeout: float, *, drift_until: dt.datetime | None = None
+    tracker: EventTracker,
+    stats: ProducerStats,
+    timeout: float,
+    *,
+    drift_until: dt.datetime | None = None,
+    confidence_until: dt.datetime | None = None,
 ) -> None:
-    """Wait until the worker has reported every produced record and, given ``drift_until``, judged the window
-    holding that moment for distribution drift (windows close after the idle delay), or the timeout passes."""
+    """Wait until the worker has reported every produced record and, given ``drift_until`` /
+    ``confidence_until``, judged the window holding that moment for distribution drift / prediction
+    confidence (windows close after the idle delay), or the timeout passes."""
     deadline = time.monotonic() + timeout
     sent = stats.sent["features"] + stats.sent["predictions"]
     while time.monotonic() < deadline:
-        judged = drift_until is None or (tracker.drift_through is not None and tracker.drift_through > drift_until)
+        judged = _judged(tracker.drift_through, drift_until) and _judged(tracker.confidence_through, confidence_until)
         if sum(tracker.totals().values()) >= sent and judged:
             return
         await asyncio.sleep(0.25)

@@ -8,7 +8,8 @@ the run. Each kind has two halves registered in :data:`KINDS`:
 * a *detector*, which looks at the :class:`~streams.consumers.tracker.EventTracker`
   fed from the quality-event topic and says whether, and how, the incident was seen.
 
-Later monitoring capabilities (distribution drift, prediction confidence, response
+Distribution drift (``covariate_drift``) and prediction confidence (``confidence_collapse``) are judged
+per window against reference profiles the demo builds at start; later capabilities (response
 policies) slot in as new kinds with their own mutator and detector.
 """
 
@@ -183,8 +184,56 @@ def _detect_covariate_drift(tracker: EventTracker, start: dt.datetime, end: dt.d
     if not mix:
         seen = sorted({f for s in hits for f in s.fields})
         return Detection(False, f"no distribution drift of {DRIFTED_FIELD!r} reported (drifted: {seen or 'none'})")
-    fields = sorted({f for s in hits for f in s.fields})
+    topics = {s.topic for s in mix}  # the features stream's: the predictions' windows overlap in time
+    fields = sorted({f for s in hits if s.topic in topics for f in s.fields})
     return Detection(True, f"distribution drift of {', '.join(fields)} in {len(mix)} window(s)", _first(mix))
+
+
+# --- confidence collapse after a model rollout ------------------------------------------------
+
+NEW_MODEL_VERSION = "3.3.0"  # the reference's predictions are all of 3.2.1 (streams.testing's generator)
+#: the metrics of a confidence event that show a collapse (not merely another score or label mix)
+COLLAPSE_METRICS = ("mean_confidence_drop", "low_confidence_rise")
+
+
+def _collapse(record: Record, rng: random.Random) -> Record:
+    """A new model version whose scores huddle around 0.5 (confidence max(s, 1 - s) below 0.6); the label
+    still follows score and decision threshold, so every rule of the contract passes."""
+    r = dict(record)
+    score = round(min(max(0.5 + rng.gauss(0.0, 0.04), 0.0), 1.0), 6)
+    threshold = r.get("decision_threshold")
+    cut = float(threshold) if isinstance(threshold, (int, float)) and not isinstance(threshold, bool) else 0.5
+    r["model_version"] = NEW_MODEL_VERSION
+    r["score"] = score
+    r["predicted_label"] = "fraud" if score >= cut else "legit"
+    return r
+
+
+def _detect_confidence_collapse(
+    tracker: EventTracker, start: dt.datetime, end: dt.datetime, injected: int
+) -> Detection:
+    rolled = [s for s in tracker.signals_between(start, end, ["model_version"]) if s.detail == NEW_MODEL_VERSION]
+    hits = tracker.signals_between(start, end, ["confidence"])
+    mine = [s for s in hits if s.detail == NEW_MODEL_VERSION and set(COLLAPSE_METRICS) & set(s.fields)]
+    if not mine:
+        others = sorted({s.detail for s in hits})
+        seen = (
+            f"new version {NEW_MODEL_VERSION} seen, its confidence not reported collapsed"
+            if rolled
+            else (f"no confidence event of model version {NEW_MODEL_VERSION}")
+        )
+        return Detection(False, f"{seen} (confidence drift of: {others or 'none'})")  # fmt: skip
+    worst = min(mine, key=lambda s: dict(s.measures).get("mean_confidence", 1.0))
+    m = dict(worst.measures)
+    fired = sorted({f for s in mine for f in s.fields})
+    shown = ""
+    if "mean_confidence" in m and "low_confidence_share" in m:
+        shown = f": mean confidence {m['mean_confidence']:.2f}, {m['low_confidence_share']:.0%} below threshold"
+    return Detection(
+        True,
+        f"model {NEW_MODEL_VERSION} (new) collapsed in {len(mine)} window(s){shown} ({', '.join(fired)})",
+        _first(mine),
+    )
 
 
 KINDS: dict[str, IncidentKind] = {
@@ -218,6 +267,13 @@ KINDS: dict[str, IncidentKind] = {
         1.0,
         _detect_covariate_drift,
     ),
+    "confidence_collapse": IncidentKind(
+        "confidence_collapse",
+        f"model {NEW_MODEL_VERSION} rolls out and its fraud scores collapse toward 0.5 (low confidence)",
+        _collapse,
+        1.0,
+        _detect_confidence_collapse,
+    ),
 }
 
 
@@ -226,8 +282,9 @@ def default_schedule(duration_s: float) -> list[Incident]:
     d = max(duration_s, 30.0)
     length = max(4.0, min(10.0, d * 0.1))
     return [
-        Incident("violations", round(d * 0.15, 1), length),
-        Incident("undecodable", round(d * 0.40, 1), length),
-        Incident("schema_change", round(d * 0.62, 1), length),
-        Incident("covariate_drift", round(d * 0.80, 1), length),
+        Incident("violations", round(d * 0.10, 1), length),
+        Incident("undecodable", round(d * 0.28, 1), length),
+        Incident("schema_change", round(d * 0.46, 1), length),
+        Incident("confidence_collapse", round(d * 0.64, 1), length, topic="predictions"),
+        Incident("covariate_drift", round(d * 0.82, 1), length),
     ]

@@ -118,6 +118,12 @@ def summary(results: Sequence[IncidentResult], tracker: EventTracker, console: C
         f"dead-lettered {totals['dead_lettered']:,}; quality events {tracker.events:,} "
         f"(duplicates ignored: {tracker.duplicates})"
     )
+    if tracker.confidence_windows:
+        per_version = "; ".join(
+            f"model {v}: {n} window(s) judged, {tracker.confidence_alarms[v]} with a confidence alarm"
+            for v, n in sorted(tracker.confidence_windows.items())
+        )
+        console.print(f"prediction confidence: {per_version}", highlight=False, markup=False)
     t = Table(box=box.SIMPLE_HEAVY)
     for col in ("incident", "injected", "detected", "time to detect", "evidence"):
         t.add_column(col, overflow="fold")

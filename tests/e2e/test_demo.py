@@ -13,7 +13,7 @@ import pytest
 
 from streams.consumers.tracker import EventTracker
 from streams.demo.producers import ProducerStats
-from streams.demo.scenario import KINDS, default_schedule
+from streams.demo.scenario import COLLAPSE_METRICS, KINDS, NEW_MODEL_VERSION, default_schedule
 from streams.demo.view import evaluate
 from streams.events.types import EventType
 
@@ -57,6 +57,44 @@ def test_detectors_need_the_right_evidence() -> None:
         EventType.DISTRIBUTION_DRIFT, "g", drift | {"fields": [{"field": "merchant_category_code", "verdict": "ok"}]}
     )
     assert not any(r.detection.detected for r in evaluate(incidents, tracker, stats))
+    # confidence: a new version merely appearing, the old version's scores drifting, or the new version's label
+    # mix alone are not the collapse
+    conf = {"contract": contract, "window": window, "count": 800, "baseline_version": "3.2.1"}
+    collapse = [{"metric": m, "value": 0.4, "threshold": 0.1, "drifted": True} for m in COLLAPSE_METRICS]
+    label_mix = [{"metric": "label_mix_jensen_shannon", "value": 0.5, "threshold": 0.1, "drifted": True}]
+    tracker.add(
+        EventType.PREDICTION_CONFIDENCE,
+        "i",
+        conf | {"model_version": NEW_MODEL_VERSION, "new_version": True, "verdict": "ok", "metrics": []},
+    )
+    tracker.add(
+        EventType.PREDICTION_CONFIDENCE,
+        "j",
+        conf | {"model_version": "3.2.1", "new_version": False, "verdict": "drift", "metrics": collapse},
+    )
+    tracker.add(
+        EventType.PREDICTION_CONFIDENCE,
+        "k",
+        conf | {"model_version": NEW_MODEL_VERSION, "new_version": True, "verdict": "drift", "metrics": label_mix},
+    )
+    assert [s.kind for s in tracker.signals[-4:]] == ["model_version", "confidence", "model_version", "confidence"]
+    assert tracker.confidence_through == t0 + dt.timedelta(seconds=1)
+    assert not any(r.detection.detected for r in evaluate(incidents, tracker, stats))
+    tracker.add(
+        EventType.PREDICTION_CONFIDENCE,
+        "l",
+        conf
+        | {
+            "model_version": NEW_MODEL_VERSION,
+            "new_version": True,
+            "verdict": "drift",
+            "metrics": collapse,
+            "mean_confidence": 0.53,
+            "low_confidence_share": 0.99,
+        },
+    )
+    assert tracker.confidence_windows == {NEW_MODEL_VERSION: 3, "3.2.1": 1}
+    assert tracker.confidence_alarms == {NEW_MODEL_VERSION: 2, "3.2.1": 1}
     tracker.add(
         EventType.DISTRIBUTION_DRIFT,
         "h",
@@ -87,7 +125,45 @@ def test_detectors_need_the_right_evidence() -> None:
         {"contract": contract, "window": window, "counts": {"valid": 5, "quarantined": 0, "dead_lettered": 2}},
     )
     assert tracker.duplicates == 1 and tracker.totals()["dead_lettered"] == 2
-    assert all(r.detection.detected for r in evaluate(incidents, tracker, stats))
+    results = {r.incident.kind: r.detection for r in evaluate(incidents, tracker, stats)}
+    assert all(d.detected for d in results.values()), results
+    assert "mean confidence 0.53, 99% below threshold" in results["confidence_collapse"].evidence
+
+
+def test_confidence_collapse_is_valid_for_the_contract_and_judged_against_the_demo_reference(tmp_path: Path) -> None:
+    """The demo's predictions reference (built as the demo builds it) judges clean windows of the old version
+    ``ok`` and a window of the collapsed new version as a confidence drift; the mutated records break no rule."""
+    import random
+
+    import polars as pl
+
+    from streams.contracts.loader import load_contract
+    from streams.demo.references import PREDICTIONS_CONTRACT, with_references
+    from streams.profiles.monitor import DriftMonitor
+    from streams.testing import generate_prediction_records
+
+    contracts = with_references(ROOT / "contracts", tmp_path)
+    contract = load_contract(contracts / PREDICTIONS_CONTRACT)
+    monitor = DriftMonitor.from_contract(contract)
+    assert monitor is not None and set(monitor.reference.profile.models) == {"3.2.1"}
+    mutate = KINDS["confidence_collapse"].mutate
+    assert mutate is not None
+    rng = random.Random(5)
+    false_alarms = []
+    for seed, n in [(s, n) for s in range(6) for n in (500, 2_000)]:  # window sizes of the demo's (partial) windows
+        clean = pl.DataFrame(generate_prediction_records(n, seed=1_000 + seed).records)
+        (old,) = monitor.models(monitor.profile(clean))
+        assert old.model_version == "3.2.1" and not old.new_version
+        if old.verdict != "ok":
+            false_alarms.append((seed, n, old.metrics))
+    assert not false_alarms, false_alarms
+    collapsed = pl.DataFrame([mutate(r, rng) for r in generate_prediction_records(800, seed=77).records])
+    report = contract.validate(collapsed)
+    assert report.passed and bool(report.valid_mask.all()), report.failure_cases
+    (new,) = monitor.models(monitor.profile(collapsed))
+    assert (new.model_version, new.new_version, new.verdict) == (NEW_MODEL_VERSION, True, "drift")
+    assert all(new.metric(m)[2] for m in COLLAPSE_METRICS), new.metrics
+    assert new.mean_confidence < 0.6 and new.low_confidence_share > 0.9
 
 
 @pytest.mark.kafka
