@@ -7,10 +7,11 @@
 Rows with a negative slice id belong to no slice. Every slice gets the profile :func:`profile_frame` gives for
 its rows taken in batch order, field for field and bit for bit: the rows are gathered once, sorted by slice
 (stably), and the per-row expressions of :func:`~streams.profiles.fields.field_exprs` run once over the
-batch; the reductions follow, vectorised over slices in numpy where they are exact (counts, nulls, min, max,
-histogram bins against the reference edges, ``below``, category counts and the distinct-count sketch), and
-on zero-copy slices of the same polars series where float rounding depends on the summation order (mean,
-``m2``, the tail gaps: polars' own kernels on the same values in the same order). The cost is a few polars
+batch; the reductions follow, vectorised over slices in numpy where they are exact (counts, nulls, histogram
+bins against the reference edges, ``below``, category counts and the distinct-count sketch), and on zero-copy
+slices of the same polars series where the result depends on the order of the values (mean, ``m2`` and the
+tail gaps by their rounding, min and max by the sign of a zero: polars' own kernels on the same values in the
+same order). The cost is a few polars
 calls per field, not one polars query per slice.
 
 Left per slice: the prediction part (:func:`~streams.profiles.prediction.profile_models`, one group-by per
@@ -110,17 +111,6 @@ def _per_slice(
     return out
 
 
-def _reduce(values: np.ndarray, counts: np.ndarray, ufunc: np.ufunc) -> list[float | None]:
-    """``ufunc`` reduced over consecutive runs of ``counts`` values (None for an empty run)."""
-    out: list[float | None] = [None] * len(counts)
-    nonempty = np.flatnonzero(counts)
-    if nonempty.size:
-        starts = (np.cumsum(counts) - counts)[nonempty]
-        for i, v in zip(nonempty.tolist(), ufunc.reduceat(values, starts).tolist(), strict=True):
-            out[i] = float(v)
-    return out
-
-
 def _numeric(
     gathered: pl.DataFrame,
     f: FieldSpec,
@@ -150,7 +140,6 @@ def _numeric(
     valid = xs.is_not_null().to_numpy()
     counts = np.bincount(sid[valid], minlength=n)
     values = xs.drop_nulls().to_numpy()
-    lows, highs = _reduce(values, counts, np.minimum), _reduce(values, counts, np.maximum)
     hists: list[tuple[int, ...]] = [()] * n
     belows, bgs, ags = [0] * n, [0.0] * n, [0.0] * n
     if f.edges:
@@ -179,11 +168,12 @@ def _numeric(
             out.append(NumericProfile(0, size, None, None, 0.0, 0.0, hists[i], belows[i], bgs[i], ags[i]))
             continue
         part = xs.slice(int(bounds[i]), size)
-        mean, var = part.mean(), part.var(ddof=0)
-        assert mean is not None and var is not None
+        # polars' own kernels on the same values in the same order: the same rounding, the same sign of a zero
+        mean, var, low, high = part.mean(), part.var(ddof=0), part.min(), part.max()
+        assert mean is not None and var is not None and low is not None and high is not None
         out.append(
             NumericProfile(
-                count, size - count, lows[i], highs[i], float(mean), float(var) * count,  # type: ignore[arg-type]
+                count, size - count, float(low), float(high), float(mean), float(var) * count,  # type: ignore[arg-type]
                 hists[i], belows[i], bgs[i], ags[i],
             )
         )  # fmt: skip
