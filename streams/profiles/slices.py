@@ -31,9 +31,11 @@ from streams.profiles.fields import (
     CategoricalProfile,
     FieldProfile,
     NumericProfile,
+    _cap,
     _int_range,
     field_exprs,
     field_from_row,
+    hash_strings,
 )
 from streams.profiles.prediction import profile_models
 from streams.profiles.profile import Profile, profile_frame
@@ -77,16 +79,27 @@ def profile_slices(frame: pl.DataFrame, spec: ProfileSpec, slice_ids: np.ndarray
     if spec.prediction is not None:
         pred = spec.prediction
         names += [c for c in (pred.score, pred.label, pred.model_version) if c is not None and c in frame.columns]
-    gathered = frame.select(list(dict.fromkeys(names)))[order]
+    gathered = frame.select(list(dict.fromkeys(names)))[order].with_columns(pl.Series(_SID, sid))
+    vectorised = [f for f in spec.fields if f.kind is Kind.CATEGORICAL or _numpy_holds(gathered.schema[f.name])]
+    # one query for the per-row values of every field; then, run together, a (slice, value) group-by per capped
+    # categorical field
+    cols = gathered.select(pl.col(_SID), *(e for f in vectorised for e in _row_exprs(f, gathered.schema[f.name])))
+    capped = [f.name for f in vectorised if f"{f.name}\x1fv" in cols.columns]
+    lazy = cols.lazy()
+    queries = []
+    for c in capped:
+        v = pl.col(f"{c}\x1fv")
+        queries.append(lazy.filter(v.is_not_null()).group_by(_SID, v).len())
+    results = pl.collect_all(queries) if queries else []
+    groups = dict(zip(capped, results, strict=True))
     fields: list[list[FieldProfile]] = [[] for _ in range(n)]
     for f in spec.fields:
-        dtype = gathered.schema[f.name]
-        if f.kind is Kind.NUMERIC and ((dtype.is_integer() and dtype not in _INTS) or dtype.is_decimal()):
-            per = _per_slice(gathered, f, spec.kmv_k, dtype, bounds)
+        if f not in vectorised:
+            per = _per_slice(gathered, f, spec.kmv_k, gathered.schema[f.name], bounds)
         elif f.kind is Kind.NUMERIC:
-            per = _numeric(gathered, f, dtype, sid, sizes, bounds)
+            per = _numeric(cols, f, gathered.schema[f.name], sid, sizes, bounds)
         else:
-            per = _categorical(gathered, f, spec.kmv_k, sid, sizes)
+            per = _categorical(cols, groups.get(f.name), f, spec.kmv_k, sid, sizes)
         for i, fp in enumerate(per):
             fields[i].append(fp)
     out = []
@@ -111,40 +124,56 @@ def _per_slice(
     return out
 
 
+def _numpy_holds(dtype: pl.DataType) -> bool:
+    return not ((dtype.is_integer() and dtype not in _INTS) or dtype.is_decimal())
+
+
+def _x(f: FieldSpec, dtype: pl.DataType) -> pl.Expr:
+    """The numeric values as :func:`field_exprs` reads them: integers as they are, NaN as null."""
+    if dtype in _INTS:
+        return pl.col(f.name)
+    if dtype == pl.Float64:
+        return pl.col(f.name).fill_nan(None)
+    return pl.col(f.name).cast(pl.Float64, strict=False).fill_nan(None)
+
+
+def _row_exprs(f: FieldSpec, dtype: pl.DataType) -> list[pl.Expr]:
+    c = f.name
+
+    def alias(e: pl.Expr, what: str) -> pl.Expr:
+        return e.alias(f"{c}\x1f{what}")
+
+    if f.kind is Kind.NUMERIC:
+        x = _x(f, dtype)
+        out = [alias(x, "x"), alias(x.is_not_null(), "ok"), alias(x.fill_null(0), "x0")]
+        if f.edges:
+            lo, hi = f.edges[0], f.edges[-1]
+            out += [
+                alias((x < lo).fill_null(False), "below"),
+                alias((lo - x).clip(lower_bound=0), "bg"),
+                alias((x - hi).clip(lower_bound=0), "ag"),
+            ]
+        return out
+    if dtype == pl.Boolean:  # counted as booleans, as field_exprs does: no cast to strings
+        return [alias(pl.col(c).is_not_null(), "ok"), alias(pl.col(c).fill_null(False), "t")]
+    v = pl.col(c).cast(pl.String)
+    out = [alias(v.is_not_null(), "ok")]
+    out.append(alias(v, "v") if f.cap > 0 else alias(v.hash(seed=0), "h"))
+    return out
+
+
 def _numeric(
-    gathered: pl.DataFrame,
-    f: FieldSpec,
-    dtype: pl.DataType,
-    sid: np.ndarray,
-    sizes: np.ndarray,
-    bounds: np.ndarray,
+    cols: pl.DataFrame, f: FieldSpec, dtype: pl.DataType, sid: np.ndarray, sizes: np.ndarray, bounds: np.ndarray
 ) -> list[FieldProfile]:
     c, n = f.name, len(sizes)
-    integer = dtype in _INTS
-    if integer:
-        x = pl.col(c)
-    elif dtype == pl.Float64:
-        x = pl.col(c).fill_nan(None)
-    else:
-        x = pl.col(c).cast(pl.Float64, strict=False).fill_nan(None)
-    exprs = [x.alias("x")]
-    if f.edges:
-        lo, hi = f.edges[0], f.edges[-1]
-        exprs += [
-            (x < lo).fill_null(False).alias("below"),
-            (lo - x).clip(lower_bound=0).alias("bg"),
-            (x - hi).clip(lower_bound=0).alias("ag"),
-        ]
-    cols = gathered.select(exprs)
-    xs = cols.get_column("x")
-    valid = xs.is_not_null().to_numpy()
+    valid = cols.get_column(f"{c}\x1fok").to_numpy()
     counts = np.bincount(sid[valid], minlength=n)
-    values = xs.drop_nulls().to_numpy()
+    values = cols.get_column(f"{c}\x1fx0").to_numpy()[valid]
     hists: list[tuple[int, ...]] = [()] * n
-    belows, bgs, ags = [0] * n, [0.0] * n, [0.0] * n
+    belows = [0] * n
     if f.edges:
         m = len(f.edges)
-        if integer:
+        if dtype in _INTS:
             info = _int_range(dtype)
             floors = [min(max(math.floor(e), info[0]), info[1]) for e in f.edges]
             edges = np.asarray(floors, dtype=values.dtype)  # the column's own integer type
@@ -156,65 +185,61 @@ def _numeric(
             run = np.sort(values[ends[i] - counts[i] : ends[i]])
             cum = np.searchsorted(run, edges, side="right")
             hists[i] = tuple(np.diff(cum, prepend=0, append=len(run)).tolist())
-        belows = np.bincount(sid[cols.get_column("below").to_numpy()], minlength=n).tolist()
-        bg, ag = cols.get_column("bg"), cols.get_column("ag")
-        for i in np.flatnonzero(counts).tolist():
-            a, k = int(bounds[i]), int(sizes[i])
-            bgs[i] = float(bg.slice(a, k).sum() or 0.0)
-            ags[i] = float(ag.slice(a, k).sum() or 0.0)
+        belows = np.bincount(sid[cols.get_column(f"{c}\x1fbelow").to_numpy()], minlength=n).tolist()
+
+    # what depends on the order of the values, by polars' kernels on zero-copy slices of the same series (as
+    # profile_frame computes it: the same rounding of sums, the same sign of a zero for min and max)
+    xs = cols.get_column(f"{c}\x1fx")
+    bg, ag = (cols.get_column(f"{c}\x1fbg"), cols.get_column(f"{c}\x1fag")) if f.edges else (None, None)
     out: list[FieldProfile] = []
     for i, (count, size) in enumerate(zip(counts.tolist(), sizes.tolist(), strict=True)):
+        a = int(bounds[i])
+        gaps = (0.0, 0.0)
+        if bg is not None and ag is not None and size:
+            gaps = (float(bg.slice(a, size).sum() or 0.0), float(ag.slice(a, size).sum() or 0.0))
         if count == 0:
-            out.append(NumericProfile(0, size, None, None, 0.0, 0.0, hists[i], belows[i], bgs[i], ags[i]))
+            out.append(NumericProfile(0, size, None, None, 0.0, 0.0, hists[i], belows[i], *gaps))
             continue
-        part = xs.slice(int(bounds[i]), size)
-        # polars' own kernels on the same values in the same order: the same rounding, the same sign of a zero
+        part = xs.slice(a, size)
         mean, var, low, high = part.mean(), part.var(ddof=0), part.min(), part.max()
         assert mean is not None and var is not None and low is not None and high is not None
         out.append(
             NumericProfile(
                 count, size - count, float(low), float(high), float(mean), float(var) * count,  # type: ignore[arg-type]
-                hists[i], belows[i], bgs[i], ags[i],
+                hists[i], belows[i], *gaps,
             )
         )  # fmt: skip
     return out
 
 
 def _categorical(
-    gathered: pl.DataFrame, f: FieldSpec, kmv_k: int, sid: np.ndarray, sizes: np.ndarray
+    cols: pl.DataFrame, groups: pl.DataFrame | None, f: FieldSpec, kmv_k: int, sid: np.ndarray, sizes: np.ndarray
 ) -> list[FieldProfile]:
-    """Counts per (slice, value) from one group-by, top ``cap`` per slice; the k smallest distinct hashes."""
+    """Top ``cap`` values per slice from the (slice, value) counts; the k smallest distinct hashes per slice."""
     c, n = f.name, len(sizes)
-    values = gathered.get_column(c).cast(pl.String)
-    valid = values.is_not_null().to_numpy()
+    valid = cols.get_column(f"{c}\x1fok").to_numpy()
     counts = np.bincount(sid[valid], minlength=n)
-    pairs: list[list[tuple[str, int]]] = [[] for _ in range(n)]
+    found: list[dict[str, int]] = [{} for _ in range(n)]
     sketches: list[tuple[int, ...]] = [()] * n
-    if f.cap > 0:
-        groups = pl.DataFrame({_SID: sid, "v": values}).filter(pl.col("v").is_not_null()).group_by(_SID, "v").len()
-        gsid = groups.get_column(_SID).to_numpy()
-        distinct = np.bincount(gsid, minlength=n)
-        if distinct.max(initial=0) > f.cap:  # top cap by (count desc, value) in the slices over the cap
-            groups = groups.sort([_SID, "len", "v"], descending=[False, True, False])
-            gsid = groups.get_column(_SID).to_numpy()
-            rank = np.arange(len(gsid)) - (np.cumsum(distinct) - distinct)[gsid]
-            top = groups.filter(pl.Series(rank < f.cap))
-        else:
-            top = groups
-        for s, v, k in top.iter_rows():
-            pairs[s].append((v, k))
-        hashes = groups.get_column("v").hash(seed=0).to_numpy()  # the groups are the distinct values per slice
-        for i in np.flatnonzero(distinct).tolist():
-            sketches[i] = tuple(np.sort(hashes[gsid == i])[:kmv_k].tolist())
+    if f"{c}\x1ft" in cols.columns:  # a boolean column
+        trues = np.bincount(sid[cols.get_column(f"{c}\x1ft").to_numpy()], minlength=n).tolist()
+        for i, (true, count) in enumerate(zip(trues, counts.tolist(), strict=True)):
+            found[i] = {k: m for k, m in (("true", true), ("false", count - true)) if m}
+    elif groups is not None:
+        for s, v, m in groups.iter_rows():
+            found[s][v] = int(m)
     else:  # identifiers: no counts, only the sketch (the 4k smallest hashes first: no full sort)
-        hashes = values.hash(seed=0).to_numpy()
+        hashes = cols.get_column(f"{c}\x1fh").to_numpy()
         ends = np.cumsum(sizes)
         for i in np.flatnonzero(counts).tolist():
             a, b = int(ends[i] - sizes[i]), int(ends[i])
             sketches[i] = _smallest_distinct(hashes[a:b][valid[a:b]], kmv_k)
     out: list[FieldProfile] = []
     for i in range(n):
-        got = tuple(sorted(pairs[i]))
+        got: tuple[tuple[str, int], ...] = ()
+        if found[i]:  # every distinct value of the slice is here: its sketch is exact from them
+            got = _cap(found[i], f.cap)[0] if f.cap > 0 else ()
+            sketches[i] = tuple(sorted(hash_strings(sorted(found[i]))))[:kmv_k]
         count = int(counts[i])
         other = count - sum(k for _, k in got)
         out.append(CategoricalProfile(count, int(sizes[i]) - count, got, other, sketches[i], f.cap, kmv_k))
