@@ -21,6 +21,7 @@ per-slice expressions of :func:`profile_frame` on their slice.
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 
@@ -80,10 +81,11 @@ def profile_slices(frame: pl.DataFrame, spec: ProfileSpec, slice_ids: np.ndarray
         pred = spec.prediction
         names += [c for c in (pred.score, pred.label, pred.model_version) if c is not None and c in frame.columns]
     gathered = frame.select(list(dict.fromkeys(names)))[order].with_columns(pl.Series(_SID, sid))
-    vectorised = [f for f in spec.fields if f.kind is Kind.CATEGORICAL or _numpy_holds(gathered.schema[f.name])]
+    schema = gathered.schema
+    vectorised = [f for f in spec.fields if f.kind is Kind.CATEGORICAL or _numpy_holds(schema[f.name])]
     # one query for the per-row values of every field; then, run together, a (slice, value) group-by per capped
     # categorical field
-    cols = gathered.select(pl.col(_SID), *(e for f in vectorised for e in _row_exprs(f, gathered.schema[f.name])))
+    cols = gathered.select(_row_exprs(tuple(vectorised), tuple(schema[f.name] for f in vectorised)))
     capped = [f.name for f in vectorised if f"{f.name}\x1fv" in cols.columns]
     lazy = cols.lazy()
     queries = []
@@ -95,9 +97,9 @@ def profile_slices(frame: pl.DataFrame, spec: ProfileSpec, slice_ids: np.ndarray
     fields: list[list[FieldProfile]] = [[] for _ in range(n)]
     for f in spec.fields:
         if f not in vectorised:
-            per = _per_slice(gathered, f, spec.kmv_k, gathered.schema[f.name], bounds)
+            per = _per_slice(gathered, f, spec.kmv_k, schema[f.name], bounds)
         elif f.kind is Kind.NUMERIC:
-            per = _numeric(cols, f, gathered.schema[f.name], sid, sizes, bounds)
+            per = _numeric(cols, f, schema[f.name], sid, sizes, bounds)
         else:
             per = _categorical(cols, groups.get(f.name), f, spec.kmv_k, sid, sizes)
         for i, fp in enumerate(per):
@@ -137,38 +139,45 @@ def _x(f: FieldSpec, dtype: pl.DataType) -> pl.Expr:
     return pl.col(f.name).cast(pl.Float64, strict=False).fill_nan(None)
 
 
-def _row_exprs(f: FieldSpec, dtype: pl.DataType) -> list[pl.Expr]:
-    c = f.name
-
-    def alias(e: pl.Expr, what: str) -> pl.Expr:
-        return e.alias(f"{c}\x1f{what}")
-
-    if f.kind is Kind.NUMERIC:
-        x = _x(f, dtype)
-        out = [alias(x, "x"), alias(x.is_not_null(), "ok"), alias(x.fill_null(0), "x0")]
-        if f.edges:
-            lo, hi = f.edges[0], f.edges[-1]
-            out += [
-                alias((x < lo).fill_null(False), "below"),
-                alias((lo - x).clip(lower_bound=0), "bg"),
-                alias((x - hi).clip(lower_bound=0), "ag"),
-            ]
-        return out
-    if dtype == pl.Boolean:  # counted as booleans, as field_exprs does: no cast to strings
-        return [alias(pl.col(c).is_not_null(), "ok"), alias(pl.col(c).fill_null(False), "t")]
-    v = pl.col(c).cast(pl.String)
-    out = [alias(v.is_not_null(), "ok")]
-    out.append(alias(v, "v") if f.cap > 0 else alias(v.hash(seed=0), "h"))
-    return out
+@functools.lru_cache(maxsize=64)
+def _row_exprs(fields: tuple[FieldSpec, ...], dtypes: tuple[pl.DataType, ...]) -> tuple[pl.Expr, ...]:
+    """The per-row columns the reductions read (built once per spec and column types)."""
+    out = [pl.col(_SID)]
+    for f, dtype in zip(fields, dtypes, strict=True):
+        c = f.name
+        if f.kind is Kind.NUMERIC:
+            x = _x(f, dtype)
+            out.append(x.alias(f"{c}\x1fx"))
+            if f.edges and dtype in _INTS:  # integers against a float edge: compared as polars compares them
+                out.append((x < f.edges[0]).fill_null(False).alias(f"{c}\x1fbelow"))
+        elif dtype == pl.Boolean:  # counted as booleans, as field_exprs does: no cast to strings
+            out += [pl.col(c).is_not_null().alias(f"{c}\x1fok"), pl.col(c).fill_null(False).alias(f"{c}\x1ft")]
+        elif f.cap > 0:  # counted by a (slice, value) group-by
+            out.append(pl.col(c).cast(pl.String).alias(f"{c}\x1fv"))
+        else:  # identifiers: only the distinct-count sketch
+            v = pl.col(c).cast(pl.String)
+            out += [v.is_not_null().alias(f"{c}\x1fok"), v.hash(seed=0).alias(f"{c}\x1fh")]
+    return tuple(out)
 
 
 def _numeric(
     cols: pl.DataFrame, f: FieldSpec, dtype: pl.DataType, sid: np.ndarray, sizes: np.ndarray, bounds: np.ndarray
 ) -> list[FieldProfile]:
     c, n = f.name, len(sizes)
-    valid = cols.get_column(f"{c}\x1fok").to_numpy()
-    counts = np.bincount(sid[valid], minlength=n)
-    values = cols.get_column(f"{c}\x1fx0").to_numpy()[valid]
+    xs = cols.get_column(f"{c}\x1fx")
+    valid: np.ndarray | None = None
+    if dtype in _INTS:
+        if xs.null_count():
+            valid = xs.is_not_null().to_numpy()
+            values = xs.fill_null(0).to_numpy()[valid]
+        else:
+            values = xs.to_numpy()
+    else:  # float64, null as NaN (NaN values are nulls already)
+        values = xs.to_numpy()
+        valid = ~np.isnan(values)
+        values = values[valid]
+    live = sid if valid is None else sid[valid]
+    counts = np.bincount(live, minlength=n)
     hists: list[tuple[int, ...]] = [()] * n
     belows = [0] * n
     if f.edges:
@@ -177,32 +186,31 @@ def _numeric(
             info = _int_range(dtype)
             floors = [min(max(math.floor(e), info[0]), info[1]) for e in f.edges]
             edges = np.asarray(floors, dtype=values.dtype)  # the column's own integer type
+            belows = np.bincount(sid[cols.get_column(f"{c}\x1fbelow").to_numpy()], minlength=n).tolist()
         else:
             edges = np.asarray(f.edges, dtype=np.float64)
+            belows = np.bincount(live[values < f.edges[0]], minlength=n).tolist()
         hists = [(0,) * (m + 1)] * n
         ends = np.cumsum(counts)
         for i in np.flatnonzero(counts).tolist():  # cumulative counts at the edges from the sorted values
             run = np.sort(values[ends[i] - counts[i] : ends[i]])
-            cum = np.searchsorted(run, edges, side="right")
-            hists[i] = tuple(np.diff(cum, prepend=0, append=len(run)).tolist())
-        belows = np.bincount(sid[cols.get_column(f"{c}\x1fbelow").to_numpy()], minlength=n).tolist()
-
+            cum = np.searchsorted(run, edges, side="right").tolist()
+            hists[i] = tuple(b - a for a, b in zip([0, *cum], [*cum, len(run)], strict=True))
     # what depends on the order of the values, by polars' kernels on zero-copy slices of the same series (as
     # profile_frame computes it: the same rounding of sums, the same sign of a zero for min and max)
-    xs = cols.get_column(f"{c}\x1fx")
-    bg, ag = (cols.get_column(f"{c}\x1fbg"), cols.get_column(f"{c}\x1fag")) if f.edges else (None, None)
     out: list[FieldProfile] = []
     for i, (count, size) in enumerate(zip(counts.tolist(), sizes.tolist(), strict=True)):
-        a = int(bounds[i])
-        gaps = (0.0, 0.0)
-        if bg is not None and ag is not None and size:
-            gaps = (float(bg.slice(a, size).sum() or 0.0), float(ag.slice(a, size).sum() or 0.0))
         if count == 0:
-            out.append(NumericProfile(0, size, None, None, 0.0, 0.0, hists[i], belows[i], *gaps))
+            out.append(NumericProfile(0, size, None, None, 0.0, 0.0, hists[i], belows[i], 0.0, 0.0))
             continue
-        part = xs.slice(a, size)
+        part = xs.slice(int(bounds[i]), size)
         mean, var, low, high = part.mean(), part.var(ddof=0), part.min(), part.max()
         assert mean is not None and var is not None and low is not None and high is not None
+        gaps = [0.0, 0.0]  # a sum of zeros unless a value lies beyond the edge
+        if f.edges and float(low) < f.edges[0]:  # type: ignore[arg-type]
+            gaps[0] = float((f.edges[0] - part).clip(lower_bound=0).sum() or 0.0)
+        if f.edges and float(high) > f.edges[-1]:  # type: ignore[arg-type]
+            gaps[1] = float((part - f.edges[-1]).clip(lower_bound=0).sum() or 0.0)
         out.append(
             NumericProfile(
                 count, size - count, float(low), float(high), float(mean), float(var) * count,  # type: ignore[arg-type]
@@ -217,8 +225,12 @@ def _categorical(
 ) -> list[FieldProfile]:
     """Top ``cap`` values per slice from the (slice, value) counts; the k smallest distinct hashes per slice."""
     c, n = f.name, len(sizes)
-    valid = cols.get_column(f"{c}\x1fok").to_numpy()
-    counts = np.bincount(sid[valid], minlength=n)
+    if groups is not None:  # non-null values per slice: the sum of its groups
+        weights = groups.get_column("len").to_numpy().astype(np.float64)
+        counts = np.bincount(groups.get_column(_SID).to_numpy(), weights, minlength=n).astype(np.int64)
+    else:
+        valid = cols.get_column(f"{c}\x1fok").to_numpy()
+        counts = np.bincount(sid[valid], minlength=n)
     found: list[dict[str, int]] = [{} for _ in range(n)]
     sketches: list[tuple[int, ...]] = [()] * n
     if f"{c}\x1ft" in cols.columns:  # a boolean column
