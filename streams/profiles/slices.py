@@ -262,7 +262,13 @@ def _smallest_distinct(hashes: np.ndarray, k: int) -> tuple[int, ...]:
     """The ``k`` smallest distinct values, ascending."""
     if len(hashes) > 4 * k:
         bound = np.partition(hashes, 4 * k - 1)[4 * k - 1]
-        candidates = np.unique(hashes[hashes <= bound])
+        candidates = _distinct(hashes[hashes <= bound])
         if len(candidates) >= k:
             return tuple(candidates[:k].tolist())
-    return tuple(np.unique(hashes)[:k].tolist())
+    return tuple(_distinct(hashes)[:k].tolist())
+
+
+def _distinct(values: np.ndarray) -> np.ndarray:
+    """Sorted distinct values (a sort and a comparison: cheaper than np.unique's hashing on small arrays)."""
+    ordered = np.sort(values)
+    return ordered[np.concatenate(([True], ordered[1:] != ordered[:-1]))] if len(ordered) else ordered
