@@ -148,6 +148,10 @@ def _row_exprs(fields: tuple[FieldSpec, ...], dtypes: tuple[pl.DataType, ...]) -
         if f.kind is Kind.NUMERIC:
             x = _x(f, dtype)
             out.append(x.alias(f"{c}\x1fx"))
+            if f.edges:  # the terms of the tail gaps (summed per slice by polars, as profile_frame sums them)
+                lo, hi = f.edges[0], f.edges[-1]
+                out.append((lo - x).clip(lower_bound=0).alias(f"{c}\x1fbg"))
+                out.append((x - hi).clip(lower_bound=0).alias(f"{c}\x1fag"))
             if f.edges and dtype in _INTS:  # integers against a float edge: compared as polars compares them
                 out.append((x < f.edges[0]).fill_null(False).alias(f"{c}\x1fbelow"))
         elif dtype == pl.Boolean:  # counted as booleans, as field_exprs does: no cast to strings
@@ -208,9 +212,9 @@ def _numeric(
         assert mean is not None and var is not None and low is not None and high is not None
         gaps = [0.0, 0.0]  # a sum of zeros unless a value lies beyond the edge
         if f.edges and float(low) < f.edges[0]:  # type: ignore[arg-type]
-            gaps[0] = float((f.edges[0] - part).clip(lower_bound=0).sum() or 0.0)
+            gaps[0] = float(cols.get_column(f"{c}\x1fbg").slice(int(bounds[i]), size).sum() or 0.0)
         if f.edges and float(high) > f.edges[-1]:  # type: ignore[arg-type]
-            gaps[1] = float((part - f.edges[-1]).clip(lower_bound=0).sum() or 0.0)
+            gaps[1] = float(cols.get_column(f"{c}\x1fag").slice(int(bounds[i]), size).sum() or 0.0)
         out.append(
             NumericProfile(
                 count, size - count, float(low), float(high), float(mean), float(var) * count,  # type: ignore[arg-type]
