@@ -1,7 +1,8 @@
 """What window profiles add to a batch on stream time: profiling each window slice, merging it into the open
 window partial, and the bigger internal-topic records, next to the engine's validation of the same batch.
 
-    PYTHONPATH=. .venv/bin/python benchmarks/bench_window_profiles.py [--sizes 10000,100000] [--batches 9]
+    PYTHONPATH=. .venv/bin/python benchmarks/bench_window_profiles.py [--sizes 10000,100000] [--batches 9] \
+        [--no-baseline]
 
 On ``contracts/card_transactions.odcs.yaml`` with generated records (``streams.testing``) and a reference
 built from 100,000 generated records, each batch (over 3 source partitions, event time advancing 2 s per
@@ -9,8 +10,10 @@ batch, 10 s windows: every batch touches one window per partition) is, in the sa
 
 * validated by the compiled engine (the baseline: what the worker does per batch anyway);
 * judged on stream time without profiles (``StreamTime.process``: windows, uniqueness, partials);
-* judged on stream time with profiles (the same, plus ``DriftMonitor.profile`` of each window slice and the
-  profile merge into the open partial);
+* judged on stream time with profiles, every window slice of the batch profiled in one pass
+  (``DriftMonitor.profile.slices``, :mod:`streams.profiles.slices`), plus the profile merge into the open partial;
+* the baseline of that (unless ``--no-baseline``): the same with one ``profile_frame`` query per window slice, the
+  path before :mod:`streams.profiles.slices` (the window profiles of both are checked to be byte-identical);
 * its internal-topic records encoded, without and with the profile.
 
 Medians per batch; ratios are to validation. The target (issue 11) is profiling <= 50% of the engine's time.
@@ -19,6 +22,8 @@ Medians per batch; ratios are to validation. The target (issue 11) is profiling 
 from __future__ import annotations
 
 import argparse
+import functools
+import math
 import statistics
 import tempfile
 import time
@@ -30,6 +35,7 @@ import polars as pl
 from streams.contracts.loader import load_contract
 from streams.contracts.stream import StreamSpec
 from streams.profiles.monitor import DriftMonitor
+from streams.profiles.profile import profile_frame
 from streams.profiles.reference import build_reference, save_reference
 from streams.testing import generate_feature_frame
 from streams.validation.engine import compile_plan
@@ -45,6 +51,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--sizes", default="10000,100000")
     ap.add_argument("--batches", type=int, default=9)
+    ap.add_argument("--no-baseline", action="store_true", help="skip the per-slice profiling path")
     args = ap.parse_args()
     contract = load_contract(CONTRACT)
     compiled = compile_plan(contract)
@@ -59,15 +66,19 @@ def main() -> None:
                           unique_ms=86_400_000)  # fmt: skip
     print(f"contract {contract.ref}: {len(monitor.spec.fields)} profiled fields; {PARTITIONS} partitions; "
           f"polars {pl.__version__}; medians of {args.batches} batches")  # fmt: skip
-    print(f"{'rows':>8} {'validate ms':>12} {'stream ms':>10} {'stream+profile ms':>18} {'profile adds':>13} "
-          f"{'of validate':>12} {'encode ms':>10} {'+profile ms':>12} {'bytes':>8} {'+profile':>9}")  # fmt: skip
+    print(f"{'rows':>8} {'validate ms':>12} {'stream ms':>10} {'+profile ms':>12} {'profile adds':>13} "
+          f"{'of validate':>12} {'per-slice adds':>15} {'of validate':>12} {'encode ms':>10} {'+profile ms':>12} "
+          f"{'bytes':>8} {'+profile':>9}")  # fmt: skip
     for n in (int(s) for s in args.sizes.split(",")):
         pool = generate_feature_frame(n, seed=n)
         base_ms = int(pool.get_column("event_ts").dt.epoch("ms").min() or 0)
         base_ms -= base_ms % 10_000
         plain = StreamTime(plan, config, PARTITIONS)
-        profiled = StreamTime(plan, config, PARTITIONS, profile=monitor.profile)
-        times: dict[str, list[float]] = {k: [] for k in ("validate", "plain", "profiled", "enc", "enc_p")}
+        profiled = StreamTime(plan, config, PARTITIONS, profile=monitor.profile)  # a SliceProfiler: one pass
+        # the baseline: a plain callable, so StreamTime profiles slice by slice (one profile_frame query each)
+        per_slice = StreamTime(plan, config, PARTITIONS, profile=functools.partial(profile_frame, spec=monitor.spec))
+        kinds = ("validate", "plain", "profiled", "per_slice", "enc", "enc_p")
+        times: dict[str, list[float]] = {k: [] for k in kinds}
         sizes: dict[str, list[int]] = {"enc": [], "enc_p": []}
         offsets = np.zeros(PARTITIONS, dtype=np.int64)
         for i in range(args.batches + 1):  # the first is a warm-up
@@ -99,6 +110,11 @@ def main() -> None:
             t5 = time.perf_counter()
             enc_p = [encode(r) for r in out_prof.records]
             t6 = time.perf_counter()
+            if not args.no_baseline:
+                out_slices = per_slice.process(report, conformed, parts, offs, kafka_ms, now_ms=now)
+                times["per_slice"].append(time.perf_counter() - t6)
+                if [encode(r) for r in out_slices.records] != enc_p:
+                    raise SystemExit(f"batch {i}: the per-slice and one-pass window profiles differ")
             if i == 0:
                 continue
             times["validate"].append(t1 - t0)
@@ -108,11 +124,15 @@ def main() -> None:
             times["enc_p"].append(t6 - t5)
             sizes["enc"].append(sum(map(len, enc)))
             sizes["enc_p"].append(sum(map(len, enc_p)))
-        med = {k: statistics.median(v) * 1e3 for k, v in times.items()}
+        if not args.no_baseline:
+            times["per_slice"] = times["per_slice"][1:]  # the warm-up
+        med = {k: statistics.median(v) * 1e3 if v else math.nan for k, v in times.items()}
         adds = med["profiled"] - med["plain"] + med["enc_p"] - med["enc"]
+        adds_ps = med["per_slice"] - med["plain"] + med["enc_p"] - med["enc"]
         print(
-            f"{n:>8,} {med['validate']:>12.1f} {med['plain']:>10.1f} {med['profiled']:>18.1f} {adds:>10.1f} ms "
-            f"{adds / med['validate']:>11.0%} {med['enc']:>10.2f} {med['enc_p']:>12.2f} "
+            f"{n:>8,} {med['validate']:>12.1f} {med['plain']:>10.1f} {med['profiled']:>12.1f} {adds:>10.1f} ms "
+            f"{adds / med['validate']:>11.0%} {adds_ps:>12.1f} ms {adds_ps / med['validate']:>11.0%} "
+            f"{med['enc']:>10.2f} {med['enc_p']:>12.2f} "
             f"{statistics.median(sizes['enc']):>8,.0f} {statistics.median(sizes['enc_p']):>9,.0f}"
         )
 

@@ -4,6 +4,7 @@
 
     monitor = DriftMonitor.from_contract(contract, "card_transactions")  # None without qstreams.reference
     part = monitor.profile(batch)          # per batch, merged per window like every other partial
+    parts = monitor.profile.slices(batch, slice_ids, n)  # the profile of each slice, in one pass
     report = monitor.drift(window_profile) # when the window is final
     models = monitor.models(window_profile)
 
@@ -19,14 +20,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import polars as pl
-
 from streams.errors import ContractError
 from streams.profiles.drift import DriftConfig, DriftReport, _parse_override, drift_against
 from streams.profiles.prediction import ModelDrift, ModelDriftConfig, compare_models
-from streams.profiles.profile import Profile, empty_profile, profile_frame
+from streams.profiles.profile import Profile, empty_profile
 from streams.profiles.properties import drift_overrides, reference_path
 from streams.profiles.reference import Reference, load_reference
+from streams.profiles.slices import SliceProfiler
 from streams.profiles.spec import Kind, ProfileSpec
 
 if TYPE_CHECKING:
@@ -71,8 +71,10 @@ class DriftMonitor:
                 raise ContractError(str(exc), path=contract.path) from None
         return cls(reference, overrides)
 
-    def profile(self, frame: pl.DataFrame) -> Profile:
-        return profile_frame(frame, self.spec)
+    @property
+    def profile(self) -> SliceProfiler:
+        """Callable on a frame (its profile); ``.slices(frame, slice_ids, n)`` profiles many slices at once."""
+        return SliceProfiler(self.spec)
 
     def empty(self) -> Profile:
         return empty_profile(self.spec)

@@ -24,6 +24,7 @@ import numpy as np
 import polars as pl
 
 from streams.profiles.profile import Profile
+from streams.profiles.slices import SliceProfiler
 from streams.validation.report import ValidationReport
 from streams.windows.batch import Marks, annotate, eligible, partition_partials
 from streams.windows.clock import PartitionClock, event_times, window_starts
@@ -226,16 +227,24 @@ class StreamTime:
         marks: Marks,
         skip: np.ndarray,
     ) -> dict[tuple[WindowKey, int], WindowPartial]:
-        """Each partial with the profile of its rows: the same rows :func:`partition_partials` counts in it."""
+        """Each partial with the profile of its rows: the same rows :func:`partition_partials` counts in it.
+
+        A :class:`SliceProfiler` profiles every slice of the batch in one pass; any other callable, slice by slice.
+        """
         assert self.profile is not None
         own = ~marks.late & ~np.asarray(skip, dtype=bool)
         starts = window_starts(marks.event_ms, self.config.window_ms)
-        out = {}
-        for (key, p), part in partials.items():
-            if part.rows:
-                rows = np.flatnonzero(own & (starts == key.start_ms) & (marks.partitions == p))
-                part = replace(part, profile=self.profile(conformed[rows]))
-            out[(key, p)] = part
+        profiled = [kp for kp, part in partials.items() if part.rows]
+        ids = np.full(len(own), -1, dtype=np.int64)
+        for i, (key, p) in enumerate(profiled):
+            ids[own & (starts == key.start_ms) & (marks.partitions == p)] = i
+        if isinstance(self.profile, SliceProfiler):
+            profiles = self.profile.slices(conformed, ids, len(profiled))
+        else:
+            profiles = [self.profile(conformed[np.flatnonzero(ids == i)]) for i in range(len(profiled))]
+        out = dict(partials)
+        for kp, profile in zip(profiled, profiles, strict=True):
+            out[kp] = replace(partials[kp], profile=profile)
         return out
 
     def _counted(self, parts: np.ndarray, offs: np.ndarray) -> np.ndarray:
