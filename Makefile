@@ -40,5 +40,11 @@ bench-worker: install
 	scripts/install-kafka
 	$(BIN)/python benchmarks/bench_worker.py
 
+## One worker for 10 minutes at 500 records/s with incidents: RSS, fds and counts over time (SOAK_ARGS to change).
+.PHONY: soak
+soak: install
+	scripts/install-kafka
+	$(BIN)/python benchmarks/soak.py $(SOAK_ARGS)
+
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .hypothesis build *.egg-info

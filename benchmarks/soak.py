@@ -23,10 +23,10 @@ counted (valid + quarantined + dead-lettered), then writes every sample to ``--c
 from __future__ import annotations
 
 import argparse
-import math
 import asyncio
 import csv
 import datetime as dt
+import math
 import os
 import random
 import re
@@ -126,7 +126,9 @@ class Producer:
                 # the first incident starts after one quiet period, so warm-up sees both regimes
                 self.incident = elapsed >= self.every and (elapsed % self.every) < self.length
                 if n:
-                    batch = generate_feature_records(n, seed=rng.randrange(2**31), faults=FAULTS if self.incident else None)
+                    batch = generate_feature_records(
+                        n, seed=rng.randrange(2**31), faults=FAULTS if self.incident else None
+                    )
                     now = dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
                     futures = []
                     for r in batch.records:
@@ -189,8 +191,8 @@ async def soak(args: argparse.Namespace, bootstrap: str) -> tuple[list[Sample], 
             print(f"broker {bootstrap}; topic {topic} ({args.partitions} partitions); worker pid {worker.pid}, "
                   f"/metrics on :{port}; {args.rate:g} records/s for {args.minutes:g} min", flush=True)  # fmt: skip
             t0 = time.monotonic()
-            await asyncio.gather(producer.run(t0, duration),
-                                 sample_loop(proc, port, producer, t0, duration, args.sample_seconds, samples))  # fmt: skip
+            sampler = sample_loop(proc, port, producer, t0, duration, args.sample_seconds, samples)
+            await asyncio.gather(producer.run(t0, duration), sampler)
             drain_until = time.monotonic() + 60  # let the worker judge the tail
             while sum(scrape(port).values()) < producer.sent and time.monotonic() < drain_until:
                 await asyncio.sleep(1)
@@ -235,8 +237,9 @@ def report(args: argparse.Namespace, samples: list[Sample], sent: int, final: di
         cpu = 100 * (s.cpu_s - prev.cpu_s) / max(1e-9, s.t - prev.t)
         prev = s
         c = s.counted
+        q, d = c.get("quarantined", 0), c.get("dead_lettered", 0)
         print(f"| {minute:>4} | {s.rss_mb:>7.1f} | {s.fds:>4} | {s.threads:>7} | {cpu:>5.0f} | {s.produced:>9,} | "
-              f"{sum(c.values()):>9,} | {c.get('quarantined', 0):>11,} | {c.get('dead_lettered', 0):>5,} |")  # fmt: skip
+              f"{sum(c.values()):>9,} | {q:>11,} | {d:>5,} |")  # fmt: skip
     after = window(samples, warm, warm + 60)
     end = window(samples, duration - 60, duration + 1)
     ok = True
