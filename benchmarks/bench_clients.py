@@ -16,9 +16,10 @@ Needs ``confluent-kafka`` (the ``bench`` extra). Uses the broker in ``KAFKA_BOOT
   ``poll(0)`` + ``flush``).
 
 Rates are timed from the client's creation (consume: librdkafka prefetches in its own threads, so timing from
-the first batch would flatter it) or the first record handed over (produce) to the last record read or acknowledged; CPU is the process's user+system time over the same span
-(librdkafka's own threads included). Prints medians, the confluent/aiokafka ratios and CPU microseconds per record. With ``--gate-rate``
-(the ``gate`` msg/s of ``bench_worker.py`` in the same session) it prints the most the worker's gate throughput
+the first batch would flatter it) or the first record handed over (produce) to the last record read or
+acknowledged; CPU is the process's user+system time over the same span (librdkafka's own threads included).
+Prints medians, the confluent/aiokafka ratios and CPU microseconds per record. With ``--gate-rate`` (the
+``gate`` msg/s of ``bench_worker.py`` in the same session) it prints the most the worker's gate throughput
 could gain if the client's CPU per record went from aiokafka's to librdkafka's and nothing else changed
 (Amdahl: gate time per record minus the consume+produce CPU saved).
 """
