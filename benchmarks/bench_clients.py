@@ -145,6 +145,7 @@ def confluent_produce(bootstrap: str, topic: str, values: Values, partitions: in
     producer = Producer({
         "bootstrap.servers": bootstrap, "enable.idempotence": True, "acks": "all", "linger.ms": 5,
         "batch.size": 1 << 20, "queue.buffering.max.messages": 1_000_000, "queue.buffering.max.kbytes": 1 << 20,
+        "delivery.report.only.error": True,  # the worker needs a batch acknowledged, not a callback per record
     })  # fmt: skip
     producer.list_topics(topic, timeout=10)
     t0, c0 = time.perf_counter(), cpu()
