@@ -21,6 +21,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections import deque
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import Any, Protocol
 
@@ -63,6 +64,8 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
+#: Window verdicts an observer keeps after publishing them (the latest only: a worker runs for months).
+PUBLISHED_MEMORY = 256
 
 #: Builds the records of a final window's verdict: its ``window.summary`` and one ``rule.violation`` per failed
 #: rule (injected: events sit above this layer).
@@ -301,7 +304,7 @@ class StreamTimeObserver(WorkerObserver):
         self.worker_id, self.tick_seconds = worker_id, tick_seconds
         self.transport: Transport | None = None
         self.mergers: dict[str, tuple[WindowMerger, int]] = {}  # topic -> (merger, next offset of the state topic)
-        self.published: list[WindowVerdict] = []
+        self.published: deque[WindowVerdict] = deque(maxlen=PUBLISHED_MEMORY)  # the latest, bounded
         self._task: asyncio.Task[None] | None = None
 
     async def on_start(self, transport: Transport) -> None:
@@ -398,7 +401,7 @@ class StreamTimeObserver(WorkerObserver):
                 await stage.send(transport, OutRecord(stage.state_topic, None, key, partition=stage.partition))
             for p in list(stage.stream.states):
                 stage.stream.close_through(p, closed.through_ms)
-        self.published += done
+        self.published.extend(done)
         return done
 
 
