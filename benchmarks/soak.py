@@ -12,12 +12,13 @@ for ``--incident-seconds``, an incident is injected: a share of the records get 
 (``streams.testing.undecodable_messages``: empty, not UTF-8, not JSON, truncated, too large, ...) are mixed in.
 
 Every ``--sample-seconds`` it samples the worker's RSS, open file descriptors and threads (psutil on
-``/proc``) and the records it counted on ``/metrics`` (``qstreams_records_total`` per outcome; port from
-``STREAMS_WEB_PORT``). The uniqueness horizon is ``--unique-horizon-seconds`` (default 120 s, so the claim
-state reaches its steady size during warm-up; at the product default of 24 h the claims are state by design,
-20 bytes per key, not a leak). At the end it prints a markdown table (one row per minute), RSS after warm-up vs
-at the end (target: < +10%), the RSS slope after warm-up, fds, and checks that every produced record was
-counted (valid + quarantined + dead-lettered), then writes every sample to ``--csv``.
+``/proc``), and on ``/metrics`` (port from ``STREAMS_WEB_PORT``) the records it counted
+(``qstreams_records_total`` per outcome) and the uniqueness claims it holds (``qstreams_unique_keys``,
+``qstreams_unique_state_bytes``). The uniqueness horizon is ``--unique-horizon-seconds`` (default 120 s, so
+the claims should reach their steady size during warm-up; at the product default of 24 h the claims are state
+by design, 20 bytes per key, not a leak). At the end it prints a markdown table (one row per minute), RSS
+after warm-up vs at the end (target: < +10%), the RSS slope after warm-up, fds, and checks that every produced
+record was counted (valid + quarantined + dead-lettered), then writes every sample to ``--csv``.
 """
 
 from __future__ import annotations
@@ -51,6 +52,7 @@ TICK_S = 0.1
 FAULTS = {"out_of_range": 0.02, "invalid_enum": 0.02, "wrong_type": 0.02, "null_required": 0.02, "bad_pattern": 0.02}
 UNDECODABLE_SHARE = 0.02
 MAX_MESSAGE_BYTES = 65_536  # the worker's STREAMS_MAX_MESSAGE_BYTES: a "too large" record stays producible
+_GAUGE = re.compile(r"^(qstreams_unique_keys|qstreams_unique_state_bytes)\{[^}]*\}\s+([0-9.e+]+)$", re.M)
 _RECORDS = re.compile(r'^qstreams_records_total\{[^}]*outcome="(\w+)"[^}]*\}\s+([0-9.e+]+)$', re.M)
 
 
@@ -64,13 +66,16 @@ class Sample:
     produced: int
     counted: dict[str, int] = field(default_factory=dict)
     incident: bool = False
+    claims: int = 0  # uniqueness claims held (qstreams_unique_keys) and their memory
+    claims_mb: float = 0.0
 
     def row(self) -> dict[str, Any]:
         c = self.counted
         return {"t_s": round(self.t, 1), "rss_mb": round(self.rss_mb, 1), "fds": self.fds, "threads": self.threads,
                 "cpu_s": round(self.cpu_s, 2), "produced": self.produced, "valid": c.get("valid", 0),
                 "quarantined": c.get("quarantined", 0), "dead_lettered": c.get("dead_lettered", 0),
-                "incident": int(self.incident)}  # fmt: skip
+                "incident": int(self.incident), "claims": self.claims,
+                "claims_mb": round(self.claims_mb, 2)}  # fmt: skip
 
 
 def free_port() -> int:
@@ -82,11 +87,7 @@ def free_port() -> int:
 
 def scrape(port: int) -> dict[str, int]:
     """Records counted by the worker per outcome (summed over contracts and topics); {} while /metrics is down."""
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2) as resp:
-            text = resp.read().decode()
-    except OSError:
-        return {}
+    text = _raw(port)
     out: dict[str, int] = {}
     for outcome, value in _RECORDS.findall(text):
         out[outcome] = out.get(outcome, 0) + int(float(value))
@@ -150,8 +151,14 @@ async def sample_loop(proc: Any, port: int, producer: Producer, t0: float, durat
                       samples: list[Sample]) -> None:  # fmt: skip
     while (t := time.monotonic() - t0) < duration:
         mem, cpu = proc.memory_info(), proc.cpu_times()
-        samples.append(Sample(t, mem.rss / 2**20, proc.num_fds(), proc.num_threads(), cpu.user + cpu.system,
-                              producer.sent, scrape(port), producer.incident))  # fmt: skip
+        sample = Sample(t, mem.rss / 2**20, proc.num_fds(), proc.num_threads(), cpu.user + cpu.system,
+                        producer.sent, scrape(port), producer.incident)  # fmt: skip
+        gauges: dict[str, float] = {}
+        for name, value in _GAUGE.findall(_raw(port)):
+            gauges[name] = gauges.get(name, 0.0) + float(value)
+        sample.claims = int(gauges.get("qstreams_unique_keys", 0))
+        sample.claims_mb = gauges.get("qstreams_unique_state_bytes", 0.0) / 2**20
+        samples.append(sample)
         await asyncio.sleep(max(0.0, every - ((time.monotonic() - t0) - t)))
 
 
@@ -226,8 +233,9 @@ def window(samples: list[Sample], start: float, end: float) -> list[Sample]:
 def report(args: argparse.Namespace, samples: list[Sample], sent: int, final: dict[str, int], code: int | None) -> bool:
     duration, warm = args.minutes * 60, args.warmup_minutes * 60
     print(f"\n| {'min':>4} | {'RSS MB':>7} | {'fds':>4} | {'threads':>7} | {'CPU %':>5} | {'produced':>9} | "
-          f"{'counted':>9} | {'quarantined':>11} | {'DLQ':>5} |")  # fmt: skip
-    print(f"|{'-' * 6}|{'-' * 9}|{'-' * 6}|{'-' * 9}|{'-' * 7}|{'-' * 11}|{'-' * 11}|{'-' * 13}|{'-' * 7}|")
+          f"{'counted':>9} | {'quarantined':>11} | {'DLQ':>5} | {'claims':>9} | {'claims MB':>9} |")  # fmt: skip
+    print(f"|{'-' * 6}|{'-' * 9}|{'-' * 6}|{'-' * 9}|{'-' * 7}|{'-' * 11}|{'-' * 11}|{'-' * 13}|{'-' * 7}|"
+          f"{'-' * 11}|{'-' * 11}|")  # fmt: skip
     prev = samples[0]
     for minute in range(1, math.ceil(duration / 60) + 1):
         inside = window(samples, (minute - 1) * 60, minute * 60)
@@ -239,7 +247,7 @@ def report(args: argparse.Namespace, samples: list[Sample], sent: int, final: di
         c = s.counted
         q, d = c.get("quarantined", 0), c.get("dead_lettered", 0)
         print(f"| {minute:>4} | {s.rss_mb:>7.1f} | {s.fds:>4} | {s.threads:>7} | {cpu:>5.0f} | {s.produced:>9,} | "
-              f"{sum(c.values()):>9,} | {q:>11,} | {d:>5,} |")  # fmt: skip
+              f"{sum(c.values()):>9,} | {q:>11,} | {d:>5,} | {s.claims:>9,} | {s.claims_mb:>9.1f} |")  # fmt: skip
     after = window(samples, warm, warm + 60)
     end = window(samples, duration - 60, duration + 1)
     ok = True
