@@ -46,5 +46,11 @@ bench-slow-feed: install
 	scripts/install-kafka
 	PYTHONPATH=. $(BIN)/python benchmarks/bench_slow_feed.py $(BENCH_ARGS)
 
+## One worker for 10 minutes at 500 records/s with incidents: RSS, fds and counts over time (SOAK_ARGS to change).
+.PHONY: soak
+soak: install
+	scripts/install-kafka
+	$(BIN)/python benchmarks/soak.py $(SOAK_ARGS)
+
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .hypothesis build *.egg-info

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections import deque
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import Any, Protocol
 
@@ -32,7 +33,10 @@ from streams.windows.topics import MERGER_PARTITION, changelog_topic, state_topi
 from streams.windows.worker import WindowsStage
 from streams.windows.worker import now_ms as wall_ms
 
-__all__ = ["StateReader", "StreamTimeObserver", "Summarize", "TransportStateReader", "install"]
+__all__ = ["PUBLISHED_MEMORY", "StateReader", "StreamTimeObserver", "Summarize", "TransportStateReader", "install"]
+
+#: window verdicts the observer keeps in :attr:`StreamTimeObserver.published` (the latest: memory stays flat)
+PUBLISHED_MEMORY = 256
 
 log = logging.getLogger(__name__)
 
@@ -70,7 +74,7 @@ class StreamTimeObserver(WorkerObserver):
         self.worker_id, self.tick_seconds = worker_id, tick_seconds
         self.transport: Transport | None = None
         self.mergers: dict[str, tuple[WindowMerger, int]] = {}  # topic -> (merger, next offset of the state topic)
-        self.published: list[WindowVerdict] = []
+        self.published: deque[WindowVerdict] = deque(maxlen=PUBLISHED_MEMORY)  # the latest, bounded
         self._task: asyncio.Task[None] | None = None
         self._started = asyncio.Event()  # on_start finished (well or not)
         self._ready = False  # ... and the stream-time topics are there
@@ -181,7 +185,7 @@ class StreamTimeObserver(WorkerObserver):
                 await stage.send(transport, OutRecord(stage.state_topic, None, key, partition=stage.partition))
             for p in list(stage.stream.states):
                 stage.stream.close_through(p, closed.through_ms)
-        self.published += done
+        self.published.extend(done)
         return done
 
 
