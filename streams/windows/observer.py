@@ -35,6 +35,9 @@ from streams.windows.worker import now_ms as wall_ms
 
 __all__ = ["PUBLISHED_MEMORY", "StateReader", "StreamTimeObserver", "Summarize", "TransportStateReader", "install"]
 
+#: how often the claims older than the uniqueness horizon are dropped
+EXPIRE_EVERY_MS = 30_000
+
 #: window verdicts the observer keeps in :attr:`StreamTimeObserver.published` (the latest: memory stays flat)
 PUBLISHED_MEMORY = 256
 
@@ -77,6 +80,7 @@ class StreamTimeObserver(WorkerObserver):
         self.published: deque[WindowVerdict] = deque(maxlen=PUBLISHED_MEMORY)  # the latest, bounded
         self._task: asyncio.Task[None] | None = None
         self._started = asyncio.Event()  # on_start finished (well or not)
+        self._next_expiry = 0  # wall-clock ms of the next expiry of uniqueness claims
         self._ready = False  # ... and the stream-time topics are there
 
     async def on_start(self, transport: Transport) -> None:
@@ -156,9 +160,17 @@ class StreamTimeObserver(WorkerObserver):
         if transport is None:
             return []
         now = wall_ms() if now_ms is None else now_ms
+        expire = now >= self._next_expiry
+        if expire:
+            self._next_expiry = now + EXPIRE_EVERY_MS
         for stage in self.stages.values():
             for hb in stage.stream.heartbeats(now):
                 await stage.send(transport, stage._record(hb))
+            if expire:  # claims older than the horizon go (their changelog tombstones ride with the next batch)
+                dropped = stage.stream.expire()
+                if dropped:
+                    log.info("uniqueness of %s: %d claims older than the horizon dropped", stage.plan.schema_obj.topic,
+                             dropped)  # fmt: skip
         done: list[WindowVerdict] = []
         for topic, (merger, position) in list(self.mergers.items()):
             stage = self.stages[topic]

@@ -49,6 +49,10 @@ class StreamConfig:
     unique_ms: int = 86_400_000
 
 
+#: closed window partials kept per partition to publish again after a replay (see :class:`PartitionState`)
+CLOSED_KEPT = 64
+
+
 @dataclass(slots=True)
 class PartitionState:
     """What one worker knows about one source partition of the binding."""
@@ -57,6 +61,9 @@ class PartitionState:
     open: dict[WindowKey, WindowPartial] = field(default_factory=dict)
     unique: dict[str, UniqueState] = field(default_factory=dict)  # column -> state
     counted_through: int = -1
+    #: partials of the windows that closed on this partition lately, with the offset counted when they closed
+    #: (the last :data:`CLOSED_KEPT`): a batch read again from before that offset publishes them again
+    closed: dict[WindowKey, tuple[int, WindowPartial]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -180,10 +187,15 @@ class StreamTime:
                 state.open[key] = merged
                 records.append(Partial(p, merged))
         # a batch read again (its outputs were lost: an aborted transaction, a failed produce): the open partials
-        # of its partitions are published again, so the merger sees what they hold (a no-op if it already did)
-        again = {(key, p) for p in np.unique(all_parts[skip_all]).tolist() for key in self.states[int(p)].open}
-        for key, p in sorted(again - set(partials), key=lambda kp: (kp[1], kp[0])):
-            records.append(Partial(p, self.states[p].open[key]))
+        # of its partitions, and those that closed since the first offset read again, are published again, so
+        # the merger sees what they hold (a no-op if it already did)
+        again: dict[tuple[WindowKey, int], WindowPartial] = {}
+        for p in np.unique(all_parts[skip_all]).tolist():
+            state, first = self.states[p], int(all_offs[skip_all & (all_parts == p)].min())
+            again |= {(key, p): part for key, (at, part) in state.closed.items() if at >= first}
+            again |= {(key, p): part for key, part in state.open.items()}
+        for key, p in sorted(set(again) - set(partials), key=lambda kp: (kp[1], kp[0])):
+            records.append(Partial(p, again[(key, p)]))
         touched = set(parts.tolist()) | set(dead_marks.partitions.tolist())
         for p in sorted(touched):
             state = self.states[p]
@@ -192,7 +204,10 @@ class StreamTime:
             state.counted_through = max(state.counted_through, int(seen.max()))
             mark = state.clock.watermark(cfg.lateness_ms)
             if mark is not None:  # windows closed on this partition: their last snapshot is published
-                state.open = {k: v for k, v in state.open.items() if k.end_ms > mark}
+                for k in [k for k in state.open if k.end_ms <= mark]:
+                    state.closed[k] = (state.counted_through, state.open.pop(k))
+                while len(state.closed) > CLOSED_KEPT:
+                    del state.closed[next(iter(state.closed))]
         records += self.heartbeats(now_ms, sorted(touched))
         return BatchTime(fails, times.bad, valid, marks, tuple(records), self._changes(), int(skip.sum()))
 
@@ -213,11 +228,9 @@ class StreamTime:
         if state is not None:
             state.open = {k: v for k, v in state.open.items() if k.end_ms > through_ms}
 
-    def expire(self) -> None:
-        """Drop uniqueness buckets older than the horizon (call periodically)."""
-        for state in self.states.values():
-            for u in state.unique.values():
-                u.expire()
+    def expire(self) -> int:
+        """Drop uniqueness buckets older than the horizon (call periodically); the claims dropped."""
+        return sum(u.expire() for state in self.states.values() for u in state.unique.values())
 
     # --- helpers
     def _profiled(

@@ -12,6 +12,7 @@ from typing import Any
 
 import orjson
 import polars as pl
+import pytest
 
 from streams.cli.stream_time import summary_record
 from streams.events.codec import event_data, from_kafka
@@ -226,3 +227,33 @@ def test_an_assignment_during_start_waits_for_the_stream_time_topics() -> None:
 
     asyncio.run(asyncio.wait_for(scenario(), 20.0))
     assert calls[0] == "created" and calls[1:3] == [f"read {state_topic(APP)}", f"read {changelog_topic(APP)}"]
+
+
+def test_the_worker_drops_claims_older_than_the_uniqueness_horizon(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Claims live for the horizon, not for the worker's uptime (the soak found them growing forever)."""
+    from streams.windows import observer as windows_observer
+
+    monkeypatch.setattr(windows_observer, "EXPIRE_EVERY_MS", 50)
+
+    async def scenario() -> None:
+        cluster = Member(None, set(range(PARTITIONS)))
+        produce(cluster, [(0, i, i * 1_000, 1.0, "DE") for i in range(1, 6)])  # ids 1..5 in the first seconds
+        produce(cluster, [(0, 6, 200_000, 1.0, "DE")])  # 200 s later: the first claims are past a 60 s horizon
+        s = settings(2.0).model_copy(update={"unique_horizon_seconds": 60.0})
+        c = contract()
+        binding = Binding(c, c.schema(), s)
+        observer = install(s, [binding], summary_record(EVENTS), TransportStateReader(cluster), worker_id="w",
+                           tick_seconds=0.05)  # fmt: skip
+        w = BatchWorker(s, [binding], worker_id="w", transport=cluster, metrics=Metrics(),
+                        health=Health(max_age=60.0), observers=[observer])  # fmt: skip
+        stage = observer.stages[TOPIC]
+        async with running(w):
+            await cluster.wait_for(lambda: cluster.committed.get(TopicPartition(TOPIC, 0)) == 6)
+            await cluster.wait_for(lambda: len(stage.stream.states[0].unique["id"]) == 1, timeout=10.0)
+            produce(cluster, [(0, 1, 201_000, 1.0, "DE")])  # id 1 again, its claim expired: accepted
+            await cluster.wait_for(lambda: cluster.committed.get(TopicPartition(TOPIC, 0)) == 7)
+        assert cluster.records(TOPIC + ".quarantine") == []
+        tombstones = [m for m in cluster.records(changelog_topic(APP)) if m.value is None]
+        assert tombstones  # the expired claims' changelog records are deleted too
+
+    asyncio.run(asyncio.wait_for(scenario(), 60.0))
