@@ -16,6 +16,7 @@ from aiokafka import AIOKafkaProducer
 
 from streams.kafka.worker import BatchWorker, build_bindings
 from streams.policies.control import control_record
+from tests.integration.kafka.test_stream_time_kafka import wait_for
 from tests.integration.kafka.test_worker_kafka import outputs, produce, settings_for, wait_committed
 from tests.unit.policies.conftest import CONTRACT
 
@@ -65,6 +66,11 @@ def test_two_workers_quarantine_an_engaged_binding_until_released(
         await control(engage)  # engaged before the workers start: they read it at start
         a, b = worker("w-a"), worker("w-b")
         tasks = [asyncio.create_task(a.run()), asyncio.create_task(b.run())]
+
+        async def split() -> bool:  # both in the group, each owning a partition, before any record exists
+            return bool(a._owned and b._owned)
+
+        await wait_for(split, timeout=60.0)
         await produce(bootstrap, topic, records(0, 40))
         await wait_committed(bootstrap, kafka_group_id, topic)
         held = await outputs(bootstrap, topic)
