@@ -194,16 +194,11 @@ def main() -> None:
     import orjson
     from bench_worker import preproduce
 
-    from streams.dev.broker import bootstrap_from_env, start_broker
+    from streams.dev.broker import kafka_bootstrap
     from streams.testing import generate_feature_records
 
     logging.basicConfig(level=logging.WARNING)
-    broker = None
-    bootstrap = bootstrap_from_env()
-    if bootstrap is None:
-        broker = start_broker(port=0)
-        bootstrap = broker.bootstrap_servers
-    try:
+    with kafka_bootstrap() as bootstrap:
         topic = f"bench-clients-{uuid.uuid4().hex[:8]}"
         size = asyncio.run(preproduce(bootstrap, topic, args.records, args.partitions))
         faults = {"out_of_range": 0.005, "invalid_enum": 0.005}
@@ -231,9 +226,6 @@ def main() -> None:
                 names = list(group)
                 for name in names if run % 2 == 0 else names[::-1]:
                     got[name].append(group[name]())
-    finally:
-        if broker is not None:
-            broker.stop()
     c = table("consume (no decode)", {k: got[k] for k in consume}, args.records, "aiokafka getmany")
     p = table("produce (acks=all, idempotent)", {k: got[k] for k in produce}, args.records, "aiokafka send_batch")
     saved = (c["aiokafka getmany"] - c["confluent consume"]) + (p["aiokafka send_batch"] - p["confluent produce"])

@@ -163,21 +163,14 @@ def main() -> None:
     import logging
 
     logging.basicConfig(level=logging.ERROR)
-    from streams.dev.broker import bootstrap_from_env, start_broker
+    from streams.dev.broker import kafka_bootstrap
 
-    broker, bootstrap = None, bootstrap_from_env()
-    if bootstrap is None:
-        broker = start_broker(port=0)
-        bootstrap = broker.bootstrap_servers
     runs: dict[str, list[dict[str, float]]] = {"before": [], "after": []}
-    try:
+    with kafka_bootstrap() as bootstrap:
         for _ in range(args.repeat):
             for variant, results in runs.items():
                 results.append(one_run(bootstrap, args.records, args.rate, args.mode, variant))
                 print(variant, {k: round(v, 1) for k, v in results[-1].items()}, flush=True)
-    finally:
-        if broker is not None:
-            broker.stop()
     keys = list(runs["after"][0])
     print(f"\n{args.mode} mode, {args.records:,} records at {args.rate:g}/s, batch_max_latency_ms 200, "
           f"median of {args.repeat} runs per variant (alternating)")  # fmt: skip

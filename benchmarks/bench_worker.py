@@ -241,14 +241,9 @@ def main() -> None:
     import logging
 
     logging.basicConfig(level=logging.WARNING)
-    from streams.dev.broker import bootstrap_from_env, start_broker
+    from streams.dev.broker import kafka_bootstrap
 
-    broker = None
-    bootstrap = bootstrap_from_env()
-    if bootstrap is None:
-        broker = start_broker(port=0)
-        bootstrap = broker.bootstrap_servers
-    try:
+    with kafka_bootstrap() as bootstrap:
         topic = f"bench-features-{uuid.uuid4().hex[:8]}"
         t0 = time.perf_counter()
         size = asyncio.run(preproduce(bootstrap, topic, args.records, args.partitions))
@@ -256,9 +251,6 @@ def main() -> None:
               f"{args.partitions} partitions, produced in {time.perf_counter() - t0:.1f} s; "
               f"batch {args.batch}; {os.cpu_count()} CPUs")  # fmt: skip
         results = [run_child(m, bootstrap, topic, args.records, args.batch) for m in args.modes.split(",")]
-    finally:
-        if broker is not None:
-            broker.stop()
     base = next((r["rate"] for r in results if r["mode"] == "raw"), results[0]["rate"])
     print(f"\n| {'run':<8} | {'msg/s':>8} | {'vs raw':>6} | {'p50 ms':>7} | {'p99 ms':>7} | {'peak RSS MB':>11} |")
     print(f"|{'-' * 10}|{'-' * 10}|{'-' * 8}|{'-' * 9}|{'-' * 9}|{'-' * 13}|")

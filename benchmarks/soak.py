@@ -286,18 +286,10 @@ def main() -> None:
     args = parser.parse_args()
     if args.minutes <= args.warmup_minutes:
         parser.error("--minutes must exceed --warmup-minutes")
-    from streams.dev.broker import bootstrap_from_env, start_broker
+    from streams.dev.broker import kafka_bootstrap
 
-    broker = None
-    bootstrap = bootstrap_from_env()
-    if bootstrap is None:
-        broker = start_broker(port=0)
-        bootstrap = broker.bootstrap_servers
-    try:
+    with kafka_bootstrap() as bootstrap:
         samples, sent, final, code = asyncio.run(soak(args, bootstrap))
-    finally:
-        if broker is not None:
-            broker.stop()
     with open(args.csv, "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=list(samples[0].row()))
         writer.writeheader()

@@ -13,7 +13,7 @@ import logging
 import os
 import signal
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from types import TracebackType
 from typing import Protocol, Self
 
@@ -32,6 +32,7 @@ __all__ = [
     "DevBroker",
     "bootstrap_from_env",
     "docker_available",
+    "kafka_bootstrap",
     "resolve_kafka_classpath",
     "run_dev_broker",
     "start_broker",
@@ -68,6 +69,21 @@ def start_broker(port: int = 9092, *, version: str = KAFKA_VERSION) -> Broker:
     if docker_available():
         return ContainerBroker(port, version=version).start()
     return DevBroker(port, version=version).start()
+
+
+@contextlib.contextmanager
+def kafka_bootstrap() -> Iterator[str]:
+    """The bootstrap servers of ``KAFKA_BOOTSTRAP_SERVERS``, else of a broker started for the block (on a free
+    port) and stopped after it: what benchmarks and scripts run against."""
+    bootstrap = bootstrap_from_env()
+    if bootstrap is not None:
+        yield bootstrap
+        return
+    broker = start_broker(port=0)
+    try:
+        yield broker.bootstrap_servers
+    finally:
+        broker.stop()
 
 
 def run_dev_broker(port: int, on_ready: Callable[[str], None]) -> None:
