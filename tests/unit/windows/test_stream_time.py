@@ -51,6 +51,7 @@ class Topic:
 
 
 def batches(records: list[tuple], size: int) -> list[tuple[pl.DataFrame, np.ndarray, np.ndarray]]:
+    """(frame, partitions, offsets) per batch of ``size``; a record's code is its 6th item, else ``a``."""
     offsets, nxt = [], dict.fromkeys(range(PARTITIONS), 0)
     for r in records:
         offsets.append(nxt[r[0]])
@@ -59,7 +60,7 @@ def batches(records: list[tuple], size: int) -> list[tuple[pl.DataFrame, np.ndar
     for i in range(0, len(records), size):
         chunk = records[i : i + size]
         df = frame([r[1] for r in chunk], [T0 + r[2] for r in chunk], [r[3] for r in chunk],
-                   [r[4] for r in chunk], ["a"] * len(chunk))  # fmt: skip
+                   [r[4] for r in chunk], [r[5] if len(r) > 5 else "a" for r in chunk])  # fmt: skip
         out.append((df, np.array([r[0] for r in chunk]), np.array(offsets[i : i + size])))
     return out
 

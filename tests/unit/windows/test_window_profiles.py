@@ -30,8 +30,8 @@ from streams.windows.stream import StreamConfig, StreamTime
 from tests.unit.profiles.test_profile_merge import assert_same
 
 from .drift_helpers import COUNTRIES, drifting
-from .helpers import LATENESS_MS, T0, WINDOW_MS, frame
-from .test_stream_time import Topic, oracle, restore
+from .helpers import LATENESS_MS, T0, WINDOW_MS
+from .test_stream_time import Topic, batches, oracle, restore
 
 CONFIG = StreamConfig(WINDOW_MS, LATENESS_MS, idle_ms=5_000, max_skew_ms=3_600_000, unique_ms=3_600_000)
 PARTITIONS = 4
@@ -47,20 +47,6 @@ def records(seed: int, n: int, shift: float = 0.0) -> list[tuple]:
         country = None if rng.random() < 0.05 else [*COUNTRIES, "XX"][int(rng.choice(4, p=[0.45, 0.3, 0.2, 0.05]))]
         at = int(i * 45_000 / n + rng.integers(0, 4_000))  # roughly in order: some late records, not most
         out.append((int(rng.integers(0, PARTITIONS)), i, at, amount, country, f"c{int(rng.integers(0, 60))}"))
-    return out
-
-
-def batches(rows: list[tuple], size: int) -> list[tuple[pl.DataFrame, np.ndarray, np.ndarray]]:
-    offsets, nxt = [], dict.fromkeys(range(PARTITIONS), 0)
-    for r in rows:
-        offsets.append(nxt[r[0]])
-        nxt[r[0]] += 1
-    out = []
-    for i in range(0, len(rows), size):
-        chunk = rows[i : i + size]
-        df = frame([r[1] for r in chunk], [T0 + r[2] for r in chunk], [r[3] for r in chunk],
-                   [r[4] for r in chunk], [r[5] for r in chunk])  # fmt: skip
-        out.append((df, np.array([r[0] for r in chunk]), np.array(offsets[i : i + size])))
     return out
 
 
