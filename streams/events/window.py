@@ -56,6 +56,11 @@ def _check_dict(check: WindowCheck) -> dict[str, Any]:
     }
 
 
+#: the parts of a check dict that a window ``rule.violation`` carries as its ``rule``, and beside it
+_RULE_KEYS = ("name", "column", "check", "severity", "dimension", "threshold")
+_OUTCOME_KEYS = ("failures", "failure_rate", "value", "error", "evaluation", "first_offending")
+
+
 def _partitions(verdict: WindowVerdict) -> list[dict[str, int]]:
     return [
         {"partition": int(p), "first": int(ranges[0][0]), "last": int(ranges[-1][1])}
@@ -99,21 +104,14 @@ def window_violations(contract: Contract, verdict: WindowVerdict, *, worker_id: 
         if r.passed:
             continue
         rule = rules.get(r.name)
+        verdict_on_rule = _check_dict(check)  # the summary's check, as the summary carries it
         data = common | {
-            "rule": {
-                "name": r.name, "column": r.column, "check": r.check, "severity": str(r.severity),
-                "dimension": r.dimension, "threshold": str(r.threshold),
-                "description": rule.description if rule is not None else None,
-            },
-            "failures": int(r.failures),
-            "failure_rate": json_number(r.failure_rate),
-            "value": json_number(r.value),
+            "rule": {key: verdict_on_rule[key] for key in _RULE_KEYS}
+            | {"description": rule.description if rule is not None else None},
+            **{key: verdict_on_rule[key] for key in _OUTCOME_KEYS},
             "rows": verdict.rows,
-            "error": r.error,
             "sample": [],
-            "evaluation": str(check.evaluation),
-            "first_offending": [{"partition": int(p), "offset": int(o)} for p, o in check.evidence],
-        }  # fmt: skip
+        }
         eid = event_id(str(EventType.RULE_VIOLATION), contract.ref, contract.sha256, k.schema, k.topic,
                        k.start_ms, k.end_ms, r.name)  # fmt: skip
         attributes = context_attributes(
