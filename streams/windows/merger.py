@@ -54,7 +54,6 @@ class WindowMerger:
     #: records of each (window, partition) snapshot already published, for the windows published by this merger
     #: (bounded: the latest CLOSED_MEMORY): a later snapshot of one of them adds late records, not lost ones
     published: dict[tuple[WindowKey, int], WindowPartial] = field(default_factory=dict)
-    published_windows: dict[WindowKey, None] = field(default_factory=dict)  # insertion-ordered, bounded
     pending_late: int = 0
 
     def feed(self, record: Record) -> None:
@@ -92,7 +91,8 @@ class WindowMerger:
         """A snapshot of a published window: the records it adds are late (counted in the next window published).
         Unknown after a restart of the merger (the published snapshots are tombstoned): then not counted."""
         held = self.published.get(slot)
-        if held is None and slot[0] in self.published_windows:  # the partition had no records in it then
+        published_window = held is None and any(key == slot[0] for key, _ in self.published)  # (a rare path)
+        if published_window:  # the window was published; this partition had no records in it then
             added, self.published[slot] = _total(part), part
         elif held is None or covers(held, part):
             return  # unknown (published before a restart), or a replay of what was published
@@ -127,17 +127,13 @@ class WindowMerger:
 
     def close(self, windows: Iterable[WindowPartial]) -> tuple[Closed, list[bytes]]:
         """Mark ``windows`` published: the ``closed`` marker to publish and the snapshot keys to tombstone."""
-        windows_ = list(windows)
-        ends = [w.key.end_ms for w in windows_]
+        ends = [w.key.end_ms for w in windows]
         through = max([*ends, self.closed_through])
         gone = [(k, p) for (k, p) in self.snapshots if k.end_ms <= through]
         keys = [record_key(Partial(p, self.snapshots[(k, p)])) for k, p in gone]
         for slot in gone:
             self.published[slot] = self.snapshots.pop(slot)
-        for w in windows_:
-            self.published_windows[w.key] = None
         _bound(self.published)
-        _bound(self.published_windows)
         if ends:
             self.pending_late = 0
         self.closed_through = through
