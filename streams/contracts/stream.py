@@ -46,6 +46,8 @@ OTHER_KEYS = ("qstreams.policies", "qstreams.reference", "qstreams.prediction")
 
 _UNITS_MS = {"ms": 1, "s": 1000, "m": 60_000, "min": 60_000, "h": 3_600_000, "d": 86_400_000}
 _SIMPLE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|min|m|h|d)?\s*$")
+_PART = re.compile(r"(\d+(?:\.\d+)?)\s*(ms|s|min|m|h|d)")
+_COMPOUND = re.compile(r"^(?:\d+(?:\.\d+)?\s*(?:ms|s|min|m|h|d)\s*){2,}$")
 _ISO = re.compile(r"^P(?:(\d+(?:\.\d+)?)D)?(?:T(?:(\d+(?:\.\d+)?)H)?(?:(\d+(?:\.\d+)?)M)?(?:(\d+(?:\.\d+)?)S)?)?$")
 
 
@@ -53,26 +55,34 @@ class DurationError(ValueError):
     """A duration text that cannot be read; the message shows the accepted forms."""
 
 
-def parse_duration(value: Any) -> int:
-    """A duration in whole milliseconds from ``"1m"``, ``"30s"``, ``"250ms"``, ``"PT1M"`` or seconds (a number).
+def parse_duration(value: Any, *, require_unit: bool = False) -> int:
+    """A duration in whole milliseconds: ``"30s"``, ``"1h30m"``, ``"250ms"``, ``"PT1M"`` or seconds (a number).
 
-    Raises :class:`DurationError` for anything else (negative, empty, unknown unit, bool).
+    The one duration reader of the package (stream specs, response policies, CLI options).
+    ``require_unit`` refuses bare numbers (``90``, ``"90"``), for places where a unit-less
+    number is more likely a mistake than seconds. Raises :class:`DurationError` for anything
+    else (negative, empty, unknown unit, bool).
     """
+    forms = "write e.g. 30s, 1m, 1h30m, 2d, 250ms or PT1M"
     if isinstance(value, bool):
-        raise DurationError(f"{value!r} is not a duration; write e.g. 30s, 1m, 2h, 1d or PT1M")
+        raise DurationError(f"{value!r} is not a duration; {forms}")
     if isinstance(value, (int, float)):
+        if require_unit:
+            raise DurationError(f"{value!r} has no unit; {forms}")
         if not value >= 0:  # negative or NaN
             raise DurationError(f"a duration cannot be negative or NaN, got {value!r}")
         return round(float(value) * 1000)
     text = str(value).strip()
     m = _SIMPLE.match(text)
-    if m:
+    if m and not (require_unit and m.group(2) is None):
         return round(float(m.group(1)) * _UNITS_MS[m.group(2) or "s"])
+    if _COMPOUND.match(text):
+        return round(sum(float(n) * _UNITS_MS[u] for n, u in _PART.findall(text)))
     iso = _ISO.match(text.upper())
     if iso and text.upper() not in ("P", "PT") and any(iso.groups()):
         days, hours, minutes, seconds = (float(g) if g else 0.0 for g in iso.groups())
         return round((((days * 24 + hours) * 60 + minutes) * 60 + seconds) * 1000)
-    raise DurationError(f"{value!r} is not a duration; write e.g. 30s, 1m, 2h, 1d, 250ms or PT1M")
+    raise DurationError(f"{value!r} is not a duration; {forms}")
 
 
 @dataclass(frozen=True, slots=True)

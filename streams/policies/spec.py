@@ -19,6 +19,8 @@ from typing import Any, Final
 from streams.contracts.model import Contract, SchemaObject
 from streams.contracts.odcs_schema import Finding
 from streams.contracts.source import Path_
+from streams.contracts.stream import DurationError
+from streams.contracts.stream import parse_duration as stream_duration
 from streams.errors import ContractSchemaError
 from streams.policies.metrics import METRICS, Needs, ValueKind
 
@@ -126,18 +128,15 @@ class Policy:
         }
 
 
-_DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d)")
-_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
-
-
 def parse_duration(text: Any) -> float | None:
-    """Seconds in a duration such as ``30s``, ``5m``, ``1h30m``, ``2d``; None when it is not one."""
-    if not isinstance(text, str) or not text.strip():
+    """Seconds in a duration such as ``30s``, ``5m``, ``1h30m``, ``2d``; None when it is not one.
+
+    The contracts' duration reader (:func:`streams.contracts.stream.parse_duration`) with a unit required.
+    """
+    try:
+        return stream_duration(text, require_unit=True) / 1000
+    except DurationError:
         return None
-    t = text.strip()
-    if _DURATION.sub("", t) != "":
-        return None
-    return sum(float(n) * _UNITS[u] for n, u in _DURATION.findall(t))
 
 
 _POLICY_KEYS = (

@@ -34,13 +34,22 @@ def test_policies_parse_into_frozen_objects(contract: Contract) -> None:
 
 @pytest.mark.parametrize(
     ("text", "seconds"),
-    [("30s", 30), ("5m", 300), ("1h30m", 5400), ("2d", 172800), ("250ms", 0.25), ("0s", 0)],
+    [
+        ("30s", 30),
+        ("5m", 300),
+        ("1h30m", 5400),
+        ("1h 30m", 5400),
+        ("2d", 172800),
+        ("250ms", 0.25),
+        ("0s", 0),
+        ("PT5M", 300),
+    ],
 )
 def test_durations(text: str, seconds: float) -> None:
     assert parse_duration(text) == seconds
 
 
-@pytest.mark.parametrize("text", ["5 minutes", "10", "", "m5", "1h 30m", "-5m", 300])
+@pytest.mark.parametrize("text", ["5 minutes", "10", "", "m5", "1h30", "-5m", 300, True, None])
 def test_bad_durations(text: object) -> None:
     assert parse_duration(text) is None
 

@@ -15,13 +15,14 @@ DTYPES = {"event_ts": pl.Datetime("us", "UTC"), "day": pl.Date(), "amount": pl.F
 @pytest.mark.parametrize(
     ("text", "ms"),
     [("1m", 60_000), ("30s", 30_000), ("250ms", 250), ("1.5h", 5_400_000), ("1d", 86_400_000), (90, 90_000),
-     ("PT1M30S", 90_000), ("P1D", 86_400_000), ("0s", 0), ("2 min", 120_000)],
+     ("PT1M30S", 90_000), ("P1D", 86_400_000), ("0s", 0), ("2 min", 120_000), ("1h30m", 5_400_000),
+     ("1m 30s", 90_000), ("1s500ms", 1_500)],
 )  # fmt: skip
 def test_durations(text: object, ms: int) -> None:
     assert parse_duration(text) == ms
 
 
-@pytest.mark.parametrize("text", ["", "1y", "-5s", "soon", True, "PT", "1m30"])
+@pytest.mark.parametrize("text", ["", "1y", "-5s", "soon", True, "PT", "1m30", "1m-30s", "h1"])
 def test_bad_durations(text: object) -> None:
     with pytest.raises(DurationError, match="duration"):
         parse_duration(text)
