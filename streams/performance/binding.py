@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import enum
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -37,7 +38,7 @@ import orjson
 from streams.errors import ContractError
 from streams.pipeline.records import Message
 from streams.profiles.prediction import NO_VERSION
-from streams.profiles.properties import prediction_spec
+from streams.profiles.properties import PREDICTION, prediction_spec
 from streams.profiles.spec import LabelsSpec, PredictionSpec
 
 if TYPE_CHECKING:
@@ -98,6 +99,24 @@ class JoinSpec:
         return self.labels.horizon_ms
 
 
+def _line(contract: Contract, schema: str, default: int | None) -> int | None:
+    """The line of the schema object's ``qstreams.prediction`` (its ``labels`` when present), else ``default``."""
+    doc = contract.document
+    if doc is None:
+        return default
+    for i, node in enumerate(doc.data.get("schema") or []):
+        if not isinstance(node, Mapping) or schema not in (node.get("name"), node.get("physicalName")):
+            continue
+        for j, item in enumerate(node.get("customProperties") or []):
+            if isinstance(item, Mapping) and item.get("property") == PREDICTION:
+                value = item.get("value")
+                where: tuple[str | int, ...] = ("schema", i, "customProperties", j, "value")
+                if isinstance(value, Mapping) and "labels" in value:
+                    where = (*where, "labels")
+                return doc.line(where) or default
+    return default
+
+
 def join_spec(contract: Contract, settings: Settings, schema: str | None = None) -> JoinSpec:
     """The :class:`JoinSpec` of the schema object binding a labels topic; :class:`ContractError` (path:line) if none."""
     candidates = [s for s in contract.schemas if schema is None or s.name == schema]
@@ -111,7 +130,7 @@ def join_spec(contract: Contract, settings: Settings, schema: str | None = None)
             spec = prediction_spec(contract, obj.name)
         except ContractError as exc:
             raise ContractError(f"schema object {obj.name!r}: {exc.message}", path=contract.path,
-                                line=obj.line) from None  # fmt: skip
+                                line=_line(contract, obj.name, obj.line)) from None  # fmt: skip
         if spec is not None and spec.labels is not None:
             found.append((obj, spec))
     if len(found) != 1:
@@ -123,12 +142,13 @@ def join_spec(contract: Contract, settings: Settings, schema: str | None = None)
         )  # fmt: skip
     obj, spec = found[0]
     assert spec.labels is not None
+    line = _line(contract, obj.name, obj.line)
     if spec.prediction_id not in obj.columns:
         raise ContractError(f"qstreams.prediction.predictionId names {spec.prediction_id!r}, which is not a property "
-                            f"of schema object {obj.name!r}", path=contract.path, line=obj.line)  # fmt: skip
+                            f"of schema object {obj.name!r}", path=contract.path, line=line)  # fmt: skip
     if spec.labels.topic == obj.topic:
         raise ContractError(f"the labels topic {obj.topic!r} is the predictions topic; labels need their own topic",
-                            path=contract.path, line=obj.line)  # fmt: skip
+                            path=contract.path, line=line)  # fmt: skip
     stream = obj.stream
     window = stream.window_ms if stream and stream.window_ms is not None else round(settings.window_seconds * 1000)
     late = stream.allowed_lateness_ms if stream and stream.allowed_lateness_ms is not None else None
