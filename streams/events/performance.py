@@ -32,7 +32,7 @@ def model_performance(
     contract: Contract, schema: str, topic: str, start_ms: int, end_ms: int, model_version: str,
     partial: PerformancePartial, *, labels_topic: str, horizon_ms: int,
 ) -> CloudEvent:  # fmt: skip
-    """The ``model.performance`` event of window ``[start_ms, end_ms)`` of ``topic`` (the predictions) for one version."""
+    """The ``model.performance`` event of one window ``[start_ms, end_ms)`` of ``topic`` (predictions), one version."""
     start, end = (datetime.fromtimestamp(ms / 1000, tz=UTC) for ms in (start_ms, end_ms))
     data = performance_data(partial, model_version, contract, schema, topic, (start, end))
     data |= {"scope": "window", "labels_topic": labels_topic, "horizon_seconds": horizon_ms / 1000}

@@ -216,7 +216,9 @@ class PerformanceJoiner:
         return t - t % self.spec.window_ms
 
     def _final(self, t: int) -> bool:
-        return self.final_ms is not None and self._start(t) + self.spec.window_ms + self.spec.horizon_ms <= self.final_ms
+        return (
+            self.final_ms is not None and self._start(t) + self.spec.window_ms + self.spec.horizon_ms <= self.final_ms
+        )
 
     def _prediction(self, p: Prediction) -> None:
         e = self.entries.setdefault(p.pid, _Entry())

@@ -116,7 +116,9 @@ def generate(seed: int, n: int = 300, *, noise: dict[str, float] | None = None, 
         nonlocal seq
         for c in range(copies):
             at = t + rng.uniform(0, arrival_s * 1000) * (1 + c)
-            arrivals.append((at, seq, Message(topic, zlib.crc32(pid.encode()) % partitions, 0, orjson.dumps(record), pid.encode())))
+            arrivals.append(
+                (at, seq, Message(topic, zlib.crc32(pid.encode()) % partitions, 0, orjson.dumps(record), pid.encode()))
+            )
             seq += 1
 
     for i in range(n):
@@ -148,7 +150,9 @@ def generate(seed: int, n: int = 300, *, noise: dict[str, float] | None = None, 
     return d
 
 
-def expected(data: Data, window_ms: int = WINDOW_MS, horizon_ms: int = HORIZON_MS) -> dict[tuple[int, str], dict[str, Any]]:
+def expected(
+    data: Data, window_ms: int = WINDOW_MS, horizon_ms: int = HORIZON_MS
+) -> dict[tuple[int, str], dict[str, Any]]:
     """What each (window start, model version) must report, computed directly from the whole data."""
     preds = {p[0]: p for p in data.predictions}
     labels = {lab[0]: lab for lab in data.labels}

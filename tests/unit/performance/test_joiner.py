@@ -7,7 +7,6 @@ import math
 from datetime import datetime
 from typing import Any
 
-import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -16,10 +15,7 @@ from streams.performance.binding import join_spec
 from streams.performance.joiner import PerformanceJoiner
 from streams.pipeline.records import Message, OutRecord
 from streams.settings import Settings
-from tests.unit.performance.scenario import (
-    HORIZON_MS, LABELS, PREDICTIONS, T0, WINDOW_MS, Data, contract, expected, generate, label_record,
-    prediction_record,
-)  # fmt: skip
+from tests.unit.performance.scenario import LABELS, PREDICTIONS, T0, Data, contract, expected, generate
 
 NOW = (T0 + 3_600_000) / 1000  # processing time while records flow (no partition idles)
 IDLE_LATER = NOW + 3_600  # every partition idle: the last windows close
