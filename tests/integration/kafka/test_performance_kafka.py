@@ -11,6 +11,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable
 from datetime import datetime
@@ -99,12 +100,21 @@ def test_joiner_killed_mid_stream_publishes_each_window_once(
     data = generate(seed=11, n=600, span_s=1800, noise={"A": 0.1, "B": 0.35})
     want = expected(data)
     cut = len(data.messages) * 6 // 10
-    asyncio.run(send(bootstrap, topics, data.messages[:cut]))
+
+    def trickle() -> None:  # the first 60% in small chunks while the joiner runs: the kill lands among polls
+        for i in range(0, cut, 40):
+            asyncio.run(send(bootstrap, topics, data.messages[i : min(i + 40, cut)]))
+            time.sleep(0.05)
+
     joiner = start()
+    wait(lambda: "ready" in log.read_text(), "the joiner to start", log)
+    producer = threading.Thread(target=trickle)
+    producer.start()
     try:
         wait(lambda: len(performance_events(bootstrap, events)) >= 3, "the first windows' events", log)
         joiner.send_signal(signal.SIGKILL)  # no clean shutdown: whatever was not committed is replayed
         joiner.wait(10)
+        producer.join(60)
         before = len(performance_events(bootstrap, events))
         asyncio.run(send(bootstrap, topics, data.messages[cut:] + sentinels()))
         joiner = start()
