@@ -203,3 +203,14 @@ def test_labels_need_the_prediction_id_and_a_binding() -> None:
     spec = join_spec(contract(), Settings())
     assert (spec.window_ms, spec.lateness_ms, spec.horizon_ms, spec.event_time) == (60_000, 120_000, 300_000,
                                                                                     "predicted_at")  # fmt: skip
+
+
+def test_contracts_lint_reports_a_bad_labels_binding(tmp_path: Any) -> None:
+    from streams.lint import lint_file
+
+    path = tmp_path / "fraud.odcs.yaml"
+    path.write_text(CONTRACT.replace("horizon: 5m", "horizon: soon"))
+    messages = [f.message for f in lint_file(path)]
+    assert any("qstreams.prediction.labels.horizon" in m and "'soon' is not a duration" in m for m in messages)
+    path.write_text(CONTRACT)
+    assert not [m for m in (f.message for f in lint_file(path)) if "qstreams.prediction" in m]
