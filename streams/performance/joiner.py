@@ -47,27 +47,46 @@ from streams.profiles.performance import PerformancePartial
 from streams.profiles.prediction import NO_VERSION
 from streams.windows.clock import ALL_FINAL, PartitionClock, final_through
 
-__all__ = ["PerformanceJoiner", "pair_partial"]
+__all__ = ["PerformanceJoiner"]
 
 log = logging.getLogger(__name__)
 
 TP = tuple[str, int]
 
 
-def pair_partial(bins: int, *, score: float | None = None, positive: bool = False, actual: bool = False,
-                 delay_s: float | None = None, unmatched: int = 0, orphans: int = 0) -> PerformancePartial:  # fmt: skip
-    """The partial of one matched pair (``score`` given), or of unmatched predictions / orphan labels."""
-    pos, neg, sums = [0] * bins, [0] * bins, [0.0] * bins
-    tp = fp = tn = fn = 0
-    if score is not None:
+class _Tally:
+    """A window's counts for one model version as it fills (a :class:`PerformancePartial` once read)."""
+
+    __slots__ = ("delay", "fn", "fp", "neg", "orphans", "pos", "sums", "tn", "tp", "unmatched")
+
+    def __init__(self, p: PerformancePartial) -> None:
+        self.tp, self.fp, self.tn, self.fn = p.tp, p.fp, p.tn, p.fn
+        self.pos, self.neg, self.sums = list(p.positives_hist), list(p.negatives_hist), list(p.score_sums)
+        self.delay = [p.delay_count, p.delay_sum, p.delay_max]
+        self.unmatched, self.orphans = p.unmatched_predictions, p.orphan_labels
+
+    @classmethod
+    def empty(cls, bins: int) -> _Tally:
+        return cls(PerformancePartial(0, 0, 0, 0, (0,) * bins, (0,) * bins, (0.0,) * bins))
+
+    def pair(self, score: float, positive: bool, actual: bool, delay_s: float) -> None:
+        bins = len(self.sums)
         b = min(max(int(score * bins), 0), bins - 1)  # as score_bin_expr: floor, 1.0 in the last bin
-        (pos if actual else neg)[b] = 1
-        sums[b] = score
-        tp, fp, tn, fn = int(positive and actual), int(positive and not actual), int(not positive and not actual), \
-            int(not positive and actual)  # fmt: skip
-    d = delay_s if delay_s is not None else 0.0
-    return PerformancePartial(tp, fp, tn, fn, tuple(pos), tuple(neg), tuple(sums), int(delay_s is not None), d, d,
-                              unmatched, orphans)  # fmt: skip
+        (self.pos if actual else self.neg)[b] += 1
+        self.sums[b] += score
+        if positive:
+            self.tp += actual
+            self.fp += not actual
+        else:
+            self.tn += not actual
+            self.fn += actual
+        self.delay = [self.delay[0] + 1, self.delay[1] + delay_s, max(self.delay[2], delay_s)]
+
+    def partial(self) -> PerformancePartial:
+        return PerformancePartial(
+            self.tp, self.fp, self.tn, self.fn, tuple(self.pos), tuple(self.neg), tuple(self.sums),
+            int(self.delay[0]), float(self.delay[1]), float(self.delay[2]), self.unmatched, self.orphans,
+        )  # fmt: skip
 
 
 @dataclass(slots=True)
@@ -103,7 +122,7 @@ class PerformanceJoiner:
         self.partitions: dict[str, list[int]] = {spec.predictions_topic: [], spec.labels.topic: []}
         self.final_ms: int | None = None
         self.entries: dict[str, _Entry] = {}
-        self.partials: dict[tuple[int, str], PerformancePartial] = {}
+        self.partials: dict[tuple[int, str], _Tally] = {}
         self._expiry: list[tuple[int, str]] = []  # (deadline, pid): settle what is open when F > deadline
         self._prune: list[tuple[int, str]] = []  # (until, pid): forget the id when F >= until
         self._dirty: set[tuple[Any, ...]] = set()
@@ -146,7 +165,7 @@ class PerformanceJoiner:
             if value is None:
                 self.partials.pop(key, None)
             else:
-                self.partials[key] = PerformancePartial.from_dict(value)
+                self.partials[key] = _Tally(PerformancePartial.from_dict(value))
 
     def state_records(self, topic: str) -> list[OutRecord]:
         """The state records changed since the last call (to produce with the outputs, in one transaction)."""
@@ -166,7 +185,7 @@ class PerformanceJoiner:
                 value = None if e is None else e.as_json()
             else:
                 p = self.partials.get((rest[0], rest[1]))
-                value = None if p is None else p.as_dict()
+                value = None if p is None else p.partial().as_dict()
             out.append(OutRecord(topic, None if value is None else orjson.dumps(value), self._key(parts), partition=0))
         self._dirty.clear()
         return out
@@ -199,7 +218,7 @@ class PerformanceJoiner:
         if isinstance(record, Skip):
             self.counters.skip(msg.topic == self.spec.predictions_topic, str(record.reason))
             self.clocks[tp] = PartitionClock(clock.max_event_ms, now)
-            return self.advance()
+            return []  # no watermark moved (idle partitions are the business of tick)
         newest = clock.max_event_ms
         if record.time_ms <= now + self.spec.max_skew_ms:  # a skewed record does not advance the watermark
             newest = record.time_ms if newest is None else max(newest, record.time_ms)
@@ -210,7 +229,8 @@ class PerformanceJoiner:
             self._prediction(record)
         else:
             self._label(record)
-        return self.advance()
+        # only a partition's newest event time moves the join's mark (idle partitions: tick, once per poll)
+        return self.advance() if newest != clock.max_event_ms else []
 
     def _start(self, t: int) -> int:
         return t - t % self.spec.window_ms
@@ -243,8 +263,7 @@ class PerformanceJoiner:
             if abs(tl - tp) <= self.spec.horizon_ms:
                 e.pred_done = e.label_done = True
                 delay = max(0, tl - tp) / 1000
-                self._add((self._start(tp), version), pair_partial(self.bins, score=score, positive=positive,
-                                                                   actual=actual, delay_s=delay))  # fmt: skip
+                self._tally(self._start(tp), version).pair(score, positive, actual, delay)
                 self.counters.count("matched")
         self._schedule(pid, e)
 
@@ -257,10 +276,12 @@ class PerformanceJoiner:
                     heapq.heappush(self._expiry, (part[0] + h, pid))
         heapq.heappush(self._prune, (max(ends), pid))
 
-    def _add(self, key: tuple[int, str], partial: PerformancePartial) -> None:
-        old = self.partials.get(key)
-        self.partials[key] = partial if old is None else old.merge(partial)
-        self._dirty.add(("partial", *key))
+    def _tally(self, start: int, version: str) -> _Tally:
+        self._dirty.add(("partial", start, version))
+        tally = self.partials.get((start, version))
+        if tally is None:
+            tally = self.partials[(start, version)] = _Tally.empty(self.bins)
+        return tally
 
     # -- time ----------------------------------------------------------------------------------
 
@@ -311,17 +332,17 @@ class PerformanceJoiner:
                 continue
             if e.pred is not None and not e.pred_done and e.pred[0] + self.spec.horizon_ms < self.final_ms:
                 e.pred_done = True
-                self._add((self._start(e.pred[0]), e.pred[1]), pair_partial(self.bins, unmatched=1))
+                self._tally(self._start(e.pred[0]), e.pred[1]).unmatched += 1
                 self._dirty.add(("entry", pid))
             if e.label is not None and not e.label_done and e.label[0] + self.spec.horizon_ms < self.final_ms:
                 e.label_done = True
-                self._add((self._start(e.label[0]), NO_VERSION), pair_partial(self.bins, orphans=1))
+                self._tally(self._start(e.label[0]), NO_VERSION).orphans += 1
                 self._dirty.add(("entry", pid))
 
     def _finalize(self) -> list[OutRecord]:
         out = []
         for start, version in sorted(k for k in self.partials if self._final(k[0])):
-            partial = self.partials.pop((start, version))
+            partial = self.partials.pop((start, version)).partial()
             self._dirty.add(("partial", start, version))
             event = model_performance(self.spec.contract, self.spec.schema, self.spec.predictions_topic,
                                       start, start + self.spec.window_ms, version, partial,

@@ -23,7 +23,7 @@ from __future__ import annotations
 import contextlib
 import math
 from collections import OrderedDict
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
 
@@ -61,6 +61,7 @@ class JoinCounters:
         self.gauges = {name: Gauge(f"qstreams_model_{name}", f"{text} in the last final window of prediction time.",
                                    labels, registry=r) for name, text in _GAUGES}  # fmt: skip
         self._versions: dict[tuple[str, str], OrderedDict[str, None]] = {}
+        self._children: dict[str, Any] = {}
 
     def skip(self, prediction: bool, reason: str) -> None:
         topic = "predictions" if prediction else "labels"
@@ -70,7 +71,10 @@ class JoinCounters:
     def count(self, kind: str) -> None:
         """One input record ``matched`` (the pair), ``duplicate`` or ``late``."""
         self.counts[kind] = self.counts.get(kind, 0) + 1
-        self.records.labels(kind).inc()
+        child = self._children.get(kind)
+        if child is None:
+            child = self._children[kind] = self.records.labels(kind)
+        child.inc()
 
     def published(self, spec: JoinSpec, version: str, p: PerformancePartial) -> None:
         contract, schema = spec.contract.id, spec.schema
