@@ -214,3 +214,30 @@ def test_contracts_lint_reports_a_bad_labels_binding(tmp_path: Any) -> None:
     assert any("qstreams.prediction.labels.horizon" in m and "'soon' is not a duration" in m for m in messages)
     path.write_text(CONTRACT)
     assert not [m for m in (f.message for f in lint_file(path)) if "qstreams.prediction" in m]
+
+
+def test_the_cli_refuses_a_bad_binding_with_file_and_line(tmp_path: Any) -> None:
+    from typer.testing import CliRunner
+
+    from streams.cli.main import app
+
+    path = tmp_path / "fraud.odcs.yaml"
+    path.write_text(CONTRACT.replace("horizon: 5m", "horizon: -5m"))
+    result = CliRunner().invoke(app, ["performance", "run", "--contract", str(path)])
+    assert result.exit_code == 2
+    assert f"{path}:32: schema object 'predictions': qstreams.prediction.labels.horizon" in result.output
+
+
+def test_idle_partitions_close_the_last_windows_and_skewed_records_hold_no_mark() -> None:
+    f = Feed()
+    f.pred("a", 0, 0.9)
+    f.label("a", 3, True)
+    f.pred("future", 10**8, 0.9)  # years ahead of the processing clock: skewed, the watermark ignores it
+    f.label("future", 10**8, True)
+    assert f.out == [] and f.joiner.final_ms is not None and f.joiner.final_ms < T0
+    f.clock.t += 29  # not idle yet (STREAMS_WINDOW_IDLE_CLOSE_SECONDS: 30 s)
+    assert f.joiner.tick() == []
+    f.clock.t += 2
+    published = [event_data(from_kafka(r.key, r.value, r.headers)) for r in f.joiner.tick()]
+    assert [(d["model_version"], d["count"]) for d in published] == [("A", 1)]  # window 0 only: the skewed one waits
+    assert set(f.joiner.entries) == {"future"}
