@@ -13,8 +13,9 @@ The session is the policy agent's (:mod:`streams.policies.runner`), applied to t
    one transaction.
 
 A Kafka error ends the session; the joiner is rebuilt from the state topic (what was committed)
-after a backoff. One joiner process per (contract, schema object) is active at a time: a second one
-with the same ``joiner_id`` fences the first (run it as a single replica that a supervisor restarts).
+after a backoff. Run one joiner process per (contract, schema object), restarted by a supervisor: a
+second one with the same ``joiner_id`` stays correct (each session fences the other and restores what it
+committed) but the two fence each other in turn.
 """
 
 from __future__ import annotations
