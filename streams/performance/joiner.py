@@ -193,13 +193,16 @@ class PerformanceJoiner:
     # -- input ---------------------------------------------------------------------------------
 
     def assign(self, partitions: Mapping[str, Sequence[int]]) -> None:
-        """The partitions of both topics: each holds the join back until it brings records or goes idle."""
+        """The partitions of both topics (after :meth:`restore`): each holds the join back until it brings
+        records or goes idle, idle counted from now (a restart after a downtime finds backlogs, not idle
+        partitions)."""
         now = round(self.now() * 1000)
         for topic, parts in partitions.items():
             self.partitions[topic] = sorted(parts)
             for p in parts:
-                if (topic, p) not in self.clocks:
-                    self.clocks[(topic, p)] = PartitionClock(None, now)  # first look: the idle close counts from here
+                self.clocks[(topic, p)] = PartitionClock(
+                    self.clocks.get((topic, p), PartitionClock()).max_event_ms, now
+                )
 
     def handle(self, msg: Message) -> list[OutRecord]:
         """One consumed record of the predictions or the labels topic: the events of windows it made final."""

@@ -241,3 +241,23 @@ def test_idle_partitions_close_the_last_windows_and_skewed_records_hold_no_mark(
     published = [event_data(from_kafka(r.key, r.value, r.headers)) for r in f.joiner.tick()]
     assert [(d["model_version"], d["count"]) for d in published] == [("A", 1)]  # window 0 only: the skewed one waits
     assert set(f.joiner.entries) == {"future"}
+
+
+def test_a_restart_after_a_long_downtime_reads_the_backlog_as_data_not_as_idle_partitions() -> None:
+    data = generate(seed=21, n=200, orphans=5)
+    clock = Clock()
+    first = make_joiner(clock)
+    state: list[Message] = []
+    half = len(data.messages) // 2
+    before = run(data.messages[:half], first, clock, state)
+    clock.t += 3 * 3600  # down for three hours: every partition's last record is long past the idle delay
+    second = PerformanceJoiner(join_spec(contract(), Settings()), joiner_id="j1", events_topic="events", now=clock)
+    second.restore(state)
+    second.assign({PREDICTIONS: [0, 1], LABELS: [0, 1]})  # as the runner does: restore, then assign
+    rest = sorted(data.messages[half:], key=lambda m: m.partition)  # partition 0's backlog first, then 1's
+    after = run(rest, second, clock) + close(second, clock)
+    got = events(before + after)
+    assert second.counters.counts["late"] == 0
+    assert got.keys() == expected(data).keys()
+    for key, want in expected(data).items():
+        assert got[key]["count"] == want["count"] and got[key]["confusion"] == want["confusion"]

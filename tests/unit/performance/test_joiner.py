@@ -18,7 +18,6 @@ from streams.settings import Settings
 from tests.unit.performance.scenario import LABELS, PREDICTIONS, T0, Data, contract, expected, generate
 
 NOW = (T0 + 3_600_000) / 1000  # processing time while records flow (no partition idles)
-IDLE_LATER = NOW + 3_600  # every partition idle: the last windows close
 EVENTS, STATE = "events", "state"
 
 
@@ -56,7 +55,7 @@ def commit(joiner: PerformanceJoiner, state: list[Message]) -> None:
 
 
 def close(joiner: PerformanceJoiner, clock: Clock) -> list[OutRecord]:
-    clock.t = IDLE_LATER
+    clock.t += 3_600  # every partition idle
     return joiner.tick()
 
 
