@@ -261,3 +261,24 @@ def test_a_restart_after_a_long_downtime_reads_the_backlog_as_data_not_as_idle_p
     assert got.keys() == expected(data).keys()
     for key, want in expected(data).items():
         assert got[key]["count"] == want["count"] and got[key]["confusion"] == want["confusion"]
+
+
+def test_roc_auc_of_continuous_scores_is_within_the_reported_bound() -> None:
+    import random
+
+    rng = random.Random(4)
+    f = Feed()
+    scores, actuals = [], []
+    for i in range(400):  # one window; scores anywhere in [0, 1] (several per score bin)
+        actual = rng.random() < 0.4
+        score = min(max(rng.gauss(0.62 if actual else 0.4, 0.15), 0.0), 1.0)
+        scores.append(score)
+        actuals.append(actual)
+        f.pred(f"c{i}", i * 0.1, score)
+        f.label(f"c{i}", i * 0.1 + 1, actual)
+    [(_, d)] = [(k, d) for k, d in f.finish().items() if d["count"]]
+    pos = [s for s, y in zip(scores, actuals, strict=True) if y]
+    neg = [s for s, y in zip(scores, actuals, strict=True) if not y]
+    exact = sum((p > n) + 0.5 * (p == n) for p in pos for n in neg) / (len(pos) * len(neg))
+    assert d["count"] == 400 and 0 < d["roc_auc_error_bound"] < 0.02
+    assert abs(d["roc_auc"] - exact) <= d["roc_auc_error_bound"]
