@@ -20,6 +20,7 @@ import typer
 
 from streams.cli.diff import contracts_diff
 from streams.cli.governance import register as register_governance
+from streams.cli.performance import register as register_performance
 from streams.cli.policies import register as register_policies
 from streams.cli.profile import profile_app
 from streams.errors import ContractError, DataFormatError, SettingsError, StreamsError
@@ -45,6 +46,7 @@ app.add_typer(profile_app, name="profile")
 contracts_app.command("diff")(contracts_diff)
 register_governance(app)  # qstreams archive, evidence, report, lineage
 register_policies(app)  # qstreams policies run, incidents resolve, events tail
+register_performance(app)  # qstreams performance run
 
 EXIT_OK, EXIT_FINDINGS, EXIT_USAGE = 0, 1, 2
 

@@ -20,6 +20,8 @@ from typing import TYPE_CHECKING, Any
 import orjson
 import polars as pl
 
+from streams.contracts.stream import DurationError, parse_duration
+
 if TYPE_CHECKING:
     from streams.contracts.model import Contract, SchemaObject
 
@@ -29,6 +31,7 @@ __all__ = [
     "DEFAULT_SCORE_BINS",
     "FieldSpec",
     "Kind",
+    "LabelsSpec",
     "PredictionSpec",
     "ProfileSpec",
     "hash_scheme",
@@ -82,6 +85,53 @@ class FieldSpec:
 
 
 @dataclass(frozen=True, slots=True)
+class LabelsSpec:
+    """The labels topic of a prediction contract (``qstreams.prediction.labels``): realized outcomes.
+
+    Each record of ``topic`` is a JSON object carrying the prediction id (``prediction_id``), the
+    actual label (``label``: a boolean, or a value compared with ``positiveLabel``) and optionally
+    its time (``label_time``: ISO-8601 or epoch milliseconds; default the Kafka timestamp). A label
+    joins the prediction with the same id when their times are at most ``horizon_ms`` apart.
+    """
+
+    topic: str
+    prediction_id: str
+    label: str
+    horizon_ms: int
+    label_time: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"topic": self.topic, "predictionId": self.prediction_id, "label": self.label,
+                "labelTime": self.label_time, "horizonMs": self.horizon_ms}  # fmt: skip
+
+    @classmethod
+    def from_dict(cls, data: Any) -> LabelsSpec:
+        """Parse ``qstreams.prediction.labels``; raises ``ValueError`` naming the offending key."""
+        where = "qstreams.prediction.labels"
+        if not isinstance(data, Mapping):
+            raise ValueError(f"{where} must be a mapping such as {{topic: ..., predictionId: ..., label: ..., "
+                             "horizon: 1h}")  # fmt: skip
+        known = {"topic", "predictionId", "label", "labelTime", "horizon"}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ValueError(f"{where} has unknown keys {unknown}; known keys: {sorted(known)}")
+        for key in ("topic", "predictionId", "label", "horizon"):
+            if data.get(key) is None:
+                raise ValueError(f"{where} needs `{key}` (known keys: {sorted(known)})")
+        for key in ("topic", "predictionId", "label", "labelTime"):
+            value = data.get(key)
+            if value is not None and (not isinstance(value, str) or not value.strip()):
+                raise ValueError(f"{where}.{key} must be a non-empty string, not {value!r}")
+        try:
+            horizon = parse_duration(data["horizon"])
+        except DurationError as exc:
+            raise ValueError(f"{where}.horizon: {exc}") from None
+        if horizon <= 0:
+            raise ValueError(f"{where}.horizon must be longer than 0, got {data['horizon']!r}")
+        return cls(data["topic"], data["predictionId"], data["label"], horizon, data.get("labelTime"))
+
+
+@dataclass(frozen=True, slots=True)
 class PredictionSpec:
     """The fields of a prediction contract (``qstreams.prediction``) and how to read them.
 
@@ -98,6 +148,8 @@ class PredictionSpec:
     confidence_threshold: float = 0.6
     score_bins: int = DEFAULT_SCORE_BINS
     prediction_id: str | None = None
+    #: the labels binding: not part of :meth:`as_dict` (profiles and their bins do not depend on it)
+    labels: LabelsSpec | None = field(default=None, compare=False)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -117,7 +169,7 @@ class PredictionSpec:
         if not isinstance(data, Mapping) or not isinstance(data.get("score"), str):
             raise ValueError("qstreams.prediction must be a mapping naming at least the score field: {score: ...}")
         known = {"score", "label", "modelVersion", "positiveLabel", "decisionThreshold", "confidenceThreshold"}
-        known |= {"scoreBins", "predictionId"}
+        known |= {"scoreBins", "predictionId", "labels"}
         unknown = sorted(set(data) - known)
         if unknown:
             raise ValueError(f"qstreams.prediction has unknown keys {unknown}; known keys: {sorted(known)}")
@@ -138,6 +190,10 @@ class PredictionSpec:
         if isinstance(bins, bool) or not isinstance(bins, int) or not 2 <= bins <= 10_000:
             raise ValueError(f"qstreams.prediction.scoreBins must be an integer in [2, 10000], not {bins!r}")
         positive = data.get("positiveLabel")
+        labels = None if data.get("labels") is None else LabelsSpec.from_dict(data["labels"])
+        if labels is not None and not isinstance(data.get("predictionId"), str):
+            raise ValueError("qstreams.prediction.labels joins labels by prediction id: name the predictions' id "
+                             "field in qstreams.prediction.predictionId")  # fmt: skip
         return cls(
             score=data["score"],
             label=text("label"),
@@ -147,6 +203,7 @@ class PredictionSpec:
             confidence_threshold=unit("confidenceThreshold", 0.6),
             score_bins=bins,
             prediction_id=text("predictionId"),
+            labels=labels,
         )
 
 

@@ -1,0 +1,229 @@
+"""What a performance joiner joins: a prediction contract's labels binding, and its records decoded.
+
+A prediction contract binds its labels topic in the schema object's ``qstreams.prediction``::
+
+    customProperties:
+      - property: qstreams.prediction
+        value:
+          score: score
+          label: predicted_label
+          modelVersion: model_version
+          positiveLabel: fraud
+          predictionId: prediction_id          # the join key on the predictions topic
+          labels:
+            topic: card_transactions.labels    # JSON objects, one per label
+            predictionId: prediction_id        # the join key on the labels topic
+            label: actual_label                # a boolean, or a value compared with positiveLabel
+            labelTime: labelled_at             # optional: ISO-8601 or epoch ms (default: Kafka timestamp)
+            horizon: 1h                        # a label joins a prediction at most this far apart in time
+
+The window length and allowed lateness are the schema object's stream-time settings
+(``qstreams.window``, ``qstreams.allowedLateness``, else ``STREAMS_*`` defaults), and the prediction
+time is its ``qstreams.eventTime`` field (else the Kafka timestamp): the windows of prediction time
+are the stream-time windows of the predictions. Decoding never raises on data: a record that cannot
+be read is a :class:`Skip` with its reason.
+"""
+
+from __future__ import annotations
+
+import enum
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+import orjson
+
+from streams.errors import ContractError
+from streams.pipeline.records import Message
+from streams.profiles.prediction import NO_VERSION
+from streams.profiles.properties import PREDICTION, prediction_spec
+from streams.profiles.spec import LabelsSpec, PredictionSpec
+
+if TYPE_CHECKING:
+    from streams.contracts.model import Contract
+    from streams.settings import Settings
+
+__all__ = ["JoinSpec", "Label", "Prediction", "Skip", "SkipReason", "decode", "join_spec"]
+
+
+class SkipReason(enum.StrEnum):
+    """Why a record of the predictions or labels topic took no part in the join."""
+
+    UNDECODABLE = "undecodable"  # not a JSON object
+    NO_ID = "no_prediction_id"
+    BAD_TIME = "bad_time"  # the time field is missing or unreadable
+    BAD_SCORE = "bad_score"  # missing, not a number, or outside [0, 1]
+    BAD_LABEL = "bad_label"  # missing, or neither a boolean nor comparable with positiveLabel
+
+
+@dataclass(frozen=True, slots=True)
+class Skip:
+    reason: SkipReason
+
+
+@dataclass(frozen=True, slots=True)
+class Prediction:
+    pid: str
+    time_ms: int
+    version: str
+    score: float
+    positive: bool  # predicted class
+
+
+@dataclass(frozen=True, slots=True)
+class Label:
+    pid: str
+    time_ms: int
+    actual: bool
+
+
+@dataclass(frozen=True, slots=True)
+class JoinSpec:
+    """Everything the joiner needs to know, resolved from the contract and the settings."""
+
+    contract: Contract
+    schema: str
+    predictions_topic: str
+    prediction: PredictionSpec
+    labels: LabelsSpec
+    event_time: str | None  # prediction time field (None: Kafka timestamp)
+    window_ms: int
+    lateness_ms: int
+    idle_ms: int
+    max_skew_ms: int
+
+    @property
+    def horizon_ms(self) -> int:
+        return self.labels.horizon_ms
+
+
+def _line(contract: Contract, schema: str, default: int | None) -> int | None:
+    """The line of the schema object's ``qstreams.prediction`` (its ``labels`` when present), else ``default``."""
+    doc = contract.document
+    if doc is None:
+        return default
+    for i, node in enumerate(doc.data.get("schema") or []):
+        if not isinstance(node, Mapping) or schema not in (node.get("name"), node.get("physicalName")):
+            continue
+        for j, item in enumerate(node.get("customProperties") or []):
+            if isinstance(item, Mapping) and item.get("property") == PREDICTION:
+                value = item.get("value")
+                where: tuple[str | int, ...] = ("schema", i, "customProperties", j, "value")
+                if isinstance(value, Mapping) and "labels" in value:
+                    where = (*where, "labels")
+                return doc.line(where) or default
+    return default
+
+
+def join_spec(contract: Contract, settings: Settings, schema: str | None = None) -> JoinSpec:
+    """The :class:`JoinSpec` of the schema object binding a labels topic; :class:`ContractError` (path:line) if none."""
+    candidates = [s for s in contract.schemas if schema is None or s.name == schema]
+    if not candidates:
+        names = ", ".join(s.name for s in contract.schemas)
+        raise ContractError(f"no schema object {schema!r} in the contract (schema objects: {names})",
+                            path=contract.path)  # fmt: skip
+    found = []
+    for obj in candidates:
+        try:
+            spec = prediction_spec(contract, obj.name)
+        except ContractError as exc:
+            raise ContractError(f"schema object {obj.name!r}: {exc.message}", path=contract.path,
+                                line=_line(contract, obj.name, obj.line)) from None  # fmt: skip
+        if spec is not None and spec.labels is not None:
+            found.append((obj, spec))
+    if len(found) != 1:
+        which = "the schema object given" if schema else "exactly one schema object"
+        raise ContractError(
+            f"{which} must bind a labels topic (qstreams.prediction with labels: {{topic, predictionId, label, "
+            f"horizon}}); found {len(found)}" + ("" if schema or not found else ": choose one with --schema"),
+            path=contract.path, line=candidates[0].line if len(candidates) == 1 else None,
+        )  # fmt: skip
+    obj, spec = found[0]
+    assert spec.labels is not None
+    line = _line(contract, obj.name, obj.line)
+    if spec.prediction_id not in obj.columns:
+        raise ContractError(f"qstreams.prediction.predictionId names {spec.prediction_id!r}, which is not a property "
+                            f"of schema object {obj.name!r}", path=contract.path, line=line)  # fmt: skip
+    if spec.labels.topic == obj.topic:
+        raise ContractError(f"the labels topic {obj.topic!r} is the predictions topic; labels need their own topic",
+                            path=contract.path, line=line)  # fmt: skip
+    stream = obj.stream
+    window = stream.window_ms if stream and stream.window_ms is not None else round(settings.window_seconds * 1000)
+    late = stream.allowed_lateness_ms if stream and stream.allowed_lateness_ms is not None else None
+    return JoinSpec(
+        contract=contract, schema=obj.name, predictions_topic=obj.topic, prediction=spec, labels=spec.labels,
+        event_time=stream.event_time if stream else None, window_ms=window,
+        lateness_ms=late if late is not None else round(settings.allowed_lateness_seconds * 1000),
+        idle_ms=round(settings.window_idle_close_seconds * 1000),
+        max_skew_ms=round(settings.max_clock_skew_seconds * 1000),
+    )  # fmt: skip
+
+
+def _time_ms(record: dict[str, Any], field: str | None, fallback: int | None) -> int | None:
+    if field is None:
+        return fallback
+    value = record.get(field)
+    if isinstance(value, bool) or value is None:
+        return None
+    if isinstance(value, (int, float)):
+        return int(value) if math.isfinite(value) else None
+    if isinstance(value, str):
+        try:
+            moment = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+        except ValueError:
+            return None
+        moment = moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment
+        return round(moment.timestamp() * 1000)
+    return None
+
+
+def _pid(value: Any) -> str | None:
+    if value is None or isinstance(value, (dict, list)) or (isinstance(value, str) and not value):
+        return None
+    return str(value)
+
+
+def decode(msg: Message, spec: JoinSpec) -> Prediction | Label | Skip:
+    """A record of the predictions topic (``spec.predictions_topic``) or else of the labels topic."""
+    try:
+        record = orjson.loads(msg.value) if msg.value is not None else None
+    except orjson.JSONDecodeError:
+        record = None
+    if not isinstance(record, dict):
+        return Skip(SkipReason.UNDECODABLE)
+    ps = spec.prediction
+    if msg.topic == spec.predictions_topic:
+        pid = _pid(record.get(ps.prediction_id or ""))
+        t = _time_ms(record, spec.event_time, msg.timestamp_ms)
+        score = record.get(ps.score)
+        if pid is None:
+            return Skip(SkipReason.NO_ID)
+        if t is None:
+            return Skip(SkipReason.BAD_TIME)
+        if isinstance(score, bool) or not isinstance(score, (int, float)) or not 0.0 <= score <= 1.0:
+            return Skip(SkipReason.BAD_SCORE)
+        if ps.positive_label is not None and ps.label is not None:
+            predicted = record.get(ps.label)
+            if predicted is None:
+                return Skip(SkipReason.BAD_LABEL)
+            positive = str(predicted) == ps.positive_label
+        else:
+            positive = score >= ps.decision_threshold
+        raw_version = record.get(ps.model_version) if ps.model_version else NO_VERSION
+        version = "" if raw_version is None else str(raw_version)
+        return Prediction(pid, t, version, float(score), positive)
+    ls = spec.labels
+    pid = _pid(record.get(ls.prediction_id))
+    t = _time_ms(record, ls.label_time, msg.timestamp_ms)
+    if pid is None:
+        return Skip(SkipReason.NO_ID)
+    if t is None:
+        return Skip(SkipReason.BAD_TIME)
+    value = record.get(ls.label)
+    if isinstance(value, bool):
+        return Label(pid, t, value)
+    if value is None or ps.positive_label is None:
+        return Skip(SkipReason.BAD_LABEL)
+    return Label(pid, t, str(value) == ps.positive_label)
