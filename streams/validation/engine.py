@@ -130,7 +130,7 @@ class _Prepared:
     extra: tuple[str, ...]
     hashed: frozenset[int] = frozenset()  # uniqueness slots whose pass-1 column is the hashes of their keys
     nulls: dict[int, str] = field(default_factory=dict)  # `required` slots counted by the column's null count
-    tables: dict[tuple[str, ...], pl.Series] = field(default_factory=dict)  # violations tables (verdicts)
+    tables: dict[tuple[str, ...], list[pl.Expr]] = field(default_factory=dict)  # violations selects (verdicts)
 
 
 class CompiledPlan:
