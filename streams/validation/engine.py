@@ -351,7 +351,7 @@ class CompiledPlan:
             if not counts[k]:
                 del columns[k]
         masks = {k: f"{prepared.prefix}m{k}" for k in sorted(columns)}
-        frame = base.with_columns(columns[k].alias(m) for k, m in masks.items()) if masks else base
+        frame = base.hstack([columns[k].alias(m) for k, m in masks.items()]) if masks else base  # no plan
         return counts, frame, masks, measured
 
 
