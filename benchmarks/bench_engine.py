@@ -19,14 +19,23 @@ ratio of a frame's median to the clean frame's median in the same run (target <=
 ``vs pandera`` is pandera's median over the engine's on the same frame (target >= 5 at 100k rows
 with 1% bad rows). ``cpu ms`` is the engine's median CPU time per call over every thread of the
 process (``time.process_time``): on a shared machine it moves less with the load than wall time.
+
+``--baseline REV`` also times the engine as it was at git revision ``REV`` (its ``engine.py``,
+``failures.py`` and ``report.py``, loaded from ``git show`` beside the current modules; the other
+modules are the current ones), alternating call by call with the current engine on the same
+frames, after checking that both give the same report: ``base ms`` and ``vs base`` (current over
+baseline; below 1 is faster).
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import importlib
 import statistics
+import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -133,19 +142,48 @@ def timed(fn: Callable[[], object], cpu: list[float] | None = None) -> float:
     return wall
 
 
+def baseline_compiler(rev: str) -> Callable[[Any], Any]:
+    """``compile_plan`` of the engine at git revision ``rev`` (its engine, failures and report modules)."""
+    folder = Path(tempfile.mkdtemp(prefix="qs-engine-baseline-"))
+    names = ("report", "failures", "engine")
+    for name in names:
+        show = ["git", "-C", str(ROOT), "show", f"{rev}:streams/validation/{name}.py"]
+        text = subprocess.run(show, check=True, capture_output=True, text=True).stdout
+        for other in names:
+            text = text.replace(f"from streams.validation.{other} import", f"from baseline_{other} import")
+        (folder / f"baseline_{name}.py").write_text(text)
+    sys.path.insert(0, str(folder))
+    return importlib.import_module("baseline_engine").compile_plan  # type: ignore[no-any-return]
+
+
+def same_report(a: Any, b: Any) -> bool:
+    return (
+        [c.to_dict() for c in a.checks] == [c.to_dict() for c in b.checks]
+        and a.failure_cases.equals(b.failure_cases)
+        and a.valid_mask.equals(b.valid_mask)
+        and a.violations.equals(b.violations)
+    )
+
+
 def measure(
     plan: Any, schema: Any, batches: dict[float, pl.DataFrame], repeat: int, pandera_repeat: int,
-    pandera_shares: set[float],
-) -> tuple[dict[float, float], dict[float, float], dict[float, float]]:  # fmt: skip
-    """Median seconds per share: the engine (round-robin over the shares), pandera (on ``pandera_shares``)
-    and the engine's CPU seconds."""
+    pandera_shares: set[float], base: Any = None,
+) -> tuple[dict[float, float], dict[float, float], dict[float, float], dict[float, tuple[float, float]]]:  # fmt: skip
+    """Median seconds per share: the engine (round-robin over the shares), pandera (on ``pandera_shares``),
+    the engine's CPU seconds and the baseline engine's (wall, CPU) seconds (alternating with the engine)."""
     for df in batches.values():  # warm-up (and the per-schema plan)
         plan.validate(df)
+        if base is not None and not same_report(base.validate(df), plan.validate(df)):
+            raise SystemExit("the baseline engine gives another report on the same frame")
     times: dict[float, list[float]] = {share: [] for share in batches}
     cpu: dict[float, list[float]] = {share: [] for share in batches}
+    before: dict[float, list[float]] = {share: [] for share in batches} if base is not None else {}
+    before_cpu: dict[float, list[float]] = {share: [] for share in batches}
     for _ in range(repeat):
         for share, df in batches.items():
             times[share].append(timed(lambda df=df: plan.validate(df), cpu[share]))
+            if base is not None:
+                before[share].append(timed(lambda df=df: base.validate(df), before_cpu[share]))
 
     def pandera_run(df: pl.DataFrame) -> None:
         with contextlib.suppress(pandera.errors.SchemaErrors):
@@ -159,6 +197,7 @@ def measure(
         {share: statistics.median(t) for share, t in times.items()},
         {share: statistics.median(t) for share, t in reference.items()},
         {share: statistics.median(t) for share, t in cpu.items()},
+        {share: (statistics.median(t), statistics.median(before_cpu[share])) for share, t in before.items()},
     )
 
 
@@ -176,7 +215,9 @@ def main() -> None:
         default="plan",
         help="plan: CompiledPlan.validate (compiled once, as a worker); contract: Contract.validate",
     )
+    ap.add_argument("--baseline", metavar="REV", help="also time the engine at this git revision, alternating")
     args = ap.parse_args()
+    compile_base = baseline_compiler(args.baseline) if args.baseline else None
     shares = [float(s) for s in args.shares.split(",")]
     pandera_shares = {float(s) for s in args.pandera_shares.split(",")}
     print(f"polars {pl.__version__}, pandera {pandera.__version__}; engine median of {args.repeat} round-robin "
@@ -184,7 +225,8 @@ def main() -> None:
     header = (
         f"| {'contract':<11} | {'rows':>7} | {'bad':>4} | {'engine ms':>9} | {'vs clean':>8} | {'pandera ms':>10} | "
         f"{'vs pandera':>10} | {'rows/s':>11} | {'cpu ms':>6} | {'cpu vs clean':>12} | {'invalid':>7} | {'cases':>6} |"
-    )
+    ) + (f" {'base ms':>7} | {'vs base':>7} | {'base cpu':>8} | {'cpu vs base':>11} | {'base cpu vs clean':>17} |"
+         if compile_base else "")  # fmt: skip
     print(header)
     print("|" + "|".join("-" * len(c) for c in header.split("|")[1:-1]) + "|")
     for name in args.contracts.split(","):
@@ -195,8 +237,9 @@ def main() -> None:
             batches = {share: with_bad_rows(clean, share, kinds) for share in shares}
             target = plan if args.api == "plan" else contract
             pandera_schema = contract.to_pandera()
-            engine, reference, cpu = measure(
-                target, pandera_schema, batches, args.repeat, args.pandera_repeat, pandera_shares
+            base = compile_base(contract) if compile_base else None
+            engine, reference, cpu, before = measure(
+                target, pandera_schema, batches, args.repeat, args.pandera_repeat, pandera_shares, base
             )
             for share, df in batches.items():
                 fused, ref = engine[share], reference.get(share)
@@ -209,6 +252,13 @@ def main() -> None:
                     f"{ref_ms} | {speedup} | {size / fused:>11,.0f} | {cpu[share] * 1e3:>6.2f} | "
                     f"{cpu[share] / cpu[shares[0]]:>11.2f}x | {report.invalid_rows:>7,} | "
                     f"{report.failure_cases.height:>6,} |"
+                    + (
+                        f" {before[share][0] * 1e3:>7.2f} | {fused / before[share][0]:>6.2f}x | "
+                        f"{before[share][1] * 1e3:>8.2f} | {cpu[share] / before[share][1]:>10.2f}x | "
+                        f"{before[share][1] / before[shares[0]][1]:>16.2f}x |"
+                        if before
+                        else ""
+                    )
                 )
 
 

@@ -5,8 +5,11 @@
 with no per-rule Python work over rows and no pass per failing rule:
 
 1. after an optional conformance step (a no-op when the dtypes already match), one
-   ``select`` computes the failure mask of every row-level rule at once (uniqueness: a
-   candidate mask: rows whose key hash is duplicated), and the masks are counted;
+   ``select`` computes the failure mask of every row-level rule at once, and the masks are
+   counted. Uniqueness over text or composite keys yields the keys' 64-bit hashes instead:
+   sorted (a fifth of the cost of ``is_duplicated``), a repeated hash marks candidate rows.
+   A ``required`` rule over a column without NaN and without nulls (a count polars keeps
+   per column) is left out of the pass;
 2. a clean batch stops there. Otherwise the masks of the failing rules give
    ``valid_mask``, ``violations`` (a bit code per row gathered from a table of rule-name
    lists) and the failure cases of the failing rows (rendered for those rows only). The
@@ -58,6 +61,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 
+import numpy as np
 import polars as pl
 
 from streams.contracts.model import Contract, Field, Op, SchemaObject, Severity
@@ -85,6 +89,7 @@ from streams.validation.predicates import (
     plan_rules,
     predicate,
     rule_layout,
+    unique_key,
 )
 from streams.validation.report import ValidationReport, concat_cases, verdicts
 
@@ -123,8 +128,9 @@ class _Prepared:
     output_columns: list[str]
     missing: tuple[str, ...]
     extra: tuple[str, ...]
-    hashed: frozenset[int] = frozenset()  # uniqueness slots whose pass-1 mask is a candidate superset
-    tables: dict[tuple[str, ...], pl.Series] = field(default_factory=dict)  # violations tables (verdicts)
+    hashed: frozenset[int] = frozenset()  # uniqueness slots whose pass-1 column is the hashes of their keys
+    nulls: dict[int, str] = field(default_factory=dict)  # `required` slots counted by the column's null count
+    tables: dict[tuple[str, ...], list[pl.Expr]] = field(default_factory=dict)  # violations selects (verdicts)
 
 
 class CompiledPlan:
@@ -209,6 +215,8 @@ class CompiledPlan:
                 counts[k], exact = duplicate_candidates(slot.rule, pl.col(column), conformed.get(column))
                 if not exact:
                     hashed.add(k)
+                    values, present = unique_key(slot.rule, pl.col(column))
+                    counts[k] = pl.when(present).then(values.hash())
         # cheap expressions first: polars balances its threads better (a third faster at 100k rows)
         weight = {k: cost(self.slots[k].rule, conformed.get(str(self.slots[k].rule.column)), size) for k in counts}
         counts = {k: counts[k] for k in sorted(counts, key=lambda k: (weight[k], k))}
@@ -218,6 +226,12 @@ class CompiledPlan:
         output = [*declared, *extra]
         prepared = _Prepared(stage1, fails, counts, errors, originals, temporal, prefix, output, missing, extra)
         prepared.hashed = frozenset(hashed)
+        prepared.nulls = {  # `required` on a column without NaN or dtype failures: its null count is known
+            k: str(slot.rule.column)
+            for k, slot in enumerate(self.slots)
+            if slot.rule.op is Op.NOT_NULL and k in counts and slot.rule.column not in mismatch
+            and not (conformed.get(str(slot.rule.column)) or pl.Null()).is_float()
+        }  # fmt: skip
         if len(self._cache) >= _CACHE_SIZE:
             self._cache.pop(next(iter(self._cache)))
         self._cache[key] = prepared
@@ -306,31 +320,49 @@ class CompiledPlan:
     def _failures(
         self, base: pl.DataFrame, prepared: _Prepared, errors: dict[int, str]
     ) -> tuple[dict[int, int], pl.DataFrame, dict[int, str], dict[int, int]]:
-        """One pass computes the failure mask of every row rule that runs, counted in the same frame
-        (a uniqueness rule over text or composite keys: the rows whose key hash is duplicated, checked
-        over those rows only). Returns the failing-row counts and ``base`` with the mask of each
-        failing rule (slot -> mask column, in slot order): violations and failure cases come from them;
-        and the ``duplicateValues`` of the uniqueness rules checked over their candidates."""
-        live = [k for k in prepared.counts if k not in errors]
+        """One pass computes the failure mask of every row rule that runs, counted in the same frame;
+        a uniqueness rule over text or composite keys gets the 64-bit hashes of its keys instead, whose
+        repeats (found by sorting) are the candidate rows, checked over those rows only.
+        Returns the failing-row counts and ``base`` with the mask of each failing rule (slot -> mask
+        column, in slot order): violations and failure cases come from them; and the
+        ``duplicateValues`` of the uniqueness rules checked over their candidates."""
+        # a `required` rule over a column with no null (a count polars keeps) has nothing to compute
+        held = [k for k, name in prepared.nulls.items() if k not in errors and not base.get_column(name).null_count()]
+        live = [k for k in prepared.counts if k not in errors and k not in held]
         found = evaluate(base, {k: prepared.counts[k] for k in live}, errors)  # the one pass over the batch
         live = [k for k in live if k not in errors]
-        sums = found.select(pl.col(str(k)).sum() for k in live).row(0) if live else ()
-        counts = {k: int(n or 0) for k, n in zip(live, sums, strict=True)}
-        columns = {k: found.get_column(str(k)) for k in live if counts[k]}
+        plain = [k for k in live if k not in prepared.hashed]
+        counts = {k: int(found.get_column(str(k)).sum() or 0) for k in plain}  # 4x cheaper than a select
+        counts.update(dict.fromkeys(held, 0))
+        columns = {k: found.get_column(str(k)) for k in plain if counts[k]}
         measured: dict[int, int] = {}
-        for k in [k for k in columns if k in prepared.hashed]:  # candidates: compare their keys
+        for k in [k for k in live if k in prepared.hashed]:  # repeated hashes, then their keys
+            counts[k] = 0
+            candidates = _repeated(found.get_column(str(k)))
+            if candidates is None:
+                continue
             try:
-                columns[k], measured[k] = verify_duplicates(base, columns[k], self.slots[k].rule)
+                columns[k], measured[k] = verify_duplicates(base, candidates, self.slots[k].rule)
             except Exception as exc:  # as a rule that cannot run
                 errors[k] = error_text(exc)
-                del columns[k], counts[k]
+                del counts[k]
                 continue
             counts[k] = int(columns[k].sum())
             if not counts[k]:
                 del columns[k]
         masks = {k: f"{prepared.prefix}m{k}" for k in sorted(columns)}
-        frame = base.with_columns(columns[k].alias(m) for k, m in masks.items()) if masks else base
+        frame = base.hstack([columns[k].alias(m) for k, m in masks.items()]) if masks else base  # no plan
         return counts, frame, masks, measured
+
+
+def _repeated(hashes: pl.Series) -> pl.Series | None:
+    """The rows whose (non-null) hash occurs more than once, or None when no hash repeats (a
+    sort of the hashes costs about a fifth of ``is_duplicated``)."""
+    values = np.sort(hashes.drop_nulls().to_numpy())
+    same = values[1:] == values[:-1]
+    if not same.any():
+        return None
+    return hashes.is_in(pl.Series(np.unique(values[1:][same])).implode()).fill_null(False)
 
 
 def _size_class(rows: int | None) -> int | None:

@@ -7,7 +7,7 @@ failure cases; nothing raises on data (a rule that cannot run is reported).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from typing import Any
 
@@ -17,7 +17,7 @@ from streams.contracts.expressions import columns as expression_columns
 from streams.contracts.model import Op, Rule, SchemaObject, Unit
 from streams.contracts.rules import sql_reads
 from streams.validation.predicates import FRAME_CONTEXT, RuleSlot, rule_layout, unique_key
-from streams.validation.report import REDACTED, CheckResult, as_text, redact, row_cases
+from streams.validation.report import REDACTED, CheckResult, as_text, case_columns, redact, row_cases
 
 
 def error_text(exc: BaseException) -> str:
@@ -139,6 +139,7 @@ class Reporter:
     hidden: tuple[bool, ...]  # per slot: the rule's value would show a classified value (SQL)
     required: frozenset[str]  # fields that must be present (an absent optional field passes)
     uniqueness: frozenset[int]  # slots of uniqueness rules (their value is rows - distinct)
+    cases: dict[tuple[Any, ...], list[pl.Expr]] = field(default_factory=dict, compare=False, repr=False)
 
     @classmethod
     def of(cls, schema_obj: SchemaObject) -> Reporter:
@@ -224,23 +225,45 @@ class Reporter:
     ) -> pl.DataFrame:
         """One failure case per failing row of each zero-tolerance rule.
 
-        ``failing`` holds ``(mask column of frame, slot)``; ``index`` is a free column name.
+        ``failing`` holds ``(mask column of frame, slot)``; ``index`` is a free column name. The
+        expressions of each rule's cases are built once per rule, mask, index and input (the
+        rendered column and its dtype; the batch's columns for a row-level expression or key).
         """
-        redacted = self.redacted
+        schema = frame.schema
         specs = []
         for mask, k in failing:
             slot = self.slots[k]
             rule, name = slot.rule, str(slot.rule.column)
             if rule.op is Op.EXPRESSION or rule.key_columns:
-                shown = [(n, pl.col(originals.get(n, n))) for n in rule.key_columns or df.columns]
-                shown = [(n, redact(e) if n in redacted else e) for n, e in shown]
-                value = pl.struct(e.alias(n) for n, e in shown).struct.json_encode() if shown else pl.lit("{}")
+                names = rule.key_columns or tuple(df.columns)
+                key: tuple[Any, ...] = (k, mask, index, tuple((n, originals.get(n, n)) for n in names))
             else:
                 source = originals.get(name, name) if rule.op is Op.DTYPE else name
-                value = as_text(pl.col(source), frame.schema[source])
-                value = redact(value) if name in redacted else value
-            specs.append((mask, value, (slot.context, rule.column, rule.check, slot.check_number, rule.name)))
+                key = (k, mask, index, source, schema[source])
+            columns = self.cases.get(key)
+            if columns is None:
+                constants = (slot.context, rule.column, rule.check, slot.check_number, rule.name)
+                columns = case_columns(self._case_value(rule, df, schema, originals), index, constants)
+                if len(self.cases) >= _CASES:
+                    self.cases.pop(next(iter(self.cases)))
+                self.cases[key] = columns
+            specs.append((mask, columns))
         return row_cases(frame, index, specs)
+
+    def _case_value(self, rule: Rule, df: pl.DataFrame, schema: pl.Schema, originals: dict[str, str]) -> pl.Expr:
+        """The ``failure_case`` of a failing row of ``rule``: the value (a row-level expression or a
+        composite key: the values it reads, as JSON), redacted where classified."""
+        redacted, name = self.redacted, str(rule.column)
+        if rule.op is Op.EXPRESSION or rule.key_columns:
+            shown = [(n, pl.col(originals.get(n, n))) for n in rule.key_columns or df.columns]
+            shown = [(n, redact(e) if n in redacted else e) for n, e in shown]
+            return pl.struct(e.alias(n) for n, e in shown).struct.json_encode() if shown else pl.lit("{}")
+        source = originals.get(name, name) if rule.op is Op.DTYPE else name
+        value = as_text(pl.col(source), schema[source])
+        return redact(value) if name in redacted else value
+
+
+_CASES = 512  # case expressions kept per compiled schema object
 
 
 def _columns_read(rule: Rule, schema_obj: SchemaObject) -> tuple[frozenset[str], frozenset[str]]:

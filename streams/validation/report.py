@@ -60,7 +60,7 @@ def redact(expr: pl.Expr) -> pl.Expr:
 def verdicts(
     frame: pl.DataFrame,
     failing: list[tuple[str, str, bool]],
-    tables: dict[tuple[str, ...], pl.Series] | None = None,
+    tables: dict[tuple[str, ...], list[pl.Expr]] | None = None,
     *,
     judge: bool = True,
 ) -> tuple[pl.Series, pl.Series, pl.Series | None]:
@@ -73,8 +73,8 @@ def verdicts(
     rules (a bit code per row, 63 rules a word), then gathered: ``concat_list`` over
     per-rule columns is two orders of magnitude slower. With at most ``_FULL_TABLE``
     failing rules the table has an entry for every code, so codes index it directly;
-    it is kept in ``tables`` (per list of rule names) for the next batch. The gating lists
-    come from the same codes (a second table, gathered in the same pass).
+    it is kept in ``tables`` with its select (per list of masks and rule names) for the next
+    batch. The gating lists come from the same codes (a second table, gathered in the same pass).
     """
     if not failing:
         valid = pl.Series("valid", [True], dtype=pl.Boolean).new_from_index(0, frame.height)
@@ -85,30 +85,21 @@ def verdicts(
         valid, violations, _ = verdicts(frame, [(m, name, True) for m, name, _ in failing], tables, judge=False)
         return valid, violations, None  # no row has a gating violation: ValidationReport.gating() builds them
     split = len(gating) < len(failing)  # else the gating lists are the violations
-    words = [
-        pl.sum_horizontal(
-            pl.when(pl.col(m)).then(1 << i).otherwise(0) for i, (m, _, _) in enumerate(failing[start : start + 63])
-        ).alias(f"w{start}")
-        for start in range(0, len(failing), 63)
-    ]
-    verdict = pl.any_horizontal(gating).fill_null(False).not_() if judge else pl.repeat(True, pl.len())
     if len(failing) <= _FULL_TABLE:
-        names = tuple(name if gates else f"{name}\0" for _, name, gates in failing)  # keyed by gating too
-        table = tables.get(names) if tables is not None else None
-        if table is None:
-            every: list[tuple[int, ...]] = [(code,) for code in range(1 << len(failing))]
-            table = pl.concat([_names_table(every, failing), _names_table(every, failing, gating_only=True)]).rechunk()
+        # the table, and the select gathering from it, are kept per list of (mask, rule name, gates)
+        key = ("\0select", str(judge), *(f"{m}\0{name}\0{int(gates)}" for m, name, gates in failing))
+        exprs = tables.get(key) if tables is not None else None
+        if exprs is None:
+            exprs = _full_table_select(failing, gating, split, judge)
             if tables is not None:
                 if len(tables) >= _TABLES:
                     tables.pop(next(iter(tables)))
-                tables[names] = table
-        size = 1 << len(failing)
-        exprs = [verdict.alias("valid"), pl.lit(table).gather(words[0]).alias("v")]
-        if split:
-            exprs.append(pl.lit(table).gather(words[0] + size).alias("g"))
+                tables[key] = exprs
         out = frame.select(exprs)
         violations = out.to_series(1).alias("violations")
         return out.to_series(0), violations, out.to_series(2).alias("violations") if split else violations
+    words = _words(failing)
+    verdict = pl.any_horizontal(gating).fill_null(False).not_() if judge else pl.repeat(True, pl.len())
     out = frame.select(verdict.alias("valid"), *words)
     if len(words) == 1:
         codes = out.to_series(1)
@@ -126,6 +117,31 @@ def verdicts(
     joined = codes_frame.join(combos, on=codes_frame.columns, how="left", maintain_order="left")
     violations = joined.get_column("violations")
     return out.to_series(0), violations, joined.get_column("gating").alias("violations") if split else violations
+
+
+def _words(failing: list[tuple[str, str, bool]]) -> list[pl.Expr]:
+    """The bit codes of the failing rules per row, 63 rules a word (bit i: the row fails rule i)."""
+    return [
+        pl.sum_horizontal(
+            pl.when(pl.col(m)).then(1 << i).otherwise(0) for i, (m, _, _) in enumerate(failing[start : start + 63])
+        ).alias(f"w{start}")
+        for start in range(0, len(failing), 63)
+    ]
+
+
+def _full_table_select(
+    failing: list[tuple[str, str, bool]], gating: list[pl.Expr], split: bool, judge: bool
+) -> list[pl.Expr]:
+    """``valid``, the violations and (``split``) the gating lists, gathered by bit code from a table
+    with an entry for every code (at most ``_FULL_TABLE`` failing rules)."""
+    every: list[tuple[int, ...]] = [(code,) for code in range(1 << len(failing))]
+    table = pl.concat([_names_table(every, failing), _names_table(every, failing, gating_only=True)]).rechunk()
+    code = _words(failing)[0]
+    verdict = pl.any_horizontal(gating).fill_null(False).not_() if judge else pl.repeat(True, pl.len())
+    exprs = [verdict.alias("valid"), pl.lit(table).gather(code).alias("v")]
+    if split:
+        exprs.append(pl.lit(table).gather(code + (1 << len(failing))).alias("g"))
+    return exprs
 
 
 _FULL_TABLE = 8  # failing rules up to which the violations table covers every bit code
@@ -156,29 +172,34 @@ def _names_table(
     return pl.Series("violations", names, dtype=pl.List(pl.String))
 
 
-def row_cases(frame: pl.DataFrame, index: str, specs: list[tuple[str, pl.Expr, tuple[Any, ...]]]) -> pl.DataFrame:
+def case_columns(value: pl.Expr, index: str, constants: tuple[Any, ...]) -> list[pl.Expr]:
+    """The select of one rule's failure cases: ``value`` (the ``failure_case`` expression), the row
+    number from ``index`` and the rule's ``(schema_context, column, check, check_number, rule)``.
+    Building these literals costs ~0.2 ms a rule, more than rendering the cases at 10k rows:
+    the engine keeps them per rule (see :meth:`streams.validation.failures.Reporter.row_cases`)."""
+    context, column, check, number, rule = constants
+    return [
+        value.alias("failure_case"),
+        pl.lit(context).alias("schema_context"),
+        pl.lit(column, dtype=pl.String).alias("column"),
+        pl.lit(check).alias("check"),
+        pl.lit(number, dtype=pl.Int32).alias("check_number"),
+        pl.col(index).cast(pl.Int32).alias("index"),
+        pl.lit(rule).alias("rule"),
+    ]
+
+
+def row_cases(frame: pl.DataFrame, index: str, specs: list[tuple[str, list[pl.Expr]]]) -> pl.DataFrame:
     """Failure cases, one per row where a mask column is True, spec by spec in row order.
 
-    Each spec is ``(mask column, failure_case expression, (schema_context, column,
-    check, check_number, rule))``; ``index`` is a free column name (for row numbers). The
-    failing rows are picked first, so values are rendered for them only; a spec whose
-    values cannot be rendered is left out (the others are kept).
+    Each spec is ``(mask column, its columns from case_columns)``; ``index`` is a free column
+    name (for row numbers). The failing rows are picked first, so values are rendered for them
+    only; a spec whose values cannot be rendered is left out (the others are kept).
     """
     if not specs:
         return empty_failure_cases()
-    failing = frame.lazy().with_row_index(index).filter(pl.any_horizontal(pl.col(m) for m, _, _ in specs))
-    parts = [
-        failing.filter(pl.col(mask)).select(
-            failure_case=value,
-            schema_context=pl.lit(context),
-            column=pl.lit(column, dtype=pl.String),
-            check=pl.lit(check),
-            check_number=pl.lit(number, dtype=pl.Int32),
-            index=pl.col(index).cast(pl.Int32),
-            rule=pl.lit(rule),
-        )
-        for mask, value, (context, column, check, number, rule) in specs
-    ]
+    failing = frame.lazy().with_row_index(index).filter(pl.any_horizontal(pl.col(m) for m, _ in specs))
+    parts = [failing.filter(pl.col(mask)).select(columns) for mask, columns in specs]
     try:
         return pl.concat([empty_failure_cases().lazy(), *parts], how="vertical").collect(engine="in-memory")
     except Exception:  # a part failed: keep every part that renders

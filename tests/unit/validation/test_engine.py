@@ -556,3 +556,29 @@ def test_reports_do_not_depend_on_the_previous_batch() -> None:
         got, want = plan.validate(batch), plan_for(ORDER_FIELDS, rules).validate(batch)
         assert got.checks == want.checks and got.failure_cases.equals(want.failure_cases)
         assert got.valid_mask.equals(want.valid_mask) and got.violations.equals(want.violations)
+
+
+def test_kept_case_expressions_follow_the_input_schema_and_masks() -> None:
+    """The failure-case and verdict expressions a plan keeps (per rule, mask and input) give the
+    report of a fresh plan when the same rules fail on inputs of other dtypes, other extra
+    columns or another set of failing rules."""
+    rules = [
+        rule("amount:ge", Op.GE, (0,), "amount"),
+        rule("e", Op.EXPRESSION, (parse_expression("amount > id"),)),
+        rule("id:le", Op.LE, (2,), "id"),
+    ]
+    batches = [
+        orders(amount=[-1.0, 20.0, 0.5]),
+        orders(amount=[-1, 20, 0]),  # Int64 amounts: conformed, the dtype rule's source is the original column
+        orders(amount=["-1", "x", None]),  # text: a dtype failure per non-null value
+        orders(amount=[-1.0, 20.0, 0.5]).with_columns(extra=pl.lit("z")),  # the expression shows every column
+        orders(id=[5, 1, 1], amount=[-1.0, 2.0, 3.0]),
+        orders(amount=[-1.0, 20.0, 0.5]),
+    ]
+    plan = plan_for(ORDER_FIELDS, rules)
+    for batch in batches * 2:
+        got, want = plan.validate(batch), plan_for(ORDER_FIELDS, rules).validate(batch)
+        assert got.failure_cases.height > 0
+        assert got.checks == want.checks and got.failure_cases.equals(want.failure_cases)
+        assert got.valid_mask.equals(want.valid_mask) and got.violations.equals(want.violations)
+        assert got.gating().equals(want.gating())

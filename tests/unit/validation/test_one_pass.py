@@ -141,3 +141,68 @@ def test_violation_lists_match_the_rules_each_row_breaks(rules: int) -> None:
     assert report.violations.to_list() == [[f"r{i}" for i in range(min(v, rules))] for v in values]
     assert report.gating().to_list() == [[f"r{i}" for i in range(min(v, rules)) if i % 3] for v in values]
     assert report.valid_mask.to_list() == [v <= 1 for v in values]
+
+
+def test_repeated_hashes_are_found_by_sorting_and_nulls_never_repeat() -> None:
+    hashes = pl.Series("h", [5, None, 7, 5, None, 9, 7, 7], dtype=pl.UInt64)
+    got = engine._repeated(hashes)
+    assert got is not None and got.to_list() == [True, False, True, True, False, False, True, True]
+    assert engine._repeated(pl.Series("h", [1, None, None, 2], dtype=pl.UInt64)) is None
+    assert engine._repeated(pl.Series("h", [], dtype=pl.UInt64)) is None
+
+
+def test_a_clean_batch_runs_no_duplicate_search_and_a_dirty_one_finds_every_duplicate(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Uniqueness over text keys: the pass yields the keys' hashes; the duplicated rows are searched
+    (and checked on their keys) only when a hash repeats."""
+    contract = load_contract(ROOT / "benchmarks" / "contracts" / "sensor_readings.odcs.yaml")
+    plan = engine.compile_plan(contract)
+    checked: list[int] = []
+    real = engine.verify_duplicates
+
+    def counting(frame: pl.DataFrame, candidates: pl.Series, rule: Rule) -> tuple[pl.Series, int]:
+        checked.append(int(candidates.sum()))
+        return real(frame, candidates, rule)
+
+    monkeypatch.setattr(engine, "verify_duplicates", counting)
+    clean = sensor_batch().with_columns(
+        pl.Series("reading_id", [f"r-{v:09d}" for v in range(50)]), status=pl.lit("ok"), site=pl.lit("north"),
+        temperature_c=pl.lit(20.0), battery_v=pl.lit(3.7),
+    )  # fmt: skip
+    assert plan.validate(clean).invalid_rows == 0 and checked == []
+    ids = [f"r-{v % 20:09d}" if v < 45 else None for v in range(50)]  # 45 ids over 20 keys, 5 nulls
+    report = plan.validate(clean.with_columns(pl.Series("reading_id", ids)))
+    repeated = pl.Series(ids).is_duplicated() & pl.Series(ids).is_not_null()
+    assert checked == [int(repeated.sum())]
+    assert report.check("reading_id:unique").failures == int(repeated.sum())
+    assert report.check("reading_id:unique").value == 45 - 20  # rows - distinct, nulls ignored
+    assert report.valid_mask.to_list() == [not r and i < 45 for i, r in enumerate(repeated.to_list())]
+
+
+def test_required_over_a_column_without_nulls_is_not_computed_and_nan_still_fails(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A `required` rule over a non-float column with no null is answered by the null count polars
+    keeps: it is left out of the pass. With nulls it runs; over a float column NaN fails it too."""
+    contract = load_contract(ROOT / "benchmarks" / "contracts" / "sensor_readings.odcs.yaml")
+    plan = engine.compile_plan(contract)
+    names = {k: s.rule.name for k, s in enumerate(plan.slots)}
+    passes: list[set[str]] = []
+    real = engine.evaluate
+
+    def recording(df: pl.DataFrame, exprs: dict[int, pl.Expr], *args: Any, **kwargs: Any) -> pl.DataFrame:
+        passes.append({names[k] for k in exprs})
+        return real(df, exprs, *args, **kwargs)
+
+    monkeypatch.setattr(engine, "evaluate", recording)
+    batch = sensor_batch()
+    report = plan.validate(batch)
+    assert "site:required" not in passes[-1] and report.check("site:required").passed
+    assert "battery_v:required" in passes[-1]  # a float column: NaN is missing too
+    assert report.check("battery_v:required").failures == 1
+    nulls = pl.when(pl.int_range(pl.len()) < 3).then(None).otherwise(pl.lit("north"))
+    report = plan.validate(batch.with_columns(site=nulls))
+    assert "site:required" in passes[-1] and report.check("site:required").failures == 3
+    report = plan.validate(batch.with_columns(battery_v=pl.lit(float("nan"))))
+    assert report.check("battery_v:required").failures == 50
