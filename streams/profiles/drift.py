@@ -37,14 +37,20 @@ from streams.profiles.profile import Profile
 from streams.profiles.reference import Reference
 
 __all__ = [
+    "NOT_JUDGED",
+    "OVERRIDE_KEYS",
     "DriftConfig",
     "DriftReport",
     "FieldDrift",
     "Method",
     "MetricResult",
+    "Override",
     "Verdict",
     "compare",
     "drift_against",
+    "parse_override",
+    "pooled_bins",
+    "chi_square_homogeneity",
 ]
 
 
@@ -83,9 +89,13 @@ class DriftConfig:
     large_sample: int = 1000  # above: distance methods; at or below: statistical tests
     coarse_bins: int = 10  # numeric PSI / Jensen–Shannon on this many ~equal-mass reference bins
     null_rate_change: float = 0.05
+    null_rate_z: float = 3.29  # and beyond sampling noise: two-sided p < 0.001 (see _null_rate)
     outside_range_share: float = 0.01
     new_category_share: float = 0.01
     vanished_share: float = 0.05
+    #: categorical χ² / JS / PSI: reference categories expected fewer times than this in the window are
+    #: pooled with the new ones into one "other" bin (Cochran's rule for χ²; see :func:`pooled_bins`)
+    min_expected: float = 5.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -169,21 +179,51 @@ def _judge(method: Method, value: float, threshold: float, p_value: float | None
     return MetricResult(method.value, value, threshold, value >= threshold)
 
 
-def _parse_override(name: str, raw: Mapping[str, Any], kind: str) -> tuple[Method | None, float | None, int | None]:
+#: What a ``qstreams.drift`` mapping may say; ``method: none`` means the field is not judged for distribution
+#: drift (a time-of-day field, say, is not stationary within a window): only its null rate is checked.
+OVERRIDE_KEYS = ("method", "threshold", "minCount")
+NOT_JUDGED = "none"
+
+
+@dataclass(frozen=True, slots=True)
+class Override:
+    method: Method | None = None
+    threshold: float | None = None
+    min_count: int | None = None
+    judged: bool = True  # False for ``method: none``
+
+
+def parse_override(name: str, raw: Mapping[str, Any], kind: str) -> Override:
+    """The ``qstreams.drift`` mapping of field ``name`` (``kind`` numeric or categorical); ValueError saying
+    what is wrong otherwise."""
     allowed = NUMERIC_METHODS if kind == "numeric" else CATEGORICAL_METHODS
+    choices = [*sorted(x.value for x in allowed), NOT_JUDGED]
+    unknown = sorted(str(k) for k in raw if k not in OVERRIDE_KEYS)
+    if unknown:
+        raise ValueError(
+            f"qstreams.drift of {name!r} has unknown key(s) {unknown}; it takes {list(OVERRIDE_KEYS)} "
+            f"(method one of {choices})"
+        )
     method = raw.get("method")
-    try:
-        parsed = None if method is None else Method(method)
-    except ValueError:
-        raise ValueError(f"qstreams.drift.method of {name!r} is {method!r}; use one of {sorted(allowed)}") from None
-    if parsed is not None and parsed not in allowed:
-        raise ValueError(f"qstreams.drift.method {parsed.value!r} does not apply to {kind} field {name!r}")
     threshold, min_count = raw.get("threshold"), raw.get("minCount")
     if threshold is not None and (isinstance(threshold, bool) or not isinstance(threshold, (int, float))):
         raise ValueError(f"qstreams.drift.threshold of {name!r} must be a number, not {threshold!r}")
     if min_count is not None and (isinstance(min_count, bool) or not isinstance(min_count, int) or min_count < 1):
         raise ValueError(f"qstreams.drift.minCount of {name!r} must be a positive integer, not {min_count!r}")
-    return parsed, None if threshold is None else float(threshold), min_count
+    if method == NOT_JUDGED:
+        if threshold is not None:
+            raise ValueError(f"qstreams.drift of {name!r} says method: none, so a threshold has nothing to judge")
+        return Override(None, None, min_count, judged=False)
+    try:
+        parsed = None if method is None else Method(method)
+    except ValueError:
+        raise ValueError(f"qstreams.drift.method of {name!r} is {method!r}; use one of {choices}") from None
+    if parsed is not None and parsed not in allowed:
+        raise ValueError(f"qstreams.drift.method {parsed.value!r} does not apply to {kind} field {name!r}")
+    return Override(parsed, None if threshold is None else float(threshold), min_count)
+
+
+_parse_override = parse_override  # the name monitor.py imports
 
 
 def compare(
@@ -201,10 +241,16 @@ def compare(
     for name, ref in reference.fields.items():
         cur = current.fields[name]
         kind = "numeric" if isinstance(ref, NumericProfile) else "categorical"
-        method, threshold, min_count = _parse_override(name, overrides.get(name, {}), kind)
-        need = min_count or config.min_count
+        override = parse_override(name, overrides.get(name, {}), kind)
+        method, threshold = override.method, override.threshold
+        need = override.min_count or config.min_count
         if cur.count < need or ref.count < need:
             out.append(FieldDrift(name, kind, Verdict.INSUFFICIENT_DATA, method, ref.count, cur.count))
+            continue
+        if not override.judged:  # method: none: not judged for distribution drift, the null rate only
+            null_rate = _null_rate(ref, cur, config)
+            verdict = Verdict.DRIFT if null_rate.drifted else Verdict.OK
+            out.append(FieldDrift(name, kind, verdict, None, ref.count, cur.count, (null_rate,)))
             continue
         if isinstance(ref, NumericProfile) and isinstance(cur, NumericProfile):
             out.append(_numeric(name, ref, cur, edges.get(name, ()), method, threshold, config))
@@ -214,11 +260,18 @@ def compare(
 
 
 def _null_rate(
-    ref: NumericProfile | CategoricalProfile, cur: NumericProfile | CategoricalProfile, limit: float
+    ref: NumericProfile | CategoricalProfile, cur: NumericProfile | CategoricalProfile, config: DriftConfig
 ) -> MetricResult:
-    ref_rate = ref.nulls / (ref.count + ref.nulls) if ref.count + ref.nulls else 0.0
-    cur_rate = cur.nulls / (cur.count + cur.nulls) if cur.count + cur.nulls else 0.0
-    change = cur_rate - ref_rate
+    """The change of the null share, flagged at ``config.null_rate_change`` or, when that is within sampling
+    noise, at ``null_rate_z`` standard errors of the difference of two proportions (a field 60% null moves
+    by more than 0.05 in 15% of 200-record windows on noise alone); the threshold reported is the one used."""
+    n_ref, n_cur = ref.count + ref.nulls, cur.count + cur.nulls
+    ref_rate = ref.nulls / n_ref if n_ref else 0.0
+    cur_rate = cur.nulls / n_cur if n_cur else 0.0
+    change, limit = cur_rate - ref_rate, config.null_rate_change
+    if n_ref and n_cur:
+        pooled = (ref.nulls + cur.nulls) / (n_ref + n_cur)
+        limit = max(limit, config.null_rate_z * math.sqrt(pooled * (1 - pooled) * (1 / n_ref + 1 / n_cur)))
     return MetricResult("null_rate_change", change, limit, abs(change) >= limit)
 
 
@@ -251,7 +304,7 @@ def _numeric(
     others = [MetricResult(k.value, v, None, False, p) for k, (v, p) in values.items() if k is not method]
     outside = (cur.below + cur.above) / cur.count
     aux = [
-        _null_rate(ref, cur, config.null_rate_change),
+        _null_rate(ref, cur, config),
         MetricResult("share_outside_range", outside, config.outside_range_share, outside > config.outside_range_share),
     ]
     metrics = (main, *aux, *others)
@@ -267,7 +320,7 @@ def _categorical(
     threshold: float | None,
     config: DriftConfig,
 ) -> FieldDrift:
-    null_rate = _null_rate(ref, cur, config.null_rate_change)
+    null_rate = _null_rate(ref, cur, config)
     if ref.truncated:  # an identifier-like field: its value mix is not a distribution worth comparing
         verdict = Verdict.DRIFT if null_rate.drifted else Verdict.OK
         return FieldDrift(name, "categorical", verdict, None, ref.count, cur.count, (null_rate,))
@@ -277,11 +330,8 @@ def _categorical(
     categories = sorted(ref_counts)
     new = sorted(set(cur_counts) - set(ref_counts))
     new_n = sum(cur_counts[c] for c in new) + cur.other
-    ref_vec = [ref_counts[c] for c in categories] + [0]
-    cur_vec = [cur_counts.get(c, 0) for c in categories] + [new_n]
-    # χ²: expected shares from the reference, add-half smoothed so a new category is surprising, not impossible
-    smoothed = [(c + 0.5) / (ref.count + 0.5 * len(ref_vec)) for c in ref_vec]
-    chi2, chi2_p = m.chi_square(cur_vec, smoothed)
+    ref_vec, cur_vec = pooled_bins(ref_counts, cur_counts, ref.count, cur.count, config.min_expected)
+    chi2, chi2_p = chi_square_homogeneity(ref_vec, cur_vec)
     values = {
         Method.CHI2: (chi2, chi2_p),
         Method.JENSEN_SHANNON: (m.js_distance(ref_vec, cur_vec), None),
@@ -305,6 +355,52 @@ def _categorical(
     metrics = (main, *aux, *others)
     verdict = Verdict.DRIFT if any(r.drifted for r in metrics) else Verdict.OK
     return FieldDrift(name, "categorical", verdict, method, ref.count, cur.count, metrics, tuple(new), tuple(vanished))
+
+
+def pooled_bins(
+    reference: Mapping[str, int], current: Mapping[str, int], ref_n: int, cur_n: int, min_expected: float
+) -> tuple[list[int], list[int]]:
+    """Reference and current counts on the bins the categorical methods compare.
+
+    A reference category is a bin of its own when it is expected at least ``min_expected`` times in the
+    current window (``cur_n * share``); the rarer ones, the categories new to the reference (and values
+    beyond the cap) share one ``other`` bin, itself merged into the least frequent kept bin when it is
+    expected fewer than ``min_expected`` times. Without pooling, a field with many rare categories (an IP
+    country) drifts on sampling noise alone: each category expected 0.3 times adds ~1 to χ² per degree of
+    freedom with a heavy tail, and the Jensen–Shannon distance of two samples of one distribution grows as
+    ``sqrt((k - 1) / 8n)`` with the number of bins k (0.11 for 150 categories at n = 1,500).
+    New categories stay visible through the ``new_category_share`` check.
+    """
+    kept = sorted(c for c, k in reference.items() if k > 0 and cur_n * k >= min_expected * ref_n)
+    ref_vec = [reference[c] for c in kept]
+    cur_vec = [current.get(c, 0) for c in kept]
+    ref_rest, cur_rest = ref_n - sum(ref_vec), cur_n - sum(cur_vec)
+    if ref_rest == 0 and cur_rest == 0:
+        return ref_vec, cur_vec
+    if kept and cur_n * ref_rest < min_expected * ref_n:
+        j = min(range(len(kept)), key=lambda i: (ref_vec[i], i))
+        ref_vec[j] += ref_rest
+        cur_vec[j] += cur_rest
+        return ref_vec, cur_vec
+    return [*ref_vec, ref_rest], [*cur_vec, cur_rest]
+
+
+def chi_square_homogeneity(reference: list[int], current: list[int]) -> tuple[float, float]:
+    """Pearson's χ² test that two samples come from one distribution (the 2 × k contingency table, as
+    ``scipy.stats.chi2_contingency(correction=False)``): the reference is a sample too, so testing the window
+    against its shares as if they were exact would flag more than the nominal share of windows."""
+    n_ref, n_cur = sum(reference), sum(current)
+    total = n_ref + n_cur
+    stat, bins = 0.0, 0
+    for r, c in zip(reference, current, strict=True):
+        col = r + c
+        if col == 0:
+            continue
+        bins += 1
+        for observed, row in ((r, n_ref), (c, n_cur)):
+            expected = row * col / total
+            stat += (observed - expected) ** 2 / expected
+    return stat, m.chi2_sf(stat, bins - 1)
 
 
 def drift_against(
