@@ -28,7 +28,15 @@ from streams.pipeline.loops import loop_reason, own_topics
 if TYPE_CHECKING:
     pass
 
-__all__ = ["drift_override_findings", "dry_run", "lint_file", "loop_reason", "monitoring_findings", "own_topics", "sample_frame"]
+__all__ = [
+    "drift_override_findings",
+    "dry_run",
+    "lint_file",
+    "loop_reason",
+    "monitoring_findings",
+    "own_topics",
+    "sample_frame",
+]
 
 _SAMPLE_ROWS = 2
 

@@ -12,7 +12,7 @@ import pyarrow as pa
 
 from streams.contracts.model import Field
 from streams.formats.columns import WIRE, Batch, Kind, Part, arrow_value, flatten_structs, no_mismatches
-from streams.formats.reasons import DecodeReason, Decoded, Format
+from streams.formats.reasons import Decoded, DecodeReason, Format
 from streams.validation.report import REDACTED
 
 __all__ = ["ARROW_MAGIC", "decode_arrow"]

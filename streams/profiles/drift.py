@@ -46,11 +46,11 @@ __all__ = [
     "MetricResult",
     "Override",
     "Verdict",
+    "chi_square_homogeneity",
     "compare",
     "drift_against",
     "parse_override",
     "pooled_bins",
-    "chi_square_homogeneity",
 ]
 
 

@@ -22,7 +22,9 @@ TOPIC = "features.card-transactions.v1"
 
 @pytest.fixture(scope="module")
 def decoder() -> Decoder:
-    return Decoder(load_contract(ROOT / "contracts" / "card_transactions.odcs.yaml").schema(), max_message_bytes=1 << 20)
+    return Decoder(
+        load_contract(ROOT / "contracts" / "card_transactions.odcs.yaml").schema(), max_message_bytes=1 << 20
+    )
 
 
 def msg(value: bytes, offset: int) -> Message:

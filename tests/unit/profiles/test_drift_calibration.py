@@ -40,7 +40,9 @@ def zipf(top: float | None = None) -> np.ndarray:
     return p
 
 
-def frame(n: int, rng: np.random.Generator, *, top: float | None = None, hours: tuple[int, int] = (0, 24)) -> pl.DataFrame:
+def frame(
+    n: int, rng: np.random.Generator, *, top: float | None = None, hours: tuple[int, int] = (0, 24)
+) -> pl.DataFrame:
     """A sparse IP country (150 codes, Zipf shares: 108 under 0.3% each; 60% nulls) and an hour of day."""
     country = pl.Series(rng.choice(COUNTRIES, n, p=zipf(top)).tolist(), dtype=pl.String)
     nulls = pl.Series(rng.random(n) < 0.6)
@@ -125,7 +127,9 @@ def test_null_rate_change_within_sampling_noise_is_not_flagged(reference: Profil
     assert flagged == 0
     # a real spike is flagged at the configured 0.05 (beyond noise at 5,000 rows)
     first = pl.int_range(pl.len()) < 2_000  # 60% -> ~76% null
-    spike = frame(5_000, rng).with_columns(pl.when(first).then(None).otherwise(pl.col("ip_country")).alias("ip_country"))
+    spike = frame(5_000, rng).with_columns(
+        pl.when(first).then(None).otherwise(pl.col("ip_country")).alias("ip_country")
+    )
     result = compare(reference, profile_frame(spike, SPEC), edges=EDGES).field("ip_country")
     null_rate = result.metric("null_rate_change")
     assert null_rate.drifted and null_rate.threshold == DriftConfig().null_rate_change
