@@ -59,11 +59,16 @@ class DriftWindows:
 
     def line(self, stats: ProducerStats) -> str:
         clean = self.clean(stats)
+        every = Counter(f for _, _, drifted in self.windows.values() for f in drifted)
         fields = Counter(f for drifted in clean for f in drifted)
-        which = ", ".join(f"{f} {n}" for f, n in fields.most_common()) or "none"
+
+        def listed(c: Counter[str]) -> str:
+            return ", ".join(f"{f} {n}" for f, n in c.most_common()) or "none"
+
         return (
-            f"distribution drift: {len(self.windows)} window(s) judged, {len(clean)} outside the incidents, "
-            f"{sum(1 for d in clean if d)} of them with a drifted field (fields: {which})"
+            f"distribution drift: {len(self.windows)} window(s) judged, drifted fields {listed(every)}; "
+            f"{len(clean)} window(s) outside the incidents, {sum(1 for d in clean if d)} of them with a drifted "
+            f"field ({listed(fields)})"
         )
 
 
