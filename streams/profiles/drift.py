@@ -14,12 +14,15 @@ categorical     n > 1000: Jensen–Shannon distance          >= 0.1
 any             ``psi`` when configured                    >= 0.1
 ==============  =========================================  ==================================
 
-Auxiliary checks: null-rate change (absolute) >= 0.05; share of values outside the reference
-range > 0.01 (numeric); share of values in categories new to the reference > 0.01, and reference
-categories of share >= 1% that vanished while at least 5 were expected, totalling >= 0.05
-(categorical). Per field, ``qstreams.drift: {method, threshold, minCount}`` overrides the method and
-its threshold. Categorical fields whose reference exceeded the category cap (identifiers) get the
-null-rate check only. See docs/drift.md.
+Auxiliary checks: null-rate change (absolute) >= 0.05 and beyond 3.29 standard errors; share of values
+outside the reference range > 0.01 (numeric); share of values in categories new to the reference > 0.01,
+and reference categories of share >= 1% that vanished while at least 5 were expected, totalling >= 0.05
+(categorical). Categorical χ², Jensen–Shannon and PSI compare the window with the reference on pooled
+bins (categories expected fewer than 5 times in the window share one, :func:`pooled_bins`); χ² is the
+two-sample test (:func:`chi_square_homogeneity`). Per field, ``qstreams.drift: {method, threshold,
+minCount}`` overrides the method and its threshold; ``method: none`` leaves the field unjudged for
+distribution drift (its null rate only). Categorical fields whose reference exceeded the category cap
+(identifiers) get the null-rate check only. See docs/drift.md (calibration: benchmarks/drift_calibration.py).
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ from typing import Any
 
 from streams.errors import ProfileError
 from streams.profiles import metrics as m
+from streams.profiles.categories import chi_square_homogeneity, pooled_bins
 from streams.profiles.fields import CategoricalProfile, NumericProfile
 from streams.profiles.profile import Profile
 from streams.profiles.reference import Reference
@@ -355,52 +359,6 @@ def _categorical(
     metrics = (main, *aux, *others)
     verdict = Verdict.DRIFT if any(r.drifted for r in metrics) else Verdict.OK
     return FieldDrift(name, "categorical", verdict, method, ref.count, cur.count, metrics, tuple(new), tuple(vanished))
-
-
-def pooled_bins(
-    reference: Mapping[str, int], current: Mapping[str, int], ref_n: int, cur_n: int, min_expected: float
-) -> tuple[list[int], list[int]]:
-    """Reference and current counts on the bins the categorical methods compare.
-
-    A reference category is a bin of its own when it is expected at least ``min_expected`` times in the
-    current window (``cur_n * share``); the rarer ones, the categories new to the reference (and values
-    beyond the cap) share one ``other`` bin, itself merged into the least frequent kept bin when it is
-    expected fewer than ``min_expected`` times. Without pooling, a field with many rare categories (an IP
-    country) drifts on sampling noise alone: each category expected 0.3 times adds ~1 to χ² per degree of
-    freedom with a heavy tail, and the Jensen–Shannon distance of two samples of one distribution grows as
-    ``sqrt((k - 1) / 8n)`` with the number of bins k (0.11 for 150 categories at n = 1,500).
-    New categories stay visible through the ``new_category_share`` check.
-    """
-    kept = sorted(c for c, k in reference.items() if k > 0 and cur_n * k >= min_expected * ref_n)
-    ref_vec = [reference[c] for c in kept]
-    cur_vec = [current.get(c, 0) for c in kept]
-    ref_rest, cur_rest = ref_n - sum(ref_vec), cur_n - sum(cur_vec)
-    if ref_rest == 0 and cur_rest == 0:
-        return ref_vec, cur_vec
-    if kept and cur_n * ref_rest < min_expected * ref_n:
-        j = min(range(len(kept)), key=lambda i: (ref_vec[i], i))
-        ref_vec[j] += ref_rest
-        cur_vec[j] += cur_rest
-        return ref_vec, cur_vec
-    return [*ref_vec, ref_rest], [*cur_vec, cur_rest]
-
-
-def chi_square_homogeneity(reference: list[int], current: list[int]) -> tuple[float, float]:
-    """Pearson's χ² test that two samples come from one distribution (the 2 × k contingency table, as
-    ``scipy.stats.chi2_contingency(correction=False)``): the reference is a sample too, so testing the window
-    against its shares as if they were exact would flag more than the nominal share of windows."""
-    n_ref, n_cur = sum(reference), sum(current)
-    total = n_ref + n_cur
-    stat, bins = 0.0, 0
-    for r, c in zip(reference, current, strict=True):
-        col = r + c
-        if col == 0:
-            continue
-        bins += 1
-        for observed, row in ((r, n_ref), (c, n_cur)):
-            expected = row * col / total
-            stat += (observed - expected) ** 2 / expected
-    return stat, m.chi2_sf(stat, bins - 1)
 
 
 def drift_against(
