@@ -34,8 +34,11 @@ class DriftWindows:
     """Every window judged for distribution drift, with the fields that drifted: how many windows *outside*
     the incidents (clean traffic) raised drift, which the summary prints (docs/drift.md, calibration)."""
 
-    #: (contract, schema, window start) -> (start, end, drifted fields); a replayed event overwrites its window
-    windows: dict[tuple[str, str, str], tuple[dt.datetime, dt.datetime, tuple[str, ...]]] = field(default_factory=dict)
+    #: (contract, schema, window start) -> (start, end, drifted fields, records judged); a replayed event
+    #: overwrites its window
+    windows: dict[tuple[str, str, str], tuple[dt.datetime, dt.datetime, tuple[str, ...], int]] = field(
+        default_factory=dict
+    )
 
     def add(self, event_type: str, data: Mapping[str, Any]) -> None:
         if event_type != EventType.DISTRIBUTION_DRIFT:
@@ -48,27 +51,30 @@ class DriftWindows:
             return
         drifted = tuple(sorted(str(f.get("field")) for f in data.get("fields") or () if f.get("verdict") == "drift"))
         key = (str(contract.get("id")), str(data.get("schema")), str(window["start"]))
-        self.windows[key] = (start, end, drifted)
+        self.windows[key] = (start, end, drifted, int(data.get("records") or 0))
 
-    def clean(self, stats: ProducerStats) -> list[tuple[str, ...]]:
-        """The drifted fields of each judged window that overlaps no incident's records."""
+    def clean(self, stats: ProducerStats) -> list[tuple[tuple[str, ...], int]]:
+        """The drifted fields and records of each judged window that overlaps no incident's records."""
         spans = [(a, b + dt.timedelta(seconds=1)) for a, b in stats.windows.values()]
         return [
-            drifted for start, end, drifted in self.windows.values() if not any(start < b and end > a for a, b in spans)
+            (drifted, records)
+            for start, end, drifted, records in self.windows.values()
+            if not any(start < b and end > a for a, b in spans)
         ]
 
     def line(self, stats: ProducerStats) -> str:
         clean = self.clean(stats)
-        every = Counter(f for _, _, drifted in self.windows.values() for f in drifted)
-        fields = Counter(f for drifted in clean for f in drifted)
+        every = Counter(f for _, _, drifted, _ in self.windows.values() for f in drifted)
+        fields = Counter(f for drifted, _ in clean for f in drifted)
+        sizes = ", ".join(str(records) for drifted, records in clean if drifted) or "none"
 
         def listed(c: Counter[str]) -> str:
             return ", ".join(f"{f} {n}" for f, n in c.most_common()) or "none"
 
         return (
             f"distribution drift: {len(self.windows)} window(s) judged, drifted fields {listed(every)}; "
-            f"{len(clean)} window(s) outside the incidents, {sum(1 for d in clean if d)} of them with a drifted "
-            f"field ({listed(fields)})"
+            f"{len(clean)} window(s) outside the incidents, {sum(1 for d, _ in clean if d)} of them with a "
+            f"drifted field ({listed(fields)}; records judged in those: {sizes})"
         )
 
 
