@@ -14,7 +14,8 @@ Wasserstein / Jensen–Shannon at 0.1 above):
      count, 1 + geometric(0.25);
    * ``channel``: 4 categories 55/35/5/5; ``ip_country``: a sparse categorical, 150 codes with Zipf(1.2)
      shares (the top one 27%, 108 of them under 0.3% each) and 60% nulls, as an IP-derived country is;
-   * the same two categorical fields judged the way they were before pooling (``old``: one-sample χ²
+     ``codes``: 250 equally likely codes (many categories each expected a few times: pooling keeps them);
+   * the same categorical fields judged the way they were before pooling (``old``: one-sample χ²
      against add-half smoothed reference shares, Jensen–Shannon on every category): the false alarms this
      calibration removes;
    * ``demo``: every profiled field of the demo's own generator (``streams.testing``), windows made as the
@@ -26,9 +27,9 @@ Wasserstein / Jensen–Shannon at 0.1 above):
 2. **power**: the share of windows in which the shifted field is flagged — mean shift (+0.3 sd), variance
    change (sd × 1.5), mix change (channel 55/35 → 35/55), sparse mix changes (ip_country: the top
    country's share 27% → 35%, a Jensen–Shannon distance of 0.064, below the 0.1 threshold; 27% → 45%,
-   0.136), a new category (5% ``web``), a null spike (2% → 20%).
+   0.136), one of the 250 codes taking 20% of the values, a new category (5% ``web``), a null spike (2% → 20%).
 
-Deterministic given the seeds. Takes about a minute per 100 samples on one core.
+Deterministic given the seeds. Takes a few minutes on one core (the demo part most of it).
 """
 
 from __future__ import annotations
@@ -54,9 +55,10 @@ from streams.profiles.spec import FieldSpec, Kind, ProfileSpec, refine_tails
 
 CONTRACT = Path(__file__).resolve().parent.parent / "contracts" / "card_transactions.odcs.yaml"
 NUMERIC = ("normal", "lognormal", "integer")
-CATEGORICAL = ("channel", "ip_country")
+CATEGORICAL = ("channel", "ip_country", "codes")
 CHANNELS = np.array(["pos", "ecom", "atm", "moto"])
 COUNTRIES = np.array([f"C{i:03d}" for i in range(150)])
+CODES = np.array([f"K{i:03d}" for i in range(250)])
 
 
 def zipf_shares(k: int = 150, s: float = 1.2) -> np.ndarray:
@@ -79,6 +81,9 @@ def sample(n: int, rng: np.random.Generator, **shift: Any) -> pl.DataFrame:
         shares = np.concatenate([[shift["top_share"]], rest])
     country = pl.Series(rng.choice(COUNTRIES, n, p=shares).tolist(), dtype=pl.String)
     country = pl.select(pl.when(pl.Series(rng.random(n) < 0.6)).then(None).otherwise(country)).to_series()
+    codes = rng.choice(CODES, n)
+    if "hot" in shift:  # one code takes this share of the values
+        codes[rng.random(n) < shift["hot"]] = CODES[0]
     return pl.DataFrame(
         {
             "normal": normal,
@@ -86,6 +91,7 @@ def sample(n: int, rng: np.random.Generator, **shift: Any) -> pl.DataFrame:
             "integer": integer.astype(np.int64),
             "channel": rng.choice(channels, n, p=mix / mix.sum()),
             "ip_country": country,
+            "codes": codes.tolist(),
         }
     )
 
@@ -128,6 +134,7 @@ def synthetic(samples: int, sizes: list[int]) -> tuple[dict[tuple[str, int], flo
         "mix 55/35 -> 35/55": ({"mix": (0.35, 0.55, 0.05, 0.05)}, "channel"),
         "sparse mix: top 27% -> 35% (true JS 0.064)": ({"top_share": 0.35}, "ip_country"),
         "sparse mix: top 27% -> 45% (true JS 0.136)": ({"top_share": 0.45}, "ip_country"),
+        "many codes: one code 0.4% -> 20%": ({"hot": 0.2}, "codes"),
         "new category 5%": ({"new": True}, "channel"),
         "null spike 2% -> 20%": ({"null_rate": 0.2}, "lognormal"),
     }

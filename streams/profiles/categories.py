@@ -19,26 +19,45 @@ def pooled_bins(
     """Reference and current counts on the bins the categorical methods compare.
 
     A reference category is a bin of its own when it is expected at least ``min_expected`` times in the
-    current window (``cur_n * share``); the rarer ones, the categories new to the reference (and values
-    beyond the cap) share one ``other`` bin, itself merged into the least frequent kept bin when it is
-    expected fewer than ``min_expected`` times. Without pooling, a field with many rare categories (an IP
-    country) drifts on sampling noise alone: each category expected 0.3 times adds ~1 to χ² per degree of
-    freedom with a heavy tail, and the Jensen–Shannon distance of two samples of one distribution grows as
-    ``sqrt((k - 1) / 8n)`` with the number of bins k (0.11 for 150 categories at n = 1,500).
-    New categories stay visible through the ``new_category_share`` check.
+    current window (``cur_n * share``). The rarer ones are grouped, rarest first, into bins each expected at
+    least ``min_expected`` times (a surge of one rare category still shows in its group); values in no
+    reference category (new categories, values beyond the cap) join the group of the rarest. A group
+    expected fewer than ``min_expected`` times joins the previous group, or the least frequent kept bin.
+
+    Without pooling, a field with many rare categories (an IP country) drifts on sampling noise alone: a
+    category expected 0.3 times adds a heavy-tailed term to χ², and the Jensen–Shannon distance of two
+    samples of one distribution grows as ``sqrt((k - 1) / 8n)`` with the number of bins k. New categories
+    stay visible through the ``new_category_share`` check.
     """
-    kept = sorted(c for c, k in reference.items() if k > 0 and cur_n * k >= min_expected * ref_n)
-    ref_vec = [reference[c] for c in kept]
-    cur_vec = [current.get(c, 0) for c in kept]
-    ref_rest, cur_rest = ref_n - sum(ref_vec), cur_n - sum(cur_vec)
-    if ref_rest == 0 and cur_rest == 0:
-        return ref_vec, cur_vec
-    if kept and cur_n * ref_rest < min_expected * ref_n:
-        j = min(range(len(kept)), key=lambda i: (ref_vec[i], i))
-        ref_vec[j] += ref_rest
-        cur_vec[j] += cur_rest
-        return ref_vec, cur_vec
-    return [*ref_vec, ref_rest], [*cur_vec, cur_rest]
+
+    def expected(count: int) -> float:
+        return cur_n * count / ref_n if ref_n else 0.0
+
+    kept = sorted(c for c, k in reference.items() if k > 0 and expected(k) >= min_expected)
+    rare = sorted(c for c, k in reference.items() if k > 0 and expected(k) < min_expected)  # by name, not count
+    ref_vec, cur_vec = [reference[c] for c in kept], [current.get(c, 0) for c in kept]
+    groups: list[list[int]] = []  # [reference count, current count] per group of rare categories
+    for c in rare:
+        if not groups or expected(groups[-1][0]) >= min_expected:
+            groups.append([0, 0])
+        groups[-1][0] += reference[c]
+        groups[-1][1] += current.get(c, 0)
+    ref_rest = ref_n - sum(ref_vec) - sum(g[0] for g in groups)
+    cur_rest = cur_n - sum(cur_vec) - sum(g[1] for g in groups)
+    if groups:
+        groups[0][0] += ref_rest
+        groups[0][1] += cur_rest
+    elif ref_rest or cur_rest:
+        groups.append([ref_rest, cur_rest])
+    if len(groups) > 1 and expected(groups[-1][0]) < min_expected:
+        last = groups.pop()
+        groups[-1][0] += last[0]
+        groups[-1][1] += last[1]
+    if groups and kept and expected(groups[-1][0]) < min_expected:  # one small group: into the least frequent bin
+        (r, c), j = groups.pop(), min(range(len(kept)), key=lambda i: (ref_vec[i], i))
+        ref_vec[j] += r
+        cur_vec[j] += c
+    return ref_vec + [g[0] for g in groups], cur_vec + [g[1] for g in groups]
 
 
 def chi_square_homogeneity(reference: list[int], current: list[int]) -> tuple[float, float]:

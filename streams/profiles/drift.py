@@ -100,6 +100,10 @@ class DriftConfig:
     #: categorical χ² / JS / PSI: reference categories expected fewer times than this in the window are
     #: pooled with the new ones into one "other" bin (Cochran's rule for χ²; see :func:`pooled_bins`)
     min_expected: float = 5.0
+    #: categorical Jensen–Shannon / PSI flag only when the χ² test of the same bins also says the window is
+    #: not a sample of the reference (p below this): with many categories each expected a few times, the
+    #: distance of two samples of one distribution exceeds 0.1 on noise alone (docs/drift.md, calibration)
+    distance_noise_p: float = 0.001
 
 
 @dataclass(frozen=True, slots=True)
@@ -342,6 +346,8 @@ def _categorical(
         Method.PSI: (m.psi(ref_vec, cur_vec), None),
     }
     main = _judge(method, values[method][0], limit, values[method][1])
+    if method is not Method.CHI2:  # a distance flags only beyond sampling noise: the χ² of the same bins
+        main = MetricResult(main.metric, main.value, limit, main.drifted and chi2_p < config.distance_noise_p, chi2_p)
     others = [MetricResult(k.value, v, None, False, p) for k, (v, p) in values.items() if k is not method]
     new_share = new_n / cur.count
     expected = {c: cur.count * ref_counts[c] / ref.count for c in categories}

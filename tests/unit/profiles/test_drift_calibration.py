@@ -177,6 +177,12 @@ def test_pooled_bins() -> None:
     # nothing rare in the reference: a new category is merged into the least frequent category
     assert pooled_bins({"x": 500, "y": 500}, {"x": 40, "y": 40, "new": 20}, 1_000, 100, 5.0) == ([500, 500], [60, 40])
     assert pooled_bins({"x": 500, "y": 500}, {"x": 50, "y": 50}, 1_000, 100, 5.0) == ([500, 500], [50, 50])
+    # 100 rare codes (expected 1.5 times each) are grouped by name into bins expected >= 5 times: a surge of one
+    # of them (k42: 50 values) still shows in its group
+    reference, current = {f"k{i:02d}": 10 for i in range(100)}, {f"k{i:02d}": 1 for i in range(100)}
+    current["k42"] = 50
+    ref_vec, cur_vec = pooled_bins(reference, current, 1_000, 149, 5.0)
+    assert ref_vec == [40] * 25 and cur_vec == [4] * 10 + [53] + [4] * 14
 
 
 @pytest.mark.parametrize("seed", range(5))
