@@ -18,8 +18,9 @@ Auxiliary checks: null-rate change (absolute) >= 0.05 and beyond 3.29 standard e
 outside the reference range > 0.01 (numeric); share of values in categories new to the reference > 0.01,
 and reference categories of share >= 1% that vanished while at least 5 were expected, totalling >= 0.05
 (categorical). Categorical χ², Jensen–Shannon and PSI compare the window with the reference on pooled
-bins (categories expected fewer than 5 times in the window share one, :func:`pooled_bins`); χ² is the
-two-sample test (:func:`chi_square_homogeneity`). Per field, ``qstreams.drift: {method, threshold,
+bins (categories expected fewer than 5 times in the window grouped into bins expected 5 times,
+:func:`pooled_bins`); χ² is the two-sample test (:func:`chi_square_homogeneity`), and a distance flags only
+when that χ² is beyond noise too (p < 0.001). Per field, ``qstreams.drift: {method, threshold,
 minCount}`` overrides the method and its threshold; ``method: none`` leaves the field unjudged for
 distribution drift (its null rate only). Categorical fields whose reference exceeded the category cap
 (identifiers) get the null-rate check only. See docs/drift.md (calibration: benchmarks/drift_calibration.py).
@@ -98,7 +99,7 @@ class DriftConfig:
     new_category_share: float = 0.01
     vanished_share: float = 0.05
     #: categorical χ² / JS / PSI: reference categories expected fewer times than this in the window are
-    #: pooled with the new ones into one "other" bin (Cochran's rule for χ²; see :func:`pooled_bins`)
+    #: grouped, with the new ones, into bins expected this often (Cochran's rule for χ²; :func:`pooled_bins`)
     min_expected: float = 5.0
     #: categorical Jensen–Shannon / PSI flag only when the χ² test of the same bins also says the window is
     #: not a sample of the reference (p below this): with many categories each expected a few times, the

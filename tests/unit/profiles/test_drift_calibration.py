@@ -195,3 +195,21 @@ def test_chi_square_homogeneity_equals_scipy(seed: int) -> None:
     expected = chi2_contingency(np.array([reference, current]), correction=False)
     assert stat == pytest.approx(expected.statistic, rel=1e-9)
     assert p == pytest.approx(expected.pvalue, rel=1e-7, abs=1e-12)
+
+
+def test_many_equally_likely_codes_are_not_flagged_by_their_distance_alone_but_a_surge_is() -> None:
+    # 250 codes, each expected 6 times in 1,500 values: no pooling applies, and the Jensen–Shannon distance of
+    # two samples of one law is ~0.15 (sqrt(249 / 8n)); only the χ² noise gate keeps it from flagging
+    codes = np.array([f"K{i:03d}" for i in range(250)])
+    spec = ProfileSpec("urn:test:codes@1.0.0", "t", (FieldSpec("code", Kind.CATEGORICAL),))
+    rng = np.random.default_rng(12)
+    ref = profile_frame(pl.DataFrame({"code": rng.choice(codes, 20_000).tolist()}), spec)
+    clean = [compare(ref, profile_frame(pl.DataFrame({"code": rng.choice(codes, 1_500).tolist()}), spec), edges={})
+             for _ in range(10)]  # fmt: skip
+    js = [r.field("code").metric("jensen_shannon") for r in clean]
+    assert all(m.value >= 0.1 for m in js)  # the distance alone would flag every clean window
+    assert [r.field("code").verdict for r in clean] == [Verdict.OK] * 10
+    hot = rng.choice(codes, 1_500)
+    hot[:300] = codes[7]  # one code 0.4% -> 20%
+    surge = compare(ref, profile_frame(pl.DataFrame({"code": hot.tolist()}), spec), edges={}).field("code")
+    assert surge.verdict is Verdict.DRIFT and surge.metric("jensen_shannon").drifted
