@@ -19,10 +19,11 @@ def pooled_bins(
     """Reference and current counts on the bins the categorical methods compare.
 
     A reference category is a bin of its own when it is expected at least ``min_expected`` times in the
-    current window (``cur_n * share``). The rarer ones are grouped, rarest first, into bins each expected at
-    least ``min_expected`` times (a surge of one rare category still shows in its group); values in no
-    reference category (new categories, values beyond the cap) join the group of the rarest. A group
-    expected fewer than ``min_expected`` times joins the previous group, or the least frequent kept bin.
+    current window (``cur_n * share``). The rarer ones are grouped in name order into bins each expected at
+    least ``min_expected`` times, so a surge of one rare category still shows in its group (name order, not
+    count order: grouping by the reference's counts selects on its sampling noise, and over-flags); values in
+    no reference category (new categories, values beyond the cap) join the first group. A last group
+    expected fewer than ``min_expected`` times joins the one before, or the least frequent kept bin.
 
     Without pooling, a field with many rare categories (an IP country) drifts on sampling noise alone: a
     category expected 0.3 times adds a heavy-tailed term to χ², and the Jensen–Shannon distance of two
