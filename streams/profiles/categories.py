@@ -55,9 +55,9 @@ def pooled_bins(
         groups[-1][0] += last[0]
         groups[-1][1] += last[1]
     if groups and kept and expected(groups[-1][0]) < min_expected:  # one small group: into the least frequent bin
-        (r, c), j = groups.pop(), min(range(len(kept)), key=lambda i: (ref_vec[i], i))
-        ref_vec[j] += r
-        cur_vec[j] += c
+        (ref_extra, cur_extra), j = groups.pop(), min(range(len(kept)), key=lambda i: (ref_vec[i], i))
+        ref_vec[j] += ref_extra
+        cur_vec[j] += cur_extra
     return ref_vec + [g[0] for g in groups], cur_vec + [g[1] for g in groups]
 
 
