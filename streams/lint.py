@@ -28,7 +28,15 @@ from streams.pipeline.loops import loop_reason, own_topics
 if TYPE_CHECKING:
     pass
 
-__all__ = ["dry_run", "lint_file", "loop_reason", "monitoring_findings", "own_topics", "sample_frame"]
+__all__ = [
+    "drift_override_findings",
+    "dry_run",
+    "lint_file",
+    "loop_reason",
+    "monitoring_findings",
+    "own_topics",
+    "sample_frame",
+]
 
 _SAMPLE_ROWS = 2
 
@@ -65,13 +73,50 @@ def monitoring_findings(contract: Contract) -> list[Finding]:
         prediction_spec,
     )
     for schema in contract.schemas:
+        overrides = _override_findings(contract, schema)
+        out += overrides
         for check in checks:
             try:
                 check(contract, schema.name)
             except (ContractError, ProfileError, OSError) as exc:
                 # a ContractError's own location is the contract's; a ProfileError names the profile file
                 message = exc.message if isinstance(exc, ContractError) else str(exc)
+                if overrides and "qstreams.drift" in message:
+                    continue  # said already, at the property's line
                 out.append(Finding(path, schema.line, f"schema object {schema.name!r}: {message}"))
+    return out
+
+
+def drift_override_findings(contract: Contract) -> list[Finding]:
+    """Every ``qstreams.drift`` mapping names a field that is profiled and says what
+    :func:`streams.profiles.drift.parse_override` accepts (``method`` of the field's kind or ``none``, a
+    numeric ``threshold``, a positive ``minCount``, no other key), with or without a reference profile."""
+    return [f for schema in contract.schemas for f in _override_findings(contract, schema)]
+
+
+def _override_findings(contract: Contract, schema: SchemaObject) -> list[Finding]:
+    from streams.profiles.drift import parse_override  # profiles sit above validation
+    from streams.profiles.properties import drift_overrides
+    from streams.profiles.spec import Kind, spec_for_schema
+
+    path, where = contract.path or "<contract>", f"schema object {schema.name!r}"
+    try:
+        overrides = drift_overrides(contract, schema.name)
+    except ContractError as exc:
+        return [Finding(path, schema.line, f"{where}: {exc.message}")]
+    kinds = {f.name: f.kind for f in spec_for_schema(contract, schema).fields}
+    lines = {f.name: f.line for f in schema.fields}
+    out: list[Finding] = []
+    for name, raw in overrides.items():
+        line = lines.get(name) or schema.line
+        if name not in kinds:
+            why = "not a property of it" if name not in lines else "not profiled (identifiers, redacted, temporal)"
+            out.append(Finding(path, line, f"{where}: qstreams.drift is set on {name!r}, which is {why}"))
+            continue
+        try:
+            parse_override(name, raw, "numeric" if kinds[name] is Kind.NUMERIC else "categorical")
+        except ValueError as exc:
+            out.append(Finding(path, line, f"{where}: {exc}"))
     return out
 
 

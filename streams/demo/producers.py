@@ -46,11 +46,13 @@ class ProducerStats:
 
 def _clean_records(stream: str, n: int, rng: random.Random, stats: ProducerStats) -> list[dict[str, Any]]:
     seed = rng.randrange(2**31)
-    now = dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    moment = dt.datetime.now(dt.UTC)
+    now = moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
     if stream == "features":
         records = generate_feature_records(n, seed=seed).records
         for r in records:
             r["event_ts"] = now
+            r["hour_of_day"] = moment.hour  # a feature of the event time, as a feature pipeline computes it
         stats.recent_event_ids = [str(r["event_id"]) for r in records][-200:] or stats.recent_event_ids
         return records
     records = generate_prediction_records(n, seed=seed).records

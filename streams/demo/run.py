@@ -39,7 +39,7 @@ from streams.consumers.tracker import EventTracker
 from streams.demo.producers import FEATURES_TOPIC, PREDICTIONS_TOPIC, ProducerStats, produce
 from streams.demo.references import with_references
 from streams.demo.scenario import Incident, default_schedule
-from streams.demo.view import evaluate, live_view, progress_line, summary
+from streams.demo.view import DriftWindows, evaluate, live_view, progress_line, summary
 from streams.errors import BrokerError, StreamsError
 from streams.settings import normalize_bootstrap
 
@@ -197,7 +197,9 @@ def _stop(proc: subprocess.Popen[bytes], timeout: float = 15.0) -> None:
         proc.wait()
 
 
-async def _follow_events(bootstrap: str, tracker: EventTracker, ready: asyncio.Event, since_ms: int) -> None:
+async def _follow_events(
+    bootstrap: str, tracker: EventTracker, ready: asyncio.Event, since_ms: int, drift: DriftWindows
+) -> None:
     from aiokafka import AIOKafkaConsumer, TopicPartition
 
     from streams.events.codec import event_data, from_kafka
@@ -229,7 +231,9 @@ async def _follow_events(bootstrap: str, tracker: EventTracker, ready: asyncio.E
                     except Exception:  # not a quality event: ignore, as consumers should
                         continue
                     ext = event.get_extension("severity")
-                    tracker.add(event.get_type(), event.get_id(), event_data(event), str(ext) if ext else None, now)
+                    data = event_data(event)
+                    tracker.add(event.get_type(), event.get_id(), data, str(ext) if ext else None, now)
+                    drift.add(event.get_type(), data)
     finally:
         await consumer.stop()
 
@@ -243,7 +247,8 @@ async def _main(
     stats = ProducerStats()
     incidents = default_schedule(options.duration_s)
     ready = asyncio.Event()
-    follower = asyncio.create_task(_follow_events(bootstrap, tracker, ready, since_ms))
+    drift_windows = DriftWindows()
+    follower = asyncio.create_task(_follow_events(bootstrap, tracker, ready, since_ms, drift_windows))
     await asyncio.wait_for(ready.wait(), 60)
     if not await _wait_worker_ready(tracker, worker, 90):
         out.print(f"[red]the worker did not start; its log ({workdir / 'worker.log'}) ends with:[/]")
@@ -305,7 +310,7 @@ async def _main(
         with contextlib.suppress(asyncio.CancelledError, Exception):
             await follower
     results = evaluate(incidents, tracker, stats)
-    summary(results, tracker, out)
+    summary(results, tracker, out, drift_windows, stats)
     return 0 if all(r.detection.detected for r in results) else 1
 
 

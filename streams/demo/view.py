@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
 
 from rich import box
 from rich.console import Console, Group, RenderableType
@@ -14,8 +16,9 @@ from rich.table import Table
 from streams.consumers.tracker import EventTracker
 from streams.demo.producers import ProducerStats
 from streams.demo.scenario import Detection, Incident
+from streams.events.types import EventType
 
-__all__ = ["IncidentResult", "evaluate", "live_view", "progress_line", "summary"]
+__all__ = ["DriftWindows", "IncidentResult", "evaluate", "live_view", "progress_line", "summary"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,6 +27,55 @@ class IncidentResult:
     injected: int
     detection: Detection
     latency_s: float | None
+
+
+@dataclass
+class DriftWindows:
+    """Every window judged for distribution drift, with the fields that drifted: how many windows *outside*
+    the incidents (clean traffic) raised drift, which the summary prints (docs/drift.md, calibration)."""
+
+    #: (contract, schema, window start) -> (start, end, drifted fields, records judged); a replayed event
+    #: overwrites its window
+    windows: dict[tuple[str, str, str], tuple[dt.datetime, dt.datetime, tuple[str, ...], int]] = field(
+        default_factory=dict
+    )
+
+    def add(self, event_type: str, data: Mapping[str, Any]) -> None:
+        if event_type != EventType.DISTRIBUTION_DRIFT:
+            return
+        window, contract = data.get("window") or {}, data.get("contract") or {}
+        try:
+            start = dt.datetime.fromisoformat(str(window["start"]))
+            end = dt.datetime.fromisoformat(str(window["end"]))
+        except (KeyError, ValueError):
+            return
+        drifted = tuple(sorted(str(f.get("field")) for f in data.get("fields") or () if f.get("verdict") == "drift"))
+        key = (str(contract.get("id")), str(data.get("schema")), str(window["start"]))
+        self.windows[key] = (start, end, drifted, int(data.get("records") or 0))
+
+    def clean(self, stats: ProducerStats) -> list[tuple[tuple[str, ...], int]]:
+        """The drifted fields and records of each judged window that overlaps no incident's records."""
+        spans = [(a, b + dt.timedelta(seconds=1)) for a, b in stats.windows.values()]
+        return [
+            (drifted, records)
+            for start, end, drifted, records in self.windows.values()
+            if not any(start < b and end > a for a, b in spans)
+        ]
+
+    def line(self, stats: ProducerStats) -> str:
+        clean = self.clean(stats)
+        every = Counter(f for _, _, drifted, _ in self.windows.values() for f in drifted)
+        fields = Counter(f for drifted, _ in clean for f in drifted)
+        sizes = ", ".join(str(records) for drifted, records in clean if drifted) or "none"
+
+        def listed(c: Counter[str]) -> str:
+            return ", ".join(f"{f} {n}" for f, n in c.most_common()) or "none"
+
+        return (
+            f"distribution drift: {len(self.windows)} window(s) judged, drifted fields {listed(every)}; "
+            f"{len(clean)} window(s) outside the incidents, {sum(1 for d, _ in clean if d)} of them with a "
+            f"drifted field ({listed(fields)}; records judged in those: {sizes})"
+        )
 
 
 def evaluate(incidents: Sequence[Incident], tracker: EventTracker, stats: ProducerStats) -> list[IncidentResult]:
@@ -109,7 +161,13 @@ def progress_line(tracker: EventTracker, stats: ProducerStats, elapsed: float) -
     )
 
 
-def summary(results: Sequence[IncidentResult], tracker: EventTracker, console: Console) -> None:
+def summary(
+    results: Sequence[IncidentResult],
+    tracker: EventTracker,
+    console: Console,
+    drift: DriftWindows | None = None,
+    stats: ProducerStats | None = None,
+) -> None:
     totals = tracker.totals()
     console.print()
     console.print("[bold]Summary[/]")
@@ -124,6 +182,8 @@ def summary(results: Sequence[IncidentResult], tracker: EventTracker, console: C
             for v, n in sorted(tracker.confidence_windows.items())
         )
         console.print(f"prediction confidence: {per_version}", highlight=False, markup=False)
+    if drift is not None and stats is not None and drift.windows:
+        console.print(drift.line(stats), highlight=False, markup=False)
     t = Table(box=box.SIMPLE_HEAVY)
     for col in ("incident", "injected", "detected", "time to detect", "evidence"):
         t.add_column(col, overflow="fold")

@@ -1,4 +1,9 @@
-"""Arrow IPC stream (or file) values to wire-dtype columns, wrong-typed values as mismatches."""
+"""Arrow IPC stream (or file) values to wire-dtype columns, wrong-typed values as mismatches.
+
+Schema drift is counted per row, as for JSON records: a table of n rows lacking a declared column is n
+rows lacking that field (``Decoded.missing_fields``, and one ``Decoded.irregular`` entry per row, so
+windows count each record and its offset), a table with an undeclared column is n rows carrying it.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +12,7 @@ import pyarrow as pa
 
 from streams.contracts.model import Field
 from streams.formats.columns import WIRE, Batch, Kind, Part, arrow_value, flatten_structs, no_mismatches
-from streams.formats.reasons import DecodeReason, Format
+from streams.formats.reasons import Decoded, DecodeReason, Format
 from streams.validation.report import REDACTED
 
 __all__ = ["ARROW_MAGIC", "decode_arrow"]
@@ -33,18 +38,15 @@ def decode_arrow(
         b.dead(i, DecodeReason.EMPTY, "The Arrow IPC stream has no record.")
         return None
     out.formats[i] = Format.ARROW
-    out.tables[i] = table
     n = df.height
-    for name in df.columns:
-        if name not in declared:
-            out.unknown_fields[name] = out.unknown_fields.get(name, 0) + n
+    _irregular(out, offset_of_next(b), n, df.columns, declared)
+    out.tables[i] = table
     df = flatten_structs(df, [f.name for f in fields])  # nested fields: struct columns read by path
     cols: list[pl.Expr] = []
     bad = [no_mismatches()]
     for f, kind in zip(fields, kinds, strict=True):
         wire = WIRE.get(kind, f.dtype)
         if f.name not in df.columns:
-            out.missing_fields[f.name] = out.missing_fields.get(f.name, 0) + n
             cols.append(pl.lit(None, dtype=wire).alias(f.name))
             continue
         value = arrow_value(pl.col(f.name), df.schema[f.name], f.dtype, kind)
@@ -64,3 +66,23 @@ def decode_arrow(
             bad.append(wrong)
         cols.append(value.alias(f.name))
     return df.select(cols), pl.concat(bad, how="vertical"), [i] * n, list(range(n))
+
+
+def offset_of_next(b: Batch) -> int:
+    """The row the next Arrow part starts at in the decoded frame: the JSON and NDJSON rows come first, then
+    the Arrow parts in message order (:func:`streams.formats.columns.assemble`)."""
+    return len(b.rows) + sum(t.num_rows for t in b.out.tables.values())
+
+
+def _irregular(out: Decoded, start: int, n: int, columns: list[str], declared: frozenset[str]) -> None:
+    """Schema drift as JSON records count it, per row: every row of a table lacking a declared (top-level)
+    column lacks that field, every row of a table with an undeclared column carries it. The rows are
+    ``start .. start + n - 1`` of the decoded frame (``Decoded.irregular``, rows ascending)."""
+    unknown = tuple(sorted(c for c in columns if c not in declared))
+    missing = tuple(sorted(declared.difference(columns)))
+    for name in unknown:
+        out.unknown_fields[name] = out.unknown_fields.get(name, 0) + n
+    for name in missing:
+        out.missing_fields[name] = out.missing_fields.get(name, 0) + n
+    if unknown or missing:
+        out.irregular.extend((row, unknown, missing) for row in range(start, start + n))

@@ -62,8 +62,8 @@ class Decoded:
     unknown_fields: dict[str, int] = field(default_factory=dict)  # field -> records carrying it
     missing_fields: dict[str, int] = field(default_factory=dict)  # declared field -> records lacking it
     type_mismatches: dict[str, int] = field(default_factory=dict)  # declared field -> wrong-typed values
-    #: per JSON record with unknown or missing fields: (row, unknown names, missing names), rows ascending
-    #: (Arrow tables count theirs in ``unknown_fields`` / ``missing_fields`` only)
+    #: per record (JSON, or row of an Arrow table) with unknown or missing fields: (row, unknown names, missing
+    #: names), rows ascending
     irregular: list[tuple[int, tuple[str, ...], tuple[str, ...]]] = field(default_factory=list)
 
     @property

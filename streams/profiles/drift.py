@@ -14,12 +14,16 @@ categorical     n > 1000: Jensen–Shannon distance          >= 0.1
 any             ``psi`` when configured                    >= 0.1
 ==============  =========================================  ==================================
 
-Auxiliary checks: null-rate change (absolute) >= 0.05; share of values outside the reference
-range > 0.01 (numeric); share of values in categories new to the reference > 0.01, and reference
-categories of share >= 1% that vanished while at least 5 were expected, totalling >= 0.05
-(categorical). Per field, ``qstreams.drift: {method, threshold, minCount}`` overrides the method and
-its threshold. Categorical fields whose reference exceeded the category cap (identifiers) get the
-null-rate check only. See docs/drift.md.
+Auxiliary checks: null-rate change (absolute) >= 0.05 and beyond 3.29 standard errors; share of values
+outside the reference range > 0.01 (numeric); share of values in categories new to the reference > 0.01,
+and reference categories of share >= 1% that vanished while at least 5 were expected, totalling >= 0.05
+(categorical). Categorical χ², Jensen–Shannon and PSI compare the window with the reference on pooled
+bins (categories expected fewer than 5 times in the window grouped into bins expected 5 times,
+:func:`pooled_bins`); χ² is the two-sample test (:func:`chi_square_homogeneity`), and a distance flags only
+when that χ² is beyond noise too (p < 0.001). Per field, ``qstreams.drift: {method, threshold,
+minCount}`` overrides the method and its threshold; ``method: none`` leaves the field unjudged for
+distribution drift (its null rate only). Categorical fields whose reference exceeded the category cap
+(identifiers) get the null-rate check only. See docs/drift.md (calibration: benchmarks/drift_calibration.py).
 """
 
 from __future__ import annotations
@@ -32,19 +36,26 @@ from typing import Any
 
 from streams.errors import ProfileError
 from streams.profiles import metrics as m
+from streams.profiles.categories import chi_square_homogeneity, pooled_bins
 from streams.profiles.fields import CategoricalProfile, NumericProfile
 from streams.profiles.profile import Profile
 from streams.profiles.reference import Reference
 
 __all__ = [
+    "NOT_JUDGED",
+    "OVERRIDE_KEYS",
     "DriftConfig",
     "DriftReport",
     "FieldDrift",
     "Method",
     "MetricResult",
+    "Override",
     "Verdict",
+    "chi_square_homogeneity",
     "compare",
     "drift_against",
+    "parse_override",
+    "pooled_bins",
 ]
 
 
@@ -83,9 +94,17 @@ class DriftConfig:
     large_sample: int = 1000  # above: distance methods; at or below: statistical tests
     coarse_bins: int = 10  # numeric PSI / Jensen–Shannon on this many ~equal-mass reference bins
     null_rate_change: float = 0.05
+    null_rate_z: float = 3.29  # and beyond sampling noise: two-sided p < 0.001 (see _null_rate)
     outside_range_share: float = 0.01
     new_category_share: float = 0.01
     vanished_share: float = 0.05
+    #: categorical χ² / JS / PSI: reference categories expected fewer times than this in the window are
+    #: grouped, with the new ones, into bins expected this often (Cochran's rule for χ²; :func:`pooled_bins`)
+    min_expected: float = 5.0
+    #: categorical Jensen–Shannon / PSI flag only when the χ² test of the same bins also says the window is
+    #: not a sample of the reference (p below this): with many categories each expected a few times, the
+    #: distance of two samples of one distribution exceeds 0.1 on noise alone (docs/drift.md, calibration)
+    distance_noise_p: float = 0.001
 
 
 @dataclass(frozen=True, slots=True)
@@ -169,21 +188,51 @@ def _judge(method: Method, value: float, threshold: float, p_value: float | None
     return MetricResult(method.value, value, threshold, value >= threshold)
 
 
-def _parse_override(name: str, raw: Mapping[str, Any], kind: str) -> tuple[Method | None, float | None, int | None]:
+#: What a ``qstreams.drift`` mapping may say; ``method: none`` means the field is not judged for distribution
+#: drift (a time-of-day field, say, is not stationary within a window): only its null rate is checked.
+OVERRIDE_KEYS = ("method", "threshold", "minCount")
+NOT_JUDGED = "none"
+
+
+@dataclass(frozen=True, slots=True)
+class Override:
+    method: Method | None = None
+    threshold: float | None = None
+    min_count: int | None = None
+    judged: bool = True  # False for ``method: none``
+
+
+def parse_override(name: str, raw: Mapping[str, Any], kind: str) -> Override:
+    """The ``qstreams.drift`` mapping of field ``name`` (``kind`` numeric or categorical); ValueError saying
+    what is wrong otherwise."""
     allowed = NUMERIC_METHODS if kind == "numeric" else CATEGORICAL_METHODS
+    choices = [*sorted(x.value for x in allowed), NOT_JUDGED]
+    unknown = sorted(str(k) for k in raw if k not in OVERRIDE_KEYS)
+    if unknown:
+        raise ValueError(
+            f"qstreams.drift of {name!r} has unknown key(s) {unknown}; it takes {list(OVERRIDE_KEYS)} "
+            f"(method one of {choices})"
+        )
     method = raw.get("method")
-    try:
-        parsed = None if method is None else Method(method)
-    except ValueError:
-        raise ValueError(f"qstreams.drift.method of {name!r} is {method!r}; use one of {sorted(allowed)}") from None
-    if parsed is not None and parsed not in allowed:
-        raise ValueError(f"qstreams.drift.method {parsed.value!r} does not apply to {kind} field {name!r}")
     threshold, min_count = raw.get("threshold"), raw.get("minCount")
     if threshold is not None and (isinstance(threshold, bool) or not isinstance(threshold, (int, float))):
         raise ValueError(f"qstreams.drift.threshold of {name!r} must be a number, not {threshold!r}")
     if min_count is not None and (isinstance(min_count, bool) or not isinstance(min_count, int) or min_count < 1):
         raise ValueError(f"qstreams.drift.minCount of {name!r} must be a positive integer, not {min_count!r}")
-    return parsed, None if threshold is None else float(threshold), min_count
+    if method == NOT_JUDGED:
+        if threshold is not None:
+            raise ValueError(f"qstreams.drift of {name!r} says method: none, so a threshold has nothing to judge")
+        return Override(None, None, min_count, judged=False)
+    try:
+        parsed = None if method is None else Method(method)
+    except ValueError:
+        raise ValueError(f"qstreams.drift.method of {name!r} is {method!r}; use one of {choices}") from None
+    if parsed is not None and parsed not in allowed:
+        raise ValueError(f"qstreams.drift.method {parsed.value!r} does not apply to {kind} field {name!r}")
+    return Override(parsed, None if threshold is None else float(threshold), min_count)
+
+
+_parse_override = parse_override  # the name monitor.py imports
 
 
 def compare(
@@ -201,10 +250,16 @@ def compare(
     for name, ref in reference.fields.items():
         cur = current.fields[name]
         kind = "numeric" if isinstance(ref, NumericProfile) else "categorical"
-        method, threshold, min_count = _parse_override(name, overrides.get(name, {}), kind)
-        need = min_count or config.min_count
+        override = parse_override(name, overrides.get(name, {}), kind)
+        method, threshold = override.method, override.threshold
+        need = override.min_count or config.min_count
         if cur.count < need or ref.count < need:
             out.append(FieldDrift(name, kind, Verdict.INSUFFICIENT_DATA, method, ref.count, cur.count))
+            continue
+        if not override.judged:  # method: none: not judged for distribution drift, the null rate only
+            null_rate = _null_rate(ref, cur, config)
+            verdict = Verdict.DRIFT if null_rate.drifted else Verdict.OK
+            out.append(FieldDrift(name, kind, verdict, None, ref.count, cur.count, (null_rate,)))
             continue
         if isinstance(ref, NumericProfile) and isinstance(cur, NumericProfile):
             out.append(_numeric(name, ref, cur, edges.get(name, ()), method, threshold, config))
@@ -214,11 +269,18 @@ def compare(
 
 
 def _null_rate(
-    ref: NumericProfile | CategoricalProfile, cur: NumericProfile | CategoricalProfile, limit: float
+    ref: NumericProfile | CategoricalProfile, cur: NumericProfile | CategoricalProfile, config: DriftConfig
 ) -> MetricResult:
-    ref_rate = ref.nulls / (ref.count + ref.nulls) if ref.count + ref.nulls else 0.0
-    cur_rate = cur.nulls / (cur.count + cur.nulls) if cur.count + cur.nulls else 0.0
-    change = cur_rate - ref_rate
+    """The change of the null share, flagged at ``config.null_rate_change`` or, when that is within sampling
+    noise, at ``null_rate_z`` standard errors of the difference of two proportions (a field 60% null moves
+    by more than 0.05 in 15% of 200-record windows on noise alone); the threshold reported is the one used."""
+    n_ref, n_cur = ref.count + ref.nulls, cur.count + cur.nulls
+    ref_rate = ref.nulls / n_ref if n_ref else 0.0
+    cur_rate = cur.nulls / n_cur if n_cur else 0.0
+    change, limit = cur_rate - ref_rate, config.null_rate_change
+    if n_ref and n_cur:
+        pooled = (ref.nulls + cur.nulls) / (n_ref + n_cur)
+        limit = max(limit, config.null_rate_z * math.sqrt(pooled * (1 - pooled) * (1 / n_ref + 1 / n_cur)))
     return MetricResult("null_rate_change", change, limit, abs(change) >= limit)
 
 
@@ -251,7 +313,7 @@ def _numeric(
     others = [MetricResult(k.value, v, None, False, p) for k, (v, p) in values.items() if k is not method]
     outside = (cur.below + cur.above) / cur.count
     aux = [
-        _null_rate(ref, cur, config.null_rate_change),
+        _null_rate(ref, cur, config),
         MetricResult("share_outside_range", outside, config.outside_range_share, outside > config.outside_range_share),
     ]
     metrics = (main, *aux, *others)
@@ -267,7 +329,7 @@ def _categorical(
     threshold: float | None,
     config: DriftConfig,
 ) -> FieldDrift:
-    null_rate = _null_rate(ref, cur, config.null_rate_change)
+    null_rate = _null_rate(ref, cur, config)
     if ref.truncated:  # an identifier-like field: its value mix is not a distribution worth comparing
         verdict = Verdict.DRIFT if null_rate.drifted else Verdict.OK
         return FieldDrift(name, "categorical", verdict, None, ref.count, cur.count, (null_rate,))
@@ -277,17 +339,16 @@ def _categorical(
     categories = sorted(ref_counts)
     new = sorted(set(cur_counts) - set(ref_counts))
     new_n = sum(cur_counts[c] for c in new) + cur.other
-    ref_vec = [ref_counts[c] for c in categories] + [0]
-    cur_vec = [cur_counts.get(c, 0) for c in categories] + [new_n]
-    # χ²: expected shares from the reference, add-half smoothed so a new category is surprising, not impossible
-    smoothed = [(c + 0.5) / (ref.count + 0.5 * len(ref_vec)) for c in ref_vec]
-    chi2, chi2_p = m.chi_square(cur_vec, smoothed)
+    ref_vec, cur_vec = pooled_bins(ref_counts, cur_counts, ref.count, cur.count, config.min_expected)
+    chi2, chi2_p = chi_square_homogeneity(ref_vec, cur_vec)
     values = {
         Method.CHI2: (chi2, chi2_p),
         Method.JENSEN_SHANNON: (m.js_distance(ref_vec, cur_vec), None),
         Method.PSI: (m.psi(ref_vec, cur_vec), None),
     }
     main = _judge(method, values[method][0], limit, values[method][1])
+    if method is not Method.CHI2:  # a distance flags only beyond sampling noise: the χ² of the same bins
+        main = MetricResult(main.metric, main.value, limit, main.drifted and chi2_p < config.distance_noise_p, chi2_p)
     others = [MetricResult(k.value, v, None, False, p) for k, (v, p) in values.items() if k is not method]
     new_share = new_n / cur.count
     expected = {c: cur.count * ref_counts[c] / ref.count for c in categories}

@@ -178,3 +178,28 @@ def test_headless_demo_detects_every_scheduled_incident(kafka_broker) -> None:  
     assert dict(lines) == dict.fromkeys(KINDS, "DETECTED"), out[-4000:]
     assert proc.returncode == 0, out[-4000:]
     assert "Summary" in out
+
+
+def test_the_summary_counts_clean_windows_that_raised_drift() -> None:
+    from streams.demo.view import DriftWindows
+
+    t0 = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
+    stats = ProducerStats()
+    stats.windows[0] = (t0 + dt.timedelta(seconds=12), t0 + dt.timedelta(seconds=18))  # one incident, 12-18 s
+    drift = DriftWindows()
+
+    def event(start_s: int, *drifted: str) -> dict[str, object]:
+        start, end = t0 + dt.timedelta(seconds=start_s), t0 + dt.timedelta(seconds=start_s + 10)
+        fields = [{"field": f, "verdict": "drift"} for f in drifted] + [{"field": "amount", "verdict": "ok"}]
+        window = {"start": start.isoformat(), "end": end.isoformat()}
+        return {"contract": {"id": "urn:x"}, "schema": "s", "window": window, "fields": fields, "records": 250}
+
+    drift.add(EventType.DISTRIBUTION_DRIFT, event(0, "ip_country"))  # clean traffic, drifted
+    drift.add(EventType.DISTRIBUTION_DRIFT, event(10, "merchant_category_code"))  # overlaps the incident
+    drift.add(EventType.DISTRIBUTION_DRIFT, event(20))  # clean, no drift
+    drift.add(EventType.DISTRIBUTION_DRIFT, event(20))  # a replayed event: the same window
+    drift.add(EventType.WINDOW_SUMMARY, event(30, "x"))  # not a drift event
+    assert sorted(drift.clean(stats)) == [((), 250), (("ip_country",), 250)]
+    line = drift.line(stats)
+    assert "3 window(s) judged" in line and "2 window(s) outside the incidents, 1 of them" in line
+    assert "(ip_country 1; records judged in those: 250)" in line
