@@ -1,6 +1,7 @@
 """Throughput of the stream worker against a real broker, next to raw aiokafka loops.
 
     .venv/bin/python benchmarks/bench_worker.py [--records 500000] [--partitions 4] [--batch 5000]
+    .venv/bin/python benchmarks/bench_worker.py --modes raw,monitor,gate,eos --repeat 2 [--baseline OLD_CHECKOUT]
 
 Uses the broker in ``KAFKA_BOOTSTRAP_SERVERS``, else starts one (``streams.dev.broker``).
 Pre-produces ``--records`` feature records of ``contracts/card_transactions.odcs.yaml``
@@ -85,10 +86,14 @@ async def preproduce(bootstrap: str, topic: str, records: int, partitions: int) 
     return size / records
 
 
-def run_child(mode: str, bootstrap: str, topic: str, records: int, batch: int) -> dict[str, Any]:
+def run_child(mode: str, bootstrap: str, topic: str, records: int, batch: int, tree: Path | None = None) -> dict[str, Any]:
+    """One run in its own process; ``tree``: run this script's child against the package of another checkout."""
     cmd = [sys.executable, __file__, "--child", mode, "--bootstrap", bootstrap, "--topic", topic,
            "--records", str(records), "--batch", str(batch)]  # fmt: skip
-    done = subprocess.run(cmd, capture_output=True, text=True, check=False, timeout=1800)
+    env = None
+    if tree is not None:
+        env = os.environ | {"PYTHONPATH": str(tree), "BENCH_WORKER_ROOT": str(tree)}
+    done = subprocess.run(cmd, capture_output=True, text=True, check=False, timeout=1800, env=env)
     lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
     if done.returncode != 0 or not lines:
         raise SystemExit(f"{mode} failed (exit {done.returncode}):\n{done.stderr[-3000:]}")
@@ -231,6 +236,9 @@ def main() -> None:
     parser.add_argument("--partitions", type=int, default=4)
     parser.add_argument("--batch", type=int, default=5000, help="getmany max_records / batch_max_records")
     parser.add_argument("--modes", default=",".join(MODES))
+    parser.add_argument("--repeat", type=int, default=1, help="run the modes this many times; print medians")
+    parser.add_argument("--baseline", type=Path, help="a checkout of older code: each worker mode also runs against "
+                        "its package, alternating with this tree's, on the same topic (medians and ratios)")
     parser.add_argument("--child", choices=MODES, help=argparse.SUPPRESS)
     parser.add_argument("--bootstrap", help=argparse.SUPPRESS)
     parser.add_argument("--topic", help=argparse.SUPPRESS)
@@ -250,6 +258,9 @@ def main() -> None:
         print(f"broker {bootstrap}; topic {topic}: {args.records:,} records of {size:.0f} bytes (mean) on "
               f"{args.partitions} partitions, produced in {time.perf_counter() - t0:.1f} s; "
               f"batch {args.batch}; {os.cpu_count()} CPUs")  # fmt: skip
+        if args.baseline is not None or args.repeat > 1:
+            compare(args, bootstrap, topic)
+            return
         results = [run_child(m, bootstrap, topic, args.records, args.batch) for m in args.modes.split(",")]
     base = next((r["rate"] for r in results if r["mode"] == "raw"), results[0]["rate"])
     print(f"\n| {'run':<8} | {'msg/s':>8} | {'vs raw':>6} | {'p50 ms':>7} | {'p99 ms':>7} | {'peak RSS MB':>11} |")
@@ -259,5 +270,35 @@ def main() -> None:
               f"{r['p99'] * 1000:>7.1f} | {r['rss'] / 2**20:>11.0f} |")  # fmt: skip
 
 
+def compare(args: argparse.Namespace, bootstrap: str, topic: str) -> None:
+    """``--repeat`` rounds of every mode (and, with ``--baseline``, every worker mode against the old tree right after
+    this tree's, so both see the same machine); prints per-round rates and medians, each as a share of raw."""
+    trees: dict[str, Path | None] = {"new": None}
+    if args.baseline is not None:
+        trees = {"old": args.baseline.resolve(), "new": None}
+    runs: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for round_ in range(args.repeat):
+        for mode in args.modes.split(","):
+            for name, tree in trees.items() if mode not in ("raw", "copy") else [("-", None)]:
+                r = run_child(mode, bootstrap, topic, args.records, args.batch, tree)
+                runs.setdefault((mode, name), []).append(r)
+                print(f"round {round_ + 1}: {mode:<10} {name:<3} {r['rate']:>9,.0f} msg/s  p50 {r['p50'] * 1000:7.1f} "
+                      f"ms  p99 {r['p99'] * 1000:7.1f} ms", flush=True)  # fmt: skip
+    raw = runs.get(("raw", "-"))
+    base = statistics.median(r["rate"] for r in raw) if raw else None
+    print(f"\nmedians of {args.repeat} round(s)")
+    print(f"| {'run':<10} | {'code':<4} | {'msg/s':>8} | {'vs raw':>6} | {'new/old':>7} | {'p50 ms':>7} | {'p99 ms':>7} |")
+    print(f"|{'-' * 12}|{'-' * 6}|{'-' * 10}|{'-' * 8}|{'-' * 9}|{'-' * 9}|{'-' * 9}|")
+    for (mode, name), rs in runs.items():
+        rate = statistics.median(r["rate"] for r in rs)
+        old = runs.get((mode, "old"))
+        gain = f"{rate / statistics.median(r['rate'] for r in old):.2f}" if old and name == "new" else ""
+        share = f"{rate / base:.0%}" if base else ""
+        p50, p99 = (statistics.median(r[k] for r in rs) * 1000 for k in ("p50", "p99"))
+        print(f"| {mode:<10} | {name:<4} | {rate:>8,.0f} | {share:>6} | {gain:>7} | {p50:>7.1f} | {p99:>7.1f} |")
+
+
 if __name__ == "__main__":
+    if os.environ.get("BENCH_WORKER_ROOT"):  # a child run against another checkout's package
+        sys.path.insert(0, os.environ["BENCH_WORKER_ROOT"])
     main()

@@ -166,15 +166,20 @@ class AIOKafkaTransport:
         producer = self.session.producer
         assert producer is not None
         limit = self.session.limits.get(topic)  # batches also cut at the topic's max.message.bytes, when known
+        if limit is not None and limit >= self.settings.producer_batch_bytes:
+            limit = None  # the producer's own batches (at most producer_batch_bytes) are cut first
         batch, size = producer.create_batch(), BATCH_OVERHEAD
+        shared: Headers | None = None  # the client wants a list per record: one list per distinct headers tuple
+        listed: list[tuple[str, bytes]] = []
         for r in records:
+            if r.headers is not shared:
+                shared, listed = r.headers, list(r.headers)
             n = record_size(r) if limit is not None else 0
             full = limit is not None and size > BATCH_OVERHEAD and size + n > limit
-            if full or batch.append(key=r.key, value=r.value, timestamp=r.timestamp_ms,
-                                    headers=list(r.headers)) is None:  # fmt: skip
+            if full or batch.append(key=r.key, value=r.value, timestamp=r.timestamp_ms, headers=listed) is None:
                 futures.append(await producer.send_batch(batch, topic, partition=partition))
                 batch, size = producer.create_batch(), BATCH_OVERHEAD  # a record always fits an empty batch
-                batch.append(key=r.key, value=r.value, timestamp=r.timestamp_ms, headers=list(r.headers))
+                batch.append(key=r.key, value=r.value, timestamp=r.timestamp_ms, headers=listed)
             size += n
         futures.append(await producer.send_batch(batch, topic, partition=partition))
 

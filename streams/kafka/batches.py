@@ -49,6 +49,12 @@ log = logging.getLogger("streams.kafka.worker")
 _COMMIT_TIMEOUT = 10.0
 
 
+def _same_destination(records: Sequence[OutRecord], topic: str, partition: int | None) -> bool:
+    """True when every record goes to ``topic`` and ``partition``."""
+    n = len(records)
+    return [r.topic for r in records].count(topic) == n and [r.partition for r in records].count(partition) == n
+
+
 def tune_gc() -> None:
     """Fewer collections for a batch worker: freeze what start-up built, raise the generation-0 threshold.
 
@@ -274,8 +280,15 @@ class BatchWorker:
         transport = self.transport
         futures: list[asyncio.Future[Any]] = []
         groups: dict[tuple[str, int | None], list[OutRecord]] = {}
-        for r in (*result.validated, *result.quarantined, *result.dead_lettered):
-            groups.setdefault((r.topic, r.partition), []).append(r)
+        for records in (result.validated, result.quarantined, result.dead_lettered):
+            if not records:
+                continue
+            first = records[0]
+            if _same_destination(records, first.topic, first.partition):  # the common case, without a loop
+                groups.setdefault((first.topic, first.partition), []).extend(records)
+                continue
+            for r in records:
+                groups.setdefault((r.topic, r.partition), []).append(r)
         for (topic, explicit), records in groups.items():
             part = tp.partition % await transport.partition_count(topic) if explicit is None else explicit
             futures += await transport.send_batch(topic, part, records)
