@@ -174,8 +174,13 @@ class AIOKafkaTransport:
         for r in records:
             if r.headers is not shared:
                 shared, listed = r.headers, list(r.headers)
-            n = record_size(r) if limit is not None else 0
-            full = limit is not None and size > BATCH_OVERHEAD and size + n > limit
+            if limit is None:  # the common case: the producer's batch size is the tighter bound
+                if batch.append(key=r.key, value=r.value, timestamp=r.timestamp_ms, headers=listed) is not None:
+                    continue
+                n, full = 0, True
+            else:
+                n = record_size(r)
+                full = size > BATCH_OVERHEAD and size + n > limit
             if full or batch.append(key=r.key, value=r.value, timestamp=r.timestamp_ms, headers=listed) is None:
                 futures.append(await producer.send_batch(batch, topic, partition=partition))
                 batch, size = producer.create_batch(), BATCH_OVERHEAD  # a record always fits an empty batch

@@ -158,8 +158,7 @@ class Binding:
         out.validate_seconds = time.perf_counter() - start
         valid = report.valid_mask.to_list()
         msg_of = decoded.message.to_list()
-        line_of = decoded.line.to_list()
-        invalid_rows = [r for r, ok in enumerate(valid) if not ok]
+        invalid_rows = report.valid_mask.not_().fill_null(True).arg_true().to_list()
         # the reasons of an invalid record: only the rules that made it invalid (not warnings, thresholded
         # rules or batch metrics); a rule that could not run on the batch fails its rows (fail closed)
         rules_of = dict(zip(invalid_rows, report.gating().gather(invalid_rows).to_list(), strict=True))
@@ -169,7 +168,7 @@ class Binding:
         n_valid = sum(valid)
         out.counts["valid"] += n_valid
         out.counts["quarantined"] += len(valid) - n_valid
-        if all(f is Format.JSON or f is None for f in formats):
+        if formats.count(Format.JSON) + formats.count(None) == len(formats):
             # the common case, one record per message: no per-record bookkeeping beyond the outputs
             if self.gate:
                 vt, ours, rec = self.settings.output_topic(self.topic, "validated"), self._contract_headers, OutRecord
@@ -181,6 +180,7 @@ class Binding:
                 m = messages[msg_of[r]]
                 self._quarantine(out, m, m.value, (), rules=rules_of[r], n=1, fmt=Format.JSON)
             return out
+        line_of = decoded.line.to_list()
         for r, ok in enumerate(valid):
             i = msg_of[r]
             if formats[i] is Format.JSON:
