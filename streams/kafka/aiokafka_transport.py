@@ -100,14 +100,10 @@ class AIOKafkaTransport:
     # -- consuming ----------------------------------------------------------------------------
 
     async def poll(self, max_records: int, timeout_ms: int) -> dict[TopicPartition, list[Message]]:
-        """Records fetched until ``max_records`` (or ``max_records`` / assigned partitions of one partition:
-        the worker's ``batch_max_records``) or ``timeout_ms`` after the first arrived (see
-        :func:`~streams.kafka.filling.fill`)."""
-        consumer = self.session.consumer
-        assert consumer is not None
-        per_partition = max_records // max(len(consumer.assignment()), 1)
-        return await fill(self.fetch, max_records, timeout_ms, per_partition=per_partition,
-                          interrupted=self.session.stop.is_set)  # fmt: skip
+        """Records fetched until ``max_records`` in all (the worker's ``batch_max_records``) or ``timeout_ms``
+        after the first arrived (see :func:`~streams.kafka.filling.fill`)."""
+        assert self.session.consumer is not None
+        return await fill(self.fetch, max_records, timeout_ms, interrupted=self.session.stop.is_set)
 
     async def fetch(self, max_records: int, timeout_ms: int) -> dict[TopicPartition, list[Message]]:
         """One ``getmany``: what is buffered, else what arrives within ``timeout_ms`` (the old poll)."""

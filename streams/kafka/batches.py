@@ -186,7 +186,9 @@ class BatchWorker:
             await asyncio.sleep(self.settings.batch_max_latency_ms / 1000)
             return
         try:
-            polled = await self._poll(size * max(len(self._owned), 1))
+            # one batch's worth per poll: under load a poll returns one partition's full batch at once, and the
+            # time from a poll to its commit is one batch's processing, not one per owned partition
+            polled = await self._poll(size)
         except TransportError as exc:
             self._poll_failures += 1
             cause = exc.__cause__ or exc
