@@ -86,7 +86,9 @@ async def preproduce(bootstrap: str, topic: str, records: int, partitions: int) 
     return size / records
 
 
-def run_child(mode: str, bootstrap: str, topic: str, records: int, batch: int, tree: Path | None = None) -> dict[str, Any]:
+def run_child(
+    mode: str, bootstrap: str, topic: str, records: int, batch: int, tree: Path | None = None
+) -> dict[str, Any]:
     """One run in its own process; ``tree``: run this script's child against the package of another checkout."""
     cmd = [sys.executable, __file__, "--child", mode, "--bootstrap", bootstrap, "--topic", topic,
            "--records", str(records), "--batch", str(batch)]  # fmt: skip
@@ -237,8 +239,12 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=5000, help="getmany max_records / batch_max_records")
     parser.add_argument("--modes", default=",".join(MODES))
     parser.add_argument("--repeat", type=int, default=1, help="run the modes this many times; print medians")
-    parser.add_argument("--baseline", type=Path, help="a checkout of older code: each worker mode also runs against "
-                        "its package, alternating with this tree's, on the same topic (medians and ratios)")
+    parser.add_argument(
+        "--baseline",
+        type=Path,
+        help="a checkout of older code: each worker mode also runs against "
+        "its package, alternating with this tree's, on the same topic (medians and ratios)",
+    )
     parser.add_argument("--child", choices=MODES, help=argparse.SUPPRESS)
     parser.add_argument("--bootstrap", help=argparse.SUPPRESS)
     parser.add_argument("--topic", help=argparse.SUPPRESS)
@@ -287,7 +293,8 @@ def compare(args: argparse.Namespace, bootstrap: str, topic: str) -> None:
     raw = runs.get(("raw", "-"))
     base = statistics.median(r["rate"] for r in raw) if raw else None
     print(f"\nmedians of {args.repeat} round(s)")
-    print(f"| {'run':<10} | {'code':<4} | {'msg/s':>8} | {'vs raw':>6} | {'new/old':>7} | {'p50 ms':>7} | {'p99 ms':>7} |")
+    head = ("run", 10), ("code", 4), ("msg/s", 8), ("vs raw", 6), ("new/old", 7), ("p50 ms", 7), ("p99 ms", 7)
+    print("| " + " | ".join(f"{n:<{w}}" if n in ("run", "code") else f"{n:>{w}}" for n, w in head) + " |")
     print(f"|{'-' * 12}|{'-' * 6}|{'-' * 10}|{'-' * 8}|{'-' * 9}|{'-' * 9}|{'-' * 9}|")
     for (mode, name), rs in runs.items():
         rate = statistics.median(r["rate"] for r in rs)

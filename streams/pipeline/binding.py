@@ -310,9 +310,8 @@ class Binding:
     def _events(
         self, messages: Sequence[Message], offsets: dict[int, tuple[int, int]], routed: _Routed, worker_id: str
     ) -> list[OutRecord]:
-        stamps = [m.timestamp_ms for m in messages]
-        if None in stamps:
-            stamps = [t for t in stamps if t is not None]
+        every = [m.timestamp_ms for m in messages]
+        stamps: list[int] = [t for t in every if t is not None] if None in every else every  # type: ignore[assignment]
         now = datetime.now(UTC)
         start = datetime.fromtimestamp(min(stamps) / 1000, UTC) if stamps else now
         end = datetime.fromtimestamp(max(stamps) / 1000, UTC) if stamps else now
