@@ -20,6 +20,11 @@ consumer group, until every record is consumed:
 
 Prints msg/s, the ratio to the baseline, the added latency per batch (getmany
 return to offsets committed: p50/p99) and the peak RSS of the process.
+
+``--repeat N`` runs the modes N times and prints medians; ``--baseline DIR`` (an older checkout, e.g. from
+``git archive``) also runs each worker mode against DIR's package right after this tree's, on the same topic.
+Both add the CPU time of each run per record (every thread of the process, client start to last commit), and
+raw's CPU per record over a mode's as a share: on a shared machine it holds where wall-time rates do not.
 """
 
 from __future__ import annotations
@@ -42,6 +47,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 CONTRACT = ROOT / "contracts" / "card_transactions.odcs.yaml"
 MODES = ("raw", "copy", "monitor", "gate", "eos", "monitor-st", "gate-st")
+CPU: list[float] = []  # a child's CPU seconds over its run (steadier than wall time on a shared machine)
 
 
 # --- setup (parent process) ------------------------------------------------------------------------
@@ -135,6 +141,7 @@ async def raw_loop(bootstrap: str, topic: str, records: int, batch: int, forward
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, enable_idempotence=True, acks="all", linger_ms=5,
                                 max_batch_size=1 << 20)  # fmt: skip
     await consumer.start()
+    cpu0 = time.process_time()
     if forward:
         await producer.start()
         await producer.partitions_for(f"{topic}.copy")
@@ -172,6 +179,7 @@ async def raw_loop(bootstrap: str, topic: str, records: int, batch: int, forward
                 await asyncio.gather(*futs)
                 await consumer.commit(offs)
                 latencies.append(time.perf_counter() - t0)
+        CPU.append(time.process_time() - cpu0)
         return time.perf_counter() - started, latencies
     finally:
         await consumer.stop()
@@ -203,6 +211,7 @@ async def worker_loop(bootstrap: str, topic: str, records: int, batch: int, mode
         observers = kafka_observers(settings, bindings, "bench", metrics)
         worker = BatchWorker(settings, bindings, worker_id="bench", metrics=metrics, observers=observers)
         tune_gc()
+        cpu0 = time.process_time()
         task = asyncio.create_task(worker.run())
         while not worker.commit_latencies:
             await asyncio.sleep(0.005)
@@ -212,6 +221,7 @@ async def worker_loop(bootstrap: str, topic: str, records: int, batch: int, mode
         while sum(worker.committed.values()) < records:
             await asyncio.sleep(0.005)
         elapsed = time.perf_counter() - started
+        CPU.append(time.process_time() - cpu0)
         worker.stop()
         await task
         return elapsed, list(worker.commit_latencies)
@@ -226,6 +236,8 @@ def child(mode: str, bootstrap: str, topic: str, records: int, batch: int) -> No
     q = statistics.quantiles(latencies, n=100) if len(latencies) > 1 else [latencies[0]] * 99
     out = {"mode": mode, "seconds": elapsed, "rate": records / elapsed, "p50": q[49], "p99": q[98],
            "batches": len(latencies), "rss": rss.stop()}  # fmt: skip
+    if CPU:  # CPU of the process (every thread) from client start to the last commit, per record
+        out["cpu_us"] = CPU[-1] / records * 1e6
     print(json.dumps(out))
 
 
@@ -289,20 +301,26 @@ def compare(args: argparse.Namespace, bootstrap: str, topic: str) -> None:
                 r = run_child(mode, bootstrap, topic, args.records, args.batch, tree)
                 runs.setdefault((mode, name), []).append(r)
                 print(f"round {round_ + 1}: {mode:<10} {name:<3} {r['rate']:>9,.0f} msg/s  p50 {r['p50'] * 1000:7.1f} "
-                      f"ms  p99 {r['p99'] * 1000:7.1f} ms", flush=True)  # fmt: skip
+                      f"ms  p99 {r['p99'] * 1000:7.1f} ms  CPU {r.get('cpu_us', float('nan')):5.1f} µs/record",
+                      flush=True)  # fmt: skip
     raw = runs.get(("raw", "-"))
     base = statistics.median(r["rate"] for r in raw) if raw else None
     print(f"\nmedians of {args.repeat} round(s)")
-    head = ("run", 10), ("code", 4), ("msg/s", 8), ("vs raw", 6), ("new/old", 7), ("p50 ms", 7), ("p99 ms", 7)
+    head = (("run", 10), ("code", 4), ("msg/s", 8), ("vs raw", 6), ("new/old", 7), ("p50 ms", 7), ("p99 ms", 7),
+            ("CPU µs/rec", 10), ("CPU vs raw", 10))  # fmt: skip
     print("| " + " | ".join(f"{n:<{w}}" if n in ("run", "code") else f"{n:>{w}}" for n, w in head) + " |")
-    print(f"|{'-' * 12}|{'-' * 6}|{'-' * 10}|{'-' * 8}|{'-' * 9}|{'-' * 9}|{'-' * 9}|")
+    print("|" + "|".join("-" * (w + 2) for _, w in head) + "|")
+    raw_cpu = statistics.median(r.get("cpu_us", float("nan")) for r in raw) if raw else None
     for (mode, name), rs in runs.items():
         rate = statistics.median(r["rate"] for r in rs)
         old = runs.get((mode, "old"))
         gain = f"{rate / statistics.median(r['rate'] for r in old):.2f}" if old and name == "new" else ""
         share = f"{rate / base:.0%}" if base else ""
         p50, p99 = (statistics.median(r[k] for r in rs) * 1000 for k in ("p50", "p99"))
-        print(f"| {mode:<10} | {name:<4} | {rate:>8,.0f} | {share:>6} | {gain:>7} | {p50:>7.1f} | {p99:>7.1f} |")
+        cpu = statistics.median(r.get("cpu_us", float("nan")) for r in rs)
+        cpu_share = f"{raw_cpu / cpu:.0%}" if raw_cpu else ""  # raw's CPU per record over this run's: a rate share
+        print(f"| {mode:<10} | {name:<4} | {rate:>8,.0f} | {share:>6} | {gain:>7} | {p50:>7.1f} | {p99:>7.1f} | "
+              f"{cpu:>10.1f} | {cpu_share:>10} |")  # fmt: skip
 
 
 if __name__ == "__main__":
