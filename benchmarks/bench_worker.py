@@ -1,6 +1,7 @@
 """Throughput of the stream worker against a real broker, next to raw aiokafka loops.
 
     .venv/bin/python benchmarks/bench_worker.py [--records 500000] [--partitions 4] [--batch 5000]
+    .venv/bin/python benchmarks/bench_worker.py --modes raw,monitor,gate,eos --repeat 2 [--baseline OLD_CHECKOUT]
 
 Uses the broker in ``KAFKA_BOOTSTRAP_SERVERS``, else starts one (``streams.dev.broker``).
 Pre-produces ``--records`` feature records of ``contracts/card_transactions.odcs.yaml``
@@ -19,6 +20,11 @@ consumer group, until every record is consumed:
 
 Prints msg/s, the ratio to the baseline, the added latency per batch (getmany
 return to offsets committed: p50/p99) and the peak RSS of the process.
+
+``--repeat N`` runs the modes N times and prints medians; ``--baseline DIR`` (an older checkout, e.g. from
+``git archive``) also runs each worker mode against DIR's package right after this tree's, on the same topic.
+Both add the CPU time of each run per record (every thread of the process, client start to last commit), and
+raw's CPU per record over a mode's as a share: on a shared machine it holds where wall-time rates do not.
 """
 
 from __future__ import annotations
@@ -41,6 +47,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 CONTRACT = ROOT / "contracts" / "card_transactions.odcs.yaml"
 MODES = ("raw", "copy", "monitor", "gate", "eos", "monitor-st", "gate-st")
+CPU: list[float] = []  # a child's CPU seconds over its run (steadier than wall time on a shared machine)
 
 
 # --- setup (parent process) ------------------------------------------------------------------------
@@ -85,10 +92,16 @@ async def preproduce(bootstrap: str, topic: str, records: int, partitions: int) 
     return size / records
 
 
-def run_child(mode: str, bootstrap: str, topic: str, records: int, batch: int) -> dict[str, Any]:
+def run_child(
+    mode: str, bootstrap: str, topic: str, records: int, batch: int, tree: Path | None = None
+) -> dict[str, Any]:
+    """One run in its own process; ``tree``: run this script's child against the package of another checkout."""
     cmd = [sys.executable, __file__, "--child", mode, "--bootstrap", bootstrap, "--topic", topic,
            "--records", str(records), "--batch", str(batch)]  # fmt: skip
-    done = subprocess.run(cmd, capture_output=True, text=True, check=False, timeout=1800)
+    env = None
+    if tree is not None:
+        env = os.environ | {"PYTHONPATH": str(tree), "BENCH_WORKER_ROOT": str(tree)}
+    done = subprocess.run(cmd, capture_output=True, text=True, check=False, timeout=1800, env=env)
     lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
     if done.returncode != 0 or not lines:
         raise SystemExit(f"{mode} failed (exit {done.returncode}):\n{done.stderr[-3000:]}")
@@ -128,6 +141,7 @@ async def raw_loop(bootstrap: str, topic: str, records: int, batch: int, forward
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, enable_idempotence=True, acks="all", linger_ms=5,
                                 max_batch_size=1 << 20)  # fmt: skip
     await consumer.start()
+    cpu0 = time.process_time()
     if forward:
         await producer.start()
         await producer.partitions_for(f"{topic}.copy")
@@ -165,6 +179,7 @@ async def raw_loop(bootstrap: str, topic: str, records: int, batch: int, forward
                 await asyncio.gather(*futs)
                 await consumer.commit(offs)
                 latencies.append(time.perf_counter() - t0)
+        CPU.append(time.process_time() - cpu0)
         return time.perf_counter() - started, latencies
     finally:
         await consumer.stop()
@@ -196,6 +211,7 @@ async def worker_loop(bootstrap: str, topic: str, records: int, batch: int, mode
         observers = kafka_observers(settings, bindings, "bench", metrics)
         worker = BatchWorker(settings, bindings, worker_id="bench", metrics=metrics, observers=observers)
         tune_gc()
+        cpu0 = time.process_time()
         task = asyncio.create_task(worker.run())
         while not worker.commit_latencies:
             await asyncio.sleep(0.005)
@@ -205,6 +221,7 @@ async def worker_loop(bootstrap: str, topic: str, records: int, batch: int, mode
         while sum(worker.committed.values()) < records:
             await asyncio.sleep(0.005)
         elapsed = time.perf_counter() - started
+        CPU.append(time.process_time() - cpu0)
         worker.stop()
         await task
         return elapsed, list(worker.commit_latencies)
@@ -219,6 +236,8 @@ def child(mode: str, bootstrap: str, topic: str, records: int, batch: int) -> No
     q = statistics.quantiles(latencies, n=100) if len(latencies) > 1 else [latencies[0]] * 99
     out = {"mode": mode, "seconds": elapsed, "rate": records / elapsed, "p50": q[49], "p99": q[98],
            "batches": len(latencies), "rss": rss.stop()}  # fmt: skip
+    if CPU:  # CPU of the process (every thread) from client start to the last commit, per record
+        out["cpu_us"] = CPU[-1] / records * 1e6
     print(json.dumps(out))
 
 
@@ -231,6 +250,13 @@ def main() -> None:
     parser.add_argument("--partitions", type=int, default=4)
     parser.add_argument("--batch", type=int, default=5000, help="getmany max_records / batch_max_records")
     parser.add_argument("--modes", default=",".join(MODES))
+    parser.add_argument("--repeat", type=int, default=1, help="run the modes this many times; print medians")
+    parser.add_argument(
+        "--baseline",
+        type=Path,
+        help="a checkout of older code: each worker mode also runs against "
+        "its package, alternating with this tree's, on the same topic (medians and ratios)",
+    )
     parser.add_argument("--child", choices=MODES, help=argparse.SUPPRESS)
     parser.add_argument("--bootstrap", help=argparse.SUPPRESS)
     parser.add_argument("--topic", help=argparse.SUPPRESS)
@@ -250,6 +276,9 @@ def main() -> None:
         print(f"broker {bootstrap}; topic {topic}: {args.records:,} records of {size:.0f} bytes (mean) on "
               f"{args.partitions} partitions, produced in {time.perf_counter() - t0:.1f} s; "
               f"batch {args.batch}; {os.cpu_count()} CPUs")  # fmt: skip
+        if args.baseline is not None or args.repeat > 1:
+            compare(args, bootstrap, topic)
+            return
         results = [run_child(m, bootstrap, topic, args.records, args.batch) for m in args.modes.split(",")]
     base = next((r["rate"] for r in results if r["mode"] == "raw"), results[0]["rate"])
     print(f"\n| {'run':<8} | {'msg/s':>8} | {'vs raw':>6} | {'p50 ms':>7} | {'p99 ms':>7} | {'peak RSS MB':>11} |")
@@ -259,5 +288,42 @@ def main() -> None:
               f"{r['p99'] * 1000:>7.1f} | {r['rss'] / 2**20:>11.0f} |")  # fmt: skip
 
 
+def compare(args: argparse.Namespace, bootstrap: str, topic: str) -> None:
+    """``--repeat`` rounds of every mode (and, with ``--baseline``, every worker mode against the old tree right after
+    this tree's, so both see the same machine); prints per-round rates and medians, each as a share of raw."""
+    trees: dict[str, Path | None] = {"new": None}
+    if args.baseline is not None:
+        trees = {"old": args.baseline.resolve(), "new": None}
+    runs: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for round_ in range(args.repeat):
+        for mode in args.modes.split(","):
+            for name, tree in trees.items() if mode not in ("raw", "copy") else [("-", None)]:
+                r = run_child(mode, bootstrap, topic, args.records, args.batch, tree)
+                runs.setdefault((mode, name), []).append(r)
+                print(f"round {round_ + 1}: {mode:<10} {name:<3} {r['rate']:>9,.0f} msg/s  p50 {r['p50'] * 1000:7.1f} "
+                      f"ms  p99 {r['p99'] * 1000:7.1f} ms  CPU {r.get('cpu_us', float('nan')):5.1f} µs/record",
+                      flush=True)  # fmt: skip
+    raw = runs.get(("raw", "-"))
+    base = statistics.median(r["rate"] for r in raw) if raw else None
+    print(f"\nmedians of {args.repeat} round(s)")
+    head = (("run", 10), ("code", 4), ("msg/s", 8), ("vs raw", 6), ("new/old", 7), ("p50 ms", 7), ("p99 ms", 7),
+            ("CPU µs/rec", 10), ("CPU vs raw", 10))  # fmt: skip
+    print("| " + " | ".join(f"{n:<{w}}" if n in ("run", "code") else f"{n:>{w}}" for n, w in head) + " |")
+    print("|" + "|".join("-" * (w + 2) for _, w in head) + "|")
+    raw_cpu = statistics.median(r.get("cpu_us", float("nan")) for r in raw) if raw else None
+    for (mode, name), rs in runs.items():
+        rate = statistics.median(r["rate"] for r in rs)
+        old = runs.get((mode, "old"))
+        gain = f"{rate / statistics.median(r['rate'] for r in old):.2f}" if old and name == "new" else ""
+        share = f"{rate / base:.0%}" if base else ""
+        p50, p99 = (statistics.median(r[k] for r in rs) * 1000 for k in ("p50", "p99"))
+        cpu = statistics.median(r.get("cpu_us", float("nan")) for r in rs)
+        cpu_share = f"{raw_cpu / cpu:.0%}" if raw_cpu else ""  # raw's CPU per record over this run's: a rate share
+        print(f"| {mode:<10} | {name:<4} | {rate:>8,.0f} | {share:>6} | {gain:>7} | {p50:>7.1f} | {p99:>7.1f} | "
+              f"{cpu:>10.1f} | {cpu_share:>10} |")  # fmt: skip
+
+
 if __name__ == "__main__":
+    if os.environ.get("BENCH_WORKER_ROOT"):  # a child run against another checkout's package
+        sys.path.insert(0, os.environ["BENCH_WORKER_ROOT"])
     main()

@@ -100,14 +100,10 @@ class AIOKafkaTransport:
     # -- consuming ----------------------------------------------------------------------------
 
     async def poll(self, max_records: int, timeout_ms: int) -> dict[TopicPartition, list[Message]]:
-        """Records fetched until ``max_records`` (or ``max_records`` / assigned partitions of one partition:
-        the worker's ``batch_max_records``) or ``timeout_ms`` after the first arrived (see
-        :func:`~streams.kafka.filling.fill`)."""
-        consumer = self.session.consumer
-        assert consumer is not None
-        per_partition = max_records // max(len(consumer.assignment()), 1)
-        return await fill(self.fetch, max_records, timeout_ms, per_partition=per_partition,
-                          interrupted=self.session.stop.is_set)  # fmt: skip
+        """Records fetched until ``max_records`` in all (the worker's ``batch_max_records``) or ``timeout_ms``
+        after the first arrived (see :func:`~streams.kafka.filling.fill`)."""
+        assert self.session.consumer is not None
+        return await fill(self.fetch, max_records, timeout_ms, interrupted=self.session.stop.is_set)
 
     async def fetch(self, max_records: int, timeout_ms: int) -> dict[TopicPartition, list[Message]]:
         """One ``getmany``: what is buffered, else what arrives within ``timeout_ms`` (the old poll)."""
@@ -166,15 +162,25 @@ class AIOKafkaTransport:
         producer = self.session.producer
         assert producer is not None
         limit = self.session.limits.get(topic)  # batches also cut at the topic's max.message.bytes, when known
+        if limit is not None and limit >= self.settings.producer_batch_bytes:
+            limit = None  # the producer's own batches (at most producer_batch_bytes) are cut first
         batch, size = producer.create_batch(), BATCH_OVERHEAD
+        shared: Headers | None = None  # the client wants a list per record: one list per distinct headers tuple
+        listed: list[tuple[str, bytes]] = []
         for r in records:
-            n = record_size(r) if limit is not None else 0
-            full = limit is not None and size > BATCH_OVERHEAD and size + n > limit
-            if full or batch.append(key=r.key, value=r.value, timestamp=r.timestamp_ms,
-                                    headers=list(r.headers)) is None:  # fmt: skip
+            if r.headers is not shared:
+                shared, listed = r.headers, list(r.headers)
+            if limit is None:  # the common case: the producer's batch size is the tighter bound
+                if batch.append(key=r.key, value=r.value, timestamp=r.timestamp_ms, headers=listed) is not None:
+                    continue
+                n, full = 0, True
+            else:
+                n = record_size(r)
+                full = size > BATCH_OVERHEAD and size + n > limit
+            if full or batch.append(key=r.key, value=r.value, timestamp=r.timestamp_ms, headers=listed) is None:
                 futures.append(await producer.send_batch(batch, topic, partition=partition))
                 batch, size = producer.create_batch(), BATCH_OVERHEAD  # a record always fits an empty batch
-                batch.append(key=r.key, value=r.value, timestamp=r.timestamp_ms, headers=list(r.headers))
+                batch.append(key=r.key, value=r.value, timestamp=r.timestamp_ms, headers=listed)
             size += n
         futures.append(await producer.send_batch(batch, topic, partition=partition))
 

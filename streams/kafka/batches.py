@@ -20,13 +20,11 @@ one of :mod:`streams.testing`); metrics, health and lifecycle events are observe
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import gc
 import logging
 import time
 from collections import deque
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from streams.errors import CommitRefusedError, SettingsError, TransportError
@@ -34,6 +32,7 @@ from streams.kafka.backpressure import EventDelivery
 from streams.kafka.connection import backoff
 from streams.kafka.observers import HealthObserver, LifecycleObserver, MetricsObserver, Observers, WorkerObserver
 from streams.kafka.outputs import OutputLimits, given_up
+from streams.kafka.transactions import ExactlyOnce, InFlight
 from streams.kafka.transport import TopicPartition, Transport
 from streams.observability import Health, Lifecycle, Metrics, log_extra
 from streams.pipeline.loops import loop_reason
@@ -49,6 +48,12 @@ log = logging.getLogger("streams.kafka.worker")
 _COMMIT_TIMEOUT = 10.0
 
 
+def _same_destination(records: Sequence[OutRecord], topic: str, partition: int | None) -> bool:
+    """True when every record goes to ``topic`` and ``partition``."""
+    n = len(records)
+    return [r.topic for r in records].count(topic) == n and [r.partition for r in records].count(partition) == n
+
+
 def tune_gc() -> None:
     """Fewer collections for a batch worker: freeze what start-up built, raise the generation-0 threshold.
 
@@ -59,28 +64,7 @@ def tune_gc() -> None:
     gc.set_threshold(50_000, 20, 100)
 
 
-@dataclass(slots=True)
-class _InFlight:
-    """One processed batch whose outputs await acknowledgement before its offsets can be committed."""
-
-    tp: TopicPartition
-    first: int
-    next_offset: int
-    futures: list[asyncio.Future[Any]]
-    polled_at: float
-    attempt: int = 0  # failed attempts before this one (kept across poll cycles until the batch commits)
-    events: list[OutRecord] = field(default_factory=list)
-    event_futures: list[asyncio.Future[Any]] = field(default_factory=list)  # re-sent alone when they fail
-
-    def done(self) -> bool:
-        return all(f.done() for f in self.futures) and all(f.done() for f in self.event_futures)
-
-    def error(self) -> BaseException | None:
-        """The first failure of the batch's *records* (an event failure is back-pressure, not a re-read)."""
-        return next((f.exception() for f in self.futures if not f.cancelled() and f.exception() is not None), None)
-
-
-class BatchWorker:
+class BatchWorker(ExactlyOnce):
     """Consume every bound topic in one group, validate per partition batch, produce, commit after ack.
 
     ``transport`` defaults to :class:`~streams.kafka.aiokafka_transport.AIOKafkaTransport`;
@@ -114,11 +98,14 @@ class BatchWorker:
         self.committed: dict[TopicPartition, int] = {}
         self.commit_latencies: deque[float] = deque(maxlen=100_000)
         self._stop, self._lock = asyncio.Event(), asyncio.Lock()
-        self._pending: dict[TopicPartition, deque[_InFlight]] = {}
+        self._pending: dict[TopicPartition, deque[InFlight]] = {}
         self._owned: set[TopicPartition] = set()
         self._attempts: dict[tuple[TopicPartition, int], tuple[int, BaseException, str]] = {}
         self._uncommitted: dict[TopicPartition, int] = {}
         self._poll_failures = 0  # consecutive failed polls (fetches)
+        self._committing: asyncio.Future[float] | None = None  # exactly-once: see streams.kafka.transactions
+        self._in_transaction: tuple[dict[TopicPartition, int], list[InFlight]] = ({}, [])
+        self._reread: dict[TopicPartition, int] = {}
         if transport is None:
             from streams.kafka.aiokafka_transport import AIOKafkaTransport
 
@@ -180,7 +167,9 @@ class BatchWorker:
             await asyncio.sleep(self.settings.batch_max_latency_ms / 1000)
             return
         try:
-            polled = await self._poll(size * max(len(self._owned), 1))
+            # one batch's worth per poll: under load a poll returns one partition's full batch at once, and the
+            # time from a poll to its commit is one batch's processing, not one per owned partition
+            polled = await self._poll(size)
         except TransportError as exc:
             self._poll_failures += 1
             cause = exc.__cause__ or exc
@@ -192,6 +181,9 @@ class BatchWorker:
         self._poll_failures = 0
         polled_at = time.perf_counter()
         self.observers.on_poll(transport.subscribed)
+        if self._committing is not None and (not polled or self._committing.done()):
+            async with self._lock:  # nothing to overlap it with: account for the last transaction now
+                await self._settle()
         if polled:
             async with self._lock:
                 batches = [(tp, ms[i : i + size]) for tp, ms in polled.items() for i in range(0, len(ms), size)]
@@ -228,8 +220,14 @@ class BatchWorker:
 
     async def _handle(self, tp: TopicPartition, messages: Sequence[Message], polled_at: float) -> None:
         """Process one partition batch and submit its outputs (not awaiting the acknowledgements)."""
+        result = await self._process(tp, messages)
+        if result is not None:
+            await self._submit(tp, messages, result, polled_at)
+
+    async def _process(self, tp: TopicPartition, messages: Sequence[Message]) -> BatchResult | None:
+        """The batch's outputs, fitted to their topics (pure but for the limits); None when it is retried later."""
         binding = self.bindings[tp.topic]
-        first, next_offset = messages[0].offset, messages[-1].offset + 1
+        first = messages[0].offset
         attempt, error, stage = self._attempts.get((tp, first), (0, None, ""))
         try:
             if error is not None and attempt > self.settings.batch_retries:
@@ -238,20 +236,26 @@ class BatchWorker:
         except Exception as exc:
             if attempt < self.settings.batch_retries:
                 await self._retry_later(tp, first, attempt + 1, exc, "process")
-                return
+                return None
             log.error("giving up after %d attempts: dead-lettering %d messages as internal.%s", attempt + 1,
                       len(messages), type(exc).__name__, extra=log_extra(tp.topic, tp.partition, first))  # fmt: skip
             self.observers.on_batch_given_up(tp, first, exc)
             result = given_up(binding.contract.ref, messages, exc, self.settings, worker_id=self.worker_id,
                               refused=stage == "produce")  # fmt: skip
-        result = await self.outputs.fit(result, messages)
+        return await self.outputs.fit(result, messages)
+
+    async def _submit(self, tp: TopicPartition, messages: Sequence[Message], result: BatchResult,
+                      polled_at: float) -> None:  # fmt: skip
+        """Send a processed batch's outputs and events; it awaits acknowledgement in ``_pending``."""
+        first, next_offset = messages[0].offset, messages[-1].offset + 1
+        attempt = self._attempts.get((tp, first), (0, None, ""))[0]
         futures = await self._send(tp, result)
-        batch = _InFlight(tp, first, next_offset, futures, polled_at, attempt, result.events,
+        batch = InFlight(tp, first, next_offset, futures, polled_at, attempt, result.events,
                           await self.event_delivery.send(result.events))  # fmt: skip
         self._pending.setdefault(tp, deque()).append(batch)
         highwater = self.transport.highwater(tp)
         lag = highwater - next_offset if highwater is not None else None
-        self.observers.on_batch_end(tp, binding, len(messages), result, lag)
+        self.observers.on_batch_end(tp, self.bindings[tp.topic], len(messages), result, lag)
 
     async def _retry_later(self, tp: TopicPartition, first: int, attempt: int, exc: BaseException, stage: str) -> None:
         """Re-read the batch from ``first`` after a backoff, pausing only this partition."""
@@ -274,38 +278,19 @@ class BatchWorker:
         transport = self.transport
         futures: list[asyncio.Future[Any]] = []
         groups: dict[tuple[str, int | None], list[OutRecord]] = {}
-        for r in (*result.validated, *result.quarantined, *result.dead_lettered):
-            groups.setdefault((r.topic, r.partition), []).append(r)
+        for records in (result.validated, result.quarantined, result.dead_lettered):
+            if not records:
+                continue
+            first = records[0]
+            if _same_destination(records, first.topic, first.partition):  # the common case, without a loop
+                groups.setdefault((first.topic, first.partition), []).extend(records)
+                continue
+            for r in records:
+                groups.setdefault((r.topic, r.partition), []).append(r)
         for (topic, explicit), records in groups.items():
             part = tp.partition % await transport.partition_count(topic) if explicit is None else explicit
             futures += await transport.send_batch(topic, part, records)
         return futures
-
-    async def _transaction(self, batches: Sequence[tuple[TopicPartition, Sequence[Message]]], polled_at: float) -> None:
-        """Exactly-once: the outputs of one poll and its offsets in one Kafka transaction."""
-        transport = self.transport
-        firsts = {tp: ms[0].offset for tp, ms in reversed(batches) if tp in self._owned}
-        try:
-            await transport.begin_transaction()
-            for tp, messages in batches:
-                if tp in self._owned:
-                    await self._handle(tp, messages, polled_at)
-            offsets = {b.tp: b.next_offset for q in self._pending.values() for b in q}
-            if offsets:
-                await transport.send_offsets_to_transaction(offsets, self.settings.app_id)
-            await transport.commit_transaction()
-        except Exception as exc:
-            log.error("transaction failed, aborting; the poll is read again: %r", exc)
-            with contextlib.suppress(Exception):
-                await transport.abort_transaction()
-            for tp, first in firsts.items():
-                if tp in self._owned:
-                    transport.seek(tp, first)
-            self._pending.clear()
-            await asyncio.sleep(1.0)
-            return
-        self._done([b for q in self._pending.values() for b in q])
-        self._pending.clear()
 
     # --- acknowledgements and commits ----------------------------------------------------------------
 
@@ -323,7 +308,7 @@ class BatchWorker:
     async def _reap(self) -> None:
         """Commit the offsets of every leading batch whose outputs are all acknowledged."""
         offsets: dict[TopicPartition, int] = dict(self._uncommitted)
-        done: list[_InFlight] = []
+        done: list[InFlight] = []
         for tp, queue in list(self._pending.items()):
             while queue and queue[0].done():
                 batch = queue[0]
@@ -352,9 +337,9 @@ class BatchWorker:
         if offsets and await self._commit(offsets):
             self._done(done)
 
-    def _done(self, batches: Sequence[_InFlight]) -> None:
-        """Account for batches whose offsets were committed."""
-        now = time.perf_counter()
+    def _done(self, batches: Sequence[InFlight], now: float | None = None) -> None:
+        """Account for batches whose offsets were committed (at ``now``, default: now)."""
+        now = time.perf_counter() if now is None else now
         for b in batches:
             self.commit_latencies.append(now - b.polled_at)
             self.committed[b.tp] = max(self.committed.get(b.tp, 0), b.next_offset)
@@ -380,7 +365,8 @@ class BatchWorker:
         return True
 
     async def _drain(self, tps: set[TopicPartition]) -> None:
-        """Await every in-flight batch of ``tps`` and commit what was acknowledged."""
+        """Await every in-flight batch of ``tps`` (and an exactly-once commit) and commit what was acknowledged."""
+        await self._settle()
         futures = [f for tp in tps for b in self._pending.get(tp, ()) for f in (*b.futures, *b.event_futures)]
         if futures:
             await asyncio.wait(futures, timeout=30.0)
@@ -389,7 +375,7 @@ class BatchWorker:
     # --- rebalances (the transport's assignment callbacks) ---------------------------------------------
 
     async def partitions_revoked(self, revoked: set[TopicPartition]) -> None:
-        async with self._lock:  # no batch is half-submitted; an exactly-once transaction is complete
+        async with self._lock:  # no batch is half-submitted; an exactly-once transaction is complete (_drain)
             await self._drain(set(revoked) & set(self._pending))
             self._owned -= set(revoked)
             self._uncommitted = {tp: o for tp, o in self._uncommitted.items() if tp in self._owned}

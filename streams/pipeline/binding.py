@@ -38,6 +38,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
+from itertools import compress
 from typing import cast
 
 import pyarrow as pa
@@ -102,6 +103,7 @@ class Binding:
         """Route one batch and build its events. Pure: no I/O. Never raises on data."""
         if not messages:
             return BatchResult()
+        spans = _offset_spans(messages)
         try:
             routed = self._route(messages)
         except Exception:
@@ -112,7 +114,7 @@ class Binding:
             quarantined=self._signed(routed.quarantined, worker_id),
             dead_lettered=self._signed(routed.dead, worker_id),
             counts=routed.counts,
-            last_offsets=_last_offsets(messages),
+            last_offsets={p: hi for p, (_, hi) in spans.items()},
             decode_seconds=routed.decode_seconds,
             validate_seconds=routed.validate_seconds,
             report=routed.report,
@@ -122,7 +124,7 @@ class Binding:
                 c.name: c.failures for c in routed.report.checks if c.failures and c.name not in self._batch_metrics
             }
         try:
-            result.events = self._events(messages, routed, worker_id)
+            result.events = self._events(messages, spans, routed, worker_id)
         except Exception:  # events describe the batch; losing them must not lose records
             log.exception("could not build the quality events of a batch from %s", self.topic)
         result.events += routed.state
@@ -156,8 +158,7 @@ class Binding:
         out.validate_seconds = time.perf_counter() - start
         valid = report.valid_mask.to_list()
         msg_of = decoded.message.to_list()
-        line_of = decoded.line.to_list()
-        invalid_rows = [r for r, ok in enumerate(valid) if not ok]
+        invalid_rows = report.valid_mask.not_().fill_null(True).arg_true().to_list()
         # the reasons of an invalid record: only the rules that made it invalid (not warnings, thresholded
         # rules or batch metrics); a rule that could not run on the batch fails its rows (fail closed)
         rules_of = dict(zip(invalid_rows, report.gating().gather(invalid_rows).to_list(), strict=True))
@@ -167,18 +168,19 @@ class Binding:
         n_valid = sum(valid)
         out.counts["valid"] += n_valid
         out.counts["quarantined"] += len(valid) - n_valid
-        if all(f is Format.JSON or f is None for f in formats):
+        if formats.count(Format.JSON) + formats.count(None) == len(formats):
             # the common case, one record per message: no per-record bookkeeping beyond the outputs
             if self.gate:
-                vt, ours = self.settings.output_topic(self.topic, "validated"), self._contract_headers
-                out.validated.extend(
-                    OutRecord(vt, m.value, m.key, m.headers + ours, m.timestamp_ms)
-                    for m in (messages[msg_of[r]] for r, ok in enumerate(valid) if ok)
-                )
+                vt, ours, rec = self.settings.output_topic(self.topic, "validated"), self._contract_headers, OutRecord
+                rows = messages if msg_of == list(range(len(messages))) else [messages[i] for i in msg_of]
+                out.validated += [
+                    rec(vt, m.value, m.key, m.headers + ours, m.timestamp_ms) for m in compress(rows, valid)
+                ]
             for r in invalid_rows:
                 m = messages[msg_of[r]]
                 self._quarantine(out, m, m.value, (), rules=rules_of[r], n=1, fmt=Format.JSON)
             return out
+        line_of = decoded.line.to_list()
         for r, ok in enumerate(valid):
             i = msg_of[r]
             if formats[i] is Format.JSON:
@@ -305,15 +307,14 @@ class Binding:
 
     # -- events --------------------------------------------------------------------------------
 
-    def _events(self, messages: Sequence[Message], routed: _Routed, worker_id: str) -> list[OutRecord]:
-        stamps = [m.timestamp_ms for m in messages if m.timestamp_ms is not None]
+    def _events(
+        self, messages: Sequence[Message], offsets: dict[int, tuple[int, int]], routed: _Routed, worker_id: str
+    ) -> list[OutRecord]:
+        every = [m.timestamp_ms for m in messages]
+        stamps: list[int] = [t for t in every if t is not None] if None in every else every  # type: ignore[assignment]
         now = datetime.now(UTC)
         start = datetime.fromtimestamp(min(stamps) / 1000, UTC) if stamps else now
         end = datetime.fromtimestamp(max(stamps) / 1000, UTC) if stamps else now
-        offsets: dict[int, tuple[int, int]] = {}
-        for m in messages:
-            lo, hi = offsets.get(m.partition, (m.offset, m.offset))
-            offsets[m.partition] = (min(lo, m.offset), max(hi, m.offset))
         latency = (now - start).total_seconds() if stamps else routed.decode_seconds + routed.validate_seconds
         source = messages[0].topic
         report, decoded = routed.report, routed.decoded
@@ -349,12 +350,17 @@ class Binding:
         return [OutRecord(topic, value, key, tuple(headers)) for key, value, headers in map(to_kafka, events)]
 
 
-def _last_offsets(messages: Sequence[Message]) -> dict[int, int]:
-    last: dict[int, int] = {}
-    for m in messages:
-        if m.offset > last.get(m.partition, -1):
-            last[m.partition] = m.offset
-    return last
+def _offset_spans(messages: Sequence[Message]) -> dict[int, tuple[int, int]]:
+    """``partition -> (lowest, highest offset)`` of a batch (one partition, the worker's case, without a loop)."""
+    parts = [m.partition for m in messages]
+    offsets = [m.offset for m in messages]
+    if parts.count(parts[0]) == len(parts):
+        return {parts[0]: (min(offsets), max(offsets))}
+    spans: dict[int, tuple[int, int]] = {}
+    for p, o in zip(parts, offsets, strict=True):
+        lo, hi = spans.get(p, (o, o))
+        spans[p] = (min(lo, o), max(hi, o))
+    return spans
 
 
 def _encode(decoded: Decoded, i: int, positions: list[int]) -> bytes:

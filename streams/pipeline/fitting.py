@@ -65,6 +65,26 @@ def fits(r: OutRecord, limit: int) -> bool:
     return record_size(r) + BATCH_OVERHEAD <= limit
 
 
+def _all_fit(records: Sequence[OutRecord], limit_of: Mapping[str, int]) -> bool:
+    """``all(fits(r, limit_of[r.topic]) for r in records)``, without sizing every record in Python.
+
+    First a bound: the largest value, the largest key and the largest distinct headers tuple (the outputs of a
+    batch mostly share one: the source's, usually empty, plus ours) against the smallest limit, at C speed. Only
+    when that bound does not fit is each record sized (sizing each cost about 1 µs per record on the hot path).
+    """
+    if not records:
+        return True
+    values = [r.value for r in records]
+    keys = [r.key for r in records]
+    headers = {id(r.headers): r.headers for r in records}.values()
+    bound = (21 + BATCH_OVERHEAD + max(map(len, filter(None, values)), default=0)
+             + max(map(len, filter(None, keys)), default=0)
+             + max(sum(10 + len(k) + len(v) for k, v in h) for h in headers))  # fmt: skip
+    if bound <= min(limit_of[t] for t in {r.topic for r in records}):
+        return True
+    return all(fits(r, limit_of[r.topic]) for r in records)
+
+
 def reference_record(
     r: OutRecord, *, source: Message | None, source_topic: str, settings: Settings, names: HeaderNames,
     limit: int, reason: str = TOO_LARGE, text: str | None = None,
@@ -111,7 +131,7 @@ def fit(
     result: BatchResult, messages: Sequence[Message], limit_of: Mapping[str, int], *, settings: Settings,
 ) -> BatchResult:  # fmt: skip
     """``result`` with every output that would exceed its topic's limit replaced (see the module docstring)."""
-    if all(fits(r, limit_of[r.topic]) for r in result.outputs()):
+    if _all_fit(result.outputs(), limit_of):
         return result
     names = HeaderNames(settings.header_prefix)
     by_value = {id(m.value): m for m in messages if m.value is not None}

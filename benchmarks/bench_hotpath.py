@@ -1,0 +1,180 @@
+"""The worker's hot path per batch, stage by stage, without a broker: where a gate/monitor worker's time goes.
+
+    .venv/bin/python benchmarks/bench_hotpath.py [--batch 3333] [--batches 30] [--mode gate|monitor] [--json]
+    .venv/bin/python benchmarks/bench_hotpath.py --baseline DIR [--rounds 3]   # old code in DIR vs this tree
+
+One :class:`~streams.kafka.batches.BatchWorker` (the card contract, stream time off, batch events off, as in
+``bench_worker.py``) runs its real per-partition path, ``_handle``, on batches of aiokafka ``ConsumerRecord``
+objects, with an :class:`~streams.kafka.aiokafka_transport.AIOKafkaTransport` whose producer is aiokafka's real
+``BatchBuilder`` (records are serialised as for the wire; nothing is sent). Stages timed per batch:
+
+* ``to_messages``: aiokafka records to pipeline messages;
+* ``process``: ``Binding.process`` (decode, validate, output records and headers, quality events);
+  ``decode_wall`` / ``validate_wall`` are its own wall-time measures of the first two (formats, validation);
+* ``fit``: outputs checked against their topics' limits;
+* ``send``: outputs appended to record batches (``BatchWorker._send``);
+* ``observers``: ``on_batch_end`` (Prometheus metrics, health);
+* ``handle``: the whole ``_handle`` (process + fit + send + events + observers), timed on its own.
+
+Prints the median microseconds per record of each stage: CPU time of the process (polars' threads included),
+steadier than wall time on a shared machine, except the ``_wall`` ones. With
+``--baseline DIR`` (a checkout of older code, e.g. ``git worktree``/``git archive`` of a commit), each round runs
+this script once under DIR and once under this tree, alternating, and prints the medians side by side with ratios.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+STAGES = ("to_messages", "process", "decode_wall", "validate_wall", "fit", "send", "observers", "handle", "handle_wall")
+
+
+class _Producer:
+    """aiokafka's own batch builder (the wire format is built), without a network."""
+
+    def __init__(self, transactional: bool) -> None:
+        from aiokafka.producer.message_accumulator import BatchBuilder
+
+        self._builder, self._tx, self.batches = BatchBuilder, transactional, 0
+
+    def create_batch(self) -> Any:
+        return self._builder(1_048_576, 0, is_transactional=self._tx)
+
+    async def send_batch(self, batch: Any, topic: str, *, partition: int) -> asyncio.Future[Any]:
+        batch._build()
+        self.batches += 1
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        future.set_result(None)
+        return future
+
+    async def send(self, topic: str, value: Any, key: Any = None, partition: Any = None, **kw: Any) -> Any:
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        future.set_result(None)
+        return future
+
+
+class _Session:
+    def __init__(self, producer: _Producer) -> None:
+        self.producer = self.events = producer
+        self.limits: dict[str, int] = {}
+        self.consumer = None
+
+    async def partition_count(self, topic: str) -> int:
+        return 4
+
+    async def max_message_bytes(self, topic: str) -> int:
+        self.limits[topic] = 1_048_588
+        return 1_048_588
+
+    def stale(self, *topics: str) -> None: ...
+
+
+async def measure(batch: int, batches: int, mode: str) -> dict[str, float]:
+    sys.path.insert(0, str(ROOT))
+    from aiokafka.structs import ConsumerRecord
+
+    from streams.contracts.loader import load_contract
+    from streams.kafka import aiokafka_transport as at
+    from streams.kafka.batches import BatchWorker, tune_gc
+    from streams.kafka.transport import TopicPartition
+    from streams.pipeline.binding import Binding
+    from streams.settings import Mode, Settings
+    from streams.testing import generate_feature_records, make_messages
+
+    contract = load_contract(ROOT / "contracts" / "card_transactions.odcs.yaml")
+    schema = contract.schema(None)
+    topic = schema.topic
+    settings = Settings(mode=Mode(mode), batch_events=False, stream_time=False, web_port=0)
+    binding = Binding(contract, schema, settings)
+    transport = at.AIOKafkaTransport.__new__(at.AIOKafkaTransport)
+    transport.settings = settings
+    transport.session = _Session(_Producer(False))  # type: ignore[assignment]
+    transport._listener = None
+    worker = BatchWorker(settings, [binding], worker_id="bench", transport=transport)
+    tp = TopicPartition(topic, 0)
+    worker._owned.add(tp)
+    faults = {"out_of_range": 0.005, "invalid_enum": 0.005}
+    runs = []
+    for i in range(batches + 1):
+        records = generate_feature_records(batch, seed=i, faults=faults).records
+        ms = make_messages(records, topic, start_offset=i * batch, key_field="event_id")
+        runs.append([ConsumerRecord(m.topic, 0, m.offset, m.timestamp_ms, 0, m.key, m.value, None,
+                                    len(m.key or b""), len(m.value or b""), ()) for m in ms])  # fmt: skip
+    tune_gc()
+    samples: dict[str, list[float]] = {s: [] for s in STAGES}
+    clock = time.process_time  # CPU of the process (polars' threads too): steadier than wall time on a shared machine
+    for i, crs in enumerate(runs):
+        t0 = clock()
+        messages = at.to_messages(crs)
+        t1 = clock()
+        result = binding.process(messages, worker_id="bench")
+        t2 = clock()
+        fitted = await worker.outputs.fit(result, messages)
+        t3 = clock()
+        await worker._send(tp, fitted)
+        t4 = clock()
+        worker.observers.on_batch_end(tp, binding, len(messages), fitted, 0)
+        t5, w0 = clock(), time.perf_counter()
+        await worker._handle(tp, messages, w0)
+        t6, w1 = clock(), time.perf_counter()
+        worker._pending.clear()
+        if i == 0:
+            continue  # warm-up
+        per = 1e6 / len(crs)
+        for name, seconds in (("to_messages", t1 - t0), ("process", t2 - t1), ("decode_wall", result.decode_seconds),
+                              ("validate_wall", result.validate_seconds), ("fit", t3 - t2), ("send", t4 - t3),
+                              ("observers", t5 - t4), ("handle", t6 - t5), ("handle_wall", w1 - w0)):  # fmt: skip
+            samples[name].append(seconds * per)
+    return {name: statistics.median(v) for name, v in samples.items()}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--batch", type=int, default=3333, help="records per partition batch")
+    parser.add_argument("--batches", type=int, default=30)
+    parser.add_argument("--mode", choices=("gate", "monitor"), default="gate")
+    parser.add_argument("--json", action="store_true", help="print one JSON line (used with --baseline)")
+    parser.add_argument("--baseline", type=Path, help="a checkout of older code to run alternately with this tree")
+    parser.add_argument("--rounds", type=int, default=3)
+    args = parser.parse_args()
+    if args.baseline is None:
+        out = asyncio.run(measure(args.batch, args.batches, args.mode))
+        if args.json:
+            print(json.dumps(out))
+            return
+        print(f"{args.mode}, {args.batch} records per batch, median of {args.batches} batches, µs per record")
+        for name, us in out.items():
+            print(f"  {name:<14} {us:8.2f}")
+        return
+    trees = {"baseline": args.baseline.resolve(), "this": ROOT}
+    got: dict[str, list[dict[str, float]]] = {k: [] for k in trees}
+    for _ in range(args.rounds):
+        for name, tree in trees.items():
+            cmd = [sys.executable, str(Path(__file__).resolve()), "--json", "--batch", str(args.batch),
+                   "--batches", str(args.batches), "--mode", args.mode]  # fmt: skip
+            env = os.environ | {"PYTHONPATH": str(tree), "BENCH_HOTPATH_ROOT": str(tree)}
+            done = subprocess.run(cmd, capture_output=True, text=True, env=env, check=True)
+            got[name].append(json.loads(done.stdout.strip().splitlines()[-1]))
+    print(f"{args.mode}, {args.batch} records per batch; µs per record, median of {args.rounds} alternating runs")
+    print(f"| {'stage':<14} | {'baseline':>9} | {'this':>9} | {'ratio':>6} |")
+    print(f"|{'-' * 16}|{'-' * 11}|{'-' * 11}|{'-' * 8}|")
+    for stage in STAGES:
+        old = statistics.median(r[stage] for r in got["baseline"])
+        new = statistics.median(r[stage] for r in got["this"])
+        print(f"| {stage:<14} | {old:>9.2f} | {new:>9.2f} | {new / old if old else float('nan'):>6.2f} |")
+
+
+if __name__ == "__main__":
+    if os.environ.get("BENCH_HOTPATH_ROOT"):
+        ROOT = Path(os.environ["BENCH_HOTPATH_ROOT"])
+    main()

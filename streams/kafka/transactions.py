@@ -1,0 +1,154 @@
+"""Exactly-once for :class:`~streams.kafka.batches.BatchWorker`: one Kafka transaction per poll.
+
+The outputs of a poll's batches and the poll's offsets are written in one transaction. Its offsets and its
+commit are sent in the background while the next poll is fetched and processed (the broker's round trips
+overlap the worker's CPU); the next poll's outputs are sent only after that commit succeeded, in a new
+transaction. When a commit fails, the transaction is aborted and both polls are read again from their first
+offsets: nothing of the second was sent. Bindings with stages (stream time) keep the strict order, their state
+following the batches in the order they commit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections import deque
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from streams.kafka.transport import TopicPartition, Transport
+from streams.pipeline.records import BatchResult, Message, OutRecord
+from streams.settings import Settings
+
+if TYPE_CHECKING:
+    from streams.pipeline.binding import Binding
+
+__all__ = ["ExactlyOnce", "InFlight"]
+
+log = logging.getLogger("streams.kafka.worker")
+
+
+@dataclass(slots=True)
+class InFlight:
+    """One processed batch whose outputs await acknowledgement before its offsets can be committed."""
+
+    tp: TopicPartition
+    first: int
+    next_offset: int
+    futures: list[asyncio.Future[Any]]
+    polled_at: float
+    attempt: int = 0  # failed attempts before this one (kept across poll cycles until the batch commits)
+    events: list[OutRecord] = field(default_factory=list)
+    event_futures: list[asyncio.Future[Any]] = field(default_factory=list)  # re-sent alone when they fail
+
+    def done(self) -> bool:
+        return all(f.done() for f in self.futures) and all(f.done() for f in self.event_futures)
+
+    def error(self) -> BaseException | None:
+        """The first failure of the batch's *records* (an event failure is back-pressure, not a re-read)."""
+        return next((f.exception() for f in self.futures if not f.cancelled() and f.exception() is not None), None)
+
+
+class ExactlyOnce:
+    """The exactly-once part of the batch worker (a mixin: the worker provides the state and the batch steps)."""
+
+    settings: Settings
+    transport: Transport
+    bindings: dict[str, Binding]
+    _owned: set[TopicPartition]
+    _pending: dict[TopicPartition, deque[InFlight]]
+    #: the last transaction's offsets and commit, sent in the background; its batches' first offsets and the
+    #: batches (read again, or accounted, once it ends); the first offsets of one that failed
+    _committing: asyncio.Future[float] | None
+    _in_transaction: tuple[dict[TopicPartition, int], list[InFlight]]
+    _reread: dict[TopicPartition, int]
+
+    async def _handle(self, tp: TopicPartition, messages: Sequence[Message], polled_at: float) -> None:
+        raise NotImplementedError
+
+    async def _process(self, tp: TopicPartition, messages: Sequence[Message]) -> BatchResult | None:
+        raise NotImplementedError
+
+    async def _submit(self, tp: TopicPartition, messages: Sequence[Message], result: BatchResult,
+                      polled_at: float) -> None:  # fmt: skip
+        raise NotImplementedError
+
+    def _done(self, batches: Sequence[InFlight], now: float | None = None) -> None:
+        raise NotImplementedError
+
+    async def _transaction(self, batches: Sequence[tuple[TopicPartition, Sequence[Message]]], polled_at: float) -> None:
+        """The outputs of one poll and its offsets in one Kafka transaction (see the module docstring)."""
+        transport = self.transport
+        firsts = {tp: ms[0].offset for tp, ms in reversed(batches) if tp in self._owned}
+        prepared: list[tuple[TopicPartition, Sequence[Message], BatchResult]] | None = None
+        if self._committing is not None and not self._staged:
+            prepared = []
+            for tp, messages in batches:
+                if tp in self._owned:
+                    result = await self._process(tp, messages)
+                    if result is not None:
+                        prepared.append((tp, messages, result))
+        if not await self._settle():  # the previous poll is read again: this one after it, from its first offsets
+            for tp, first in firsts.items():
+                if tp in self._owned and tp not in self._reread:
+                    transport.seek(tp, first)
+            return
+        try:
+            await transport.begin_transaction()
+            if prepared is not None:
+                for tp, messages, result in prepared:
+                    if tp in self._owned:
+                        await self._submit(tp, messages, result, polled_at)
+            else:
+                for tp, messages in batches:
+                    if tp in self._owned:
+                        await self._handle(tp, messages, polled_at)
+        except Exception as exc:
+            await self._aborted(exc, firsts)
+            return
+        done = [b for q in self._pending.values() for b in q]
+        self._pending.clear()
+        offsets = {b.tp: b.next_offset for b in done}
+        self._committing = asyncio.ensure_future(self._commit_transaction(offsets))
+        self._in_transaction = (firsts, done)
+
+    async def _commit_transaction(self, offsets: dict[TopicPartition, int]) -> float:
+        """Send the offsets and commit; returns when it committed (``perf_counter``), for the batches' latency."""
+        if offsets:
+            await self.transport.send_offsets_to_transaction(offsets, self.settings.app_id)
+        await self.transport.commit_transaction()
+        return time.perf_counter()
+
+    @property
+    def _staged(self) -> bool:
+        return any(b.stages for b in self.bindings.values())
+
+    async def _settle(self) -> bool:
+        """Await the transaction committing in the background, if any: True when it committed (or none was open)."""
+        committing, self._committing = self._committing, None
+        self._reread = {}
+        if committing is None:
+            return True
+        firsts, done = self._in_transaction
+        self._in_transaction = ({}, [])
+        try:
+            committed_at = await committing
+        except Exception as exc:
+            await self._aborted(exc, firsts)
+            self._reread = firsts
+            return False
+        self._done(done, committed_at)
+        return True
+
+    async def _aborted(self, exc: BaseException, firsts: dict[TopicPartition, int]) -> None:
+        log.error("transaction failed, aborting; the poll is read again: %r", exc)
+        with contextlib.suppress(Exception):
+            await self.transport.abort_transaction()
+        for tp, first in firsts.items():
+            if tp in self._owned:
+                self.transport.seek(tp, first)
+        self._pending.clear()
+        await asyncio.sleep(1.0)

@@ -1,0 +1,73 @@
+"""The hot path's shortcuts give the answers of the plain definitions they replace."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import datetime
+from pathlib import Path
+
+import orjson
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from streams.contracts.loader import load_contract
+from streams.pipeline.binding import Binding
+from streams.pipeline.fitting import _all_fit, fits
+from streams.pipeline.headers import header
+from streams.pipeline.records import Message, OutRecord
+from streams.settings import Mode, Settings
+from streams.testing import generate_feature_records, make_messages
+
+ROOT = Path(__file__).resolve().parents[3]
+TOPIC = "features.card-transactions.v1"
+
+_headers = st.lists(st.tuples(st.sampled_from(["a", "trace-id", "qstreams.x"]), st.binary(max_size=300)), max_size=3)
+
+
+@st.composite
+def outputs(draw: st.DrawFn) -> list[OutRecord]:
+    shared = tuple(draw(_headers))  # most outputs of a batch share one headers tuple
+    out = []
+    for _ in range(draw(st.integers(1, 30))):
+        own = draw(st.booleans())
+        out.append(OutRecord(
+            draw(st.sampled_from(["t.validated", "t.quarantine", "t.dlq"])),
+            draw(st.none() | st.binary(max_size=2_000)), draw(st.none() | st.binary(max_size=300)),
+            tuple(draw(_headers)) if own else shared,
+        ))  # fmt: skip
+    return out
+
+
+@settings(max_examples=300, deadline=None)
+@given(outputs(), st.integers(100, 3_000), st.integers(100, 3_000), st.integers(100, 3_000))
+def test_the_bound_on_a_batch_of_outputs_agrees_with_sizing_each(records: list[OutRecord], a: int, b: int,
+                                                                 c: int) -> None:  # fmt: skip
+    limits = {"t.validated": a, "t.quarantine": b, "t.dlq": c}
+    assert _all_fit(records, limits) == all(fits(r, limits[r.topic]) for r in records)
+
+
+def test_a_batch_of_several_partitions_reports_each_partition_s_offsets() -> None:
+    """The worker hands one partition per batch; ``process`` still takes any mix, in any order."""
+    contract = load_contract(ROOT / "contracts" / "card_transactions.odcs.yaml")
+    binding = Binding(contract, contract.schema(), Settings(mode=Mode.GATE, batch_events=True, stream_time=False))
+    records = generate_feature_records(30, seed=4).records
+    made = make_messages(records, TOPIC, start_offset=100)
+    messages = [replace(m, partition=k % 3, offset=1_000 - 7 * k if k % 3 == 1 else m.offset)
+                for k, m in enumerate(made)]  # fmt: skip
+    result = binding.process(messages, worker_id="w")
+    last = {p: max(m.offset for m in messages if m.partition == p) for p in (0, 1, 2)}
+    assert result.last_offsets == last
+    [summary] = [e for e in result.events if header(e.headers, "ce_type") == b"io.qualitystreams.batch.summary.v1"]
+    data = orjson.loads(summary.value or b"")  # binary mode: the value is the data
+    spans = {p["partition"]: (p["first"], p["last"]) for p in data["offsets"]}
+    assert spans == {p: (min(m.offset for m in messages if m.partition == p), last[p]) for p in (0, 1, 2)}
+    stamps = [m.timestamp_ms for m in messages if m.timestamp_ms is not None]
+    start = datetime.fromisoformat(data["window"]["start"]).timestamp() * 1000
+    assert round(start) == min(stamps)
+
+
+def test_pipeline_records_stay_hashable_values() -> None:
+    m = Message("t", 0, 1, b"v", b"k", (("h", b"1"),), 5)
+    assert m == Message("t", 0, 1, b"v", b"k", (("h", b"1"),), 5) and hash(m) == hash(replace(m))
+    r = OutRecord("t", b"v")
+    assert replace(r, key=b"k") == OutRecord("t", b"v", b"k") and len({r, OutRecord("t", b"v")}) == 1
