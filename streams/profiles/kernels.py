@@ -51,20 +51,24 @@ class _Slices:
 
     def __init__(self, ids: np.ndarray, n: int) -> None:
         self.ids, self.n = ids, n
-        self.sizes = np.bincount(ids[ids >= 0], minlength=n) if ids.size else np.zeros(n, dtype=np.int64)
-        starts = np.concatenate(([0], np.flatnonzero(ids[1:] != ids[:-1]) + 1)) if ids.size else np.zeros(0, int)
-        blocks = ids[starts].tolist()
-        kept = [b for b in blocks if b >= 0]
+        kept = ids >= 0
+        self.kept: np.ndarray | None = None if kept.all() else kept
+        self.sizes = np.bincount(ids[kept] if self.kept is not None else ids, minlength=n)
+        starts = np.flatnonzero(np.concatenate(([True], ids[1:] != ids[:-1]))) if ids.size else np.zeros(0, int)
+        blocks = ids[starts]
+        mine = np.flatnonzero(blocks >= 0)
         self.order: np.ndarray | None = None
-        if len(set(kept)) == len(kept):  # each slice one block of rows (a batch grouped by partition and window)
-            ends = [*starts[1:].tolist(), len(ids)][: len(blocks)]
+        if len(mine) == np.count_nonzero(self.sizes):  # each slice is one block of rows (a batch grouped by slice)
+            ends = np.append(starts[1:], len(ids))
             self.bounds = [(0, 0)] * n
-            for b, a, e in zip(blocks, starts.tolist(), ends, strict=True):
-                if b >= 0:
-                    self.bounds[b] = (a, e)
-        else:  # rows interleaved: gathered once per column in slice order (stable)
-            keep = np.flatnonzero(ids >= 0)
-            self.order = keep[np.argsort(ids[keep], kind="stable")]
+            for b, a, e in zip(blocks[mine].tolist(), starts[mine].tolist(), ends[mine].tolist(), strict=True):
+                self.bounds[b] = (a, e)
+        else:  # rows interleaved: gathered once per column in slice order (stable; by slice for few slices)
+            if n <= 16:
+                self.order = np.concatenate([np.flatnonzero(ids == i) for i in range(n)])
+            else:
+                keep = np.flatnonzero(kept)
+                self.order = keep[np.argsort(ids[keep], kind="stable")]
             ends = np.cumsum(self.sizes).tolist()
             self.bounds = [(e - m, e) for e, m in zip(ends, self.sizes.tolist(), strict=True)]
 
@@ -79,7 +83,7 @@ class _Slices:
 
     def count(self, mask: np.ndarray) -> list[int]:
         """The rows of each slice where ``mask`` holds."""
-        return np.bincount(self.ids[mask & (self.ids >= 0)], minlength=self.n).tolist()
+        return np.bincount(self.ids[mask if self.kept is None else mask & self.kept], minlength=self.n).tolist()
 
 
 def spec_id(spec: ProfileSpec) -> str:
