@@ -125,7 +125,7 @@ class CategoricalProfile:
         for value, n in other.counts:
             merged[value] = merged.get(value, 0) + n
         counts, dropped = _cap(merged, self.cap)
-        kmv = tuple(sorted(set(self.kmv) | set(other.kmv))[: self.k])
+        kmv = _smallest_union(self.kmv, other.kmv, self.k)
         return CategoricalProfile(
             self.count + other.count, self.nulls + other.nulls, counts, self.other + other.other + dropped,
             kmv, self.cap, self.k,
@@ -150,6 +150,25 @@ class CategoricalProfile:
 
 
 FieldProfile = NumericProfile | CategoricalProfile
+
+
+def _smallest_union(a: tuple[int, ...], b: tuple[int, ...], k: int) -> tuple[int, ...]:
+    """The ``k`` smallest of the union of two ascending tuples of distinct values (a merge stopping at ``k``)."""
+    if not a or not b:
+        return (a or b)[:k]
+    out: list[int] = []
+    i = j = 0
+    while len(out) < k and (i < len(a) or j < len(b)):
+        if j == len(b) or (i < len(a) and a[i] < b[j]):
+            out.append(a[i])
+            i += 1
+        elif i == len(a) or b[j] < a[i]:
+            out.append(b[j])
+            j += 1
+        else:  # in both
+            out.append(a[i])
+            i, j = i + 1, j + 1
+    return tuple(out)
 
 
 def _pack(hashes: Sequence[int]) -> str:
