@@ -12,8 +12,8 @@ batch, 10 s windows: every batch touches one window per partition) is, in the sa
 * judged on stream time without profiles (``StreamTime.process``: windows, uniqueness, partials);
 * judged on stream time with profiles, every window slice of the batch profiled in one pass
   (``DriftMonitor.profile.slices``, :mod:`streams.profiles.slices`), plus the profile merge into the open partial;
-* the baseline of that (unless ``--no-baseline``): the same with one ``profile_frame`` query per window slice, the
-  path before :mod:`streams.profiles.slices` (the window profiles of both are checked to be byte-identical);
+* the baseline of that (unless ``--no-baseline``): the same with one ``profile_frame`` call per window slice on the
+  slice's rows taken out of the batch (the window profiles of both are checked to be byte-identical);
 * its internal-topic records encoded, without and with the profile.
 
 Medians per batch; ratios are to validation. The target (issue 11) is profiling <= 50% of the engine's time.

@@ -7,15 +7,17 @@
 Row ``r`` belongs to slice ``slice_ids[r]`` (``-1``: to none). :func:`~streams.profiles.profile.profile_frame` is
 the one-slice case, so a slice profiled among others and the same rows profiled alone are the same computation.
 The frame is never gathered: one polars ``select`` hashes the text fields (polars' ``hash(seed=0)``, the hash of
-the distinct-count sketch); the rest reads the columns as numpy arrays.
+the distinct-count sketch) and fills nulls; the rest reads the columns as numpy arrays. A slice whose rows are one
+block of the batch (a batch grouped by partition and window) is read in place; interleaved slices are taken out
+once per column (a numpy gather of numbers or hashes, never of text).
 
 * **numeric**: per slice, the valid values (NaN is null) are taken out in slice order and sorted. The histogram is
   the sorted run searched at the reference edges (integers against the edges rounded down, in the column's own
-  type), ``min`` / ``max`` are its ends, ``below`` and the tail gaps come from its ends, ``mean`` and ``m2``
-  (two-pass, ``Σ (v - mean)²``) are pairwise sums over it. Every statistic is a function of the *multiset* of the
-  slice's values (a zero's sign aside: ``-0.0`` reads ``0.0``), so it depends neither on the order of the rows
-  nor on the other slices;
-* **categorical**: the value hashes counted per slice (``np.unique``), each hash named by the first row that has
+  type; other numeric types, e.g. 128-bit integers and decimals, as float64); ``min`` / ``max`` are its ends,
+  ``below`` and the tail gaps come from its ends, ``mean`` and ``m2`` (two-pass, ``Σ (v - mean)²``) are pairwise
+  sums over it. Every statistic is a function of the *multiset* of the slice's values (a zero's sign aside:
+  ``-0.0`` reads ``0.0``), so it depends neither on the order of the rows nor on the other slices;
+* **categorical**: the value hashes sorted and counted per slice, each hash named by the first row that has
   it (remembered across batches). The distinct-count sketch is the smallest of those hashes. Counting hashes is
   exact unless two distinct values of one field collide on the 64-bit hash (probability ``d² / 2⁶⁵`` for ``d``
   distinct values: ~2·10⁻¹⁵ at the cap of 256);
@@ -264,7 +266,7 @@ def _counted(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 def _name(col: pl.Series, hashes: np.ndarray, distinct: np.ndarray) -> list[str]:
     """The value of each hash: remembered, or read from the first row that has it."""
     keys = distinct.tolist()
-    known = {h: _names[h] for h in keys if h in _names}
+    known = {h: v for h in keys if (v := _names.get(h)) is not None}  # (safe if another thread clears it)
     if len(known) < len(keys):
         missing = np.asarray([h for h in keys if h not in known], dtype=np.uint64)
         rows = np.flatnonzero(np.isin(hashes, missing))
