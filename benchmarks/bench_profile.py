@@ -8,9 +8,10 @@ On ``contracts/card_transactions.odcs.yaml`` with generated records (``streams.t
    in a worker; ``Contract.validate`` compiles on every call and is shown too), of
    ``profile_frame`` with the reference's spec (every profiled field), of merging two batch
    profiles, and of encoding one; the target is profiling <= 50% of the validation time;
-2. the sketch choice, per numeric value: a DataSketches KLL update (vectorised, k=200) against the
-   reference-binned histogram (the whole numeric profile of that field: sorted values searched
-   at the reference edges, moments and tails), and the merge of two of each.
+2. the sketch choice, per numeric value: a DataSketches KLL update (vectorised, k=200, the values copied out
+   to numpy included) against the reference-binned histogram, both the bins alone (the values sorted and
+   searched at the reference edges, as :mod:`streams.profiles.kernels` does) and the whole numeric profile of
+   that field (bins, moments, tails); and the merge of two of each.
 
 Every figure is a median of ``--repeat`` runs in the same process, the compared functions run
 round-robin; ratios are what to compare.
@@ -26,6 +27,8 @@ from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
+import numpy as np
+import orjson
 import polars as pl
 
 from streams.contracts.loader import load_contract
@@ -116,23 +119,29 @@ def sketch_choice(spec: object, sizes: list[int], repeat: int) -> None:
     assert isinstance(spec, ProfileSpec)
     field = spec.field("amount_eur")
     print(f"\nsketch choice on amount_eur ({len(field.edges) + 1} reference bins vs KLL k=200), per value:")
-    print(f"{'rows':>8} {'KLL update ns':>14} {'histogram ns':>13} {'KLL merge us':>13} {'hist merge us':>14}")
+    print(f"{'rows':>8} {'KLL update ns':>14} {'bins ns':>8} {'field profile ns':>17} {'KLL merge us':>13} "
+          f"{'hist merge us':>14} {'KLL bytes':>10} {'hist bytes':>11}")  # fmt: skip
+    edges = np.asarray(field.edges)
     for n in sizes:
         df = generate_feature_frame(n, seed=n).select("amount_eur")
-        values = df["amount_eur"].to_numpy(writable=True)
 
-        def kll(values=values) -> object:
+        def kll(df=df) -> object:
             sketch = datasketches.kll_doubles_sketch(200)
-            sketch.update(values)
+            sketch.update(df["amount_eur"].to_numpy(writable=True))
             return sketch
+
+        def bins(df=df) -> object:
+            values = df["amount_eur"].to_numpy()
+            run = np.sort(values[~np.isnan(values)])
+            return np.diff(np.searchsorted(run, edges, side="right"), prepend=0, append=len(run))
 
         one = spec_only(spec, "amount_eur")
 
         def hist(df=df, one=one) -> object:
             return profile_frame(df, one)
 
-        both = interleaved({"kll": kll, "hist": hist}, repeat)
-        t_kll, t_hist = both["kll"], both["hist"]
+        both = interleaved({"kll": kll, "bins": bins, "hist": hist}, repeat)
+        t_kll, t_bins, t_hist = both["kll"], both["bins"], both["hist"]
         k1, k2 = kll(), kll()
         h1 = profile_frame(df, spec_only(spec, "amount_eur")).numeric("amount_eur")
 
@@ -144,9 +153,11 @@ def sketch_choice(spec: object, sizes: list[int], repeat: int) -> None:
 
         t_kll_merge = median_seconds(kll_merge, repeat * 5)
         t_hist_merge = median_seconds(lambda h1=h1: h1.merge(h1), repeat * 5)
+        kll_bytes = len(k1.serialize())  # type: ignore[attr-defined]
+        hist_bytes = len(orjson.dumps(h1.as_dict()))
         print(
-            f"{n:>8,} {t_kll / n * 1e9:>14.1f} {t_hist / n * 1e9:>13.1f} {t_kll_merge * 1e6:>13.1f} "
-            f"{t_hist_merge * 1e6:>14.1f}"
+            f"{n:>8,} {t_kll / n * 1e9:>14.1f} {t_bins / n * 1e9:>8.1f} {t_hist / n * 1e9:>17.1f} "
+            f"{t_kll_merge * 1e6:>13.1f} {t_hist_merge * 1e6:>14.1f} {kll_bytes:>10,} {hist_bytes:>11,}"
         )
 
 

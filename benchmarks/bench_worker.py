@@ -16,7 +16,10 @@ consumer group, until every record is consumed:
 * ``eos``: gate mode with ``exactly_once`` (one Kafka transaction per poll);
 * ``monitor-st`` / ``gate-st``: as ``monitor`` / ``gate`` with stream time installed as ``qstreams worker``
   does (event-time windows, stream uniqueness of ``event_id``, partials, heartbeats and changelogs produced
-  to the compacted topics, window summaries): the cost of stream time is ``gate-st`` next to ``gate``.
+  to the compacted topics, window summaries): the cost of stream time is ``gate-st`` next to ``gate``;
+* ``monitor-drift`` / ``gate-drift`` (``--profile`` adds them after the modes asked for): as ``-st`` with the contract
+  naming a reference profile (``qstreams.reference``, built from 20,000 generated records): every window slice
+  profiled, the profiles merged and judged for drift. The cost of profiles is ``gate-drift`` next to ``gate-st``.
 
 Prints msg/s, the ratio to the baseline, the added latency per batch (getmany
 return to offsets committed: p50/p99) and the peak RSS of the process.
@@ -48,6 +51,7 @@ sys.path.insert(0, str(ROOT))
 CONTRACT = ROOT / "contracts" / "card_transactions.odcs.yaml"
 MODES = ("raw", "copy", "monitor", "gate", "eos", "monitor-st", "gate-st")
 CPU: list[float] = []  # a child's CPU seconds over its run (steadier than wall time on a shared machine)
+DRIFT_MODES = ("monitor-drift", "gate-drift")
 
 
 # --- setup (parent process) ------------------------------------------------------------------------
@@ -194,12 +198,15 @@ async def worker_loop(bootstrap: str, topic: str, records: int, batch: int, mode
     from streams.observability import Metrics
     from streams.settings import Mode, Settings
 
-    stream_time = mode.endswith("-st")
-    mode = mode.removesuffix("-st")
+    drift = mode.endswith("-drift")
+    stream_time = drift or mode.endswith("-st")
+    mode = mode.removesuffix("-st").removesuffix("-drift")
 
     with tempfile.TemporaryDirectory() as tmp:
         text = CONTRACT.read_text().replace("physicalName: features.card-transactions.v1", f"physicalName: {topic}")
         (Path(tmp) / "c.odcs.yaml").write_text(text)
+        if drift:
+            with_reference(Path(tmp) / "c.odcs.yaml")
         load_contracts(tmp)
         settings = Settings(
             bootstrap_servers=bootstrap, contracts_dir=Path(tmp), app_id=f"bench-{uuid.uuid4().hex}",
@@ -225,6 +232,21 @@ async def worker_loop(bootstrap: str, topic: str, records: int, batch: int, mode
         worker.stop()
         await task
         return elapsed, list(worker.commit_latencies)
+
+
+def with_reference(contract: Path) -> None:
+    """Name a reference profile of 20,000 generated records in ``contract`` (drift monitoring on)."""
+    from streams.contracts.loader import load_contract
+    from streams.profiles.reference import build_reference, save_reference
+    from streams.testing import generate_feature_frame
+
+    marker = "    physicalType: topic\n"
+    block = "    customProperties:\n      - property: qstreams.reference\n        value: ref.qsref\n"
+    contract.write_text(contract.read_text().replace(marker, marker + block, 1))
+    generate_feature_frame(20_000, seed=101).write_parquet(contract.parent / "ref.parquet")
+    save_reference(build_reference(load_contract(contract), None, [contract.parent / "ref.parquet"]),
+                   contract.parent / "ref.qsref")  # fmt: skip
+    (contract.parent / "ref.parquet").unlink()
 
 
 def child(mode: str, bootstrap: str, topic: str, records: int, batch: int) -> None:
@@ -257,7 +279,8 @@ def main() -> None:
         help="a checkout of older code: each worker mode also runs against "
         "its package, alternating with this tree's, on the same topic (medians and ratios)",
     )
-    parser.add_argument("--child", choices=MODES, help=argparse.SUPPRESS)
+    parser.add_argument("--profile", action="store_true", help="also run the -drift modes (profiles on)")
+    parser.add_argument("--child", choices=MODES + DRIFT_MODES, help=argparse.SUPPRESS)
     parser.add_argument("--bootstrap", help=argparse.SUPPRESS)
     parser.add_argument("--topic", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -276,10 +299,13 @@ def main() -> None:
         print(f"broker {bootstrap}; topic {topic}: {args.records:,} records of {size:.0f} bytes (mean) on "
               f"{args.partitions} partitions, produced in {time.perf_counter() - t0:.1f} s; "
               f"batch {args.batch}; {os.cpu_count()} CPUs")  # fmt: skip
+        modes = args.modes.split(",")  # a mode may repeat (alternate runs on a loaded machine)
+        modes += [m for m in DRIFT_MODES if args.profile and m not in modes]
         if args.baseline is not None or args.repeat > 1:
+            args.modes = ",".join(modes)
             compare(args, bootstrap, topic)
             return
-        results = [run_child(m, bootstrap, topic, args.records, args.batch) for m in args.modes.split(",")]
+        results = [run_child(m, bootstrap, topic, args.records, args.batch) for m in modes]
     base = next((r["rate"] for r in results if r["mode"] == "raw"), results[0]["rate"])
     print(f"\n| {'run':<8} | {'msg/s':>8} | {'vs raw':>6} | {'p50 ms':>7} | {'p99 ms':>7} | {'peak RSS MB':>11} |")
     print(f"|{'-' * 10}|{'-' * 10}|{'-' * 8}|{'-' * 9}|{'-' * 9}|{'-' * 13}|")

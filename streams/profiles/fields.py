@@ -1,4 +1,4 @@
-"""Per-field partial profiles: computed by polars expressions, merged by plain arithmetic.
+"""Per-field partial profiles: computed by :mod:`streams.profiles.kernels`, merged by plain arithmetic.
 
 Merging two partials gives the partial of the union:
 
@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import base64
 import functools
-import math
 import struct
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -26,14 +25,10 @@ from typing import Any
 
 import polars as pl
 
-from streams.profiles.spec import FieldSpec, Kind
-
 __all__ = [
     "CategoricalProfile",
     "FieldProfile",
     "NumericProfile",
-    "field_exprs",
-    "field_from_row",
     "merge_fields",
 ]
 
@@ -85,7 +80,7 @@ class NumericProfile:
     def as_dict(self) -> dict[str, Any]:
         return {
             "kind": "numeric", "count": self.count, "nulls": self.nulls, "min": self.min, "max": self.max,
-            "mean": self.mean, "m2": self.m2, "hist": list(self.hist), "below": self.below,
+            "mean": self.mean, "m2": self.m2, "hist": self.hist, "below": self.below,
             "below_gap": self.below_gap, "above_gap": self.above_gap,
         }  # fmt: skip
 
@@ -130,7 +125,7 @@ class CategoricalProfile:
         for value, n in other.counts:
             merged[value] = merged.get(value, 0) + n
         counts, dropped = _cap(merged, self.cap)
-        kmv = tuple(sorted(set(self.kmv) | set(other.kmv))[: self.k])
+        kmv = _smallest_union(self.kmv, other.kmv, self.k)
         return CategoricalProfile(
             self.count + other.count, self.nulls + other.nulls, counts, self.other + other.other + dropped,
             kmv, self.cap, self.k,
@@ -139,7 +134,7 @@ class CategoricalProfile:
     def as_dict(self) -> dict[str, Any]:
         return {
             "kind": "categorical", "count": self.count, "nulls": self.nulls,
-            "values": [v for v, _ in self.counts], "counts": [n for _, n in self.counts],
+            "values": tuple(v for v, _ in self.counts), "counts": tuple(n for _, n in self.counts),
             "other": self.other, "kmv": _pack(self.kmv), "cap": self.cap, "k": self.k,
         }  # fmt: skip
 
@@ -155,6 +150,25 @@ class CategoricalProfile:
 
 
 FieldProfile = NumericProfile | CategoricalProfile
+
+
+def _smallest_union(a: tuple[int, ...], b: tuple[int, ...], k: int) -> tuple[int, ...]:
+    """The ``k`` smallest of the union of two ascending tuples of distinct values (a merge stopping at ``k``)."""
+    if not a or not b:
+        return (a or b)[:k]
+    out: list[int] = []
+    i = j = 0
+    while len(out) < k and (i < len(a) or j < len(b)):
+        if j == len(b) or (i < len(a) and a[i] < b[j]):
+            out.append(a[i])
+            i += 1
+        elif i == len(a) or b[j] < a[i]:
+            out.append(b[j])
+            j += 1
+        else:  # in both
+            out.append(a[i])
+            i, j = i + 1, j + 1
+    return tuple(out)
 
 
 def _pack(hashes: Sequence[int]) -> str:
@@ -185,66 +199,7 @@ def merge_fields(a: FieldProfile, b: FieldProfile) -> FieldProfile:
     raise ValueError("a numeric and a categorical profile cannot merge")
 
 
-# --- computing a partial with polars ------------------------------------------------------------------
-
-
-def field_exprs(spec: FieldSpec, kmv_k: int, dtype: pl.DataType | None = None) -> list[pl.Expr]:
-    """One-row aggregate expressions for ``spec`` (aliases ``<name>\x1f<stat>``), for a single ``select``.
-
-    ``dtype`` is the column's type in the frame: booleans are counted with sums, not as strings.
-    """
-    c = spec.name
-
-    def alias(e: pl.Expr, stat: str) -> pl.Expr:
-        return e.alias(f"{c}\x1f{stat}")
-
-    if spec.kind is Kind.NUMERIC:
-        integer = dtype is not None and dtype.is_integer()
-        if integer:  # no NaN, no cast: mean / var are computed in float64 anyway
-            x = pl.col(c)
-        elif dtype == pl.Float64:
-            x = pl.col(c).fill_nan(None)
-        else:
-            x = pl.col(c).cast(pl.Float64, strict=False).fill_nan(None)  # never raise on data
-        out = [
-            alias(x.count(), "count"), alias(x.null_count(), "nulls"), alias(x.min(), "min"), alias(x.max(), "max"),
-            alias(x.mean(), "mean"), alias(x.var(ddof=0) * x.count(), "m2"),
-        ]  # fmt: skip
-        if spec.edges:
-            lo, hi = spec.edges[0], spec.edges[-1]
-            # cumulative counts at every edge from the sorted values (cost independent of the number of bins);
-            # integers sort natively (radix), against edges rounded down: v <= e  <=>  v <= floor(e)
-            if integer:
-                assert dtype is not None
-                info = _int_range(dtype)
-                floors = [min(max(math.floor(e), info[0]), info[1]) for e in spec.edges]
-                edges = pl.Series("edges", floors, dtype=dtype)
-                xs = x.drop_nulls().sort()
-            else:
-                edges = pl.Series("edges", spec.edges, dtype=pl.Float64)
-                xs = x.drop_nulls().sort()
-            out.append(alias(xs.search_sorted(pl.lit(edges), side="right").implode(), "cum"))
-            out.append(alias((x < lo).sum(), "below"))
-            out.append(alias((lo - x).clip(lower_bound=0).sum(), "below_gap"))  # sum of (lo - v) over v < lo
-            out.append(alias((x - hi).clip(lower_bound=0).sum(), "above_gap"))
-        return out
-    if dtype == pl.Boolean:
-        b = pl.col(c)
-        return [alias(b.count(), "count"), alias(b.null_count(), "nulls"), alias(b.sum(), "true")]
-    s = pl.col(c).cast(pl.String)
-    values = s.drop_nulls()
-    out = [alias(s.count(), "count"), alias(s.null_count(), "nulls")]
-    if spec.cap > 0:
-        # (value_counts must not feed a second expression: polars' common-subexpression elimination then
-        # loses the tie-breaking sort key, see test_cap_keeps_top_values_and_counts_the_rest)
-        vc = values.value_counts(name="\x1fn")
-        top = vc.sort_by([vc.struct.field("\x1fn"), vc.struct.field(c)], descending=[True, False]).head(spec.cap)
-        out.append(alias(top.implode(), "top"))
-    else:  # identifiers: the k smallest distinct hashes without a full unique (candidates up to the 4k-th)
-        h = values.hash(seed=0)
-        candidates = h.filter(h <= h.bottom_k(4 * kmv_k).max()).unique().bottom_k(kmv_k)
-        out += [alias(candidates.implode(), "kmv"), alias(values.len(), "n")]
-    return out
+# --- helpers of the computation (streams.profiles.kernels) -------------------------------------------
 
 
 def _int_range(dtype: pl.DataType) -> tuple[int, int]:
@@ -264,66 +219,3 @@ def hash_strings(values: Sequence[str]) -> tuple[int, ...]:
 @functools.lru_cache(maxsize=4096)
 def _hash_strings(values: tuple[str, ...]) -> tuple[int, ...]:
     return tuple(int(h) for h in pl.Series(list(values), dtype=pl.String).hash(seed=0).to_list())
-
-
-def _candidates(row: Mapping[str, Any], c: str, kmv_k: int) -> tuple[int, ...] | None:
-    """The KMV candidates from the row, or None when the shortcut may have missed distinct values."""
-    if f"{c}\x1fkmv" not in row:  # a capped field that overflowed its cap in this batch
-        return None
-    candidates = tuple(sorted(int(x) for x in (row[f"{c}\x1fkmv"] or ())))
-    if len(candidates) >= kmv_k or int(row[f"{c}\x1fn"]) <= 4 * kmv_k:
-        return candidates
-    return None
-
-
-def full_kmv(frame: pl.DataFrame, c: str, kmv_k: int) -> tuple[int, ...]:
-    values = pl.col(c).cast(pl.String).drop_nulls()
-    hashes = frame.select(values.hash(seed=0).unique().bottom_k(kmv_k)).to_series()
-    return tuple(sorted(int(x) for x in hashes))
-
-
-def field_from_row(
-    spec: FieldSpec, row: Mapping[str, Any], kmv_k: int, frame: pl.DataFrame | None = None
-) -> FieldProfile:
-    """Build the partial from the one-row result of :func:`field_exprs` (``frame`` for a rare second pass)."""
-    c = spec.name
-
-    def get(stat: str) -> Any:
-        return row[f"{c}\x1f{stat}"]
-
-    count, nulls = int(get("count")), int(get("nulls"))
-    if spec.kind is Kind.NUMERIC:
-        hist: tuple[int, ...] = ()
-        below, gaps = 0, (0.0, 0.0)
-        if spec.edges:
-            cum = [int(n) for n in (get("cum") or [0] * len(spec.edges))]
-            hist = tuple(b - a for a, b in zip([0, *cum], [*cum, count], strict=True))
-            below = int(get("below"))
-            gaps = (float(get("below_gap") or 0.0), float(get("above_gap") or 0.0))
-        if count == 0:
-            return NumericProfile(0, nulls, None, None, 0.0, 0.0, hist, below, *gaps)
-        return NumericProfile(
-            count, nulls, float(get("min")), float(get("max")), float(get("mean")), float(get("m2")),
-            hist, below, *gaps,
-        )  # fmt: skip
-    if f"{c}\x1ftrue" in row:  # a boolean column
-        true = int(get("true") or 0)
-        found = {"true": true, "false": count - true}
-        kept = {k: n for k, n in found.items() if n}
-        pairs, dropped = _cap(kept, spec.cap) if spec.cap > 0 else ((), count)
-        hashes = tuple(sorted(hash_strings(sorted(kept))))
-        return CategoricalProfile(count, nulls, pairs, dropped, hashes[:kmv_k], spec.cap, kmv_k)
-    pairs = ()
-    if spec.cap > 0:
-        top: Sequence[Mapping[str, Any]] = get("top") or ()
-        pairs = tuple(sorted((str(item[c]), int(item["\x1fn"])) for item in top))
-    sketch: tuple[int, ...] | None
-    if spec.cap > 0 and len(pairs) < spec.cap:  # every distinct value is in the counts
-        sketch = tuple(sorted(hash_strings([v for v, _ in pairs])))[:kmv_k]
-    else:
-        sketch = _candidates(row, c, kmv_k)
-    if sketch is None:
-        if frame is None:
-            raise ValueError(f"the distinct-count sketch of {c!r} needs the frame for a second pass")
-        sketch = full_kmv(frame, c, kmv_k)
-    return CategoricalProfile(count, nulls, pairs, count - sum(n for _, n in pairs), sketch, spec.cap, kmv_k)

@@ -3,7 +3,7 @@
 ::
 
     spec = spec_for_schema(contract, contract.schema())     # or reference.spec
-    part = profile_frame(batch, spec)                        # one polars select per batch
+    part = profile_frame(batch, spec)                        # numpy reductions over the batch's columns
     total = merge_profiles([part_a, part_b, part_c])         # == profile_frame(concat of the batches)
 
 Merge is associative and commutative; :func:`profile_frame` of a concatenation equals the merge
@@ -12,22 +12,16 @@ of the parts' profiles (see :mod:`streams.profiles.fields` for what is exact and
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import polars as pl
 
 from streams.errors import ProfileError
-from streams.profiles.fields import (
-    CategoricalProfile,
-    FieldProfile,
-    NumericProfile,
-    field_exprs,
-    field_from_row,
-    merge_fields,
-)
+from streams.profiles.fields import CategoricalProfile, FieldProfile, NumericProfile, merge_fields
+from streams.profiles.kernels import slice_fields, spec_id
 from streams.profiles.prediction import ModelProfile, merge_models, profile_models
 from streams.profiles.spec import Kind, ProfileSpec
 
@@ -97,23 +91,12 @@ class Profile:
         return cls(str(d["contract"]), str(d["schema"]), str(d["spec_id"]), int(d["rows"]), fields, models)
 
 
-@functools.lru_cache(maxsize=64)
-def _expressions(spec: ProfileSpec, dtypes: tuple[pl.DataType, ...]) -> tuple[pl.Expr, ...]:
-    """Built once per spec and column types: building polars expressions costs more than small batches."""
-    return tuple(e for f, dtype in zip(spec.fields, dtypes, strict=True) for e in field_exprs(f, spec.kmv_k, dtype))
-
-
 def profile_frame(frame: pl.DataFrame, spec: ProfileSpec) -> Profile:
-    """Profile one batch: a single polars ``select`` for the fields, one group-by for the models."""
-    missing = [f.name for f in spec.fields if f.name not in frame.columns]
-    if missing:  # an absent column is all nulls
-        frame = frame.with_columns(pl.lit(None, dtype=pl.String).alias(name) for name in missing)
-    schema = frame.schema
-    exprs = _expressions(spec, tuple(schema[f.name] for f in spec.fields))
-    row = frame.select(exprs).row(0, named=True) if exprs else {}
-    fields = {f.name: field_from_row(f, row, spec.kmv_k, frame) for f in spec.fields}
+    """Profile one batch: the one-slice case of :func:`~streams.profiles.slices.profile_slices` (numpy reductions
+    over the columns, see :mod:`streams.profiles.kernels`), plus one group-by for the models."""
+    fields = slice_fields(frame, spec, np.zeros(frame.height, dtype=np.int64), 1)[0]
     models = profile_models(frame, spec.prediction) if spec.prediction is not None else {}
-    return Profile(spec.contract, spec.schema, spec.binning_id, frame.height, fields, models)
+    return Profile(spec.contract, spec.schema, spec_id(spec), frame.height, fields, models)
 
 
 def empty_profile(spec: ProfileSpec) -> Profile:
@@ -125,7 +108,7 @@ def empty_profile(spec: ProfileSpec) -> Profile:
             fields[f.name] = NumericProfile(0, 0, None, None, 0.0, 0.0, hist, 0)
         else:
             fields[f.name] = CategoricalProfile(0, 0, (), 0, (), f.cap, spec.kmv_k)
-    return Profile(spec.contract, spec.schema, spec.binning_id, 0, fields, {})
+    return Profile(spec.contract, spec.schema, spec_id(spec), 0, fields, {})
 
 
 def merge_profiles(profiles: Iterable[Profile]) -> Profile:

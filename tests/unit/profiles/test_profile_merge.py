@@ -180,3 +180,13 @@ def test_bad_data_never_raises():
     assert (p.numeric("x").count, p.numeric("x").nulls) == (1, 2)
     assert p.numeric("n").nulls == 3 and p.numeric("u").count == 0  # absent columns
     assert p.categorical("c").frequencies() == {"1": 1, "2": 2}
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.sets(st.integers(0, 2**64 - 1)), st.sets(st.integers(0, 2**64 - 1)), st.integers(1, 12), st.booleans())
+def test_distinct_sketches_merge_to_the_k_smallest_of_the_union(a, b, k, overlap):
+    if overlap:
+        b |= set(sorted(a)[::2])
+    left = CategoricalProfile(len(a), 0, (), len(a), tuple(sorted(a))[:k], 0, k)
+    right = CategoricalProfile(len(b), 0, (), len(b), tuple(sorted(b))[:k], 0, k)
+    assert left.merge(right).kmv == right.merge(left).kmv == tuple(sorted(a | b))[:k]

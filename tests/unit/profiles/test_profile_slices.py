@@ -1,5 +1,7 @@
 """Profiling every slice of a batch in one pass gives, slice for slice, the profile of the slice's rows taken
-alone (:func:`profile_frame`), bit for bit: floats compared by their hex form, so even rounding must agree."""
+alone (:func:`profile_frame`), bit for bit: floats compared by their hex form, so even rounding must agree.
+A slice's field profiles depend only on the multiset of its values: not on the order of the rows, nor on whether
+its rows are one block of the batch or interleaved with other slices'."""
 
 from __future__ import annotations
 
@@ -102,6 +104,12 @@ def test_every_slice_profiled_in_one_pass_equals_its_own_profile(batch: tuple) -
     assert len(got) == n
     for i in range(n):
         same(got[i], profile_frame(frame[np.flatnonzero(ids == i)], spec))
+    grouped = np.argsort(ids, kind="stable")  # every slice one block of rows (read in place, not gathered)
+    for a, b in zip(profile_slices(frame[grouped], spec, ids[grouped], n), got, strict=True):
+        same(a, b)
+    backwards = grouped[::-1]  # the field profiles do not depend on the order of the rows (the models' sums do)
+    for a, b in zip(profile_slices(frame[backwards], spec, ids[backwards], n), got, strict=True):
+        assert bits(a.as_dict()["fields"]) == bits(b.as_dict()["fields"])
 
 
 def test_one_row_empty_and_overflowing_slices_and_a_large_identifier_field() -> None:
