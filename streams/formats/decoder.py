@@ -40,7 +40,7 @@ checked value by value).
 from __future__ import annotations
 
 import gc
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from operator import itemgetter
 from typing import Any, Protocol, cast
 
@@ -49,6 +49,7 @@ import polars as pl
 
 from streams.contracts.model import Field, SchemaObject
 from streams.formats.arrow import ARROW_MAGIC, decode_arrow
+from streams.formats.bulk import BulkReader, interleave
 from streams.formats.columns import (
     WIRE,
     Batch,
@@ -71,7 +72,7 @@ from streams.formats.jsonvalues import has_duplicate_keys
 from streams.formats.reasons import MISMATCH_SCHEMA, Decoded, DecodeReason, Format
 from streams.validation.report import REDACTED
 
-__all__ = ["Decoder", "Payload", "Value"]
+__all__ = ["Decoder", "MessageDecoder", "Payload", "Value"]
 
 _BOM = b"\xef\xbb\xbf"
 _DUPLICATE = "{what} repeats a key in one JSON object; readers disagree on its value, so it is not forwarded."
@@ -96,8 +97,10 @@ class Value:
         self.value = value
 
 
-class Decoder:
-    """Decodes batches of messages for one schema object; build once, reuse for every batch."""
+class MessageDecoder:
+    """Decodes batches of messages for one schema object, message by message; build once, reuse for every batch.
+
+    The reference the bulk :class:`Decoder` is tested against, and its path for the messages it cannot prove."""
 
     def __init__(self, schema_obj: SchemaObject, *, max_message_bytes: int = 1_048_576, pause_gc: bool = True) -> None:
         self.schema_obj = schema_obj
@@ -131,11 +134,24 @@ class Decoder:
                 gc.enable()
 
     def _decode(self, messages: Sequence[Payload]) -> Decoded:
-        loads, get, n_declared, limit = orjson.loads, self._get, len(self._top), self.max_message_bytes
         b = Batch(len(messages))
+        arrow = self._loop(messages, range(len(messages)), b)
+        return self._assemble(messages, b, [self._columns(b)], arrow)
+
+    def _assemble(self, messages: Sequence[Payload], b: Batch, parts: list[Part], arrow: list[int]) -> Decoded:
+        for i in arrow:
+            part = decode_arrow(b, i, messages[i].value or b"", self.fields, self.kinds, self._declared)
+            if part is not None:
+                parts.append(part)
+        return assemble(b.out, parts)
+
+    def _loop(self, messages: Sequence[Payload], todo: Iterable[int], b: Batch) -> list[int]:
+        """Decode messages ``todo`` (ascending) one by one into ``b``; returns the Arrow ones, decoded last."""
+        loads, get, n_declared, limit = orjson.loads, self._get, len(self._top), self.max_message_bytes
         rows, msg_idx, line_idx, formats = b.rows, b.message, b.line, b.out.formats
         arrow: list[int] = []
-        for i, m in enumerate(messages):
+        for i in todo:
+            m = messages[i]
             v = m.value
             if not v:
                 b.dead(i, DecodeReason.EMPTY, "The message has no value (a tombstone or empty).")
@@ -171,12 +187,7 @@ class Decoder:
                 except KeyError:
                     pass
             rows.append(self._irregular(b.out, d, len(rows)))
-        parts = [self._columns(b)]
-        for i in arrow:
-            part = decode_arrow(b, i, messages[i].value or b"", self.fields, self.kinds, self._declared)
-            if part is not None:
-                parts.append(part)
-        return assemble(b.out, parts)
+        return arrow
 
     def _add(self, b: Batch, d: dict[str, Any], i: int, line: int) -> None:
         b.message.append(i)
@@ -299,3 +310,47 @@ class Decoder:
                 s = pl.Series(f.name, kept, dtype=WIRE[kind], strict=False)
             series.append(s)
         return pl.DataFrame(series), pl.DataFrame(bad, schema=MISMATCH_SCHEMA), b.message, b.line
+
+
+class Decoder(MessageDecoder):
+    """Decodes batches of messages for one schema object; build once, reuse for every batch.
+
+    The one-object JSON messages that re-encode to their own bytes are read in bulk (:mod:`streams.formats.bulk`);
+    every other message goes through :class:`MessageDecoder`, alone. The result is the same as
+    :class:`MessageDecoder`'s, row for row. ``bulk=False`` (or a schema with nested or non-scalar fields) reads
+    every message one by one.
+    """
+
+    def __init__(
+        self, schema_obj: SchemaObject, *, max_message_bytes: int = 1_048_576, pause_gc: bool = True, bulk: bool = True
+    ) -> None:
+        super().__init__(schema_obj, max_message_bytes=max_message_bytes, pause_gc=pause_gc)
+        flat = not self._nested and Kind.OTHER not in self.kinds
+        self._bulk = BulkReader(self.names, self.kinds) if bulk and flat else None
+
+    def _decode(self, messages: Sequence[Payload]) -> Decoded:
+        if self._bulk is None:
+            return super()._decode(messages)
+        proven, proven_msgs = self._bulk.read(messages, self.max_message_bytes)
+        b = Batch(len(messages))
+        if proven_msgs:
+            formats = b.out.formats
+            for i in proven_msgs:
+                formats[i] = Format.JSON
+            todo: Iterable[int] = _others(len(messages), proven_msgs)
+        else:
+            todo = range(len(messages))
+        arrow = self._loop(messages, todo, b)
+        part = interleave(b.out, proven, proven_msgs, self._columns(b))
+        return self._assemble(messages, b, [part], arrow)
+
+
+def _others(n: int, taken: list[int]) -> list[int]:
+    """``range(n)`` without the ascending indices ``taken``."""
+    out: list[int] = []
+    start = 0
+    for i in taken:
+        out.extend(range(start, i))
+        start = i + 1
+    out.extend(range(start, n))
+    return out
