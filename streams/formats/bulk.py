@@ -1,4 +1,4 @@
-"""Columnar bulk decode of one-object JSON messages, exact by proof: a row is kept only if re-encoding it gives its bytes.
+"""Columnar bulk decode of one-object JSON messages, exact by proof: a row is kept only if it re-encodes to its bytes.
 
 ``pl.read_ndjson`` reads a whole batch in Rust, into the wire dtypes, without a Python object per value; but it is
 lenient (``12`` in a String field becomes ``"12"``), cannot tell a missing field from a null, ignores unknown fields,
@@ -113,7 +113,9 @@ class BulkReader:
     ) -> None:
         joined = b"\n".join(values[lo:hi])
         try:
-            frame = pl.read_ndjson(io.BytesIO(joined), schema={n: self._wire[n] for n in self.order}, ignore_errors=True)
+            frame = pl.read_ndjson(
+                io.BytesIO(joined), schema={n: self._wire[n] for n in self.order}, ignore_errors=True
+            )
         except Exception:  # a line that is not JSON (polars says which character, not which line): split
             if hi - lo > self.leaf:
                 mid = (lo + hi) // 2
