@@ -1,14 +1,19 @@
-"""Which decoder turns Kafka message values into a polars frame fastest, keeping per-record error isolation?
+"""Bulk decode against per-message decode in the same run, and the readers the choice was made among.
 
-Run: ``.venv/bin/python benchmarks/bench_decode.py [--sizes 10000 100000] [--repeat 5]``
+Run: ``.venv/bin/python benchmarks/bench_decode.py [--sizes 5000] [--repeat 15] [--candidates]``
 
-Every candidate decodes the same message values (one JSON object per message)
-of the example contracts into one column per declared field in the decoder's
-wire dtypes; the table shows the median time, rows/s and the speed ratio against
-the baseline, orjson per message + column building (what
-:class:`streams.formats.decoder.Decoder` does). The ``faulty`` rows have 1% of
-records with a wrong JSON type, which sends the joined-buffer readers to their
-per-message fallback.
+**Bulk vs per message** (the default): :class:`streams.formats.decoder.Decoder` (bulk read of the provable
+messages, :mod:`streams.formats.bulk`) against :class:`streams.formats.decoder.MessageDecoder` (orjson per
+message, what the worker did before; the reference and the bulk decoder's fallback), on the same messages,
+**alternating** one call of each per round; median ms per batch, rows/s and the ratio old/new (> 1: bulk faster).
+Data: card feature records (``contracts/card_transactions.odcs.yaml``, ~670 bytes, 24 fields) and prediction
+records (``contracts/fraud_predictions.odcs.yaml``, ~290 bytes, 9 fields), clean, with 1% wrong-typed values
+(``"12"``/``12``/``true`` in the wrong field: proven rows and per-message rows mixed), with 1% values that are not
+JSON (truncated: the bulk read fails and is bisected), and written by ``json.dumps`` with its default spaces (no
+row can be proven: the bulk reader's worst case, then its cooldown).
+
+``--candidates`` adds the readers measured when the per-message decoder was chosen (below; their verdict
+was per message, with today's exact bulk path it is the table of the closing note of issue 13).
 
 Figures on the shared 2-vCPU development box (medians of 7; noisy, ±15%)::
 
@@ -47,6 +52,7 @@ from __future__ import annotations
 
 import argparse
 import io
+import json
 import statistics
 import time
 from collections.abc import Callable, Sequence
@@ -59,7 +65,7 @@ import pyarrow.json as pj
 
 from streams.contracts.loader import load_contract
 from streams.contracts.model import SchemaObject
-from streams.formats.decoder import Decoder
+from streams.formats.decoder import Decoder, MessageDecoder
 from streams.pipeline.records import Message
 from streams.testing import generate_feature_records, generate_prediction_records, make_messages
 
@@ -80,7 +86,7 @@ def wire_schema(schema: SchemaObject) -> dict[str, pl.DataType]:
 
 def candidates(schema: SchemaObject) -> dict[str, Candidate]:
     wire = wire_schema(schema)
-    decoder = Decoder(schema)
+    decoder = MessageDecoder(schema)
     arrow_schema = pl.DataFrame(schema=wire).to_arrow().schema
     strict = {k: (pl.Categorical() if v == pl.String else v) for k, v in wire.items()}
     head = orjson.dumps(dict.fromkeys(wire))
@@ -127,7 +133,7 @@ def candidates(schema: SchemaObject) -> dict[str, Candidate]:
             return fallback(values)
 
     out: dict[str, Candidate] = {
-        "orjson + columns (Decoder)": orjson_columns,
+        "orjson + columns (MessageDecoder)": orjson_columns,
         "orjson + pl.from_dicts (lenient)": from_dicts,
         "pl.read_ndjson schema= + fallback": ndjson_schema,
         "pl.read_ndjson strict (Categorical)": ndjson_strict,
@@ -156,17 +162,67 @@ def median_seconds(fn: Candidate, values: list[bytes], repeat: int) -> float:
     return statistics.median(times)
 
 
+def faulty_values(label: str, n: int) -> tuple[str, list[bytes]]:
+    """The values of one data set: ``card`` / ``predictions``, then ``clean``, ``1% types``, ``1% not JSON`` or
+    ``spaces`` (every value written with ``json.dumps``' default separators)."""
+    kind, variant = label.split("/")
+    generate = generate_feature_records if kind == "card" else generate_prediction_records
+    faults = {"wrong_type": 0.01} if variant == "1% types" else None
+    records = generate(n, seed=42, faults=faults).records
+    if variant == "spaces":
+        return kind, [json.dumps(r, ensure_ascii=False).encode() for r in records]
+    values = [orjson.dumps(r) for r in records]
+    if variant == "1% not JSON":
+        values = [v[: len(v) // 2] if i % 100 == 37 else v for i, v in enumerate(values)]
+    return kind, values
+
+
+def compare(sizes: list[int], repeat: int) -> None:
+    """Bulk vs per message, same messages, alternating calls; medians and the per-message/bulk ratio."""
+    contracts = {"card": "card_transactions.odcs.yaml", "predictions": "fraud_predictions.odcs.yaml"}
+    variants = ("clean", "1% types", "1% not JSON", "spaces")
+    print(
+        f"{'data':26} {'rows':>6} {'bytes':>6} {'per message ms':>15} {'bulk ms':>8} {'bulk rows/s':>12} {'ratio':>6}"
+    )
+    for kind, path in contracts.items():
+        schema = load_contract(ROOT / "contracts" / path).schema()
+        for variant in variants:
+            for n in sizes:
+                _, values = faulty_values(f"{kind}/{variant}", n)
+                messages = make_messages(values, schema.topic)
+                old, new = MessageDecoder(schema), Decoder(schema)
+                old.decode(messages), new.decode(messages)  # warm up
+                t_old, t_new = [], []
+                for _ in range(repeat):
+                    for dec, times in ((old, t_old), (new, t_new)):
+                        if new._bulk is not None:
+                            new._bulk.cooldown = 0  # each call is judged alone: no cooldown from the last call
+                        start = time.perf_counter()
+                        dec.decode(messages)
+                        times.append(time.perf_counter() - start)
+                m_old, m_new = statistics.median(t_old), statistics.median(t_new)
+                size = sum(map(len, values)) / n
+                print(
+                    f"{kind + ' / ' + variant:26} {n:>6} {size:>6.0f} {m_old * 1e3:>15.1f} {m_new * 1e3:>8.1f} "
+                    f"{n / m_new:>12,.0f} {m_old / m_new:>6.2f}"
+                )
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000])
-    parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--sizes", type=int, nargs="+", default=[5_000])
+    parser.add_argument("--repeat", type=int, default=15)
+    parser.add_argument("--candidates", action="store_true", help="also the readers compared in the first choice")
     args = parser.parse_args(argv)
+    compare(args.sizes, args.repeat)
+    if not args.candidates:
+        return
     datasets = [
         ("features", "card_transactions.odcs.yaml", generate_feature_records, None),
         ("predictions", "fraud_predictions.odcs.yaml", generate_prediction_records, None),
         ("features/1%", "card_transactions.odcs.yaml", generate_feature_records, {"wrong_type": 0.01}),
     ]
-    print(f"{'data':12} {'rows':>7}  {'decoder':40} {'median ms':>10} {'rows/s':>12} {'ratio':>6}")
+    print(f"\n{'data':12} {'rows':>7}  {'decoder':40} {'median ms':>10} {'rows/s':>12} {'ratio':>6}")
     for label, path, generate, faults in datasets:
         schema = load_contract(ROOT / "contracts" / path).schema()
         for n in args.sizes:

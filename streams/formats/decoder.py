@@ -62,6 +62,7 @@ from streams.formats.columns import (
     kind_of,
     lenient,
     nested_getter,
+    no_mismatches,
     not_object,
     shown_value,
     value_at,
@@ -333,15 +334,21 @@ class Decoder(MessageDecoder):
             return super()._decode(messages)
         proven, proven_msgs = self._bulk.read(messages, self.max_message_bytes)
         b = Batch(len(messages))
-        if proven_msgs:
+        if len(proven_msgs) == len(messages):
+            b.out.formats[:] = [Format.JSON] * len(messages)
+            todo: Iterable[int] = ()
+        elif proven_msgs:
             formats = b.out.formats
             for i in proven_msgs:
                 formats[i] = Format.JSON
-            todo: Iterable[int] = _others(len(messages), proven_msgs)
+            todo = _others(len(messages), proven_msgs)
         else:
             todo = range(len(messages))
         arrow = self._loop(messages, todo, b)
-        part = interleave(b.out, proven, proven_msgs, self._columns(b))
+        if proven_msgs and not b.rows:  # every JSON record proven: no per-message columns to build
+            part: Part = (proven, no_mismatches(), proven_msgs, [0] * len(proven_msgs))
+        else:
+            part = interleave(b.out, proven, proven_msgs, self._columns(b))
         return self._assemble(messages, b, [part], arrow)
 
 
