@@ -1,6 +1,7 @@
 """Throughput of the stream worker against a real broker, next to raw aiokafka loops.
 
     .venv/bin/python benchmarks/bench_worker.py [--records 500000] [--partitions 4] [--batch 5000]
+        [--data card|predictions] [--decoders bulk,message]
 
 Uses the broker in ``KAFKA_BOOTSTRAP_SERVERS``, else starts one (``streams.dev.broker``).
 Pre-produces ``--records`` feature records of ``contracts/card_transactions.odcs.yaml``
@@ -16,6 +17,12 @@ consumer group, until every record is consumed:
 * ``monitor-st`` / ``gate-st``: as ``monitor`` / ``gate`` with stream time installed as ``qstreams worker``
   does (event-time windows, stream uniqueness of ``event_id``, partials, heartbeats and changelogs produced
   to the compacted topics, window summaries): the cost of stream time is ``gate-st`` next to ``gate``.
+
+``--decoders bulk,message`` runs every worker mode once per JSON decoder, alternating their order from mode to
+mode: ``bulk`` is :class:`streams.formats.decoder.Decoder` (the default), ``message`` the per-message
+:class:`~streams.formats.decoder.MessageDecoder` it replaced (``Decoder(bulk=False)``), so both are compared
+with the same raw baseline in one run. ``--data predictions`` uses ``contracts/fraud_predictions.odcs.yaml``
+records (``generate_prediction_records``, ~290 bytes) instead of the card features (~670 bytes).
 
 Prints msg/s, the ratio to the baseline, the added latency per batch (getmany
 return to offsets committed: p50/p99) and the peak RSS of the process.
@@ -40,19 +47,25 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 CONTRACT = ROOT / "contracts" / "card_transactions.odcs.yaml"
+DATA = {  # --data: contract, its topic's physicalName
+    "card": (CONTRACT, "features.card-transactions.v1"),
+    "predictions": (ROOT / "contracts" / "fraud_predictions.odcs.yaml", "predictions.card-fraud.v1"),
+}
 MODES = ("raw", "copy", "monitor", "gate", "eos", "monitor-st", "gate-st")
 
 
 # --- setup (parent process) ------------------------------------------------------------------------
 
 
-async def preproduce(bootstrap: str, topic: str, records: int, partitions: int) -> float:
+async def preproduce(bootstrap: str, topic: str, records: int, partitions: int, data: str = "card") -> float:
     """Create ``topic`` and fill it fast (one record batch per partition at a time); returns mean value size."""
     import orjson
     from aiokafka import AIOKafkaProducer
     from kafka.admin import KafkaAdminClient  # type: ignore[import-untyped,unused-ignore]
 
-    from streams.testing import generate_feature_records
+    from streams.testing import generate_feature_records, generate_prediction_records
+
+    generate = generate_prediction_records if data == "predictions" else generate_feature_records
 
     admin = KafkaAdminClient(bootstrap_servers=bootstrap)
     spec = {"num_partitions": partitions, "replication_factor": 1}
@@ -65,7 +78,7 @@ async def preproduce(bootstrap: str, topic: str, records: int, partitions: int) 
         while done < records:
             n = min(chunk, records - done)
             faults = {"out_of_range": 0.005, "invalid_enum": 0.005}
-            batch = generate_feature_records(n, seed=done, faults=faults).records
+            batch = generate(n, seed=done, faults=faults).records
             values = [orjson.dumps(r) for r in batch]
             size += sum(map(len, values))
             futures = []
@@ -85,9 +98,11 @@ async def preproduce(bootstrap: str, topic: str, records: int, partitions: int) 
     return size / records
 
 
-def run_child(mode: str, bootstrap: str, topic: str, records: int, batch: int) -> dict[str, Any]:
+def run_child(
+    mode: str, bootstrap: str, topic: str, records: int, batch: int, data: str = "card", decoder: str = "bulk"
+) -> dict[str, Any]:
     cmd = [sys.executable, __file__, "--child", mode, "--bootstrap", bootstrap, "--topic", topic,
-           "--records", str(records), "--batch", str(batch)]  # fmt: skip
+           "--records", str(records), "--batch", str(batch), "--data", data, "--decoders", decoder]  # fmt: skip
     done = subprocess.run(cmd, capture_output=True, text=True, check=False, timeout=1800)
     lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
     if done.returncode != 0 or not lines:
@@ -172,18 +187,28 @@ async def raw_loop(bootstrap: str, topic: str, records: int, batch: int, forward
             await producer.stop()
 
 
-async def worker_loop(bootstrap: str, topic: str, records: int, batch: int, mode: str) -> tuple[float, list[float]]:
+async def worker_loop(
+    bootstrap: str, topic: str, records: int, batch: int, mode: str, data: str = "card", decoder: str = "bulk"
+) -> tuple[float, list[float]]:
     from streams.cli.stream_time import kafka_observers
     from streams.contracts.loader import load_contracts
     from streams.kafka.worker import BatchWorker, build_bindings, tune_gc
     from streams.observability import Metrics
     from streams.settings import Mode, Settings
 
+    if decoder == "message":  # the per-message decoder, as the worker had it before the bulk decode
+        import functools
+
+        import streams.pipeline.binding as binding_module
+        from streams.formats.decoder import Decoder
+
+        binding_module.Decoder = functools.partial(Decoder, bulk=False)  # type: ignore[misc]
     stream_time = mode.endswith("-st")
     mode = mode.removesuffix("-st")
 
     with tempfile.TemporaryDirectory() as tmp:
-        text = CONTRACT.read_text().replace("physicalName: features.card-transactions.v1", f"physicalName: {topic}")
+        path, physical = DATA[data]
+        text = path.read_text().replace(f"physicalName: {physical}", f"physicalName: {topic}")
         (Path(tmp) / "c.odcs.yaml").write_text(text)
         load_contracts(tmp)
         settings = Settings(
@@ -210,14 +235,15 @@ async def worker_loop(bootstrap: str, topic: str, records: int, batch: int, mode
         return elapsed, list(worker.commit_latencies)
 
 
-def child(mode: str, bootstrap: str, topic: str, records: int, batch: int) -> None:
+def child(mode: str, bootstrap: str, topic: str, records: int, batch: int, data: str, decoder: str) -> None:
     rss = PeakRss()
     if mode in ("raw", "copy"):
         elapsed, latencies = asyncio.run(raw_loop(bootstrap, topic, records, batch, forward=mode == "copy"))
     else:
-        elapsed, latencies = asyncio.run(worker_loop(bootstrap, topic, records, batch, mode))
+        elapsed, latencies = asyncio.run(worker_loop(bootstrap, topic, records, batch, mode, data, decoder))
     q = statistics.quantiles(latencies, n=100) if len(latencies) > 1 else [latencies[0]] * 99
-    out = {"mode": mode, "seconds": elapsed, "rate": records / elapsed, "p50": q[49], "p99": q[98],
+    label = mode if mode in ("raw", "copy") or decoder == "bulk" else f"{mode}/{decoder}"
+    out = {"mode": label, "seconds": elapsed, "rate": records / elapsed, "p50": q[49], "p99": q[98],
            "batches": len(latencies), "rss": rss.stop()}  # fmt: skip
     print(json.dumps(out))
 
@@ -231,12 +257,14 @@ def main() -> None:
     parser.add_argument("--partitions", type=int, default=4)
     parser.add_argument("--batch", type=int, default=5000, help="getmany max_records / batch_max_records")
     parser.add_argument("--modes", default=",".join(MODES))
+    parser.add_argument("--data", choices=sorted(DATA), default="card")
+    parser.add_argument("--decoders", default="bulk", help="bulk, message or bulk,message (see above)")
     parser.add_argument("--child", choices=MODES, help=argparse.SUPPRESS)
     parser.add_argument("--bootstrap", help=argparse.SUPPRESS)
     parser.add_argument("--topic", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        child(args.child, args.bootstrap, args.topic, args.records, args.batch)
+        child(args.child, args.bootstrap, args.topic, args.records, args.batch, args.data, args.decoders)
         return
     import logging
 
@@ -246,16 +274,21 @@ def main() -> None:
     with kafka_bootstrap() as bootstrap:
         topic = f"bench-features-{uuid.uuid4().hex[:8]}"
         t0 = time.perf_counter()
-        size = asyncio.run(preproduce(bootstrap, topic, args.records, args.partitions))
+        size = asyncio.run(preproduce(bootstrap, topic, args.records, args.partitions, args.data))
         print(f"broker {bootstrap}; topic {topic}: {args.records:,} records of {size:.0f} bytes (mean) on "
               f"{args.partitions} partitions, produced in {time.perf_counter() - t0:.1f} s; "
               f"batch {args.batch}; {os.cpu_count()} CPUs")  # fmt: skip
-        results = [run_child(m, bootstrap, topic, args.records, args.batch) for m in args.modes.split(",")]
+        decoders = args.decoders.split(",")
+        runs = []
+        for k, m in enumerate(args.modes.split(",")):
+            order = decoders if k % 2 == 0 else decoders[::-1]  # alternate which decoder runs first
+            runs += [(m, "bulk")] if m in ("raw", "copy") else [(m, d) for d in order]
+        results = [run_child(m, bootstrap, topic, args.records, args.batch, args.data, d) for m, d in runs]
     base = next((r["rate"] for r in results if r["mode"] == "raw"), results[0]["rate"])
-    print(f"\n| {'run':<8} | {'msg/s':>8} | {'vs raw':>6} | {'p50 ms':>7} | {'p99 ms':>7} | {'peak RSS MB':>11} |")
-    print(f"|{'-' * 10}|{'-' * 10}|{'-' * 8}|{'-' * 9}|{'-' * 9}|{'-' * 13}|")
+    print(f"\n| {'run':<14} | {'msg/s':>8} | {'vs raw':>6} | {'p50 ms':>7} | {'p99 ms':>7} | {'peak RSS MB':>11} |")
+    print(f"|{'-' * 16}|{'-' * 10}|{'-' * 8}|{'-' * 9}|{'-' * 9}|{'-' * 13}|")
     for r in results:
-        print(f"| {r['mode']:<8} | {r['rate']:>8,.0f} | {r['rate'] / base:>6.0%} | {r['p50'] * 1000:>7.1f} | "
+        print(f"| {r['mode']:<14} | {r['rate']:>8,.0f} | {r['rate'] / base:>6.0%} | {r['p50'] * 1000:>7.1f} | "
               f"{r['p99'] * 1000:>7.1f} | {r['rss'] / 2**20:>11.0f} |")  # fmt: skip
 
 
