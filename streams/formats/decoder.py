@@ -16,25 +16,16 @@ within int64. A value of the wrong JSON type (``"12"`` or ``13.5`` for an intege
 ``mismatches``, which :func:`streams.pipeline.verdicts.merge_mismatches` turns into failures
 of the field's ``dtype`` rule in the engine's report, as if the engine had seen it.
 
-Decoder choice (``benchmarks/bench_decode.py``; rows/s and ratio, medians on a shared
-2-vCPU box; features: ~670-byte records, predictions: ~290 bytes; "1% bad": 1% wrong types)::
-
-    decoder                                     features 5k     predictions 100k   features 5k, 1% bad
-    orjson per message + columns (this module)  239k  1.00       333k  1.00         155k  1.00
-    orjson + pl.from_dicts (lenient)            218k  0.91       509k  1.53         114k  0.74
-    pl.read_ndjson(schema=) + fallback          466k  1.95      1719k  5.16         146k  0.94
-    pl.read_ndjson strict (Categorical, infer)  143k  0.60       288k  0.87         104k  0.67
-    pyarrow.json strict + fallback              301k  1.26       885k  2.66         139k  0.90
-
-``pl.read_ndjson(schema=)`` wins on clean batches but is *lenient* (``12``, ``true`` or
-``{...}`` in a String field become ``"12"``: a type mismatch passes) and cannot tell a
-missing field from a null nor see unknown fields; made strict it is slower than orjson;
-pyarrow is strict on types but blind to missing fields too. A joined-buffer reader fails
-whole on one bad record, so with 1% bad records each batch pays a failed read plus the
-per-message fallback. msgspec is not installed. Chosen: orjson per message (one
-``loads``, a length test and one ``itemgetter`` per record; columns transposed in C by
-``zip`` and built by strict ``pl.Series``; only a column holding a wrong-typed value is
-checked value by value).
+Two decoders, one result. :class:`MessageDecoder` reads message by message with orjson (one
+``loads``, a duplicate-key test, a length test and one ``itemgetter`` per record; columns transposed
+in C by ``zip`` and built by strict ``pl.Series``; only a column holding a wrong-typed value is
+checked value by value). :class:`Decoder` (what the pipeline uses) first reads the batch's
+one-object JSON messages in bulk with ``pl.read_ndjson`` and keeps a row only when writing it
+back gives the message's bytes (:mod:`streams.formats.bulk`: a lenient, null-blind reader made
+exact by that proof); the other messages go through :class:`MessageDecoder`, and the rows are
+put back in message order. ``tests/unit/formats/test_bulk_differential.py`` holds the two equal;
+``benchmarks/bench_decode.py`` compares them (and, with ``--candidates``, the readers they were
+chosen among: lenient ``pl.read_ndjson``/pyarrow with fallback, ``pl.from_dicts``).
 """
 
 from __future__ import annotations
