@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import io
 from collections.abc import Sequence
-from operator import attrgetter
+from operator import attrgetter, itemgetter
 from typing import Any, Protocol, cast
 
 import numpy as np
@@ -40,6 +40,7 @@ MIN_BATCH = 32  # fewer candidates: the per-message decoder is as fast as one bu
 LEAF = 64  # a failing read of at most this many messages is not split further
 COOLDOWN = 16  # batches read per message after a batch whose rows were mostly not proven
 _VALUE, _HEADERS = attrgetter("value"), attrgetter("headers")
+_FIRST, _LAST = itemgetter(0), itemgetter(-1)
 
 
 class _Payload(Protocol):
@@ -91,19 +92,16 @@ class BulkReader:
         every = list(map(_VALUE, messages))
         if None not in every and not any(map(_HEADERS, messages)):  # the common batch: tested in C, all at once
             values = cast(list[bytes], every)
-            joined = b"\n".join(values)
-            # n - 1 line breaks, each between a "}" and a "{": every value is one line "{...}" (an empty value
-            # would put two line breaks together)
-            n = len(values)
+            n, whole = len(values), b"".join(values)
             if (
-                joined[:1] == b"{"
-                and joined[-1:] == b"}"
-                and joined.count(b"\n") == n - 1
-                and joined.count(b"}\n{") == n - 1
-                and b"\r" not in joined
-                and max(map(len, values)) <= limit
+                b"\n" not in whole
+                and b"\r" not in whole
+                and b"" not in values
+                and bytes(map(_FIRST, values)).count(b"{") == n
+                and bytes(map(_LAST, values)).count(b"}") == n
+                and max(map(len, values), default=0) <= limit
             ):
-                return list(range(n)), values, joined
+                return list(range(n)), values, b"\n".join(values)
         idx = [i for i, v in enumerate(every) if v and v[0] == 0x7B and v[-1] == 0x7D and len(v) <= limit]
         idx = [
             i
@@ -135,9 +133,7 @@ class BulkReader:
     ) -> None:
         joined = b"\n".join(values[lo:hi]) if joined is None else joined
         try:
-            frame = pl.read_ndjson(
-                io.BytesIO(joined), schema={n: self._wire[n] for n in self.order}, ignore_errors=True
-            )
+            frame = pl.read_ndjson(joined, schema={n: self._wire[n] for n in self.order}, ignore_errors=True)
         except Exception:  # a line that is not JSON (polars says which character, not which line): split
             if hi - lo > self.leaf:
                 mid = (lo + hi) // 2

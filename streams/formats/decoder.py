@@ -35,6 +35,7 @@ from collections.abc import Callable, Iterable, Sequence
 from operator import itemgetter
 from typing import Any, Protocol, cast
 
+import numpy as np
 import orjson
 import polars as pl
 
@@ -324,17 +325,20 @@ class Decoder(MessageDecoder):
         if self._bulk is None:
             return super()._decode(messages)
         proven, proven_msgs = self._bulk.read(messages, self.max_message_bytes)
-        b = Batch(len(messages))
-        if len(proven_msgs) == len(messages):
-            b.out.formats[:] = [Format.JSON] * len(messages)
-            todo: Iterable[int] = ()
-        elif proven_msgs:
+        n = len(messages)
+        if len(proven_msgs) == n:  # every message one proven record (the common batch)
+            provenance = np.arange(n, dtype=np.uint32)
+            return Decoded(
+                proven, pl.Series("message", provenance), pl.Series("line", provenance * 0), [Format.JSON] * n
+            )
+        b = Batch(n)
+        if proven_msgs:
             formats = b.out.formats
             for i in proven_msgs:
                 formats[i] = Format.JSON
-            todo = _others(len(messages), proven_msgs)
+            todo: Iterable[int] = _others(n, proven_msgs)
         else:
-            todo = range(len(messages))
+            todo = range(n)
         arrow = self._loop(messages, todo, b)
         if proven_msgs and not b.rows:  # every JSON record proven: no per-message columns to build
             part: Part = (proven, no_mismatches(), proven_msgs, [0] * len(proven_msgs))
