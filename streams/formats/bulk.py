@@ -36,7 +36,7 @@ from streams.formats.reasons import Decoded
 
 __all__ = ["COOLDOWN", "LEAF", "MIN_BATCH", "BulkReader", "interleave"]
 
-MIN_BATCH = 32  # fewer candidates: the per-message decoder is as fast as one bulk read's fixed cost
+MIN_BATCH = 256  # fewer candidates: the per-message decoder costs less than one bulk read and its proof
 LEAF = 64  # a failing read of at most this many messages is not split further
 COOLDOWN = 16  # batches read per message after a batch whose rows were mostly not proven
 _VALUE, _HEADERS = attrgetter("value"), attrgetter("headers")
