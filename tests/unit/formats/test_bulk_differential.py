@@ -193,11 +193,17 @@ def test_bulk_decode_equals_the_per_message_decoder(batch: tuple[SchemaObject, l
 # -- the bulk path is taken, and only where it is exact ------------------------------------------------
 
 
+def reader_for(schema: SchemaObject) -> BulkReader:
+    reader = BulkReader([f.name for f in schema.fields], [kind_of(f.dtype) for f in schema.fields])
+    reader.min_batch = 1
+    return reader
+
+
 @pytest.mark.parametrize("schema", [CARD, PREDICTIONS], ids=["card", "predictions"])
 def test_clean_orjson_batches_are_proven_whole_in_bulk(schema: SchemaObject) -> None:
     gen = generate_feature_records if schema is CARD else generate_prediction_records
     messages = make_messages(gen(500, seed=7).records, schema.topic)
-    reader = BulkReader([f.name for f in schema.fields], [kind_of(f.dtype) for f in schema.fields])
+    reader = reader_for(schema)
     frame, proven = reader.read(messages, LIMIT)
     assert proven == list(range(500))
     assert frame.equals(MessageDecoder(schema).decode(messages).frame)
@@ -205,7 +211,7 @@ def test_clean_orjson_batches_are_proven_whole_in_bulk(schema: SchemaObject) -> 
 
 def test_a_different_key_order_is_learnt_and_still_proven() -> None:
     recs = [dict(reversed(r.items())) for r in generate_prediction_records(100, seed=1).records]
-    reader = BulkReader([f.name for f in PREDICTIONS.fields], [kind_of(f.dtype) for f in PREDICTIONS.fields])
+    reader = reader_for(PREDICTIONS)
     frame, proven = reader.read(make_messages(recs, PREDICTIONS.topic), LIMIT)
     assert len(proven) == 100 and frame.columns == [f.name for f in PREDICTIONS.fields]
 
@@ -223,7 +229,7 @@ def test_rows_that_read_leniently_are_not_proven_unless_exact(field: str, value:
     recs = generate_prediction_records(40, seed=2).records
     recs[5] = {**recs[5], field: value}
     messages = make_messages(recs, PREDICTIONS.topic)
-    reader = BulkReader([f.name for f in PREDICTIONS.fields], [kind_of(f.dtype) for f in PREDICTIONS.fields])
+    reader = reader_for(PREDICTIONS)
     _, proven = reader.read(messages, LIMIT)
     exact = value is None or isinstance(value, str)
     assert (5 in proven) is exact and len(proven) == 40 - (not exact)
@@ -241,7 +247,7 @@ def test_duplicate_keys_and_escapes_are_left_to_the_per_message_decoder(value: b
     base = orjson.loads(recs[3])
     base.pop("prediction_id")
     recs[3] = value[:-1] + b"," + orjson.dumps(base)[1:]
-    reader = BulkReader([f.name for f in PREDICTIONS.fields], [kind_of(f.dtype) for f in PREDICTIONS.fields])
+    reader = reader_for(PREDICTIONS)
     _, proven = reader.read(make_messages(recs, PREDICTIONS.topic), LIMIT)
     assert 3 not in proven and len(proven) == 39
 
@@ -249,6 +255,6 @@ def test_duplicate_keys_and_escapes_are_left_to_the_per_message_decoder(value: b
 def test_a_failing_read_is_bisected_and_the_rest_still_read_in_bulk() -> None:
     recs = [orjson.dumps(r) for r in generate_prediction_records(400, seed=4).records]
     recs[123] = recs[123][:-5] + b"nul}"  # not JSON: polars fails the whole read
-    reader = BulkReader([f.name for f in PREDICTIONS.fields], [kind_of(f.dtype) for f in PREDICTIONS.fields])
+    reader = reader_for(PREDICTIONS)
     _, proven = reader.read(make_messages(recs, PREDICTIONS.topic), LIMIT)
     assert 123 not in proven and len(proven) >= 400 - reader.leaf
