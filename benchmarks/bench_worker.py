@@ -285,10 +285,10 @@ def main() -> None:
             runs += [(m, "bulk")] if m in ("raw", "copy") else [(m, d) for d in order]
         results = [run_child(m, bootstrap, topic, args.records, args.batch, args.data, d) for m, d in runs]
     base = next((r["rate"] for r in results if r["mode"] == "raw"), results[0]["rate"])
-    print(f"\n| {'run':<14} | {'msg/s':>8} | {'vs raw':>6} | {'p50 ms':>7} | {'p99 ms':>7} | {'peak RSS MB':>11} |")
-    print(f"|{'-' * 16}|{'-' * 10}|{'-' * 8}|{'-' * 9}|{'-' * 9}|{'-' * 13}|")
+    print(f"\n| {'run':<16} | {'msg/s':>8} | {'vs raw':>6} | {'p50 ms':>7} | {'p99 ms':>7} | {'peak RSS MB':>11} |")
+    print(f"|{'-' * 18}|{'-' * 10}|{'-' * 8}|{'-' * 9}|{'-' * 9}|{'-' * 13}|")
     for r in results:
-        print(f"| {r['mode']:<14} | {r['rate']:>8,.0f} | {r['rate'] / base:>6.0%} | {r['p50'] * 1000:>7.1f} | "
+        print(f"| {r['mode']:<16} | {r['rate']:>8,.0f} | {r['rate'] / base:>6.0%} | {r['p50'] * 1000:>7.1f} | "
               f"{r['p99'] * 1000:>7.1f} | {r['rss'] / 2**20:>11.0f} |")  # fmt: skip
 
 

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import io
 from collections.abc import Sequence
+from itertools import compress
 from operator import attrgetter, itemgetter
 from typing import Any, Protocol, cast
 
@@ -152,7 +153,7 @@ class BulkReader:
         ok = [a == b for a, b in zip(written.split(b"\n"), values[lo:hi], strict=False)]
         if any(ok):
             frames.append(frame.filter(pl.Series(ok, dtype=pl.Boolean)))
-            proven.extend(i for i, good in zip(idx[lo:hi], ok, strict=True) if good)
+            proven.extend(compress(idx[lo:hi], ok))
 
 
 def interleave(out: Decoded, proven: pl.DataFrame, proven_msgs: list[int], part: Part) -> Part:

@@ -348,11 +348,7 @@ class Decoder(MessageDecoder):
 
 
 def _others(n: int, taken: list[int]) -> list[int]:
-    """``range(n)`` without the ascending indices ``taken``."""
-    out: list[int] = []
-    start = 0
-    for i in taken:
-        out.extend(range(start, i))
-        start = i + 1
-    out.extend(range(start, n))
-    return out
+    """``range(n)`` without the indices ``taken``."""
+    keep = np.ones(n, dtype=bool)
+    keep[taken] = False
+    return cast(list[int], np.flatnonzero(keep).tolist())
