@@ -1,21 +1,46 @@
 """Bulk decode against per-message decode in the same run, and the readers the choice was made among.
 
-Run: ``.venv/bin/python benchmarks/bench_decode.py [--sizes 5000] [--repeat 15] [--candidates]``
+Run: ``.venv/bin/python benchmarks/bench_decode.py [--sizes 1250 5000] [--repeat 21] [--candidates]``
 
 **Bulk vs per message** (the default): :class:`streams.formats.decoder.Decoder` (bulk read of the provable
 messages, :mod:`streams.formats.bulk`) against :class:`streams.formats.decoder.MessageDecoder` (orjson per
 message, what the worker did before; the reference and the bulk decoder's fallback), on the same messages,
-**alternating** one call of each per round; median ms per batch, rows/s and the ratio old/new (> 1: bulk faster).
+**alternating** one call of each per round; median wall and CPU ms per batch and their ratios (> 1: bulk faster).
 Data: card feature records (``contracts/card_transactions.odcs.yaml``, ~670 bytes, 24 fields) and prediction
 records (``contracts/fraud_predictions.odcs.yaml``, ~290 bytes, 9 fields), clean, with 1% wrong-typed values
 (``"12"``/``12``/``true`` in the wrong field: proven rows and per-message rows mixed), with 1% values that are not
 JSON (truncated: the bulk read fails and is bisected), and written by ``json.dumps`` with its default spaces (no
 row can be proven: the bulk reader's worst case, then its cooldown).
 
-``--candidates`` adds the readers measured when the per-message decoder was chosen (below; their verdict
-was per message, with today's exact bulk path it is the table of the closing note of issue 13).
+One run on the shared 2-vCPU box (load average 8-10 from other work: wall times swing by 2-3x, CPU times
+are steadier; medians of 21 alternating rounds; ratio = per message / bulk, > 1: bulk cheaper)::
 
-Figures on the shared 2-vCPU development box (medians of 7; noisy, ±15%)::
+    data                         rows bytes | wall ms: message   bulk ratio | CPU ms: message   bulk ratio
+    card / clean                 1250   671 |              7.7    7.0  1.09 |             7.6    6.9  1.10
+    card / clean                 5000   671 |            120.5   55.7  2.16 |            34.9   24.3  1.43
+    card / 1% types              1250   671 |             39.2   18.4  2.13 |            14.8   12.4  1.20
+    card / 1% types              5000   671 |            305.7  102.2  2.99 |            77.0   52.5  1.47
+    card / 1% not JSON           1250   668 |             19.2   22.6  0.85 |            15.8   14.2  1.12
+    card / 1% not JSON           5000   668 |            215.8  146.0  1.48 |            60.3   51.7  1.17
+    card / spaces                1250   718 |             59.9   54.6  1.10 |            16.1   28.1  0.57
+    card / spaces                5000   718 |            185.7  263.7  0.70 |            57.6   99.3  0.58
+    predictions / clean          1250   290 |              8.0   18.9  0.42 |             7.9    6.3  1.24
+    predictions / clean          5000   290 |             46.3   41.2  1.12 |            28.5   18.7  1.52
+    predictions / 1% types       1250   290 |             12.0   10.5  1.15 |             9.2    9.2  0.99
+    predictions / 1% types       5000   290 |            101.8   43.7  2.33 |            35.8   22.9  1.57
+    predictions / 1% not JSON    1250   288 |              6.9    7.2  0.96 |             6.9    7.2  0.96
+    predictions / 1% not JSON    5000   288 |             20.8   20.0  1.04 |            18.2   17.4  1.05
+    predictions / spaces         1250   307 |              6.9   13.2  0.52 |             6.6   12.6  0.53
+    predictions / spaces         5000   307 |             46.9   56.7  0.83 |            19.7   33.6  0.59
+
+The bulk read costs about 2.2 µs of CPU per 671-byte record, its proof (``write_ndjson`` and one comparison)
+about 1 µs, the candidate tests about 0.5 µs; the per-message decoder about 7 µs. Below ~250 messages the bulk
+read's fixed cost wins over its per-record saving (``MIN_BATCH``). ``spaces`` is the worst case of each call
+(every read wasted); the worker then reads per message for ``COOLDOWN`` batches.
+
+``--candidates`` adds the readers measured when the per-message decoder was first chosen (table below, from
+that time): they were lenient or fell back whole, and the verdict was per message; the bulk decoder above
+keeps ``pl.read_ndjson(schema=)``'s speed and makes it exact by proving each row instead of trusting it::
 
     data          rows  decoder                                 median ms     rows/s  ratio
     features      5000  orjson + columns (Decoder)                   20.9    238,938   1.00
@@ -38,14 +63,7 @@ Figures on the shared 2-vCPU development box (medians of 7; noisy, ±15%)::
     features/1% 100000  orjson + columns (Decoder)                  866.5    115,403   1.00
     features/1% 100000  pyarrow.json strict + fallback             1129.2     88,561   0.77
 
-Verdict: ``pl.read_ndjson(schema=...)`` is 2-5x faster on clean batches but it
-is *lenient* (``12``/``true``/``{...}`` in a String field silently become
-strings, so a type mismatch turns into a valid record) and blind to missing vs
-null and to unknown fields; made strict it is slower than orjson; pyarrow is
-strict on types but still blind to missing fields and gains little on the
-default 5000-record batches. With faults (1% is normal upstream) every
-joined-buffer reader pays its failed attempt plus the per-message fallback. The
-Decoder keeps orjson per message: exact drift counts and per-record isolation.
+(``Decoder`` in this old table is today's ``MessageDecoder``.)
 """
 
 from __future__ import annotations

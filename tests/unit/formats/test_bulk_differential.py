@@ -258,3 +258,14 @@ def test_a_failing_read_is_bisected_and_the_rest_still_read_in_bulk() -> None:
     reader = reader_for(PREDICTIONS)
     _, proven = reader.read(make_messages(recs, PREDICTIONS.topic), LIMIT)
     assert 123 not in proven and len(proven) >= 400 - reader.leaf
+
+
+def test_after_a_batch_it_could_not_prove_the_reader_pauses_then_tries_again() -> None:
+    records = generate_prediction_records(60, seed=5).records
+    spaced = make_messages([json.dumps(r).encode() for r in records], PREDICTIONS.topic)  # ", " and ": ": never proven
+    compact = make_messages(records, PREDICTIONS.topic)
+    reader = reader_for(PREDICTIONS)
+    reader.pause = 2
+    assert reader.read(spaced, LIMIT)[1] == [] and reader.cooldown == 2
+    assert reader.read(compact, LIMIT)[1] == [] and reader.read(compact, LIMIT)[1] == []  # paused: not even tried
+    assert reader.read(compact, LIMIT)[1] == list(range(60)) and reader.cooldown == 0
