@@ -81,6 +81,8 @@ class BulkReader:
         if not frames:
             return self._empty(), []
         frame = frames[0] if len(frames) == 1 else pl.concat(frames, how="vertical")
+        if frame.n_chunks() > 1:  # one chunk per column, as the per-message decoder builds them (cheaper gathers)
+            frame = frame.rechunk()
         return (frame if self.order == self.names else frame.select(self.names)), proven
 
     def _empty(self) -> pl.DataFrame:
