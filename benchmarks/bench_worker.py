@@ -2,6 +2,7 @@
 
     .venv/bin/python benchmarks/bench_worker.py [--records 500000] [--partitions 4] [--batch 5000]
     .venv/bin/python benchmarks/bench_worker.py --modes raw,monitor,gate,eos --repeat 2 [--baseline OLD_CHECKOUT]
+        [--data card|predictions] [--decoders bulk,message] [--profile]
 
 Uses the broker in ``KAFKA_BOOTSTRAP_SERVERS``, else starts one (``streams.dev.broker``).
 Pre-produces ``--records`` feature records of ``contracts/card_transactions.odcs.yaml``
@@ -21,13 +22,20 @@ consumer group, until every record is consumed:
   naming a reference profile (``qstreams.reference``, built from 20,000 generated records): every window slice
   profiled, the profiles merged and judged for drift. The cost of profiles is ``gate-drift`` next to ``gate-st``.
 
+``--decoders bulk,message`` runs every worker mode once per JSON decoder, in the other order at each repetition
+of a mode (list modes twice, e.g. ``--modes raw,monitor,gate,eos,raw,monitor,gate,eos``, for both orders):
+``bulk`` is :class:`streams.formats.decoder.Decoder` (the default), ``message`` the per-message
+:class:`~streams.formats.decoder.MessageDecoder` it replaced (``Decoder(bulk=False)``), so both are compared
+with the same raw baseline in one run. ``--data predictions`` uses ``contracts/fraud_predictions.odcs.yaml``
+records (``generate_prediction_records``, ~290 bytes) instead of the card features (~670 bytes).
+
 Prints msg/s, the ratio to the baseline, the added latency per batch (getmany
-return to offsets committed: p50/p99) and the peak RSS of the process.
+return to offsets committed: p50/p99), the peak RSS of the process and its CPU time per record (user + system,
+every thread of the process, first batch to last commit: steadier than msg/s on a shared machine).
 
 ``--repeat N`` runs the modes N times and prints medians; ``--baseline DIR`` (an older checkout, e.g. from
 ``git archive``) also runs each worker mode against DIR's package right after this tree's, on the same topic.
-Both add the CPU time of each run per record (every thread of the process, client start to last commit), and
-raw's CPU per record over a mode's as a share: on a shared machine it holds where wall-time rates do not.
+Both add raw's CPU per record over a mode's as a share: on a shared machine it holds where wall-time rates do not.
 """
 
 from __future__ import annotations
@@ -49,21 +57,28 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 CONTRACT = ROOT / "contracts" / "card_transactions.odcs.yaml"
+DATA = {  # --data: contract, its topic's physicalName
+    "card": (CONTRACT, "features.card-transactions.v1"),
+    "predictions": (ROOT / "contracts" / "fraud_predictions.odcs.yaml", "predictions.card-fraud.v1"),
+}
 MODES = ("raw", "copy", "monitor", "gate", "eos", "monitor-st", "gate-st")
-CPU: list[float] = []  # a child's CPU seconds over its run (steadier than wall time on a shared machine)
+CPU_AT_START: list[float] = []  # process CPU time when the timed part of a run starts (its first batch)
+CPU: list[float] = []  # a child's CPU seconds over its timed part (steadier than wall time on a shared machine)
 DRIFT_MODES = ("monitor-drift", "gate-drift")
 
 
 # --- setup (parent process) ------------------------------------------------------------------------
 
 
-async def preproduce(bootstrap: str, topic: str, records: int, partitions: int) -> float:
+async def preproduce(bootstrap: str, topic: str, records: int, partitions: int, data: str = "card") -> float:
     """Create ``topic`` and fill it fast (one record batch per partition at a time); returns mean value size."""
     import orjson
     from aiokafka import AIOKafkaProducer
     from kafka.admin import KafkaAdminClient  # type: ignore[import-untyped,unused-ignore]
 
-    from streams.testing import generate_feature_records
+    from streams.testing import generate_feature_records, generate_prediction_records
+
+    generate = generate_prediction_records if data == "predictions" else generate_feature_records
 
     admin = KafkaAdminClient(bootstrap_servers=bootstrap)
     spec = {"num_partitions": partitions, "replication_factor": 1}
@@ -76,7 +91,7 @@ async def preproduce(bootstrap: str, topic: str, records: int, partitions: int) 
         while done < records:
             n = min(chunk, records - done)
             faults = {"out_of_range": 0.005, "invalid_enum": 0.005}
-            batch = generate_feature_records(n, seed=done, faults=faults).records
+            batch = generate(n, seed=done, faults=faults).records
             values = [orjson.dumps(r) for r in batch]
             size += sum(map(len, values))
             futures = []
@@ -97,11 +112,18 @@ async def preproduce(bootstrap: str, topic: str, records: int, partitions: int) 
 
 
 def run_child(
-    mode: str, bootstrap: str, topic: str, records: int, batch: int, tree: Path | None = None
+    mode: str,
+    bootstrap: str,
+    topic: str,
+    records: int,
+    batch: int,
+    tree: Path | None = None,
+    data: str = "card",
+    decoder: str = "bulk",
 ) -> dict[str, Any]:
     """One run in its own process; ``tree``: run this script's child against the package of another checkout."""
     cmd = [sys.executable, __file__, "--child", mode, "--bootstrap", bootstrap, "--topic", topic,
-           "--records", str(records), "--batch", str(batch)]  # fmt: skip
+           "--records", str(records), "--batch", str(batch), "--data", data, "--decoders", decoder]  # fmt: skip
     env = None
     if tree is not None:
         env = os.environ | {"PYTHONPATH": str(tree), "BENCH_WORKER_ROOT": str(tree)}
@@ -145,7 +167,6 @@ async def raw_loop(bootstrap: str, topic: str, records: int, batch: int, forward
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, enable_idempotence=True, acks="all", linger_ms=5,
                                 max_batch_size=1 << 20)  # fmt: skip
     await consumer.start()
-    cpu0 = time.process_time()
     if forward:
         await producer.start()
         await producer.partitions_for(f"{topic}.copy")
@@ -158,7 +179,9 @@ async def raw_loop(bootstrap: str, topic: str, records: int, batch: int, forward
             if not polled:
                 continue
             t = time.perf_counter()
-            started = started or t
+            if not started:
+                started = t
+                CPU_AT_START.append(time.process_time())
             offsets, futures = {}, []
             for tp, msgs in polled.items():
                 seen += len(msgs)
@@ -183,7 +206,7 @@ async def raw_loop(bootstrap: str, topic: str, records: int, batch: int, forward
                 await asyncio.gather(*futs)
                 await consumer.commit(offs)
                 latencies.append(time.perf_counter() - t0)
-        CPU.append(time.process_time() - cpu0)
+        CPU.append(time.process_time() - CPU_AT_START[0])
         return time.perf_counter() - started, latencies
     finally:
         await consumer.stop()
@@ -191,19 +214,29 @@ async def raw_loop(bootstrap: str, topic: str, records: int, batch: int, forward
             await producer.stop()
 
 
-async def worker_loop(bootstrap: str, topic: str, records: int, batch: int, mode: str) -> tuple[float, list[float]]:
+async def worker_loop(
+    bootstrap: str, topic: str, records: int, batch: int, mode: str, data: str = "card", decoder: str = "bulk"
+) -> tuple[float, list[float]]:
     from streams.cli.stream_time import kafka_observers
     from streams.contracts.loader import load_contracts
     from streams.kafka.worker import BatchWorker, build_bindings, tune_gc
     from streams.observability import Metrics
     from streams.settings import Mode, Settings
 
+    if decoder == "message":  # the per-message decoder, as the worker had it before the bulk decode
+        import functools
+
+        import streams.pipeline.binding as binding_module
+        from streams.formats.decoder import Decoder
+
+        binding_module.Decoder = functools.partial(Decoder, bulk=False)  # type: ignore[misc]
     drift = mode.endswith("-drift")
     stream_time = drift or mode.endswith("-st")
     mode = mode.removesuffix("-st").removesuffix("-drift")
 
     with tempfile.TemporaryDirectory() as tmp:
-        text = CONTRACT.read_text().replace("physicalName: features.card-transactions.v1", f"physicalName: {topic}")
+        path, physical = DATA[data]
+        text = path.read_text().replace(f"physicalName: {physical}", f"physicalName: {topic}")
         (Path(tmp) / "c.odcs.yaml").write_text(text)
         if drift:
             with_reference(Path(tmp) / "c.odcs.yaml")
@@ -218,17 +251,17 @@ async def worker_loop(bootstrap: str, topic: str, records: int, batch: int, mode
         observers = kafka_observers(settings, bindings, "bench", metrics)
         worker = BatchWorker(settings, bindings, worker_id="bench", metrics=metrics, observers=observers)
         tune_gc()
-        cpu0 = time.process_time()
         task = asyncio.create_task(worker.run())
         while not worker.commit_latencies:
             await asyncio.sleep(0.005)
             if task.done():
                 await task
         started = time.perf_counter() - worker.commit_latencies[0]
+        CPU_AT_START.append(time.process_time())
         while sum(worker.committed.values()) < records:
             await asyncio.sleep(0.005)
         elapsed = time.perf_counter() - started
-        CPU.append(time.process_time() - cpu0)
+        CPU.append(time.process_time() - CPU_AT_START[0])
         worker.stop()
         await task
         return elapsed, list(worker.commit_latencies)
@@ -249,14 +282,15 @@ def with_reference(contract: Path) -> None:
     (contract.parent / "ref.parquet").unlink()
 
 
-def child(mode: str, bootstrap: str, topic: str, records: int, batch: int) -> None:
+def child(mode: str, bootstrap: str, topic: str, records: int, batch: int, data: str, decoder: str) -> None:
     rss = PeakRss()
     if mode in ("raw", "copy"):
         elapsed, latencies = asyncio.run(raw_loop(bootstrap, topic, records, batch, forward=mode == "copy"))
     else:
-        elapsed, latencies = asyncio.run(worker_loop(bootstrap, topic, records, batch, mode))
+        elapsed, latencies = asyncio.run(worker_loop(bootstrap, topic, records, batch, mode, data, decoder))
     q = statistics.quantiles(latencies, n=100) if len(latencies) > 1 else [latencies[0]] * 99
-    out = {"mode": mode, "seconds": elapsed, "rate": records / elapsed, "p50": q[49], "p99": q[98],
+    label = mode if mode in ("raw", "copy") or decoder == "bulk" else f"{mode}/{decoder}"
+    out = {"mode": label, "seconds": elapsed, "rate": records / elapsed, "p50": q[49], "p99": q[98],
            "batches": len(latencies), "rss": rss.stop()}  # fmt: skip
     if CPU:  # CPU of the process (every thread) from client start to the last commit, per record
         out["cpu_us"] = CPU[-1] / records * 1e6
@@ -280,12 +314,14 @@ def main() -> None:
         "its package, alternating with this tree's, on the same topic (medians and ratios)",
     )
     parser.add_argument("--profile", action="store_true", help="also run the -drift modes (profiles on)")
+    parser.add_argument("--data", choices=sorted(DATA), default="card")
+    parser.add_argument("--decoders", default="bulk", help="bulk, message or bulk,message (see above)")
     parser.add_argument("--child", choices=MODES + DRIFT_MODES, help=argparse.SUPPRESS)
     parser.add_argument("--bootstrap", help=argparse.SUPPRESS)
     parser.add_argument("--topic", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        child(args.child, args.bootstrap, args.topic, args.records, args.batch)
+        child(args.child, args.bootstrap, args.topic, args.records, args.batch, args.data, args.decoders)
         return
     import logging
 
@@ -295,7 +331,7 @@ def main() -> None:
     with kafka_bootstrap() as bootstrap:
         topic = f"bench-features-{uuid.uuid4().hex[:8]}"
         t0 = time.perf_counter()
-        size = asyncio.run(preproduce(bootstrap, topic, args.records, args.partitions))
+        size = asyncio.run(preproduce(bootstrap, topic, args.records, args.partitions, args.data))
         print(f"broker {bootstrap}; topic {topic}: {args.records:,} records of {size:.0f} bytes (mean) on "
               f"{args.partitions} partitions, produced in {time.perf_counter() - t0:.1f} s; "
               f"batch {args.batch}; {os.cpu_count()} CPUs")  # fmt: skip
@@ -305,13 +341,24 @@ def main() -> None:
             args.modes = ",".join(modes)
             compare(args, bootstrap, topic)
             return
-        results = [run_child(m, bootstrap, topic, args.records, args.batch) for m in modes]
+        decoders = args.decoders.split(",")
+        runs = []
+        seen: dict[str, int] = {}
+        for m in modes:
+            # alternate which decoder runs first at each repetition of a mode (the second of a pair tends to run
+            # faster: the broker has settled), so that a mode listed twice runs in both orders
+            seen[m] = seen.get(m, 0) + 1
+            order = decoders if seen[m] % 2 else decoders[::-1]
+            runs += [(m, "bulk")] if m in ("raw", "copy") else [(m, d) for d in order]
+        results = [run_child(m, bootstrap, topic, args.records, args.batch, None, args.data, d) for m, d in runs]
     base = next((r["rate"] for r in results if r["mode"] == "raw"), results[0]["rate"])
-    print(f"\n| {'run':<8} | {'msg/s':>8} | {'vs raw':>6} | {'p50 ms':>7} | {'p99 ms':>7} | {'peak RSS MB':>11} |")
-    print(f"|{'-' * 10}|{'-' * 10}|{'-' * 8}|{'-' * 9}|{'-' * 9}|{'-' * 13}|")
+    print(f"\n| {'run':<16} | {'msg/s':>8} | {'vs raw':>6} | {'p50 ms':>7} | {'p99 ms':>7} | {'peak RSS MB':>11} | "
+          f"{'CPU µs/rec':>10} |")  # fmt: skip
+    print(f"|{'-' * 18}|{'-' * 10}|{'-' * 8}|{'-' * 9}|{'-' * 9}|{'-' * 13}|{'-' * 12}|")
     for r in results:
-        print(f"| {r['mode']:<8} | {r['rate']:>8,.0f} | {r['rate'] / base:>6.0%} | {r['p50'] * 1000:>7.1f} | "
-              f"{r['p99'] * 1000:>7.1f} | {r['rss'] / 2**20:>11.0f} |")  # fmt: skip
+        r.setdefault("cpu_us", float("nan"))
+        print(f"| {r['mode']:<16} | {r['rate']:>8,.0f} | {r['rate'] / base:>6.0%} | {r['p50'] * 1000:>7.1f} | "
+              f"{r['p99'] * 1000:>7.1f} | {r['rss'] / 2**20:>11.0f} | {r['cpu_us']:>10.1f} |")  # fmt: skip
 
 
 def compare(args: argparse.Namespace, bootstrap: str, topic: str) -> None:
@@ -324,7 +371,7 @@ def compare(args: argparse.Namespace, bootstrap: str, topic: str) -> None:
     for round_ in range(args.repeat):
         for mode in args.modes.split(","):
             for name, tree in trees.items() if mode not in ("raw", "copy") else [("-", None)]:
-                r = run_child(mode, bootstrap, topic, args.records, args.batch, tree)
+                r = run_child(mode, bootstrap, topic, args.records, args.batch, tree, args.data)
                 runs.setdefault((mode, name), []).append(r)
                 print(f"round {round_ + 1}: {mode:<10} {name:<3} {r['rate']:>9,.0f} msg/s  p50 {r['p50'] * 1000:7.1f} "
                       f"ms  p99 {r['p99'] * 1000:7.1f} ms  CPU {r.get('cpu_us', float('nan')):5.1f} µs/record",

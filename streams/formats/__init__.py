@@ -6,7 +6,8 @@ Layer: above :mod:`streams.validation` (it reads the contract's declared fields)
 
 * :mod:`.reasons` — ``DecodeReason``, ``Format``, ``DeadLetter``, ``Decoded``;
 * :mod:`.content_types` — media types and the ``content-type`` header;
-* :mod:`.decoder` — ``Decoder`` (JSON and NDJSON values), :mod:`.arrow` (Arrow IPC values),
+* :mod:`.decoder` — ``Decoder`` (JSON and NDJSON values; :mod:`.bulk` reads the provable JSON
+  messages of a batch at once), :mod:`.arrow` (Arrow IPC values),
   :mod:`.columns` (strict wire-dtype columns shared by both);
 * :mod:`.files` — local data files (Parquet, CSV/TSV, NDJSON) for the CLI.
 """

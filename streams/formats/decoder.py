@@ -16,39 +16,32 @@ within int64. A value of the wrong JSON type (``"12"`` or ``13.5`` for an intege
 ``mismatches``, which :func:`streams.pipeline.verdicts.merge_mismatches` turns into failures
 of the field's ``dtype`` rule in the engine's report, as if the engine had seen it.
 
-Decoder choice (``benchmarks/bench_decode.py``; rows/s and ratio, medians on a shared
-2-vCPU box; features: ~670-byte records, predictions: ~290 bytes; "1% bad": 1% wrong types)::
-
-    decoder                                     features 5k     predictions 100k   features 5k, 1% bad
-    orjson per message + columns (this module)  239k  1.00       333k  1.00         155k  1.00
-    orjson + pl.from_dicts (lenient)            218k  0.91       509k  1.53         114k  0.74
-    pl.read_ndjson(schema=) + fallback          466k  1.95      1719k  5.16         146k  0.94
-    pl.read_ndjson strict (Categorical, infer)  143k  0.60       288k  0.87         104k  0.67
-    pyarrow.json strict + fallback              301k  1.26       885k  2.66         139k  0.90
-
-``pl.read_ndjson(schema=)`` wins on clean batches but is *lenient* (``12``, ``true`` or
-``{...}`` in a String field become ``"12"``: a type mismatch passes) and cannot tell a
-missing field from a null nor see unknown fields; made strict it is slower than orjson;
-pyarrow is strict on types but blind to missing fields too. A joined-buffer reader fails
-whole on one bad record, so with 1% bad records each batch pays a failed read plus the
-per-message fallback. msgspec is not installed. Chosen: orjson per message (one
-``loads``, a length test and one ``itemgetter`` per record; columns transposed in C by
-``zip`` and built by strict ``pl.Series``; only a column holding a wrong-typed value is
-checked value by value).
+Two decoders, one result. :class:`MessageDecoder` reads message by message with orjson (one
+``loads``, a duplicate-key test, a length test and one ``itemgetter`` per record; columns transposed
+in C by ``zip`` and built by strict ``pl.Series``; only a column holding a wrong-typed value is
+checked value by value). :class:`Decoder` (what the pipeline uses) first reads the batch's
+one-object JSON messages in bulk with ``pl.read_ndjson`` and keeps a row only when writing it
+back gives the message's bytes (:mod:`streams.formats.bulk`: a lenient, null-blind reader made
+exact by that proof); the other messages go through :class:`MessageDecoder`, and the rows are
+put back in message order. ``tests/unit/formats/test_bulk_differential.py`` holds the two equal;
+``benchmarks/bench_decode.py`` compares them (and, with ``--candidates``, the readers they were
+chosen among: lenient ``pl.read_ndjson``/pyarrow with fallback, ``pl.from_dicts``).
 """
 
 from __future__ import annotations
 
 import gc
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from operator import itemgetter
 from typing import Any, Protocol, cast
 
+import numpy as np
 import orjson
 import polars as pl
 
 from streams.contracts.model import Field, SchemaObject
 from streams.formats.arrow import ARROW_MAGIC, decode_arrow
+from streams.formats.bulk import BulkReader, interleave
 from streams.formats.columns import (
     WIRE,
     Batch,
@@ -61,6 +54,7 @@ from streams.formats.columns import (
     kind_of,
     lenient,
     nested_getter,
+    no_mismatches,
     not_object,
     shown_value,
     value_at,
@@ -71,7 +65,7 @@ from streams.formats.jsonvalues import has_duplicate_keys
 from streams.formats.reasons import MISMATCH_SCHEMA, Decoded, DecodeReason, Format
 from streams.validation.report import REDACTED
 
-__all__ = ["Decoder", "Payload", "Value"]
+__all__ = ["Decoder", "MessageDecoder", "Payload", "Value"]
 
 _BOM = b"\xef\xbb\xbf"
 _DUPLICATE = "{what} repeats a key in one JSON object; readers disagree on its value, so it is not forwarded."
@@ -96,8 +90,10 @@ class Value:
         self.value = value
 
 
-class Decoder:
-    """Decodes batches of messages for one schema object; build once, reuse for every batch."""
+class MessageDecoder:
+    """Decodes batches of messages for one schema object, message by message; build once, reuse for every batch.
+
+    The reference the bulk :class:`Decoder` is tested against, and its path for the messages it cannot prove."""
 
     def __init__(self, schema_obj: SchemaObject, *, max_message_bytes: int = 1_048_576, pause_gc: bool = True) -> None:
         self.schema_obj = schema_obj
@@ -131,11 +127,24 @@ class Decoder:
                 gc.enable()
 
     def _decode(self, messages: Sequence[Payload]) -> Decoded:
-        loads, get, n_declared, limit = orjson.loads, self._get, len(self._top), self.max_message_bytes
         b = Batch(len(messages))
+        arrow = self._loop(messages, range(len(messages)), b)
+        return self._assemble(messages, b, [self._columns(b)], arrow)
+
+    def _assemble(self, messages: Sequence[Payload], b: Batch, parts: list[Part], arrow: list[int]) -> Decoded:
+        for i in arrow:
+            part = decode_arrow(b, i, messages[i].value or b"", self.fields, self.kinds, self._declared)
+            if part is not None:
+                parts.append(part)
+        return assemble(b.out, parts)
+
+    def _loop(self, messages: Sequence[Payload], todo: Iterable[int], b: Batch) -> list[int]:
+        """Decode messages ``todo`` (ascending) one by one into ``b``; returns the Arrow ones, decoded last."""
+        loads, get, n_declared, limit = orjson.loads, self._get, len(self._top), self.max_message_bytes
         rows, msg_idx, line_idx, formats = b.rows, b.message, b.line, b.out.formats
         arrow: list[int] = []
-        for i, m in enumerate(messages):
+        for i in todo:
+            m = messages[i]
             v = m.value
             if not v:
                 b.dead(i, DecodeReason.EMPTY, "The message has no value (a tombstone or empty).")
@@ -171,12 +180,7 @@ class Decoder:
                 except KeyError:
                     pass
             rows.append(self._irregular(b.out, d, len(rows)))
-        parts = [self._columns(b)]
-        for i in arrow:
-            part = decode_arrow(b, i, messages[i].value or b"", self.fields, self.kinds, self._declared)
-            if part is not None:
-                parts.append(part)
-        return assemble(b.out, parts)
+        return arrow
 
     def _add(self, b: Batch, d: dict[str, Any], i: int, line: int) -> None:
         b.message.append(i)
@@ -299,3 +303,52 @@ class Decoder:
                 s = pl.Series(f.name, kept, dtype=WIRE[kind], strict=False)
             series.append(s)
         return pl.DataFrame(series), pl.DataFrame(bad, schema=MISMATCH_SCHEMA), b.message, b.line
+
+
+class Decoder(MessageDecoder):
+    """Decodes batches of messages for one schema object; build once, reuse for every batch.
+
+    The one-object JSON messages that re-encode to their own bytes are read in bulk (:mod:`streams.formats.bulk`);
+    every other message goes through :class:`MessageDecoder`, alone. The result is the same as
+    :class:`MessageDecoder`'s, row for row. ``bulk=False`` (or a schema with nested or non-scalar fields) reads
+    every message one by one.
+    """
+
+    def __init__(
+        self, schema_obj: SchemaObject, *, max_message_bytes: int = 1_048_576, pause_gc: bool = True, bulk: bool = True
+    ) -> None:
+        super().__init__(schema_obj, max_message_bytes=max_message_bytes, pause_gc=pause_gc)
+        flat = not self._nested and Kind.OTHER not in self.kinds
+        self._bulk = BulkReader(self.names, self.kinds) if bulk and flat else None
+
+    def _decode(self, messages: Sequence[Payload]) -> Decoded:
+        if self._bulk is None:
+            return super()._decode(messages)
+        proven, proven_msgs = self._bulk.read(messages, self.max_message_bytes)
+        n = len(messages)
+        if len(proven_msgs) == n:  # every message one proven record (the common batch)
+            provenance = np.arange(n, dtype=np.uint32)
+            return Decoded(
+                proven, pl.Series("message", provenance), pl.Series("line", provenance * 0), [Format.JSON] * n
+            )
+        b = Batch(n)
+        if proven_msgs:
+            formats = b.out.formats
+            for i in proven_msgs:
+                formats[i] = Format.JSON
+            todo: Iterable[int] = _others(n, proven_msgs)
+        else:
+            todo = range(n)
+        arrow = self._loop(messages, todo, b)
+        if proven_msgs and not b.rows:  # every JSON record proven: no per-message columns to build
+            part: Part = (proven, no_mismatches(), proven_msgs, [0] * len(proven_msgs))
+        else:
+            part = interleave(b.out, proven, proven_msgs, self._columns(b))
+        return self._assemble(messages, b, [part], arrow)
+
+
+def _others(n: int, taken: list[int]) -> list[int]:
+    """``range(n)`` without the indices ``taken``."""
+    keep = np.ones(n, dtype=bool)
+    keep[taken] = False
+    return cast(list[int], np.flatnonzero(keep).tolist())

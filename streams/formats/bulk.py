@@ -1,0 +1,181 @@
+"""Columnar bulk decode of one-object JSON messages, exact by proof: a row is kept only if it re-encodes to its bytes.
+
+``pl.read_ndjson`` reads a whole batch in Rust, into the wire dtypes, without a Python object per value; but it is
+lenient (``12`` in a String field becomes ``"12"``), cannot tell a missing field from a null, ignores unknown fields,
+keeps one value of a repeated key and fails whole on one line of bad JSON. So its rows are not trusted: the frame is
+written back with ``write_ndjson`` (in the messages' own key order) and a row is **proven** when its line equals the
+message's value byte for byte. Equal bytes mean the message *is* the canonical JSON of that row: an object with exactly
+the declared keys, each once, every value of its column's JSON type (a float never in an integer field, a string never
+stands for a number), nothing nested, valid UTF-8, shortest round-trip floats. The per-message decoder
+(:class:`~streams.formats.decoder.MessageDecoder`) would read exactly that row from it, with no dead letter, drift or
+mismatch: the differential test ``tests/unit/formats/test_bulk_differential.py`` holds the two decoders equal.
+
+Every message that is not proven (whitespace, escaped characters, integral floats in integer fields, wrong types,
+missing or extra fields, NDJSON, Arrow, anything undecodable) goes through the per-message decoder, alone. A read that
+fails (a line that is not JSON) is bisected down to :data:`LEAF` messages, which go the per-message way.
+
+It pays off when producers write compact JSON in one key order (orjson, ``json.dumps(separators=(",", ":"))``,
+Jackson, serde_json): then valid records are read in bulk and the duplicate-key pre-check is unnecessary (a proven
+line has each key once). When most rows of a batch are not proven, bulk reads are paused for :data:`COOLDOWN` batches.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Sequence
+from itertools import compress
+from operator import attrgetter, itemgetter
+from typing import Any, Protocol, cast
+
+import numpy as np
+import orjson
+import polars as pl
+
+from streams.formats.columns import WIRE, Kind, Part, no_mismatches
+from streams.formats.content_types import ARROW_STREAM, NDJSON, Headers, content_type
+from streams.formats.reasons import Decoded
+
+__all__ = ["COOLDOWN", "LEAF", "MIN_BATCH", "BulkReader", "interleave"]
+
+MIN_BATCH = 256  # fewer candidates: the per-message decoder costs less than one bulk read and its proof
+LEAF = 64  # a failing read of at most this many messages is not split further
+COOLDOWN = 16  # batches read per message after a batch whose rows were mostly not proven
+_VALUE, _HEADERS = attrgetter("value"), attrgetter("headers")
+_FIRST, _LAST = itemgetter(0), itemgetter(-1)
+
+
+class _Payload(Protocol):
+    @property
+    def value(self) -> bytes | None: ...
+    @property
+    def headers(self) -> Headers: ...
+
+
+class BulkReader:
+    """Reads the provable one-object JSON messages of a batch for flat schemas of scalar fields."""
+
+    def __init__(self, names: Sequence[str], kinds: Sequence[Kind]) -> None:
+        if any(k is Kind.OTHER for k in kinds) or any("." in n for n in names):
+            raise ValueError("Bulk decoding reads flat records of scalar fields only.")
+        self.names = tuple(names)
+        self._wire = {n: WIRE[k] for n, k in zip(names, kinds, strict=True)}
+        self._declared = frozenset(names)
+        self.order: tuple[str, ...] = self.names  # the producers' key order, learnt from a regular record
+        self.cooldown = 0
+        self.min_batch, self.leaf, self.pause = MIN_BATCH, LEAF, COOLDOWN  # tests lower them
+
+    def read(self, messages: Sequence[_Payload], limit: int) -> tuple[pl.DataFrame, list[int]]:
+        """The proven rows (declared column order, wire dtypes) and their message indices, ascending."""
+        if self.cooldown:
+            self.cooldown -= 1
+            return self._empty(), []
+        idx, values, joined = self._candidates(messages, limit)
+        if len(idx) < max(self.min_batch, 1):
+            return self._empty(), []
+        self._learn_order(values[0])
+        frames: list[pl.DataFrame] = []
+        proven: list[int] = []
+        self._read(values, idx, 0, len(values), frames, proven, joined)
+        if 2 * len(proven) < len(idx):
+            self.cooldown = self.pause
+        if not frames:
+            return self._empty(), []
+        frame = frames[0] if len(frames) == 1 else pl.concat(frames, how="vertical")
+        if frame.n_chunks() > 1:  # one chunk per column, as the per-message decoder builds them (cheaper gathers)
+            frame = frame.rechunk()
+        return (frame if self.order == self.names else frame.select(self.names)), proven
+
+    def _empty(self) -> pl.DataFrame:
+        return pl.DataFrame(schema=self._wire)
+
+    @staticmethod
+    def _candidates(messages: Sequence[_Payload], limit: int) -> tuple[list[int], list[bytes], bytes]:
+        """One-line messages ``{...}`` within the size limit, not announced as NDJSON or Arrow; and their values
+        joined by line breaks."""
+        every = list(map(_VALUE, messages))
+        if None not in every and not any(map(_HEADERS, messages)):  # the common batch: tested in C, all at once
+            values = cast(list[bytes], every)
+            n, whole = len(values), b"".join(values)
+            if (
+                b"\n" not in whole
+                and b"\r" not in whole
+                and b"" not in values
+                and bytes(map(_FIRST, values)).count(b"{") == n
+                and bytes(map(_LAST, values)).count(b"}") == n
+                and max(map(len, values), default=0) <= limit
+            ):
+                return list(range(n)), values, b"\n".join(values)
+        idx = [i for i, v in enumerate(every) if v and v[0] == 0x7B and v[-1] == 0x7D and len(v) <= limit]
+        idx = [
+            i
+            for i in idx
+            if b"\n" not in every[i]  # type: ignore[operator]
+            and b"\r" not in every[i]  # type: ignore[operator]
+            and not (messages[i].headers and content_type(messages[i].headers) in (ARROW_STREAM, NDJSON))
+        ]
+        values = cast(list[bytes], [every[i] for i in idx])
+        return idx, values, b"\n".join(values)
+
+    def _learn_order(self, value: bytes) -> None:
+        try:
+            d: Any = orjson.loads(value)
+        except orjson.JSONDecodeError:
+            return
+        if type(d) is dict and len(d) == len(self.names) and d.keys() == self._declared:
+            self.order = tuple(d)
+
+    def _read(
+        self,
+        values: list[bytes],
+        idx: list[int],
+        lo: int,
+        hi: int,
+        frames: list[pl.DataFrame],
+        proven: list[int],
+        joined: bytes | None = None,
+    ) -> None:
+        joined = b"\n".join(values[lo:hi]) if joined is None else joined
+        try:
+            frame = pl.read_ndjson(joined, schema={n: self._wire[n] for n in self.order}, ignore_errors=True)
+        except Exception:  # a line that is not JSON (polars says which character, not which line): split
+            if hi - lo > self.leaf:
+                mid = (lo + hi) // 2
+                self._read(values, idx, lo, mid, frames, proven)
+                self._read(values, idx, mid, hi, frames, proven)
+            return
+        if frame.height != hi - lo:  # rows not one per line: prove nothing here
+            return
+        sink = io.BytesIO()
+        frame.write_ndjson(sink)
+        written = sink.getvalue()
+        if len(written) == len(joined) + 1 and written.startswith(joined):  # every row proven at once
+            frames.append(frame)
+            proven.extend(idx[lo:hi])
+            return
+        ok = [a == b for a, b in zip(written.split(b"\n"), values[lo:hi], strict=False)]
+        if any(ok):
+            frames.append(frame.filter(pl.Series(ok, dtype=pl.Boolean)))
+            proven.extend(compress(idx[lo:hi], ok))
+
+
+def interleave(out: Decoded, proven: pl.DataFrame, proven_msgs: list[int], part: Part) -> Part:
+    """The proven rows and the per-message decoder's ``part`` as one part in message order; the per-message rows'
+    numbers in ``out.irregular`` and in the part's mismatches are renumbered to their places in it."""
+    frame, mismatches, msgs, lines = part
+    if not proven_msgs:
+        return part
+    if not msgs:
+        return proven, no_mismatches(), proven_msgs, [0] * len(proven_msgs)
+    p = len(proven_msgs)
+    order = np.argsort(np.asarray(proven_msgs + msgs, dtype=np.int64), kind="stable")
+    place = np.empty_like(order)
+    place[order] = np.arange(len(order))
+    moved = place[p:]  # row r of the per-message part is now row moved[r]
+    out.irregular = [(int(moved[r]), unknown, missing) for r, unknown, missing in out.irregular]
+    if mismatches.height:
+        rows = moved[mismatches["row"].to_numpy()]
+        mismatches = mismatches.with_columns(pl.Series("row", rows, dtype=pl.UInt32))
+    merged = pl.concat([proven, frame], how="vertical")[order]
+    all_msgs = np.asarray(proven_msgs + msgs, dtype=np.int64)[order].tolist()
+    all_lines = np.asarray([0] * p + lines, dtype=np.int64)[order].tolist()
+    return merged, mismatches, all_msgs, all_lines
