@@ -28,12 +28,12 @@ from typing import Any
 
 from streams.errors import BrokerError
 from streams.kafka.connection import client_config
+from streams.kafka.readers import COMPACTED, partitions_of, read_all, reader_consumer
 from streams.kafka.topics import create_topics
 from streams.performance.binding import JoinSpec
 from streams.performance.joiner import PerformanceJoiner
 from streams.performance.telemetry import JoinCounters
 from streams.pipeline.records import Message, OutRecord
-from streams.policies.runner import COMPACTED, partitions_of, reader_consumer
 from streams.settings import Settings
 
 __all__ = ["run_joiner", "state_topic"]
@@ -44,23 +44,6 @@ log = logging.getLogger(__name__)
 def state_topic(settings: Settings) -> str:
     """The joiner's default state topic: ``<app_id>.performance-state``."""
     return settings.app_id + ".performance-state"
-
-
-async def _read_all(consumer: Any, topic: str) -> list[Message]:
-    """Every committed record of ``topic`` (all partitions), from the beginning to its end now."""
-    from aiokafka import TopicPartition
-
-    tps = [TopicPartition(topic, p) for p in await partitions_of(consumer, topic)]
-    if not tps:
-        return []
-    consumer.assign(tps)
-    await consumer.seek_to_beginning(*tps)
-    ends = await consumer.end_offsets(tps)
-    out: list[Message] = []
-    while any([await consumer.position(tp) < ends[tp] for tp in tps]):
-        for tp, records in (await consumer.getmany(*tps, timeout_ms=1000, max_records=10_000)).items():
-            out += [Message(tp.topic, tp.partition, r.offset, r.value, r.key, tuple(r.headers or ())) for r in records]
-    return out
 
 
 class _Session:
@@ -86,7 +69,7 @@ class _Session:
         reader = reader_consumer(s, f"{name}-restore")
         await reader.start()
         try:
-            records = await _read_all(reader, self.state)
+            records = await read_all(reader, self.state)
         finally:
             await reader.stop()
         self.joiner.restore(records)
