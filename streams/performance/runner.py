@@ -44,7 +44,7 @@ from streams.performance.telemetry import JoinCounters
 from streams.pipeline.records import Message, OutRecord
 from streams.settings import Settings
 
-__all__ = ["check_copartitioned", "merge_topic", "run_joiner", "state_topic"]
+__all__ = ["assignor", "check_copartitioned", "merge_topic", "run_joiner", "state_topic"]
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +57,14 @@ def state_topic(settings: Settings) -> str:
 def merge_topic(state: str) -> str:
     """The merge topic beside a state topic: ``<app_id>.performance-merge`` for the default one."""
     return state.removesuffix("-state") + "-merge"
+
+
+def assignor() -> Any:
+    """The partition assignor of the joiners' group: range, which co-assigns equal partition numbers of two topics
+    of the same partition count (round robin, aiokafka's default, does not)."""
+    from aiokafka.coordinator.assignors.range import RangePartitionAssignor
+
+    return RangePartitionAssignor
 
 
 def check_copartitioned(spec: JoinSpec, counts: dict[str, int]) -> None:
@@ -109,7 +117,6 @@ class _Session:
 
     async def start(self) -> None:
         from aiokafka import AIOKafkaConsumer
-        from aiokafka.coordinator.assignors.range import RangePartitionAssignor
 
         topics = (self.spec.predictions_topic, self.spec.labels.topic)
         meta = reader_consumer(self.settings, f"{self.name}-metadata")
@@ -126,7 +133,7 @@ class _Session:
         self.consumer = AIOKafkaConsumer(
             **client_config(self.settings, "aiokafka"), group_id=self.name, client_id=self.name,
             enable_auto_commit=False, auto_offset_reset="earliest", isolation_level="read_committed",
-            partition_assignment_strategy=(RangePartitionAssignor,),
+            partition_assignment_strategy=(assignor(),),
         )  # fmt: skip
         self.consumer.subscribe(list(topics), listener=_listener(self))
         await self.consumer.start()
