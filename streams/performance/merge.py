@@ -100,6 +100,7 @@ class PerformanceMerger:
     shares: dict[tuple[int, str, int], PerformancePartial] = field(default_factory=dict)
     closed_through: int = _NEVER  # end of the newest window published
     after_close: int = 0  # shares dropped: their window was published already
+    dropped: list[tuple[int, str, int]] = field(default_factory=list)  # their keys, to tombstone
 
     def feed(self, records: Iterable[Message]) -> None:
         """Records of the merge topic, in offset order (later ones win, tombstones delete)."""
@@ -125,6 +126,7 @@ class PerformanceMerger:
                 self.shares.pop(key, None)
             elif key[0] + self.spec.window_ms <= self.closed_through:
                 self.after_close += 1
+                self.dropped.append(key)
                 partial = PerformancePartial.from_dict(value)
                 for _ in range(partial.count + partial.unmatched_predictions + partial.orphan_labels):
                     self.counters.count("late")
@@ -152,13 +154,14 @@ class PerformanceMerger:
 
     def due(self) -> list[OutRecord]:
         """The events of the windows final now, then the ``closed`` marker and the shares' tombstones."""
+        out = [self._tombstone(key) for key in self.dropped]
+        self.dropped = []
         through = self.through()
         if through is None:
-            return []
+            return out
         ready = sorted({(s, v) for s, v, _ in self.shares if s + self.spec.window_ms + self.spec.horizon_ms <= through})
         if not ready:
-            return []
-        out = []
+            return out
         for start, version in ready:
             parts = [self.shares[k] for k in sorted(k for k in self.shares if k[:2] == (start, version))]
             merged = parts[0]
@@ -170,6 +173,8 @@ class PerformanceMerger:
                              orjson.dumps([self.joiner_id, "closed"]), partition=0))  # fmt: skip
         for key in sorted(k for k in self.shares if k[:2] in set(ready)):
             del self.shares[key]
-            out.append(OutRecord(self.merge_topic, None, orjson.dumps([self.joiner_id, "share", *key]),
-                                 partition=0))  # fmt: skip
+            out.append(self._tombstone(key))
         return out
+
+    def _tombstone(self, key: tuple[int, str, int]) -> OutRecord:
+        return OutRecord(self.merge_topic, None, orjson.dumps([self.joiner_id, "share", *key]), partition=0)

@@ -178,7 +178,11 @@ def test_the_merger_waits_for_every_pair() -> None:
     assert {orjson.loads(r.key)[1] for r in out if r.topic == MERGE} == {"closed", "share"}
     # a share of the published window arriving later (its pair had been idle) is late, not a second event
     merger.feed([rec(["share", T0, "A", 1], share)])
-    assert merger.due() == [] and merger.after_close == 1
+    late = merger.due()
+    assert merger.after_close == 1 and [(r.value, orjson.loads(r.key)) for r in late] == [
+        (None, [JID, "share", T0, "A", 1])
+    ]
+    assert merger.due() == []  # tombstoned once
 
 
 def test_an_idle_pair_does_not_hold_the_stream_back() -> None:
