@@ -5,9 +5,10 @@ offset order per partition) and answers with the ``model.performance`` events of
 became final. Its whole state is a set of keyed records for a compacted topic
 (:meth:`~PerformanceJoiner.state_records`, :meth:`~PerformanceJoiner.restore`): one per consumed
 partition (next offset, and its event-time clock), one per prediction id still open, one per
-(window, model version) partial, and the join's finality mark. The runner
-(:mod:`streams.performance.runner`) produces a poll's events and the changed state records in one
-Kafka transaction, so a crash replays nothing twice.
+(window, model version) partial, and the join's finality mark. On Kafka it runs once per partition pair
+of co-partitioned topics (:class:`~streams.performance.merge.PairJoiner`, whose final partials a merger
+turns into the events); the runner (:mod:`streams.performance.runner`) produces a poll's outputs and the
+changed state records in one Kafka transaction, so a crash replays nothing twice.
 
 Semantics (``h`` the horizon, times in epoch ms; ``F`` the join's finality mark, see below):
 
