@@ -5,9 +5,10 @@ offset order per partition) and answers with the ``model.performance`` events of
 became final. Its whole state is a set of keyed records for a compacted topic
 (:meth:`~PerformanceJoiner.state_records`, :meth:`~PerformanceJoiner.restore`): one per consumed
 partition (next offset, and its event-time clock), one per prediction id still open, one per
-(window, model version) partial, and the join's finality mark. The runner
-(:mod:`streams.performance.runner`) produces a poll's events and the changed state records in one
-Kafka transaction, so a crash replays nothing twice.
+(window, model version) partial, and the join's finality mark. On Kafka it runs once per partition pair
+of co-partitioned topics (:class:`~streams.performance.merge.PairJoiner`, whose final partials a merger
+turns into the events); the runner (:mod:`streams.performance.runner`) produces a poll's outputs and the
+changed state records in one Kafka transaction, so a crash replays nothing twice.
 
 Semantics (``h`` the horizon, times in epoch ms; ``F`` the join's finality mark, see below):
 
@@ -47,7 +48,7 @@ from streams.profiles.performance import PerformancePartial
 from streams.profiles.prediction import NO_VERSION
 from streams.windows.clock import ALL_FINAL, PartitionClock, final_through
 
-__all__ = ["PerformanceJoiner"]
+__all__ = ["PerformanceJoiner", "performance_event"]
 
 log = logging.getLogger(__name__)
 
@@ -343,14 +344,23 @@ class PerformanceJoiner:
                 self._dirty.add(("entry", pid))
 
     def _finalize(self) -> list[OutRecord]:
-        out = []
+        finals = []
         for start, version in sorted(k for k in self.partials if self._final(k[0])):
-            partial = self.partials.pop((start, version)).partial()
+            finals.append((start, version, self.partials.pop((start, version)).partial()))
             self._dirty.add(("partial", start, version))
-            event = model_performance(self.spec.contract, self.spec.schema, self.spec.predictions_topic,
-                                      start, start + self.spec.window_ms, version, partial,
-                                      labels_topic=self.spec.labels.topic, horizon_ms=self.spec.horizon_ms)  # fmt: skip
-            self.counters.published(self.spec, version, partial)
-            key, value, headers = to_kafka(event)
-            out.append(OutRecord(self.events_topic, value, key, tuple(headers)))
-        return out
+        return self._emit(finals)
+
+    def _emit(self, finals: list[tuple[int, str, PerformancePartial]]) -> list[OutRecord]:
+        """The outputs of the windows now final: one ``model.performance`` event per (window, model version)."""
+        return [performance_event(self.spec, self.events_topic, start, version, partial, self.counters)
+                for start, version, partial in finals]  # fmt: skip
+
+
+def performance_event(spec: JoinSpec, events_topic: str, start: int, version: str, partial: PerformancePartial,
+                      counters: JoinCounters) -> OutRecord:  # fmt: skip
+    """The ``model.performance`` event of a final window and version, as a record (the gauges updated)."""
+    event = model_performance(spec.contract, spec.schema, spec.predictions_topic, start, start + spec.window_ms,
+                              version, partial, labels_topic=spec.labels.topic, horizon_ms=spec.horizon_ms)  # fmt: skip
+    counters.published(spec, version, partial)
+    key, value, headers = to_kafka(event)
+    return OutRecord(events_topic, value, key, tuple(headers))

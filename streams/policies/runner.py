@@ -29,6 +29,7 @@ from typing import Any
 from streams.contracts.model import Contract
 from streams.errors import BrokerError
 from streams.kafka.connection import client_config
+from streams.kafka.readers import COMPACTED, partitions_of, read_all, reader_consumer
 from streams.kafka.topics import create_topics
 from streams.pipeline.records import Message, OutRecord
 from streams.policies.actions import deliver, payload
@@ -37,11 +38,10 @@ from streams.policies.config import PolicySettings
 from streams.policies.telemetry import PolicyMetrics
 from streams.settings import Settings
 
+# COMPACTED, partitions_of and reader_consumer live in streams.kafka.readers; re-exported for the CLI
 __all__ = ["COMPACTED", "ensure_policy_topics", "partitions_of", "reader_consumer", "run_agent"]
 
 log = logging.getLogger(__name__)
-
-COMPACTED = {"cleanup.policy": "compact", "min.cleanable.dirty.ratio": "0.1", "segment.ms": "600000"}
 
 
 async def ensure_policy_topics(settings: Settings, ps: PolicySettings) -> None:
@@ -51,39 +51,6 @@ async def ensure_policy_topics(settings: Settings, ps: PolicySettings) -> None:
     await asyncio.to_thread(create_topics, settings, [ps.state_topic, ps.control_topic], partitions=1,
                             configs=COMPACTED)  # fmt: skip
     await asyncio.to_thread(create_topics, settings, [ps.command_topic, settings.events_topic])
-
-
-def reader_consumer(settings: Settings, client_id: str) -> Any:
-    """A consumer without a group that reads only committed records (the agent writes transactionally)."""
-    from aiokafka import AIOKafkaConsumer
-
-    return AIOKafkaConsumer(
-        **client_config(settings, "aiokafka"), group_id=None, enable_auto_commit=False, client_id=client_id,
-        auto_offset_reset="earliest", isolation_level="read_committed",
-    )  # fmt: skip
-
-
-async def partitions_of(consumer: Any, topic: str) -> list[int]:
-    """The partitions of ``topic`` (a metadata request for all topics: it does not auto-create ``topic``)."""
-    cluster = await consumer._client.fetch_all_metadata()
-    return sorted(cluster.partitions_for_topic(topic) or ())
-
-
-async def _read_all(consumer: Any, topic: str) -> list[Message]:
-    """Every committed record of ``topic`` (all partitions), from the beginning to its end now."""
-    from aiokafka import TopicPartition
-
-    tps = [TopicPartition(topic, p) for p in await partitions_of(consumer, topic)]
-    if not tps:
-        return []
-    consumer.assign(tps)
-    await consumer.seek_to_beginning(*tps)
-    ends = await consumer.end_offsets(tps)
-    out: list[Message] = []
-    while any([await consumer.position(tp) < ends[tp] for tp in tps]):
-        for tp, records in (await consumer.getmany(*tps, timeout_ms=1000, max_records=10_000)).items():
-            out += [Message(tp.topic, tp.partition, r.offset, r.value, r.key, tuple(r.headers or ())) for r in records]
-    return out
 
 
 class _Session:
@@ -106,7 +73,7 @@ class _Session:
         reader = reader_consumer(s, f"{s.app_id}-{ps.agent_id}-restore")
         await reader.start()
         try:
-            state = await _read_all(reader, ps.state_topic)
+            state = await read_all(reader, ps.state_topic)
         finally:
             await reader.stop()
         self.agent.restore(state)
