@@ -44,7 +44,8 @@ def performance_run(
     schema: Annotated[str | None, typer.Option(metavar="NAME", help="Its schema object binding labels.")] = None,
     broker: Annotated[str | None, typer.Option("--broker", metavar="HOST:PORT",
                                                help="Bootstrap servers [env KAFKA_BOOTSTRAP_SERVERS].")] = None,
-    joiner_id: Annotated[str | None, typer.Option(metavar="ID", help="Names the state keys and transactional id "
+    joiner_id: Annotated[str | None, typer.Option(metavar="ID", help="Names the consumer group, state keys and "
+                                                  "transactional ids; processes sharing it split the partitions "
                                                   "(default: from the contract id and schema object).")] = None,
     state_topic: Annotated[str | None, typer.Option(metavar="TOPIC",
                                                     help="Compacted state topic [<app_id>.performance-state].")] = None,
@@ -52,7 +53,9 @@ def performance_run(
 ) -> None:  # fmt: skip
     """Consume the predictions and labels topics, join them by prediction id within the horizon, and publish one
     model.performance event per final window and model version, exactly once across restarts (state in a
-    compacted topic, outputs and state in one transaction). Run one per contract schema object."""
+    compacted topic, outputs and state in one transaction). Both topics must be keyed by prediction id with the same
+    partition count; several processes with the same joiner id share the partitions (a consumer group) and one
+    event per window and model version still comes out."""
     from streams.contracts.loader import load_contract
     from streams.performance.binding import join_spec
     from streams.performance.runner import run_joiner
