@@ -18,9 +18,9 @@ new owner after a crash) de-duplicates on the consumer side.
   prediction contract: ``warning`` on drift, ``info`` for a version new to the reference (its first
   windows) or too few predictions, else ``ok``.
 
-``io.qualitystreams.model.performance.v1`` needs realized labels (a labels topic joined to the
-predictions), which the worker does not consume yet: the estimated accuracy without labels (CBPE)
-travels in the confidence event as ``expected_accuracy``.
+``io.qualitystreams.model.performance.v1`` (realized performance, once labels arrive) is published by the
+labels joiner, ``qstreams performance run`` (:mod:`streams.events.performance`); the estimated accuracy
+without labels (CBPE) travels in the confidence event as ``expected_accuracy``.
 """
 
 from __future__ import annotations

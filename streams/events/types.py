@@ -7,11 +7,12 @@ type (``...summary.v2``) published side by side with the old one, so
 consumers can migrate at their own pace. Adding optional data fields is not a
 breaking change; consumers must ignore fields they do not know.
 
-The drift types (``distribution.drift``, ``prediction.confidence``, ``model.performance``)
-have their data schemas and data builders (:mod:`streams.profiles.evidence`); the worker does
-not emit them yet. The policy agent (:mod:`streams.policies`) emits ``policy.action`` (an action
-taken or failed: a webhook, a command, quarantine engaged or released) on the quality-event topic
-and ``policy.command`` (retrain / rollback requests, manual resolutions) on the command topic.
+The drift types (``distribution.drift``, ``prediction.confidence``, ``model.performance``) have
+their data schemas and data builders (:mod:`streams.profiles.evidence`): the worker publishes the
+first two per window, the labels joiner (``qstreams performance run``) the third. The policy agent
+(:mod:`streams.policies`) emits ``policy.action`` (an action taken or failed: a webhook, a command,
+quarantine engaged or released) on the quality-event topic and ``policy.command`` (retrain /
+rollback requests, manual resolutions) on the command topic.
 
 Each new type gets a member here, an entry in :data:`SCHEMA_FILES`, a JSON
 Schema in ``streams/events/schemas/`` and a section in ``docs/events.md``.
