@@ -37,6 +37,7 @@ from typing import Any
 from streams.errors import BrokerError, SettingsError
 from streams.kafka.connection import client_config
 from streams.kafka.readers import COMPACTED, partitions_of, read_all, reader_consumer
+from streams.kafka.sessions import run_sessions
 from streams.kafka.topics import create_topics
 from streams.performance.binding import JoinSpec
 from streams.performance.merge import PairJoiner, PerformanceMerger
@@ -267,29 +268,15 @@ async def run_joiner(
     """Run one member of the join until ``stop`` is set; a failed session is rebuilt after a backoff.
 
     :class:`SettingsError` (topics not co-partitioned) ends it."""
-    from aiokafka.errors import KafkaError
-
     counters = counters or JoinCounters()
-    attempt = 0
-    while not stop.is_set():
-        session = _Session(settings, spec, joiner_id, state, counters, poll_timeout_ms)
-        try:
-            if settings.create_topics:
-                await asyncio.to_thread(create_topics, settings, [state, merge_topic(state)], partitions=1,
-                                        configs=COMPACTED)  # fmt: skip
-                await asyncio.to_thread(create_topics, settings, [settings.events_topic])
-            await session.start()
-            attempt = 0
-            if on_ready is not None:
-                on_ready(session)
-            while not stop.is_set():
-                await session.step()
-        except (KafkaError, OSError, BrokerError) as exc:
-            attempt += 1
-            delay = min(0.5 * 2**attempt, 30.0)
-            log.warning("performance joiner session failed (%s: %s); restoring from the state topic in %.1fs",
-                        type(exc).__name__, exc, delay)  # fmt: skip
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), delay)
-        finally:
-            await session.close()
+
+    async def prepare() -> None:
+        if settings.create_topics:
+            await asyncio.to_thread(create_topics, settings, [state, merge_topic(state)], partitions=1,
+                                    configs=COMPACTED)  # fmt: skip
+            await asyncio.to_thread(create_topics, settings, [settings.events_topic])
+
+    await run_sessions(
+        lambda: _Session(settings, spec, joiner_id, state, counters, poll_timeout_ms),
+        stop=stop, name="performance joiner", prepare=prepare, on_ready=on_ready,
+    )  # fmt: skip

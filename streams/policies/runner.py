@@ -27,9 +27,9 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from streams.contracts.model import Contract
-from streams.errors import BrokerError
 from streams.kafka.connection import client_config
 from streams.kafka.readers import COMPACTED, partitions_of, read_all, reader_consumer
+from streams.kafka.sessions import run_sessions
 from streams.kafka.topics import create_topics
 from streams.pipeline.records import Message, OutRecord
 from streams.policies.actions import deliver, payload
@@ -134,26 +134,9 @@ async def run_agent(
     metrics: PolicyMetrics | None = None, on_ready: Callable[[PolicyAgent], None] | None = None,
 ) -> None:  # fmt: skip
     """Run the agent until ``stop`` is set; a failed session is rebuilt from the state topic after a backoff."""
-    from aiokafka.errors import KafkaError
-
     metrics = metrics or PolicyMetrics()
-    attempt = 0
-    while not stop.is_set():
-        session = _Session(settings, ps, contracts, metrics)
-        try:
-            await ensure_policy_topics(settings, ps)
-            await session.start()
-            attempt = 0
-            if on_ready is not None:
-                on_ready(session.agent)
-            while not stop.is_set():
-                await session.step()
-        except (KafkaError, OSError, BrokerError) as exc:
-            attempt += 1
-            delay = min(0.5 * 2**attempt, 30.0)
-            log.warning("policy agent session failed (%s: %s); restoring from the state topic in %.1fs",
-                        type(exc).__name__, exc, delay)  # fmt: skip
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), delay)
-        finally:
-            await session.close()
+    ready = None if on_ready is None else (lambda session: on_ready(session.agent))
+    await run_sessions(
+        lambda: _Session(settings, ps, contracts, metrics),
+        stop=stop, name="policy agent", prepare=lambda: ensure_policy_topics(settings, ps), on_ready=ready,
+    )  # fmt: skip

@@ -83,17 +83,8 @@ def test_joiner_killed_mid_stream_publishes_each_window_once(
 ) -> None:
     bootstrap = kafka_broker.bootstrap_servers
     topics = {PREDICTIONS: kafka_topic_factory(2, prefix="preds"), LABELS: kafka_topic_factory(2, prefix="labels")}
-    events = unique_name("events")
-    text = CONTRACT.replace(f"physicalName: {PREDICTIONS}", f"physicalName: {topics[PREDICTIONS]}")
-    text = text.replace(f"topic: {LABELS}", f"topic: {topics[LABELS]}")
-    path = tmp_path / "fraud.odcs.yaml"
-    path.write_text(text)
-    env = os.environ | {
-        "KAFKA_BOOTSTRAP_SERVERS": bootstrap, "STREAMS_APP_ID": unique_name("app"), "STREAMS_EVENTS_TOPIC": events,
-        "STREAMS_WINDOW_IDLE_CLOSE_SECONDS": "3600", "PYTHONPATH": str(Path(__file__).resolve().parents[3]),
-    }  # fmt: skip
+    cmd, env, events = setup(bootstrap, topics, unique_name, tmp_path)
     log = tmp_path / "joiner.log"
-    cmd = [sys.executable, "-m", "streams.cli.main", "performance", "run", "--contract", str(path)]
 
     def start() -> subprocess.Popen[bytes]:
         return subprocess.Popen(cmd, env=env, stdout=log.open("ab"), stderr=subprocess.STDOUT)
