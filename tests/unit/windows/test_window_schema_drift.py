@@ -27,17 +27,9 @@ def value(ident: int, at: int, **change: Any) -> bytes:
     return orjson.dumps({k: v for k, v in record.items() if v is not ...})
 
 
-def test_one_schema_drift_event_per_drifted_window_with_counts_and_first_offsets() -> None:
-    # partition 0 / 3 offsets in produce order; window 0 (0-10 s) drifts, window 1 (10-20 s) does not
-    plan = [
-        (0, value(1, 1_000)),
-        (0, value(2, 1_500, extra="x")),  # p0 o1: undeclared "extra"
-        (3, value(3, 2_000, extra="y", more=1)),  # p3 o0: undeclared "extra" and "more"
-        (3, value(4, 2_500, country=...)),  # p3 o1: "country" missing
-        (0, value(5, 3_000, amount="abc")),  # p0 o2: amount of another type
-        (0, value(6, 3_500, extra="z", country=...)),  # p0 o3: both
-        *((p, value(10 + i, 11_000 + i * 100)) for i, p in enumerate([0, 3, 0, 3])),
-    ]
+def schema_drift_events(plan: list[tuple[int, bytes]]) -> list[dict[str, Any]]:
+    """The ``schema.drift`` events (data, plus ``_severity``) of two in-memory workers fed ``plan``:
+    (partition, message value) in produce order, partitions 0-2 on one worker and 3-5 on the other."""
 
     async def scenario() -> list[dict[str, Any]]:
         cluster = Member(None, {0, 1, 2})
@@ -59,7 +51,22 @@ def test_one_schema_drift_event_per_drifted_window_with_counts_and_first_offsets
                 out.append(event_data(event) | {"_severity": event.get_extension("severity")})
         return out
 
-    [d] = asyncio.run(asyncio.wait_for(scenario(), 60.0))
+    return asyncio.run(asyncio.wait_for(scenario(), 60.0))
+
+
+def test_one_schema_drift_event_per_drifted_window_with_counts_and_first_offsets() -> None:
+    # partition 0 / 3 offsets in produce order; window 0 (0-10 s) drifts, window 1 (10-20 s) does not
+    plan = [
+        (0, value(1, 1_000)),
+        (0, value(2, 1_500, extra="x")),  # p0 o1: undeclared "extra"
+        (3, value(3, 2_000, extra="y", more=1)),  # p3 o0: undeclared "extra" and "more"
+        (3, value(4, 2_500, country=...)),  # p3 o1: "country" missing
+        (0, value(5, 3_000, amount="abc")),  # p0 o2: amount of another type
+        (0, value(6, 3_500, extra="z", country=...)),  # p0 o3: both
+        *((p, value(10 + i, 11_000 + i * 100)) for i, p in enumerate([0, 3, 0, 3])),
+    ]
+
+    [d] = schema_drift_events(plan)
     assert d["window"]["start"] == "2026-01-01T00:00:00Z" and d["records"] == 6
     assert d["unknown_fields"] == {"extra": 3, "more": 1}
     assert d["missing_fields"] == {"country": 2} and d["never_present"] == []

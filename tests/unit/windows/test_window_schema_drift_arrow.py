@@ -3,7 +3,6 @@ same counts and the same first offending offsets in the window's ``schema.drift`
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
@@ -11,11 +10,8 @@ from typing import Any
 import orjson
 import pyarrow as pa
 
-from streams.events.codec import event_data, from_kafka, validate_event
-
 from .helpers import T0
-from .test_window_schema_drift import SCHEMA_DRIFT
-from .test_worker_in_memory import EVENTS, TOPIC, Member, running, worker
+from .test_window_schema_drift import schema_drift_events as json_schema_drift_events
 
 
 def record(ident: int, at: int, **change: Any) -> dict[str, Any]:
@@ -50,27 +46,7 @@ PLAN = [
 
 
 def schema_drift_events(plan: list[tuple[int, list[dict[str, Any]]]], encode: Callable[..., bytes]) -> list[dict]:
-    async def scenario() -> list[dict[str, Any]]:
-        cluster = Member(None, {0, 1, 2})
-        other = Member(cluster, {3, 4, 5})
-        for part, rows in plan:
-            cluster.produce(TOPIC, encode(rows), partition=part, timestamp_ms=T0)
-        a, b = worker(cluster, "w-a", idle=3.0), worker(other, "w-b", idle=3.0)
-
-        def summaries() -> int:
-            return sum(1 for m in cluster.records(EVENTS) if b"window.summary" in dict(m.headers)["ce_type"])
-
-        async with running(a, b):
-            await cluster.wait_for(lambda: summaries() >= 2, timeout=30.0)
-        out = []
-        for m in cluster.records(EVENTS):
-            if dict(m.headers).get("ce_type") == SCHEMA_DRIFT:
-                event = from_kafka(m.key, m.value, m.headers)
-                validate_event(event)
-                out.append(event_data(event))
-        return out
-
-    return asyncio.run(asyncio.wait_for(scenario(), 60.0))
+    return json_schema_drift_events([(part, encode(rows)) for part, rows in plan])
 
 
 KEYS = ("window", "records", "unknown_fields", "missing_fields", "never_present", "type_mismatches", "first_offending")
