@@ -209,6 +209,15 @@ def test_headless_demo_detects_every_scheduled_incident(kafka_broker) -> None:  
     assert dict(lines) == dict.fromkeys(KINDS, "DETECTED"), out[-4000:]
     assert proc.returncode == 0, out[-4000:]
     assert "Summary" in out
+    # realized performance from the labels: the calibrated model ~91% right, the collapsed new version ~50%
+    found = re.findall(r"^realized performance, model ([\d.]+): (\d+) window\(s\) judged, accuracy ([\d.]+)% of "
+                       r"([\d,]+) labelled, ([\d,]+) unmatched", out, flags=re.MULTILINE)  # fmt: skip
+    accuracy = {version: float(acc) for version, _, acc, _, _ in found}
+    assert set(accuracy) == {BASELINE_MODEL_VERSION, NEW_MODEL_VERSION}, out[-4000:]
+    assert accuracy[BASELINE_MODEL_VERSION] > 85 and accuracy[NEW_MODEL_VERSION] < 65, found
+    cited = out[out.index("incident confidence_collapse: DETECTED") :]
+    cited = " ".join(cited[: cited.find("\nincident ")].split())  # its plain line, unwrapped
+    assert re.search(r"; realized accuracy \d+% on [\d,]+ labelled predictions \(model 3\.2\.1: \d+%\)$", cited), cited
 
 
 def test_the_summary_counts_clean_windows_that_raised_drift() -> None:

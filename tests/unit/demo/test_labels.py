@@ -19,6 +19,7 @@ from typing import Any
 
 import orjson
 import pytest
+from rich.console import Console
 from scipy import integrate, stats
 
 from streams.consumers.tracker import EventTracker
@@ -33,8 +34,8 @@ from streams.demo.labels import (
     produce_labels,
 )
 from streams.demo.producers import PREDICTIONS_TOPIC, ProducerStats, _clean_records, _payloads
-from streams.demo.scenario import BASELINE_MODEL_VERSION, NEW_MODEL_VERSION, Incident
-from streams.demo.view import performance_lines
+from streams.demo.scenario import BASELINE_MODEL_VERSION, NEW_MODEL_VERSION, Incident, default_schedule
+from streams.demo.view import live_view, performance_lines
 from streams.events.codec import event_data, from_kafka, validate_event
 from streams.performance.binding import join_spec
 from streams.performance.joiner import PerformanceJoiner
@@ -175,8 +176,23 @@ def test_the_demo_contract_joins_the_labels_into_those_accuracies_per_model_vers
     assert old.accuracy is not None and new.accuracy is not None and old.accuracy > 0.85 and new.accuracy < 0.6
     windows = Counter(s.detail for s in tracker.signals if s.kind == "performance")
     assert windows == {v: tracker.performance[v].windows for v in want} and min(windows.values()) >= 3
+    console = Console(record=True, width=160)
+    console.print(live_view(tracker, default_schedule(60), ProducerStats(), 30.0, 60.0, "mode gate"))
+    shown = console.export_text()
+    assert "realized performance (labels joined by prediction id)" in shown and f"{new.accuracy:.1%}" in shown
     lines = performance_lines(tracker)
     assert lines[0].startswith(f"realized performance, model {BASELINE_MODEL_VERSION}: {old.windows} window(s) judged")
     assert (
         f"accuracy {new.accuracy:.1%} of {new.labelled:,} labelled, {new.unmatched:,} unmatched, 0 orphan" in lines[1]
     )
+
+
+def test_the_demo_skips_realized_performance_of_windows_before_the_run() -> None:
+    """A reused broker keeps earlier runs' predictions and labels, which the joiner reads from the start: the
+    windows that ended before this run are not the run's."""
+    from streams.demo.run import _before
+
+    since = round(T0.timestamp() * 1000)
+    assert _before({"window": {"start": "2026-12-01T11:59:40Z", "end": "2026-12-01T11:59:50Z"}}, since)
+    assert not _before({"window": {"start": "2026-12-01T11:59:55Z", "end": "2026-12-01T12:00:05Z"}}, since)
+    assert not _before({"window": {"end": "not a time"}}, since) and not _before({}, since)
