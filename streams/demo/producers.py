@@ -85,7 +85,8 @@ def _payloads(
     id_field = "event_id" if stream == "features" else "prediction_id"
     for record in records:
         pid = str(record.get(id_field) or "")
-        truth = record.get("score")
+        score = record.get("score")  # the clean record's: the transaction's fraud probability
+        truth = float(score) if isinstance(score, (int, float)) and not isinstance(score, bool) else None
         key = pid.encode() or None
         value: bytes | None = None
         for i, inc in active:
@@ -99,7 +100,7 @@ def _payloads(
                 garbage_n += 1
             elif spec.mutate is not None:
                 record = spec.mutate(record, rng)
-        if labels is not None and stream == "predictions" and value is None and pid and isinstance(truth, float):
+        if labels is not None and stream == "predictions" and value is None and pid and truth is not None:
             labels.observe(pid, truth, now.timestamp())
         payloads.append((key, value if value is not None else orjson.dumps(record)))
     return payloads, garbage_n
