@@ -5,7 +5,8 @@ and read totals per contract and outcome, the rules failing most, the latest
 events, and :class:`Signal` records — one per event that says something is wrong,
 with the time window of the records it is about. Matching signals to a time span
 is how the demo proves each scheduled incident was detected, and how response
-policies will decide what to do.
+policies will decide what to do. ``model.performance`` events (labels joined to predictions) are folded
+per model version into :class:`RealizedPerformance` (:attr:`EventTracker.performance`).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from typing import Any
 
 from streams.events.types import EventType
 
-__all__ = ["OUTCOMES", "EventTracker", "Signal"]
+__all__ = ["OUTCOMES", "EventTracker", "RealizedPerformance", "Signal"]
 
 OUTCOMES = ("valid", "quarantined", "dead_lettered")
 
@@ -27,7 +28,8 @@ OUTCOMES = ("valid", "quarantined", "dead_lettered")
 class Signal:
     """Something a quality event reported as wrong, located in time (record timestamps)."""
 
-    kind: str  # violation | dead_letter | schema_drift | distribution_drift | confidence | model_version
+    #: violation | dead_letter | schema_drift | distribution_drift | confidence | model_version | performance
+    kind: str
     contract: str  # id@version
     topic: str
     start: dt.datetime
@@ -42,6 +44,32 @@ class Signal:
 
     def overlaps(self, start: dt.datetime, end: dt.datetime) -> bool:
         return self.start <= end and self.end >= start
+
+
+@dataclass
+class RealizedPerformance:
+    """One model version's ``model.performance`` events added up: windows judged, predictions joined to a label
+    and how many of them were right, predictions left without a label, labels left without a prediction (the
+    latter under model version ``""``: an orphan label has no prediction, hence no version)."""
+
+    windows: int = 0
+    labelled: int = 0
+    correct: int = 0  # true positives + true negatives
+    unmatched: int = 0
+    orphans: int = 0
+
+    @property
+    def accuracy(self) -> float | None:
+        """Realized accuracy over every labelled prediction of the windows (None before the first label)."""
+        return self.correct / self.labelled if self.labelled else None
+
+    def add(self, data: Mapping[str, Any]) -> None:
+        confusion = data.get("confusion") or {}
+        self.windows += 1
+        self.labelled += _int(data.get("count"))
+        self.correct += _int(confusion.get("tp")) + _int(confusion.get("tn"))
+        self.unmatched += _int(data.get("unmatched_predictions"))
+        self.orphans += _int(data.get("orphan_labels"))
 
 
 @dataclass
@@ -69,6 +97,10 @@ class EventTracker:
     #: model version -> windows judged for prediction confidence, and how many of them drifted
     confidence_windows: Counter[str] = field(default_factory=Counter)
     confidence_alarms: Counter[str] = field(default_factory=Counter)
+    #: model version -> its realized performance (``model.performance`` events; ``""``: orphan labels)
+    performance: dict[str, RealizedPerformance] = field(default_factory=dict)
+    #: end of the newest window of prediction time with realized performance (None before the first)
+    performance_through: dt.datetime | None = None
     latest: deque[tuple[dt.datetime, str, str, str, str]] = field(default_factory=deque)
 
     def add(
@@ -150,6 +182,8 @@ class EventTracker:
             summary = f"drifted: {', '.join(drifted)}" if drifted else f"no drift ({records} records)"
         elif event_type == EventType.PREDICTION_CONFIDENCE:
             summary = self._confidence(data, contract, topic, start, end, severity, received)
+        elif event_type == EventType.MODEL_PERFORMANCE:
+            summary = self._performance(data, contract, topic, start, end, severity, received)
         elif event_type == EventType.WINDOW_SUMMARY:
             self.windows += 1
             bucket = self.window_outcomes.setdefault(contract, Counter())
@@ -210,6 +244,38 @@ class EventTracker:
         what = f"drift ({', '.join(fired)})" if verdict == "drift" else verdict
         return f"model {version}{' (new)' if new else ''}: {what}; {shown}"
 
+    def _performance(
+        self,
+        data: Mapping[str, Any],
+        contract: str,
+        topic: str,
+        start: dt.datetime,
+        end: dt.datetime,
+        severity: str | None,
+        received: dt.datetime | None,
+    ) -> str:
+        """Fold one ``model.performance`` event (one model version in one window of prediction time) into
+        :attr:`performance`, and a ``performance`` signal (``measures``: accuracy when defined, labelled,
+        correct, unmatched, orphans)."""
+        version = str(data.get("model_version", ""))
+        tally = RealizedPerformance()
+        tally.add(data)
+        self.performance.setdefault(version, RealizedPerformance()).add(data)
+        measures = tuple(
+            (k, float(v))
+            for k, v in (("accuracy", tally.accuracy), ("labelled", tally.labelled), ("correct", tally.correct),
+                         ("unmatched", tally.unmatched), ("orphans", tally.orphans))
+            if v is not None
+        )  # fmt: skip
+        self.signals.append(
+            Signal("performance", contract, topic, start, end, severity or "ok", version, tally.labelled, (),
+                   received, measures)
+        )  # fmt: skip
+        self.performance_through = end if self.performance_through is None else max(self.performance_through, end)
+        who = f"model {version}" if version else "labels without a prediction"
+        shown = f"accuracy {tally.accuracy:.1%} of {tally.labelled}" if tally.accuracy is not None else "no label"
+        return f"{who}: {shown}, {tally.unmatched} unmatched, {tally.orphans} orphan labels"
+
     @property
     def outcomes(self) -> dict[str, Counter[str]]:
         """Records per contract and outcome: the window summaries' when there are any (the stream's verdict),
@@ -229,6 +295,10 @@ class EventTracker:
     def signals_between(self, start: dt.datetime, end: dt.datetime, kinds: Iterable[str] | None = None) -> list[Signal]:
         wanted = set(kinds) if kinds is not None else None
         return [s for s in self.signals if s.overlaps(start, end) and (wanted is None or s.kind in wanted)]
+
+
+def _int(value: Any) -> int:
+    return int(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else 0
 
 
 def _ref(data: Mapping[str, Any]) -> str:

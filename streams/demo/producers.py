@@ -1,6 +1,7 @@
 """Demo producers: realistic feature and prediction traffic at a steady rate, with incidents.
 
-Used by ``qstreams demo`` and by ``qstreams produce`` (the Compose producers).
+Used by ``qstreams demo`` and by ``qstreams produce`` (the Compose producers). Features are keyed by
+event id, predictions by prediction id (the key of their labels, :mod:`streams.demo.labels`).
 Records come from :mod:`streams.testing`'s generators; while an incident is active
 its mutator changes a share of them, or its garbage source replaces them with
 undecodable bytes. Every produced record is counted, per incident too, so the
@@ -20,6 +21,7 @@ from typing import Any
 
 import orjson
 
+from streams.demo.labels import LabelQueue
 from streams.demo.scenario import Incident
 from streams.testing import generate_feature_records, generate_prediction_records
 
@@ -38,6 +40,7 @@ class ProducerStats:
     injected: Counter[int] = field(default_factory=Counter)  # incident index -> affected records
     windows: dict[int, tuple[dt.datetime, dt.datetime]] = field(default_factory=dict)
     recent_event_ids: list[str] = field(default_factory=list)  # predictions refer to recent features
+    last_sent: dict[str, dt.datetime] = field(default_factory=dict)  # per stream: when its last record was sent
 
     def mark(self, index: int, now: dt.datetime) -> None:
         start, _ = self.windows.get(index, (now, now))
@@ -63,6 +66,46 @@ def _clean_records(stream: str, n: int, rng: random.Random, stats: ProducerStats
     return records
 
 
+def _payloads(
+    stream: str,
+    records: list[dict[str, Any]],
+    active: Sequence[tuple[int, Incident]],
+    rng: random.Random,
+    stats: ProducerStats,
+    now: dt.datetime,
+    garbage_n: int,
+    labels: LabelQueue | None = None,
+) -> tuple[list[tuple[bytes | None, bytes]], int]:
+    """The Kafka (key, value) of clean ``records`` of ``stream`` once the ``active`` incidents changed a share of
+    them (and the count of garbage payloads sent so far). Features are keyed by event id, predictions by
+    prediction id (their labels are too: co-partitioned topics); ``labels`` owes a label per decodable
+    prediction, drawn from the clean record's score (the transaction's fraud probability, see
+    :mod:`streams.demo.labels`) whatever an incident made of the prediction."""
+    payloads: list[tuple[bytes | None, bytes]] = []
+    id_field = "event_id" if stream == "features" else "prediction_id"
+    for record in records:
+        pid = str(record.get(id_field) or "")
+        score = record.get("score")  # the clean record's: the transaction's fraud probability
+        truth = float(score) if isinstance(score, (int, float)) and not isinstance(score, bool) else None
+        key = pid.encode() or None
+        value: bytes | None = None
+        for i, inc in active:
+            spec = inc.spec
+            if rng.random() >= spec.rate:
+                continue
+            stats.injected[i] += 1
+            stats.mark(i, now)
+            if spec.garbage is not None:
+                value = spec.garbage(garbage_n, rng)
+                garbage_n += 1
+            elif spec.mutate is not None:
+                record = spec.mutate(record, rng)
+        if labels is not None and stream == "predictions" and value is None and pid and truth is not None:
+            labels.observe(pid, truth, now.timestamp())
+        payloads.append((key, value if value is not None else orjson.dumps(record)))
+    return payloads, garbage_n
+
+
 async def produce(
     producer: Any,
     stream: str,
@@ -74,10 +117,12 @@ async def produce(
     seed: int = 7,
     started: float | None = None,
     cycle_s: float | None = None,
+    labels: LabelQueue | None = None,
 ) -> None:
     """Send ``rate`` records/s of ``stream`` (features | predictions) with an aiokafka producer.
 
-    ``duration_s`` None runs until cancelled; ``cycle_s`` repeats the incident schedule.
+    ``duration_s`` None runs until cancelled; ``cycle_s`` repeats the incident schedule; ``labels`` (predictions)
+    is told of every prediction sent, to owe its label (:func:`streams.demo.labels.produce_labels` sends them).
     """
     topic = FEATURES_TOPIC if stream == "features" else PREDICTIONS_TOPIC
     mine = [(i, inc) for i, inc in enumerate(incidents) if inc.topic == stream]
@@ -95,25 +140,13 @@ async def produce(
         in_cycle = elapsed % cycle_s if cycle_s else elapsed
         active = [(i, inc) for i, inc in mine if inc.active(in_cycle)]
         now = dt.datetime.now(dt.UTC)
-        payloads: list[tuple[bytes | None, bytes]] = []
-        for record in _clean_records(stream, n, rng, stats) if n else []:
-            key = str(record.get("event_id") or record.get("prediction_id") or "").encode() or None
-            value: bytes | None = None
-            for i, inc in active:
-                spec = inc.spec
-                if rng.random() >= spec.rate:
-                    continue
-                stats.injected[i] += 1
-                stats.mark(i, now)
-                if spec.garbage is not None:
-                    value = spec.garbage(garbage_n, rng)
-                    garbage_n += 1
-                elif spec.mutate is not None:
-                    record = spec.mutate(record, rng)
-            payloads.append((key, value if value is not None else orjson.dumps(record)))
+        records = _clean_records(stream, n, rng, stats) if n else []
+        payloads, garbage_n = _payloads(stream, records, active, rng, stats, now, garbage_n, labels)
         for key, value in payloads:
             await producer.send(topic, value=value, key=key)
         stats.sent[stream] += len(payloads)
+        if payloads:
+            stats.last_sent[stream] = now
         tick += 1
         next_at = t0 + tick * TICK_S
         await asyncio.sleep(max(0.0, next_at - time.monotonic()))

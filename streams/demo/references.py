@@ -4,7 +4,9 @@ The worker judges a window for distribution drift (and, for a prediction contrac
 confidence per ``model_version``) only when its contract names a reference profile
 (``qstreams.reference``, docs/drift.md). The example contracts name none, so the demo copies them and
 adds one per stream, built from 20,000 records of :mod:`streams.testing`'s generators: the same
-generators as the demo's producers, so clean traffic matches its reference.
+generators as the demo's producers, so clean traffic matches its reference. The predictions contract
+marks its prediction fields and binds its labels itself (``qstreams.prediction``); a copy of a contract
+without that mapping gets :data:`PREDICTION_FIELDS`.
 """
 
 from __future__ import annotations
@@ -49,8 +51,8 @@ def _add_reference(
     target: Path, contract: str, reference: str, clean: GeneratedRecords, extra: tuple[tuple[str, str], ...] = ()
 ) -> None:
     """Name ``reference`` (built here from the ``clean`` generated records) in the copied ``contract``'s
-    schema object, with the ``extra`` custom properties; a contract that is absent or names a reference
-    already is left as it is."""
+    schema object, with the ``extra`` custom properties it does not declare yet (added to its custom
+    properties, or in a new list); a contract that is absent or names a reference already is left as it is."""
     import polars as pl
 
     from streams.contracts.loader import load_contract
@@ -59,13 +61,17 @@ def _add_reference(
     path = target / contract
     if not path.exists():
         return
-    marker = "    physicalType: topic\n"
+    marker, custom = "    physicalType: topic\n", "\n    customProperties:\n"  # the (first) schema object's
     text = path.read_text()
     if marker not in text or "qstreams.reference" in text:
         return
-    props = (("qstreams.reference", reference), *extra)
-    block = "    customProperties:\n" + "".join(f"      - property: {k}\n        value: {v}\n" for k, v in props)
-    path.write_text(text.replace(marker, marker + block, 1))
+    props = [(k, v) for k, v in (("qstreams.reference", reference), *extra) if f"property: {k}\n" not in text]
+    items = "".join(f"      - property: {k}\n        value: {v}\n" for k, v in props)
+    if custom in text:  # the schema object has custom properties already (the predictions' binding): add to them
+        text = text.replace(custom, custom + items, 1)
+    else:
+        text = text.replace(marker, marker + "    customProperties:\n" + items, 1)
+    path.write_text(text)
     data = target.parent / f"{Path(reference).stem}.ndjson"
     pl.DataFrame(clean.records).write_ndjson(data)
     save_reference(build_reference(load_contract(path), None, [data]), target / reference)

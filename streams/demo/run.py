@@ -1,17 +1,20 @@
 """``qstreams demo``: the whole product on one machine, with one command.
 
 1. use ``KAFKA_BOOTSTRAP_SERVERS`` or start the dev broker (Apache Kafka from Maven jars);
-2. create the example topics and start a stream worker (``qstreams worker``, a child process)
-   on the example contracts;
+2. create the example topics (the predictions' labels topic co-partitioned with the predictions) and
+   start a stream worker (``qstreams worker``) on the example contracts and a performance joiner
+   (``qstreams performance run``) on the predictions contract, two child processes;
 3. run a feature producer and a prediction producer at a steady rate, with scheduled
    incidents (contract violations, undecodable messages, an upstream schema change, a gradual
    covariate drift, and a new model version whose confidence collapses — the last two judged per
-   window against reference profiles built at start from clean traffic);
+   window against reference profiles built at start from clean traffic), and a labels producer
+   sending the actual outcome of most predictions a few seconds later (:mod:`streams.demo.labels`),
+   which the joiner turns into realized accuracy per model version and window;
 4. follow the quality-event topic and show progress live (or one line every few
    seconds with ``--headless``);
 5. drain, stop everything, and print per incident whether, how and how fast it was detected.
 
-Ctrl-C stops it cleanly at any point: producers, the worker and the broker are stopped
+Ctrl-C stops it cleanly at any point: producers, the worker, the joiner and the broker are stopped
 and no process is left behind. Exit code 0 when every incident was detected.
 """
 
@@ -21,14 +24,10 @@ import asyncio
 import contextlib
 import datetime as dt
 import os
-import signal
-import socket
 import subprocess
-import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -36,11 +35,14 @@ from rich.console import Console
 from rich.live import Live
 
 from streams.consumers.tracker import EventTracker
+from streams.demo.labels import LABELS_TOPIC, LabelQueue, produce_labels
+from streams.demo.processes import check_alive, child_process, joiner_env, tail, worker_env
 from streams.demo.producers import FEATURES_TOPIC, PREDICTIONS_TOPIC, ProducerStats, produce
-from streams.demo.references import with_references
+from streams.demo.references import PREDICTIONS_CONTRACT, with_references
 from streams.demo.scenario import Incident, default_schedule
 from streams.demo.view import DriftWindows, evaluate, live_view, progress_line, summary
 from streams.errors import BrokerError, StreamsError
+from streams.events.types import EventType
 from streams.settings import normalize_bootstrap
 
 __all__ = ["DemoOptions", "run_demo"]
@@ -86,25 +88,46 @@ def run_demo(options: DemoOptions, console: Console | None = None) -> int:
             bootstrap = broker.bootstrap_servers
             out.print(f"Kafka is up at {bootstrap}")
         _ensure_topics(bootstrap, [FEATURES_TOPIC, PREDICTIONS_TOPIC, EVENTS_TOPIC], options.partitions)
+        # the labels join needs co-partitioned topics: as many label partitions as prediction partitions
+        _ensure_topics(bootstrap, [LABELS_TOPIC], len(_partitions(bootstrap, PREDICTIONS_TOPIC)) or options.partitions)
         app_id = f"qstreams-demo-{uuid.uuid4().hex[:8]}"
         # the demo is about now: a broker reused from earlier runs keeps their records, skip them
         _commit_group_at_end(bootstrap, app_id, [FEATURES_TOPIC, PREDICTIONS_TOPIC])
         workdir = Path(tempfile.mkdtemp(prefix="qstreams-demo-"))
         options = replace(options, contracts=with_references(options.contracts, workdir))
         since_ms = int(time.time() * 1000) - 1000
-        worker = stack.enter_context(_worker_process(bootstrap, options, workdir, app_id))
+        env = worker_env(bootstrap, app_id, options.partitions, EVENTS_TOPIC, options.contracts, options.mode)
+        worker = stack.enter_context(child_process(["worker"], env, workdir / "worker.log"))
         out.print(f"worker started (pid {worker.pid}, mode {options.mode}, log {workdir / 'worker.log'})")
+        contract = options.contracts / PREDICTIONS_CONTRACT
+        joiner = stack.enter_context(
+            child_process(
+                ["performance", "run", "--contract", str(contract), "--joiner-id", "demo-performance"],
+                joiner_env(bootstrap, app_id, options.partitions, EVENTS_TOPIC),
+                workdir / "performance.log",
+            )
+        )
+        out.print(f"performance joiner started (pid {joiner.pid}, log {workdir / 'performance.log'})")
+        children = Children(worker, joiner, workdir)
         try:
-            return asyncio.run(_main(bootstrap, options, out, worker, workdir, since_ms))
+            return asyncio.run(_main(bootstrap, options, out, children, since_ms))
         except KeyboardInterrupt:
-            out.print("\ninterrupted: stopping producers, worker and broker ...")
+            out.print("\ninterrupted: stopping producers, worker, joiner and broker ...")
             return 130
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+@dataclass(frozen=True, slots=True)
+class Children:
+    """The demo's child processes and where their logs are."""
+
+    worker: subprocess.Popen[bytes]
+    joiner: subprocess.Popen[bytes]
+    workdir: Path
+
+    def check(self) -> None:
+        """:class:`StreamsError` with its log's end when the worker or the joiner has exited."""
+        check_alive(self.worker, "worker", self.workdir / "worker.log")
+        check_alive(self.joiner, "performance joiner", self.workdir / "performance.log")
 
 
 def _ensure_topics(bootstrap: str, topics: list[str], partitions: int) -> None:
@@ -147,56 +170,6 @@ def _commit_group_at_end(bootstrap: str, group: str, topics: list[str]) -> None:
         consumer.close()
 
 
-@contextlib.contextmanager
-def _worker_process(
-    bootstrap: str, options: DemoOptions, workdir: Path, app_id: str
-) -> Iterator[subprocess.Popen[bytes]]:
-    env = dict(os.environ)
-    env.update(
-        KAFKA_BOOTSTRAP_SERVERS=bootstrap,
-        STREAMS_CONTRACTS_DIR=str(options.contracts.resolve()),
-        STREAMS_MODE=options.mode,
-        STREAMS_APP_ID=app_id,
-        STREAMS_WEB_PORT=str(_free_port()),
-        STREAMS_BATCH_MAX_LATENCY_MS="500",
-        # the demo judges the stream as production does: one verdict per event-time window (no per-batch
-        # events); short windows make verdicts and detections appear within seconds
-        STREAMS_BATCH_EVENTS="false",
-        STREAMS_WINDOW_SECONDS="10",
-        STREAMS_ALLOWED_LATENESS_SECONDS="2",
-        STREAMS_WINDOW_IDLE_CLOSE_SECONDS="5",
-        STREAMS_TOPIC_PARTITIONS=str(options.partitions),
-        STREAMS_EVENTS_TOPIC=EVENTS_TOPIC,
-    )
-    log = (workdir / "worker.log").open("wb")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "streams.cli.main", "worker"],
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        stdin=subprocess.DEVNULL,
-        start_new_session=True,  # Ctrl-C goes to the demo, which stops the worker in order
-    )
-    try:
-        yield proc
-    finally:
-        _stop(proc)
-        log.close()
-
-
-def _stop(proc: subprocess.Popen[bytes], timeout: float = 15.0) -> None:
-    if proc.poll() is not None:
-        return
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(proc.pid, signal.SIGTERM)
-    try:
-        proc.wait(timeout)
-    except subprocess.TimeoutExpired:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
-
-
 async def _follow_events(
     bootstrap: str, tracker: EventTracker, ready: asyncio.Event, since_ms: int, drift: DriftWindows
 ) -> None:
@@ -232,15 +205,26 @@ async def _follow_events(
                         continue
                     ext = event.get_extension("severity")
                     data = event_data(event)
+                    if event.get_type() == EventType.MODEL_PERFORMANCE and _before(data, since_ms):
+                        continue  # the joiner read a reused broker's earlier predictions: not this run's
                     tracker.add(event.get_type(), event.get_id(), data, str(ext) if ext else None, now)
                     drift.add(event.get_type(), data)
     finally:
         await consumer.stop()
 
 
-async def _main(
-    bootstrap: str, options: DemoOptions, out: Console, worker: subprocess.Popen[bytes], workdir: Path, since_ms: int
-) -> int:
+def _before(data: dict[str, object], since_ms: int) -> bool:
+    """Whether an event's window ended before ``since_ms`` (epoch ms)."""
+    window = data.get("window")
+    end = window.get("end") if isinstance(window, dict) else None
+    try:
+        moment = dt.datetime.fromisoformat(str(end).replace("Z", "+00:00"))
+    except ValueError:
+        return False
+    return moment.timestamp() * 1000 < since_ms
+
+
+async def _main(bootstrap: str, options: DemoOptions, out: Console, children: Children, since_ms: int) -> int:
     from aiokafka import AIOKafkaProducer
 
     tracker = EventTracker()
@@ -250,9 +234,10 @@ async def _main(
     drift_windows = DriftWindows()
     follower = asyncio.create_task(_follow_events(bootstrap, tracker, ready, since_ms, drift_windows))
     await asyncio.wait_for(ready.wait(), 60)
-    if not await _wait_worker_ready(tracker, worker, 90):
+    workdir = children.workdir
+    if not await _wait_worker_ready(tracker, children.worker, 90):
         out.print(f"[red]the worker did not start; its log ({workdir / 'worker.log'}) ends with:[/]")
-        out.print(_tail(workdir / "worker.log"), markup=False, highlight=False)
+        out.print(tail(workdir / "worker.log"), markup=False, highlight=False)
         follower.cancel()
         return 1
     from streams.kafka.connection import plain_producer_config
@@ -263,6 +248,7 @@ async def _main(
     producer = AIOKafkaProducer(**config)
     await producer.start()
     t0 = time.monotonic()
+    labels = LabelQueue(seed=29)
     tasks = [
         asyncio.create_task(
             produce(
@@ -274,10 +260,13 @@ async def _main(
                 stats=stats,
                 seed=seed,
                 started=t0,
+                labels=labels if s == "predictions" else None,
             )
         )
         for s, seed in (("features", 11), ("predictions", 23))
     ]
+    predictions = tasks[1]
+    tasks.append(asyncio.create_task(produce_labels(producer, labels, stats, done=predictions.done)))
     info = f"mode {options.mode}"
     try:
         if options.headless:
@@ -287,21 +276,22 @@ async def _main(
                 if elapsed >= next_line:
                     out.print(progress_line(tracker, stats, elapsed), markup=False, highlight=False)
                     next_line += 5.0
-                _check_worker(worker, workdir)
+                children.check()
                 await asyncio.sleep(0.25)
         else:
             with Live(console=out, refresh_per_second=4, transient=False) as live:
                 while not all(t.done() for t in tasks):
                     elapsed = time.monotonic() - t0
                     live.update(live_view(tracker, incidents, stats, elapsed, options.duration_s, info))
-                    _check_worker(worker, workdir)
+                    children.check()
                     await asyncio.sleep(0.25)
         for t in tasks:
             t.result()  # surface producer errors
-        out.print("producers done; waiting for the worker to drain ...")
+        out.print("producers done; waiting for the worker and the performance joiner to drain ...")
         drift = _last_end(incidents, stats, "covariate_drift")
         collapse = _last_end(incidents, stats, "confidence_collapse")
-        await _drain(tracker, stats, options.drain_timeout_s, drift_until=drift, confidence_until=collapse)
+        await _drain(tracker, stats, options.drain_timeout_s, drift_until=drift, confidence_until=collapse,
+                     performance_until=stats.last_sent.get("predictions"))  # fmt: skip
     finally:
         for t in tasks:
             t.cancel()
@@ -325,14 +315,6 @@ async def _wait_worker_ready(tracker: EventTracker, worker: subprocess.Popen[byt
     return False
 
 
-def _check_worker(worker: subprocess.Popen[bytes], workdir: Path) -> None:
-    if worker.poll() is not None:
-        raise StreamsError(
-            f"the worker exited with code {worker.returncode}; see {workdir / 'worker.log'}:\n"
-            + _tail(workdir / "worker.log")
-        )
-
-
 def _last_end(incidents: list[Incident], stats: ProducerStats, kind: str) -> dt.datetime | None:
     """When the last record of an incident of ``kind`` was produced (None if none was)."""
     ends = [stats.windows[i][1] for i, inc in enumerate(incidents) if inc.kind == kind and i in stats.windows]
@@ -350,21 +332,20 @@ async def _drain(
     *,
     drift_until: dt.datetime | None = None,
     confidence_until: dt.datetime | None = None,
+    performance_until: dt.datetime | None = None,
 ) -> None:
     """Wait until the worker has reported every produced record and, given ``drift_until`` /
-    ``confidence_until``, judged the window holding that moment for distribution drift / prediction
-    confidence (windows close after the idle delay), or the timeout passes."""
+    ``confidence_until`` / ``performance_until``, judged the window holding that moment for distribution
+    drift / prediction confidence / realized performance (windows close after the idle delay; realized
+    performance also waits for the labels' horizon), or the timeout passes."""
     deadline = time.monotonic() + timeout
     sent = stats.sent["features"] + stats.sent["predictions"]
     while time.monotonic() < deadline:
-        judged = _judged(tracker.drift_through, drift_until) and _judged(tracker.confidence_through, confidence_until)
+        judged = (
+            _judged(tracker.drift_through, drift_until)
+            and _judged(tracker.confidence_through, confidence_until)
+            and _judged(tracker.performance_through, performance_until)
+        )
         if sum(tracker.totals().values()) >= sent and judged:
             return
         await asyncio.sleep(0.25)
-
-
-def _tail(path: Path, lines: int = 25) -> str:
-    try:
-        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
-    except OSError:
-        return "(no log)"

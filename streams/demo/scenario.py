@@ -9,8 +9,10 @@ the run. Each kind has two halves registered in :data:`KINDS`:
   fed from the quality-event topic and says whether, and how, the incident was seen.
 
 Distribution drift (``covariate_drift``) and prediction confidence (``confidence_collapse``) are judged
-per window against reference profiles the demo builds at start; later capabilities (response
-policies) slot in as new kinds with their own mutator and detector.
+per window against reference profiles the demo builds at start; the collapse's evidence also cites the
+new version's realized accuracy once its labels are joined (``model.performance``), but its detection
+never waits for labels. Later capabilities (response policies) slot in as new kinds with their own
+mutator and detector.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from typing import Any
 
 from streams.consumers.tracker import EventTracker, Signal
 
-__all__ = ["KINDS", "Detection", "Incident", "IncidentKind", "default_schedule"]
+__all__ = ["BASELINE_MODEL_VERSION", "KINDS", "Detection", "Incident", "IncidentKind", "default_schedule"]
 
 Record = dict[str, Any]
 
@@ -191,7 +193,8 @@ def _detect_covariate_drift(tracker: EventTracker, start: dt.datetime, end: dt.d
 
 # --- confidence collapse after a model rollout ------------------------------------------------
 
-NEW_MODEL_VERSION = "3.3.0"  # the reference's predictions are all of 3.2.1 (streams.testing's generator)
+NEW_MODEL_VERSION = "3.3.0"
+BASELINE_MODEL_VERSION = "3.2.1"  # the reference's predictions are all of it (streams.testing's generator)
 #: the metrics of a confidence event that show a collapse (not merely another score or label mix)
 COLLAPSE_METRICS = ("mean_confidence_drop", "low_confidence_rise")
 
@@ -231,9 +234,25 @@ def _detect_confidence_collapse(
         shown = f": mean confidence {m['mean_confidence']:.2f}, {m['low_confidence_share']:.0%} below threshold"
     return Detection(
         True,
-        f"model {NEW_MODEL_VERSION} (new) collapsed in {len(mine)} window(s){shown} ({', '.join(fired)})",
+        f"model {NEW_MODEL_VERSION} (new) collapsed in {len(mine)} window(s){shown} ({', '.join(fired)})"
+        + _realized(tracker, start, end),
         _first(mine),
     )
+
+
+def _realized(tracker: EventTracker, start: dt.datetime, end: dt.datetime) -> str:
+    """The new version's realized accuracy in the windows of the incident, once labels made it known (and the
+    baseline's over the run), for the evidence: "" while no prediction of it has been joined to a label."""
+    perf = [s for s in tracker.signals_between(start, end, ["performance"]) if s.detail == NEW_MODEL_VERSION]
+    labelled = sum(dict(s.measures).get("labelled", 0.0) for s in perf)
+    if not labelled:
+        return ""
+    correct = sum(dict(s.measures).get("correct", 0.0) for s in perf)
+    text = f"; realized accuracy {correct / labelled:.0%} on {int(labelled):,} labelled predictions"
+    base = tracker.performance.get(BASELINE_MODEL_VERSION)
+    if base is not None and base.accuracy is not None:
+        text += f" (model {BASELINE_MODEL_VERSION}: {base.accuracy:.0%})"
+    return text
 
 
 KINDS: dict[str, IncidentKind] = {

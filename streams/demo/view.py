@@ -18,7 +18,15 @@ from streams.demo.producers import ProducerStats
 from streams.demo.scenario import Detection, Incident
 from streams.events.types import EventType
 
-__all__ = ["DriftWindows", "IncidentResult", "evaluate", "live_view", "progress_line", "summary"]
+__all__ = [
+    "DriftWindows",
+    "IncidentResult",
+    "evaluate",
+    "live_view",
+    "performance_lines",
+    "progress_line",
+    "summary",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,6 +130,29 @@ def _latest(tracker: EventTracker) -> Table:
     return t
 
 
+def _performance(tracker: EventTracker) -> Table:
+    t = Table(title="realized performance (labels joined by prediction id)", box=box.SIMPLE_HEAVY, expand=True)
+    for col in ("model version", "windows", "labelled", "accuracy", "unmatched", "orphan labels"):
+        t.add_column(col, justify="left" if col == "model version" else "right")
+    for version, p in sorted(tracker.performance.items()):
+        accuracy = f"{p.accuracy:.1%}" if p.accuracy is not None else "-"
+        t.add_row(version or "[dim](no prediction)[/]", str(p.windows), f"{p.labelled:,}", accuracy,
+                  f"{p.unmatched:,}", f"{p.orphans:,}")  # fmt: skip
+    return t
+
+
+def performance_lines(tracker: EventTracker) -> list[str]:
+    """One plain line per model version of the realized performance (``model.performance`` events): windows
+    judged, accuracy over the labelled predictions, unmatched predictions and orphan labels."""
+    out = []
+    for version, p in sorted(tracker.performance.items()):
+        accuracy = f"accuracy {p.accuracy:.1%} of {p.labelled:,} labelled" if p.accuracy is not None else "no label"
+        who = f"model {version}" if version else "labels without a prediction (no model version)"
+        out.append(f"realized performance, {who}: {p.windows} window(s) judged, {accuracy}, "
+                   f"{p.unmatched:,} unmatched, {p.orphans:,} orphan labels")  # fmt: skip
+    return out
+
+
 def _incidents(incidents: Sequence[Incident], elapsed: float, stats: ProducerStats) -> Table:
     t = Table(title="scheduled incidents", box=box.SIMPLE_HEAVY, expand=True)
     for col in ("at", "incident", "state", "injected"):
@@ -142,10 +173,14 @@ def live_view(
 ) -> RenderableType:
     head = (
         f"[bold]quality-streams demo[/]  {elapsed:5.0f}s / {duration:.0f}s   sent: features {stats.sent['features']:,}"
-        f"  predictions {stats.sent['predictions']:,}   events {tracker.events:,}   {info}"
+        f"  predictions {stats.sent['predictions']:,}  labels {stats.sent['labels']:,}   events {tracker.events:,}"
+        f"   {info}"
     )
+    parts = [_incidents(incidents, elapsed, stats), _outcomes(tracker), _rules(tracker)]
+    if tracker.performance:
+        parts.append(_performance(tracker))
     return Panel(
-        Group(_incidents(incidents, elapsed, stats), _outcomes(tracker), _rules(tracker), _latest(tracker)),
+        Group(*parts, _latest(tracker)),
         title=head,
         border_style="cyan",
     )
@@ -154,10 +189,14 @@ def live_view(
 def progress_line(tracker: EventTracker, stats: ProducerStats, elapsed: float) -> str:
     totals = tracker.totals()
     top = ", ".join(f"{rule}={n}" for (_, rule, _), n in tracker.top_rules(3))
+    accuracy = ", ".join(
+        f"{v}={p.accuracy:.0%}" for v, p in sorted(tracker.performance.items()) if v and p.accuracy is not None
+    )
     return (
-        f"[{elapsed:5.0f}s] sent features={stats.sent['features']} predictions={stats.sent['predictions']} | "
-        f"valid={totals['valid']} quarantined={totals['quarantined']} dead_lettered={totals['dead_lettered']} | "
-        f"events={tracker.events} | top rules: {top or '-'}"
+        f"[{elapsed:5.0f}s] sent features={stats.sent['features']} predictions={stats.sent['predictions']} "
+        f"labels={stats.sent['labels']} | valid={totals['valid']} quarantined={totals['quarantined']} "
+        f"dead_lettered={totals['dead_lettered']} | events={tracker.events} | top rules: {top or '-'}"
+        + (f" | accuracy: {accuracy}" if accuracy else "")
     )
 
 
@@ -182,6 +221,8 @@ def summary(
             for v, n in sorted(tracker.confidence_windows.items())
         )
         console.print(f"prediction confidence: {per_version}", highlight=False, markup=False)
+    for line in performance_lines(tracker):
+        console.print(line, highlight=False, markup=False)
     if drift is not None and stats is not None and drift.windows:
         console.print(drift.line(stats), highlight=False, markup=False)
     t = Table(box=box.SIMPLE_HEAVY)

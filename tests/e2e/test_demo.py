@@ -13,8 +13,8 @@ import pytest
 
 from streams.consumers.tracker import EventTracker
 from streams.demo.producers import ProducerStats
-from streams.demo.scenario import COLLAPSE_METRICS, KINDS, NEW_MODEL_VERSION, default_schedule
-from streams.demo.view import evaluate
+from streams.demo.scenario import BASELINE_MODEL_VERSION, COLLAPSE_METRICS, KINDS, NEW_MODEL_VERSION, default_schedule
+from streams.demo.view import evaluate, summary
 from streams.events.types import EventType
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -128,6 +128,37 @@ def test_detectors_need_the_right_evidence() -> None:
     results = {r.incident.kind: r.detection for r in evaluate(incidents, tracker, stats)}
     assert all(d.detected for d in results.values()), results
     assert "mean confidence 0.53, 99% below threshold" in results["confidence_collapse"].evidence
+    assert "realized accuracy" not in results["confidence_collapse"].evidence  # no label joined yet
+    # once labels are joined the collapse's evidence cites the new version's realized accuracy (and the baseline's);
+    # a window of another version or outside the incident is not its evidence
+    later = {"start": (t0 + dt.timedelta(seconds=60)).isoformat(), "end": (t0 + dt.timedelta(seconds=70)).isoformat()}
+    perf = {"contract": contract, "window": window, "unmatched_predictions": 10, "orphan_labels": 0}
+    for eid, version, where, confusion in (
+        ("m1", NEW_MODEL_VERSION, window, {"tp": 30, "fp": 300, "tn": 290, "fn": 20}),
+        ("m2", BASELINE_MODEL_VERSION, window, {"tp": 10, "fp": 5, "tn": 900, "fn": 85}),
+        ("m3", NEW_MODEL_VERSION, later, {"tp": 100, "fp": 0, "tn": 900, "fn": 0}),
+    ):
+        data = perf | {
+            "model_version": version,
+            "window": where,
+            "confusion": confusion,
+            "count": sum(confusion.values()),
+        }
+        tracker.add(EventType.MODEL_PERFORMANCE, eid, data)
+    cited = {r.incident.kind: r.detection for r in evaluate(incidents, tracker, stats)}["confidence_collapse"]
+    assert cited.detected and cited.first_seen == results["confidence_collapse"].first_seen
+    assert cited.evidence.endswith("; realized accuracy 50% on 640 labelled predictions (model 3.2.1: 91%)")
+    from rich.console import Console
+
+    console = Console(record=True, width=200)
+    summary(evaluate(incidents, tracker, stats), tracker, console)
+    text = console.export_text()
+    assert (
+        "realized performance, model 3.2.1: 1 window(s) judged, accuracy 91.0% of 1,000 labelled, 10 unmatched" in text
+    )
+    assert (
+        "realized performance, model 3.3.0: 2 window(s) judged, accuracy 80.5% of 1,640 labelled, 20 unmatched" in text
+    )
 
 
 def test_confidence_collapse_is_valid_for_the_contract_and_judged_against_the_demo_reference(tmp_path: Path) -> None:
@@ -178,6 +209,15 @@ def test_headless_demo_detects_every_scheduled_incident(kafka_broker) -> None:  
     assert dict(lines) == dict.fromkeys(KINDS, "DETECTED"), out[-4000:]
     assert proc.returncode == 0, out[-4000:]
     assert "Summary" in out
+    # realized performance from the labels: the calibrated model ~91% right, the collapsed new version ~50%
+    found = re.findall(r"^realized performance, model ([\d.]+): (\d+) window\(s\) judged, accuracy ([\d.]+)% of "
+                       r"([\d,]+) labelled, ([\d,]+) unmatched", out, flags=re.MULTILINE)  # fmt: skip
+    accuracy = {version: float(acc) for version, _, acc, _, _ in found}
+    assert set(accuracy) == {BASELINE_MODEL_VERSION, NEW_MODEL_VERSION}, out[-4000:]
+    assert accuracy[BASELINE_MODEL_VERSION] > 85 and accuracy[NEW_MODEL_VERSION] < 65, found
+    cited = out[out.index("incident confidence_collapse: DETECTED") :]
+    cited = " ".join(cited[: cited.find("\nincident ")].split())  # its plain line, unwrapped
+    assert re.search(r"; realized accuracy \d+% on [\d,]+ labelled predictions \(model 3\.2\.1: \d+%\)$", cited), cited
 
 
 def test_the_summary_counts_clean_windows_that_raised_drift() -> None:
