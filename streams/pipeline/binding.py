@@ -51,7 +51,7 @@ from streams.formats.reasons import Decoded, Format
 from streams.pipeline.deadletter import dead_letter
 from streams.pipeline.headers import HeaderNames, appended
 from streams.pipeline.records import BatchResult, Headers, Message, OutRecord
-from streams.pipeline.split import count_parts, split_result
+from streams.pipeline.split import count_parts, offset_spans, one_partition, split_result
 from streams.pipeline.stages import Stage
 from streams.pipeline.verdicts import merge_mismatches
 from streams.settings import Mode, Settings
@@ -119,14 +119,14 @@ class Binding:
         failures and the report of the whole poll). With stages (stream time), or when the batches are not one
         per partition, each batch is processed on its own. Pure: no I/O. Never raises on data."""
         parts = [b[0].partition for b in batches if b]
-        if len(batches) < 2 or self.stages or len(set(parts)) < len(batches) or not all(map(_one_partition, batches)):
+        if len(batches) < 2 or self.stages or len(set(parts)) < len(batches) or not all(map(one_partition, batches)):
             return [self.process(b, worker_id=worker_id) for b in batches]
         whole, routed = self._process([m for b in batches for m in b], worker_id, track=True)
         return split_result(whole, batches, routed.validated_parts, routed.quarantined_parts, routed.dead_parts,
                             routed.part_counts)  # fmt: skip
 
     def _process(self, messages: Sequence[Message], worker_id: str, *, track: bool) -> tuple[BatchResult, _Routed]:
-        spans = _offset_spans(messages)
+        spans = offset_spans(messages)
         try:
             routed = self._route(messages, track)
         except Exception:
@@ -384,25 +384,6 @@ class Binding:
                 )  # fmt: skip
         topic = self.settings.events_topic
         return [OutRecord(topic, value, key, tuple(headers)) for key, value, headers in map(to_kafka, events)]
-
-
-def _offset_spans(messages: Sequence[Message]) -> dict[int, tuple[int, int]]:
-    """``partition -> (lowest, highest offset)`` of a batch (one partition, the worker's case, without a loop)."""
-    parts = [m.partition for m in messages]
-    offsets = [m.offset for m in messages]
-    if parts.count(parts[0]) == len(parts):
-        return {parts[0]: (min(offsets), max(offsets))}
-    spans: dict[int, tuple[int, int]] = {}
-    for p, o in zip(parts, offsets, strict=True):
-        lo, hi = spans.get(p, (o, o))
-        spans[p] = (min(lo, o), max(hi, o))
-    return spans
-
-
-def _one_partition(messages: Sequence[Message]) -> bool:
-    """True when ``messages`` (not empty) all come from one partition."""
-    parts = [m.partition for m in messages]
-    return parts.count(parts[0]) == len(parts)
 
 
 def _encode(decoded: Decoded, i: int, positions: list[int]) -> bytes:

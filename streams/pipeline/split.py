@@ -16,7 +16,7 @@ from itertools import compress
 
 from streams.pipeline.records import BatchResult, Message, OutRecord
 
-__all__ = ["count_parts", "split_result"]
+__all__ = ["count_parts", "offset_spans", "one_partition", "split_result"]
 
 _OUTCOMES = ("valid", "quarantined", "dead_lettered")
 
@@ -74,3 +74,22 @@ def split_result(
             )
         )  # fmt: skip
     return results
+
+
+def offset_spans(messages: Sequence[Message]) -> dict[int, tuple[int, int]]:
+    """``partition -> (lowest, highest offset)`` of a batch (one partition, the worker's case, without a loop)."""
+    parts = [m.partition for m in messages]
+    offsets = [m.offset for m in messages]
+    if parts.count(parts[0]) == len(parts):
+        return {parts[0]: (min(offsets), max(offsets))}
+    spans: dict[int, tuple[int, int]] = {}
+    for p, o in zip(parts, offsets, strict=True):
+        lo, hi = spans.get(p, (o, o))
+        spans[p] = (min(lo, o), max(hi, o))
+    return spans
+
+
+def one_partition(messages: Sequence[Message]) -> bool:
+    """True when ``messages`` (not empty) all come from one partition."""
+    parts = [m.partition for m in messages]
+    return parts.count(parts[0]) == len(parts)
