@@ -14,7 +14,10 @@ objects, with an :class:`~streams.kafka.aiokafka_transport.AIOKafkaTransport` wh
 * ``fit``: outputs checked against their topics' limits;
 * ``send``: outputs appended to record batches (``BatchWorker._send``);
 * ``observers``: ``on_batch_end`` (Prometheus metrics, health);
-* ``handle``: the whole ``_handle`` (process + fit + send + events + observers), timed on its own.
+* ``handle``: the whole ``_handle`` (process + fit + send + events + observers), timed on its own;
+* ``poll`` (``--partitions N``): the batch as one poll of N partitions (round-robin), as ``_cycle`` runs it:
+  ``_prepare`` + ``_submit_poll`` (one decode and validation for the poll, outputs split per partition), or, on
+  code without them (a ``--baseline`` from before), ``_handle`` per partition batch.
 
 Prints the median microseconds per record of each stage: CPU time of the process (polars' threads included),
 steadier than wall time on a shared machine, except the ``_wall`` ones. With
@@ -36,7 +39,19 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
-STAGES = ("to_messages", "process", "decode_wall", "validate_wall", "fit", "send", "observers", "handle", "handle_wall")
+STAGES = (
+    "to_messages",
+    "process",
+    "decode_wall",
+    "validate_wall",
+    "fit",
+    "send",
+    "observers",
+    "handle",
+    "handle_wall",
+    "poll",
+    "poll_wall",
+)
 
 
 class _Producer:
@@ -79,7 +94,7 @@ class _Session:
     def stale(self, *topics: str) -> None: ...
 
 
-async def measure(batch: int, batches: int, mode: str) -> dict[str, float]:
+async def measure(batch: int, batches: int, mode: str, partitions: int = 1) -> dict[str, float]:
     sys.path.insert(0, str(ROOT))
     from aiokafka.structs import ConsumerRecord
 
@@ -102,7 +117,8 @@ async def measure(batch: int, batches: int, mode: str) -> dict[str, float]:
     transport._listener = None
     worker = BatchWorker(settings, [binding], worker_id="bench", transport=transport)
     tp = TopicPartition(topic, 0)
-    worker._owned.add(tp)
+    tps = [TopicPartition(topic, p) for p in range(partitions)]
+    worker._owned.update(tps)
     faults = {"out_of_range": 0.005, "invalid_enum": 0.005}
     runs = []
     for i in range(batches + 1):
@@ -128,12 +144,25 @@ async def measure(batch: int, batches: int, mode: str) -> dict[str, float]:
         await worker._handle(tp, messages, w0)
         t6, w1 = clock(), time.perf_counter()
         worker._pending.clear()
+        polled: dict[Any, list[Any]] = {t: [] for t in tps}  # the same records as one poll of N partitions
+        for k, m in enumerate(messages):
+            p = k % partitions
+            polled[tps[p]].append(type(m)(m.topic, p, i * batch + k, m.value, m.key, m.headers, m.timestamp_ms))
+        t7, w2 = clock(), time.perf_counter()
+        if hasattr(worker, "_prepare"):
+            await worker._submit_poll(await worker._prepare(list(polled.items())), w2, reap=False)
+        else:
+            for t, ms in polled.items():
+                await worker._handle(t, ms, w2)
+        t8, w3 = clock(), time.perf_counter()
+        worker._pending.clear()
         if i == 0:
             continue  # warm-up
         per = 1e6 / len(crs)
         for name, seconds in (("to_messages", t1 - t0), ("process", t2 - t1), ("decode_wall", result.decode_seconds),
                               ("validate_wall", result.validate_seconds), ("fit", t3 - t2), ("send", t4 - t3),
-                              ("observers", t5 - t4), ("handle", t6 - t5), ("handle_wall", w1 - w0)):  # fmt: skip
+                              ("observers", t5 - t4), ("handle", t6 - t5), ("handle_wall", w1 - w0),
+                              ("poll", t8 - t7), ("poll_wall", w3 - w2)):  # fmt: skip
             samples[name].append(seconds * per)
     return {name: statistics.median(v) for name, v in samples.items()}
 
@@ -143,16 +172,18 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=3333, help="records per partition batch")
     parser.add_argument("--batches", type=int, default=30)
     parser.add_argument("--mode", choices=("gate", "monitor"), default="gate")
+    parser.add_argument("--partitions", type=int, default=1, help="the ``poll`` stage: partitions of one poll")
     parser.add_argument("--json", action="store_true", help="print one JSON line (used with --baseline)")
     parser.add_argument("--baseline", type=Path, help="a checkout of older code to run alternately with this tree")
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
     if args.baseline is None:
-        out = asyncio.run(measure(args.batch, args.batches, args.mode))
+        out = asyncio.run(measure(args.batch, args.batches, args.mode, args.partitions))
         if args.json:
             print(json.dumps(out))
             return
-        print(f"{args.mode}, {args.batch} records per batch, median of {args.batches} batches, µs per record")
+        print(f"{args.mode}, {args.batch} records per batch ({args.partitions} partitions in ``poll``), median of "
+              f"{args.batches} batches, µs per record")  # fmt: skip
         for name, us in out.items():
             print(f"  {name:<14} {us:8.2f}")
         return
@@ -160,12 +191,13 @@ def main() -> None:
     got: dict[str, list[dict[str, float]]] = {k: [] for k in trees}
     for _ in range(args.rounds):
         for name, tree in trees.items():
-            cmd = [sys.executable, str(Path(__file__).resolve()), "--json", "--batch", str(args.batch),
-                   "--batches", str(args.batches), "--mode", args.mode]  # fmt: skip
+            cmd = [sys.executable, str(Path(__file__).resolve()), "--json", "--batch", str(args.batch), "--batches",
+                   str(args.batches), "--mode", args.mode, "--partitions", str(args.partitions)]  # fmt: skip
             env = os.environ | {"PYTHONPATH": str(tree), "BENCH_HOTPATH_ROOT": str(tree)}
             done = subprocess.run(cmd, capture_output=True, text=True, env=env, check=True)
             got[name].append(json.loads(done.stdout.strip().splitlines()[-1]))
-    print(f"{args.mode}, {args.batch} records per batch; µs per record, median of {args.rounds} alternating runs")
+    print(f"{args.mode}, {args.batch} records per batch ({args.partitions} partitions in ``poll``); µs per record, "
+          f"median of {args.rounds} alternating runs")  # fmt: skip
     print(f"| {'stage':<14} | {'baseline':>9} | {'this':>9} | {'ratio':>6} |")
     print(f"|{'-' * 16}|{'-' * 11}|{'-' * 11}|{'-' * 8}|")
     for stage in STAGES:

@@ -29,7 +29,8 @@ of a mode (list modes twice, e.g. ``--modes raw,monitor,gate,eos,raw,monitor,gat
 with the same raw baseline in one run. ``--data predictions`` uses ``contracts/fraud_predictions.odcs.yaml``
 records (``generate_prediction_records``, ~290 bytes) instead of the card features (~670 bytes).
 
-Prints msg/s, the ratio to the baseline, the added latency per batch (getmany
+Prints msg/s, the ratio to the baseline, the mean number of partitions a worker's poll held (a topic's poll is
+decoded and validated in one call: the more partitions per poll, the fewer calls), the added latency per batch (getmany
 return to offsets committed: p50/p99), the peak RSS of the process and its CPU time per record (user + system,
 every thread of the process, first batch to last commit: steadier than msg/s on a shared machine).
 
@@ -64,6 +65,7 @@ DATA = {  # --data: contract, its topic's physicalName
 MODES = ("raw", "copy", "monitor", "gate", "eos", "monitor-st", "gate-st")
 CPU_AT_START: list[float] = []  # process CPU time when the timed part of a run starts (its first batch)
 CPU: list[float] = []  # a child's CPU seconds over its timed part (steadier than wall time on a shared machine)
+POLLS: list[int] = []  # partition batches of each poll that held records (a worker mode's child)
 DRIFT_MODES = ("monitor-drift", "gate-drift")
 
 
@@ -248,7 +250,7 @@ async def worker_loop(
             stream_time=stream_time,
         )  # fmt: skip
         bindings, metrics = build_bindings(settings), Metrics()
-        observers = kafka_observers(settings, bindings, "bench", metrics)
+        observers = [*kafka_observers(settings, bindings, "bench", metrics), _polls()]
         worker = BatchWorker(settings, bindings, worker_id="bench", metrics=metrics, observers=observers)
         tune_gc()
         task = asyncio.create_task(worker.run())
@@ -265,6 +267,24 @@ async def worker_loop(
         worker.stop()
         await task
         return elapsed, list(worker.commit_latencies)
+
+
+def _polls() -> Any:
+    """An observer counting the partition batches of each poll into ``POLLS``."""
+    from streams.kafka.observers import WorkerObserver
+
+    class Polls(WorkerObserver):
+        current = 0
+
+        def on_poll(self, topics: Any) -> None:
+            if self.current:
+                POLLS.append(self.current)
+            self.current = 0
+
+        def on_batch_end(self, tp: Any, binding: Any, messages: int, result: Any, lag: Any) -> None:
+            self.current += 1
+
+    return Polls()
 
 
 def with_reference(contract: Path) -> None:
@@ -294,6 +314,8 @@ def child(mode: str, bootstrap: str, topic: str, records: int, batch: int, data:
            "batches": len(latencies), "rss": rss.stop()}  # fmt: skip
     if CPU:  # CPU of the process (every thread) from client start to the last commit, per record
         out["cpu_us"] = CPU[-1] / records * 1e6
+    if POLLS:  # how many partitions a poll held: a topic's poll is decoded and validated in one call
+        out["partitions_per_poll"] = statistics.mean(POLLS)
     print(json.dumps(out))
 
 
@@ -374,7 +396,8 @@ def compare(args: argparse.Namespace, bootstrap: str, topic: str) -> None:
                 r = run_child(mode, bootstrap, topic, args.records, args.batch, tree, args.data)
                 runs.setdefault((mode, name), []).append(r)
                 print(f"round {round_ + 1}: {mode:<10} {name:<3} {r['rate']:>9,.0f} msg/s  p50 {r['p50'] * 1000:7.1f} "
-                      f"ms  p99 {r['p99'] * 1000:7.1f} ms  CPU {r.get('cpu_us', float('nan')):5.1f} µs/record",
+                      f"ms  p99 {r['p99'] * 1000:7.1f} ms  CPU {r.get('cpu_us', float('nan')):5.1f} µs/record"
+                      + (f"  {r['partitions_per_poll']:.2f} partitions/poll" if "partitions_per_poll" in r else ""),
                       flush=True)  # fmt: skip
     raw = runs.get(("raw", "-"))
     base = statistics.median(r["rate"] for r in raw) if raw else None

@@ -1,8 +1,9 @@
 """The batch hot path: one consumer and one idempotent producer (behind a transport) around the pure pipeline.
 
 Per poll, :class:`BatchWorker` cuts ``getmany`` results into partition batches of at
-most ``batch_max_records``, runs each through its binding's pure ``process`` (inline:
-a thread executor measured slower on 2 cores) and submits the outputs with
+most ``batch_max_records``, runs each topic's batches through its binding's pure ``process_poll``
+(one decode and validation per poll and topic, outputs split per partition: :mod:`streams.kafka.polls`;
+inline: a thread executor measured slower on 2 cores) and submits the outputs with
 ``create_batch``/``send_batch``, one record batch per output topic on partition
 ``source partition mod partitions`` (order of a source partition kept; events use
 the key partitioner). Offsets are committed only after every output of a batch is
@@ -65,7 +66,7 @@ def tune_gc() -> None:
 
 
 class BatchWorker(ExactlyOnce):
-    """Consume every bound topic in one group, validate per partition batch, produce, commit after ack.
+    """Consume every bound topic in one group, validate per poll and topic, produce, commit per partition after ack.
 
     ``transport`` defaults to :class:`~streams.kafka.aiokafka_transport.AIOKafkaTransport`;
     ``observers`` are called after the worker's own (metrics, health, lifecycle).
@@ -189,12 +190,8 @@ class BatchWorker(ExactlyOnce):
                 batches = [(tp, ms[i : i + size]) for tp, ms in polled.items() for i in range(0, len(ms), size)]
                 if self.settings.exactly_once:
                     await self._transaction(batches, polled_at)
-                else:
-                    for tp, messages in batches:
-                        if tp in self._owned:
-                            await self._handle(tp, messages, polled_at)
-                            await asyncio.sleep(0)  # let the client send fetch and produce requests meanwhile
-                            await self._reap()  # commit what is acknowledged already
+                else:  # a topic's partition batches decoded and validated together: streams.kafka.polls
+                    await self._submit_poll(await self._prepare(batches), polled_at, reap=True)
         async with self._lock:
             await self._reap()
         await self._backpressure(wait=not polled)
@@ -244,18 +241,24 @@ class BatchWorker(ExactlyOnce):
                               refused=stage == "produce")  # fmt: skip
         return await self.outputs.fit(result, messages)
 
-    async def _submit(self, tp: TopicPartition, messages: Sequence[Message], result: BatchResult,
-                      polled_at: float) -> None:  # fmt: skip
-        """Send a processed batch's outputs and events; it awaits acknowledgement in ``_pending``."""
+    async def _submit(self, tp: TopicPartition, messages: Sequence[Message], result: BatchResult, polled_at: float,
+                      shared: InFlight | None = None) -> InFlight:  # fmt: skip
+        """Send a processed batch's outputs and events; it awaits acknowledgement in ``_pending``.
+
+        ``shared``: a batch of the same poll whose events describe this one too (sent once, awaited by both)."""
         first, next_offset = messages[0].offset, messages[-1].offset + 1
         attempt = self._attempts.get((tp, first), (0, None, ""))[0]
         futures = await self._send(tp, result)
-        batch = InFlight(tp, first, next_offset, futures, polled_at, attempt, result.events,
-                          await self.event_delivery.send(result.events))  # fmt: skip
+        if shared is None:
+            events, event_futures = result.events, await self.event_delivery.send(result.events)
+        else:  # the very lists: a re-send of a failed event (EventDelivery.settle) is seen by both batches
+            events, event_futures = shared.events, shared.event_futures
+        batch = InFlight(tp, first, next_offset, futures, polled_at, attempt, events, event_futures)
         self._pending.setdefault(tp, deque()).append(batch)
         highwater = self.transport.highwater(tp)
         lag = highwater - next_offset if highwater is not None else None
         self.observers.on_batch_end(tp, self.bindings[tp.topic], len(messages), result, lag)
+        return batch
 
     async def _retry_later(self, tp: TopicPartition, first: int, attempt: int, exc: BaseException, stage: str) -> None:
         """Re-read the batch from ``first`` after a backoff, pausing only this partition."""

@@ -16,11 +16,11 @@ import logging
 import time
 from collections import deque
 from collections.abc import Sequence
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from streams.kafka.polls import InFlight, PollBatches, Prepared
 from streams.kafka.transport import TopicPartition, Transport
-from streams.pipeline.records import BatchResult, Message, OutRecord
+from streams.pipeline.records import Message
 from streams.settings import Settings
 
 if TYPE_CHECKING:
@@ -31,28 +31,7 @@ __all__ = ["ExactlyOnce", "InFlight"]
 log = logging.getLogger("streams.kafka.worker")
 
 
-@dataclass(slots=True)
-class InFlight:
-    """One processed batch whose outputs await acknowledgement before its offsets can be committed."""
-
-    tp: TopicPartition
-    first: int
-    next_offset: int
-    futures: list[asyncio.Future[Any]]
-    polled_at: float
-    attempt: int = 0  # failed attempts before this one (kept across poll cycles until the batch commits)
-    events: list[OutRecord] = field(default_factory=list)
-    event_futures: list[asyncio.Future[Any]] = field(default_factory=list)  # re-sent alone when they fail
-
-    def done(self) -> bool:
-        return all(f.done() for f in self.futures) and all(f.done() for f in self.event_futures)
-
-    def error(self) -> BaseException | None:
-        """The first failure of the batch's *records* (an event failure is back-pressure, not a re-read)."""
-        return next((f.exception() for f in self.futures if not f.cancelled() and f.exception() is not None), None)
-
-
-class ExactlyOnce:
+class ExactlyOnce(PollBatches):
     """The exactly-once part of the batch worker (a mixin: the worker provides the state and the batch steps)."""
 
     settings: Settings
@@ -66,16 +45,6 @@ class ExactlyOnce:
     _in_transaction: tuple[dict[TopicPartition, int], list[InFlight]]
     _reread: dict[TopicPartition, int]
 
-    async def _handle(self, tp: TopicPartition, messages: Sequence[Message], polled_at: float) -> None:
-        raise NotImplementedError
-
-    async def _process(self, tp: TopicPartition, messages: Sequence[Message]) -> BatchResult | None:
-        raise NotImplementedError
-
-    async def _submit(self, tp: TopicPartition, messages: Sequence[Message], result: BatchResult,
-                      polled_at: float) -> None:  # fmt: skip
-        raise NotImplementedError
-
     def _done(self, batches: Sequence[InFlight], now: float | None = None) -> None:
         raise NotImplementedError
 
@@ -83,14 +52,9 @@ class ExactlyOnce:
         """The outputs of one poll and its offsets in one Kafka transaction (see the module docstring)."""
         transport = self.transport
         firsts = {tp: ms[0].offset for tp, ms in reversed(batches) if tp in self._owned}
-        prepared: list[tuple[TopicPartition, Sequence[Message], BatchResult]] | None = None
+        prepared: list[Prepared] | None = None
         if self._committing is not None and not self._staged:
-            prepared = []
-            for tp, messages in batches:
-                if tp in self._owned:
-                    result = await self._process(tp, messages)
-                    if result is not None:
-                        prepared.append((tp, messages, result))
+            prepared = await self._prepare(batches)
         if not await self._settle():  # the previous poll is read again: this one after it, from its first offsets
             for tp, first in firsts.items():
                 if tp in self._owned and tp not in self._reread:
@@ -98,14 +62,9 @@ class ExactlyOnce:
             return
         try:
             await transport.begin_transaction()
-            if prepared is not None:
-                for tp, messages, result in prepared:
-                    if tp in self._owned:
-                        await self._submit(tp, messages, result, polled_at)
-            else:
-                for tp, messages in batches:
-                    if tp in self._owned:
-                        await self._handle(tp, messages, polled_at)
+            if prepared is None:
+                prepared = await self._prepare(batches)
+            await self._submit_poll(prepared, polled_at, reap=False)
         except Exception as exc:
             await self._aborted(exc, firsts)
             return

@@ -51,6 +51,7 @@ from streams.formats.reasons import Decoded, Format
 from streams.pipeline.deadletter import dead_letter
 from streams.pipeline.headers import HeaderNames, appended
 from streams.pipeline.records import BatchResult, Headers, Message, OutRecord
+from streams.pipeline.split import count_parts, offset_spans, one_partition, split_result
 from streams.pipeline.stages import Stage
 from streams.pipeline.verdicts import merge_mismatches
 from streams.settings import Mode, Settings
@@ -73,6 +74,13 @@ class _Routed:
     decode_seconds: float = 0.0
     validate_seconds: float = 0.0
     state: list[OutRecord] = field(default_factory=list)  # records of the stages (stream-time state)
+    #: with ``track`` (a poll of several partitions, see ``Binding.process_poll``): the source partition of
+    #: every output record, and the counts per source partition
+    track: bool = False
+    validated_parts: list[int] = field(default_factory=list)
+    quarantined_parts: list[int] = field(default_factory=list)
+    dead_parts: list[int] = field(default_factory=list)
+    part_counts: dict[int, dict[str, int]] = field(default_factory=dict)
 
 
 class Binding:
@@ -103,12 +111,27 @@ class Binding:
         """Route one batch and build its events. Pure: no I/O. Never raises on data."""
         if not messages:
             return BatchResult()
-        spans = _offset_spans(messages)
+        return self._process(messages, worker_id, track=False)[0]
+
+    def process_poll(self, batches: Sequence[Sequence[Message]], *, worker_id: str) -> list[BatchResult]:
+        """Route one poll's batches of this topic, one per source partition, as **one batch**: one decode and one
+        validation, then the outputs split back per partition (the first result carries the events, the rule
+        failures and the report of the whole poll). With stages (stream time), or when the batches are not one
+        per partition, each batch is processed on its own. Pure: no I/O. Never raises on data."""
+        parts = [b[0].partition for b in batches if b]
+        if len(batches) < 2 or self.stages or len(set(parts)) < len(batches) or not all(map(one_partition, batches)):
+            return [self.process(b, worker_id=worker_id) for b in batches]
+        whole, routed = self._process([m for b in batches for m in b], worker_id, track=True)
+        return split_result(whole, batches, routed.validated_parts, routed.quarantined_parts, routed.dead_parts,
+                            routed.part_counts)  # fmt: skip
+
+    def _process(self, messages: Sequence[Message], worker_id: str, *, track: bool) -> tuple[BatchResult, _Routed]:
+        spans = offset_spans(messages)
         try:
-            routed = self._route(messages)
+            routed = self._route(messages, track)
         except Exception:
             log.exception("batch of %d messages from %s failed; isolating the culprits", len(messages), self.topic)
-            routed = self._isolate(messages)
+            routed = self._isolate(messages, track)
         result = BatchResult(
             validated=routed.validated,
             quarantined=self._signed(routed.quarantined, worker_id),
@@ -128,7 +151,7 @@ class Binding:
         except Exception:  # events describe the batch; losing them must not lose records
             log.exception("could not build the quality events of a batch from %s", self.topic)
         result.events += routed.state
-        return result
+        return result, routed
 
     def _signed(self, records: list[OutRecord], worker_id: str) -> list[OutRecord]:
         """Bad records with the mode and worker that routed them (``{p}mode``, ``{p}worker``)."""
@@ -137,8 +160,8 @@ class Binding:
         ours = self.names.provenance(str(self.settings.mode), worker_id)
         return [replace(r, headers=r.headers + ours) for r in records]
 
-    def _route(self, messages: Sequence[Message]) -> _Routed:
-        out = _Routed()
+    def _route(self, messages: Sequence[Message], track: bool = False) -> _Routed:
+        out = _Routed(track=track)
         start = time.perf_counter()
         decoded = self.decoder.decode(messages)
         out.decoded = decoded
@@ -168,6 +191,8 @@ class Binding:
         n_valid = sum(valid)
         out.counts["valid"] += n_valid
         out.counts["quarantined"] += len(valid) - n_valid
+        if track:
+            count_parts(out.part_counts, messages, msg_of, valid)
         if formats.count(Format.JSON) + formats.count(None) == len(formats):
             # the common case, one record per message: no per-record bookkeeping beyond the outputs
             if self.gate:
@@ -176,6 +201,8 @@ class Binding:
                 out.validated += [
                     rec(vt, m.value, m.key, m.headers + ours, m.timestamp_ms) for m in compress(rows, valid)
                 ]
+                if track:
+                    out.validated_parts += [m.partition for m in compress(rows, valid)]
             for r in invalid_rows:
                 m = messages[msg_of[r]]
                 self._quarantine(out, m, m.value, (), rules=rules_of[r], n=1, fmt=Format.JSON)
@@ -226,6 +253,8 @@ class Binding:
         headers = appended(m.headers, self._contract_headers, extra)
         topic = self.settings.output_topic(m.topic, "validated")
         out.validated.append(OutRecord(topic, value, m.key, headers, m.timestamp_ms))
+        if out.track:
+            out.validated_parts.append(m.partition)
 
     def _quarantine(
         self, out: _Routed, m: Message, value: bytes | None, extra: Headers, *, rules: list[str], n: int, fmt: Format
@@ -252,6 +281,8 @@ class Binding:
         )  # fmt: skip
         topic = self.settings.output_topic(m.topic, "quarantine")
         out.quarantined.append(OutRecord(topic, value, m.key, appended(m.headers, headers, extra), m.timestamp_ms))
+        if out.track:
+            out.quarantined_parts.append(m.partition)
 
     def _dead_letter(
         self,
@@ -271,10 +302,15 @@ class Binding:
                         text=text, value=value, extra=extra)
         )  # fmt: skip
         out.counts["dead_lettered"] += 1
+        if out.track:
+            out.dead_parts.append(m.partition)
+            out.part_counts.setdefault(m.partition, {"valid": 0, "quarantined": 0, "dead_lettered": 0})[
+                "dead_lettered"
+            ] += 1
 
     # -- unexpected exceptions ----------------------------------------------------------------
 
-    def _isolate(self, messages: Sequence[Message]) -> _Routed:
+    def _isolate(self, messages: Sequence[Message], track: bool = False) -> _Routed:
         """Find the messages whose processing raises (bisecting), dead-letter them, route the rest together."""
         culprits: dict[int, BaseException] = {}
 
@@ -291,14 +327,14 @@ class Binding:
 
         probe(0, len(messages))
         good = [m for k, m in enumerate(messages) if k not in culprits]
-        out = _Routed()
+        out = _Routed(track=track)
         if good:
             try:
-                out = self._route(good)
+                out = self._route(good, track)
             except Exception as exc:  # only the whole batch fails: give it all up, unchanged
                 log.exception("batch from %s still fails without its culprits", self.topic)
                 culprits = {k: culprits.get(k, exc) for k in range(len(messages))}
-                out = _Routed()
+                out = _Routed(track=track)
         for k in sorted(culprits):
             name = type(culprits[k]).__name__
             text = f"Processing this message raised {name} inside quality-streams; it is kept here unchanged."
@@ -348,19 +384,6 @@ class Binding:
                 )  # fmt: skip
         topic = self.settings.events_topic
         return [OutRecord(topic, value, key, tuple(headers)) for key, value, headers in map(to_kafka, events)]
-
-
-def _offset_spans(messages: Sequence[Message]) -> dict[int, tuple[int, int]]:
-    """``partition -> (lowest, highest offset)`` of a batch (one partition, the worker's case, without a loop)."""
-    parts = [m.partition for m in messages]
-    offsets = [m.offset for m in messages]
-    if parts.count(parts[0]) == len(parts):
-        return {parts[0]: (min(offsets), max(offsets))}
-    spans: dict[int, tuple[int, int]] = {}
-    for p, o in zip(parts, offsets, strict=True):
-        lo, hi = spans.get(p, (o, o))
-        spans[p] = (min(lo, o), max(hi, o))
-    return spans
 
 
 def _encode(decoded: Decoded, i: int, positions: list[int]) -> bytes:

@@ -1,0 +1,128 @@
+"""One poll of one topic processed in one call, committed per partition (a mixin of the batch worker).
+
+A poll holds up to ``batch_max_records`` records, usually from several partitions of a topic. The decoder's and
+the engine's fixed costs are per call and the bulk decoder gains with the batch size, so the partition batches of
+one topic are routed together by :meth:`~streams.pipeline.binding.Binding.process_poll` (one decode, one
+validation) and split back: each partition batch still has its own outputs, its own in-flight entry and its own
+commit (a partition's offsets are committed once its outputs are acknowledged). The poll's quality events are
+sent once, with the first partition's batch; every partition batch of the poll waits for them (they share the
+event futures, re-sent alone when they fail, as before).
+
+A topic's batches are processed one by one (``BatchWorker._process``) when its binding has stages (stream
+time: partials, uniqueness and clocks are per source partition and keep their per-batch calls), when one of
+them is being retried (its attempt count and give-up are per partition batch), or when the call raises.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from streams.kafka.outputs import OutputLimits
+from streams.kafka.transport import TopicPartition
+from streams.pipeline.records import BatchResult, Message, OutRecord
+from streams.settings import Settings
+
+if TYPE_CHECKING:
+    from streams.pipeline.binding import Binding
+
+__all__ = ["InFlight", "PollBatches", "Prepared"]
+
+log = logging.getLogger("streams.kafka.worker")
+
+
+@dataclass(slots=True)
+class InFlight:
+    """One processed batch whose outputs await acknowledgement before its offsets can be committed."""
+
+    tp: TopicPartition
+    first: int
+    next_offset: int
+    futures: list[asyncio.Future[Any]]
+    polled_at: float
+    attempt: int = 0  # failed attempts before this one (kept across poll cycles until the batch commits)
+    events: list[OutRecord] = field(default_factory=list)
+    event_futures: list[asyncio.Future[Any]] = field(default_factory=list)  # re-sent alone when they fail
+
+    def done(self) -> bool:
+        return all(f.done() for f in self.futures) and all(f.done() for f in self.event_futures)
+
+    def error(self) -> BaseException | None:
+        """The first failure of the batch's *records* (an event failure is back-pressure, not a re-read)."""
+        return next((f.exception() for f in self.futures if not f.cancelled() and f.exception() is not None), None)
+
+
+#: a processed partition batch: its partition, messages, fitted result, and its poll group (-1: alone)
+Prepared = tuple[TopicPartition, Sequence[Message], BatchResult, int]
+
+
+class PollBatches:
+    """Process a poll's partition batches (a topic's in one call when it can) and submit them."""
+
+    settings: Settings
+    worker_id: str
+    bindings: dict[str, Binding]
+    outputs: OutputLimits
+    _owned: set[TopicPartition]
+    _attempts: dict[tuple[TopicPartition, int], tuple[int, BaseException, str]]
+
+    async def _process(self, tp: TopicPartition, messages: Sequence[Message]) -> BatchResult | None:
+        raise NotImplementedError
+
+    async def _submit(self, tp: TopicPartition, messages: Sequence[Message], result: BatchResult, polled_at: float,
+                      shared: InFlight | None = None) -> InFlight:  # fmt: skip
+        raise NotImplementedError
+
+    async def _reap(self) -> None:
+        raise NotImplementedError
+
+    async def _prepare(self, batches: Sequence[tuple[TopicPartition, Sequence[Message]]]) -> list[Prepared]:
+        """The owned batches of a poll, processed and fitted (a batch retried later is left out)."""
+        groups: dict[str, list[tuple[TopicPartition, Sequence[Message]]]] = {}
+        for tp, messages in batches:
+            if tp in self._owned and messages:
+                groups.setdefault(tp.topic, []).append((tp, messages))
+        prepared: list[Prepared] = []
+        for g, group in enumerate(groups.values()):
+            together = self._together(group)
+            if together is None:
+                for tp, messages in group:
+                    result = await self._process(tp, messages)
+                    if result is not None:
+                        prepared.append((tp, messages, result, -1))
+                continue
+            for (tp, messages), result in zip(group, together, strict=True):
+                prepared.append((tp, messages, await self.outputs.fit(result, messages), g))
+        return prepared
+
+    def _together(self, group: Sequence[tuple[TopicPartition, Sequence[Message]]]) -> list[BatchResult] | None:
+        """The batches of one topic routed in one call, split per partition; None: process them one by one."""
+        binding = self.bindings[group[0][0].topic]
+        tps = {tp for tp, _ in group}
+        if len(group) < 2 or binding.stages or len(tps) < len(group):
+            return None
+        if any((tp, messages[0].offset) in self._attempts for tp, messages in group):
+            return None  # a retried batch: its attempts and give-up are its own
+        try:
+            results = binding.process_poll([messages for _, messages in group], worker_id=self.worker_id)
+        except Exception:
+            log.exception("routing a poll of %d partitions of %s together failed; processing them one by one",
+                          len(group), binding.topic)  # fmt: skip
+            return None
+        return results if len(results) == len(group) else None
+
+    async def _submit_poll(self, prepared: Sequence[Prepared], polled_at: float, *, reap: bool) -> None:
+        """Submit the prepared batches of a poll; ``reap``: commit what is acknowledged after each."""
+        owners: dict[int, InFlight] = {}  # group -> the batch carrying the poll's events
+        for tp, messages, result, group in prepared:
+            if tp not in self._owned:
+                continue
+            batch = await self._submit(tp, messages, result, polled_at, owners.get(group))
+            if group >= 0:
+                owners.setdefault(group, batch)
+            if reap:
+                await asyncio.sleep(0)  # let the client send fetch and produce requests meanwhile
+                await self._reap()  # commit what is acknowledged already
