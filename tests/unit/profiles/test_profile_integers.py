@@ -1,0 +1,72 @@
+"""Integer fields (:mod:`streams.profiles.integers`): mean, ``m2`` and the tail gaps are the correctly rounded
+exact values (a rational oracle), whether the slice's values were counted per value (a small range in the batch)
+or sorted (a batch whose range is too wide to count), so a slice profiled among others equals its own profile."""
+
+from __future__ import annotations
+
+from fractions import Fraction
+
+import numpy as np
+import polars as pl
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from streams.profiles.integers import small_range
+from streams.profiles.profile import profile_frame
+from streams.profiles.slices import profile_slices
+from streams.profiles.spec import FieldSpec, Kind, ProfileSpec
+
+EDGES = st.lists(
+    st.one_of(st.floats(-400, 400), st.integers(-400, 400).map(float), st.integers(-400, 400).map(lambda i: i + 0.5)),
+    max_size=6,
+).map(lambda xs: tuple(sorted(set(xs))))
+
+
+def exact(values: list[int], edges: tuple[float, ...]) -> tuple[float, float, float, float]:
+    """mean, m2, below_gap, above_gap: the exact rationals, rounded once."""
+    n = len(values)
+    mean = Fraction(sum(values), n)
+    m2 = sum((v - mean) ** 2 for v in values)
+    below = sum(Fraction(edges[0]) - v for v in values if v < edges[0]) if edges else Fraction(0)
+    above = sum(v - Fraction(edges[-1]) for v in values if v > edges[-1]) if edges else Fraction(0)
+    return float(mean), float(m2), float(below), float(above)
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    st.lists(st.one_of(st.none(), st.integers(-300, 300)), min_size=1, max_size=60),
+    st.lists(st.integers(0, 2), min_size=60, max_size=60),
+    EDGES,
+    st.sampled_from([pl.Int64, pl.Int32, pl.Int16]),
+)
+def test_counted_and_sorted_integer_slices_give_the_exact_moments(values, slots, edges, dtype) -> None:
+    spec = ProfileSpec("urn:test@1.0.0", "t", (FieldSpec("n", Kind.NUMERIC, edges),), kmv_k=4)
+    frame = pl.DataFrame({"n": pl.Series(values, dtype=dtype)})
+    ids = np.asarray(slots[: len(values)], dtype=np.int64)
+    # slice 3: one huge value (Int64 only) makes the batch's range too wide to count: the batch sorts
+    wide = dtype == pl.Int64
+    if wide:
+        frame = pl.concat([frame, pl.DataFrame({"n": pl.Series([2**40], dtype=dtype)})])
+        ids = np.append(ids, 3)
+    col = frame.get_column("n")
+    assert (small_range(col, frame.height, 4) is None) == (wide or col.null_count() == len(col))
+    got = profile_slices(frame, spec, ids, 4)
+    for i in range(3):
+        rows = frame[np.flatnonzero(ids == i)]
+        alone = profile_frame(rows, spec).numeric("n")
+        p = got[i].numeric("n")
+        assert p == alone  # counted (alone) and sorted (in the wide batch): the same profile
+        xs = [v for v in rows.get_column("n").to_list() if v is not None]
+        if not xs:
+            assert p.count == 0
+            continue
+        assert (p.mean, p.m2, p.below_gap, p.above_gap) == exact(xs, edges)
+        assert (p.min, p.max, p.count, p.nulls) == (min(xs), max(xs), len(xs), rows.height - len(xs))
+
+
+def test_a_wide_or_large_integer_column_is_sorted_not_counted() -> None:
+    assert small_range(pl.Series([0, 5, 9]), 3, 1) == (0, 10)
+    assert small_range(pl.Series([0, 10_000]), 2, 1) is None  # 10,001 values to count for 2 rows
+    assert small_range(pl.Series([0, 10_000]), 20_000, 1) == (0, 10_001)
+    assert small_range(pl.Series([2**21, 2**21 + 1]), 2, 1) is None  # beyond the exact bound
+    assert small_range(pl.Series([None, None], dtype=pl.Int32), 2, 1) is None
