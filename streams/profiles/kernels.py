@@ -11,17 +11,21 @@ the distinct-count sketch) and fills nulls; the rest reads the columns as numpy 
 block of the batch (a batch grouped by partition and window) is read in place; interleaved slices are taken out
 once per column (a numpy gather of numbers or hashes, never of text).
 
-* **numeric**: per slice, the valid values (NaN is null) are taken out in slice order and sorted. The histogram is
-  the sorted run searched at the reference edges (integers against the edges rounded down, in the column's own
-  type; other numeric types, e.g. 128-bit integers and decimals, as float64); ``min`` / ``max`` are its ends,
+* **numeric**: per slice, the valid values (NaN is null) are taken out in slice order and sorted — the float
+  fields of a slice together, one 2-D block sorted in one call (:func:`_numeric_block`), other numeric types
+  (e.g. 128-bit integers and decimals) as float64, integers in their own type. The histogram is the sorted run
+  searched at the reference edges (integers against the edges rounded down); ``min`` / ``max`` are its ends,
   ``below`` and the tail gaps come from its ends, ``mean`` and ``m2`` (two-pass, ``Σ (v - mean)²``) are pairwise
-  sums over it. Every statistic is a function of the *multiset* of the slice's values (a zero's sign aside:
-  ``-0.0`` reads ``0.0``), so it depends neither on the order of the rows nor on the other slices;
+  sums over it. Integer fields whose batch values span a small range are counted instead (one ``bincount`` for
+  every slice, no gather, no sort), and an integer slice within ``±2²⁰`` gets its mean, ``m2`` and tail gaps
+  exactly (one rounding) whether counted or sorted (:mod:`streams.profiles.integers`). Every statistic is a
+  function of the *multiset* of the slice's values (a zero's sign aside: ``-0.0`` reads ``0.0``), so it depends
+  neither on the order of the rows nor on the other slices;
 * **categorical**: the value hashes sorted and counted per slice, each hash named by the first row that has
   it (remembered across batches). The distinct-count sketch is the smallest of those hashes. Counting hashes is
   exact unless two distinct values of one field collide on the 64-bit hash (probability ``d² / 2⁶⁵`` for ``d``
   distinct values: ~2·10⁻¹⁵ at the cap of 256);
-* **booleans**: counted with ``bincount``; **identifiers** (``cap = 0``): only the k smallest distinct hashes.
+* **booleans**: counted per slice; **identifiers** (``cap = 0``): only the k smallest distinct hashes.
 """
 
 from __future__ import annotations
