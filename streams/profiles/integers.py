@@ -6,8 +6,9 @@
     per_slice = counted(values, mask, f, lo_hi, slices)
 
 An integer field's mean, ``m2`` and tail gaps are computed **exactly** (Python integers, one correctly rounded
-division) whenever the slice's values lie within ``±2²⁰`` and it holds fewer than ``2²²`` of them
-(:func:`exact_ok`): from the sums ``S1 = Σ v``, ``S2 = Σ v²``, ``mean = S1 / count``,
+division) whenever the slice's values lie within ``±2²⁰``, it holds fewer than ``2²²`` of them
+(:func:`exact_ok`) and the reference edges are finite (:func:`finite_edges`): from the sums ``S1 = Σ v``,
+``S2 = Σ v²``, ``mean = S1 / count``,
 ``m2 = (count · S2 - S1²) / count``, ``below_gap = below · e0 - Σ_{v < e0} v`` and
 ``above_gap = Σ_{v > em} v - above · em``. These sums come equally from a sorted run
 (:func:`exact_from_sorted`) or from counts per value (:func:`counted`): the profile of a slice is the same
@@ -20,7 +21,9 @@ the histogram, ``below``, min and max are read from their cumulative sums.
 
 from __future__ import annotations
 
+import functools
 import itertools
+import math
 from fractions import Fraction
 
 import numpy as np
@@ -29,10 +32,16 @@ import polars as pl
 from streams.profiles.fields import FieldProfile, NumericProfile
 from streams.profiles.spec import FieldSpec
 
-__all__ = ["counted", "exact_from_sorted", "exact_ok", "small_range"]
+__all__ = ["counted", "exact_from_sorted", "exact_ok", "finite_edges", "small_range"]
 
 _BOUND = 1 << 20  # |v| <= 2**20 and count < 2**22: S2 <= 2**62 fits an int64
 _COUNT = 1 << 22
+
+
+@functools.lru_cache(maxsize=256)
+def finite_edges(edges: tuple[float, ...]) -> bool:
+    """Whether the tail gaps can be computed exactly (Fractions of the edges): every edge finite."""
+    return all(math.isfinite(e) for e in edges)
 
 
 def exact_ok(low: int, high: int, count: int) -> bool:

@@ -39,7 +39,7 @@ import numpy as np
 import polars as pl
 
 from streams.profiles.fields import CategoricalProfile, FieldProfile, NumericProfile, _cap, _int_range, hash_strings
-from streams.profiles.integers import counted, exact_from_sorted, exact_ok, small_range
+from streams.profiles.integers import counted, exact_from_sorted, exact_ok, finite_edges, small_range
 from streams.profiles.spec import FieldSpec, Kind, ProfileSpec
 
 __all__ = ["slice_fields", "spec_id"]
@@ -185,7 +185,8 @@ def _field(
     v, ok = f"{f.name}\x1fv", f"{f.name}\x1fok"
     values = (prepared if v in cols else frame).get_column(v if v in cols else f.name).to_numpy()
     valid = prepared.get_column(ok).to_numpy() if ok in cols else None
-    if f.kind is Kind.NUMERIC and dtype in _INTS and (small := small_range(frame.get_column(f.name), len(s.ids), s.n)):
+    exact = f.kind is Kind.NUMERIC and dtype in _INTS and finite_edges(f.edges)
+    if exact and (small := small_range(frame.get_column(f.name), len(s.ids), s.n)):
         mask = valid if s.kept is None else s.kept if valid is None else valid & s.kept
         return counted(values, mask, s.ids, s.sizes.tolist(), f, *small)
     if f.kind is Kind.NUMERIC:
@@ -210,8 +211,9 @@ def _absent(f: FieldSpec, kmv_k: int, sizes: np.ndarray) -> list[FieldProfile]:
 def _int_edges(edges: tuple[float, ...], dtype: pl.DataType) -> tuple[np.ndarray, int, int, int]:
     """The edges rounded down into the integer type (``v <= e  <=>  v <= floor(e)``), its range, ``ceil(e0)``."""
     lo, hi = _int_range(dtype)
-    floors = np.asarray([min(max(math.floor(e), lo), hi) for e in edges], dtype=_NP[dtype])
-    return floors, lo, hi, math.ceil(edges[0])
+    inside = [min(max(e, lo - 1.0), hi + 1.0) for e in edges]  # an infinite edge: just outside the type's range
+    floors = np.asarray([min(max(math.floor(e), lo), hi) for e in inside], dtype=_NP[dtype])
+    return floors, lo, hi, math.ceil(inside[0])
 
 
 def _numeric(
@@ -237,7 +239,7 @@ def _numeric(
                 below = count if first > hi_t else 0 if first <= lo_t else int(np.searchsorted(run, first, "left"))
             else:
                 below = int(np.searchsorted(run, f.edges[0], side="left"))
-        if integer and exact_ok(int(run[0]), int(run[-1]), count):
+        if integer and finite_edges(f.edges) and exact_ok(int(run[0]), int(run[-1]), count):
             out.append(exact_from_sorted(run, size - count, f, hist, below))
             continue
         xs = run.astype(np.float64) if integer else run

@@ -4,6 +4,7 @@ or sorted (a batch whose range is too wide to count), so a slice profiled among 
 
 from __future__ import annotations
 
+import math
 from fractions import Fraction
 
 import numpy as np
@@ -70,3 +71,12 @@ def test_a_wide_or_large_integer_column_is_sorted_not_counted() -> None:
     assert small_range(pl.Series([0, 10_000]), 20_000, 1) == (0, 10_001)
     assert small_range(pl.Series([2**21, 2**21 + 1]), 2, 1) is None  # beyond the exact bound
     assert small_range(pl.Series([None, None], dtype=pl.Int32), 2, 1) is None
+
+
+def test_infinite_reference_edges_are_profiled_without_exact_tails() -> None:
+    edges = (float("-inf"), 0.0, 5.0, float("inf"))
+    spec = ProfileSpec("urn:test@1.0.0", "t", (FieldSpec("n", Kind.NUMERIC, edges),), kmv_k=4)
+    frame = pl.DataFrame({"n": pl.Series([-3, 0, 2, 5, 9, None], dtype=pl.Int32)})
+    p = profile_frame(frame, spec).numeric("n")
+    assert (p.count, p.nulls, p.hist, p.below, p.min, p.max, p.mean) == (5, 1, (0, 2, 2, 1, 0), 0, -3.0, 9.0, 2.6)
+    assert math.isclose(p.m2, sum((v - 2.6) ** 2 for v in (-3, 0, 2, 5, 9)))
