@@ -16,9 +16,8 @@ once per column (a numpy gather of numbers or hashes, never of text).
   (e.g. 128-bit integers and decimals) as float64, integers in their own type. The histogram is the sorted run
   searched at the reference edges (integers against the edges rounded down); ``min`` / ``max`` are its ends,
   ``below`` and the tail gaps come from its ends, ``mean`` and ``m2`` (two-pass, ``Σ (v - mean)²``) are pairwise
-  sums over it. Integer fields whose batch values span a small range are counted instead (one ``bincount`` for
-  every slice, no gather, no sort), and an integer slice within ``±2²⁰`` gets its mean, ``m2`` and tail gaps
-  exactly (one rounding) whether counted or sorted (:mod:`streams.profiles.integers`). Every statistic is a
+  sums over it, except that an integer slice within ``±2²⁰`` gets its mean, ``m2`` and tail gaps exactly (int64
+  sums, one rounding: :mod:`streams.profiles.integers`). Every statistic is a
   function of the *multiset* of the slice's values (a zero's sign aside: ``-0.0`` reads ``0.0``), so it depends
   neither on the order of the rows nor on the other slices;
 * **categorical**: the value hashes sorted and counted per slice, each hash named by the first row that has
@@ -39,7 +38,7 @@ import numpy as np
 import polars as pl
 
 from streams.profiles.fields import CategoricalProfile, FieldProfile, NumericProfile, _cap, _int_range, hash_strings
-from streams.profiles.integers import counted, exact_from_sorted, exact_ok, finite_edges, small_range
+from streams.profiles.integers import exact_from_sorted, exact_ok, finite_edges
 from streams.profiles.spec import FieldSpec, Kind, ProfileSpec
 
 __all__ = ["slice_fields", "spec_id"]
@@ -141,7 +140,7 @@ def slice_fields(frame: pl.DataFrame, spec: ProfileSpec, ids: np.ndarray, n: int
     return out
 
 
-_FLOATS = (pl.Float64, pl.Float32)  # read as float64 exactly; integers are counted or sorted in their own type
+_FLOATS = (pl.Float64, pl.Float32)  # read as float64 exactly; integers are sorted in their own type
 
 
 def _has_nulls(frame: pl.DataFrame, schema: pl.Schema, name: str) -> bool:
@@ -185,10 +184,6 @@ def _field(
     v, ok = f"{f.name}\x1fv", f"{f.name}\x1fok"
     values = (prepared if v in cols else frame).get_column(v if v in cols else f.name).to_numpy()
     valid = prepared.get_column(ok).to_numpy() if ok in cols else None
-    exact = f.kind is Kind.NUMERIC and dtype in _INTS and finite_edges(f.edges)
-    if exact and (small := small_range(frame.get_column(f.name), len(s.ids), s.n)):
-        mask = valid if s.kept is None else s.kept if valid is None else valid & s.kept
-        return counted(values, mask, s.ids, s.sizes.tolist(), f, *small)
     if f.kind is Kind.NUMERIC:
         if dtype not in _INTS:
             nan = np.isnan(values)

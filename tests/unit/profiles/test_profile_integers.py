@@ -1,6 +1,6 @@
 """Integer fields (:mod:`streams.profiles.integers`): mean, ``m2`` and the tail gaps are the correctly rounded
-exact values (a rational oracle), whether the slice's values were counted per value (a small range in the batch)
-or sorted (a batch whose range is too wide to count), so a slice profiled among others equals its own profile."""
+exact values (a rational oracle) for a slice within ``±2²⁰``, profiled among others or alone, whatever the other
+slices hold (one of them: values beyond the exact bound, on the float path)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,6 @@ import polars as pl
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from streams.profiles.integers import small_range
 from streams.profiles.profile import profile_frame
 from streams.profiles.slices import profile_slices
 from streams.profiles.spec import FieldSpec, Kind, ProfileSpec
@@ -44,33 +43,24 @@ def test_counted_and_sorted_integer_slices_give_the_exact_moments(values, slots,
     spec = ProfileSpec("urn:test@1.0.0", "t", (FieldSpec("n", Kind.NUMERIC, edges),), kmv_k=4)
     frame = pl.DataFrame({"n": pl.Series(values, dtype=dtype)})
     ids = np.asarray(slots[: len(values)], dtype=np.int64)
-    # slice 3: one huge value (Int64 only) makes the batch's range too wide to count: the batch sorts
-    wide = dtype == pl.Int64
-    if wide:
-        frame = pl.concat([frame, pl.DataFrame({"n": pl.Series([2**40], dtype=dtype)})])
-        ids = np.append(ids, 3)
-    col = frame.get_column("n")
-    assert (small_range(col, frame.height, 4) is None) == (wide or col.null_count() == len(col))
+    # slice 3: one value beyond the exact bound (Int64 only): that slice is summed in floats
+    if dtype == pl.Int64:
+        frame = pl.concat([frame, pl.DataFrame({"n": pl.Series([2**40, 3], dtype=dtype)})])
+        ids = np.append(ids, [3, 3])
+        far = profile_slices(frame, spec, ids, 4)[3].numeric("n")
+        assert far.count == 2 and far.mean == (2**40 + 3) / 2
     got = profile_slices(frame, spec, ids, 4)
     for i in range(3):
         rows = frame[np.flatnonzero(ids == i)]
         alone = profile_frame(rows, spec).numeric("n")
         p = got[i].numeric("n")
-        assert p == alone  # counted (alone) and sorted (in the wide batch): the same profile
+        assert p == alone
         xs = [v for v in rows.get_column("n").to_list() if v is not None]
         if not xs:
             assert p.count == 0
             continue
         assert (p.mean, p.m2, p.below_gap, p.above_gap) == exact(xs, edges)
         assert (p.min, p.max, p.count, p.nulls) == (min(xs), max(xs), len(xs), rows.height - len(xs))
-
-
-def test_a_wide_or_large_integer_column_is_sorted_not_counted() -> None:
-    assert small_range(pl.Series([0, 5, 9]), 3, 1) == (0, 10)
-    assert small_range(pl.Series([0, 10_000]), 2, 1) is None  # 10,001 values to count for 2 rows
-    assert small_range(pl.Series([0, 10_000]), 20_000, 1) == (0, 10_001)
-    assert small_range(pl.Series([2**21, 2**21 + 1]), 2, 1) is None  # beyond the exact bound
-    assert small_range(pl.Series([None, None], dtype=pl.Int32), 2, 1) is None
 
 
 def test_infinite_reference_edges_are_profiled_without_exact_tails() -> None:
