@@ -11,22 +11,26 @@ the distinct-count sketch) and fills nulls; the rest reads the columns as numpy 
 block of the batch (a batch grouped by partition and window) is read in place; interleaved slices are taken out
 once per column (a numpy gather of numbers or hashes, never of text).
 
-* **numeric**: per slice, the valid values (NaN is null) are taken out in slice order and sorted. The histogram is
-  the sorted run searched at the reference edges (integers against the edges rounded down, in the column's own
-  type; other numeric types, e.g. 128-bit integers and decimals, as float64); ``min`` / ``max`` are its ends,
+* **numeric**: per slice, the valid values (NaN is null) are taken out in slice order and sorted — the float
+  fields of a slice together, one 2-D block sorted in one call (:func:`_numeric_block`), other numeric types
+  (e.g. 128-bit integers and decimals) as float64, integers in their own type. The histogram is the sorted run
+  searched at the reference edges (integers against the edges rounded down); ``min`` / ``max`` are its ends,
   ``below`` and the tail gaps come from its ends, ``mean`` and ``m2`` (two-pass, ``Σ (v - mean)²``) are pairwise
-  sums over it. Every statistic is a function of the *multiset* of the slice's values (a zero's sign aside:
-  ``-0.0`` reads ``0.0``), so it depends neither on the order of the rows nor on the other slices;
+  sums over it, except that an integer slice within ``±2²⁰`` gets its mean, ``m2`` and tail gaps exactly (int64
+  sums, one rounding: :mod:`streams.profiles.integers`). Every statistic is a
+  function of the *multiset* of the slice's values (a zero's sign aside: ``-0.0`` reads ``0.0``), so it depends
+  neither on the order of the rows nor on the other slices;
 * **categorical**: the value hashes sorted and counted per slice, each hash named by the first row that has
   it (remembered across batches). The distinct-count sketch is the smallest of those hashes. Counting hashes is
   exact unless two distinct values of one field collide on the 64-bit hash (probability ``d² / 2⁶⁵`` for ``d``
   distinct values: ~2·10⁻¹⁵ at the cap of 256);
-* **booleans**: counted with ``bincount``; **identifiers** (``cap = 0``): only the k smallest distinct hashes.
+* **booleans**: counted per slice; **identifiers** (``cap = 0``): only the k smallest distinct hashes.
 """
 
 from __future__ import annotations
 
 import functools
+import itertools
 import math
 from typing import Any
 
@@ -34,6 +38,7 @@ import numpy as np
 import polars as pl
 
 from streams.profiles.fields import CategoricalProfile, FieldProfile, NumericProfile, _cap, _int_range, hash_strings
+from streams.profiles.integers import exact_from_sorted, exact_ok, finite_edges
 from streams.profiles.spec import FieldSpec, Kind, ProfileSpec
 
 __all__ = ["slice_fields", "spec_id"]
@@ -85,7 +90,8 @@ class _Slices:
 
     def count(self, mask: np.ndarray) -> list[int]:
         """The rows of each slice where ``mask`` holds."""
-        return np.bincount(self.ids[mask if self.kept is None else mask & self.kept], minlength=self.n).tolist()
+        m = mask if self.order is None else mask[self.order]
+        return [int(np.count_nonzero(m[a:b])) for a, b in self.bounds]
 
 
 def spec_id(spec: ProfileSpec) -> str:
@@ -106,10 +112,25 @@ def slice_fields(frame: pl.DataFrame, spec: ProfileSpec, ids: np.ndarray, n: int
     s = _Slices(ids, n)
     out: list[dict[str, FieldProfile]] = [{} for _ in range(n)]
     schema = frame.schema
-    # one select for what the numpy arrays need (nulls filled, masks, casts, hashes); plain columns are read as is
-    exprs = _expressions(spec, tuple((schema.get(f.name), _has_nulls(frame, f.name)) for f in spec.fields))
+    # float columns are profiled together, one 2-D block per slice
+    block = [f for f in spec.fields if f.kind is Kind.NUMERIC and schema.get(f.name) in _FLOATS]
+    in_block = {f.name for f in block}
+    # one select for what the other numpy arrays need (nulls filled, masks, casts, hashes)
+    columns = tuple(
+        (None, False) if f.name in in_block else (schema.get(f.name), _has_nulls(frame, schema, f.name))
+        for f in spec.fields
+    )
+    exprs = _expressions(spec, columns)
     prepared = frame.select(exprs) if exprs else frame.clear()
+    if block:
+        with np.errstate(invalid="ignore", over="ignore"):  # infinite values: infinite or NaN moments and gaps
+            per_block = _numeric_block(block, [frame.get_column(f.name).to_numpy() for f in block], s)
+        for f, per in zip(block, per_block, strict=True):
+            for i, fp in enumerate(per):
+                out[i][f.name] = fp
     for f in spec.fields:
+        if f.name in in_block:
+            continue
         if f.name not in schema:  # an absent column is all nulls
             per = _absent(f, spec.kmv_k, s.sizes)
         else:
@@ -119,8 +140,11 @@ def slice_fields(frame: pl.DataFrame, spec: ProfileSpec, ids: np.ndarray, n: int
     return out
 
 
-def _has_nulls(frame: pl.DataFrame, name: str) -> bool:
-    return name in frame.columns and frame.get_column(name).null_count() > 0
+_FLOATS = (pl.Float64, pl.Float32)  # read as float64 exactly; integers are sorted in their own type
+
+
+def _has_nulls(frame: pl.DataFrame, schema: pl.Schema, name: str) -> bool:
+    return name in schema and frame.get_column(name).null_count() > 0
 
 
 def _expressions(spec: ProfileSpec, columns: tuple[tuple[pl.DataType | None, bool], ...]) -> list[pl.Expr]:
@@ -182,8 +206,9 @@ def _absent(f: FieldSpec, kmv_k: int, sizes: np.ndarray) -> list[FieldProfile]:
 def _int_edges(edges: tuple[float, ...], dtype: pl.DataType) -> tuple[np.ndarray, int, int, int]:
     """The edges rounded down into the integer type (``v <= e  <=>  v <= floor(e)``), its range, ``ceil(e0)``."""
     lo, hi = _int_range(dtype)
-    floors = np.asarray([min(max(math.floor(e), lo), hi) for e in edges], dtype=_NP[dtype])
-    return floors, lo, hi, math.ceil(edges[0])
+    inside = [min(max(e, lo - 1.0), hi + 1.0) for e in edges]  # an infinite edge: just outside the type's range
+    floors = np.asarray([min(max(math.floor(e), lo), hi) for e in inside], dtype=_NP[dtype])
+    return floors, lo, hi, math.ceil(inside[0])
 
 
 def _numeric(
@@ -200,26 +225,77 @@ def _numeric(
             out.append(_absent(f, 0, np.asarray([size]))[0])
             continue
         run = np.sort(run)
-        xs = run.astype(np.float64) if integer else run
-        mean = float(np.sum(xs)) / count + 0.0  # + 0.0: the sign of a zero is not part of the multiset
-        dev = xs - mean
-        m2 = float(np.sum(dev * dev))
         hist: tuple[int, ...] = ()
         below, gaps = 0, (0.0, 0.0)
         if f.edges:
-            cum = np.searchsorted(run, edges, side="right")
-            hist = tuple(np.diff(cum, prepend=0, append=count).tolist())
+            cum = np.searchsorted(run, edges, side="right").tolist()
+            hist = (cum[0], *(y - x for x, y in itertools.pairwise(cum)), count - cum[-1])
             if integer:  # v < e0  <=>  v < ceil(e0)
                 below = count if first > hi_t else 0 if first <= lo_t else int(np.searchsorted(run, first, "left"))
             else:
                 below = int(np.searchsorted(run, f.edges[0], side="left"))
+        if integer and finite_edges(f.edges) and exact_ok(int(run[0]), int(run[-1]), count):
+            out.append(exact_from_sorted(run, size - count, f, hist, below))
+            continue
+        xs = run.astype(np.float64) if integer else run
+        mean = float(np.sum(xs)) / count + 0.0  # + 0.0: the sign of a zero is not part of the multiset
+        dev = xs - mean
+        m2 = float(np.sum(dev * dev))
+        if f.edges:
             lo, hi = f.edges[0], f.edges[-1]
             gaps = (
                 float(np.sum(lo - xs[:below])) if below else 0.0,
-                float(np.sum(xs[int(cum[-1]) :] - hi)) if cum[-1] < count else 0.0,
+                float(np.sum(xs[cum[-1] :] - hi)) if cum[-1] < count else 0.0,
             )
         low, high = float(xs[0]) + 0.0, float(xs[-1]) + 0.0
         out.append(NumericProfile(count, size - count, low, high, mean, m2, hist, below, *gaps))
+    return out
+
+
+def _numeric_block(fields: list[FieldSpec], columns: list[np.ndarray], s: _Slices) -> list[list[FieldProfile]]:
+    """The numeric fields whose values float64 holds exactly, per slice in one 2-D block (a row per field).
+
+    Each row holds the slice's values in float64 (null: NaN), sorted in place (NaN last): every statistic of
+    :func:`_numeric` from the row's first ``count`` values, computed the same way (the same float operations on
+    the same sorted values: the same bits). An integer ``v`` against an edge ``e``: ``v <= e`` and ``v < e`` hold
+    in float64 exactly as in the integers.
+    """
+    out: list[list[FieldProfile]] = [[] for _ in fields]
+    edges = [np.asarray(f.edges, dtype=np.float64) for f in fields]
+    if s.order is not None:
+        columns = [c[s.order] for c in columns]
+    for (a, b), size in zip(s.bounds, s.sizes.tolist(), strict=True):
+        if size == 0:
+            for j, f in enumerate(fields):
+                out[j].append(_absent(f, 0, np.asarray([0]))[0])
+            continue
+        block = np.empty((len(fields), size), dtype=np.float64)
+        for j, c in enumerate(columns):
+            block[j] = c[a:b]
+        block.sort(axis=1)
+        counts = (size - np.count_nonzero(np.isnan(block), axis=1)).tolist()
+        means = [float(row[:m].sum()) / m + 0.0 if m else 0.0 for row, m in zip(block, counts, strict=True)]
+        dev = block - np.asarray(means)[:, None]
+        dev *= dev
+        for j, (f, row, d, count) in enumerate(zip(fields, block, dev, counts, strict=True)):
+            if count == 0:
+                out[j].append(_absent(f, 0, np.asarray([size]))[0])
+                continue
+            xs = row[:count]
+            m2 = float(d[:count].sum())
+            hist: tuple[int, ...] = ()
+            below, gaps = 0, (0.0, 0.0)
+            if f.edges:
+                cum = np.searchsorted(xs, edges[j], side="right").tolist()
+                hist = (cum[0], *(y - x for x, y in itertools.pairwise(cum)), count - cum[-1])
+                below = int(np.searchsorted(xs, f.edges[0], side="left"))
+                lo, hi = f.edges[0], f.edges[-1]
+                gaps = (
+                    float(np.sum(lo - xs[:below])) if below else 0.0,
+                    float(np.sum(xs[cum[-1] :] - hi)) if cum[-1] < count else 0.0,
+                )
+            low, high = float(xs[0]) + 0.0, float(xs[-1]) + 0.0
+            out[j].append(NumericProfile(count, size - count, low, high, means[j], m2, hist, below, *gaps))
     return out
 
 

@@ -1,0 +1,72 @@
+"""Integer fields (:mod:`streams.profiles.integers`): mean, ``m2`` and the tail gaps are the correctly rounded
+exact values (a rational oracle) for a slice within ``±2²⁰``, profiled among others or alone, whatever the other
+slices hold (one of them: values beyond the exact bound, on the float path)."""
+
+from __future__ import annotations
+
+import math
+from fractions import Fraction
+
+import numpy as np
+import polars as pl
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from streams.profiles.profile import profile_frame
+from streams.profiles.slices import profile_slices
+from streams.profiles.spec import FieldSpec, Kind, ProfileSpec
+
+EDGES = st.lists(
+    st.one_of(st.floats(-400, 400), st.integers(-400, 400).map(float), st.integers(-400, 400).map(lambda i: i + 0.5)),
+    max_size=6,
+).map(lambda xs: tuple(sorted(set(xs))))
+
+
+def exact(values: list[int], edges: tuple[float, ...]) -> tuple[float, float, float, float]:
+    """mean, m2, below_gap, above_gap: the exact rationals, rounded once."""
+    n = len(values)
+    mean = Fraction(sum(values), n)
+    m2 = sum((v - mean) ** 2 for v in values)
+    below = sum(Fraction(edges[0]) - v for v in values if v < edges[0]) if edges else Fraction(0)
+    above = sum(v - Fraction(edges[-1]) for v in values if v > edges[-1]) if edges else Fraction(0)
+    return float(mean), float(m2), float(below), float(above)
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    st.lists(st.one_of(st.none(), st.integers(-300, 300)), min_size=1, max_size=60),
+    st.lists(st.integers(0, 2), min_size=60, max_size=60),
+    EDGES,
+    st.sampled_from([pl.Int64, pl.Int32, pl.Int16]),
+)
+def test_counted_and_sorted_integer_slices_give_the_exact_moments(values, slots, edges, dtype) -> None:
+    spec = ProfileSpec("urn:test@1.0.0", "t", (FieldSpec("n", Kind.NUMERIC, edges),), kmv_k=4)
+    frame = pl.DataFrame({"n": pl.Series(values, dtype=dtype)})
+    ids = np.asarray(slots[: len(values)], dtype=np.int64)
+    # slice 3: one value beyond the exact bound (Int64 only): that slice is summed in floats
+    if dtype == pl.Int64:
+        frame = pl.concat([frame, pl.DataFrame({"n": pl.Series([2**40, 3], dtype=dtype)})])
+        ids = np.append(ids, [3, 3])
+        far = profile_slices(frame, spec, ids, 4)[3].numeric("n")
+        assert far.count == 2 and far.mean == (2**40 + 3) / 2
+    got = profile_slices(frame, spec, ids, 4)
+    for i in range(3):
+        rows = frame[np.flatnonzero(ids == i)]
+        alone = profile_frame(rows, spec).numeric("n")
+        p = got[i].numeric("n")
+        assert p == alone
+        xs = [v for v in rows.get_column("n").to_list() if v is not None]
+        if not xs:
+            assert p.count == 0
+            continue
+        assert (p.mean, p.m2, p.below_gap, p.above_gap) == exact(xs, edges)
+        assert (p.min, p.max, p.count, p.nulls) == (min(xs), max(xs), len(xs), rows.height - len(xs))
+
+
+def test_infinite_reference_edges_are_profiled_without_exact_tails() -> None:
+    edges = (float("-inf"), 0.0, 5.0, float("inf"))
+    spec = ProfileSpec("urn:test@1.0.0", "t", (FieldSpec("n", Kind.NUMERIC, edges),), kmv_k=4)
+    frame = pl.DataFrame({"n": pl.Series([-3, 0, 2, 5, 9, None], dtype=pl.Int32)})
+    p = profile_frame(frame, spec).numeric("n")
+    assert (p.count, p.nulls, p.hist, p.below, p.min, p.max, p.mean) == (5, 1, (0, 2, 2, 1, 0), 0, -3.0, 9.0, 2.6)
+    assert math.isclose(p.m2, sum((v - 2.6) ** 2 for v in (-3, 0, 2, 5, 9)))
