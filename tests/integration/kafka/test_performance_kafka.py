@@ -78,6 +78,16 @@ def wait(check: Callable[[], Any], what: str, log: Path, timeout: float = 90.0) 
     raise AssertionError(f"timed out waiting for {what}; joiner log:\n{log.read_text(errors='replace')[-3000:]}")
 
 
+def assert_once_each_as_computed(got: list[dict[str, Any]], want: dict[Any, Any], before: int) -> None:
+    """Exactly one event per (window, model version), each equal to the independent computation; ``before``
+    events had been published when the joiner was killed, with windows still to publish."""
+    counts = collections.Counter(key_of(d) for d in got)
+    assert max(counts.values()) == 1, [k for k, n in counts.items() if n > 1]
+    assert set(counts) == set(want) and 0 < before < len(want)
+    for d in got:
+        assert_equal(d, want[key_of(d)])
+
+
 def test_joiner_killed_mid_stream_publishes_each_window_once(
     kafka_broker: Any, kafka_topic_factory: Callable[..., str], unique_name: Callable[[str], str], tmp_path: Path
 ) -> None:
@@ -118,11 +128,7 @@ def test_joiner_killed_mid_stream_publishes_each_window_once(
             joiner.terminate()
             joiner.wait(15)
     got = performance_events(bootstrap, events)
-    counts = collections.Counter(key_of(d) for d in got)
-    assert max(counts.values()) == 1, [k for k, n in counts.items() if n > 1]  # exactly once per window and version
-    assert set(counts) == set(want) and 0 < before < len(want)  # killed with windows still to publish
-    for d in got:
-        assert_equal(d, want[key_of(d)])
+    assert_once_each_as_computed(got, want, before)
     accuracy = {v: sum(d["confusion"]["tp"] + d["confusion"]["tn"] for d in got if d["model_version"] == v)
                 / sum(d["count"] for d in got if d["model_version"] == v) for v in ("A", "B")}  # fmt: skip
     assert accuracy["A"] > 0.85 and accuracy["B"] < 0.75
@@ -200,11 +206,7 @@ def test_two_joiners_on_four_pairs_one_killed_publish_each_window_once(
                 proc.terminate()
                 proc.wait(15)
     got = performance_events(bootstrap, events)
-    counts = collections.Counter(key_of(d) for d in got)
-    assert max(counts.values()) == 1, [k for k, n in counts.items() if n > 1]  # exactly once per window and version
-    assert set(counts) == set(want) and 0 < before < len(want)  # killed with windows still to publish
-    for d in got:
-        assert_equal(d, want[key_of(d)])
+    assert_once_each_as_computed(got, want, before)
     texts = [log.read_text(errors="replace") for log in logs]
     assert "restored pair(s) [0, 1]" in texts[1 - merging]  # the survivor took the killed member's pairs over
     assert texts[merging].count(" ready") == 2 and "performance merger" in texts[merging]
