@@ -21,18 +21,16 @@ import importlib.util
 import math
 import statistics
 import sys
-import tempfile
 import time
 from pathlib import Path
 from types import ModuleType
 
 import numpy as np
+from bench_window_profiles import card_monitor
 
 from streams.contracts.loader import load_contract
 from streams.profiles import kernels
 from streams.profiles.fields import NumericProfile
-from streams.profiles.monitor import DriftMonitor
-from streams.profiles.reference import build_reference, save_reference
 from streams.testing import generate_feature_frame
 from streams.validation.engine import compile_plan
 
@@ -71,12 +69,7 @@ def main() -> None:
     base = load_baseline(args.baseline)
     contract = load_contract(CONTRACT)
     compiled = compile_plan(contract)
-    with tempfile.TemporaryDirectory() as tmp:
-        data = Path(tmp) / "reference.parquet"
-        generate_feature_frame(100_000, seed=100).write_parquet(data)
-        save_reference(build_reference(contract, None, [data]), Path(tmp) / "ref.qsref")
-        monitor = DriftMonitor.from_contract(contract, path=Path(tmp) / "ref.qsref")
-    assert monitor is not None
+    monitor = card_monitor(contract)
     spec = monitor.spec
     print(f"{len(spec.fields)} profiled fields, {PARTITIONS} interleaved slices per batch; medians of "
           f"{args.batches} batches x {args.rounds} rounds; baseline {args.baseline}")  # fmt: skip

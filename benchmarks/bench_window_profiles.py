@@ -37,6 +37,7 @@ import numpy as np
 import polars as pl
 
 from streams.contracts.loader import load_contract
+from streams.contracts.model import Contract
 from streams.contracts.stream import StreamSpec
 from streams.profiles.monitor import DriftMonitor
 from streams.profiles.profile import Profile, profile_frame
@@ -65,6 +66,17 @@ class TimedProfiler(SliceProfiler):
         return out
 
 
+def card_monitor(contract: Contract) -> DriftMonitor:
+    """The drift monitor of ``contract`` against a reference of 100,000 generated card records."""
+    with tempfile.TemporaryDirectory() as tmp:
+        data = Path(tmp) / "reference.parquet"
+        generate_feature_frame(100_000, seed=100).write_parquet(data)
+        save_reference(build_reference(contract, None, [data]), Path(tmp) / "ref.qsref")
+        monitor = DriftMonitor.from_contract(contract, path=Path(tmp) / "ref.qsref")
+    assert monitor is not None
+    return monitor
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--sizes", default="10000,100000")
@@ -74,12 +86,7 @@ def main() -> None:
     contract = load_contract(CONTRACT)
     compiled = compile_plan(contract)
     plan = WindowPlan.of(contract, contract.schema(), StreamSpec(event_time="event_ts"))
-    with tempfile.TemporaryDirectory() as tmp:
-        data = Path(tmp) / "reference.parquet"
-        generate_feature_frame(100_000, seed=100).write_parquet(data)
-        save_reference(build_reference(contract, None, [data]), Path(tmp) / "ref.qsref")
-        monitor = DriftMonitor.from_contract(contract, path=Path(tmp) / "ref.qsref")
-    assert monitor is not None
+    monitor = card_monitor(contract)
     config = StreamConfig(window_ms=10_000, lateness_ms=1_000, idle_ms=30_000, max_skew_ms=10**12,
                           unique_ms=86_400_000)  # fmt: skip
     print(f"contract {contract.ref}: {len(monitor.spec.fields)} profiled fields; {PARTITIONS} partitions; "
