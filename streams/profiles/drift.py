@@ -240,9 +240,6 @@ def parse_override(name: str, raw: Mapping[str, Any], kind: str) -> Override:
     return Override(parsed, None if threshold is None else float(threshold), min_count)
 
 
-_parse_override = parse_override  # the name monitor.py imports
-
-
 def compare(
     reference: Profile,
     current: Profile,

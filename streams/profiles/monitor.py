@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from streams.errors import ContractError
-from streams.profiles.drift import DriftConfig, DriftReport, _parse_override, drift_against
+from streams.profiles.drift import DriftConfig, DriftReport, drift_against, parse_override
 from streams.profiles.prediction import ModelDrift, ModelDriftConfig, compare_models
 from streams.profiles.profile import Profile, empty_profile
 from streams.profiles.properties import drift_overrides, reference_path
@@ -66,7 +66,7 @@ class DriftMonitor:
                     path=contract.path,
                 )
             try:
-                _parse_override(name, raw, "numeric" if kinds[name] is Kind.NUMERIC else "categorical")
+                parse_override(name, raw, "numeric" if kinds[name] is Kind.NUMERIC else "categorical")
             except ValueError as exc:
                 raise ContractError(str(exc), path=contract.path) from None
         return cls(reference, overrides)
