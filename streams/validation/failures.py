@@ -220,14 +220,13 @@ class Reporter:
         df: pl.DataFrame,
         frame: pl.DataFrame,
         originals: dict[str, str],
-        index: str,
         failing: list[tuple[str, int]],
     ) -> pl.DataFrame:
         """One failure case per failing row of each zero-tolerance rule.
 
-        ``failing`` holds ``(mask column of frame, slot)``; ``index`` is a free column name. The
-        expressions of each rule's cases are built once per rule, mask, index and input (the
-        rendered column and its dtype; the batch's columns for a row-level expression or key).
+        ``failing`` holds ``(mask column of frame, slot)``. The expressions of each rule's cases
+        are built once per rule, mask and input (the rendered column and its dtype; the batch's
+        columns for a row-level expression or key).
         """
         schema = frame.schema
         specs = []
@@ -236,30 +235,38 @@ class Reporter:
             rule, name = slot.rule, str(slot.rule.column)
             if rule.op is Op.EXPRESSION or rule.key_columns:
                 names = rule.key_columns or tuple(df.columns)
-                key: tuple[Any, ...] = (k, mask, index, tuple((n, originals.get(n, n)) for n in names))
+                key: tuple[Any, ...] = (k, mask, tuple((n, originals.get(n, n)) for n in names))
             else:
                 source = originals.get(name, name) if rule.op is Op.DTYPE else name
-                key = (k, mask, index, source, schema[source])
+                key = (k, mask, source, schema[source])
             columns = self.cases.get(key)
             if columns is None:
-                constants = (slot.context, rule.column, rule.check, slot.check_number, rule.name)
-                columns = case_columns(self._case_value(rule, df, schema, originals), index, constants)
+                columns = case_columns(self._case_value(rule, df, schema, originals, mask), mask)
                 if len(self.cases) >= _CASES:
                     self.cases.pop(next(iter(self.cases)))
                 self.cases[key] = columns
-            specs.append((mask, columns))
-        return row_cases(frame, index, specs)
+            specs.append((mask, columns, (slot.context, rule.column, rule.check, slot.check_number, rule.name)))
+        return row_cases(frame, specs)
 
-    def _case_value(self, rule: Rule, df: pl.DataFrame, schema: pl.Schema, originals: dict[str, str]) -> pl.Expr:
-        """The ``failure_case`` of a failing row of ``rule``: the value (a row-level expression or a
-        composite key: the values it reads, as JSON), redacted where classified."""
+    def _case_value(
+        self, rule: Rule, df: pl.DataFrame, schema: pl.Schema, originals: dict[str, str], mask: str
+    ) -> pl.Expr:
+        """The ``failure_case`` of the failing rows (``mask``) of ``rule``: the value (a row-level
+        expression or a composite key: the values it reads, as JSON), redacted where classified;
+        the columns are filtered first, so only those rows are rendered."""
         redacted, name = self.redacted, str(rule.column)
+
+        def col(n: str) -> pl.Expr:
+            return pl.col(n).filter(pl.col(mask))
+
         if rule.op is Op.EXPRESSION or rule.key_columns:
-            shown = [(n, pl.col(originals.get(n, n))) for n in rule.key_columns or df.columns]
+            shown = [(n, col(originals.get(n, n))) for n in rule.key_columns or df.columns]
             shown = [(n, redact(e) if n in redacted else e) for n, e in shown]
-            return pl.struct(e.alias(n) for n, e in shown).struct.json_encode() if shown else pl.lit("{}")
+            if not shown:
+                return pl.repeat(pl.lit("{}"), pl.col(mask).sum())
+            return pl.struct(e.alias(n) for n, e in shown).struct.json_encode()
         source = originals.get(name, name) if rule.op is Op.DTYPE else name
-        value = as_text(pl.col(source), schema[source])
+        value = as_text(col(source), schema[source])
         return redact(value) if name in redacted else value
 
 

@@ -13,6 +13,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import polars as pl
 
 from streams.contracts.model import Severity
@@ -172,44 +173,57 @@ def _names_table(
     return pl.Series("violations", names, dtype=pl.List(pl.String))
 
 
-def case_columns(value: pl.Expr, index: str, constants: tuple[Any, ...]) -> list[pl.Expr]:
-    """The select of one rule's failure cases: ``value`` (the ``failure_case`` expression), the row
-    number from ``index`` and the rule's ``(schema_context, column, check, check_number, rule)``.
-    Building these literals costs ~0.2 ms a rule, more than rendering the cases at 10k rows:
-    the engine keeps them per rule (see :meth:`streams.validation.failures.Reporter.row_cases`)."""
-    context, column, check, number, rule = constants
-    return [
-        value.alias("failure_case"),
-        pl.lit(context).alias("schema_context"),
-        pl.lit(column, dtype=pl.String).alias("column"),
-        pl.lit(check).alias("check"),
-        pl.lit(number, dtype=pl.Int32).alias("check_number"),
-        pl.col(index).cast(pl.Int32).alias("index"),
-        pl.lit(rule).alias("rule"),
-    ]
+def case_columns(value: pl.Expr, mask: str) -> tuple[pl.Expr, pl.Expr]:
+    """One rule's failure cases as two expressions over the whole frame: ``value`` (the
+    ``failure_case`` expression, built over its columns filtered by ``mask``, so that only the
+    failing rows are rendered) and their row numbers. Building expressions costs more than
+    rendering the cases at 10k rows: the engine keeps them per rule (see
+    :meth:`streams.validation.failures.Reporter.row_cases`)."""
+    return value.alias("failure_case"), pl.col(mask).arg_true().cast(pl.Int32).alias("index")
 
 
-def row_cases(frame: pl.DataFrame, index: str, specs: list[tuple[str, list[pl.Expr]]]) -> pl.DataFrame:
+#: The constant columns of a rule's failure cases, in the order of ``case_constants``.
+_CONSTANTS = pl.Schema(
+    {"schema_context": pl.String, "column": pl.String, "check": pl.String, "check_number": pl.Int32, "rule": pl.String}
+)
+
+
+def row_cases(frame: pl.DataFrame, specs: list[tuple[str, tuple[pl.Expr, pl.Expr], tuple[Any, ...]]]) -> pl.DataFrame:
     """Failure cases, one per row where a mask column is True, spec by spec in row order.
 
-    Each spec is ``(mask column, its columns from case_columns)``; ``index`` is a free column
-    name (for row numbers). The failing rows are picked first, so values are rendered for them
-    only; a spec whose values cannot be rendered is left out (the others are kept).
+    Each spec is ``(mask column, its expressions from case_columns, the rule's (schema_context,
+    column, check, check_number, rule))``. One select renders every rule's values over its failing
+    rows (the parts appended); the constant columns are gathered from a table of the rules by the
+    rule number of each case. A spec whose values cannot be rendered is left out (the others are kept).
     """
     if not specs:
         return empty_failure_cases()
-    failing = frame.lazy().with_row_index(index).filter(pl.any_horizontal(pl.col(m) for m, _ in specs))
-    parts = [failing.filter(pl.col(mask)).select(columns) for mask, columns in specs]
     try:
-        return pl.concat([empty_failure_cases().lazy(), *parts], how="vertical").collect(engine="in-memory")
+        out = frame.select(_appended([e[0] for _, e, _ in specs]), _appended([e[1] for _, e, _ in specs]))
     except Exception:  # a part failed: keep every part that renders
-        frames = [empty_failure_cases()]
-        for part in parts:
+        parts, kept = [], []
+        for spec in specs:
             try:
-                frames.append(part.collect(engine="in-memory"))
+                parts.append(frame.select(spec[1]))
             except Exception:  # a value that cannot be rendered is no reason to fail
                 continue
-        return pl.concat(frames, how="vertical")
+            kept.append(spec)
+        if not parts:
+            return empty_failure_cases()
+        out, specs = pl.concat(parts, how="vertical"), kept
+    lengths = [int(frame.get_column(mask).sum()) for mask, _, _ in specs]
+    table = pl.DataFrame([constants for _, _, constants in specs], schema=_CONSTANTS, orient="row")
+    constants = table[pl.Series(np.repeat(np.arange(len(specs), dtype=np.uint32), lengths))]
+    context, column, check, number, rule = constants.get_columns()
+    return pl.DataFrame([out.to_series(0), context, column, check, number, out.to_series(1), rule])
+
+
+def _appended(parts: list[pl.Expr]) -> pl.Expr:
+    """The expressions' values one after the other (a balanced tree of appends)."""
+    while len(parts) > 1:
+        pairs = zip(parts[::2], parts[1::2], strict=False)
+        parts = [a.append(b) for a, b in pairs] + ([parts[-1]] if len(parts) % 2 else [])
+    return parts[0]
 
 
 def concat_cases(summary: list[tuple[Any, ...]], rows: pl.DataFrame | None = None) -> pl.DataFrame:
