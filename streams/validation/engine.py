@@ -78,6 +78,7 @@ from streams.validation.failures import (
     sql_metric,
     verify_duplicates,
 )
+from streams.validation.memo import PatternMemo
 from streams.validation.predicates import (
     COLUMN_CONTEXT,
     FRAME_CONTEXT,
@@ -89,8 +90,10 @@ from streams.validation.predicates import (
     plan_rules,
     predicate,
     rule_layout,
+    rule_pattern,
     unique_key,
 )
+from streams.validation.regex import strategy
 from streams.validation.report import ValidationReport, concat_cases, verdicts
 
 __all__ = [
@@ -131,6 +134,7 @@ class _Prepared:
     hashed: frozenset[int] = frozenset()  # uniqueness slots whose pass-1 column is the hashes of their keys
     nulls: dict[int, str] = field(default_factory=dict)  # `required` slots counted by the column's null count
     tables: dict[tuple[str, ...], list[pl.Expr]] = field(default_factory=dict)  # violations selects (verdicts)
+    memos: frozenset[int] = frozenset()  # pattern slots over String columns without a fast path
 
 
 class CompiledPlan:
@@ -145,6 +149,7 @@ class CompiledPlan:
         self.reporter = Reporter.of(schema_obj)
         self.slots = self.reporter.slots
         self._cache: dict[tuple[tuple[tuple[str, pl.DataType], ...], int | None], _Prepared] = {}
+        self._memos: dict[int, PatternMemo] = {}  # slot -> passing values (streams.validation.memo)
 
     def _prepare(self, schema: pl.Schema, rows: int | None = None) -> _Prepared:
         """The plan for batches of ``schema``, cached per schema and size class (the largest power
@@ -232,6 +237,12 @@ class CompiledPlan:
             if slot.rule.op is Op.NOT_NULL and k in counts and slot.rule.column not in mismatch
             and not (conformed.get(str(slot.rule.column)) or pl.Null()).is_float()
         }  # fmt: skip
+        prepared.memos = frozenset(
+            k
+            for k, slot in enumerate(self.slots)
+            if slot.rule.op in (Op.STR_MATCHES, Op.STR_CONTAINS) and k in counts
+            and conformed.get(str(slot.rule.column)) == pl.String and strategy(rule_pattern(slot.rule)) is None
+        )  # fmt: skip
         if len(self._cache) >= _CACHE_SIZE:
             self._cache.pop(next(iter(self._cache)))
         self._cache[key] = prepared
@@ -329,12 +340,24 @@ class CompiledPlan:
         # a `required` rule over a column with no null (a count polars keeps) has nothing to compute
         held = [k for k, name in prepared.nulls.items() if k not in errors and not base.get_column(name).null_count()]
         live = [k for k in prepared.counts if k not in errors and k not in held]
-        found = evaluate(base, {k: prepared.counts[k] for k in live}, errors)  # the one pass over the batch
+        exprs = {k: prepared.counts[k] for k in live}
+        memos = {k: self._memos.setdefault(k, PatternMemo(str(self.slots[k].rule.column))) for k in prepared.memos}
+        memoized = {k: e for k, memo in memos.items() if k in exprs and (e := memo.candidates()) is not None}
+        exprs.update(memoized)
+        found = evaluate(base, exprs, errors)  # the one pass over the batch
         live = [k for k in live if k not in errors]
         plain = [k for k in live if k not in prepared.hashed]
         counts = {k: int(found.get_column(str(k)).sum() or 0) for k in plain}  # 4x cheaper than a select
         counts.update(dict.fromkeys(held, 0))
         columns = {k: found.get_column(str(k)) for k in plain if counts[k]}
+        for k in [k for k in live if k in memos]:  # candidates of memoized patterns, checked by the regex
+            if k in memoized and counts[k]:
+                columns[k] = memos[k].resolve(base, columns[k], prepared.fails[k])
+                counts[k] = int(columns[k].sum())
+                if not counts[k]:
+                    del columns[k]
+            elif not memos[k].decided:
+                memos[k].decide(base.get_column(memos[k].column), found.get_column(str(k)))
         measured: dict[int, int] = {}
         for k in [k for k in live if k in prepared.hashed]:  # repeated hashes, then their keys
             counts[k] = 0

@@ -139,7 +139,7 @@ class Reporter:
     hidden: tuple[bool, ...]  # per slot: the rule's value would show a classified value (SQL)
     required: frozenset[str]  # fields that must be present (an absent optional field passes)
     uniqueness: frozenset[int]  # slots of uniqueness rules (their value is rows - distinct)
-    cases: dict[tuple[Any, ...], list[pl.Expr]] = field(default_factory=dict, compare=False, repr=False)
+    cases: dict[tuple[Any, ...], tuple[pl.Expr, pl.Expr]] = field(default_factory=dict, compare=False, repr=False)
 
     @classmethod
     def of(cls, schema_obj: SchemaObject) -> Reporter:

@@ -199,6 +199,11 @@ def duplicate_candidates(rule: Rule, c: pl.Expr, dtype: pl.DataType | None) -> t
     return present & key.is_duplicated(), True
 
 
+def rule_pattern(rule: Rule) -> str:
+    """The regex a ``str_matches`` / ``str_contains`` rule runs (``str_matches`` anchored at the start)."""
+    return _pattern(rule.op, rule.args)
+
+
 def _pattern(op: Op, args: tuple[Any, ...]) -> str:
     pattern = str(args[0])
     if op is Op.STR_MATCHES and not pattern.startswith("^"):  # pandera anchors str_matches at the start
