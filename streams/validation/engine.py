@@ -60,6 +60,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import polars as pl
@@ -133,7 +134,7 @@ class _Prepared:
     extra: tuple[str, ...]
     hashed: frozenset[int] = frozenset()  # uniqueness slots whose pass-1 column is the hashes of their keys
     nulls: dict[int, str] = field(default_factory=dict)  # `required` slots counted by the column's null count
-    tables: dict[tuple[str, ...], list[pl.Expr]] = field(default_factory=dict)  # violations selects (verdicts)
+    tables: dict[tuple[str, ...], Any] = field(default_factory=dict)  # violations tables and selects (verdicts)
     memos: frozenset[int] = frozenset()  # pattern slots over String columns without a fast path
 
 

@@ -61,7 +61,7 @@ def redact(expr: pl.Expr) -> pl.Expr:
 def verdicts(
     frame: pl.DataFrame,
     failing: list[tuple[str, str, bool]],
-    tables: dict[tuple[str, ...], list[pl.Expr]] | None = None,
+    tables: dict[tuple[str, ...], Any] | None = None,
     *,
     judge: bool = True,
 ) -> tuple[pl.Series, pl.Series, pl.Series | None]:
@@ -87,18 +87,20 @@ def verdicts(
         return valid, violations, None  # no row has a gating violation: ValidationReport.gating() builds them
     split = len(gating) < len(failing)  # else the gating lists are the violations
     if len(failing) <= _FULL_TABLE:
-        # the table, and the select gathering from it, are kept per list of (mask, rule name, gates)
+        # the tables, and the select of the codes, are kept per list of (mask, rule name, gates)
         key = ("\0select", str(judge), *(f"{m}\0{name}\0{int(gates)}" for m, name, gates in failing))
-        exprs = tables.get(key) if tables is not None else None
-        if exprs is None:
-            exprs = _full_table_select(failing, gating, split, judge)
+        kept = tables.get(key) if tables is not None else None
+        if kept is None:
+            kept = _full_table(failing, gating, judge)
             if tables is not None:
                 if len(tables) >= _TABLES:
                     tables.pop(next(iter(tables)))
-                tables[key] = exprs
+                tables[key] = kept
+        exprs, names, gated_names = kept
         out = frame.select(exprs)
-        violations = out.to_series(1).alias("violations")
-        return out.to_series(0), violations, out.to_series(2).alias("violations") if split else violations
+        codes = out.to_series(1)
+        violations = names.gather(codes)
+        return out.to_series(0), violations, gated_names.gather(codes) if split else violations
     words = _words(failing)
     verdict = pl.any_horizontal(gating).fill_null(False).not_() if judge else pl.repeat(True, pl.len())
     out = frame.select(verdict.alias("valid"), *words)
@@ -130,19 +132,17 @@ def _words(failing: list[tuple[str, str, bool]]) -> list[pl.Expr]:
     ]
 
 
-def _full_table_select(
-    failing: list[tuple[str, str, bool]], gating: list[pl.Expr], split: bool, judge: bool
-) -> list[pl.Expr]:
-    """``valid``, the violations and (``split``) the gating lists, gathered by bit code from a table
-    with an entry for every code (at most ``_FULL_TABLE`` failing rules)."""
+def _full_table(
+    failing: list[tuple[str, str, bool]], gating: list[pl.Expr], judge: bool
+) -> tuple[list[pl.Expr], pl.Series, pl.Series]:
+    """The select of ``valid`` and the bit code of every row (one byte: at most ``_FULL_TABLE``
+    failing rules), and the violations and gating lists of every code, gathered by the codes."""
     every: list[tuple[int, ...]] = [(code,) for code in range(1 << len(failing))]
-    table = pl.concat([_names_table(every, failing), _names_table(every, failing, gating_only=True)]).rechunk()
-    code = _words(failing)[0]
+    bits = [(pl.lit(1 << i, dtype=pl.UInt8), pl.col(m)) for i, (m, _, _) in enumerate(failing)]
+    code = pl.sum_horizontal(pl.when(m).then(bit).otherwise(pl.lit(0, dtype=pl.UInt8)) for bit, m in bits)
     verdict = pl.any_horizontal(gating).fill_null(False).not_() if judge else pl.repeat(True, pl.len())
-    exprs = [verdict.alias("valid"), pl.lit(table).gather(code).alias("v")]
-    if split:
-        exprs.append(pl.lit(table).gather(code + (1 << len(failing))).alias("g"))
-    return exprs
+    names = _names_table(every, failing).rechunk()
+    return [verdict.alias("valid"), code.alias("code")], names, _names_table(every, failing, gating_only=True).rechunk()
 
 
 _FULL_TABLE = 8  # failing rules up to which the violations table covers every bit code
