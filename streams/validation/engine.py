@@ -382,11 +382,15 @@ class CompiledPlan:
 def _repeated(hashes: pl.Series) -> pl.Series | None:
     """The rows whose (non-null) hash occurs more than once, or None when no hash repeats (a
     sort of the hashes costs about a fifth of ``is_duplicated``)."""
-    values = np.sort(hashes.drop_nulls().to_numpy())
+    nulls = hashes.null_count()
+    values = np.sort(hashes.drop_nulls().to_numpy() if nulls else hashes.to_numpy())
     same = values[1:] == values[:-1]
     if not same.any():
         return None
-    return hashes.is_in(pl.Series(np.unique(values[1:][same])).implode()).fill_null(False)
+    repeated = np.unique(values[1:][same])
+    if nulls:
+        return hashes.is_in(pl.Series(repeated).implode()).fill_null(False)
+    return pl.Series(hashes.name, np.isin(hashes.to_numpy(), repeated))  # a third of is_in's cost
 
 
 def _size_class(rows: int | None) -> int | None:

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from typing import Any
 
+import numpy as np
 import polars as pl
 
 from streams.contracts.expressions import columns as expression_columns
@@ -46,13 +47,17 @@ def verify_duplicates(frame: pl.DataFrame, candidates: pl.Series, rule: Rule) ->
     ``duplicateValues`` (rows of the duplicated groups minus their distinct keys): the candidates'
     keys compared as they are, over those rows only."""
     at = candidates.fill_null(False).arg_true()
-    key, _ = unique_key(rule, pl.col(str(rule.column)))
-    keys = frame.select(key.gather(at)).to_series()
+    names = rule.key_columns or (str(rule.column),)
+    if len(names) == 1:  # no select for one column
+        keys = frame.get_column(names[0]).gather(at)
+    else:
+        keys = frame.select(unique_key(rule, pl.col(names[0]))[0].gather(at)).to_series()
     repeated = keys.is_duplicated()
-    mask = pl.Series(candidates.name, [False], dtype=pl.Boolean).new_from_index(0, frame.height)
+    mask = np.zeros(frame.height, dtype=np.bool_)
     if not repeated.any():
-        return mask, 0
-    return mask.scatter(at.filter(repeated), True), int(repeated.sum()) - keys.filter(repeated).n_unique()
+        return pl.Series(candidates.name, mask), 0
+    mask[at.to_numpy()[repeated.to_numpy()]] = True
+    return pl.Series(candidates.name, mask), int(repeated.sum()) - keys.filter(repeated).n_unique()
 
 
 def errored(check: CheckResult, rows: int, batch_metric: bool) -> CheckResult:
