@@ -9,15 +9,18 @@ with no per-rule Python work over rows and no pass per failing rule:
    counted. Uniqueness over text or composite keys yields the keys' 64-bit hashes instead:
    sorted (a fifth of the cost of ``is_duplicated``), a repeated hash marks candidate rows.
    A ``required`` rule over a column without NaN and without nulls (a count polars keeps
-   per column) is left out of the pass;
+   per column) is left out of the pass. A pattern without a fast path over a column of few
+   distinct values tests the values known to pass (:mod:`~streams.validation.memo`); its
+   candidate rows are checked by the regex after the pass;
 2. a clean batch stops there. Otherwise the masks of the failing rules give
-   ``valid_mask``, ``violations`` (a bit code per row gathered from a table of rule-name
-   lists) and the failure cases of the failing rows (rendered for those rows only). The
-   candidates of a uniqueness rule are checked over those rows only (a hash collision
-   is not a duplicate).
+   ``valid_mask``, ``violations`` (a one-byte code per row gathered from a table of
+   rule-name lists) and the failure cases of the failing rows (one select renders every
+   failing rule's values over its filtered columns). The candidates of a uniqueness rule
+   are checked over those rows only (a hash collision is not a duplicate).
 
 The modules: :mod:`~streams.validation.predicates` (rule layout and row predicates),
 :mod:`~streams.validation.regex` (patterns evaluated without a regex),
+:mod:`~streams.validation.memo` (patterns evaluated once per distinct value),
 :mod:`~streams.validation.conform` (conformance), :mod:`~streams.validation.failures`
 (results and failure cases) and :mod:`~streams.validation.report` (the report).
 
@@ -62,7 +65,6 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
 import polars as pl
 
 from streams.contracts.model import Contract, Field, Op, SchemaObject, Severity
@@ -76,6 +78,7 @@ from streams.validation.failures import (
     evaluate,
     probe,
     redact_error,
+    repeated_hashes,
     sql_metric,
     verify_duplicates,
 )
@@ -362,7 +365,7 @@ class CompiledPlan:
         measured: dict[int, int] = {}
         for k in [k for k in live if k in prepared.hashed]:  # repeated hashes, then their keys
             counts[k] = 0
-            candidates = _repeated(found.get_column(str(k)))
+            candidates = repeated_hashes(found.get_column(str(k)))
             if candidates is None:
                 continue
             try:
@@ -377,20 +380,6 @@ class CompiledPlan:
         masks = {k: f"{prepared.prefix}m{k}" for k in sorted(columns)}
         frame = base.hstack([columns[k].alias(m) for k, m in masks.items()]) if masks else base  # no plan
         return counts, frame, masks, measured
-
-
-def _repeated(hashes: pl.Series) -> pl.Series | None:
-    """The rows whose (non-null) hash occurs more than once, or None when no hash repeats (a
-    sort of the hashes costs about a fifth of ``is_duplicated``)."""
-    nulls = hashes.null_count()
-    values = np.sort(hashes.drop_nulls().to_numpy() if nulls else hashes.to_numpy())
-    same = values[1:] == values[:-1]
-    if not same.any():
-        return None
-    repeated = np.unique(values[1:][same])
-    if nulls:
-        return hashes.is_in(pl.Series(repeated).implode()).fill_null(False)
-    return pl.Series(hashes.name, np.isin(hashes.to_numpy(), repeated))  # a third of is_in's cost
 
 
 def _size_class(rows: int | None) -> int | None:

@@ -11,7 +11,7 @@ import pytest
 from streams.contracts.loader import load_contract
 from streams.contracts.model import Field, Op, Rule, check_label
 from streams.validation import engine
-from streams.validation.failures import verify_duplicates
+from streams.validation.failures import repeated_hashes, verify_duplicates
 
 ROOT = Path(__file__).resolve().parents[3]
 
@@ -145,10 +145,10 @@ def test_violation_lists_match_the_rules_each_row_breaks(rules: int) -> None:
 
 def test_repeated_hashes_are_found_by_sorting_and_nulls_never_repeat() -> None:
     hashes = pl.Series("h", [5, None, 7, 5, None, 9, 7, 7], dtype=pl.UInt64)
-    got = engine._repeated(hashes)
+    got = repeated_hashes(hashes)
     assert got is not None and got.to_list() == [True, False, True, True, False, False, True, True]
-    assert engine._repeated(pl.Series("h", [1, None, None, 2], dtype=pl.UInt64)) is None
-    assert engine._repeated(pl.Series("h", [], dtype=pl.UInt64)) is None
+    assert repeated_hashes(pl.Series("h", [1, None, None, 2], dtype=pl.UInt64)) is None
+    assert repeated_hashes(pl.Series("h", [], dtype=pl.UInt64)) is None
 
 
 def test_a_clean_batch_runs_no_duplicate_search_and_a_dirty_one_finds_every_duplicate(
