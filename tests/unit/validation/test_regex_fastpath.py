@@ -307,3 +307,19 @@ def test_large_batches_are_checked_slice_by_slice() -> None:
         got = df.select(expr.alias("fast"), pl.col(column).str.contains(pattern).alias("regex"))
         assert got.height == n and got["fast"].to_list() == got["regex"].to_list()
         assert 0 < got["fast"].not_().sum() < n
+
+
+@pytest.mark.parametrize(
+    ("pattern", "fast"),
+    [
+        ("^dev-[0-9a-f]{6}$", False),  # 4 of 10 positions outside [0-9a-f]: the regex is cheaper
+        ("^[A-Z]{2}-[0-9]{6}$", False),
+        ("^r-[0-9]{9}$", True),
+        ("^[0-9]{3}-[0-9]{2}-[0-9]{4}$", True),
+        (CONTRACT_PATTERNS["event_id"], True),
+    ],
+)
+def test_the_byte_arrays_are_used_where_they_are_cheaper_than_the_regex(pattern: str, fast: bool) -> None:
+    assert strategy(pattern) is not None  # exact either way: only the cost differs
+    assert (fast_contains(pl.col("s"), pattern, rows=1 << 17) is not None) is fast
+    assert fast_contains(pl.col("s"), pattern) is not None  # batch height unknown
