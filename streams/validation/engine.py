@@ -91,13 +91,13 @@ from streams.validation.predicates import (
     cost,
     duplicate_candidates,
     failure_expr,
+    pattern_paths,
     plan_rules,
     predicate,
     rule_layout,
-    rule_pattern,
     unique_key,
 )
-from streams.validation.regex import strategy
+from streams.validation.regex.bytewise import ByteCheck
 from streams.validation.report import ValidationReport, concat_cases, verdicts
 
 __all__ = [
@@ -139,6 +139,7 @@ class _Prepared:
     nulls: dict[int, str] = field(default_factory=dict)  # `required` slots counted by the column's null count
     tables: dict[tuple[str, ...], Any] = field(default_factory=dict)  # violations tables and selects (verdicts)
     memos: frozenset[int] = frozenset()  # pattern slots over String columns without a fast path
+    bytewise: dict[int, ByteCheck] = field(default_factory=dict)  # pattern slots whose pass gives the bytes
 
 
 class CompiledPlan:
@@ -226,6 +227,8 @@ class CompiledPlan:
                     hashed.add(k)
                     values, present = unique_key(slot.rule, pl.col(column))
                     counts[k] = pl.when(present).then(values.hash())
+        checks, memos = pattern_paths(self.slots, list(counts), conformed, size)
+        counts.update((k, check.expr(pl.col(str(self.slots[k].rule.column)))) for k, check in checks.items())
         # cheap expressions first: polars balances its threads better (a third faster at 100k rows)
         weight = {k: cost(self.slots[k].rule, conformed.get(str(self.slots[k].rule.column)), size) for k in counts}
         counts = {k: counts[k] for k in sorted(counts, key=lambda k: (weight[k], k))}
@@ -235,18 +238,14 @@ class CompiledPlan:
         output = [*declared, *extra]
         prepared = _Prepared(stage1, fails, counts, errors, originals, temporal, prefix, output, missing, extra)
         prepared.hashed = frozenset(hashed)
+        prepared.bytewise = checks
         prepared.nulls = {  # `required` on a column without NaN or dtype failures: its null count is known
             k: str(slot.rule.column)
             for k, slot in enumerate(self.slots)
             if slot.rule.op is Op.NOT_NULL and k in counts and slot.rule.column not in mismatch
             and not (conformed.get(str(slot.rule.column)) or pl.Null()).is_float()
         }  # fmt: skip
-        prepared.memos = frozenset(
-            k
-            for k, slot in enumerate(self.slots)
-            if slot.rule.op in (Op.STR_MATCHES, Op.STR_CONTAINS) and k in counts
-            and conformed.get(str(slot.rule.column)) == pl.String and strategy(rule_pattern(slot.rule)) is None
-        )  # fmt: skip
+        prepared.memos = memos
         if len(self._cache) >= _CACHE_SIZE:
             self._cache.pop(next(iter(self._cache)))
         self._cache[key] = prepared
@@ -350,10 +349,15 @@ class CompiledPlan:
         exprs.update(memoized)
         found = evaluate(base, exprs, errors)  # the one pass over the batch
         live = [k for k in live if k not in errors]
-        plain = [k for k in live if k not in prepared.hashed]
+        plain = [k for k in live if k not in prepared.hashed and k not in prepared.bytewise]
         counts = {k: int(found.get_column(str(k)).sum() or 0) for k in plain}  # 4x cheaper than a select
         counts.update(dict.fromkeys(held, 0))
         columns = {k: found.get_column(str(k)) for k in plain if counts[k]}
+        for k in [k for k in live if k in prepared.bytewise]:  # the bytes of fixed-width patterns
+            mask = prepared.bytewise[k].fails(base.get_column(str(self.slots[k].rule.column)), found.get_column(str(k)))
+            counts[k] = int(mask.sum())
+            if counts[k]:
+                columns[k] = mask
         for k in [k for k in live if k in memos]:  # candidates of memoized patterns, checked by the regex
             if k in memoized and counts[k]:
                 columns[k] = memos[k].resolve(base, columns[k], prepared.fails[k])

@@ -17,7 +17,9 @@ import polars as pl
 
 from streams.contracts.expressions import to_polars
 from streams.contracts.model import Op, Rule, SchemaObject, Severity, check_label
-from streams.validation.regex import fast_contains
+from streams.validation.regex import fast_contains, strategy
+from streams.validation.regex.bytewise import MIN_ROWS as BYTEWISE_MIN_ROWS
+from streams.validation.regex.bytewise import ByteCheck, bytewise
 
 COLUMN_CONTEXT = "Column"
 FRAME_CONTEXT = "DataFrameSchema"
@@ -197,6 +199,27 @@ def duplicate_candidates(rule: Rule, c: pl.Expr, dtype: pl.DataType | None) -> t
     if len(rule.key_columns) > 1 or dtype in (pl.String, pl.Binary):
         return present & key.hash().is_duplicated(), False
     return present & key.is_duplicated(), True
+
+
+def pattern_paths(
+    slots: tuple[RuleSlot, ...], live: list[int], conformed: pl.Schema, rows: int | None
+) -> tuple[dict[int, ByteCheck], frozenset[int]]:
+    """How the engine runs the pattern rules of ``live`` slots over String columns, besides their
+    predicate: fixed-width patterns on batches of at least ``bytewise.MIN_ROWS`` rows are checked
+    byte by byte (:mod:`streams.validation.regex.bytewise`: slot -> check), and patterns without
+    a fast path may be memoized per distinct value (:mod:`streams.validation.memo`: slots)."""
+    checks: dict[int, ByteCheck] = {}
+    memos = set()
+    for k in live:
+        rule = slots[k].rule
+        if rule.op not in (Op.STR_MATCHES, Op.STR_CONTAINS) or conformed.get(str(rule.column)) != pl.String:
+            continue
+        pattern = rule_pattern(rule)
+        if (rows or 0) >= BYTEWISE_MIN_ROWS and (check := bytewise(pattern)) is not None:
+            checks[k] = check
+        elif strategy(pattern) is None:
+            memos.add(k)
+    return checks, frozenset(memos)
 
 
 def rule_pattern(rule: Rule) -> str:

@@ -182,7 +182,7 @@ def case_columns(value: pl.Expr, mask: str) -> tuple[pl.Expr, pl.Expr]:
     return value.alias("failure_case"), pl.col(mask).arg_true().cast(pl.Int32).alias("index")
 
 
-#: The constant columns of a rule's failure cases, in the order of ``case_constants``.
+#: The constant columns of a rule's failure cases, in the order of the constants of a spec of ``row_cases``.
 _CONSTANTS = pl.Schema(
     {"schema_context": pl.String, "column": pl.String, "check": pl.String, "check_number": pl.Int32, "rule": pl.String}
 )
