@@ -70,3 +70,15 @@ def test_infinite_reference_edges_are_profiled_without_exact_tails() -> None:
     p = profile_frame(frame, spec).numeric("n")
     assert (p.count, p.nulls, p.hist, p.below, p.min, p.max, p.mean) == (5, 1, (0, 2, 2, 1, 0), 0, -3.0, 9.0, 2.6)
     assert math.isclose(p.m2, sum((v - 2.6) ** 2 for v in (-3, 0, 2, 5, 9)))
+
+
+def test_an_edge_below_the_integer_type_counts_no_value_at_or_below_it() -> None:
+    """An edge below an integer type's range (an Int8 field against a reference edge at -200.5): the type's minimum
+    lies above that edge, in the next bin. Rounding the edge up into the type's range counted it at the edge. Int8
+    values span a small range (counted); Int16 values a large one (sorted)."""
+    for dtype, low, edges in ((pl.Int8, -128, (-200.5, 0.0)), (pl.Int16, -32768, (-40000.5, 0.0))):
+        spec = ProfileSpec("urn:test@1.0.0", "t", (FieldSpec("n", Kind.NUMERIC, edges),), kmv_k=4)
+        frame = pl.DataFrame({"n": pl.Series([low, low, 5, None, 100], dtype=dtype)})
+        p = profile_frame(frame, spec).numeric("n")
+        assert (p.hist, p.below, p.count, p.nulls, p.min, p.max) == ((0, 2, 2), 0, 4, 1, float(low), 100.0), dtype
+        assert (p.mean, p.m2) == exact([low, low, 5, 100], edges)[:2]
