@@ -179,8 +179,7 @@ def _absent_categorical(f: FieldSpec, kmv_k: int, sizes: list[int]) -> list[Fiel
 
 def _boolean(true: np.ndarray, valid: np.ndarray | None, f: FieldSpec, kmv_k: int, at: Layout) -> list[FieldProfile]:
     """Counted per slice: one bincount of ``slice · 2 + value``."""
-    key = at.scaled(2, valid)
-    key += true
+    key = at.keys(2, true, 0, valid)
     table = np.bincount(key, minlength=2 * (at.n + 1))[: 2 * at.n].reshape(at.n, 2).tolist()
     out: list[FieldProfile] = []
     for (false, t), size in zip(table, at.sizes.tolist(), strict=True):
@@ -272,7 +271,7 @@ def _identifiers(
     values are distinct: one comparison per row for every slice at once); when fewer than ``k`` distinct hashes
     are below that bound, the slice's hashes are searched in full."""
     n, sizes = at.n, at.sizes.tolist()
-    owners = at.sid if valid is None else at.scaled(1, valid)  # the slice of each row, n for none (or null)
+    owners = at.sid if valid is None else at.keys(1, None, 0, valid)  # the slice of each row, n for none (or null)
     counts = sizes if valid is None else np.bincount(owners, minlength=n + 1)[:n].tolist()
     bound = [_U64_MAX if m <= 4 * kmv_k else (1 << 64) * 4 * kmv_k // m for m in counts]
     rows = np.flatnonzero(hashes <= np.asarray([*bound, 0], dtype=np.uint64)[owners])

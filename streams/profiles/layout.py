@@ -42,7 +42,7 @@ def scratch(name: str, size: int, dtype: type[np.generic]) -> np.ndarray:
 class Layout:
     """The slices ``0 .. n-1`` of a batch: sizes, ids per row, and how to take each slice's values out."""
 
-    __slots__ = ("_order", "blocks", "identity", "n", "sid", "sizes", "starts")
+    __slots__ = ("_bases", "_order", "blocks", "identity", "n", "sid", "sizes", "starts")
 
     def __init__(self, ids: np.ndarray, n: int) -> None:
         self.n = n
@@ -54,6 +54,7 @@ class Layout:
         self.blocks: list[tuple[int, int]] | None = None  # each slice one block of rows: its bounds in the frame
         self._order: np.ndarray | None = None  # else: the rows of slice 0, then of slice 1, ... (stable)
         self.identity = False  # the rows already slice after slice (every row in a slice, slices in order)
+        self._bases: dict[tuple[int, int], np.ndarray] = {}
         sid = self.sid
         if len(sid) > 1 and np.count_nonzero(sid[1:] != sid[:-1]) > 2 * n + 1:
             return  # interleaved
@@ -114,10 +115,22 @@ class Layout:
         np.take(values, rows, out=out, mode="clip")
         return out, starts
 
-    def scaled(self, width: int, valid: np.ndarray | None = None) -> np.ndarray:
-        """``sid * width`` per row (``n * width`` where ``valid`` is false), in a pooled int64 array."""
+    def keys(
+        self, width: int, values: np.ndarray | None = None, low: int = 0, valid: np.ndarray | None = None
+    ) -> np.ndarray:
+        """``sid * width + values - low`` per row (``n * width`` where ``valid`` is false), in a pooled int64 array:
+        the bin of each row's value in a bincount of ``n + 1`` slices (the last: rows in none) of ``width`` values.
+        ``sid * width - low`` is kept per batch for the next field with the same ``width`` and ``low``."""
+        base = self._bases.get((width, low))
+        if base is None:
+            base = self._bases[(width, low)] = self.sid * width
+            if low:
+                base -= low
         out = scratch("key", len(self.sid), np.int64)
-        np.multiply(self.sid, width, out=out)
+        if values is None:
+            out[:] = base
+        else:
+            np.add(base, values, out=out, casting="unsafe")  # (values within the width here)
         if valid is not None:
             np.copyto(out, self.n * width, where=~valid)
         return out

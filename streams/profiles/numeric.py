@@ -162,10 +162,7 @@ def _counted(
 ) -> list[FieldProfile]:
     """Every slice's exact profile from the count of each value per slice (one bincount over the batch)."""
     n, sizes = at.n, at.sizes.tolist()
-    key = at.scaled(width, valid)
-    key += values.astype(np.int64) if values.dtype == np.uint64 else values  # (within ±2**20 here)
-    if low:
-        key -= low
+    key = at.keys(width, values, low, valid)  # (values within ±2**20 here)
     table = np.bincount(key, minlength=(n + 1) * width)[: n * width].reshape(n, width)
     cum = np.zeros((n, width + 1), dtype=np.int64)
     np.cumsum(table, axis=1, out=cum[:, 1:])

@@ -80,8 +80,7 @@ class HashTable:
             return None
         self.hits += 1
         size = 1 << self.width
-        key = at.scaled(size)
-        key += slot
+        key = at.keys(size, slot)
         table = np.bincount(key, minlength=(at.n + 1) * size)[: at.n * size].reshape(at.n, size)
         if valid is not None:
             first = np.flatnonzero(~valid)[:1]
