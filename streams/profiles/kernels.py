@@ -270,17 +270,22 @@ def _identifiers(
     A slice of ``m`` values takes as candidates its hashes up to ``2⁶⁴ · 4k / m`` (about ``4k`` of them when its
     values are distinct: one comparison per row for every slice at once); when fewer than ``k`` distinct hashes
     are below that bound, the slice's hashes are searched in full."""
-    n, sizes = at.n, at.sizes.tolist()
-    owners = at.sid if valid is None else at.keys(1, None, 0, valid)  # the slice of each row, n for none (or null)
-    counts = sizes if valid is None else np.bincount(owners, minlength=n + 1)[:n].tolist()
+    n, sid, sizes = at.n, at.sid, at.sizes.tolist()
+    counts = sizes
+    if valid is not None:
+        counts = (at.sizes - np.bincount(sid[~valid], minlength=n + 1)[:n]).tolist()
     bound = [_U64_MAX if m <= 4 * kmv_k else (1 << 64) * 4 * kmv_k // m for m in counts]
-    rows = np.flatnonzero(hashes <= np.asarray([*bound, 0], dtype=np.uint64)[owners])
-    owner, candidates = owners[rows], hashes[rows]
+    below = hashes <= np.asarray([*bound, 0], dtype=np.uint64)[sid]
+    if valid is not None:
+        below &= valid
+    rows = np.flatnonzero(below)
+    owner, candidates = sid[rows], hashes[rows]
     out: list[FieldProfile] = []
     for i, (count, size) in enumerate(zip(counts, sizes, strict=True)):
-        mine = _counted(candidates[owner == i] if n > 1 else candidates[owner == 0])[0]
+        mine = _counted(candidates[owner == i])[0]
         if len(mine) < kmv_k and bound[i] != _U64_MAX:  # too few below the bound: the whole slice
-            sketch = _smallest_distinct(hashes[owners == i], kmv_k)
+            held = sid == i if valid is None else (sid == i) & valid
+            sketch = _smallest_distinct(hashes[held], kmv_k)
         else:
             sketch = tuple(mine[:kmv_k].tolist())
         out.append(CategoricalProfile(count, size - count, (), count, sketch, f.cap, kmv_k))
