@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import functools
 import math
-from collections.abc import Sequence
 from fractions import Fraction
 
 import numpy as np
@@ -27,10 +26,10 @@ import numpy as np
 from streams.profiles.fields import NumericProfile
 from streams.profiles.spec import FieldSpec
 
-__all__ = ["COUNT_MAX", "exact_from_sorted", "exact_ok", "finish", "finite_edges"]
+__all__ = ["exact_from_sorted", "exact_ok", "finite_edges"]
 
 _BOUND = 1 << 20  # |v| <= 2**20 and count < 2**22: S2 <= 2**62 fits an int64
-COUNT_MAX = _COUNT = 1 << 22
+_COUNT = 1 << 22
 
 
 @functools.lru_cache(maxsize=256)
@@ -44,8 +43,8 @@ def exact_ok(low: int, high: int, count: int) -> bool:
     return low >= -_BOUND and high <= _BOUND and count < _COUNT
 
 
-def finish(
-    f: FieldSpec, count: int, nulls: int, low: int, high: int, sums: Sequence[int],
+def _finish(
+    f: FieldSpec, count: int, nulls: int, low: int, high: int, sums: tuple[int, int, int, int],
     hist: tuple[int, ...], below: int,
 ) -> NumericProfile:  # fmt: skip
     s1, s2, s_below, s_above = sums
@@ -62,11 +61,11 @@ def finish(
 
 def exact_from_sorted(run: np.ndarray, nulls: int, f: FieldSpec, hist: tuple[int, ...], below: int) -> NumericProfile:
     """The profile of a sorted run of integers for which :func:`exact_ok` holds, ``hist`` and ``below`` given."""
-    xs = run.astype(np.int64, copy=False)
+    xs = run.astype(np.int64)
     count = len(xs)
     above = hist[-1] if f.edges else 0
     sums = (
-        int(xs.sum()), int(np.dot(xs, xs)), int(xs[:below].sum()) if below else 0,
+        int(xs.sum()), int((xs * xs).sum()), int(xs[:below].sum()) if below else 0,
         int(xs[count - above :].sum()) if above else 0,
     )  # fmt: skip
-    return finish(f, count, nulls, int(xs[0]), int(xs[-1]), sums, hist, below)
+    return _finish(f, count, nulls, int(xs[0]), int(xs[-1]), sums, hist, below)

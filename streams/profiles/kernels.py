@@ -29,24 +29,69 @@ once per column (a numpy gather of numbers or hashes, never of text).
 
 from __future__ import annotations
 
+import functools
 import itertools
-from dataclasses import dataclass
+import math
+from typing import Any
 
 import numpy as np
 import polars as pl
 
-from streams.profiles.fields import CategoricalProfile, FieldProfile, _cap, hash_strings
-from streams.profiles.layout import Layout
-from streams.profiles.numeric import INTS, absent_numeric, float_block, integer_field
+from streams.profiles.fields import CategoricalProfile, FieldProfile, NumericProfile, _cap, _int_range, hash_strings
+from streams.profiles.integers import exact_from_sorted, exact_ok, finite_edges
 from streams.profiles.spec import FieldSpec, Kind, ProfileSpec
-from streams.profiles.tables import HashTable, tables
 
 __all__ = ["slice_fields", "spec_id"]
 
+_NP: dict[Any, type[np.integer[Any]]] = {
+    pl.Int8: np.int8, pl.Int16: np.int16, pl.Int32: np.int32, pl.Int64: np.int64,
+    pl.UInt8: np.uint8, pl.UInt16: np.uint16, pl.UInt32: np.uint32, pl.UInt64: np.uint64,
+}  # fmt: skip
+_INTS = tuple(_NP)
 #: hash -> value, for the hashes seen (values recur from batch to batch); forgotten when it grows past this
 _NAMES_MAX = 1 << 16
 _names: dict[int, str] = {}
-_U64_MAX = (1 << 64) - 1
+
+
+class _Slices:
+    """Where each slice's rows are: contiguous blocks of the frame (read as views), else gathered in slice order."""
+
+    def __init__(self, ids: np.ndarray, n: int) -> None:
+        self.ids, self.n = ids, n
+        kept = ids >= 0
+        self.kept: np.ndarray | None = None if kept.all() else kept
+        self.sizes = np.bincount(ids[kept] if self.kept is not None else ids, minlength=n)
+        starts = np.flatnonzero(np.concatenate(([True], ids[1:] != ids[:-1]))) if ids.size else np.zeros(0, int)
+        blocks = ids[starts]
+        mine = np.flatnonzero(blocks >= 0)
+        self.order: np.ndarray | None = None
+        if len(mine) == np.count_nonzero(self.sizes):  # each slice is one block of rows (a batch grouped by slice)
+            ends = np.append(starts[1:], len(ids))
+            self.bounds = [(0, 0)] * n
+            for b, a, e in zip(blocks[mine].tolist(), starts[mine].tolist(), ends[mine].tolist(), strict=True):
+                self.bounds[b] = (a, e)
+        else:  # rows interleaved: gathered once per column in slice order (stable; by slice for few slices)
+            if n <= 16:
+                self.order = np.concatenate([np.flatnonzero(ids == i) for i in range(n)])
+            else:
+                keep = np.flatnonzero(kept)
+                self.order = keep[np.argsort(ids[keep], kind="stable")]
+            ends = np.cumsum(self.sizes).tolist()
+            self.bounds = [(e - m, e) for e, m in zip(ends, self.sizes.tolist(), strict=True)]
+
+    def runs(self, values: np.ndarray, valid: np.ndarray | None) -> list[np.ndarray]:
+        """The valid values of each slice, in frame order (views or copies: not to be written to)."""
+        if self.order is not None:
+            values = values[self.order]
+            valid = None if valid is None else valid[self.order]
+        if valid is None:
+            return [values[a:b] for a, b in self.bounds]
+        return [values[a:b][valid[a:b]] for a, b in self.bounds]
+
+    def count(self, mask: np.ndarray) -> list[int]:
+        """The rows of each slice where ``mask`` holds."""
+        m = mask if self.order is None else mask[self.order]
+        return [int(np.count_nonzero(m[a:b])) for a, b in self.bounds]
 
 
 def spec_id(spec: ProfileSpec) -> str:
@@ -64,127 +109,204 @@ _spec_ids: dict[int, tuple[ProfileSpec, str]] = {}
 
 def slice_fields(frame: pl.DataFrame, spec: ProfileSpec, ids: np.ndarray, n: int) -> list[dict[str, FieldProfile]]:
     """The field profiles of slices ``0 .. n-1`` of ``frame`` (``ids``: int64, one per row, ``-1`` for none)."""
-    at = Layout(ids, n)
+    s = _Slices(ids, n)
     out: list[dict[str, FieldProfile]] = [{} for _ in range(n)]
     schema = frame.schema
-    plan = _plan(spec, tuple((schema.get(f.name), _has_nulls(frame, schema, f.name)) for f in spec.fields))
-    prepared = frame.select(plan.exprs) if plan.exprs else frame.clear()
-
-    def read(step: _Step) -> tuple[np.ndarray, np.ndarray | None]:
-        values = (prepared if step.prepared else frame).get_column(step.values).to_numpy()
-        return values, None if step.valid is None else prepared.get_column(step.valid).to_numpy()
-
-    if plan.block:  # the numbers float64 holds (every numeric type but the integers): one 2-D block
+    # float columns are profiled together, one 2-D block per slice
+    block = [f for f in spec.fields if f.kind is Kind.NUMERIC and schema.get(f.name) in _FLOATS]
+    in_block = {f.name for f in block}
+    # one select for what the other numpy arrays need (nulls filled, masks, casts, hashes)
+    columns = tuple(
+        (None, False) if f.name in in_block else (schema.get(f.name), _has_nulls(frame, schema, f.name))
+        for f in spec.fields
+    )
+    exprs = _expressions(spec, columns)
+    prepared = frame.select(exprs) if exprs else frame.clear()
+    if block:
         with np.errstate(invalid="ignore", over="ignore"):  # infinite values: infinite or NaN moments and gaps
-            per_block = float_block([s.field for s in plan.block], [read(s)[0] for s in plan.block], at)
-        for step, per in zip(plan.block, per_block, strict=True):
+            per_block = _numeric_block(block, [frame.get_column(f.name).to_numpy() for f in block], s)
+        for f, per in zip(block, per_block, strict=True):
             for i, fp in enumerate(per):
-                out[i][step.field.name] = fp
-    sizes = at.sizes.tolist()
-    for step in plan.steps:
-        f, kind = step.field, step.kind
-        if kind == "absent":  # an absent column is all nulls
-            per = absent_numeric(f, sizes) if f.kind is Kind.NUMERIC else _absent_categorical(f, spec.kmv_k, sizes)
-        elif kind == "integer":
-            assert step.dtype is not None
-            per = integer_field(f, *read(step), step.dtype, at)
-        elif kind == "boolean":
-            per = _boolean(*read(step), f, spec.kmv_k, at)
-        elif kind == "text":
-            per = _text(frame.get_column(f.name), *read(step), f, spec.kmv_k, at)
+                out[i][f.name] = fp
+    for f in spec.fields:
+        if f.name in in_block:
+            continue
+        if f.name not in schema:  # an absent column is all nulls
+            per = _absent(f, spec.kmv_k, s.sizes)
         else:
-            per = _identifiers(*read(step), f, spec.kmv_k, at)
+            per = _field(f, schema[f.name], frame, prepared, spec.kmv_k, s)
         for i, fp in enumerate(per):
             out[i][f.name] = fp
     return out
+
+
+_FLOATS = (pl.Float64, pl.Float32)  # read as float64 exactly; integers are sorted in their own type
 
 
 def _has_nulls(frame: pl.DataFrame, schema: pl.Schema, name: str) -> bool:
     return name in schema and frame.get_column(name).null_count() > 0
 
 
-@dataclass(frozen=True, slots=True)
-class _Step:
-    """How one field is profiled: its kernel, its column's type, where its values and non-null mask are read."""
-
-    field: FieldSpec
-    kind: str  # float, integer, boolean, text, identifier, absent
-    dtype: pl.DataType | None
-    values: str  # a column of the prepared frame (when ``prepared``) or of the batch
-    prepared: bool
-    valid: str | None  # a column of the prepared frame, when the field has nulls
-
-
-@dataclass(frozen=True, slots=True)
-class _Plan:
-    exprs: list[pl.Expr]  # the prepared frame: nulls filled, masks, casts, hashes
-    block: tuple[_Step, ...]  # the float fields
-    steps: tuple[_Step, ...]  # the others
-
-
-def _plan(spec: ProfileSpec, columns: tuple[tuple[pl.DataType | None, bool], ...]) -> _Plan:
-    """The kernels and prepared columns of a spec on a batch's column types, built once per spec and types
-    (building the expressions costs ~0.3 ms, comparing polars types a few µs each)."""
+def _expressions(spec: ProfileSpec, columns: tuple[tuple[pl.DataType | None, bool], ...]) -> list[pl.Expr]:
+    """The prepared columns' expressions, built once per spec and column types (building costs ~0.3 ms)."""
     key = (id(spec), columns)
-    got = _plans.get(key)
+    got = _built.get(key)
     if got is None or got[0] is not spec:
-        if len(_plans) >= 256:
-            _plans.clear()
-        exprs: list[pl.Expr] = []
-        block: list[_Step] = []
-        steps: list[_Step] = []
-        for f, (dtype, nulls) in zip(spec.fields, columns, strict=True):
-            made = _prepare(f, dtype, nulls) if dtype is not None else []
-            exprs += made
-            names = {e.meta.output_name() for e in made}
-            v, ok = f"{f.name}\x1fv", f"{f.name}\x1fok"
-            step = _Step(
-                f, _kind(f, dtype), dtype, v if v in names else f.name, v in names, ok if ok in names else None
-            )
-            (block if step.kind == "float" else steps).append(step)
-        got = _plans[key] = (spec, _Plan(exprs, tuple(block), tuple(steps)))
+        if len(_built) >= 256:
+            _built.clear()
+        exprs = [
+            e for f, (dtype, nulls) in zip(spec.fields, columns, strict=True) if dtype is not None
+            for e in _prepare(f, dtype, nulls)
+        ]  # fmt: skip
+        got = _built[key] = (spec, exprs)
     return got[1]
 
 
-_plans: dict[tuple[int, tuple[tuple[pl.DataType | None, bool], ...]], tuple[ProfileSpec, _Plan]] = {}
-
-
-def _kind(f: FieldSpec, dtype: pl.DataType | None) -> str:
-    if dtype is None:
-        return "absent"
-    if f.kind is Kind.NUMERIC:
-        return "integer" if dtype in INTS else "float"
-    if dtype == pl.Boolean:
-        return "boolean"
-    return "text" if f.cap > 0 else "identifier"
+_built: dict[tuple[int, tuple[tuple[pl.DataType | None, bool], ...]], tuple[ProfileSpec, list[pl.Expr]]] = {}
 
 
 def _prepare(f: FieldSpec, dtype: pl.DataType, nulls: bool) -> list[pl.Expr]:
     c = pl.col(f.name)
-    if f.kind is Kind.NUMERIC and dtype in INTS:
+    if f.kind is Kind.NUMERIC and dtype in _INTS:
         return [c.fill_null(0).alias(f"{f.name}\x1fv"), c.is_not_null().alias(f"{f.name}\x1fok")] if nulls else []
-    if f.kind is Kind.NUMERIC:  # null as NaN; anything but float64 cast to float64 (never raising on data)
-        if dtype == pl.Float64 and not nulls:
-            return []
-        return [c.cast(pl.Float64, strict=False).fill_null(float("nan")).alias(f"{f.name}\x1fv")]
+    if f.kind is Kind.NUMERIC:  # NaN is null; anything but float64 cast to float64 (never raising on data)
+        return [] if dtype == pl.Float64 else [c.cast(pl.Float64, strict=False).alias(f"{f.name}\x1fv")]
     out = [c.is_not_null().alias(f"{f.name}\x1fok")] if nulls else []
     if dtype == pl.Boolean:
         return [*out, c.fill_null(False).alias(f"{f.name}\x1fv")] if nulls else out
     return [*out, c.cast(pl.String).hash(seed=0).alias(f"{f.name}\x1fv")]
 
 
-def _absent_categorical(f: FieldSpec, kmv_k: int, sizes: list[int]) -> list[FieldProfile]:
-    return [CategoricalProfile(0, m, (), 0, (), f.cap, kmv_k) for m in sizes]
+def _field(
+    f: FieldSpec, dtype: pl.DataType, frame: pl.DataFrame, prepared: pl.DataFrame, kmv_k: int, s: _Slices
+) -> list[FieldProfile]:
+    cols = prepared.columns
+    v, ok = f"{f.name}\x1fv", f"{f.name}\x1fok"
+    values = (prepared if v in cols else frame).get_column(v if v in cols else f.name).to_numpy()
+    valid = prepared.get_column(ok).to_numpy() if ok in cols else None
+    if f.kind is Kind.NUMERIC:
+        if dtype not in _INTS:
+            nan = np.isnan(values)
+            valid = ~nan if nan.any() else None
+        with np.errstate(invalid="ignore", over="ignore"):  # infinite values: infinite or NaN moments and gaps
+            return _numeric(values, valid, f, dtype if dtype in _INTS else pl.Float64(), s)
+    if dtype == pl.Boolean:
+        return _boolean(values, valid, f, kmv_k, s)
+    return _text(frame.get_column(f.name), values, valid, f, kmv_k, s)
 
 
-def _boolean(true: np.ndarray, valid: np.ndarray | None, f: FieldSpec, kmv_k: int, at: Layout) -> list[FieldProfile]:
-    """Counted per slice: one bincount of ``slice · 2 + value``."""
-    key = at.keys(2, true, 0, valid)
-    table = np.bincount(key, minlength=2 * (at.n + 1))[: 2 * at.n].reshape(at.n, 2).tolist()
+def _absent(f: FieldSpec, kmv_k: int, sizes: np.ndarray) -> list[FieldProfile]:
+    if f.kind is Kind.NUMERIC:
+        hist = (0,) * (len(f.edges) + 1) if f.edges else ()
+        return [NumericProfile(0, int(m), None, None, 0.0, 0.0, hist, 0) for m in sizes.tolist()]
+    return [CategoricalProfile(0, int(m), (), 0, (), f.cap, kmv_k) for m in sizes.tolist()]
+
+
+@functools.lru_cache(maxsize=256)
+def _int_edges(edges: tuple[float, ...], dtype: pl.DataType) -> tuple[np.ndarray, int, int, int, int]:
+    """The edges rounded down into the integer type (``v <= e  <=>  v <= floor(e)``), its range, ``ceil(e0)``, and
+    how many edges lie below the type's range (no value is at or below them: their cumulative count is 0)."""
+    lo, hi = _int_range(dtype)
+    inside = [min(max(e, lo - 1.0), hi + 1.0) for e in edges]  # an infinite edge: just outside the type's range
+    floors = np.asarray([min(max(math.floor(e), lo), hi) for e in inside], dtype=_NP[dtype])
+    under = sum(1 for e in inside if math.floor(e) < lo)
+    return floors, lo, hi, math.ceil(inside[0]), under
+
+
+def _numeric(
+    values: np.ndarray, valid: np.ndarray | None, f: FieldSpec, dtype: pl.DataType, s: _Slices
+) -> list[FieldProfile]:
+    integer = dtype in _INTS
+    edges, lo_t, hi_t, first, under = (np.asarray(f.edges, dtype=np.float64), 0, 0, 0, 0)
+    if integer and f.edges:
+        edges, lo_t, hi_t, first, under = _int_edges(f.edges, dtype)
     out: list[FieldProfile] = []
-    for (false, t), size in zip(table, at.sizes.tolist(), strict=True):
-        count = false + t
-        found = {k: m for k, m in (("false", false), ("true", t)) if m}
+    for run, size in zip(s.runs(values, valid), s.sizes.tolist(), strict=True):
+        count = len(run)
+        if count == 0:
+            out.append(_absent(f, 0, np.asarray([size]))[0])
+            continue
+        run = np.sort(run)
+        hist: tuple[int, ...] = ()
+        below, gaps = 0, (0.0, 0.0)
+        if f.edges:
+            cum = np.searchsorted(run, edges, side="right").tolist()
+            cum[:under] = [0] * under  # an edge below the type's range, rounded up into it, would count its minimum
+            hist = (cum[0], *(y - x for x, y in itertools.pairwise(cum)), count - cum[-1])
+            if integer:  # v < e0  <=>  v < ceil(e0)
+                below = count if first > hi_t else 0 if first <= lo_t else int(np.searchsorted(run, first, "left"))
+            else:
+                below = int(np.searchsorted(run, f.edges[0], side="left"))
+        if integer and finite_edges(f.edges) and exact_ok(int(run[0]), int(run[-1]), count):
+            out.append(exact_from_sorted(run, size - count, f, hist, below))
+            continue
+        xs = run.astype(np.float64) if integer else run
+        mean = float(np.sum(xs)) / count + 0.0  # + 0.0: the sign of a zero is not part of the multiset
+        dev = xs - mean
+        m2 = float(np.sum(dev * dev))
+        if f.edges:
+            lo, hi = f.edges[0], f.edges[-1]
+            gaps = (
+                float(np.sum(lo - xs[:below])) if below else 0.0,
+                float(np.sum(xs[cum[-1] :] - hi)) if cum[-1] < count else 0.0,
+            )
+        low, high = float(xs[0]) + 0.0, float(xs[-1]) + 0.0
+        out.append(NumericProfile(count, size - count, low, high, mean, m2, hist, below, *gaps))
+    return out
+
+
+def _numeric_block(fields: list[FieldSpec], columns: list[np.ndarray], s: _Slices) -> list[list[FieldProfile]]:
+    """The numeric fields whose values float64 holds exactly, per slice in one 2-D block (a row per field).
+
+    Each row holds the slice's values in float64 (null: NaN), sorted in place (NaN last): every statistic of
+    :func:`_numeric` from the row's first ``count`` values, computed the same way (the same float operations on
+    the same sorted values: the same bits). An integer ``v`` against an edge ``e``: ``v <= e`` and ``v < e`` hold
+    in float64 exactly as in the integers.
+    """
+    out: list[list[FieldProfile]] = [[] for _ in fields]
+    edges = [np.asarray(f.edges, dtype=np.float64) for f in fields]
+    if s.order is not None:
+        columns = [c[s.order] for c in columns]
+    for (a, b), size in zip(s.bounds, s.sizes.tolist(), strict=True):
+        if size == 0:
+            for j, f in enumerate(fields):
+                out[j].append(_absent(f, 0, np.asarray([0]))[0])
+            continue
+        block = np.empty((len(fields), size), dtype=np.float64)
+        for j, c in enumerate(columns):
+            block[j] = c[a:b]
+        block.sort(axis=1)
+        counts = (size - np.count_nonzero(np.isnan(block), axis=1)).tolist()
+        means = [float(row[:m].sum()) / m + 0.0 if m else 0.0 for row, m in zip(block, counts, strict=True)]
+        dev = block - np.asarray(means)[:, None]
+        dev *= dev
+        for j, (f, row, d, count) in enumerate(zip(fields, block, dev, counts, strict=True)):
+            if count == 0:
+                out[j].append(_absent(f, 0, np.asarray([size]))[0])
+                continue
+            xs = row[:count]
+            m2 = float(d[:count].sum())
+            hist: tuple[int, ...] = ()
+            below, gaps = 0, (0.0, 0.0)
+            if f.edges:
+                cum = np.searchsorted(xs, edges[j], side="right").tolist()
+                hist = (cum[0], *(y - x for x, y in itertools.pairwise(cum)), count - cum[-1])
+                below = int(np.searchsorted(xs, f.edges[0], side="left"))
+                lo, hi = f.edges[0], f.edges[-1]
+                gaps = (
+                    float(np.sum(lo - xs[:below])) if below else 0.0,
+                    float(np.sum(xs[cum[-1] :] - hi)) if cum[-1] < count else 0.0,
+                )
+            low, high = float(xs[0]) + 0.0, float(xs[-1]) + 0.0
+            out[j].append(NumericProfile(count, size - count, low, high, means[j], m2, hist, below, *gaps))
+    return out
+
+
+def _boolean(true: np.ndarray, valid: np.ndarray | None, f: FieldSpec, kmv_k: int, s: _Slices) -> list[FieldProfile]:
+    counts = s.sizes.tolist() if valid is None else s.count(valid)
+    out: list[FieldProfile] = []
+    for count, t, size in zip(counts, s.count(true), s.sizes.tolist(), strict=True):
+        found = {k: m for k, m in (("false", count - t), ("true", t)) if m}
         pairs = _cap(found, f.cap)[0] if f.cap > 0 else ()
         sketch = tuple(sorted(hash_strings(sorted(found))))[:kmv_k]
         other = count - sum(m for _, m in pairs)
@@ -193,102 +315,21 @@ def _boolean(true: np.ndarray, valid: np.ndarray | None, f: FieldSpec, kmv_k: in
 
 
 def _text(
-    col: pl.Series, hashes: np.ndarray, valid: np.ndarray | None, f: FieldSpec, kmv_k: int, at: Layout
-) -> list[FieldProfile]:
-    """Exact counts per value (hash), named by their values: from the field's table of known values when every
-    row holds one (:mod:`streams.profiles.tables`), else by sorting each slice's hashes (and learning the table)."""
-    sizes = at.sizes.tolist()
-    nulls = np.zeros(at.n, dtype=np.int64) if valid is None else np.bincount(at.sid[~valid], minlength=at.n + 1)[:-1]
-    known = tables.get(f.name)
-    if known is not None:
-        counts = known.count(hashes, valid, nulls, at)
-        if counts is not None:
-            return _from_table(counts, known, nulls.tolist(), f, kmv_k, sizes)
-    out, seen, names = _text_sorted(col, hashes, valid, f, kmv_k, at)
-    if f.name not in tables:
-        tables[f.name] = HashTable.of(seen, names)
-    elif known is not None:  # (None: no table fits the field's values)
-        tables[f.name] = known.learn(seen, names)
-    return out
-
-
-def _from_table(
-    counts: np.ndarray, table: HashTable, nulls: list[int], f: FieldSpec, kmv_k: int, sizes: list[int]
+    col: pl.Series, hashes: np.ndarray, valid: np.ndarray | None, f: FieldSpec, kmv_k: int, s: _Slices
 ) -> list[FieldProfile]:
     out: list[FieldProfile] = []
-    names, hashes, by_name = table.names, table.hashes.tolist(), table.by_name
-    for row, size, missing in zip(counts.tolist(), sizes, nulls, strict=True):
-        if len(names) <= f.cap:  # every value kept: (value, count) by value
-            pairs = tuple((names[j], c) for j in by_name if (c := row[j]))
-        else:
-            pairs, _ = _cap({names[j]: c for j, c in enumerate(row) if c}, f.cap)
-        count = size - missing
-        sketch = tuple(itertools.islice((h for h, c in zip(hashes, row, strict=True) if c), kmv_k))
-        out.append(CategoricalProfile(count, missing, pairs, count - sum(c for _, c in pairs), sketch, f.cap, kmv_k))
-    return out
-
-
-def _text_sorted(
-    col: pl.Series, hashes: np.ndarray, valid: np.ndarray | None, f: FieldSpec, kmv_k: int, at: Layout
-) -> tuple[list[FieldProfile], np.ndarray, list[str]]:
-    """Each slice's hashes sorted, the runs of every slice counted at once; also the batch's distinct hashes
-    (ascending) and their values."""
-    buf, starts = at.pack(hashes, valid)
-    bounds = starts.tolist()
-    for a, b in itertools.pairwise(bounds):
-        if b - a > 1:
-            buf[a:b].sort()
-    m = len(buf)
-    heads = np.zeros(0, dtype=np.int64)
-    if m:
-        new = np.empty(m, dtype=bool)
-        new[0] = True
-        np.not_equal(buf[1:], buf[:-1], out=new[1:])
-        new[starts[:-1][starts[:-1] < m]] = True  # a slice's first value starts a run
-        heads = np.flatnonzero(new)
-    distinct = buf[heads]
-    per = np.diff(np.append(heads, m)).tolist()
-    cut = np.searchsorted(heads, starts).tolist()  # slice i's distinct values: distinct[cut[i]:cut[i + 1]]
-    names = _name(col, hashes, distinct)
-    out: list[FieldProfile] = []
-    for i, size in enumerate(at.sizes.tolist()):
-        a, b = cut[i], cut[i + 1]
-        count = bounds[i + 1] - bounds[i]
-        pairs, _ = _cap(dict(zip(names[a:b], per[a:b], strict=True)), f.cap)
-        other = count - sum(k for _, k in pairs)
-        sketch = tuple(distinct[a : min(b, a + kmv_k)].tolist())
+    for run, size in zip(s.runs(hashes, valid), s.sizes.tolist(), strict=True):
+        count = len(run)
+        pairs: tuple[tuple[str, int], ...] = ()
+        if f.cap > 0:  # exact counts per value (hash), named by their values
+            distinct, per = _counted(run)
+            names = _name(col, hashes, distinct)
+            pairs, _ = _cap(dict(zip(names, per.tolist(), strict=True)), f.cap)
+            sketch = tuple(distinct[:kmv_k].tolist())
+        else:  # identifiers: no counts, the k smallest distinct hashes (the 4k smallest first: no full sort)
+            sketch = _smallest_distinct(run, kmv_k)
+        other = count - sum(m for _, m in pairs)
         out.append(CategoricalProfile(count, size - count, pairs, other, sketch, f.cap, kmv_k))
-    seen, first = np.unique(distinct, return_index=True)
-    return out, seen, [names[j] for j in first.tolist()]
-
-
-def _identifiers(
-    hashes: np.ndarray, valid: np.ndarray | None, f: FieldSpec, kmv_k: int, at: Layout
-) -> list[FieldProfile]:
-    """Identifiers (``cap = 0``): no counts, the k smallest distinct hashes of each slice.
-
-    A slice of ``m`` values takes as candidates its hashes up to ``2⁶⁴ · 4k / m`` (about ``4k`` of them when its
-    values are distinct: one comparison per row for every slice at once); when fewer than ``k`` distinct hashes
-    are below that bound, the slice's hashes are searched in full."""
-    n, sid, sizes = at.n, at.sid, at.sizes.tolist()
-    counts = sizes
-    if valid is not None:
-        counts = (at.sizes - np.bincount(sid[~valid], minlength=n + 1)[:n]).tolist()
-    bound = [_U64_MAX if m <= 4 * kmv_k else (1 << 64) * 4 * kmv_k // m for m in counts]
-    below = hashes <= np.asarray([*bound, 0], dtype=np.uint64)[sid]
-    if valid is not None:
-        below &= valid
-    rows = np.flatnonzero(below)
-    owner, candidates = sid[rows], hashes[rows]
-    out: list[FieldProfile] = []
-    for i, (count, size) in enumerate(zip(counts, sizes, strict=True)):
-        mine = _counted(candidates[owner == i])[0]
-        if len(mine) < kmv_k and bound[i] != _U64_MAX:  # too few below the bound: the whole slice
-            held = sid == i if valid is None else (sid == i) & valid
-            sketch = _smallest_distinct(hashes[held], kmv_k)
-        else:
-            sketch = tuple(mine[:kmv_k].tolist())
-        out.append(CategoricalProfile(count, size - count, (), count, sketch, f.cap, kmv_k))
     return out
 
 
@@ -305,9 +346,9 @@ def _name(col: pl.Series, hashes: np.ndarray, distinct: np.ndarray) -> list[str]
     """The value of each hash: remembered, or read from the first row that has it."""
     keys = distinct.tolist()
     known = {h: v for h in keys if (v := _names.get(h)) is not None}  # (safe if another thread clears it)
-    missing = [h for h in keys if h not in known]
-    if missing:
-        rows = np.flatnonzero(np.isin(hashes, np.asarray(missing, dtype=np.uint64)))
+    if len(known) < len(keys):
+        missing = np.asarray([h for h in keys if h not in known], dtype=np.uint64)
+        rows = np.flatnonzero(np.isin(hashes, missing))
         found, first = np.unique(hashes[rows], return_index=True)
         new = dict(zip(found.tolist(), col.gather(rows[first]).cast(pl.String).to_list(), strict=True))
         if len(_names) + len(new) > _NAMES_MAX:
