@@ -203,21 +203,23 @@ def _absent(f: FieldSpec, kmv_k: int, sizes: np.ndarray) -> list[FieldProfile]:
 
 
 @functools.lru_cache(maxsize=256)
-def _int_edges(edges: tuple[float, ...], dtype: pl.DataType) -> tuple[np.ndarray, int, int, int]:
-    """The edges rounded down into the integer type (``v <= e  <=>  v <= floor(e)``), its range, ``ceil(e0)``."""
+def _int_edges(edges: tuple[float, ...], dtype: pl.DataType) -> tuple[np.ndarray, int, int, int, int]:
+    """The edges rounded down into the integer type (``v <= e  <=>  v <= floor(e)``), its range, ``ceil(e0)``, and
+    how many edges lie below the type's range (no value is at or below them: their cumulative count is 0)."""
     lo, hi = _int_range(dtype)
     inside = [min(max(e, lo - 1.0), hi + 1.0) for e in edges]  # an infinite edge: just outside the type's range
     floors = np.asarray([min(max(math.floor(e), lo), hi) for e in inside], dtype=_NP[dtype])
-    return floors, lo, hi, math.ceil(inside[0])
+    under = sum(1 for e in inside if math.floor(e) < lo)
+    return floors, lo, hi, math.ceil(inside[0]), under
 
 
 def _numeric(
     values: np.ndarray, valid: np.ndarray | None, f: FieldSpec, dtype: pl.DataType, s: _Slices
 ) -> list[FieldProfile]:
     integer = dtype in _INTS
-    edges, lo_t, hi_t, first = (np.asarray(f.edges, dtype=np.float64), 0, 0, 0)
+    edges, lo_t, hi_t, first, under = (np.asarray(f.edges, dtype=np.float64), 0, 0, 0, 0)
     if integer and f.edges:
-        edges, lo_t, hi_t, first = _int_edges(f.edges, dtype)
+        edges, lo_t, hi_t, first, under = _int_edges(f.edges, dtype)
     out: list[FieldProfile] = []
     for run, size in zip(s.runs(values, valid), s.sizes.tolist(), strict=True):
         count = len(run)
@@ -229,6 +231,7 @@ def _numeric(
         below, gaps = 0, (0.0, 0.0)
         if f.edges:
             cum = np.searchsorted(run, edges, side="right").tolist()
+            cum[:under] = [0] * under  # an edge below the type's range, rounded up into it, would count its minimum
             hist = (cum[0], *(y - x for x, y in itertools.pairwise(cum)), count - cum[-1])
             if integer:  # v < e0  <=>  v < ceil(e0)
                 below = count if first > hi_t else 0 if first <= lo_t else int(np.searchsorted(run, first, "left"))
