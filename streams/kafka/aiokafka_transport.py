@@ -157,11 +157,17 @@ class AIOKafkaTransport:
         """Build the record batches now and hand them to the producer in the background, in order per partition.
 
         aiokafka's ``send_batch`` waits until the partition's previous batch left for the broker (one produce
-        request in flight per broker): awaiting it here made a poll's second 1 MB batch of a partition wait for
-        the first one's round trip while the worker had CPU work to do. The returned futures are the
-        acknowledgements, as before; the transaction calls wait until every batch was handed over."""
+        request in flight per broker): awaiting it batch by batch made a poll's second 1 MB batch of a partition
+        wait for the first one's round trip while the worker had CPU work to do. One call's batches are queued
+        at once; a second call for the same partition first waits until the first call's batches are with the
+        producer (back-pressure, as before, one call deep). The returned futures are the acknowledgements, as
+        before; ending a transaction first waits until every batch was handed over."""
         producer = self.session.producer
         assert producer is not None
+        key = (topic, partition)
+        previous = self._handing.get(key)
+        if previous is not None:
+            await asyncio.wait([previous])
         try:
             builders = self._build(producer, topic, records)
         except (AssertionError, KafkaError) as exc:
@@ -169,8 +175,7 @@ class AIOKafkaTransport:
             return [_failed(topic, exc)]
         loop = asyncio.get_running_loop()
         acks: list[asyncio.Future[Any]] = [loop.create_future() for _ in builders]
-        key = (topic, partition)
-        previous = self._handing.get(key)
+        previous = self._handing.get(key)  # None unless another call queued meanwhile
         task = loop.create_task(self._hand_over(producer, topic, partition, builders, acks, previous))
         self._handing[key] = task
         task.add_done_callback(lambda t: self._handing.pop(key, None) if self._handing.get(key) is t else None)

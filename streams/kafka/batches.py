@@ -229,7 +229,7 @@ class BatchWorker(ExactlyOnce):
         try:
             if error is not None and attempt > self.settings.batch_retries:
                 raise error  # its outputs kept failing: give up without processing again
-            result = binding.process(messages, worker_id=self.worker_id)
+            result = await self._call(binding.process, messages, worker_id=self.worker_id)
         except Exception as exc:
             if attempt < self.settings.batch_retries:
                 await self._retry_later(tp, first, attempt + 1, exc, "process")

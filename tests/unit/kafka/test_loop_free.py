@@ -1,0 +1,127 @@
+"""Processing a poll leaves the event loop free for what waits on it: the last transaction's commit
+(exactly-once) and the commits of acknowledged batches (at-least-once).
+
+Processing is CPU-bound and was called inline: while it ran, a transaction "committing in the background" could
+not advance (each of its round trips needs the loop), nor could a batch acknowledged meanwhile be committed.
+Here processing blocks (``time.sleep``) and the transport's commit / acknowledgement needs the loop: the commit
+must end *during* the next poll's processing. Without the thread offload (``ExactlyOnce._call``) it ends after.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+from streams.kafka.transport import TopicPartition
+from streams.testing.transport import InMemoryTransport
+
+from .test_exactly_once_overlap import OUTPUTS, SlowCommits, routed
+from .test_worker_inmemory import TOPIC, feed, run, running, worker_for
+
+PROCESSING_S = 0.08  # longer than a commit (20 ms of round trips)
+
+
+def blocking(worker: Any, log: list[str]) -> None:
+    """The binding's calls log their start and end and hold the thread ``PROCESSING_S`` (CPU-bound work)."""
+    binding = worker.bindings[TOPIC]
+    one, poll = binding.process, binding.process_poll
+
+    def process(messages: Any, *, worker_id: str) -> Any:
+        log.append("process-start")
+        time.sleep(PROCESSING_S)
+        try:
+            return one(messages, worker_id=worker_id)
+        finally:
+            log.append("process-end")
+
+    def process_poll(batches: Any, *, worker_id: str) -> Any:
+        log.append("process-start")
+        time.sleep(PROCESSING_S)
+        try:
+            return poll(batches, worker_id=worker_id)
+        finally:
+            log.append("process-end")
+
+    binding.process, binding.process_poll = process, process_poll
+
+
+def ended_during_processing(log: list[str], end: str) -> int:
+    """How many ``end`` steps fall between a ``process-start`` and its ``process-end``."""
+    inside, count = False, 0
+    for step in log:
+        inside = step == "process-start" or (inside and step != "process-end")
+        count += step == end and inside
+    return count
+
+
+def test_the_last_transaction_commits_while_the_next_poll_is_processed() -> None:
+    async def scenario() -> None:
+        transport = SlowCommits(sources=[TOPIC], partitions={TOPIC: 2} | dict.fromkeys(OUTPUTS, 2))
+        for partition in (0, 1):
+            feed(transport, 40, partition, seed=partition + 5)
+        worker = worker_for(transport, exactly_once=True, batch_max_records=20)
+        blocking(worker, transport.log)
+        async with running(worker):
+            await transport.wait_for(lambda: transport.committed == {TopicPartition(TOPIC, 0): 40,
+                                                                     TopicPartition(TOPIC, 1): 40}, timeout=20)  # fmt: skip
+        assert ended_during_processing(transport.log, "commit-end") > 0, transport.log
+        assert routed_by_partition(transport) == {(p, o): 1 for p in (0, 1) for o in range(40)}  # each output once
+
+    run(scenario)
+
+
+class LateAcks(InMemoryTransport):
+    """Outputs are acknowledged 20 ms after they are sent (a broker round trip); commits are logged."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.log: list[str] = []
+
+    async def send_batch(self, topic: str, partition: int, records: Any) -> list[asyncio.Future[Any]]:
+        return [_late(f) for f in await super().send_batch(topic, partition, records)]
+
+    async def commit(self, offsets: Any) -> None:
+        await super().commit(offsets)
+        self.log.append("commit")
+
+
+def _late(done: asyncio.Future[Any]) -> asyncio.Future[Any]:
+    loop = asyncio.get_running_loop()
+    late: asyncio.Future[Any] = loop.create_future()
+
+    def settle() -> None:
+        if done.exception() is not None:
+            late.set_exception(done.exception())  # type: ignore[arg-type]
+        else:
+            late.set_result(done.result())
+
+    loop.call_later(0.02, settle)
+    return late
+
+
+def test_acknowledged_batches_are_committed_while_the_next_poll_is_processed() -> None:
+    async def scenario() -> None:
+        transport = LateAcks(sources=[TOPIC], partitions={TOPIC: 1})
+        feed(transport, 80, 0, seed=9)
+        worker = worker_for(transport, batch_max_records=20)
+        blocking(worker, transport.log)
+        async with running(worker):
+            await transport.wait_for(lambda: transport.committed == {TopicPartition(TOPIC, 0): 80}, timeout=20)
+        assert ended_during_processing(transport.log, "commit") > 0, transport.log
+        assert sorted(routed(transport).elements()) == list(range(80))
+
+    run(scenario)
+
+
+def routed_by_partition(transport: InMemoryTransport) -> dict[tuple[int, int], int]:
+    """(source partition, source offset) -> how many outputs carry it (the output partition is the source's)."""
+    seen: dict[tuple[int, int], int] = {}
+    for topic in OUTPUTS:
+        for partition, log in enumerate(transport.logs.get(topic, [])):
+            for m in log:
+                offset = dict(m.headers).get("qstreams.errors.offset")
+                assert m.timestamp_ms is not None
+                key = (partition, int(offset) if offset is not None else m.timestamp_ms - 1_740_787_200_000)
+                seen[key] = seen.get(key, 0) + 1
+    return seen
