@@ -63,8 +63,8 @@ def test_the_last_transaction_commits_while_the_next_poll_is_processed() -> None
         worker = worker_for(transport, exactly_once=True, batch_max_records=20)
         blocking(worker, transport.log)
         async with running(worker):
-            await transport.wait_for(lambda: transport.committed == {TopicPartition(TOPIC, 0): 40,
-                                                                     TopicPartition(TOPIC, 1): 40}, timeout=20)  # fmt: skip
+            everything = {TopicPartition(TOPIC, 0): 40, TopicPartition(TOPIC, 1): 40}
+            await transport.wait_for(lambda: transport.committed == everything, timeout=20)
         assert ended_during_processing(transport.log, "commit-end") > 0, transport.log
         assert routed_by_partition(transport) == {(p, o): 1 for p in (0, 1) for o in range(40)}  # each output once
 
