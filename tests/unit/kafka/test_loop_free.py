@@ -10,6 +10,7 @@ must end *during* the next poll's processing. Without the thread offload (``Exac
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 from typing import Any
 
@@ -125,3 +126,32 @@ def routed_by_partition(transport: InMemoryTransport) -> dict[tuple[int, int], i
                 key = (partition, int(offset) if offset is not None else m.timestamp_ms - 1_740_787_200_000)
                 seen[key] = seen.get(key, 0) + 1
     return seen
+
+
+class _Observed:
+    """A stage that changes nothing and notes the thread each batch went through it on."""
+
+    judges_windows = False
+
+    def __init__(self) -> None:
+        self.threads: list[int] = []
+
+    def amend(self, messages: Any, frame: Any, rows: Any, report: Any, dead: Any, irregular: Any = ()) -> Any:
+        self.threads.append(threading.get_ident())
+        return report, []
+
+
+def test_batches_go_through_stages_on_the_event_loop_thread() -> None:
+    """Stages (stream time) share their state with observers on the loop: never processed in a thread."""
+
+    async def scenario() -> None:
+        transport = LateAcks(sources=[TOPIC], partitions={TOPIC: 1})
+        feed(transport, 80, 0, seed=9)
+        worker = worker_for(transport, batch_max_records=20)
+        stage = _Observed()
+        worker.bindings[TOPIC].stages.append(stage)
+        async with running(worker):
+            await transport.wait_for(lambda: transport.committed == {TopicPartition(TOPIC, 0): 80}, timeout=20)
+        assert len(stage.threads) >= 4 and set(stage.threads) == {threading.get_ident()}
+
+    run(scenario)
