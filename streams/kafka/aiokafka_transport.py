@@ -213,6 +213,7 @@ class AIOKafkaTransport:
         if previous is not None:
             await asyncio.wait([previous])  # its failures are its own batches'
         for i, builder in enumerate(builders):
+            builder.close()  # complete: an open batch lingers linger_ms before it may leave, one batch after another
             try:
                 delivered = await producer.send_batch(builder, topic, partition=partition)
             except asyncio.CancelledError:

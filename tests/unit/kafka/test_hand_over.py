@@ -43,6 +43,7 @@ class _Producer:
             await self.undrained[partition]
         if self.fail_on is not None and len(self.handed) == self.fail_on:
             raise KafkaTimeoutError()
+        assert batch.closed(), "an open batch lingers linger_ms in the accumulator before it is sent"
         self.handed.append((partition, batch.record_count()))
         self.undrained[partition] = asyncio.get_running_loop().create_future()
         delivered: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
