@@ -155,3 +155,53 @@ def test_batches_go_through_stages_on_the_event_loop_thread() -> None:
         assert len(stage.threads) >= 4 and set(stage.threads) == {threading.get_ident()}
 
     run(scenario)
+
+
+class HeldAcks(InMemoryTransport):
+    """Outputs are acknowledged only when the test releases them."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.holding: list[tuple[asyncio.Future[Any], asyncio.Future[Any]]] = []
+        self.released = False
+
+    async def send_batch(self, topic: str, partition: int, records: Any) -> list[asyncio.Future[Any]]:
+        if self.released:
+            return await super().send_batch(topic, partition, records)
+        out = []
+        for done in await super().send_batch(topic, partition, records):
+            held: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+            self.holding.append((done, held))
+            out.append(held)
+        return out
+
+    def release(self) -> None:
+        self.released = True
+        for done, held in self.holding:
+            if not held.done():
+                held.set_result(done.result())
+
+
+def test_no_more_than_two_polls_records_await_acknowledgement() -> None:
+    """Reading further ahead only queues batches behind the producer: their wait is added to their latency."""
+
+    async def scenario() -> None:
+        transport = HeldAcks(sources=[TOPIC], partitions={TOPIC: 1})
+        feed(transport, 200, 0, seed=4)
+        worker = worker_for(transport, batch_max_records=20, max_inflight_batches=8)
+        processed: list[int] = []
+        process = worker.bindings[TOPIC].process
+
+        def counted(messages: Any, *, worker_id: str) -> Any:
+            processed.append(len(messages))
+            return process(messages, worker_id=worker_id)
+
+        worker.bindings[TOPIC].process = counted  # type: ignore[method-assign]
+        async with running(worker):
+            await asyncio.sleep(0.5)  # less than the 1 s a wait for acknowledgements lasts
+            ahead = sum(processed)
+            transport.release()
+            await transport.wait_for(lambda: transport.committed == {TopicPartition(TOPIC, 0): 200}, timeout=20)
+        assert 40 <= ahead <= 60, processed  # two polls in flight, and the poll that found them unacknowledged
+
+    run(scenario)
