@@ -299,17 +299,13 @@ class BatchWorker(ExactlyOnce):
     # --- acknowledgements and commits ----------------------------------------------------------------
 
     async def _backpressure(self, *, wait: bool) -> None:
-        """Wait for the oldest acknowledgements when too much is in flight (or when idle): more than
-        ``max_inflight_batches`` batches, or more than two polls' records (``2 * batch_max_records``): the poll
-        being acknowledged and the one just sent. Reading further ahead only queues batches behind the producer
-        (one produce request in flight per broker), which adds their wait to every batch's latency."""
+        """Wait for the oldest acknowledgements when idle, or past ``max_inflight_batches`` batches or two polls'
+        records in flight: reading further ahead only queues batches behind the producer (latency, no rate)."""
         inflight = sum(len(q) for q in self._pending.values())
-        if inflight == 0:
+        records = sum(b.next_offset - b.first for q in self._pending.values() for b in q)
+        if inflight == 0 or (not wait and inflight <= self.settings.max_inflight_batches
+                             and records <= 2 * self.settings.batch_max_records):  # fmt: skip
             return
-        if not wait and inflight <= self.settings.max_inflight_batches:
-            records = sum(b.next_offset - b.first for q in self._pending.values() for b in q)
-            if records <= 2 * self.settings.batch_max_records:
-                return
         oldest = [f for q in self._pending.values() for f in (*q[0].futures, *q[0].event_futures) if not f.done()]
         if oldest:
             await asyncio.wait(oldest, timeout=1.0, return_when=asyncio.FIRST_COMPLETED)
