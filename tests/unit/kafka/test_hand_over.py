@@ -61,6 +61,9 @@ class _Producer:
     async def commit_transaction(self) -> None:
         self.at_commit = list(self.handed)
 
+    async def abort_transaction(self) -> None:
+        self.at_commit = list(self.handed)
+
 
 class _Session:
     def __init__(self) -> None:
@@ -127,14 +130,15 @@ def test_a_second_call_for_a_partition_waits_for_the_first_to_be_handed_over_and
     asyncio.run(scenario())
 
 
-def test_a_transaction_ends_only_after_every_batch_was_handed_over() -> None:
+@pytest.mark.parametrize("end", ["commit_transaction", "abort_transaction"])
+def test_a_transaction_ends_only_after_every_batch_was_handed_over(end: str) -> None:
     async def scenario() -> None:
         transport, producer = transport_and_producer()
         acks = [
             *await asyncio.wait_for(transport.send_batch(TOPIC, 0, records(120)), 1.0),
             *await asyncio.wait_for(transport.send_batch(TOPIC, 1, records(9)), 1.0),
         ]
-        commit = asyncio.ensure_future(transport.commit_transaction())
+        commit = asyncio.ensure_future(getattr(transport, end)())
         await drained_until(producer, commit.done)
         assert producer.at_commit is not None and len(producer.at_commit) == len(acks)
         assert sum(n for _, n in producer.at_commit) == 129
