@@ -8,6 +8,7 @@ and partition), events with ``send``. Client exceptions become
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections.abc import Mapping, Sequence
 from typing import Any, cast
 
@@ -68,6 +69,8 @@ class AIOKafkaTransport:
         self.settings = settings
         self.session = KafkaSession(settings, worker_id, sources, stop=stop, observer=observer)
         self._listener: _Listener | None = None
+        #: per output topic and partition, the task handing its latest batches to the producer (see send_batch)
+        self._handing: dict[tuple[str, int], asyncio.Task[None]] = {}
 
     # -- connection ---------------------------------------------------------------------------
 
@@ -95,6 +98,8 @@ class AIOKafkaTransport:
         await self.session.probe(self._listener_for(callbacks))
 
     async def close(self) -> None:
+        for task in list(self._handing.values()):  # batches not handed over yet: unacknowledged, read again
+            task.cancel()
         await self.session.close()
 
     # -- consuming ----------------------------------------------------------------------------
@@ -149,22 +154,40 @@ class AIOKafkaTransport:
         return await self.session.max_message_bytes(topic)
 
     async def send_batch(self, topic: str, partition: int, records: Sequence[OutRecord]) -> list[asyncio.Future[Any]]:
-        futures: list[asyncio.Future[Any]] = []
-        try:
-            await self._send_batch(topic, partition, records, futures)
-        except (AssertionError, KafkaError) as exc:  # "Unrecognized partition": the topic was deleted or changed
-            self.session.stale(topic)
-            futures.append(_failed(topic, exc))
-        return futures
+        """Build the record batches now and hand them to the producer in the background, in order per partition.
 
-    async def _send_batch(self, topic: str, partition: int, records: Sequence[OutRecord],
-                          futures: list[asyncio.Future[Any]]) -> None:  # fmt: skip
+        aiokafka's ``send_batch`` waits until the partition's previous batch left for the broker (one produce
+        request in flight per broker): awaiting it batch by batch made a poll's second 1 MB batch of a partition
+        wait for the first one's round trip while the worker had CPU work to do. One call's batches are queued
+        at once; a second call for the same partition first waits until the first call's batches are with the
+        producer (back-pressure, as before, one call deep). The returned futures are the acknowledgements, as
+        before; ending a transaction first waits until every batch was handed over."""
         producer = self.session.producer
         assert producer is not None
+        key = (topic, partition)
+        previous = self._handing.get(key)
+        if previous is not None:
+            await asyncio.wait([previous])
+        try:
+            builders = self._build(producer, topic, records)
+        except (AssertionError, KafkaError) as exc:
+            self.session.stale(topic)
+            return [_failed(topic, exc)]
+        loop = asyncio.get_running_loop()
+        acks: list[asyncio.Future[Any]] = [loop.create_future() for _ in builders]
+        previous = self._handing.get(key)  # None unless another call queued meanwhile
+        task = loop.create_task(self._hand_over(producer, topic, partition, builders, acks, previous))
+        self._handing[key] = task
+        task.add_done_callback(lambda t: self._handing.pop(key, None) if self._handing.get(key) is t else None)
+        return acks
+
+    def _build(self, producer: Any, topic: str, records: Sequence[OutRecord]) -> list[Any]:
+        """``records`` in record batches of at most the producer's batch size and the topic's ``max.message.bytes``."""
         limit = self.session.limits.get(topic)  # batches also cut at the topic's max.message.bytes, when known
         if limit is not None and limit >= self.settings.producer_batch_bytes:
             limit = None  # the producer's own batches (at most producer_batch_bytes) are cut first
         batch, size = producer.create_batch(), BATCH_OVERHEAD
+        builders = [batch]
         shared: Headers | None = None  # the client wants a list per record: one list per distinct headers tuple
         listed: list[tuple[str, bytes]] = []
         for r in records:
@@ -178,11 +201,38 @@ class AIOKafkaTransport:
                 n = record_size(r)
                 full = size > BATCH_OVERHEAD and size + n > limit
             if full or batch.append(key=r.key, value=r.value, timestamp=r.timestamp_ms, headers=listed) is None:
-                futures.append(await producer.send_batch(batch, topic, partition=partition))
                 batch, size = producer.create_batch(), BATCH_OVERHEAD  # a record always fits an empty batch
+                builders.append(batch)
                 batch.append(key=r.key, value=r.value, timestamp=r.timestamp_ms, headers=listed)
             size += n
-        futures.append(await producer.send_batch(batch, topic, partition=partition))
+        return builders
+
+    async def _hand_over(self, producer: Any, topic: str, partition: int, builders: Sequence[Any],
+                         acks: Sequence[asyncio.Future[Any]], previous: asyncio.Task[None] | None) -> None:  # fmt: skip
+        """Hand ``builders`` to the producer after the partition's earlier batches; settle ``acks`` with theirs."""
+        if previous is not None:
+            await asyncio.wait([previous])  # its failures are its own batches'
+        for i, builder in enumerate(builders):
+            builder.close()  # complete: an open batch lingers linger_ms before it may leave, one batch after another
+            try:
+                delivered = await producer.send_batch(builder, topic, partition=partition)
+            except asyncio.CancelledError:
+                for ack in acks[i:]:
+                    ack.cancel()
+                raise
+            except Exception as exc:  # "Unrecognized partition": the topic was deleted or changed; a closed client
+                if isinstance(exc, AssertionError | KafkaError):
+                    self.session.stale(topic)
+                failed = _failed(topic, exc)
+                for ack in acks[i:]:
+                    _settle(ack, failed)
+                return
+            delivered.add_done_callback(functools.partial(_settle, acks[i]))
+
+    async def _handed_over(self) -> None:
+        """Wait until every batch given to :meth:`send_batch` is with the producer (before a transaction ends)."""
+        while self._handing:
+            await asyncio.wait(list(self._handing.values()))
 
     async def send(self, record: OutRecord) -> asyncio.Future[Any]:
         producer = self.session.producer
@@ -215,11 +265,25 @@ class AIOKafkaTransport:
 
     async def commit_transaction(self) -> None:
         assert self.session.producer is not None
+        await self._handed_over()  # a batch handed over after the commit started would land outside it
         await self.session.producer.commit_transaction()
 
     async def abort_transaction(self) -> None:
         assert self.session.producer is not None
+        await self._handed_over()  # ... or in the next transaction
         await self.session.producer.abort_transaction()
+
+
+def _settle(ack: asyncio.Future[Any], delivered: asyncio.Future[Any]) -> None:
+    """Give ``ack`` the outcome of the producer's ``delivered`` future."""
+    if ack.done():
+        return
+    if delivered.cancelled():
+        ack.cancel()
+    elif (error := delivered.exception()) is not None:
+        ack.set_exception(error)
+    else:
+        ack.set_result(delivered.result())
 
 
 def _failed(topic: str, cause: BaseException) -> asyncio.Future[Any]:

@@ -3,15 +3,16 @@
 Per poll, :class:`BatchWorker` cuts ``getmany`` results into partition batches of at
 most ``batch_max_records``, runs each topic's batches through its binding's pure ``process_poll``
 (one decode and validation per poll and topic, outputs split per partition: :mod:`streams.kafka.polls`;
-inline: a thread executor measured slower on 2 cores) and submits the outputs with
+in a thread while earlier batches await acknowledgement or a transaction commits, so that the event loop
+commits and sends meanwhile, else inline: ``ExactlyOnce._call``) and submits the outputs with
 ``create_batch``/``send_batch``, one record batch per output topic on partition
 ``source partition mod partitions`` (order of a source partition kept; events use
 the key partitioner). Offsets are committed only after every output of a batch is
 acknowledged (``acks=all``), up to ``max_inflight_batches`` batches in flight;
 revoked partitions are drained and committed before release; a batch whose
 processing raises is retried with backoff (only its partition paused) and then
-dead-lettered as ``internal.<Exception>``. ``exactly_once`` makes each poll one
-Kafka transaction. Semantics and numbers: ``docs/delivery.md``.
+dead-lettered as ``internal.<Exception>``; at most two polls' records await acknowledgement. ``exactly_once``
+makes each poll one Kafka transaction. Semantics and numbers: ``docs/delivery.md``.
 
 Kafka I/O goes through a :class:`~streams.kafka.transport.Transport` (aiokafka, or the in-memory
 one of :mod:`streams.testing`); metrics, health and lifecycle events are observers
@@ -229,7 +230,7 @@ class BatchWorker(ExactlyOnce):
         try:
             if error is not None and attempt > self.settings.batch_retries:
                 raise error  # its outputs kept failing: give up without processing again
-            result = binding.process(messages, worker_id=self.worker_id)
+            result = await self._call(binding.process, messages, worker_id=self.worker_id)
         except Exception as exc:
             if attempt < self.settings.batch_retries:
                 await self._retry_later(tp, first, attempt + 1, exc, "process")
@@ -298,9 +299,12 @@ class BatchWorker(ExactlyOnce):
     # --- acknowledgements and commits ----------------------------------------------------------------
 
     async def _backpressure(self, *, wait: bool) -> None:
-        """Wait for the oldest acknowledgements when too many batches are in flight (or when idle)."""
+        """Wait for the oldest acknowledgements when idle, or past ``max_inflight_batches`` batches or two polls'
+        records in flight: reading further ahead only queues batches behind the producer (latency, no rate)."""
         inflight = sum(len(q) for q in self._pending.values())
-        if inflight == 0 or (not wait and inflight <= self.settings.max_inflight_batches):
+        records = sum(b.next_offset - b.first for q in self._pending.values() for b in q)
+        if inflight == 0 or (not wait and inflight <= self.settings.max_inflight_batches
+                             and records <= 2 * self.settings.batch_max_records):  # fmt: skip
             return
         oldest = [f for q in self._pending.values() for f in (*q[0].futures, *q[0].event_futures) if not f.done()]
         if oldest:

@@ -17,9 +17,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from streams.kafka.outputs import OutputLimits
 from streams.kafka.transport import TopicPartition
@@ -32,6 +32,7 @@ if TYPE_CHECKING:
 __all__ = ["InFlight", "PollBatches", "Prepared"]
 
 log = logging.getLogger("streams.kafka.worker")
+R = TypeVar("R")
 
 
 @dataclass(slots=True)
@@ -79,6 +80,9 @@ class PollBatches:
     async def _reap(self) -> None:
         raise NotImplementedError
 
+    async def _call(self, fn: Callable[..., R], *args: Any, **kwargs: Any) -> R:
+        raise NotImplementedError
+
     async def _prepare(self, batches: Sequence[tuple[TopicPartition, Sequence[Message]]]) -> list[Prepared]:
         """The owned batches of a poll, processed and fitted (a batch retried later is left out)."""
         groups: dict[str, list[tuple[TopicPartition, Sequence[Message]]]] = {}
@@ -87,7 +91,7 @@ class PollBatches:
                 groups.setdefault(tp.topic, []).append((tp, messages))
         prepared: list[Prepared] = []
         for g, group in enumerate(groups.values()):
-            together = self._together(group)
+            together = await self._call(self._together, group)  # in a thread while a transaction commits
             if together is None:
                 for tp, messages in group:
                     result = await self._process(tp, messages)

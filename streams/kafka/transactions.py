@@ -15,8 +15,8 @@ import contextlib
 import logging
 import time
 from collections import deque
-from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from streams.kafka.polls import InFlight, PollBatches, Prepared
 from streams.kafka.transport import TopicPartition, Transport
@@ -29,6 +29,7 @@ if TYPE_CHECKING:
 __all__ = ["ExactlyOnce", "InFlight"]
 
 log = logging.getLogger("streams.kafka.worker")
+R = TypeVar("R")
 
 
 class ExactlyOnce(PollBatches):
@@ -47,6 +48,33 @@ class ExactlyOnce(PollBatches):
 
     def _done(self, batches: Sequence[InFlight], now: float | None = None) -> None:
         raise NotImplementedError
+
+    async def _reap(self) -> None:
+        raise NotImplementedError
+
+    async def _call(self, fn: Callable[..., R], *args: Any, **kwargs: Any) -> R:
+        """``fn(*args, **kwargs)``: processing a batch (pure, CPU-bound), in a thread while the event loop has
+        other work: a transaction committing in the background (adding partitions and offsets, the produce
+        requests and ending it are round trips that each need the loop), or batches awaiting acknowledgement
+        (committed as soon as acknowledged). Inline, a poll's processing held the loop for its whole duration:
+        the "background" commit only progressed, and acknowledged batches were only committed, once it was over.
+        Inline when nothing waits (a thread costs more than it saves then), and always with stages (stream time):
+        their state is shared with observers that run on the loop."""
+        committing = self._committing
+        busy = committing is not None and not committing.done()
+        if self._staged or (not busy and (self.settings.exactly_once or not self._pending)):
+            return fn(*args, **kwargs)
+        work = asyncio.ensure_future(asyncio.to_thread(fn, *args, **kwargs))
+        while not self.settings.exactly_once and not work.done():  # commit what is acknowledged meanwhile
+            waiting = [f for q in self._pending.values() if q for f in (*q[0].futures, *q[0].event_futures)
+                       if not f.done()]  # fmt: skip
+            if any(q and q[0].done() for q in self._pending.values()):
+                await self._reap()  # the caller holds the worker's lock
+                continue
+            if not waiting:
+                break
+            await asyncio.wait([work, *waiting], return_when=asyncio.FIRST_COMPLETED)
+        return await work
 
     async def _transaction(self, batches: Sequence[tuple[TopicPartition, Sequence[Message]]], polled_at: float) -> None:
         """The outputs of one poll and its offsets in one Kafka transaction (see the module docstring)."""

@@ -323,6 +323,7 @@ class Exploding:
 
     def __init__(self, inner: Any) -> None:
         self.topic, self.contract, self.schema, self.calls = inner.topic, inner.contract, inner.schema, 0
+        self.stages: list[Any] = []  # as a Binding without stream time
 
     def process(self, messages: Any, *, worker_id: str) -> Any:
         self.calls += 1

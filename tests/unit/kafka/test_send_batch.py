@@ -46,6 +46,7 @@ def transport_with(limit: int | None) -> tuple[AIOKafkaTransport, _Producer]:
     transport.settings = Settings(producer_batch_bytes=BATCH_BYTES)
     session = _Session(limit)
     transport.session = session  # type: ignore[assignment]
+    transport._handing = {}
     return transport, session.producer
 
 
@@ -74,7 +75,9 @@ def sent(limit: int | None, records: list[OutRecord]) -> tuple[list[bytes], list
     transport, producer = transport_with(limit)
 
     async def go() -> list[asyncio.Future[Any]]:
-        return await transport.send_batch(TOPIC, 2, records)
+        futures = await transport.send_batch(TOPIC, 2, records)
+        await asyncio.gather(*futures)  # handed to the producer in the background
+        return futures
 
     futures = asyncio.run(go())
     assert len(futures) == len(producer.sent)
