@@ -150,21 +150,11 @@ class Binding:
 
     def _process_slices(self, batches: Sequence[Sequence[Message]], worker_id: str) -> list[BatchResult]:
         """One decode and one validation of the poll, then each partition batch's slice of them through the stages
-        and routing, alone. Per record the engine's verdict does not depend on the other rows of the batch (row
-        rules; the in-batch uniqueness and ``duplicateValues`` verdicts, which do, are replaced or ignored by stream
-        time), so the slices are the batches' own, except where the batch is judged as a whole. The batches are
-        processed one by one instead when that matters:
-
-        * per-batch events are on (``STREAMS_BATCH_EVENTS``): they describe each batch's checks;
-        * an error-severity SQL rule with ``STREAMS_ON_RULE_ERROR=quarantine``: it fails every row of a batch it
-          cannot run on, and that can depend on the batch's rows (a query returning NULL on some of them);
-        * a row rule could not run on the poll (a partition's rows alone may not have made it fail), the decoder
-          built a column as text (it could not build it with its type: the rows of other partitions would be judged
-          as text), or the poll's decode or validation raised.
-
-        A batch metric (``rowCount``, SQL) fails no row here (it is judged per window): the slices' reports carry
-        the poll's checks, so its per-batch error verdict (``qstreams_rule_errors``) is the poll's.
-        """
+        and routing, alone: a row's verdict depends on that row alone, except for in-batch uniqueness and
+        ``duplicateValues``, which stream time replaces or ignores. The batches are processed one by one where the
+        poll's verdicts cannot stand for theirs (per-batch events on; an error-severity SQL rule failing closed; a row
+        rule that could not run on the poll; a column decoded as text; the poll's decode or validation raised):
+        ``docs/semantics.md``, "What a batch is". A batch metric fails no row here; its check is the poll's."""
         alone = self.settings.batch_events or (self._fail_closed_sql and self.settings.on_rule_error == "quarantine")
         slices = None
         if not alone:

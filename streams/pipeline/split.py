@@ -6,6 +6,9 @@ partition's offsets are committed once *its* outputs are acknowledged. :func:`sp
 partition batch the output records that came from it (in their order), its counts and its last offset; the
 first batch also carries what describes the whole poll (its quality events, rule failures and report), so the
 events are sent once and every partition of the poll waits for their acknowledgement (the worker shares them).
+
+Under stream time the poll is cut earlier: :func:`slice_poll` gives each partition batch its share of the poll's
+decode and validation, and the batch goes through the stages and routing on its own (its own events and state).
 """
 
 from __future__ import annotations
