@@ -2,6 +2,7 @@
 
     .venv/bin/python benchmarks/bench_hotpath.py [--batch 3333] [--batches 30] [--mode gate|monitor] [--json]
     .venv/bin/python benchmarks/bench_hotpath.py --baseline DIR [--rounds 3]   # old code in DIR vs this tree
+    .venv/bin/python benchmarks/bench_hotpath.py --partitions 4 --stream-time [--baseline DIR]
 
 One :class:`~streams.kafka.batches.BatchWorker` (the card contract, stream time off, batch events off, as in
 ``bench_worker.py``) runs its real per-partition path, ``_handle``, on batches of aiokafka ``ConsumerRecord``
@@ -18,6 +19,11 @@ objects, with an :class:`~streams.kafka.aiokafka_transport.AIOKafkaTransport` wh
 * ``poll`` (``--partitions N``): the batch as one poll of N partitions (round-robin), as ``_cycle`` runs it:
   ``_prepare`` + ``_submit_poll`` (one decode and validation for the poll, outputs split per partition), or, on
   code without them (a ``--baseline`` from before), ``_handle`` per partition batch.
+
+``--stream-time``: the binding has a stream-time stage (``WindowsStage``: event-time windows, stream uniqueness,
+partials and changelog records, as ``qstreams worker`` installs it; the records it produces are sent like the
+rest). The ``poll`` stage then runs on a second worker and binding, with a stage of its own, on fresh offsets;
+``handle`` reads the batch ``process`` just read, so its stage takes it for a replay (compare ``process``).
 
 Prints the median microseconds per record of each stage: CPU time of the process (polars' threads included),
 steadier than wall time on a shared machine, except the ``_wall`` ones. With
@@ -94,7 +100,9 @@ class _Session:
     def stale(self, *topics: str) -> None: ...
 
 
-async def measure(batch: int, batches: int, mode: str, partitions: int = 1) -> dict[str, float]:
+async def measure(
+    batch: int, batches: int, mode: str, partitions: int = 1, stream_time: bool = False
+) -> dict[str, float]:
     sys.path.insert(0, str(ROOT))
     from aiokafka.structs import ConsumerRecord
 
@@ -110,15 +118,26 @@ async def measure(batch: int, batches: int, mode: str, partitions: int = 1) -> d
     schema = contract.schema(None)
     topic = schema.topic
     settings = Settings(mode=Mode(mode), batch_events=False, stream_time=False, web_port=0)
-    binding = Binding(contract, schema, settings)
     transport = at.AIOKafkaTransport.__new__(at.AIOKafkaTransport)
     transport.settings = settings
     transport.session = _Session(_Producer(False))  # type: ignore[assignment]
     transport._listener = None
+
+    def bound() -> Binding:
+        b = Binding(contract, schema, settings)
+        if stream_time:
+            from streams.windows.worker import WindowsStage
+
+            b.stages.append(WindowsStage(contract, schema, settings))
+        return b
+
+    binding = bound()
     worker = BatchWorker(settings, [binding], worker_id="bench", transport=transport)
+    poller = BatchWorker(settings, [bound()], worker_id="bench", transport=transport) if stream_time else worker
     tp = TopicPartition(topic, 0)
     tps = [TopicPartition(topic, p) for p in range(partitions)]
     worker._owned.update(tps)
+    poller._owned.update(tps)
     faults = {"out_of_range": 0.005, "invalid_enum": 0.005}
     runs = []
     for i in range(batches + 1):
@@ -149,13 +168,13 @@ async def measure(batch: int, batches: int, mode: str, partitions: int = 1) -> d
             p = k % partitions
             polled[tps[p]].append(type(m)(m.topic, p, i * batch + k, m.value, m.key, m.headers, m.timestamp_ms))
         t7, w2 = clock(), time.perf_counter()
-        if hasattr(worker, "_prepare"):
-            await worker._submit_poll(await worker._prepare(list(polled.items())), w2, reap=False)
+        if hasattr(poller, "_prepare"):
+            await poller._submit_poll(await poller._prepare(list(polled.items())), w2, reap=False)
         else:
             for t, ms in polled.items():
-                await worker._handle(t, ms, w2)
+                await poller._handle(t, ms, w2)
         t8, w3 = clock(), time.perf_counter()
-        worker._pending.clear()
+        poller._pending.clear()
         if i == 0:
             continue  # warm-up
         per = 1e6 / len(crs)
@@ -176,14 +195,15 @@ def main() -> None:
     parser.add_argument("--json", action="store_true", help="print one JSON line (used with --baseline)")
     parser.add_argument("--baseline", type=Path, help="a checkout of older code to run alternately with this tree")
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--stream-time", action="store_true", help="a stream-time stage on the binding (see above)")
     args = parser.parse_args()
     if args.baseline is None:
-        out = asyncio.run(measure(args.batch, args.batches, args.mode, args.partitions))
+        out = asyncio.run(measure(args.batch, args.batches, args.mode, args.partitions, args.stream_time))
         if args.json:
             print(json.dumps(out))
             return
-        print(f"{args.mode}, {args.batch} records per batch ({args.partitions} partitions in ``poll``), median of "
-              f"{args.batches} batches, µs per record")  # fmt: skip
+        what = f"{args.mode}{', stream time' if args.stream_time else ''}, {args.batch} records per batch"
+        print(f"{what} ({args.partitions} partitions in ``poll``), median of {args.batches} batches, µs per record")
         for name, us in out.items():
             print(f"  {name:<14} {us:8.2f}")
         return
@@ -192,12 +212,13 @@ def main() -> None:
     for _ in range(args.rounds):
         for name, tree in trees.items():
             cmd = [sys.executable, str(Path(__file__).resolve()), "--json", "--batch", str(args.batch), "--batches",
-                   str(args.batches), "--mode", args.mode, "--partitions", str(args.partitions)]  # fmt: skip
+                   str(args.batches), "--mode", args.mode, "--partitions", str(args.partitions),
+                   *(["--stream-time"] if args.stream_time else [])]  # fmt: skip
             env = os.environ | {"PYTHONPATH": str(tree), "BENCH_HOTPATH_ROOT": str(tree)}
             done = subprocess.run(cmd, capture_output=True, text=True, env=env, check=True)
             got[name].append(json.loads(done.stdout.strip().splitlines()[-1]))
-    print(f"{args.mode}, {args.batch} records per batch ({args.partitions} partitions in ``poll``); µs per record, "
-          f"median of {args.rounds} alternating runs")  # fmt: skip
+    what = f"{args.mode}{', stream time' if args.stream_time else ''}, {args.batch} records per batch"
+    print(f"{what} ({args.partitions} partitions in ``poll``); µs per record, median of {args.rounds} alternating runs")
     print(f"| {'stage':<14} | {'baseline':>9} | {'this':>9} | {'ratio':>6} |")
     print(f"|{'-' * 16}|{'-' * 11}|{'-' * 11}|{'-' * 8}|")
     for stage in STAGES:

@@ -8,9 +8,11 @@ commit (a partition's offsets are committed once its outputs are acknowledged). 
 sent once, with the first partition's batch; every partition batch of the poll waits for them (they share the
 event futures, re-sent alone when they fail, as before).
 
-A topic's batches are processed one by one (``BatchWorker._process``) when its binding has stages (stream
-time: partials, uniqueness and clocks are per source partition and keep their per-batch calls), when one of
-them is being retried (its attempt count and give-up are per partition batch), or when the call raises.
+With stream time (a stage judging windows: partials, uniqueness and clocks are per source partition) the poll
+is still decoded and validated once, but each partition batch goes through the stages and routing alone and
+carries its own events and state records (``BatchResult.poll_events`` is False): the batches are submitted as
+if processed one by one. A topic's batches are processed one by one (``BatchWorker._process``) when one of them
+is being retried (its attempt count and give-up are per partition batch), or when the call raises.
 """
 
 from __future__ import annotations
@@ -98,15 +100,16 @@ class PollBatches:
                     if result is not None:
                         prepared.append((tp, messages, result, -1))
                 continue
+            shared = g if together[0].poll_events else -1  # else each batch carries its own events (stream time)
             for (tp, messages), result in zip(group, together, strict=True):
-                prepared.append((tp, messages, await self.outputs.fit(result, messages), g))
+                prepared.append((tp, messages, await self.outputs.fit(result, messages), shared))
         return prepared
 
     def _together(self, group: Sequence[tuple[TopicPartition, Sequence[Message]]]) -> list[BatchResult] | None:
         """The batches of one topic routed in one call, split per partition; None: process them one by one."""
         binding = self.bindings[group[0][0].topic]
         tps = {tp for tp, _ in group}
-        if len(group) < 2 or binding.stages or len(tps) < len(group):
+        if len(group) < 2 or len(tps) < len(group):
             return None
         if any((tp, messages[0].offset) in self._attempts for tp, messages in group):
             return None  # a retried batch: its attempts and give-up are its own

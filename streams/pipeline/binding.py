@@ -37,23 +37,23 @@ import logging
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
 from itertools import compress
 from typing import cast
 
+import polars as pl
 import pyarrow as pa
 
-from streams.contracts.model import Contract, Op, SchemaObject
-from streams.events import builders
-from streams.events.codec import to_kafka
+from streams.contracts.model import Contract, Op, SchemaObject, Severity
+from streams.formats.columns import WIRE
 from streams.formats.decoder import Decoder
 from streams.formats.reasons import Decoded, Format
+from streams.pipeline.batch_events import batch_events
 from streams.pipeline.deadletter import dead_letter
 from streams.pipeline.headers import HeaderNames, appended
 from streams.pipeline.records import BatchResult, Headers, Message, OutRecord
-from streams.pipeline.split import count_parts, offset_spans, one_partition, split_result
+from streams.pipeline.split import count_parts, offset_spans, one_partition, slice_poll, split_result
 from streams.pipeline.stages import Stage
-from streams.pipeline.verdicts import merge_mismatches
+from streams.pipeline.verdicts import merge_mismatches, row_failures
 from streams.settings import Mode, Settings
 from streams.validation.engine import compile_plan, plan_rules
 from streams.validation.report import ValidationReport
@@ -83,6 +83,10 @@ class _Routed:
     part_counts: dict[int, dict[str, int]] = field(default_factory=dict)
 
 
+#: a batch's slice of its poll's decode and validation, and its share of their times (``Binding._process_slices``)
+_Given = tuple[Decoded, ValidationReport | None, float, float]
+
+
 class Binding:
     """One contract schema object bound to its topic: build once, then ``process`` each batch."""
 
@@ -97,7 +101,15 @@ class Binding:
         self.gate = settings.mode is Mode.GATE
         self._contract_headers = self.names.contract_headers(contract.ref, contract.sha256)
         self._batch_metrics = frozenset(r.name for r in schema_obj.rules if r.is_batch_metric)
-        self._dtype_rule = {r.column: r.name for r in plan_rules(schema_obj) if r.op is Op.DTYPE and r.column}
+        rules = plan_rules(schema_obj)
+        self.dtype_rule = {r.column: r.name for r in rules if r.op is Op.DTYPE and r.column}
+        #: rules counted per record (``BatchResult.rule_failures``); an error-severity SQL rule fails every row of a
+        #: batch it cannot run on, and whether it runs can depend on the batch's rows (a query returning NULL)
+        self._row_rules = frozenset(r.name for r in rules if not r.is_batch_metric)
+        self._fail_closed_sql = any(r.op is Op.SQL and r.severity is Severity.ERROR for r in rules)
+        #: the decoded frame's schema whatever the batch (a column the decoder had to build as text differs)
+        self._wire = pl.Schema({f.name: WIRE.get(k, f.dtype) for f, k in zip(self.decoder.fields, self.decoder.kinds,
+                                                                              strict=True)})  # fmt: skip
         self._errored: frozenset[str] = frozenset()  # rules that could not run on the batch being routed
         #: amend the verdict before routing (stream time); see :mod:`streams.pipeline.stages`
         self.stages: list[Stage] = []
@@ -114,21 +126,66 @@ class Binding:
         return self._process(messages, worker_id, track=False)[0]
 
     def process_poll(self, batches: Sequence[Sequence[Message]], *, worker_id: str) -> list[BatchResult]:
-        """Route one poll's batches of this topic, one per source partition, as **one batch**: one decode and one
-        validation, then the outputs split back per partition (the first result carries the events, the rule
-        failures and the report of the whole poll). With stages (stream time), or when the batches are not one
-        per partition, each batch is processed on its own. Pure: no I/O. Never raises on data."""
+        """Route one poll's batches of this topic, one per source partition, with **one decode and one validation**.
+
+        Without stream time the poll is routed as one batch (its in-batch rules judge the poll) and the outputs are
+        split back per partition; the first result carries the events, rule failures and report of the whole poll
+        (``BatchResult.poll_events``). With stream time (a stage judging windows) the poll's decode and validation
+        are cut back per partition and each batch goes through the stages and routing alone
+        (:meth:`_process_slices`): every result is what ``process`` gives that batch. When the batches are not one
+        per partition, each is processed on its own. Pure: no I/O. Never raises on data."""
         parts = [b[0].partition for b in batches if b]
-        if len(batches) < 2 or self.stages or len(set(parts)) < len(batches) or not all(map(one_partition, batches)):
+        if len(batches) < 2 or len(set(parts)) < len(batches) or not all(map(one_partition, batches)):
             return [self.process(b, worker_id=worker_id) for b in batches]
+        if self.windowed:
+            return self._process_slices(batches, worker_id)
         whole, routed = self._process([m for b in batches for m in b], worker_id, track=True)
         return split_result(whole, batches, routed.validated_parts, routed.quarantined_parts, routed.dead_parts,
                             routed.part_counts)  # fmt: skip
 
-    def _process(self, messages: Sequence[Message], worker_id: str, *, track: bool) -> tuple[BatchResult, _Routed]:
+    @property
+    def windowed(self) -> bool:
+        """A stage judges event-time windows (stream time): partials, clocks and uniqueness are per partition."""
+        return any(s.judges_windows for s in self.stages)
+
+    def _process_slices(self, batches: Sequence[Sequence[Message]], worker_id: str) -> list[BatchResult]:
+        """One decode and one validation of the poll, then each partition batch's slice of them through the stages
+        and routing, alone: a row's verdict depends on that row alone, except for in-batch uniqueness and
+        ``duplicateValues``, which stream time replaces or ignores. The batches are processed one by one where the
+        poll's verdicts cannot stand for theirs (per-batch events on; an error-severity SQL rule failing closed; a row
+        rule that could not run on the poll; a column decoded as text; the poll's decode or validation raised):
+        ``docs/semantics.md``, "What a batch is". A batch metric fails no row here; its check is the poll's."""
+        alone = self.settings.batch_events or (self._fail_closed_sql and self.settings.on_rule_error == "quarantine")
+        slices = None
+        if not alone:
+            messages = [m for b in batches for m in b]
+            try:
+                start = time.perf_counter()
+                decoded = self.decoder.decode(messages)
+                decoded_at = time.perf_counter()
+                report = None
+                if decoded.frame.height:
+                    report = merge_mismatches(self.plan.validate(decoded.frame), self.schema, decoded.mismatches)
+                share = ((decoded_at - start) / len(messages), (time.perf_counter() - decoded_at) / len(messages))
+                judged = report is None or not self._row_rules.intersection(report.rule_errors)
+                if decoded.frame.schema == self._wire and judged:
+                    slices = slice_poll(decoded, report, [len(b) for b in batches])
+            except Exception:
+                log.exception("a poll of %d partitions of %s failed; processing them one by one", len(batches),
+                              self.topic)  # fmt: skip
+        if slices is None:
+            return [self.process(b, worker_id=worker_id) for b in batches]
+        return [
+            self._process(b, worker_id, track=False, given=(d, r, share[0] * len(b), share[1] * len(b)))[0]
+            for b, (d, r) in zip(batches, slices, strict=True)
+        ]
+
+    def _process(
+        self, messages: Sequence[Message], worker_id: str, *, track: bool, given: _Given | None = None
+    ) -> tuple[BatchResult, _Routed]:
         spans = offset_spans(messages)
         try:
-            routed = self._route(messages, track)
+            routed = self._route(messages, track, given)
         except Exception:
             log.exception("batch of %d messages from %s failed; isolating the culprits", len(messages), self.topic)
             routed = self._isolate(messages, track)
@@ -142,12 +199,15 @@ class Binding:
             validate_seconds=routed.validate_seconds,
             report=routed.report,
         )
-        if routed.report is not None:
+        if routed.report is not None and self.windowed:  # the records each rule failed as routed (stream time)
+            result.rule_failures = row_failures(routed.report.violations, self._row_rules)
+        elif routed.report is not None:
             result.rule_failures = {
                 c.name: c.failures for c in routed.report.checks if c.failures and c.name not in self._batch_metrics
             }
         try:
-            result.events = self._events(messages, spans, routed, worker_id)
+            result.events = batch_events(self, messages, spans, routed.report, routed.decoded, routed.counts,
+                                         routed.decode_seconds + routed.validate_seconds, worker_id)  # fmt: skip
         except Exception:  # events describe the batch; losing them must not lose records
             log.exception("could not build the quality events of a batch from %s", self.topic)
         result.events += routed.state
@@ -160,12 +220,17 @@ class Binding:
         ours = self.names.provenance(str(self.settings.mode), worker_id)
         return [replace(r, headers=r.headers + ours) for r in records]
 
-    def _route(self, messages: Sequence[Message], track: bool = False) -> _Routed:
+    def _route(self, messages: Sequence[Message], track: bool = False, given: _Given | None = None) -> _Routed:
+        """Decode, validate, amend (stages) and route a batch; ``given``: its decode and validation, and their times."""
         out = _Routed(track=track)
-        start = time.perf_counter()
-        decoded = self.decoder.decode(messages)
+        report: ValidationReport | None = None
+        if given is None:
+            start = time.perf_counter()
+            decoded = self.decoder.decode(messages)
+            out.decode_seconds = time.perf_counter() - start
+        else:
+            decoded, report, out.decode_seconds, out.validate_seconds = given
         out.decoded = decoded
-        out.decode_seconds = time.perf_counter() - start
         for d in decoded.dead:
             lines = decoded.lines.get(d.message)
             self._dead_letter(
@@ -175,10 +240,12 @@ class Binding:
             self._stages(out, messages, decoded, None)
             return out
         start = time.perf_counter()
-        report = merge_mismatches(self.plan.validate(decoded.frame), self.schema, decoded.mismatches)
+        if given is None:
+            report = merge_mismatches(self.plan.validate(decoded.frame), self.schema, decoded.mismatches)
+        assert report is not None
         report = self._stages(out, messages, decoded, report) or report
         out.report = report
-        out.validate_seconds = time.perf_counter() - start
+        out.validate_seconds += time.perf_counter() - start
         valid = report.valid_mask.to_list()
         msg_of = decoded.message.to_list()
         invalid_rows = report.valid_mask.not_().fill_null(True).arg_true().to_list()
@@ -340,50 +407,6 @@ class Binding:
             text = f"Processing this message raised {name} inside quality-streams; it is kept here unchanged."
             self._dead_letter(out, messages[k], cls=f"internal.{name}", text=text)
         return out
-
-    # -- events --------------------------------------------------------------------------------
-
-    def _events(
-        self, messages: Sequence[Message], offsets: dict[int, tuple[int, int]], routed: _Routed, worker_id: str
-    ) -> list[OutRecord]:
-        every = [m.timestamp_ms for m in messages]
-        stamps: list[int] = [t for t in every if t is not None] if None in every else every  # type: ignore[assignment]
-        now = datetime.now(UTC)
-        start = datetime.fromtimestamp(min(stamps) / 1000, UTC) if stamps else now
-        end = datetime.fromtimestamp(max(stamps) / 1000, UTC) if stamps else now
-        latency = (now - start).total_seconds() if stamps else routed.decode_seconds + routed.validate_seconds
-        source = messages[0].topic
-        report, decoded = routed.report, routed.decoded
-        summary = [
-            builders.batch_summary(
-                self.contract, self.schema, report, source_topic=source, offsets=offsets, window_start=start,
-                window_end=end, latency_seconds=latency, counts=routed.counts, mode=str(self.settings.mode),
-                worker_id=worker_id,
-            ),
-        ] if self.settings.batch_events else []  # fmt: skip
-        per_batch = self.settings.batch_events or not any(s.judges_windows for s in self.stages)
-        events = [
-            *summary,
-            *(builders.rule_violations(
-                self.contract, self.schema, report, source_topic=source, offsets=offsets, window_start=start,
-                window_end=end, sample_size=self.settings.failure_case_sample, worker_id=worker_id,
-            ) if per_batch else []),
-        ]  # fmt: skip
-        if decoded is not None and (self.settings.batch_events or not self.stages):  # else: one per window
-            mismatched = dict(decoded.type_mismatches)
-            if report is not None:  # the engine's conformance failures too (int32 overflow, bad timestamp)
-                failures = {c.name: c.failures for c in report.checks}
-                mismatched |= {col: failures[name] for col, name in self._dtype_rule.items() if failures.get(name)}
-            if decoded.unknown_fields or decoded.missing_fields or mismatched:
-                events.append(
-                    builders.schema_drift(
-                        self.contract, self.schema, source_topic=source, offsets=offsets, window_start=start,
-                        window_end=end, unknown_fields=decoded.unknown_fields,
-                        missing_fields=decoded.missing_fields, type_mismatches=mismatched, worker_id=worker_id,
-                    )
-                )  # fmt: skip
-        topic = self.settings.events_topic
-        return [OutRecord(topic, value, key, tuple(headers)) for key, value, headers in map(to_kafka, events)]
 
 
 def _encode(decoded: Decoded, i: int, positions: list[int]) -> bytes:

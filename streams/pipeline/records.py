@@ -64,6 +64,9 @@ class BatchResult:
     decode_seconds: float = 0.0
     validate_seconds: float = 0.0
     report: object | None = None  # ValidationReport of the decoded records, when any
+    #: the events describe this batch's whole poll (``Binding.process_poll`` routed it as one batch): the poll's
+    #: other partition batches carry none and wait for these
+    poll_events: bool = False
 
     def outputs(self) -> list[OutRecord]:
         return [*self.validated, *self.quarantined, *self.dead_lettered, *self.events]

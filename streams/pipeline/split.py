@@ -6,17 +6,27 @@ partition's offsets are committed once *its* outputs are acknowledged. :func:`sp
 partition batch the output records that came from it (in their order), its counts and its last offset; the
 first batch also carries what describes the whole poll (its quality events, rule failures and report), so the
 events are sent once and every partition of the poll waits for their acknowledgement (the worker shares them).
+
+Under stream time the poll is cut earlier: :func:`slice_poll` gives each partition batch its share of the poll's
+decode and validation, and the batch goes through the stages and routing on its own (its own events and state).
 """
 
 from __future__ import annotations
 
+import itertools
 from collections import Counter
 from collections.abc import Sequence
+from dataclasses import replace
 from itertools import compress
 
-from streams.pipeline.records import BatchResult, Message, OutRecord
+import numpy as np
+import polars as pl
 
-__all__ = ["count_parts", "offset_spans", "one_partition", "split_result"]
+from streams.formats.reasons import Decoded
+from streams.pipeline.records import BatchResult, Message, OutRecord
+from streams.validation.report import ValidationReport
+
+__all__ = ["count_parts", "offset_spans", "one_partition", "slice_poll", "split_result"]
 
 _OUTCOMES = ("valid", "quarantined", "dead_lettered")
 
@@ -71,6 +81,7 @@ def split_result(
                 events=whole.events if k == 0 else [],
                 rule_failures=whole.rule_failures if k == 0 else {},
                 report=whole.report if k == 0 else None,
+                poll_events=k == 0,
             )
         )  # fmt: skip
     return results
@@ -93,3 +104,88 @@ def one_partition(messages: Sequence[Message]) -> bool:
     """True when ``messages`` (not empty) all come from one partition."""
     parts = [m.partition for m in messages]
     return parts.count(parts[0]) == len(parts)
+
+
+def slice_poll(
+    decoded: Decoded, report: ValidationReport | None, sizes: Sequence[int]
+) -> list[tuple[Decoded, ValidationReport | None]]:
+    """The decode and validation of a poll cut into those of its batches (``sizes``: their messages, in order).
+
+    Each batch gets its rows (in the poll's row order, which is its own decode's: JSON and NDJSON records in
+    message order, then the Arrow tables), renumbered from 0, with their messages renumbered to the batch:
+    the frame, the rows' messages and lines, the formats, dead letters, NDJSON lines, Arrow tables, mismatches
+    and the drifted rows (``irregular``); and a report whose per-row parts (``valid_mask``, ``violations``,
+    ``gating_violations``, per-row failure cases) are those rows', with their counts. A batch without a decoded
+    row gets no report (as its own validation would not run). What describes the batch as a whole is the
+    poll's: the report's ``checks``, ``passed`` and summary failure cases; the drift counts (``unknown_fields``,
+    ``missing_fields``, ``type_mismatches``) are left empty, as only a per-batch ``schema.drift`` event reads them.
+    """
+    starts = np.cumsum([0, *sizes])
+    batch_of = np.searchsorted(starts, decoded.message.to_numpy(), side="right") - 1  # each row's batch
+    order = np.argsort(batch_of, kind="stable")
+    bounds = np.searchsorted(batch_of[order], np.arange(len(sizes) + 1))
+    rank = np.empty(len(order), dtype=np.int64)  # each row's number in its batch
+    rank[order] = np.arange(len(order)) - bounds[batch_of[order]]
+    out = []
+    for k, (lo, hi) in enumerate(itertools.pairwise(starts.tolist())):
+        rows = order[bounds[k] : bounds[k + 1]]
+        taken = _rows(decoded.frame, rows)
+        irregular = [(int(rank[r]), u, m) for r, u, m in decoded.irregular if batch_of[r] == k]
+        mismatches = decoded.mismatches
+        if mismatches.height:
+            at = mismatches.get_column("row").to_numpy()
+            mine = batch_of[at] == k
+            mismatches = mismatches.filter(pl.Series(mine)).with_columns(
+                pl.Series("row", rank[at[mine]], dtype=pl.UInt32)
+            )
+        part = Decoded(
+            frame=taken,
+            message=(_series(decoded.message, rows) - lo).cast(pl.UInt32),
+            line=_series(decoded.line, rows),
+            formats=decoded.formats[lo:hi],
+            dead=[replace(d, message=d.message - lo) for d in decoded.dead if lo <= d.message < hi],
+            lines={i - lo: v for i, v in decoded.lines.items() if lo <= i < hi},
+            tables={i - lo: v for i, v in decoded.tables.items() if lo <= i < hi},
+            mismatches=mismatches,
+            irregular=irregular,
+        )
+        out.append((part, _report_rows(report, rows) if report is not None and len(rows) else None))
+    return out
+
+
+def _contiguous(rows: np.ndarray) -> bool:
+    return not len(rows) or int(rows[-1]) - int(rows[0]) + 1 == len(rows)
+
+
+def _rows(frame: pl.DataFrame, rows: np.ndarray) -> pl.DataFrame:
+    if _contiguous(rows):  # the common poll: no Arrow message, every batch's rows in one run (no copy)
+        return frame.slice(int(rows[0]) if len(rows) else 0, len(rows))
+    return frame[rows]
+
+
+def _series(s: pl.Series, rows: np.ndarray) -> pl.Series:
+    return s.slice(int(rows[0]) if len(rows) else 0, len(rows)) if _contiguous(rows) else s.gather(rows)
+
+
+def _report_rows(report: ValidationReport, rows: np.ndarray) -> ValidationReport:
+    """``report`` of the rows ``rows`` (renumbered from 0): their verdicts, violations and failure cases."""
+    valid = _series(report.valid_mask, rows)
+    gating = report.gating_violations
+    cases = report.failure_cases
+    at = cases.get_column("index")
+    renumber = pl.Series(np.arange(len(rows), dtype=np.int32))
+    hit = at.is_in(pl.Series(rows.astype(np.int32)).implode()).fill_null(False)
+    mine = cases.filter(hit).with_columns(
+        pl.col("index").replace_strict(pl.Series(rows.astype(np.int32)), renumber, return_dtype=pl.Int32)
+    )
+    valid_rows = int(valid.sum())
+    return replace(
+        report,
+        rows=len(rows),
+        valid_rows=valid_rows,
+        invalid_rows=len(rows) - valid_rows,
+        valid_mask=valid,
+        violations=_series(report.violations, rows),
+        gating_violations=None if gating is None else _series(gating, rows),
+        failure_cases=pl.concat([cases.filter(at.is_null()), mine], how="vertical"),
+    )

@@ -6,6 +6,11 @@ or one whose ``valid_mask``/``violations`` it amended) and records to produce wi
 batch's outputs, so they are acknowledged before its offsets are committed (stream-time
 state, for instance: :mod:`streams.windows.worker`, installed by :mod:`streams.windows.observer`).
 The pipeline defines the seam; the implementations live above it.
+
+What a call sees (``Binding.process_poll``): when some stage of the binding ``judges_windows`` (stream time), one
+source partition's batch per call, cut from the poll's one decode and validation (the same rows, verdicts and
+messages as the batch decoded and validated alone); otherwise a poll of the topic, from several partitions, as one
+batch.
 """
 
 from __future__ import annotations

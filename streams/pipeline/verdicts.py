@@ -16,13 +16,21 @@ from streams.validation.engine import plan_rules
 from streams.validation.failures import row_rule_metric
 from streams.validation.report import FAILURE_CASE_SCHEMA, CheckResult, ValidationReport
 
-__all__ = ["merge_mismatches", "row_rule_verdict"]
+__all__ = ["merge_mismatches", "row_failures", "row_rule_verdict"]
 
 
 def row_rule_verdict(rule: Rule, failures: int, rows: int) -> tuple[float, bool]:
     """``(metric, passed)`` of a row rule failing on ``failures`` of ``rows`` rows (the validation layer's formula)."""
     metric = row_rule_metric(rule, failures, rows)
     return metric, rule.threshold.allows(metric)
+
+
+def row_failures(violations: pl.Series, rules: frozenset[str]) -> dict[str, int]:
+    """``{rule: records failing it}`` of the ``rules`` named in a report's ``violations`` (one list per record)."""
+    if not violations.list.len().sum():
+        return {}
+    counts = violations.explode().drop_nulls().value_counts(sort=True)
+    return {str(name): int(n) for name, n in counts.iter_rows() if name in rules}
 
 
 def merge_mismatches(report: ValidationReport, schema_obj: SchemaObject, mismatches: pl.DataFrame) -> ValidationReport:

@@ -34,11 +34,15 @@ def amend(
     bad_time: np.ndarray,
 ) -> ValidationReport:
     """``report`` with the stream's verdict: ``valid`` per row, and in ``violations`` the stream-unique
-    rules as judged on the stream (not the batch) and ``event_time`` where the event time is unusable."""
+    rules as judged on the stream (not the batch), ``event_time`` where the event time is unusable, and no
+    ``duplicateValues`` rule (a window verdict). The result depends on each row alone, not on the rest of
+    its batch (``Binding.process_poll`` relies on it)."""
     n = report.rows
     if not n:
         return report
-    batch_only = sorted({rp.rule.name for rp in plan.stream_unique} & _named(report))  # judged on the stream
+    # judged on the stream (uniqueness) or on the window (``duplicateValues``), never on the batch: the batch's
+    # verdicts of these rules depend on how the stream was cut, so no record's violations keep them
+    batch_only = sorted(plan.not_gating_on_stream & _named(report))
     violations = report.violations
     if batch_only:
         violations = violations.list.eval(pl.element().filter(~pl.element().is_in(batch_only)))

@@ -96,3 +96,30 @@ def test_in_batch_rules_judge_the_whole_poll() -> None:
     assert [s.counts["quarantined"] for s in split] == [1, 1]
     rules = [dict(s.quarantined[0].headers)["qstreams.errors.rules"] for s in split]
     assert rules == [b"event_id:unique", b"event_id:unique"]
+
+
+def test_a_stage_that_does_not_judge_windows_sees_the_whole_poll() -> None:
+    """Without stream time, a binding's other stages (a ``quarantine-stream`` policy) amend the poll routed as one
+    batch: one decode, one stage call, and what each partition gets is what it gets alone (the policy is per row)."""
+    from streams.policies.control import Engaged, QuarantineStage
+
+    def engaged() -> Binding:
+        b = binding(Mode.GATE)
+        engaged = Engaged({(b.contract.id, b.schema.name): {"stop-the-line": "incident-1"}})
+        b.stages.append(QuarantineStage(b.contract.id, b.schema.name, engaged))
+        return b
+
+    together, alone = engaged(), engaged()
+    seen: list[int] = []
+    stage = together.stages[0]
+    amend = stage.amend
+    stage.amend = lambda ms, *rest: seen.append(len(ms)) or amend(ms, *rest)  # type: ignore[method-assign]
+    batches = poll()
+    split = together.process_poll(batches, worker_id="w")
+    one_by_one = [alone.process(b, worker_id="w") for b in batches]
+    assert seen == [90]
+    for s, o in zip(split, one_by_one, strict=True):
+        assert outputs(s) == outputs(o)
+        assert not s.validated and s.quarantined
+        assert all(b"policy:stop-the-line" in dict(r.headers)["qstreams.errors.rules"] for r in s.quarantined)
+    assert split[0].poll_events and not split[1].poll_events
