@@ -36,12 +36,11 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from itertools import compress
 from typing import cast
 
 import polars as pl
-import pyarrow as pa
 
 from streams.contracts.model import Contract, Op, SchemaObject, Severity
 from streams.formats.columns import WIRE
@@ -51,6 +50,7 @@ from streams.pipeline.batch_events import batch_events
 from streams.pipeline.deadletter import dead_letter
 from streams.pipeline.headers import HeaderNames, appended
 from streams.pipeline.records import BatchResult, Headers, Message, OutRecord
+from streams.pipeline.routed import Given, Routed, encode_positions
 from streams.pipeline.split import count_parts, offset_spans, one_partition, slice_poll, split_result
 from streams.pipeline.stages import Stage
 from streams.pipeline.verdicts import merge_mismatches, row_failures
@@ -61,30 +61,6 @@ from streams.validation.report import ValidationReport
 __all__ = ["Binding"]
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(slots=True)
-class _Routed:
-    validated: list[OutRecord] = field(default_factory=list)
-    quarantined: list[OutRecord] = field(default_factory=list)
-    dead: list[OutRecord] = field(default_factory=list)
-    counts: dict[str, int] = field(default_factory=lambda: {"valid": 0, "quarantined": 0, "dead_lettered": 0})
-    report: ValidationReport | None = None
-    decoded: Decoded | None = None
-    decode_seconds: float = 0.0
-    validate_seconds: float = 0.0
-    state: list[OutRecord] = field(default_factory=list)  # records of the stages (stream-time state)
-    #: with ``track`` (a poll of several partitions, see ``Binding.process_poll``): the source partition of
-    #: every output record, and the counts per source partition
-    track: bool = False
-    validated_parts: list[int] = field(default_factory=list)
-    quarantined_parts: list[int] = field(default_factory=list)
-    dead_parts: list[int] = field(default_factory=list)
-    part_counts: dict[int, dict[str, int]] = field(default_factory=dict)
-
-
-#: a batch's slice of its poll's decode and validation, and its share of their times (``Binding._process_slices``)
-_Given = tuple[Decoded, ValidationReport | None, float, float]
 
 
 class Binding:
@@ -181,8 +157,8 @@ class Binding:
         ]
 
     def _process(
-        self, messages: Sequence[Message], worker_id: str, *, track: bool, given: _Given | None = None
-    ) -> tuple[BatchResult, _Routed]:
+        self, messages: Sequence[Message], worker_id: str, *, track: bool, given: Given | None = None
+    ) -> tuple[BatchResult, Routed]:
         spans = offset_spans(messages)
         try:
             routed = self._route(messages, track, given)
@@ -220,9 +196,9 @@ class Binding:
         ours = self.names.provenance(str(self.settings.mode), worker_id)
         return [replace(r, headers=r.headers + ours) for r in records]
 
-    def _route(self, messages: Sequence[Message], track: bool = False, given: _Given | None = None) -> _Routed:
+    def _route(self, messages: Sequence[Message], track: bool = False, given: Given | None = None) -> Routed:
         """Decode, validate, amend (stages) and route a batch; ``given``: its decode and validation, and their times."""
-        out = _Routed(track=track)
+        out = Routed(track=track)
         report: ValidationReport | None = None
         if given is None:
             start = time.perf_counter()
@@ -295,14 +271,14 @@ class Binding:
             m, fmt = messages[i], formats[i]
             assert fmt is not None
             if good and self.gate:
-                self._validated(out, m, _encode(decoded, i, good), self.names.record_headers(good))
+                self._validated(out, m, encode_positions(decoded, i, good), self.names.record_headers(good))
             if bad:
                 extra = self.names.record_headers(bad)
-                self._quarantine(out, m, _encode(decoded, i, bad), extra, rules=rules, n=len(bad), fmt=fmt)
+                self._quarantine(out, m, encode_positions(decoded, i, bad), extra, rules=rules, n=len(bad), fmt=fmt)
         return out
 
     def _stages(
-        self, out: _Routed, messages: Sequence[Message], decoded: Decoded, report: ValidationReport | None
+        self, out: Routed, messages: Sequence[Message], decoded: Decoded, report: ValidationReport | None
     ) -> ValidationReport | None:
         """Let each stage amend the verdict and add its records (an exception is the batch's: it is retried)."""
         if not self.stages:
@@ -316,7 +292,7 @@ class Binding:
 
     # -- outputs ------------------------------------------------------------------------------
 
-    def _validated(self, out: _Routed, m: Message, value: bytes | None, extra: Headers) -> None:
+    def _validated(self, out: Routed, m: Message, value: bytes | None, extra: Headers) -> None:
         headers = appended(m.headers, self._contract_headers, extra)
         topic = self.settings.output_topic(m.topic, "validated")
         out.validated.append(OutRecord(topic, value, m.key, headers, m.timestamp_ms))
@@ -324,7 +300,7 @@ class Binding:
             out.validated_parts.append(m.partition)
 
     def _quarantine(
-        self, out: _Routed, m: Message, value: bytes | None, extra: Headers, *, rules: list[str], n: int, fmt: Format
+        self, out: Routed, m: Message, value: bytes | None, extra: Headers, *, rules: list[str], n: int, fmt: Format
     ) -> None:
         shown = ", ".join(rules) if rules else "none"
         what = "The record" if fmt is Format.JSON else f"{n} record{'s' if n > 1 else ''} of this {fmt.upper()} message"
@@ -353,7 +329,7 @@ class Binding:
 
     def _dead_letter(
         self,
-        out: _Routed,
+        out: Routed,
         m: Message,
         *,
         cls: str,
@@ -377,7 +353,7 @@ class Binding:
 
     # -- unexpected exceptions ----------------------------------------------------------------
 
-    def _isolate(self, messages: Sequence[Message], track: bool = False) -> _Routed:
+    def _isolate(self, messages: Sequence[Message], track: bool = False) -> Routed:
         """Find the messages whose processing raises (bisecting), dead-letter them, route the rest together."""
         culprits: dict[int, BaseException] = {}
 
@@ -394,28 +370,16 @@ class Binding:
 
         probe(0, len(messages))
         good = [m for k, m in enumerate(messages) if k not in culprits]
-        out = _Routed(track=track)
+        out = Routed(track=track)
         if good:
             try:
                 out = self._route(good, track)
             except Exception as exc:  # only the whole batch fails: give it all up, unchanged
                 log.exception("batch from %s still fails without its culprits", self.topic)
                 culprits = {k: culprits.get(k, exc) for k in range(len(messages))}
-                out = _Routed(track=track)
+                out = Routed(track=track)
         for k in sorted(culprits):
             name = type(culprits[k]).__name__
             text = f"Processing this message raised {name} inside quality-streams; it is kept here unchanged."
             self._dead_letter(out, messages[k], cls=f"internal.{name}", text=text)
         return out
-
-
-def _encode(decoded: Decoded, i: int, positions: list[int]) -> bytes:
-    """Records ``positions`` of multi-record message ``i``, re-encoded in its format."""
-    if decoded.formats[i] is Format.NDJSON:
-        lines = decoded.lines[i]
-        return b"\n".join(lines[p] for p in positions) + b"\n"
-    table = decoded.tables[i].take(pa.array(positions, type=pa.int64()))
-    sink = pa.BufferOutputStream()
-    with pa.ipc.new_stream(sink, table.schema) as writer:
-        writer.write_table(table)
-    return bytes(sink.getvalue().to_pybytes())

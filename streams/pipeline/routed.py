@@ -1,0 +1,51 @@
+"""What :class:`~streams.pipeline.binding.Binding` builds while it routes a batch: its outputs, counts and
+state records (:class:`Routed`), a batch's slice of its poll (:data:`Given`), and the re-encoding of some
+records of a multi-record message (:func:`encode_positions`)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import pyarrow as pa
+
+from streams.formats.reasons import Decoded, Format
+from streams.pipeline.records import OutRecord
+from streams.validation.report import ValidationReport
+
+__all__ = ["Given", "Routed", "encode_positions"]
+
+
+@dataclass(slots=True)
+class Routed:
+    validated: list[OutRecord] = field(default_factory=list)
+    quarantined: list[OutRecord] = field(default_factory=list)
+    dead: list[OutRecord] = field(default_factory=list)
+    counts: dict[str, int] = field(default_factory=lambda: {"valid": 0, "quarantined": 0, "dead_lettered": 0})
+    report: ValidationReport | None = None
+    decoded: Decoded | None = None
+    decode_seconds: float = 0.0
+    validate_seconds: float = 0.0
+    state: list[OutRecord] = field(default_factory=list)  # records of the stages (stream-time state)
+    #: with ``track`` (a poll of several partitions, see ``Binding.process_poll``): the source partition of
+    #: every output record, and the counts per source partition
+    track: bool = False
+    validated_parts: list[int] = field(default_factory=list)
+    quarantined_parts: list[int] = field(default_factory=list)
+    dead_parts: list[int] = field(default_factory=list)
+    part_counts: dict[int, dict[str, int]] = field(default_factory=dict)
+
+
+#: a batch's slice of its poll's decode and validation, and its share of their times (``Binding._process_slices``)
+Given = tuple[Decoded, ValidationReport | None, float, float]
+
+
+def encode_positions(decoded: Decoded, i: int, positions: list[int]) -> bytes:
+    """Records ``positions`` of multi-record message ``i``, re-encoded in its format."""
+    if decoded.formats[i] is Format.NDJSON:
+        lines = decoded.lines[i]
+        return b"\n".join(lines[p] for p in positions) + b"\n"
+    table = decoded.tables[i].take(pa.array(positions, type=pa.int64()))
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, table.schema) as writer:
+        writer.write_table(table)
+    return bytes(sink.getvalue().to_pybytes())
