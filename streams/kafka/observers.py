@@ -13,6 +13,8 @@ policies, state checkpoints and window partials.
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING
 
@@ -24,7 +26,12 @@ from streams.pipeline.records import BatchResult
 if TYPE_CHECKING:
     from streams.pipeline.binding import Binding
 
-__all__ = ["HealthObserver", "LifecycleObserver", "MetricsObserver", "Observers", "WorkerObserver"]
+__all__ = ["STOP_TIMEOUT_S", "HealthObserver", "LifecycleObserver", "MetricsObserver", "Observers", "WorkerObserver"]
+
+log = logging.getLogger("streams.kafka.worker")
+
+#: how long the worker waits for one observer's ``on_stopping`` (the stream-time observer bounds its own waits)
+STOP_TIMEOUT_S = 30.0
 
 
 class WorkerObserver:
@@ -137,8 +144,16 @@ class Observers(WorkerObserver):
             await o.on_revoke(revoked)
 
     async def on_stopping(self) -> None:
+        """Each observer's ``on_stopping``, waited for at most :data:`STOP_TIMEOUT_S` (a stopping worker must end:
+        what was not acknowledged is read again by the next owner); a failure or a timeout is logged."""
         for o in self.observers:
-            await o.on_stopping()
+            stopping = asyncio.ensure_future(o.on_stopping())
+            await asyncio.wait([stopping], timeout=STOP_TIMEOUT_S)
+            if not stopping.done():
+                stopping.cancel()
+                log.error("%s did not stop within %.0f s; stopping without it", type(o).__name__, STOP_TIMEOUT_S)
+            elif not stopping.cancelled() and stopping.exception() is not None:
+                log.error("%s failed while stopping", type(o).__name__, exc_info=stopping.exception())
 
     def on_stopped(self) -> None:
         for o in self.observers:

@@ -68,8 +68,9 @@ class KafkaStateReader:
         for attempt in range(attempts):
             consumer = await self._client()
             consumer.assign([tp])
-            try:
-                return consumer, int((await asyncio.wait_for(consumer.end_offsets([tp]), timeout=10.0))[tp])
+            try:  # asyncio.timeout, not wait_for: on 3.11 wait_for can lose a cancellation (the observer's ticks)
+                async with asyncio.timeout(10.0):
+                    return consumer, int((await consumer.end_offsets([tp]))[tp])
             except (KafkaError, TimeoutError) as exc:
                 if attempt == attempts - 1:
                     raise

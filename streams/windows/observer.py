@@ -38,6 +38,9 @@ __all__ = ["PUBLISHED_MEMORY", "StateReader", "StreamTimeObserver", "Summarize",
 #: how often the claims older than the uniqueness horizon are dropped
 EXPIRE_EVERY_MS = 30_000
 
+#: how long stopping waits for the tick task to end, and for the last tick (seconds): a stopping worker must end
+STOP_TIMEOUT_S = 10.0
+
 #: window verdicts the observer keeps in :attr:`StreamTimeObserver.published` (the latest: memory stays flat)
 PUBLISHED_MEMORY = 256
 
@@ -82,6 +85,7 @@ class StreamTimeObserver(WorkerObserver):
         self._started = asyncio.Event()  # on_start finished (well or not)
         self._next_expiry = 0  # wall-clock ms of the next expiry of uniqueness claims
         self._ready = False  # ... and the stream-time topics are there
+        self._stopping = False  # the tick task ends at its next turn even when its cancellation was lost
 
     async def on_start(self, transport: Transport) -> None:
         """Create (or check) the stream-time topics. Until this is done, :meth:`on_assign` waits: a first
@@ -133,21 +137,35 @@ class StreamTimeObserver(WorkerObserver):
                 self.mergers.pop(tp.topic, None)
 
     async def on_stopping(self) -> None:
+        """Stop the ticks and run a last one, each waited for at most :data:`STOP_TIMEOUT_S`.
+
+        A cancellation can be lost: on Python 3.11 ``asyncio.wait_for`` (the state reader awaits end offsets in
+        one) returns its result when the cancel lands in the loop iteration in which its awaitable completed. The
+        tick task then went on ticking, and awaiting it here kept the worker from ever stopping (the bench's
+        ``gate-st`` hung after its last commit). It now ends at its next turn, and is not awaited without bound."""
+        self._stopping = True
         if self._task is not None:
             self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            await asyncio.wait([self._task], timeout=STOP_TIMEOUT_S)
+            if not self._task.done():
+                log.warning("stream-time: the tick task did not end within %.0f s of its cancellation", STOP_TIMEOUT_S)
+        last = asyncio.ensure_future(self.tick())
         try:
-            await self.tick()
+            await asyncio.wait([last], timeout=STOP_TIMEOUT_S)
+            if not last.done():
+                last.cancel()
+                raise TimeoutError(f"the last tick took longer than {STOP_TIMEOUT_S:.0f} s")
+            last.result()
         except Exception:  # the last tick is best effort: the next owner publishes what is left
             log.warning("stream-time: the last tick before stopping failed", exc_info=True)
         finally:
             close = getattr(self.reader, "close", None)
             if close is not None:
-                await close()
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(close(), STOP_TIMEOUT_S)
 
     async def _ticks(self) -> None:
-        while True:
+        while not self._stopping:
             await asyncio.sleep(self.tick_seconds)
             try:
                 await self.tick()
