@@ -31,7 +31,7 @@ import numpy as np
 import polars as pl
 
 from streams.validation.regex.parser import parse
-from streams.validation.regex.strategies import _compiles
+from streams.validation.regex.strategies import _compiles, char_ranges
 
 __all__ = ["MIN_ROWS", "ByteCheck", "bytewise"]
 
@@ -110,7 +110,7 @@ def bytewise(pattern: str) -> ByteCheck | None:
         return None
     if any(max(s) >= 0x80 for s in positions):  # the parser only takes ASCII; kept as a guard
         return None
-    ranges = [_ranges(s) for s in positions]
+    ranges = [tuple(char_ranges(s)) for s in positions]
     count = max(len(r) for r in ranges)
     if count > MAX_RANGES:
         return None
@@ -118,13 +118,3 @@ def bytewise(pattern: str) -> ByteCheck | None:
     lows = tuple(tuple(r[i][0] for r in padded) for i in range(count))
     spans = tuple(tuple(r[i][1] - r[i][0] for r in padded) for i in range(count))
     return ByteCheck(len(positions), lows, spans, "".join(chr(min(s)) for s in positions))
-
-
-def _ranges(chars: frozenset[int]) -> tuple[tuple[int, int], ...]:
-    out: list[tuple[int, int]] = []
-    for code in sorted(chars):
-        if out and out[-1][1] == code - 1:
-            out[-1] = (out[-1][0], code)
-        else:
-            out.append((code, code))
-    return tuple(out)

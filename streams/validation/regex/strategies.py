@@ -17,7 +17,7 @@ import polars as pl
 
 from streams.validation.regex.parser import Atom, Pattern, parse
 
-__all__ = ["FAST_MIN_ROWS", "FAST_MIN_ROWS_OTHERS", "FastPath", "fast_contains", "strategy"]
+__all__ = ["FAST_MIN_ROWS", "FAST_MIN_ROWS_OTHERS", "FastPath", "char_ranges", "fast_contains", "strategy"]
 
 MAX_WIDTH = 512  # widest fixed-width pattern reinterpreted as bytes
 MAX_OTHERS = 8  # positions read one by one (outside the most common set)
@@ -94,7 +94,7 @@ def _widths(atoms: list[Atom], end: bool) -> FastPath | None:
     paths: list[FastPath] = []
     for counts in itertools.product(*choices):
         positions = [a.chars for a, n in zip(atoms, counts, strict=True) for _ in range(n)]
-        if len(positions) > MAX_WIDTH or any(len(_ranges(s)) > MAX_RANGES for s in positions):
+        if len(positions) > MAX_WIDTH or any(len(char_ranges(s)) > MAX_RANGES for s in positions):
             return None
         path = _fixed(positions, end) if positions else _empty(end)
         if path is None:
@@ -146,7 +146,8 @@ def _empty(end: bool) -> FastPath:
     return FastPath(build)
 
 
-def _ranges(chars: frozenset[int]) -> list[tuple[int, int]]:
+def char_ranges(chars: frozenset[int]) -> list[tuple[int, int]]:
+    """The code points of ``chars`` as sorted, disjoint, inclusive ``(low, high)`` runs."""
     out: list[tuple[int, int]] = []
     for code in sorted(chars):
         if out and out[-1][1] == code - 1:
@@ -158,13 +159,13 @@ def _ranges(chars: frozenset[int]) -> list[tuple[int, int]]:
 
 def _member(x: pl.Expr, chars: frozenset[int]) -> pl.Expr:
     """``x`` (bytes) is one of ``chars``."""
-    tests = [x.eq(lo) if lo == hi else x.ge(lo).and_(x.le(hi)) for lo, hi in _ranges(chars)]
+    tests = [x.eq(lo) if lo == hi else x.ge(lo).and_(x.le(hi)) for lo, hi in char_ranges(chars)]
     return functools.reduce(operator.or_, tests)
 
 
 def _outside(x: pl.Expr, chars: frozenset[int]) -> pl.Expr:
     """``x`` (bytes) is none of ``chars`` (cheaper than negating :func:`_member`)."""
-    tests = [x.ne(lo) if lo == hi else x.lt(lo).or_(x.gt(hi)) for lo, hi in _ranges(chars)]
+    tests = [x.ne(lo) if lo == hi else x.lt(lo).or_(x.gt(hi)) for lo, hi in char_ranges(chars)]
     return functools.reduce(operator.and_, tests)
 
 
