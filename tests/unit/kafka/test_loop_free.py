@@ -28,23 +28,18 @@ def blocking(worker: Any, log: list[str]) -> None:
     binding = worker.bindings[TOPIC]
     one, poll = binding.process, binding.process_poll
 
-    def process(messages: Any, *, worker_id: str) -> Any:
-        log.append("process-start")
-        time.sleep(PROCESSING_S)
-        try:
-            return one(messages, worker_id=worker_id)
-        finally:
-            log.append("process-end")
+    def held(call: Any) -> Any:
+        def wrapped(arg: Any, *, worker_id: str) -> Any:
+            log.append("process-start")
+            time.sleep(PROCESSING_S)
+            try:
+                return call(arg, worker_id=worker_id)
+            finally:
+                log.append("process-end")
 
-    def process_poll(batches: Any, *, worker_id: str) -> Any:
-        log.append("process-start")
-        time.sleep(PROCESSING_S)
-        try:
-            return poll(batches, worker_id=worker_id)
-        finally:
-            log.append("process-end")
+        return wrapped
 
-    binding.process, binding.process_poll = process, process_poll
+    binding.process, binding.process_poll = held(one), held(poll)
 
 
 def ended_during_processing(log: list[str], end: str) -> int:

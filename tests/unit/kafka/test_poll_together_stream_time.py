@@ -26,13 +26,11 @@ from streams.testing.transport import InMemoryTransport
 from streams.windows.codec import Partial, decode
 from streams.windows.observer import TransportStateReader, install
 from streams.windows.topics import changelog_topic, state_topic
-from tests.unit.kafka.test_poll_together import Counts
+from tests.unit.kafka.test_poll_together import DLQ, PARTS, PER, QUARANTINE, VALIDATED, Counts, outputs
 from tests.unit.kafka.test_worker_inmemory import CONTRACT, EVENTS, TOPIC, run, running
 
 APP = "qs-poll"
-VALIDATED, QUARANTINE, DLQ = f"{TOPIC}.validated", f"{TOPIC}.quarantine", f"{TOPIC}.dlq"
 STATE, CHANGELOG = state_topic(APP), changelog_topic(APP)
-PARTS, PER = 3, 40
 T0 = 1_740_787_200_000
 
 
@@ -85,11 +83,6 @@ def drive(together: bool, **settings: Any) -> tuple[InMemoryTransport, list[int]
 
     run(scenario)
     return transport, decoded, counts
-
-
-def outputs(transport: InMemoryTransport) -> dict[tuple[str, int], list[tuple[Any, ...]]]:
-    return {(t, p): [(m.value, m.key, m.headers, m.timestamp_ms) for m in transport.records(t, p)]
-            for t in (VALIDATED, QUARANTINE, DLQ) for p in range(PARTS)}  # fmt: skip
 
 
 def stream_state(transport: InMemoryTransport) -> tuple[dict[int, list[Any]], list[tuple[Any, ...]]]:
