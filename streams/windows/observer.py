@@ -128,6 +128,12 @@ class StreamTimeObserver(WorkerObserver):
             if MERGER_PARTITION in parts:
                 self.mergers[topic] = (stage.merger(state), end)
 
+    def on_commit(self, tp: TopicPartition, next_offset: int, latency: float) -> None:
+        """The partition's outputs below ``next_offset`` are written: its tick heartbeats may carry its clock."""
+        stage = self.stages.get(tp.topic)
+        if stage is not None:
+            stage.stream.settle(tp.partition, next_offset)
+
     async def on_revoke(self, revoked: set[TopicPartition]) -> None:
         for tp in revoked:
             stage = self.stages.get(tp.topic)

@@ -64,6 +64,11 @@ class PartitionState:
     #: partials of the windows that closed on this partition lately, with the offset counted when they closed
     #: (the last :data:`CLOSED_KEPT`): a batch read again from before that offset publishes them again
     closed: dict[WindowKey, tuple[int, WindowPartial]] = field(default_factory=dict)
+    #: the highest offset whose batch's outputs are known to be written (its offsets were committed, or it was
+    #: restored from the topics): until ``counted_through`` is settled too, the clock and ``counted_through`` run
+    #: ahead of what the internal topic holds, and no heartbeat of the tick may carry them (see :meth:`StreamTime.
+    #: heartbeats`)
+    settled_through: int = -1
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -118,7 +123,7 @@ class StreamTime:
             state.open[p.key] = p
             ranges = p.offsets.get(partition, ())
             counted = max(counted, max((last for _, last in ranges), default=-1))
-        state.counted_through = counted
+        state.counted_through = state.settled_through = counted
         for column in self.unique_columns:
             restored = (chunks or {}).get(column, [])
             state.unique[column] = UniqueState.restore(self.config.unique_ms, restored)
@@ -212,15 +217,32 @@ class StreamTime:
         return BatchTime(fails, times.bad, valid, marks, tuple(records), self._changes(), int(skip.sum()))
 
     def heartbeats(self, now_ms: int, partitions: Iterable[int] | None = None) -> list[Heartbeat]:
-        """A heartbeat per (given) partition: send them periodically even when no record arrives."""
+        """A heartbeat per (given) partition, with its clock as this worker has it now.
+
+        A batch's own heartbeat (in :meth:`process`'s records) is written after the batch's partials, in the
+        same partition of the internal topic. Called without ``partitions`` (the observer's periodic tick, sent
+        on its own), only the partitions whose processed batches are all settled (:meth:`settle`) get one: a tick
+        heartbeat sent while a batch's outputs are still on their way carried a clock (and ``counted_through``)
+        ahead of the partials the topic holds. The merger then could finalize a window without that batch's
+        partials, and a new owner restoring from it (the worker killed before the outputs were written) skipped
+        the batch's records as already counted: they were never counted at all.
+        """
         c, so = self.plan.contract, self.plan.schema_obj
-        chosen = self.states if partitions is None else partitions
+        if partitions is None:
+            chosen = [p for p, st in self.states.items() if st.counted_through <= st.settled_through]
+        else:
+            chosen = [p for p in partitions if p in self.states]
         return [
             Heartbeat(c.id, so.name, so.topic, p, self.partitions, self.states[p].clock, now_ms,
                       self.states[p].counted_through)
             for p in sorted(chosen)
-            if p in self.states
         ]  # fmt: skip
+
+    def settle(self, partition: int, next_offset: int) -> None:
+        """The outputs of the partition's batches below ``next_offset`` are written (their offsets committed)."""
+        state = self.states.get(partition)
+        if state is not None:
+            state.settled_through = max(state.settled_through, next_offset - 1)
 
     def close_through(self, partition: int, through_ms: int) -> None:
         """Forget open partials of windows ending at or before ``through_ms`` (finalized by the merger)."""
