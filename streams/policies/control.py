@@ -133,7 +133,8 @@ class ControlObserver(WorkerObserver):
             tps = [TopicPartition(self.topic, p) for p in sorted(parts)]
             consumer.assign(tps)
             await consumer.seek_to_beginning(*tps)
-            ends = await asyncio.wait_for(consumer.end_offsets(tps), self.catch_up_s)
+            async with asyncio.timeout(self.catch_up_s):  # not wait_for: on 3.11 it can swallow a cancellation
+                ends = await consumer.end_offsets(tps)
             loop = asyncio.get_running_loop()
             deadline = loop.time() + self.catch_up_s
             while loop.time() < deadline:
