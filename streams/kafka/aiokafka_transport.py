@@ -248,6 +248,14 @@ class AIOKafkaTransport:
         assert self.session.events is not None
         return cast("asyncio.Future[Any]", await self.session.events.send(topic, value, key=key, headers=headers))
 
+    async def send_outside(self, record: OutRecord) -> asyncio.Future[Any]:
+        assert self.session.events is not None  # the producer itself unless exactly-once: then never transactional
+        r = record
+        return cast(
+            "asyncio.Future[Any]",
+            await self.session.events.send(r.topic, r.value, r.key, r.partition, headers=list(r.headers)),
+        )
+
     def unreachable(self, error: BaseException) -> bool:
         if isinstance(error, UnknownTopicOrPartitionError | NotLeaderForPartitionError):
             self.session.stale(*self.session.known_outputs())  # an output topic went away: repair before resending

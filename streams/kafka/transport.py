@@ -103,6 +103,13 @@ class Transport(Protocol):
         """Submit a lifecycle event, never inside a transaction."""
         ...
 
+    async def send_outside(self, record: OutRecord) -> asyncio.Future[Any]:
+        """Submit one record of the worker's own, never inside a transaction (as :meth:`send` otherwise): what
+        observers publish on their own schedule (stream time's heartbeats, window summaries, ``closed`` markers).
+        An exactly-once worker's producer refuses a record outside a transaction, and one inside the transaction
+        of a poll would be lost with it when it aborts."""
+        ...
+
     def unreachable(self, error: BaseException) -> bool:
         """True when a produce failure means "the cluster is away or busy" (retried without limit)."""
         ...

@@ -12,6 +12,9 @@ worker runs unchanged against it, and a test drives what Kafka would do::
 * produced records are appended when *acknowledged*: immediately, or, with
   :meth:`hold_acks`, only on :meth:`ack` (or failed with :meth:`fail_held`);
   :attr:`produce_failures` fails the next submissions, :attr:`poll_failures` the next polls;
+* transactions: records sent between ``begin_transaction`` and its commit are appended at the commit (dropped
+  by an abort); once a transaction was begun the producer is transactional, and, as aiokafka's, it refuses a
+  record sent while none is open (:class:`NotInTransactionError`) unless it goes by ``send_outside``;
 * the group's committed offsets are :attr:`committed`, every commit call is in
   :attr:`commits`; :attr:`commit_failures` makes the next commits raise;
 * assignment: every partition of the present sources at the first poll; :meth:`rebalance`
@@ -36,7 +39,11 @@ from streams.kafka.transport import AssignmentCallbacks, TopicPartition
 from streams.pipeline.fitting import BATCH_OVERHEAD, record_size
 from streams.pipeline.records import Headers, Message, OutRecord
 
-__all__ = ["Ack", "InMemoryTransport", "MessageSizeTooLargeError"]
+__all__ = ["Ack", "InMemoryTransport", "MessageSizeTooLargeError", "NotInTransactionError"]
+
+
+class NotInTransactionError(Exception):
+    """A record sent on a transactional producer outside a transaction (aiokafka's ``IllegalOperation``)."""
 
 
 class MessageSizeTooLargeError(Exception):
@@ -91,6 +98,7 @@ class InMemoryTransport:
         self._next_assignment: set[TopicPartition] | None = None
         self._held: list[_Held] | None = None
         self._transaction: list[tuple[str, int, list[OutRecord]]] | None = None
+        self._transactional = False  # a transaction was begun: the producer is transactional from then on
         self._tx_offsets: dict[TopicPartition, int] = {}
         self._changed: asyncio.Event | None = None
         self._subscribed: tuple[str, ...] = ()
@@ -287,10 +295,22 @@ class InMemoryTransport:
         future.set_result(self._append(topic, 0, [OutRecord(topic, value, key, tuple(headers))]))
         return future
 
+    async def send_outside(self, record: OutRecord) -> asyncio.Future[Any]:
+        n = len(self._log(record.topic))
+        partition = record.partition if record.partition is not None else hash(record.key) % n if record.key else 0
+        return self._submit(record.topic, partition, [record], outside=True)
+
     def unreachable(self, error: BaseException) -> bool:
         return isinstance(error, TimeoutError | OSError) or bool(getattr(error, "retriable", False))
 
-    def _submit(self, topic: str, partition: int, records: list[OutRecord]) -> asyncio.Future[Any]:
+    def _submit(
+        self, topic: str, partition: int, records: list[OutRecord], *, outside: bool = False
+    ) -> asyncio.Future[Any]:
+        if self._transactional and self._transaction is None and not outside:
+            raise NotInTransactionError(
+                f"a record for {topic} was sent on the transactional producer while no transaction was open (aiokafka "
+                "raises IllegalOperation): send it in a transaction, or with send_outside"
+            )
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         limit = self.limits.get(topic, self.default_limit)
         size = BATCH_OVERHEAD + sum(record_size(r) for r in records)
@@ -298,7 +318,7 @@ class InMemoryTransport:
             future.set_exception(self.produce_failures.popleft())
         elif size > limit:
             future.set_exception(MessageSizeTooLargeError(f"a batch of {size} bytes for {topic}, over {limit}"))
-        elif self._transaction is not None:
+        elif self._transaction is not None and not outside:
             self._transaction.append((topic, partition, records))
             future.set_result(Ack(topic, partition, -1))
         elif self._held is not None:
@@ -310,7 +330,7 @@ class InMemoryTransport:
     # -- Transport: transactions ---------------------------------------------------------------------
 
     async def begin_transaction(self) -> None:
-        self._transaction = []
+        self._transaction, self._transactional = [], True
 
     async def send_offsets_to_transaction(self, offsets: Mapping[TopicPartition, int], group_id: str) -> None:
         self._tx_offsets = {TopicPartition(*tp): o for tp, o in offsets.items()}

@@ -211,7 +211,7 @@ class StreamTimeObserver(WorkerObserver):
                 if self.drift_metrics is not None:
                     self.drift_metrics.observe(verdict)
                 for record in self.summarize(stage.plan.contract, verdict, self.worker_id):
-                    await transport.send(record)
+                    await transport.send_outside(record)
                 if stage.metrics is not None:
                     stage.metrics.published(topic, window_end_ms=verdict.key.end_ms, now_ms=wall_ms())
                 done.append(verdict)
