@@ -129,9 +129,12 @@ class WindowsStage:
         judged = report if report is not None else self._empty_report()
         data = frame if report is not None else pl.DataFrame(schema=self.plan.schema_obj.polars_schema)
         conformed = self._conform(data) if self._conform is not None and data.height else data
-        out = self.stream.process(
-            judged, conformed, parts, offs, stamps, now_ms=now_ms(), dead=dead_arrays, irregular=irregular
-        )
+        with self.stream.lock:  # the observer, on the event loop, waits while this batch is accounted
+            out = self.stream.process(
+                judged, conformed, parts, offs, stamps, now_ms=now_ms(), dead=dead_arrays, irregular=irregular
+            )
+            if self.metrics is not None:
+                self._observe(out)
         records = [self._record(r) for r in out.records]
         c, so = self.plan.contract, self.plan.schema_obj
         for (column, p), changes in out.changes.items():
@@ -142,12 +145,13 @@ class WindowsStage:
                 key = changelog_key(c.id, so.name, so.topic, column, p, tomb)
                 records.append(OutRecord(self.changelog_topic, None, key, partition=self.partition))
         if self.metrics is not None:
-            self._observe(out, records)
+            for r in records:
+                self.metrics.wrote(self.plan.schema_obj.topic, self._kind(r), r)
         if report is None:
             return None, records
         return amend(report, self.plan, out.valid, out.unique_fails, out.bad_time), records
 
-    def _observe(self, out: BatchTime, records: Sequence[OutRecord]) -> None:
+    def _observe(self, out: BatchTime) -> None:
         m, topic = self.metrics, self.plan.schema_obj.topic
         assert m is not None
         m.marked(
@@ -156,8 +160,6 @@ class WindowsStage:
             skewed=int(out.marks.skewed.sum()),
             no_event_time=int(out.bad_time.sum()),
         )
-        for r in records:
-            m.wrote(topic, self._kind(r), r)
         sizes: dict[str, tuple[int, int]] = {}
         for state in self.stream.states.values():
             for column, u in state.unique.items():
