@@ -259,6 +259,10 @@ class StreamTime:
         if state is not None:
             state.open = {k: v for k, v in state.open.items() if k.end_ms > through_ms}
 
+    def take_changes(self) -> dict[tuple[str, int], UniqueChanges]:
+        """The uniqueness changes not yet taken by a batch (the tick's expiry: tombstones), per column and partition."""
+        return self._changes()
+
     def expire(self) -> int:
         """Drop uniqueness buckets older than the horizon (call periodically); the claims dropped."""
         return sum(u.expire() for state in self.states.values() for u in state.unique.values())
