@@ -106,9 +106,10 @@ class Binding:
 
         Without stream time the poll is routed as one batch (its in-batch rules judge the poll) and the outputs are
         split back per partition; the first result carries the events, rule failures and report of the whole poll
-        (``BatchResult.poll_events``). With stream time (a stage judging windows) the poll's decode and validation
-        are cut back per partition and each batch goes through the stages and routing alone
-        (:meth:`_process_slices`): every result is what ``process`` gives that batch. When the batches are not one
+        (``BatchResult.poll_events``). With stream time (a stage judging windows) the stages amend the poll's verdict
+        in one call, each batch getting its own state records, and the poll's decode, validation and amended verdict
+        are cut back per partition for each batch's routing (:meth:`_process_slices`): every result is what
+        ``process`` gives that batch. When the batches are not one
         per partition, each is processed on its own. Pure: no I/O. Never raises on data."""
         parts = [b[0].partition for b in batches if b]
         if len(batches) < 2 or len(set(parts)) < len(batches) or not all(map(one_partition, batches)):
@@ -125,9 +126,10 @@ class Binding:
         return any(s.judges_windows for s in self.stages)
 
     def _process_slices(self, batches: Sequence[Sequence[Message]], worker_id: str) -> list[BatchResult]:
-        """One decode and one validation of the poll, then each partition batch's slice of them through the stages
-        and routing, alone: a row's verdict depends on that row alone, except for in-batch uniqueness and
-        ``duplicateValues``, which stream time replaces or ignores. The batches are processed one by one where the
+        """One decode, one validation and one call of each stage for the poll (``amend_poll``, which gives every
+        partition batch the state records it gets alone; a stage without it runs on each batch's slice), then each
+        partition batch's slice of them through routing, alone: a row's verdict depends on that row alone, except for
+        in-batch uniqueness and ``duplicateValues``, which stream time replaces or ignores. The batches are processed one by one where the
         poll's verdicts cannot stand for theirs (per-batch events on; an error-severity SQL rule failing closed; a row
         rule that could not run on the poll; a column decoded as text; the poll's decode or validation raised):
         ``docs/semantics.md``, "What a batch is". A batch metric fails no row here; its check is the poll's."""

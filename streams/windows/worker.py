@@ -141,11 +141,10 @@ class WindowsStage:
         for r in out.records:
             records[r.partition if r.partition in records else order[0]].append(self._record(r))
         first: dict[tuple[str, int], UniqueChanges] = {}
-        for p, state in self.stream.states.items():  # the order in which one by one the first batch takes them
-            for column in state.unique:
-                old, new = waiting.get((column, p)), out.changes.get((column, p)) if p == order[0] else None
-                if old is not None or new is not None:
-                    first[(column, p)] = _joined(old, new)
+        for (column, p), old in waiting:  # in the order one by one the first batch takes them
+            new = out.changes.get((column, p)) if p == order[0] else None
+            if old is not None or new is not None:
+                first[(column, p)] = _joined(old, new)
         records[order[0]] += self._changelog(first)
         for p in order[1:]:
             records[p] += self._changelog({(c, q): ch for (c, q), ch in out.changes.items() if q == p})
@@ -165,9 +164,10 @@ class WindowsStage:
         irregular: Sequence[tuple[int, tuple[str, ...], tuple[str, ...]]],
         *,
         waiting: bool,
-    ) -> tuple[ValidationReport | None, BatchTime, dict[tuple[str, int], UniqueChanges]]:
+    ) -> tuple[ValidationReport | None, BatchTime, list[tuple[tuple[str, int], UniqueChanges | None]]]:
         """The amended verdict and the stream-time outcome of the rows; ``waiting``: first take the uniqueness
-        changes waiting from before (returned), so the outcome's are the batch's own."""
+        changes waiting from before, so the outcome's are the batch's own, and return them for every column and
+        partition (None: nothing waited), in the order of the state (which a batch's changes follow)."""
         parts = np.array([messages[i].partition for i in rows], dtype=np.int64)
         offs = np.array([messages[i].offset for i in rows], dtype=np.int64)
         stamps = np.array([messages[i].timestamp_ms or 0 for i in rows], dtype=np.int64)
@@ -180,8 +180,9 @@ class WindowsStage:
         data = frame if report is not None else pl.DataFrame(schema=self.plan.schema_obj.polars_schema)
         conformed = self._conform(data) if self._conform is not None and data.height else data
         now = now_ms()
+        before: dict[tuple[str, int], UniqueChanges] = {}
+        keys: list[tuple[str, int]] = []
         with self.stream.lock:  # the observer, on the event loop, waits while this batch is accounted
-            before = {}
             if waiting:
                 before = self.stream.take_changes()
                 for p in dict.fromkeys(m.partition for m in messages):  # new partitions in the order one by one
@@ -192,9 +193,12 @@ class WindowsStage:
             )
             if self.metrics is not None:
                 self._observe(out)
+            if waiting:
+                keys = [(column, p) for p, state in self.stream.states.items() for column in state.unique]
+        waited = [(k, before.get(k)) for k in keys]
         if report is None:
-            return None, out, before
-        return amend(report, self.plan, out.valid, out.unique_fails, out.bad_time), out, before
+            return None, out, waited
+        return amend(report, self.plan, out.valid, out.unique_fails, out.bad_time), out, waited
 
     def _changelog(self, changes: dict[tuple[str, int], UniqueChanges]) -> list[OutRecord]:
         """The uniqueness changelog records of ``changes`` (claims, then tombstones, per column and partition)."""
