@@ -129,10 +129,11 @@ class Binding:
         """One decode, one validation and one call of each stage for the poll (``amend_poll``, which gives every
         partition batch the state records it gets alone; a stage without it runs on each batch's slice), then each
         partition batch's slice of them through routing, alone: a row's verdict depends on that row alone, except for
-        in-batch uniqueness and ``duplicateValues``, which stream time replaces or ignores. The batches are processed one by one where the
-        poll's verdicts cannot stand for theirs (per-batch events on; an error-severity SQL rule failing closed; a row
-        rule that could not run on the poll; a column decoded as text; the poll's decode or validation raised):
-        ``docs/semantics.md``, "What a batch is". A batch metric fails no row here; its check is the poll's."""
+        in-batch uniqueness and ``duplicateValues``, which stream time replaces or ignores. The batches are processed
+        one by one where the poll's verdicts cannot stand for theirs (per-batch events on; an error-severity SQL rule
+        failing closed; a row rule that could not run on the poll; a column decoded as text; the poll's decode or
+        validation raised): ``docs/semantics.md``, "What a batch is". A batch metric fails no row here; its check is
+        the poll's."""
         alone = self.settings.batch_events or (self._fail_closed_sql and self.settings.on_rule_error == "quarantine")
         slices, states = None, None
         if not alone:
