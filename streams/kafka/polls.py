@@ -9,10 +9,11 @@ sent once, with the first partition's batch; every partition batch of the poll w
 event futures, re-sent alone when they fail, as before).
 
 With stream time (a stage judging windows: partials, uniqueness and clocks are per source partition) the poll
-is still decoded and validated once, but each partition batch goes through the stages and routing alone and
-carries its own events and state records (``BatchResult.poll_events`` is False): the batches are submitted as
-if processed one by one. A topic's batches are processed one by one (``BatchWorker._process``) when one of them
-is being retried (its attempt count and give-up are per partition batch), or when the call raises.
+is still decoded and validated once (and goes through the stages in one call, ``amend_poll``), but each
+partition batch is routed alone and carries its own events and state records (``BatchResult.poll_events`` is
+False): the batches are submitted as if processed one by one. A topic's batches are processed one by one
+(``BatchWorker._process``) when one of them is being retried (its attempt count and give-up are per partition
+batch), or when the call raises.
 """
 
 from __future__ import annotations

@@ -58,11 +58,11 @@ class ExactlyOnce(PollBatches):
         requests and ending it are round trips that each need the loop), or batches awaiting acknowledgement
         (committed as soon as acknowledged). Inline, a poll's processing held the loop for its whole duration:
         the "background" commit only progressed, and acknowledged batches were only committed, once it was over.
-        Inline when nothing waits (a thread costs more than it saves then), and always with stages (stream time):
-        their state is shared with observers that run on the loop."""
+        Inline when nothing waits (a thread costs more than it saves then). With stages (stream time) too: the
+        observers on the loop touch their state only holding its lock (``streams.windows.stream.StreamTime.lock``)."""
         committing = self._committing
         busy = committing is not None and not committing.done()
-        if self._staged or (not busy and (self.settings.exactly_once or not self._pending)):
+        if not busy and (self.settings.exactly_once or not self._pending):
             return fn(*args, **kwargs)
         work = asyncio.ensure_future(asyncio.to_thread(fn, *args, **kwargs))
         while not self.settings.exactly_once and not work.done():  # commit what is acknowledged meanwhile

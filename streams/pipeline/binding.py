@@ -51,8 +51,8 @@ from streams.pipeline.deadletter import dead_letter
 from streams.pipeline.headers import HeaderNames, appended
 from streams.pipeline.records import BatchResult, Headers, Message, OutRecord
 from streams.pipeline.routed import Given, Routed, encode_positions
-from streams.pipeline.split import count_parts, offset_spans, one_partition, slice_poll, split_result
-from streams.pipeline.stages import Stage
+from streams.pipeline.split import count_parts, offset_spans, one_partition, poll_stages, slice_poll, split_result
+from streams.pipeline.stages import PollStage, Stage
 from streams.pipeline.verdicts import merge_mismatches, row_failures
 from streams.settings import Mode, Settings
 from streams.validation.engine import compile_plan, plan_rules
@@ -106,9 +106,10 @@ class Binding:
 
         Without stream time the poll is routed as one batch (its in-batch rules judge the poll) and the outputs are
         split back per partition; the first result carries the events, rule failures and report of the whole poll
-        (``BatchResult.poll_events``). With stream time (a stage judging windows) the poll's decode and validation
-        are cut back per partition and each batch goes through the stages and routing alone
-        (:meth:`_process_slices`): every result is what ``process`` gives that batch. When the batches are not one
+        (``BatchResult.poll_events``). With stream time (a stage judging windows) the stages amend the poll's verdict
+        in one call, each batch getting its own state records, and the poll's decode, validation and amended verdict
+        are cut back per partition for each batch's routing (:meth:`_process_slices`): every result is what
+        ``process`` gives that batch. When the batches are not one
         per partition, each is processed on its own. Pure: no I/O. Never raises on data."""
         parts = [b[0].partition for b in batches if b]
         if len(batches) < 2 or len(set(parts)) < len(batches) or not all(map(one_partition, batches)):
@@ -125,14 +126,16 @@ class Binding:
         return any(s.judges_windows for s in self.stages)
 
     def _process_slices(self, batches: Sequence[Sequence[Message]], worker_id: str) -> list[BatchResult]:
-        """One decode and one validation of the poll, then each partition batch's slice of them through the stages
-        and routing, alone: a row's verdict depends on that row alone, except for in-batch uniqueness and
-        ``duplicateValues``, which stream time replaces or ignores. The batches are processed one by one where the
-        poll's verdicts cannot stand for theirs (per-batch events on; an error-severity SQL rule failing closed; a row
-        rule that could not run on the poll; a column decoded as text; the poll's decode or validation raised):
-        ``docs/semantics.md``, "What a batch is". A batch metric fails no row here; its check is the poll's."""
+        """One decode, one validation and one call of each stage for the poll (``amend_poll``, which gives every
+        partition batch the state records it gets alone; a stage without it runs on each batch's slice), then each
+        partition batch's slice of them through routing, alone: a row's verdict depends on that row alone, except for
+        in-batch uniqueness and ``duplicateValues``, which stream time replaces or ignores. The batches are processed
+        one by one where the poll's verdicts cannot stand for theirs (per-batch events on; an error-severity SQL rule
+        failing closed; a row rule that could not run on the poll; a column decoded as text; the poll's decode or
+        validation raised): ``docs/semantics.md``, "What a batch is". A batch metric fails no row here; its check is
+        the poll's."""
         alone = self.settings.batch_events or (self._fail_closed_sql and self.settings.on_rule_error == "quarantine")
-        slices = None
+        slices, states = None, None
         if not alone:
             messages = [m for b in batches for m in b]
             try:
@@ -142,19 +145,23 @@ class Binding:
                 report = None
                 if decoded.frame.height:
                     report = merge_mismatches(self.plan.validate(decoded.frame), self.schema, decoded.mismatches)
-                share = ((decoded_at - start) / len(messages), (time.perf_counter() - decoded_at) / len(messages))
                 judged = report is None or not self._row_rules.intersection(report.rule_errors)
                 if decoded.frame.schema == self._wire and judged:
+                    if all(callable(getattr(s, "amend_poll", None)) for s in self.stages):
+                        report, states = poll_stages(cast(list[PollStage], self.stages), decoded, report, batches)
                     slices = slice_poll(decoded, report, [len(b) for b in batches])
+                share = ((decoded_at - start) / len(messages), (time.perf_counter() - decoded_at) / len(messages))
             except Exception:
                 log.exception("a poll of %d partitions of %s failed; processing them one by one", len(batches),
                               self.topic)  # fmt: skip
+                slices = None
         if slices is None:
             return [self.process(b, worker_id=worker_id) for b in batches]
         return [
-            self._process(b, worker_id, track=False, given=(d, r, share[0] * len(b), share[1] * len(b)))[0]
-            for b, (d, r) in zip(batches, slices, strict=True)
-        ]
+            self._process(b, worker_id, track=False,
+                          given=(d, r, share[0] * len(b), share[1] * len(b), None if states is None else states[k]))[0]
+            for k, (b, (d, r)) in enumerate(zip(batches, slices, strict=True))
+        ]  # fmt: skip
 
     def _process(
         self, messages: Sequence[Message], worker_id: str, *, track: bool, given: Given | None = None
@@ -205,21 +212,26 @@ class Binding:
             decoded = self.decoder.decode(messages)
             out.decode_seconds = time.perf_counter() - start
         else:
-            decoded, report, out.decode_seconds, out.validate_seconds = given
+            decoded, report, out.decode_seconds, out.validate_seconds, state = given
+            if state is not None:  # the stages amended the poll's verdict at once: this is their verdict's slice
+                out.state += state
         out.decoded = decoded
+        staged = given is None or given[4] is None
         for d in decoded.dead:
             lines = decoded.lines.get(d.message)
             self._dead_letter(
                 out, messages[d.message], cls=f"decode.{d.reason}", text=d.detail, lines=lines, line=d.line
             )
         if decoded.frame.height == 0:
-            self._stages(out, messages, decoded, None)
+            if staged:
+                self._stages(out, messages, decoded, None)
             return out
         start = time.perf_counter()
         if given is None:
             report = merge_mismatches(self.plan.validate(decoded.frame), self.schema, decoded.mismatches)
         assert report is not None
-        report = self._stages(out, messages, decoded, report) or report
+        if staged:
+            report = self._stages(out, messages, decoded, report) or report
         out.report = report
         out.validate_seconds += time.perf_counter() - start
         valid = report.valid_mask.to_list()

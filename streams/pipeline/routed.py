@@ -35,8 +35,9 @@ class Routed:
     part_counts: dict[int, dict[str, int]] = field(default_factory=dict)
 
 
-#: a batch's slice of its poll's decode and validation, and its share of their times (``Binding._process_slices``)
-Given = tuple[Decoded, ValidationReport | None, float, float]
+#: a batch's slice of its poll's decode and validation, its share of their times, and the records its stages gave
+#: it when they amended the poll's verdict at once (``Binding._process_slices``; None: the stages run on the slice)
+Given = tuple[Decoded, ValidationReport | None, float, float, list[OutRecord] | None]
 
 
 def encode_positions(decoded: Decoded, i: int, positions: list[int]) -> bytes:

@@ -7,8 +7,10 @@ partition batch the output records that came from it (in their order), its count
 first batch also carries what describes the whole poll (its quality events, rule failures and report), so the
 events are sent once and every partition of the poll waits for their acknowledgement (the worker shares them).
 
-Under stream time the poll is cut earlier: :func:`slice_poll` gives each partition batch its share of the poll's
-decode and validation, and the batch goes through the stages and routing on its own (its own events and state).
+Under stream time the poll is cut earlier: the stages amend the poll's verdict in one call (:func:`poll_stages`,
+each partition batch getting its own state records), :func:`slice_poll` gives each partition batch its share of the
+poll's decode, validation and amended verdict, and the batch goes through routing on its own (its own events and
+state).
 """
 
 from __future__ import annotations
@@ -24,9 +26,10 @@ import polars as pl
 
 from streams.formats.reasons import Decoded
 from streams.pipeline.records import BatchResult, Message, OutRecord
+from streams.pipeline.stages import PollStage
 from streams.validation.report import ValidationReport
 
-__all__ = ["count_parts", "offset_spans", "one_partition", "slice_poll", "split_result"]
+__all__ = ["count_parts", "offset_spans", "one_partition", "poll_stages", "slice_poll", "split_result"]
 
 _OUTCOMES = ("valid", "quarantined", "dead_lettered")
 
@@ -151,6 +154,26 @@ def slice_poll(
         )
         out.append((part, _report_rows(report, rows) if report is not None and len(rows) else None))
     return out
+
+
+def poll_stages(
+    stages: Sequence[PollStage],
+    decoded: Decoded,
+    report: ValidationReport | None,
+    batches: Sequence[Sequence[Message]],
+) -> tuple[ValidationReport | None, list[list[OutRecord]]]:
+    """The stages' verdict on a poll's rows and each batch's stage records, one call per stage for the whole poll
+    (``amend_poll``: what each batch gets alone, the stage's fixed cost paid once); cut the verdict with
+    :func:`slice_poll` after."""
+    messages = [m for b in batches for m in b]
+    rows = decoded.message.to_list()
+    dead = sorted({d.message for d in decoded.dead})
+    states: list[list[OutRecord]] = [[] for _ in batches]
+    for stage in stages:
+        report, records = stage.amend_poll(messages, decoded.frame, rows, report, dead, decoded.irregular)
+        for k, b in enumerate(batches):
+            states[k] += records.get(b[0].partition, [])
+    return report, states
 
 
 def _contiguous(rows: np.ndarray) -> bool:

@@ -10,7 +10,8 @@ The pipeline defines the seam; the implementations live above it.
 What a call sees (``Binding.process_poll``): when some stage of the binding ``judges_windows`` (stream time), one
 source partition's batch per call, cut from the poll's one decode and validation (the same rows, verdicts and
 messages as the batch decoded and validated alone); otherwise a poll of the topic, from several partitions, as one
-batch.
+batch. A stage judging windows that is a :class:`PollStage` (every stage of the binding must be) sees instead the
+whole poll in one ``amend_poll`` call, and gives each partition batch the records it would give it alone.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ import polars as pl
 from streams.pipeline.records import Message, OutRecord
 from streams.validation.report import ValidationReport
 
-__all__ = ["Stage"]
+__all__ = ["PollStage", "Stage"]
 
 
 class Stage(Protocol):
@@ -47,4 +48,20 @@ class Stage(Protocol):
         ``dead``: indices of the dead-lettered messages; ``irregular``: the rows that carry
         undeclared fields or lack declared ones (``Decoded.irregular``).
         """
+        ...
+
+
+class PollStage(Stage, Protocol):
+    def amend_poll(
+        self,
+        messages: Sequence[Message],
+        frame: pl.DataFrame,
+        rows: Sequence[int],
+        report: ValidationReport | None,
+        dead: Sequence[int],
+        irregular: Sequence[tuple[int, tuple[str, ...], tuple[str, ...]]] = (),
+    ) -> tuple[ValidationReport | None, dict[int, list[OutRecord]]]:
+        """``(report to route the poll's rows by, records to produce per source partition)`` for a poll of several
+        partitions' batches (``messages``: the batches one after the other, each of one partition): the verdict per
+        row and each batch's records are what :meth:`Stage.amend` gives the batches one by one, in this order."""
         ...

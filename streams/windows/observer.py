@@ -6,6 +6,11 @@ reading of the records), sends heartbeats, and on the worker that consumes parti
 a source topic merges the stream's partials and publishes each final window's records
 (built by the injected ``summarize``: the window summary, rule violations, drift events).
 :func:`install` puts a stage on every binding and returns the observer.
+
+The worker processes a batch (its stage's :meth:`~streams.windows.stream.StreamTime.process`) in a thread while the
+event loop commits the batches before it; everything the observer reads or changes of a stream's state it does
+holding the stream's lock (:attr:`~streams.windows.stream.StreamTime.lock`), taken without blocking the loop, and
+it sends nothing while it holds it.
 """
 
 from __future__ import annotations
@@ -13,8 +18,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import threading
 from collections import deque
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from typing import Any, Protocol
 
 from prometheus_client import CollectorRegistry
@@ -40,6 +46,9 @@ EXPIRE_EVERY_MS = 30_000
 
 #: how long stopping waits for the tick task to end, and for the last tick (seconds): a stopping worker must end
 STOP_TIMEOUT_S = 10.0
+
+#: how often the observer tries again to take a stream's lock held by a batch being processed (seconds)
+LOCK_RETRY_S = 0.002
 
 #: window verdicts the observer keeps in :attr:`StreamTimeObserver.published` (the latest: memory stays flat)
 PUBLISHED_MEMORY = 256
@@ -123,13 +132,17 @@ class StreamTimeObserver(WorkerObserver):
             stage = self.stages[topic]
             state, end = await self.reader.read(stage.state_topic, stage.partition)
             changelog, _ = await self.reader.read(stage.changelog_topic, stage.partition)
-            for p in sorted(parts):
-                stage.restore(p, state, changelog, now)
+            async with holding(stage.stream.lock):
+                for p in sorted(parts):
+                    stage.restore(p, state, changelog, now)
             if MERGER_PARTITION in parts:
                 self.mergers[topic] = (stage.merger(state), end)
 
     def on_commit(self, tp: TopicPartition, next_offset: int, latency: float) -> None:
-        """The partition's outputs below ``next_offset`` are written: its tick heartbeats may carry its clock."""
+        """The partition's outputs below ``next_offset`` are written: its tick heartbeats may carry its clock.
+
+        Without the stream's lock (this runs on the loop and cannot wait for it): it only raises the partition's
+        ``settled_through``, which only this writes and which a batch being processed does not read."""
         stage = self.stages.get(tp.topic)
         if stage is not None:
             stage.stream.settle(tp.partition, next_offset)
@@ -138,7 +151,8 @@ class StreamTimeObserver(WorkerObserver):
         for tp in revoked:
             stage = self.stages.get(tp.topic)
             if stage is not None:
-                stage.stream.revoke(tp.partition)
+                async with holding(stage.stream.lock):
+                    stage.stream.revoke(tp.partition)
             if tp.partition == MERGER_PARTITION:
                 self.mergers.pop(tp.topic, None)
 
@@ -188,13 +202,15 @@ class StreamTimeObserver(WorkerObserver):
         if expire:
             self._next_expiry = now + EXPIRE_EVERY_MS
         for stage in self.stages.values():
-            for hb in stage.stream.heartbeats(now):
+            async with holding(stage.stream.lock):
+                beats = stage.stream.heartbeats(now)
+                # claims older than the horizon go (their changelog tombstones ride with the next batch)
+                dropped = stage.stream.expire() if expire else 0
+            for hb in beats:
                 await stage.send(transport, stage._record(hb))
-            if expire:  # claims older than the horizon go (their changelog tombstones ride with the next batch)
-                dropped = stage.stream.expire()
-                if dropped:
-                    log.info("uniqueness of %s: %d claims older than the horizon dropped", stage.plan.schema_obj.topic,
-                             dropped)  # fmt: skip
+            if dropped:
+                log.info("uniqueness of %s: %d claims older than the horizon dropped", stage.plan.schema_obj.topic,
+                         dropped)  # fmt: skip
         done: list[WindowVerdict] = []
         for topic, (merger, position) in list(self.mergers.items()):
             stage = self.stages[topic]
@@ -219,10 +235,23 @@ class StreamTimeObserver(WorkerObserver):
             await stage.send(transport, stage._record(closed))
             for key in tombstones:
                 await stage.send(transport, OutRecord(stage.state_topic, None, key, partition=stage.partition))
-            for p in list(stage.stream.states):
-                stage.stream.close_through(p, closed.through_ms)
+            async with holding(stage.stream.lock):
+                for p in list(stage.stream.states):
+                    stage.stream.close_through(p, closed.through_ms)
         self.published.extend(done)
         return done
+
+
+@contextlib.asynccontextmanager
+async def holding(lock: threading.Lock) -> AsyncIterator[None]:
+    """``lock`` held, taken without blocking the event loop: a batch being processed in a thread may hold it (its
+    commits and acknowledgements go on meanwhile). Never await while holding it: the batch would wait too."""
+    while not lock.acquire(blocking=False):
+        await asyncio.sleep(LOCK_RETRY_S)
+    try:
+        yield
+    finally:
+        lock.release()
 
 
 class TransportStateReader:

@@ -13,10 +13,16 @@ turns each validated batch into
 Publish both, flush, then commit offsets: after a crash, :meth:`StreamTime.assign`
 restores a partition from them, and replayed records at or below the heartbeat's
 ``counted_through`` are routed again but not counted again.
+
+The worker processes a batch in a thread while the event loop commits the batches before it, and the observer
+(heartbeats, expiry, merging, assignments) runs on the loop: :attr:`StreamTime.lock` keeps them apart. A batch's
+``process`` holds it (the stage takes it), and so does every state access of the observer
+(:mod:`streams.windows.observer`), so none sees a batch half accounted (a clock ahead of ``counted_through``).
 """
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
@@ -101,6 +107,9 @@ class StreamTime:
         self.states: dict[int, PartitionState] = {}
         self._keys = {rp.rule.name: key_of(rp.rule) for rp in plan.stream_unique}
         self.unique_columns = tuple(sorted({"+".join(k) for k in self._keys.values()}))  # one state per key
+        #: held while a batch is processed (in the worker's thread) and while the observer reads or changes the
+        #: partitions' state (on the event loop): see the module docstring
+        self.lock = threading.Lock()
 
     # --- assignment
     def assign(
@@ -249,6 +258,10 @@ class StreamTime:
         state = self.states.get(partition)
         if state is not None:
             state.open = {k: v for k, v in state.open.items() if k.end_ms > through_ms}
+
+    def take_changes(self) -> dict[tuple[str, int], UniqueChanges]:
+        """The uniqueness changes not yet taken by a batch (the tick's expiry: tombstones), per column and partition."""
+        return self._changes()
 
     def expire(self) -> int:
         """Drop uniqueness buckets older than the horizon (call periodically); the claims dropped."""

@@ -42,7 +42,7 @@ from streams.windows.topics import (
     state_topic,
     stream_partition,
 )
-from streams.windows.unique import Chunk, decode_chunk, encode_chunk
+from streams.windows.unique import Chunk, UniqueChanges, decode_chunk, encode_chunk
 
 __all__ = ["WindowsStage", "config_of", "now_ms"]
 
@@ -118,6 +118,56 @@ class WindowsStage:
         ``frame``: the decoded rows (the rows of ``report``, None when nothing decoded);
         ``rows``: the message index of each row; ``dead``: indices of dead-lettered messages.
         """
+        amended, out, _ = self._account(messages, frame, rows, report, dead, irregular, waiting=False)
+        return amended, self._wrote([self._record(r) for r in out.records] + self._changelog(out.changes))
+
+    def amend_poll(
+        self,
+        messages: Sequence[Message],
+        frame: pl.DataFrame,
+        rows: Sequence[int],
+        report: ValidationReport | None,
+        dead: Sequence[int],
+        irregular: Sequence[tuple[int, tuple[str, ...], tuple[str, ...]]] = (),
+    ) -> tuple[ValidationReport | None, dict[int, list[OutRecord]]]:
+        """As :meth:`amend`, for a poll of several source partitions' batches (``messages``: the batches one after
+        the other) accounted in one call: the verdict of the poll's rows, and the state records of each partition's
+        batch, which are what :meth:`amend` gives the batches one by one in the poll's order (everything stream
+        time keeps is per partition). Uniqueness tombstones waiting since the last batch (the tick's expiry) ride
+        with the first batch, as they would one by one."""
+        amended, out, waiting = self._account(messages, frame, rows, report, dead, irregular, waiting=True)
+        order = list(dict.fromkeys(m.partition for m in messages))
+        records: dict[int, list[OutRecord]] = {p: [] for p in order}
+        for r in out.records:
+            records[r.partition if r.partition in records else order[0]].append(self._record(r))
+        first: dict[tuple[str, int], UniqueChanges] = {}
+        for (column, p), old in waiting:  # in the order one by one the first batch takes them
+            new = out.changes.get((column, p)) if p == order[0] else None
+            if old is not None or new is not None:
+                first[(column, p)] = _joined(old, new)
+        records[order[0]] += self._changelog(first)
+        for p in order[1:]:
+            records[p] += self._changelog({(c, q): ch for (c, q), ch in out.changes.items() if q == p})
+        left = {k: ch for k, ch in out.changes.items() if k[1] not in records}  # none expected: claims are per row
+        records[order[0]] += self._changelog(left)
+        for part in records.values():
+            self._wrote(part)
+        return amended, records
+
+    def _account(
+        self,
+        messages: Sequence[Message],
+        frame: pl.DataFrame,
+        rows: Sequence[int],
+        report: ValidationReport | None,
+        dead: Sequence[int],
+        irregular: Sequence[tuple[int, tuple[str, ...], tuple[str, ...]]],
+        *,
+        waiting: bool,
+    ) -> tuple[ValidationReport | None, BatchTime, list[tuple[tuple[str, int], UniqueChanges | None]]]:
+        """The amended verdict and the stream-time outcome of the rows; ``waiting``: first take the uniqueness
+        changes waiting from before, so the outcome's are the batch's own, and return them for every column and
+        partition (None: nothing waited), in the order of the state (which a batch's changes follow)."""
         parts = np.array([messages[i].partition for i in rows], dtype=np.int64)
         offs = np.array([messages[i].offset for i in rows], dtype=np.int64)
         stamps = np.array([messages[i].timestamp_ms or 0 for i in rows], dtype=np.int64)
@@ -129,25 +179,47 @@ class WindowsStage:
         judged = report if report is not None else self._empty_report()
         data = frame if report is not None else pl.DataFrame(schema=self.plan.schema_obj.polars_schema)
         conformed = self._conform(data) if self._conform is not None and data.height else data
-        out = self.stream.process(
-            judged, conformed, parts, offs, stamps, now_ms=now_ms(), dead=dead_arrays, irregular=irregular
-        )
-        records = [self._record(r) for r in out.records]
+        now = now_ms()
+        before: dict[tuple[str, int], UniqueChanges] = {}
+        keys: list[tuple[str, int]] = []
+        with self.stream.lock:  # the observer, on the event loop, waits while this batch is accounted
+            if waiting:
+                before = self.stream.take_changes()
+                for p in dict.fromkeys(m.partition for m in messages):  # new partitions in the order one by one
+                    if p not in self.stream.states:  # would start them: the order the state records follow
+                        self.stream.assign(p, now)
+            out = self.stream.process(
+                judged, conformed, parts, offs, stamps, now_ms=now, dead=dead_arrays, irregular=irregular
+            )
+            if self.metrics is not None:
+                self._observe(out)
+            if waiting:
+                keys = [(column, p) for p, state in self.stream.states.items() for column in state.unique]
+        waited = [(k, before.get(k)) for k in keys]
+        if report is None:
+            return None, out, waited
+        return amend(report, self.plan, out.valid, out.unique_fails, out.bad_time), out, waited
+
+    def _changelog(self, changes: dict[tuple[str, int], UniqueChanges]) -> list[OutRecord]:
+        """The uniqueness changelog records of ``changes`` (claims, then tombstones, per column and partition)."""
+        records = []
         c, so = self.plan.contract, self.plan.schema_obj
-        for (column, p), changes in out.changes.items():
-            for chunk in changes.chunks:
+        for (column, p), change in changes.items():
+            for chunk in change.chunks:
                 key = changelog_key(c.id, so.name, so.topic, column, p, chunk.key)
                 records.append(OutRecord(self.changelog_topic, encode_chunk(chunk), key, partition=self.partition))
-            for tomb in changes.tombstones:
+            for tomb in change.tombstones:
                 key = changelog_key(c.id, so.name, so.topic, column, p, tomb)
                 records.append(OutRecord(self.changelog_topic, None, key, partition=self.partition))
-        if self.metrics is not None:
-            self._observe(out, records)
-        if report is None:
-            return None, records
-        return amend(report, self.plan, out.valid, out.unique_fails, out.bad_time), records
+        return records
 
-    def _observe(self, out: BatchTime, records: Sequence[OutRecord]) -> None:
+    def _wrote(self, records: list[OutRecord]) -> list[OutRecord]:
+        if self.metrics is not None:
+            for r in records:
+                self.metrics.wrote(self.plan.schema_obj.topic, self._kind(r), r)
+        return records
+
+    def _observe(self, out: BatchTime) -> None:
         m, topic = self.metrics, self.plan.schema_obj.topic
         assert m is not None
         m.marked(
@@ -156,8 +228,6 @@ class WindowsStage:
             skewed=int(out.marks.skewed.sum()),
             no_event_time=int(out.bad_time.sum()),
         )
-        for r in records:
-            m.wrote(topic, self._kind(r), r)
         sizes: dict[str, tuple[int, int]] = {}
         for state in self.stream.states.values():
             for column, u in state.unique.items():
@@ -242,6 +312,12 @@ class WindowsStage:
                     merger.feed(rec)
             elif (rec.contract_id, rec.schema, rec.topic) == (c.id, so.name, so.topic):
                 merger.feed(rec)
+
+
+def _joined(old: UniqueChanges | None, new: UniqueChanges | None) -> UniqueChanges:
+    """The changes ``old`` then ``new`` of one column and partition, as one call taking both gives them."""
+    parts = [c for c in (old, new) if c is not None]
+    return UniqueChanges(tuple(k for c in parts for k in c.chunks), tuple(t for c in parts for t in c.tombstones))
 
 
 def _mine(key: Any, c: Contract, so: SchemaObject) -> bool:
