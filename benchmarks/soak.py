@@ -16,7 +16,7 @@ Every ``--sample-seconds`` it samples the worker's RSS, open file descriptors an
 (``qstreams_records_total`` per outcome) and the uniqueness claims it holds (``qstreams_unique_keys``,
 ``qstreams_unique_state_bytes``). The uniqueness horizon is ``--unique-horizon-seconds`` (default 120 s, so
 the claims should reach their steady size during warm-up; at the product default of 24 h the claims are state
-by design, 20 bytes per key, not a leak). At the end it prints a markdown table (one row per minute), RSS
+by design, 24 bytes per key, not a leak). At the end it prints a markdown table (one row per minute), RSS
 after warm-up vs at the end (target: < +10%), the RSS slope after warm-up, fds, and checks that every produced
 record was counted (valid + quarantined + dead-lettered), then writes every sample to ``--csv``.
 """

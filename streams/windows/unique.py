@@ -8,7 +8,7 @@ fails and never claims.
 
 **State.** Each claim is a stable 64-bit hash of the value (:mod:`.hashing`), the
 offset of the claiming record and its time bucket (the claimer's event time in
-1/24 of the horizon): 20 bytes per key, plus a radix directory of about half a
+1/24 of the horizon): 24 bytes per key, plus a radix directory of about half a
 byte per key. Claims live in a few sorted runs of geometrically decreasing size
 (a log-structured merge: each claim is re-sorted O(log n) times, in linear-time
 merges); a lookup is a vectorised search per run, narrowed by the directory to a
@@ -40,8 +40,9 @@ import numpy as np
 
 __all__ = ["BYTES_PER_KEY", "Chunk", "UniqueChanges", "UniqueState", "decode_chunk", "encode_chunk"]
 
-#: Memory of one live claim: a uint64 hash, an int64 offset and an int32 time bucket (plus ~0.5 B of directory).
-BYTES_PER_KEY = 20
+#: Memory of one live claim: a uint64 hash, an int64 offset and an int64 time bucket (plus ~0.5 B of directory).
+#: The bucket is an epoch number of ``bucket_ms`` periods: with a horizon under ~20 s, today's exceed an int32.
+BYTES_PER_KEY = 24
 BUCKETS_PER_HORIZON = 24
 NO_CLAIM = np.iinfo(np.int64).max
 _MAGIC = b"QSU1"
@@ -293,7 +294,7 @@ class UniqueState:
         return len(h)
 
     def _apply(self, chunk: Chunk) -> None:
-        buckets = np.full(len(chunk.hashes), chunk.bucket, dtype=np.int32)
+        buckets = np.full(len(chunk.hashes), chunk.bucket, dtype=np.int64)
         self._runs.append(_Run(chunk.hashes, chunk.offsets, buckets))
         while len(self._runs) > 1 and len(self._runs[-2]) <= 2 * len(self._runs[-1]):
             last = self._runs.pop()
@@ -333,7 +334,7 @@ class UniqueState:
             _Run(
                 np.concatenate([c.hashes for c in chunks]),
                 np.concatenate([c.offsets for c in chunks]),
-                np.concatenate([np.full(len(c.hashes), c.bucket, dtype=np.int32) for c in chunks]),
+                np.concatenate([np.full(len(c.hashes), c.bucket, dtype=np.int64) for c in chunks]),
             )
         ]
         state._newest = max((c.bucket + 1) * state.bucket_ms - 1 for c in chunks)

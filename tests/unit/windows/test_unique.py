@@ -71,6 +71,22 @@ def test_changelog_chunks_restore_the_state() -> None:
     assert isinstance(decode_chunk("0/0", b"junk"), str) and isinstance(decode_chunk("x", b""), str)
 
 
+def test_a_short_horizon_on_todays_event_times_claims_expires_and_restores() -> None:
+    """A 10 s horizon makes buckets of 416 ms: today's bucket numbers (~4.3e9) are past an int32. They were stored
+    as one, and every batch of such a stream raised OverflowError (and was retried, then dead-lettered)."""
+    now = 1_796_000_000_000  # 2026-12
+    s = UniqueState(10_000)
+    assert now // s.bucket_ms > np.iinfo(np.int32).max
+    assert judge_and_claim(s, ["a", "b", "a"], [0, 1, 2], [True] * 3, ts=now) == [False, False, True]
+    assert judge_and_claim(s, ["b", "c"], [3, 4], [True] * 2, ts=now + 5_000) == [True, False]
+    chunks = [decode_chunk(c.key, encode_chunk(c)) for c in s.take_changes().chunks]
+    restored = UniqueState.restore(10_000, chunks)  # type: ignore[arg-type]
+    assert judge_and_claim(restored, ["a", "c", "d"], [5, 6, 7], [True] * 3, ts=now + 6_000) == [True, True, False]
+    judge_and_claim(restored, ["e"], [8], [True], ts=now + 30_000)
+    assert restored.expire() == 3  # a, b and c: their buckets ended more than a horizon before the newest claim
+    assert judge_and_claim(restored, ["a"], [9], [True], ts=now + 30_000) == [False]
+
+
 @settings(max_examples=150, deadline=None)
 @given(
     st.lists(st.tuples(st.one_of(st.none(), st.integers(0, 6)), st.booleans()), min_size=1, max_size=40),
