@@ -104,6 +104,7 @@ class BatchWorker(ExactlyOnce):
         self._owned: set[TopicPartition] = set()
         self._attempts: dict[tuple[TopicPartition, int], tuple[int, BaseException, str]] = {}
         self._uncommitted: dict[TopicPartition, int] = {}
+        self._acks_commit: asyncio.Future[None] | None = None  # the last _reap's commit, awaited by the next
         self._poll_failures = 0  # consecutive failed polls (fetches)
         self._committing: asyncio.Future[float] | None = None  # exactly-once: see streams.kafka.transactions
         self._in_transaction: tuple[dict[TopicPartition, int], list[InFlight]] = ({}, [])
@@ -319,7 +320,9 @@ class BatchWorker(ExactlyOnce):
             await self._reap()
 
     async def _reap(self) -> None:
-        """Commit the offsets of every leading batch whose outputs are all acknowledged."""
+        """Commit the offsets of every leading batch whose outputs are all acknowledged, in the background: the next
+        call (and ``_drain``) awaits that commit first, the worker sends and processes meanwhile."""
+        await self._acks_committed()
         offsets: dict[TopicPartition, int] = dict(self._uncommitted)
         done: list[InFlight] = []
         for tp, queue in list(self._pending.items()):
@@ -347,8 +350,18 @@ class BatchWorker(ExactlyOnce):
                 self._attempts.pop((tp, batch.first), None)
             if not queue:
                 self._pending.pop(tp, None)
-        if offsets and await self._commit(offsets):
+        if offsets:
+            self._acks_commit = asyncio.ensure_future(self._commit_acknowledged(offsets, done))
+
+    async def _commit_acknowledged(self, offsets: dict[TopicPartition, int], done: list[InFlight]) -> None:
+        if await self._commit(offsets):
             self._done(done)
+
+    async def _acks_committed(self) -> None:
+        """Await the commit the last ``_reap`` started, if any (it never raises: a failed commit is retried)."""
+        commit, self._acks_commit = self._acks_commit, None
+        if commit is not None:
+            await commit
 
     def _done(self, batches: Sequence[InFlight], now: float | None = None) -> None:
         """Account for batches whose offsets were committed (at ``now``, default: now)."""
@@ -387,6 +400,7 @@ class BatchWorker(ExactlyOnce):
         if futures:
             await asyncio.wait(futures, timeout=30.0)
         await self._reap()
+        await self._acks_committed()
 
     # --- rebalances (the transport's assignment callbacks) ---------------------------------------------
 
