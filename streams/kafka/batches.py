@@ -321,7 +321,10 @@ class BatchWorker(ExactlyOnce):
 
     async def _reap(self) -> None:
         """Commit the offsets of every leading batch whose outputs are all acknowledged, in the background: the next
-        call (and ``_drain``) awaits that commit first, the worker sends and processes meanwhile."""
+        call with more to commit (and ``_drain``) awaits that commit first, the worker sends and processes meanwhile."""
+        commit = self._acks_commit
+        if commit is not None and not commit.done() and not any(q and q[0].done() for q in self._pending.values()):
+            return  # nothing more acknowledged yet: the commit goes on in the background
         await self._acks_committed()
         offsets: dict[TopicPartition, int] = dict(self._uncommitted)
         done: list[InFlight] = []
