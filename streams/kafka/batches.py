@@ -197,13 +197,6 @@ class BatchWorker(ExactlyOnce):
             await self._reap()
         await self._backpressure(wait=not polled)
 
-    def _poll_timeout_ms(self) -> int:
-        """``batch_max_latency_ms``, or less while an exactly-once transaction is open: until it is due."""
-        timeout = self.settings.batch_max_latency_ms
-        if self._open is not None:
-            timeout = max(1, min(timeout, int(self._transaction_left(self._open) * 1000)))
-        return timeout
-
     async def _poll(self, max_records: int, timeout_ms: int) -> dict[TopicPartition, list[Message]]:
         """``transport.poll``, committing the batches acknowledged meanwhile: a poll may take up to
         ``batch_max_latency_ms`` while its batch fills, and the previous batches' commits do not wait for it."""

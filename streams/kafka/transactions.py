@@ -162,6 +162,13 @@ class ExactlyOnce(PollBatches):
             return 0.0
         return tx.polled_at + s.transaction_interval_ms / 1000 - time.perf_counter()
 
+    def _poll_timeout_ms(self) -> int:
+        """``batch_max_latency_ms``, or less while an exactly-once transaction is open: until it is due."""
+        timeout = self.settings.batch_max_latency_ms
+        if self._open is not None:
+            timeout = max(1, min(timeout, int(self._transaction_left(self._open) * 1000)))
+        return timeout
+
     def _end_transaction(self) -> None:
         """Send the open transaction's offsets and commit it in the background (``_settle`` awaits it)."""
         tx, self._open = self._open, None
