@@ -45,7 +45,7 @@ def scenario_for(transport: SlowCommits, sizes: dict[int, int]) -> tuple[Any, di
     bad: dict[int, set[int]] = {}
     for partition, n in sizes.items():
         bad[partition] = feed(transport, n, partition, seed=partition + 3)[1]
-    worker = worker_for(transport, exactly_once=True, batch_max_records=10, transaction_interval_ms=0)
+    worker = worker_for(transport, exactly_once=True, batch_max_records=10)
     calls = worker.bindings[TOPIC].process
 
     def process(messages: Any, *, worker_id: str) -> Any:
