@@ -36,7 +36,9 @@ every thread of the process, first batch to last commit: steadier than msg/s on 
 
 ``--repeat N`` runs the modes N times and prints medians; ``--baseline DIR`` (an older checkout, e.g. from
 ``git archive``) also runs each worker mode against DIR's package right after this tree's, on the same topic.
-Both add raw's CPU per record over a mode's as a share: on a shared machine it holds where wall-time rates do not.
+Both add raw's CPU per record over a mode's as a share: on a shared machine it holds where wall-time rates do not,
+and the CPU per record of the broker this script started (its JVM, over the whole child run): on 2 cores the broker's
+share bounds the modes that produce (``gate``, ``eos``) more than the worker's own.
 """
 
 from __future__ import annotations
@@ -129,12 +131,23 @@ def run_child(
     env = None
     if tree is not None:
         env = os.environ | {"PYTHONPATH": str(tree), "BENCH_WORKER_ROOT": str(tree)}
+    broker = broker_cpu()
     done = subprocess.run(cmd, capture_output=True, text=True, check=False, timeout=1800, env=env)
     lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
     if done.returncode != 0 or not lines:
         raise SystemExit(f"{mode} failed (exit {done.returncode}):\n{done.stderr[-3000:]}")
     result: dict[str, Any] = json.loads(lines[-1])
+    if broker is not None:  # the broker's CPU over the whole child run (its start included), per record
+        result["broker_cpu_us"] = ((broker_cpu() or broker) - broker) / records * 1e6
     return result
+
+
+def broker_cpu() -> float | None:
+    """CPU seconds (user + system) of the broker this script started (a JVM child process), None without one."""
+    import psutil
+
+    jvms = [p for p in psutil.Process().children(recursive=True) if "java" in p.name()]
+    return sum(sum(p.cpu_times()[:2]) for p in jvms) if jvms else None
 
 
 # --- runs (child process) ------------------------------------------------------------------------------
@@ -397,13 +410,14 @@ def compare(args: argparse.Namespace, bootstrap: str, topic: str) -> None:
                 runs.setdefault((mode, name), []).append(r)
                 print(f"round {round_ + 1}: {mode:<10} {name:<3} {r['rate']:>9,.0f} msg/s  p50 {r['p50'] * 1000:7.1f} "
                       f"ms  p99 {r['p99'] * 1000:7.1f} ms  CPU {r.get('cpu_us', float('nan')):5.1f} µs/record"
+                      f"  broker {r.get('broker_cpu_us', float('nan')):5.1f} µs/record"
                       + (f"  {r['partitions_per_poll']:.2f} partitions/poll" if "partitions_per_poll" in r else ""),
                       flush=True)  # fmt: skip
     raw = runs.get(("raw", "-"))
     base = statistics.median(r["rate"] for r in raw) if raw else None
     print(f"\nmedians of {args.repeat} round(s)")
     head = (("run", 10), ("code", 4), ("msg/s", 8), ("vs raw", 6), ("new/old", 7), ("p50 ms", 7), ("p99 ms", 7),
-            ("CPU µs/rec", 10), ("CPU vs raw", 10))  # fmt: skip
+            ("CPU µs/rec", 10), ("CPU vs raw", 10), ("broker µs/rec", 13))  # fmt: skip
     print("| " + " | ".join(f"{n:<{w}}" if n in ("run", "code") else f"{n:>{w}}" for n, w in head) + " |")
     print("|" + "|".join("-" * (w + 2) for _, w in head) + "|")
     raw_cpu = statistics.median(r.get("cpu_us", float("nan")) for r in raw) if raw else None
@@ -415,8 +429,9 @@ def compare(args: argparse.Namespace, bootstrap: str, topic: str) -> None:
         p50, p99 = (statistics.median(r[k] for r in rs) * 1000 for k in ("p50", "p99"))
         cpu = statistics.median(r.get("cpu_us", float("nan")) for r in rs)
         cpu_share = f"{raw_cpu / cpu:.0%}" if raw_cpu else ""  # raw's CPU per record over this run's: a rate share
+        broker = statistics.median(r.get("broker_cpu_us", float("nan")) for r in rs)
         print(f"| {mode:<10} | {name:<4} | {rate:>8,.0f} | {share:>6} | {gain:>7} | {p50:>7.1f} | {p99:>7.1f} | "
-              f"{cpu:>10.1f} | {cpu_share:>10} |")  # fmt: skip
+              f"{cpu:>10.1f} | {cpu_share:>10} | {broker:>13.1f} |")  # fmt: skip
 
 
 if __name__ == "__main__":

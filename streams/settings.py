@@ -93,6 +93,17 @@ class Settings(BaseSettings):
 
     # --- delivery
     exactly_once: bool = Field(False, description="Use Kafka transactions (experimental) instead of at-least-once.")
+    transaction_interval_ms: int = Field(
+        0,
+        ge=0,
+        description="Exactly-once: how long a transaction stays open across full polls (a backlog) for more "
+        "polls; 0: it commits after its polls (those processed while the last one committed).",
+    )
+    transaction_max_records: int = Field(
+        10_000,
+        ge=1,
+        description="Exactly-once: most records of one transaction (its polls processed ahead, or kept open for).",
+    )
     header_prefix: str = Field("qstreams.", description="Prefix of the headers the worker adds.")
     failure_case_sample: int = Field(20, ge=0, description="Failure cases carried by a rule-violation event.")
     on_rule_error: OnRuleError = Field(

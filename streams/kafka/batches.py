@@ -34,7 +34,7 @@ from streams.kafka.backpressure import EventDelivery
 from streams.kafka.connection import backoff
 from streams.kafka.observers import HealthObserver, LifecycleObserver, MetricsObserver, Observers, WorkerObserver
 from streams.kafka.outputs import OutputLimits, given_up
-from streams.kafka.transactions import ExactlyOnce, InFlight
+from streams.kafka.transactions import Ahead, ExactlyOnce, InFlight, OpenTransaction
 from streams.kafka.transport import TopicPartition, Transport
 from streams.observability import Health, Lifecycle, Metrics, log_extra
 from streams.pipeline.loops import loop_reason
@@ -104,10 +104,13 @@ class BatchWorker(ExactlyOnce):
         self._owned: set[TopicPartition] = set()
         self._attempts: dict[tuple[TopicPartition, int], tuple[int, BaseException, str]] = {}
         self._uncommitted: dict[TopicPartition, int] = {}
+        self._acks_commit: asyncio.Future[None] | None = None  # the last _reap's commit, awaited by the next
         self._poll_failures = 0  # consecutive failed polls (fetches)
         self._committing: asyncio.Future[float] | None = None  # exactly-once: see streams.kafka.transactions
         self._in_transaction: tuple[dict[TopicPartition, int], list[InFlight]] = ({}, [])
         self._reread: dict[TopicPartition, int] = {}
+        self._open: OpenTransaction | None = None
+        self._ahead: list[Ahead] = []
         if transport is None:
             from streams.kafka.aiokafka_transport import AIOKafkaTransport
 
@@ -171,7 +174,7 @@ class BatchWorker(ExactlyOnce):
         try:
             # one batch's worth per poll: under load a poll returns one partition's full batch at once, and the
             # time from a poll to its commit is one batch's processing, not one per owned partition
-            polled = await self._poll(size)
+            polled = await self._poll(size, self._poll_timeout_ms())
         except TransportError as exc:
             self._poll_failures += 1
             cause = exc.__cause__ or exc
@@ -183,24 +186,21 @@ class BatchWorker(ExactlyOnce):
         self._poll_failures = 0
         polled_at = time.perf_counter()
         self.observers.on_poll(transport.subscribed)
-        if self._committing is not None and (not polled or self._committing.done()):
-            async with self._lock:  # nothing to overlap it with: account for the last transaction now
-                await self._settle()
-        if polled:
-            async with self._lock:
-                batches = [(tp, ms[i : i + size]) for tp, ms in polled.items() for i in range(0, len(ms), size)]
-                if self.settings.exactly_once:
-                    await self._transaction(batches, polled_at)
-                else:  # a topic's partition batches decoded and validated together: streams.kafka.polls
-                    await self._submit_poll(await self._prepare(batches), polled_at, reap=True)
+        batches = [(tp, ms[i : i + size]) for tp, ms in polled.items() for i in range(0, len(ms), size)]
+        if self.settings.exactly_once and (polled or self._open or self._ahead or self._committing):
+            async with self._lock:  # an idle poll commits what is open and accounts for the last transaction
+                await self._transaction(batches, polled_at, full=sum(map(len, polled.values())) >= size)
+        elif polled:
+            async with self._lock:  # a topic's partition batches decoded and validated together: streams.kafka.polls
+                await self._submit_poll(await self._prepare(batches), polled_at, reap=True)
         async with self._lock:
             await self._reap()
         await self._backpressure(wait=not polled)
 
-    async def _poll(self, max_records: int) -> dict[TopicPartition, list[Message]]:
+    async def _poll(self, max_records: int, timeout_ms: int) -> dict[TopicPartition, list[Message]]:
         """``transport.poll``, committing the batches acknowledged meanwhile: a poll may take up to
         ``batch_max_latency_ms`` while its batch fills, and the previous batches' commits do not wait for it."""
-        poll = asyncio.ensure_future(self.transport.poll(max_records, self.settings.batch_max_latency_ms))
+        poll = asyncio.ensure_future(self.transport.poll(max_records, timeout_ms))
         try:
             while not poll.done():
                 if any(q and q[0].done() for q in self._pending.values()):
@@ -313,7 +313,12 @@ class BatchWorker(ExactlyOnce):
             await self._reap()
 
     async def _reap(self) -> None:
-        """Commit the offsets of every leading batch whose outputs are all acknowledged."""
+        """Commit the offsets of every leading batch whose outputs are all acknowledged, in the background: the next
+        call with more to commit (and ``_drain``) awaits that commit first, the worker sends and processes meanwhile."""
+        commit = self._acks_commit
+        if commit is not None and not commit.done() and not any(q and q[0].done() for q in self._pending.values()):
+            return  # nothing more acknowledged yet: the commit goes on in the background
+        await self._acks_committed()
         offsets: dict[TopicPartition, int] = dict(self._uncommitted)
         done: list[InFlight] = []
         for tp, queue in list(self._pending.items()):
@@ -341,8 +346,18 @@ class BatchWorker(ExactlyOnce):
                 self._attempts.pop((tp, batch.first), None)
             if not queue:
                 self._pending.pop(tp, None)
-        if offsets and await self._commit(offsets):
+        if offsets:
+            self._acks_commit = asyncio.ensure_future(self._commit_acknowledged(offsets, done))
+
+    async def _commit_acknowledged(self, offsets: dict[TopicPartition, int], done: list[InFlight]) -> None:
+        if await self._commit(offsets):
             self._done(done)
+
+    async def _acks_committed(self) -> None:
+        """Await the commit the last ``_reap`` started, if any (it never raises: a failed commit is retried)."""
+        commit, self._acks_commit = self._acks_commit, None
+        if commit is not None:
+            await commit
 
     def _done(self, batches: Sequence[InFlight], now: float | None = None) -> None:
         """Account for batches whose offsets were committed (at ``now``, default: now)."""
@@ -372,12 +387,16 @@ class BatchWorker(ExactlyOnce):
         return True
 
     async def _drain(self, tps: set[TopicPartition]) -> None:
-        """Await every in-flight batch of ``tps`` (and an exactly-once commit) and commit what was acknowledged."""
+        """Await every in-flight batch of ``tps`` (and an exactly-once commit, the open transaction committed first)
+        and commit what was acknowledged."""
+        self._forget_ahead()
+        self._end_transaction()
         await self._settle()
         futures = [f for tp in tps for b in self._pending.get(tp, ()) for f in (*b.futures, *b.event_futures)]
         if futures:
             await asyncio.wait(futures, timeout=30.0)
         await self._reap()
+        await self._acks_committed()
 
     # --- rebalances (the transport's assignment callbacks) ---------------------------------------------
 

@@ -1,11 +1,18 @@
-"""Exactly-once for :class:`~streams.kafka.batches.BatchWorker`: one Kafka transaction per poll.
+"""Exactly-once for :class:`~streams.kafka.batches.BatchWorker`: the outputs of one or more polls and their offsets
+in one Kafka transaction.
 
-The outputs of a poll's batches and the poll's offsets are written in one transaction. Its offsets and its
-commit are sent in the background while the next poll is fetched and processed (the broker's round trips
-overlap the worker's CPU); the next poll's outputs are sent only after that commit succeeded, in a new
-transaction. When a commit fails, the transaction is aborted and both polls are read again from their first
-offsets: nothing of the second was sent. Bindings with stages (stream time) keep the strict order, their state
-following the batches in the order they commit.
+A transaction's round trips (adding its partitions and the group, the offsets, ending it; about five, serial in
+the client) cost the same whatever it holds. Its offsets and its commit are sent in the background; meanwhile
+the worker keeps fetching and processing the next polls (in a thread) while they come back full (a backlog), up
+to ``transaction_max_records``, and sends them all in the next transaction once the commit succeeded: under a
+backlog a transaction holds what was processed during the last one's commit. ``transaction_interval_ms`` (0 by
+default) also keeps a transaction open after its polls were sent, for more full polls, up to that long after its
+first poll (as Kafka Streams' ``commit.interval.ms``). A poll that is not full (the worker caught up), an idle
+poll, a revoke or a stop commits at once; a revoke drops the polls processed ahead (read again). When a commit
+fails, the transaction is aborted and every poll it held, and the polls processed meanwhile, are read again from
+their first offsets: nothing of the latter was sent. Bindings with stages (stream time) keep the strict order,
+one transaction per poll, their state following the batches in the order they commit. Measured:
+``docs/delivery.md`` (Exactly-once).
 """
 
 from __future__ import annotations
@@ -16,6 +23,7 @@ import logging
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from streams.kafka.polls import InFlight, PollBatches, Prepared
@@ -26,10 +34,32 @@ from streams.settings import Settings
 if TYPE_CHECKING:
     from streams.pipeline.binding import Binding
 
-__all__ = ["ExactlyOnce", "InFlight"]
+__all__ = ["Ahead", "ExactlyOnce", "InFlight", "OpenTransaction"]
 
 log = logging.getLogger("streams.kafka.worker")
 R = TypeVar("R")
+
+
+@dataclass(slots=True)
+class OpenTransaction:
+    """A transaction kept open across polls: its batches' first offsets and batches, its first poll, its records."""
+
+    polled_at: float  # the first poll's ``perf_counter``: the interval runs from there
+    firsts: dict[TopicPartition, int] = field(default_factory=dict)
+    batches: list[InFlight] = field(default_factory=list)
+    records: int = 0
+
+
+@dataclass(slots=True)
+class Ahead:
+    """A poll processed (``prepared``) while the last transaction commits, not sent yet; ``firsts``: its batches'
+    first offsets (of owned partitions), to read it again from."""
+
+    batches: Sequence[tuple[TopicPartition, Sequence[Message]]]
+    firsts: dict[TopicPartition, int]
+    polled_at: float
+    records: int
+    prepared: list[Prepared] | None = None
 
 
 class ExactlyOnce(PollBatches):
@@ -45,6 +75,10 @@ class ExactlyOnce(PollBatches):
     _committing: asyncio.Future[float] | None
     _in_transaction: tuple[dict[TopicPartition, int], list[InFlight]]
     _reread: dict[TopicPartition, int]
+    #: the transaction receiving polls' outputs, not committing yet (never with ``_committing`` pending)
+    _open: OpenTransaction | None
+    #: polls processed while the last transaction commits, sent in the next one
+    _ahead: list[Ahead]
 
     def _done(self, batches: Sequence[InFlight], now: float | None = None) -> None:
         raise NotImplementedError
@@ -76,31 +110,73 @@ class ExactlyOnce(PollBatches):
             await asyncio.wait([work, *waiting], return_when=asyncio.FIRST_COMPLETED)
         return await work
 
-    async def _transaction(self, batches: Sequence[tuple[TopicPartition, Sequence[Message]]], polled_at: float) -> None:
-        """The outputs of one poll and its offsets in one Kafka transaction (see the module docstring)."""
-        transport = self.transport
-        firsts = {tp: ms[0].offset for tp, ms in reversed(batches) if tp in self._owned}
-        prepared: list[Prepared] | None = None
-        if self._committing is not None and not self._staged:
-            prepared = await self._prepare(batches)
-        if not await self._settle():  # the previous poll is read again: this one after it, from its first offsets
-            for tp, first in firsts.items():
-                if tp in self._owned and tp not in self._reread:
-                    transport.seek(tp, first)
+    async def _transaction(self, batches: Sequence[tuple[TopicPartition, Sequence[Message]]], polled_at: float,
+                           *, full: bool = False) -> None:  # fmt: skip
+        """One poll (none: an idle poll) into the open Kafka transaction (see the module docstring); ``full``: the
+        poll held all it could (a backlog), the transaction may stay open for the next one, and while the last
+        one commits the next polls are processed ahead, up to ``transaction_max_records``."""
+        if batches:
+            firsts = {tp: ms[0].offset for tp, ms in reversed(batches) if tp in self._owned}
+            ahead = Ahead(batches, firsts, polled_at, sum(len(ms) for _, ms in batches))
+            self._ahead.append(ahead)
+            committing = self._committing
+            if committing is not None and not self._staged:
+                ahead.prepared = await self._prepare(batches)  # in a thread while the last transaction commits
+                held = sum(a.records for a in self._ahead)
+                if full and not committing.done() and held < self.settings.transaction_max_records:
+                    return  # poll again meanwhile: a commit's round trips cost the same for one poll or several
+        elif self._open is not None:  # caught up: commit the transaction kept open for more polls
+            self._end_transaction()
+        if not await self._settle():  # the polls processed meanwhile are read again after it (see _settle)
             return
-        try:
-            await transport.begin_transaction()
-            if prepared is None:
-                prepared = await self._prepare(batches)
-            await self._submit_poll(prepared, polled_at, reap=False)
-        except Exception as exc:
-            await self._aborted(exc, firsts)
+        polls, self._ahead = self._ahead, []
+        for i, a in enumerate(polls):
+            tx = self._open
+            try:
+                if tx is None:
+                    await self.transport.begin_transaction()
+                    tx = self._open = OpenTransaction(a.polled_at)
+                prepared = a.prepared if a.prepared is not None else await self._prepare(a.batches)
+                await self._submit_poll(prepared, a.polled_at, reap=False)
+            except Exception as exc:
+                self._open = None
+                firsts = dict(tx.firsts) if tx is not None else {}
+                for later in polls[i:]:  # the earliest first offset of each partition
+                    firsts = later.firsts | firsts
+                await self._aborted(exc, firsts)
+                return
+            for tp, first in a.firsts.items():
+                tx.firsts.setdefault(tp, first)
+            tx.batches += [b for q in self._pending.values() for b in q]
+            self._pending.clear()
+            tx.records += a.records
+        tx = self._open
+        if tx is not None and (not full or self._staged or self._transaction_left(tx) <= 0):
+            self._end_transaction()
+
+    def _transaction_left(self, tx: OpenTransaction) -> float:
+        """Seconds before ``tx`` is due (0 or less: due), by ``transaction_interval_ms`` and
+        ``transaction_max_records``."""
+        s = self.settings
+        if tx.records >= s.transaction_max_records:
+            return 0.0
+        return tx.polled_at + s.transaction_interval_ms / 1000 - time.perf_counter()
+
+    def _poll_timeout_ms(self) -> int:
+        """``batch_max_latency_ms``, or less while an exactly-once transaction is open: until it is due."""
+        timeout = self.settings.batch_max_latency_ms
+        if self._open is not None:
+            timeout = max(1, min(timeout, int(self._transaction_left(self._open) * 1000)))
+        return timeout
+
+    def _end_transaction(self) -> None:
+        """Send the open transaction's offsets and commit it in the background (``_settle`` awaits it)."""
+        tx, self._open = self._open, None
+        if tx is None:
             return
-        done = [b for q in self._pending.values() for b in q]
-        self._pending.clear()
-        offsets = {b.tp: b.next_offset for b in done}
+        offsets = {b.tp: b.next_offset for b in tx.batches}  # a partition's batches are in offset order
         self._committing = asyncio.ensure_future(self._commit_transaction(offsets))
-        self._in_transaction = (firsts, done)
+        self._in_transaction = (tx.firsts, tx.batches)
 
     async def _commit_transaction(self, offsets: dict[TopicPartition, int]) -> float:
         """Send the offsets and commit; returns when it committed (``perf_counter``), for the batches' latency."""
@@ -114,7 +190,8 @@ class ExactlyOnce(PollBatches):
         return any(b.stages for b in self.bindings.values())
 
     async def _settle(self) -> bool:
-        """Await the transaction committing in the background, if any: True when it committed (or none was open)."""
+        """Await the transaction committing in the background, if any: True when it committed (or none was open).
+        When it failed, it is aborted and read again, and so are the polls processed meanwhile, after it."""
         committing, self._committing = self._committing, None
         self._reread = {}
         if committing is None:
@@ -126,12 +203,24 @@ class ExactlyOnce(PollBatches):
         except Exception as exc:
             await self._aborted(exc, firsts)
             self._reread = firsts
+            self._forget_ahead(firsts)
             return False
         self._done(done, committed_at)
         return True
 
+    def _forget_ahead(self, reread: dict[TopicPartition, int] | None = None) -> None:
+        """Drop the polls processed ahead (not sent): their partitions are read again from their first offsets,
+        but for those in ``reread`` (read again from an earlier offset already)."""
+        ahead, self._ahead = self._ahead, []
+        firsts: dict[TopicPartition, int] = {}
+        for a in ahead:
+            firsts = a.firsts | firsts  # the earliest first offset of each partition
+        for tp, first in firsts.items():
+            if tp in self._owned and tp not in (reread or {}):
+                self.transport.seek(tp, first)
+
     async def _aborted(self, exc: BaseException, firsts: dict[TopicPartition, int]) -> None:
-        log.error("transaction failed, aborting; the poll is read again: %r", exc)
+        log.error("transaction failed, aborting; its polls are read again: %r", exc)
         with contextlib.suppress(Exception):
             await self.transport.abort_transaction()
         for tp, first in firsts.items():

@@ -1,0 +1,127 @@
+"""Exactly-once under a backlog: one transaction holds several polls, and is still read again whole when it fails."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from streams.kafka.observers import WorkerObserver
+from streams.kafka.transport import TopicPartition
+from streams.testing.transport import InMemoryTransport
+
+from .test_exactly_once_overlap import SlowCommits, routed
+from .test_worker_inmemory import TOPIC, feed, run, running, worker_for
+
+P0, P1 = TopicPartition(TOPIC, 0), TopicPartition(TOPIC, 1)
+
+
+def worker_with(transport: InMemoryTransport, **settings: Any) -> Any:
+    """A gate-mode exactly-once worker with batches of 10 whose transactions stay open for a minute at most."""
+    config = {"exactly_once": True, "batch_max_records": 10, "transaction_interval_ms": 60_000} | settings
+    return worker_for(transport, **config)
+
+
+def test_full_polls_share_a_transaction_up_to_its_record_bound() -> None:
+    async def scenario() -> None:
+        transport = SlowCommits(sources=[TOPIC], partitions={TOPIC: 1})
+        feed(transport, 60, 0)
+        worker = worker_with(transport, transaction_max_records=30)
+        async with running(worker):
+            await transport.wait_for(lambda: transport.committed == {P0: 60}, timeout=20)
+        assert transport.commits == [{P0: 30}, {P0: 60}]  # six full polls, two transactions
+        assert sorted(routed(transport).items()) == [(o, 1) for o in range(60)]
+        assert worker.committed == {P0: 60}
+
+    run(scenario)
+
+
+def test_a_poll_that_is_not_full_or_an_idle_poll_commits_the_open_transaction_at_once() -> None:
+    async def scenario() -> None:
+        transport = SlowCommits(sources=[TOPIC], partitions={TOPIC: 1})
+        feed(transport, 25, 0)  # polls of 10, 10 and 5: the worker caught up at the third
+        worker = worker_with(transport, transaction_max_records=1000)
+        async with running(worker):
+            await transport.wait_for(lambda: transport.committed == {P0: 25}, timeout=5)
+            for m in feed(InMemoryTransport(sources=[TOPIC]), 35, 0)[0][25:]:  # one full poll, then nothing:
+                transport.produce(TOPIC, m.value, timestamp_ms=m.timestamp_ms)  # the next (idle) poll commits it
+            await transport.wait_for(lambda: transport.committed == {P0: 35}, timeout=5)
+        assert transport.commits == [{P0: 25}, {P0: 35}]
+        assert sorted(routed(transport).items()) == [(o, 1) for o in range(35)]
+
+    run(scenario)
+
+
+def test_a_failed_transaction_of_several_polls_is_read_again_whole() -> None:
+    async def scenario() -> None:
+        transport = SlowCommits(sources=[TOPIC], partitions={TOPIC: 1}, fail=1)
+        _, bad = feed(transport, 45, 0, seed=4)
+        worker = worker_with(transport, transaction_max_records=30)
+        async with running(worker):
+            await transport.wait_for(lambda: transport.committed == {P0: 45}, timeout=25)
+        assert transport.log.index("commit-failed") > transport.log.index("begin")
+        assert transport.commits == [{P0: 30}, {P0: 45}]  # the three polls of the failed one, then the rest
+        assert sorted(routed(transport).items()) == [(o, 1) for o in range(45)]
+        quarantined = {int(dict(m.headers)["qstreams.errors.offset"]) for m in transport.records(f"{TOPIC}.quarantine")}
+        assert quarantined == bad
+        assert worker.committed == {P0: 45}
+
+    run(scenario)
+
+
+class Revokes(WorkerObserver):
+    """Notes the group's committed offsets when partitions are released (after the worker drained them)."""
+
+    def __init__(self, transport: InMemoryTransport) -> None:
+        self.transport, self.at_revoke = transport, list[dict[TopicPartition, int]]()
+
+    async def on_revoke(self, revoked: set[TopicPartition]) -> None:
+        self.at_revoke.append(dict(self.transport.committed))
+
+
+def test_a_revoke_commits_the_transaction_kept_open_before_the_partitions_are_released() -> None:
+    async def scenario() -> None:
+        transport = SlowCommits(sources=[TOPIC], partitions={TOPIC: 2})
+        feed(transport, 10, 0)  # one full poll: its transaction stays open for the next
+        revokes = Revokes(transport)
+        worker = worker_for(transport, exactly_once=True, batch_max_records=10, transaction_interval_ms=60_000,
+                            observers=(revokes,))  # fmt: skip
+        calls = worker.bindings[TOPIC].process
+
+        def process(messages: Any, *, worker_id: str) -> Any:
+            transport.rebalance({P1})  # applied at the next poll, while the transaction is open
+            return calls(messages, worker_id=worker_id)
+
+        worker.bindings[TOPIC].process = process
+        async with running(worker):
+            await transport.wait_for(lambda: bool(revokes.at_revoke), timeout=5)
+        assert revokes.at_revoke[0] == {P0: 10}
+        assert sorted(routed(transport).items()) == [(o, 1) for o in range(10)]
+
+    run(scenario)
+
+
+class SlowerCommits(SlowCommits):
+    async def commit_transaction(self) -> None:
+        await asyncio.sleep(0.3)
+        await super().commit_transaction()
+
+
+def test_polls_processed_while_a_transaction_commits_are_read_again_after_a_rebalance_not_sent_twice() -> None:
+    async def scenario() -> None:
+        transport = SlowerCommits(sources=[TOPIC], partitions={TOPIC: 1})
+        feed(transport, 50, 0)
+        worker = worker_with(transport, transaction_max_records=30)
+        calls = worker.bindings[TOPIC].process
+
+        def process(messages: Any, *, worker_id: str) -> Any:
+            if messages[0].offset == 30 and not transport.seeks:  # processed while the first transaction commits
+                transport.rebalance({P0})  # revoked and assigned again, from the committed offset
+            return calls(messages, worker_id=worker_id)
+
+        worker.bindings[TOPIC].process = process
+        async with running(worker):
+            await transport.wait_for(lambda: transport.committed == {P0: 50}, timeout=20)
+        assert sorted(routed(transport).items()) == [(o, 1) for o in range(50)]
+        assert (P0, 30) in transport.seeks  # the poll processed ahead was dropped, read again
+
+    run(scenario)
