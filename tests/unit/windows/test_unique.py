@@ -83,7 +83,7 @@ def test_a_short_horizon_on_todays_event_times_claims_expires_and_restores() -> 
     restored = UniqueState.restore(10_000, chunks)  # type: ignore[arg-type]
     assert judge_and_claim(restored, ["a", "c", "d"], [5, 6, 7], [True] * 3, ts=now + 6_000) == [True, True, False]
     judge_and_claim(restored, ["e"], [8], [True], ts=now + 30_000)
-    assert restored.expire() == 3  # a, b and c: their buckets ended more than a horizon before the newest claim
+    assert restored.expire() == 4  # a, b, c and d: their buckets ended more than a horizon before the newest claim
     assert judge_and_claim(restored, ["a"], [9], [True], ts=now + 30_000) == [False]
 
 
