@@ -345,8 +345,10 @@ class CompiledPlan:
         live = [k for k in prepared.counts if k not in errors and k not in held]
         exprs = {k: prepared.counts[k] for k in live}
         memos = {k: self._memos.setdefault(k, PatternMemo(str(self.slots[k].rule.column))) for k in prepared.memos}
-        memoized = {k: e for k, memo in memos.items() if k in exprs and (e := memo.candidates()) is not None}
-        exprs.update(memoized)
+        memoized: dict[int, bool] = {}  # slot -> whether its pass expression is three-state (see PatternMemo)
+        for k, memo in memos.items():
+            if k in exprs and (expr := memo.candidates()) is not None:
+                exprs[k], memoized[k] = expr, memo.three_state
         found = evaluate(base, exprs, errors)  # the one pass over the batch
         live = [k for k in live if k not in errors]
         plain = [k for k in live if k not in prepared.hashed and k not in prepared.bytewise]
@@ -358,12 +360,15 @@ class CompiledPlan:
             counts[k] = int(mask.sum())
             if counts[k]:
                 columns[k] = mask
-        for k in [k for k in live if k in memos]:  # candidates of memoized patterns, checked by the regex
-            if k in memoized and counts[k]:
-                columns[k] = memos[k].resolve(base, columns[k], prepared.fails[k])
-                counts[k] = int(columns[k].sum())
-                if not counts[k]:
-                    del columns[k]
+        for k in [k for k in live if k in memos]:  # memoized patterns: values not known checked by the regex
+            if k in memoized:
+                found_k = found.get_column(str(k))
+                settled = memos[k].settle(base, found_k, counts[k], prepared.fails[k], memoized[k])
+                counts[k] = 0 if settled is None else counts[k] if settled is found_k else int(settled.sum())
+                if settled is None:
+                    columns.pop(k, None)
+                else:
+                    columns[k] = settled
             elif not memos[k].decided:
                 memos[k].decide(base.get_column(memos[k].column), found.get_column(str(k)))
         measured: dict[int, int] = {}
