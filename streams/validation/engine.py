@@ -10,8 +10,9 @@ with no per-rule Python work over rows and no pass per failing rule:
    sorted (a fifth of the cost of ``is_duplicated``), a repeated hash marks candidate rows.
    A ``required`` rule over a column without NaN and without nulls (a count polars keeps
    per column) is left out of the pass. A pattern without a fast path over a column of few
-   distinct values tests the values known to pass (:mod:`~streams.validation.memo`); its
-   candidate rows are checked by the regex after the pass;
+   distinct values tests the values known to pass or fail (:mod:`~streams.validation.memo`),
+   a ``str_length`` rule the byte lengths (:mod:`~streams.validation.settle`): the rows they
+   leave open are checked by the rule's own expression after the pass;
 2. a clean batch stops there. Otherwise the masks of the failing rules give
    ``valid_mask``, ``violations`` (a one-byte code per row gathered from a table of
    rule-name lists) and the failure cases of the failing rows (one select renders every
@@ -68,7 +69,7 @@ from typing import Any
 import polars as pl
 
 from streams.contracts.model import Contract, Field, Op, SchemaObject, Severity
-from streams.validation.conform import conform_column, parse_text_timestamps, retry_misfits
+from streams.validation.conform import conform_batch, conform_column
 from streams.validation.failures import (
     Reporter,
     batch_metric,
@@ -82,7 +83,7 @@ from streams.validation.failures import (
     sql_metric,
     verify_duplicates,
 )
-from streams.validation.memo import PatternMemo
+from streams.validation.memo import PatternMemo, settle_memos
 from streams.validation.predicates import (
     COLUMN_CONTEXT,
     FRAME_CONTEXT,
@@ -99,6 +100,7 @@ from streams.validation.predicates import (
 )
 from streams.validation.regex.bytewise import ByteCheck
 from streams.validation.report import ValidationReport, concat_cases, verdicts
+from streams.validation.settle import length_bounds, settle_all
 
 __all__ = [
     "COLUMN_CONTEXT",
@@ -117,8 +119,7 @@ __all__ = [
 
 _PREFIX = "__qs_"
 _CACHE_SIZE = 64
-_evaluate = evaluate  # the names before the split into modules
-_error_text = error_text
+_evaluate = evaluate  # the name before the split into modules
 
 
 @dataclass(slots=True)
@@ -140,6 +141,7 @@ class _Prepared:
     tables: dict[tuple[str, ...], Any] = field(default_factory=dict)  # violations tables and selects (verdicts)
     memos: frozenset[int] = frozenset()  # pattern slots over String columns without a fast path
     bytewise: dict[int, ByteCheck] = field(default_factory=dict)  # pattern slots whose pass gives the bytes
+    lengths: frozenset[int] = frozenset()  # str_length slots whose pass column is three-state (settle)
 
 
 class CompiledPlan:
@@ -229,6 +231,8 @@ class CompiledPlan:
                     counts[k] = pl.when(present).then(values.hash())
         checks, memos = pattern_paths(self.slots, list(counts), conformed, size)
         counts.update((k, check.expr(pl.col(str(self.slots[k].rule.column)))) for k, check in checks.items())
+        lengths = {k: e for k in counts if (e := length_bounds(self.slots[k].rule, conformed)) is not None}
+        counts.update(lengths)  # three-state: byte lengths decide (streams.validation.settle)
         # cheap expressions first: polars balances its threads better (a third faster at 100k rows)
         weight = {k: cost(self.slots[k].rule, conformed.get(str(self.slots[k].rule.column)), size) for k in counts}
         counts = {k: counts[k] for k in sorted(counts, key=lambda k: (weight[k], k))}
@@ -246,6 +250,7 @@ class CompiledPlan:
             and not (conformed.get(str(slot.rule.column)) or pl.Null()).is_float()
         }  # fmt: skip
         prepared.memos = memos
+        prepared.lengths = frozenset(lengths)
         if len(self._cache) >= _CACHE_SIZE:
             self._cache.pop(next(iter(self._cache)))
         self._cache[key] = prepared
@@ -260,14 +265,7 @@ class CompiledPlan:
             return df.with_columns(nulls), error_text(exc)
 
     def _conform(self, df: pl.DataFrame, prepared: _Prepared) -> pl.DataFrame:
-        """Text timestamps go through Arrow's ISO-8601 parser (10x faster than polars' chrono
-        layouts) when every value parses; otherwise they are parsed in the layout of the
-        batch's first value and the rows it does not fit are retried with every layout."""
-        if not prepared.stage1 and not prepared.temporal:
-            return df
-        exprs, slow = parse_text_timestamps(df, [*prepared.stage1], prepared.temporal)
-        base = df.with_columns(exprs) if exprs else df
-        return retry_misfits(base, slow, prepared.originals) if slow else base
+        return conform_batch(df, prepared.stage1, prepared.temporal, prepared.originals)
 
     def conform(self, df: pl.DataFrame) -> pl.DataFrame:
         """The batch cast to the declared dtypes: null where a value does not conform,
@@ -360,17 +358,10 @@ class CompiledPlan:
             counts[k] = int(mask.sum())
             if counts[k]:
                 columns[k] = mask
-        for k in [k for k in live if k in memos]:  # memoized patterns: values not known checked by the regex
-            if k in memoized:
-                found_k = found.get_column(str(k))
-                settled = memos[k].settle(base, found_k, counts[k], prepared.fails[k], memoized[k])
-                counts[k] = 0 if settled is None else counts[k] if settled is found_k else int(settled.sum())
-                if settled is None:
-                    columns.pop(k, None)
-                else:
-                    columns[k] = settled
-            elif not memos[k].decided:
-                memos[k].decide(base.get_column(memos[k].column), found.get_column(str(k)))
+        lengths = {k: (str(self.slots[k].rule.column), prepared.fails[k]) for k in live if k in prepared.lengths}
+        settle_all(base, found, counts, columns, lengths)  # lengths the bytes leave open: by characters
+        live_memos = {k: memos[k] for k in live if k in memos}
+        settle_memos(live_memos, memoized, base, found, counts, columns, prepared.fails)  # values not known: regex
         measured: dict[int, int] = {}
         for k in [k for k in live if k in prepared.hashed]:  # repeated hashes, then their keys
             counts[k] = 0

@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 
 import polars as pl
 
-__all__ = ["MAX_VALUES", "SAMPLE", "PatternMemo"]
+__all__ = ["MAX_VALUES", "SAMPLE", "PatternMemo", "settle_memos"]
 
 MAX_VALUES = 64  # distinct passing values kept per rule
 SAMPLE = 1024  # rows looked at before the distinct values of a whole column are counted
@@ -126,3 +126,29 @@ def _one_of(c: pl.Expr, values: frozenset[str]) -> pl.Expr:
     if len(ordered) <= _EQ_CHAIN_MAX:
         return functools.reduce(operator.or_, [c.eq(v) for v in ordered])
     return c.is_in(pl.Series(ordered, dtype=pl.String).implode())
+
+
+def settle_memos(
+    memos: dict[int, PatternMemo],
+    memoized: dict[int, bool],
+    base: pl.DataFrame,
+    found: pl.DataFrame,
+    counts: dict[int, int],
+    columns: dict[int, pl.Series],
+    fails: dict[int, pl.Expr],
+) -> None:
+    """After the pass, the exact masks of the memoized pattern slots (``memoized``: slot -> whether
+    its pass column was three-state), updating ``counts`` and ``columns`` (slot -> mask) in place; the
+    memos of the other slots (the regex ran) decide on their first batch. ``fails``: slot -> the
+    rule's own failure mask (the regex)."""
+    for k, memo in memos.items():
+        if k in memoized:
+            decided = found.get_column(str(k))
+            settled = memo.settle(base, decided, counts[k], fails[k], memoized[k])
+            counts[k] = 0 if settled is None else counts[k] if settled is decided else int(settled.sum())
+            if settled is None:
+                columns.pop(k, None)
+            else:
+                columns[k] = settled
+        elif not memo.decided:
+            memo.decide(base.get_column(memo.column), found.get_column(str(k)))
