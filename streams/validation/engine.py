@@ -80,6 +80,7 @@ from streams.validation.failures import (
     probe,
     redact_error,
     repeated_hashes,
+    sql_expressions,
     sql_metric,
     verify_duplicates,
 )
@@ -142,6 +143,7 @@ class _Prepared:
     memos: frozenset[int] = frozenset()  # pattern slots over String columns without a fast path
     bytewise: dict[int, ByteCheck] = field(default_factory=dict)  # pattern slots whose pass gives the bytes
     lengths: frozenset[int] = frozenset()  # str_length slots whose pass column is three-state (settle)
+    sql: dict[int, pl.Expr] = field(default_factory=dict)  # SQL slots computed in the pass (sql_expression)
 
 
 class CompiledPlan:
@@ -241,16 +243,15 @@ class CompiledPlan:
         missing = tuple(n for n in declared if n not in schema)
         output = [*declared, *extra]
         prepared = _Prepared(stage1, fails, counts, errors, originals, temporal, prefix, output, missing, extra)
-        prepared.hashed = frozenset(hashed)
-        prepared.bytewise = checks
+        prepared.hashed, prepared.bytewise = frozenset(hashed), checks
         prepared.nulls = {  # `required` on a column without NaN or dtype failures: its null count is known
             k: str(slot.rule.column)
             for k, slot in enumerate(self.slots)
             if slot.rule.op is Op.NOT_NULL and k in counts and slot.rule.column not in mismatch
             and not (conformed.get(str(slot.rule.column)) or pl.Null()).is_float()
         }  # fmt: skip
-        prepared.memos = memos
-        prepared.lengths = frozenset(lengths)
+        prepared.memos, prepared.lengths = memos, frozenset(lengths)
+        prepared.sql = sql_expressions(self.slots, probe_frame.select(output), self.schema_obj.name)
         if len(self._cache) >= _CACHE_SIZE:
             self._cache.pop(next(iter(self._cache)))
         self._cache[key] = prepared
@@ -286,7 +287,7 @@ class CompiledPlan:
         if problem is not None:  # its message may quote a value of any column
             problem = redact_error(problem, self.reporter.redacted) if self.reporter.redacted else problem
             errors.update(dict.fromkeys(prepared.fails, problem))
-        counts, frame, masks, measured = self._failures(base, prepared, errors)
+        counts, frame, masks, measured, fused = self._failures(base, prepared, errors)
         reporter = self.reporter
         measured.update(
             (k, duplicates(frame, masks[k], self.slots[k].rule))
@@ -294,7 +295,7 @@ class CompiledPlan:
             if k in reporter.uniqueness and k not in measured
         )
         conformed = base.select(prepared.output_columns) if base is not df else df
-        checks, summary = reporter.results(prepared.missing, conformed, counts, errors, measured)
+        checks, summary = reporter.results(prepared.missing, conformed, counts, errors, measured, fused)
         failing = [(masks[k], self.slots[k].rule.name, reporter.gates[k]) for k in masks]
         if self.on_rule_error == "quarantine":  # fail closed: the rows of a rule that cannot run fail it
             broken = [k for k, c in enumerate(checks) if c.error is not None and c.severity is Severity.ERROR]
@@ -331,7 +332,7 @@ class CompiledPlan:
 
     def _failures(
         self, base: pl.DataFrame, prepared: _Prepared, errors: dict[int, str]
-    ) -> tuple[dict[int, int], pl.DataFrame, dict[int, str], dict[int, int]]:
+    ) -> tuple[dict[int, int], pl.DataFrame, dict[int, str], dict[int, int], dict[int, Any]]:
         """One pass computes the failure mask of every row rule that runs, counted in the same frame;
         a uniqueness rule over text or composite keys gets the 64-bit hashes of its keys instead, whose
         repeats (found by sorting) are the candidate rows, checked over those rows only.
@@ -341,13 +342,14 @@ class CompiledPlan:
         # a `required` rule over a column with no null (a count polars keeps) has nothing to compute
         held = [k for k, name in prepared.nulls.items() if k not in errors and not base.get_column(name).null_count()]
         live = [k for k in prepared.counts if k not in errors and k not in held]
-        exprs = {k: prepared.counts[k] for k in live}
+        exprs = {k: prepared.counts[k] for k in live} | (prepared.sql if base.height else {})
         memos = {k: self._memos.setdefault(k, PatternMemo(str(self.slots[k].rule.column))) for k in prepared.memos}
         memoized: dict[int, bool] = {}  # slot -> whether its pass expression is three-state (see PatternMemo)
         for k, memo in memos.items():
             if k in exprs and (expr := memo.candidates()) is not None:
                 exprs[k], memoized[k] = expr, memo.three_state
         found = evaluate(base, exprs, errors)  # the one pass over the batch
+        fused = {k: found.get_column(str(k))[0] for k in prepared.sql if k in exprs and errors.pop(k, None) is None}
         live = [k for k in live if k not in errors]
         plain = [k for k in live if k not in prepared.hashed and k not in prepared.bytewise]
         counts = {k: int(found.get_column(str(k)).sum() or 0) for k in plain}  # 4x cheaper than a select
@@ -379,7 +381,7 @@ class CompiledPlan:
                 del columns[k]
         masks = {k: f"{prepared.prefix}m{k}" for k in sorted(columns)}
         frame = base.hstack([columns[k].alias(m) for k, m in masks.items()]) if masks else base  # no plan
-        return counts, frame, masks, measured
+        return counts, frame, masks, measured, fused
 
 
 def _size_class(rows: int | None) -> int | None:
