@@ -20,9 +20,9 @@ ratio of a frame's median to the clean frame's median in the same run (target <=
 with 1% bad rows). ``cpu ms`` is the engine's median CPU time per call over every thread of the
 process (``time.process_time``): on a shared machine it moves less with the load than wall time.
 
-``--baseline REV`` also times the engine as it was at git revision ``REV`` (its ``engine.py``,
-``failures.py`` and ``report.py``, loaded from ``git show`` beside the current modules; the other
-modules are the current ones), alternating call by call with the current engine on the same
+``--baseline REV`` also times the engine as it was at git revision ``REV`` (its whole
+``streams/validation`` package, loaded from ``git archive`` beside the current one; the other
+packages are the current ones), alternating call by call with the current engine on the same
 frames, after checking that both give the same report: ``base ms`` and ``vs base`` (current over
 baseline; below 1 is faster).
 """
@@ -143,17 +143,22 @@ def timed(fn: Callable[[], object], cpu: list[float] | None = None) -> float:
 
 
 def baseline_compiler(rev: str) -> Callable[[Any], Any]:
-    """``compile_plan`` of the engine at git revision ``rev`` (its engine, failures and report modules)."""
+    """``compile_plan`` of the engine at git revision ``rev``: its whole ``streams/validation`` package
+    (engine, failures, report, predicates, regex, memo, conform), loaded from ``git archive`` as the
+    package ``qs_baseline_validation`` (its imports of ``streams.validation`` renamed; its ``__init__``
+    left empty, so the pandera backends are not registered twice). Other packages are the current ones."""
     folder = Path(tempfile.mkdtemp(prefix="qs-engine-baseline-"))
-    names = ("report", "failures", "engine")
-    for name in names:
-        show = ["git", "-C", str(ROOT), "show", f"{rev}:streams/validation/{name}.py"]
-        text = subprocess.run(show, check=True, capture_output=True, text=True).stdout
-        for other in names:
-            text = text.replace(f"from streams.validation.{other} import", f"from baseline_{other} import")
-        (folder / f"baseline_{name}.py").write_text(text)
+    archive = subprocess.run(
+        ["git", "-C", str(ROOT), "archive", rev, "streams/validation"], check=True, capture_output=True
+    ).stdout
+    subprocess.run(["tar", "-x", "-C", str(folder)], input=archive, check=True)
+    package = folder / "qs_baseline_validation"
+    (folder / "streams" / "validation").rename(package)
+    for path in package.rglob("*.py"):
+        text = path.read_text().replace("streams.validation", "qs_baseline_validation")
+        path.write_text("" if path == package / "__init__.py" else text)
     sys.path.insert(0, str(folder))
-    return importlib.import_module("baseline_engine").compile_plan  # type: ignore[no-any-return]
+    return importlib.import_module("qs_baseline_validation.engine").compile_plan  # type: ignore[no-any-return]
 
 
 def same_report(a: Any, b: Any) -> bool:

@@ -128,3 +128,20 @@ def retry_misfits(
             fixed = base.get_column(name).clone().scatter(rows, retry)
             base = base.with_columns(fixed, bad.clone().scatter(rows, retry.is_null()))
     return base
+
+
+def conform_batch(
+    df: pl.DataFrame,
+    stage1: list[pl.Expr],
+    temporal: dict[str, tuple[str, pl.Datetime]],
+    originals: dict[str, str],
+) -> pl.DataFrame:
+    """The batch conformed by the plan's ``stage1`` expressions and its text timestamps ``temporal``.
+    Text timestamps go through Arrow's ISO-8601 parser (10x faster than polars' chrono layouts) when
+    every value parses; otherwise they are parsed in the layout of the batch's first value and the
+    rows it does not fit are retried with every layout (``originals``: column -> its original values)."""
+    if not stage1 and not temporal:
+        return df
+    exprs, slow = parse_text_timestamps(df, [*stage1], temporal)
+    base = df.with_columns(exprs) if exprs else df
+    return retry_misfits(base, slow, originals) if slow else base

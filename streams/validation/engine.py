@@ -10,8 +10,9 @@ with no per-rule Python work over rows and no pass per failing rule:
    sorted (a fifth of the cost of ``is_duplicated``), a repeated hash marks candidate rows.
    A ``required`` rule over a column without NaN and without nulls (a count polars keeps
    per column) is left out of the pass. A pattern without a fast path over a column of few
-   distinct values tests the values known to pass (:mod:`~streams.validation.memo`); its
-   candidate rows are checked by the regex after the pass;
+   distinct values tests the values known to pass or fail (:mod:`~streams.validation.memo`),
+   a ``str_length`` rule the byte lengths (:mod:`~streams.validation.settle`): the rows they
+   leave open are checked by the rule's own expression after the pass;
 2. a clean batch stops there. Otherwise the masks of the failing rules give
    ``valid_mask``, ``violations`` (a one-byte code per row gathered from a table of
    rule-name lists) and the failure cases of the failing rows (one select renders every
@@ -68,7 +69,7 @@ from typing import Any
 import polars as pl
 
 from streams.contracts.model import Contract, Field, Op, SchemaObject, Severity
-from streams.validation.conform import conform_column, parse_text_timestamps, retry_misfits
+from streams.validation.conform import conform_batch, conform_column
 from streams.validation.failures import (
     Reporter,
     batch_metric,
@@ -79,10 +80,11 @@ from streams.validation.failures import (
     probe,
     redact_error,
     repeated_hashes,
+    sql_expressions,
     sql_metric,
     verify_duplicates,
 )
-from streams.validation.memo import PatternMemo
+from streams.validation.memo import PatternMemo, settle_memos
 from streams.validation.predicates import (
     COLUMN_CONTEXT,
     FRAME_CONTEXT,
@@ -99,6 +101,7 @@ from streams.validation.predicates import (
 )
 from streams.validation.regex.bytewise import ByteCheck
 from streams.validation.report import ValidationReport, concat_cases, verdicts
+from streams.validation.settle import length_bounds, settle_all
 
 __all__ = [
     "COLUMN_CONTEXT",
@@ -117,8 +120,7 @@ __all__ = [
 
 _PREFIX = "__qs_"
 _CACHE_SIZE = 64
-_evaluate = evaluate  # the names before the split into modules
-_error_text = error_text
+_evaluate = evaluate  # the name before the split into modules
 
 
 @dataclass(slots=True)
@@ -140,6 +142,8 @@ class _Prepared:
     tables: dict[tuple[str, ...], Any] = field(default_factory=dict)  # violations tables and selects (verdicts)
     memos: frozenset[int] = frozenset()  # pattern slots over String columns without a fast path
     bytewise: dict[int, ByteCheck] = field(default_factory=dict)  # pattern slots whose pass gives the bytes
+    lengths: frozenset[int] = frozenset()  # str_length slots whose pass column is three-state (settle)
+    sql: dict[int, pl.Expr] = field(default_factory=dict)  # SQL slots computed in the pass (sql_expression)
 
 
 class CompiledPlan:
@@ -229,6 +233,8 @@ class CompiledPlan:
                     counts[k] = pl.when(present).then(values.hash())
         checks, memos = pattern_paths(self.slots, list(counts), conformed, size)
         counts.update((k, check.expr(pl.col(str(self.slots[k].rule.column)))) for k, check in checks.items())
+        lengths = {k: e for k in counts if (e := length_bounds(self.slots[k].rule, conformed)) is not None}
+        counts.update(lengths)  # three-state: byte lengths decide (streams.validation.settle)
         # cheap expressions first: polars balances its threads better (a third faster at 100k rows)
         weight = {k: cost(self.slots[k].rule, conformed.get(str(self.slots[k].rule.column)), size) for k in counts}
         counts = {k: counts[k] for k in sorted(counts, key=lambda k: (weight[k], k))}
@@ -237,15 +243,15 @@ class CompiledPlan:
         missing = tuple(n for n in declared if n not in schema)
         output = [*declared, *extra]
         prepared = _Prepared(stage1, fails, counts, errors, originals, temporal, prefix, output, missing, extra)
-        prepared.hashed = frozenset(hashed)
-        prepared.bytewise = checks
+        prepared.hashed, prepared.bytewise = frozenset(hashed), checks
         prepared.nulls = {  # `required` on a column without NaN or dtype failures: its null count is known
             k: str(slot.rule.column)
             for k, slot in enumerate(self.slots)
             if slot.rule.op is Op.NOT_NULL and k in counts and slot.rule.column not in mismatch
             and not (conformed.get(str(slot.rule.column)) or pl.Null()).is_float()
         }  # fmt: skip
-        prepared.memos = memos
+        prepared.memos, prepared.lengths = memos, frozenset(lengths)
+        prepared.sql = sql_expressions(self.slots, probe_frame.select(output), self.schema_obj.name)
         if len(self._cache) >= _CACHE_SIZE:
             self._cache.pop(next(iter(self._cache)))
         self._cache[key] = prepared
@@ -260,14 +266,7 @@ class CompiledPlan:
             return df.with_columns(nulls), error_text(exc)
 
     def _conform(self, df: pl.DataFrame, prepared: _Prepared) -> pl.DataFrame:
-        """Text timestamps go through Arrow's ISO-8601 parser (10x faster than polars' chrono
-        layouts) when every value parses; otherwise they are parsed in the layout of the
-        batch's first value and the rows it does not fit are retried with every layout."""
-        if not prepared.stage1 and not prepared.temporal:
-            return df
-        exprs, slow = parse_text_timestamps(df, [*prepared.stage1], prepared.temporal)
-        base = df.with_columns(exprs) if exprs else df
-        return retry_misfits(base, slow, prepared.originals) if slow else base
+        return conform_batch(df, prepared.stage1, prepared.temporal, prepared.originals)
 
     def conform(self, df: pl.DataFrame) -> pl.DataFrame:
         """The batch cast to the declared dtypes: null where a value does not conform,
@@ -288,7 +287,7 @@ class CompiledPlan:
         if problem is not None:  # its message may quote a value of any column
             problem = redact_error(problem, self.reporter.redacted) if self.reporter.redacted else problem
             errors.update(dict.fromkeys(prepared.fails, problem))
-        counts, frame, masks, measured = self._failures(base, prepared, errors)
+        counts, frame, masks, measured, fused = self._failures(base, prepared, errors)
         reporter = self.reporter
         measured.update(
             (k, duplicates(frame, masks[k], self.slots[k].rule))
@@ -296,7 +295,7 @@ class CompiledPlan:
             if k in reporter.uniqueness and k not in measured
         )
         conformed = base.select(prepared.output_columns) if base is not df else df
-        checks, summary = reporter.results(prepared.missing, conformed, counts, errors, measured)
+        checks, summary = reporter.results(prepared.missing, conformed, counts, errors, measured, fused)
         failing = [(masks[k], self.slots[k].rule.name, reporter.gates[k]) for k in masks]
         if self.on_rule_error == "quarantine":  # fail closed: the rows of a rule that cannot run fail it
             broken = [k for k, c in enumerate(checks) if c.error is not None and c.severity is Severity.ERROR]
@@ -333,7 +332,7 @@ class CompiledPlan:
 
     def _failures(
         self, base: pl.DataFrame, prepared: _Prepared, errors: dict[int, str]
-    ) -> tuple[dict[int, int], pl.DataFrame, dict[int, str], dict[int, int]]:
+    ) -> tuple[dict[int, int], pl.DataFrame, dict[int, str], dict[int, int], dict[int, Any]]:
         """One pass computes the failure mask of every row rule that runs, counted in the same frame;
         a uniqueness rule over text or composite keys gets the 64-bit hashes of its keys instead, whose
         repeats (found by sorting) are the candidate rows, checked over those rows only.
@@ -343,11 +342,14 @@ class CompiledPlan:
         # a `required` rule over a column with no null (a count polars keeps) has nothing to compute
         held = [k for k, name in prepared.nulls.items() if k not in errors and not base.get_column(name).null_count()]
         live = [k for k in prepared.counts if k not in errors and k not in held]
-        exprs = {k: prepared.counts[k] for k in live}
+        exprs = {k: prepared.counts[k] for k in live} | (prepared.sql if base.height else {})
         memos = {k: self._memos.setdefault(k, PatternMemo(str(self.slots[k].rule.column))) for k in prepared.memos}
-        memoized = {k: e for k, memo in memos.items() if k in exprs and (e := memo.candidates()) is not None}
-        exprs.update(memoized)
+        memoized: dict[int, bool] = {}  # slot -> whether its pass expression is three-state (see PatternMemo)
+        for k, memo in memos.items():
+            if k in exprs and (expr := memo.candidates()) is not None:
+                exprs[k], memoized[k] = expr, memo.three_state
         found = evaluate(base, exprs, errors)  # the one pass over the batch
+        fused = {k: found.get_column(str(k))[0] for k in prepared.sql if k in exprs and errors.pop(k, None) is None}
         live = [k for k in live if k not in errors]
         plain = [k for k in live if k not in prepared.hashed and k not in prepared.bytewise]
         counts = {k: int(found.get_column(str(k)).sum() or 0) for k in plain}  # 4x cheaper than a select
@@ -358,14 +360,10 @@ class CompiledPlan:
             counts[k] = int(mask.sum())
             if counts[k]:
                 columns[k] = mask
-        for k in [k for k in live if k in memos]:  # candidates of memoized patterns, checked by the regex
-            if k in memoized and counts[k]:
-                columns[k] = memos[k].resolve(base, columns[k], prepared.fails[k])
-                counts[k] = int(columns[k].sum())
-                if not counts[k]:
-                    del columns[k]
-            elif not memos[k].decided:
-                memos[k].decide(base.get_column(memos[k].column), found.get_column(str(k)))
+        lengths = {k: (str(self.slots[k].rule.column), prepared.fails[k]) for k in live if k in prepared.lengths}
+        settle_all(base, found, counts, columns, lengths)  # lengths the bytes leave open: by characters
+        live_memos = {k: memos[k] for k in live if k in memos}
+        settle_memos(live_memos, memoized, base, found, counts, columns, prepared.fails)  # values not known: regex
         measured: dict[int, int] = {}
         for k in [k for k in live if k in prepared.hashed]:  # repeated hashes, then their keys
             counts[k] = 0
@@ -383,7 +381,7 @@ class CompiledPlan:
                 del columns[k]
         masks = {k: f"{prepared.prefix}m{k}" for k in sorted(columns)}
         frame = base.hstack([columns[k].alias(m) for k, m in masks.items()]) if masks else base  # no plan
-        return counts, frame, masks, measured
+        return counts, frame, masks, measured, fused
 
 
 def _size_class(rows: int | None) -> int | None:

@@ -116,7 +116,10 @@ def sql_metric(query: str, batch: pl.LazyFrame, object_name: str) -> float:
     Raises (a polars error, or ValueError when the result is not one number).
     """
     result = pl.SQLContext(frames={object_name: batch, "batch": batch}).execute(query).collect(engine="in-memory")
-    value = result.item(0, 0) if result.height and result.width else None
+    return _number(result.item(0, 0) if result.height and result.width else None)
+
+
+def _number(value: Any) -> float:
     if isinstance(value, (bool, int)):
         return int(value)
     if isinstance(value, (float, Decimal)):
@@ -124,10 +127,46 @@ def sql_metric(query: str, batch: pl.LazyFrame, object_name: str) -> float:
     raise ValueError(f"the SQL query returned {value!r}, not a number")
 
 
-def batch_metric(rule: Rule, conformed: pl.DataFrame, object_name: str) -> tuple[float | None, str | None]:
+def sql_expression(rule: Rule, frame: pl.DataFrame, object_name: str) -> pl.Expr | None:
+    """A SQL rule's query as one expression, to join the fused pass (no query planned and run per
+    batch), or None: only when polars plans the query over ``frame`` (empty, of the conformed
+    schema) exactly as the ``select`` of its projection, so both compute the same value (a single
+    projection of the batch, without clauses)."""
+    if rule.op is not Op.SQL:
+        return None
+    import sqlglot
+
+    from streams.contracts.sql import DIALECT
+
+    query = str(rule.args[0])
+    try:
+        tree = sqlglot.parse_one(query, read=DIALECT)
+        if not isinstance(tree, sqlglot.exp.Select) or len(tree.expressions) != 1:
+            return None
+        expr = pl.sql_expr(tree.expressions[0].sql(dialect=DIALECT))
+        lazy = frame.lazy()
+        planned = pl.SQLContext(frames={object_name: lazy, "batch": lazy}).execute(query).explain()
+        return expr if lazy.select(expr).explain() == planned else None
+    except Exception:  # not of that shape: the query runs on its own
+        return None
+
+
+def sql_expressions(slots: tuple[RuleSlot, ...], frame: pl.DataFrame, object_name: str) -> dict[int, pl.Expr]:
+    """The SQL rules (slot -> expression) that the fused pass computes (see :func:`sql_expression`)."""
+    exprs = {k: sql_expression(slot.rule, frame, object_name) for k, slot in enumerate(slots)}
+    return {k: e for k, e in exprs.items() if e is not None}
+
+
+def batch_metric(
+    rule: Rule, conformed: pl.DataFrame, object_name: str, fused: Any = None
+) -> tuple[float | None, str | None]:
+    """The metric of a batch-level rule, or why it cannot be computed. ``fused``: a SQL query's
+    value computed in the fused pass (see :func:`sql_expression`), or None (the query runs here)."""
     if rule.op is Op.ROW_COUNT:
         return conformed.height, None
     try:
+        if fused is not None:
+            return _number(fused), None
         return sql_metric(str(rule.args[0]), conformed.lazy(), object_name), None
     except Exception as exc:  # a failing query is a failed check
         return None, error_text(exc)
@@ -192,13 +231,15 @@ class Reporter:
         counts: dict[int, int],
         errors: dict[int, str],
         measured: dict[int, int] | None = None,
+        fused: dict[int, Any] | None = None,
     ) -> tuple[list[CheckResult], list[tuple[Any, ...]]]:
         """Per-rule results, plus the schema-level and summary failure cases (as tuples).
 
         ``measured``: the value (in rows) of rules whose metric is not their failing-row count
-        (uniqueness: rows - distinct). An absent optional field passes its dtype rule."""
+        (uniqueness: rows - distinct); ``fused``: the values of SQL rules computed in the pass.
+        An absent optional field passes its dtype rule."""
         rows = conformed.height
-        measured = measured or {}
+        measured, fused = measured or {}, fused or {}
         absent = [name for name in missing if name in self.required]
         checks: list[CheckResult] = []
         cases: list[tuple[Any, ...]] = [
@@ -214,7 +255,7 @@ class Reporter:
                 checks.append(self.clean[k])
                 continue
             if error is None and rule.is_batch_metric:
-                metric, error = batch_metric(rule, conformed, self.schema_obj.name)
+                metric, error = batch_metric(rule, conformed, self.schema_obj.name, fused.get(k))
             elif error is None:
                 metric = row_rule_metric(rule, measured.get(k, failures), rows)
             if error is not None and self.reads[k]:

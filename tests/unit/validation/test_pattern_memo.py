@@ -90,3 +90,43 @@ def test_a_column_with_many_distinct_values_keeps_the_regex() -> None:
     (state,) = plan._memos.values()
     assert state.decided and state.passing is None and state.candidates() is None
     assert plan.validate(frame(["1.2.3", "x"])).check("v:pattern").failures == 1
+
+
+def test_values_seen_to_fail_are_known_and_need_no_regex(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A value that failed in a batch is known to fail in the next ones: a batch whose values are all
+    known is settled in the pass (the regex does not run), with the regex's verdicts."""
+    op, pattern = PATTERNS[0]
+    plan = plan_with(op, pattern)
+    plan.validate(frame(["1.2.3", "x", None] * 30))  # first batch: the regex decides, "x" is seen to fail
+    (state,) = plan._memos.values()
+    assert state.passing == {"1.2.3"} and state.failing == {"x"}
+    plan.validate(frame(["1.2.3", "1.2", "x"] * 10))  # "1.2" not known: checked by the regex, then known
+    assert state.failing == {"x", "1.2"}
+    calls: list[int] = []
+    resolve = memo.PatternMemo.resolve
+
+    def counted(self: memo.PatternMemo, *args: Any) -> pl.Series:
+        calls.append(1)
+        return resolve(self, *args)
+
+    monkeypatch.setattr(memo.PatternMemo, "resolve", counted)
+    batch = frame(["x", "1.2.3", None, "1.2", "1.2.3"] * 40)
+    report = plan.validate(batch)
+    assert calls == []
+    assert report.check("v:pattern").failures == sum(regex_fails(batch, op, pattern)) == 80
+    assert report.valid_mask.to_list() == [not f for f in regex_fails(batch, op, pattern)]
+    plan.validate(frame(["x", "2.0.11", "é"]))  # new values again: the regex, on their rows only
+    assert calls == [1] and state.passing == {"1.2.3", "2.0.11"} and state.failing == {"x", "1.2", "é"}
+
+
+def test_failing_values_stop_being_learned_past_the_bound(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(memo, "MAX_VALUES", 3)
+    op, pattern = PATTERNS[0]
+    plan = plan_with(op, pattern)
+    plan.validate(frame(["1.2.3", "a"]))
+    (state,) = plan._memos.values()
+    batch = frame(["1.2.3", "b", "c", "d", "a"])
+    report = plan.validate(batch)
+    assert state.failing == {"a"}  # {"a", "b", "c", "d"} would pass the bound: none is added
+    assert report.check("v:pattern").failures == 4
+    assert plan.validate(batch).valid_mask.to_list() == [True, False, False, False, False]
