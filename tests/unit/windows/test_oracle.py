@@ -9,6 +9,9 @@ oracle), for every rule judged on the window.
 from __future__ import annotations
 
 import random
+from collections.abc import Mapping
+from dataclasses import replace
+from typing import Any
 
 import numpy as np
 import polars as pl
@@ -152,7 +155,28 @@ def test_merge_is_associative_and_commutative(records: list[tuple], cuts: list[i
         right = merge_all(shuffled)
         tree = _tree(shuffled, rnd)
         assert left is not None and right is not None
-        assert left.same(right) and left.same(tree) and left.same(stream.windows[key])
+        for other in (right, tree, stream.windows[key]):
+            assert left.same(replace(other, aggregates=left.aggregates))
+            assert _aggregates_match(left.aggregates, other.aggregates)
+
+
+def _aggregates_match(a: Mapping[str, Any], b: Mapping[str, Any]) -> bool:
+    """SQL partial aggregates: counts, minima, maxima and integer sums merge exactly; a floating-point sum to
+    rounding, since the order of its additions follows the merge order (as ``streams.windows.sql`` documents).
+    Seen: 14.554775918196766 merged one way, ...764 another."""
+    if a.keys() != b.keys():
+        return False
+    for name, (kinds, values) in a.items():
+        other_kinds, other_values = b[name]
+        if kinds != other_kinds or len(values) != len(other_values):
+            return False
+        for x, y in zip(values, other_values, strict=True):
+            if isinstance(x, float) or isinstance(y, float):
+                if x is None or y is None or x != pytest.approx(y, rel=1e-12, abs=1e-12):
+                    return False
+            elif x != y:
+                return False
+    return True
 
 
 def _tree(pieces: list, rnd: random.Random):  # type: ignore[no-untyped-def]
