@@ -122,6 +122,7 @@ async def measure(
     transport.settings = settings
     transport.session = _Session(_Producer(False))  # type: ignore[assignment]
     transport._listener = None
+    transport._handing = {}  # what __init__ sets (the hand-over of closed batches, send_batch)
 
     def bound() -> Binding:
         b = Binding(contract, schema, settings)
