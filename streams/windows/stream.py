@@ -264,8 +264,16 @@ class StreamTime:
         return self._changes()
 
     def expire(self) -> int:
-        """Drop uniqueness buckets older than the horizon (call periodically); the claims dropped."""
-        return sum(u.expire() for state in self.states.values() for u in state.unique.values())
+        """Drop uniqueness buckets older than the horizon before each partition's newest event time (call
+        periodically); the claims dropped. That time is the partition clock's, which skewed records do not
+        advance: the newest claim's, which they do, let one record a day ahead of the wall clock expire every
+        claim of its partition, and the next duplicate of any of them passed."""
+        return sum(
+            u.expire(state.clock.max_event_ms)
+            for state in self.states.values()
+            if state.clock.max_event_ms is not None
+            for u in state.unique.values()
+        )
 
     # --- helpers
     def _profiled(
