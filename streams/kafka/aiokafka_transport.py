@@ -235,12 +235,8 @@ class AIOKafkaTransport:
             await asyncio.wait(list(self._handing.values()))
 
     async def send(self, record: OutRecord) -> asyncio.Future[Any]:
-        producer = self.session.producer
-        assert producer is not None
-        r = record
-        return cast(
-            "asyncio.Future[Any]", await producer.send(r.topic, r.value, r.key, r.partition, headers=list(r.headers))
-        )
+        assert self.session.producer is not None
+        return await _send(self.session.producer, record)
 
     async def send_event(
         self, topic: str, value: bytes, *, key: bytes | None, headers: Headers | list[tuple[str, bytes]]
@@ -250,11 +246,7 @@ class AIOKafkaTransport:
 
     async def send_outside(self, record: OutRecord) -> asyncio.Future[Any]:
         assert self.session.events is not None  # the producer itself unless exactly-once: then never transactional
-        r = record
-        return cast(
-            "asyncio.Future[Any]",
-            await self.session.events.send(r.topic, r.value, r.key, r.partition, headers=list(r.headers)),
-        )
+        return await _send(self.session.events, record)
 
     def unreachable(self, error: BaseException) -> bool:
         if isinstance(error, UnknownTopicOrPartitionError | NotLeaderForPartitionError):
@@ -302,3 +294,10 @@ def _failed(topic: str, cause: BaseException) -> asyncio.Future[Any]:
     future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
     future.set_exception(error)
     return future
+
+
+async def _send(producer: Any, r: OutRecord) -> asyncio.Future[Any]:
+    """Submit ``r`` on ``producer`` (the partitioner picks the partition unless ``r.partition`` is set)."""
+    return cast(
+        "asyncio.Future[Any]", await producer.send(r.topic, r.value, r.key, r.partition, headers=list(r.headers))
+    )

@@ -284,9 +284,7 @@ class InMemoryTransport:
         return [self._submit(topic, partition, chunk) for chunk in chunks]
 
     async def send(self, record: OutRecord) -> asyncio.Future[Any]:
-        n = len(self._log(record.topic))
-        partition = record.partition if record.partition is not None else hash(record.key) % n if record.key else 0
-        return self._submit(record.topic, partition, [record])
+        return self._submit(record.topic, self._partition_of(record), [record])
 
     async def send_event(
         self, topic: str, value: bytes, *, key: bytes | None, headers: Headers | list[tuple[str, bytes]]
@@ -296,9 +294,12 @@ class InMemoryTransport:
         return future
 
     async def send_outside(self, record: OutRecord) -> asyncio.Future[Any]:
+        return self._submit(record.topic, self._partition_of(record), [record], outside=True)
+
+    def _partition_of(self, record: OutRecord) -> int:
+        """``record.partition``, else the key's hash over the topic's partitions (0 without a key)."""
         n = len(self._log(record.topic))
-        partition = record.partition if record.partition is not None else hash(record.key) % n if record.key else 0
-        return self._submit(record.topic, partition, [record], outside=True)
+        return record.partition if record.partition is not None else hash(record.key) % n if record.key else 0
 
     def unreachable(self, error: BaseException) -> bool:
         return isinstance(error, TimeoutError | OSError) or bool(getattr(error, "retriable", False))

@@ -28,6 +28,8 @@ from dataclasses import dataclass, field
 
 import polars as pl
 
+from streams.validation.settle import undecided
+
 __all__ = ["MAX_VALUES", "SAMPLE", "PatternMemo", "settle_memos"]
 
 MAX_VALUES = 64  # distinct passing values kept per rule
@@ -90,8 +92,7 @@ class PatternMemo:
         ``failures``: rows known to fail, and the rows whose value is not known checked by ``fails``
         (the rule's own expression, the regex) over those rows only."""
         if three_state:
-            unknown = found.null_count() - base.get_column(self.column).null_count()
-            if not unknown:
+            if not undecided(found, base.get_column(self.column)):
                 return found if failures else None
             rows = found.is_null() & base.get_column(self.column).is_not_null()
             mask = self.resolve(base, rows, fails) | found.fill_null(False)

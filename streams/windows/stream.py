@@ -223,7 +223,7 @@ class StreamTime:
                 while len(state.closed) > CLOSED_KEPT:
                     del state.closed[next(iter(state.closed))]
         records += self.heartbeats(now_ms, sorted(touched))
-        return BatchTime(fails, times.bad, valid, marks, tuple(records), self._changes(), int(skip.sum()))
+        return BatchTime(fails, times.bad, valid, marks, tuple(records), self.take_changes(), int(skip.sum()))
 
     def heartbeats(self, now_ms: int, partitions: Iterable[int] | None = None) -> list[Heartbeat]:
         """A heartbeat per (given) partition, with its clock as this worker has it now.
@@ -260,8 +260,15 @@ class StreamTime:
             state.open = {k: v for k, v in state.open.items() if k.end_ms > through_ms}
 
     def take_changes(self) -> dict[tuple[str, int], UniqueChanges]:
-        """The uniqueness changes not yet taken by a batch (the tick's expiry: tombstones), per column and partition."""
-        return self._changes()
+        """The uniqueness changes not yet taken (a batch's claims, the tick's expiry tombstones), per column and
+        partition; taking them clears them."""
+        out = {}
+        for p, state in self.states.items():
+            for column, u in state.unique.items():
+                changes = u.take_changes()
+                if changes.chunks or changes.tombstones:
+                    out[(column, p)] = changes
+        return out
 
     def expire(self) -> int:
         """Drop uniqueness buckets older than the horizon before each partition's newest event time (call
@@ -349,15 +356,6 @@ class StreamTime:
                     again = rows[np.asarray(replayed, dtype=bool)[rows] & ~nulls[rows]]
                     state.reclaim(h[again], offs[again], event_ms[again])
         return fails, accepted
-
-    def _changes(self) -> dict[tuple[str, int], UniqueChanges]:
-        out = {}
-        for p, state in self.states.items():
-            for column, u in state.unique.items():
-                changes = u.take_changes()
-                if changes.chunks or changes.tombstones:
-                    out[(column, p)] = changes
-        return out
 
 
 def _schema_drift(

@@ -255,8 +255,8 @@ class WindowsStage:
     async def send(self, transport: Transport, record: OutRecord) -> None:
         """Produce one record of the observer's own (heartbeats, summaries, closed markers, tombstones): never in
         a poll's transaction (exactly-once), whose abort would take it along after the observer counted it sent."""
-        if self.metrics is not None and record.topic in (self.state_topic, self.changelog_topic):
-            self.metrics.wrote(self.plan.schema_obj.topic, self._kind(record), record)
+        if record.topic in (self.state_topic, self.changelog_topic):
+            self._wrote([record])
         await transport.send_outside(record)
 
     # --- restore (on assignment) and the merger ------------------------------------------------
