@@ -78,8 +78,7 @@ def verdicts(
     batch. The gating lists come from the same codes (a second table, gathered in the same pass).
     """
     if not failing:
-        valid = pl.Series("valid", [True], dtype=pl.Boolean).new_from_index(0, frame.height)
-        none = _empty_lists(frame.height)
+        valid, none = clean_verdicts(frame.height)
         return valid, none, none
     gating = [pl.col(m) for m, _, gates in failing if gates]
     if not gating:  # only non-gating rules failed (thresholded, warnings): every row is valid
@@ -147,6 +146,21 @@ def _full_table(
 
 _FULL_TABLE = 8  # failing rules up to which the violations table covers every bit code
 _TABLES = 32  # tables kept per plan
+
+
+_CLEAN: list[tuple[pl.Series, pl.Series]] = []  # the longest all-valid verdicts built so far
+
+
+def clean_verdicts(rows: int) -> tuple[pl.Series, pl.Series]:
+    """``valid_mask`` (all True) and ``violations`` (empty lists) of ``rows`` rows: slices (no copy)
+    of the longest pair built so far, grown to the next power of two when a batch is longer. Building
+    them per batch costs ~0.25 ms at 100k rows (fresh pages for the offsets), a tenth of a clean pass."""
+    if not _CLEAN or len(_CLEAN[0][0]) < rows:
+        size = 1 << max(rows - 1, 0).bit_length()
+        valid = pl.Series("valid", [True], dtype=pl.Boolean).new_from_index(0, size)
+        _CLEAN[:] = [(valid, _empty_lists(size))]
+    valid, none = _CLEAN[0]
+    return valid.slice(0, rows), none.slice(0, rows)
 
 
 def _empty_lists(rows: int) -> pl.Series:
