@@ -51,3 +51,61 @@ def test_shared_verdicts_are_not_changed_through_a_report() -> None:
     again, none = report.clean_verdicts(10)
     assert again.all() and again.len() == 10 and none.list.len().sum() == 0
     assert report.clean_verdicts(0)[0].len() == 0
+
+
+def card_batch(n: int = 60) -> pl.DataFrame:
+    """Rows of ``contracts/card_transactions.odcs.yaml``: rows 0-9 break both of its row-level
+    expressions, rows 10-14 only the first, rows 15-19 only the second; row 3 also a column rule."""
+    from streams.testing import generate_feature_frame
+
+    i = pl.int_range(pl.len())
+    return generate_feature_frame(n, seed=3).with_columns(
+        pl.when(i < 15).then(pl.col("txn_count_24h") + 2).otherwise(pl.col("txn_count_1h")).alias("txn_count_1h"),
+        pl.when((i < 10) | i.is_between(15, 19))
+        .then(pl.col("amount_sum_24h_eur") + 50)
+        .otherwise(pl.col("amount_eur"))
+        .alias("amount_eur"),
+        pl.when(i == 3).then(pl.lit("ZZ")).otherwise(pl.col("merchant_country")).alias("merchant_country"),
+    )
+
+
+def test_rows_failing_several_row_expressions_are_rendered_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A row-level expression's failure case is the whole row as JSON (pandera's), the costliest case to
+    render (~30-50 ns a value). Before: each failing expression rendered its rows, so a row breaking two
+    was rendered twice. Now the rows failing any of them are rendered once and each rule's cases are
+    taken from them: the same failure cases, fewer rows rendered."""
+    from streams.validation import failures
+
+    contract = load_contract(ROOT / "contracts" / "card_transactions.odcs.yaml")
+    df = card_batch()
+    with monkeypatch.context() as m:  # every rule renders its own rows, as before
+        m.setattr(failures.Reporter, "_shared_rows", lambda self, df, frame, *args: (frame, None), raising=False)
+        expected = engine.compile_plan(contract).validate(df)
+    rendered: list[int] = []
+    real = failures.Reporter._case_value
+
+    def counting(self: failures.Reporter, rule: object, *args: object) -> pl.Expr:
+        value = real(self, rule, *args)  # type: ignore[arg-type]
+        if rule.op is not failures.Op.EXPRESSION:  # type: ignore[attr-defined]
+            return value
+        return value.map_batches(lambda s: rendered.append(len(s)) or s, return_dtype=pl.String)
+
+    monkeypatch.setattr(failures.Reporter, "_case_value", counting)
+    report = engine.compile_plan(contract).validate(df)
+    assert rendered == [20], rendered  # rows 0-19 once (before: 15 + 15)
+    assert report.failure_cases.equals(expected.failure_cases)
+    cases = report.failure_cases
+    velocity = cases.filter(pl.col("rule") == "velocity_consistent")
+    within = cases.filter(pl.col("rule") == "amount_within_24h_sum")
+    assert velocity.get_column("index").to_list() == list(range(15))
+    assert within.get_column("index").to_list() == [*range(10), *range(15, 20)]
+    shared = dict(zip(within.get_column("index"), within.get_column("failure_case"), strict=True))
+    assert all(shared[i] == v for i, v in zip(velocity["index"], velocity["failure_case"], strict=True) if i < 10)
+    assert '"card_hash":"[REDACTED]"' in velocity.item(0, "failure_case")
+    assert report.invalid_rows == 20
+
+    # without shared rows (a single expression fails, or none overlap) each rule renders its own
+    rendered.clear()
+    only = df.with_columns(pl.col("amount_sum_24h_eur") + 1000)
+    alone = engine.compile_plan(contract).validate(only)
+    assert rendered == [15] and alone.failure_cases.filter(pl.col("rule") == "velocity_consistent").height == 15
