@@ -8,7 +8,8 @@ Contracts: the two examples (``contracts/card_transactions.odcs.yaml``, 24 field
 (``benchmarks/contracts/sensor_readings.odcs.yaml``: 9 fields, 21 rules besides the dtypes).
 Per contract and size: a clean frame typed as declared, and frames with ``--shares`` of their rows
 broken, cycling through five kinds of violation per contract (out of range, unknown enum value,
-broken pattern, null in a required field, a cross-field rule).
+broken pattern, null in a required field, a cross-field rule). ``card-cross`` (not run by default):
+the card contract with its fifth kind breaking both of its cross-field rules on the same rows.
 
 It times ``CompiledPlan.validate`` (compiled once, outside the timings, as in a worker; the full
 report: counts, ``valid_mask``, ``violations``, failure cases) on every frame of a (contract, size),
@@ -55,10 +56,11 @@ from streams.validation.engine import CompiledPlan, compile_plan  # noqa: E402
 
 CONTRACTS = {
     "card": ROOT / "contracts" / "card_transactions.odcs.yaml",
+    "card-cross": ROOT / "contracts" / "card_transactions.odcs.yaml",  # both expressions broken on the same rows
     "predictions": ROOT / "contracts" / "fraud_predictions.odcs.yaml",
     "sensors": ROOT / "benchmarks" / "contracts" / "sensor_readings.odcs.yaml",
 }
-Kinds = list[tuple[str, pl.Expr]]  # (column, its broken value)
+Kinds = list[tuple[str, pl.Expr] | list[tuple[str, pl.Expr]]]  # (column, its broken value), or several per kind
 
 
 def with_bad_rows(df: pl.DataFrame, share: float, kinds: Kinds, seed: int = 1) -> pl.DataFrame:
@@ -70,18 +72,30 @@ def with_bad_rows(df: pl.DataFrame, share: float, kinds: Kinds, seed: int = 1) -
     marks = pl.DataFrame({"_i": idx, "_k": pl.int_range(0, idx.len(), eager=True) % len(kinds)})
     out = df.with_row_index("_i").join(marks, on="_i", how="left")
     k = pl.col("_k")
-    changed = [pl.when(k == i).then(bad).otherwise(pl.col(col)).alias(col) for i, (col, bad) in enumerate(kinds)]
+    breaks: dict[str, list[tuple[int, pl.Expr]]] = {}
+    for i, kind in enumerate(kinds):
+        for col, bad in kind if isinstance(kind, list) else [kind]:
+            breaks.setdefault(col, []).append((i, bad))
+    changed = []
+    for col, items in breaks.items():
+        chain = pl.when(k == items[0][0]).then(items[0][1])
+        for i, bad in items[1:]:
+            chain = chain.when(k == i).then(bad)
+        changed.append(chain.otherwise(pl.col(col)).alias(col))
     return out.with_columns(changed).drop("_i", "_k")
 
 
-def card(n: int) -> tuple[pl.DataFrame, Kinds]:
-    kinds = [
+def card(n: int, cross: bool = False) -> tuple[pl.DataFrame, Kinds]:
+    """``cross``: the fifth kind breaks both row-level expressions of the contract on the same rows."""
+    kinds: Kinds = [
         ("amount", -pl.col("amount")),
         ("merchant_country", pl.lit("ZZ")),
         ("merchant_category_code", pl.lit("abc")),
         ("card_hash", pl.lit(None, pl.String)),
         ("txn_count_1h", (pl.col("txn_count_24h") + 3).cast(pl.Int32)),
     ]
+    if cross:
+        kinds[-1] = [kinds[-1], ("amount_eur", pl.col("amount_sum_24h_eur") + 50)]  # type: ignore[list-item]
     return generate_feature_frame(n, seed=0), kinds
 
 
@@ -125,8 +139,8 @@ def sensors(n: int) -> tuple[pl.DataFrame, Kinds]:
 
 
 def frames(name: str, n: int, plan: CompiledPlan) -> tuple[pl.DataFrame, Kinds]:
-    if name == "card":
-        return card(n)
+    if name in ("card", "card-cross"):
+        return card(n, cross=name == "card-cross")
     if name == "predictions":
         return predictions(n, plan)
     return sensors(n)
@@ -213,7 +227,7 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=15)
     ap.add_argument("--pandera-repeat", type=int, default=5)
     ap.add_argument("--pandera-shares", default="0,0.01")
-    ap.add_argument("--contracts", default=",".join(CONTRACTS))
+    ap.add_argument("--contracts", default="card,predictions,sensors", help=f"of {', '.join(CONTRACTS)}")
     ap.add_argument(
         "--api",
         choices=("plan", "contract"),
