@@ -53,6 +53,15 @@ def test_shared_verdicts_are_not_changed_through_a_report() -> None:
     assert report.clean_verdicts(0)[0].len() == 0
 
 
+def test_longer_batches_build_their_own_verdicts(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The kept pair is bounded (``_CLEAN_MAX`` rows): a batch longer than that builds its own."""
+    monkeypatch.setattr(report, "_CLEAN", [])
+    monkeypatch.setattr(report, "_CLEAN_MAX", 64)
+    valid, none = report.clean_verdicts(100)
+    assert valid.len() == none.len() == 100 and valid.all() and not report._CLEAN
+    assert report.clean_verdicts(40)[0].len() == 40 and report._CLEAN[0][0].len() == 64
+
+
 def card_batch(n: int = 60) -> pl.DataFrame:
     """Rows of ``contracts/card_transactions.odcs.yaml``: rows 0-9 break both of its row-level
     expressions, rows 10-14 only the first, rows 15-19 only the second; row 3 also a column rule."""
