@@ -97,7 +97,12 @@ def test_rows_failing_several_row_expressions_are_rendered_once(monkeypatch: pyt
         value = real(self, rule, *args)  # type: ignore[arg-type]
         if rule.op is not failures.Op.EXPRESSION:  # type: ignore[attr-defined]
             return value
-        return value.map_batches(lambda s: rendered.append(len(s)) or s, return_dtype=pl.String)
+
+        def seen(s: pl.Series) -> pl.Series:
+            rendered.append(len(s))
+            return s
+
+        return value.map_batches(seen, return_dtype=pl.String)
 
     monkeypatch.setattr(failures.Reporter, "_case_value", counting)
     report = engine.compile_plan(contract).validate(df)
