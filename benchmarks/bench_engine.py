@@ -24,7 +24,8 @@ process (``time.process_time``): on a shared machine it moves less with the load
 ``--baseline REV`` also times the engine as it was at git revision ``REV`` (its whole
 ``streams/validation`` package, loaded from ``git archive`` beside the current one; the other
 packages are the current ones), alternating call by call with the current engine on the same
-frames, after checking that both give the same report: ``base ms`` and ``vs base`` (current over
+frames (the baseline first every other round: the second of two calls on a frame runs on warmer
+caches), after checking that both give the same report: ``base ms`` and ``vs base`` (current over
 baseline; below 1 is faster).
 """
 
@@ -198,10 +199,12 @@ def measure(
     cpu: dict[float, list[float]] = {share: [] for share in batches}
     before: dict[float, list[float]] = {share: [] for share in batches} if base is not None else {}
     before_cpu: dict[float, list[float]] = {share: [] for share in batches}
-    for _ in range(repeat):
+    for round_ in range(repeat):
         for share, df in batches.items():
+            if base is not None and round_ % 2:  # the baseline first every other round (no order bias)
+                before[share].append(timed(lambda df=df: base.validate(df), before_cpu[share]))
             times[share].append(timed(lambda df=df: plan.validate(df), cpu[share]))
-            if base is not None:
+            if base is not None and not round_ % 2:
                 before[share].append(timed(lambda df=df: base.validate(df), before_cpu[share]))
 
     def pandera_run(df: pl.DataFrame) -> None:
