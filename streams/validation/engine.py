@@ -16,9 +16,9 @@ with no per-rule Python work over rows and no pass per failing rule:
 2. a clean batch stops there. Otherwise the masks of the failing rules give
    ``valid_mask``, ``violations`` (a one-byte code per row gathered from a table of
    rule-name lists) and the failure cases of the failing rows (one select renders every
-   failing rule's values over its filtered columns; a row failing several row-level
-   expressions, whose case is the row as JSON, is rendered once). The candidates of a
-   uniqueness rule are checked over those rows only (a hash collision is not a duplicate).
+   failing rule's values over its filtered columns; a row breaking several row-level
+   expressions once). Uniqueness candidates are checked over those rows only (a hash
+   collision is not a duplicate).
 
 The modules: :mod:`~streams.validation.predicates` (rule layout and row predicates),
 :mod:`~streams.validation.regex` (patterns evaluated without a regex),
