@@ -17,7 +17,7 @@ with no per-rule Python work over rows and no pass per failing rule:
    ``valid_mask``, ``violations`` (a one-byte code per row gathered from a table of
    rule-name lists) and the failure cases of the failing rows (one select renders every
    failing rule's values over its filtered columns; a row breaking several row-level
-   expressions once). Uniqueness candidates are checked over those rows only (no collision).
+   expressions once). Uniqueness candidates (by hash) are compared by key over those rows only.
 
 The modules: :mod:`~streams.validation.predicates` (rule layout and row predicates),
 :mod:`~streams.validation.regex` (patterns evaluated without a regex),
