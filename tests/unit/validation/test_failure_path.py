@@ -123,3 +123,20 @@ def test_rows_failing_several_row_expressions_are_rendered_once(monkeypatch: pyt
     only = df.with_columns(pl.col("amount_sum_24h_eur") + 1000)
     alone = engine.compile_plan(contract).validate(only)
     assert rendered == [15] and alone.failure_cases.filter(pl.col("rule") == "velocity_consistent").height == 15
+
+
+def test_a_pair_stored_meanwhile_by_another_thread_does_not_shorten_the_verdicts(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Two threads growing the kept pair at once: a shorter pair stored right after this thread's
+    must not be the one it slices (it would return fewer rows than the batch has)."""
+
+    class Racing(list[tuple[pl.Series, pl.Series]]):
+        def __setitem__(self, index: object, value: object) -> None:
+            super().__setitem__(index, value)  # type: ignore[call-overload]
+            shorter = pl.Series("valid", [True], dtype=pl.Boolean).new_from_index(0, 4)
+            super().__setitem__(slice(None), [(shorter, report._empty_lists(4))])
+
+    monkeypatch.setattr(report, "_CLEAN", Racing())
+    valid, none = report.clean_verdicts(100)
+    assert valid.len() == none.len() == 100
