@@ -58,10 +58,12 @@ def annotate(
     window_ms: int,
     lateness_ms: int,
     max_skew_ms: int,
+    timeless: np.ndarray | None = None,
 ) -> tuple[Marks, dict[int, PartitionClock]]:
     """Late / skewed / current-window marks of a batch's records, and the partition clocks after it.
 
-    Records of each partition are taken in the order given (offset order).
+    Records of each partition are taken in the order given (offset order). Records where ``timeless`` is True
+    have no event time (placed by their Kafka timestamp): they do not advance their partition's watermark.
     """
     parts = np.asarray(partitions, dtype=np.int64)
     ts = np.asarray(event_ms, dtype=np.int64)
@@ -77,6 +79,7 @@ def annotate(
             window_ms=window_ms,
             lateness_ms=lateness_ms,
             max_skew_ms=max_skew_ms,
+            timeless=None if timeless is None else np.asarray(timeless, dtype=bool)[rows],
         )
         late[rows], skewed[rows], current[rows] = seen.late, seen.skewed, seen.current
         out[int(p)] = seen.clock

@@ -148,18 +148,21 @@ def observe(
     window_ms: int,
     lateness_ms: int,
     max_skew_ms: int,
+    timeless: np.ndarray | None = None,
 ) -> Observation:
     """Advance one partition's clock over records in offset order, flagging late and skewed ones.
 
     A record is late when the end of its window is not after the watermark as it stood
     just before the record (newest earlier event time minus the lateness). ``current``
     is the window of the newest event time seen before each record, where a late
-    record is counted.
+    record is counted. Records where ``timeless`` is True have no event time (their
+    Kafka timestamp places them): like skewed ones, they do not advance the watermark.
     """
     ts = np.asarray(event_ms, dtype=np.int64)
     skewed = ts > now_ms + max_skew_ms
+    still = skewed if timeless is None else skewed | np.asarray(timeless, dtype=bool)
     first = clock.max_event_ms if clock.max_event_ms is not None else _NONE
-    running = np.maximum.accumulate(np.concatenate(([first], np.where(skewed, _NONE, ts))))
+    running = np.maximum.accumulate(np.concatenate(([first], np.where(still, _NONE, ts))))
     before = running[:-1]  # newest (non-skewed) event time before each record
     seen = before > _NONE
     late = seen & (window_starts(ts, window_ms) + window_ms <= before - lateness_ms)
