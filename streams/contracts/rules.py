@@ -146,6 +146,9 @@ def quality_rule(
             op, args = _pandera_call(method, kwargs, where, ctx)
             if op in (Op.ISIN, Op.NOTIN):
                 args = (_typed(args[0], field, where, ctx),)
+            elif op in (Op.EQ, Op.NE, Op.GT, Op.GE, Op.LT, Op.LE, Op.IN_RANGE) and not _is_number(field):
+                bounds = 2 if op is Op.IN_RANGE else 1  # dates and timestamps as text, read as bounds are
+                args = (*_typed(args[:bounds], field, where, ctx), *args[bounds:])
             return rule(f"{label}:{op.value}", op, args, column, "custom")
         if engine in ("expression", "polars"):
             try:
@@ -251,6 +254,10 @@ def _typed(values: tuple[Any, ...], field: Field | None, where: Path_, ctx: Sour
                 pass
         out.append(v)
     return tuple(out)
+
+
+def _is_number(field: Field | None) -> bool:
+    return field is None or field.dtype.is_numeric()
 
 
 _PANDERA_OPS: dict[str, Op] = {

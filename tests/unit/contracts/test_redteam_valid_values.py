@@ -95,3 +95,40 @@ def test_integer_lists_keep_their_check_label() -> None:
     rules = {r.name: r for r in parse_contract(CONTRACT, path="t.yaml").schema().rules}
     assert rules["i:invalidValues"].check == "isin([1, 2])"
     assert rules["f:invalidValues"].check == "isin([0.0, 0.5, 1.0])"
+
+
+COMPARISONS = """
+apiVersion: v3.1.0
+kind: DataContract
+id: urn:test:temporal-checks
+version: 1.0.0
+status: active
+schema:
+  - name: t
+    properties:
+      - name: d
+        logicalType: date
+        quality:
+          - {type: custom, engine: pandera, implementation: "Check.greater_than('2024-01-01')"}
+          - {type: custom, engine: pandera, implementation: "Check.in_range('2024-01-01', '2024-12-31')"}
+      - name: ts
+        logicalType: timestamp
+        logicalTypeOptions: {timezone: true}
+        quality:
+          - {type: custom, engine: pandera, implementation: "Check.less_than('2025-01-01T00:00:00Z')"}
+"""
+
+
+def test_pandera_comparisons_with_dates_as_text() -> None:
+    """``Check.greater_than('2024-01-01')`` on a date: the YAML can only hold text, read as a bound is."""
+    c = parse_contract(COMPARISONS, path="t.yaml")
+    days = [dt.date(2023, 12, 31), dt.date(2024, 1, 1), dt.date(2024, 6, 1), dt.date(2025, 1, 1)]
+    stamps = [dt.datetime(2024, 12, 31, 23, 59, tzinfo=UTC), dt.datetime(2025, 1, 1, tzinfo=UTC)] * 2
+    df = pl.DataFrame({"d": days, "ts": pl.Series(stamps, dtype=pl.Datetime("us", "UTC"))})
+    report = c.validate(df)
+    assert [k.error for k in report.checks] == [None] * len(report.checks)
+    failures = {k.name: k.failures for k in report.checks}
+    first, last = dt.date(2024, 1, 1), dt.date(2024, 12, 31)
+    assert failures["d:greater_than"] == sum(not d > first for d in days) == 2
+    assert failures["d:in_range"] == sum(not first <= d <= last for d in days) == 2
+    assert failures["ts:less_than"] == sum(not t < dt.datetime(2025, 1, 1, tzinfo=UTC) for t in stamps) == 2
