@@ -104,8 +104,8 @@ class PartitionClock:
     """The event-time clock of one source partition.
 
     ``max_event_ms``: newest event time seen (skewed records excluded), None before any;
-    ``last_active_ms``: processing time of the last record (or of the first look at the
-    partition), for the idle close.
+    ``last_active_ms``: processing time of the last record that moved the watermark (or of the first look at
+    the partition), for the idle close.
     """
 
     max_event_ms: int | None = None
@@ -168,7 +168,10 @@ def observe(
     late = seen & (window_starts(ts, window_ms) + window_ms <= before - lateness_ms)
     current = window_starts(np.where(seen, before, ts), window_ms)
     max_event = int(running[-1]) if running[-1] > _NONE else None
-    active = now_ms if len(ts) or clock.last_active_ms is None else clock.last_active_ms
+    # only records that move the watermark keep the partition active: one bringing nothing but records without
+    # an event time (or skewed ones) goes idle, and stops holding the topic's windows back
+    moved = bool(len(ts)) and not bool(still.all())
+    active = now_ms if moved or clock.last_active_ms is None else clock.last_active_ms
     return Observation(late, skewed, current, PartitionClock(max_event, active))
 
 

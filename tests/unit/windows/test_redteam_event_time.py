@@ -87,3 +87,42 @@ def test_without_an_event_time_field_the_kafka_timestamp_is_the_event_time() -> 
     st = StreamTime(replace(p, stream=replace(p.stream, event_time=None)), CONFIG, 1)
     _process(st, [1], [T0 + 1_000], 0, dead=1)
     assert st.states[0].clock.max_event_ms == NOW
+
+
+def test_a_partition_bringing_only_records_without_event_time_does_not_hold_windows_back() -> None:
+    """Such records do not move its watermark, nor keep it active: after the idle delay it stops holding the
+    topic's windows back, as a quiet partition does (it kept them open for as long as the garbage flowed)."""
+    from streams.windows.merger import WindowMerger
+
+    p = plan()
+    cfg = StreamConfig(WINDOW_MS, LATENESS_MS, idle_ms=5_000, max_skew_ms=10**12, unique_ms=3_600_000)
+    st = StreamTime(p, cfg, 2)
+    merger = WindowMerger(p.contract.id, p.schema_obj.name, p.schema_obj.topic, LATENESS_MS, 5_000)
+    now = T0 + 60_000
+
+    def send(records: tuple) -> None:  # type: ignore[type-arg]
+        for r in records:
+            merger.feed(r)
+
+    df = _frame([1, 2], [T0 + 1_000, T0 + 2_000])
+    out = st.process(
+        p.contract.validate(df), compile_plan(p.contract).conform(df), np.zeros(2, dtype=np.int64), np.arange(2),
+        np.full(2, now), now_ms=now,
+    )  # fmt: skip
+    send(out.records)
+    empty = _frame([], [])
+    for k in range(20):  # partition 1: an undecodable message every second, for 20 s
+        at = now + 1_000 * k
+        dead = (np.ones(1, dtype=np.int64), np.array([k]), np.array([at]))
+        out = st.process(
+            p.contract.validate(empty), compile_plan(p.contract).conform(empty), np.zeros(0, dtype=np.int64),
+            np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64), now_ms=at, dead=dead,
+        )  # fmt: skip
+        send(out.records)
+    st.settle(0, 2)
+    st.settle(1, 20)
+    send(tuple(st.heartbeats(now + 20_000)))
+    due = merger.due(now + 20_000)
+    assert [(w.key.start_ms, w.rows) for w in due][0] == (T0, 2)
+    # the dead letters are placed by their Kafka timestamps: in windows of their own, published too
+    assert sum(w.dead_lettered for w in due) == 20 and all(w.rows == 0 for w in due[1:])
