@@ -309,7 +309,7 @@ class CompiledPlan:
                 ]
         valid, violations, gating = verdicts(frame, failing, prepared.tables)
         per_row = [(mask, k) for k, mask in masks.items() if reporter.per_row[k]]
-        rows_cases = reporter.row_cases(df, frame, prepared.originals, per_row, prepared.prefix)
+        rows_cases = reporter.row_cases(df, frame, prepared.originals, per_row)
         rows, valid_rows = base.height, int(valid.sum())
         return ValidationReport(
             contract_id=self.contract.id,

@@ -281,76 +281,32 @@ class Reporter:
         frame: pl.DataFrame,
         originals: dict[str, str],
         failing: list[tuple[str, int]],
-        prefix: str = "__qs_",
     ) -> pl.DataFrame:
         """One failure case per failing row of each zero-tolerance rule.
 
         ``failing`` holds ``(mask column of frame, slot)``. The expressions of each rule's cases
         are built once per rule, mask and input (the rendered column and its dtype; the batch's
-        columns for a row-level expression or key). Row-level expressions all show the batch's row
-        as JSON: when rows fail more than one, each such row is rendered once (see
-        :meth:`_shared_rows`; ``prefix`` starts the names of its columns, distinct from the batch's).
+        columns for a row-level expression or key).
         """
-        expressions = [(mask, k) for mask, k in failing if self.slots[k].rule.op is Op.EXPRESSION]
-        frame, shared = self._shared_rows(df, frame, originals, expressions, prefix)
         schema = frame.schema
         specs = []
         for mask, k in failing:
             slot = self.slots[k]
             rule, name = slot.rule, str(slot.rule.column)
-            mine = shared is not None and rule.op is Op.EXPRESSION
-            if mine:
-                key: tuple[Any, ...] = (k, mask, shared)
-            elif rule.op is Op.EXPRESSION or rule.key_columns:
+            if rule.op is Op.EXPRESSION or rule.key_columns:
                 names = rule.key_columns or tuple(df.columns)
-                key = (k, mask, tuple((n, originals.get(n, n)) for n in names))
+                key: tuple[Any, ...] = (k, mask, tuple((n, originals.get(n, n)) for n in names))
             else:
                 source = originals.get(name, name) if rule.op is Op.DTYPE else name
                 key = (k, mask, source, schema[source])
             columns = self.cases.get(key)
             if columns is None:
-                if mine:  # the rows rendered once, filtered
-                    value = pl.col(str(shared)).filter(pl.col(mask))
-                else:
-                    value = self._case_value(rule, df, schema, originals, mask)
-                columns = self._keep(key, case_columns(value, mask))
+                columns = case_columns(self._case_value(rule, df, schema, originals, mask), mask)
+                if len(self.cases) >= _CASES:
+                    self.cases.pop(next(iter(self.cases)))
+                self.cases[key] = columns
             specs.append((mask, columns, (slot.context, rule.column, rule.check, slot.check_number, rule.name)))
         return row_cases(frame, specs)
-
-    def _keep(self, key: tuple[Any, ...], columns: tuple[pl.Expr, pl.Expr]) -> tuple[pl.Expr, pl.Expr]:
-        """Keep the case expressions ``columns`` under ``key`` (at most ``_CASES``); returns them."""
-        if len(self.cases) >= _CASES:
-            self.cases.pop(next(iter(self.cases)))
-        self.cases[key] = columns
-        return columns
-
-    def _shared_rows(
-        self, df: pl.DataFrame, frame: pl.DataFrame, originals: dict[str, str], failing: list[tuple[str, int]],
-        prefix: str,
-    ) -> tuple[pl.DataFrame, str | None]:  # fmt: skip
-        """``frame`` and, when rows fail more than one of the row-level expressions ``failing`` (mask,
-        slot), the name of a column added to it holding the JSON of every row failing any of them
-        (null elsewhere), rendered once per row: their cases are that column filtered by their masks.
-        Otherwise (or if the rows cannot be rendered: each rule's own cases are tried) ``frame`` and None."""
-        if len(failing) < 2:
-            return frame, None
-        union, name = f"{prefix}u", f"{prefix}j"
-        marked = frame.with_columns(pl.any_horizontal(pl.col(m) for m, _ in failing).fill_null(False).alias(union))
-        at = marked.get_column(union).arg_true()
-        if len(at) == sum(int(frame.get_column(m).sum()) for m, _ in failing):
-            return frame, None  # no row fails two of them: nothing to share
-        key = (union, tuple((n, originals.get(n, n)) for n in df.columns))
-        columns = self.cases.get(key)
-        if columns is None:
-            rule = self.slots[failing[0][1]].rule
-            columns = self._keep(key, case_columns(self._case_value(rule, df, marked.schema, originals, union), union))
-        value = columns[0]
-        try:
-            rendered = marked.select(value).to_series()
-        except Exception:  # a value that cannot be rendered: each rule's own cases are tried
-            return frame, None
-        column = pl.Series(name, [None], dtype=pl.String).new_from_index(0, frame.height).scatter(at, rendered)
-        return frame.with_columns(column), name
 
     def _case_value(
         self, rule: Rule, df: pl.DataFrame, schema: pl.Schema, originals: dict[str, str], mask: str
