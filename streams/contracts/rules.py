@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Collection
 from typing import Any
 
@@ -247,12 +248,11 @@ def _typed(values: tuple[Any, ...], field: Field | None, where: Path_, ctx: Sour
         return values
     out = []
     for v in values:
+        read = v
         if isinstance(v, str):
-            try:
-                v = bound_value(v, dtype, where, ctx)
-            except ContractSchemaError:
-                pass
-        out.append(v)
+            with contextlib.suppress(ContractSchemaError):
+                read = bound_value(v, dtype, where, ctx)
+        out.append(read)
     return tuple(out)
 
 

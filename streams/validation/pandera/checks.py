@@ -52,7 +52,6 @@ def column_check(rule: Rule) -> pa.Check:
         if check.error != rule.check:
             check = getattr(pa.Check, _BY_OP[rule.op])(*args, raise_warning=warn, error=rule.check)
         return check
-    column = str(rule.column)
 
     def fn(data: PolarsData) -> pl.LazyFrame:
         dtype = data.lazyframe.collect_schema()[data.key]

@@ -31,7 +31,8 @@ schema:
         quality: [{type: library, metric: invalidValues, arguments: {validValues: [0, 0.5, 1]}, mustBe: 0}]
       - name: d
         logicalType: date
-        quality: [{type: library, metric: invalidValues, arguments: {validValues: [2024-01-01, "2024-02-29"]}, mustBe: 0}]
+        quality:
+          - {type: library, metric: invalidValues, arguments: {validValues: [2024-01-01, "2024-02-29"]}, mustBe: 0}
       - name: ts
         logicalType: timestamp
         logicalTypeOptions: {timezone: true}

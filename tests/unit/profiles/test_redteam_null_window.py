@@ -48,4 +48,3 @@ def test_a_field_all_null_in_a_large_window_drifts_on_its_null_rate() -> None:
         assert report.field("x").verdict is Verdict.OK  # the other fields are judged as before
     small = sample(20, np.random.default_rng(34), null_rate=1.0)  # 20 records: fewer than min_count
     assert run(spec, ref_profile, small).field("amount").verdict is Verdict.INSUFFICIENT_DATA
-

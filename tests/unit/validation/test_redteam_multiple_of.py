@@ -72,7 +72,7 @@ def test_integers_stay_exact() -> None:
 @settings(max_examples=300, deadline=None)
 @given(
     st.sampled_from(["0.01", "0.1", "0.05", "0.25", "0.5", "0.001", "2.5", "0.0001"]),
-    st.lists(st.integers(-10**7, 10**7), min_size=1, max_size=8),
+    st.lists(st.integers(-(10**7), 10**7), min_size=1, max_size=8),
     st.lists(st.integers(1, 9), min_size=1, max_size=8),
 )
 def test_decimal_multiples_pass_and_others_fail(multiple: str, units: list[int], nudges: list[int]) -> None:

@@ -123,6 +123,6 @@ def test_a_partition_bringing_only_records_without_event_time_does_not_hold_wind
     st.settle(1, 20)
     send(tuple(st.heartbeats(now + 20_000)))
     due = merger.due(now + 20_000)
-    assert [(w.key.start_ms, w.rows) for w in due][0] == (T0, 2)
+    assert (due[0].key.start_ms, due[0].rows) == (T0, 2)
     # the dead letters are placed by their Kafka timestamps: in windows of their own, published too
     assert sum(w.dead_lettered for w in due) == 20 and all(w.rows == 0 for w in due[1:])
