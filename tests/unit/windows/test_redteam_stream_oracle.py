@@ -2,11 +2,12 @@
 a plain loop written from docs/stream-time.md.
 
 Per source partition, in offset order: a record whose time (event time, else Kafka timestamp) is beyond now + max
-skew is *skewed* (its own window, no watermark move); a record without an event time (null field) or a dead letter is placed by its Kafka
-timestamp and moves no watermark (the red-team fix: it made every later record late); any other record moves
-the watermark (newest event time - lateness). A record is *late* when its window's end <= the watermark before
-it: counted as ``late`` in the window of the newest event time seen, in no frame. Every other record counts in
-its window: ``records``, ``rows`` (decoded), ``dead_lettered``, ``skewed``; quarantined = rows not valid.
+skew is *skewed* (its own window, no watermark move); a record without an event time (null field) or a dead letter
+is placed by its Kafka timestamp and moves no watermark (the red-team fix: it made every later record late); any
+other record moves the watermark (newest event time - lateness). A record is *late* when its window's end <= the
+watermark before it: counted as ``late`` in the window of the newest event time seen, in no frame. Every other
+record counts in its window: ``records``, ``rows`` (decoded), ``dead_lettered``, ``skewed``; quarantined = rows
+not valid.
 """
 
 from __future__ import annotations
