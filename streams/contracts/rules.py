@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Collection
 from typing import Any
+
+import polars as pl
 
 from streams.contracts import expressions, sql
 from streams.contracts.model import THRESHOLD_OPERATORS, Field, Op, Rule, Severity, Threshold, Unit, check_label
 from streams.contracts.source import Path_, SourceContext
-from streams.contracts.types import check_regex
+from streams.contracts.types import bound_value, check_regex
 from streams.errors import ContractSchemaError
 
 __all__ = ["quality_rule", "sql_reads"]
@@ -142,6 +145,11 @@ def quality_rule(
             except expressions.ExpressionError as exc:
                 raise ctx.error(str(exc), (*where, "implementation")) from None
             op, args = _pandera_call(method, kwargs, where, ctx)
+            if op in (Op.ISIN, Op.NOTIN):
+                args = (_typed(args[0], field, where, ctx),)
+            elif op in (Op.EQ, Op.NE, Op.GT, Op.GE, Op.LT, Op.LE, Op.IN_RANGE) and not _is_number(field):
+                bounds = 2 if op is Op.IN_RANGE else 1  # dates and timestamps as text, read as bounds are
+                args = (*_typed(args[:bounds], field, where, ctx), *args[bounds:])
             return rule(f"{label}:{op.value}", op, args, column, "custom")
         if engine in ("expression", "polars"):
             try:
@@ -217,7 +225,7 @@ def _library(
         values = args_in["validValues"]
         if not isinstance(values, list) or not values:
             raise ctx.error("validValues needs a non-empty list", (*where, "arguments", "validValues"))
-        return Op.ISIN, (tuple(values),), column
+        return Op.ISIN, (_typed(tuple(values), field, where, ctx),), column
     if "pattern" in args_in:
         check_regex(str(args_in["pattern"]), (*where, "arguments", "pattern"), ctx)
         return Op.STR_CONTAINS, (str(args_in["pattern"]),), column
@@ -226,6 +234,30 @@ def _library(
         "(nothing to check values against)",
         (*where, "arguments"),
     )
+
+
+def _typed(values: tuple[Any, ...], field: Field | None, where: Path_, ctx: SourceContext) -> tuple[Any, ...]:
+    """A value list (``validValues``, ``Check.isin`` / ``notin``) in the property's type where polars could not
+    compare it as written: integers among decimals on a number property (``[0, 0.5, 1]``), ISO text on a date,
+    time or timestamp property (YAML hands dates over as text), read as bounds are. Lists that run as written
+    are kept (and so is their check label); text that is no date stays, and lint names the engine's error."""
+    dtype = field.dtype if field is not None else None
+    if dtype is not None and dtype.is_float() and any(isinstance(v, float) for v in values):
+        return tuple(float(v) if isinstance(v, int) and not isinstance(v, bool) else v for v in values)
+    if not isinstance(dtype, (pl.Date, pl.Datetime, pl.Time)):
+        return values
+    out = []
+    for v in values:
+        read = v
+        if isinstance(v, str):
+            with contextlib.suppress(ContractSchemaError):
+                read = bound_value(v, dtype, where, ctx)
+        out.append(read)
+    return tuple(out)
+
+
+def _is_number(field: Field | None) -> bool:
+    return field is None or field.dtype.is_numeric()
 
 
 _PANDERA_OPS: dict[str, Op] = {

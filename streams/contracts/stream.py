@@ -71,18 +71,28 @@ def parse_duration(value: Any, *, require_unit: bool = False) -> int:
             raise DurationError(f"{value!r} has no unit; {forms}")
         if not value >= 0:  # negative or NaN
             raise DurationError(f"a duration cannot be negative or NaN, got {value!r}")
-        return round(float(value) * 1000)
+        return _bounded(float(value) * 1000, value)
     text = str(value).strip()
     m = _SIMPLE.match(text)
     if m and not (require_unit and m.group(2) is None):
-        return round(float(m.group(1)) * _UNITS_MS[m.group(2) or "s"])
+        return _bounded(float(m.group(1)) * _UNITS_MS[m.group(2) or "s"], value)
     if _COMPOUND.match(text):
-        return round(sum(float(n) * _UNITS_MS[u] for n, u in _PART.findall(text)))
+        return _bounded(sum(float(n) * _UNITS_MS[u] for n, u in _PART.findall(text)), value)
     iso = _ISO.match(text.upper())
     if iso and text.upper() not in ("P", "PT") and any(iso.groups()):
         days, hours, minutes, seconds = (float(g) if g else 0.0 for g in iso.groups())
-        return round((((days * 24 + hours) * 60 + minutes) * 60 + seconds) * 1000)
+        return _bounded((((days * 24 + hours) * 60 + minutes) * 60 + seconds) * 1000, value)
     raise DurationError(f"{value!r} is not a duration; {forms}")
+
+
+#: the longest duration taken: ~10,000 years in ms (event times are int64 ms; a longer window overflows them)
+MAX_DURATION_MS = 10_000 * 366 * 86_400_000
+
+
+def _bounded(ms: float, value: Any) -> int:
+    if not ms <= MAX_DURATION_MS:  # infinite, or beyond any clock
+        raise DurationError(f"{value!r} is longer than any clock holds (at most ~10,000 years)")
+    return round(ms)
 
 
 @dataclass(frozen=True, slots=True)

@@ -182,8 +182,9 @@ def bound_value(value: Any, dtype: pl.DataType, where: Path_, ctx: SourceContext
             v = value if isinstance(value, dt.datetime) else dt.datetime.fromisoformat(str(value))
             if isinstance(v, dt.date) and not isinstance(v, dt.datetime):
                 v = dt.datetime.combine(v, dt.time())
-            if dtype.time_zone is not None:
-                v = v.replace(tzinfo=dt.UTC) if v.tzinfo is None else v.astimezone(dt.UTC)
+            if dtype.time_zone is not None:  # in the column's zone (polars compares only equal zones); a naive
+                zone = zoneinfo.ZoneInfo(dtype.time_zone)  # bound is read there, as naive values are
+                v = v.replace(tzinfo=zone) if v.tzinfo is None else v.astimezone(zone)
             elif v.tzinfo is not None:
                 v = v.astimezone(dt.UTC).replace(tzinfo=None)
             return v

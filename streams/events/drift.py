@@ -25,12 +25,20 @@ without labels (CBPE) travels in the confidence event as ``expected_accuracy``.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import TYPE_CHECKING
 
 from cloudevents.core.v1.event import CloudEvent
 
-from streams.events.types import EventSeverity, EventType, context_attributes, event_id, iso_utc, source_urn
+from streams.events.types import (
+    EventSeverity,
+    EventType,
+    context_attributes,
+    event_id,
+    iso_utc,
+    ms_utc,
+    source_urn,
+)
 from streams.profiles.drift import Verdict
 from streams.profiles.evidence import confidence_data, drift_data
 
@@ -57,7 +65,7 @@ def drift_event_id(
 
 def _window(verdict: WindowVerdict) -> tuple[datetime, datetime]:
     k = verdict.key
-    start, end = (datetime.fromtimestamp(ms / 1000, tz=UTC) for ms in (k.start_ms, k.end_ms))
+    start, end = (ms_utc(ms) for ms in (k.start_ms, k.end_ms))
     return start, end
 
 

@@ -12,13 +12,12 @@ labelled (only unmatched predictions or orphan labels to report).
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 from cloudevents.core.v1.event import CloudEvent
 
 from streams.events.drift import drift_event_id
-from streams.events.types import EventSeverity, EventType, context_attributes, source_urn
+from streams.events.types import EventSeverity, EventType, context_attributes, ms_utc, source_urn
 from streams.profiles.evidence import performance_data
 
 if TYPE_CHECKING:
@@ -33,7 +32,7 @@ def model_performance(
     partial: PerformancePartial, *, labels_topic: str, horizon_ms: int,
 ) -> CloudEvent:  # fmt: skip
     """The ``model.performance`` event of one window ``[start_ms, end_ms)`` of ``topic`` (predictions), one version."""
-    start, end = (datetime.fromtimestamp(ms / 1000, tz=UTC) for ms in (start_ms, end_ms))
+    start, end = (ms_utc(ms) for ms in (start_ms, end_ms))
     data = performance_data(partial, model_version, contract, schema, topic, (start, end))
     data |= {"scope": "window", "labels_topic": labels_topic, "horizon_seconds": horizon_ms / 1000}
     eid = drift_event_id(EventType.MODEL_PERFORMANCE, contract, schema, topic, start_ms, end_ms, model_version)

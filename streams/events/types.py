@@ -52,6 +52,7 @@ __all__ = [
     "event_id",
     "iso_utc",
     "json_number",
+    "ms_utc",
     "offset_ranges",
     "source_urn",
     "to_utc",
@@ -153,6 +154,21 @@ class LifecyclePhase(enum.StrEnum):
 def to_utc(moment: datetime) -> datetime:
     """``moment`` in UTC; a naive datetime is taken to be UTC already (Kafka timestamps are epoch ms)."""
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+def ms_utc(ms: int) -> datetime:
+    """Epoch milliseconds as an aware UTC datetime, within what ``datetime`` holds: the end of the window holding
+    9999-12-31T23:59:59 (a common sentinel) is the year 10000, read as 9999-12-31T23:59:59.999999 (it raised, and
+    a window's events could never be built)."""
+    if ms >= _MAX_MS:
+        return datetime.max.replace(tzinfo=UTC)
+    if ms <= _MIN_MS:
+        return datetime.min.replace(tzinfo=UTC)
+    return datetime.fromtimestamp(ms / 1000, tz=UTC)
+
+
+_MAX_MS = int((datetime.max.replace(tzinfo=UTC) - datetime(1970, 1, 1, tzinfo=UTC)).total_seconds() * 1000)
+_MIN_MS = int((datetime.min.replace(tzinfo=UTC) - datetime(1970, 1, 1, tzinfo=UTC)).total_seconds() * 1000)
 
 
 def iso_utc(moment: datetime) -> str:

@@ -10,7 +10,7 @@ again (a new owner after a crash) de-duplicates on the consumer side.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from cloudevents.core.v1.event import CloudEvent
@@ -22,6 +22,7 @@ from streams.events.types import (
     event_id,
     iso_utc,
     json_number,
+    ms_utc,
     source_urn,
 )
 
@@ -73,7 +74,7 @@ def _bounds(contract: Contract, verdict: WindowVerdict) -> tuple[datetime, datet
     k = verdict.key
     if (k.contract_id, k.contract_version, verdict.contract_sha256) != (contract.id, contract.version, contract.sha256):
         raise ValueError(f"verdict of {k.contract_id}@{k.contract_version} is not for contract {contract.ref}")
-    start, end = (datetime.fromtimestamp(ms / 1000, tz=UTC) for ms in (k.start_ms, k.end_ms))
+    start, end = (ms_utc(ms) for ms in (k.start_ms, k.end_ms))
     return start, end
 
 

@@ -1,7 +1,8 @@
 """Per-field drift of a current profile against a reference profile.
 
 Every profiled field gets a verdict — ``ok``, ``drift`` or ``insufficient_data`` (fewer than
-``min_count`` non-null current values: no verdict, never a false alarm) — from one *distribution
+``min_count`` non-null current values: no verdict, never a false alarm; but with ``min_count`` records, a
+flagged null-rate change is ``drift``: a field turned all null) — from one *distribution
 method* plus auxiliary checks:
 
 ==============  =========================================  ==================================
@@ -260,7 +261,14 @@ def compare(
         method, threshold = override.method, override.threshold
         need = override.min_count or config.min_count
         if cur.count < need or ref.count < need:
-            out.append(FieldDrift(name, kind, Verdict.INSUFFICIENT_DATA, method, ref.count, cur.count))
+            # too few values for a distribution, but the null rate needs records: a field that turned (nearly)
+            # all null in a large window is drift, not "insufficient data"
+            rows = min(cur.count + cur.nulls, ref.count + ref.nulls) >= need
+            null_rate = _null_rate(ref, cur, config) if rows else None
+            if null_rate is not None and null_rate.drifted:
+                out.append(FieldDrift(name, kind, Verdict.DRIFT, None, ref.count, cur.count, (null_rate,)))
+            else:
+                out.append(FieldDrift(name, kind, Verdict.INSUFFICIENT_DATA, method, ref.count, cur.count))
             continue
         if not override.judged:  # method: none: not judged for distribution drift, the null rate only
             null_rate = _null_rate(ref, cur, config)

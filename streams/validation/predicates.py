@@ -113,8 +113,27 @@ def predicate(
     if op is Op.EXPRESSION:
         return to_polars(args[0]), True
     if op is Op.MULTIPLE_OF:
-        return (c % args[0]) == 0, True
+        return multiple_of(c, args[0]), True
     return builtin(op, args, c, dtype, rows), True
+
+
+#: ``multipleOf`` with a fractional step: how far from a whole number ``x / step`` may be, relative to it
+MULTIPLE_TOLERANCE = 1e-12
+
+
+def multiple_of(c: pl.Expr, step: float) -> pl.Expr:
+    """``c`` is a whole multiple of ``step``, on the decimal values JSON and the contract write.
+
+    An integer step is exact (``c % step == 0``). A fractional one is not representable in binary floating
+    point (``19.99 % 0.01`` is ``0.0099…``), so ``c / step`` is taken as whole within a relative
+    :data:`MULTIPLE_TOLERANCE` (the rounding of the two decimal values is ~1e-16): ``19.99`` is a multiple of
+    ``0.01`` and ``0.0075`` of ``0.0001`` (JSON Schema's test suite), ``0.00751`` is not; NaN and infinite
+    values (or quotients) never are.
+    """
+    if isinstance(step, int) and not isinstance(step, bool):
+        return (c % step) == 0
+    q = c / step
+    return q.is_finite() & ((q - q.round(0)).abs() <= q.abs() * MULTIPLE_TOLERANCE)
 
 
 def builtin(

@@ -58,10 +58,12 @@ def annotate(
     window_ms: int,
     lateness_ms: int,
     max_skew_ms: int,
+    timeless: np.ndarray | None = None,
 ) -> tuple[Marks, dict[int, PartitionClock]]:
     """Late / skewed / current-window marks of a batch's records, and the partition clocks after it.
 
-    Records of each partition are taken in the order given (offset order).
+    Records of each partition are taken in the order given (offset order). Records where ``timeless`` is True
+    have no event time (placed by their Kafka timestamp): they do not advance their partition's watermark.
     """
     parts = np.asarray(partitions, dtype=np.int64)
     ts = np.asarray(event_ms, dtype=np.int64)
@@ -77,6 +79,7 @@ def annotate(
             window_ms=window_ms,
             lateness_ms=lateness_ms,
             max_skew_ms=max_skew_ms,
+            timeless=None if timeless is None else np.asarray(timeless, dtype=bool)[rows],
         )
         late[rows], skewed[rows], current[rows] = seen.late, seen.skewed, seen.current
         out[int(p)] = seen.clock
@@ -139,7 +142,6 @@ def batch_partials(
 
 _SKIP = np.iinfo(np.int64).min
 _NONE = np.zeros(0, dtype=np.int64)
-_PARTS = 1 << 16  # partitions of a topic fit in 16 bits (Kafka's limit is far lower in practice)
 
 
 def _failing_rows(report: ValidationReport) -> dict[str, np.ndarray]:
@@ -201,10 +203,18 @@ def partition_partials(
     out: dict[tuple[WindowKey, int], WindowPartial] = {}
     all_home, all_part = np.concatenate([home, dead_home]), np.concatenate([row_part, dead_part])
     keep = all_home != _SKIP
-    groups = np.unique(all_home[keep] * _PARTS + all_part[keep])  # (window start, partition) in one int64
-    codes = np.where(home == _SKIP, -1, home * _PARTS + row_part)  # replayed rows belong to no slice
-    slices = _Slices.of(plan, frame, codes, marks.late, groups) if rows else None
-    for g, (start, part) in enumerate(zip(groups // _PARTS, groups % _PARTS, strict=True)):
+    # the (window start, partition) slices, sorted; not packed into one int64 (a start after the year 6429, a
+    # 9999-12-31 sentinel, overflowed it: the record counted in no window)
+    starts, start_of = np.unique(all_home[keep], return_inverse=True)  # the window starts, then packed by rank
+    width = int(all_part[keep].max()) + 1 if keep.any() else 1
+    codes, inverse = np.unique(np.asarray(start_of, dtype=np.int64).reshape(-1) * width + all_part[keep],
+                               return_inverse=True)  # fmt: skip
+    slice_of = np.full(len(all_home), -1, dtype=np.int64)
+    slice_of[keep] = np.asarray(inverse, dtype=np.int64).reshape(-1)
+    slice_of = np.where(marks.late, -1, slice_of[:rows])  # each row's slice: its own window's records only
+    slices = _Slices.of(plan, frame, slice_of, len(codes)) if rows else None
+    groups = [(int(starts[c // width]), int(c % width)) for c in codes.tolist()]
+    for g, (start, part) in enumerate(groups):
         so = plan.schema_obj
         key = WindowKey(c.id, c.version, so.name, so.topic, int(start), int(start) + window_ms)
         here, dead_here = (home == start) & (row_part == part), (dead_home == start) & (dead_part == part)
@@ -271,18 +281,13 @@ class _Slices:
     sql: dict[str, dict[int, tuple[int | float | None, ...]] | str]  # rule -> slice -> partial values, or error
 
     @classmethod
-    def of(
-        cls, plan: WindowPlan, frame: pl.DataFrame | None, codes: np.ndarray, late: np.ndarray, groups: np.ndarray
-    ) -> _Slices:
-        if frame is None or not plan.needs_frame or not len(groups):
+    def of(cls, plan: WindowPlan, frame: pl.DataFrame | None, slice_of: np.ndarray, groups: int) -> _Slices:
+        """``slice_of``: per row, the index of its (window, partition) slice, -1 for a late or replayed row."""
+        if frame is None or not plan.needs_frame or not groups:
             return cls(plan, None, {}, {})
         sub = frame.select(plan.frame_columns(frame.columns))
         hashes: dict[str, tuple[np.ndarray, np.ndarray] | str] = {}
         sql: dict[str, dict[int, tuple[int | float | None, ...]] | str] = {}
-        slice_of = np.searchsorted(groups, codes)  # the slice index of each row: its own window's records only
-        found = (slice_of < len(groups)) & (groups[np.minimum(slice_of, len(groups) - 1)] == codes) & ~late
-        found &= codes >= 0
-        slice_of = np.where(found, slice_of, -1)
         for rp in plan.of_kind(RuleKind.VALUES, RuleKind.SQL):
             name = rp.rule.name
             try:

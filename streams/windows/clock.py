@@ -104,8 +104,8 @@ class PartitionClock:
     """The event-time clock of one source partition.
 
     ``max_event_ms``: newest event time seen (skewed records excluded), None before any;
-    ``last_active_ms``: processing time of the last record (or of the first look at the
-    partition), for the idle close.
+    ``last_active_ms``: processing time of the last record that moved the watermark (or of the first look at
+    the partition), for the idle close.
     """
 
     max_event_ms: int | None = None
@@ -148,24 +148,30 @@ def observe(
     window_ms: int,
     lateness_ms: int,
     max_skew_ms: int,
+    timeless: np.ndarray | None = None,
 ) -> Observation:
     """Advance one partition's clock over records in offset order, flagging late and skewed ones.
 
     A record is late when the end of its window is not after the watermark as it stood
     just before the record (newest earlier event time minus the lateness). ``current``
     is the window of the newest event time seen before each record, where a late
-    record is counted.
+    record is counted. Records where ``timeless`` is True have no event time (their
+    Kafka timestamp places them): like skewed ones, they do not advance the watermark.
     """
     ts = np.asarray(event_ms, dtype=np.int64)
     skewed = ts > now_ms + max_skew_ms
+    still = skewed if timeless is None else skewed | np.asarray(timeless, dtype=bool)
     first = clock.max_event_ms if clock.max_event_ms is not None else _NONE
-    running = np.maximum.accumulate(np.concatenate(([first], np.where(skewed, _NONE, ts))))
+    running = np.maximum.accumulate(np.concatenate(([first], np.where(still, _NONE, ts))))
     before = running[:-1]  # newest (non-skewed) event time before each record
     seen = before > _NONE
     late = seen & (window_starts(ts, window_ms) + window_ms <= before - lateness_ms)
     current = window_starts(np.where(seen, before, ts), window_ms)
     max_event = int(running[-1]) if running[-1] > _NONE else None
-    active = now_ms if len(ts) or clock.last_active_ms is None else clock.last_active_ms
+    # only records that move the watermark keep the partition active: one bringing nothing but records without
+    # an event time (or skewed ones) goes idle, and stops holding the topic's windows back
+    moved = bool(len(ts)) and not bool(still.all())
+    active = now_ms if moved or clock.last_active_ms is None else clock.last_active_ms
     return Observation(late, skewed, current, PartitionClock(max_event, active))
 
 

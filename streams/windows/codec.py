@@ -165,7 +165,7 @@ def encode(record: Record) -> bytes:
         "counts": list(p.counts),
         "rules": {n: [t.failures, t.batches, t.error] for n, t in p.rules.items()},
         "values": {n: [blob(v.hashes, "<u8"), blob(v.counts, "<i8"), v.nulls] for n, v in p.values.items()},
-        "aggregates": {n: [list(kinds), list(vals)] for n, (kinds, vals) in p.aggregates.items()},
+        "aggregates": {n: [list(kinds), _finite_json(list(vals))] for n, (kinds, vals) in p.aggregates.items()},
         "evidence": {n: [list(e) for e in ev] for n, ev in p.evidence.items()},
         "offsets": [[part, [list(r) for r in ranges]] for part, ranges in p.offsets.items()],
     }
@@ -302,7 +302,12 @@ def _opt_int(v: Any) -> int | None:
     return None if v is None else _int(v)
 
 
+_NON_FINITE = {"inf": math.inf, "-inf": -math.inf, "nan": math.nan}
+
+
 def _opt_num(v: Any) -> int | float | None:
     if v is None or (isinstance(v, (int, float)) and not isinstance(v, bool)):
         return v  # type: ignore[no-any-return]
+    if isinstance(v, str) and v in _NON_FINITE:  # written by _finite_json (JSON has no inf or NaN)
+        return _NON_FINITE[v]
     raise TypeError(f"expected a number, got {type(v).__name__}")

@@ -132,13 +132,30 @@ def key_of(rule: object) -> tuple[str, ...]:
     return names or ((str(column),) if column is not None else ())
 
 
+def _signless_zero(column: str, dtype: pl.DataType) -> pl.Expr:
+    """``-0.0`` as ``0.0`` (equal for the engine, written differently in JSON)."""
+    return pl.when(pl.col(column) == 0).then(pl.lit(0.0, dtype)).otherwise(pl.col(column)).alias(column)
+
+
 def key_hash(frame: pl.DataFrame, columns: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray]:
     """``(hashes, nulls)`` of a key over ``frame``: one column, or a composite key (as JSON text of its
-    parts; a key with a null part is null: never a duplicate, never claimed)."""
+    parts, ``-0.0`` written as ``0.0`` and non-finite floats told apart; a key with a null part is null: never a
+    duplicate, never claimed)."""
     if len(columns) == 1:
         return stable_hash(frame.get_column(columns[0]))
-    key = frame.select(pl.struct(*columns).alias("k")).to_series()
+    floats = [c for c in columns if frame.schema[c].is_float()]
+    parts = [_signless_zero(c, frame.schema[c]) if c in floats else pl.col(c) for c in columns]
+    key = frame.select(pl.struct(*parts).alias("k")).to_series()
     hashes, _ = stable_hash(key)
+    for i, c in enumerate(columns):  # JSON writes inf, -inf and NaN as null: tell them apart as the engine does
+        if c in floats:
+            v = frame.get_column(c).cast(pl.Float64).fill_null(0.0).to_numpy()
+            kind = np.select([np.isnan(v), v == np.inf, v == -np.inf], [1, 2, 3], 0).astype(np.uint64)
+            odd = np.flatnonzero(kind)
+            if len(odd):
+                with np.errstate(over="ignore"):
+                    tag = mix64(kind[odd] * np.uint64(len(columns)) + np.uint64(i) + _SEED_TEXT)
+                    hashes[odd] = mix64(hashes[odd] ^ tag) + _GOLDEN
     nulls = frame.select(pl.any_horizontal(pl.col(c).is_null() for c in columns)).to_series().to_numpy()
     hashes[nulls] = 0
     return hashes, np.asarray(nulls, dtype=bool)

@@ -55,6 +55,9 @@ class WindowMerger:
     #: (bounded: the latest CLOSED_MEMORY): a later snapshot of one of them adds late records, not lost ones
     published: dict[tuple[WindowKey, int], WindowPartial] = field(default_factory=dict)
     pending_late: int = 0
+    #: windows published beyond every partition's newest event time (only skewed records reach them; an idle
+    #: close publishes them): closed without moving ``closed_through`` (bounded like ``published``)
+    beyond: dict[WindowKey, None] = field(default_factory=dict)
 
     def feed(self, record: Record) -> None:
         """Take one record of the internal topic (of this stream)."""
@@ -70,7 +73,7 @@ class WindowMerger:
 
     def _snapshot(self, record: Partial) -> None:
         part = record.partial
-        if part.key.end_ms <= self.closed_through:
+        if part.key.end_ms <= self.closed_through or part.key in self.beyond:
             self.stats.after_close += 1
             self._after_close((part.key, record.partition), part)
             return
@@ -127,14 +130,21 @@ class WindowMerger:
 
     def close(self, windows: Iterable[WindowPartial]) -> tuple[Closed, list[bytes]]:
         """Mark ``windows`` published: the ``closed`` marker to publish and the snapshot keys to tombstone."""
-        ends = [w.key.end_ms for w in windows]
+        windows = list(windows)
+        # a window no partition's clock has reached holds only skewed records: publishing it (an idle close) must
+        # not close every window before it, or nothing the stream brings until then is ever published
+        newest = max((c.max_event_ms for c in self.clocks.values() if c.max_event_ms is not None), default=None)
+        far = {w.key for w in windows if newest is None or w.key.start_ms > newest}
+        ends = [w.key.end_ms for w in windows if w.key not in far]
         through = max([*ends, self.closed_through])
-        gone = [(k, p) for (k, p) in self.snapshots if k.end_ms <= through]
+        self.beyond.update(dict.fromkeys(far))
+        _bound(self.beyond)
+        gone = [(k, p) for (k, p) in self.snapshots if k.end_ms <= through or k in far]
         keys = [record_key(Partial(p, self.snapshots[(k, p)])) for k, p in gone]
         for slot in gone:
             self.published[slot] = self.snapshots.pop(slot)
         _bound(self.published)
-        if ends:
+        if windows:
             self.pending_late = 0
         self.closed_through = through
         return Closed(self.contract_id, self.schema, self.topic, through), keys

@@ -25,6 +25,7 @@ and the window's check counts the batch slices that broke the threshold
 from __future__ import annotations
 
 import functools
+import math
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
@@ -96,6 +97,10 @@ def _number(value: Any) -> Value:
     raise ValueError(f"the SQL query returned {value!r}, not a number")
 
 
+def _nan(v: Value) -> bool:
+    return isinstance(v, float) and math.isnan(v)
+
+
 def merge_values(kinds: tuple[str, ...], a: tuple[Value, ...], b: tuple[Value, ...]) -> tuple[Value, ...]:
     """Merge two partial value tuples (associative and commutative; NULL is neutral except in counts)."""
     out: list[Value] = []
@@ -104,6 +109,8 @@ def merge_values(kinds: tuple[str, ...], a: tuple[Value, ...], b: tuple[Value, .
             out.append((x if y is None else y) if kind != "count" else (x or 0) + (y or 0))
         elif kind in ("count", "sum"):
             out.append(x + y)
+        elif _nan(x) or _nan(y):  # polars' MIN / MAX skip NaN unless every value is NaN (Python's min / max
+            out.append(y if _nan(x) else x)  # kept whichever came first: order-dependent)
         else:
             out.append(min(x, y) if kind == "min" else max(x, y))
     return tuple(out)

@@ -172,12 +172,17 @@ class StreamTime:
         # rows and dead letters of a partition are observed together, in offset order
         all_parts, all_offs = np.concatenate([parts, d_parts]), np.concatenate([offs, d_offs])
         all_ts = np.concatenate([times.ms, d_ts])
+        # with an event-time field, a record without one (and a dead letter) is placed by its Kafka timestamp,
+        # another clock: it must not move the watermark (one such record made every later one late on a lagging
+        # stream)
+        timeless = np.concatenate([times.bad, np.full(len(d_ts), plan.stream.event_time is not None)])
         skip_all = self._counted(all_parts, all_offs)
         order = np.lexsort((all_offs, all_parts))
         order = order[~skip_all[order]]
         observed, clocks = annotate(
             {p: st.clock for p, st in self.states.items()}, all_parts[order], all_offs[order], all_ts[order],
             now_ms=now_ms, window_ms=cfg.window_ms, lateness_ms=cfg.lateness_ms, max_skew_ms=cfg.max_skew_ms,
+            timeless=timeless[order],
         )  # fmt: skip
         everything = _spread(observed, order, all_parts, all_offs, all_ts)
         n = len(parts)

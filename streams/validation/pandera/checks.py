@@ -52,13 +52,14 @@ def column_check(rule: Rule) -> pa.Check:
         if check.error != rule.check:
             check = getattr(pa.Check, _BY_OP[rule.op])(*args, raise_warning=warn, error=rule.check)
         return check
-    column = str(rule.column)
 
     def fn(data: PolarsData) -> pl.LazyFrame:
         dtype = data.lazyframe.collect_schema()[data.key]
         return data.lazyframe.select(predicate(rule, pl.col(data.key), dtype)[0])
 
-    _, ignore_na = predicate(rule, pl.col(column))
+    # the predicate's own ignore_na, without building it untyped (a missingValues list mixing -1 and 'N/A'
+    # cannot be one polars list; typed by the column, as in fn, it can)
+    ignore_na = rule.op not in (Op.NOT_NULL, Op.UNIQUE, Op.MISSING)
     return pa.Check(
         fn,
         ignore_na=ignore_na,
