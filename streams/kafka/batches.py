@@ -27,6 +27,7 @@ import logging
 import time
 from collections import deque
 from collections.abc import Sequence
+from operator import attrgetter
 from typing import TYPE_CHECKING, Any
 
 from streams.errors import CommitRefusedError, SettingsError, TransportError
@@ -48,12 +49,13 @@ __all__ = ["BatchWorker", "tune_gc"]
 
 log = logging.getLogger("streams.kafka.worker")
 _COMMIT_TIMEOUT = 10.0
+_TOPIC, _PARTITION = attrgetter("topic"), attrgetter("partition")
 
 
 def _same_destination(records: Sequence[OutRecord], topic: str, partition: int | None) -> bool:
     """True when every record goes to ``topic`` and ``partition``."""
     n = len(records)
-    return [r.topic for r in records].count(topic) == n and [r.partition for r in records].count(partition) == n
+    return list(map(_TOPIC, records)).count(topic) == n and list(map(_PARTITION, records)).count(partition) == n
 
 
 def tune_gc() -> None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Sequence
+from operator import attrgetter
 
 from streams.kafka.transport import Transport
 from streams.pipeline.deadletter import internal_dead_letters
@@ -27,6 +28,7 @@ log = logging.getLogger(__name__)
 
 #: how long a topic's limit is trusted before it is read again
 LIMIT_TTL_S = 60.0
+_TOPIC = attrgetter("topic")
 
 
 class OutputLimits:
@@ -46,9 +48,10 @@ class OutputLimits:
         return value
 
     async def fit(self, result: BatchResult, messages: Sequence[Message]) -> BatchResult:
-        topics = {r.topic for r in result.outputs()}
-        if not topics or not messages:
+        outputs = result.outputs()
+        if not outputs or not messages:
             return result
+        topics = set(map(_TOPIC, outputs))
         limits = {t: await self.limit(t) for t in topics}
         return fit(result, messages, limits, settings=self.settings)
 
