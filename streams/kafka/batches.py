@@ -35,10 +35,12 @@ from streams.kafka.backpressure import EventDelivery
 from streams.kafka.connection import backoff
 from streams.kafka.observers import HealthObserver, LifecycleObserver, MetricsObserver, Observers, WorkerObserver
 from streams.kafka.outputs import OutputLimits, given_up
+from streams.kafka.topics import output_topics
 from streams.kafka.transactions import Ahead, ExactlyOnce, InFlight, OpenTransaction
 from streams.kafka.transport import TopicPartition, Transport
 from streams.observability import Health, Lifecycle, Metrics, log_extra
 from streams.pipeline.loops import loop_reason
+from streams.pipeline.warming import warm_all
 from streams.pipeline.records import BatchResult, Message, OutRecord
 from streams.settings import Settings
 
@@ -135,9 +137,13 @@ class BatchWorker(ExactlyOnce):
     async def run(self) -> None:
         """Run until :meth:`stop`. Retries an unreachable broker forever; raises only configuration errors."""
         transport, every = self.transport, self.settings.topic_check_interval_s
+        # the engine's one-off costs (plans, imports) paid while the clients connect, not by the first batch
+        warming = asyncio.ensure_future(asyncio.to_thread(warm_all, list(self.bindings.values())))
         try:
             if not await transport.connect(self):
                 return
+            await warming
+            await self.outputs.prefetch(output_topics(self.settings, transport.subscribed))
             await self.observers.on_start(transport)
             for topic in transport.missing:
                 reason = f"source topic {topic} does not exist; looking again every {every:g} s"
