@@ -40,8 +40,8 @@ def count_parts(
     counts: dict[int, dict[str, int]], messages: Sequence[Message], msg_of: Sequence[int], valid: Sequence[bool]
 ) -> None:
     """Add the valid and quarantined records of each source partition (``msg_of``: each row's message)."""
-    parts = [m.partition for m in messages]
-    of_row = [parts[i] for i in msg_of]
+    parts = list(map(_PARTITION, messages))
+    of_row = parts if list(msg_of) == list(range(len(parts))) else [parts[i] for i in msg_of]  # one record each
     rows, good = Counter(of_row), Counter(compress(of_row, valid))
     for p, n in rows.items():
         c = counts.setdefault(p, dict.fromkeys(_OUTCOMES, 0))
