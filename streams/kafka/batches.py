@@ -40,8 +40,8 @@ from streams.kafka.transactions import Ahead, ExactlyOnce, InFlight, OpenTransac
 from streams.kafka.transport import TopicPartition, Transport
 from streams.observability import Health, Lifecycle, Metrics, log_extra
 from streams.pipeline.loops import loop_reason
-from streams.pipeline.warming import warm_all
 from streams.pipeline.records import BatchResult, Message, OutRecord
+from streams.pipeline.warming import warm_all
 from streams.settings import Settings
 
 if TYPE_CHECKING:

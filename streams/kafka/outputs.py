@@ -39,7 +39,9 @@ _TOPIC = attrgetter("topic")
 class OutputLimits:
     """Per-topic record size limits, cached; fits each batch's outputs to them."""
 
-    def __init__(self, settings: Settings, transport: Transport, *, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self, settings: Settings, transport: Transport, *, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         self.settings, self.transport, self.clock = settings, transport, clock
         self._limits: dict[str, tuple[int, float]] = {}
         self._reading: dict[str, asyncio.Task[None]] = {}  # background reads of limits past their age

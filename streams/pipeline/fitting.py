@@ -77,7 +77,7 @@ def _all_fit(records: Sequence[OutRecord], limit_of: Mapping[str, int]) -> bool:
     if not records:
         return True
     tuples = list(map(_HEADERS, records))
-    headers = dict(zip(map(id, tuples), tuples)).values()  # the distinct headers tuples (by identity)
+    headers = dict(zip(map(id, tuples), tuples, strict=True)).values()  # the distinct headers tuples (by identity)
     bound = (21 + BATCH_OVERHEAD + max(map(len, filter(None, map(_VALUE, records))), default=0)
              + max(map(len, filter(None, map(_KEY, records))), default=0)
              + max(sum(10 + len(k) + len(v) for k, v in h) for h in headers))  # fmt: skip

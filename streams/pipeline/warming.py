@@ -1,10 +1,11 @@
 """A binding's one-off costs paid before its first batch: the worker warms its bindings while its clients connect.
 
 The first batch a binding routes used to take ~100-150 ms more than the next ones (the engine's plans compiled for
-the wire schema, pyarrow's compute module imported by the timestamp parser, polars' NDJSON reader and writer set up):
-under full load that one batch was the worker's p99 latency. :func:`warm` runs the decoder and the engine once on a
-record of nulls (as many rows as a full batch) and keeps nothing but those caches: a fresh per-message decoder reads the record, the bulk reader only
-parses and proves it (its learnt key order and cooldown untouched), no stage (stream time) sees it.
+the wire schema, pyarrow's compute module imported by the timestamp parser, polars' NDJSON reader and writer set
+up): under full load that one batch was the worker's p99 latency. :func:`warm` runs the decoder and the engine once
+on a record of nulls (as many rows as a full batch) and keeps nothing but those caches: a fresh per-message decoder
+reads the record, the bulk reader only parses and proves it (its learnt key order and cooldown untouched), no stage
+(stream time) sees it.
 """
 
 from __future__ import annotations
