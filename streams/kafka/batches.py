@@ -142,13 +142,13 @@ class BatchWorker(ExactlyOnce):
         try:
             if not await transport.connect(self):
                 return
-            await warming
-            await self.outputs.prefetch(output_topics(self.settings, transport.subscribed))
-            await self.observers.on_start(transport)
+            await self.observers.on_start(transport)  # first: the lifecycle reports a start before any assignment
             for topic in transport.missing:
                 reason = f"source topic {topic} does not exist; looking again every {every:g} s"
                 log.error("%s", reason, extra=log_extra(topic))
                 await self.observers.on_binding_failed(topic, reason)
+            await warming
+            await self.outputs.prefetch(output_topics(self.settings, transport.subscribed))
             next_check = time.monotonic() + every
             while not self._stop.is_set():
                 await self._cycle()
