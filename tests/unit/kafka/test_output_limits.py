@@ -107,3 +107,27 @@ def test_the_worker_warms_its_bindings_and_reads_its_output_limits_before_the_fi
         assert warmed == [TOPIC] and order.index(("warm",)) < first_batch
 
     asyncio.run(asyncio.wait_for(scenario(), 30.0))
+
+
+def test_the_start_is_reported_before_an_assignment_that_comes_while_the_limits_are_read() -> None:
+    """aiokafka joins the group in the background once subscribed: an assignment can arrive while the worker awaits
+    its warm-up and the output limits; the lifecycle must still say "started" first (the demo waits for the
+    assignment it reports after the start)."""
+    from .test_worker_inmemory import Recorder
+
+    class JoinsMeanwhile(InMemoryTransport):
+        async def max_message_bytes(self, topic: str) -> int:
+            await self._apply_rebalance()  # the group join completing during the read
+            return await super().max_message_bytes(topic)
+
+    async def scenario() -> None:
+        transport = JoinsMeanwhile(sources=[TOPIC], partitions={TOPIC: 1})
+        feed(transport, 5, 0)
+        recorder = Recorder(transport)
+        worker = worker_for(transport, observers=(recorder,))
+        async with running(worker):
+            await transport.wait_for(lambda: sum(worker.committed.values()) == 5)
+        kinds = recorder.kinds()
+        assert "assign" in kinds and kinds.index("start") < kinds.index("assign")
+
+    asyncio.run(asyncio.wait_for(scenario(), 30.0))
