@@ -34,6 +34,9 @@ decoded and validated in one call: the more partitions per poll, the fewer calls
 return to offsets committed: p50/p99), the peak RSS of the process and its CPU time per record (user + system,
 every thread of the process, first batch to last commit: steadier than msg/s on a shared machine).
 
+The worker modes produce with the codec of ``STREAMS_OUTPUT_COMPRESSION`` (zstd unless set in the environment, which
+the children inherit; a ``--baseline`` checkout older than that setting produces uncompressed batches).
+
 ``--repeat N`` runs the modes N times and prints medians; ``--baseline DIR`` (an older checkout, e.g. from
 ``git archive``) also runs each worker mode against DIR's package right after this tree's, on the same topic.
 Both add raw's CPU per record over a mode's as a share: on a shared machine it holds where wall-time rates do not,

@@ -27,6 +27,7 @@ import logging
 import time
 from collections import deque
 from collections.abc import Sequence
+from operator import attrgetter
 from typing import TYPE_CHECKING, Any
 
 from streams.errors import CommitRefusedError, SettingsError, TransportError
@@ -34,11 +35,13 @@ from streams.kafka.backpressure import EventDelivery
 from streams.kafka.connection import backoff
 from streams.kafka.observers import HealthObserver, LifecycleObserver, MetricsObserver, Observers, WorkerObserver
 from streams.kafka.outputs import OutputLimits, given_up
+from streams.kafka.topics import output_topics
 from streams.kafka.transactions import Ahead, ExactlyOnce, InFlight, OpenTransaction
 from streams.kafka.transport import TopicPartition, Transport
 from streams.observability import Health, Lifecycle, Metrics, log_extra
 from streams.pipeline.loops import loop_reason
 from streams.pipeline.records import BatchResult, Message, OutRecord
+from streams.pipeline.warming import warm_all
 from streams.settings import Settings
 
 if TYPE_CHECKING:
@@ -48,12 +51,13 @@ __all__ = ["BatchWorker", "tune_gc"]
 
 log = logging.getLogger("streams.kafka.worker")
 _COMMIT_TIMEOUT = 10.0
+_TOPIC, _PARTITION = attrgetter("topic"), attrgetter("partition")
 
 
 def _same_destination(records: Sequence[OutRecord], topic: str, partition: int | None) -> bool:
     """True when every record goes to ``topic`` and ``partition``."""
     n = len(records)
-    return [r.topic for r in records].count(topic) == n and [r.partition for r in records].count(partition) == n
+    return list(map(_TOPIC, records)).count(topic) == n and list(map(_PARTITION, records)).count(partition) == n
 
 
 def tune_gc() -> None:
@@ -133,14 +137,18 @@ class BatchWorker(ExactlyOnce):
     async def run(self) -> None:
         """Run until :meth:`stop`. Retries an unreachable broker forever; raises only configuration errors."""
         transport, every = self.transport, self.settings.topic_check_interval_s
+        # the engine's one-off costs (plans, imports) paid while the clients connect, not by the first batch
+        warming = asyncio.ensure_future(asyncio.to_thread(warm_all, list(self.bindings.values())))
         try:
             if not await transport.connect(self):
                 return
-            await self.observers.on_start(transport)
+            await self.observers.on_start(transport)  # first: the lifecycle reports a start before any assignment
             for topic in transport.missing:
                 reason = f"source topic {topic} does not exist; looking again every {every:g} s"
                 log.error("%s", reason, extra=log_extra(topic))
                 await self.observers.on_binding_failed(topic, reason)
+            await warming
+            await self.outputs.prefetch(output_topics(self.settings, transport.subscribed))
             next_check = time.monotonic() + every
             while not self._stop.is_set():
                 await self._cycle()

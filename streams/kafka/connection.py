@@ -14,7 +14,7 @@ import socket
 from typing import Any, Literal
 
 from streams.errors import SettingsError
-from streams.settings import SecurityProtocol, Settings
+from streams.settings import Compression, SecurityProtocol, Settings
 
 __all__ = [
     "auth_failure",
@@ -88,11 +88,16 @@ def producer_config(settings: Settings, worker_id: str, *, transactional: bool |
         "client_id": f"{settings.app_id}-{worker_id}", "acks": "all", "enable_idempotence": True,
         "linger_ms": settings.linger_ms, "max_batch_size": settings.producer_batch_bytes,
         "max_request_size": max_request_size(settings),
-        "metadata_max_age_ms": _metadata_age_ms(settings),
+        "metadata_max_age_ms": _metadata_age_ms(settings), "compression_type": _codec(settings),
     }  # fmt: skip
     if settings.exactly_once if transactional is None else transactional:
         out |= {"transactional_id": f"{settings.app_id}-{worker_id}", "transaction_timeout_ms": 30_000}
     return out | client_config(settings, "aiokafka")
+
+
+def _codec(settings: Settings) -> str | None:
+    """aiokafka's ``compression_type`` of the worker's producers: None for ``none``."""
+    return None if settings.output_compression is Compression.NONE else str(settings.output_compression)
 
 
 def max_request_size(settings: Settings) -> int:

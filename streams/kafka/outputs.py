@@ -3,16 +3,22 @@
 :class:`OutputLimits` asks the transport for each output topic's ``max.message.bytes`` (the broker's
 describe-configs answer, capped by the producer's request size), keeps it for
 ``LIMIT_TTL_S`` seconds (or until the broker refuses a record as too large, then asks again), and
-hands a batch's outputs to the pure :func:`streams.pipeline.fitting.fit`. :func:`given_up` is what a
+hands a batch's outputs to the pure :func:`streams.pipeline.fitting.fit`. The worker reads every output topic's
+limit once at start (:meth:`OutputLimits.prefetch`); a limit older than ``LIMIT_TTL_S`` is read again in the
+background while batches go on with the one known (a read is an admin round trip, 50-200 ms: awaited in the hot
+path it was a latency spike per topic every minute); a refusal still clears every limit and the next batch
+waits for fresh ones. :func:`given_up` is what a
 batch becomes after the configured retries: ``internal.<Exception>`` copies when *processing* kept
 failing, reference records (no value bytes, so they fit) when the broker kept *refusing* its outputs.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from operator import attrgetter
 
 from streams.kafka.transport import Transport
 from streams.pipeline.deadletter import internal_dead_letters
@@ -27,28 +33,52 @@ log = logging.getLogger(__name__)
 
 #: how long a topic's limit is trusted before it is read again
 LIMIT_TTL_S = 60.0
+_TOPIC = attrgetter("topic")
 
 
 class OutputLimits:
     """Per-topic record size limits, cached; fits each batch's outputs to them."""
 
-    def __init__(self, settings: Settings, transport: Transport) -> None:
-        self.settings, self.transport = settings, transport
+    def __init__(
+        self, settings: Settings, transport: Transport, *, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self.settings, self.transport, self.clock = settings, transport, clock
         self._limits: dict[str, tuple[int, float]] = {}
+        self._reading: dict[str, asyncio.Task[None]] = {}  # background reads of limits past their age
 
     async def limit(self, topic: str) -> int:
+        """``topic``'s limit: the one known (read again in the background once older than ``LIMIT_TTL_S``), else
+        read now."""
         cached = self._limits.get(topic)
-        now = time.monotonic()
-        if cached is not None and now - cached[1] < LIMIT_TTL_S:
-            return cached[0]
-        value = await self.transport.max_message_bytes(topic)
-        self._limits[topic] = (value, now)
-        return value
+        if cached is None:
+            await self._read(topic)
+            return self._limits[topic][0]
+        if self.clock() - cached[1] >= LIMIT_TTL_S and topic not in self._reading:
+            task = asyncio.ensure_future(self._refresh(topic))
+            self._reading[topic] = task
+            task.add_done_callback(lambda t: self._reading.pop(topic, None) if self._reading.get(topic) is t else None)
+        return cached[0]
+
+    async def _refresh(self, topic: str) -> None:
+        try:
+            await self._read(topic)
+        except Exception as exc:  # the transport falls back to the last value itself; a bug must not go unseen
+            log.warning("could not read max.message.bytes of %s again, keeping %d: %r", topic,
+                        self._limits.get(topic, (0, 0.0))[0], exc)  # fmt: skip
+
+    async def _read(self, topic: str) -> None:
+        now = self.clock()
+        self._limits[topic] = (await self.transport.max_message_bytes(topic), now)
+
+    async def prefetch(self, topics: Sequence[str]) -> None:
+        """Read the limits of ``topics`` at once (the worker's output topics, at start): no batch waits for them."""
+        await asyncio.gather(*(self._read(t) for t in dict.fromkeys(topics) if t not in self._limits))
 
     async def fit(self, result: BatchResult, messages: Sequence[Message]) -> BatchResult:
-        topics = {r.topic for r in result.outputs()}
-        if not topics or not messages:
+        outputs = result.outputs()
+        if not outputs or not messages:
             return result
+        topics = set(map(_TOPIC, outputs))
         limits = {t: await self.limit(t) for t in topics}
         return fit(result, messages, limits, settings=self.settings)
 
@@ -56,6 +86,9 @@ class OutputLimits:
         """A produce failed with ``error``: when it says "too large", read the limits again."""
         if "TooLarge" in type(error).__name__:
             self._limits.clear()
+            for task in self._reading.values():  # a read started before the refusal must not put its value back
+                task.cancel()
+            self._reading.clear()
 
 
 def given_up(

@@ -22,6 +22,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
+from operator import attrgetter
 from typing import Any
 
 import orjson
@@ -51,6 +52,7 @@ _KEY_KEPT = 1024
 #: events larger than this have their long strings cut even when they fit their topic
 SAMPLE_BOUND = 65_536
 _MARKER = "…[truncated {n} bytes]"
+_VALUE, _KEY, _HEADERS, _TOPIC = attrgetter("value"), attrgetter("key"), attrgetter("headers"), attrgetter("topic")
 
 
 def record_size(r: OutRecord) -> int:
@@ -74,13 +76,12 @@ def _all_fit(records: Sequence[OutRecord], limit_of: Mapping[str, int]) -> bool:
     """
     if not records:
         return True
-    values = [r.value for r in records]
-    keys = [r.key for r in records]
-    headers = {id(r.headers): r.headers for r in records}.values()
-    bound = (21 + BATCH_OVERHEAD + max(map(len, filter(None, values)), default=0)
-             + max(map(len, filter(None, keys)), default=0)
+    tuples = list(map(_HEADERS, records))
+    headers = dict(zip(map(id, tuples), tuples, strict=True)).values()  # the distinct headers tuples (by identity)
+    bound = (21 + BATCH_OVERHEAD + max(map(len, filter(None, map(_VALUE, records))), default=0)
+             + max(map(len, filter(None, map(_KEY, records))), default=0)
              + max(sum(10 + len(k) + len(v) for k, v in h) for h in headers))  # fmt: skip
-    if bound <= min(limit_of[t] for t in {r.topic for r in records}):
+    if bound <= min(limit_of[t] for t in set(map(_TOPIC, records))):
         return True
     return all(fits(r, limit_of[r.topic]) for r in records)
 
