@@ -10,7 +10,15 @@ from typing import Any
 
 import pytest
 
-from tests.unit.performance.scenario import HORIZON_MS, T0, WINDOW_MS
+from tests.unit.performance.scenario import (
+    HORIZON_MS,
+    LABELS,
+    PREDICTIONS,
+    T0,
+    WINDOW_MS,
+    label_record,
+    prediction_record,
+)
 from tests.unit.performance.test_join_cases import Feed
 
 S = 1000
@@ -61,3 +69,18 @@ def test_a_label_past_the_horizon_of_an_expired_prediction_stays_an_orphan() -> 
     assert _totals(got) == (1, 1, 1)
     assert got[(T0 + 5 * WINDOW_MS, "")]["orphan_labels"] == 1
     assert f.joiner.counters.counts["late"] == 0
+
+
+def test_a_time_beyond_what_a_timestamp_holds_is_a_bad_time_not_a_stuck_joiner() -> None:
+    # 1e20 ms is past int64 (the state records' JSON): state_records raised on every poll, the session failed,
+    # was rebuilt from the state topic, read the record again and failed again: the join never moved on
+    f = Feed()
+    far = prediction_record("big", T0, "A", 0.9, True) | {"predicted_at": 1e20}
+    f.send(PREDICTIONS, far)
+    f.send(LABELS, label_record("big2", T0, True) | {"labelled_at": 10**19})
+    f.send(LABELS, label_record("neg", T0, True) | {"labelled_at": -(10**17)})  # before the year 1
+    last = 253_402_300_799_999  # 9999-12-31T23:59:59.999Z: still a time
+    f.send(PREDICTIONS, prediction_record("edge", T0, "A", 0.9, True) | {"predicted_at": last})
+    assert f.joiner.counters.skipped == {("predictions", "bad_time"): 1, ("labels", "bad_time"): 2}
+    assert set(f.joiner.entries) == {"edge"}
+    assert f.joiner.state_records("state")  # serialisable
