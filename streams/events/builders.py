@@ -265,6 +265,7 @@ def rule_violations(
         rule = rules.get(check.name)
         outcome = _rule_dict(check)
         data = common | {
+            "scope": "batch",
             "rule": {k: outcome[k] for k in ("name", "column", "check", "severity", "dimension", "threshold")}
             | {"description": rule.description if rule is not None else None},
             "failures": outcome["failures"],

@@ -27,7 +27,7 @@ import enum
 import hashlib
 import math
 from collections.abc import Iterable, Mapping
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Final
 from urllib.parse import quote
 
@@ -159,16 +159,18 @@ def to_utc(moment: datetime) -> datetime:
 def ms_utc(ms: int) -> datetime:
     """Epoch milliseconds as an aware UTC datetime, within what ``datetime`` holds: the end of the window holding
     9999-12-31T23:59:59 (a common sentinel) is the year 10000, read as 9999-12-31T23:59:59.999999 (it raised, and
-    a window's events could never be built)."""
+    a window's events could never be built). Exact to the millisecond (a float of seconds is not, past the year
+    2242: 9999-12-31T23:59:59.998 read as .997985)."""
     if ms >= _MAX_MS:
         return datetime.max.replace(tzinfo=UTC)
     if ms <= _MIN_MS:
         return datetime.min.replace(tzinfo=UTC)
-    return datetime.fromtimestamp(ms / 1000, tz=UTC)
+    return _EPOCH + timedelta(milliseconds=ms)
 
 
-_MAX_MS = int((datetime.max.replace(tzinfo=UTC) - datetime(1970, 1, 1, tzinfo=UTC)).total_seconds() * 1000)
-_MIN_MS = int((datetime.min.replace(tzinfo=UTC) - datetime(1970, 1, 1, tzinfo=UTC)).total_seconds() * 1000)
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MAX_MS = (datetime.max.replace(tzinfo=UTC) - _EPOCH) // timedelta(milliseconds=1)
+_MIN_MS = (datetime.min.replace(tzinfo=UTC) - _EPOCH) // timedelta(milliseconds=1)
 
 
 def iso_utc(moment: datetime) -> str:

@@ -21,7 +21,9 @@ Semantics (``h`` the horizon, times in epoch ms; ``F`` the join's finality mark,
   of the label time under model version ``""`` (a label without its prediction has no version);
 * a window ``[s, e)`` is **final** when ``F >= e + h``: every prediction and label of it is settled;
   its partials become one event per model version and leave the state. A record whose window is
-  final already is **late**: counted in the metrics, ignored;
+  final already is **late**: counted in the metrics, ignored; so is a record whose counterpart within the
+  horizon was settled alone already (one outcome per record: never an unmatched prediction and an orphan
+  label for one id within the horizon); an id is forgotten once every record within ``h`` of it would be late;
 * ``F`` is the minimum over every partition of both topics of its watermark (newest event time minus
   the allowed lateness), with the stream-time clocks of :mod:`streams.windows.clock`
   (:func:`~streams.windows.clock.final_through`: idle partitions left out); it never goes back. When
@@ -250,6 +252,9 @@ class PerformanceJoiner:
             self.counters.count("duplicate")
             return
         e.pred = (p.time_ms, p.version, p.score, p.positive)
+        if e.label is not None and e.label_done and abs(e.label[0] - p.time_ms) <= self.spec.horizon_ms:
+            e.pred_done = True  # its label within the horizon is an orphan already: one outcome per record
+            self.counters.count("late")
         self._touched(p.pid, e)
 
     def _label(self, lab: Label) -> None:
@@ -258,6 +263,9 @@ class PerformanceJoiner:
             self.counters.count("duplicate")
             return
         e.label = (lab.time_ms, lab.actual)
+        if e.pred is not None and e.pred_done and abs(e.pred[0] - lab.time_ms) <= self.spec.horizon_ms:
+            e.label_done = True  # its prediction within the horizon is unmatched already: one outcome per record
+            self.counters.count("late")
         self._touched(lab.pid, e)
 
     def _touched(self, pid: str, e: _Entry) -> None:
@@ -272,13 +280,17 @@ class PerformanceJoiner:
         self._schedule(pid, e)
 
     def _schedule(self, pid: str, e: _Entry) -> None:
-        h, w, ends = self.spec.horizon_ms, self.spec.window_ms, []
+        h = self.spec.horizon_ms
         for part, done in ((e.pred, e.pred_done), (e.label, e.label_done)):
-            if part is not None:
-                ends.append(self._start(part[0]) + w + h)
-                if not done:
-                    heapq.heappush(self._expiry, (part[0] + h, pid))
-        heapq.heappush(self._prune, (max(ends), pid))
+            if part is not None and not done:
+                heapq.heappush(self._expiry, (part[0] + h, pid))
+        heapq.heappush(self._prune, (self._until(e), pid))
+
+    def _until(self, e: _Entry) -> int:
+        """The mark from which the id can be forgotten: every record within the horizon of its records is late
+        (so that a late counterpart or duplicate finds the id, and is not counted as a new one)."""
+        h, w = self.spec.horizon_ms, self.spec.window_ms
+        return max(self._start(part[0] + h) + w + h for part in (e.pred, e.label) if part is not None)
 
     def _tally(self, start: int, version: str) -> _Tally:
         self._dirty.add(("partial", start, version))
@@ -318,14 +330,10 @@ class PerformanceJoiner:
         while self._prune and self._prune[0][0] <= mark:
             _, pid = heapq.heappop(self._prune)
             e = self.entries.get(pid)
-            if e is not None and self._settled(e):
+            if e is not None and self._until(e) <= mark:  # its windows final: settled (expired before)
                 del self.entries[pid]
                 self._dirty.add(("entry", pid))
         return out
-
-    def _settled(self, e: _Entry) -> bool:
-        parts = [part[0] for part in (e.pred, e.label) if part is not None]
-        return all(self._final(t) for t in parts)
 
     def _expire(self) -> None:
         assert self.final_ms is not None

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 
 from streams.events import builders
 from streams.events.codec import to_kafka
+from streams.events.types import ms_utc
 from streams.formats.reasons import Decoded
 from streams.pipeline.records import Message, OutRecord
 from streams.validation.report import ValidationReport
@@ -34,9 +35,12 @@ def batch_events(
     ``offsets``: partition -> (first, last offset); ``seconds``: the batch's decode and validation time."""
     every = [m.timestamp_ms for m in messages]
     stamps: list[int] = [t for t in every if t is not None] if None in every else every  # type: ignore[assignment]
+    if stamps and min(stamps) < 0:  # -1 is Kafka's "no timestamp" (a negative one is invalid): as None
+        stamps = [t for t in stamps if t >= 0]
     now = datetime.now(UTC)
-    start = datetime.fromtimestamp(min(stamps) / 1000, UTC) if stamps else now
-    end = datetime.fromtimestamp(max(stamps) / 1000, UTC) if stamps else now
+    # past the year 9999: the last instant a datetime holds, as for window events (it raised: no event of the batch)
+    start = ms_utc(min(stamps)) if stamps else now
+    end = ms_utc(max(stamps)) if stamps else now
     latency = (now - start).total_seconds() if stamps else seconds
     source = messages[0].topic
     summary = [

@@ -38,7 +38,7 @@ from streams.policies.config import PolicySettings, Webhook
 from streams.policies.control import control_record
 from streams.policies.emit import decision_event
 from streams.policies.incidents import Decision, DecisionKind, IncidentBook
-from streams.policies.observe import observation_of
+from streams.policies.observe import drift_observation_of, observation_of
 from streams.policies.spec import Action, parse_policies
 from streams.policies.telemetry import PolicyMetrics, policy_phase
 
@@ -129,8 +129,9 @@ class PolicyAgent:
         try:
             event = from_kafka(msg.key, msg.value, msg.headers)
             kind = event.get_type()
-            if kind == EventType.WINDOW_SUMMARY:
-                obs = observation_of(event_data(event))
+            if kind in (EventType.WINDOW_SUMMARY, EventType.DISTRIBUTION_DRIFT):
+                read = observation_of if kind == EventType.WINDOW_SUMMARY else drift_observation_of
+                obs = read(event_data(event))
                 if obs.contract not in self.contracts:
                     return []
                 decisions = self.book.observe(obs)

@@ -31,7 +31,7 @@ from typing import Any
 
 from streams.errors import EventError
 from streams.events.types import event_id, iso_utc, to_utc
-from streams.policies.metrics import Observation
+from streams.policies.metrics import METRICS, Observation
 from streams.policies.spec import Policy
 
 __all__ = [
@@ -178,6 +178,8 @@ class IncidentBook:
         for policy in self.policies:
             if (policy.contract, policy.schema) != (obs.contract, obs.schema):
                 continue
+            if obs.source is not None and METRICS[policy.condition.metric].source != obs.source:
+                continue  # another event of the window (a drift policy is not judged on the window summary)
             self.states[policy.key], out = step(policy, self.states.get(policy.key, PolicyState()), obs)
             decisions.extend(out)
         return decisions

@@ -120,6 +120,7 @@ class Observation:
     late: int = 0
     rules: Mapping[str, RuleOutcome] = field(default_factory=dict)
     metrics: Mapping[str, float] = field(default_factory=dict)
+    source: str | None = None  # the event type it was read from (a catalog ``Metric.source``); None: any
 
     def value(self, metric: str, subject: str | None = None) -> float | bool | None:
         """The value of a catalog metric on this window; None when the window does not say."""
