@@ -100,6 +100,7 @@ from streams.validation.predicates import (
     unique_key,
 )
 from streams.validation.regex.bytewise import ByteCheck
+from streams.validation.cases import BatchRows, FailureCases
 from streams.validation.report import ValidationReport, concat_cases, verdicts
 from streams.validation.settle import length_bounds, settle_all
 
@@ -309,7 +310,7 @@ class CompiledPlan:
                 ]
         valid, violations, gating = verdicts(frame, failing, prepared.tables)
         per_row = [(mask, k) for k, mask in masks.items() if reporter.per_row[k]]
-        rows_cases = reporter.row_cases(df, frame, prepared.originals, per_row, prepared.prefix)
+        rows_cases = BatchRows(reporter, df, frame, prepared.originals, per_row, prepared.prefix) if per_row else None
         rows, valid_rows = base.height, int(valid.sum())
         return ValidationReport(
             contract_id=self.contract.id,
@@ -324,7 +325,7 @@ class CompiledPlan:
             valid_mask=valid,
             violations=violations,
             gating_violations=gating,
-            failure_cases=concat_cases(summary, rows_cases),
+            failure_cases=FailureCases.of_batch(concat_cases(summary) if summary else None, rows_cases),
             missing_columns=prepared.missing,
             extra_columns=prepared.extra,
             elapsed_seconds=time.perf_counter() - start,
