@@ -103,7 +103,6 @@ def concat_cases(summary: list[tuple[Any, ...]], rows: pl.DataFrame | None = Non
     return rows if head is None else pl.concat([head, rows], how="vertical")
 
 
-
 class RowSource(Protocol):
     """The per-row failure cases of one validated batch, rendered on demand (one spec per failing rule)."""
 
@@ -128,9 +127,9 @@ class RowSource(Protocol):
 
 
 class BatchRows:
-    """The per-row failure cases of one validated batch, described (a
-    :class:`~streams.validation.cases.RowSource`): rendered whole on the first read of the frame
-    (:meth:`~streams.validation.failures.Reporter.row_cases`, once: a lock), or a few rows of one rule (:meth:`render`)."""
+    """The per-row failure cases of one validated batch, described (a :class:`RowSource`): rendered
+    whole on the first read of the frame (:meth:`~streams.validation.failures.Reporter.row_cases`,
+    once: a lock), or a few rows of one rule (:meth:`render`)."""
 
     def __init__(
         self, reporter: Any, df: pl.DataFrame, frame: pl.DataFrame, originals: dict[str, str],
@@ -157,7 +156,8 @@ class BatchRows:
 
     def render(self, spec: int, rows: np.ndarray) -> pl.DataFrame:
         """The cases of spec ``spec`` at ``rows``: its own expressions over those rows of the frame (a
-        row-level expression's JSON is the one :meth:`~streams.validation.failures.Reporter._shared_rows` renders for the row)."""
+        row-level expression's JSON is the one ``Reporter._shared_rows`` renders for the row). Values
+        render by dtype, not by value: these rows render exactly when all of the spec's rows do."""
         reporter, df, frame, originals, failing, _ = self._args
         mask, k = failing[spec]
         small = frame[rows]
@@ -179,7 +179,9 @@ class _Rows:
         if self.drops:
             drop = pl.lit(False)
             for rule, rows in self.drops:
-                drop = drop | ((pl.col("rule") == rule) & pl.col("index").is_in(pl.Series(rows, dtype=pl.Int32).implode()))
+                drop = drop | (
+                    (pl.col("rule") == rule) & pl.col("index").is_in(pl.Series(rows, dtype=pl.Int32).implode())
+                )
             cases = cases.filter(~drop)
         return cases if self.keep is None else _cut(cases, self.keep)
 
@@ -225,9 +227,7 @@ def _cut(cases: pl.DataFrame, rows: np.ndarray) -> pl.DataFrame:
     renumber = pl.Series(np.arange(len(rows), dtype=np.int32))
     taken = pl.Series(rows.astype(np.int32))
     hit = cases.get_column("index").is_in(taken.implode()).fill_null(False)
-    return cases.filter(hit).with_columns(
-        pl.col("index").replace_strict(taken, renumber, return_dtype=pl.Int32)
-    )
+    return cases.filter(hit).with_columns(pl.col("index").replace_strict(taken, renumber, return_dtype=pl.Int32))
 
 
 _Part = pl.DataFrame | _Rows

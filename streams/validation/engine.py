@@ -69,6 +69,7 @@ from typing import Any
 import polars as pl
 
 from streams.contracts.model import Contract, Field, Op, SchemaObject, Severity
+from streams.validation.cases import BatchRows, FailureCases
 from streams.validation.conform import conform_batch, conform_column
 from streams.validation.failures import (
     Reporter,
@@ -100,7 +101,6 @@ from streams.validation.predicates import (
     unique_key,
 )
 from streams.validation.regex.bytewise import ByteCheck
-from streams.validation.cases import BatchRows, FailureCases
 from streams.validation.report import ValidationReport, concat_cases, verdicts
 from streams.validation.settle import length_bounds, settle_all
 

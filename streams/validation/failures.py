@@ -324,7 +324,7 @@ class Reporter:
     def _keep(self, key: tuple[Any, ...], columns: tuple[pl.Expr, pl.Expr]) -> tuple[pl.Expr, pl.Expr]:
         """Keep the case expressions ``columns`` under ``key`` (at most ``_CASES``); returns them."""
         if len(self.cases) >= _CASES:  # (another thread may take the same key out first)
-            self.cases.pop(next(iter(self.cases), None), None)
+            self.cases.pop(next(iter(self.cases), ()), None)
         self.cases[key] = columns
         return columns
 

@@ -15,16 +15,33 @@ import sys
 from dataclasses import dataclass
 from typing import Any, overload
 
-import numpy as np
 import polars as pl
 
 from streams.contracts.model import Severity
-from streams.validation.cases import FAILURE_CASE_SCHEMA as FAILURE_CASE_SCHEMA
-from streams.validation.cases import FailureCases as FailureCases
-from streams.validation.cases import case_columns as case_columns
-from streams.validation.cases import concat_cases as concat_cases
-from streams.validation.cases import row_cases as row_cases
-from streams.validation.cases import empty_failure_cases as empty_failure_cases
+from streams.validation.cases import (
+    FAILURE_CASE_SCHEMA,
+    FailureCases,
+    case_columns,
+    concat_cases,
+    empty_failure_cases,
+    row_cases,
+)
+
+__all__ = [
+    "FAILURE_CASE_SCHEMA",
+    "REDACTED",
+    "CheckResult",
+    "FailureCases",
+    "ValidationReport",
+    "as_text",
+    "case_columns",
+    "clean_verdicts",
+    "concat_cases",
+    "empty_failure_cases",
+    "redact",
+    "row_cases",
+    "verdicts",
+]
 
 REDACTED = "[REDACTED]"
 
@@ -232,7 +249,7 @@ class CheckResult:
 #: The code of ``dataclasses.replace`` (``_replace`` from Python 3.13), which copies every field it is not
 #: given by reading it: a replaced report keeps the description of its cases, not a rendering of them.
 _REPLACE = frozenset(
-    f.__code__ for f in (getattr(_dataclasses, "replace", None), getattr(_dataclasses, "_replace", None)) if f is not None
+    f.__code__ for name in ("replace", "_replace") if (f := getattr(_dataclasses, name, None)) is not None
 )
 
 
