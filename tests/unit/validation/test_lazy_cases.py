@@ -55,8 +55,13 @@ def _drop(cases: pl.DataFrame, drops: dict[str, np.ndarray], added: pl.DataFrame
 
 
 def _fresh(report: ValidationReport) -> ValidationReport:
-    """A copy of ``report`` whose cases are not rendered yet (its description, copied by ``replace``)."""
-    return replace(report)
+    """A copy of ``report`` whose cases are not rendered yet: its description without what was rendered
+    (``replace`` shares the description, and with it what a read rendered)."""
+    parts = tuple(
+        p if isinstance(p, pl.DataFrame) else lazy._Rows(lazy.BatchRows(*p.source._args), p.keep, p.drops)
+        for p in report.cases._parts
+    )
+    return replace(report, failure_cases=lazy.FailureCases(parts))
 
 
 def _check_reads(report: ValidationReport, eager: pl.DataFrame) -> None:
@@ -102,6 +107,11 @@ def mismatches(draw: st.DrawFn, schema_obj: SchemaObject, rows: int) -> pl.DataF
 @given(st.data())
 def test_cases_rendered_when_read_equal_the_eager_ones(data: st.DataObject) -> None:
     schema_obj, df = data.draw(batches())
+    for name, dtype in df.schema.items():  # integers arriving as floats, some not integral: dtype failures
+        if dtype == pl.Int64 and df.height and data.draw(st.booleans()):
+            half = data.draw(st.lists(st.booleans(), min_size=df.height, max_size=df.height))
+            value = pl.col(name).cast(pl.Float64) + pl.Series(half).cast(pl.Float64) / 2
+            df = df.with_columns(pl.when(pl.col(name).abs() < 2**40).then(value).otherwise(None).alias(name))
     contract = Contract("urn:lazy", "1", "active", "0" * 64, (schema_obj,))
     plan = compile_plan(contract)
     report = plan.validate(df)
