@@ -120,9 +120,9 @@ class RowSource(Protocol):
         """The rows (ascending) failing spec ``spec``."""
         ...
 
-    def render(self, spec: int, rows: np.ndarray) -> pl.DataFrame:
-        """The cases of spec ``spec`` at ``rows`` (some of its failing rows, ascending), ``index`` the rows;
-        empty when the spec's values cannot be rendered (as the whole frame leaves them out)."""
+    def render(self, rows: dict[int, np.ndarray]) -> pl.DataFrame:
+        """The cases of each spec ``j`` of ``rows`` at ``rows[j]`` (some of its failing rows, ascending), spec
+        by spec, ``index`` the rows; a spec whose values cannot be rendered is left out (as in the frame)."""
         ...
 
 
@@ -154,15 +154,31 @@ class BatchRows:
         frame, failing = self._args[2], self._args[4]
         return frame.get_column(failing[spec][0]).arg_true().to_numpy()
 
-    def render(self, spec: int, rows: np.ndarray) -> pl.DataFrame:
-        """The cases of spec ``spec`` at ``rows``: its own expressions over those rows of the frame (a
-        row-level expression's JSON is the one ``Reporter._shared_rows`` renders for the row). Values
-        render by dtype, not by value: these rows render exactly when all of the spec's rows do."""
+    def render(self, rows: dict[int, np.ndarray]) -> pl.DataFrame:
+        """The cases of each spec ``j`` at ``rows[j]``, in one select over those rows of the frame: each
+        spec's mask set to its rows there, and its own expressions (a row-level expression's JSON is the
+        one ``Reporter._shared_rows`` renders for the row). Values render by dtype, not by value: these
+        rows render exactly when all of the spec's rows do."""
         reporter, df, frame, originals, failing, _ = self._args
-        mask, k = failing[spec]
-        small = frame[rows]
-        cases = row_cases(small, [reporter.case_spec(df, frame.schema, originals, mask, k)])
-        return cases.with_columns(pl.Series("index", rows[: cases.height], dtype=pl.Int32))
+        rows = {j: at for j, at in rows.items() if len(at)}
+        if not rows:
+            return empty_failure_cases()
+        union = np.unique(np.concatenate(list(rows.values())))
+        marks = {}
+        for j, at in rows.items():
+            marks[failing[j][0]] = mark = np.zeros(len(union), dtype=np.bool_)
+            mark[np.searchsorted(union, at)] = True
+        small = frame[union]  # its masks replaced by the rows taken (a frame of Series: no plan to run)
+        small = pl.DataFrame([pl.Series(c.name, marks[c.name]) if c.name in marks else c for c in small.get_columns()])
+        specs = [reporter.case_spec(df, frame.schema, originals, *failing[j]) for j in rows]
+        cases = row_cases(small, specs)
+        return _with_index(cases, union[cases.get_column("index").to_numpy()])
+
+
+def _with_index(cases: pl.DataFrame, index: np.ndarray) -> pl.DataFrame:
+    """``cases`` with the column ``index`` replaced by ``index``."""
+    column = pl.Series("index", index, dtype=pl.Int32)
+    return pl.DataFrame([column if c.name == "index" else c for c in cases.get_columns()])
 
 
 @dataclass(frozen=True)
@@ -185,27 +201,23 @@ class _Rows:
             cases = cases.filter(~drop)
         return cases if self.keep is None else _cut(cases, self.keep)
 
-    def of(self, rule: str, n: int) -> pl.DataFrame:
+    def heads(self, n: int) -> pl.DataFrame:
+        """The first ``n`` cases of every spec, spec by spec (rendering only those when the frame is not)."""
         if self.source.cached() is not None:  # rendered already: read it
-            return self.frame().filter(pl.col("rule") == rule).head(n)
-        parts, left = [], n
-        dropped = [rows for name, rows in self.drops if name == rule]
-        for spec, name in enumerate(self.source.rules):
-            if name != rule or left <= 0:
-                continue
+            return self.frame().filter(pl.int_range(pl.len()).over("rule") < n)
+        rows = {}
+        for spec, rule in enumerate(self.source.rules):
             at = self.source.failing(spec)
             if self.keep is not None:
                 at = at[np.isin(at, self.keep)]
-            for rows in dropped:
-                at = at[~np.isin(at, rows)]
-            if not len(at):
-                continue
-            got = self.source.render(spec, at[:left])
-            if self.keep is not None and got.height:
-                got = got.with_columns(pl.Series("index", _positions(self.keep, at[: got.height]), dtype=pl.Int32))
-            parts.append(got)
-            left -= got.height
-        return pl.concat(parts, how="vertical") if parts else empty_failure_cases()
+            for name, dropped in self.drops:
+                if name == rule:
+                    at = at[~np.isin(at, dropped)]
+            rows[spec] = at[:n]
+        got = self.source.render(rows)
+        if self.keep is not None and got.height:
+            got = _with_index(got, _positions(self.keep, got.get_column("index").to_numpy()))
+        return got
 
     def cut(self, rows: np.ndarray) -> _Rows:
         keep = rows if self.keep is None else self.keep[rows]
@@ -236,11 +248,12 @@ _Part = pl.DataFrame | _Rows
 class FailureCases:
     """A report's failure cases: parts (rendered frames, or the failing rows of a validation) in order."""
 
-    __slots__ = ("_frame", "_lock", "_parts")
+    __slots__ = ("_frame", "_heads", "_lock", "_parts")
 
     def __init__(self, parts: tuple[_Part, ...] = ()) -> None:
         self._parts = parts
         self._frame: pl.DataFrame | None = parts[0] if len(parts) == 1 and isinstance(parts[0], pl.DataFrame) else None
+        self._heads: dict[tuple[int, int], dict[str, pl.DataFrame]] = {}  # (part, n) -> the first n cases of each rule
         self._lock = threading.Lock()
 
     @classmethod
@@ -273,13 +286,11 @@ class FailureCases:
             frame = self._frame
             return frame.filter(pl.col("rule") == rule).head(max(n, 0)) if "rule" in frame.columns else frame.clear()
         parts, left = [], max(n, 0)
-        for part in self._parts:
+        for i, part in enumerate(self._parts):
             if left <= 0:
                 break
-            if isinstance(part, pl.DataFrame):
-                got = part.filter(pl.col("rule") == rule).head(left) if "rule" in part.columns else part.clear()
-            else:
-                got = part.of(rule, left)
+            mine = self._heads_of(i, part, left).get(rule)
+            got = empty_failure_cases() if mine is None else mine.head(left)
             if got.height:
                 parts.append(got)
                 left -= got.height
@@ -287,6 +298,23 @@ class FailureCases:
             first = self._parts[0] if self._parts else empty_failure_cases()
             return first.clear() if isinstance(first, pl.DataFrame) else empty_failure_cases()
         return parts[0] if len(parts) == 1 else pl.concat(parts, how="vertical_relaxed")
+
+    def _heads_of(self, i: int, part: _Part, n: int) -> dict[str, pl.DataFrame]:
+        """The first ``n`` cases of each rule of part ``i`` (rule -> cases; a rendered part: all of them), rendered
+        for every rule on the first call (the worker samples every failing rule: one select renders them all)."""
+        if isinstance(part, pl.DataFrame):
+            n = 0  # every case, whatever n
+        heads = self._heads.get((i, n))
+        if heads is None:
+            with self._lock:
+                heads = self._heads.get((i, n))
+                if heads is None:
+                    cases = part if isinstance(part, pl.DataFrame) else part.heads(n)
+                    if "rule" not in cases.columns:
+                        cases = cases.clear().with_columns(pl.lit(None, dtype=pl.String).alias("rule"))
+                    split = cases.partition_by("rule", as_dict=True, maintain_order=True)
+                    heads = self._heads[(i, n)] = {str(k[0]): v for k, v in split.items() if k[0] is not None}
+        return heads
 
     def cut(self, rows: np.ndarray) -> FailureCases:
         """The cases of the rows ``rows`` (renumbered from 0), after every case without a row, nothing rendered."""
