@@ -15,9 +15,11 @@ with no per-rule Python work over rows and no pass per failing rule:
    leave open are checked by the rule's own expression after the pass;
 2. a clean batch stops there. Otherwise the masks of the failing rules give
    ``valid_mask``, ``violations`` (a one-byte code per row gathered from a table of
-   rule-name lists) and the failure cases of the failing rows (one select renders every
-   failing rule's values over its filtered columns; a row breaking several row-level
-   expressions once). Uniqueness candidates (by hash) are compared by key over those rows only.
+   rule-name lists) and the description of the failure cases of the failing rows, rendered when
+   read (:mod:`~streams.validation.cases`: the whole frame in one select of every failing rule's
+   values over its filtered columns, a row breaking several row-level expressions once; or only
+   the first cases of each rule, as the worker's events read them). Uniqueness candidates (by
+   hash) are compared by key over those rows only.
 
 The modules: :mod:`~streams.validation.predicates` (rule layout and row predicates),
 :mod:`~streams.validation.regex` (patterns evaluated without a regex),
