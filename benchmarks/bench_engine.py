@@ -21,6 +21,11 @@ ratio of a frame's median to the clean frame's median in the same run (target <=
 with 1% bad rows). ``cpu ms`` is the engine's median CPU time per call over every thread of the
 process (``time.process_time``): on a shared machine it moves less with the load than wall time.
 
+``--reads`` says what is read of each report inside the timing, one table each: ``worker`` (what the
+worker pays: validate, then the first ``--sample`` failure cases of every failed check, as its
+``rule_violation`` events take them: ``report.cases_of``, or filter + head on an engine without it) and
+``full`` (validate with the whole ``failure_cases`` frame rendered, as the CLI and ``to_dict`` read it).
+
 ``--baseline REV`` also times the engine as it was at git revision ``REV`` (its whole
 ``streams/validation`` package, loaded from ``git archive`` beside the current one; the other
 packages are the current ones), alternating call by call with the current engine on the same
@@ -176,6 +181,23 @@ def baseline_compiler(rev: str) -> Callable[[Any], Any]:
     return importlib.import_module("qs_baseline_validation.engine").compile_plan  # type: ignore[no-any-return]
 
 
+def worker_read(report: Any, sample: int) -> None:
+    """What the worker renders of a report: the first ``sample`` failure cases of each failed check (the samples
+    of its ``rule_violation`` events, ``streams.events.builders._sample``)."""
+    cases_of = getattr(report, "cases_of", None)  # an engine before lazy failure cases renders them all
+    for check in report.checks:
+        if not check.passed:
+            if cases_of is not None:
+                cases_of(check.name, sample)
+            else:
+                report.failure_cases.filter(pl.col("rule") == check.name).head(sample)
+
+
+def full_read(report: Any) -> None:
+    """The whole failure-case frame rendered (as ``to_dict`` and the CLI read it)."""
+    report.failure_cases  # noqa: B018
+
+
 def same_report(a: Any, b: Any) -> bool:
     return (
         [c.to_dict() for c in a.checks] == [c.to_dict() for c in b.checks]
@@ -187,10 +209,11 @@ def same_report(a: Any, b: Any) -> bool:
 
 def measure(
     plan: Any, schema: Any, batches: dict[float, pl.DataFrame], repeat: int, pandera_repeat: int,
-    pandera_shares: set[float], base: Any = None,
+    pandera_shares: set[float], base: Any = None, read: Callable[[Any], None] = full_read,
 ) -> tuple[dict[float, float], dict[float, float], dict[float, float], dict[float, tuple[float, float]]]:  # fmt: skip
     """Median seconds per share: the engine (round-robin over the shares), pandera (on ``pandera_shares``),
-    the engine's CPU seconds and the baseline engine's (wall, CPU) seconds (alternating with the engine)."""
+    the engine's CPU seconds and the baseline engine's (wall, CPU) seconds (alternating with the engine). Each
+    timed call validates and then ``read``s the report."""
     for df in batches.values():  # warm-up (and the per-schema plan)
         plan.validate(df)
         if base is not None and not same_report(base.validate(df), plan.validate(df)):
@@ -202,10 +225,10 @@ def measure(
     for round_ in range(repeat):
         for share, df in batches.items():
             if base is not None and round_ % 2:  # the baseline first every other round (no order bias)
-                before[share].append(timed(lambda df=df: base.validate(df), before_cpu[share]))
-            times[share].append(timed(lambda df=df: plan.validate(df), cpu[share]))
+                before[share].append(timed(lambda df=df: read(base.validate(df)), before_cpu[share]))
+            times[share].append(timed(lambda df=df: read(plan.validate(df)), cpu[share]))
             if base is not None and not round_ % 2:
-                before[share].append(timed(lambda df=df: base.validate(df), before_cpu[share]))
+                before[share].append(timed(lambda df=df: read(base.validate(df)), before_cpu[share]))
 
     def pandera_run(df: pl.DataFrame) -> None:
         with contextlib.suppress(pandera.errors.SchemaErrors):
@@ -238,12 +261,24 @@ def main() -> None:
         help="plan: CompiledPlan.validate (compiled once, as a worker); contract: Contract.validate",
     )
     ap.add_argument("--baseline", metavar="REV", help="also time the engine at this git revision, alternating")
+    ap.add_argument("--reads", default="worker,full", help="what is read of each report (worker, full): a table each")
+    ap.add_argument("--sample", type=int, default=20, help="failure cases per failed check read by `worker`")
     args = ap.parse_args()
     compile_base = baseline_compiler(args.baseline) if args.baseline else None
+    for reads in args.reads.split(","):
+        table(args, reads, compile_base)
+
+
+def table(args: argparse.Namespace, reads: str, compile_base: Callable[[Any], Any] | None) -> None:
+    """One table: every contract, size and share, each report read as ``reads`` says."""
+    read: Callable[[Any], None] = full_read if reads == "full" else lambda r: worker_read(r, args.sample)
     shares = [float(s) for s in args.shares.split(",")]
     pandera_shares = {float(s) for s in args.pandera_shares.split(",")}
     print(f"polars {pl.__version__}, pandera {pandera.__version__}; engine median of {args.repeat} round-robin "
           f"rounds, pandera median of {args.pandera_repeat}; {args.api}.validate")  # fmt: skip
+    what = (f"validate + the first {args.sample} failure cases of each failed check (what the worker pays)"
+            if reads == "worker" else "validate + the whole failure_cases frame rendered")  # fmt: skip
+    print(f"\n{reads}: {what}")
     header = (
         f"| {'contract':<11} | {'rows':>7} | {'bad':>4} | {'engine ms':>9} | {'vs clean':>8} | {'pandera ms':>10} | "
         f"{'vs pandera':>10} | {'rows/s':>11} | {'cpu ms':>6} | {'cpu vs clean':>12} | {'invalid':>7} | {'cases':>6} |"
@@ -261,7 +296,7 @@ def main() -> None:
             pandera_schema = contract.to_pandera()
             base = compile_base(contract) if compile_base else None
             engine, reference, cpu, before = measure(
-                target, pandera_schema, batches, args.repeat, args.pandera_repeat, pandera_shares, base
+                target, pandera_schema, batches, args.repeat, args.pandera_repeat, pandera_shares, base, read
             )
             for share, df in batches.items():
                 fused, ref = engine[share], reference.get(share)

@@ -21,7 +21,6 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 import orjson
-import polars as pl
 from cloudevents.core.v1.event import CloudEvent
 
 from streams.errors import EventError
@@ -213,13 +212,13 @@ def _sample(
     against the schema object (see :func:`_frame_case` for cases without a
     column). Failure-case columns other than :data:`SAMPLE_FIELDS` are dropped.
     """
-    cases = report.failure_cases
-    if size <= 0 or "rule" not in cases.columns or cases.is_empty():
+    if size <= 0:
         return []
+    cases = report.cases_of(check.name, size)  # only these cases are rendered
     rule_redacted = bool({check.column, rule.column if rule is not None else None} & redacted)
     metric = rule is not None and rule.is_batch_metric
     sample = []
-    for row in cases.filter(pl.col("rule") == check.name).head(size).to_dicts():
+    for row in cases.to_dicts():
         record = {name: row.get(name) for name in SAMPLE_FIELDS}
         value, column = record["failure_case"], record["column"]
         if value is None:

@@ -198,13 +198,6 @@ def _report_rows(report: ValidationReport, rows: np.ndarray) -> ValidationReport
     """``report`` of the rows ``rows`` (renumbered from 0): their verdicts, violations and failure cases."""
     valid = _series(report.valid_mask, rows)
     gating = report.gating_violations
-    cases = report.failure_cases
-    at = cases.get_column("index")
-    renumber = pl.Series(np.arange(len(rows), dtype=np.int32))
-    hit = at.is_in(pl.Series(rows.astype(np.int32)).implode()).fill_null(False)
-    mine = cases.filter(hit).with_columns(
-        pl.col("index").replace_strict(pl.Series(rows.astype(np.int32)), renumber, return_dtype=pl.Int32)
-    )
     valid_rows = int(valid.sum())
     return replace(
         report,
@@ -214,5 +207,5 @@ def _report_rows(report: ValidationReport, rows: np.ndarray) -> ValidationReport
         valid_mask=valid,
         violations=_series(report.violations, rows),
         gating_violations=None if gating is None else _series(gating, rows),
-        failure_cases=pl.concat([cases.filter(at.is_null()), mine], how="vertical"),
+        failure_cases=report.cases.cut(rows),  # the cases without a row, then the rows' renumbered (rendered when read)
     )

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+import numpy as np
 import polars as pl
 
 from streams.contracts.model import Op, Rule, SchemaObject, Severity
@@ -53,7 +54,7 @@ def merge_mismatches(report: ValidationReport, schema_obj: SchemaObject, mismatc
     rows = pl.int_range(report.rows, dtype=pl.UInt32, eager=True)
     frame = pl.DataFrame({"row": rows, "v": report.violations, "g": report.gating()})
     taken: dict[str, int] = {}
-    drop_cases = pl.lit(False)
+    drops: dict[str, np.ndarray] = {}  # rule -> rows whose failure cases are taken back
     for name, null_rule in nullness.items():
         at = mismatches.filter(pl.col("column") == null_rule.column).get_column("row").unique().implode()
         hit = pl.col("row").is_in(at) & pl.col("v").list.contains(name)
@@ -62,7 +63,7 @@ def merge_mismatches(report: ValidationReport, schema_obj: SchemaObject, mismatc
             pl.when(hit).then(pl.col(c).list.set_difference(pl.lit([name]))).otherwise(pl.col(c)).alias(c)
             for c in ("v", "g")
         )
-        drop_cases = drop_cases | ((pl.col("rule") == name) & pl.col("index").cast(pl.UInt32).is_in(at))
+        drops[name] = at.explode().to_numpy()
     checks: list[CheckResult] = []
     for c in report.checks:
         rule = rules.get(c.column) if c.column is not None else None
@@ -103,7 +104,7 @@ def merge_mismatches(report: ValidationReport, schema_obj: SchemaObject, mismatc
         index=pl.col("row").cast(pl.Int32),
         rule=pl.col("rule"),
     ).cast(dict(FAILURE_CASE_SCHEMA.items()))
-    kept = report.failure_cases.filter(~drop_cases) if nullness else report.failure_cases
+    kept = report.cases.without(drops) if nullness else report.cases  # not rendered: see FailureCases
     valid_rows = int(valid.sum())
     return replace(
         report,
@@ -111,7 +112,7 @@ def merge_mismatches(report: ValidationReport, schema_obj: SchemaObject, mismatc
         valid_mask=valid,
         violations=violations,
         gating_violations=gating,
-        failure_cases=pl.concat([kept, cases], how="vertical_relaxed"),
+        failure_cases=kept.then(cases),
         valid_rows=valid_rows,
         invalid_rows=report.rows - valid_rows,
         passed=all(c.passed for c in checks if c.severity is Severity.ERROR),

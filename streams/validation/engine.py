@@ -15,9 +15,11 @@ with no per-rule Python work over rows and no pass per failing rule:
    leave open are checked by the rule's own expression after the pass;
 2. a clean batch stops there. Otherwise the masks of the failing rules give
    ``valid_mask``, ``violations`` (a one-byte code per row gathered from a table of
-   rule-name lists) and the failure cases of the failing rows (one select renders every
-   failing rule's values over its filtered columns; a row breaking several row-level
-   expressions once). Uniqueness candidates (by hash) are compared by key over those rows only.
+   rule-name lists) and the description of the failure cases of the failing rows, rendered when
+   read (:mod:`~streams.validation.cases`: the whole frame in one select of every failing rule's
+   values over its filtered columns, a row breaking several row-level expressions once; or only
+   the first cases of each rule, as the worker's events read them). Uniqueness candidates (by
+   hash) are compared by key over those rows only.
 
 The modules: :mod:`~streams.validation.predicates` (rule layout and row predicates),
 :mod:`~streams.validation.regex` (patterns evaluated without a regex),
@@ -69,6 +71,7 @@ from typing import Any
 import polars as pl
 
 from streams.contracts.model import Contract, Field, Op, SchemaObject, Severity
+from streams.validation.cases import BatchRows, FailureCases
 from streams.validation.conform import conform_batch, conform_column
 from streams.validation.failures import (
     Reporter,
@@ -309,7 +312,7 @@ class CompiledPlan:
                 ]
         valid, violations, gating = verdicts(frame, failing, prepared.tables)
         per_row = [(mask, k) for k, mask in masks.items() if reporter.per_row[k]]
-        rows_cases = reporter.row_cases(df, frame, prepared.originals, per_row, prepared.prefix)
+        rows_cases = BatchRows(reporter, df, frame, prepared.originals, per_row, prepared.prefix) if per_row else None
         rows, valid_rows = base.height, int(valid.sum())
         return ValidationReport(
             contract_id=self.contract.id,
@@ -324,7 +327,7 @@ class CompiledPlan:
             valid_mask=valid,
             violations=violations,
             gating_violations=gating,
-            failure_cases=concat_cases(summary, rows_cases),
+            failure_cases=FailureCases.of_batch(concat_cases(summary) if summary else None, rows_cases),
             missing_columns=prepared.missing,
             extra_columns=prepared.extra,
             elapsed_seconds=time.perf_counter() - start,

@@ -293,34 +293,38 @@ class Reporter:
         """
         expressions = [(mask, k) for mask, k in failing if self.slots[k].rule.op is Op.EXPRESSION]
         frame, shared = self._shared_rows(df, frame, originals, expressions, prefix)
-        schema = frame.schema
-        specs = []
-        for mask, k in failing:
-            slot = self.slots[k]
-            rule, name = slot.rule, str(slot.rule.column)
-            mine = shared is not None and rule.op is Op.EXPRESSION
-            if mine:
-                key: tuple[Any, ...] = (k, mask, shared)
-            elif rule.op is Op.EXPRESSION or rule.key_columns:
-                names = rule.key_columns or tuple(df.columns)
-                key = (k, mask, tuple((n, originals.get(n, n)) for n in names))
+        return row_cases(frame, [self.case_spec(df, frame.schema, originals, mask, k, shared) for mask, k in failing])
+
+    def case_spec(
+        self, df: pl.DataFrame, schema: pl.Schema, originals: dict[str, str], mask: str, k: int,
+        shared: str | None = None,
+    ) -> tuple[str, tuple[pl.Expr, pl.Expr], tuple[Any, ...]]:  # fmt: skip
+        """The spec of :func:`~streams.validation.cases.row_cases` of slot ``k`` failing on ``mask`` (a
+        row-level expression's rows read from the column ``shared`` when given, see :meth:`_shared_rows`)."""
+        slot = self.slots[k]
+        rule, name = slot.rule, str(slot.rule.column)
+        mine = shared is not None and rule.op is Op.EXPRESSION
+        if mine:
+            key: tuple[Any, ...] = (k, mask, shared)
+        elif rule.op is Op.EXPRESSION or rule.key_columns:
+            names = rule.key_columns or tuple(df.columns)
+            key = (k, mask, tuple((n, originals.get(n, n)) for n in names))
+        else:
+            source = originals.get(name, name) if rule.op is Op.DTYPE else name
+            key = (k, mask, source, schema[source])
+        columns = self.cases.get(key)
+        if columns is None:
+            if mine:  # the rows rendered once, filtered
+                value = pl.col(str(shared)).filter(pl.col(mask))
             else:
-                source = originals.get(name, name) if rule.op is Op.DTYPE else name
-                key = (k, mask, source, schema[source])
-            columns = self.cases.get(key)
-            if columns is None:
-                if mine:  # the rows rendered once, filtered
-                    value = pl.col(str(shared)).filter(pl.col(mask))
-                else:
-                    value = self._case_value(rule, df, schema, originals, mask)
-                columns = self._keep(key, case_columns(value, mask))
-            specs.append((mask, columns, (slot.context, rule.column, rule.check, slot.check_number, rule.name)))
-        return row_cases(frame, specs)
+                value = self._case_value(rule, df, schema, originals, mask)
+            columns = self._keep(key, case_columns(value, mask))
+        return mask, columns, (slot.context, rule.column, rule.check, slot.check_number, rule.name)
 
     def _keep(self, key: tuple[Any, ...], columns: tuple[pl.Expr, pl.Expr]) -> tuple[pl.Expr, pl.Expr]:
         """Keep the case expressions ``columns`` under ``key`` (at most ``_CASES``); returns them."""
-        if len(self.cases) >= _CASES:
-            self.cases.pop(next(iter(self.cases)))
+        if len(self.cases) >= _CASES:  # (another thread may take the same key out first)
+            self.cases.pop(next(iter(self.cases), ()), None)
         self.cases[key] = columns
         return columns
 

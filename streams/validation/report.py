@@ -9,37 +9,41 @@ bad data.
 
 from __future__ import annotations
 
+import dataclasses as _dataclasses
 import math
+import sys
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, overload
 
-import numpy as np
 import polars as pl
 
 from streams.contracts.model import Severity
-
-REDACTED = "[REDACTED]"
-
-#: The columns of ``ValidationReport.failure_cases``: pandera's layout plus ``rule``.
-FAILURE_CASE_SCHEMA = pl.Schema(
-    {
-        "failure_case": pl.String,
-        "schema_context": pl.String,
-        "column": pl.String,
-        "check": pl.String,
-        "check_number": pl.Int32,
-        "index": pl.Int32,
-        "rule": pl.String,
-    }
+from streams.validation.cases import (
+    FAILURE_CASE_SCHEMA,
+    FailureCases,
+    case_columns,
+    concat_cases,
+    empty_failure_cases,
+    row_cases,
 )
 
+__all__ = [
+    "FAILURE_CASE_SCHEMA",
+    "REDACTED",
+    "CheckResult",
+    "FailureCases",
+    "ValidationReport",
+    "as_text",
+    "case_columns",
+    "clean_verdicts",
+    "concat_cases",
+    "empty_failure_cases",
+    "redact",
+    "row_cases",
+    "verdicts",
+]
 
-_NO_CASES = pl.DataFrame(schema=FAILURE_CASE_SCHEMA)
-
-
-def empty_failure_cases() -> pl.DataFrame:
-    """A failure-case frame with no rows and the documented columns."""
-    return _NO_CASES.clear()
+REDACTED = "[REDACTED]"
 
 
 def as_text(expr: pl.Expr, dtype: pl.DataType) -> pl.Expr:
@@ -191,68 +195,6 @@ def _names_table(
     return pl.Series("violations", names, dtype=pl.List(pl.String))
 
 
-def case_columns(value: pl.Expr, mask: str) -> tuple[pl.Expr, pl.Expr]:
-    """One rule's failure cases as two expressions over the whole frame: ``value`` (the
-    ``failure_case`` expression, built over its columns filtered by ``mask``, so that only the
-    failing rows are rendered) and their row numbers. Building expressions costs more than
-    rendering the cases at 10k rows: the engine keeps them per rule (see
-    :meth:`streams.validation.failures.Reporter.row_cases`)."""
-    return value.alias("failure_case"), pl.col(mask).arg_true().cast(pl.Int32).alias("index")
-
-
-#: The constant columns of a rule's failure cases, in the order of the constants of a spec of ``row_cases``.
-_CONSTANTS = pl.Schema(
-    {"schema_context": pl.String, "column": pl.String, "check": pl.String, "check_number": pl.Int32, "rule": pl.String}
-)
-
-
-def row_cases(frame: pl.DataFrame, specs: list[tuple[str, tuple[pl.Expr, pl.Expr], tuple[Any, ...]]]) -> pl.DataFrame:
-    """Failure cases, one per row where a mask column is True, spec by spec in row order.
-
-    Each spec is ``(mask column, its expressions from case_columns, the rule's (schema_context,
-    column, check, check_number, rule))``. One select renders every rule's values over its failing
-    rows (the parts appended); the constant columns are gathered from a table of the rules by the
-    rule number of each case. A spec whose values cannot be rendered is left out (the others are kept).
-    """
-    if not specs:
-        return empty_failure_cases()
-    try:
-        out = frame.select(_appended([e[0] for _, e, _ in specs]), _appended([e[1] for _, e, _ in specs]))
-    except Exception:  # a part failed: keep every part that renders
-        parts, kept = [], []
-        for spec in specs:
-            try:
-                parts.append(frame.select(spec[1]))
-            except Exception:  # a value that cannot be rendered is no reason to fail
-                continue
-            kept.append(spec)
-        if not parts:
-            return empty_failure_cases()
-        out, specs = pl.concat(parts, how="vertical"), kept
-    lengths = [int(frame.get_column(mask).sum()) for mask, _, _ in specs]
-    table = pl.DataFrame([constants for _, _, constants in specs], schema=_CONSTANTS, orient="row")
-    constants = table[pl.Series(np.repeat(np.arange(len(specs), dtype=np.uint32), lengths))]
-    context, column, check, number, rule = constants.get_columns()
-    return pl.DataFrame([out.to_series(0), context, column, check, number, out.to_series(1), rule])
-
-
-def _appended(parts: list[pl.Expr]) -> pl.Expr:
-    """The expressions' values one after the other (a balanced tree of appends)."""
-    while len(parts) > 1:
-        pairs = zip(parts[::2], parts[1::2], strict=False)
-        parts = [a.append(b) for a, b in pairs] + ([parts[-1]] if len(parts) % 2 else [])
-    return parts[0]
-
-
-def concat_cases(summary: list[tuple[Any, ...]], rows: pl.DataFrame | None = None) -> pl.DataFrame:
-    """The failure-case frame: ``summary`` cases (tuples in ``FAILURE_CASE_SCHEMA`` order)
-    first, then the per-row cases ``rows``."""
-    head = pl.DataFrame(summary, schema=FAILURE_CASE_SCHEMA, orient="row") if summary else None
-    if rows is None or rows.height == 0:
-        return head if head is not None else empty_failure_cases()
-    return rows if head is None else pl.concat([head, rows], how="vertical")
-
-
 @dataclass(frozen=True, slots=True)
 class CheckResult:
     """The outcome of one rule on one batch.
@@ -304,6 +246,36 @@ class CheckResult:
         }
 
 
+#: The code of ``dataclasses.replace`` (``_replace`` from Python 3.13), which copies every field it is not
+#: given by reading it: a replaced report keeps the description of its cases, not a rendering of them.
+_REPLACE = frozenset(
+    f.__code__ for name in ("replace", "_replace") if (f := getattr(_dataclasses, name, None)) is not None
+)
+
+
+class _CasesField:
+    """The ``failure_cases`` field: set from a frame or a :class:`FailureCases` description, read as the
+    rendered frame (rendered on the first read, cached). ``dataclasses.replace`` copies the description."""
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.slot = f"_{name}"
+
+    @overload
+    def __get__(self, obj: None, owner: type | None = None) -> _CasesField: ...
+    @overload
+    def __get__(self, obj: object, owner: type | None = None) -> pl.DataFrame: ...
+    def __get__(self, obj: object | None, owner: type | None = None) -> Any:
+        if obj is None:  # no default value: the field is required
+            raise AttributeError(self.slot[1:])
+        cases: FailureCases = obj.__dict__[self.slot]
+        if sys._getframe(1).f_code in _REPLACE:
+            return cases
+        return cases.frame()
+
+    def __set__(self, obj: object, value: pl.DataFrame | FailureCases) -> None:
+        obj.__dict__[self.slot] = value if isinstance(value, FailureCases) else FailureCases.rendered(value)
+
+
 @dataclass(frozen=True, eq=False)
 class ValidationReport:
     """Everything known about one validated batch.
@@ -322,7 +294,9 @@ class ValidationReport:
       hand: read it through :meth:`gating`;
     * ``failure_cases``: pandera's failure-case layout (``failure_case``,
       ``schema_context``, ``column``, ``check``, ``check_number``, ``index``) plus
-      ``rule``. Values of redacted columns read ``[REDACTED]``;
+      ``rule``. Values of redacted columns read ``[REDACTED]``. Built from a description
+      (:class:`~streams.validation.cases.FailureCases`, :attr:`cases`) and rendered on the first
+      read; :meth:`cases_of` renders only the first cases of one rule;
     * ``missing_columns`` / ``extra_columns``: declared columns absent from the
       batch, and batch columns the schema object does not declare (kept).
     """
@@ -338,11 +312,22 @@ class ValidationReport:
     checks: tuple[CheckResult, ...]
     valid_mask: pl.Series
     violations: pl.Series
-    failure_cases: pl.DataFrame
+    failure_cases: _CasesField = _CasesField()  # a frame or a FailureCases; read: the frame (see _CasesField)
     missing_columns: tuple[str, ...] = ()
     extra_columns: tuple[str, ...] = ()
     elapsed_seconds: float = 0.0
     gating_violations: pl.Series | None = None
+
+    @property
+    def cases(self) -> FailureCases:
+        """The description of the failure cases (rendered when read: :attr:`failure_cases`, :meth:`cases_of`)."""
+        cases: FailureCases = self.__dict__["_failure_cases"]
+        return cases
+
+    def cases_of(self, rule: str, n: int) -> pl.DataFrame:
+        """The first ``n`` failure cases of the rule called ``rule``: ``failure_cases.filter(pl.col("rule") ==
+        rule).head(n)``, rendering only those cases when the frame has not been rendered."""
+        return self.cases.of(rule, n)
 
     def gating(self) -> pl.Series:
         """Per row, the rules that made it invalid (``violations`` of the invalid rows when the

@@ -1,0 +1,351 @@
+"""Failure cases described when a batch is validated, rendered when they are read.
+
+Rendering a pandera-shaped failure case per failing row (the value as text, a row-level expression's
+whole row as JSON) is most of the cost of a failing batch, and the worker reads few of them: the first
+``sample_size`` cases of each failing rule for its events. A :class:`FailureCases` is the description of
+a report's failure cases: parts in order, each either a rendered frame (summary cases, the decoder's
+wrong-typed values) or the failing rows of a validation (:class:`RowSource`: the masks and what renders
+them), optionally cut to some rows (a partition's, renumbered from 0) and without some rules' rows.
+:meth:`FailureCases.frame` renders the whole frame once (cached; safe across threads: reports are built
+in a worker thread and read on the event loop); :meth:`FailureCases.of` renders only the first cases of
+one rule. Both equal what rendering everything up front gives.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import numpy as np
+import polars as pl
+
+#: The columns of ``ValidationReport.failure_cases``: pandera's layout plus ``rule``.
+FAILURE_CASE_SCHEMA = pl.Schema(
+    {
+        "failure_case": pl.String,
+        "schema_context": pl.String,
+        "column": pl.String,
+        "check": pl.String,
+        "check_number": pl.Int32,
+        "index": pl.Int32,
+        "rule": pl.String,
+    }
+)
+
+_NO_CASES = pl.DataFrame(schema=FAILURE_CASE_SCHEMA)
+
+
+def empty_failure_cases() -> pl.DataFrame:
+    """A failure-case frame with no rows and the documented columns."""
+    return _NO_CASES.clear()
+
+
+def case_columns(value: pl.Expr, mask: str) -> tuple[pl.Expr, pl.Expr]:
+    """One rule's failure cases as two expressions over the whole frame: ``value`` (the
+    ``failure_case`` expression, built over its columns filtered by ``mask``, so that only the
+    failing rows are rendered) and their row numbers. Building expressions costs more than
+    rendering the cases at 10k rows: the engine keeps them per rule (see
+    :meth:`streams.validation.failures.Reporter.row_cases`)."""
+    return value.alias("failure_case"), pl.col(mask).arg_true().cast(pl.Int32).alias("index")
+
+
+#: The constant columns of a rule's failure cases, in the order of the constants of a spec of ``row_cases``.
+_CONSTANTS = pl.Schema(
+    {"schema_context": pl.String, "column": pl.String, "check": pl.String, "check_number": pl.Int32, "rule": pl.String}
+)
+
+
+def row_cases(frame: pl.DataFrame, specs: list[tuple[str, tuple[pl.Expr, pl.Expr], tuple[Any, ...]]]) -> pl.DataFrame:
+    """Failure cases, one per row where a mask column is True, spec by spec in row order.
+
+    Each spec is ``(mask column, its expressions from case_columns, the rule's (schema_context,
+    column, check, check_number, rule))``. One select renders every rule's values over its failing
+    rows (the parts appended); the constant columns are gathered from a table of the rules by the
+    rule number of each case. A spec whose values cannot be rendered is left out (the others are kept).
+    """
+    if not specs:
+        return empty_failure_cases()
+    try:
+        out = frame.select(_appended([e[0] for _, e, _ in specs]), _appended([e[1] for _, e, _ in specs]))
+    except Exception:  # a part failed: keep every part that renders
+        parts, kept = [], []
+        for spec in specs:
+            try:
+                parts.append(frame.select(spec[1]))
+            except Exception:  # a value that cannot be rendered is no reason to fail
+                continue
+            kept.append(spec)
+        if not parts:
+            return empty_failure_cases()
+        out, specs = pl.concat(parts, how="vertical"), kept
+    lengths = [int(frame.get_column(mask).sum()) for mask, _, _ in specs]
+    table = pl.DataFrame([constants for _, _, constants in specs], schema=_CONSTANTS, orient="row")
+    constants = table[pl.Series(np.repeat(np.arange(len(specs), dtype=np.uint32), lengths))]
+    context, column, check, number, rule = constants.get_columns()
+    return pl.DataFrame([out.to_series(0), context, column, check, number, out.to_series(1), rule])
+
+
+def _appended(parts: list[pl.Expr]) -> pl.Expr:
+    """The expressions' values one after the other (a balanced tree of appends)."""
+    while len(parts) > 1:
+        pairs = zip(parts[::2], parts[1::2], strict=False)
+        parts = [a.append(b) for a, b in pairs] + ([parts[-1]] if len(parts) % 2 else [])
+    return parts[0]
+
+
+def concat_cases(summary: list[tuple[Any, ...]], rows: pl.DataFrame | None = None) -> pl.DataFrame:
+    """The failure-case frame: ``summary`` cases (tuples in ``FAILURE_CASE_SCHEMA`` order)
+    first, then the per-row cases ``rows``."""
+    head = pl.DataFrame(summary, schema=FAILURE_CASE_SCHEMA, orient="row") if summary else None
+    if rows is None or rows.height == 0:
+        return head if head is not None else empty_failure_cases()
+    return rows if head is None else pl.concat([head, rows], how="vertical")
+
+
+class RowSource(Protocol):
+    """The per-row failure cases of one validated batch, rendered on demand (one spec per failing rule)."""
+
+    rules: tuple[str, ...]  # per spec, in the order of the rendered frame: the rule's name
+
+    def frame(self) -> pl.DataFrame:
+        """Every case, spec by spec, in row order (``index``: the batch's row numbers); cached."""
+        ...
+
+    def cached(self) -> pl.DataFrame | None:
+        """The frame if it was rendered already, else None."""
+        ...
+
+    def failing(self, spec: int) -> np.ndarray:
+        """The rows (ascending) failing spec ``spec``."""
+        ...
+
+    def render(self, rows: dict[int, np.ndarray]) -> pl.DataFrame:
+        """The cases of each spec ``j`` of ``rows`` at ``rows[j]`` (some of its failing rows, ascending), spec
+        by spec, ``index`` the rows; a spec whose values cannot be rendered is left out (as in the frame)."""
+        ...
+
+
+class BatchRows:
+    """The per-row failure cases of one validated batch, described (a :class:`RowSource`): rendered
+    whole on the first read of the frame (:meth:`~streams.validation.failures.Reporter.row_cases`,
+    once: a lock), or a few rows of one rule (:meth:`render`)."""
+
+    def __init__(
+        self, reporter: Any, df: pl.DataFrame, frame: pl.DataFrame, originals: dict[str, str],
+        failing: list[tuple[str, int]], prefix: str,
+    ) -> None:  # fmt: skip
+        self._args = (reporter, df, frame, originals, failing, prefix)
+        self.rules = tuple(reporter.slots[k].rule.name for _, k in failing)
+        self._frame: pl.DataFrame | None = None
+        self._lock = threading.Lock()
+
+    def frame(self) -> pl.DataFrame:
+        with self._lock:
+            if self._frame is None:
+                reporter, df, frame, originals, failing, prefix = self._args
+                self._frame = reporter.row_cases(df, frame, originals, failing, prefix)
+            return self._frame
+
+    def cached(self) -> pl.DataFrame | None:
+        return self._frame
+
+    def failing(self, spec: int) -> np.ndarray:
+        frame, failing = self._args[2], self._args[4]
+        return frame.get_column(failing[spec][0]).arg_true().to_numpy()
+
+    def render(self, rows: dict[int, np.ndarray]) -> pl.DataFrame:
+        """The cases of each spec ``j`` at ``rows[j]``, in one select over those rows of the frame: each
+        spec's mask set to its rows there, and its own expressions (a row-level expression's JSON is the
+        one ``Reporter._shared_rows`` renders for the row). Values render by dtype, not by value: these
+        rows render exactly when all of the spec's rows do."""
+        reporter, df, frame, originals, failing, _ = self._args
+        rows = {j: at for j, at in rows.items() if len(at)}
+        if not rows:
+            return empty_failure_cases()
+        union = np.unique(np.concatenate(list(rows.values())))
+        marks = {}
+        for j, at in rows.items():
+            marks[failing[j][0]] = mark = np.zeros(len(union), dtype=np.bool_)
+            mark[np.searchsorted(union, at)] = True
+        small = frame[union]  # its masks replaced by the rows taken (a frame of Series: no plan to run)
+        small = pl.DataFrame([pl.Series(c.name, marks[c.name]) if c.name in marks else c for c in small.get_columns()])
+        specs = [reporter.case_spec(df, frame.schema, originals, *failing[j]) for j in rows]
+        cases = row_cases(small, specs)
+        return _with_index(cases, union[cases.get_column("index").to_numpy()])
+
+
+def _with_index(cases: pl.DataFrame, index: np.ndarray) -> pl.DataFrame:
+    """``cases`` with the column ``index`` replaced by ``index``."""
+    column = pl.Series("index", index, dtype=pl.Int32)
+    return pl.DataFrame([column if c.name == "index" else c for c in cases.get_columns()])
+
+
+@dataclass(frozen=True)
+class _Rows:
+    """The cases of ``source``, cut to the rows ``keep`` (row i of the cut is ``keep[i]``; None: every row),
+    without the rows ``drops`` of some rules (``(rule, rows of the source)``)."""
+
+    source: RowSource
+    keep: np.ndarray | None = None
+    drops: tuple[tuple[str, np.ndarray], ...] = ()
+
+    def frame(self) -> pl.DataFrame:
+        cases = self.source.frame()
+        if self.drops:
+            drop = pl.lit(False)
+            for rule, rows in self.drops:
+                drop = drop | (
+                    (pl.col("rule") == rule) & pl.col("index").is_in(pl.Series(rows, dtype=pl.Int32).implode())
+                )
+            cases = cases.filter(~drop)
+        return cases if self.keep is None else _cut(cases, self.keep)
+
+    def heads(self, n: int) -> pl.DataFrame:
+        """The first ``n`` cases of every spec, spec by spec (rendering only those when the frame is not)."""
+        if self.source.cached() is not None:  # rendered already: read it
+            return self.frame().filter(pl.int_range(pl.len()).over("rule") < n)
+        rows = {}
+        for spec, rule in enumerate(self.source.rules):
+            at = self.source.failing(spec)
+            if self.keep is not None:
+                at = at[np.isin(at, self.keep)]
+            for name, dropped in self.drops:
+                if name == rule:
+                    at = at[~np.isin(at, dropped)]
+            rows[spec] = at[:n]
+        got = self.source.render(rows)
+        if self.keep is not None and got.height:
+            got = _with_index(got, _positions(self.keep, got.get_column("index").to_numpy()))
+        return got
+
+    def cut(self, rows: np.ndarray) -> _Rows:
+        keep = rows if self.keep is None else self.keep[rows]
+        return _Rows(self.source, np.asarray(keep, dtype=np.int64), self.drops)
+
+    def without(self, drops: dict[str, np.ndarray]) -> _Rows:
+        added = tuple((rule, rows if self.keep is None else self.keep[rows]) for rule, rows in drops.items())
+        return _Rows(self.source, self.keep, self.drops + added)
+
+
+def _positions(keep: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """The position in ``keep`` of each of ``rows`` (all in ``keep``)."""
+    order = np.argsort(keep, kind="stable")
+    return order[np.searchsorted(keep, rows, sorter=order)]
+
+
+def _cut(cases: pl.DataFrame, rows: np.ndarray) -> pl.DataFrame:
+    """The cases of rows ``rows`` (renumbered: row ``rows[i]`` becomes ``i``); cases without a row are dropped."""
+    renumber = pl.Series(np.arange(len(rows), dtype=np.int32))
+    taken = pl.Series(rows.astype(np.int32))
+    hit = cases.get_column("index").is_in(taken.implode()).fill_null(False)
+    return cases.filter(hit).with_columns(pl.col("index").replace_strict(taken, renumber, return_dtype=pl.Int32))
+
+
+_Part = pl.DataFrame | _Rows
+
+
+class FailureCases:
+    """A report's failure cases: parts (rendered frames, or the failing rows of a validation) in order."""
+
+    __slots__ = ("_frame", "_heads", "_lock", "_parts")
+
+    def __init__(self, parts: tuple[_Part, ...] = ()) -> None:
+        self._parts = parts
+        self._frame: pl.DataFrame | None = parts[0] if len(parts) == 1 and isinstance(parts[0], pl.DataFrame) else None
+        self._heads: dict[tuple[int, int], dict[str, pl.DataFrame]] = {}  # (part, n) -> the first n cases of each rule
+        self._lock = threading.Lock()
+
+    @classmethod
+    def rendered(cls, frame: pl.DataFrame) -> FailureCases:
+        """The cases ``frame``, rendered already (read as it is)."""
+        return cls((frame,))
+
+    @classmethod
+    def of_batch(cls, summary: pl.DataFrame | None, rows: RowSource | None) -> FailureCases:
+        """The summary cases (rendered) first, then the per-row cases of ``rows`` (rendered when read)."""
+        parts: list[_Part] = [summary] if summary is not None and summary.height else []
+        if rows is not None and rows.rules:
+            parts.append(_Rows(rows))
+        return cls(tuple(parts) if parts else (empty_failure_cases(),))
+
+    def frame(self) -> pl.DataFrame:
+        """The pandera-shaped failure-case frame, rendered on the first call (once, whichever thread asks)."""
+        frame = self._frame
+        if frame is not None:
+            return frame
+        with self._lock:
+            if self._frame is None:
+                frames = [p if isinstance(p, pl.DataFrame) else p.frame() for p in self._parts]
+                self._frame = frames[0] if len(frames) == 1 else pl.concat(frames, how="vertical_relaxed")
+            return self._frame
+
+    def of(self, rule: str, n: int) -> pl.DataFrame:
+        """The first ``n`` cases of ``rule`` (``frame().filter(rule == rule).head(n)``), rendering only those."""
+        if self._frame is not None:
+            frame = self._frame
+            return frame.filter(pl.col("rule") == rule).head(max(n, 0)) if "rule" in frame.columns else frame.clear()
+        parts, left = [], max(n, 0)
+        for i, part in enumerate(self._parts):
+            if left <= 0:
+                break
+            mine = self._heads_of(i, part, left).get(rule)
+            got = empty_failure_cases() if mine is None else mine.head(left)
+            if got.height:
+                parts.append(got)
+                left -= got.height
+        if not parts:
+            first = self._parts[0] if self._parts else empty_failure_cases()
+            return first.clear() if isinstance(first, pl.DataFrame) else empty_failure_cases()
+        return parts[0] if len(parts) == 1 else pl.concat(parts, how="vertical_relaxed")
+
+    def _heads_of(self, i: int, part: _Part, n: int) -> dict[str, pl.DataFrame]:
+        """The first ``n`` cases of each rule of part ``i`` (rule -> cases; a rendered part: all of them), rendered
+        for every rule on the first call (the worker samples every failing rule: one select renders them all)."""
+        if isinstance(part, pl.DataFrame):
+            n = 0  # every case, whatever n
+        heads = self._heads.get((i, n))
+        if heads is None:
+            with self._lock:
+                heads = self._heads.get((i, n))
+                if heads is None:
+                    cases = part if isinstance(part, pl.DataFrame) else part.heads(n)
+                    if "rule" not in cases.columns:
+                        cases = cases.clear().with_columns(pl.lit(None, dtype=pl.String).alias("rule"))
+                    split = cases.partition_by("rule", as_dict=True, maintain_order=True)
+                    heads = self._heads[(i, n)] = {str(k[0]): v for k, v in split.items() if k[0] is not None}
+        return heads
+
+    def cut(self, rows: np.ndarray) -> FailureCases:
+        """The cases of the rows ``rows`` (renumbered from 0), after every case without a row, nothing rendered."""
+        if self._frame is not None and all(isinstance(p, pl.DataFrame) for p in self._parts):
+            return FailureCases.rendered(_split(self._frame, rows))
+        heads: list[_Part] = []
+        tails: list[_Part] = []
+        for part in self._parts:
+            if isinstance(part, pl.DataFrame):
+                heads.append(part.filter(part.get_column("index").is_null()))
+                tails.append(_cut(part, rows))
+            else:
+                tails.append(part.cut(rows))
+        return FailureCases((*heads, *tails))
+
+    def without(self, drops: dict[str, np.ndarray]) -> FailureCases:
+        """The cases without those of rule ``r`` at rows ``drops[r]`` (also without the row-less cases of those
+        rules: the filter ``~(rule == r & index in rows)`` drops a null index)."""
+        if not drops:
+            return self
+        drop = pl.lit(False)
+        for rule, rows in drops.items():
+            drop = drop | ((pl.col("rule") == rule) & pl.col("index").cast(pl.UInt32).is_in(pl.Series(rows).implode()))
+        parts = tuple(p.filter(~drop) if isinstance(p, pl.DataFrame) else p.without(drops) for p in self._parts)
+        return FailureCases(parts)
+
+    def then(self, frame: pl.DataFrame) -> FailureCases:
+        """These cases, then the rendered cases ``frame``."""
+        return FailureCases((*self._parts, frame))
+
+
+def _split(cases: pl.DataFrame, rows: np.ndarray) -> pl.DataFrame:
+    """The partition split of a rendered frame: the cases without a row, then those of ``rows`` renumbered."""
+    return pl.concat([cases.filter(cases.get_column("index").is_null()), _cut(cases, rows)], how="vertical")
