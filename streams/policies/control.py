@@ -17,7 +17,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import orjson
@@ -103,7 +103,7 @@ class QuarantineStage:
         gating = report.gating().list.concat(pl.Series([reasons] * n, dtype=pl.List(pl.String)))
         violations = report.violations.list.concat(pl.Series([reasons] * n, dtype=pl.List(pl.String)))
         mask = pl.Series("valid", [False] * n, dtype=pl.Boolean)
-        amended = replace(report, valid_mask=mask, violations=violations.alias("violations"), valid_rows=0,
+        amended = report.replace(valid_mask=mask, violations=violations.alias("violations"), valid_rows=0,
                           invalid_rows=n, gating_violations=gating.alias("violations"))  # fmt: skip
         return amended, []
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import dataclasses as _dataclasses
 import math
-import sys
 from dataclasses import dataclass
 from typing import Any, overload
 
@@ -246,16 +245,10 @@ class CheckResult:
         }
 
 
-#: The code of ``dataclasses.replace`` (``_replace`` from Python 3.13), which copies every field it is not
-#: given by reading it: a replaced report keeps the description of its cases, not a rendering of them.
-_REPLACE = frozenset(
-    f.__code__ for name in ("replace", "_replace") if (f := getattr(_dataclasses, name, None)) is not None
-)
-
-
 class _CasesField:
     """The ``failure_cases`` field: set from a frame or a :class:`FailureCases` description, read as the
-    rendered frame (rendered on the first read, cached). ``dataclasses.replace`` copies the description."""
+    rendered frame (rendered on the first read, cached). :meth:`ValidationReport.replace` copies the
+    description; ``dataclasses.replace`` reads the field, so it renders (correct, only slower)."""
 
     def __set_name__(self, owner: type, name: str) -> None:
         self.slot = f"_{name}"
@@ -268,8 +261,6 @@ class _CasesField:
         if obj is None:  # no default value: the field is required
             raise AttributeError(self.slot[1:])
         cases: FailureCases = obj.__dict__[self.slot]
-        if sys._getframe(1).f_code in _REPLACE:
-            return cases
         return cases.frame()
 
     def __set__(self, obj: object, value: pl.DataFrame | FailureCases) -> None:
@@ -323,6 +314,12 @@ class ValidationReport:
         """The description of the failure cases (rendered when read: :attr:`failure_cases`, :meth:`cases_of`)."""
         cases: FailureCases = self.__dict__["_failure_cases"]
         return cases
+
+    def replace(self, **changes: Any) -> ValidationReport:
+        """``dataclasses.replace(self, **changes)`` that hands the failure cases' description over unrendered
+        (``dataclasses.replace`` reads every field it is not given, and reading ``failure_cases`` renders)."""
+        changes.setdefault("failure_cases", self.cases)
+        return _dataclasses.replace(self, **changes)
 
     def cases_of(self, rule: str, n: int) -> pl.DataFrame:
         """The first ``n`` failure cases of the rule called ``rule``: ``failure_cases.filter(pl.col("rule") ==

@@ -12,7 +12,6 @@ the pipeline routes, and writes the ``errors.rules`` header, from the amended re
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import replace
 
 import numpy as np
 import polars as pl
@@ -72,7 +71,7 @@ def amend(
         .select(pl.when("ok").then(empty).otherwise(pl.col("g")).alias("violations"))
         .to_series()
     )
-    return replace(report, valid_mask=mask, violations=violations.alias("violations"), valid_rows=valid_rows,
+    return report.replace(valid_mask=mask, violations=violations.alias("violations"), valid_rows=valid_rows,
                    invalid_rows=n - valid_rows, gating_violations=gating)  # fmt: skip
 
 
