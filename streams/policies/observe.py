@@ -25,10 +25,19 @@ def _time(text: Any) -> datetime:
     return to_utc(datetime.fromisoformat(str(text).replace("Z", "+00:00")))
 
 
+def _window_of(data: Mapping[str, Any]) -> dict[str, Any]:
+    """What every window event names: the contract, its version, the schema object and the window."""
+    contract, window = data["contract"], data["window"]
+    return {
+        "contract": str(contract["id"]), "schema": str(data["schema"]),
+        "window_start": _time(window["start"]), "window_end": _time(window["end"]),
+        "contract_version": str(contract.get("version") or ""),
+    }  # fmt: skip
+
+
 def observation_of(data: Mapping[str, Any]) -> Observation:
     """The observation of one window summary; :class:`EventDataError` when the data is not one."""
     try:
-        contract, window = data["contract"], data["window"]
         rules = {
             str(c["name"]): RuleOutcome(
                 failures=int(c.get("failures") or 0),
@@ -39,11 +48,7 @@ def observation_of(data: Mapping[str, Any]) -> Observation:
             for c in data.get("checks") or ()
         }
         return Observation(
-            contract=str(contract["id"]),
-            schema=str(data["schema"]),
-            window_start=_time(window["start"]),
-            window_end=_time(window["end"]),
-            contract_version=str(contract.get("version") or ""),
+            **_window_of(data),
             records=int(data["records"]),
             quarantined=int(data.get("quarantined") or 0),
             dead_lettered=int(data.get("dead_lettered") or 0),
@@ -58,7 +63,6 @@ def observation_of(data: Mapping[str, Any]) -> Observation:
 def drift_observation_of(data: Mapping[str, Any]) -> Observation:
     """The observation of one ``distribution.drift`` event: ``metrics`` keyed ``drift.<metric>:<field>``."""
     try:
-        contract, window = data["contract"], data["window"]
         metrics = {
             f"{_DRIFT_METRICS[str(m['metric'])]}:{f['field']}": float(m["value"])
             for f in data.get("fields") or ()
@@ -66,11 +70,7 @@ def drift_observation_of(data: Mapping[str, Any]) -> Observation:
             if str(m["metric"]) in _DRIFT_METRICS and m.get("value") is not None
         }
         return Observation(
-            contract=str(contract["id"]),
-            schema=str(data["schema"]),
-            window_start=_time(window["start"]),
-            window_end=_time(window["end"]),
-            contract_version=str(contract.get("version") or ""),
+            **_window_of(data),
             records=int(data.get("records") or 0),
             metrics=metrics,
             source="distribution.drift",
