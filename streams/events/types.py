@@ -41,6 +41,8 @@ if TYPE_CHECKING:
 __all__ = [
     "CONTENT_TYPE",
     "EXTENSIONS",
+    "MAX_MS",
+    "MIN_MS",
     "SCHEMA_FILES",
     "SPECVERSION",
     "EventSeverity",
@@ -161,16 +163,17 @@ def ms_utc(ms: int) -> datetime:
     9999-12-31T23:59:59 (a common sentinel) is the year 10000, read as 9999-12-31T23:59:59.999999 (it raised, and
     a window's events could never be built). Exact to the millisecond (a float of seconds is not, past the year
     2242: 9999-12-31T23:59:59.998 read as .997985)."""
-    if ms >= _MAX_MS:
+    if ms >= MAX_MS:
         return datetime.max.replace(tzinfo=UTC)
-    if ms <= _MIN_MS:
+    if ms <= MIN_MS:
         return datetime.min.replace(tzinfo=UTC)
     return _EPOCH + timedelta(milliseconds=ms)
 
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_MAX_MS = (datetime.max.replace(tzinfo=UTC) - _EPOCH) // timedelta(milliseconds=1)
-_MIN_MS = (datetime.min.replace(tzinfo=UTC) - _EPOCH) // timedelta(milliseconds=1)
+#: the epoch milliseconds a ``datetime`` holds (0001-01-01T00:00:00Z to 9999-12-31T23:59:59.999Z)
+MAX_MS = (datetime.max.replace(tzinfo=UTC) - _EPOCH) // timedelta(milliseconds=1)
+MIN_MS = (datetime.min.replace(tzinfo=UTC) - _EPOCH) // timedelta(milliseconds=1)
 
 
 def iso_utc(moment: datetime) -> str:

@@ -36,6 +36,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from streams.errors import ContractError
+from streams.events.types import MAX_MS, MIN_MS
 from streams.pipeline.records import Message
 from streams.profiles.prediction import NO_VERSION
 from streams.profiles.properties import PREDICTION, prediction_spec
@@ -161,9 +162,6 @@ def join_spec(contract: Contract, settings: Settings, schema: str | None = None)
     )  # fmt: skip
 
 
-_MIN_MS, _MAX_MS = -62_135_596_800_000, 253_402_300_799_999  # 0001-01-01T00:00:00Z, 9999-12-31T23:59:59.999Z
-
-
 def _time_ms(record: dict[str, Any], field: str | None, fallback: int | None) -> int | None:
     if field is None:
         return fallback
@@ -171,7 +169,7 @@ def _time_ms(record: dict[str, Any], field: str | None, fallback: int | None) ->
     if isinstance(value, bool) or value is None:
         return None
     if isinstance(value, (int, float)):  # epoch ms within what a timestamp holds (years 1 to 9999, as ISO-8601)
-        return int(value) if math.isfinite(value) and _MIN_MS <= value <= _MAX_MS else None
+        return int(value) if math.isfinite(value) and MIN_MS <= value <= MAX_MS else None
     if isinstance(value, str):
         try:
             moment = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))

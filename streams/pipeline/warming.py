@@ -14,9 +14,6 @@ import logging
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
-import orjson
-
-from streams.formats.decoder import MessageDecoder, Value
 from streams.pipeline.verdicts import merge_mismatches
 
 if TYPE_CHECKING:
@@ -29,11 +26,7 @@ log = logging.getLogger(__name__)
 
 def warm(binding: Binding) -> None:
     """Decode and validate a record of nulls for ``binding`` (its stages and decoder state untouched)."""
-    decoder = binding.decoder
-    value = orjson.dumps(dict.fromkeys(decoder._top))
-    if decoder._bulk is not None:
-        decoder._bulk.warm(value)
-    decoded = MessageDecoder(binding.schema, max_message_bytes=decoder.max_message_bytes).decode([Value(value)])
+    decoded = binding.decoder.warm()
     if decoded.frame.height:  # as many rows as a full batch: the engine's plans are cached per size class
         frame = decoded.frame[[0] * binding.settings.batch_max_records]
         merge_mismatches(binding.plan.validate(frame), binding.schema, decoded.mismatches)
