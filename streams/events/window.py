@@ -148,6 +148,7 @@ def window_summary(contract: Contract, verdict: WindowVerdict, *, worker_id: str
         "owner": contract.owner.as_dict(),
         "partitions": partitions,
         "finalized_by": worker_id,
+        "schema_drifted": verdict.schema_drift is not None,  # a schema.drift event of the window follows
     }
     severity = EventSeverity.highest(str(c.result.severity) for c in verdict.checks if not c.result.passed)
     eid = window_summary_id(contract, k.schema, k.topic, k.start_ms, k.end_ms)

@@ -38,7 +38,17 @@ from streams.policies.config import PolicySettings, Webhook
 from streams.policies.control import control_record
 from streams.policies.emit import decision_event
 from streams.policies.incidents import Decision, DecisionKind, IncidentBook
-from streams.policies.observe import drift_observation_of, observation_of
+from streams.policies.metrics import METRICS, Observation
+from streams.policies.observe import (
+    confidence_observation_of,
+    drift_observation_of,
+    no_schema_drift,
+    observation_of,
+    performance_observation_of,
+    schema_drift_observation_of,
+    version_parts,
+)
+from streams.policies.pool import VersionPool
 from streams.policies.spec import Action, parse_policies
 from streams.policies.telemetry import PolicyMetrics, policy_phase
 
@@ -50,6 +60,16 @@ def _opens(d: Decision) -> bool:
 
 
 log = logging.getLogger(__name__)
+
+#: the window events policies are judged on, and how each becomes an observation (see ``_observations``)
+_READERS: dict[str, Callable[[dict[str, Any]], Observation]] = {
+    EventType.WINDOW_SUMMARY: observation_of,
+    EventType.DISTRIBUTION_DRIFT: drift_observation_of,
+    EventType.SCHEMA_DRIFT: schema_drift_observation_of,
+    EventType.PREDICTION_CONFIDENCE: confidence_observation_of,
+    EventType.MODEL_PERFORMANCE: performance_observation_of,
+}
+_WINDOW_EVENTS = frozenset(_READERS)
 
 
 class PolicyAgent:
@@ -67,6 +87,7 @@ class PolicyAgent:
         self.offsets: dict[tuple[str, int], int] = {}
         self.outbox: dict[str, dict[str, Any]] = {}
         self.skipped = 0
+        self.pool = VersionPool()
         self._dirty: set[bytes] = set()
         self._seq = 0
         self._webhooks = {w.name: w for w in settings.webhooks}
@@ -91,6 +112,8 @@ class PolicyAgent:
                 continue
             if kind == "offset":
                 self.offsets[(str(rest[0]), int(rest[1]))] = int(value) if value is not None else 0
+            elif kind == "pool":
+                self.pool.restore((str(rest[0]), str(rest[1]), str(rest[2])), value)
             elif kind in ("policy", "outbox"):
                 into = policies if kind == "policy" else self.outbox
                 if value is None:
@@ -111,6 +134,8 @@ class PolicyAgent:
                 value = snapshot.get(rest[0])
             elif kind == "offset":
                 value = self.offsets.get((rest[0], rest[1]))
+            elif kind == "pool":
+                value = self.pool.record((rest[0], rest[1], rest[2]))
             else:
                 value = self.outbox.get(rest[0])
             out.append(OutRecord(topic, None if value is None else orjson.dumps(value), key, partition=0))
@@ -129,15 +154,13 @@ class PolicyAgent:
         try:
             event = from_kafka(msg.key, msg.value, msg.headers)
             kind = event.get_type()
-            if kind in (EventType.WINDOW_SUMMARY, EventType.DISTRIBUTION_DRIFT):
-                read = observation_of if kind == EventType.WINDOW_SUMMARY else drift_observation_of
-                obs = read(event_data(event))
-                if obs.contract not in self.contracts:
-                    return []
-                decisions = self.book.observe(obs)
-                for p in self.book.policies:  # every state it touched changed (last window, streaks)
-                    if (p.contract, p.schema) == (obs.contract, obs.schema):
-                        self._dirty.add(self._key("policy", p.key))
+            if kind in _WINDOW_EVENTS:
+                decisions = []
+                for obs in self._observations(str(kind), event_data(event)):
+                    decisions += self.book.observe(obs)
+                    for p in self.book.policies:  # every state it touched changed (last window, streaks)
+                        if (p.contract, p.schema) == (obs.contract, obs.schema):
+                            self._dirty.add(self._key("policy", p.key))
             elif kind == EventType.POLICY_COMMAND:
                 decisions = self._command(event_data(event), event.get_time())
             else:
@@ -151,6 +174,36 @@ class PolicyAgent:
         out = [r for d in decisions for r in self._decided(d)]
         self.metrics.update(self.book)  # states move without decisions too (pending, cooldown over)
         return out
+
+    def _declared(self, obs: Observation) -> tuple[str, ...]:
+        schema = next((so for so in self.contracts[obs.contract].schemas if so.name == obs.schema), None)
+        return () if schema is None else tuple(f.name for f in schema.fields)
+
+    def _pools(self, obs: Observation) -> bool:
+        """Some policy of the observation's schema object takes the all-versions value of its source."""
+        return any((p.contract, p.schema) == (obs.contract, obs.schema) and p.condition.subject is None
+                   and METRICS[p.condition.metric].source == obs.source for p in self.book.policies)  # fmt: skip
+
+    def _observations(self, kind: str, data: dict[str, Any]) -> list[Observation]:
+        """The observations of one window event (none for another contract's, or a batch's ``schema.drift``)."""
+        source = kind.removeprefix("io.qualitystreams.").removesuffix(".v1")
+        if kind == EventType.SCHEMA_DRIFT and "records" not in data:
+            return []  # a batch's (STREAMS_BATCH_EVENTS): its records span no window of the stream
+        obs = _READERS[kind](data)
+        if obs.contract not in self.contracts:
+            return []
+        if kind == EventType.WINDOW_SUMMARY:
+            # a summary that says its window's records carried exactly the declared fields is the clear
+            # schema-drift window no schema.drift event reports (one follows a summary that says otherwise)
+            clean = data.get("schema_drifted") is False
+            return [obs, no_schema_drift(obs, self._declared(obs))] if clean else [obs]
+        if kind == EventType.SCHEMA_DRIFT:
+            return [schema_drift_observation_of(data, self._declared(obs))]
+        if obs.model_version is None or not self._pools(obs):
+            return [obs]
+        pool_key = (source, obs.contract, obs.schema)
+        self._dirty.add(self._key("pool", *pool_key))
+        return [obs, *self.pool.add(obs, version_parts(source, data))]
 
     def _command(self, data: dict[str, Any], time: datetime | None) -> list[Decision]:
         if data.get("command") != "resolve-incident":

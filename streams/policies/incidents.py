@@ -180,6 +180,8 @@ class IncidentBook:
                 continue
             if obs.source is not None and METRICS[policy.condition.metric].source != obs.source:
                 continue  # another event of the window (a drift policy is not judged on the window summary)
+            if not obs.concerns(policy.condition.metric, policy.condition.subject):
+                continue  # another model version's event (or the pooled one)
             self.states[policy.key], out = step(policy, self.states.get(policy.key, PolicyState()), obs)
             decisions.extend(out)
         return decisions

@@ -81,7 +81,7 @@ METRICS: Final[dict[str, Metric]] = dict(
         _m("performance.roc_auc", ValueKind.RATE, Needs.MODEL_OPTIONAL, "realized ROC AUC", _PERF),
         _m("performance.calibration_error", ValueKind.RATE, Needs.MODEL_OPTIONAL, "expected calibration error", _PERF),
         _m("performance.estimated_accuracy", ValueKind.RATE, Needs.MODEL_OPTIONAL,
-           "accuracy estimated from scores without labels (CBPE)", _PERF),
+           "accuracy estimated from scores without labels (CBPE, the confidence event's expected_accuracy)", _CONF),
         _m("freshness.seconds", ValueKind.NUMBER, Needs.NOTHING,
            "age of the newest record's event time when the window closed", _WINDOW),
         _m("lag.records", ValueKind.COUNT, Needs.NOTHING, "consumer lag of the worker group, in records", "metrics"),
@@ -106,7 +106,8 @@ class Observation:
 
     ``rules``: each rule's outcome on the window; ``metrics``: every other catalog metric, keyed
     ``"drift.psi:amount"``, ``"confidence.mean:v3"``, ``"confidence.mean"``, ``"lag.records"`` ….
-    Windows are ``[start, end)`` in event time.
+    Windows are ``[start, end)`` in event time. ``model_version`` says which policies of a per-model metric
+    take it (:meth:`concerns`).
     """
 
     contract: str
@@ -121,6 +122,17 @@ class Observation:
     rules: Mapping[str, RuleOutcome] = field(default_factory=dict)
     metrics: Mapping[str, float] = field(default_factory=dict)
     source: str | None = None  # the event type it was read from (a catalog ``Metric.source``); None: any
+    #: for ``confidence.*`` / ``performance.*``: the one model version it reports (policies naming that version
+    #: take it), or None: every version of the window pooled (policies naming no version take it)
+    model_version: str | None = None
+
+    def concerns(self, metric: str, subject: str | None) -> bool:
+        """Whether a policy on ``metric`` (of ``subject``) is judged on this observation: a per-model metric's
+        policy takes the observations of its own version (or, naming none, the pooled ones) and no other, so
+        one version's event never resets (nor replays) the window of another version's policy."""
+        if self.source is None or METRICS[metric].needs is not Needs.MODEL_OPTIONAL:
+            return True
+        return subject == self.model_version
 
     def value(self, metric: str, subject: str | None = None) -> float | bool | None:
         """The value of a catalog metric on this window; None when the window does not say."""
