@@ -238,5 +238,5 @@ def test_a_malformed_confidence_event_is_a_data_error(contract: Contract) -> Non
     v = verdict(contract, 0, models=(model("fraud-v3", 900, 0.9),))
     data = dict(prediction_confidence(contract, v)[0].get_data() or {})
     del data["count"]
-    with pytest.raises(EventDataError, match="prediction.confidence"):
+    with pytest.raises(EventDataError, match=r"prediction\.confidence event"):
         confidence_observation_of(data)
