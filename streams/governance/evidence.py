@@ -39,7 +39,14 @@ from streams.contracts.model import Contract, SchemaObject
 from streams.contracts.semver import parse_version
 from streams.errors import ContractError, StreamsError
 from streams.governance.archive import COLUMNS, read_archive
-from streams.governance.tables import confidence_table, drift_table, incident_table, rule_table, window_table
+from streams.governance.tables import (
+    batch_table,
+    confidence_table,
+    drift_table,
+    incident_table,
+    rule_table,
+    window_table,
+)
 
 __all__ = ["ContractVersion", "EvidenceBundle", "contract_versions", "monitoring_plan", "write_evidence"]
 
@@ -230,7 +237,7 @@ def write_evidence(
     plan = monitoring_plan(current)
     files["monitoring_plan.json"] = orjson.dumps(plan, option=orjson.OPT_INDENT_2)
     tables = {
-        "events": events, "windows": window_table(events), "rules": rule_table(events),
+        "events": events, "windows": window_table(events), "batches": batch_table(events), "rules": rule_table(events),
         "drift": drift_table(events), "confidence": confidence_table(events), "incidents": incident_table(events),
     }  # fmt: skip
     for name, frame in tables.items():
