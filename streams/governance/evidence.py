@@ -26,7 +26,7 @@ import itertools
 import logging
 import subprocess
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -73,6 +73,8 @@ class EvidenceBundle:
     versions: tuple[ContractVersion, ...]
     incidents: pl.DataFrame
     windows: pl.DataFrame
+    #: batch-scope events per batch (no event-time window; ``batches.parquet``)
+    batches: pl.DataFrame = field(default_factory=pl.DataFrame)
 
 
 def _git(args: list[str], cwd: Path) -> str | None:
@@ -255,4 +257,5 @@ def write_evidence(
     (out / "evidence.md").write_text(markdown, encoding="utf-8")
     digests["evidence.md"] = hashlib.sha256(markdown.encode("utf-8")).hexdigest()
     (out / "SHA256SUMS").write_text("".join(f"{d}  {rel}\n" for rel, d in sorted(digests.items())), encoding="utf-8")
-    return EvidenceBundle(out, out / "evidence.md", digests, tuple(versions), tables["incidents"], tables["windows"])
+    return EvidenceBundle(out, out / "evidence.md", digests, tuple(versions), tables["incidents"], tables["windows"],
+                          tables["batches"])  # fmt: skip
