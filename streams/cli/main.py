@@ -141,7 +141,8 @@ def validate(
     except DataFormatError as exc:
         raise _fail(str(exc)) from None
     if fmt is OutputFormat.JSON:
-        out = {"semantics": FILE_SEMANTICS, "semantics_note": FILE_SEMANTICS_NOTE, **report.to_dict(max_cases=max_cases)}
+        out = {"semantics": FILE_SEMANTICS, "semantics_note": FILE_SEMANTICS_NOTE}
+        out |= report.to_dict(max_cases=max_cases)
         typer.echo(json.dumps(out, default=str, indent=2))
     else:
         render_report(report, max_cases=max_cases)

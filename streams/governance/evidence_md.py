@@ -127,9 +127,9 @@ def _windows(windows: pl.DataFrame, batches: pl.DataFrame) -> list[str]:
     if windows.is_empty():
         lines += ["_no archived events in the period_", ""]
     else:
-        cols = ("schema", "window_start", "window_end", "events", "summaries", "violations", "drift_events",
-                "confidence_events", "policy_events", "records", "quarantined", "passed")  # fmt: skip
-        lines += _table(cols, windows.select(cols).rows())
+        wcols = ("schema", "window_start", "window_end", "events", "summaries", "violations", "drift_events",
+                 "confidence_events", "policy_events", "records", "quarantined", "passed")  # fmt: skip
+        lines += _table(wcols, windows.select(wcols).rows())
     if batches.is_empty():
         return lines
     lines += ["### Events per batch (not event-time windows)", "",

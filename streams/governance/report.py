@@ -140,8 +140,10 @@ def render_report(events: pl.DataFrame, *, title: str = "Data quality report", s
     contracts = ", ".join(sorted({str(c) for c in events["contract_id"].drop_nulls().unique()})) or "–"
     failed = windows.filter(pl.col("passed") == False).height  # noqa: E712 - a polars expression
     open_incidents = incidents.filter(pl.col("status") == "open").height
-    cards = (("events", events.height), ("windows", windows.height), ("failed windows", failed),
-             ("incidents", incidents.height), ("open incidents", open_incidents))  # fmt: skip
+    cards: tuple[tuple[str, int], ...] = (
+        ("events", events.height), ("windows", windows.height), ("failed windows", failed),
+        ("incidents", incidents.height), ("open incidents", open_incidents),
+    )  # fmt: skip
     batches = batch_table(events).height  # batch-scope events (no stream time): no window, counted apart
     if batches:
         cards += (("batches (not windows)", batches),)

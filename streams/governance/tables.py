@@ -18,7 +18,9 @@ import polars as pl
 
 from streams.events.types import EventType
 
-__all__ = ["batch_table", "confidence_table", "drift_table", "event_scope", "incident_table", "rule_table", "window_table"]
+__all__ = [
+    "batch_table", "confidence_table", "drift_table", "event_scope", "incident_table", "rule_table", "window_table",
+]  # fmt: skip
 
 _UTC = pl.Datetime("us", "UTC")
 _WINDOW_KEY: Final = ["contract_id", "schema", "window_start", "window_end"]
@@ -101,7 +103,8 @@ def _window_verdict(d: dict[str, Any]) -> dict[str, Any]:
 
 
 def _batch_verdict(d: dict[str, Any]) -> dict[str, Any]:
-    counts = d.get("counts") if isinstance(d.get("counts"), dict) else {}
+    raw = d.get("counts")
+    counts: dict[str, Any] = raw if isinstance(raw, dict) else {}
     return {"rows": d.get("rows"), **{k: counts.get(k) for k in ("valid", "quarantined", "dead_lettered")},
             "passed": d.get("passed")}  # fmt: skip
 
@@ -142,7 +145,8 @@ def window_table(frame: pl.DataFrame) -> pl.DataFrame:
 def batch_table(frame: pl.DataFrame) -> pl.DataFrame:
     """One row per (contract, schema, batch span) of the batch-scope events (``scope`` ``batch``): a worker
     without stream time (or with ``STREAMS_BATCH_EVENTS``) judges each poll's batch, not an event-time window.
-    ``rows`` (validated), ``valid``, ``quarantined``, ``dead_lettered`` and ``passed`` come from the ``batch.summary``."""
+    ``rows`` (validated), ``valid``, ``quarantined``, ``dead_lettered`` and ``passed`` come from its
+    ``batch.summary``."""
     kinds = {
         "summaries": [str(EventType.BATCH_SUMMARY)],
         "violations": [str(EventType.RULE_VIOLATION)],

@@ -139,7 +139,10 @@ def test_cli(setup: tuple[Path, Path, Path], tmp_path: Path) -> None:
     args = ["evidence", "-c", str(new), "-c", str(old), "--archive", str(archive), "-o", str(out), "--no-git-history"]
     done = runner.invoke(app, args)
     assert done.exit_code == 0, done.output
-    assert "2 contract version(s), 14 event-time window(s), 0 batch(es) (not windows), 4 incident(s) (1 open)" in done.output
+    assert (
+        "2 contract version(s), 14 event-time window(s), 0 batch(es) (not windows), 4 incident(s) (1 open)"
+        in done.output
+    )
     assert (out / "evidence.md").exists()
     bad = runner.invoke(app, [*args, "--since", "yesterday-ish"])
     assert bad.exit_code == 2 and "neither a date" in bad.output

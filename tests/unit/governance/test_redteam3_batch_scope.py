@@ -15,7 +15,6 @@ from streams.governance.archive import Archive, read_archive
 from streams.governance.evidence import contract_versions, write_evidence
 from streams.governance.report import render_report
 from streams.governance.tables import batch_table, window_table
-
 from tests.unit.policies.conftest import CONTRACT
 
 from .scenario import RATES, T0, scenario
@@ -65,7 +64,7 @@ def test_batch_scope_events_are_not_windows(tmp_path: Path, contract: Contract) 
 
 
 def test_evidence_and_report_keep_batches_apart(tmp_path: Path, contract: Contract) -> None:
-    root, n_batch = _archive(tmp_path, contract)
+    root, _ = _archive(tmp_path, contract)
     path = tmp_path / "c.yaml"
     path.write_text(CONTRACT)
     bundle = write_evidence(contract_versions([path], git_history=False), tmp_path / "out", archive=root)
