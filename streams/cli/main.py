@@ -69,7 +69,8 @@ def lint(
     ] = False,
 ) -> None:
     """Check contracts against their ODCS version and what the engine runs (every rule is dry-run); print
-    file:line: message. Notes (what the worker does not enforce) do not fail."""
+    file:line: message. Notes (what the worker does not enforce) do not fail. No data is judged (neither file nor
+    stream semantics). Exit codes: 0 clean, 1 problems found, 2 usage error (no such file, no contract files)."""
     from streams.contracts.loader import _contract_files
     from streams.lint import lint_file
 

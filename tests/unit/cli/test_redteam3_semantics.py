@@ -50,3 +50,9 @@ def test_profile_drift_states_file_semantics(tmp_path: Path) -> None:
     assert json.loads(as_json.stdout)["semantics"] == "file"
     table = runner.invoke(app, ["profile", "drift", str(cur), "-c", str(FEATURES), "-r", str(out)])
     assert "file semantics" in table.stdout.splitlines()[-1]
+
+
+def test_lint_help_states_exit_codes() -> None:
+    result = CliRunner().invoke(app, ["contracts", "lint", "--help"])
+    text = " ".join(result.stdout.split())
+    assert result.exit_code == 0 and "Exit codes: 0 clean, 1 problems found, 2 usage error" in text
