@@ -31,8 +31,10 @@ def _recount(root: Path) -> dict[str, int]:
     for r in seen.values():
         data, kind = json.loads(r["data"]), r["type"].split(".")[2:4]
         window = data.get("window")
-        batch = kind == ["batch", "summary"] or data.get("scope") == "batch" or (
-            kind == ["schema", "drift"] and "never_present" not in data
+        batch = (
+            kind == ["batch", "summary"]
+            or data.get("scope") == "batch"
+            or (kind == ["schema", "drift"] and "never_present" not in data)
         )
         if isinstance(window, dict) and isinstance(data.get("schema"), str):
             key = (r["contract_id"], data["schema"], window["start"], window["end"])
