@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     pass
 
 __all__ = [
+    "authoring_findings",
     "drift_override_findings",
     "dry_run",
     "lint_file",
@@ -55,7 +56,49 @@ def lint_file(path: str | Path, *, allow_unowned: bool = False) -> list[Finding]
 
     owned = ownership_findings(contract, allow_unowned=allow_unowned)
     monitoring = monitoring_findings(contract)
-    return findings + owned + policy_findings(contract) + monitoring + own_topics(contract) + dry_run(contract)
+    authoring = authoring_findings(contract)
+    return (findings + owned + authoring + policy_findings(contract) + monitoring + own_topics(contract)
+            + dry_run(contract))  # fmt: skip
+
+
+def authoring_findings(contract: Contract) -> list[Finding]:
+    """What loads but cannot work: a ``version`` that is not semantic versioning (``contracts diff`` fails on it and
+    the evidence bundle cannot order it) and bounds no value can satisfy (every row would fail the field)."""
+    from streams.contracts.semver import parse_version
+
+    path, doc = contract.path or "<contract>", contract.document
+    out: list[Finding] = []
+    if parse_version(contract.version) is None:
+        line = doc.line(("version",)) if doc is not None else None
+        out.append(Finding(path, line, f"version {contract.version!r} is not a semantic version (MAJOR.MINOR.PATCH, "
+                                       "e.g. 1.4.0): `qstreams contracts diff` cannot check the version step and the "
+                                       "evidence bundle cannot order the versions"))  # fmt: skip
+    for schema in contract.schemas:
+        for f in schema.fields:
+            rules = [r for r in schema.rules if r.column == f.name and r.source == "logicalTypeOptions"]
+            lower = next(((r.args[0], r.op is Op.GT, r) for r in rules if r.op in (Op.GE, Op.GT)), None)
+            upper = next(((r.args[0], r.op is Op.LT, r) for r in rules if r.op in (Op.LE, Op.LT)), None)
+            length = next((r for r in rules if r.op is Op.STR_LENGTH), None)
+            pairs = [(lower, upper)]
+            if length is not None and None not in length.args:
+                pairs.append(((length.args[0], False, length), (length.args[1], False, length)))
+            for lo, hi in pairs:
+                if lo is None or hi is None or not _empty(lo[0], lo[1] or hi[1], hi[0]):
+                    continue
+                line = max((r.line for r in (lo[2], hi[2]) if r.line is not None), default=f.line)
+                out.append(Finding(path, line, f"{schema.name}.{f.name}: no value can satisfy its bounds "
+                                               f"({lo[2].check} and {hi[2].check}), so every row would fail; "
+                                               "swapped minimum and maximum?"))  # fmt: skip
+    return out
+
+
+def _empty(low: Any, strict: bool, high: Any) -> bool:
+    """No value lies between ``low`` and ``high`` (exclusive at either end when ``strict``); False when they
+    cannot be compared."""
+    try:
+        return bool(low > high or (strict and low == high))
+    except TypeError:
+        return False
 
 
 def monitoring_findings(contract: Contract) -> list[Finding]:

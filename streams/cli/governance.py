@@ -129,7 +129,9 @@ def evidence(
     git_history: Annotated[bool, typer.Option(help="Add the versions of the contract file committed in git.")] = True,
 ) -> None:
     """Write an evidence bundle for an assessor: contract versions with hashes and diffs, owners and roles, the
-    monitoring plan, event counts per window and each incident's trace, as Markdown plus Parquet."""
+    monitoring plan, event counts per window and each incident's trace, as Markdown plus Parquet. Stream
+    semantics: counts are per event-time window; batch-scope events (a worker without stream time) are counted
+    per batch, apart from the windows."""
     from streams.errors import StreamsError
     from streams.governance.evidence import contract_versions, write_evidence
 
@@ -142,7 +144,8 @@ def evidence(
     open_incidents = bundle.incidents.filter(bundle.incidents["status"] == "open").height
     typer.echo(
         f"wrote {bundle.markdown} and {len(bundle.files) - 1} file(s): {len(versions)} contract version(s), "
-        f"{bundle.windows.height} window(s), {bundle.incidents.height} incident(s) ({open_incidents} open)"
+        f"{bundle.windows.height} event-time window(s), {bundle.batches.height} batch(es) (not windows), "
+        f"{bundle.incidents.height} incident(s) ({open_incidents} open)"
     )
 
 
@@ -157,7 +160,8 @@ def report(
     contract: Annotated[str | None, typer.Option(metavar="ID", help="Only the events of this contract id.")] = None,
 ) -> None:
     """Write one self-contained HTML report (no network): failure rate per rule over time, window verdicts,
-    drift per field as a heatmap, confidence per model version, incidents with owner and action."""
+    drift per field as a heatmap, confidence per model version, incidents with owner and action. Stream semantics:
+    verdicts and rates are per event-time window; batch-scope events are counted apart as batches."""
     from streams.errors import StreamsError
     from streams.governance.report import write_report
 

@@ -69,7 +69,8 @@ def lint(
     ] = False,
 ) -> None:
     """Check contracts against their ODCS version and what the engine runs (every rule is dry-run); print
-    file:line: message. Notes (what the worker does not enforce) do not fail."""
+    file:line: message. Notes (what the worker does not enforce) do not fail. No data is judged (neither file nor
+    stream semantics). Exit codes: 0 clean, 1 problems found, 2 usage error (no such file, no contract files)."""
     from streams.contracts.loader import _contract_files
     from streams.lint import lint_file
 
@@ -120,9 +121,11 @@ def validate(
         ),
     ] = None,
 ) -> None:
-    """Validate a data file against a contract. Exit 0 if every error rule passes, 1 if one fails."""
+    """Validate a data file against a contract, with file semantics: the file is judged as a whole (pandera's
+    semantics), not per record and event-time window as a stream worker does. Exit codes: 0 if every error rule
+    passes, 1 if one fails, 2 on a usage or contract error. --format json states "semantics": "file"."""
     from streams.cli.files import read_and_validate, write_table
-    from streams.cli.render import render_report
+    from streams.cli.render import FILE_SEMANTICS, FILE_SEMANTICS_NOTE, render_report
     from streams.contracts.loader import load_contract
 
     if (contract is None) == (pandera is None):
@@ -139,7 +142,9 @@ def validate(
     except DataFormatError as exc:
         raise _fail(str(exc)) from None
     if fmt is OutputFormat.JSON:
-        typer.echo(json.dumps(report.to_dict(max_cases=max_cases), default=str, indent=2))
+        out = {"semantics": FILE_SEMANTICS, "semantics_note": FILE_SEMANTICS_NOTE}
+        out |= report.to_dict(max_cases=max_cases)
+        typer.echo(json.dumps(out, default=str, indent=2))
     else:
         render_report(report, max_cases=max_cases)
     try:
@@ -213,7 +218,9 @@ def worker(
         ),
     ] = None,
 ) -> None:
-    """Run a stream worker: validate every bound topic, route records, emit quality events."""
+    """Run a stream worker: validate every bound topic, route records, emit quality events. Stream semantics:
+    each record is routed by its own verdict; counts, rates, uniqueness and drift are judged per event-time
+    window (per poll batch without stream time), not over a whole file as `validate` does."""
     from streams.kafka.worker import run_worker
     from streams.settings import load_settings
 

@@ -121,7 +121,8 @@ def drift(
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the drift report as JSON.")] = False,
 ) -> None:
-    """Compare data files with the reference profile. Exit 0 without drift, 1 with drift, 2 on errors."""
+    """Compare data files with the reference profile, with file semantics: all the files' rows form one profile
+    (a worker compares each event-time window instead). Exit 0 without drift, 1 with drift, 2 on errors."""
     from streams.contracts.loader import load_contract
     from streams.profiles.monitor import DriftMonitor
     from streams.profiles.reference import scan_batches
@@ -151,7 +152,8 @@ def drift(
     report = monitor.drift(current)
     models = monitor.models(current)
     if as_json:
-        typer.echo(json.dumps(_clean({**report.as_dict(), "models": [m.as_dict() for m in models]})))
+        out = {"semantics": "file", **report.as_dict(), "models": [m.as_dict() for m in models]}
+        typer.echo(json.dumps(_clean(out)))
     else:
         for f in report.fields:
             main = f.metrics[0] if f.metrics else None
@@ -162,7 +164,8 @@ def drift(
             typer.echo(
                 f"{m.verdict:>17}  model {m.model_version or '(none)'}: expected accuracy {m.expected_accuracy:.4f}"
             )
-        typer.echo(f"{len(report.drifted)} of {len(report.fields)} fields drifted; reference {report.reference_sha256}")
+        typer.echo(f"{len(report.drifted)} of {len(report.fields)} fields drifted; reference {report.reference_sha256} "
+                   "(file semantics: all rows of the files as one profile)")  # fmt: skip
     drifted = bool(report.drifted) or any(m.verdict == "drift" for m in models)
     raise typer.Exit(1 if drifted else 0)
 

@@ -31,6 +31,13 @@ _SYMBOLS = {
     "mustBeLessOrEqualTo": "≤",
 }
 _BATCH_CHECKS = ("sql", "row_count")
+#: what ``qstreams validate`` judges: the file as a whole (pandera's semantics), not the stream's records and windows
+FILE_SEMANTICS = "file"
+FILE_SEMANTICS_NOTE = (
+    "File semantics: the file is judged as a whole, as pandera does (uniqueness over all its rows, rowCount, "
+    "percent thresholds and SQL rules over the whole file). A stream worker judges per record and per "
+    "event-time window instead (docs/semantics.md)."
+)
 
 
 def console_for_stdout() -> Console:
@@ -75,7 +82,8 @@ def render_report(report: ValidationReport, *, max_cases: int = 20, console: Con
     out.print(
         f"{verdict}  contract [bold]{escape(report.contract_id)}@{escape(report.contract_version)}[/] "
         f"schema [bold]{escape(report.schema)}[/]  "
-        f"rows {report.rows:,}  valid {report.valid_rows:,}  invalid {report.invalid_rows:,}"
+        f"rows {report.rows:,}  valid {report.valid_rows:,}  invalid {report.invalid_rows:,}  "
+        "(file semantics: the file judged as a whole)"
     )
     for name, cols in (("missing", report.missing_columns), ("extra", report.extra_columns)):
         if cols:

@@ -53,6 +53,10 @@ class ChangeKind(enum.StrEnum):
     POLICY_ADDED = "policy_added"
     POLICY_REMOVED = "policy_removed"
     POLICY_CHANGED = "policy_changed"
+    UNIQUE_HORIZON_LENGTHENED = "unique_horizon_lengthened"
+    UNIQUE_HORIZON_SHORTENED = "unique_horizon_shortened"
+    UNIQUE_HORIZON_CHANGED = "unique_horizon_changed"
+    STREAM_TIME_CHANGED = "stream_time_changed"
 
 
 #: Kinds that change metadata only: never breaking, a patch bump.

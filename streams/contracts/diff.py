@@ -27,8 +27,9 @@ from streams.contracts.compare import (
     type_relation,
 )
 from streams.contracts.diff_rules import rule_changes
-from streams.contracts.model import Contract, Field, Op, SchemaObject
+from streams.contracts.model import Contract, Field, Op, SchemaObject, Severity
 from streams.contracts.semver import Bump, SemverCheck, check_bump
+from streams.contracts.stream import ALLOWED_LATENESS, EVENT_TIME, UNIQUE_WITHIN, WINDOW, StreamSpec
 
 __all__ = ["Change", "ChangeKind", "ContractDiff", "diff_contracts"]
 
@@ -107,6 +108,7 @@ def _contract_changes(old: Contract, new: Contract) -> Iterator[Change]:
                          f"schema object {name!r} bound to topic {s.topic}")  # fmt: skip
         else:
             yield from _schema_changes(olds[name], s)
+            yield from _stream_changes(olds[name], s, (old, new))
     yield from _policy_changes(old, new)
 
 
@@ -168,6 +170,62 @@ def _schema_changes(old: SchemaObject, new: SchemaObject) -> Iterator[Change]:
         else:
             yield from _field_changes(name, ofields[fname], f, old, new)
     yield from rule_changes(name, old, new)
+
+
+def _stream_changes(old: SchemaObject, new: SchemaObject, contracts: tuple[Contract, Contract]) -> Iterator[Change]:
+    """The stream-time settings (``qstreams.*`` custom properties). ``uniqueWithin`` decides how long a unique
+    value stays claimed on the stream: longer refuses more records (producers), shorter guarantees less
+    (consumers); unset means the deployment's ``STREAMS_UNIQUE_HORIZON_SECONDS``, which the contract cannot see,
+    so setting or unsetting it is a change both ways. ``window``, ``allowedLateness`` and ``eventTime`` decide
+    what every window verdict (counts, rates, ``rowCount``, SQL, drift) covers: a change both ways."""
+    os_, ns = old.stream or StreamSpec(), new.stream or StreamSpec()
+    name = new.name
+
+    def at(key: str) -> int | None:
+        return _custom_line(contracts[1], name, key) or _custom_line(contracts[0], name, key) or new.line
+
+    was, now = os_.unique_within_ms, ns.unique_within_ms
+    if was != now:
+        if was is None or now is None:
+            kind, rel = ChangeKind.UNIQUE_HORIZON_CHANGED, Relation.CHANGED
+        elif now > was:
+            kind, rel = ChangeKind.UNIQUE_HORIZON_LENGTHENED, Relation.TIGHTENED
+        else:
+            kind, rel = ChangeKind.UNIQUE_HORIZON_SHORTENED, Relation.LOOSENED
+        gating = any(r.op is Op.UNIQUE and r.severity is Severity.ERROR for r in new.rules + old.rules)
+        before, after = (None if v is None else _duration(v) for v in (was, now))
+        yield make_change(kind, name, None, before, after, rel, at(UNIQUE_WITHIN),
+                          f"qstreams.uniqueWithin {before or '(the deployment default)'} → "
+                          f"{after or '(the deployment default)'}: how long a unique value stays claimed on the "
+                          "stream" + ("" if gating else " (no unique field or rule: breaks nobody)"),
+                          gating=gating)  # fmt: skip
+    for key, attr in ((WINDOW, "window_ms"), (ALLOWED_LATENESS, "allowed_lateness_ms"), (EVENT_TIME, "event_time")):
+        old_v, new_v = getattr(os_, attr), getattr(ns, attr)
+        if old_v != new_v:
+            a, b = (_duration(v) if isinstance(v, int) else v for v in (old_v, new_v))
+            yield make_change(ChangeKind.STREAM_TIME_CHANGED, name, key, a, b, Relation.CHANGED, at(key),
+                              f"{key} {a} → {b}: every window verdict (counts, rates, rowCount, SQL, drift) "
+                              "covers other records")  # fmt: skip
+
+
+def _duration(ms: int) -> str:
+    """``2592000000`` as ``30d``: the largest unit that divides the duration."""
+    for unit, size in (("d", 86_400_000), ("h", 3_600_000), ("m", 60_000), ("s", 1000)):
+        if ms % size == 0:
+            return f"{ms // size}{unit}"
+    return f"{ms}ms"
+
+
+def _custom_line(contract: Contract, schema: str, key: str) -> int | None:
+    """The line of the custom property ``key`` of the schema object ``schema`` (None when it has none)."""
+    doc = contract.document
+    for i, obj in enumerate((doc.data.get("schema") or []) if doc is not None else []):
+        if not isinstance(obj, dict) or obj.get("name") != schema:
+            continue
+        for j, prop in enumerate(obj.get("customProperties") or []):
+            if isinstance(prop, dict) and prop.get("property") == key and doc is not None:
+                return doc.line(("schema", i, "customProperties", j))
+    return None
 
 
 def _field_changes(schema: str, old: Field, new: Field, os: SchemaObject, ns: SchemaObject) -> Iterator[Change]:

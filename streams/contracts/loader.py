@@ -40,7 +40,7 @@ from streams.contracts.odcs_schema import SCHEMA_FILES, Finding, schema_findings
 from streams.contracts.ownership import ownership_of
 from streams.contracts.rules import quality_rule
 from streams.contracts.source import Path_, SourceContext, SourceDocument, compose
-from streams.contracts.stream import parse_stream_spec
+from streams.contracts.stream import OTHER_KEYS, PREFIX, STREAM_KEYS, parse_stream_spec
 from streams.contracts.types import bound_value, check_options, check_regex, dtype_for, logical_type
 from streams.errors import ContractError, ContractSchemaError, ContractSyntaxError
 
@@ -317,6 +317,36 @@ def _primary_key(props: list[Any], names: list[str]) -> list[tuple[str, int]]:
     return [(names[i], i) for _, i in sorted(keys, key=position)]
 
 
+#: ``qstreams.*`` custom properties read on a property (the stream-time ones are schema-level)
+_PROPERTY_KEYS = ("qstreams.drift",)
+
+
+def _property_custom_keys(custom: Any, where: Path_, ctx: SourceContext) -> None:
+    """Refuse a ``qstreams.*`` custom property nobody reads on a property: a typo, or a schema-level setting
+    (``qstreams.uniqueWithin``, ``qstreams.window``, …) written next to the field, which would be ignored."""
+    entries = (
+        [(k, (*where, k)) for k in custom] if isinstance(custom, dict)
+        else [(c.get("property"), (*where, i)) for i, c in enumerate(custom) if isinstance(c, dict)]
+        if isinstance(custom, list) else []
+    )  # fmt: skip
+    for key, at in entries:
+        if not isinstance(key, str) or not key.startswith(PREFIX) or key in _PROPERTY_KEYS:
+            continue
+        if key in STREAM_KEYS or key in OTHER_KEYS:
+            raise ctx.error(
+                f"custom property {key!r} is a setting of the schema object, not of a property, and would be "
+                "ignored here: move it to the schema object's customProperties",
+                at,
+                ContractSchemaError,
+            )
+        raise ctx.error(
+            f"unknown custom property {key!r} on a property; the only qstreams.* key read on a property is "
+            f"{', '.join(_PROPERTY_KEYS)} (schema objects take {', '.join((*STREAM_KEYS, *OTHER_KEYS))})",
+            at,
+            ContractSchemaError,
+        )
+
+
 def _property(
     leaf: Leaf,
     ctx: SourceContext,
@@ -325,6 +355,7 @@ def _property(
     composite_key: bool = False,
 ) -> tuple[Field, list[Rule]]:
     prop, where, name = leaf.prop, leaf.where, leaf.path
+    _property_custom_keys(prop.get("customProperties"), (*where, "customProperties"), ctx)
     dtype = dtype_for(prop, where, ctx)
     logical = logical_type(prop) or ""
     check_options(prop, logical, where, ctx)

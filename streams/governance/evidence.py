@@ -26,7 +26,7 @@ import itertools
 import logging
 import subprocess
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -39,7 +39,14 @@ from streams.contracts.model import Contract, SchemaObject
 from streams.contracts.semver import parse_version
 from streams.errors import ContractError, StreamsError
 from streams.governance.archive import COLUMNS, read_archive
-from streams.governance.tables import confidence_table, drift_table, incident_table, rule_table, window_table
+from streams.governance.tables import (
+    batch_table,
+    confidence_table,
+    drift_table,
+    incident_table,
+    rule_table,
+    window_table,
+)
 
 __all__ = ["ContractVersion", "EvidenceBundle", "contract_versions", "monitoring_plan", "write_evidence"]
 
@@ -66,6 +73,8 @@ class EvidenceBundle:
     versions: tuple[ContractVersion, ...]
     incidents: pl.DataFrame
     windows: pl.DataFrame
+    #: batch-scope events per batch (no event-time window; ``batches.parquet``)
+    batches: pl.DataFrame = field(default_factory=pl.DataFrame)
 
 
 def _git(args: list[str], cwd: Path) -> str | None:
@@ -230,7 +239,7 @@ def write_evidence(
     plan = monitoring_plan(current)
     files["monitoring_plan.json"] = orjson.dumps(plan, option=orjson.OPT_INDENT_2)
     tables = {
-        "events": events, "windows": window_table(events), "rules": rule_table(events),
+        "events": events, "windows": window_table(events), "batches": batch_table(events), "rules": rule_table(events),
         "drift": drift_table(events), "confidence": confidence_table(events), "incidents": incident_table(events),
     }  # fmt: skip
     for name, frame in tables.items():
@@ -248,4 +257,5 @@ def write_evidence(
     (out / "evidence.md").write_text(markdown, encoding="utf-8")
     digests["evidence.md"] = hashlib.sha256(markdown.encode("utf-8")).hexdigest()
     (out / "SHA256SUMS").write_text("".join(f"{d}  {rel}\n" for rel, d in sorted(digests.items())), encoding="utf-8")
-    return EvidenceBundle(out, out / "evidence.md", digests, tuple(versions), tables["incidents"], tables["windows"])
+    return EvidenceBundle(out, out / "evidence.md", digests, tuple(versions), tables["incidents"], tables["windows"],
+                          tables["batches"])  # fmt: skip

@@ -121,13 +121,24 @@ def _plan(plan: Mapping[str, Any]) -> list[str]:
     return lines
 
 
-def _windows(windows: pl.DataFrame) -> list[str]:
-    lines = ["## 4. Events per window", ""]
+def _windows(windows: pl.DataFrame, batches: pl.DataFrame) -> list[str]:
+    lines = ["## 4. Events per window", "", "Event-time windows (stream semantics: `window.summary` and the "
+             "events of its window).", ""]  # fmt: skip
     if windows.is_empty():
-        return [*lines, "_no archived events in the period_", ""]
-    cols = ("schema", "window_start", "window_end", "events", "summaries", "violations", "drift_events",
-            "confidence_events", "policy_events", "records", "quarantined", "passed")  # fmt: skip
-    return lines + _table(cols, windows.select(cols).rows())
+        lines += ["_no archived events in the period_", ""]
+    else:
+        wcols = ("schema", "window_start", "window_end", "events", "summaries", "violations", "drift_events",
+                 "confidence_events", "policy_events", "records", "quarantined", "passed")  # fmt: skip
+        lines += _table(wcols, windows.select(wcols).rows())
+    if batches.is_empty():
+        return lines
+    lines += ["### Events per batch (not event-time windows)", "",
+              f"{batches.height} worker batch(es) judged without stream time (`batch.summary`, `rule.violation` "
+              "with `scope: batch`, a batch's `schema.drift`): the span is the batch's event times, not a window, "
+              "and a batch is counted in none of the windows above (`batches.parquet`).", ""]  # fmt: skip
+    cols = ("schema", "window_start", "window_end", "events", "summaries", "violations", "schema_drift_events",
+            "rows", "quarantined", "dead_lettered", "passed")  # fmt: skip
+    return lines + _table(cols, batches.select(cols).rows())
 
 
 def _incidents(incidents: pl.DataFrame) -> list[str]:
@@ -186,7 +197,7 @@ def render_evidence(
     ]  # fmt: skip
     lines += _versions(versions, events) + _diffs(diffs)
     lines += _owners(plan, current.ownership.as_dict(), members)
-    lines += _plan(plan) + _windows(tables["windows"]) + _incidents(incidents)
+    lines += _plan(plan) + _windows(tables["windows"], tables["batches"]) + _incidents(incidents)
     lines += ["## 6. Files of this bundle", "", "Check them with `sha256sum -c SHA256SUMS`.", ""]
     lines += _table(("file", "sha256"), [(f"`{k}`", f"`{v}`") for k, v in sorted(digests.items())])
     return "\n".join(lines)

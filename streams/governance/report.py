@@ -17,7 +17,14 @@ import polars as pl
 
 from streams.governance.archive import read_archive
 from streams.governance.svg import heatmap, line_chart, verdict_strip
-from streams.governance.tables import confidence_table, drift_table, incident_table, rule_table, window_table
+from streams.governance.tables import (
+    batch_table,
+    confidence_table,
+    drift_table,
+    incident_table,
+    rule_table,
+    window_table,
+)
 
 __all__ = ["render_report", "write_report"]
 
@@ -133,8 +140,13 @@ def render_report(events: pl.DataFrame, *, title: str = "Data quality report", s
     contracts = ", ".join(sorted({str(c) for c in events["contract_id"].drop_nulls().unique()})) or "–"
     failed = windows.filter(pl.col("passed") == False).height  # noqa: E712 - a polars expression
     open_incidents = incidents.filter(pl.col("status") == "open").height
-    cards = (("events", events.height), ("windows", windows.height), ("failed windows", failed),
-             ("incidents", incidents.height), ("open incidents", open_incidents))  # fmt: skip
+    cards: tuple[tuple[str, int], ...] = (
+        ("events", events.height), ("windows", windows.height), ("failed windows", failed),
+        ("incidents", incidents.height), ("open incidents", open_incidents),
+    )  # fmt: skip
+    batches = batch_table(events).height  # batch-scope events (no stream time): no window, counted apart
+    if batches:
+        cards += (("batches (not windows)", batches),)
     card_html = "".join(f'<div class="card"><b>{v}</b>{escape(k)}</div>' for k, v in cards)
     sections = [
         ("Failure rate per rule", _rules_section(rules)),

@@ -1,6 +1,7 @@
 """Tables derived from archived events (:func:`~streams.governance.archive.read_archive`), for evidence and report.
 
-Pure functions from the archive frame to polars frames: per-window counts and verdicts, rule
+Pure functions from the archive frame to polars frames: per-window counts and verdicts (and, apart from them,
+per-batch counts of the batch-scope events a worker without stream time emits), rule
 failure rates, drift per field, confidence per model version, and incidents traced from their
 violation (the failing checks of the windows that triggered them) through the policy and its
 action to the owner and the resolution. Each returns a frame of a fixed schema, empty when the
@@ -17,16 +18,26 @@ import polars as pl
 
 from streams.events.types import EventType
 
-__all__ = ["confidence_table", "drift_table", "incident_table", "rule_table", "window_table"]
+__all__ = [
+    "batch_table", "confidence_table", "drift_table", "event_scope", "incident_table", "rule_table", "window_table",
+]  # fmt: skip
 
 _UTC = pl.Datetime("us", "UTC")
 _WINDOW_KEY: Final = ["contract_id", "schema", "window_start", "window_end"]
 
 WINDOWS_SCHEMA: Final = {
+    "scope": pl.String(),
     "contract_id": pl.String(), "contract_version": pl.String(), "schema": pl.String(), "window_start": _UTC,
     "window_end": _UTC, "events": pl.Int64(), "summaries": pl.Int64(), "violations": pl.Int64(),
     "drift_events": pl.Int64(), "confidence_events": pl.Int64(), "policy_events": pl.Int64(),
     "records": pl.Int64(), "quarantined": pl.Int64(), "dead_lettered": pl.Int64(), "passed": pl.Boolean(),
+}  # fmt: skip
+BATCHES_SCHEMA: Final = {
+    "scope": pl.String(),
+    "contract_id": pl.String(), "contract_version": pl.String(), "schema": pl.String(), "window_start": _UTC,
+    "window_end": _UTC, "events": pl.Int64(), "summaries": pl.Int64(), "violations": pl.Int64(),
+    "schema_drift_events": pl.Int64(), "rows": pl.Int64(), "valid": pl.Int64(), "quarantined": pl.Int64(),
+    "dead_lettered": pl.Int64(), "passed": pl.Boolean(),
 }  # fmt: skip
 RULES_SCHEMA: Final = {
     "contract_id": pl.String(), "schema": pl.String(), "window_start": _UTC, "window_end": _UTC,
@@ -68,11 +79,59 @@ def _key(row: dict[str, Any]) -> dict[str, Any]:
     return {k: row[k] for k in _WINDOW_KEY}
 
 
+def event_scope() -> pl.Expr:
+    """``"batch"`` for the events that describe one worker batch (its span is in ``window``, but it is no
+    event-time window): ``batch.summary``, ``rule.violation`` with ``scope: batch`` and a batch's ``schema.drift``
+    (the window's carries ``never_present``); ``"window"`` for the others."""
+    kind, data = pl.col("type"), pl.col("data")
+    batch = (
+        (kind == str(EventType.BATCH_SUMMARY))
+        | (data.str.json_path_match("$.scope") == "batch")
+        | ((kind == str(EventType.SCHEMA_DRIFT)) & data.str.json_path_match("$.never_present").is_null())
+    )
+    return pl.when(batch).then(pl.lit("batch")).otherwise(pl.lit("window"))
+
+
+def _spans(frame: pl.DataFrame, scope: str) -> pl.DataFrame:
+    """The events with a span (``window_start``) and a schema, of one scope."""
+    spanned = frame.filter(pl.col("window_start").is_not_null() & pl.col("schema").is_not_null())
+    return spanned.filter(event_scope() == scope)
+
+
+def _window_verdict(d: dict[str, Any]) -> dict[str, Any]:
+    return {k: d.get(k) for k in ("records", "quarantined", "dead_lettered", "passed")}
+
+
+def _batch_verdict(d: dict[str, Any]) -> dict[str, Any]:
+    raw = d.get("counts")
+    counts: dict[str, Any] = raw if isinstance(raw, dict) else {}
+    return {"rows": d.get("rows"), **{k: counts.get(k) for k in ("valid", "quarantined", "dead_lettered")},
+            "passed": d.get("passed")}  # fmt: skip
+
+
+def _span_table(
+    spanned: pl.DataFrame, scope: str, table: dict[str, Any], summary_type: EventType, kinds: dict[str, list[str]]
+) -> pl.DataFrame:
+    """One row per (contract, schema, span) of ``spanned``: events per kind and the summary's counts and verdict."""
+    if spanned.is_empty():
+        return pl.DataFrame(schema=table)
+    verdict = _window_verdict if scope == "window" else _batch_verdict
+    counts = spanned.group_by(_WINDOW_KEY).agg(
+        pl.col("contract_version").last(),
+        pl.len().cast(pl.Int64).alias("events"),
+        *[pl.col("type").is_in(types).sum().cast(pl.Int64).alias(name) for name, types in kinds.items()],
+    )
+    verdicts = [{**_key(row), **verdict(d)} for row, d in _rows(_of_type(spanned, summary_type))]
+    summary_schema = {k: table[k] for k in (*_WINDOW_KEY, *verdict({}))}
+    summary = pl.DataFrame(verdicts, schema=summary_schema).unique(_WINDOW_KEY, keep="last")
+    joined = counts.join(summary, on=_WINDOW_KEY, how="left", nulls_equal=True).with_columns(scope=pl.lit(scope))
+    return joined.select(list(table)).cast(table).sort("contract_id", "schema", "window_start")  # type: ignore[arg-type]
+
+
 def window_table(frame: pl.DataFrame) -> pl.DataFrame:
-    """One row per (contract, schema, window): events per kind and the window's verdict."""
-    windowed = frame.filter(pl.col("window_start").is_not_null() & pl.col("schema").is_not_null())
-    if windowed.is_empty():
-        return pl.DataFrame(schema=WINDOWS_SCHEMA)
+    """One row per (contract, schema, event-time window): events per kind and the window's verdict.
+
+    Batch-scope events are no window (see :func:`event_scope`): they are in :func:`batch_table`, not here."""
     kinds = {
         "summaries": [str(EventType.WINDOW_SUMMARY)],
         "violations": [str(EventType.RULE_VIOLATION)],
@@ -80,20 +139,20 @@ def window_table(frame: pl.DataFrame) -> pl.DataFrame:
         "confidence_events": [str(EventType.PREDICTION_CONFIDENCE)],
         "policy_events": [str(EventType.POLICY_TRIGGERED), str(EventType.POLICY_RESOLVED)],
     }
-    counts = windowed.group_by(_WINDOW_KEY).agg(
-        pl.col("contract_version").last(),
-        pl.len().cast(pl.Int64).alias("events"),
-        *[pl.col("type").is_in(types).sum().cast(pl.Int64).alias(name) for name, types in kinds.items()],
-    )
-    verdicts = [
-        {**_key(row), "records": d.get("records"), "quarantined": d.get("quarantined"),
-         "dead_lettered": d.get("dead_lettered"), "passed": d.get("passed")}
-        for row, d in _rows(_of_type(windowed, EventType.WINDOW_SUMMARY))
-    ]  # fmt: skip
-    summary_schema = {k: WINDOWS_SCHEMA[k] for k in (*_WINDOW_KEY, "records", "quarantined", "dead_lettered", "passed")}
-    summary = pl.DataFrame(verdicts, schema=summary_schema).unique(_WINDOW_KEY, keep="last")
-    joined = counts.join(summary, on=_WINDOW_KEY, how="left", nulls_equal=True)
-    return joined.select(list(WINDOWS_SCHEMA)).cast(WINDOWS_SCHEMA).sort("contract_id", "schema", "window_start")  # type: ignore[arg-type]
+    return _span_table(_spans(frame, "window"), "window", WINDOWS_SCHEMA, EventType.WINDOW_SUMMARY, kinds)
+
+
+def batch_table(frame: pl.DataFrame) -> pl.DataFrame:
+    """One row per (contract, schema, batch span) of the batch-scope events (``scope`` ``batch``): a worker
+    without stream time (or with ``STREAMS_BATCH_EVENTS``) judges each poll's batch, not an event-time window.
+    ``rows`` (validated), ``valid``, ``quarantined``, ``dead_lettered`` and ``passed`` come from its
+    ``batch.summary``."""
+    kinds = {
+        "summaries": [str(EventType.BATCH_SUMMARY)],
+        "violations": [str(EventType.RULE_VIOLATION)],
+        "schema_drift_events": [str(EventType.SCHEMA_DRIFT)],
+    }
+    return _span_table(_spans(frame, "batch"), "batch", BATCHES_SCHEMA, EventType.BATCH_SUMMARY, kinds)
 
 
 def rule_table(frame: pl.DataFrame) -> pl.DataFrame:

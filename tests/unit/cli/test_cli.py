@@ -43,7 +43,8 @@ def test_validate_parquet_clean_passes_and_json_is_the_documented_shape(tmp_path
     res = runner.invoke(app, ["validate", "--contract", str(FEATURES), str(data), "--format", "json"])
     assert res.exit_code == 0, res.output
     out = json.loads(res.stdout)
-    assert set(out) == {"contract", "schema", "rows", "valid_rows", "invalid_rows", "passed", "checks", "failure_cases"}
+    assert set(out) == {"semantics", "semantics_note", "contract", "schema", "rows", "valid_rows", "invalid_rows",
+                        "passed", "checks", "failure_cases"}  # fmt: skip
     assert set(out["contract"]) == {"id", "version", "sha256"}
     assert out["rows"] == out["valid_rows"] == 500 and out["passed"] is True
     assert {"name", "column", "check", "severity", "failures", "failure_rate", "passed"} <= set(out["checks"][0])

@@ -81,7 +81,7 @@ def test_bundle_traces_every_incident_from_violation_to_resolution(
     assert windows.height == 14 and windows["summaries"].to_list() == [1] * 14
     assert windows.filter(~pl.col("passed"))["window_start"].dt.minute().to_list() == [1, 3, 4, 5, 6, 7, 8, 9, 10]
     sums = (tmp_path / "out" / "SHA256SUMS").read_text().splitlines()
-    assert len(sums) == 10
+    assert len(sums) == 11  # batches.parquet too
     for line in sums:
         digest, name = line.split("  ")
         assert hashlib.sha256((tmp_path / "out" / name).read_bytes()).hexdigest() == digest, name
@@ -139,7 +139,10 @@ def test_cli(setup: tuple[Path, Path, Path], tmp_path: Path) -> None:
     args = ["evidence", "-c", str(new), "-c", str(old), "--archive", str(archive), "-o", str(out), "--no-git-history"]
     done = runner.invoke(app, args)
     assert done.exit_code == 0, done.output
-    assert "2 contract version(s), 14 window(s), 4 incident(s) (1 open)" in done.output
+    assert (
+        "2 contract version(s), 14 event-time window(s), 0 batch(es) (not windows), 4 incident(s) (1 open)"
+        in done.output
+    )
     assert (out / "evidence.md").exists()
     bad = runner.invoke(app, [*args, "--since", "yesterday-ish"])
     assert bad.exit_code == 2 and "neither a date" in bad.output
