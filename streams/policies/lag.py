@@ -134,6 +134,13 @@ def _first_pending(consumer: Any, tp: Any, position: int, end: int, now_ms: int,
     return None
 
 
+def _group_offsets(admin: Any, group: str) -> dict[Any, Any]:
+    """The group's committed offsets: ``list_group_offsets`` (kafka-python 3), ``list_consumer_group_offsets`` (2)."""
+    if hasattr(admin, "list_group_offsets"):
+        return dict(admin.list_group_offsets({group: None}).get(group) or {})
+    return dict(admin.list_consumer_group_offsets(group))
+
+
 def probe_offsets(
     settings: Settings, group: str, topics: Sequence[str], *, now_ms: int, wait_s: float = 2.0
 ) -> list[PartitionOffsets]:
@@ -148,7 +155,7 @@ def probe_offsets(
     try:
         committed = {
             (tp.topic, tp.partition): int(om.offset) if om.offset is not None and om.offset >= 0 else None
-            for tp, om in admin.list_consumer_group_offsets(group).items()
+            for tp, om in _group_offsets(admin, group).items()
         }
         consumer = KafkaConsumer(
             **config, group_id=None, enable_auto_commit=False, isolation_level="read_committed",
