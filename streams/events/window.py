@@ -78,6 +78,19 @@ def _bounds(contract: Contract, verdict: WindowVerdict) -> tuple[datetime, datet
     return start, end
 
 
+def _freshness(verdict: WindowVerdict) -> dict[str, Any]:
+    """The window's newest event time, when it was judged (wall clock) and the difference (null: unknown)."""
+
+    def iso(ms: int | None) -> str | None:
+        return None if ms is None else iso_utc(ms_utc(ms))
+
+    return {
+        "newest_event_time": iso(verdict.newest_event_ms),
+        "closed_at": iso(verdict.closed_ms),
+        "freshness_seconds": json_number(verdict.freshness_seconds),
+    }
+
+
 def window_violations(contract: Contract, verdict: WindowVerdict, *, worker_id: str) -> list[CloudEvent]:
     """One ``rule.violation`` event (scope ``window``) per rule that failed in a finalized window.
 
@@ -149,6 +162,7 @@ def window_summary(contract: Contract, verdict: WindowVerdict, *, worker_id: str
         "partitions": partitions,
         "finalized_by": worker_id,
         "schema_drifted": verdict.schema_drift is not None,  # a schema.drift event of the window follows
+        **_freshness(verdict),
     }
     severity = EventSeverity.highest(str(c.result.severity) for c in verdict.checks if not c.result.passed)
     eid = window_summary_id(contract, k.schema, k.topic, k.start_ms, k.end_ms)

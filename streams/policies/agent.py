@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict
 from datetime import UTC, datetime
 from typing import Any
@@ -38,6 +38,7 @@ from streams.policies.config import PolicySettings, Webhook
 from streams.policies.control import control_record
 from streams.policies.emit import decision_event
 from streams.policies.incidents import Decision, DecisionKind, IncidentBook
+from streams.policies.lag import TopicLag, lag_observations, lag_topics
 from streams.policies.metrics import METRICS, Observation
 from streams.policies.observe import (
     confidence_observation_of,
@@ -173,6 +174,24 @@ class PolicyAgent:
             return []
         out = [r for d in decisions for r in self._decided(d)]
         self.metrics.update(self.book)  # states move without decisions too (pending, cooldown over)
+        return out
+
+    # -- consumer lag (measured by the runner on a wall-clock interval) ----------------------------
+
+    def lag_topics(self) -> list[str]:
+        """The source topics whose consumer lag some ``lag.*`` policy watches (none: the runner measures nothing)."""
+        return lag_topics(self.contracts, self.book.policies)
+
+    def observe_lag(self, lags: Mapping[str, TopicLag], start: datetime, end: datetime) -> list[OutRecord]:
+        """Judge the ``lag.*`` policies on one measurement of the interval ``[start, end)`` (wall clock)."""
+        decisions = []
+        for obs in lag_observations(self.contracts, self.book.policies, lags, start, end):
+            decisions += self.book.observe(obs)
+            for p in self.book.policies:
+                if (p.contract, p.schema) == (obs.contract, obs.schema):
+                    self._dirty.add(self._key("policy", p.key))
+        out = [r for d in decisions for r in self._decided(d)]
+        self.metrics.update(self.book)
         return out
 
     def _declared(self, obs: Observation) -> tuple[str, ...]:

@@ -66,6 +66,13 @@ class PolicySettings(BaseSettings):
     max_delivery_rounds: int = Field(20, ge=1, description="Rounds of retries before a delivery is given up.")
     poll_timeout_ms: int = Field(500, ge=10, description="How long one poll of the quality-event topic waits.")
     metrics_port: int = Field(0, ge=0, le=65535, description="Port of the agent's /metrics (0: none).")
+    lag_interval_s: float = Field(
+        30.0,
+        gt=0,
+        description="How often the workers' consumer lag is measured "
+        "(when some policy watches lag.*): each measurement judges one interval.",
+    )
+    lag_group: str | None = Field(None, description="The workers' consumer group (default: STREAMS_APP_ID).")
 
 
 def load_policy_settings(**overrides: object) -> PolicySettings:

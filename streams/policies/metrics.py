@@ -106,8 +106,8 @@ class Observation:
 
     ``rules``: each rule's outcome on the window; ``metrics``: every other catalog metric, keyed
     ``"drift.psi:amount"``, ``"confidence.mean:v3"``, ``"confidence.mean"``, ``"lag.records"`` ….
-    Windows are ``[start, end)`` in event time. ``model_version`` says which policies of a per-model metric
-    take it (:meth:`concerns`).
+    Windows are ``[start, end)`` in event time (``lag.*``: the wall-clock interval of a measurement).
+    ``model_version`` says which policies of a per-model metric take it (:meth:`concerns`).
     """
 
     contract: str

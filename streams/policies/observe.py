@@ -50,6 +50,13 @@ def _window_of(data: Mapping[str, Any]) -> dict[str, Any]:
     }  # fmt: skip
 
 
+def _freshness(data: Mapping[str, Any]) -> dict[str, float]:
+    """``freshness.seconds`` of a summary that states it (none for a summary of an older worker, or of a window
+    without a record with an event time: the window does not say)."""
+    value = data.get("freshness_seconds")
+    return {} if value is None else {"freshness.seconds": float(value)}
+
+
 def observation_of(data: Mapping[str, Any]) -> Observation:
     """The observation of one window summary; :class:`EventDataError` when the data is not one."""
     try:
@@ -69,6 +76,7 @@ def observation_of(data: Mapping[str, Any]) -> Observation:
             dead_lettered=int(data.get("dead_lettered") or 0),
             late=int(data.get("late") or 0),
             rules=rules,
+            metrics=_freshness(data),
             source="window.summary",
         )
     except (KeyError, TypeError, ValueError) as exc:

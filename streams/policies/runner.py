@@ -13,6 +13,11 @@ One session:
    records in one transaction; then deliver the due webhooks and record their outcome (a second
    transaction).
 
+When a policy watches ``lag.*``, every ``lag_interval_s`` the session measures the workers' consumer lag
+(:func:`streams.policies.lag.probe_offsets`, kafka-python, **in a thread**: the loop goes on polling); the
+first poll after the measurement is done feeds it to the agent (its decisions ride that poll's transaction). A
+measurement that fails is logged and skipped (that interval is not observed); it never ends the session.
+
 A Kafka error ends the session; the agent is then rebuilt from the state topic (what was
 committed) after a backoff, so its memory never runs ahead of what Kafka holds. Run one agent per
 ``agent_id``: a second one with the same id fences the first.
@@ -24,6 +29,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
 from typing import Any
 
 from streams.contracts.model import Contract
@@ -35,6 +41,7 @@ from streams.pipeline.records import Message, OutRecord
 from streams.policies.actions import deliver, payload
 from streams.policies.agent import PolicyAgent
 from streams.policies.config import PolicySettings
+from streams.policies.lag import PartitionOffsets, consumer_lag, probe_offsets
 from streams.policies.telemetry import PolicyMetrics
 from streams.settings import Settings
 
@@ -60,6 +67,10 @@ class _Session:
         self.agent = PolicyAgent(contracts, ps, settings.events_topic, metrics=metrics)
         self.producer: Any = None
         self.consumer: Any = None
+        self.probe: Callable[..., list[PartitionOffsets]] = probe_offsets  # replaceable in tests
+        self._lag_task: asyncio.Future[list[PartitionOffsets]] | None = None
+        self._lag_window = (0.0, 0.0)  # wall-clock [start, end) of the measurement under way
+        self._lag_from: float | None = None  # where the next interval starts (None: not started)
 
     async def start(self) -> None:
         from aiokafka import AIOKafkaProducer, TopicPartition
@@ -109,6 +120,7 @@ class _Session:
                 out += self.agent.handle(
                     Message(tp.topic, tp.partition, r.offset, r.value, r.key, tuple(r.headers or ()), r.timestamp)
                 )
+        out += self.lag()
         await self.produce(out)
         due = self.agent.due()
         if due:
@@ -122,7 +134,39 @@ class _Session:
                     for r in self.agent.delivered(did, alert, res)]  # fmt: skip
             await self.produce(done)
 
+    def lag(self) -> list[OutRecord]:
+        """Feed a finished lag measurement to the agent; start the next one when its interval is over."""
+        topics = self.agent.lag_topics()
+        if not topics:
+            return []
+        now, out = self.agent.now(), []
+        task = self._lag_task
+        if task is not None and task.done():
+            self._lag_task = None
+            start, end = self._lag_window
+            try:
+                lags = consumer_lag(task.result(), int(end * 1000))
+            except Exception as exc:  # the cluster did not answer: that interval is not observed
+                log.warning("consumer lag of group %s not measured, interval skipped: %s: %s", self._lag_group,
+                            type(exc).__name__, str(exc)[:300])  # fmt: skip
+            else:
+                out = self.agent.observe_lag(lags, datetime.fromtimestamp(start, UTC), datetime.fromtimestamp(end, UTC))
+        if self._lag_from is None:
+            self._lag_from = now  # the first interval starts with the session (none overlaps a previous one)
+        if self._lag_task is None and now >= self._lag_from + self.ps.lag_interval_s:
+            self._lag_window, self._lag_from = (self._lag_from, now), now
+            self._lag_task = asyncio.ensure_future(asyncio.to_thread(
+                self.probe, self.settings, self._lag_group, topics, now_ms=int(now * 1000)
+            ))  # fmt: skip
+        return out
+
+    @property
+    def _lag_group(self) -> str:
+        return self.ps.lag_group or self.settings.app_id
+
     async def close(self) -> None:
+        if self._lag_task is not None:
+            self._lag_task.cancel()  # the thread ends by itself (its clients time out and close)
         for client in (self.consumer, self.producer):
             if client is not None:
                 with contextlib.suppress(Exception):

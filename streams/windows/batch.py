@@ -37,11 +37,18 @@ class Marks:
     late: np.ndarray  # bool
     skewed: np.ndarray  # bool
     current: np.ndarray  # int64: window being filled on its partition (where a late record counts)
+    #: bool: no event time (placed by its Kafka timestamp; it does not move the watermark). None: every record has one
+    timeless: np.ndarray | None = None
 
     def take(self, rows: np.ndarray) -> Marks:
         return Marks(
-            *(a[rows] for a in (self.partitions, self.offsets, self.event_ms, self.late, self.skewed, self.current))
-        )
+            self.partitions[rows], self.offsets[rows], self.event_ms[rows], self.late[rows], self.skewed[rows],
+            self.current[rows], None if self.timeless is None else self.timeless[rows],
+        )  # fmt: skip
+
+    def timed(self) -> np.ndarray:
+        """Per record: its event time is one the watermark takes (neither skewed nor missing)."""
+        return ~self.skewed if self.timeless is None else ~self.skewed & ~self.timeless
 
     @property
     def size(self) -> int:
@@ -83,7 +90,8 @@ def annotate(
         )
         late[rows], skewed[rows], current[rows] = seen.late, seen.skewed, seen.current
         out[int(p)] = seen.clock
-    return Marks(parts, np.asarray(offsets, dtype=np.int64), ts, late, skewed, current), out
+    still = None if timeless is None else np.asarray(timeless, dtype=bool).copy()
+    return Marks(parts, np.asarray(offsets, dtype=np.int64), ts, late, skewed, current, still), out
 
 
 def eligible(report: ValidationReport, plan: WindowPlan) -> np.ndarray:
@@ -193,6 +201,7 @@ def partition_partials(
         home[np.asarray(skip, dtype=bool)] = _SKIP
     if dead_skip is not None:
         dead_home[np.asarray(dead_skip, dtype=bool)] = _SKIP
+    row_timed, dead_timed = marks.timed(), dead.timed()  # records whose event time says how fresh the window is
     row_part = marks.partitions if per_partition else np.zeros(rows, dtype=np.int64)
     dead_part = dead.partitions if per_partition else np.zeros(dead.size, dtype=np.int64)
     errors = {k.name: k.error for k in (report.checks if report is not None else ()) if k.error is not None}
@@ -265,8 +274,15 @@ def partition_partials(
             aggregates=dict(sorted(aggregates.items())),
             evidence=dict(sorted(evidence.items())),
             offsets=_ranges(touched, offs),
+            newest_event_ms=_newest(marks.event_ms[in_window & row_timed], dead.event_ms[d_in & dead_timed]),
         )
     return out
+
+
+def _newest(*event_ms: np.ndarray) -> int | None:
+    """The newest of some records' event times (None for no record)."""
+    both = np.concatenate(event_ms)
+    return int(both.max()) if len(both) else None
 
 
 @dataclass(slots=True)

@@ -15,9 +15,11 @@ JSON length, the JSON, then the binary arrays the JSON points to (``[offset,
 length]``); for the others, JSON. A partial's window profile (drift monitoring, see
 :mod:`streams.profiles`) travels in its JSON as ``"profile"`` (``Profile.as_dict``, non-finite
 numbers as text) with its own ``"profile_format"`` version; a record without one decodes to a
-partial without a profile (records of workers that do not profile). :func:`decode` returns an :class:`Undecodable`
-with the reason for anything it cannot read (garbage, another format version, a
-field of the wrong type), and never raises.
+partial without a profile (records of workers that do not profile). The window's newest event time
+travels as ``"newest_event_ms"`` (an integer) when the partial knows one; a record without it (of a
+worker older than the field) decodes to a partial that knows none, so the format version is unchanged.
+:func:`decode` returns an :class:`Undecodable` with the reason for anything it cannot read
+(garbage, another format version, a field of the wrong type), and never raises.
 """
 
 from __future__ import annotations
@@ -172,6 +174,8 @@ def encode(record: Record) -> bytes:
     if p.unknown or p.missing:
         data["unknown"] = {n: [t.records, [list(e) for e in t.evidence]] for n, t in p.unknown.items()}
         data["missing"] = {n: [t.records, [list(e) for e in t.evidence]] for n, t in p.missing.items()}
+    if p.newest_event_ms is not None:
+        data["newest_event_ms"] = p.newest_event_ms
     if p.profile is not None:
         data["profile_format"] = PROFILE_FORMAT
         data["profile"] = _finite_json(p.profile.as_dict())
@@ -250,6 +254,7 @@ def _decode_partial(body: bytes) -> Partial:
     partial = WindowPartial(
         key, _str(d["sha256"]), **from_counts(counts), rules=rules, values=values, aggregates=aggregates,
         evidence=evidence, offsets=offsets, unknown=unknown, missing=missing, profile=profile,
+        newest_event_ms=_opt_int(d.get("newest_event_ms")),  # absent in records of older workers
     )  # fmt: skip
     return Partial(_nat(d["partition"]), partial)
 

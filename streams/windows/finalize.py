@@ -97,6 +97,18 @@ class WindowVerdict:
     offsets: dict[int, Ranges]
     drift: WindowDrift | None = None  # when the binding monitors drift
     schema_drift: SchemaDrift | None = None  # None: every record carried exactly the declared fields
+    #: newest event time (epoch ms) of the window's own records (None: no record with an event time)
+    newest_event_ms: int | None = None
+    #: wall clock (epoch ms) at which the window was judged final and its verdict made (None: not given)
+    closed_ms: int | None = None
+
+    @property
+    def freshness_seconds(self) -> float | None:
+        """How old the window's newest data was when the window was judged: close time − newest event time
+        (None when either is unknown). Negative when event times run ahead of the wall clock (within the skew)."""
+        if self.newest_event_ms is None or self.closed_ms is None:
+            return None
+        return (self.closed_ms - self.newest_event_ms) / 1000
 
     @property
     def passed(self) -> bool:
@@ -189,8 +201,14 @@ def schema_drift(plan: WindowPlan, partial: WindowPartial, checks: tuple[WindowC
     return found if found.drifted else None
 
 
-def finalize(plan: WindowPlan, partial: WindowPartial, monitor: DriftMonitor | None = None) -> WindowVerdict:
-    """The verdict of a window from the merge of all its partials (and its drift, given a ``monitor``)."""
+def finalize(
+    plan: WindowPlan, partial: WindowPartial, monitor: DriftMonitor | None = None, *, closed_ms: int | None = None
+) -> WindowVerdict:
+    """The verdict of a window from the merge of all its partials (and its drift, given a ``monitor``).
+
+    ``closed_ms``: the wall clock (epoch ms) at which the window is judged final, from which its freshness is
+    measured (the stream-time observer passes the time of the tick that publishes the verdict).
+    """
     c = plan.contract
     if (partial.key.contract_id, partial.key.contract_version, partial.contract_sha256) != (c.id, c.version, c.sha256):
         raise ValueError(f"partial of {partial.key.contract_id}@{partial.key.contract_version} is not for {c.ref}")
@@ -212,4 +230,6 @@ def finalize(plan: WindowPlan, partial: WindowPartial, monitor: DriftMonitor | N
         dict(partial.offsets),
         judge_drift(monitor, partial.profile) if monitor is not None else None,
         schema_drift(plan, partial, checks),
+        partial.newest_event_ms,
+        closed_ms,
     )

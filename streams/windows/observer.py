@@ -223,7 +223,7 @@ class StreamTimeObserver(WorkerObserver):
             if not due:
                 continue
             for partial in due:
-                verdict = finalize(stage.plan, partial, stage.monitor)
+                verdict = finalize(stage.plan, partial, stage.monitor, closed_ms=now)  # freshness: at this tick
                 if self.drift_metrics is not None:
                     self.drift_metrics.observe(verdict)
                 for record in self.summarize(stage.plan.contract, verdict, self.worker_id):

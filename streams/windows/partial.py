@@ -42,6 +42,7 @@ __all__ = [
     "covers",
     "merge",
     "merge_all",
+    "newest",
     "overlaps",
 ]
 
@@ -196,6 +197,10 @@ class WindowPartial:
     missing: Mapping[str, FieldTally] = field(default_factory=dict)  # declared field -> records lacking it
     #: profile of the ``rows`` (drift monitoring); None when the contract names no reference or no row was decoded
     profile: Profile | None = None
+    #: newest event time (epoch ms) of the window's own records that carry one (not late, not skewed, not placed
+    #: by a Kafka timestamp for want of the event-time field): the window's freshness. None: no such record (or a
+    #: partial of a worker that did not keep it). Merged by ``max``.
+    newest_event_ms: int | None = None
 
     @property
     def counts(self) -> tuple[int, ...]:
@@ -216,6 +221,7 @@ class WindowPartial:
             and dict(self.unknown) == dict(other.unknown)
             and dict(self.missing) == dict(other.missing)
             and self.profile == other.profile
+            and self.newest_event_ms == other.newest_event_ms
         )
 
 
@@ -275,7 +281,13 @@ def merge(a: WindowPartial, b: WindowPartial) -> WindowPartial:
         unknown=cap_unknown(_merge_maps(a.unknown, b.unknown, FieldTally.__add__)),  # type: ignore[arg-type]
         missing=_merge_maps(a.missing, b.missing, FieldTally.__add__),  # type: ignore[arg-type]
         profile=_merge_profiles(a.profile, b.profile),
+        newest_event_ms=newest(a.newest_event_ms, b.newest_event_ms),
     )
+
+
+def newest(a: int | None, b: int | None) -> int | None:
+    """The later of two newest event times (None: the partial knows none)."""
+    return b if a is None else a if b is None else max(a, b)
 
 
 def cap_unknown(tallies: Mapping[str, FieldTally]) -> dict[str, FieldTally]:

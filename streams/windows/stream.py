@@ -184,7 +184,7 @@ class StreamTime:
             now_ms=now_ms, window_ms=cfg.window_ms, lateness_ms=cfg.lateness_ms, max_skew_ms=cfg.max_skew_ms,
             timeless=timeless[order],
         )  # fmt: skip
-        everything = _spread(observed, order, all_parts, all_offs, all_ts)
+        everything = _spread(observed, order, all_parts, all_offs, all_ts, timeless)
         n = len(parts)
         marks, dead_marks = everything.take(np.arange(n)), everything.take(np.arange(n, len(all_parts)))
         skip, dead_skip = skip_all[:n], skip_all[n:]
@@ -393,9 +393,11 @@ def _schema_drift(
     return out
 
 
-def _spread(fresh: Marks, rows: np.ndarray, parts: np.ndarray, offs: np.ndarray, ts: np.ndarray) -> Marks:
+def _spread(
+    fresh: Marks, rows: np.ndarray, parts: np.ndarray, offs: np.ndarray, ts: np.ndarray, timeless: np.ndarray
+) -> Marks:
     """Marks for every record from the marks of the records at positions ``rows`` (others: not late, not skewed)."""
     n = len(parts)
     late, skewed, current = np.zeros(n, dtype=bool), np.zeros(n, dtype=bool), np.asarray(ts, dtype=np.int64).copy()
     late[rows], skewed[rows], current[rows] = fresh.late, fresh.skewed, fresh.current
-    return Marks(parts, offs, np.asarray(ts, dtype=np.int64), late, skewed, current)
+    return Marks(parts, offs, np.asarray(ts, dtype=np.int64), late, skewed, current, np.asarray(timeless, dtype=bool))
