@@ -11,6 +11,8 @@ Counts merge exactly; sums of scores merge up to float rounding.
 
 from __future__ import annotations
 
+import bisect
+import functools
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -26,6 +28,7 @@ __all__ = [
     "compare_models",
     "merge_models",
     "profile_models",
+    "score_bin",
     "score_bin_expr",
 ]
 
@@ -33,9 +36,23 @@ __all__ = [
 NO_VERSION = ""
 
 
+@functools.lru_cache(maxsize=8)
+def _inner_edges(bins: int) -> tuple[float, ...]:
+    return tuple(k / bins for k in range(1, bins))  # int / int: the float nearest k / bins
+
+
 def score_bin_expr(score: pl.Expr, bins: int) -> pl.Expr:
-    """Bin index of a score on ``bins`` equal-width bins over [0, 1]; 1.0 falls in the last bin."""
-    return (score * bins).floor().clip(0, bins - 1).cast(pl.Int64)
+    """Bin index of a score on ``bins`` equal-width bins ``[k / bins, (k + 1) / bins)`` over [0, 1], the edges the
+    floats nearest ``k / bins``; 1.0 falls in the last bin. (``floor(score * bins)`` is off by one where the product
+    rounds across an integer: 0.29 * 100 = 28.999999999999996; and polars divides a column by a scalar through its
+    reciprocal, so the edges are searched, not recomputed per row.)"""
+    edges = pl.lit(pl.Series(_inner_edges(bins), dtype=pl.Float64))
+    return edges.search_sorted(score, side="right").cast(pl.Int64)
+
+
+def score_bin(score: float, bins: int) -> int:
+    """:func:`score_bin_expr` for one score in [0, 1] (the labels join's per-record path)."""
+    return bisect.bisect_right(_inner_edges(bins), score)
 
 
 @dataclass(frozen=True, slots=True)
