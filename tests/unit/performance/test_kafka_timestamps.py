@@ -10,7 +10,17 @@ from streams.performance.binding import Label, Prediction, Skip, SkipReason, dec
 from streams.performance.joiner import PerformanceJoiner
 from streams.pipeline.records import Message
 from streams.settings import Settings
-from tests.unit.performance.scenario import CONTRACT, LABELS, PREDICTIONS, T0, contract, label_record, prediction_record
+from tests.unit.performance.scenario import (
+    CONTRACT,
+    LABELS,
+    PREDICTIONS,
+    T0,
+    WINDOW_MS,
+    contract,
+    label_record,
+    prediction_record,
+)
+from tests.unit.performance.test_join_cases import Feed
 from tests.unit.performance.test_joiner import Clock
 
 # both times from the Kafka timestamp: no qstreams.eventTime, no labelTime
@@ -53,3 +63,18 @@ def test_records_without_a_timestamp_neither_join_nor_move_the_mark() -> None:
     assert joiner.entries == {} and joiner.partials == {}
     assert all(c.max_event_ms is None for c in joiner.clocks.values())  # no watermark at -1 ms
     assert joiner.offsets == {(PREDICTIONS, 0): 1, (LABELS, 0): 1}  # consumed, not lost: counted as skipped
+
+
+
+def test_a_window_without_labelled_predictions_has_no_label_delay_not_a_zero_one() -> None:
+    f = Feed()
+    f.pred("never", 5, 0.9)  # never labelled: the window has an unmatched prediction and a pair
+    f.pred("pair", 5, 0.2)
+    f.label("pair", 7, False)
+    f.pred("alone", 65, 0.7)  # the next window: only an unmatched prediction
+    got = f.finish()  # every event validated against its JSON Schema
+    first, second = got[(T0, "A")], got[(T0 + WINDOW_MS, "A")]
+    assert first["label_delay"] == {"count": 1, "mean_seconds": 2.0, "max_seconds": 2.0}
+    assert second["count"] == 0 and second["unmatched_predictions"] == 1
+    assert second["label_delay"] == {"count": 0, "mean_seconds": None, "max_seconds": None}
+    assert second["accuracy"] is None and second["roc_auc"] is None and second["calibration_error"] is None
