@@ -65,7 +65,6 @@ def test_records_without_a_timestamp_neither_join_nor_move_the_mark() -> None:
     assert joiner.offsets == {(PREDICTIONS, 0): 1, (LABELS, 0): 1}  # consumed, not lost: counted as skipped
 
 
-
 def test_a_window_without_labelled_predictions_has_no_label_delay_not_a_zero_one() -> None:
     f = Feed()
     f.pred("never", 5, 0.9)  # never labelled: the window has an unmatched prediction and a pair
