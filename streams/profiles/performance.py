@@ -19,37 +19,25 @@ layer's job; it hands this module frames with the score, the predicted and the a
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import polars as pl
 
-from streams.profiles.prediction import NO_VERSION, positive_expr, score_bin_expr
+from streams.profiles.prediction import (
+    HALF_BITS,
+    NO_VERSION,
+    SCORE_UNIT,
+    positive_expr,
+    read_units,
+    score_bin_expr,
+    score_units,
+    units_halves,
+)
 from streams.profiles.spec import PredictionSpec
 
 __all__ = ["SCORE_UNIT", "PerformancePartial", "merge_performance", "performance_partials", "score_units"]
-
-#: Score sums count scores in units of 2**-60: ``floor(s * 2**60)`` is ``s`` itself for every score >= 2**-8 (53
-#: significant bits) and short of it by less than 2**-60 below; integers add exactly in any order.
-SCORE_UNIT_BITS = 60
-SCORE_UNIT = 1 << SCORE_UNIT_BITS
-_HALF_BITS = SCORE_UNIT_BITS // 2
-
-
-def score_units(score: float) -> int:
-    """A score in [0, 1] in units of 2**-60 (see :data:`SCORE_UNIT_BITS`)."""
-    return math.floor(score * SCORE_UNIT)
-
-
-def _units(value: Any) -> int:
-    """A score sum read back: an integer (or its decimal text), or a float sum written before sums were exact."""
-    if isinstance(value, float):
-        return math.floor(value * SCORE_UNIT)
-    if isinstance(value, bool) or not isinstance(value, (int, str)):
-        raise ValueError(f"a score sum must be an integer, not {value!r}")
-    return int(value)
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,7 +138,7 @@ class PerformancePartial:
         return cls(
             int(d["tp"]), int(d["fp"]), int(d["tn"]), int(d["fn"]),
             tuple(int(x) for x in d["positives_hist"]), tuple(int(x) for x in d["negatives_hist"]),
-            tuple(_units(x) for x in d["score_sums"]), int(d["delay_count"]), float(d["delay_sum"]),
+            tuple(read_units(x) for x in d["score_sums"]), int(d["delay_count"]), float(d["delay_sum"]),
             float(d["delay_max"]), int(d["unmatched_predictions"]), int(d["orphan_labels"]),
         )  # fmt: skip
 
@@ -188,8 +176,7 @@ def performance_partials(
         score_bin_expr(score, bins).alias("b"), delay.alias("d"),
     ).filter(pl.col("s").is_between(0.0, 1.0) & pl.col("y").is_not_null() & pl.col("p").is_not_null())  # fmt: skip
     # exact score sums (score_units) in two int64 halves of 30 bits each: no overflow below 2**33 rows per bin
-    high = (pl.col("s") * float(1 << _HALF_BITS)).floor()
-    low = (pl.col("s") * float(SCORE_UNIT)).floor() - high * float(1 << _HALF_BITS)
+    high, low = units_halves(pl.col("s"))
     per_bin = base.group_by("v", "b").agg(
         pl.col("y").sum().alias("pos"), (~pl.col("y")).sum().alias("neg"),
         high.cast(pl.Int64).sum().alias("hi"), low.cast(pl.Int64).sum().alias("lo"),
@@ -205,7 +192,7 @@ def performance_partials(
         for b, p, n, hi, lo in (
             per_bin.filter(pl.col("v") == row["v"]).select("b", "pos", "neg", "hi", "lo").iter_rows()
         ):
-            pos[b], neg[b], sums[b] = int(p), int(n), (int(hi) << _HALF_BITS) + int(lo)
+            pos[b], neg[b], sums[b] = int(p), int(n), (int(hi) << HALF_BITS) + int(lo)
         out[row["v"]] = PerformancePartial(
             int(row["tp"]), int(row["fp"]), int(row["tn"]), int(row["fn"]), tuple(pos), tuple(neg), tuple(sums),
             int(row["dc"]), float(row["ds"] or 0.0), float(row["dm"] or 0.0),

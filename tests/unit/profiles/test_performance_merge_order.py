@@ -66,3 +66,29 @@ def test_the_join_path_sums_as_the_frame_path_and_reads_back_from_its_state() ->
     legacy = joined.as_dict() | {"score_sums": [float(x) / SCORE_UNIT for x in joined.score_sums]}
     restored = PerformancePartial.from_dict(legacy)
     assert abs(restored.calibration_error(10) - joined.calibration_error(10)) < 1e-12
+
+
+def test_confidence_profiles_merge_in_any_order_to_the_exact_sums() -> None:
+    from streams.profiles.prediction import ModelProfile, profile_models
+
+    spec = PredictionSpec(score="s", model_version="v", positive_label="fraud", label="l")
+    scores, _ = _data(2000, 7)
+    labels = ["fraud" if s >= 0.4 else "legit" for s in scores]  # the label decides, not the 0.5 threshold
+    frame = pl.DataFrame({"s": scores, "l": labels, "v": ["A"] * len(scores)})
+    whole = profile_models(frame, spec)["A"]
+    cuts = [0, 100, 700, 1200, 1500, 2000]
+    parts = [profile_models(frame[a:b], spec)["A"] for a, b in itertools.pairwise(cuts)]
+    merged: set[ModelProfile] = set()
+    for order in itertools.permutations(parts):
+        acc = order[0]
+        for p in order[1:]:
+            acc = acc.merge(p)
+        merged.add(acc)
+    assert merged == {whole}
+    # from first principles, on the documented grid: u = floor(s * 2**60), confidence max(u, 2**60 - u)
+    units = [int(s * SCORE_UNIT // 1) for s in scores]
+    n = len(scores)
+    assert whole.mean_confidence == float(Fraction(sum(max(u, SCORE_UNIT - u) for u in units), n * SCORE_UNIT))
+    right = sum(u if lab == "fraud" else SCORE_UNIT - u for u, lab in zip(units, labels, strict=True))
+    assert whole.expected_accuracy == float(Fraction(right, n * SCORE_UNIT))
+    assert ModelProfile.from_dict(whole.as_dict()) == whole
