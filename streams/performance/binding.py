@@ -21,7 +21,8 @@ The window length and allowed lateness are the schema object's stream-time setti
 (``qstreams.window``, ``qstreams.allowedLateness``, else ``STREAMS_*`` defaults), and the prediction
 time is its ``qstreams.eventTime`` field (else the Kafka timestamp): the windows of prediction time
 are the stream-time windows of the predictions. Decoding never raises on data: a record that cannot
-be read is a :class:`Skip` with its reason.
+be read is a :class:`Skip` with its reason; a record whose time is missing (its time field absent or
+unreadable, or, reading the Kafka timestamp, none: Kafka's -1) is ``bad_time``.
 """
 
 from __future__ import annotations
@@ -162,6 +163,13 @@ def join_spec(contract: Contract, settings: Settings, schema: str | None = None)
     )  # fmt: skip
 
 
+def _kafka_ms(msg: Message) -> int | None:
+    """The record's Kafka timestamp, None when it has none: Kafka writes -1 for "no timestamp" (and a negative
+    one is invalid), which is a missing time like a missing event-time field, not the instant before the epoch."""
+    stamp = msg.timestamp_ms
+    return None if stamp is None or stamp < 0 else stamp
+
+
 def _time_ms(record: dict[str, Any], field: str | None, fallback: int | None) -> int | None:
     if field is None:
         return fallback
@@ -197,7 +205,7 @@ def decode(msg: Message, spec: JoinSpec) -> Prediction | Label | Skip:
     ps = spec.prediction
     if msg.topic == spec.predictions_topic:
         pid = _pid(record.get(ps.prediction_id or ""))
-        t = _time_ms(record, spec.event_time, msg.timestamp_ms)
+        t = _time_ms(record, spec.event_time, _kafka_ms(msg))
         score = record.get(ps.score)
         if pid is None:
             return Skip(SkipReason.NO_ID)
@@ -217,7 +225,7 @@ def decode(msg: Message, spec: JoinSpec) -> Prediction | Label | Skip:
         return Prediction(pid, t, version, float(score), positive)
     ls = spec.labels
     pid = _pid(record.get(ls.prediction_id))
-    t = _time_ms(record, ls.label_time, msg.timestamp_ms)
+    t = _time_ms(record, ls.label_time, _kafka_ms(msg))
     if pid is None:
         return Skip(SkipReason.NO_ID)
     if t is None:

@@ -46,8 +46,8 @@ from streams.events.performance import model_performance
 from streams.performance.binding import JoinSpec, Label, Prediction, Skip, decode
 from streams.performance.telemetry import JoinCounters
 from streams.pipeline.records import Message, OutRecord
-from streams.profiles.performance import PerformancePartial
-from streams.profiles.prediction import NO_VERSION
+from streams.profiles.performance import PerformancePartial, score_units
+from streams.profiles.prediction import NO_VERSION, score_bin
 from streams.windows.clock import ALL_FINAL, PartitionClock, final_through
 
 __all__ = ["PerformanceJoiner", "performance_event"]
@@ -70,13 +70,13 @@ class _Tally:
 
     @classmethod
     def empty(cls, bins: int) -> _Tally:
-        return cls(PerformancePartial(0, 0, 0, 0, (0,) * bins, (0,) * bins, (0.0,) * bins))
+        return cls(PerformancePartial(0, 0, 0, 0, (0,) * bins, (0,) * bins, (0,) * bins))
 
     def pair(self, score: float, positive: bool, actual: bool, delay_s: float) -> None:
         bins = len(self.sums)
-        b = min(max(int(score * bins), 0), bins - 1)  # as score_bin_expr: floor, 1.0 in the last bin
+        b = score_bin(score, bins)  # as score_bin_expr: [k / bins, (k + 1) / bins), 1.0 in the last bin
         (self.pos if actual else self.neg)[b] += 1
-        self.sums[b] += score
+        self.sums[b] += score_units(score)  # exact: the same sum whatever the order of the pairs
         if positive:
             self.tp += actual
             self.fp += not actual

@@ -102,7 +102,7 @@ def performance_data(
         "label_delay": {
             "count": partial.delay_count,
             "mean_seconds": _num(partial.mean_label_delay),
-            "max_seconds": partial.delay_max,
+            "max_seconds": partial.delay_max if partial.delay_count else None,  # no pair: undefined, not 0
         },
         "unmatched_predictions": partial.unmatched_predictions,
         "orphan_labels": partial.orphan_labels,

@@ -32,7 +32,7 @@ __all__ = [
     "wasserstein",
 ]
 
-PSI_EPSILON = 1e-4  # Evidently's floor for an empty bin
+PSI_EPSILON = 1e-4  # Evidently's floor for an empty bin (see _floored)
 
 
 def shares(counts: Sequence[float]) -> list[float]:
@@ -40,15 +40,28 @@ def shares(counts: Sequence[float]) -> list[float]:
     return [c / total for c in counts] if total > 0 else [0.0] * len(counts)
 
 
+def _floored(p: list[float], eps: float) -> list[float]:
+    """Empty bins at ``eps``, or at the smallest observed share / 1e6 when that is below ``eps`` (so an empty bin
+    never weighs more than an observed one); observed shares as they are (Evidently's ``feel_zeroes``)."""
+    seen = [x for x in p if x > 0]
+    floor = min(eps, min(seen) / 1e6) if seen and min(seen) <= eps else eps
+    return [x if x > 0 else floor for x in p]
+
+
 def psi(reference: Sequence[float], current: Sequence[float], eps: float = PSI_EPSILON) -> float:
-    """Population stability index: ``sum (q - p) ln(q / p)``, empty bins floored at ``eps``."""
-    p = [max(x, eps) for x in shares(reference)]
-    q = [max(x, eps) for x in shares(current)]
+    """Population stability index: ``sum (q - p) ln(q / p)``, empty bins floored (:func:`_floored`); NaN (undefined)
+    when either distribution is empty."""
+    if not sum(reference) or not sum(current):
+        return math.nan
+    p, q = _floored(shares(reference), eps), _floored(shares(current), eps)
     return sum((qi - pi) * math.log(qi / pi) for pi, qi in zip(p, q, strict=True))
 
 
 def js_distance(reference: Sequence[float], current: Sequence[float]) -> float:
-    """Jensen–Shannon distance, natural log (as ``scipy.spatial.distance.jensenshannon``): in [0, sqrt(ln 2)]."""
+    """Jensen–Shannon distance, natural log (as ``scipy.spatial.distance.jensenshannon``): in [0, sqrt(ln 2)]; NaN
+    (undefined) when either distribution is empty."""
+    if not sum(reference) or not sum(current):
+        return math.nan
     p, q = shares(reference), shares(current)
     div = 0.0
     for pi, qi in zip(p, q, strict=True):
@@ -61,7 +74,9 @@ def js_distance(reference: Sequence[float], current: Sequence[float]) -> float:
 
 
 def ks_statistic(reference: Sequence[float], current: Sequence[float]) -> float:
-    """Largest gap between the two cumulative distributions at the bin edges."""
+    """Largest gap between the two cumulative distributions at the bin edges; NaN when either is empty."""
+    if not sum(reference) or not sum(current):
+        return math.nan
     p, q = shares(reference), shares(current)
     gap = cp = cq = 0.0
     for pi, qi in zip(p, q, strict=True):
@@ -72,8 +87,8 @@ def ks_statistic(reference: Sequence[float], current: Sequence[float]) -> float:
 
 def ks_pvalue(statistic: float, n: int, m: int) -> float:
     """Asymptotic two-sample KS p-value (Kolmogorov distribution, Stephens' small-sample correction)."""
-    if n <= 0 or m <= 0:
-        return 1.0
+    if n <= 0 or m <= 0 or math.isnan(statistic):
+        return math.nan
     ne = n * m / (n + m)
     lam = (math.sqrt(ne) + 0.12 + 0.11 / math.sqrt(ne)) * statistic
     if lam < 0.2:

@@ -2,13 +2,16 @@
 
 A :class:`PerformancePartial` holds the confusion counts, score histograms of the actual positives
 and negatives (equal-width bins over [0, 1]), the sum of scores per bin and label-delay totals.
-Merging adds them, so partials of partitions, workers and batches combine exactly (score sums up
-to float rounding). From them:
+Merging adds them, so partials of partitions, workers and batches combine exactly: the score sums are
+integers in units of 2⁻⁶⁰ (:func:`score_units`), so the ECE is the same whatever the merge order (float
+sums were not: 720 orders of 6 partials gave 358 distinct sums); only the label-delay sum is a float. From
+them:
 
 * accuracy, precision, recall: exact;
 * ROC AUC: the Mann–Whitney probability from the two histograms, pairs within one bin counted
   half; off by at most ``0.5 * sum_i pos_i * neg_i / (P * N)`` from the exact AUC;
-* expected calibration error (ECE) on ``calibration_bins`` equal-width bins: exact given the bins.
+* expected calibration error (ECE) on ``calibration_bins`` equal-width bins: exact given the bins and the
+  2⁻⁶⁰ grid (one rounding, at the end).
 
 Joining labels to predictions (by prediction id, within a horizon, restart-safe) is the stream
 layer's job; it hands this module frames with the score, the predicted and the actual class.
@@ -22,10 +25,19 @@ from typing import Any
 
 import polars as pl
 
-from streams.profiles.prediction import NO_VERSION, positive_expr, score_bin_expr
+from streams.profiles.prediction import (
+    HALF_BITS,
+    NO_VERSION,
+    SCORE_UNIT,
+    positive_expr,
+    read_units,
+    score_bin_expr,
+    score_units,
+    units_halves,
+)
 from streams.profiles.spec import PredictionSpec
 
-__all__ = ["PerformancePartial", "merge_performance", "performance_partials"]
+__all__ = ["SCORE_UNIT", "PerformancePartial", "merge_performance", "performance_partials", "score_units"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,7 +48,7 @@ class PerformancePartial:
     fn: int
     positives_hist: tuple[int, ...]  # scores of actual positives per bin
     negatives_hist: tuple[int, ...]
-    score_sums: tuple[float, ...]  # sum of scores per bin (both classes)
+    score_sums: tuple[int, ...]  # sum of scores per bin (both classes), in units of 2**-60 (SCORE_UNIT)
     delay_count: int = 0
     delay_sum: float = 0.0  # seconds from prediction to label
     delay_max: float = 0.0
@@ -87,13 +99,11 @@ class PerformancePartial:
         if not self.count:
             return float("nan")
         step = fine // bins
-        total = 0.0
+        total = 0  # exact: sum_b |scores_b - positives_b| in units of 2**-60, divided once
         for b in range(bins):
             sl = slice(b * step, (b + 1) * step)
-            n = sum(self.positives_hist[sl]) + sum(self.negatives_hist[sl])
-            if n:
-                total += abs(sum(self.score_sums[sl]) - sum(self.positives_hist[sl])) / self.count
-        return total
+            total += abs(sum(self.score_sums[sl]) - sum(self.positives_hist[sl]) * SCORE_UNIT)
+        return total / (self.count * SCORE_UNIT)
 
     @property
     def mean_label_delay(self) -> float:
@@ -118,9 +128,9 @@ class PerformancePartial:
         return {
             "tp": self.tp, "fp": self.fp, "tn": self.tn, "fn": self.fn,
             "positives_hist": list(self.positives_hist), "negatives_hist": list(self.negatives_hist),
-            "score_sums": list(self.score_sums), "delay_count": self.delay_count, "delay_sum": self.delay_sum,
-            "delay_max": self.delay_max, "unmatched_predictions": self.unmatched_predictions,
-            "orphan_labels": self.orphan_labels,
+            "score_sums": [str(x) for x in self.score_sums],  # past 64 bits: text (JSON integers stop there)
+            "delay_count": self.delay_count, "delay_sum": self.delay_sum, "delay_max": self.delay_max,
+            "unmatched_predictions": self.unmatched_predictions, "orphan_labels": self.orphan_labels,
         }  # fmt: skip
 
     @classmethod
@@ -128,7 +138,7 @@ class PerformancePartial:
         return cls(
             int(d["tp"]), int(d["fp"]), int(d["tn"]), int(d["fn"]),
             tuple(int(x) for x in d["positives_hist"]), tuple(int(x) for x in d["negatives_hist"]),
-            tuple(float(x) for x in d["score_sums"]), int(d["delay_count"]), float(d["delay_sum"]),
+            tuple(read_units(x) for x in d["score_sums"]), int(d["delay_count"]), float(d["delay_sum"]),
             float(d["delay_max"]), int(d["unmatched_predictions"]), int(d["orphan_labels"]),
         )  # fmt: skip
 
@@ -165,9 +175,12 @@ def performance_partials(
         version.alias("v"), score.alias("s"), truth.alias("y"), positive_expr(spec).alias("p"),
         score_bin_expr(score, bins).alias("b"), delay.alias("d"),
     ).filter(pl.col("s").is_between(0.0, 1.0) & pl.col("y").is_not_null() & pl.col("p").is_not_null())  # fmt: skip
+    # exact score sums (score_units) in two int64 halves of 30 bits each: no overflow below 2**33 rows per bin
+    high, low = units_halves(pl.col("s"))
     per_bin = base.group_by("v", "b").agg(
-        pl.col("y").sum().alias("pos"), (~pl.col("y")).sum().alias("neg"), pl.col("s").sum().alias("sum")
-    )
+        pl.col("y").sum().alias("pos"), (~pl.col("y")).sum().alias("neg"),
+        high.cast(pl.Int64).sum().alias("hi"), low.cast(pl.Int64).sum().alias("lo"),
+    )  # fmt: skip
     totals = base.group_by("v").agg(
         (pl.col("p") & pl.col("y")).sum().alias("tp"), (pl.col("p") & ~pl.col("y")).sum().alias("fp"),
         (~pl.col("p") & ~pl.col("y")).sum().alias("tn"), (~pl.col("p") & pl.col("y")).sum().alias("fn"),
@@ -175,9 +188,11 @@ def performance_partials(
     )  # fmt: skip
     out: dict[str, PerformancePartial] = {}
     for row in totals.iter_rows(named=True):
-        pos, neg, sums = [0] * bins, [0] * bins, [0.0] * bins
-        for b, p, n, s in per_bin.filter(pl.col("v") == row["v"]).select("b", "pos", "neg", "sum").iter_rows():
-            pos[b], neg[b], sums[b] = int(p), int(n), float(s)
+        pos, neg, sums = [0] * bins, [0] * bins, [0] * bins
+        for b, p, n, hi, lo in (
+            per_bin.filter(pl.col("v") == row["v"]).select("b", "pos", "neg", "hi", "lo").iter_rows()
+        ):
+            pos[b], neg[b], sums[b] = int(p), int(n), (int(hi) << HALF_BITS) + int(lo)
         out[row["v"]] = PerformancePartial(
             int(row["tp"]), int(row["fp"]), int(row["tn"]), int(row["fn"]), tuple(pos), tuple(neg), tuple(sums),
             int(row["dc"]), float(row["ds"] or 0.0), float(row["dm"] or 0.0),

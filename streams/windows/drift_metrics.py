@@ -73,9 +73,10 @@ class DriftMetrics:
         self.records.labels(contract, schema).set(wd.profile.rows)
         for f in wd.report.fields:
             self.verdict.labels(contract, schema, f.field).set(_VERDICT[f.verdict])
-            if f.method is not None:
-                main = f.metric(str(f.method))
-                self.score.labels(contract, schema, f.field, str(f.method)).set(main.value)
+            # a field with too few values has no metric, even with a configured method (its verdict says -1)
+            main = next((r for r in f.metrics if f.method is not None and r.metric == str(f.method)), None)
+            if main is not None:
+                self.score.labels(contract, schema, f.field, main.metric).set(main.value)
         for m in wd.models:
             self._touch(contract, schema, m.model_version)
             self.confidence.labels(contract, schema, m.model_version).set(m.mean_confidence)

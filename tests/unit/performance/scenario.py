@@ -199,6 +199,6 @@ def summarize(c: dict[str, Any]) -> dict[str, Any]:
         "accuracy": (tp + tn) / n if n else None, "precision": tp / (tp + fp) if tp + fp else None,
         "recall": tp / (tp + fn) if tp + fn else None, "roc_auc": auc, "calibration_error": ece,
         "label_delay": {"count": n, "mean_seconds": float(delays.mean()) if n else None,
-                        "max_seconds": float(delays.max()) if n else 0.0},
+                        "max_seconds": float(delays.max()) if n else None},
         "unmatched_predictions": c["unmatched"], "orphan_labels": c["orphans"],
     }  # fmt: skip

@@ -15,7 +15,7 @@ from streams.performance.binding import join_spec
 from streams.performance.joiner import PerformanceJoiner
 from streams.performance.telemetry import MAX_MODEL_VERSIONS, JoinCounters
 from streams.pipeline.records import Message
-from streams.profiles.performance import PerformancePartial
+from streams.profiles.performance import PerformancePartial, score_units
 from streams.settings import Settings
 from tests.unit.performance.scenario import (
     CONTRACT,
@@ -145,7 +145,7 @@ def test_gauges_keep_a_bounded_number_of_model_versions() -> None:
     registry = CollectorRegistry()
     counters = JoinCounters(registry)
     spec = join_spec(contract(), Settings())
-    one = PerformancePartial(1, 0, 0, 0, (0,) * 9 + (1,), (0,) * 10, (0.0,) * 9 + (0.95,), 1, 2.0, 2.0)
+    one = PerformancePartial(1, 0, 0, 0, (0,) * 9 + (1,), (0,) * 10, (0,) * 9 + (score_units(0.95),), 1, 2.0, 2.0)
     for i in range(MAX_MODEL_VERSIONS + 3):
         counters.published(spec, f"v{i}", one)
     versions = {s.labels["model_version"] for m in registry.collect() if m.name == "qstreams_model_accuracy"

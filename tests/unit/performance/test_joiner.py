@@ -83,6 +83,7 @@ def assert_equal(got: dict[str, Any], want: dict[str, Any]) -> None:
     assert got["label_delay"]["count"] == want["label_delay"]["count"]
     gd, wd = got["label_delay"], want["label_delay"]
     assert (gd["mean_seconds"] is None) == (wd["mean_seconds"] is None)
+    assert (gd["max_seconds"] is None) == (wd["max_seconds"] is None)
     if wd["mean_seconds"] is not None:
         assert math.isclose(gd["mean_seconds"], wd["mean_seconds"], abs_tol=1e-9)
         assert math.isclose(gd["max_seconds"], wd["max_seconds"], abs_tol=1e-9)

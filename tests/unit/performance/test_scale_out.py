@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from streams.performance.binding import join_spec
 from streams.performance.merge import PairJoiner, PerformanceMerger
 from streams.pipeline.records import Message, OutRecord
-from streams.profiles.performance import PerformancePartial
+from streams.profiles.performance import PerformancePartial, score_units
 from streams.settings import Settings
 from tests.unit.performance.scenario import T0, WINDOW_MS, contract, expected, generate
 from tests.unit.performance.test_joiner import Clock, all_settled, assert_equal, close, events, make_joiner, run
@@ -165,8 +165,8 @@ def test_the_merger_waits_for_every_pair() -> None:
         return Message(MERGE, 0, 0, orjson.dumps(value), orjson.dumps([JID, *key]))
 
     bins = spec.prediction.score_bins
-    share = PerformancePartial(1, 0, 0, 0, (0,) * (bins - 1) + (1,), (0,) * bins, (0.0,) * (bins - 1) + (0.97,),
-                               1, 30.0, 30.0).as_dict()  # fmt: skip
+    sums = (0,) * (bins - 1) + (score_units(0.97),)
+    share = PerformancePartial(1, 0, 0, 0, (0,) * (bins - 1) + (1,), (0,) * bins, sums, 1, 30.0, 30.0).as_dict()
     merger.feed([rec(["share", T0, "A", 0], share), rec(["mark", 0], {"final_ms": end, "idle": False})])
     assert merger.due() == []  # pair 1 never reported
     merger.feed([rec(["mark", 1], {"final_ms": end - 1, "idle": False})])
@@ -190,8 +190,8 @@ def test_an_idle_pair_does_not_hold_the_stream_back() -> None:
     merger = PerformanceMerger(spec, JID, 2, EVENTS, MERGE)
     end = T0 + WINDOW_MS + spec.horizon_ms
     bins = spec.prediction.score_bins
-    share = PerformancePartial(0, 0, 1, 0, (0,) * bins, (1,) + (0,) * (bins - 1), (0.01,) + (0.0,) * (bins - 1),
-                               1, 5.0, 5.0).as_dict()  # fmt: skip
+    sums = (score_units(0.01),) + (0,) * (bins - 1)
+    share = PerformancePartial(0, 0, 1, 0, (0,) * bins, (1,) + (0,) * (bins - 1), sums, 1, 5.0, 5.0).as_dict()
     records = [(["share", T0, "B", 0], share), (["mark", 0], {"final_ms": end, "idle": False}),
                (["mark", 1], {"final_ms": None, "idle": True})]  # fmt: skip
     merger.feed([Message(MERGE, 0, i, orjson.dumps(v), orjson.dumps([JID, *k])) for i, (k, v) in enumerate(records)])
