@@ -113,7 +113,7 @@ def predicate(
     if op is Op.EXPRESSION:
         return to_polars(args[0]), True
     if op is Op.MULTIPLE_OF:
-        return multiple_of(c, args[0]), True
+        return multiple_of(c, args[0], dtype), True
     return builtin(op, args, c, dtype, rows), True
 
 
@@ -121,7 +121,7 @@ def predicate(
 MULTIPLE_TOLERANCE = 1e-12
 
 
-def multiple_of(c: pl.Expr, step: float) -> pl.Expr:
+def multiple_of(c: pl.Expr, step: float, dtype: pl.DataType | None = None) -> pl.Expr:
     """``c`` is a whole multiple of ``step``, on the decimal values JSON and the contract write.
 
     An integer step is exact (``c % step == 0``). A fractional one is not representable in binary floating
@@ -129,9 +129,19 @@ def multiple_of(c: pl.Expr, step: float) -> pl.Expr:
     :data:`MULTIPLE_TOLERANCE` (the rounding of the two decimal values is ~1e-16): ``19.99`` is a multiple of
     ``0.01`` and ``0.0075`` of ``0.0001`` (JSON Schema's test suite), ``0.00751`` is not; NaN and infinite
     values (or quotients) never are.
+
+    A Float32 value is the decimal written rounded to 24 bits, far coarser than 1e-12 (and dividing in
+    Float32 rounds the quotient as much again): it is a multiple when a multiple of ``step`` lies within
+    half a Float32 ulp of it, i.e. reads back as it (``float32(19.99)`` is a multiple of ``0.01``, as the
+    decimal it prints), computed in Float64.
     """
     if isinstance(step, int) and not isinstance(step, bool):
         return (c % step) == 0
+    if dtype == pl.Float32:
+        x = c.cast(pl.Float64)
+        q = x / step
+        half_ulp = pl.lit(2.0).pow(x.abs().log(2).floor() - 24)  # 0 at 0 (log2 0 is -inf)
+        return q.is_finite() & ((q - q.round(0)).abs() * abs(step) <= half_ulp * (1 + MULTIPLE_TOLERANCE))
     q = c / step
     return q.is_finite() & ((q - q.round(0)).abs() <= q.abs() * MULTIPLE_TOLERANCE)
 
