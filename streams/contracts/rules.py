@@ -162,6 +162,7 @@ def quality_rule(
                 raise ctx.error(
                     f"expression reads unknown properties: {', '.join(sorted(unknown))}", (*where, "implementation")
                 )
+            node = _typed_expression(node, fields, (*where, "implementation"), ctx)
             return rule(f"{label}:expression#{where[-1]}", Op.EXPRESSION, (node,), None, "custom")
         raise ctx.error(
             f"not supported: custom engine {engine!r}; use `pandera` (a built-in Check call) "
@@ -254,6 +255,26 @@ def _typed(values: tuple[Any, ...], field: Field | None, where: Path_, ctx: Sour
                 read = bound_value(v, dtype, where, ctx)
         out.append(read)
     return tuple(out)
+
+
+def _typed_expression(node: expressions.Node, fields: dict[str, Field], at: Path_, ctx: SourceContext) -> Any:
+    """An expression's text literals compared with date, time or timestamp properties, read as bounds are
+    (``d > '2024-01-01'``: polars cannot compare a date with text); text that is no such value is a
+    ``file:line`` error naming it."""
+
+    def read(text: str, dtype: pl.DataType) -> Any:
+        try:
+            return bound_value(text, dtype, at, ctx)
+        except ContractSchemaError:
+            raise ctx.error(
+                f"the expression compares the {dtype} property with {text!r}, which is not an ISO-8601 "
+                f"{'date' if isinstance(dtype, pl.Date) else 'time' if isinstance(dtype, pl.Time) else 'timestamp'}"
+                " (e.g. '2024-01-01')",
+                at,
+                ContractSchemaError,
+            ) from None
+
+    return expressions.type_literals(node, lambda name: fields[name].dtype if name in fields else None, read)
 
 
 def _is_number(field: Field | None) -> bool:

@@ -176,22 +176,31 @@ def check_options(prop: dict[str, Any], logical: str, where: Path_, ctx: SourceC
         raise ctx.error(f"not supported: logicalTypeOptions.{key} on a {logical} property (it is not checked)", at)
 
 
+def temporal_value(value: Any, dtype: pl.DataType) -> Any:
+    """``value`` (ISO text, or a date, time or datetime) as a bound of a Date, Time or Datetime column
+    (``ValueError`` if it is none): a timestamp in the column's zone (polars compares only equal zones; naive
+    text is read there, as naive values are), or naive UTC on a naive column."""
+    if isinstance(dtype, pl.Datetime):
+        v = value if isinstance(value, dt.datetime) else dt.datetime.fromisoformat(str(value))
+        if isinstance(v, dt.date) and not isinstance(v, dt.datetime):
+            v = dt.datetime.combine(v, dt.time())
+        if dtype.time_zone is not None:
+            zone = zoneinfo.ZoneInfo(dtype.time_zone)
+            v = v.replace(tzinfo=zone) if v.tzinfo is None else v.astimezone(zone)
+        elif v.tzinfo is not None:
+            v = v.astimezone(dt.UTC).replace(tzinfo=None)
+        return v
+    if isinstance(dtype, pl.Date):
+        return value if isinstance(value, dt.date) else dt.date.fromisoformat(str(value))
+    if isinstance(dtype, pl.Time):
+        return value if isinstance(value, dt.time) else dt.time.fromisoformat(str(value))
+    raise ValueError(f"{dtype} is not a date, time or timestamp type")
+
+
 def bound_value(value: Any, dtype: pl.DataType, where: Path_, ctx: SourceContext) -> Any:
     try:
-        if isinstance(dtype, pl.Datetime):
-            v = value if isinstance(value, dt.datetime) else dt.datetime.fromisoformat(str(value))
-            if isinstance(v, dt.date) and not isinstance(v, dt.datetime):
-                v = dt.datetime.combine(v, dt.time())
-            if dtype.time_zone is not None:  # in the column's zone (polars compares only equal zones); a naive
-                zone = zoneinfo.ZoneInfo(dtype.time_zone)  # bound is read there, as naive values are
-                v = v.replace(tzinfo=zone) if v.tzinfo is None else v.astimezone(zone)
-            elif v.tzinfo is not None:
-                v = v.astimezone(dt.UTC).replace(tzinfo=None)
-            return v
-        if isinstance(dtype, pl.Date):
-            return value if isinstance(value, dt.date) else dt.date.fromisoformat(str(value))
-        if isinstance(dtype, pl.Time):
-            return value if isinstance(value, dt.time) else dt.time.fromisoformat(str(value))
+        if isinstance(dtype, (pl.Date, pl.Datetime, pl.Time)):
+            return temporal_value(value, dtype)
         if dtype.is_numeric():
             if isinstance(value, bool) or not isinstance(value, (int, float)):
                 raise ValueError
