@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 from collections.abc import Collection
 from typing import Any
 
@@ -11,7 +12,7 @@ import polars as pl
 from streams.contracts import expressions, sql
 from streams.contracts.model import THRESHOLD_OPERATORS, Field, Op, Rule, Severity, Threshold, Unit, check_label
 from streams.contracts.source import Path_, SourceContext
-from streams.contracts.types import bound_value, check_regex
+from streams.contracts.types import bound_value, check_regex, odcs_pattern
 from streams.errors import ContractSchemaError
 
 __all__ = ["quality_rule", "sql_reads"]
@@ -110,7 +111,10 @@ def quality_rule(
     if kind == "library":
         metric = q.get("metric") or q.get("rule")
         op, args, col = _library(metric, q, where, ctx, column, field, fields)
-        return rule(f"{label}:{metric}", op, args, col, "quality")
+        made = rule(f"{label}:{metric}", op, args, col, "quality")
+        if op is Op.STR_CONTAINS:  # labelled with the pattern as written (what runs is its Rust equivalent)
+            made = dataclasses.replace(made, check=check_label(op, (str(q["arguments"]["pattern"]),)))
+        return made
     if kind == "sql":
         query = str(q.get("query") or "")
         bound = table or obj_name or "batch"
@@ -227,9 +231,8 @@ def _library(
         if not isinstance(values, list) or not values:
             raise ctx.error("validValues needs a non-empty list", (*where, "arguments", "validValues"))
         return Op.ISIN, (_typed(tuple(values), field, where, ctx),), column
-    if "pattern" in args_in:
-        check_regex(str(args_in["pattern"]), (*where, "arguments", "pattern"), ctx)
-        return Op.STR_CONTAINS, (str(args_in["pattern"]),), column
+    if "pattern" in args_in:  # ECMA-262 (JSON Schema's), run as the equivalent Rust regex
+        return Op.STR_CONTAINS, (odcs_pattern(str(args_in["pattern"]), (*where, "arguments", "pattern"), ctx),), column
     raise ctx.error(
         "not supported: invalidValues without arguments.validValues or arguments.pattern "
         "(nothing to check values against)",

@@ -9,10 +9,20 @@ from typing import Any
 
 import polars as pl
 
+from streams.contracts.patterns import ecma_to_rust
 from streams.contracts.source import Path_, SourceContext
 from streams.errors import ContractSchemaError
 
-__all__ = ["bound_value", "check_options", "check_regex", "dtype_for", "logical_type", "regex_problem"]
+__all__ = [
+    "bound_value",
+    "check_options",
+    "check_regex",
+    "dtype_for",
+    "logical_type",
+    "odcs_pattern",
+    "regex_problem",
+    "temporal_value",
+]
 
 
 _INT_TYPES: dict[str, pl.DataType] = {
@@ -222,6 +232,14 @@ def bound_value(value: Any, dtype: pl.DataType, where: Path_, ctx: SourceContext
 MAX_PATTERN_CHARS = 10_000
 
 
+def odcs_pattern(pattern: str, where: Path_, ctx: SourceContext) -> str:
+    """An ODCS ``pattern`` (ECMA-262, as JSON Schema's) as the engine's regex
+    (:func:`streams.contracts.patterns.ecma_to_rust`), refused with ``file:line`` if it cannot run."""
+    rust = ecma_to_rust(pattern)
+    check_regex(rust, where, ctx, written=pattern)
+    return rust
+
+
 def regex_problem(pattern: str) -> str | None:
     """Why the engine's regex (polars, Rust ``regex`` crate) cannot run ``pattern``; None when it can.
 
@@ -246,10 +264,13 @@ def _regex_reason(text: str) -> str:
     return first.removeprefix("regex error:").strip() or "the regex engine refused it"
 
 
-def check_regex(pattern: str, where: Path_, ctx: SourceContext) -> None:
+def check_regex(pattern: str, where: Path_, ctx: SourceContext, written: str | None = None) -> None:
+    """Refuse ``pattern`` with ``file:line`` if the engine's regex cannot run it (quoting ``written``, the
+    contract's text, when ``pattern`` was rewritten from it)."""
     problem = regex_problem(pattern)
     if problem is not None:
-        shown = pattern if len(pattern) <= 80 else pattern[:77] + "..."
+        text = pattern if written is None else written
+        shown = text if len(text) <= 80 else text[:77] + "..."
         raise ctx.error(
             f"pattern {shown!r} cannot run on the engine's regex (Rust syntax, no look-around or "
             f"backreferences): {problem}",
