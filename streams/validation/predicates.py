@@ -72,12 +72,16 @@ def rule_layout(schema_obj: SchemaObject) -> tuple[RuleSlot, ...]:
     declared = set(schema_obj.columns)
     numbers: dict[str | None, int] = {}
     slots: list[RuleSlot] = []
+    attributes: set[tuple[str | None, Op]] = set()  # a Column has one `nullable` and one `unique`
     for rule in plan_rules(schema_obj):
         strict = rule.threshold.zero_tolerance and rule.column in declared
         native = strict and rule.severity is Severity.ERROR
         if rule.op is Op.DTYPE:
             slots.append(RuleSlot(rule, "dtype", None))
-        elif native and rule.op in (Op.NOT_NULL, Op.UNIQUE):
+        elif native and rule.op in (Op.NOT_NULL, Op.UNIQUE) and (rule.column, rule.op) not in attributes:
+            # a second such rule on the column (`required` and a nullValues rule) is a Check of its own,
+            # reported under its own check_number, as pandera reports each Check
+            attributes.add((rule.column, rule.op))
             slots.append(RuleSlot(rule, "nullable" if rule.op is Op.NOT_NULL else "unique", None))
         else:
             key = rule.column if strict and rule.op is not Op.EXPRESSION and not rule.is_batch_metric else None
