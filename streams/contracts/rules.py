@@ -269,10 +269,11 @@ def _typed_expression(node: expressions.Node, fields: dict[str, Field], at: Path
         try:
             return bound_value(text, dtype, at, ctx)
         except ContractSchemaError:
+            kind = "date" if isinstance(dtype, pl.Date) else "time" if isinstance(dtype, pl.Time) else "timestamp"
+            example = {"date": "2024-01-01", "time": "08:30:00", "timestamp": "2024-01-01T08:30:00Z"}[kind]
             raise ctx.error(
-                f"the expression compares the {dtype} property with {text!r}, which is not an ISO-8601 "
-                f"{'date' if isinstance(dtype, pl.Date) else 'time' if isinstance(dtype, pl.Time) else 'timestamp'}"
-                " (e.g. '2024-01-01')",
+                f"the expression compares a {kind} property with {text!r}, which is not an ISO-8601 {kind} "
+                f"(e.g. '{example}')",
                 at,
                 ContractSchemaError,
             ) from None
@@ -315,15 +316,40 @@ def _pandera_call(method: str, kw: dict[str, Any], where: Path_, ctx: SourceCont
         check_regex(kw["pattern"], (*where, "implementation"), ctx)
     try:
         if op is Op.IN_RANGE:
-            return op, (kw["min_value"], kw["max_value"], kw.get("include_min", True), kw.get("include_max", True))
+            args = (kw["min_value"], kw["max_value"], kw.get("include_min", True), kw.get("include_max", True))
+            _nonempty(method, *args, where=where, ctx=ctx)
+            return op, args
         if op in (Op.ISIN, Op.NOTIN):
             values = next(iter(kw.values()))
             return op, (tuple(values),)
         if op is Op.STR_LENGTH:
             if kw.get("min_value") is None and kw.get("max_value") is None:
                 raise KeyError("min_value")
-            return op, (kw.get("min_value"), kw.get("max_value"))
+            low, high = kw.get("min_value"), kw.get("max_value")
+            if low is not None and high is not None:
+                _nonempty(method, low, high, True, True, where=where, ctx=ctx)
+            return op, (low, high)
         (value,) = kw.values()
         return op, (value,)
     except (KeyError, ValueError, TypeError, StopIteration):
         raise ctx.error(f"Check.{method} is missing required arguments", (*where, "implementation")) from None
+
+
+def _nonempty(method: str, low: Any, high: Any, include_min: Any, include_max: Any, *, where: Path_,
+              ctx: SourceContext) -> None:  # fmt: skip
+    """Refuse bounds no value can lie within, as pandera does (it will not build such a check)."""
+    if low is None or high is None:
+        raise KeyError("min_value" if low is None else "max_value")
+    try:
+        empty = high < low or (low == high and not (include_min and include_max))
+    except TypeError:
+        raise ctx.error(
+            f"Check.{method} needs comparable bounds, got {low!r} and {high!r}", (*where, "implementation")
+        ) from None
+    if empty:
+        raise ctx.error(
+            f"Check.{method}({low!r}, {high!r}) defines an empty interval: no value can pass (pandera refuses it "
+            "too; did you swap the bounds?)",
+            (*where, "implementation"),
+            ContractSchemaError,
+        )

@@ -170,6 +170,13 @@ def check_options(prop: dict[str, Any], logical: str, where: Path_, ctx: SourceC
     if not isinstance(opts, dict):
         return
     allowed = _RUN_OPTIONS.get(logical, frozenset())
+    low, high = opts.get("minLength"), opts.get("maxLength")
+    if isinstance(low, int) and isinstance(high, int) and low > high:  # pandera refuses str_length(low, high) too
+        raise ctx.error(
+            f"minLength {low} is greater than maxLength {high}: no value can pass (did you swap them?)",
+            (*where, "logicalTypeOptions", "minLength"),
+            ContractSchemaError,
+        )
     for key in opts:
         if key in allowed:
             continue
