@@ -104,16 +104,17 @@ def predicate(
     the cheapest of equal expressions.
     """
     op, args, c = rule.op, rule.args, column
+    # pandera's null on a float column is null or NaN (`nullable=False` fails both)
+    null = c.is_null() | c.is_nan() if dtype is not None and dtype.is_float() else c.is_null()
     if op is Op.NOT_NULL:
-        missing = c.is_null() | c.is_nan() if dtype is not None and dtype.is_float() else c.is_null()
-        return missing.not_(), False
+        return null.not_(), False
     if op is Op.UNIQUE:  # nulls are not duplicates (ODCS leaves them to `required`)
         key, present = unique_key(rule, c)
         return (present & key.is_duplicated()).not_(), False
     if op is Op.MISSING:  # nulls, and the listed values that the column's type can hold
         values = typed_values(args[0], dtype)
         listed = c.is_in(pl.Series(values, dtype=dtype).implode() if dtype is not None else values) if values else None
-        return (c.is_null() | listed.fill_null(False) if listed is not None else c.is_null()).not_(), False
+        return (null | listed.fill_null(False) if listed is not None else null).not_(), False
     if op is Op.EXPRESSION:
         return to_polars(args[0]), True
     if op is Op.MULTIPLE_OF:
