@@ -98,6 +98,5 @@ def test_float32_in_a_row_renders_as_pandera_does() -> None:
     ours, theirs = _both(text, df)
     assert ours == theirs
     [case] = [k for k in ours if k[0] == "DataFrameSchema"]
-    assert (
-        case[5] == '{"f":19.989999771118164,"n":0}' == '{"f":%r,"n":0}' % float(pl.Series([19.99], dtype=pl.Float32)[0])
-    )
+    double = float(pl.Series([19.99], dtype=pl.Float32)[0])
+    assert case[5] == '{"f":19.989999771118164,"n":0}' == f'{{"f":{double!r},"n":0}}'
