@@ -123,8 +123,10 @@ def quality_rule(
         if column is not None:
             for token in ("${property}", "{property}", "${column}", "{column}"):
                 query = query.replace(token, column)
+        narrow = (pl.Int8, pl.Int16, pl.Int32, pl.UInt8, pl.UInt16, pl.UInt32)
+        widen = frozenset(n for n, f in fields.items() if isinstance(f.dtype, narrow))
         try:
-            checked = sql.check_sql(query, (bound, "batch"))
+            checked = sql.check_sql(query, (bound, "batch"), widen)
         except sql.SqlRuleError as exc:
             raise ctx.error(exc.message, (*where, "query")) from None
         known = set(fields) | set(columns) if table is not None else None
