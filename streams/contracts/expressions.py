@@ -17,11 +17,13 @@ Expression tree nodes::
     ("and", left, right) | ("or", left, right) | ("not", x) | ("neg", x)
     ("call", "abs"|"is_null"|"is_not_null", x)
     ("isin", x, (values...))
+    ("wide", x)   # an integer column narrower than 64 bits, read as Int64 for arithmetic (rendered as x)
 """
 
 from __future__ import annotations
 
 import ast
+import datetime as dt
 import operator
 import re
 from collections.abc import Callable
@@ -234,7 +236,62 @@ def columns(node: Node) -> set[str]:
     return out
 
 
-_NODE_KINDS = frozenset({"col", "lit", "binop", "cmp", "and", "or", "not", "neg", "call", "isin"})
+_NODE_KINDS = frozenset({"col", "lit", "binop", "cmp", "and", "or", "not", "neg", "call", "isin", "wide"})
+
+
+_ARITHMETIC = frozenset({"+", "-", "*", "//", "%", "**"})
+#: integer dtypes whose arithmetic would wrap within their width: read as Int64 (exact) under arithmetic
+_NARROW_INTEGERS = (pl.Int8, pl.Int16, pl.Int32, pl.UInt8, pl.UInt16, pl.UInt32)
+
+
+def type_literals(node: Node, dtype_of: Callable[[str], Any], read: Callable[[str, Any], Any]) -> Node:
+    """``node`` typed by its columns' dtypes (``dtype_of(name)``, None if unknown).
+
+    * Text literals compared with a date, time or timestamp column are read in its type. YAML and
+      expressions have no date literal, and polars refuses to compare a temporal column with text: in
+      ``d > '2024-01-01'``, ``'2024-01-01' <= d`` and ``d in ['2024-01-01']`` the text is read by
+      ``read(text, dtype)`` (as ``logicalTypeOptions`` bounds are; it raises on text that is no date).
+      Only a bare column against text literals is read: other text stays as written.
+    * Integer columns narrower than 64 bits under arithmetic (``+ - * // % **``, unary ``-``, ``abs``) are
+      read as Int64: polars computes in the column's width and wraps (an Int32 ``qty * price`` over 2**31
+      turned negative, an Int8 ``x + 100`` with ``x = 100`` was ``-56``, a UInt8 ``x - 3`` with ``x = 1``
+      was ``254``), where the expression means whole numbers. Int64 arithmetic still wraps past 2**63.
+    """
+
+    def temporal(side: Node) -> Any:
+        if side[0] != "col":
+            return None
+        dtype = dtype_of(side[1])
+        return dtype if isinstance(dtype, (pl.Date, pl.Datetime, pl.Time)) else None
+
+    def wide(side: Node) -> Node:
+        if side[0] == "col" and isinstance(dtype_of(side[1]), _NARROW_INTEGERS):
+            return ("wide", side)
+        return side
+
+    def walk(n: Node) -> Node:
+        kind = n[0]
+        if kind == "binop" and n[1] in _ARITHMETIC:
+            return ("binop", n[1], wide(walk(n[2])), wide(walk(n[3])))
+        if kind == "neg" or (kind == "call" and n[1] == "abs"):
+            return (*n[:-1], wide(walk(n[-1])))
+        if kind == "cmp":
+            left, right = walk(n[2]), walk(n[3])
+            if (t := temporal(left)) is not None and right[0] == "lit" and isinstance(right[1], str):
+                right = ("lit", read(right[1], t))
+            elif (t := temporal(right)) is not None and left[0] == "lit" and isinstance(left[1], str):
+                left = ("lit", read(left[1], t))
+            return ("cmp", n[1], left, right)
+        if kind == "isin":
+            x = walk(n[1])
+            if (t := temporal(x)) is not None:
+                return ("isin", x, tuple(read(v, t) if isinstance(v, str) else v for v in n[2]))
+            return ("isin", x, n[2])
+        if kind in ("col", "lit", "wide"):
+            return n
+        return (kind, *(walk(p) if isinstance(p, tuple) and p and p[0] in _NODE_KINDS else p for p in n[1:]))
+
+    return walk(node)
 
 
 def to_polars(node: Node) -> pl.Expr:
@@ -259,6 +316,8 @@ def to_polars(node: Node) -> pl.Expr:
         return {"abs": inner.abs, "is_null": inner.is_null, "is_not_null": inner.is_not_null}[node[1]]()
     if kind == "isin":
         return to_polars(node[1]).is_in(list(node[2]))
+    if kind == "wide":
+        return to_polars(node[1]).cast(pl.Int64)
     raise ValueError(f"unknown expression node {kind!r}")
 
 
@@ -268,7 +327,7 @@ def to_text(node: Node) -> str:
     if kind == "col":
         return str(node[1])
     if kind == "lit":
-        return repr(node[1])
+        return _literal_text(node[1])
     if kind in ("binop", "cmp"):
         return f"({to_text(node[2])} {node[1]} {to_text(node[3])})"
     if kind in ("and", "or"):
@@ -280,8 +339,18 @@ def to_text(node: Node) -> str:
     if kind == "call":
         return f"{node[1]}({to_text(node[2])})"
     if kind == "isin":
-        return f"({to_text(node[1])} in {list(node[2])!r})"
+        return f"({to_text(node[1])} in [{', '.join(_literal_text(v) for v in node[2])}])"
+    if kind == "wide":  # typing, not text: type_literals adds it again from the columns' dtypes
+        return to_text(node[1])
     raise ValueError(f"unknown expression node {kind!r}")
+
+
+def _literal_text(value: Any) -> str:
+    """A literal as the contract writes it: a date, time or timestamp read from text as that text's ISO form
+    (``'2024-01-01'``; :func:`type_literals` reads it back), anything else as its ``repr``."""
+    if isinstance(value, (dt.date, dt.time)):  # dt.datetime is a dt.date
+        return repr(value.isoformat())
+    return repr(value)
 
 
 # --- pandera built-in check calls -------------------------------------------------

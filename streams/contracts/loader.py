@@ -41,7 +41,7 @@ from streams.contracts.ownership import ownership_of
 from streams.contracts.rules import quality_rule
 from streams.contracts.source import Path_, SourceContext, SourceDocument, compose
 from streams.contracts.stream import OTHER_KEYS, PREFIX, STREAM_KEYS, parse_stream_spec
-from streams.contracts.types import bound_value, check_options, check_regex, dtype_for, logical_type
+from streams.contracts.types import bound_value, check_options, dtype_for, logical_type, odcs_pattern
 from streams.errors import ContractError, ContractSchemaError, ContractSyntaxError
 
 __all__ = ["SCHEMA_FILES", "Finding", "lint_contract", "load_contract", "load_contracts", "parse_contract"]
@@ -409,9 +409,11 @@ def _property(
             schema_rule("multipleOf", Op.MULTIPLE_OF, (opts["multipleOf"],), (*ow, "multipleOf"), "logicalTypeOptions")
         )
     if "pattern" in opts:
-        pattern = str(opts["pattern"])
-        check_regex(pattern, (*ow, "pattern"), ctx)
-        rules.append(schema_rule("pattern", Op.STR_CONTAINS, (pattern,), (*ow, "pattern"), "logicalTypeOptions"))
+        pattern = str(opts["pattern"])  # ECMA-262 (JSON Schema's): runs as its Rust equivalent, labelled as written
+        matches = schema_rule(
+            "pattern", Op.STR_CONTAINS, (odcs_pattern(pattern, (*ow, "pattern"), ctx),), (*ow, "pattern")
+        )
+        rules.append(_replace(matches, source="logicalTypeOptions", check=check_label(Op.STR_CONTAINS, (pattern,))))
     if "minLength" in opts or "maxLength" in opts:
         args = (opts.get("minLength"), opts.get("maxLength"))
         at = (*ow, "minLength" if "minLength" in opts else "maxLength")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 from collections.abc import Collection
 from typing import Any
 
@@ -11,7 +12,7 @@ import polars as pl
 from streams.contracts import expressions, sql
 from streams.contracts.model import THRESHOLD_OPERATORS, Field, Op, Rule, Severity, Threshold, Unit, check_label
 from streams.contracts.source import Path_, SourceContext
-from streams.contracts.types import bound_value, check_regex
+from streams.contracts.types import bound_value, check_regex, odcs_pattern
 from streams.errors import ContractSchemaError
 
 __all__ = ["quality_rule", "sql_reads"]
@@ -110,7 +111,10 @@ def quality_rule(
     if kind == "library":
         metric = q.get("metric") or q.get("rule")
         op, args, col = _library(metric, q, where, ctx, column, field, fields)
-        return rule(f"{label}:{metric}", op, args, col, "quality")
+        made = rule(f"{label}:{metric}", op, args, col, "quality")
+        if op is Op.STR_CONTAINS:  # labelled with the pattern as written (what runs is its Rust equivalent)
+            made = dataclasses.replace(made, check=check_label(op, (str(q["arguments"]["pattern"]),)))
+        return made
     if kind == "sql":
         query = str(q.get("query") or "")
         bound = table or obj_name or "batch"
@@ -119,8 +123,10 @@ def quality_rule(
         if column is not None:
             for token in ("${property}", "{property}", "${column}", "{column}"):
                 query = query.replace(token, column)
+        narrow = (pl.Int8, pl.Int16, pl.Int32, pl.UInt8, pl.UInt16, pl.UInt32)
+        widen = frozenset(n for n, f in fields.items() if isinstance(f.dtype, narrow))
         try:
-            checked = sql.check_sql(query, (bound, "batch"))
+            checked = sql.check_sql(query, (bound, "batch"), widen)
         except sql.SqlRuleError as exc:
             raise ctx.error(exc.message, (*where, "query")) from None
         known = set(fields) | set(columns) if table is not None else None
@@ -162,6 +168,7 @@ def quality_rule(
                 raise ctx.error(
                     f"expression reads unknown properties: {', '.join(sorted(unknown))}", (*where, "implementation")
                 )
+            node = _typed_expression(node, fields, (*where, "implementation"), ctx)
             return rule(f"{label}:expression#{where[-1]}", Op.EXPRESSION, (node,), None, "custom")
         raise ctx.error(
             f"not supported: custom engine {engine!r}; use `pandera` (a built-in Check call) "
@@ -226,9 +233,8 @@ def _library(
         if not isinstance(values, list) or not values:
             raise ctx.error("validValues needs a non-empty list", (*where, "arguments", "validValues"))
         return Op.ISIN, (_typed(tuple(values), field, where, ctx),), column
-    if "pattern" in args_in:
-        check_regex(str(args_in["pattern"]), (*where, "arguments", "pattern"), ctx)
-        return Op.STR_CONTAINS, (str(args_in["pattern"]),), column
+    if "pattern" in args_in:  # ECMA-262 (JSON Schema's), run as the equivalent Rust regex
+        return Op.STR_CONTAINS, (odcs_pattern(str(args_in["pattern"]), (*where, "arguments", "pattern"), ctx),), column
     raise ctx.error(
         "not supported: invalidValues without arguments.validValues or arguments.pattern "
         "(nothing to check values against)",
@@ -254,6 +260,27 @@ def _typed(values: tuple[Any, ...], field: Field | None, where: Path_, ctx: Sour
                 read = bound_value(v, dtype, where, ctx)
         out.append(read)
     return tuple(out)
+
+
+def _typed_expression(node: expressions.Node, fields: dict[str, Field], at: Path_, ctx: SourceContext) -> Any:
+    """An expression's text literals compared with date, time or timestamp properties, read as bounds are
+    (``d > '2024-01-01'``: polars cannot compare a date with text); text that is no such value is a
+    ``file:line`` error naming it."""
+
+    def read(text: str, dtype: pl.DataType) -> Any:
+        try:
+            return bound_value(text, dtype, at, ctx)
+        except ContractSchemaError:
+            kind = "date" if isinstance(dtype, pl.Date) else "time" if isinstance(dtype, pl.Time) else "timestamp"
+            example = {"date": "2024-01-01", "time": "08:30:00", "timestamp": "2024-01-01T08:30:00Z"}[kind]
+            raise ctx.error(
+                f"the expression compares a {kind} property with {text!r}, which is not an ISO-8601 {kind} "
+                f"(e.g. '{example}')",
+                at,
+                ContractSchemaError,
+            ) from None
+
+    return expressions.type_literals(node, lambda name: fields[name].dtype if name in fields else None, read)
 
 
 def _is_number(field: Field | None) -> bool:
@@ -291,15 +318,40 @@ def _pandera_call(method: str, kw: dict[str, Any], where: Path_, ctx: SourceCont
         check_regex(kw["pattern"], (*where, "implementation"), ctx)
     try:
         if op is Op.IN_RANGE:
-            return op, (kw["min_value"], kw["max_value"], kw.get("include_min", True), kw.get("include_max", True))
+            args = (kw["min_value"], kw["max_value"], kw.get("include_min", True), kw.get("include_max", True))
+            _nonempty(method, *args, where=where, ctx=ctx)
+            return op, args
         if op in (Op.ISIN, Op.NOTIN):
             values = next(iter(kw.values()))
             return op, (tuple(values),)
         if op is Op.STR_LENGTH:
             if kw.get("min_value") is None and kw.get("max_value") is None:
                 raise KeyError("min_value")
-            return op, (kw.get("min_value"), kw.get("max_value"))
+            low, high = kw.get("min_value"), kw.get("max_value")
+            if low is not None and high is not None:
+                _nonempty(method, low, high, True, True, where=where, ctx=ctx)
+            return op, (low, high)
         (value,) = kw.values()
         return op, (value,)
     except (KeyError, ValueError, TypeError, StopIteration):
         raise ctx.error(f"Check.{method} is missing required arguments", (*where, "implementation")) from None
+
+
+def _nonempty(method: str, low: Any, high: Any, include_min: Any, include_max: Any, *, where: Path_,
+              ctx: SourceContext) -> None:  # fmt: skip
+    """Refuse bounds no value can lie within, as pandera does (it will not build such a check)."""
+    if low is None or high is None:
+        raise KeyError("min_value" if low is None else "max_value")
+    try:
+        empty = high < low or (low == high and not (include_min and include_max))
+    except TypeError:
+        raise ctx.error(
+            f"Check.{method} needs comparable bounds, got {low!r} and {high!r}", (*where, "implementation")
+        ) from None
+    if empty:
+        raise ctx.error(
+            f"Check.{method}({low!r}, {high!r}) defines an empty interval: no value can pass (pandera refuses it "
+            "too; did you swap the bounds?)",
+            (*where, "implementation"),
+            ContractSchemaError,
+        )

@@ -153,9 +153,11 @@ def _fail(message: str) -> SqlRuleError:
     return SqlRuleError(message)
 
 
-def check_sql(query: str, tables: tuple[str, ...]) -> SqlRule:
+def check_sql(query: str, tables: tuple[str, ...], widen: frozenset[str] = frozenset()) -> SqlRule:
     """Parse and allow-list ``query``; ``tables`` are the relation names it may read.
 
+    ``widen`` names integer columns narrower than 64 bits: the query that runs reads them as ``BIGINT``
+    (polars computes ``i8 + 100`` in Int8 and wraps to ``-56``; SQL engines such as DuckDB widen).
     Raises :class:`SqlRuleError` (without a location: the caller adds ``file:line``).
     """
     if len(query) > MAX_SQL_CHARS:
@@ -194,7 +196,15 @@ def check_sql(query: str, tables: tuple[str, ...]) -> SqlRule:
         elif isinstance(node, (exp.Alias, exp.TableAlias)):
             aliases.add(node.alias if isinstance(node, exp.Alias) else node.name)
         stack.extend((child, depth + 1) for child in node.iter_expressions())
+    if widen & columns:
+        tree = tree.transform(lambda n: _widened(n, widen - aliases))
     return SqlRule(tree.sql(dialect=DIALECT), frozenset(columns), frozenset(aliases))
+
+
+def _widened(node: exp.Expression, widen: frozenset[str]) -> exp.Expression:
+    if isinstance(node, exp.Column) and node.name in widen and not isinstance(node.parent, exp.Cast):
+        return exp.Cast(this=node.copy(), to=exp.DataType.build("BIGINT"))
+    return node
 
 
 def _check_node(node: exp.Expression, tables: tuple[str, ...]) -> None:

@@ -9,10 +9,20 @@ from typing import Any
 
 import polars as pl
 
+from streams.contracts.patterns import ecma_to_rust
 from streams.contracts.source import Path_, SourceContext
 from streams.errors import ContractSchemaError
 
-__all__ = ["bound_value", "check_options", "check_regex", "dtype_for", "logical_type", "regex_problem"]
+__all__ = [
+    "bound_value",
+    "check_options",
+    "check_regex",
+    "dtype_for",
+    "logical_type",
+    "odcs_pattern",
+    "regex_problem",
+    "temporal_value",
+]
 
 
 _INT_TYPES: dict[str, pl.DataType] = {
@@ -160,6 +170,13 @@ def check_options(prop: dict[str, Any], logical: str, where: Path_, ctx: SourceC
     if not isinstance(opts, dict):
         return
     allowed = _RUN_OPTIONS.get(logical, frozenset())
+    low, high = opts.get("minLength"), opts.get("maxLength")
+    if isinstance(low, int) and isinstance(high, int) and low > high:  # pandera refuses str_length(low, high) too
+        raise ctx.error(
+            f"minLength {low} is greater than maxLength {high}: no value can pass (did you swap them?)",
+            (*where, "logicalTypeOptions", "minLength"),
+            ContractSchemaError,
+        )
     for key in opts:
         if key in allowed:
             continue
@@ -176,22 +193,31 @@ def check_options(prop: dict[str, Any], logical: str, where: Path_, ctx: SourceC
         raise ctx.error(f"not supported: logicalTypeOptions.{key} on a {logical} property (it is not checked)", at)
 
 
+def temporal_value(value: Any, dtype: pl.DataType) -> Any:
+    """``value`` (ISO text, or a date, time or datetime) as a bound of a Date, Time or Datetime column
+    (``ValueError`` if it is none): a timestamp in the column's zone (polars compares only equal zones; naive
+    text is read there, as naive values are), or naive UTC on a naive column."""
+    if isinstance(dtype, pl.Datetime):
+        v = value if isinstance(value, dt.datetime) else dt.datetime.fromisoformat(str(value))
+        if isinstance(v, dt.date) and not isinstance(v, dt.datetime):
+            v = dt.datetime.combine(v, dt.time())
+        if dtype.time_zone is not None:
+            zone = zoneinfo.ZoneInfo(dtype.time_zone)
+            v = v.replace(tzinfo=zone) if v.tzinfo is None else v.astimezone(zone)
+        elif v.tzinfo is not None:
+            v = v.astimezone(dt.UTC).replace(tzinfo=None)
+        return v
+    if isinstance(dtype, pl.Date):
+        return value if isinstance(value, dt.date) else dt.date.fromisoformat(str(value))
+    if isinstance(dtype, pl.Time):
+        return value if isinstance(value, dt.time) else dt.time.fromisoformat(str(value))
+    raise ValueError(f"{dtype} is not a date, time or timestamp type")
+
+
 def bound_value(value: Any, dtype: pl.DataType, where: Path_, ctx: SourceContext) -> Any:
     try:
-        if isinstance(dtype, pl.Datetime):
-            v = value if isinstance(value, dt.datetime) else dt.datetime.fromisoformat(str(value))
-            if isinstance(v, dt.date) and not isinstance(v, dt.datetime):
-                v = dt.datetime.combine(v, dt.time())
-            if dtype.time_zone is not None:  # in the column's zone (polars compares only equal zones); a naive
-                zone = zoneinfo.ZoneInfo(dtype.time_zone)  # bound is read there, as naive values are
-                v = v.replace(tzinfo=zone) if v.tzinfo is None else v.astimezone(zone)
-            elif v.tzinfo is not None:
-                v = v.astimezone(dt.UTC).replace(tzinfo=None)
-            return v
-        if isinstance(dtype, pl.Date):
-            return value if isinstance(value, dt.date) else dt.date.fromisoformat(str(value))
-        if isinstance(dtype, pl.Time):
-            return value if isinstance(value, dt.time) else dt.time.fromisoformat(str(value))
+        if isinstance(dtype, (pl.Date, pl.Datetime, pl.Time)):
+            return temporal_value(value, dtype)
         if dtype.is_numeric():
             if isinstance(value, bool) or not isinstance(value, (int, float)):
                 raise ValueError
@@ -211,6 +237,14 @@ def bound_value(value: Any, dtype: pl.DataType, where: Path_, ctx: SourceContext
 
 #: Patterns longer than this are refused before they reach the regex compiler.
 MAX_PATTERN_CHARS = 10_000
+
+
+def odcs_pattern(pattern: str, where: Path_, ctx: SourceContext) -> str:
+    """An ODCS ``pattern`` (ECMA-262, as JSON Schema's) as the engine's regex
+    (:func:`streams.contracts.patterns.ecma_to_rust`), refused with ``file:line`` if it cannot run."""
+    rust = ecma_to_rust(pattern)
+    check_regex(rust, where, ctx, written=pattern)
+    return rust
 
 
 def regex_problem(pattern: str) -> str | None:
@@ -237,10 +271,13 @@ def _regex_reason(text: str) -> str:
     return first.removeprefix("regex error:").strip() or "the regex engine refused it"
 
 
-def check_regex(pattern: str, where: Path_, ctx: SourceContext) -> None:
+def check_regex(pattern: str, where: Path_, ctx: SourceContext, written: str | None = None) -> None:
+    """Refuse ``pattern`` with ``file:line`` if the engine's regex cannot run it (quoting ``written``, the
+    contract's text, when ``pattern`` was rewritten from it)."""
     problem = regex_problem(pattern)
     if problem is not None:
-        shown = pattern if len(pattern) <= 80 else pattern[:77] + "..."
+        text = pattern if written is None else written
+        shown = text if len(text) <= 80 else text[:77] + "..."
         raise ctx.error(
             f"pattern {shown!r} cannot run on the engine's regex (Rust syntax, no look-around or "
             f"backreferences): {problem}",

@@ -369,6 +369,8 @@ class Reporter:
 
         if rule.op is Op.EXPRESSION or rule.key_columns:
             shown = [(n, col(originals.get(n, n))) for n in rule.key_columns or df.columns]
+            # pandera renders a frame check's rows from Python values: a Float32 as the double it is
+            shown = [(n, e.cast(pl.Float64) if schema.get(originals.get(n, n)) == pl.Float32 else e) for n, e in shown]
             shown = [(n, redact(e) if n in redacted else e) for n, e in shown]
             if not shown:
                 return pl.repeat(pl.lit("{}"), pl.col(mask).sum())

@@ -72,12 +72,16 @@ def rule_layout(schema_obj: SchemaObject) -> tuple[RuleSlot, ...]:
     declared = set(schema_obj.columns)
     numbers: dict[str | None, int] = {}
     slots: list[RuleSlot] = []
+    attributes: set[tuple[str | None, Op]] = set()  # a Column has one `nullable` and one `unique`
     for rule in plan_rules(schema_obj):
         strict = rule.threshold.zero_tolerance and rule.column in declared
         native = strict and rule.severity is Severity.ERROR
         if rule.op is Op.DTYPE:
             slots.append(RuleSlot(rule, "dtype", None))
-        elif native and rule.op in (Op.NOT_NULL, Op.UNIQUE):
+        elif native and rule.op in (Op.NOT_NULL, Op.UNIQUE) and (rule.column, rule.op) not in attributes:
+            # a second such rule on the column (`required` and a nullValues rule) is a Check of its own,
+            # reported under its own check_number, as pandera reports each Check
+            attributes.add((rule.column, rule.op))
             slots.append(RuleSlot(rule, "nullable" if rule.op is Op.NOT_NULL else "unique", None))
         else:
             key = rule.column if strict and rule.op is not Op.EXPRESSION and not rule.is_batch_metric else None
@@ -100,20 +104,21 @@ def predicate(
     the cheapest of equal expressions.
     """
     op, args, c = rule.op, rule.args, column
+    # pandera's null on a float column is null or NaN (`nullable=False` fails both)
+    null = c.is_null() | c.is_nan() if dtype is not None and dtype.is_float() else c.is_null()
     if op is Op.NOT_NULL:
-        missing = c.is_null() | c.is_nan() if dtype is not None and dtype.is_float() else c.is_null()
-        return missing.not_(), False
+        return null.not_(), False
     if op is Op.UNIQUE:  # nulls are not duplicates (ODCS leaves them to `required`)
         key, present = unique_key(rule, c)
         return (present & key.is_duplicated()).not_(), False
     if op is Op.MISSING:  # nulls, and the listed values that the column's type can hold
         values = typed_values(args[0], dtype)
         listed = c.is_in(pl.Series(values, dtype=dtype).implode() if dtype is not None else values) if values else None
-        return (c.is_null() | listed.fill_null(False) if listed is not None else c.is_null()).not_(), False
+        return (null | listed.fill_null(False) if listed is not None else null).not_(), False
     if op is Op.EXPRESSION:
         return to_polars(args[0]), True
     if op is Op.MULTIPLE_OF:
-        return multiple_of(c, args[0]), True
+        return multiple_of(c, args[0], dtype), True
     return builtin(op, args, c, dtype, rows), True
 
 
@@ -121,7 +126,7 @@ def predicate(
 MULTIPLE_TOLERANCE = 1e-12
 
 
-def multiple_of(c: pl.Expr, step: float) -> pl.Expr:
+def multiple_of(c: pl.Expr, step: float, dtype: pl.DataType | None = None) -> pl.Expr:
     """``c`` is a whole multiple of ``step``, on the decimal values JSON and the contract write.
 
     An integer step is exact (``c % step == 0``). A fractional one is not representable in binary floating
@@ -129,9 +134,19 @@ def multiple_of(c: pl.Expr, step: float) -> pl.Expr:
     :data:`MULTIPLE_TOLERANCE` (the rounding of the two decimal values is ~1e-16): ``19.99`` is a multiple of
     ``0.01`` and ``0.0075`` of ``0.0001`` (JSON Schema's test suite), ``0.00751`` is not; NaN and infinite
     values (or quotients) never are.
+
+    A Float32 value is the decimal written rounded to 24 bits, far coarser than 1e-12 (and dividing in
+    Float32 rounds the quotient as much again): it is a multiple when a multiple of ``step`` lies within
+    half a Float32 ulp of it, i.e. reads back as it (``float32(19.99)`` is a multiple of ``0.01``, as the
+    decimal it prints), computed in Float64.
     """
     if isinstance(step, int) and not isinstance(step, bool):
         return (c % step) == 0
+    if dtype == pl.Float32:
+        x = c.cast(pl.Float64)
+        q = x / step
+        half_ulp = pl.lit(2.0).pow(x.abs().log(2).floor() - 24)  # 0 at 0 (log2 0 is -inf)
+        return q.is_finite() & ((q - q.round(0)).abs() * abs(step) <= half_ulp * (1 + MULTIPLE_TOLERANCE))
     q = c / step
     return q.is_finite() & ((q - q.round(0)).abs() <= q.abs() * MULTIPLE_TOLERANCE)
 

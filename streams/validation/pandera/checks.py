@@ -8,6 +8,8 @@ checks. Every custom check carries its rule in ``statistics[MARKER]``.
 
 from __future__ import annotations
 
+import re
+import warnings
 from typing import Any
 
 import pandera.polars as pa
@@ -46,6 +48,8 @@ MARKER = "streams_rule"
 
 def column_check(rule: Rule) -> pa.Check:
     warn = rule.severity is not Severity.ERROR
+    if rule.op in (Op.STR_MATCHES, Op.STR_CONTAINS) and not _python_compiles(str(rule.args[0])):
+        return _rust_pattern_check(rule, warn)
     if rule.op in _BY_OP:
         args: list[Any] = [list(a) if isinstance(a, (tuple, set, frozenset)) else a for a in rule.args]
         check: pa.Check = getattr(pa.Check, _BY_OP[rule.op])(*args, raise_warning=warn)
@@ -67,6 +71,36 @@ def column_check(rule: Rule) -> pa.Check:
         error=rule.check,
         raise_warning=warn,
         statistics=_statistics(rule),
+    )
+
+
+def _python_compiles(pattern: str) -> bool:
+    """Python's ``re`` compiles ``pattern`` without a warning (``[a&&b]`` warns: a set operation to come)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        try:
+            re.compile(pattern)
+        except (re.error, TypeError, ValueError, OverflowError, RecursionError, Warning):
+            return False
+    return True
+
+
+def _rust_pattern_check(rule: Rule, warn: bool) -> pa.Check:
+    """pandera's built-in ``str_matches`` / ``str_contains`` for a pattern Python's ``re`` cannot compile.
+
+    ``Check.str_contains`` vets its pattern with Python's ``re.compile`` before running it with polars (Rust
+    ``regex``), so Rust syntax (``\\p{L}``, ``\\x{FEFF}``, ``[a&&b]``, ``(?-u:\\b)``) made ``to_pandera()``
+    raise ``re.error`` on a contract the engine runs. The same built-in check, built as
+    ``Check.str_contains`` builds it, without the Python vetting."""
+    name = _BY_OP[rule.op]
+    pattern = str(rule.args[0])
+    return pa.Check.from_builtin_check_name(
+        name,
+        {"raise_warning": warn},
+        error=rule.check,
+        defaults={"determined_by_unique": True},
+        statistics={"pattern": pattern},
+        pattern=pattern,
     )
 
 

@@ -31,6 +31,7 @@ from streams.contracts.model import (
     Unit,
     check_label,
 )
+from streams.contracts.types import temporal_value
 from streams.errors import ContractError, UnsupportedRuleError
 from streams.validation.pandera.checks import BUILTINS, MARKER, jsonable
 
@@ -97,7 +98,8 @@ def from_pandera(
         if col.unique:
             rules.append(_schema_rule(field, "unique", Op.UNIQUE, "uniqueness"))
         rules += [_from_check(c, field.name, dtype) for c in col.checks]
-    rules += [_from_check(c, None, None) for c in schema.checks]
+    dtypes = {f.name: f.dtype for f in fields}
+    rules += [_typed(_from_check(c, None, None), dtypes) for c in schema.checks]
     schema_obj = SchemaObject(
         name=object_name,
         topic=topic or object_name,
@@ -163,6 +165,15 @@ def _from_marker(spec: dict[str, Any], severity: Severity, dtype: pl.DataType | 
         threshold,
         source="pandera",
     )
+
+
+def _typed(rule: Rule, dtypes: dict[str, pl.DataType]) -> Rule:
+    """An expression's date literals, written as ISO text in the schema, read back in their columns' types
+    (as the contract loader read them)."""
+    if rule.op is not Op.EXPRESSION:
+        return rule
+    node = expressions.type_literals(rule.args[0], dtypes.get, temporal_value)
+    return dataclasses.replace(rule, args=(node,))
 
 
 def _dedupe(rules: list[Rule]) -> tuple[Rule, ...]:
