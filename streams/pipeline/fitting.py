@@ -26,6 +26,7 @@ from operator import attrgetter
 from typing import Any
 
 import orjson
+import pyarrow as pa
 
 from streams.pipeline.headers import HeaderNames, bounded
 from streams.pipeline.records import BatchResult, Headers, Message, OutRecord
@@ -138,6 +139,7 @@ def fit(
     by_value = {id(m.value): m for m in messages if m.value is not None}
     source_topic = messages[0].topic
     moved: list[OutRecord] = []
+    taken: set[int] = set()  # messages a re-encoded copy was traced to
 
     def keep(records: list[OutRecord]) -> list[OutRecord]:
         kept = []
@@ -146,7 +148,10 @@ def fit(
             if fits(r, limit):
                 kept.append(r)
                 continue
-            ref = reference_record(r, source=by_value.get(id(r.value)), source_topic=source_topic,
+            source = by_value.get(id(r.value))
+            if source is None and names.errors_offset not in dict(r.headers):  # a re-encoded validated copy
+                source = _traced(r, messages, names, taken)
+            ref = reference_record(r, source=source, source_topic=source_topic,
                                    settings=settings, names=names, limit=limit)  # fmt: skip
             log.warning("an output for %s of about %d bytes exceeds the topic's %d: a reference goes to %s",
                         r.topic, record_size(r), limit, ref.topic)  # fmt: skip
@@ -156,6 +161,42 @@ def fit(
     validated, quarantined, dead = keep(result.validated), keep(result.quarantined), keep(result.dead_lettered)
     events = [e for e in (shrink_event(e, limit_of[e.topic]) for e in result.events) if e is not None]
     return replace(result, validated=validated, quarantined=quarantined, dead_lettered=[*dead, *moved], events=events)
+
+
+def _traced(r: OutRecord, messages: Sequence[Message], names: HeaderNames, taken: set[int]) -> Message | None:
+    """The source message of ``r``, the re-encoded records ``{p}records.index`` of an NDJSON or Arrow message (a
+    validated copy carries no source position): same key, timestamp and leading headers, and those records of it
+    encoded are ``r``'s value (the first such message not already traced, when several are alike)."""
+    index = dict(r.headers).get(names.records_index)
+    if index is None:
+        return None
+    try:
+        positions = [int(p) for p in index.split(b",")]
+    except ValueError:
+        return None
+    for k, m in enumerate(messages):
+        if (
+            k not in taken and m.timestamp_ms == r.timestamp_ms and m.key == r.key
+            and r.headers[: len(m.headers)] == m.headers and _encodes(m.value, positions, r.value)
+        ):  # fmt: skip
+            taken.add(k)
+            return m
+    return None
+
+
+def _encodes(value: bytes | None, positions: list[int], copy: bytes | None) -> bool:
+    """``copy`` holds records ``positions`` of the multi-record message ``value`` (NDJSON lines or Arrow rows)."""
+    if value is None or copy is None:
+        return False
+    lines = [ln[:-1] if ln.endswith(b"\r") else ln for ln in value.split(b"\n")]
+    if all(p < len(lines) for p in positions) and b"\n".join(lines[p] for p in positions) + b"\n" == copy:
+        return True
+    try:
+        reader = pa.ipc.open_file if value.startswith(b"ARROW1") else pa.ipc.open_stream
+        rows = reader(pa.py_buffer(value)).read_all().take(pa.array(positions, type=pa.int64()))
+        return bool(rows.equals(pa.ipc.open_stream(pa.py_buffer(copy)).read_all()))
+    except (pa.ArrowException, IndexError, ValueError):
+        return False
 
 
 def references(

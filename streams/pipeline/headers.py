@@ -9,7 +9,8 @@ and follow Kafka Connect's dead-letter conventions (``__connect.errors.*``):
 ``{p}errors.offset``           source offset (decimal)
 ``{p}errors.contract``         ``id@version`` of the contract enforced
 ``{p}errors.rules``            comma-separated names of the rules that made the record(s) invalid
-                               (warnings, thresholded rules and batch metrics are not listed)
+                               (warnings, thresholded rules and batch metrics are not listed); past
+                               1024 bytes whole names only, then ``…(+N more)``
 ``{p}errors.class``            ``decode.<DecodeReason>``, ``contract.violation``, ``contract.rule_error``
                                (only rules that could not be evaluated failed it: fail closed) or
                                ``internal.<Exception>``
@@ -19,13 +20,14 @@ and follow Kafka Connect's dead-letter conventions (``__connect.errors.*``):
 ``{p}contract.sha256``         SHA-256 of the contract document (validated records)
 ``{p}records``                 number of records carried by a re-encoded NDJSON/Arrow message
 ``{p}records.index``           comma-separated positions of those records in the source message
+                               (never cut: with the source position it identifies each record)
 ``{p}mode``                    ``gate`` | ``monitor``: the mode of the worker that quarantined or dead-lettered it
 ``{p}worker``                  the id of that worker (``Settings.worker_id``, default host-pid)
 =============================  ===============================================================
 
 The source record's own headers are kept first, in order; ours are appended.
 Values are UTF-8 bytes of bounded length (:data:`MAX_VALUE_BYTES`, cut at a
-character boundary and marked with ``…``). Headers never carry record values,
+character boundary and marked with ``…``), except ``{p}records.index`` (numbers only, the records' identity). Headers never carry record values,
 so classified (restricted, PII) columns cannot leak through them.
 """
 
@@ -44,6 +46,7 @@ __all__ = [
     "HeaderNames",
     "appended",
     "bounded",
+    "bounded_list",
     "content_type",
     "header",
 ]
@@ -60,6 +63,24 @@ def bounded(text: str, limit: int = MAX_VALUE_BYTES) -> bytes:
         return data
     cut = data[: max(limit - len(_ELLIPSIS), 0)]
     return cut.decode("utf-8", "ignore").encode("utf-8") + _ELLIPSIS
+
+
+def bounded_list(names: list[str], limit: int = MAX_VALUE_BYTES) -> bytes:
+    """``names`` comma-separated, at most ``limit`` bytes: past it, the whole names that fit, then ``…(+N more)``
+    (a reader splitting on commas never gets a name cut in two)."""
+    data = ",".join(names).encode("utf-8", "replace")
+    if len(data) <= limit:
+        return data
+    kept: list[bytes] = []
+    size = 0
+    for name in names:
+        item = name.encode("utf-8", "replace")
+        tail = len(f"…(+{len(names) - len(kept) - 1} more)".encode())
+        if size + len(item) + 1 + tail > limit:
+            break
+        kept.append(item)
+        size += len(item) + 1
+    return b",".join([*kept, f"…(+{len(names) - len(kept)} more)".encode()])
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,9 +137,9 @@ class HeaderNames:
             (self.errors_offset, str(offset).encode("ascii")),
             (self.errors_contract, bounded(contract_ref)),
         ]
-        names = ",".join(rules)
+        names = bounded_list(list(rules))
         if names:
-            out.append((self.errors_rules, bounded(names)))
+            out.append((self.errors_rules, names))
         out += [
             (self.errors_class, bounded(error_class)),
             (self.errors_message, bounded(message)),
@@ -131,7 +152,7 @@ class HeaderNames:
         idx = list(indexes)
         return (
             (self.records, str(len(idx)).encode("ascii")),
-            (self.records_index, bounded(",".join(map(str, idx)))),
+            (self.records_index, ",".join(map(str, idx)).encode("ascii")),  # whole: the records' identity
         )
 
 

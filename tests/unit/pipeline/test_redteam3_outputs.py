@@ -1,0 +1,107 @@
+"""Red team 3, the record path's outputs: a re-encoded validated copy too large for its topic still names its source
+record, a multi-record message's record index is never cut, and a record failing thousands of rules is produced
+with a bounded, parseable rules header (never dropped, never crashing the batch)."""
+
+from __future__ import annotations
+
+import io
+
+import orjson
+import polars as pl
+import pyarrow as pa
+import pytest
+
+from streams.contracts.loader import parse_contract
+from streams.contracts.model import Contract
+from streams.pipeline.binding import Binding
+from streams.pipeline.fitting import fit
+from streams.pipeline.headers import MAX_VALUE_BYTES, NDJSON, header
+from streams.pipeline.records import Message, OutRecord
+from streams.settings import Mode, Settings
+
+TOPIC = "rt.probe.v1"
+HEAD = """\
+apiVersion: v3.1.0
+kind: DataContract
+id: urn:test:rt
+version: 1.0.0
+status: active
+team: {name: rt}
+support: [{channel: "#rt"}]
+schema:
+  - name: probe
+    physicalName: rt.probe.v1
+    properties:
+"""
+PROBE = HEAD + """\
+      - {name: i, logicalType: integer, logicalTypeOptions: {minimum: 0}}
+      - {name: s, logicalType: string, required: true}
+"""
+
+
+def h(r: OutRecord, name: str) -> bytes | None:
+    return header(r.headers, "qstreams." + name)
+
+
+@pytest.fixture(scope="module")
+def probe() -> Contract:
+    return parse_contract(PROBE)
+
+
+def ndjson(n: int) -> bytes:
+    return b"".join(orjson.dumps({"i": k, "s": "x" * 40}) + b"\n" for k in range(n))
+
+
+def arrow(n: int) -> bytes:
+    table = pl.DataFrame({"i": list(range(n)), "s": ["x" * 40] * n}).to_arrow()
+    sink = io.BytesIO()
+    with pa.ipc.new_stream(sink, table.schema) as w:
+        w.write_table(table)
+    return sink.getvalue()
+
+
+@pytest.mark.parametrize("value", [ndjson(40), arrow(40)], ids=["ndjson", "arrow"])
+def test_a_re_encoded_validated_copy_too_large_becomes_a_reference_naming_its_source(
+    probe: Contract, value: bytes
+) -> None:
+    settings = Settings(mode=Mode.GATE)
+    ctype = (("content-type", NDJSON.encode() if value.startswith(b"{") else b"application/vnd.apache.arrow.stream"),)
+    # two alike messages: each reference must name its own offset
+    messages = [Message(TOPIC, 3, 17, value, b"k", ctype, 5), Message(TOPIC, 3, 18, value, b"k", ctype, 5)]
+    result = Binding(probe, probe.schema(), settings).process(messages, worker_id="w")
+    assert len(result.validated) == 2 and all(r.value is not value for r in result.validated)  # re-encoded
+    limits = {r.topic: 100_000 for r in result.outputs()} | {settings.output_topic(TOPIC, "validated"): 500}
+    out = fit(result, messages, limits, settings=settings)
+    assert out.validated == []
+    refs = [orjson.loads(r.value or b"") for r in out.dead_lettered]
+    assert [(r["partition"], r["offset"]) for r in refs] == [(3, 17), (3, 18)]
+    assert [(h(r, "errors.partition"), h(r, "errors.offset")) for r in out.dead_lettered] == [(b"3", b"17"),
+                                                                                             (b"3", b"18")]  # fmt: skip
+    assert all(h(r, "records") == b"40" for r in out.dead_lettered)
+
+
+def test_the_record_index_of_a_large_multi_record_message_is_whole(probe: Contract) -> None:
+    value = ndjson(1000).replace(b'{"i":999,', b'{"i":-1,')  # one invalid record, the last
+    messages = [Message(TOPIC, 0, 0, value, None, (("content-type", NDJSON.encode()),), 0)]
+    result = Binding(probe, probe.schema(), Settings(mode=Mode.GATE)).process(messages, worker_id="w")
+    (valid,) = result.validated
+    (bad,) = result.quarantined
+    assert h(valid, "records") == b"999"
+    assert h(valid, "records.index") == ",".join(map(str, range(999))).encode()
+    assert h(bad, "records.index") == b"999"
+
+
+def test_a_record_failing_thousands_of_rules_is_quarantined_with_whole_rule_names() -> None:
+    n = 200
+    contract = parse_contract(HEAD + "".join(f"      - {{name: field_{k:04d}, logicalType: string, required: true}}\n"
+                                             for k in range(n)))  # fmt: skip
+    messages = [Message(contract.schema().topic, 0, 0, b'{"other":1}', None, (), 0)]
+    result = Binding(contract, contract.schema(), Settings(mode=Mode.GATE)).process(messages, worker_id="w")
+    (q,) = result.quarantined
+    assert q.value == b'{"other":1}'
+    rules = h(q, "errors.rules") or b""
+    assert len(rules) <= MAX_VALUE_BYTES
+    *names, rest = rules.decode().split(",")
+    assert names == [f"field_{k:04d}:required" for k in range(len(names))]
+    assert rest == f"…(+{n - len(names)} more)"
+    assert (h(q, "errors.class"), h(q, "errors.stage")) == (b"contract.violation", b"validate")
