@@ -60,7 +60,7 @@ from streams.formats.columns import (
     value_at,
     wire_value,
 )
-from streams.formats.content_types import ARROW_STREAM, NDJSON, Headers, content_type
+from streams.formats.content_types import ARROW_STREAM, NDJSON, Headers, content_type, textual
 from streams.formats.jsonvalues import has_duplicate_keys
 from streams.formats.reasons import MISMATCH_SCHEMA, Decoded, DecodeReason, Format
 from streams.validation.report import REDACTED
@@ -69,6 +69,15 @@ __all__ = ["Decoder", "MessageDecoder", "Payload", "Value"]
 
 _BOM = b"\xef\xbb\xbf"
 _DUPLICATE = "{what} repeats a key in one JSON object; readers disagree on its value, so it is not forwarded."
+_FORMAT_REASONS = (DecodeReason.NOT_UTF8, DecodeReason.NOT_JSON, DecodeReason.TRUNCATED)
+_UNSUPPORTED = (
+    "The message value is announced as {ctype} (content-type header), a format this worker does not decode "
+    "(it reads JSON, NDJSON and Arrow IPC), and it is not JSON either."
+)
+_FRAMED = (
+    " It starts like a Schema Registry framed record (magic byte 0, schema id {schema_id}): Avro, Protobuf and "
+    "JSON Schema framed records are not decoded."
+)
 
 
 class Payload(Protocol):
@@ -162,7 +171,7 @@ class MessageDecoder:
             try:
                 d = loads(v)
             except orjson.JSONDecodeError as exc:
-                self._undecodable(b, i, v, exc)
+                self._undecodable(b, i, v, exc, ctype)
                 continue
             if type(d) is not dict:
                 b.dead(i, *not_object(d, "The message value"))
@@ -207,7 +216,7 @@ class MessageDecoder:
             return tuple(value_at(d, p) for p in self._paths)
         return tuple(d.get(name) for name in self.names)
 
-    def _undecodable(self, b: Batch, i: int, v: bytes, exc: orjson.JSONDecodeError) -> None:
+    def _undecodable(self, b: Batch, i: int, v: bytes, exc: orjson.JSONDecodeError, ctype: str | None = None) -> None:
         if v.startswith(_BOM):  # tolerated: retry without the byte order mark
             try:
                 d = orjson.loads(v[len(_BOM) :])
@@ -229,7 +238,13 @@ class MessageDecoder:
             if is_object:
                 self._ndjson(b, i, v)
                 return
-        b.dead(i, *json_error(v, exc, "The message value"))
+        reason, text = json_error(v, exc, "The message value")
+        if reason in _FORMAT_REASONS:
+            if not textual(ctype):
+                reason, text = DecodeReason.UNSUPPORTED_FORMAT, _UNSUPPORTED.format(ctype=str(ctype)[:100])
+            elif v[0] == 0 and len(v) > 5:
+                text += _FRAMED.format(schema_id=int.from_bytes(v[1:5], "big"))
+        b.dead(i, reason, text)
 
     def _ndjson(self, b: Batch, i: int, v: bytes) -> None:
         lines = [ln[:-1] if ln.endswith(b"\r") else ln for ln in v.split(b"\n")]
