@@ -150,7 +150,7 @@ def json_error(value: bytes, exc: orjson.JSONDecodeError, what: str) -> tuple[De
         text = value.decode("utf-8")
     except UnicodeDecodeError as bad:
         return DecodeReason.NOT_UTF8, f"{what} is not valid UTF-8 ({bad.reason} at byte {bad.start})."
-    if not text.strip():
+    if not text.strip(" \t\r\n"):  # JSON's whitespace only: a form feed or a no-break space is not blank
         return DecodeReason.EMPTY, f"{what} is blank."
     if exc.msg.startswith("depth limit"):
         return DecodeReason.TOO_DEEP, f"{what} is JSON nested deeper than 1024 levels."
