@@ -136,10 +136,14 @@ def fit(
     if _all_fit(result.outputs(), limit_of):
         return result
     names = HeaderNames(settings.header_prefix)
-    by_value = {id(m.value): m for m in messages if m.value is not None}
     source_topic = messages[0].topic
+    validated_topic = settings.output_topic(source_topic, "validated")
+    by_value: dict[int, list[int]] = {}  # a consumed value object -> the messages holding it (one, but for interned bytes)
+    for k, m in enumerate(messages):
+        if m.value is not None:
+            by_value.setdefault(id(m.value), []).append(k)
     moved: list[OutRecord] = []
-    taken: set[int] = set()  # messages a re-encoded copy was traced to
+    taken: set[int] = set()  # messages a validated copy was traced to
 
     def keep(records: list[OutRecord]) -> list[OutRecord]:
         kept = []
@@ -148,9 +152,16 @@ def fit(
             if fits(r, limit):
                 kept.append(r)
                 continue
-            source = by_value.get(id(r.value))
-            if source is None and names.errors_offset not in dict(r.headers):  # a re-encoded validated copy
-                source = _traced(r, messages, names, taken)
+            # a quarantined or dead-lettered copy names its source in our headers (appended last: they win over any
+            # the source carried); a validated copy is the consumed value itself, or records of it re-encoded
+            source = None
+            if r.topic == validated_topic:
+                k = next((k for k in by_value.get(id(r.value), ()) if k not in taken), None)
+                if k is not None:
+                    taken.add(k)
+                    source = messages[k]
+                else:
+                    source = _traced(r, messages, names, taken)
             ref = reference_record(r, source=source, source_topic=source_topic,
                                    settings=settings, names=names, limit=limit)  # fmt: skip
             log.warning("an output for %s of about %d bytes exceeds the topic's %d: a reference goes to %s",

@@ -105,3 +105,26 @@ def test_a_record_failing_thousands_of_rules_is_quarantined_with_whole_rule_name
     assert names == [f"field_{k:04d}:required" for k in range(len(names))]
     assert rest == f"…(+{n - len(names)} more)"
     assert (h(q, "errors.class"), h(q, "errors.stage")) == (b"contract.violation", b"validate")
+
+
+def test_a_replayed_record_carrying_old_position_headers_is_referenced_at_its_new_position(probe: Contract) -> None:
+    # a record replayed from a quarantine topic into the source keeps the headers it had there
+    old = (("content-type", NDJSON.encode()), ("qstreams.errors.partition", b"9"), ("qstreams.errors.offset", b"999"),
+           ("qstreams.records.index", b"0,1,2"))  # fmt: skip
+    settings = Settings(mode=Mode.GATE)
+    messages = [Message(TOPIC, 1, 5, ndjson(40), b"k", old, 7)]
+    result = Binding(probe, probe.schema(), settings).process(messages, worker_id="w")
+    limits = {r.topic: 100_000 for r in result.outputs()} | {settings.output_topic(TOPIC, "validated"): 500}
+    (ref,) = fit(result, messages, limits, settings=settings).dead_lettered
+    assert (orjson.loads(ref.value or b"")["partition"], orjson.loads(ref.value or b"")["offset"]) == (1, 5)
+    assert header(ref.headers, "qstreams.errors.offset") == b"5"
+
+
+def test_validated_copies_sharing_one_value_object_are_referenced_each_at_its_own_offset(probe: Contract) -> None:
+    settings = Settings(mode=Mode.GATE)
+    value = orjson.dumps({"i": 1, "s": "x" * 600})  # one bytes object consumed twice (as an interning client may)
+    messages = [Message(TOPIC, 0, 10, value, None, (), 1), Message(TOPIC, 0, 11, value, None, (), 2)]
+    result = Binding(probe, probe.schema(), settings).process(messages, worker_id="w")
+    limits = {r.topic: 100_000 for r in result.outputs()} | {settings.output_topic(TOPIC, "validated"): 300}
+    refs = fit(result, messages, limits, settings=settings).dead_lettered
+    assert [orjson.loads(r.value or b"")["offset"] for r in refs] == [10, 11]
