@@ -4,7 +4,7 @@ from __future__ import annotations
 
 __all__ = ["ARROW_STREAM", "CONTENT_TYPE", "NDJSON", "Headers", "content_type", "header", "textual"]
 
-Headers = tuple[tuple[str, bytes], ...]
+Headers = tuple[tuple[str, bytes | None], ...]  # a Kafka header may have no value (null)
 
 #: The conventional content-type header and the values that select a decoder.
 CONTENT_TYPE = "content-type"

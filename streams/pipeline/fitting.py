@@ -57,10 +57,11 @@ _VALUE, _KEY, _HEADERS, _TOPIC = attrgetter("value"), attrgetter("key"), attrget
 
 
 def record_size(r: OutRecord) -> int:
-    """An upper estimate of the bytes ``r`` takes in a record batch (varints counted at their widest)."""
+    """An upper estimate of the bytes ``r`` takes in a record batch (varints counted at their widest; a header's
+    value may be null, as Kafka allows and aiokafka reads it)."""
     size = 21 + len(r.value or b"") + len(r.key or b"")
     for k, v in r.headers:
-        size += 10 + len(k) + len(v)
+        size += 10 + len(k) + len(v or b"")
     return size
 
 
@@ -81,7 +82,7 @@ def _all_fit(records: Sequence[OutRecord], limit_of: Mapping[str, int]) -> bool:
     headers = dict(zip(map(id, tuples), tuples, strict=True)).values()  # the distinct headers tuples (by identity)
     bound = (21 + BATCH_OVERHEAD + max(map(len, filter(None, map(_VALUE, records))), default=0)
              + max(map(len, filter(None, map(_KEY, records))), default=0)
-             + max(sum(10 + len(k) + len(v) for k, v in h) for h in headers))  # fmt: skip
+             + max(sum(10 + len(k) + len(v or b"") for k, v in h) for h in headers))  # fmt: skip
     if bound <= min(limit_of[t] for t in set(map(_TOPIC, records))):
         return True
     return all(fits(r, limit_of[r.topic]) for r in records)
@@ -138,7 +139,9 @@ def fit(
     names = HeaderNames(settings.header_prefix)
     source_topic = messages[0].topic
     validated_topic = settings.output_topic(source_topic, "validated")
-    by_value: dict[int, list[int]] = {}  # a consumed value object -> the messages holding it (one, but for interned bytes)
+    by_value: dict[
+        int, list[int]
+    ] = {}  # a consumed value object -> the messages holding it (one, but for interned bytes)
     for k, m in enumerate(messages):
         if m.value is not None:
             by_value.setdefault(id(m.value), []).append(k)

@@ -27,7 +27,8 @@ and follow Kafka Connect's dead-letter conventions (``__connect.errors.*``):
 
 The source record's own headers are kept first, in order; ours are appended.
 Values are UTF-8 bytes of bounded length (:data:`MAX_VALUE_BYTES`, cut at a
-character boundary and marked with ``…``), except ``{p}records.index`` (numbers only, the records' identity). Headers never carry record values,
+character boundary and marked with ``…``), except ``{p}records.index`` (numbers
+only, the records' identity). Headers never carry record values,
 so classified (restricted, PII) columns cannot leak through them.
 """
 

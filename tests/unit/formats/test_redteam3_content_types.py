@@ -32,7 +32,9 @@ def decode(schema: SchemaObject, value: bytes, ctype: bytes | None, bulk: bool) 
 
 
 @pytest.mark.parametrize("bulk", [True, False])
-@pytest.mark.parametrize("ctype", [b"application/avro", b"application/x-protobuf; proto=x.Y", b"application/octet-stream"])
+@pytest.mark.parametrize(
+    "ctype", [b"application/avro", b"application/x-protobuf; proto=x.Y", b"application/octet-stream"]
+)
 def test_an_announced_binary_format_that_is_not_json_is_unsupported(
     schema: SchemaObject, ctype: bytes, bulk: bool
 ) -> None:

@@ -36,7 +36,9 @@ def one(schema: SchemaObject, value: bytes, headers: tuple[tuple[str, bytes], ..
 
 
 @pytest.mark.parametrize("headers", [(), NDJSON_HEADER], ids=["by content", "by header"])
-def test_a_byte_order_mark_before_ndjson_is_tolerated(schema: SchemaObject, headers: tuple[tuple[str, bytes], ...]) -> None:
+def test_a_byte_order_mark_before_ndjson_is_tolerated(
+    schema: SchemaObject, headers: tuple[tuple[str, bytes], ...]
+) -> None:
     value = BOM + b'{"event_id":"a"}\n{"event_id":"b"}\n'
     decoded = one(schema, value, headers)
     assert decoded.dead == []
@@ -80,14 +82,18 @@ def test_a_deep_record_without_a_repeated_key_is_not_a_duplicate(schema: SchemaO
 keys = st.sampled_from(["a", "b", "\u00e9", 'q"', "\\", "x:"])
 docs = st.recursive(
     st.none() | st.integers() | st.text(st.sampled_from('a":\\{}[],'), max_size=4),
-    lambda inner: st.lists(inner, max_size=3) | st.lists(st.tuples(keys, inner), max_size=3).map(lambda kv: ("obj", kv)),
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.lists(st.tuples(keys, inner), max_size=3).map(lambda kv: ("obj", kv))
+    ),
     max_leaves=8,
 )
 
 
 def write(x: Any, ascii_keys: bool) -> str:
     if type(x) is tuple:
-        return "{" + ",".join(json.dumps(k, ensure_ascii=ascii_keys) + ":" + write(v, ascii_keys) for k, v in x[1]) + "}"
+        return (
+            "{" + ",".join(json.dumps(k, ensure_ascii=ascii_keys) + ":" + write(v, ascii_keys) for k, v in x[1]) + "}"
+        )
     if type(x) is list:
         return "[" + ",".join(write(v, ascii_keys) for v in x) + "]"
     return json.dumps(x)

@@ -14,7 +14,7 @@ import pytest
 from streams.contracts.loader import parse_contract
 from streams.contracts.model import Contract
 from streams.pipeline.binding import Binding
-from streams.pipeline.fitting import fit
+from streams.pipeline.fitting import fit, record_size
 from streams.pipeline.headers import MAX_VALUE_BYTES, NDJSON, header
 from streams.pipeline.records import Message, OutRecord
 from streams.settings import Mode, Settings
@@ -33,10 +33,13 @@ schema:
     physicalName: rt.probe.v1
     properties:
 """
-PROBE = HEAD + """\
+PROBE = (
+    HEAD
+    + """\
       - {name: i, logicalType: integer, logicalTypeOptions: {minimum: 0}}
       - {name: s, logicalType: string, required: true}
 """
+)
 
 
 def h(r: OutRecord, name: str) -> bytes | None:
@@ -128,3 +131,37 @@ def test_validated_copies_sharing_one_value_object_are_referenced_each_at_its_ow
     limits = {r.topic: 100_000 for r in result.outputs()} | {settings.output_topic(TOPIC, "validated"): 300}
     refs = fit(result, messages, limits, settings=settings).dead_lettered
     assert [orjson.loads(r.value or b"")["offset"] for r in refs] == [10, 11]
+
+
+def test_a_null_header_value_is_sized_and_fitted(probe: Contract) -> None:
+    # Kafka allows a header without a value; aiokafka reads it as None
+    settings = Settings(mode=Mode.GATE)
+    messages = [Message(TOPIC, 0, 0, b'{"i":1,"s":"x"}', None, (("trace", None),), 0)]
+    result = Binding(probe, probe.schema(), settings).process(messages, worker_id="w")
+    assert record_size(result.validated[0]) > len(b'{"i":1,"s":"x"}')
+    limits = {r.topic: 100_000 for r in result.outputs()}
+    out = fit(result, messages, limits, settings=settings)
+    assert out.validated == result.validated and out.validated[0].headers[0] == ("trace", None)
+    small = {r.topic: 200 for r in result.outputs()}  # too small: every record sized one by one
+    assert len(fit(result, messages, small, settings=settings).dead_lettered) == 1
+
+
+def test_the_worker_forwards_and_commits_records_with_a_null_header_value() -> None:
+    from streams.testing.transport import InMemoryTransport
+    from tests.unit.kafka.test_worker_faults import record
+    from tests.unit.kafka.test_worker_inmemory import TOPIC as FEATURES
+    from tests.unit.kafka.test_worker_inmemory import TP0, run, running, worker_for
+
+    transport = InMemoryTransport(sources=[FEATURES], partitions={FEATURES: 1})
+    worker = worker_for(transport)
+
+    async def scenario() -> None:
+        transport.produce(FEATURES, record(1), key=b"k1", headers=(("trace", None),))
+        transport.produce(FEATURES, record(2, channel="web"), key=b"k2", headers=(("trace", None),))
+        async with running(worker):
+            await transport.wait_for(lambda: transport.committed.get(TP0) == 2, timeout=20)
+        (valid,) = transport.records(f"{FEATURES}.validated")
+        (bad,) = transport.records(f"{FEATURES}.quarantine")
+        assert valid.headers[0] == bad.headers[0] == ("trace", None)
+
+    run(scenario)
