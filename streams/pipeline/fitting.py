@@ -28,7 +28,7 @@ from typing import Any
 import orjson
 import pyarrow as pa
 
-from streams.pipeline.headers import HeaderNames, bounded
+from streams.pipeline.headers import MAX_VALUE_BYTES, HeaderNames, bounded, parse_positions
 from streams.pipeline.records import BatchResult, Headers, Message, OutRecord
 from streams.settings import Settings
 
@@ -94,6 +94,9 @@ def reference_record(
 ) -> OutRecord:  # fmt: skip
     """A small record in ``<source>.dlq`` standing for ``r`` (which its topic would refuse)."""
     ours = {k: v for k, v in r.headers if k.startswith(names.prefix)}
+    index = ours.get(names.records_index)
+    if index is not None and len(index) > MAX_VALUE_BYTES:  # the one header we never cut: a reference must fit
+        ours[names.records_index] = index[: MAX_VALUE_BYTES - 3].rsplit(b",", 1)[0] + "…".encode()
     partition = source.partition if source is not None else _int(ours.get(names.errors_partition))
     offset = source.offset if source is not None else _int(ours.get(names.errors_offset))
     size = record_size(r)
@@ -185,7 +188,7 @@ def _traced(r: OutRecord, messages: Sequence[Message], names: HeaderNames, taken
     if index is None:
         return None
     try:
-        positions = [int(p) for p in index.split(b",")]
+        positions = parse_positions(index)
     except ValueError:
         return None
     for k, m in enumerate(messages):

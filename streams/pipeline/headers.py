@@ -19,8 +19,9 @@ and follow Kafka Connect's dead-letter conventions (``__connect.errors.*``):
 ``{p}contract``                ``id@version`` (validated records)
 ``{p}contract.sha256``         SHA-256 of the contract document (validated records)
 ``{p}records``                 number of records carried by a re-encoded NDJSON/Arrow message
-``{p}records.index``           comma-separated positions of those records in the source message
-                               (never cut: with the source position it identifies each record)
+``{p}records.index``           comma-separated positions of those records in the source message,
+                               runs as ``first-last`` (``0-4,7,9-12``); never cut: with the source
+                               position it identifies each record
 ``{p}mode``                    ``gate`` | ``monitor``: the mode of the worker that quarantined or dead-lettered it
 ``{p}worker``                  the id of that worker (``Settings.worker_id``, default host-pid)
 =============================  ===============================================================
@@ -50,6 +51,8 @@ __all__ = [
     "bounded_list",
     "content_type",
     "header",
+    "parse_positions",
+    "positions",
 ]
 
 #: Longest header value we write, in bytes.
@@ -153,8 +156,31 @@ class HeaderNames:
         idx = list(indexes)
         return (
             (self.records, str(len(idx)).encode("ascii")),
-            (self.records_index, ",".join(map(str, idx)).encode("ascii")),  # whole: the records' identity
+            (self.records_index, positions(idx)),  # whole: the records' identity
         )
+
+
+def positions(idx: list[int]) -> bytes:
+    """Ascending record positions, comma-separated, a run of consecutive ones as ``first-last`` (``0-4,7,9-12``):
+    the records of a large message in a few bytes (500,000 lines: ``0-499999``)."""
+    parts: list[str] = []
+    k = 0
+    while k < len(idx):
+        end = k
+        while end + 1 < len(idx) and idx[end + 1] == idx[end] + 1:
+            end += 1
+        parts.append(str(idx[k]) if end == k else f"{idx[k]}-{idx[end]}")
+        k = end + 1
+    return ",".join(parts).encode("ascii")
+
+
+def parse_positions(value: bytes) -> list[int]:
+    """The positions of a ``{p}records.index`` value (:func:`positions`); ValueError when it is not one."""
+    out: list[int] = []
+    for part in value.split(b","):
+        first, _, last = part.partition(b"-")
+        out.extend(range(int(first), int(last or first) + 1))
+    return out
 
 
 def appended(original: Headers, *ours: Headers) -> Headers:
