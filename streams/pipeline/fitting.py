@@ -9,8 +9,8 @@ topic's limit (read from the broker by the transport, cached):
   "partition", "offset", "size", "limit", "output_topic", "reason": "too_large_for_output"}``,
   the source key when it is small, our ``{p}*`` headers of the copy (the verdict: rules, class) with
   ``{p}errors.class`` ``output.too_large_for_output`` and the former class in ``{p}errors.original_class``;
-* an event larger than its limit is shrunk (:func:`shrink_event`): long strings cut with a
-  ``…[truncated N bytes]`` marker, long lists cut, until it fits; one that cannot is dropped (logged):
+* an event larger than its limit is shrunk (:func:`shrink_event`): long strings and keys cut with a
+  ``…[truncated N bytes]`` marker, long lists and objects cut, until it fits; one that cannot is dropped (logged):
   an event describes a batch, losing it must not block the records.
 
 :func:`references` turns a whole batch into reference records: what a batch whose outputs the broker
@@ -19,6 +19,7 @@ kept refusing ends as, after the configured retries (never an endless loop).
 
 from __future__ import annotations
 
+import itertools
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
@@ -53,6 +54,7 @@ _KEY_KEPT = 1024
 #: events larger than this have their long strings cut even when they fit their topic
 SAMPLE_BOUND = 65_536
 _MARKER = "…[truncated {n} bytes]"
+_DROPPED = "…[{n} more entries truncated]"  # the key ending a cut object; its value is that number
 _VALUE, _KEY, _HEADERS, _TOPIC = attrgetter("value"), attrgetter("key"), attrgetter("headers"), attrgetter("topic")
 
 
@@ -259,7 +261,8 @@ def shrink_event(e: OutRecord, limit: int) -> OutRecord | None:
 
 
 def _cut(x: Any, chars: int, items: int, depth: int = 0) -> Any:
-    """``x`` with strings over ``chars`` characters and lists over ``items`` items cut (strings with a marker).
+    """``x`` with strings (values and keys) over ``chars`` characters and lists and objects over ``items`` items cut
+    (strings with a marker, objects with a last key saying how many entries it lost).
 
     Events are built by quality-streams and shallow; below 100 levels a value is replaced by a marker.
     """
@@ -269,8 +272,14 @@ def _cut(x: Any, chars: int, items: int, depth: int = 0) -> Any:
         return x[:chars] + _MARKER.format(n=len(x.encode()) - len(x[:chars].encode()))
     if depth > 100:
         return _MARKER.format(n=len(orjson.dumps(x)))
-    if type(x) is dict:
-        return {k: _cut(v, chars, items, depth + 1) for k, v in x.items()}
+    if type(x) is dict:  # keys too (a record's unknown field names are keys of an event): long ones cut, many dropped
+        out: dict[str, Any] = {}
+        for k, v in itertools.islice(x.items(), items):
+            key = _cut(k, chars, items) if type(k) is str else k
+            out[f"{key}#{len(out)}" if key in out else key] = _cut(v, chars, items, depth + 1)
+        if len(x) > items:
+            out[_DROPPED.format(n=len(x) - items)] = len(x) - items
+        return out
     if type(x) is list:  # no marker item: a list of objects stays one (the strings carry the markers)
         return [_cut(v, chars, items, depth + 1) for v in x[:items]]
     return x

@@ -207,3 +207,24 @@ def test_the_worker_forwards_and_commits_records_with_a_null_header_value() -> N
         assert valid.headers[0] == bad.headers[0] == ("trace", None)
 
     run(scenario)
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [{"K" * 1_200_000: 1}, {f"unknown_field_{n:06d}": n for n in range(60_000)}],
+    ids=["a huge unknown field name", "sixty thousand unknown fields"],
+)
+def test_a_drift_event_of_a_record_with_hostile_keys_is_cut_not_dropped(probe: Contract, extra: dict[str, int]) -> None:
+    settings = Settings(mode=Mode.GATE, batch_events=True, max_message_bytes=4_000_000)
+    messages = [Message(TOPIC, 0, 0, orjson.dumps({"i": 1, "s": "x", **extra}), None, (), 0)]
+    result = Binding(probe, probe.schema(), settings).process(messages, worker_id="w")
+    drift = [e for e in result.events if b'"unknown_fields"' in (e.value or b"")]
+    assert len(drift) == 1 and len(drift[0].value or b"") > 1_048_588
+    limit = 1_048_588
+    out = fit(result, messages, {r.topic: limit for r in result.outputs()}, settings=settings)
+    (cut,) = [e for e in out.events if b'"unknown_fields"' in (e.value or b"")]
+    assert record_size(cut) <= limit
+    unknown = orjson.loads(cut.value or b"")["unknown_fields"]
+    assert unknown and all(len(k) < 2000 for k in unknown)
+    if len(extra) > 1:  # the names that fit, then how many were left out
+        assert list(unknown)[-1].endswith("more entries truncated]") and sum(unknown.values()) > len(unknown)
