@@ -16,7 +16,8 @@ built once (the decoder and the fused validation plan are compiled then) and
    * **monitor** mode: the same, without the validated output (valid records stay where they are);
    * **multi-record messages** (NDJSON, Arrow) are routed *per record*: the valid and the
      invalid records of one message are re-encoded as one message each in the source format
-     (NDJSON: the original line bytes; Arrow: an IPC stream of the rows) with ``{p}records``
+     (NDJSON: the original line bytes; Arrow: an IPC stream, or file, of the rows; the message's own bytes when
+     they are all valid, or all invalid, and no line was undecodable) with ``{p}records``
      (count) and ``{p}records.index`` (positions in the source message); an undecodable line is
      dead-lettered with the other undecodable lines of its message and reason (one output). There, "exactly one
      output" holds per record, not per message.
@@ -281,10 +282,11 @@ class Binding:
             m, fmt = messages[i], formats[i]
             assert fmt is not None
             if good and self.gate:
-                self._validated(out, m, encode_positions(decoded, i, good), self.names.record_headers(good))
+                self._validated(out, m, encode_positions(decoded, i, good, m.value), self.names.record_headers(good))
             if bad:
                 extra = self.names.record_headers(bad)
-                self._quarantine(out, m, encode_positions(decoded, i, bad), extra, rules=rules, n=len(bad), fmt=fmt)
+                value = encode_positions(decoded, i, bad, m.value)
+                self._quarantine(out, m, value, extra, rules=rules, n=len(bad), fmt=fmt)
         return out
 
     def _stages(

@@ -211,11 +211,16 @@ def _encodes(value: bytes | None, positions: list[int], copy: bytes | None) -> b
     if all(p < len(lines) for p in positions) and b"\n".join(lines[p] for p in positions) + b"\n" == copy:
         return True
     try:
-        reader = pa.ipc.open_file if value.startswith(b"ARROW1") else pa.ipc.open_stream
-        rows = reader(pa.py_buffer(value)).read_all().take(pa.array(positions, type=pa.int64()))
-        return bool(rows.equals(pa.ipc.open_stream(pa.py_buffer(copy)).read_all()))
+        rows = _table(value).take(pa.array(positions, type=pa.int64()))
+        return bool(rows.equals(_table(copy)))
     except (pa.ArrowException, IndexError, ValueError):
         return False
+
+
+def _table(value: bytes) -> pa.Table:
+    """An Arrow IPC file or stream, read."""
+    reader = pa.ipc.open_file if value.startswith(b"ARROW1") else pa.ipc.open_stream
+    return reader(pa.py_buffer(value)).read_all()
 
 
 def references(

@@ -51,19 +51,24 @@ def probe() -> Contract:
     return parse_contract(PROBE)
 
 
-def ndjson(n: int) -> bytes:
-    return b"".join(orjson.dumps({"i": k, "s": "x" * 40}) + b"\n" for k in range(n))
+def ndjson(n: int, bad: int = -1) -> bytes:
+    """``n`` records, valid but record ``bad`` (``i`` below its minimum)."""
+    return b"".join(orjson.dumps({"i": -1 if k == bad else k, "s": "x" * 40}) + b"\n" for k in range(n))
 
 
-def arrow(n: int) -> bytes:
-    table = pl.DataFrame({"i": list(range(n)), "s": ["x" * 40] * n}).to_arrow()
+def arrow(n: int, bad: int = -1, *, file: bool = False) -> bytes:
+    table = pl.DataFrame({"i": [-1 if k == bad else k for k in range(n)], "s": ["x" * 40] * n}).to_arrow()
     sink = io.BytesIO()
-    with pa.ipc.new_stream(sink, table.schema) as w:
+    with (pa.ipc.new_file if file else pa.ipc.new_stream)(sink, table.schema) as w:
         w.write_table(table)
     return sink.getvalue()
 
 
-@pytest.mark.parametrize("value", [ndjson(40), arrow(40)], ids=["ndjson", "arrow"])
+@pytest.mark.parametrize(
+    "value",
+    [ndjson(41, bad=40), arrow(41, bad=40), arrow(41, bad=40, file=True)],
+    ids=["ndjson", "arrow", "arrow file"],
+)
 def test_a_re_encoded_validated_copy_too_large_becomes_a_reference_naming_its_source(
     probe: Contract, value: bytes
 ) -> None:
@@ -72,7 +77,7 @@ def test_a_re_encoded_validated_copy_too_large_becomes_a_reference_naming_its_so
     # two alike messages: each reference must name its own offset
     messages = [Message(TOPIC, 3, 17, value, b"k", ctype, 5), Message(TOPIC, 3, 18, value, b"k", ctype, 5)]
     result = Binding(probe, probe.schema(), settings).process(messages, worker_id="w")
-    assert len(result.validated) == 2 and all(r.value is not value for r in result.validated)  # re-encoded
+    assert len(result.validated) == 2 and all(r.value is not value for r in result.validated)  # 40 of 41 re-encoded
     limits = {r.topic: 100_000 for r in result.outputs()} | {settings.output_topic(TOPIC, "validated"): 500}
     out = fit(result, messages, limits, settings=settings)
     assert out.validated == []
@@ -228,3 +233,32 @@ def test_a_drift_event_of_a_record_with_hostile_keys_is_cut_not_dropped(probe: C
     assert unknown and all(len(k) < 2000 for k in unknown)
     if len(extra) > 1:  # the names that fit, then how many were left out
         assert list(unknown)[-1].endswith("more entries truncated]") and sum(unknown.values()) > len(unknown)
+
+
+@pytest.mark.parametrize(
+    ("value", "ctype"),
+    [
+        (b'{"i":1,"s":"a"}\r\n\r\n{"i":2,"s":"b"}', NDJSON.encode()),  # CRLF, a blank line, no final line break
+        (b'\xef\xbb\xbf{"i":1,"s":"a"}\n{"i":2,"s":"b"}\n', None),  # detected by content, with a byte order mark
+        (arrow(3), None),
+        (arrow(3, file=True), None),
+    ],
+    ids=["ndjson crlf", "ndjson bom", "arrow stream", "arrow file"],
+)
+def test_a_multi_record_message_whose_records_are_all_valid_is_forwarded_byte_for_byte(
+    probe: Contract, value: bytes, ctype: bytes | None
+) -> None:
+    m = Message(TOPIC, 0, 0, value, b"k", (("content-type", ctype),) if ctype else (), 1)
+    result = Binding(probe, probe.schema(), Settings(mode=Mode.GATE)).process([m], worker_id="w")
+    (valid,) = result.validated
+    assert valid.value is value  # the consumed bytes themselves, as for a JSON record
+    assert valid.headers[: len(m.headers)] == m.headers and h(valid, "records") is not None
+
+
+def test_the_valid_records_of_an_arrow_file_are_forwarded_as_an_arrow_file(probe: Contract) -> None:
+    m = Message(TOPIC, 0, 0, arrow(5, bad=2, file=True), None, (), 1)
+    result = Binding(probe, probe.schema(), Settings(mode=Mode.GATE)).process([m], worker_id="w")
+    (valid,), (bad,) = result.validated, result.quarantined
+    assert (valid.value or b"").startswith(b"ARROW1") and (bad.value or b"").startswith(b"ARROW1")
+    rows = pa.ipc.open_file(pa.py_buffer(valid.value or b"")).read_all()
+    assert rows.column("i").to_pylist() == [0, 1, 3, 4]
