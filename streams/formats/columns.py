@@ -64,11 +64,14 @@ def kind_of(dtype: pl.DataType) -> Kind:
 def fits(kind: Kind, x: Any) -> bool:
     """``x`` (a decoded JSON value) is a value of ``kind``. JSON has one number type: an integer
     field takes a number with a zero fractional part (``517.0``, as JSON Schema's ``integer`` and
-    pandas' NaN-able integer columns have it) within int64; see :func:`wire_value`."""
+    pandas' NaN-able integer columns have it) within int64; see :func:`wire_value`.
+
+    A float equal to -2**63 does not fit: orjson reads an integer literal below int64 as a float, and
+    the 1024 integers below -2**63 round to exactly it (``-9223372036854775809`` would pass as the minimum)."""
     t = type(x)
     if kind is Kind.INT:
         if t is float:
-            return x.is_integer() and _INT64[0] <= x < _INT64[1]
+            return x.is_integer() and _INT64[0] < x < _INT64[1]
         return t is int and _INT64[0] <= x < _INT64[1]
     if kind is Kind.FLOAT:
         return t is float or (t is int and abs(x) < 2**1023)
@@ -147,7 +150,7 @@ def json_error(value: bytes, exc: orjson.JSONDecodeError, what: str) -> tuple[De
         text = value.decode("utf-8")
     except UnicodeDecodeError as bad:
         return DecodeReason.NOT_UTF8, f"{what} is not valid UTF-8 ({bad.reason} at byte {bad.start})."
-    if not text.strip():
+    if not text.strip(" \t\r\n"):  # JSON's whitespace only: a form feed or a no-break space is not blank
         return DecodeReason.EMPTY, f"{what} is blank."
     if exc.msg.startswith("depth limit"):
         return DecodeReason.TOO_DEEP, f"{what} is JSON nested deeper than 1024 levels."

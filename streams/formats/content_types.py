@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-__all__ = ["ARROW_STREAM", "CONTENT_TYPE", "NDJSON", "Headers", "content_type", "header"]
+__all__ = ["ARROW_STREAM", "CONTENT_TYPE", "NDJSON", "Headers", "content_type", "header", "textual"]
 
-Headers = tuple[tuple[str, bytes], ...]
+Headers = tuple[tuple[str, bytes | None], ...]  # a Kafka header may have no value (null)
 
 #: The conventional content-type header and the values that select a decoder.
 CONTENT_TYPE = "content-type"
@@ -27,3 +27,11 @@ def content_type(headers: Headers) -> str | None:
     if not raw:
         return None
     return raw.decode("latin-1").split(";", 1)[0].strip().lower() or None
+
+
+def textual(ctype: str | None) -> bool:
+    """A media type the JSON decoder reads as it reads an unannounced value: none, a JSON one (``application/json``,
+    ``application/cloudevents+json``, ``text/json``) or text. Others (``application/avro``, ``application/x-protobuf``,
+    ``application/octet-stream``, …) are still read as JSON when they hold JSON; when they do not, the dead letter
+    says the format is not decoded (``decode.UNSUPPORTED_FORMAT``) rather than "not valid JSON"."""
+    return ctype is None or "json" in ctype or ctype.startswith("text/")

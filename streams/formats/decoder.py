@@ -60,7 +60,7 @@ from streams.formats.columns import (
     value_at,
     wire_value,
 )
-from streams.formats.content_types import ARROW_STREAM, NDJSON, Headers, content_type
+from streams.formats.content_types import ARROW_STREAM, NDJSON, Headers, content_type, textual
 from streams.formats.jsonvalues import has_duplicate_keys
 from streams.formats.reasons import MISMATCH_SCHEMA, Decoded, DecodeReason, Format
 from streams.validation.report import REDACTED
@@ -68,7 +68,17 @@ from streams.validation.report import REDACTED
 __all__ = ["Decoder", "MessageDecoder", "Payload", "Value"]
 
 _BOM = b"\xef\xbb\xbf"
+_BLANKS = b" \t\r\n"  # JSON's whitespace
 _DUPLICATE = "{what} repeats a key in one JSON object; readers disagree on its value, so it is not forwarded."
+_FORMAT_REASONS = (DecodeReason.NOT_UTF8, DecodeReason.NOT_JSON, DecodeReason.TRUNCATED)
+_UNSUPPORTED = (
+    "The message value is announced as {ctype} (content-type header), a format this worker does not decode "
+    "(it reads JSON, NDJSON and Arrow IPC), and it is not JSON either."
+)
+_FRAMED = (
+    " It starts like a Schema Registry framed record (magic byte 0, schema id {schema_id}): Avro, Protobuf and "
+    "JSON Schema framed records are not decoded."
+)
 
 
 class Payload(Protocol):
@@ -162,7 +172,7 @@ class MessageDecoder:
             try:
                 d = loads(v)
             except orjson.JSONDecodeError as exc:
-                self._undecodable(b, i, v, exc)
+                self._undecodable(b, i, v, exc, ctype)
                 continue
             if type(d) is not dict:
                 b.dead(i, *not_object(d, "The message value"))
@@ -207,21 +217,26 @@ class MessageDecoder:
             return tuple(value_at(d, p) for p in self._paths)
         return tuple(d.get(name) for name in self.names)
 
-    def _undecodable(self, b: Batch, i: int, v: bytes, exc: orjson.JSONDecodeError) -> None:
-        if v.startswith(_BOM):  # tolerated: retry without the byte order mark
+    def _undecodable(self, b: Batch, i: int, v: bytes, exc: orjson.JSONDecodeError, ctype: str | None = None) -> None:
+        body = v
+        if v.startswith(_BOM):  # tolerated: retry without the byte order mark (one object, or NDJSON below)
+            body = v[len(_BOM) :]
             try:
-                d = orjson.loads(v[len(_BOM) :])
-            except orjson.JSONDecodeError:
-                d = None
+                d = orjson.loads(body)
+            except orjson.JSONDecodeError as rest:
+                d, exc = None, rest
             if type(d) is dict:
-                if has_duplicate_keys(v[len(_BOM) :], d):
+                if has_duplicate_keys(body, d):
                     b.dead(i, DecodeReason.DUPLICATE_KEY, _DUPLICATE.format(what="The message value"))
                 else:
                     b.out.formats[i] = Format.JSON
                     self._add(b, d, i, 0)
                 return
-        if b"\n" in v and exc.msg == "unexpected content after document":
-            first = next((ln for ln in v.split(b"\n", 8) if ln.strip()), b"")
+            if d is not None:
+                b.dead(i, *not_object(d, "The message value"))
+                return
+        if b"\n" in body and exc.msg == "unexpected content after document":
+            first = next((ln for ln in body.split(b"\n", 8) if ln.strip(_BLANKS)), b"")
             try:
                 is_object = type(orjson.loads(first)) is dict
             except orjson.JSONDecodeError:
@@ -229,13 +244,21 @@ class MessageDecoder:
             if is_object:
                 self._ndjson(b, i, v)
                 return
-        b.dead(i, *json_error(v, exc, "The message value"))
+        reason, text = json_error(body, exc, "The message value")
+        if reason in _FORMAT_REASONS:
+            if not textual(ctype):
+                reason, text = DecodeReason.UNSUPPORTED_FORMAT, _UNSUPPORTED.format(ctype=str(ctype)[:100])
+            elif v[0] == 0 and len(v) > 5:
+                text += _FRAMED.format(schema_id=int.from_bytes(v[1:5], "big"))
+        b.dead(i, reason, text)
 
     def _ndjson(self, b: Batch, i: int, v: bytes) -> None:
         lines = [ln[:-1] if ln.endswith(b"\r") else ln for ln in v.split(b"\n")]
+        if lines[0].startswith(_BOM):  # a byte order mark before the first record, as before a single object
+            lines[0] = lines[0][len(_BOM) :]
         found = 0
         for n, line in enumerate(lines):
-            if not line.strip():
+            if not line.strip(_BLANKS):  # JSON's blanks only: a line holding a form feed is no blank line
                 continue
             found += 1
             what = f"Line {n} of the NDJSON message"

@@ -66,12 +66,13 @@ def _text(dtype: pl.DataType) -> bool:
 
 def read_ndjson(path: Path, schema: SchemaObject) -> Decoded:
     """An NDJSON file decoded for ``schema`` (one record per non-blank line); non-object lines raise."""
-    lines = [ln for ln in path.read_bytes().splitlines() if ln.strip()]
-    decoded = Decoder(schema, max_message_bytes=1 << 30, pause_gc=False).decode([Value(ln) for ln in lines])
+    numbered = [(n, ln) for n, ln in enumerate(path.read_bytes().splitlines(), 1) if ln.strip(b" \t\r\n")]
+    values = [Value(ln) for _, ln in numbered]
+    decoded = Decoder(schema, max_message_bytes=1 << 30, pause_gc=False).decode(values)
     if decoded.dead:
-        first = decoded.dead[0]
+        first = decoded.dead[0]  # its line in the file, blank lines counted
         raise DataFormatError(
-            f"{path}:{first.message + 1}: line is not a JSON object ({first.reason}: {first.detail}); "
+            f"{path}:{numbered[first.message][0]}: line is not a JSON object ({first.reason}: {first.detail}); "
             f"{len(decoded.dead)} such line(s)"
         )
     return decoded

@@ -7,7 +7,8 @@
   then ``:``), an upper bound of the keys the document has at every level; when it equals the
   number of keys orjson kept (a C ``bytes.count`` and a ``len`` for a flat record) there is no
   duplicate. Only when it does not (nested objects, a ``":`` inside a string) are the kept keys
-  counted, and only when those still differ is the document re-read with a pairs hook.
+  counted, and only when those still differ is the document re-read with a pairs hook (deeper than
+  Python's recursion limit: its tokens scanned with an explicit stack, :func:`_scan_duplicates`).
 * **Deep nesting.** orjson parses up to 1024 levels (deeper: ``decode.TOO_DEEP`` at once) but
   serializes only 254; :func:`shown` prints a value for a mismatch sample without that limit
   raising (which used to make the pipeline bisect the whole batch).
@@ -16,6 +17,7 @@
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 import orjson
@@ -66,8 +68,39 @@ def has_duplicate_keys(v: bytes, d: dict[str, Any]) -> bool:
         json.loads(v, object_pairs_hook=_pairs)
     except _Duplicate:
         return True
-    except (ValueError, RecursionError):  # orjson read it; a stricter or shallower reader did not: ambiguous
+    except RecursionError:  # deeper than Python's recursion limit (orjson reads 1024 levels): scan without recursion
+        return _scan_duplicates(v)
+    except ValueError:  # orjson read it; a stricter reader did not: ambiguous
         return True
+    return False
+
+
+# a JSON string (escapes kept) or a structural character; numbers and literals are skipped
+_TOKENS = re.compile(rb'"(?:[^"\\]|\\.)*"|[{}\[\]:]', re.DOTALL)
+
+
+def _scan_duplicates(v: bytes) -> bool:
+    """True when the JSON document ``v`` (which orjson read) repeats a key in one of its objects: its tokens walked
+    with an explicit stack (no recursion), keys compared once unescaped (``"\\u0061"`` is ``"a"``)."""
+    stack: list[set[str] | None] = []
+    last = b""
+    for token in _TOKENS.finditer(v):
+        t = token.group()
+        c = t[0]
+        if c == 0x22:  # a string: a key when a colon follows
+            last = t
+        elif c == 0x3A:
+            keys = stack[-1]
+            key = orjson.loads(last)
+            if keys is None or key in keys:
+                return True
+            keys.add(key)
+        elif c == 0x7B:
+            stack.append(set())
+        elif c == 0x5B:
+            stack.append(None)
+        else:
+            stack.pop()
     return False
 
 

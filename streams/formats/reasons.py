@@ -29,6 +29,7 @@ class DecodeReason(enum.StrEnum):
     BAD_ARROW = "BAD_ARROW"  # announced or looks like Arrow IPC but cannot be read
     DUPLICATE_KEY = "DUPLICATE_KEY"  # an object repeats a key: readers disagree on its value
     TOO_DEEP = "TOO_DEEP"  # JSON nested deeper than the parser's 1024 levels
+    UNSUPPORTED_FORMAT = "UNSUPPORTED_FORMAT"  # not JSON, and announced (content-type) as a format not decoded here
 
 
 class Format(enum.StrEnum):

@@ -189,7 +189,7 @@ class AIOKafkaTransport:
         batch, size = producer.create_batch(), BATCH_OVERHEAD
         builders = [batch]
         shared: Headers | None = None  # the client wants a list per record: one list per distinct headers tuple
-        listed: list[tuple[str, bytes]] = []
+        listed: list[tuple[str, bytes | None]] = []
         for r in records:
             if r.headers is not shared:
                 shared, listed = r.headers, list(r.headers)

@@ -16,9 +16,11 @@ built once (the decoder and the fused validation plan are compiled then) and
    * **monitor** mode: the same, without the validated output (valid records stay where they are);
    * **multi-record messages** (NDJSON, Arrow) are routed *per record*: the valid and the
      invalid records of one message are re-encoded as one message each in the source format
-     (NDJSON: the original line bytes; Arrow: an IPC stream of the rows) with ``{p}records``
+     (NDJSON: the original line bytes; Arrow: an IPC stream, or file, of the rows; the message's own bytes when
+     they are all valid, or all invalid, and no line was undecodable) with ``{p}records``
      (count) and ``{p}records.index`` (positions in the source message); an undecodable line is
-     dead-lettered alone. There, "exactly one output" holds per record, not per message.
+     dead-lettered with the other undecodable lines of its message and reason (one output). There, "exactly one
+     output" holds per record, not per message.
 
    Outputs keep the source key and timestamp; ``partition`` is None (the producer partitions by key).
 4. events (CloudEvents, to ``Settings.events_topic``): one ``batch.summary``, one
@@ -47,7 +49,7 @@ from streams.formats.columns import WIRE
 from streams.formats.decoder import Decoder
 from streams.formats.reasons import Decoded, Format
 from streams.pipeline.batch_events import batch_events
-from streams.pipeline.deadletter import dead_letter
+from streams.pipeline.deadletter import dead_letter, grouped
 from streams.pipeline.headers import HeaderNames, appended
 from streams.pipeline.records import BatchResult, Headers, Message, OutRecord
 from streams.pipeline.routed import Given, Routed, encode_positions
@@ -217,11 +219,8 @@ class Binding:
                 out.state += state
         out.decoded = decoded
         staged = given is None or given[4] is None
-        for d in decoded.dead:
-            lines = decoded.lines.get(d.message)
-            self._dead_letter(
-                out, messages[d.message], cls=f"decode.{d.reason}", text=d.detail, lines=lines, line=d.line
-            )
+        for i, cls, text, at in grouped(decoded.dead):  # an NDJSON message's bad lines: one output per reason
+            self._dead_letter(out, messages[i], cls=cls, text=text, lines=decoded.lines.get(i), at=at)
         if decoded.frame.height == 0:
             if staged:
                 self._stages(out, messages, decoded, None)
@@ -283,10 +282,11 @@ class Binding:
             m, fmt = messages[i], formats[i]
             assert fmt is not None
             if good and self.gate:
-                self._validated(out, m, encode_positions(decoded, i, good), self.names.record_headers(good))
+                self._validated(out, m, encode_positions(decoded, i, good, m.value), self.names.record_headers(good))
             if bad:
                 extra = self.names.record_headers(bad)
-                self._quarantine(out, m, encode_positions(decoded, i, bad), extra, rules=rules, n=len(bad), fmt=fmt)
+                value = encode_positions(decoded, i, bad, m.value)
+                self._quarantine(out, m, value, extra, rules=rules, n=len(bad), fmt=fmt)
         return out
 
     def _stages(
@@ -347,21 +347,21 @@ class Binding:
         cls: str,
         text: str,
         lines: list[bytes] | None = None,
-        line: int | None = None,
+        at: list[int] | None = None,
     ) -> None:
-        value, extra = None, cast(Headers, ())
-        if line is not None and lines is not None:  # one undecodable line of an NDJSON message
-            value, extra = lines[line] + b"\n", self.names.record_headers([line])
+        value, extra, n = None, cast(Headers, ()), 1
+        if at is not None and lines is not None:  # undecodable lines of an NDJSON message
+            value, extra, n = b"".join(lines[k] + b"\n" for k in at), self.names.record_headers(at), len(at)
         out.dead.append(
             dead_letter(m, settings=self.settings, names=self.names, contract_ref=self.contract.ref, error_class=cls,
                         text=text, value=value, extra=extra)
         )  # fmt: skip
-        out.counts["dead_lettered"] += 1
+        out.counts["dead_lettered"] += n  # records, as for the other outcomes
         if out.track:
             out.dead_parts.append(m.partition)
             out.part_counts.setdefault(m.partition, {"valid": 0, "quarantined": 0, "dead_lettered": 0})[
                 "dead_lettered"
-            ] += 1
+            ] += n
 
     # -- unexpected exceptions ----------------------------------------------------------------
 

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from streams.formats.reasons import DeadLetter
 from streams.pipeline.headers import HeaderNames, appended
 from streams.pipeline.records import BatchResult, Headers, Message, OutRecord
 from streams.settings import Settings
 
-__all__ = ["dead_letter", "internal_dead_letters"]
+__all__ = ["dead_letter", "grouped", "internal_dead_letters"]
 
 
 def dead_letter(
@@ -40,3 +41,29 @@ def internal_dead_letters(
     ]  # fmt: skip
     last = {m.partition: m.offset for m in messages}
     return BatchResult(dead_lettered=out, counts={"dead_lettered": len(out)}, last_offsets=last)
+
+
+def grouped(dead: Sequence[DeadLetter]) -> list[tuple[int, str, str, list[int] | None]]:
+    """A batch's dead letters as DLQ outputs, ``(message, class, sentence, lines)``, in order of first appearance: an
+    undecodable message alone (``lines`` None); the undecodable lines of an NDJSON message one output per reason,
+    as its invalid records are one quarantined output (a hostile message of 500,000 bad lines is one DLQ record, not
+    500,000 copies of its headers)."""
+    out: list[tuple[int, str, str, list[int] | None]] = []
+    groups: dict[tuple[int, str], int] = {}  # (message, reason) -> its place in out
+    for d in dead:
+        if d.line is None:
+            out.append((d.message, f"decode.{d.reason}", d.detail, None))
+            continue
+        at = groups.get((d.message, d.reason))
+        if at is None:
+            groups[(d.message, d.reason)] = len(out)
+            out.append((d.message, f"decode.{d.reason}", d.detail, [d.line]))
+        else:
+            lines = out[at][3]
+            assert lines is not None
+            lines.append(d.line)
+    for k, (i, cls, first, lines) in enumerate(out):
+        if lines is not None and len(lines) > 1:
+            text = f"{len(lines)} lines of this NDJSON message could not be decoded ({cls}); the first: {first}"
+            out[k] = (i, cls, text, lines)
+    return out

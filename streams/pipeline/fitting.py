@@ -9,8 +9,8 @@ topic's limit (read from the broker by the transport, cached):
   "partition", "offset", "size", "limit", "output_topic", "reason": "too_large_for_output"}``,
   the source key when it is small, our ``{p}*`` headers of the copy (the verdict: rules, class) with
   ``{p}errors.class`` ``output.too_large_for_output`` and the former class in ``{p}errors.original_class``;
-* an event larger than its limit is shrunk (:func:`shrink_event`): long strings cut with a
-  ``…[truncated N bytes]`` marker, long lists cut, until it fits; one that cannot is dropped (logged):
+* an event larger than its limit is shrunk (:func:`shrink_event`): long strings and keys cut with a
+  ``…[truncated N bytes]`` marker, long lists and objects cut, until it fits; one that cannot is dropped (logged):
   an event describes a batch, losing it must not block the records.
 
 :func:`references` turns a whole batch into reference records: what a batch whose outputs the broker
@@ -19,6 +19,7 @@ kept refusing ends as, after the configured retries (never an endless loop).
 
 from __future__ import annotations
 
+import itertools
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
@@ -26,8 +27,9 @@ from operator import attrgetter
 from typing import Any
 
 import orjson
+import pyarrow as pa
 
-from streams.pipeline.headers import HeaderNames, bounded
+from streams.pipeline.headers import MAX_VALUE_BYTES, HeaderNames, bounded, parse_positions
 from streams.pipeline.records import BatchResult, Headers, Message, OutRecord
 from streams.settings import Settings
 
@@ -52,14 +54,16 @@ _KEY_KEPT = 1024
 #: events larger than this have their long strings cut even when they fit their topic
 SAMPLE_BOUND = 65_536
 _MARKER = "…[truncated {n} bytes]"
+_DROPPED = "…[{n} more entries truncated]"  # the key ending a cut object; its value is that number
 _VALUE, _KEY, _HEADERS, _TOPIC = attrgetter("value"), attrgetter("key"), attrgetter("headers"), attrgetter("topic")
 
 
 def record_size(r: OutRecord) -> int:
-    """An upper estimate of the bytes ``r`` takes in a record batch (varints counted at their widest)."""
+    """An upper estimate of the bytes ``r`` takes in a record batch (varints counted at their widest; a header's
+    value may be null, as Kafka allows and aiokafka reads it)."""
     size = 21 + len(r.value or b"") + len(r.key or b"")
     for k, v in r.headers:
-        size += 10 + len(k) + len(v)
+        size += 10 + len(k) + len(v or b"")
     return size
 
 
@@ -80,7 +84,7 @@ def _all_fit(records: Sequence[OutRecord], limit_of: Mapping[str, int]) -> bool:
     headers = dict(zip(map(id, tuples), tuples, strict=True)).values()  # the distinct headers tuples (by identity)
     bound = (21 + BATCH_OVERHEAD + max(map(len, filter(None, map(_VALUE, records))), default=0)
              + max(map(len, filter(None, map(_KEY, records))), default=0)
-             + max(sum(10 + len(k) + len(v) for k, v in h) for h in headers))  # fmt: skip
+             + max(sum(10 + len(k) + len(v or b"") for k, v in h) for h in headers))  # fmt: skip
     if bound <= min(limit_of[t] for t in set(map(_TOPIC, records))):
         return True
     return all(fits(r, limit_of[r.topic]) for r in records)
@@ -92,6 +96,9 @@ def reference_record(
 ) -> OutRecord:  # fmt: skip
     """A small record in ``<source>.dlq`` standing for ``r`` (which its topic would refuse)."""
     ours = {k: v for k, v in r.headers if k.startswith(names.prefix)}
+    index = ours.get(names.records_index)
+    if index is not None and len(index) > MAX_VALUE_BYTES:  # the one header we never cut: a reference must fit
+        ours[names.records_index] = index[: MAX_VALUE_BYTES - 3].rsplit(b",", 1)[0] + "…".encode()
     partition = source.partition if source is not None else _int(ours.get(names.errors_partition))
     offset = source.offset if source is not None else _int(ours.get(names.errors_offset))
     size = record_size(r)
@@ -135,9 +142,16 @@ def fit(
     if _all_fit(result.outputs(), limit_of):
         return result
     names = HeaderNames(settings.header_prefix)
-    by_value = {id(m.value): m for m in messages if m.value is not None}
     source_topic = messages[0].topic
+    validated_topic = settings.output_topic(source_topic, "validated")
+    by_value: dict[
+        int, list[int]
+    ] = {}  # a consumed value object -> the messages holding it (one, but for interned bytes)
+    for k, m in enumerate(messages):
+        if m.value is not None:
+            by_value.setdefault(id(m.value), []).append(k)
     moved: list[OutRecord] = []
+    taken: set[int] = set()  # messages a validated copy was traced to
 
     def keep(records: list[OutRecord]) -> list[OutRecord]:
         kept = []
@@ -146,7 +160,17 @@ def fit(
             if fits(r, limit):
                 kept.append(r)
                 continue
-            ref = reference_record(r, source=by_value.get(id(r.value)), source_topic=source_topic,
+            # a quarantined or dead-lettered copy names its source in our headers (appended last: they win over any
+            # the source carried); a validated copy is the consumed value itself, or records of it re-encoded
+            source = None
+            if r.topic == validated_topic:
+                k = next((k for k in by_value.get(id(r.value), ()) if k not in taken), None)
+                if k is not None:
+                    taken.add(k)
+                    source = messages[k]
+                else:
+                    source = _traced(r, messages, names, taken)
+            ref = reference_record(r, source=source, source_topic=source_topic,
                                    settings=settings, names=names, limit=limit)  # fmt: skip
             log.warning("an output for %s of about %d bytes exceeds the topic's %d: a reference goes to %s",
                         r.topic, record_size(r), limit, ref.topic)  # fmt: skip
@@ -156,6 +180,47 @@ def fit(
     validated, quarantined, dead = keep(result.validated), keep(result.quarantined), keep(result.dead_lettered)
     events = [e for e in (shrink_event(e, limit_of[e.topic]) for e in result.events) if e is not None]
     return replace(result, validated=validated, quarantined=quarantined, dead_lettered=[*dead, *moved], events=events)
+
+
+def _traced(r: OutRecord, messages: Sequence[Message], names: HeaderNames, taken: set[int]) -> Message | None:
+    """The source message of ``r``, the re-encoded records ``{p}records.index`` of an NDJSON or Arrow message (a
+    validated copy carries no source position): same key, timestamp and leading headers, and those records of it
+    encoded are ``r``'s value (the first such message not already traced, when several are alike)."""
+    index = dict(r.headers).get(names.records_index)
+    if index is None:
+        return None
+    try:
+        positions = parse_positions(index)
+    except ValueError:
+        return None
+    for k, m in enumerate(messages):
+        if (
+            k not in taken and m.timestamp_ms == r.timestamp_ms and m.key == r.key
+            and r.headers[: len(m.headers)] == m.headers and _encodes(m.value, positions, r.value)
+        ):  # fmt: skip
+            taken.add(k)
+            return m
+    return None
+
+
+def _encodes(value: bytes | None, positions: list[int], copy: bytes | None) -> bool:
+    """``copy`` holds records ``positions`` of the multi-record message ``value`` (NDJSON lines or Arrow rows)."""
+    if value is None or copy is None:
+        return False
+    lines = [ln[:-1] if ln.endswith(b"\r") else ln for ln in value.split(b"\n")]
+    if all(p < len(lines) for p in positions) and b"\n".join(lines[p] for p in positions) + b"\n" == copy:
+        return True
+    try:
+        rows = _table(value).take(pa.array(positions, type=pa.int64()))
+        return bool(rows.equals(_table(copy)))
+    except (pa.ArrowException, IndexError, ValueError):
+        return False
+
+
+def _table(value: bytes) -> pa.Table:
+    """An Arrow IPC file or stream, read."""
+    reader = pa.ipc.open_file if value.startswith(b"ARROW1") else pa.ipc.open_stream
+    return reader(pa.py_buffer(value)).read_all()
 
 
 def references(
@@ -201,7 +266,8 @@ def shrink_event(e: OutRecord, limit: int) -> OutRecord | None:
 
 
 def _cut(x: Any, chars: int, items: int, depth: int = 0) -> Any:
-    """``x`` with strings over ``chars`` characters and lists over ``items`` items cut (strings with a marker).
+    """``x`` with strings (values and keys) over ``chars`` characters and lists and objects over ``items`` items cut
+    (strings with a marker, objects with a last key saying how many entries it lost).
 
     Events are built by quality-streams and shallow; below 100 levels a value is replaced by a marker.
     """
@@ -211,8 +277,14 @@ def _cut(x: Any, chars: int, items: int, depth: int = 0) -> Any:
         return x[:chars] + _MARKER.format(n=len(x.encode()) - len(x[:chars].encode()))
     if depth > 100:
         return _MARKER.format(n=len(orjson.dumps(x)))
-    if type(x) is dict:
-        return {k: _cut(v, chars, items, depth + 1) for k, v in x.items()}
+    if type(x) is dict:  # keys too (a record's unknown field names are keys of an event): long ones cut, many dropped
+        out: dict[str, Any] = {}
+        for k, v in itertools.islice(x.items(), items):
+            key = _cut(k, chars, items) if type(k) is str else k
+            out[f"{key}#{len(out)}" if key in out else key] = _cut(v, chars, items, depth + 1)
+        if len(x) > items:
+            out[_DROPPED.format(n=len(x) - items)] = len(x) - items
+        return out
     if type(x) is list:  # no marker item: a list of objects stays one (the strings carry the markers)
         return [_cut(v, chars, items, depth + 1) for v in x[:items]]
     return x

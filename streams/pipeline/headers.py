@@ -9,7 +9,8 @@ and follow Kafka Connect's dead-letter conventions (``__connect.errors.*``):
 ``{p}errors.offset``           source offset (decimal)
 ``{p}errors.contract``         ``id@version`` of the contract enforced
 ``{p}errors.rules``            comma-separated names of the rules that made the record(s) invalid
-                               (warnings, thresholded rules and batch metrics are not listed)
+                               (warnings, thresholded rules and batch metrics are not listed); past
+                               1024 bytes whole names only, then ``…(+N more)``
 ``{p}errors.class``            ``decode.<DecodeReason>``, ``contract.violation``, ``contract.rule_error``
                                (only rules that could not be evaluated failed it: fail closed) or
                                ``internal.<Exception>``
@@ -18,14 +19,17 @@ and follow Kafka Connect's dead-letter conventions (``__connect.errors.*``):
 ``{p}contract``                ``id@version`` (validated records)
 ``{p}contract.sha256``         SHA-256 of the contract document (validated records)
 ``{p}records``                 number of records carried by a re-encoded NDJSON/Arrow message
-``{p}records.index``           comma-separated positions of those records in the source message
+``{p}records.index``           comma-separated positions of those records in the source message,
+                               runs as ``first-last`` (``0-4,7,9-12``); never cut: with the source
+                               position it identifies each record
 ``{p}mode``                    ``gate`` | ``monitor``: the mode of the worker that quarantined or dead-lettered it
 ``{p}worker``                  the id of that worker (``Settings.worker_id``, default host-pid)
 =============================  ===============================================================
 
 The source record's own headers are kept first, in order; ours are appended.
 Values are UTF-8 bytes of bounded length (:data:`MAX_VALUE_BYTES`, cut at a
-character boundary and marked with ``…``). Headers never carry record values,
+character boundary and marked with ``…``), except ``{p}records.index`` (numbers
+only, the records' identity). Headers never carry record values,
 so classified (restricted, PII) columns cannot leak through them.
 """
 
@@ -44,8 +48,11 @@ __all__ = [
     "HeaderNames",
     "appended",
     "bounded",
+    "bounded_list",
     "content_type",
     "header",
+    "parse_positions",
+    "positions",
 ]
 
 #: Longest header value we write, in bytes.
@@ -60,6 +67,24 @@ def bounded(text: str, limit: int = MAX_VALUE_BYTES) -> bytes:
         return data
     cut = data[: max(limit - len(_ELLIPSIS), 0)]
     return cut.decode("utf-8", "ignore").encode("utf-8") + _ELLIPSIS
+
+
+def bounded_list(names: list[str], limit: int = MAX_VALUE_BYTES) -> bytes:
+    """``names`` comma-separated, at most ``limit`` bytes: past it, the whole names that fit, then ``…(+N more)``
+    (a reader splitting on commas never gets a name cut in two)."""
+    data = ",".join(names).encode("utf-8", "replace")
+    if len(data) <= limit:
+        return data
+    kept: list[bytes] = []
+    size = 0
+    for name in names:
+        item = name.encode("utf-8", "replace")
+        tail = len(f"…(+{len(names) - len(kept) - 1} more)".encode())
+        if size + len(item) + 1 + tail > limit:
+            break
+        kept.append(item)
+        size += len(item) + 1
+    return b",".join([*kept, f"…(+{len(names) - len(kept)} more)".encode()])
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,9 +141,9 @@ class HeaderNames:
             (self.errors_offset, str(offset).encode("ascii")),
             (self.errors_contract, bounded(contract_ref)),
         ]
-        names = ",".join(rules)
+        names = bounded_list(list(rules))
         if names:
-            out.append((self.errors_rules, bounded(names)))
+            out.append((self.errors_rules, names))
         out += [
             (self.errors_class, bounded(error_class)),
             (self.errors_message, bounded(message)),
@@ -131,8 +156,31 @@ class HeaderNames:
         idx = list(indexes)
         return (
             (self.records, str(len(idx)).encode("ascii")),
-            (self.records_index, bounded(",".join(map(str, idx)))),
+            (self.records_index, positions(idx)),  # whole: the records' identity
         )
+
+
+def positions(idx: list[int]) -> bytes:
+    """Ascending record positions, comma-separated, a run of consecutive ones as ``first-last`` (``0-4,7,9-12``):
+    the records of a large message in a few bytes (500,000 lines: ``0-499999``)."""
+    parts: list[str] = []
+    k = 0
+    while k < len(idx):
+        end = k
+        while end + 1 < len(idx) and idx[end + 1] == idx[end] + 1:
+            end += 1
+        parts.append(str(idx[k]) if end == k else f"{idx[k]}-{idx[end]}")
+        k = end + 1
+    return ",".join(parts).encode("ascii")
+
+
+def parse_positions(value: bytes) -> list[int]:
+    """The positions of a ``{p}records.index`` value (:func:`positions`); ValueError when it is not one."""
+    out: list[int] = []
+    for part in value.split(b","):
+        first, _, last = part.partition(b"-")
+        out.extend(range(int(first), int(last or first) + 1))
+    return out
 
 
 def appended(original: Headers, *ours: Headers) -> Headers:

@@ -40,13 +40,27 @@ class Routed:
 Given = tuple[Decoded, ValidationReport | None, float, float, list[OutRecord] | None]
 
 
-def encode_positions(decoded: Decoded, i: int, positions: list[int]) -> bytes:
-    """Records ``positions`` of multi-record message ``i``, re-encoded in its format."""
+def encode_positions(decoded: Decoded, i: int, positions: list[int], source: bytes | None = None) -> bytes:
+    """Records ``positions`` of multi-record message ``i``, re-encoded in its format; the message's own bytes
+    ``source`` (zero-copy, as a JSON record is forwarded) when they are every record of it and it had no undecodable
+    line. An Arrow file message's records are re-encoded as an Arrow file, a stream's as a stream."""
+    if source is not None and _whole(decoded, i, positions):
+        return source
     if decoded.formats[i] is Format.NDJSON:
         lines = decoded.lines[i]
         return b"\n".join(lines[p] for p in positions) + b"\n"
     table = decoded.tables[i].take(pa.array(positions, type=pa.int64()))
     sink = pa.BufferOutputStream()
-    with pa.ipc.new_stream(sink, table.schema) as writer:
+    file = source is not None and source.startswith(b"ARROW1")
+    with (pa.ipc.new_file if file else pa.ipc.new_stream)(sink, table.schema) as writer:
         writer.write_table(table)
     return bytes(sink.getvalue().to_pybytes())
+
+
+def _whole(decoded: Decoded, i: int, positions: list[int]) -> bool:
+    """``positions`` are every record of message ``i`` and none of its lines was dead-lettered."""
+    if decoded.formats[i] is Format.NDJSON:
+        blanks = b" \t\r\n"
+        records = sum(1 for line in decoded.lines[i] if line.strip(blanks))
+        return len(positions) == records and not any(d.message == i for d in decoded.dead)
+    return len(positions) == decoded.tables[i].num_rows

@@ -90,6 +90,7 @@ def undecodable_messages(
         (DecodeReason.TRUNCATED, b'{"event_id": "3f1c2a9e-0b7d-4c1e-9', ()),
         (DecodeReason.DUPLICATE_KEY, b'{"event_id": "a", "amount": 1.0, "amount": -1.0}', ()),
         (DecodeReason.TOO_DEEP, b'{"event_id": ' + b"[" * 1100 + b"]" * 1100 + b"}", ()),
+        (DecodeReason.UNSUPPORTED_FORMAT, b"\x00\x00\x00\x00\x07\x02\x06abc", ((CONTENT_TYPE, b"application/avro"),)),
         (DecodeReason.BAD_ARROW, b"\xff\xff\xff\xff\x10\x00\x00\x00not an arrow schema", arrow),
     ]
     for i, (reason, value, headers) in enumerate(examples):
