@@ -60,7 +60,9 @@ def verify_duplicates(frame: pl.DataFrame, candidates: pl.Series, rule: Rule) ->
     duplicated, see :func:`~streams.validation.predicates.duplicate_candidates`), and its ODCS
     ``duplicateValues`` (rows of the duplicated groups minus their distinct keys): the candidates'
     keys compared as they are, over those rows only."""
-    at = candidates.fill_null(False).arg_true()
+    # the rows as numpy: a sixth of fill_null + arg_true's cost (two queries) at 10k rows
+    rows = np.flatnonzero(candidates.to_numpy()) if not candidates.null_count() else candidates.arg_true().to_numpy()
+    at = pl.Series(rows, dtype=pl.UInt32)
     names = rule.key_columns or (str(rule.column),)
     if len(names) == 1:  # no select for one column
         keys = frame.get_column(names[0]).gather(at)
@@ -75,7 +77,7 @@ def verify_duplicates(frame: pl.DataFrame, candidates: pl.Series, rule: Rule) ->
     mask = np.zeros(frame.height, dtype=np.bool_)
     if not repeated.any():
         return pl.Series(candidates.name, mask), 0
-    mask[at.to_numpy()[repeated]] = True
+    mask[rows[repeated]] = True
     return pl.Series(candidates.name, mask), int(repeated.sum()) - int(out.to_series(1)[0])
 
 
