@@ -142,8 +142,8 @@ class RowSource(Protocol):
         """The rows (ascending) failing spec ``spec``."""
         ...
 
-    def failing_all(self) -> list[np.ndarray]:
-        """``failing(spec)`` of every spec, in spec order."""
+    def failing_all(self, limit: int | None = None) -> list[np.ndarray]:
+        """``failing(spec)`` of every spec, in spec order; only the first ``limit`` rows of each when given."""
         ...
 
     def render(self, rows: dict[int, np.ndarray]) -> pl.DataFrame:
@@ -180,11 +180,11 @@ class BatchRows:
         frame, failing = self._args[2], self._args[4]
         return frame.get_column(failing[spec][0]).arg_true().to_numpy()
 
-    def failing_all(self) -> list[np.ndarray]:
-        """The failing rows of every spec, in spec order: a mask without nulls is converted, not queried."""
+    def failing_all(self, limit: int | None = None) -> list[np.ndarray]:
+        """The failing rows of every spec, in spec order (the first ``limit`` of each when given: read from the
+        head of the mask, a window doubled until it holds them, not over the whole batch)."""
         frame, failing = self._args[2], self._args[4]
-        masks = [frame.get_column(m) for m, _ in failing]  # null: a pass
-        return [np.flatnonzero(m.to_numpy()) if not m.null_count() else m.arg_true().to_numpy() for m in masks]
+        return [_true_rows(frame.get_column(m), limit) for m, _ in failing]
 
     def render(self, rows: dict[int, np.ndarray]) -> pl.DataFrame:
         """The cases of each spec ``j`` at ``rows[j]``, in one select over those rows of the frame: each
@@ -206,6 +206,27 @@ class BatchRows:
         specs = [reporter.case_spec(df, frame.schema, originals, *failing[j]) for j in rows]
         cases = row_cases(small, specs, {failing[j][0]: len(at) for j, at in rows.items()})
         return _with_index(cases, union[cases.get_column("index").to_numpy()])
+
+
+def _true_rows(mask: pl.Series, limit: int | None = None) -> np.ndarray:
+    """The rows (ascending) where ``mask`` is True (null: not), the first ``limit`` of them when given. A mask
+    without nulls is converted (a sixth of a query's cost at 10k rows); with ``limit``, only a head of it, doubled
+    until it holds ``limit`` rows: the first cases of a rule failing 1% of 100k rows are in its first thousands."""
+    if limit is None:
+        return _true_in(mask)
+    found: list[np.ndarray] = []
+    start, window, got = 0, max(1024, 64 * limit), 0
+    while start < len(mask) and got < limit:
+        part = _true_in(mask.slice(start, window)) + start
+        found.append(part)
+        got += len(part)
+        start, window = start + window, 2 * window
+    rows = np.concatenate(found) if found else np.zeros(0, dtype=np.int64)
+    return rows[:limit]
+
+
+def _true_in(mask: pl.Series) -> np.ndarray:
+    return np.flatnonzero(mask.to_numpy()) if not mask.null_count() else mask.arg_true().to_numpy().astype(np.int64)
 
 
 def _with_index(cases: pl.DataFrame, index: np.ndarray) -> pl.DataFrame:
@@ -239,7 +260,8 @@ class _Rows:
         if self.source.cached() is not None:  # rendered already: read it
             return self.frame().filter(pl.int_range(pl.len()).over("rule") < n)
         rows = {}
-        for spec, (rule, at) in enumerate(zip(self.source.rules, self.source.failing_all(), strict=True)):
+        limit = n if self.keep is None and not self.drops else None  # else cut first, then take the head
+        for spec, (rule, at) in enumerate(zip(self.source.rules, self.source.failing_all(limit), strict=True)):
             if self.keep is not None:
                 at = at[np.isin(at, self.keep)]
             for name, dropped in self.drops:

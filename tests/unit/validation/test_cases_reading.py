@@ -88,3 +88,23 @@ def test_verify_duplicates_counts(values: list[int | None]) -> None:
     assert mask.to_list() == [v is not None and v in repeated for v in values]
     assert measured == sum(1 for v in keys.to_list() if v in repeated) - len(repeated)
     assert mask.dtype == pl.Boolean and np.asarray(mask).shape == (len(values),)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(st.sampled_from([True, False, None]), max_size=3000),
+    st.one_of(st.none(), st.integers(0, 40)),
+    st.integers(0, 2500),
+)
+def test_true_rows_are_the_head_of_arg_true(values: list[bool | None], limit: int | None, pad: int) -> None:
+    """Windows of the mask (1,024 rows and doubling) give the rows arg_true gives, cut to ``limit``."""
+    mask = pl.Series("m", [False] * pad + values, dtype=pl.Boolean)  # failing rows past the first window too
+    expected = mask.arg_true().to_numpy()
+    got = lazy._true_rows(mask, limit)
+    assert got.tolist() == (expected if limit is None else expected[:limit]).tolist()
+
+
+def test_true_rows_past_several_windows() -> None:
+    mask = pl.Series("m", np.arange(20_000) % 5_000 == 4_999)  # 4 rows, the first in the third window
+    assert lazy._true_rows(mask, 3).tolist() == [4_999, 9_999, 14_999]
+    assert lazy._true_rows(mask, 10).tolist() == [4_999, 9_999, 14_999, 19_999]
