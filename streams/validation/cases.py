@@ -93,6 +93,7 @@ def row_cases(
 
 _TABLES: dict[tuple[tuple[Any, ...], ...], pl.DataFrame] = {}  # the constants of the failing rules of recent batches
 _TABLES_SIZE = 256
+_TABLES_LOCK = threading.Lock()
 
 
 def _constants(rows: list[tuple[Any, ...]]) -> pl.DataFrame:
@@ -102,9 +103,10 @@ def _constants(rows: list[tuple[Any, ...]]) -> pl.DataFrame:
     table = _TABLES.get(key)
     if table is None:
         table = pl.DataFrame(rows, schema=_CONSTANTS, orient="row")
-        if len(_TABLES) >= _TABLES_SIZE:
-            _TABLES.pop(next(iter(_TABLES)), None)
-        _TABLES[key] = table
+        with _TABLES_LOCK:  # reports are read on the event loop while the next batch is validated in a thread
+            if len(_TABLES) >= _TABLES_SIZE:
+                _TABLES.pop(next(iter(_TABLES)), None)
+            _TABLES[key] = table
     return table
 
 
