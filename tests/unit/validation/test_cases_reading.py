@@ -108,3 +108,29 @@ def test_true_rows_past_several_windows() -> None:
     mask = pl.Series("m", np.arange(20_000) % 5_000 == 4_999)  # 4 rows, the first in the third window
     assert lazy._true_rows(mask, 3).tolist() == [4_999, 9_999, 14_999]
     assert lazy._true_rows(mask, 10).tolist() == [4_999, 9_999, 14_999, 19_999]
+
+
+def test_first_cases_past_the_first_windows_equal_the_eager_frame() -> None:
+    """A batch of 6,000 rows whose failures sit past the first window of the mask (1,280 rows for 20 cases), one
+    rule failing only near the end: the worker's read (``cases_of``) equals the whole frame filtered."""
+    from streams.contracts.loader import load_contract
+    from streams.validation import compile_plan
+    from tests.unit.validation.test_failure_path import ROOT, card_batch
+
+    plan = compile_plan(load_contract(ROOT / "contracts" / "card_transactions.odcs.yaml"))
+    i = pl.int_range(pl.len())
+    df = card_batch(6_000).with_columns(  # card_batch breaks rows 0-19; move them: the mask's head holds none
+        pl.when(i < 20).then(pl.col("amount_eur").shift(-5_000)).otherwise(pl.col("amount_eur")).alias("amount_eur"),
+        pl.when((i % 1_500 == 1_499) | (i > 5_990))
+        .then(pl.lit("ZZ"))
+        .otherwise(pl.col("merchant_country"))
+        .alias("merchant_country"),
+    )
+    report = plan.validate(df)
+    eager = plan.validate(df).failure_cases
+    failed = [c.name for c in report.checks if not c.passed]
+    assert any("merchant_country" in n for n in failed)  # the rule failing past the first windows
+    for name in failed:
+        expected = eager.filter(pl.col("rule") == name).head(20)
+        assert_frame_equal(report.cases_of(name, 20), expected)
+    assert report.cases_of(failed[0], 3).height <= 3
