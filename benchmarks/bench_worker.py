@@ -37,6 +37,9 @@ every thread of the process, first batch to last commit: steadier than msg/s on 
 The worker modes produce with the codec of ``STREAMS_OUTPUT_COMPRESSION`` (zstd unless set in the environment, which
 the children inherit; a ``--baseline`` checkout older than that setting produces uncompressed batches).
 
+``BENCH_WORKER_TRACE=1`` in the environment times the worker's phases in each worker run (poll, prepare, submit,
+waiting for a transaction, its offsets and commit: ``benchmarks/worker_trace.py``), printed under each round.
+
 ``--repeat N`` runs the modes N times and prints medians; ``--baseline DIR`` (an older checkout, e.g. from
 ``git archive``) also runs each worker mode against DIR's package right after this tree's, on the same topic.
 Both add raw's CPU per record over a mode's as a share: on a shared machine it holds where wall-time rates do not,
@@ -323,6 +326,12 @@ def child(mode: str, bootstrap: str, topic: str, records: int, batch: int, data:
     if mode in ("raw", "copy"):
         elapsed, latencies = asyncio.run(raw_loop(bootstrap, topic, records, batch, forward=mode == "copy"))
     else:
+        traced = os.environ.get("BENCH_WORKER_TRACE") == "1"
+        if traced:
+            sys.path.insert(0, str(Path(__file__).resolve().parent))
+            import worker_trace
+
+            worker_trace.install()
         elapsed, latencies = asyncio.run(worker_loop(bootstrap, topic, records, batch, mode, data, decoder))
     q = statistics.quantiles(latencies, n=100) if len(latencies) > 1 else [latencies[0]] * 99
     label = mode if mode in ("raw", "copy") or decoder == "bulk" else f"{mode}/{decoder}"
@@ -332,6 +341,10 @@ def child(mode: str, bootstrap: str, topic: str, records: int, batch: int, data:
         out["cpu_us"] = CPU[-1] / records * 1e6
     if POLLS:  # how many partitions a poll held: a topic's poll is decoded and validated in one call
         out["partitions_per_poll"] = statistics.mean(POLLS)
+    if mode not in ("raw", "copy") and os.environ.get("BENCH_WORKER_TRACE") == "1":
+        import worker_trace
+
+        out["trace"] = worker_trace.summary()
     print(json.dumps(out))
 
 
@@ -416,6 +429,10 @@ def compare(args: argparse.Namespace, bootstrap: str, topic: str) -> None:
                       f"  broker {r.get('broker_cpu_us', float('nan')):5.1f} µs/record"
                       + (f"  {r['partitions_per_poll']:.2f} partitions/poll" if "partitions_per_poll" in r else ""),
                       flush=True)  # fmt: skip
+                if "trace" in r:
+                    import worker_trace
+
+                    print(f"         {worker_trace.line(r['trace'])}", flush=True)
     raw = runs.get(("raw", "-"))
     base = statistics.median(r["rate"] for r in raw) if raw else None
     print(f"\nmedians of {args.repeat} round(s)")

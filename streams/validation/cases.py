@@ -56,13 +56,17 @@ _CONSTANTS = pl.Schema(
 )
 
 
-def row_cases(frame: pl.DataFrame, specs: list[tuple[str, tuple[pl.Expr, pl.Expr], tuple[Any, ...]]]) -> pl.DataFrame:
+def row_cases(
+    frame: pl.DataFrame, specs: list[tuple[str, tuple[pl.Expr, pl.Expr], tuple[Any, ...]]],
+    counts: dict[str, int] | None = None,
+) -> pl.DataFrame:  # fmt: skip
     """Failure cases, one per row where a mask column is True, spec by spec in row order.
 
     Each spec is ``(mask column, its expressions from case_columns, the rule's (schema_context,
     column, check, check_number, rule))``. One select renders every rule's values over its failing
     rows (the parts appended); the constant columns are gathered from a table of the rules by the
     rule number of each case. A spec whose values cannot be rendered is left out (the others are kept).
+    ``counts``: the True rows of each mask column when the caller knows them (else summed, a call each).
     """
     if not specs:
         return empty_failure_cases()
@@ -79,11 +83,31 @@ def row_cases(frame: pl.DataFrame, specs: list[tuple[str, tuple[pl.Expr, pl.Expr
         if not parts:
             return empty_failure_cases()
         out, specs = pl.concat(parts, how="vertical"), kept
-    lengths = [int(frame.get_column(mask).sum()) for mask, _, _ in specs]
-    table = pl.DataFrame([constants for _, _, constants in specs], schema=_CONSTANTS, orient="row")
+    known = counts or {}
+    lengths = [known[mask] if mask in known else int(frame.get_column(mask).sum()) for mask, _, _ in specs]
+    table = _constants([constants for _, _, constants in specs])
     constants = table[pl.Series(np.repeat(np.arange(len(specs), dtype=np.uint32), lengths))]
     context, column, check, number, rule = constants.get_columns()
     return pl.DataFrame([out.to_series(0), context, column, check, number, out.to_series(1), rule])
+
+
+_TABLES: dict[tuple[tuple[Any, ...], ...], pl.DataFrame] = {}  # the constants of the failing rules of recent batches
+_TABLES_SIZE = 256
+_TABLES_LOCK = threading.Lock()
+
+
+def _constants(rows: list[tuple[Any, ...]]) -> pl.DataFrame:
+    """The table of the rules' constant columns, one row per spec; kept per list of rules (batches of a stream
+    tend to fail the same rules), at most ``_TABLES_SIZE`` of them."""
+    key = tuple(rows)
+    table = _TABLES.get(key)
+    if table is None:
+        table = pl.DataFrame(rows, schema=_CONSTANTS, orient="row")
+        with _TABLES_LOCK:  # reports are read on the event loop while the next batch is validated in a thread
+            if len(_TABLES) >= _TABLES_SIZE:
+                _TABLES.pop(next(iter(_TABLES)), None)
+            _TABLES[key] = table
+    return table
 
 
 def _appended(parts: list[pl.Expr]) -> pl.Expr:
@@ -120,6 +144,10 @@ class RowSource(Protocol):
         """The rows (ascending) failing spec ``spec``."""
         ...
 
+    def failing_all(self, limit: int | None = None) -> list[np.ndarray]:
+        """``failing(spec)`` of every spec, in spec order; only the first ``limit`` rows of each when given."""
+        ...
+
     def render(self, rows: dict[int, np.ndarray]) -> pl.DataFrame:
         """The cases of each spec ``j`` of ``rows`` at ``rows[j]`` (some of its failing rows, ascending), spec
         by spec, ``index`` the rows; a spec whose values cannot be rendered is left out (as in the frame)."""
@@ -154,6 +182,12 @@ class BatchRows:
         frame, failing = self._args[2], self._args[4]
         return frame.get_column(failing[spec][0]).arg_true().to_numpy()
 
+    def failing_all(self, limit: int | None = None) -> list[np.ndarray]:
+        """The failing rows of every spec, in spec order (the first ``limit`` of each when given: read from the
+        head of the mask, a window doubled until it holds them, not over the whole batch)."""
+        frame, failing = self._args[2], self._args[4]
+        return [_true_rows(frame.get_column(m), limit) for m, _ in failing]
+
     def render(self, rows: dict[int, np.ndarray]) -> pl.DataFrame:
         """The cases of each spec ``j`` at ``rows[j]``, in one select over those rows of the frame: each
         spec's mask set to its rows there, and its own expressions (a row-level expression's JSON is the
@@ -168,11 +202,33 @@ class BatchRows:
         for j, at in rows.items():
             marks[failing[j][0]] = mark = np.zeros(len(union), dtype=np.bool_)
             mark[np.searchsorted(union, at)] = True
-        small = frame[union]  # its masks replaced by the rows taken (a frame of Series: no plan to run)
+        small = frame[pl.Series(union, dtype=pl.UInt32)]  # a Series gathers faster than an ndarray
+        # its masks replaced by the rows taken (a frame of Series: no plan to run)
         small = pl.DataFrame([pl.Series(c.name, marks[c.name]) if c.name in marks else c for c in small.get_columns()])
         specs = [reporter.case_spec(df, frame.schema, originals, *failing[j]) for j in rows]
-        cases = row_cases(small, specs)
+        cases = row_cases(small, specs, {failing[j][0]: len(at) for j, at in rows.items()})
         return _with_index(cases, union[cases.get_column("index").to_numpy()])
+
+
+def _true_rows(mask: pl.Series, limit: int | None = None) -> np.ndarray:
+    """The rows (ascending) where ``mask`` is True (null: not), the first ``limit`` of them when given. A mask
+    without nulls is converted (a sixth of a query's cost at 10k rows); with ``limit``, only a head of it, doubled
+    until it holds ``limit`` rows: the first cases of a rule failing 1% of 100k rows are in its first thousands."""
+    if limit is None:
+        return _true_in(mask)
+    found: list[np.ndarray] = []
+    start, window, got = 0, max(1024, 64 * limit), 0
+    while start < len(mask) and got < limit:
+        part = _true_in(mask.slice(start, window)) + start
+        found.append(part)
+        got += len(part)
+        start, window = start + window, 2 * window
+    rows = np.concatenate(found) if found else np.zeros(0, dtype=np.int64)
+    return rows[:limit]
+
+
+def _true_in(mask: pl.Series) -> np.ndarray:
+    return np.flatnonzero(mask.to_numpy()) if not mask.null_count() else mask.arg_true().to_numpy().astype(np.int64)
 
 
 def _with_index(cases: pl.DataFrame, index: np.ndarray) -> pl.DataFrame:
@@ -206,8 +262,8 @@ class _Rows:
         if self.source.cached() is not None:  # rendered already: read it
             return self.frame().filter(pl.int_range(pl.len()).over("rule") < n)
         rows = {}
-        for spec, rule in enumerate(self.source.rules):
-            at = self.source.failing(spec)
+        limit = n if self.keep is None and not self.drops else None  # else cut first, then take the head
+        for spec, (rule, at) in enumerate(zip(self.source.rules, self.source.failing_all(limit), strict=True)):
             if self.keep is not None:
                 at = at[np.isin(at, self.keep)]
             for name, dropped in self.drops:
@@ -226,6 +282,21 @@ class _Rows:
     def without(self, drops: dict[str, np.ndarray]) -> _Rows:
         added = tuple((rule, rows if self.keep is None else self.keep[rows]) for rule, rows in drops.items())
         return _Rows(self.source, self.keep, self.drops + added)
+
+
+def _by_rule(cases: pl.DataFrame) -> dict[str, pl.DataFrame]:
+    """``cases.partition_by("rule", as_dict=True, maintain_order=True)`` without the cases of no rule, keyed by the
+    rule's name: slices of each run of one rule (cases come spec by spec), concatenated when a rule comes back.
+    ``partition_by`` as a dict selects its key once per part: a polars call per failing rule."""
+    names = cases.get_column("rule").to_list()
+    runs: dict[str, list[pl.DataFrame]] = {}
+    start = 0
+    for end in range(1, len(names) + 1):
+        if end == len(names) or names[end] != names[start]:
+            if names[start] is not None:
+                runs.setdefault(names[start], []).append(cases.slice(start, end - start))
+            start = end
+    return {rule: parts[0] if len(parts) == 1 else pl.concat(parts) for rule, parts in runs.items()}
 
 
 def _positions(keep: np.ndarray, rows: np.ndarray) -> np.ndarray:
@@ -312,8 +383,7 @@ class FailureCases:
                     cases = part if isinstance(part, pl.DataFrame) else part.heads(n)
                     if "rule" not in cases.columns:
                         cases = cases.clear().with_columns(pl.lit(None, dtype=pl.String).alias("rule"))
-                    split = cases.partition_by("rule", as_dict=True, maintain_order=True)
-                    heads = self._heads[(i, n)] = {str(k[0]): v for k, v in split.items() if k[0] is not None}
+                    heads = self._heads[(i, n)] = _by_rule(cases)
         return heads
 
     def cut(self, rows: np.ndarray) -> FailureCases:

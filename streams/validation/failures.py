@@ -60,18 +60,25 @@ def verify_duplicates(frame: pl.DataFrame, candidates: pl.Series, rule: Rule) ->
     duplicated, see :func:`~streams.validation.predicates.duplicate_candidates`), and its ODCS
     ``duplicateValues`` (rows of the duplicated groups minus their distinct keys): the candidates'
     keys compared as they are, over those rows only."""
-    at = candidates.fill_null(False).arg_true()
+    # the rows as numpy: a sixth of fill_null + arg_true's cost (two queries) at 10k rows
+    rows = np.flatnonzero(candidates.to_numpy()) if not candidates.null_count() else candidates.arg_true().to_numpy()
+    at = pl.Series(rows, dtype=pl.UInt32)
     names = rule.key_columns or (str(rule.column),)
     if len(names) == 1:  # no select for one column
         keys = frame.get_column(names[0]).gather(at)
     else:
         keys = frame.select(unique_key(rule, pl.col(names[0]))[0].gather(at)).to_series()
-    repeated = keys.is_duplicated()
+    key = pl.col("k")
+    # one call: the repeated keys, and how many distinct ones (a scalar, broadcast)
+    out = keys.to_frame("k").select(
+        key.is_duplicated().alias("r"), key.filter(key.is_duplicated()).n_unique().alias("n")
+    )
+    repeated = out.to_series(0).to_numpy()
     mask = np.zeros(frame.height, dtype=np.bool_)
     if not repeated.any():
         return pl.Series(candidates.name, mask), 0
-    mask[at.to_numpy()[repeated.to_numpy()]] = True
-    return pl.Series(candidates.name, mask), int(repeated.sum()) - keys.filter(repeated).n_unique()
+    mask[rows[repeated]] = True
+    return pl.Series(candidates.name, mask), int(repeated.sum()) - int(out.to_series(1)[0])
 
 
 def errored(check: CheckResult, rows: int, batch_metric: bool) -> CheckResult:

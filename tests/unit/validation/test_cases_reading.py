@@ -1,0 +1,136 @@
+"""The cheaper reads of the failure path (issue 13) give what the calls they replace gave.
+
+* ``cases._by_rule``: a rendered part's cases split per rule by slicing runs, not ``partition_by``;
+* ``BatchRows.failing_all``: every spec's failing rows, masks converted rather than queried one by one;
+* ``row_cases`` with the counts the caller knows, and its constants table kept per list of rules;
+* ``failures.verify_duplicates``: the repeated keys and their distinct count in one call.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import polars as pl
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from polars.testing import assert_frame_equal
+
+from streams.contracts.model import Op, Rule
+from streams.validation import cases as lazy
+from streams.validation import failures
+
+RULES = st.sampled_from(["a", "b", "c", None])
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(RULES, max_size=30))
+def test_by_rule_equals_partition_by(names: list[str | None]) -> None:
+    cases = pl.DataFrame(
+        {"rule": names, "index": list(range(len(names)))}, schema={"rule": pl.String, "index": pl.Int32}
+    )
+    split = cases.partition_by("rule", as_dict=True, maintain_order=True)
+    expected = {str(k[0]): v for k, v in split.items() if k[0] is not None}
+    got = lazy._by_rule(cases)
+    assert list(got) == list(expected)  # the rules in order of first appearance
+    for rule, frame in expected.items():
+        assert_frame_equal(got[rule], frame)
+
+
+def test_by_rule_joins_a_rule_that_comes_back() -> None:
+    cases = pl.DataFrame({"rule": ["a", "b", "a", None, "a"], "index": [0, 1, 2, 3, 4]})
+    got = lazy._by_rule(cases)
+    assert got["a"].get_column("index").to_list() == [0, 2, 4]
+    assert got["b"].get_column("index").to_list() == [1]
+    assert set(got) == {"a", "b"}
+
+
+class _Rows(lazy.BatchRows):
+    """A BatchRows over a frame of masks only (``failing_all`` reads nothing else)."""
+
+    def __init__(self, frame: pl.DataFrame) -> None:
+        self._args = (None, frame, frame, {}, [(c, k) for k, c in enumerate(frame.columns)], "__")
+
+
+def test_failing_all_equals_failing_with_and_without_nulls() -> None:
+    frame = pl.DataFrame(
+        {"m0": [True, False, True, False], "m1": [None, True, None, True], "m2": [False] * 4, "m3": [None] * 4},
+        schema=dict.fromkeys(["m0", "m1", "m2", "m3"], pl.Boolean),
+    )
+    rows = _Rows(frame)
+    got = rows.failing_all()
+    assert [a.tolist() for a in got] == [[0, 2], [1, 3], [], []]
+    assert [a.tolist() for a in got] == [rows.failing(j).tolist() for j in range(4)]
+
+
+def test_row_cases_with_counts_and_a_kept_table_equal_the_summed_ones() -> None:
+    frame = pl.DataFrame({"x": [1, 2, 3, 4], "m0": [True, False, True, True], "m1": [False, True, False, True]})
+    specs = [
+        (m, lazy.case_columns(pl.col("x").cast(pl.String).filter(pl.col(m)), m), ("Column", "x", f"c{m}", j, f"r{m}"))
+        for j, m in enumerate(["m0", "m1"])
+    ]
+    lazy._TABLES.clear()
+    summed = lazy.row_cases(frame, specs)
+    assert len(lazy._TABLES) == 1  # kept for the next batch failing the same rules
+    counted = lazy.row_cases(frame, specs, {"m0": 3, "m1": 2})
+    assert_frame_equal(counted, summed)
+    assert summed.get_column("rule").to_list() == ["rm0"] * 3 + ["rm1"] * 2
+    assert summed.get_column("index").to_list() == [0, 2, 3, 1, 3]
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(st.one_of(st.none(), st.integers(0, 6)), min_size=1, max_size=40))
+def test_verify_duplicates_counts(values: list[int | None]) -> None:
+    frame = pl.DataFrame({"k": [None if v is None else f"id{v}" for v in values]}, schema={"k": pl.String})
+    candidates = frame.get_column("k").is_not_null()  # every keyed row a candidate
+    rule = Rule("k_unique", Op.UNIQUE, (), "unique", column="k")
+    mask, measured = failures.verify_duplicates(frame, candidates, rule)
+    keys = pl.Series([v for v in values if v is not None], dtype=pl.Int64)
+    repeated = {v for v in keys.to_list() if keys.to_list().count(v) > 1}
+    assert mask.to_list() == [v is not None and v in repeated for v in values]
+    assert measured == sum(1 for v in keys.to_list() if v in repeated) - len(repeated)
+    assert mask.dtype == pl.Boolean and np.asarray(mask).shape == (len(values),)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(st.sampled_from([True, False, None]), max_size=3000),
+    st.one_of(st.none(), st.integers(0, 40)),
+    st.integers(0, 2500),
+)
+def test_true_rows_are_the_head_of_arg_true(values: list[bool | None], limit: int | None, pad: int) -> None:
+    """Windows of the mask (1,024 rows and doubling) give the rows arg_true gives, cut to ``limit``."""
+    mask = pl.Series("m", [False] * pad + values, dtype=pl.Boolean)  # failing rows past the first window too
+    expected = mask.arg_true().to_numpy()
+    got = lazy._true_rows(mask, limit)
+    assert got.tolist() == (expected if limit is None else expected[:limit]).tolist()
+
+
+def test_true_rows_past_several_windows() -> None:
+    mask = pl.Series("m", np.arange(20_000) % 5_000 == 4_999)  # 4 rows, the first in the third window
+    assert lazy._true_rows(mask, 3).tolist() == [4_999, 9_999, 14_999]
+    assert lazy._true_rows(mask, 10).tolist() == [4_999, 9_999, 14_999, 19_999]
+
+
+def test_first_cases_past_the_first_windows_equal_the_eager_frame() -> None:
+    """A batch of 6,000 rows whose failures sit past the first window of the mask (1,280 rows for 20 cases), one
+    rule failing only near the end: the worker's read (``cases_of``) equals the whole frame filtered."""
+    from streams.contracts.loader import load_contract
+    from streams.validation import compile_plan
+    from tests.unit.validation.test_failure_path import ROOT, card_batch
+
+    plan = compile_plan(load_contract(ROOT / "contracts" / "card_transactions.odcs.yaml"))
+    i = pl.int_range(pl.len())
+    df = card_batch(6_000).with_columns(  # card_batch breaks rows 0-19; move them: the mask's head holds none
+        pl.when(i < 20).then(pl.col("amount_eur").shift(-5_000)).otherwise(pl.col("amount_eur")).alias("amount_eur"),
+        pl.when((i % 1_500 == 1_499) | (i > 5_990))
+        .then(pl.lit("ZZ"))
+        .otherwise(pl.col("merchant_country"))
+        .alias("merchant_country"),
+    )
+    report = plan.validate(df)
+    eager = plan.validate(df).failure_cases
+    failed = [c.name for c in report.checks if not c.passed]
+    assert any("merchant_country" in n for n in failed)  # the rule failing past the first windows
+    for name in failed:
+        expected = eager.filter(pl.col("rule") == name).head(20)
+        assert_frame_equal(report.cases_of(name, 20), expected)
+    assert report.cases_of(failed[0], 3).height <= 3
