@@ -7,7 +7,8 @@ open incident per (contract, policy) at most) and serialises them for a compacte
 Per policy and schema object, windows are taken in event-time order:
 
 * the condition must hold on ``for`` consecutive windows to open an incident (a window that does
-  not hold, or has no value for the metric, starts the count again);
+  not hold, or has no value for the metric, starts the count again; so does a gap: a window that
+  starts after the end of the last one taken, the windows in between never observed);
 * an open incident resolves after ``resolve.after`` consecutive *clear* windows: below (or above)
   the resolve threshold when one is given (hysteresis), else where the condition does not hold; a
   window without a value is not clear (silence is not recovery);
@@ -114,6 +115,10 @@ def step(policy: Policy, state: PolicyState, obs: Observation) -> tuple[PolicySt
     start, end = to_utc(obs.window_start), to_utc(obs.window_end)
     if state.last_end is not None and start < state.last_end:
         return replace(state, replayed=state.replayed + 1), []
+    if state.last_end is not None and start > state.last_end:
+        # a window is missing in between (none of its events came: no records, no value): the windows on either
+        # side are not consecutive, so neither a trigger streak nor a run of clear windows spans the gap
+        state = replace(state, streak=(), clear=())
     value = obs.value(policy.condition.metric, policy.condition.subject)
     here = WindowValue(start, end, value)
     state = replace(state, last_end=end)
