@@ -78,7 +78,7 @@ class PolicyAgent:
 
     def __init__(
         self, contracts: Sequence[Contract], settings: PolicySettings, events_topic: str, *,
-        metrics: PolicyMetrics | None = None, now: Callable[[], float] | None = None,
+        metrics: PolicyMetrics | None = None, now: Callable[[], float] | None = None, max_skew_s: float = 300.0,
     ) -> None:  # fmt: skip
         self.contracts = {c.id: c for c in contracts}
         self.book = IncidentBook(tuple(p for c in contracts for p in parse_policies(c)))
@@ -88,6 +88,8 @@ class PolicyAgent:
         self.offsets: dict[tuple[str, int], int] = {}
         self.outbox: dict[str, dict[str, Any]] = {}
         self.skipped = 0
+        self.max_skew_s = max_skew_s
+        self.ahead = 0  # window events of windows beyond the wall clock (only skewed records reached them)
         self.pool = VersionPool()
         self._dirty: set[bytes] = set()
         self._seq = 0
@@ -210,6 +212,13 @@ class PolicyAgent:
             return []  # a batch's (STREAMS_BATCH_EVENTS): its records span no window of the stream
         obs = _READERS[kind](data)
         if obs.contract not in self.contracts:
+            return []
+        if obs.window_start.timestamp() > self.now() + self.max_skew_s:
+            # only records with skewed event times reach such a window (the workers publish it on an idle close):
+            # taken, it would make every window of the stream until then a replay (every policy blind)
+            self.ahead += 1
+            log.warning("skipping %s of %s/%s: its window starts at %s, beyond the wall clock plus %gs (skewed "
+                        "event times)", source, obs.contract, obs.schema, iso_utc(obs.window_start), self.max_skew_s)
             return []
         if kind == EventType.WINDOW_SUMMARY:
             # a summary that says its window's records carried exactly the declared fields is the clear

@@ -64,7 +64,8 @@ class _Session:
     def __init__(self, settings: Settings, ps: PolicySettings, contracts: Sequence[Contract],
                  metrics: PolicyMetrics) -> None:  # fmt: skip
         self.settings, self.ps = settings, ps
-        self.agent = PolicyAgent(contracts, ps, settings.events_topic, metrics=metrics)
+        self.agent = PolicyAgent(contracts, ps, settings.events_topic, metrics=metrics,
+                                 max_skew_s=settings.max_clock_skew_seconds)  # fmt: skip
         self.producer: Any = None
         self.consumer: Any = None
         self.probe: Callable[..., list[PartitionOffsets]] = probe_offsets  # replaceable in tests
