@@ -52,3 +52,16 @@ def test_a_window_twice_or_late_decides_nothing_and_a_value_of_none_is_not_clear
     assert run(b, [(2, 0.0), (3, None), (4, 0.0), (5, 0.005), (6, 0.0), (7, 0.0)]) == [(DecisionKind.RESOLVED, 7)]
     (state,) = b.states.values()
     assert state.replayed == 3
+
+
+def test_a_manual_resolution_starts_the_cooldown_in_event_time_not_in_the_wall_clock(contract: Contract) -> None:
+    # the stream is a day behind the wall clock (a backlog): resolved by hand "now", the 10-minute cooldown ran
+    # from the wall clock, a day ahead of the windows, and suppressed a whole day of them
+    b = book(contract)
+    assert run(b, [(0, 0.05), (1, 0.05)]) == [(DecisionKind.TRIGGERED, 1)]
+    (incident,) = b.open_incidents().values()
+    (resolved,) = b.resolve(incident, T0 + timedelta(days=1), "ana")
+    assert resolved.kind is DecisionKind.RESOLVED and resolved.how == "manual"
+    assert resolved.window_end == T0 + timedelta(days=1)  # the resolution is stamped when it was asked for
+    # cooldown until 12:12 (end of window 1 + 10m): window 11 (12:11-12:12) is the first not suppressed
+    assert run(b, [(i, 0.05) for i in range(2, 12)]) == [(DecisionKind.TRIGGERED, 11)]
