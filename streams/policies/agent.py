@@ -29,6 +29,7 @@ from typing import Any
 import orjson
 
 from streams.contracts.model import Contract
+from streams.errors import ContractError
 from streams.events.actions import policy_action, policy_command
 from streams.events.codec import event_data, from_kafka, to_kafka
 from streams.events.types import EventType, event_id, iso_utc, to_utc
@@ -53,7 +54,7 @@ from streams.policies.pool import VersionPool
 from streams.policies.spec import Action, parse_policies
 from streams.policies.telemetry import PolicyMetrics, policy_phase
 
-__all__ = ["PolicyAgent", "policy_phase"]
+__all__ = ["PolicyAgent", "distinct_contracts", "policy_phase"]
 
 
 def _opens(d: Decision) -> bool:
@@ -73,6 +74,20 @@ _READERS: dict[str, Callable[[dict[str, Any]], Observation]] = {
 _WINDOW_EVENTS = frozenset(_READERS)
 
 
+def distinct_contracts(contracts: Sequence[Contract]) -> dict[str, Contract]:
+    """The contracts by id; :class:`ContractError` when two have one id (two versions of one contract: their
+    policies share their incident keys, and one version's would silently never be judged)."""
+    by_id: dict[str, Contract] = {}
+    for c in contracts:
+        if c.id in by_id:
+            raise ContractError(
+                f"Contract {c.id!r} is given twice (versions {by_id[c.id].version} and {c.version}); a policy agent "
+                "judges one version of a contract: give the one in force.", path=c.path,
+            )  # fmt: skip
+        by_id[c.id] = c
+    return by_id
+
+
 class PolicyAgent:
     """See the module docstring. ``now`` is the wall clock (seconds), injectable for tests."""
 
@@ -80,7 +95,7 @@ class PolicyAgent:
         self, contracts: Sequence[Contract], settings: PolicySettings, events_topic: str, *,
         metrics: PolicyMetrics | None = None, now: Callable[[], float] | None = None, max_skew_s: float = 300.0,
     ) -> None:  # fmt: skip
-        self.contracts = {c.id: c for c in contracts}
+        self.contracts = distinct_contracts(contracts)
         self.book = IncidentBook(tuple(p for c in contracts for p in parse_policies(c)))
         self.settings, self.events_topic = settings, events_topic
         self.metrics = metrics or PolicyMetrics()
