@@ -239,7 +239,15 @@ class PolicyAgent:
             # a summary that says its window's records carried exactly the declared fields is the clear
             # schema-drift window no schema.drift event reports (one follows a summary that says otherwise)
             clean = data.get("schema_drifted") is False
-            return [obs, no_schema_drift(obs, self._declared(obs))] if clean else [obs]
+            out = [obs, no_schema_drift(obs, self._declared(obs))] if clean else [obs]
+            # a worker publishes a window's prediction.confidence events right after its summary: the summary of a
+            # later window closes the pooled confidence window (else the last one before the model's predictions
+            # stopped, or the stream's last, was never judged)
+            key = ("prediction.confidence", obs.contract, obs.schema)
+            if key in self.pool.open:
+                self._dirty.add(self._key("pool", *key))
+                return [*self.pool.close_before(key, obs.window_start), *out]
+            return out
         if kind == EventType.SCHEMA_DRIFT:
             return [schema_drift_observation_of(data, self._declared(obs))]
         if obs.model_version is None or not self._pools(obs):
