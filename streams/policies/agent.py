@@ -29,14 +29,14 @@ from typing import Any
 import orjson
 
 from streams.contracts.model import Contract
-from streams.errors import ContractError
+from streams.errors import ContractError, StreamsError
 from streams.events.actions import policy_action, policy_command
 from streams.events.codec import event_data, from_kafka, to_kafka
 from streams.events.types import EventType, event_id, iso_utc, to_utc
 from streams.pipeline.records import Message, OutRecord
 from streams.policies.actions import Alert, Delivery, alert_of
 from streams.policies.config import PolicySettings, Webhook
-from streams.policies.control import control_record
+from streams.policies.control import Engaged, control_record
 from streams.policies.emit import decision_event
 from streams.policies.incidents import Decision, DecisionKind, IncidentBook
 from streams.policies.lag import TopicLag, lag_observations, lag_topics
@@ -141,6 +141,38 @@ class PolicyAgent:
         self.book = IncidentBook.restore(self.book.policies, policies)
         self._dirty.clear()
         self.metrics.update(self.book)
+
+    def reconcile(self, control: Iterable[Message]) -> list[OutRecord]:
+        """Release the quarantines of this agent's contracts that no open incident holds (the control topic's records,
+        in offset order): a quarantine-stream policy removed from the contract, or whose action changed, while its
+        incident was open left its stream quarantined for good (its state is dropped on restore; nothing resolves
+        it). A tombstone and a ``policy.action`` ``released`` event each; the runner produces them at start."""
+        engaged = Engaged()
+        for r in control:
+            engaged.apply(r.key, r.value)
+        held = {(p.contract, p.schema, p.name) for p in self.book.policies
+                if p.action is Action.QUARANTINE_STREAM and p.key in self.book.open_incidents()}  # fmt: skip
+        out: list[OutRecord] = []
+        for (contract_id, schema), policies in sorted(engaged.by_binding.items()):
+            contract = self.contracts.get(contract_id)
+            for name, incident in sorted(policies.items()):
+                if contract is None or (contract_id, schema, name) in held:
+                    continue  # another agent's contract, or in force
+                log.warning("quarantine of %s/%s by policy %s (incident %s) released: no open incident holds it "
+                            "(the policy was removed or its action changed)", contract_id, schema, name, incident)
+                out.append(control_record(self.settings.control_topic, contract_id, schema, name, engaged=False,
+                                          incident=incident, since=""))  # fmt: skip
+                try:
+                    event = policy_action(
+                        contract, schema=schema, incident_id=incident, policy=name, decision="resolved",
+                        action=str(Action.QUARANTINE_STREAM), model_version=None, channel="quarantine",
+                        target=f"{contract_id}/{schema}", status="released", time=datetime.now(UTC),
+                    )  # fmt: skip
+                except (KeyError, StreamsError) as exc:  # the schema object is gone too: the tombstone still goes
+                    log.warning("no policy.action event for that release: %s", exc)
+                else:
+                    out.append(self._event(event))
+        return out
 
     def state_records(self, topic: str) -> list[OutRecord]:
         """The state records changed since the last call (to produce with the outputs, in one transaction)."""

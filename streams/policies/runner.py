@@ -86,9 +86,11 @@ class _Session:
         await reader.start()
         try:
             state = await read_all(reader, ps.state_topic)
+            control = await read_all(reader, ps.control_topic)
         finally:
             await reader.stop()
         self.agent.restore(state)
+        await self.produce(self.agent.reconcile(control))  # quarantines no open incident holds any more
         log.info("policy agent %s restored: %d state records, offsets %s, %d open incident(s), %d delivery(ies) "
                  "pending", ps.agent_id, len(state), self.agent.offsets, len(self.agent.book.open_incidents()),
                  len(self.agent.outbox))  # fmt: skip
