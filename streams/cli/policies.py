@@ -80,9 +80,9 @@ def policies_run(
     """Consume the quality-event topic, decide incidents, emit policy events and act (webhooks, commands,
     quarantine). Decisions are exactly once per incident across replays and restarts (state in a compacted topic)."""
     from streams.contracts.loader import load_contract
+    from streams.policies.agent import distinct_contracts
     from streams.policies.config import load_policy_settings
     from streams.policies.runner import run_agent
-    from streams.policies.agent import distinct_contracts
     from streams.policies.spec import parse_policies
     from streams.policies.telemetry import PolicyMetrics
 

@@ -159,7 +159,8 @@ class PolicyAgent:
                 if contract is None or (contract_id, schema, name) in held:
                     continue  # another agent's contract, or in force
                 log.warning("quarantine of %s/%s by policy %s (incident %s) released: no open incident holds it "
-                            "(the policy was removed or its action changed)", contract_id, schema, name, incident)
+                            "(the policy was removed or its action changed)", contract_id, schema, name,
+                            incident)  # fmt: skip
                 out.append(control_record(self.settings.control_topic, contract_id, schema, name, engaged=False,
                                           incident=incident, since=""))  # fmt: skip
                 try:
@@ -265,7 +266,8 @@ class PolicyAgent:
             # taken, it would make every window of the stream until then a replay (every policy blind)
             self.ahead += 1
             log.warning("skipping %s of %s/%s: its window starts at %s, beyond the wall clock plus %gs (skewed "
-                        "event times)", source, obs.contract, obs.schema, iso_utc(obs.window_start), self.max_skew_s)
+                        "event times)", source, obs.contract, obs.schema, iso_utc(obs.window_start),
+                        self.max_skew_s)  # fmt: skip
             return []
         if kind == EventType.WINDOW_SUMMARY:
             # a summary that says its window's records carried exactly the declared fields is the clear

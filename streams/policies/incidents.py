@@ -13,7 +13,8 @@ Per policy and schema object, windows are taken in event-time order:
   the resolve threshold when one is given (hysteresis), else where the condition does not hold; a
   window without a value is not clear (silence is not recovery);
 * after a resolution, no new incident opens for ``cooldown`` (event time from the end of the
-  resolving window, or of the last window taken for a manual resolution); windows that would have opened one meanwhile are counted as suppressed;
+  resolving window, or of the last window taken for a manual resolution); windows that would have
+  opened one meanwhile are counted as suppressed;
 * an observation of a window that starts before the end of the last window taken is a **replay**
   (or a late duplicate) and changes nothing, so decisions happen exactly once per incident.
 

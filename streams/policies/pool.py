@@ -6,8 +6,9 @@ keeps, per (event type, contract, schema object), the figures of the latest wind
 event of a **later** window closes it: its pooled observation (``model_version`` None) is judged then,
 one window behind the per-version ones. For ``prediction.confidence`` the agent also closes it on the
 ``window.summary`` of a later window (:meth:`VersionPool.close_before`): a worker publishes a window's
-confidence events right after its summary, so the window's last versions are in by then. An event of an earlier window than the open one (a replay, a late
-duplicate) changes nothing; one of the open window's version again replaces that version's figures.
+confidence events right after its summary, so the window's last versions are in by then. An event of an
+earlier window than the open one (a replay, a late duplicate) changes nothing; one of the open window's
+version again replaces that version's figures.
 
 Pooling is exact where the events allow it, never a plain mean of rates:
 

@@ -22,7 +22,7 @@ def test_a_window_only_skewed_records_reached_does_not_blind_the_policies(contra
     # the workers publish a window that only records with event times a year ahead reached (an idle close);
     # taken, it made every real window after it a replay: the stream was quarantined on the skewed window's
     # verdict and no policy saw anything for a year
-    now = (T0.timestamp() + 3600.0)
+    now = T0.timestamp() + 3600.0
     agent = PolicyAgent([contract], settings(), EVENTS, now=lambda: now)
     out = agent.handle(message(summary(contract, 0, 0.0), EVENTS, offset=0))
     out += agent.handle(message(summary(contract, 365 * 24 * 60, 0.05), EVENTS, offset=1))
