@@ -80,6 +80,7 @@ def policies_run(
     """Consume the quality-event topic, decide incidents, emit policy events and act (webhooks, commands,
     quarantine). Decisions are exactly once per incident across replays and restarts (state in a compacted topic)."""
     from streams.contracts.loader import load_contract
+    from streams.policies.agent import distinct_contracts
     from streams.policies.config import load_policy_settings
     from streams.policies.runner import run_agent
     from streams.policies.spec import parse_policies
@@ -94,6 +95,7 @@ def policies_run(
     try:
         ps = load_policy_settings(**overrides)
         contracts = [load_contract(p) for p in contract]
+        distinct_contracts(contracts)
         n = sum(len(parse_policies(c)) for c in contracts)
     except (SettingsError, ContractError) as exc:
         raise _fail(str(exc)) from None

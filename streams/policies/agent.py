@@ -29,13 +29,14 @@ from typing import Any
 import orjson
 
 from streams.contracts.model import Contract
+from streams.errors import ContractError, StreamsError
 from streams.events.actions import policy_action, policy_command
 from streams.events.codec import event_data, from_kafka, to_kafka
 from streams.events.types import EventType, event_id, iso_utc, to_utc
 from streams.pipeline.records import Message, OutRecord
 from streams.policies.actions import Alert, Delivery, alert_of
 from streams.policies.config import PolicySettings, Webhook
-from streams.policies.control import control_record
+from streams.policies.control import Engaged, control_record
 from streams.policies.emit import decision_event
 from streams.policies.incidents import Decision, DecisionKind, IncidentBook
 from streams.policies.lag import TopicLag, lag_observations, lag_topics
@@ -53,7 +54,7 @@ from streams.policies.pool import VersionPool
 from streams.policies.spec import Action, parse_policies
 from streams.policies.telemetry import PolicyMetrics, policy_phase
 
-__all__ = ["PolicyAgent", "policy_phase"]
+__all__ = ["PolicyAgent", "distinct_contracts", "policy_phase"]
 
 
 def _opens(d: Decision) -> bool:
@@ -73,14 +74,28 @@ _READERS: dict[str, Callable[[dict[str, Any]], Observation]] = {
 _WINDOW_EVENTS = frozenset(_READERS)
 
 
+def distinct_contracts(contracts: Sequence[Contract]) -> dict[str, Contract]:
+    """The contracts by id; :class:`ContractError` when two have one id (two versions of one contract: their
+    policies share their incident keys, and one version's would silently never be judged)."""
+    by_id: dict[str, Contract] = {}
+    for c in contracts:
+        if c.id in by_id:
+            raise ContractError(
+                f"Contract {c.id!r} is given twice (versions {by_id[c.id].version} and {c.version}); a policy agent "
+                "judges one version of a contract: give the one in force.", path=c.path,
+            )  # fmt: skip
+        by_id[c.id] = c
+    return by_id
+
+
 class PolicyAgent:
     """See the module docstring. ``now`` is the wall clock (seconds), injectable for tests."""
 
     def __init__(
         self, contracts: Sequence[Contract], settings: PolicySettings, events_topic: str, *,
-        metrics: PolicyMetrics | None = None, now: Callable[[], float] | None = None,
+        metrics: PolicyMetrics | None = None, now: Callable[[], float] | None = None, max_skew_s: float = 300.0,
     ) -> None:  # fmt: skip
-        self.contracts = {c.id: c for c in contracts}
+        self.contracts = distinct_contracts(contracts)
         self.book = IncidentBook(tuple(p for c in contracts for p in parse_policies(c)))
         self.settings, self.events_topic = settings, events_topic
         self.metrics = metrics or PolicyMetrics()
@@ -88,6 +103,8 @@ class PolicyAgent:
         self.offsets: dict[tuple[str, int], int] = {}
         self.outbox: dict[str, dict[str, Any]] = {}
         self.skipped = 0
+        self.max_skew_s = max_skew_s
+        self.ahead = 0  # window events of windows beyond the wall clock (only skewed records reached them)
         self.pool = VersionPool()
         self._dirty: set[bytes] = set()
         self._seq = 0
@@ -124,6 +141,39 @@ class PolicyAgent:
         self.book = IncidentBook.restore(self.book.policies, policies)
         self._dirty.clear()
         self.metrics.update(self.book)
+
+    def reconcile(self, control: Iterable[Message]) -> list[OutRecord]:
+        """Release the quarantines of this agent's contracts that no open incident holds (the control topic's records,
+        in offset order): a quarantine-stream policy removed from the contract, or whose action changed, while its
+        incident was open left its stream quarantined for good (its state is dropped on restore; nothing resolves
+        it). A tombstone and a ``policy.action`` ``released`` event each; the runner produces them at start."""
+        engaged = Engaged()
+        for r in control:
+            engaged.apply(r.key, r.value)
+        held = {(p.contract, p.schema, p.name) for p in self.book.policies
+                if p.action is Action.QUARANTINE_STREAM and p.key in self.book.open_incidents()}  # fmt: skip
+        out: list[OutRecord] = []
+        for (contract_id, schema), policies in sorted(engaged.by_binding.items()):
+            contract = self.contracts.get(contract_id)
+            for name, incident in sorted(policies.items()):
+                if contract is None or (contract_id, schema, name) in held:
+                    continue  # another agent's contract, or in force
+                log.warning("quarantine of %s/%s by policy %s (incident %s) released: no open incident holds it "
+                            "(the policy was removed or its action changed)", contract_id, schema, name,
+                            incident)  # fmt: skip
+                out.append(control_record(self.settings.control_topic, contract_id, schema, name, engaged=False,
+                                          incident=incident, since=""))  # fmt: skip
+                try:
+                    event = policy_action(
+                        contract, schema=schema, incident_id=incident, policy=name, decision="resolved",
+                        action=str(Action.QUARANTINE_STREAM), model_version=None, channel="quarantine",
+                        target=f"{contract_id}/{schema}", status="released", time=datetime.now(UTC),
+                    )  # fmt: skip
+                except (KeyError, StreamsError) as exc:  # the schema object is gone too: the tombstone still goes
+                    log.warning("no policy.action event for that release: %s", exc)
+                else:
+                    out.append(self._event(event))
+        return out
 
     def state_records(self, topic: str) -> list[OutRecord]:
         """The state records changed since the last call (to produce with the outputs, in one transaction)."""
@@ -211,11 +261,27 @@ class PolicyAgent:
         obs = _READERS[kind](data)
         if obs.contract not in self.contracts:
             return []
+        if obs.window_start.timestamp() > self.now() + self.max_skew_s:
+            # only records with skewed event times reach such a window (the workers publish it on an idle close):
+            # taken, it would make every window of the stream until then a replay (every policy blind)
+            self.ahead += 1
+            log.warning("skipping %s of %s/%s: its window starts at %s, beyond the wall clock plus %gs (skewed "
+                        "event times)", source, obs.contract, obs.schema, iso_utc(obs.window_start),
+                        self.max_skew_s)  # fmt: skip
+            return []
         if kind == EventType.WINDOW_SUMMARY:
             # a summary that says its window's records carried exactly the declared fields is the clear
             # schema-drift window no schema.drift event reports (one follows a summary that says otherwise)
             clean = data.get("schema_drifted") is False
-            return [obs, no_schema_drift(obs, self._declared(obs))] if clean else [obs]
+            out = [obs, no_schema_drift(obs, self._declared(obs))] if clean else [obs]
+            # a worker publishes a window's prediction.confidence events right after its summary: the summary of a
+            # later window closes the pooled confidence window (else the last one before the model's predictions
+            # stopped, or the stream's last, was never judged)
+            key = ("prediction.confidence", obs.contract, obs.schema)
+            if key in self.pool.open:
+                self._dirty.add(self._key("pool", *key))
+                return [*self.pool.close_before(key, obs.window_start), *out]
+            return out
         if kind == EventType.SCHEMA_DRIFT:
             return [schema_drift_observation_of(data, self._declared(obs))]
         if obs.model_version is None or not self._pools(obs):

@@ -7,12 +7,14 @@ open incident per (contract, policy) at most) and serialises them for a compacte
 Per policy and schema object, windows are taken in event-time order:
 
 * the condition must hold on ``for`` consecutive windows to open an incident (a window that does
-  not hold, or has no value for the metric, starts the count again);
+  not hold, or has no value for the metric, starts the count again; so does a gap: a window that
+  starts after the end of the last one taken, the windows in between never observed);
 * an open incident resolves after ``resolve.after`` consecutive *clear* windows: below (or above)
   the resolve threshold when one is given (hysteresis), else where the condition does not hold; a
   window without a value is not clear (silence is not recovery);
 * after a resolution, no new incident opens for ``cooldown`` (event time from the end of the
-  resolving window); windows that would have opened one meanwhile are counted as suppressed;
+  resolving window, or of the last window taken for a manual resolution); windows that would have
+  opened one meanwhile are counted as suppressed;
 * an observation of a window that starts before the end of the last window taken is a **replay**
   (or a late duplicate) and changes nothing, so decisions happen exactly once per incident.
 
@@ -114,6 +116,10 @@ def step(policy: Policy, state: PolicyState, obs: Observation) -> tuple[PolicySt
     start, end = to_utc(obs.window_start), to_utc(obs.window_end)
     if state.last_end is not None and start < state.last_end:
         return replace(state, replayed=state.replayed + 1), []
+    if state.last_end is not None and start > state.last_end:
+        # a window is missing in between (none of its events came: no records, no value): the windows on either
+        # side are not consecutive, so neither a trigger streak nor a run of clear windows spans the gap
+        state = replace(state, streak=(), clear=())
     value = obs.value(policy.condition.metric, policy.condition.subject)
     here = WindowValue(start, end, value)
     state = replace(state, last_end=end)
@@ -138,14 +144,14 @@ def step(policy: Policy, state: PolicyState, obs: Observation) -> tuple[PolicySt
 
 def _resolve(
     policy: Policy, state: PolicyState, version: str, start: datetime, end: datetime,
-    windows: tuple[WindowValue, ...], how: str = "auto", by: str | None = None,
+    windows: tuple[WindowValue, ...], how: str = "auto", by: str | None = None, cooldown_from: datetime | None = None,
 ) -> tuple[PolicyState, list[Decision]]:  # fmt: skip
     incident = state.incident
     assert incident is not None
     decision = Decision(
         DecisionKind.RESOLVED, incident.id, policy, version, start, end, incident.opened_at, windows, how, by
     )
-    until = end + timedelta(seconds=policy.cooldown_seconds)
+    until = (end if cooldown_from is None else cooldown_from) + timedelta(seconds=policy.cooldown_seconds)
     return replace(state, incident=None, clear=(), streak=(), cooldown_until=until, resolved=state.resolved + 1), [
         decision
     ]
@@ -154,13 +160,16 @@ def _resolve(
 def resolve_manually(
     policy: Policy, state: PolicyState, incident: str, at: datetime, by: str
 ) -> tuple[PolicyState, list[Decision]]:
-    """Close the open incident ``incident`` by hand (``qstreams incidents resolve ID``); the cooldown
-    starts at ``at``. Resolving an incident that is not open (already resolved, a replayed command)
+    """Close the open incident ``incident`` by hand (``qstreams incidents resolve ID``) at ``at`` (wall clock).
+    The cooldown runs in the windows' clock, event time: it starts at the end of the last window the policy
+    took (``at`` is another clock: with a backlog, hours ahead of the windows, the cooldown suppressed every
+    window of those hours too). Resolving an incident that is not open (already resolved, a replayed command)
     changes nothing."""
     if state.incident is None or state.incident.id != incident:
         return state, []
     at = to_utc(at)
-    return _resolve(policy, state, state.incident.contract_version, at, at, (), "manual", by)
+    reached = state.last_end or state.incident.opened_at
+    return _resolve(policy, state, state.incident.contract_version, at, at, (), "manual", by, cooldown_from=reached)
 
 
 # --- many policies, and the snapshot -------------------------------------------------------------------------

@@ -4,8 +4,11 @@
 names no ``model_version`` (the metric over all of them) needs every version of a window first. The pool
 keeps, per (event type, contract, schema object), the figures of the latest window's versions; the first
 event of a **later** window closes it: its pooled observation (``model_version`` None) is judged then,
-one window behind the per-version ones. An event of an earlier window than the open one (a replay, a late
-duplicate) changes nothing; one of the open window's version again replaces that version's figures.
+one window behind the per-version ones. For ``prediction.confidence`` the agent also closes it on the
+``window.summary`` of a later window (:meth:`VersionPool.close_before`): a worker publishes a window's
+confidence events right after its summary, so the window's last versions are in by then. An event of an
+earlier window than the open one (a replay, a late duplicate) changes nothing; one of the open window's
+version again replaces that version's figures.
 
 Pooling is exact where the events allow it, never a plain mean of rates:
 
@@ -93,13 +96,22 @@ class VersionPool:
             return []
         if current is not None and start < current.end:
             return []  # an earlier window: a replay or a late duplicate
+        closed = self.close_before(key, start)
         self.open[key] = _Open(start, end, obs.contract_version, {obs.model_version: dict(parts)})
-        if current is None:
+        return closed
+
+    def close_before(self, key: PoolKey, start: datetime) -> list[Observation]:
+        """The pooled observation of the open window of ``key`` if it ends by ``start`` (the start of a later window of
+        the stream, whose events follow all of the open one's), which is then closed; nothing otherwise."""
+        current = self.open.get(key)
+        if current is None or current.end > to_utc(start):
             return []
+        del self.open[key]
+        source, contract, schema = key
         return [Observation(
-            obs.contract, obs.schema, current.start, current.end, current.contract_version,
+            contract, schema, current.start, current.end, current.contract_version,
             records=int(sum(p["n"] or 0 for p in current.versions.values())),
-            metrics=pooled_metrics(obs.source, current.versions), source=obs.source, model_version=None,
+            metrics=pooled_metrics(source, current.versions), source=source, model_version=None,
         )]  # fmt: skip
 
     def record(self, key: PoolKey) -> dict[str, Any] | None:

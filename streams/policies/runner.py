@@ -64,7 +64,8 @@ class _Session:
     def __init__(self, settings: Settings, ps: PolicySettings, contracts: Sequence[Contract],
                  metrics: PolicyMetrics) -> None:  # fmt: skip
         self.settings, self.ps = settings, ps
-        self.agent = PolicyAgent(contracts, ps, settings.events_topic, metrics=metrics)
+        self.agent = PolicyAgent(contracts, ps, settings.events_topic, metrics=metrics,
+                                 max_skew_s=settings.max_clock_skew_seconds)  # fmt: skip
         self.producer: Any = None
         self.consumer: Any = None
         self.probe: Callable[..., list[PartitionOffsets]] = probe_offsets  # replaceable in tests
@@ -85,9 +86,11 @@ class _Session:
         await reader.start()
         try:
             state = await read_all(reader, ps.state_topic)
+            control = await read_all(reader, ps.control_topic)
         finally:
             await reader.stop()
         self.agent.restore(state)
+        await self.produce(self.agent.reconcile(control))  # quarantines no open incident holds any more
         log.info("policy agent %s restored: %d state records, offsets %s, %d open incident(s), %d delivery(ies) "
                  "pending", ps.agent_id, len(state), self.agent.offsets, len(self.agent.book.open_incidents()),
                  len(self.agent.outbox))  # fmt: skip

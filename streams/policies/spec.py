@@ -222,7 +222,7 @@ def _condition(when: Any, where: Path_, schema: SchemaObject, p: _Problems) -> C
 
 
 def _threshold(
-    node: dict[str, Any], where: Path_, kind: ValueKind, metric: str, p: _Problems
+    node: dict[str, Any], where: Path_, kind: ValueKind, metric: str, p: _Problems, *, resolving: bool = False
 ) -> tuple[str | None, float | None]:
     given = [k for k in ("above", "below") if k in node]
     if kind is ValueKind.BOOLEAN:
@@ -239,7 +239,19 @@ def _threshold(
         return None, None
     if kind is ValueKind.RATE and not 0 <= value <= 1:
         p.add(f"metric {metric} is a share between 0 and 1 (1% is 0.01), got {value:g}", (*where, given[0]))
+    elif _never(kind, given[0], value):
+        what = "the incident would never resolve" if resolving else "the policy would never trigger"
+        p.add(f"metric {metric} is never {given[0]} {value:g} (thresholds are strict; it is "
+              f"{'a share in [0, 1]' if kind is ValueKind.RATE else 'a count, 0 or more'}): {what}",
+              (*where, given[0]))  # fmt: skip
     return given[0], value
+
+
+def _never(kind: ValueKind, comparator: str, value: float) -> bool:
+    """A strict comparison no value of the metric's kind can pass (a share above 1, a count below 0 or 0)."""
+    if kind is ValueKind.RATE:
+        return value >= 1 if comparator == "above" else value <= 0
+    return kind is ValueKind.COUNT and comparator == "below" and value <= 0
 
 
 def _policy(node: Any, where: Path_, schema: SchemaObject, p: _Problems) -> Policy | None:
@@ -283,7 +295,7 @@ def _policy(node: Any, where: Path_, schema: SchemaObject, p: _Problems) -> Poli
             resolve_after = _windows(resolve.get("after", windows), (*rw, "after"), p, "`resolve.after`")
             if condition is not None and any(k in resolve for k in ("above", "below")):
                 kind = METRICS[condition.metric].kind
-                comparator, threshold = _threshold(resolve, rw, kind, condition.metric, p)
+                comparator, threshold = _threshold(resolve, rw, kind, condition.metric, p, resolving=True)
                 resolve_condition = _hysteresis(condition, comparator, threshold, rw, p)
     if condition is None or severity is None or action is None or cooldown is None:
         return None

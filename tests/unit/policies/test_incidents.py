@@ -150,9 +150,10 @@ def test_manual_resolution_once(contract: Contract) -> None:
     (done,) = b.resolve(trigger.incident_id, at, by="ana")
     assert (done.kind, done.how, done.by, done.incident_id) == ("resolved", "manual", "ana", trigger.incident_id)
     assert b.resolve(trigger.incident_id, at, by="ana") == [] and b.open_incidents() == {}
-    # the cooldown runs from the manual resolution: 10 minutes of bad windows stay suppressed
-    assert run(b, [obs(i, 0.05) for i in range(5, 14)]) == []
-    assert run(b, [obs(14, 0.05)]) == [(DecisionKind.TRIGGERED, 14)]
+    # the cooldown runs in event time from the last window taken when resolved by hand (window 1, ending 12:02),
+    # not from the wall clock of the command: 10 minutes of bad windows stay suppressed
+    assert run(b, [obs(i, 0.05) for i in range(5, 11)]) == []
+    assert run(b, [obs(11, 0.05)]) == [(DecisionKind.TRIGGERED, 11)]
 
 
 def test_snapshot_of_another_version_is_refused(contract: Contract) -> None:

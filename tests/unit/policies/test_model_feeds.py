@@ -240,3 +240,26 @@ def test_a_malformed_confidence_event_is_a_data_error(contract: Contract) -> Non
     del data["count"]
     with pytest.raises(EventDataError, match=r"prediction\.confidence event"):
         confidence_observation_of(data)
+
+
+def test_the_last_pooled_confidence_window_is_judged_on_the_next_summary(contract: Contract) -> None:
+    # red team 3: the pooled (all-versions) window was judged only when a later confidence event came; when the
+    # model's predictions stop (or the stream's last window), minute 1 (0.9 * 0.6 + 0.1 * 0.4 = 0.58) was never
+    # judged. The workers publish a window's confidence events right after its summary: minute 2's summary ends it
+    feed = Feed()
+    for i, v3 in enumerate([0.9, 0.6]):
+        v = verdict(contract, i, models=(model("fraud-v3", 900, v3), model("fraud-v4", 100, 0.4)))
+        feed.add(window_summary(contract, v, worker_id="w1"), *prediction_confidence(contract, v))
+    feed.add(window_summary(contract, verdict(contract, 2), worker_id="w1"))  # no predictions in minute 2
+    agent, out = run(contract, feed.messages)
+    triggered = [d for t, d in events(out) if t == str(EventType.POLICY_TRIGGERED)
+                 and d["policy"]["name"] == "confidence-low"]  # fmt: skip
+    assert [[(w["start"][14:16], round(w["value"], 6)) for w in d["windows"]] for d in triggered] == [[("01", 0.58)]]
+    assert agent.pool.open == {}
+    # a confidence event of minute 1 again (a worker's re-publication) decides nothing
+    again = verdict(contract, 1, models=(model("fraud-v3", 900, 0.6), model("fraud-v4", 100, 0.4)))
+    extra = Feed()
+    extra.add(*prediction_confidence(contract, again), window_summary(contract, verdict(contract, 3), worker_id="w1"))
+    more = [r for i, m in enumerate(extra.messages)
+            for r in agent.handle(Message(m.topic, 0, len(feed.messages) + i, m.value, m.key, m.headers))]  # fmt: skip
+    assert decisions(more) == [] and agent.book.states[f"{contract.id}#confidence-low"].replayed == 1
