@@ -1,0 +1,172 @@
+"""Quality rules declared on one property are typed by every property of their schema object.
+
+Found by the third red-team pass: the loader compiled a property's ``quality`` entries knowing only that
+property's type, so a rule on ``quantity`` reading its siblings was left untyped where the same rule at
+schema level was typed: (a) text compared with a sibling date, time or timestamp stayed text (polars
+refuses the comparison: every batch got an error verdict, and every row failed closed); (b) arithmetic
+on sibling integers narrower than 64 bits was computed in their width and wrapped (``unit_price *
+max_units`` over 2**31 turned negative, an Int8 ``hour + 100`` with ``hour = 100`` was ``-56``); (c) SQL
+rules read sibling narrow integers without ``BIGINT`` and wrapped alike. The compiled pandera schema
+runs the same compiled rules, so both were wrong alike. The independent computation is Python's
+integer and ``datetime`` arithmetic; the rules must also compile exactly as at schema level.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+import polars as pl
+import pytest
+
+from streams.contracts.loader import parse_contract
+from streams.errors import ContractError
+from streams.validation.pandera import from_pandera
+
+HEADER = """
+apiVersion: v3.1.0
+kind: DataContract
+id: urn:test:property-rules
+version: 1.0.0
+status: active
+schema:
+  - name: orders
+    properties:
+"""
+
+RULES = """\
+          - {name: capped, type: custom, engine: expression, implementation: "quantity <= unit_price * max_units"}
+          - {name: shifted, type: custom, engine: expression, implementation: "quantity >= 0 and hour + 100 > 0"}
+          - {name: late, type: custom, engine: expression, implementation: "quantity > 0 or shipped >= '2024-01-01'"}
+          - {name: window, type: custom, engine: expression,
+             implementation: "'2024-01-01' <= shipped < '2025-01-01' or quantity == 0"}
+          - {name: opening, type: custom, engine: expression, implementation: "quantity > 1 or opens in ['08:00:00']"}
+          - {name: revenue, type: sql, query: "SELECT SUM(unit_price * max_units) FROM ${object}", mustBeGreaterThan: 0}
+          - {type: sql, query: "SELECT COUNT(*) FROM ${object} WHERE hour + 100 < 0", mustBeLessOrEqualTo: 2}
+          - {type: custom, engine: expression, implementation: "quantity < 100 or hour * hour > 0"}
+"""
+
+SIBLINGS = """\
+      - {name: unit_price, logicalType: integer, physicalType: int}
+      - {name: max_units, logicalType: integer, physicalType: int}
+      - {name: hour, logicalType: integer, physicalType: int8}
+      - {name: shipped, logicalType: date}
+      - {name: opens, logicalType: time}
+"""
+
+ON_PROPERTY = HEADER + "      - name: quantity\n        logicalType: integer\n        physicalType: int\n" + (
+    "        quality:\n" + RULES + SIBLINGS
+)
+# the same rules declared on the schema object (the reference the property-level rules must match)
+ON_OBJECT = (
+    HEADER
+    + "      - {name: quantity, logicalType: integer, physicalType: int}\n"
+    + SIBLINGS
+    + "    quality:\n"
+    + "\n".join(line[4:] for line in RULES.splitlines())
+    + "\n"
+)
+
+QTY = [5, 0, 10, 3, 7, 200]
+PRICE = [50_000, 46_341, 2**31 - 1, 1, 2, 1]
+UNITS = [50_000, 46_341, 2, 2, 3, 1_000]
+HOUR = [100, -128, 27, 0, -100, -128]
+SHIPPED = [dt.date(2024, 5, 1), dt.date(2023, 12, 31), dt.date(2024, 1, 1), dt.date(2025, 1, 1), None, None]
+OPENS = [dt.time(8), dt.time(9), None, dt.time(8), dt.time(7), dt.time(8)]
+
+
+def _frame() -> pl.DataFrame:
+    return pl.DataFrame(
+        {
+            "quantity": pl.Series(QTY, dtype=pl.Int32),
+            "unit_price": pl.Series(PRICE, dtype=pl.Int32),
+            "max_units": pl.Series(UNITS, dtype=pl.Int32),
+            "hour": pl.Series(HOUR, dtype=pl.Int8),
+            "shipped": pl.Series(SHIPPED, dtype=pl.Date),
+            "opens": pl.Series(OPENS, dtype=pl.Time),
+        }
+    )
+
+
+def _fails(predicate: Any) -> list[int]:
+    """Rows whose predicate is False (None: a null operand, which passes as pandera's ``ignore_na``)."""
+    return [i for i in range(len(QTY)) if predicate(i) is False]
+
+
+def _between(i: int) -> bool | None:
+    d = SHIPPED[i]
+    inside = None if d is None else dt.date(2024, 1, 1) <= d < dt.date(2025, 1, 1)
+    return True if inside or QTY[i] == 0 else (None if inside is None else False)
+
+
+def _expected() -> dict[str, list[int]]:
+    return {
+        "capped": _fails(lambda i: QTY[i] <= PRICE[i] * UNITS[i]),
+        "shifted": _fails(lambda i: QTY[i] >= 0 and HOUR[i] + 100 > 0),
+        "late": _fails(lambda i: QTY[i] > 0 or (None if SHIPPED[i] is None else SHIPPED[i] >= dt.date(2024, 1, 1))),
+        "window": _fails(_between),
+        "opening": _fails(lambda i: QTY[i] > 1 or (None if OPENS[i] is None else OPENS[i] in [dt.time(8)])),
+        "quantity:expression#7": _fails(lambda i: QTY[i] < 100 or HOUR[i] * HOUR[i] > 0),
+    }
+
+
+def test_property_rules_read_their_siblings_typed() -> None:
+    report = parse_contract(ON_PROPERTY, path="c.yaml").validate(_frame())
+    assert {k.name: k.error for k in report.checks if k.error is not None} == {}
+    expected = _expected()
+    got = {n: sorted(int(i) for i in report.cases_of(n, 100)["index"].to_list()) for n in expected}
+    assert (
+        got
+        == expected
+        == {
+            "capped": [3, 4],  # 46341**2 and (2**31 - 1) * 2 wrapped in Int32: rows 1 and 2 failed
+            "shifted": [1, 4, 5],  # Int8 100 + 100 was -56: row 0 failed
+            "late": [1],  # was an error verdict (a date compared with text)
+            "window": [3],
+            "opening": [1],  # was an error verdict (a time compared with text)
+            "quantity:expression#7": [],  # Int8 -128 * -128 wrapped to 0: row 5 failed
+        }
+    )
+
+
+def test_property_sql_rules_read_sibling_narrow_integers_as_bigint() -> None:
+    report = parse_contract(ON_PROPERTY, path="c.yaml").validate(_frame())
+    values = {k.name: k.value for k in report.checks if k.name in ("revenue", "quantity:sql#6")}
+    assert values == {
+        "revenue": sum(p * u for p, u in zip(PRICE, UNITS, strict=True)),
+        "quantity:sql#6": sum(h + 100 < 0 for h in HOUR),
+    }
+    assert values["revenue"] > 2**31 and values["quantity:sql#6"] == 2  # no sum wrapped negative; only -128
+    assert {k.name: k.passed for k in report.checks if k.name in values} == {"revenue": True, "quantity:sql#6": True}
+
+
+def test_property_rules_compile_exactly_as_schema_level_rules() -> None:
+    on_prop = {r.name: r for r in parse_contract(ON_PROPERTY, path="c.yaml").schema().rules}
+    on_obj = {r.name.replace("orders:", "quantity:"): r for r in parse_contract(ON_OBJECT, path="c.yaml").schema().rules}
+    names = ["capped", "shifted", "late", "window", "opening", "revenue", "quantity:sql#6", "quantity:expression#7"]
+    assert [(on_prop[n].op, on_prop[n].args, on_prop[n].check) for n in names] == [
+        (on_obj[n].op, on_obj[n].args, on_obj[n].check) for n in names
+    ]
+    assert on_prop["capped"].check == "expression((quantity <= (unit_price * max_units)))"  # as written
+    assert on_prop["late"].check == "expression(((quantity > 0) or (shipped >= '2024-01-01')))"
+
+
+def test_pandera_agrees_and_reads_the_rules_back() -> None:
+    c = parse_contract(ON_PROPERTY, path="c.yaml")
+    report = c.validate(_frame())
+    with pytest.raises(Exception) as info:
+        c.to_pandera().validate(_frame(), lazy=True)
+    cases = info.value.failure_cases  # type: ignore[attr-defined]
+    key = ["check", "index", "failure_case"]
+    assert sorted(cases.select(key).rows()) == sorted(report.failure_cases.select(key).rows())
+    assert report.failure_cases.height == sum(len(v) for v in _expected().values())
+    back = from_pandera(c.to_pandera(), contract_id="x", version="1").schema()
+    ours = sorted(repr(r.args) for r in c.schema().rules if r.op.value in ("expression", "sql"))
+    assert sorted(repr(r.args) for r in back.rules if r.op.value in ("expression", "sql")) == ours
+
+
+def test_text_that_is_no_date_against_a_sibling_date_is_a_file_line_error() -> None:
+    bad = ON_PROPERTY.replace("shipped >= '2024-01-01'", "shipped >= 'soon'")
+    line = next(i for i, text in enumerate(bad.splitlines(), 1) if "'soon'" in text)
+    with pytest.raises(ContractError, match=rf"c\.yaml:{line}\b.*'soon'.*ISO-8601 date"):
+        parse_contract(bad, path="c.yaml")
