@@ -170,3 +170,75 @@ def test_text_that_is_no_date_against_a_sibling_date_is_a_file_line_error() -> N
     line = next(i for i, text in enumerate(bad.splitlines(), 1) if "'soon'" in text)
     with pytest.raises(ContractError, match=rf"c\.yaml:{line}\b.*'soon'.*ISO-8601 date"):
         parse_contract(bad, path="c.yaml")
+
+
+# --- scope bugs found while hunting: SQL names -----------------------------------------------------------
+
+SQL_CONTRACT = (
+    HEADER
+    + """\
+      - name: quantity
+        logicalType: integer
+        physicalType: int
+        quality:
+          - {name: r, type: sql, query: "%s", mustBeGreaterThan: 0}
+      - {name: unit_price, logicalType: integer, physicalType: int}
+      - {name: age, logicalType: integer, physicalType: int8}
+      - name: customer
+        logicalType: object
+        properties:
+          - {name: age, logicalType: integer, physicalType: int8}
+"""
+)
+
+
+def test_a_sql_alias_named_like_a_narrow_column_does_not_stop_its_widening() -> None:
+    """``SELECT SUM(unit_price * unit_price) AS unit_price`` excluded every ``unit_price`` from BIGINT (aliases
+    were subtracted by name): the Int32 sum wrapped to -1794967295 and failed ``mustBeGreaterThan: 0``."""
+    query = "SELECT SUM(unit_price * unit_price) AS unit_price FROM ${object}"
+    c = parse_contract(SQL_CONTRACT % query, path="c.yaml")
+    price = [50_000, 1]
+    df = pl.DataFrame(
+        {
+            "quantity": pl.Series([1, 2], dtype=pl.Int32),
+            "unit_price": pl.Series(price, dtype=pl.Int32),
+            "age": pl.Series([1, 2], dtype=pl.Int8),
+            "customer.age": pl.Series([1, 2], dtype=pl.Int8),
+        }
+    )
+    check = next(k for k in c.validate(df).checks if k.name == "r")
+    assert (check.value, check.passed, check.error) == (sum(p * p for p in price), True, None)
+    c.to_pandera().validate(df, lazy=True)  # the reference agrees: nothing fails
+
+
+@pytest.mark.parametrize(
+    ("query", "qualifier"),
+    [
+        ("SELECT COUNT(*) FROM ${object} WHERE other.quantity > 0", "other"),
+        ("SELECT COUNT(*) FROM ${object} WHERE batch.quantity > 0", "batch"),  # FROM names orders, not batch
+        ("SELECT COUNT(*) FROM ${object} WHERE customer.age + 100 < 0", "customer"),  # the nested path, unquoted
+        ("SELECT COUNT(*) FROM ${object} AS o WHERE orders.age > 0", "orders"),  # aliased away
+    ],
+)
+def test_a_column_qualified_by_no_relation_of_the_query_is_a_file_line_error(query: str, qualifier: str) -> None:
+    """Such a query loaded (its column names exist) and polars refused it on every batch ("no table or struct
+    column named ..."): an error verdict, every row quarantined, instead of a ``file:line`` error."""
+    text = SQL_CONTRACT % query
+    line = next(i for i, t in enumerate(text.splitlines(), 1) if "name: r," in t)
+    with pytest.raises(ContractError, match=rf"c\.yaml:{line}: column .* is qualified by '{qualifier}'"):
+        parse_contract(text, path="c.yaml")
+
+
+def test_a_quoted_nested_path_reads_the_nested_property_widened() -> None:
+    c = parse_contract(SQL_CONTRACT % 'SELECT COUNT(*) FROM ${object} WHERE \\"customer.age\\" + 100 > 0', path="c.yaml")
+    ages = [100, -128, 27]
+    df = pl.DataFrame(
+        {
+            "quantity": pl.Series([1, 2, 3], dtype=pl.Int32),
+            "unit_price": pl.Series([1, 2, 3], dtype=pl.Int32),
+            "age": pl.Series([1, 2, 3], dtype=pl.Int8),
+            "customer.age": pl.Series(ages, dtype=pl.Int8),
+        }
+    )
+    check = next(k for k in c.validate(df).checks if k.name == "r")
+    assert (check.value, check.error) == (sum(a + 100 > 0 for a in ages), None) == (2, None)
