@@ -50,6 +50,24 @@ def sql_reads(query: str, tables: tuple[str, ...]) -> tuple[frozenset[str] | Non
 _METRICS = ("nullValues", "missingValues", "invalidValues", "duplicateValues", "rowCount")
 
 
+def _substitute(query: str, token: str, name: str) -> str:
+    """``query`` with ``token`` (``${property}``, ``${object}``, ...) replaced by ``name`` as a SQL identifier:
+    as written where it reads as that one column, else quoted (a nested path ``"customer.age"``, a name with a
+    space or a keyword such as ``from``; unquoted, SQL read ``customer.age`` as column ``age`` of a relation
+    ``customer``). A token the author quoted already (``"${property}"``) is quoted once."""
+    import sqlglot
+    from sqlglot import exp
+
+    try:
+        parsed = sqlglot.parse_one(name, read=sql.DIALECT)
+        plain = isinstance(parsed, exp.Column) and parsed.name == name and not parsed.table
+    except (sqlglot.errors.SqlglotError, ValueError):
+        plain = False
+    quoted = '"' + name.replace('"', '""') + '"'
+    query = query.replace(f'"{token}"', quoted)
+    return query.replace(token, name if plain else quoted)
+
+
 def _threshold(q: dict[str, Any], where: Path_, ctx: SourceContext) -> Threshold:
     present = [op for op in THRESHOLD_OPERATORS if op in q]
     unit_text = str(q.get("unit") or "rows").lower()
@@ -119,10 +137,10 @@ def quality_rule(
         query = str(q.get("query") or "")
         bound = table or obj_name or "batch"
         for token in ("${object}", "{object}", "${table}", "{table}"):
-            query = query.replace(token, bound)
+            query = _substitute(query, token, bound)
         if column is not None:
             for token in ("${property}", "{property}", "${column}", "{column}"):
-                query = query.replace(token, column)
+                query = _substitute(query, token, column)
         narrow = (pl.Int8, pl.Int16, pl.Int32, pl.UInt8, pl.UInt16, pl.UInt32)
         widen = frozenset(n for n, f in fields.items() if isinstance(f.dtype, narrow))
         try:

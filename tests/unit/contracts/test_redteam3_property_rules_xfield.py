@@ -242,3 +242,48 @@ def test_a_quoted_nested_path_reads_the_nested_property_widened() -> None:
     )
     check = next(k for k in c.validate(df).checks if k.name == "r")
     assert (check.value, check.error) == (sum(a + 100 > 0 for a in ages), None) == (2, None)
+
+
+TOKEN_CONTRACT = """
+apiVersion: v3.1.0
+kind: DataContract
+id: urn:test:property-token
+version: 1.0.0
+status: active
+schema:
+  - name: %s
+    properties:
+      - {name: id, logicalType: integer}
+      - %s
+"""
+
+
+@pytest.mark.parametrize(
+    ("obj", "prop", "column"),
+    [
+        ("orders", "{name: customer, logicalType: object, properties: [{name: age, %s}]}", "customer.age"),
+        ("orders", "{name: unit price, %s}", "unit price"),
+        ("orders", "{name: from, %s}", "from"),  # a SQL keyword
+        ("order lines", "{name: age, %s}", "age"),  # ${object} with a space
+    ],
+    ids=["nested", "space", "keyword", "object-space"],
+)
+@pytest.mark.parametrize("token", ["${property}", '\\"${property}\\"'], ids=["bare", "quoted"])
+def test_the_property_token_names_the_property_as_one_sql_identifier(
+    obj: str, prop: str, column: str, token: str
+) -> None:
+    """``${property}`` was substituted as raw text: on a nested property ``customer.age`` read as column ``age``
+    of a relation ``customer`` (a load error, or with a top-level ``age`` the wrong column), and a name with a
+    space or a keyword did not parse: a property-level SQL rule could not name its own property."""
+    rule = (
+        "logicalType: integer, physicalType: int8, quality: [{name: r, type: sql, "
+        f'query: "SELECT COUNT(*) FROM ${{object}} WHERE {token} + 100 < 0", mustBeLessOrEqualTo: 0}}]'
+    )
+    c = parse_contract(TOKEN_CONTRACT % (obj, prop % rule), path="c.yaml")
+    values = [100, -128, 27, None]
+    df = pl.DataFrame({"id": [1, 2, 3, 4], column: pl.Series(values, dtype=pl.Int8)})
+    check = next(k for k in c.validate(df).checks if k.name == "r")
+    expected = sum(v is not None and v + 100 < 0 for v in values)
+    assert (check.value, check.error, check.passed) == (expected, None, False) == (1, None, False)
+    with pytest.raises(Exception, match="breaks"):
+        c.to_pandera().validate(df, lazy=True)  # the reference fails it too
