@@ -203,16 +203,16 @@ def check_sql(query: str, tables: tuple[str, ...], widen: frozenset[str] = froze
 
 
 def _check_qualifiers(tree: exp.Expression, tables: tuple[str, ...]) -> None:
-    """Refuse a column qualified by a name no ``FROM`` of the query binds (``other.x``, ``batch.x`` under
-    ``FROM orders``, ``orders.x`` under ``FROM orders AS o``, an unquoted nested path ``customer.age``): polars could not resolve it, and every batch
-    would get an error verdict instead of the load a ``file:line`` error."""
+    """Refuse a column qualified by a name no ``FROM`` of the query binds (``other.x``; ``batch.x`` under
+    ``FROM orders``; ``orders.x`` under ``FROM orders AS o``; an unquoted nested path ``customer.age``):
+    polars cannot resolve it, so every batch got an error verdict where the load gives a ``file:line`` error."""
     bound = {t.alias_or_name for t in tree.find_all(exp.Table)} | {q.alias for q in tree.find_all(exp.Subquery)}
     for column in tree.find_all(exp.Column):
         if column.table and (column.table not in bound or column.args.get("db") is not None):
             raise _fail(
                 f"column {column.sql(dialect=DIALECT)} is qualified by {column.table!r}, which no FROM of the query "
                 f"names: qualify it by the relation it reads ({_names(tables)}, as FROM names it) or, for a nested "
-                f"property, quote its path: \"{'.'.join(p.name for p in column.parts)}\""
+                f'property, quote its path: "{".".join(p.name for p in column.parts)}"'
             )
 
 

@@ -54,8 +54,10 @@ SIBLINGS = """\
       - {name: opens, logicalType: time}
 """
 
-ON_PROPERTY = HEADER + "      - name: quantity\n        logicalType: integer\n        physicalType: int\n" + (
-    "        quality:\n" + RULES + SIBLINGS
+ON_PROPERTY = (
+    HEADER
+    + "      - name: quantity\n        logicalType: integer\n        physicalType: int\n"
+    + ("        quality:\n" + RULES + SIBLINGS)
 )
 # the same rules declared on the schema object (the reference the property-level rules must match)
 ON_OBJECT = (
@@ -142,7 +144,9 @@ def test_property_sql_rules_read_sibling_narrow_integers_as_bigint() -> None:
 
 def test_property_rules_compile_exactly_as_schema_level_rules() -> None:
     on_prop = {r.name: r for r in parse_contract(ON_PROPERTY, path="c.yaml").schema().rules}
-    on_obj = {r.name.replace("orders:", "quantity:"): r for r in parse_contract(ON_OBJECT, path="c.yaml").schema().rules}
+    on_obj = {
+        r.name.replace("orders:", "quantity:"): r for r in parse_contract(ON_OBJECT, path="c.yaml").schema().rules
+    }
     names = ["capped", "shifted", "late", "window", "opening", "revenue", "quantity:sql#6", "quantity:expression#7"]
     assert [(on_prop[n].op, on_prop[n].args, on_prop[n].check) for n in names] == [
         (on_obj[n].op, on_obj[n].args, on_obj[n].check) for n in names
@@ -230,7 +234,9 @@ def test_a_column_qualified_by_no_relation_of_the_query_is_a_file_line_error(que
 
 
 def test_a_quoted_nested_path_reads_the_nested_property_widened() -> None:
-    c = parse_contract(SQL_CONTRACT % 'SELECT COUNT(*) FROM ${object} WHERE \\"customer.age\\" + 100 > 0', path="c.yaml")
+    c = parse_contract(
+        SQL_CONTRACT % 'SELECT COUNT(*) FROM ${object} WHERE \\"customer.age\\" + 100 > 0', path="c.yaml"
+    )
     ages = [100, -128, 27]
     df = pl.DataFrame(
         {
