@@ -23,7 +23,9 @@ def sql_reads(query: str, tables: tuple[str, ...]) -> tuple[frozenset[str] | Non
     and the columns whose values can reach its result: those of the selected expression outside
     ``COUNT(...)`` (a count is a number of rows, a filter only selects rows). ``None`` when the
     query does not pass the allow-list (take it to read and show every column). The report
-    redacts results and errors over classified columns with them."""
+    redacts results and errors over classified columns with them. Alias names count as read (an alias
+    may share a column's name: ``MAX(salary) AS salary``), and a selected alias may carry any column
+    read (``SELECT MAX(s) FROM (SELECT salary AS s ...)``): then every column read is shown."""
     import sqlglot
     from sqlglot import exp
 
@@ -32,7 +34,7 @@ def sql_reads(query: str, tables: tuple[str, ...]) -> tuple[frozenset[str] | Non
         tree = sqlglot.parse_one(checked.query, read=sql.DIALECT)
     except (sql.SqlRuleError, sqlglot.errors.SqlglotError, RecursionError, ValueError):
         return None, None
-    read = frozenset(checked.columns - checked.aliases)
+    read = frozenset(checked.columns)
     if not isinstance(tree, exp.Select) or len(tree.expressions) != 1:
         return read, read
     shown: set[str] = set()
@@ -44,7 +46,7 @@ def sql_reads(query: str, tables: tuple[str, ...]) -> tuple[frozenset[str] | Non
         if isinstance(node, exp.Column):
             shown.add(node.name)
         stack.extend(node.iter_expressions())
-    return read, frozenset(shown)
+    return read, read if shown & checked.aliases else frozenset(shown)
 
 
 _METRICS = ("nullValues", "missingValues", "invalidValues", "duplicateValues", "rowCount")

@@ -293,3 +293,57 @@ def test_the_property_token_names_the_property_as_one_sql_identifier(
     assert (check.value, check.error, check.passed) == (expected, None, False) == (1, None, False)
     with pytest.raises(Exception, match="breaks"):
         c.to_pandera().validate(df, lazy=True)  # the reference fails it too
+
+
+REDACT_CONTRACT = """
+apiVersion: v3.1.0
+kind: DataContract
+id: urn:test:sql-redaction
+version: 1.0.0
+status: active
+schema:
+  - name: t
+    properties:
+      - {name: id, logicalType: integer}
+      - name: salary
+        logicalType: integer
+        physicalType: int
+        classification: %s
+        quality:
+          - {name: r, type: sql, query: "%s", mustBeLessThan: 0}
+"""
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "SELECT MAX(s) FROM (SELECT ${property} AS s FROM ${object})",  # a renamed column leaked its maximum
+        "SELECT MAX(${property}) FROM (SELECT ${property} FROM ${object})",
+        "SELECT MAX(${property}) AS salary FROM ${object}",
+    ],
+    ids=["renamed", "subquery", "same-name-alias"],
+)
+def test_a_sql_value_over_a_classified_column_stays_redacted_through_aliases(query: str) -> None:
+    """``sql_reads`` took the columns of the selected expression by name: behind an alias (``MAX(s)`` over
+    ``salary AS s``) the restricted salary's maximum was reported as the rule's value."""
+    df = pl.DataFrame({"id": [1, 2], "salary": pl.Series([123_456, 99], dtype=pl.Int32)})
+    public = next(k for k in parse_contract(REDACT_CONTRACT % ("public", query), path="c.yaml").validate(df).checks
+                  if k.name == "r")  # fmt: skip
+    restricted = parse_contract(REDACT_CONTRACT % ("restricted", query), path="c.yaml").validate(df)
+    check = next(k for k in restricted.checks if k.name == "r")
+    assert (public.value, public.passed) == (123_456, False)  # the value exists and the rule fails alike
+    assert (check.value, check.passed) == (None, False)
+    assert "123456" not in repr(restricted.failure_cases.rows())
+
+
+def test_an_sql_error_over_a_classified_column_stays_redacted_under_a_same_name_alias() -> None:
+    """``sql_reads`` subtracted alias names from the columns read: with ``... AS salary`` the query read
+    "no" salary, and polars' error quoting the restricted values (``["123456x", "99x"]``) was reported."""
+    query = "SELECT MAX(CAST(CONCAT(CAST(${property} AS VARCHAR), 'x') AS INTEGER)) AS salary FROM ${object}"
+    df = pl.DataFrame({"id": [1, 2], "salary": pl.Series([123_456, 99], dtype=pl.Int32)})
+    errors = {}
+    for classification in ("public", "restricted"):
+        report = parse_contract(REDACT_CONTRACT % (classification, query), path="c.yaml").validate(df)
+        errors[classification] = str(next(k for k in report.checks if k.name == "r").error)
+    assert "123456x" in errors["public"]  # the engine's error quotes the values
+    assert "123456" not in errors["restricted"] and "REDACTED" in errors["restricted"]
