@@ -238,6 +238,12 @@ def _library(
         return Op.UNIQUE, (tuple(props),), None
     if column is None:
         raise ctx.error(f"metric {metric} must be declared on a property", (*where, "metric"))
+    if metric == "duplicateValues" and "properties" in args_in:  # was ignored: the property alone was checked
+        raise ctx.error(
+            "arguments.properties (uniqueness of a tuple of properties) belongs to a duplicateValues in the schema "
+            "object's quality; on a property, duplicateValues checks that property alone (remove the argument)",
+            (*where, "arguments", "properties"),
+        )
     if metric == "nullValues":
         return Op.NOT_NULL, (), column
     if metric == "duplicateValues":

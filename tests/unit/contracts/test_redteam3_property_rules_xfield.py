@@ -347,3 +347,28 @@ def test_an_sql_error_over_a_classified_column_stays_redacted_under_a_same_name_
         errors[classification] = str(next(k for k in report.checks if k.name == "r").error)
     assert "123456x" in errors["public"]  # the engine's error quotes the values
     assert "123456" not in errors["restricted"] and "REDACTED" in errors["restricted"]
+
+
+def test_duplicate_values_naming_other_properties_on_a_property_is_a_file_line_error() -> None:
+    """A property-level ``duplicateValues`` with ``arguments.properties: [tenant_id, order_id]`` ignored the
+    list and checked ``order_id`` alone: rows (1, 1) and (2, 1), unique as the tuple the author named, failed."""
+    text = HEADER + (
+        "      - name: order_id\n        logicalType: integer\n        quality:\n"
+        "          - metric: duplicateValues\n            mustBe: 0\n            arguments:\n"
+        "              properties: [tenant_id, order_id]\n"
+        "      - {name: tenant_id, logicalType: integer}\n"
+    )
+    line = next(i for i, t in enumerate(text.splitlines(), 1) if "properties: [tenant_id" in t)
+    with pytest.raises(ContractError, match=rf"c\.yaml:{line}: arguments\.properties .* schema object's quality"):
+        parse_contract(text, path="c.yaml")
+    schema_level = text.replace("        quality:\n", "        quality: []\n", 1)
+    schema_level = (
+        schema_level.replace(
+            "          - metric: duplicateValues\n            mustBe: 0\n            arguments:\n"
+            "              properties: [tenant_id, order_id]\n",
+            "",
+        )
+        + "    quality:\n      - {metric: duplicateValues, mustBe: 0, arguments: {properties: [tenant_id, order_id]}}\n"
+    )
+    df = pl.DataFrame({"order_id": [1, 1], "tenant_id": [1, 2]})
+    assert parse_contract(schema_level, path="c.yaml").validate(df).passed  # the tuple is unique
