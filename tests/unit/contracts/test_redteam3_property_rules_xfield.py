@@ -372,3 +372,22 @@ def test_duplicate_values_naming_other_properties_on_a_property_is_a_file_line_e
     )
     df = pl.DataFrame({"order_id": [1, 1], "tenant_id": [1, 2]})
     assert parse_contract(schema_level, path="c.yaml").validate(df).passed  # the tuple is unique
+
+
+@pytest.mark.parametrize(
+    ("rule", "message"),
+    [
+        ('{type: custom, engine: expression, implementation: "quantity < nope"}', "unknown properties: nope"),
+        ('{type: custom, engine: expression, implementation: "quantity < customer"}', "unknown properties: customer"),
+        ('{type: sql, query: "SELECT COUNT(*) FROM orders WHERE nope > 0", mustBe: 0}', "unknown columns: nope"),
+    ],
+    ids=["expression", "object-not-leaf", "sql"],
+)
+def test_a_property_rule_reading_no_property_is_a_file_line_error(rule: str, message: str) -> None:
+    """Guard (held before the fix too): a property's rule naming a column the object lacks fails the load."""
+    text = HEADER + (
+        f"      - name: quantity\n        logicalType: integer\n        quality:\n          - {rule}\n"
+        "      - {name: customer, logicalType: object, properties: [{name: age, logicalType: integer}]}\n"
+    )
+    with pytest.raises(ContractError, match=rf"c\.yaml:13: .*{message}"):
+        parse_contract(text, path="c.yaml")
