@@ -209,14 +209,18 @@ def _schema_object(obj: dict[str, Any], where: Path_, ctx: SourceContext) -> Sch
     leaves = flatten(obj.get("properties") or [], where, ctx)  # nested objects: fields by dotted path
     names = frozenset(leaf.path for leaf in leaves)
     keys = _primary_key([leaf.prop for leaf in leaves], [leaf.path for leaf in leaves])
+    built: list[tuple[Leaf, Field, list[Rule]]] = []
     for leaf in leaves:
         pw = leaf.where
-        field, field_rules = _property(leaf, ctx, name, names, composite_key=len(keys) > 1)
+        field, field_rules = _property(leaf, ctx, names, composite_key=len(keys) > 1)
         if field.name in {f.name for f in fields}:
             raise ctx.error(f"property {field.name!r} is declared twice", pw, ContractSchemaError)
         fields.append(field)
-        rules.extend(field_rules)
+        built.append((leaf, field, field_rules))
     field_map = {f.name: f for f in fields}
+    for leaf, field, field_rules in built:  # a property's rules may read its siblings: typed by all of them
+        rules.extend(field_rules)
+        rules.extend(_property_quality(leaf, field, ctx, name, names, field_map))
     if len(keys) > 1:  # a composite primary key: one uniqueness rule over the tuple
         at = leaves[keys[0][1]].where
         args = (tuple(k for k, _ in keys),)
@@ -350,7 +354,6 @@ def _property_custom_keys(custom: Any, where: Path_, ctx: SourceContext) -> None
 def _property(
     leaf: Leaf,
     ctx: SourceContext,
-    table: str,
     names: frozenset[str],
     composite_key: bool = False,
 ) -> tuple[Field, list[Rule]]:
@@ -418,18 +421,28 @@ def _property(
         args = (opts.get("minLength"), opts.get("maxLength"))
         at = (*ow, "minLength" if "minLength" in opts else "maxLength")
         rules.append(schema_rule("length", Op.STR_LENGTH, args, at, "logicalTypeOptions"))
-    for i, q in enumerate(prop.get("quality") or []):
+    return field, rules
+
+
+def _property_quality(
+    leaf: Leaf, field: Field, ctx: SourceContext, table: str, names: frozenset[str], fields: dict[str, Field]
+) -> list[Rule]:
+    """A property's ``quality`` rules, typed by every property of its object (``fields``), as the object's
+    own rules are: a rule on one property may read its siblings (their narrow integers widen, text
+    compared with their dates is read as a date, SQL reads them as BIGINT)."""
+    rules = []
+    for i, q in enumerate(leaf.prop.get("quality") or []):
         rule = quality_rule(
             q,
-            (*where, "quality", i),
+            (*leaf.where, "quality", i),
             ctx,
-            column=name,
+            column=field.name,
             field=field,
             obj_name=None,
-            fields={name: field},
+            fields=fields,
             table=table,
             columns=names,
         )
         if rule is not None:
             rules.append(rule)
-    return field, rules
+    return rules

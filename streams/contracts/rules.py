@@ -23,7 +23,9 @@ def sql_reads(query: str, tables: tuple[str, ...]) -> tuple[frozenset[str] | Non
     and the columns whose values can reach its result: those of the selected expression outside
     ``COUNT(...)`` (a count is a number of rows, a filter only selects rows). ``None`` when the
     query does not pass the allow-list (take it to read and show every column). The report
-    redacts results and errors over classified columns with them."""
+    redacts results and errors over classified columns with them. Alias names count as read (an alias
+    may share a column's name: ``MAX(salary) AS salary``), and a selected alias may carry any column
+    read (``SELECT MAX(s) FROM (SELECT salary AS s ...)``): then every column read is shown."""
     import sqlglot
     from sqlglot import exp
 
@@ -32,7 +34,7 @@ def sql_reads(query: str, tables: tuple[str, ...]) -> tuple[frozenset[str] | Non
         tree = sqlglot.parse_one(checked.query, read=sql.DIALECT)
     except (sql.SqlRuleError, sqlglot.errors.SqlglotError, RecursionError, ValueError):
         return None, None
-    read = frozenset(checked.columns - checked.aliases)
+    read = frozenset(checked.columns)
     if not isinstance(tree, exp.Select) or len(tree.expressions) != 1:
         return read, read
     shown: set[str] = set()
@@ -44,10 +46,28 @@ def sql_reads(query: str, tables: tuple[str, ...]) -> tuple[frozenset[str] | Non
         if isinstance(node, exp.Column):
             shown.add(node.name)
         stack.extend(node.iter_expressions())
-    return read, frozenset(shown)
+    return read, read if shown & checked.aliases else frozenset(shown)
 
 
 _METRICS = ("nullValues", "missingValues", "invalidValues", "duplicateValues", "rowCount")
+
+
+def _substitute(query: str, token: str, name: str) -> str:
+    """``query`` with ``token`` (``${property}``, ``${object}``, ...) replaced by ``name`` as a SQL identifier:
+    as written where it reads as that one column, else quoted (a nested path ``"customer.age"``, a name with a
+    space or a keyword such as ``from``; unquoted, SQL read ``customer.age`` as column ``age`` of a relation
+    ``customer``). A token the author quoted already (``"${property}"``) is quoted once."""
+    import sqlglot
+    from sqlglot import exp
+
+    try:
+        parsed = sqlglot.parse_one(name, read=sql.DIALECT)
+        plain = isinstance(parsed, exp.Column) and parsed.name == name and not parsed.table
+    except (sqlglot.errors.SqlglotError, ValueError):
+        plain = False
+    quoted = '"' + name.replace('"', '""') + '"'
+    query = query.replace(f'"{token}"', quoted)
+    return query.replace(token, name if plain else quoted)
 
 
 def _threshold(q: dict[str, Any], where: Path_, ctx: SourceContext) -> Threshold:
@@ -119,10 +139,10 @@ def quality_rule(
         query = str(q.get("query") or "")
         bound = table or obj_name or "batch"
         for token in ("${object}", "{object}", "${table}", "{table}"):
-            query = query.replace(token, bound)
+            query = _substitute(query, token, bound)
         if column is not None:
             for token in ("${property}", "{property}", "${column}", "{column}"):
-                query = query.replace(token, column)
+                query = _substitute(query, token, column)
         narrow = (pl.Int8, pl.Int16, pl.Int32, pl.UInt8, pl.UInt16, pl.UInt32)
         widen = frozenset(n for n, f in fields.items() if isinstance(f.dtype, narrow))
         try:
@@ -218,6 +238,12 @@ def _library(
         return Op.UNIQUE, (tuple(props),), None
     if column is None:
         raise ctx.error(f"metric {metric} must be declared on a property", (*where, "metric"))
+    if metric == "duplicateValues" and "properties" in args_in:  # was ignored: the property alone was checked
+        raise ctx.error(
+            "arguments.properties (uniqueness of a tuple of properties) belongs to a duplicateValues in the schema "
+            "object's quality; on a property, duplicateValues checks that property alone (remove the argument)",
+            (*where, "arguments", "properties"),
+        )
     if metric == "nullValues":
         return Op.NOT_NULL, (), column
     if metric == "duplicateValues":

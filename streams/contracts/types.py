@@ -173,7 +173,7 @@ def check_options(prop: dict[str, Any], logical: str, where: Path_, ctx: SourceC
     low, high = opts.get("minLength"), opts.get("maxLength")
     if isinstance(low, int) and isinstance(high, int) and low > high:  # pandera refuses str_length(low, high) too
         raise ctx.error(
-            f"minLength {low} is greater than maxLength {high}: no value can satisfy both (did you swap them?)",
+            f"minLength {low} is greater than maxLength {high}: no value can satisfy these bounds (did you swap them?)",
             (*where, "logicalTypeOptions", "minLength"),
             ContractSchemaError,
         )
