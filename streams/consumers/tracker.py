@@ -5,15 +5,15 @@ and read totals per contract and outcome, the rules failing most, the latest
 events, and :class:`Signal` records — one per event that says something is wrong,
 with the time window of the records it is about. Matching signals to a time span
 is how the demo proves each scheduled incident was detected, and how response
-policies will decide what to do.
+policies will decide what to do. ``model.performance`` events (labels joined to predictions) are folded per
+model version into :class:`RealizedPerformance` (:attr:`EventTracker.performance`).
 
 The tracker never raises on an event's data: it is fed what a topic holds, and a field of the wrong type
 (another producer, a newer version of a type) counts as absent (0, empty). Its memory is bounded for a
 consumer that runs for weeks: the ids kept for de-duplication (``remember``), the signals (``max_signals``,
 the oldest dropped first) and the lifecycle events (``max_lifecycle``). An event whose ``window`` cannot be read
 is placed at the time it was received (else now) but does not advance the ``*_through`` marks: they say which
-windows were judged, and a garbled event judged none. ``model.performance`` events (labels joined to predictions) are folded
-per model version into :class:`RealizedPerformance` (:attr:`EventTracker.performance`).
+windows were judged, and a garbled event judged none.
 """
 
 from __future__ import annotations
@@ -162,7 +162,15 @@ class EventTracker:
             column = rule.get("column")
             self.signals.append(
                 Signal(
-                    "violation", contract, topic, start, end, sev, name, failures, (str(column),) if column else (),
+                    "violation",
+                    contract,
+                    topic,
+                    start,
+                    end,
+                    sev,
+                    name,
+                    failures,
+                    (str(column),) if column else (),
                     received,
                 )
             )
