@@ -230,22 +230,38 @@ def load_schema(event_type: str) -> dict[str, Any]:
 
 
 @functools.cache
-def _validator(event_type: str) -> Validator:
+def _validator(event_type: str, strict: bool = True) -> Validator:
     from jsonschema import Draft202012Validator, FormatChecker
 
     schema = load_schema(event_type)
     Draft202012Validator.check_schema(schema)
+    if not strict:
+        schema = _open(schema)
     validator: Validator = Draft202012Validator(schema, format_checker=FormatChecker())
     return validator
 
 
-def validate_event(event: CloudEvent) -> None:
+def _open(node: Any) -> Any:
+    """``node`` without ``"additionalProperties": false`` anywhere: data fields it does not know are allowed."""
+    if isinstance(node, dict):
+        return {k: _open(v) for k, v in node.items() if not (k == "additionalProperties" and v is False)}
+    if isinstance(node, list):
+        return [_open(v) for v in node]
+    return node
+
+
+def validate_event(event: CloudEvent, *, strict: bool = True) -> None:
     """Check a quality event against its type's contract; raise if it breaks it.
 
     Checks ``specversion`` (1.0), ``datacontenttype`` (JSON), that ``dataschema``
     (when present) names the type's schema, and validates the data against that
     JSON Schema. Raises :class:`~streams.errors.EventError` (a ``ValueError``) for an unknown type or wrong
     attributes and :class:`jsonschema.ValidationError` for data breaking the schema.
+
+    ``strict`` (the default) refuses data fields the shipped schema does not know: what a producer checks
+    its events with. A consumer passes ``strict=False``: a producer newer than the consumer's
+    quality-streams may add optional fields to a type (a compatible change that keeps the type's ``.v1``),
+    which the consumer must ignore, not refuse; every field the schema knows is still checked.
     """
     event_type = event.get_type()
     schema_id = dataschema_for(EventType(event_type)) if event_type in _KNOWN else None
@@ -263,4 +279,4 @@ def validate_event(event: CloudEvent) -> None:
         raise EventError(
             f"Event {event.get_id()} names dataschema {dataschema!r}; expected {schema_id!r} for its type."
         )
-    _validator(event_type).validate(event_data(event))
+    _validator(event_type, strict).validate(event_data(event))
