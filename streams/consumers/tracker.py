@@ -89,7 +89,10 @@ class EventTracker:
     #: summaries (running, per batch; only with ``STREAMS_BATCH_EVENTS=true``)
     window_outcomes: dict[str, Counter[str]] = field(default_factory=dict)
     batch_outcomes: dict[str, Counter[str]] = field(default_factory=dict)
-    rule_failures: Counter[tuple[str, str, str]] = field(default_factory=Counter)  # (contract, rule, severity)
+    #: (contract, rule, severity) -> failing rows, from window-scope and from batch-scope ``rule.violation`` events
+    #: (with ``STREAMS_BATCH_EVENTS=true`` a worker with stream time publishes both: see :attr:`rule_failures`)
+    window_rule_failures: Counter[tuple[str, str, str]] = field(default_factory=Counter)
+    batch_rule_failures: Counter[tuple[str, str, str]] = field(default_factory=Counter)
     #: the latest ``max_signals`` signals, oldest first (older ones are dropped: bounded memory)
     signals: deque[Signal] = field(default_factory=deque)
     #: the latest ``max_lifecycle`` lifecycle events' data, oldest first
@@ -158,7 +161,8 @@ class EventTracker:
             rule = _map(data.get("rule"))
             name, sev = str(rule.get("name", "?")), str(rule.get("severity", severity or "error"))
             failures = _int(data.get("failures"))
-            self.rule_failures[(contract, name, sev)] += failures
+            scoped = self.window_rule_failures if data.get("scope") == "window" else self.batch_rule_failures
+            scoped[(contract, name, sev)] += failures
             column = rule.get("column")
             self.signals.append(
                 Signal(
@@ -310,9 +314,23 @@ class EventTracker:
 
     @property
     def outcomes(self) -> dict[str, Counter[str]]:
-        """Records per contract and outcome: the window summaries' when there are any (the stream's verdict),
-        else the batch summaries' running counts."""
-        return self.window_outcomes or self.batch_outcomes
+        """Records per contract and outcome: a contract's window summaries when it has any (the stream's verdict),
+        else its batch summaries' running counts (a worker with stream time and ``STREAMS_BATCH_EVENTS=true``
+        publishes both, for the same records: adding them up counted every record twice)."""
+        return {c: n for c, n in self.batch_outcomes.items() if c not in self._windowed()} | self.window_outcomes
+
+    @property
+    def rule_failures(self) -> Counter[tuple[str, str, str]]:
+        """Failing rows per (contract, rule, severity): a contract's window-scope violations when it is judged per
+        window, else its batch-scope ones (both describe the same rows; adding them up counted them twice)."""
+        windowed = self._windowed()
+        out = Counter({k: n for k, n in self.batch_rule_failures.items() if k[0] not in windowed})
+        out.update(self.window_rule_failures)
+        return out
+
+    def _windowed(self) -> set[str]:
+        """The contracts (id@version) judged per event-time window: a window summary or violation was seen."""
+        return set(self.window_outcomes) | {c for c, _, _ in self.window_rule_failures}
 
     def totals(self) -> Counter[str]:
         """Records per outcome over every contract (see :attr:`outcomes`)."""

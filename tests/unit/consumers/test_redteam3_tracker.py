@@ -99,3 +99,30 @@ def test_signals_and_lifecycle_are_bounded() -> None:
     assert [s.detail for s in tracker.signals] == [f"r{i}" for i in range(40, 50)]
     assert [e["worker_id"] for e in tracker.lifecycle] == ["w47", "w48", "w49"]
     assert tracker.rule_failures[("?@?", "r0", "error")] == 1  # the aggregates still count every event
+
+
+def _violation(scope: str | None, contract: str, failures: int) -> dict[str, Any]:
+    data = {"window": WINDOW, "contract": {"id": contract, "version": "1"}, "rule": {"name": "amount", "severity":
+            "error"}, "failures": failures}  # fmt: skip
+    return data | ({"scope": scope} if scope else {})
+
+
+def test_batch_and_window_scope_of_the_same_rows_are_not_added_up() -> None:
+    """With ``STREAMS_BATCH_EVENTS=true`` and stream time a worker publishes a batch-scope violation per batch and
+    a window-scope one per window, for the same failing rows: the top failing rules counted them twice, and the
+    outcomes of a contract judged per window hid those of a contract judged only per batch."""
+    tracker = EventTracker()
+    tracker.add(EventType.RULE_VIOLATION, "b1", _violation("batch", "windowed", 3))
+    tracker.add(EventType.RULE_VIOLATION, "b2", _violation("batch", "windowed", 2))
+    tracker.add(EventType.RULE_VIOLATION, "w1", _violation("window", "windowed", 5))
+    tracker.add(EventType.RULE_VIOLATION, "o1", _violation(None, "batch-only", 4))  # an older producer: batch
+    tracker.add(EventType.BATCH_SUMMARY, "s1", {"window": WINDOW, "contract": {"id": "batch-only", "version": "1"},
+                                                "counts": {"valid": 7, "quarantined": 4}})  # fmt: skip
+    tracker.add(EventType.BATCH_SUMMARY, "s2", {"window": WINDOW, "contract": {"id": "windowed", "version": "1"},
+                                                "counts": {"valid": 95, "quarantined": 5}})  # fmt: skip
+    tracker.add(EventType.WINDOW_SUMMARY, "s3", {"window": WINDOW, "contract": {"id": "windowed", "version": "1"},
+                                                 "valid": 95, "quarantined": 5})  # fmt: skip
+    assert dict(tracker.top_rules()) == {("windowed@1", "amount", "error"): 5, ("batch-only@1", "amount", "error"): 4}
+    assert tracker.outcomes == {"windowed@1": {"valid": 95, "quarantined": 5, "dead_lettered": 0},
+                                "batch-only@1": {"valid": 7, "quarantined": 4}}  # fmt: skip
+    assert tracker.totals() == {"valid": 102, "quarantined": 9, "dead_lettered": 0}
