@@ -31,6 +31,7 @@ from streams.events.types import (
     Offsets,
     context_attributes,
     event_id,
+    field_name,
     iso_utc,
     json_number,
     offset_ranges,
@@ -283,11 +284,16 @@ def rule_violations(
 
 
 def _field_counts(counts: Mapping[str, int]) -> dict[str, int]:
-    """``{field: records}`` sorted by field, zero counts dropped, negative counts refused."""
+    """``{field: records}`` sorted by field, zero counts dropped, negative counts refused, long names cut
+    (:func:`~streams.events.types.field_name`; names cut alike add up)."""
+    out: dict[str, int] = {}
     for name, n in counts.items():
         if n < 0:
             raise EventError(f"A field count cannot be negative: negative record count {n} for field {name!r}.")
-    return dict(sorted((str(name), int(n)) for name, n in counts.items() if n > 0))
+        if n > 0:
+            key = field_name(str(name))
+            out[key] = out.get(key, 0) + int(n)
+    return dict(sorted(out.items()))
 
 
 def schema_drift(

@@ -35,6 +35,7 @@ from streams.events.types import (
     EventType,
     context_attributes,
     event_id,
+    field_name,
     iso_utc,
     ms_utc,
     source_urn,
@@ -150,6 +151,15 @@ def window_schema_drift(contract: Contract, verdict: WindowVerdict, *, worker_id
     else:
         severity = EventSeverity.INFO
 
+    def cut(tallies: dict[str, FieldTally]) -> dict[str, FieldTally]:  # long names cut; names cut alike add up
+        out: dict[str, FieldTally] = {}
+        for name, tally in tallies.items():
+            key = field_name(name)
+            out[key] = out[key] + tally if key in out else tally
+        return out
+
+    unknown = cut(sd.unknown)
+
     def evidence(tallies: dict[str, FieldTally]) -> dict[str, list[dict[str, int]]]:
         return {n: [{"partition": p, "offset": o} for p, o in t.evidence] for n, t in tallies.items()}
 
@@ -166,14 +176,14 @@ def window_schema_drift(contract: Contract, verdict: WindowVerdict, *, worker_id
         "window": {"start": iso_utc(start), "end": iso_utc(end)},
         "owner": contract.owner.as_dict(),
         "records": verdict.rows,
-        "unknown_fields": {n: t.records for n, t in sd.unknown.items()},
+        "unknown_fields": {n: t.records for n, t in unknown.items()},
         "missing_fields": {n: t.records for n, t in sd.missing.items()},
         "type_mismatches": {n: t.records for n, t in sd.types.items()},
         "missing_required": missing_required,
         "expected_types": {f: declared[f].logical_type for f in sd.types if f in declared},
         "never_present": list(sd.never_present),
         "first_offending": {
-            "unknown_fields": evidence(sd.unknown),
+            "unknown_fields": evidence(unknown),
             "missing_fields": evidence(sd.missing),
             "type_mismatches": evidence(sd.types),
         },

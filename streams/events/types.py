@@ -41,6 +41,7 @@ if TYPE_CHECKING:
 __all__ = [
     "CONTENT_TYPE",
     "EXTENSIONS",
+    "MAX_FIELD_CHARS",
     "MAX_MS",
     "MIN_MS",
     "SCHEMA_FILES",
@@ -52,6 +53,7 @@ __all__ = [
     "context_attributes",
     "dataschema_for",
     "event_id",
+    "field_name",
     "iso_utc",
     "json_number",
     "ms_utc",
@@ -185,6 +187,21 @@ def iso_utc(moment: datetime) -> str:
 def event_id(*parts: Any) -> str:
     """A deterministic event id: the first 32 hex digits of the SHA-256 of the canonical JSON of ``parts``."""
     return hashlib.sha256(orjson.dumps(parts)).hexdigest()[:32]
+
+
+#: a field name of a record longer than this is cut in ``schema.drift`` events (``…[truncated N bytes]``)
+MAX_FIELD_CHARS: Final = 256
+
+
+def field_name(name: str) -> str:
+    """A record's field name as a ``schema.drift`` event carries it: cut after :data:`MAX_FIELD_CHARS` characters
+    with a ``…[truncated N bytes]`` marker (the cut of the pipeline's oversized events). A record may carry a key of
+    any length (up to the message limit): 64 of them made a window's event larger than any topic accepts."""
+    if len(name) <= MAX_FIELD_CHARS:
+        return name
+    kept = name[:MAX_FIELD_CHARS]
+    cut = len(name.encode("utf-8", "surrogatepass")) - len(kept.encode("utf-8", "surrogatepass"))
+    return f"{kept}…[truncated {cut} bytes]"
 
 
 def source_urn(kind: str, name: str) -> str:
