@@ -331,6 +331,7 @@ def schema_drift(
     else:
         severity = EventSeverity.INFO if missing else EventSeverity.OK
     data = batch.data() | {
+        "scope": "batch",
         "unknown_fields": unknown,
         "missing_fields": missing,
         "type_mismatches": mismatched,

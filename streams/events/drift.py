@@ -70,6 +70,20 @@ def _window(verdict: WindowVerdict) -> tuple[datetime, datetime]:
     return start, end
 
 
+def _offsets(verdict: WindowVerdict) -> list[dict[str, int]]:
+    """The smallest and largest offset of the window's records per source partition (the summary's ``partitions``)."""
+    return [
+        {"partition": int(p), "first": int(r[0][0]), "last": int(r[-1][1])}
+        for p, r in sorted(verdict.offsets.items())
+        if r
+    ]
+
+
+def _about(contract: Contract, verdict: WindowVerdict) -> dict[str, object]:
+    """What every window event says besides its verdict: its scope, whom to call, which records."""
+    return {"scope": "window", "owner": contract.owner.as_dict(), "offsets": _offsets(verdict)}
+
+
 def _checked(contract: Contract, verdict: WindowVerdict) -> None:
     k = verdict.key
     if (k.contract_id, k.contract_version, verdict.contract_sha256) != (contract.id, contract.version, contract.sha256):
@@ -86,6 +100,7 @@ def distribution_drift(contract: Contract, verdict: WindowVerdict) -> CloudEvent
     start, end = _window(verdict)
     data = drift_data(wd.report, contract, k.topic, (start, end))
     data["window"] = {"start": iso_utc(start), "end": iso_utc(end)}  # as in window.summary
+    data |= _about(contract, verdict)
     verdicts = [f.verdict for f in wd.report.fields]
     if any(v is Verdict.DRIFT for v in verdicts):
         severity = EventSeverity.WARNING
@@ -116,6 +131,7 @@ def prediction_confidence(contract: Contract, verdict: WindowVerdict) -> list[Cl
             reference_rows=wd.reference_rows, confidence_threshold=wd.confidence_threshold,
         )  # fmt: skip
         data["window"] = {"start": iso_utc(start), "end": iso_utc(end)}
+        data |= _about(contract, verdict)
         if model.verdict == "drift":
             severity = EventSeverity.WARNING
         elif model.new_version or model.verdict == "insufficient_data":
@@ -168,13 +184,10 @@ def window_schema_drift(contract: Contract, verdict: WindowVerdict, *, worker_id
         "schema": k.schema,
         "topic": k.topic,
         "worker_id": worker_id,
-        "offsets": [
-            {"partition": int(p), "first": int(r[0][0]), "last": int(r[-1][1])}
-            for p, r in sorted(verdict.offsets.items())
-            if r
-        ],
+        "offsets": _offsets(verdict),
         "window": {"start": iso_utc(start), "end": iso_utc(end)},
         "owner": contract.owner.as_dict(),
+        "scope": "window",
         "records": verdict.rows,
         "unknown_fields": {n: t.records for n, t in unknown.items()},
         "missing_fields": {n: t.records for n, t in sd.missing.items()},
