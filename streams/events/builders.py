@@ -25,11 +25,13 @@ from cloudevents.core.v1.event import CloudEvent
 
 from streams.errors import EventError
 from streams.events.types import (
+    MAX_CASE_CHARS,
     EventSeverity,
     EventType,
     LifecyclePhase,
     Offsets,
     context_attributes,
+    cut_text,
     event_id,
     field_name,
     iso_utc,
@@ -227,9 +229,9 @@ def _sample(
         elif rule_redacted or column in redacted:
             record["failure_case"] = REDACTED
         elif column is None and redacted:
-            record["failure_case"] = _frame_case(str(value), check, metric, redacted)
+            record["failure_case"] = cut_text(_frame_case(str(value), check, metric, redacted), MAX_CASE_CHARS)
         else:
-            record["failure_case"] = str(value)
+            record["failure_case"] = cut_text(str(value), MAX_CASE_CHARS)
         sample.append(record)
     return sample
 

@@ -41,6 +41,7 @@ if TYPE_CHECKING:
 __all__ = [
     "CONTENT_TYPE",
     "EXTENSIONS",
+    "MAX_CASE_CHARS",
     "MAX_FIELD_CHARS",
     "MAX_MS",
     "MIN_MS",
@@ -51,6 +52,7 @@ __all__ = [
     "LifecyclePhase",
     "Offsets",
     "context_attributes",
+    "cut_text",
     "dataschema_for",
     "event_id",
     "field_name",
@@ -193,14 +195,23 @@ def event_id(*parts: Any) -> str:
 MAX_FIELD_CHARS: Final = 256
 
 
+#: a failure case (a record's value) longer than this is cut in ``rule.violation`` samples
+MAX_CASE_CHARS: Final = 1024
+
+
 def field_name(name: str) -> str:
     """A record's field name as a ``schema.drift`` event carries it: cut after :data:`MAX_FIELD_CHARS` characters
     with a ``…[truncated N bytes]`` marker (the cut of the pipeline's oversized events). A record may carry a key of
     any length (up to the message limit): 64 of them made a window's event larger than any topic accepts."""
-    if len(name) <= MAX_FIELD_CHARS:
-        return name
-    kept = name[:MAX_FIELD_CHARS]
-    cut = len(name.encode("utf-8", "surrogatepass")) - len(kept.encode("utf-8", "surrogatepass"))
+    return cut_text(name, MAX_FIELD_CHARS)
+
+
+def cut_text(text: str, chars: int) -> str:
+    """``text`` cut after ``chars`` characters with a ``…[truncated N bytes]`` marker (N: the UTF-8 bytes cut)."""
+    if len(text) <= chars:
+        return text
+    kept = text[:chars]
+    cut = len(text.encode("utf-8", "surrogatepass")) - len(kept.encode("utf-8", "surrogatepass"))
     return f"{kept}…[truncated {cut} bytes]"
 
 
