@@ -11,6 +11,7 @@ observer sends window events without the pipeline's shrinking. Names are now cut
 
 from __future__ import annotations
 
+import jsonschema
 import pytest
 
 from streams.events import event_data, from_kafka, to_kafka, validate_event
@@ -58,3 +59,17 @@ def test_long_field_names_are_cut_and_events_stay_small(length: int) -> None:
 def test_a_short_name_is_carried_as_it_is() -> None:
     name = "x" * MAX_FIELD_CHARS
     assert _read(_drift(C, unknown={name: 1}))["unknown_fields"] == {name: 1}
+
+
+def test_the_window_form_fields_are_declared_and_checked() -> None:
+    """The window form's ``records``, ``never_present`` and ``first_offending`` were not in the schema: any shape
+    validated, and a consumer could not rely on them."""
+    event = window_schema_drift(C, _window({"promo": FieldTally(2, ((0, 3), (1, 4)))}), worker_id="w")
+    data = _read(event)
+    assert data["first_offending"]["unknown_fields"] == {"promo": [{"partition": 0, "offset": 3},  # type: ignore[index]
+                                                                   {"partition": 1, "offset": 4}]}  # fmt: skip
+    for field, bad in (("records", -1), ("never_present", "amount"), ("first_offending", {"unknown_fields": {"a": 3}})):
+        broken = from_kafka(*to_kafka(event))
+        event_data(broken)[field] = bad
+        with pytest.raises(jsonschema.ValidationError):
+            validate_event(broken, strict=False)
