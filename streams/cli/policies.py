@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from streams.kafka.observers import WorkerObserver
     from streams.observability import Metrics
     from streams.pipeline.binding import Binding
+    from streams.policies.tail import TailFilter, TailView
     from streams.settings import Settings
 
 __all__ = ["register", "worker_observers"]
@@ -184,7 +185,7 @@ def events_tail(
     """A live view of the quality-event topic: rates per contract, window verdicts, top failing rules, open
     incidents with owners; --json prints the events instead."""
     from streams.events.types import EventSeverity
-    from streams.policies.tail import TailFilter, TailView, json_line
+    from streams.policies.tail import TailFilter, TailView
 
     if severity is not None and severity not in set(EventSeverity):
         raise _fail(f"unknown severity {severity!r}; one of ok, info, warning, error")
@@ -194,7 +195,6 @@ def events_tail(
     async def go() -> None:
         from aiokafka import TopicPartition
 
-        from streams.events.codec import from_kafka
         from streams.policies.runner import partitions_of, reader_consumer
 
         stop = asyncio.Event()
@@ -220,18 +220,9 @@ def events_tail(
             while not stop.is_set() and (deadline is None or loop.time() < deadline):
                 for records in (await consumer.getmany(timeout_ms=500, max_records=1000)).values():
                     for r in records:
-                        try:
-                            event = from_kafka(r.key, r.value, r.headers)
-                        except Exception as exc:
-                            log.warning("skipping offset %d: not a quality event (%s)", r.offset, exc)
-                            continue
-                        if not flt.matches(event):
+                        if not tail_record(r, flt, view, json_):
                             continue
                         shown += 1
-                        if json_:
-                            typer.echo(json_line(event))
-                        else:
-                            view.add(event)
                         if max_events and shown >= max_events:
                             stop.set()
                             break
@@ -244,6 +235,33 @@ def events_tail(
 
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(go())
+
+
+def tail_record(record: Any, flt: TailFilter, view: TailView, json_: bool) -> bool:
+    """Show one record of the quality-event topic (``--json``: print its line; else fold it into ``view``).
+
+    False when it is skipped: not a quality event, filtered out, or data the view cannot read (another
+    producer's, a garbled one: logged with its offset). The live view never stops on a record.
+    """
+    from streams.events.codec import from_kafka
+    from streams.policies.tail import json_line
+
+    line = None
+    try:
+        event = from_kafka(record.key, record.value, record.headers)
+        if not flt.matches(event):
+            return False
+        if json_:
+            line = json_line(event)
+        else:
+            view.add(event)
+    except Exception as exc:  # data, never a crash of the tail
+        log.warning("skipping offset %d: not a quality event this view can read (%s: %s)", record.offset,
+                    type(exc).__name__, str(exc)[:300])  # fmt: skip
+        return False
+    if line is not None:
+        typer.echo(line)
+    return True
 
 
 def worker_observers(

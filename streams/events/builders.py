@@ -25,12 +25,15 @@ from cloudevents.core.v1.event import CloudEvent
 
 from streams.errors import EventError
 from streams.events.types import (
+    MAX_CASE_CHARS,
     EventSeverity,
     EventType,
     LifecyclePhase,
     Offsets,
     context_attributes,
+    cut_text,
     event_id,
+    field_name,
     iso_utc,
     json_number,
     offset_ranges,
@@ -226,9 +229,9 @@ def _sample(
         elif rule_redacted or column in redacted:
             record["failure_case"] = REDACTED
         elif column is None and redacted:
-            record["failure_case"] = _frame_case(str(value), check, metric, redacted)
+            record["failure_case"] = cut_text(_frame_case(str(value), check, metric, redacted), MAX_CASE_CHARS)
         else:
-            record["failure_case"] = str(value)
+            record["failure_case"] = cut_text(str(value), MAX_CASE_CHARS)
         sample.append(record)
     return sample
 
@@ -283,11 +286,16 @@ def rule_violations(
 
 
 def _field_counts(counts: Mapping[str, int]) -> dict[str, int]:
-    """``{field: records}`` sorted by field, zero counts dropped, negative counts refused."""
+    """``{field: records}`` sorted by field, zero counts dropped, negative counts refused, long names cut
+    (:func:`~streams.events.types.field_name`; names cut alike add up)."""
+    out: dict[str, int] = {}
     for name, n in counts.items():
         if n < 0:
             raise EventError(f"A field count cannot be negative: negative record count {n} for field {name!r}.")
-    return dict(sorted((str(name), int(n)) for name, n in counts.items() if n > 0))
+        if n > 0:
+            key = field_name(str(name))
+            out[key] = out.get(key, 0) + int(n)
+    return dict(sorted(out.items()))
 
 
 def schema_drift(
@@ -325,6 +333,7 @@ def schema_drift(
     else:
         severity = EventSeverity.INFO if missing else EventSeverity.OK
     data = batch.data() | {
+        "scope": "batch",
         "unknown_fields": unknown,
         "missing_fields": missing,
         "type_mismatches": mismatched,

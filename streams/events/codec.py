@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 from cloudevents.core.bindings import kafka
+from cloudevents.core.exceptions import BaseCloudEventException
 from cloudevents.core.formats.json import JSONFormat
 from cloudevents.core.v1.event import CloudEvent
 
@@ -118,27 +119,74 @@ def to_kafka(event: CloudEvent, key: bytes | None = None) -> tuple[bytes | None,
 
 def from_kafka(
     key: bytes | str | None,
-    value: bytes | None,
-    headers: Iterable[tuple[str, bytes | None]] | Mapping[str, bytes | None] | None,
+    value: bytes | str | None,
+    headers: Iterable[tuple[str, bytes | str | None]] | Mapping[str, bytes | str | None] | None,
 ) -> CloudEvent:
     """The CloudEvent carried by one Kafka record (binary mode; structured mode is accepted too).
 
     ``headers`` is a client's header list (``[(name, value), ...]``) or a mapping;
-    names are matched case-insensitively. The record key, when present, becomes
-    the ``partitionkey`` extension attribute. Raises
-    :class:`~cloudevents.core.exceptions.CloudEventValidationError` when the
-    headers do not make a valid CloudEvents 1.0 event, :class:`~streams.errors.EventError`
-    (a ``ValueError``) when the record has no value.
+    names are matched case-insensitively. The record key, when it is UTF-8, becomes
+    the ``partitionkey`` extension attribute (a binary key is not part of the event and is left out).
+
+    The required attributes must be on the record: the SDK would otherwise invent a random ``id``
+    (a replay would then not de-duplicate) and ``specversion``; an event without ``time`` keeps
+    none (the SDK would stamp the wall clock of the consumer). Raises
+    :class:`~cloudevents.core.exceptions.CloudEventValidationError` when the attributes break
+    CloudEvents 1.0 and :class:`~streams.errors.EventError` (a ``ValueError``) for every other
+    record that is not a CloudEvent (a tombstone, a missing ``id``, headers that are not UTF-8, a
+    ``time`` that is not RFC 3339, a structured value that is not a JSON object): nothing else, so
+    ``except (CloudEventValidationError, EventError)`` skips every malformed record.
     """
     if value is None:
         raise EventError(
             "A quality event record must have a value, but this one is a tombstone (None): it is not a quality event."
         )
-    pairs = headers.items() if isinstance(headers, Mapping) else (headers or ())
-    header_map = {name.lower(): bytes(v) for name, v in pairs if v is not None}
-    message = kafka.KafkaMessage(headers=header_map, key=key, value=bytes(value))
-    event = kafka.from_kafka(message, _FORMAT, CloudEvent)
+    try:
+        pairs = headers.items() if isinstance(headers, Mapping) else (headers or ())
+        header_map = {str(name).lower(): _bytes(v) for name, v in pairs if v is not None}
+        message = kafka.KafkaMessage(headers=header_map, key=None, value=_bytes(value))
+        event = kafka.from_kafka(message, _FORMAT, _decoded)
+    except (BaseCloudEventException, EventError):
+        raise
+    except (ValueError, TypeError, AttributeError, OverflowError) as exc:  # UnicodeDecodeError is a ValueError
+        raise EventError(f"The record is not a CloudEvent: {type(exc).__name__}: {exc}.") from exc
     assert isinstance(event, CloudEvent)
+    partitionkey = _text(key)
+    if partitionkey is not None:
+        event.get_attributes()[_PARTITIONKEY] = partitionkey
+    return event
+
+
+def _bytes(value: bytes | bytearray | memoryview | str) -> bytes:
+    return value.encode("utf-8") if isinstance(value, str) else bytes(value)
+
+
+def _text(key: bytes | str | None) -> str | None:
+    """The record key as text; None when there is none or it is not UTF-8 (a binary key of another producer)."""
+    if key is None or isinstance(key, str):
+        return key
+    try:
+        return bytes(key).decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+
+
+#: attributes CloudEvents 1.0 requires (the SDK fills in ``id`` and ``specversion`` when they are missing)
+_REQUIRED = ("id", "source", "specversion", "type")
+
+
+def _decoded(attributes: dict[str, Any], data: Any) -> CloudEvent:
+    """The event factory of :func:`from_kafka`: refuses missing required attributes, invents no ``time``."""
+    missing = [name for name in _REQUIRED if not attributes.get(name)]
+    if missing:
+        raise EventError(
+            f"The record lacks the required CloudEvents attribute(s) {', '.join(missing)} (ce_{missing[0]} header "
+            "or envelope field): it is not a CloudEvent, or its headers were stripped on the way."
+        )
+    timeless = "time" not in attributes
+    event = CloudEvent(attributes, data)
+    if timeless:
+        event.get_attributes().pop("time", None)
     return event
 
 
@@ -182,22 +230,38 @@ def load_schema(event_type: str) -> dict[str, Any]:
 
 
 @functools.cache
-def _validator(event_type: str) -> Validator:
+def _validator(event_type: str, strict: bool = True) -> Validator:
     from jsonschema import Draft202012Validator, FormatChecker
 
     schema = load_schema(event_type)
     Draft202012Validator.check_schema(schema)
+    if not strict:
+        schema = _open(schema)
     validator: Validator = Draft202012Validator(schema, format_checker=FormatChecker())
     return validator
 
 
-def validate_event(event: CloudEvent) -> None:
+def _open(node: Any) -> Any:
+    """``node`` without ``"additionalProperties": false`` anywhere: data fields it does not know are allowed."""
+    if isinstance(node, dict):
+        return {k: _open(v) for k, v in node.items() if not (k == "additionalProperties" and v is False)}
+    if isinstance(node, list):
+        return [_open(v) for v in node]
+    return node
+
+
+def validate_event(event: CloudEvent, *, strict: bool = True) -> None:
     """Check a quality event against its type's contract; raise if it breaks it.
 
     Checks ``specversion`` (1.0), ``datacontenttype`` (JSON), that ``dataschema``
     (when present) names the type's schema, and validates the data against that
     JSON Schema. Raises :class:`~streams.errors.EventError` (a ``ValueError``) for an unknown type or wrong
     attributes and :class:`jsonschema.ValidationError` for data breaking the schema.
+
+    ``strict`` (the default) refuses data fields the shipped schema does not know: what a producer checks
+    its events with. A consumer passes ``strict=False``: a producer newer than the consumer's
+    quality-streams may add optional fields to a type (a compatible change that keeps the type's ``.v1``),
+    which the consumer must ignore, not refuse; every field the schema knows is still checked.
     """
     event_type = event.get_type()
     schema_id = dataschema_for(EventType(event_type)) if event_type in _KNOWN else None
@@ -215,4 +279,4 @@ def validate_event(event: CloudEvent) -> None:
         raise EventError(
             f"Event {event.get_id()} names dataschema {dataschema!r}; expected {schema_id!r} for its type."
         )
-    _validator(event_type).validate(event_data(event))
+    _validator(event_type, strict).validate(event_data(event))

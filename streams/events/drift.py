@@ -35,6 +35,7 @@ from streams.events.types import (
     EventType,
     context_attributes,
     event_id,
+    field_name,
     iso_utc,
     ms_utc,
     source_urn,
@@ -69,6 +70,20 @@ def _window(verdict: WindowVerdict) -> tuple[datetime, datetime]:
     return start, end
 
 
+def _offsets(verdict: WindowVerdict) -> list[dict[str, int]]:
+    """The smallest and largest offset of the window's records per source partition (the summary's ``partitions``)."""
+    return [
+        {"partition": int(p), "first": int(r[0][0]), "last": int(r[-1][1])}
+        for p, r in sorted(verdict.offsets.items())
+        if r
+    ]
+
+
+def _about(contract: Contract, verdict: WindowVerdict) -> dict[str, object]:
+    """What every window event says besides its verdict: its scope, whom to call, which records."""
+    return {"scope": "window", "owner": contract.owner.as_dict(), "offsets": _offsets(verdict)}
+
+
 def _checked(contract: Contract, verdict: WindowVerdict) -> None:
     k = verdict.key
     if (k.contract_id, k.contract_version, verdict.contract_sha256) != (contract.id, contract.version, contract.sha256):
@@ -85,6 +100,7 @@ def distribution_drift(contract: Contract, verdict: WindowVerdict) -> CloudEvent
     start, end = _window(verdict)
     data = drift_data(wd.report, contract, k.topic, (start, end))
     data["window"] = {"start": iso_utc(start), "end": iso_utc(end)}  # as in window.summary
+    data |= _about(contract, verdict)
     verdicts = [f.verdict for f in wd.report.fields]
     if any(v is Verdict.DRIFT for v in verdicts):
         severity = EventSeverity.WARNING
@@ -115,6 +131,7 @@ def prediction_confidence(contract: Contract, verdict: WindowVerdict) -> list[Cl
             reference_rows=wd.reference_rows, confidence_threshold=wd.confidence_threshold,
         )  # fmt: skip
         data["window"] = {"start": iso_utc(start), "end": iso_utc(end)}
+        data |= _about(contract, verdict)
         if model.verdict == "drift":
             severity = EventSeverity.WARNING
         elif model.new_version or model.verdict == "insufficient_data":
@@ -150,6 +167,15 @@ def window_schema_drift(contract: Contract, verdict: WindowVerdict, *, worker_id
     else:
         severity = EventSeverity.INFO
 
+    def cut(tallies: dict[str, FieldTally]) -> dict[str, FieldTally]:  # long names cut; names cut alike add up
+        out: dict[str, FieldTally] = {}
+        for name, tally in tallies.items():
+            key = field_name(name)
+            out[key] = out[key] + tally if key in out else tally
+        return out
+
+    unknown = cut(sd.unknown)
+
     def evidence(tallies: dict[str, FieldTally]) -> dict[str, list[dict[str, int]]]:
         return {n: [{"partition": p, "offset": o} for p, o in t.evidence] for n, t in tallies.items()}
 
@@ -158,22 +184,19 @@ def window_schema_drift(contract: Contract, verdict: WindowVerdict, *, worker_id
         "schema": k.schema,
         "topic": k.topic,
         "worker_id": worker_id,
-        "offsets": [
-            {"partition": int(p), "first": int(r[0][0]), "last": int(r[-1][1])}
-            for p, r in sorted(verdict.offsets.items())
-            if r
-        ],
+        "offsets": _offsets(verdict),
         "window": {"start": iso_utc(start), "end": iso_utc(end)},
         "owner": contract.owner.as_dict(),
+        "scope": "window",
         "records": verdict.rows,
-        "unknown_fields": {n: t.records for n, t in sd.unknown.items()},
+        "unknown_fields": {n: t.records for n, t in unknown.items()},
         "missing_fields": {n: t.records for n, t in sd.missing.items()},
         "type_mismatches": {n: t.records for n, t in sd.types.items()},
         "missing_required": missing_required,
         "expected_types": {f: declared[f].logical_type for f in sd.types if f in declared},
         "never_present": list(sd.never_present),
         "first_offending": {
-            "unknown_fields": evidence(sd.unknown),
+            "unknown_fields": evidence(unknown),
             "missing_fields": evidence(sd.missing),
             "type_mismatches": evidence(sd.types),
         },

@@ -34,7 +34,8 @@ def model_performance(
     """The ``model.performance`` event of one window ``[start_ms, end_ms)`` of ``topic`` (predictions), one version."""
     start, end = (ms_utc(ms) for ms in (start_ms, end_ms))
     data = performance_data(partial, model_version, contract, schema, topic, (start, end))
-    data |= {"scope": "window", "labels_topic": labels_topic, "horizon_seconds": horizon_ms / 1000}
+    data |= {"scope": "window", "labels_topic": labels_topic, "horizon_seconds": horizon_ms / 1000,
+             "owner": contract.owner.as_dict()}  # fmt: skip
     eid = drift_event_id(EventType.MODEL_PERFORMANCE, contract, schema, topic, start_ms, end_ms, model_version)
     severity = EventSeverity.OK if partial.count else EventSeverity.INFO
     attributes = context_attributes(

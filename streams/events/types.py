@@ -41,6 +41,8 @@ if TYPE_CHECKING:
 __all__ = [
     "CONTENT_TYPE",
     "EXTENSIONS",
+    "MAX_CASE_CHARS",
+    "MAX_FIELD_CHARS",
     "MAX_MS",
     "MIN_MS",
     "SCHEMA_FILES",
@@ -50,8 +52,10 @@ __all__ = [
     "LifecyclePhase",
     "Offsets",
     "context_attributes",
+    "cut_text",
     "dataschema_for",
     "event_id",
+    "field_name",
     "iso_utc",
     "json_number",
     "ms_utc",
@@ -185,6 +189,30 @@ def iso_utc(moment: datetime) -> str:
 def event_id(*parts: Any) -> str:
     """A deterministic event id: the first 32 hex digits of the SHA-256 of the canonical JSON of ``parts``."""
     return hashlib.sha256(orjson.dumps(parts)).hexdigest()[:32]
+
+
+#: a field name of a record longer than this is cut in ``schema.drift`` events (``…[truncated N bytes]``)
+MAX_FIELD_CHARS: Final = 256
+
+
+#: a failure case (a record's value) longer than this is cut in ``rule.violation`` samples
+MAX_CASE_CHARS: Final = 1024
+
+
+def field_name(name: str) -> str:
+    """A record's field name as a ``schema.drift`` event carries it: cut after :data:`MAX_FIELD_CHARS` characters
+    with a ``…[truncated N bytes]`` marker (the cut of the pipeline's oversized events). A record may carry a key of
+    any length (up to the message limit): 64 of them made a window's event larger than any topic accepts."""
+    return cut_text(name, MAX_FIELD_CHARS)
+
+
+def cut_text(text: str, chars: int) -> str:
+    """``text`` cut after ``chars`` characters with a ``…[truncated N bytes]`` marker (N: the UTF-8 bytes cut)."""
+    if len(text) <= chars:
+        return text
+    kept = text[:chars]
+    cut = len(text.encode("utf-8", "surrogatepass")) - len(kept.encode("utf-8", "surrogatepass"))
+    return f"{kept}…[truncated {cut} bytes]"
 
 
 def source_urn(kind: str, name: str) -> str:
