@@ -30,6 +30,7 @@ import time
 import uuid
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 from rich.console import Console
 from rich.live import Live
@@ -175,8 +176,6 @@ async def _follow_events(
 ) -> None:
     from aiokafka import AIOKafkaConsumer, TopicPartition
 
-    from streams.events.codec import event_data, from_kafka
-
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, group_id=None)
     await consumer.start()
     try:
@@ -200,17 +199,26 @@ async def _follow_events(
             for records in batches.values():
                 for rec in records:
                     try:
-                        event = from_kafka(rec.key, rec.value, list(rec.headers or ()))
-                    except Exception:  # not a quality event: ignore, as consumers should
+                        _fold(rec, tracker, drift, now, since_ms)
+                    except Exception:  # not a quality event, or data no consumer reads: ignore, as consumers should
                         continue
-                    ext = event.get_extension("severity")
-                    data = event_data(event)
-                    if event.get_type() == EventType.MODEL_PERFORMANCE and _before(data, since_ms):
-                        continue  # the joiner read a reused broker's earlier predictions: not this run's
-                    tracker.add(event.get_type(), event.get_id(), data, str(ext) if ext else None, now)
-                    drift.add(event.get_type(), data)
     finally:
         await consumer.stop()
+
+
+def _fold(rec: Any, tracker: EventTracker, drift: DriftWindows, now: dt.datetime, since_ms: int) -> None:
+    """One consumed record into the demo's tracker and drift view (raises on a record that is not a quality event)."""
+    from streams.events.codec import event_data, from_kafka
+
+    event = from_kafka(rec.key, rec.value, list(rec.headers or ()))
+    data = event_data(event)
+    if not isinstance(data, dict):
+        raise TypeError("a quality event's data is a JSON object")
+    if event.get_type() == EventType.MODEL_PERFORMANCE and _before(data, since_ms):
+        return  # the joiner read a reused broker's earlier predictions: not this run's
+    ext = event.get_extension("severity")
+    tracker.add(event.get_type(), event.get_id(), data, str(ext) if ext else None, now)
+    drift.add(event.get_type(), data)
 
 
 def _before(data: dict[str, object], since_ms: int) -> bool:
