@@ -239,6 +239,7 @@ class BatchWorker(ExactlyOnce):
             if error is not None and attempt > self.settings.batch_retries:
                 raise error  # its outputs kept failing: give up without processing again
             result = await self._call(binding.process, messages, worker_id=self.worker_id)
+            return await self.outputs.fit(result, messages)  # fitting is processing: a failure is retried too
         except Exception as exc:
             if attempt < self.settings.batch_retries:
                 await self._retry_later(tp, first, attempt + 1, exc, "process")
@@ -248,7 +249,7 @@ class BatchWorker(ExactlyOnce):
             self.observers.on_batch_given_up(tp, first, exc)
             result = given_up(binding.contract.ref, messages, exc, self.settings, worker_id=self.worker_id,
                               refused=stage == "produce")  # fmt: skip
-        return await self.outputs.fit(result, messages)
+        return await self.outputs.fit_given_up(result, messages)
 
     async def _submit(self, tp: TopicPartition, messages: Sequence[Message], result: BatchResult, polled_at: float,
                       shared: InFlight | None = None) -> InFlight:  # fmt: skip

@@ -82,6 +82,17 @@ class OutputLimits:
         limits = {t: await self.limit(t) for t in topics}
         return fit(result, messages, limits, settings=self.settings)
 
+    async def fit_given_up(self, result: BatchResult, messages: Sequence[Message]) -> BatchResult:
+        """:meth:`fit` for a batch's last resort (:func:`given_up`), which must go out: when fitting raises, the
+        outputs go as they are (copies too large for their topic are refused by the broker, and the batch then ends
+        as reference records, which carry no value bytes)."""
+        try:
+            return await self.fit(result, messages)
+        except Exception:
+            log.exception("fitting the dead letters of a batch of %s failed; they are sent as they are",
+                          messages[0].topic if messages else "?")  # fmt: skip
+            return result
+
     def refused(self, error: BaseException) -> None:
         """A produce failed with ``error``: when it says "too large", read the limits again."""
         if "TooLarge" in type(error).__name__:

@@ -95,16 +95,28 @@ class PollBatches:
         prepared: list[Prepared] = []
         for g, group in enumerate(groups.values()):
             together = await self._call(self._together, group)  # in a thread while a transaction commits
-            if together is None:
+            fitted = await self._fit_together(group, together) if together is not None else None
+            if fitted is None:
                 for tp, messages in group:
                     result = await self._process(tp, messages)
                     if result is not None:
                         prepared.append((tp, messages, result, -1))
                 continue
-            shared = g if together[0].poll_events else -1  # else each batch carries its own events (stream time)
-            for (tp, messages), result in zip(group, together, strict=True):
-                prepared.append((tp, messages, await self.outputs.fit(result, messages), shared))
+            shared = g if fitted[0].poll_events else -1  # else each batch carries its own events (stream time)
+            prepared += [(tp, messages, result, shared) for (tp, messages), result in zip(group, fitted, strict=True)]
         return prepared
+
+    async def _fit_together(
+        self, group: Sequence[tuple[TopicPartition, Sequence[Message]]], results: list[BatchResult]
+    ) -> list[BatchResult] | None:
+        """The poll's results fitted to their topics; None when fitting one raises (a bug on some data): the
+        batches are then processed one by one, each retried and at last dead-lettered alone (``_process``)."""
+        try:
+            return [await self.outputs.fit(r, messages) for (_, messages), r in zip(group, results, strict=True)]
+        except Exception:
+            log.exception("fitting the outputs of a poll of %d partitions of %s failed; processing them one by one",
+                          len(group), group[0][0].topic)  # fmt: skip
+            return None
 
     def _together(self, group: Sequence[tuple[TopicPartition, Sequence[Message]]]) -> list[BatchResult] | None:
         """The batches of one topic routed in one call, split per partition; None: process them one by one."""
