@@ -238,7 +238,7 @@ class BatchWorker(ExactlyOnce):
         try:
             if error is not None and attempt > self.settings.batch_retries:
                 raise error  # its outputs kept failing: give up without processing again
-            result = await self._call(binding.process, messages, worker_id=self.worker_id)
+            result = await self._call(binding.process, messages, load=[messages], worker_id=self.worker_id)
             return await self.outputs.fit(result, messages)  # fitting is processing: a failure is retried too
         except Exception as exc:
             if attempt < self.settings.batch_retries:

@@ -83,7 +83,8 @@ class PollBatches:
     async def _reap(self) -> None:
         raise NotImplementedError
 
-    async def _call(self, fn: Callable[..., R], *args: Any, **kwargs: Any) -> R:
+    async def _call(self, fn: Callable[..., R], *args: Any, load: Sequence[Sequence[Message]] = (),
+                    **kwargs: Any) -> R:  # fmt: skip
         raise NotImplementedError
 
     async def _prepare(self, batches: Sequence[tuple[TopicPartition, Sequence[Message]]]) -> list[Prepared]:
@@ -94,7 +95,8 @@ class PollBatches:
                 groups.setdefault(tp.topic, []).append((tp, messages))
         prepared: list[Prepared] = []
         for g, group in enumerate(groups.values()):
-            together = await self._call(self._together, group)  # in a thread while a transaction commits
+            # in a thread while a transaction commits, batches await acknowledgement, or the poll is heavy
+            together = await self._call(self._together, group, load=[ms for _, ms in group])
             fitted = await self._fit_together(group, together) if together is not None else None
             if fitted is None:
                 for tp, messages in group:

@@ -57,9 +57,8 @@ def test_a_batch_whose_fitting_always_fails_is_dead_lettered_and_the_worker_goes
     async def scenario() -> None:
         for i in range(4):
             transport.produce(TOPIC, record(i, merchant_id=POISON.decode() if i == 2 else "m1"), partition=0)
-        for i in range(partitions - 1):
-            for j in range(3):
-                transport.produce(TOPIC, record(10 + j), partition=1)
+        for j in range(3 * (partitions - 1)):
+            transport.produce(TOPIC, record(10 + j), partition=1)
         async with running(worker) as task:
             want = {TP0: 4} | ({TP1: 3} if partitions == 2 else {})
             await transport.wait_for(lambda: transport.committed == want or task.done(), timeout=15)
