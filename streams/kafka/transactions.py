@@ -22,10 +22,10 @@ import contextlib
 import logging
 import time
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from operator import attrgetter, methodcaller
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from streams.kafka.polls import InFlight, PollBatches, Prepared
 from streams.kafka.transport import TopicPartition, Transport
@@ -74,6 +74,16 @@ class Ahead:
     polled_at: float
     records: int
     prepared: list[Prepared] | None = None
+
+
+def _raise_refused(pending: Iterable[Iterable[InFlight]]) -> None:
+    """Raise the error of an output the transport refused at once (a failed future: an event whose topic is denied
+    or deleted, ``EventDelivery``): it never reached the producer, so the transaction would commit without it."""
+    for queue in pending:
+        for b in queue:
+            for f in (*b.futures, *b.event_futures):
+                if f.done() and not f.cancelled() and f.exception() is not None:
+                    raise cast(BaseException, f.exception())
 
 
 class ExactlyOnce(PollBatches):
@@ -155,6 +165,7 @@ class ExactlyOnce(PollBatches):
                     tx = self._open = OpenTransaction(a.polled_at)
                 prepared = a.prepared if a.prepared is not None else await self._prepare(a.batches)
                 await self._submit_poll(prepared, a.polled_at, reap=False)
+                _raise_refused(self._pending.values())
             except Exception as exc:
                 self._open = None
                 firsts = dict(tx.firsts) if tx is not None else {}
