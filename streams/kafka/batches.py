@@ -108,6 +108,7 @@ class BatchWorker(ExactlyOnce):
         self._owned: set[TopicPartition] = set()
         self._attempts: dict[tuple[TopicPartition, int], tuple[int, BaseException, str]] = {}
         self._uncommitted: dict[TopicPartition, int] = {}
+        self._rewound: dict[TopicPartition, int] = {}  # partitions read again from an earlier batch: polls.py
         self._acks_commit: asyncio.Future[None] | None = None  # the last _reap's commit, awaited by the next
         self._poll_failures = 0  # consecutive failed polls (fetches)
         self._committing: asyncio.Future[float] | None = None  # exactly-once: see streams.kafka.transactions
@@ -224,12 +225,6 @@ class BatchWorker(ExactlyOnce):
             if not poll.done():
                 poll.cancel()
 
-    async def _handle(self, tp: TopicPartition, messages: Sequence[Message], polled_at: float) -> None:
-        """Process one partition batch and submit its outputs (not awaiting the acknowledgements)."""
-        result = await self._process(tp, messages)
-        if result is not None:
-            await self._submit(tp, messages, result, polled_at)
-
     async def _process(self, tp: TopicPartition, messages: Sequence[Message]) -> BatchResult | None:
         """The batch's outputs, fitted to their topics (pure but for the limits); None when it is retried later."""
         binding = self.bindings[tp.topic]
@@ -273,6 +268,7 @@ class BatchWorker(ExactlyOnce):
     async def _retry_later(self, tp: TopicPartition, first: int, attempt: int, exc: BaseException, stage: str) -> None:
         """Re-read the batch from ``first`` after a backoff, pausing only this partition."""
         self._attempts[(tp, first)] = (attempt, exc, stage)
+        self._rewound[tp] = min(self._rewound.get(tp, first), first)  # later batches read before: dropped
         delay = backoff(self.settings, max(attempt, 1))
         log.error("%s failed (attempt %d of %d), retrying the batch in %.1fs: %r", stage, attempt,
                   self.settings.batch_retries + 1, delay, exc, extra=log_extra(tp.topic, tp.partition, first),
@@ -416,6 +412,7 @@ class BatchWorker(ExactlyOnce):
             self._uncommitted = {tp: o for tp, o in self._uncommitted.items() if tp in self._owned}
             for tp in revoked:
                 self._pending.pop(tp, None)
+                self._rewound.pop(tp, None)  # read again from the committed offset by its next owner
         if revoked:
             await self.observers.on_revoke(set(revoked))
 
