@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from streams.kafka.connection import backoff
+from streams.kafka.outputs import failed
 from streams.kafka.transport import TopicPartition, Transport
 from streams.pipeline.records import OutRecord
 from streams.settings import Settings
@@ -51,9 +52,7 @@ class EventDelivery:
         try:
             return await self.transport.send(event)
         except Exception as exc:
-            future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-            future.set_exception(exc)
-            return future
+            return failed(exc)
 
     async def settle(
         self, events: Sequence[OutRecord], futures: list[asyncio.Future[Any]], owned: set[TopicPartition]

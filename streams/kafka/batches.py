@@ -34,7 +34,7 @@ from streams.errors import CommitRefusedError, SettingsError, TransportError
 from streams.kafka.backpressure import EventDelivery
 from streams.kafka.connection import backoff
 from streams.kafka.observers import HealthObserver, LifecycleObserver, MetricsObserver, Observers, WorkerObserver
-from streams.kafka.outputs import OutputLimits, given_up
+from streams.kafka.outputs import OutputLimits, failed, given_up
 from streams.kafka.topics import output_topics
 from streams.kafka.transactions import Ahead, ExactlyOnce, InFlight, OpenTransaction
 from streams.kafka.transport import TopicPartition, Transport
@@ -297,7 +297,11 @@ class BatchWorker(ExactlyOnce):
             for r in records:
                 groups.setdefault((r.topic, r.partition), []).append(r)
         for (topic, explicit), records in groups.items():
-            part = tp.partition % await transport.partition_count(topic) if explicit is None else explicit
+            try:
+                part = tp.partition % await transport.partition_count(topic) if explicit is None else explicit
+            except Exception as exc:  # no metadata (aiokafka raises: topic denied, or deleted): a failed output
+                futures.append(failed(exc))
+                continue
             futures += await transport.send_batch(topic, part, records)
         return futures
 
