@@ -86,3 +86,45 @@ def test_a_batch_processed_while_the_one_before_fails_is_not_committed_past_it()
         assert set(written) == set(range(8))  # nothing lost (B may have been written twice: at-least-once)
 
     run(scenario)
+
+
+class HoldPoll(HoldSecond):
+    """``HoldSecond`` for the poll routed together (``process_poll``)."""
+
+    def process_poll(self, batches: Sequence[Sequence[Message]], *, worker_id: str) -> list[BatchResult]:
+        if not self.release.is_set():
+            self.started.set()
+            self.release.wait(timeout=10.0)
+        return self.inner.process_poll(batches, worker_id=worker_id)
+
+
+def test_when_the_batch_carrying_a_polls_events_is_dropped_the_next_one_carries_them() -> None:
+    """Poll 2 holds P0 (offsets 4-5, carrying the poll's summary) and P1 (0-1); P0 is rewound meanwhile: P1's batch
+    is submitted with the poll's summary (it describes P1's records too), instead of none."""
+    transport = InMemoryTransport(sources=[TOPIC], partitions={TOPIC: 2})
+    values = [orjson.dumps(r) for r in generate_feature_records(8, seed=6).records]
+    worker = worker_for(transport, batch_max_records=4, batch_retries=3)
+
+    async def scenario() -> None:
+        hold = HoldPoll(worker.bindings[TOPIC], -1)
+        worker.bindings[TOPIC] = hold  # type: ignore[assignment]
+        for v in values[:6]:
+            transport.produce(TOPIC, v, partition=0)
+        for v in values[6:]:
+            transport.produce(TOPIC, v, partition=1)
+        transport.hold_acks()
+        async with running(worker) as task:
+            await transport.wait_for(lambda: transport.held > 0)
+            await asyncio.to_thread(hold.started.wait, 10.0)
+            transport.fail_held(BrokenPipeError_("refused"))
+            await transport.wait_for(lambda: TP0 in transport.paused, timeout=5)
+            hold.release.set()
+            want = {TP0: 6, TopicPartition(TOPIC, 1): 2}
+            await transport.wait_for(lambda: transport.committed == want or task.done(), timeout=15)
+            assert not task.done(), task.exception()
+        summaries = [orjson.loads(e.value or b"") for e in transport.records("events")
+                     if dict(e.headers).get("ce_type") == b"io.qualitystreams.batch.summary.v1"]  # fmt: skip
+        described = {(o["partition"], o["first"]) for s in summaries for o in s["offsets"]}
+        assert (1, 0) in described  # P1's records are described by some summary
+
+    run(scenario)
