@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from streams.kafka.connection import backoff
+from streams.kafka.outputs import failed
 from streams.kafka.transport import TopicPartition, Transport
 from streams.pipeline.records import OutRecord
 from streams.settings import Settings
@@ -42,7 +43,16 @@ class EventDelivery:
         return bool(self.paused) or self.failures > 0
 
     async def send(self, events: Sequence[OutRecord]) -> list[asyncio.Future[Any]]:
-        return [await self.transport.send(e) for e in events]
+        return [await self._send(e) for e in events]
+
+    async def _send(self, event: OutRecord) -> asyncio.Future[Any]:
+        """``transport.send``, a refusal it raises (aiokafka's ``send`` raises when it cannot get the topic's
+        metadata: ``TopicAuthorizationFailedError``, ``KafkaTimeoutError`` for a deleted topic) as a failed future:
+        re-sent like any other failed event, never a dead worker."""
+        try:
+            return await self.transport.send(event)
+        except Exception as exc:
+            return failed(exc)
 
     async def settle(
         self, events: Sequence[OutRecord], futures: list[asyncio.Future[Any]], owned: set[TopicPartition]
@@ -67,7 +77,7 @@ class EventDelivery:
         self.failures += 1
         self._retry_at = now + backoff(self.settings, self.failures)
         for i in failed:
-            futures[i] = await self.transport.send(events[i])
+            futures[i] = await self._send(events[i])
         return False
 
     def _resume(self, owned: set[TopicPartition]) -> None:

@@ -34,7 +34,7 @@ from streams.errors import CommitRefusedError, SettingsError, TransportError
 from streams.kafka.backpressure import EventDelivery
 from streams.kafka.connection import backoff
 from streams.kafka.observers import HealthObserver, LifecycleObserver, MetricsObserver, Observers, WorkerObserver
-from streams.kafka.outputs import OutputLimits, given_up
+from streams.kafka.outputs import OutputLimits, failed, given_up
 from streams.kafka.topics import output_topics
 from streams.kafka.transactions import Ahead, ExactlyOnce, InFlight, OpenTransaction
 from streams.kafka.transport import TopicPartition, Transport
@@ -108,6 +108,7 @@ class BatchWorker(ExactlyOnce):
         self._owned: set[TopicPartition] = set()
         self._attempts: dict[tuple[TopicPartition, int], tuple[int, BaseException, str]] = {}
         self._uncommitted: dict[TopicPartition, int] = {}
+        self._rewound: dict[TopicPartition, int] = {}  # partitions read again from an earlier batch: polls.py
         self._acks_commit: asyncio.Future[None] | None = None  # the last _reap's commit, awaited by the next
         self._poll_failures = 0  # consecutive failed polls (fetches)
         self._committing: asyncio.Future[float] | None = None  # exactly-once: see streams.kafka.transactions
@@ -224,12 +225,6 @@ class BatchWorker(ExactlyOnce):
             if not poll.done():
                 poll.cancel()
 
-    async def _handle(self, tp: TopicPartition, messages: Sequence[Message], polled_at: float) -> None:
-        """Process one partition batch and submit its outputs (not awaiting the acknowledgements)."""
-        result = await self._process(tp, messages)
-        if result is not None:
-            await self._submit(tp, messages, result, polled_at)
-
     async def _process(self, tp: TopicPartition, messages: Sequence[Message]) -> BatchResult | None:
         """The batch's outputs, fitted to their topics (pure but for the limits); None when it is retried later."""
         binding = self.bindings[tp.topic]
@@ -238,7 +233,8 @@ class BatchWorker(ExactlyOnce):
         try:
             if error is not None and attempt > self.settings.batch_retries:
                 raise error  # its outputs kept failing: give up without processing again
-            result = await self._call(binding.process, messages, worker_id=self.worker_id)
+            result = await self._call(binding.process, messages, load=[messages], worker_id=self.worker_id)
+            return await self.outputs.fit(result, messages)  # fitting is processing: a failure is retried too
         except Exception as exc:
             if attempt < self.settings.batch_retries:
                 await self._retry_later(tp, first, attempt + 1, exc, "process")
@@ -248,7 +244,7 @@ class BatchWorker(ExactlyOnce):
             self.observers.on_batch_given_up(tp, first, exc)
             result = given_up(binding.contract.ref, messages, exc, self.settings, worker_id=self.worker_id,
                               refused=stage == "produce")  # fmt: skip
-        return await self.outputs.fit(result, messages)
+        return await self.outputs.fit_given_up(result, messages)
 
     async def _submit(self, tp: TopicPartition, messages: Sequence[Message], result: BatchResult, polled_at: float,
                       shared: InFlight | None = None) -> InFlight:  # fmt: skip
@@ -272,6 +268,7 @@ class BatchWorker(ExactlyOnce):
     async def _retry_later(self, tp: TopicPartition, first: int, attempt: int, exc: BaseException, stage: str) -> None:
         """Re-read the batch from ``first`` after a backoff, pausing only this partition."""
         self._attempts[(tp, first)] = (attempt, exc, stage)
+        self._rewound[tp] = min(self._rewound.get(tp, first), first)  # later batches read before: dropped
         delay = backoff(self.settings, max(attempt, 1))
         log.error("%s failed (attempt %d of %d), retrying the batch in %.1fs: %r", stage, attempt,
                   self.settings.batch_retries + 1, delay, exc, extra=log_extra(tp.topic, tp.partition, first),
@@ -300,7 +297,11 @@ class BatchWorker(ExactlyOnce):
             for r in records:
                 groups.setdefault((r.topic, r.partition), []).append(r)
         for (topic, explicit), records in groups.items():
-            part = tp.partition % await transport.partition_count(topic) if explicit is None else explicit
+            try:
+                part = tp.partition % await transport.partition_count(topic) if explicit is None else explicit
+            except Exception as exc:  # no metadata (aiokafka raises: topic denied, or deleted): a failed output
+                futures.append(failed(exc))
+                continue
             futures += await transport.send_batch(topic, part, records)
         return futures
 
@@ -415,6 +416,7 @@ class BatchWorker(ExactlyOnce):
             self._uncommitted = {tp: o for tp, o in self._uncommitted.items() if tp in self._owned}
             for tp in revoked:
                 self._pending.pop(tp, None)
+                self._rewound.pop(tp, None)  # read again from the committed offset by its next owner
         if revoked:
             await self.observers.on_revoke(set(revoked))
 

@@ -19,6 +19,7 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 from operator import attrgetter
+from typing import Any
 
 from streams.kafka.transport import Transport
 from streams.pipeline.deadletter import internal_dead_letters
@@ -27,7 +28,7 @@ from streams.pipeline.headers import HeaderNames, bounded
 from streams.pipeline.records import BatchResult, Message
 from streams.settings import Settings
 
-__all__ = ["LIMIT_TTL_S", "OutputLimits", "given_up"]
+__all__ = ["LIMIT_TTL_S", "OutputLimits", "failed", "given_up"]
 
 log = logging.getLogger(__name__)
 
@@ -82,6 +83,17 @@ class OutputLimits:
         limits = {t: await self.limit(t) for t in topics}
         return fit(result, messages, limits, settings=self.settings)
 
+    async def fit_given_up(self, result: BatchResult, messages: Sequence[Message]) -> BatchResult:
+        """:meth:`fit` for a batch's last resort (:func:`given_up`), which must go out: when fitting raises, the
+        outputs go as they are (copies too large for their topic are refused by the broker, and the batch then ends
+        as reference records, which carry no value bytes)."""
+        try:
+            return await self.fit(result, messages)
+        except Exception:
+            log.exception("fitting the dead letters of a batch of %s failed; they are sent as they are",
+                          messages[0].topic if messages else "?")  # fmt: skip
+            return result
+
     def refused(self, error: BaseException) -> None:
         """A produce failed with ``error``: when it says "too large", read the limits again."""
         if "TooLarge" in type(error).__name__:
@@ -107,3 +119,11 @@ def given_up(
     signed = names.provenance(str(settings.mode), worker_id)
     contract = ((names.errors_contract, bounded(contract_ref)),)
     return references(messages, settings=settings, reason=f"refused.{name}", text=text, extra=contract + signed)
+
+
+def failed(error: BaseException) -> asyncio.Future[Any]:
+    """A future failed with ``error``: an output (or event) the transport refused before it reached the producer
+    (it raised), handled as the producer's refusal would be: retried, re-sent, or given up."""
+    future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+    future.set_exception(error)
+    return future

@@ -21,7 +21,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from streams.kafka.outputs import OutputLimits
@@ -72,6 +72,9 @@ class PollBatches:
     outputs: OutputLimits
     _owned: set[TopicPartition]
     _attempts: dict[tuple[TopicPartition, int], tuple[int, BaseException, str]]
+    #: partition -> the first offset of a batch read again (``_retry_later`` seeks there): batches of the
+    #: partition read before that seek, after that batch, are dropped until the re-read reaches it
+    _rewound: dict[TopicPartition, int]
 
     async def _process(self, tp: TopicPartition, messages: Sequence[Message]) -> BatchResult | None:
         raise NotImplementedError
@@ -83,7 +86,8 @@ class PollBatches:
     async def _reap(self) -> None:
         raise NotImplementedError
 
-    async def _call(self, fn: Callable[..., R], *args: Any, **kwargs: Any) -> R:
+    async def _call(self, fn: Callable[..., R], *args: Any, load: Sequence[Sequence[Message]] = (),
+                    **kwargs: Any) -> R:  # fmt: skip
         raise NotImplementedError
 
     async def _prepare(self, batches: Sequence[tuple[TopicPartition, Sequence[Message]]]) -> list[Prepared]:
@@ -94,17 +98,30 @@ class PollBatches:
                 groups.setdefault(tp.topic, []).append((tp, messages))
         prepared: list[Prepared] = []
         for g, group in enumerate(groups.values()):
-            together = await self._call(self._together, group)  # in a thread while a transaction commits
-            if together is None:
+            # in a thread while a transaction commits, batches await acknowledgement, or the poll is heavy
+            together = await self._call(self._together, group, load=[ms for _, ms in group])
+            fitted = await self._fit_together(group, together) if together is not None else None
+            if fitted is None:
                 for tp, messages in group:
                     result = await self._process(tp, messages)
                     if result is not None:
                         prepared.append((tp, messages, result, -1))
                 continue
-            shared = g if together[0].poll_events else -1  # else each batch carries its own events (stream time)
-            for (tp, messages), result in zip(group, together, strict=True):
-                prepared.append((tp, messages, await self.outputs.fit(result, messages), shared))
+            shared = g if fitted[0].poll_events else -1  # else each batch carries its own events (stream time)
+            prepared += [(tp, messages, result, shared) for (tp, messages), result in zip(group, fitted, strict=True)]
         return prepared
+
+    async def _fit_together(
+        self, group: Sequence[tuple[TopicPartition, Sequence[Message]]], results: list[BatchResult]
+    ) -> list[BatchResult] | None:
+        """The poll's results fitted to their topics; None when fitting one raises (a bug on some data): the
+        batches are then processed one by one, each retried and at last dead-lettered alone (``_process``)."""
+        try:
+            return [await self.outputs.fit(r, messages) for (_, messages), r in zip(group, results, strict=True)]
+        except Exception:
+            log.exception("fitting the outputs of a poll of %d partitions of %s failed; processing them one by one",
+                          len(group), group[0][0].topic)  # fmt: skip
+            return None
 
     def _together(self, group: Sequence[tuple[TopicPartition, Sequence[Message]]]) -> list[BatchResult] | None:
         """The batches of one topic routed in one call, split per partition; None: process them one by one."""
@@ -122,12 +139,31 @@ class PollBatches:
             return None
         return results if len(results) == len(group) else None
 
+    def _behind(self, tp: TopicPartition, first: int) -> bool:
+        """True for a batch read before its partition was rewound to an earlier, failed batch (``_rewound``): it is
+        read again after that one. Submitted now, its offsets would be committed while the failed batch's outputs
+        are written nowhere (lost on a rebalance or a crash before the retry). The re-read clears the mark."""
+        rewound = self._rewound.get(tp)
+        if rewound is None:
+            return False
+        if first <= rewound:
+            del self._rewound[tp]
+            return False
+        log.info("dropping a batch of %s[%d] from offset %d: the partition is read again from %d", tp.topic,
+                 tp.partition, first, rewound)  # fmt: skip
+        return True
+
     async def _submit_poll(self, prepared: Sequence[Prepared], polled_at: float, *, reap: bool) -> None:
         """Submit the prepared batches of a poll; ``reap``: commit what is acknowledged after each."""
         owners: dict[int, InFlight] = {}  # group -> the batch carrying the poll's events
+        carried: dict[int, list[OutRecord]] = {}  # group -> the poll's events, when the batch carrying them is dropped
         for tp, messages, result, group in prepared:
-            if tp not in self._owned:
+            if tp not in self._owned or self._behind(tp, messages[0].offset):
+                if group >= 0 and group not in owners:
+                    carried.setdefault(group, result.events)
                 continue
+            if group in carried and group not in owners:
+                result = replace(result, events=carried.pop(group))
             batch = await self._submit(tp, messages, result, polled_at, owners.get(group))
             if group >= 0:
                 owners.setdefault(group, batch)

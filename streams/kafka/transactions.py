@@ -22,9 +22,10 @@ import contextlib
 import logging
 import time
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, TypeVar
+from operator import attrgetter, methodcaller
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from streams.kafka.polls import InFlight, PollBatches, Prepared
 from streams.kafka.transport import TopicPartition, Transport
@@ -34,10 +35,23 @@ from streams.settings import Settings
 if TYPE_CHECKING:
     from streams.pipeline.binding import Binding
 
-__all__ = ["Ahead", "ExactlyOnce", "InFlight", "OpenTransaction"]
+__all__ = ["INLINE_MAX_RECORDS", "Ahead", "ExactlyOnce", "InFlight", "OpenTransaction", "records_in"]
 
 log = logging.getLogger("streams.kafka.worker")
 R = TypeVar("R")
+_VALUE = attrgetter("value")
+
+#: records one call may process on the event loop (inline); a call with more (by :func:`records_in`) runs in a
+#: thread: a 1 MB NDJSON message of 333k tiny records took ~23 s inline, holding the consumer's heartbeats (the
+#: session timeout is 10 s), the commits and ``/metrics`` all along. 50k records inline: ~0.4-0.7 s of JSON
+#: records, ~2.3 s of tiny NDJSON records (46 us each, measured), within the session timeout
+INLINE_MAX_RECORDS = 50_000
+_LINES = methodcaller("count", b"\n")
+
+
+def records_in(batches: Sequence[Sequence[Message]]) -> int:
+    """An upper estimate of the records in ``batches``: one per message plus its newlines (NDJSON lines)."""
+    return sum(len(ms) + sum(map(_LINES, filter(None, map(_VALUE, ms)))) for ms in batches)
 
 
 @dataclass(slots=True)
@@ -60,6 +74,16 @@ class Ahead:
     polled_at: float
     records: int
     prepared: list[Prepared] | None = None
+
+
+def _raise_refused(pending: Iterable[Iterable[InFlight]]) -> None:
+    """Raise the error of an output the transport refused at once (a failed future: an event whose topic is denied
+    or deleted, ``EventDelivery``): it never reached the producer, so the transaction would commit without it."""
+    for queue in pending:
+        for b in queue:
+            for f in (*b.futures, *b.event_futures):
+                if f.done() and not f.cancelled() and f.exception() is not None:
+                    raise cast(BaseException, f.exception())
 
 
 class ExactlyOnce(PollBatches):
@@ -86,17 +110,20 @@ class ExactlyOnce(PollBatches):
     async def _reap(self) -> None:
         raise NotImplementedError
 
-    async def _call(self, fn: Callable[..., R], *args: Any, **kwargs: Any) -> R:
+    async def _call(self, fn: Callable[..., R], *args: Any, load: Sequence[Sequence[Message]] = (),
+                    **kwargs: Any) -> R:  # fmt: skip
         """``fn(*args, **kwargs)``: processing a batch (pure, CPU-bound), in a thread while the event loop has
         other work: a transaction committing in the background (adding partitions and offsets, the produce
         requests and ending it are round trips that each need the loop), or batches awaiting acknowledgement
         (committed as soon as acknowledged). Inline, a poll's processing held the loop for its whole duration:
         the "background" commit only progressed, and acknowledged batches were only committed, once it was over.
-        Inline when nothing waits (a thread costs more than it saves then). With stages (stream time) too: the
-        observers on the loop touch their state only holding its lock (``streams.windows.stream.StreamTime.lock``)."""
+        Inline when nothing waits (a thread costs more than it saves then), unless the messages it processes
+        (``load``) may hold more than :data:`INLINE_MAX_RECORDS` records: the loop also sends the consumer's
+        heartbeats and serves ``/metrics``. With stages (stream time) too: the observers on the loop touch their
+        state only holding its lock (``streams.windows.stream.StreamTime.lock``)."""
         committing = self._committing
         busy = committing is not None and not committing.done()
-        if not busy and (self.settings.exactly_once or not self._pending):
+        if not busy and (self.settings.exactly_once or not self._pending) and records_in(load) <= INLINE_MAX_RECORDS:
             return fn(*args, **kwargs)
         work = asyncio.ensure_future(asyncio.to_thread(fn, *args, **kwargs))
         while not self.settings.exactly_once and not work.done():  # commit what is acknowledged meanwhile
@@ -138,6 +165,7 @@ class ExactlyOnce(PollBatches):
                     tx = self._open = OpenTransaction(a.polled_at)
                 prepared = a.prepared if a.prepared is not None else await self._prepare(a.batches)
                 await self._submit_poll(prepared, a.polled_at, reap=False)
+                _raise_refused(self._pending.values())
             except Exception as exc:
                 self._open = None
                 firsts = dict(tx.firsts) if tx is not None else {}

@@ -66,14 +66,16 @@ def annotate(
     lateness_ms: int,
     max_skew_ms: int,
     timeless: np.ndarray | None = None,
+    missing: np.ndarray | None = None,
 ) -> tuple[Marks, dict[int, PartitionClock]]:
     """Late / skewed / current-window marks of a batch's records, and the partition clocks after it.
 
     Records of each partition are taken in the order given (offset order). Records where ``timeless`` is True
     have no event time (placed by their Kafka timestamp): they do not advance their partition's watermark.
+    Records where ``missing`` is True have no Kafka timestamp either: :func:`observe` places them (``event_ms``).
     """
     parts = np.asarray(partitions, dtype=np.int64)
-    ts = np.asarray(event_ms, dtype=np.int64)
+    ts = np.array(event_ms, dtype=np.int64)
     n = len(ts)
     late, skewed, current = np.zeros(n, dtype=bool), np.zeros(n, dtype=bool), np.zeros(n, dtype=np.int64)
     out = dict(clocks)
@@ -87,10 +89,13 @@ def annotate(
             lateness_ms=lateness_ms,
             max_skew_ms=max_skew_ms,
             timeless=None if timeless is None else np.asarray(timeless, dtype=bool)[rows],
+            missing=None if missing is None else np.asarray(missing, dtype=bool)[rows],
         )
-        late[rows], skewed[rows], current[rows] = seen.late, seen.skewed, seen.current
+        late[rows], skewed[rows], current[rows], ts[rows] = seen.late, seen.skewed, seen.current, seen.event_ms
         out[int(p)] = seen.clock
     still = None if timeless is None else np.asarray(timeless, dtype=bool).copy()
+    if missing is not None:
+        still = np.asarray(missing, dtype=bool) | (False if still is None else still)
     return Marks(parts, np.asarray(offsets, dtype=np.int64), ts, late, skewed, current, still), out
 
 

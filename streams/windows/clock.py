@@ -63,6 +63,9 @@ class EventTimes:
 
     A record whose field is missing or unparseable gets its Kafka timestamp here (so it
     still lands in a window) and ``bad`` is True for it: it is quarantined with that reason.
+    Without an event-time field the Kafka timestamp is the event time, and a record without
+    one (negative: Kafka's -1, or None read as -1) is ``bad`` too. A negative ``ms`` where
+    ``bad`` is a missing Kafka timestamp: :func:`observe` places such a record (``missing``).
     """
 
     ms: np.ndarray  # int64
@@ -79,7 +82,7 @@ def event_times(frame: pl.DataFrame, field: str | None, kafka_ms: np.ndarray) ->
     if len(fallback) != frame.height:
         raise ValueError(f"{len(fallback)} Kafka timestamps for {frame.height} rows")
     if field is None:
-        return EventTimes(fallback.copy(), np.zeros(frame.height, dtype=bool))
+        return EventTimes(fallback.copy(), fallback < 0)
     if field not in frame.columns:
         return EventTimes(fallback.copy(), np.ones(frame.height, dtype=bool))
     column = frame.get_column(field)
@@ -138,6 +141,7 @@ class Observation:
     skewed: np.ndarray  # bool per record: beyond wall clock + max skew (did not advance the watermark)
     current: np.ndarray  # int64 per record: start of the window being filled when it arrived
     clock: PartitionClock  # the clock after the run
+    event_ms: np.ndarray  # int64 per record: its event time, or where a record in ``missing`` is placed
 
 
 def observe(
@@ -149,6 +153,7 @@ def observe(
     lateness_ms: int,
     max_skew_ms: int,
     timeless: np.ndarray | None = None,
+    missing: np.ndarray | None = None,
 ) -> Observation:
     """Advance one partition's clock over records in offset order, flagging late and skewed ones.
 
@@ -157,14 +162,22 @@ def observe(
     is the window of the newest event time seen before each record, where a late
     record is counted. Records where ``timeless`` is True have no event time (their
     Kafka timestamp places them): like skewed ones, they do not advance the watermark.
+    Records where ``missing`` is True (a subset of ``timeless``) have no time at all (no Kafka timestamp either):
+    they are placed at the newest event time before them, in the window being filled (never late), or, before
+    any, at ``now_ms``.
     """
     ts = np.asarray(event_ms, dtype=np.int64)
+    if missing is not None:
+        missing = np.asarray(missing, dtype=bool)
+        timeless = missing if timeless is None else np.asarray(timeless, dtype=bool) | missing
     skewed = ts > now_ms + max_skew_ms
     still = skewed if timeless is None else skewed | np.asarray(timeless, dtype=bool)
     first = clock.max_event_ms if clock.max_event_ms is not None else _NONE
     running = np.maximum.accumulate(np.concatenate(([first], np.where(still, _NONE, ts))))
     before = running[:-1]  # newest (non-skewed) event time before each record
     seen = before > _NONE
+    if missing is not None and missing.any():
+        ts = np.where(missing, np.where(seen, before, now_ms), ts)
     late = seen & (window_starts(ts, window_ms) + window_ms <= before - lateness_ms)
     current = window_starts(np.where(seen, before, ts), window_ms)
     max_event = int(running[-1]) if running[-1] > _NONE else None
@@ -172,7 +185,7 @@ def observe(
     # an event time (or skewed ones) goes idle, and stops holding the topic's windows back
     moved = bool(len(ts)) and not bool(still.all())
     active = now_ms if moved or clock.last_active_ms is None else clock.last_active_ms
-    return Observation(late, skewed, current, PartitionClock(max_event, active))
+    return Observation(late, skewed, current, PartitionClock(max_event, active), ts)
 
 
 def final_through(

@@ -163,7 +163,8 @@ class StreamTime:
         cfg, plan = self.config, self.plan
         parts = np.asarray(partitions, dtype=np.int64)
         offs = np.asarray(offsets, dtype=np.int64)
-        times = event_times(conformed, plan.stream.event_time, np.asarray(kafka_ms, dtype=np.int64))
+        kafka = np.asarray(kafka_ms, dtype=np.int64)
+        times = event_times(conformed, plan.stream.event_time, kafka)
         empty = np.zeros(0, dtype=np.int64)
         d_parts, d_offs, d_ts = (np.asarray(a, dtype=np.int64) for a in (dead or (empty, empty, empty)))
         for p in np.unique(np.concatenate([parts, d_parts])):
@@ -175,14 +176,16 @@ class StreamTime:
         # with an event-time field, a record without one (and a dead letter) is placed by its Kafka timestamp,
         # another clock: it must not move the watermark (one such record made every later one late on a lagging
         # stream)
-        timeless = np.concatenate([times.bad, np.full(len(d_ts), plan.stream.event_time is not None)])
+        # and one without any time (no Kafka timestamp: -1) is placed in the window being filled on its partition
+        missing = np.concatenate([times.bad & (kafka < 0), d_ts < 0])
+        timeless = np.concatenate([times.bad, np.full(len(d_ts), plan.stream.event_time is not None)]) | missing
         skip_all = self._counted(all_parts, all_offs)
         order = np.lexsort((all_offs, all_parts))
         order = order[~skip_all[order]]
         observed, clocks = annotate(
             {p: st.clock for p, st in self.states.items()}, all_parts[order], all_offs[order], all_ts[order],
             now_ms=now_ms, window_ms=cfg.window_ms, lateness_ms=cfg.lateness_ms, max_skew_ms=cfg.max_skew_ms,
-            timeless=timeless[order],
+            timeless=timeless[order], missing=missing[order],
         )  # fmt: skip
         everything = _spread(observed, order, all_parts, all_offs, all_ts, timeless)
         n = len(parts)
@@ -399,5 +402,6 @@ def _spread(
     """Marks for every record from the marks of the records at positions ``rows`` (others: not late, not skewed)."""
     n = len(parts)
     late, skewed, current = np.zeros(n, dtype=bool), np.zeros(n, dtype=bool), np.asarray(ts, dtype=np.int64).copy()
-    late[rows], skewed[rows], current[rows] = fresh.late, fresh.skewed, fresh.current
-    return Marks(parts, offs, np.asarray(ts, dtype=np.int64), late, skewed, current, np.asarray(timeless, dtype=bool))
+    placed = current.copy()
+    late[rows], skewed[rows], current[rows], placed[rows] = fresh.late, fresh.skewed, fresh.current, fresh.event_ms
+    return Marks(parts, offs, placed, late, skewed, current, np.asarray(timeless, dtype=bool))

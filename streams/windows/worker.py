@@ -66,6 +66,12 @@ def config_of(settings: Settings, spec: StreamSpec) -> StreamConfig:
     )
 
 
+def _kafka_ms(m: Message) -> int:
+    """A record's Kafka timestamp; -1 when it has none (None, or Kafka's -1): not a time (``docs/stream-time.md``)."""
+    t = m.timestamp_ms
+    return -1 if t is None or t < 0 else t
+
+
 def now_ms() -> int:
     return int(time.time() * 1000)
 
@@ -170,11 +176,11 @@ class WindowsStage:
         partition (None: nothing waited), in the order of the state (which a batch's changes follow)."""
         parts = np.array([messages[i].partition for i in rows], dtype=np.int64)
         offs = np.array([messages[i].offset for i in rows], dtype=np.int64)
-        stamps = np.array([messages[i].timestamp_ms or 0 for i in rows], dtype=np.int64)
+        stamps = np.array([_kafka_ms(messages[i]) for i in rows], dtype=np.int64)
         dead_arrays = (
             np.array([messages[i].partition for i in dead], dtype=np.int64),
             np.array([messages[i].offset for i in dead], dtype=np.int64),
-            np.array([messages[i].timestamp_ms or 0 for i in dead], dtype=np.int64),
+            np.array([_kafka_ms(messages[i]) for i in dead], dtype=np.int64),
         )
         judged = report if report is not None else self._empty_report()
         data = frame if report is not None else pl.DataFrame(schema=self.plan.schema_obj.polars_schema)
