@@ -20,7 +20,8 @@ record id or a value)::
 
 :class:`Health` answers ``/health``: every binding must have polled (consumed, or
 found nothing while polling) within ``max_age`` seconds, and none may be marked down
-(source topic missing, batch failing, broker unreachable).
+(source topic missing, batch failing, broker unreachable). Observers may add the state
+of other parts (``components``, e.g. ``policy_control``): shown, not judged.
 
 :class:`Lifecycle` logs and emits the worker's ``worker.lifecycle`` CloudEvents.
 :func:`log_extra` gives the ``extra=`` of a log line about a record position;
@@ -172,6 +173,8 @@ class Health:
     max_age: float = 30.0
     last_poll: dict[str, float] = field(default_factory=dict)
     down: dict[str, str] = field(default_factory=dict)
+    #: the state of a worker's other parts (e.g. ``policy_control``), shown in the body; it does not fail the check
+    components: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def register(self, topics: Iterable[str]) -> None:
         for topic in topics:
@@ -201,7 +204,10 @@ class Health:
         """``(http_status, body)`` for ``/health``: 200 when no binding has a problem, else 503."""
         problems = self.problems(now)
         topics = sorted(set(self.last_poll) | set(self.down))
-        body = {"status": "ok" if not problems else "unavailable", "bindings": topics, "problems": problems}
+        body: dict[str, Any] = {"status": "ok" if not problems else "unavailable", "bindings": topics,
+                                "problems": problems}  # fmt: skip
+        if self.components:
+            body["components"] = {name: dict(detail) for name, detail in self.components.items()}
         return (200 if not problems else 503), body
 
 

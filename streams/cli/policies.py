@@ -284,4 +284,5 @@ def worker_observers(
         if settings.create_topics:
             await asyncio.to_thread(create_topics, settings, [ps.control_topic], partitions=1, configs=COMPACTED)
 
-    return [*observers, install_control(bindings, factory, ps.control_topic, prepare=prepare)]
+    registry = metrics.registry if metrics is not None else None
+    return [*observers, install_control(bindings, factory, ps.control_topic, prepare=prepare, registry=registry)]

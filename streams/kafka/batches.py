@@ -99,6 +99,7 @@ class BatchWorker(ExactlyOnce):
             MetricsObserver(self.metrics, self.bindings), HealthObserver(self.health, self.bindings),
             LifecycleObserver(self.lifecycle), *observers,
         ])  # fmt: skip
+        self.observers.on_health(self.health)
         self.stopped = asyncio.Event()
         #: next offset committed per partition, and recent getmany-to-commit latencies (seconds)
         self.committed: dict[TopicPartition, int] = {}

@@ -37,6 +37,10 @@ STOP_TIMEOUT_S = 30.0
 class WorkerObserver:
     """Every hook of :class:`~streams.kafka.batches.BatchWorker`, as no-ops."""
 
+    def on_health(self, health: Health) -> None:
+        """The worker's ``/health``, given once when the worker is built: an observer may publish the state of
+        its component in ``health.components`` (shown, not judged)."""
+
     async def on_start(self, transport: Transport) -> None:
         """The transport is connected; consuming starts."""
 
@@ -89,6 +93,10 @@ class Observers(WorkerObserver):
 
     def __init__(self, observers: Iterable[WorkerObserver]) -> None:
         self.observers = tuple(observers)
+
+    def on_health(self, health: Health) -> None:
+        for o in self.observers:
+            o.on_health(health)
 
     async def on_start(self, transport: Transport) -> None:
         for o in self.observers:

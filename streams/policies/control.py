@@ -16,22 +16,35 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
 import orjson
 import polars as pl
+from prometheus_client import CollectorRegistry, Gauge
 
+from streams.errors import BrokerError
 from streams.kafka.observers import WorkerObserver
 from streams.kafka.transport import Transport
 from streams.pipeline.records import Message, OutRecord
 from streams.validation.report import ValidationReport
 
 if TYPE_CHECKING:
+    from streams.observability import Health
     from streams.pipeline.binding import Binding
 
-__all__ = ["ControlObserver", "Engaged", "QuarantineStage", "control_key", "control_record", "install_control"]
+__all__ = [
+    "ControlObserver",
+    "ControlState",
+    "Engaged",
+    "QuarantineStage",
+    "control_key",
+    "control_record",
+    "install_control",
+]
 
 log = logging.getLogger(__name__)
 
@@ -74,6 +87,10 @@ class Engaged:
         except (orjson.JSONDecodeError, TypeError, ValueError, AttributeError):
             log.warning("skipping a control record that is not one of the policy agent's (key %r)", key)
 
+    def replace(self, other: Engaged) -> None:
+        """Take ``other``'s quarantines (a fresh read of the topic), in place: the stages hold this object."""
+        self.by_binding = {k: dict(v) for k, v in other.by_binding.items() if v}
+
     def policies(self, contract: str, schema: str) -> list[str]:
         return sorted(self.by_binding.get((contract, schema), {}))
 
@@ -108,74 +125,175 @@ class QuarantineStage:
         return amended, []
 
 
+class ControlState(StrEnum):
+    """Where a worker's reading of the control topic stands (``/health`` ``components.policy_control``)."""
+
+    STARTING = "starting"  #: not read yet
+    CATCHING_UP = "catching_up"  #: read from the beginning, not yet to its end
+    FOLLOWING = "following"  #: read to its end and followed: quarantines are enforced
+    UNREADABLE = "unreadable"  #: cannot be read (missing, unauthorized, broker down): retried with backoff
+
+
 class ControlObserver(WorkerObserver):
-    """Reads the control topic to its end when the worker starts, then follows it until the worker stops."""
+    """Reads the control topic from its beginning, then follows it until the worker stops, never giving up.
+
+    The reading runs in a background task: when the topic cannot be read (not created yet, unauthorized,
+    broker down) it is tried again after ``backoff`` seconds, doubling up to ``max_backoff``; every
+    ``refresh_s`` seconds of following, partitions added to the topic are read too. ``on_start`` waits
+    at most ``catch_up_s`` for the first catch-up (so a worker started mid-incident quarantines at once),
+    then lets the worker forward while the reading goes on (availability; docs/policies.md). The state
+    is logged once per change, in ``/health`` (a component, which does not fail the check) and in
+    ``qstreams_policy_control_following{topic}``. ``sleep`` and ``clock`` are injectable for tests.
+    """
 
     def __init__(
         self, consumer_factory: Any, topic: str, engaged: Engaged, *, catch_up_s: float = 15.0,
-        prepare: Callable[[], Awaitable[None]] | None = None,
+        prepare: Callable[[], Awaitable[None]] | None = None, backoff: float = 1.0, max_backoff: float = 30.0,
+        refresh_s: float = 60.0, sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        clock: Callable[[], float] = time.monotonic, registry: CollectorRegistry | None = None,
     ) -> None:  # fmt: skip
         self.factory, self.topic, self.engaged, self.catch_up_s = consumer_factory, topic, engaged, catch_up_s
-        self.prepare = prepare
+        self.prepare, self.backoff, self.max_backoff, self.refresh_s = prepare, backoff, max_backoff, refresh_s
+        self.sleep, self.clock = sleep, clock
+        self.state, self.reason = ControlState.STARTING, ""
+        self.attempts = 0  # sessions started (the first read and every retry)
+        self.caught_up = asyncio.Event()  # set on every catch-up (cleared when reading fails)
+        self.health: Health | None = None
+        self.gauge = None if registry is None else Gauge(
+            "qstreams_policy_control_following", "1 while the quarantine control topic is read to its end and "
+            "followed, else 0 (quarantine-stream is not enforced).", ["topic"], registry=registry)  # fmt: skip
         self._task: asyncio.Task[None] | None = None
         self._consumer: Any = None
+        self._set_gauge()
+
+    def on_health(self, health: Health) -> None:
+        self.health = health
+        self._publish()
 
     async def on_start(self, transport: Transport) -> None:
+        self._task = asyncio.create_task(self._run())
+        waiter = asyncio.ensure_future(self.caught_up.wait())
+        await asyncio.wait([waiter], timeout=self.catch_up_s)  # not wait_for: on 3.11 it can swallow a cancel
+        if not waiter.done():
+            waiter.cancel()
+            log.error("the control topic %s is not read to its end after %.0f s (%s%s): the worker forwards "
+                      "while it keeps reading; quarantine-stream is not enforced until then", self.topic,
+                      self.catch_up_s, self.state, f": {self.reason}" if self.reason else "")  # fmt: skip
+
+    async def _run(self) -> None:
+        delay = self.backoff
+        while True:
+            self.attempts += 1
+            try:
+                await self._session()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # the worker runs without quarantine control rather than not at all
+                reason = f"{type(exc).__name__}: {exc}"[:300]
+                self._set_state(ControlState.UNREADABLE, reason)
+            finally:
+                await self._close()
+            if self.state is ControlState.FOLLOWING or self.caught_up.is_set():
+                delay = self.backoff
+            self.caught_up.clear()
+            await self.sleep(delay)
+            delay = min(delay * 2, self.max_backoff)
+
+    async def _session(self) -> None:
+        """Read the topic from its beginning to its end, then follow it (returns only by raising)."""
+        if self.prepare is not None:
+            await self.prepare()
+        self._consumer = consumer = self.factory()
+        await consumer.start()
+        tps = await self._partitions(consumer)
+        consumer.assign(tps)
+        await consumer.seek_to_beginning(*tps)
+        if self.state is ControlState.STARTING:  # a retry stays unreadable (its last failure) until caught up
+            self._set_state(ControlState.CATCHING_UP, "")
+        fresh = Engaged()  # from scratch: a release whose tombstone was compacted away while unreadable holds
+        ends = await consumer.end_offsets(tps)
+        while [tp for tp in tps if await consumer.position(tp) < ends[tp]]:
+            await self._poll(consumer, 200, fresh)
+        self.engaged.replace(fresh)
+        self._set_state(ControlState.FOLLOWING, "")
+        self.caught_up.set()
+        refresh_at = self.clock() + self.refresh_s
+        while True:
+            await self._poll(consumer, 500, self.engaged)
+            if self.clock() >= refresh_at:
+                tps = await self._add_partitions(consumer, tps)
+                refresh_at = self.clock() + self.refresh_s
+
+    async def _partitions(self, consumer: Any) -> list[Any]:
         from aiokafka import TopicPartition
 
-        try:
-            if self.prepare is not None:
-                await self.prepare()
-            self._consumer = consumer = self.factory()
-            await consumer.start()
-            cluster = await consumer._client.fetch_all_metadata()  # does not auto-create the topic
-            parts = cluster.partitions_for_topic(self.topic) or {0}
-            tps = [TopicPartition(self.topic, p) for p in sorted(parts)]
-            consumer.assign(tps)
-            await consumer.seek_to_beginning(*tps)
-            async with asyncio.timeout(self.catch_up_s):  # not wait_for: on 3.11 it can swallow a cancellation
-                ends = await consumer.end_offsets(tps)
-            loop = asyncio.get_running_loop()
-            deadline = loop.time() + self.catch_up_s
-            while loop.time() < deadline:
-                behind = [tp for tp in tps if await consumer.position(tp) < ends[tp]]
-                if not behind:
-                    break
-                await self._poll(consumer, 200)
-        except Exception:  # the worker runs without quarantine control rather than not at all
-            log.exception("cannot read the control topic %s: quarantine-stream is not followed", self.topic)
-            return
-        log.info("control topic %s read: engaged %s", self.topic, dict(self.engaged.by_binding))
-        self._task = asyncio.create_task(self._follow(consumer))
+        cluster = await consumer._client.fetch_all_metadata()  # does not auto-create the topic
+        parts = cluster.partitions_for_topic(self.topic)
+        if not parts:
+            raise BrokerError(f"the control topic {self.topic} does not exist or this worker may not describe "
+                              "it; the policy agent (or STREAMS_CREATE_TOPICS) creates it")  # fmt: skip
+        return [TopicPartition(self.topic, p) for p in sorted(parts)]
 
-    async def _poll(self, consumer: Any, timeout_ms: int) -> None:
+    async def _add_partitions(self, consumer: Any, tps: list[Any]) -> list[Any]:
+        """Read partitions added to the topic since the last look, from their beginning."""
+        added = [tp for tp in await self._partitions(consumer) if tp not in tps]
+        if not added:
+            return tps
+        positions = {tp: await consumer.position(tp) for tp in tps}
+        consumer.assign([*tps, *added])  # assign() forgets the positions: seek the known ones back
+        for tp, offset in positions.items():
+            consumer.seek(tp, offset)
+        await consumer.seek_to_beginning(*added)
+        log.info("control topic %s: reading new partitions %s", self.topic, sorted(tp.partition for tp in added))
+        return [*tps, *added]
+
+    async def _poll(self, consumer: Any, timeout_ms: int, engaged: Engaged) -> None:
         batches = await consumer.getmany(timeout_ms=timeout_ms, max_records=1000)
         for records in batches.values():
             for r in records:
-                before = self.engaged.policies(*_binding(r.key))
-                self.engaged.apply(r.key, r.value)
-                after = self.engaged.policies(*_binding(r.key))
-                if before != after:
+                before = engaged.policies(*_binding(r.key))
+                engaged.apply(r.key, r.value)
+                after = engaged.policies(*_binding(r.key))
+                if before != after and engaged is self.engaged:
                     log.warning("quarantine-stream of %s: policies %s engaged", _binding(r.key), after or "none")
 
-    async def _follow(self, consumer: Any) -> None:
-        while True:
-            try:
-                await self._poll(consumer, 500)
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("reading the control topic %s failed; retrying", self.topic)
-                await asyncio.sleep(1.0)
+    def _set_state(self, state: ControlState, reason: str) -> None:
+        changed = state is not self.state
+        self.state, self.reason = state, reason
+        if changed:  # once per change, not per retry
+            if state is ControlState.UNREADABLE:
+                log.error("cannot read the control topic %s (%s): quarantine-stream is not enforced; retrying "
+                          "with backoff up to %.0f s", self.topic, reason, self.max_backoff)  # fmt: skip
+            elif state is ControlState.FOLLOWING:
+                log.info("control topic %s read: engaged %s", self.topic, dict(self.engaged.by_binding))
+            else:
+                log.info("control topic %s: %s", self.topic, state)
+        self._set_gauge()
+        self._publish()
+
+    def _set_gauge(self) -> None:
+        if self.gauge is not None:
+            self.gauge.labels(self.topic).set(1 if self.state is ControlState.FOLLOWING else 0)
+
+    def _publish(self) -> None:
+        if self.health is not None:
+            detail = {"topic": self.topic, "state": str(self.state), "enforced": self.state is ControlState.FOLLOWING}
+            if self.reason:
+                detail["reason"] = self.reason
+            self.health.components["policy_control"] = detail
+
+    async def _close(self) -> None:
+        consumer, self._consumer = self._consumer, None
+        if consumer is not None:
+            with contextlib.suppress(Exception):
+                await consumer.stop()
 
     async def on_stopping(self) -> None:
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await self._task
-        if self._consumer is not None:
-            with contextlib.suppress(Exception):
-                await self._consumer.stop()
+        await self._close()
 
 
 def _binding(key: bytes | None) -> tuple[str, str]:
@@ -188,10 +306,11 @@ def _binding(key: bytes | None) -> tuple[str, str]:
 
 def install_control(
     bindings: Sequence[Binding], consumer_factory: Any, topic: str, *,
-    prepare: Callable[[], Awaitable[None]] | None = None,
+    prepare: Callable[[], Awaitable[None]] | None = None, registry: CollectorRegistry | None = None,
 ) -> ControlObserver:  # fmt: skip
-    """Append a :class:`QuarantineStage` to every binding (after the stream-time stage) and return the observer."""
+    """Append a :class:`QuarantineStage` to every binding (after the stream-time stage) and return the observer
+    (its gauge in ``registry``, the worker's metrics, when given)."""
     engaged = Engaged()
     for b in bindings:
         b.stages.append(QuarantineStage(b.contract.id, b.schema.name, engaged))
-    return ControlObserver(consumer_factory, topic, engaged, prepare=prepare)
+    return ControlObserver(consumer_factory, topic, engaged, prepare=prepare, registry=registry)
