@@ -3,7 +3,10 @@
 Parquet and CSV keep the types found in the file (the engine conforms them); nested fields
 (``customer.address.zip``) are read from Parquet struct columns by path, and from a CSV column
 whose header is the dotted path; CSV's text properties are read as text (a zip code ``01234``
-keeps its leading zero). NDJSON goes through the stream :class:`~streams.formats.decoder.Decoder`
+keeps its leading zero). A CSV column of another type that polars could not infer (one cell ``x`` in an
+integer column makes it text) is parsed cell by cell (:func:`parse_cells`): a cell that is not a value of
+the property's type is a mismatch of its own row, as a wrong-typed JSON value is, and the other rows are
+judged (pandera's ``coerce=True`` reports such a cell by row too). NDJSON goes through the stream :class:`~streams.formats.decoder.Decoder`
 line by line, so a JSON value of the wrong type (``"12"`` for an integer) is a mismatch exactly as
 on a topic; each line is a bare :class:`~streams.formats.decoder.Value`, no Kafka type involved.
 """
@@ -18,9 +21,9 @@ from streams.contracts.model import SchemaObject
 from streams.errors import DataFormatError
 from streams.formats.columns import flatten_structs
 from streams.formats.decoder import Decoder, Value
-from streams.formats.reasons import Decoded
+from streams.formats.reasons import MISMATCH_SCHEMA, Decoded
 
-__all__ = ["SUPPORTED", "file_kind", "read_ndjson", "read_table", "write_table"]
+__all__ = ["SUPPORTED", "file_kind", "parse_cells", "read_csv", "read_ndjson", "read_table", "write_table"]
 
 _PARQUET = (".parquet", ".pq")
 _NDJSON = (".ndjson", ".jsonl", ".json")
@@ -58,6 +61,66 @@ def read_table(path: Path, schema: SchemaObject | None = None) -> pl.DataFrame:
         )
     except Exception as exc:  # polars raises many kinds; all mean "this file is not readable as a table"
         raise DataFormatError(f"cannot read {path} as {kind}: {exc}") from None
+
+
+def read_csv(path: Path, schema: SchemaObject) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """A CSV/TSV file for ``schema``: the frame, and its cells that are no value of their property's type.
+
+    Columns are read as :func:`read_table` reads them; a declared column that came out as text though its
+    property is not (an integer column with one cell ``x``) is then parsed cell by cell with
+    :func:`parse_cells`. The cells that do not parse are null in the frame and listed as mismatches
+    (``row``, ``column``, ``value``: the cell's text), as the decoder lists an NDJSON file's.
+    """
+    df = read_table(path, schema)
+    return parse_cells(df, schema)
+
+
+def parse_cells(df: pl.DataFrame, schema: SchemaObject) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """``df`` with its text columns of non-text properties parsed per cell, and the cells that did not parse.
+
+    Integers (an integral number such as ``1.0`` or ``1e3`` is one, as in JSON), numbers, booleans
+    (``true`` / ``false``, any case) and times (``HH:MM[:SS[.f]]``) are parsed here; dates and timestamps
+    are parsed per cell by the engine. An empty cell is a null whatever its quoting (``""`` is how a CSV
+    writer quoting every field spells a missing number).
+    """
+    parsed: list[pl.Expr] = []
+    bad: list[pl.DataFrame] = []
+    row = pl.int_range(pl.len(), dtype=pl.UInt32).alias("row")
+    for f in schema.fields:
+        if f.name not in df.columns or df.schema[f.name] != pl.String:
+            continue
+        cell = pl.col(f.name).replace("", None)  # the empty cell that polars reads as "" when quoted
+        value = _parse(cell, f.dtype)
+        if value is None:
+            continue
+        parsed.append(value.alias(f.name))
+        miss = cell.is_not_null() & value.is_null()
+        bad.append(
+            df.lazy()
+            .select(row, pl.lit(f.name).alias("column"), pl.col(f.name).alias("value"), miss.alias("m"))
+            .filter("m")
+            .drop("m")
+            .collect()
+        )
+    mismatches = pl.concat(bad) if bad else pl.DataFrame(schema=MISMATCH_SCHEMA)
+    return (df.with_columns(parsed) if parsed else df), mismatches.cast(dict(MISMATCH_SCHEMA)).sort("row")
+
+
+def _parse(cell: pl.Expr, dtype: pl.DataType) -> pl.Expr | None:
+    """``cell`` (text) as ``dtype``, null where it is no such value; None for types left to the engine."""
+    if dtype.is_integer():
+        number = cell.cast(pl.Float64, strict=False)
+        integral = number.is_finite() & (number.floor() == number)
+        whole = pl.when(integral).then(number.cast(dtype, strict=False))
+        return pl.coalesce(cell.cast(dtype, strict=False), whole)
+    if dtype.is_float():
+        return cell.cast(pl.Float64, strict=False)  # the engine narrows Float32 and flags an overflow
+    if dtype == pl.Boolean:
+        lower = cell.str.to_lowercase()
+        return pl.when(lower == "true").then(True).when(lower == "false").then(False).otherwise(None)
+    if dtype == pl.Time:
+        return pl.coalesce(cell.str.to_time(f, strict=False) for f in ("%H:%M:%S%.f", "%H:%M"))
+    return None
 
 
 def _text(dtype: pl.DataType) -> bool:
