@@ -138,7 +138,7 @@ def validate(
     except KeyError as exc:
         raise _fail(str(exc.args[0])) from None
     try:
-        df, report = read_and_validate(data, loaded, schema_obj)
+        df, report, found = read_and_validate(data, loaded, schema_obj)
     except DataFormatError as exc:
         raise _fail(str(exc)) from None
     if fmt is OutputFormat.JSON:
@@ -151,8 +151,8 @@ def validate(
         if out_valid is not None:
             write_table(df.filter(report.valid_mask), out_valid)
         if out_invalid is not None:
-            # only the rules that made each row invalid (not warnings or thresholded rules)
-            invalid = df.with_columns(report.gating().alias("_violations")).filter(~report.valid_mask)
+            # only the rules that made each row invalid (not warnings or thresholded rules); values as found
+            invalid = found.with_columns(report.gating().alias("_violations")).filter(~report.valid_mask)
             write_table(invalid, out_invalid)
     except DataFormatError as exc:
         raise _fail(str(exc)) from None

@@ -6,9 +6,9 @@ whose header is the dotted path; CSV's text properties are read as text (a zip c
 keeps its leading zero). A CSV column of another type that polars could not infer (one cell ``x`` in an
 integer column makes it text) is parsed cell by cell (:func:`parse_cells`): a cell that is not a value of
 the property's type is a mismatch of its own row, as a wrong-typed JSON value is, and the other rows are
-judged (pandera's ``coerce=True`` reports such a cell by row too). NDJSON goes through the stream :class:`~streams.formats.decoder.Decoder`
-line by line, so a JSON value of the wrong type (``"12"`` for an integer) is a mismatch exactly as
-on a topic; each line is a bare :class:`~streams.formats.decoder.Value`, no Kafka type involved.
+judged (pandera's ``coerce=True`` reports such a cell by row too). NDJSON goes through the stream
+:class:`~streams.formats.decoder.Decoder` line by line, so a JSON value of the wrong type (``"12"`` for an
+integer) is a mismatch exactly as on a topic; each line is a bare :class:`~streams.formats.decoder.Value`, no Kafka type involved.
 """
 
 from __future__ import annotations

@@ -58,7 +58,9 @@ def _run(tmp_path: Path, csv: str, *extra: str) -> tuple[int, dict, Path, Path]:
 
 
 def _dtype_cases(out: dict) -> list[tuple[int, str, str]]:
-    return [(c["index"], c["column"], c["failure_case"]) for c in out["failure_cases"] if c["check"].startswith("dtype")]
+    return [
+        (c["index"], c["column"], c["failure_case"]) for c in out["failure_cases"] if c["check"].startswith("dtype")
+    ]
 
 
 HEADER = "id,score,flag,at,small,name\n"
@@ -104,13 +106,33 @@ def test_a_quoted_empty_cell_of_a_number_is_a_null(tmp_path: Path) -> None:
 
 def test_the_bad_rows_are_those_pandera_coerce_reports(tmp_path: Path) -> None:
     """The reference: the contract's compiled pandera schema with ``coerce=True`` on the file read by polars."""
-    csv = HEADER + "1,0.5,true,12:00:00,1,a\nx,0.5,true,12:00:00,1,b\n3,0.5,true,12:00:00,1,c\n4,0.5,true,12:00:00,1,d\n"
+    csv = (
+        HEADER + "1,0.5,true,12:00:00,1,a\nx,0.5,true,12:00:00,1,b\n3,0.5,true,12:00:00,1,c\n4,0.5,true,12:00:00,1,d\n"
+    )
     _, out, _, _ = _run(tmp_path, csv.replace("\n4,", "\n?,"))
     schema = load_contract(tmp_path / "c.yaml").to_pandera()
     coercing = schema.update_columns({"id": {"coerce": True}})
     with pytest.raises(pa.errors.SchemaErrors) as err:
         coercing.validate(pl.read_csv(tmp_path / "d.csv"), lazy=True)
     cases = err.value.failure_cases.filter(pl.col("check").str.starts_with("coerce_dtype"))
-    reference = sorted(zip(cases.get_column("index").to_list(), cases.get_column("failure_case").to_list()))
+    reference = sorted(
+        zip(cases.get_column("index").to_list(), cases.get_column("failure_case").to_list(), strict=True)
+    )
     assert reference == [(1, "x"), (3, "?")]
     assert [(i, v) for i, _, v in _dtype_cases(out)] == reference
+
+
+def test_a_classified_bad_cell_is_redacted_in_failure_cases(tmp_path: Path) -> None:
+    contract = tmp_path / "c.yaml"
+    contract.write_text(
+        CONTRACT.replace(
+            "        logicalType: integer\n        required: true",
+            "        logicalType: integer\n        required: true\n        classification: pii",
+        )
+    )
+    data = tmp_path / "d.csv"
+    data.write_text("id\n1\nsecret-42\n")
+    result = CliRunner().invoke(app, ["validate", "-c", str(contract), str(data), "--format", "json"])
+    assert result.exit_code == 1, result.output
+    assert _dtype_cases(json.loads(result.stdout)) == [(1, "id", "[REDACTED]")]
+    assert "secret-42" not in result.stdout
