@@ -8,7 +8,8 @@ integer column makes it text) is parsed cell by cell (:func:`parse_cells`): a ce
 the property's type is a mismatch of its own row, as a wrong-typed JSON value is, and the other rows are
 judged (pandera's ``coerce=True`` reports such a cell by row too). NDJSON goes through the stream
 :class:`~streams.formats.decoder.Decoder` line by line, so a JSON value of the wrong type (``"12"`` for an
-integer) is a mismatch exactly as on a topic; each line is a bare :class:`~streams.formats.decoder.Value`, no Kafka type involved.
+integer) is a mismatch exactly as on a topic; each line is a bare :class:`~streams.formats.decoder.Value`,
+no Kafka type involved.
 """
 
 from __future__ import annotations
