@@ -119,13 +119,20 @@ def _parse(cell: pl.Expr, dtype: pl.DataType) -> pl.Expr | None:
     if dtype == pl.Boolean:
         lower = cell.str.to_lowercase()
         return pl.when(lower == "true").then(True).when(lower == "false").then(False).otherwise(None)
+    if isinstance(dtype, pl.List):  # elements joined with ';' (write_table); one bad element fails the cell
+        item = _parse(pl.element(), dtype.inner) if dtype.inner != pl.String else pl.element()
+        if item is None:
+            return None
+        items = cell.str.split(";").list.eval(item)
+        return pl.when(items.list.eval(pl.element().is_null()).list.any()).then(None).otherwise(items)
     if dtype == pl.Time:
         return pl.coalesce(cell.str.to_time(f, strict=False) for f in ("%H:%M:%S%.f", "%H:%M"))
     return None
 
 
 def _text(dtype: pl.DataType) -> bool:
-    return dtype == pl.String or isinstance(dtype, (pl.Categorical, pl.Enum))
+    """Read as text from CSV: text properties, and arrays (``a;b``, as :func:`write_table` writes them)."""
+    return dtype == pl.String or isinstance(dtype, (pl.Categorical, pl.Enum, pl.List))
 
 
 def read_ndjson(path: Path, schema: SchemaObject) -> Decoded:
@@ -152,11 +159,15 @@ def write_table(df: pl.DataFrame, path: Path) -> None:
         elif kind == "ndjson":
             df.write_ndjson(path)
         else:
-            flat = df.with_columns(
-                pl.col(c).list.join(";")
+            flat = df.with_columns(  # CSV has no nesting: arrays as 'a;b', structs as JSON text
+                pl.col(c).list.eval(pl.element().cast(pl.String)).list.join(";")
+                if isinstance(t, pl.List)
+                else pl.col(c).struct.json_encode()
                 for c, t in df.schema.items()
-                if isinstance(t, pl.List) and t.inner == pl.String
+                if isinstance(t, (pl.List, pl.Struct))
             )
             flat.write_csv(path, separator="\t" if path.suffix.lower() == ".tsv" else ",")
     except OSError as exc:
         raise DataFormatError(f"cannot write {path}: {exc.strerror}") from None
+    except pl.exceptions.PolarsError as exc:  # a column the format cannot hold
+        raise DataFormatError(f"cannot write {path} as {kind}: {exc}") from None

@@ -4,6 +4,7 @@ CSV integer column, ``"x"`` in an NDJSON one), losing the very value that made t
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import polars as pl
@@ -66,3 +67,48 @@ def test_every_row_goes_to_exactly_one_output_with_its_values(tmp_path: Path, su
     if violations.dtype == pl.String:  # CSV: the list joined with ';'
         violations = violations.str.split(";")
     assert violations.to_list() == [["id:dtype"], ["id:minimum"]]
+
+
+ARRAYS = """\
+apiVersion: v3.1.0
+kind: DataContract
+id: urn:redteam3:arrays
+version: 1.0.0
+status: draft
+schema:
+  - name: t
+    properties:
+      - name: id
+        logicalType: integer
+      - name: nums
+        logicalType: array
+        items: {logicalType: integer}
+      - name: tags
+        logicalType: array
+        items: {logicalType: string}
+"""
+
+
+def test_arrays_written_to_csv_validate_again(tmp_path: Path) -> None:
+    """--out-valid to CSV joins arrays with ';' (an array of integers crashed the writer: 'CSV format does not
+    support nested data'); validating that CSV read 'a;b' as text, failing dtype on every row."""
+    contract, data = tmp_path / "c.yaml", tmp_path / "d.ndjson"
+    contract.write_text(ARRAYS)
+    data.write_text('{"id":1,"nums":[1,2],"tags":["a","b"]}\n{"id":2,"nums":[5],"tags":["c"]}\n')
+    valid = tmp_path / "valid.csv"
+    first = CliRunner().invoke(app, ["validate", "-c", str(contract), str(data), "--out-valid", str(valid)])
+    assert first.exit_code == 0, first.output
+    assert valid.read_text() == "id,nums,tags\n1,1;2,a;b\n2,5,c\n"
+    again = CliRunner().invoke(app, ["validate", "-c", str(contract), str(valid), "--format", "json"])
+    assert again.exit_code == 0, again.output
+
+
+def test_a_bad_array_element_in_csv_fails_its_row(tmp_path: Path) -> None:
+    contract, data = tmp_path / "c.yaml", tmp_path / "d.csv"
+    contract.write_text(ARRAYS)
+    data.write_text("id,nums,tags\n1,1;2,a\n2,1;x,b\n3,,\n")
+    result = CliRunner().invoke(app, ["validate", "-c", str(contract), str(data), "--format", "json"])
+    assert result.exit_code == 1, result.output
+    out = json.loads(result.stdout)
+    assert (out["valid_rows"], out["invalid_rows"]) == (2, 1)
+    assert [(c["index"], c["column"], c["failure_case"]) for c in out["failure_cases"]] == [(1, "nums", "1;x")]
