@@ -57,11 +57,29 @@ def read_table(path: Path, schema: SchemaObject | None = None) -> pl.DataFrame:
             return flatten_structs(df, [f.name for f in schema.fields]) if schema is not None else df
         sep = "\t" if path.suffix.lower() == ".tsv" else ","
         text = {f.name: pl.String() for f in schema.fields if _text(f.dtype)} if schema is not None else {}
-        return pl.read_csv(
+        df = pl.read_csv(
             path, separator=sep, infer_schema_length=None, try_parse_dates=True, schema_overrides=text or None
         )
     except Exception as exc:  # polars raises many kinds; all mean "this file is not readable as a table"
         raise DataFormatError(f"cannot read {path} as {kind}: {exc}") from None
+    if any("_duplicated_" in c for c in df.columns):  # polars renames a repeated header 'id' to 'id_duplicated_0'
+        _refuse_repeated_headers(path, sep)
+    return df
+
+
+def _refuse_repeated_headers(path: Path, sep: str) -> None:
+    """:class:`DataFormatError` naming a header that a CSV file repeats (which column holds it is ambiguous)."""
+    import csv
+    from collections import Counter
+
+    with path.open(encoding="utf-8-sig", errors="replace", newline="") as fh:
+        header = next(csv.reader(fh, delimiter=sep), [])
+    repeated = [name for name, n in Counter(header).items() if n > 1]
+    if repeated:
+        raise DataFormatError(
+            f"{path}:1: the header names column {repeated[0]!r} {header.count(repeated[0])} times; "
+            "which of them holds the property is ambiguous (rename or drop the others)"
+        )
 
 
 def read_csv(path: Path, schema: SchemaObject) -> tuple[pl.DataFrame, pl.DataFrame]:
