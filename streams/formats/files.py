@@ -15,6 +15,7 @@ no Kafka type involved.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import cast
 
 import polars as pl
 
@@ -53,7 +54,7 @@ def read_table(path: Path, schema: SchemaObject | None = None) -> pl.DataFrame:
         raise DataFormatError(f"no such data file: {path}")
     try:
         if kind == "parquet":  # struct columns hold nested fields: read them by dotted path
-            df = pl.read_parquet(path)
+            df = _undictionary(pl.read_parquet(path))
             return flatten_structs(df, [f.name for f in schema.fields]) if schema is not None else df
         sep = "\t" if path.suffix.lower() == ".tsv" else ","
         text = {f.name: pl.String() for f in schema.fields if _text(f.dtype)} if schema is not None else {}
@@ -65,6 +66,20 @@ def read_table(path: Path, schema: SchemaObject | None = None) -> pl.DataFrame:
     if any("_duplicated_" in c for c in df.columns):  # polars renames a repeated header 'id' to 'id_duplicated_0'
         _refuse_repeated_headers(path, sep)
     return df
+
+
+def _undictionary(df: pl.DataFrame) -> pl.DataFrame:
+    """Arrays of dictionary-encoded strings (Parquet writers' default for repeated text) as arrays of text.
+
+    polars reads them as ``List(Categorical)``, which the engine does not conform to ``List(String)``:
+    every row failed ``dtype``. (A dictionary-encoded string column is conformed by the engine.)
+    """
+    lists = [
+        pl.col(c).cast(pl.List(pl.String))
+        for c, t in df.schema.items()
+        if isinstance(t, pl.List) and isinstance(t.inner, (pl.Categorical, pl.Enum))
+    ]
+    return df.with_columns(lists) if lists else df
 
 
 def _refuse_repeated_headers(path: Path, sep: str) -> None:
@@ -122,7 +137,7 @@ def parse_cells(df: pl.DataFrame, schema: SchemaObject) -> tuple[pl.DataFrame, p
             .collect()
         )
     mismatches = pl.concat(bad) if bad else pl.DataFrame(schema=MISMATCH_SCHEMA)
-    return (df.with_columns(parsed) if parsed else df), mismatches.cast(dict(MISMATCH_SCHEMA)).sort("row")
+    return (df.with_columns(parsed) if parsed else df), mismatches.cast(MISMATCH_SCHEMA).sort("row")
 
 
 def _parse(cell: pl.Expr, dtype: pl.DataType) -> pl.Expr | None:
@@ -138,7 +153,7 @@ def _parse(cell: pl.Expr, dtype: pl.DataType) -> pl.Expr | None:
         lower = cell.str.to_lowercase()
         return pl.when(lower == "true").then(True).when(lower == "false").then(False).otherwise(None)
     if isinstance(dtype, pl.List):  # elements joined with ';' (write_table); one bad element fails the cell
-        item = _parse(pl.element(), dtype.inner) if dtype.inner != pl.String else pl.element()
+        item = _parse(pl.element(), cast(pl.DataType, dtype.inner)) if dtype.inner != pl.String else pl.element()
         if item is None:
             return None
         items = cell.str.split(";").list.eval(item)
