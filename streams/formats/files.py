@@ -169,17 +169,74 @@ def _text(dtype: pl.DataType) -> bool:
 
 
 def read_ndjson(path: Path, schema: SchemaObject) -> Decoded:
-    """An NDJSON file decoded for ``schema`` (one record per non-blank line); non-object lines raise."""
-    numbered = [(n, ln) for n, ln in enumerate(path.read_bytes().splitlines(), 1) if ln.strip(b" \t\r\n")]
+    """An NDJSON file decoded for ``schema`` (one record per non-blank line); non-object lines raise.
+
+    A ``.json`` file holding one JSON array (``[{...}, {...}]``, pretty-printed or not) is read as its
+    elements, each decoded from its own text as a line would be (see :func:`_array_elements`).
+    """
+    data = path.read_bytes()
+    what = "line"
+    if path.suffix.lower() == ".json" and data.lstrip(b"\xef\xbb\xbf \t\r\n").startswith(b"["):
+        numbered, what = _array_elements(path, data), "element"
+    else:
+        numbered = [(n, ln) for n, ln in enumerate(data.splitlines(), 1) if ln.strip(b" \t\r\n")]
     values = [Value(ln) for _, ln in numbered]
     decoded = Decoder(schema, max_message_bytes=1 << 30, pause_gc=False).decode(values)
     if decoded.dead:
         first = decoded.dead[0]  # its line in the file, blank lines counted
         raise DataFormatError(
-            f"{path}:{numbered[first.message][0]}: line is not a JSON object ({first.reason}: {first.detail}); "
-            f"{len(decoded.dead)} such line(s)"
+            f"{path}:{numbered[first.message][0]}: {what} is not a JSON object ({first.reason}: {first.detail}); "
+            f"{len(decoded.dead)} such {what}(s)"
         )
     return decoded
+
+
+def _array_elements(path: Path, data: bytes) -> list[tuple[int, bytes]]:
+    """The elements of a JSON array file as (line where the element starts, its text as written).
+
+    Each element's text is kept byte for byte (``1.0``, ``9223372036854775808`` reach the decoder as
+    written); a file that is not one JSON array raises :class:`DataFormatError` naming the line.
+    """
+    import json
+    import re
+
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise DataFormatError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+    raw_decode, skip = json.JSONDecoder().raw_decode, re.compile(r"[ \t\r\n]*")
+    out: list[tuple[int, bytes]] = []
+    line, seen = 1, 0  # the line of position `seen`
+
+    def at(pos: int) -> int:
+        nonlocal line, seen
+        line, seen = line + text.count("\n", seen, pos), pos
+        return line
+
+    def fail(pos: int, why: str) -> DataFormatError:
+        return DataFormatError(f"{path}:{at(pos)}: not a JSON array of records: {why}")
+
+    pos = skip.match(text, skip.match(text).end() + 1).end()  # after the '['
+    if text.startswith("]", pos):
+        pos += 1
+    else:
+        while True:
+            try:
+                _, end = raw_decode(text, pos)
+            except ValueError as exc:
+                raise fail(pos, str(exc)) from None
+            out.append((at(pos), text[pos:end].encode()))
+            pos = skip.match(text, end).end()
+            if text.startswith(",", pos):
+                pos = skip.match(text, pos + 1).end()
+                continue
+            if text.startswith("]", pos):
+                pos += 1
+                break
+            raise fail(pos, "expected ',' or ']' after an element")
+    if text[pos:].strip(" \t\r\n"):
+        raise fail(pos, "text after the closing ']'")
+    return out
 
 
 def write_table(df: pl.DataFrame, path: Path) -> None:
