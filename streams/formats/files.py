@@ -204,7 +204,7 @@ def _array_elements(path: Path, data: bytes) -> list[tuple[int, bytes]]:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         raise DataFormatError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
-    raw_decode, skip = json.JSONDecoder().raw_decode, re.compile(r"[ \t\r\n]*")
+    raw_decode, blank = json.JSONDecoder().raw_decode, re.compile(r"[ \t\r\n]*")
     out: list[tuple[int, bytes]] = []
     line, seen = 1, 0  # the line of position `seen`
 
@@ -213,10 +213,14 @@ def _array_elements(path: Path, data: bytes) -> list[tuple[int, bytes]]:
         line, seen = line + text.count("\n", seen, pos), pos
         return line
 
+    def skip(pos: int) -> int:  # past white space
+        m = blank.match(text, pos)
+        return m.end() if m else pos
+
     def fail(pos: int, why: str) -> DataFormatError:
         return DataFormatError(f"{path}:{at(pos)}: not a JSON array of records: {why}")
 
-    pos = skip.match(text, skip.match(text).end() + 1).end()  # after the '['
+    pos = skip(skip(0) + 1)  # after the '['
     if text.startswith("]", pos):
         pos += 1
     else:
@@ -226,9 +230,9 @@ def _array_elements(path: Path, data: bytes) -> list[tuple[int, bytes]]:
             except ValueError as exc:
                 raise fail(pos, str(exc)) from None
             out.append((at(pos), text[pos:end].encode()))
-            pos = skip.match(text, end).end()
+            pos = skip(end)
             if text.startswith(",", pos):
-                pos = skip.match(text, pos + 1).end()
+                pos = skip(pos + 1)
                 continue
             if text.startswith("]", pos):
                 pos += 1
