@@ -37,7 +37,7 @@ def read_and_validate(
     if not path.exists():
         raise DataFormatError(f"no such data file: {path}")
     plan = compile_plan(contract, schema.name)
-    if kind == "parquet":
+    if kind in ("parquet", "arrow"):
         df = read_table(path, schema)
         return df, plan.validate(df), df
     if kind == "csv":

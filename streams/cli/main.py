@@ -93,7 +93,9 @@ def lint(
 
 @app.command("validate")
 def validate(
-    data: Annotated[Path, typer.Argument(help="Parquet, NDJSON / JSON Lines or CSV file.")],
+    data: Annotated[
+        Path, typer.Argument(help="Parquet, Arrow IPC (Feather), NDJSON / JSON Lines, JSON or CSV / TSV file.")
+    ],
     contract: Annotated[
         Path | None, typer.Option("--contract", "-c", metavar="FILE", help="ODCS contract file.")
     ] = None,

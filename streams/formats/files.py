@@ -1,4 +1,4 @@
-"""Local data files as frames: Parquet, NDJSON / JSON Lines, CSV / TSV (what ``qstreams`` validates).
+"""Local data files as frames: Parquet, Arrow IPC, NDJSON / JSON Lines, JSON, CSV / TSV (what ``qstreams`` validates).
 
 Parquet and CSV keep the types found in the file (the engine conforms them); nested fields
 (``customer.address.zip``) are read from Parquet struct columns by path, and from a CSV column
@@ -28,22 +28,23 @@ from streams.formats.reasons import MISMATCH_SCHEMA, Decoded
 __all__ = ["SUPPORTED", "file_kind", "parse_cells", "read_csv", "read_ndjson", "read_table", "write_table"]
 
 _PARQUET = (".parquet", ".pq")
+_ARROW = (".arrow", ".feather", ".ipc")  # the Arrow IPC file format (Feather v2)
 _NDJSON = (".ndjson", ".jsonl", ".json")
 _CSV = (".csv", ".tsv")
-SUPPORTED = ", ".join((*_PARQUET, *_NDJSON, *_CSV))
+SUPPORTED = ", ".join((*_PARQUET, *_ARROW, *_NDJSON, *_CSV))
 
 
 def file_kind(path: Path) -> str:
-    """``parquet``, ``ndjson`` or ``csv`` from the file extension; :class:`DataFormatError` otherwise."""
+    """``parquet``, ``arrow`` (IPC), ``ndjson`` or ``csv`` from the extension; :class:`DataFormatError` otherwise."""
     suffix = path.suffix.lower()
-    for kind, suffixes in (("parquet", _PARQUET), ("ndjson", _NDJSON), ("csv", _CSV)):
+    for kind, suffixes in (("parquet", _PARQUET), ("arrow", _ARROW), ("ndjson", _NDJSON), ("csv", _CSV)):
         if suffix in suffixes:
             return kind
     raise DataFormatError(f"cannot tell the format of {path} from its extension; supported are {SUPPORTED}")
 
 
 def read_table(path: Path, schema: SchemaObject | None = None) -> pl.DataFrame:
-    """A Parquet or CSV/TSV file as a frame with the types found in the file.
+    """A Parquet, Arrow IPC or CSV/TSV file as a frame with the types found in the file.
 
     CSV has no types: with ``schema``, its text properties (``logicalType: string``, enums) are
     read as text, so ``01234`` stays a string with its leading zero instead of being inferred as
@@ -53,8 +54,8 @@ def read_table(path: Path, schema: SchemaObject | None = None) -> pl.DataFrame:
     if not path.exists():
         raise DataFormatError(f"no such data file: {path}")
     try:
-        if kind == "parquet":  # struct columns hold nested fields: read them by dotted path
-            df = _undictionary(pl.read_parquet(path))
+        if kind in ("parquet", "arrow"):  # struct columns hold nested fields: read them by dotted path
+            df = _undictionary(pl.read_parquet(path) if kind == "parquet" else pl.read_ipc(path))
             return flatten_structs(df, [f.name for f in schema.fields]) if schema is not None else df
         sep = "\t" if path.suffix.lower() == ".tsv" else ","
         text = {f.name: pl.String() for f in schema.fields if _text(f.dtype)} if schema is not None else {}
@@ -250,6 +251,8 @@ def write_table(df: pl.DataFrame, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         if kind == "parquet":
             df.write_parquet(path)
+        elif kind == "arrow":
+            df.write_ipc(path)
         elif kind == "ndjson":
             df.write_ndjson(path)
         else:
