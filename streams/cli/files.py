@@ -73,8 +73,10 @@ def restore_cells(df: pl.DataFrame, mismatches: pl.DataFrame, *, json_text: bool
     if mismatches.is_empty():
         return df
     out: list[pl.Series] = []
+    found = df.schema  # built anew by each `df.schema`
     for (name,), cells in mismatches.group_by("column", maintain_order=True):
-        if name not in df.columns or isinstance(df.schema[name], (pl.List, pl.Array, pl.Struct)):
+        dtype = found.get(str(name))
+        if dtype is None or isinstance(dtype, (pl.List, pl.Array, pl.Struct)):
             continue
         values = cells.get_column("value").to_list()
         if json_text:

@@ -17,6 +17,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import cast
 
+import numpy as np
 import polars as pl
 
 from streams.contracts.model import SchemaObject
@@ -59,9 +60,7 @@ def read_table(path: Path, schema: SchemaObject | None = None) -> pl.DataFrame:
             return flatten_structs(df, [f.name for f in schema.fields]) if schema is not None else df
         sep = "\t" if path.suffix.lower() == ".tsv" else ","
         text = {f.name: pl.String() for f in schema.fields if _text(f.dtype)} if schema is not None else {}
-        df = pl.read_csv(
-            path, separator=sep, infer_schema_length=None, try_parse_dates=True, schema_overrides=text or None
-        )
+        df = pl.read_csv(path, separator=sep, infer_schema_length=None, schema_overrides=text or None)
     except Exception as exc:  # polars raises many kinds; all mean "this file is not readable as a table"
         raise DataFormatError(f"cannot read {path} as {kind}: {exc}") from None
     if any("_duplicated_" in c for c in df.columns):  # polars renames a repeated header 'id' to 'id_duplicated_0'
@@ -118,27 +117,26 @@ def parse_cells(df: pl.DataFrame, schema: SchemaObject) -> tuple[pl.DataFrame, p
     are parsed per cell by the engine. An empty cell is a null whatever its quoting (``""`` is how a CSV
     writer quoting every field spells a missing number).
     """
-    parsed: list[pl.Expr] = []
+    values: list[pl.Series] = []
     bad: list[pl.DataFrame] = []
-    row = pl.int_range(pl.len(), dtype=pl.UInt32).alias("row")
+    found = df.schema  # built anew by each `df.schema` (4 ms over 2,000 columns)
     for f in schema.fields:
-        if f.name not in df.columns or df.schema[f.name] != pl.String:
+        if found.get(f.name) != pl.String:
             continue
         cell = pl.col(f.name).replace("", None)  # the empty cell that polars reads as "" when quoted
         value = _parse(cell, f.dtype)
         if value is None:
             continue
-        parsed.append(value.alias(f.name))
-        miss = cell.is_not_null() & value.is_null()
-        bad.append(
-            df.lazy()
-            .select(row, pl.lit(f.name).alias("column"), pl.col(f.name).alias("value"), miss.alias("m"))
-            .filter("m")
-            .drop("m")
-            .collect()
-        )
-    mismatches = pl.concat(bad) if bad else pl.DataFrame(schema=MISMATCH_SCHEMA)
-    return (df.with_columns(parsed) if parsed else df), mismatches.cast(MISMATCH_SCHEMA).sort("row")
+        # a select per column: one select of every column's expressions grows superlinearly with their
+        # number in polars' planner (500 columns: 12 s against 1.7 s)
+        got = df.select(value.alias("v"), (cell.is_not_null() & value.is_null()).alias("m"))
+        values.append(got.get_column("v").alias(f.name))
+        miss = got.get_column("m").fill_null(False)
+        if miss.any():
+            rows = np.flatnonzero(miss.to_numpy()).astype(np.uint32)
+            bad.append(pl.DataFrame({"row": rows, "column": f.name, "value": df.get_column(f.name).filter(miss)}))
+    mismatches = pl.concat(bad).cast(MISMATCH_SCHEMA).sort("row") if bad else pl.DataFrame(schema=MISMATCH_SCHEMA)
+    return (df.with_columns(values) if values else df), mismatches
 
 
 def _parse(cell: pl.Expr, dtype: pl.DataType) -> pl.Expr | None:
