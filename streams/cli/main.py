@@ -93,7 +93,9 @@ def lint(
 
 @app.command("validate")
 def validate(
-    data: Annotated[Path, typer.Argument(help="Parquet, NDJSON / JSON Lines or CSV file.")],
+    data: Annotated[
+        Path, typer.Argument(help="Parquet, Arrow IPC (Feather), NDJSON / JSON Lines, JSON or CSV / TSV file.")
+    ],
     contract: Annotated[
         Path | None, typer.Option("--contract", "-c", metavar="FILE", help="ODCS contract file.")
     ] = None,
@@ -138,7 +140,7 @@ def validate(
     except KeyError as exc:
         raise _fail(str(exc.args[0])) from None
     try:
-        df, report = read_and_validate(data, loaded, schema_obj)
+        df, report, found = read_and_validate(data, loaded, schema_obj)
     except DataFormatError as exc:
         raise _fail(str(exc)) from None
     if fmt is OutputFormat.JSON:
@@ -151,8 +153,8 @@ def validate(
         if out_valid is not None:
             write_table(df.filter(report.valid_mask), out_valid)
         if out_invalid is not None:
-            # only the rules that made each row invalid (not warnings or thresholded rules)
-            invalid = df.with_columns(report.gating().alias("_violations")).filter(~report.valid_mask)
+            # only the rules that made each row invalid (not warnings or thresholded rules); values as found
+            invalid = found.with_columns(report.gating().alias("_violations")).filter(~report.valid_mask)
             write_table(invalid, out_invalid)
     except DataFormatError as exc:
         raise _fail(str(exc)) from None
