@@ -77,7 +77,8 @@ def test_detectors_need_the_right_evidence() -> None:
         "k",
         conf | {"model_version": NEW_MODEL_VERSION, "new_version": True, "verdict": "drift", "metrics": label_mix},
     )
-    assert [s.kind for s in list(tracker.signals)[-4:]] == ["model_version", "confidence", "model_version", "confidence"]
+    kinds = [s.kind for s in tracker.signals]
+    assert kinds[-4:] == ["model_version", "confidence", "model_version", "confidence"]
     assert tracker.confidence_through == t0 + dt.timedelta(seconds=1)
     assert not any(r.detection.detected for r in evaluate(incidents, tracker, stats))
     tracker.add(
