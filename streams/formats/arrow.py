@@ -15,9 +15,20 @@ from streams.formats.columns import WIRE, Batch, Kind, Part, arrow_value, flatte
 from streams.formats.reasons import Decoded, DecodeReason, Format
 from streams.validation.report import REDACTED
 
-__all__ = ["ARROW_MAGIC", "decode_arrow"]
+__all__ = ["ARROW_MAGIC", "decode_arrow", "ndjson_lines", "read_ipc"]
 
 ARROW_MAGIC = (b"\xff\xff\xff\xff", b"ARROW1")
+
+
+def read_ipc(v: bytes) -> pa.Table:
+    """An Arrow IPC file (``ARROW1`` magic) or stream, read whole; raises what pyarrow raises."""
+    buf = pa.py_buffer(v)
+    return (pa.ipc.open_file(buf) if v.startswith(b"ARROW1") else pa.ipc.open_stream(buf)).read_all()
+
+
+def ndjson_lines(v: bytes) -> list[bytes]:
+    """The lines of an NDJSON message, a trailing ``\\r`` cut (CRLF); a record's position is its line's index."""
+    return [ln[:-1] if ln.endswith(b"\r") else ln for ln in v.split(b"\n")]
 
 
 def decode_arrow(
@@ -26,8 +37,7 @@ def decode_arrow(
     """Message ``i`` (value ``v``) of the batch as a part; None (and a dead letter) when unreadable or empty."""
     out = b.out
     try:
-        buf = pa.py_buffer(v)
-        table = (pa.ipc.open_file(buf) if v.startswith(b"ARROW1") else pa.ipc.open_stream(buf)).read_all()
+        table = read_ipc(v)
         df = pl.from_arrow(table)
         assert isinstance(df, pl.DataFrame)
     except Exception as exc:  # any failure to read is the message's, not the batch's

@@ -40,7 +40,7 @@ import orjson
 import polars as pl
 
 from streams.contracts.model import Field, SchemaObject
-from streams.formats.arrow import ARROW_MAGIC, decode_arrow
+from streams.formats.arrow import ARROW_MAGIC, decode_arrow, ndjson_lines
 from streams.formats.bulk import BulkReader, interleave
 from streams.formats.columns import (
     WIRE,
@@ -253,7 +253,7 @@ class MessageDecoder:
         b.dead(i, reason, text)
 
     def _ndjson(self, b: Batch, i: int, v: bytes) -> None:
-        lines = [ln[:-1] if ln.endswith(b"\r") else ln for ln in v.split(b"\n")]
+        lines = ndjson_lines(v)
         if lines[0].startswith(_BOM):  # a byte order mark before the first record, as before a single object
             lines[0] = lines[0][len(_BOM) :]
         found = 0

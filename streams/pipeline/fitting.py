@@ -29,6 +29,7 @@ from typing import Any
 import orjson
 import pyarrow as pa
 
+from streams.formats.arrow import ndjson_lines, read_ipc
 from streams.pipeline.headers import MAX_VALUE_BYTES, HeaderNames, bounded, parse_positions
 from streams.pipeline.records import BatchResult, Headers, Message, OutRecord
 from streams.settings import Settings
@@ -207,20 +208,14 @@ def _encodes(value: bytes | None, positions: list[int], copy: bytes | None) -> b
     """``copy`` holds records ``positions`` of the multi-record message ``value`` (NDJSON lines or Arrow rows)."""
     if value is None or copy is None:
         return False
-    lines = [ln[:-1] if ln.endswith(b"\r") else ln for ln in value.split(b"\n")]
+    lines = ndjson_lines(value)
     if all(p < len(lines) for p in positions) and b"\n".join(lines[p] for p in positions) + b"\n" == copy:
         return True
     try:
-        rows = _table(value).take(pa.array(positions, type=pa.int64()))
-        return bool(rows.equals(_table(copy)))
+        rows = read_ipc(value).take(pa.array(positions, type=pa.int64()))
+        return bool(rows.equals(read_ipc(copy)))
     except (pa.ArrowException, IndexError, ValueError):
         return False
-
-
-def _table(value: bytes) -> pa.Table:
-    """An Arrow IPC file or stream, read."""
-    reader = pa.ipc.open_file if value.startswith(b"ARROW1") else pa.ipc.open_stream
-    return reader(pa.py_buffer(value)).read_all()
 
 
 def references(
