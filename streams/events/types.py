@@ -60,6 +60,7 @@ __all__ = [
     "json_number",
     "ms_utc",
     "offset_ranges",
+    "parse_utc",
     "source_urn",
     "to_utc",
 ]
@@ -184,6 +185,12 @@ def iso_utc(moment: datetime) -> str:
     """ISO-8601 in UTC with a ``Z`` suffix: how datetimes appear in event data and the ``ce_time`` header."""
     text = to_utc(moment).isoformat()
     return text[:-6] + "Z" if text.endswith("+00:00") else text
+
+
+def parse_utc(text: Any) -> datetime:
+    """The moment an event's ISO-8601 text names (``Z`` or an offset; naive read as UTC), in UTC: the inverse of
+    :func:`iso_utc`. Raises ``ValueError`` on text that is no ISO-8601 moment."""
+    return to_utc(datetime.fromisoformat(str(text).replace("Z", "+00:00")))
 
 
 def event_id(*parts: Any) -> str:

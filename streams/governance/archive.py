@@ -47,7 +47,7 @@ import polars as pl
 
 from streams.errors import ArchiveError
 from streams.events.codec import event_data, from_kafka
-from streams.events.types import to_utc
+from streams.events.types import parse_utc, to_utc
 
 __all__ = ["COLUMNS", "Archive", "IngestResult", "RawRecord", "read_archive"]
 
@@ -111,7 +111,7 @@ def _time(value: Any) -> dt.datetime | None:
     if isinstance(value, dt.datetime):
         return to_utc(value)
     try:
-        return to_utc(dt.datetime.fromisoformat(str(value).replace("Z", "+00:00")))
+        return parse_utc(value)
     except ValueError:
         return None
 

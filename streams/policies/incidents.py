@@ -32,7 +32,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from streams.errors import EventError
-from streams.events.types import event_id, iso_utc, to_utc
+from streams.events.types import event_id, iso_utc, parse_utc, to_utc
 from streams.policies.metrics import METRICS, Observation
 from streams.policies.spec import Policy
 
@@ -224,11 +224,7 @@ def _windows_out(ws: tuple[WindowValue, ...]) -> list[list[Any]]:
 
 
 def _windows_in(rows: Any) -> tuple[WindowValue, ...]:
-    return tuple(WindowValue(_time(a), _time(b), v) for a, b, v in rows)
-
-
-def _time(text: Any) -> datetime:
-    return to_utc(datetime.fromisoformat(str(text).replace("Z", "+00:00")))
+    return tuple(WindowValue(parse_utc(a), parse_utc(b), v) for a, b, v in rows)
 
 
 def _opt_time(value: datetime | None) -> str | None:
@@ -267,12 +263,12 @@ def _state_from(d: Mapping[str, Any]) -> PolicyState:
     incident = None
     if inc:
         windows = _windows_in(inc["windows"])
-        incident = OpenIncident(inc["id"], _time(inc["opened_at"]), windows, inc.get("contract_version", ""))
+        incident = OpenIncident(inc["id"], parse_utc(inc["opened_at"]), windows, inc.get("contract_version", ""))
     return PolicyState(
-        last_end=_time(d["last_end"]) if d.get("last_end") else None,
+        last_end=parse_utc(d["last_end"]) if d.get("last_end") else None,
         streak=_windows_in(d.get("streak") or []),
         clear=_windows_in(d.get("clear") or []),
         incident=incident,
-        cooldown_until=_time(d["cooldown_until"]) if d.get("cooldown_until") else None,
+        cooldown_until=parse_utc(d["cooldown_until"]) if d.get("cooldown_until") else None,
         **{k: int(counts.get(k, 0)) for k in ("triggered", "resolved", "suppressed", "replayed")},
     )

@@ -11,11 +11,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import replace
-from datetime import datetime
 from typing import Any
 
 from streams.errors import EventDataError
-from streams.events.types import to_utc
+from streams.events.types import parse_utc
 from streams.policies.metrics import Observation, RuleOutcome
 
 __all__ = [
@@ -36,16 +35,12 @@ _DRIFT_METRICS = {
 }  # fmt: skip
 
 
-def _time(text: Any) -> datetime:
-    return to_utc(datetime.fromisoformat(str(text).replace("Z", "+00:00")))
-
-
 def _window_of(data: Mapping[str, Any]) -> dict[str, Any]:
     """What every window event names: the contract, its version, the schema object and the window."""
     contract, window = data["contract"], data["window"]
     return {
         "contract": str(contract["id"]), "schema": str(data["schema"]),
-        "window_start": _time(window["start"]), "window_end": _time(window["end"]),
+        "window_start": parse_utc(window["start"]), "window_end": parse_utc(window["end"]),
         "contract_version": str(contract.get("version") or ""),
     }  # fmt: skip
 

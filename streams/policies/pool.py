@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from streams.events.types import iso_utc, to_utc
+from streams.events.types import iso_utc, parse_utc, to_utc
 from streams.policies.metrics import Observation
 from streams.policies.observe import confidence_metrics, performance_metrics
 
@@ -73,10 +73,6 @@ class _Open:
     def as_dict(self) -> dict[str, Any]:
         return {"start": iso_utc(self.start), "end": iso_utc(self.end), "contract_version": self.contract_version,
                 "versions": self.versions}  # fmt: skip
-
-
-def _time(text: Any) -> datetime:
-    return to_utc(datetime.fromisoformat(str(text).replace("Z", "+00:00")))
 
 
 @dataclass
@@ -125,4 +121,6 @@ class VersionPool:
             return
         versions = {str(v): {str(k): None if x is None else float(x) for k, x in p.items()}
                     for v, p in value["versions"].items()}  # fmt: skip
-        self.open[key] = _Open(_time(value["start"]), _time(value["end"]), str(value["contract_version"]), versions)
+        self.open[key] = _Open(
+            parse_utc(value["start"]), parse_utc(value["end"]), str(value["contract_version"]), versions
+        )
