@@ -13,8 +13,11 @@ from typing import Any
 
 import polars as pl
 
-# ISO-8601 layouts polars tries when Arrow cannot parse a whole batch ("%#z": Z, +hh:mm or +hhmm)
-ISO = tuple(f"%Y-%m-%d{t}{z}" for t in ("T%H:%M:%S%.f", " %H:%M:%S%.f", "T%H:%M") for z in ("%#z", ""))
+# ISO-8601 layouts polars tries when Arrow cannot parse a whole batch ("%#z": Z, +hh:mm or +hhmm); a space
+# may stand for the T, with or without seconds, as polars' inferred `str.to_datetime` reads it
+ISO = tuple(
+    f"%Y-%m-%d{sep}{t}{z}" for t in ("%H:%M:%S%.f", "%H:%M") for sep in ("T", " ") for z in ("%#z", "")
+)
 ISO += ("%Y-%m-%d",)
 
 
@@ -77,6 +80,10 @@ def arrow_timestamps(values: pl.Series, dst: pl.Datetime) -> pl.Series | None:
     import pyarrow.compute as pc
 
     if (first := _first(values)) is None:
+        return None
+    # Arrow also reads an hour alone (`2026-01-02T03`), which no layout of ISO (nor polars) reads: such a
+    # value would pass or fail with the batch it came in. A date, or a time with its minutes, only.
+    if not (values.str.len_bytes().eq(10) | values.str.slice(13, 1).eq(":")).all():
         return None
     zoned = first[-1:] in ("Z", "z") or re.search(r"[+-]\d\d:?\d\d$", first[10:]) is not None
     try:  # a failing cast is slow (~0.6 us a value): the first value picks the one attempt
