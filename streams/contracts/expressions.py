@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import ast
 import datetime as dt
+import math
 import operator
 import re
 from collections.abc import Callable
@@ -286,12 +287,52 @@ def type_literals(node: Node, dtype_of: Callable[[str], Any], read: Callable[[st
             x = walk(n[1])
             if (t := temporal(x)) is not None:
                 return ("isin", x, tuple(read(v, t) if isinstance(v, str) else v for v in n[2]))
+            if x[0] == "col" and (t := dtype_of(x[1])) is not None:
+                return ("isin", x, member_values(n[2], t, x[1]))
             return ("isin", x, n[2])
         if kind in ("col", "lit", "wide"):
             return n
         return (kind, *(walk(p) if isinstance(p, tuple) and p and p[0] in _NODE_KINDS else p for p in n[1:]))
 
     return walk(node)
+
+
+def member_values(values: tuple[Any, ...], dtype: Any, name: str) -> tuple[Any, ...]:
+    """A value list (``x in [...]``, ``validValues``, ``Check.isin``) as values of the numeric, text or boolean
+    column ``name`` of ``dtype``, so that polars' ``is_in`` can run (it refuses an Int8 column against a list
+    of floats, a Float64 column against a list of integers). An integral number is an integer (``100.0`` is
+    ``100``, as in JSON), an integer on a number column a float. :class:`ExpressionError` names a value that
+    no value of the column can equal (``1.5`` on an integer, text on a number, a number on text, a boolean
+    on either): pandera's ``Check.isin`` cannot evaluate such a list either (polars raises on every batch).
+    Other dtypes (dates, times, decimals, lists) are left as written."""
+    kind = (
+        "integer" if dtype.is_integer() else "number" if dtype.is_float()
+        else "text" if dtype == pl.String or isinstance(dtype, (pl.Categorical, pl.Enum))
+        else "boolean" if dtype == pl.Boolean else None
+    )  # fmt: skip
+    if kind is None:
+        return values
+    out = []
+    for v in values:
+        if v is None or (kind == "text" and isinstance(v, str)) or (kind == "boolean" and isinstance(v, bool)):
+            out.append(v)
+        elif kind in ("integer", "number") and isinstance(v, (int, float)) and not isinstance(v, bool):
+            if kind == "number":
+                out.append(float(v))
+            elif isinstance(v, int) or (math.isfinite(v) and v == int(v)):
+                out.append(int(v))
+            else:
+                raise ExpressionError(
+                    f"{name} is an integer property and {v!r} is no integer, so no value of it can equal "
+                    f"{v!r}; drop {v!r} from the list or declare {name} a number"
+                )
+        else:
+            noun = {"integer": "an integer", "number": "a number", "text": "text", "boolean": "a boolean"}[kind]
+            raise ExpressionError(
+                f"{name} is a {kind} property and {v!r} is not {noun}, so no value of it can equal {v!r} "
+                f"(polars cannot compare them); write the value as {noun}"
+            )
+    return tuple(out)
 
 
 def to_polars(node: Node) -> pl.Expr:

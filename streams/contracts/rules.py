@@ -175,7 +175,7 @@ def quality_rule(
                 args = (_typed(args[0], field, where, ctx),)
             elif op in (Op.EQ, Op.NE, Op.GT, Op.GE, Op.LT, Op.LE, Op.IN_RANGE) and not _is_number(field):
                 bounds = 2 if op is Op.IN_RANGE else 1  # dates and timestamps as text, read as bounds are
-                args = (*_typed(args[:bounds], field, where, ctx), *args[bounds:])
+                args = (*_typed(args[:bounds], field, where, ctx, members=False), *args[bounds:])
             return rule(f"{label}:{op.value}", op, args, column, "custom")
         if engine in ("expression", "polars"):
             try:
@@ -268,16 +268,24 @@ def _library(
     )
 
 
-def _typed(values: tuple[Any, ...], field: Field | None, where: Path_, ctx: SourceContext) -> tuple[Any, ...]:
+def _typed(
+    values: tuple[Any, ...], field: Field | None, where: Path_, ctx: SourceContext, members: bool = True
+) -> tuple[Any, ...]:
     """A value list (``validValues``, ``Check.isin`` / ``notin``) in the property's type where polars could not
-    compare it as written: integers among decimals on a number property (``[0, 0.5, 1]``), ISO text on a date,
-    time or timestamp property (YAML hands dates over as text), read as bounds are. Lists that run as written
-    are kept (and so is their check label); text that is no date stays, and lint names the engine's error."""
+    compare it as written: integers on a number property (``[0, 0.5, 1]``), integral numbers on an integer one
+    (``[100.0]``), ISO text on a date, time or timestamp property (YAML hands dates over as text), read as bounds
+    are. A value no value of the property can equal (``1.5`` on an integer, text on a number) is a ``file:line``
+    error (:func:`expressions.member_values`); text that is no date stays, and lint names the engine's error."""
     dtype = field.dtype if field is not None else None
-    if dtype is not None and dtype.is_float() and any(isinstance(v, float) for v in values):
-        return tuple(float(v) if isinstance(v, int) and not isinstance(v, bool) else v for v in values)
-    if not isinstance(dtype, (pl.Date, pl.Datetime, pl.Time)):
+    if field is None or dtype is None:
         return values
+    if not isinstance(dtype, (pl.Date, pl.Datetime, pl.Time)):
+        if not members:  # bounds of comparisons on a non-number property: left as written
+            return values
+        try:
+            return expressions.member_values(values, dtype, field.name)
+        except expressions.ExpressionError as exc:
+            raise ctx.error(str(exc), where, ContractSchemaError) from None
     out = []
     for v in values:
         read = v
@@ -306,7 +314,10 @@ def _typed_expression(node: expressions.Node, fields: dict[str, Field], at: Path
                 ContractSchemaError,
             ) from None
 
-    return expressions.type_literals(node, lambda name: fields[name].dtype if name in fields else None, read)
+    try:
+        return expressions.type_literals(node, lambda name: fields[name].dtype if name in fields else None, read)
+    except expressions.ExpressionError as exc:  # a value list no value of its column can equal
+        raise ctx.error(str(exc), at, ContractSchemaError) from None
 
 
 def _is_number(field: Field | None) -> bool:

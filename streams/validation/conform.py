@@ -15,9 +15,7 @@ import polars as pl
 
 # ISO-8601 layouts polars tries when Arrow cannot parse a whole batch ("%#z": Z, +hh:mm or +hhmm); a space
 # may stand for the T, with or without seconds, as polars' inferred `str.to_datetime` reads it
-ISO = tuple(
-    f"%Y-%m-%d{sep}{t}{z}" for t in ("%H:%M:%S%.f", "%H:%M") for sep in ("T", " ") for z in ("%#z", "")
-)
+ISO = tuple(f"%Y-%m-%d{sep}{t}{z}" for t in ("%H:%M:%S%.f", "%H:%M") for sep in ("T", " ") for z in ("%#z", ""))
 ISO += ("%Y-%m-%d",)
 
 
