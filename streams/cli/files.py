@@ -18,7 +18,7 @@ __all__ = ["SUPPORTED", "read_and_validate", "restore_cells", "write_table"]
 
 
 def read_and_validate(
-    path: Path, contract: Contract, schema: SchemaObject
+    path: Path, contract: Contract, schema: SchemaObject, delimiter: str | None = None
 ) -> tuple[pl.DataFrame, ValidationReport, pl.DataFrame]:
     """Read a data file and validate it, never aborting on a value that does not fit the contract.
 
@@ -29,11 +29,14 @@ def read_and_validate(
     Parquet and CSV keep the types found in the file and the engine conforms them (a CSV cell that is no
     value of its column's type fails ``dtype`` on its own row); NDJSON goes through the stream decoder, so
     a JSON value of the wrong type (``"12"`` for an integer) is a failing ``dtype`` row exactly as on a topic.
+    ``delimiter``: a CSV file's field separator (see :func:`streams.formats.files.read_table`).
     """
     from streams.pipeline.verdicts import merge_mismatches
     from streams.validation.engine import compile_plan
 
     kind = file_kind(path)
+    if delimiter is not None and kind != "csv":
+        raise DataFormatError(f"--delimiter applies to CSV and TSV files, not to {path.name} ({kind})")
     if not path.exists():
         raise DataFormatError(f"no such data file: {path}")
     plan = compile_plan(contract, schema.name)
@@ -41,7 +44,7 @@ def read_and_validate(
         df = read_table(path, schema)
         return df, plan.validate(df), df
     if kind == "csv":
-        df, mismatches = read_csv(path, schema)
+        df, mismatches = read_csv(path, schema, delimiter)
         report = merge_mismatches(plan.validate(df), schema, _redacted(mismatches, schema))
         return df, report, restore_cells(df, mismatches)
     try:

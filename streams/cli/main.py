@@ -113,6 +113,14 @@ def validate(
         typer.Option("--out-invalid", metavar="FILE", help="Write invalid rows plus a `_violations` column here."),
     ] = None,
     max_cases: Annotated[int, typer.Option("--max-cases", min=0, metavar="N", help="Failure cases to show.")] = 20,
+    delimiter: Annotated[
+        str | None,
+        typer.Option(
+            "--delimiter",
+            metavar="CHAR",
+            help="A CSV file's field separator (default ',', a tab for .tsv; 'tab' for a tab).",
+        ),
+    ] = None,
     pandera: Annotated[
         str | None,
         typer.Option(
@@ -140,7 +148,8 @@ def validate(
     except KeyError as exc:
         raise _fail(str(exc.args[0])) from None
     try:
-        df, report, found = read_and_validate(data, loaded, schema_obj)
+        sep = "\t" if delimiter in ("tab", "\\t") else delimiter
+        df, report, found = read_and_validate(data, loaded, schema_obj, sep)
     except DataFormatError as exc:
         raise _fail(str(exc)) from None
     if fmt is OutputFormat.JSON:

@@ -44,28 +44,65 @@ def file_kind(path: Path) -> str:
     raise DataFormatError(f"cannot tell the format of {path} from its extension; supported are {SUPPORTED}")
 
 
-def read_table(path: Path, schema: SchemaObject | None = None) -> pl.DataFrame:
+def read_table(path: Path, schema: SchemaObject | None = None, delimiter: str | None = None) -> pl.DataFrame:
     """A Parquet, Arrow IPC or CSV/TSV file as a frame with the types found in the file.
 
     CSV has no types: with ``schema``, its text properties (``logicalType: string``, enums) are
     read as text, so ``01234`` stays a string with its leading zero instead of being inferred as
-    the number 1234; other columns are inferred, then conformed by the engine.
+    the number 1234; other columns are inferred, then conformed by the engine. ``delimiter``: the
+    CSV's field separator (default ``,``, a tab for ``.tsv``); without it, a header that names fewer
+    of the schema's properties than it would split on ``;``, a tab or ``|`` is refused naming that
+    delimiter (:func:`_refuse_other_delimiter`), never read with a guessed one.
     """
     kind = file_kind(path)
     if not path.exists():
         raise DataFormatError(f"no such data file: {path}")
+    if delimiter is not None and len(delimiter) != 1:
+        raise DataFormatError(f"the CSV delimiter must be one character, not {delimiter!r}")
     try:
         if kind in ("parquet", "arrow"):  # struct columns hold nested fields: read them by dotted path
             df = _undictionary(pl.read_parquet(path) if kind == "parquet" else pl.read_ipc(path))
             return flatten_structs(df, [f.name for f in schema.fields]) if schema is not None else df
-        sep = "\t" if path.suffix.lower() == ".tsv" else ","
+        sep = delimiter or ("\t" if path.suffix.lower() == ".tsv" else ",")
         text = {f.name: pl.String() for f in schema.fields if _text(f.dtype)} if schema is not None else {}
         df = pl.read_csv(path, separator=sep, infer_schema_length=None, schema_overrides=text or None)
     except Exception as exc:  # polars raises many kinds; all mean "this file is not readable as a table"
         raise DataFormatError(f"cannot read {path} as {kind}: {exc}") from None
     if any("_duplicated_" in c for c in df.columns):  # polars renames a repeated header 'id' to 'id_duplicated_0'
         _refuse_repeated_headers(path, sep)
+    if schema is not None and delimiter is None and not {f.name for f in schema.fields} <= set(df.columns):
+        _refuse_other_delimiter(path, sep, [f.name for f in schema.fields])
     return df
+
+
+#: field separators a CSV file may use instead of the one its extension implies
+_DELIMITERS = {",": "a comma", ";": "a semicolon", "\t": "a tab", "|": "a vertical bar"}
+
+
+def _refuse_other_delimiter(path: Path, sep: str, names: list[str]) -> None:
+    """:class:`DataFormatError` when the header, split on another delimiter, names more of ``names`` than on
+    ``sep`` (a ``;``-separated ``.csv`` read on ``,`` is one column: every row failed every property)."""
+    import csv
+
+    with path.open(encoding="utf-8-sig", errors="replace", newline="") as fh:
+        line = fh.readline()
+    wanted = set(names)
+
+    def named(delimiter: str) -> list[str]:
+        header = next(csv.reader([line], delimiter=delimiter), [])
+        return [n for n in header if n in wanted]
+
+    found = len(named(sep))
+    best = max((d for d in _DELIMITERS if d != sep), key=lambda d: len(named(d)))
+    if len(named(best)) > found:
+        shell = "tab" if best == "\t" else repr(best)
+        shown = ", ".join(named(best)[:3]) + (", ..." if len(named(best)) > 3 else "")
+        raise DataFormatError(
+            f"{path}:1: the header split on {_DELIMITERS.get(sep, repr(sep))} ({sep!r}) names {found} of the "
+            f"{len(wanted)} properties, but split on {_DELIMITERS[best]} ({best!r}) it names {len(named(best))} "
+            f"({shown}): the file is likely {best!r}-delimited; pass --delimiter {shell} (or save it with "
+            f"{_DELIMITERS.get(sep, repr(sep))} between fields)"
+        )
 
 
 def _undictionary(df: pl.DataFrame) -> pl.DataFrame:
@@ -97,7 +134,7 @@ def _refuse_repeated_headers(path: Path, sep: str) -> None:
         )
 
 
-def read_csv(path: Path, schema: SchemaObject) -> tuple[pl.DataFrame, pl.DataFrame]:
+def read_csv(path: Path, schema: SchemaObject, delimiter: str | None = None) -> tuple[pl.DataFrame, pl.DataFrame]:
     """A CSV/TSV file for ``schema``: the frame, and its cells that are no value of their property's type.
 
     Columns are read as :func:`read_table` reads them; a declared column that came out as text though its
@@ -105,7 +142,7 @@ def read_csv(path: Path, schema: SchemaObject) -> tuple[pl.DataFrame, pl.DataFra
     :func:`parse_cells`. The cells that do not parse are null in the frame and listed as mismatches
     (``row``, ``column``, ``value``: the cell's text), as the decoder lists an NDJSON file's.
     """
-    df = read_table(path, schema)
+    df = read_table(path, schema, delimiter)
     return parse_cells(df, schema)
 
 
