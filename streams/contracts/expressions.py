@@ -242,7 +242,7 @@ _NODE_KINDS = frozenset({"col", "lit", "binop", "cmp", "and", "or", "not", "neg"
 
 _ARITHMETIC = frozenset({"+", "-", "*", "//", "%", "**"})
 #: integer dtypes whose arithmetic would wrap within their width: read as Int64 (exact) under arithmetic
-_NARROW_INTEGERS = (pl.Int8, pl.Int16, pl.Int32, pl.UInt8, pl.UInt16, pl.UInt32)
+NARROW_INTEGERS = (pl.Int8, pl.Int16, pl.Int32, pl.UInt8, pl.UInt16, pl.UInt32)
 
 
 def type_literals(node: Node, dtype_of: Callable[[str], Any], read: Callable[[str, Any], Any]) -> Node:
@@ -266,7 +266,7 @@ def type_literals(node: Node, dtype_of: Callable[[str], Any], read: Callable[[st
         return dtype if isinstance(dtype, (pl.Date, pl.Datetime, pl.Time)) else None
 
     def wide(side: Node) -> Node:
-        if side[0] == "col" and isinstance(dtype_of(side[1]), _NARROW_INTEGERS):
+        if side[0] == "col" and isinstance(dtype_of(side[1]), NARROW_INTEGERS):
             return ("wide", side)
         return side
 

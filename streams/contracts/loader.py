@@ -210,14 +210,15 @@ def _schema_object(obj: dict[str, Any], where: Path_, ctx: SourceContext) -> Sch
     names = frozenset(leaf.path for leaf in leaves)
     keys = _primary_key([leaf.prop for leaf in leaves], [leaf.path for leaf in leaves])
     built: list[tuple[Leaf, Field, list[Rule]]] = []
+    field_map: dict[str, Field] = {}  # by name (a set built per property made loading quadratic)
     for leaf in leaves:
         pw = leaf.where
         field, field_rules = _property(leaf, ctx, names, composite_key=len(keys) > 1)
-        if field.name in {f.name for f in fields}:
+        if field.name in field_map:
             raise ctx.error(f"property {field.name!r} is declared twice", pw, ContractSchemaError)
         fields.append(field)
+        field_map[field.name] = field
         built.append((leaf, field, field_rules))
-    field_map = {f.name: f for f in fields}
     for leaf, field, field_rules in built:  # a property's rules may read its siblings: typed by all of them
         rules.extend(field_rules)
         rules.extend(_property_quality(leaf, field, ctx, name, names, field_map))
@@ -249,16 +250,12 @@ def _schema_object(obj: dict[str, Any], where: Path_, ctx: SourceContext) -> Sch
     _dedupe_names(rules, ctx, where)
     stream = parse_stream_spec(obj.get("customProperties"), (*where, "customProperties"), ctx,
                                {f.name: f.dtype for f in fields})  # fmt: skip
-    for f in fields:
+    for leaf, f, _ in built:  # at the property's own path (a search of the properties per field was quadratic)
         if f.unique:
             ctx.note(
                 f"{f.name} is unique on the stream per source partition (within qstreams.uniqueWithin): "
                 "global only when messages are keyed by it",
-                (
-                    *where,
-                    "properties",
-                    next(i for i, p in enumerate(obj.get("properties") or []) if p.get("name") == f.name),
-                ),
+                leaf.where,
             )
     return SchemaObject(
         name=name,

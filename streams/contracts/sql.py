@@ -16,6 +16,7 @@ functions outside the list; the text, node count and nesting are bounded.
 
 from __future__ import annotations
 
+from collections.abc import Container
 from dataclasses import dataclass
 
 import sqlglot
@@ -153,11 +154,12 @@ def _fail(message: str) -> SqlRuleError:
     return SqlRuleError(message)
 
 
-def check_sql(query: str, tables: tuple[str, ...], widen: frozenset[str] = frozenset()) -> SqlRule:
+def check_sql(query: str, tables: tuple[str, ...], widen: Container[str] = frozenset()) -> SqlRule:
     """Parse and allow-list ``query``; ``tables`` are the relation names it may read.
 
-    ``widen`` names integer columns narrower than 64 bits: the query that runs reads them as ``BIGINT``
-    (polars computes ``i8 + 100`` in Int8 and wraps to ``-56``; SQL engines such as DuckDB widen).
+    ``widen`` holds the integer columns narrower than 64 bits (asked only about the columns the query reads): the
+    query that runs reads them as ``BIGINT`` (polars computes ``i8 + 100`` in Int8 and wraps to ``-56``; SQL
+    engines such as DuckDB widen).
     Raises :class:`SqlRuleError` (without a location: the caller adds ``file:line``).
     """
     if len(query) > MAX_SQL_CHARS:
@@ -197,8 +199,9 @@ def check_sql(query: str, tables: tuple[str, ...], widen: frozenset[str] = froze
             aliases.add(node.alias if isinstance(node, exp.Alias) else node.name)
         stack.extend((child, depth + 1) for child in node.iter_expressions())
     _check_qualifiers(tree, tables)
-    if widen & columns:
-        tree = tree.transform(lambda n: _widened(n, widen))
+    wide = frozenset(c for c in columns if c in widen)
+    if wide:
+        tree = tree.transform(lambda n: _widened(n, wide))
     return SqlRule(tree.sql(dialect=DIALECT), frozenset(columns), frozenset(aliases))
 
 
