@@ -156,7 +156,8 @@ class ProfileError(StreamsError):
     """A data profile (reference or window) cannot be used.
 
     ``reason`` says why, as data: ``corrupt``, ``format_version``, ``contract``,
-    ``schema`` or ``binning``; ``path`` names the file when there is one.
+    ``schema``, ``binning`` or ``infinite`` (reference data holding +/-inf); ``path``
+    names the file when there is one.
     """
 
     def __init__(self, message: str, *, reason: str, path: str | None = None) -> None:

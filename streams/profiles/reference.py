@@ -7,6 +7,9 @@ scans (only the profiled columns are read, so a reference larger than memory wor
    the bin edges are chosen: the KLL quantiles at ``i / bins`` (deduplicated), with the exact
    minimum and maximum as the outer edges;
 2. the profile on those edges: exact histogram counts, category counts, per-model scores.
+
+Numeric reference data holding +/-inf is refused after pass 1 (``ProfileError``, reason ``infinite``, naming the
+field, the count and the first row).
    Categorical fields with more distinct values than the cap in pass 1 (identifiers) are kept
    with ``cap=0``: null and distinct counts only, which is all drift looks at for them.
 
@@ -168,6 +171,20 @@ def _choose_edges(sketch: Any, lo: float, hi: float, bins: int) -> tuple[float, 
     return refine_tails(tuple(sorted({lo, hi, *(q for q in inner if lo < q < hi)})))
 
 
+def _refuse_infinite(infinite: dict[str, list[Any]], rows: int) -> None:
+    """:class:`ProfileError` naming the numeric fields whose reference data holds +/-inf (:func:`build_reference`)."""
+    name, (count, path, row) = next(iter(infinite.items()))
+    others = f" (and {', '.join(list(infinite)[1:])})" if len(infinite) > 1 else ""
+    raise ProfileError(
+        f"The reference data holds {count:,} infinite value(s) of {rows:,} rows in field {name!r}{others}, the first "
+        f"in {path} at data row {row:,}: a reference needs finite numbers (its bin edges are quantiles, its spread "
+        "normalises the Wasserstein distance, and either would be infinite, so every window would drift). Build it "
+        "from data without them, or bound the field in the contract (minimum / maximum) so that such rows fail "
+        "validation and stay out of the data the reference is built from.",
+        reason="infinite",
+    )
+
+
 def build_reference(
     contract: Contract,
     schema: str | None,
@@ -193,18 +210,26 @@ def build_reference(
 
     numeric = [f.name for f in base.fields if f.kind is Kind.NUMERIC]
     sketches = {name: datasketches.kll_doubles_sketch(KLL_K) for name in numeric}
+    infinite: dict[str, list[Any]] = {}  # field -> [count, first file, its first row]
     first = empty_profile(base)
     rows = 0
     for path in files:
+        read = 0
         for batch in scan_batches(path, columns, batch_rows):
             first = first.merge(profile_frame(batch, base))
             for name in numeric:
-                values = batch.get_column(name).cast(pl.Float64, strict=False).fill_nan(None).drop_nulls()
+                values = batch.get_column(name).cast(pl.Float64, strict=False).fill_nan(None)
+                if (inf := values.is_infinite()).any():
+                    seen = infinite.setdefault(name, [0, path, read + int(inf.arg_true()[0]) + 1])
+                    seen[0] += int(inf.sum())
+                values = values.drop_nulls()
                 if len(values):
                     sketches[name].update(values.to_numpy(writable=True))
-            rows += batch.height
+            rows, read = rows + batch.height, read + batch.height
             if progress is not None:
                 progress(1, rows)
+    if infinite:
+        _refuse_infinite(infinite, rows)
     edges: dict[str, tuple[float, ...]] = {}
     for name in numeric:
         moments = first.numeric(name)
