@@ -13,7 +13,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
+from pydantic import AliasChoices, Field, SecretStr, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from streams.errors import SettingsError
@@ -176,6 +176,20 @@ class Settings(BaseSettings):
         6, ge=1, description="Partitions of the compacted stream-time topics the worker creates."
     )
 
+    # --- the quarantine control topic of quarantine-stream policies (streams.policies.control, docs/policies.md)
+    control_backoff_s: float = Field(
+        1.0, gt=0, description="First wait before the control topic is read again after it could not be read."
+    )
+    control_max_backoff_s: float = Field(
+        30.0, gt=0, description="Longest such wait: the wait doubles from control_backoff_s up to this."
+    )
+    control_catch_up_s: float = Field(
+        15.0, ge=0, description="How long a starting worker waits to read the control topic to its end (then forwards)."
+    )
+    control_refresh_s: float = Field(
+        60.0, gt=0, description="How often a worker following the control topic looks for partitions added to it."
+    )
+
     # --- security
     security_protocol: SecurityProtocol = SecurityProtocol.PLAINTEXT
     sasl_mechanism: str | None = Field(None, description="PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512.")
@@ -195,6 +209,14 @@ class Settings(BaseSettings):
     @classmethod
     def _servers(cls, v: str) -> str:
         return normalize_bootstrap(v)
+
+    @field_validator("control_max_backoff_s")
+    @classmethod
+    def _control_backoff(cls, v: float, info: ValidationInfo) -> float:
+        first = info.data.get("control_backoff_s")
+        if first is not None and v < first:
+            raise ValueError(f"must be at least STREAMS_CONTROL_BACKOFF_S ({first}), the first wait it doubles from")
+        return v
 
     def output_topic(self, topic: str, kind: str) -> str:
         """``<topic>.validated`` / ``.quarantine`` / ``.dlq`` for a source topic."""

@@ -285,4 +285,7 @@ def worker_observers(
             await asyncio.to_thread(create_topics, settings, [ps.control_topic], partitions=1, configs=COMPACTED)
 
     registry = metrics.registry if metrics is not None else None
-    return [*observers, install_control(bindings, factory, ps.control_topic, prepare=prepare, registry=registry)]
+    control = install_control(
+        bindings, factory, ps.control_topic, prepare=prepare, registry=registry, settings=settings
+    )
+    return [*observers, control]

@@ -35,6 +35,7 @@ from streams.validation.report import ValidationReport
 if TYPE_CHECKING:
     from streams.observability import Health
     from streams.pipeline.binding import Binding
+    from streams.settings import Settings
 
 __all__ = [
     "ControlObserver",
@@ -307,10 +308,18 @@ def _binding(key: bytes | None) -> tuple[str, str]:
 def install_control(
     bindings: Sequence[Binding], consumer_factory: Any, topic: str, *,
     prepare: Callable[[], Awaitable[None]] | None = None, registry: CollectorRegistry | None = None,
+    settings: Settings | None = None,
 ) -> ControlObserver:  # fmt: skip
     """Append a :class:`QuarantineStage` to every binding (after the stream-time stage) and return the observer
-    (its gauge in ``registry``, the worker's metrics, when given)."""
+    (its gauge in ``registry``, the worker's metrics, when given; its waits from ``settings``' ``control_*``,
+    the defaults without)."""
+    from streams.settings import Settings
+
+    s = settings if settings is not None else Settings.model_construct()
     engaged = Engaged()
     for b in bindings:
         b.stages.append(QuarantineStage(b.contract.id, b.schema.name, engaged))
-    return ControlObserver(consumer_factory, topic, engaged, prepare=prepare, registry=registry)
+    return ControlObserver(
+        consumer_factory, topic, engaged, prepare=prepare, registry=registry, catch_up_s=s.control_catch_up_s,
+        backoff=s.control_backoff_s, max_backoff=s.control_max_backoff_s, refresh_s=s.control_refresh_s,
+    )  # fmt: skip
