@@ -312,7 +312,7 @@ def member_values(values: tuple[Any, ...], dtype: Any, name: str) -> tuple[Any, 
     )  # fmt: skip
     if kind is None:
         return values
-    out = []
+    out: list[Any] = []
     for v in values:
         if v is None or (kind == "text" and isinstance(v, str)) or (kind == "boolean" and isinstance(v, bool)):
             out.append(v)
