@@ -118,7 +118,7 @@ def validate(
         typer.Option(
             "--delimiter",
             metavar="CHAR",
-            help="A CSV file's field separator (default ',', a tab for .tsv; 'tab' for a tab).",
+            help="A CSV file's field separator (default ',', a tab in TSV files; 'tab' for a tab).",
         ),
     ] = None,
     pandera: Annotated[
