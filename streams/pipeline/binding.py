@@ -40,6 +40,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import replace
 from itertools import compress
+from operator import attrgetter
 from typing import cast
 
 import polars as pl
@@ -51,7 +52,7 @@ from streams.formats.reasons import Decoded, Format
 from streams.pipeline.batch_events import batch_events
 from streams.pipeline.deadletter import dead_letter, grouped
 from streams.pipeline.headers import HeaderNames, appended
-from streams.pipeline.records import BatchResult, Headers, Message, OutRecord
+from streams.pipeline.records import BatchResult, Headers, Message, OutRecord, forwarded
 from streams.pipeline.routed import Given, Routed, encode_positions
 from streams.pipeline.split import count_parts, offset_spans, one_partition, poll_stages, slice_poll, split_result
 from streams.pipeline.stages import PollStage, Stage
@@ -63,6 +64,7 @@ from streams.validation.report import ValidationReport
 __all__ = ["Binding"]
 
 log = logging.getLogger(__name__)
+_PARTITION = attrgetter("partition")
 
 
 class Binding:
@@ -250,13 +252,11 @@ class Binding:
         if formats.count(Format.JSON) + formats.count(None) == len(formats):
             # the common case, one record per message: no per-record bookkeeping beyond the outputs
             if self.gate:
-                vt, ours, rec = self.settings.output_topic(self.topic, "validated"), self._contract_headers, OutRecord
+                vt = self.settings.output_topic(self.topic, "validated")
                 rows = messages if msg_of == list(range(len(messages))) else [messages[i] for i in msg_of]
-                out.validated += [
-                    rec(vt, m.value, m.key, m.headers + ours, m.timestamp_ms) for m in compress(rows, valid)
-                ]
+                out.validated += forwarded(vt, compress(rows, valid), self._contract_headers)
                 if track:
-                    out.validated_parts += [m.partition for m in compress(rows, valid)]
+                    out.validated_parts += map(_PARTITION, compress(rows, valid))
             for r in invalid_rows:
                 m = messages[msg_of[r]]
                 self._quarantine(out, m, m.value, (), rules=rules_of[r], n=1, fmt=Format.JSON)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import fields, replace
 from datetime import datetime
 from pathlib import Path
 
@@ -14,7 +14,7 @@ from streams.contracts.loader import load_contract
 from streams.pipeline.binding import Binding
 from streams.pipeline.fitting import _all_fit, fits
 from streams.pipeline.headers import header
-from streams.pipeline.records import Message, OutRecord
+from streams.pipeline.records import Message, OutRecord, forwarded
 from streams.settings import Mode, Settings
 from streams.testing import generate_feature_records, make_messages
 
@@ -71,3 +71,25 @@ def test_pipeline_records_stay_hashable_values() -> None:
     assert m == Message("t", 0, 1, b"v", b"k", (("h", b"1"),), 5) and hash(m) == hash(replace(m))
     r = OutRecord("t", b"v")
     assert replace(r, key=b"k") == OutRecord("t", b"v", b"k") and len({r, OutRecord("t", b"v")}) == 1
+
+
+@settings(max_examples=50, deadline=None)
+@given(
+    st.lists(
+        st.tuples(st.none() | st.binary(max_size=50), st.none() | st.binary(max_size=20), _headers,
+                  st.none() | st.integers(-1, 2**45)),
+        min_size=1,
+        max_size=20,
+    ),
+    _headers,
+)  # fmt: skip
+def test_forwarded_records_are_the_records_the_constructor_builds(rows: list, ours: list) -> None:
+    """``forwarded`` sets every field itself (no ``__init__``): a field added to OutRecord and not set there fails
+    here (an unset slot raises on read, and the records compare unequal)."""
+    messages = [Message("t", 0, k, v, key, tuple(h), ts) for k, (v, key, h, ts) in enumerate(rows)]
+    got = forwarded("t.validated", messages, tuple(ours))
+    want = [OutRecord("t.validated", m.value, m.key, m.headers + tuple(ours), m.timestamp_ms) for m in messages]
+    assert len(got) == len(messages)
+    for g, w in zip(got, want, strict=True):
+        assert [getattr(g, f.name) for f in fields(OutRecord)] == [getattr(w, f.name) for f in fields(OutRecord)]
+        assert g == w and hash(g) == hash(w) and type(g) is OutRecord
