@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 from streams.formats.content_types import Headers
 
-__all__ = ["BatchResult", "Headers", "Message", "OutRecord", "forwarded"]
+__all__ = ["BatchResult", "Headers", "Message", "OutRecord", "forwarded", "with_headers"]
 
 
 # Message and OutRecord are built once per record on the hot path and treated as immutable values, but not
@@ -90,3 +90,10 @@ def forwarded(topic: str, messages: Iterable[Message], ours: Headers) -> list[Ou
         r.partition = None
         append(r)
     return out
+
+
+def with_headers(records: Iterable[OutRecord], ours: Headers) -> list[OutRecord]:
+    """``records`` with the headers ``ours`` after theirs, every other field kept (``dataclasses.replace``, which
+    costs ~6 µs a record, an order of magnitude more: it is called per quarantined and dead-lettered record)."""
+    cls = OutRecord
+    return [cls(r.topic, r.value, r.key, r.headers + ours, r.timestamp_ms, r.partition) for r in records]
