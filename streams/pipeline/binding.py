@@ -38,7 +38,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Sequence
-from itertools import compress
+from itertools import chain, compress
 from operator import attrgetter
 from typing import cast
 
@@ -122,7 +122,7 @@ class Binding:
             return [self.process(b, worker_id=worker_id) for b in batches]
         if self.windowed:
             return self._process_slices(batches, worker_id)
-        whole, routed = self._process([m for b in batches for m in b], worker_id, track=True)
+        whole, routed = self._process(list(chain.from_iterable(batches)), worker_id, track=True)
         return split_result(whole, batches, routed.validated_parts, routed.quarantined_parts, routed.dead_parts,
                             routed.part_counts)  # fmt: skip
 
@@ -143,7 +143,7 @@ class Binding:
         alone = self.settings.batch_events or (self._fail_closed_sql and self.settings.on_rule_error == "quarantine")
         slices, states = None, None
         if not alone:
-            messages = [m for b in batches for m in b]
+            messages = list(chain.from_iterable(batches))
             try:
                 start = time.perf_counter()
                 decoded = self.decoder.decode(messages)
