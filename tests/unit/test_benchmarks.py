@@ -20,7 +20,10 @@ BENCHMARKS = ROOT / "benchmarks"
 #: script -> its smallest runs (arguments); ``{root}``: this checkout (a ``--baseline`` compared with itself)
 RUNS: dict[str, list[list[str]]] = {
     "bench_decode.py": [["--sizes", "40", "--repeat", "1"]],
-    "bench_scaling.py": [["--batch", "40", "--batches", "2"]],
+    "bench_scaling.py": [
+        ["--batch", "40", "--batches", "2"],
+        ["--batch", "40", "--batches", "2", "--modes", "gate", "--baseline", "{root}", "--rounds", "1"],
+    ],
     "bench_hotpath.py": [
         ["--batch", "40", "--batches", "2", "--mode", "gate"],
         ["--batch", "40", "--batches", "2", "--mode", "monitor", "--partitions", "2", "--stream-time"],
