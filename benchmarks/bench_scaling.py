@@ -7,11 +7,11 @@ For each example contract (features: ``card_transactions``, 24 fields, ~671-byte
 ``fraud_predictions``, 9 fields, ~300-byte records), ``--batches`` batches of ``--batch`` messages
 (``streams.testing`` generators, 1% faulty) go through one :class:`~streams.pipeline.binding.Binding` per mode
 (``--modes``: gate, monitor), as the worker calls it (decode, validate, route, outputs built; stream time off,
-batch events off). Prints the median wall time per batch, wall and CPU microseconds per record (CPU: every thread of
-the process, polars' included; it holds on a shared, noisy machine where wall time does not), records/s, and the
-ratio of the two contracts. The worker's end-to-end rate adds the Kafka client and the event loop
-(``bench_worker.py``, and ``bench_clients.py`` for the client alone); stream time adds ``bench_stream_time.py``'s
-stage.
+batch events off; the worker's collector settings, ``tune_gc``). Prints the median wall time per batch, wall and
+CPU microseconds per record (CPU: every thread of the process, polars' included; it holds on a shared, noisy machine
+where wall time does not), records/s, and the ratio of the two contracts. The worker's end-to-end rate adds the
+Kafka client and the event loop (``bench_worker.py``, and ``bench_clients.py`` for the client alone); stream time
+adds ``bench_stream_time.py``'s stage.
 
 With ``--baseline DIR`` (a checkout of older code, e.g. ``git archive`` of a commit), this script runs once under DIR
 and once under this tree, as two children that take turns batch by batch (who goes first alternates), so that both
@@ -69,12 +69,21 @@ class Case:
         return time.perf_counter() - t0, time.process_time() - c0
 
 
+def _tune_gc() -> None:
+    """The worker's collector settings (``BatchWorker`` calls ``tune_gc`` at start): the batches built here frozen as
+    start-up state, fewer generation-0 collections. Without them, a collection walks every batch held here."""
+    from streams.kafka.batches import tune_gc
+
+    tune_gc()
+
+
 def run(batch: int, batches: int, modes: list[str]) -> dict[str, dict[str, Any]]:
     """``contract/mode`` -> its figures: medians over the batches."""
     rows = {}
     for mode in modes:
         for name in DATA:
             case = Case(name, mode, batch, batches)
+            _tune_gc()
             walls, cpus = zip(*(case.time(i) for i in range(1, batches + 1)), strict=True)
             per_batch, cpu = statistics.median(walls), statistics.median(cpus)
             rows[f"{name}/{mode}"] = {
@@ -89,6 +98,7 @@ def serve(batch: int, batches: int, modes: list[str]) -> None:
     """``--baseline``'s child: every case built, then one batch timed per request (``case index`` on stdin, its CPU
     seconds on stdout), so that the two trees take turns batch by batch under the same load."""
     cases = {f"{name}/{mode}": Case(name, mode, batch, batches) for mode in modes for name in DATA}
+    _tune_gc()
     print("ready", flush=True)
     for line in sys.stdin:
         key, i = line.split()
