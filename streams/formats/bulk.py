@@ -87,7 +87,7 @@ class BulkReader:
             joined = b"\n".join(values)
             self._learn_order(values[0])
             parsed = self._parse(joined, n)
-            if not isinstance(parsed, Exception) and _whole(parsed[1], joined):
+            if not isinstance(parsed, Exception) and parsed[0] is not None and _whole(parsed[1], joined):
                 return self._frame([parsed[0]]), list(range(n))
             self.shaped = _one_line_objects(values, joined, n)
             if self.shaped:  # the read stands: the rows proven one by one, as below
