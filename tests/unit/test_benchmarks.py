@@ -19,6 +19,9 @@ BENCHMARKS = ROOT / "benchmarks"
 
 #: script -> its smallest runs (arguments); ``{root}``: this checkout (a ``--baseline`` compared with itself)
 RUNS: dict[str, list[list[str]]] = {
+    # the two longest first (each builds a 100k-row reference): two at a time, the others fill in beside them
+    "bench_profile_ab.py": [["--baseline", "{root}", "--sizes", "1000", "--batches", "1", "--rounds", "1"]],
+    "bench_window_profiles.py": [["--sizes", "1000", "--batches", "1"]],
     "bench_decode.py": [["--sizes", "40", "--repeat", "1"]],
     "bench_scaling.py": [
         ["--batch", "40", "--batches", "2"],
@@ -33,8 +36,6 @@ RUNS: dict[str, list[list[str]]] = {
         ["--sizes", "100", "--shares", "0,0.01", "--repeat", "1", "--pandera-repeat", "1", "--contracts", "sensors"]
     ],
     "bench_profile.py": [["--sizes", "1000", "--repeat", "1"]],
-    "bench_profile_ab.py": [["--baseline", "{root}", "--sizes", "1000", "--batches", "1", "--rounds", "1"]],
-    "bench_window_profiles.py": [["--sizes", "1000", "--batches", "1"]],
     "bench_unique.py": [["--keys", "10000", "--batch", "1000", "--lookups", "2"]],
     "bench_stream_time.py": [["--batch", "500", "--batches", "3"]],
     "bench_performance_join.py": [["--predictions", "500", "--runs", "1"]],
