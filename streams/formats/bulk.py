@@ -18,7 +18,7 @@ It pays off when producers write compact JSON in one key order (orjson, ``json.d
 Jackson, serde_json): then valid records are read in bulk and the duplicate-key pre-check is unnecessary (a proven
 line has each key once). When most rows of a batch are not proven, bulk reads are paused for :data:`COOLDOWN` batches.
 Only one-line ``{...}`` values are read (their shape is checked over the joined batch); after a batch that had that
-shape, the next is read first and checked only when it is not proven whole (a batch proven whole has that shape).
+shape, the next is read first and only its values that are not proven are checked (a proven value has that shape).
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from __future__ import annotations
 import io
 from collections.abc import Sequence
 from itertools import compress
-from operator import attrgetter, eq, itemgetter
+from operator import attrgetter, eq, itemgetter, not_
 from typing import Any, Protocol, cast
 
 import numpy as np
@@ -81,14 +81,22 @@ class BulkReader:
         proven: list[int] = []
         common = None not in every and not any(map(_HEADERS, messages))
         if common and self.shaped and max(map(len, every), default=0) <= limit:
-            # the last batch was one compact object per message: read first, and check the shape only when the
-            # whole batch is not proven at once (a batch proven whole has that shape: see _whole)
+            # the last batch was one compact object per message: read first, and check the shape of the values that
+            # are not proven only (a proven value is a written row: one line, {...}; see _whole)
             values = cast(list[bytes], every)
             joined = b"\n".join(values)
             self._learn_order(values[0])
             parsed = self._parse(joined, n)
-            if not isinstance(parsed, Exception) and parsed[0] is not None and _whole(parsed[1], joined):
-                return self._frame([parsed[0]]), list(range(n))
+            if not isinstance(parsed, Exception) and parsed[0] is not None:
+                frame, written = parsed
+                if _whole(written, joined):
+                    return self._frame([frame]), list(range(n))
+                ok = list(map(eq, written.split(b"\n"), values))  # the last written line is empty: one more
+                if all(map(_one_line_object, compress(values, map(not_, ok)))):  # the batch has the shape
+                    if any(ok):
+                        frames.append(frame.filter(pl.Series(ok, dtype=pl.Boolean)))
+                        proven.extend(compress(range(n), ok))
+                    return self._proven(frames, proven, n)
             self.shaped = _one_line_objects(values, joined, n)
             if self.shaped:  # the read stands: the rows proven one by one, as below
                 idx = list(range(n))
@@ -204,6 +212,11 @@ def _whole(written: bytes, joined: bytes) -> bool:
     """The rows written back are the joined values, every one: each value is then one line (a written row holds no
     raw line break or carriage return) and one JSON object, ``{...}``: the shape :func:`_one_line_objects` checks."""
     return len(written) == len(joined) + 1 and written.startswith(joined)
+
+
+def _one_line_object(value: bytes) -> bool:
+    """``value`` is one line, not empty, ``{...}``: :func:`_one_line_objects` for one value."""
+    return bool(value) and value[0] == 0x7B and value[-1] == 0x7D and b"\n" not in value and b"\r" not in value
 
 
 def _one_line_objects(values: list[bytes], joined: bytes, n: int) -> bool:

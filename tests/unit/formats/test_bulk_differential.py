@@ -272,10 +272,11 @@ def test_after_a_batch_it_could_not_prove_the_reader_pauses_then_tries_again() -
 
 
 def test_a_batch_is_read_before_its_shape_is_checked_only_after_a_batch_of_that_shape() -> None:
-    """``BulkReader.shaped``: after a batch of one ``{...}`` line per message the next is read first and its shape
-    checked only when the read does not prove it whole. A batch that breaks the shape (a value of two lines, so that
+    """``BulkReader.shaped``: after a batch of one ``{...}`` line per message the next is read first and only the
+    values the read does not prove are checked for that shape. A batch that breaks it (a value of two lines, so that
     the rows still number the messages; an empty value; a carriage return) is decoded as the reference decodes it,
-    and the next batch is shape-checked first, until one has the shape again."""
+    and the next batch is shape-checked first, until one has the shape again (a wrong-typed one-line object keeps
+    it)."""
     records = generate_prediction_records(30, seed=6).records
     compact = [orjson.dumps(r) for r in records]
     two_lines = compact[:]
@@ -283,11 +284,13 @@ def test_a_batch_is_read_before_its_shape_is_checked_only_after_a_batch_of_that_
     two_lines[9] = b""  # ...and an empty value: 30 rows read, none of them proven past message 4
     returns = compact[:]
     returns[7] = compact[7] + b"\r"
+    wrong = compact[:]  # a one-line object not proven (a number in a string field): the shape holds
+    wrong[3] = orjson.dumps({**records[3], "model_name": 12})
     d = bulk_decoder(PREDICTIONS, leaf=4)
     reader = d._bulk
     assert reader is not None and reader.shaped
-    for values, shaped in ((compact, True), (two_lines, False), (compact, True), (returns, False), (returns, False),
-                           (compact, True), (compact, True)):  # fmt: skip
+    for values, shaped in ((compact, True), (two_lines, False), (compact, True), (wrong, True), (returns, False),
+                           (returns, False), (wrong, True), (compact, True)):  # fmt: skip
         messages = make_messages(values, PREDICTIONS.topic)
         assert_same(d.decode(messages), MessageDecoder(PREDICTIONS, max_message_bytes=LIMIT).decode(messages))
         assert reader.shaped is shaped
