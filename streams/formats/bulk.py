@@ -87,8 +87,8 @@ class BulkReader:
             joined = b"\n".join(values)
             self._learn_order(values[0])
             parsed = self._parse(joined, n)
-            if not isinstance(parsed, Exception) and parsed[0] is not None:
-                frame, written = parsed
+            frame, written = (None, b"") if isinstance(parsed, Exception) else parsed
+            if frame is not None:
                 if _whole(written, joined):
                     return self._frame([frame]), list(range(n))
                 ok = list(map(eq, written.split(b"\n"), values))  # the last written line is empty: one more
