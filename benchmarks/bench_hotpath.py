@@ -5,9 +5,10 @@
     .venv/bin/python benchmarks/bench_hotpath.py --partitions 4 --stream-time [--baseline DIR]
 
 One :class:`~streams.kafka.batches.BatchWorker` (the card contract, stream time off, batch events off, as in
-``bench_worker.py``) runs its real per-partition path, ``_handle``, on batches of aiokafka ``ConsumerRecord``
-objects, with an :class:`~streams.kafka.aiokafka_transport.AIOKafkaTransport` whose producer is aiokafka's real
-``BatchBuilder`` (records are serialised as for the wire; nothing is sent). Stages timed per batch:
+``bench_worker.py``) runs its real path for one partition batch (``_prepare`` + ``_submit_poll`` of
+:mod:`streams.kafka.polls`, as ``_cycle`` runs them) on batches of aiokafka ``ConsumerRecord`` objects, with an
+:class:`~streams.kafka.aiokafka_transport.AIOKafkaTransport` whose producer is aiokafka's real ``BatchBuilder``
+(records are serialised as for the wire; nothing is sent). Stages timed per batch:
 
 * ``to_messages``: aiokafka records to pipeline messages;
 * ``process``: ``Binding.process`` (decode, validate, output records and headers, quality events);
@@ -15,7 +16,8 @@ objects, with an :class:`~streams.kafka.aiokafka_transport.AIOKafkaTransport` wh
 * ``fit``: outputs checked against their topics' limits;
 * ``send``: outputs appended to record batches (``BatchWorker._send``);
 * ``observers``: ``on_batch_end`` (Prometheus metrics, health);
-* ``handle``: the whole ``_handle`` (process + fit + send + events + observers), timed on its own;
+* ``handle``: the whole path of one partition batch, timed on its own: ``_prepare`` (process + fit) and
+  ``_submit_poll`` (send + events + observers), or ``_handle`` on code from before them (a ``--baseline``);
 * ``poll`` (``--partitions N``): the batch as one poll of N partitions (round-robin), as ``_cycle`` runs it:
   ``_prepare`` + ``_submit_poll`` (one decode and validation for the poll, outputs split per partition), or, on
   code without them (a ``--baseline`` from before), ``_handle`` per partition batch.
@@ -161,7 +163,10 @@ async def measure(
         t4 = clock()
         worker.observers.on_batch_end(tp, binding, len(messages), fitted, 0)
         t5, w0 = clock(), time.perf_counter()
-        await worker._handle(tp, messages, w0)
+        if hasattr(worker, "_prepare"):  # one partition batch: processed alone (``_process``), then submitted
+            await worker._submit_poll(await worker._prepare([(tp, messages)]), w0, reap=False)
+        else:
+            await worker._handle(tp, messages, w0)
         t6, w1 = clock(), time.perf_counter()
         worker._pending.clear()
         polled: dict[Any, list[Any]] = {t: [] for t in tps}  # the same records as one poll of N partitions

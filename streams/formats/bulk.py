@@ -17,6 +17,8 @@ fails (a line that is not JSON) is bisected down to :data:`LEAF` messages, which
 It pays off when producers write compact JSON in one key order (orjson, ``json.dumps(separators=(",", ":"))``,
 Jackson, serde_json): then valid records are read in bulk and the duplicate-key pre-check is unnecessary (a proven
 line has each key once). When most rows of a batch are not proven, bulk reads are paused for :data:`COOLDOWN` batches.
+Only one-line ``{...}`` values are read (their shape is checked over the joined batch); after a batch that had that
+shape, the next is read first and only its values that are not proven are checked (a proven value has that shape).
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from __future__ import annotations
 import io
 from collections.abc import Sequence
 from itertools import compress
-from operator import attrgetter, itemgetter
+from operator import attrgetter, eq, itemgetter, not_
 from typing import Any, Protocol, cast
 
 import numpy as np
@@ -62,6 +64,8 @@ class BulkReader:
         self._declared = frozenset(names)
         self.order: tuple[str, ...] = self.names  # the producers' key order, learnt from a regular record
         self.cooldown = 0
+        #: the last batch was one ``{...}`` line per message (``read`` then reads before checking the shape)
+        self.shaped = True
         self.min_batch, self.leaf, self.pause = MIN_BATCH, LEAF, COOLDOWN  # tests lower them
 
     def read(self, messages: Sequence[_Payload], limit: int) -> tuple[pl.DataFrame, list[int]]:
@@ -69,21 +73,54 @@ class BulkReader:
         if self.cooldown:
             self.cooldown -= 1
             return self._empty(), []
-        idx, values, joined = self._candidates(messages, limit)
+        every = list(map(_VALUE, messages))
+        n = len(every)
+        if n < max(self.min_batch, 1):
+            return self._empty(), []
+        frames: list[pl.DataFrame] = []
+        proven: list[int] = []
+        common = None not in every and not any(map(_HEADERS, messages))
+        if common and self.shaped and max(map(len, every), default=0) <= limit:
+            # the last batch was one compact object per message: read first, and check the shape of the values that
+            # are not proven only (a proven value is a written row: one line, {...}; see _whole)
+            values = cast(list[bytes], every)
+            joined = b"\n".join(values)
+            self._learn_order(values[0])
+            parsed = self._parse(joined, n)
+            frame, written = (None, b"") if isinstance(parsed, Exception) else parsed
+            if frame is not None:
+                if _whole(written, joined):
+                    return self._frame([frame]), list(range(n))
+                ok = list(map(eq, written.split(b"\n"), values))  # the last written line is empty: one more
+                if all(map(_one_line_object, compress(values, map(not_, ok)))):  # the batch has the shape
+                    if any(ok):
+                        frames.append(frame.filter(pl.Series(ok, dtype=pl.Boolean)))
+                        proven.extend(compress(range(n), ok))
+                    return self._proven(frames, proven, n)
+            self.shaped = _one_line_objects(values, joined, n)
+            if self.shaped:  # the read stands: the rows proven one by one, as below
+                idx = list(range(n))
+                self._read(values, idx, 0, n, frames, proven, joined, parsed)
+                return self._proven(frames, proven, n)
+        idx, values, joined = self._candidates(messages, limit, every, common)
         if len(idx) < max(self.min_batch, 1):
             return self._empty(), []
         self._learn_order(values[0])
-        frames: list[pl.DataFrame] = []
-        proven: list[int] = []
         self._read(values, idx, 0, len(values), frames, proven, joined)
-        if 2 * len(proven) < len(idx):
+        return self._proven(frames, proven, len(idx))
+
+    def _proven(self, frames: list[pl.DataFrame], proven: list[int], candidates: int) -> tuple[pl.DataFrame, list[int]]:
+        if 2 * len(proven) < candidates:
             self.cooldown = self.pause
         if not frames:
             return self._empty(), []
+        return self._frame(frames), proven
+
+    def _frame(self, frames: list[pl.DataFrame]) -> pl.DataFrame:
         frame = frames[0] if len(frames) == 1 else pl.concat(frames, how="vertical")
         if frame.n_chunks() > 1:  # one chunk per column, as the per-message decoder builds them (cheaper gathers)
             frame = frame.rechunk()
-        return (frame if self.order == self.names else frame.select(self.names)), proven
+        return frame if self.order == self.names else frame.select(self.names)
 
     def warm(self, value: bytes) -> None:
         """Read and prove ``value`` (one record) twice, keeping nothing: the reader's one-off costs paid ahead."""
@@ -92,23 +129,19 @@ class BulkReader:
     def _empty(self) -> pl.DataFrame:
         return pl.DataFrame(schema=self._wire)
 
-    @staticmethod
-    def _candidates(messages: Sequence[_Payload], limit: int) -> tuple[list[int], list[bytes], bytes]:
+    def _candidates(
+        self, messages: Sequence[_Payload], limit: int, every: list[bytes | None], common: bool
+    ) -> tuple[list[int], list[bytes], bytes]:
         """One-line messages ``{...}`` within the size limit, not announced as NDJSON or Arrow; and their values
-        joined by line breaks."""
-        every = list(map(_VALUE, messages))
-        if None not in every and not any(map(_HEADERS, messages)):  # the common batch: tested in C, all at once
+        joined by line breaks. ``every``: the messages' values; ``common``: none is None and no message has headers.
+        ``shaped`` records whether every message was one (the next batch is then read before its shape is checked)."""
+        if common:  # the common batch: tested in C, all at once
             values = cast(list[bytes], every)
             n, joined = len(values), b"\n".join(values)  # one copy of the batch: line breaks counted in it
-            if (
-                joined.count(b"\n") == n - 1
-                and b"\r" not in joined
-                and b"" not in values
-                and bytes(map(_FIRST, values)).count(b"{") == n
-                and bytes(map(_LAST, values)).count(b"}") == n
-                and max(map(len, values), default=0) <= limit
-            ):
+            self.shaped = _one_line_objects(values, joined, n) and max(map(len, values), default=0) <= limit
+            if self.shaped:
                 return list(range(n)), values, joined
+        self.shaped = False
         idx = [i for i, v in enumerate(every) if v and v[0] == 0x7B and v[-1] == 0x7D and len(v) <= limit]
         idx = [
             i
@@ -128,6 +161,19 @@ class BulkReader:
         if type(d) is dict and len(d) == len(self.names) and d.keys() == self._declared:
             self.order = tuple(d)
 
+    def _parse(self, joined: bytes, rows: int) -> tuple[pl.DataFrame | None, bytes] | Exception:
+        """``joined`` read, and written back when it gave ``rows`` rows (else None and no bytes); the exception when
+        the read fails (a line that is not JSON: polars says which character, not which line)."""
+        try:
+            frame = pl.read_ndjson(joined, schema={n: self._wire[n] for n in self.order}, ignore_errors=True)
+        except Exception as exc:
+            return exc
+        if frame.height != rows:  # rows not one per line: prove nothing here
+            return None, b""
+        sink = io.BytesIO()
+        frame.write_ndjson(sink)
+        return frame, sink.getvalue()
+
     def _read(
         self,
         values: list[bytes],
@@ -137,29 +183,51 @@ class BulkReader:
         frames: list[pl.DataFrame],
         proven: list[int],
         joined: bytes | None = None,
+        parsed: tuple[pl.DataFrame | None, bytes] | Exception | None = None,
     ) -> None:
+        """Prove the rows of ``values[lo:hi]`` (``parsed``: their ``joined`` bytes read already)."""
         joined = b"\n".join(values[lo:hi]) if joined is None else joined
-        try:
-            frame = pl.read_ndjson(joined, schema={n: self._wire[n] for n in self.order}, ignore_errors=True)
-        except Exception:  # a line that is not JSON (polars says which character, not which line): split
+        if parsed is None:
+            parsed = self._parse(joined, hi - lo)
+        if isinstance(parsed, Exception):  # split
             if hi - lo > self.leaf:
                 mid = (lo + hi) // 2
                 self._read(values, idx, lo, mid, frames, proven)
                 self._read(values, idx, mid, hi, frames, proven)
             return
-        if frame.height != hi - lo:  # rows not one per line: prove nothing here
+        frame, written = parsed
+        if frame is None:
             return
-        sink = io.BytesIO()
-        frame.write_ndjson(sink)
-        written = sink.getvalue()
-        if len(written) == len(joined) + 1 and written.startswith(joined):  # every row proven at once
+        if _whole(written, joined):  # every row proven at once
             frames.append(frame)
             proven.extend(idx[lo:hi])
             return
-        ok = [a == b for a, b in zip(written.split(b"\n"), values[lo:hi], strict=False)]
+        ok = list(map(eq, written.split(b"\n"), values[lo:hi]))  # the last written line is empty: one more
         if any(ok):
             frames.append(frame.filter(pl.Series(ok, dtype=pl.Boolean)))
             proven.extend(compress(idx[lo:hi], ok))
+
+
+def _whole(written: bytes, joined: bytes) -> bool:
+    """The rows written back are the joined values, every one: each value is then one line (a written row holds no
+    raw line break or carriage return) and one JSON object, ``{...}``: the shape :func:`_one_line_objects` checks."""
+    return len(written) == len(joined) + 1 and written.startswith(joined)
+
+
+def _one_line_object(value: bytes) -> bool:
+    """``value`` is one line, not empty, ``{...}``: :func:`_one_line_objects` for one value."""
+    return bool(value) and value[0] == 0x7B and value[-1] == 0x7D and b"\n" not in value and b"\r" not in value
+
+
+def _one_line_objects(values: list[bytes], joined: bytes, n: int) -> bool:
+    """Every value (of ``n``, joined by line breaks in ``joined``) is one line, not empty, ``{...}``."""
+    return (
+        joined.count(b"\n") == n - 1
+        and b"\r" not in joined
+        and b"" not in values
+        and bytes(map(_FIRST, values)).count(b"{") == n
+        and bytes(map(_LAST, values)).count(b"}") == n
+    )
 
 
 def interleave(out: Decoded, proven: pl.DataFrame, proven_msgs: list[int], part: Part) -> Part:

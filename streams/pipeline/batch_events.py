@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import UTC, datetime
+from operator import attrgetter
 from typing import TYPE_CHECKING
 
 from streams.events import builders
@@ -17,6 +18,8 @@ if TYPE_CHECKING:
     from streams.pipeline.binding import Binding
 
 __all__ = ["batch_events"]
+
+_TIMESTAMP = attrgetter("timestamp_ms")
 
 
 def batch_events(
@@ -33,7 +36,7 @@ def batch_events(
     that failed (unless a stage judges windows and publishes them per window) and ``schema.drift``.
 
     ``offsets``: partition -> (first, last offset); ``seconds``: the batch's decode and validation time."""
-    every = [m.timestamp_ms for m in messages]
+    every = list(map(_TIMESTAMP, messages))
     stamps: list[int] = [t for t in every if t is not None] if None in every else every  # type: ignore[assignment]
     if stamps and min(stamps) < 0:  # -1 is Kafka's "no timestamp" (a negative one is invalid): as None
         stamps = [t for t in stamps if t >= 0]

@@ -38,8 +38,8 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Sequence
-from dataclasses import replace
-from itertools import compress
+from itertools import chain, compress
+from operator import attrgetter
 from typing import cast
 
 import polars as pl
@@ -50,8 +50,8 @@ from streams.formats.decoder import Decoder
 from streams.formats.reasons import Decoded, Format
 from streams.pipeline.batch_events import batch_events
 from streams.pipeline.deadletter import dead_letter, grouped
-from streams.pipeline.headers import HeaderNames, appended
-from streams.pipeline.records import BatchResult, Headers, Message, OutRecord
+from streams.pipeline.headers import HeaderNames, appended, bounded
+from streams.pipeline.records import BatchResult, Headers, Message, OutRecord, forwarded, with_headers
 from streams.pipeline.routed import Given, Routed, encode_positions
 from streams.pipeline.split import count_parts, offset_spans, one_partition, poll_stages, slice_poll, split_result
 from streams.pipeline.stages import PollStage, Stage
@@ -63,6 +63,7 @@ from streams.validation.report import ValidationReport
 __all__ = ["Binding"]
 
 log = logging.getLogger(__name__)
+_PARTITION = attrgetter("partition")
 
 
 class Binding:
@@ -89,6 +90,9 @@ class Binding:
         self._wire = pl.Schema({f.name: WIRE.get(k, f.dtype) for f, k in zip(self.decoder.fields, self.decoder.kinds,
                                                                               strict=True)})  # fmt: skip
         self._errored: frozenset[str] = frozenset()  # rules that could not run on the batch being routed
+        #: a quarantined record's headers but its source's, per verdict (rules, records, format, rules not run)
+        self._verdicts: dict[tuple[tuple[str, ...], int, Format, tuple[str, ...]], Headers] = {}
+        self._sources: dict[str, tuple[bytes, str]] = {}  # source topic -> its header value, its quarantine topic
         #: amend the verdict before routing (stream time); see :mod:`streams.pipeline.stages`
         self.stages: list[Stage] = []
 
@@ -118,7 +122,7 @@ class Binding:
             return [self.process(b, worker_id=worker_id) for b in batches]
         if self.windowed:
             return self._process_slices(batches, worker_id)
-        whole, routed = self._process([m for b in batches for m in b], worker_id, track=True)
+        whole, routed = self._process(list(chain.from_iterable(batches)), worker_id, track=True)
         return split_result(whole, batches, routed.validated_parts, routed.quarantined_parts, routed.dead_parts,
                             routed.part_counts)  # fmt: skip
 
@@ -139,7 +143,7 @@ class Binding:
         alone = self.settings.batch_events or (self._fail_closed_sql and self.settings.on_rule_error == "quarantine")
         slices, states = None, None
         if not alone:
-            messages = [m for b in batches for m in b]
+            messages = list(chain.from_iterable(batches))
             try:
                 start = time.perf_counter()
                 decoded = self.decoder.decode(messages)
@@ -202,8 +206,7 @@ class Binding:
         """Bad records with the mode and worker that routed them (``{p}mode``, ``{p}worker``)."""
         if not records:
             return records
-        ours = self.names.provenance(str(self.settings.mode), worker_id)
-        return [replace(r, headers=r.headers + ours) for r in records]
+        return with_headers(records, self.names.provenance(str(self.settings.mode), worker_id))
 
     def _route(self, messages: Sequence[Message], track: bool = False, given: Given | None = None) -> Routed:
         """Decode, validate, amend (stages) and route a batch; ``given``: its decode and validation, and their times."""
@@ -250,13 +253,11 @@ class Binding:
         if formats.count(Format.JSON) + formats.count(None) == len(formats):
             # the common case, one record per message: no per-record bookkeeping beyond the outputs
             if self.gate:
-                vt, ours, rec = self.settings.output_topic(self.topic, "validated"), self._contract_headers, OutRecord
+                vt = self.settings.output_topic(self.topic, "validated")
                 rows = messages if msg_of == list(range(len(messages))) else [messages[i] for i in msg_of]
-                out.validated += [
-                    rec(vt, m.value, m.key, m.headers + ours, m.timestamp_ms) for m in compress(rows, valid)
-                ]
+                out.validated += forwarded(vt, compress(rows, valid), self._contract_headers)
                 if track:
-                    out.validated_parts += [m.partition for m in compress(rows, valid)]
+                    out.validated_parts += map(_PARTITION, compress(rows, valid))
             for r in invalid_rows:
                 m = messages[msg_of[r]]
                 self._quarantine(out, m, m.value, (), rules=rules_of[r], n=1, fmt=Format.JSON)
@@ -314,9 +315,26 @@ class Binding:
     def _quarantine(
         self, out: Routed, m: Message, value: bytes | None, extra: Headers, *, rules: list[str], n: int, fmt: Format
     ) -> None:
+        broken = tuple(r for r in rules if r in self._errored)
+        key = (tuple(rules), n, fmt, broken)
+        verdict = self._verdicts.get(key)
+        if verdict is None:  # the same sentence and headers for every record of a batch breaking the same rules
+            if len(self._verdicts) >= 4096:
+                self._verdicts.clear()
+            verdict = self._verdicts[key] = self._verdict(rules, n, fmt, broken)
+        source = self._sources.get(m.topic)
+        if source is None:
+            source = self._sources[m.topic] = (bounded(m.topic), self.settings.output_topic(m.topic, "quarantine"))
+        headers = self.names.error_source(source[0], m.partition, m.offset) + verdict
+        out.quarantined.append(OutRecord(source[1], value, m.key, appended(m.headers, headers, extra), m.timestamp_ms))
+        if out.track:
+            out.quarantined_parts.append(m.partition)
+
+    def _verdict(self, rules: list[str], n: int, fmt: Format, broken: tuple[str, ...]) -> Headers:
+        """The dead-letter headers of a record that breaks ``rules`` (``broken``: those that could not run) after
+        its source's (``HeaderNames.error_source``)."""
         shown = ", ".join(rules) if rules else "none"
         what = "The record" if fmt is Format.JSON else f"{n} record{'s' if n > 1 else ''} of this {fmt.upper()} message"
-        broken = [r for r in rules if r in self._errored]
         if broken and len(broken) == len(rules):  # failed closed only: no rule judged the record
             cls = "contract.rule_error"
             text = (
@@ -330,14 +348,8 @@ class Binding:
                 f"{what} {'breaks' if n == 1 else 'break'} contract {self.contract.ref} (schema {self.schema.name}); "
                 f"rules violated: {shown}."
             )
-        headers = self.names.error_headers(
-            topic=m.topic, partition=m.partition, offset=m.offset, contract_ref=self.contract.ref,
-            stage="validate", error_class=cls, message=text, rules=rules,
-        )  # fmt: skip
-        topic = self.settings.output_topic(m.topic, "quarantine")
-        out.quarantined.append(OutRecord(topic, value, m.key, appended(m.headers, headers, extra), m.timestamp_ms))
-        if out.track:
-            out.quarantined_parts.append(m.partition)
+        return self.names.error_verdict(contract_ref=self.contract.ref, stage="validate", error_class=cls,
+                                        message=text, rules=rules)  # fmt: skip
 
     def _dead_letter(
         self,

@@ -135,12 +135,24 @@ class HeaderNames:
         rules: Iterable[str] = (),
     ) -> Headers:
         """The dead-letter headers of a quarantined or dead-lettered record."""
-        out: list[tuple[str, bytes]] = [
-            (self.errors_topic, bounded(topic)),
+        head = self.error_source(bounded(topic), partition, offset)
+        return head + self.error_verdict(contract_ref=contract_ref, stage=stage, error_class=error_class,
+                                         message=message, rules=rules)  # fmt: skip
+
+    def error_source(self, topic: bytes, partition: int, offset: int) -> Headers:
+        """The first dead-letter headers, where the record came from (``topic``: :func:`bounded` already)."""
+        return (
+            (self.errors_topic, topic),
             (self.errors_partition, str(partition).encode("ascii")),
             (self.errors_offset, str(offset).encode("ascii")),
-            (self.errors_contract, bounded(contract_ref)),
-        ]
+        )
+
+    def error_verdict(
+        self, *, contract_ref: str, stage: str, error_class: str, message: str, rules: Iterable[str] = ()
+    ) -> Headers:
+        """The dead-letter headers after :meth:`error_source`: the contract, rules, class, sentence and stage (the
+        same for every record of a batch with the same verdict: a router may keep them)."""
+        out: list[tuple[str, bytes]] = [(self.errors_contract, bounded(contract_ref))]
         names = bounded_list(list(rules))
         if names:
             out.append((self.errors_rules, names))

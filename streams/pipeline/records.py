@@ -7,11 +7,12 @@ broker; the runtime (:mod:`streams.kafka`) consumes and produces them.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from streams.formats.content_types import Headers
 
-__all__ = ["BatchResult", "Headers", "Message", "OutRecord"]
+__all__ = ["BatchResult", "Headers", "Message", "OutRecord", "forwarded", "with_headers"]
 
 
 # Message and OutRecord are built once per record on the hot path and treated as immutable values, but not
@@ -70,3 +71,29 @@ class BatchResult:
 
     def outputs(self) -> list[OutRecord]:
         return [*self.validated, *self.quarantined, *self.dead_lettered, *self.events]
+
+
+def forwarded(topic: str, messages: Iterable[Message], ours: Headers) -> list[OutRecord]:
+    """``messages`` as they are, to ``topic``, with the headers ``ours`` after their own (a gate's valid records):
+    ``OutRecord(topic, m.value, m.key, m.headers + ours, m.timestamp_ms)`` each, every field set here without the
+    generated ``__init__``'s call (a third of the cost of building one, per valid record)."""
+    new, cls = object.__new__, OutRecord
+    out: list[OutRecord] = []
+    append = out.append
+    for m in messages:
+        r = new(cls)
+        r.topic = topic
+        r.value = m.value
+        r.key = m.key
+        r.headers = m.headers + ours
+        r.timestamp_ms = m.timestamp_ms
+        r.partition = None
+        append(r)
+    return out
+
+
+def with_headers(records: Iterable[OutRecord], ours: Headers) -> list[OutRecord]:
+    """``records`` with the headers ``ours`` after theirs, every other field kept (``dataclasses.replace``, which
+    costs ~6 µs a record, an order of magnitude more: it is called per quarantined and dead-lettered record)."""
+    cls = OutRecord
+    return [cls(r.topic, r.value, r.key, r.headers + ours, r.timestamp_ms, r.partition) for r in records]

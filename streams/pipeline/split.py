@@ -109,7 +109,7 @@ def offset_spans(messages: Sequence[Message]) -> dict[int, tuple[int, int]]:
 
 def one_partition(messages: Sequence[Message]) -> bool:
     """True when ``messages`` (not empty) all come from one partition."""
-    parts = [m.partition for m in messages]
+    parts = list(map(_PARTITION, messages))
     return parts.count(parts[0]) == len(parts)
 
 
@@ -169,7 +169,7 @@ def poll_stages(
     """The stages' verdict on a poll's rows and each batch's stage records, one call per stage for the whole poll
     (``amend_poll``: what each batch gets alone, the stage's fixed cost paid once); cut the verdict with
     :func:`slice_poll` after."""
-    messages = [m for b in batches for m in b]
+    messages = list(itertools.chain.from_iterable(batches))
     rows = decoded.message.to_list()
     dead = sorted({d.message for d in decoded.dead})
     states: list[list[OutRecord]] = [[] for _ in batches]

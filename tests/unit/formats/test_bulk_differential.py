@@ -269,3 +269,28 @@ def test_after_a_batch_it_could_not_prove_the_reader_pauses_then_tries_again() -
     assert reader.read(spaced, LIMIT)[1] == [] and reader.cooldown == 2
     assert reader.read(compact, LIMIT)[1] == [] and reader.read(compact, LIMIT)[1] == []  # paused: not even tried
     assert reader.read(compact, LIMIT)[1] == list(range(60)) and reader.cooldown == 0
+
+
+def test_a_batch_is_read_before_its_shape_is_checked_only_after_a_batch_of_that_shape() -> None:
+    """``BulkReader.shaped``: after a batch of one ``{...}`` line per message the next is read first and only the
+    values the read does not prove are checked for that shape. A batch that breaks it (a value of two lines, so that
+    the rows still number the messages; an empty value; a carriage return) is decoded as the reference decodes it,
+    and the next batch is shape-checked first, until one has the shape again (a wrong-typed one-line object keeps
+    it)."""
+    records = generate_prediction_records(30, seed=6).records
+    compact = [orjson.dumps(r) for r in records]
+    two_lines = compact[:]
+    two_lines[4] = compact[4] + b"\n" + compact[5]  # NDJSON without its header: 31 lines for 30 messages...
+    two_lines[9] = b""  # ...and an empty value: 30 rows read, none of them proven past message 4
+    returns = compact[:]
+    returns[7] = compact[7] + b"\r"
+    wrong = compact[:]  # a one-line object not proven (a number in a string field): the shape holds
+    wrong[3] = orjson.dumps({**records[3], "model_name": 12})
+    d = bulk_decoder(PREDICTIONS, leaf=4)
+    reader = d._bulk
+    assert reader is not None and reader.shaped
+    for values, shaped in ((compact, True), (two_lines, False), (compact, True), (wrong, True), (returns, False),
+                           (returns, False), (wrong, True), (compact, True)):  # fmt: skip
+        messages = make_messages(values, PREDICTIONS.topic)
+        assert_same(d.decode(messages), MessageDecoder(PREDICTIONS, max_message_bytes=LIMIT).decode(messages))
+        assert reader.shaped is shaped
