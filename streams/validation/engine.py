@@ -68,6 +68,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import polars as pl
 
 from streams.contracts.model import Contract, Field, Op, SchemaObject, Severity
@@ -103,7 +104,7 @@ from streams.validation.predicates import (
     unique_key,
 )
 from streams.validation.regex.bytewise import ByteCheck
-from streams.validation.report import ValidationReport, concat_cases, verdicts
+from streams.validation.report import ValidationReport, bool_array, concat_cases, verdicts
 from streams.validation.settle import length_bounds, settle_all
 
 __all__ = [
@@ -299,20 +300,20 @@ class CompiledPlan:
         )
         conformed = base.select(prepared.output_columns) if base is not df else df
         checks, summary = reporter.results(prepared.missing, conformed, counts, errors, measured, fused)
-        failing = [(masks[k], self.slots[k].rule.name, reporter.gates[k]) for k in masks]
+        arrays = {k: bool_array(frame.get_column(m)) for k, m in masks.items()}  # numpy: no plan per read
+        failing = [(arrays[k], self.slots[k].rule.name, reporter.gates[k]) for k in masks]
         if self.on_rule_error == "quarantine":  # fail closed: the rows of a rule that cannot run fail it
             broken = [k for k, c in enumerate(checks) if c.error is not None and c.severity is Severity.ERROR]
             if broken:
-                marks = {k: f"{prepared.prefix}e{k}" for k in broken}
-                frame = frame.with_columns(pl.lit(True).alias(m) for m in marks.values())
-                failing += [(marks[k], self.slots[k].rule.name, True) for k in broken]
+                every = np.ones(base.height, dtype=np.bool_)
+                failing += [(every, self.slots[k].rule.name, True) for k in broken]
                 checks = [
-                    errored(c, base.height, self.slots[k].rule.is_batch_metric) if k in marks else c
+                    errored(c, base.height, self.slots[k].rule.is_batch_metric) if k in broken else c
                     for k, c in enumerate(checks)
                 ]
-        valid, violations, gating = verdicts(frame, failing, prepared.tables)
-        per_row = [(mask, k) for k, mask in masks.items() if reporter.per_row[k]]
-        rows_cases = BatchRows(reporter, df, frame, prepared.originals, per_row, prepared.prefix) if per_row else None
+        valid, violations, gating = verdicts(base.height, failing, prepared.tables)
+        per_row = [(arrays[k], k) for k in masks if reporter.per_row[k]]
+        rows_cases = BatchRows(reporter, df, frame, prepared.originals, per_row) if per_row else None
         rows, valid_rows = base.height, int(valid.sum())
         return ValidationReport(
             contract_id=self.contract.id,
@@ -370,11 +371,12 @@ class CompiledPlan:
         measured: dict[int, int] = {}
         for k in [k for k in live if k in prepared.hashed]:  # repeated hashes, then their keys
             counts[k] = 0
-            candidates = repeated_hashes(found.get_column(str(k)))
+            hashes = found.get_column(str(k))
+            candidates = repeated_hashes(hashes)
             if candidates is None:
                 continue
             try:
-                columns[k], measured[k] = verify_duplicates(base, candidates, self.slots[k].rule)
+                columns[k], measured[k] = verify_duplicates(base, candidates, self.slots[k].rule, hashes)
             except Exception as exc:  # as a rule that cannot run
                 errors[k] = error_text(exc)
                 del counts[k]
