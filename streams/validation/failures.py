@@ -7,7 +7,7 @@ failure cases; nothing raises on data (a rule that cannot run is reported).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from decimal import Decimal
 from typing import Any
 
@@ -244,7 +244,6 @@ class Reporter:
     hidden: tuple[bool, ...]  # per slot: the rule's value would show a classified value (SQL)
     required: frozenset[str]  # fields that must be present (an absent optional field passes)
     uniqueness: frozenset[int]  # slots of uniqueness rules (their value is rows - distinct)
-    cases: dict[tuple[Any, ...], pl.Expr] = field(default_factory=dict, compare=False, repr=False)  # JSON exprs
 
     @classmethod
     def of(cls, schema_obj: SchemaObject) -> Reporter:
@@ -386,30 +385,28 @@ class Reporter:
         at = pl.Series(rows, dtype=pl.UInt32)  # Series[Series]: a gather without a plan (Series.gather plans one)
         try:
             if rule.op is Op.EXPRESSION or rule.key_columns:
-                names = rule.key_columns or tuple(df.columns)
-                if not names:
-                    return pl.Series("failure_case", ["{}"] * len(rows), dtype=pl.String)
-                small = pl.DataFrame([frame.get_column(originals.get(n, n))[at].alias(n) for n in names])
-                return small.select(self._json(small.schema)).to_series()
+                return self._json(rule.key_columns or tuple(df.columns), frame, originals, at)
             source = originals.get(name, name) if rule.op is Op.DTYPE else name
             text = _text(frame.get_column(source)[at])
             return _redacted(text) if name in self.redacted else text
         except Exception:  # a value that cannot be rendered is no reason to fail
             return None
 
-    def _json(self, schema: pl.Schema) -> pl.Expr:
-        """The JSON object of the columns of ``schema`` (kept per schema, at most ``_CASES``): pandera renders a
-        frame check's rows from Python values (a Float32 as the double it is), redacted where classified."""
-        key = tuple(schema.items())
-        expr = self.cases.get(key)
-        if expr is None:
-            shown = [(n, pl.col(n).cast(pl.Float64) if dtype == pl.Float32 else pl.col(n)) for n, dtype in key]
-            shown = [(n, redact(e) if n in self.redacted else e) for n, e in shown]
-            expr = pl.struct(e.alias(n) for n, e in shown).struct.json_encode()
-            if len(self.cases) >= _CASES:  # (another thread may take the same key out first)
-                self.cases.pop(next(iter(self.cases), ()), None)
-            self.cases[key] = expr
-        return expr
+    def _json(self, names: tuple[str, ...], frame: pl.DataFrame, originals: dict[str, str], at: pl.Series) -> pl.Series:
+        """The batch's values of the columns ``names`` at the rows ``at`` as JSON objects (pandera renders a frame
+        check's rows from Python values: a Float32 as the double it is), redacted where classified. The values
+        are changed in eager operations and encoded as one struct: a select of an expression per column costs
+        more to plan than to run."""
+        if not names:
+            return pl.Series("failure_case", ["{}"] * len(at), dtype=pl.String)
+        small = frame[[originals.get(n, n) for n in names]][at]  # (the batch's own values of cast columns)
+        for i, (n, column) in enumerate(zip(names, small.get_columns(), strict=True)):
+            shown = column.cast(pl.Float64) if column.dtype == pl.Float32 else column
+            shown = _redacted(shown) if n in self.redacted else shown
+            if shown is not column:
+                small.replace_column(i, shown.alias(column.name))
+        small.columns = list(names)
+        return small.to_struct("failure_case").struct.json_encode()
 
 
 def _text(values: pl.Series) -> pl.Series:
@@ -421,13 +418,11 @@ def _text(values: pl.Series) -> pl.Series:
 
 
 def _redacted(text: pl.Series) -> pl.Series:
-    """``redact`` of ``text``: ``[REDACTED]`` in place of every non-null value."""
-    if not text.null_count():
-        return pl.Series("failure_case", [REDACTED] * len(text), dtype=pl.String)
+    """``redact`` of ``text`` (any dtype): ``[REDACTED]`` in place of every non-null value."""
+    nulls = text.null_count()
+    if nulls in (0, len(text)):  # (a `required` rule's cases: every value null)
+        return pl.Series("failure_case", [None if nulls else REDACTED] * len(text), dtype=pl.String)
     return text.to_frame("v").select(redact(pl.col("v"))).to_series()
-
-
-_CASES = 512  # case expressions kept per compiled schema object
 
 
 def _columns_read(rule: Rule, schema_obj: SchemaObject) -> tuple[frozenset[str], frozenset[str]]:
