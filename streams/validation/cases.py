@@ -302,7 +302,7 @@ class FailureCases:
 
     def _heads_of(self, i: int, part: _Part, n: int) -> dict[str, pl.DataFrame]:
         """The first ``n`` cases of each rule of part ``i`` (rule -> cases; a rendered part: all of them), rendered
-        for every rule on the first call (the worker samples every failing rule: one select renders them all)."""
+        for every rule on the first call (the worker samples every failing rule: one rendering of them all)."""
         if isinstance(part, pl.DataFrame):
             n = 0  # every case, whatever n
         heads = self._heads.get((i, n))

@@ -13,13 +13,15 @@ with no per-rule Python work over rows and no pass per failing rule:
    distinct values tests the values known to pass or fail (:mod:`~streams.validation.memo`),
    a ``str_length`` rule the byte lengths (:mod:`~streams.validation.settle`): the rows they
    leave open are checked by the rule's own expression after the pass;
-2. a clean batch stops there. Otherwise the masks of the failing rules give
-   ``valid_mask``, ``violations`` (a one-byte code per row gathered from a table of
-   rule-name lists) and the description of the failure cases of the failing rows, rendered when
-   read (:mod:`~streams.validation.cases`: the whole frame in one select of every failing rule's
-   values over its filtered columns, a row breaking several row-level expressions once; or only
-   the first cases of each rule, as the worker's events read them). Uniqueness candidates (by
-   hash) are compared by key over those rows only.
+2. a clean batch stops there. Otherwise the masks of the failing rules, as numpy arrays, give
+   ``valid_mask``, ``violations`` (a one-byte code per row, computed in numpy, gathered from a
+   table of rule-name lists) and the description of the failure cases of the failing rows, rendered
+   when read (:mod:`~streams.validation.cases`: each failing rule's values gathered at its rows and
+   cast to text in eager Series operations, a row-level expression's row encoded as JSON once per
+   row; the whole frame, or only the first cases of each rule, as the worker's events read them).
+   Past the pass, the failure path plans no query but the JSON encoding: at a hundred rows a
+   polars query costs more to plan than to run. Uniqueness candidates (by hash) are compared by
+   key over those rows only (text keys: with their neighbours of the same hash).
 
 The modules: :mod:`~streams.validation.predicates` (rule layout and row predicates),
 :mod:`~streams.validation.regex` (patterns evaluated without a regex),

@@ -145,3 +145,16 @@ def test_members_equals_isin(values: list[int], among: set[int]) -> None:
     """Membership in the repeated hashes: compared one by one for a few, by binary search past them."""
     v, a = np.array(values, dtype=np.uint64), np.array(sorted(among), dtype=np.uint64)
     assert failures._members(v, a).tolist() == np.isin(v, a).tolist()
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.sampled_from([True, False, None]), max_size=300), st.integers(0, 20), st.integers(0, 2))
+def test_bool_array_equals_fill_null_to_numpy(values: list[bool | None], offset: int, chunks: int) -> None:
+    """A mask's Arrow bits unpacked (past an offset: a slice; over several chunks), null as False."""
+    mask = pl.Series("m", values, dtype=pl.Boolean)
+    for _ in range(chunks):
+        mask = pl.concat([mask, mask], rechunk=False)
+    mask = mask.slice(min(offset, mask.len()))
+    got = bool_array(mask)
+    assert got.dtype == np.bool_ and got.tolist() == mask.fill_null(False).to_list()
+    assert bool_array(pl.Series("n", [None] * 3)).tolist() == [False] * 3
