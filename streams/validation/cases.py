@@ -150,8 +150,12 @@ def _true_rows(mask: np.ndarray, limit: int | None = None) -> np.ndarray:
     first thousands)."""
     if limit is None:
         return np.flatnonzero(mask)
-    found: list[np.ndarray] = []
-    start, window, got = 0, max(1024, 64 * limit), 0
+    window = max(1024, 64 * limit)
+    first = np.flatnonzero(mask[:window])
+    if len(first) >= limit or window >= len(mask):  # (most masks: their first window holds the rows)
+        return first[:limit]
+    found: list[np.ndarray] = [first]
+    start, window, got = window, 2 * window, len(first)
     while start < len(mask) and got < limit:
         part = np.flatnonzero(mask[start : start + window]) + start
         found.append(part)
