@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 import polars as pl
+import pyarrow as pa
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from polars.testing import assert_frame_equal
@@ -150,8 +151,12 @@ def test_members_equals_isin(values: list[int], among: set[int]) -> None:
 @settings(max_examples=200, deadline=None)
 @given(st.lists(st.sampled_from([True, False, None]), max_size=300), st.integers(0, 20), st.integers(0, 2))
 def test_bool_array_equals_fill_null_to_numpy(values: list[bool | None], offset: int, chunks: int) -> None:
-    """A mask's Arrow bits unpacked (past an offset: a slice; over several chunks), null as False."""
-    mask = pl.Series("m", values, dtype=pl.Boolean)
+    """A mask's Arrow bits unpacked (past an offset: a slice; over several chunks), null as False (whatever the
+    value bit under a null: here set, as an expression's kernel may leave it)."""
+    n = len(values)
+    bits = pa.py_buffer(np.packbits(np.array([v is not False for v in values], dtype=bool), bitorder="little"))
+    valid = pa.py_buffer(np.packbits(np.array([v is not None for v in values], dtype=bool), bitorder="little"))
+    mask = pl.Series("m", pa.BooleanArray.from_buffers(pa.bool_(), n, [valid, bits], values.count(None)))
     for _ in range(chunks):
         mask = pl.concat([mask, mask], rechunk=False)
     mask = mask.slice(min(offset, mask.len()))
