@@ -41,54 +41,10 @@ def empty_failure_cases() -> pl.DataFrame:
     return _NO_CASES.clear()
 
 
-def case_columns(value: pl.Expr, mask: str) -> tuple[pl.Expr, pl.Expr]:
-    """One rule's failure cases as two expressions over the whole frame: ``value`` (the
-    ``failure_case`` expression, built over its columns filtered by ``mask``, so that only the
-    failing rows are rendered) and their row numbers. Building expressions costs more than
-    rendering the cases at 10k rows: the engine keeps them per rule (see
-    :meth:`streams.validation.failures.Reporter.row_cases`)."""
-    return value.alias("failure_case"), pl.col(mask).arg_true().cast(pl.Int32).alias("index")
-
-
-#: The constant columns of a rule's failure cases, in the order of the constants of a spec of ``row_cases``.
+#: The constant columns of a rule's failure cases, in the order of ``constants_table``'s rows.
 _CONSTANTS = pl.Schema(
     {"schema_context": pl.String, "column": pl.String, "check": pl.String, "check_number": pl.Int32, "rule": pl.String}
 )
-
-
-def row_cases(
-    frame: pl.DataFrame, specs: list[tuple[str, tuple[pl.Expr, pl.Expr], tuple[Any, ...]]],
-    counts: dict[str, int] | None = None,
-) -> pl.DataFrame:  # fmt: skip
-    """Failure cases, one per row where a mask column is True, spec by spec in row order.
-
-    Each spec is ``(mask column, its expressions from case_columns, the rule's (schema_context,
-    column, check, check_number, rule))``. One select renders every rule's values over its failing
-    rows (the parts appended); the constant columns are gathered from a table of the rules by the
-    rule number of each case. A spec whose values cannot be rendered is left out (the others are kept).
-    ``counts``: the True rows of each mask column when the caller knows them (else summed, a call each).
-    """
-    if not specs:
-        return empty_failure_cases()
-    try:
-        out = frame.select(_appended([e[0] for _, e, _ in specs]), _appended([e[1] for _, e, _ in specs]))
-    except Exception:  # a part failed: keep every part that renders
-        parts, kept = [], []
-        for spec in specs:
-            try:
-                parts.append(frame.select(spec[1]))
-            except Exception:  # a value that cannot be rendered is no reason to fail
-                continue
-            kept.append(spec)
-        if not parts:
-            return empty_failure_cases()
-        out, specs = pl.concat(parts, how="vertical"), kept
-    known = counts or {}
-    lengths = [known[mask] if mask in known else int(frame.get_column(mask).sum()) for mask, _, _ in specs]
-    table = _constants([constants for _, _, constants in specs])
-    constants = table[pl.Series(np.repeat(np.arange(len(specs), dtype=np.uint32), lengths))]
-    context, column, check, number, rule = constants.get_columns()
-    return pl.DataFrame([out.to_series(0), context, column, check, number, out.to_series(1), rule])
 
 
 _TABLES: dict[tuple[tuple[Any, ...], ...], pl.DataFrame] = {}  # the constants of the failing rules of recent batches
@@ -96,9 +52,10 @@ _TABLES_SIZE = 256
 _TABLES_LOCK = threading.Lock()
 
 
-def _constants(rows: list[tuple[Any, ...]]) -> pl.DataFrame:
-    """The table of the rules' constant columns, one row per spec; kept per list of rules (batches of a stream
-    tend to fail the same rules), at most ``_TABLES_SIZE`` of them."""
+def constants_table(rows: list[tuple[Any, ...]]) -> pl.DataFrame:
+    """The table of the rules' constant columns (``schema_context``, ``column``, ``check``, ``check_number``,
+    ``rule``), one row per rule; kept per list of rules (batches of a stream tend to fail the same rules), at
+    most ``_TABLES_SIZE`` of them. A rule's cases gather its row."""
     key = tuple(rows)
     table = _TABLES.get(key)
     if table is None:
@@ -108,14 +65,6 @@ def _constants(rows: list[tuple[Any, ...]]) -> pl.DataFrame:
                 _TABLES.pop(next(iter(_TABLES)), None)
             _TABLES[key] = table
     return table
-
-
-def _appended(parts: list[pl.Expr]) -> pl.Expr:
-    """The expressions' values one after the other (a balanced tree of appends)."""
-    while len(parts) > 1:
-        pairs = zip(parts[::2], parts[1::2], strict=False)
-        parts = [a.append(b) for a, b in pairs] + ([parts[-1]] if len(parts) % 2 else [])
-    return parts[0]
 
 
 def concat_cases(summary: list[tuple[Any, ...]], rows: pl.DataFrame | None = None) -> pl.DataFrame:
@@ -157,13 +106,14 @@ class RowSource(Protocol):
 class BatchRows:
     """The per-row failure cases of one validated batch, described (a :class:`RowSource`): rendered
     whole on the first read of the frame (:meth:`~streams.validation.failures.Reporter.row_cases`,
-    once: a lock), or a few rows of one rule (:meth:`render`)."""
+    once: a lock), or a few rows of some rules (:meth:`render`). ``failing`` holds, per spec, the
+    rule's failure mask (a numpy Boolean array) and its slot."""
 
     def __init__(
         self, reporter: Any, df: pl.DataFrame, frame: pl.DataFrame, originals: dict[str, str],
-        failing: list[tuple[str, int]], prefix: str,
+        failing: list[tuple[np.ndarray, int]],
     ) -> None:  # fmt: skip
-        self._args = (reporter, df, frame, originals, failing, prefix)
+        self._args = (reporter, df, frame, originals, failing)
         self.rules = tuple(reporter.slots[k].rule.name for _, k in failing)
         self._frame: pl.DataFrame | None = None
         self._lock = threading.Lock()
@@ -171,64 +121,48 @@ class BatchRows:
     def frame(self) -> pl.DataFrame:
         with self._lock:
             if self._frame is None:
-                reporter, df, frame, originals, failing, prefix = self._args
-                self._frame = reporter.row_cases(df, frame, originals, failing, prefix)
+                reporter, df, frame, originals, failing = self._args
+                specs = [(k, np.flatnonzero(mask)) for mask, k in failing]
+                self._frame = reporter.row_cases(df, frame, originals, specs)
             return self._frame
 
     def cached(self) -> pl.DataFrame | None:
         return self._frame
 
     def failing(self, spec: int) -> np.ndarray:
-        frame, failing = self._args[2], self._args[4]
-        return frame.get_column(failing[spec][0]).arg_true().to_numpy()
+        return np.flatnonzero(self._args[4][spec][0])
 
     def failing_all(self, limit: int | None = None) -> list[np.ndarray]:
         """The failing rows of every spec, in spec order (the first ``limit`` of each when given: read from the
         head of the mask, a window doubled until it holds them, not over the whole batch)."""
-        frame, failing = self._args[2], self._args[4]
-        return [_true_rows(frame.get_column(m), limit) for m, _ in failing]
+        return [_true_rows(mask, limit) for mask, _ in self._args[4]]
 
     def render(self, rows: dict[int, np.ndarray]) -> pl.DataFrame:
-        """The cases of each spec ``j`` at ``rows[j]``, in one select over those rows of the frame: each
-        spec's mask set to its rows there, and its own expressions (a row-level expression's JSON is the
-        one ``Reporter._shared_rows`` renders for the row). Values render by dtype, not by value: these
-        rows render exactly when all of the spec's rows do."""
-        reporter, df, frame, originals, failing, _ = self._args
-        rows = {j: at for j, at in rows.items() if len(at)}
-        if not rows:
-            return empty_failure_cases()
-        union = np.unique(np.concatenate(list(rows.values())))
-        marks = {}
-        for j, at in rows.items():
-            marks[failing[j][0]] = mark = np.zeros(len(union), dtype=np.bool_)
-            mark[np.searchsorted(union, at)] = True
-        small = frame[pl.Series(union, dtype=pl.UInt32)]  # a Series gathers faster than an ndarray
-        # its masks replaced by the rows taken (a frame of Series: no plan to run)
-        small = pl.DataFrame([pl.Series(c.name, marks[c.name]) if c.name in marks else c for c in small.get_columns()])
-        specs = [reporter.case_spec(df, frame.schema, originals, *failing[j]) for j in rows]
-        cases = row_cases(small, specs, {failing[j][0]: len(at) for j, at in rows.items()})
-        return _with_index(cases, union[cases.get_column("index").to_numpy()])
+        """The cases of each spec ``j`` at ``rows[j]``, rendered over those rows only (values render by dtype, not
+        by value: these rows render exactly when all of the spec's rows do)."""
+        reporter, df, frame, originals, failing = self._args
+        return reporter.row_cases(df, frame, originals, [(failing[j][1], at) for j, at in rows.items()])
 
 
-def _true_rows(mask: pl.Series, limit: int | None = None) -> np.ndarray:
-    """The rows (ascending) where ``mask`` is True (null: not), the first ``limit`` of them when given. A mask
-    without nulls is converted (a sixth of a query's cost at 10k rows); with ``limit``, only a head of it, doubled
-    until it holds ``limit`` rows: the first cases of a rule failing 1% of 100k rows are in its first thousands."""
+def _true_rows(mask: np.ndarray, limit: int | None = None) -> np.ndarray:
+    """The rows (ascending) where ``mask`` is True, the first ``limit`` of them when given: only a head of the
+    mask, doubled until it holds ``limit`` rows (the first cases of a rule failing 1% of 100k rows are in its
+    first thousands)."""
     if limit is None:
-        return _true_in(mask)
-    found: list[np.ndarray] = []
-    start, window, got = 0, max(1024, 64 * limit), 0
+        return np.flatnonzero(mask)
+    window = max(1024, 64 * limit)
+    first = np.flatnonzero(mask[:window])
+    if len(first) >= limit or window >= len(mask):  # (most masks: their first window holds the rows)
+        return first[:limit]
+    found: list[np.ndarray] = [first]
+    start, window, got = window, 2 * window, len(first)
     while start < len(mask) and got < limit:
-        part = _true_in(mask.slice(start, window)) + start
+        part = np.flatnonzero(mask[start : start + window]) + start
         found.append(part)
         got += len(part)
         start, window = start + window, 2 * window
     rows = np.concatenate(found) if found else np.zeros(0, dtype=np.int64)
     return rows[:limit]
-
-
-def _true_in(mask: pl.Series) -> np.ndarray:
-    return np.flatnonzero(mask.to_numpy()) if not mask.null_count() else mask.arg_true().to_numpy().astype(np.int64)
 
 
 def _with_index(cases: pl.DataFrame, index: np.ndarray) -> pl.DataFrame:
@@ -372,7 +306,7 @@ class FailureCases:
 
     def _heads_of(self, i: int, part: _Part, n: int) -> dict[str, pl.DataFrame]:
         """The first ``n`` cases of each rule of part ``i`` (rule -> cases; a rendered part: all of them), rendered
-        for every rule on the first call (the worker samples every failing rule: one select renders them all)."""
+        for every rule on the first call (the worker samples every failing rule: one rendering of them all)."""
         if isinstance(part, pl.DataFrame):
             n = 0  # every case, whatever n
         heads = self._heads.get((i, n))

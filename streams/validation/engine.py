@@ -13,13 +13,15 @@ with no per-rule Python work over rows and no pass per failing rule:
    distinct values tests the values known to pass or fail (:mod:`~streams.validation.memo`),
    a ``str_length`` rule the byte lengths (:mod:`~streams.validation.settle`): the rows they
    leave open are checked by the rule's own expression after the pass;
-2. a clean batch stops there. Otherwise the masks of the failing rules give
-   ``valid_mask``, ``violations`` (a one-byte code per row gathered from a table of
-   rule-name lists) and the description of the failure cases of the failing rows, rendered when
-   read (:mod:`~streams.validation.cases`: the whole frame in one select of every failing rule's
-   values over its filtered columns, a row breaking several row-level expressions once; or only
-   the first cases of each rule, as the worker's events read them). Uniqueness candidates (by
-   hash) are compared by key over those rows only.
+2. a clean batch stops there. Otherwise the masks of the failing rules, as numpy arrays, give
+   ``valid_mask``, ``violations`` (a one-byte code per row, computed in numpy, gathered from a
+   table of rule-name lists) and the description of the failure cases of the failing rows, rendered
+   when read (:mod:`~streams.validation.cases`: each failing rule's values gathered at its rows and
+   cast to text in eager Series operations, a row-level expression's row encoded as JSON once per
+   row; the whole frame, or only the first cases of each rule, as the worker's events read them).
+   Past the pass, the failure path plans no query but the JSON encoding: at a hundred rows a
+   polars query costs more to plan than to run. Uniqueness candidates (by hash) are compared by
+   key over those rows only (text keys: with their neighbours of the same hash).
 
 The modules: :mod:`~streams.validation.predicates` (rule layout and row predicates),
 :mod:`~streams.validation.regex` (patterns evaluated without a regex),
@@ -68,6 +70,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import polars as pl
 
 from streams.contracts.model import Contract, Field, Op, SchemaObject, Severity
@@ -103,7 +106,7 @@ from streams.validation.predicates import (
     unique_key,
 )
 from streams.validation.regex.bytewise import ByteCheck
-from streams.validation.report import ValidationReport, concat_cases, verdicts
+from streams.validation.report import ValidationReport, bool_array, concat_cases, verdicts
 from streams.validation.settle import length_bounds, settle_all
 
 __all__ = [
@@ -299,20 +302,20 @@ class CompiledPlan:
         )
         conformed = base.select(prepared.output_columns) if base is not df else df
         checks, summary = reporter.results(prepared.missing, conformed, counts, errors, measured, fused)
-        failing = [(masks[k], self.slots[k].rule.name, reporter.gates[k]) for k in masks]
+        arrays = {k: bool_array(frame.get_column(m)) for k, m in masks.items()}  # numpy: no plan per read
+        failing = [(arrays[k], self.slots[k].rule.name, reporter.gates[k]) for k in masks]
         if self.on_rule_error == "quarantine":  # fail closed: the rows of a rule that cannot run fail it
             broken = [k for k, c in enumerate(checks) if c.error is not None and c.severity is Severity.ERROR]
             if broken:
-                marks = {k: f"{prepared.prefix}e{k}" for k in broken}
-                frame = frame.with_columns(pl.lit(True).alias(m) for m in marks.values())
-                failing += [(marks[k], self.slots[k].rule.name, True) for k in broken]
+                every = np.ones(base.height, dtype=np.bool_)
+                failing += [(every, self.slots[k].rule.name, True) for k in broken]
                 checks = [
-                    errored(c, base.height, self.slots[k].rule.is_batch_metric) if k in marks else c
+                    errored(c, base.height, self.slots[k].rule.is_batch_metric) if k in broken else c
                     for k, c in enumerate(checks)
                 ]
-        valid, violations, gating = verdicts(frame, failing, prepared.tables)
-        per_row = [(mask, k) for k, mask in masks.items() if reporter.per_row[k]]
-        rows_cases = BatchRows(reporter, df, frame, prepared.originals, per_row, prepared.prefix) if per_row else None
+        valid, violations, gating = verdicts(base.height, failing, prepared.tables)
+        per_row = [(arrays[k], k) for k in masks if reporter.per_row[k]]
+        rows_cases = BatchRows(reporter, df, frame, prepared.originals, per_row) if per_row else None
         rows, valid_rows = base.height, int(valid.sum())
         return ValidationReport(
             contract_id=self.contract.id,
@@ -370,11 +373,12 @@ class CompiledPlan:
         measured: dict[int, int] = {}
         for k in [k for k in live if k in prepared.hashed]:  # repeated hashes, then their keys
             counts[k] = 0
-            candidates = repeated_hashes(found.get_column(str(k)))
+            hashes = found.get_column(str(k))
+            candidates = repeated_hashes(hashes)
             if candidates is None:
                 continue
             try:
-                columns[k], measured[k] = verify_duplicates(base, candidates, self.slots[k].rule)
+                columns[k], measured[k] = verify_duplicates(base, candidates, self.slots[k].rule, hashes)
             except Exception as exc:  # as a rule that cannot run
                 errors[k] = error_text(exc)
                 del counts[k]

@@ -7,7 +7,7 @@ failure cases; nothing raises on data (a rule that cannot run is reported).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from decimal import Decimal
 from typing import Any
 
@@ -17,8 +17,9 @@ import polars as pl
 from streams.contracts.expressions import columns as expression_columns
 from streams.contracts.model import Op, Rule, SchemaObject, Unit
 from streams.contracts.rules import sql_reads
+from streams.validation.cases import constants_table, empty_failure_cases
 from streams.validation.predicates import FRAME_CONTEXT, RuleSlot, rule_layout, unique_key
-from streams.validation.report import REDACTED, CheckResult, as_text, case_columns, redact, row_cases
+from streams.validation.report import REDACTED, CheckResult, as_text, redact
 
 
 def error_text(exc: BaseException) -> str:
@@ -52,20 +53,46 @@ def repeated_hashes(hashes: pl.Series) -> pl.Series | None:
     repeated = np.unique(values[1:][same])
     if nulls:
         return hashes.is_in(pl.Series(repeated).implode()).fill_null(False)
-    return pl.Series(hashes.name, np.isin(hashes.to_numpy(), repeated))  # a third of is_in's cost
+    return pl.Series(hashes.name, _members(hashes.to_numpy(), repeated))
 
 
-def verify_duplicates(frame: pl.DataFrame, candidates: pl.Series, rule: Rule) -> tuple[pl.Series, int]:
+def _members(values: np.ndarray, among: np.ndarray) -> np.ndarray:
+    """Where ``values`` is one of ``among`` (sorted, distinct): a comparison per value for a few of them (a group
+    of rows repeating one key), else a binary search (``np.isin`` sorts both arrays: ~0.6 ms at 100k rows)."""
+    if len(among) <= _FEW:
+        hit = values == among[0]
+        for value in among[1:]:
+            hit |= values == value
+        return hit
+    at = np.minimum(np.searchsorted(among, values), len(among) - 1)
+    return among[at] == values
+
+
+_FEW = 4
+
+
+def verify_duplicates(
+    frame: pl.DataFrame, candidates: pl.Series, rule: Rule, hashes: pl.Series | None = None
+) -> tuple[pl.Series, int]:
     """The exact failure mask of a uniqueness rule from its candidate mask (rows whose key hash is
     duplicated, see :func:`~streams.validation.predicates.duplicate_candidates`), and its ODCS
     ``duplicateValues`` (rows of the duplicated groups minus their distinct keys): the candidates'
-    keys compared as they are, over those rows only."""
+    keys compared as they are, over those rows only. With the keys' ``hashes`` (a text key): the
+    candidates sorted by hash, each key compared with its neighbour of the same hash; when every group
+    of a hash holds one key (no collision: always, but for 64-bit collisions) the candidates are the
+    duplicated rows, with no query; otherwise the keys are compared in polars."""
     # the rows as numpy: a sixth of fill_null + arg_true's cost (two queries) at 10k rows
     rows = np.flatnonzero(candidates.to_numpy()) if not candidates.null_count() else candidates.arg_true().to_numpy()
     at = pl.Series(rows, dtype=pl.UInt32)
     names = rule.key_columns or (str(rule.column),)
-    if len(names) == 1:  # no select for one column
-        keys = frame.get_column(names[0]).gather(at)
+    if len(names) == 1:  # no select for one column (Series[Series]: a gather without a plan)
+        keys = frame.get_column(names[0])[at]
+        if hashes is not None and keys.dtype == pl.String and len(rows) > 1:
+            found = _grouped(hashes[at].to_numpy(), keys)
+            if found is not None:
+                mask = np.zeros(frame.height, dtype=np.bool_)
+                mask[rows] = True
+                return pl.Series(candidates.name, mask), found
     else:
         keys = frame.select(unique_key(rule, pl.col(names[0]))[0].gather(at)).to_series()
     key = pl.col("k")
@@ -79,6 +106,19 @@ def verify_duplicates(frame: pl.DataFrame, candidates: pl.Series, rule: Rule) ->
         return pl.Series(candidates.name, mask), 0
     mask[rows[repeated]] = True
     return pl.Series(candidates.name, mask), int(repeated.sum()) - int(out.to_series(1)[0])
+
+
+def _grouped(hashes: np.ndarray, keys: pl.Series) -> int | None:
+    """Rows minus distinct keys of ``keys`` (no nulls) whose ``hashes`` each occur more than once, when the keys
+    of each hash are all equal (else None: a collision). Keys sorted by hash are compared with their neighbours."""
+    order = np.argsort(hashes)
+    ordered = hashes[order]
+    same = ordered[1:] == ordered[:-1]
+    sorted_keys = keys[pl.Series(order, dtype=pl.UInt32)]
+    equal = (sorted_keys.slice(1) == sorted_keys.slice(0, len(keys) - 1)).to_numpy()
+    if not equal[same].all() or not same.any():
+        return None
+    return int(same.sum())  # rows - groups: each row but the first of its group
 
 
 def errored(check: CheckResult, rows: int, batch_metric: bool) -> CheckResult:
@@ -204,7 +244,6 @@ class Reporter:
     hidden: tuple[bool, ...]  # per slot: the rule's value would show a classified value (SQL)
     required: frozenset[str]  # fields that must be present (an absent optional field passes)
     uniqueness: frozenset[int]  # slots of uniqueness rules (their value is rows - distinct)
-    cases: dict[tuple[Any, ...], tuple[pl.Expr, pl.Expr]] = field(default_factory=dict, compare=False, repr=False)
 
     @classmethod
     def of(cls, schema_obj: SchemaObject) -> Reporter:
@@ -287,107 +326,103 @@ class Reporter:
         df: pl.DataFrame,
         frame: pl.DataFrame,
         originals: dict[str, str],
-        failing: list[tuple[str, int]],
-        prefix: str = "__qs_",
+        specs: list[tuple[int, np.ndarray]],
     ) -> pl.DataFrame:
-        """One failure case per failing row of each zero-tolerance rule.
+        """The failure cases of slot ``k`` at the rows ``rows`` (some of its failing rows, ascending) for
+        each spec ``(k, rows)``, spec by spec; a spec whose values cannot be rendered is left out.
 
-        ``failing`` holds ``(mask column of frame, slot)``. The expressions of each rule's cases
-        are built once per rule, mask and input (the rendered column and its dtype; the batch's
-        columns for a row-level expression or key). Row-level expressions all show the batch's row
-        as JSON: when rows fail more than one, each such row is rendered once (see
-        :meth:`_shared_rows`; ``prefix`` starts the names of its columns, distinct from the batch's).
+        Each rule's values are gathered at its rows and rendered in eager Series operations (a cast to
+        text) or, for what has no eager form (a row-level expression's row as JSON, nested values), one
+        select over the gathered rows: at a hundred cases a select of every rule's expressions costs more
+        to plan than to run. Row-level expressions all show the batch's row as JSON: the rows failing any
+        of them are rendered once and each rule's cases taken from them.
         """
-        expressions = [(mask, k) for mask, k in failing if self.slots[k].rule.op is Op.EXPRESSION]
-        frame, shared = self._shared_rows(df, frame, originals, expressions, prefix)
-        return row_cases(frame, [self.case_spec(df, frame.schema, originals, mask, k, shared) for mask, k in failing])
-
-    def case_spec(
-        self, df: pl.DataFrame, schema: pl.Schema, originals: dict[str, str], mask: str, k: int,
-        shared: str | None = None,
-    ) -> tuple[str, tuple[pl.Expr, pl.Expr], tuple[Any, ...]]:  # fmt: skip
-        """The spec of :func:`~streams.validation.cases.row_cases` of slot ``k`` failing on ``mask`` (a
-        row-level expression's rows read from the column ``shared`` when given, see :meth:`_shared_rows`)."""
-        slot = self.slots[k]
-        rule, name = slot.rule, str(slot.rule.column)
-        mine = shared is not None and rule.op is Op.EXPRESSION
-        if mine:
-            key: tuple[Any, ...] = (k, mask, shared)
-        elif rule.op is Op.EXPRESSION or rule.key_columns:
-            names = rule.key_columns or tuple(df.columns)
-            key = (k, mask, tuple((n, originals.get(n, n)) for n in names))
-        else:
-            source = originals.get(name, name) if rule.op is Op.DTYPE else name
-            key = (k, mask, source, schema[source])
-        columns = self.cases.get(key)
-        if columns is None:
-            if mine:  # the rows rendered once, filtered
-                value = pl.col(str(shared)).filter(pl.col(mask))
+        specs = [(k, rows) for k, rows in specs if len(rows)]
+        rows_json = [rows for k, rows in specs if self._is_row(k)]
+        shared: tuple[np.ndarray, pl.Series | None] | None = None
+        if len(rows_json) > 1:
+            union = np.unique(np.concatenate(rows_json))
+            shared = (union, self._values(self._first_row_rule(specs), df, frame, originals, union))
+        kept, values = [], []
+        for k, rows in specs:
+            if shared is not None and self._is_row(k):
+                union, rendered = shared
+                value = None if rendered is None else rendered[pl.Series(np.searchsorted(union, rows), dtype=pl.UInt32)]
             else:
-                value = self._case_value(rule, df, schema, originals, mask)
-            columns = self._keep(key, case_columns(value, mask))
-        return mask, columns, (slot.context, rule.column, rule.check, slot.check_number, rule.name)
+                value = self._values(k, df, frame, originals, rows)
+            if value is not None:
+                kept.append((k, rows))
+                values.append(value)
+        if not kept:
+            return empty_failure_cases()
+        table = constants_table([self._constants(k) for k, _ in kept])
+        lengths = [len(rows) for _, rows in kept]
+        constants = table[pl.Series(np.repeat(np.arange(len(kept), dtype=np.uint32), lengths))]
+        context, column, check, number, rule = constants.get_columns()
+        value = values[0] if len(values) == 1 else pl.concat(values)
+        index = pl.Series("index", np.concatenate([rows for _, rows in kept]), dtype=pl.Int32)
+        return pl.DataFrame([value.alias("failure_case"), context, column, check, number, index, rule])
 
-    def _keep(self, key: tuple[Any, ...], columns: tuple[pl.Expr, pl.Expr]) -> tuple[pl.Expr, pl.Expr]:
-        """Keep the case expressions ``columns`` under ``key`` (at most ``_CASES``); returns them."""
-        if len(self.cases) >= _CASES:  # (another thread may take the same key out first)
-            self.cases.pop(next(iter(self.cases), ()), None)
-        self.cases[key] = columns
-        return columns
+    def _is_row(self, k: int) -> bool:
+        """Whether slot ``k``'s cases are the batch's rows as JSON (a row-level expression)."""
+        rule = self.slots[k].rule
+        return rule.op is Op.EXPRESSION and not rule.key_columns
 
-    def _shared_rows(
-        self, df: pl.DataFrame, frame: pl.DataFrame, originals: dict[str, str], failing: list[tuple[str, int]],
-        prefix: str,
-    ) -> tuple[pl.DataFrame, str | None]:  # fmt: skip
-        """``frame`` and, when rows fail more than one of the row-level expressions ``failing`` (mask,
-        slot), the name of a column added to it holding the JSON of every row failing any of them
-        (null elsewhere), rendered once per row: their cases are that column filtered by their masks.
-        Otherwise (or if the rows cannot be rendered: each rule's own cases are tried) ``frame`` and None."""
-        if len(failing) < 2:
-            return frame, None
-        union, name = f"{prefix}u", f"{prefix}j"
-        marked = frame.with_columns(pl.any_horizontal(pl.col(m) for m, _ in failing).fill_null(False).alias(union))
-        at = marked.get_column(union).arg_true()
-        if len(at) == sum(int(frame.get_column(m).sum()) for m, _ in failing):
-            return frame, None  # no row fails two of them: nothing to share
-        key = (union, tuple((n, originals.get(n, n)) for n in df.columns))
-        columns = self.cases.get(key)
-        if columns is None:
-            rule = self.slots[failing[0][1]].rule
-            columns = self._keep(key, case_columns(self._case_value(rule, df, marked.schema, originals, union), union))
-        value = columns[0]
+    def _first_row_rule(self, specs: list[tuple[int, np.ndarray]]) -> int:
+        return next(k for k, _ in specs if self._is_row(k))
+
+    def _constants(self, k: int) -> tuple[Any, ...]:
+        slot = self.slots[k]
+        return (slot.context, slot.rule.column, slot.rule.check, slot.check_number, slot.rule.name)
+
+    def _values(
+        self, k: int, df: pl.DataFrame, frame: pl.DataFrame, originals: dict[str, str], rows: np.ndarray
+    ) -> pl.Series | None:
+        """The ``failure_case`` of slot ``k`` at ``rows`` of ``frame`` (None: its values cannot be rendered):
+        the value as text (a row-level expression or a composite key: the values it reads, as JSON, from the
+        batch's own values ``originals`` holds for the cast columns), redacted where classified."""
+        rule, name = self.slots[k].rule, str(self.slots[k].rule.column)
+        at = pl.Series(rows, dtype=pl.UInt32)  # Series[Series]: a gather without a plan (Series.gather plans one)
         try:
-            rendered = marked.select(value).to_series()
-        except Exception:  # a value that cannot be rendered: each rule's own cases are tried
-            return frame, None
-        column = pl.Series(name, [None], dtype=pl.String).new_from_index(0, frame.height).scatter(at, rendered)
-        return frame.with_columns(column), name
+            if rule.op is Op.EXPRESSION or rule.key_columns:
+                return self._json(rule.key_columns or tuple(df.columns), frame, originals, at)
+            source = originals.get(name, name) if rule.op is Op.DTYPE else name
+            text = _text(frame.get_column(source)[at])
+            return _redacted(text) if name in self.redacted else text
+        except Exception:  # a value that cannot be rendered is no reason to fail
+            return None
 
-    def _case_value(
-        self, rule: Rule, df: pl.DataFrame, schema: pl.Schema, originals: dict[str, str], mask: str
-    ) -> pl.Expr:
-        """The ``failure_case`` of the failing rows (``mask``) of ``rule``: the value (a row-level
-        expression or a composite key: the values it reads, as JSON), redacted where classified;
-        the columns are filtered first, so only those rows are rendered."""
-        redacted, name = self.redacted, str(rule.column)
-
-        def col(n: str) -> pl.Expr:
-            return pl.col(n).filter(pl.col(mask))
-
-        if rule.op is Op.EXPRESSION or rule.key_columns:
-            shown = [(n, col(originals.get(n, n))) for n in rule.key_columns or df.columns]
-            # pandera renders a frame check's rows from Python values: a Float32 as the double it is
-            shown = [(n, e.cast(pl.Float64) if schema.get(originals.get(n, n)) == pl.Float32 else e) for n, e in shown]
-            shown = [(n, redact(e) if n in redacted else e) for n, e in shown]
-            if not shown:
-                return pl.repeat(pl.lit("{}"), pl.col(mask).sum())
-            return pl.struct(e.alias(n) for n, e in shown).struct.json_encode()
-        source = originals.get(name, name) if rule.op is Op.DTYPE else name
-        value = as_text(col(source), schema[source])
-        return redact(value) if name in redacted else value
+    def _json(self, names: tuple[str, ...], frame: pl.DataFrame, originals: dict[str, str], at: pl.Series) -> pl.Series:
+        """The batch's values of the columns ``names`` at the rows ``at`` as JSON objects (pandera renders a frame
+        check's rows from Python values: a Float32 as the double it is), redacted where classified. The values
+        are changed in eager operations and encoded as one struct: a select of an expression per column costs
+        more to plan than to run."""
+        if not names:
+            return pl.Series("failure_case", ["{}"] * len(at), dtype=pl.String)
+        small = frame[[originals.get(n, n) for n in names]][at]  # (the batch's own values of cast columns)
+        for i, (n, column) in enumerate(zip(names, small.get_columns(), strict=True)):
+            shown = column.cast(pl.Float64) if column.dtype == pl.Float32 else column
+            shown = _redacted(shown) if n in self.redacted else shown
+            if shown is not column:
+                small.replace_column(i, shown.alias(column.name))
+        small.columns = list(names)
+        return small.to_struct("failure_case").struct.json_encode()
 
 
-_CASES = 512  # case expressions kept per compiled schema object
+def _text(values: pl.Series) -> pl.Series:
+    """``as_text`` of ``values``: a cast (no plan) but for the dtypes rendered otherwise (nested, binary, objects)."""
+    dtype = values.dtype
+    if isinstance(dtype, (pl.List, pl.Array, pl.Struct)) or dtype in (pl.Object, pl.Binary):
+        return values.to_frame("v").select(as_text(pl.col("v"), dtype)).to_series()
+    return values.cast(pl.String)
+
+
+def _redacted(text: pl.Series) -> pl.Series:
+    """``redact`` of ``text`` (any dtype): ``[REDACTED]`` in place of every non-null value."""
+    nulls = text.null_count()
+    if nulls in (0, len(text)):  # (a `required` rule's cases: every value null)
+        return pl.Series("failure_case", [None if nulls else REDACTED] * len(text), dtype=pl.String)
+    return text.to_frame("v").select(redact(pl.col("v"))).to_series()
 
 
 def _columns_read(rule: Rule, schema_obj: SchemaObject) -> tuple[frozenset[str], frozenset[str]]:

@@ -14,17 +14,11 @@ import math
 from dataclasses import dataclass
 from typing import Any, overload
 
+import numpy as np
 import polars as pl
 
 from streams.contracts.model import Severity
-from streams.validation.cases import (
-    FAILURE_CASE_SCHEMA,
-    FailureCases,
-    case_columns,
-    concat_cases,
-    empty_failure_cases,
-    row_cases,
-)
+from streams.validation.cases import FAILURE_CASE_SCHEMA, FailureCases, concat_cases, empty_failure_cases
 
 __all__ = [
     "FAILURE_CASE_SCHEMA",
@@ -33,12 +27,11 @@ __all__ = [
     "FailureCases",
     "ValidationReport",
     "as_text",
-    "case_columns",
+    "bool_array",
     "clean_verdicts",
     "concat_cases",
     "empty_failure_cases",
     "redact",
-    "row_cases",
     "verdicts",
 ]
 
@@ -61,90 +54,96 @@ def redact(expr: pl.Expr) -> pl.Expr:
     return pl.when(expr.is_null()).then(pl.lit(None, dtype=pl.String)).otherwise(pl.lit(REDACTED))
 
 
+def bool_array(mask: pl.Series) -> np.ndarray:
+    """A failure mask as a numpy Boolean array (null: False, a pass): its Arrow bits unpacked (a sixth of
+    ``to_numpy``'s cost at 100k rows), and with its validity bits where it holds nulls."""
+    if mask.dtype != pl.Boolean:  # (a mask of nulls only)
+        return mask.cast(pl.Boolean).fill_null(False).to_numpy()
+    bits = mask.to_arrow()
+    values = _unpacked(bits.buffers()[1], bits.offset, len(bits))
+    if bits.null_count:
+        values &= _unpacked(bits.buffers()[0], bits.offset, len(bits))
+    return values
+
+
+def _unpacked(buffer: Any, offset: int, length: int) -> np.ndarray:
+    """``length`` bits of an Arrow bitmap from bit ``offset``, as a numpy Boolean array."""
+    start = offset % 8
+    raw = np.frombuffer(buffer, dtype=np.uint8)[offset // 8 : (offset + length + 7) // 8]
+    return np.unpackbits(raw, bitorder="little")[start : start + length].view(np.bool_)
+
+
 def verdicts(
-    frame: pl.DataFrame,
-    failing: list[tuple[str, str, bool]],
+    rows: int,
+    failing: list[tuple[np.ndarray, str, bool]],
     tables: dict[tuple[str, ...], Any] | None = None,
     *,
     judge: bool = True,
 ) -> tuple[pl.Series, pl.Series, pl.Series | None]:
-    """``valid_mask``, ``violations`` and ``gating_violations`` from the failure masks of the
-    failing rules (the last lists only the rules that gate rows: ``violations`` itself when
-    every failing rule gates, None when none does: every row is valid).
+    """``valid_mask``, ``violations`` and ``gating_violations`` of a batch of ``rows`` rows from the
+    failure masks of the failing rules (the last lists only the rules that gate rows: ``violations``
+    itself when every failing rule gates, None when none does: every row is valid).
 
-    ``failing`` holds ``(mask column, rule name, gates rows)``; masks may be null
-    (a pass). Rule-name lists are built once per distinct combination of failed
-    rules (a bit code per row, 63 rules a word), then gathered: ``concat_list`` over
-    per-rule columns is two orders of magnitude slower. With at most ``_FULL_TABLE``
-    failing rules the table has an entry for every code, so codes index it directly;
-    it is kept in ``tables`` with its select (per list of masks and rule names) for the next
-    batch. The gating lists come from the same codes (a second table, gathered in the same pass).
+    ``failing`` holds ``(mask, rule name, gates rows)``, the masks numpy Boolean arrays (see
+    :func:`bool_array`). Rule-name lists are built once per distinct combination of failed rules (a
+    bit code per row, 63 rules a word), then gathered: ``concat_list`` over per-rule columns is two
+    orders of magnitude slower. With at most ``_FULL_TABLE`` failing rules the table has an entry for
+    every code (one byte), so codes index it directly; it is kept in ``tables`` (per list of rule names)
+    for the next batch. The gating lists come from the same codes (a second table). The codes and the
+    verdict are computed in numpy: at a hundred failing rows a polars select's planning costs more.
     """
     if not failing:
-        valid, none = clean_verdicts(frame.height)
+        valid, none = clean_verdicts(rows)
         return valid, none, none
-    gating = [pl.col(m) for m, _, gates in failing if gates]
+    gating = [m for m, _, gates in failing if gates]
     if not gating:  # only non-gating rules failed (thresholded, warnings): every row is valid
-        valid, violations, _ = verdicts(frame, [(m, name, True) for m, name, _ in failing], tables, judge=False)
+        valid, violations, _ = verdicts(rows, [(m, name, True) for m, name, _ in failing], tables, judge=False)
         return valid, violations, None  # no row has a gating violation: ValidationReport.gating() builds them
     split = len(gating) < len(failing)  # else the gating lists are the violations
+    if judge:
+        bad = gating[0].copy() if len(gating) > 1 else gating[0]
+        for m in gating[1:]:
+            bad |= m
+        valid = pl.Series("valid", ~bad)
+    else:
+        valid = clean_verdicts(rows)[0]
     if len(failing) <= _FULL_TABLE:
-        # the tables, and the select of the codes, are kept per list of (mask, rule name, gates)
-        key = ("\0select", str(judge), *(f"{m}\0{name}\0{int(gates)}" for m, name, gates in failing))
+        key = ("\0table", *(f"{name}\0{int(gates)}" for _, name, gates in failing))
         kept = tables.get(key) if tables is not None else None
         if kept is None:
-            kept = _full_table(failing, gating, judge)
+            every: list[tuple[int, ...]] = [(code,) for code in range(1 << len(failing))]
+            kept = (_names_table(every, failing).rechunk(), _names_table(every, failing, gating_only=True).rechunk())
             if tables is not None:
                 if len(tables) >= _TABLES:
                     tables.pop(next(iter(tables)))
                 tables[key] = kept
-        exprs, names, gated_names = kept
-        out = frame.select(exprs)
-        codes = out.to_series(1)
+        names, gated_names = kept
+        codes = pl.Series("code", _codes([m for m, _, _ in failing]))
         violations = names.gather(codes)
-        return out.to_series(0), violations, gated_names.gather(codes) if split else violations
-    words = _words(failing)
-    verdict = pl.any_horizontal(gating).fill_null(False).not_() if judge else pl.repeat(True, pl.len())
-    out = frame.select(verdict.alias("valid"), *words)
-    if len(words) == 1:
-        codes = out.to_series(1)
-        keys = codes.unique().sort()
-        at = keys.search_sorted(codes)
-        violations = _names_table([(code,) for code in keys], failing).gather(at)
-        gated = _names_table([(code,) for code in keys], failing, gating_only=True).gather(at) if split else violations
-        return out.to_series(0), violations, gated
-    codes_frame = out.drop("valid")
-    combos = codes_frame.unique()
-    rows = list(combos.iter_rows())
-    combos = combos.with_columns(
-        _names_table(rows, failing), _names_table(rows, failing, gating_only=True).alias("gating")
-    )
-    joined = codes_frame.join(combos, on=codes_frame.columns, how="left", maintain_order="left")
-    violations = joined.get_column("violations")
-    return out.to_series(0), violations, joined.get_column("gating").alias("violations") if split else violations
+        return valid, violations, gated_names.gather(codes) if split else violations
+    words = np.stack([_word([m for m, _, _ in failing[start : start + 63]]) for start in range(0, len(failing), 63)], 1)
+    combos, at = np.unique(words, axis=0, return_inverse=True)
+    keys = [tuple(int(w) for w in combo) for combo in combos]
+    index = pl.Series("at", at.reshape(-1).astype(np.uint32))
+    violations = _names_table(keys, failing).gather(index)
+    gated = _names_table(keys, failing, gating_only=True).gather(index) if split else violations
+    return valid, violations, gated
 
 
-def _words(failing: list[tuple[str, str, bool]]) -> list[pl.Expr]:
-    """The bit codes of the failing rules per row, 63 rules a word (bit i: the row fails rule i)."""
-    return [
-        pl.sum_horizontal(
-            pl.when(pl.col(m)).then(1 << i).otherwise(0) for i, (m, _, _) in enumerate(failing[start : start + 63])
-        ).alias(f"w{start}")
-        for start in range(0, len(failing), 63)
-    ]
+def _codes(masks: list[np.ndarray]) -> np.ndarray:
+    """The one-byte bit code of every row (bit i: the row fails mask i; at most 8 masks)."""
+    code = masks[0].view(np.uint8).copy()
+    for i, m in enumerate(masks[1:], 1):
+        code |= m.view(np.uint8) << np.uint8(i)
+    return code
 
 
-def _full_table(
-    failing: list[tuple[str, str, bool]], gating: list[pl.Expr], judge: bool
-) -> tuple[list[pl.Expr], pl.Series, pl.Series]:
-    """The select of ``valid`` and the bit code of every row (one byte: at most ``_FULL_TABLE``
-    failing rules), and the violations and gating lists of every code, gathered by the codes."""
-    every: list[tuple[int, ...]] = [(code,) for code in range(1 << len(failing))]
-    bits = [(pl.lit(1 << i, dtype=pl.UInt8), pl.col(m)) for i, (m, _, _) in enumerate(failing)]
-    code = pl.sum_horizontal(pl.when(m).then(bit).otherwise(pl.lit(0, dtype=pl.UInt8)) for bit, m in bits)
-    verdict = pl.any_horizontal(gating).fill_null(False).not_() if judge else pl.repeat(True, pl.len())
-    names = _names_table(every, failing).rechunk()
-    return [verdict.alias("valid"), code.alias("code")], names, _names_table(every, failing, gating_only=True).rechunk()
+def _word(masks: list[np.ndarray]) -> np.ndarray:
+    """The 63-bit word of every row (bit i: the row fails mask i; at most 63 masks)."""
+    word = np.zeros(len(masks[0]), dtype=np.int64)
+    for i, m in enumerate(masks):
+        word |= m.astype(np.int64) << np.int64(i)
+    return word
 
 
 _FULL_TABLE = 8  # failing rules up to which the violations table covers every bit code
@@ -172,7 +171,6 @@ def clean_verdicts(rows: int) -> tuple[pl.Series, pl.Series]:
 
 def _empty_lists(rows: int) -> pl.Series:
     """``rows`` empty rule-name lists, built from Arrow offsets (repeating an empty list costs 40x more)."""
-    import numpy as np
     import pyarrow as pa
 
     offsets = pa.array(np.zeros(rows + 1, dtype=np.int64))
@@ -180,7 +178,7 @@ def _empty_lists(rows: int) -> pl.Series:
 
 
 def _names_table(
-    codes: list[tuple[int, ...]], failing: list[tuple[str, str, bool]], gating_only: bool = False
+    codes: list[tuple[int, ...]], failing: list[tuple[Any, str, bool]], gating_only: bool = False
 ) -> pl.Series:
     """The rule names of each bit code (a tuple of 63-bit words); only the gating ones with ``gating_only``."""
     names = [

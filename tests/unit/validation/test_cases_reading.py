@@ -1,8 +1,8 @@
 """The cheaper reads of the failure path (issue 13) give what the calls they replace gave.
 
 * ``cases._by_rule``: a rendered part's cases split per rule by slicing runs, not ``partition_by``;
-* ``BatchRows.failing_all``: every spec's failing rows, masks converted rather than queried one by one;
-* ``row_cases`` with the counts the caller knows, and its constants table kept per list of rules;
+* ``BatchRows.failing_all``: every spec's failing rows, from the masks as numpy arrays (null: a pass);
+* the constants table of the failure cases, kept per list of rules;
 * ``failures.verify_duplicates``: the repeated keys and their distinct count in one call.
 """
 
@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 import polars as pl
+import pyarrow as pa
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from polars.testing import assert_frame_equal
@@ -17,6 +18,7 @@ from polars.testing import assert_frame_equal
 from streams.contracts.model import Op, Rule
 from streams.validation import cases as lazy
 from streams.validation import failures
+from streams.validation.report import bool_array
 
 RULES = st.sampled_from(["a", "b", "c", None])
 
@@ -44,10 +46,10 @@ def test_by_rule_joins_a_rule_that_comes_back() -> None:
 
 
 class _Rows(lazy.BatchRows):
-    """A BatchRows over a frame of masks only (``failing_all`` reads nothing else)."""
+    """A BatchRows over masks only (``failing_all`` reads nothing else)."""
 
     def __init__(self, frame: pl.DataFrame) -> None:
-        self._args = (None, frame, frame, {}, [(c, k) for k, c in enumerate(frame.columns)], "__")
+        self._args = (None, frame, frame, {}, [(bool_array(c), k) for k, c in enumerate(frame.get_columns())])
 
 
 def test_failing_all_equals_failing_with_and_without_nulls() -> None:
@@ -59,30 +61,32 @@ def test_failing_all_equals_failing_with_and_without_nulls() -> None:
     got = rows.failing_all()
     assert [a.tolist() for a in got] == [[0, 2], [1, 3], [], []]
     assert [a.tolist() for a in got] == [rows.failing(j).tolist() for j in range(4)]
+    assert [a.tolist() for a in rows.failing_all(1)] == [[0], [1], [], []]
 
 
-def test_row_cases_with_counts_and_a_kept_table_equal_the_summed_ones() -> None:
-    frame = pl.DataFrame({"x": [1, 2, 3, 4], "m0": [True, False, True, True], "m1": [False, True, False, True]})
-    specs = [
-        (m, lazy.case_columns(pl.col("x").cast(pl.String).filter(pl.col(m)), m), ("Column", "x", f"c{m}", j, f"r{m}"))
-        for j, m in enumerate(["m0", "m1"])
-    ]
+def test_the_constants_table_is_kept_per_list_of_rules() -> None:
+    rules = [("Column", "x", "c0", 0, "r0"), ("Column", None, "c1", 1, "r1")]
     lazy._TABLES.clear()
-    summed = lazy.row_cases(frame, specs)
+    table = lazy.constants_table(rules)
     assert len(lazy._TABLES) == 1  # kept for the next batch failing the same rules
-    counted = lazy.row_cases(frame, specs, {"m0": 3, "m1": 2})
-    assert_frame_equal(counted, summed)
-    assert summed.get_column("rule").to_list() == ["rm0"] * 3 + ["rm1"] * 2
-    assert summed.get_column("index").to_list() == [0, 2, 3, 1, 3]
+    assert lazy.constants_table(list(rules)) is table
+    assert table.schema == lazy._CONSTANTS and table.rows() == rules
 
 
 @settings(max_examples=150, deadline=None)
-@given(st.lists(st.one_of(st.none(), st.integers(0, 6)), min_size=1, max_size=40))
-def test_verify_duplicates_counts(values: list[int | None]) -> None:
+@given(st.lists(st.one_of(st.none(), st.integers(0, 6)), min_size=1, max_size=40), st.sampled_from([0, 1, 2]))
+def test_verify_duplicates_counts(values: list[int | None], hashed: int) -> None:
+    """Without hashes (the keys compared in polars), with the keys' hashes (compared with their neighbours of the
+    same hash), and with colliding hashes (every key's hash the same: the keys compared in polars)."""
     frame = pl.DataFrame({"k": [None if v is None else f"id{v}" for v in values]}, schema={"k": pl.String})
     candidates = frame.get_column("k").is_not_null()  # every keyed row a candidate
     rule = Rule("k_unique", Op.UNIQUE, (), "unique", column="k")
-    mask, measured = failures.verify_duplicates(frame, candidates, rule)
+    hashes = [None, frame.get_column("k").hash(), pl.Series([7] * len(values), dtype=pl.UInt64)][hashed]
+    if hashed == 1:  # candidates: the rows whose hash repeats (repeated_hashes)
+        candidates = failures.repeated_hashes(hashes.set(candidates.not_(), None))
+        if candidates is None:
+            candidates = pl.Series([False] * len(values))
+    mask, measured = failures.verify_duplicates(frame, candidates, rule, hashes)
     keys = pl.Series([v for v in values if v is not None], dtype=pl.Int64)
     repeated = {v for v in keys.to_list() if keys.to_list().count(v) > 1}
     assert mask.to_list() == [v is not None and v in repeated for v in values]
@@ -100,12 +104,12 @@ def test_true_rows_are_the_head_of_arg_true(values: list[bool | None], limit: in
     """Windows of the mask (1,024 rows and doubling) give the rows arg_true gives, cut to ``limit``."""
     mask = pl.Series("m", [False] * pad + values, dtype=pl.Boolean)  # failing rows past the first window too
     expected = mask.arg_true().to_numpy()
-    got = lazy._true_rows(mask, limit)
+    got = lazy._true_rows(bool_array(mask), limit)
     assert got.tolist() == (expected if limit is None else expected[:limit]).tolist()
 
 
 def test_true_rows_past_several_windows() -> None:
-    mask = pl.Series("m", np.arange(20_000) % 5_000 == 4_999)  # 4 rows, the first in the third window
+    mask = np.arange(20_000) % 5_000 == 4_999  # 4 rows, the first in the third window
     assert lazy._true_rows(mask, 3).tolist() == [4_999, 9_999, 14_999]
     assert lazy._true_rows(mask, 10).tolist() == [4_999, 9_999, 14_999, 19_999]
 
@@ -134,3 +138,28 @@ def test_first_cases_past_the_first_windows_equal_the_eager_frame() -> None:
         expected = eager.filter(pl.col("rule") == name).head(20)
         assert_frame_equal(report.cases_of(name, 20), expected)
     assert report.cases_of(failed[0], 3).height <= 3
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(st.integers(0, 30), max_size=200), st.sets(st.integers(0, 30), min_size=1, max_size=12))
+def test_members_equals_isin(values: list[int], among: set[int]) -> None:
+    """Membership in the repeated hashes: compared one by one for a few, by binary search past them."""
+    v, a = np.array(values, dtype=np.uint64), np.array(sorted(among), dtype=np.uint64)
+    assert failures._members(v, a).tolist() == np.isin(v, a).tolist()
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.sampled_from([True, False, None]), max_size=300), st.integers(0, 20), st.integers(0, 2))
+def test_bool_array_equals_fill_null_to_numpy(values: list[bool | None], offset: int, chunks: int) -> None:
+    """A mask's Arrow bits unpacked (past an offset: a slice; over several chunks), null as False (whatever the
+    value bit under a null: here set, as an expression's kernel may leave it)."""
+    n = len(values)
+    bits = pa.py_buffer(np.packbits(np.array([v is not False for v in values], dtype=bool), bitorder="little"))
+    valid = pa.py_buffer(np.packbits(np.array([v is not None for v in values], dtype=bool), bitorder="little"))
+    mask = pl.Series("m", pa.BooleanArray.from_buffers(pa.bool_(), n, [valid, bits], values.count(None)))
+    for _ in range(chunks):
+        mask = pl.concat([mask, mask], rechunk=False)
+    mask = mask.slice(min(offset, mask.len()))
+    got = bool_array(mask)
+    assert got.dtype == np.bool_ and got.tolist() == mask.fill_null(False).to_list()
+    assert bool_array(pl.Series("n", [None] * 3)).tolist() == [False] * 3

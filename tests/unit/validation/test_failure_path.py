@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
+import numpy as np
 import polars as pl
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from streams.contracts.loader import load_contract
 from streams.validation import engine, report
@@ -88,24 +92,18 @@ def test_rows_failing_several_row_expressions_are_rendered_once(monkeypatch: pyt
     contract = load_contract(ROOT / "contracts" / "card_transactions.odcs.yaml")
     df = card_batch()
     with monkeypatch.context() as m:  # every rule renders its own rows, as before
-        m.setattr(failures.Reporter, "_shared_rows", lambda self, df, frame, *args: (frame, None), raising=False)
+        m.setattr(failures.Reporter, "_is_row", lambda self, k: False)
         expected = engine.compile_plan(contract).validate(df)
         expected.failure_cases  # noqa: B018 (rendered when read: read here, with the patch)
     rendered: list[int] = []
-    real = failures.Reporter._case_value
+    real = failures.Reporter._values
 
-    def counting(self: failures.Reporter, rule: object, *args: object) -> pl.Expr:
-        value = real(self, rule, *args)  # type: ignore[arg-type]
-        if rule.op is not failures.Op.EXPRESSION:  # type: ignore[attr-defined]
-            return value
+    def counting(self: failures.Reporter, k: int, df: pl.DataFrame, *args: Any) -> pl.Series | None:
+        if self.slots[k].rule.op is failures.Op.EXPRESSION:
+            rendered.append(len(args[-1]))  # the rows rendered
+        return real(self, k, df, *args)
 
-        def seen(s: pl.Series) -> pl.Series:
-            rendered.append(len(s))
-            return s
-
-        return value.map_batches(seen, return_dtype=pl.String)
-
-    monkeypatch.setattr(failures.Reporter, "_case_value", counting)
+    monkeypatch.setattr(failures.Reporter, "_values", counting)
     report = engine.compile_plan(contract).validate(df)
     assert report.failure_cases.equals(expected.failure_cases)
     assert rendered == [20], rendered  # rows 0-19 once (before: 15 + 15)
@@ -141,3 +139,21 @@ def test_a_pair_stored_meanwhile_by_another_thread_does_not_shorten_the_verdicts
     monkeypatch.setattr(report, "_CLEAN", Racing())
     valid, none = report.clean_verdicts(100)
     assert valid.len() == none.len() == 100
+
+
+@settings(max_examples=120, deadline=None)
+@given(st.data())
+def test_verdicts_from_numpy_masks_list_each_row_s_rules(data: st.DataObject) -> None:
+    """``verdicts`` computes the codes in numpy (one byte up to 8 failing rules, 63-bit words past them): per row,
+    the rules it fails in rule order, the gating ones, and whether it fails none of those."""
+    rows = data.draw(st.integers(1, 40))
+    count = data.draw(st.sampled_from([1, 3, 8, 9, 64, 130]))
+    masks = [np.array(data.draw(st.lists(st.booleans(), min_size=rows, max_size=rows))) for _ in range(count)]
+    gates = data.draw(st.lists(st.booleans(), min_size=count, max_size=count))
+    failing = [(m, f"r{i}", g) for i, (m, g) in enumerate(zip(masks, gates, strict=True))]
+    valid, violations, gated = report.verdicts(rows, failing, {})
+    want = [[f"r{i}" for i in range(count) if masks[i][r]] for r in range(rows)]
+    want_gated = [[f"r{i}" for i in range(count) if masks[i][r] and gates[i]] for r in range(rows)]
+    assert violations.to_list() == want and violations.dtype == pl.List(pl.String)
+    assert valid.to_list() == [not g for g in want_gated]
+    assert (gated.to_list() if gated is not None else [[]] * rows) == want_gated

@@ -161,9 +161,9 @@ def test_a_clean_batch_runs_no_duplicate_search_and_a_dirty_one_finds_every_dupl
     checked: list[int] = []
     real = engine.verify_duplicates
 
-    def counting(frame: pl.DataFrame, candidates: pl.Series, rule: Rule) -> tuple[pl.Series, int]:
+    def counting(frame: pl.DataFrame, candidates: pl.Series, rule: Rule, *hashes: pl.Series) -> tuple[pl.Series, int]:
         checked.append(int(candidates.sum()))
-        return real(frame, candidates, rule)
+        return real(frame, candidates, rule, *hashes)
 
     monkeypatch.setattr(engine, "verify_duplicates", counting)
     clean = sensor_batch().with_columns(
