@@ -25,7 +25,7 @@ from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from streams.kafka.outputs import OutputLimits
-from streams.kafka.transport import TopicPartition
+from streams.kafka.transport import TopicPartition, Transport
 from streams.pipeline.records import BatchResult, Message, OutRecord
 from streams.settings import Settings
 
@@ -67,6 +67,7 @@ class PollBatches:
     """Process a poll's partition batches (a topic's in one call when it can) and submit them."""
 
     settings: Settings
+    transport: Transport
     worker_id: str
     bindings: dict[str, Binding]
     outputs: OutputLimits
@@ -138,6 +139,12 @@ class PollBatches:
                           len(group), binding.topic)  # fmt: skip
             return None
         return results if len(results) == len(group) else None
+
+    def _rewind(self, tp: TopicPartition, offset: int) -> None:
+        """Read ``tp`` again from ``offset``: batches of it read before at later offsets (processed, or a poll read
+        ahead: :mod:`streams.kafka.ahead`) are dropped until the re-read reaches ``offset`` (``_behind``)."""
+        self._rewound[tp] = min(self._rewound.get(tp, offset), offset)
+        self.transport.seek(tp, offset)
 
     def _behind(self, tp: TopicPartition, first: int) -> bool:
         """True for a batch read before its partition was rewound to an earlier, failed batch (``_rewound``): it is

@@ -1,0 +1,94 @@
+"""Reading the next poll while the current one is processed ("poll ahead"; a mixin of the batch worker).
+
+On a backlog the event loop's share of a record (aiokafka's ``getmany`` unpacking it, ~4 us) and the processing
+thread's (decode, validation, outputs; polars releases the GIL for much of it) can overlap on two cores: after a
+full poll the worker starts the next ``transport.poll`` as a task, then processes the current poll (in a thread
+while that read runs: ``ExactlyOnce._call``), and the next cycle takes the poll read meanwhile. Every poll goes
+through :attr:`ReadAhead._next`, so a rebalance sees it:
+
+* **revoke**: the poll read before it holds records of the old assignment. A poll still being read is cancelled (a
+  ``getmany`` drains its records synchronously, so a cancelled one took none; records a fill held are of partitions
+  revoked, read again from the committed offset by whoever gets them: the protocol is eager); one read already
+  loses the revoked partitions. No poll is read ahead from a revoke until the assignment that follows it.
+* **rewind** (a retried batch, an aborted transaction, polls processed ahead dropped): the partition's position goes
+  back (``PollBatches._rewind``) and batches read before, at later offsets, are dropped until the re-read reaches
+  the rewound offset (``PollBatches._behind``), whether they were read ahead or not.
+* **pause**: a partition paused for the events topic (``EventDelivery``) after its records were read ahead is
+  rewound to them instead of being processed (:meth:`ReadAhead._unread_paused`); a partition paused for a retry
+  is rewound already.
+* **stop**: the poll read ahead is awaited (a bounded wait) or cancelled, and its records dropped: nothing of it was
+  sent or committed, so the next owner reads it again.
+
+A poll read ahead is never submitted before the current one: the order of a partition's records is kept.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from streams.kafka.transport import TopicPartition, Transport
+from streams.pipeline.records import Message
+from streams.settings import Settings
+
+__all__ = ["Polled", "ReadAhead"]
+
+log = logging.getLogger("streams.kafka.worker")
+Polled = dict[TopicPartition, list[Message]]
+
+
+class ReadAhead:
+    """The poll being read (ahead or not) and its interplay with rebalances, pauses and the stop."""
+
+    settings: Settings
+    transport: Transport
+    #: the poll being read (started ahead, during the last poll's processing, or by ``_poll``), until taken
+    _next: asyncio.Task[Polled] | None
+    #: from a revoke to the assignment that follows: no poll is read ahead meanwhile
+    _rebalancing: bool
+
+    def _rewind(self, tp: TopicPartition, offset: int) -> None:
+        raise NotImplementedError
+
+    def _reading(self, max_records: int, timeout_ms: int) -> asyncio.Task[Polled]:
+        """The poll being read, else a new one started."""
+        if self._next is None:
+            self._next = asyncio.ensure_future(self.transport.poll(max_records, timeout_ms))
+        return self._next
+
+    def _read_ahead(self, max_records: int, timeout_ms: int) -> None:
+        """Start reading the next poll now, while the current one is processed (when ``poll_ahead`` allows)."""
+        if self.settings.poll_ahead and not self._rebalancing:
+            self._reading(max_records, timeout_ms)
+
+    def _revoke_read(self, revoked: set[TopicPartition]) -> None:
+        """At a revoke: cancel the poll being read, or drop the revoked partitions from the poll read (see above)."""
+        self._rebalancing = True
+        task = self._next
+        if task is None or task is asyncio.current_task():  # the in-memory transport rebalances within its poll
+            return
+        if not task.done():
+            task.cancel()  # _poll sees an empty poll
+        elif not task.cancelled() and task.exception() is None:
+            polled = task.result()
+            for tp in revoked:
+                if polled.pop(tp, None) is not None:
+                    log.info("dropping the records of %s[%d] read before its revoke", tp.topic, tp.partition)
+
+    def _unread_paused(self, polled: Polled, paused: set[TopicPartition]) -> None:
+        """Rewind the partitions of ``polled`` paused since it was read (the events topic refuses writes)."""
+        for tp in paused & polled.keys():
+            self._rewind(tp, polled.pop(tp)[0].offset)
+
+    async def _end_read(self) -> None:
+        """Stop: drop the poll being read (awaited briefly, then cancelled); it is read again by the next owner."""
+        task, self._next = self._next, None
+        if task is None:
+            return
+        if not task.done():
+            await asyncio.wait([task], timeout=self.settings.batch_max_latency_ms / 1000 + 1.0)
+        if not task.done():
+            task.cancel()
+            await asyncio.wait([task])
+        if not task.cancelled() and task.exception() is not None:
+            log.info("the poll read ahead at the stop failed: %r", task.exception())
