@@ -181,8 +181,9 @@ class ExactlyOnce(PollBatches):
                     firsts = _earliest(firsts, later.firsts)
                 await self._aborted(exc, firsts)
                 return
-            tx.firsts = _earliest(tx.firsts, a.firsts)
-            tx.batches += [b for q in self._pending.values() for b in q]
+            sent = [b for q in self._pending.values() for b in q]  # not a batch dropped (read before a rewind)
+            tx.firsts = _earliest(tx.firsts, {b.tp: b.first for b in reversed(sent)})
+            tx.batches += sent
             self._pending.clear()
             tx.records += a.records
         tx = self._open
