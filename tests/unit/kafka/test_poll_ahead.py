@@ -55,12 +55,17 @@ class Counting(InMemoryTransport):
         self.returned, self.cancelled, self.block = 0, 0, asyncio.Event()
         self.block.set()
         self.stall_after: int | None = None  # the polls after this many wait for ``block``
+        self.fill_holds = False
         self.commit_gate: asyncio.Event | None = None  # exactly-once: the first commit waits for it, then fails
 
     async def poll(self, max_records: int, timeout_ms: int) -> dict[Any, list[Message]]:
         try:
-            await self.block.wait()
-            out = await super().poll(max_records, timeout_ms)
+            if self.fill_holds:  # records fetched, then held while the fill waits for more (aiokafka's ``fill``)
+                out = await super().poll(max_records, timeout_ms)
+                await self.block.wait()
+            else:
+                await self.block.wait()
+                out = await super().poll(max_records, timeout_ms)
         except asyncio.CancelledError:
             self.cancelled += 1
             raise
@@ -115,6 +120,29 @@ def test_a_partition_revoked_and_given_back_while_a_poll_is_read_ahead_is_not_re
             assert not task.done(), task.exception()
         assert sorted(source_offsets(transport).items()) == [(o, 1) for o in range(12)]
         assert [c[TP0] for c in transport.commits] == sorted(c[TP0] for c in transport.commits)
+
+    run(scenario)
+
+
+def test_a_revoke_cancels_a_poll_still_reading_ahead() -> None:
+    """As above, but the poll read ahead holds 4-7 while it waits for more (a fill) when the partition is revoked
+    and given back: it is cancelled, else it returns 4-7 of the old assignment after the new one starts at 4."""
+    transport, worker, hold = setup(12)
+    transport.stall_after, transport.fill_holds = 1, True
+
+    async def scenario() -> None:
+        async with running(worker) as task:
+            await asyncio.to_thread(hold.started.wait, 10.0)
+            await asyncio.sleep(0.05)  # poll 2 (4-7) is read ahead and held
+            rebalance = asyncio.create_task(transport.rebalance_now({TP0}))
+            await asyncio.sleep(0.05)
+            hold.release.set()
+            await rebalance
+            transport.block.set()
+            await transport.wait_for(lambda: transport.committed.get(TP0) == 12 or task.done(), timeout=15)
+            assert not task.done(), task.exception()
+        assert transport.cancelled >= 1
+        assert sorted(source_offsets(transport).items()) == [(o, 1) for o in range(12)]
 
     run(scenario)
 
