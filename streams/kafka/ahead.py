@@ -26,15 +26,18 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 
 from streams.kafka.transport import TopicPartition, Transport
 from streams.pipeline.records import Message
 from streams.settings import Settings
 
-__all__ = ["Polled", "ReadAhead"]
+__all__ = ["Polled", "Read", "ReadAhead"]
 
 log = logging.getLogger("streams.kafka.worker")
 Polled = dict[TopicPartition, list[Message]]
+#: a poll's records and when the client returned them (``perf_counter``): a batch's latency runs from there
+Read = tuple[Polled, float]
 
 
 class ReadAhead:
@@ -43,18 +46,22 @@ class ReadAhead:
     settings: Settings
     transport: Transport
     #: the poll being read (started ahead, during the last poll's processing, or by ``_poll``), until taken
-    _next: asyncio.Task[Polled] | None
+    _next: asyncio.Task[Read] | None
     #: from a revoke to the assignment that follows: no poll is read ahead meanwhile
     _rebalancing: bool
 
     def _rewind(self, tp: TopicPartition, offset: int) -> None:
         raise NotImplementedError
 
-    def _reading(self, max_records: int, timeout_ms: int) -> asyncio.Task[Polled]:
+    def _reading(self, max_records: int, timeout_ms: int) -> asyncio.Task[Read]:
         """The poll being read, else a new one started."""
         if self._next is None:
-            self._next = asyncio.ensure_future(self.transport.poll(max_records, timeout_ms))
+            self._next = asyncio.ensure_future(self._read(max_records, timeout_ms))
         return self._next
+
+    async def _read(self, max_records: int, timeout_ms: int) -> Read:
+        polled = await self.transport.poll(max_records, timeout_ms)
+        return polled, time.perf_counter()
 
     def _read_ahead(self, max_records: int, timeout_ms: int) -> None:
         """Start reading the next poll now, while the current one is processed (when ``poll_ahead`` allows)."""
@@ -70,7 +77,7 @@ class ReadAhead:
         if not task.done():
             task.cancel()  # _poll sees an empty poll
         elif not task.cancelled() and task.exception() is None:
-            polled = task.result()
+            polled = task.result()[0]
             for tp in revoked:
                 if polled.pop(tp, None) is not None:
                     log.info("dropping the records of %s[%d] read before its revoke", tp.topic, tp.partition)

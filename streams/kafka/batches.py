@@ -31,7 +31,7 @@ from operator import attrgetter
 from typing import TYPE_CHECKING, Any
 
 from streams.errors import CommitRefusedError, SettingsError, TransportError
-from streams.kafka.ahead import Polled, ReadAhead
+from streams.kafka.ahead import Read, ReadAhead
 from streams.kafka.backpressure import EventDelivery
 from streams.kafka.connection import backoff
 from streams.kafka.observers import HealthObserver, LifecycleObserver, MetricsObserver, Observers, WorkerObserver
@@ -118,7 +118,7 @@ class BatchWorker(ExactlyOnce, ReadAhead):
         self._reread: dict[TopicPartition, int] = {}
         self._open: OpenTransaction | None = None
         self._ahead: list[Ahead] = []
-        self._next: asyncio.Task[Polled] | None = None  # the poll being read (ahead): streams.kafka.ahead
+        self._next: asyncio.Task[Read] | None = None  # the poll being read (ahead): streams.kafka.ahead
         self._rebalancing = False
         if transport is None:
             from streams.kafka.aiokafka_transport import AIOKafkaTransport
@@ -188,7 +188,7 @@ class BatchWorker(ExactlyOnce, ReadAhead):
         try:
             # one batch's worth per poll: under load a poll returns one partition's full batch at once, and the
             # time from a poll to its commit is one batch's processing, not one per owned partition
-            polled = await self._poll(size, self._poll_timeout_ms())
+            polled, polled_at = await self._poll(size, self._poll_timeout_ms())
         except TransportError as exc:
             self._poll_failures += 1
             cause = exc.__cause__ or exc
@@ -198,7 +198,6 @@ class BatchWorker(ExactlyOnce, ReadAhead):
             await asyncio.sleep(1.0)
             return
         self._poll_failures = 0
-        polled_at = time.perf_counter()
         self.observers.on_poll(transport.subscribed)
         if self.event_delivery.paused:
             self._unread_paused(polled, self.event_delivery.paused)  # paused after it was read ahead
@@ -216,7 +215,7 @@ class BatchWorker(ExactlyOnce, ReadAhead):
             await self._reap()
         await self._backpressure(wait=not polled)
 
-    async def _poll(self, max_records: int, timeout_ms: int) -> Polled:
+    async def _poll(self, max_records: int, timeout_ms: int) -> Read:
         """The poll read ahead, else ``transport.poll``, committing the batches acknowledged meanwhile: a poll may
         take up to ``batch_max_latency_ms`` while its batch fills, and the previous batches' commits do not wait for
         it. Empty when a revoke cancelled it (``ReadAhead._revoke_read``)."""
@@ -229,7 +228,7 @@ class BatchWorker(ExactlyOnce, ReadAhead):
                 waiting = [f for q in self._pending.values() if q for f in (*q[0].futures, *q[0].event_futures)
                            if not f.done()]  # fmt: skip
                 await asyncio.wait([poll, *waiting], return_when=asyncio.FIRST_COMPLETED)
-            return {} if poll.cancelled() else poll.result()
+            return ({}, time.perf_counter()) if poll.cancelled() else poll.result()
         finally:
             if self._next is poll:
                 self._next = None
