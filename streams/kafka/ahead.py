@@ -49,28 +49,55 @@ class ReadAhead:
     _next: asyncio.Task[Read] | None
     #: from a revoke to the assignment that follows: no poll is read ahead meanwhile
     _rebalancing: bool
+    #: the read ahead due later in this poll's processing; the last read's and the last processing's seconds
+    _ahead_timer: asyncio.TimerHandle | None
+    _read_s: float
+    _processing: tuple[float, float]  # (started, seconds of the last one)
 
     def _rewind(self, tp: TopicPartition, offset: int) -> None:
         raise NotImplementedError
 
     def _reading(self, max_records: int, timeout_ms: int) -> asyncio.Task[Read]:
-        """The poll being read, else a new one started."""
+        """The poll being read, else a new one started (a read ahead due later starts now)."""
+        if self._ahead_timer is not None:
+            self._ahead_timer.cancel()
+            self._ahead_timer = None
         if self._next is None:
             self._next = asyncio.ensure_future(self._read(max_records, timeout_ms))
         return self._next
 
     async def _read(self, max_records: int, timeout_ms: int) -> Read:
+        started = time.perf_counter()
         polled = await self.transport.poll(max_records, timeout_ms)
-        return polled, time.perf_counter()
+        now = time.perf_counter()
+        self._read_s = now - started
+        return polled, now
 
     def _read_ahead(self, max_records: int, timeout_ms: int) -> None:
-        """Start reading the next poll now, while the current one is processed (when ``poll_ahead`` allows)."""
-        if self.settings.poll_ahead and not self._rebalancing:
+        """Read the next poll while the current one is processed (when ``poll_ahead`` allows), started so that it
+        ends about when the processing does, by the last poll's times: a poll read early only waits (its latency
+        runs from its read), a late one leaves the loop idle."""
+        self._processing = (time.perf_counter(), self._processing[1])
+        if not self.settings.poll_ahead or self._rebalancing or self._next is not None:
+            return
+        delay = self._processing[1] - 2 * self._read_s
+        if delay < 0.002:
             self._reading(max_records, timeout_ms)
+        else:
+            self._ahead_timer = asyncio.get_running_loop().call_later(delay, self._reading, max_records, timeout_ms)
+
+    def _processed(self) -> None:
+        """The poll's processing ended (the worker polls again): its seconds time the next read ahead."""
+        started = self._processing[0]
+        if started:
+            self._processing = (0.0, time.perf_counter() - started)
 
     def _revoke_read(self, revoked: set[TopicPartition]) -> None:
         """At a revoke: cancel the poll being read, or drop the revoked partitions from the poll read (see above)."""
         self._rebalancing = True
+        if self._ahead_timer is not None:
+            self._ahead_timer.cancel()
+            self._ahead_timer = None
         task = self._next
         if task is None or task is asyncio.current_task():  # the in-memory transport rebalances within its poll
             return
@@ -89,6 +116,9 @@ class ReadAhead:
 
     async def _end_read(self) -> None:
         """Stop: drop the poll being read (awaited briefly, then cancelled); it is read again by the next owner."""
+        if self._ahead_timer is not None:
+            self._ahead_timer.cancel()
+            self._ahead_timer = None
         task, self._next = self._next, None
         if task is None:
             return

@@ -11,7 +11,8 @@ the key partitioner). Offsets are committed only after every output of a batch i
 acknowledged (``acks=all``), up to ``max_inflight_batches`` batches in flight;
 revoked partitions are drained and committed before release; a batch whose
 processing raises is retried with backoff (only its partition paused) and then
-dead-lettered as ``internal.<Exception>``; at most two polls' records await acknowledgement. ``exactly_once``
+dead-lettered as ``internal.<Exception>``; at most two polls' records await acknowledgement. After a full poll the
+next one is read while it is processed (:mod:`streams.kafka.ahead`). ``exactly_once``
 makes each poll one Kafka transaction. Semantics and numbers: ``docs/delivery.md``.
 
 Kafka I/O goes through a :class:`~streams.kafka.transport.Transport` (aiokafka, or the in-memory
@@ -120,6 +121,8 @@ class BatchWorker(ExactlyOnce, ReadAhead):
         self._ahead: list[Ahead] = []
         self._next: asyncio.Task[Read] | None = None  # the poll being read (ahead): streams.kafka.ahead
         self._rebalancing = False
+        self._ahead_timer: asyncio.TimerHandle | None = None
+        self._read_s, self._processing = 0.0, (0.0, 0.0)
         if transport is None:
             from streams.kafka.aiokafka_transport import AIOKafkaTransport
 
@@ -218,7 +221,8 @@ class BatchWorker(ExactlyOnce, ReadAhead):
     async def _poll(self, max_records: int, timeout_ms: int) -> Read:
         """The poll read ahead, else ``transport.poll``, committing the batches acknowledged meanwhile: a poll may
         take up to ``batch_max_latency_ms`` while its batch fills, and the previous batches' commits do not wait for
-        it. Empty when a revoke cancelled it (``ReadAhead._revoke_read``)."""
+        it; with when the client returned it. Empty when a revoke cancelled it (``ReadAhead._revoke_read``)."""
+        self._processed()
         poll = self._reading(max_records, timeout_ms)
         try:
             while not poll.done():

@@ -109,8 +109,9 @@ class ExactlyOnce(PollBatches):
     _open: OpenTransaction | None
     #: polls processed while the last transaction commits, sent in the next one
     _ahead: list[Ahead]
-    #: the next poll being read meanwhile (streams.kafka.ahead)
+    #: the next poll being read meanwhile, or due to be (streams.kafka.ahead)
     _next: asyncio.Task[Any] | None
+    _ahead_timer: asyncio.TimerHandle | None
 
     def _done(self, batches: Sequence[InFlight], now: float | None = None) -> None:
         raise NotImplementedError
@@ -122,15 +123,17 @@ class ExactlyOnce(PollBatches):
                     **kwargs: Any) -> R:  # fmt: skip
         """``fn(*args, **kwargs)``: processing a batch (pure, CPU-bound), in a thread while the event loop has
         other work: a transaction committing in the background (adding partitions and offsets, the produce
-        requests and ending it are round trips that each need the loop), or batches awaiting acknowledgement
-        (committed as soon as acknowledged). Inline, a poll's processing held the loop for its whole duration:
+        requests and ending it are round trips that each need the loop), batches awaiting acknowledgement
+        (committed as soon as acknowledged), or the next poll being read (unpacking its records: poll ahead,
+        :mod:`streams.kafka.ahead`). Inline, a poll's processing held the loop for its whole duration:
         the "background" commit only progressed, and acknowledged batches were only committed, once it was over.
         Inline when nothing waits (a thread costs more than it saves then), unless the messages it processes
         (``load``) may hold more than :data:`INLINE_MAX_RECORDS` records: the loop also sends the consumer's
         heartbeats and serves ``/metrics``. With stages (stream time) too: the observers on the loop touch their
         state only holding its lock (``streams.windows.stream.StreamTime.lock``)."""
         committing = self._committing
-        busy = (committing is not None and not committing.done()) or (self._next is not None and not self._next.done())
+        reading = self._ahead_timer is not None or (self._next is not None and not self._next.done())
+        busy = (committing is not None and not committing.done()) or reading
         if not busy and (self.settings.exactly_once or not self._pending) and records_in(load) <= INLINE_MAX_RECORDS:
             return fn(*args, **kwargs)
         work = asyncio.ensure_future(asyncio.to_thread(fn, *args, **kwargs))
