@@ -132,7 +132,7 @@ class Settings(BaseSettings):
         8, ge=1, description="Batches whose outputs may await broker acknowledgement before polling pauses."
     )
     poll_ahead: bool = Field(
-        True, description="Read the next poll while the current one is processed, on a backlog (full polls)."
+        False, description="Read the next poll while the current one is processed, on a backlog (full polls)."
     )
     batch_retries: int = Field(
         3, ge=0, description="Retries of a batch whose processing raised, before its messages are dead-lettered."

@@ -96,7 +96,7 @@ def setup(n: int, **settings: Any) -> tuple[Counting, Any, Hold]:
     transport = Counting(sources=[TOPIC], partitions={TOPIC: 1})
     for r in generate_feature_records(n, seed=11).records:
         transport.produce(TOPIC, orjson.dumps(r))
-    worker = worker_for(transport, batch_max_records=4, batch_retries=3, **settings)
+    worker = worker_for(transport, batch_max_records=4, batch_retries=3, poll_ahead=True, **settings)
     hold = Hold(worker.bindings[TOPIC])
     worker.bindings[TOPIC] = hold  # type: ignore[assignment]
     return transport, worker, hold
