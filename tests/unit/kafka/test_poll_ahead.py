@@ -57,6 +57,7 @@ class Counting(InMemoryTransport):
         self.stall_after: int | None = None  # the polls after this many wait for ``block``
         self.fill_holds = False
         self.commit_gate: asyncio.Event | None = None  # exactly-once: the first commit waits for it, then fails
+        self.fail_more = 0  # exactly-once: commits failing at once after that one
 
     async def poll(self, max_records: int, timeout_ms: int) -> dict[Any, list[Message]]:
         try:
@@ -83,6 +84,9 @@ class Counting(InMemoryTransport):
         if gate is not None:
             await gate.wait()
             raise RuntimeError("the transaction coordinator fenced this producer")
+        if self.fail_more:
+            self.fail_more -= 1
+            raise RuntimeError("the transaction timed out")
         await super().commit_transaction()
 
 
@@ -216,3 +220,35 @@ def test_an_aborted_transaction_drops_the_poll_read_ahead() -> None:
         assert [c[TP0] for c in transport.commits] == sorted(c[TP0] for c in transport.commits)
 
     run(scenario)
+
+
+def test_a_transaction_of_dropped_batches_aborted_before_the_re_read_reads_again_from_the_rewind() -> None:
+    """As above, and the next transaction, holding only poll 4 (dropped: read before the rewind), fails too. Its
+    partition must still be read again from 0: from 12 (poll 4's first offset), 0-11 were never written and every
+    later batch is dropped as read before the rewind to 0 (the partition stalls). Two guards: a transaction's first
+    offsets are those of the batches it sent, and a rewind never goes past an earlier one not read again."""
+    transport, worker, hold = setup(24, exactly_once=True, transaction_max_records=8)
+    gate = transport.commit_gate = asyncio.Event()
+    transport.fail_more = 1
+    hold.release.set()
+
+    async def scenario() -> None:
+        async with running(worker) as task:
+            await transport.wait_for(lambda: transport.returned >= 4)
+            await asyncio.sleep(0.05)
+            gate.set()
+            await transport.wait_for(lambda: transport.committed.get(TP0) == 24 or task.done(), timeout=20)
+            assert not task.done(), task.exception()
+        assert transport.fail_more == 0
+        assert sorted(source_offsets(transport).items()) == [(o, 1) for o in range(24)]
+
+    run(scenario)
+
+
+def test_a_rewind_before_the_re_read_of_an_earlier_one_goes_back_to_the_earlier() -> None:
+    transport = InMemoryTransport(sources=[TOPIC], partitions={TOPIC: 1})
+    worker = worker_for(transport)
+    worker._rewind(TP0, 4)
+    worker._rewind(TP0, 12)  # nothing from 4 was submitted since: 4-11 must be read again too
+    assert transport.seeks == [(TP0, 4), (TP0, 4)]
+    assert worker._behind(TP0, 12) and not worker._behind(TP0, 4)
