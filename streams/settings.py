@@ -110,7 +110,7 @@ class Settings(BaseSettings):
         "polls; 0: it commits after its polls (those processed while the last one committed).",
     )
     transaction_max_records: int = Field(
-        10_000,
+        5_000,
         ge=1,
         description="Exactly-once: most records of one transaction (its polls processed ahead, or kept open for).",
     )
