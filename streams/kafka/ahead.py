@@ -1,4 +1,5 @@
-"""Reading the next poll while the current one is processed ("poll ahead"; a mixin of the batch worker).
+"""Reading the next poll while the current one is processed ("poll ahead", ``STREAMS_POLL_AHEAD``, off by default:
+measured in ``docs/delivery.md``; a mixin of the batch worker).
 
 On a backlog the event loop's share of a record (aiokafka's ``getmany`` unpacking it, ~4 us) and the processing
 thread's (decode, validation, outputs; polars releases the GIL for much of it) can overlap on two cores: after a
