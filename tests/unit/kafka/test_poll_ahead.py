@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import orjson
+import pytest
 
 from streams.pipeline.binding import Binding
 from streams.pipeline.records import BatchResult, Message
@@ -100,7 +101,7 @@ def setup(n: int, **settings: Any) -> tuple[Counting, Any, Hold]:
     transport = Counting(sources=[TOPIC], partitions={TOPIC: 1})
     for r in generate_feature_records(n, seed=11).records:
         transport.produce(TOPIC, orjson.dumps(r))
-    worker = worker_for(transport, batch_max_records=4, batch_retries=3, poll_ahead=True, **settings)
+    worker = worker_for(transport, batch_max_records=4, batch_retries=3, **({"poll_ahead": True} | settings))
     hold = Hold(worker.bindings[TOPIC])
     worker.bindings[TOPIC] = hold  # type: ignore[assignment]
     return transport, worker, hold
@@ -147,6 +148,29 @@ def test_a_revoke_cancels_a_poll_still_reading_ahead() -> None:
             assert not task.done(), task.exception()
         assert transport.cancelled >= 1
         assert sorted(source_offsets(transport).items()) == [(o, 1) for o in range(12)]
+
+    run(scenario)
+
+
+@pytest.mark.parametrize("exactly_once", [False, True], ids=["at-least-once", "exactly-once"])
+def test_a_revoke_cancels_a_poll_being_read_without_poll_ahead(exactly_once: bool) -> None:
+    """The same race without poll ahead (the default): the poll holds 0-3 while its fill waits for more when the
+    partition is revoked and given back from its committed offset 0. Before, 0-3 were written twice (in committed
+    transactions too)."""
+    transport, worker, hold = setup(8, poll_ahead=False, exactly_once=exactly_once)
+    transport.fill_holds = True
+    transport.block.clear()
+    hold.release.set()
+
+    async def scenario() -> None:
+        async with running(worker) as task:
+            await transport.wait_for(lambda: transport.highwater(TP0) == 8 and bool(transport._positions.get(TP0)))
+            await transport.rebalance_now({TP0})
+            transport.block.set()
+            await transport.wait_for(lambda: transport.committed.get(TP0) == 8 or task.done(), timeout=15)
+            assert not task.done(), task.exception()
+        assert transport.cancelled >= 1
+        assert sorted(source_offsets(transport).items()) == [(o, 1) for o in range(8)]
 
     run(scenario)
 
