@@ -110,7 +110,7 @@ class Settings(BaseSettings):
         "polls; 0: it commits after its polls (those processed while the last one committed).",
     )
     transaction_max_records: int = Field(
-        10_000,
+        5_000,
         ge=1,
         description="Exactly-once: most records of one transaction (its polls processed ahead, or kept open for).",
     )
@@ -130,6 +130,9 @@ class Settings(BaseSettings):
     )
     max_inflight_batches: int = Field(
         8, ge=1, description="Batches whose outputs may await broker acknowledgement before polling pauses."
+    )
+    poll_ahead: bool = Field(
+        False, description="Read the next poll while the current one is processed, on a backlog (full polls)."
     )
     batch_retries: int = Field(
         3, ge=0, description="Retries of a batch whose processing raised, before its messages are dead-lettered."

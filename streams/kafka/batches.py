@@ -11,7 +11,8 @@ the key partitioner). Offsets are committed only after every output of a batch i
 acknowledged (``acks=all``), up to ``max_inflight_batches`` batches in flight;
 revoked partitions are drained and committed before release; a batch whose
 processing raises is retried with backoff (only its partition paused) and then
-dead-lettered as ``internal.<Exception>``; at most two polls' records await acknowledgement. ``exactly_once``
+dead-lettered as ``internal.<Exception>``; at most two polls' records await acknowledgement. After a full poll the
+next one is read while it is processed (:mod:`streams.kafka.ahead`). ``exactly_once``
 makes each poll one Kafka transaction. Semantics and numbers: ``docs/delivery.md``.
 
 Kafka I/O goes through a :class:`~streams.kafka.transport.Transport` (aiokafka, or the in-memory
@@ -31,6 +32,7 @@ from operator import attrgetter
 from typing import TYPE_CHECKING, Any
 
 from streams.errors import CommitRefusedError, SettingsError, TransportError
+from streams.kafka.ahead import Read, ReadAhead
 from streams.kafka.backpressure import EventDelivery
 from streams.kafka.connection import backoff
 from streams.kafka.observers import HealthObserver, LifecycleObserver, MetricsObserver, Observers, WorkerObserver
@@ -70,7 +72,7 @@ def tune_gc() -> None:
     gc.set_threshold(50_000, 20, 100)
 
 
-class BatchWorker(ExactlyOnce):
+class BatchWorker(ExactlyOnce, ReadAhead):
     """Consume every bound topic in one group, validate per poll and topic, produce, commit per partition after ack.
 
     ``transport`` defaults to :class:`~streams.kafka.aiokafka_transport.AIOKafkaTransport`;
@@ -117,6 +119,10 @@ class BatchWorker(ExactlyOnce):
         self._reread: dict[TopicPartition, int] = {}
         self._open: OpenTransaction | None = None
         self._ahead: list[Ahead] = []
+        self._next: asyncio.Task[Read] | None = None  # the poll being read (ahead): streams.kafka.ahead
+        self._rebalancing = False
+        self._ahead_timer: asyncio.TimerHandle | None = None
+        self._read_s, self._processing = 0.0, (0.0, 0.0)
         if transport is None:
             from streams.kafka.aiokafka_transport import AIOKafkaTransport
 
@@ -163,6 +169,7 @@ class BatchWorker(ExactlyOnce):
     async def _shutdown(self) -> None:
         self._stop.set()
         try:
+            await self._end_read()
             if self.transport.connected:
                 async with self._lock:
                     await self._drain(set(self._pending))
@@ -184,7 +191,7 @@ class BatchWorker(ExactlyOnce):
         try:
             # one batch's worth per poll: under load a poll returns one partition's full batch at once, and the
             # time from a poll to its commit is one batch's processing, not one per owned partition
-            polled = await self._poll(size, self._poll_timeout_ms())
+            polled, polled_at = await self._poll(size, self._poll_timeout_ms())
         except TransportError as exc:
             self._poll_failures += 1
             cause = exc.__cause__ or exc
@@ -194,12 +201,16 @@ class BatchWorker(ExactlyOnce):
             await asyncio.sleep(1.0)
             return
         self._poll_failures = 0
-        polled_at = time.perf_counter()
         self.observers.on_poll(transport.subscribed)
+        if self.event_delivery.paused:
+            self._unread_paused(polled, self.event_delivery.paused)  # paused after it was read ahead
+        full = sum(map(len, polled.values())) >= size
+        if full and not self._stop.is_set() and not self.event_delivery.blocked:
+            self._read_ahead(size, self._poll_timeout_ms())  # the next poll, read while this one is processed
         batches = [(tp, ms[i : i + size]) for tp, ms in polled.items() for i in range(0, len(ms), size)]
         if self.settings.exactly_once and (polled or self._open or self._ahead or self._committing):
             async with self._lock:  # an idle poll commits what is open and accounts for the last transaction
-                await self._transaction(batches, polled_at, full=sum(map(len, polled.values())) >= size)
+                await self._transaction(batches, polled_at, full=full)
         elif polled:
             async with self._lock:  # a topic's partition batches decoded and validated together: streams.kafka.polls
                 await self._submit_poll(await self._prepare(batches), polled_at, reap=True)
@@ -207,10 +218,12 @@ class BatchWorker(ExactlyOnce):
             await self._reap()
         await self._backpressure(wait=not polled)
 
-    async def _poll(self, max_records: int, timeout_ms: int) -> dict[TopicPartition, list[Message]]:
-        """``transport.poll``, committing the batches acknowledged meanwhile: a poll may take up to
-        ``batch_max_latency_ms`` while its batch fills, and the previous batches' commits do not wait for it."""
-        poll = asyncio.ensure_future(self.transport.poll(max_records, timeout_ms))
+    async def _poll(self, max_records: int, timeout_ms: int) -> Read:
+        """The poll read ahead, else ``transport.poll``, committing the batches acknowledged meanwhile: a poll may
+        take up to ``batch_max_latency_ms`` while its batch fills, and the previous batches' commits do not wait for
+        it; with when the client returned it. Empty when a revoke cancelled it (``ReadAhead._revoke_read``)."""
+        self._processed()
+        poll = self._reading(max_records, timeout_ms)
         try:
             while not poll.done():
                 if any(q and q[0].done() for q in self._pending.values()):
@@ -218,11 +231,11 @@ class BatchWorker(ExactlyOnce):
                         await self._reap()
                 waiting = [f for q in self._pending.values() if q for f in (*q[0].futures, *q[0].event_futures)
                            if not f.done()]  # fmt: skip
-                if not waiting:
-                    break  # nothing in flight to commit: wait for the poll alone
                 await asyncio.wait([poll, *waiting], return_when=asyncio.FIRST_COMPLETED)
-            return await poll
+            return ({}, time.perf_counter()) if poll.cancelled() else poll.result()
         finally:
+            if self._next is poll:
+                self._next = None
             if not poll.done():
                 poll.cancel()
 
@@ -269,13 +282,12 @@ class BatchWorker(ExactlyOnce):
     async def _retry_later(self, tp: TopicPartition, first: int, attempt: int, exc: BaseException, stage: str) -> None:
         """Re-read the batch from ``first`` after a backoff, pausing only this partition."""
         self._attempts[(tp, first)] = (attempt, exc, stage)
-        self._rewound[tp] = min(self._rewound.get(tp, first), first)  # later batches read before: dropped
         delay = backoff(self.settings, max(attempt, 1))
         log.error("%s failed (attempt %d of %d), retrying the batch in %.1fs: %r", stage, attempt,
                   self.settings.batch_retries + 1, delay, exc, extra=log_extra(tp.topic, tp.partition, first),
                   exc_info=stage == "process")  # fmt: skip
         await self.observers.on_batch_error(tp, first, stage, exc)
-        self.transport.seek(tp, first)
+        self._rewind(tp, first)
         self.transport.pause(tp)
         asyncio.get_running_loop().call_later(delay, self._resume, tp)
 
@@ -411,6 +423,7 @@ class BatchWorker(ExactlyOnce):
     # --- rebalances (the transport's assignment callbacks) ---------------------------------------------
 
     async def partitions_revoked(self, revoked: set[TopicPartition]) -> None:
+        self._revoke_read(set(revoked))  # the poll being read holds records of the old assignment
         async with self._lock:  # no batch is half-submitted; an exactly-once transaction is complete (_drain)
             await self._drain(set(revoked) & set(self._pending))
             self._owned -= set(revoked)
@@ -428,3 +441,4 @@ class BatchWorker(ExactlyOnce):
             self._owned |= set(assigned)
             self._attempts = {k: v for k, v in self._attempts.items() if k[0] in self._owned}  # kept if still ours
             await self.observers.on_assign(set(assigned))
+            self._rebalancing = False

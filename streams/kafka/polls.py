@@ -25,7 +25,7 @@ from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from streams.kafka.outputs import OutputLimits
-from streams.kafka.transport import TopicPartition
+from streams.kafka.transport import TopicPartition, Transport
 from streams.pipeline.records import BatchResult, Message, OutRecord
 from streams.settings import Settings
 
@@ -67,6 +67,7 @@ class PollBatches:
     """Process a poll's partition batches (a topic's in one call when it can) and submit them."""
 
     settings: Settings
+    transport: Transport
     worker_id: str
     bindings: dict[str, Binding]
     outputs: OutputLimits
@@ -98,8 +99,10 @@ class PollBatches:
                 groups.setdefault(tp.topic, []).append((tp, messages))
         prepared: list[Prepared] = []
         for g, group in enumerate(groups.values()):
-            # in a thread while a transaction commits, batches await acknowledgement, or the poll is heavy
-            together = await self._call(self._together, group, load=[ms for _, ms in group])
+            # in a thread while a transaction commits, batches await acknowledgement, a poll is read ahead, or the
+            # poll is heavy
+            together = await self._call(self._together, group, load=[ms for _, ms in group]) if self._joint(
+                group) else None  # fmt: skip
             fitted = await self._fit_together(group, together) if together is not None else None
             if fitted is None:
                 for tp, messages in group:
@@ -123,14 +126,16 @@ class PollBatches:
                           len(group), group[0][0].topic)  # fmt: skip
             return None
 
+    def _joint(self, group: Sequence[tuple[TopicPartition, Sequence[Message]]]) -> bool:
+        """True when the batches of ``group`` may be routed in one call: several partitions, one batch each, none
+        retried (its attempts and give-up are its own)."""
+        if len(group) < 2 or len({tp for tp, _ in group}) < len(group):
+            return False
+        return not any((tp, messages[0].offset) in self._attempts for tp, messages in group)
+
     def _together(self, group: Sequence[tuple[TopicPartition, Sequence[Message]]]) -> list[BatchResult] | None:
         """The batches of one topic routed in one call, split per partition; None: process them one by one."""
         binding = self.bindings[group[0][0].topic]
-        tps = {tp for tp, _ in group}
-        if len(group) < 2 or len(tps) < len(group):
-            return None
-        if any((tp, messages[0].offset) in self._attempts for tp, messages in group):
-            return None  # a retried batch: its attempts and give-up are its own
         try:
             results = binding.process_poll([messages for _, messages in group], worker_id=self.worker_id)
         except Exception:
@@ -138,6 +143,13 @@ class PollBatches:
                           len(group), binding.topic)  # fmt: skip
             return None
         return results if len(results) == len(group) else None
+
+    def _rewind(self, tp: TopicPartition, offset: int) -> None:
+        """Read ``tp`` again from ``offset``: batches of it read before at later offsets (processed, or a poll read
+        ahead: :mod:`streams.kafka.ahead`) are dropped until the re-read reaches ``offset`` (``_behind``). From an
+        earlier rewind not read again yet, if any: nothing of the partition from there was submitted since."""
+        self._rewound[tp] = offset = min(self._rewound.get(tp, offset), offset)
+        self.transport.seek(tp, offset)
 
     def _behind(self, tp: TopicPartition, first: int) -> bool:
         """True for a batch read before its partition was rewound to an earlier, failed batch (``_rewound``): it is

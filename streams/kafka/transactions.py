@@ -76,6 +76,12 @@ class Ahead:
     prepared: list[Prepared] | None = None
 
 
+def _earliest(a: dict[TopicPartition, int], b: dict[TopicPartition, int]) -> dict[TopicPartition, int]:
+    """The earliest first offset of each partition of ``a`` and ``b``: a poll read before a rewind (dropped) has
+    later offsets than the re-read, which a transaction aborted later must be read again from."""
+    return {tp: min(a.get(tp, o), b.get(tp, o)) for tp, o in (b | a).items()}
+
+
 def _raise_refused(pending: Iterable[Iterable[InFlight]]) -> None:
     """Raise the error of an output the transport refused at once (a failed future: an event whose topic is denied
     or deleted, ``EventDelivery``): it never reached the producer, so the transaction would commit without it."""
@@ -103,6 +109,9 @@ class ExactlyOnce(PollBatches):
     _open: OpenTransaction | None
     #: polls processed while the last transaction commits, sent in the next one
     _ahead: list[Ahead]
+    #: the next poll being read meanwhile, or due to be (streams.kafka.ahead)
+    _next: asyncio.Task[Any] | None
+    _ahead_timer: asyncio.TimerHandle | None
 
     def _done(self, batches: Sequence[InFlight], now: float | None = None) -> None:
         raise NotImplementedError
@@ -114,15 +123,17 @@ class ExactlyOnce(PollBatches):
                     **kwargs: Any) -> R:  # fmt: skip
         """``fn(*args, **kwargs)``: processing a batch (pure, CPU-bound), in a thread while the event loop has
         other work: a transaction committing in the background (adding partitions and offsets, the produce
-        requests and ending it are round trips that each need the loop), or batches awaiting acknowledgement
-        (committed as soon as acknowledged). Inline, a poll's processing held the loop for its whole duration:
+        requests and ending it are round trips that each need the loop), batches awaiting acknowledgement
+        (committed as soon as acknowledged), or the next poll being read (unpacking its records: poll ahead,
+        :mod:`streams.kafka.ahead`). Inline, a poll's processing held the loop for its whole duration:
         the "background" commit only progressed, and acknowledged batches were only committed, once it was over.
         Inline when nothing waits (a thread costs more than it saves then), unless the messages it processes
         (``load``) may hold more than :data:`INLINE_MAX_RECORDS` records: the loop also sends the consumer's
         heartbeats and serves ``/metrics``. With stages (stream time) too: the observers on the loop touch their
         state only holding its lock (``streams.windows.stream.StreamTime.lock``)."""
         committing = self._committing
-        busy = committing is not None and not committing.done()
+        reading = self._ahead_timer is not None or (self._next is not None and not self._next.done())
+        busy = (committing is not None and not committing.done()) or reading
         if not busy and (self.settings.exactly_once or not self._pending) and records_in(load) <= INLINE_MAX_RECORDS:
             return fn(*args, **kwargs)
         work = asyncio.ensure_future(asyncio.to_thread(fn, *args, **kwargs))
@@ -169,13 +180,13 @@ class ExactlyOnce(PollBatches):
             except Exception as exc:
                 self._open = None
                 firsts = dict(tx.firsts) if tx is not None else {}
-                for later in polls[i:]:  # the earliest first offset of each partition
-                    firsts = later.firsts | firsts
+                for later in polls[i:]:
+                    firsts = _earliest(firsts, later.firsts)
                 await self._aborted(exc, firsts)
                 return
-            for tp, first in a.firsts.items():
-                tx.firsts.setdefault(tp, first)
-            tx.batches += [b for q in self._pending.values() for b in q]
+            sent = [b for q in self._pending.values() for b in q]  # not a batch dropped (read before a rewind)
+            tx.firsts = _earliest(tx.firsts, {b.tp: b.first for b in reversed(sent)})
+            tx.batches += sent
             self._pending.clear()
             tx.records += a.records
         tx = self._open
@@ -242,10 +253,10 @@ class ExactlyOnce(PollBatches):
         ahead, self._ahead = self._ahead, []
         firsts: dict[TopicPartition, int] = {}
         for a in ahead:
-            firsts = a.firsts | firsts  # the earliest first offset of each partition
+            firsts = _earliest(firsts, a.firsts)
         for tp, first in firsts.items():
             if tp in self._owned and tp not in (reread or {}):
-                self.transport.seek(tp, first)
+                self._rewind(tp, first)
 
     async def _aborted(self, exc: BaseException, firsts: dict[TopicPartition, int]) -> None:
         log.error("transaction failed, aborting; its polls are read again: %r", exc)
@@ -253,6 +264,6 @@ class ExactlyOnce(PollBatches):
             await self.transport.abort_transaction()
         for tp, first in firsts.items():
             if tp in self._owned:
-                self.transport.seek(tp, first)
+                self._rewind(tp, first)  # the polls read since (ahead) are dropped until the re-read
         self._pending.clear()
         await asyncio.sleep(1.0)
