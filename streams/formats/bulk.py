@@ -85,6 +85,7 @@ class BulkReader:
             # are not proven only (a proven value is a written row: one line, {...}; see _whole)
             values = cast(list[bytes], every)
             joined = b"\n".join(values)
+            learnt = self.order
             self._learn_order(values[0])
             parsed = self._parse(joined, n)
             frame, written = (None, b"") if isinstance(parsed, Exception) else parsed
@@ -102,6 +103,7 @@ class BulkReader:
                 idx = list(range(n))
                 self._read(values, idx, 0, n, frames, proven, joined, parsed)
                 return self._proven(frames, proven, n)
+            self.order = learnt  # not read in bulk: the order is learnt from the batch's first candidate, if any
         idx, values, joined = self._candidates(messages, limit, every, common)
         if len(idx) < max(self.min_batch, 1):
             return self._empty(), []
