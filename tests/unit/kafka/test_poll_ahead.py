@@ -7,18 +7,16 @@ first poll's processing is held (in a thread: a poll is being read) until the po
 from __future__ import annotations
 
 import asyncio
-import threading
 from collections import Counter
-from collections.abc import Sequence
 from typing import Any
 
 import orjson
 import pytest
 
-from streams.pipeline.binding import Binding
-from streams.pipeline.records import BatchResult, Message
+from streams.pipeline.records import Message
 from streams.testing import generate_feature_records
 from streams.testing.transport import InMemoryTransport
+from tests.unit.kafka.test_redteam3_rewind import HoldSecond
 from tests.unit.kafka.test_worker_inmemory import TOPIC, TP0, run, running, worker_for
 
 OUTPUTS = (f"{TOPIC}.validated", f"{TOPIC}.quarantine", f"{TOPIC}.dlq")
@@ -28,23 +26,6 @@ class Refused(Exception):
     """A produce refused (not retriable)."""
 
     retriable = False
-
-
-class Hold:
-    """A binding whose call for the batch starting at ``offset`` waits until ``release`` is set."""
-
-    def __init__(self, inner: Binding, offset: int = 0) -> None:
-        self.inner, self.offset = inner, offset
-        self.started, self.release = threading.Event(), threading.Event()
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.inner, name)
-
-    def process(self, messages: Sequence[Message], *, worker_id: str) -> BatchResult:
-        if messages[0].offset == self.offset and not self.release.is_set():
-            self.started.set()
-            self.release.wait(timeout=10.0)
-        return self.inner.process(messages, worker_id=worker_id)
 
 
 class Counting(InMemoryTransport):
@@ -97,12 +78,12 @@ def source_offsets(transport: InMemoryTransport) -> Counter[int]:
     return Counter(offsets[m.value] for t in OUTPUTS for m in transport.records(t) if m.value in offsets)
 
 
-def setup(n: int, **settings: Any) -> tuple[Counting, Any, Hold]:
+def setup(n: int, **settings: Any) -> tuple[Counting, Any, HoldSecond]:
     transport = Counting(sources=[TOPIC], partitions={TOPIC: 1})
     for r in generate_feature_records(n, seed=11).records:
         transport.produce(TOPIC, orjson.dumps(r))
     worker = worker_for(transport, batch_max_records=4, batch_retries=3, **({"poll_ahead": True} | settings))
-    hold = Hold(worker.bindings[TOPIC])
+    hold = HoldSecond(worker.bindings[TOPIC], 0)
     worker.bindings[TOPIC] = hold  # type: ignore[assignment]
     return transport, worker, hold
 
