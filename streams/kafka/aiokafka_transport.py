@@ -21,6 +21,7 @@ from aiokafka.errors import (
     NotLeaderForPartitionError,
     UnknownTopicOrPartitionError,
 )
+from aiokafka.producer.message_accumulator import BatchBuilder
 from aiokafka.structs import OffsetAndMetadata
 
 from streams.errors import CommitRefusedError, TransportError
@@ -187,6 +188,8 @@ class AIOKafkaTransport:
         if limit is not None and limit >= self.settings.producer_batch_bytes:
             limit = None  # the producer's own batches (at most producer_batch_bytes) are cut first
         batch, size = producer.create_batch(), BATCH_OVERHEAD
+        if limit is None and _bare(batch):
+            return _build_bare(producer, batch, records)
         builders = [batch]
         shared: Headers | None = None  # the client wants a list per record: one list per distinct headers tuple
         listed: list[tuple[str, bytes | None]] = []
@@ -272,6 +275,41 @@ class AIOKafkaTransport:
         assert self.session.producer is not None
         await self._handed_over()  # ... or in the next transaction
         await self.session.producer.abort_transaction()
+
+
+def _bare(batch: Any) -> bool:
+    """True for an open, empty aiokafka ``BatchBuilder`` without serializers around its record batch builder: its
+    records may be appended to that builder directly (:func:`_build_bare`)."""
+    return (type(batch) is BatchBuilder and batch._key_serializer is None and batch._value_serializer is None
+            and not batch._closed and batch._relative_offset == 0 and hasattr(batch, "_builder"))  # fmt: skip
+
+
+def _build_bare(producer: Any, batch: Any, records: Sequence[OutRecord]) -> list[Any]:
+    """``records`` in record batches of the producer's batch size, appended as ``BatchBuilder.append`` does (its
+    ``DefaultRecordBatchBuilder.append`` at the next relative offset; a record refused closes the batch) without
+    its wrapper per record: ~0.3 µs of the ~1.4 µs an output record cost to append (card records, 5 headers)."""
+    builders = [batch]
+    append, offset, closed = batch._builder.append, 0, False
+    shared: Headers | None = None  # the client wants a list per record: one list per distinct headers tuple
+    listed: list[tuple[str, bytes | None]] = []
+    for r in records:
+        if r.headers is not shared:
+            shared, listed = r.headers, list(r.headers)
+        if not closed and append(offset, r.timestamp_ms, key=r.key, value=r.value, headers=listed) is not None:
+            offset += 1
+            continue
+        batch._relative_offset = offset
+        batch.close()
+        batch = producer.create_batch()  # a record always fits an empty batch
+        builders.append(batch)
+        append, offset = batch._builder.append, 0
+        closed = append(0, r.timestamp_ms, key=r.key, value=r.value, headers=listed) is None
+        if closed:
+            batch.close()
+        else:
+            offset = 1
+    batch._relative_offset = offset
+    return builders
 
 
 def _settle(ack: asyncio.Future[Any], delivered: asyncio.Future[Any]) -> None:

@@ -24,7 +24,8 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from operator import attrgetter, methodcaller
+from itertools import chain
+from operator import attrgetter
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from streams.kafka.polls import InFlight, PollBatches, Prepared
@@ -46,12 +47,16 @@ _VALUE = attrgetter("value")
 #: session timeout is 10 s), the commits and ``/metrics`` all along. 50k records inline: ~0.4-0.7 s of JSON
 #: records, ~2.3 s of tiny NDJSON records (46 us each, measured), within the session timeout
 INLINE_MAX_RECORDS = 50_000
-_LINES = methodcaller("count", b"\n")
 
 
 def records_in(batches: Sequence[Sequence[Message]]) -> int:
-    """An upper estimate of the records in ``batches``: one per message plus its newlines (NDJSON lines)."""
-    return sum(len(ms) + sum(map(_LINES, filter(None, map(_VALUE, ms)))) for ms in batches)
+    """An upper estimate of the records in ``batches``: one per message plus its newlines (NDJSON lines).
+
+    The values are joined and searched once (``memchr``) and their newlines counted only when there are some:
+    counting them value by value cost ~0.6 µs per record (a poll of 5000 card records: ~3 ms on the loop)."""
+    messages = sum(map(len, batches))
+    joined = b"".join(filter(None, map(_VALUE, chain.from_iterable(batches))))
+    return messages + joined.count(b"\n") if b"\n" in joined else messages
 
 
 @dataclass(slots=True)

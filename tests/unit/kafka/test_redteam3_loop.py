@@ -57,6 +57,15 @@ def test_records_in_counts_a_message_per_value_and_its_lines() -> None:
     assert records_in([ms[:1], ms[1:]]) == 3 + 5
 
 
+def test_records_in_counts_the_lines_of_any_value_among_single_line_ones() -> None:
+    ones = [Message(TOPIC, 0, i, b'{"a":1}', None, (), None) for i in range(4)]
+    lines = Message(TOPIC, 1, 0, b'{"a":1}\n{"a":2}\n', None, NDJSON, None)
+    assert records_in([ones]) == 4
+    assert records_in([ones, [lines]]) == 5 + 2
+    assert records_in([[lines], ones, []]) == 5 + 2
+    assert records_in([]) == 0
+
+
 @pytest.mark.parametrize("partitions", [1, 2], ids=["alone", "poll-together"])
 def test_a_heavy_ndjson_message_is_processed_off_the_event_loop(
     partitions: int, monkeypatch: pytest.MonkeyPatch

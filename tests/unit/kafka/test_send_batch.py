@@ -110,3 +110,33 @@ def test_a_record_larger_than_the_limit_travels_alone() -> None:
     batches, got = sent(4_000, records)
     assert got == expected(records)
     assert [len(read_back([b])) for b in batches] == [2, 1, 2]
+
+
+def appended_one_by_one(records: list[OutRecord]) -> list[tuple[bytes, int]]:
+    """The record batches ``BatchBuilder.append`` (aiokafka's public way) builds of ``records``, with their counts."""
+    builders = [BatchBuilder(BATCH_BYTES, 0)]
+    for r in records:
+        if builders[-1].append(key=r.key, value=r.value, timestamp=r.timestamp_ms, headers=list(r.headers)) is None:
+            builders.append(BatchBuilder(BATCH_BYTES, 0))
+            builders[-1].append(key=r.key, value=r.value, timestamp=r.timestamp_ms, headers=list(r.headers))
+    return [(bytes(b._build()), b.record_count()) for b in builders]
+
+
+def test_records_appended_to_the_record_batch_builder_directly_build_the_very_batches_of_batch_builder_append() -> None:
+    records = outputs(400)
+    transport, producer = transport_with(None)
+    builders = transport._build(producer, TOPIC, records)
+    assert len(builders) > 1
+    assert [b._closed for b in builders] == [True] * (len(builders) - 1) + [False]  # closed when full, as append does
+    assert [(bytes(b._build()), b.record_count()) for b in builders] == appended_one_by_one(records)
+
+
+def test_a_batch_builder_with_a_serializer_is_appended_to_through_its_append() -> None:
+    class Serializing(_Producer):
+        def create_batch(self) -> BatchBuilder:
+            return BatchBuilder(BATCH_BYTES, 0, value_serializer=lambda v: v + b"!")
+
+    transport, _ = transport_with(None)
+    records = outputs(3)
+    builders = transport._build(Serializing(), TOPIC, records)
+    assert [v for _, v, _, _ in read_back([bytes(b._build()) for b in builders])] == [r.value + b"!" for r in records]
