@@ -280,8 +280,11 @@ class AIOKafkaTransport:
 def _bare(batch: Any) -> bool:
     """True for an open, empty aiokafka ``BatchBuilder`` without serializers around its record batch builder: its
     records may be appended to that builder directly (:func:`_build_bare`)."""
-    return (type(batch) is BatchBuilder and batch._key_serializer is None and batch._value_serializer is None
-            and not batch._closed and batch._relative_offset == 0 and hasattr(batch, "_builder"))  # fmt: skip
+    # private attributes, read with defaults: an aiokafka release without one of them takes the public path
+    missing = object()
+    return (type(batch) is BatchBuilder and getattr(batch, "_key_serializer", missing) is None
+            and getattr(batch, "_value_serializer", missing) is None and getattr(batch, "_closed", True) is False
+            and getattr(batch, "_relative_offset", None) == 0 and hasattr(batch, "_builder"))  # fmt: skip
 
 
 def _build_bare(producer: Any, batch: Any, records: Sequence[OutRecord]) -> list[Any]:

@@ -140,3 +140,15 @@ def test_a_batch_builder_with_a_serializer_is_appended_to_through_its_append() -
     records = outputs(3)
     builders = transport._build(Serializing(), TOPIC, records)
     assert [v for _, v, _, _ in read_back([bytes(b._build()) for b in builders])] == [r.value + b"!" for r in records]
+
+
+def test_a_batch_builder_without_an_expected_private_attribute_takes_the_public_path() -> None:
+    """Direct appends read aiokafka's private attributes: a release without one of them is appended to through
+    ``BatchBuilder.append``, never an AttributeError on every send."""
+    from streams.kafka.aiokafka_transport import _bare
+
+    assert _bare(BatchBuilder(BATCH_BYTES, 0))
+    for name in ("_key_serializer", "_value_serializer", "_closed", "_relative_offset", "_builder"):
+        batch = BatchBuilder(BATCH_BYTES, 0)
+        delattr(batch, name)
+        assert not _bare(batch), name
