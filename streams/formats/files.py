@@ -93,13 +93,13 @@ def _refuse_other_delimiter(path: Path, sep: str, names: list[str]) -> None:
         return [n for n in header if n in wanted]
 
     found = len(named(sep))
-    best = max((d for d in _DELIMITERS if d != sep), key=lambda d: len(named(d)))
-    if len(named(best)) > found:
+    best, hits = max(((d, named(d)) for d in _DELIMITERS if d != sep), key=lambda dh: len(dh[1]))
+    if len(hits) > found:
         shell = "tab" if best == "\t" else repr(best)
-        shown = ", ".join(named(best)[:3]) + (", ..." if len(named(best)) > 3 else "")
+        shown = ", ".join(hits[:3]) + (", ..." if len(hits) > 3 else "")
         raise DataFormatError(
             f"{path}:1: the header split on {_DELIMITERS.get(sep, repr(sep))} ({sep!r}) names {found} of the "
-            f"{len(wanted)} properties, but split on {_DELIMITERS[best]} ({best!r}) it names {len(named(best))} "
+            f"{len(wanted)} properties, but split on {_DELIMITERS[best]} ({best!r}) it names {len(hits)} "
             f"({shown}): the file is likely {best!r}-delimited; pass --delimiter {shell} (or save it with "
             f"{_DELIMITERS.get(sep, repr(sep))} between fields)"
         )
