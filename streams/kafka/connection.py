@@ -14,6 +14,7 @@ import socket
 from typing import Any, Literal
 
 from streams.errors import SettingsError
+from streams.kafka.codecs import use_levels
 from streams.settings import Compression, SecurityProtocol, Settings
 
 __all__ = [
@@ -82,8 +83,10 @@ def producer_config(settings: Settings, worker_id: str, *, transactional: bool |
     """aiokafka producer arguments of a worker: idempotent, ``acks=all``; transactional with ``exactly_once``.
 
     ``transactional_id`` is ``<app_id>-<worker_id>``: give workers stable ids (``STREAMS_WORKER_ID``, e.g. the
-    pod name) so a restarted worker fences its crashed predecessor's open transaction at once.
+    pod name) so a restarted worker fences its crashed predecessor's open transaction at once. The codec's level
+    (``output_compression_level``) is set for the whole process here (:func:`streams.kafka.codecs.use_levels`).
     """
+    use_levels(settings)
     out: dict[str, Any] = {
         "client_id": f"{settings.app_id}-{worker_id}", "acks": "all", "enable_idempotence": True,
         "linger_ms": settings.linger_ms, "max_batch_size": settings.producer_batch_bytes,
