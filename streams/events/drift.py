@@ -125,6 +125,7 @@ def prediction_confidence(contract: Contract, verdict: WindowVerdict) -> list[Cl
     k = verdict.key
     start, end = _window(verdict)
     out = []
+    versions = sorted({m.model_version for m in wd.models})
     for model in sorted(wd.models, key=lambda m: m.model_version):
         data = confidence_data(
             model, contract, k.schema, k.topic, (start, end), reference_sha256=wd.reference_sha256,
@@ -132,6 +133,7 @@ def prediction_confidence(contract: Contract, verdict: WindowVerdict) -> list[Cl
         )  # fmt: skip
         data["window"] = {"start": iso_utc(start), "end": iso_utc(end)}
         data |= _about(contract, verdict)
+        data["window_versions"] = versions  # the window's events name every version: a pool knows when it is whole
         if model.verdict == "drift":
             severity = EventSeverity.WARNING
         elif model.new_version or model.verdict == "insufficient_data":

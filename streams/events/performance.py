@@ -12,6 +12,7 @@ labelled (only unmatched predictions or orphan labels to report).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from cloudevents.core.v1.event import CloudEvent
@@ -29,13 +30,18 @@ __all__ = ["model_performance"]
 
 def model_performance(
     contract: Contract, schema: str, topic: str, start_ms: int, end_ms: int, model_version: str,
-    partial: PerformancePartial, *, labels_topic: str, horizon_ms: int,
+    partial: PerformancePartial, *, labels_topic: str, horizon_ms: int, window_versions: Sequence[str] = (),
 ) -> CloudEvent:  # fmt: skip
-    """The ``model.performance`` event of one window ``[start_ms, end_ms)`` of ``topic`` (predictions), one version."""
+    """The ``model.performance`` event of one window ``[start_ms, end_ms)`` of ``topic`` (predictions), one version.
+
+    ``window_versions``: every version the window's events are published for (this one included), so that a
+    consumer pooling the versions (the policy agent) knows when it has them all; omitted when empty."""
     start, end = (ms_utc(ms) for ms in (start_ms, end_ms))
     data = performance_data(partial, model_version, contract, schema, topic, (start, end))
     data |= {"scope": "window", "labels_topic": labels_topic, "horizon_seconds": horizon_ms / 1000,
              "owner": contract.owner.as_dict()}  # fmt: skip
+    if window_versions:
+        data["window_versions"] = sorted(set(window_versions))
     eid = drift_event_id(EventType.MODEL_PERFORMANCE, contract, schema, topic, start_ms, end_ms, model_version)
     severity = EventSeverity.OK if partial.count else EventSeverity.INFO
     attributes = context_attributes(

@@ -50,7 +50,7 @@ from streams.profiles.performance import PerformancePartial, score_units
 from streams.profiles.prediction import NO_VERSION, score_bin
 from streams.windows.clock import ALL_FINAL, PartitionClock, final_through
 
-__all__ = ["PerformanceJoiner", "performance_event"]
+__all__ = ["PerformanceJoiner", "performance_event", "window_versions"]
 
 log = logging.getLogger(__name__)
 
@@ -360,15 +360,27 @@ class PerformanceJoiner:
 
     def _emit(self, finals: list[tuple[int, str, PerformancePartial]]) -> list[OutRecord]:
         """The outputs of the windows now final: one ``model.performance`` event per (window, model version)."""
-        return [performance_event(self.spec, self.events_topic, start, version, partial, self.counters)
-                for start, version, partial in finals]  # fmt: skip
+        versions = window_versions((start, version) for start, version, _ in finals)
+        return [performance_event(self.spec, self.events_topic, start, version, partial, self.counters,
+                                  versions[start]) for start, version, partial in finals]  # fmt: skip
+
+
+def window_versions(published: Iterable[tuple[int, str]]) -> dict[int, tuple[str, ...]]:
+    """The versions published per window start, sorted: every version of a window is final at once (finality is a
+    property of the window), so the events published together name them all (``window_versions``)."""
+    out: dict[int, set[str]] = {}
+    for start, version in published:
+        out.setdefault(start, set()).add(version)
+    return {start: tuple(sorted(versions)) for start, versions in out.items()}
 
 
 def performance_event(spec: JoinSpec, events_topic: str, start: int, version: str, partial: PerformancePartial,
-                      counters: JoinCounters) -> OutRecord:  # fmt: skip
-    """The ``model.performance`` event of a final window and version, as a record (the gauges updated)."""
+                      counters: JoinCounters, versions: Sequence[str] = ()) -> OutRecord:  # fmt: skip
+    """The ``model.performance`` event of a final window and version, as a record (the gauges updated);
+    ``versions``: every version published for the window (the event's ``window_versions``)."""
     event = model_performance(spec.contract, spec.schema, spec.predictions_topic, start, start + spec.window_ms,
-                              version, partial, labels_topic=spec.labels.topic, horizon_ms=spec.horizon_ms)  # fmt: skip
+                              version, partial, labels_topic=spec.labels.topic, horizon_ms=spec.horizon_ms,
+                              window_versions=versions)  # fmt: skip
     counters.published(spec, version, partial)
     key, value, headers = to_kafka(event)
     return OutRecord(events_topic, value, key, tuple(headers))

@@ -35,7 +35,7 @@ from typing import Any
 import orjson
 
 from streams.performance.binding import JoinSpec
-from streams.performance.joiner import PerformanceJoiner, performance_event
+from streams.performance.joiner import PerformanceJoiner, performance_event, window_versions
 from streams.performance.telemetry import JoinCounters
 from streams.pipeline.records import Message, OutRecord
 from streams.profiles.performance import PerformancePartial
@@ -162,12 +162,15 @@ class PerformanceMerger:
         ready = sorted({(s, v) for s, v, _ in self.shares if s + self.spec.window_ms + self.spec.horizon_ms <= through})
         if not ready:
             return out
+        versions = window_versions(ready)
         for start, version in ready:
             parts = [self.shares[k] for k in sorted(k for k in self.shares if k[:2] == (start, version))]
             merged = parts[0]
             for part in parts[1:]:
                 merged = merged.merge(part)
-            out.append(performance_event(self.spec, self.events_topic, start, version, merged, self.counters))
+            out.append(
+                performance_event(self.spec, self.events_topic, start, version, merged, self.counters, versions[start])
+            )
         self.closed_through = max(self.closed_through, *(s + self.spec.window_ms for s, _ in ready))
         out.append(OutRecord(self.merge_topic, orjson.dumps(self.closed_through),
                              orjson.dumps([self.joiner_id, "closed"]), partition=0))  # fmt: skip

@@ -288,7 +288,7 @@ class PolicyAgent:
             return [obs]
         pool_key = (source, obs.contract, obs.schema)
         self._dirty.add(self._key("pool", *pool_key))
-        return [obs, *self.pool.add(obs, version_parts(source, data))]
+        return [obs, *self.pool.add(obs, version_parts(source, data), _window_versions(data))]
 
     def _command(self, data: dict[str, Any], time: datetime | None) -> list[Decision]:
         if data.get("command") != "resolve-incident":
@@ -412,3 +412,9 @@ class PolicyAgent:
             target=result.webhook, status=status, time=datetime.now(UTC), attempts=result.attempts,
             error=result.error,
         ))]  # fmt: skip
+
+
+def _window_versions(data: Mapping[str, Any]) -> tuple[str, ...]:
+    """The event's ``window_versions`` (every version published for its window; empty from older publishers)."""
+    versions = data.get("window_versions")
+    return tuple(str(v) for v in versions) if isinstance(versions, list) else ()

@@ -2,13 +2,16 @@
 
 ``prediction.confidence`` and ``model.performance`` events report one model version each, so a policy that
 names no ``model_version`` (the metric over all of them) needs every version of a window first. The pool
-keeps, per (event type, contract, schema object), the figures of the latest window's versions; the first
-event of a **later** window closes it: its pooled observation (``model_version`` None) is judged then,
-one window behind the per-version ones. For ``prediction.confidence`` the agent also closes it on the
+keeps, per (event type, contract, schema object), the figures of the latest window's versions. The events
+name every version published for their window (``window_versions``): the window closes, and its pooled
+observation (``model_version`` None) is judged, as soon as the last of them is in, with the per-version
+ones. Events without that list (older workers and joiners) leave the window open until the first event of a
+**later** window closes it, one window behind; for ``prediction.confidence`` the agent also closes it on the
 ``window.summary`` of a later window (:meth:`VersionPool.close_before`): a worker publishes a window's
 confidence events right after its summary, so the window's last versions are in by then. An event of an
 earlier window than the open one (a replay, a late duplicate) changes nothing; one of the open window's
-version again replaces that version's figures.
+version again replaces that version's figures. A window's events after it closed (a re-publication) open it
+again; its pooled observation is then a replay to the policies, which judge a window once.
 
 Pooling is exact where the events allow it, never a plain mean of rates:
 
@@ -26,6 +29,7 @@ window nor judges one twice.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -81,19 +85,23 @@ class VersionPool:
 
     open: dict[PoolKey, _Open] = field(default_factory=dict)
 
-    def add(self, obs: Observation, parts: Parts) -> list[Observation]:
-        """Take one version's event; returns the pooled observation of the window it closes (if any)."""
+    def add(self, obs: Observation, parts: Parts, window_versions: Collection[str] = ()) -> list[Observation]:
+        """Take one version's event; returns the pooled observations of the windows it closes: the open one of an
+        earlier window, and its own once every version of ``window_versions`` (the event's) is in."""
         assert obs.source is not None and obs.model_version is not None
         key = (obs.source, obs.contract, obs.schema)
         start, end = to_utc(obs.window_start), to_utc(obs.window_end)
         current = self.open.get(key)
+        closed: list[Observation] = []
         if current is not None and (start, end) == (current.start, current.end):
             current.versions[obs.model_version] = dict(parts)
-            return []
-        if current is not None and start < current.end:
+        elif current is not None and start < current.end:
             return []  # an earlier window: a replay or a late duplicate
-        closed = self.close_before(key, start)
-        self.open[key] = _Open(start, end, obs.contract_version, {obs.model_version: dict(parts)})
+        else:
+            closed = self.close_before(key, start)
+            current = self.open[key] = _Open(start, end, obs.contract_version, {obs.model_version: dict(parts)})
+        if window_versions and current.versions.keys() >= set(window_versions):
+            closed.append(self._close(key))
         return closed
 
     def close_before(self, key: PoolKey, start: datetime) -> list[Observation]:
@@ -102,13 +110,17 @@ class VersionPool:
         current = self.open.get(key)
         if current is None or current.end > to_utc(start):
             return []
-        del self.open[key]
+        return [self._close(key)]
+
+    def _close(self, key: PoolKey) -> Observation:
+        """The pooled observation of the open window of ``key``, which is closed."""
+        current = self.open.pop(key)
         source, contract, schema = key
-        return [Observation(
+        return Observation(
             contract, schema, current.start, current.end, current.contract_version,
             records=int(sum(p["n"] or 0 for p in current.versions.values())),
             metrics=pooled_metrics(source, current.versions), source=source, model_version=None,
-        )]  # fmt: skip
+        )  # fmt: skip
 
     def record(self, key: PoolKey) -> dict[str, Any] | None:
         """The state record of one key (None: nothing open)."""

@@ -114,7 +114,17 @@ def same_events(got: list[OutRecord], want: list[OutRecord]) -> dict[tuple[int, 
     assert sorted(g) == sorted(w) and len(g) > 0
     for key in w:
         assert_equal(g[key], w[key])
+    assert_versions_listed(g)
     return g
+
+
+def assert_versions_listed(published: dict[tuple[int, str], dict[str, Any]]) -> None:
+    """Each event names every version published for its window (``window_versions``), all of them published."""
+    by_start: dict[int, set[str]] = {}
+    for start, version in published:
+        by_start.setdefault(start, set()).add(version)
+    listed = {key: d["window_versions"] for key, d in published.items()}
+    assert listed == {(start, version): sorted(by_start[start]) for start, version in published}
 
 
 MOVES = st.none() | st.tuples(st.integers(0, 3), st.integers(0, 2), st.floats(0, 1))  # (pair, to process, when)

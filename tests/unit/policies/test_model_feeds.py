@@ -84,13 +84,18 @@ def model(version: str, count: int, mean: float) -> ModelDrift:
 
 
 class Feed:
-    """Records for the agent at increasing offsets of the quality-event topic (each event schema-checked)."""
+    """Records for the agent at increasing offsets of the quality-event topic (each event schema-checked).
 
-    def __init__(self) -> None:
+    ``listed=False``: the events as older workers and joiners published them, without ``window_versions``."""
+
+    def __init__(self, *, listed: bool = True) -> None:
         self.messages: list[Message] = []
+        self.listed = listed
 
     def add(self, *built: Any) -> None:
         for event in built:
+            if not self.listed and isinstance(data := event.get_data(), dict):
+                data.pop("window_versions", None)
             validate_event(event)
             self.messages.append(message(event, EVENTS, len(self.messages)))
 
@@ -133,17 +138,34 @@ def test_confidence_collapse_requests_a_rollback_once_and_resolves_with_hysteres
     assert agent.book.states[f"{contract.id}#small-windows"].triggered == 1
 
 
-def test_the_all_versions_confidence_weighs_each_version_by_its_predictions(contract: Contract) -> None:
+def all_versions_feed(*, listed: bool, contract: Contract) -> Feed:
     # fraud-v4 (100 predictions at 0.4) would pull a plain mean of the two versions to 0.65; weighted it is 0.85
-    feed = Feed()
+    feed = Feed(listed=listed)
     for i, v3 in enumerate([0.9, 0.9, 0.6, 0.9]):
         v = verdict(contract, i, models=(model("fraud-v3", 900, v3), model("fraud-v4", 100, 0.4)))
         feed.add(*prediction_confidence(contract, v))
-    agent, out = run(contract, feed.messages)
+    return feed
+
+
+def test_the_all_versions_confidence_weighs_each_version_by_its_predictions(contract: Contract) -> None:
+    agent, out = run(contract, all_versions_feed(listed=True, contract=contract).messages)
+    triggered = next(d for t, d in events(out) if t == str(EventType.POLICY_TRIGGERED)
+                     and d["policy"]["name"] == "confidence-low")  # fmt: skip
+    # minute 2 (0.9 * 0.6 + 0.1 * 0.4), judged as soon as fraud-v4's event, the last the window names, came
+    assert [(w["start"][14:16], round(w["value"], 6)) for w in triggered["windows"]] == [("02", 0.58)]
+    # so minute 3 (0.85) is judged too, without waiting for a later window: it resolves the incident
+    assert [d for d in decisions(out) if d[1] == "confidence-low"] == [
+        ("triggered", "confidence-low"), ("resolved", "confidence-low")]  # fmt: skip
+    assert agent.book.states[f"{contract.id}#confidence-low"].last_end == T0 + timedelta(minutes=4)
+    assert agent.pool.open == {}
+
+
+def test_events_without_their_window_versions_are_pooled_one_window_behind(contract: Contract) -> None:
+    # events of older workers name no versions: a window is whole only when a later window's event comes
+    agent, out = run(contract, all_versions_feed(listed=False, contract=contract).messages)
     assert [d for d in decisions(out) if d[1] == "confidence-low"] == [("triggered", "confidence-low")]
     triggered = next(d for t, d in events(out) if t == str(EventType.POLICY_TRIGGERED)
                      and d["policy"]["name"] == "confidence-low")  # fmt: skip
-    # minute 2 (0.9 * 0.6 + 0.1 * 0.4), judged when minute 3's first event closed it
     assert [(w["start"][14:16], round(w["value"], 6)) for w in triggered["windows"]] == [("02", 0.58)]
     state = agent.book.states[f"{contract.id}#confidence-low"]
     assert state.last_end == T0 + timedelta(minutes=3)  # minute 3 is still open: one window behind
@@ -169,14 +191,18 @@ PERF = [
 ]
 
 
-def performance_feed(contract: Contract) -> Feed:
-    so, feed = contract.schemas[0], Feed()
+VERSIONS = ("fraud-v3", "fraud-v4")
+
+
+def performance_feed(contract: Contract, *, listed: bool = True) -> Feed:
+    """Both versions' events of each minute of PERF, as the joiner publishes them (naming both versions)."""
+    so, feed = contract.schemas[0], Feed(listed=listed)
     start = int(T0.timestamp() * 1000)
     for i, versions in enumerate(PERF):
         a = start + i * MINUTE
         feed.add(*(model_performance(contract, so.name, so.topic, a, a + MINUTE, version, perf(*c),
-                                     labels_topic="labels", horizon_ms=3_600_000)
-                   for version, c in zip(("fraud-v3", "fraud-v4"), versions, strict=True)))  # fmt: skip
+                                     labels_topic="labels", horizon_ms=3_600_000, window_versions=VERSIONS)
+                   for version, c in zip(VERSIONS, versions, strict=True)))  # fmt: skip
     return feed
 
 
@@ -189,6 +215,24 @@ def test_a_realized_accuracy_drop_requests_a_retrain_and_resolves(contract: Cont
     assert [w["start"][14:16] for w in resolved["windows"]] == ["07", "08"]
     commands = [d for t, d in events(out, "dq.commands") if t == str(EventType.POLICY_COMMAND)]
     assert [(c["command"], c["model_version"]) for c in commands] == [("retrain-candidate", "fraud-v3")]
+
+
+@pytest.mark.parametrize("listed", [True, False])
+def test_the_last_pooled_performance_window_is_judged_when_its_versions_are_in(contract: Contract,
+                                                                               listed: bool) -> None:  # fmt: skip
+    # the joiner publishes a window's model.performance events on its own schedule (no summary follows them):
+    # the pooled window of minutes 5 and 6 (0.63 each, "for: 2") used to wait for minute 7's first event, so the
+    # last window before the joiner's events stop was never judged. The events name their window's versions now
+    messages = performance_feed(contract, listed=listed).messages[: 2 * 7]  # minutes 0-6, both versions each
+    agent, out = run(contract, messages)
+    if listed:
+        assert decisions(out) == [("triggered", "accuracy-drop")]
+        triggered = next(d for t, d in events(out) if t == str(EventType.POLICY_TRIGGERED))
+        assert [(w["start"][14:16], w["value"]) for w in triggered["windows"]] == [("05", 0.63), ("06", 0.63)]
+        assert agent.pool.open == {}
+    else:  # an older joiner's events: minute 6 waits for a later window
+        assert decisions(out) == []
+        assert [key[0] for key in agent.pool.open] == ["model.performance"]
 
 
 def test_the_open_window_of_the_pool_survives_a_restart(contract: Contract) -> None:
