@@ -34,6 +34,7 @@ from urllib.parse import quote
 import orjson
 
 from streams.errors import EventError
+from streams.formats.names import MAX_FIELD_CHARS, cut_text, field_name
 
 if TYPE_CHECKING:
     from streams.contracts.model import Contract
@@ -198,28 +199,8 @@ def event_id(*parts: Any) -> str:
     return hashlib.sha256(orjson.dumps(parts)).hexdigest()[:32]
 
 
-#: a field name of a record longer than this is cut in ``schema.drift`` events (``…[truncated N bytes]``)
-MAX_FIELD_CHARS: Final = 256
-
-
 #: a failure case (a record's value) longer than this is cut in ``rule.violation`` samples
 MAX_CASE_CHARS: Final = 1024
-
-
-def field_name(name: str) -> str:
-    """A record's field name as a ``schema.drift`` event carries it: cut after :data:`MAX_FIELD_CHARS` characters
-    with a ``…[truncated N bytes]`` marker (the cut of the pipeline's oversized events). A record may carry a key of
-    any length (up to the message limit): 64 of them made a window's event larger than any topic accepts."""
-    return cut_text(name, MAX_FIELD_CHARS)
-
-
-def cut_text(text: str, chars: int) -> str:
-    """``text`` cut after ``chars`` characters with a ``…[truncated N bytes]`` marker (N: the UTF-8 bytes cut)."""
-    if len(text) <= chars:
-        return text
-    kept = text[:chars]
-    cut = len(text.encode("utf-8", "surrogatepass")) - len(kept.encode("utf-8", "surrogatepass"))
-    return f"{kept}…[truncated {cut} bytes]"
 
 
 def source_urn(kind: str, name: str) -> str:

@@ -29,6 +29,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 import polars as pl
 
+from streams.formats.names import field_name
 from streams.profiles.profile import Profile
 from streams.profiles.slices import SliceProfiler
 from streams.validation.report import ValidationReport
@@ -382,7 +383,10 @@ def _schema_drift(
             continue
         p, first = int(marks.partitions[row]), ((int(marks.partitions[row]), int(marks.offsets[row])),)
         found = slots.setdefault((int(starts[row]), p), ({}, {}))
-        for names, into in ((unknown, found[0]), (missing, found[1])):
+        # undeclared names are the producers' keys, of any length: cut as the events show them (names cut alike add
+        # up, a record counted once), so that a window's state record stays within its topic's limit; missing names
+        # are declared ones
+        for names, into in ((dict.fromkeys(map(field_name, unknown)), found[0]), (missing, found[1])):
             for name in names:
                 into[name] = into[name] + FieldTally(1, first) if name in into else FieldTally(1, first)
     out = {}

@@ -13,9 +13,10 @@ import orjson
 from streams.events.codec import event_data, from_kafka, validate_event
 from streams.windows.codec import Partial, decode, encode
 from streams.windows.partial import MAX_UNKNOWN_FIELDS, FieldTally, merge
+from streams.windows.topics import changelog_topic, state_topic
 
 from .helpers import T0
-from .test_worker_in_memory import EVENTS, TOPIC, Member, running, worker
+from .test_worker_in_memory import APP, EVENTS, TOPIC, Member, running, worker
 
 SCHEMA_DRIFT = b"io.qualitystreams.schema.drift.v1"
 
@@ -27,9 +28,10 @@ def value(ident: int, at: int, **change: Any) -> bytes:
     return orjson.dumps({k: v for k, v in record.items() if v is not ...})
 
 
-def schema_drift_events(plan: list[tuple[int, bytes]]) -> list[dict[str, Any]]:
+def schema_drift_events(plan: list[tuple[int, bytes]], state_sizes: list[int] | None = None) -> list[dict[str, Any]]:
     """The ``schema.drift`` events (data, plus ``_severity``) of two in-memory workers fed ``plan``:
-    (partition, message value) in produce order, partitions 0-2 on one worker and 3-5 on the other."""
+    (partition, message value) in produce order, partitions 0-2 on one worker and 3-5 on the other.
+    ``state_sizes`` gets the sizes of the records written to the internal topics."""
 
     async def scenario() -> list[dict[str, Any]]:
         cluster = Member(None, {0, 1, 2})
@@ -43,6 +45,9 @@ def schema_drift_events(plan: list[tuple[int, bytes]]) -> list[dict[str, Any]]:
 
         async with running(a, b):
             await cluster.wait_for(lambda: summaries() >= 2, timeout=30.0)
+        if state_sizes is not None:
+            state_sizes.extend([len(m.value or b"") for t in (state_topic(APP), changelog_topic(APP))
+                            for m in cluster.records(t)])  # fmt: skip
         out = []
         for m in cluster.records(EVENTS):
             if dict(m.headers).get("ce_type") == SCHEMA_DRIFT:
@@ -96,3 +101,24 @@ def test_field_tallies_merge_round_trip_and_stay_bounded() -> None:
     assert len(m.unknown) == MAX_UNKNOWN_FIELDS and "x" in m.unknown  # the most frequent kept
     back = decode(encode(Partial(0, m)))
     assert isinstance(back, Partial) and back.partial.same(m)
+
+
+def test_long_undeclared_names_are_cut_in_the_window_state_as_in_the_events() -> None:
+    """Red team: a record's keys are the producer's, up to the message limit. The events cut them after 256
+    characters, but the window's partials (its state records on the internal topic) carried them whole: 64
+    undeclared keys of 300 KB made a state record of ~19 MB, which its topic (1 MB by default) refuses."""
+    from streams.formats.names import MAX_FIELD_CHARS
+
+    long = {f"k{i:02d}" + "x" * 300_000: i for i in range(3)}  # three names: their first characters differ
+    same = {"y" * 300_000 + "a": 1, "y" * 300_000 + "b": 2}  # cut alike (same first 256 characters, same length)
+    plan = [(0, value(1, 1_000, **long)), (0, value(2, 1_500, **same)), (3, value(3, 2_000, **same)),
+            *((p, value(10 + i, 11_000 + i * 100)) for i, p in enumerate([0, 3, 0, 3]))]  # fmt: skip
+    state_bytes: list[int] = []
+    [d] = schema_drift_events(plan, state_sizes=state_bytes)
+    names = d["unknown_fields"]
+    assert all(len(n) < MAX_FIELD_CHARS + 40 for n in names) and len(names) == 4
+    cut_y = "y" * MAX_FIELD_CHARS + "…[truncated 299745 bytes]"
+    assert names[cut_y] == 2  # records 2 (both names) and 3 carry it: counted once per record
+    assert d["first_offending"]["unknown_fields"][cut_y] == [{"partition": 0, "offset": 1},
+                                                             {"partition": 3, "offset": 0}]  # fmt: skip
+    assert len(state_bytes) > 0 and max(state_bytes) < 50_000
