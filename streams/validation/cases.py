@@ -147,9 +147,9 @@ class BatchRows:
 def _true_rows(mask: np.ndarray, limit: int | None = None) -> np.ndarray:
     """The rows (ascending) where ``mask`` is True, the first ``limit`` of them when given: only a head of the
     mask, doubled until it holds ``limit`` rows (the first cases of a rule failing 1% of 100k rows are in its
-    first thousands)."""
-    if limit is None:
-        return np.flatnonzero(mask)
+    first thousands); a mask of at most ``_WHOLE`` rows is searched whole (one numpy call)."""
+    if limit is None or len(mask) <= _WHOLE:
+        return np.flatnonzero(mask) if limit is None else np.flatnonzero(mask)[:limit]
     window = max(1024, 64 * limit)
     first = np.flatnonzero(mask[:window])
     if len(first) >= limit or window >= len(mask):  # (most masks: their first window holds the rows)
@@ -163,6 +163,9 @@ def _true_rows(mask: np.ndarray, limit: int | None = None) -> np.ndarray:
         start, window = start + window, 2 * window
     rows = np.concatenate(found) if found else np.zeros(0, dtype=np.int64)
     return rows[:limit]
+
+
+_WHOLE = 1 << 16  # rows up to which a mask is searched whole (a few µs): the head's windows cost more in Python
 
 
 def _with_index(cases: pl.DataFrame, index: np.ndarray) -> pl.DataFrame:

@@ -85,10 +85,10 @@ from streams.validation.failures import (
     evaluate,
     probe,
     redact_error,
-    repeated_hashes,
+    repeated_rows,
     sql_expressions,
     sql_metric,
-    verify_duplicates,
+    verify_rows,
 )
 from streams.validation.memo import PatternMemo, settle_memos
 from streams.validation.predicates import (
@@ -293,17 +293,16 @@ class CompiledPlan:
         if problem is not None:  # its message may quote a value of any column
             problem = redact_error(problem, self.reporter.redacted) if self.reporter.redacted else problem
             errors.update(dict.fromkeys(prepared.fails, problem))
-        counts, frame, masks, measured, fused = self._failures(base, prepared, errors)
+        counts, arrays, measured, fused = self._failures(base, prepared, errors)
         reporter = self.reporter
         measured.update(
-            (k, duplicates(frame, masks[k], self.slots[k].rule))
-            for k in masks
+            (k, duplicates(base, arrays[k], self.slots[k].rule))
+            for k in arrays
             if k in reporter.uniqueness and k not in measured
         )
         conformed = base.select(prepared.output_columns) if base is not df else df
         checks, summary = reporter.results(prepared.missing, conformed, counts, errors, measured, fused)
-        arrays = {k: bool_array(frame.get_column(m)) for k, m in masks.items()}  # numpy: no plan per read
-        failing = [(arrays[k], self.slots[k].rule.name, reporter.gates[k]) for k in masks]
+        failing = [(arrays[k], self.slots[k].rule.name, reporter.gates[k]) for k in arrays]
         if self.on_rule_error == "quarantine":  # fail closed: the rows of a rule that cannot run fail it
             broken = [k for k, c in enumerate(checks) if c.error is not None and c.severity is Severity.ERROR]
             if broken:
@@ -314,8 +313,8 @@ class CompiledPlan:
                     for k, c in enumerate(checks)
                 ]
         valid, violations, gating = verdicts(base.height, failing, prepared.tables)
-        per_row = [(arrays[k], k) for k in masks if reporter.per_row[k]]
-        rows_cases = BatchRows(reporter, df, frame, prepared.originals, per_row) if per_row else None
+        per_row = [(arrays[k], k) for k in arrays if reporter.per_row[k]]
+        rows_cases = BatchRows(reporter, df, base, prepared.originals, per_row) if per_row else None
         rows, valid_rows = base.height, int(valid.sum())
         return ValidationReport(
             contract_id=self.contract.id,
@@ -338,12 +337,12 @@ class CompiledPlan:
 
     def _failures(
         self, base: pl.DataFrame, prepared: _Prepared, errors: dict[int, str]
-    ) -> tuple[dict[int, int], pl.DataFrame, dict[int, str], dict[int, int], dict[int, Any]]:
+    ) -> tuple[dict[int, int], dict[int, np.ndarray], dict[int, int], dict[int, Any]]:
         """One pass computes the failure mask of every row rule that runs, counted in the same frame;
         a uniqueness rule over text or composite keys gets the 64-bit hashes of its keys instead, whose
         repeats (found by sorting) are the candidate rows, checked over those rows only.
-        Returns the failing-row counts and ``base`` with the mask of each failing rule (slot -> mask
-        column, in slot order): violations and failure cases come from them; and the
+        Returns the failing-row counts and the mask of each failing rule (slot -> numpy Boolean array,
+        in slot order): violations and failure cases come from them; and the
         ``duplicateValues`` of the uniqueness rules checked over their candidates."""
         # a `required` rule over a column with no null (a count polars keeps) has nothing to compute
         held = [k for k, name in prepared.nulls.items() if k not in errors and not base.get_column(name).null_count()]
@@ -371,24 +370,24 @@ class CompiledPlan:
         live_memos = {k: memos[k] for k in live if k in memos}
         settle_memos(live_memos, memoized, base, found, counts, columns, prepared.fails)  # values not known: regex
         measured: dict[int, int] = {}
+        exact: dict[int, np.ndarray] = {}  # uniqueness masks found as numpy arrays
         for k in [k for k in live if k in prepared.hashed]:  # repeated hashes, then their keys
             counts[k] = 0
             hashes = found.get_column(str(k))
-            candidates = repeated_hashes(hashes)
+            candidates = repeated_rows(hashes)
             if candidates is None:
                 continue
             try:
-                columns[k], measured[k] = verify_duplicates(base, candidates, self.slots[k].rule, hashes)
+                dup, measured[k] = verify_rows(base, candidates, self.slots[k].rule, hashes)
             except Exception as exc:  # as a rule that cannot run
                 errors[k] = error_text(exc)
                 del counts[k]
                 continue
-            counts[k] = int(columns[k].sum())
-            if not counts[k]:
-                del columns[k]
-        masks = {k: f"{prepared.prefix}m{k}" for k in sorted(columns)}
-        frame = base.hstack([columns[k].alias(m) for k, m in masks.items()]) if masks else base  # no plan
-        return counts, frame, masks, measured, fused
+            counts[k] = int(dup.sum())
+            if counts[k]:
+                exact[k] = dup
+        arrays = {k: exact[k] if k in exact else bool_array(columns[k]) for k in sorted({*columns, *exact})}
+        return counts, arrays, measured, fused
 
 
 def _size_class(rows: int | None) -> int | None:

@@ -34,26 +34,39 @@ def redact_error(error: str, columns: frozenset[str] | set[str]) -> str:
     return f"{kind}: {REDACTED} (the message may carry values of classified column(s) {', '.join(sorted(columns))})"
 
 
-def duplicates(frame: pl.DataFrame, mask: str, rule: Rule) -> int:
+def duplicates(frame: pl.DataFrame, mask: np.ndarray, rule: Rule) -> int:
     """ODCS ``duplicateValues`` of a failing uniqueness rule: rows of the duplicated groups
-    (``mask``) minus their distinct keys, i.e. rows - distinct over the non-null keys."""
+    (``mask``, a numpy Boolean array) minus their distinct keys, i.e. rows - distinct over the non-null keys."""
     key, _ = unique_key(rule, pl.col(str(rule.column)))
-    rows, distinct = frame.lazy().filter(pl.col(mask)).select(pl.len(), key.n_unique()).collect().row(0)
-    return int(rows) - int(distinct)
+    distinct = frame.filter(pl.Series(mask)).select(key.n_unique()).item()
+    return int(mask.sum()) - int(distinct)
 
 
 def repeated_hashes(hashes: pl.Series) -> pl.Series | None:
     """The rows whose (non-null) hash occurs more than once, or None when no hash repeats (a
-    sort of the hashes costs about a fifth of ``is_duplicated``)."""
+    sort of the hashes costs about a fifth of ``is_duplicated``): :func:`repeated_rows` as a mask."""
+    rows = repeated_rows(hashes)
+    if rows is None:
+        return None
+    mask = np.zeros(len(hashes), dtype=np.bool_)
+    mask[rows] = True
+    return pl.Series(hashes.name, mask)
+
+
+def repeated_rows(hashes: pl.Series, values: np.ndarray | None = None) -> np.ndarray | None:
+    """The rows (ascending) whose (non-null) hash occurs more than once, or None when no hash repeats. ``values``:
+    ``hashes`` as numpy (nulls: any value), when known."""
     nulls = hashes.null_count()
-    values = np.sort(hashes.drop_nulls().to_numpy() if nulls else hashes.to_numpy())
-    same = values[1:] == values[:-1]
+    present = hashes.drop_nulls().to_numpy() if nulls else hashes.to_numpy() if values is None else values
+    ordered = np.sort(present)
+    same = ordered[1:] == ordered[:-1]
     if not same.any():
         return None
-    repeated = np.unique(values[1:][same])
+    repeated = np.unique(ordered[1:][same])
     if nulls:
-        return hashes.is_in(pl.Series(repeated).implode()).fill_null(False)
-    return pl.Series(hashes.name, _members(hashes.to_numpy(), repeated))
+        valid = bool_array(hashes.is_not_null())
+        return np.flatnonzero(_members(hashes.fill_null(0).to_numpy(), repeated) & valid)
+    return np.flatnonzero(_members(present, repeated))
 
 
 def _members(values: np.ndarray, among: np.ndarray) -> np.ndarray:
@@ -74,24 +87,32 @@ _FEW = 4
 def verify_duplicates(
     frame: pl.DataFrame, candidates: pl.Series, rule: Rule, hashes: pl.Series | None = None
 ) -> tuple[pl.Series, int]:
-    """The exact failure mask of a uniqueness rule from its candidate mask (rows whose key hash is
-    duplicated, see :func:`~streams.validation.predicates.duplicate_candidates`), and its ODCS
+    """:func:`verify_rows` of the candidate mask ``candidates``, the failure mask as a Series."""
+    rows = np.flatnonzero(bool_array(candidates))
+    mask, found = verify_rows(frame, rows, rule, hashes)
+    return pl.Series(candidates.name, mask), found
+
+
+def verify_rows(
+    frame: pl.DataFrame, rows: np.ndarray, rule: Rule, hashes: pl.Series | None = None
+) -> tuple[np.ndarray, int]:
+    """The exact failure mask (numpy) of a uniqueness rule from its candidate rows (ascending: rows whose key
+    hash is duplicated, see :func:`~streams.validation.predicates.duplicate_candidates`), and its ODCS
     ``duplicateValues`` (rows of the duplicated groups minus their distinct keys): the candidates'
     keys compared as they are, over those rows only. With the keys' ``hashes`` (a text key): the
     candidates sorted by hash, each key compared with its neighbour of the same hash; when every group
     of a hash holds one key (no collision: always, but for 64-bit collisions) the candidates are the
     duplicated rows, with no query; otherwise the keys are compared in polars."""
-    rows = np.flatnonzero(bool_array(candidates))  # the rows as numpy: no query
     at = pl.Series(rows, dtype=pl.UInt32)
     names = rule.key_columns or (str(rule.column),)
+    mask = np.zeros(frame.height, dtype=np.bool_)
     if len(names) == 1:  # no select for one column (Series[Series]: a gather without a plan)
         keys = frame.get_column(names[0])[at]
         if hashes is not None and keys.dtype == pl.String and len(rows) > 1:
             found = _grouped(hashes[at].to_numpy(), keys)
             if found is not None:
-                mask = np.zeros(frame.height, dtype=np.bool_)
                 mask[rows] = True
-                return pl.Series(candidates.name, mask), found
+                return mask, found
     else:
         keys = frame.select(unique_key(rule, pl.col(names[0]))[0].gather(at)).to_series()
     key = pl.col("k")
@@ -100,22 +121,24 @@ def verify_duplicates(
         key.is_duplicated().alias("r"), key.filter(key.is_duplicated()).n_unique().alias("n")
     )
     repeated = out.to_series(0).to_numpy()
-    mask = np.zeros(frame.height, dtype=np.bool_)
     if not repeated.any():
-        return pl.Series(candidates.name, mask), 0
+        return mask, 0
     mask[rows[repeated]] = True
-    return pl.Series(candidates.name, mask), int(repeated.sum()) - int(out.to_series(1)[0])
+    return mask, int(repeated.sum()) - int(out.to_series(1)[0])
 
 
 def _grouped(hashes: np.ndarray, keys: pl.Series) -> int | None:
     """Rows minus distinct keys of ``keys`` (no nulls) whose ``hashes`` each occur more than once, when the keys
-    of each hash are all equal (else None: a collision). Keys sorted by hash are compared with their neighbours."""
-    order = np.argsort(hashes)
+    of each hash are all equal (else None: a collision). Keys sorted by hash are compared with their neighbours
+    (as Python strings: a comparison in C per pair, no polars call per step)."""
+    order = np.argsort(hashes, kind="stable")
     ordered = hashes[order]
     same = ordered[1:] == ordered[:-1]
-    sorted_keys = keys[pl.Series(order, dtype=pl.UInt32)]
-    equal = (sorted_keys.slice(1) == sorted_keys.slice(0, len(keys) - 1)).to_numpy()
-    if not equal[same].all() or not same.any():
+    if not same.any():
+        return None
+    sorted_keys = np.array(keys.to_list(), dtype=object)[order]
+    equal = sorted_keys[1:] == sorted_keys[:-1]
+    if not equal[same].all():
         return None
     return int(same.sum())  # rows - groups: each row but the first of its group
 

@@ -119,14 +119,14 @@ def verdicts(
                 tables[key] = kept
         names, gated_names = kept
         codes = pl.Series("code", _codes([m for m, _, _ in failing]))
-        violations = names.gather(codes)
-        return valid, violations, gated_names.gather(codes) if split else violations
+        violations = names[codes]  # (Series[Series]: a gather without a plan; Series.gather plans one)
+        return valid, violations, gated_names[codes] if split else violations
     words = np.stack([_word([m for m, _, _ in failing[start : start + 63]]) for start in range(0, len(failing), 63)], 1)
     combos, at = np.unique(words, axis=0, return_inverse=True)
     keys = [tuple(int(w) for w in combo) for combo in combos]
     index = pl.Series("at", at.reshape(-1).astype(np.uint32))
-    violations = _names_table(keys, failing).gather(index)
-    gated = _names_table(keys, failing, gating_only=True).gather(index) if split else violations
+    violations = _names_table(keys, failing)[index]
+    gated = _names_table(keys, failing, gating_only=True)[index] if split else violations
     return valid, violations, gated
 
 
