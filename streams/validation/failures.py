@@ -19,7 +19,7 @@ from streams.contracts.model import Op, Rule, SchemaObject, Unit
 from streams.contracts.rules import sql_reads
 from streams.validation.cases import constants_table, empty_failure_cases
 from streams.validation.predicates import FRAME_CONTEXT, RuleSlot, rule_layout, unique_key
-from streams.validation.report import REDACTED, CheckResult, as_text, bool_array, redact
+from streams.validation.report import REDACTED, CheckResult, as_text, bool_array, has_binary, jsonable, redact
 
 
 def error_text(exc: BaseException) -> str:
@@ -411,8 +411,8 @@ class Reporter:
             source = originals.get(name, name) if rule.op is Op.DTYPE else name
             text = _text(frame.get_column(source)[at])
             return _redacted(text) if name in self.redacted else text
-        except Exception:  # a value that cannot be rendered is no reason to fail
-            return None
+        except (Exception, pl.exceptions.PanicException):  # a value that cannot be rendered is no reason to fail
+            return None  # (polars panics on what it has not implemented, e.g. JSON of binary values)
 
     def _json(self, names: tuple[str, ...], frame: pl.DataFrame, originals: dict[str, str], at: pl.Series) -> pl.Series:
         """The batch's values of the columns ``names`` at the rows ``at`` as JSON objects (pandera renders a frame
@@ -424,6 +424,8 @@ class Reporter:
         small = frame[[originals.get(n, n) for n in names]][at]  # (the batch's own values of cast columns)
         for i, (n, column) in enumerate(zip(names, small.get_columns(), strict=True)):
             shown = column.cast(pl.Float64) if column.dtype == pl.Float32 else column
+            if has_binary(column.dtype):  # as a binary column's own cases show it (polars encodes no bytes as JSON)
+                shown = column.to_frame().select(jsonable(pl.col(column.name), column.dtype)).to_series()
             shown = _redacted(shown) if n in self.redacted else shown
             if shown is not column:
                 small.replace_column(i, shown.alias(column.name))

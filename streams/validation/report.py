@@ -12,13 +12,16 @@ from __future__ import annotations
 import dataclasses as _dataclasses
 import math
 from dataclasses import dataclass
-from typing import Any, overload
+from typing import TYPE_CHECKING, Any, overload
 
 import numpy as np
 import polars as pl
 
 from streams.contracts.model import Severity
 from streams.validation.cases import FAILURE_CASE_SCHEMA, FailureCases, concat_cases, empty_failure_cases
+
+if TYPE_CHECKING:
+    from polars._typing import PolarsDataType
 
 __all__ = [
     "FAILURE_CASE_SCHEMA",
@@ -41,12 +44,40 @@ REDACTED = "[REDACTED]"
 def as_text(expr: pl.Expr, dtype: pl.DataType) -> pl.Expr:
     """Render values as failure-case strings the way pandera does (nested values as JSON)."""
     if isinstance(dtype, (pl.List, pl.Array, pl.Struct)):
-        return pl.struct(expr.alias("v")).struct.json_encode().str.slice(5).str.head(-1)
+        return pl.struct(jsonable(expr, dtype).alias("v")).struct.json_encode().str.slice(5).str.head(-1)
     if dtype == pl.Object:
         return expr.map_elements(lambda v: f"{v}", return_dtype=pl.String)
     if dtype == pl.Binary:
         return expr.bin.encode("hex")
     return expr.cast(pl.String)
+
+
+def has_binary(dtype: PolarsDataType) -> bool:
+    """``dtype`` is binary or holds binary values (in lists, arrays or struct fields, at any depth)."""
+    if dtype == pl.Binary:
+        return True
+    if isinstance(dtype, (pl.List, pl.Array)):
+        return has_binary(dtype.inner)
+    if isinstance(dtype, pl.Struct):
+        return any(has_binary(f.dtype) for f in dtype.fields)
+    return False
+
+
+def jsonable(expr: pl.Expr, dtype: PolarsDataType) -> pl.Expr:
+    """``expr`` with its binary values as hex text, at any depth, as a binary column's own cases show them: polars
+    panics when it encodes bytes as JSON (an Arrow message or a Parquet file may hold them where text is declared).
+    Unchanged when ``dtype`` holds no binary."""
+    if not has_binary(dtype):
+        return expr
+    if dtype == pl.Binary:
+        return expr.bin.encode("hex")
+    if isinstance(dtype, pl.Array):
+        return jsonable(expr.arr.to_list(), pl.List(dtype.inner))
+    if isinstance(dtype, pl.List):
+        return expr.list.eval(jsonable(pl.element(), dtype.inner))
+    assert isinstance(dtype, pl.Struct)
+    fields = [jsonable(expr.struct.field(f.name), f.dtype).alias(f.name) for f in dtype.fields]
+    return pl.when(expr.is_null()).then(None).otherwise(pl.struct(fields))
 
 
 def redact(expr: pl.Expr) -> pl.Expr:
