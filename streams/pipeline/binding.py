@@ -62,6 +62,10 @@ from streams.validation.report import ValidationReport
 
 __all__ = ["Binding"]
 
+#: what processing data may raise: any error, and polars' panics (``PanicException`` is a ``BaseException``: it
+#: raises one where it has not implemented something, e.g. JSON of binary values); never a reason to stop a worker
+FAILED: tuple[type[BaseException], ...] = (Exception, pl.exceptions.PanicException)
+
 log = logging.getLogger(__name__)
 _PARTITION = attrgetter("partition")
 
@@ -157,7 +161,7 @@ class Binding:
                         report, states = poll_stages(cast(list[PollStage], self.stages), decoded, report, batches)
                     slices = slice_poll(decoded, report, [len(b) for b in batches])
                 share = ((decoded_at - start) / len(messages), (time.perf_counter() - decoded_at) / len(messages))
-            except Exception:
+            except FAILED:
                 log.exception("a poll of %d partitions of %s failed; processing them one by one", len(batches),
                               self.topic)  # fmt: skip
                 slices = None
@@ -175,7 +179,7 @@ class Binding:
         spans = offset_spans(messages)
         try:
             routed = self._route(messages, track, given)
-        except Exception:
+        except FAILED:
             log.exception("batch of %d messages from %s failed; isolating the culprits", len(messages), self.topic)
             routed = self._isolate(messages, track)
         result = BatchResult(
@@ -197,7 +201,7 @@ class Binding:
         try:
             result.events = batch_events(self, messages, spans, routed.report, routed.decoded, routed.counts,
                                          routed.decode_seconds + routed.validate_seconds, worker_id)  # fmt: skip
-        except Exception:  # events describe the batch; losing them must not lose records
+        except FAILED:  # events describe the batch; losing them must not lose records
             log.exception("could not build the quality events of a batch from %s", self.topic)
         result.events += routed.state
         return result, routed
@@ -384,7 +388,7 @@ class Binding:
         def probe(lo: int, hi: int) -> None:
             try:
                 self._route(messages[lo:hi])
-            except Exception as exc:
+            except FAILED as exc:
                 if hi - lo == 1:
                     culprits[lo] = exc
                 else:
@@ -398,7 +402,7 @@ class Binding:
         if good:
             try:
                 out = self._route(good, track)
-            except Exception as exc:  # only the whole batch fails: give it all up, unchanged
+            except FAILED as exc:  # only the whole batch fails: give it all up, unchanged
                 log.exception("batch from %s still fails without its culprits", self.topic)
                 culprits = {k: culprits.get(k, exc) for k in range(len(messages))}
                 out = Routed(track=track)
