@@ -6,7 +6,8 @@ the client) cost the same whatever it holds. Its offsets and its commit are sent
 the worker keeps fetching and processing the next polls (in a thread) while they come back full (a backlog), up
 to ``transaction_max_records`` and while the first of them would still commit within :data:`LATENCY_BUDGET_S`
 (measured commit and processing times), and sends them all in the next transaction once the commit succeeded:
-under a backlog a transaction holds what was processed during the last one's commit. ``transaction_interval_ms`` (0 by
+under a backlog a transaction holds what was processed during the last one's commit; when the worker has to wait
+for that commit, it reads the next poll meanwhile (:mod:`streams.kafka.ahead`). ``transaction_interval_ms`` (0 by
 default) also keeps a transaction open after its polls were sent, for more full polls, up to that long after its
 first poll (as Kafka Streams' ``commit.interval.ms``). A poll that is not full (the worker caught up), an idle
 poll, a revoke or a stop commits at once; a revoke drops the polls processed ahead (read again). When a commit
@@ -257,7 +258,7 @@ class ExactlyOnce(PollBatches):
             return
         if self._stop.is_set() or self.event_delivery.blocked:
             return
-        self._reading(self.settings.batch_max_records, self.settings.batch_max_latency_ms)
+        self._reading(self.settings.batch_max_records, self._poll_timeout_ms())
 
     def _transaction_left(self, tx: OpenTransaction) -> float:
         """Seconds before ``tx`` is due (0 or less: due), by ``transaction_interval_ms`` and
