@@ -5,7 +5,9 @@ On a backlog the event loop's share of a record (aiokafka's ``getmany`` unpackin
 thread's (decode, validation, outputs; polars releases the GIL for much of it) can overlap on two cores: after a
 full poll the worker starts the next ``transport.poll`` as a task, then processes the current poll (in a thread
 while that read runs: ``ExactlyOnce._call``), and the next cycle takes the poll read meanwhile. Every poll goes
-through :attr:`ReadAhead._next`, so a rebalance sees it:
+through :attr:`ReadAhead._next`, so a rebalance sees it. An exactly-once worker also reads the next poll while it
+waits for the last transaction's commit (``ExactlyOnce._read_while_committing``), whatever ``poll_ahead`` says; the
+same rules hold for that poll:
 
 * **revoke**: the poll read before it holds records of the old assignment. A poll still being read is cancelled (a
   ``getmany`` drains its records synchronously, so a cancelled one took none; records a fill held are of partitions

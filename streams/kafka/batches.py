@@ -119,6 +119,7 @@ class BatchWorker(ExactlyOnce, ReadAhead):
         self._reread: dict[TopicPartition, int] = {}
         self._open: OpenTransaction | None = None
         self._ahead: list[Ahead] = []
+        self._commit_s, self._poll_s, self._commit_started = 0.0, 0.0, 0.0
         self._next: asyncio.Task[Read] | None = None  # the poll being read (ahead): streams.kafka.ahead
         self._rebalancing = False
         self._ahead_timer: asyncio.TimerHandle | None = None

@@ -4,8 +4,10 @@ in one Kafka transaction.
 A transaction's round trips (adding its partitions and the group, the offsets, ending it; about five, serial in
 the client) cost the same whatever it holds. Its offsets and its commit are sent in the background; meanwhile
 the worker keeps fetching and processing the next polls (in a thread) while they come back full (a backlog), up
-to ``transaction_max_records``, and sends them all in the next transaction once the commit succeeded: under a
-backlog a transaction holds what was processed during the last one's commit. ``transaction_interval_ms`` (0 by
+to ``transaction_max_records`` and while the first of them would still commit within :data:`LATENCY_BUDGET_S`
+(measured commit and processing times), and sends them all in the next transaction once the commit succeeded:
+under a backlog a transaction holds what was processed during the last one's commit; when the worker has to wait
+for that commit, it reads the next poll meanwhile (:mod:`streams.kafka.ahead`). ``transaction_interval_ms`` (0 by
 default) also keeps a transaction open after its polls were sent, for more full polls, up to that long after its
 first poll (as Kafka Streams' ``commit.interval.ms``). A poll that is not full (the worker caught up), an idle
 poll, a revoke or a stop commits at once; a revoke drops the polls processed ahead (read again). When a commit
@@ -34,13 +36,30 @@ from streams.pipeline.records import Message
 from streams.settings import Settings
 
 if TYPE_CHECKING:
+    from streams.kafka.backpressure import EventDelivery
     from streams.pipeline.binding import Binding
 
-__all__ = ["INLINE_MAX_RECORDS", "Ahead", "ExactlyOnce", "InFlight", "OpenTransaction", "records_in"]
+__all__ = [
+    "INLINE_MAX_RECORDS",
+    "LATENCY_BUDGET_S",
+    "Ahead",
+    "ExactlyOnce",
+    "InFlight",
+    "OpenTransaction",
+    "records_in",
+]
 
 log = logging.getLogger("streams.kafka.worker")
 R = TypeVar("R")
 _VALUE = attrgetter("value")
+
+#: exactly-once: the latency a transaction may grow to. While the last transaction commits, a poll processed ahead
+#: is followed by another (the next transaction grows) only if the first one's records would still be committed
+#: within it: their age, a poll's processing and a commit, as last measured. A transaction costs about five
+#: coordinator round trips whatever it holds; when they take as long as a poll's processing (prediction records)
+#: two polls share them, when polls are slower (card records) or commits slow each poll stays alone
+LATENCY_BUDGET_S = 0.25
+_SMOOTHING = 0.3  # weight of the newest measurement in the commit and processing estimates
 
 #: records one call may process on the event loop (inline); a call with more (by :func:`records_in`) runs in a
 #: thread: a 1 MB NDJSON message of 333k tiny records took ~23 s inline, holding the consumer's heartbeats (the
@@ -87,6 +106,11 @@ def _earliest(a: dict[TopicPartition, int], b: dict[TopicPartition, int]) -> dic
     return {tp: min(a.get(tp, o), b.get(tp, o)) for tp, o in (b | a).items()}
 
 
+def _smoothed(estimate: float, measured: float) -> float:
+    """An exponentially weighted mean; the first measurement (no estimate yet: 0) is taken as is."""
+    return measured if estimate == 0.0 else estimate + _SMOOTHING * (measured - estimate)
+
+
 def _raise_refused(pending: Iterable[Iterable[InFlight]]) -> None:
     """Raise the error of an output the transport refused at once (a failed future: an event whose topic is denied
     or deleted, ``EventDelivery``): it never reached the producer, so the transaction would commit without it."""
@@ -117,6 +141,20 @@ class ExactlyOnce(PollBatches):
     #: the next poll being read meanwhile, or due to be (streams.kafka.ahead)
     _next: asyncio.Task[Any] | None
     _ahead_timer: asyncio.TimerHandle | None
+    _read_s: float  # the last poll's read (streams.kafka.ahead)
+    #: estimates (seconds, smoothed) of a commit and of a poll processed ahead (read and processing), and when the
+    #: last commit started: the latency budget of a transaction's growth (LATENCY_BUDGET_S)
+    _commit_s: float
+    _poll_s: float
+    _commit_started: float
+
+    _rebalancing: bool
+    _stop: asyncio.Event
+    event_delivery: EventDelivery
+
+    if TYPE_CHECKING:  # streams.kafka.ahead.ReadAhead's, after this mixin in the worker's bases
+
+        def _reading(self, max_records: int, timeout_ms: int) -> asyncio.Task[Any]: ...
 
     def _done(self, batches: Sequence[InFlight], now: float | None = None) -> None:
         raise NotImplementedError
@@ -164,12 +202,17 @@ class ExactlyOnce(PollBatches):
             self._ahead.append(ahead)
             committing = self._committing
             if committing is not None and not self._staged:
+                started = time.perf_counter()
                 ahead.prepared = await self._prepare(batches)  # in a thread while the last transaction commits
+                self._poll_s = _smoothed(self._poll_s, self._read_s + time.perf_counter() - started)
                 held = sum(a.records for a in self._ahead)
-                if full and not committing.done() and held < self.settings.transaction_max_records:
+                if full and not committing.done() and held < self.settings.transaction_max_records and \
+                        self._within_budget():  # fmt: skip
                     return  # poll again meanwhile: a commit's round trips cost the same for one poll or several
         elif self._open is not None:  # caught up: commit the transaction kept open for more polls
             self._end_transaction()
+        if full:
+            self._read_while_committing()
         if not await self._settle():  # the polls processed meanwhile are read again after it (see _settle)
             return
         polls, self._ahead = self._ahead, []
@@ -198,6 +241,25 @@ class ExactlyOnce(PollBatches):
         if tx is not None and (not full or self._staged or self._transaction_left(tx) <= 0):
             self._end_transaction()
 
+    def _within_budget(self) -> bool:
+        """True when one more poll processed ahead keeps the oldest one's expected commit within
+        :data:`LATENCY_BUDGET_S`: its age, another poll's processing and a commit (the last ones measured)."""
+        age = time.perf_counter() - self._ahead[0].polled_at
+        return age + self._poll_s + self._commit_s <= LATENCY_BUDGET_S
+
+    def _read_while_committing(self) -> None:
+        """Start reading the next poll while the worker waits for the last transaction's commit (a backlog): the
+        event loop is idle meanwhile, and unpacking a poll (``getmany``, ~4 µs a record, synchronous on the loop)
+        otherwise runs right after the next transaction's sends, delaying its commit's round trips (the loop
+        handles their responses). The poll read is taken by the next cycle (:mod:`streams.kafka.ahead`: a revoke,
+        a rewind, a pause or the stop meanwhile are handled as for any poll read ahead)."""
+        committing = self._committing
+        if committing is None or committing.done() or self._next is not None or self._rebalancing:
+            return
+        if self._stop.is_set() or self.event_delivery.blocked:
+            return
+        self._reading(self.settings.batch_max_records, self._poll_timeout_ms())
+
     def _transaction_left(self, tx: OpenTransaction) -> float:
         """Seconds before ``tx`` is due (0 or less: due), by ``transaction_interval_ms`` and
         ``transaction_max_records``."""
@@ -219,6 +281,7 @@ class ExactlyOnce(PollBatches):
         if tx is None:
             return
         offsets = {b.tp: b.next_offset for b in tx.batches}  # a partition's batches are in offset order
+        self._commit_started = time.perf_counter()
         self._committing = asyncio.ensure_future(self._commit_transaction(offsets))
         self._in_transaction = (tx.firsts, tx.batches)
 
@@ -249,6 +312,7 @@ class ExactlyOnce(PollBatches):
             self._reread = firsts
             self._forget_ahead(firsts)
             return False
+        self._commit_s = _smoothed(self._commit_s, committed_at - self._commit_started)
         self._done(done, committed_at)
         return True
 

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
+import time
 from typing import Any
 
 from streams.kafka.observers import WorkerObserver
+from streams.kafka.transactions import LATENCY_BUDGET_S
 from streams.kafka.transport import TopicPartition
 from streams.testing.transport import InMemoryTransport
 
@@ -123,5 +126,40 @@ def test_polls_processed_while_a_transaction_commits_are_read_again_after_a_reba
             await transport.wait_for(lambda: transport.committed == {P0: 50}, timeout=20)
         assert sorted(routed(transport).items()) == [(o, 1) for o in range(50)]
         assert (P0, 30) in transport.seeks  # the poll processed ahead was dropped, read again
+
+    run(scenario)
+
+
+class HalfSecondCommits(SlowCommits):
+    async def commit_transaction(self) -> None:
+        await asyncio.sleep(0.5)
+        await super().commit_transaction()
+
+
+def test_a_transaction_grows_only_while_its_first_poll_stays_within_the_latency_budget() -> None:
+    """Commits of 0.5 s, polls processed in 0.1 s, a record bound of 1,000: without a latency bound, the five polls
+    processed while a commit runs would all go into the next transaction, their first one committed ~0.5 s after the
+    commit started. Once a commit was measured, a poll processed ahead is followed by another only if the first one's
+    age, a poll's processing and a commit stay within ``LATENCY_BUDGET_S`` (0.25 s): never here, so every transaction
+    after the second holds one poll (the second may hold two: no commit was measured yet)."""
+    assert LATENCY_BUDGET_S < 0.5 + 0.1
+
+    async def scenario() -> None:
+        transport = HalfSecondCommits(sources=[TOPIC], partitions={TOPIC: 1})
+        feed(transport, 80, 0)
+        worker = worker_with(transport, transaction_max_records=1000, transaction_interval_ms=0)
+        calls = worker.bindings[TOPIC].process
+
+        def process(messages: Any, *, worker_id: str) -> Any:
+            time.sleep(0.1)  # in a thread: a transaction is committing
+            return calls(messages, worker_id=worker_id)
+
+        worker.bindings[TOPIC].process = process  # type: ignore[method-assign]
+        async with running(worker):
+            await transport.wait_for(lambda: transport.committed == {P0: 80}, timeout=25)
+        ends = [c[P0] for c in transport.commits]
+        assert ends[0] == 10
+        assert [b - a for a, b in itertools.pairwise(ends[1:])] == [10] * (len(ends) - 2), ends
+        assert sorted(routed(transport).items()) == [(o, 1) for o in range(80)]
 
     run(scenario)
