@@ -124,9 +124,16 @@ class Settings(BaseSettings):
         "polls; 0: it commits after its polls (those processed while the last one committed).",
     )
     transaction_max_records: int = Field(
-        5_000,
+        20_000,
         ge=1,
         description="Exactly-once: most records of one transaction (its polls processed ahead, or kept open for).",
+    )
+    transaction_max_latency_ms: int = Field(
+        250,
+        ge=1,
+        description="Exactly-once: a transaction grows by polls processed while the last one commits only while its "
+        "first poll's records would still commit within this (their age, a poll's processing and a commit, as "
+        "measured).",
     )
     header_prefix: str = Field("qstreams.", description="Prefix of the headers the worker adds.")
     failure_case_sample: int = Field(20, ge=0, description="Failure cases carried by a rule-violation event.")

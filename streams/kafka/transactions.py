@@ -4,7 +4,7 @@ in one Kafka transaction.
 A transaction's round trips (adding its partitions and the group, the offsets, ending it; about five, serial in
 the client) cost the same whatever it holds. Its offsets and its commit are sent in the background; meanwhile
 the worker keeps fetching and processing the next polls (in a thread) while they come back full (a backlog), up
-to ``transaction_max_records`` and while the first of them would still commit within :data:`LATENCY_BUDGET_S`
+to ``transaction_max_records`` and while the first of them would still commit within ``transaction_max_latency_ms``
 (measured commit and processing times), and sends them all in the next transaction once the commit succeeded:
 under a backlog a transaction holds what was processed during the last one's commit; when the worker has to wait
 for that commit, it reads the next poll meanwhile (:mod:`streams.kafka.ahead`). ``transaction_interval_ms`` (0 by
@@ -41,7 +41,6 @@ if TYPE_CHECKING:
 
 __all__ = [
     "INLINE_MAX_RECORDS",
-    "LATENCY_BUDGET_S",
     "Ahead",
     "ExactlyOnce",
     "InFlight",
@@ -53,12 +52,12 @@ log = logging.getLogger("streams.kafka.worker")
 R = TypeVar("R")
 _VALUE = attrgetter("value")
 
-#: exactly-once: the latency a transaction may grow to. While the last transaction commits, a poll processed ahead
-#: is followed by another (the next transaction grows) only if the first one's records would still be committed
-#: within it: their age, a poll's processing and a commit, as last measured. A transaction costs about five
-#: coordinator round trips whatever it holds; when they take as long as a poll's processing (prediction records)
-#: two polls share them, when polls are slower (card records) or commits slow each poll stays alone
-LATENCY_BUDGET_S = 0.25
+# exactly-once, ``transaction_max_latency_ms``: the latency a transaction may grow to. While the last transaction
+# commits, a poll processed ahead is followed by another (the next transaction grows) only if the first one's records
+# would still be committed within it: their age, a poll's processing and a commit, as last measured. A transaction
+# costs about five coordinator round trips whatever it holds; when they take as long as a poll's processing
+# (prediction records) two polls share them, when polls are slower (card records) or commits slow each poll stays
+# alone
 _SMOOTHING = 0.3  # weight of the newest measurement in the commit and processing estimates
 
 #: records one call may process on the event loop (inline); a call with more (by :func:`records_in`) runs in a
@@ -143,7 +142,7 @@ class ExactlyOnce(PollBatches):
     _ahead_timer: asyncio.TimerHandle | None
     _read_s: float  # the last poll's read (streams.kafka.ahead)
     #: estimates (seconds, smoothed) of a commit and of a poll processed ahead (read and processing), and when the
-    #: last commit started: the latency budget of a transaction's growth (LATENCY_BUDGET_S)
+    #: last commit started: the latency budget of a transaction's growth (transaction_max_latency_ms)
     _commit_s: float
     _poll_s: float
     _commit_started: float
@@ -243,9 +242,9 @@ class ExactlyOnce(PollBatches):
 
     def _within_budget(self) -> bool:
         """True when one more poll processed ahead keeps the oldest one's expected commit within
-        :data:`LATENCY_BUDGET_S`: its age, another poll's processing and a commit (the last ones measured)."""
+        ``transaction_max_latency_ms``: its age, another poll's processing and a commit (the last ones measured)."""
         age = time.perf_counter() - self._ahead[0].polled_at
-        return age + self._poll_s + self._commit_s <= LATENCY_BUDGET_S
+        return age + self._poll_s + self._commit_s <= self.settings.transaction_max_latency_ms / 1000
 
     def _read_while_committing(self) -> None:
         """Start reading the next poll while the worker waits for the last transaction's commit (a backlog): the

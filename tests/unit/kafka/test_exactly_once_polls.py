@@ -8,8 +8,8 @@ import time
 from typing import Any
 
 from streams.kafka.observers import WorkerObserver
-from streams.kafka.transactions import LATENCY_BUDGET_S
 from streams.kafka.transport import TopicPartition
+from streams.settings import Settings
 from streams.testing.transport import InMemoryTransport
 
 from .test_exactly_once_overlap import SlowCommits, routed
@@ -140,9 +140,9 @@ def test_a_transaction_grows_only_while_its_first_poll_stays_within_the_latency_
     """Commits of 0.5 s, polls processed in 0.1 s, a record bound of 1,000: without a latency bound, the five polls
     processed while a commit runs would all go into the next transaction, their first one committed ~0.5 s after the
     commit started. Once a commit was measured, a poll processed ahead is followed by another only if the first one's
-    age, a poll's processing and a commit stay within ``LATENCY_BUDGET_S`` (0.25 s): never here, so every transaction
-    after the second holds one poll (the second may hold two: no commit was measured yet)."""
-    assert LATENCY_BUDGET_S < 0.5 + 0.1
+    age, a poll's processing and a commit stay within ``transaction_max_latency_ms`` (0.25 s by default): never
+    here, so every transaction after the second holds one poll (the second may hold two: no commit was measured yet)."""
+    assert Settings().transaction_max_latency_ms < 500 + 100
 
     async def scenario() -> None:
         transport = HalfSecondCommits(sources=[TOPIC], partitions={TOPIC: 1})
@@ -160,6 +160,30 @@ def test_a_transaction_grows_only_while_its_first_poll_stays_within_the_latency_
         ends = [c[P0] for c in transport.commits]
         assert ends[0] == 10
         assert [b - a for a, b in itertools.pairwise(ends[1:])] == [10] * (len(ends) - 2), ends
+        assert sorted(routed(transport).items()) == [(o, 1) for o in range(80)]
+
+    run(scenario)
+
+
+def test_a_larger_latency_budget_lets_transactions_grow() -> None:
+    """The same commits and polls as above with ``transaction_max_latency_ms`` of 5 s: the polls processed while a
+    commit runs share the next transaction (up to the record bound), instead of one poll each."""
+
+    async def scenario() -> None:
+        transport = HalfSecondCommits(sources=[TOPIC], partitions={TOPIC: 1})
+        feed(transport, 80, 0)
+        worker = worker_with(transport, transaction_max_records=1000, transaction_max_latency_ms=5000)
+        calls = worker.bindings[TOPIC].process
+
+        def process(messages: Any, *, worker_id: str) -> Any:
+            time.sleep(0.1)  # in a thread: a transaction is committing
+            return calls(messages, worker_id=worker_id)
+
+        worker.bindings[TOPIC].process = process  # type: ignore[method-assign]
+        async with running(worker):
+            await transport.wait_for(lambda: transport.committed == {P0: 80}, timeout=25)
+        ends = [c[P0] for c in transport.commits]
+        assert max(b - a for a, b in itertools.pairwise([0, *ends])) >= 30, ends
         assert sorted(routed(transport).items()) == [(o, 1) for o in range(80)]
 
     run(scenario)
