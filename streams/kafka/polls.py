@@ -94,8 +94,8 @@ class PollBatches:
     async def _prepare(self, batches: Sequence[tuple[TopicPartition, Sequence[Message]]]) -> list[Prepared]:
         """The owned batches of a poll, processed and fitted (a batch retried later is left out)."""
         groups: dict[str, list[tuple[TopicPartition, Sequence[Message]]]] = {}
-        for tp, messages in batches:
-            if tp in self._owned and messages:
+        for tp, messages in batches:  # a batch read before its partition was rewound is dropped unprocessed
+            if tp in self._owned and messages and not self._behind(tp, messages[0].offset):
                 groups.setdefault(tp.topic, []).append((tp, messages))
         prepared: list[Prepared] = []
         for g, group in enumerate(groups.values()):
@@ -154,7 +154,10 @@ class PollBatches:
     def _behind(self, tp: TopicPartition, first: int) -> bool:
         """True for a batch read before its partition was rewound to an earlier, failed batch (``_rewound``): it is
         read again after that one. Submitted now, its offsets would be committed while the failed batch's outputs
-        are written nowhere (lost on a rebalance or a crash before the retry). The re-read clears the mark."""
+        are written nowhere (lost on a rebalance or a crash before the retry). The re-read clears the mark when it
+        is processed (``_prepare``), not when it is sent: an exactly-once worker sends polls processed ahead only
+        once the last transaction committed, and a batch failing meanwhile must rewind to itself, not to the mark
+        of a re-read already processed (sent later: read once more from there, it was written twice)."""
         rewound = self._rewound.get(tp)
         if rewound is None:
             return False
@@ -170,7 +173,8 @@ class PollBatches:
         owners: dict[int, InFlight] = {}  # group -> the batch carrying the poll's events
         carried: dict[int, list[OutRecord]] = {}  # group -> the poll's events, when the batch carrying them is dropped
         for tp, messages, result, group in prepared:
-            if tp not in self._owned or self._behind(tp, messages[0].offset):
+            rewound = self._rewound.get(tp)  # since it was processed: read again after it
+            if tp not in self._owned or (rewound is not None and messages[0].offset > rewound):
                 if group >= 0 and group not in owners:
                     carried.setdefault(group, result.events)
                 continue
