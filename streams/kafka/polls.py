@@ -147,7 +147,7 @@ class PollBatches:
     def _rewind(self, tp: TopicPartition, offset: int) -> None:
         """Read ``tp`` again from ``offset``: batches of it read before at later offsets (processed, or a poll read
         ahead: :mod:`streams.kafka.ahead`) are dropped until the re-read reaches ``offset`` (``_behind``). From an
-        earlier rewind not read again yet, if any: nothing of the partition from there was submitted since."""
+        earlier rewind not processed again yet, if any: nothing of the partition from there was processed since."""
         self._rewound[tp] = offset = min(self._rewound.get(tp, offset), offset)
         self.transport.seek(tp, offset)
 
