@@ -20,6 +20,7 @@ from streams.contracts.rules import sql_reads
 from streams.validation.cases import constants_table, empty_failure_cases
 from streams.validation.predicates import FRAME_CONTEXT, RuleSlot, rule_layout, unique_key
 from streams.validation.report import REDACTED, CheckResult, as_text, bool_array, has_binary, jsonable, redact
+from streams.validation.rowjson import rows_json
 
 
 def error_text(exc: BaseException) -> str:
@@ -82,6 +83,7 @@ def _members(values: np.ndarray, among: np.ndarray) -> np.ndarray:
 
 
 _FEW = 4
+_PYTHON_ROWS = 64  # rows up to which a row's JSON is encoded in Python (streams.validation.rowjson)
 
 
 def verify_duplicates(
@@ -416,21 +418,33 @@ class Reporter:
 
     def _json(self, names: tuple[str, ...], frame: pl.DataFrame, originals: dict[str, str], at: pl.Series) -> pl.Series:
         """The batch's values of the columns ``names`` at the rows ``at`` as JSON objects (pandera renders a frame
-        check's rows from Python values: a Float32 as the double it is), redacted where classified. The values
-        are changed in eager operations and encoded as one struct: a select of an expression per column costs
-        more to plan than to run."""
+        check's rows from Python values: a Float32 as the double it is), redacted where classified. Up to
+        ``_PYTHON_ROWS`` rows (the worker's samples) are encoded in Python when their dtypes allow
+        (:mod:`~streams.validation.rowjson`, byte for byte polars' encoding): polars' gather of every column and
+        its query cost more CPU than twenty rows. Else the values are changed in eager operations and encoded as
+        one struct (:func:`encoded_rows`)."""
         if not names:
             return pl.Series("failure_case", ["{}"] * len(at), dtype=pl.String)
+        if len(at) <= _PYTHON_ROWS:  # a few rows (the worker's samples): encoded in Python, if their dtypes allow
+            columns = [(n, frame.get_column(originals.get(n, n))[at], n in self.redacted) for n in names]
+            if (texts := rows_json(columns)) is not None:
+                return pl.Series("failure_case", texts, dtype=pl.String)
         small = frame[[originals.get(n, n) for n in names]][at]  # (the batch's own values of cast columns)
-        for i, (n, column) in enumerate(zip(names, small.get_columns(), strict=True)):
-            shown = column.cast(pl.Float64) if column.dtype == pl.Float32 else column
-            if has_binary(column.dtype):  # as a binary column's own cases show it (polars encodes no bytes as JSON)
-                shown = column.to_frame().select(jsonable(pl.col(column.name), column.dtype)).to_series()
-            shown = _redacted(shown) if n in self.redacted else shown
-            if shown is not column:
-                small.replace_column(i, shown.alias(column.name))
-        small.columns = list(names)
-        return small.to_struct("failure_case").struct.json_encode()
+        return encoded_rows(small, names, self.redacted)
+
+
+def encoded_rows(small: pl.DataFrame, names: tuple[str, ...], redacted: frozenset[str]) -> pl.Series:
+    """The rows of ``small`` as JSON objects keyed by ``names`` (its columns, renamed) through polars' ``json_encode``:
+    a Float32 as the double it is, binary values as hex text, the values of ``redacted`` columns redacted."""
+    for i, (n, column) in enumerate(zip(names, small.get_columns(), strict=True)):
+        shown = column.cast(pl.Float64) if column.dtype == pl.Float32 else column
+        if has_binary(column.dtype):  # as a binary column's own cases show it (polars encodes no bytes as JSON)
+            shown = column.to_frame().select(jsonable(pl.col(column.name), column.dtype)).to_series()
+        shown = _redacted(shown) if n in redacted else shown
+        if shown is not column:
+            small.replace_column(i, shown.alias(column.name))
+    small.columns = list(names)
+    return small.to_struct("failure_case").struct.json_encode()
 
 
 def _text(values: pl.Series) -> pl.Series:

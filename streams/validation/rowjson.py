@@ -1,0 +1,113 @@
+"""A few rows as JSON objects in plain Python, byte for byte as polars' ``struct.json_encode`` writes them.
+
+The worker reads the first twenty failure cases of each failing rule; a row-level expression's case is the
+batch's row as JSON. Encoding twenty rows through polars (a multi-threaded gather of every column, a struct,
+a query for ``json_encode``) costs more CPU than the values: :func:`rows_json` renders them from the values
+of each column, for the dtypes whose polars text it reproduces exactly (strings, integers, Booleans, floats,
+nulls, UTC or naive datetimes, dates within years 1 to 9999) and returns None for anything else, which the
+caller then encodes through polars. ``tests/unit/validation/test_rowjson.py`` compares both over generated
+values of every supported dtype.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from datetime import date, datetime, timedelta
+from json.encoder import encode_basestring  # type: ignore[attr-defined]  # (C; ensure_ascii=False escaping)
+from typing import Any
+
+import polars as pl
+
+_NULL = "null"
+_INTEGERS = frozenset({pl.Int8, pl.Int16, pl.Int32, pl.Int64, pl.UInt8, pl.UInt16, pl.UInt32, pl.UInt64})
+_NANOS = {"ns": 1, "us": 1_000, "ms": 1_000_000}
+_EPOCH = datetime(1970, 1, 1)
+_EPOCH_DAY = date(1970, 1, 1)
+
+
+def rows_json(columns: Sequence[tuple[str, pl.Series, bool]]) -> list[str] | None:
+    """The rows of ``columns`` (``(name, values, redacted)``, values of equal length) as JSON objects, as
+    ``struct.json_encode`` gives them (a redacted column: ``"[REDACTED]"`` for every non-null value), or None
+    when a column's dtype (or a value: a datetime past year 9999) has no rendering here."""
+    encoded: list[list[str]] = []
+    for _, values, redacted in columns:
+        texts = _redacted(values) if redacted else _texts(values)
+        if texts is None:
+            return None
+        encoded.append(texts)
+    keys = ",".join(encode_basestring(name).replace("%", "%%") + ":%s" for name, _, _ in columns)
+    template = "{" + keys + "}"
+    return [template % row for row in zip(*encoded, strict=True)]
+
+
+def _redacted(values: pl.Series) -> list[str]:
+    shown = encode_basestring("[REDACTED]")
+    nulls = values.null_count()
+    if nulls in (0, len(values)):
+        return [_NULL if nulls else shown] * len(values)
+    return [_NULL if null else shown for null in values.is_null().to_list()]
+
+
+def _texts(values: pl.Series) -> list[str] | None:
+    """The JSON text of each value of ``values``, or None for a dtype rendered only by polars."""
+    dtype = values.dtype
+    if dtype == pl.String:
+        return [_NULL if v is None else encode_basestring(v) for v in values.to_list()]
+    if dtype in _INTEGERS:
+        return [_NULL if v is None else str(v) for v in values.to_list()]
+    if dtype in (pl.Float64, pl.Float32):  # (a Float32 as the double it is: to_list gives it)
+        return [_float(v) for v in values.to_list()]
+    if dtype == pl.Boolean:
+        return [_NULL if v is None else "true" if v else "false" for v in values.to_list()]
+    if dtype == pl.Null:
+        return [_NULL] * len(values)
+    if isinstance(dtype, pl.Datetime) and dtype.time_zone in (None, "UTC") and dtype.time_unit in _NANOS:
+        try:
+            units = values.cast(pl.Int64).to_list()
+            return [_datetime(v, _NANOS[dtype.time_unit], dtype.time_zone) for v in units]
+        except OverflowError:  # before year 1 or after 9999: polars writes years Python has not
+            return None
+    if dtype == pl.Date:
+        try:
+            days = values.cast(pl.Int32).to_list()
+            return [_NULL if v is None else f'"{_EPOCH_DAY + timedelta(days=v)}"' for v in days]
+        except OverflowError:
+            return None
+    return None
+
+
+def _float(value: float | None) -> str:
+    """A double as polars writes it in JSON: null for NaN and infinities; the shortest digits that read back
+    (Python's ``repr``), positional from 1e-5 up to 1e16, else with an exponent written ``e-7``, ``e+16``."""
+    if value is None or not math.isfinite(value):
+        return _NULL
+    text = repr(value)
+    at = text.find("e")
+    if at < 0:
+        return text
+    mantissa, exponent = text[:at], int(text[at + 1 :])
+    if exponent == -5:  # (repr switches to an exponent below 1e-4, polars below 1e-5)
+        sign, digits = ("-", mantissa[1:]) if mantissa[0] == "-" else ("", mantissa)
+        return f"{sign}0.0000{digits.replace('.', '')}"
+    return f"{mantissa}e{'+' if exponent > 0 else '-'}{abs(exponent)}"
+
+
+def _datetime(value: Any, nanos_per_unit: int, zone: str | None) -> str:
+    """A datetime (``value`` units since the epoch) as polars writes it in JSON: RFC 3339 with ``+00:00`` in
+    UTC, a space between date and time when naive; the fraction in 3, 6 or 9 digits, as few as it needs."""
+    if value is None:
+        return _NULL
+    seconds, nanos = divmod(value * nanos_per_unit, 1_000_000_000)
+    moment = _EPOCH + timedelta(seconds=seconds)  # (OverflowError out of years 1 to 9999)
+    if not nanos:
+        fraction = ""
+    elif not nanos % 1_000_000:
+        fraction = f".{nanos // 1_000_000:03d}"
+    elif not nanos % 1_000:
+        fraction = f".{nanos // 1_000:06d}"
+    else:
+        fraction = f".{nanos:09d}"
+    if zone is None:
+        return f'"{moment.isoformat(" ")}{fraction}"'
+    return f'"{moment.isoformat("T")}{fraction}+00:00"'
