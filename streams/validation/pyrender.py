@@ -1,12 +1,12 @@
-"""A few rows as JSON objects in plain Python, byte for byte as polars' ``struct.json_encode`` writes them.
+"""Failure cases of a few rows rendered in plain Python, byte for byte as polars renders them.
 
-The worker reads the first twenty failure cases of each failing rule; a row-level expression's case is the
-batch's row as JSON. Encoding twenty rows through polars (a multi-threaded gather of every column, a struct,
-a query for ``json_encode``) costs more CPU than the values: :func:`rows_json` renders them from the values
-of each column, for the dtypes whose polars text it reproduces exactly (strings, integers, Booleans, floats,
-nulls, UTC or naive datetimes, dates within years 1 to 9999) and returns None for anything else, which the
-caller then encodes through polars. ``tests/unit/validation/test_rowjson.py`` compares both over generated
-values of every supported dtype.
+The worker reads the first twenty failure cases of each failing rule. Rendering them through polars (a gather,
+a cast to text, for a row-level expression a multi-threaded gather of every column, a struct and a query for
+``json_encode``) costs more CPU than the values: :func:`value_texts` gives a value's text as ``cast(pl.String)``
+does, :func:`rows_json` a row as ``struct.json_encode`` does, for the dtypes whose polars text they reproduce
+exactly (strings, integers, Booleans, floats, nulls; for JSON also UTC or naive datetimes and dates within
+years 1 to 9999). They return None for anything else, which the caller then renders through polars.
+``tests/unit/validation/test_pyrender.py`` compares both with polars over generated values of every such dtype.
 """
 
 from __future__ import annotations
@@ -19,11 +19,37 @@ from typing import Any
 
 import polars as pl
 
+from streams.validation.report import REDACTED
+
 _NULL = "null"
 _INTEGERS = frozenset({pl.Int8, pl.Int16, pl.Int32, pl.Int64, pl.UInt8, pl.UInt16, pl.UInt32, pl.UInt64})
 _NANOS = {"ns": 1, "us": 1_000, "ms": 1_000_000}
 _EPOCH = datetime(1970, 1, 1)
 _EPOCH_DAY = date(1970, 1, 1)
+_ONE_BY_ONE = 24  # values up to which value_texts reads them one by one
+_TEXT_DTYPES = frozenset({*_INTEGERS, pl.String, pl.Float64, pl.Boolean, pl.Null})
+
+
+def value_texts(column: pl.Series, rows: Sequence[int], redacted: bool = False) -> list[str | None] | None:
+    """The text of each value of ``column`` at ``rows`` as ``cast(pl.String)`` gives it (``[REDACTED]`` for every
+    non-null value when ``redacted``), or None for a dtype rendered only by polars (a Float32: its shortest digits
+    are a float's). A few values are read one by one (a gather costs a Series, ~10 µs)."""
+    dtype = column.dtype
+    if dtype not in _TEXT_DTYPES:
+        return None
+    if len(rows) <= _ONE_BY_ONE:
+        listed = [column[i] for i in rows]
+    else:
+        listed = column[pl.Series(rows, dtype=pl.UInt32)].to_list()
+    if redacted:
+        return [None if v is None else REDACTED for v in listed]
+    if dtype == pl.String:
+        return listed
+    if dtype == pl.Float64:
+        return [None if v is None else _float_text(v) for v in listed]
+    if dtype == pl.Boolean:
+        return [None if v is None else "true" if v else "false" for v in listed]
+    return [None if v is None else str(v) for v in listed]  # (integers; Null: every value None)
 
 
 def rows_json(columns: Sequence[tuple[str, pl.Series, bool]]) -> list[str] | None:
@@ -78,10 +104,17 @@ def _texts(values: pl.Series) -> list[str] | None:
 
 
 def _float(value: float | None) -> str:
-    """A double as polars writes it in JSON: null for NaN and infinities; the shortest digits that read back
-    (Python's ``repr``), positional from 1e-5 up to 1e16, else with an exponent written ``e-7``, ``e+16``."""
+    """A double as polars writes it in JSON: null for NaN and infinities, else as :func:`_float_text`."""
     if value is None or not math.isfinite(value):
         return _NULL
+    return _float_text(value)
+
+
+def _float_text(value: float) -> str:
+    """A double as polars casts it to text: ``NaN``, ``inf``, ``-inf``; the shortest digits that read back
+    (Python's ``repr``), positional from 1e-5 up to 1e16, else with an exponent written ``e-7``, ``e+16``."""
+    if not math.isfinite(value):
+        return "NaN" if math.isnan(value) else "inf" if value > 0 else "-inf"
     text = repr(value)
     at = text.find("e")
     if at < 0:

@@ -1,7 +1,8 @@
-"""The rows of a row-level expression's failure cases encoded in Python (``streams.validation.rowjson``) equal
-polars' ``struct.json_encode`` byte for byte (``failures.encoded_rows``, the path for many rows and for the
-dtypes Python does not render): generated values of every dtype the fast path renders, nasty floats and strings
-included, redacted columns, and the dtypes it leaves to polars."""
+"""Failure cases of a few rows rendered in Python (``streams.validation.pyrender``) equal polars' rendering byte
+for byte: a row-level expression's rows as JSON (``render.encoded_rows``, polars' ``struct.json_encode``) and a
+value's text (``render._text``, a cast to String), the paths for many rows and for the dtypes Python does not
+render. Generated values of every dtype the fast path renders, nasty floats and strings included, redacted
+columns, and the dtypes it leaves to polars."""
 
 from __future__ import annotations
 
@@ -15,9 +16,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from streams.contracts.loader import parse_contract
-from streams.validation import compile_plan, failures
-from streams.validation.failures import encoded_rows
-from streams.validation.rowjson import rows_json
+from streams.validation import compile_plan, render
+from streams.validation.pyrender import rows_json, value_texts
+from streams.validation.render import _redacted, _text, encoded_rows
 
 _INT_RANGES = {
     pl.Int8: (-(1 << 7), (1 << 7) - 1),
@@ -47,7 +48,7 @@ def _values(dtype: pl.DataType) -> st.SearchStrategy[Any]:
         low, high = _INT_RANGES[dtype]  # type: ignore[index]
         plain: st.SearchStrategy[Any] = st.integers(low, high) | st.sampled_from([low, high, 0, -1 if low else 1])
     elif dtype == pl.Float64:
-        plain = st.floats() | st.sampled_from(_NASTY_FLOATS)
+        plain = st.floats() | st.sampled_from(_NASTY_FLOATS) | st.floats(-1e-3, 1e-3)  # (exponents -9 to -4)
     elif dtype == pl.Float32:
         plain = st.floats(width=32) | st.sampled_from([0.1, 1e-7, 3.4e38, 1e-45, 16777217.0, float("nan")])
     elif dtype == pl.String:
@@ -218,6 +219,45 @@ def test_expression_cases_equal_through_python_and_polars(extra: str, monkeypatc
         return sample, whole
 
     fast = cases()
-    monkeypatch.setattr(failures, "_PYTHON_ROWS", 0)
+    monkeypatch.setattr(render, "_PYTHON_ROWS", 0)
     assert fast == cases()
     assert len(fast[0]) == 20 and all(c["failure_case"].startswith('{"a":') for c in fast[0])
+
+
+_TEXT_DTYPES: list[pl.DataType] = [*_INT_RANGES, pl.Float64, pl.String, pl.Boolean, pl.Null]
+
+
+@pytest.mark.parametrize("dtype", _TEXT_DTYPES, ids=str)
+@settings(max_examples=150, deadline=None)
+@given(data=st.data())
+def test_value_texts_equal_polars_cast(dtype: pl.DataType, data: st.DataObject) -> None:
+    """A value's text (a column rule's ``failure_case``) read one by one or gathered, plain or redacted."""
+    column = _series("v", dtype, data.draw(st.lists(_values(dtype), min_size=1, max_size=40)))
+    rows = data.draw(st.lists(st.integers(0, len(column) - 1), min_size=1, max_size=40).map(sorted))
+    redacted = data.draw(st.booleans())
+    expected = _text(column[pl.Series(rows, dtype=pl.UInt32)])
+    assert value_texts(column, rows, redacted) == (_redacted(expected) if redacted else expected).to_list()
+
+
+def test_value_texts_of_nasty_floats() -> None:
+    column = pl.Series("v", _NASTY_FLOATS, dtype=pl.Float64)
+    rows = list(range(len(column)))
+    got = value_texts(column, rows)
+    assert got == _text(column).to_list()
+    assert got is not None and {"NaN", "inf", "-inf", "1e-7", "0.00001", "1e+16"} <= set(got)
+
+
+@pytest.mark.parametrize(
+    "column",
+    [
+        pl.Series("x", [0.1, None], dtype=pl.Float32),  # (cast: the float's shortest digits, "0.1")
+        pl.Series("x", [datetime(2026, 1, 1), None]),
+        pl.Series("x", [[1], None]),
+        pl.Series("x", [b"\x00", None]),
+        pl.Series("x", [Decimal("1.5"), None]),
+    ],
+    ids=["float32", "datetime", "list", "binary", "decimal"],
+)
+def test_value_texts_leave_other_dtypes_to_polars(column: pl.Series) -> None:
+    assert value_texts(column, [0, 1]) is None
+    assert value_texts(column, [0, 1], redacted=True) is None  # (nested nulls redact as text: "null")
