@@ -13,9 +13,8 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from datetime import date, datetime, timedelta
+from datetime import date, timedelta
 from json.encoder import encode_basestring  # type: ignore[attr-defined]  # (C; ensure_ascii=False escaping)
-from typing import Any
 
 import polars as pl
 
@@ -24,7 +23,6 @@ from streams.validation.report import REDACTED
 _NULL = "null"
 _INTEGERS = frozenset({pl.Int8, pl.Int16, pl.Int32, pl.Int64, pl.UInt8, pl.UInt16, pl.UInt32, pl.UInt64})
 _NANOS = {"ns": 1, "us": 1_000, "ms": 1_000_000}
-_EPOCH = datetime(1970, 1, 1)
 _EPOCH_DAY = date(1970, 1, 1)
 _ONE_BY_ONE = 24  # values up to which value_texts reads them one by one
 _TEXT_DTYPES = frozenset({*_INTEGERS, pl.String, pl.Float64, pl.Boolean, pl.Null})
@@ -90,8 +88,7 @@ def _texts(values: pl.Series) -> list[str] | None:
         return [_NULL] * len(values)
     if isinstance(dtype, pl.Datetime) and dtype.time_zone in (None, "UTC") and dtype.time_unit in _NANOS:
         try:
-            units = values.cast(pl.Int64).to_list()
-            return [_datetime(v, _NANOS[dtype.time_unit], dtype.time_zone) for v in units]
+            return _datetimes(values.cast(pl.Int64).to_list(), _NANOS[dtype.time_unit], dtype.time_zone)
         except OverflowError:  # before year 1 or after 9999: polars writes years Python has not
             return None
     if dtype == pl.Date:
@@ -105,18 +102,21 @@ def _texts(values: pl.Series) -> list[str] | None:
 
 def _float(value: float | None) -> str:
     """A double as polars writes it in JSON: null for NaN and infinities, else as :func:`_float_text`."""
-    if value is None or not math.isfinite(value):
+    if value is None:
         return _NULL
-    return _float_text(value)
+    text = repr(value)
+    if "e" not in text and "n" not in text:  # (most values: positional; "nan" and "inf" hold an n)
+        return text
+    return _float_text(value) if math.isfinite(value) else _NULL
 
 
 def _float_text(value: float) -> str:
     """A double as polars casts it to text: ``NaN``, ``inf``, ``-inf``; the shortest digits that read back
     (Python's ``repr``), positional from 1e-5 up to 1e16, else with an exponent written ``e-7``, ``e+16``."""
-    if not math.isfinite(value):
-        return "NaN" if math.isnan(value) else "inf" if value > 0 else "-inf"
     text = repr(value)
     at = text.find("e")
+    if at < 0 and "n" in text:  # (nan, inf, -inf)
+        return "NaN" if math.isnan(value) else "inf" if value > 0 else "-inf"
     if at < 0:
         return text
     mantissa, exponent = text[:at], int(text[at + 1 :])
@@ -126,21 +126,31 @@ def _float_text(value: float) -> str:
     return f"{mantissa}e{'+' if exponent > 0 else '-'}{abs(exponent)}"
 
 
-def _datetime(value: Any, nanos_per_unit: int, zone: str | None) -> str:
-    """A datetime (``value`` units since the epoch) as polars writes it in JSON: RFC 3339 with ``+00:00`` in
-    UTC, a space between date and time when naive; the fraction in 3, 6 or 9 digits, as few as it needs."""
-    if value is None:
-        return _NULL
-    seconds, nanos = divmod(value * nanos_per_unit, 1_000_000_000)
-    moment = _EPOCH + timedelta(seconds=seconds)  # (OverflowError out of years 1 to 9999)
-    if not nanos:
-        fraction = ""
-    elif not nanos % 1_000_000:
-        fraction = f".{nanos // 1_000_000:03d}"
-    elif not nanos % 1_000:
-        fraction = f".{nanos // 1_000:06d}"
-    else:
-        fraction = f".{nanos:09d}"
-    if zone is None:
-        return f'"{moment.isoformat(" ")}{fraction}"'
-    return f'"{moment.isoformat("T")}{fraction}+00:00"'
+def _datetimes(values: list[int | None], nanos_per_unit: int, zone: str | None) -> list[str]:
+    """Datetimes (units since the epoch) as polars writes them in JSON: RFC 3339 with ``+00:00`` in UTC, a space
+    between date and time when naive; the fraction in 3, 6 or 9 digits, as few as it needs. A day's date is
+    written once (a batch's rows share a few days). OverflowError out of years 1 to 9999."""
+    days: dict[int, str] = {}
+    sep, suffix = (" ", '"') if zone is None else ("T", '+00:00"')
+    out = []
+    for value in values:
+        if value is None:
+            out.append(_NULL)
+            continue
+        seconds, nanos = divmod(value * nanos_per_unit, 1_000_000_000)
+        day, seconds = divmod(seconds, 86_400)
+        date_text = days.get(day)
+        if date_text is None:
+            date_text = days[day] = f'"{_EPOCH_DAY + timedelta(days=day)}{sep}'
+        hours, seconds = divmod(seconds, 3_600)
+        minutes, seconds = divmod(seconds, 60)
+        if not nanos:
+            fraction = ""
+        elif not nanos % 1_000_000:
+            fraction = f".{nanos // 1_000_000:03d}"
+        elif not nanos % 1_000:
+            fraction = f".{nanos // 1_000:06d}"
+        else:
+            fraction = f".{nanos:09d}"
+        out.append(f"{date_text}{hours:02d}:{minutes:02d}:{seconds:02d}{fraction}{suffix}")
+    return out
