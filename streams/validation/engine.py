@@ -18,7 +18,9 @@ with no per-rule Python work over rows and no pass per failing rule:
    table of rule-name lists) and the description of the failure cases of the failing rows, rendered
    when read (:mod:`~streams.validation.cases`: each failing rule's values gathered at its rows and
    cast to text in eager Series operations, a row-level expression's row encoded as JSON once per
-   row; the whole frame, or only the first cases of each rule, as the worker's events read them).
+   row; the whole frame, or only the first cases of each rule, as the worker's events read them; a few
+   rows per rule, the worker's samples, in plain Python, byte for byte as polars renders them:
+   :mod:`~streams.validation.render`, :mod:`~streams.validation.pyrender`).
    Past the pass, the failure path plans no query but the JSON encoding: at a hundred rows a
    polars query costs more to plan than to run. Uniqueness candidates (by hash) are compared by
    key over those rows only (text keys: with their neighbours of the same hash).
@@ -27,7 +29,8 @@ The modules: :mod:`~streams.validation.predicates` (rule layout and row predicat
 :mod:`~streams.validation.regex` (patterns evaluated without a regex),
 :mod:`~streams.validation.memo` (patterns evaluated once per distinct value),
 :mod:`~streams.validation.conform` (conformance), :mod:`~streams.validation.failures`
-(results and failure cases) and :mod:`~streams.validation.report` (the report).
+(results and failure cases), :mod:`~streams.validation.render` (failure cases rendered) and
+:mod:`~streams.validation.report` (the report).
 
 Semantics follow pandera's polars backend (the reference:
 :mod:`streams.validation.pandera`) rule by rule. Deliberate differences:

@@ -2,7 +2,8 @@
 
 Everything here turns counts and failure masks computed by the fused plan
 (:mod:`streams.validation.engine`) into :class:`CheckResult` objects and pandera-shaped
-failure cases; nothing raises on data (a rule that cannot run is reported).
+failure cases (rendered by :mod:`streams.validation.render`); nothing raises on data (a rule
+that cannot run is reported).
 """
 
 from __future__ import annotations
@@ -17,9 +18,9 @@ import polars as pl
 from streams.contracts.expressions import columns as expression_columns
 from streams.contracts.model import Op, Rule, SchemaObject, Unit
 from streams.contracts.rules import sql_reads
-from streams.validation.cases import constants_table, empty_failure_cases
 from streams.validation.predicates import FRAME_CONTEXT, RuleSlot, rule_layout, unique_key
-from streams.validation.report import REDACTED, CheckResult, as_text, bool_array, has_binary, jsonable, redact
+from streams.validation.render import CaseRendering
+from streams.validation.report import REDACTED, CheckResult, bool_array
 
 
 def error_text(exc: BaseException) -> str:
@@ -82,6 +83,7 @@ def _members(values: np.ndarray, among: np.ndarray) -> np.ndarray:
 
 
 _FEW = 4
+_PY_KEYS = 256  # candidate keys up to which _grouped compares them as Python strings
 
 
 def verify_duplicates(
@@ -130,14 +132,18 @@ def verify_rows(
 def _grouped(hashes: np.ndarray, keys: pl.Series) -> int | None:
     """Rows minus distinct keys of ``keys`` (no nulls) whose ``hashes`` each occur more than once, when the keys
     of each hash are all equal (else None: a collision). Keys sorted by hash are compared with their neighbours
-    (as Python strings: a comparison in C per pair, no polars call per step)."""
+    (a few as Python strings: a comparison in C per pair, no polars call per step; more in one polars comparison)."""
     order = np.argsort(hashes, kind="stable")
     ordered = hashes[order]
     same = ordered[1:] == ordered[:-1]
     if not same.any():
         return None
-    sorted_keys = np.array(keys.to_list(), dtype=object)[order]
-    equal = sorted_keys[1:] == sorted_keys[:-1]
+    if len(keys) <= _PY_KEYS:
+        sorted_keys = np.array(keys.to_list(), dtype=object)[order]
+        equal = sorted_keys[1:] == sorted_keys[:-1]
+    else:  # (Python strings cost ~0.1 µs each: 0.6 ms for 6000 keys, a fifth of it in polars)
+        ordered_keys = keys[pl.Series(order, dtype=pl.UInt32)]
+        equal = (ordered_keys.slice(1) == ordered_keys.slice(0, len(keys) - 1)).to_numpy()
     if not equal[same].all():
         return None
     return int(same.sum())  # rows - groups: each row but the first of its group
@@ -252,7 +258,7 @@ def row_rule_metric(rule: Rule, failures: int, rows: int) -> float:
 
 
 @dataclass(frozen=True, slots=True)
-class Reporter:
+class Reporter(CaseRendering):
     """The per-rule constants of a compiled schema object, and the report parts built from them."""
 
     schema_obj: SchemaObject
@@ -342,111 +348,6 @@ class Reporter:
             result = (rule.name, rule.column, rule.check, rule.severity, failures, rate, passed, metric)
             checks.append(CheckResult(*result, self.thresholds[k], rule.dimension, self.gates[k], error))
         return checks, cases
-
-    def row_cases(
-        self,
-        df: pl.DataFrame,
-        frame: pl.DataFrame,
-        originals: dict[str, str],
-        specs: list[tuple[int, np.ndarray]],
-    ) -> pl.DataFrame:
-        """The failure cases of slot ``k`` at the rows ``rows`` (some of its failing rows, ascending) for
-        each spec ``(k, rows)``, spec by spec; a spec whose values cannot be rendered is left out.
-
-        Each rule's values are gathered at its rows and rendered in eager Series operations (a cast to
-        text) or, for what has no eager form (a row-level expression's row as JSON, nested values), one
-        select over the gathered rows: at a hundred cases a select of every rule's expressions costs more
-        to plan than to run. Row-level expressions all show the batch's row as JSON: the rows failing any
-        of them are rendered once and each rule's cases taken from them.
-        """
-        specs = [(k, rows) for k, rows in specs if len(rows)]
-        rows_json = [rows for k, rows in specs if self._is_row(k)]
-        shared: tuple[np.ndarray, pl.Series | None] | None = None
-        if len(rows_json) > 1:
-            union = np.unique(np.concatenate(rows_json))
-            shared = (union, self._values(self._first_row_rule(specs), df, frame, originals, union))
-        kept, values = [], []
-        for k, rows in specs:
-            if shared is not None and self._is_row(k):
-                union, rendered = shared
-                value = None if rendered is None else rendered[pl.Series(np.searchsorted(union, rows), dtype=pl.UInt32)]
-            else:
-                value = self._values(k, df, frame, originals, rows)
-            if value is not None:
-                kept.append((k, rows))
-                values.append(value)
-        if not kept:
-            return empty_failure_cases()
-        table = constants_table([self._constants(k) for k, _ in kept])
-        lengths = [len(rows) for _, rows in kept]
-        constants = table[pl.Series(np.repeat(np.arange(len(kept), dtype=np.uint32), lengths))]
-        context, column, check, number, rule = constants.get_columns()
-        value = values[0] if len(values) == 1 else pl.concat(values)
-        index = pl.Series("index", np.concatenate([rows for _, rows in kept]), dtype=pl.Int32)
-        return pl.DataFrame([value.alias("failure_case"), context, column, check, number, index, rule])
-
-    def _is_row(self, k: int) -> bool:
-        """Whether slot ``k``'s cases are the batch's rows as JSON (a row-level expression)."""
-        rule = self.slots[k].rule
-        return rule.op is Op.EXPRESSION and not rule.key_columns
-
-    def _first_row_rule(self, specs: list[tuple[int, np.ndarray]]) -> int:
-        return next(k for k, _ in specs if self._is_row(k))
-
-    def _constants(self, k: int) -> tuple[Any, ...]:
-        slot = self.slots[k]
-        return (slot.context, slot.rule.column, slot.rule.check, slot.check_number, slot.rule.name)
-
-    def _values(
-        self, k: int, df: pl.DataFrame, frame: pl.DataFrame, originals: dict[str, str], rows: np.ndarray
-    ) -> pl.Series | None:
-        """The ``failure_case`` of slot ``k`` at ``rows`` of ``frame`` (None: its values cannot be rendered):
-        the value as text (a row-level expression or a composite key: the values it reads, as JSON, from the
-        batch's own values ``originals`` holds for the cast columns), redacted where classified."""
-        rule, name = self.slots[k].rule, str(self.slots[k].rule.column)
-        at = pl.Series(rows, dtype=pl.UInt32)  # Series[Series]: a gather without a plan (Series.gather plans one)
-        try:
-            if rule.op is Op.EXPRESSION or rule.key_columns:
-                return self._json(rule.key_columns or tuple(df.columns), frame, originals, at)
-            source = originals.get(name, name) if rule.op is Op.DTYPE else name
-            text = _text(frame.get_column(source)[at])
-            return _redacted(text) if name in self.redacted else text
-        except (Exception, pl.exceptions.PanicException):  # a value that cannot be rendered is no reason to fail
-            return None  # (polars panics on what it has not implemented, e.g. JSON of binary values)
-
-    def _json(self, names: tuple[str, ...], frame: pl.DataFrame, originals: dict[str, str], at: pl.Series) -> pl.Series:
-        """The batch's values of the columns ``names`` at the rows ``at`` as JSON objects (pandera renders a frame
-        check's rows from Python values: a Float32 as the double it is), redacted where classified. The values
-        are changed in eager operations and encoded as one struct: a select of an expression per column costs
-        more to plan than to run."""
-        if not names:
-            return pl.Series("failure_case", ["{}"] * len(at), dtype=pl.String)
-        small = frame[[originals.get(n, n) for n in names]][at]  # (the batch's own values of cast columns)
-        for i, (n, column) in enumerate(zip(names, small.get_columns(), strict=True)):
-            shown = column.cast(pl.Float64) if column.dtype == pl.Float32 else column
-            if has_binary(column.dtype):  # as a binary column's own cases show it (polars encodes no bytes as JSON)
-                shown = column.to_frame().select(jsonable(pl.col(column.name), column.dtype)).to_series()
-            shown = _redacted(shown) if n in self.redacted else shown
-            if shown is not column:
-                small.replace_column(i, shown.alias(column.name))
-        small.columns = list(names)
-        return small.to_struct("failure_case").struct.json_encode()
-
-
-def _text(values: pl.Series) -> pl.Series:
-    """``as_text`` of ``values``: a cast (no plan) but for the dtypes rendered otherwise (nested, binary, objects)."""
-    dtype = values.dtype
-    if isinstance(dtype, (pl.List, pl.Array, pl.Struct)) or dtype in (pl.Object, pl.Binary):
-        return values.to_frame("v").select(as_text(pl.col("v"), dtype)).to_series()
-    return values.cast(pl.String)
-
-
-def _redacted(text: pl.Series) -> pl.Series:
-    """``redact`` of ``text`` (any dtype): ``[REDACTED]`` in place of every non-null value."""
-    nulls = text.null_count()
-    if nulls in (0, len(text)):  # (a `required` rule's cases: every value null)
-        return pl.Series("failure_case", [None if nulls else REDACTED] * len(text), dtype=pl.String)
-    return text.to_frame("v").select(redact(pl.col("v"))).to_series()
 
 
 def _columns_read(rule: Rule, schema_obj: SchemaObject) -> tuple[frozenset[str], frozenset[str]]:

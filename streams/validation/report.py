@@ -162,10 +162,11 @@ def verdicts(
 
 
 def _codes(masks: list[np.ndarray]) -> np.ndarray:
-    """The one-byte bit code of every row (bit i: the row fails mask i; at most 8 masks)."""
+    """The one-byte bit code of every row (bit i: the row fails mask i; at most 8 masks): each mask as bytes
+    multiplied by its bit (numpy shifts bytes without SIMD: ~8x slower; ``where=`` slows down as masks fill)."""
     code = masks[0].view(np.uint8).copy()
     for i, m in enumerate(masks[1:], 1):
-        code |= m.view(np.uint8) << np.uint8(i)
+        code |= m.view(np.uint8) * np.uint8(1 << i)
     return code
 
 
