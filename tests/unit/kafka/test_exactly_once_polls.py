@@ -136,18 +136,15 @@ class HalfSecondCommits(SlowCommits):
         await super().commit_transaction()
 
 
-def test_a_transaction_grows_only_while_its_first_poll_stays_within_the_latency_budget() -> None:
-    """Commits of 0.5 s, polls processed in 0.1 s, a record bound of 1,000: without a latency bound, the five polls
-    processed while a commit runs would all go into the next transaction, their first one committed ~0.5 s after the
-    commit started. Once a commit was measured, a poll processed ahead is followed by another only if the first one's
-    age, a poll's processing and a commit stay within ``transaction_max_latency_ms`` (0.25 s by default): never
-    here, so every transaction after the second holds one poll (the second may hold two: no commit was measured yet)."""
-    assert Settings().transaction_max_latency_ms < 500 + 100
+def commit_ends(**settings: Any) -> list[int]:
+    """The committed offsets, transaction by transaction, of 80 records in polls of 10 processed in 0.1 s each while
+    commits take 0.5 s (a record bound of 1,000); every record routed once."""
+    ends: list[int] = []
 
     async def scenario() -> None:
         transport = HalfSecondCommits(sources=[TOPIC], partitions={TOPIC: 1})
         feed(transport, 80, 0)
-        worker = worker_with(transport, transaction_max_records=1000, transaction_interval_ms=0)
+        worker = worker_with(transport, transaction_max_records=1000, transaction_interval_ms=0, **settings)
         calls = worker.bindings[TOPIC].process
 
         def process(messages: Any, *, worker_id: str) -> Any:
@@ -157,33 +154,27 @@ def test_a_transaction_grows_only_while_its_first_poll_stays_within_the_latency_
         worker.bindings[TOPIC].process = process  # type: ignore[method-assign]
         async with running(worker):
             await transport.wait_for(lambda: transport.committed == {P0: 80}, timeout=25)
-        ends = [c[P0] for c in transport.commits]
-        assert ends[0] == 10
-        assert [b - a for a, b in itertools.pairwise(ends[1:])] == [10] * (len(ends) - 2), ends
+        ends.extend(c[P0] for c in transport.commits)
         assert sorted(routed(transport).items()) == [(o, 1) for o in range(80)]
 
     run(scenario)
+    return ends
+
+
+def test_a_transaction_grows_only_while_its_first_poll_stays_within_the_latency_budget() -> None:
+    """Without a latency bound, the five polls processed while a commit runs would all go into the next transaction,
+    their first one committed ~0.5 s after the commit started. Once a commit was measured, a poll processed ahead is
+    followed by another only if the first one's age, a poll's processing and a commit stay within
+    ``transaction_max_latency_ms`` (0.25 s by default): never here, so every transaction after the second holds one
+    poll (the second may hold two: no commit was measured yet)."""
+    assert Settings().transaction_max_latency_ms < 500 + 100
+    ends = commit_ends()
+    assert ends[0] == 10
+    assert [b - a for a, b in itertools.pairwise(ends[1:])] == [10] * (len(ends) - 2), ends
 
 
 def test_a_larger_latency_budget_lets_transactions_grow() -> None:
-    """The same commits and polls as above with ``transaction_max_latency_ms`` of 5 s: the polls processed while a
-    commit runs share the next transaction (up to the record bound), instead of one poll each."""
-
-    async def scenario() -> None:
-        transport = HalfSecondCommits(sources=[TOPIC], partitions={TOPIC: 1})
-        feed(transport, 80, 0)
-        worker = worker_with(transport, transaction_max_records=1000, transaction_max_latency_ms=5000)
-        calls = worker.bindings[TOPIC].process
-
-        def process(messages: Any, *, worker_id: str) -> Any:
-            time.sleep(0.1)  # in a thread: a transaction is committing
-            return calls(messages, worker_id=worker_id)
-
-        worker.bindings[TOPIC].process = process  # type: ignore[method-assign]
-        async with running(worker):
-            await transport.wait_for(lambda: transport.committed == {P0: 80}, timeout=25)
-        ends = [c[P0] for c in transport.commits]
-        assert max(b - a for a, b in itertools.pairwise([0, *ends])) >= 30, ends
-        assert sorted(routed(transport).items()) == [(o, 1) for o in range(80)]
-
-    run(scenario)
+    """The same commits and polls with ``transaction_max_latency_ms`` of 5 s: the polls processed while a commit runs
+    share the next transaction (up to the record bound), instead of one poll each."""
+    ends = commit_ends(transaction_max_latency_ms=5000)
+    assert max(b - a for a, b in itertools.pairwise([0, *ends])) >= 30, ends
