@@ -157,7 +157,7 @@ def encoded_rows(small: pl.DataFrame, names: tuple[str, ...], redacted: frozense
     for i, (n, column) in enumerate(zip(names, small.get_columns(), strict=True)):
         shown = column.cast(pl.Float64) if column.dtype == pl.Float32 else column
         if has_binary(column.dtype):  # as a binary column's own cases show it (polars encodes no bytes as JSON)
-            shown = column.to_frame().select(jsonable(pl.col(column.name), column.dtype)).to_series()
+            shown = column.to_frame().select(jsonable(pl.nth(0), column.dtype)).to_series()  # (a name may be `*`)
         shown = _redacted(shown) if n in redacted else shown
         if shown is not column:
             small.replace_column(i, shown.alias(column.name))
