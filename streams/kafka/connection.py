@@ -18,6 +18,7 @@ from streams.kafka.codecs import use_levels
 from streams.settings import Compression, SecurityProtocol, Settings
 
 __all__ = [
+    "TRANSACTIONAL_RETRY_BACKOFF_MS",
     "auth_failure",
     "backoff",
     "client_config",
@@ -79,6 +80,14 @@ def default_worker_id() -> str:
     return f"{socket.gethostname()}-{os.getpid()}"
 
 
+#: the retry backoff of an exactly-once worker's transactional producer (aiokafka's default: 100 ms). A transaction's
+#: coordinator requests are retried after it: ``TxnOffsetCommit`` is answered ``COORDINATOR_NOT_AVAILABLE`` now and
+#: then (1-2 of ~25 transactions per 200k prediction records), and those 100 ms set the p99 of such a run (issue 13;
+#: ``docs/delivery.md``). aiokafka itself retries ``CONCURRENT_TRANSACTIONS`` after 20 ms. The events producer
+#: (never transactional) keeps the default.
+TRANSACTIONAL_RETRY_BACKOFF_MS = 20
+
+
 def producer_config(settings: Settings, worker_id: str, *, transactional: bool | None = None) -> dict[str, Any]:
     """aiokafka producer arguments of a worker: idempotent, ``acks=all``; transactional with ``exactly_once``.
 
@@ -94,7 +103,8 @@ def producer_config(settings: Settings, worker_id: str, *, transactional: bool |
         "metadata_max_age_ms": _metadata_age_ms(settings), "compression_type": _codec(settings),
     }  # fmt: skip
     if settings.exactly_once if transactional is None else transactional:
-        out |= {"transactional_id": f"{settings.app_id}-{worker_id}", "transaction_timeout_ms": 30_000}
+        out |= {"transactional_id": f"{settings.app_id}-{worker_id}", "transaction_timeout_ms": 30_000,
+                "retry_backoff_ms": TRANSACTIONAL_RETRY_BACKOFF_MS}  # fmt: skip
     return out | client_config(settings, "aiokafka")
 
 

@@ -10,7 +10,7 @@ import contextlib
 import functools
 import logging
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener
 from aiokafka.errors import KafkaError
@@ -21,16 +21,10 @@ from streams.kafka.observers import WorkerObserver
 from streams.kafka.topics import DEFAULT_MAX_MESSAGE_BYTES, ensure_topics, output_topics, topic_max_message_bytes
 from streams.settings import Settings
 
-__all__ = ["TRANSACTIONAL_RETRY_BACKOFF_MS", "KafkaSession", "worker_producer_config"]
+__all__ = ["KafkaSession"]
 
 log = logging.getLogger(__name__)
 
-#: the retry backoff of an exactly-once worker's transactional producer (aiokafka's default: 100 ms). A transaction's
-#: coordinator requests are retried after it: ``TxnOffsetCommit`` is answered ``COORDINATOR_NOT_AVAILABLE`` now and
-#: then (1-2 of ~25 transactions per 200k prediction records), and those 100 ms set the p99 of such a run (issue 13;
-#: ``docs/delivery.md``). aiokafka itself retries ``CONCURRENT_TRANSACTIONS`` after 20 ms. The events producer
-#: (never transactional) keeps the default.
-TRANSACTIONAL_RETRY_BACKOFF_MS = 20
 
 T = TypeVar("T")
 
@@ -88,7 +82,7 @@ class KafkaSession:
         state = await self.retrying("creating topics", lambda: asyncio.to_thread(ensure_topics, s, self.sources))
         if state is None:
             return False
-        self.producer = AIOKafkaProducer(**worker_producer_config(s, self.worker_id))
+        self.producer = AIOKafkaProducer(**producer_config(s, self.worker_id))
         self.consumer = AIOKafkaConsumer(**consumer_config(s, self.worker_id))
         self.events = self.producer
         if s.exactly_once:
@@ -190,15 +184,6 @@ class KafkaSession:
             if client is not None:
                 with contextlib.suppress(Exception):
                     await client.stop()
-
-
-def worker_producer_config(settings: Settings, worker_id: str) -> dict[str, Any]:
-    """The worker's output producer's arguments: ``producer_config``, with a shorter retry backoff when it is
-    transactional (:data:`TRANSACTIONAL_RETRY_BACKOFF_MS`)."""
-    config = producer_config(settings, worker_id)
-    if settings.exactly_once:
-        config["retry_backoff_ms"] = TRANSACTIONAL_RETRY_BACKOFF_MS
-    return config
 
 
 async def _started(client: AIOKafkaProducer | AIOKafkaConsumer) -> bool:
