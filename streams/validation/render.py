@@ -45,11 +45,7 @@ class CaseRendering:
         specs = [(k, rows) for k, rows in specs if len(rows)]
         if all(len(rows) <= _PYTHON_ROWS for _, rows in specs):  # the worker's samples: rendered in Python
             return self._few_cases(df, frame, originals, specs)
-        rows_json = [rows for k, rows in specs if self._is_row(k)]
-        shared: tuple[np.ndarray, pl.Series | None] | None = None
-        if len(rows_json) > 1:
-            union = np.unique(np.concatenate(rows_json))
-            shared = (union, self._values(self._first_row_rule(specs), df, frame, originals, union))
+        shared = self._shared_rows(df, frame, originals, specs)
         kept, values = [], []
         for k, rows in specs:
             if shared is not None and self._is_row(k):
@@ -77,12 +73,9 @@ class CaseRendering:
         where their dtypes allow, else rendered by polars and listed), the frame built once from lists."""
         texts: list[str | None] = []
         kept: list[tuple[int, np.ndarray]] = []
-        rows_json = [rows for k, rows in specs if self._is_row(k)]
-        shared: tuple[np.ndarray, list[Any] | None] | None = None  # rows failing any row-level expression: once
-        if len(rows_json) > 1:
-            union = np.unique(np.concatenate(rows_json))
-            rendered = self._values(self._first_row_rule(specs), df, frame, originals, union)
-            shared = (union, None if rendered is None else rendered.to_list())
+        shared: tuple[np.ndarray, list[Any] | None] | None = None
+        if (rendered := self._shared_rows(df, frame, originals, specs)) is not None:
+            shared = (rendered[0], None if rendered[1] is None else rendered[1].to_list())
         for k, rows in specs:
             rule, name = self.slots[k].rule, str(self.slots[k].rule.column)
             listed = None
@@ -110,8 +103,17 @@ class CaseRendering:
         rule = self.slots[k].rule
         return rule.op is Op.EXPRESSION and not rule.key_columns
 
-    def _first_row_rule(self, specs: list[tuple[int, np.ndarray]]) -> int:
-        return next(k for k, _ in specs if self._is_row(k))
+    def _shared_rows(
+        self, df: pl.DataFrame, frame: pl.DataFrame, originals: dict[str, str], specs: list[tuple[int, np.ndarray]]
+    ) -> tuple[np.ndarray, pl.Series | None] | None:
+        """With several row-level expressions, the rows failing any of them (ascending) rendered once as JSON (None:
+        they cannot be), each rule's cases taken from them; None with fewer than two."""
+        rows = [r for k, r in specs if self._is_row(k)]
+        if len(rows) < 2:
+            return None
+        union = np.unique(np.concatenate(rows))
+        first = next(k for k, _ in specs if self._is_row(k))
+        return union, self._values(first, df, frame, originals, union)
 
     def _constants(self, k: int) -> tuple[Any, ...]:
         slot = self.slots[k]
