@@ -30,6 +30,7 @@ import orjson
 import pyarrow as pa
 
 from streams.formats.arrow import ndjson_lines, read_ipc
+from streams.formats.names import cut_text
 from streams.pipeline.headers import MAX_VALUE_BYTES, HeaderNames, bounded, parse_positions
 from streams.pipeline.records import BatchResult, Headers, Message, OutRecord
 from streams.settings import Settings
@@ -267,9 +268,7 @@ def _cut(x: Any, chars: int, items: int, depth: int = 0) -> Any:
     Events are built by quality-streams and shallow; below 100 levels a value is replaced by a marker.
     """
     if type(x) is str:
-        if len(x) <= chars:
-            return x
-        return x[:chars] + _MARKER.format(n=len(x.encode()) - len(x[:chars].encode()))
+        return cut_text(x, chars)
     if depth > 100:
         return _MARKER.format(n=len(orjson.dumps(x)))
     if type(x) is dict:  # keys too (a record's unknown field names are keys of an event): long ones cut, many dropped
