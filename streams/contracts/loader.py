@@ -36,7 +36,7 @@ from streams.contracts.model import (
     check_label,
 )
 from streams.contracts.nested import Leaf, flatten
-from streams.contracts.odcs_schema import SCHEMA_FILES, Finding, schema_findings
+from streams.contracts.odcs_schema import SCHEMA_FILES, Finding, document_findings
 from streams.contracts.ownership import ownership_of
 from streams.contracts.rules import quality_rule
 from streams.contracts.source import Path_, SourceContext, SourceDocument, compose
@@ -90,7 +90,7 @@ def lint_contract(path: str | Path) -> list[Finding]:
         return [Finding(exc.path or p, exc.line, exc.message)]
     except (OSError, UnicodeDecodeError) as exc:
         return [Finding(p, None, f"cannot read the contract: {exc}")]
-    findings = schema_findings(data, lines, p)
+    findings = document_findings(text, data, lines, p)
     if findings:
         return findings
     ctx = SourceContext(lines, p)
@@ -104,7 +104,7 @@ def lint_contract(path: str | Path) -> list[Finding]:
 def parse_contract(text: str, path: str = "<contract>") -> Contract:
     """Compile contract text (YAML) into a :class:`Contract`."""
     data, lines = compose(text, path)
-    findings = schema_findings(data, lines, path)
+    findings = document_findings(text, data, lines, path)
     if findings:
         first = findings[0]
         more = f" (and {len(findings) - 1} more problem(s); run `qstreams contracts lint`)" if len(findings) > 1 else ""

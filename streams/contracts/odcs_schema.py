@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import difflib
 import functools
+import hashlib
 import json
 import re
+import threading
 from dataclasses import dataclass
 from importlib import resources
 from typing import Any
@@ -23,7 +25,7 @@ import jsonschema
 from streams.contracts.model import THRESHOLD_OPERATORS
 from streams.contracts.source import Path_, line_of
 
-__all__ = ["SCHEMA_FILES", "Finding", "schema_findings"]
+__all__ = ["SCHEMA_FILES", "Finding", "document_findings", "schema_findings"]
 
 _UNKNOWN_KEYS = ("additionalProperties", "unevaluatedProperties")
 
@@ -80,6 +82,28 @@ def schema_findings(data: Any, lines: dict[Path_, int], path: str) -> list[Findi
         if len(newer) < len(findings):
             return newer
     return findings
+
+
+#: The findings of the last few documents checked, by (sha256 of the text, path): ``qstreams contracts lint``
+#: checks a file, then loads it, and the check is most of a large contract's load: it is done once.
+_CHECKED: dict[tuple[str, str], tuple[Finding, ...]] = {}
+_CHECKED_KEPT = 16
+_CHECKED_LOCK = threading.Lock()
+
+
+def document_findings(text: str, data: Any, lines: dict[Path_, int], path: str) -> list[Finding]:
+    """:func:`schema_findings` of the document whose source is ``text`` (composed to ``data`` and ``lines``)
+    at ``path``; a text checked at that path a moment ago is not checked again (its findings are kept)."""
+    key = (hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest(), path)
+    with _CHECKED_LOCK:
+        found = _CHECKED.get(key)
+    if found is None:
+        found = tuple(schema_findings(data, lines, path))
+        with _CHECKED_LOCK:
+            while len(_CHECKED) >= _CHECKED_KEPT:
+                del _CHECKED[next(iter(_CHECKED))]
+            _CHECKED[key] = found
+    return list(found)
 
 
 def _findings_against(

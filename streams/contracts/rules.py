@@ -9,7 +9,7 @@ from typing import Any
 
 import polars as pl
 
-from streams.contracts import expressions, sql
+from streams.contracts import expressions
 from streams.contracts.model import THRESHOLD_OPERATORS, Field, Op, Rule, Severity, Threshold, Unit, check_label
 from streams.contracts.source import Path_, SourceContext
 from streams.contracts.types import bound_value, check_regex, odcs_pattern
@@ -28,6 +28,8 @@ def sql_reads(query: str, tables: tuple[str, ...]) -> tuple[frozenset[str] | Non
     read (``SELECT MAX(s) FROM (SELECT salary AS s ...)``): then every column read is shown."""
     import sqlglot
     from sqlglot import exp
+
+    from streams.contracts import sql
 
     try:
         checked = sql.check_sql(query, tables)
@@ -59,6 +61,8 @@ def _substitute(query: str, token: str, name: str) -> str:
     ``customer``). A token the author quoted already (``"${property}"``) is quoted once."""
     import sqlglot
     from sqlglot import exp
+
+    from streams.contracts import sql
 
     try:
         parsed = sqlglot.parse_one(name, read=sql.DIALECT)
@@ -136,6 +140,8 @@ def quality_rule(
             made = dataclasses.replace(made, check=check_label(op, (str(q["arguments"]["pattern"]),)))
         return made
     if kind == "sql":
+        from streams.contracts import sql  # sqlglot is imported for contracts with SQL rules only
+
         query = str(q.get("query") or "")
         bound = table or obj_name or "batch"
         for token in ("${object}", "{object}", "${table}", "{table}"):

@@ -103,3 +103,87 @@ def test_two_documents_composed_in_a_row_keep_their_own_data_and_lines() -> None
     second, second_lines = source.compose("\n\nb: x\n", "two.yaml")
     assert (first, second) == ({"a": 1, "b": {"c": 2}}, {"b": "x"})
     assert (first_lines[("b", "c")], second_lines[("b",)]) == (3, 3)
+
+
+# --- the JSON Schema check is done once per text and path ------------------------------------------------------
+
+GOOD = """\
+apiVersion: v3.1.0
+kind: DataContract
+id: urn:test:speed
+version: 1.0.0
+status: active
+schema:
+  - name: t
+    properties:
+      - {name: a, logicalType: integer}
+"""
+
+
+def _schema_checks(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The paths the JSON Schema is run for, from now on."""
+    from streams.contracts import odcs_schema
+
+    checked: list[str] = []
+    check = odcs_schema.schema_findings
+
+    def spy(data: Any, lines: Any, path: str) -> Any:
+        checked.append(path)
+        return check(data, lines, path)
+
+    monkeypatch.setattr(odcs_schema, "schema_findings", spy)
+    return checked
+
+
+def test_lint_then_load_of_one_file_checks_the_json_schema_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from streams.contracts.loader import lint_contract, load_contract
+
+    checked = _schema_checks(monkeypatch)
+    path = tmp_path / "c.yaml"
+    path.write_text(GOOD)
+    assert lint_contract(path) == []
+    assert load_contract(path).schemas[0].fields[0].name == "a"
+    assert checked == [str(path)]
+
+
+def test_documents_checked_in_a_row_get_their_own_findings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from streams.contracts.loader import lint_contract, load_contract
+    from streams.errors import ContractSchemaError
+
+    checked = _schema_checks(monkeypatch)
+    path = tmp_path / "c.yaml"
+    path.write_text(GOOD.replace("logicalType: integer", "logicalType: integr"))
+    first = lint_contract(path)
+    path.write_text(GOOD.replace("name: t\n", "name: t\n    descripton: x\n"))  # the same file, edited
+    second = lint_contract(path)
+    other = tmp_path / "d.yaml"
+    other.write_text(GOOD.replace("logicalType: integer", "logicalType: integr"))  # the first text, elsewhere
+    third = lint_contract(other)
+    assert [(f.line, f.message[:40]) for f in first] == [(9, "schema.0.properties.0.logicalType: 'inte")]
+    assert [(f.line, f.message[:40]) for f in second] == [(8, "unknown field 'descripton' in schema.0 (")]
+    assert [(f.path, f.line) for f in third] == [(str(other), 9)]
+    with pytest.raises(ContractSchemaError) as info:
+        load_contract(path)
+    assert (info.value.path, info.value.line, info.value.message) == (str(path), 8, second[0].message)
+    path.write_text(GOOD)
+    assert load_contract(path).id == "urn:test:speed"
+    assert checked == [str(path), str(path), str(other), str(path)]
+
+
+def test_the_cli_and_the_loader_import_no_sql_parser_until_a_contract_has_sql_rules() -> None:
+    """``qstreams contracts lint`` and ``validate`` start without sqlglot (a sixth of their import time); a
+    contract with a SQL rule imports it when it is loaded."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\nimport streams.cli.main\nfrom streams.contracts.loader import parse_contract\n"
+        "before = 'sqlglot' in sys.modules\n"
+        f"parse_contract({GOOD!r})\nplain = 'sqlglot' in sys.modules\n"
+        f"parse_contract({GOOD!r} + '    quality: [{{type: sql, query: \"SELECT COUNT(*) FROM t\", mustBe: 0}}]\\n')\n"
+        "print(before, plain, 'sqlglot' in sys.modules)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False, cwd=REPO)
+    assert out.stdout.split() == ["False", "False", "True"], out.stderr
