@@ -153,8 +153,12 @@ def quality_rule(
             checked = sql.check_sql(query, (bound, "batch"), _NarrowIntegers(fields))
         except sql.SqlRuleError as exc:
             raise ctx.error(exc.message, (*where, "query")) from None
-        known = set(fields) | set(columns) if table is not None else None
-        unread = sorted(checked.columns - known - checked.aliases) if known is not None else []
+        # names looked up, not sets of every property built per rule (that made loading quadratic)
+        unread = (
+            sorted(c for c in checked.columns - checked.aliases if c not in fields and c not in columns)
+            if table is not None
+            else []
+        )
         if unread:
             raise ctx.error(
                 f"the SQL query reads unknown columns: {', '.join(unread)} (the schema object has "
@@ -187,7 +191,8 @@ def quality_rule(
             except expressions.ExpressionError as exc:
                 raise ctx.error(str(exc), (*where, "implementation")) from None
             checked_names = obj_name is not None or table is not None
-            unknown = expressions.columns(node) - set(fields) - set(columns) if checked_names else set()
+            read = expressions.columns(node)  # looked up by name: a set of every property per rule was quadratic
+            unknown = {c for c in read if c not in fields and c not in columns} if checked_names else set()
             if unknown:
                 raise ctx.error(
                     f"expression reads unknown properties: {', '.join(sorted(unknown))}", (*where, "implementation")
