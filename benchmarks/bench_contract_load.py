@@ -10,11 +10,13 @@ every tenth a pandera ``Check`` or an ``expression`` rule, every fiftieth a SQL 
 ``required`` and ``classification``; plus schema-level expression and SQL rules.
 
 Each measurement is a fresh child process (a worker's start, a CLI run) that imports the loader, then loads the
-same file ``--loads`` times: ``import`` (s), the **first** load (``cold``: includes building the cached JSON Schema
-validator), the median of the later loads (``warm``: what a worker pays on a contract upgrade), one
-``lint_contract`` and one ``compile_plan`` (the engine's compile of the loaded contract). With ``--baseline DIR``
-(an older tree, e.g. ``git archive`` unpacked) the children of the two trees take turns, round by round, on the
-same files, and the table shows both and their ratio (old / new, > 1: new is faster). Medians over
+contract ``--loads`` times, each time a new version (the text differs: nothing is taken from a cache of a text
+seen before): ``import`` (s), the **first** load (``cold``: includes building the cached JSON Schema
+validator: a worker's start, a CLI run), the median of the later loads (``warm``: a worker's contract upgrade),
+``lint`` (``lint_contract`` then ``load_contract`` of a new version, the contract part of ``qstreams contracts
+lint``, without its dry run of the rules) and one ``compile_plan`` (the engine's compile of the loaded contract).
+With ``--baseline DIR`` (an older tree, e.g. ``git archive`` unpacked) the children of the two trees take turns,
+round by round, on the same files, and the table shows both and their ratio (old / new, > 1: new is faster). Medians over
 ``--repeat`` rounds. ``--profile N`` prints a cProfile of one warm load of N properties (this tree) instead.
 Run it under the shared lock: ``flock /tmp/bench.lock python benchmarks/bench_contract_load.py ...``.
 """
@@ -129,17 +131,28 @@ def generate(n: int) -> str:
 
 _CHILD = r"""
 import json, statistics, sys, time
+from pathlib import Path
 t0 = time.perf_counter()
 from streams.contracts.loader import lint_contract, load_contract
 t1 = time.perf_counter()
-path, loads = sys.argv[1], int(sys.argv[2])
+path, loads = Path(sys.argv[1]), int(sys.argv[2])
+text = path.read_text()
+
+def fresh(i):  # a new version of the contract (a worker's upgrade): no load is of a text read before
+    p = path.with_name(f"{path.stem}.{i}.yaml")
+    p.write_text(text.replace("version: 1.0.0", f"version: 1.0.{i}", 1))
+    return p
+
 times = []
-for _ in range(loads):
+for i in range(loads):
+    p = fresh(i)
     s = time.perf_counter()
-    c = load_contract(path)
+    c = load_contract(p)
     times.append(time.perf_counter() - s)
+p = fresh(loads)
 s = time.perf_counter()
-findings = [f for f in lint_contract(path) if not f.note]
+findings = [f for f in lint_contract(p) if not f.note]  # what `qstreams contracts lint` does: check, then load
+load_contract(p)
 lint = time.perf_counter() - s
 assert not findings, findings[:3]
 from streams.validation.engine import compile_plan
@@ -153,8 +166,11 @@ print(json.dumps({"import": t1 - t0, "cold": times[0], "warm": statistics.median
 
 def _child(tree: Path, path: Path, loads: int) -> dict[str, float]:
     env = {**os.environ, "PYTHONPATH": str(tree)}
-    out = subprocess.run([sys.executable, "-c", _CHILD, str(path), str(loads)], env=env, check=True,
-                         capture_output=True, text=True, cwd=tree)  # fmt: skip
+    with tempfile.TemporaryDirectory() as tmp:  # the child's fresh versions of the contract
+        copy = Path(tmp) / path.name
+        copy.write_text(path.read_text())
+        out = subprocess.run([sys.executable, "-c", _CHILD, str(copy), str(loads)], env=env, check=True,
+                             capture_output=True, text=True, cwd=tree)  # fmt: skip
     return json.loads(out.stdout.strip().splitlines()[-1])  # type: ignore[no-any-return]
 
 
