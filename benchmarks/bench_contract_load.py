@@ -17,7 +17,7 @@ validator: a worker's start, a CLI run), the median of the later loads (``warm``
 lint``, without its dry run of the rules) and one ``compile_plan`` (the engine compiling the loaded contract).
 With ``--baseline DIR`` (an older tree, e.g. ``git archive`` unpacked) the children of the two trees take turns,
 round by round, on the same files, and the table shows both and their ratio (old / new, > 1: new is faster).
-Medians over ``--repeat`` rounds. ``--profile N`` prints a cProfile of one warm load of N properties (this tree) instead.
+Medians over ``--repeat`` rounds. ``--profile N`` prints a cProfile of one warm load of N properties (this tree).
 Run it under the shared lock: ``flock /tmp/bench.lock python benchmarks/bench_contract_load.py ...``.
 """
 
