@@ -41,6 +41,7 @@ RUNS: dict[str, list[list[str]]] = {
     "bench_performance_join.py": [["--predictions", "500", "--runs", "1"]],
     "cbpe_vs_nannyml.py": [[]],  # ours alone (NannyML runs only with --nannyml-python)
     "drift_calibration.py": [["--samples", "2", "--sizes", "200", "--skip-demo"]],
+    "bench_contract_load.py": [["--sizes", "20", "--repeat", "1", "--baseline", "{root}"], ["--profile", "20"]],
 }
 #: scripts that need a broker (the kafka-marked tests and ``make bench-worker`` exercise their paths), and modules
 NOT_RUN = {"bench_clients.py", "bench_worker.py", "bench_slow_feed.py", "soak.py", "worker_trace.py"}
