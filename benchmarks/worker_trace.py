@@ -11,6 +11,7 @@ them):
 * ``submit``: handing a poll's outputs to the producer (``_submit_poll``);
 * ``commit_wait``: the worker waiting for the last exactly-once transaction to end (``_settle``);
 * ``offsets`` / ``commit``: the transaction's offsets and its commit, in the background (their round trips);
+* ``probe``: the broker probe and topic check every ``topic_check_interval_s`` (``transport.probe``);
 * ``transactions``: transactions committed and their mean records;
 * ``gc``: the cyclic collector's collections per generation, their summed and longest pause (``gc.callbacks``; a
   pause stops every thread holding the GIL, the event loop's included);
@@ -91,7 +92,7 @@ def install() -> None:
     for method, phase in (("_prepare", "prepare"), ("_submit_poll", "submit"), ("_settle", "commit_wait")):
         _timed(worker, method, phase)
     for method, phase in (("poll", "poll"), ("send_offsets_to_transaction", "offsets"),
-                          ("commit_transaction", "commit")):  # fmt: skip
+                          ("commit_transaction", "commit"), ("probe", "probe")):  # fmt: skip
         _timed(transport, method, phase)
     end = getattr(worker, "_end_transaction", None)
     if end is not None:
@@ -200,7 +201,7 @@ def summary() -> dict[str, Any]:
 def line(trace: dict[str, Any]) -> str:
     """One line of a run's trace, for the round's printout."""
     parts = [f"{p} {trace[p][1]:.2f} s (max {trace[p][2] * 1000:.0f} ms)" if len(trace[p]) > 2 else
-             f"{p} {trace[p][1]:.2f} s" for p in ("poll", "prepare", "submit", "commit_wait", "offsets", "commit")
+             f"{p} {trace[p][1]:.2f} s" for p in ("poll", "prepare", "submit", "commit_wait", "offsets", "commit", "probe")
              if p in trace]  # fmt: skip
     if "transactions" in trace:
         n, size = trace["transactions"]
