@@ -200,9 +200,9 @@ def summary() -> dict[str, Any]:
 
 def line(trace: dict[str, Any]) -> str:
     """One line of a run's trace, for the round's printout."""
+    phases = ("poll", "prepare", "submit", "commit_wait", "offsets", "commit", "probe")
     parts = [f"{p} {trace[p][1]:.2f} s (max {trace[p][2] * 1000:.0f} ms)" if len(trace[p]) > 2 else
-             f"{p} {trace[p][1]:.2f} s" for p in ("poll", "prepare", "submit", "commit_wait", "offsets", "commit", "probe")
-             if p in trace]  # fmt: skip
+             f"{p} {trace[p][1]:.2f} s" for p in phases if p in trace]  # fmt: skip
     if "transactions" in trace:
         n, size = trace["transactions"]
         parts.append(f"{n} transactions of {size:,.0f} records")
