@@ -163,7 +163,7 @@ class BatchWorker(ExactlyOnce, ReadAhead):
             while not self._stop.is_set():
                 await self._cycle()
                 if probing is not None and probing.done():
-                    probing, probed = None, probing
+                    probed, probing = probing, None
                     probed.result()  # what it raises is not the broker's (it logs those): a configuration error
                     next_check = time.monotonic() + every
                 if probing is None and time.monotonic() >= next_check:
