@@ -38,7 +38,9 @@ The worker modes produce with the codec of ``STREAMS_OUTPUT_COMPRESSION`` (zstd 
 the children inherit; a ``--baseline`` checkout older than that setting produces uncompressed batches).
 
 ``BENCH_WORKER_TRACE=1`` in the environment times the worker's phases in each worker run (poll, prepare, submit,
-waiting for a transaction, its offsets and commit: ``benchmarks/worker_trace.py``), printed under each round.
+waiting for a transaction, its offsets and commit), the cyclic collector's pauses, the event loop's stalls and the
+three slowest batches cut at their phases (``benchmarks/worker_trace.py``), printed under each round (with
+``--repeat`` or ``--baseline``); ``BENCH_WORKER_SLOW=1`` adds asyncio's slow callbacks (debug mode: slower runs).
 
 ``--repeat N`` runs the modes N times and prints medians; ``--baseline DIR`` (an older checkout, e.g. from
 ``git archive``) also runs each worker mode against DIR's package right after this tree's, on the same topic.
@@ -272,6 +274,7 @@ async def worker_loop(
         observers = [*kafka_observers(settings, bindings, "bench", metrics), _polls()]
         worker = BatchWorker(settings, bindings, worker_id="bench", metrics=metrics, observers=observers)
         tune_gc()
+        watch = asyncio.create_task(sys.modules["worker_trace"].watch_loop()) if "worker_trace" in sys.modules else None
         task = asyncio.create_task(worker.run())
         while not worker.commit_latencies:
             await asyncio.sleep(0.005)
@@ -285,6 +288,8 @@ async def worker_loop(
         CPU.append(time.process_time() - CPU_AT_START[0])
         worker.stop()
         await task
+        if watch is not None:
+            watch.cancel()
         return elapsed, list(worker.commit_latencies)
 
 

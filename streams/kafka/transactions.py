@@ -131,6 +131,8 @@ class ExactlyOnce(PollBatches):
     #: the last transaction's offsets and commit, sent in the background; its batches' first offsets and the
     #: batches (read again, or accounted, once it ends); the first offsets of one that failed
     _committing: asyncio.Future[float] | None
+    #: at-least-once: the offsets of acknowledged batches, committing in the background (``BatchWorker._reap``)
+    _acks_commit: asyncio.Future[None] | None
     _in_transaction: tuple[dict[TopicPartition, int], list[InFlight]]
     _reread: dict[TopicPartition, int]
     #: the transaction receiving polls' outputs, not committing yet (never with ``_committing`` pending)
@@ -168,14 +170,16 @@ class ExactlyOnce(PollBatches):
         requests and ending it are round trips that each need the loop), batches awaiting acknowledgement
         (committed as soon as acknowledged), or the next poll being read (unpacking its records: poll ahead,
         :mod:`streams.kafka.ahead`). Inline, a poll's processing held the loop for its whole duration:
-        the "background" commit only progressed, and acknowledged batches were only committed, once it was over.
+        the "background" commit only progressed, and acknowledged batches were only committed, once it was over;
+        the offsets of acknowledged batches committing (at-least-once, nothing awaiting acknowledgement) count as
+        waiting too: inline, that commit ended only after the next poll's processing (issue 13, gate-mode p99).
         Inline when nothing waits (a thread costs more than it saves then), unless the messages it processes
         (``load``) may hold more than :data:`INLINE_MAX_RECORDS` records: the loop also sends the consumer's
         heartbeats and serves ``/metrics``. With stages (stream time) too: the observers on the loop touch their
         state only holding its lock (``streams.windows.stream.StreamTime.lock``)."""
-        committing = self._committing
+        committing, acks_commit = self._committing, self._acks_commit
         reading = self._ahead_timer is not None or (self._next is not None and not self._next.done())
-        busy = (committing is not None and not committing.done()) or reading
+        busy = any(f is not None and not f.done() for f in (committing, acks_commit)) or reading
         if not busy and (self.settings.exactly_once or not self._pending) and records_in(load) <= INLINE_MAX_RECORDS:
             return fn(*args, **kwargs)
         work = asyncio.ensure_future(asyncio.to_thread(fn, *args, **kwargs))

@@ -53,3 +53,23 @@ def test_the_next_poll_is_processed_while_the_last_offsets_commit() -> None:
         assert worker.committed == {P0: 60}
 
     run(scenario)
+
+
+def test_a_commit_of_acknowledged_offsets_ends_while_the_next_poll_is_processed() -> None:
+    """Every batch acknowledged at once, nothing awaits acknowledgement when the next poll is processed, but their
+    offsets still commit in the background: processing inline held the loop, and the commit ended only after the
+    next poll's processing (its batches' latency grew by a poll's processing: issue 13, gate-mode p99)."""
+    from .test_loop_free import blocking, ended_during_processing
+
+    async def scenario() -> None:
+        transport = SlowOffsetCommits(sources=[TOPIC], partitions={TOPIC: 1})
+        feed(transport, 60, 0)
+        worker = worker_for(transport, batch_max_records=10)
+        blocking(worker, transport.log)  # each poll's processing holds its thread longer than a commit takes
+        async with running(worker):
+            await transport.wait_for(lambda: transport.committed == {P0: 60}, timeout=20)
+        assert ended_during_processing(transport.log, "commit-end") > 0, transport.log
+        offsets = [c[P0] for c in transport.commits]
+        assert offsets == sorted(offsets) and offsets[-1] == 60
+
+    run(scenario)
