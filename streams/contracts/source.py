@@ -150,7 +150,9 @@ def check_bounds(text: str, path: str, loader: type[Any] = ContractLoader) -> No
 def compose(text: str, path: str) -> tuple[Any, dict[Path_, int]]:
     """The document's data (JSON-like) and the line of every path in it; ``ContractSyntaxError`` (file:line)."""
     fast = _fast_loader()
-    if fast is not None and not yaml.reader.Reader.NON_PRINTABLE.search(text):
+    # libyaml skips a byte order mark at the start of every line (PyYAML only at the text's start): after a key
+    # with no value, the line it begins is one column in and nests under that key, other data without an error
+    if fast is not None and "\ufeff" not in text[1:] and not yaml.reader.Reader.NON_PRINTABLE.search(text):
         try:
             return _compose(text, path, fast)
         except (ContractSyntaxError, yaml.YAMLError):
