@@ -152,7 +152,7 @@ def compose(text: str, path: str) -> tuple[Any, dict[Path_, int]]:
     fast = _fast_loader()
     # libyaml skips a byte order mark at the start of every line (PyYAML only at the text's start): after a key
     # with no value, the line it begins is one column in and nests under that key, other data without an error
-    if fast is not None and "\ufeff" not in text[1:] and not yaml.reader.Reader.NON_PRINTABLE.search(text):
+    if fast is not None and text.find("\ufeff", 1) < 0 and not yaml.reader.Reader.NON_PRINTABLE.search(text):
         try:
             return _compose(text, path, fast)
         except (ContractSyntaxError, yaml.YAMLError):
