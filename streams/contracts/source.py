@@ -150,9 +150,15 @@ def check_bounds(text: str, path: str, loader: type[Any] = ContractLoader) -> No
 def compose(text: str, path: str) -> tuple[Any, dict[Path_, int]]:
     """The document's data (JSON-like) and the line of every path in it; ``ContractSyntaxError`` (file:line)."""
     fast = _fast_loader()
-    # libyaml skips a byte order mark at the start of every line (PyYAML only at the text's start): after a key
-    # with no value, the line it begins is one column in and nests under that key, other data without an error
-    if fast is not None and text.find("\ufeff", 1) < 0 and not yaml.reader.Reader.NON_PRINTABLE.search(text):
+    # libyaml skips a byte order mark at the start of every line (PyYAML only at the text's start: after a key
+    # with no value, the line it begins nests under that key, other data without an error) and accepts tabs
+    # PyYAML refuses (`a: 1\t`, `a:\t1`): such texts are read by PyYAML, so no data and no error changes
+    if (
+        fast is not None
+        and "\t" not in text
+        and text.find("\ufeff", 1) < 0
+        and not yaml.reader.Reader.NON_PRINTABLE.search(text)
+    ):
         try:
             return _compose(text, path, fast)
         except (ContractSyntaxError, yaml.YAMLError):
