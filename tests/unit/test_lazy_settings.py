@@ -1,6 +1,6 @@
 """``import streams`` does not import the settings (pydantic-settings, about 0.1 s of every CLI start): ``validate``
-never reads them (``lint`` does, for the worker's own topics). ``streams.Settings`` and ``streams.Mode`` are imported on first use, the same
-objects as before."""
+never reads them (``lint`` does, for the worker's own topics). ``streams.Settings`` and ``streams.Mode`` are
+imported on first use, the same objects as before."""
 
 from __future__ import annotations
 

@@ -99,7 +99,7 @@ def test_parts_hold_every_rule_once_with_the_columns_it_reads() -> None:
         names = set(part.columns)
         for rule in part.rules:
             read = lint._reads(rule, schema.name)
-            assert read is None and len(names) == len(schema.fields) or read is not None and read <= names
+            assert (read is None and len(names) == len(schema.fields)) or (read is not None and read <= names)
     assert {f for p in parts for f in p.fields} == set(schema.fields)
 
 
