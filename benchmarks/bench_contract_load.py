@@ -14,7 +14,10 @@ contract ``--loads`` times, each time a new version (the text differs: nothing i
 seen before): ``import`` (s), the **first** load (``cold``: includes building the cached JSON Schema
 validator: a worker's start, a CLI run), the median of the later loads (``warm``: a worker's contract upgrade),
 ``lint`` (``lint_contract`` then ``load_contract`` of a new version, the contract part of ``qstreams contracts
-lint``, without its dry run of the rules) and one ``compile_plan`` (the engine compiling the loaded contract).
+lint``, without its dry run of the rules), one ``compile_plan`` (the engine compiling the loaded contract),
+then the rest of ``lint`` on the loaded contract: ``auth`` (``authoring_findings``) and ``dry`` (``dry_run``, every
+rule run once on the engine; after ``compile``, so the engine's import is not in it; its findings must be the
+same in every run of both trees).
 With ``--baseline DIR`` (an older tree, e.g. ``git archive`` unpacked) the children of the two trees take turns,
 round by round, on the same files, and the table shows both and their ratio (old / new, > 1: new is faster).
 Medians over ``--repeat`` rounds. ``--profile N`` prints a cProfile of one warm load of N properties (this tree).
@@ -159,8 +162,16 @@ from streams.validation.engine import compile_plan
 s = time.perf_counter()
 compile_plan(c)
 comp = time.perf_counter() - s
+from streams.lint import authoring_findings, dry_run  # the rest of `qstreams contracts lint` (streams/lint.py)
+s = time.perf_counter()
+authoring_findings(c)
+auth = time.perf_counter() - s
+s = time.perf_counter()
+dry = dry_run(c)
+dry_s = time.perf_counter() - s
 print(json.dumps({"import": t1 - t0, "cold": times[0], "warm": statistics.median(times[1:]), "lint": lint,
-                  "compile": comp, "rules": len(c.schemas[0].rules), "cpu": time.process_time()}))
+                  "compile": comp, "auth": auth, "dry": dry_s, "rules": len(c.schemas[0].rules),
+                  "found": [f"{f.line}: {f.message}" for f in dry], "cpu": time.process_time()}))
 """
 
 
@@ -205,7 +216,7 @@ def main() -> None:
         _profile(args.profile)
         return
     trees = {"new": ROOT} | ({"old": args.baseline.resolve()} if args.baseline is not None else {})
-    keys = ("import", "cold", "warm", "lint", "compile")
+    keys = ("import", "cold", "warm", "lint", "compile", "auth", "dry")
     print(f"{'size':>6} {'tree':>4} {'rules':>6} " + " ".join(f"{k + ' s':>9}" for k in keys))
     with tempfile.TemporaryDirectory() as tmp:
         for n in args.sizes:
@@ -216,6 +227,8 @@ def main() -> None:
                 for name, tree in trees.items():  # taking turns: the same load for both
                     runs[name].append(_child(tree, path, args.loads))
             med = {t: {k: statistics.median(r[k] for r in rs) for k in keys} for t, rs in runs.items()}
+            found = {t: {json.dumps(r["found"]) for r in rs} for t, rs in runs.items()}
+            assert len(set.union(*found.values())) == 1, "the dry runs' findings differ between runs or trees"
             for t in trees:
                 rules = int(runs[t][0]["rules"])
                 print(f"{n:>6} {t:>4} {rules:>6} " + " ".join(f"{med[t][k]:>9.3f}" for k in keys))

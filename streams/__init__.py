@@ -4,6 +4,8 @@ The public API is what this module exports (``__all__``, checked against the mod
 actual public names by ``tests/unit/test_exported_members.py``); everything else is internal.
 """
 
+from typing import TYPE_CHECKING as _TYPE_CHECKING
+
 from streams.contracts.loader import lint_contract, load_contract, load_contracts, parse_contract
 from streams.contracts.model import Classification, Contract, Field, Owner, Rule, SchemaObject, Severity, Threshold
 from streams.errors import (
@@ -27,7 +29,9 @@ from streams.errors import (
     UnknownSchemaError,
     UnsupportedRuleError,
 )
-from streams.settings import Mode, Settings
+
+if _TYPE_CHECKING:  # for type checkers; at run time on first use (``_LAZY``)
+    from streams.settings import Mode, Settings
 
 __version__ = "0.1.0"
 
@@ -69,8 +73,13 @@ __all__ = [
     "parse_contract",
 ]
 
-#: public names imported on first use only (the report pulls in the validation engine)
-_LAZY = {"ValidationReport": "streams.validation.report"}
+#: public names imported on first use only (the report pulls in the validation engine; the settings,
+#: pydantic-settings, ~0.1 s, which lint and validate never read)
+_LAZY = {
+    "Mode": "streams.settings",
+    "Settings": "streams.settings",
+    "ValidationReport": "streams.validation.report",
+}
 
 
 def __getattr__(name: str) -> object:

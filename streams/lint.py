@@ -14,13 +14,14 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import polars as pl
 
 from streams.contracts.loader import Finding, lint_contract, load_contract
-from streams.contracts.model import Contract, Op, SchemaObject
+from streams.contracts.model import Contract, Op, Rule, SchemaObject
 from streams.contracts.ownership import ownership_findings
 from streams.errors import ContractError
 from streams.pipeline.loops import loop_reason, own_topics
@@ -40,6 +41,8 @@ __all__ = [
 ]
 
 _SAMPLE_ROWS = 2
+#: about how many fields the dry run puts in one frame (see :func:`_parts`)
+_PART_COLUMNS = 64
 
 
 def lint_file(path: str | Path, *, allow_unowned: bool = False) -> list[Finding]:
@@ -74,8 +77,12 @@ def authoring_findings(contract: Contract) -> list[Finding]:
                                        "e.g. 1.4.0): `qstreams contracts diff` cannot check the version step and the "
                                        "evidence bundle cannot order the versions"))  # fmt: skip
     for schema in contract.schemas:
+        bounds: dict[str | None, list[Rule]] = {}  # column -> its logicalTypeOptions rules: each rule read once
+        for r in schema.rules:
+            if r.source == "logicalTypeOptions":
+                bounds.setdefault(r.column, []).append(r)
         for f in schema.fields:
-            rules = [r for r in schema.rules if r.column == f.name and r.source == "logicalTypeOptions"]
+            rules = bounds.get(f.name, [])
             lower = next(((r.args[0], r.op is Op.GT, r) for r in rules if r.op in (Op.GE, Op.GT)), None)
             upper = next(((r.args[0], r.op is Op.LT, r) for r in rules if r.op in (Op.LE, Op.LT)), None)
             # (minLength > maxLength never gets here: the loader refuses it, as pandera refuses str_length(3, 1))
@@ -160,23 +167,102 @@ def _override_findings(contract: Contract, schema: SchemaObject) -> list[Finding
 
 
 def dry_run(contract: Contract) -> list[Finding]:
-    """Run every rule of every schema object once; a finding for each rule that errors."""
-    path = contract.path or "<contract>"
+    """Run every rule of every schema object once; a finding for each rule that errors.
+
+    Each rule runs on a frame of the columns it reads, a few dozen columns at a time (:func:`_parts`): on one
+    frame of every column, the engine's work per rule carried every column (quadratic). The findings are
+    those of that one frame, in its order; a schema object the engine refuses in part is run whole, as before.
+    """
     out: list[Finding] = []
     for schema in contract.schemas:
         try:
-            report = contract.validate(sample_frame(schema), schema.name)
-        except Exception as exc:  # the engine refused the whole object: say so, never a traceback
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            out.append(Finding(path, schema.line, f"schema object {schema.name!r} cannot run on the engine: {first}"))
-            continue
-        rules = {r.name: r for r in schema.rules}
-        for check in report.checks:
-            rule = rules.get(check.name)
-            if check.error is None or rule is None or _data_dependent(rule.op, check.error):
-                continue
-            out.append(Finding(path, rule.line, f"rule {rule.name!r} cannot run on the engine: {_first(check.error)}"))
+            out += _findings_in_parts(contract, schema)
+        except Exception:  # the engine refused a part: run the whole object, for the whole object's words
+            out += _findings(contract, schema)
     return out
+
+
+def _findings(contract: Contract, schema: SchemaObject) -> list[Finding]:
+    """The findings of a run of every rule of ``schema`` on one frame of every column."""
+    path = contract.path or "<contract>"
+    try:
+        report = contract.validate(sample_frame(schema), schema.name)
+    except Exception as exc:  # the engine refused the whole object: say so, never a traceback
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        return [Finding(path, schema.line, f"schema object {schema.name!r} cannot run on the engine: {first}")]
+    rules = {r.name: r for r in schema.rules}
+    return [f for check in report.checks if (f := _finding(path, rules, check.name, check.error)) is not None]
+
+
+def _finding(path: str, rules: dict[str, Rule], name: str, error: str | None) -> Finding | None:
+    rule = rules.get(name)
+    if error is None or rule is None or _data_dependent(rule.op, error):
+        return None
+    return Finding(path, rule.line, f"rule {rule.name!r} cannot run on the engine: {_first(error)}")
+
+
+def _findings_in_parts(contract: Contract, schema: SchemaObject) -> list[Finding]:
+    """:func:`_findings`, each rule run in its part: ordered as the one frame orders its checks (first the
+    implicit ``dtype`` check of each field without one, in field order, then the rules in order)."""
+    path = contract.path or "<contract>"
+    rules = {r.name: r for r in schema.rules}
+    position = {id(r): k for k, r in enumerate(schema.rules)}
+    fields = {f.name: k for k, f in enumerate(schema.fields)}
+    found: dict[tuple[int, int], Finding] = {}
+    for part in _parts(schema):
+        report = replace(contract, schemas=(part,)).validate(sample_frame(part), part.name)
+        implicit = len(report.checks) - len(part.rules)  # plan_rules: the implicit dtype checks come first
+        for n, check in enumerate(report.checks):
+            if check.error is not None and (finding := _finding(path, rules, check.name, check.error)) is not None:
+                key = (0, fields[str(check.column)]) if n < implicit else (1, position[id(part.rules[n - implicit])])
+                found[key] = finding
+    return [found[k] for k in sorted(found)]
+
+
+def _parts(schema: SchemaObject) -> list[SchemaObject]:
+    """``schema`` cut into schema objects of about :data:`_PART_COLUMNS` fields each, every rule in one part
+    with every column it reads; a rule reading a name that is no field (or a SQL query the allow-list refuses)
+    in a part of every field. Each field and each rule is walked once."""
+    if not schema.fields:
+        return [schema]
+    index = {f.name: i for i, f in enumerate(schema.fields)}
+    homed: dict[int, list[tuple[Rule, frozenset[str]]]] = {}  # the last field a rule reads -> (rule, reads)
+    wide: list[Rule] = []
+    for rule in schema.rules:
+        read = _reads(rule, schema.name)
+        if read is None or any(c not in index for c in read):
+            wide.append(rule)
+        else:
+            homed.setdefault(max((index[c] for c in read), default=len(schema.fields) - 1), []).append((rule, read))
+    parts: list[SchemaObject] = []
+    columns: dict[int, None] = {}
+    rules: list[Rule] = []
+    for i in range(len(schema.fields)):
+        columns[i] = None
+        for rule, read in homed.get(i, ()):
+            rules.append(rule)
+            columns.update((index[c], None) for c in read)
+        if len(columns) >= _PART_COLUMNS or i == len(schema.fields) - 1:
+            fields = tuple(schema.fields[k] for k in sorted(columns))
+            parts.append(replace(schema, fields=fields, rules=tuple(rules)))
+            columns, rules = {}, []
+    if wide:
+        parts.append(replace(schema, rules=tuple(wide)))
+    return parts
+
+
+def _reads(rule: Rule, table: str) -> frozenset[str] | None:
+    """The fields ``rule`` needs in its frame; None when that is not known (every field)."""
+    from streams.contracts.expressions import columns
+    from streams.contracts.rules import sql_reads
+
+    own = frozenset(() if rule.column is None else (rule.column,))
+    if rule.op is Op.SQL:
+        read = sql_reads(str(rule.args[0]), (table, "batch"))[0]
+        return None if read is None else read | own
+    if rule.op is Op.EXPRESSION:
+        return frozenset(columns(rule.args[0])) | own
+    return frozenset(rule.key_columns) | own
 
 
 def _data_dependent(op: Op, error: str) -> bool:
