@@ -39,6 +39,7 @@ import orjson
 from streams.errors import ContractError
 from streams.events.types import MAX_MS, MIN_MS
 from streams.pipeline.records import Message
+from streams.profiles.performance import CALIBRATION_BINS
 from streams.profiles.prediction import NO_VERSION
 from streams.profiles.properties import PREDICTION, prediction_spec
 from streams.profiles.spec import LabelsSpec, PredictionSpec
@@ -148,6 +149,11 @@ def join_spec(contract: Contract, settings: Settings, schema: str | None = None)
     if spec.prediction_id not in obj.columns:
         raise ContractError(f"qstreams.prediction.predictionId names {spec.prediction_id!r}, which is not a property "
                             f"of schema object {obj.name!r}", path=contract.path, line=line)  # fmt: skip
+    if spec.score_bins % CALIBRATION_BINS:
+        raise ContractError(f"qstreams.prediction.scoreBins ({spec.score_bins}) must be a multiple of "
+                            f"{CALIBRATION_BINS} with a labels binding: the expected calibration error of "
+                            f"model.performance is on {CALIBRATION_BINS} equal-width bins of whole score bins",
+                            path=contract.path, line=line)  # fmt: skip
     if spec.labels.topic == obj.topic:
         raise ContractError(f"the labels topic {obj.topic!r} is the predictions topic; labels need their own topic",
                             path=contract.path, line=line)  # fmt: skip

@@ -88,7 +88,7 @@ class JoinCounters:
                     gauge.remove(contract, schema, old)
         values = {
             "accuracy": p.accuracy, "precision": p.precision, "recall": p.recall, "roc_auc": p.roc_auc,
-            "calibration_error": p.calibration_error(10) if p.count else math.nan,
+            "calibration_error": p.calibration_error() if p.count else math.nan,
             "label_delay_seconds": p.mean_label_delay, "labelled_predictions": p.count,
             "unmatched_predictions": p.unmatched_predictions, "orphan_labels": p.orphan_labels,
         }  # fmt: skip

@@ -37,7 +37,17 @@ from streams.profiles.prediction import (
 )
 from streams.profiles.spec import PredictionSpec
 
-__all__ = ["SCORE_UNIT", "PerformancePartial", "merge_performance", "performance_partials", "score_units"]
+__all__ = [
+    "CALIBRATION_BINS",
+    "SCORE_UNIT",
+    "PerformancePartial",
+    "merge_performance",
+    "performance_partials",
+    "score_units",
+]
+
+#: bins of the expected calibration error the events report: whole score bins each, so ``scoreBins`` is a multiple
+CALIBRATION_BINS = 10
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,7 +101,7 @@ class PerformancePartial:
         same = sum(p * n for p, n in zip(self.positives_hist, self.negatives_hist, strict=True))
         return 0.5 * same / (pos * neg)
 
-    def calibration_error(self, bins: int = 10) -> float:
+    def calibration_error(self, bins: int = CALIBRATION_BINS) -> float:
         """Expected calibration error: ``sum_b (n_b / N) |mean score_b - positive rate_b|`` on ``bins`` bins."""
         fine = len(self.score_sums)
         if bins < 1 or fine % bins:

@@ -1,0 +1,52 @@
+"""Red-team pass 7 on realized performance: the reported metrics against an independent computation (numpy,
+first principles) at the edges the other tests leave out.
+
+Window 1 m, horizon 5 m, lateness 2 m (``scenario.CONTRACT``)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from streams.errors import ContractError
+from streams.performance.binding import join_spec
+from streams.performance.joiner import PerformanceJoiner
+from streams.settings import Settings
+from tests.unit.performance.scenario import CONTRACT, LABELS, PREDICTIONS, T0, contract
+from tests.unit.performance.test_join_cases import Feed
+
+BINS_AT = "          positiveLabel: fraud\n"
+
+
+def _with_bins(bins: int) -> str:
+    assert BINS_AT in CONTRACT
+    return CONTRACT.replace(BINS_AT, f"{BINS_AT}          scoreBins: {bins}\n")
+
+
+@pytest.mark.parametrize("bins", [2, 25, 64, 1001])
+def test_score_bins_that_ten_calibration_bins_cannot_be_made_of_are_refused_at_the_labels_line(bins: int) -> None:
+    # the events' expected calibration error is on 10 equal-width bins made of whole score bins: with 25 score
+    # bins (valid for confidence profiles) every final window raised ValueError in the joiner (and the merger)
+    with pytest.raises(ContractError, match=rf"scoreBins \({bins}\) must be a multiple of 10") as info:
+        join_spec(contract(_with_bins(bins)), Settings())
+    labels_line = next(i for i, line in enumerate(_with_bins(bins).splitlines(), 1) if "labels: {" in line)
+    assert info.value.line == labels_line
+
+
+def test_score_bins_a_multiple_of_ten_give_the_ece_on_ten_bins() -> None:
+    f = Feed()
+    spec = join_spec(contract(_with_bins(20)), Settings())  # 20 score bins of 0.05
+    f.joiner = PerformanceJoiner(spec, joiner_id="j", events_topic="ev", now=f.clock)
+    f.joiner.assign({PREDICTIONS: [0], LABELS: [0]})
+    rng = np.random.default_rng(7)
+    scores = rng.uniform(0, 1, 40).round(4)
+    actual = rng.uniform(0, 1, 40) < scores
+    for i, (s, y) in enumerate(zip(scores, actual, strict=True)):
+        f.pred(f"p{i}", i, float(s))
+        f.label(f"p{i}", i + 1, bool(y))
+    got = f.finish()[(T0, "A")]
+    edges = np.array([k / 10 for k in range(1, 10)])
+    b = np.searchsorted(edges, scores, side="right")
+    ece = sum(abs(scores[b == k].sum() - actual[b == k].sum()) for k in range(10)) / len(scores)
+    assert got["count"] == 40
+    assert got["calibration_error"] == pytest.approx(ece, abs=1e-12)
