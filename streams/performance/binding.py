@@ -58,7 +58,7 @@ class SkipReason(enum.StrEnum):
     NO_ID = "no_prediction_id"
     BAD_TIME = "bad_time"  # the time field is missing or unreadable
     BAD_SCORE = "bad_score"  # missing, not a number, or outside [0, 1]
-    BAD_LABEL = "bad_label"  # missing, or neither a boolean nor comparable with positiveLabel
+    BAD_LABEL = "bad_label"  # missing, an object or array, or neither a boolean nor comparable with positiveLabel
 
 
 @dataclass(frozen=True, slots=True)
@@ -221,7 +221,7 @@ def decode(msg: Message, spec: JoinSpec) -> Prediction | Label | Skip:
             return Skip(SkipReason.BAD_SCORE)
         if ps.positive_label is not None and ps.label is not None:
             predicted = record.get(ps.label)
-            if predicted is None:
+            if predicted is None or isinstance(predicted, (dict, list)):
                 return Skip(SkipReason.BAD_LABEL)
             positive = str(predicted) == ps.positive_label
         else:
@@ -239,6 +239,6 @@ def decode(msg: Message, spec: JoinSpec) -> Prediction | Label | Skip:
     value = record.get(ls.label)
     if isinstance(value, bool):
         return Label(pid, t, value)
-    if value is None or ps.positive_label is None:
-        return Skip(SkipReason.BAD_LABEL)
+    if value is None or isinstance(value, (dict, list)) or ps.positive_label is None:
+        return Skip(SkipReason.BAD_LABEL)  # an object or array is no label: not a negative
     return Label(pid, t, str(value) == ps.positive_label)

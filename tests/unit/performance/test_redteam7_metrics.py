@@ -12,9 +12,10 @@ from streams.errors import ContractError
 from streams.performance.binding import join_spec
 from streams.performance.joiner import PerformanceJoiner
 from streams.settings import Settings
-from tests.unit.performance.scenario import CONTRACT, LABELS, PREDICTIONS, T0, contract
+from tests.unit.performance.scenario import CONTRACT, LABELS, PREDICTIONS, T0, contract, label_record, prediction_record
 from tests.unit.performance.test_join_cases import Feed
 
+S = 1000
 BINS_AT = "          positiveLabel: fraud\n"
 
 
@@ -50,3 +51,18 @@ def test_score_bins_a_multiple_of_ten_give_the_ece_on_ten_bins() -> None:
     ece = sum(abs(scores[b == k].sum() - actual[b == k].sum()) for k in range(10)) / len(scores)
     assert got["count"] == 40
     assert got["calibration_error"] == pytest.approx(ece, abs=1e-12)
+
+
+@pytest.mark.parametrize("value", [{"class": "fraud"}, ["fraud"], {}, []])
+def test_an_object_or_array_label_is_a_bad_label_not_a_negative(value: object) -> None:
+    # a JSON object or array is not a label comparable with positiveLabel: it was str()-ed and counted as a
+    # negative (an actual "legit", a predicted "legit"), silently moving precision and recall
+    f = Feed()
+    f.pred("a", 0, 0.9)
+    f.label("a", 1, True)
+    f.send(PREDICTIONS, {**prediction_record("b", T0 + 2 * S, "A", 0.9, True), "predicted_label": value})
+    f.pred("c", 3, 0.9)
+    f.send(LABELS, {**label_record("c", T0 + 4 * S, True), "actual": value})
+    assert f.joiner.counters.skipped == {("predictions", "bad_label"): 1, ("labels", "bad_label"): 1}
+    got = f.finish()[(T0, "A")]
+    assert (got["count"], got["confusion"]["tp"], got["unmatched_predictions"]) == (1, 1, 1)  # "c" never labelled
