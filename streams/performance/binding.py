@@ -31,7 +31,7 @@ import enum
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import orjson
@@ -176,6 +176,9 @@ def _kafka_ms(msg: Message) -> int | None:
     return None if stamp is None or stamp < 0 else stamp
 
 
+_EPOCH, _MS = datetime(1970, 1, 1, tzinfo=UTC), timedelta(milliseconds=1)
+
+
 def _time_ms(record: dict[str, Any], field: str | None, fallback: int | None) -> int | None:
     if field is None:
         return fallback
@@ -190,7 +193,9 @@ def _time_ms(record: dict[str, Any], field: str | None, fallback: int | None) ->
         except ValueError:
             return None
         moment = moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment
-        return round(moment.timestamp() * 1000)
+        # truncated to the millisecond, exactly, as the stream-time windows read it (polars' ``dt.epoch("ms")``):
+        # rounding put 00:59.9996 in the next window
+        return (moment - _EPOCH) // _MS
     return None
 
 

@@ -6,13 +6,24 @@ Window 1 m, horizon 5 m, lateness 2 m (``scenario.CONTRACT``)."""
 from __future__ import annotations
 
 import numpy as np
+import polars as pl
 import pytest
 
 from streams.errors import ContractError
 from streams.performance.binding import join_spec
 from streams.performance.joiner import PerformanceJoiner
 from streams.settings import Settings
-from tests.unit.performance.scenario import CONTRACT, LABELS, PREDICTIONS, T0, contract, label_record, prediction_record
+from streams.windows.clock import event_times
+from tests.unit.performance.scenario import (
+    CONTRACT,
+    LABELS,
+    PREDICTIONS,
+    T0,
+    contract,
+    iso,
+    label_record,
+    prediction_record,
+)
 from tests.unit.performance.test_join_cases import Feed
 
 S = 1000
@@ -66,3 +77,17 @@ def test_an_object_or_array_label_is_a_bad_label_not_a_negative(value: object) -
     assert f.joiner.counters.skipped == {("predictions", "bad_label"): 1, ("labels", "bad_label"): 1}
     got = f.finish()[(T0, "A")]
     assert (got["count"], got["confusion"]["tp"], got["unmatched_predictions"]) == (1, 1, 1)  # "c" never labelled
+
+
+@pytest.mark.parametrize("stamp", ["2024-06-01T00:00:59.9996Z", "2024-06-01T00:00:59.999999+00:00"])
+def test_a_prediction_time_with_a_fraction_of_a_millisecond_falls_in_the_stream_time_window(stamp: str) -> None:
+    # the windows of prediction time are the stream-time windows of the predictions (event_times: polars truncates
+    # to the millisecond); the join rounded, so 00:00:59.9996 fell in the next window ([60 s, 120 s))
+    assert iso(T0) == "2024-06-01T00:00:00Z"
+    assert int(event_times(pl.DataFrame({"t": [stamp]}), "t", np.zeros(1, dtype=np.int64)).ms[0]) == T0 + 59_999
+    f = Feed()
+    f.send(PREDICTIONS, {**prediction_record("a", T0, "A", 0.9, True), "predicted_at": stamp})
+    f.send(LABELS, {**label_record("a", T0, True), "labelled_at": stamp})
+    got = f.finish()
+    assert set(got) == {(T0, "A")}  # one window (60 s): [T0, T0 + 60 s)
+    assert got[(T0, "A")]["count"] == 1 and got[(T0, "A")]["label_delay"]["max_seconds"] == 0.0
