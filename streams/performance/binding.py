@@ -228,7 +228,8 @@ def decode(msg: Message, spec: JoinSpec) -> Prediction | Label | Skip:
             predicted = record.get(ps.label)
             if predicted is None or isinstance(predicted, (dict, list)):
                 return Skip(SkipReason.BAD_LABEL)
-            positive = str(predicted) == ps.positive_label
+            text = str(predicted)  # a boolean matches positiveLabel true (YAML: "True") and "true" (polars' text)
+            positive = text == ps.positive_label or (isinstance(predicted, bool) and text.lower() == ps.positive_label)
         else:
             positive = score >= ps.decision_threshold
         raw_version = record.get(ps.model_version) if ps.model_version else NO_VERSION

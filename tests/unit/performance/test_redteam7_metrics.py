@@ -91,3 +91,22 @@ def test_a_prediction_time_with_a_fraction_of_a_millisecond_falls_in_the_stream_
     got = f.finish()
     assert set(got) == {(T0, "A")}  # one window (60 s): [T0, T0 + 60 s)
     assert got[(T0, "A")]["count"] == 1 and got[(T0, "A")]["label_delay"]["max_seconds"] == 0.0
+
+
+@pytest.mark.parametrize("positive", ["true", "'true'", "True"])
+def test_a_boolean_predicted_label_is_compared_with_a_true_positive_label(positive: str) -> None:
+    # a binary model predicting JSON booleans, positiveLabel true (YAML: the text "True") or "true" (polars reads a
+    # boolean as the text "true"): the actual boolean label is taken as is, the predicted one was str()-ed to
+    # "True", so with positiveLabel "true" every prediction was a negative (precision null, recall 0)
+    text = CONTRACT.replace("positiveLabel: fraud", f"positiveLabel: {positive}")
+    f = Feed()
+    f.joiner = PerformanceJoiner(join_spec(contract(text), Settings()), joiner_id="j", events_topic="ev", now=f.clock)
+    f.joiner.assign({PREDICTIONS: [0], LABELS: [0]})
+    cases = [(True, True), (True, False), (False, True), (False, False), (True, True)]
+    for i, (predicted, actual) in enumerate(cases):
+        f.send(PREDICTIONS, {**prediction_record(f"p{i}", T0 + i * S, "A", 0.5, True), "predicted_label": predicted})
+        f.send(LABELS, {**label_record(f"p{i}", T0 + i * S, True), "actual": actual})
+    yp, y = np.array(cases).T
+    want = {"tp": int((yp & y).sum()), "fp": int((yp & ~y).sum()), "tn": int((~yp & ~y).sum()),
+            "fn": int((~yp & y).sum())}  # fmt: skip
+    assert f.finish()[(T0, "A")]["confusion"] == want == {"tp": 2, "fp": 1, "tn": 1, "fn": 1}
