@@ -109,8 +109,10 @@ def monitoring_findings(contract: Contract) -> list[Finding]:
     ``qstreams.drift`` override names a profiled field with a known method) and ``qstreams.prediction``
     (its fields exist): what a worker would refuse at start, said by lint first."""
     from streams.errors import ProfileError
+    from streams.performance.binding import labels_line, labels_problem  # the joiner's own checks
     from streams.profiles.monitor import DriftMonitor  # profiles sit above validation
     from streams.profiles.properties import prediction_spec
+    from streams.profiles.spec import PredictionSpec
 
     path = contract.path or "<contract>"
     out: list[Finding] = []
@@ -123,13 +125,18 @@ def monitoring_findings(contract: Contract) -> list[Finding]:
         out += overrides
         for check in checks:
             try:
-                check(contract, schema.name)
+                spec = check(contract, schema.name)
             except (ContractError, ProfileError, OSError) as exc:
                 # a ContractError's own location is the contract's; a ProfileError names the profile file
                 message = exc.message if isinstance(exc, ContractError) else str(exc)
                 if overrides and "qstreams.drift" in message:
                     continue  # said already, at the property's line
                 out.append(Finding(path, schema.line, f"schema object {schema.name!r}: {message}"))
+                continue
+            if isinstance(spec, PredictionSpec) and (problem := labels_problem(spec, schema.name, schema.columns)):
+                # what the performance joiner refuses at start (a labels binding), at its line
+                out.append(Finding(path, labels_line(contract, schema.name, schema.line), f"schema object "
+                                   f"{schema.name!r}: {problem}"))  # fmt: skip
     return out
 
 

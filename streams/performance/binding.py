@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import enum
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -48,7 +48,9 @@ if TYPE_CHECKING:
     from streams.contracts.model import Contract
     from streams.settings import Settings
 
-__all__ = ["JoinSpec", "Label", "Prediction", "Skip", "SkipReason", "decode", "join_spec"]
+__all__ = [
+    "JoinSpec", "Label", "Prediction", "Skip", "SkipReason", "decode", "join_spec", "labels_line", "labels_problem",
+]  # fmt: skip
 
 
 class SkipReason(enum.StrEnum):
@@ -102,7 +104,23 @@ class JoinSpec:
         return self.labels.horizon_ms
 
 
-def _line(contract: Contract, schema: str, default: int | None) -> int | None:
+def labels_problem(spec: PredictionSpec, schema: str, columns: Sequence[str]) -> str | None:
+    """What the join refuses in a labels binding of ``spec`` (``qstreams.prediction`` of schema object ``schema``
+    with properties ``columns``) beyond what :func:`prediction_spec` checks; None when nothing. ``qstreams contracts
+    lint`` says it too (at :func:`labels_line`), before a worker refuses to start on it."""
+    if spec.labels is None:
+        return None
+    if spec.prediction_id not in columns:
+        return (f"qstreams.prediction.predictionId names {spec.prediction_id!r}, which is not a property of schema "
+                f"object {schema!r}")  # fmt: skip
+    if spec.score_bins % CALIBRATION_BINS:
+        return (f"qstreams.prediction.scoreBins ({spec.score_bins}) must be a multiple of {CALIBRATION_BINS} with a "
+                f"labels binding: the expected calibration error of model.performance is on {CALIBRATION_BINS} "
+                "equal-width bins of whole score bins")  # fmt: skip
+    return None
+
+
+def labels_line(contract: Contract, schema: str, default: int | None) -> int | None:
     """The line of the schema object's ``qstreams.prediction`` (its ``labels`` when present), else ``default``."""
     doc = contract.document
     if doc is None:
@@ -133,7 +151,7 @@ def join_spec(contract: Contract, settings: Settings, schema: str | None = None)
             spec = prediction_spec(contract, obj.name)
         except ContractError as exc:
             raise ContractError(f"schema object {obj.name!r}: {exc.message}", path=contract.path,
-                                line=_line(contract, obj.name, obj.line)) from None  # fmt: skip
+                                line=labels_line(contract, obj.name, obj.line)) from None  # fmt: skip
         if spec is not None and spec.labels is not None:
             found.append((obj, spec))
     if len(found) != 1:
@@ -145,15 +163,10 @@ def join_spec(contract: Contract, settings: Settings, schema: str | None = None)
         )  # fmt: skip
     obj, spec = found[0]
     assert spec.labels is not None
-    line = _line(contract, obj.name, obj.line)
-    if spec.prediction_id not in obj.columns:
-        raise ContractError(f"qstreams.prediction.predictionId names {spec.prediction_id!r}, which is not a property "
-                            f"of schema object {obj.name!r}", path=contract.path, line=line)  # fmt: skip
-    if spec.score_bins % CALIBRATION_BINS:
-        raise ContractError(f"qstreams.prediction.scoreBins ({spec.score_bins}) must be a multiple of "
-                            f"{CALIBRATION_BINS} with a labels binding: the expected calibration error of "
-                            f"model.performance is on {CALIBRATION_BINS} equal-width bins of whole score bins",
-                            path=contract.path, line=line)  # fmt: skip
+    line = labels_line(contract, obj.name, obj.line)
+    problem = labels_problem(spec, obj.name, obj.columns)
+    if problem is not None:
+        raise ContractError(problem, path=contract.path, line=line)
     if spec.labels.topic == obj.topic:
         raise ContractError(f"the labels topic {obj.topic!r} is the predictions topic; labels need their own topic",
                             path=contract.path, line=line)  # fmt: skip

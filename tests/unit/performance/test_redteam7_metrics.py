@@ -5,6 +5,8 @@ Window 1 m, horizon 5 m, lateness 2 m (``scenario.CONTRACT``)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import polars as pl
 import pytest
@@ -110,3 +112,26 @@ def test_a_boolean_predicted_label_is_compared_with_a_true_positive_label(positi
     want = {"tp": int((yp & y).sum()), "fp": int((yp & ~y).sum()), "tn": int((~yp & ~y).sum()),
             "fn": int((~yp & y).sum())}  # fmt: skip
     assert f.finish()[(T0, "A")]["confusion"] == want == {"tp": 2, "fp": 1, "tn": 1, "fn": 1}
+
+
+@pytest.mark.parametrize(
+    ("edit", "words"),
+    [
+        (lambda text: _with_bins(25), "scoreBins (25) must be a multiple of 10"),
+        (lambda text: text.replace("predictionId: prediction_id", "predictionId: no_such_field"),
+         "predictionId names 'no_such_field', which is not a property"),
+    ],
+)  # fmt: skip
+def test_lint_says_what_the_join_refuses_at_the_labels_line(edit: Callable[[str], str], words: str) -> None:
+    """``qstreams contracts lint`` in a data repo's CI says what a performance joiner refuses at its start: both were
+    found only when the joiner started (lint checked the score, label and version fields only)."""
+    from streams.lint import monitoring_findings
+
+    text = edit(CONTRACT)
+    assert text != CONTRACT
+    with pytest.raises(ContractError) as refused:
+        join_spec(contract(text), Settings())
+    findings = monitoring_findings(contract(text))
+    assert [f.line for f in findings if words in f.message] == [refused.value.line]
+    assert refused.value.line is not None and "labels: {" in text.splitlines()[refused.value.line - 1]
+    assert monitoring_findings(contract(CONTRACT)) == []
