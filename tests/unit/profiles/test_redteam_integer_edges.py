@@ -1,0 +1,61 @@
+"""Red team 7: integer fields at the ends of their type, against the reference edges compared exactly (Fractions).
+
+A histogram bin is ``(e(i-1), e(i)]`` and ``below`` counts ``v < e0`` (streams/profiles/spec.py): for 64-bit
+integers beyond 2⁵³ neither may go through float64, and an edge below the type's range counts no value."""
+
+from __future__ import annotations
+
+from fractions import Fraction
+
+import numpy as np
+import polars as pl
+import pytest
+
+from streams.profiles.drift import compare
+from streams.profiles.profile import profile_frame
+from streams.profiles.spec import FieldSpec, Kind, ProfileSpec
+
+
+def exact_hist(values: list[int], edges: tuple[float, ...]) -> tuple[list[int], int]:
+    cuts = [Fraction(e) if np.isfinite(e) else e for e in edges]  # an int compares exactly with a Fraction or ±inf
+    hist = [sum(1 for v in values if v <= cuts[0])]
+    hist += [sum(1 for v in values if a < v <= b) for a, b in zip(cuts, cuts[1:], strict=False)]
+    hist.append(sum(1 for v in values if v > cuts[-1]))
+    return hist, sum(1 for v in values if v < cuts[0])
+
+
+def profiled(values: list[int], dtype: pl.DataType, edges: tuple[float, ...]) -> tuple[list[int], int]:
+    spec = ProfileSpec("urn:t@1", "t", (FieldSpec("x", Kind.NUMERIC, edges),))
+    p = profile_frame(pl.DataFrame({"x": values}, schema={"x": dtype}), spec).numeric("x")
+    return list(p.hist), p.below
+
+
+def test_uint64_values_below_a_reference_minimum_beyond_2_53_are_counted_below():
+    # numpy's searchsorted of a uint64 array for a Python int compares in float64, where 2⁶² - 5 == 2⁶²
+    rng = np.random.default_rng(7)
+    values = [2**62 + int(d) for d in rng.integers(-100, 101, 200)]
+    edges = (float(2**62), float(2**62 + 64))
+    want = exact_hist(values, edges)
+    assert want[1] > 50
+    assert profiled(values, pl.UInt64(), edges) == want
+
+
+def test_uint64_window_below_the_reference_range_is_drift_on_the_share_outside():
+    low, ref_values = 2**62, [2**62 + i for i in range(0, 2000, 2)]
+    spec = ProfileSpec("urn:t@1", "t", (FieldSpec("x", Kind.NUMERIC, (float(low), float(low + 1024), 2.0**62 + 2048)),))
+    ref = profile_frame(pl.DataFrame({"x": ref_values}, schema={"x": pl.UInt64}), spec)
+    cur = profile_frame(pl.DataFrame({"x": [low - 1 - i for i in range(100)]}, schema={"x": pl.UInt64}), spec)
+    report = compare(ref, cur, edges={"x": spec.fields[0].edges})
+    outside = report.field("x").metric("share_outside_range")
+    assert outside.value == 1.0
+    assert outside.drifted
+
+
+@pytest.mark.parametrize("edge", [-(2.0**63) - 2048, -(2.0**63) - 1e6, -np.inf])
+def test_int64_edge_below_the_type_range_counts_no_value(edge):
+    # float(-2⁶³) - 1.0 is -2⁶³ itself: such an edge was taken for the type's minimum and counted it
+    values = [-(2**63)] * 5 + [-(2**63) + 7, 0, 12]
+    edges = (edge, -(2.0**63), 1.0)
+    want = exact_hist(values, edges)
+    assert want[0] == [0, 5, 2, 1]
+    assert profiled(values, pl.Int64(), edges) == want
