@@ -5,11 +5,13 @@ integers beyond 2⁵³ neither may go through float64, and an edge below the typ
 
 from __future__ import annotations
 
+import itertools
 from fractions import Fraction
 
 import numpy as np
 import polars as pl
 import pytest
+from scipy import stats
 
 from streams.profiles.drift import compare
 from streams.profiles.profile import profile_frame
@@ -19,7 +21,7 @@ from streams.profiles.spec import FieldSpec, Kind, ProfileSpec
 def exact_hist(values: list[int], edges: tuple[float, ...]) -> tuple[list[int], int]:
     cuts = [Fraction(e) if np.isfinite(e) else e for e in edges]  # an int compares exactly with a Fraction or ±inf
     hist = [sum(1 for v in values if v <= cuts[0])]
-    hist += [sum(1 for v in values if a < v <= b) for a, b in zip(cuts, cuts[1:], strict=False)]
+    hist += [sum(1 for v in values if a < v <= b) for a, b in itertools.pairwise(cuts)]
     hist.append(sum(1 for v in values if v > cuts[-1]))
     return hist, sum(1 for v in values if v < cuts[0])
 
@@ -59,3 +61,16 @@ def test_int64_edge_below_the_type_range_counts_no_value(edge):
     want = exact_hist(values, edges)
     assert want[0] == [0, 5, 2, 1]
     assert profiled(values, pl.Int64(), edges) == want
+
+
+def test_ks_of_integers_with_an_edge_per_value_is_exact_when_the_window_reaches_below_the_reference():
+    # docs/drift.md: the binned KS statistic is exact for integer fields with an edge per value; a window's values
+    # under the reference minimum shared the first bin (-inf, e0] with the minimum, hiding the gap just below e0
+    rng = np.random.default_rng(11)
+    ref_values, cur_values = rng.integers(0, 5, 2000), rng.integers(-3, 5, 300)
+    edges = (0.0, 1.0, 2.0, 3.0, 4.0)
+    spec = ProfileSpec("urn:t@1", "t", (FieldSpec("x", Kind.NUMERIC, edges),))
+    ref = profile_frame(pl.DataFrame({"x": ref_values}), spec)
+    cur = profile_frame(pl.DataFrame({"x": cur_values}), spec)
+    ks = compare(ref, cur, edges={"x": edges}).field("x").metric("ks").value
+    assert ks == pytest.approx(stats.ks_2samp(ref_values, cur_values).statistic, abs=1e-12)
