@@ -74,3 +74,32 @@ def test_ks_of_integers_with_an_edge_per_value_is_exact_when_the_window_reaches_
     cur = profile_frame(pl.DataFrame({"x": cur_values}), spec)
     ks = compare(ref, cur, edges={"x": edges}).field("x").metric("ks").value
     assert ks == pytest.approx(stats.ks_2samp(ref_values, cur_values).statistic, abs=1e-12)
+
+
+def test_a_value_at_its_threshold_compares_as_computed_in_floats():
+    # docs/drift.md, "a value at its threshold": `>=` for the null-rate change on the float difference (as numpy)
+    spec = ProfileSpec("urn:t@1", "t", (FieldSpec("c", Kind.CATEGORICAL),))
+    ref = profile_frame(pl.DataFrame({"c": ["a"] * 800_000 + [None] * 200_000}), spec)
+
+    def null_rate(nulls: int) -> tuple[float, bool]:
+        cur = profile_frame(pl.DataFrame({"c": ["a"] * (10_000 - nulls) + [None] * nulls}), spec)
+        r = compare(ref, cur, edges={}).field("c").metric("null_rate_change")
+        return r.value, r.drifted
+
+    assert null_rate(2_500) == (np.float64(0.25) - np.float64(0.2), False)  # 0.04999999999999999
+    assert null_rate(2_501)[1]
+    assert null_rate(1_500) == (np.float64(0.15) - np.float64(0.2), True)  # -0.05000000000000002
+
+
+def test_shares_at_their_threshold_outside_range_not_flagged_vanished_flagged():
+    # docs/drift.md: share outside the range > 0.01, vanished reference share >= 0.05
+    spec = ProfileSpec(
+        "urn:t@1", "t", (FieldSpec("x", Kind.NUMERIC, (0.0, 50.0, 99.0)), FieldSpec("c", Kind.CATEGORICAL))
+    )
+    ref = profile_frame(pl.DataFrame({"x": [float(i % 100) for i in range(1000)], "c": ["a"] * 950 + ["b"] * 50}), spec)
+    cur = profile_frame(pl.DataFrame({"x": [float(i) for i in range(99)] + [500.0], "c": ["a"] * 100}), spec)
+    report = compare(ref, cur, edges={"x": spec.fields[0].edges})
+    outside = report.field("x").metric("share_outside_range")
+    vanished = report.field("c").metric("vanished_category_share")
+    assert (outside.value, outside.drifted) == (0.01, False)  # 1 of 100
+    assert (vanished.value, vanished.drifted) == (0.05, True)  # "b", expected 5 times
