@@ -253,8 +253,17 @@ def _numeric(
                 float(np.sum(xs[cum[-1] :] - hi)) if cum[-1] < count else 0.0,
             )
         low, high = float(xs[0]) + 0.0, float(xs[-1]) + 0.0
+        if integer:  # beyond 2**53 rounded outwards: the reference's edges (its min and max) must hold its values
+            low, high = _outward(low, int(run[0]), -math.inf), _outward(high, int(run[-1]), math.inf)
         out.append(NumericProfile(count, size - count, low, high, mean, m2, hist, below, *gaps))
     return out
+
+
+def _outward(x: float, exact: int, direction: float) -> float:
+    """``x`` (the float nearest ``exact``), or its neighbour toward ``direction`` when it lies on the wrong side."""
+    if (direction < 0 and x > exact) or (direction > 0 and x < exact):
+        return float(np.nextafter(x, direction))
+    return x
 
 
 def _numeric_block(fields: list[FieldSpec], columns: list[np.ndarray], s: _Slices) -> list[list[FieldProfile]]:

@@ -103,3 +103,18 @@ def test_shares_at_their_threshold_outside_range_not_flagged_vanished_flagged():
     vanished = report.field("c").metric("vanished_category_share")
     assert (outside.value, outside.drifted) == (0.01, False)  # 1 of 100
     assert (vanished.value, vanished.drifted) == (0.05, True)  # "b", expected 5 times
+
+
+@pytest.mark.parametrize("dtype", [pl.Int64, pl.UInt64])
+def test_integer_min_and_max_beyond_2_53_hold_every_value_so_a_reference_holds_its_own_values(dtype):
+    # a reference's edges are its min and max: rounded to the nearest float, 2⁵³ + 3 became 2⁵³ + 4, and the
+    # reference's own minimum counted as "below the reference minimum" (outside its range)
+    rng = np.random.default_rng(5)
+    values = [2**53 + 3, 2**53 + 5, *(2**60 + int(d) for d in rng.integers(-(10**6), 10**6, 50)), 2**61 + 1]
+    spec = ProfileSpec("urn:t@1", "t", (FieldSpec("x", Kind.NUMERIC),))
+    p = profile_frame(pl.DataFrame({"x": values}, schema={"x": dtype}), spec).numeric("x")
+    assert p.min is not None and p.max is not None
+    assert Fraction(p.min) <= min(values) and Fraction(p.max) >= max(values)
+    edges = (p.min, p.max)
+    assert exact_hist(values, edges) == ([0, len(values), 0], 0)
+    assert profiled(values, dtype(), edges) == ([0, len(values), 0], 0)
