@@ -22,7 +22,7 @@ and reference categories of share >= 1% that vanished while at least 5 were expe
 bins (categories expected fewer than 5 times in the window grouped into bins expected 5 times,
 :func:`pooled_bins`); χ² is the two-sample test (:func:`chi_square_homogeneity`), and a distance flags only
 when that χ² is beyond noise too (p < 0.001). The fields of a window judged by a test at the default
-p-value are one family: Holm's step-down (the k-th smallest of m p-values must be below 0.05 / (m - k))
+p-value are one family: Holm's step-down (the k-th smallest of m p-values, from k = 0, must be below 0.05 / (m - k))
 keeps the share of clean windows flagged on *any* of them near 5% (``DriftConfig.family_correction``; a
 field with its own threshold is judged alone). Per field, ``qstreams.drift: {method, threshold,
 minCount}`` overrides the method and its threshold; ``method: none`` leaves the field unjudged for
@@ -330,7 +330,7 @@ def _numeric(
 ) -> FieldDrift:
     method = method or (Method.KS if cur.count <= config.large_sample else Method.WASSERSTEIN)
     limit = DEFAULT_THRESHOLDS[method] if threshold is None else threshold
-    ks = m.ks_statistic(ref.hist, cur.hist)
+    ks = m.ks_statistic(ref.hist, cur.hist, (ref.below, cur.below))
     ks_p = m.ks_pvalue(ks, ref.count, cur.count)
     assert cur.min is not None and cur.max is not None and ref.min is not None and ref.max is not None
     w = m.wasserstein(edges, ref.hist, cur.hist, (ref.below_gap, ref.above_gap), (cur.below_gap, cur.above_gap))

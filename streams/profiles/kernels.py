@@ -209,7 +209,7 @@ def _int_edges(edges: tuple[float, ...], dtype: pl.DataType) -> tuple[np.ndarray
     lo, hi = _int_range(dtype)
     inside = [min(max(e, lo - 1.0), hi + 1.0) for e in edges]  # an infinite edge: just outside the type's range
     floors = np.asarray([min(max(math.floor(e), lo), hi) for e in inside], dtype=_NP[dtype])
-    under = sum(1 for e in inside if math.floor(e) < lo)
+    under = sum(1 for e in edges if e < lo)  # exact (int against float); ``lo - 1.0`` is ``lo`` itself at -2**63
     return floors, lo, hi, math.ceil(inside[0]), under
 
 
@@ -234,7 +234,9 @@ def _numeric(
             cum[:under] = [0] * under  # an edge below the type's range, rounded up into it, would count its minimum
             hist = (cum[0], *(y - x for x, y in itertools.pairwise(cum)), count - cum[-1])
             if integer:  # v < e0  <=>  v < ceil(e0)
-                below = count if first > hi_t else 0 if first <= lo_t else int(np.searchsorted(run, first, "left"))
+                # ``first`` in the run's own type: a Python int against uint64 would be compared in float64
+                at = run.dtype.type(first) if lo_t < first <= hi_t else first
+                below = count if first > hi_t else 0 if first <= lo_t else int(np.searchsorted(run, at, "left"))
             else:
                 below = int(np.searchsorted(run, f.edges[0], side="left"))
         if integer and finite_edges(f.edges) and exact_ok(int(run[0]), int(run[-1]), count):
@@ -251,8 +253,17 @@ def _numeric(
                 float(np.sum(xs[cum[-1] :] - hi)) if cum[-1] < count else 0.0,
             )
         low, high = float(xs[0]) + 0.0, float(xs[-1]) + 0.0
+        if integer:  # beyond 2**53 rounded outwards: the reference's edges (its min and max) must hold its values
+            low, high = _outward(low, int(run[0]), -math.inf), _outward(high, int(run[-1]), math.inf)
         out.append(NumericProfile(count, size - count, low, high, mean, m2, hist, below, *gaps))
     return out
+
+
+def _outward(x: float, exact: int, direction: float) -> float:
+    """``x`` (the float nearest ``exact``), or its neighbour toward ``direction`` when it lies on the wrong side."""
+    if (direction < 0 and x > exact) or (direction > 0 and x < exact):
+        return float(np.nextafter(x, direction))
+    return x
 
 
 def _numeric_block(fields: list[FieldSpec], columns: list[np.ndarray], s: _Slices) -> list[list[FieldProfile]]:

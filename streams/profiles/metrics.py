@@ -6,8 +6,9 @@ Every function takes the reference first and the current distribution second.
 Numeric histograms use the right-closed bins of :mod:`streams.profiles.spec`, so the empirical
 CDFs are exact at every edge. From bins:
 
-* the KS statistic is the largest CDF gap *at the edges*; the exact two-sample statistic is at
-  most ``max over bins of max(p_i, q_i)`` larger (the mass a gap can grow by inside one bin);
+* the KS statistic is the largest CDF gap *at the edges* and just below the first (from the counts below it);
+  the exact two-sample statistic is at most ``max over bins of max(p_i, q_i)`` larger (the mass a gap can grow
+  by inside one bin);
 * the Wasserstein-1 distance integrates ``|F - G|`` with both CDFs linear inside each bin (mass
   spread uniformly): off by at most ``sum over inner bins of width_i * max(p_i, q_i)``, usually
   far less; the tails beyond the reference range are exact (per-profile sums of the distance
@@ -73,12 +74,18 @@ def js_distance(reference: Sequence[float], current: Sequence[float]) -> float:
     return math.sqrt(max(div, 0.0))
 
 
-def ks_statistic(reference: Sequence[float], current: Sequence[float]) -> float:
-    """Largest gap between the two cumulative distributions at the bin edges; NaN when either is empty."""
-    if not sum(reference) or not sum(current):
+def ks_statistic(
+    reference: Sequence[float], current: Sequence[float], below: tuple[float, float] = (0.0, 0.0)
+) -> float:
+    """Largest gap between the two cumulative distributions at the bin edges and just below the first one, where
+    ``below`` (the counts of values strictly below the first edge, per distribution) gives the CDFs: a window's values
+    under the reference minimum otherwise share the first bin with the minimum itself. NaN when either is empty."""
+    n_ref, n_cur = float(sum(reference)), float(sum(current))
+    if not n_ref or not n_cur:
         return math.nan
     p, q = shares(reference), shares(current)
-    gap = cp = cq = 0.0
+    gap = abs(below[0] / n_ref - below[1] / n_cur)
+    cp = cq = 0.0
     for pi, qi in zip(p, q, strict=True):
         cp, cq = cp + pi, cq + qi
         gap = max(gap, abs(cp - cq))

@@ -97,7 +97,9 @@ def test_ks_pvalue_close_to_scipy(d, n, k):
 
 @pytest.mark.parametrize(("n", "k", "overall", "near_threshold"),
                          [(30, 30, 0.021, 0.001), (30, 20_000, 0.019, 0.0015), (100, 20_000, 0.015, 0.0025),
-                          (200, 500, 0.011, 0.001), (1_000, 20_000, 0.0045, 0.0002)])  # fmt: skip
+                          (200, 500, 0.011, 0.001), (1_000, 20_000, 0.0045, 0.0002),
+                          # half-integer effective sizes, which scipy rounds up: the largest errors (red team 7)
+                          (31, 31, 0.038, 0.0102), (59, 59, 0.027, 0.006), (203, 203, 0.015, 0.0025)])  # fmt: skip
 def test_ks_pvalue_error_against_scipy_is_within_the_documented_bound(n, k, overall, near_threshold):
     # docs/drift.md: Stephens' asymptotic p-value against scipy's kstwo.sf at the effective size, over a grid of
     # statistics; where decisions are made (p < 0.1) the error is an order of magnitude smaller
