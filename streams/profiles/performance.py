@@ -182,7 +182,7 @@ def performance_partials(
     version = pl.col(spec.model_version).cast(pl.String).fill_null("") if spec.model_version else pl.lit(NO_VERSION)
     delay = pl.col(delay_seconds).cast(pl.Float64, strict=False) if delay_seconds else pl.lit(None, dtype=pl.Float64)
     base = frame.select(
-        version.alias("v"), score.alias("s"), truth.alias("y"), positive_expr(spec).alias("p"),
+        version.alias("v"), score.alias("s"), truth.alias("y"), positive_expr(spec, frame.schema).alias("p"),
         score_bin_expr(score, bins).alias("b"), delay.alias("d"),
     ).filter(pl.col("s").is_between(0.0, 1.0) & pl.col("y").is_not_null() & pl.col("p").is_not_null())  # fmt: skip
     # exact score sums (score_units) in two int64 halves of 30 bits each: no overflow below 2**33 rows per bin

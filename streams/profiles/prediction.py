@@ -172,10 +172,20 @@ def merge_models(a: Mapping[str, ModelProfile], b: Mapping[str, ModelProfile]) -
     return dict(sorted(out.items()))
 
 
-def positive_expr(spec: PredictionSpec) -> pl.Expr:
-    """True for a positive prediction: the positive label when named, else score >= decision threshold."""
+def positive_expr(spec: PredictionSpec, schema: pl.Schema | None = None) -> pl.Expr:
+    """True for a positive prediction: the positive label when named, else score >= decision threshold.
+
+    A Boolean label column (``schema``: the frame's) is positive where it equals ``positiveLabel`` written either
+    way, YAML ``true`` (read as ``True``) or ``"true"`` (polars' text of it), as the performance join reads a
+    JSON Boolean (``streams.performance.binding.decode``)."""
     if spec.positive_label is not None and spec.label is not None:
-        return pl.col(spec.label).cast(pl.String) == spec.positive_label
+        label = pl.col(spec.label)
+        if schema is not None and schema.get(spec.label) == pl.Boolean:
+            if spec.positive_label in ("True", "true"):
+                return label
+            if spec.positive_label in ("False", "false"):
+                return ~label
+        return label.cast(pl.String) == spec.positive_label
     return pl.col(spec.score).cast(pl.Float64, strict=False) >= spec.decision_threshold
 
 
@@ -188,7 +198,7 @@ def profile_models(frame: pl.DataFrame, spec: PredictionSpec) -> dict[str, Model
     version = pl.col(spec.model_version).cast(pl.String).fill_null("") if spec.model_version else pl.lit(NO_VERSION)
     label = pl.col(spec.label).cast(pl.String).fill_null("") if spec.label else pl.lit("")
     conf = pl.max_horizontal(score, 1.0 - score)
-    positive = positive_expr(spec).fill_null(False)
+    positive = positive_expr(spec, frame.schema).fill_null(False)
     high, low = units_halves(score)
     upper = score >= 0.5  # max(u, 2**60 - u) is u exactly when s >= 1/2
     c_high = pl.when(upper).then(high).otherwise(float(1 << HALF_BITS) - high)
