@@ -40,7 +40,7 @@ from streams.errors import ContractError
 from streams.events.types import MAX_MS, MIN_MS
 from streams.pipeline.records import Message
 from streams.profiles.performance import CALIBRATION_BINS
-from streams.profiles.prediction import NO_VERSION
+from streams.profiles.prediction import NO_VERSION, boolean_positive
 from streams.profiles.properties import PREDICTION, prediction_spec
 from streams.profiles.spec import LabelsSpec, PredictionSpec
 
@@ -241,8 +241,10 @@ def decode(msg: Message, spec: JoinSpec) -> Prediction | Label | Skip:
             predicted = record.get(ps.label)
             if predicted is None or isinstance(predicted, (dict, list)):
                 return Skip(SkipReason.BAD_LABEL)
-            text = str(predicted)  # a boolean matches positiveLabel true (YAML: "True") and "true" (polars' text)
-            positive = text == ps.positive_label or (isinstance(predicted, bool) and text.lower() == ps.positive_label)
+            if isinstance(predicted, bool):  # as the confidence profiles read a Boolean column
+                positive = predicted is boolean_positive(ps.positive_label)
+            else:
+                positive = str(predicted) == ps.positive_label
         else:
             positive = score >= ps.decision_threshold
         raw_version = record.get(ps.model_version) if ps.model_version else NO_VERSION

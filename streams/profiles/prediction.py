@@ -27,6 +27,7 @@ __all__ = [
     "ModelDrift",
     "ModelDriftConfig",
     "ModelProfile",
+    "boolean_positive",
     "compare_models",
     "merge_models",
     "profile_models",
@@ -172,19 +173,25 @@ def merge_models(a: Mapping[str, ModelProfile], b: Mapping[str, ModelProfile]) -
     return dict(sorted(out.items()))
 
 
+def boolean_positive(positive_label: str) -> bool | None:
+    """The value a Boolean predicted label is positive at: ``positiveLabel`` written YAML ``true``/``false`` (read
+    ``True``/``False``) or as polars' text ``"true"``/``"false"``; None for any other label (no Boolean is)."""
+    return _BOOLEAN_LABELS.get(positive_label)
+
+
+_BOOLEAN_LABELS = {"True": True, "true": True, "False": False, "false": False}
+
+
 def positive_expr(spec: PredictionSpec, schema: pl.Schema | None = None) -> pl.Expr:
     """True for a positive prediction: the positive label when named, else score >= decision threshold.
 
-    A Boolean label column (``schema``: the frame's) is positive where it equals ``positiveLabel`` written either
-    way, YAML ``true`` (read as ``True``) or ``"true"`` (polars' text of it), as the performance join reads a
-    JSON Boolean (``streams.performance.binding.decode``)."""
+    A Boolean label column (``schema``: the frame's) is positive at :func:`boolean_positive`, as the performance
+    join reads a JSON Boolean (``streams.performance.binding.decode``)."""
     if spec.positive_label is not None and spec.label is not None:
         label = pl.col(spec.label)
-        if schema is not None and schema.get(spec.label) == pl.Boolean:
-            if spec.positive_label in ("True", "true"):
-                return label
-            if spec.positive_label in ("False", "false"):
-                return ~label
+        want = boolean_positive(spec.positive_label)
+        if want is not None and schema is not None and schema.get(spec.label) == pl.Boolean:
+            return label if want else ~label
         return label.cast(pl.String) == spec.positive_label
     return pl.col(spec.score).cast(pl.Float64, strict=False) >= spec.decision_threshold
 
