@@ -68,24 +68,31 @@ def constants_table(rows: list[tuple[Any, ...]]) -> pl.DataFrame:
     return table
 
 
-def listed_cases(texts: list[str | None], rules: list[tuple[Any, ...]], rows: list[np.ndarray]) -> pl.DataFrame:
+def listed_cases(
+    texts: list[str | None] | pl.Series, rules: list[tuple[Any, ...]], rows: list[np.ndarray], *, keep: bool = True
+) -> pl.DataFrame:
     """The failure-case frame of the cases ``texts`` (``failure_case``) of rules whose constants are ``rules``
-    (``constants_table``'s rows), ``rows[j]`` those of rule ``j``. The constant columns are kept per list of rules
-    and counts of cases (a worker's samples: the same rules, twenty cases each); building a Series costs ~10 µs."""
+    (``constants_table``'s rows), ``rows[j]`` those of rule ``j``. With ``keep``, the constant columns are kept per
+    list of rules and counts of cases (a worker's samples: the same rules, twenty cases each); building a Series
+    costs ~10 µs."""
     key = (tuple(rules), tuple(len(at) for at in rows))
-    constants = _REPEATED.get(key)
+    constants = _REPEATED.get(key) if keep else None
     if constants is None:
         at = pl.Series(np.repeat(np.arange(len(rules), dtype=np.uint32), key[1]))
         constants = [column[at] for column in constants_table(rules).get_columns()]  # (Series[Series]: no plan)
-        with _TABLES_LOCK:
-            if len(_REPEATED) >= _TABLES_SIZE:
-                _REPEATED.pop(next(iter(_REPEATED)), None)
-            _REPEATED[key] = constants
+        if keep:
+            with _TABLES_LOCK:
+                if len(_REPEATED) >= _TABLES_SIZE:
+                    _REPEATED.pop(next(iter(_REPEATED)), None)
+                _REPEATED[key] = constants
     context, column, check, number, rule = constants
     index = pl.Series("index", np.concatenate(rows), dtype=pl.Int32)
-    return pl.DataFrame(
-        [pl.Series("failure_case", texts, dtype=pl.String), context, column, check, number, index, rule]
+    value = (
+        texts.alias("failure_case")
+        if isinstance(texts, pl.Series)
+        else pl.Series("failure_case", texts, dtype=pl.String)
     )
+    return pl.DataFrame([value, context, column, check, number, index, rule])
 
 
 def concat_cases(summary: list[tuple[Any, ...]], rows: pl.DataFrame | None = None) -> pl.DataFrame:

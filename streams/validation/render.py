@@ -11,7 +11,7 @@ import numpy as np
 import polars as pl
 
 from streams.contracts.model import Op
-from streams.validation.cases import constants_table, empty_failure_cases, listed_cases
+from streams.validation.cases import empty_failure_cases, listed_cases
 from streams.validation.predicates import RuleSlot
 from streams.validation.pyrender import rows_json, value_texts
 from streams.validation.report import REDACTED, as_text, has_binary, jsonable, redact
@@ -58,13 +58,9 @@ class CaseRendering:
                 values.append(value)
         if not kept:
             return empty_failure_cases()
-        table = constants_table([self._constants(k) for k, _ in kept])
-        lengths = [len(rows) for _, rows in kept]
-        constants = table[pl.Series(np.repeat(np.arange(len(kept), dtype=np.uint32), lengths))]
-        context, column, check, number, rule = constants.get_columns()
         value = values[0] if len(values) == 1 else pl.concat(values)
-        index = pl.Series("index", np.concatenate([rows for _, rows in kept]), dtype=pl.Int32)
-        return pl.DataFrame([value.alias("failure_case"), context, column, check, number, index, rule])
+        constants = [self._constants(k) for k, _ in kept]
+        return listed_cases(value, constants, [rows for _, rows in kept], keep=False)  # (many cases: not kept)
 
     def _few_cases(
         self, df: pl.DataFrame, frame: pl.DataFrame, originals: dict[str, str], specs: list[tuple[int, np.ndarray]]
