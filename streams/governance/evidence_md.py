@@ -27,6 +27,10 @@ def _cell(value: Any) -> str:
     return str(value).replace("|", "\\|").replace("\n", "<br>")
 
 
+def _seconds(value: Any) -> str:
+    return "–" if value is None else f"{value:g}"
+
+
 def _table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> list[str]:
     if not rows:
         return ["_none_", ""]
@@ -147,12 +151,12 @@ def _incidents(incidents: pl.DataFrame) -> list[str]:
         return [*lines, "_no incident in the period_", ""]
     for r in incidents.iter_rows(named=True):
         windows = orjson.loads(r["trigger_windows"])
-        evidence = ", ".join(f"{w['start']}–{w['end']}: {w['value']}" for w in windows)
+        evidence = ", ".join(f"{w.get('start')}–{w.get('end')}: {w.get('value')}" for w in windows)
         resolution = "**still open**"
         if r["status"] == "resolved":
             by = f" by {r['resolved_by']}" if r["resolved_by"] else ""
             resolution = (
-                f"{r['resolved_how']} at {_cell(r['resolved_at'])} after {r['duration_seconds']:g} s{by} "
+                f"{r['resolved_how']} at {_cell(r['resolved_at'])} after {_seconds(r['duration_seconds'])} s{by} "
                 f"(event `{r['resolved_event']}`)"
             )
         lines += [

@@ -117,7 +117,7 @@ def _incidents_section(incidents: pl.DataFrame) -> str:
     rows = []
     for r in incidents.iter_rows(named=True):
         owner = r["owners"] or r["owner_team"] or "–"
-        action = r["action"] + (f" ({r['model_version']})" if r["model_version"] else "")
+        action = (r["action"] or "–") + (f" ({r['model_version']})" if r["model_version"] else "")
         resolved = f"{r['resolved_at']:%Y-%m-%d %H:%M} ({r['resolved_how']})" if r["resolved_at"] else "–"
         cells = (f"{r['opened_at']:%Y-%m-%d %H:%M}", r["policy"], r["severity"], action, owner,
                  r["support_channel"] or "–", r["status"], resolved, r["incident_id"][:12])  # fmt: skip

@@ -10,6 +10,7 @@ archive has no such event.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from typing import Any, Final
 
@@ -21,6 +22,8 @@ from streams.events.types import EventType
 __all__ = [
     "batch_table", "confidence_table", "drift_table", "event_scope", "incident_table", "rule_table", "window_table",
 ]  # fmt: skip
+
+log = logging.getLogger(__name__)
 
 _UTC = pl.Datetime("us", "UTC")
 _WINDOW_KEY: Final = ["contract_id", "schema", "window_start", "window_end"]
@@ -75,6 +78,40 @@ def _rows(frame: pl.DataFrame) -> Iterator[tuple[dict[str, Any], dict[str, Any]]
         yield row, orjson.loads(row["data"])
 
 
+def _obj(value: Any) -> dict[str, Any]:
+    """``value`` when it is a JSON object, else an empty one (a field of the wrong type counts as absent)."""
+    return value if isinstance(value, dict) else {}
+
+
+def _objs(value: Any) -> list[dict[str, Any]]:
+    """The JSON objects of ``value`` when it is a list (other items and other types count as absent)."""
+    return [v for v in value if isinstance(v, dict)] if isinstance(value, list) else []
+
+
+def _fit(value: Any, dtype: pl.DataType) -> Any:
+    """``value`` as a cell of ``dtype``, or None when it is of another type: the archive keeps any CloudEvent of
+    the topic (another producer's, an older or a broken one), and one such event must not stop the tables."""
+    if value is None or isinstance(dtype, pl.Datetime):  # datetimes come from the archive's own columns
+        return value
+    if isinstance(dtype, pl.Boolean):
+        return value if isinstance(value, bool) else None
+    if isinstance(value, bool):  # a Boolean is neither a count, a number nor a text
+        return None
+    if isinstance(dtype, pl.Int64):
+        return value if isinstance(value, int) and -(2**63) <= value < 2**63 else None
+    if isinstance(dtype, pl.Float64):
+        try:
+            return float(value) if isinstance(value, int | float) else None
+        except OverflowError:
+            return None
+    return value if isinstance(value, str) else None
+
+
+def _frame(rows: list[dict[str, Any]], schema: dict[str, Any]) -> pl.DataFrame:
+    """The frame of ``rows`` with every cell fitted to its column's type (:func:`_fit`)."""
+    return pl.DataFrame([{k: _fit(r.get(k), t) for k, t in schema.items()} for r in rows], schema=schema)
+
+
 def _key(row: dict[str, Any]) -> dict[str, Any]:
     return {k: row[k] for k in _WINDOW_KEY}
 
@@ -103,8 +140,7 @@ def _window_verdict(d: dict[str, Any]) -> dict[str, Any]:
 
 
 def _batch_verdict(d: dict[str, Any]) -> dict[str, Any]:
-    raw = d.get("counts")
-    counts: dict[str, Any] = raw if isinstance(raw, dict) else {}
+    counts = _obj(d.get("counts"))
     return {"rows": d.get("rows"), **{k: counts.get(k) for k in ("valid", "quarantined", "dead_lettered")},
             "passed": d.get("passed")}  # fmt: skip
 
@@ -123,7 +159,7 @@ def _span_table(
     )
     verdicts = [{**_key(row), **verdict(d)} for row, d in _rows(_of_type(spanned, summary_type))]
     summary_schema = {k: table[k] for k in (*_WINDOW_KEY, *verdict({}))}
-    summary = pl.DataFrame(verdicts, schema=summary_schema).unique(_WINDOW_KEY, keep="last")
+    summary = _frame(verdicts, summary_schema).unique(_WINDOW_KEY, keep="last")
     joined = counts.join(summary, on=_WINDOW_KEY, how="left", nulls_equal=True).with_columns(scope=pl.lit(scope))
     return joined.select(list(table)).cast(table).sort("contract_id", "schema", "window_start")  # type: ignore[arg-type]
 
@@ -161,21 +197,21 @@ def rule_table(frame: pl.DataFrame) -> pl.DataFrame:
         {**_key(row), "rule": c.get("name"), "column": c.get("column"), "severity": c.get("severity"),
          "failures": c.get("failures"), "failure_rate": c.get("failure_rate"), "passed": c.get("passed")}
         for row, d in _rows(_of_type(frame, EventType.WINDOW_SUMMARY))
-        for c in d.get("checks") or []
+        for c in _objs(d.get("checks"))
     ]  # fmt: skip
-    return pl.DataFrame(rows, schema=RULES_SCHEMA).sort("rule", "window_start")
+    return _frame(rows, RULES_SCHEMA).sort("rule", "window_start")
 
 
 def drift_table(frame: pl.DataFrame) -> pl.DataFrame:
     """One row per (window, field) from the drift events: the judged method's value and threshold."""
     rows = []
     for row, d in _rows(_of_type(frame, EventType.DISTRIBUTION_DRIFT)):
-        for f in d.get("fields") or []:
-            metrics: list[dict[str, Any]] = f.get("metrics") or []
+        for f in _objs(d.get("fields")):
+            metrics = _objs(f.get("metrics"))
             judged = next((m for m in metrics if m.get("metric") == f.get("method")), metrics[0] if metrics else {})
             rows.append({**_key(row), "field": f.get("field"), "verdict": f.get("verdict"), "method": f.get("method"),
                          "value": judged.get("value"), "threshold": judged.get("threshold")})  # fmt: skip
-    return pl.DataFrame(rows, schema=DRIFT_SCHEMA).sort("field", "window_start")
+    return _frame(rows, DRIFT_SCHEMA).sort("field", "window_start")
 
 
 def confidence_table(frame: pl.DataFrame) -> pl.DataFrame:
@@ -186,7 +222,7 @@ def confidence_table(frame: pl.DataFrame) -> pl.DataFrame:
          "verdict": d.get("verdict")}
         for row, d in _rows(_of_type(frame, EventType.PREDICTION_CONFIDENCE))
     ]  # fmt: skip
-    return pl.DataFrame(rows, schema=CONFIDENCE_SCHEMA).sort("model_version", "window_start")
+    return _frame(rows, CONFIDENCE_SCHEMA).sort("model_version", "window_start")
 
 
 def _violations(
@@ -194,8 +230,10 @@ def _violations(
 ) -> list[str]:
     """What was seen in the trigger windows: the failing checks (of the policy's rule, for a rule metric) or the
     drift of the policy's field (for a drift metric), from the archived window and drift events."""
-    metric, subject = str(policy.get("metric") or ""), policy.get("subject")
+    metric, subject = _fit(policy.get("metric"), pl.String()) or "", _fit(policy.get("subject"), pl.String())
     starts = [_second(w.get("start")) for w in windows if isinstance(w, dict)]
+    if row["schema"] is None or row["contract_id"] is None:
+        return []
     mine = (pl.col("contract_id") == row["contract_id"]) & (pl.col("schema") == row["schema"])
     at = pl.col("window_start").dt.strftime("%Y-%m-%dT%H:%M:%SZ").is_in(starts)
     out = []
@@ -223,6 +261,16 @@ def _second(text: Any) -> str:
     return s[:19] + "Z" if len(s) >= 19 else s
 
 
+def _incident_id(row: dict[str, Any], d: dict[str, Any]) -> str | None:
+    """The incident a policy event names (``data.incident.id``); None, with a log line, when it names none."""
+    iid = _obj(d.get("incident")).get("id")
+    if isinstance(iid, str) and iid:
+        return iid
+    log.warning("Skipped the archived %s event %s: its data names no incident (data.incident.id).",
+                row["type"], row["id"])  # fmt: skip
+    return None
+
+
 def incident_table(frame: pl.DataFrame) -> pl.DataFrame:
     """One row per incident: violation → policy → action → owner → resolution.
 
@@ -231,7 +279,10 @@ def incident_table(frame: pl.DataFrame) -> pl.DataFrame:
     ``type@time``, so action and quarantine events land in the trace when they are archived.
     """
     rules, drift = rule_table(frame), drift_table(frame)
-    resolved = {d["incident"]["id"]: (row, d) for row, d in _rows(_of_type(frame, EventType.POLICY_RESOLVED))}
+    resolved = {}
+    for row, d in _rows(_of_type(frame, EventType.POLICY_RESOLVED)):
+        if (rid := _incident_id(row, d)) is not None:
+            resolved[rid] = (row, d)
     policy_types = {str(EventType.POLICY_TRIGGERED), str(EventType.POLICY_RESOLVED)}
     others: dict[str, list[str]] = {}
     mentions = frame.filter(~pl.col("type").is_in(list(policy_types)) & pl.col("data").str.contains('"incident"'))
@@ -241,22 +292,27 @@ def incident_table(frame: pl.DataFrame) -> pl.DataFrame:
             others.setdefault(str(incident["id"]), []).append(f"{row['type']}@{row['time']:%Y-%m-%dT%H:%M:%SZ}")
     rows = []
     for row, d in _rows(_of_type(frame, EventType.POLICY_TRIGGERED)):
-        iid, policy, owner = d["incident"]["id"], d.get("policy", {}), d.get("owner", {})
+        iid = _incident_id(row, d)
+        if iid is None:
+            continue
+        policy, owner, action = _obj(d.get("policy")), _obj(d.get("owner")), _obj(d.get("action"))
+        windows, schema = _objs(d.get("windows")), _fit(d.get("schema"), pl.String())
+        owners = owner.get("owners")
         done = resolved.get(iid)
-        resolution = done[1].get("resolution", {}) if done else {}
+        resolution = _obj(done[1].get("resolution")) if done else {}
         rows.append({
             "incident_id": iid, "contract_id": row["contract_id"], "contract_version": row["contract_version"],
-            "schema": d.get("schema"), "policy": policy.get("name"), "condition": policy.get("condition"),
-            "severity": policy.get("severity"), "action": d.get("action", {}).get("type"),
-            "model_version": d.get("action", {}).get("model_version"), "opened_at": row["time"],
-            "trigger_windows": orjson.dumps(d.get("windows", [])).decode(),
-            "violations": "\n".join(_violations(rules, drift, {**row, "schema": d.get("schema")}, policy,
-                                                 d.get("windows", []))),
+            "schema": schema, "policy": policy.get("name"), "condition": policy.get("condition"),
+            "severity": policy.get("severity"), "action": action.get("type"),
+            "model_version": action.get("model_version"), "opened_at": row["time"],
+            "trigger_windows": orjson.dumps(windows).decode(),
+            "violations": "\n".join(_violations(rules, drift, {**row, "schema": schema}, policy, windows)),
             "actions_taken": "\n".join(others.get(iid, [])), "owner_team": owner.get("team"),
-            "owners": ", ".join(owner.get("owners") or []), "support_channel": owner.get("support_channel"),
+            "owners": ", ".join(str(o) for o in owners) if isinstance(owners, list) else None,
+            "support_channel": owner.get("support_channel"),
             "runbook_url": owner.get("runbook_url"), "status": "resolved" if done else "open",
             "resolved_at": done[0]["time"] if done else None, "resolved_how": resolution.get("how"),
             "resolved_by": resolution.get("by"), "duration_seconds": resolution.get("duration_seconds"),
             "triggered_event": row["id"], "resolved_event": done[0]["id"] if done else None,
         })  # fmt: skip
-    return pl.DataFrame(rows, schema=INCIDENTS_SCHEMA).sort("opened_at", "incident_id")
+    return _frame(rows, INCIDENTS_SCHEMA).sort("opened_at", "incident_id")
