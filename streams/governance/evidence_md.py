@@ -131,8 +131,8 @@ def _windows(windows: pl.DataFrame, batches: pl.DataFrame) -> list[str]:
     if windows.is_empty():
         lines += ["_no archived events in the period_", ""]
     else:
-        wcols = ("schema", "window_start", "window_end", "events", "summaries", "violations", "drift_events",
-                 "confidence_events", "policy_events", "records", "quarantined", "passed")  # fmt: skip
+        wcols = ("schema", "contract_version", "window_start", "window_end", "events", "summaries", "violations",
+                 "drift_events", "confidence_events", "policy_events", "records", "quarantined", "passed")  # fmt: skip
         lines += _table(wcols, windows.select(wcols).rows())
     if batches.is_empty():
         return lines
@@ -140,7 +140,8 @@ def _windows(windows: pl.DataFrame, batches: pl.DataFrame) -> list[str]:
               f"{batches.height} worker batch(es) judged without stream time (`batch.summary`, `rule.violation` "
               "with `scope: batch`, a batch's `schema.drift`): the span is the batch's event times, not a window, "
               "and a batch is counted in none of the windows above (`batches.parquet`).", ""]  # fmt: skip
-    cols = ("schema", "window_start", "window_end", "events", "summaries", "violations", "schema_drift_events",
+    cols = ("schema", "contract_version", "window_start", "window_end", "events", "summaries", "violations",
+            "schema_drift_events",
             "rows", "quarantined", "dead_lettered", "passed")  # fmt: skip
     return lines + _table(cols, batches.select(cols).rows())
 

@@ -58,16 +58,18 @@ def _label(keys: tuple[str | None, ...], several: bool) -> str:
 
 
 def _rules_section(rules: pl.DataFrame) -> str:
-    failing = rules.group_by("contract_id", "schema", "rule").agg(pl.col("failure_rate").max().alias("worst"))
-    failing = failing.filter(pl.col("worst") > 0).sort("worst", descending=True)
-    several = rules.select("contract_id", "schema").unique().height > 1
+    keys = ("contract_id", "contract_version", "schema", "rule")
+    failing = rules.group_by(keys).agg(pl.col("failure_rate").max().alias("worst"))
+    failing = failing.filter(pl.col("worst") > 0).sort("worst", *keys, descending=[True, False, False, False, False])
+    several = rules.select(keys[:3]).unique().height > 1
     shown = failing.head(MAX_RULES)
     series = {}
-    for contract, schema, rule, _ in shown.iter_rows():
+    for contract, version, schema, rule, _ in shown.iter_rows():
         part = rules.filter(
-            (pl.col("contract_id") == contract) & (pl.col("schema") == schema) & (pl.col("rule") == rule)
-        )
-        series[_label((contract, schema, rule), several)] = list(
+            (pl.col("contract_id") == contract) & pl.col("contract_version").eq_missing(version)
+            & (pl.col("schema") == schema) & (pl.col("rule") == rule)
+        )  # fmt: skip
+        series[_label((contract, version, schema, rule), several)] = list(
             part.select("window_start", "failure_rate").iter_rows()
         )
     note = ""
@@ -82,20 +84,20 @@ def _rules_section(rules: pl.DataFrame) -> str:
 
 
 def _verdicts_section(windows: pl.DataFrame) -> str:
-    several = windows.select("contract_id").unique().height > 1
+    several = windows.select("contract_id", "contract_version").unique().height > 1
     rows: dict[str, list[tuple[dt.datetime, bool | None, str]]] = {}
     for r in windows.iter_rows(named=True):
         detail = f"{r['records'] or 0} records, {r['quarantined'] or 0} quarantined"
-        rows.setdefault(_label((r["contract_id"], r["schema"]), several), []).append(
+        rows.setdefault(_label((r["contract_id"], r["contract_version"], r["schema"]), several), []).append(
             (r["window_start"], r["passed"], detail)
         )
     return verdict_strip(rows, testid="window-verdicts")
 
 
 def _drift_section(drift: pl.DataFrame) -> str:
-    several = drift.select("contract_id", "schema").unique().height > 1
+    several = drift.select("contract_id", "contract_version", "schema").unique().height > 1
     cells = {
-        (_label((r["contract_id"], r["schema"], r["field"]), several), r["window_start"]): (
+        (_label((r["contract_id"], r["contract_version"], r["schema"], r["field"]), several), r["window_start"]): (
             r["value"], r["threshold"], r["verdict"] or "unknown")
         for r in drift.iter_rows(named=True)
     }  # fmt: skip
@@ -104,8 +106,12 @@ def _drift_section(drift: pl.DataFrame) -> str:
 
 def _confidence_section(confidence: pl.DataFrame) -> str:
     series: dict[str, list[tuple[dt.datetime, float | None]]] = {}
+    several = confidence.select("contract_id", "contract_version").unique().height > 1
     for r in confidence.iter_rows(named=True):
-        series.setdefault(str(r["model_version"]), []).append((r["window_start"], r["mean_confidence"]))
+        keys = (r["contract_id"], r["contract_version"], r["model_version"])
+        series.setdefault(_label(keys, several) if several else str(r["model_version"]), []).append(
+            (r["window_start"], r["mean_confidence"])
+        )
     return line_chart(series, title="Mean confidence per model version", y_label="mean confidence",
                       testid="confidence")  # fmt: skip
 

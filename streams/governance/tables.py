@@ -26,7 +26,8 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 _UTC = pl.Datetime("us", "UTC")
-_WINDOW_KEY: Final = ["contract_id", "schema", "window_start", "window_end"]
+#: a window (or batch span) as one contract version judged it: two versions of a window are two verdicts
+_WINDOW_KEY: Final = ["contract_id", "contract_version", "schema", "window_start", "window_end"]
 
 WINDOWS_SCHEMA: Final = {
     "scope": pl.String(),
@@ -43,17 +44,20 @@ BATCHES_SCHEMA: Final = {
     "dead_lettered": pl.Int64(), "passed": pl.Boolean(),
 }  # fmt: skip
 RULES_SCHEMA: Final = {
-    "contract_id": pl.String(), "schema": pl.String(), "window_start": _UTC, "window_end": _UTC,
+    "contract_id": pl.String(), "contract_version": pl.String(), "schema": pl.String(), "window_start": _UTC,
+    "window_end": _UTC,
     "rule": pl.String(), "column": pl.String(), "severity": pl.String(), "failures": pl.Int64(),
     "failure_rate": pl.Float64(), "passed": pl.Boolean(),
 }  # fmt: skip
 DRIFT_SCHEMA: Final = {
-    "contract_id": pl.String(), "schema": pl.String(), "window_start": _UTC, "window_end": _UTC,
+    "contract_id": pl.String(), "contract_version": pl.String(), "schema": pl.String(), "window_start": _UTC,
+    "window_end": _UTC,
     "field": pl.String(), "verdict": pl.String(), "method": pl.String(), "value": pl.Float64(),
     "threshold": pl.Float64(),
 }  # fmt: skip
 CONFIDENCE_SCHEMA: Final = {
-    "contract_id": pl.String(), "schema": pl.String(), "window_start": _UTC, "window_end": _UTC,
+    "contract_id": pl.String(), "contract_version": pl.String(), "schema": pl.String(), "window_start": _UTC,
+    "window_end": _UTC,
     "model_version": pl.String(), "count": pl.Int64(), "mean_confidence": pl.Float64(),
     "low_confidence_share": pl.Float64(), "verdict": pl.String(),
 }  # fmt: skip
@@ -153,7 +157,6 @@ def _span_table(
         return pl.DataFrame(schema=table)
     verdict = _window_verdict if scope == "window" else _batch_verdict
     counts = spanned.group_by(_WINDOW_KEY).agg(
-        pl.col("contract_version").last(),
         pl.len().cast(pl.Int64).alias("events"),
         *[pl.col("type").is_in(types).sum().cast(pl.Int64).alias(name) for name, types in kinds.items()],
     )
@@ -161,11 +164,12 @@ def _span_table(
     summary_schema = {k: table[k] for k in (*_WINDOW_KEY, *verdict({}))}
     summary = _frame(verdicts, summary_schema).unique(_WINDOW_KEY, keep="last")
     joined = counts.join(summary, on=_WINDOW_KEY, how="left", nulls_equal=True).with_columns(scope=pl.lit(scope))
-    return joined.select(list(table)).cast(table).sort("contract_id", "schema", "window_start")  # type: ignore[arg-type]
+    return joined.select(list(table)).cast(table).sort("contract_id", "schema", "window_start", "contract_version")  # type: ignore[arg-type]
 
 
 def window_table(frame: pl.DataFrame) -> pl.DataFrame:
-    """One row per (contract, schema, event-time window): events per kind and the window's verdict.
+    """One row per (contract, contract version, schema, event-time window): events per kind and the window's verdict
+    (two versions judging one window, as during a rolling deploy or a re-judgement, are two rows).
 
     Batch-scope events are no window (see :func:`event_scope`): they are in :func:`batch_table`, not here."""
     kinds = {
@@ -192,7 +196,7 @@ def batch_table(frame: pl.DataFrame) -> pl.DataFrame:
 
 
 def rule_table(frame: pl.DataFrame) -> pl.DataFrame:
-    """One row per (window, rule) from the window summaries."""
+    """One row per (contract version, window, rule) from the window summaries."""
     rows = [
         {**_key(row), "rule": c.get("name"), "column": c.get("column"), "severity": c.get("severity"),
          "failures": c.get("failures"), "failure_rate": c.get("failure_rate"), "passed": c.get("passed")}
@@ -235,6 +239,7 @@ def _violations(
     if row["schema"] is None or row["contract_id"] is None:
         return []
     mine = (pl.col("contract_id") == row["contract_id"]) & (pl.col("schema") == row["schema"])
+    mine &= pl.col("contract_version").eq_missing(row["contract_version"])  # the version that decided
     at = pl.col("window_start").dt.strftime("%Y-%m-%dT%H:%M:%SZ").is_in(starts)
     out = []
     if metric.startswith("drift."):
