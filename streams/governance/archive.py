@@ -32,6 +32,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import fcntl
+import hashlib
 import logging
 import os
 import shutil
@@ -40,7 +41,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
-from urllib.parse import quote, unquote
+from urllib.parse import quote
 
 import orjson
 import polars as pl
@@ -78,6 +79,22 @@ COLUMNS: Final[dict[str, pl.DataType]] = {
     "archived_at": _UTC,
 }
 NO_CONTRACT: Final = "_none"
+#: the longest percent-encoded contract id and topic put into a directory / file name (255 bytes at most:
+#: ``contract=`` + id; ``part-`` + topic + partition, offset, uid and ``.parquet``)
+_MAX_CONTRACT: Final = 255 - len("contract=")
+_MAX_TOPIC: Final = 200
+
+
+def _name(text: str, limit: int = _MAX_CONTRACT) -> str:
+    """``text`` percent-encoded for a path; when longer than ``limit``, cut there and suffixed with ``~`` and 16
+    hex digits of its SHA-256 (an id of 64 non-ASCII characters encodes to 300 bytes: a file name too long for
+    the file system, which stopped the archiver on that record, at every restart). Names that fit are as before."""
+    quoted = quote(text, safe="")
+    if len(quoted) <= limit:
+        return quoted
+    head = quoted[: limit - 17]
+    head = head[: head.rfind("%")] if "%" in head[-2:] else head  # no escape cut in two
+    return f"{head}~{hashlib.sha256(text.encode('utf-8', 'surrogatepass')).hexdigest()[:16]}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -308,8 +325,8 @@ class Archive:
         staged: list[tuple[Path, Path]] = []
         for (day, contract), group in frame.group_by("_date", "_contract", maintain_order=True):
             first = group.sort("kafka_partition", "kafka_offset").row(0, named=True)
-            directory = self.root / f"date={day}" / f"contract={quote(str(contract), safe='')}"
-            name = f"part-{quote(first['kafka_topic'], safe='')}-{first['kafka_partition']}-{first['kafka_offset']}"
+            directory = self.root / f"date={day}" / f"contract={_name(str(contract))}"
+            name = f"part-{_name(first['kafka_topic'], _MAX_TOPIC)}-{first['kafka_partition']}-{first['kafka_offset']}"
             target = directory / f"{name}-{uuid.uuid4().hex[:8]}.parquet"
             tmp = tmp_dir / target.name
             with open(tmp, "wb") as fh:
@@ -375,7 +392,7 @@ def read_archive(
         day = _partition_date(path.parent.parent)
         if since is not None and day is not None and day < to_utc(since).date():
             continue
-        if contract is not None and unquote(path.parent.name.removeprefix("contract=")) != contract:
+        if contract is not None and path.parent.name != f"contract={_name(contract)}":
             continue
         files.append(path)
     if not files:
