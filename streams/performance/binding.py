@@ -40,7 +40,7 @@ from streams.errors import ContractError
 from streams.events.types import MAX_MS, MIN_MS
 from streams.pipeline.records import Message
 from streams.profiles.performance import CALIBRATION_BINS
-from streams.profiles.prediction import NO_VERSION, boolean_positive
+from streams.profiles.prediction import NO_VERSION, label_positive
 from streams.profiles.properties import PREDICTION, prediction_spec
 from streams.profiles.spec import LabelsSpec, PredictionSpec
 
@@ -60,7 +60,7 @@ class SkipReason(enum.StrEnum):
     NO_ID = "no_prediction_id"
     BAD_TIME = "bad_time"  # the time field is missing or unreadable
     BAD_SCORE = "bad_score"  # missing, not a number, or outside [0, 1]
-    BAD_LABEL = "bad_label"  # missing, an object or array, or neither a boolean nor comparable with positiveLabel
+    BAD_LABEL = "bad_label"  # missing, an object or array: no label (profiles.prediction.label_positive)
 
 
 @dataclass(frozen=True, slots=True)
@@ -238,13 +238,10 @@ def decode(msg: Message, spec: JoinSpec) -> Prediction | Label | Skip:
         if isinstance(score, bool) or not isinstance(score, (int, float)) or not 0.0 <= score <= 1.0:
             return Skip(SkipReason.BAD_SCORE)
         if ps.positive_label is not None and ps.label is not None:
-            predicted = record.get(ps.label)
-            if predicted is None or isinstance(predicted, (dict, list)):
+            predicted = label_positive(record.get(ps.label), ps.positive_label)  # as the confidence profiles
+            if predicted is None:
                 return Skip(SkipReason.BAD_LABEL)
-            if isinstance(predicted, bool):  # as the confidence profiles read a Boolean column
-                positive = predicted is boolean_positive(ps.positive_label)
-            else:
-                positive = str(predicted) == ps.positive_label
+            positive = predicted
         else:
             positive = score >= ps.decision_threshold
         raw_version = record.get(ps.model_version) if ps.model_version else NO_VERSION
@@ -260,6 +257,7 @@ def decode(msg: Message, spec: JoinSpec) -> Prediction | Label | Skip:
     value = record.get(ls.label)
     if isinstance(value, bool):
         return Label(pid, t, value)
-    if value is None or isinstance(value, (dict, list)) or ps.positive_label is None:
+    actual = None if ps.positive_label is None else label_positive(value, ps.positive_label)
+    if actual is None:
         return Skip(SkipReason.BAD_LABEL)  # an object or array is no label: not a negative
-    return Label(pid, t, str(value) == ps.positive_label)
+    return Label(pid, t, actual)
