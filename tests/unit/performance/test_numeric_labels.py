@@ -91,5 +91,5 @@ def test_one_label_against_positive_label(value: object, positive: str, wanted: 
     assert label_positive(value, positive) is wanted
     dtype = {bool: pl.Boolean, int: pl.Int64, float: pl.Float64, str: pl.String}.get(type(value))
     if dtype is not None:  # the frame's reading of the same value
-        got = pl.DataFrame({"l": [value]}, schema={"l": dtype}).select(label_positive_expr(pl.col("l"), dtype, positive))
-        assert got.item() is wanted
+        frame = pl.DataFrame({"l": [value]}, schema={"l": dtype})
+        assert frame.select(label_positive_expr(pl.col("l"), dtype, positive)).item() is wanted
