@@ -31,6 +31,8 @@ is missing (its time field absent or unreadable, or, reading the Kafka timestamp
 from __future__ import annotations
 
 import enum
+import json
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -62,7 +64,7 @@ class SkipReason(enum.StrEnum):
     UNDECODABLE = "undecodable"  # not a JSON object
     NO_ID = "no_prediction_id"
     BAD_TIME = "bad_time"  # the time field is missing or unreadable
-    BAD_SCORE = "bad_score"  # missing, not a number, or outside [0, 1]
+    BAD_SCORE = "bad_score"  # missing, not a number, NaN, infinite or outside [0, 1]
     BAD_LABEL = "bad_label"  # missing, an object or array: no label (profiles.prediction.label_positive)
 
 
@@ -207,18 +209,35 @@ def _time_ms(record: dict[str, Any], path: tuple[str, ...], dtype: pl.DataType, 
     return record_time_ms(value_at(record, path), dtype) if path else fallback
 
 
+def _loads(value: bytes | None) -> Any:
+    """A message's JSON value; also JSON with ``NaN``, ``Infinity`` or a number beyond the double range, as Python's
+    ``json.dumps`` writes a float NaN (not JSON: the worker dead-letters it, ``decode.NOT_JSON``), so that a NaN score
+    is a ``bad_score`` of its prediction, not an undecodable record. None when it is not JSON at all."""
+    if value is None:
+        return None
+    try:
+        return orjson.loads(value)
+    except orjson.JSONDecodeError:
+        pass
+    try:
+        record = json.loads(value)
+        orjson.dumps(record)  # nothing else orjson refuses (a lone surrogate "\ud800"): the state must be written
+    except (ValueError, RecursionError, TypeError, orjson.JSONEncodeError):
+        return None
+    return record
+
+
 def _pid(value: Any) -> str | None:
     if value is None or isinstance(value, (dict, list)) or (isinstance(value, str) and not value):
+        return None
+    if isinstance(value, float) and not math.isfinite(value):
         return None
     return str(value)
 
 
 def decode(msg: Message, spec: JoinSpec) -> Prediction | Label | Skip:
     """A record of the predictions topic (``spec.predictions_topic``) or else of the labels topic."""
-    try:
-        record = orjson.loads(msg.value) if msg.value is not None else None
-    except orjson.JSONDecodeError:
-        record = None
+    record = _loads(msg.value)
     if not isinstance(record, dict):
         return Skip(SkipReason.UNDECODABLE)
     ps = spec.prediction
