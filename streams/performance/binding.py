@@ -14,35 +14,40 @@ A prediction contract binds its labels topic in the schema object's ``qstreams.p
             topic: card_transactions.labels    # JSON objects, one per label
             predictionId: prediction_id        # the join key on the labels topic
             label: actual_label                # a boolean, or a value compared with positiveLabel
-            labelTime: labelled_at             # optional: ISO-8601 or epoch ms (default: Kafka timestamp)
+            labelTime: labelled_at             # optional: ISO-8601 text (default: Kafka timestamp)
             horizon: 1h                        # a label joins a prediction at most this far apart in time
 
 The window length and allowed lateness are the schema object's stream-time settings
 (``qstreams.window``, ``qstreams.allowedLateness``, else ``STREAMS_*`` defaults), and the prediction
 time is its ``qstreams.eventTime`` field (else the Kafka timestamp): the windows of prediction time
-are the stream-time windows of the predictions. Decoding never raises on data: a record that cannot
-be read is a :class:`Skip` with its reason; a record whose time is missing (its time field absent or
-unreadable, or, reading the Kafka timestamp, none: Kafka's -1) is ``bad_time``.
+are the stream-time windows of the predictions, and a prediction's time is the worker's reading of it
+(:func:`~streams.windows.record_time.record_time_ms`: ISO-8601 text in the property's zone; a number is
+no time); a label time is read as a ``timestamp`` property without a zone (naive text is UTC). Decoding
+never raises on data: a record that cannot be read is a :class:`Skip` with its reason; a record whose time
+is missing (its time field absent or unreadable, or, reading the Kafka timestamp, none: Kafka's -1) is
+``bad_time``.
 """
 
 from __future__ import annotations
 
 import enum
+import json
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import orjson
+import polars as pl
 
 from streams.errors import ContractError
-from streams.events.types import MAX_MS, MIN_MS
+from streams.formats.columns import value_at
 from streams.pipeline.records import Message
 from streams.profiles.performance import CALIBRATION_BINS
-from streams.profiles.prediction import NO_VERSION, boolean_positive
+from streams.profiles.prediction import NO_VERSION, label_positive
 from streams.profiles.properties import PREDICTION, prediction_spec
 from streams.profiles.spec import LabelsSpec, PredictionSpec
+from streams.windows.record_time import LABEL_TIME, record_time_ms
 
 if TYPE_CHECKING:
     from streams.contracts.model import Contract
@@ -59,8 +64,8 @@ class SkipReason(enum.StrEnum):
     UNDECODABLE = "undecodable"  # not a JSON object
     NO_ID = "no_prediction_id"
     BAD_TIME = "bad_time"  # the time field is missing or unreadable
-    BAD_SCORE = "bad_score"  # missing, not a number, or outside [0, 1]
-    BAD_LABEL = "bad_label"  # missing, an object or array, or neither a boolean nor comparable with positiveLabel
+    BAD_SCORE = "bad_score"  # missing, not a number, NaN, infinite or outside [0, 1]
+    BAD_LABEL = "bad_label"  # missing, an object or array: no label (profiles.prediction.label_positive)
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,10 +99,16 @@ class JoinSpec:
     prediction: PredictionSpec
     labels: LabelsSpec
     event_time: str | None  # prediction time field (None: Kafka timestamp)
+    event_time_dtype: pl.DataType  # its property's type: the worker reads the field as it (record_time_ms)
     window_ms: int
     lateness_ms: int
     idle_ms: int
     max_skew_ms: int
+
+    @property
+    def event_time_path(self) -> tuple[str, ...]:
+        """Where the prediction time is in a record (a nested property's dotted path); () for the Kafka timestamp."""
+        return tuple(self.event_time.split(".")) if self.event_time else ()
 
     @property
     def horizon_ms(self) -> int:
@@ -171,11 +182,13 @@ def join_spec(contract: Contract, settings: Settings, schema: str | None = None)
         raise ContractError(f"the labels topic {obj.topic!r} is the predictions topic; labels need their own topic",
                             path=contract.path, line=line)  # fmt: skip
     stream = obj.stream
+    event_time = stream.event_time if stream else None
     window = stream.window_ms if stream and stream.window_ms is not None else round(settings.window_seconds * 1000)
     late = stream.allowed_lateness_ms if stream and stream.allowed_lateness_ms is not None else None
     return JoinSpec(
         contract=contract, schema=obj.name, predictions_topic=obj.topic, prediction=spec, labels=spec.labels,
-        event_time=stream.event_time if stream else None, window_ms=window,
+        event_time=event_time, event_time_dtype=obj.field(event_time).dtype if event_time else LABEL_TIME,
+        window_ms=window,
         lateness_ms=late if late is not None else round(settings.allowed_lateness_seconds * 1000),
         idle_ms=round(settings.window_idle_close_seconds * 1000),
         max_skew_ms=round(settings.max_clock_skew_seconds * 1000),
@@ -189,47 +202,48 @@ def _kafka_ms(msg: Message) -> int | None:
     return None if stamp is None or stamp < 0 else stamp
 
 
-_EPOCH, _MS = datetime(1970, 1, 1, tzinfo=UTC), timedelta(milliseconds=1)
+def _time_ms(record: dict[str, Any], path: tuple[str, ...], dtype: pl.DataType, fallback: int | None) -> int | None:
+    """The record's time: the value at ``path`` read as the worker reads an event-time property of ``dtype``
+    (ISO-8601 text in the property's zone, truncated to the millisecond; a number is no time), else (no ``path``)
+    the Kafka timestamp."""
+    return record_time_ms(value_at(record, path), dtype) if path else fallback
 
 
-def _time_ms(record: dict[str, Any], field: str | None, fallback: int | None) -> int | None:
-    if field is None:
-        return fallback
-    value = record.get(field)
-    if isinstance(value, bool) or value is None:
+def _loads(value: bytes | None) -> Any:
+    """A message's JSON value; also JSON with ``NaN``, ``Infinity`` or a number beyond the double range, as Python's
+    ``json.dumps`` writes a float NaN (not JSON: the worker dead-letters it, ``decode.NOT_JSON``), so that a NaN score
+    is a ``bad_score`` of its prediction, not an undecodable record. None when it is not JSON at all."""
+    if value is None:
         return None
-    if isinstance(value, (int, float)):  # epoch ms within what a timestamp holds (years 1 to 9999, as ISO-8601)
-        return int(value) if math.isfinite(value) and MIN_MS <= value <= MAX_MS else None
-    if isinstance(value, str):
-        try:
-            moment = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
-        except ValueError:
-            return None
-        moment = moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment
-        # truncated to the millisecond, exactly, as the stream-time windows read it (polars' ``dt.epoch("ms")``):
-        # rounding put 00:59.9996 in the next window
-        return (moment - _EPOCH) // _MS
-    return None
+    try:
+        return orjson.loads(value)
+    except orjson.JSONDecodeError:
+        pass
+    try:
+        record = json.loads(value)
+        orjson.dumps(record)  # nothing else orjson refuses (a lone surrogate "\ud800"): the state must be written
+    except (ValueError, RecursionError, TypeError, orjson.JSONEncodeError):
+        return None
+    return record
 
 
 def _pid(value: Any) -> str | None:
     if value is None or isinstance(value, (dict, list)) or (isinstance(value, str) and not value):
+        return None
+    if isinstance(value, float) and not math.isfinite(value):
         return None
     return str(value)
 
 
 def decode(msg: Message, spec: JoinSpec) -> Prediction | Label | Skip:
     """A record of the predictions topic (``spec.predictions_topic``) or else of the labels topic."""
-    try:
-        record = orjson.loads(msg.value) if msg.value is not None else None
-    except orjson.JSONDecodeError:
-        record = None
+    record = _loads(msg.value)
     if not isinstance(record, dict):
         return Skip(SkipReason.UNDECODABLE)
     ps = spec.prediction
     if msg.topic == spec.predictions_topic:
         pid = _pid(record.get(ps.prediction_id or ""))
-        t = _time_ms(record, spec.event_time, _kafka_ms(msg))
+        t = _time_ms(record, spec.event_time_path, spec.event_time_dtype, _kafka_ms(msg))
         score = record.get(ps.score)
         if pid is None:
             return Skip(SkipReason.NO_ID)
@@ -238,13 +252,10 @@ def decode(msg: Message, spec: JoinSpec) -> Prediction | Label | Skip:
         if isinstance(score, bool) or not isinstance(score, (int, float)) or not 0.0 <= score <= 1.0:
             return Skip(SkipReason.BAD_SCORE)
         if ps.positive_label is not None and ps.label is not None:
-            predicted = record.get(ps.label)
-            if predicted is None or isinstance(predicted, (dict, list)):
+            predicted = label_positive(record.get(ps.label), ps.positive_label)  # as the confidence profiles
+            if predicted is None:
                 return Skip(SkipReason.BAD_LABEL)
-            if isinstance(predicted, bool):  # as the confidence profiles read a Boolean column
-                positive = predicted is boolean_positive(ps.positive_label)
-            else:
-                positive = str(predicted) == ps.positive_label
+            positive = predicted
         else:
             positive = score >= ps.decision_threshold
         raw_version = record.get(ps.model_version) if ps.model_version else NO_VERSION
@@ -252,7 +263,7 @@ def decode(msg: Message, spec: JoinSpec) -> Prediction | Label | Skip:
         return Prediction(pid, t, version, float(score), positive)
     ls = spec.labels
     pid = _pid(record.get(ls.prediction_id))
-    t = _time_ms(record, ls.label_time, _kafka_ms(msg))
+    t = _time_ms(record, (ls.label_time,) if ls.label_time else (), LABEL_TIME, _kafka_ms(msg))
     if pid is None:
         return Skip(SkipReason.NO_ID)
     if t is None:
@@ -260,6 +271,7 @@ def decode(msg: Message, spec: JoinSpec) -> Prediction | Label | Skip:
     value = record.get(ls.label)
     if isinstance(value, bool):
         return Label(pid, t, value)
-    if value is None or isinstance(value, (dict, list)) or ps.positive_label is None:
+    actual = None if ps.positive_label is None else label_positive(value, ps.positive_label)
+    if actual is None:
         return Skip(SkipReason.BAD_LABEL)  # an object or array is no label: not a negative
-    return Label(pid, t, str(value) == ps.positive_label)
+    return Label(pid, t, actual)

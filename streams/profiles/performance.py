@@ -29,6 +29,7 @@ from streams.profiles.prediction import (
     HALF_BITS,
     NO_VERSION,
     SCORE_UNIT,
+    label_positive_expr,
     positive_expr,
     read_units,
     score_bin_expr,
@@ -167,7 +168,8 @@ def performance_partials(
 ) -> dict[str, PerformancePartial]:
     """Partials per model version from joined rows: the prediction fields plus ``actual``.
 
-    ``actual`` is a boolean column, or a label column compared with ``spec.positive_label``.
+    ``actual`` is a boolean column, or a label column compared with ``spec.positive_label`` (as the labels join
+    compares a label: :func:`~streams.profiles.prediction.label_positive_expr`).
     Rows with a null or out-of-range score or a null actual are left out.
     """
     if frame.height == 0:
@@ -178,7 +180,7 @@ def performance_partials(
     if frame.schema[actual] != pl.Boolean:
         if spec.positive_label is None:
             raise ValueError("a non-boolean actual column needs positiveLabel in qstreams.prediction")
-        truth = truth.cast(pl.String) == spec.positive_label
+        truth = label_positive_expr(truth, frame.schema[actual], spec.positive_label)
     version = pl.col(spec.model_version).cast(pl.String).fill_null("") if spec.model_version else pl.lit(NO_VERSION)
     delay = pl.col(delay_seconds).cast(pl.Float64, strict=False) if delay_seconds else pl.lit(None, dtype=pl.Float64)
     base = frame.select(

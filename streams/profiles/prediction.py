@@ -15,6 +15,7 @@ from __future__ import annotations
 import bisect
 import functools
 import math
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -29,6 +30,8 @@ __all__ = [
     "ModelProfile",
     "boolean_positive",
     "compare_models",
+    "label_positive",
+    "label_positive_expr",
     "merge_models",
     "profile_models",
     "score_bin",
@@ -181,18 +184,60 @@ def boolean_positive(positive_label: str) -> bool | None:
 
 _BOOLEAN_LABELS = {"True": True, "true": True, "False": False, "false": False}
 
+#: a decimal number as YAML and JSON write it (``1``, ``-2``, ``1.0``, ``.5``, ``1e3``): not ``nan``, ``inf``, ``1_0``
+_NUMBER = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?")
+
+
+def numeric_positive(positive_label: str) -> int | float | None:
+    """The number ``positiveLabel`` names when its text is one (YAML ``1`` or ``1.0``, read ``"1"`` / ``"1.0"``, or
+    quoted ``"1"``), as an int when integral (so ``1`` and ``1.0`` name the same class); None for any other label."""
+    if _NUMBER.fullmatch(positive_label) is None:
+        return None
+    value = float(positive_label)
+    if not math.isfinite(value):
+        return None
+    return int(value) if value.is_integer() else value
+
+
+def label_positive(value: Any, positive_label: str) -> bool | None:
+    """Whether one label (predicted or actual, a decoded JSON value) is ``positiveLabel``; None when it is no label
+    (null, NaN, an object or an array). The one mapping the labels join, the confidence profiles and the batch
+    partials (:func:`label_positive_expr`) share: a Boolean is positive at :func:`boolean_positive`; a number equals
+    ``positiveLabel`` as a number (:func:`numeric_positive`: ``1.0`` is ``1``, as scikit-learn's ``1.0 == 1``); a
+    text equals it as written (``"1"`` is ``positiveLabel: 1``, ``"1.0"`` is not, ``"True"`` is not ``"true"``)."""
+    if isinstance(value, bool):
+        return value is boolean_positive(positive_label)
+    if isinstance(value, (int, float)):
+        if isinstance(value, float) and math.isnan(value):
+            return None
+        return value == numeric_positive(positive_label)
+    if isinstance(value, str):
+        return value == positive_label
+    return None
+
+
+def label_positive_expr(label: pl.Expr, dtype: pl.DataType | None, positive_label: str) -> pl.Expr:
+    """:func:`label_positive` over a column of ``dtype`` (null where a label is null or NaN)."""
+    if dtype == pl.Boolean:
+        want = boolean_positive(positive_label)
+        if want is None:
+            return pl.when(label.is_null()).then(None).otherwise(pl.lit(False))
+        return label if want else ~label
+    if dtype is not None and dtype.is_numeric():
+        number = numeric_positive(positive_label)
+        present = label.is_not_null() & label.cast(pl.Float64).is_not_nan()
+        return pl.when(present).then(pl.lit(False) if number is None else label == number)
+    return label.cast(pl.String) == positive_label
+
 
 def positive_expr(spec: PredictionSpec, schema: pl.Schema | None = None) -> pl.Expr:
     """True for a positive prediction: the positive label when named, else score >= decision threshold.
 
-    A Boolean label column (``schema``: the frame's) is positive at :func:`boolean_positive`, as the performance
-    join reads a JSON Boolean (``streams.performance.binding.decode``)."""
+    The label column (of its dtype in ``schema``, the frame's) is read by :func:`label_positive_expr`, as the
+    performance join reads a JSON label (``streams.performance.binding.decode``)."""
     if spec.positive_label is not None and spec.label is not None:
-        label = pl.col(spec.label)
-        want = boolean_positive(spec.positive_label)
-        if want is not None and schema is not None and schema.get(spec.label) == pl.Boolean:
-            return label if want else ~label
-        return label.cast(pl.String) == spec.positive_label
+        dtype = schema.get(spec.label) if schema is not None else None
+        return label_positive_expr(pl.col(spec.label), dtype, spec.positive_label)
     return pl.col(spec.score).cast(pl.Float64, strict=False) >= spec.decision_threshold
 
 

@@ -90,7 +90,7 @@ class LabelsSpec:
 
     Each record of ``topic`` is a JSON object carrying the prediction id (``prediction_id``), the
     actual label (``label``: a boolean, or a value compared with ``positiveLabel``) and optionally
-    its time (``label_time``: ISO-8601 or epoch milliseconds; default the Kafka timestamp). A label
+    its time (``label_time``: ISO-8601 text, read as a ``timestamp`` property; default the Kafka timestamp). A label
     joins the prediction with the same id when their times are at most ``horizon_ms`` apart.
     """
 

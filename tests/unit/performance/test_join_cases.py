@@ -111,7 +111,7 @@ def test_bad_records_are_skipped_with_a_reason_never_raised() -> None:
     )
     f.send(PREDICTIONS, {**prediction_record("s", T0, "A", 0.5, True), "score": 1.5})
     f.send(PREDICTIONS, {**prediction_record("t", T0, "A", 0.5, True), "predicted_at": "yesterday"})
-    f.send(LABELS, {"prediction_id": "u", "actual": None, "labelled_at": T0})
+    f.send(LABELS, {"prediction_id": "u", "actual": None, "labelled_at": "2024-06-01T00:00:00Z"})
     f.send(LABELS, b"[1, 2]")
     assert f.joiner.counters.skipped == {("predictions", "undecodable"): 1, ("predictions", "no_prediction_id"): 1,
                                          ("predictions", "bad_score"): 1, ("predictions", "bad_time"): 1,
