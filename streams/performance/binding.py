@@ -14,7 +14,7 @@ A prediction contract binds its labels topic in the schema object's ``qstreams.p
             topic: card_transactions.labels    # JSON objects, one per label
             predictionId: prediction_id        # the join key on the labels topic
             label: actual_label                # a boolean, or a value compared with positiveLabel
-            labelTime: labelled_at             # optional: ISO-8601 text (default: Kafka timestamp)
+            labelTime: labelled_at             # optional: ISO-8601 text or epoch ms (default: Kafka timestamp)
             horizon: 1h                        # a label joins a prediction at most this far apart in time
 
 The window length and allowed lateness are the schema object's stream-time settings
@@ -22,7 +22,8 @@ The window length and allowed lateness are the schema object's stream-time setti
 time is its ``qstreams.eventTime`` field (else the Kafka timestamp): the windows of prediction time
 are the stream-time windows of the predictions, and a prediction's time is the worker's reading of it
 (:func:`~streams.windows.record_time.record_time_ms`: ISO-8601 text in the property's zone; a number is
-no time); a label time is read as a ``timestamp`` property without a zone (naive text is UTC). Decoding
+no time); a label time is read as a ``timestamp`` property without a zone (naive text is UTC), or as epoch
+milliseconds (a number: labels records are typed by no contract, and producers of labels write either). Decoding
 never raises on data: a record that cannot be read is a :class:`Skip` with its reason; a record whose time
 is missing (its time field absent or unreadable, or, reading the Kafka timestamp, none: Kafka's -1) is
 ``bad_time``.
@@ -41,6 +42,7 @@ import orjson
 import polars as pl
 
 from streams.errors import ContractError
+from streams.events.types import MAX_MS, MIN_MS
 from streams.formats.columns import value_at
 from streams.pipeline.records import Message
 from streams.profiles.performance import CALIBRATION_BINS
@@ -209,6 +211,14 @@ def _time_ms(record: dict[str, Any], path: tuple[str, ...], dtype: pl.DataType, 
     return record_time_ms(value_at(record, path), dtype) if path else fallback
 
 
+def _label_time_ms(value: Any) -> int | None:
+    """A label's time: ISO-8601 text as a zone-less ``timestamp`` property reads it (naive text is UTC), or a number
+    of epoch milliseconds within years 1 to 9999 (a labels topic is typed by no contract; epoch ms is documented)."""
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return int(value) if math.isfinite(value) and MIN_MS <= value <= MAX_MS else None
+    return record_time_ms(value, LABEL_TIME)
+
+
 def _loads(value: bytes | None) -> Any:
     """A message's JSON value; also JSON with ``NaN``, ``Infinity`` or a number beyond the double range, as Python's
     ``json.dumps`` writes a float NaN (not JSON: the worker dead-letters it, ``decode.NOT_JSON``), so that a NaN score
@@ -263,7 +273,7 @@ def decode(msg: Message, spec: JoinSpec) -> Prediction | Label | Skip:
         return Prediction(pid, t, version, float(score), positive)
     ls = spec.labels
     pid = _pid(record.get(ls.prediction_id))
-    t = _time_ms(record, (ls.label_time,) if ls.label_time else (), LABEL_TIME, _kafka_ms(msg))
+    t = _label_time_ms(record.get(ls.label_time)) if ls.label_time else _kafka_ms(msg)
     if pid is None:
         return Skip(SkipReason.NO_ID)
     if t is None:
