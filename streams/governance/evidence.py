@@ -44,6 +44,7 @@ from streams.governance.tables import (
     confidence_table,
     drift_table,
     incident_table,
+    incidents_open_at,
     rule_table,
     window_table,
 )
@@ -231,6 +232,7 @@ def write_evidence(
         raise ContractError("The evidence bundle needs at least one contract version.")
     current = versions[-1].contract
     events = read_archive(archive, since=since, contract=current.id) if archive else pl.DataFrame(schema=COLUMNS)
+    earlier = incidents_open_at(archive, since, current.id) if archive and since is not None else None
     out.mkdir(parents=True, exist_ok=True)
     (out / "contracts").mkdir(exist_ok=True)
     files: dict[str, bytes] = {}
@@ -240,7 +242,8 @@ def write_evidence(
     files["monitoring_plan.json"] = orjson.dumps(plan, option=orjson.OPT_INDENT_2)
     tables = {
         "events": events, "windows": window_table(events), "batches": batch_table(events), "rules": rule_table(events),
-        "drift": drift_table(events), "confidence": confidence_table(events), "incidents": incident_table(events),
+        "drift": drift_table(events), "confidence": confidence_table(events),
+        "incidents": incident_table(events, earlier),
     }  # fmt: skip
     for name, frame in tables.items():
         path = out / f"{name}.parquet"

@@ -10,8 +10,12 @@ job's documentation), whose input is the source topic as an OpenLineage Kafka da
 
 * ``dataQualityAssertions`` — one assertion per check of the window: the check, its column, whether
   it passed, its severity, the threshold (``expected``) and the measured failures (``actual``);
-* ``dataQualityMetrics`` — the window's ``rowCount`` and, per column with a completeness check, its
-  ``nullCount`` (the failures of ``<column>:required``) and ``count``.
+* ``dataQualityMetrics`` — the window's ``rowCount`` (its ``rows``: the records the checks evaluated, not the
+  dead letters) and, per column with a completeness check, its ``nullCount`` (the failures of
+  ``<column>:required``) and ``count``.
+
+Every facet names quality-streams (:data:`PRODUCER`) as its ``_producer``. A summary whose data is not one is
+skipped with a log line (:func:`emit_window_summaries`).
 
 The run facet ``nominalTime`` is the window. The run id is a UUID derived from the summary's event id,
 so the same window emitted twice (a replay, a re-run of ``qstreams lineage``) is the same run.
@@ -26,8 +30,8 @@ import uuid
 from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any, Final
 
-from streams.errors import SettingsError
-from streams.events.types import EventType
+from streams.errors import EventDataError, SettingsError
+from streams.events.types import EventType, iso_utc, parse_utc
 
 if TYPE_CHECKING:
     from openlineage.client import OpenLineageClient
@@ -66,32 +70,59 @@ def kafka_namespace(bootstrap_servers: str) -> str:
     return f"kafka://{first}"
 
 
+def _text(value: Any) -> str | None:
+    """A string field of a check as the facet wants it (a string; another type counts as absent)."""
+    return value if isinstance(value, str) else None
+
+
+def _count(value: Any) -> int | None:
+    """A count as the facet wants it (an integer; another type counts as absent)."""
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def _checks(data: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    checks = data.get("checks")
+    return [c for c in checks if isinstance(c, dict)] if isinstance(checks, list) else []
+
+
 def _assertions(checks: Iterable[Mapping[str, Any]]) -> list[Any]:
     from openlineage.client.generated.data_quality_assertions_dataset import Assertion
 
-    return [
-        Assertion(
-            assertion=str(c.get("check") or c.get("name")),
-            success=bool(c.get("passed")),
-            column=c.get("column"),
-            severity=c.get("severity"),
-            name=c.get("name"),
-            expected=c.get("threshold"),
-            actual=None if c.get("failures") is None else str(c.get("failures")),
-        )
-        for c in checks
-    ]
+    out = []
+    for c in checks:
+        failures, threshold = _count(c.get("failures")), c.get("threshold")
+        out.append(Assertion(
+            assertion=_text(c.get("check")) or _text(c.get("name")) or "unknown", success=c.get("passed") is True,
+            column=_text(c.get("column")), severity=_text(c.get("severity")), name=_text(c.get("name")),
+            expected=None if threshold is None or isinstance(threshold, dict | list) else str(threshold),
+            actual=None if failures is None else str(failures),
+        ))  # fmt: skip
+    return out
 
 
 def _column_metrics(data: Mapping[str, Any]) -> dict[str, Any]:
     from openlineage.client.generated.data_quality_metrics_input_dataset import ColumnMetrics
 
-    rows = data.get("rows")
+    rows = _count(data.get("rows"))
     out = {}
-    for c in data.get("checks") or []:
-        if c.get("column") and str(c.get("name", "")).endswith(":required"):
-            out[str(c["column"])] = ColumnMetrics(nullCount=int(c.get("failures") or 0), count=rows)
+    for c in _checks(data):
+        column, name = _text(c.get("column")), _text(c.get("name")) or ""
+        if column and name.endswith(":required"):
+            out[column] = ColumnMetrics(nullCount=_count(c.get("failures")) or 0, count=rows)
     return out
+
+
+def _window(data: Any) -> tuple[Mapping[str, Any], str, str, str, str]:
+    """(contract, schema, topic, window start, window end) of a window summary's data, the times as ISO-8601 UTC;
+    :class:`EventDataError` when the data is not a window summary's (another producer's, a broken one)."""
+    try:
+        contract, window = data["contract"], data["window"]
+        if not all(isinstance(v, str) for v in (contract.get("id"), data.get("schema"), data.get("topic"))):
+            raise TypeError("contract.id, schema and topic must be strings")
+        start, end = (iso_utc(parse_utc(window[k])) for k in ("start", "end"))
+        return contract, data["schema"], data["topic"], start, end
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise EventDataError(f"A window.summary event's data is not one ({type(exc).__name__}: {exc}).") from exc
 
 
 def window_run_event(summary_id: str, data: Mapping[str, Any], *, namespace: str) -> RunEvent:
@@ -105,34 +136,35 @@ def window_run_event(summary_id: str, data: Mapping[str, Any], *, namespace: str
         nominal_time_run,
     )
 
-    contract, window = data["contract"], data["window"]
+    contract, schema, topic, start, end = _window(data)
     facets = {
         "dataQualityAssertions": data_quality_assertions_dataset.DataQualityAssertionsDatasetFacet(
-            assertions=_assertions(data.get("checks") or [])
+            assertions=_assertions(_checks(data)), producer=PRODUCER
         ),
+        # the rows the checks evaluated (`rows`): `records` counts the dead letters too, which no check saw
         "dataQualityMetrics": data_quality_metrics_input_dataset.DataQualityMetricsInputDatasetFacet(
-            columnMetrics=_column_metrics(data), rowCount=data.get("records")
+            columnMetrics=_column_metrics(data), rowCount=_count(data.get("rows")), producer=PRODUCER
         ),
     }
-    doc = (f"Contract {contract['id']} version {contract['version']} (sha256 {contract['sha256']}), "
-           f"schema object {data['schema']}, enforced by quality-streams.")  # fmt: skip
+    doc = (f"Contract {contract['id']} version {contract.get('version')} (sha256 {contract.get('sha256')}), "
+           f"schema object {schema}, enforced by quality-streams.")  # fmt: skip
     return RunEvent(
-        eventType=RunState.COMPLETE if data.get("passed") else RunState.FAIL,
-        eventTime=window["end"],
+        eventType=RunState.COMPLETE if data.get("passed") is True else RunState.FAIL,
+        eventTime=end,
         run=Run(
             runId=str(uuid.uuid5(_RUN_NAMESPACE, summary_id)),
             facets={
                 "nominalTime": nominal_time_run.NominalTimeRunFacet(
-                    nominalStartTime=window["start"], nominalEndTime=window["end"]
+                    nominalStartTime=start, nominalEndTime=end, producer=PRODUCER
                 )
             },
         ),
         job=Job(
             namespace=JOB_NAMESPACE,
-            name=f"{contract['id']}.{data['schema']}",
-            facets={"documentation": documentation_job.DocumentationJobFacet(description=doc)},
+            name=f"{contract['id']}.{schema}",
+            facets={"documentation": documentation_job.DocumentationJobFacet(description=doc, producer=PRODUCER)},
         ),
-        inputs=[InputDataset(namespace=namespace, name=data["topic"], inputFacets=facets)],
+        inputs=[InputDataset(namespace=namespace, name=topic, inputFacets=facets)],
         producer=PRODUCER,
     )
 
@@ -149,12 +181,20 @@ def client_for(file: str | None = None) -> OpenLineageClient:
 
 
 def emit_window_summaries(events: Iterable[tuple[str, str, Mapping[str, Any]]], client: Any, *, namespace: str) -> int:
-    """Emit a run event per window summary among ``events`` (``(event id, type, data)``); how many were sent."""
+    """Emit a run event per window summary among ``events`` (``(event id, type, data)``); how many were sent.
+
+    A summary whose data is not one (another producer's, a broken one) is skipped with a log line: the others
+    are still emitted."""
     sent = 0
     for eid, event_type, data in events:
         if event_type != str(EventType.WINDOW_SUMMARY):
             continue
-        client.emit(window_run_event(eid, data, namespace=namespace))
+        try:
+            event = window_run_event(eid, data, namespace=namespace)
+        except EventDataError as exc:
+            log.warning("Skipped the window summary %s: no OpenLineage run event for it: %s", eid, exc)
+            continue
+        client.emit(event)
         sent += 1
     return sent
 

@@ -22,6 +22,7 @@ from streams.governance.tables import (
     confidence_table,
     drift_table,
     incident_table,
+    incidents_open_at,
     rule_table,
     window_table,
 )
@@ -134,10 +135,14 @@ def _incidents_section(incidents: pl.DataFrame) -> str:
     return f'<table data-testid="incidents"><thead><tr>{header}</tr></thead><tbody>{"".join(rows)}</tbody></table>'
 
 
-def render_report(events: pl.DataFrame, *, title: str = "Data quality report", source: str = "") -> str:
-    """The report of archived ``events`` (the frame :func:`~streams.governance.archive.read_archive` gives)."""
+def render_report(
+    events: pl.DataFrame, *, title: str = "Data quality report", source: str = "", earlier: pl.DataFrame | None = None
+) -> str:
+    """The report of archived ``events`` (the frame :func:`~streams.governance.archive.read_archive` gives);
+    ``earlier``: the events before the period of the incidents open when it began
+    (:func:`~streams.governance.tables.incidents_open_at`)."""
     windows, rules, drift = window_table(events), rule_table(events), drift_table(events)
-    confidence, incidents = confidence_table(events), incident_table(events)
+    confidence, incidents = confidence_table(events), incident_table(events, earlier)
     period = "no events"
     if not events.is_empty():
         first, last = events["time"].min(), events["time"].max()
@@ -178,6 +183,7 @@ def write_report(
 ) -> pl.DataFrame:
     """Write the report of the archive at ``archive`` to ``out``; the events it shows."""
     events = read_archive(archive, since=since, contract=contract)
+    earlier = None if since is None else incidents_open_at(archive, since, contract)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(render_report(events, source=f"archive {archive}"), encoding="utf-8")
+    out.write_text(render_report(events, source=f"archive {archive}", earlier=earlier), encoding="utf-8")
     return events

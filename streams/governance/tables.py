@@ -10,8 +10,10 @@ archive has no such event.
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any, Final
 
 import orjson
@@ -20,7 +22,8 @@ import polars as pl
 from streams.events.types import EventType
 
 __all__ = [
-    "batch_table", "confidence_table", "drift_table", "event_scope", "incident_table", "rule_table", "window_table",
+    "batch_table", "confidence_table", "drift_table", "event_scope", "incident_table", "incidents_open_at",
+    "rule_table", "window_table",
 ]  # fmt: skip
 
 log = logging.getLogger(__name__)
@@ -276,13 +279,47 @@ def _incident_id(row: dict[str, Any], d: dict[str, Any]) -> str | None:
     return None
 
 
-def incident_table(frame: pl.DataFrame) -> pl.DataFrame:
+_POLICY_EVENTS: Final = (EventType.POLICY_TRIGGERED, EventType.POLICY_RESOLVED, EventType.POLICY_ACTION)
+
+
+def incidents_open_at(root: str | Path, since: dt.datetime, contract: str | None = None) -> pl.DataFrame:
+    """The archived events before ``since`` of the incidents still open at ``since`` (triggered before it, not
+    resolved before it): their ``policy.triggered`` and ``policy.action`` events and the window summaries and
+    drift events from their first trigger window on. Give them to :func:`incident_table` as ``earlier``: an
+    incident opened before a period and resolved in it, or open all through it, is an incident of the period."""
+    from streams.governance.archive import read_archive
+
+    policy = read_archive(root, until=since, contract=contract, types=[str(t) for t in _POLICY_EVENTS])
+    ids = pl.col("data").str.json_path_match("$.incident.id")
+    resolved = set(policy.filter(pl.col("type") == str(EventType.POLICY_RESOLVED)).select(ids).to_series())
+    triggered = policy.filter(pl.col("type") == str(EventType.POLICY_TRIGGERED))
+    carried = set(triggered.select(ids).to_series().drop_nulls()) - resolved
+    if not carried:
+        return policy.clear()
+    policy = policy.filter(ids.is_in(list(carried)) & (pl.col("type") != str(EventType.POLICY_RESOLVED)))
+    starts = [row["time"] for row in policy.iter_rows(named=True)]
+    for _, d in _rows(policy.filter(pl.col("type") == str(EventType.POLICY_TRIGGERED))):
+        for w in _objs(d.get("windows")):
+            try:
+                starts.append(dt.datetime.fromisoformat(str(w.get("start")).replace("Z", "+00:00")))
+            except ValueError:
+                continue
+    first = min(s if s.tzinfo else s.replace(tzinfo=dt.UTC) for s in starts)
+    kinds = [str(EventType.WINDOW_SUMMARY), str(EventType.DISTRIBUTION_DRIFT)]
+    context = read_archive(root, since=first, until=since, contract=contract, types=kinds)
+    return pl.concat([policy, context]).sort("time", "id")
+
+
+def incident_table(frame: pl.DataFrame, earlier: pl.DataFrame | None = None) -> pl.DataFrame:
     """One row per incident: violation → policy → action → owner → resolution.
 
     ``violations``: the failing checks of the windows that triggered it (from the window summaries);
     ``actions_taken``: every other archived event that names the incident (``data.incident.id``), as
-    ``type@time``, so action and quarantine events land in the trace when they are archived.
+    ``type@time``, so action and quarantine events land in the trace when they are archived. ``earlier``
+    (:func:`incidents_open_at`): the events before the period of the incidents open when it began.
     """
+    if earlier is not None and not earlier.is_empty():
+        frame = pl.concat([earlier, frame], how="vertical_relaxed")
     rules, drift = rule_table(frame), drift_table(frame)
     resolved = {}
     for row, d in _rows(_of_type(frame, EventType.POLICY_RESOLVED)):

@@ -97,7 +97,9 @@ def test_since_limits_the_events(setup: tuple[Path, Path, Path], tmp_path: Path)
     old, _, archive = setup
     bundle = write_evidence(contract_versions([old], git_history=False), tmp_path / "out", archive=archive,
                             since=T0 + dt.timedelta(minutes=10, seconds=30))  # fmt: skip
-    assert bundle.incidents["policy"].to_list() == ["amount-drift"]
+    # the incidents open at 12:10:30 (opened before, resolved after) belong to the period (red team 8)
+    assert bundle.incidents["policy"].to_list() == ["window-failing", "amount-out-of-range", "amount-drift"]
+    assert bundle.incidents.filter(pl.col("opened_at") >= T0 + dt.timedelta(minutes=10, seconds=30)).height == 1
     assert "_one version: nothing to compare_" in bundle.markdown.read_text()
 
 
