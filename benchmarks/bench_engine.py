@@ -24,7 +24,9 @@ process (``time.process_time``): on a shared machine it moves less with the load
 ``--reads`` says what is read of each report inside the timing, one table each: ``worker`` (what the
 worker pays: validate, then the first ``--sample`` failure cases of every failed check, as its
 ``rule_violation`` events take them: ``report.cases_of``, or filter + head on an engine without it) and
-``full`` (validate with the whole ``failure_cases`` frame rendered, as the CLI and ``to_dict`` read it).
+``full`` (validate with the whole ``failure_cases`` frame rendered, as the CLI and ``to_dict`` read it);
+``events`` (``worker`` as the worker's events builder reads it since it stopped building frames: the cases as
+dicts, ``report.case_records``, or ``cases_of(...).to_dicts()`` on an engine without it, which it needed too).
 
 ``--baseline REV`` also times the engine as it was at git revision ``REV`` (its whole
 ``streams/validation`` package, loaded from ``git archive`` beside the current one; the other
@@ -193,6 +195,19 @@ def worker_read(report: Any, sample: int) -> None:
                 report.failure_cases.filter(pl.col("rule") == check.name).head(sample)
 
 
+def events_read(report: Any, sample: int) -> None:
+    """What the worker's events builder reads (``streams.events.builders._sample``): the first ``sample`` failure
+    cases of each failed check as dicts: ``report.case_records``, or ``cases_of(...).to_dicts()`` on an engine
+    without it."""
+    records = getattr(report, "case_records", None)
+    for check in report.checks:
+        if not check.passed:
+            if records is not None:
+                records(check.name, sample)
+            else:
+                report.cases_of(check.name, sample).to_dicts()
+
+
 def full_read(report: Any) -> None:
     """The whole failure-case frame rendered (as ``to_dict`` and the CLI read it)."""
     report.failure_cases  # noqa: B018
@@ -261,7 +276,7 @@ def main() -> None:
         help="plan: CompiledPlan.validate (compiled once, as a worker); contract: Contract.validate",
     )
     ap.add_argument("--baseline", metavar="REV", help="also time the engine at this git revision, alternating")
-    ap.add_argument("--reads", default="worker,full", help="what is read of each report (worker, full): a table each")
+    ap.add_argument("--reads", default="worker,full", help="what is read of each report (worker, events, full)")
     ap.add_argument("--sample", type=int, default=20, help="failure cases per failed check read by `worker`")
     args = ap.parse_args()
     compile_base = baseline_compiler(args.baseline) if args.baseline else None
@@ -271,13 +286,20 @@ def main() -> None:
 
 def table(args: argparse.Namespace, reads: str, compile_base: Callable[[Any], Any] | None) -> None:
     """One table: every contract, size and share, each report read as ``reads`` says."""
-    read: Callable[[Any], None] = full_read if reads == "full" else lambda r: worker_read(r, args.sample)
+    read: Callable[[Any], None] = (
+        full_read if reads == "full"
+        else (lambda r: events_read(r, args.sample)) if reads == "events"
+        else lambda r: worker_read(r, args.sample)
+    )  # fmt: skip
     shares = [float(s) for s in args.shares.split(",")]
     pandera_shares = {float(s) for s in args.pandera_shares.split(",") if s}  # "": pandera not run
     print(f"polars {pl.__version__}, pandera {pandera.__version__}; engine median of {args.repeat} round-robin "
           f"rounds, pandera median of {args.pandera_repeat}; {args.api}.validate")  # fmt: skip
-    what = (f"validate + the first {args.sample} failure cases of each failed check (what the worker pays)"
-            if reads == "worker" else "validate + the whole failure_cases frame rendered")  # fmt: skip
+    what = {
+        "worker": f"validate + the first {args.sample} failure cases of each failed check (report.cases_of)",
+        "events": f"validate + the first {args.sample} failure cases of each failed check as dicts (what the worker's "
+        "events read: report.case_records)",
+    }.get(reads, "validate + the whole failure_cases frame rendered")
     print(f"\n{reads}: {what}")
     header = (
         f"| {'contract':<11} | {'rows':>7} | {'bad':>4} | {'engine ms':>9} | {'vs clean':>8} | {'pandera ms':>10} | "

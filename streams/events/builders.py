@@ -217,11 +217,11 @@ def _sample(
     """
     if size <= 0:
         return []
-    cases = report.cases_of(check.name, size)  # only these cases are rendered
+    cases = report.case_records(check.name, size)  # only these cases are rendered (and listed without a frame)
     rule_redacted = bool({check.column, rule.column if rule is not None else None} & redacted)
     metric = rule is not None and rule.is_batch_metric
     sample = []
-    for row in cases.to_dicts():
+    for row in cases:
         record = {name: row.get(name) for name in SAMPLE_FIELDS}
         value, column = record["failure_case"], record["column"]
         if value is None:

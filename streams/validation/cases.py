@@ -130,6 +130,10 @@ class RowSource(Protocol):
         by spec, ``index`` the rows; a spec whose values cannot be rendered is left out (as in the frame)."""
         ...
 
+    def records(self, rows: dict[int, np.ndarray]) -> dict[str, list[dict[str, Any]]]:
+        """``render(rows)`` as ``to_dicts()`` gives it, per rule (no frame built for a few rows per spec)."""
+        ...
+
 
 class BatchRows:
     """The per-row failure cases of one validated batch, described (a :class:`RowSource`): rendered
@@ -170,6 +174,10 @@ class BatchRows:
         by value: these rows render exactly when all of the spec's rows do)."""
         reporter, df, frame, originals, failing = self._args
         return reporter.row_cases(df, frame, originals, [(failing[j][1], at) for j, at in rows.items()])
+
+    def records(self, rows: dict[int, np.ndarray]) -> dict[str, list[dict[str, Any]]]:
+        reporter, df, frame, originals, failing = self._args
+        return reporter.row_records(df, frame, originals, [(failing[j][1], at) for j, at in rows.items()])
 
 
 def _true_rows(mask: np.ndarray, limit: int | None = None) -> np.ndarray:
@@ -240,6 +248,14 @@ class _Rows:
             got = _with_index(got, _positions(self.keep, got.get_column("index").to_numpy()))
         return got
 
+    def listable(self) -> bool:
+        """Whether :meth:`head_records` applies: the rows of a batch not cut, without dropped rows, not rendered."""
+        return self.keep is None and not self.drops and self.source.cached() is None
+
+    def head_records(self, n: int) -> dict[str, list[dict[str, Any]]]:
+        """:meth:`heads` as ``to_dicts()`` gives each rule's cases, listed without a frame (:meth:`listable` only)."""
+        return self.source.records(dict(enumerate(self.source.failing_all(n))))
+
     def cut(self, rows: np.ndarray) -> _Rows:
         keep = rows if self.keep is None else self.keep[rows]
         return _Rows(self.source, np.asarray(keep, dtype=np.int64), self.drops)
@@ -249,7 +265,7 @@ class _Rows:
         return _Rows(self.source, self.keep, self.drops + added)
 
 
-def _by_rule(cases: pl.DataFrame) -> dict[str, pl.DataFrame]:
+def by_rule(cases: pl.DataFrame) -> dict[str, pl.DataFrame]:
     """``cases.partition_by("rule", as_dict=True, maintain_order=True)`` without the cases of no rule, keyed by the
     rule's name: slices of each run of one rule (cases come spec by spec), concatenated when a rule comes back.
     ``partition_by`` as a dict selects its key once per part: a polars call per failing rule."""
@@ -284,12 +300,13 @@ _Part = pl.DataFrame | _Rows
 class FailureCases:
     """A report's failure cases: parts (rendered frames, or the failing rows of a validation) in order."""
 
-    __slots__ = ("_frame", "_heads", "_lock", "_parts")
+    __slots__ = ("_frame", "_heads", "_lock", "_parts", "_records")
 
     def __init__(self, parts: tuple[_Part, ...] = ()) -> None:
         self._parts = parts
         self._frame: pl.DataFrame | None = parts[0] if len(parts) == 1 and isinstance(parts[0], pl.DataFrame) else None
         self._heads: dict[tuple[int, int], dict[str, pl.DataFrame]] = {}  # (part, n) -> the first n cases of each rule
+        self._records: dict[tuple[int, int], dict[str, list[dict[str, Any]]]] = {}  # (part, n) -> _heads as dicts
         self._lock = threading.Lock()
 
     @classmethod
@@ -335,6 +352,35 @@ class FailureCases:
             return first.clear() if isinstance(first, pl.DataFrame) else empty_failure_cases()
         return parts[0] if len(parts) == 1 else pl.concat(parts, how="vertical_relaxed")
 
+    def records(self, rule: str, n: int) -> list[dict[str, Any]]:
+        """``of(rule, n).to_dicts()``: the first ``n`` cases of ``rule`` as dicts, listed without building a frame
+        when they are the failing rows of a validation not rendered yet (a worker's event samples)."""
+        if self._frame is not None:
+            return self.of(rule, n).to_dicts()
+        listed: list[dict[str, Any]] = []
+        left = max(n, 0)
+        for i, part in enumerate(self._parts):
+            if left <= 0:
+                break
+            if isinstance(part, pl.DataFrame) or not part.listable():  # (as `of` reads them, then as dicts)
+                mine = self._heads_of(i, part, left).get(rule)
+                got = [] if mine is None else mine.head(left).to_dicts()
+            else:
+                got = self._records_of(i, part, left).get(rule, [])[:left]
+            listed += got
+            left -= len(got)
+        return listed
+
+    def _records_of(self, i: int, part: _Rows, n: int) -> dict[str, list[dict[str, Any]]]:
+        """The first ``n`` cases of each rule of the rows part ``i`` as dicts, for every rule on the first call."""
+        got = self._records.get((i, n))
+        if got is None:
+            with self._lock:
+                got = self._records.get((i, n))
+                if got is None:
+                    got = self._records[(i, n)] = part.head_records(n)
+        return got
+
     def _heads_of(self, i: int, part: _Part, n: int) -> dict[str, pl.DataFrame]:
         """The first ``n`` cases of each rule of part ``i`` (rule -> cases; a rendered part: all of them), rendered
         for every rule on the first call (the worker samples every failing rule: one rendering of them all)."""
@@ -348,7 +394,7 @@ class FailureCases:
                     cases = part if isinstance(part, pl.DataFrame) else part.heads(n)
                     if "rule" not in cases.columns:
                         cases = cases.clear().with_columns(pl.lit(None, dtype=pl.String).alias("rule"))
-                    heads = self._heads[(i, n)] = _by_rule(cases)
+                    heads = self._heads[(i, n)] = by_rule(cases)
         return heads
 
     def cut(self, rows: np.ndarray) -> FailureCases:

@@ -11,7 +11,7 @@ import numpy as np
 import polars as pl
 
 from streams.contracts.model import Op
-from streams.validation.cases import empty_failure_cases, listed_cases
+from streams.validation.cases import by_rule, empty_failure_cases, listed_cases
 from streams.validation.predicates import RuleSlot
 from streams.validation.pyrender import rows_json, value_texts
 from streams.validation.report import REDACTED, as_text, has_binary, jsonable, redact
@@ -62,13 +62,41 @@ class CaseRendering:
         constants = [self._constants(k) for k, _ in kept]
         return listed_cases(value, constants, [rows for _, rows in kept], keep=False)  # (many cases: not kept)
 
+    def row_records(
+        self, df: pl.DataFrame, frame: pl.DataFrame, originals: dict[str, str], specs: list[tuple[int, np.ndarray]]
+    ) -> dict[str, list[dict[str, Any]]]:
+        """:meth:`row_cases` as ``to_dicts()`` gives its rows, per rule (name -> cases): a few rows per spec (the
+        worker's event samples) are listed from their texts, without building a frame to turn back into dicts."""
+        specs = [(k, rows) for k, rows in specs if len(rows)]
+        if not all(len(rows) <= _PYTHON_ROWS for _, rows in specs):
+            cases = by_rule(self.row_cases(df, frame, originals, specs))
+            return {rule: part.to_dicts() for rule, part in cases.items()}
+        listed: dict[str, list[dict[str, Any]]] = {}
+        for k, rows, texts in self._few_texts(df, frame, originals, specs):
+            context, column, check, number, name = self._constants(k)
+            listed.setdefault(name, []).extend(
+                {"failure_case": text, "schema_context": context, "column": column, "check": check,
+                 "check_number": number, "index": index, "rule": name}
+                for text, index in zip(texts, rows.tolist(), strict=True)
+            )  # fmt: skip
+        return listed
+
     def _few_cases(
         self, df: pl.DataFrame, frame: pl.DataFrame, originals: dict[str, str], specs: list[tuple[int, np.ndarray]]
     ) -> pl.DataFrame:
         """:meth:`row_cases` of a few rows per spec: values as Python lists (:mod:`~streams.validation.pyrender`
         where their dtypes allow, else rendered by polars and listed), the frame built once from lists."""
-        texts: list[str | None] = []
-        kept: list[tuple[int, np.ndarray]] = []
+        kept = self._few_texts(df, frame, originals, specs)
+        if not kept:
+            return empty_failure_cases()
+        texts = [text for _, _, listed in kept for text in listed]
+        return listed_cases(texts, [self._constants(k) for k, _, _ in kept], [rows for _, rows, _ in kept])
+
+    def _few_texts(
+        self, df: pl.DataFrame, frame: pl.DataFrame, originals: dict[str, str], specs: list[tuple[int, np.ndarray]]
+    ) -> list[tuple[int, np.ndarray, list[str | None]]]:
+        """The ``failure_case`` texts of a few rows per spec: ``(slot, rows, texts)`` of each spec that renders."""
+        kept: list[tuple[int, np.ndarray, list[str | None]]] = []
         shared: tuple[np.ndarray, list[Any] | None] | None = None
         if (rendered := self._shared_rows(df, frame, originals, specs)) is not None:
             shared = (rendered[0], None if rendered[1] is None else rendered[1].to_list())
@@ -88,11 +116,8 @@ class CaseRendering:
                 if value is None:
                     continue
                 listed = value.to_list()
-            texts += listed
-            kept.append((k, rows))
-        if not kept:
-            return empty_failure_cases()
-        return listed_cases(texts, [self._constants(k) for k, _ in kept], [rows for _, rows in kept])
+            kept.append((k, rows, listed))
+        return kept
 
     def _is_row(self, k: int) -> bool:
         """Whether slot ``k``'s cases are the batch's rows as JSON (a row-level expression)."""

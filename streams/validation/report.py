@@ -356,6 +356,11 @@ class ValidationReport:
         rule).head(n)``, rendering only those cases when the frame has not been rendered."""
         return self.cases.of(rule, n)
 
+    def case_records(self, rule: str, n: int) -> list[dict[str, Any]]:
+        """``cases_of(rule, n).to_dicts()``, listed without building a frame when the cases are not rendered yet (what
+        the worker's ``rule_violation`` events read)."""
+        return self.cases.records(rule, n)
+
     def gating(self) -> pl.Series:
         """Per row, the rules that made it invalid (``violations`` of the invalid rows when the
         report carries no ``gating_violations``)."""

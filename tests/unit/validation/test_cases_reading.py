@@ -1,6 +1,6 @@
 """The cheaper reads of the failure path (issue 13) give what the calls they replace gave.
 
-* ``cases._by_rule``: a rendered part's cases split per rule by slicing runs, not ``partition_by``;
+* ``cases.by_rule``: a rendered part's cases split per rule by slicing runs, not ``partition_by``;
 * ``BatchRows.failing_all``: every spec's failing rows, from the masks as numpy arrays (null: a pass);
 * the constants table of the failure cases, kept per list of rules;
 * ``failures.verify_duplicates``: the repeated keys and their distinct count in one call.
@@ -31,7 +31,7 @@ def test_by_rule_equals_partition_by(names: list[str | None]) -> None:
     )
     split = cases.partition_by("rule", as_dict=True, maintain_order=True)
     expected = {str(k[0]): v for k, v in split.items() if k[0] is not None}
-    got = lazy._by_rule(cases)
+    got = lazy.by_rule(cases)
     assert list(got) == list(expected)  # the rules in order of first appearance
     for rule, frame in expected.items():
         assert_frame_equal(got[rule], frame)
@@ -39,7 +39,7 @@ def test_by_rule_equals_partition_by(names: list[str | None]) -> None:
 
 def test_by_rule_joins_a_rule_that_comes_back() -> None:
     cases = pl.DataFrame({"rule": ["a", "b", "a", None, "a"], "index": [0, 1, 2, 3, 4]})
-    got = lazy._by_rule(cases)
+    got = lazy.by_rule(cases)
     assert got["a"].get_column("index").to_list() == [0, 2, 4]
     assert got["b"].get_column("index").to_list() == [1]
     assert set(got) == {"a", "b"}

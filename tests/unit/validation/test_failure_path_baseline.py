@@ -70,6 +70,7 @@ def _same(new: Any, old: Any) -> None:
     for check in new.checks:  # the worker's read, before the whole frame is rendered
         if not check.passed:
             assert new.cases_of(check.name, 20).equals(old.cases_of(check.name, 20)), check.name
+            assert new.case_records(check.name, 20) == old.cases_of(check.name, 20).to_dicts(), check.name
     assert new.failure_cases.equals(old.failure_cases)
     assert new.failure_cases.height == old.failure_cases.height
 

@@ -71,6 +71,7 @@ def _check_reads(report: ValidationReport, eager: pl.DataFrame) -> None:
         for n in SIZES:
             want = eager.filter(pl.col("rule") == rule).head(n)
             assert_frame_equal(_fresh(report).cases_of(rule, n), want)
+            assert _fresh(report).case_records(rule, n) == want.to_dicts()  # (the worker's events read these)
     assert_frame_equal(_fresh(report).failure_cases, eager)
     read = _fresh(report)  # samples first, then the whole frame, then samples read from it
     for rule in rules:
@@ -78,6 +79,7 @@ def _check_reads(report: ValidationReport, eager: pl.DataFrame) -> None:
     assert_frame_equal(read.failure_cases, eager)
     for rule in rules:
         assert_frame_equal(read.cases_of(rule, 3), eager.filter(pl.col("rule") == rule).head(3))
+        assert read.case_records(rule, 3) == eager.filter(pl.col("rule") == rule).head(3).to_dicts()
 
 
 @st.composite
@@ -190,3 +192,23 @@ def test_validation_renders_no_case_until_read() -> None:
     whole = split._report_rows(report, np.arange(df.height // 2)).failure_cases
     for rule, sample in samples.items():
         assert_frame_equal(sample, whole.filter(pl.col("rule") == rule).head(2))
+
+
+def test_event_samples_are_listed_without_a_frame() -> None:
+    """``case_records`` (the worker's event samples) lists a few cases per rule from their texts: no frame is built
+    for them (``listed_cases``), the frame is not rendered, and the dicts are those of ``cases_of(...).to_dicts()``
+    (redacted values and rows breaking both cross-field rules included)."""
+    contract = load_contract(ROOT / "contracts" / "card_transactions.odcs.yaml")
+    df = pl.concat([card_batch()] * 30, how="vertical")
+    plan = compile_plan(contract)
+    report = plan.validate(df)
+    rules = sorted(set(report.violations.explode().drop_nulls().to_list()))
+    assert len(rules) > 2
+    built = mock.Mock(side_effect=lazy.listed_cases)
+    with mock.patch("streams.validation.render.listed_cases", built):
+        listed = {rule: report.case_records(rule, 20) for rule in rules}
+    assert built.call_count == 0 and report.cases._frame is None
+    assert sum(len(v) == 20 for v in listed.values()) > 2
+    assert any("REDACTED" in str(case["failure_case"]) for cases in listed.values() for case in cases)
+    for rule in rules:
+        assert listed[rule] == plan.validate(df).cases_of(rule, 20).to_dicts()

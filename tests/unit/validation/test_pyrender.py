@@ -217,6 +217,7 @@ def test_expression_cases_equal_through_python_and_polars(extra: str, monkeypatc
     def cases() -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
         report = compile_plan(contract).validate(frame)
         sample = report.cases_of("a_below_f", 20).to_dicts()
+        assert compile_plan(contract).validate(frame).case_records("a_below_f", 20) == sample  # (listed, no frame)
         whole = compile_plan(contract).validate(frame).failure_cases.to_dicts()
         return sample, whole
 
