@@ -231,7 +231,8 @@ def _label_time_ms(value: Any) -> int | None:
 def _loads(value: bytes | None) -> Any:
     """A message's JSON value; also JSON with ``NaN``, ``Infinity`` or a number beyond the double range, as Python's
     ``json.dumps`` writes a float NaN (not JSON: the worker dead-letters it, ``decode.NOT_JSON``), so that a NaN score
-    is a ``bad_score`` of its prediction, not an undecodable record. None when it is not JSON at all."""
+    is a ``bad_score`` of its prediction (:func:`_dead`), not an undecodable record, and a labels record (read by no
+    worker) is read. None when it is not JSON at all."""
     if value is None:
         return None
     try:
@@ -257,10 +258,14 @@ def _pid(value: Any) -> str | None:
 def decode(msg: Message, spec: JoinSpec) -> Prediction | Label | Skip:
     """A message holding one JSON object, of the predictions topic (``spec.predictions_topic``) or else of the labels
     topic (a labels message is one JSON object: :func:`records` reads a predictions message as the worker does)."""
+    if msg.topic == spec.predictions_topic:
+        try:
+            record = orjson.loads(msg.value or b"")
+        except orjson.JSONDecodeError:
+            record = None
+        return _prediction(record, msg, spec) if isinstance(record, dict) else _dead(_loads(msg.value), spec)
     record = _loads(msg.value)
-    if not isinstance(record, dict):
-        return Skip(SkipReason.UNDECODABLE)
-    return _prediction(record, msg, spec) if msg.topic == spec.predictions_topic else _label(record, msg, spec)
+    return _label(record, msg, spec) if isinstance(record, dict) else Skip(SkipReason.UNDECODABLE)
 
 
 def records(msg: Message, spec: JoinSpec, decoder: MessageDecoder) -> list[Prediction | Label | Skip]:
@@ -268,9 +273,8 @@ def records(msg: Message, spec: JoinSpec, decoder: MessageDecoder) -> list[Predi
     :class:`~streams.formats.decoder.MessageDecoder` of the predictions' schema object): one JSON object, each line of
     an NDJSON message, each row of an Arrow IPC message (the ``content-type`` header, else the value, says which); one
     ``undecodable`` :class:`Skip` per dead letter of the worker (a whole message, or one NDJSON line); records in
-    their order in the message. A dead letter that is not JSON only for a ``NaN`` / ``Infinity`` in it, as Python's
-    ``json.dumps`` writes them, is read as its record (a NaN score is a ``bad_score``, see :func:`_loads`). A labels
-    message is one JSON object (:func:`decode`)."""
+    their order in the message; a dead letter that is not JSON only for its NaN or infinite score is a ``bad_score``
+    (:func:`_dead`). A labels message is one JSON object (:func:`decode`)."""
     if msg.topic != spec.predictions_topic:
         return [decode(msg, spec)]
     one = decoder.record(msg)  # the common message, parsed once
@@ -289,11 +293,20 @@ def records(msg: Message, spec: JoinSpec, decoder: MessageDecoder) -> list[Predi
             found.append((line, _prediction(orjson.loads(text), msg, spec)))
     for dead in decoded.dead:
         text = value if dead.line is None or lines is None else lines[dead.line]
-        record = _loads(text) if dead.reason is DecodeReason.NOT_JSON else None
-        found.append((dead.line or 0, _prediction(record, msg, spec) if isinstance(record, dict)
-                      else Skip(SkipReason.UNDECODABLE)))  # fmt: skip
+        found.append((dead.line or 0, _dead(_loads(text) if dead.reason is DecodeReason.NOT_JSON else None, spec)))
     found.sort(key=lambda lr: lr[0])  # stable: the dead letters of a line after its records (none has both)
     return [r for _, r in found]
+
+
+def _dead(record: Any, spec: JoinSpec) -> Skip:
+    """A predictions record the worker dead-letters: ``undecodable``, unless it is a JSON object but for a NaN or
+    infinite score (``NaN``, ``Infinity``, ``1e400``, as Python's ``json.dumps`` writes a float NaN: :func:`_loads`),
+    then a ``bad_score``, the cause named. A NaN elsewhere in it leaves it ``undecodable``: the worker neither
+    validates nor profiles it, and the join does not count it either."""
+    score = record.get(spec.prediction.score) if isinstance(record, dict) else None
+    if isinstance(score, float) and not math.isfinite(score):
+        return Skip(SkipReason.BAD_SCORE)
+    return Skip(SkipReason.UNDECODABLE)
 
 
 def _nested(row: dict[str, Any]) -> dict[str, Any]:

@@ -205,3 +205,17 @@ def test_commit_keeps_one_offset_per_message() -> None:
     offsets = [orjson.loads(m.value or b"null") for m in state if b'"offset"' in (m.key or b"")]
     assert offsets and offsets[0]["next"] == 8  # the message after it, not one offset per record
     assert len(joiner.entries) == 3
+
+
+def test_a_prediction_the_worker_dead_letters_for_a_nan_outside_its_score_is_undecodable() -> None:
+    """A ``NaN`` in another field makes the record no JSON: the worker dead-letters it (``decode.NOT_JSON``), neither
+    validated nor profiled. The join counted it as a prediction (it read Python's JSON to name a NaN score)."""
+    a, b, c = _records()
+    f = Feed()
+    _send(f, PREDICTIONS, orjson.dumps({**a, "latency_ms": 0.25}).replace(b"0.25", b"NaN"))  # one JSON object
+    _send(f, PREDICTIONS, _ndjson(b, orjson.dumps({**c, "latency_ms": 0.25}).replace(b"0.25", b"Infinity")))
+    _send(f, PREDICTIONS, orjson.dumps({**a, "prediction_id": "s"}).replace(b"0.905", b"NaN"))  # its score: named
+    assert f.joiner.counters.skipped == {("predictions", "undecodable"): 2, ("predictions", "bad_score"): 1}
+    _labels(f)
+    assert f.joiner.counters.counts["matched"] == 1  # b alone
+    assert f.finish()[(T0, "")]["orphan_labels"] == 2
