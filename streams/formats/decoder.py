@@ -136,6 +136,23 @@ class MessageDecoder:
             if paused:
                 gc.enable()
 
+    def record(self, m: Payload) -> dict[str, Any] | None:
+        """The record of ``m`` when :meth:`decode` reads it as one JSON object with no dead letter (the common message:
+        not announced as NDJSON or Arrow, not Arrow IPC, within the size limit, one JSON object with each key once, no
+        byte order mark): the branch of ``_loop`` that reads such a message, parsed once; None for every other message
+        (NDJSON, Arrow, a dead letter, …): read it with :meth:`decode`. The labels join reads a message through it
+        (``streams.performance.binding.records``): ~40 times cheaper than decoding a batch of one message."""
+        v = m.value
+        if not v or len(v) > self.max_message_bytes or (v[0] in (0xFF, 0x41) and v.startswith(ARROW_MAGIC)):
+            return None
+        if m.headers and content_type(m.headers) in (ARROW_STREAM, NDJSON):
+            return None
+        try:
+            d = orjson.loads(v)
+        except orjson.JSONDecodeError:
+            return None
+        return d if type(d) is dict and not has_duplicate_keys(v, d) else None
+
     def _decode(self, messages: Sequence[Payload]) -> Decoded:
         b = Batch(len(messages))
         arrow = self._loop(messages, range(len(messages)), b)

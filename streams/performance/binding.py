@@ -11,7 +11,7 @@ A prediction contract binds its labels topic in the schema object's ``qstreams.p
           positiveLabel: fraud
           predictionId: prediction_id          # the join key on the predictions topic
           labels:
-            topic: card_transactions.labels    # JSON objects, one per label
+            topic: card_transactions.labels    # JSON objects, one per message
             predictionId: prediction_id        # the join key on the labels topic
             label: actual_label                # a boolean, or a value compared with positiveLabel
             labelTime: labelled_at             # optional: ISO-8601 text or epoch ms (default: Kafka timestamp)
@@ -23,7 +23,9 @@ time is its ``qstreams.eventTime`` field (else the Kafka timestamp): the windows
 are the stream-time windows of the predictions, and a prediction's time is the worker's reading of it
 (:func:`~streams.windows.record_time.record_time_ms`: ISO-8601 text in the property's zone; a number is
 no time); a label time is read as a ``timestamp`` property without a zone (naive text is UTC), or as epoch
-milliseconds (a number: labels records are typed by no contract, and producers of labels write either). Decoding
+milliseconds (a number: labels records are typed by no contract, and producers of labels write either). A
+predictions message is read as the worker reads it (:func:`records`: one JSON object, NDJSON lines or Arrow rows, by
+the ``content-type`` header or the value); a labels message is one JSON object (:func:`decode`). Decoding
 never raises on data: a record that cannot be read is a :class:`Skip` with its reason; a record whose time
 is missing (its time field absent or unreadable, or, reading the Kafka timestamp, none: Kafka's -1) is
 ``bad_time``.
@@ -44,6 +46,7 @@ import polars as pl
 from streams.errors import ContractError
 from streams.events.types import MAX_MS, MIN_MS
 from streams.formats.columns import value_at
+from streams.formats.reasons import DecodeReason, Format
 from streams.pipeline.records import Message
 from streams.profiles.performance import CALIBRATION_BINS
 from streams.profiles.prediction import NO_VERSION, label_positive
@@ -53,10 +56,12 @@ from streams.windows.record_time import LABEL_TIME, record_time_ms
 
 if TYPE_CHECKING:
     from streams.contracts.model import Contract
+    from streams.formats.decoder import MessageDecoder
     from streams.settings import Settings
 
 __all__ = [
     "JoinSpec", "Label", "Prediction", "Skip", "SkipReason", "decode", "join_spec", "labels_line", "labels_problem",
+    "records",
 ]  # fmt: skip
 
 
@@ -106,6 +111,7 @@ class JoinSpec:
     lateness_ms: int
     idle_ms: int
     max_skew_ms: int
+    max_message_bytes: int = 1_048_576  # a larger predictions message is dead-lettered by the worker: undecodable
 
     @property
     def event_time_path(self) -> tuple[str, ...]:
@@ -193,8 +199,11 @@ def join_spec(contract: Contract, settings: Settings, schema: str | None = None)
         window_ms=window,
         lateness_ms=late if late is not None else round(settings.allowed_lateness_seconds * 1000),
         idle_ms=round(settings.window_idle_close_seconds * 1000),
-        max_skew_ms=round(settings.max_clock_skew_seconds * 1000),
+        max_skew_ms=round(settings.max_clock_skew_seconds * 1000), max_message_bytes=settings.max_message_bytes,
     )  # fmt: skip
+
+
+_BOM = b"\xef\xbb\xbf"
 
 
 def _kafka_ms(msg: Message) -> int | None:
@@ -222,7 +231,8 @@ def _label_time_ms(value: Any) -> int | None:
 def _loads(value: bytes | None) -> Any:
     """A message's JSON value; also JSON with ``NaN``, ``Infinity`` or a number beyond the double range, as Python's
     ``json.dumps`` writes a float NaN (not JSON: the worker dead-letters it, ``decode.NOT_JSON``), so that a NaN score
-    is a ``bad_score`` of its prediction, not an undecodable record. None when it is not JSON at all."""
+    is a ``bad_score`` of its prediction (:func:`_dead`), not an undecodable record, and a labels record (read by no
+    worker) is read. None when it is not JSON at all."""
     if value is None:
         return None
     try:
@@ -246,32 +256,97 @@ def _pid(value: Any) -> str | None:
 
 
 def decode(msg: Message, spec: JoinSpec) -> Prediction | Label | Skip:
-    """A record of the predictions topic (``spec.predictions_topic``) or else of the labels topic."""
-    record = _loads(msg.value)
-    if not isinstance(record, dict):
-        return Skip(SkipReason.UNDECODABLE)
-    ps = spec.prediction
+    """A message holding one JSON object, of the predictions topic (``spec.predictions_topic``) or else of the labels
+    topic (a labels message is one JSON object: :func:`records` reads a predictions message as the worker does)."""
     if msg.topic == spec.predictions_topic:
-        pid = _pid(record.get(ps.prediction_id or ""))
-        t = _time_ms(record, spec.event_time_path, spec.event_time_dtype, _kafka_ms(msg))
-        score = record.get(ps.score)
-        if pid is None:
-            return Skip(SkipReason.NO_ID)
-        if t is None:
-            return Skip(SkipReason.BAD_TIME)
-        if isinstance(score, bool) or not isinstance(score, (int, float)) or not 0.0 <= score <= 1.0:
-            return Skip(SkipReason.BAD_SCORE)
-        if ps.positive_label is not None and ps.label is not None:
-            predicted = label_positive(record.get(ps.label), ps.positive_label)  # as the confidence profiles
-            if predicted is None:
-                return Skip(SkipReason.BAD_LABEL)
-            positive = predicted
-        else:
-            positive = score >= ps.decision_threshold
-        raw_version = record.get(ps.model_version) if ps.model_version else NO_VERSION
-        version = "" if raw_version is None else str(raw_version)
-        return Prediction(pid, t, version, float(score), positive)
-    ls = spec.labels
+        try:
+            record = orjson.loads(msg.value or b"")
+        except orjson.JSONDecodeError:
+            record = None
+        return _prediction(record, msg, spec) if isinstance(record, dict) else _dead(_loads(msg.value), spec)
+    record = _loads(msg.value)
+    return _label(record, msg, spec) if isinstance(record, dict) else Skip(SkipReason.UNDECODABLE)
+
+
+def records(msg: Message, spec: JoinSpec, decoder: MessageDecoder) -> list[Prediction | Label | Skip]:
+    """The join's records of one message. A predictions message is read as the worker reads it, by ``decoder`` (a
+    :class:`~streams.formats.decoder.MessageDecoder` of the predictions' schema object): one JSON object, each line of
+    an NDJSON message, each row of an Arrow IPC message (the ``content-type`` header, else the value, says which); one
+    ``undecodable`` :class:`Skip` per dead letter of the worker (a whole message, or one NDJSON line); records in
+    their order in the message; a dead letter that is not JSON only for its NaN or infinite score is a ``bad_score``
+    (:func:`_dead`). A labels message is one JSON object (:func:`decode`)."""
+    if msg.topic != spec.predictions_topic:
+        return [decode(msg, spec)]
+    one = decoder.record(msg)  # the common message, parsed once
+    if one is not None:
+        return [_prediction(one, msg, spec)]
+    decoded = decoder.decode([msg])
+    value, fmt = msg.value or b"", decoded.formats[0]
+    lines = decoded.lines.get(0)
+    found: list[tuple[int, Prediction | Label | Skip]] = []
+    if fmt is Format.ARROW:  # its rows as the worker's decode reads them: each property's wire type
+        for line, row in zip(decoded.line.to_list(), decoded.frame.to_dicts(), strict=True):
+            found.append((line, _prediction(_nested(row), msg, spec)))
+    elif fmt is not None:  # NDJSON lines, or one JSON object behind a byte order mark
+        for line in decoded.line.to_list():
+            text = lines[line] if lines is not None else value.removeprefix(_BOM)
+            found.append((line, _prediction(orjson.loads(text), msg, spec)))
+    for dead in decoded.dead:
+        text = value if dead.line is None or lines is None else lines[dead.line]
+        found.append((dead.line or 0, _dead(_loads(text) if dead.reason is DecodeReason.NOT_JSON else None, spec)))
+    found.sort(key=lambda lr: lr[0])  # stable: the dead letters of a line after its records (none has both)
+    return [r for _, r in found]
+
+
+def _dead(record: Any, spec: JoinSpec) -> Skip:
+    """A predictions record the worker dead-letters: ``undecodable``, unless it is a JSON object but for a NaN or
+    infinite score (``NaN``, ``Infinity``, ``1e400``, as Python's ``json.dumps`` writes a float NaN: :func:`_loads`),
+    then a ``bad_score``, the cause named. A NaN elsewhere in it leaves it ``undecodable``: the worker neither
+    validates nor profiles it, and the join does not count it either."""
+    score = record.get(spec.prediction.score) if isinstance(record, dict) else None
+    if isinstance(score, float) and not math.isfinite(score):
+        return Skip(SkipReason.BAD_SCORE)
+    return Skip(SkipReason.UNDECODABLE)
+
+
+def _nested(row: dict[str, Any]) -> dict[str, Any]:
+    """A decoded row (nested fields named by their dotted path) as the record it was: ``{"a.b": 1}`` is
+    ``{"a": {"b": 1}}``."""
+    out: dict[str, Any] = {}
+    for name, v in row.items():
+        *outer, last = name.split(".")
+        node = out
+        for key in outer:
+            node = node.setdefault(key, {})
+        node[last] = v
+    return out
+
+
+def _prediction(record: dict[str, Any], msg: Message, spec: JoinSpec) -> Prediction | Skip:
+    ps = spec.prediction
+    pid = _pid(record.get(ps.prediction_id or ""))
+    t = _time_ms(record, spec.event_time_path, spec.event_time_dtype, _kafka_ms(msg))
+    score = record.get(ps.score)
+    if pid is None:
+        return Skip(SkipReason.NO_ID)
+    if t is None:
+        return Skip(SkipReason.BAD_TIME)
+    if isinstance(score, bool) or not isinstance(score, (int, float)) or not 0.0 <= score <= 1.0:
+        return Skip(SkipReason.BAD_SCORE)
+    if ps.positive_label is not None and ps.label is not None:
+        predicted = label_positive(record.get(ps.label), ps.positive_label)  # as the confidence profiles
+        if predicted is None:
+            return Skip(SkipReason.BAD_LABEL)
+        positive = predicted
+    else:
+        positive = score >= ps.decision_threshold
+    raw_version = record.get(ps.model_version) if ps.model_version else NO_VERSION
+    version = "" if raw_version is None else str(raw_version)
+    return Prediction(pid, t, version, float(score), positive)
+
+
+def _label(record: dict[str, Any], msg: Message, spec: JoinSpec) -> Label | Skip:
+    ps, ls = spec.prediction, spec.labels
     pid = _pid(record.get(ls.prediction_id))
     t = _label_time_ms(record.get(ls.label_time)) if ls.label_time else _kafka_ms(msg)
     if pid is None:

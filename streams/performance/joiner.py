@@ -43,7 +43,8 @@ import orjson
 
 from streams.events.codec import to_kafka
 from streams.events.performance import model_performance
-from streams.performance.binding import JoinSpec, Label, Prediction, Skip, decode
+from streams.formats.decoder import MessageDecoder
+from streams.performance.binding import JoinSpec, Label, Prediction, Skip, records
 from streams.performance.telemetry import JoinCounters
 from streams.pipeline.records import Message, OutRecord
 from streams.profiles.performance import PerformancePartial, score_units
@@ -129,6 +130,9 @@ class PerformanceJoiner:
         self._expiry: list[tuple[int, str]] = []  # (deadline, pid): settle what is open when F > deadline
         self._prune: list[tuple[int, str]] = []  # (until, pid): forget the id when F >= until
         self._dirty: set[tuple[Any, ...]] = set()
+        #: the worker's reading of a predictions message (one JSON object, NDJSON lines, Arrow rows)
+        self._decoder = MessageDecoder(spec.contract.schema(spec.schema), max_message_bytes=spec.max_message_bytes,
+                                       pause_gc=False)  # fmt: skip
 
     # -- state ---------------------------------------------------------------------------------
 
@@ -208,7 +212,8 @@ class PerformanceJoiner:
                 )
 
     def handle(self, msg: Message) -> list[OutRecord]:
-        """One consumed record of the predictions or the labels topic: the events of windows it made final."""
+        """One consumed message of the predictions or the labels topic (one offset, however many records it holds: a
+        restore skips or replays it whole): the events of windows its records made final."""
         tp = (msg.topic, msg.partition)
         if msg.offset < self.offsets.get(tp, 0):
             return []  # consumed before the restart: its effects are in the restored state
@@ -218,8 +223,15 @@ class PerformanceJoiner:
             return []
         if msg.partition not in self.partitions[msg.topic]:
             self.partitions[msg.topic] = sorted({*self.partitions[msg.topic], msg.partition})
+        out: list[OutRecord] = []
+        for record in records(msg, self.spec, self._decoder):  # a message may hold several (NDJSON, Arrow)
+            out += self._record(msg, record)
+        return out
+
+    def _record(self, msg: Message, record: Prediction | Label | Skip) -> list[OutRecord]:
+        """One record of a message, as if it were a message of its own (its offset is the message's)."""
+        tp = (msg.topic, msg.partition)
         now = round(self.now() * 1000)
-        record = decode(msg, self.spec)
         clock = self.clocks.get(tp, PartitionClock())
         if isinstance(record, Skip):
             self.counters.skip(msg.topic == self.spec.predictions_topic, str(record.reason))
