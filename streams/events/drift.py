@@ -16,7 +16,8 @@ new owner after a crash) de-duplicates on the consumer side.
   ``first_offending``);
 * one ``io.qualitystreams.prediction.confidence.v1`` per window and ``model_version`` seen in it, for a
   prediction contract: ``warning`` on drift, ``info`` for a version new to the reference (its first
-  windows) or too few predictions, else ``ok``.
+  windows) or too few predictions, else ``ok``; its ``confidence_distribution`` (score and confidence
+  quantiles, a compact confidence histogram) is read from the window's merged score histogram.
 
 ``io.qualitystreams.model.performance.v1`` (realized performance, once labels arrive) is published by the
 labels joiner, ``qstreams performance run`` (:mod:`streams.events.performance`); the estimated accuracy
@@ -126,10 +127,12 @@ def prediction_confidence(contract: Contract, verdict: WindowVerdict) -> list[Cl
     start, end = _window(verdict)
     out = []
     versions = sorted({m.model_version for m in wd.models})
+    profiles = wd.profile.models if wd.profile is not None else {}  # the window's merged score histograms
     for model in sorted(wd.models, key=lambda m: m.model_version):
         data = confidence_data(
             model, contract, k.schema, k.topic, (start, end), reference_sha256=wd.reference_sha256,
             reference_rows=wd.reference_rows, confidence_threshold=wd.confidence_threshold,
+            profile=profiles.get(model.model_version),
         )  # fmt: skip
         data["window"] = {"start": iso_utc(start), "end": iso_utc(end)}
         data |= _about(contract, verdict)

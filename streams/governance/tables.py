@@ -63,7 +63,11 @@ CONFIDENCE_SCHEMA: Final = {
     "window_end": _UTC,
     "model_version": pl.String(), "count": pl.Int64(), "mean_confidence": pl.Float64(),
     "low_confidence_share": pl.Float64(), "verdict": pl.String(),
+    "confidence_p10": pl.Float64(), "confidence_p50": pl.Float64(), "confidence_p90": pl.Float64(),
 }  # fmt: skip
+#: the quantiles of the confidence events' ``confidence_distribution`` the confidence table keeps (null in events of
+#: older workers and for a version without a valid score)
+_CONFIDENCE_QUANTILES: Final = ("p10", "p50", "p90")
 INCIDENTS_SCHEMA: Final = {
     "incident_id": pl.String(), "contract_id": pl.String(), "contract_version": pl.String(), "schema": pl.String(),
     "policy": pl.String(), "condition": pl.String(), "severity": pl.String(), "action": pl.String(),
@@ -222,11 +226,14 @@ def drift_table(frame: pl.DataFrame) -> pl.DataFrame:
 
 
 def confidence_table(frame: pl.DataFrame) -> pl.DataFrame:
-    """One row per (window, model version) from the prediction-confidence events."""
+    """One row per (window, model version) from the prediction-confidence events, with the 10th, 50th and 90th
+    percentiles of the confidence (``confidence_p10`` …, from ``confidence_distribution``; null when absent)."""
     rows = [
         {**_key(row), "model_version": d.get("model_version"), "count": d.get("count"),
          "mean_confidence": d.get("mean_confidence"), "low_confidence_share": d.get("low_confidence_share"),
-         "verdict": d.get("verdict")}
+         "verdict": d.get("verdict"),
+         **{f"confidence_{q}": _obj(_obj(d.get("confidence_distribution")).get("confidence_quantiles")).get(q)
+            for q in _CONFIDENCE_QUANTILES}}
         for row, d in _rows(_of_type(frame, EventType.PREDICTION_CONFIDENCE))
     ]  # fmt: skip
     return _frame(rows, CONFIDENCE_SCHEMA).sort("model_version", "window_start")

@@ -11,9 +11,10 @@ import math
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+from streams.profiles.confidence import confidence_distribution
 from streams.profiles.drift import DriftReport, Verdict
 from streams.profiles.performance import PerformancePartial
-from streams.profiles.prediction import ModelDrift
+from streams.profiles.prediction import ModelDrift, ModelProfile
 
 if TYPE_CHECKING:
     from streams.contracts.model import Contract
@@ -63,12 +64,20 @@ def confidence_data(
     reference_sha256: str,
     reference_rows: int,
     confidence_threshold: float,
+    profile: ModelProfile | None = None,
 ) -> dict[str, Any]:
+    """The confidence event's data; with the version's window ``profile``, its ``confidence_distribution``
+    (quantiles and a compact histogram from the score histogram: :mod:`streams.profiles.confidence`)."""
+    if profile is not None and profile.count != result.count:
+        raise ValueError(
+            f"the profile of model version {result.model_version!r} counts {profile.count} valid scores and its "
+            f"verdict {result.count}: they are not of the same window"
+        )
     metrics = [
         {"metric": name, "value": _num(value), "threshold": threshold, "drifted": drifted}
         for name, value, threshold, drifted in result.metrics
     ]
-    return {
+    data = {
         **_head(contract, schema, topic, window),
         "reference": {"sha256": reference_sha256, "rows": reference_rows},
         "model_version": result.model_version,
@@ -83,6 +92,9 @@ def confidence_data(
         "label_mix": dict(result.label_mix),
         "metrics": metrics,
     }
+    if profile is not None:
+        data["confidence_distribution"] = confidence_distribution(profile.hist)
+    return data
 
 
 def performance_data(
