@@ -7,6 +7,7 @@ Schemas in ``streams/events/schemas/``). Non-finite numbers become ``null``.
 
 from __future__ import annotations
 
+import logging
 import math
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -15,6 +16,8 @@ from streams.profiles.confidence import confidence_distribution
 from streams.profiles.drift import DriftReport, Verdict
 from streams.profiles.performance import PerformancePartial
 from streams.profiles.prediction import ModelDrift, ModelProfile
+
+log = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
     from streams.contracts.model import Contract
@@ -68,11 +71,13 @@ def confidence_data(
 ) -> dict[str, Any]:
     """The confidence event's data; with the version's window ``profile``, its ``confidence_distribution``
     (quantiles and a compact histogram from the score histogram: :mod:`streams.profiles.confidence`)."""
-    if profile is not None and profile.count != result.count:
-        raise ValueError(
-            f"the profile of model version {result.model_version!r} counts {profile.count} valid scores and its "
-            f"verdict {result.count}: they are not of the same window"
+    if profile is not None and profile.count != result.count:  # not of the same window: no distribution, no crash
+        log.error(
+            "The profile of model version %r counts %d valid scores and its verdict %d: they are not of the same "
+            "window; the confidence event goes out without its confidence_distribution.",
+            result.model_version, profile.count, result.count,
         )
+        profile = None
     metrics = [
         {"metric": name, "value": _num(value), "threshold": threshold, "drifted": drifted}
         for name, value, threshold, drifted in result.metrics
