@@ -75,7 +75,9 @@ def confidence_data(
         log.error(
             "The profile of model version %r counts %d valid scores and its verdict %d: they are not of the same "
             "window; the confidence event goes out without its confidence_distribution.",
-            result.model_version, profile.count, result.count,
+            result.model_version,
+            profile.count,
+            result.count,
         )
         profile = None
     metrics = [
