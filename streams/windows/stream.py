@@ -129,10 +129,18 @@ class StreamTime:
             clock = PartitionClock(heartbeat.clock.max_event_ms, now_ms)
             counted = heartbeat.counted_through
         state = PartitionState(clock)
+        # records beyond the heartbeat's ``counted_through`` that a restored partial covers were counted (the worker
+        # died while writing a batch's outputs: some of its partials reached the topic, its heartbeat did not); they
+        # are observed again, to rebuild the clock as it was, and not counted again (:meth:`_covered`). Raising
+        # ``counted_through`` to the partials' offsets skipped the batch's records in the partials that did not
+        # reach the topic: counted in no window. A heartbeat of a worker that did not write ``counted_through``
+        # (-1 with a clock) falls back to the partials' offsets.
+        legacy = heartbeat is not None and heartbeat.counted_through < 0 and heartbeat.clock.max_event_ms is not None
         for p in partials:
             state.open[p.key] = p
-            ranges = p.offsets.get(partition, ())
-            counted = max(counted, max((last for _, last in ranges), default=-1))
+            if legacy:
+                ranges = p.offsets.get(partition, ())
+                counted = max(counted, max((last for _, last in ranges), default=-1))
         state.counted_through = state.settled_through = counted
         for column in self.unique_columns:
             restored = (chunks or {}).get(column, [])
@@ -189,6 +197,7 @@ class StreamTime:
             timeless=timeless[order], missing=missing[order],
         )  # fmt: skip
         everything = _spread(observed, order, all_parts, all_offs, all_ts, timeless)
+        skip_all |= self._covered(everything)
         n = len(parts)
         marks, dead_marks = everything.take(np.arange(n)), everything.take(np.arange(n, len(all_parts)))
         skip, dead_skip = skip_all[:n], skip_all[n:]
@@ -317,6 +326,28 @@ class StreamTime:
         out = dict(partials)
         for kp, profile in zip(profiled, profiles, strict=True):
             out[kp] = replace(partials[kp], profile=profile)
+        return out
+
+    def _covered(self, marks: Marks) -> np.ndarray:
+        """Per record beyond its partition's ``counted_through``: the partial of the window it counts in (its own,
+        or the one being filled when it is late) already covers its offset (restored from a batch whose heartbeat
+        was lost: see :meth:`assign`). False everywhere on the usual path, where no partial goes beyond."""
+        out = np.zeros(marks.size, dtype=bool)
+        for p in np.unique(marks.partitions).tolist():
+            state = self.states[p]
+            held = {k: part for k, (_, part) in state.closed.items()} | state.open
+            ahead = {
+                k.start_ms: part.offsets[p] for k, part in held.items()
+                if any(last > state.counted_through for _, last in part.offsets.get(p, ()))
+            }  # fmt: skip
+            if not ahead:
+                continue
+            rows = np.flatnonzero(marks.partitions == p)
+            home = window_starts(np.where(marks.late[rows], marks.current[rows], marks.event_ms[rows]),
+                                 self.config.window_ms)  # fmt: skip
+            for i, start, off in zip(rows.tolist(), home.tolist(), marks.offsets[rows].tolist(), strict=True):
+                ranges = ahead.get(start, ())
+                out[i] = off > state.counted_through and any(first <= off <= last for first, last in ranges)
         return out
 
     def _counted(self, parts: np.ndarray, offs: np.ndarray) -> np.ndarray:
