@@ -91,8 +91,9 @@ def test_every_record_is_counted_once_over_streams_with_idle_closes() -> None:
             if batch:
                 df = frame([1] * len(batch), [t for _, _, t in batch], [1.0] * len(batch), ["DE"] * len(batch),
                            ["a"] * len(batch))  # fmt: skip
-                out = worker.process(p.contract.validate(df), conform(df), np.array([b[0] for b in batch]),
-                                     np.array([b[1] for b in batch]), np.zeros(len(batch), np.int64), now_ms=wall)  # fmt: skip
+                parts, offs = np.array([b[0] for b in batch]), np.array([b[1] for b in batch])
+                kafka = np.zeros(len(batch), np.int64)
+                out = worker.process(p.contract.validate(df), conform(df), parts, offs, kafka, now_ms=wall)
                 for q in range(n_parts):
                     worker.settle(q, offsets[q])
                 for rec in out.records:
