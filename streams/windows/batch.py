@@ -11,20 +11,21 @@ on a slice is tallied with its error.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
 
 import numpy as np
 import polars as pl
 
+from streams.formats.names import field_name
 from streams.validation.failures import error_text, sql_metric
 from streams.validation.report import ValidationReport
 from streams.windows.clock import PartitionClock, observe, window_starts
 from streams.windows.hashing import key_hash, key_of
-from streams.windows.partial import EVIDENCE, RuleTally, ValueCounts, WindowKey, WindowPartial
+from streams.windows.partial import EVIDENCE, FieldTally, RuleTally, ValueCounts, WindowKey, WindowPartial, cap_unknown
 from streams.windows.plan import RuleKind, RulePlan, WindowPlan
 
-__all__ = ["Marks", "annotate", "batch_partials", "eligible", "partition_partials"]
+__all__ = ["Marks", "annotate", "batch_partials", "eligible", "partition_partials", "with_schema_drift"]
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -370,3 +371,36 @@ class _Slices:
             return {}
         rows = idx[dup]
         return {name: _evidence(marks.partitions[rows], marks.offsets[rows])}
+
+
+def with_schema_drift(
+    partials: dict[tuple[WindowKey, int], WindowPartial],
+    marks: Marks,
+    skip: np.ndarray,
+    irregular: Sequence[tuple[int, tuple[str, ...], tuple[str, ...]]],
+    window_ms: int,
+) -> dict[tuple[WindowKey, int], WindowPartial]:
+    """Each partial with the undeclared and missing fields of its rows (the rows it counts)."""
+    own = ~marks.late & ~np.asarray(skip, dtype=bool)
+    starts = window_starts(marks.event_ms, window_ms)
+    slots: dict[tuple[int, int], tuple[dict[str, FieldTally], dict[str, FieldTally]]] = {}
+    for row, unknown, missing in irregular:
+        if not own[row]:
+            continue
+        p, first = int(marks.partitions[row]), ((int(marks.partitions[row]), int(marks.offsets[row])),)
+        found = slots.setdefault((int(starts[row]), p), ({}, {}))
+        # undeclared names are the producers' keys, of any length: cut as the events show them (names cut alike add
+        # up, a record counted once), so that a window's state record stays within its topic's limit; missing names
+        # are declared ones
+        for names, into in ((dict.fromkeys(map(field_name, unknown)), found[0]), (missing, found[1])):
+            for name in names:
+                into[name] = into[name] + FieldTally(1, first) if name in into else FieldTally(1, first)
+    out = {}
+    for (key, p), part in partials.items():
+        tallies = slots.get((key.start_ms, p))
+        if tallies is not None:
+            part = replace(
+                part, unknown=cap_unknown(dict(sorted(tallies[0].items()))), missing=dict(sorted(tallies[1].items()))
+            )
+        out[(key, p)] = part
+    return out

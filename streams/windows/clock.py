@@ -28,17 +28,20 @@ import polars as pl
 
 __all__ = [
     "ALL_FINAL",
+    "NO_TIME",
     "EventTimes",
     "Observation",
     "PartitionClock",
     "event_times",
     "final_through",
     "ms_to_datetime",
+    "newest_through",
     "observe",
     "window_starts",
 ]
 
 _NONE = np.iinfo(np.int64).min // 4  # "no event time yet" in running maxima
+NO_TIME = _NONE
 
 #: :func:`final_through` when every partition is idle: every window that has data is final.
 ALL_FINAL = 2**62
@@ -186,6 +189,23 @@ def observe(
     moved = bool(len(ts)) and not bool(still.all())
     active = now_ms if moved or clock.last_active_ms is None else clock.last_active_ms
     return Observation(late, skewed, current, PartitionClock(max_event, active), ts)
+
+
+def newest_through(
+    clocks: Mapping[int, PartitionClock], partitions: np.ndarray, event_ms: np.ndarray, moves: np.ndarray
+) -> np.ndarray:
+    """Per record (taken in the order given, per partition), the newest event time of its partition once it is
+    taken: the clock's before the run, raised by the records where ``moves`` (those that move the watermark).
+    ``NO_TIME`` while a partition has none."""
+    parts = np.asarray(partitions, dtype=np.int64)
+    out = np.full(len(parts), NO_TIME, dtype=np.int64)
+    ts = np.where(np.asarray(moves, dtype=bool), np.asarray(event_ms, dtype=np.int64), NO_TIME)
+    for p in np.unique(parts).tolist():
+        rows = np.flatnonzero(parts == p)
+        clock = clocks.get(p)
+        first = clock.max_event_ms if clock is not None and clock.max_event_ms is not None else NO_TIME
+        out[rows] = np.maximum.accumulate(np.concatenate(([first], ts[rows])))[1:]
+    return out
 
 
 def final_through(

@@ -58,6 +58,11 @@ class WindowMerger:
     #: windows published beyond every partition's newest event time (only skewed records reach them; an idle
     #: close publishes them): closed without moving ``closed_through`` (bounded like ``published``)
     beyond: dict[WindowKey, None] = field(default_factory=dict)
+    #: per published (window, partition): the memory before a fresh partial of it, and that partial's latest
+    #: snapshot (see :meth:`_after_close`; bounded like ``published``)
+    chains: dict[tuple[WindowKey, int], tuple[WindowPartial | None, WindowPartial]] = field(default_factory=dict)
+    #: ``closed_through`` before this merger's first close: the windows it closed end after it (None: none yet)
+    closed_from: int | None = None
 
     def feed(self, record: Record) -> None:
         """Take one record of the internal topic (of this stream)."""
@@ -92,22 +97,41 @@ class WindowMerger:
 
     def _after_close(self, slot: tuple[WindowKey, int], part: WindowPartial) -> None:
         """A snapshot of a published window: the records it adds are late (counted in the next window published).
-        Unknown after a restart of the merger (the published snapshots are tombstoned): then not counted."""
+        Unknown after a restart of the merger (the published snapshots are tombstoned): then not counted.
+
+        The owner of a partition drops a published window's partial (on the merger's worker) and starts a fresh
+        one with the next records, which then grows cumulatively: ``chains`` keeps, per slot, what the memory
+        held before that fresh partial and its latest snapshot, so a grown snapshot adds what it grew by (it
+        overlapped the memory, the published records and the chain merged, and added nothing)."""
         held = self.published.get(slot)
-        published_window = held is None and any(key == slot[0] for key, _ in self.published)  # (a rare path)
-        if published_window:  # the window was published; this partition had no records in it then
-            added, self.published[slot] = _total(part), part
-        elif held is None or covers(held, part):
-            return  # unknown (published before a restart), or a replay of what was published
-        elif covers(part, held):
-            added, self.published[slot] = _total(part) - _total(held), part
-        elif not overlaps(held, part):  # a fresh partial (its owner dropped the published one)
-            added, self.published[slot] = _total(part), merge(held, part)
-        else:
-            added = max(_total(part) - _total(held), 0)
-            self.published[slot] = part if _total(part) > _total(held) else held
+        base, chain = self.chains.get(slot, (held, None))
+        if held is None and not any(key == slot[0] for key, _ in self.published) and not self._closed_here(slot[0]):
+            return  # unknown (published before a restart)
+        if held is not None and covers(held, part):
+            return  # a replay of what was published or counted since
+        if chain is not None and covers(part, chain) and (base is None or not overlaps(base, part)):
+            added, chain = _total(part) - _total(chain), part  # the fresh partial grew
+        elif chain is None and base is not None and covers(part, base):
+            added, base = _total(part) - _total(base), part  # the cumulative partial of a worker that kept it
+        elif held is None or not overlaps(held, part):  # a fresh partial (or this partition's first records)
+            added, base, chain = _total(part), held, part
+        else:  # overlapping (records counted again after a crash): what it holds beyond, at best; it grows on
+            added = max(_total(part) - _total(chain if chain is not None else base), 0)  # type: ignore[arg-type]
+            if chain is None or covers(part, chain):  # the memory keeps every offset seen (for replays)
+                base, chain = held, part
+        union = [p for p in (base, chain) if p is not None]
+        self.published[slot] = union[0] if len(union) == 1 else merge(union[0], union[1])
+        if chain is not None:
+            self.chains[slot] = (base, chain)
+            _bound(self.chains)
         self.pending_late += added
         self.stats.late_after_close += added
+
+    def _closed_here(self, key: WindowKey) -> bool:
+        """``key`` was closed by this merger without a record (no partition had one when it closed it): the
+        records reaching it now are late. (Its ``closed`` marker alone cannot tell such a window from one published
+        before a restart of the merger, whose later snapshots may only repeat what that summary counted.)"""
+        return self.closed_from is not None and self.closed_from < key.end_ms <= self.closed_through
 
     def due(self, now_ms: int) -> list[WindowPartial]:
         """The windows that are final now and not yet published, merged over partitions, oldest first."""
@@ -143,7 +167,12 @@ class WindowMerger:
         keys = [record_key(Partial(p, self.snapshots[(k, p)])) for k, p in gone]
         for slot in gone:
             self.published[slot] = self.snapshots.pop(slot)
-        _bound(self.published)
+        if self.closed_from is None:
+            self.closed_from = self.closed_through
+        while len(self.published) > CLOSED_MEMORY:  # forgotten: what reaches them now is not known to be new
+            oldest = next(iter(self.published))
+            del self.published[oldest]
+            self.closed_from = max(self.closed_from, oldest[0].end_ms)
         if windows:
             self.pending_late = 0
         self.closed_through = through

@@ -215,6 +215,11 @@ class StreamTimeObserver(WorkerObserver):
         for topic, (merger, position) in list(self.mergers.items()):
             stage = self.stages[topic]
             fresh, position = await self.reader.read(stage.state_topic, stage.partition, position)
+            if self.mergers.get(topic, (None, 0))[0] is not merger:
+                # partition 0 was revoked while reading (perhaps assigned again, with a merger restored from the
+                # topic): putting this one back kept a worker that no longer owns it merging and publishing next to
+                # the new owner for good
+                continue
             stage.feed(merger, fresh)
             self.mergers[topic] = (merger, position)
             due = merger.due(now)

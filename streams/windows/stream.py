@@ -29,15 +29,14 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 import polars as pl
 
-from streams.formats.names import field_name
 from streams.profiles.profile import Profile
 from streams.profiles.slices import SliceProfiler
 from streams.validation.report import ValidationReport
-from streams.windows.batch import Marks, annotate, eligible, partition_partials
-from streams.windows.clock import PartitionClock, event_times, window_starts
+from streams.windows.batch import Marks, annotate, eligible, partition_partials, with_schema_drift
+from streams.windows.clock import NO_TIME, PartitionClock, event_times, newest_through, window_starts
 from streams.windows.codec import Heartbeat, Partial
 from streams.windows.hashing import key_hash, key_of
-from streams.windows.partial import FieldTally, WindowKey, WindowPartial, absorb, cap_unknown
+from streams.windows.partial import WindowKey, WindowPartial, absorb
 from streams.windows.plan import WindowPlan
 from streams.windows.route import EVENT_TIME_RULE
 from streams.windows.unique import Chunk, UniqueChanges, UniqueState
@@ -129,10 +128,18 @@ class StreamTime:
             clock = PartitionClock(heartbeat.clock.max_event_ms, now_ms)
             counted = heartbeat.counted_through
         state = PartitionState(clock)
+        # records beyond the heartbeat's ``counted_through`` that a restored partial covers were counted (the worker
+        # died while writing a batch's outputs: some of its partials reached the topic, its heartbeat did not); they
+        # are observed again, to rebuild the clock as it was, and not counted again (:meth:`_covered`). Raising
+        # ``counted_through`` to the partials' offsets skipped the batch's records in the partials that did not
+        # reach the topic: counted in no window. A heartbeat of a worker that did not write ``counted_through``
+        # (-1 with a clock) falls back to the partials' offsets.
+        legacy = heartbeat is not None and heartbeat.counted_through < 0 and heartbeat.clock.max_event_ms is not None
         for p in partials:
             state.open[p.key] = p
-            ranges = p.offsets.get(partition, ())
-            counted = max(counted, max((last for _, last in ranges), default=-1))
+            if legacy:
+                ranges = p.offsets.get(partition, ())
+                counted = max(counted, max((last for _, last in ranges), default=-1))
         state.counted_through = state.settled_through = counted
         for column in self.unique_columns:
             restored = (chunks or {}).get(column, [])
@@ -189,11 +196,19 @@ class StreamTime:
             timeless=timeless[order], missing=missing[order],
         )  # fmt: skip
         everything = _spread(observed, order, all_parts, all_offs, all_ts, timeless)
+        skip_all |= self._covered(everything)
         n = len(parts)
         marks, dead_marks = everything.take(np.arange(n)), everything.take(np.arange(n, len(all_parts)))
         skip, dead_skip = skip_all[:n], skip_all[n:]
         ok = eligible(report, plan) & ~times.bad
-        fails, valid = self._uniqueness(conformed, parts, offs, marks.event_ms, ok, replayed=skip)
+        # each row's partition clock once it is taken: the claims older than the horizon before it have expired
+        clock_now = newest_through(
+            {p: st.clock for p, st in self.states.items()}, all_parts, all_ts, np.zeros(len(all_parts), dtype=bool)
+        )  # a record counted before (read again): its partition's clock now
+        clock_now[order] = newest_through(
+            {p: st.clock for p, st in self.states.items()}, observed.partitions, observed.event_ms, observed.timed()
+        )
+        fails, valid = self._uniqueness(conformed, parts, offs, marks.event_ms, ok, clock_now[:n], replayed=skip)
         partials = partition_partials(
             plan, cfg.window_ms, marks, frame=conformed, report=report, valid=valid, unique_fails=fails,
             dead=dead_marks, skip=skip, dead_skip=dead_skip,
@@ -201,7 +216,7 @@ class StreamTime:
         if self.profile is not None:
             partials = self._profiled(partials, conformed, marks, skip)
         if irregular:
-            partials = _schema_drift(partials, marks, skip, irregular, cfg.window_ms)
+            partials = with_schema_drift(partials, marks, skip, irregular, cfg.window_ms)
         records: list[Partial | Heartbeat] = []
         for (key, p), part in partials.items():
             state = self.states[p]
@@ -319,6 +334,28 @@ class StreamTime:
             out[kp] = replace(partials[kp], profile=profile)
         return out
 
+    def _covered(self, marks: Marks) -> np.ndarray:
+        """Per record beyond its partition's ``counted_through``: the partial of the window it counts in (its own,
+        or the one being filled when it is late) already covers its offset (restored from a batch whose heartbeat
+        was lost: see :meth:`assign`). False everywhere on the usual path, where no partial goes beyond."""
+        out = np.zeros(marks.size, dtype=bool)
+        for p in np.unique(marks.partitions).tolist():
+            state = self.states[p]
+            held = {k: part for k, (_, part) in state.closed.items()} | state.open
+            ahead = {
+                k.start_ms: part.offsets[p] for k, part in held.items()
+                if any(last > state.counted_through for _, last in part.offsets.get(p, ()))
+            }  # fmt: skip
+            if not ahead:
+                continue
+            rows = np.flatnonzero(marks.partitions == p)
+            home = window_starts(np.where(marks.late[rows], marks.current[rows], marks.event_ms[rows]),
+                                 self.config.window_ms)  # fmt: skip
+            for i, start, off in zip(rows.tolist(), home.tolist(), marks.offsets[rows].tolist(), strict=True):
+                ranges = ahead.get(start, ())
+                out[i] = off > state.counted_through and any(first <= off <= last for first, last in ranges)
+        return out
+
     def _counted(self, parts: np.ndarray, offs: np.ndarray) -> np.ndarray:
         through = np.full(len(offs), -1, dtype=np.int64)
         for p in np.unique(parts):
@@ -332,72 +369,54 @@ class StreamTime:
         offs: np.ndarray,
         event_ms: np.ndarray,
         ok: np.ndarray,
+        clock_now: np.ndarray,
         replayed: np.ndarray | None = None,
     ) -> tuple[dict[str, np.ndarray], np.ndarray]:
         """Per stream-unique rule, the rows failing it; and the routing verdict (``ok`` and unique), whose
-        rows claim their values. ``replayed`` rows (read again) write their own claims to the changelog again."""
-        fails: dict[str, np.ndarray] = {}
+        rows claim their values. ``replayed`` rows (read again) write their own claims to the changelog again.
+
+        Claims expire against ``clock_now`` (each row's partition clock once it is taken, :data:`NO_TIME` for
+        none): the rows of a partition are judged in runs over which no bucket expires, each after the buckets
+        expired by its clock are dropped. Expiring only at the observer's tick (every 30 s of wall clock) let a
+        claim live as long as the event time that passed meanwhile: a backfill, or a horizon of seconds."""
+        fails = {rp.rule.name: np.zeros(len(offs), dtype=bool) for rp in self.plan.stream_unique}
         hashed = {
             "+".join(k): key_hash(conformed, k)
             for k in self._keys.values()
             if k and all(c in conformed.columns for c in k)
         }
-        seen = {c: np.zeros(len(offs), dtype=bool) for c in hashed}
-        for rp in self.plan.stream_unique:
-            column = "+".join(self._keys[rp.rule.name])
-            f = np.zeros(len(offs), dtype=bool)
-            if column in hashed:
-                h, nulls = hashed[column]
-                for p in np.unique(parts):
-                    rows = np.flatnonzero(parts == p)
-                    found = np.zeros(len(rows), dtype=bool)
-                    state = self.states[int(p)].unique[column]
-                    f[rows] = state.judge(h[rows], nulls[rows], offs[rows], ok[rows], seen=found)
-                    seen[column][rows] = found
-            fails[rp.rule.name] = f
-        accepted = ok & ~np.logical_or.reduce(list(fails.values()), initial=False)
-        for column, (h, nulls) in hashed.items():
-            for p in np.unique(parts):
-                rows = np.flatnonzero((parts == p) & accepted)
-                state = self.states[int(p)].unique[column]
-                state.claim(h[rows], nulls[rows], offs[rows], event_ms[rows], seen=seen[column][rows])
-                if replayed is not None:
-                    again = rows[np.asarray(replayed, dtype=bool)[rows] & ~nulls[rows]]
-                    state.reclaim(h[again], offs[again], event_ms[again])
+        accepted = np.asarray(ok, dtype=bool).copy()
+        if not hashed:
+            return fails, accepted
+        for p in np.unique(parts).tolist():
+            rows_p = np.flatnonzero(parts == p)
+            rows_p = rows_p[np.argsort(offs[rows_p], kind="stable")]
+            states = self.states[p].unique
+            bucket_ms, now = next(iter(states.values())).bucket_ms, clock_now[rows_p]
+            step = np.where(now > NO_TIME, (now - self.config.unique_ms) // bucket_ms, NO_TIME)
+            for rows in np.split(rows_p, np.flatnonzero(np.diff(step)) + 1):
+                for u in states.values() if clock_now[rows[0]] > NO_TIME else ():
+                    u.expire(int(clock_now[rows[0]]))
+                # a claim already past the horizon at its clock (a late record's) would expire at once: not made
+                fresh = (event_ms[rows] // bucket_ms + 1) * bucket_ms + self.config.unique_ms > clock_now[rows]
+                seen: dict[str, np.ndarray] = {}
+                for rp in self.plan.stream_unique:
+                    column = "+".join(self._keys[rp.rule.name])
+                    if column in hashed:
+                        h, nulls = hashed[column]
+                        seen[column] = np.zeros(len(rows), dtype=bool)
+                        fails[rp.rule.name][rows] = states[column].judge(
+                            h[rows], nulls[rows], offs[rows], ok[rows] & fresh, seen=seen[column]
+                        )
+                mask = accepted[rows] & ~np.logical_or.reduce([f[rows] for f in fails.values()], initial=False)
+                accepted[rows], taken = mask, rows[mask]
+                for column, (h, nulls) in hashed.items():
+                    states[column].claim(h[taken], nulls[taken] | ~fresh[mask], offs[taken], event_ms[taken],
+                                         seen=seen[column][mask])  # fmt: skip
+                    if replayed is not None:
+                        again = taken[np.asarray(replayed, dtype=bool)[taken] & ~nulls[taken]]
+                        states[column].reclaim(h[again], offs[again], event_ms[again])
         return fails, accepted
-
-
-def _schema_drift(
-    partials: dict[tuple[WindowKey, int], WindowPartial],
-    marks: Marks,
-    skip: np.ndarray,
-    irregular: Sequence[tuple[int, tuple[str, ...], tuple[str, ...]]],
-    window_ms: int,
-) -> dict[tuple[WindowKey, int], WindowPartial]:
-    """Each partial with the undeclared and missing fields of its rows (the rows it counts)."""
-    own = ~marks.late & ~np.asarray(skip, dtype=bool)
-    starts = window_starts(marks.event_ms, window_ms)
-    slots: dict[tuple[int, int], tuple[dict[str, FieldTally], dict[str, FieldTally]]] = {}
-    for row, unknown, missing in irregular:
-        if not own[row]:
-            continue
-        p, first = int(marks.partitions[row]), ((int(marks.partitions[row]), int(marks.offsets[row])),)
-        found = slots.setdefault((int(starts[row]), p), ({}, {}))
-        # undeclared names are the producers' keys, of any length: cut as the events show them (names cut alike add
-        # up, a record counted once), so that a window's state record stays within its topic's limit; missing names
-        # are declared ones
-        for names, into in ((dict.fromkeys(map(field_name, unknown)), found[0]), (missing, found[1])):
-            for name in names:
-                into[name] = into[name] + FieldTally(1, first) if name in into else FieldTally(1, first)
-    out = {}
-    for (key, p), part in partials.items():
-        tallies = slots.get((key.start_ms, p))
-        if tallies is not None:
-            part = replace(
-                part, unknown=cap_unknown(dict(sorted(tallies[0].items()))), missing=dict(sorted(tallies[1].items()))
-            )
-        out[(key, p)] = part
-    return out
 
 
 def _spread(

@@ -244,5 +244,6 @@ def test_a_skewed_record_does_not_expire_the_claims_of_its_partition() -> None:
     assert feed(worker, dup, dparts, doffs, internal, changelog).tolist() == [False]
     later = [(0, 4, 2 * config.unique_ms, 5.0, "DE")]  # the partition's own clock passes the horizon: 1 and 2 go
     [(df, parts, _)] = batches(later, 1)
-    feed(worker, df, parts, np.array([4]), internal, changelog)
-    assert worker.expire() == 2
+    held = sum(len(u) for u in worker.states[0].unique.values())  # 1, 2 and the skewed 3
+    feed(worker, df, parts, np.array([4]), internal, changelog)  # claims 4; 1 and 2 expire as it is judged
+    assert (held, sum(len(u) for u in worker.states[0].unique.values()), worker.expire()) == (3, 2, 0)
