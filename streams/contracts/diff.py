@@ -27,7 +27,7 @@ from streams.contracts.compare import (
     type_relation,
 )
 from streams.contracts.diff_rules import rule_changes
-from streams.contracts.model import Contract, Field, Op, SchemaObject, Severity
+from streams.contracts.model import Contract, Field, Op, Rule, SchemaObject, Severity
 from streams.contracts.semver import Bump, SemverCheck, check_bump
 from streams.contracts.stream import ALLOWED_LATENESS, EVENT_TIME, UNIQUE_WITHIN, WINDOW, StreamSpec
 
@@ -169,7 +169,38 @@ def _schema_changes(old: SchemaObject, new: SchemaObject) -> Iterator[Change]:
                          + (": producers must send it" if f.required else ""))  # fmt: skip
         else:
             yield from _field_changes(name, ofields[fname], f, old, new)
+    yield from _key_changes(old, new)
     yield from rule_changes(name, old, new)
+
+
+def _composite_key(schema: SchemaObject) -> Rule | None:
+    """The uniqueness rule of a composite ``primaryKey`` (a schema rule over a tuple of columns), if any."""
+    return next((r for r in schema.rules if r.source == "schema" and r.key_columns), None)
+
+
+def _unique_under(columns: frozenset[str], schema: SchemaObject) -> bool:
+    """Is every tuple of ``columns`` unique under ``schema``: its composite key lies within them, or one of them
+    is a unique field (a unique ``a`` makes ``(a, b)`` unique)."""
+    key = _composite_key(schema)
+    return (key is not None and set(key.key_columns) <= columns) or any(f.unique and f.name in columns
+                                                                        for f in schema.fields)
+
+
+def _key_changes(old: SchemaObject, new: SchemaObject) -> Iterator[Change]:
+    """A composite ``primaryKey`` added, removed or moved to other columns: the tuple's uniqueness is a rule the
+    new contract adds (producers) unless the old one implied it, and a guarantee it drops (consumers) unless the
+    new one implies it. Single-column keys are the fields' ``unique`` flags."""
+    was, now = _composite_key(old), _composite_key(new)
+    shown = [None if r is None else list(r.key_columns) for r in (was, now)]
+    if shown[0] is not None and shown[1] is not None and set(shown[0]) == set(shown[1]):
+        return  # the same tuple (a primaryKeyPosition moved)
+    if now is not None and not _unique_under(frozenset(now.key_columns), old):
+        yield Change(ChangeKind.UNIQUE_ADDED, new.name, "primaryKey", *shown, True, False, now.line,
+                     f"composite primaryKey {shown[1]} added: records repeating a key are refused")  # fmt: skip
+    if was is not None and not _unique_under(frozenset(was.key_columns), new):
+        at = next((f.line for f in new.fields if f.name == was.key_columns[0]), new.line)  # a line of the new file
+        yield Change(ChangeKind.UNIQUE_REMOVED, new.name, "primaryKey", *shown, False, True, at,
+                     f"composite primaryKey {shown[0]} removed: consumers may see a key repeated")  # fmt: skip
 
 
 def _stream_changes(old: SchemaObject, new: SchemaObject, contracts: tuple[Contract, Contract]) -> Iterator[Change]:
