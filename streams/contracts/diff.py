@@ -348,10 +348,16 @@ def _constraints(schema: SchemaObject, field_name: str) -> _Constraints:
     for r in schema.rules:
         if r.column != field_name or r.source != "logicalTypeOptions":
             continue
-        if r.op in (Op.GE, Op.GT):
-            c.lower, key = (r.args[0], r.op is Op.GT), "lower"
+        if r.op in (Op.GE, Op.GT):  # `minimum` and `exclusiveMinimum` may both be set: the tighter one holds
+            bound, key = (r.args[0], r.op is Op.GT), "lower"
+            if c.lower is not None and bound_relation(c.lower, bound, lower=True) is not Relation.TIGHTENED:
+                continue
+            c.lower = bound
         elif r.op in (Op.LE, Op.LT):
-            c.upper, key = (r.args[0], r.op is Op.LT), "upper"
+            bound, key = (r.args[0], r.op is Op.LT), "upper"
+            if c.upper is not None and bound_relation(c.upper, bound, lower=False) is not Relation.TIGHTENED:
+                continue
+            c.upper = bound
         elif r.op is Op.STR_LENGTH:
             lo, hi = r.args
             c.min_len = (lo, False) if lo is not None else None
