@@ -102,10 +102,14 @@ def _contract_changes(old: Contract, new: Contract) -> Iterator[Change]:
         if name not in news:
             yield Change(ChangeKind.SCHEMA_REMOVED, name, None, s.topic, None, False, True, s.line,
                          f"schema object {name!r} (topic {s.topic}) is no longer governed by the contract")  # fmt: skip
+    replaced = {s.topic: s for name, s in olds.items() if name not in news}  # by topic: renamed schema objects
     for name, s in news.items():
         if name not in olds:
             yield Change(ChangeKind.SCHEMA_ADDED, name, None, None, s.topic, False, False, s.line,
                          f"schema object {name!r} bound to topic {s.topic}")  # fmt: skip
+            if s.topic in replaced:  # renamed: the topic's records are judged by it now, so compare the two
+                yield from _schema_changes(replaced[s.topic], s)
+                yield from _stream_changes(replaced[s.topic], s, (old, new))
         else:
             yield from _schema_changes(olds[name], s)
             yield from _stream_changes(olds[name], s, (old, new))
