@@ -186,8 +186,9 @@ def _unique_under(columns: frozenset[str], schema: SchemaObject) -> bool:
     """Is every tuple of ``columns`` unique under ``schema``: its composite key lies within them, or one of them
     is a unique field (a unique ``a`` makes ``(a, b)`` unique)."""
     key = _composite_key(schema)
-    return (key is not None and set(key.key_columns) <= columns) or any(f.unique and f.name in columns
-                                                                        for f in schema.fields)
+    return (key is not None and set(key.key_columns) <= columns) or any(
+        f.unique and f.name in columns for f in schema.fields
+    )
 
 
 def _key_changes(old: SchemaObject, new: SchemaObject) -> Iterator[Change]:
@@ -195,16 +196,16 @@ def _key_changes(old: SchemaObject, new: SchemaObject) -> Iterator[Change]:
     new contract adds (producers) unless the old one implied it, and a guarantee it drops (consumers) unless the
     new one implies it. Single-column keys are the fields' ``unique`` flags."""
     was, now = _composite_key(old), _composite_key(new)
-    shown = [None if r is None else list(r.key_columns) for r in (was, now)]
-    if shown[0] is not None and shown[1] is not None and set(shown[0]) == set(shown[1]):
+    before, after = (None if r is None else list(r.key_columns) for r in (was, now))
+    if before is not None and after is not None and set(before) == set(after):
         return  # the same tuple (a primaryKeyPosition moved)
     if now is not None and not _unique_under(frozenset(now.key_columns), old):
-        yield Change(ChangeKind.UNIQUE_ADDED, new.name, "primaryKey", *shown, True, False, now.line,
-                     f"composite primaryKey {shown[1]} added: records repeating a key are refused")  # fmt: skip
+        yield Change(ChangeKind.UNIQUE_ADDED, new.name, "primaryKey", before, after, True, False, now.line,
+                     f"composite primaryKey {after} added: records repeating a key are refused")  # fmt: skip
     if was is not None and not _unique_under(frozenset(was.key_columns), new):
         at = next((f.line for f in new.fields if f.name == was.key_columns[0]), new.line)  # a line of the new file
-        yield Change(ChangeKind.UNIQUE_REMOVED, new.name, "primaryKey", *shown, False, True, at,
-                     f"composite primaryKey {shown[0]} removed: consumers may see a key repeated")  # fmt: skip
+        yield Change(ChangeKind.UNIQUE_REMOVED, new.name, "primaryKey", before, after, False, True, at,
+                     f"composite primaryKey {before} removed: consumers may see a key repeated")  # fmt: skip
 
 
 def _stream_changes(old: SchemaObject, new: SchemaObject, contracts: tuple[Contract, Contract]) -> Iterator[Change]:

@@ -1,7 +1,7 @@
 """``contracts diff`` of a property with two bounds on one side (red team 9): ODCS v3.1 lets ``minimum`` and
-``exclusiveMinimum`` (or ``maximum`` and ``exclusiveMaximum``) both be numbers, and the engine checks both; the diff kept
-only the last one read, so adding or dropping the tighter of the two was no change (a patch bump passed) or the wrong
-direction. Checked against the engine's verdicts on a witness value."""
+``exclusiveMinimum`` (or ``maximum`` and ``exclusiveMaximum``) both be numbers, and the engine checks both; the
+diff kept only the last one read, so adding or dropping the tighter of the two was no change (a patch bump passed)
+or the wrong direction. Checked against the engine's verdicts on a witness value."""
 
 from __future__ import annotations
 
