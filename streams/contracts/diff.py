@@ -46,8 +46,9 @@ class ContractDiff:
 
     @property
     def changed(self) -> bool:
-        """The documents differ at all (a change the IR does not show still needs a patch bump)."""
-        return self.old.sha256 != self.new.sha256 or bool(self.changes)
+        """The documents differ at all (a change the IR does not show still needs a patch bump), their ``version``
+        aside: a version moving alone (``1.4.0`` → ``1.4.0+build.7``) changes no content."""
+        return _content_sha256(self.old) != _content_sha256(self.new) or bool(self.changes)
 
     def semver(self) -> SemverCheck:
         return check_bump(self.old.version, self.new.version, self.required_bump, self.changed)
@@ -71,6 +72,15 @@ class ContractDiff:
                 "message": check.message,
             },
         }
+
+
+def _content_sha256(contract: Contract) -> str:
+    """The sha256 of the contract's document without its ``version`` (the contract's own sha256 without a document)."""
+    if contract.document is None:
+        return contract.sha256
+    from streams.contracts.loader import canonical_sha256  # the loader's canonical form, imported when diffing
+
+    return canonical_sha256({k: v for k, v in contract.document.data.items() if k != "version"})
 
 
 def diff_contracts(old: Contract, new: Contract) -> ContractDiff:
