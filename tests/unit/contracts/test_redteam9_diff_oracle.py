@@ -40,10 +40,12 @@ NUMBERS = [
     "logicalType: number, logicalTypeOptions: {exclusiveMaximum: 100}",
     "logicalType: integer, logicalTypeOptions: {multipleOf: 5}",
     "logicalType: integer, logicalTypeOptions: {multipleOf: 10, minimum: 0}",
-    "logicalType: integer, quality: [{name: v, metric: invalidValues, arguments: {validValues: [0, 5, 10]}, mustBe: 0}]",
+    "logicalType: integer, quality: [{name: v, metric: invalidValues, arguments: {validValues: [0, 5, 10]}, "
+    "mustBe: 0}]",
     "logicalType: integer, quality: [{name: v, metric: invalidValues, arguments: {validValues: [0, 5]}, mustBe: 0}]",
     "logicalType: integer, quality: [{name: v, type: custom, engine: pandera, implementation: 'Check.notin([5])'}]",
-    "logicalType: integer, quality: [{name: v, type: custom, engine: pandera, implementation: 'Check.in_range(0, 10)'}]",
+    "logicalType: integer, quality: [{name: v, type: custom, engine: pandera, "
+    "implementation: 'Check.in_range(0, 10)'}]",
     "logicalType: integer, quality: [{name: v, type: custom, engine: pandera, implementation: 'Check.gt(0)'}]",
 ]
 NUMBER_VALUES = pl.DataFrame({"x": [None, -1, 0, 1, 5, 10, 11, 100, 255, 256, 1000, 2**31, 2**53 + 1]})
