@@ -227,8 +227,8 @@ def _stream_changes(old: SchemaObject, new: SchemaObject, contracts: tuple[Contr
     os_, ns = old.stream or StreamSpec(), new.stream or StreamSpec()
     name = new.name
 
-    def at(key: str) -> int | None:
-        return _custom_line(contracts[1], name, key) or _custom_line(contracts[0], name, key) or new.line
+    def at(key: str) -> int | None:  # a line of the new file (the schema object's when the setting was removed)
+        return _custom_line(contracts[1], name, key) or new.line
 
     was, now = os_.unique_within_ms, ns.unique_within_ms
     if was != now:
