@@ -78,7 +78,7 @@ def render_diff(result: ContractDiff) -> str:
     return "\n".join(lines)
 
 
-_REMOVED = frozenset({"schema_removed", "field_removed", "rule_removed"})
+_REMOVED = frozenset({"schema_removed", "field_removed", "rule_removed", "policy_removed"})  # lines of the old file
 
 
 def _short(value: object, width: int = 40) -> str:

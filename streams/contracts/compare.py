@@ -217,12 +217,17 @@ def _contains(a: pl.DataType, b: pl.DataType) -> bool:
     if ra is not None and rb is not None:
         return ra[0] <= rb[0] and rb[1] <= ra[1]
     if rb is not None and a.is_float():
-        # an integer is a number (ODCS integer → number widens); float32 holds integers exactly up to 2**24
-        return isinstance(a, pl.Float64) or (rb[1] <= 2**24 and rb[0] >= -(2**24))
+        # an integer is a number when the float holds it exactly: float32 up to 2**24, float64 up to 2**53 (the
+        # engine refuses an integer the cast would round, so int64 → number is a change both ways, int32 → number
+        # widens)
+        exact = 2**53 if isinstance(a, pl.Float64) else 2**24
+        return rb[1] <= exact and rb[0] >= -exact
     if isinstance(a, pl.Float64) and isinstance(b, pl.Float32):
         return True
     if isinstance(a, pl.Datetime) and isinstance(b, pl.Datetime):
-        return a.time_zone == b.time_zone and _UNIT_RANK[str(a.time_unit)] >= _UNIT_RANK[str(b.time_unit)]
+        if a.time_zone != b.time_zone or ("ns" in (a.time_unit, b.time_unit) and a.time_unit != b.time_unit):
+            return False  # nanoseconds span only 1677-2262 (a 9999-12-31 is refused), coarser units lose digits
+        return _UNIT_RANK[str(a.time_unit)] >= _UNIT_RANK[str(b.time_unit)]
     if isinstance(a, pl.List) and isinstance(b, pl.List):
         ia, ib = a.inner, b.inner
         return isinstance(ia, pl.DataType) and isinstance(ib, pl.DataType) and _contains(ia, ib)

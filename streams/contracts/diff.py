@@ -27,7 +27,7 @@ from streams.contracts.compare import (
     type_relation,
 )
 from streams.contracts.diff_rules import rule_changes
-from streams.contracts.model import Contract, Field, Op, SchemaObject, Severity
+from streams.contracts.model import Contract, Field, Op, Rule, SchemaObject, Severity
 from streams.contracts.semver import Bump, SemverCheck, check_bump
 from streams.contracts.stream import ALLOWED_LATENESS, EVENT_TIME, UNIQUE_WITHIN, WINDOW, StreamSpec
 
@@ -46,8 +46,9 @@ class ContractDiff:
 
     @property
     def changed(self) -> bool:
-        """The documents differ at all (a change the IR does not show still needs a patch bump)."""
-        return self.old.sha256 != self.new.sha256 or bool(self.changes)
+        """The documents differ at all (a change the IR does not show still needs a patch bump), their ``version``
+        aside: a version moving alone (``1.4.0`` → ``1.4.0+build.7``) changes no content."""
+        return _content_sha256(self.old) != _content_sha256(self.new) or bool(self.changes)
 
     def semver(self) -> SemverCheck:
         return check_bump(self.old.version, self.new.version, self.required_bump, self.changed)
@@ -71,6 +72,15 @@ class ContractDiff:
                 "message": check.message,
             },
         }
+
+
+def _content_sha256(contract: Contract) -> str:
+    """The sha256 of the contract's document without its ``version`` (the contract's own sha256 without a document)."""
+    if contract.document is None:
+        return contract.sha256
+    from streams.contracts.loader import canonical_sha256  # the loader's canonical form, imported when diffing
+
+    return canonical_sha256({k: v for k, v in contract.document.data.items() if k != "version"})
 
 
 def diff_contracts(old: Contract, new: Contract) -> ContractDiff:
@@ -102,10 +112,14 @@ def _contract_changes(old: Contract, new: Contract) -> Iterator[Change]:
         if name not in news:
             yield Change(ChangeKind.SCHEMA_REMOVED, name, None, s.topic, None, False, True, s.line,
                          f"schema object {name!r} (topic {s.topic}) is no longer governed by the contract")  # fmt: skip
+    replaced = {s.topic: s for name, s in olds.items() if name not in news}  # by topic: renamed schema objects
     for name, s in news.items():
         if name not in olds:
             yield Change(ChangeKind.SCHEMA_ADDED, name, None, None, s.topic, False, False, s.line,
                          f"schema object {name!r} bound to topic {s.topic}")  # fmt: skip
+            if s.topic in replaced:  # renamed: the topic's records are judged by it now, so compare the two
+                yield from _schema_changes(replaced[s.topic], s)
+                yield from _stream_changes(replaced[s.topic], s, (old, new))
         else:
             yield from _schema_changes(olds[name], s)
             yield from _stream_changes(olds[name], s, (old, new))
@@ -169,7 +183,39 @@ def _schema_changes(old: SchemaObject, new: SchemaObject) -> Iterator[Change]:
                          + (": producers must send it" if f.required else ""))  # fmt: skip
         else:
             yield from _field_changes(name, ofields[fname], f, old, new)
+    yield from _key_changes(old, new)
     yield from rule_changes(name, old, new)
+
+
+def _composite_key(schema: SchemaObject) -> Rule | None:
+    """The uniqueness rule of a composite ``primaryKey`` (a schema rule over a tuple of columns), if any."""
+    return next((r for r in schema.rules if r.source == "schema" and r.key_columns), None)
+
+
+def _unique_under(columns: frozenset[str], schema: SchemaObject) -> bool:
+    """Is every tuple of ``columns`` unique under ``schema``: its composite key lies within them, or one of them
+    is a unique field (a unique ``a`` makes ``(a, b)`` unique)."""
+    key = _composite_key(schema)
+    return (key is not None and set(key.key_columns) <= columns) or any(
+        f.unique and f.name in columns for f in schema.fields
+    )
+
+
+def _key_changes(old: SchemaObject, new: SchemaObject) -> Iterator[Change]:
+    """A composite ``primaryKey`` added, removed or moved to other columns: the tuple's uniqueness is a rule the
+    new contract adds (producers) unless the old one implied it, and a guarantee it drops (consumers) unless the
+    new one implies it. Single-column keys are the fields' ``unique`` flags."""
+    was, now = _composite_key(old), _composite_key(new)
+    before, after = (None if r is None else list(r.key_columns) for r in (was, now))
+    if before is not None and after is not None and set(before) == set(after):
+        return  # the same tuple (a primaryKeyPosition moved)
+    if now is not None and not _unique_under(frozenset(now.key_columns), old):
+        yield Change(ChangeKind.UNIQUE_ADDED, new.name, "primaryKey", before, after, True, False, now.line,
+                     f"composite primaryKey {after} added: records repeating a key are refused")  # fmt: skip
+    if was is not None and not _unique_under(frozenset(was.key_columns), new):
+        at = next((f.line for f in new.fields if f.name == was.key_columns[0]), new.line)  # a line of the new file
+        yield Change(ChangeKind.UNIQUE_REMOVED, new.name, "primaryKey", before, after, False, True, at,
+                     f"composite primaryKey {before} removed: consumers may see a key repeated")  # fmt: skip
 
 
 def _stream_changes(old: SchemaObject, new: SchemaObject, contracts: tuple[Contract, Contract]) -> Iterator[Change]:
@@ -181,8 +227,8 @@ def _stream_changes(old: SchemaObject, new: SchemaObject, contracts: tuple[Contr
     os_, ns = old.stream or StreamSpec(), new.stream or StreamSpec()
     name = new.name
 
-    def at(key: str) -> int | None:
-        return _custom_line(contracts[1], name, key) or _custom_line(contracts[0], name, key) or new.line
+    def at(key: str) -> int | None:  # a line of the new file (the schema object's when the setting was removed)
+        return _custom_line(contracts[1], name, key) or new.line
 
     was, now = os_.unique_within_ms, ns.unique_within_ms
     if was != now:
@@ -317,10 +363,16 @@ def _constraints(schema: SchemaObject, field_name: str) -> _Constraints:
     for r in schema.rules:
         if r.column != field_name or r.source != "logicalTypeOptions":
             continue
-        if r.op in (Op.GE, Op.GT):
-            c.lower, key = (r.args[0], r.op is Op.GT), "lower"
+        if r.op in (Op.GE, Op.GT):  # `minimum` and `exclusiveMinimum` may both be set: the tighter one holds
+            bound, key = (r.args[0], r.op is Op.GT), "lower"
+            if c.lower is not None and bound_relation(c.lower, bound, lower=True) is not Relation.TIGHTENED:
+                continue
+            c.lower = bound
         elif r.op in (Op.LE, Op.LT):
-            c.upper, key = (r.args[0], r.op is Op.LT), "upper"
+            bound, key = (r.args[0], r.op is Op.LT), "upper"
+            if c.upper is not None and bound_relation(c.upper, bound, lower=False) is not Relation.TIGHTENED:
+                continue
+            c.upper = bound
         elif r.op is Op.STR_LENGTH:
             lo, hi = r.args
             c.min_len = (lo, False) if lo is not None else None
