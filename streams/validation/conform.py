@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import polars as pl
+
+if TYPE_CHECKING:
+    from polars._typing import TimeUnit
 
 # ISO-8601 layouts polars tries when Arrow cannot parse a whole batch ("%#z": Z, +hh:mm or +hhmm); a space
 # may stand for the T, with or without seconds, as polars' inferred `str.to_datetime` reads it
@@ -59,11 +62,19 @@ def to_datetime(c: pl.Expr, src: pl.DataType, dst: pl.Datetime, formats: Sequenc
     if isinstance(src, pl.Datetime):
         cast = c.dt.cast_time_unit(unit)
         return from_aware(cast) if src.time_zone else localize(cast)
-    parsed = [
-        (from_aware if f.endswith("z") else localize)(c.str.to_datetime(f, time_unit=unit, strict=False))
-        for f in formats
-    ]
-    return parsed[0] if len(parsed) == 1 else pl.coalesce(parsed)
+
+    def parse(f: str, in_unit: TimeUnit | None) -> pl.Expr:
+        return (from_aware if f.endswith("z") else localize)(c.str.to_datetime(f, time_unit=in_unit, strict=False))
+
+    parsed = [parse(f, unit) for f in formats]
+    out = parsed[0] if len(parsed) == 1 else pl.coalesce(parsed)
+    if unit != "ns":
+        return out
+    # polars parses text beyond the nanosecond range (1677-09-21 to 2262-04-11) into a wrapped value (2400-01-01
+    # read 1815-06-13) instead of null: a value is kept where it is the instant its microsecond parse reads
+    wide = [parse(f, "us") for f in formats]
+    exact = (wide[0] if len(wide) == 1 else pl.coalesce(wide)).dt.epoch("us")
+    return pl.when(out.dt.epoch("us") == exact).then(out)
 
 
 def _first(values: pl.Series) -> Any:
