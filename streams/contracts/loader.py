@@ -18,6 +18,7 @@ Loading is three steps, each with errors that name ``file:line``:
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 from collections.abc import Iterator
@@ -111,7 +112,10 @@ def parse_contract(text: str, path: str = "<contract>") -> Contract:
         err = ContractSchemaError(first.message + more, path=path, line=first.line)
         err.findings = findings  # type: ignore[attr-defined]
         raise err
-    return _build(data, SourceContext(lines, path))
+    contract = _build(data, SourceContext(lines, path))
+    if contract.document is None:
+        return contract
+    return dataclasses.replace(contract, document=dataclasses.replace(contract.document, text=text))
 
 
 def canonical_sha256(data: Any) -> str:

@@ -238,6 +238,9 @@ class SourceDocument:
     path: str
     data: dict[str, Any]
     lines: dict[Path_, int]
+    #: the YAML text it was parsed from (None when not kept): stream time stores it so that a later version of
+    #: the contract can have the windows this one judged finalized by it (``docs/stream-time.md``)
+    text: str | None = None
 
     def line(self, where: Path_) -> int | None:
         return line_of(self.lines, where)

@@ -164,6 +164,8 @@ def window_summary(contract: Contract, verdict: WindowVerdict, *, worker_id: str
         "schema_drifted": verdict.schema_drift is not None,  # a schema.drift event of the window follows
         **_freshness(verdict),
     }
+    if verdict.unjudged is not None:  # the version that counted the records could not be loaded: counts only
+        data["unjudged"] = verdict.unjudged
     severity = EventSeverity.highest(str(c.result.severity) for c in verdict.checks if not c.result.passed)
     eid = window_summary_id(contract, k.schema, k.topic, k.start_ms, k.end_ms)
     attributes = context_attributes(

@@ -7,7 +7,9 @@ Three kinds of record go to the internal compacted topic, all of one stream
   each new one covers the previous, compaction keeps the last per window and partition);
 * :class:`Heartbeat`: a source partition's clock (newest event time, last activity);
 * :class:`Closed`: the stream's windows ending at or before ``through_ms`` are final
-  and their summaries were published (so a new owner does not publish them again).
+  and their summaries were published (so a new owner does not publish them again);
+* :class:`ContractText`: a contract version a worker of the stream runs (its YAML text), written when the
+  worker starts, so that a merger running another version can judge the windows this one's partials count.
 
 Wire format: ``b"QSW"``, a format version byte, a kind byte, a flags byte (bit 0:
 the body is zlib-compressed), then the body: for a partial, a 4-byte big-endian
@@ -40,6 +42,7 @@ from streams.windows.partial import FieldTally, RuleTally, ValueCounts, WindowKe
 __all__ = [
     "FORMAT_VERSION",
     "Closed",
+    "ContractText",
     "Heartbeat",
     "Partial",
     "Undecodable",
@@ -51,7 +54,7 @@ __all__ = [
 
 MAGIC = b"QSW"
 FORMAT_VERSION = 1
-_PARTIAL, _HEARTBEAT, _CLOSED = 1, 2, 3
+_PARTIAL, _HEARTBEAT, _CLOSED, _CONTRACT = 1, 2, 3, 4
 _ZLIB = 1
 _COMPRESS_ABOVE = 512
 #: version of the ``profile`` entry of a partial (``Profile.as_dict``)
@@ -91,23 +94,36 @@ class Closed:
 
 
 @dataclass(frozen=True, slots=True)
+class ContractText:
+    """A contract version run by a worker of the stream: its identity and the YAML text it was parsed from."""
+
+    contract_id: str
+    version: str
+    sha256: str
+    path: str
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
 class Undecodable:
     """A record of the internal topic that could not be read, and why (log it and skip it)."""
 
     reason: str
 
 
-Record = Partial | Heartbeat | Closed
+Record = Partial | Heartbeat | Closed | ContractText
 
 
 def record_key(record: Record) -> bytes:
     """The compaction key: one live record per (stream, window, partition), per (stream, partition) heartbeat,
-    and one ``closed`` marker per stream."""
+    one ``closed`` marker per stream, and one contract text per (contract id, version, sha256)."""
     if isinstance(record, Partial):
         k = record.partial.key
         parts: list[Any] = ["p", k.contract_id, k.contract_version, k.schema, k.topic, k.start_ms, record.partition]
     elif isinstance(record, Heartbeat):
         parts = ["h", record.contract_id, record.schema, record.topic, record.partition]
+    elif isinstance(record, ContractText):
+        parts = ["k", record.contract_id, record.version, record.sha256]
     else:
         parts = ["c", record.contract_id, record.schema, record.topic]
     return orjson.dumps(parts)
@@ -115,12 +131,13 @@ def record_key(record: Record) -> bytes:
 
 def record_kind(value: bytes | None) -> str:
     """What an encoded stream-time value holds, from its header alone: ``partial``, ``heartbeat``, ``closed``,
-    ``tombstone`` (None) or ``unknown``."""
+    ``contract``, ``tombstone`` (None) or ``unknown``."""
     if value is None:
         return "tombstone"
     if len(value) < len(MAGIC) + 2 or not value.startswith(MAGIC):
         return "unknown"
-    return {_PARTIAL: "partial", _HEARTBEAT: "heartbeat", _CLOSED: "closed"}.get(value[len(MAGIC) + 1], "unknown")
+    kinds = {_PARTIAL: "partial", _HEARTBEAT: "heartbeat", _CLOSED: "closed", _CONTRACT: "contract"}
+    return kinds.get(value[len(MAGIC) + 1], "unknown")
 
 
 def _frame(kind: int, body: bytes) -> bytes:
@@ -145,6 +162,9 @@ def encode(record: Record) -> bytes:
             "counted_through": record.counted_through,
         }
         return _frame(_HEARTBEAT, orjson.dumps(data))
+    if isinstance(record, ContractText):
+        data = {"contract_id": record.contract_id, "version": record.version, "sha256": record.sha256}
+        return _frame(_CONTRACT, orjson.dumps(data | {"path": record.path, "text": record.text}))
     if isinstance(record, Closed):
         data = {"contract_id": record.contract_id, "schema": record.schema, "topic": record.topic}
         return _frame(_CLOSED, orjson.dumps(data | {"through_ms": record.through_ms}))
@@ -202,6 +222,9 @@ def decode(value: bytes | None) -> Record | Undecodable:
         if kind == _CLOSED:
             d = orjson.loads(body)
             return Closed(_str(d["contract_id"]), _str(d["schema"]), _str(d["topic"]), _int(d["through_ms"]))
+        if kind == _CONTRACT:
+            d = orjson.loads(body)
+            return ContractText(*(_str(d[k]) for k in ("contract_id", "version", "sha256", "path", "text")))
         if kind == _PARTIAL:
             return _decode_partial(body)
         return Undecodable(f"unknown stream-time record kind {kind}")

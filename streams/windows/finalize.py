@@ -101,6 +101,9 @@ class WindowVerdict:
     newest_event_ms: int | None = None
     #: wall clock (epoch ms) at which the window was judged final and its verdict made (None: not given)
     closed_ms: int | None = None
+    #: why the window's rules were not judged (None: they were): the contract version that counted its records
+    #: could not be loaded (``docs/stream-time.md``, "Contract versions"); its counts stand, it has no checks
+    unjudged: str | None = None
 
     @property
     def freshness_seconds(self) -> float | None:
@@ -112,8 +115,9 @@ class WindowVerdict:
 
     @property
     def passed(self) -> bool:
-        """Every error-severity rule passed."""
-        return all(c.result.passed for c in self.checks if c.result.severity is Severity.ERROR)
+        """Every error-severity rule passed (never for a window whose rules were not judged)."""
+        errors = (c for c in self.checks if c.result.severity is Severity.ERROR)
+        return self.unjudged is None and all(c.result.passed for c in errors)
 
     def check(self, name: str) -> WindowCheck:
         for c in self.checks:

@@ -3,7 +3,10 @@
 The worker that owns the internal-topic partition of a stream (contract id, schema
 object, source topic) feeds every record of it to a :class:`WindowMerger`:
 partial snapshots per (window, source partition), heartbeats per source partition,
-and the stream's ``closed`` marker. :meth:`WindowMerger.due` returns the windows that
+the stream's ``closed`` marker, and the texts of the contract versions its workers run.
+Partials of every contract version are merged, each version's apart (a window's key holds the version): after
+an upgrade, or during a rolling one, a window has a verdict per version that counted records of it, each judged
+by that version (:attr:`WindowMerger.contracts`). :meth:`WindowMerger.due` returns the windows that
 became final (every partition's watermark past their end, or the partition idle),
 each the merge of the latest snapshot of every partition; the caller finalizes and
 publishes their summaries, then publishes :meth:`WindowMerger.close` (the ``closed``
@@ -18,7 +21,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from streams.windows.clock import ALL_FINAL, PartitionClock, final_through
-from streams.windows.codec import Closed, Heartbeat, Partial, Record, record_key
+from streams.windows.codec import Closed, ContractText, Heartbeat, Partial, Record, record_key
 from streams.windows.partial import WindowKey, WindowPartial, covers, merge, merge_all, overlaps
 
 __all__ = ["CLOSED_MEMORY", "MergerStats", "WindowMerger"]
@@ -63,6 +66,8 @@ class WindowMerger:
     chains: dict[tuple[WindowKey, int], tuple[WindowPartial | None, WindowPartial]] = field(default_factory=dict)
     #: ``closed_through`` before this merger's first close: the windows it closed end after it (None: none yet)
     closed_from: int | None = None
+    #: (version, sha256) -> the text of each contract version a worker of the stream wrote when it started
+    contracts: dict[tuple[str, str], ContractText] = field(default_factory=dict)
 
     def feed(self, record: Record) -> None:
         """Take one record of the internal topic (of this stream)."""
@@ -73,6 +78,8 @@ class WindowMerger:
         elif isinstance(record, Closed):
             self.closed_through = max(self.closed_through, record.through_ms)
             self.snapshots = {k: v for k, v in self.snapshots.items() if k[0].end_ms > self.closed_through}
+        elif isinstance(record, ContractText):
+            self.contracts[(record.version, record.sha256)] = record
         else:
             self._snapshot(record)
 

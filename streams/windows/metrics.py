@@ -9,7 +9,7 @@ Labels are bounded: source topics, uniqueness columns, record kinds::
     qstreams_unique_keys{topic,column}               uniqueness claims held for the assigned partitions
     qstreams_unique_state_bytes{topic,column}        their memory (hashes, offsets, buckets)
     qstreams_state_records_total{topic,kind}         records written to the stream-time topics, by kind:
-                                                     partial | heartbeat | closed | tombstone | changelog
+                                                     partial | heartbeat | closed | contract | tombstone | changelog
     qstreams_state_bytes_total{topic,internal_topic} bytes (key + value) written there: rate() of it is the
                                                      changelog write rate
 

@@ -32,7 +32,7 @@ from streams.kafka.transport import TopicPartition, Transport
 from streams.pipeline.records import Message, OutRecord
 from streams.settings import Settings
 from streams.windows.drift_metrics import DriftMetrics
-from streams.windows.finalize import WindowVerdict, finalize
+from streams.windows.finalize import WindowVerdict
 from streams.windows.merger import WindowMerger
 from streams.windows.metrics import StreamTimeMetrics
 from streams.windows.topics import MERGER_PARTITION, changelog_topic, state_topic
@@ -113,10 +113,26 @@ class StreamTimeObserver(WorkerObserver):
                     )
             for stage in self.stages.values():
                 stage.stream.partitions = await transport.partition_count(stage.plan.schema_obj.topic)
+                await self._announce(transport, stage)
             self._task = asyncio.create_task(self._ticks())
             self._ready = True
         finally:
             self._started.set()
+
+    async def _announce(self, transport: Transport, stage: WindowsStage) -> None:
+        """Write the contract version this worker runs to its stream's partition of the internal topic, before any
+        partial of this worker: a merger running another version judges this version's windows with it."""
+        record = stage.contract_record()
+        if record is None:
+            log.warning("stream-time: the text of %s is not known: a merger on another version of it will publish "
+                        "this version's windows without checks", stage.plan.contract.ref)  # fmt: skip
+            return
+        try:
+            await stage.send(transport, record)
+        except Exception:  # e.g. a contract beyond the broker's message size: its windows are published unjudged
+            log.warning("stream-time: could not write the text of %s to the internal topic: a merger on another "
+                        "version of it will publish this version's windows without checks",
+                        stage.plan.contract.ref, exc_info=True)  # fmt: skip
 
     async def on_assign(self, assigned: set[TopicPartition]) -> None:
         """Restore every assigned source partition: the stream's two topic partitions are read once per stream."""
@@ -227,11 +243,11 @@ class StreamTimeObserver(WorkerObserver):
                 stage.metrics.open.labels(topic).set(len({k for k, _ in merger.snapshots}))
             if not due:
                 continue
-            for partial in due:
-                verdict = finalize(stage.plan, partial, stage.monitor, closed_ms=now)  # freshness: at this tick
+            for partial in due:  # each judged by the contract version that counted it; freshness: at this tick
+                contract, verdict = stage.judges.judge(partial, merger.contracts, closed_ms=now)
                 if self.drift_metrics is not None:
                     self.drift_metrics.observe(verdict)
-                for record in self.summarize(stage.plan.contract, verdict, self.worker_id):
+                for record in self.summarize(contract, verdict, self.worker_id):
                     await transport.send_outside(record)
                 if stage.metrics is not None:
                     stage.metrics.published(topic, window_end_ms=verdict.key.end_ms, now_ms=wall_ms())

@@ -29,7 +29,17 @@ from streams.pipeline.records import Message, OutRecord
 from streams.profiles.monitor import DriftMonitor
 from streams.settings import Settings
 from streams.validation.report import ValidationReport
-from streams.windows.codec import Closed, Heartbeat, Partial, Undecodable, decode, encode, record_key, record_kind
+from streams.windows.codec import (
+    Closed,
+    ContractText,
+    Heartbeat,
+    Partial,
+    Undecodable,
+    decode,
+    encode,
+    record_key,
+    record_kind,
+)
 from streams.windows.merger import WindowMerger
 from streams.windows.metrics import StreamTimeMetrics
 from streams.windows.plan import WindowPlan
@@ -43,6 +53,7 @@ from streams.windows.topics import (
     stream_partition,
 )
 from streams.windows.unique import Chunk, UniqueChanges, decode_chunk, encode_chunk
+from streams.windows.versions import Judges
 
 __all__ = ["WindowsStage", "config_of", "now_ms"]
 
@@ -90,6 +101,8 @@ class WindowsStage:
         self.monitor = DriftMonitor.from_contract(contract, schema_obj.name)
         profile = self.monitor.profile if self.monitor is not None else None
         self.stream = StreamTime(self.plan, self.config, partitions=1, profile=profile)
+        #: judges each final window by the contract version that counted its records (the merger's worker)
+        self.judges = Judges(self.plan, self.monitor)
         self.state_topic = state_topic(settings.app_id)
         self.changelog_topic = changelog_topic(settings.app_id)
         #: partitions of the stream-time topics: fixed by the settings, so every worker (and a restart, whatever
@@ -254,7 +267,16 @@ class WindowsStage:
             self._empty = plan.validate(pl.DataFrame(schema=self.plan.schema_obj.polars_schema))
         return self._empty
 
-    def _record(self, rec: Partial | Heartbeat | Closed) -> OutRecord:
+    def contract_record(self) -> OutRecord | None:
+        """The text of the contract version this worker runs, for the stream's merger whichever version it runs
+        (None when the contract was not parsed from text)."""
+        c = self.plan.contract
+        text = c.document.text if c.document is not None else None
+        if text is None:
+            return None
+        return self._record(ContractText(c.id, c.version, c.sha256, c.path or "<contract>", text))
+
+    def _record(self, rec: Partial | Heartbeat | Closed | ContractText) -> OutRecord:
         value = encode(rec)
         return OutRecord(self.state_topic, value, record_key(rec), partition=self.partition)
 
@@ -270,7 +292,7 @@ class WindowsStage:
     def restore(self, partition: int, state: Sequence[Message], changelog: Sequence[Message], now_ms: int) -> None:
         """Resume a source partition from the compacted topics' records of this stream."""
         c, so = self.plan.contract, self.plan.schema_obj
-        heartbeat, partials = None, {}
+        heartbeat, partials, others = None, {}, []
         for key, value in _compacted(state).items():
             rec = decode(value)
             if isinstance(rec, Undecodable):
@@ -281,6 +303,8 @@ class WindowsStage:
                 heartbeat = rec
             elif isinstance(rec, Partial) and rec.partition == partition and _mine(rec.partial.key, c, so):
                 partials[key] = rec.partial
+            elif isinstance(rec, Partial) and rec.partition == partition and _stream_of(rec.partial.key, c, so):
+                others.append(rec.partial)  # another contract version's: what it counted is not counted again
         chunks: dict[str, list[Chunk]] = {}
         for key, value in _compacted(changelog).items():
             parsed = parse_changelog_key(key)
@@ -291,10 +315,13 @@ class WindowsStage:
                 log.warning("skipping a uniqueness changelog record of %s: %s", so.topic, chunk)
                 continue
             chunks.setdefault(parsed[0][3], []).append(chunk)
-        self.stream.assign(partition, now_ms, heartbeat=heartbeat, partials=partials.values(), chunks=chunks)
+        self.stream.assign(partition, now_ms, heartbeat=heartbeat, partials=partials.values(), chunks=chunks,
+                           others=others)  # fmt: skip
         log.info(
-            "restored %s[%d]: %d open window partials, %s uniqueness claims, counted through offset %d",
-            so.topic, partition, len(partials), {k: sum(len(c.hashes) for c in v) for k, v in chunks.items()},
+            "restored %s[%d]: %d open window partials (and %d of other contract versions), %s uniqueness claims, "
+            "counted through offset %d",
+            so.topic, partition, len(partials), len(others),
+            {k: sum(len(c.hashes) for c in v) for k, v in chunks.items()},
             self.stream.states[partition].counted_through,
         )  # fmt: skip
 
@@ -314,7 +341,10 @@ class WindowsStage:
             if isinstance(rec, Undecodable):
                 log.warning("skipping a stream-time record of %s: %s", so.topic, rec.reason)
             elif isinstance(rec, Partial):
-                if _mine(rec.partial.key, c, so):
+                if _stream_of(rec.partial.key, c, so):  # every contract version's: each judged by its own
+                    merger.feed(rec)
+            elif isinstance(rec, ContractText):
+                if rec.contract_id == c.id:
                     merger.feed(rec)
             elif (rec.contract_id, rec.schema, rec.topic) == (c.id, so.name, so.topic):
                 merger.feed(rec)
@@ -328,6 +358,11 @@ def _joined(old: UniqueChanges | None, new: UniqueChanges | None) -> UniqueChang
 
 def _mine(key: Any, c: Contract, so: SchemaObject) -> bool:
     return bool((key.contract_id, key.contract_version, key.schema, key.topic) == (c.id, c.version, so.name, so.topic))
+
+
+def _stream_of(key: Any, c: Contract, so: SchemaObject) -> bool:
+    """``key`` is a window of this stream (contract id, schema object, topic), of any contract version."""
+    return bool((key.contract_id, key.schema, key.topic) == (c.id, so.name, so.topic))
 
 
 def _compacted(records: Iterable[Message]) -> dict[bytes, bytes]:
