@@ -17,6 +17,7 @@ from typing import Any
 from unittest import mock
 
 import orjson
+import pytest
 import pyarrow as pa
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
@@ -345,3 +346,37 @@ def test_per_batch_events_keep_the_batches_one_by_one() -> None:
         e for r in results for e in r.events if ("ce_type", b"io.qualitystreams.batch.summary.v1") in e.headers
     ]
     assert len(summaries) == 3  # one per partition batch, each describing its own
+
+
+@pytest.mark.parametrize("policy", [False, True])
+def test_the_policy_stage_keeps_stream_time_at_one_stage_call_per_poll(policy: bool) -> None:
+    """Every ``qstreams worker`` appends the ``quarantine-stream`` policy stage after the stream-time one; a stage
+    without ``amend_poll`` made the stream-time stage run once per partition batch of every poll (issue 13: the
+    fixed cost of a slow feed). With it, one ``amend_poll`` per poll, and each batch gets what it gets alone,
+    whether a policy is engaged or not."""
+    from streams.policies.control import Engaged, QuarantineStage
+
+    def with_policy() -> Binding:
+        b = binding(Mode.GATE)
+        engaged = Engaged({(b.contract.id, b.schema.name): {"stop-the-line": "incident-1"}} if policy else {})
+        b.stages.append(QuarantineStage(b.contract.id, b.schema.name, engaged))
+        return b
+
+    together, alone = with_policy(), with_policy()
+    stage = together.stages[0]
+    assert isinstance(stage, WindowsStage)
+    calls: list[str] = []
+    amend, amend_poll = stage.amend, stage.amend_poll
+    stage.amend = lambda *a: calls.append("amend") or amend(*a)  # type: ignore[method-assign]
+    stage.amend_poll = lambda *a: calls.append("amend_poll") or amend_poll(*a)  # type: ignore[method-assign]
+    rec = {"id": 1, "event_ts": stamp(T0), "amount": 1.0, "country": "DE", "code": "a", "ref": "r1"}
+    batches = [[Message(TOPIC, p, o, orjson.dumps(rec | {"id": 10 * p + o})) for o in range(3)] for p in range(3)]
+    with frozen_clock():
+        split = together.process_poll(batches, worker_id="w")
+        one_by_one = [alone.process(b, worker_id="w") for b in batches]
+    assert calls == ["amend_poll"]
+    assert [seen(s) for s in split] == [seen(o) for o in one_by_one]
+    assert state(together) == state(alone)
+    outcome = "quarantined" if policy else "valid"
+    assert [r.counts[outcome] for r in split] == [3, 3, 3]
+    assert all(any(e.topic.endswith(STATE_SUFFIX) for e in r.events) for r in split)  # each its own state records
