@@ -13,8 +13,9 @@ its ``/metrics`` the batches (``qstreams_batch_records`` count and sum) and the 
 
 ``--baseline DIR`` runs the same configs against an older checkout's package right after this tree's (same
 machine state), ``--repeat`` rounds, and prints medians: CPU ms per second, µs per record, batches per second
-and records per batch, old and new. ``--profile DIR`` runs the worker under ``cProfile`` (its main thread, the
-event loop, CPU time: ``time.thread_time``) and writes one ``.prof`` per config, tree and rate step.
+and records per batch, old and new. ``--profile DIR`` samples the worker's main thread (the event loop) every
+millisecond while it is not waiting in ``select`` and writes, per config, tree and rate step, the share of samples
+in each function (inclusive) and at each leaf (``.txt``; the even steps are warm-ups).
 Uses the broker in ``KAFKA_BOOTSTRAP_SERVERS``, else starts one (``streams.dev.broker``).
 """
 
@@ -41,7 +42,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 CONTRACT = ROOT / "contracts" / "card_transactions.odcs.yaml"
-TICK_S = 0.05
+TICK_S = 0.005  # records spread over the second as many producers would (a fetch may return every record)
 _BATCHES = re.compile(r"^qstreams_batch_records_(count|sum)\{[^}]*\}\s+([0-9.e+]+)$", re.M)
 _RECORDS = re.compile(r'^qstreams_records_total\{[^}]*outcome="(\w+)"[^}]*\}\s+([0-9.e+]+)$', re.M)
 CONFIGS = {
@@ -52,23 +53,46 @@ CONFIGS = {
     "eos": {"STREAMS_MODE": "gate", "STREAMS_STREAM_TIME": "false", "STREAMS_EXACTLY_ONCE": "true"},
     "eos-st": {"STREAMS_MODE": "gate", "STREAMS_STREAM_TIME": "true", "STREAMS_EXACTLY_ONCE": "true"},
 }
-# the worker, optionally under cProfile (main thread, CPU time); each SIGUSR1 dumps and restarts the profile
+# the worker, optionally sampled (see --profile)
 LAUNCH = """
-import cProfile, os, signal, sys, time
+import collections, os, signal, sys, threading, time
 from streams.cli.main import main
 out = os.environ.get("BENCH_LOW_PROFILE")
 if not out:
     sys.exit(main())
-prof, step = cProfile.Profile(time.thread_time), [0]
+# a sampler of the main thread (the event loop): every 1 ms its stack, unless it waits in select (idle);
+# SIGUSR1 writes the counts so far (inclusive per function, and per leaf) and starts again
+main_id, stacks, step = threading.main_thread().ident, collections.Counter(), [0]
+def sample():
+    while True:
+        time.sleep(0.001)
+        f = sys._current_frames().get(main_id)
+        if f is None or f.f_code.co_name in ("select", "poll") and "selectors" in f.f_code.co_filename:
+            continue
+        names = []
+        while f is not None:
+            names.append(f"{f.f_code.co_filename.split('site-packages/')[-1].split('lowrate/')[-1]}:{f.f_code.co_name}")
+            f = f.f_back
+        stacks[tuple(names)] += 1
 def dump(*_):
-    prof.disable(); prof.dump_stats(f"{out}.{step[0]}.prof"); step[0] += 1; prof.clear(); prof.enable()
+    inclusive, leaf = collections.Counter(), collections.Counter()
+    for names, n in list(stacks.items()):
+        for name in set(names):
+            inclusive[name] += n
+        leaf[names[0]] += n
+    total = sum(leaf.values())
+    with open(f"{out}.{step[0]}.txt", "w") as fh:
+        fh.write(f"samples {total}\\n")
+        for name, n in inclusive.most_common(120):
+            fh.write(f"{n:6} {n / max(total, 1):6.1%} {name}\\n")
+        fh.write("leaf\\n")
+        for name, n in leaf.most_common(60):
+            fh.write(f"{n:6} {n / max(total, 1):6.1%} {name}\\n")
+    step[0] += 1
+    stacks.clear()
 signal.signal(signal.SIGUSR1, dump)
-prof.enable()
-try:
-    code = main()
-finally:
-    prof.disable()
-sys.exit(code)
+threading.Thread(target=sample, daemon=True).start()
+sys.exit(main())
 """
 
 
@@ -85,6 +109,11 @@ def _raw(port: int) -> str:
             return str(resp.read().decode())
     except OSError:
         return ""
+
+
+def _main_thread_cpu(proc: Any) -> float:
+    """CPU seconds of the worker's main thread (the event loop; processing runs there inline or in a thread)."""
+    return next((t.user_time + t.system_time for t in proc.threads() if t.id == proc.pid), 0.0)
 
 
 def scrape(port: int) -> tuple[int, float, int, int]:
@@ -116,21 +145,24 @@ class Feed:
         producer = AIOKafkaProducer(bootstrap_servers=self.bootstrap, linger_ms=5, acks="all")
         await producer.start()
         owed, t0, tick = 0.0, time.monotonic(), 0
+        acks: list[asyncio.Future[Any]] = []
         try:
             while not self._stop.is_set():
                 owed += self.rate * TICK_S
                 n, owed = int(owed), owed - int(owed)
                 if n:
                     now = dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-                    futures = []
                     for i in range(n):
                         r = dict(pool[(self.sent + i) % len(pool)])
                         r["event_id"], r["event_ts"] = str(uuid.UUID(int=(base + self.sent + i) % 2**128)), now
-                        futures.append(await producer.send(self.topic, value=orjson.dumps(r), key=r["event_id"].encode()))
-                    await asyncio.gather(*futures)
+                        acks.append(await producer.send(self.topic, value=orjson.dumps(r), key=r["event_id"].encode()))
                     self.sent += n
+                    if len(acks) > 10_000:  # not awaited tick by tick: a round trip per tick slowed the feed
+                        await asyncio.gather(*acks)
+                        acks.clear()
                 tick += 1
                 await asyncio.sleep(max(0.0, t0 + tick * TICK_S - time.monotonic()))
+            await asyncio.gather(*acks)
         finally:
             await producer.stop()
 
@@ -151,7 +183,9 @@ def start_worker(config: str, bootstrap: str, topic: str, port: int, tmp: Path, 
     return subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT, cwd=str(tmp))
 
 
-async def one_worker(args: argparse.Namespace, bootstrap: str, config: str, tree: Path, name: str) -> dict[int, dict[str, float]]:
+async def one_worker(
+    args: argparse.Namespace, bootstrap: str, config: str, tree: Path, name: str
+) -> dict[int, dict[str, float]]:
     """One worker through every rate step: per rate, CPU ms/s, µs/record, batches/s, records/batch."""
     import psutil
     from kafka.admin import KafkaAdminClient, NewTopic  # type: ignore[import-untyped,unused-ignore]
@@ -181,22 +215,26 @@ async def one_worker(args: argparse.Namespace, bootstrap: str, config: str, tree
                 await asyncio.sleep(args.warmup)
                 if profile:
                     worker.send_signal(signal.SIGUSR1)  # the warm-up's profile: dropped (step numbers count)
+                main0 = _main_thread_cpu(proc)
                 cpu0, (b0, s0, c0, v0), t0 = sum(proc.cpu_times()[:2]), scrape(port), time.monotonic()
                 await asyncio.sleep(args.seconds)
                 cpu1, (b1, s1, c1, v1), t1 = sum(proc.cpu_times()[:2]), scrape(port), time.monotonic()
+                main1 = _main_thread_cpu(proc)
                 if profile:
                     worker.send_signal(signal.SIGUSR1)
-                wall = t1 - t0
+                wall, cpu, nan = t1 - t0, cpu1 - cpu0, float("nan")
                 batches, records = b1 - b0, s1 - s0
-                out[rate] = {"cpu_ms_s": (cpu1 - cpu0) / wall * 1000, "rec_s": records / wall,
-                             "cpu_us_rec": (cpu1 - cpu0) / records * 1e6 if records else float("nan"),
-                             "batches_s": batches / wall,
-                             "rec_batch": records / batches if batches else float("nan"),
-                             "valid": (v1 - v0) / (c1 - c0) if c1 > c0 else float("nan")}  # fmt: skip
-                r = out[rate]
-                print(f"  {config:<10} {name:<3} {rate:>5}/s: CPU {r['cpu_ms_s']:6.1f} ms/s  {r['cpu_us_rec']:7.1f} µs/rec  "
-                      f"{r['batches_s']:6.1f} batches/s  {r['rec_batch']:7.1f} rec/batch  ({r['rec_s']:.0f} rec/s judged, {r['valid']:.0%} valid)",
-                      flush=True)  # fmt: skip
+                out[rate] = r = {
+                    "cpu_ms_s": cpu / wall * 1000, "rec_s": records / wall,
+                    "cpu_us_rec": cpu / records * 1e6 if records else nan, "batches_s": batches / wall,
+                    "rec_batch": records / batches if batches else nan,
+                    "valid": (v1 - v0) / (c1 - c0) if c1 > c0 else nan,
+                    "loop_share": (main1 - main0) / cpu if cpu > 0 else nan,
+                }  # fmt: skip
+                print(f"  {config:<10} {name:<3} {rate:>5}/s: CPU {r['cpu_ms_s']:6.1f} ms/s "
+                      f"{r['cpu_us_rec']:7.1f} µs/rec {r['batches_s']:6.1f} batches/s {r['rec_batch']:7.1f} rec/batch "
+                      f"({r['rec_s']:.0f} rec/s judged, {r['valid']:.0%} valid, {r['loop_share']:.0%} on the loop's "
+                      "thread)", flush=True)  # fmt: skip
         finally:
             feed.stop()
             await asyncio.wait([feeding], timeout=10)
@@ -218,7 +256,7 @@ def main() -> None:
     parser.add_argument("--warmup", type=float, default=6.0, help="seconds at a rate before measuring")
     parser.add_argument("--repeat", type=int, default=1)
     parser.add_argument("--baseline", type=Path, help="an older checkout, run right before this tree")
-    parser.add_argument("--profile", help="a directory: cProfile the worker's event loop per rate step")
+    parser.add_argument("--profile", help="a directory: sample the worker's event loop per rate step")
     parser.add_argument("--log", default="bench-low-rate.log", help="the workers' output (one file per run)")
     args = parser.parse_args()
     if args.profile:

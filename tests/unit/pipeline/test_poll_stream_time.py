@@ -17,8 +17,8 @@ from typing import Any
 from unittest import mock
 
 import orjson
-import pytest
 import pyarrow as pa
+import pytest
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
