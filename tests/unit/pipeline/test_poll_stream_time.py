@@ -191,7 +191,7 @@ def binding(mode: Mode, c: Contract | None = None, **extra: Any) -> Binding:
     c = c or contract()
     s = Settings(mode=mode, web_port=0, max_clock_skew_seconds=5, unique_horizon_seconds=3_600, **extra)
     b = Binding(c, c.schema(), s)
-    b.stages.append(WindowsStage(c, c.schema(), s))
+    b.stages.append(WindowsStage(c, c.schema(), s, plan=b.plan))  # as the worker builds it (observer.install)
     return b
 
 
@@ -380,3 +380,36 @@ def test_the_policy_stage_keeps_stream_time_at_one_stage_call_per_poll(policy: b
     outcome = "quarantined" if policy else "valid"
     assert [r.counts[outcome] for r in split] == [3, 3, 3]
     assert all(any(e.topic.endswith(STATE_SUFFIX) for e in r.events) for r in split)  # each its own state records
+
+
+def test_the_stream_time_stage_takes_the_frame_the_binding_conformed() -> None:
+    """The engine conforms the poll it validates; the stream-time stage conformed the very same frame again (issue
+    13: a fixed cost per poll). With the binding's plan it takes the engine's, and a frame it was not given
+    validated (a slice, another batch) is still conformed: the differential tests above run this way."""
+    import streams.validation.engine as engine
+
+    calls: list[int] = []
+    conform_batch = engine.conform_batch
+
+    def counted(df: Any, *args: Any) -> Any:
+        calls.append(df.height)
+        return conform_batch(df, *args)
+
+    together, alone = binding(Mode.GATE), binding(Mode.GATE)
+    rec = {"id": 1, "event_ts": stamp(T0), "amount": 1.0, "country": "DE", "code": "a", "ref": "r1"}
+    batches = [[Message(TOPIC, p, o, orjson.dumps(rec | {"id": 10 * p + o})) for o in range(3)] for p in range(3)]
+    with frozen_clock(), mock.patch.object(engine, "conform_batch", counted):
+        split = together.process_poll(batches, worker_id="w")
+        poll_calls, calls[:] = list(calls), []
+        one_by_one = [alone.process(b, worker_id="w") for b in batches]
+    assert poll_calls == [9]  # once for the poll of 9 records (the engine's), not a second time by the stage
+    assert calls == [3, 3, 3]  # one batch at a time: once each
+    assert [seen(s) for s in split] == [seen(o) for o in one_by_one]
+    stage = together.stages[0]
+    assert isinstance(stage, WindowsStage)
+    fresh = stage._conform
+    assert fresh is not None
+    other = together.decoder.decode(batches[0]).frame  # not the frame last validated: conformed, not taken
+    with mock.patch.object(engine, "conform_batch", counted):
+        fresh(other)
+    assert calls == [3, 3, 3, 3]
