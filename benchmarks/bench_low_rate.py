@@ -9,7 +9,8 @@ config (``gate``, ``monitor``, ``eos``: exactly-once, ``-st``: stream time on) o
 topic (3 partitions, ``contracts/card_transactions.odcs.yaml``) and fed each rate in turn, event time = wall
 clock, valid records with unique ids, sent in 5 ms ticks (spread over the second as many producers would: a
 consumer that answers every fetch at once sees a fetch response per few records); after ``--warmup`` seconds
-at a rate, ``--seconds`` are measured: the worker process's CPU (user + system, ``/proc`` through psutil: every thread of the worker, nothing else), and from
+at a rate, ``--seconds`` are measured: the worker process's CPU (user + system, ``/proc`` through psutil: every
+thread of the worker, nothing else), and from
 its ``/metrics`` the batches (``qstreams_batch_records`` count and sum) and the records counted.
 
 ``--baseline DIR`` runs the same configs against an older checkout's package right after this tree's (same
