@@ -25,6 +25,7 @@ from aiokafka.producer.message_accumulator import BatchBuilder
 from aiokafka.structs import OffsetAndMetadata
 
 from streams.errors import CommitRefusedError, TransportError
+from streams.kafka.connection import fetch_wait_ms
 from streams.kafka.filling import fill
 from streams.kafka.observers import WorkerObserver
 from streams.kafka.session import KafkaSession
@@ -107,9 +108,11 @@ class AIOKafkaTransport:
 
     async def poll(self, max_records: int, timeout_ms: int) -> dict[TopicPartition, list[Message]]:
         """Records fetched until ``max_records`` in all (the worker's ``batch_max_records``) or ``timeout_ms``
-        after the first arrived (see :func:`~streams.kafka.filling.fill`)."""
+        after the first arrived, less the broker's wait for them (:func:`~streams.kafka.filling.fill`,
+        :func:`~streams.kafka.connection.fetch_wait_ms`)."""
         assert self.session.consumer is not None
-        return await fill(self.fetch, max_records, timeout_ms, interrupted=self.session.stop.is_set)
+        return await fill(self.fetch, max_records, timeout_ms, held_ms=fetch_wait_ms(self.settings),
+                          interrupted=self.session.stop.is_set)  # fmt: skip
 
     async def fetch(self, max_records: int, timeout_ms: int) -> dict[TopicPartition, list[Message]]:
         """One ``getmany``: what is buffered, else what arrives within ``timeout_ms`` (the old poll)."""

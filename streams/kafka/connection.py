@@ -18,12 +18,14 @@ from streams.kafka.codecs import use_levels
 from streams.settings import Compression, SecurityProtocol, Settings
 
 __all__ = [
+    "FETCH_MIN_BYTES",
     "TRANSACTIONAL_RETRY_BACKOFF_MS",
     "auth_failure",
     "backoff",
     "client_config",
     "consumer_config",
     "default_worker_id",
+    "fetch_wait_ms",
     "max_request_size",
     "plain_producer_config",
     "producer_config",
@@ -118,16 +120,38 @@ def max_request_size(settings: Settings) -> int:
     return max(4 * 1_048_576, 2 * settings.max_message_bytes)
 
 
+#: ``fetch.min.bytes`` of a worker's consumer (with :func:`fetch_wait_ms`): a fetch of a slow feed is answered when
+#: this much arrived or the wait is over, not for every record (a backlog fills it at once)
+FETCH_MIN_BYTES = 1_048_576
+
+
+def fetch_wait_ms(settings: Settings) -> int:
+    """How long the broker may hold a worker's fetch for more records (``fetch.max.wait.ms``): a quarter of
+    ``batch_max_latency_ms``, at most Kafka's default 500 ms; 0 (not held: ``fetch.min.bytes`` 1) under 4 ms.
+
+    A slow feed's records were fetched as they arrived: at 500 records/s from many producers the consumer handled
+    ~140 fetch responses a second, each costing the event loop more than its few records (issue 13). The batch
+    fill (:func:`~streams.kafka.filling.fill`) takes the broker's wait off its own, so a record still waits at most
+    ``batch_max_latency_ms`` for its batch. A quarter, not more: the fill's own wait then spans a few of the
+    broker's answers (at half, a poll often ended just before the second one: twice the polls, each with the
+    fixed cost of a poll). An idle worker's consumer fetches every wait (20 a second at 200 ms, Kafka's default
+    2), ~1% of a core (``docs/scaling.md`` §5)."""
+    return min(500, settings.batch_max_latency_ms // 4)
+
+
 def consumer_config(settings: Settings, worker_id: str) -> dict[str, Any]:
-    """aiokafka consumer arguments of a worker: group ``app_id``, manual commits, earliest, large fetches.
+    """aiokafka consumer arguments of a worker: group ``app_id``, manual commits, earliest, large fetches, held by
+    the broker for more records up to :func:`fetch_wait_ms`.
 
     ``read_committed`` so that aborted transactional writes to a source topic are never validated.
     """
+    wait = fetch_wait_ms(settings)
+    held = {"fetch_min_bytes": FETCH_MIN_BYTES, "fetch_max_wait_ms": wait} if wait else {}
     return {
         "client_id": f"{settings.app_id}-{worker_id}", "group_id": settings.app_id, "enable_auto_commit": False,
         "auto_offset_reset": "earliest", "isolation_level": "read_committed",
         "max_partition_fetch_bytes": max(8 * 1_048_576, 2 * settings.max_message_bytes),
-        "fetch_max_bytes": 64 * 1_048_576, "metadata_max_age_ms": _metadata_age_ms(settings),
+        "fetch_max_bytes": 64 * 1_048_576, "metadata_max_age_ms": _metadata_age_ms(settings), **held,
     } | client_config(settings, "aiokafka")  # fmt: skip
 
 

@@ -7,7 +7,9 @@ fetching after the first records arrived until one of:
 
 * ``max_records`` records in all, or ``per_partition`` records of one partition (a full
   batch is returned at once: no latency is added when batches are full);
-* ``max_latency_ms`` since the first records arrived (the latency bound);
+* ``max_latency_ms`` since the first records arrived (the latency bound), less ``held_ms``: how long the broker
+  may have held them for more (the worker's ``fetch.max.wait.ms`` with a ``fetch.min.bytes``:
+  :func:`~streams.kafka.connection.fetch_wait_ms`), so that a record waits at most ``max_latency_ms`` in all;
 * ``interrupted()`` (the worker is stopping), or a fetch that raises (the records in hand
   are returned: the client's position is past them; the next poll meets the error again).
 
@@ -43,15 +45,16 @@ async def fill(
     max_latency_ms: int,
     *,
     per_partition: int | None = None,
+    held_ms: int = 0,
     interrupted: Callable[[], bool] = lambda: False,
     clock: Callable[[], float] = time.monotonic,
 ) -> dict[K, list[M]]:
     """One poll's records: ``fetch(max_records, timeout_ms)`` (a ``getmany``) called until the batch
-    is full or ``max_latency_ms`` passed since its first records arrived (see the module docstring)."""
+    is full or ``max_latency_ms - held_ms`` passed since its first records arrived (see the module docstring)."""
     first = await fetch(max_records, max_latency_ms)
     if not first:
         return first
-    deadline = clock() + max_latency_ms / 1000
+    deadline = clock() + max(0, max_latency_ms - held_ms) / 1000
     out = {tp: list(ms) for tp, ms in first.items() if ms}
     total = sum(map(len, out.values()))
     limit = per_partition or max_records

@@ -125,6 +125,21 @@ class QuarantineStage:
                           invalid_rows=n, gating_violations=gating.alias("violations"))  # fmt: skip
         return amended, []
 
+    def amend_poll(
+        self,
+        messages: Sequence[Message],
+        frame: pl.DataFrame,
+        rows: Sequence[int],
+        report: ValidationReport | None,
+        dead: Sequence[int],
+        irregular: Sequence[tuple[int, tuple[str, ...], tuple[str, ...]]] = (),
+    ) -> tuple[ValidationReport | None, dict[int, list[OutRecord]]]:
+        """As :meth:`amend`, for a poll of several partitions' batches (``PollStage``): the policy is per row, and
+        no records. Without it a stream-time binding (whose stages must all be poll stages) ran every stage, the
+        stream-time one included, once per partition batch of each poll (issue 13: a slow feed's fixed cost)."""
+        amended, _ = self.amend(messages, frame, rows, report, dead, irregular)
+        return amended, {}
+
 
 class ControlState(StrEnum):
     """Where a worker's reading of the control topic stands (``/health`` ``components.policy_control``)."""

@@ -169,6 +169,10 @@ class CompiledPlan:
         self.slots = self.reporter.slots
         self._cache: dict[tuple[tuple[tuple[str, pl.DataType], ...], int | None], _Prepared] = {}
         self._memos: dict[int, PatternMemo] = {}  # slot -> passing values (streams.validation.memo)
+        #: keep the last batch validated and its conformed frame for :meth:`conform` of that very frame (the
+        #: stream-time stage conforms the batch the binding just validated: once, not twice; issue 13)
+        self.remember_conformed = False
+        self._conformed_last: tuple[pl.DataFrame, pl.DataFrame] | None = None
 
     def _prepare(self, schema: pl.Schema, rows: int | None = None) -> _Prepared:
         """The plan for batches of ``schema``, cached per schema and size class (the largest power
@@ -280,9 +284,12 @@ class CompiledPlan:
 
     def conform(self, df: pl.DataFrame) -> pl.DataFrame:
         """The batch cast to the declared dtypes: null where a value does not conform,
-        all-null where a column is missing; declared columns first, then extra ones."""
+        all-null where a column is missing; declared columns first, then extra ones. The very frame last
+        validated (with ``remember_conformed``) is not conformed again: its conformed frame is taken."""
         prepared = self._prepare(df.schema, df.height)
-        return self._conformed(df, prepared)[0].select(prepared.output_columns)
+        last, self._conformed_last = self._conformed_last, None
+        base = last[1] if last is not None and last[0] is df else self._conformed(df, prepared)[0]
+        return base.select(prepared.output_columns)
 
     def validate(self, df: pl.DataFrame) -> ValidationReport:
         """Validate one batch. Never raises on bad data: every problem is in the report."""
@@ -294,6 +301,7 @@ class CompiledPlan:
         prepared = self._prepare(df.schema, df.height)
         errors = dict(prepared.errors)
         base, problem = self._conformed(df, prepared)
+        self._conformed_last = (df, base) if self.remember_conformed else None
         if problem is not None:  # its message may quote a value of any column
             problem = redact_error(problem, self.reporter.redacted) if self.reporter.redacted else problem
             errors.update(dict.fromkeys(prepared.fails, problem))

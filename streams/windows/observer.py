@@ -303,7 +303,7 @@ def install(
     (``metrics``: the stream-time series; ``registry``: the worker's metrics registry, for the drift gauges)."""
     stages: dict[str, WindowsStage] = {}
     for b in bindings:
-        stage = WindowsStage(b.contract, b.schema, settings)
+        stage = WindowsStage(b.contract, b.schema, settings, plan=getattr(b, "plan", None))
         stage.metrics = metrics
         if metrics is not None:
             metrics.declare(b.topic, stage.stream.unique_columns)

@@ -17,7 +17,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Iterable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import polars as pl
@@ -54,6 +54,9 @@ from streams.windows.topics import (
 )
 from streams.windows.unique import Chunk, UniqueChanges, decode_chunk, encode_chunk
 from streams.windows.versions import Judges
+
+if TYPE_CHECKING:
+    from streams.validation.engine import CompiledPlan
 
 __all__ = ["WindowsStage", "config_of", "now_ms"]
 
@@ -92,7 +95,10 @@ class WindowsStage:
 
     judges_windows = True  # rule violations are published per window (by the merger), not per batch
 
-    def __init__(self, contract: Contract, schema_obj: SchemaObject, settings: Settings) -> None:
+    def __init__(self, contract: Contract, schema_obj: SchemaObject, settings: Settings, *,
+                 plan: CompiledPlan | None = None) -> None:  # fmt: skip
+        """``plan``: the binding's compiled plan; its ``conform`` takes the frame it just validated, conformed
+        already (without it the stage compiles its own and conforms each batch a second time)."""
         spec = getattr(schema_obj, "stream", None) or StreamSpec()
         self.plan = WindowPlan.of(contract, schema_obj, spec)
         self.config = config_of(settings, spec)
@@ -115,7 +121,9 @@ class WindowsStage:
         if self.plan.needs_frame or self.monitor is not None:
             from streams.validation.engine import compile_plan
 
-            self._conform = compile_plan(contract, schema_obj.name).conform
+            if plan is not None:
+                plan.remember_conformed = True
+            self._conform = (plan or compile_plan(contract, schema_obj.name)).conform
 
     @property
     def partition(self) -> int:

@@ -7,7 +7,10 @@ import statistics
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
+import pytest
+
 from streams.kafka.filling import fill
+from streams.kafka.observers import WorkerObserver
 from streams.kafka.transport import TopicPartition
 from streams.pipeline.records import Message
 from streams.testing.transport import InMemoryTransport
@@ -170,3 +173,37 @@ def test_in_memory_feed_at_a_fixed_rate_fills_batches() -> None:
     got, offsets = asyncio.run(asyncio.wait_for(go(), 30.0))
     assert offsets == list(range(total))  # every record once, in order
     assert statistics.mean(got) >= 8, got  # ~40 at 400/s over 100 ms; a bare poll returns ~1
+
+
+def test_the_brokers_wait_for_more_records_is_taken_off_the_fill() -> None:
+    """A worker's fetches are held by the broker for more records (``fetch_wait_ms``) so that a slow feed does not
+    cost a fetch response per record (issue 13); a record may have waited that long before it arrived, so the fill
+    waits that much less: ``max_latency_ms`` in all (fake clock)."""
+    feed, plain = Feed(gap=1 / 300), Feed(gap=1 / 300)
+    asyncio.run(fill(feed.fetch, 5000, 200, held_ms=50, clock=feed.clock))
+    asyncio.run(fill(plain.fetch, 5000, 200, clock=plain.clock))
+    assert 0.150 <= feed.now < 0.155  # the first record arrived at 0: 150 ms of fill, not 200
+    assert 0.200 <= plain.now < 0.205
+    held_all = Feed(gap=1 / 300)
+    polled = asyncio.run(fill(held_all.fetch, 5000, 200, held_ms=200, clock=held_all.clock))
+    assert sum(map(len, polled.values())) == 1 and held_all.calls == 1  # the broker's wait was the whole bound
+
+
+def test_the_aiokafka_transport_fills_with_the_brokers_wait_taken_off(monkeypatch: pytest.MonkeyPatch) -> None:
+    import streams.kafka.aiokafka_transport as aiokafka_transport
+    from streams.kafka.connection import fetch_wait_ms
+    from streams.settings import Settings
+
+    seen: dict[str, object] = {}
+
+    async def recorded(fetch: object, max_records: int, max_latency_ms: int, **kwargs: object) -> dict:  # type: ignore[type-arg]
+        seen.update(kwargs, max_latency_ms=max_latency_ms)
+        return {}
+
+    monkeypatch.setattr(aiokafka_transport, "fill", recorded)
+    settings = Settings(batch_max_latency_ms=400)
+    transport = aiokafka_transport.AIOKafkaTransport(settings, "w", [TOPIC], stop=asyncio.Event(),
+                                                     observer=WorkerObserver())  # fmt: skip
+    transport.session.consumer = object()  # type: ignore[assignment]
+    asyncio.run(transport.poll(100, 400))
+    assert seen["max_latency_ms"] == 400 and seen["held_ms"] == fetch_wait_ms(settings) == 100

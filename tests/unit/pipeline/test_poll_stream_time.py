@@ -18,6 +18,7 @@ from unittest import mock
 
 import orjson
 import pyarrow as pa
+import pytest
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
@@ -190,7 +191,7 @@ def binding(mode: Mode, c: Contract | None = None, **extra: Any) -> Binding:
     c = c or contract()
     s = Settings(mode=mode, web_port=0, max_clock_skew_seconds=5, unique_horizon_seconds=3_600, **extra)
     b = Binding(c, c.schema(), s)
-    b.stages.append(WindowsStage(c, c.schema(), s))
+    b.stages.append(WindowsStage(c, c.schema(), s, plan=b.plan))  # as the worker builds it (observer.install)
     return b
 
 
@@ -345,3 +346,70 @@ def test_per_batch_events_keep_the_batches_one_by_one() -> None:
         e for r in results for e in r.events if ("ce_type", b"io.qualitystreams.batch.summary.v1") in e.headers
     ]
     assert len(summaries) == 3  # one per partition batch, each describing its own
+
+
+@pytest.mark.parametrize("policy", [False, True])
+def test_the_policy_stage_keeps_stream_time_at_one_stage_call_per_poll(policy: bool) -> None:
+    """Every ``qstreams worker`` appends the ``quarantine-stream`` policy stage after the stream-time one; a stage
+    without ``amend_poll`` made the stream-time stage run once per partition batch of every poll (issue 13: the
+    fixed cost of a slow feed). With it, one ``amend_poll`` per poll, and each batch gets what it gets alone,
+    whether a policy is engaged or not."""
+    from streams.policies.control import Engaged, QuarantineStage
+
+    def with_policy() -> Binding:
+        b = binding(Mode.GATE)
+        engaged = Engaged({(b.contract.id, b.schema.name): {"stop-the-line": "incident-1"}} if policy else {})
+        b.stages.append(QuarantineStage(b.contract.id, b.schema.name, engaged))
+        return b
+
+    together, alone = with_policy(), with_policy()
+    stage = together.stages[0]
+    assert isinstance(stage, WindowsStage)
+    calls: list[str] = []
+    amend, amend_poll = stage.amend, stage.amend_poll
+    stage.amend = lambda *a: calls.append("amend") or amend(*a)  # type: ignore[method-assign]
+    stage.amend_poll = lambda *a: calls.append("amend_poll") or amend_poll(*a)  # type: ignore[method-assign]
+    rec = {"id": 1, "event_ts": stamp(T0), "amount": 1.0, "country": "DE", "code": "a", "ref": "r1"}
+    batches = [[Message(TOPIC, p, o, orjson.dumps(rec | {"id": 10 * p + o})) for o in range(3)] for p in range(3)]
+    with frozen_clock():
+        split = together.process_poll(batches, worker_id="w")
+        one_by_one = [alone.process(b, worker_id="w") for b in batches]
+    assert calls == ["amend_poll"]
+    assert [seen(s) for s in split] == [seen(o) for o in one_by_one]
+    assert state(together) == state(alone)
+    outcome = "quarantined" if policy else "valid"
+    assert [r.counts[outcome] for r in split] == [3, 3, 3]
+    assert all(any(e.topic.endswith(STATE_SUFFIX) for e in r.events) for r in split)  # each its own state records
+
+
+def test_the_stream_time_stage_takes_the_frame_the_binding_conformed() -> None:
+    """The engine conforms the poll it validates; the stream-time stage conformed the very same frame again (issue
+    13: a fixed cost per poll). With the binding's plan it takes the engine's, and a frame it was not given
+    validated (a slice, another batch) is still conformed: the differential tests above run this way."""
+    import streams.validation.engine as engine
+
+    calls: list[int] = []
+    conform_batch = engine.conform_batch
+
+    def counted(df: Any, *args: Any) -> Any:
+        calls.append(df.height)
+        return conform_batch(df, *args)
+
+    together, alone = binding(Mode.GATE), binding(Mode.GATE)
+    rec = {"id": 1, "event_ts": stamp(T0), "amount": 1.0, "country": "DE", "code": "a", "ref": "r1"}
+    batches = [[Message(TOPIC, p, o, orjson.dumps(rec | {"id": 10 * p + o})) for o in range(3)] for p in range(3)]
+    with frozen_clock(), mock.patch.object(engine, "conform_batch", counted):
+        split = together.process_poll(batches, worker_id="w")
+        poll_calls, calls[:] = list(calls), []
+        one_by_one = [alone.process(b, worker_id="w") for b in batches]
+    assert poll_calls == [9]  # once for the poll of 9 records (the engine's), not a second time by the stage
+    assert calls == [3, 3, 3]  # one batch at a time: once each
+    assert [seen(s) for s in split] == [seen(o) for o in one_by_one]
+    stage = together.stages[0]
+    assert isinstance(stage, WindowsStage)
+    fresh = stage._conform
+    assert fresh is not None
+    other = together.decoder.decode(batches[0]).frame  # not the frame last validated: conformed, not taken
+    with mock.patch.object(engine, "conform_batch", counted):
+        fresh(other)
+    assert calls == [3, 3, 3, 3]
