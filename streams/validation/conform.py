@@ -20,6 +20,13 @@ if TYPE_CHECKING:
 # may stand for the T, with or without seconds, as polars' inferred `str.to_datetime` reads it
 ISO = tuple(f"%Y-%m-%d{sep}{t}{z}" for t in ("%H:%M:%S%.f", "%H:%M") for sep in ("T", " ") for z in ("%#z", ""))
 ISO += ("%Y-%m-%d",)
+# the layouts of a text time (`HH:MM[:SS[.f]]`): JSON strings, CSV cells
+TIME = ("%H:%M:%S%.f", "%H:%M")
+
+
+def to_time(c: pl.Expr) -> pl.Expr:
+    """Text ``HH:MM[:SS[.f]]`` as a time, null where it is none."""
+    return pl.coalesce(c.str.to_time(f, strict=False) for f in TIME)
 
 
 def conform_column(name: str, src: pl.DataType, dst: pl.DataType) -> tuple[pl.Expr, pl.Expr | None]:
@@ -37,6 +44,8 @@ def conform_column(name: str, src: pl.DataType, dst: pl.DataType) -> tuple[pl.Ex
         return pl.when(bad).then(None).otherwise(out), bad
     if src == pl.String and dst == pl.Date:
         out = c.str.to_date("%Y-%m-%d", strict=False)
+    elif src == pl.String and dst == pl.Time:
+        out = to_time(c)
     elif isinstance(dst, pl.Datetime) and isinstance(src, pl.Datetime):
         out = to_datetime(c, src, dst)
     elif src in (pl.Categorical, pl.Enum) and dst == pl.String:
