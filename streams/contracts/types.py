@@ -21,6 +21,7 @@ __all__ = [
     "logical_type",
     "odcs_pattern",
     "regex_problem",
+    "sub_microsecond",
     "temporal_value",
 ]
 
@@ -214,7 +215,25 @@ def temporal_value(value: Any, dtype: pl.DataType) -> Any:
     raise ValueError(f"{dtype} is not a date, time or timestamp type")
 
 
+#: a fraction of a second with a non-zero digit past the sixth (finer than Python's microseconds)
+_SUB_MICROSECOND = re.compile(r"[.,]\d{6}\d*[1-9]")
+
+
+def sub_microsecond(value: Any, dtype: pl.DataType) -> str | None:
+    """Why ``value`` cannot be a date, time or timestamp bound of ``dtype``: ISO text finer than a microsecond
+    (Python's datetimes would truncate it, and a ``timestamp(ns)`` value between the truncated bound and the
+    written one would be judged against another bound); None if it can."""
+    if isinstance(dtype, (pl.Datetime, pl.Time)) and isinstance(value, str) and _SUB_MICROSECOND.search(value):
+        return (
+            f"{value!r} is finer than a microsecond, which a bound cannot hold (it would be read truncated); "
+            "write it to the microsecond"
+        )
+    return None
+
+
 def bound_value(value: Any, dtype: pl.DataType, where: Path_, ctx: SourceContext) -> Any:
+    if (finer := sub_microsecond(value, dtype)) is not None:
+        raise ctx.error(f"{where[-1]} {finer}", where, ContractSchemaError)
     try:
         if isinstance(dtype, (pl.Date, pl.Datetime, pl.Time)):
             return temporal_value(value, dtype)

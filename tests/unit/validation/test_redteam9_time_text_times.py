@@ -55,7 +55,7 @@ def test_json_records_read_text_times_as_python_does(contract: Contract, tmp_pat
     values, valid = _expected()
     data = tmp_path / "d.ndjson"
     data.write_text("".join(json.dumps({"at": t}) + "\n" for t in TIMES + NOT_TIMES))
-    frame, report, _ = read_and_validate(data, contract, contract.schema())
+    _, report, _ = read_and_validate(data, contract, contract.schema())
     assert report.valid_mask.to_list() == valid
     failed = report.failure_cases.filter(pl.col("check") == "dtype('Time')")
     assert sorted(failed.get_column("failure_case").to_list()) == sorted(NOT_TIMES)
