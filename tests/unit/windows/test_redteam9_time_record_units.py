@@ -59,7 +59,8 @@ schema:
 """
     contract = parse_contract(text, "t.odcs.yaml")
     obj = contract.schemas[0]
-    conformed = compile_plan(contract, "events").conform(Decoder(obj).decode([Value(orjson.dumps({"at": value}))]).frame)
+    decoded = Decoder(obj).decode([Value(orjson.dumps({"at": value}))])
+    conformed = compile_plan(contract, "events").conform(decoded.frame)
     times = event_times(conformed, "at", np.full(1, -1, dtype=np.int64))
     return (None if bool(times.bad[0]) else int(times.ms[0])), obj.field("at").dtype
 
