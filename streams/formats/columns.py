@@ -216,6 +216,8 @@ def arrow_value(c: pl.Expr, src: pl.DataType, declared: pl.DataType, kind: Kind)
             return c.dt.to_string("%Y-%m-%dT%H:%M:%S%.f%:z" if src.time_zone else "%Y-%m-%dT%H:%M:%S%.f")
         if isinstance(declared, pl.Date) and isinstance(src, pl.Date):
             return c.dt.to_string("%Y-%m-%d")
+        if isinstance(declared, pl.Time) and isinstance(src, pl.Time):
+            return c.dt.to_string("%H:%M:%S%.f")
     return None
 
 
