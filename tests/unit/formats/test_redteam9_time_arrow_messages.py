@@ -15,6 +15,7 @@ from __future__ import annotations
 import datetime as dt
 import io
 import json
+import zoneinfo
 from pathlib import Path
 
 import polars as pl
@@ -99,3 +100,30 @@ def test_an_arrow_message_without_a_value_keeps_a_row_per_record(
     json_row = decoded.message.to_list().index(1)
     assert decoded.frame.row(json_row) == (7, "10:00")
     assert decoded.frame.filter(pl.int_range(pl.len()) != json_row).get_column("n").null_count() == 4
+
+
+@pytest.mark.parametrize("zone", ["Africa/Monrovia", "Asia/Kolkata", "Europe/Amsterdam", "Asia/Tokyo"])
+@pytest.mark.parametrize("unit", ["s", "ms", "us", "ns"])
+def test_a_zoned_arrow_timestamp_keeps_its_instant_in_a_message(tmp_path: Path, zone: str, unit: str) -> None:
+    """An Arrow message's zoned timestamp was turned to text with `%:z`, which drops an offset's seconds: a 1960
+    instant in Monrovia (-00:44:30) was read 30 s off, one of 1930 in Amsterdam (+00:19:32) 32 s off."""
+    path = tmp_path / "c.yaml"
+    ns = "logicalType: timestamp\n        physicalType: timestamp(ns)\n"
+    path.write_text(CONTRACT.replace("logicalType: time\n", ns))
+    contract = load_contract(path)
+    instants = [dt.datetime(1960, 6, 1, 12, 0, 1, 250000, tzinfo=dt.UTC), dt.datetime(1930, 1, 1, tzinfo=dt.UTC),
+                dt.datetime(1890, 1, 1, 23, 59, 59, tzinfo=dt.UTC), dt.datetime(2024, 6, 1, tzinfo=dt.UTC)]  # fmt: skip
+    local = pa.array([t.astimezone(zoneinfo.ZoneInfo(zone)) for t in instants], pa.timestamp("us", zone))
+    table = pa.table({"n": [1, 2, 3, 4], "at": local.cast(pa.timestamp(unit, zone), safe=False)})
+    decoded = Decoder(contract.schema()).decode([_arrow(table)])
+    got = compile_plan(contract).conform(decoded.frame).get_column("at").to_list()
+    # the instant the Arrow value holds (epoch units, UTC), to the property's microsecond-exact Python reading
+    nanos = {"s": 10**9, "ms": 10**6, "us": 10**3, "ns": 1}[unit]
+    epochs = table["at"].cast(pa.int64()).to_pylist()
+    held = [dt.datetime(1970, 1, 1) + dt.timedelta(microseconds=n * nanos // 1000) for n in epochs]
+    assert got == held
+    assert [t.replace(tzinfo=None) for t in instants[1:]] == held[1:]  # whole seconds in every unit
+
+    pq.write_table(table, tmp_path / "d.parquet")
+    frame, _, _ = read_and_validate(tmp_path / "d.parquet", contract, contract.schema())
+    assert compile_plan(contract).conform(frame).get_column("at").to_list() == got
