@@ -18,6 +18,7 @@ Expression tree nodes::
     ("call", "abs"|"is_null"|"is_not_null", x)
     ("isin", x, (values...))
     ("wide", x)   # an integer column narrower than 64 bits, read as Int64 for arithmetic (rendered as x)
+    ("unit", x, "us"|"ns")  # a timestamp column or literal read in the finer unit of a comparison (rendered as x)
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ import math
 import operator
 import re
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Literal
 
 import polars as pl
 
@@ -237,7 +238,24 @@ def columns(node: Node) -> set[str]:
     return out
 
 
-_NODE_KINDS = frozenset({"col", "lit", "binop", "cmp", "and", "or", "not", "neg", "call", "isin", "wide"})
+_NODE_KINDS = frozenset({"col", "lit", "binop", "cmp", "and", "or", "not", "neg", "call", "isin", "wide", "unit"})
+_NS_RANGE = (-(2**63), 2**63)
+_EPOCH = dt.datetime(1970, 1, 1)
+
+
+def comparison_units(dtype: Any, bound: Any) -> tuple[Literal["us"] | None, Literal["ns"] | None]:
+    """``(column unit, bound unit)``: how a ``Datetime`` column of ``dtype`` and a datetime ``bound`` are compared
+    exactly (None: as they are). polars compares them in the coarser unit, truncating the finer side: a
+    ``timestamp(ns)`` value 400 ns past a maximum passed it, and a ``timestamp(3)`` value (whole milliseconds)
+    passed a minimum 500 microseconds past it. A bound beyond the nanosecond range is left in microseconds:
+    truncating a column's nanoseconds cannot move a value across it."""
+    if not (isinstance(dtype, pl.Datetime) and isinstance(bound, dt.datetime)) or dtype.time_unit == "us":
+        return None, None
+    if dtype.time_unit == "ms":
+        return "us", None
+    naive = bound.astimezone(dt.UTC).replace(tzinfo=None) if bound.tzinfo is not None else bound
+    nanos = (naive - _EPOCH) // dt.timedelta(microseconds=1) * 1000
+    return (None, "ns") if _NS_RANGE[0] <= nanos < _NS_RANGE[1] else (None, None)
 
 
 _ARITHMETIC = frozenset({"+", "-", "*", "//", "%", "**"})
@@ -265,6 +283,13 @@ def type_literals(node: Node, dtype_of: Callable[[str], Any], read: Callable[[st
         dtype = dtype_of(side[1])
         return dtype if isinstance(dtype, (pl.Date, pl.Datetime, pl.Time)) else None
 
+    def exact(column: Node, literal: Node, dtype: Any) -> tuple[Node, Node]:
+        column_unit, bound_unit = comparison_units(dtype, literal[1])
+        return (
+            ("unit", column, column_unit) if column_unit else column,
+            ("unit", literal, bound_unit) if bound_unit else literal,
+        )
+
     def wide(side: Node) -> Node:
         if side[0] == "col" and isinstance(dtype_of(side[1]), NARROW_INTEGERS):
             return ("wide", side)
@@ -279,9 +304,9 @@ def type_literals(node: Node, dtype_of: Callable[[str], Any], read: Callable[[st
         if kind == "cmp":
             left, right = walk(n[2]), walk(n[3])
             if (t := temporal(left)) is not None and right[0] == "lit" and isinstance(right[1], str):
-                right = ("lit", read(right[1], t))
+                left, right = exact(left, ("lit", read(right[1], t)), t)
             elif (t := temporal(right)) is not None and left[0] == "lit" and isinstance(left[1], str):
-                left = ("lit", read(left[1], t))
+                right, left = exact(right, ("lit", read(left[1], t)), t)
             return ("cmp", n[1], left, right)
         if kind == "isin":
             x = walk(n[1])
@@ -290,7 +315,7 @@ def type_literals(node: Node, dtype_of: Callable[[str], Any], read: Callable[[st
             if x[0] == "col" and (t := dtype_of(x[1])) is not None:
                 return ("isin", x, member_values(n[2], t, x[1]))
             return ("isin", x, n[2])
-        if kind in ("col", "lit", "wide"):
+        if kind in ("col", "lit", "wide", "unit"):
             return n
         return (kind, *(walk(p) if isinstance(p, tuple) and p and p[0] in _NODE_KINDS else p for p in n[1:]))
 
@@ -359,6 +384,8 @@ def to_polars(node: Node) -> pl.Expr:
         return to_polars(node[1]).is_in(list(node[2]))
     if kind == "wide":
         return to_polars(node[1]).cast(pl.Int64)
+    if kind == "unit":
+        return to_polars(node[1]).dt.cast_time_unit(node[2])
     raise ValueError(f"unknown expression node {kind!r}")
 
 
@@ -381,7 +408,7 @@ def to_text(node: Node) -> str:
         return f"{node[1]}({to_text(node[2])})"
     if kind == "isin":
         return f"({to_text(node[1])} in [{', '.join(_literal_text(v) for v in node[2])}])"
-    if kind == "wide":  # typing, not text: type_literals adds it again from the columns' dtypes
+    if kind in ("wide", "unit"):  # typing, not text: type_literals adds it again from the columns' dtypes
         return to_text(node[1])
     raise ValueError(f"unknown expression node {kind!r}")
 

@@ -12,7 +12,14 @@ import polars as pl
 from streams.contracts import expressions
 from streams.contracts.model import THRESHOLD_OPERATORS, Field, Op, Rule, Severity, Threshold, Unit, check_label
 from streams.contracts.source import Path_, SourceContext
-from streams.contracts.types import bound_value, check_regex, odcs_pattern
+from streams.contracts.types import (
+    NoInstant,
+    bound_value,
+    check_regex,
+    odcs_pattern,
+    sub_microsecond,
+    temporal_value,
+)
 from streams.errors import ContractSchemaError
 
 __all__ = ["quality_rule", "sql_reads"]
@@ -311,6 +318,13 @@ def _typed_expression(node: expressions.Node, fields: dict[str, Field], at: Path
     ``file:line`` error naming it."""
 
     def read(text: str, dtype: pl.DataType) -> Any:
+        if (finer := sub_microsecond(text, dtype)) is not None:
+            raise ctx.error(f"the expression compares a property with {finer}", at, ContractSchemaError)
+        with contextlib.suppress(ValueError):  # text that is no ISO value: the error below
+            try:
+                temporal_value(text, dtype)
+            except NoInstant as exc:
+                raise ctx.error(f"the expression compares a property with {exc}", at, ContractSchemaError) from None
         try:
             return bound_value(text, dtype, at, ctx)
         except ContractSchemaError:

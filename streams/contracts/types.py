@@ -14,6 +14,7 @@ from streams.contracts.source import Path_, SourceContext
 from streams.errors import ContractSchemaError
 
 __all__ = [
+    "NoInstant",
     "bound_value",
     "check_options",
     "check_regex",
@@ -21,6 +22,7 @@ __all__ = [
     "logical_type",
     "odcs_pattern",
     "regex_problem",
+    "sub_microsecond",
     "temporal_value",
 ]
 
@@ -193,6 +195,26 @@ def check_options(prop: dict[str, Any], logical: str, where: Path_, ctx: SourceC
         raise ctx.error(f"not supported: logicalTypeOptions.{key} on a {logical} property (it is not checked)", at)
 
 
+class NoInstant(ValueError):
+    """A naive bound that names no single instant in its property's zone (a DST gap or fold)."""
+
+
+def _one_instant(local: dt.datetime, zone: zoneinfo.ZoneInfo) -> None:
+    """Raise :class:`NoInstant` unless the naive ``local`` is one instant in ``zone``: naive values in the data
+    there are null (a ``dtype`` failure), and polars refuses a bound in a gap at run time (every row failed)."""
+    early, late = local.replace(tzinfo=zone), local.replace(tzinfo=zone, fold=1)
+    if early.utcoffset() != late.utcoffset():
+        what = (
+            "is ambiguous"
+            if early.astimezone(dt.UTC).astimezone(zone).replace(tzinfo=None) == local
+            else ("does not exist")
+        )
+        raise NoInstant(
+            f"{local.isoformat()} {what} in {zone.key} (a daylight-saving change); write it with an offset "
+            f"(e.g. {early.isoformat()})"
+        )
+
+
 def temporal_value(value: Any, dtype: pl.DataType) -> Any:
     """``value`` (ISO text, or a date, time or datetime) as a bound of a Date, Time or Datetime column
     (``ValueError`` if it is none): a timestamp in the column's zone (polars compares only equal zones; naive
@@ -203,6 +225,8 @@ def temporal_value(value: Any, dtype: pl.DataType) -> Any:
             v = dt.datetime.combine(v, dt.time())
         if dtype.time_zone is not None:
             zone = zoneinfo.ZoneInfo(dtype.time_zone)
+            if v.tzinfo is None:
+                _one_instant(v, zone)
             v = v.replace(tzinfo=zone) if v.tzinfo is None else v.astimezone(zone)
         elif v.tzinfo is not None:
             v = v.astimezone(dt.UTC).replace(tzinfo=None)
@@ -214,7 +238,25 @@ def temporal_value(value: Any, dtype: pl.DataType) -> Any:
     raise ValueError(f"{dtype} is not a date, time or timestamp type")
 
 
+#: a fraction of a second with a non-zero digit past the sixth (finer than Python's microseconds)
+_SUB_MICROSECOND = re.compile(r"[.,]\d{6}\d*[1-9]")
+
+
+def sub_microsecond(value: Any, dtype: pl.DataType) -> str | None:
+    """Why ``value`` cannot be a date, time or timestamp bound of ``dtype``: ISO text finer than a microsecond
+    (Python's datetimes would truncate it, and a ``timestamp(ns)`` value between the truncated bound and the
+    written one would be judged against another bound); None if it can."""
+    if isinstance(dtype, (pl.Datetime, pl.Time)) and isinstance(value, str) and _SUB_MICROSECOND.search(value):
+        return (
+            f"{value!r} is finer than a microsecond, which a bound cannot hold (it would be read truncated); "
+            "write it to the microsecond"
+        )
+    return None
+
+
 def bound_value(value: Any, dtype: pl.DataType, where: Path_, ctx: SourceContext) -> Any:
+    if (finer := sub_microsecond(value, dtype)) is not None:
+        raise ctx.error(f"{where[-1]} {finer}", where, ContractSchemaError)
     try:
         if isinstance(dtype, (pl.Date, pl.Datetime, pl.Time)):
             return temporal_value(value, dtype)
@@ -222,6 +264,8 @@ def bound_value(value: Any, dtype: pl.DataType, where: Path_, ctx: SourceContext
             if isinstance(value, bool) or not isinstance(value, (int, float)):
                 raise ValueError
             return value
+    except NoInstant as exc:
+        raise ctx.error(f"{where[-1]} {exc}", where, ContractSchemaError) from None
     except ValueError:
         pass
     else:

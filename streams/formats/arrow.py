@@ -56,12 +56,12 @@ def decode_arrow(
     bad = [no_mismatches()]
     for f, kind in zip(fields, kinds, strict=True):
         wire = WIRE.get(kind, f.dtype)
-        if f.name not in df.columns:
-            cols.append(pl.lit(None, dtype=wire).alias(f.name))
+        if f.name not in df.columns:  # n nulls: a frame of literals alone would have one row for the n records
+            cols.append(pl.repeat(None, n, dtype=wire).alias(f.name))
             continue
         value = arrow_value(pl.col(f.name), df.schema[f.name], f.dtype, kind)
         if value is None:  # every non-null value is of the wrong type
-            value = pl.lit(None, dtype=wire)
+            value = pl.repeat(None, n, dtype=wire)
         shown = pl.lit(REDACTED) if f.redacted else pl.col(f.name).cast(pl.String, strict=False)
         mismatch = pl.col(f.name).is_not_null() & value.is_null()
         wrong = (

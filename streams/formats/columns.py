@@ -213,9 +213,13 @@ def arrow_value(c: pl.Expr, src: pl.DataType, declared: pl.DataType, kind: Kind)
         if src == pl.String or isinstance(src, (pl.Categorical, pl.Enum)):
             return c.cast(pl.String)
         if isinstance(declared, pl.Datetime) and isinstance(src, pl.Datetime):
-            return c.dt.to_string("%Y-%m-%dT%H:%M:%S%.f%:z" if src.time_zone else "%Y-%m-%dT%H:%M:%S%.f")
+            if src.time_zone:  # as UTC: `%:z` drops an offset's seconds (Monrovia's -00:44:30 until 1972)
+                return c.dt.convert_time_zone("UTC").dt.to_string("%Y-%m-%dT%H:%M:%S%.fZ")
+            return c.dt.to_string("%Y-%m-%dT%H:%M:%S%.f")
         if isinstance(declared, pl.Date) and isinstance(src, pl.Date):
             return c.dt.to_string("%Y-%m-%d")
+        if isinstance(declared, pl.Time) and isinstance(src, pl.Time):
+            return c.dt.to_string("%H:%M:%S%.f")
     return None
 
 

@@ -25,6 +25,7 @@ from streams.errors import DataFormatError
 from streams.formats.columns import flatten_structs
 from streams.formats.decoder import Decoder, Value
 from streams.formats.reasons import MISMATCH_SCHEMA, Decoded
+from streams.validation.conform import to_time
 
 __all__ = ["SUPPORTED", "file_kind", "parse_cells", "read_csv", "read_ndjson", "read_table", "write_table"]
 
@@ -195,7 +196,7 @@ def _parse(cell: pl.Expr, dtype: pl.DataType) -> pl.Expr | None:
         items = cell.str.split(";").list.eval(item)
         return pl.when(items.list.eval(pl.element().is_null()).list.any()).then(None).otherwise(items)
     if dtype == pl.Time:
-        return pl.coalesce(cell.str.to_time(f, strict=False) for f in ("%H:%M:%S%.f", "%H:%M"))
+        return to_time(cell)
     return None
 
 

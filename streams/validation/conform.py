@@ -20,6 +20,13 @@ if TYPE_CHECKING:
 # may stand for the T, with or without seconds, as polars' inferred `str.to_datetime` reads it
 ISO = tuple(f"%Y-%m-%d{sep}{t}{z}" for t in ("%H:%M:%S%.f", "%H:%M") for sep in ("T", " ") for z in ("%#z", ""))
 ISO += ("%Y-%m-%d",)
+# the layouts of a text time (`HH:MM[:SS[.f]]`): JSON strings, CSV cells
+TIME = ("%H:%M:%S%.f", "%H:%M")
+
+
+def to_time(c: pl.Expr) -> pl.Expr:
+    """Text ``HH:MM[:SS[.f]]`` as a time, null where it is none."""
+    return pl.coalesce(c.str.to_time(f, strict=False) for f in TIME)
 
 
 def conform_column(name: str, src: pl.DataType, dst: pl.DataType) -> tuple[pl.Expr, pl.Expr | None]:
@@ -37,6 +44,8 @@ def conform_column(name: str, src: pl.DataType, dst: pl.DataType) -> tuple[pl.Ex
         return pl.when(bad).then(None).otherwise(out), bad
     if src == pl.String and dst == pl.Date:
         out = c.str.to_date("%Y-%m-%d", strict=False)
+    elif src == pl.String and dst == pl.Time:
+        out = to_time(c)
     elif isinstance(dst, pl.Datetime) and isinstance(src, pl.Datetime):
         out = to_datetime(c, src, dst)
     elif src in (pl.Categorical, pl.Enum) and dst == pl.String:
@@ -60,8 +69,18 @@ def to_datetime(c: pl.Expr, src: pl.DataType, dst: pl.Datetime, formats: Sequenc
         return utc if tz else utc.dt.replace_time_zone(None)
 
     if isinstance(src, pl.Datetime):
-        cast = c.dt.cast_time_unit(unit)
-        return from_aware(cast) if src.time_zone else localize(cast)
+
+        def convert(values: pl.Expr, to: TimeUnit) -> pl.Expr:
+            cast = values.dt.cast_time_unit(to)
+            return from_aware(cast) if src.time_zone else localize(cast)
+
+        if unit != "ns":
+            return convert(c, unit)
+        # a value beyond the nanosecond range made polars' cast raise for the whole column (every row failed), and
+        # a local time whose instant leaves it (2262-04-11T23:00 in New York) wrapped: both are null, on their row
+        inside = c.dt.epoch("us").is_between(-(2**63) // 1000 + 1, (2**63 - 1) // 1000)
+        out = convert(pl.when(inside).then(c), "ns")
+        return pl.when(out.dt.epoch("us") == convert(c, "us").dt.epoch("us")).then(out)
 
     def parse(f: str, in_unit: TimeUnit | None) -> pl.Expr:
         return (from_aware if f.endswith("z") else localize)(c.str.to_datetime(f, time_unit=in_unit, strict=False))
@@ -120,8 +139,8 @@ def parse_text_timestamps(
     slow = {}
     for name, (mask, dst) in temporal.items():
         fast = arrow_timestamps(df.get_column(name), dst)
-        if fast is not None:
-            exprs += [fast, pl.lit(False).alias(mask)]
+        if fast is not None:  # null where the instant leaves the unit's range (a local time near 2262 in ns)
+            exprs += [fast, (df.get_column(name).is_not_null() & fast.is_null()).alias(mask)]
         else:
             slow[name] = (mask, dst)
     for name, (mask, dst) in slow.items():

@@ -37,7 +37,7 @@ Semantics follow pandera's polars backend (the reference:
 :mod:`streams.validation.pandera`) rule by rule. Deliberate differences:
 
 * **Conformance.** A column whose dtype differs from ``Field.dtype`` is cast with
-  ``strict=False``: numeric to numeric, String to Date/Datetime (ISO-8601),
+  ``strict=False``: numeric to numeric, String to Date/Datetime (ISO-8601)/Time,
   Datetime to another unit/time zone (naive values are taken to be in the target
   zone), Categorical/Enum to String and String to Enum/Categorical. Every other
   pair (String to numeric, numeric to String, Boolean to/from numeric, ...) is a

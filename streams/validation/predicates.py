@@ -15,7 +15,7 @@ from typing import Any
 
 import polars as pl
 
-from streams.contracts.expressions import to_polars
+from streams.contracts.expressions import comparison_units, to_polars
 from streams.contracts.model import Op, Rule, SchemaObject, Severity, check_label
 from streams.validation.regex import fast_contains, strategy
 from streams.validation.regex.bytewise import MIN_ROWS as BYTEWISE_MIN_ROWS
@@ -162,10 +162,12 @@ def builtin(
     are evaluated without a regex (:mod:`streams.validation.regex`).
     """
     if op in _COMPARISONS:
-        return _COMPARISONS[op](c, args[0])
+        column, bound = exact_units(c, dtype, args[0])
+        return _COMPARISONS[op](column, bound)
     if op is Op.IN_RANGE:
         lo, hi, include_min, include_max = args
-        return (c.ge(lo) if include_min else c.gt(lo)).and_(c.le(hi) if include_max else c.lt(hi))
+        (c_lo, lo), (c_hi, hi) = exact_units(c, dtype, lo), exact_units(c, dtype, hi)
+        return (c_lo.ge(lo) if include_min else c_lo.gt(lo)).and_(c_hi.le(hi) if include_max else c_hi.lt(hi))
     if op in (Op.ISIN, Op.NOTIN):
         values = list(args[0])
         if dtype == pl.String and 0 < len(values) <= _EQ_CHAIN_MAX and all(isinstance(v, str) for v in values):
@@ -188,6 +190,15 @@ def builtin(
             raise ValueError("str_length needs a minimum or a maximum length")
         return n.le(hi) if lo is None else n.ge(lo) if hi is None else n.is_between(lo, hi)
     raise ValueError(f"operator {op.value!r} is not an element-wise check")
+
+
+def exact_units(c: pl.Expr, dtype: pl.DataType | None, bound: Any) -> tuple[pl.Expr, Any]:
+    """A timestamp column and a datetime bound in the units they compare exactly in
+    (:func:`~streams.contracts.expressions.comparison_units`); other columns and bounds as they are."""
+    column_unit, bound_unit = comparison_units(dtype, bound)
+    if column_unit is not None:
+        c = c.dt.cast_time_unit(column_unit)
+    return c, pl.lit(bound).dt.cast_time_unit(bound_unit) if bound_unit is not None else bound
 
 
 def failure_expr(rule: Rule, column: pl.Expr, dtype: pl.DataType | None = None) -> pl.Expr:

@@ -58,6 +58,8 @@ def _fast(text: str, dtype: pl.DataType) -> int | None:
             return None
     if not isinstance(dtype, pl.Datetime) or (hour is None and zone is not None):
         return None
+    if dtype.time_unit == "ns" and not 1678 <= int(year) <= 2261:
+        return None  # near or beyond the nanosecond range (1677-09-21 to 2262-04-11): the engine's reading
     if zone is None and dtype.time_zone not in (None, "UTC"):
         return None  # naive text in a zone (and its DST gaps and folds): the engine's reading
     try:
