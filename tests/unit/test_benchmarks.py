@@ -44,7 +44,9 @@ RUNS: dict[str, list[list[str]]] = {
     "bench_contract_load.py": [["--sizes", "20", "--repeat", "1", "--baseline", "{root}"], ["--profile", "20"]],
 }
 #: scripts that need a broker (the kafka-marked tests and ``make bench-worker`` exercise their paths), and modules
-NOT_RUN = {"bench_clients.py", "bench_low_rate.py", "bench_worker.py", "bench_slow_feed.py", "soak.py", "worker_trace.py"}
+NOT_RUN = {
+    "bench_clients.py", "bench_low_rate.py", "bench_worker.py", "bench_slow_feed.py", "soak.py", "worker_trace.py",
+}  # fmt: skip
 
 CASES = [(script, args) for script, runs in RUNS.items() for args in runs]
 
