@@ -25,7 +25,7 @@ are the stream-time windows of the predictions, and a prediction's time is the w
 no time); a label time is read as a ``timestamp`` property without a zone (naive text is UTC), or as epoch
 milliseconds (a number: labels records are typed by no contract, and producers of labels write either). A
 predictions message is read as the worker reads it (:func:`records`: one JSON object, NDJSON lines or Arrow rows, by
-the ``content-type`` header or the value); a labels message is one JSON object (:func:`decode`). Decoding
+the ``content-type`` header or the value); a labels message is one JSON object (:func:`_label_message`). Decoding
 never raises on data: a record that cannot be read is a :class:`Skip` with its reason; a record whose time
 is missing (its time field absent or unreadable, or, reading the Kafka timestamp, none: Kafka's -1) is
 ``bad_time``.
@@ -60,7 +60,7 @@ if TYPE_CHECKING:
     from streams.settings import Settings
 
 __all__ = [
-    "JoinSpec", "Label", "Prediction", "Skip", "SkipReason", "decode", "join_spec", "labels_line", "labels_problem",
+    "JoinSpec", "Label", "Prediction", "Skip", "SkipReason", "join_spec", "labels_line", "labels_problem",
     "records",
 ]  # fmt: skip
 
@@ -255,15 +255,8 @@ def _pid(value: Any) -> str | None:
     return str(value)
 
 
-def decode(msg: Message, spec: JoinSpec) -> Prediction | Label | Skip:
-    """A message holding one JSON object, of the predictions topic (``spec.predictions_topic``) or else of the labels
-    topic (a labels message is one JSON object: :func:`records` reads a predictions message as the worker does)."""
-    if msg.topic == spec.predictions_topic:
-        try:
-            record = orjson.loads(msg.value or b"")
-        except orjson.JSONDecodeError:
-            record = None
-        return _prediction(record, msg, spec) if isinstance(record, dict) else _dead(_loads(msg.value), spec)
+def _label_message(msg: Message, spec: JoinSpec) -> Label | Skip:
+    """A labels message: one JSON object (a labels topic is typed by no contract and read by no worker)."""
     record = _loads(msg.value)
     return _label(record, msg, spec) if isinstance(record, dict) else Skip(SkipReason.UNDECODABLE)
 
@@ -274,9 +267,9 @@ def records(msg: Message, spec: JoinSpec, decoder: MessageDecoder) -> list[Predi
     an NDJSON message, each row of an Arrow IPC message (the ``content-type`` header, else the value, says which); one
     ``undecodable`` :class:`Skip` per dead letter of the worker (a whole message, or one NDJSON line); records in
     their order in the message; a dead letter that is not JSON only for its NaN or infinite score is a ``bad_score``
-    (:func:`_dead`). A labels message is one JSON object (:func:`decode`)."""
+    (:func:`_dead`). A labels message is one JSON object (:func:`_label_message`)."""
     if msg.topic != spec.predictions_topic:
-        return [decode(msg, spec)]
+        return [_label_message(msg, spec)]
     one = decoder.record(msg)  # the common message, parsed once
     if one is not None:
         return [_prediction(one, msg, spec)]

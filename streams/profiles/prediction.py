@@ -234,7 +234,7 @@ def positive_expr(spec: PredictionSpec, schema: pl.Schema | None = None) -> pl.E
     """True for a positive prediction: the positive label when named, else score >= decision threshold.
 
     The label column (of its dtype in ``schema``, the frame's) is read by :func:`label_positive_expr`, as the
-    performance join reads a JSON label (``streams.performance.binding.decode``)."""
+    performance join reads a JSON label (``streams.performance.binding.records``)."""
     if spec.positive_label is not None and spec.label is not None:
         dtype = schema.get(spec.label) if schema is not None else None
         return label_positive_expr(pl.col(spec.label), dtype, spec.positive_label)

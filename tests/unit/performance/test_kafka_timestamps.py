@@ -6,7 +6,8 @@ from __future__ import annotations
 import orjson
 import pytest
 
-from streams.performance.binding import Label, Prediction, Skip, SkipReason, decode, join_spec
+from streams.formats.decoder import MessageDecoder
+from streams.performance.binding import JoinSpec, Label, Prediction, Skip, SkipReason, join_spec, records
 from streams.performance.joiner import PerformanceJoiner
 from streams.pipeline.records import Message
 from streams.settings import Settings
@@ -27,6 +28,12 @@ from tests.unit.performance.test_joiner import Clock
 KAFKA_TIMES = CONTRACT.replace(", labelTime: labelled_at", "").replace(
     "      - property: qstreams.eventTime\n        value: predicted_at\n", ""
 )
+
+
+def decode(msg: Message, spec: JoinSpec) -> Prediction | Label | Skip:
+    """The one record of a one-record message, read as the joiner reads it."""
+    (one,) = records(msg, spec, MessageDecoder(spec.contract.schema(spec.schema)))
+    return one
 
 
 def _spec():  # type: ignore[no-untyped-def]
