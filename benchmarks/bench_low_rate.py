@@ -30,19 +30,19 @@ import os
 import re
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 import uuid
 from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+from worker_process import free_port, metrics_text, stop  # noqa: E402 - beside this script
+
 CONTRACT = ROOT / "contracts" / "card_transactions.odcs.yaml"
 TICK_S = 0.005  # records spread over the second as many producers would (a fetch may return every record)
 _BATCHES = re.compile(r"^qstreams_batch_records_(count|sum)\{[^}]*\}\s+([0-9.e+]+)$", re.M)
@@ -98,21 +98,6 @@ sys.exit(main())
 """
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
-def _raw(port: int) -> str:
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2) as resp:
-            return str(resp.read().decode())
-    except OSError:
-        return ""
-
-
 def _main_thread_cpu(proc: Any) -> float:
     """CPU seconds of the worker's main thread (the event loop; processing runs there inline or in a thread)."""
     return next((t.user_time + t.system_time for t in proc.threads() if t.id == proc.pid), 0.0)
@@ -120,7 +105,7 @@ def _main_thread_cpu(proc: Any) -> float:
 
 def scrape(port: int) -> tuple[int, float, int, int]:
     """(batches, records in batches, records counted, valid) from the worker's /metrics (summed over topics)."""
-    text = _raw(port)
+    text = metrics_text(port)
     got = {"count": 0.0, "sum": 0.0}
     for kind, value in _BATCHES.findall(text):
         got[kind] += float(value)
@@ -240,13 +225,7 @@ async def one_worker(
         finally:
             feed.stop()
             await asyncio.wait([feeding], timeout=10)
-            if worker.poll() is None:
-                worker.send_signal(signal.SIGTERM)
-                try:
-                    worker.wait(timeout=60)
-                except subprocess.TimeoutExpired:
-                    worker.kill()
-                    worker.wait()
+            stop(worker)
     return out
 
 

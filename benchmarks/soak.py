@@ -32,14 +32,11 @@ import os
 import random
 import re
 import shutil
-import signal
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -47,6 +44,8 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+from worker_process import free_port, metrics_text, stop  # noqa: E402 - beside this script
+
 CONTRACT = ROOT / "contracts" / "card_transactions.odcs.yaml"
 TICK_S = 0.1
 FAULTS = {"out_of_range": 0.02, "invalid_enum": 0.02, "wrong_type": 0.02, "null_required": 0.02, "bad_pattern": 0.02}
@@ -78,16 +77,9 @@ class Sample:
                 "claims_mb": round(self.claims_mb, 2)}  # fmt: skip
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
 def scrape(port: int) -> dict[str, int]:
     """Records counted by the worker per outcome (summed over contracts and topics); {} while /metrics is down."""
-    text = _raw(port)
+    text = metrics_text(port)
     out: dict[str, int] = {}
     for outcome, value in _RECORDS.findall(text):
         out[outcome] = out.get(outcome, 0) + int(float(value))
@@ -154,7 +146,7 @@ async def sample_loop(proc: Any, port: int, producer: Producer, t0: float, durat
         sample = Sample(t, mem.rss / 2**20, proc.num_fds(), proc.num_threads(), cpu.user + cpu.system,
                         producer.sent, scrape(port), producer.incident)  # fmt: skip
         gauges: dict[str, float] = {}
-        for name, value in _GAUGE.findall(_raw(port)):
+        for name, value in _GAUGE.findall(metrics_text(port)):
             gauges[name] = gauges.get(name, 0.0) + float(value)
         sample.claims = int(gauges.get("qstreams_unique_keys", 0))
         sample.claims_mb = gauges.get("qstreams_unique_state_bytes", 0.0) / 2**20
@@ -190,7 +182,7 @@ async def soak(args: argparse.Namespace, bootstrap: str) -> tuple[list[Sample], 
         proc = psutil.Process(worker.pid)
         try:
             deadline = time.monotonic() + 90
-            while not scrape(port) and "qstreams_records" not in _raw(port):
+            while not scrape(port) and "qstreams_records" not in metrics_text(port):
                 if worker.poll() is not None or time.monotonic() > deadline:
                     raise SystemExit(f"the worker did not come up (exit {worker.poll()}); see {args.log}")
                 await asyncio.sleep(0.5)
@@ -205,25 +197,8 @@ async def soak(args: argparse.Namespace, bootstrap: str) -> tuple[list[Sample], 
                 await asyncio.sleep(1)
             final = scrape(port)
         finally:
-            code = None
-            if worker.poll() is None:
-                worker.send_signal(signal.SIGTERM)
-                try:
-                    code = worker.wait(timeout=60)
-                except subprocess.TimeoutExpired:
-                    worker.kill()
-                    code = worker.wait()
-            else:
-                code = worker.returncode
+            code = stop(worker)
     return samples, producer.sent, final, code
-
-
-def _raw(port: int) -> str:
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2) as resp:
-            return str(resp.read().decode())
-    except OSError:
-        return ""
 
 
 def window(samples: list[Sample], start: float, end: float) -> list[Sample]:

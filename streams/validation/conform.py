@@ -79,8 +79,7 @@ def to_datetime(c: pl.Expr, src: pl.DataType, dst: pl.Datetime, formats: Sequenc
         # a value beyond the nanosecond range made polars' cast raise for the whole column (every row failed), and
         # a local time whose instant leaves it (2262-04-11T23:00 in New York) wrapped: both are null, on their row
         inside = c.dt.epoch("us").is_between(-(2**63) // 1000 + 1, (2**63 - 1) // 1000)
-        out = convert(pl.when(inside).then(c), "ns")
-        return pl.when(out.dt.epoch("us") == convert(c, "us").dt.epoch("us")).then(out)
+        return _unwrapped(convert(pl.when(inside).then(c), "ns"), convert(c, "us"))
 
     def parse(f: str, in_unit: TimeUnit | None) -> pl.Expr:
         return (from_aware if f.endswith("z") else localize)(c.str.to_datetime(f, time_unit=in_unit, strict=False))
@@ -92,8 +91,13 @@ def to_datetime(c: pl.Expr, src: pl.DataType, dst: pl.Datetime, formats: Sequenc
     # polars parses text beyond the nanosecond range (1677-09-21 to 2262-04-11) into a wrapped value (2400-01-01
     # read 1815-06-13) instead of null: a value is kept where it is the instant its microsecond parse reads
     wide = [parse(f, "us") for f in formats]
-    exact = (wide[0] if len(wide) == 1 else pl.coalesce(wide)).dt.epoch("us")
-    return pl.when(out.dt.epoch("us") == exact).then(out)
+    return _unwrapped(out, wide[0] if len(wide) == 1 else pl.coalesce(wide))
+
+
+def _unwrapped(ns: pl.Expr, us: pl.Expr) -> pl.Expr:
+    """``ns`` where it is the instant of its microsecond reading ``us``, else null: polars wraps an instant beyond
+    the nanosecond range (1677-09-21 to 2262-04-11) silently where a microsecond value holds it."""
+    return pl.when(ns.dt.epoch("us") == us.dt.epoch("us")).then(ns)
 
 
 def _first(values: pl.Series) -> Any:

@@ -46,6 +46,7 @@ RUNS: dict[str, list[list[str]]] = {
 #: scripts that need a broker (the kafka-marked tests and ``make bench-worker`` exercise their paths), and modules
 NOT_RUN = {
     "bench_clients.py", "bench_low_rate.py", "bench_worker.py", "bench_slow_feed.py", "soak.py", "worker_trace.py",
+    "worker_process.py",
 }  # fmt: skip
 
 CASES = [(script, args) for script, runs in RUNS.items() for args in runs]
