@@ -25,8 +25,8 @@ are the stream-time windows of the predictions, and a prediction's time is the w
 no time); a label time is read as a ``timestamp`` property without a zone (naive text is UTC), or as epoch
 milliseconds (a number: labels records are typed by no contract, and producers of labels write either). A
 predictions message is read as the worker reads it (:func:`records`: one JSON object, NDJSON lines or Arrow rows, by
-the ``content-type`` header or the value); a labels message is one JSON object (:func:`_label_message`). Decoding
-never raises on data: a record that cannot be read is a :class:`Skip` with its reason; a record whose time
+the ``content-type`` header or the value); a labels message is read the same three ways (:func:`_label_messages`).
+Decoding never raises on data: a record that cannot be read is a :class:`Skip` with its reason; a record whose time
 is missing (its time field absent or unreadable, or, reading the Kafka timestamp, none: Kafka's -1) is
 ``bad_time``.
 """
@@ -38,14 +38,18 @@ import json
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import orjson
 import polars as pl
+import pyarrow as pa
 
 from streams.errors import ContractError
 from streams.events.types import MAX_MS, MIN_MS
+from streams.formats.arrow import ARROW_MAGIC, ndjson_lines, read_ipc
 from streams.formats.columns import value_at
+from streams.formats.content_types import ARROW_STREAM, NDJSON, content_type
 from streams.formats.reasons import DecodeReason, Format
 from streams.pipeline.records import Message
 from streams.profiles.performance import CALIBRATION_BINS
@@ -204,6 +208,7 @@ def join_spec(contract: Contract, settings: Settings, schema: str | None = None)
 
 
 _BOM = b"\xef\xbb\xbf"
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def _kafka_ms(msg: Message) -> int | None:
@@ -221,8 +226,12 @@ def _time_ms(record: dict[str, Any], path: tuple[str, ...], dtype: pl.DataType, 
 
 
 def _label_time_ms(value: Any) -> int | None:
-    """A label's time: ISO-8601 text as a zone-less ``timestamp`` property reads it (naive text is UTC), or a number
-    of epoch milliseconds within years 1 to 9999 (a labels topic is typed by no contract; epoch ms is documented)."""
+    """A label's time: ISO-8601 text as a zone-less ``timestamp`` property reads it (naive text is UTC), a number
+    of epoch milliseconds within years 1 to 9999 (a labels topic is typed by no contract; epoch ms is documented),
+    or an Arrow ``timestamp`` value (naive: UTC), truncated to the millisecond."""
+    if isinstance(value, datetime):
+        aware = value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+        return (aware - _EPOCH) // timedelta(milliseconds=1)
     if isinstance(value, int | float) and not isinstance(value, bool):
         return int(value) if math.isfinite(value) and MIN_MS <= value <= MAX_MS else None
     return record_time_ms(value, LABEL_TIME)
@@ -255,9 +264,39 @@ def _pid(value: Any) -> str | None:
     return str(value)
 
 
-def _label_message(msg: Message, spec: JoinSpec) -> Label | Skip:
-    """A labels message: one JSON object (a labels topic is typed by no contract and read by no worker)."""
-    record = _loads(msg.value)
+def _label_messages(msg: Message, spec: JoinSpec) -> list[Label | Skip]:
+    """A labels message: one JSON object; each line of an NDJSON message; each row of an Arrow IPC message. The
+    format is chosen as the worker chooses a predictions message's (the ``content-type`` header,
+    ``application/x-ndjson`` or ``application/vnd.apache.arrow.stream``; else the value: Arrow's magic bytes, or
+    JSON objects on several lines). A labels topic is typed by no contract: its values are read as they are (an
+    Arrow ``timestamp`` label time is that instant, a naive one UTC). A line or message that cannot be read is one
+    ``undecodable`` skip; a message is one offset whatever it holds (:func:`records`)."""
+    value = msg.value or b""
+    ctype = content_type(msg.headers) if msg.headers else None
+    if ctype == ARROW_STREAM or value.startswith(ARROW_MAGIC):
+        try:
+            rows = _micro(read_ipc(value)).to_pylist()
+        except Exception:  # pyarrow raises several kinds on bytes that are not Arrow IPC
+            return [Skip(SkipReason.UNDECODABLE)]
+        return [_label(row, msg, spec) for row in rows] or [Skip(SkipReason.UNDECODABLE)]
+    record = None if ctype == NDJSON else _loads(value)
+    lines = [] if record is not None else [ln for ln in ndjson_lines(value.removeprefix(_BOM)) if ln.strip(b" \t\r")]
+    if ctype == NDJSON or (len(lines) > 1 and isinstance(_loads(lines[0]), dict)):  # as the worker tells NDJSON
+        return [_one_label(_loads(line), msg, spec) for line in lines] or [Skip(SkipReason.UNDECODABLE)]
+    return [_one_label(record, msg, spec)]
+
+
+def _micro(table: pa.Table) -> pa.Table:
+    """``table`` with its nanosecond timestamp columns in microseconds (truncated: a label time is read to the
+    millisecond), which Python's ``datetime`` holds."""
+    for i, f in enumerate(table.schema):
+        if pa.types.is_timestamp(f.type) and f.type.unit == "ns":
+            us = pa.timestamp("us", f.type.tz)
+            table = table.set_column(i, f.with_type(us), table.column(i).cast(us, safe=False))
+    return table
+
+
+def _one_label(record: Any, msg: Message, spec: JoinSpec) -> Label | Skip:
     return _label(record, msg, spec) if isinstance(record, dict) else Skip(SkipReason.UNDECODABLE)
 
 
@@ -267,9 +306,9 @@ def records(msg: Message, spec: JoinSpec, decoder: MessageDecoder) -> list[Predi
     an NDJSON message, each row of an Arrow IPC message (the ``content-type`` header, else the value, says which); one
     ``undecodable`` :class:`Skip` per dead letter of the worker (a whole message, or one NDJSON line); records in
     their order in the message; a dead letter that is not JSON only for its NaN or infinite score is a ``bad_score``
-    (:func:`_dead`). A labels message is one JSON object (:func:`_label_message`)."""
+    (:func:`_dead`). A labels message holds labels the same ways (:func:`_label_messages`)."""
     if msg.topic != spec.predictions_topic:
-        return [_label_message(msg, spec)]
+        return [*_label_messages(msg, spec)]
     one = decoder.record(msg)  # the common message, parsed once
     if one is not None:
         return [_prediction(one, msg, spec)]

@@ -22,11 +22,13 @@ from streams.performance.binding import join_spec
 from streams.pipeline.records import Message
 from streams.settings import Settings
 from tests.unit.performance.scenario import (
+    LABELS,
     PREDICTIONS,
     T0,
     Data,
     contract,
     generate,
+    label_record,
     prediction_record,
 )
 from tests.unit.performance.test_join_cases import Feed
@@ -219,3 +221,56 @@ def test_a_prediction_the_worker_dead_letters_for_a_nan_outside_its_score_is_und
     _labels(f)
     assert f.joiner.counters.counts["matched"] == 1  # b alone
     assert f.finish()[(T0, "")]["orphan_labels"] == 2
+
+
+def _label_records() -> list[dict[str, Any]]:
+    return [label_record(pid, T0 + (t + 10) * S, score >= 0.5 if pid != "c" else False) for pid, t, score, _ in PREDS]
+
+
+def _with_predictions() -> Feed:
+    f = Feed()
+    for r in _records():
+        f.send(PREDICTIONS, r)
+    return f
+
+
+def test_an_ndjson_labels_message_is_one_label_per_line() -> None:
+    f = _with_predictions()
+    _send(f, LABELS, _ndjson(*_label_records()))  # no header: JSON objects on several lines
+    assert f.joiner.counters.skipped == {}
+    assert f.joiner.counters.counts["matched"] == 3
+    assert f.finish() == _one_per_message()
+
+
+def test_an_ndjson_labels_message_announced_counts_each_line() -> None:
+    a, b, c = _label_records()
+    f = _with_predictions()
+    value = _ndjson(b"not json", a, b"[1]", b"", {**b, "prediction_id": None}, c)
+    _send(f, LABELS, value, ((CONTENT_TYPE, NDJSON.encode()),))
+    assert f.joiner.counters.skipped == {("labels", "undecodable"): 2, ("labels", "no_prediction_id"): 1}
+    assert f.joiner.counters.counts["matched"] == 2  # a and c
+    _send(f, LABELS, value)  # unannounced, its first line not JSON: one value that is not JSON
+    assert f.joiner.counters.skipped == {("labels", "undecodable"): 3, ("labels", "no_prediction_id"): 1}
+
+
+@pytest.mark.parametrize("unit", [None, "us", "ns"])
+def test_an_arrow_labels_message_is_one_label_per_row(unit: str | None) -> None:
+    rows = _label_records()
+    table = pa.Table.from_pylist(rows)
+    if unit is not None:  # an Arrow timestamp column (naive: UTC), as a pandas or polars producer writes it
+        stamps = [int(datetime.fromisoformat(r["labelled_at"].replace("Z", "+00:00")).timestamp() * 1000) for r in rows]
+        ns = pa.array([ms * 1_000_000 + 999_999 for ms in stamps], pa.timestamp("ns"))  # within the millisecond
+        table = table.set_column(
+            table.schema.get_field_index("labelled_at"), "labelled_at", ns.cast(pa.timestamp(unit), safe=False)
+        )
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, table.schema) as writer:
+        writer.write_table(table)
+    f = _with_predictions()
+    _send(f, LABELS, bytes(sink.getvalue().to_pybytes()))
+    assert f.joiner.counters.skipped == {}
+    assert f.joiner.counters.counts["matched"] == 3
+    assert f.finish() == _one_per_message()
+    g = _with_predictions()
+    _send(g, LABELS, orjson.dumps(rows[0]), ((CONTENT_TYPE, ARROW_STREAM.encode()),))
+    assert g.joiner.counters.skipped == {("labels", "undecodable"): 1}  # JSON announced as Arrow
