@@ -115,11 +115,14 @@ Record = Partial | Heartbeat | Closed | ContractText
 
 
 def record_key(record: Record) -> bytes:
-    """The compaction key: one live record per (stream, window, partition), per (stream, partition) heartbeat,
-    one ``closed`` marker per stream, and one contract text per (contract id, version, sha256)."""
+    """The compaction key: one live record per (stream, window, partition, contract text), per (stream, partition)
+    heartbeat, one ``closed`` marker per stream, and one contract text per (contract id, version, sha256). A partial's
+    key names its contract's sha256: the partials of two texts of one version (a contract edited without a new
+    version, during a rolling restart) are two records, neither compacted away by the other."""
     if isinstance(record, Partial):
-        k = record.partial.key
+        k, sha = record.partial.key, record.partial.contract_sha256
         parts: list[Any] = ["p", k.contract_id, k.contract_version, k.schema, k.topic, k.start_ms, record.partition]
+        parts.append(sha)
     elif isinstance(record, Heartbeat):
         parts = ["h", record.contract_id, record.schema, record.topic, record.partition]
     elif isinstance(record, ContractText):

@@ -2,7 +2,7 @@
 
 The worker that owns the internal-topic partition of a stream (contract id, schema
 object, source topic) feeds every record of it to a :class:`WindowMerger`:
-partial snapshots per (window, source partition), heartbeats per source partition,
+partial snapshots per (window, contract text, source partition), heartbeats per source partition,
 the stream's ``closed`` marker, and the texts of the contract versions its workers run.
 Partials of every contract version are merged, each version's apart (a window's key holds the version): after
 an upgrade, or during a rolling one, a window has a verdict per version that counted records of it, each judged
@@ -28,6 +28,8 @@ __all__ = ["CLOSED_MEMORY", "MergerStats", "WindowMerger"]
 
 #: (window, partition) snapshots of published windows remembered to count records that arrive after them
 CLOSED_MEMORY = 4096
+#: a window's partial of one source partition counted by one contract text: (window, sha256, partition)
+Slot = tuple[WindowKey, str, int]
 
 
 @dataclass(slots=True)
@@ -51,19 +53,20 @@ class WindowMerger:
     idle_ms: int
     partitions: int = 0
     clocks: dict[int, PartitionClock] = field(default_factory=dict)
-    snapshots: dict[tuple[WindowKey, int], WindowPartial] = field(default_factory=dict)
+    #: per (window, contract sha256, partition): the latest snapshot (two texts of one version are two partials)
+    snapshots: dict[Slot, WindowPartial] = field(default_factory=dict)
     closed_through: int = -(2**62)
     stats: MergerStats = field(default_factory=MergerStats)
     #: records of each (window, partition) snapshot already published, for the windows published by this merger
     #: (bounded: the latest CLOSED_MEMORY): a later snapshot of one of them adds late records, not lost ones
-    published: dict[tuple[WindowKey, int], WindowPartial] = field(default_factory=dict)
+    published: dict[Slot, WindowPartial] = field(default_factory=dict)
     pending_late: int = 0
     #: windows published beyond every partition's newest event time (only skewed records reach them; an idle
     #: close publishes them): closed without moving ``closed_through`` (bounded like ``published``)
     beyond: dict[WindowKey, None] = field(default_factory=dict)
     #: per published (window, partition): the memory before a fresh partial of it, and that partial's latest
     #: snapshot (see :meth:`_after_close`; bounded like ``published``)
-    chains: dict[tuple[WindowKey, int], tuple[WindowPartial | None, WindowPartial]] = field(default_factory=dict)
+    chains: dict[Slot, tuple[WindowPartial | None, WindowPartial]] = field(default_factory=dict)
     #: ``closed_through`` before this merger's first close: the windows it closed end after it (None: none yet)
     closed_from: int | None = None
     #: (version, sha256) -> the text of each contract version a worker of the stream wrote when it started
@@ -87,9 +90,9 @@ class WindowMerger:
         part = record.partial
         if part.key.end_ms <= self.closed_through or part.key in self.beyond:
             self.stats.after_close += 1
-            self._after_close((part.key, record.partition), part)
+            self._after_close((part.key, part.contract_sha256, record.partition), part)
             return
-        slot = (part.key, record.partition)
+        slot = (part.key, part.contract_sha256, record.partition)
         held = self.snapshots.get(slot)
         if held is None or covers(part, held):
             self.snapshots[slot] = part  # the cumulative partial grew
@@ -102,7 +105,7 @@ class WindowMerger:
             if part.records > held.records:
                 self.snapshots[slot] = part
 
-    def _after_close(self, slot: tuple[WindowKey, int], part: WindowPartial) -> None:
+    def _after_close(self, slot: Slot, part: WindowPartial) -> None:
         """A snapshot of a published window: the records it adds are late (counted in the next window published).
         Unknown after a restart of the merger (the published snapshots are tombstoned): then not counted.
 
@@ -112,7 +115,7 @@ class WindowMerger:
         overlapped the memory, the published records and the chain merged, and added nothing)."""
         held = self.published.get(slot)
         base, chain = self.chains.get(slot, (held, None))
-        if held is None and not any(key == slot[0] for key, _ in self.published) and not self._closed_here(slot[0]):
+        if held is None and not any(s[0] == slot[0] for s in self.published) and not self._closed_here(slot[0]):
             return  # unknown (published before a restart)
         if held is not None and covers(held, part):
             return  # a replay of what was published or counted since
@@ -149,12 +152,12 @@ class WindowMerger:
         )
         if through is None:
             return []
-        ready: dict[WindowKey, list[WindowPartial]] = {}
-        for (key, _), part in sorted(self.snapshots.items(), key=lambda item: (item[0][0], item[0][1])):
+        ready: dict[tuple[WindowKey, str], list[WindowPartial]] = {}  # per window and contract text
+        for (key, sha, _), part in sorted(self.snapshots.items(), key=lambda item: item[0]):
             if key.end_ms <= through or through == ALL_FINAL:
-                ready.setdefault(key, []).append(part)
+                ready.setdefault((key, sha), []).append(part)
         out = sorted((p for p in (merge_all(parts) for parts in ready.values()) if p is not None),
-                     key=lambda p: (p.key.start_ms, p.key))  # fmt: skip
+                     key=lambda p: (p.key.start_ms, p.key, p.contract_sha256))  # fmt: skip
         if out and self.pending_late:  # records that arrived after their window was published: late, here
             out[-1] = replace(out[-1], late=out[-1].late + self.pending_late)
         return out
@@ -170,8 +173,8 @@ class WindowMerger:
         through = max([*ends, self.closed_through])
         self.beyond.update(dict.fromkeys(far))
         _bound(self.beyond)
-        gone = [(k, p) for (k, p) in self.snapshots if k.end_ms <= through or k in far]
-        keys = [record_key(Partial(p, self.snapshots[(k, p)])) for k, p in gone]
+        gone = [s for s in self.snapshots if s[0].end_ms <= through or s[0] in far]
+        keys = [record_key(Partial(s[2], self.snapshots[s])) for s in gone]
         for slot in gone:
             self.published[slot] = self.snapshots.pop(slot)
         if self.closed_from is None:

@@ -240,7 +240,7 @@ class StreamTimeObserver(WorkerObserver):
             self.mergers[topic] = (merger, position)
             due = merger.due(now)
             if stage.metrics is not None:
-                stage.metrics.open.labels(topic).set(len({k for k, _ in merger.snapshots}))
+                stage.metrics.open.labels(topic).set(len({slot[0] for slot in merger.snapshots}))
             if not due:
                 continue
             for partial in due:  # each judged by the contract version that counted it; freshness: at this tick

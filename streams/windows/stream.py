@@ -75,10 +75,10 @@ class PartitionState:
     #: ahead of what the internal topic holds, and no heartbeat of the tick may carry them (see :meth:`StreamTime.
     #: heartbeats`)
     settled_through: int = -1
-    #: restored partials of open windows counted by another contract version (before an upgrade, or by a worker
-    #: still on the other version): what they cover is not counted again (:meth:`StreamTime._covered`); the
-    #: merger publishes them as that version's
-    others: dict[WindowKey, WindowPartial] = field(default_factory=dict)
+    #: restored partials of open windows counted by another contract version or text (before an upgrade, or by a
+    #: worker still on the other one), per (window, sha256): what they cover is not counted again
+    #: (:meth:`StreamTime._covered`); the merger publishes them as that version's
+    others: dict[tuple[WindowKey, str], WindowPartial] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -144,7 +144,7 @@ class StreamTime:
         legacy = heartbeat is not None and heartbeat.counted_through < 0 and heartbeat.clock.max_event_ms is not None
         for p in partials:
             state.open[p.key] = p
-        state.others = {p.key: p for p in others}
+        state.others = {(p.key, p.contract_sha256): p for p in others}
         for p in [*state.open.values(), *state.others.values()]:
             if legacy:
                 ranges = p.offsets.get(partition, ())
@@ -291,7 +291,7 @@ class StreamTime:
         state = self.states.get(partition)
         if state is not None:
             state.open = {k: v for k, v in state.open.items() if k.end_ms > through_ms}
-            state.others = {k: v for k, v in state.others.items() if k.end_ms > through_ms}
+            state.others = {k: v for k, v in state.others.items() if k[0].end_ms > through_ms}
 
     def take_changes(self) -> dict[tuple[str, int], UniqueChanges]:
         """The uniqueness changes not yet taken (a batch's claims, the tick's expiry tombstones), per column and
@@ -351,11 +351,11 @@ class StreamTime:
         out = np.zeros(marks.size, dtype=bool)
         for p in np.unique(marks.partitions).tolist():
             state = self.states[p]
-            held = {k: part for k, (_, part) in state.closed.items()} | state.open | state.others
+            held = [part for _, part in state.closed.values()] + [*state.open.values(), *state.others.values()]
             ahead: dict[int, list[tuple[int, int]]] = {}  # window start -> ranges (of every contract version)
-            for k, part in held.items():
+            for part in held:
                 if any(last > state.counted_through for _, last in part.offsets.get(p, ())):
-                    ahead.setdefault(k.start_ms, []).extend(part.offsets[p])
+                    ahead.setdefault(part.key.start_ms, []).extend(part.offsets[p])
             if not ahead:
                 continue
             rows = np.flatnonzero(marks.partitions == p)

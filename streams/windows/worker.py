@@ -57,6 +57,7 @@ from streams.windows.versions import Judges
 
 if TYPE_CHECKING:
     from streams.validation.engine import CompiledPlan
+    from streams.windows.partial import WindowPartial
 
 __all__ = ["WindowsStage", "config_of", "now_ms"]
 
@@ -309,7 +310,7 @@ class WindowsStage:
                 c.id, so.name, so.topic, partition,
             ):  # fmt: skip
                 heartbeat = rec
-            elif isinstance(rec, Partial) and rec.partition == partition and _mine(rec.partial.key, c, so):
+            elif isinstance(rec, Partial) and rec.partition == partition and _mine(rec.partial, c, so):
                 partials[key] = rec.partial
             elif isinstance(rec, Partial) and rec.partition == partition and _stream_of(rec.partial.key, c, so):
                 others.append(rec.partial)  # another contract version's: what it counted is not counted again
@@ -364,8 +365,12 @@ def _joined(old: UniqueChanges | None, new: UniqueChanges | None) -> UniqueChang
     return UniqueChanges(tuple(k for c in parts for k in c.chunks), tuple(t for c in parts for t in c.tombstones))
 
 
-def _mine(key: Any, c: Contract, so: SchemaObject) -> bool:
-    return bool((key.contract_id, key.contract_version, key.schema, key.topic) == (c.id, c.version, so.name, so.topic))
+def _mine(partial: WindowPartial, c: Contract, so: SchemaObject) -> bool:
+    """``partial`` was counted by this contract text: the same version edited (another sha256) is another's."""
+    key = partial.key
+    return (key.contract_id, key.contract_version, key.schema, key.topic, partial.contract_sha256) == (
+        c.id, c.version, so.name, so.topic, c.sha256,
+    )  # fmt: skip
 
 
 def _stream_of(key: Any, c: Contract, so: SchemaObject) -> bool:
