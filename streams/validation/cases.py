@@ -404,7 +404,9 @@ class FailureCases:
         heads: list[_Part] = []
         tails: list[_Part] = []
         for part in self._parts:
-            if isinstance(part, pl.DataFrame):
+            if isinstance(part, pl.DataFrame) and part.get_column("index").null_count() == part.height:
+                heads.append(part)  # no case of a row
+            elif isinstance(part, pl.DataFrame):
                 heads.append(part.filter(part.get_column("index").is_null()))
                 tails.append(_cut(part, rows))
             else:
@@ -429,4 +431,6 @@ class FailureCases:
 
 def _split(cases: pl.DataFrame, rows: np.ndarray) -> pl.DataFrame:
     """The partition split of a rendered frame: the cases without a row, then those of ``rows`` renumbered."""
+    if cases.get_column("index").null_count() == cases.height:  # no case of a row (a clean poll: none at all)
+        return cases
     return pl.concat([cases.filter(cases.get_column("index").is_null()), _cut(cases, rows)], how="vertical")
