@@ -1,0 +1,47 @@
+"""Red team 10: a window event whose window is not a window (its end at or before its start, or ending years after
+it starts) on the quality-event topic. Taken, a window ending in 9999 made every real window of its schema object a
+replay for good (the end is the policy's ``last_end``, restored after every restart): each policy of the schema
+object blind, silently. Such a record is skipped and counted, as any malformed record."""
+
+from __future__ import annotations
+
+from collections import Counter
+from datetime import timedelta
+
+import pytest
+
+from streams.contracts.model import Contract
+from streams.events import EventType, event_data, from_kafka
+from streams.policies.agent import PolicyAgent
+from streams.policies.config import PolicySettings
+
+from .summaries import T0, message, summary
+
+EVENTS = "dq.events"
+
+
+def _bogus(contract: Contract, i: int, end: str) -> object:
+    event = summary(contract, i, 0.0)
+    data = event_data(event)
+    data["window"]["end"] = end
+    return type(event)(dict(event.get_attributes()), data)
+
+
+def _decisions(agent: PolicyAgent, events: list[object]) -> Counter[str]:
+    out: Counter[str] = Counter()
+    for offset, e in enumerate(events):
+        for r in agent.handle(message(e, EVENTS, offset)):  # type: ignore[arg-type]
+            if r.topic == EVENTS:
+                got = from_kafka(r.key, r.value, r.headers)
+                if got.get_type() == EventType.POLICY_TRIGGERED:
+                    out[event_data(got)["policy"]["name"]] += 1
+    return out
+
+
+@pytest.mark.parametrize("end", ["9999-12-31T00:00:00Z", "2126-03-01T12:00:00Z", "2026-03-01T11:59:00Z"])
+def test_a_window_event_with_a_bogus_end_is_skipped_not_taken(contract: Contract, end: str) -> None:
+    agent = PolicyAgent([contract], PolicySettings(), EVENTS, now=lambda: (T0 + timedelta(days=1)).timestamp())
+    # window 0 clean, then a summary of window 1 whose end is bogus, then window 1 (real) failing
+    got = _decisions(agent, [summary(contract, 0, 0.0), _bogus(contract, 1, end), summary(contract, 1, 0.02)])
+    assert got["window-failing"] == 1, (got, agent.book.snapshot())
+    assert agent.skipped == 1
