@@ -263,7 +263,7 @@ class PolicyAgent:
         obs = _READERS[kind](data)
         if obs.contract not in self.contracts:
             return []
-        _check_window(source, obs)
+        _check_window(source, obs, self.now() + self.max_skew_s)
         if obs.window_start.timestamp() > self.now() + self.max_skew_s:
             # only records with skewed event times reach such a window (the workers publish it on an idle close):
             # taken, it would make every window of the stream until then a replay (every policy blind)
@@ -417,13 +417,15 @@ class PolicyAgent:
         ))]  # fmt: skip
 
 
-def _check_window(source: str, obs: Observation) -> None:
-    """:class:`EventDataError` unless the event's window is one of the workers' windows: tumbling, epoch-aligned
-    (its start a multiple of its length) and longer than 0. Taken, a window ending in 9999 would make every real
-    window of its schema object a replay, for good (its end is restored with the state after every restart)."""
+def _check_window(source: str, obs: Observation, horizon_s: float) -> None:
+    """:class:`EventDataError` unless the event's window can be one of the workers' windows: tumbling, epoch-aligned
+    (its start a multiple of its length), longer than 0 and not longer than the time from the epoch to ``horizon_s``
+    (the wall clock plus the skew allowed: a longer window starts at 0 and holds 1970's records only). Taken, a
+    window ending in 9999 would make every real window of its schema object a replay, for good (its end is restored
+    with the state after every restart)."""
     length = (obs.window_end - obs.window_start) // _MS
     start = (obs.window_start - _EPOCH) // _MS
-    if length <= 0 or start % length:
+    if length <= 0 or start % length or length > horizon_s * 1000:
         raise EventDataError(
             f"A {source} event of {obs.contract}/{obs.schema} names the window [{iso_utc(obs.window_start)}, "
             f"{iso_utc(obs.window_end)}), which is no stream window (a tumbling window starts at a multiple of its "

@@ -45,3 +45,16 @@ def test_a_window_event_with_a_bogus_end_is_skipped_not_taken(contract: Contract
     got = _decisions(agent, [summary(contract, 0, 0.0), _bogus(contract, 1, end), summary(contract, 1, 0.02)])
     assert got["window-failing"] == 1, (got, agent.book.snapshot())
     assert agent.skipped == 1
+
+
+def test_a_window_from_the_epoch_to_9999_is_skipped_not_taken(contract: Contract) -> None:
+    """Aligned (it starts at 0) but longer than the time since the epoch: no stream window is (a window's start is a
+    multiple of its length, so a window longer than that starts at 0 and would hold only 1970's records)."""
+    agent = PolicyAgent([contract], PolicySettings(), EVENTS, now=lambda: (T0 + timedelta(days=1)).timestamp())
+    bogus = _bogus(contract, 0, "9999-12-31T00:00:00Z")
+    data = event_data(bogus)  # type: ignore[arg-type]
+    data["window"]["start"] = "1970-01-01T00:00:00Z"
+    bogus = type(bogus)(dict(bogus.get_attributes()), data)  # type: ignore[attr-defined]
+    got = _decisions(agent, [bogus, summary(contract, 0, 0.0), summary(contract, 1, 0.02)])
+    assert got["window-failing"] == 1, (got, agent.book.snapshot())
+    assert agent.skipped == 1
