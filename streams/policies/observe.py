@@ -9,6 +9,7 @@ that ``model_version`` and metrics keyed ``<metric>:<model_version>``; :func:`ve
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Mapping
 from dataclasses import replace
 from typing import Any
@@ -35,6 +36,15 @@ _DRIFT_METRICS = {
 }  # fmt: skip
 
 
+def _num(value: Any) -> float:
+    """A number of an event as a float; ``ValueError`` for NaN and infinities (JSON has none: such a value came as a
+    string, ``"NaN"``, and compares false with every threshold, so a policy would take its window for a clear one)."""
+    x = float(value)
+    if not math.isfinite(x):
+        raise ValueError(f"{value!r} is not a finite number")
+    return x
+
+
 def _window_of(data: Mapping[str, Any]) -> dict[str, Any]:
     """What every window event names: the contract, its version, the schema object and the window."""
     contract, window = data["contract"], data["window"]
@@ -49,7 +59,7 @@ def _freshness(data: Mapping[str, Any]) -> dict[str, float]:
     """``freshness.seconds`` of a summary that states it (none for a summary of an older worker, or of a window
     without a record with an event time: the window does not say)."""
     value = data.get("freshness_seconds")
-    return {} if value is None else {"freshness.seconds": float(value)}
+    return {} if value is None else {"freshness.seconds": _num(value)}
 
 
 def observation_of(data: Mapping[str, Any]) -> Observation:
@@ -58,7 +68,7 @@ def observation_of(data: Mapping[str, Any]) -> Observation:
         rules = {
             str(c["name"]): RuleOutcome(
                 failures=int(c.get("failures") or 0),
-                failure_rate=None if c.get("failure_rate") is None else float(c["failure_rate"]),
+                failure_rate=None if c.get("failure_rate") is None else _num(c["failure_rate"]),
                 passed=bool(c["passed"]),
                 severity=str(c.get("severity") or "error"),
             )
@@ -82,7 +92,7 @@ def drift_observation_of(data: Mapping[str, Any]) -> Observation:
     """The observation of one ``distribution.drift`` event: ``metrics`` keyed ``drift.<metric>:<field>``."""
     try:
         metrics = {
-            f"{_DRIFT_METRICS[str(m['metric'])]}:{f['field']}": float(m["value"])
+            f"{_DRIFT_METRICS[str(m['metric'])]}:{f['field']}": _num(m["value"])
             for f in data.get("fields") or ()
             for m in f.get("metrics") or ()
             if str(m["metric"]) in _DRIFT_METRICS and m.get("value") is not None
@@ -98,7 +108,7 @@ def drift_observation_of(data: Mapping[str, Any]) -> Observation:
 
 
 def _opt(value: Any) -> float | None:
-    return None if value is None else float(value)
+    return None if value is None else _num(value)
 
 
 def _confidence_parts(data: Mapping[str, Any]) -> dict[str, float | None]:

@@ -7,14 +7,17 @@ from __future__ import annotations
 
 from collections import Counter
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 
+from streams.contracts.loader import load_contract
 from streams.contracts.model import Contract
 from streams.events import EventType, event_data, from_kafka
 from streams.policies.agent import PolicyAgent
 from streams.policies.config import PolicySettings
 
+from .conftest import write
 from .summaries import T0, message, summary
 
 EVENTS = "dq.events"
@@ -58,3 +61,36 @@ def test_a_window_from_the_epoch_to_9999_is_skipped_not_taken(contract: Contract
     got = _decisions(agent, [bogus, summary(contract, 0, 0.0), summary(contract, 1, 0.02)])
     assert got["window-failing"] == 1, (got, agent.book.snapshot())
     assert agent.skipped == 1
+
+
+ANY_FAILURE = """\
+          - name: any-failure
+            when: {metric: rule.failure_rate, rule: "amount:maximum", above: 0.01}
+"""
+
+
+@pytest.mark.parametrize("bad", ["NaN", "nan", "inf", "-Infinity"])
+def test_a_non_finite_rate_is_no_clear_window(tmp_path: Path, bad: str) -> None:
+    """``"failure_rate": "NaN"`` (a string: JSON has no NaN) read as float NaN: the condition ``above: 0.01`` does not
+    hold on NaN, so the window was *clear* and resolved the incident. Silence is not recovery, and neither is a
+    value that is not a number: the record is malformed, skipped and counted."""
+    contract = load_contract(write(tmp_path, ANY_FAILURE))
+    agent = PolicyAgent([contract], PolicySettings(), EVENTS, now=lambda: (T0 + timedelta(days=1)).timestamp())
+    bogus = summary(contract, 1, 0.0)
+    data = event_data(bogus)
+    data["checks"][0]["failure_rate"] = bad
+    bogus = type(bogus)(dict(bogus.get_attributes()), data)
+    kinds = _kinds(agent, [summary(contract, 0, 0.02), bogus])
+    assert kinds == [str(EventType.POLICY_TRIGGERED)], (kinds, agent.book.snapshot())
+    assert agent.skipped == 1
+
+
+def _kinds(agent: PolicyAgent, events: list[object]) -> list[str]:
+    out = []
+    for offset, e in enumerate(events):
+        for r in agent.handle(message(e, EVENTS, offset)):  # type: ignore[arg-type]
+            if r.topic == EVENTS:
+                kind = str(from_kafka(r.key, r.value, r.headers).get_type())
+                if kind in (EventType.POLICY_TRIGGERED, EventType.POLICY_RESOLVED):
+                    out.append(kind)
+    return out
