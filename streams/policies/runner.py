@@ -20,7 +20,9 @@ measurement that fails is logged and skipped (that interval is not observed); it
 
 A Kafka error ends the session; the agent is then rebuilt from the state topic (what was
 committed) after a backoff, so its memory never runs ahead of what Kafka holds. Run one agent per
-``agent_id``: a second one with the same id fences the first.
+``agent_id``: a second one with the same id fences the first, which then stops with a
+:class:`~streams.errors.SettingsError` (before, it started a new session, fenced the second back, and the two
+took turns for good).
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from streams.contracts.model import Contract
+from streams.errors import SettingsError
 from streams.kafka.connection import client_config
 from streams.kafka.readers import COMPACTED, partitions_of, read_all, reader_consumer
 from streams.kafka.sessions import run_sessions
@@ -110,10 +113,23 @@ class _Session:
         records = records + self.agent.state_records(self.ps.state_topic)
         if not records:
             return
-        async with self.producer.transaction():
-            for r in records:
-                await self.producer.send(r.topic, value=r.value, key=r.key, headers=list(r.headers),
-                                         partition=r.partition)  # fmt: skip
+        from aiokafka.errors import ProducerFenced
+
+        try:
+            async with self.producer.transaction():
+                for r in records:
+                    await self.producer.send(r.topic, value=r.value, key=r.key, headers=list(r.headers),
+                                             partition=r.partition)  # fmt: skip
+        except ProducerFenced as exc:
+            # another instance of this agent started (its producer fenced ours): restarting would fence it back, and
+            # the two would take turns for good; the older one stops (Kafka's rule: a fenced producer is fatal)
+            s, ps = self.settings, self.ps
+            raise SettingsError(
+                f"Policy agent {ps.agent_id!r} was fenced: another agent with STREAMS_APP_ID={s.app_id!r} and "
+                f"STREAMS_POLICY_AGENT_ID={ps.agent_id!r} started (run one agent per agent id; give a second one "
+                f"another STREAMS_POLICY_AGENT_ID), or a transaction outlived its timeout ({exc}). This one stops; "
+                "the other carries on from the committed state."
+            ) from exc
 
     async def step(self) -> None:
         batches = await self.consumer.getmany(timeout_ms=self.ps.poll_timeout_ms, max_records=2000)
