@@ -68,7 +68,9 @@ def slow_hooks() -> Iterator[SlowHooks]:
         httpd.server_close()
 
 
-def _setup(kafka_broker: Any, unique_name: Any, tmp_path: Path, hooks_url: str) -> tuple[str, str, Any, dict[str, str], Path]:
+def _setup(
+    kafka_broker: Any, unique_name: Any, tmp_path: Path, hooks_url: str
+) -> tuple[str, str, Any, dict[str, str], Path]:
     bootstrap = kafka_broker.bootstrap_servers
     source, events, app = unique_name("payments"), unique_name("events"), unique_name("app")
     text = CONTRACT.replace("physicalName: shop.payments.v1", f"physicalName: {source}")

@@ -20,10 +20,13 @@ from .summaries import T0, message, summary
 EVENTS = "dq.events"
 
 
-@pytest.mark.xfail(strict=True, reason="the agent judges one summary per window; per-version summaries of one window "
-                   "are not pooled (needs the summary to name the window's versions, as model events do)")
+@pytest.mark.xfail(
+    strict=True,
+    reason="the agent judges one summary per window; per-version summaries of one window "
+    "are not pooled (needs the summary to name the window's versions, as model events do)",
+)
 def test_a_window_judged_by_two_versions_is_judged_on_both(contract: Contract) -> None:
-    agent = PolicyAgent([contract], PolicySettings(), EVENTS, now=lambda: (T0 + timedelta(days=1)).timestamp())
+    agent = PolicyAgent([contract], PolicySettings(), EVENTS, now=(T0 + timedelta(days=1)).timestamp)
     old = summary(contract, 1, 0.0, records=3)
     data = event_data(old)
     data["contract"]["version"] = "0.9.0"

@@ -43,7 +43,7 @@ def _decisions(agent: PolicyAgent, events: list[object]) -> Counter[str]:
 
 @pytest.mark.parametrize("end", ["9999-12-31T00:00:00Z", "2126-03-01T12:00:00Z", "2026-03-01T11:59:00Z"])
 def test_a_window_event_with_a_bogus_end_is_skipped_not_taken(contract: Contract, end: str) -> None:
-    agent = PolicyAgent([contract], PolicySettings(), EVENTS, now=lambda: (T0 + timedelta(days=1)).timestamp())
+    agent = PolicyAgent([contract], PolicySettings(), EVENTS, now=(T0 + timedelta(days=1)).timestamp)
     # window 0 clean, then a summary of window 1 whose end is bogus, then window 1 (real) failing
     got = _decisions(agent, [summary(contract, 0, 0.0), _bogus(contract, 1, end), summary(contract, 1, 0.02)])
     assert got["window-failing"] == 1, (got, agent.book.snapshot())
@@ -53,7 +53,7 @@ def test_a_window_event_with_a_bogus_end_is_skipped_not_taken(contract: Contract
 def test_a_window_from_the_epoch_to_9999_is_skipped_not_taken(contract: Contract) -> None:
     """Aligned (it starts at 0) but longer than the time since the epoch: no stream window is (a window's start is a
     multiple of its length, so a window longer than that starts at 0 and would hold only 1970's records)."""
-    agent = PolicyAgent([contract], PolicySettings(), EVENTS, now=lambda: (T0 + timedelta(days=1)).timestamp())
+    agent = PolicyAgent([contract], PolicySettings(), EVENTS, now=(T0 + timedelta(days=1)).timestamp)
     bogus = _bogus(contract, 0, "9999-12-31T00:00:00Z")
     data = event_data(bogus)  # type: ignore[arg-type]
     data["window"]["start"] = "1970-01-01T00:00:00Z"
@@ -75,7 +75,7 @@ def test_a_non_finite_rate_is_no_clear_window(tmp_path: Path, bad: str) -> None:
     hold on NaN, so the window was *clear* and resolved the incident. Silence is not recovery, and neither is a
     value that is not a number: the record is malformed, skipped and counted."""
     contract = load_contract(write(tmp_path, ANY_FAILURE))
-    agent = PolicyAgent([contract], PolicySettings(), EVENTS, now=lambda: (T0 + timedelta(days=1)).timestamp())
+    agent = PolicyAgent([contract], PolicySettings(), EVENTS, now=(T0 + timedelta(days=1)).timestamp)
     bogus = summary(contract, 1, 0.0)
     data = event_data(bogus)
     data["checks"][0]["failure_rate"] = bad
