@@ -45,6 +45,16 @@ def _num(value: Any) -> float:
     return x
 
 
+def _count(value: Any) -> int:
+    """A count of an event; ``ValueError`` unless a non-negative integer below 2**53 (what a JSON number holds
+    exactly; sums of a few stay within 64 bits). ``1e300`` read as a 301-digit int cannot be written back by orjson:
+    the policy's state record, or its decision, raised and stopped the agent on every restart."""
+    n = int(value)
+    if not 0 <= n < 2**53:
+        raise ValueError(f"{value!r} is not a count (a non-negative integer below 2**53)")
+    return n
+
+
 def _window_of(data: Mapping[str, Any]) -> dict[str, Any]:
     """What every window event names: the contract, its version, the schema object and the window."""
     contract, window = data["contract"], data["window"]
@@ -67,7 +77,7 @@ def observation_of(data: Mapping[str, Any]) -> Observation:
     try:
         rules = {
             str(c["name"]): RuleOutcome(
-                failures=int(c.get("failures") or 0),
+                failures=_count(c.get("failures") or 0),
                 failure_rate=None if c.get("failure_rate") is None else _num(c["failure_rate"]),
                 passed=bool(c["passed"]),
                 severity=str(c.get("severity") or "error"),
@@ -76,10 +86,10 @@ def observation_of(data: Mapping[str, Any]) -> Observation:
         }
         return Observation(
             **_window_of(data),
-            records=int(data["records"]),
-            quarantined=int(data.get("quarantined") or 0),
-            dead_lettered=int(data.get("dead_lettered") or 0),
-            late=int(data.get("late") or 0),
+            records=_count(data["records"]),
+            quarantined=_count(data.get("quarantined") or 0),
+            dead_lettered=_count(data.get("dead_lettered") or 0),
+            late=_count(data.get("late") or 0),
             rules=rules,
             metrics=_freshness(data),
             source="window.summary",
@@ -99,7 +109,7 @@ def drift_observation_of(data: Mapping[str, Any]) -> Observation:
         }
         return Observation(
             **_window_of(data),
-            records=int(data.get("records") or 0),
+            records=_count(data.get("records") or 0),
             metrics=metrics,
             source="distribution.drift",
         )
@@ -120,7 +130,7 @@ def _confidence_parts(data: Mapping[str, Any]) -> dict[str, float | None]:
     mean = _opt(data["mean_confidence"])
     drop = next((_opt(m["value"]) for m in data.get("metrics") or () if m["metric"] == "mean_confidence_drop"), None)
     return {
-        "n": float(int(data["count"])), "mean": mean, "low": _opt(data["low_confidence_share"]),
+        "n": float(_count(data["count"])), "mean": mean, "low": _opt(data["low_confidence_share"]),
         "ref": None if mean is None or drop is None else mean + drop, "expected": _opt(data["expected_accuracy"]),
     }  # fmt: skip
 
@@ -128,7 +138,7 @@ def _confidence_parts(data: Mapping[str, Any]) -> dict[str, float | None]:
 def _performance_parts(data: Mapping[str, Any]) -> dict[str, float | None]:
     c = data["confusion"]
     return {
-        "n": float(int(data["count"])), **{k: float(int(c[k])) for k in ("tp", "fp", "tn", "fn")},
+        "n": float(_count(data["count"])), **{k: float(_count(c[k])) for k in ("tp", "fp", "tn", "fn")},
         "roc_auc": _opt(data["roc_auc"]), "calibration_error": _opt(data["calibration_error"]),
         "accuracy": _opt(data["accuracy"]), "precision": _opt(data["precision"]), "recall": _opt(data["recall"]),
     }  # fmt: skip
@@ -186,7 +196,7 @@ def _schema_drift_counts(data: Mapping[str, Any], declared: Iterable[str]) -> di
     per_field = dict.fromkeys(declared, 0)
     for part in ("unknown_fields", "missing_fields", "type_mismatches"):
         for name, n in (data.get(part) or {}).items():
-            per_field[str(name)] = per_field.get(str(name), 0) + int(n)
+            per_field[str(name)] = per_field.get(str(name), 0) + _count(n)
     out: dict[str, float] = {f"schema_drift.records:{f}": n for f, n in per_field.items()}
     out["schema_drift.records"] = max(per_field.values(), default=0)
     return out
@@ -201,7 +211,7 @@ def schema_drift_observation_of(data: Mapping[str, Any], declared: Iterable[str]
         if "records" not in data:
             raise KeyError("records (a batch's schema.drift, not a window's)")
         return Observation(
-            **_window_of(data), records=int(data["records"]), metrics=_schema_drift_counts(data, declared),
+            **_window_of(data), records=_count(data["records"]), metrics=_schema_drift_counts(data, declared),
             source="schema.drift",
         )  # fmt: skip
     except (KeyError, TypeError, ValueError) as exc:

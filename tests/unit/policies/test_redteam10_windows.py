@@ -94,3 +94,41 @@ def _kinds(agent: PolicyAgent, events: list[object]) -> list[str]:
                 if kind in (EventType.POLICY_TRIGGERED, EventType.POLICY_RESOLVED):
                     out.append(kind)
     return out
+
+
+MANY_FAILURES = """\
+          - name: many-failures
+            when: {metric: rule.failures, rule: "amount:maximum", above: 5}
+            for: FOR
+"""
+
+
+@pytest.mark.parametrize("windows", [1, 2])
+@pytest.mark.parametrize(
+    ("where", "bad"), [("failures", 1e300), ("failures", -3), ("failures", 2**63), ("records", 1e300)]
+)
+def test_a_count_beyond_64_bits_is_skipped_not_a_poison_pill(tmp_path: Path, windows: int, where: str,
+                                                             bad: float) -> None:  # fmt: skip
+    """``"failures": 1e300`` read as a 301-digit int: the policy's streak (or its decision's event) held a number
+    orjson cannot write, so producing the poll's state records (or the decision) raised, the session died on an
+    error that is not Kafka's, and every restart re-read the record and died again: one malformed event stopped the
+    agent for good. A count must be a non-negative integer below 2**53; the record is skipped and counted."""
+    policy = MANY_FAILURES.replace("FOR", str(windows))
+    if where == "records":
+        policy = policy.replace('rule.failures, rule: "amount:maximum", above: 5', "window.records, above: 5")
+    contract = load_contract(write(tmp_path, policy))
+    agent = PolicyAgent([contract], PolicySettings(), EVENTS, now=(T0 + timedelta(days=1)).timestamp)
+    bogus = summary(contract, 1, 0.02)
+    data = event_data(bogus)
+    if where == "records":
+        data["records"] = bad
+    else:
+        data["checks"][0]["failures"] = bad
+    bogus = type(bogus)(dict(bogus.get_attributes()), data)
+    out = []
+    for offset, e in enumerate([summary(contract, 0, 0.02), bogus, *(summary(contract, i, 0.02) for i in (2, 3))]):
+        out += agent.handle(message(e, EVENTS, offset))
+        out += agent.state_records("dq.state")
+    assert agent.skipped == 1
+    kinds = [str(from_kafka(r.key, r.value, r.headers).get_type()) for r in out if r.topic == EVENTS]
+    assert kinds.count(str(EventType.POLICY_TRIGGERED)) == 1, kinds
