@@ -22,7 +22,8 @@ A Kafka error ends the session; the agent is then rebuilt from the state topic (
 committed) after a backoff, so its memory never runs ahead of what Kafka holds. Run one agent per
 ``agent_id``: a second one with the same id fences the first, which then stops with a
 :class:`~streams.errors.SettingsError` (before, it started a new session, fenced the second back, and the two
-took turns for good).
+took turns for good). A fenced transaction open longer than its timeout may have been aborted by the coordinator
+for that (a long outage): that one ends the session only, as any Kafka error.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -53,6 +55,8 @@ __all__ = ["COMPACTED", "ensure_policy_topics", "partitions_of", "reader_consume
 
 log = logging.getLogger(__name__)
 
+TRANSACTION_TIMEOUT_MS = 60_000  # the coordinator aborts (and fences) a transaction open longer than that
+
 
 async def ensure_policy_topics(settings: Settings, ps: PolicySettings) -> None:
     """Create the agent's topics the cluster lacks (nothing when ``STREAMS_CREATE_TOPICS=false``)."""
@@ -72,6 +76,7 @@ class _Session:
         self.producer: Any = None
         self.consumer: Any = None
         self.probe: Callable[..., list[PartitionOffsets]] = probe_offsets  # replaceable in tests
+        self.monotonic: Callable[[], float] = time.monotonic  # likewise
         self._lag_task: asyncio.Future[list[PartitionOffsets]] | None = None
         self._lag_window = (0.0, 0.0)  # wall-clock [start, end) of the measurement under way
         self._lag_from: float | None = None  # where the next interval starts (None: not started)
@@ -82,7 +87,8 @@ class _Session:
         s, ps = self.settings, self.ps
         self.producer = AIOKafkaProducer(
             **client_config(s, "aiokafka"), client_id=f"{s.app_id}-{ps.agent_id}", acks="all",
-            enable_idempotence=True, transactional_id=f"{s.app_id}-{ps.agent_id}", transaction_timeout_ms=60_000,
+            enable_idempotence=True, transactional_id=f"{s.app_id}-{ps.agent_id}",
+            transaction_timeout_ms=TRANSACTION_TIMEOUT_MS,
         )  # fmt: skip
         await self.producer.start()  # fences the predecessor: its open transaction is aborted
         reader = reader_consumer(s, f"{s.app_id}-{ps.agent_id}-restore")
@@ -115,20 +121,23 @@ class _Session:
             return
         from aiokafka.errors import ProducerFenced
 
+        began = self.monotonic()
         try:
             async with self.producer.transaction():
                 for r in records:
                     await self.producer.send(r.topic, value=r.value, key=r.key, headers=list(r.headers),
                                              partition=r.partition)  # fmt: skip
         except ProducerFenced as exc:
-            # another instance of this agent started (its producer fenced ours): restarting would fence it back, and
-            # the two would take turns for good; the older one stops (Kafka's rule: a fenced producer is fatal)
+            if self.monotonic() - began >= TRANSACTION_TIMEOUT_MS / 1000:
+                raise  # the coordinator may have aborted it on its timeout (a long outage): a new session recovers
+            # younger than its timeout: another instance of this agent started and fenced ours. Restarting would fence
+            # it back, and the two would take turns for good; the older one stops (a fenced producer is fatal)
             s, ps = self.settings, self.ps
             raise SettingsError(
                 f"Policy agent {ps.agent_id!r} was fenced: another agent with STREAMS_APP_ID={s.app_id!r} and "
                 f"STREAMS_POLICY_AGENT_ID={ps.agent_id!r} started (run one agent per agent id; give a second one "
-                f"another STREAMS_POLICY_AGENT_ID), or a transaction outlived its timeout ({exc}). This one stops; "
-                "the other carries on from the committed state."
+                f"another STREAMS_POLICY_AGENT_ID). This one stops; the other carries on from the committed state "
+                f"({type(exc).__name__})."
             ) from exc
 
     async def step(self) -> None:
