@@ -144,6 +144,12 @@ class PolicyAgent:
         self._dirty.clear()
         self.metrics.update(self.book)
 
+    def rewind(self, topic: str, partition: int) -> None:
+        """Forget the stored offset of an input partition (the topic was recreated or truncated below it): its records
+        are all taken from its start; the windows already judged among them are replays to the book."""
+        self.offsets.pop((topic, partition), None)
+        self._dirty.add(self._key("offset", topic, partition))
+
     def reconcile(self, control: Iterable[Message]) -> list[OutRecord]:
         """Release the quarantines of this agent's contracts that no open incident holds (the control topic's records,
         in offset order): a quarantine-stream policy removed from the contract, or whose action changed, while its

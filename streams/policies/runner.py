@@ -108,8 +108,16 @@ class _Session:
         tps = [TopicPartition(t, p) for t in (s.events_topic, ps.command_topic)
                for p in await partitions_of(self.consumer, t)]  # fmt: skip
         self.consumer.assign(tps)
+        ends = await self.consumer.end_offsets(tps) if tps else {}
         for tp in tps:
             offset = self.agent.offsets.get((tp.topic, tp.partition))
+            if offset is not None and offset > ends[tp]:
+                # the stored offset is the old topic's: seeking there, the consumer reads the new one from its start and
+                # the agent took every record below it for one consumed before the restart (silently never judged)
+                log.warning("%s[%d] ends at offset %d, before the stored offset %d: the topic was recreated or "
+                            "truncated; reading it from its start", tp.topic, tp.partition, ends[tp], offset)  # fmt: skip
+                self.agent.rewind(tp.topic, tp.partition)
+                offset = None
             if offset is None:
                 await self.consumer.seek_to_beginning(tp)
             else:

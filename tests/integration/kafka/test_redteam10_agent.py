@@ -175,3 +175,74 @@ def test_two_agents_with_one_id_decide_once(
     first, second = (lg.read_text(errors="replace") for lg in logs)
     assert agents[0].proc is not None and agents[0].proc.returncode == 2, first[-2000:]  # type: ignore[attr-defined]
     assert "was fenced: another agent with" in first and "ProducerFenced" not in second, (first[-2000:], second)
+
+
+def test_an_events_topic_recreated_while_the_agent_was_down_is_read_from_its_start(
+    kafka_broker: Any, unique_name: Any, tmp_path: Path, slow_hooks: SlowHooks
+) -> None:
+    """The agent's stored offsets are those of the old topic: seeking beyond the new topic's end, the consumer read
+    it from the beginning, and the agent took every record below the stored offset for one consumed before the
+    restart, silently: the new workers' windows, up to that many records, were never judged."""
+    from kafka.admin import KafkaAdminClient, NewTopic  # type: ignore[import-untyped,unused-ignore]
+
+    slow_hooks.delay_s = 0.0
+    bootstrap, events, contract, env, path = _setup(kafka_broker, unique_name, tmp_path, slow_hooks.url)
+    log = tmp_path / "agent.log"
+    agent = Agent(path, env, log)
+
+    def windows(rates: dict[int, float]) -> list[Any]:
+        return [to_kafka(summary(contract, i, r)) for i, r in rates.items()]
+
+    def create() -> None:
+        admin = KafkaAdminClient(bootstrap_servers=bootstrap, client_id="rt10")
+        try:
+            for _ in range(60):  # the broker may still be deleting it
+                try:
+                    admin.create_topics([NewTopic(events, num_partitions=2, replication_factor=1)])
+                    return
+                except Exception:
+                    time.sleep(0.5)
+        finally:
+            admin.close()
+
+    create()  # two partitions both times: the summaries' key is in the same partition of both topics
+
+    async def first() -> None:
+        await produce(bootstrap, events, windows(dict.fromkeys(range(12), 0.0)))
+        agent.start()
+
+        async def consumed() -> bool:
+            return "offsets" in log.read_text() and bool(await events_of(bootstrap, events))
+
+        await wait_until(consumed, "the agent to start", log)
+        await asyncio.sleep(3.0)
+
+    try:
+        asyncio.run(first())
+    finally:
+        agent.stop()
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap, client_id="rt10")
+    try:
+        admin.delete_topics([events])
+        deadline = time.monotonic() + 30
+        while events in admin.list_topics() and time.monotonic() < deadline:
+            time.sleep(0.3)
+    finally:
+        admin.close()
+    create()
+    assert asyncio.run(events_of(bootstrap, events)) == []  # recreated: empty
+
+    async def second() -> None:
+        await produce(bootstrap, events, windows({12: 0.0, 13: 0.02}))  # window 13 fails: window-failing
+        agent.start()
+
+        async def opened() -> bool:
+            return _decisions(await events_of(bootstrap, events))[("triggered", "window-failing")] == 1
+
+        await wait_until(opened, "window-failing to trigger on the recreated topic", log, timeout=25.0)
+
+    try:
+        asyncio.run(second())
+    finally:
+        agent.stop()
+    assert "was recreated or truncated" in log.read_text()

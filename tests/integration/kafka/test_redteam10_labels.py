@@ -14,6 +14,7 @@ import time
 import urllib.request
 import zlib
 from collections.abc import Callable
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +34,7 @@ from tests.unit.performance.scenario import (
     LABELS,
     PREDICTIONS,
     T0,
+    Data,
     expected,
     generate,
     iso,
@@ -98,3 +100,87 @@ def test_records_later_than_their_published_windows_change_nothing(
     assert sorted(key_of(d) for d in got) == sorted(want)  # each (window, version) once, none missing
     for d in got:
         assert_equal(d, want[key_of(d)])
+
+
+DAY_MS = 86_400_000
+
+
+def _shifted(data: Data, ms: int) -> Data:
+    """The same scenario ``ms`` later (ids renamed): its records, and what they must give."""
+    out = Data(
+        [(f"n{pid}", t + ms, v, s, pos) for pid, t, v, s, pos in data.predictions],
+        [(f"n{pid}", t + ms, a) for pid, t, a in data.labels],
+    )
+    for m in data.messages:
+        record = orjson.loads(m.value)
+        for k in ("predicted_at", "labelled_at"):
+            if k in record:
+                record[k] = iso(parse_iso_ms(record[k]) + ms)
+        record["prediction_id"] = f"n{record['prediction_id']}"
+        pid = record["prediction_id"]
+        out.messages.append(_msg(m.topic, pid, record))
+    return out
+
+
+def parse_iso_ms(text: str) -> int:
+    return round(datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp() * 1000)
+
+
+def test_topics_recreated_while_the_joiner_was_down_are_read_from_their_start(
+    kafka_broker: Any, kafka_topic_factory: Callable[..., str], unique_name: Callable[[str], str], tmp_path: Path
+) -> None:
+    """The pairs' stored offsets are those of the old topics: seeking beyond the new topics' ends, the consumer read
+    them from the beginning, and the joiner took every record below the stored offsets for one consumed before the
+    restart, silently: the new records, up to that many, were never joined."""
+    from kafka.admin import KafkaAdminClient, NewTopic  # type: ignore[import-untyped,unused-ignore]
+
+    bootstrap = kafka_broker.bootstrap_servers
+    topics = {PREDICTIONS: kafka_topic_factory(2, prefix="preds"), LABELS: kafka_topic_factory(2, prefix="labels")}
+    cmd, env, events = setup(bootstrap, topics, unique_name, tmp_path)
+    log = tmp_path / "joiner.log"
+    old = generate(seed=23, n=200, span_s=300)
+    new = _shifted(generate(seed=24, n=60, span_s=120), DAY_MS)
+    want = expected(new)
+    later = [Message(m.topic, m.partition, 0, m.value.replace(iso(T0 + 7_200_000).encode(), iso(T0 + DAY_MS + 7_200_000)
+                     .encode()).replace(b"sentinel-", b"sentinel2-"), m.key) for m in sentinels()]  # fmt: skip
+
+    def start() -> subprocess.Popen[bytes]:
+        return subprocess.Popen(cmd, env=env, stdout=log.open("ab"), stderr=subprocess.STDOUT)
+
+    joiner = start()
+    try:
+        wait(lambda: "ready" in log.read_text(), "the joiner to start", log)
+        asyncio.run(send(bootstrap, topics, old.messages + sentinels()))
+        wait(lambda: {key_of(d) for d in performance_events(bootstrap, events)} >= set(expected(old)),
+             "the old topics' windows", log)  # fmt: skip
+    finally:
+        joiner.terminate()
+        joiner.wait(15)
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap, client_id="rt10")
+    try:
+        admin.delete_topics(list(topics.values()))
+        deadline = time.monotonic() + 30
+        while set(topics.values()) & set(admin.list_topics()) and time.monotonic() < deadline:
+            time.sleep(0.3)
+        for _ in range(60):  # the broker may still be deleting them
+            try:
+                admin.create_topics([NewTopic(t, num_partitions=2, replication_factor=1) for t in topics.values()])
+                break
+            except Exception:
+                time.sleep(0.5)
+    finally:
+        admin.close()
+    asyncio.run(send(bootstrap, topics, new.messages + later))
+    joiner = start()
+    try:
+        wait(lambda: {key_of(d) for d in performance_events(bootstrap, events)} >= set(want),
+             "an event for every (window, model version) of the recreated topics", log, timeout=40)  # fmt: skip
+        time.sleep(1.0)
+    finally:
+        joiner.terminate()
+        joiner.wait(15)
+    got = [d for d in performance_events(bootstrap, events) if key_of(d) in want]
+    assert sorted(key_of(d) for d in got) == sorted(want)
+    for d in got:
+        assert_equal(d, want[key_of(d)])
+    assert "was recreated or truncated" in log.read_text()
