@@ -180,7 +180,8 @@ class _Session:
                 # the stored offset is the old topic's: seeking there, the consumer reads the new one from its start and
                 # the joiner took every record below it for one consumed before the restart (silently never joined)
                 log.warning("%s[%d] ends at offset %d, before the stored offset %d: the topic was recreated or "
-                            "truncated; reading it from its start", tp.topic, tp.partition, ends[tp], offset)  # fmt: skip
+                            "truncated; reading it from its start", tp.topic, tp.partition, ends[tp],
+                            offset)  # fmt: skip
                 self.joiners[tp.partition].rewind(tp.topic, tp.partition)
                 offset = None
             if offset is None:
