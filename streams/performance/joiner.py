@@ -174,6 +174,13 @@ class PerformanceJoiner:
             else:
                 self.partials[key] = _Tally(PerformancePartial.from_dict(value))
 
+    def rewind(self, topic: str, partition: int) -> None:
+        """Forget the stored offset of an input partition (the topic was recreated or truncated below it): its records
+        are all taken from its start. Its clock stays: the mark never goes back, so a record of a window published
+        already is late, as any."""
+        self.offsets.pop((topic, partition), None)
+        self._dirty.add(("offset", topic, partition))
+
     def state_records(self, topic: str) -> list[OutRecord]:
         """The state records changed since the last call (to produce with the outputs, in one transaction)."""
         out = []

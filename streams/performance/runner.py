@@ -173,8 +173,17 @@ class _Session:
                      "%d window partial(s)", self.joiner_id, new, len(records),
                      sum(len(self.joiners[p].entries) for p in new),
                      sum(len(self.joiners[p].partials) for p in new))  # fmt: skip
+        ends = await self.consumer.end_offsets(list(assigned)) if assigned else {}
         for tp in assigned:
             offset = self.joiners[tp.partition].offsets.get((tp.topic, tp.partition))
+            if offset is not None and offset > ends[tp]:
+                # the stored offset is the old topic's: seeking there, the consumer reads the new one from its start and
+                # the joiner took every record below it for one consumed before the restart (silently never joined)
+                log.warning("%s[%d] ends at offset %d, before the stored offset %d: the topic was recreated or "
+                            "truncated; reading it from its start", tp.topic, tp.partition, ends[tp],
+                            offset)  # fmt: skip
+                self.joiners[tp.partition].rewind(tp.topic, tp.partition)
+                offset = None
             if offset is None:
                 await self.consumer.seek_to_beginning(tp)
             else:

@@ -23,13 +23,13 @@ import logging
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import orjson
 
 from streams.contracts.model import Contract
-from streams.errors import ContractError, StreamsError
+from streams.errors import ContractError, EventDataError, StreamsError
 from streams.events.actions import policy_action, policy_command
 from streams.events.codec import event_data, from_kafka, to_kafka
 from streams.events.types import EventType, event_id, iso_utc, to_utc
@@ -62,6 +62,8 @@ def _opens(d: Decision) -> bool:
 
 
 log = logging.getLogger(__name__)
+
+_MS, _EPOCH = timedelta(milliseconds=1), datetime(1970, 1, 1, tzinfo=UTC)
 
 #: the window events policies are judged on, and how each becomes an observation (see ``_observations``)
 _READERS: dict[str, Callable[[dict[str, Any]], Observation]] = {
@@ -141,6 +143,12 @@ class PolicyAgent:
         self.book = IncidentBook.restore(self.book.policies, policies)
         self._dirty.clear()
         self.metrics.update(self.book)
+
+    def rewind(self, topic: str, partition: int) -> None:
+        """Forget the stored offset of an input partition (the topic was recreated or truncated below it): its records
+        are all taken from its start; the windows already judged among them are replays to the book."""
+        self.offsets.pop((topic, partition), None)
+        self._dirty.add(self._key("offset", topic, partition))
 
     def reconcile(self, control: Iterable[Message]) -> list[OutRecord]:
         """Release the quarantines of this agent's contracts that no open incident holds (the control topic's records,
@@ -261,6 +269,7 @@ class PolicyAgent:
         obs = _READERS[kind](data)
         if obs.contract not in self.contracts:
             return []
+        _check_window(source, obs, self.now() + self.max_skew_s)
         if obs.window_start.timestamp() > self.now() + self.max_skew_s:
             # only records with skewed event times reach such a window (the workers publish it on an idle close):
             # taken, it would make every window of the stream until then a replay (every policy blind)
@@ -412,6 +421,22 @@ class PolicyAgent:
             target=result.webhook, status=status, time=datetime.now(UTC), attempts=result.attempts,
             error=result.error,
         ))]  # fmt: skip
+
+
+def _check_window(source: str, obs: Observation, horizon_s: float) -> None:
+    """:class:`EventDataError` unless the event's window can be one of the workers' windows: tumbling, epoch-aligned
+    (its start a multiple of its length), longer than 0 and not longer than the time from the epoch to ``horizon_s``
+    (the wall clock plus the skew allowed: a longer window starts at 0 and holds 1970's records only). Taken, a
+    window ending in 9999 would make every real window of its schema object a replay, for good (its end is restored
+    with the state after every restart)."""
+    length = (obs.window_end - obs.window_start) // _MS
+    start = (obs.window_start - _EPOCH) // _MS
+    if length <= 0 or start % length or length > horizon_s * 1000:
+        raise EventDataError(
+            f"A {source} event of {obs.contract}/{obs.schema} names the window [{iso_utc(obs.window_start)}, "
+            f"{iso_utc(obs.window_end)}), which is no stream window (a tumbling window starts at a multiple of its "
+            "length since the epoch and lasts longer than 0 ms): a corrupt event, or one not of a worker."
+        )
 
 
 def _window_versions(data: Mapping[str, Any]) -> tuple[str, ...]:

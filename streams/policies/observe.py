@@ -9,6 +9,7 @@ that ``model_version`` and metrics keyed ``<metric>:<model_version>``; :func:`ve
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Mapping
 from dataclasses import replace
 from typing import Any
@@ -35,6 +36,25 @@ _DRIFT_METRICS = {
 }  # fmt: skip
 
 
+def _num(value: Any) -> float:
+    """A number of an event as a float; ``ValueError`` for NaN and infinities (JSON has none: such a value came as a
+    string, ``"NaN"``, and compares false with every threshold, so a policy would take its window for a clear one)."""
+    x = float(value)
+    if not math.isfinite(x):
+        raise ValueError(f"{value!r} is not a finite number")
+    return x
+
+
+def _count(value: Any) -> int:
+    """A count of an event; ``ValueError`` unless a non-negative integer below 2**53 (what a JSON number holds
+    exactly; sums of a few stay within 64 bits). ``1e300`` read as a 301-digit int cannot be written back by orjson:
+    the policy's state record, or its decision, raised and stopped the agent on every restart."""
+    n = int(value)
+    if not 0 <= n < 2**53:
+        raise ValueError(f"{value!r} is not a count (a non-negative integer below 2**53)")
+    return n
+
+
 def _window_of(data: Mapping[str, Any]) -> dict[str, Any]:
     """What every window event names: the contract, its version, the schema object and the window."""
     contract, window = data["contract"], data["window"]
@@ -49,7 +69,7 @@ def _freshness(data: Mapping[str, Any]) -> dict[str, float]:
     """``freshness.seconds`` of a summary that states it (none for a summary of an older worker, or of a window
     without a record with an event time: the window does not say)."""
     value = data.get("freshness_seconds")
-    return {} if value is None else {"freshness.seconds": float(value)}
+    return {} if value is None else {"freshness.seconds": _num(value)}
 
 
 def observation_of(data: Mapping[str, Any]) -> Observation:
@@ -57,8 +77,8 @@ def observation_of(data: Mapping[str, Any]) -> Observation:
     try:
         rules = {
             str(c["name"]): RuleOutcome(
-                failures=int(c.get("failures") or 0),
-                failure_rate=None if c.get("failure_rate") is None else float(c["failure_rate"]),
+                failures=_count(c.get("failures") or 0),
+                failure_rate=None if c.get("failure_rate") is None else _num(c["failure_rate"]),
                 passed=bool(c["passed"]),
                 severity=str(c.get("severity") or "error"),
             )
@@ -66,10 +86,10 @@ def observation_of(data: Mapping[str, Any]) -> Observation:
         }
         return Observation(
             **_window_of(data),
-            records=int(data["records"]),
-            quarantined=int(data.get("quarantined") or 0),
-            dead_lettered=int(data.get("dead_lettered") or 0),
-            late=int(data.get("late") or 0),
+            records=_count(data["records"]),
+            quarantined=_count(data.get("quarantined") or 0),
+            dead_lettered=_count(data.get("dead_lettered") or 0),
+            late=_count(data.get("late") or 0),
             rules=rules,
             metrics=_freshness(data),
             source="window.summary",
@@ -82,14 +102,14 @@ def drift_observation_of(data: Mapping[str, Any]) -> Observation:
     """The observation of one ``distribution.drift`` event: ``metrics`` keyed ``drift.<metric>:<field>``."""
     try:
         metrics = {
-            f"{_DRIFT_METRICS[str(m['metric'])]}:{f['field']}": float(m["value"])
+            f"{_DRIFT_METRICS[str(m['metric'])]}:{f['field']}": _num(m["value"])
             for f in data.get("fields") or ()
             for m in f.get("metrics") or ()
             if str(m["metric"]) in _DRIFT_METRICS and m.get("value") is not None
         }
         return Observation(
             **_window_of(data),
-            records=int(data.get("records") or 0),
+            records=_count(data.get("records") or 0),
             metrics=metrics,
             source="distribution.drift",
         )
@@ -98,7 +118,7 @@ def drift_observation_of(data: Mapping[str, Any]) -> Observation:
 
 
 def _opt(value: Any) -> float | None:
-    return None if value is None else float(value)
+    return None if value is None else _num(value)
 
 
 def _confidence_parts(data: Mapping[str, Any]) -> dict[str, float | None]:
@@ -110,7 +130,7 @@ def _confidence_parts(data: Mapping[str, Any]) -> dict[str, float | None]:
     mean = _opt(data["mean_confidence"])
     drop = next((_opt(m["value"]) for m in data.get("metrics") or () if m["metric"] == "mean_confidence_drop"), None)
     return {
-        "n": float(int(data["count"])), "mean": mean, "low": _opt(data["low_confidence_share"]),
+        "n": float(_count(data["count"])), "mean": mean, "low": _opt(data["low_confidence_share"]),
         "ref": None if mean is None or drop is None else mean + drop, "expected": _opt(data["expected_accuracy"]),
     }  # fmt: skip
 
@@ -118,7 +138,7 @@ def _confidence_parts(data: Mapping[str, Any]) -> dict[str, float | None]:
 def _performance_parts(data: Mapping[str, Any]) -> dict[str, float | None]:
     c = data["confusion"]
     return {
-        "n": float(int(data["count"])), **{k: float(int(c[k])) for k in ("tp", "fp", "tn", "fn")},
+        "n": float(_count(data["count"])), **{k: float(_count(c[k])) for k in ("tp", "fp", "tn", "fn")},
         "roc_auc": _opt(data["roc_auc"]), "calibration_error": _opt(data["calibration_error"]),
         "accuracy": _opt(data["accuracy"]), "precision": _opt(data["precision"]), "recall": _opt(data["recall"]),
     }  # fmt: skip
@@ -176,7 +196,7 @@ def _schema_drift_counts(data: Mapping[str, Any], declared: Iterable[str]) -> di
     per_field = dict.fromkeys(declared, 0)
     for part in ("unknown_fields", "missing_fields", "type_mismatches"):
         for name, n in (data.get(part) or {}).items():
-            per_field[str(name)] = per_field.get(str(name), 0) + int(n)
+            per_field[str(name)] = per_field.get(str(name), 0) + _count(n)
     out: dict[str, float] = {f"schema_drift.records:{f}": n for f, n in per_field.items()}
     out["schema_drift.records"] = max(per_field.values(), default=0)
     return out
@@ -191,7 +211,7 @@ def schema_drift_observation_of(data: Mapping[str, Any], declared: Iterable[str]
         if "records" not in data:
             raise KeyError("records (a batch's schema.drift, not a window's)")
         return Observation(
-            **_window_of(data), records=int(data["records"]), metrics=_schema_drift_counts(data, declared),
+            **_window_of(data), records=_count(data["records"]), metrics=_schema_drift_counts(data, declared),
             source="schema.drift",
         )  # fmt: skip
     except (KeyError, TypeError, ValueError) as exc:

@@ -20,7 +20,10 @@ measurement that fails is logged and skipped (that interval is not observed); it
 
 A Kafka error ends the session; the agent is then rebuilt from the state topic (what was
 committed) after a backoff, so its memory never runs ahead of what Kafka holds. Run one agent per
-``agent_id``: a second one with the same id fences the first.
+``agent_id``: a second one with the same id fences the first, which then stops with a
+:class:`~streams.errors.SettingsError` (before, it started a new session, fenced the second back, and the two
+took turns for good). A fenced transaction open longer than its timeout may have been aborted by the coordinator
+for that (a long outage): that one ends the session only, as any Kafka error.
 """
 
 from __future__ import annotations
@@ -28,11 +31,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
 from streams.contracts.model import Contract
+from streams.errors import SettingsError
 from streams.kafka.connection import client_config
 from streams.kafka.readers import COMPACTED, partitions_of, read_all, reader_consumer
 from streams.kafka.sessions import run_sessions
@@ -49,6 +54,8 @@ from streams.settings import Settings
 __all__ = ["COMPACTED", "ensure_policy_topics", "partitions_of", "reader_consumer", "run_agent"]
 
 log = logging.getLogger(__name__)
+
+TRANSACTION_TIMEOUT_MS = 60_000  # the coordinator aborts (and fences) a transaction open longer than that
 
 
 async def ensure_policy_topics(settings: Settings, ps: PolicySettings) -> None:
@@ -69,6 +76,7 @@ class _Session:
         self.producer: Any = None
         self.consumer: Any = None
         self.probe: Callable[..., list[PartitionOffsets]] = probe_offsets  # replaceable in tests
+        self.monotonic: Callable[[], float] = time.monotonic  # likewise
         self._lag_task: asyncio.Future[list[PartitionOffsets]] | None = None
         self._lag_window = (0.0, 0.0)  # wall-clock [start, end) of the measurement under way
         self._lag_from: float | None = None  # where the next interval starts (None: not started)
@@ -79,7 +87,8 @@ class _Session:
         s, ps = self.settings, self.ps
         self.producer = AIOKafkaProducer(
             **client_config(s, "aiokafka"), client_id=f"{s.app_id}-{ps.agent_id}", acks="all",
-            enable_idempotence=True, transactional_id=f"{s.app_id}-{ps.agent_id}", transaction_timeout_ms=60_000,
+            enable_idempotence=True, transactional_id=f"{s.app_id}-{ps.agent_id}",
+            transaction_timeout_ms=TRANSACTION_TIMEOUT_MS,
         )  # fmt: skip
         await self.producer.start()  # fences the predecessor: its open transaction is aborted
         reader = reader_consumer(s, f"{s.app_id}-{ps.agent_id}-restore")
@@ -99,8 +108,17 @@ class _Session:
         tps = [TopicPartition(t, p) for t in (s.events_topic, ps.command_topic)
                for p in await partitions_of(self.consumer, t)]  # fmt: skip
         self.consumer.assign(tps)
+        ends = await self.consumer.end_offsets(tps) if tps else {}
         for tp in tps:
             offset = self.agent.offsets.get((tp.topic, tp.partition))
+            if offset is not None and offset > ends[tp]:
+                # the stored offset is the old topic's: seeking there, the consumer reads the new one from its start and
+                # the agent took every record below it for one consumed before the restart (silently never judged)
+                log.warning("%s[%d] ends at offset %d, before the stored offset %d: the topic was recreated or "
+                            "truncated; reading it from its start", tp.topic, tp.partition, ends[tp],
+                            offset)  # fmt: skip
+                self.agent.rewind(tp.topic, tp.partition)
+                offset = None
             if offset is None:
                 await self.consumer.seek_to_beginning(tp)
             else:
@@ -110,10 +128,26 @@ class _Session:
         records = records + self.agent.state_records(self.ps.state_topic)
         if not records:
             return
-        async with self.producer.transaction():
-            for r in records:
-                await self.producer.send(r.topic, value=r.value, key=r.key, headers=list(r.headers),
-                                         partition=r.partition)  # fmt: skip
+        from aiokafka.errors import ProducerFenced
+
+        began = self.monotonic()
+        try:
+            async with self.producer.transaction():
+                for r in records:
+                    await self.producer.send(r.topic, value=r.value, key=r.key, headers=list(r.headers),
+                                             partition=r.partition)  # fmt: skip
+        except ProducerFenced as exc:
+            if self.monotonic() - began >= TRANSACTION_TIMEOUT_MS / 1000:
+                raise  # the coordinator may have aborted it on its timeout (a long outage): a new session recovers
+            # younger than its timeout: another instance of this agent started and fenced ours. Restarting would fence
+            # it back, and the two would take turns for good; the older one stops (a fenced producer is fatal)
+            s, ps = self.settings, self.ps
+            raise SettingsError(
+                f"Policy agent {ps.agent_id!r} was fenced: another agent with STREAMS_APP_ID={s.app_id!r} and "
+                f"STREAMS_POLICY_AGENT_ID={ps.agent_id!r} started (run one agent per agent id; give a second one "
+                f"another STREAMS_POLICY_AGENT_ID). This one stops; the other carries on from the committed state "
+                f"({type(exc).__name__})."
+            ) from exc
 
     async def step(self) -> None:
         batches = await self.consumer.getmany(timeout_ms=self.ps.poll_timeout_ms, max_records=2000)
