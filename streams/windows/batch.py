@@ -229,6 +229,13 @@ def partition_partials(
     slice_of = np.where(marks.late, -1, slice_of[:rows])  # each row's slice: its own window's records only
     slices = _Slices.of(plan, frame, slice_of, len(codes)) if rows else None
     groups = [(int(starts[c // width]), int(c % width)) for c in codes.tolist()]
+    # the rules with anything to tally in some slice (the others' tally is empty everywhere: left out of the partial)
+    frame_kinds = (RuleKind.VALUES, RuleKind.SQL, RuleKind.SQL_BATCHES)
+    active = [
+        rp for rp in plan.rules
+        if rp.kind in frame_kinds or rp.rule.name in failing_rows or rp.rule.name in errors
+        or (rp.rule.op.value == "dtype" and rp.rule.column in missing)
+    ]  # fmt: skip
     for g, (start, part) in enumerate(groups):
         so = plan.schema_obj
         key = WindowKey(c.id, c.version, so.name, so.topic, int(start), int(start) + window_ms)
@@ -245,7 +252,7 @@ def partition_partials(
         values: dict[str, ValueCounts] = {}
         aggregates: dict[str, tuple[tuple[str, ...], tuple[int | float | None, ...]]] = {}
         idx = np.flatnonzero(in_window)
-        for rp in plan.rules:
+        for rp in active:
             name = rp.rule.name
             error = errors.get(name) if rp.kind is RuleKind.ROWS else None  # the others are judged here
             if rp.rule.op.value == "dtype" and rp.rule.column in missing and n_rows:
@@ -255,7 +262,7 @@ def partition_partials(
                 candidates = failing_rows[name]
                 failing = candidates[in_window[candidates]]
             tally = RuleTally(len(failing), 0, error if n_rows else None)
-            if n_rows and error is None and rp.kind in (RuleKind.VALUES, RuleKind.SQL, RuleKind.SQL_BATCHES):
+            if n_rows and error is None and rp.kind in frame_kinds:
                 assert slices is not None
                 tally = slices.tally(rp, g, idx, values, aggregates, tally)
             if tally != RuleTally():

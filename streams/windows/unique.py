@@ -99,6 +99,10 @@ def decode_chunk(key: str, value: bytes) -> Chunk | str:
     return Chunk(bucket, seq, hashes, offsets)
 
 
+#: up to this many hashes, a lookup is one ``np.searchsorted`` (the radix directory pays off on larger batches)
+_FEW = 256
+
+
 class _Run:
     """Claims sorted by hash, with a radix directory over the hash's top bits.
 
@@ -132,6 +136,9 @@ class _Run:
     def find(self, h: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """``(found, position)`` of each hash."""
         n = len(self.hashes)
+        if len(h) <= _FEW:  # a few lookups (a slow feed's batch): one binary search in C beats the vectorised one's
+            pos = np.minimum(np.searchsorted(self.hashes, h), n - 1)  # numpy calls, the same lower bound
+            return self.hashes[pos] == h, pos
         top = (h >> self.shift).astype(np.int64) if self.shift else np.zeros(len(h), dtype=np.int64)
         lo, hi = self.directory[top], self.directory[top + 1]
         for _ in range(self.iterations):  # vectorised lower bound within [lo, hi)
