@@ -131,7 +131,7 @@ async def measure(
         if stream_time:
             from streams.windows.worker import WindowsStage
 
-            b.stages.append(WindowsStage(contract, schema, settings))
+            b.stages.append(WindowsStage(contract, schema, settings, plan=b.plan))  # as `install` adds it
         return b
 
     binding = bound()

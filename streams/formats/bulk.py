@@ -35,7 +35,7 @@ import polars as pl
 
 from streams.formats.columns import WIRE, Kind, Part, no_mismatches
 from streams.formats.content_types import ARROW_STREAM, NDJSON, Headers, content_type
-from streams.formats.reasons import Decoded
+from streams.formats.reasons import Decoded, empty_frame
 
 __all__ = ["COOLDOWN", "LEAF", "MIN_BATCH", "BulkReader", "interleave"]
 
@@ -129,7 +129,7 @@ class BulkReader:
         self._read([value, value], [0, 1], 0, 2, [], [])
 
     def _empty(self) -> pl.DataFrame:
-        return pl.DataFrame(schema=self._wire)
+        return empty_frame(self._wire)
 
     def _candidates(
         self, messages: Sequence[_Payload], limit: int, every: list[bytes | None], common: bool

@@ -11,7 +11,7 @@ import polars as pl
 
 from streams.contracts.model import Field
 from streams.formats.jsonvalues import shown
-from streams.formats.reasons import MISMATCH_SCHEMA, DeadLetter, Decoded, DecodeReason
+from streams.formats.reasons import MISMATCH_SCHEMA, DeadLetter, Decoded, DecodeReason, empty_frame
 
 __all__ = [
     "WIRE",
@@ -168,7 +168,7 @@ Part = tuple[pl.DataFrame, pl.DataFrame, list[int], list[int]]
 
 
 def no_mismatches() -> pl.DataFrame:
-    return pl.DataFrame(schema=MISMATCH_SCHEMA)
+    return empty_frame(MISMATCH_SCHEMA)
 
 
 def assemble(out: Decoded, parts: list[Part]) -> Decoded:

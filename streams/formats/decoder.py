@@ -62,7 +62,7 @@ from streams.formats.columns import (
 )
 from streams.formats.content_types import ARROW_STREAM, NDJSON, Headers, content_type, textual
 from streams.formats.jsonvalues import has_duplicate_keys
-from streams.formats.reasons import MISMATCH_SCHEMA, Decoded, DecodeReason, Format
+from streams.formats.reasons import MISMATCH_SCHEMA, Decoded, DecodeReason, Format, empty_frame
 from streams.validation.report import REDACTED
 
 __all__ = ["Decoder", "MessageDecoder", "Payload", "Value"]
@@ -302,7 +302,7 @@ class MessageDecoder:
         """Transpose the record tuples (in C) and build strict wire-dtype columns; wrong-typed values become null."""
         if not b.rows:
             schema = {f.name: WIRE.get(k, f.dtype) for f, k in zip(self.fields, self.kinds, strict=True)}
-            return pl.DataFrame(schema=schema), pl.DataFrame(schema=MISMATCH_SCHEMA), b.message, b.line
+            return empty_frame(schema), empty_frame(MISMATCH_SCHEMA), b.message, b.line
         series: list[pl.Series] = []
         bad: dict[str, list[Any]] = {"row": [], "column": [], "value": []}
         for f, kind, values in zip(self.fields, self.kinds, zip(*b.rows, strict=True), strict=True):

@@ -24,6 +24,7 @@ import polars as pl
 
 from streams.contracts.model import Contract, SchemaObject
 from streams.contracts.stream import StreamSpec
+from streams.formats.reasons import empty_frame
 from streams.kafka.transport import Transport
 from streams.pipeline.records import Message, OutRecord
 from streams.profiles.monitor import DriftMonitor
@@ -205,7 +206,7 @@ class WindowsStage:
             np.array([_kafka_ms(messages[i]) for i in dead], dtype=np.int64),
         )
         judged = report if report is not None else self._empty_report()
-        data = frame if report is not None else pl.DataFrame(schema=self.plan.schema_obj.polars_schema)
+        data = frame if report is not None else empty_frame(self.plan.schema_obj.polars_schema)
         conformed = self._conform(data) if self._conform is not None and data.height else data
         now = now_ms()
         before: dict[tuple[str, int], UniqueChanges] = {}
