@@ -163,6 +163,8 @@ def _failing_rows(report: ValidationReport) -> dict[str, np.ndarray]:
 
     Only the failing rows' lists are read (Python work in the number of failing rows, none for a clean batch).
     """
+    if not any(c.failures for c in report.checks):  # no rule failed a row (a clean batch, or poll): no list to read
+        return {}
     lengths = report.violations.list.len().fill_null(0).to_numpy()
     rows = np.flatnonzero(lengths)
     if not len(rows):
