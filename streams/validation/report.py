@@ -136,8 +136,11 @@ def verdicts(
     if not judge:
         valid = clean_verdicts(rows)[0]
     elif codes is not None:  # a row is valid when it fails no gating rule: no bit of one in its code
-        gates = sum(1 << i for i, (_, _, g) in enumerate(failing) if g)
-        valid = pl.Series("valid", (codes & np.uint8(gates)) == 0 if split else codes == 0)
+        if split:
+            gates = sum(1 << i for i, (_, _, g) in enumerate(failing) if g)
+            valid = pl.Series("valid", (codes & np.uint8(gates)) == 0)
+        else:
+            valid = pl.Series("valid", codes == 0)
     else:
         bad = gating[0].copy() if len(gating) > 1 else gating[0]
         for m in gating[1:]:
