@@ -157,9 +157,9 @@ def verdicts(
                     tables.pop(next(iter(tables)))
                 tables[key] = kept
         names, gated_names = kept
-        at = pl.Series("code", codes)
-        violations = names[at]  # (Series[Series]: a gather without a plan; Series.gather plans one)
-        return valid, violations, gated_names[at] if split else violations
+        code = pl.Series("code", codes)
+        violations = names[code]  # (Series[Series]: a gather without a plan; Series.gather plans one)
+        return valid, violations, gated_names[code] if split else violations
     words = np.stack([_word([m for m, _, _ in failing[start : start + 63]]) for start in range(0, len(failing), 63)], 1)
     combos, at = np.unique(words, axis=0, return_inverse=True)
     keys = [tuple(int(w) for w in combo) for combo in combos]
