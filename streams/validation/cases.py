@@ -183,10 +183,14 @@ class BatchRows:
 def _true_rows(mask: np.ndarray, limit: int | None = None) -> np.ndarray:
     """The rows (ascending) where ``mask`` is True, the first ``limit`` of them when given: only a head of the
     mask, doubled until it holds ``limit`` rows (the first cases of a rule failing 1% of 100k rows are in its
-    first thousands); a mask of at most ``_WHOLE`` rows is searched whole (one numpy call)."""
-    if limit is None or len(mask) <= _WHOLE:
-        return np.flatnonzero(mask) if limit is None else np.flatnonzero(mask)[:limit]
+    first thousands); a mask of at most ``_WHOLE`` rows is searched in its head, then whole (two numpy calls: a rule
+    failing a tenth of 10k rows has its first cases in its first thousand, and ``flatnonzero`` costs per row found)."""
+    if limit is None:
+        return np.flatnonzero(mask)
     window = max(1024, 64 * limit)
+    if len(mask) <= _WHOLE:
+        first = np.flatnonzero(mask[:window]) if len(mask) > window else None
+        return first[:limit] if first is not None and len(first) >= limit else np.flatnonzero(mask)[:limit]
     first = np.flatnonzero(mask[:window])
     if len(first) >= limit or window >= len(mask):  # (most masks: their first window holds the rows)
         return first[:limit]
@@ -201,7 +205,7 @@ def _true_rows(mask: np.ndarray, limit: int | None = None) -> np.ndarray:
     return rows[:limit]
 
 
-_WHOLE = 1 << 16  # rows up to which a mask is searched whole (a few µs): the head's windows cost more in Python
+_WHOLE = 1 << 16  # rows up to which a mask is searched in one window, then whole: more windows cost more in Python
 
 
 def _with_index(cases: pl.DataFrame, index: np.ndarray) -> pl.DataFrame:

@@ -386,11 +386,12 @@ class CompiledPlan:
         for k in [k for k in live if k in prepared.hashed]:  # repeated hashes, then their keys
             counts[k] = 0
             hashes = found.get_column(str(k))
-            candidates = repeated_rows(hashes)
+            values = None if hashes.null_count() else hashes.to_numpy()  # (read once: sorted, then the candidates')
+            candidates = repeated_rows(hashes, values)
             if candidates is None:
                 continue
             try:
-                dup, measured[k] = verify_rows(base, candidates, self.slots[k].rule, hashes)
+                dup, measured[k] = verify_rows(base, candidates, self.slots[k].rule, hashes, values)
             except Exception as exc:  # as a rule that cannot run
                 errors[k] = error_text(exc)
                 del counts[k]

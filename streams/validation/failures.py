@@ -96,7 +96,7 @@ def verify_duplicates(
 
 
 def verify_rows(
-    frame: pl.DataFrame, rows: np.ndarray, rule: Rule, hashes: pl.Series | None = None
+    frame: pl.DataFrame, rows: np.ndarray, rule: Rule, hashes: pl.Series | None = None, values: np.ndarray | None = None
 ) -> tuple[np.ndarray, int]:
     """The exact failure mask (numpy) of a uniqueness rule from its candidate rows (ascending: rows whose key
     hash is duplicated, see :func:`~streams.validation.predicates.duplicate_candidates`), and its ODCS
@@ -104,14 +104,15 @@ def verify_rows(
     keys compared as they are, over those rows only. With the keys' ``hashes`` (a text key): the
     candidates sorted by hash, each key compared with its neighbour of the same hash; when every group
     of a hash holds one key (no collision: always, but for 64-bit collisions) the candidates are the
-    duplicated rows, with no query; otherwise the keys are compared in polars."""
+    duplicated rows, with no query; otherwise the keys are compared in polars. ``values``: ``hashes`` as numpy (no
+    nulls), when known: the candidates' hashes are read from it, not gathered."""
     at = pl.Series(rows, dtype=pl.UInt32)
     names = rule.key_columns or (str(rule.column),)
     mask = np.zeros(frame.height, dtype=np.bool_)
     if len(names) == 1:  # no select for one column (Series[Series]: a gather without a plan)
         keys = frame.get_column(names[0])[at]
         if hashes is not None and keys.dtype == pl.String and len(rows) > 1:
-            found = _grouped(hashes[at].to_numpy(), keys)
+            found = _grouped(hashes[at].to_numpy() if values is None else values[rows], keys)
             if found is not None:
                 mask[rows] = True
                 return mask, found
@@ -131,19 +132,23 @@ def verify_rows(
 
 def _grouped(hashes: np.ndarray, keys: pl.Series) -> int | None:
     """Rows minus distinct keys of ``keys`` (no nulls) whose ``hashes`` each occur more than once, when the keys
-    of each hash are all equal (else None: a collision). Keys sorted by hash are compared with their neighbours
-    (a few as Python strings: a comparison in C per pair, no polars call per step; more in one polars comparison)."""
+    of each hash are all equal (else None: a collision). A few keys are compared as Python strings, each with the
+    first key of its hash (a dict: no sort, no polars call per step); more are sorted by hash and compared with their
+    neighbours in one polars comparison."""
+    if len(keys) <= _PY_KEYS:  # each key against the first of its hash: a dict, no sort
+        first: dict[int, str] = {}
+        for value, key in zip(hashes.tolist(), keys.to_list(), strict=True):
+            if first.setdefault(value, key) != key:
+                return None
+        return (len(keys) - len(first)) or None  # (None: no hash repeats)
     order = np.argsort(hashes, kind="stable")
     ordered = hashes[order]
     same = ordered[1:] == ordered[:-1]
     if not same.any():
         return None
-    if len(keys) <= _PY_KEYS:
-        sorted_keys = np.array(keys.to_list(), dtype=object)[order]
-        equal = sorted_keys[1:] == sorted_keys[:-1]
-    else:  # (Python strings cost ~0.1 µs each: 0.6 ms for 6000 keys, a fifth of it in polars)
-        ordered_keys = keys[pl.Series(order, dtype=pl.UInt32)]
-        equal = (ordered_keys.slice(1) == ordered_keys.slice(0, len(keys) - 1)).to_numpy()
+    # (more keys in one polars comparison: Python strings cost ~0.1 µs each, 0.6 ms for 6000 keys)
+    ordered_keys = keys[pl.Series(order, dtype=pl.UInt32)]
+    equal = (ordered_keys.slice(1) == ordered_keys.slice(0, len(keys) - 1)).to_numpy()
     if not equal[same].all():
         return None
     return int(same.sum())  # rows - groups: each row but the first of its group

@@ -131,14 +131,22 @@ def verdicts(
         valid, violations, _ = verdicts(rows, [(m, name, True) for m, name, _ in failing], tables, judge=False)
         return valid, violations, None  # no row has a gating violation: ValidationReport.gating() builds them
     split = len(gating) < len(failing)  # else the gating lists are the violations
-    if judge:
+    full = len(failing) <= _FULL_TABLE
+    codes = _codes([m for m, _, _ in failing]) if full else None
+    if not judge:
+        valid = clean_verdicts(rows)[0]
+    elif codes is not None:  # a row is valid when it fails no gating rule: no bit of one in its code
+        if split:
+            gates = sum(1 << i for i, (_, _, g) in enumerate(failing) if g)
+            valid = pl.Series("valid", (codes & np.uint8(gates)) == 0)
+        else:
+            valid = pl.Series("valid", codes == 0)
+    else:
         bad = gating[0].copy() if len(gating) > 1 else gating[0]
         for m in gating[1:]:
             bad |= m
         valid = pl.Series("valid", ~bad)
-    else:
-        valid = clean_verdicts(rows)[0]
-    if len(failing) <= _FULL_TABLE:
+    if codes is not None:
         key = ("\0table", *(f"{name}\0{int(gates)}" for _, name, gates in failing))
         kept = tables.get(key) if tables is not None else None
         if kept is None:
@@ -149,9 +157,9 @@ def verdicts(
                     tables.pop(next(iter(tables)))
                 tables[key] = kept
         names, gated_names = kept
-        codes = pl.Series("code", _codes([m for m, _, _ in failing]))
-        violations = names[codes]  # (Series[Series]: a gather without a plan; Series.gather plans one)
-        return valid, violations, gated_names[codes] if split else violations
+        code = pl.Series("code", codes)
+        violations = names[code]  # (Series[Series]: a gather without a plan; Series.gather plans one)
+        return valid, violations, gated_names[code] if split else violations
     words = np.stack([_word([m for m, _, _ in failing[start : start + 63]]) for start in range(0, len(failing), 63)], 1)
     combos, at = np.unique(words, axis=0, return_inverse=True)
     keys = [tuple(int(w) for w in combo) for combo in combos]
