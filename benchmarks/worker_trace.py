@@ -52,8 +52,14 @@ _TX: list[list[Any]] = [[]]  # the batches of the exactly-once transaction commi
 _GAPS: dict[str, list[float]] = defaultdict(list)  # exactly-once: per batch, ms between two phases (see _GAP_OF)
 #: a batch's latency cut in the exactly-once phases: its poll to processed, processed to sent (waiting for the
 #: last transaction's commit), sent to its transaction's end decided, the offsets sent, and the commit's end
-_GAP_OF = (("processed", None, "prepd"), ("to_sent", "prepd", "sent"), ("to_end", "sent", "commit"),
-           ("offsets", "commit", "offs"), ("end_txn", "offs", None), ("acked", None, "acked"))
+_GAP_OF = (
+    ("processed", None, "prepd"),
+    ("to_sent", "prepd", "sent"),
+    ("to_end", "sent", "commit"),
+    ("offsets", "commit", "offs"),
+    ("end_txn", "offs", None),
+    ("acked", None, "acked"),
+)
 
 
 def _timed(cls: type, method: str, phase: str) -> None:
@@ -69,6 +75,36 @@ def _timed(cls: type, method: str, phase: str) -> None:
             _SPENT[phase].append(time.perf_counter() - start)
 
     setattr(cls, method, wrapper)
+
+
+_REQUESTS: dict[str, list[tuple[float, float, bool]]] = defaultdict(list)  # aiokafka's requests: (at, s, succeeded)
+
+
+def _requests() -> None:
+    """Time the transactional producer's requests inside aiokafka's sender (each handler's ``do``: one request and
+    its response, False when it is retried), the coordinator look-ups and the flush before ``EndTxn``."""
+    from aiokafka.producer import sender
+
+    def timed(cls: Any, method: str, name: str) -> None:
+        original = getattr(cls, method, None)
+        if original is None:
+            return
+
+        async def wrapper(self: Any, *args: Any, **kwargs: Any) -> Any:
+            start = time.perf_counter()
+            result = await original(self, *args, **kwargs)
+            _REQUESTS[name].append((start, time.perf_counter() - start, result is not False))
+            return result
+
+        setattr(cls, method, wrapper)
+
+    for cls, name in (("AddPartitionsToTxnHandler", "add_partitions"), ("AddOffsetsToTxnHandler", "add_offsets"),
+                      ("TxnOffsetCommitHandler", "txn_offsets"), ("EndTxnHandler", "end_txn"),
+                      ("SendProduceReqHandler", "produce")):  # fmt: skip
+        if hasattr(sender, cls):
+            timed(getattr(sender, cls), "do", name)
+    timed(sender.Sender, "_find_coordinator", "find_coordinator")
+    timed(sender.Sender, "_do_txn_commit", "flush_and_end")
 
 
 def _mark(batches: Any, phase: str) -> None:
@@ -172,6 +208,7 @@ def install() -> None:
     worker._done, worker._submit, worker._commit_acknowledged = accounted, submitted, committing  # type: ignore[method-assign]
     worker._prepare = prepared  # type: ignore[method-assign]
     gc.callbacks.append(_collected)
+    _requests()
 
 
 _SLOW: dict[str, list[float]] = defaultdict(list)
@@ -221,6 +258,12 @@ def summary() -> dict[str, Any]:
         order = sorted(range(len(total)), key=total.__getitem__)
         tail = order[-max(1, len(order) // 50) :]
         out["gaps"] = {k: [round(_median(v), 1), round(_median([v[i] for i in tail]), 1)] for k, v in _GAPS.items()}
+    if _REQUESTS:  # per request: calls, retried, median and longest ms, when the longest began (s from the first poll)
+        out["requests"] = {
+            k: [len(v), sum(not ok for _, _, ok in v), round(_median([d for _, d, _ in v]) * 1000, 1),
+                round(max(d for _, d, _ in v) * 1000), round(max(v, key=lambda x: x[1])[0] - first, 2)]
+            for k, v in _REQUESTS.items()
+        }  # fmt: skip
     if _SLOW:
         out["slow_callbacks"] = sorted(([k, len(v), sum(v)] for k, v in _SLOW.items()), key=lambda x: -x[2])[:6]
     return out
@@ -245,7 +288,14 @@ def line(trace: dict[str, Any]) -> str:
         n, s, longest = trace["stall"]
         parts.append(f"loop stalls >20 ms {n}× {s * 1000:.0f} ms (max {longest * 1000:.0f})")
     if "gaps" in trace:
-        parts.append("phases ms median/slowest 2%: " + " ".join(f"{k} {a:g}/{b:g}" for k, (a, b) in trace["gaps"].items()))
+        parts.append(
+            "phases ms median/slowest 2%: " + " ".join(f"{k} {a:g}/{b:g}" for k, (a, b) in trace["gaps"].items())
+        )
+    if "requests" in trace:
+        parts.append(
+            "requests (calls, retried, median/max ms @s): "
+            + " ".join(f"{k} {n}/{r} {m:g}/{x}@{at:g}" for k, (n, r, m, x, at) in trace["requests"].items())
+        )
     if "slowest" in trace:
         parts.append(
             "slowest:\n           "
