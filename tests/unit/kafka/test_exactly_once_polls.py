@@ -112,20 +112,23 @@ class SlowerCommits(SlowCommits):
 def test_polls_processed_while_a_transaction_commits_are_read_again_after_a_rebalance_not_sent_twice() -> None:
     async def scenario() -> None:
         transport = SlowerCommits(sources=[TOPIC], partitions={TOPIC: 1})
-        feed(transport, 50, 0)
-        worker = worker_with(transport, transaction_max_records=30)
+        feed(transport, 80, 0)
+        # transactions of 30 records (kept open across polls); a budget letting a transaction grow by polls processed
+        # while the last one commits once a commit was measured: the third one's first poll, [60, 70), is followed
+        # by another read, at which the rebalance applies
+        worker = worker_with(transport, transaction_max_records=30, transaction_max_latency_ms=5000)
         calls = worker.bindings[TOPIC].process
 
         def process(messages: Any, *, worker_id: str) -> Any:
-            if messages[0].offset == 30 and not transport.seeks:  # processed while the first transaction commits
+            if messages[0].offset == 60 and not transport.seeks:  # processed while the second transaction commits
                 transport.rebalance({P0})  # revoked and assigned again, from the committed offset
             return calls(messages, worker_id=worker_id)
 
         worker.bindings[TOPIC].process = process
         async with running(worker):
-            await transport.wait_for(lambda: transport.committed == {P0: 50}, timeout=20)
-        assert sorted(routed(transport).items()) == [(o, 1) for o in range(50)]
-        assert (P0, 30) in transport.seeks  # the poll processed ahead was dropped, read again
+            await transport.wait_for(lambda: transport.committed == {P0: 80}, timeout=20)
+        assert sorted(routed(transport).items()) == [(o, 1) for o in range(80)]
+        assert (P0, 60) in transport.seeks, transport.commits  # the poll processed ahead was dropped, read again
 
     run(scenario)
 
@@ -174,6 +177,7 @@ def test_a_transaction_grows_only_while_its_first_poll_stays_within_the_latency_
 
 def test_a_larger_latency_budget_lets_transactions_grow() -> None:
     """The same commits and polls with ``transaction_max_latency_ms`` of 5 s: the polls processed while a commit runs
-    share the next transaction (up to the record bound), instead of one poll each."""
+    share the next transaction (up to the record bound), instead of one poll each, once a commit was measured."""
     ends = commit_ends(transaction_max_latency_ms=5000)
-    assert max(b - a for a, b in itertools.pairwise([0, *ends])) >= 30, ends
+    assert ends[:2] == [10, 20], ends
+    assert max(b - a for a, b in itertools.pairwise([0, *ends])) >= 20, ends
