@@ -168,7 +168,7 @@ def test_a_transaction_grows_only_while_its_first_poll_stays_within_the_latency_
     """Without a latency bound, the five polls processed while a commit runs would all go into the next transaction,
     their first one committed ~0.5 s after the commit started. Once a commit was measured, a poll processed ahead is
     followed by another only if the first one's age, a poll's processing and a commit stay within
-    ``transaction_max_latency_ms`` (0.25 s by default): never here, so every transaction holds one poll; the second
+    ``transaction_max_latency_ms`` (0.15 s by default): never here, so every transaction holds one poll; the second
     too, although no commit was measured while its polls were processed (an unmeasured commit is not free)."""
     assert Settings().transaction_max_latency_ms < 500 + 100
     ends = commit_ends()
