@@ -134,24 +134,27 @@ def test_polls_processed_while_a_transaction_commits_are_read_again_after_a_reba
 
 
 class HalfSecondCommits(SlowCommits):
+    extra = 0.5  # seconds a commit takes on top of SlowCommits' delay
+
     async def commit_transaction(self) -> None:
-        await asyncio.sleep(0.5)
+        await asyncio.sleep(self.extra)
         await super().commit_transaction()
 
 
-def commit_ends(**settings: Any) -> list[int]:
-    """The committed offsets, transaction by transaction, of 80 records in polls of 10 processed in 0.1 s each while
-    commits take 0.5 s (a record bound of 1,000); every record routed once."""
+def commit_ends(commit_s: float = 0.5, poll_s: float = 0.1, **settings: Any) -> list[int]:
+    """The committed offsets, transaction by transaction, of 80 records in polls of 10 processed in ``poll_s`` each
+    while commits take ``commit_s`` (a record bound of 1,000); every record routed once."""
     ends: list[int] = []
 
     async def scenario() -> None:
         transport = HalfSecondCommits(sources=[TOPIC], partitions={TOPIC: 1})
+        transport.extra = commit_s
         feed(transport, 80, 0)
         worker = worker_with(transport, transaction_max_records=1000, transaction_interval_ms=0, **settings)
         calls = worker.bindings[TOPIC].process
 
         def process(messages: Any, *, worker_id: str) -> Any:
-            time.sleep(0.1)  # in a thread: a transaction is committing
+            time.sleep(poll_s)  # in a thread: a transaction is committing
             return calls(messages, worker_id=worker_id)
 
         worker.bindings[TOPIC].process = process  # type: ignore[method-assign]
@@ -181,3 +184,13 @@ def test_a_larger_latency_budget_lets_transactions_grow() -> None:
     ends = commit_ends(transaction_max_latency_ms=5000)
     assert ends[:2] == [10, 20], ends
     assert max(b - a for a, b in itertools.pairwise([0, *ends])) >= 20, ends
+
+
+def test_the_default_latency_budget_keeps_card_like_transactions_to_one_poll() -> None:
+    """Polls processed in 35 ms (~50 ms with their read) while commits take ~70 ms, the next poll read while the last
+    transaction commits: one processed ahead and a second would commit ~190 ms after the first was read. Within the
+    former default budget (250 ms) transactions held two polls, the first waiting for the second's processing and a
+    larger commit (on card records, ~100 ms polls and ~90 ms commits, those made a run's slowest batches); not within
+    the default (150 ms): every transaction holds one poll."""
+    ends = commit_ends(commit_s=0.05, poll_s=0.035)
+    assert ends == list(range(10, 90, 10)), ends
