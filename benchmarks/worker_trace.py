@@ -22,6 +22,11 @@ them):
   producer, ``acked`` every output acknowledged, ``reaped`` its offsets' commit decided and ``commit`` started
   (at-least-once: the gap is the loop being busy), ``commit`` (exactly-once: its transaction's end), ``done``
   committed. A run's p99 is its one or two slowest batches (~60-160 latencies per run of 300,000 records);
+* ``gaps`` (exactly-once): a batch's latency cut at its phases (processed; to sent: waiting for the last commit;
+  to its transaction's end; the offsets sent; ``EndTxn`` after the flush; acknowledged), the median batch's ms
+  against the median of the slowest 2% (a run's p99), and ``offs`` among the slowest batches' marks;
+* ``requests``: the transactional producer's requests timed inside aiokafka's sender (calls, retried, median and
+  longest ms, when the longest began): which round trip a slow commit spent its time in;
 * ``slow_callbacks`` (``BENCH_WORKER_SLOW=1``): asyncio's debug mode's callbacks longer than 20 ms, by callback.
 
 The loop is serial where ``poll + prepare + submit + commit_wait`` is close to the run's seconds.
