@@ -22,6 +22,11 @@ them):
   producer, ``acked`` every output acknowledged, ``reaped`` its offsets' commit decided and ``commit`` started
   (at-least-once: the gap is the loop being busy), ``commit`` (exactly-once: its transaction's end), ``done``
   committed. A run's p99 is its one or two slowest batches (~60-160 latencies per run of 300,000 records);
+* ``gaps`` (exactly-once): a batch's latency cut at its phases (processed; to sent: waiting for the last commit;
+  to its transaction's end; the offsets sent; ``EndTxn`` after the flush; acknowledged), the median batch's ms
+  against the median of the slowest 2% (a run's p99), and ``offs`` among the slowest batches' marks;
+* ``requests``: the transactional producer's requests timed inside aiokafka's sender (calls, retried, median and
+  longest ms, when the longest began): which round trip a slow commit spent its time in;
 * ``slow_callbacks`` (``BENCH_WORKER_SLOW=1``): asyncio's debug mode's callbacks longer than 20 ms, by callback.
 
 The loop is serial where ``poll + prepare + submit + commit_wait`` is close to the run's seconds.
@@ -48,6 +53,18 @@ _GC_START: list[float] = [0.0]
 _STALLS: list[tuple[float, float]] = []  # (when, lateness)
 _LATENCIES: list[tuple[float, float, str]] = []  # (polled at, latency, its phases) of every batch committed
 _MARKS: dict[tuple[Any, int], dict[str, float]] = defaultdict(dict)  # (partition, first offset) -> phase -> when
+_TX: list[list[Any]] = [[]]  # the batches of the exactly-once transaction committing (one at a time)
+_GAPS: dict[str, list[float]] = defaultdict(list)  # exactly-once: per batch, ms between two phases (see _GAP_OF)
+#: a batch's latency cut in the exactly-once phases: its poll to processed, processed to sent (waiting for the
+#: last transaction's commit), sent to its transaction's end decided, the offsets sent, and the commit's end
+_GAP_OF = (
+    ("processed", None, "prepd"),
+    ("to_sent", "prepd", "sent"),
+    ("to_end", "sent", "commit"),
+    ("offsets", "commit", "offs"),
+    ("end_txn", "offs", None),
+    ("acked", None, "acked"),
+)
 
 
 def _timed(cls: type, method: str, phase: str) -> None:
@@ -65,6 +82,36 @@ def _timed(cls: type, method: str, phase: str) -> None:
     setattr(cls, method, wrapper)
 
 
+_REQUESTS: dict[str, list[tuple[float, float, bool]]] = defaultdict(list)  # aiokafka's requests: (at, s, succeeded)
+
+
+def _requests() -> None:
+    """Time the transactional producer's requests inside aiokafka's sender (each handler's ``do``: one request and
+    its response, False when it is retried), the coordinator look-ups and the flush before ``EndTxn``."""
+    from aiokafka.producer import sender
+
+    def timed(cls: Any, method: str, name: str) -> None:
+        original = getattr(cls, method, None)
+        if original is None:
+            return
+
+        async def wrapper(self: Any, *args: Any, **kwargs: Any) -> Any:
+            start = time.perf_counter()
+            result = await original(self, *args, **kwargs)
+            _REQUESTS[name].append((start, time.perf_counter() - start, result is not False))
+            return result
+
+        setattr(cls, method, wrapper)
+
+    for cls, name in (("AddPartitionsToTxnHandler", "add_partitions"), ("AddOffsetsToTxnHandler", "add_offsets"),
+                      ("TxnOffsetCommitHandler", "txn_offsets"), ("EndTxnHandler", "end_txn"),
+                      ("SendProduceReqHandler", "produce")):  # fmt: skip
+        if hasattr(sender, cls):
+            timed(getattr(sender, cls), "do", name)
+    timed(sender.Sender, "_find_coordinator", "find_coordinator")
+    timed(sender.Sender, "_do_txn_commit", "flush_and_end")
+
+
 def _mark(batches: Any, phase: str) -> None:
     now = time.perf_counter()
     for b in batches:
@@ -73,7 +120,13 @@ def _mark(batches: Any, phase: str) -> None:
 
 def _phases(b: Any, at: float) -> str:
     """A batch's latency cut at its marks: ms from the poll to each, in order."""
-    marks = sorted(_MARKS.pop((b.tp, b.first), {}).items(), key=lambda kv: kv[1])
+    found = _MARKS.pop((b.tp, b.first), {})
+    if "offs" in found:
+        for name, start, end in _GAP_OF:
+            t0, t1 = found.get(start, b.polled_at) if start else b.polled_at, found.get(end, at) if end else at
+            _GAPS[name].append((t1 - t0) * 1000)
+        _GAPS["total"].append((at - b.polled_at) * 1000)
+    marks = sorted(found.items(), key=lambda kv: kv[1])
     return " ".join(f"{k}+{(t - b.polled_at) * 1000:.0f}" for k, t in marks) + f" done+{(at - b.polled_at) * 1000:.0f}"
 
 
@@ -102,9 +155,20 @@ def install() -> None:
             if tx is not None:
                 _SIZES.append(tx.records)
                 _mark(tx.batches, "commit")
+                _TX[0] = list(tx.batches)
             end(self)
 
         worker._end_transaction = ended  # type: ignore[method-assign]
+    offsets_sent = getattr(transport, "send_offsets_to_transaction", None)
+    if offsets_sent is not None:
+
+        async def offsets_marked(self: Any, *args: Any, **kwargs: Any) -> Any:
+            batches = _TX[0]
+            result = await offsets_sent(self, *args, **kwargs)
+            _mark(batches, "offs")
+            return result
+
+        transport.send_offsets_to_transaction = offsets_marked  # type: ignore[method-assign]
     done, submit, acks, prepare = worker._done, worker._submit, worker._commit_acknowledged, worker._prepare
 
     async def prepared(self: Any, batches: Any) -> Any:
@@ -149,6 +213,7 @@ def install() -> None:
     worker._done, worker._submit, worker._commit_acknowledged = accounted, submitted, committing  # type: ignore[method-assign]
     worker._prepare = prepared  # type: ignore[method-assign]
     gc.callbacks.append(_collected)
+    _requests()
 
 
 _SLOW: dict[str, list[float]] = defaultdict(list)
@@ -191,11 +256,27 @@ def summary() -> dict[str, Any]:
     stalls = [s for t, s in _STALLS if t >= first]  # from the first poll on (not the start-up)
     out["stall"] = [len(stalls), sum(stalls), max(stalls, default=0.0)]
     if _LATENCIES:
-        slowest = sorted(_LATENCIES, key=lambda x: -x[1])[:3]
+        slowest = sorted(_LATENCIES, key=lambda x: -x[1])[:5]
         out["slowest"] = [[round(s * 1000), round(t - first, 2), marks] for t, s, marks in slowest]
+    if _GAPS.get("total"):  # the phases of the slowest 2% of batches (a run's p99) against the median batch's
+        total = _GAPS["total"]
+        order = sorted(range(len(total)), key=total.__getitem__)
+        tail = order[-max(1, len(order) // 50) :]
+        out["gaps"] = {k: [round(_median(v), 1), round(_median([v[i] for i in tail]), 1)] for k, v in _GAPS.items()}
+    if _REQUESTS:  # per request: calls, retried, median and longest ms, when the longest began (s from the first poll)
+        out["requests"] = {
+            k: [len(v), sum(not ok for _, _, ok in v), round(_median([d for _, d, _ in v]) * 1000, 1),
+                round(max(d for _, d, _ in v) * 1000), round(max(v, key=lambda x: x[1])[0] - first, 2)]
+            for k, v in _REQUESTS.items()
+        }  # fmt: skip
     if _SLOW:
         out["slow_callbacks"] = sorted(([k, len(v), sum(v)] for k, v in _SLOW.items()), key=lambda x: -x[2])[:6]
     return out
+
+
+def _median(values: list[float]) -> float:
+    ordered = sorted(values)
+    return ordered[len(ordered) // 2] if ordered else float("nan")
 
 
 def line(trace: dict[str, Any]) -> str:
@@ -211,6 +292,15 @@ def line(trace: dict[str, Any]) -> str:
     if "stall" in trace:
         n, s, longest = trace["stall"]
         parts.append(f"loop stalls >20 ms {n}× {s * 1000:.0f} ms (max {longest * 1000:.0f})")
+    if "gaps" in trace:
+        parts.append(
+            "phases ms median/slowest 2%: " + " ".join(f"{k} {a:g}/{b:g}" for k, (a, b) in trace["gaps"].items())
+        )
+    if "requests" in trace:
+        parts.append(
+            "requests (calls, retried, median/max ms @s): "
+            + " ".join(f"{k} {n}/{r} {m:g}/{x}@{at:g}" for k, (n, r, m, x, at) in trace["requests"].items())
+        )
     if "slowest" in trace:
         parts.append(
             "slowest:\n           "

@@ -129,7 +129,7 @@ class Settings(BaseSettings):
         description="Exactly-once: most records of one transaction (its polls processed ahead, or kept open for).",
     )
     transaction_max_latency_ms: int = Field(
-        250,
+        150,
         ge=1,
         description="Exactly-once: a transaction grows by polls processed while the last one commits only while its "
         "first poll's records would still commit within this (their age, a poll's processing and a commit, as "

@@ -112,43 +112,49 @@ class SlowerCommits(SlowCommits):
 def test_polls_processed_while_a_transaction_commits_are_read_again_after_a_rebalance_not_sent_twice() -> None:
     async def scenario() -> None:
         transport = SlowerCommits(sources=[TOPIC], partitions={TOPIC: 1})
-        feed(transport, 50, 0)
-        worker = worker_with(transport, transaction_max_records=30)
+        feed(transport, 80, 0)
+        # transactions of 30 records (kept open across polls); a budget letting a transaction grow by polls processed
+        # while the last one commits once a commit was measured: the third one's first poll, [60, 70), is followed
+        # by another read, at which the rebalance applies
+        worker = worker_with(transport, transaction_max_records=30, transaction_max_latency_ms=5000)
         calls = worker.bindings[TOPIC].process
 
         def process(messages: Any, *, worker_id: str) -> Any:
-            if messages[0].offset == 30 and not transport.seeks:  # processed while the first transaction commits
+            if messages[0].offset == 60 and not transport.seeks:  # processed while the second transaction commits
                 transport.rebalance({P0})  # revoked and assigned again, from the committed offset
             return calls(messages, worker_id=worker_id)
 
         worker.bindings[TOPIC].process = process
         async with running(worker):
-            await transport.wait_for(lambda: transport.committed == {P0: 50}, timeout=20)
-        assert sorted(routed(transport).items()) == [(o, 1) for o in range(50)]
-        assert (P0, 30) in transport.seeks  # the poll processed ahead was dropped, read again
+            await transport.wait_for(lambda: transport.committed == {P0: 80}, timeout=20)
+        assert sorted(routed(transport).items()) == [(o, 1) for o in range(80)]
+        assert (P0, 60) in transport.seeks, transport.commits  # the poll processed ahead was dropped, read again
 
     run(scenario)
 
 
 class HalfSecondCommits(SlowCommits):
+    extra = 0.5  # seconds a commit takes on top of SlowCommits' delay
+
     async def commit_transaction(self) -> None:
-        await asyncio.sleep(0.5)
+        await asyncio.sleep(self.extra)
         await super().commit_transaction()
 
 
-def commit_ends(**settings: Any) -> list[int]:
-    """The committed offsets, transaction by transaction, of 80 records in polls of 10 processed in 0.1 s each while
-    commits take 0.5 s (a record bound of 1,000); every record routed once."""
+def commit_ends(commit_s: float = 0.5, poll_s: float = 0.1, **settings: Any) -> list[int]:
+    """The committed offsets, transaction by transaction, of 80 records in polls of 10 processed in ``poll_s`` each
+    while commits take ``commit_s`` (a record bound of 1,000); every record routed once."""
     ends: list[int] = []
 
     async def scenario() -> None:
         transport = HalfSecondCommits(sources=[TOPIC], partitions={TOPIC: 1})
+        transport.extra = commit_s
         feed(transport, 80, 0)
         worker = worker_with(transport, transaction_max_records=1000, transaction_interval_ms=0, **settings)
         calls = worker.bindings[TOPIC].process
 
         def process(messages: Any, *, worker_id: str) -> Any:
-            time.sleep(0.1)  # in a thread: a transaction is committing
+            time.sleep(poll_s)  # in a thread: a transaction is committing
             return calls(messages, worker_id=worker_id)
 
         worker.bindings[TOPIC].process = process  # type: ignore[method-assign]
@@ -165,16 +171,26 @@ def test_a_transaction_grows_only_while_its_first_poll_stays_within_the_latency_
     """Without a latency bound, the five polls processed while a commit runs would all go into the next transaction,
     their first one committed ~0.5 s after the commit started. Once a commit was measured, a poll processed ahead is
     followed by another only if the first one's age, a poll's processing and a commit stay within
-    ``transaction_max_latency_ms`` (0.25 s by default): never here, so every transaction after the second holds one
-    poll (the second may hold two: no commit was measured yet)."""
+    ``transaction_max_latency_ms`` (0.15 s by default): never here, so every transaction holds one poll; the second
+    too, although no commit was measured while its polls were processed (an unmeasured commit is not free)."""
     assert Settings().transaction_max_latency_ms < 500 + 100
     ends = commit_ends()
-    assert ends[0] == 10
-    assert [b - a for a, b in itertools.pairwise(ends[1:])] == [10] * (len(ends) - 2), ends
+    assert ends == list(range(10, 90, 10)), ends
 
 
 def test_a_larger_latency_budget_lets_transactions_grow() -> None:
     """The same commits and polls with ``transaction_max_latency_ms`` of 5 s: the polls processed while a commit runs
-    share the next transaction (up to the record bound), instead of one poll each."""
+    share the next transaction (up to the record bound), instead of one poll each, once a commit was measured."""
     ends = commit_ends(transaction_max_latency_ms=5000)
-    assert max(b - a for a, b in itertools.pairwise([0, *ends])) >= 30, ends
+    assert ends[:2] == [10, 20], ends
+    assert max(b - a for a, b in itertools.pairwise([0, *ends])) >= 20, ends
+
+
+def test_the_default_latency_budget_keeps_card_like_transactions_to_one_poll() -> None:
+    """Polls processed in 35 ms (~50 ms with their read) while commits take ~70 ms, the next poll read while the last
+    transaction commits: one processed ahead and a second would commit ~190 ms after the first was read. Within the
+    former default budget (250 ms) transactions held two polls, the first waiting for the second's processing and a
+    larger commit (on card records, ~100 ms polls and ~90 ms commits, those made a run's slowest batches); not within
+    the default (150 ms): every transaction holds one poll."""
+    ends = commit_ends(commit_s=0.05, poll_s=0.035)
+    assert ends == list(range(10, 90, 10)), ends

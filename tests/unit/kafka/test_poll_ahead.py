@@ -210,7 +210,8 @@ def test_an_aborted_transaction_drops_the_poll_read_ahead() -> None:
     """Exactly-once: transaction 1 (0-3) commits in the background while polls 2 and 3 are processed ahead and poll
     4 (12-15) is read ahead; the commit fails: everything is read again from 0. Poll 4, read before that rewind,
     must be dropped: sent in the next transaction it would commit offset 16 before 0-11, and be written twice."""
-    transport, worker, hold = setup(24, exactly_once=True, transaction_max_records=8)
+    transport, worker, hold = setup(24, exactly_once=True, transaction_max_records=8, transaction_max_latency_ms=5000)
+    worker._commit_s = 0.001  # as after a measured commit: polls processed while this one commits join the next
     gate = transport.commit_gate = asyncio.Event()
     hold.release.set()
 
@@ -232,7 +233,8 @@ def test_a_transaction_of_dropped_batches_aborted_before_the_re_read_reads_again
     partition must still be read again from 0: from 12 (poll 4's first offset), 0-11 were never written and every
     later batch is dropped as read before the rewind to 0 (the partition stalls). Two guards: a transaction's first
     offsets are those of the batches it sent, and a rewind never goes past an earlier one not read again."""
-    transport, worker, hold = setup(24, exactly_once=True, transaction_max_records=8)
+    transport, worker, hold = setup(24, exactly_once=True, transaction_max_records=8, transaction_max_latency_ms=5000)
+    worker._commit_s = 0.001  # as after a measured commit: polls processed while this one commits join the next
     gate = transport.commit_gate = asyncio.Event()
     transport.fail_more = 1
     hold.release.set()
