@@ -37,7 +37,8 @@ def test_each_summary_of_an_upgraded_window_names_every_text_of_the_window() -> 
 
     transport = asyncio.run(scenario())
     got = sorted((s["window"]["start"], s["contract"]["version"], s["records"],
-                  [(v["version"], v["sha256"]) for v in s["contract_versions"]]) for s in summaries(transport))  # fmt: skip
+                  [(v["version"], v["sha256"]) for v in s["contract_versions"]])
+                 for s in summaries(transport))  # fmt: skip
     both = [("1.2.0", V1.sha256), ("1.3.0", V2.sha256)]
     start0, start1 = (datetime.fromtimestamp(ms / 1000, UTC).isoformat().replace("+00:00", "Z")
                       for ms in (T0, T0 + WINDOW_MS))  # fmt: skip
@@ -62,4 +63,3 @@ def test_the_texts_of_a_window_are_the_versions_and_sha256s_due_together() -> No
         (T0, T0 + WINDOW_MS): tuple(sorted([("1.2.0", V1.sha256), ("1.2.0", EDITED.sha256)])),
         (T0 + WINDOW_MS, T0 + 2 * WINDOW_MS): (("1.2.0", V1.sha256),),
     }
-
