@@ -166,6 +166,8 @@ def window_summary(contract: Contract, verdict: WindowVerdict, *, worker_id: str
     }
     if verdict.unjudged is not None:  # the version that counted the records could not be loaded: counts only
         data["unjudged"] = verdict.unjudged
+    if verdict.contract_versions:  # every text the window is published for (one summary each): for pooling them
+        data["contract_versions"] = [{"version": v, "sha256": sha} for v, sha in verdict.contract_versions]
     severity = EventSeverity.highest(str(c.result.severity) for c in verdict.checks if not c.result.passed)
     eid = window_summary_id(contract, k.schema, k.topic, k.start_ms, k.end_ms)
     attributes = context_attributes(

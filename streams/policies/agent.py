@@ -1,20 +1,20 @@
 """The policy agent's logic, without Kafka: consumed records in, records to produce out.
 
-:class:`PolicyAgent` is fed the records of the quality-event topic and the command topic
-(:meth:`handle`) and answers with the records to produce: ``policy.triggered`` /
-``policy.resolved`` events, ``policy.action`` events, control records (``quarantine-stream``),
-command records (``retrain-candidate`` / ``rollback-candidate``). Its whole state is a set of
-keyed records for a compacted topic (:meth:`state_records`, :meth:`restore`): one per policy
-(the incident book), one per consumed input partition (the next offset), one per pending webhook
-delivery (the outbox). The runner (:mod:`streams.policies.runner`) produces a poll's outputs and
-the changed state records in **one Kafka transaction**, so after a crash the restored state and
-the produced decisions agree: each incident is triggered and resolved exactly once, whatever is
-replayed. Webhooks are side effects outside Kafka: a decision puts one delivery per webhook in the
-outbox (in the same transaction); the runner delivers it after the commit and removes it (a
-second transaction). A crash between the two redelivers it (PagerDuty's ``dedup_key`` and
-Alertmanager's ``incident`` label make that the same incident). A delivery that fails is reported
-once as a ``policy.action`` ``failed`` event and retried every ``redeliver_after_s`` for
-``max_delivery_rounds`` rounds; the incident stays open either way.
+:class:`PolicyAgent` is fed the records of the quality-event topic and the command topic (:meth:`handle`)
+and answers with the records to produce: ``policy.triggered`` / ``policy.resolved`` events,
+``policy.action`` events, control records (``quarantine-stream``), command records (``retrain-candidate``
+/ ``rollback-candidate``). Its whole state is a set of keyed records for a compacted topic
+(:meth:`state_records`, :meth:`restore`): one per policy (the incident book), one per consumed input
+partition (the next offset), one per pending webhook delivery (the outbox), one per window being pooled
+(model versions: ``pool``; contract texts: ``texts``). The runner (:mod:`streams.policies.runner`)
+produces a poll's outputs and the changed state records in **one Kafka transaction**, so after a crash
+the restored state and the produced decisions agree: each incident is triggered and resolved exactly
+once, whatever is replayed. Webhooks are side effects outside Kafka: a decision puts one delivery per
+webhook in the outbox (in the same transaction); the runner delivers it after the commit and removes it
+(a second transaction). A crash between the two redelivers it (PagerDuty's ``dedup_key`` and
+Alertmanager's ``incident`` label make that the same incident). A delivery that fails is reported once as
+a ``policy.action`` ``failed`` event and retried every ``redeliver_after_s`` for ``max_delivery_rounds``
+rounds; the incident stays open either way.
 """
 
 from __future__ import annotations
@@ -50,9 +50,10 @@ from streams.policies.observe import (
     schema_drift_observation_of,
     version_parts,
 )
-from streams.policies.pool import VersionPool
+from streams.policies.pool import VersionPool, window_versions
 from streams.policies.spec import Action, parse_policies
 from streams.policies.telemetry import PolicyMetrics, policy_phase
+from streams.policies.texts import ContractPool
 
 __all__ = ["PolicyAgent", "distinct_contracts", "policy_phase"]
 
@@ -108,6 +109,7 @@ class PolicyAgent:
         self.max_skew_s = max_skew_s
         self.ahead = 0  # window events of windows beyond the wall clock (only skewed records reached them)
         self.pool = VersionPool()
+        self.texts = ContractPool()  # one window's summaries of several contract texts
         self._dirty: set[bytes] = set()
         self._seq = 0
         self._webhooks = {w.name: w for w in settings.webhooks}
@@ -134,6 +136,8 @@ class PolicyAgent:
                 self.offsets[(str(rest[0]), int(rest[1]))] = int(value) if value is not None else 0
             elif kind == "pool":
                 self.pool.restore((str(rest[0]), str(rest[1]), str(rest[2])), value)
+            elif kind == "texts":
+                self.texts.restore((str(rest[0]), str(rest[1])), value)
             elif kind in ("policy", "outbox"):
                 into = policies if kind == "policy" else self.outbox
                 if value is None:
@@ -195,6 +199,8 @@ class PolicyAgent:
                 value = self.offsets.get((rest[0], rest[1]))
             elif kind == "pool":
                 value = self.pool.record((rest[0], rest[1], rest[2]))
+            elif kind == "texts":
+                value = self.texts.record((rest[0], rest[1]))
             else:
                 value = self.outbox.get(rest[0])
             out.append(OutRecord(topic, None if value is None else orjson.dumps(value), key, partition=0))
@@ -279,10 +285,14 @@ class PolicyAgent:
                         self.max_skew_s)  # fmt: skip
             return []
         if kind == EventType.WINDOW_SUMMARY:
-            # a summary that says its window's records carried exactly the declared fields is the clear
-            # schema-drift window no schema.drift event reports (one follows a summary that says otherwise)
-            clean = data.get("schema_drifted") is False
-            out = [obs, no_schema_drift(obs, self._declared(obs))] if clean else [obs]
+            # one window's summaries of several contract texts (an upgrade) pooled; a summary that says its window's
+            # records carried exactly the declared fields is the clear schema-drift window no schema.drift event
+            # reports (one follows a summary that says otherwise)
+            was = (obs.contract, obs.schema) in self.texts.open
+            taken = self.texts.take(obs, data)
+            if was or (obs.contract, obs.schema) in self.texts.open:
+                self._dirty.add(self._key("texts", obs.contract, obs.schema))
+            out = [x for o, clean in taken for x in ([o, no_schema_drift(o, self._declared(o))] if clean else [o])]
             # a worker publishes a window's prediction.confidence events right after its summary: the summary of a
             # later window closes the pooled confidence window (else the last one before the model's predictions
             # stopped, or the stream's last, was never judged)
@@ -297,7 +307,7 @@ class PolicyAgent:
             return [obs]
         pool_key = (source, obs.contract, obs.schema)
         self._dirty.add(self._key("pool", *pool_key))
-        return [obs, *self.pool.add(obs, version_parts(source, data), _window_versions(data))]
+        return [obs, *self.pool.add(obs, version_parts(source, data), window_versions(data))]
 
     def _command(self, data: dict[str, Any], time: datetime | None) -> list[Decision]:
         if data.get("command") != "resolve-incident":
@@ -437,9 +447,3 @@ def _check_window(source: str, obs: Observation, horizon_s: float) -> None:
             f"{iso_utc(obs.window_end)}), which is no stream window (a tumbling window starts at a multiple of its "
             "length since the epoch and lasts longer than 0 ms): a corrupt event, or one not of a worker."
         )
-
-
-def _window_versions(data: Mapping[str, Any]) -> tuple[str, ...]:
-    """The event's ``window_versions`` (every version published for its window; empty from older publishers)."""
-    versions = data.get("window_versions")
-    return tuple(str(v) for v in versions) if isinstance(versions, list) else ()

@@ -29,7 +29,7 @@ window nor judges one twice.
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -38,10 +38,16 @@ from streams.events.types import iso_utc, parse_utc, to_utc
 from streams.policies.metrics import Observation
 from streams.policies.observe import confidence_metrics, performance_metrics
 
-__all__ = ["PoolKey", "VersionPool", "pooled_metrics"]
+__all__ = ["PoolKey", "VersionPool", "pooled_metrics", "window_versions"]
 
 PoolKey = tuple[str, str, str]  # (event type, contract, schema object)
 Parts = dict[str, float | None]
+
+
+def window_versions(data: Mapping[str, Any]) -> tuple[str, ...]:
+    """The event's ``window_versions`` (every version published for its window; empty from older publishers)."""
+    versions = data.get("window_versions")
+    return tuple(str(v) for v in versions) if isinstance(versions, list) else ()
 
 
 def _weighted(live: list[Parts], name: str) -> float | None:

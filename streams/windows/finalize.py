@@ -104,6 +104,10 @@ class WindowVerdict:
     #: why the window's rules were not judged (None: they were): the contract version that counted its records
     #: could not be loaded (``docs/stream-time.md``, "Contract versions"); its counts stand, it has no checks
     unjudged: str | None = None
+    #: every contract text ``(version, sha256)`` a verdict of this window was published for together (this one
+    #: included, sorted), set by the stream-time observer: after an upgrade a window has one verdict per text, and
+    #: a consumer pooling them knows when it has them all (empty: not known)
+    contract_versions: tuple[tuple[str, str], ...] = ()
 
     @property
     def freshness_seconds(self) -> float | None:

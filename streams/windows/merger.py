@@ -24,7 +24,7 @@ from streams.windows.clock import ALL_FINAL, PartitionClock, final_through
 from streams.windows.codec import Closed, ContractText, Heartbeat, Partial, Record, record_key
 from streams.windows.partial import WindowKey, WindowPartial, covers, merge, merge_all, overlaps
 
-__all__ = ["CLOSED_MEMORY", "MergerStats", "WindowMerger"]
+__all__ = ["CLOSED_MEMORY", "MergerStats", "WindowMerger", "window_texts"]
 
 #: (window, partition) snapshots of published windows remembered to count records that arrive after them
 CLOSED_MEMORY = 4096
@@ -187,6 +187,16 @@ class WindowMerger:
             self.pending_late = 0
         self.closed_through = through
         return Closed(self.contract_id, self.schema, self.topic, through), keys
+
+
+def window_texts(due: Iterable[WindowPartial]) -> dict[tuple[int, int], tuple[tuple[str, str], ...]]:
+    """Per window ``(start_ms, end_ms)`` of ``due`` (the windows :meth:`WindowMerger.due` returned together), every
+    contract text ``(version, sha256)`` a verdict of it is published for, sorted: a window's partials of every text
+    are final at once (finality is its end's), so these are all the summaries the window gets."""
+    texts: dict[tuple[int, int], set[tuple[str, str]]] = {}
+    for p in due:
+        texts.setdefault((p.key.start_ms, p.key.end_ms), set()).add((p.key.contract_version, p.contract_sha256))
+    return {window: tuple(sorted(found)) for window, found in texts.items()}
 
 
 def _total(p: WindowPartial) -> int:

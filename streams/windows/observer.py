@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import threading
 from collections import deque
@@ -33,7 +34,7 @@ from streams.pipeline.records import Message, OutRecord
 from streams.settings import Settings
 from streams.windows.drift_metrics import DriftMetrics
 from streams.windows.finalize import WindowVerdict
-from streams.windows.merger import WindowMerger
+from streams.windows.merger import WindowMerger, window_texts
 from streams.windows.metrics import StreamTimeMetrics
 from streams.windows.topics import MERGER_PARTITION, changelog_topic, state_topic
 from streams.windows.worker import WindowsStage
@@ -243,8 +244,11 @@ class StreamTimeObserver(WorkerObserver):
                 stage.metrics.open.labels(topic).set(len({slot[0] for slot in merger.snapshots}))
             if not due:
                 continue
+            texts = window_texts(due)  # each window's summaries name every text it is published for
             for partial in due:  # each judged by the contract version that counted it; freshness: at this tick
                 contract, verdict = stage.judges.judge(partial, merger.contracts, closed_ms=now)
+                verdict = dataclasses.replace(verdict, contract_versions=texts[(partial.key.start_ms,
+                                                                                partial.key.end_ms)])  # fmt: skip
                 if self.drift_metrics is not None:
                     self.drift_metrics.observe(verdict)
                 for record in self.summarize(contract, verdict, self.worker_id):

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from cloudevents.core.v1.event import CloudEvent
 
 from streams.contracts.model import Contract
-from streams.events.codec import to_kafka
+from streams.events.codec import event_data, to_kafka
 from streams.events.types import EventSeverity, EventType, context_attributes, event_id, iso_utc, source_urn
 from streams.pipeline.records import Message
 
@@ -48,3 +49,18 @@ def summary(contract: Contract, i: int, rate: float, *, records: int = 1000, sec
 def message(event: CloudEvent, topic: str, offset: int, partition: int = 0) -> Message:
     key, value, headers = to_kafka(event)
     return Message(topic, partition, offset, value, key, tuple(headers))
+
+
+def by_text(
+    event: CloudEvent, texts: Sequence[tuple[str, str]], version: str | None = None, sha256: str | None = None
+) -> CloudEvent:
+    """``event`` (a summary) as judged by the contract text ``version``/``sha256`` (default: its own), naming ``texts``
+    (``(version, sha256)`` each) as every text its window is published for (``contract_versions``), as the workers do
+    after an upgrade; its id is the text's (one summary per (window, text))."""
+    data = dict(event_data(event))
+    contract = data["contract"] = dict(data["contract"])
+    contract["version"] = version or contract["version"]
+    contract["sha256"] = sha256 or contract["sha256"]
+    data["contract_versions"] = [{"version": v, "sha256": s} for v, s in sorted(texts)]
+    eid = event_id(str(event.get_id()), contract["version"], contract["sha256"])
+    return CloudEvent(dict(event.get_attributes()) | {"id": eid}, data)
