@@ -53,10 +53,8 @@ AGGREGATES: tuple[type[exp.Expression], ...] = (
     exp.Min,
     exp.Max,
     exp.Stddev,
-    exp.StddevPop,
     exp.StddevSamp,
     exp.Variance,
-    exp.VariancePop,
     exp.Median,
 )
 SCALARS: tuple[type[exp.Expression], ...] = (
@@ -86,7 +84,7 @@ SCALARS: tuple[type[exp.Expression], ...] = (
     exp.Case,
 )
 ALLOWED_FUNCTIONS = (
-    "the aggregates COUNT, SUM, AVG, MIN, MAX, STDDEV, STDDEV_POP, STDDEV_SAMP, VARIANCE, VAR_POP, MEDIAN "
+    "the aggregates COUNT, SUM, AVG, MIN, MAX, STDDEV, STDDEV_SAMP, VARIANCE, VAR_SAMP, MEDIAN "
     "and the scalars ABS, COALESCE, NULLIF, LENGTH, LOWER, UPPER, TRIM, ROUND, FLOOR, CEIL, SQRT, LN, LOG, "
     "POWER, GREATEST, LEAST, SUBSTRING, CONCAT, ||, ~ (regex match), CAST, TRY_CAST, CASE"
 )
@@ -199,10 +197,27 @@ def check_sql(query: str, tables: tuple[str, ...], widen: Container[str] = froze
             aliases.add(node.alias if isinstance(node, exp.Alias) else node.name)
         stack.extend((child, depth + 1) for child in node.iter_expressions())
     _check_qualifiers(tree, tables)
+    _as_duckdb(tree)
     wide = frozenset(c for c in columns if c in widen)
     if wide:
         tree = tree.transform(lambda n: _widened(n, wide))
     return SqlRule(tree.sql(dialect=DIALECT), frozenset(columns), frozenset(aliases))
+
+
+def _as_duckdb(tree: exp.Expression) -> None:
+    """Rewrite, in place, the functions polars SQL reads otherwise than DuckDB (whose dialect the query is read in),
+    so the query that runs computes what it means there: ``LOG(b, x)`` (base first; ``LOG(x)`` is base 10) is polars'
+    ``LOG(x, b)``, which swapped the arguments (``LOG(2, 8)`` was 1/3); ``POWER`` is a DOUBLE, where polars computed
+    integers in Int64 and wrapped (``POWER(2, 70)`` was 0)."""
+    for node in list(tree.find_all(exp.Log, exp.Pow)):
+        if isinstance(node, exp.Log):
+            base, value = node.this, node.expression
+            if value is None:
+                base, value = exp.Literal.number(10), base
+            node.set("this", value)
+            node.set("expression", base)
+        else:
+            node.set("this", exp.Cast(this=node.this, to=exp.DataType.build("DOUBLE")))
 
 
 def _check_qualifiers(tree: exp.Expression, tables: tuple[str, ...]) -> None:
@@ -261,6 +276,12 @@ def _check_node(node: exp.Expression, tables: tuple[str, ...]) -> None:
         problem = regex_problem(pattern.this)
         if problem is not None:
             raise _fail(f"the pattern {pattern.this!r} cannot run on the engine's regex (Rust syntax): {problem}")
+    if isinstance(node, (exp.StddevPop, exp.VariancePop)):
+        name = "VAR_POP" if isinstance(node, exp.VariancePop) else "STDDEV_POP"
+        raise _fail(
+            f"function {name!r} cannot run on the engine (polars SQL has no population variance); use the sample "
+            "VARIANCE (VAR_SAMP) or STDDEV (STDDEV_SAMP)"
+        )
     if isinstance(node, (exp.Anonymous, exp.Func)) and not isinstance(node, _ALLOWED):
         name = node.name if isinstance(node, exp.Anonymous) else node.sql_name()
         raise _fail(f"function {name.upper()!r} is not allowed in a SQL rule; allowed are {ALLOWED_FUNCTIONS}")
