@@ -208,7 +208,8 @@ def _as_duckdb(tree: exp.Expression) -> None:
     """Rewrite, in place, the functions polars SQL reads otherwise than DuckDB (whose dialect the query is read in),
     so the query that runs computes what it means there: ``LOG(b, x)`` (base first; ``LOG(x)`` is base 10) is polars'
     ``LOG(x, b)``, which swapped the arguments (``LOG(2, 8)`` was 1/3); ``POWER`` is a DOUBLE, where polars computed
-    integers in Int64 and wrapped (``POWER(2, 70)`` was 0)."""
+    integers in Int64 and wrapped (``POWER(2, 70)`` was 0); ``SUM`` of integers is exact, where polars summed an Int64
+    in Int64 and wrapped past 2**63 (see :func:`_exact_sum`)."""
     for node in list(tree.find_all(exp.Log, exp.Pow)):
         if isinstance(node, exp.Log):
             base, value = node.this, node.expression
@@ -218,6 +219,21 @@ def _as_duckdb(tree: exp.Expression) -> None:
             node.set("expression", base)
         else:
             node.set("this", exp.Cast(this=node.this, to=exp.DataType.build("DOUBLE")))
+    for node in list(tree.find_all(exp.Sum)):  # after: it rewrites copies of its argument
+        _exact_sum(node)
+
+
+def _exact_sum(node: exp.Sum) -> None:
+    """``SUM(x)`` as ``SUM(x * CAST(1 AS HUGEINT))``: integers (and booleans) are summed in Int128, exactly, as DuckDB
+    sums a BIGINT into a HUGEINT; a float or decimal ``x`` keeps its type (the product is Float64 / Decimal, and a
+    Float32 is summed in Float64, as DuckDB sums a FLOAT)."""
+    one = exp.Cast(this=exp.Literal.number(1), to=exp.DataType.build("INT128"))
+    arg = node.this
+    targets = arg.expressions if isinstance(arg, exp.Distinct) else [arg]
+    for target in targets:
+        if target is None or isinstance(target, exp.Star) or (isinstance(target, exp.Mul) and target.expression == one):
+            continue  # already exact (a checked query checked again)
+        target.replace(exp.Mul(this=exp.Paren(this=target.copy()), expression=one.copy()))
 
 
 def _check_qualifiers(tree: exp.Expression, tables: tuple[str, ...]) -> None:

@@ -80,7 +80,7 @@ class AggregatePlan:
     def final(self, values: tuple[Value, ...]) -> float | int:
         """The query's scalar over the merged values (raises if it is not a number)."""
         columns = {
-            f"a{i}": pl.Series([v], dtype=pl.Int64 if kind == "count" or isinstance(v, int) else pl.Float64)
+            f"a{i}": pl.Series([v], dtype=_dtype(kind, v))
             for i, (kind, v) in enumerate(zip(self.kinds, values, strict=True))
         }
         frame = pl.DataFrame(columns) if columns else pl.DataFrame({"_": [0]})
@@ -89,6 +89,14 @@ class AggregatePlan:
         if value is None:
             raise ValueError("the SQL query returned None, not a number")  # as the engine says it
         return value
+
+
+def _dtype(kind: str, value: Value) -> pl.DataType:
+    """The column of a merged value in the final query: a sum of integers may be beyond Int64 (an exact
+    ``SUM`` is an Int128: see ``streams.contracts.sql``)."""
+    if kind == "count" or isinstance(value, int):
+        return pl.Int64() if value is None or -(2**63) <= value < 2**63 else pl.Int128()
+    return pl.Float64()
 
 
 def _number(value: Any) -> Value:
@@ -154,7 +162,10 @@ def plan_sql(query: str) -> AggregatePlan | str:
             return "COUNT(DISTINCT ...) and nested aggregates cannot be merged across batches"
         if is_avg:
             s, c = len(aggregates), len(aggregates) + 1
-            aggregates += [("sum", arg), ("count", arg)]
+            exact = exp.Mul(
+                this=exp.Paren(this=arg.copy()), expression=sqlglot.parse_one("CAST(1 AS INT128)", read=DIALECT)
+            )
+            aggregates += [("sum", exact), ("count", arg)]  # summed exactly, as SUM is (streams.contracts.sql)
             replacements[id(node)] = sqlglot.parse_one(
                 f"CASE WHEN a{c} = 0 THEN NULL ELSE CAST(a{s} AS DOUBLE) / a{c} END", read=DIALECT
             )

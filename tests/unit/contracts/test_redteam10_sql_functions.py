@@ -43,7 +43,9 @@ FRAME = pl.DataFrame(
 
 
 def _value(query: str) -> float | int | None:
-    c = parse_contract(HEAD + f'      - {{name: r, type: sql, query: "{query}", mustBeGreaterThan: 0}}\n', path="c.yaml")
+    c = parse_contract(
+        HEAD + f'      - {{name: r, type: sql, query: "{query}", mustBeGreaterThan: 0}}\n', path="c.yaml"
+    )
     result = c.validate(FRAME).check("r")
     assert result.error is None, result.error
     return result.value
@@ -80,4 +82,6 @@ def test_power_is_a_double_as_duckdb(query: str, expected: float) -> None:
 @pytest.mark.parametrize("function", ["VAR_POP", "STDDEV_POP"])
 def test_population_variance_is_refused_at_load(function: str) -> None:
     with pytest.raises(StreamsError, match=r"c\.yaml:\d+: .*" + function + r".* VARIANCE"):
-        parse_contract(HEAD + f'      - {{name: r, type: sql, query: "SELECT {function}(x) FROM t", mustBe: 0}}\n', path="c.yaml")
+        parse_contract(
+            HEAD + f'      - {{name: r, type: sql, query: "SELECT {function}(x) FROM t", mustBe: 0}}\n', path="c.yaml"
+        )

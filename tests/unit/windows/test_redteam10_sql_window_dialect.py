@@ -60,7 +60,9 @@ def test_try_cast_is_kept_in_the_window_partial_query() -> None:
     slices = [["12", "abc", None], ["7", "-3", ""], ["x1", "40"]]
     expected = sum(int(v) for v in itertools.chain(*slices) if v is not None and v.lstrip("-").isdigit())
     plan, verdict = _window(c, slices)
-    assert next(r for r in plan.rules if r.rule.name == "parsed_sum").kind is RuleKind.SQL  # merged, not judged per batch
+    assert (
+        next(r for r in plan.rules if r.rule.name == "parsed_sum").kind is RuleKind.SQL
+    )  # merged, not judged per batch
     got = verdict.check("parsed_sum").result
     assert got.error is None, got.error
     assert got.value == expected == 56
