@@ -208,8 +208,9 @@ def _as_duckdb(tree: exp.Expression) -> None:
     """Rewrite, in place, the functions polars SQL reads otherwise than DuckDB (whose dialect the query is read in),
     so the query that runs computes what it means there: ``LOG(b, x)`` (base first; ``LOG(x)`` is base 10) is polars'
     ``LOG(x, b)``, which swapped the arguments (``LOG(2, 8)`` was 1/3); ``POWER`` is a DOUBLE, where polars computed
-    integers in Int64 and wrapped (``POWER(2, 70)`` was 0); ``SUM`` of integers is exact, where polars summed an Int64
-    in Int64 and wrapped past 2**63 (see :func:`_exact_sum`)."""
+    integers in Int64 and wrapped (``POWER(2, 70)`` was 0); ``/`` is a DOUBLE division (polars divided a decimal
+    such as ``100.0 * COUNT(*)`` as a decimal and raised on a zero divisor, where DuckDB's share is NaN); ``SUM`` of
+    integers is exact, where polars summed an Int64 in Int64 and wrapped past 2**63 (see :func:`_exact_sum`)."""
     for node in list(tree.find_all(exp.Log, exp.Pow)):
         if isinstance(node, exp.Log):
             base, value = node.this, node.expression
@@ -219,8 +220,11 @@ def _as_duckdb(tree: exp.Expression) -> None:
             node.set("expression", base)
         else:
             node.set("this", exp.Cast(this=node.this, to=exp.DataType.build("DOUBLE")))
-    for node in list(tree.find_all(exp.Sum)):  # after: it rewrites copies of its argument
-        _exact_sum(node)
+    for div in list(tree.find_all(exp.Div)):  # DuckDB's `/` is a DOUBLE division (polars raised on a decimal / 0)
+        if not (isinstance(div.this, exp.Cast) and div.this.to.this is exp.DataType.Type.DOUBLE):
+            div.set("this", exp.Cast(this=div.this, to=exp.DataType.build("DOUBLE")))
+    for total in list(tree.find_all(exp.Sum)):  # after: it rewrites copies of its argument
+        _exact_sum(total)
 
 
 def _exact_sum(node: exp.Sum) -> None:
