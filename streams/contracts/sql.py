@@ -23,6 +23,7 @@ import sqlglot
 from sqlglot import exp
 from sqlglot.dialects.duckdb import DuckDB
 
+from streams.contracts.patterns import re2_to_rust
 from streams.contracts.types import regex_problem
 from streams.errors import SqlRuleError
 
@@ -210,7 +211,8 @@ def _as_duckdb(tree: exp.Expression) -> None:
     ``LOG(x, b)``, which swapped the arguments (``LOG(2, 8)`` was 1/3); ``POWER`` is a DOUBLE, where polars computed
     integers in Int64 and wrapped (``POWER(2, 70)`` was 0); ``/`` is a DOUBLE division (polars divided a decimal
     such as ``100.0 * COUNT(*)`` as a decimal and raised on a zero divisor, where DuckDB's share is NaN); ``SUM`` of
-    integers is exact, where polars summed an Int64 in Int64 and wrapped past 2**63 (see :func:`_exact_sum`)."""
+    integers is exact, where polars summed an Int64 in Int64 and wrapped past 2**63 (see :func:`_exact_sum`); a regex
+    match ``~`` reads its pattern as RE2 (:func:`~streams.contracts.patterns.re2_to_rust`)."""
     for node in list(tree.find_all(exp.Log, exp.Pow)):
         if isinstance(node, exp.Log):
             base, value = node.this, node.expression
@@ -223,6 +225,8 @@ def _as_duckdb(tree: exp.Expression) -> None:
     for div in list(tree.find_all(exp.Div)):  # DuckDB's `/` is a DOUBLE division (polars raised on a decimal / 0)
         if not (isinstance(div.this, exp.Cast) and div.this.to.this is exp.DataType.Type.DOUBLE):
             div.set("this", exp.Cast(this=div.this, to=exp.DataType.build("DOUBLE")))
+    for match in list(tree.find_all(exp.RegexpLike)):  # RE2's ASCII \\d, \\w, \\s, \\b (a literal: _check_node)
+        match.set("expression", exp.Literal.string(re2_to_rust(match.expression.this)))
     for total in list(tree.find_all(exp.Sum)):  # after: it rewrites copies of its argument
         _exact_sum(total)
 
