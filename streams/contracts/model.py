@@ -110,6 +110,8 @@ class Threshold:
 
     def allows(self, metric: float) -> bool:
         op, v = self.operator, self.value
+        if math.isnan(metric):  # no number (a SQL share over no row): it breaks every threshold, mustNotBe too
+            return False
         if op in ("mustBeBetween", "mustNotBeBetween"):
             assert isinstance(v, tuple)
             inside = v[0] <= metric <= v[1]

@@ -25,7 +25,7 @@ lint by :func:`streams.contracts.types.check_regex`, as before. pandera's own ``
 
 from __future__ import annotations
 
-__all__ = ["ecma_to_rust"]
+__all__ = ["ecma_to_rust", "re2_to_rust"]
 
 _DIGIT = "0-9"
 _WORD = "0-9A-Za-z_"
@@ -112,3 +112,53 @@ def _escape(p: str, i: int, in_class: bool) -> tuple[str, int]:
 def _hex4(p: str, i: int) -> int | None:
     digits = p[i : i + 4]
     return int(digits, 16) if len(digits) == 4 and set(digits) <= _HEX else None
+
+
+#: RE2's ASCII class escapes (a SQL rule's ``~`` is DuckDB's, whose regexes are RE2) as Rust ASCII classes: outside
+#: a class, and inside one (Rust nests classes). RE2's ``\s`` is ``[\t\n\f\r ]`` (no vertical tab).
+_RE2_CLASSES = {
+    "d": ("[[:digit:]]", "[:digit:]"),
+    "D": ("[[:^digit:]]", "[:^digit:]"),
+    "w": ("[[:word:]]", "[:word:]"),
+    "W": ("[[:^word:]]", "[:^word:]"),
+    "s": (r"[\t\n\f\r ]", r"\t\n\f\r "),
+    "S": (r"[^\t\n\f\r ]", r"[^\t\n\f\r ]"),
+}
+
+
+def re2_to_rust(pattern: str) -> str:
+    """``pattern`` read as RE2 (DuckDB's regexes, so a SQL rule's ``~``) as a Rust regex matching the same text:
+    RE2's ``\\d``, ``\\w``, ``\\s`` and ``\\b`` are ASCII, Rust's Unicode (``'١٢٣' ~ '\\d+'`` is false in DuckDB,
+    was true on the engine). The rest of the syntax is shared; the result reads the same when rewritten again."""
+    out: list[str] = []
+    i, n, depth = 0, len(pattern), 0  # depth: nesting of character classes
+    while i < n:
+        ch = pattern[i]
+        if ch == "\\" and i + 1 < n:
+            c = pattern[i + 1]
+            if c in _RE2_CLASSES:
+                out.append(_RE2_CLASSES[c][1 if depth else 0])
+            elif c in "bB" and not depth and not "".join(out).endswith("(?-u:"):
+                out.append(f"(?-u:\\{c})")
+            else:
+                out.append(pattern[i : i + 2])
+            i += 2
+            continue
+        if ch == "[":
+            if depth and pattern.startswith("[:", i) and (end := pattern.find(":]", i + 2)) > 0:
+                out.append(pattern[i : end + 2])  # a POSIX class inside a class: [[:alpha:]]
+                i = end + 2
+                continue
+            depth += 1
+            start = i + 1 + (pattern.startswith("^", i + 1))
+            out.append(pattern[i:start])
+            i = start
+            if i < n and pattern[i] == "]":  # a leading ] is a literal
+                out.append("]")
+                i += 1
+            continue
+        if ch == "]" and depth:
+            depth -= 1
+        out.append(ch)
+        i += 1
+    return "".join(out)

@@ -23,6 +23,7 @@ import sqlglot
 from sqlglot import exp
 from sqlglot.dialects.duckdb import DuckDB
 
+from streams.contracts.patterns import re2_to_rust
 from streams.contracts.types import regex_problem
 from streams.errors import SqlRuleError
 
@@ -53,10 +54,8 @@ AGGREGATES: tuple[type[exp.Expression], ...] = (
     exp.Min,
     exp.Max,
     exp.Stddev,
-    exp.StddevPop,
     exp.StddevSamp,
     exp.Variance,
-    exp.VariancePop,
     exp.Median,
 )
 SCALARS: tuple[type[exp.Expression], ...] = (
@@ -86,7 +85,7 @@ SCALARS: tuple[type[exp.Expression], ...] = (
     exp.Case,
 )
 ALLOWED_FUNCTIONS = (
-    "the aggregates COUNT, SUM, AVG, MIN, MAX, STDDEV, STDDEV_POP, STDDEV_SAMP, VARIANCE, VAR_POP, MEDIAN "
+    "the aggregates COUNT, SUM, AVG, MIN, MAX, STDDEV, STDDEV_SAMP, VARIANCE, VAR_SAMP, MEDIAN "
     "and the scalars ABS, COALESCE, NULLIF, LENGTH, LOWER, UPPER, TRIM, ROUND, FLOOR, CEIL, SQRT, LN, LOG, "
     "POWER, GREATEST, LEAST, SUBSTRING, CONCAT, ||, ~ (regex match), CAST, TRY_CAST, CASE"
 )
@@ -199,10 +198,76 @@ def check_sql(query: str, tables: tuple[str, ...], widen: Container[str] = froze
             aliases.add(node.alias if isinstance(node, exp.Alias) else node.name)
         stack.extend((child, depth + 1) for child in node.iter_expressions())
     _check_qualifiers(tree, tables)
+    _as_duckdb(tree)
     wide = frozenset(c for c in columns if c in widen)
     if wide:
         tree = tree.transform(lambda n: _widened(n, wide))
     return SqlRule(tree.sql(dialect=DIALECT), frozenset(columns), frozenset(aliases))
+
+
+def _as_duckdb(tree: exp.Expression) -> None:
+    """Rewrite, in place, the functions polars SQL reads otherwise than DuckDB (whose dialect the query is read in),
+    so the query that runs computes what it means there: ``LOG(b, x)`` (base first; ``LOG(x)`` is base 10) is polars'
+    ``LOG(x, b)``, which swapped the arguments (``LOG(2, 8)`` was 1/3); ``POWER`` is a DOUBLE, where polars computed
+    integers in Int64 and wrapped (``POWER(2, 70)`` was 0); ``/`` is a DOUBLE division (polars divided a decimal
+    such as ``100.0 * COUNT(*)`` as a decimal and raised on a zero divisor, where DuckDB's share is NaN); ``SUM`` of
+    integers is exact, where polars summed an Int64 in Int64 and wrapped past 2**63 (see :func:`_exact_sum`); a regex
+    match ``~`` reads its pattern as RE2 (:func:`~streams.contracts.patterns.re2_to_rust`)."""
+    for node in list(tree.find_all(exp.Log, exp.Pow)):
+        if isinstance(node, exp.Log):
+            base, value = node.this, node.expression
+            if value is None:
+                base, value = exp.Literal.number(10), base
+            node.set("this", value)
+            node.set("expression", base)
+        else:
+            node.set("this", exp.Cast(this=node.this, to=exp.DataType.build("DOUBLE")))
+    for div in list(tree.find_all(exp.Div)):  # DuckDB's `/` is a DOUBLE division (polars raised on a decimal / 0)
+        if not (isinstance(div.this, exp.Cast) and div.this.to.this is exp.DataType.Type.DOUBLE):
+            div.set("this", exp.Cast(this=div.this, to=exp.DataType.build("DOUBLE")))
+    for match in list(tree.find_all(exp.RegexpLike)):  # RE2's ASCII \\d, \\w, \\s, \\b (a literal: _check_node)
+        match.set("expression", exp.Literal.string(re2_to_rust(match.expression.this)))
+    for total in list(tree.find_all(exp.Sum)):  # after: it rewrites copies of its argument
+        _exact_sum(total)
+
+
+def _exact_sum(node: exp.Sum) -> None:
+    """``SUM(x)`` as ``SUM((x) + CAST(0 AS HUGEINT))``: integers (and booleans) are summed in Int128, exactly, as
+    DuckDB sums a BIGINT into a HUGEINT; a float or decimal ``x`` keeps its type (the sum is Float64 / Decimal, and a
+    Float32 is summed in Float64, as DuckDB sums a FLOAT). Left as written where no sum can leave Int64: the
+    argument is a small integer literal or a ``CASE`` choosing only such literals (``SUM(CASE WHEN ... THEN 1 ELSE 0
+    END)``, the usual count: Int128 arithmetic costs ~10 ns a row)."""
+    zero = exp.Cast(this=exp.Literal.number(0), to=exp.DataType.build("INT128"))
+    arg = node.this
+    targets = arg.expressions if isinstance(arg, exp.Distinct) else [arg]
+    for target in targets:
+        if target is None or isinstance(target, exp.Star) or _small(target):
+            continue
+        if isinstance(target, exp.Add) and target.expression == zero:
+            continue  # already exact (a checked query checked again)
+        target.replace(exp.Add(this=exp.Paren(this=target.copy()), expression=zero.copy()))
+
+
+def _small(node: exp.Expression) -> bool:
+    """True when every value of ``node`` is NULL or an integer literal below 2**31 (so a sum of fewer than 2**32 rows
+    of it fits Int64)."""
+    while isinstance(node, exp.Paren):
+        node = node.this
+    if isinstance(node, exp.Null):
+        return True
+    if isinstance(node, exp.Neg):
+        return _small(node.this)
+    if isinstance(node, exp.Literal):
+        return node.is_int and abs(int(node.this)) < 2**31
+    if isinstance(node, exp.Case):
+        default = node.args.get("default")
+        return all(_small(branch.args["true"]) for branch in node.args.get("ifs", [])) and (
+            default is None or _small(default)
+        )
+    if isinstance(node, exp.If):
+        other = node.args.get("false")
+        return _small(node.args["true"]) and (other is None or _small(other))
+    return False
 
 
 def _check_qualifiers(tree: exp.Expression, tables: tuple[str, ...]) -> None:
@@ -261,6 +326,12 @@ def _check_node(node: exp.Expression, tables: tuple[str, ...]) -> None:
         problem = regex_problem(pattern.this)
         if problem is not None:
             raise _fail(f"the pattern {pattern.this!r} cannot run on the engine's regex (Rust syntax): {problem}")
+    if isinstance(node, (exp.StddevPop, exp.VariancePop)):
+        name = "VAR_POP" if isinstance(node, exp.VariancePop) else "STDDEV_POP"
+        raise _fail(
+            f"function {name!r} cannot run on the engine (polars SQL has no population variance); use the sample "
+            "VARIANCE (VAR_SAMP) or STDDEV (STDDEV_SAMP)"
+        )
     if isinstance(node, (exp.Anonymous, exp.Func)) and not isinstance(node, _ALLOWED):
         name = node.name if isinstance(node, exp.Anonymous) else node.sql_name()
         raise _fail(f"function {name.upper()!r} is not allowed in a SQL rule; allowed are {ALLOWED_FUNCTIONS}")

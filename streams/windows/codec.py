@@ -286,9 +286,12 @@ def _decode_partial(body: bytes) -> Partial:
 
 
 def _finite_json(value: Any) -> Any:
-    """``value`` with non-finite floats as text (``"inf"``, ``"nan"``), which ``float()`` reads back."""
+    """``value`` with non-finite floats as text (``"inf"``, ``"nan"``), which ``float()`` reads back, and integers
+    beyond 64 bits (orjson's range) as their digits, which :func:`_opt_num` reads back."""
     if isinstance(value, float) and not math.isfinite(value):
         return repr(value)
+    if isinstance(value, int) and not -(2**63) <= value < 2**64:  # an exact SUM beyond 64 bits: as its digits
+        return str(value)
     if isinstance(value, dict):
         return {k: _finite_json(v) for k, v in value.items()}
     if isinstance(value, list):
@@ -341,4 +344,6 @@ def _opt_num(v: Any) -> int | float | None:
         return v  # type: ignore[no-any-return]
     if isinstance(v, str) and v in _NON_FINITE:  # written by _finite_json (JSON has no inf or NaN)
         return _NON_FINITE[v]
+    if isinstance(v, str) and len(v) <= 40 and v.lstrip("-").isdigit() and v.isascii():  # an exact SUM's digits
+        return int(v)
     raise TypeError(f"expected a number, got {type(v).__name__}")

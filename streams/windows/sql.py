@@ -35,6 +35,8 @@ import polars as pl
 import sqlglot
 from sqlglot import exp
 
+from streams.contracts.sql import DIALECT
+
 __all__ = ["AggregatePlan", "merge_values", "plan_sql", "query_columns"]
 
 _KINDS = {exp.Count: "count", exp.Sum: "sum", exp.Min: "min", exp.Max: "max"}
@@ -78,7 +80,7 @@ class AggregatePlan:
     def final(self, values: tuple[Value, ...]) -> float | int:
         """The query's scalar over the merged values (raises if it is not a number)."""
         columns = {
-            f"a{i}": pl.Series([v], dtype=pl.Int64 if kind == "count" or isinstance(v, int) else pl.Float64)
+            f"a{i}": pl.Series([v], dtype=_dtype(kind, v))
             for i, (kind, v) in enumerate(zip(self.kinds, values, strict=True))
         }
         frame = pl.DataFrame(columns) if columns else pl.DataFrame({"_": [0]})
@@ -87,6 +89,14 @@ class AggregatePlan:
         if value is None:
             raise ValueError("the SQL query returned None, not a number")  # as the engine says it
         return value
+
+
+def _dtype(kind: str, value: Value) -> pl.DataType:
+    """The column of a merged value in the final query: a sum of integers may be beyond Int64 (an exact
+    ``SUM`` is an Int128: see ``streams.contracts.sql``)."""
+    if kind == "count" or isinstance(value, int):
+        return pl.Int64() if value is None or -(2**63) <= value < 2**63 else pl.Int128()
+    return pl.Float64()
 
 
 def _number(value: Any) -> Value:
@@ -119,7 +129,7 @@ def merge_values(kinds: tuple[str, ...], a: tuple[Value, ...], b: tuple[Value, .
 def plan_sql(query: str) -> AggregatePlan | str:
     """The mergeable plan of a SQL rule's query, or the reason it is not mergeable."""
     try:
-        tree = sqlglot.parse_one(query, read="postgres")
+        tree = sqlglot.parse_one(query, read=DIALECT)
     except Exception as exc:  # sqlglot raises ParseError and others
         return f"the query cannot be parsed for decomposition ({type(exc).__name__})"
     if not isinstance(tree, exp.Select):
@@ -152,9 +162,12 @@ def plan_sql(query: str) -> AggregatePlan | str:
             return "COUNT(DISTINCT ...) and nested aggregates cannot be merged across batches"
         if is_avg:
             s, c = len(aggregates), len(aggregates) + 1
-            aggregates += [("sum", arg), ("count", arg)]
+            exact = exp.Mul(
+                this=exp.Paren(this=arg.copy()), expression=sqlglot.parse_one("CAST(1 AS INT128)", read=DIALECT)
+            )
+            aggregates += [("sum", exact), ("count", arg)]  # summed exactly, as SUM is (streams.contracts.sql)
             replacements[id(node)] = sqlglot.parse_one(
-                f"CASE WHEN a{c} = 0 THEN NULL ELSE CAST(a{s} AS DOUBLE) / a{c} END", read="postgres"
+                f"CASE WHEN a{c} = 0 THEN NULL ELSE CAST(a{s} AS DOUBLE) / a{c} END", read=DIALECT
             )
         else:
             assert kind is not None
@@ -179,12 +192,12 @@ def plan_sql(query: str) -> AggregatePlan | str:
     parts = []
     for i, (kind, arg) in enumerate(aggregates):
         call = "COUNT" if kind == "count" else kind.upper()
-        parts.append(f"{call}({arg.sql(dialect='postgres')}) AS a{i}")
-    table = source.this.sql(dialect="postgres")
-    filter_sql = f" WHERE {where.this.sql(dialect='postgres')}" if where is not None else ""
+        parts.append(f"{call}({arg.sql(dialect=DIALECT)}) AS a{i}")
+    table = source.this.sql(dialect=DIALECT)
+    filter_sql = f" WHERE {where.this.sql(dialect=DIALECT)}" if where is not None else ""
     partial = f"SELECT {', '.join(parts)} FROM {table}{filter_sql}"
     grouped = f"SELECT {GROUP_COLUMN}, {', '.join(parts)} FROM {table}{filter_sql} GROUP BY {GROUP_COLUMN}"
-    final = f"SELECT {outer.sql(dialect='postgres')} AS value FROM partials"
+    final = f"SELECT {outer.sql(dialect=DIALECT)} AS value FROM partials"
     return AggregatePlan(partial, tuple(k for k, _ in aggregates), final, grouped)
 
 
@@ -192,7 +205,7 @@ def plan_sql(query: str) -> AggregatePlan | str:
 def query_columns(query: str) -> frozenset[str] | None:
     """The column names a query reads (None when it cannot be parsed, or reads ``*``); cached per query."""
     try:
-        tree = sqlglot.parse_one(query, read="postgres")
+        tree = sqlglot.parse_one(query, read=DIALECT)
     except Exception:  # unparseable: the caller keeps every column
         return None
     if not all(isinstance(star.parent, exp.Count) for star in tree.find_all(exp.Star)):
