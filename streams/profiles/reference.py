@@ -31,6 +31,7 @@ import polars as pl
 
 from streams.errors import DataFormatError, ProfileError
 from streams.profiles.codec import check_identity, decode_document, encode_document
+from streams.profiles.integrity import check_profile
 from streams.profiles.profile import Profile, empty_profile, profile_frame
 from streams.profiles.properties import prediction_spec
 from streams.profiles.spec import Kind, ProfileSpec, refine_tails, spec_for_schema
@@ -117,6 +118,7 @@ def load_reference(path: str | Path, *, contract: Contract | None = None, schema
             reason="corrupt",
             path=where,
         )
+    check_profile(reference.profile, spec, path=where)
     want_schema = schema if schema is not None else (contract.schema().name if contract is not None else None)
     check_identity(
         reference.contract, reference.schema, spec.binning_id, contract.ref if contract else None, want_schema,
