@@ -156,7 +156,8 @@ class ProfileError(StreamsError):
     """A data profile (reference or window) cannot be used.
 
     ``reason`` says why, as data: ``corrupt``, ``format_version``, ``contract``,
-    ``schema``, ``binning`` or ``infinite`` (reference data holding +/-inf); ``path``
+    ``schema``, ``binning`` or ``infinite`` (reference data holding +/-inf, or values whose spread overflows
+    float64); ``path``
     names the file when there is one.
     """
 

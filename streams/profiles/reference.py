@@ -21,6 +21,7 @@ every drift result carries.
 from __future__ import annotations
 
 import hashlib
+import math
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
@@ -32,6 +33,7 @@ import polars as pl
 from streams.errors import DataFormatError, ProfileError
 from streams.profiles.codec import check_identity, decode_document, encode_document
 from streams.profiles.integrity import check_profile
+from streams.profiles.fields import NumericProfile
 from streams.profiles.profile import Profile, empty_profile, profile_frame
 from streams.profiles.properties import prediction_spec
 from streams.profiles.spec import Kind, ProfileSpec, refine_tails, spec_for_schema
@@ -187,6 +189,21 @@ def _refuse_infinite(infinite: dict[str, list[Any]], rows: int) -> None:
     )
 
 
+def _refuse_overflow(profile: Profile) -> None:
+    """:class:`ProfileError` (``infinite``) for a numeric field of finite values whose mean or spread overflows
+    float64 (values beyond ~1e154 apart): its file would hold no number there and be refused at load as corrupt,
+    and its infinite sd would make every window's normalised Wasserstein distance 0."""
+    for name, p in profile.fields.items():
+        if isinstance(p, NumericProfile) and p.count and not (math.isfinite(p.mean) and math.isfinite(p.m2)):
+            raise ProfileError(
+                f"The reference data of field {name!r} holds values from {p.min:g} to {p.max:g}: their mean or "
+                "spread overflows 64-bit floats, so the reference would have no finite standard deviation (every "
+                "window's normalised Wasserstein distance would read 0) and its file could not be read back. Build "
+                "it from data without them, or bound the field in the contract (minimum / maximum).",
+                reason="infinite",
+            )
+
+
 def build_reference(
     contract: Contract,
     schema: str | None,
@@ -232,6 +249,7 @@ def build_reference(
                 progress(1, rows)
     if infinite:
         _refuse_infinite(infinite, rows)
+    _refuse_overflow(first)
     edges: dict[str, tuple[float, ...]] = {}
     for name in numeric:
         moments = first.numeric(name)
