@@ -255,8 +255,15 @@ def compare(
     out: list[FieldDrift] = []
     family: list[int] = []  # fields judged by a test at the default threshold (see DriftConfig.family_correction)
     for name, ref in reference.fields.items():
-        cur = current.fields[name]
+        cur = current.fields.get(name)
         kind = "numeric" if isinstance(ref, NumericProfile) else "categorical"
+        if cur is None or type(cur) is not type(ref):  # was silently left out of the report (or a KeyError)
+            found = "not profiled" if cur is None else "profiled as another kind"
+            raise ProfileError(
+                f"Field {name!r} is {kind} in the reference but {found} in the current profile: profile the current "
+                "data with the reference's spec.",
+                reason="binning",
+            )
         override = parse_override(name, overrides.get(name, {}), kind)
         method, threshold = override.method, override.threshold
         need = override.min_count or config.min_count
