@@ -32,8 +32,8 @@ import polars as pl
 
 from streams.errors import DataFormatError, ProfileError
 from streams.profiles.codec import check_identity, decode_document, encode_document
-from streams.profiles.integrity import check_profile
 from streams.profiles.fields import NumericProfile
+from streams.profiles.integrity import check_profile
 from streams.profiles.profile import Profile, empty_profile, profile_frame
 from streams.profiles.properties import prediction_spec
 from streams.profiles.spec import Kind, ProfileSpec, refine_tails, spec_for_schema

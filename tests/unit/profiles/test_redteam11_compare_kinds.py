@@ -19,7 +19,9 @@ from streams.profiles.spec import FieldSpec, Kind, ProfileSpec
 def _profiles() -> tuple[Profile, Profile]:
     rng = np.random.default_rng(3)
     frame = pl.DataFrame({"x": rng.normal(0, 1, 500), "c": rng.choice(["a", "b"], 500)})
-    ref_spec = ProfileSpec("urn:t@1", "t", (FieldSpec("x", Kind.NUMERIC, (-4.0, 0.0, 4.0)), FieldSpec("c", Kind.CATEGORICAL)))
+    ref_spec = ProfileSpec(
+        "urn:t@1", "t", (FieldSpec("x", Kind.NUMERIC, (-4.0, 0.0, 4.0)), FieldSpec("c", Kind.CATEGORICAL))
+    )
     cur_spec = ProfileSpec("urn:t@1", "t", (FieldSpec("x", Kind.CATEGORICAL), FieldSpec("c", Kind.CATEGORICAL)))
     return profile_frame(frame, ref_spec), profile_frame(frame.with_columns(pl.col("x").cast(pl.String)), cur_spec)
 
