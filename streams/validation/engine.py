@@ -110,7 +110,7 @@ from streams.validation.predicates import (
     unique_key,
 )
 from streams.validation.regex.bytewise import ByteCheck
-from streams.validation.report import ValidationReport, bool_array, concat_cases, verdicts
+from streams.validation.report import ValidationReport, bool_array, concat_cases, lazy_verdicts
 from streams.validation.settle import length_bounds, settle_all
 
 __all__ = [
@@ -324,7 +324,7 @@ class CompiledPlan:
                     errored(c, base.height, self.slots[k].rule.is_batch_metric) if k in broken else c
                     for k, c in enumerate(checks)
                 ]
-        valid, violations, gating = verdicts(base.height, failing, prepared.tables)
+        valid, violations, gating = lazy_verdicts(base.height, failing, prepared.tables)
         per_row = [(arrays[k], k) for k in arrays if reporter.per_row[k]]
         rows_cases = BatchRows(reporter, df, base, prepared.originals, per_row) if per_row else None
         rows, valid_rows = base.height, int(valid.sum())
