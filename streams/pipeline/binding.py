@@ -193,7 +193,7 @@ class Binding:
             report=routed.report,
         )
         if routed.report is not None and self.windowed:  # the records each rule failed as routed (stream time)
-            result.rule_failures = row_failures(routed.report.violations, self._row_rules)
+            result.rule_failures = row_failures(routed.report.row_lists()[0], self._row_rules)
         elif routed.report is not None:
             result.rule_failures = {
                 c.name: c.failures for c in routed.report.checks if c.failures and c.name not in self._batch_metrics

@@ -28,6 +28,11 @@ class RuleLists:
         self.table = table
         self._series: pl.Series | None = None
 
+    @property
+    def gathered(self) -> bool:
+        """Every row's list has been gathered (:meth:`series`)."""
+        return self._series is not None
+
     def series(self) -> pl.Series:
         """Every row's list (gathered on the first call, then kept)."""
         series = self._series
@@ -40,6 +45,22 @@ class RuleLists:
         if self._series is not None:
             return self._series.gather(rows)
         return self.table[pl.Series("code", self.codes[np.asarray(rows, dtype=np.int64)])]
+
+    def rows_by_name(self) -> dict[str, np.ndarray]:
+        """Per rule named in the lists, the rows whose list names it (ascending, int64), from the codes."""
+        sizes = self.table.list.len().to_numpy()
+        bad = np.flatnonzero(sizes[self.codes] > 0)
+        if not len(bad):
+            return {}
+        codes = self.codes[bad]
+        order = np.argsort(codes, kind="stable")  # (ascending rows within a code)
+        present, starts = np.unique(codes[order], return_index=True)
+        parts: dict[str, list[np.ndarray]] = {}
+        groups = np.split(bad[order].astype(np.int64), starts[1:])
+        for names, rows in zip(self.table.gather(present).to_list(), groups, strict=True):
+            for name in names:
+                parts.setdefault(str(name), []).append(rows)
+        return {name: np.sort(np.concatenate(p)) if len(p) > 1 else p[0] for name, p in parts.items()}
 
     def cut(self, rows: np.ndarray) -> RuleLists:
         """The lists of ``rows`` (renumbered from 0), not gathered."""

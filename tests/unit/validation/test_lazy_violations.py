@@ -85,3 +85,50 @@ def test_a_poll_report_cut_per_partition_keeps_its_lists_unread() -> None:
         assert part.violations.to_list() == full.violations.gather(rows).to_list()
         assert part.gating().to_list() == full.gating().gather(rows).to_list()
     assert _kept(r, "violations")._series is None
+
+
+@settings(max_examples=80, deadline=None)
+@given(st.data())
+def test_rule_failures_counted_from_the_codes_are_those_of_the_lists(data: st.DataObject) -> None:
+    from streams.pipeline.verdicts import row_failures
+
+    rows = data.draw(st.integers(1, 40))
+    rules = data.draw(st.integers(1, 10))
+    masks = [np.array(data.draw(st.lists(st.booleans(), min_size=rows, max_size=rows))) for _ in range(rules)]
+    failing = [(m, f"rule{i}", True) for i, m in enumerate(masks)]
+    asked = frozenset(data.draw(st.sets(st.sampled_from([f"rule{i}" for i in range(rules + 1)]))))
+    _, violations, _ = report.lazy_verdicts(rows, failing, {})
+    assert isinstance(violations, RuleLists)
+    counted = row_failures(violations, asked)
+    assert violations._series is None  # counted without gathering the lists
+    expected = {f"rule{i}": int(m.sum()) for i, m in enumerate(masks) if m.any() and f"rule{i}" in asked}
+    assert counted == expected == row_failures(violations.series(), asked)
+
+
+@settings(max_examples=80, deadline=None)
+@given(st.data())
+def test_each_rule_s_failing_rows_from_the_codes_are_those_of_the_lists(data: st.DataObject) -> None:
+
+    rows = data.draw(st.integers(1, 40))
+    rules = data.draw(st.integers(1, 10))
+    masks = [np.array(data.draw(st.lists(st.booleans(), min_size=rows, max_size=rows))) for _ in range(rules)]
+    _, violations, _ = report.lazy_verdicts(rows, [(m, f"rule{i}", True) for i, m in enumerate(masks)], {})
+    assert isinstance(violations, RuleLists)
+    found = violations.rows_by_name()
+    assert not violations.gathered
+    assert {k: v.tolist() for k, v in found.items()} == {
+        f"rule{i}": np.flatnonzero(m).tolist() for i, m in enumerate(masks) if m.any()
+    }
+    assert all(v.dtype == np.int64 for v in found.values())
+
+
+def test_the_windows_read_each_rule_s_failing_rows_without_gathering_the_lists() -> None:
+    from streams.windows.batch import _failing_rows
+
+    contract = load_contract(ROOT / "contracts" / "card_transactions.odcs.yaml")
+    r = engine.compile_plan(contract).validate(card_batch())
+    full = engine.compile_plan(contract).validate(card_batch())
+    full.violations  # noqa: B018 (gathered: the lists read as before)
+    lazy, read = _failing_rows(r), _failing_rows(full)
+    assert lazy.keys() == read.keys() and len(lazy) >= 3
+    assert all(lazy[k].tolist() == read[k].tolist() for k in lazy) and not _kept(r, "violations").gathered
