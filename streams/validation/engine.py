@@ -15,12 +15,13 @@ with no per-rule Python work over rows and no pass per failing rule:
    leave open are checked by the rule's own expression after the pass;
 2. a clean batch stops there. Otherwise the masks of the failing rules, as numpy arrays, give
    ``valid_mask``, ``violations`` (a one-byte code per row, computed in numpy, and a table of
-   rule-name lists, gathered when read: :mod:`~streams.validation.rowlists`) and the description of the failure cases of the failing rows, rendered
-   when read (:mod:`~streams.validation.cases`: each failing rule's values gathered at its rows and
-   cast to text in eager Series operations, a row-level expression's row encoded as JSON once per
-   row; the whole frame, or only the first cases of each rule; a few rows per rule, the worker's
-   samples, in plain Python, byte for byte as polars renders them, and listed as the dicts its events
-   read without building a frame (``ValidationReport.case_records``):
+   rule-name lists, gathered when read: :mod:`~streams.validation.rowlists`) and the description
+   of the failure cases of the failing rows, rendered when read (:mod:`~streams.validation.cases`:
+   each failing rule's values gathered at its rows and cast to text in eager Series operations, a
+   row-level expression's row encoded as JSON once per row; the whole frame, or only the first
+   cases of each rule; a few rows per rule, the worker's samples, in plain Python, byte for byte
+   as polars renders them, and listed as the dicts its events read without building a frame
+   (``ValidationReport.case_records``):
    :mod:`~streams.validation.render`, :mod:`~streams.validation.pyrender`).
    Past the pass, the failure path plans no query but the JSON encoding: at a hundred rows a
    polars query costs more to plan than to run. Uniqueness candidates (by hash) are compared by
