@@ -193,7 +193,7 @@ class Binding:
             report=routed.report,
         )
         if routed.report is not None and self.windowed:  # the records each rule failed as routed (stream time)
-            result.rule_failures = row_failures(routed.report.violations, self._row_rules)
+            result.rule_failures = row_failures(routed.report.row_lists()[0], self._row_rules)
         elif routed.report is not None:
             result.rule_failures = {
                 c.name: c.failures for c in routed.report.checks if c.failures and c.name not in self._batch_metrics
@@ -245,7 +245,7 @@ class Binding:
         invalid_rows = report.valid_mask.not_().fill_null(True).arg_true().to_list()
         # the reasons of an invalid record: only the rules that made it invalid (not warnings, thresholded
         # rules or batch metrics); a rule that could not run on the batch fails its rows (fail closed)
-        rules_of = dict(zip(invalid_rows, report.gating().gather(invalid_rows).to_list(), strict=True))
+        rules_of = dict(zip(invalid_rows, report.gating_of(invalid_rows).to_list(), strict=True))
         self._errored = frozenset(report.rule_errors)
         groups: dict[int, tuple[list[int], list[int], list[str]]] = {}  # message -> (valid, invalid, rules)
         formats = decoded.formats

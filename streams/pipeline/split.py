@@ -29,6 +29,7 @@ from streams.formats.reasons import Decoded
 from streams.pipeline.records import BatchResult, Message, OutRecord
 from streams.pipeline.stages import PollStage
 from streams.validation.report import ValidationReport
+from streams.validation.rowlists import RuleLists
 
 __all__ = ["count_parts", "offset_spans", "one_partition", "poll_stages", "slice_poll", "split_result"]
 
@@ -197,7 +198,12 @@ def _series(s: pl.Series, rows: np.ndarray) -> pl.Series:
 def _report_rows(report: ValidationReport, rows: np.ndarray) -> ValidationReport:
     """``report`` of the rows ``rows`` (renumbered from 0): their verdicts, violations and failure cases."""
     valid = _series(report.valid_mask, rows)
-    gating = report.gating_violations
+    lists, gating = report.row_lists()
+    violations = lists.cut(rows) if isinstance(lists, RuleLists) else _series(lists, rows)
+    if gating is lists:
+        gated: pl.Series | RuleLists | None = violations
+    else:
+        gated = gating.cut(rows) if isinstance(gating, RuleLists) else None if gating is None else _series(gating, rows)
     valid_rows = int(valid.sum())
     return replace(
         report,
@@ -205,7 +211,7 @@ def _report_rows(report: ValidationReport, rows: np.ndarray) -> ValidationReport
         valid_rows=valid_rows,
         invalid_rows=len(rows) - valid_rows,
         valid_mask=valid,
-        violations=_series(report.violations, rows),
-        gating_violations=None if gating is None else _series(gating, rows),
+        violations=violations,  # (the rows' codes when the lists are not gathered yet)
+        gating_violations=gated,
         failure_cases=report.cases.cut(rows),  # the cases without a row, then the rows' renumbered (rendered when read)
     )

@@ -16,6 +16,7 @@ from streams.contracts.model import Op, Rule, SchemaObject, Severity
 from streams.validation.engine import plan_rules
 from streams.validation.failures import row_rule_metric
 from streams.validation.report import FAILURE_CASE_SCHEMA, CheckResult, ValidationReport
+from streams.validation.rowlists import RuleLists
 
 __all__ = ["merge_mismatches", "row_failures", "row_rule_verdict"]
 
@@ -26,12 +27,29 @@ def row_rule_verdict(rule: Rule, failures: int, rows: int) -> tuple[float, bool]
     return metric, rule.threshold.allows(metric)
 
 
-def row_failures(violations: pl.Series, rules: frozenset[str]) -> dict[str, int]:
-    """``{rule: records failing it}`` of the ``rules`` named in a report's ``violations`` (one list per record)."""
+def row_failures(violations: pl.Series | RuleLists, rules: frozenset[str]) -> dict[str, int]:
+    """``{rule: records failing it}`` of the ``rules`` named in a report's ``violations`` (one list per record; or
+    as kept, :meth:`ValidationReport.row_lists`: the rows of each code counted, not gathered)."""
+    if isinstance(violations, RuleLists):
+        if not violations.gathered:
+            return _code_failures(violations, rules)
+        violations = violations.series()
     if not violations.list.len().sum():
         return {}
     counts = violations.explode().drop_nulls().value_counts(sort=True)
     return {str(name): int(n) for name, n in counts.iter_rows() if name in rules}
+
+
+def _code_failures(lists: RuleLists, rules: frozenset[str]) -> dict[str, int]:
+    """:func:`row_failures` from the rows' codes: the records of each code present, added to its rules."""
+    counts = np.bincount(lists.codes, minlength=len(lists.table))
+    present = np.flatnonzero(counts)
+    out: dict[str, int] = {}
+    for code, names in zip(present.tolist(), lists.table.gather(present).to_list(), strict=True):
+        for name in names:
+            if name in rules:
+                out[name] = out.get(name, 0) + int(counts[code])
+    return out
 
 
 def merge_mismatches(report: ValidationReport, schema_obj: SchemaObject, mismatches: pl.DataFrame) -> ValidationReport:

@@ -14,13 +14,14 @@ with no per-rule Python work over rows and no pass per failing rule:
    a ``str_length`` rule the byte lengths (:mod:`~streams.validation.settle`): the rows they
    leave open are checked by the rule's own expression after the pass;
 2. a clean batch stops there. Otherwise the masks of the failing rules, as numpy arrays, give
-   ``valid_mask``, ``violations`` (a one-byte code per row, computed in numpy, gathered from a
-   table of rule-name lists) and the description of the failure cases of the failing rows, rendered
-   when read (:mod:`~streams.validation.cases`: each failing rule's values gathered at its rows and
-   cast to text in eager Series operations, a row-level expression's row encoded as JSON once per
-   row; the whole frame, or only the first cases of each rule; a few rows per rule, the worker's
-   samples, in plain Python, byte for byte as polars renders them, and listed as the dicts its events
-   read without building a frame (``ValidationReport.case_records``):
+   ``valid_mask``, ``violations`` (a one-byte code per row, computed in numpy, and a table of
+   rule-name lists, gathered when read: :mod:`~streams.validation.rowlists`) and the description
+   of the failure cases of the failing rows, rendered when read (:mod:`~streams.validation.cases`:
+   each failing rule's values gathered at its rows and cast to text in eager Series operations, a
+   row-level expression's row encoded as JSON once per row; the whole frame, or only the first
+   cases of each rule; a few rows per rule, the worker's samples, in plain Python, byte for byte
+   as polars renders them, and listed as the dicts its events read without building a frame
+   (``ValidationReport.case_records``):
    :mod:`~streams.validation.render`, :mod:`~streams.validation.pyrender`).
    Past the pass, the failure path plans no query but the JSON encoding: at a hundred rows a
    polars query costs more to plan than to run. Uniqueness candidates (by hash) are compared by
@@ -110,7 +111,7 @@ from streams.validation.predicates import (
     unique_key,
 )
 from streams.validation.regex.bytewise import ByteCheck
-from streams.validation.report import ValidationReport, bool_array, concat_cases, verdicts
+from streams.validation.report import ValidationReport, bool_array, concat_cases, lazy_verdicts
 from streams.validation.settle import length_bounds, settle_all
 
 __all__ = [
@@ -324,7 +325,7 @@ class CompiledPlan:
                     errored(c, base.height, self.slots[k].rule.is_batch_metric) if k in broken else c
                     for k, c in enumerate(checks)
                 ]
-        valid, violations, gating = verdicts(base.height, failing, prepared.tables)
+        valid, violations, gating = lazy_verdicts(base.height, failing, prepared.tables)
         per_row = [(arrays[k], k) for k in arrays if reporter.per_row[k]]
         rows_cases = BatchRows(reporter, df, base, prepared.originals, per_row) if per_row else None
         rows, valid_rows = base.height, int(valid.sum())

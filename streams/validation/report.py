@@ -19,6 +19,7 @@ import polars as pl
 
 from streams.contracts.model import Severity
 from streams.validation.cases import FAILURE_CASE_SCHEMA, FailureCases, concat_cases, empty_failure_cases
+from streams.validation.rowlists import RowsField, RuleLists
 
 if TYPE_CHECKING:
     from polars._typing import PolarsDataType
@@ -34,6 +35,7 @@ __all__ = [
     "clean_verdicts",
     "concat_cases",
     "empty_failure_cases",
+    "lazy_verdicts",
     "redact",
     "verdicts",
 ]
@@ -111,6 +113,22 @@ def verdicts(
     *,
     judge: bool = True,
 ) -> tuple[pl.Series, pl.Series, pl.Series | None]:
+    """:func:`lazy_verdicts` with the rule-name lists gathered."""
+    valid, violations, gating = lazy_verdicts(rows, failing, tables, judge=judge)
+    return valid, _gathered(violations), None if gating is None else _gathered(gating)
+
+
+def _gathered(lists: pl.Series | RuleLists) -> pl.Series:
+    return lists.series() if isinstance(lists, RuleLists) else lists
+
+
+def lazy_verdicts(
+    rows: int,
+    failing: list[tuple[np.ndarray, str, bool]],
+    tables: dict[tuple[str, ...], Any] | None = None,
+    *,
+    judge: bool = True,
+) -> tuple[pl.Series, pl.Series | RuleLists, pl.Series | RuleLists | None]:
     """``valid_mask``, ``violations`` and ``gating_violations`` of a batch of ``rows`` rows from the
     failure masks of the failing rules (the last lists only the rules that gate rows: ``violations``
     itself when every failing rule gates, None when none does: every row is valid).
@@ -121,14 +139,16 @@ def verdicts(
     orders of magnitude slower. With at most ``_FULL_TABLE`` failing rules the table has an entry for
     every code (one byte), so codes index it directly; it is kept in ``tables`` (per list of rule names)
     for the next batch. The gating lists come from the same codes (a second table). The codes and the
-    verdict are computed in numpy: at a hundred failing rows a polars select's planning costs more.
+    verdict are computed in numpy: at a hundred failing rows a polars select's planning costs more. The
+    lists of a failing batch are returned as :class:`~streams.validation.rowlists.RuleLists` (codes and
+    table, gathered when read: most readers need the failing rows' only, or none).
     """
     if not failing:
         valid, none = clean_verdicts(rows)
         return valid, none, none
     gating = [m for m, _, gates in failing if gates]
     if not gating:  # only non-gating rules failed (thresholded, warnings): every row is valid
-        valid, violations, _ = verdicts(rows, [(m, name, True) for m, name, _ in failing], tables, judge=False)
+        valid, violations, _ = lazy_verdicts(rows, [(m, name, True) for m, name, _ in failing], tables, judge=False)
         return valid, violations, None  # no row has a gating violation: ValidationReport.gating() builds them
     split = len(gating) < len(failing)  # else the gating lists are the violations
     full = len(failing) <= _FULL_TABLE
@@ -157,15 +177,14 @@ def verdicts(
                     tables.pop(next(iter(tables)))
                 tables[key] = kept
         names, gated_names = kept
-        code = pl.Series("code", codes)
-        violations = names[code]  # (Series[Series]: a gather without a plan; Series.gather plans one)
-        return valid, violations, gated_names[code] if split else violations
+        violations = RuleLists(codes, names)
+        return valid, violations, RuleLists(codes, gated_names) if split else violations
     words = np.stack([_word([m for m, _, _ in failing[start : start + 63]]) for start in range(0, len(failing), 63)], 1)
     combos, at = np.unique(words, axis=0, return_inverse=True)
     keys = [tuple(int(w) for w in combo) for combo in combos]
-    index = pl.Series("at", at.reshape(-1).astype(np.uint32))
-    violations = _names_table(keys, failing)[index]
-    gated = _names_table(keys, failing, gating_only=True)[index] if split else violations
+    index = at.reshape(-1).astype(np.uint32)
+    violations = RuleLists(index, _names_table(keys, failing))
+    gated = RuleLists(index, _names_table(keys, failing, gating_only=True)) if split else violations
     return valid, violations, gated
 
 
@@ -320,7 +339,9 @@ class ValidationReport:
       could not run on the batch when ``on_rule_error`` is ``quarantine``): what a
       quarantined record's reasons list. Empty exactly where ``valid_mask`` is True;
       ``None`` when no row has one (it is not materialized) and on reports built by
-      hand: read it through :meth:`gating`;
+      hand: read it through :meth:`gating`. Both lists are gathered from the rows' rule codes on
+      their first read (:mod:`streams.validation.rowlists`); :meth:`violations_of` and
+      :meth:`gating_of` gather only some rows';
     * ``failure_cases``: pandera's failure-case layout (``failure_case``,
       ``schema_context``, ``column``, ``check``, ``check_number``, ``index``) plus
       ``rule``. Values of redacted columns read ``[REDACTED]``. Built from a description
@@ -340,12 +361,12 @@ class ValidationReport:
     passed: bool
     checks: tuple[CheckResult, ...]
     valid_mask: pl.Series
-    violations: pl.Series
+    violations: RowsField = RowsField()  # noqa: RUF009 (a descriptor: set a Series or RuleLists, read the Series)
     failure_cases: _CasesField = _CasesField()  # a frame or a FailureCases; read: the frame (see _CasesField)
     missing_columns: tuple[str, ...] = ()
     extra_columns: tuple[str, ...] = ()
     elapsed_seconds: float = 0.0
-    gating_violations: pl.Series | None = None
+    gating_violations: RowsField = RowsField(optional=True)  # noqa: RUF009 (as violations, or None)
 
     @property
     def cases(self) -> FailureCases:
@@ -357,6 +378,9 @@ class ValidationReport:
         """``dataclasses.replace(self, **changes)`` that hands the failure cases' description over unrendered
         (``dataclasses.replace`` reads every field it is not given, and reading ``failure_cases`` renders)."""
         changes.setdefault("failure_cases", self.cases)
+        lists, gating = self.row_lists()
+        changes.setdefault("violations", lists)
+        changes.setdefault("gating_violations", gating)
         return _dataclasses.replace(self, **changes)
 
     def cases_of(self, rule: str, n: int) -> pl.DataFrame:
@@ -377,6 +401,21 @@ class ValidationReport:
         empty = pl.lit([], dtype=pl.List(pl.String))
         frame = pl.DataFrame({"v": self.violations, "ok": self.valid_mask})
         return frame.select(pl.when(pl.col("ok")).then(empty).otherwise(pl.col("v")).alias("violations")).to_series()
+
+    def row_lists(self) -> tuple[pl.Series | RuleLists, pl.Series | RuleLists | None]:
+        """``violations`` and ``gating_violations`` as they are kept (a :class:`RuleLists` not gathered yet)."""
+        fields = type(self).__dict__
+        return fields["violations"].description(self), fields["gating_violations"].description(self)
+
+    def violations_of(self, rows: Any) -> pl.Series:
+        """``violations.gather(rows)``, without gathering the other rows' lists when they are not yet."""
+        lists = self.row_lists()[0]
+        return lists.of(rows) if isinstance(lists, RuleLists) else self.violations.gather(rows)
+
+    def gating_of(self, rows: Any) -> pl.Series:
+        """``gating().gather(rows)``, without gathering the other rows' lists when they are not yet."""
+        lists = self.row_lists()[1]
+        return lists.of(rows) if isinstance(lists, RuleLists) else self.gating().gather(rows)
 
     @property
     def rule_errors(self) -> dict[str, str]:

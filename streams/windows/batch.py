@@ -20,6 +20,7 @@ import polars as pl
 from streams.formats.names import field_name
 from streams.validation.failures import error_text, sql_metric
 from streams.validation.report import ValidationReport
+from streams.validation.rowlists import RuleLists
 from streams.windows.clock import PartitionClock, observe, window_starts
 from streams.windows.hashing import key_hash, key_of
 from streams.windows.partial import EVIDENCE, FieldTally, RuleTally, ValueCounts, WindowKey, WindowPartial, cap_unknown
@@ -165,6 +166,9 @@ def _failing_rows(report: ValidationReport) -> dict[str, np.ndarray]:
     """
     if not any(c.failures for c in report.checks):  # no rule failed a row (a clean batch, or poll): no list to read
         return {}
+    lists = report.row_lists()[0]
+    if isinstance(lists, RuleLists) and not lists.gathered:  # from the rows' codes: no list gathered
+        return lists.rows_by_name()
     lengths = report.violations.list.len().fill_null(0).to_numpy()
     rows = np.flatnonzero(lengths)
     if not len(rows):
