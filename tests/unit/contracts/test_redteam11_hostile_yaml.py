@@ -65,3 +65,26 @@ def test_lint_reports_a_finding_at_the_line(name: str, tmp_path: Path) -> None:
 def test_an_infinite_threshold_still_loads() -> None:
     contract = parse_contract(HEAD + RULE % "mustBeLessThan: .inf", "c.yaml")
     assert [r.threshold.value for r in contract.schemas[0].rules if r.name.endswith("rowCount")] == [float("inf")]
+
+
+@pytest.mark.parametrize(
+    ("logical", "option"),
+    [
+        ("integer", "minimum: .nan"),  # failed every row
+        ("number", "exclusiveMaximum: .nan"),  # passed every row
+        ("number", "multipleOf: .nan"),
+        ("integer", "minimum: .inf"),  # no value is >= infinity: every row failed, lint said OK
+        ("number", "maximum: -.inf"),
+        ("number", "multipleOf: .inf"),
+    ],
+)
+def test_bounds_no_value_compares_with_are_refused_at_their_line(logical: str, option: str) -> None:
+    text = HEAD.replace("integer", logical) + f"        logicalTypeOptions: {{{option}}}\n"
+    with pytest.raises(ContractError) as caught:
+        parse_contract(text, "c.yaml")
+    assert (caught.value.line, caught.value.message.split(" ")[0]) == (11, option.split(":", maxsplit=1)[0])
+
+
+def test_a_vacuous_infinite_bound_still_loads() -> None:
+    contract = parse_contract(HEAD + "        logicalTypeOptions: {maximum: .inf}\n", "c.yaml")
+    assert [r.name for r in contract.schemas[0].rules] == ["a:dtype", "a:maximum"]
