@@ -16,6 +16,7 @@ import hashlib
 import json
 import re
 import threading
+from collections.abc import Iterator
 from dataclasses import dataclass
 from importlib import resources
 from typing import Any
@@ -76,9 +77,9 @@ def schema_findings(data: Any, lines: dict[Path_, int], path: str) -> list[Findi
     """
     api = data.get("apiVersion") if isinstance(data, dict) else None
     own = api if isinstance(api, str) and api in SCHEMA_FILES else "v3.1.0"
-    findings = _findings_against(_validator(own), data, lines, path)
+    findings = _findings_against(own, data, lines, path)
     if findings and own != "v3.1.0":
-        newer = _findings_against(_validator("v3.1.0"), data, lines, path)
+        newer = _findings_against("v3.1.0", data, lines, path)
         if len(newer) < len(findings):
             return newer
     return findings
@@ -106,11 +107,10 @@ def document_findings(text: str, data: Any, lines: dict[Path_, int], path: str) 
     return list(found)
 
 
-def _findings_against(
-    validator: jsonschema.protocols.Validator, data: Any, lines: dict[Path_, int], path: str
-) -> list[Finding]:
+def _findings_against(api_version: str, data: Any, lines: dict[Path_, int], path: str) -> list[Finding]:
+    validator = _validator(api_version)
     by_place: dict[Path_, list[jsonschema.ValidationError]] = {}
-    for err in validator.iter_errors(data):
+    for err in _errors(api_version, data):
         by_place.setdefault(tuple(err.absolute_path), []).append(err)
     root = validator.schema
     causes_at = [w for w, errs in by_place.items() if any(e.validator not in _UNKNOWN_KEYS for e in errs)]
@@ -149,6 +149,65 @@ def _findings_against(
         best = jsonschema.exceptions.best_match(causes)
         out.append(Finding(path, line_of(lines, tuple(best.absolute_path)), _describe(best, tuple(best.absolute_path))))
     return out
+
+
+def _errors(api_version: str, data: Any) -> Iterator[jsonschema.ValidationError]:
+    """Every schema error in ``data``, nested properties checked one at a time.
+
+    The ODCS schema nests ``if``/``then`` branches under ``unevaluatedProperties``, and jsonschema evaluates a
+    property's children again for every branch that looks at it: checked as one document, each level of nested
+    objects (or array ``items``) tripled the work, so a contract nested eight deep took minutes. Each nested
+    property is cut out where the schema would descend into it (an object's ``properties``, an array's
+    ``items``), left as an empty list / object in its parent, and checked on its own against the definition the
+    parent would have used; its errors keep their place in the document."""
+    parts: list[tuple[Path_, Any, str]] = []
+    yield from _validator(api_version).iter_errors(_cut_document(data, parts))
+    while parts:
+        where, node, definition = parts.pop()
+        for err in _definition_validator(api_version, definition).iter_errors(node):
+            err.path.extendleft(reversed(where))
+            yield err
+
+
+def _cut_document(data: Any, parts: list[tuple[Path_, Any, str]]) -> Any:
+    schemas = data.get("schema") if isinstance(data, dict) else None
+    if not isinstance(schemas, list):
+        return data
+    cut_schemas: list[Any] = []
+    for i, obj in enumerate(schemas):
+        props = obj.get("properties") if isinstance(obj, dict) else None
+        if isinstance(props, list):
+            at: Path_ = ("schema", i, "properties")
+            obj = {**obj, "properties": [_cut(p, (*at, j), parts, item=False) for j, p in enumerate(props)]}
+        cut_schemas.append(obj)
+    return {**data, "schema": cut_schemas}
+
+
+def _cut(prop: Any, where: Path_, parts: list[tuple[Path_, Any, str]], *, item: bool) -> Any:
+    """``prop`` without the children the schema descends into (each put in ``parts``, itself cut)."""
+    if not isinstance(prop, dict):
+        return prop
+    out = dict(prop)
+    kids = prop.get("properties")
+    if isinstance(kids, list) and (item or prop.get("logicalType") == "object"):
+        out["properties"] = []
+        for j, kid in enumerate(kids):
+            at = (*where, "properties", j)
+            parts.append((at, _cut(kid, at, parts, item=False), "SchemaProperty"))
+    element = prop.get("items")
+    if isinstance(element, dict) and prop.get("logicalType") == "array":
+        out["items"] = {}
+        at = (*where, "items")
+        parts.append((at, _cut(element, at, parts, item=True), "SchemaItemProperty"))
+    return out
+
+
+@functools.cache
+def _definition_validator(api_version: str, definition: str) -> jsonschema.protocols.Validator:
+    """A validator of one ``$defs`` entry of the schema of ``api_version`` (references resolved in it)."""
+    root = _validator(api_version).schema
+    schema = {"$schema": root.get("$schema"), "$defs": root.get("$defs", {}), "$ref": f"#/$defs/{definition}"}
+    return type(_validator(api_version))(schema)  # type: ignore[no-any-return]
 
 
 def _known_keys(schema: Any, root: Any, seen: frozenset[str] = frozenset()) -> set[str]:

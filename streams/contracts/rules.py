@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import math
 from collections.abc import Collection
 from typing import Any
 
@@ -94,10 +95,26 @@ def _threshold(q: dict[str, Any], where: Path_, ctx: SourceContext) -> Threshold
     if op in ("mustBeBetween", "mustNotBeBetween"):
         if not (isinstance(raw, list) and len(raw) == 2 and all(isinstance(x, (int, float)) for x in raw)):
             raise ctx.error(f"{op} needs two numbers, e.g. [1, 10]", (*where, op), ContractSchemaError)
-        return Threshold(op, (float(raw[0]), float(raw[1])), unit)
+        return Threshold(op, (_bound(raw[0], op, where, ctx), _bound(raw[1], op, where, ctx)), unit)
     if isinstance(raw, bool) or not isinstance(raw, (int, float)):
         raise ctx.error(f"{op} needs a number, got {raw!r}", (*where, op), ContractSchemaError)
-    return Threshold(op, float(raw), unit)
+    return Threshold(op, _bound(raw, op, where, ctx), unit)
+
+
+def _bound(raw: int | float, op: str, where: Path_, ctx: SourceContext) -> float:
+    """A threshold as a float: not NaN (no count or rate compares with it), not beyond a float's range."""
+    try:
+        value = float(raw)
+    except OverflowError:
+        raise ctx.error(
+            f"{op}: {str(raw)[:20]}... ({len(str(raw))} digits) is beyond the range of a threshold (about 1e308)",
+            (*where, op),
+            ContractSchemaError,
+        ) from None
+    if math.isnan(value):
+        raise ctx.error(f"{op} is NaN (.nan); no measured count or rate compares with it", (*where, op),
+                        ContractSchemaError)  # fmt: skip
+    return value
 
 
 def quality_rule(

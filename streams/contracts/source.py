@@ -56,6 +56,19 @@ class ContractLoader(yaml.SafeLoader):
         return mapping
 
 
+#: digits of an integer literal (Python refuses to read more than 4,300; no contract value needs 100)
+MAX_INT_DIGITS = 1000
+
+
+def _construct_int(loader: Any, node: yaml.ScalarNode) -> int:
+    if sum(c.isdigit() for c in node.value) > MAX_INT_DIGITS:
+        raise yaml.constructor.ConstructorError(
+            None, None, f"an integer of more than {MAX_INT_DIGITS:,} digits; write a smaller number", node.start_mark
+        )
+    return loader.construct_yaml_int(node)  # type: ignore[no-any-return]
+
+
+ContractLoader.add_constructor("tag:yaml.org,2002:int", _construct_int)
 ContractLoader.yaml_implicit_resolvers = {
     first: [(tag, rx) for tag, rx in resolvers if tag != "tag:yaml.org,2002:timestamp"]
     for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
@@ -76,6 +89,7 @@ def _fast_loader() -> type[Any] | None:
     class FastContractLoader(CParser, yaml.constructor.SafeConstructor, yaml.resolver.Resolver):  # type: ignore[misc]
         construct_mapping = ContractLoader.construct_mapping
         yaml_implicit_resolvers = ContractLoader.yaml_implicit_resolvers
+        yaml_constructors = ContractLoader.yaml_constructors
 
         def __init__(self, stream: str) -> None:
             CParser.__init__(self, stream)
@@ -85,7 +99,16 @@ def _fast_loader() -> type[Any] | None:
     return FastContractLoader
 
 
-def _syntax_error(exc: yaml.YAMLError, path: str) -> ContractSyntaxError:
+def _syntax_error(exc: yaml.YAMLError, path: str, text: str = "") -> ContractSyntaxError:
+    if isinstance(exc, yaml.reader.ReaderError):  # a character YAML refuses: no mark, a position in the text
+        at = text.count("\n", 0, exc.position) + 1
+        char = exc.character if isinstance(exc.character, str) else chr(exc.character)
+        return ContractSyntaxError(
+            f"malformed YAML: the character U+{ord(char):04X} is not allowed in YAML text (a control character "
+            "or an unpaired surrogate); remove it or write it as an escape in a double-quoted string",
+            path=path,
+            line=at,
+        )
     mark = getattr(exc, "problem_mark", None)
     line = mark.line + 1 if mark is not None else None
     problem = getattr(exc, "problem", None) or str(exc)
@@ -100,6 +123,7 @@ def check_bounds(text: str, path: str, loader: type[Any] = ContractLoader) -> No
         )
     sizes: dict[str, int] = {}  # expanded node count of each anchored node
     stack: list[tuple[str | None, int]] = [(None, 0)]  # (anchor, nodes so far) per open collection
+    open_anchors: list[str | None] = []  # anchors of the open collections: an alias to one is a cycle
     aliases = 0
     try:
         for event in yaml.parse(text, Loader=loader):
@@ -112,8 +136,10 @@ def check_bounds(text: str, path: str, loader: type[Any] = ContractLoader) -> No
                         line=line,
                     )
                 stack.append((event.anchor, 0))
+                open_anchors.append(event.anchor)
                 continue
             if isinstance(event, yaml.CollectionEndEvent):
+                open_anchors.pop()
                 anchor, count = stack.pop()
                 added = count + 1
                 if anchor is not None:
@@ -124,6 +150,13 @@ def check_bounds(text: str, path: str, loader: type[Any] = ContractLoader) -> No
                     raise ContractSyntaxError(
                         f"the YAML uses more than {MAX_ALIASES} aliases (*name); contracts are limited to "
                         f"{MAX_ALIASES} (a document that expands aliases exponentially is refused)",
+                        path=path,
+                        line=line,
+                    )
+                if event.anchor in open_anchors:
+                    raise ContractSyntaxError(
+                        f"the alias *{event.anchor} is inside the collection &{event.anchor} it refers to, which makes "
+                        "an infinitely deep (recursive) structure; a contract must be a tree",
                         path=path,
                         line=line,
                     )
@@ -144,7 +177,7 @@ def check_bounds(text: str, path: str, loader: type[Any] = ContractLoader) -> No
                     line=line,
                 )
     except yaml.YAMLError as exc:
-        raise _syntax_error(exc, path) from None
+        raise _syntax_error(exc, path, text) from None
 
 
 def compose(text: str, path: str) -> tuple[Any, dict[Path_, int]]:
@@ -172,7 +205,7 @@ def _compose(text: str, path: str, loader_cls: type[Any]) -> tuple[Any, dict[Pat
     try:
         node = loader.get_single_node()
     except yaml.YAMLError as exc:
-        raise _syntax_error(exc, path) from None
+        raise _syntax_error(exc, path, text) from None
     else:
         if node is None:
             raise ContractSyntaxError("the file is empty; expected an ODCS contract document", path=path, line=1)
@@ -181,7 +214,7 @@ def _compose(text: str, path: str, loader_cls: type[Any]) -> tuple[Any, dict[Pat
         try:  # built from the node composed above (no second parse): a SafeLoader's constructor, no tags, no code
             data = loader.construct_document(node)
         except yaml.YAMLError as exc:  # e.g. a bad tag or key only the constructor sees
-            raise _syntax_error(exc, path) from None
+            raise _syntax_error(exc, path, text) from None
         return data, lines
     finally:
         loader.dispose()

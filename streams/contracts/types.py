@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import math
 import re
 import zoneinfo
 from typing import Any
@@ -179,6 +180,7 @@ def check_options(prop: dict[str, Any], logical: str, where: Path_, ctx: SourceC
             (*where, "logicalTypeOptions", "minLength"),
             ContractSchemaError,
         )
+    _refuse_nonfinite(opts, where, ctx)
     for key in opts:
         if key in allowed:
             continue
@@ -193,6 +195,26 @@ def check_options(prop: dict[str, Any], logical: str, where: Path_, ctx: SourceC
             ctx.note(f"logicalTypeOptions.{key} is not checked: {_NOTED_OPTIONS[key]}", at)
             continue
         raise ctx.error(f"not supported: logicalTypeOptions.{key} on a {logical} property (it is not checked)", at)
+
+
+#: an infinite bound no value satisfies (every row would fail): ``minimum: .inf``, ``maximum: -.inf``, ...
+_EMPTY_AT_INFINITY = {"minimum": 1, "exclusiveMinimum": 1, "maximum": -1, "exclusiveMaximum": -1}
+
+
+def _refuse_nonfinite(opts: dict[str, Any], where: Path_, ctx: SourceContext) -> None:
+    """NaN bounds (every comparison with NaN is false: ``minimum: .nan`` failed every row, ``exclusiveMaximum:
+    .nan`` passed every one) and infinite bounds no value satisfies; JSON, the ODCS schema's language, has neither."""
+    for key in (*_EMPTY_AT_INFINITY, "multipleOf"):
+        value = opts.get(key)
+        if not isinstance(value, float) or math.isfinite(value):
+            continue
+        at = (*where, "logicalTypeOptions", key)
+        if math.isnan(value):
+            raise ctx.error(f"{key} is NaN (.nan), which no value compares with; write a number", at,
+                            ContractSchemaError)  # fmt: skip
+        if key == "multipleOf" or value * _EMPTY_AT_INFINITY[key] > 0:
+            raise ctx.error(f"{key} {value} (.inf): no value can satisfy this bound; write a finite number", at,
+                            ContractSchemaError)  # fmt: skip
 
 
 class NoInstant(ValueError):

@@ -14,6 +14,7 @@ no Kafka type involved.
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 from typing import cast
 
@@ -64,16 +65,50 @@ def read_table(path: Path, schema: SchemaObject | None = None, delimiter: str | 
         if kind in ("parquet", "arrow"):  # struct columns hold nested fields: read them by dotted path
             df = _undictionary(pl.read_parquet(path) if kind == "parquet" else pl.read_ipc(path))
             return flatten_structs(df, [f.name for f in schema.fields]) if schema is not None else df
+        _refuse_utf16(path)
         sep = delimiter or ("\t" if path.suffix.lower() == ".tsv" else ",")
         text = {f.name: pl.String() for f in schema.fields if _text(f.dtype)} if schema is not None else {}
         df = pl.read_csv(path, separator=sep, infer_schema_length=None, schema_overrides=text or None)
+    except DataFormatError:
+        raise
     except Exception as exc:  # polars raises many kinds; all mean "this file is not readable as a table"
-        raise DataFormatError(f"cannot read {path} as {kind}: {exc}") from None
+        raise DataFormatError(f"cannot read {path} as {kind}: {_reason(exc, path)}") from None
     if any("_duplicated_" in c for c in df.columns):  # polars renames a repeated header 'id' to 'id_duplicated_0'
         _refuse_repeated_headers(path, sep)
     if schema is not None and delimiter is None and not {f.name for f in schema.fields} <= set(df.columns):
         _refuse_other_delimiter(path, sep, [f.name for f in schema.fields])
     return df
+
+
+#: polars' words for a CSV it cannot read, and what they mean to whoever wrote the file
+_CSV_CAUSES = (
+    ("not properly escaped", "a quoted field is not closed (an odd number of '\"' in a row)"),
+    ("more fields than defined", "a row has more fields than the header (a ragged row, or the delimiter inside an "
+     "unquoted field: quote it, or give --delimiter)"),
+    ("invalid utf-8", "the file is not UTF-8 text (re-encode it as UTF-8)"),
+)  # fmt: skip
+
+
+def _refuse_utf16(path: Path) -> None:
+    """polars reads a UTF-16 file's header as mojibake (and then reports every property missing)."""
+    with contextlib.suppress(OSError), path.open("rb") as f:
+        if f.read(2) in (b"\xff\xfe", b"\xfe\xff"):
+            raise DataFormatError(
+                f"cannot read {path} as csv: the file is UTF-16 text (it starts with a UTF-16 byte order mark); "
+                "re-encode it as UTF-8"
+            )
+
+
+def _reason(exc: Exception, path: Path) -> str:
+    """Why a file cannot be read, without the advice polars gives its Python callers (``infer_schema_length``,
+    ``truncate_ragged_lines=True``), which a command-line user cannot act on."""
+    text = str(exc)
+    if path.suffix.lower() in (".csv", ".tsv"):
+        lowered = text.lower()
+        for words, cause in _CSV_CAUSES:
+            if words in lowered:
+                return cause
+    return text.split("\n\n", 1)[0].strip()
 
 
 #: field separators a CSV file may use instead of the one its extension implies
